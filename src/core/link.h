@@ -1,0 +1,84 @@
+/* link.h - an authenticated, encrypted connection to one neighbour.
+ *
+ * A link owns one transport. It runs the handshake (handshake.h), then
+ * seals every cell with the directional keys and a per-direction counter,
+ * ratcheting each key forward every opts.rekey_cells cells. Received cells
+ * go to the node's dispatcher. Any protocol violation closes the link and
+ * counts the reason (enum link_close_reason in node.h).
+ *
+ * Links are created by link_dial (outbound) or by a listener (inbound) and
+ * live in node->links until their transport's close completes; then they
+ * are freed. Never keep a struct link pointer across loop iterations
+ * without a way to learn it closed (peers are told through peer->link).
+ */
+#ifndef OVL_CORE_LINK_H
+#define OVL_CORE_LINK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "core/cell.h"
+#include "core/handshake.h"
+#include "core/node.h"
+#include "core/transport.h"
+
+enum link_state {
+    LINK_CONNECTING = 0, /* outbound: transport not yet connected */
+    LINK_HANDSHAKE,      /* handshake messages in flight */
+    LINK_CONFIRMING,     /* responder: keys made, waiting for CELL_HELLO */
+    LINK_OPEN,           /* authenticated both ways */
+    LINK_CLOSING,        /* close started; waiting for the transport */
+};
+
+struct link {
+    struct node *node;
+    struct transport *tp;
+    struct link *prev, *next; /* node->links */
+    struct peer *peer;        /* configured peer that dialed this, or NULL */
+    enum link_state state;
+    bool initiator;
+    enum link_close_reason reason;
+
+    struct handshake *hs;     /* only during the handshake */
+    uv_timer_t *timer;        /* handshake timeout; freed in its close callback */
+
+    enum ovl_aead_suite suite;
+    struct ovl_aead tx, rx;
+    uint8_t tx_key[OVL_AEAD_KEY], rx_key[OVL_AEAD_KEY]; /* for the ratchet */
+    uint64_t tx_ctr, rx_ctr;  /* next counter to send / expect */
+
+    uint8_t peer_pk[OVL_ED25519_PK]; /* expected (outbound) or learnt */
+    char peer_id[OVL_NODE_ID_LEN + 1];
+    char remote[OVL_URI_MAX];
+    uint64_t opened_ms, last_rx_ms;
+    uint64_t cells_in, cells_out;
+};
+
+/* Return the name of a link state ("open", ...). */
+const char *link_state_name(enum link_state s);
+
+/* Dial uri expecting the identity peer_pk. On success the link is in
+ * node->links; it becomes LINK_OPEN or closes by itself. */
+int link_dial(struct node *n, const char *uri, const uint8_t peer_pk[OVL_ED25519_PK],
+              struct peer *peer, struct link **out) OVL_WUR;
+
+/* Take over an accepted transport as an inbound link. Closes the transport
+ * (and counts LC_LIMIT) when the node is at max_links. */
+void link_accept(struct node *n, struct transport *tp);
+
+/* Seal and send one cell on an open link. OVL_EAGAIN when the send queue is
+ * full (nothing queued; retry later), OVL_ECLOSED unless LINK_OPEN. */
+int link_send(struct link *l, const struct cell *c) OVL_WUR;
+
+/* Close the link, counting reason; idempotent. The link is freed later. */
+void link_close(struct link *l, enum link_close_reason reason);
+
+/* Return the first open link to the node with identity pk, or NULL. */
+struct link *link_find(struct node *n, const uint8_t pk[OVL_ED25519_PK]);
+
+/* Register the link-level cell handlers (padding, hello, ping, pong). */
+int link_register_handlers(struct node *n) OVL_WUR;
+
+#endif

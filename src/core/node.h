@@ -1,0 +1,158 @@
+/* node.h - the node context: one per ovld process, passed explicitly.
+ *
+ * It owns the loop, the identity, the transports' environment, the
+ * dispatcher, every link and listener, the configured peers and the
+ * counters. Roles hang their own state off it through opaque pointers; core
+ * code never includes a role's header.
+ */
+#ifndef OVL_CORE_NODE_H
+#define OVL_CORE_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "core/dispatch.h"
+#include "core/transport.h"
+#include "lib/crypto.h"
+#include "lib/encode.h"
+#include "lib/log.h"
+#include "lib/uri.h"
+
+enum node_role {
+    ROLE_BOOTSTRAP = 1u << 0,
+    ROLE_RELAY = 1u << 1,
+    ROLE_CLIENT = 1u << 2,
+};
+
+#define NODE_MAX_LISTEN 8
+#define NODE_MAX_PEERS 64
+#define PEER_NAME_MAX 32
+
+/* Why a link ended. Each has a counter in node_counters and a name in
+ * link_close_reason_name() (used by the control protocol). */
+enum link_close_reason {
+    LC_NONE = 0,
+    LC_SHUTDOWN,       /* we are shutting down or closed it on purpose */
+    LC_PEER_CLOSED,    /* the peer closed the connection */
+    LC_IO_ERROR,       /* the transport failed (reset, refused, unreachable) */
+    LC_HS_TIMEOUT,     /* the handshake did not finish in time */
+    LC_HS_MALFORMED,   /* a handshake message had a bad length, type or version */
+    LC_HS_AUTH,        /* a handshake message did not decrypt: wrong or forged key */
+    LC_HS_SUITE,       /* no AEAD suite in common */
+    LC_HS_UNCONFIRMED, /* the initiator's first cell was not a valid CELL_HELLO */
+    LC_OVERSIZED,      /* a frame longer than OVL_FRAME_MAX */
+    LC_BAD_FRAME,      /* unexpected frame type or length for the link's state */
+    LC_REPLAY,         /* a counter we already received */
+    LC_REORDER,        /* a counter that skips ahead */
+    LC_TAMPERED,       /* a sealed cell whose tag failed */
+    LC_BAD_CELL,       /* a cell with a bad header (length, flags) */
+    LC_QUEUE_FULL,     /* the peer does not read what we send */
+    LC_LIMIT,          /* too many links */
+    LC_IDLE,           /* no cell for idle_timeout */
+    LC_REASON_COUNT
+};
+
+/* Return the snake_case name of a close reason ("hs_timeout", ...). */
+const char *link_close_reason_name(enum link_close_reason r);
+
+/* Tunables the core needs; the app fills them from the config. */
+struct node_opts {
+    uint32_t aead_suites;         /* acceptable AEAD suites (mask) */
+    uint32_t handshake_timeout_ms;
+    uint32_t idle_timeout_ms;     /* 0 = never */
+    uint32_t max_links;
+    size_t sendq_max;             /* per-link send queue, bytes */
+    uint64_t rekey_cells;         /* ratchet each direction's key after this many cells */
+    uint32_t reconnect_min_ms;
+    uint32_t reconnect_max_ms;
+};
+
+/* A configured outbound peer: dialed at start and redialed with backoff. */
+struct peer_spec {
+    char name[PEER_NAME_MAX];
+    char uri[OVL_URI_MAX];
+    uint8_t pk[OVL_ED25519_PK];
+};
+
+struct link;
+
+/* Runtime state of a configured peer. */
+struct peer {
+    struct node *node;
+    struct peer_spec spec;
+    struct link *link;      /* current link, or NULL */
+    uv_timer_t timer;       /* reconnect backoff */
+    uint32_t backoff_ms;
+    uint64_t attempts;
+    uint64_t failures;
+    int last_error;         /* last dial/close error, 0 if none */
+    enum link_close_reason last_reason;
+};
+
+struct node_counters {
+    uint64_t links_accepted, links_dialed;
+    uint64_t handshakes_ok, handshakes_failed;
+    uint64_t link_closed[LC_REASON_COUNT];
+    uint64_t cells_in, cells_out, cells_unhandled;
+    uint64_t frames_in, frames_out;
+    uint64_t bytes_in, bytes_out;
+    uint64_t rekeys;
+};
+
+struct node {
+    uv_loop_t *loop;
+    struct ovl_log log;
+    struct node_opts opts;
+    struct ovl_identity id;
+    char node_id[OVL_NODE_ID_LEN + 1];
+    unsigned roles;
+    struct tp_env tp_env;
+    struct dispatcher disp;
+
+    struct tp_listener *listeners[NODE_MAX_LISTEN];
+    char listen_uri[NODE_MAX_LISTEN][OVL_URI_MAX]; /* bound addresses */
+    unsigned n_listeners;
+
+    struct link *links; /* doubly linked list of every link */
+    uint32_t n_links;
+
+    struct peer *peers;
+    unsigned n_peers;
+
+    struct node_counters ctr;
+    uint64_t started_ms;
+    bool stopping;
+
+    /* The one upcall into the application: asked to stop the daemon (by
+     * ovlctl shutdown or a signal). Set by the app before node_start(). */
+    void (*app_stop)(struct node *n);
+    void *app;
+};
+
+/* Fill opts with the documented defaults. */
+void node_opts_defaults(struct node_opts *o);
+
+/* Set up n on loop: copy opts, take over id (n wipes it at node_free), make
+ * the node ID and register the link-level cell handlers. */
+int node_init(struct node *n, uv_loop_t *loop, const struct node_opts *opts,
+              const struct ovl_identity *id, unsigned roles) OVL_WUR;
+
+/* Listen on every URI in uris (count n_uris) and dial every peer; roles must
+ * have registered their handlers before. Fails (and closes what it opened)
+ * if any listen fails. */
+int node_start(struct node *n, const char (*uris)[OVL_URI_MAX], unsigned n_uris,
+               const struct peer_spec *peers, unsigned n_peers) OVL_WUR;
+
+/* Close every listener, link and timer; the loop ends once their close
+ * callbacks have run. Safe to call twice. */
+void node_stop(struct node *n);
+
+/* Release what node_init and node_start allocated; call after the loop ended. */
+void node_free(struct node *n);
+
+/* Return milliseconds since the Unix epoch. */
+uint64_t node_now_ms(void);
+
+#endif
