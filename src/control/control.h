@@ -16,6 +16,7 @@
 #define CONTROL_MAX_CLIENTS 16
 #define CONTROL_REQ_MAX 4096  /* bytes of one request */
 #define CONTROL_REQ_PAIRS 32
+#define CONTROL_IDLE_MS 30000 /* a client silent this long is disconnected */
 
 struct control;
 

@@ -78,11 +78,11 @@ struct cell {
 };
 
 /* Serialise c into exactly OVL_CELL_LEN bytes (unused payload zeroed).
- * OVL_EINVAL if c->len > OVL_CELL_PAYLOAD. */
+ * OVL_EINVAL if c->len > OVL_CELL_PAYLOAD or c->flags != 0. */
 int cell_encode(uint8_t out[OVL_CELL_LEN], const struct cell *c) OVL_WUR;
 
-/* Parse OVL_CELL_LEN bytes into c. OVL_EPROTO if len exceeds the payload or
- * flags are non-zero. */
+/* Parse OVL_CELL_LEN bytes into c. OVL_EPROTO if len exceeds the payload,
+ * flags are non-zero or a payload byte past len is non-zero (c is zeroed). */
 int cell_decode(struct cell *c, const uint8_t in[OVL_CELL_LEN]) OVL_WUR;
 
 /* Return the name of a command ("ping", "chain_fwd", ...) or "unknown". */

@@ -64,11 +64,14 @@ struct handshake {
 };
 
 /* Start an initiator that expects the responder identity peer_pk and accepts
- * the suites in mask. OVL_EINVAL for an unusable key or empty mask. */
+ * the suites in mask that this machine can run (mask & ovl_aead_available()).
+ * OVL_EINVAL for an unusable key or when that leaves no suite. Every call
+ * below returns OVL_EINVAL when made in the wrong state or role, and every
+ * failure of any call leaves hs wiped in HS_FAILED. */
 int hs_start_initiator(struct handshake *hs, const struct ovl_identity *self,
                        const uint8_t peer_pk[OVL_ED25519_PK], uint32_t suites) OVL_WUR;
 
-/* Start a responder that accepts the suites in mask. */
+/* Start a responder that accepts the suites in mask (as above). */
 int hs_start_responder(struct handshake *hs, const struct ovl_identity *self,
                        uint32_t suites) OVL_WUR;
 
@@ -88,7 +91,8 @@ int hs_write_resp(struct handshake *hs, uint8_t out[HS_RESP_LEN], struct hs_keys
  * plus OVL_EPROTO for a suite the initiator did not offer. */
 int hs_read_resp(struct handshake *hs, const uint8_t *in, size_t len, struct hs_keys *keys) OVL_WUR;
 
-/* Wipe every secret in hs (also done on HS_DONE and HS_FAILED). */
+/* Wipe every secret in hs (also done on HS_DONE and HS_FAILED); an
+ * unfinished handshake becomes HS_FAILED. NULL is ignored. */
 void hs_wipe(struct handshake *hs);
 
 /* Wipe keys. */

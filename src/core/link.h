@@ -40,6 +40,8 @@ struct link {
     enum link_state state;
     bool initiator;
     enum link_close_reason reason;
+    bool hs_started;          /* a handshake message was exchanged or due */
+    bool was_open;            /* reached LINK_OPEN at some point */
 
     struct handshake *hs;     /* only during the handshake */
     uv_timer_t *timer;        /* handshake timeout; freed in its close callback */
@@ -52,7 +54,9 @@ struct link {
     uint8_t peer_pk[OVL_ED25519_PK]; /* expected (outbound) or learnt */
     char peer_id[OVL_NODE_ID_LEN + 1];
     char remote[OVL_URI_MAX];
-    uint64_t opened_ms, last_rx_ms;
+    uint64_t opened_ms;       /* node_now_ms() when the link was created */
+    uint64_t last_rx_ms;
+    uint64_t tx_epoch, rx_epoch; /* key generation: counter / rekey_cells */
     uint64_t cells_in, cells_out;
 };
 

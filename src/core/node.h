@@ -152,7 +152,7 @@ void node_stop(struct node *n);
 /* Release what node_init and node_start allocated; call after the loop ended. */
 void node_free(struct node *n);
 
-/* Return milliseconds since the Unix epoch. */
+/* Return a monotonic clock in milliseconds (for ages and timeouts). */
 uint64_t node_now_ms(void);
 
 #endif

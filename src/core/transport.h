@@ -25,7 +25,9 @@
  * Backpressure: tp_send() queues up to env->sendq_max bytes; past that it
  * returns OVL_EAGAIN without queueing and calls drain() once the queue falls
  * below half. tp_pause() stops reading from the peer (so a peer that outruns
- * us is held back by the kernel's flow control) until tp_resume().
+ * us is held back by the kernel's flow control) until tp_resume(); frames
+ * already read in the current batch may still be delivered. A sendq_max
+ * below one frame plus its framing acts as that minimum.
  */
 #ifndef OVL_CORE_TRANSPORT_H
 #define OVL_CORE_TRANSPORT_H
@@ -128,7 +130,8 @@ static inline void tp_set_cb(struct transport *t, const struct tp_cb *cb, void *
 }
 
 /* Queue one frame (copied). OVL_EAGAIN when the queue is full, OVL_ETOOBIG
- * above OVL_FRAME_MAX, OVL_ECLOSED after tp_close(). */
+ * above OVL_FRAME_MAX, OVL_EINVAL for an empty frame, OVL_ECLOSED after
+ * tp_close(). Frames sent before connected() are queued and go out then. */
 static inline int tp_send(struct transport *t, const uint8_t *frame, size_t len)
 {
     return t->ops->send(t, frame, len);

@@ -40,9 +40,16 @@ const char *log_level_name(enum ovl_log_level level);
 void log_msg(const struct ovl_log *lg, enum ovl_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* True when lg would print a message at lvl. A function, not an inline
+ * test in the macro, so that log_info(&n->log, ...) does not trip -Waddress. */
+static inline bool log_enabled(const struct ovl_log *lg, enum ovl_log_level lvl)
+{
+    return lg && lvl <= lg->level;
+}
+
 #define log_at(lg, lvl, ...)                                                                       \
     do {                                                                                           \
-        if ((lg) && (lvl) <= (lg)->level)                                                          \
+        if (log_enabled((lg), (lvl)))                                                              \
             log_msg((lg), (lvl), __VA_ARGS__);                                                     \
     } while (0)
 #define log_error(lg, ...) log_at(lg, OVL_LOG_ERROR, __VA_ARGS__)

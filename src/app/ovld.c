@@ -1,0 +1,237 @@
+/* ovld.c - the ovl daemon: config, identity, loop, signals, control socket. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "app/config.h"
+#include "control/control.h"
+#include "core/node.h"
+#include "core/transport.h"
+#include "ovl_config.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+/* Everything the daemon owns; one per process, on the heap. */
+struct ovld {
+    uv_loop_t loop;
+    struct node node;
+    struct ovl_config cfg;
+    uv_signal_t sig[3];
+    unsigned n_sig;
+    struct control *ctl;
+    bool stopping;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ovld [-c FILE] [-t] [--print-id]\n"
+               "       ovld -V | -h\n"
+               "  -c, --config FILE   configuration file (default %s)\n"
+               "  -t, --test-config   check the configuration and exit\n"
+               "      --print-id      print this node's ID (creating its key) and exit\n"
+               "  -V, --version       print the version and compiled-in transports\n"
+               "  -h, --help          show this help\n"
+               "See ovld(8) and ovld.conf(5).\n",
+            OVL_DEFAULT_CONFIG);
+}
+
+/* Stop everything the loop waits on; uv_run returns once all closes ran. */
+static void ovld_stop(struct node *n)
+{
+    struct ovld *o = n->app;
+    unsigned i;
+
+    if (o->stopping)
+        return;
+    o->stopping = true;
+    log_info(&n->log, "shutting down");
+    for (i = 0; i < o->n_sig; i++)
+        uv_close((uv_handle_t *)&o->sig[i], NULL);
+    control_stop(o->ctl);
+    o->ctl = NULL;
+    node_stop(n);
+}
+
+static void reload_log_level(struct ovld *o)
+{
+    struct ovl_config *tmp = malloc(sizeof(*tmp));
+    char err[CONFIG_ERR_MAX];
+
+    if (!tmp) {
+        log_error(&o->node.log, "SIGHUP: out of memory");
+        return;
+    }
+    if (config_load(tmp, o->cfg.path, err, sizeof(err)) != 0) {
+        log_error(&o->node.log, "SIGHUP: keeping the old log level: %s", err);
+    } else {
+        o->node.log.level = tmp->log_level;
+        log_info(&o->node.log, "SIGHUP: log level is now %s", log_level_name(tmp->log_level));
+    }
+    free(tmp);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct ovld *o = h->data;
+
+    if (signum == SIGHUP) {
+        reload_log_level(o);
+        return;
+    }
+    log_info(&o->node.log, "received %s", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    ovld_stop(&o->node);
+}
+
+static int start_signals(struct ovld *o)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    unsigned i;
+
+    for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        int rc = uv_signal_init(&o->loop, &o->sig[i]);
+
+        if (rc)
+            return rc;
+        o->n_sig++;
+        o->sig[i].data = o;
+        rc = uv_signal_start(&o->sig[i], on_signal, sigs[i]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Make data_dir (mode 0700) if it does not exist yet. */
+static int ensure_data_dir(const struct ovl_log *lg, const char *dir)
+{
+    struct stat st;
+
+    if (mkdir(dir, 0700) == 0)
+        return 0;
+    if (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    log_error(lg, "cannot create data directory %s: %s", dir, strerror(errno));
+    return -errno;
+}
+
+static int load_identity(struct ovld *o, struct ovl_identity *id)
+{
+    char path[PATH_MAX + 32];
+    int rc;
+
+    if (ensure_data_dir(&o->node.log, o->cfg.data_dir) != 0)
+        return EXIT_RUNTIME;
+    snprintf(path, sizeof(path), "%s/identity.key", o->cfg.data_dir);
+    rc = ovl_identity_load(id, path, true);
+    if (rc == OVL_EPERM)
+        log_error(&o->node.log,
+                  "%s is accessible by group or others, or is not a regular file; "
+                  "refusing to use it (fix with: chmod 600 %s)",
+                  path, path);
+    else if (rc)
+        log_error(&o->node.log, "cannot load identity key %s: %s", path, ovl_strerror(rc));
+    return rc ? EXIT_RUNTIME : 0;
+}
+
+/* Bring the node up on the loop and run until stopped. */
+static int run(struct ovld *o, struct ovl_identity *id)
+{
+    struct node *n = &o->node;
+    char roles[64];
+    int rc;
+
+    uv_loop_init(&o->loop);
+    rc = node_init(n, &o->loop, &o->cfg.opts, id, o->cfg.roles);
+    ovl_identity_wipe(id);
+    if (rc) {
+        log_error(&n->log, "cannot set up the node: %s", ovl_strerror(rc));
+        return EXIT_RUNTIME;
+    }
+    n->app = o;
+    n->app_stop = ovld_stop;
+    rc = start_signals(o);
+    if (rc == 0)
+        rc = control_start(n, o->cfg.control_socket, &o->ctl);
+    if (rc == 0)
+        rc = node_start(n, (const char(*)[OVL_URI_MAX])o->cfg.listen, o->cfg.n_listen,
+                        o->cfg.peers, o->cfg.n_peers);
+    if (rc == 0) {
+        config_roles_format(roles, sizeof(roles), n->roles);
+        log_info(&n->log, "ovld %s started: node %s, roles %s, control %s", OVL_VERSION,
+                 n->node_id, roles, o->cfg.control_socket);
+    } else {
+        log_error(&n->log, "start-up failed: %s", ovl_strerror(rc));
+        ovld_stop(n);
+    }
+    uv_run(&o->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&o->loop) != 0)
+        log_warn(&n->log, "handles still open at exit");
+    node_free(n);
+    return rc ? EXIT_RUNTIME : 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'}, {"test-config", no_argument, NULL, 't'},
+        {"print-id", no_argument, NULL, 'p'},     {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    const char *cfg_path = OVL_DEFAULT_CONFIG;
+    bool test_only = false, print_id = false;
+    char err[CONFIG_ERR_MAX];
+    struct ovl_identity id;
+    struct ovld *o;
+    int opt, rc;
+
+    while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': cfg_path = optarg; break;
+        case 't': test_only = true; break;
+        case 'p': print_id = true; break;
+        case 'V': printf("ovld %s (transports: %s)\n", OVL_VERSION, tp_names()); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    o = calloc(1, sizeof(*o));
+    if (!o || ovl_crypto_init() != 0) {
+        fprintf(stderr, "ovld: cannot initialise (memory or libsodium)\n");
+        free(o);
+        return EXIT_RUNTIME;
+    }
+    if (config_load(&o->cfg, cfg_path, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ovld: %s\n", err);
+        free(o);
+        return EXIT_USAGE;
+    }
+    if (test_only) {
+        printf("%s: configuration OK\n", cfg_path);
+        free(o);
+        return 0;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    log_init(&o->node.log, "ovld", o->cfg.log_level, o->cfg.syslog);
+    rc = load_identity(o, &id);
+    if (rc == 0 && print_id) {
+        char nid[OVL_NODE_ID_LEN + 1];
+
+        node_id_format(nid, id.pk);
+        printf("%s\n", nid);
+        ovl_identity_wipe(&id);
+    } else if (rc == 0) {
+        rc = run(o, &id);
+    }
+    log_close(&o->node.log);
+    free(o);
+    return rc;
+}

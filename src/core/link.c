@@ -1,0 +1,505 @@
+/* link.c - authenticated, encrypted links: handshake, sealing, life cycle.
+ *
+ * The data path per received frame is: transport -> link_on_frame ->
+ * (handshake | link_recv_cell) -> dispatch_cell. No allocation and no
+ * public-key operation happens per cell; cells live on the stack.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/link.h"
+#include "core/peer.h"
+
+static void link_on_connected(struct transport *t);
+static void link_on_frame(struct transport *t, const uint8_t *frame, size_t len);
+static void link_on_drain(struct transport *t);
+static void link_on_closed(struct transport *t, int err);
+
+static const struct tp_cb link_tp_cb = {
+    .connected = link_on_connected,
+    .frame = link_on_frame,
+    .drain = link_on_drain,
+    .closed = link_on_closed,
+};
+
+static const char *const state_names[] = {
+    [LINK_CONNECTING] = "connecting", [LINK_HANDSHAKE] = "handshake",
+    [LINK_CONFIRMING] = "confirming", [LINK_OPEN] = "open",
+    [LINK_CLOSING] = "closing",
+};
+
+const char *link_state_name(enum link_state s)
+{
+    if ((unsigned)s >= sizeof(state_names) / sizeof(state_names[0]))
+        return "unknown";
+    return state_names[s];
+}
+
+static void timer_free_cb(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void link_timer_stop(struct link *l)
+{
+    if (!l->timer)
+        return;
+    uv_timer_stop(l->timer);
+    uv_close((uv_handle_t *)l->timer, timer_free_cb);
+    l->timer = NULL;
+}
+
+static void link_hs_timeout_cb(uv_timer_t *t)
+{
+    link_close(t->data, LC_HS_TIMEOUT);
+}
+
+static void link_idle_cb(uv_timer_t *t)
+{
+    struct link *l = t->data;
+
+    if (node_now_ms() - l->last_rx_ms >= l->node->opts.idle_timeout_ms)
+        link_close(l, LC_IDLE);
+}
+
+/* Allocate a link with its timer armed for the handshake deadline. */
+static struct link *link_new(struct node *n)
+{
+    struct link *l = calloc(1, sizeof(*l));
+
+    if (!l)
+        return NULL;
+    l->timer = malloc(sizeof(*l->timer));
+    if (!l->timer) {
+        free(l);
+        return NULL;
+    }
+    uv_timer_init(n->loop, l->timer);
+    l->timer->data = l;
+    uv_timer_start(l->timer, link_hs_timeout_cb, n->opts.handshake_timeout_ms, 0);
+    l->node = n;
+    l->opened_ms = node_now_ms();
+    l->last_rx_ms = l->opened_ms;
+    l->next = n->links;
+    if (n->links)
+        n->links->prev = l;
+    n->links = l;
+    n->n_links++;
+    return l;
+}
+
+/* Unlink from the node and release everything; the transport is gone. */
+static void link_free(struct link *l)
+{
+    struct node *n = l->node;
+
+    link_timer_stop(l);
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        n->links = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    n->n_links--;
+    if (l->hs) {
+        hs_wipe(l->hs);
+        free(l->hs);
+    }
+    ovl_aead_wipe(&l->tx);
+    ovl_aead_wipe(&l->rx);
+    ovl_wipe(l->tx_key, sizeof(l->tx_key));
+    ovl_wipe(l->rx_key, sizeof(l->rx_key));
+    free(l);
+}
+
+int link_dial(struct node *n, const char *uri, const uint8_t peer_pk[OVL_ED25519_PK],
+              struct peer *peer, struct link **out)
+{
+    struct link *l;
+    int rc;
+
+    *out = NULL;
+    if (n->stopping)
+        return OVL_ECLOSED;
+    if (n->n_links >= n->opts.max_links) {
+        n->ctr.link_closed[LC_LIMIT]++;
+        return OVL_ENOMEM;
+    }
+    l = link_new(n);
+    if (!l)
+        return OVL_ENOMEM;
+    l->initiator = true;
+    l->peer = peer;
+    memcpy(l->peer_pk, peer_pk, OVL_ED25519_PK);
+    node_id_format(l->peer_id, peer_pk);
+    snprintf(l->remote, sizeof(l->remote), "%s", uri);
+    l->state = LINK_CONNECTING;
+    rc = tp_dial(&n->tp_env, uri, &link_tp_cb, l, &l->tp);
+    if (rc) {
+        link_free(l);
+        return rc;
+    }
+    n->ctr.links_dialed++;
+    *out = l;
+    return 0;
+}
+
+void link_accept(struct node *n, struct transport *tp)
+{
+    struct link *l;
+
+    if (n->stopping || n->n_links >= n->opts.max_links) {
+        n->ctr.link_closed[LC_LIMIT]++;
+        tp_close(tp);
+        return;
+    }
+    l = link_new(n);
+    if (l)
+        l->hs = calloc(1, sizeof(*l->hs));
+    if (!l || !l->hs || hs_start_responder(l->hs, &n->id, n->opts.aead_suites) != 0) {
+        if (l)
+            link_free(l);
+        tp_close(tp);
+        return;
+    }
+    l->tp = tp;
+    l->state = LINK_HANDSHAKE;
+    l->hs_started = true;
+    tp_set_cb(tp, &link_tp_cb, l);
+    if (tp_peer_uri(tp, l->remote, sizeof(l->remote)) != 0)
+        snprintf(l->remote, sizeof(l->remote), "unknown");
+    n->ctr.links_accepted++;
+}
+
+/* Send a frame outside the sealed-cell path (handshake messages). */
+static int link_send_raw(struct link *l, const uint8_t *frame, size_t len)
+{
+    int rc = tp_send(l->tp, frame, len);
+
+    if (rc == 0) {
+        l->node->ctr.frames_out++;
+        l->node->ctr.bytes_out += len;
+    }
+    return rc;
+}
+
+static void link_on_connected(struct transport *t)
+{
+    struct link *l = t->udata;
+    uint8_t msg[HS_INIT_LEN];
+    int rc = OVL_ENOMEM;
+
+    l->state = LINK_HANDSHAKE;
+    l->hs_started = true;
+    l->hs = calloc(1, sizeof(*l->hs));
+    if (l->hs)
+        rc = hs_start_initiator(l->hs, &l->node->id, l->peer_pk, l->node->opts.aead_suites);
+    if (rc == 0)
+        rc = hs_write_init(l->hs, msg);
+    if (rc == 0)
+        rc = link_send_raw(l, msg, sizeof(msg));
+    if (rc) {
+        log_warn(&l->node->log, "link to %s: cannot start handshake: %s", l->remote,
+                 ovl_strerror(rc));
+        link_close(l, LC_IO_ERROR);
+    }
+}
+
+static void link_on_drain(struct transport *t)
+{
+    (void)t; /* roles that hold cells back will resume here (chains issue) */
+}
+
+/* Map a handshake error to the reason the link closes. */
+static enum link_close_reason hs_reason(int rc)
+{
+    switch (rc) {
+    case OVL_ECRYPTO:
+        return LC_HS_AUTH;
+    case OVL_EUNSUPP:
+        return LC_HS_SUITE;
+    default:
+        return LC_HS_MALFORMED;
+    }
+}
+
+/* Install the transport keys and forget the handshake. */
+static int link_set_keys(struct link *l, struct hs_keys *k)
+{
+    int rc;
+
+    l->suite = k->suite;
+    memcpy(l->tx_key, k->tx, sizeof(l->tx_key));
+    memcpy(l->rx_key, k->rx, sizeof(l->rx_key));
+    rc = ovl_aead_init(&l->tx, k->suite, l->tx_key);
+    if (rc == 0)
+        rc = ovl_aead_init(&l->rx, k->suite, l->rx_key);
+    if (!l->initiator) {
+        memcpy(l->peer_pk, k->peer_pk, OVL_ED25519_PK);
+        node_id_format(l->peer_id, k->peer_pk);
+    }
+    hs_keys_wipe(k);
+    hs_wipe(l->hs);
+    free(l->hs);
+    l->hs = NULL;
+    return rc;
+}
+
+/* The link is authenticated both ways: count it, switch timers, tell the peer. */
+static void link_opened(struct link *l)
+{
+    struct node *n = l->node;
+
+    l->state = LINK_OPEN;
+    l->was_open = true;
+    n->ctr.handshakes_ok++;
+    link_timer_stop(l);
+    if (n->opts.idle_timeout_ms) {
+        l->timer = malloc(sizeof(*l->timer));
+        if (l->timer) {
+            uint64_t every = n->opts.idle_timeout_ms / 2 ? n->opts.idle_timeout_ms / 2 : 1;
+
+            uv_timer_init(n->loop, l->timer);
+            l->timer->data = l;
+            uv_timer_start(l->timer, link_idle_cb, every, every);
+        }
+    }
+    log_info(&n->log, "link %s %s (%s) open, %s", l->initiator ? "to" : "from", l->peer_id,
+             l->remote, ovl_aead_name(l->suite));
+    if (l->peer)
+        peer_link_opened(l->peer, l);
+}
+
+static void link_handshake_initiator(struct link *l, const uint8_t *frame, size_t len)
+{
+    struct hs_keys keys;
+    struct cell hello = {.cmd = CELL_HELLO};
+    int rc = hs_read_resp(l->hs, frame, len, &keys);
+
+    if (rc) {
+        log_info(&l->node->log, "link to %s: handshake failed: %s", l->remote, ovl_strerror(rc));
+        link_close(l, hs_reason(rc));
+        return;
+    }
+    if (link_set_keys(l, &keys) != 0) {
+        link_close(l, LC_HS_SUITE);
+        return;
+    }
+    l->state = LINK_OPEN; /* link_send needs it; link_opened does the rest */
+    if (link_send(l, &hello) != 0) {
+        link_close(l, LC_IO_ERROR);
+        return;
+    }
+    link_opened(l);
+}
+
+static void link_handshake_responder(struct link *l, const uint8_t *frame, size_t len)
+{
+    struct hs_keys keys;
+    uint8_t msg[HS_RESP_LEN];
+    int rc = hs_read_init(l->hs, frame, len);
+
+    if (rc == 0)
+        rc = hs_write_resp(l->hs, msg, &keys);
+    if (rc) {
+        log_info(&l->node->log, "link from %s: handshake failed: %s", l->remote,
+                 ovl_strerror(rc));
+        link_close(l, hs_reason(rc));
+        return;
+    }
+    rc = link_set_keys(l, &keys);
+    if (rc == 0)
+        rc = link_send_raw(l, msg, sizeof(msg));
+    if (rc) {
+        link_close(l, rc == OVL_EAGAIN ? LC_QUEUE_FULL : LC_HS_SUITE);
+        return;
+    }
+    l->state = LINK_CONFIRMING;
+}
+
+/* Step a key to the generation that counter ctr belongs to (at most one step
+ * per call since counters only advance by one). */
+static int link_ratchet(struct node *n, struct ovl_aead *a, uint8_t key[OVL_AEAD_KEY],
+                        uint64_t *epoch, uint64_t ctr, enum ovl_aead_suite suite)
+{
+    uint64_t want = ctr / n->opts.rekey_cells;
+
+    if (want == *epoch)
+        return 0;
+    ovl_kdf_label(key, key, "ovl rekey");
+    ovl_aead_wipe(a);
+    *epoch = want;
+    n->ctr.rekeys++;
+    return ovl_aead_init(a, suite, key);
+}
+
+/* Check, open and dispatch one sealed cell. */
+static void link_recv_cell(struct link *l, const uint8_t *frame, size_t len)
+{
+    struct node *n = l->node;
+    uint8_t raw[OVL_CELL_LEN];
+    struct cell c;
+    uint64_t ctr;
+
+    if (frame_counter(frame, len, &ctr) != 0) {
+        link_close(l, LC_BAD_FRAME);
+        return;
+    }
+    if (ctr != l->rx_ctr) {
+        link_close(l, ctr < l->rx_ctr ? LC_REPLAY : LC_REORDER);
+        return;
+    }
+    if (link_ratchet(n, &l->rx, l->rx_key, &l->rx_epoch, ctr, l->suite) != 0 ||
+        frame_open(raw, &l->rx, frame, len) != 0) {
+        link_close(l, LC_TAMPERED);
+        return;
+    }
+    l->rx_ctr++;
+    if (cell_decode(&c, raw) != 0) {
+        link_close(l, LC_BAD_CELL);
+        return;
+    }
+    l->cells_in++;
+    n->ctr.cells_in++;
+    l->last_rx_ms = node_now_ms();
+    if (l->state == LINK_CONFIRMING) {
+        if (c.cmd != CELL_HELLO || c.chain_id != 0) {
+            link_close(l, LC_HS_UNCONFIRMED);
+            return;
+        }
+        link_opened(l);
+    }
+    dispatch_cell(&n->disp, l, &c);
+}
+
+static void link_on_frame(struct transport *t, const uint8_t *frame, size_t len)
+{
+    struct link *l = t->udata;
+
+    l->node->ctr.frames_in++;
+    l->node->ctr.bytes_in += len;
+    switch (l->state) {
+    case LINK_HANDSHAKE:
+        if (l->initiator)
+            link_handshake_initiator(l, frame, len);
+        else
+            link_handshake_responder(l, frame, len);
+        break;
+    case LINK_CONFIRMING:
+    case LINK_OPEN:
+        link_recv_cell(l, frame, len);
+        break;
+    default:
+        break; /* closing: the transport stops delivering; connecting: impossible */
+    }
+}
+
+int link_send(struct link *l, const struct cell *c)
+{
+    struct node *n = l->node;
+    uint8_t raw[OVL_CELL_LEN];
+    uint8_t frame[FRAME_CELL_LEN];
+    int rc;
+
+    if (l->state != LINK_OPEN)
+        return OVL_ECLOSED;
+    rc = cell_encode(raw, c);
+    if (rc)
+        return rc;
+    rc = link_ratchet(n, &l->tx, l->tx_key, &l->tx_epoch, l->tx_ctr, l->suite);
+    if (rc == 0)
+        rc = frame_seal(frame, &l->tx, l->tx_ctr, raw);
+    if (rc == 0)
+        rc = link_send_raw(l, frame, sizeof(frame));
+    if (rc)
+        return rc;
+    l->tx_ctr++;
+    l->cells_out++;
+    n->ctr.cells_out++;
+    return 0;
+}
+
+void link_close(struct link *l, enum link_close_reason reason)
+{
+    if (l->state == LINK_CLOSING)
+        return;
+    l->reason = reason;
+    l->state = LINK_CLOSING;
+    link_timer_stop(l);
+    tp_close(l->tp);
+}
+
+/* The transport is gone: count why, tell the peer, free the link. */
+static void link_on_closed(struct transport *t, int err)
+{
+    struct link *l = t->udata;
+    struct node *n = l->node;
+    enum link_close_reason r = l->reason;
+
+    if (l->state != LINK_CLOSING || r == LC_NONE) {
+        r = err == OVL_ECLOSED   ? LC_PEER_CLOSED
+            : err == OVL_ETOOBIG ? LC_OVERSIZED
+            : err == OVL_EPROTO  ? LC_BAD_FRAME
+                                 : LC_IO_ERROR;
+        if (l->state == LINK_HANDSHAKE && r == LC_BAD_FRAME)
+            r = LC_HS_MALFORMED;
+    }
+    if (l->hs_started && !l->was_open && r != LC_SHUTDOWN)
+        n->ctr.handshakes_failed++;
+    n->ctr.link_closed[r]++;
+    if (r == LC_SHUTDOWN || r == LC_PEER_CLOSED)
+        log_debug(&n->log, "link %s %s closed: %s", l->initiator ? "to" : "from", l->remote,
+                  link_close_reason_name(r));
+    else
+        log_info(&n->log, "link %s %s closed: %s (%s)", l->initiator ? "to" : "from",
+                 l->remote, link_close_reason_name(r), err ? ovl_strerror(err) : "local");
+    l->tp = NULL;
+    if (l->peer)
+        peer_link_closed(l->peer, l, r, err);
+    link_free(l);
+}
+
+struct link *link_find(struct node *n, const uint8_t pk[OVL_ED25519_PK])
+{
+    struct link *l;
+
+    for (l = n->links; l; l = l->next)
+        if (l->state == LINK_OPEN && memcmp(l->peer_pk, pk, OVL_ED25519_PK) == 0)
+            return l;
+    return NULL;
+}
+
+static void on_padding(void *ctx, struct link *l, const struct cell *c)
+{
+    (void)ctx, (void)l, (void)c; /* cover: received and dropped by design */
+}
+
+static void on_ping(void *ctx, struct link *l, const struct cell *c)
+{
+    struct cell pong = {.cmd = CELL_PONG, .len = c->len};
+    int rc;
+
+    (void)ctx;
+    memcpy(pong.payload, c->payload, c->len);
+    rc = link_send(l, &pong);
+    if (rc == OVL_EAGAIN)
+        link_close(l, LC_QUEUE_FULL); /* it asks but does not read the answers */
+}
+
+static void on_noop(void *ctx, struct link *l, const struct cell *c)
+{
+    (void)ctx, (void)l, (void)c; /* HELLO after confirmation, PONG: liveness only */
+}
+
+int link_register_handlers(struct node *n)
+{
+    int rc = dispatch_register(&n->disp, CELL_PADDING, on_padding, n);
+
+    if (rc == 0)
+        rc = dispatch_register(&n->disp, CELL_HELLO, on_noop, n);
+    if (rc == 0)
+        rc = dispatch_register(&n->disp, CELL_PING, on_ping, n);
+    if (rc == 0)
+        rc = dispatch_register(&n->disp, CELL_PONG, on_noop, n);
+    return rc;
+}

@@ -1,0 +1,592 @@
+/* tp_tcp.c - the TCP transport: frames as u16-big-endian length + bytes.
+ *
+ * Each connection has one fixed receive buffer and at most two send
+ * buffers: "pend" collects frames while "fly" is being written by a single
+ * uv_write. When the write completes the two swap, so under load one write
+ * carries many frames. Everything is freed in the handle's close callback.
+ */
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cell.h"
+#include "core/tp_tcp.h"
+#include "lib/bytes.h"
+
+#define TCP_RBUF_SIZE 16384 /* far above one frame, so every read makes progress */
+#define TCP_SBUF_MIN  4096  /* first send buffer; doubles up to the queue cap */
+#define TCP_BACKLOG   128
+#define TCP_WIRE_MAX  (OVL_FRAME_MAX + OVL_FRAME_LENHDR)
+
+_Static_assert(TCP_RBUF_SIZE > TCP_WIRE_MAX, "receive buffer must hold a whole frame");
+_Static_assert(OVL_FRAME_MAX <= UINT16_MAX, "frame length must fit the u16 prefix");
+
+struct tcp_sbuf {
+    uint8_t *buf;
+    size_t len, cap;
+};
+
+struct tcp_conn {
+    struct transport base; /* first: struct transport * downcasts to this */
+    uv_tcp_t handle;
+    struct tp_env *env;
+    uv_connect_t connect_req;
+    uv_getaddrinfo_t gai_req;
+    uv_write_t write_req;
+    struct tcp_sbuf pend, fly;
+    int reason;         /* handed to closed(); stored before uv_close */
+    bool established;   /* connected or accepted: reads and writes may start */
+    bool reading;       /* uv_read_start is in effect */
+    bool paused;        /* the owner asked us not to read */
+    bool writing;       /* fly is owned by an uv_write */
+    bool want_drain;    /* an OVL_EAGAIN was returned; call drain() when low */
+    bool resolving;     /* gai_req is outstanding; it keeps the conn alive */
+    bool handle_closed; /* the close callback ran */
+    bool silent;        /* a starting call failed: call nothing on close */
+    size_t rlen;
+    uint8_t rbuf[TCP_RBUF_SIZE];
+};
+
+struct tcp_listener {
+    struct tp_listener base; /* first, as above */
+    uv_tcp_t handle;
+    struct tp_env *env;
+    bool closing;
+};
+
+static struct tcp_conn *tcp_conn_of(const struct transport *t)
+{
+    return container_of(t, struct tcp_conn, base);
+}
+
+/* Queue caps below one wire frame would refuse every send forever. */
+static size_t tcp_sendq_max(const struct tcp_conn *c)
+{
+    size_t max = c->env->sendq_max;
+
+    if (max < TCP_WIRE_MAX)
+        return TCP_WIRE_MAX;
+    /* uv_buf_t lengths are unsigned int. */
+    return max > INT32_MAX ? INT32_MAX : max;
+}
+
+static void tcp_conn_free(struct tcp_conn *c)
+{
+    free(c->pend.buf);
+    free(c->fly.buf);
+    free(c);
+}
+
+static void tcp_on_close(uv_handle_t *h)
+{
+    struct tcp_conn *c = h->data;
+    const struct tp_cb *cb = c->base.cb;
+
+    c->handle_closed = true;
+    if (!c->silent && cb && cb->closed)
+        cb->closed(&c->base, c->reason);
+    /* A cancelled getaddrinfo still calls back; it frees the conn then. */
+    if (!c->resolving)
+        tcp_conn_free(c);
+}
+
+/* Start the close exactly once, remembering why for closed(). */
+static void tcp_shutdown(struct tcp_conn *c, int reason)
+{
+    if (c->base.closing)
+        return;
+    c->base.closing = true;
+    c->reason = reason;
+    if (c->resolving)
+        (void)uv_cancel((uv_req_t *)&c->gai_req);
+    uv_close((uv_handle_t *)&c->handle, tcp_on_close);
+}
+
+/* Undo a connection whose starting call failed: no callback may fire. */
+static void tcp_abort(struct tcp_conn *c)
+{
+    c->silent = true;
+    tcp_shutdown(c, 0);
+}
+
+static int tcp_conn_new(struct tp_env *env, struct tcp_conn **out)
+{
+    struct tcp_conn *c;
+    int err;
+
+    *out = NULL;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return OVL_ENOMEM;
+    c->base.ops = &tp_tcp_ops;
+    c->env = env;
+    err = uv_tcp_init(env->loop, &c->handle);
+    if (err) {
+        free(c);
+        return err;
+    }
+    c->handle.data = c;
+    /* No socket exists yet: libuv records the flag and applies it when
+     * connect or accept creates one, so this covers both directions. */
+    err = uv_tcp_nodelay(&c->handle, 1);
+    if (err) {
+        tcp_abort(c);
+        return err;
+    }
+    *out = c;
+    return 0;
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+static void tcp_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct tcp_conn *c = h->data;
+
+    (void)suggested;
+    buf->base = (char *)c->rbuf + c->rlen;
+    buf->len = sizeof(c->rbuf) - c->rlen;
+}
+
+/* Hand every complete frame in rbuf to the owner, then keep the partial tail. */
+static void tcp_deliver(struct tcp_conn *c)
+{
+    size_t off = 0;
+
+    while (c->rlen - off >= OVL_FRAME_LENHDR) {
+        size_t flen = ld_be16(c->rbuf + off);
+
+        if (flen == 0) {
+            tcp_shutdown(c, OVL_EPROTO);
+            return;
+        }
+        if (flen > OVL_FRAME_MAX) {
+            tcp_shutdown(c, OVL_ETOOBIG);
+            return;
+        }
+        if (c->rlen - off - OVL_FRAME_LENHDR < flen)
+            break;
+        c->base.stats.frames_in++;
+        c->base.stats.bytes_in += flen;
+        if (c->base.cb && c->base.cb->frame)
+            c->base.cb->frame(&c->base, c->rbuf + off + OVL_FRAME_LENHDR, flen);
+        off += OVL_FRAME_LENHDR + flen;
+        if (c->base.closing)
+            return;
+    }
+    if (off > 0) {
+        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+        c->rlen -= off;
+    }
+}
+
+static void tcp_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct tcp_conn *c = s->data;
+
+    (void)buf;
+    if (c->base.closing)
+        return;
+    if (nread < 0) {
+        tcp_shutdown(c, nread == UV_EOF ? OVL_ECLOSED : (int)nread);
+        return;
+    }
+    c->rlen += (size_t)nread;
+    tcp_deliver(c);
+}
+
+static void tcp_read_start(struct tcp_conn *c)
+{
+    int err;
+
+    if (c->base.closing || c->paused || c->reading || !c->established)
+        return;
+    err = uv_read_start((uv_stream_t *)&c->handle, tcp_on_alloc, tcp_on_read);
+    if (err) {
+        tcp_shutdown(c, err);
+        return;
+    }
+    c->reading = true;
+}
+
+static void tcp_pause(struct transport *t)
+{
+    struct tcp_conn *c = tcp_conn_of(t);
+
+    if (c->base.closing || c->paused)
+        return;
+    c->paused = true;
+    if (c->reading) {
+        (void)uv_read_stop((uv_stream_t *)&c->handle);
+        c->reading = false;
+    }
+}
+
+static void tcp_resume(struct transport *t)
+{
+    struct tcp_conn *c = tcp_conn_of(t);
+
+    if (c->base.closing || !c->paused)
+        return;
+    c->paused = false;
+    tcp_read_start(c);
+}
+
+/* ---- writing ---------------------------------------------------------- */
+
+static void tcp_on_write(uv_write_t *req, int status);
+
+/* Hand the pending batch to one uv_write; fly must be empty. */
+static int tcp_write_start(struct tcp_conn *c)
+{
+    struct tcp_sbuf tmp = c->fly;
+    uv_buf_t b;
+    int err;
+
+    c->fly = c->pend;
+    c->pend = tmp;
+    c->pend.len = 0;
+    b = uv_buf_init((char *)c->fly.buf, (unsigned int)c->fly.len);
+    err = uv_write(&c->write_req, (uv_stream_t *)&c->handle, &b, 1, tcp_on_write);
+    if (err) {
+        tcp_shutdown(c, err);
+        return err;
+    }
+    c->writing = true;
+    return 0;
+}
+
+static void tcp_on_write(uv_write_t *req, int status)
+{
+    struct tcp_conn *c = container_of(req, struct tcp_conn, write_req);
+
+    /* After uv_close, cancelled writes land here before the close callback
+     * frees the conn: the buffers are still ours and nothing is to be done. */
+    if (c->base.closing)
+        return;
+    c->writing = false;
+    if (status < 0) {
+        tcp_shutdown(c, status);
+        return;
+    }
+    c->fly.len = 0;
+    if (c->pend.len > 0 && tcp_write_start(c) != 0)
+        return;
+    if (c->want_drain && c->pend.len + c->fly.len <= tcp_sendq_max(c) / 2) {
+        c->want_drain = false;
+        if (c->base.cb && c->base.cb->drain)
+            c->base.cb->drain(&c->base);
+    }
+}
+
+/* Make room for need more bytes in b, doubling but never past max. */
+static int tcp_sbuf_reserve(struct tcp_sbuf *b, size_t need, size_t max)
+{
+    size_t cap = b->cap ? b->cap : TCP_SBUF_MIN;
+    uint8_t *nb;
+
+    if (b->len + need <= b->cap)
+        return 0;
+    while (cap < b->len + need)
+        cap *= 2;
+    if (cap > max)
+        cap = max;
+    nb = realloc(b->buf, cap);
+    if (!nb)
+        return OVL_ENOMEM;
+    b->buf = nb;
+    b->cap = cap;
+    return 0;
+}
+
+static int tcp_send(struct transport *t, const uint8_t *frame, size_t len)
+{
+    struct tcp_conn *c = tcp_conn_of(t);
+    size_t max = tcp_sendq_max(c);
+    int err;
+
+    if (c->base.closing)
+        return OVL_ECLOSED;
+    if (len > OVL_FRAME_MAX)
+        return OVL_ETOOBIG;
+    if (len == 0 || !frame)
+        return OVL_EINVAL;
+    if (c->pend.len + c->fly.len + OVL_FRAME_LENHDR + len > max) {
+        c->base.stats.eagain++;
+        c->want_drain = true;
+        return OVL_EAGAIN;
+    }
+    err = tcp_sbuf_reserve(&c->pend, OVL_FRAME_LENHDR + len, max);
+    if (err)
+        return err;
+    st_be16(c->pend.buf + c->pend.len, (uint16_t)len);
+    memcpy(c->pend.buf + c->pend.len + OVL_FRAME_LENHDR, frame, len);
+    c->pend.len += OVL_FRAME_LENHDR + len;
+    c->base.stats.frames_out++;
+    c->base.stats.bytes_out += len;
+    /* Before the connection is up there is no socket to write to; the
+     * connect callback starts the first batch. */
+    if (c->established && !c->writing)
+        return tcp_write_start(c);
+    return 0;
+}
+
+static size_t tcp_queued(const struct transport *t)
+{
+    const struct tcp_conn *c = tcp_conn_of(t);
+
+    return c->pend.len + c->fly.len;
+}
+
+/* ---- connection setup ------------------------------------------------- */
+
+/* The socket is usable: tell the owner, then start reading and writing. */
+static void tcp_established(struct tcp_conn *c, bool notify)
+{
+    c->established = true;
+    if (notify && c->base.cb && c->base.cb->connected) {
+        c->base.cb->connected(&c->base);
+        if (c->base.closing)
+            return;
+    }
+    tcp_read_start(c);
+    if (!c->base.closing && c->pend.len > 0 && !c->writing)
+        (void)tcp_write_start(c);
+}
+
+static void tcp_on_connect(uv_connect_t *req, int status)
+{
+    struct tcp_conn *c = container_of(req, struct tcp_conn, connect_req);
+
+    if (c->base.closing)
+        return;
+    if (status < 0) {
+        tcp_shutdown(c, status);
+        return;
+    }
+    tcp_established(c, true);
+}
+
+static int tcp_connect_addr(struct tcp_conn *c, const struct sockaddr *sa)
+{
+    return uv_tcp_connect(&c->connect_req, &c->handle, sa, tcp_on_connect);
+}
+
+static void tcp_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct tcp_conn *c = container_of(req, struct tcp_conn, gai_req);
+    struct sockaddr_storage ss;
+    int err;
+
+    c->resolving = false;
+    if (c->base.closing) {
+        uv_freeaddrinfo(res);
+        /* The close callback already ran and left the freeing to us. */
+        if (c->handle_closed)
+            tcp_conn_free(c);
+        return;
+    }
+    if (status < 0 || !res || res->ai_addrlen > sizeof(ss)) {
+        uv_freeaddrinfo(res);
+        tcp_shutdown(c, status < 0 ? status : OVL_ENOENT);
+        return;
+    }
+    memset(&ss, 0, sizeof(ss));
+    memcpy(&ss, res->ai_addr, res->ai_addrlen);
+    uv_freeaddrinfo(res);
+    err = tcp_connect_addr(c, (const struct sockaddr *)&ss);
+    if (err)
+        tcp_shutdown(c, err);
+}
+
+static int tcp_resolve(struct tcp_conn *c, const struct ovl_uri *uri)
+{
+    struct addrinfo hints;
+    char port[8];
+    int err;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    hints.ai_flags = AI_NUMERICSERV;
+    snprintf(port, sizeof(port), "%u", (unsigned)uri->port);
+    err = uv_getaddrinfo(c->env->loop, &c->gai_req, tcp_on_resolved, uri->host, port, &hints);
+    if (err)
+        return err;
+    c->resolving = true;
+    return 0;
+}
+
+static int tcp_dial(struct tp_env *env, const struct ovl_uri *uri, const struct tp_cb *cb,
+                    void *udata, struct transport **out)
+{
+    struct tcp_conn *c = NULL;
+    struct sockaddr_storage ss;
+    int err;
+
+    *out = NULL;
+    if (uri->port == 0)
+        return OVL_EINVAL;
+    err = tcp_conn_new(env, &c);
+    if (err)
+        return err;
+    tp_set_cb(&c->base, cb, udata);
+    if (uri->is_literal) {
+        err = uri_sockaddr(uri, &ss);
+        if (!err)
+            err = tcp_connect_addr(c, (const struct sockaddr *)&ss);
+    } else {
+        err = tcp_resolve(c, uri);
+    }
+    if (err) {
+        tcp_abort(c);
+        return err;
+    }
+    *out = &c->base;
+    return 0;
+}
+
+static void tcp_close(struct transport *t)
+{
+    tcp_shutdown(tcp_conn_of(t), 0);
+}
+
+static int tcp_peer_uri(const struct transport *t, char *out, size_t outlen)
+{
+    const struct tcp_conn *c = tcp_conn_of(t);
+    struct sockaddr_storage ss;
+    int len = (int)sizeof(ss);
+    int err;
+
+    err = uv_tcp_getpeername(&c->handle, (struct sockaddr *)&ss, &len);
+    if (err)
+        return err;
+    return uri_from_sockaddr(out, outlen, "tcp", (const struct sockaddr *)&ss);
+}
+
+/* ---- listening -------------------------------------------------------- */
+
+static void tcp_listener_on_close(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void tcp_on_connection(uv_stream_t *server, int status)
+{
+    struct tcp_listener *l = server->data;
+    struct tcp_conn *c = NULL;
+    int err;
+
+    if (l->closing)
+        return;
+    if (status < 0) {
+        log_warn(l->env->log, "tcp: accept: %s", uv_strerror(status));
+        return;
+    }
+    err = tcp_conn_new(l->env, &c);
+    if (err) {
+        log_error(l->env->log, "tcp: cannot take a connection: %s", ovl_strerror(err));
+        return;
+    }
+    err = uv_accept(server, (uv_stream_t *)&c->handle);
+    if (err) {
+        log_warn(l->env->log, "tcp: accept: %s", uv_strerror(err));
+        tcp_abort(c);
+        return;
+    }
+    c->base.inbound = true;
+    l->base.cb->accept(&l->base, &c->base);
+    if (c->base.closing)
+        return;
+    if (!c->base.cb) {
+        /* Nobody took it: close without calling anyone. */
+        tcp_abort(c);
+        return;
+    }
+    tcp_established(c, false);
+}
+
+static int tcp_listen(struct tp_env *env, const struct ovl_uri *uri, const struct tp_listen_cb *cb,
+                      void *udata, struct tp_listener **out)
+{
+    struct tcp_listener *l;
+    struct sockaddr_storage ss;
+    unsigned int flags;
+    int err;
+
+    *out = NULL;
+    /* Binding needs an address now; resolving would block or race. */
+    if (!uri->is_literal)
+        return OVL_EINVAL;
+    err = uri_sockaddr(uri, &ss);
+    if (err)
+        return err;
+    l = calloc(1, sizeof(*l));
+    if (!l)
+        return OVL_ENOMEM;
+    l->base.ops = &tp_tcp_ops;
+    l->base.cb = cb;
+    l->base.udata = udata;
+    l->env = env;
+    err = uv_tcp_init(env->loop, &l->handle);
+    if (err) {
+        free(l);
+        return err;
+    }
+    l->handle.data = l;
+    /* v6-only lets [::] and 0.0.0.0 listen side by side on one port. */
+    flags = ss.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
+    err = uv_tcp_bind(&l->handle, (const struct sockaddr *)&ss, flags);
+    if (!err)
+        err = uv_listen((uv_stream_t *)&l->handle, TCP_BACKLOG, tcp_on_connection);
+    if (err) {
+        l->closing = true;
+        uv_close((uv_handle_t *)&l->handle, tcp_listener_on_close);
+        return err;
+    }
+    *out = &l->base;
+    return 0;
+}
+
+static int tcp_listener_uri(const struct tp_listener *tl, char *out, size_t outlen)
+{
+    const struct tcp_listener *l = container_of(tl, struct tcp_listener, base);
+    struct sockaddr_storage ss;
+    int len = (int)sizeof(ss);
+    int err;
+
+    err = uv_tcp_getsockname(&l->handle, (struct sockaddr *)&ss, &len);
+    if (err)
+        return err;
+    return uri_from_sockaddr(out, outlen, "tcp", (const struct sockaddr *)&ss);
+}
+
+static void tcp_listener_close(struct tp_listener *tl)
+{
+    struct tcp_listener *l;
+
+    if (!tl)
+        return;
+    l = container_of(tl, struct tcp_listener, base);
+    if (l->closing)
+        return;
+    l->closing = true;
+    uv_close((uv_handle_t *)&l->handle, tcp_listener_on_close);
+}
+
+const struct tp_ops tp_tcp_ops = {
+    .scheme = "tcp",
+    .listen = tcp_listen,
+    .dial = tcp_dial,
+    .send = tcp_send,
+    .close = tcp_close,
+    .pause = tcp_pause,
+    .resume = tcp_resume,
+    .queued = tcp_queued,
+    .peer_uri = tcp_peer_uri,
+    .listener_uri = tcp_listener_uri,
+    .listener_close = tcp_listener_close,
+};

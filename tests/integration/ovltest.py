@@ -1,0 +1,391 @@
+"""ovltest - a small harness that runs real ovld processes on loopback.
+
+Each test gets a Net: a fresh temporary directory holding one subdirectory
+per Node (config, data_dir, control socket, log). Nodes are started with
+Popen, waited for by polling `ovlctl --json status` with a deadline, and
+stopped by pid. Every process the harness starts is killed at exit whatever
+happens. The temporary directory is removed after a passing test and kept
+(its path and the node logs printed) after a failing one.
+
+Binaries come from the environment (OVLD, OVLCTL, OVL_PROBE, set by
+tests/meson.build) or default to the build/ tree of the repository.
+"""
+
+import atexit
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _tool(var, *rel):
+    return os.environ.get(var) or os.path.join(REPO, "build", *rel)
+
+
+OVLD = _tool("OVLD", "src", "app", "ovld")
+OVLCTL = _tool("OVLCTL", "src", "app", "ovlctl")
+OVL_PROBE = _tool("OVL_PROBE", "tests", "ovl-probe")
+
+POLL_S = 0.05        # polling interval of every wait
+START_TIMEOUT = 10.0  # until a started node answers on its control socket
+STOP_TIMEOUT = 10.0   # until a signalled node exits, then SIGKILL
+CMD_TIMEOUT = 20.0    # any one ovlctl/ovld/ovl-probe invocation
+
+NODE_ID_RE = re.compile(r"^[a-z2-7]{52}$")
+SUITES = ("aes256gcm", "chacha20poly1305")
+
+_procs = []  # every Popen the harness started
+
+
+def _kill_all():
+    for p in _procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+atexit.register(_kill_all)
+
+
+def _on_sigterm(signum, frame):
+    # meson's timeout sends SIGTERM: leave through atexit so nodes die too.
+    raise SystemExit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+class CtlError(Exception):
+    """ovlctl exited non-zero."""
+
+    def __init__(self, args, rc, out, err):
+        super().__init__("ovlctl %s: exit %d: %s" % (" ".join(args), rc, (err or out).strip()))
+        self.rc, self.out, self.err = rc, out, err
+
+
+class Skip(Exception):
+    """Raised by a test that cannot run on this host."""
+
+
+def wait_for(pred, timeout=10.0, what="condition"):
+    """Poll pred until it returns a true value (returned); fail at the deadline.
+
+    Exceptions a poll can raise while a daemon settles (ovlctl failing,
+    missing keys) count as "not yet" and are reported if time runs out.
+    """
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            v = pred()
+            if v:
+                return v
+            last = v
+        except (CtlError, KeyError, IndexError, ValueError, OSError) as e:
+            last = e
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s (last: %r)"
+                                 % (timeout, what, last))
+        time.sleep(POLL_S)
+
+
+def run(argv, input=None, timeout=CMD_TIMEOUT):
+    """Run a command to completion, capturing text output."""
+    return subprocess.run(argv, input=input, capture_output=True, text=True,
+                          timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
+
+
+def parse_kv(text):
+    """Parse key=value lines (a raw control reply) into a list of pairs."""
+    pairs = []
+    for line in text.splitlines():
+        if line == "":
+            continue
+        k, sep, v = line.partition("=")
+        assert sep, "reply line without '=': %r" % line
+        pairs.append((k, v))
+    return pairs
+
+
+class Node:
+    """One ovld process with its own directory, config and control socket."""
+
+    def __init__(self, net, name, roles="relay", aead=None, log_level="info", link=None,
+                 peers=(), listen="tcp://127.0.0.1:0", control_socket=None, extra=""):
+        self.net, self.name = net, name
+        self.dir = os.path.join(net.dir, name)
+        os.mkdir(self.dir, 0o700)
+        self.conf = os.path.join(self.dir, "ovld.conf")
+        self.data_dir = os.path.join(self.dir, "data")
+        self.sock = control_socket or os.path.join(self.dir, "ctl.sock")
+        self.log_path = os.path.join(self.dir, "ovld.log")
+        self.roles, self.aead, self.log_level, self.listen = roles, aead, log_level, listen
+        self.link = {"handshake_timeout": 1000, "reconnect_min": 200, "reconnect_max": 1000}
+        self.link.update(link or {})
+        self.peer_list = list(peers)
+        self.extra = extra
+        self.proc = None
+        self.exit_expected = False
+        self.port = None
+        self.write_config()
+        self.id = self.print_id()
+
+    # -- configuration -------------------------------------------------
+
+    def peer_entry(self, name=None):
+        """This node as a (name, address, id) peer of another node."""
+        assert self.port, "node %s has no listening port yet (not started)" % self.name
+        return (name or self.name, self.addr, self.id)
+
+    def config_text(self):
+        lines = ["[node]", "roles = " + self.roles, "data_dir = " + self.data_dir]
+        if self.listen:
+            lines.append("listen = " + self.listen)
+        lines.append("control_socket = " + self.sock)
+        if self.aead:
+            lines.append("aead = " + self.aead)
+        lines += ["", "[log]", "level = " + self.log_level, "", "[link]"]
+        lines += ["%s = %s" % kv for kv in self.link.items()]
+        for p in self.peer_list:
+            name, addr, pid = p.peer_entry() if isinstance(p, Node) else p
+            lines += ["", "[peer.%s]" % name, "address = " + addr, "id = " + pid]
+        return "\n".join(lines) + "\n" + self.extra
+
+    def write_config(self, **changes):
+        """Rewrite the config file, after applying attribute changes."""
+        for k, v in changes.items():
+            assert hasattr(self, k), k
+            setattr(self, k, v)
+        with open(self.conf, "w", encoding="utf-8") as f:
+            f.write(self.config_text())
+
+    def print_id(self):
+        r = run([OVLD, "-c", self.conf, "--print-id"])
+        assert r.returncode == 0, "ovld --print-id failed (%d): %s" % (r.returncode, r.stderr)
+        nid = r.stdout.strip()
+        assert NODE_ID_RE.match(nid), "--print-id printed %r" % r.stdout
+        return nid
+
+    # -- process -------------------------------------------------------
+
+    @property
+    def addr(self):
+        return "tcp://127.0.0.1:%d" % self.port
+
+    def start(self, wait=True):
+        """Start ovld; with wait, poll until its control socket answers."""
+        assert self.proc is None or self.proc.poll() is not None, "%s already running" % self.name
+        self.write_config()
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([OVLD, "-c", self.conf], stdin=subprocess.DEVNULL,
+                                     stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        _procs.append(self.proc)
+        self.exit_expected = False
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self):
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError("%s exited with %d during start-up:\n%s"
+                                     % (self.name, self.proc.returncode, self.log()))
+            return self.status()
+
+        st = wait_for(ready, START_TIMEOUT, "%s to answer on %s" % (self.name, self.sock))
+        if self.listen:
+            assert isinstance(st.get("listen"), list) and st["listen"], \
+                "status of %s has no listen address: %r" % (self.name, st)
+            self.port = int(st["listen"][0].rsplit(":", 1)[1])
+            assert self.port > 0, st["listen"]
+        return st
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_exit(self, timeout=STOP_TIMEOUT):
+        """Wait for the process to exit by itself; return its exit status."""
+        self.exit_expected = True
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("%s did not exit within %.0f s" % (self.name, timeout))
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM):
+        """Signal the process and wait; SIGKILL and fail after STOP_TIMEOUT."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.wait_exit()
+
+    def log(self):
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    # -- control -------------------------------------------------------
+
+    def ctl_run(self, *args, input=None):
+        """Run ovlctl against this node; return the CompletedProcess."""
+        return run([OVLCTL, "-s", self.sock] + list(args), input=input)
+
+    def ctl(self, *args):
+        """Run `ovlctl --json ARGS` and return the parsed JSON."""
+        argv = ["--json"] + list(args)
+        r = self.ctl_run(*argv)
+        if r.returncode != 0:
+            raise CtlError(argv, r.returncode, r.stdout, r.stderr)
+        return json.loads(r.stdout)
+
+    def status(self):
+        return self.ctl("status")
+
+    def peers(self):
+        return self.ctl("peers")
+
+    def raw(self, text):
+        """Send text verbatim with `ovlctl raw`; return (exit status, reply pairs)."""
+        r = self.ctl_run("raw", input=text)
+        assert r.returncode not in (2, 3), "ovlctl raw failed (%d): %s" % (r.returncode, r.stderr)
+        return r.returncode, parse_kv(r.stdout)
+
+    def connect(self, timeout=5.0):
+        """Open a plain unix socket to the control socket."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                s.connect(self.sock)
+                return s
+            except BlockingIOError:
+                # the listen backlog is full until the daemon accepts
+                if time.monotonic() >= deadline:
+                    s.close()
+                    raise
+                time.sleep(0.01)
+
+    def open_peers(self):
+        """Return {peer id: record} of this node's open links."""
+        return {p["peer"]: p for p in self.peers() if p.get("state") == "open"}
+
+
+class Net:
+    """The nodes of one test, in one temporary directory."""
+
+    def __init__(self, name):
+        self.name = name
+        # Short paths: a control socket path must fit sun_path (107 bytes).
+        self.dir = tempfile.mkdtemp(prefix="ovl-", dir="/tmp")
+        self.nodes = []
+
+    def node(self, name, **kw):
+        n = Node(self, name, **kw)
+        self.nodes.append(n)
+        return n
+
+    def close(self, failed):
+        """Stop every node; return the problems found (unexpected exits)."""
+        problems = []
+        for n in self.nodes:
+            if n.proc is None:
+                continue
+            if n.proc.poll() is not None and not n.exit_expected:
+                problems.append("%s exited unexpectedly with %d" % (n.name, n.proc.returncode))
+                continue
+            if n.proc.poll() is None:
+                try:
+                    rc = n.stop()
+                except AssertionError as e:
+                    problems.append(str(e))
+                    continue
+                if rc != 0:
+                    problems.append("%s exited with %d on SIGTERM" % (n.name, rc))
+        if failed or problems:
+            print("kept %s" % self.dir)
+            for n in self.nodes:
+                print("---- log of %s (%s) ----" % (n.name, n.log_path))
+                print(n.log().rstrip())
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return problems
+
+
+def _selected(tests):
+    wanted = set(sys.argv[1:])
+    return [t for t in tests if not wanted or t.__name__ in wanted]
+
+
+def run_tests(module, tests, fixture=None):
+    """Run each test and exit with the result.
+
+    Without fixture each test gets its own Net: test(net). With fixture, one
+    Net is shared in order: ctx = fixture(net), then test(ctx) for each.
+    Prints "MODULE: N passed, N failed" last and exits 1 on any failure.
+    """
+    passed = failed = skipped = 0
+    tests = _selected(tests)
+    shared = Net(module) if fixture else None
+    ctx, setup_error = None, None
+    if fixture:
+        try:
+            ctx = fixture(shared)
+        except Exception:  # noqa: BLE001 - report any setup failure
+            setup_error = traceback.format_exc()
+    for t in tests:
+        name = t.__name__
+        net = shared or Net(name)
+        ok = skip = False
+        t0 = time.monotonic()
+        try:
+            if setup_error:
+                raise AssertionError("fixture failed:\n" + setup_error)
+            t(ctx if fixture else net)
+            ok = True
+        except Skip as e:
+            skip = ok = True
+            print("SKIP %s: %s" % (name, e))
+        except Exception:  # noqa: BLE001 - every failure is reported the same way
+            traceback.print_exc()
+        if not fixture:
+            problems = net.close(failed=not ok)
+            if problems and ok:
+                ok = False
+                print("problems after %s: %s" % (name, "; ".join(problems)))
+        if skip:
+            skipped += 1
+            continue
+        print("%s %s (%.1f s)" % ("PASS" if ok else "FAIL", name, time.monotonic() - t0))
+        sys.stdout.flush()
+        if ok:
+            passed += 1
+        else:
+            failed += 1
+    if shared:
+        problems = shared.close(failed=failed > 0)
+        if problems:
+            print("problems at the end: %s" % "; ".join(problems))
+            failed += 1
+    line = "%s: %d passed, %d failed" % (module, passed, failed)
+    if skipped:
+        line += ", %d skipped" % skipped
+    print(line)
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,309 @@
+/* test_link.c - links between two nodes on one loop, over loopback TCP. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/link.h"
+#include "core/node.h"
+
+#define TEST_CMD 200 /* an unassigned command the test registers */
+
+struct pair {
+    uv_loop_t loop;
+    struct node a, b;
+    uv_timer_t deadline, poll;
+    bool (*done)(struct pair *p);
+    bool timed_out;
+    unsigned got_a, got_b; /* TEST_CMD cells received by each node */
+    uint32_t next_a, next_b; /* expected sequence numbers */
+    bool order_ok;
+};
+
+static void on_test_cell(void *ctx, struct link *l, const struct cell *c)
+{
+    struct pair *p = ctx;
+    bool at_a = l->node == &p->a;
+    uint32_t *next = at_a ? &p->next_a : &p->next_b;
+    uint32_t seq;
+
+    ck_assert_uint_eq(c->len, 4 + (*next % 1000));
+    memcpy(&seq, c->payload, 4);
+    if (seq != *next)
+        p->order_ok = false;
+    (*next)++;
+    if (at_a)
+        p->got_a++;
+    else
+        p->got_b++;
+}
+
+static void make_node(struct pair *p, struct node *n, const struct node_opts *o)
+{
+    struct ovl_identity id;
+
+    ck_assert_int_eq(ovl_identity_generate(&id), 0);
+    memset(n, 0, sizeof(*n));
+    log_init(&n->log, "test", OVL_LOG_WARN, false);
+    ck_assert_int_eq(node_init(n, &p->loop, o, &id, ROLE_RELAY), 0);
+    ovl_identity_wipe(&id);
+    ck_assert_int_eq(dispatch_register(&n->disp, TEST_CMD, on_test_cell, p), 0);
+}
+
+static void deadline_cb(uv_timer_t *t)
+{
+    struct pair *p = t->data;
+
+    p->timed_out = true;
+    uv_stop(&p->loop);
+}
+
+static void poll_cb(uv_timer_t *t)
+{
+    struct pair *p = t->data;
+
+    if (p->done(p))
+        uv_stop(&p->loop);
+}
+
+/* Run the loop until done(p) holds or ms pass; return whether it held. */
+static bool run_until(struct pair *p, bool (*done)(struct pair *), uint64_t ms)
+{
+    p->done = done;
+    p->timed_out = false;
+    uv_timer_start(&p->deadline, deadline_cb, ms, 0);
+    uv_timer_start(&p->poll, poll_cb, 1, 1);
+    uv_run(&p->loop, UV_RUN_DEFAULT);
+    uv_timer_stop(&p->deadline);
+    uv_timer_stop(&p->poll);
+    return !p->timed_out && done(p);
+}
+
+static void pair_setup(struct pair *p, const struct node_opts *oa, const struct node_opts *ob)
+{
+    static const char listen[1][OVL_URI_MAX] = {"tcp://127.0.0.1:0"};
+
+    memset(p, 0, sizeof(*p));
+    p->order_ok = true;
+    ck_assert_int_eq(uv_loop_init(&p->loop), 0);
+    uv_timer_init(&p->loop, &p->deadline);
+    uv_timer_init(&p->loop, &p->poll);
+    p->deadline.data = p->poll.data = p;
+    make_node(p, &p->a, oa);
+    make_node(p, &p->b, ob);
+    ck_assert_int_eq(node_start(&p->b, listen, 1, NULL, 0), 0);
+    ck_assert_uint_eq(p->b.n_listeners, 1);
+}
+
+/* A dials B, expecting identity pk (B's unless the test lies). */
+static void pair_dial(struct pair *p, const uint8_t *pk)
+{
+    struct peer_spec spec;
+
+    memset(&spec, 0, sizeof(spec));
+    snprintf(spec.name, sizeof(spec.name), "b");
+    snprintf(spec.uri, sizeof(spec.uri), "%s", p->b.listen_uri[0]);
+    memcpy(spec.pk, pk ? pk : p->b.id.pk, 32);
+    ck_assert_int_eq(node_start(&p->a, NULL, 0, &spec, 1), 0);
+}
+
+static bool all_closed(struct pair *p)
+{
+    return p->a.n_links == 0 && p->b.n_links == 0;
+}
+
+static void pair_teardown(struct pair *p)
+{
+    node_stop(&p->a);
+    node_stop(&p->b);
+    uv_close((uv_handle_t *)&p->deadline, NULL);
+    uv_close((uv_handle_t *)&p->poll, NULL);
+    uv_run(&p->loop, UV_RUN_DEFAULT);
+    ck_assert_uint_eq(p->a.n_links, 0);
+    ck_assert_uint_eq(p->b.n_links, 0);
+    ck_assert_int_eq(uv_loop_close(&p->loop), 0);
+    node_free(&p->a);
+    node_free(&p->b);
+}
+
+static bool both_open(struct pair *p)
+{
+    return p->a.links && p->a.links->state == LINK_OPEN && p->b.links &&
+           p->b.links->state == LINK_OPEN;
+}
+
+static void send_seq(struct link *l, uint32_t count)
+{
+    uint32_t i;
+
+    for (i = 0; i < count; i++) {
+        struct cell c = {.cmd = TEST_CMD, .len = (uint16_t)(4 + i % 1000)};
+
+        memcpy(c.payload, &i, 4);
+        memset(c.payload + 4, (int)(i & 0xff), c.len - 4);
+        ck_assert_int_eq(link_send(l, &c), 0);
+    }
+}
+
+static uint32_t want_cells;
+static bool all_cells(struct pair *p)
+{
+    return p->got_a >= want_cells && p->got_b >= want_cells;
+}
+
+/* Open a link, exchange cells both ways across several key ratchets. */
+static void exchange(uint32_t suites_a, uint32_t suites_b, enum ovl_aead_suite want)
+{
+    struct node_opts oa, ob;
+    struct pair p;
+
+    node_opts_defaults(&oa);
+    oa.rekey_cells = 16;
+    oa.aead_suites = suites_a;
+    ob = oa;
+    ob.aead_suites = suites_b;
+    pair_setup(&p, &oa, &ob);
+    pair_dial(&p, NULL);
+    ck_assert(run_until(&p, both_open, 5000));
+    ck_assert_int_eq(p.a.links->suite, want);
+    ck_assert_int_eq(p.b.links->suite, want);
+    ck_assert_mem_eq(p.a.links->peer_pk, p.b.id.pk, 32);
+    ck_assert_mem_eq(p.b.links->peer_pk, p.a.id.pk, 32);
+    ck_assert_str_eq(p.b.links->peer_id, p.a.node_id);
+    ck_assert_uint_eq(p.a.ctr.handshakes_ok, 1);
+    ck_assert_uint_eq(p.b.ctr.handshakes_ok, 1);
+    want_cells = 200;
+    send_seq(p.a.links, want_cells);
+    send_seq(p.b.links, want_cells);
+    ck_assert(run_until(&p, all_cells, 5000));
+    ck_assert(p.order_ok);
+    ck_assert_uint_eq(p.got_a, want_cells);
+    ck_assert_uint_eq(p.got_b, want_cells);
+    /* 201 cells each way (HELLO + 200) with a ratchet every 16 cells. */
+    ck_assert_uint_ge(p.a.ctr.rekeys, 2 * (201 / 16));
+    pair_teardown(&p);
+    ck_assert_uint_eq(p.a.ctr.link_closed[LC_SHUTDOWN] + p.a.ctr.link_closed[LC_PEER_CLOSED], 1);
+}
+
+START_TEST(test_open_chacha)
+{
+    exchange(OVL_AEAD_CHACHA20POLY1305, OVL_AEAD_ALL & ovl_aead_available(),
+             OVL_AEAD_CHACHA20POLY1305);
+}
+END_TEST
+
+START_TEST(test_open_aes)
+{
+    if (!(ovl_aead_available() & OVL_AEAD_AES256GCM)) {
+        printf("test_open_aes: skipped, no AES-NI on this CPU\n");
+        return;
+    }
+    exchange(OVL_AEAD_ALL, OVL_AEAD_ALL, OVL_AEAD_AES256GCM);
+}
+END_TEST
+
+static bool refused(struct pair *p)
+{
+    return p->b.ctr.link_closed[LC_HS_AUTH] > 0 && all_closed(p);
+}
+
+START_TEST(test_wrong_key_refused)
+{
+    struct node_opts o;
+    struct ovl_identity other;
+    struct pair p;
+
+    node_opts_defaults(&o);
+    pair_setup(&p, &o, &o);
+    ck_assert_int_eq(ovl_identity_generate(&other), 0);
+    pair_dial(&p, other.pk);
+    ck_assert(run_until(&p, refused, 5000));
+    ck_assert_uint_ge(p.b.ctr.link_closed[LC_HS_AUTH], 1);
+    ck_assert_uint_eq(p.a.ctr.handshakes_ok, 0);
+    ck_assert_uint_eq(p.b.ctr.handshakes_ok, 0);
+    ck_assert_uint_ge(p.a.ctr.handshakes_failed, 1);
+    ck_assert_ptr_null(link_find(&p.a, other.pk));
+    ovl_identity_wipe(&other);
+    pair_teardown(&p);
+}
+END_TEST
+
+static bool b_timed_out(struct pair *p)
+{
+    return p->b.ctr.link_closed[LC_HS_TIMEOUT] > 0 && p->b.n_links == 0;
+}
+
+static void silent_closed(struct transport *t, int err)
+{
+    (void)t, (void)err;
+}
+
+static const struct tp_cb silent_cb = {.closed = silent_closed};
+
+START_TEST(test_handshake_timeout)
+{
+    struct node_opts o;
+    struct transport *t;
+    struct pair p;
+
+    node_opts_defaults(&o);
+    o.handshake_timeout_ms = 150;
+    pair_setup(&p, &o, &o);
+    /* A connection that never says anything. */
+    ck_assert_int_eq(tp_dial(&p.a.tp_env, p.b.listen_uri[0], &silent_cb, NULL, &t), 0);
+    ck_assert(run_until(&p, b_timed_out, 3000));
+    ck_assert_uint_eq(p.b.ctr.handshakes_failed, 1);
+    pair_teardown(&p);
+}
+END_TEST
+
+static bool a_has_link(struct pair *p)
+{
+    return p->a.peers && p->a.peers[0].link && p->a.peers[0].link->state == LINK_OPEN &&
+           p->a.peers[0].attempts >= 2;
+}
+
+START_TEST(test_peer_reconnects)
+{
+    struct node_opts o;
+    struct pair p;
+
+    node_opts_defaults(&o);
+    o.reconnect_min_ms = 100;
+    pair_setup(&p, &o, &o);
+    pair_dial(&p, NULL);
+    ck_assert(run_until(&p, both_open, 5000));
+    link_close(p.b.links, LC_SHUTDOWN); /* B drops the link: A must redial */
+    ck_assert(run_until(&p, a_has_link, 5000));
+    ck_assert_uint_eq(p.a.ctr.handshakes_ok, 2);
+    pair_teardown(&p);
+}
+END_TEST
+
+static Suite *link_suite(void)
+{
+    Suite *s = suite_create("link");
+    TCase *tc = tcase_create("core");
+
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, test_open_chacha);
+    tcase_add_test(tc, test_open_aes);
+    tcase_add_test(tc, test_wrong_key_refused);
+    tcase_add_test(tc, test_handshake_timeout);
+    tcase_add_test(tc, test_peer_reconnects);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr;
+    int failed;
+
+    if (ovl_crypto_init() != 0)
+        return 1;
+    sr = srunner_create(link_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
