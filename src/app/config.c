@@ -55,6 +55,7 @@ static int set_aead(struct cfg_parse *p, const struct key_def *k, const char *v)
 static int set_level(struct cfg_parse *p, const struct key_def *k, const char *v);
 static int set_syslog(struct cfg_parse *p, const struct key_def *k, const char *v);
 static int set_uint(struct cfg_parse *p, const struct key_def *k, const char *v);
+static int set_pow2(struct cfg_parse *p, const struct key_def *k, const char *v);
 static int set_peer_address(struct cfg_parse *p, const struct key_def *k, const char *v);
 static int set_peer_id(struct cfg_parse *p, const struct key_def *k, const char *v);
 
@@ -75,7 +76,7 @@ static const struct key_def key_defs[] = {
     {SECT_LINK, "idle_timeout", set_uint, false, true, 1000, 86400000, OPT_FIELD(idle_timeout_ms)},
     {SECT_LINK, "max_links", set_uint, false, false, 1, 65536, OPT_FIELD(max_links)},
     {SECT_LINK, "send_queue", set_uint, false, false, 16384, 67108864, OPT_FIELD(sendq_max)},
-    {SECT_LINK, "rekey_cells", set_uint, false, false, 16, UINT64_C(4294967296),
+    {SECT_LINK, "rekey_cells", set_pow2, false, false, 16, UINT64_C(4294967296),
      OPT_FIELD(rekey_cells)},
     {SECT_LINK, "reconnect_min", set_uint, false, false, 100, 600000, OPT_FIELD(reconnect_min_ms)},
     {SECT_LINK, "reconnect_max", set_uint, false, false, 1000, 3600000,
@@ -296,6 +297,20 @@ static int set_uint(struct cfg_parse *p, const struct key_def *k, const char *v)
     } else {
         memcpy(field, &n, sizeof(n));
     }
+    return 0;
+}
+
+/* An integer as set_uint that must also be a power of two (it is sent as log2). */
+static int set_pow2(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    uint64_t n;
+    int err = set_uint(p, k, v);
+
+    if (err)
+        return err;
+    memcpy(&n, (char *)&p->c->opts + k->off, sizeof(n));
+    if ((n & (n - 1)) != 0)
+        return cfg_fail(p, p->line, "%s = %s is not a power of two", k->name, v);
     return 0;
 }
 

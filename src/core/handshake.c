@@ -122,7 +122,27 @@ static int hs_start(struct handshake *hs, enum hs_role role, const struct ovl_id
     if (ovl_ed_sk_to_x25519(hs->s_sk, self->sk) != 0)
         return hs_fail(hs, OVL_EINVAL);
     memcpy(hs->s_ed, self->pk, sizeof(hs->s_ed));
+    hs->rekey_log2 = HS_REKEY_LOG2_DEFAULT;
     return 0;
+}
+
+/* Ask for a ratchet interval of 2^log2 cells. */
+int hs_set_rekey(struct handshake *hs, unsigned log2)
+{
+    if (hs == NULL || (hs->state != HS_START && hs->state != HS_WAIT_INIT))
+        return OVL_EINVAL;
+    if (log2 < HS_REKEY_LOG2_MIN || log2 > HS_REKEY_LOG2_MAX)
+        return OVL_EINVAL;
+    hs->rekey_log2 = (uint8_t)log2;
+    return 0;
+}
+
+/* Read the ratchet interval from a payload's flags word; 0 if out of range. */
+static uint8_t hs_payload_rekey(const uint8_t payload[HS_PAYLOAD_LEN])
+{
+    uint32_t v = ld_le32(payload + 4) & 0xff;
+
+    return v < HS_REKEY_LOG2_MIN || v > HS_REKEY_LOG2_MAX ? 0 : (uint8_t)v;
 }
 
 /* Start an initiator that expects the responder identity peer_pk. */
@@ -219,7 +239,7 @@ int hs_write_init(struct handshake *hs, uint8_t out[HS_INIT_LEN])
     if ((rc = hs_mix_dh(hs, k, hs->s_sk, hs->rs_x)) != 0)
         goto fail;
     st_le32(payload, hs->suites);
-    st_le32(payload + 4, 0);
+    st_le32(payload + 4, hs->rekey_log2);
     st_le64(payload + 8, hs_now_ms());
     if ((rc = hs_encrypt(hs, out + HS_OFF_INIT_PAYLOAD, k, payload, sizeof(payload))) != 0)
         goto fail;
@@ -267,6 +287,10 @@ int hs_read_init(struct handshake *hs, const uint8_t *in, size_t len)
         rc = OVL_EUNSUPP;
         goto fail;
     }
+    if ((hs->peer_rekey_log2 = hs_payload_rekey(payload)) == 0) {
+        rc = OVL_EPROTO;
+        goto fail;
+    }
     ovl_wipe(k, sizeof(k));
     ovl_wipe(payload, sizeof(payload));
     hs->state = HS_READY_RESP;
@@ -278,7 +302,8 @@ fail:
 }
 
 /* (k1, k2) = KDF2(ck, empty); hand out the keys for our role and finish. */
-static void hs_split(struct handshake *hs, struct hs_keys *keys, enum ovl_aead_suite suite)
+static void hs_split(struct handshake *hs, struct hs_keys *keys, enum ovl_aead_suite suite,
+                     uint8_t rekey_log2)
 {
     uint8_t k1[OVL_HASH_LEN], k2[OVL_HASH_LEN];
 
@@ -286,6 +311,7 @@ static void hs_split(struct handshake *hs, struct hs_keys *keys, enum ovl_aead_s
     memcpy(keys->tx, hs->role == HS_INITIATOR ? k1 : k2, OVL_AEAD_KEY);
     memcpy(keys->rx, hs->role == HS_INITIATOR ? k2 : k1, OVL_AEAD_KEY);
     keys->suite = suite;
+    keys->rekey_log2 = rekey_log2;
     memcpy(keys->peer_pk, hs->rs_ed, sizeof(keys->peer_pk));
     memcpy(keys->hash, hs->h, sizeof(keys->hash));
     ovl_wipe(k1, sizeof(k1));
@@ -299,6 +325,7 @@ int hs_write_resp(struct handshake *hs, uint8_t out[HS_RESP_LEN], struct hs_keys
 {
     uint8_t k[OVL_AEAD_KEY], payload[HS_PAYLOAD_LEN];
     enum ovl_aead_suite suite;
+    uint8_t rekey;
     int rc;
 
     if (keys != NULL)
@@ -320,10 +347,12 @@ int hs_write_resp(struct handshake *hs, uint8_t out[HS_RESP_LEN], struct hs_keys
         goto fail;
     suite = ovl_aead_pick(hs->suites & hs->peer_suites);
     st_le32(payload, (uint32_t)suite);
+    rekey = hs->rekey_log2 < hs->peer_rekey_log2 ? hs->rekey_log2 : hs->peer_rekey_log2;
+    st_le32(payload + 4, rekey);
     if ((rc = hs_encrypt(hs, out + HS_OFF_RESP_PAYLOAD, k, payload, sizeof(payload))) != 0)
         goto fail;
     ovl_wipe(k, sizeof(k));
-    hs_split(hs, keys, suite);
+    hs_split(hs, keys, suite, rekey);
     return 0;
 fail:
     ovl_wipe(k, sizeof(k));
@@ -336,6 +365,7 @@ int hs_read_resp(struct handshake *hs, const uint8_t *in, size_t len, struct hs_
 {
     uint8_t k[OVL_AEAD_KEY], payload[HS_PAYLOAD_LEN];
     uint32_t suite;
+    uint8_t rekey;
     int rc;
 
     if (keys != NULL)
@@ -362,9 +392,15 @@ int hs_read_resp(struct handshake *hs, const uint8_t *in, size_t len, struct hs_
         rc = OVL_EPROTO;
         goto fail;
     }
+    /* The responder must answer with the smaller interval, never a larger one. */
+    rekey = hs_payload_rekey(payload);
+    if (rekey == 0 || rekey > hs->rekey_log2) {
+        rc = OVL_EPROTO;
+        goto fail;
+    }
     ovl_wipe(k, sizeof(k));
     ovl_wipe(payload, sizeof(payload));
-    hs_split(hs, keys, (enum ovl_aead_suite)suite);
+    hs_split(hs, keys, (enum ovl_aead_suite)suite, rekey);
     return 0;
 fail:
     ovl_wipe(k, sizeof(k));

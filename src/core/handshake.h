@@ -23,43 +23,52 @@
 #include "lib/crypto.h"
 #include "lib/err.h"
 
-#define HS_HDR_LEN 4       /* type, version, 2 reserved (zero) bytes */
-#define HS_PAYLOAD_LEN 16  /* u32 suites | u32 flags | u64 unix time in ms (LE) */
-#define HS_INIT_LEN (HS_HDR_LEN + 32 + (32 + OVL_AEAD_TAG) + (HS_PAYLOAD_LEN + OVL_AEAD_TAG)) /* 116 */
-#define HS_RESP_LEN (HS_HDR_LEN + 32 + (HS_PAYLOAD_LEN + OVL_AEAD_TAG))                        /* 68 */
+#define HS_HDR_LEN     4  /* type, version, 2 reserved (zero) bytes */
+#define HS_PAYLOAD_LEN 16 /* u32 suites | u32 flags | u64 unix time in ms (LE) */
+
+/* Flags bits 0..7 carry log2 of the key-ratchet interval the sender wants
+ * (cells per key); the link uses the smaller of the two. */
+#define HS_REKEY_LOG2_MIN     4
+#define HS_REKEY_LOG2_MAX     32
+#define HS_REKEY_LOG2_DEFAULT 20
+#define HS_INIT_LEN                                                                                \
+    (HS_HDR_LEN + 32 + (32 + OVL_AEAD_TAG) + (HS_PAYLOAD_LEN + OVL_AEAD_TAG)) /* 116 */
+#define HS_RESP_LEN (HS_HDR_LEN + 32 + (HS_PAYLOAD_LEN + OVL_AEAD_TAG))       /* 68 */
 
 enum hs_role { HS_INITIATOR = 1, HS_RESPONDER = 2 };
 
 enum hs_state {
-    HS_START = 0,     /* initiator: about to write message 1 */
-    HS_WAIT_INIT,     /* responder: waiting for message 1 */
-    HS_WAIT_RESP,     /* initiator: message 1 sent */
-    HS_READY_RESP,    /* responder: message 1 read, about to write message 2 */
-    HS_DONE,          /* keys handed out; the state is wiped */
-    HS_FAILED,        /* any error: the state is wiped, every call fails */
+    HS_START = 0,  /* initiator: about to write message 1 */
+    HS_WAIT_INIT,  /* responder: waiting for message 1 */
+    HS_WAIT_RESP,  /* initiator: message 1 sent */
+    HS_READY_RESP, /* responder: message 1 read, about to write message 2 */
+    HS_DONE,       /* keys handed out; the state is wiped */
+    HS_FAILED,     /* any error: the state is wiped, every call fails */
 };
 
 /* The result of a completed handshake. Secret: wipe with hs_keys_wipe. */
 struct hs_keys {
-    uint8_t tx[OVL_AEAD_KEY];         /* our sending key */
-    uint8_t rx[OVL_AEAD_KEY];         /* our receiving key */
-    enum ovl_aead_suite suite;        /* chosen by the responder */
-    uint8_t peer_pk[OVL_ED25519_PK];  /* the authenticated peer identity */
-    uint8_t hash[OVL_HASH_LEN];       /* handshake hash, for channel binding */
+    uint8_t tx[OVL_AEAD_KEY];        /* our sending key */
+    uint8_t rx[OVL_AEAD_KEY];        /* our receiving key */
+    enum ovl_aead_suite suite;       /* chosen by the responder */
+    uint8_t rekey_log2;              /* agreed ratchet interval: 2^rekey_log2 cells */
+    uint8_t peer_pk[OVL_ED25519_PK]; /* the authenticated peer identity */
+    uint8_t hash[OVL_HASH_LEN];      /* handshake hash, for channel binding */
 };
 
 /* Handshake state. Everything in it is secret until HS_DONE. */
 struct handshake {
     enum hs_role role;
     enum hs_state state;
-    uint32_t suites;                    /* our acceptable AEAD suites */
-    uint8_t s_sk[OVL_X25519_LEN];        /* our static key, X25519 form */
-    uint8_t s_ed[OVL_ED25519_PK];        /* our identity public key */
+    uint32_t suites;              /* our acceptable AEAD suites */
+    uint8_t s_sk[OVL_X25519_LEN]; /* our static key, X25519 form */
+    uint8_t s_ed[OVL_ED25519_PK]; /* our identity public key */
     uint8_t e_sk[OVL_X25519_LEN], e_pk[OVL_X25519_LEN];
-    uint8_t re[OVL_X25519_LEN];          /* peer ephemeral */
-    uint8_t rs_ed[OVL_ED25519_PK];       /* peer identity (known or learnt) */
-    uint8_t rs_x[OVL_X25519_LEN];        /* peer static, X25519 form */
+    uint8_t re[OVL_X25519_LEN];    /* peer ephemeral */
+    uint8_t rs_ed[OVL_ED25519_PK]; /* peer identity (known or learnt) */
+    uint8_t rs_x[OVL_X25519_LEN];  /* peer static, X25519 form */
     uint32_t peer_suites;
+    uint8_t rekey_log2, peer_rekey_log2;
     uint8_t h[OVL_HASH_LEN], ck[OVL_HASH_LEN];
 };
 
@@ -74,6 +83,11 @@ int hs_start_initiator(struct handshake *hs, const struct ovl_identity *self,
 /* Start a responder that accepts the suites in mask (as above). */
 int hs_start_responder(struct handshake *hs, const struct ovl_identity *self,
                        uint32_t suites) OVL_WUR;
+
+/* Ask for a key-ratchet interval of 2^log2 cells (default HS_REKEY_LOG2_DEFAULT)
+ * before the first message is written or read; OVL_EINVAL outside
+ * HS_REKEY_LOG2_MIN..HS_REKEY_LOG2_MAX or in a later state. */
+int hs_set_rekey(struct handshake *hs, unsigned log2) OVL_WUR;
 
 /* Initiator: write message 1 (HS_INIT_LEN bytes) into out. */
 int hs_write_init(struct handshake *hs, uint8_t out[HS_INIT_LEN]) OVL_WUR;

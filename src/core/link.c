@@ -10,6 +10,16 @@
 #include "core/link.h"
 #include "core/peer.h"
 
+/* log2 of the node's configured ratchet interval (a power of two). */
+static unsigned link_rekey_log2(const struct node *n)
+{
+    unsigned b = 0;
+
+    while (b < 63 && (UINT64_C(1) << b) < n->opts.rekey_cells)
+        b++;
+    return b;
+}
+
 static void link_on_connected(struct transport *t);
 static void link_on_frame(struct transport *t, const uint8_t *frame, size_t len);
 static void link_on_drain(struct transport *t);
@@ -156,7 +166,8 @@ void link_accept(struct node *n, struct transport *tp)
     l = link_new(n);
     if (l)
         l->hs = calloc(1, sizeof(*l->hs));
-    if (!l || !l->hs || hs_start_responder(l->hs, &n->id, n->opts.aead_suites) != 0) {
+    if (!l || !l->hs || hs_start_responder(l->hs, &n->id, n->opts.aead_suites) != 0 ||
+        hs_set_rekey(l->hs, link_rekey_log2(n)) != 0) {
         if (l)
             link_free(l);
         tp_close(tp);
@@ -195,6 +206,8 @@ static void link_on_connected(struct transport *t)
     if (l->hs)
         rc = hs_start_initiator(l->hs, &l->node->id, l->peer_pk, l->node->opts.aead_suites);
     if (rc == 0)
+        rc = hs_set_rekey(l->hs, link_rekey_log2(l->node));
+    if (rc == 0)
         rc = hs_write_init(l->hs, msg);
     if (rc == 0)
         rc = link_send_raw(l, msg, sizeof(msg));
@@ -229,6 +242,7 @@ static int link_set_keys(struct link *l, struct hs_keys *k)
     int rc;
 
     l->suite = k->suite;
+    l->rekey_log2 = k->rekey_log2;
     memcpy(l->tx_key, k->tx, sizeof(l->tx_key));
     memcpy(l->rx_key, k->rx, sizeof(l->rx_key));
     rc = ovl_aead_init(&l->tx, k->suite, l->tx_key);
@@ -302,16 +316,17 @@ static void link_handshake_responder(struct link *l, const uint8_t *frame, size_
     if (rc == 0)
         rc = hs_write_resp(l->hs, msg, &keys);
     if (rc) {
-        log_info(&l->node->log, "link from %s: handshake failed: %s", l->remote,
-                 ovl_strerror(rc));
+        log_info(&l->node->log, "link from %s: handshake failed: %s", l->remote, ovl_strerror(rc));
         link_close(l, hs_reason(rc));
         return;
     }
-    rc = link_set_keys(l, &keys);
-    if (rc == 0)
-        rc = link_send_raw(l, msg, sizeof(msg));
+    if (link_set_keys(l, &keys) != 0) {
+        link_close(l, LC_HS_SUITE);
+        return;
+    }
+    rc = link_send_raw(l, msg, sizeof(msg));
     if (rc) {
-        link_close(l, rc == OVL_EAGAIN ? LC_QUEUE_FULL : LC_HS_SUITE);
+        link_close(l, rc == OVL_EAGAIN ? LC_QUEUE_FULL : LC_IO_ERROR);
         return;
     }
     l->state = LINK_CONFIRMING;
@@ -319,10 +334,11 @@ static void link_handshake_responder(struct link *l, const uint8_t *frame, size_
 
 /* Step a key to the generation that counter ctr belongs to (at most one step
  * per call since counters only advance by one). */
-static int link_ratchet(struct node *n, struct ovl_aead *a, uint8_t key[OVL_AEAD_KEY],
-                        uint64_t *epoch, uint64_t ctr, enum ovl_aead_suite suite)
+static int link_ratchet(struct link *l, struct ovl_aead *a, uint8_t key[OVL_AEAD_KEY],
+                        uint64_t *epoch, uint64_t ctr)
 {
-    uint64_t want = ctr / n->opts.rekey_cells;
+    struct node *n = l->node;
+    uint64_t want = ctr >> l->rekey_log2;
 
     if (want == *epoch)
         return 0;
@@ -330,7 +346,7 @@ static int link_ratchet(struct node *n, struct ovl_aead *a, uint8_t key[OVL_AEAD
     ovl_aead_wipe(a);
     *epoch = want;
     n->ctr.rekeys++;
-    return ovl_aead_init(a, suite, key);
+    return ovl_aead_init(a, l->suite, key);
 }
 
 /* Check, open and dispatch one sealed cell. */
@@ -349,7 +365,7 @@ static void link_recv_cell(struct link *l, const uint8_t *frame, size_t len)
         link_close(l, ctr < l->rx_ctr ? LC_REPLAY : LC_REORDER);
         return;
     }
-    if (link_ratchet(n, &l->rx, l->rx_key, &l->rx_epoch, ctr, l->suite) != 0 ||
+    if (link_ratchet(l, &l->rx, l->rx_key, &l->rx_epoch, ctr) != 0 ||
         frame_open(raw, &l->rx, frame, len) != 0) {
         link_close(l, LC_TAMPERED);
         return;
@@ -406,7 +422,7 @@ int link_send(struct link *l, const struct cell *c)
     rc = cell_encode(raw, c);
     if (rc)
         return rc;
-    rc = link_ratchet(n, &l->tx, l->tx_key, &l->tx_epoch, l->tx_ctr, l->suite);
+    rc = link_ratchet(l, &l->tx, l->tx_key, &l->tx_epoch, l->tx_ctr);
     if (rc == 0)
         rc = frame_seal(frame, &l->tx, l->tx_ctr, raw);
     if (rc == 0)
@@ -451,8 +467,8 @@ static void link_on_closed(struct transport *t, int err)
         log_debug(&n->log, "link %s %s closed: %s", l->initiator ? "to" : "from", l->remote,
                   link_close_reason_name(r));
     else
-        log_info(&n->log, "link %s %s closed: %s (%s)", l->initiator ? "to" : "from",
-                 l->remote, link_close_reason_name(r), err ? ovl_strerror(err) : "local");
+        log_info(&n->log, "link %s %s closed: %s (%s)", l->initiator ? "to" : "from", l->remote,
+                 link_close_reason_name(r), err ? ovl_strerror(err) : "local");
     l->tp = NULL;
     if (l->peer)
         peer_link_closed(l->peer, l, r, err);

@@ -2,7 +2,8 @@
  *
  * A link owns one transport. It runs the handshake (handshake.h), then
  * seals every cell with the directional keys and a per-direction counter,
- * ratcheting each key forward every opts.rekey_cells cells. Received cells
+ * ratcheting each key forward every 2^rekey_log2 cells (the smaller of the
+ * two ends' opts.rekey_cells, agreed in the handshake). Received cells
  * go to the node's dispatcher. Any protocol violation closes the link and
  * counts the reason (enum link_close_reason in node.h).
  *
@@ -40,23 +41,24 @@ struct link {
     enum link_state state;
     bool initiator;
     enum link_close_reason reason;
-    bool hs_started;          /* a handshake message was exchanged or due */
-    bool was_open;            /* reached LINK_OPEN at some point */
+    bool hs_started; /* a handshake message was exchanged or due */
+    bool was_open;   /* reached LINK_OPEN at some point */
 
-    struct handshake *hs;     /* only during the handshake */
-    uv_timer_t *timer;        /* handshake timeout; freed in its close callback */
+    struct handshake *hs; /* only during the handshake */
+    uv_timer_t *timer;    /* handshake timeout; freed in its close callback */
 
     enum ovl_aead_suite suite;
+    uint8_t rekey_log2; /* agreed in the handshake: 2^rekey_log2 cells per key */
     struct ovl_aead tx, rx;
     uint8_t tx_key[OVL_AEAD_KEY], rx_key[OVL_AEAD_KEY]; /* for the ratchet */
-    uint64_t tx_ctr, rx_ctr;  /* next counter to send / expect */
+    uint64_t tx_ctr, rx_ctr;                            /* next counter to send / expect */
 
     uint8_t peer_pk[OVL_ED25519_PK]; /* expected (outbound) or learnt */
     char peer_id[OVL_NODE_ID_LEN + 1];
     char remote[OVL_URI_MAX];
-    uint64_t opened_ms;       /* node_now_ms() when the link was created */
+    uint64_t opened_ms; /* node_now_ms() when the link was created */
     uint64_t last_rx_ms;
-    uint64_t tx_epoch, rx_epoch; /* key generation: counter / rekey_cells */
+    uint64_t tx_epoch, rx_epoch; /* key generation: counter >> rekey_log2 */
     uint64_t cells_in, cells_out;
 };
 

@@ -55,7 +55,8 @@ uint64_t node_now_ms(void)
 int node_init(struct node *n, uv_loop_t *loop, const struct node_opts *opts,
               const struct ovl_identity *id, unsigned roles)
 {
-    if (!opts->aead_suites || !opts->rekey_cells || !opts->max_links)
+    if (!opts->aead_suites || opts->rekey_cells < 16 || opts->rekey_cells > (UINT64_C(1) << 32) ||
+        (opts->rekey_cells & (opts->rekey_cells - 1)) != 0 || !opts->max_links)
         return OVL_EINVAL;
     n->loop = loop;
     n->opts = *opts;

@@ -333,7 +333,12 @@ static int probe_handshake(struct probe *p)
     uint8_t m1[HS_INIT_LEN], m2[OVL_FRAME_MAX];
     size_t len = 0;
     int rc = hs_start_initiator(&hs, &p->id, p->peer_pk, ovl_aead_available());
+    unsigned log2 = 0;
 
+    while (log2 < 63 && (UINT64_C(1) << log2) < p->rekey_cells)
+        log2++;
+    if (rc == 0)
+        rc = hs_set_rekey(&hs, log2);
     if (rc == 0)
         rc = hs_write_init(&hs, m1);
     if (rc == 0)
@@ -348,6 +353,7 @@ static int probe_handshake(struct probe *p)
         return rc;
     }
     p->suite = keys.suite;
+    p->rekey_cells = UINT64_C(1) << keys.rekey_log2; /* the agreed interval */
     rc = dir_init(&p->tx, p->suite, keys.tx);
     if (rc == 0)
         rc = dir_init(&p->rx, p->suite, keys.rx);

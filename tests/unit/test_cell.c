@@ -6,6 +6,7 @@
 
 #include "core/cell.h"
 #include "lib/bytes.h"
+#include "check_main.h"
 
 static const enum ovl_aead_suite suites[] = {OVL_AEAD_CHACHA20POLY1305, OVL_AEAD_AES256GCM};
 #define N_SUITES (sizeof(suites) / sizeof(suites[0]))
@@ -281,18 +282,4 @@ static Suite *cell_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr;
-    int failed;
-
-    if (ovl_crypto_init() != 0) {
-        fprintf(stderr, "ovl_crypto_init failed\n");
-        return 1;
-    }
-    sr = srunner_create(cell_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+OVL_CHECK_MAIN(cell_suite)

@@ -10,6 +10,7 @@
 #include "app/config.h"
 #include "lib/crypto.h"
 #include "lib/encode.h"
+#include "check_main.h"
 
 #define NAME "t.conf"
 
@@ -201,6 +202,8 @@ static const struct {
     {"send_queue", "67108865", false},
     {"rekey_cells", "16", true},
     {"rekey_cells", "15", false},
+    {"rekey_cells", "1000", false},
+    {"rekey_cells", "1024", true},
     {"rekey_cells", "4294967297", false},
     {"rekey_cells", "18446744073709551616", false},
     {"reconnect_min", "100", true},
@@ -476,16 +479,10 @@ static Suite *config_suite(void)
     return s;
 }
 
-int main(void)
+static Suite *config_suite_with_id(void)
 {
-    if (ovl_crypto_init() != 0) {
-        fprintf(stderr, "libsodium failed to initialise\n");
-        return 1;
-    }
     make_id();
-    SRunner *sr = srunner_create(config_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return config_suite();
 }
+
+OVL_CHECK_MAIN(config_suite_with_id)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "lib/crypto.h"
+#include "check_main.h"
 
 #define MAXBUF 256
 
@@ -638,15 +639,4 @@ static Suite *crypto_suite(void)
     return s;
 }
 
-int main(void)
-{
-    if (ovl_crypto_init() != 0) {
-        fprintf(stderr, "libsodium failed to initialise\n");
-        return EXIT_FAILURE;
-    }
-    SRunner *sr = srunner_create(crypto_suite());
-    srunner_run_all(sr, CK_ENV); /* CK_VERBOSITY=verbose lists each test */
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+OVL_CHECK_MAIN(crypto_suite)

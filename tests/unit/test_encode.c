@@ -5,6 +5,7 @@
 
 #include "lib/crypto.h"
 #include "lib/encode.h"
+#include "check_main.h"
 
 static const struct {
     const char *plain, *b32;
@@ -212,13 +213,4 @@ static Suite *encode_suite(void)
     return s;
 }
 
-int main(void)
-{
-    if (ovl_crypto_init() != 0)
-        return EXIT_FAILURE;
-    SRunner *sr = srunner_create(encode_suite());
-    srunner_run_all(sr, CK_ENV); /* CK_VERBOSITY=verbose lists each test */
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+OVL_CHECK_MAIN(encode_suite)

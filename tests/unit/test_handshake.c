@@ -7,6 +7,7 @@
 #include "core/cell.h"
 #include "core/handshake.h"
 #include "lib/bytes.h"
+#include "check_main.h"
 
 static bool aes_ok(void)
 {
@@ -508,6 +509,7 @@ START_TEST(test_matches_spec)
     spec_dh(&st, k, s_x, rs_x);
     memset(pl, 0, sizeof(pl));
     st_le32(pl, OVL_AEAD_CHACHA20POLY1305);
+    st_le32(pl + 4, 12); /* ratchet every 2^12 cells */
     st_le64(pl + 8, 1700000000000ull);
     spec_enc(&st, m1 + 84, k, pl, sizeof(pl));
 
@@ -527,7 +529,9 @@ START_TEST(test_matches_spec)
                      0);
     spec_mix(&st, p.m2 + 36, 32);
     ck_assert_uint_eq(ld_le32(pl2), OVL_AEAD_CHACHA20POLY1305);
-    ck_assert(all_zero(pl2 + 4, 12));
+    ck_assert_uint_eq(ld_le32(pl2 + 4), 12);
+    ck_assert(all_zero(pl2 + 8, 8));
+    ck_assert_uint_eq(p.kr.rekey_log2, 12);
     ovl_kdf2(k1, k2, st.ck, NULL, 0);
     ck_assert_mem_eq(p.kr.rx, k1, 32);
     ck_assert_mem_eq(p.kr.tx, k2, 32);
@@ -551,14 +555,20 @@ static void spec_dec(struct spec_state *st, uint8_t *out, const uint8_t k[32], c
  * what the real initiator (offering ChaCha20-Poly1305 only) must say. */
 static const struct {
     uint32_t suite;
+    uint32_t flags;
     int rc;
 } spec_resp_cases[] = {
-    {OVL_AEAD_CHACHA20POLY1305, 0},
-    {0, OVL_EPROTO},
-    {OVL_AEAD_ALL, OVL_EPROTO},       /* two bits */
-    {OVL_AEAD_AES256GCM, OVL_EPROTO}, /* not offered */
-    {1u << 2, OVL_EPROTO},
-    {1u << 31, OVL_EPROTO},
+    {OVL_AEAD_CHACHA20POLY1305, 20, 0},
+    {OVL_AEAD_CHACHA20POLY1305, 4, 0},           /* a smaller interval is fine */
+    {OVL_AEAD_CHACHA20POLY1305, 0x7700 | 20, 0}, /* unassigned flag bits ignored */
+    {OVL_AEAD_CHACHA20POLY1305, 21, OVL_EPROTO}, /* larger than we asked */
+    {OVL_AEAD_CHACHA20POLY1305, 3, OVL_EPROTO},  /* below the minimum */
+    {OVL_AEAD_CHACHA20POLY1305, 0, OVL_EPROTO},
+    {0, 20, OVL_EPROTO},
+    {OVL_AEAD_ALL, 20, OVL_EPROTO},       /* two bits */
+    {OVL_AEAD_AES256GCM, 20, OVL_EPROTO}, /* not offered */
+    {1u << 2, 20, OVL_EPROTO},
+    {1u << 31, 20, OVL_EPROTO},
 };
 
 /* The real initiator against a responder built from the primitives. */
@@ -588,7 +598,7 @@ START_TEST(test_matches_spec_responder)
     spec_dh(&st, k, s_x, i_x);
     spec_dec(&st, pl, k, p.m1 + 84, 32);
     ck_assert_uint_eq(ld_le32(pl), OVL_AEAD_CHACHA20POLY1305);
-    ck_assert_uint_eq(ld_le32(pl + 4), 0);
+    ck_assert_uint_eq(ld_le32(pl + 4), HS_REKEY_LOG2_DEFAULT);
     ck_assert_uint_gt(ld_le64(pl + 8), 1600000000000ull); /* a plausible time in ms */
 
     memcpy(m2, "\x02\x01\x00\x00", 4);
@@ -600,6 +610,7 @@ START_TEST(test_matches_spec_responder)
     spec_dh(&st, k, e_sk, i_x);
     memset(pl, 0, sizeof(pl));
     st_le32(pl, spec_resp_cases[_i].suite);
+    st_le32(pl + 4, spec_resp_cases[_i].flags);
     spec_enc(&st, m2 + 36, k, pl, sizeof(pl));
     ovl_kdf2(k1, k2, st.ck, NULL, 0);
 
@@ -612,6 +623,38 @@ START_TEST(test_matches_spec_responder)
     ck_assert_mem_eq(p.ki.rx, k2, 32);
     ck_assert_mem_eq(p.ki.hash, st.h, 32);
     ck_assert_mem_eq(p.ki.peer_pk, p.b.pk, 32);
+    ck_assert_uint_eq(p.ki.rekey_log2, spec_resp_cases[_i].flags & 0xff);
+}
+END_TEST
+
+/* Both ends use the smaller ratchet interval; out-of-range requests fail. */
+static const struct {
+    unsigned ri, rr; /* requested by initiator, responder (0 = default) */
+    unsigned want;
+} rekey_cases[] = {
+    {0, 0, HS_REKEY_LOG2_DEFAULT}, {8, 30, 8}, {30, 8, 8}, {4, 4, 4}, {32, 32, 32}, {0, 10, 10},
+};
+
+START_TEST(test_rekey_agreed)
+{
+    struct pair p;
+
+    pair_new(&p);
+    ck_assert_int_eq(hs_start_initiator(&p.hi, &p.a, p.b.pk, OVL_AEAD_ALL), 0);
+    ck_assert_int_eq(hs_start_responder(&p.hr, &p.b, OVL_AEAD_ALL), 0);
+    ck_assert_int_eq(hs_set_rekey(&p.hi, 3), OVL_EINVAL);
+    ck_assert_int_eq(hs_set_rekey(&p.hi, 33), OVL_EINVAL);
+    if (rekey_cases[_i].ri)
+        ck_assert_int_eq(hs_set_rekey(&p.hi, rekey_cases[_i].ri), 0);
+    if (rekey_cases[_i].rr)
+        ck_assert_int_eq(hs_set_rekey(&p.hr, rekey_cases[_i].rr), 0);
+    ck_assert_int_eq(hs_write_init(&p.hi, p.m1), 0);
+    ck_assert_int_eq(hs_set_rekey(&p.hi, 10), OVL_EINVAL); /* too late */
+    ck_assert_int_eq(hs_read_init(&p.hr, p.m1, sizeof(p.m1)), 0);
+    ck_assert_int_eq(hs_write_resp(&p.hr, p.m2, &p.kr), 0);
+    ck_assert_int_eq(hs_read_resp(&p.hi, p.m2, sizeof(p.m2), &p.ki), 0);
+    ck_assert_uint_eq(p.ki.rekey_log2, rekey_cases[_i].want);
+    ck_assert_uint_eq(p.kr.rekey_log2, rekey_cases[_i].want);
 }
 END_TEST
 
@@ -624,6 +667,7 @@ static Suite *handshake_suite(void)
     tcase_add_loop_test(tc, test_suite_choice, 0, sizeof(suite_cases) / sizeof(suite_cases[0]));
     tcase_add_test(tc, test_start_errors);
     tcase_add_test(tc, test_replay_m1);
+    tcase_add_loop_test(tc, test_rekey_agreed, 0, sizeof(rekey_cases) / sizeof(rekey_cases[0]));
     tcase_add_test(tc, test_matches_spec);
     tcase_add_loop_test(tc, test_matches_spec_responder, 0,
                         sizeof(spec_resp_cases) / sizeof(spec_resp_cases[0]));
@@ -641,18 +685,4 @@ static Suite *handshake_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr;
-    int failed;
-
-    if (ovl_crypto_init() != 0) {
-        fprintf(stderr, "ovl_crypto_init failed\n");
-        return 1;
-    }
-    sr = srunner_create(handshake_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+OVL_CHECK_MAIN(handshake_suite)

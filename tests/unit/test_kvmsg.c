@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "lib/kvmsg.h"
+#include "check_main.h"
 
 /* Parse a copy of text (whose length is measured with kv_message_len). */
 static int parse_copy(struct kvmsg *m, char *copy, const char *text, size_t len, size_t max)
@@ -314,11 +315,4 @@ static Suite *kvmsg_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(kvmsg_suite());
-    srunner_run_all(sr, CK_ENV); /* CK_VERBOSITY=verbose lists each test */
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+OVL_CHECK_MAIN(kvmsg_suite)

@@ -5,6 +5,7 @@
 
 #include "core/link.h"
 #include "core/node.h"
+#include "check_main.h"
 
 #define TEST_CMD 200 /* an unassigned command the test registers */
 
@@ -14,7 +15,7 @@ struct pair {
     uv_timer_t deadline, poll;
     bool (*done)(struct pair *p);
     bool timed_out;
-    unsigned got_a, got_b; /* TEST_CMD cells received by each node */
+    unsigned got_a, got_b;   /* TEST_CMD cells received by each node */
     uint32_t next_a, next_b; /* expected sequence numbers */
     bool order_ok;
 };
@@ -161,11 +162,14 @@ static void exchange(uint32_t suites_a, uint32_t suites_b, enum ovl_aead_suite w
     oa.aead_suites = suites_a;
     ob = oa;
     ob.aead_suites = suites_b;
+    ob.rekey_cells = 1u << 20; /* the link agrees on the smaller interval */
     pair_setup(&p, &oa, &ob);
     pair_dial(&p, NULL);
     ck_assert(run_until(&p, both_open, 5000));
     ck_assert_int_eq(p.a.links->suite, want);
     ck_assert_int_eq(p.b.links->suite, want);
+    ck_assert_uint_eq(p.a.links->rekey_log2, 4);
+    ck_assert_uint_eq(p.b.links->rekey_log2, 4);
     ck_assert_mem_eq(p.a.links->peer_pk, p.b.id.pk, 32);
     ck_assert_mem_eq(p.b.links->peer_pk, p.a.id.pk, 32);
     ck_assert_str_eq(p.b.links->peer_id, p.a.node_id);
@@ -294,16 +298,4 @@ static Suite *link_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr;
-    int failed;
-
-    if (ovl_crypto_init() != 0)
-        return 1;
-    sr = srunner_create(link_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+OVL_CHECK_MAIN(link_suite)

@@ -13,6 +13,7 @@
 #include "core/tp_tcp.h"
 #include "core/transport.h"
 #include "lib/bytes.h"
+#include "check_main.h"
 
 #define GUARD_MS 20000
 #define NFRAMES  10000
@@ -804,13 +805,4 @@ static Suite *tp_tcp_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(tp_tcp_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+OVL_CHECK_MAIN(tp_tcp_suite)

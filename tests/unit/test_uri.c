@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "lib/uri.h"
+#include "check_main.h"
 
 /* Accepted URIs: the parsed fields and the canonical text. The scheme is
  * lowercased; the host is kept exactly as written. */
@@ -238,11 +239,4 @@ static Suite *uri_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(uri_suite());
-    srunner_run_all(sr, CK_ENV); /* CK_VERBOSITY=verbose lists each test */
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+OVL_CHECK_MAIN(uri_suite)
