@@ -66,6 +66,8 @@ const char *cell_cmd_name(uint8_t cmd)
         return "chain_destroy";
     case CELL_CHAIN_NOTICE:
         return "chain_notice";
+    case CELL_CHAIN_DELIVER:
+        return "chain_deliver";
     case CELL_DIR_REQUEST:
         return "dir_request";
     case CELL_DIR_REPLY:

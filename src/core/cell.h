@@ -59,13 +59,16 @@ enum cell_cmd {
     CELL_CHAIN_BACK = 35,      /* data toward the sender */
     CELL_CHAIN_DESTROY = 36,
     CELL_CHAIN_NOTICE = 37,    /* failure notice travelling back (churn) */
-    /* 38..63 reserved for chain-level use */
+    CELL_CHAIN_DELIVER = 38,   /* exit -> destination: one end-to-end fragment */
+    /* 39..63 reserved for chain-level use (acks, stream data) */
     CELL_DIR_REQUEST = 64,     /* directory (bootstrap) request */
     CELL_DIR_REPLY = 65,
     /* 66..127 reserved for directory and control of the overlay */
     /* 128..255 unassigned */
 };
 #define CELL_CMD_COUNT 256
+#define CELL_CHAIN_FIRST 32 /* chain-level commands: routed by (link, chain_id) */
+#define CELL_CHAIN_LAST 63
 
 /* A decoded cell. len counts the meaningful payload bytes; the rest of the
  * 1016-byte payload is zero on the wire (inside the AEAD). */

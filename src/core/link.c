@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/chanmap.h"
 #include "core/link.h"
 #include "core/peer.h"
 
@@ -88,6 +89,7 @@ static struct link *link_new(struct node *n)
     l->timer->data = l;
     uv_timer_start(l->timer, link_hs_timeout_cb, n->opts.handshake_timeout_ms, 0);
     l->node = n;
+    l->serial = ++n->next_link_serial;
     l->opened_ms = node_now_ms();
     l->last_rx_ms = l->opened_ms;
     l->next = n->links;
@@ -220,7 +222,41 @@ static void link_on_connected(struct transport *t)
 
 static void link_on_drain(struct transport *t)
 {
-    (void)t; /* roles that hold cells back will resume here (chains issue) */
+    struct link *l = t->udata;
+    struct node *n = l->node;
+
+    for (unsigned i = 0; i < n->n_observers && l->state == LINK_OPEN; i++)
+        if (n->observers[i].drained)
+            n->observers[i].drained(n->observers[i].ctx, l);
+}
+
+bool link_can_send(const struct link *l, unsigned n)
+{
+    size_t need = (size_t)n * (FRAME_CELL_LEN + OVL_FRAME_LENHDR);
+
+    if (l->state != LINK_OPEN || !l->tp)
+        return false;
+    return tp_queued(l->tp) + need <= l->node->opts.sendq_max;
+}
+
+void link_pause(struct link *l)
+{
+    if (l->tp && l->state != LINK_CLOSING)
+        tp_pause(l->tp);
+}
+
+void link_resume(struct link *l)
+{
+    if (l->tp && l->state != LINK_CLOSING)
+        tp_resume(l->tp);
+}
+
+struct link *link_by_serial(struct node *n, uint64_t serial)
+{
+    for (struct link *l = n->links; l; l = l->next)
+        if (l->serial == serial)
+            return l;
+    return NULL;
 }
 
 /* Map a handshake error to the reason the link closes. */
@@ -282,6 +318,9 @@ static void link_opened(struct link *l)
              l->remote, ovl_aead_name(l->suite));
     if (l->peer)
         peer_link_opened(l->peer, l);
+    for (unsigned i = 0; i < n->n_observers && l->state == LINK_OPEN; i++)
+        if (n->observers[i].opened)
+            n->observers[i].opened(n->observers[i].ctx, l);
 }
 
 static void link_handshake_initiator(struct link *l, const uint8_t *frame, size_t len)
@@ -385,6 +424,14 @@ static void link_recv_cell(struct link *l, const uint8_t *frame, size_t len)
         }
         link_opened(l);
     }
+    if (c.cmd >= CELL_CHAIN_FIRST && c.cmd <= CELL_CHAIN_LAST) {
+        if (c.chain_id != 0 && chanmap_deliver(n, l, &c))
+            return;
+        if (c.chain_id == 0 || !n->disp.h[c.cmd].fn) {
+            n->ctr.chain_unknown++;
+            return;
+        }
+    }
     dispatch_cell(&n->disp, l, &c);
 }
 
@@ -470,6 +517,10 @@ static void link_on_closed(struct transport *t, int err)
         log_info(&n->log, "link %s %s closed: %s (%s)", l->initiator ? "to" : "from", l->remote,
                  link_close_reason_name(r), err ? ovl_strerror(err) : "local");
     l->tp = NULL;
+    chanmap_link_closed(n, l);
+    for (unsigned i = 0; i < n->n_observers; i++)
+        if (n->observers[i].closed)
+            n->observers[i].closed(n->observers[i].ctx, l);
     if (l->peer)
         peer_link_closed(l->peer, l, r, err);
     link_free(l);

@@ -37,6 +37,7 @@ struct link {
     struct node *node;
     struct transport *tp;
     struct link *prev, *next; /* node->links */
+    uint64_t serial;          /* unique per node; never reused */
     struct peer *peer;        /* configured peer that dialed this, or NULL */
     enum link_state state;
     bool initiator;
@@ -78,8 +79,18 @@ void link_accept(struct node *n, struct transport *tp);
  * full (nothing queued; retry later), OVL_ECLOSED unless LINK_OPEN. */
 int link_send(struct link *l, const struct cell *c) OVL_WUR;
 
+/* Return true when an open link can queue n more cells right now. */
+bool link_can_send(const struct link *l, unsigned n);
+
+/* Stop reading cells from the peer (backpressure) / start again. */
+void link_pause(struct link *l);
+void link_resume(struct link *l);
+
 /* Close the link, counting reason; idempotent. The link is freed later. */
 void link_close(struct link *l, enum link_close_reason reason);
+
+/* Return the link with the given serial if it still exists, or NULL. */
+struct link *link_by_serial(struct node *n, uint64_t serial);
 
 /* Return the first open link to the node with identity pk, or NULL. */
 struct link *link_find(struct node *n, const uint8_t pk[OVL_ED25519_PK]);

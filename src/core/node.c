@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/chanmap.h"
 #include "core/link.h"
 #include "core/node.h"
 #include "core/peer.h"
@@ -50,6 +51,23 @@ void node_opts_defaults(struct node_opts *o)
 uint64_t node_now_ms(void)
 {
     return uv_hrtime() / 1000000u;
+}
+
+uint64_t node_wall_ms(void)
+{
+    uv_timeval64_t tv;
+
+    if (uv_gettimeofday(&tv) != 0)
+        return 0;
+    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+}
+
+int node_observe_links(struct node *n, const struct link_observer *obs)
+{
+    if (n->n_observers >= NODE_MAX_OBSERVERS)
+        return OVL_ENOMEM;
+    n->observers[n->n_observers++] = *obs;
+    return 0;
 }
 
 int node_init(struct node *n, uv_loop_t *loop, const struct node_opts *opts,
@@ -130,6 +148,7 @@ void node_stop(struct node *n)
 
 void node_free(struct node *n)
 {
+    chanmap_free(n);
     free(n->peers);
     n->peers = NULL;
     n->n_peers = 0;

@@ -77,6 +77,20 @@ struct peer_spec {
 };
 
 struct link;
+struct chanmap_slot;
+struct dir;
+struct relay;
+struct client;
+
+/* A role's interest in link events; registered with node_observe_links().
+ * Any callback may be NULL. The link is valid for the duration of the call. */
+struct link_observer {
+    void (*opened)(void *ctx, struct link *l);  /* authenticated both ways */
+    void (*closed)(void *ctx, struct link *l);  /* closing; freed right after */
+    void (*drained)(void *ctx, struct link *l); /* queue fell below half after OVL_EAGAIN */
+    void *ctx;
+};
+#define NODE_MAX_OBSERVERS 8
 
 /* Runtime state of a configured peer. */
 struct peer {
@@ -99,6 +113,7 @@ struct node_counters {
     uint64_t frames_in, frames_out;
     uint64_t bytes_in, bytes_out;
     uint64_t rekeys;
+    uint64_t chain_unknown; /* chain-level cells for an ID nobody owns */
 };
 
 struct node {
@@ -124,6 +139,18 @@ struct node {
     struct node_counters ctr;
     uint64_t started_ms;
     bool stopping;
+
+    uint64_t next_link_serial;      /* link->serial: unique for the node's life */
+    struct chanmap_slot *chanmap;   /* (link, chain ID) -> owner; see chanmap.h */
+    uint32_t n_chanmap;
+    struct link_observer observers[NODE_MAX_OBSERVERS];
+    unsigned n_observers;
+
+    /* Role contexts, created by the app after node_init; opaque to core.
+     * NULL when the role is off. */
+    struct dir *dir;       /* directory: bootstrap server and directory client */
+    struct relay *relay;   /* peel-and-forward, exit delivery */
+    struct client *client; /* chains, sending and receiving messages */
 
     /* The one upcall into the application: asked to stop the daemon (by
      * ovlctl shutdown or a signal). Set by the app before node_start(). */
@@ -152,7 +179,14 @@ void node_stop(struct node *n);
 /* Release what node_init and node_start allocated; call after the loop ended. */
 void node_free(struct node *n);
 
+/* Register a link observer (copied). OVL_ENOMEM past NODE_MAX_OBSERVERS. */
+int node_observe_links(struct node *n, const struct link_observer *obs) OVL_WUR;
+
 /* Return a monotonic clock in milliseconds (for ages and timeouts). */
 uint64_t node_now_ms(void);
+
+/* Return wall-clock time in milliseconds since the Unix epoch (for signed
+ * documents that other nodes read). */
+uint64_t node_wall_ms(void);
 
 #endif

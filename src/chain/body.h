@@ -1,0 +1,43 @@
+/* body.h - what travels inside the onion: the ONION_BODY-byte body.
+ *
+ *   cmd(1) | flags(1, zero) | len(2, LE) | args and data (len bytes)
+ *
+ * Forward (sender -> exit):
+ *   BODY_DELIVER   dest_pk(32) | data: the exit hands data to node dest in a
+ *                  CELL_CHAIN_DELIVER cell (len - 32 <= BODY_DATA_MAX)
+ *   BODY_DROP      cover: the exit discards it
+ * Backward (a hop -> sender):
+ *   BODY_SETUP_OK     originated by the exit when the setup reached it
+ *   BODY_SETUP_FAIL   reason(1): originated by the hop that could not extend
+ *   BODY_DELIVER_FAIL dest_pk(32) | reason(1): the exit could not reach dest
+ * Reserved for later issues: acks, loop cover, stream data (see PROTOCOL.md).
+ * The unused tail of a body is zero before encryption.
+ */
+#ifndef OVL_CHAIN_BODY_H
+#define OVL_CHAIN_BODY_H
+
+#include <stdint.h>
+
+#include "chain/onion.h"
+
+#define BODY_HDR 4
+#define BODY_DATA_MAX (ONION_BODY - BODY_HDR - OVL_ED25519_PK) /* 852 */
+
+enum body_cmd {
+    BODY_DELIVER = 1,
+    BODY_DROP = 2,
+    BODY_SETUP_OK = 16,
+    BODY_SETUP_FAIL = 17,
+    BODY_DELIVER_FAIL = 18,
+    /* 3..15 forward, 19..31 backward: reserved (acks, loop cover, streams) */
+};
+
+/* Reasons in SETUP_FAIL / DELIVER_FAIL. */
+enum body_reason {
+    BODY_R_NO_ROUTE = 1,  /* next hop / destination unknown to the directory */
+    BODY_R_UNREACHABLE,   /* dial failed or timed out */
+    BODY_R_LIMIT,         /* a cap was reached */
+    BODY_R_PROTOCOL,      /* malformed setup or body */
+};
+
+#endif

@@ -1,0 +1,80 @@
+/* relay.h - the relay role: chain setup, peel-and-forward, exit delivery.
+ *
+ * A relay keeps one entry per chain through it: (prev link, prev ID) ->
+ * (next link, next ID), the hop's onion_keys and counters, registered in the
+ * node's chanmap for both IDs. It learns only its neighbours.
+ *
+ *  - CELL_CHAIN_SETUP on an unknown ID opens a chain: peel the header with
+ *    the current onion key, then the older ones (dir_onion_keys); RELAY hops
+ *    find the next hop (link_find, else dir_lookup + link_dial), pick an ID
+ *    there (chanmap_alloc) and forward the rewritten header; EXIT hops
+ *    originate BODY_SETUP_OK backward. A hop that cannot extend originates
+ *    BODY_SETUP_FAIL and forgets the chain. Setups waiting for a link are
+ *    bounded and time out.
+ *  - CELL_CHAIN_FWD: onion_fwd_peel, then forward (RELAY) or act on the body
+ *    (EXIT: BODY_DELIVER -> CELL_CHAIN_DELIVER to dest over a link found or
+ *    dialed as above, cells queued (bounded) while it opens; BODY_DROP ->
+ *    discard). CELL_CHAIN_BACK from the next hop: onion_back_add and pass to
+ *    the previous hop. A cell that does not verify is dropped and counted.
+ *  - CELL_CHAIN_DESTROY from either side, a closed link or the lifetime
+ *    ending tears the chain down and sends DESTROY the other way.
+ *  - Backpressure: when the outgoing link is full the relay pauses the
+ *    incoming link (link_pause) and resumes it on drain; no cell is
+ *    queued without bound.
+ * No public-key operation and no allocation per data cell.
+ */
+#ifndef OVL_CHAIN_RELAY_H
+#define OVL_CHAIN_RELAY_H
+
+#include <stdint.h>
+
+#include "core/node.h"
+#include "dir/dir.h"
+#include "lib/err.h"
+
+struct relay_opts {
+    uint32_t max_chains;       /* [relay] max_chains, default 65536 */
+    uint32_t setup_timeout_ms; /* [relay] setup_timeout, default 10000 */
+    uint32_t max_lifetime_s;   /* [relay] max_lifetime: cap on the setup's lifetime, default 3600 */
+    uint32_t exit_queue;       /* [relay] exit_queue: cells held per destination while dialing, default 256 */
+};
+
+enum relay_drop {
+    RD_UNKNOWN_CHAIN = 0, /* counted by core as node->ctr.chain_unknown; mirrored here */
+    RD_AUTH,              /* a layer did not verify: tampered, replayed or foreign */
+    RD_BAD_CELL,          /* wrong length or malformed body */
+    RD_QUEUE_FULL,        /* the next link or the exit queue was full */
+    RD_NO_ROUTE,          /* next hop or destination unknown or unreachable */
+    RD_LIMIT,             /* max_chains or pending caps */
+    RD_EXPIRED,           /* chain lifetime over */
+    RD_COUNT
+};
+
+struct relay_stats {
+    uint64_t setups_ok, setups_failed, setups_in;
+    uint64_t cells_fwd_in, cells_peeled, cells_forwarded;
+    uint64_t cells_back_in, cells_back_out, cells_originated;
+    uint64_t delivered, delivered_cells, dropped_cover;
+    uint64_t dropped[RD_COUNT];
+    uint32_t chains; /* live chains through this relay */
+};
+
+/* Return the name of a drop reason ("auth", "queue_full", ...). */
+const char *relay_drop_name(enum relay_drop r);
+
+struct relay;
+
+/* Create the relay role (node->relay = *out) and register its handlers.
+ * Needs node->dir. Call after dir_init and before node_start. */
+int relay_init(struct node *n, const struct relay_opts *o, struct relay **out) OVL_WUR;
+
+/* Tear down every chain and stop timers. Safe to call twice. */
+void relay_stop(struct relay *r);
+
+/* Free r after the loop ended (NULL-safe); wipes keys. */
+void relay_free(struct relay *r);
+
+/* Fill st. */
+void relay_stats(const struct relay *r, struct relay_stats *st);
+
+#endif

@@ -1,0 +1,113 @@
+/* client.h - the client role: chains, sending and receiving messages.
+ *
+ * Sending: client_send() encrypts a message end to end to the destination
+ * node's onion key (from its descriptor, dir_lookup):
+ *     blob = eph_pk(32) | AEAD(k, plaintext)      (ChaCha20-Poly1305, nonce 0,
+ *                                                  associated data = msg_id)
+ *     plaintext = flags(1) | [reply_pk(32) if CLIENT_F_REPLY] | message
+ *     k = KDF(X25519(eph_sk, dest onion_pk), eph_pk, onion_pk)
+ * cuts the blob into fragments  msg_id(16) | offset(4) | total(4) | bytes
+ * (BODY_DATA_MAX bytes each at most) and sends each in one BODY_DELIVER
+ * forward cell over the current chain. The exit hands each to the
+ * destination in a CELL_CHAIN_DELIVER cell; the destination reassembles by
+ * msg_id (bounded: max_message, inbox caps, reassembly timeout), decrypts
+ * with its current or previous onion key and puts the message in its inbox.
+ * The receiver learns the sender only if the sender set reply.
+ *
+ * Chains: built on demand and kept ready; from the bootstrap's generator
+ * (chain_source bootstrap) or picked uniformly from the signed relay list
+ * (local). Setup is one CELL_CHAIN_SETUP to the first hop and one
+ * BODY_SETUP_OK back. A chain is replaced shortly before its lifetime ends
+ * (a new one is built, new messages use it, the old one is destroyed once
+ * idle), so traffic is not interrupted. A chain that fails is destroyed and
+ * its unsent messages move to the next chain.
+ */
+#ifndef OVL_CLIENT_CLIENT_H
+#define OVL_CLIENT_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/node.h"
+#include "lib/err.h"
+
+#define CLIENT_MSG_ID 16
+#define CLIENT_F_REPLY 0x01
+
+enum client_chain_source { CHAIN_SOURCE_BOOTSTRAP = 0, CHAIN_SOURCE_LOCAL = 1 };
+
+struct client_opts {
+    enum client_chain_source source; /* [chain] source, default bootstrap */
+    uint32_t length;                 /* [chain] length, 1..8, default 3 */
+    uint32_t backups;                /* [chain] backups, 0..4, default 2 */
+    uint32_t lifetime_ms;            /* [chain] lifetime, default 600000 */
+    uint32_t setup_timeout_ms;       /* [chain] setup_timeout, default 10000 */
+    uint64_t max_message;            /* [client] max_message, default 1048576 */
+    uint32_t inbox_messages;         /* [client] inbox_messages, default 1024 */
+    uint64_t inbox_bytes;            /* [client] inbox_bytes, default 67108864 */
+    uint32_t send_queue;             /* [client] send_queue: messages waiting, default 1024 */
+    uint32_t reassembly_timeout_ms;  /* [client] reassembly_timeout, default 60000 */
+};
+
+/* A received message, handed to the caller by client_recv (caller frees
+ * with free()). */
+struct client_msg {
+    uint8_t id[CLIENT_MSG_ID];
+    uint64_t received_ms; /* wall clock */
+    bool has_from;
+    uint8_t from[OVL_ED25519_PK];
+    size_t len;
+    uint8_t data[]; /* len bytes */
+};
+
+/* A chain as shown by "ovlctl chains". */
+struct client_chain_info {
+    uint32_t serial;      /* local number, for display */
+    const char *state;    /* "building", "ready", "retiring", "failed" */
+    uint64_t age_ms, expires_in_ms;
+    unsigned length;
+    uint8_t hops[8][OVL_ED25519_PK];
+    uint64_t cells_out, cells_in, messages;
+};
+
+struct client_stats {
+    uint64_t messages_sent, messages_failed, messages_received;
+    uint64_t cells_out, cells_in, fragments_in;
+    uint64_t chains_built, chains_failed, chains_replaced;
+    uint64_t dropped_auth, dropped_bad, dropped_reassembly, dropped_inbox_full;
+    uint32_t inbox_messages, send_queued;
+    uint64_t inbox_bytes;
+};
+
+struct client;
+
+/* Create the client role (node->client = *out) and register its handlers.
+ * Needs node->dir. Call after dir_init and before node_start. */
+int client_init(struct node *n, const struct client_opts *o, struct client **out) OVL_WUR;
+
+/* Destroy chains, fail queued messages, stop timers. Safe to call twice. */
+void client_stop(struct client *c);
+
+/* Free c after the loop ended (NULL-safe); wipes keys and messages. */
+void client_free(struct client *c);
+
+/* Queue msg (len bytes, copied) for node dest; id receives the message id.
+ * With reply set the receiver learns our node ID. OVL_ETOOBIG above
+ * max_message, OVL_ENOMEM when the send queue is full, OVL_EINVAL for a
+ * bad destination (ourselves, empty message). Delivery is asynchronous. */
+int client_send(struct client *c, const uint8_t dest[OVL_ED25519_PK], const uint8_t *msg,
+                size_t len, bool reply, uint8_t id[CLIENT_MSG_ID]) OVL_WUR;
+
+/* Move up to max received messages, oldest first, into out; returns how
+ * many. The caller frees each. */
+size_t client_recv(struct client *c, struct client_msg **out, size_t max);
+
+/* Call fn for each chain. */
+void client_each_chain(const struct client *c,
+                       void (*fn)(void *arg, const struct client_chain_info *ci), void *arg);
+
+/* Fill st. */
+void client_stats(const struct client *c, struct client_stats *st);
+
+#endif

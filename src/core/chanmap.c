@@ -1,0 +1,166 @@
+/* chanmap.c - (link, chain ID) -> owner, on uthash. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <uthash.h>
+
+#include "core/chanmap.h"
+#include "core/link.h"
+#include "core/node.h"
+
+#define CHAN_DIR_BIT UINT32_C(0x80000000)
+
+struct chanmap_key {
+    uint64_t serial; /* link->serial: links are never reused, pointers may be */
+    uint32_t id;
+    uint32_t pad;    /* zero: the whole struct is the hash key */
+};
+
+struct chanmap_slot {
+    struct chanmap_key key;
+    struct link *link;
+    const struct chain_owner *owner;
+    void *obj;
+    UT_hash_handle hh;
+};
+
+static struct chanmap_slot *slot_find(struct node *n, const struct link *l, uint32_t id)
+{
+    struct chanmap_key k = {.serial = l->serial, .id = id};
+    struct chanmap_slot *s = NULL;
+
+    HASH_FIND(hh, n->chanmap, &k, sizeof(k), s);
+    return s;
+}
+
+bool chanmap_id_is_remote(const struct link *l, uint32_t id)
+{
+    /* The initiator opens chains with the top bit set. */
+    return l->initiator ? (id & CHAN_DIR_BIT) == 0 : (id & CHAN_DIR_BIT) != 0;
+}
+
+/* Insert without the direction check (both chanmap_add and chanmap_alloc). */
+static int slot_insert(struct node *n, struct link *l, uint32_t id, const struct chain_owner *owner,
+                       void *obj)
+{
+    struct chanmap_slot *s;
+
+    if (id == 0 || !owner)
+        return OVL_EINVAL;
+    if (slot_find(n, l, id))
+        return OVL_EEXIST;
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return OVL_ENOMEM;
+    s->key.serial = l->serial;
+    s->key.id = id;
+    s->link = l;
+    s->owner = owner;
+    s->obj = obj;
+    HASH_ADD(hh, n->chanmap, key, sizeof(s->key), s);
+    n->n_chanmap++;
+    return 0;
+}
+
+int chanmap_add(struct node *n, struct link *l, uint32_t id, const struct chain_owner *owner,
+                void *obj)
+{
+    if (!chanmap_id_is_remote(l, id))
+        return OVL_EINVAL;
+    return slot_insert(n, l, id, owner, obj);
+}
+
+int chanmap_alloc(struct node *n, struct link *l, const struct chain_owner *owner, void *obj,
+                  uint32_t *id)
+{
+    *id = 0;
+    /* 2^31 IDs per side: a few random tries find a free one unless the map
+     * is absurdly full, which the roles' caps prevent. */
+    for (int tries = 0; tries < 16; tries++) {
+        uint32_t v;
+        int rc;
+
+        ovl_random(&v, sizeof(v));
+        v = l->initiator ? (v | CHAN_DIR_BIT) : (v & ~CHAN_DIR_BIT);
+        if (v == 0)
+            continue;
+        rc = slot_insert(n, l, v, owner, obj);
+        if (rc == 0) {
+            *id = v;
+            return 0;
+        }
+        if (rc != OVL_EEXIST)
+            return rc;
+    }
+    return OVL_ENOMEM;
+}
+
+void chanmap_del(struct node *n, struct link *l, uint32_t id)
+{
+    struct chanmap_slot *s = slot_find(n, l, id);
+
+    if (!s)
+        return;
+    HASH_DEL(n->chanmap, s);
+    n->n_chanmap--;
+    free(s);
+}
+
+void *chanmap_find(struct node *n, struct link *l, uint32_t id)
+{
+    struct chanmap_slot *s = slot_find(n, l, id);
+
+    return s ? s->obj : NULL;
+}
+
+bool chanmap_deliver(struct node *n, struct link *l, const struct cell *c)
+{
+    struct chanmap_slot *s = slot_find(n, l, c->chain_id);
+
+    if (!s)
+        return false;
+    s->owner->cell(s->obj, l, c);
+    return true;
+}
+
+void chanmap_link_closed(struct node *n, struct link *l)
+{
+    struct chanmap_slot *s, *tmp;
+
+    /* O(slots) per closing link; fine at our scale (a per-link list would
+     * make it O(slots on l) if profiles ever say so). Owners may delete
+     * other slots from their callback, so restart after each call. */
+again:
+    HASH_ITER(hh, n->chanmap, s, tmp)
+    {
+        if (s->link == l) {
+            const struct chain_owner *owner = s->owner;
+            void *obj = s->obj;
+            uint32_t id = s->key.id;
+
+            HASH_DEL(n->chanmap, s);
+            n->n_chanmap--;
+            free(s);
+            if (owner->link_closed)
+                owner->link_closed(obj, l, id);
+            goto again;
+        }
+    }
+}
+
+uint32_t chanmap_count(const struct node *n)
+{
+    return n->n_chanmap;
+}
+
+void chanmap_free(struct node *n)
+{
+    struct chanmap_slot *s, *tmp;
+
+    HASH_ITER(hh, n->chanmap, s, tmp)
+    {
+        HASH_DEL(n->chanmap, s);
+        free(s);
+    }
+    n->n_chanmap = 0;
+}

@@ -1,0 +1,122 @@
+/* desc.h - signed descriptors and the directory's signed documents.
+ *
+ * Wire formats (all integers little-endian; docs/PROTOCOL.md, "Directory"):
+ *
+ * Descriptor, signed by the node it describes:
+ *   version(1)=1 | flags(1) | suites(1) | n_uris(1) | published_ms(8) |
+ *   expires_ms(8) | id_pk(32) | onion_pk(32) | n_uris x (len(1) | uri) |
+ *   sig(64) over every byte before it
+ * flags: DESC_RELAY (carries chains), DESC_ENDPOINT (receives messages).
+ *
+ * Document, signed by a bootstrap (a relay list or a generated chain):
+ *   version(1)=1 | kind(1) | length(1) | backups(1) | ref(16) |
+ *   published_ms(8) | expires_ms(8) | count(2) |
+ *   count x (len(2) | descriptor) | sig(64) over every byte before it
+ * kind DOC_LIST: the live relays, length = backups = 0, ref zero.
+ * kind DOC_CHAIN: count = length * (1 + backups) descriptors, position-major
+ * (position 0's primary, its backups, position 1's primary, ...); ref
+ * names the generated chain (the same ref means the same cached chain).
+ *
+ * Times are wall-clock milliseconds since the Unix epoch. Decoders check
+ * every length against the buffer, the version, the flags, that URIs are
+ * printable and parse, and the signature; they never trust a count.
+ */
+#ifndef OVL_DIR_DESC_H
+#define OVL_DIR_DESC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/crypto.h"
+#include "lib/err.h"
+#include "lib/uri.h"
+
+#define DESC_VERSION 1
+#define DESC_MAX_URIS 4
+#define DESC_FIXED_LEN (4 + 8 + 8 + 32 + 32)
+#define DESC_MAX_LEN (DESC_FIXED_LEN + DESC_MAX_URIS * (1 + OVL_URI_MAX) + OVL_SIG_LEN)
+#define DOC_HDR_LEN (4 + 16 + 8 + 8 + 2)
+#define DOC_MAX_LEN (256 * 1024) /* caps a relay list at roughly 1,000 relays */
+
+enum desc_flags {
+    DESC_RELAY = 1u << 0,
+    DESC_ENDPOINT = 1u << 1,
+};
+
+enum doc_kind {
+    DOC_LIST = 1,
+    DOC_CHAIN = 2,
+};
+
+/* A decoded (and, once verified, trusted) descriptor. */
+struct desc {
+    uint8_t flags;  /* enum desc_flags */
+    uint8_t suites; /* enum ovl_aead_suite mask */
+    uint8_t n_uris;
+    uint64_t published_ms, expires_ms;
+    uint8_t id_pk[OVL_ED25519_PK];
+    uint8_t onion_pk[OVL_X25519_LEN];
+    char uris[DESC_MAX_URIS][OVL_URI_MAX];
+};
+
+/* Encode d and sign it with id (whose pk must equal d->id_pk) into out
+ * (cap bytes); *len receives the size. OVL_EINVAL for a bad descriptor,
+ * OVL_ETOOBIG if cap is too small. */
+int desc_sign(const struct desc *d, const struct ovl_identity *id, uint8_t *out, size_t cap,
+              size_t *len) OVL_WUR;
+
+/* Decode and verify one descriptor of exactly len bytes. OVL_EPROTO for a
+ * malformed one, OVL_ECRYPTO for a bad signature. Expiry is the caller's
+ * business (desc_expired). */
+int desc_parse(struct desc *d, const uint8_t *in, size_t len) OVL_WUR;
+
+/* True when d has expired at wall-clock time now_ms. */
+bool desc_expired(const struct desc *d, uint64_t now_ms);
+
+/* A decoded document: the descriptors stay in the caller's buffer. */
+struct doc {
+    uint8_t kind, length, backups;
+    uint8_t ref[16];
+    uint64_t published_ms, expires_ms;
+    uint16_t count;
+    struct doc_entry {
+        const uint8_t *desc; /* points into the buffer given to doc_parse */
+        uint16_t len;
+    } *entries;              /* count entries, allocated by doc_parse */
+};
+
+/* Builder state for a document (appends descriptors already signed). */
+struct doc_builder {
+    uint8_t *buf;
+    size_t len, cap;
+    uint16_t count;
+};
+
+/* Start a document of kind into a buffer of cap bytes the builder allocates
+ * (at most DOC_MAX_LEN). */
+int doc_begin(struct doc_builder *b, uint8_t kind, uint8_t length, uint8_t backups,
+              const uint8_t ref[16], uint64_t published_ms, uint64_t expires_ms, size_t cap) OVL_WUR;
+
+/* Append one signed descriptor. OVL_ETOOBIG when it does not fit. */
+int doc_add(struct doc_builder *b, const uint8_t *desc, size_t len) OVL_WUR;
+
+/* Sign with the bootstrap identity; on success *out (malloc'd, the
+ * caller's) and *len hold the document and the builder is empty. */
+int doc_finish(struct doc_builder *b, const struct ovl_identity *id, uint8_t **out,
+               size_t *len) OVL_WUR;
+
+/* Free a builder's buffer (NULL-safe, idempotent). */
+void doc_builder_free(struct doc_builder *b);
+
+/* Decode and verify a document against the bootstrap key bs_pk; each
+ * entry's descriptor is checked with desc_parse too. On success
+ * doc->entries is allocated (free with doc_free). OVL_EPROTO / OVL_ECRYPTO
+ * as desc_parse. For DOC_CHAIN, count must equal length * (1 + backups). */
+int doc_parse(struct doc *doc, const uint8_t *in, size_t len,
+              const uint8_t bs_pk[OVL_ED25519_PK]) OVL_WUR;
+
+/* Free what doc_parse allocated (NULL-safe). */
+void doc_free(struct doc *doc);
+
+#endif

@@ -1,0 +1,2 @@
+/* dir.c - not written yet (stub so the build tree configures). */
+typedef int ovl_stub_dir;

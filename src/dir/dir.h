@@ -1,0 +1,125 @@
+/* dir.h - the directory role: bootstrap server and directory client.
+ *
+ * Every node has one struct dir (node->dir).
+ *  - As a bootstrap (ROLE_BOOTSTRAP) it answers CELL_DIR_REQUEST on any
+ *    link from its registry (registry.h) and expires silent nodes every
+ *    heartbeat period.
+ *  - As a relay or client it keeps an onion key pair (rotated every
+ *    onion_rotate_ms; the previous keys stay usable for onion_overlap_ms),
+ *    and publishes a signed descriptor (DESC_RELAY for relays, DESC_ENDPOINT
+ *    for clients, both for both) to every configured bootstrap as soon as
+ *    the link to it opens, then heartbeats every heartbeat_ms. It re-registers
+ *    when the onion key rotates or the bootstrap answers "unknown".
+ *  - It serves the other roles' requests (chains, relay lists, lookups),
+ *    asking the first bootstrap whose link is open and the next one when a
+ *    request fails or times out. Everything a bootstrap signs is verified
+ *    with that bootstrap's key from the config.
+ *
+ * Callbacks: never called from inside the call that started the request
+ * (always from the loop), exactly once, unless cancelled with
+ * dir_cancel(). Data passed to a callback is lent for the call.
+ */
+#ifndef OVL_DIR_DIR_H
+#define OVL_DIR_DIR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/node.h"
+#include "dir/desc.h"
+#include "dir/registry.h"
+#include "lib/err.h"
+
+#define DIR_MAX_BOOTSTRAPS 8
+#define DIR_MAX_ONION 3 /* current + previous keys kept for the overlap */
+#define DIR_MAX_HOPS 8  /* = ONION_MAX_HOPS */
+#define DIR_MAX_BACKUPS 4
+
+struct dir_opts {
+    uint32_t heartbeat_ms;      /* [dir] heartbeat, default 5000 */
+    uint32_t ttl_ms;            /* [dir] ttl (bootstrap), default 15000 */
+    uint32_t chain_cache_ttl_ms;/* [dir] chain_cache_ttl, default 600000 */
+    uint32_t max_nodes;         /* [dir] max_nodes, default 4096 */
+    uint32_t max_chains;        /* [dir] max_cached_chains, default 1024 */
+    uint32_t onion_rotate_ms;   /* [dir] onion_rotate, default 3600000 */
+    uint32_t onion_overlap_ms;  /* [dir] onion_overlap, default 600000 */
+    uint32_t request_timeout_ms;/* [dir] request_timeout, default 5000 */
+    uint32_t desc_lifetime_ms;  /* descriptor expiry after publication, default 3 x onion_rotate */
+};
+
+/* A configured bootstrap ([bootstrap.NAME] address, id). */
+struct dir_bootstrap_spec {
+    char name[PEER_NAME_MAX];
+    char uri[OVL_URI_MAX];
+    uint8_t pk[OVL_ED25519_PK];
+};
+
+/* One onion key pair of this node. sk is secret. */
+struct dir_onion {
+    uint8_t pk[OVL_X25519_LEN], sk[OVL_X25519_LEN];
+    uint64_t created_ms, retire_ms; /* monotonic; retire_ms 0 while current */
+};
+
+/* A chain from a bootstrap (or picked locally), decoded and verified. */
+struct dir_chain {
+    uint8_t ref[16];
+    unsigned length, backups;
+    uint64_t expires_ms;               /* wall clock */
+    struct desc hops[DIR_MAX_HOPS][1 + DIR_MAX_BACKUPS]; /* [position][0 = primary, 1.. backups] */
+};
+
+struct dir_stats {
+    uint64_t requests_in, replies_out, bad_requests;
+    uint64_t registrations_ok, registrations_failed, heartbeats_sent;
+    uint64_t requests_out, replies_in, request_timeouts, bad_replies;
+    struct registry_stats reg; /* bootstrap only */
+};
+
+struct dir;
+
+typedef void (*dir_chain_cb)(void *arg, int err, const struct dir_chain *chain);
+typedef void (*dir_lookup_cb)(void *arg, int err, const struct desc *d);
+typedef void (*dir_list_cb)(void *arg, int err, const struct desc *relays, unsigned n);
+
+/* Create node's directory role (node->dir = *out) and register its cell
+ * handlers and link observer. bootstraps are also added by the app as
+ * peers to dial. Call after node_init and before node_start. */
+int dir_init(struct node *n, const struct dir_opts *o, const struct dir_bootstrap_spec *bs,
+             unsigned n_bs, struct dir **out) OVL_WUR;
+
+/* Stop timers and fail pending requests with OVL_ECLOSED (callbacks run
+ * from the loop). Safe to call twice. */
+void dir_stop(struct dir *d);
+
+/* Free d after the loop ended (NULL-safe); wipes onion keys. */
+void dir_free(struct dir *d);
+
+/* Return our onion keys, current first; *count receives how many. */
+const struct dir_onion *dir_onion_keys(const struct dir *d, unsigned *count);
+
+/* Ask for a chain of length hops and backups backups per position,
+ * excluding exclude (may be NULL). */
+int dir_request_chain(struct dir *d, unsigned length, unsigned backups,
+                      const uint8_t exclude[OVL_ED25519_PK], dir_chain_cb cb, void *arg) OVL_WUR;
+
+/* Fetch the signed list of live relays (cached for heartbeat_ms). */
+int dir_request_list(struct dir *d, dir_list_cb cb, void *arg) OVL_WUR;
+
+/* Look up the descriptor of node pk (cached until it expires). */
+int dir_lookup(struct dir *d, const uint8_t pk[OVL_ED25519_PK], dir_lookup_cb cb, void *arg) OVL_WUR;
+
+/* Cancel every pending request whose callback argument is arg. */
+void dir_cancel(struct dir *d, void *arg);
+
+/* True once our descriptor was accepted by at least one bootstrap. */
+bool dir_registered(const struct dir *d);
+
+/* Return the counters (and registry counts on a bootstrap). */
+void dir_stats(const struct dir *d, struct dir_stats *st);
+
+/* Bootstrap only: call fn for every live relay (for "ovlctl relays");
+ * OVL_EUNSUPP on other nodes. */
+int dir_each_registered(const struct dir *d, void (*fn)(void *arg, const struct reg_node *n),
+                        void *arg) OVL_WUR;
+
+#endif

@@ -1,0 +1,98 @@
+/* registry.h - the bootstrap's state: live nodes and generated chains.
+ *
+ * Pure data structure, no I/O; the caller passes the time (monotonic ms for
+ * TTLs, wall-clock ms for descriptor expiry). Memory is O(live nodes +
+ * cached chains) and bounded by the caps in registry_opts.
+ *
+ * A node is registered with its signed descriptor and stays live while
+ * heartbeats arrive; one silent for ttl_ms is dropped by registry_expire(),
+ * and every cached chain that contains it is evicted at once. Relays
+ * (DESC_RELAY) are drawn for chains and listed; endpoints (DESC_ENDPOINT
+ * only) can only be looked up.
+ *
+ * Chains: for (requester, length, backups, exclude) a random chain of
+ * distinct live relays, length primaries plus `backups` backups per
+ * position, never the requester or `exclude`, drawn with libsodium's
+ * generator (uniform). It is cached for chain_ttl_ms: the same request
+ * within that time returns the same chain (same ref).
+ */
+#ifndef OVL_DIR_REGISTRY_H
+#define OVL_DIR_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dir/desc.h"
+#include "lib/err.h"
+
+struct registry_opts {
+    uint32_t max_nodes;   /* relays and endpoints together */
+    uint32_t max_chains;  /* cached chains */
+    uint32_t ttl_ms;      /* drop a node this long after its last heartbeat */
+    uint32_t chain_ttl_ms;
+};
+
+/* One registered node. */
+struct reg_node {
+    struct desc d;
+    uint8_t *raw;  /* the signed descriptor as received */
+    size_t raw_len;
+    uint64_t registered_ms, last_seen_ms; /* monotonic */
+    uint64_t heartbeats;
+};
+
+/* A generated chain: length * (1 + backups) nodes, position-major. */
+struct reg_chain {
+    uint8_t ref[16];
+    uint8_t length, backups;
+    uint64_t created_ms, expires_ms; /* monotonic */
+    const struct reg_node **nodes;
+};
+
+struct registry;
+
+/* Create an empty registry; *out is NULL on failure. */
+int registry_new(const struct registry_opts *o, struct registry **out) OVL_WUR;
+
+/* Free r and everything in it (NULL-safe). */
+void registry_free(struct registry *r);
+
+/* Add or replace the node whose signed descriptor is raw (verified here,
+ * and its id_pk must equal peer_pk, the link's authenticated identity).
+ * OVL_EPROTO / OVL_ECRYPTO for a bad descriptor, OVL_EPERM when it
+ * describes another node, OVL_ETIMEDOUT when expired at wall_ms, OVL_ENOMEM
+ * at max_nodes. Replacing keeps the node's cached chains. */
+int registry_register(struct registry *r, const uint8_t peer_pk[OVL_ED25519_PK], const uint8_t *raw,
+                      size_t len, uint64_t now_ms, uint64_t wall_ms) OVL_WUR;
+
+/* Record a heartbeat; OVL_ENOENT if pk is not registered. */
+int registry_heartbeat(struct registry *r, const uint8_t pk[OVL_ED25519_PK], uint64_t now_ms) OVL_WUR;
+
+/* Drop nodes silent for ttl_ms or whose descriptor expired at wall_ms, and
+ * chains past their TTL or containing a dropped node. Returns the number of
+ * nodes dropped. */
+unsigned registry_expire(struct registry *r, uint64_t now_ms, uint64_t wall_ms);
+
+/* Return the node with identity pk, or NULL. */
+const struct reg_node *registry_lookup(const struct registry *r, const uint8_t pk[OVL_ED25519_PK]);
+
+/* Call fn for every live relay (DESC_RELAY), in no particular order. */
+void registry_each_relay(const struct registry *r, void (*fn)(void *arg, const struct reg_node *n),
+                         void *arg);
+
+/* Return the cached chain for this request or generate one. exclude may be
+ * NULL. OVL_EINVAL for length outside 1..8 or backups above 4, OVL_ENOENT
+ * when there are not enough eligible relays, OVL_ENOMEM. The chain stays
+ * valid until the next call that changes r. */
+int registry_chain(struct registry *r, const uint8_t requester[OVL_ED25519_PK], unsigned length,
+                   unsigned backups, const uint8_t exclude[OVL_ED25519_PK], uint64_t now_ms,
+                   const struct reg_chain **out) OVL_WUR;
+
+/* Counts for status. */
+struct registry_stats {
+    uint32_t relays, endpoints, chains;
+    uint64_t registered, dropped, chains_generated, chains_cached, chains_evicted;
+};
+void registry_stats(const struct registry *r, struct registry_stats *st);
+
+#endif
