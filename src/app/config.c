@@ -29,15 +29,27 @@
 #define SUN_PATH_MAX  (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 #define SECT_NAME_MAX 64
 
-enum cfg_sect { SECT_NONE, SECT_NODE, SECT_LOG, SECT_LINK, SECT_PEER };
+/* Plain sections first, then the named ones ([peer.NAME], [bootstrap.NAME]). */
+enum cfg_sect {
+    SECT_NONE,
+    SECT_NODE,
+    SECT_LOG,
+    SECT_LINK,
+    SECT_DIR,
+    SECT_CHAIN,
+    SECT_CLIENT,
+    SECT_RELAY,
+    SECT_PEER,
+    SECT_BOOTSTRAP
+};
 
 struct cfg_parse;
 struct key_def;
 
 typedef int (*key_setter)(struct cfg_parse *p, const struct key_def *k, const char *v);
 
-/* One key of one section. Integer keys store into struct node_opts at
- * off/width; path keys store into struct ovl_config at off, at most max bytes. */
+/* One key of one section. Integer and path keys store into struct
+ * ovl_config at off/width; a path takes at most max bytes. */
 struct key_def {
     enum cfg_sect sect;
     const char *name;
@@ -58,9 +70,11 @@ static int set_uint(struct cfg_parse *p, const struct key_def *k, const char *v)
 static int set_pow2(struct cfg_parse *p, const struct key_def *k, const char *v);
 static int set_peer_address(struct cfg_parse *p, const struct key_def *k, const char *v);
 static int set_peer_id(struct cfg_parse *p, const struct key_def *k, const char *v);
+static int set_source(struct cfg_parse *p, const struct key_def *k, const char *v);
 
 #define CFG_FIELD(f) offsetof(struct ovl_config, f), sizeof(((struct ovl_config *)0)->f)
-#define OPT_FIELD(f) offsetof(struct node_opts, f), sizeof(((struct node_opts *)0)->f)
+#define OPT_FIELD(f) CFG_FIELD(opts.f)
+#define U32_MAX_MS   UINT64_C(86400000)
 
 static const struct key_def key_defs[] = {
     {SECT_NODE, "roles", set_roles, false, false, 0, 0, 0, 0},
@@ -83,6 +97,42 @@ static const struct key_def key_defs[] = {
      OPT_FIELD(reconnect_max_ms)},
     {SECT_PEER, "address", set_peer_address, false, false, 0, 0, 0, 0},
     {SECT_PEER, "id", set_peer_id, false, false, 0, 0, 0, 0},
+    {SECT_BOOTSTRAP, "address", set_peer_address, false, false, 0, 0, 0, 0},
+    {SECT_BOOTSTRAP, "id", set_peer_id, false, false, 0, 0, 0, 0},
+    {SECT_DIR, "heartbeat", set_uint, false, false, 1000, 600000, CFG_FIELD(dir.heartbeat_ms)},
+    {SECT_DIR, "ttl", set_uint, false, false, 1000, U32_MAX_MS, CFG_FIELD(dir.ttl_ms)},
+    {SECT_DIR, "chain_cache_ttl", set_uint, false, false, 1000, U32_MAX_MS,
+     CFG_FIELD(dir.chain_cache_ttl_ms)},
+    {SECT_DIR, "max_nodes", set_uint, false, false, 1, 1000000, CFG_FIELD(dir.max_nodes)},
+    {SECT_DIR, "max_cached_chains", set_uint, false, false, 1, 1000000, CFG_FIELD(dir.max_chains)},
+    {SECT_DIR, "onion_rotate", set_uint, false, false, 60000, 604800000,
+     CFG_FIELD(dir.onion_rotate_ms)},
+    {SECT_DIR, "onion_overlap", set_uint, false, false, 0, U32_MAX_MS,
+     CFG_FIELD(dir.onion_overlap_ms)},
+    {SECT_DIR, "request_timeout", set_uint, false, false, 100, 600000,
+     CFG_FIELD(dir.request_timeout_ms)},
+    {SECT_CHAIN, "source", set_source, false, false, 0, 0, 0, 0},
+    {SECT_CHAIN, "length", set_uint, false, false, 1, DIR_MAX_HOPS, CFG_FIELD(client.length)},
+    {SECT_CHAIN, "backups", set_uint, false, false, 0, DIR_MAX_BACKUPS, CFG_FIELD(client.backups)},
+    {SECT_CHAIN, "lifetime", set_uint, false, false, 10000, U32_MAX_MS,
+     CFG_FIELD(client.lifetime_ms)},
+    {SECT_CHAIN, "setup_timeout", set_uint, false, false, 100, 600000,
+     CFG_FIELD(client.setup_timeout_ms)},
+    {SECT_CLIENT, "max_message", set_uint, false, false, 1, 67108864,
+     CFG_FIELD(client.max_message)},
+    {SECT_CLIENT, "inbox_messages", set_uint, false, false, 1, 1000000,
+     CFG_FIELD(client.inbox_messages)},
+    {SECT_CLIENT, "inbox_bytes", set_uint, false, false, 1024, UINT64_C(4294967296),
+     CFG_FIELD(client.inbox_bytes)},
+    {SECT_CLIENT, "send_queue", set_uint, false, false, 1, 100000, CFG_FIELD(client.send_queue)},
+    {SECT_CLIENT, "reassembly_timeout", set_uint, false, false, 1000, 3600000,
+     CFG_FIELD(client.reassembly_timeout_ms)},
+    {SECT_RELAY, "max_chains", set_uint, false, false, 1, 10000000, CFG_FIELD(relay.max_chains)},
+    {SECT_RELAY, "setup_timeout", set_uint, false, false, 100, 600000,
+     CFG_FIELD(relay.setup_timeout_ms)},
+    {SECT_RELAY, "max_lifetime", set_uint, false, false, 10, 86400,
+     CFG_FIELD(relay.max_lifetime_s)},
+    {SECT_RELAY, "exit_queue", set_uint, false, false, 1, 65536, CFG_FIELD(relay.exit_queue)},
 };
 
 #define KEY_COUNT (sizeof(key_defs) / sizeof(key_defs[0]))
@@ -96,17 +146,20 @@ struct cfg_parse {
     unsigned line; /* physical line last handed to libinih (libinih counts alike) */
     enum cfg_sect sect;
     char sect_name[SECT_NAME_MAX];
-    unsigned peer;                      /* index in c->peers while sect == SECT_PEER */
-    unsigned key_line[KEY_COUNT];       /* line where a [node]/[log]/[link] key was set */
+    unsigned peer;                      /* index in c->peers or c->bootstraps (named sections) */
+    unsigned key_line[KEY_COUNT];       /* line where a key of a plain section was set */
     unsigned peer_line[NODE_MAX_PEERS]; /* line of each [peer.NAME] header */
     unsigned peer_key_line[NODE_MAX_PEERS][KEY_COUNT];
+    unsigned boot_line[DIR_MAX_BOOTSTRAPS]; /* line of each [bootstrap.NAME] header */
+    unsigned boot_key_line[DIR_MAX_BOOTSTRAPS][KEY_COUNT];
     bool colon; /* the current line's first separator is ':' */
     bool failed;
     unsigned err_line;
     char msg[CONFIG_ERR_MAX];
 };
 
-static const char *const sect_names[] = {"", "node", "log", "link", "peer"};
+static const char *const sect_names[] = {"",      "node",   "log",   "link", "dir",
+                                         "chain", "client", "relay", "peer", "bootstrap"};
 
 __attribute__((format(printf, 3, 4))) static int cfg_fail(struct cfg_parse *p, unsigned line,
                                                           const char *fmt, ...)
@@ -290,7 +343,7 @@ static int set_uint(struct cfg_parse *p, const struct key_def *k, const char *v)
     if ((n < k->min || n > k->max) && !(k->zero_ok && n == 0))
         return cfg_fail(p, p->line, "%s = %s is out of range (%s%" PRIu64 "..%" PRIu64 ")", k->name,
                         v, k->zero_ok ? "0 or " : "", k->min, k->max);
-    char *field = (char *)&p->c->opts + k->off;
+    char *field = (char *)p->c + k->off;
     if (k->width == sizeof(uint32_t)) {
         uint32_t n32 = (uint32_t)n;
         memcpy(field, &n32, sizeof(n32));
@@ -308,36 +361,65 @@ static int set_pow2(struct cfg_parse *p, const struct key_def *k, const char *v)
 
     if (err)
         return err;
-    memcpy(&n, (char *)&p->c->opts + k->off, sizeof(n));
+    memcpy(&n, (char *)p->c + k->off, sizeof(n));
     if ((n & (n - 1)) != 0)
         return cfg_fail(p, p->line, "%s = %s is not a power of two", k->name, v);
     return 0;
 }
 
+/* The name, address and key of the [peer.NAME] or [bootstrap.NAME] being read. */
+struct named_spec {
+    const char *kind; /* "peer" or "bootstrap", for messages */
+    const char *name;
+    char *uri;
+    uint8_t *pk;
+};
+
+static struct named_spec cur_spec(struct cfg_parse *p)
+{
+    if (p->sect == SECT_BOOTSTRAP) {
+        struct dir_bootstrap_spec *bs = &p->c->bootstraps[p->peer];
+        return (struct named_spec){"bootstrap", bs->name, bs->uri, bs->pk};
+    }
+    struct peer_spec *ps = &p->c->peers[p->peer];
+    return (struct named_spec){"peer", ps->name, ps->uri, ps->pk};
+}
+
 static int set_peer_address(struct cfg_parse *p, const struct key_def *k, const char *v)
 {
-    struct peer_spec *ps = &p->c->peers[p->peer];
+    struct named_spec ns = cur_spec(p);
     struct ovl_uri u;
     int err = parse_address(p, k, v, &u);
 
     if (err)
         return err;
     if (u.port == 0)
-        return cfg_fail(p, p->line, "peer %s: address '%s' needs a port from 1 to 65535", ps->name,
-                        v);
-    return copy_value(p, k, ps->uri, sizeof(ps->uri), v);
+        return cfg_fail(p, p->line, "%s %s: address '%s' needs a port from 1 to 65535", ns.kind,
+                        ns.name, v);
+    return copy_value(p, k, ns.uri, OVL_URI_MAX, v);
 }
 
 static int set_peer_id(struct cfg_parse *p, const struct key_def *k, const char *v)
 {
-    struct peer_spec *ps = &p->c->peers[p->peer];
+    struct named_spec ns = cur_spec(p);
 
     (void)k;
-    if (node_id_parse(ps->pk, v) != 0)
+    if (node_id_parse(ns.pk, v) != 0)
         return cfg_fail(p, p->line,
-                        "peer %s: bad id '%s' (expected the %d-character node ID that "
+                        "%s %s: bad id '%s' (expected the %d-character node ID that "
                         "'ovld --print-id' prints)",
-                        ps->name, v, OVL_NODE_ID_LEN);
+                        ns.kind, ns.name, v, OVL_NODE_ID_LEN);
+    return 0;
+}
+
+static int set_source(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    if (strcmp(v, "bootstrap") == 0)
+        p->c->client.source = CHAIN_SOURCE_BOOTSTRAP;
+    else if (strcmp(v, "local") == 0)
+        p->c->client.source = CHAIN_SOURCE_LOCAL;
+    else
+        return cfg_fail(p, p->line, "unknown %s '%s' (expected bootstrap or local)", k->name, v);
     return 0;
 }
 
@@ -355,31 +437,37 @@ static bool peer_name_ok(const char *s)
     return true;
 }
 
-/* Start a [peer.NAME] section. */
-static void cfg_peer_begin(struct cfg_parse *p, const char *name)
+/* Start a [peer.NAME] (sect SECT_PEER) or [bootstrap.NAME] section. */
+static void cfg_named_begin(struct cfg_parse *p, enum cfg_sect sect, const char *name)
 {
     struct ovl_config *c = p->c;
+    bool boot = sect == SECT_BOOTSTRAP;
+    const char *kind = boot ? "bootstrap" : "peer";
+    unsigned *count = boot ? &c->n_bootstraps : &c->n_peers;
+    unsigned max = boot ? DIR_MAX_BOOTSTRAPS : NODE_MAX_PEERS;
+    unsigned *lines = boot ? p->boot_line : p->peer_line;
 
     if (!peer_name_ok(name)) {
-        cfg_fail(p, p->line, "bad peer name '%s' in [peer.%s] (1 to %d of A-Z a-z 0-9 _ -)", name,
-                 name, PEER_NAME_MAX - 1);
+        cfg_fail(p, p->line, "bad %s name '%s' in [%s.%s] (1 to %d of A-Z a-z 0-9 _ -)", kind, name,
+                 kind, name, PEER_NAME_MAX - 1);
         return;
     }
-    for (unsigned i = 0; i < c->n_peers; i++) {
-        if (strcmp(c->peers[i].name, name) == 0) {
-            cfg_fail(p, p->line, "section [peer.%s] given twice (first on line %u)", name,
-                     p->peer_line[i]);
+    for (unsigned i = 0; i < *count; i++) {
+        const char *other = boot ? c->bootstraps[i].name : c->peers[i].name;
+        if (strcmp(other, name) == 0) {
+            cfg_fail(p, p->line, "section [%s.%s] given twice (first on line %u)", kind, name,
+                     lines[i]);
             return;
         }
     }
-    if (c->n_peers >= NODE_MAX_PEERS) {
-        cfg_fail(p, p->line, "too many peers (at most %d)", NODE_MAX_PEERS);
+    if (*count >= max) {
+        cfg_fail(p, p->line, "too many %ss (at most %u)", kind, max);
         return;
     }
-    p->peer = c->n_peers++;
-    memcpy(c->peers[p->peer].name, name, strlen(name) + 1);
-    p->peer_line[p->peer] = p->line;
-    p->sect = SECT_PEER;
+    p->peer = (*count)++;
+    memcpy(boot ? c->bootstraps[p->peer].name : c->peers[p->peer].name, name, strlen(name) + 1);
+    lines[p->peer] = p->line;
+    p->sect = sect;
 }
 
 /* Called by the reader for a line starting with '['; libinih reports the
@@ -411,7 +499,11 @@ static void cfg_section(struct cfg_parse *p, const char *line)
         }
     }
     if (strncmp(p->sect_name, "peer.", 5) == 0) {
-        cfg_peer_begin(p, p->sect_name + 5);
+        cfg_named_begin(p, SECT_PEER, p->sect_name + 5);
+        return;
+    }
+    if (strncmp(p->sect_name, "bootstrap.", 10) == 0) {
+        cfg_named_begin(p, SECT_BOOTSTRAP, p->sect_name + 10);
         return;
     }
     cfg_fail(p, p->line, "unknown section [%s]", p->sect_name);
@@ -508,7 +600,9 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
     if (!k)
         return !cfg_fail(p, p->line, "unknown key '%s' in [%s]", name, p->sect_name);
     size_t i = (size_t)(k - key_defs);
-    unsigned *seen = p->sect == SECT_PEER ? &p->peer_key_line[p->peer][i] : &p->key_line[i];
+    unsigned *seen = p->sect == SECT_PEER        ? &p->peer_key_line[p->peer][i]
+                     : p->sect == SECT_BOOTSTRAP ? &p->boot_key_line[p->peer][i]
+                                                 : &p->key_line[i];
     if (*seen && !k->repeat)
         return !cfg_fail(p, p->line, "duplicate key '%s' in [%s] (first on line %u)", name,
                          p->sect_name, *seen);
@@ -516,21 +610,106 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
     return k->set(p, k, value) == 0;
 }
 
+/* Merge [peer.NAME] and the [bootstrap.NAME] not already a peer (same id)
+ * into out, writing at most cap entries; return how many there are in all. */
+static unsigned dial_merge(const struct ovl_config *c, struct peer_spec *out, unsigned cap)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < c->n_peers; i++, n++) {
+        if (n < cap)
+            out[n] = c->peers[i];
+    }
+    for (unsigned i = 0; i < c->n_bootstraps; i++) {
+        const struct dir_bootstrap_spec *bs = &c->bootstraps[i];
+        bool known = false;
+        for (unsigned j = 0; j < c->n_peers && !known; j++)
+            known = memcmp(c->peers[j].pk, bs->pk, OVL_ED25519_PK) == 0;
+        if (known)
+            continue;
+        if (n < cap) {
+            memset(&out[n], 0, sizeof(out[n]));
+            memcpy(out[n].name, bs->name, sizeof(out[n].name));
+            memcpy(out[n].uri, bs->uri, sizeof(out[n].uri));
+            memcpy(out[n].pk, bs->pk, sizeof(out[n].pk));
+        }
+        n++;
+    }
+    return n;
+}
+
+/* Write the peers to dial (peers, then bootstraps not among them) into out. */
+unsigned config_dial_peers(const struct ovl_config *c, struct peer_spec *out)
+{
+    unsigned n;
+
+    if (!c || !out)
+        return 0;
+    n = dial_merge(c, out, NODE_MAX_PEERS);
+    return n < NODE_MAX_PEERS ? n : NODE_MAX_PEERS;
+}
+
+/* Fail unless each of the count named sections of kind sect has address and id. */
+static bool cfg_named_complete(struct cfg_parse *p, enum cfg_sect sect, unsigned count)
+{
+    size_t addr = (size_t)(key_find(sect, "address") - key_defs);
+    size_t id = (size_t)(key_find(sect, "id") - key_defs);
+    bool boot = sect == SECT_BOOTSTRAP;
+
+    for (unsigned i = 0; i < count; i++) {
+        const unsigned *seen = boot ? p->boot_key_line[i] : p->peer_key_line[i];
+        const char *missing = !seen[addr] ? "address" : !seen[id] ? "id" : NULL;
+        if (missing) {
+            cfg_fail(p, boot ? p->boot_line[i] : p->peer_line[i], "%s %s has no %s",
+                     boot ? "bootstrap" : "peer",
+                     boot ? p->c->bootstraps[i].name : p->c->peers[i].name, missing);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The larger of the lines where two plain keys were set (0 if neither was). */
+static unsigned later_line(const struct cfg_parse *p, enum cfg_sect sect, const char *a,
+                           const char *b)
+{
+    unsigned la = p->key_line[key_find(sect, a) - key_defs];
+    unsigned lb = p->key_line[key_find(sect, b) - key_defs];
+    return la > lb ? la : lb;
+}
+
 /* Checks that need the whole file: required peer keys, cross-key limits. */
 static void cfg_finish(struct cfg_parse *p)
 {
-    const struct ovl_config *c = p->c;
-    size_t addr = (size_t)(key_find(SECT_PEER, "address") - key_defs);
-    size_t id = (size_t)(key_find(SECT_PEER, "id") - key_defs);
+    struct ovl_config *c = p->c;
+    unsigned dial;
 
-    for (unsigned i = 0; i < c->n_peers; i++) {
-        const char *missing = !p->peer_key_line[i][addr] ? "address"
-                              : !p->peer_key_line[i][id] ? "id"
-                                                         : NULL;
-        if (missing) {
-            cfg_fail(p, p->peer_line[i], "peer %s has no %s", c->peers[i].name, missing);
-            return;
+    if (!cfg_named_complete(p, SECT_PEER, c->n_peers) ||
+        !cfg_named_complete(p, SECT_BOOTSTRAP, c->n_bootstraps))
+        return;
+    for (unsigned i = 0; i < c->n_bootstraps; i++) {
+        for (unsigned j = 0; j < i; j++) {
+            if (memcmp(c->bootstraps[i].pk, c->bootstraps[j].pk, OVL_ED25519_PK) == 0) {
+                cfg_fail(p, p->boot_line[i], "bootstrap %s has the same id as bootstrap %s",
+                         c->bootstraps[i].name, c->bootstraps[j].name);
+                return;
+            }
         }
+    }
+    dial = dial_merge(c, NULL, 0);
+    if (dial > NODE_MAX_PEERS) {
+        cfg_fail(p, p->boot_line[c->n_bootstraps - 1],
+                 "too many nodes to dial: %u [peer.NAME] and %u [bootstrap.NAME] not among them "
+                 "(at most %d together)",
+                 c->n_peers, dial - c->n_peers, NODE_MAX_PEERS);
+        return;
+    }
+    c->dir.desc_lifetime_ms = 3 * c->dir.onion_rotate_ms;
+    if (c->dir.ttl_ms <= c->dir.heartbeat_ms) {
+        cfg_fail(p, later_line(p, SECT_DIR, "ttl", "heartbeat"),
+                 "ttl (%" PRIu32 ") must be greater than heartbeat (%" PRIu32 ")", c->dir.ttl_ms,
+                 c->dir.heartbeat_ms);
+        return;
     }
     if (c->opts.reconnect_max_ms < c->opts.reconnect_min_ms) {
         unsigned lmin = p->key_line[key_find(SECT_LINK, "reconnect_min") - key_defs];
@@ -590,6 +769,31 @@ void config_defaults(struct ovl_config *c)
     c->log_level = OVL_LOG_INFO;
     c->syslog = false;
     node_opts_defaults(&c->opts);
+    c->dir = (struct dir_opts){
+        .heartbeat_ms = 5000,
+        .ttl_ms = 15000,
+        .chain_cache_ttl_ms = 600000,
+        .max_nodes = 4096,
+        .max_chains = 1024,
+        .onion_rotate_ms = 3600000,
+        .onion_overlap_ms = 600000,
+        .request_timeout_ms = 5000,
+        .desc_lifetime_ms = 3 * 3600000u,
+    };
+    c->relay = (struct relay_opts){
+        .max_chains = 65536, .setup_timeout_ms = 10000, .max_lifetime_s = 3600, .exit_queue = 256};
+    c->client = (struct client_opts){
+        .source = CHAIN_SOURCE_BOOTSTRAP,
+        .length = 3,
+        .backups = 2,
+        .lifetime_ms = 600000,
+        .setup_timeout_ms = 10000,
+        .max_message = 1048576,
+        .inbox_messages = 1024,
+        .inbox_bytes = 67108864,
+        .send_queue = 1024,
+        .reassembly_timeout_ms = 60000,
+    };
 }
 
 /* Set c to the defaults and remember name; fail if name does not fit. */

@@ -5,6 +5,13 @@
  *   [link]     handshake_timeout, idle_timeout, max_links, send_queue,
  *              rekey_cells, reconnect_min, reconnect_max
  *   [peer.NAME] address, id     (one section per peer to dial)
+ *   [dir]      heartbeat, ttl, chain_cache_ttl, max_nodes, max_cached_chains,
+ *              onion_rotate, onion_overlap, request_timeout
+ *   [bootstrap.NAME] address, id (a directory server; also dialed as a peer)
+ *   [chain]    source, length, backups, lifetime, setup_timeout
+ *   [client]   max_message, inbox_messages, inbox_bytes, send_queue,
+ *              reassembly_timeout
+ *   [relay]    max_chains, setup_timeout, max_lifetime, exit_queue
  *
  * Unknown sections or keys, bad values and duplicates are rejected with a
  * "file:line: message" error.
@@ -16,7 +23,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "chain/relay.h"
+#include "client/client.h"
 #include "core/node.h"
+#include "dir/dir.h"
 #include "lib/err.h"
 #include "lib/log.h"
 
@@ -24,16 +34,21 @@
 
 struct ovl_config {
     char path[PATH_MAX];
-    unsigned roles;                 /* enum node_role bits; default relay */
+    unsigned roles; /* enum node_role bits; default relay */
     char data_dir[PATH_MAX];
     char control_socket[PATH_MAX];
     char listen[NODE_MAX_LISTEN][OVL_URI_MAX];
     unsigned n_listen;
-    enum ovl_log_level log_level;   /* default info */
-    bool syslog;                    /* default false */
-    struct node_opts opts;          /* [link] and aead */
-    struct peer_spec peers[NODE_MAX_PEERS];
+    enum ovl_log_level log_level;           /* default info */
+    bool syslog;                            /* default false */
+    struct node_opts opts;                  /* [link] and aead */
+    struct peer_spec peers[NODE_MAX_PEERS]; /* the [peer.NAME] sections only */
     unsigned n_peers;
+    struct dir_opts dir;       /* [dir]; desc_lifetime_ms = 3 x onion_rotate_ms */
+    struct relay_opts relay;   /* [relay] */
+    struct client_opts client; /* [chain] and [client] */
+    struct dir_bootstrap_spec bootstraps[DIR_MAX_BOOTSTRAPS];
+    unsigned n_bootstraps;
 };
 
 /* Fill c with the documented defaults (no peers, no listen address). */
@@ -47,6 +62,11 @@ int config_load(struct ovl_config *c, const char *path, char *err, size_t errlen
 /* Parse a config held in memory (name is used in messages); for tests. */
 int config_parse_string(struct ovl_config *c, const char *name, const char *text, char *err,
                         size_t errlen) OVL_WUR;
+
+/* Write into out (NODE_MAX_PEERS entries) the peers the node dials: every
+ * [peer.NAME], then every [bootstrap.NAME] whose id no [peer.NAME] has.
+ * Return how many; config_load guarantees they fit. */
+unsigned config_dial_peers(const struct ovl_config *c, struct peer_spec *out);
 
 /* Format roles as "bootstrap,relay,client" (only those set) into out. */
 void config_roles_format(char *out, size_t outlen, unsigned roles);

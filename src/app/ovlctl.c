@@ -19,36 +19,13 @@
 #include <cJSON.h>
 
 #include "app/config.h"
+#include "app/ovlctl.h"
 #include "control/control.h"
 #include "lib/kvmsg.h"
 #include "ovl_config.h"
 
-enum {
-    EXIT_DAEMON = 1,  /* the daemon answered with an error */
-    EXIT_USAGE = 2,   /* bad command line or config */
-    EXIT_CONNECT = 3, /* cannot connect, timeout, connection lost */
-};
-
-#define REPLY_MAX          ((size_t)64 << 20)
-#define REPLY_PAIRS        1000000
 #define TIMEOUT_DEFAULT_MS 5000
 #define TIMEOUT_MAX_MS     3600000
-
-struct opts {
-    const char *socket;
-    const char *config;
-    bool json;
-    int timeout_ms;
-    long long deadline; /* CLOCK_MONOTONIC ms */
-    char sockbuf[PATH_MAX];
-};
-
-/* Received bytes; one reply is the first msg_len bytes. */
-struct reply {
-    char *data;
-    size_t len, cap;
-    size_t scan; /* where to resume looking for the blank line */
-};
 
 struct subcommand {
     const char *name;
@@ -61,7 +38,8 @@ static void usage(FILE *f);
 
 /* ---- socket I/O -------------------------------------------------------- */
 
-static long long now_ms(void)
+/* Return CLOCK_MONOTONIC in milliseconds. */
+long long now_ms(void)
 {
     struct timespec ts;
 
@@ -244,27 +222,25 @@ static int reply_check(const char *cmd, struct kvmsg *m, char *buf, size_t len)
     return 0;
 }
 
-/* Send command with at most one argument and parse the reply into m; on
- * success the caller frees m and r.data. */
-static int request(const struct opts *o, const char *cmd, const char *key, const char *val,
-                   struct kvmsg *m, struct reply *r)
+/* Send the request in b (freed here; begun by request_begin) and parse the
+ * reply into m; on success the caller frees m and r.data. */
+int request_kv(const struct opts *o, const char *cmd, struct kvbuf *b, struct kvmsg *m,
+               struct reply *r)
 {
-    struct kvbuf b = {0};
     int rc;
 
-    kv_addu(&b, "ovl-control", CONTROL_PROTO_VERSION);
-    kv_adds(&b, "command", cmd);
-    if (key)
-        kv_adds(&b, key, val);
-    kv_end(&b);
-    if (b.err) {
-        kvbuf_free(&b);
-        fprintf(stderr, "ovlctl: %s: cannot build the request\n", cmd);
+    kv_end(b);
+    if (b->err) {
+        bool oom = b->err == OVL_ENOMEM;
+
+        kvbuf_free(b);
+        fprintf(stderr, "ovlctl: %s: %s\n", cmd,
+                oom ? "out of memory" : "cannot build the request");
         return EXIT_USAGE;
     }
     *r = (struct reply){0};
-    rc = exchange(o, b.data, b.len, r, false);
-    kvbuf_free(&b);
+    rc = exchange(o, b->data, b->len, r, false);
+    kvbuf_free(b);
     if (rc == 0)
         rc = reply_check(cmd, m, r->data, reply_msg_len(r));
     if (rc != 0) {
@@ -275,14 +251,36 @@ static int request(const struct opts *o, const char *cmd, const char *key, const
     return rc;
 }
 
-static bool is_envelope(const char *key)
+/* Start a request for cmd in b. */
+void request_begin(struct kvbuf *b, const char *cmd)
+{
+    *b = (struct kvbuf){0};
+    kv_addu(b, "ovl-control", CONTROL_PROTO_VERSION);
+    kv_adds(b, "command", cmd);
+}
+
+/* Send cmd with at most one argument; see request_kv. */
+int request(const struct opts *o, const char *cmd, const char *key, const char *val,
+            struct kvmsg *m, struct reply *r)
+{
+    struct kvbuf b;
+
+    request_begin(&b, cmd);
+    if (key)
+        kv_adds(&b, key, val);
+    return request_kv(o, cmd, &b, m, r);
+}
+
+/* True for the reply's envelope lines (version, errno). */
+bool is_envelope(const char *key)
 {
     return strcmp(key, "ovl-control") == 0 || strcmp(key, "errno") == 0;
 }
 
 /* ---- output ------------------------------------------------------------ */
 
-static void print_pairs(const struct kvmsg *m)
+/* Print every data line as "key: value", aligned. */
+void print_pairs(const struct kvmsg *m)
 {
     size_t i, w = 0;
 
@@ -297,7 +295,7 @@ static void print_pairs(const struct kvmsg *m)
 
 /* A decimal integer of at most 18 digits becomes a JSON number (written
  * verbatim, so no precision is lost to doubles); anything else a string. */
-static cJSON *json_value(const char *v)
+cJSON *json_value(const char *v)
 {
     const char *p = v + (*v == '-');
     size_t n = strspn(p, "0123456789");
@@ -309,7 +307,8 @@ static cJSON *json_value(const char *v)
     return cJSON_CreateRaw(num);
 }
 
-static int json_print(cJSON *root)
+/* Print root (consumed) as JSON; EXIT_DAEMON when out of memory. */
+int json_print(cJSON *root)
 {
     char *s = root ? cJSON_Print(root) : NULL;
 
@@ -418,7 +417,8 @@ struct row {
     char age[32];
 };
 
-static void format_age(char *out, size_t outlen, const char *ms)
+/* Format milliseconds (a decimal string) as 5s, 3m07s, 2h05m or 1d03h. */
+void format_age(char *out, size_t outlen, const char *ms)
 {
     unsigned long long s = strtoull(ms, NULL, 10) / 1000;
 
@@ -496,7 +496,8 @@ static int print_peers(const struct kvmsg *m)
 
 /* ---- subcommands ------------------------------------------------------- */
 
-static int no_args(int argc, char **argv)
+/* EXIT_USAGE (after saying so) if the subcommand got arguments. */
+int no_args(int argc, char **argv)
 {
     if (argc == 1)
         return 0;
@@ -668,6 +669,12 @@ static const struct subcommand subcommands[] = {
     {"log-level", log_level_main, " [LEVEL]", "show or set the log level"},
     {"shutdown", shutdown_main, "", "stop the daemon"},
     {"raw", raw_main, "", "send a request read from stdin, print the raw reply"},
+    {"send", send_main, " --to ID [--reply] (--file F | TEXT...)",
+     "send a message (client); prints its id"},
+    {"recv", recv_main, " [--follow] [--max N]", "print the messages received (client)"},
+    {"chains", chains_main, "", "list this client's chains"},
+    {"relays", relays_main, "", "list the registered nodes (bootstrap)"},
+    {"dir-chain", dir_chain_main, " [--length N] [--backups N]", "ask the directory for a chain"},
 };
 
 /* ---- main -------------------------------------------------------------- */
@@ -685,9 +692,19 @@ static void usage(FILE *f)
             "      --timeout MS    give up after MS milliseconds (default %d)\n"
             "commands:\n",
             OVL_DEFAULT_SOCKET, TIMEOUT_DEFAULT_MS);
-    for (i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
-        fprintf(f, "  %s%-*s %s\n", subcommands[i].name, (int)(18 - strlen(subcommands[i].name)),
-                subcommands[i].args, subcommands[i].help);
+    for (i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++) {
+        size_t w = strlen(subcommands[i].name) + strlen(subcommands[i].args);
+
+        /* A long synopsis gets its help on the next line. */
+        if (w > 18)
+            fprintf(f, "  %s%s\n  %-18s %s\n", subcommands[i].name, subcommands[i].args, "",
+                    subcommands[i].help);
+        else
+            fprintf(f, "  %s%-*s %s\n", subcommands[i].name,
+                    (int)(18 - strlen(subcommands[i].name)), subcommands[i].args,
+                    subcommands[i].help);
+    }
+    fprintf(f, "A command's own --json is the same as the global one.\n");
     fprintf(f, "See ovlctl(8).\n");
 }
 
@@ -705,14 +722,15 @@ static int parse_timeout(const char *s, int *out)
 }
 
 /* Take the value of option name from "--name=V" or the next argument. */
-static const char *opt_value(int argc, char **argv, int *i, const char *eq)
+const char *opt_value(int argc, char **argv, int *i, const char *eq)
 {
     if (eq)
         return eq + 1;
     return *i + 1 < argc ? argv[++*i] : NULL;
 }
 
-static bool opt_is(const char *arg, const char *shrt, const char *lng, const char **eq)
+/* True if arg is shrt, lng or "lng=..." (then *eq points at the '='). */
+bool opt_is(const char *arg, const char *shrt, const char *lng, const char **eq)
 {
     size_t n = strlen(lng);
 

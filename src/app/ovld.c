@@ -1,4 +1,5 @@
-/* ovld.c - the ovl daemon: config, identity, loop, signals, control socket. */
+/* ovld.c - the ovl daemon: config, identity, loop, signals, control socket,
+ * and the roles (directory on every node, relay and client when enabled). */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -8,13 +9,16 @@
 #include <sys/stat.h>
 
 #include "app/config.h"
+#include "chain/relay.h"
+#include "client/client.h"
 #include "control/control.h"
 #include "core/node.h"
 #include "core/transport.h"
+#include "dir/dir.h"
 #include "ovl_config.h"
 
 #define EXIT_RUNTIME 1
-#define EXIT_USAGE 2
+#define EXIT_USAGE   2
 
 /* Everything the daemon owns; one per process, on the heap. */
 struct ovld {
@@ -29,14 +33,15 @@ struct ovld {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ovld [-c FILE] [-t] [--print-id]\n"
-               "       ovld -V | -h\n"
-               "  -c, --config FILE   configuration file (default %s)\n"
-               "  -t, --test-config   check the configuration and exit\n"
-               "      --print-id      print this node's ID (creating its key) and exit\n"
-               "  -V, --version       print the version and compiled-in transports\n"
-               "  -h, --help          show this help\n"
-               "See ovld(8) and ovld.conf(5).\n",
+    fprintf(f,
+            "usage: ovld [-c FILE] [-t] [--print-id]\n"
+            "       ovld -V | -h\n"
+            "  -c, --config FILE   configuration file (default %s)\n"
+            "  -t, --test-config   check the configuration and exit\n"
+            "      --print-id      print this node's ID (creating its key) and exit\n"
+            "  -V, --version       print the version and compiled-in transports\n"
+            "  -h, --help          show this help\n"
+            "See ovld(8) and ovld.conf(5).\n",
             OVL_DEFAULT_CONFIG);
 }
 
@@ -52,6 +57,13 @@ static void ovld_stop(struct node *n)
     log_info(&n->log, "shutting down");
     for (i = 0; i < o->n_sig; i++)
         uv_close((uv_handle_t *)&o->sig[i], NULL);
+    /* Users of a role first, so each stop still finds what it relies on. */
+    if (n->client)
+        client_stop(n->client);
+    if (n->relay)
+        relay_stop(n->relay);
+    if (n->dir)
+        dir_stop(n->dir);
     control_stop(o->ctl);
     o->ctl = NULL;
     node_stop(n);
@@ -138,6 +150,89 @@ static int load_identity(struct ovld *o, struct ovl_identity *id)
     return rc ? EXIT_RUNTIME : 0;
 }
 
+/* A client needs a directory to ask for chains and descriptors. A relay
+ * without one is only warned about: it still relays for whoever dials it,
+ * but no directory lists it (and link-only test nodes run that way). */
+static int check_roles(const struct ovl_config *c, char *err, size_t errlen)
+{
+    if (c->n_bootstraps > 0 || !(c->roles & ROLE_CLIENT))
+        return 0;
+    snprintf(err, errlen, "%s: a client needs at least one [bootstrap.NAME]", c->path);
+    return OVL_EINVAL;
+}
+
+static void warn_roles(const struct ovld *o)
+{
+    if (o->cfg.n_bootstraps == 0 && (o->cfg.roles & ROLE_RELAY))
+        log_warn(&o->node.log, "a relay needs at least one [bootstrap.NAME] to be listed; "
+                               "this one only serves nodes that dial it directly");
+}
+
+/* Create the directory on every node, then the relay and client roles
+ * that are configured; each sets its pointer in n. */
+static int start_roles(struct ovld *o)
+{
+    struct node *n = &o->node;
+    const struct ovl_config *c = &o->cfg;
+    struct dir *d;
+    struct relay *r;
+    struct client *cl;
+    int rc;
+
+    rc = dir_init(n, &c->dir, c->bootstraps, c->n_bootstraps, &d);
+    if (rc) {
+        log_error(&n->log, "cannot start the directory: %s", ovl_strerror(rc));
+        return rc;
+    }
+    if (n->roles & ROLE_RELAY) {
+        rc = relay_init(n, &c->relay, &r);
+        if (rc) {
+            log_error(&n->log, "cannot start the relay role: %s", ovl_strerror(rc));
+            return rc;
+        }
+    }
+    if (n->roles & ROLE_CLIENT) {
+        rc = client_init(n, &c->client, &cl);
+        if (rc) {
+            log_error(&n->log, "cannot start the client role: %s", ovl_strerror(rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Open the control socket, then listen and dial peers and bootstraps. */
+static int start_node(struct ovld *o)
+{
+    struct node *n = &o->node;
+    struct peer_spec *dial;
+    unsigned n_dial;
+    int rc;
+
+    rc = control_start(n, o->cfg.control_socket, &o->ctl);
+    if (rc)
+        return rc;
+    control_set_client_opts(o->ctl, &o->cfg.client);
+    dial = calloc(NODE_MAX_PEERS, sizeof(*dial));
+    if (!dial)
+        return OVL_ENOMEM;
+    n_dial = config_dial_peers(&o->cfg, dial);
+    rc = node_start(n, (const char(*)[OVL_URI_MAX])o->cfg.listen, o->cfg.n_listen, dial, n_dial);
+    free(dial);
+    return rc;
+}
+
+/* Release the roles in reverse order of creation; the loop has ended. */
+static void free_roles(struct node *n)
+{
+    client_free(n->client);
+    n->client = NULL;
+    relay_free(n->relay);
+    n->relay = NULL;
+    dir_free(n->dir);
+    n->dir = NULL;
+}
+
 /* Bring the node up on the loop and run until stopped. */
 static int run(struct ovld *o, struct ovl_identity *id)
 {
@@ -154,16 +249,16 @@ static int run(struct ovld *o, struct ovl_identity *id)
     }
     n->app = o;
     n->app_stop = ovld_stop;
+    warn_roles(o);
     rc = start_signals(o);
     if (rc == 0)
-        rc = control_start(n, o->cfg.control_socket, &o->ctl);
+        rc = start_roles(o);
     if (rc == 0)
-        rc = node_start(n, (const char(*)[OVL_URI_MAX])o->cfg.listen, o->cfg.n_listen,
-                        o->cfg.peers, o->cfg.n_peers);
+        rc = start_node(o);
     if (rc == 0) {
         config_roles_format(roles, sizeof(roles), n->roles);
-        log_info(&n->log, "ovld %s started: node %s, roles %s, control %s", OVL_VERSION,
-                 n->node_id, roles, o->cfg.control_socket);
+        log_info(&n->log, "ovld %s started: node %s, roles %s, control %s", OVL_VERSION, n->node_id,
+                 roles, o->cfg.control_socket);
     } else {
         log_error(&n->log, "start-up failed: %s", ovl_strerror(rc));
         ovld_stop(n);
@@ -171,6 +266,7 @@ static int run(struct ovld *o, struct ovl_identity *id)
     uv_run(&o->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&o->loop) != 0)
         log_warn(&n->log, "handles still open at exit");
+    free_roles(n);
     node_free(n);
     return rc ? EXIT_RUNTIME : 0;
 }
@@ -191,12 +287,24 @@ int main(int argc, char **argv)
 
     while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'c': cfg_path = optarg; break;
-        case 't': test_only = true; break;
-        case 'p': print_id = true; break;
-        case 'V': printf("ovld %s (transports: %s)\n", OVL_VERSION, tp_names()); return 0;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return EXIT_USAGE;
+        case 'c':
+            cfg_path = optarg;
+            break;
+        case 't':
+            test_only = true;
+            break;
+        case 'p':
+            print_id = true;
+            break;
+        case 'V':
+            printf("ovld %s (transports: %s)\n", OVL_VERSION, tp_names());
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
         }
     }
     if (optind != argc) {
@@ -210,6 +318,11 @@ int main(int argc, char **argv)
         return EXIT_RUNTIME;
     }
     if (config_load(&o->cfg, cfg_path, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ovld: %s\n", err);
+        free(o);
+        return EXIT_USAGE;
+    }
+    if (!print_id && check_roles(&o->cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "ovld: %s\n", err);
         free(o);
         return EXIT_USAGE;

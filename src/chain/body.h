@@ -20,7 +20,7 @@
 
 #include "chain/onion.h"
 
-#define BODY_HDR 4
+#define BODY_HDR      4
 #define BODY_DATA_MAX (ONION_BODY - BODY_HDR - OVL_ED25519_PK) /* 852 */
 
 enum body_cmd {
@@ -34,10 +34,21 @@ enum body_cmd {
 
 /* Reasons in SETUP_FAIL / DELIVER_FAIL. */
 enum body_reason {
-    BODY_R_NO_ROUTE = 1,  /* next hop / destination unknown to the directory */
-    BODY_R_UNREACHABLE,   /* dial failed or timed out */
-    BODY_R_LIMIT,         /* a cap was reached */
-    BODY_R_PROTOCOL,      /* malformed setup or body */
+    BODY_R_NO_ROUTE = 1, /* next hop / destination unknown to the directory */
+    BODY_R_UNREACHABLE,  /* dial failed or timed out */
+    BODY_R_LIMIT,        /* a cap was reached */
+    BODY_R_PROTOCOL,     /* malformed setup or body */
+};
+
+/* CELL_CHAIN_DESTROY payload: reason(1), or empty (= DESTROY_R_NONE).
+ * Receivers accept any payload and treat unknown reasons as DESTROY_R_NONE. */
+enum chain_destroy_reason {
+    DESTROY_R_NONE = 0,        /* the sender (or the hop before) asked */
+    DESTROY_R_PROTOCOL = 1,    /* a setup that was malformed or did not open */
+    DESTROY_R_LINK_CLOSED = 2, /* the link on the other side of the hop closed */
+    DESTROY_R_EXPIRED = 3,     /* the chain's lifetime ended */
+    DESTROY_R_SHUTDOWN = 4,    /* the hop is stopping */
+    DESTROY_R_MAX = DESTROY_R_SHUTDOWN
 };
 
 #endif

@@ -13,7 +13,9 @@
  * then shifts the header left by one slot, XORs it with a ChaCha20 stream of
  * its own and appends the stream's next ONION_SLOT_LEN bytes (the
  * filler, which the sender precomputes). Keys come from
- * X25519(eph_sk, onion_pk) as described at onion_derive below.
+ * s = X25519(eph_sk, onion_pk): prk = BLAKE2b-256(key = BLAKE2b-256(
+ * "ovl-chain-v1"), s || eph_pk || onion_pk), then one key per purpose as
+ * B(key = prk, label) (docs/PROTOCOL.md, "Chains: crypto").
  *
  * Data cells (payload OVL_CELL_PAYLOAD = 1016 bytes) have the layout
  *     tag(16) | ct(ONION_BODY = 888) | junk(ONION_JUNK = 112)
@@ -21,17 +23,22 @@
  * ChaCha20-Poly1305, the suite of the setup), nonce = its forward counter,
  * associated data = junk; any change to any byte is detected by the next
  * honest hop (no malleable counter-mode layer, see Tor's CGO proposal). The
- * cell for the next hop is
- *     junk[0:16] | plaintext(888) | (junk[16:112] ^ KS[0:96]) | KS[96:112]
- * where KS is 112 bytes of ChaCha20 under the hop's forward stream key with
- * the counter as nonce. At the exit the plaintext is the 888-byte body.
+ * cell for the next hop is  tag' | plaintext(888) | junk'  with
+ *     tag' || junk' = (junk || 16 zero bytes) ^ KS
+ * where KS is 128 bytes of ChaCha20 under the hop's forward stream key with
+ * the counter as nonce (masking the tag too, so that no 16-byte block
+ * crosses a hop unchanged). At the exit the plaintext is the 888-byte body.
  *
  * Backward, the hop that originates a cell seals a body with its "orig"
- * key and random junk; every hop it passes adds a layer with its "back" key:
- *     tag' | AEAD(ct) | tag | (junk[0:96] ^ KSb[0:96])
- * (associated data: the first 96 bytes of the new junk). The sender removes
- * the layers in order and knows which hop originated the cell from the key
- * that opens. Each hop has one backward counter for both kinds.
+ * key; its junk is 112 bytes of ChaCha20 under its backward stream key
+ * (looks random, but the sender can recompute it). Every hop it passes adds
+ * a layer with its "back" key, without associated data:
+ *     tag' | AEAD(ct) | (tag || junk[0:96]) ^ KSb(112)
+ * The sender removes the layers in order, knows which hop originated the
+ * cell from the key that opens, and then checks the junk it could recover
+ * against the originator's stream: every received byte is covered either
+ * by a tag that opened or by that check. Each hop has one backward counter
+ * for both kinds.
  *
  * Counters are implicit (never on the wire): each side counts the cells of
  * each layer and direction. A receiver tries counters next .. next +

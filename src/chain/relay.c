@@ -1,2 +1,620 @@
-/* relay.c - not written yet (stub so the build tree configures). */
-typedef int ovl_stub_relay;
+/* relay.c - the relay role: chain setup, peel-and-forward, teardown.
+ *
+ * One struct relay_chain per chain through this node, found by chanmap
+ * under both of its (link, ID) pairs and by serial in r->chains. The exit
+ * side (BODY_DELIVER, DELIVER cells, destinations being dialed) lives in
+ * exit.c; relay_int.h is the contract between the two files.
+ *
+ * Data cells are copied once onto the stack, peeled in place and sent: no
+ * allocation and no public-key operation per cell. Links are kept as
+ * pointers because chanmap tells us (link_closed) before any link with a
+ * slot of ours is freed, and the observer's closed() does the same for the
+ * pause records.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain/relay_int.h"
+#include "core/chanmap.h"
+#include "core/link.h"
+
+static const char *const drop_names[RD_COUNT] = {
+    [RD_UNKNOWN_CHAIN] = "unknown_chain",
+    [RD_AUTH] = "auth",
+    [RD_BAD_CELL] = "bad_cell",
+    [RD_QUEUE_FULL] = "queue_full",
+    [RD_NO_ROUTE] = "no_route",
+    [RD_LIMIT] = "limit",
+    [RD_EXPIRED] = "expired",
+};
+
+const char *relay_drop_name(enum relay_drop d)
+{
+    if ((unsigned)d >= RD_COUNT)
+        return "unknown";
+    return drop_names[d];
+}
+
+void relay_opts_defaults(struct relay_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->max_chains = 65536;
+    o->setup_timeout_ms = 10000;
+    o->max_lifetime_s = 3600;
+    o->exit_queue = 256;
+}
+
+static void chain_cell(void *obj, struct link *l, const struct cell *c);
+static void chain_link_closed(void *obj, struct link *l, uint32_t id);
+
+const struct chain_owner relay_chain_owner = {
+    .cell = chain_cell,
+    .link_closed = chain_link_closed,
+};
+
+/* ---- sending and backpressure ---- */
+
+static void relay_bp_poll(uv_timer_t *t);
+
+/* Remember that in is paused until out drains; false when the table is full. */
+static bool pause_add(struct relay *r, struct link *in, struct link *out)
+{
+    for (unsigned i = 0; i < r->n_pauses; i++)
+        if (r->pauses[i].in == in && r->pauses[i].out == out)
+            return true;
+    if (r->n_pauses >= RELAY_MAX_PAUSES)
+        return false;
+    r->pauses[r->n_pauses].in = in;
+    r->pauses[r->n_pauses].out = out;
+    r->n_pauses++;
+    if (r->n_pauses == 1 && r->bp_timer)
+        uv_timer_start(r->bp_timer, relay_bp_poll, RELAY_BP_POLL_MS, RELAY_BP_POLL_MS);
+    return true;
+}
+
+static bool pause_held(const struct relay *r, const struct link *in)
+{
+    for (unsigned i = 0; i < r->n_pauses; i++)
+        if (r->pauses[i].in == in)
+            return true;
+    return false;
+}
+
+/* Drop the records that match: those naming l as `in` (without resuming
+ * it: it is closing), or those whose `out` is l or, with l NULL, has room
+ * again (resuming the incoming links no other full link still holds). */
+static void pause_release(struct relay *r, struct link *l, bool as_in)
+{
+    unsigned i = 0;
+
+    while (i < r->n_pauses) {
+        struct relay_pause p = r->pauses[i];
+        bool match = as_in ? p.in == l : l ? p.out == l : link_can_send(p.out, r->resume_room);
+
+        if (match) {
+            r->pauses[i] = r->pauses[--r->n_pauses];
+            if (!as_in && !pause_held(r, p.in))
+                link_resume(p.in);
+            continue;
+        }
+        i++;
+    }
+    if (r->n_pauses == 0 && r->bp_timer)
+        uv_timer_stop(r->bp_timer);
+}
+
+/* Stop reading from in until out has room again. */
+static void relay_hold(struct relay *r, struct link *in, struct link *out)
+{
+    if (in && out && out->state == LINK_OPEN && pause_add(r, in, out))
+        link_pause(in);
+}
+
+/* While links are held back, look for room every few ms: drained() only
+ * follows a refused send, and we pause before that happens. */
+static void relay_bp_poll(uv_timer_t *t)
+{
+    pause_release(t->data, NULL, false);
+}
+
+bool relay_room(struct relay *r, struct link *in, struct link *out)
+{
+    if (link_can_send(out, 1))
+        return true;
+    relay_hold(r, in, out);
+    r->st.dropped[RD_QUEUE_FULL]++;
+    return false;
+}
+
+int relay_send(struct relay *r, struct link *in, struct link *out, const struct cell *c)
+{
+    int rc = link_send(out, c);
+
+    if (rc == OVL_EAGAIN) {
+        relay_hold(r, in, out);
+        r->st.dropped[RD_QUEUE_FULL]++;
+    } else if (rc) {
+        r->st.dropped[RD_NO_ROUTE]++;
+    } else if (!link_can_send(out, r->headroom)) {
+        /* Pause before the queue is full: cells the incoming link has
+         * already read still arrive, and every cell dropped at a hop
+         * uses up the sender's counter window (ONION_WINDOW). */
+        relay_hold(r, in, out);
+    }
+    return rc;
+}
+
+void relay_send_destroy(struct relay *r, struct link *l, uint32_t id, uint8_t reason)
+{
+    struct cell c = {.chain_id = id, .cmd = CELL_CHAIN_DESTROY, .len = 1};
+
+    c.payload[0] = reason;
+    /* Best effort: a peer that does not read learns from its own timers. */
+    if (link_send(l, &c) == OVL_EAGAIN)
+        r->st.dropped[RD_QUEUE_FULL]++;
+}
+
+int relay_originate(struct relay_chain *ch, uint8_t cmd, const uint8_t *args, size_t alen)
+{
+    struct relay *r = ch->r;
+    struct cell c = {.chain_id = ch->prev_id, .cmd = CELL_CHAIN_BACK, .len = OVL_CELL_PAYLOAD};
+    uint8_t body[ONION_BODY];
+    int rc;
+
+    if (!ch->prev || alen > ONION_BODY - BODY_HDR)
+        return OVL_EINVAL;
+    memset(body, 0, sizeof(body));
+    body[0] = cmd;
+    body[2] = (uint8_t)(alen & 0xff);
+    body[3] = (uint8_t)(alen >> 8);
+    if (alen)
+        memcpy(body + BODY_HDR, args, alen);
+    rc = onion_back_originate(c.payload, &ch->keys, &ch->back_ctr, body);
+    ovl_wipe(body, sizeof(body));
+    if (rc)
+        return rc;
+    rc = relay_send(r, NULL, ch->prev, &c);
+    if (rc == 0) {
+        r->st.cells_originated++;
+        r->st.cells_back_out++;
+    }
+    return rc;
+}
+
+/* ---- chain life cycle ---- */
+
+struct relay_chain *relay_chain_find(struct relay *r, uint64_t serial)
+{
+    struct relay_chain *ch = NULL;
+
+    HASH_FIND(hh, r->chains, &serial, sizeof(serial), ch);
+    return ch;
+}
+
+void relay_chain_end(struct relay_chain *ch, uint8_t reason, bool tell_prev, bool tell_next)
+{
+    struct relay *r = ch->r;
+    struct node *n = r->n;
+
+    if (ch->prev) {
+        chanmap_del(n, ch->prev, ch->prev_id);
+        if (tell_prev)
+            relay_send_destroy(r, ch->prev, ch->prev_id, reason);
+    }
+    if (ch->next) {
+        chanmap_del(n, ch->next, ch->next_id);
+        if (tell_next)
+            relay_send_destroy(r, ch->next, ch->next_id, reason);
+    }
+    exit_chain_end(ch);
+    HASH_DEL(r->chains, ch);
+    r->st.chains--;
+    onion_keys_wipe(&ch->keys);
+    ovl_wipe(ch, sizeof(*ch));
+    free(ch);
+}
+
+void relay_setup_fail(struct relay_chain *ch, uint8_t reason, enum relay_drop why)
+{
+    struct relay *r = ch->r;
+
+    r->st.dropped[why]++;
+    r->st.setups_failed++;
+    (void)relay_originate(ch, BODY_SETUP_FAIL, &reason, 1);
+    /* The sender learns from SETUP_FAIL; nothing is left to tell anyone. */
+    relay_chain_end(ch, DESTROY_R_NONE, false, false);
+}
+
+void relay_extend_on(struct relay_chain *ch, struct link *out, const uint8_t hdr[ONION_HDR_LEN])
+{
+    struct relay *r = ch->r;
+    struct cell c = {.cmd = CELL_CHAIN_SETUP, .len = ONION_HDR_LEN};
+    uint32_t id;
+    int rc;
+
+    if (chanmap_alloc(r->n, out, &relay_chain_owner, ch, &id) != 0) {
+        relay_setup_fail(ch, BODY_R_LIMIT, RD_LIMIT);
+        return;
+    }
+    c.chain_id = id;
+    memcpy(c.payload, hdr, ONION_HDR_LEN);
+    rc = link_send(out, &c);
+    if (rc) {
+        chanmap_del(r->n, out, id);
+        if (rc == OVL_EAGAIN)
+            relay_setup_fail(ch, BODY_R_LIMIT, RD_QUEUE_FULL);
+        else
+            relay_setup_fail(ch, BODY_R_UNREACHABLE, RD_NO_ROUTE);
+        return;
+    }
+    ch->next = out;
+    ch->next_id = id;
+    ch->state = CH_OPEN;
+    r->st.setups_ok++;
+}
+
+/* A RELAY hop: send the header on to next, now or once a link is up. */
+static void chain_extend(struct relay_chain *ch, const uint8_t next[OVL_ED25519_PK],
+                         const uint8_t hdr[ONION_HDR_LEN])
+{
+    struct relay *r = ch->r;
+    struct link *out;
+
+    if (ovl_equal(next, r->n->id.pk, OVL_ED25519_PK)) {
+        relay_setup_fail(ch, BODY_R_NO_ROUTE, RD_NO_ROUTE);
+        return;
+    }
+    out = link_find(r->n, next);
+    if (out) {
+        relay_extend_on(ch, out, hdr);
+        return;
+    }
+    exit_wait_setup(ch, next, hdr);
+}
+
+/* Open the header with the current onion key, then the older ones. */
+static int setup_peel(struct relay *r, uint8_t hdr[ONION_HDR_LEN], struct onion_hop_info *info,
+                      struct onion_keys *keys)
+{
+    const struct dir_onion *ok;
+    unsigned count = 0;
+    int rc = OVL_ECRYPTO;
+
+    ok = dir_onion_keys(r->n->dir, &count);
+    for (unsigned i = 0; ok && i < count; i++) {
+        rc = onion_setup_peel(hdr, ok[i].pk, ok[i].sk, info, keys);
+        if (rc != OVL_ECRYPTO)
+            break;
+    }
+    return rc;
+}
+
+/* Make the chain entry for a setup that opened; NULL (counted) on failure. */
+static struct relay_chain *chain_new(struct relay *r, struct link *l, uint32_t id,
+                                     const struct onion_keys *keys)
+{
+    struct relay_chain *ch = calloc(1, sizeof(*ch));
+
+    if (!ch || chanmap_add(r->n, l, id, &relay_chain_owner, ch) != 0) {
+        free(ch);
+        r->st.dropped[RD_LIMIT]++;
+        r->st.setups_failed++;
+        relay_send_destroy(r, l, id, DESTROY_R_NONE);
+        return NULL;
+    }
+    ch->r = r;
+    ch->serial = ++r->next_serial;
+    ch->prev = l;
+    ch->prev_id = id;
+    ch->keys = *keys;
+    ch->created_ms = node_now_ms();
+    ch->state = CH_EXTENDING;
+    HASH_ADD(hh, r->chains, serial, sizeof(ch->serial), ch);
+    r->st.chains++;
+    return ch;
+}
+
+/* CELL_CHAIN_SETUP on an ID nobody owns: open a chain. */
+static void on_setup(void *ctx, struct link *l, const struct cell *c)
+{
+    struct relay *r = ctx;
+    struct onion_hop_info info;
+    struct onion_keys keys;
+    struct relay_chain *ch;
+    uint8_t hdr[ONION_HDR_LEN];
+    uint32_t life;
+    int rc;
+
+    r->st.setups_in++;
+    if (!chanmap_id_is_remote(l, c->chain_id)) {
+        r->st.dropped[RD_BAD_CELL]++; /* that ID is ours to pick: not a setup */
+        return;
+    }
+    if (c->len != ONION_HDR_LEN || r->stopped || r->n->stopping) {
+        r->st.dropped[c->len != ONION_HDR_LEN ? RD_BAD_CELL : RD_LIMIT]++;
+        r->st.setups_failed++;
+        relay_send_destroy(r, l, c->chain_id, DESTROY_R_PROTOCOL);
+        return;
+    }
+    memcpy(hdr, c->payload, ONION_HDR_LEN);
+    rc = setup_peel(r, hdr, &info, &keys);
+    if (rc) {
+        r->st.dropped[rc == OVL_ECRYPTO ? RD_AUTH : RD_BAD_CELL]++;
+        r->st.setups_failed++;
+        relay_send_destroy(r, l, c->chain_id, DESTROY_R_PROTOCOL);
+        return;
+    }
+    ch = chain_new(r, l, c->chain_id, &keys);
+    onion_keys_wipe(&keys);
+    if (!ch)
+        return;
+    life = info.lifetime_s < r->o.max_lifetime_s ? info.lifetime_s : r->o.max_lifetime_s;
+    ch->expires_ms = ch->created_ms + (uint64_t)life * 1000u;
+    if (r->st.chains > r->o.max_chains) {
+        relay_setup_fail(ch, BODY_R_LIMIT, RD_LIMIT);
+    } else if (life == 0) {
+        relay_setup_fail(ch, BODY_R_PROTOCOL, RD_BAD_CELL);
+    } else if (info.type == ONION_HOP_EXIT) {
+        ch->exit = true;
+        ch->state = CH_OPEN;
+        r->st.setups_ok++;
+        (void)relay_originate(ch, BODY_SETUP_OK, NULL, 0);
+    } else {
+        chain_extend(ch, info.next, hdr);
+    }
+    ovl_wipe(&info, sizeof(info));
+}
+
+/* ---- data cells ---- */
+
+static void chain_fwd(struct relay_chain *ch, const struct cell *c)
+{
+    struct relay *r = ch->r;
+    struct cell out = {.chain_id = ch->next_id, .cmd = CELL_CHAIN_FWD, .len = OVL_CELL_PAYLOAD};
+
+    r->st.cells_fwd_in++;
+    if (c->len != OVL_CELL_PAYLOAD || ch->state != CH_OPEN) {
+        r->st.dropped[RD_BAD_CELL]++;
+        return;
+    }
+    if (!ch->exit && !relay_room(r, ch->prev, ch->next))
+        return;
+    memcpy(out.payload, c->payload, OVL_CELL_PAYLOAD);
+    if (onion_fwd_peel(out.payload, &ch->keys, &ch->fwd_ctr) != 0) {
+        r->st.dropped[RD_AUTH]++;
+        return;
+    }
+    r->st.cells_peeled++;
+    if (ch->exit) {
+        exit_body(ch, out.payload + ONION_BODY_OFF);
+        ovl_wipe(out.payload, sizeof(out.payload));
+        return;
+    }
+    if (relay_send(r, ch->prev, ch->next, &out) == 0)
+        r->st.cells_forwarded++;
+}
+
+static void chain_back(struct relay_chain *ch, const struct cell *c)
+{
+    struct relay *r = ch->r;
+    struct cell out = {.chain_id = ch->prev_id, .cmd = CELL_CHAIN_BACK, .len = OVL_CELL_PAYLOAD};
+
+    r->st.cells_back_in++;
+    if (c->len != OVL_CELL_PAYLOAD) {
+        r->st.dropped[RD_BAD_CELL]++;
+        return;
+    }
+    if (!relay_room(r, ch->next, ch->prev))
+        return;
+    memcpy(out.payload, c->payload, OVL_CELL_PAYLOAD);
+    if (onion_back_add(out.payload, &ch->keys, &ch->back_ctr) != 0) {
+        r->st.dropped[RD_BAD_CELL]++;
+        return;
+    }
+    if (relay_send(r, ch->next, ch->prev, &out) == 0)
+        r->st.cells_back_out++;
+}
+
+static uint8_t destroy_reason(const struct cell *c)
+{
+    if (c->len < 1 || c->payload[0] > DESTROY_R_MAX)
+        return DESTROY_R_NONE;
+    return c->payload[0];
+}
+
+/* Route by the side the cell came from: prev, next, or a destination. */
+static void chain_cell(void *obj, struct link *l, const struct cell *c)
+{
+    struct relay_chain *ch = obj;
+    struct relay *r = ch->r;
+
+    if (l == ch->prev && c->chain_id == ch->prev_id) {
+        if (c->cmd == CELL_CHAIN_FWD)
+            chain_fwd(ch, c);
+        else if (c->cmd == CELL_CHAIN_DESTROY)
+            relay_chain_end(ch, destroy_reason(c), false, true);
+        else
+            r->st.dropped[RD_BAD_CELL]++;
+    } else if (l == ch->next && c->chain_id == ch->next_id) {
+        if (c->cmd == CELL_CHAIN_BACK)
+            chain_back(ch, c);
+        else if (c->cmd == CELL_CHAIN_DESTROY)
+            relay_chain_end(ch, destroy_reason(c), true, false);
+        else
+            r->st.dropped[RD_BAD_CELL]++;
+    } else {
+        exit_dest_cell(ch, l, c);
+    }
+}
+
+static void chain_link_closed(void *obj, struct link *l, uint32_t id)
+{
+    struct relay_chain *ch = obj;
+
+    if (l == ch->prev && id == ch->prev_id) {
+        ch->prev = NULL;
+        relay_chain_end(ch, DESTROY_R_LINK_CLOSED, false, true);
+    } else if (l == ch->next && id == ch->next_id) {
+        ch->next = NULL;
+        relay_chain_end(ch, DESTROY_R_LINK_CLOSED, true, false);
+    } else {
+        exit_dest_closed(ch, l, id);
+    }
+}
+
+/* ---- timers, observers, init and stop ---- */
+
+static void relay_tick(uv_timer_t *t)
+{
+    struct relay *r = t->data;
+    struct relay_chain *ch, *tmp;
+    uint64_t now = node_now_ms();
+
+    HASH_ITER(hh, r->chains, ch, tmp)
+    {
+        if (ch->expires_ms <= now) {
+            r->st.dropped[RD_EXPIRED]++;
+            relay_chain_end(ch, DESTROY_R_EXPIRED, true, true);
+        }
+    }
+    exit_tick(r, now);
+}
+
+static void on_link_opened(void *ctx, struct link *l)
+{
+    exit_link_opened(ctx, l);
+}
+
+static void on_link_closed(void *ctx, struct link *l)
+{
+    struct relay *r = ctx;
+
+    pause_release(r, l, true);
+    pause_release(r, l, false);
+    exit_link_closed(r, l);
+}
+
+static void on_link_drained(void *ctx, struct link *l)
+{
+    pause_release(ctx, l, false);
+}
+
+static void timer_free_cb(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void timer_close(uv_timer_t **t)
+{
+    if (!*t)
+        return;
+    uv_timer_stop(*t);
+    uv_close((uv_handle_t *)*t, timer_free_cb);
+    *t = NULL;
+}
+
+/* Size the backpressure thresholds from the link send queue. */
+static void relay_set_room(struct relay *r)
+{
+    size_t cells = r->n->opts.sendq_max / (FRAME_CELL_LEN + OVL_FRAME_LENHDR);
+
+    r->headroom = cells / 2 < RELAY_HEADROOM ? (unsigned)(cells / 2) : RELAY_HEADROOM;
+    if (r->headroom == 0)
+        r->headroom = 1;
+    r->resume_room = cells / 2 > r->headroom ? (unsigned)(cells / 2) : r->headroom;
+}
+
+int relay_init(struct node *n, const struct relay_opts *o, struct relay **out)
+{
+    struct link_observer obs = {
+        .opened = on_link_opened,
+        .closed = on_link_closed,
+        .drained = on_link_drained,
+    };
+    struct relay *r;
+    uint64_t tick;
+
+    *out = NULL;
+    if (!n->dir || !o->max_chains || !o->setup_timeout_ms || !o->max_lifetime_s || !o->exit_queue)
+        return OVL_EINVAL;
+    /* Neither registration can be undone: check both before making either. */
+    if (n->disp.h[CELL_CHAIN_SETUP].fn)
+        return OVL_EEXIST;
+    if (n->n_observers >= NODE_MAX_OBSERVERS)
+        return OVL_ENOMEM;
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return OVL_ENOMEM;
+    r->timer = malloc(sizeof(*r->timer));
+    r->bp_timer = malloc(sizeof(*r->bp_timer));
+    if (!r->timer || !r->bp_timer)
+        goto fail;
+    r->n = n;
+    r->o = *o;
+    relay_set_room(r);
+    obs.ctx = r;
+    if (dispatch_register(&n->disp, CELL_CHAIN_SETUP, on_setup, r) != 0 ||
+        node_observe_links(n, &obs) != 0)
+        goto fail; /* unreachable after the checks above */
+    uv_timer_init(n->loop, r->timer);
+    uv_timer_init(n->loop, r->bp_timer);
+    r->timer->data = r->bp_timer->data = r;
+    /* The tick also times out dials, so it is at most a quarter of that. */
+    tick = o->setup_timeout_ms / 4 < RELAY_TICK_MS ? o->setup_timeout_ms / 4 : RELAY_TICK_MS;
+    uv_timer_start(r->timer, relay_tick, tick ? tick : 1, tick ? tick : 1);
+    n->relay = r;
+    *out = r;
+    return 0;
+fail:
+    free(r->bp_timer);
+    free(r->timer);
+    free(r);
+    return OVL_ENOMEM;
+}
+
+void relay_stop(struct relay *r)
+{
+    struct relay_chain *ch, *tmp;
+
+    if (!r || r->stopped)
+        return;
+    r->stopped = true;
+    HASH_ITER(hh, r->chains, ch, tmp)
+    {
+        relay_chain_end(ch, DESTROY_R_SHUTDOWN, true, true);
+    }
+    exit_stop(r);
+    while (r->n_pauses > 0) /* links that outlive the role must not stay paused */
+        pause_release(r, r->pauses[0].out, false);
+    timer_close(&r->timer);
+    timer_close(&r->bp_timer);
+}
+
+void relay_free(struct relay *r)
+{
+    struct relay_chain *ch, *tmp;
+
+    if (!r)
+        return;
+    /* Normally empty: relay_stop or the links' closing ended every chain.
+     * The links are gone by now, so only memory is released here. */
+    HASH_ITER(hh, r->chains, ch, tmp)
+    {
+        HASH_DEL(r->chains, ch);
+        exit_chain_forget(ch);
+        onion_keys_wipe(&ch->keys);
+        free(ch);
+    }
+    exit_free(r);
+    timer_close(&r->timer); /* only if relay_stop was skipped */
+    timer_close(&r->bp_timer);
+    if (r->n && r->n->relay == r)
+        r->n->relay = NULL;
+    free(r);
+}
+
+void relay_stats(const struct relay *r, struct relay_stats *st)
+{
+    *st = r->st;
+    st->dropped[RD_UNKNOWN_CHAIN] = r->n->ctr.chain_unknown;
+}

@@ -18,9 +18,10 @@
  *    the previous hop. A cell that does not verify is dropped and counted.
  *  - CELL_CHAIN_DESTROY from either side, a closed link or the lifetime
  *    ending tears the chain down and sends DESTROY the other way.
- *  - Backpressure: when the outgoing link is full the relay pauses the
- *    incoming link (link_pause) and resumes it on drain; no cell is
- *    queued without bound.
+ *  - Backpressure: when the outgoing link is nearly full the relay pauses
+ *    the incoming link (link_pause) and resumes it once the queue is below
+ *    half (drained() or a short poll); a cell that finds no room at all is
+ *    dropped. No cell is queued without bound.
  * No public-key operation and no allocation per data cell.
  */
 #ifndef OVL_CHAIN_RELAY_H
@@ -36,7 +37,7 @@ struct relay_opts {
     uint32_t max_chains;       /* [relay] max_chains, default 65536 */
     uint32_t setup_timeout_ms; /* [relay] setup_timeout, default 10000 */
     uint32_t max_lifetime_s;   /* [relay] max_lifetime: cap on the setup's lifetime, default 3600 */
-    uint32_t exit_queue;       /* [relay] exit_queue: cells held per destination while dialing, default 256 */
+    uint32_t exit_queue;       /* [relay] exit_queue: cells held per destination, default 256 */
 };
 
 enum relay_drop {
@@ -58,6 +59,9 @@ struct relay_stats {
     uint64_t dropped[RD_COUNT];
     uint32_t chains; /* live chains through this relay */
 };
+
+/* Fill o with the defaults documented above. */
+void relay_opts_defaults(struct relay_opts *o);
 
 /* Return the name of a drop reason ("auth", "queue_full", ...). */
 const char *relay_drop_name(enum relay_drop r);

@@ -1,2 +1,897 @@
-/* client.c - not written yet (stub so the build tree configures). */
-typedef int ovl_stub_client;
+/* client.c - the client role: chains, the send queue and delivery cells.
+ *
+ * One periodic tick drives every deadline (chain setup timeouts, chain
+ * replacement and expiry, build backoff, reassembly timeouts), so no
+ * per-object timer has to be closed asynchronously. Messages are sent in
+ * queue order on the current chain; a message's fragments may straddle a
+ * chain replacement, since the receiver reassembles by message ID.
+ */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <utlist.h>
+
+#include "chain/body.h"
+#include "chain/onion.h"
+#include "client/client.h"
+#include "client/msg.h"
+#include "core/chanmap.h"
+#include "core/link.h"
+#include "dir/dir.h"
+
+#define TICK_MS              100
+#define GIVE_UP_AFTER        3 /* consecutive chain failures before queued messages fail */
+#define BACKOFF_MIN_MS       250
+#define BACKOFF_MAX_MS       30000
+#define RETIRE_GRACE_MS      2000 /* a replaced chain lingers for late backward cells */
+#define LOOKUPS_MAX          16   /* destination lookups in flight */
+#define NO_DESTROY           (-1)
+#define REPLACE_AT(lifetime) ((lifetime) / 5 * 4)
+
+enum chain_state { CH_DIR, CH_CONNECTING, CH_SETUP, CH_READY, CH_RETIRING };
+
+struct cchain {
+    struct client *c;
+    struct cchain *prev, *next; /* c->chains */
+    uint32_t serial;
+    enum chain_state state;
+    unsigned length;
+    struct dir_chain route; /* hops and their backups, for the churn work */
+    struct onion_keys keys[ONION_MAX_HOPS];
+    uint64_t fwd_ctr, back_next[ONION_MAX_HOPS];
+    uint8_t hdr[ONION_HDR_LEN]; /* setup header until it is sent */
+    uint64_t link_serial;       /* first hop's link; 0 before dialing */
+    uint32_t chain_id;          /* registered in the chanmap when non-zero */
+    uint64_t created_ms, ready_ms, expires_ms, deadline_ms; /* monotonic */
+    uint64_t cells_out, cells_in, messages;
+};
+
+enum out_state { OM_WAIT, OM_LOOKUP, OM_READY };
+
+struct out_msg {
+    struct client *c;
+    struct out_msg *prev, *next; /* c->queue */
+    uint8_t id[CLIENT_MSG_ID];
+    uint8_t dest[OVL_ED25519_PK];
+    bool reply;
+    enum out_state state;
+    uint8_t *data; /* plaintext until sealed */
+    size_t len;
+    uint8_t *blob; /* sealed */
+    size_t blob_len, nfrags, next_frag;
+    uint32_t chain_serial; /* chain that carried its last fragment */
+};
+
+struct client {
+    struct node *n;
+    struct client_opts o;
+    struct cchain *chains;
+    struct cchain *current;  /* the ready chain new cells use, or NULL */
+    struct cchain *building; /* at most one chain is built at a time */
+    uint32_t next_serial;
+    struct out_msg *queue;
+    uint32_t n_queue;
+    unsigned n_lookups;
+    struct msg_rx rx;
+    struct client_stats st;
+    uv_timer_t tick;
+    bool tick_open, stopped;
+    unsigned fails; /* consecutive build failures */
+    uint32_t backoff_ms;
+    uint64_t next_build_ms;
+};
+
+static void client_pump(struct client *c);
+static void chain_cell(void *obj, struct link *l, const struct cell *cl);
+static void chain_link_closed(void *obj, struct link *l, uint32_t id);
+
+static const struct chain_owner client_chain_owner = {
+    .cell = chain_cell,
+    .link_closed = chain_link_closed,
+};
+
+static const char *const chain_state_names[] = {
+    [CH_DIR] = "building", [CH_CONNECTING] = "building", [CH_SETUP] = "building",
+    [CH_READY] = "ready",  [CH_RETIRING] = "retiring",
+};
+
+/* ---- the send queue ---- */
+
+static void msg_free(struct out_msg *m)
+{
+    struct client *c = m->c;
+
+    DL_DELETE(c->queue, m);
+    c->n_queue--;
+    if (m->state == OM_LOOKUP) {
+        dir_cancel(c->n->dir, m);
+        c->n_lookups--;
+    }
+    if (m->data)
+        ovl_wipe(m->data, m->len);
+    if (m->blob)
+        ovl_wipe(m->blob, m->blob_len);
+    free(m->data);
+    free(m->blob);
+    free(m);
+}
+
+static void msg_fail(struct out_msg *m, const char *why)
+{
+    struct client *c = m->c;
+
+    c->st.messages_failed++;
+    log_info(&c->n->log, "client: message failed: %s", why);
+    msg_free(m);
+}
+
+static void on_lookup(void *arg, int err, const struct desc *d)
+{
+    struct out_msg *m = arg;
+    struct client *c = m->c;
+    int rc;
+
+    m->state = OM_WAIT; /* no longer cancellable */
+    c->n_lookups--;
+    if (err || !(d->flags & DESC_ENDPOINT)) {
+        msg_fail(m, err ? ovl_strerror(err) : "destination is not an endpoint");
+        client_pump(c);
+        return;
+    }
+    rc = msg_seal(&m->blob, &m->blob_len, d->onion_pk, m->id, m->reply ? c->n->id.pk : NULL,
+                  m->data, m->len);
+    if (rc) {
+        msg_fail(m, ovl_strerror(rc));
+        client_pump(c);
+        return;
+    }
+    ovl_wipe(m->data, m->len);
+    free(m->data);
+    m->data = NULL;
+    m->nfrags = msg_frag_count(m->blob_len);
+    m->state = OM_READY;
+    client_pump(c);
+}
+
+/* Ask the directory for the destinations of waiting messages. */
+static void start_lookups(struct client *c)
+{
+    struct out_msg *m, *tmp;
+
+    DL_FOREACH_SAFE(c->queue, m, tmp)
+    {
+        int rc;
+
+        if (c->n_lookups >= LOOKUPS_MAX)
+            return;
+        if (m->state != OM_WAIT || m->blob)
+            continue;
+        rc = dir_lookup(c->n->dir, m->dest, on_lookup, m);
+        if (rc) {
+            msg_fail(m, ovl_strerror(rc));
+            continue;
+        }
+        m->state = OM_LOOKUP;
+        c->n_lookups++;
+    }
+}
+
+/* ---- chains: teardown ---- */
+
+/* Forget ch; reason >= 0 sends CELL_CHAIN_DESTROY with it (enum
+ * chain_destroy_reason) to the first hop. */
+static void chain_destroy(struct cchain *ch, int reason)
+{
+    struct client *c = ch->c;
+    struct node *n = c->n;
+    unsigned i;
+
+    dir_cancel(n->dir, ch);
+    if (ch->chain_id) {
+        struct link *l = link_by_serial(n, ch->link_serial);
+
+        if (l) {
+            if (reason >= 0 && l->state == LINK_OPEN) {
+                struct cell cl = {.chain_id = ch->chain_id, .cmd = CELL_CHAIN_DESTROY, .len = 1};
+
+                cl.payload[0] = (uint8_t)reason;
+
+                if (link_send(l, &cl) != 0)
+                    log_debug(&n->log, "client: chain %u: DESTROY not sent", ch->serial);
+            }
+            chanmap_del(n, l, ch->chain_id);
+        }
+    }
+    DL_DELETE(c->chains, ch);
+    if (c->current == ch)
+        c->current = NULL;
+    if (c->building == ch)
+        c->building = NULL;
+    for (i = 0; i < ONION_MAX_HOPS; i++)
+        onion_keys_wipe(&ch->keys[i]);
+    ovl_wipe(ch, sizeof(*ch));
+    free(ch);
+}
+
+/* A chain broke (or could not be built): forget it, back off the next
+ * build, and fail the queue when builds keep failing. */
+static void chain_fail(struct cchain *ch, const char *why, bool send_destroy)
+{
+    struct client *c = ch->c;
+    uint32_t serial = ch->serial;
+    struct out_msg *m, *tmp;
+
+    c->st.chains_failed++;
+    log_info(&c->n->log, "client: chain %u failed: %s", serial, why);
+    chain_destroy(ch, send_destroy ? DESTROY_R_NONE : NO_DESTROY);
+    /* Cells of a half-sent message may have died with the chain: resend it
+     * whole; duplicates are ignored by the receiver. */
+    DL_FOREACH(c->queue, m)
+    {
+        if (m->chain_serial == serial && m->next_frag < m->nfrags)
+            m->next_frag = 0;
+    }
+    c->next_build_ms = node_now_ms() + c->backoff_ms;
+    c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+    if (c->current)
+        return; /* a failed replacement: the current chain still carries traffic */
+    c->fails++;
+    if (c->fails >= GIVE_UP_AFTER) {
+        DL_FOREACH_SAFE(c->queue, m, tmp)
+        {
+            msg_fail(m, "no chain could be built");
+        }
+    }
+}
+
+/* ---- chains: building ---- */
+
+/* Send the setup on the open first-hop link l. */
+static void chain_send_setup(struct cchain *ch, struct link *l)
+{
+    struct client *c = ch->c;
+    struct cell cl;
+    int rc;
+
+    rc = chanmap_alloc(c->n, l, &client_chain_owner, ch, &ch->chain_id);
+    if (rc) {
+        chain_fail(ch, ovl_strerror(rc), false);
+        return;
+    }
+    ch->link_serial = l->serial;
+    memset(&cl, 0, sizeof(cl));
+    cl.chain_id = ch->chain_id;
+    cl.cmd = CELL_CHAIN_SETUP;
+    cl.len = ONION_HDR_LEN;
+    memcpy(cl.payload, ch->hdr, ONION_HDR_LEN);
+    rc = link_send(l, &cl);
+    if (rc) {
+        chain_fail(ch, ovl_strerror(rc), false);
+        return;
+    }
+    ch->cells_out++;
+    c->st.cells_out++;
+    ch->state = CH_SETUP;
+    ch->deadline_ms = node_now_ms() + c->o.setup_timeout_ms;
+}
+
+/* Fill the hop infos from the route and build the setup header. */
+static int chain_onion(struct cchain *ch)
+{
+    struct client *c = ch->c;
+    uint8_t opk[ONION_MAX_HOPS][OVL_X25519_LEN];
+    struct onion_hop_info info[ONION_MAX_HOPS];
+    unsigned i;
+
+    memset(info, 0, sizeof(info));
+    for (i = 0; i < ch->length; i++) {
+        const struct desc *d = &ch->route.hops[i][0];
+
+        memcpy(opk[i], d->onion_pk, OVL_X25519_LEN);
+        info[i].type = i + 1 < ch->length ? ONION_HOP_RELAY : ONION_HOP_EXIT;
+        info[i].suite = (uint8_t)ovl_aead_pick(d->suites & c->n->opts.aead_suites);
+        if (!info[i].suite)
+            return OVL_EUNSUPP;
+        info[i].lifetime_s = c->o.lifetime_ms / 1000 + 60;
+        if (i + 1 < ch->length)
+            memcpy(info[i].next, ch->route.hops[i + 1][0].id_pk, OVL_ED25519_PK);
+    }
+    return onion_setup_build(ch->hdr, (const uint8_t(*)[OVL_X25519_LEN])opk, info, ch->length,
+                             ch->keys);
+}
+
+/* The route is known: make the onion and reach the first hop. */
+static void chain_connect(struct cchain *ch)
+{
+    struct client *c = ch->c;
+    struct node *n = c->n;
+    const struct desc *d0 = &ch->route.hops[0][0];
+    struct link *l;
+    int rc;
+    unsigned i;
+
+    for (i = 0; i < ch->length; i++)
+        if (memcmp(ch->route.hops[i][0].id_pk, n->id.pk, OVL_ED25519_PK) == 0) {
+            chain_fail(ch, "route goes through ourselves", false);
+            return;
+        }
+    rc = chain_onion(ch);
+    if (rc) {
+        chain_fail(ch, ovl_strerror(rc), false);
+        return;
+    }
+    ch->state = CH_CONNECTING;
+    ch->deadline_ms = node_now_ms() + c->o.setup_timeout_ms;
+    l = link_find(n, d0->id_pk);
+    if (l) {
+        chain_send_setup(ch, l);
+        return;
+    }
+    rc = OVL_ENOENT;
+    for (i = 0; i < d0->n_uris && i < DESC_MAX_URIS && rc; i++)
+        rc = link_dial(n, d0->uris[i], d0->id_pk, NULL, &l);
+    if (rc) {
+        chain_fail(ch, "cannot dial the first hop", false);
+        return;
+    }
+    ch->link_serial = l->serial; /* the observer's opened() continues */
+}
+
+static void on_dir_chain(void *arg, int err, const struct dir_chain *route)
+{
+    struct cchain *ch = arg;
+
+    if (err) {
+        chain_fail(ch, ovl_strerror(err), false);
+        return;
+    }
+    if (route->length != ch->c->o.length || route->backups > DIR_MAX_BACKUPS) {
+        chain_fail(ch, "the bootstrap sent a chain of the wrong shape", false);
+        return;
+    }
+    ch->route = *route;
+    ch->length = route->length;
+    chain_connect(ch);
+}
+
+/* Pick ch->length distinct relays uniformly from list (never ourselves,
+ * only relays we share an AEAD suite with). */
+static int pick_route(struct cchain *ch, const struct desc *relays, unsigned count)
+{
+    struct client *c = ch->c;
+    unsigned *idx, cand = 0, i;
+
+    idx = calloc(count ? count : 1, sizeof(*idx));
+    if (!idx)
+        return OVL_ENOMEM;
+    for (i = 0; i < count; i++)
+        if ((relays[i].flags & DESC_RELAY) &&
+            memcmp(relays[i].id_pk, c->n->id.pk, OVL_ED25519_PK) != 0 &&
+            (relays[i].suites & c->n->opts.aead_suites))
+            idx[cand++] = i;
+    if (cand < c->o.length) {
+        free(idx);
+        return OVL_ENOENT;
+    }
+    memset(&ch->route, 0, sizeof(ch->route));
+    for (i = 0; i < c->o.length; i++) { /* partial Fisher-Yates */
+        unsigned j = i + ovl_random_uniform(cand - i), t = idx[i];
+
+        idx[i] = idx[j];
+        idx[j] = t;
+        ch->route.hops[i][0] = relays[idx[i]];
+    }
+    free(idx);
+    ch->route.length = ch->length = c->o.length;
+    return 0;
+}
+
+static void on_dir_list(void *arg, int err, const struct desc *relays, unsigned count)
+{
+    struct cchain *ch = arg;
+    int rc = err ? err : pick_route(ch, relays, count);
+
+    if (rc) {
+        chain_fail(ch, rc == OVL_ENOENT ? "not enough relays" : ovl_strerror(rc), false);
+        return;
+    }
+    chain_connect(ch);
+}
+
+static void chain_build(struct client *c)
+{
+    struct cchain *ch = calloc(1, sizeof(*ch));
+    int rc;
+
+    if (!ch) {
+        c->next_build_ms = node_now_ms() + c->backoff_ms;
+        return;
+    }
+    ch->c = c;
+    ch->serial = ++c->next_serial;
+    ch->state = CH_DIR;
+    ch->created_ms = node_now_ms();
+    DL_APPEND(c->chains, ch);
+    c->building = ch;
+    if (c->o.source == CHAIN_SOURCE_LOCAL)
+        rc = dir_request_list(c->n->dir, on_dir_list, ch);
+    else
+        rc = dir_request_chain(c->n->dir, c->o.length, c->o.backups, c->n->id.pk, on_dir_chain, ch);
+    if (rc)
+        chain_fail(ch, ovl_strerror(rc), false);
+}
+
+/* Start a chain when none is ready or the current one is due for
+ * replacement, unless one is being built or we are backing off. */
+static void maybe_build(struct client *c)
+{
+    uint64_t now = node_now_ms();
+    bool want;
+
+    if (c->stopped || c->building || now < c->next_build_ms)
+        return;
+    if (c->current)
+        want = now >= c->current->ready_ms + REPLACE_AT(c->o.lifetime_ms);
+    else
+        want = c->n_queue > 0 || ((c->n->roles & ROLE_CLIENT) && dir_registered(c->n->dir));
+    if (want)
+        chain_build(c);
+}
+
+/* The exit answered the setup: new messages use this chain now. */
+static void chain_ready(struct cchain *ch)
+{
+    struct client *c = ch->c;
+    struct cchain *old = c->current;
+    uint64_t now = node_now_ms();
+
+    ch->state = CH_READY;
+    ch->ready_ms = now;
+    ch->expires_ms = now + c->o.lifetime_ms;
+    ch->deadline_ms = 0;
+    ovl_wipe(ch->hdr, sizeof(ch->hdr));
+    if (c->building == ch)
+        c->building = NULL;
+    c->current = ch;
+    c->st.chains_built++;
+    c->fails = 0;
+    c->backoff_ms = BACKOFF_MIN_MS;
+    if (old) {
+        old->state = CH_RETIRING;
+        old->deadline_ms = now + RETIRE_GRACE_MS;
+        c->st.chains_replaced++;
+    }
+    log_info(&c->n->log, "client: chain %u ready (%u hops)", ch->serial, ch->length);
+    client_pump(c);
+}
+
+/* ---- chains: cells from the first hop ---- */
+
+/* The exit could not hand a fragment to dest: fail the message in flight. */
+static void on_deliver_fail(struct client *c, const uint8_t *dest, unsigned reason)
+{
+    struct out_msg *m;
+    char id[OVL_NODE_ID_LEN + 1];
+
+    node_id_format(id, dest);
+    log_info(&c->n->log, "client: exit cannot deliver to %s (reason %u)", id, reason);
+    DL_FOREACH(c->queue, m)
+    {
+        if (m->next_frag > 0 && memcmp(m->dest, dest, OVL_ED25519_PK) == 0) {
+            msg_fail(m, "the exit could not reach the destination");
+            return;
+        }
+    }
+}
+
+static void chain_back(struct cchain *ch, const struct cell *cl)
+{
+    struct client *c = ch->c;
+    uint8_t body[ONION_BODY];
+    unsigned origin, blen;
+
+    if (cl->len != OVL_CELL_PAYLOAD) {
+        c->st.dropped_bad++;
+        return;
+    }
+    if (onion_back_unwrap(body, &origin, ch->keys, ch->length, ch->back_next, cl->payload) != 0) {
+        c->st.dropped_auth++;
+        return;
+    }
+    blen = (unsigned)body[2] | (unsigned)body[3] << 8;
+    if (body[1] != 0 || blen > ONION_BODY - BODY_HDR)
+        goto bad;
+    switch (body[0]) {
+    case BODY_SETUP_OK:
+        if (ch->state != CH_SETUP || origin + 1 != ch->length)
+            goto bad;
+        chain_ready(ch);
+        return;
+    case BODY_SETUP_FAIL:
+        if (ch->state != CH_SETUP)
+            goto bad;
+        log_info(&c->n->log, "client: chain %u: hop %u refused the setup (reason %u)", ch->serial,
+                 origin, blen >= 1 ? body[BODY_HDR] : 0);
+        chain_fail(ch, "setup refused", true);
+        return;
+    case BODY_DELIVER_FAIL:
+        if (origin + 1 != ch->length || blen < OVL_ED25519_PK + 1)
+            goto bad;
+        on_deliver_fail(c, body + BODY_HDR, body[BODY_HDR + OVL_ED25519_PK]);
+        return;
+    default:
+        goto bad;
+    }
+bad:
+    c->st.dropped_bad++;
+}
+
+static void chain_cell(void *obj, struct link *l, const struct cell *cl)
+{
+    struct cchain *ch = obj;
+    struct client *c = ch->c;
+
+    (void)l;
+    if (c->stopped)
+        return;
+    ch->cells_in++;
+    c->st.cells_in++;
+    switch (cl->cmd) {
+    case CELL_CHAIN_BACK:
+        chain_back(ch, cl);
+        break;
+    case CELL_CHAIN_DESTROY:
+        chain_fail(ch, "destroyed by the first hop", false);
+        break;
+    default:
+        c->st.dropped_bad++;
+        break;
+    }
+}
+
+static void chain_link_closed(void *obj, struct link *l, uint32_t id)
+{
+    struct cchain *ch = obj;
+
+    (void)l;
+    (void)id;
+    ch->chain_id = 0; /* the slot is gone already */
+    if (!ch->c->stopped)
+        chain_fail(ch, "first-hop link closed", false);
+}
+
+/* ---- sending ---- */
+
+/* Wrap the next fragment of m and send it on ch over l. */
+static int send_frag(struct cchain *ch, struct link *l, struct out_msg *m)
+{
+    struct client *c = ch->c;
+    uint8_t body[ONION_BODY];
+    struct cell cl;
+    size_t flen;
+    int rc;
+
+    memset(body, 0, sizeof(body));
+    flen =
+        msg_frag_build(body + BODY_HDR + OVL_ED25519_PK, m->id, m->blob, m->blob_len, m->next_frag);
+    body[0] = BODY_DELIVER;
+    body[2] = (uint8_t)(OVL_ED25519_PK + flen);
+    body[3] = (uint8_t)((OVL_ED25519_PK + flen) >> 8);
+    memcpy(body + BODY_HDR, m->dest, OVL_ED25519_PK);
+    memset(&cl, 0, offsetof(struct cell, payload));
+    cl.chain_id = ch->chain_id;
+    cl.cmd = CELL_CHAIN_FWD;
+    cl.len = OVL_CELL_PAYLOAD;
+    rc = onion_fwd_wrap(cl.payload, ch->keys, ch->length, ch->fwd_ctr, body);
+    if (rc == 0)
+        rc = link_send(l, &cl);
+    if (rc)
+        return rc; /* the wrapped cell never left: its counter is reused */
+    ch->fwd_ctr++;
+    ch->cells_out++;
+    c->st.cells_out++;
+    m->next_frag++;
+    m->chain_serial = ch->serial;
+    return 0;
+}
+
+/* Send what can be sent: queue order, current chain, while the link takes
+ * cells; the link's drained() brings us back. */
+static void client_pump(struct client *c)
+{
+    struct cchain *ch;
+    struct link *l;
+    struct out_msg *m;
+
+    if (c->stopped)
+        return;
+    start_lookups(c);
+    ch = c->current;
+    if (!ch) {
+        maybe_build(c);
+        return;
+    }
+    l = link_by_serial(c->n, ch->link_serial);
+    if (!l)
+        return; /* its link_closed() fails the chain */
+    while ((m = c->queue) && m->state == OM_READY) {
+        while (m->next_frag < m->nfrags) {
+            int rc;
+
+            /* No link_can_send() check first: only an OVL_EAGAIN from
+             * link_send arms the drained() callback that resumes us. */
+            rc = send_frag(ch, l, m);
+            if (rc == OVL_EAGAIN)
+                return;
+            if (rc) {
+                chain_fail(ch, ovl_strerror(rc), true);
+                return;
+            }
+        }
+        c->st.messages_sent++;
+        ch->messages++;
+        msg_free(m);
+        start_lookups(c);
+    }
+}
+
+/* ---- link events, the tick, delivery cells ---- */
+
+static void on_link_opened(void *ctx, struct link *l)
+{
+    struct client *c = ctx;
+    struct cchain *ch, *tmp;
+
+    if (c->stopped)
+        return;
+    DL_FOREACH_SAFE(c->chains, ch, tmp)
+    {
+        if (ch->state == CH_CONNECTING &&
+            (ch->link_serial == l->serial ||
+             memcmp(l->peer_pk, ch->route.hops[0][0].id_pk, OVL_ED25519_PK) == 0))
+            chain_send_setup(ch, l);
+    }
+}
+
+static void on_link_closed(void *ctx, struct link *l)
+{
+    struct client *c = ctx;
+    struct cchain *ch, *tmp;
+
+    if (c->stopped)
+        return;
+    /* Chains with a slot on l hear it from the chanmap; this catches the
+     * ones still waiting for the link to open. */
+    DL_FOREACH_SAFE(c->chains, ch, tmp)
+    {
+        if (ch->state == CH_CONNECTING && ch->link_serial == l->serial)
+            chain_fail(ch, "cannot reach the first hop", false);
+    }
+}
+
+static void on_link_drained(void *ctx, struct link *l)
+{
+    struct client *c = ctx;
+
+    if (!c->stopped && c->current && c->current->link_serial == l->serial)
+        client_pump(c);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct client *c = t->data;
+    struct cchain *ch, *tmp;
+    uint64_t now = node_now_ms();
+
+    if (c->stopped)
+        return;
+    msg_rx_expire(&c->rx, now);
+    DL_FOREACH_SAFE(c->chains, ch, tmp)
+    {
+        if ((ch->state == CH_CONNECTING || ch->state == CH_SETUP) && now >= ch->deadline_ms)
+            chain_fail(ch, "setup timed out", ch->state == CH_SETUP);
+        else if (ch->state == CH_READY && now >= ch->expires_ms)
+            chain_destroy(ch, DESTROY_R_EXPIRED); /* no replacement came in time */
+        else if (ch->state == CH_RETIRING && (now >= ch->deadline_ms || now >= ch->expires_ms))
+            chain_destroy(ch, DESTROY_R_NONE);
+    }
+    maybe_build(c);
+    if (c->queue)
+        client_pump(c);
+}
+
+static void on_deliver(void *ctx, struct link *l, const struct cell *cl)
+{
+    struct client *c = ctx;
+    const struct dir_onion *keys;
+    unsigned n_keys = 0;
+
+    (void)l;
+    if (c->stopped)
+        return;
+    c->st.cells_in++;
+    keys = dir_onion_keys(c->n->dir, &n_keys);
+    (void)msg_rx_fragment(&c->rx, cl->payload, cl->len, keys, n_keys, node_now_ms(),
+                          node_wall_ms());
+}
+
+/* ---- the public functions ---- */
+
+static bool opts_valid(const struct client_opts *o)
+{
+    return (o->source == CHAIN_SOURCE_BOOTSTRAP || o->source == CHAIN_SOURCE_LOCAL) &&
+           o->length >= 1 && o->length <= ONION_MAX_HOPS && o->backups <= DIR_MAX_BACKUPS &&
+           o->lifetime_ms >= 1000 && o->setup_timeout_ms > 0 && o->max_message > 0 &&
+           o->max_message <= UINT32_MAX - MSG_OVERHEAD_MAX && o->inbox_messages > 0 &&
+           o->inbox_bytes > 0 && o->send_queue > 0 && o->reassembly_timeout_ms > 0;
+}
+
+void client_opts_defaults(struct client_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->source = CHAIN_SOURCE_BOOTSTRAP;
+    o->length = 3;
+    o->backups = 2;
+    o->lifetime_ms = 600000;
+    o->setup_timeout_ms = 10000;
+    o->max_message = 1048576;
+    o->inbox_messages = 1024;
+    o->inbox_bytes = 67108864;
+    o->send_queue = 1024;
+    o->reassembly_timeout_ms = 60000;
+}
+
+int client_init(struct node *n, const struct client_opts *o, struct client **out)
+{
+    struct link_observer obs = {
+        .opened = on_link_opened,
+        .closed = on_link_closed,
+        .drained = on_link_drained,
+    };
+    struct client *c;
+    int rc;
+
+    *out = NULL;
+    if (!n->dir || !opts_valid(o))
+        return OVL_EINVAL;
+    /* Check both registrations first: neither can be undone. */
+    if (n->n_observers >= NODE_MAX_OBSERVERS || n->disp.h[CELL_CHAIN_DELIVER].fn)
+        return OVL_EEXIST;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return OVL_ENOMEM;
+    c->n = n;
+    c->o = *o;
+    c->backoff_ms = BACKOFF_MIN_MS;
+    rc = msg_rx_init(&c->rx, o, &c->st);
+    if (rc)
+        goto fail;
+    obs.ctx = c;
+    rc = node_observe_links(n, &obs);
+    if (rc)
+        goto fail;
+    rc = dispatch_register(&n->disp, CELL_CHAIN_DELIVER, on_deliver, c);
+    if (rc)
+        goto fail;
+    uv_timer_init(n->loop, &c->tick);
+    c->tick.data = c;
+    uv_timer_start(&c->tick, on_tick, TICK_MS, TICK_MS);
+    c->tick_open = true;
+    n->client = c;
+    *out = c;
+    return 0;
+fail:
+    msg_rx_free(&c->rx);
+    free(c);
+    return rc;
+}
+
+static void on_tick_closed(uv_handle_t *h)
+{
+    struct client *c = h->data;
+
+    c->tick_open = false;
+}
+
+void client_stop(struct client *c)
+{
+    if (!c || c->stopped)
+        return;
+    c->stopped = true;
+    while (c->chains)
+        chain_destroy(c->chains, DESTROY_R_SHUTDOWN);
+    while (c->queue)
+        msg_fail(c->queue, "the client is stopping");
+    if (c->tick_open)
+        uv_close((uv_handle_t *)&c->tick, on_tick_closed);
+}
+
+void client_free(struct client *c)
+{
+    if (!c)
+        return;
+    /* After client_stop nothing is left here but the inbox and reassembly;
+     * never touch the node (it may be gone already). */
+    msg_rx_free(&c->rx);
+    ovl_wipe(c, sizeof(*c));
+    free(c);
+}
+
+int client_send(struct client *c, const uint8_t dest[OVL_ED25519_PK], const uint8_t *msg,
+                size_t len, bool reply, uint8_t id[CLIENT_MSG_ID])
+{
+    struct out_msg *m;
+
+    if (!c || !dest || !msg || !id || len == 0 || memcmp(dest, c->n->id.pk, OVL_ED25519_PK) == 0)
+        return OVL_EINVAL;
+    if (c->stopped)
+        return OVL_ECLOSED;
+    if (len > c->o.max_message)
+        return OVL_ETOOBIG;
+    if (c->n_queue >= c->o.send_queue)
+        return OVL_ENOMEM;
+    m = calloc(1, sizeof(*m));
+    if (!m)
+        return OVL_ENOMEM;
+    m->data = malloc(len);
+    if (!m->data) {
+        free(m);
+        return OVL_ENOMEM;
+    }
+    memcpy(m->data, msg, len);
+    m->len = len;
+    m->c = c;
+    memcpy(m->dest, dest, OVL_ED25519_PK);
+    m->reply = reply;
+    ovl_random(m->id, CLIENT_MSG_ID);
+    memcpy(id, m->id, CLIENT_MSG_ID);
+    DL_APPEND(c->queue, m);
+    c->n_queue++;
+    client_pump(c);
+    return 0;
+}
+
+size_t client_recv(struct client *c, struct client_msg **out, size_t max)
+{
+    return c ? msg_rx_recv(&c->rx, out, max) : 0;
+}
+
+void client_each_chain(const struct client *c,
+                       void (*fn)(void *arg, const struct client_chain_info *ci), void *arg)
+{
+    const struct cchain *ch;
+    uint64_t now = node_now_ms();
+
+    if (!c)
+        return;
+    DL_FOREACH(c->chains, ch)
+    {
+        struct client_chain_info ci;
+        unsigned i;
+
+        memset(&ci, 0, sizeof(ci));
+        ci.serial = ch->serial;
+        ci.state = chain_state_names[ch->state];
+        ci.age_ms = now - ch->created_ms;
+        ci.expires_in_ms = ch->expires_ms > now ? ch->expires_ms - now : 0;
+        ci.length = ch->length;
+        for (i = 0; i < ch->length; i++)
+            memcpy(ci.hops[i], ch->route.hops[i][0].id_pk, OVL_ED25519_PK);
+        ci.cells_out = ch->cells_out;
+        ci.cells_in = ch->cells_in;
+        ci.messages = ch->messages;
+        fn(arg, &ci);
+    }
+}
+
+void client_stats(const struct client *c, struct client_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (!c)
+        return;
+    *st = c->st;
+    st->inbox_messages = c->rx.in_count;
+    st->inbox_bytes = c->rx.in_bytes;
+    st->send_queued = c->n_queue;
+}

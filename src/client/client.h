@@ -5,14 +5,16 @@
  *     blob = eph_pk(32) | AEAD(k, plaintext)      (ChaCha20-Poly1305, nonce 0,
  *                                                  associated data = msg_id)
  *     plaintext = flags(1) | [reply_pk(32) if CLIENT_F_REPLY] | message
- *     k = KDF(X25519(eph_sk, dest onion_pk), eph_pk, onion_pk)
+ *     k = first output of KDF2(H("ovl-e2e-v1"),
+ *                              X25519(eph_sk, onion_pk) || eph_pk || onion_pk)
  * cuts the blob into fragments  msg_id(16) | offset(4) | total(4) | bytes
  * (BODY_DATA_MAX bytes each at most) and sends each in one BODY_DELIVER
  * forward cell over the current chain. The exit hands each to the
  * destination in a CELL_CHAIN_DELIVER cell; the destination reassembles by
  * msg_id (bounded: max_message, inbox caps, reassembly timeout), decrypts
  * with its current or previous onion key and puts the message in its inbox.
- * The receiver learns the sender only if the sender set reply.
+ * The receiver learns the sender only if the sender set reply; that ID is
+ * claimed by the sender, not authenticated.
  *
  * Chains: built on demand and kept ready; from the bootstrap's generator
  * (chain_source bootstrap) or picked uniformly from the signed relay list
@@ -32,7 +34,7 @@
 #include "core/node.h"
 #include "lib/err.h"
 
-#define CLIENT_MSG_ID 16
+#define CLIENT_MSG_ID  16
 #define CLIENT_F_REPLY 0x01
 
 enum client_chain_source { CHAIN_SOURCE_BOOTSTRAP = 0, CHAIN_SOURCE_LOCAL = 1 };
@@ -63,8 +65,8 @@ struct client_msg {
 
 /* A chain as shown by "ovlctl chains". */
 struct client_chain_info {
-    uint32_t serial;      /* local number, for display */
-    const char *state;    /* "building", "ready", "retiring", "failed" */
+    uint32_t serial;   /* local number, for display */
+    const char *state; /* "building", "ready", "retiring", "failed" */
     uint64_t age_ms, expires_in_ms;
     unsigned length;
     uint8_t hops[8][OVL_ED25519_PK];
@@ -82,6 +84,9 @@ struct client_stats {
 
 struct client;
 
+/* Fill o with the documented defaults. */
+void client_opts_defaults(struct client_opts *o);
+
 /* Create the client role (node->client = *out) and register its handlers.
  * Needs node->dir. Call after dir_init and before node_start. */
 int client_init(struct node *n, const struct client_opts *o, struct client **out) OVL_WUR;
@@ -89,7 +94,9 @@ int client_init(struct node *n, const struct client_opts *o, struct client **out
 /* Destroy chains, fail queued messages, stop timers. Safe to call twice. */
 void client_stop(struct client *c);
 
-/* Free c after the loop ended (NULL-safe); wipes keys and messages. */
+/* Free c after the loop ended (NULL-safe); wipes keys and messages.
+ * client_stop must have run while the loop was running; c does not touch
+ * the node here. */
 void client_free(struct client *c);
 
 /* Queue msg (len bytes, copied) for node dest; id receives the message id.

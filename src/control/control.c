@@ -1,9 +1,16 @@
 /* control.c - the control socket server (protocol: docs/CONTROL.md).
  *
- * Each client has a fixed CONTROL_REQ_MAX input buffer; every complete
- * request in it is answered in order, so a client may pipeline requests.
- * Replies are heap buffers handed to uv_write and freed in its callback. A
- * client whose unread replies pile up is not read from until they drain.
+ * Each client has an input buffer that grows on demand up to its cap:
+ * CONTROL_REQ_MAX, or c->send_max while the buffered request is a "send".
+ * Every complete request in it is answered in order, so a client may
+ * pipeline requests. Replies are heap buffers handed to uv_write and freed
+ * in its callback. A client whose unread replies pile up is not read from
+ * until they drain.
+ *
+ * A deferred request (CTL_DEFER) leaves the client "pending": its later
+ * requests stay buffered until ctl_deferred_reply() answers, so replies keep
+ * their order. The directory request behind it names the client as its
+ * callback argument and is cancelled whenever the client is closed first.
  *
  * Lifetime: the server handle and every client count in c->open; control_stop
  * closes them all and c is freed by the last close callback.
@@ -19,19 +26,19 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "core/cell.h"
-#include "core/link.h"
+#include "control/ctl_int.h"
+#include "dir/dir.h"
 #include "lib/kvmsg.h"
 #include "ovl_config.h"
 
 #define CTL_BACKLOG  16
 #define CTL_WQ_MAX   (1u << 20) /* queued reply bytes before a client is not read */
 #define CTL_SUN_PATH sizeof(((struct sockaddr_un *)0)->sun_path)
-#define CTL_ERR_MAX  160
 #define CTL_STR_(x)  #x
 #define CTL_STR(x)   CTL_STR_(x)
-
-struct control;
+/* Only a request that starts exactly so may grow past CONTROL_REQ_MAX. */
+#define CTL_SEND_PREFIX     "ovl-control=1\ncommand=send\n"
+#define CTL_SEND_PREFIX_LEN (sizeof(CTL_SEND_PREFIX) - 1)
 
 struct ctl_client {
     struct control *ctl;
@@ -44,20 +51,13 @@ struct ctl_client {
     bool closing;
     bool refused;  /* over CONTROL_MAX_CLIENTS: gets one EBUSY reply */
     bool draining; /* read nothing more; close once the writes are done */
-    bool paused;   /* reading stopped until the queued replies drain */
-    size_t len;    /* bytes in buf */
-    char buf[CONTROL_REQ_MAX];
-};
-
-struct control {
-    struct node *node;
-    uv_pipe_t server;
-    struct ctl_client *clients;
-    unsigned n_active; /* clients counted against CONTROL_MAX_CLIENTS */
-    unsigned open;     /* server handle + clients not yet freed */
-    bool stopping;
-    struct control_stats st;
-    char path[CTL_SUN_PATH];
+    bool paused;   /* replies pile up: do not read until they drain */
+    bool eof;      /* the client shut down its side; answer what is buffered */
+    bool pending;  /* a deferred reply is outstanding */
+    bool reading;  /* uv_read_start is in force */
+    char *buf;     /* heap, cap bytes; requests as received */
+    size_t len, cap;
+    size_t scan; /* where the search for the blank line resumes */
 };
 
 struct ctl_write {
@@ -68,25 +68,10 @@ struct ctl_write {
     bool stop_node; /* the reply to "shutdown": stop the daemon once it is out */
 };
 
-/* One request being answered. */
-struct ctl_req {
-    struct control *ctl;
-    const struct kvmsg *m;
-    struct kvbuf *out;
-    const char *err; /* error text when the command fails */
-    char errbuf[CTL_ERR_MAX];
-    bool stop_node;
-};
-
-typedef int (*ctl_cmd_fn)(struct ctl_req *rq);
-
-struct ctl_cmd {
-    const char *name;
-    ctl_cmd_fn fn;
-    const char *args[2]; /* accepted argument keys, NULL-terminated */
-};
-
 static void ctl_client_process(struct ctl_client *cl);
+static void ctl_update_reading(struct ctl_client *cl);
+static void ctl_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void ctl_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 /* ---- lifetime ---------------------------------------------------------- */
 
@@ -117,6 +102,7 @@ static void ctl_client_closed(uv_handle_t *h)
         c->clients = cl->next;
     if (cl->next)
         cl->next->prev = cl->prev;
+    free(cl->buf);
     free(cl);
     c->open--;
     ctl_maybe_free(c);
@@ -127,6 +113,10 @@ static void ctl_client_close(struct ctl_client *cl)
     if (cl->closing)
         return;
     cl->closing = true;
+    /* The deferred request must never call back into a freed client. */
+    if (cl->pending && cl->ctl->node->dir)
+        dir_cancel(cl->ctl->node->dir, cl);
+    cl->pending = false;
     if (!cl->refused)
         cl->ctl->n_active--;
     uv_close((uv_handle_t *)&cl->idle, ctl_client_closed);
@@ -139,8 +129,8 @@ static void ctl_client_drain(struct ctl_client *cl)
     if (cl->closing)
         return;
     cl->draining = true;
-    uv_read_stop((uv_stream_t *)&cl->pipe);
-    if (cl->writes == 0)
+    ctl_update_reading(cl);
+    if (cl->writes == 0 && !cl->pending)
         ctl_client_close(cl);
 }
 
@@ -155,6 +145,71 @@ static void ctl_stop_node(struct control *c)
     n->app_stop(n);
 }
 
+/* ---- buffering --------------------------------------------------------- */
+
+static bool ctl_is_send(const struct ctl_client *cl)
+{
+    return cl->len >= CTL_SEND_PREFIX_LEN &&
+           memcmp(cl->buf, CTL_SEND_PREFIX, CTL_SEND_PREFIX_LEN) == 0;
+}
+
+/* The most bytes the request at the start of the buffer may have. */
+static size_t ctl_limit(const struct ctl_client *cl)
+{
+    uint64_t max = cl->ctl->send_max;
+
+    if (cl->ctl->node->client && ctl_is_send(cl) && max > CONTROL_REQ_MAX)
+        return max < SIZE_MAX ? (size_t)max : SIZE_MAX;
+    return CONTROL_REQ_MAX;
+}
+
+/* Return the length of the first complete request, 0 if none yet (the rule
+ * of kv_message_len, resumed where the last search stopped). */
+static size_t ctl_msg_len(struct ctl_client *cl)
+{
+    size_t i;
+
+    if (cl->len > 0 && cl->buf[0] == '\n')
+        return 1;
+    for (i = cl->scan > 0 ? cl->scan : 1; i < cl->len; i++)
+        if (cl->buf[i] == '\n' && cl->buf[i - 1] == '\n')
+            return i + 1;
+    cl->scan = cl->len;
+    return 0;
+}
+
+/* Drop the first m bytes; give back memory a big request left behind. */
+static void ctl_consume(struct ctl_client *cl, size_t m)
+{
+    memmove(cl->buf, cl->buf + m, cl->len - m);
+    cl->len -= m;
+    cl->scan = 0;
+    if (cl->cap > CONTROL_REQ_MAX && cl->len <= CONTROL_REQ_MAX) {
+        char *p = realloc(cl->buf, CONTROL_REQ_MAX);
+
+        if (p) {
+            cl->buf = p;
+            cl->cap = CONTROL_REQ_MAX;
+        }
+    }
+}
+
+/* Read when there is room and nothing says wait. */
+static void ctl_update_reading(struct ctl_client *cl)
+{
+    bool want = !cl->closing && !cl->draining && !cl->eof && !cl->paused && !cl->refused &&
+                cl->len < ctl_limit(cl);
+
+    if (want && !cl->reading) {
+        cl->reading = true;
+        if (uv_read_start((uv_stream_t *)&cl->pipe, ctl_alloc, ctl_on_read) != 0)
+            ctl_client_close(cl);
+    } else if (!want && cl->reading) {
+        cl->reading = false;
+        uv_read_stop((uv_stream_t *)&cl->pipe);
+    }
+}
+
 /* ---- writing ----------------------------------------------------------- */
 
 static void ctl_on_idle(uv_timer_t *t)
@@ -166,14 +221,31 @@ static void ctl_on_idle(uv_timer_t *t)
     ctl_client_close(cl);
 }
 
+/* Restart the idle clock; a client waiting for a deferred reply is not idle. */
 static void ctl_touch(struct ctl_client *cl)
 {
-    if (!cl->closing)
+    if (cl->closing)
+        return;
+    if (cl->pending)
+        uv_timer_stop(&cl->idle);
+    else
         uv_timer_start(&cl->idle, ctl_on_idle, CONTROL_IDLE_MS, 0);
 }
 
-static void ctl_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-static void ctl_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+/* After a reply went out or a deferred one arrived: answer what is
+ * buffered, close a client that said goodbye, resume reading. */
+static void ctl_carry_on(struct ctl_client *cl)
+{
+    ctl_client_process(cl);
+    if (cl->closing)
+        return;
+    if (cl->eof && !cl->pending && !cl->draining)
+        ctl_client_drain(cl);
+    else if (cl->draining && cl->writes == 0 && !cl->pending)
+        ctl_client_close(cl);
+    else
+        ctl_update_reading(cl);
+}
 
 static void ctl_on_write(uv_write_t *req, int status)
 {
@@ -188,15 +260,10 @@ static void ctl_on_write(uv_write_t *req, int status)
     free(w);
     if (status < 0) {
         ctl_client_close(cl);
-    } else if (cl->draining) {
-        if (cl->writes == 0)
-            ctl_client_close(cl);
-    } else if (cl->paused && cl->queued <= CTL_WQ_MAX / 2 && !cl->closing) {
-        cl->paused = false;
-        if (uv_read_start((uv_stream_t *)&cl->pipe, ctl_alloc, ctl_on_read) != 0)
-            ctl_client_close(cl);
-        else
-            ctl_client_process(cl);
+    } else if (!cl->closing) {
+        if (cl->paused && cl->queued <= CTL_WQ_MAX / 2)
+            cl->paused = false;
+        ctl_carry_on(cl);
     }
     ctl_touch(cl);
     if (stop)
@@ -228,14 +295,20 @@ static void ctl_send(struct ctl_client *cl, struct kvbuf *b, bool stop_node)
     }
     cl->writes++;
     cl->queued += w->len;
-    if (cl->queued > CTL_WQ_MAX && !cl->paused && !cl->draining) {
+    if (cl->queued > CTL_WQ_MAX && !cl->paused) {
         cl->paused = true;
-        uv_read_stop((uv_stream_t *)&cl->pipe);
+        ctl_update_reading(cl);
     }
     return;
 out:
     if (stop_node)
         ctl_stop_node(cl->ctl);
+}
+
+/* Start a successful reply with the version line. */
+void ctl_reply_begin(struct kvbuf *out)
+{
+    kv_addu(out, "ovl-control", CONTROL_PROTO_VERSION);
 }
 
 static void ctl_error_reply(struct kvbuf *out, int err, const char *msg)
@@ -246,211 +319,52 @@ static void ctl_error_reply(struct kvbuf *out, int err, const char *msg)
     kv_end(out);
 }
 
-/* ---- commands ---------------------------------------------------------- */
-
-static void ctl_append(char *out, size_t outlen, size_t *used, const char *s)
+/* Close a successful reply; an encoding failure turns it into EIO. */
+static int ctl_finish_ok(struct kvbuf *out, const char **err)
 {
-    int k = snprintf(out + *used, outlen - *used, "%s%s", *used ? "," : "", s);
-
-    if (k > 0 && (size_t)k < outlen - *used)
-        *used += (size_t)k;
-}
-
-static void ctl_roles_format(char *out, size_t outlen, unsigned roles)
-{
-    size_t used = 0;
-
-    out[0] = '\0';
-    if (roles & ROLE_BOOTSTRAP)
-        ctl_append(out, outlen, &used, "bootstrap");
-    if (roles & ROLE_RELAY)
-        ctl_append(out, outlen, &used, "relay");
-    if (roles & ROLE_CLIENT)
-        ctl_append(out, outlen, &used, "client");
-}
-
-static void ctl_suites_format(char *out, size_t outlen, uint32_t mask)
-{
-    size_t used = 0;
-
-    out[0] = '\0';
-    if (mask & OVL_AEAD_AES256GCM)
-        ctl_append(out, outlen, &used, ovl_aead_name(OVL_AEAD_AES256GCM));
-    if (mask & OVL_AEAD_CHACHA20POLY1305)
-        ctl_append(out, outlen, &used, ovl_aead_name(OVL_AEAD_CHACHA20POLY1305));
-}
-
-/* Add a string held in a fixed array that may lack its NUL; kv_adds masks
- * any control character in it rather than failing the whole reply. */
-static void ctl_add_fixed(struct kvbuf *out, const char *key, const char *s, size_t max)
-{
-    char tmp[OVL_URI_MAX + 1];
-    size_t len = strnlen(s, max < OVL_URI_MAX ? max : OVL_URI_MAX);
-
-    memcpy(tmp, s, len);
-    tmp[len] = '\0';
-    kv_adds(out, key, tmp);
-}
-
-static uint64_t ctl_since(uint64_t now, uint64_t then)
-{
-    return then && now >= then ? now - then : 0;
-}
-
-static void ctl_status_node(struct kvbuf *out, const struct node *n)
-{
-    char buf[64];
-    unsigned i;
-    uint32_t open = 0;
-    const struct link *l;
-
-    kv_adds(out, "node_id", n->node_id);
-    kv_adds(out, "version", OVL_VERSION);
-    ctl_roles_format(buf, sizeof buf, n->roles);
-    kv_adds(out, "roles", buf);
-    kv_adds(out, "transports", tp_names());
-    kv_addu(out, "pid", (uint64_t)getpid());
-    kv_addu(out, "uptime_ms", ctl_since(node_now_ms(), n->started_ms));
-    kv_adds(out, "log_level", log_level_name(n->log.level));
-    ctl_suites_format(buf, sizeof buf, n->opts.aead_suites);
-    kv_adds(out, "aead", buf);
-    for (i = 0; i < n->n_listeners && i < NODE_MAX_LISTEN; i++)
-        ctl_add_fixed(out, "listen", n->listen_uri[i], OVL_URI_MAX);
-    for (l = n->links; l; l = l->next)
-        open += l->state == LINK_OPEN;
-    kv_addu(out, "links", n->n_links);
-    kv_addu(out, "links_open", open);
-    kv_addu(out, "peers_configured", n->n_peers);
-}
-
-static void ctl_status_counters(struct kvbuf *out, const struct node *n)
-{
-    const struct node_counters *k = &n->ctr;
-    char key[KV_KEY_MAX + 1];
-    int r;
-
-    kv_addu(out, "links_accepted", k->links_accepted);
-    kv_addu(out, "links_dialed", k->links_dialed);
-    kv_addu(out, "handshakes_ok", k->handshakes_ok);
-    kv_addu(out, "handshakes_failed", k->handshakes_failed);
-    kv_addu(out, "cells_in", k->cells_in);
-    kv_addu(out, "cells_out", k->cells_out);
-    kv_addu(out, "cells_unhandled", k->cells_unhandled + n->disp.unhandled);
-    kv_addu(out, "frames_in", k->frames_in);
-    kv_addu(out, "frames_out", k->frames_out);
-    kv_addu(out, "bytes_in", k->bytes_in);
-    kv_addu(out, "bytes_out", k->bytes_out);
-    kv_addu(out, "rekeys", k->rekeys);
-    for (r = LC_NONE + 1; r < LC_REASON_COUNT; r++) {
-        const char *name = link_close_reason_name((enum link_close_reason)r);
-
-        if (name && snprintf(key, sizeof key, "closed_%s", name) < (int)sizeof key)
-            kv_addu(out, key, k->link_closed[r]);
+    kv_addu(out, "errno", 0);
+    kv_end(out);
+    if (out->err == OVL_EINVAL) {
+        *err = "the reply could not be encoded";
+        return EIO;
     }
-}
-
-static int ctl_cmd_status(struct ctl_req *rq)
-{
-    const struct control_stats *st = &rq->ctl->st;
-
-    ctl_status_node(rq->out, rq->ctl->node);
-    ctl_status_counters(rq->out, rq->ctl->node);
-    kv_addu(rq->out, "control_requests", st->requests);
-    kv_addu(rq->out, "control_errors", st->errors);
-    kv_addu(rq->out, "control_clients_refused", st->clients_refused);
-    kv_addu(rq->out, "control_clients_dropped", st->clients_dropped);
     return 0;
 }
 
-static void ctl_peer_link(struct kvbuf *out, const struct link *l, uint64_t now)
+/* Turn out into the error reply for e (counted and logged). */
+static void ctl_make_error(struct control *c, struct kvbuf *out, int e, const char *msg)
 {
-    ctl_add_fixed(out, "peer", l->peer_id, sizeof l->peer_id);
-    kv_adds(out, "state", link_state_name(l->state));
-    kv_adds(out, "direction", l->initiator ? "out" : "in");
-    ctl_add_fixed(out, "remote", l->remote, sizeof l->remote);
-    if (l->peer)
-        ctl_add_fixed(out, "name", l->peer->spec.name, PEER_NAME_MAX);
-    else
-        kv_adds(out, "name", "");
-    if (l->state == LINK_OPEN)
-        kv_adds(out, "suite", ovl_aead_name(l->suite));
-    kv_addu(out, "age_ms", ctl_since(now, l->opened_ms));
-    kv_addu(out, "cells_in", l->cells_in);
-    kv_addu(out, "cells_out", l->cells_out);
+    c->st.errors++;
+    kvbuf_free(out);
+    *out = (struct kvbuf){0};
+    ctl_error_reply(out, e, msg ? msg : "failed");
+    log_debug(&c->node->log, "control: request failed: %s (errno %d)", msg ? msg : "", e);
 }
 
-static void ctl_peer_backoff(struct kvbuf *out, const struct peer *p)
+/* Answer cl's deferred request; see ctl_int.h. */
+void ctl_deferred_reply(struct ctl_client *cl, int e, const char *msg, struct kvbuf *out)
 {
-    char id[OVL_NODE_ID_LEN + 1];
+    struct control *c = cl->ctl;
+    struct kvbuf reply = {0};
 
-    node_id_format(id, p->spec.pk);
-    kv_adds(out, "peer", id);
-    kv_adds(out, "state", "backoff");
-    kv_adds(out, "direction", "out");
-    ctl_add_fixed(out, "remote", p->spec.uri, OVL_URI_MAX);
-    ctl_add_fixed(out, "name", p->spec.name, PEER_NAME_MAX);
-    kv_addu(out, "attempts", p->attempts);
-    kv_addu(out, "failures", p->failures);
-    kv_adds(out, "last_error", p->last_error ? ovl_strerror(p->last_error) : "");
-}
-
-static int ctl_cmd_peers(struct ctl_req *rq)
-{
-    const struct node *n = rq->ctl->node;
-    uint64_t now = node_now_ms();
-    const struct link *l;
-    unsigned i;
-
-    for (l = n->links; l; l = l->next)
-        ctl_peer_link(rq->out, l, now);
-    for (i = 0; n->peers && i < n->n_peers; i++)
-        if (!n->peers[i].link)
-            ctl_peer_backoff(rq->out, &n->peers[i]);
-    return 0;
-}
-
-static int ctl_cmd_version(struct ctl_req *rq)
-{
-    kv_adds(rq->out, "version", OVL_VERSION);
-    kv_addu(rq->out, "protocol", OVL_PROTO_VERSION);
-    kv_addu(rq->out, "control", CONTROL_PROTO_VERSION);
-    kv_adds(rq->out, "transports", tp_names());
-    return 0;
-}
-
-static int ctl_cmd_log_level(struct ctl_req *rq)
-{
-    struct node *n = rq->ctl->node;
-    const char *s = kvmsg_get(rq->m, "level");
-    enum ovl_log_level lv;
-
-    if (s) {
-        if (log_level_parse(s, &lv) != 0) {
-            rq->err = "level must be error, warn, info or debug";
-            return EINVAL;
-        }
-        n->log.level = lv;
-        log_info(&n->log, "log level set to %s over the control socket", log_level_name(lv));
+    if (cl->closing || !cl->pending) {
+        kvbuf_free(out);
+        return;
     }
-    kv_adds(rq->out, "log_level", log_level_name(n->log.level));
-    return 0;
-}
-
-static int ctl_cmd_shutdown(struct ctl_req *rq)
-{
-    if (!rq->ctl->node->app_stop) {
-        rq->err = "shutdown is not available in this process";
-        return EOPNOTSUPP;
+    cl->pending = false;
+    if (e == 0) {
+        reply = *out; /* begun with ctl_reply_begin */
+        *out = (struct kvbuf){0};
+        e = ctl_finish_ok(&reply, &msg);
     }
-    rq->stop_node = true;
-    return 0;
+    if (e != 0)
+        ctl_make_error(c, &reply, e, msg);
+    kvbuf_free(out);
+    ctl_send(cl, &reply, false);
+    ctl_touch(cl);
+    if (!cl->closing)
+        ctl_carry_on(cl);
 }
-
-static const struct ctl_cmd ctl_cmds[] = {
-    {"status", ctl_cmd_status, {NULL}},     {"peers", ctl_cmd_peers, {NULL}},
-    {"version", ctl_cmd_version, {NULL}},   {"log-level", ctl_cmd_log_level, {"level", NULL}},
-    {"shutdown", ctl_cmd_shutdown, {NULL}},
-};
 
 /* ---- requests ---------------------------------------------------------- */
 
@@ -470,82 +384,87 @@ static bool ctl_arg_known(const struct ctl_cmd *cmd, const char *key)
 {
     size_t j;
 
-    for (j = 0; cmd->args[j]; j++)
+    for (j = 0; j < CTL_ARGS && cmd->args[j]; j++)
         if (strcmp(key, cmd->args[j]) == 0)
             return true;
     return false;
 }
 
-/* Accept only the command's own arguments, each at most once. */
+/* Accept only the command's own arguments, each at most once (but the one
+ * that may repeat). */
 static int ctl_check_args(struct ctl_req *rq, const struct ctl_cmd *cmd)
 {
     const struct kvmsg *m = rq->m;
     size_t i, k;
 
     for (i = 2; i < m->n; i++) {
-        const char *what = ctl_arg_known(cmd, m->pairs[i].key) ? NULL : "unknown";
+        const char *key = m->pairs[i].key;
+        const char *what = ctl_arg_known(cmd, key) ? NULL : "unknown";
+        bool repeats = cmd->repeat && strcmp(key, cmd->repeat) == 0;
 
-        for (k = 2; !what && k < i; k++)
-            if (strcmp(m->pairs[i].key, m->pairs[k].key) == 0)
+        for (k = 2; !what && !repeats && k < i; k++)
+            if (strcmp(key, m->pairs[k].key) == 0)
                 what = "duplicate";
-        if (what) {
-            snprintf(rq->errbuf, sizeof rq->errbuf, "%s argument %s for %s", what,
-                     ctl_quotable(m->pairs[i].key), cmd->name);
-            rq->err = rq->errbuf;
-            return EINVAL;
-        }
+        if (what)
+            return ctl_fail(rq, EINVAL, "%s argument %s for %s", what, ctl_quotable(key),
+                            cmd->name);
     }
     return 0;
 }
 
-/* Check the envelope, then run the command; return 0 or a positive errno. */
+static const struct ctl_cmd *ctl_find_cmd(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < ctl_node_n_cmds; i++)
+        if (strcmp(name, ctl_node_cmds[i].name) == 0)
+            return &ctl_node_cmds[i];
+    for (i = 0; i < ctl_role_n_cmds; i++)
+        if (strcmp(name, ctl_role_cmds[i].name) == 0)
+            return &ctl_role_cmds[i];
+    return NULL;
+}
+
+/* Check the envelope, then run the command; return 0, a positive errno or
+ * CTL_DEFER. */
 static int ctl_dispatch(struct ctl_req *rq)
 {
     const struct kvmsg *m = rq->m;
-    const char *name;
-    size_t i;
+    const struct ctl_cmd *cmd;
     int e;
 
     if (m->n == 0 || strcmp(m->pairs[0].key, "ovl-control") != 0) {
         rq->err = "a request must start with ovl-control=1";
         return EPROTO;
     }
-    if (strcmp(m->pairs[0].value, "1") != 0) {
-        snprintf(rq->errbuf, sizeof rq->errbuf, "unsupported control protocol version %s",
-                 ctl_quotable(m->pairs[0].value));
-        rq->err = rq->errbuf;
-        return EPROTO;
-    }
+    if (strcmp(m->pairs[0].value, "1") != 0)
+        return ctl_fail(rq, EPROTO, "unsupported control protocol version %s",
+                        ctl_quotable(m->pairs[0].value));
     if (m->n < 2 || strcmp(m->pairs[1].key, "command") != 0) {
         rq->err = "the second line must be command=NAME";
         return EINVAL;
     }
-    name = m->pairs[1].value;
-    for (i = 0; i < sizeof ctl_cmds / sizeof ctl_cmds[0]; i++)
-        if (strcmp(name, ctl_cmds[i].name) == 0)
-            break;
-    if (i == sizeof ctl_cmds / sizeof ctl_cmds[0]) {
-        snprintf(rq->errbuf, sizeof rq->errbuf, "unknown command %s", ctl_quotable(name));
-        rq->err = rq->errbuf;
-        return EOPNOTSUPP;
-    }
-    if ((e = ctl_check_args(rq, &ctl_cmds[i])) != 0)
+    if (!(cmd = ctl_find_cmd(m->pairs[1].value)))
+        return ctl_fail(rq, EOPNOTSUPP, "unknown command %s", ctl_quotable(m->pairs[1].value));
+    if ((e = ctl_check_args(rq, cmd)) != 0)
         return e;
-    kv_addu(rq->out, "ovl-control", CONTROL_PROTO_VERSION);
-    return ctl_cmds[i].fn(rq);
+    ctl_reply_begin(rq->out);
+    return cmd->fn(rq);
 }
 
 /* Answer the request in buf[0..len) (parsed in place). */
-static void ctl_handle(struct ctl_client *cl, char *buf, size_t len)
+static void ctl_handle(struct ctl_client *cl, char *buf, size_t len, bool is_send)
 {
     struct control *c = cl->ctl;
     struct kvmsg m = {0};
     struct kvbuf out = {0};
-    struct ctl_req rq = {.ctl = c, .m = &m, .out = &out};
+    struct ctl_req rq = {.ctl = c, .cl = cl, .m = &m, .out = &out};
+    /* A send may carry as many data lines as its byte cap allows. */
+    size_t max_pairs = is_send ? CONTROL_REQ_PAIRS + len / 6 : CONTROL_REQ_PAIRS;
     int r, e;
 
     c->st.requests++;
-    r = kvmsg_parse(&m, buf, len, CONTROL_REQ_PAIRS);
+    r = kvmsg_parse(&m, buf, len, max_pairs);
     if (r == OVL_ETOOBIG) {
         e = E2BIG;
         rq.err = "request has more than " CTL_STR(CONTROL_REQ_PAIRS) " lines";
@@ -555,60 +474,73 @@ static void ctl_handle(struct ctl_client *cl, char *buf, size_t len)
     } else {
         e = ctl_dispatch(&rq);
     }
-    if (e == 0) {
-        kv_addu(&out, "errno", 0);
-        kv_end(&out);
-        if (out.err == OVL_EINVAL) {
-            e = EIO;
-            rq.err = "the reply could not be encoded";
-        }
-    }
     kvmsg_free(&m);
-    if (e != 0) {
-        c->st.errors++;
+    if (e == CTL_DEFER) {
         kvbuf_free(&out);
-        out = (struct kvbuf){0};
-        ctl_error_reply(&out, e, rq.err);
-        log_debug(&c->node->log, "control: request failed: %s (errno %d)", rq.err, e);
+        cl->pending = true;
+        ctl_touch(cl);
+        return;
     }
+    if (e == 0)
+        e = ctl_finish_ok(&out, &rq.err);
+    if (e != 0)
+        ctl_make_error(c, &out, e, rq.err);
     ctl_send(cl, &out, e == 0 && rq.stop_node);
     if (e == E2BIG)
         ctl_client_drain(cl); /* cannot trust where the next request starts */
 }
 
-static void ctl_too_big(struct ctl_client *cl)
+static void ctl_too_big(struct ctl_client *cl, size_t limit)
 {
     struct kvbuf out = {0};
+    char msg[96];
 
     cl->ctl->st.requests++;
-    cl->ctl->st.errors++;
-    ctl_error_reply(&out, E2BIG, "request longer than " CTL_STR(CONTROL_REQ_MAX) " bytes");
+    snprintf(msg, sizeof msg, "request longer than %zu bytes", limit);
+    ctl_make_error(cl->ctl, &out, E2BIG, msg);
     ctl_send(cl, &out, false);
     ctl_client_drain(cl);
 }
 
 static void ctl_client_process(struct ctl_client *cl)
 {
-    while (!cl->closing && !cl->draining && !cl->paused) {
-        size_t m = kv_message_len(cl->buf, cl->len);
+    while (!cl->closing && !cl->draining && !cl->paused && !cl->pending) {
+        size_t m = ctl_msg_len(cl);
 
         if (m == 0 || m > cl->len) {
-            if (cl->len == sizeof cl->buf)
-                ctl_too_big(cl);
+            size_t limit = ctl_limit(cl);
+
+            if (cl->len >= limit)
+                ctl_too_big(cl, limit);
             return;
         }
-        ctl_handle(cl, cl->buf, m);
-        memmove(cl->buf, cl->buf + m, cl->len - m);
-        cl->len -= m;
+        ctl_handle(cl, cl->buf, m, ctl_is_send(cl));
+        if (cl->closing)
+            return;
+        ctl_consume(cl, m);
     }
 }
 
+/* Offer the free end of the buffer, growing it (up to the request's cap)
+ * when it is full; a zero-length buffer makes libuv report UV_ENOBUFS. */
 static void ctl_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     struct ctl_client *cl = h->data;
+    size_t limit = ctl_limit(cl);
 
     (void)hint;
-    *buf = uv_buf_init(cl->buf + cl->len, (unsigned)(sizeof cl->buf - cl->len));
+    if (cl->len == cl->cap && cl->cap < limit) {
+        size_t cap = cl->cap ? cl->cap * 2 : CONTROL_REQ_MAX;
+        char *p;
+
+        if (cap < cl->cap || cap > limit)
+            cap = limit;
+        if ((p = realloc(cl->buf, cap)) != NULL) {
+            cl->buf = p;
+            cl->cap = cap;
+        }
+    }
+    *buf = uv_buf_init(cl->buf ? cl->buf + cl->len : NULL, (unsigned)(cl->cap - cl->len));
 }
 
 static void ctl_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -616,16 +548,21 @@ static void ctl_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     struct ctl_client *cl = s->data;
 
     (void)buf;
-    if (nread < 0) {
+    if (nread == UV_EOF) {
         /* A client may half-close after its last request: finish the replies. */
-        ctl_client_drain(cl);
+        cl->eof = true;
+        ctl_carry_on(cl);
+        return;
+    }
+    if (nread < 0) {
+        ctl_client_close(cl);
         return;
     }
     if (nread == 0)
         return;
     cl->len += (size_t)nread;
     ctl_touch(cl);
-    ctl_client_process(cl);
+    ctl_carry_on(cl);
 }
 
 /* ---- accepting --------------------------------------------------------- */
@@ -676,8 +613,8 @@ static void ctl_on_connection(uv_stream_t *server, int status)
     ctl_touch(cl);
     if (cl->refused)
         ctl_refuse(cl);
-    else if (uv_read_start((uv_stream_t *)&cl->pipe, ctl_alloc, ctl_on_read) != 0)
-        ctl_client_close(cl);
+    else
+        ctl_update_reading(cl);
 }
 
 /* ---- start and stop ---------------------------------------------------- */
@@ -786,6 +723,10 @@ int control_start(struct node *n, const char *path, struct control **out)
         return OVL_ENOMEM;
     c->node = n;
     memcpy(c->path, path, strlen(path) + 1);
+    c->max_message = 1048576;
+    c->send_max = control_send_max(c->max_message);
+    c->chain_length = 3;
+    c->chain_backups = 2;
     if ((r = ctl_bind(n, path, &fd)) != 0)
         goto fail_free;
     if ((r = uv_pipe_init(n->loop, &c->server, 0)) != 0)
@@ -829,6 +770,26 @@ void control_stop(struct control *c)
     uv_close((uv_handle_t *)&c->server, ctl_server_closed);
     if (unlink(c->path) != 0 && errno != ENOENT)
         log_warn(&c->node->log, "control socket %s: cannot remove: %s", c->path, strerror(errno));
+}
+
+/* Take max_message and the dir-chain defaults from the client options. */
+void control_set_client_opts(struct control *c, const struct client_opts *o)
+{
+    if (!c || !o)
+        return;
+    c->max_message = o->max_message;
+    c->send_max = control_send_max(o->max_message);
+    c->chain_length = o->length;
+    c->chain_backups = o->backups;
+}
+
+/* Return the byte cap of a send request for messages of max_message bytes. */
+uint64_t control_send_max(uint64_t max_message)
+{
+    uint64_t b64 = (max_message + 2) / 3 * 4;
+    uint64_t lines = (b64 + CONTROL_DATA_CHUNK - 1) / CONTROL_DATA_CHUNK;
+
+    return b64 + lines * 6 + 65536;
 }
 
 /* Return the server's counters. */

@@ -20,6 +20,8 @@
  * Times are wall-clock milliseconds since the Unix epoch. Decoders check
  * every length against the buffer, the version, the flags, that URIs are
  * printable and parse, and the signature; they never trust a count.
+ * A URI is 1..255 bytes of 0x21..0x7e that uri_parse() accepts, port not 0.
+ * A chain document holds DESC_RELAY descriptors of distinct identities.
  */
 #ifndef OVL_DIR_DESC_H
 #define OVL_DIR_DESC_H
@@ -102,7 +104,8 @@ int doc_begin(struct doc_builder *b, uint8_t kind, uint8_t length, uint8_t backu
 int doc_add(struct doc_builder *b, const uint8_t *desc, size_t len) OVL_WUR;
 
 /* Sign with the bootstrap identity; on success *out (malloc'd, the
- * caller's) and *len hold the document and the builder is empty. */
+ * caller's) and *len hold the document and the builder is empty.
+ * OVL_EINVAL for a chain whose count is not length * (1 + backups). */
 int doc_finish(struct doc_builder *b, const struct ovl_identity *id, uint8_t **out,
                size_t *len) OVL_WUR;
 

@@ -31,20 +31,20 @@
 #include "lib/err.h"
 
 #define DIR_MAX_BOOTSTRAPS 8
-#define DIR_MAX_ONION 3 /* current + previous keys kept for the overlap */
-#define DIR_MAX_HOPS 8  /* = ONION_MAX_HOPS */
-#define DIR_MAX_BACKUPS 4
+#define DIR_MAX_ONION      3 /* current + previous keys kept for the overlap */
+#define DIR_MAX_HOPS       8 /* = ONION_MAX_HOPS */
+#define DIR_MAX_BACKUPS    4
 
 struct dir_opts {
-    uint32_t heartbeat_ms;      /* [dir] heartbeat, default 5000 */
-    uint32_t ttl_ms;            /* [dir] ttl (bootstrap), default 15000 */
-    uint32_t chain_cache_ttl_ms;/* [dir] chain_cache_ttl, default 600000 */
-    uint32_t max_nodes;         /* [dir] max_nodes, default 4096 */
-    uint32_t max_chains;        /* [dir] max_cached_chains, default 1024 */
-    uint32_t onion_rotate_ms;   /* [dir] onion_rotate, default 3600000 */
-    uint32_t onion_overlap_ms;  /* [dir] onion_overlap, default 600000 */
-    uint32_t request_timeout_ms;/* [dir] request_timeout, default 5000 */
-    uint32_t desc_lifetime_ms;  /* descriptor expiry after publication, default 3 x onion_rotate */
+    uint32_t heartbeat_ms;       /* [dir] heartbeat, default 5000 */
+    uint32_t ttl_ms;             /* [dir] ttl (bootstrap), default 15000 */
+    uint32_t chain_cache_ttl_ms; /* [dir] chain_cache_ttl, default 600000 */
+    uint32_t max_nodes;          /* [dir] max_nodes, default 4096 */
+    uint32_t max_chains;         /* [dir] max_cached_chains, default 1024 */
+    uint32_t onion_rotate_ms;    /* [dir] onion_rotate, default 3600000 */
+    uint32_t onion_overlap_ms;   /* [dir] onion_overlap, default 600000 */
+    uint32_t request_timeout_ms; /* [dir] request_timeout, default 5000 */
+    uint32_t desc_lifetime_ms;   /* descriptor expiry after publication, default 3 x onion_rotate */
 };
 
 /* A configured bootstrap ([bootstrap.NAME] address, id). */
@@ -64,12 +64,13 @@ struct dir_onion {
 struct dir_chain {
     uint8_t ref[16];
     unsigned length, backups;
-    uint64_t expires_ms;               /* wall clock */
+    uint64_t expires_ms;                                 /* wall clock */
     struct desc hops[DIR_MAX_HOPS][1 + DIR_MAX_BACKUPS]; /* [position][0 = primary, 1.. backups] */
 };
 
 struct dir_stats {
     uint64_t requests_in, replies_out, bad_requests;
+    uint64_t replies_dropped; /* answered but the link had no room (or out of memory) */
     uint64_t registrations_ok, registrations_failed, heartbeats_sent;
     uint64_t requests_out, replies_in, request_timeouts, bad_replies;
     struct registry_stats reg; /* bootstrap only */
@@ -106,7 +107,8 @@ int dir_request_chain(struct dir *d, unsigned length, unsigned backups,
 int dir_request_list(struct dir *d, dir_list_cb cb, void *arg) OVL_WUR;
 
 /* Look up the descriptor of node pk (cached until it expires). */
-int dir_lookup(struct dir *d, const uint8_t pk[OVL_ED25519_PK], dir_lookup_cb cb, void *arg) OVL_WUR;
+int dir_lookup(struct dir *d, const uint8_t pk[OVL_ED25519_PK], dir_lookup_cb cb,
+               void *arg) OVL_WUR;
 
 /* Cancel every pending request whose callback argument is arg. */
 void dir_cancel(struct dir *d, void *arg);

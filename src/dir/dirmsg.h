@@ -4,7 +4,9 @@
  * fragment:  req_id(4) | index(2) | count(2) | data  (all LE), with data
  * filling the rest of the cell's len. Fragments of one message travel in
  * order on one link (links are in-order); index runs 0..count-1 and count is
- * at most DIRMSG_MAX_FRAGS. A reply has the req_id of its request.
+ * at most DIRMSG_MAX_FRAGS. A reply has the req_id of its request. Every
+ * fragment but the last carries exactly DIRMSG_FRAG_DATA bytes, none is
+ * empty, and chain_id is 0.
  *
  * The reassembled message starts with op(1). A request continues with the
  * op's arguments; a reply with status(1) (enum dirmsg_status) and the op's
@@ -67,7 +69,9 @@ struct dirmsg_rx {
 /* Feed one fragment. Returns 1 with *msg and *len set (owned by rx until the
  * next call or dirmsg_rx_free) when a message is complete, 0 when more
  * fragments are needed, OVL_EPROTO for a malformed or out-of-order
- * fragment (rx is reset), OVL_ETOOBIG past max_len. */
+ * fragment (rx is reset), OVL_ETOOBIG past max_len (rx is reset too).
+ * *req_id is the fragment's req_id whenever its header could be read, also
+ * on failure, so that a bad request can be answered. */
 int dirmsg_rx_feed(struct dirmsg_rx *rx, const struct cell *c, size_t max_len, uint32_t *req_id,
                    const uint8_t **msg, size_t *len) OVL_WUR;
 

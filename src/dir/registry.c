@@ -1,2 +1,395 @@
-/* registry.c - not written yet (stub so the build tree configures). */
-typedef int ovl_stub_registry;
+/* registry.c - the bootstrap's live nodes and cached chains.
+ *
+ * Nodes are hashed by identity key, chains by the request that produced them
+ * (requester, length, backups, exclude). uthash keeps insertion order, so the
+ * head of the chain table is always the oldest cached chain: evicting it at
+ * the cap costs O(1). Chains point at nodes; a node is only freed after every
+ * chain that points at it is gone (registry_expire sweeps chains first).
+ */
+#include "dir/registry.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Allocation failures inside uthash must not exit the daemon: the add is
+ * skipped instead, which the callers detect through HASH_COUNT. */
+#define HASH_NONFATAL_OOM 1
+#include <uthash.h>
+
+#define REG_MAX_HOPS    8
+#define REG_MAX_BACKUPS 4
+#define REG_KEY_LEN     (OVL_ED25519_PK + 2 + OVL_ED25519_PK)
+
+struct rnode {
+    struct reg_node pub; /* first: chains hold &pub and cast back */
+    bool dropping;
+    UT_hash_handle hh;
+};
+
+struct rchain {
+    struct reg_chain pub;
+    uint8_t key[REG_KEY_LEN]; /* requester | length | backups | exclude */
+    UT_hash_handle hh;
+};
+
+struct registry {
+    struct registry_opts o;
+    struct rnode *nodes;
+    struct rchain *chains;
+    uint64_t registered, dropped, generated, cached, evicted;
+};
+
+static struct rnode *rnode_of(const struct reg_node *n)
+{
+    return (struct rnode *)(uintptr_t)n;
+}
+
+/* Create an empty registry. */
+int registry_new(const struct registry_opts *o, struct registry **out)
+{
+    struct registry *r;
+
+    if (!out)
+        return OVL_EINVAL;
+    *out = NULL;
+    if (!o || o->max_nodes == 0 || o->max_chains == 0)
+        return OVL_EINVAL;
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return OVL_ENOMEM;
+    r->o = *o;
+    *out = r;
+    return 0;
+}
+
+static void chain_free(struct registry *r, struct rchain *c)
+{
+    HASH_DEL(r->chains, c);
+    free(c->pub.nodes);
+    free(c);
+}
+
+static void node_free(struct registry *r, struct rnode *n)
+{
+    HASH_DEL(r->nodes, n);
+    free(n->pub.raw);
+    free(n);
+}
+
+/* Free r and everything in it. */
+void registry_free(struct registry *r)
+{
+    struct rchain *c, *ctmp;
+    struct rnode *n, *ntmp;
+
+    if (!r)
+        return;
+    HASH_ITER(hh, r->chains, c, ctmp)
+    {
+        chain_free(r, c);
+    }
+    HASH_ITER(hh, r->nodes, n, ntmp)
+    {
+        node_free(r, n);
+    }
+    free(r);
+}
+
+static bool chain_has_dropping(const struct rchain *c)
+{
+    unsigned total = c->pub.length * (1u + c->pub.backups);
+
+    for (unsigned i = 0; i < total; i++) {
+        if (rnode_of(c->pub.nodes[i])->dropping)
+            return true;
+    }
+    return false;
+}
+
+/* Evict chains holding a node marked dropping, and with by_time those past
+ * their TTL at now_ms. */
+static void sweep_chains(struct registry *r, uint64_t now_ms, bool by_time)
+{
+    struct rchain *c, *tmp;
+
+    HASH_ITER(hh, r->chains, c, tmp)
+    {
+        if ((by_time && now_ms >= c->pub.expires_ms) || chain_has_dropping(c)) {
+            chain_free(r, c);
+            r->evicted++;
+        }
+    }
+}
+
+/* Add or replace the node whose signed descriptor is raw. */
+int registry_register(struct registry *r, const uint8_t peer_pk[OVL_ED25519_PK], const uint8_t *raw,
+                      size_t len, uint64_t now_ms, uint64_t wall_ms)
+{
+    struct desc d;
+    struct rnode *n;
+    uint8_t *copy;
+    int rc;
+
+    if (!r || !peer_pk || !raw)
+        return OVL_EINVAL;
+    rc = desc_parse(&d, raw, len);
+    if (rc != 0)
+        return rc;
+    if (memcmp(d.id_pk, peer_pk, OVL_ED25519_PK) != 0)
+        return OVL_EPERM;
+    if (desc_expired(&d, wall_ms))
+        return OVL_ETIMEDOUT;
+    HASH_FIND(hh, r->nodes, d.id_pk, OVL_ED25519_PK, n);
+    if (!n && HASH_COUNT(r->nodes) >= r->o.max_nodes)
+        return OVL_ENOMEM;
+    copy = malloc(len);
+    if (!copy)
+        return OVL_ENOMEM;
+    memcpy(copy, raw, len);
+
+    if (n) {
+        bool was_relay = n->pub.d.flags & DESC_RELAY;
+        free(n->pub.raw);
+        n->pub.d = d;
+        n->pub.raw = copy;
+        n->pub.raw_len = len;
+        n->pub.last_seen_ms = now_ms;
+        if (was_relay && !(d.flags & DESC_RELAY)) {
+            /* no longer carries chains: those that hold it are unusable */
+            n->dropping = true;
+            sweep_chains(r, 0, false);
+            n->dropping = false;
+        }
+        r->registered++;
+        return 0;
+    }
+
+    n = calloc(1, sizeof(*n));
+    if (!n) {
+        free(copy);
+        return OVL_ENOMEM;
+    }
+    n->pub.d = d;
+    n->pub.raw = copy;
+    n->pub.raw_len = len;
+    n->pub.registered_ms = n->pub.last_seen_ms = now_ms;
+    unsigned before = HASH_COUNT(r->nodes);
+    HASH_ADD(hh, r->nodes, pub.d.id_pk, OVL_ED25519_PK, n);
+    if (HASH_COUNT(r->nodes) == before) {
+        free(copy);
+        free(n);
+        return OVL_ENOMEM;
+    }
+    r->registered++;
+    return 0;
+}
+
+/* Record a heartbeat from pk. */
+int registry_heartbeat(struct registry *r, const uint8_t pk[OVL_ED25519_PK], uint64_t now_ms)
+{
+    struct rnode *n;
+
+    if (!r || !pk)
+        return OVL_EINVAL;
+    HASH_FIND(hh, r->nodes, pk, OVL_ED25519_PK, n);
+    if (!n)
+        return OVL_ENOENT;
+    if (now_ms > n->pub.last_seen_ms)
+        n->pub.last_seen_ms = now_ms;
+    n->pub.heartbeats++;
+    return 0;
+}
+
+/* Drop silent or expired nodes and the chains that hold them. */
+unsigned registry_expire(struct registry *r, uint64_t now_ms, uint64_t wall_ms)
+{
+    struct rnode *n, *tmp;
+    unsigned dropped = 0;
+
+    if (!r)
+        return 0;
+    HASH_ITER(hh, r->nodes, n, tmp)
+    {
+        bool silent = now_ms >= n->pub.last_seen_ms && now_ms - n->pub.last_seen_ms >= r->o.ttl_ms;
+        n->dropping = silent || desc_expired(&n->pub.d, wall_ms);
+        dropped += n->dropping;
+    }
+    sweep_chains(r, now_ms, true);
+    if (dropped == 0)
+        return 0;
+    HASH_ITER(hh, r->nodes, n, tmp)
+    {
+        if (n->dropping)
+            node_free(r, n);
+    }
+    r->dropped += dropped;
+    return dropped;
+}
+
+/* Return the node with identity pk, or NULL. */
+const struct reg_node *registry_lookup(const struct registry *r, const uint8_t pk[OVL_ED25519_PK])
+{
+    struct rnode *n;
+
+    if (!r || !pk)
+        return NULL;
+    HASH_FIND(hh, r->nodes, pk, OVL_ED25519_PK, n);
+    return n ? &n->pub : NULL;
+}
+
+/* Call fn for every live relay. */
+void registry_each_relay(const struct registry *r, void (*fn)(void *arg, const struct reg_node *n),
+                         void *arg)
+{
+    struct rnode *n, *tmp;
+
+    if (!r || !fn)
+        return;
+    HASH_ITER(hh, r->nodes, n, tmp)
+    {
+        if (n->pub.d.flags & DESC_RELAY)
+            fn(arg, &n->pub);
+    }
+}
+
+static void chain_key(uint8_t key[REG_KEY_LEN], const uint8_t requester[OVL_ED25519_PK],
+                      unsigned length, unsigned backups, const uint8_t exclude[OVL_ED25519_PK])
+{
+    memcpy(key, requester, OVL_ED25519_PK);
+    key[OVL_ED25519_PK] = (uint8_t)length;
+    key[OVL_ED25519_PK + 1] = (uint8_t)backups;
+    if (exclude)
+        memcpy(key + OVL_ED25519_PK + 2, exclude, OVL_ED25519_PK);
+    else
+        memset(key + OVL_ED25519_PK + 2, 0, OVL_ED25519_PK);
+}
+
+/* Draw the chain for key into c: uniform over ordered selections of
+ * distinct eligible relays (partial Fisher-Yates). */
+static int chain_draw(struct registry *r, struct rchain *c, unsigned length, unsigned backups)
+{
+    const uint8_t *req = c->key, *excl = c->key + OVL_ED25519_PK + 2;
+    bool has_excl = false;
+    const struct reg_node **cand, *t;
+    struct rnode *n, *tmp;
+    uint32_t m = 0, total, eff;
+
+    for (unsigned i = 0; i < OVL_ED25519_PK; i++)
+        has_excl |= excl[i] != 0;
+    cand = malloc(sizeof(*cand) * (HASH_COUNT(r->nodes) + 1));
+    if (!cand)
+        return OVL_ENOMEM;
+    HASH_ITER(hh, r->nodes, n, tmp)
+    {
+        if (!(n->pub.d.flags & DESC_RELAY) || memcmp(n->pub.d.id_pk, req, OVL_ED25519_PK) == 0)
+            continue;
+        if (has_excl && memcmp(n->pub.d.id_pk, excl, OVL_ED25519_PK) == 0)
+            continue;
+        cand[m++] = &n->pub;
+    }
+    if (m < length) {
+        free(cand);
+        return OVL_ENOENT;
+    }
+    eff = (m - length) / length;
+    if (eff > backups)
+        eff = backups;
+    total = length * (1 + eff);
+    for (uint32_t i = 0; i < total; i++) {
+        uint32_t j = i + ovl_random_uniform(m - i);
+        t = cand[i];
+        cand[i] = cand[j];
+        cand[j] = t;
+    }
+    /* a chain keeps only its members, not the candidate array */
+    c->pub.nodes = malloc(sizeof(*cand) * total);
+    if (c->pub.nodes)
+        memcpy(c->pub.nodes, cand, sizeof(*cand) * total);
+    free(cand);
+    if (!c->pub.nodes)
+        return OVL_ENOMEM;
+    c->pub.length = (uint8_t)length;
+    c->pub.backups = (uint8_t)eff;
+    return 0;
+}
+
+/* Return the cached chain for this request or generate one. */
+int registry_chain(struct registry *r, const uint8_t requester[OVL_ED25519_PK], unsigned length,
+                   unsigned backups, const uint8_t exclude[OVL_ED25519_PK], uint64_t now_ms,
+                   const struct reg_chain **out)
+{
+    uint8_t key[REG_KEY_LEN];
+    struct rchain *c;
+    int rc;
+
+    if (out)
+        *out = NULL;
+    if (!r || !requester || !out)
+        return OVL_EINVAL;
+    if (length < 1 || length > REG_MAX_HOPS || backups > REG_MAX_BACKUPS)
+        return OVL_EINVAL;
+    chain_key(key, requester, length, backups, exclude);
+    HASH_FIND(hh, r->chains, key, REG_KEY_LEN, c);
+    if (c && now_ms < c->pub.expires_ms) {
+        r->cached++;
+        *out = &c->pub;
+        return 0;
+    }
+    if (c) {
+        chain_free(r, c);
+        r->evicted++;
+    }
+
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return OVL_ENOMEM;
+    memcpy(c->key, key, REG_KEY_LEN);
+    rc = chain_draw(r, c, length, backups);
+    if (rc != 0) {
+        free(c);
+        return rc;
+    }
+    ovl_random(c->pub.ref, sizeof(c->pub.ref));
+    c->pub.created_ms = now_ms;
+    c->pub.expires_ms = now_ms + r->o.chain_ttl_ms;
+    if (HASH_COUNT(r->chains) >= r->o.max_chains) {
+        chain_free(r, r->chains); /* the head is the oldest */
+        r->evicted++;
+    }
+    unsigned before = HASH_COUNT(r->chains);
+    HASH_ADD(hh, r->chains, key, REG_KEY_LEN, c);
+    if (HASH_COUNT(r->chains) == before) {
+        free(c->pub.nodes);
+        free(c);
+        return OVL_ENOMEM;
+    }
+    r->generated++;
+    *out = &c->pub;
+    return 0;
+}
+
+/* Fill st with the current counts and counters. */
+void registry_stats(const struct registry *r, struct registry_stats *st)
+{
+    struct rnode *n, *tmp;
+
+    if (!st)
+        return;
+    memset(st, 0, sizeof(*st));
+    if (!r)
+        return;
+    HASH_ITER(hh, r->nodes, n, tmp)
+    {
+        if (n->pub.d.flags & DESC_RELAY)
+            st->relays++;
+        else
+            st->endpoints++;
+    }
+    st->chains = HASH_COUNT(r->chains);
+    st->registered = r->registered;
+    st->dropped = r->dropped;
+    st->chains_generated = r->generated;
+    st->chains_cached = r->cached;
+    st->chains_evicted = r->evicted;
+}

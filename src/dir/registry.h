@@ -14,7 +14,9 @@
  * distinct live relays, length primaries plus `backups` backups per
  * position, never the requester or `exclude`, drawn with libsodium's
  * generator (uniform). It is cached for chain_ttl_ms: the same request
- * within that time returns the same chain (same ref).
+ * within that time returns the same chain (same ref). With E eligible
+ * relays (E >= length) a chain gets min(backups, (E - length) / length)
+ * backups per position; reg_chain.backups holds that effective number.
  */
 #ifndef OVL_DIR_REGISTRY_H
 #define OVL_DIR_REGISTRY_H
@@ -51,7 +53,8 @@ struct reg_chain {
 
 struct registry;
 
-/* Create an empty registry; *out is NULL on failure. */
+/* Create an empty registry; *out is NULL on failure. OVL_EINVAL when
+ * max_nodes or max_chains is 0. */
 int registry_new(const struct registry_opts *o, struct registry **out) OVL_WUR;
 
 /* Free r and everything in it (NULL-safe). */

@@ -9,9 +9,14 @@ happens. The temporary directory is removed after a passing test and kept
 
 Binaries come from the environment (OVLD, OVLCTL, OVL_PROBE, set by
 tests/meson.build) or default to the build/ tree of the repository.
+
+Whole networks (a bootstrap, relays, clients) come from tools/ovl-testnet:
+testnet(net, relays=N, ...) starts one inside a Net and stops it with it.
 """
 
 import atexit
+import importlib.machinery
+import importlib.util
 import json
 import os
 import re
@@ -44,6 +49,7 @@ NODE_ID_RE = re.compile(r"^[a-z2-7]{52}$")
 SUITES = ("aes256gcm", "chacha20poly1305")
 
 _procs = []  # every Popen the harness started
+_testnet_mod = []  # tools/ovl-testnet once imported
 
 
 def _kill_all():
@@ -76,6 +82,10 @@ class Skip(Exception):
     """Raised by a test that cannot run on this host."""
 
 
+# What a poll may raise while a daemon settles; load_testnet() adds its own.
+RETRY_ERRORS = [CtlError, KeyError, IndexError, ValueError, OSError]
+
+
 def wait_for(pred, timeout=10.0, what="condition"):
     """Poll pred until it returns a true value (returned); fail at the deadline.
 
@@ -90,7 +100,7 @@ def wait_for(pred, timeout=10.0, what="condition"):
             if v:
                 return v
             last = v
-        except (CtlError, KeyError, IndexError, ValueError, OSError) as e:
+        except tuple(RETRY_ERRORS) as e:
             last = e
         if time.monotonic() >= deadline:
             raise AssertionError("timed out after %.1f s waiting for %s (last: %r)"
@@ -296,15 +306,22 @@ class Net:
         # Short paths: a control socket path must fit sun_path (107 bytes).
         self.dir = tempfile.mkdtemp(prefix="ovl-", dir="/tmp")
         self.nodes = []
+        self.closers = []  # fn(failed) -> list of problems, run by close()
 
     def node(self, name, **kw):
         n = Node(self, name, **kw)
         self.nodes.append(n)
         return n
 
+    def on_close(self, fn):
+        """Have close() call fn(failed), which returns a list of problems."""
+        self.closers.append(fn)
+
     def close(self, failed):
         """Stop every node; return the problems found (unexpected exits)."""
         problems = []
+        for fn in self.closers:
+            problems += fn(failed)
         for n in self.nodes:
             if n.proc is None:
                 continue
@@ -327,6 +344,63 @@ class Net:
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
         return problems
+
+
+def load_testnet():
+    """Import tools/ovl-testnet (a script without .py) as a module, once."""
+    if not _testnet_mod:
+        path = os.path.join(REPO, "tools", "ovl-testnet")
+        loader = importlib.machinery.SourceFileLoader("ovl_testnet", path)
+        spec = importlib.util.spec_from_loader("ovl_testnet", loader)
+        mod = importlib.util.module_from_spec(spec)
+        loader.exec_module(mod)
+        RETRY_ERRORS.append(mod.ControlError)
+        _testnet_mod.append(mod)
+    return _testnet_mod[0]
+
+
+def testnet(net, relays, clients=2, timeout=60.0, **settings):
+    """Start a testnet (tools/ovl-testnet) in net's directory and wait until
+    every node is ready; net.close() stops it by pid and reports nodes that
+    died unless the test stopped them (tn.kill, tn.stop). Settings as Testnet's
+    (heartbeat, ttl, chain_cache_ttl, chain_length, log_level, extra, ...)."""
+    mod = load_testnet()
+    settings.setdefault("log_level", "info")
+    tn = mod.Testnet(os.path.join(net.dir, "tn"), relays, clients, OVLD, OVLCTL, **settings)
+    tn.on_spawn = _procs.append
+    net.on_close(lambda failed: _close_testnet(tn, failed))
+    tn.create()
+    tn.start(timeout=timeout)
+    return tn
+
+
+def _close_testnet(tn, failed):
+    problems = ["%s exited unexpectedly with %d" % (n.name, n.proc.returncode)
+                for n in tn.nodes if n.proc is not None and n.proc.poll() is not None
+                and n.name not in tn.stopped]
+    live = [n for n in tn.nodes if n.proc is not None and n.proc.poll() is None]
+    killed = tn.stop()
+    for n in live:
+        if n.name in killed:
+            problems.append("%s needed SIGKILL after SIGTERM" % n.name)
+        elif n.proc.returncode != 0:
+            problems.append("%s exited with %d on SIGTERM" % (n.name, n.proc.returncode))
+    if failed or problems:
+        print("kept %s" % tn.root)
+        for n in tn.nodes:
+            if os.path.exists(n.log):
+                print("---- last lines of %s (%s) ----" % (n.name, n.log))
+                print(tail(n.log))
+    return problems
+
+
+def tail(path, lines=40):
+    """The last lines of a file, or a note saying why it cannot be read."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(f.readlines()[-lines:]).rstrip()
+    except OSError as e:
+        return "(cannot read: %s)" % e
 
 
 def _selected(tests):

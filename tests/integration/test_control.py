@@ -1,6 +1,9 @@
 """The control socket and ovlctl: replies to malformed requests, the JSON
-output, log-level changes, the client cap and the socket's permissions."""
+output, log-level changes, the client cap and the socket's permissions, and
+the role commands (send, recv, chains, relays, dir-chain) given bad input or
+asked of a node without the role."""
 
+import base64
 import os
 import select
 import stat
@@ -13,6 +16,7 @@ import ovltest  # noqa: E402
 from ovltest import NODE_ID_RE, wait_for  # noqa: E402
 
 EPROTO, EOPNOTSUPP, EINVAL, E2BIG, EBUSY = 71, 95, 22, 7, 16
+EMSGSIZE = 90
 CONTROL_MAX_CLIENTS = 16  # src/control/control.h
 HDR = "ovl-control=1\n"
 
@@ -31,6 +35,31 @@ def check_error(node, request, want):
     assert any(k == "error" and v for k, v in pairs), "error reply without error text: %r" % pairs
     assert pairs[-1][0] == "errno", "errno must be the last line: %r" % pairs
     assert node.alive(), "the daemon died after %r" % request[:60]
+
+
+# A client whose only bootstrap never answers: it accepts messages (they
+# queue) and its directory requests fail after request_timeout.
+FAKE_ID = base64.b32encode(bytes(range(32))).decode().lower().rstrip("=")
+MAX_MESSAGE = 3000
+CLIENT_EXTRA = """
+[bootstrap.nowhere]
+address = tcp://127.0.0.1:9
+id = %s
+
+[dir]
+request_timeout = 300
+
+[client]
+max_message = %d
+""" % (FAKE_ID, MAX_MESSAGE)
+
+
+def client_node(net, name="c"):
+    return net.node(name, roles="client", extra=CLIENT_EXTRA).start()
+
+
+def send_req(*lines):
+    return HDR + "command=send\n" + "".join(l + "\n" for l in lines) + "\n"
 
 
 def test_missing_version(net):
@@ -185,6 +214,143 @@ def test_usage_error(net):
     assert r.returncode == 2, "unknown subcommand: exit %d, want 2" % r.returncode
 
 
+def test_send_malformed(net):
+    c = client_node(net)
+    to = "to=" + FAKE_ID  # not ourselves: a client refuses that
+    good = base64.b64encode(b"hello world").decode()
+    for lines, want in [
+        ((to, "data=aGVsbG8"), EINVAL),                      # missing padding
+        ((to, "data=aGVs!G8="), EINVAL),                     # outside the alphabet
+        ((to, "data=aGVsbG8=", "data=aGVs"), EINVAL),        # padding in the middle
+        ((to, "data=aGVs bG8="), EINVAL),                    # blank inside
+        ((to, "data=" + "QUJD" * 251), EINVAL),              # a line over 1000 characters
+        (("to=" + c.id[:-1], "text=x"), EINVAL),             # 51 characters
+        (("to=" + c.id.upper() + "!", "text=x"), EINVAL),
+        (("to=" + "1" * 52, "text=x"), EINVAL),              # 1 is not base32
+        (("text=x",), EINVAL),                               # no destination
+        ((to,), EINVAL),                                     # no message
+        ((to, "text=x", "data=" + good), EINVAL),            # both
+        ((to, "reply=yes", "text=x"), EINVAL),
+        ((to, "text=x", "text=y"), EINVAL),                  # only data repeats
+        ((to, "colour=blue", "text=x"), EINVAL),
+        ((to, "text="), EINVAL),                             # empty message
+    ]:
+        check_error(c, send_req(*lines), want)
+    # one byte over [client] max_message
+    big = base64.b64encode(os.urandom(MAX_MESSAGE + 1)).decode()
+    chunks = ["data=" + big[i:i + 1000] for i in range(0, len(big), 1000)]
+    check_error(c, send_req(to, *chunks), EMSGSIZE)
+    # far over the request cap of a send (max_message*4/3 + 64 KiB)
+    huge = send_req(to, *(["data=" + "QUJD" * 250] * 80))
+    assert len(huge) > MAX_MESSAGE * 4 // 3 + 65536
+    check_error(c, huge, E2BIG)
+    # other commands keep the 4 KiB cap even on a client
+    check_error(c, HDR + "command=status\n" + "pad=%s\n" % ("x" * 1000) * 5 + "\n", E2BIG)
+    # and still serves: a good send in chunks, then text
+    ok = base64.b64encode(os.urandom(MAX_MESSAGE)).decode()
+    rc, pairs = c.raw(send_req(to, "reply=1", *["data=" + ok[i:i + 1000]
+                                                for i in range(0, len(ok), 1000)]))
+    assert rc == 0 and reply_errno(pairs) == 0, pairs
+    mid = dict(pairs)["id"]
+    assert len(mid) == 32 and int(mid, 16) >= 0, mid
+    rc, pairs = c.raw(send_req(to, "text=hello, world"))
+    assert rc == 0 and dict(pairs)["id"] != mid, pairs
+    st = c.status()
+    assert st["control_errors"] >= 18, st
+
+
+def test_recv_malformed(net):
+    c = client_node(net)
+    for v in ("0", "1001", "-1", "ten", "", " 5", "1e3"):
+        check_error(c, HDR + "command=recv\nmax=%s\n\n" % v, EINVAL)
+    check_error(c, HDR + "command=recv\nmax=1\nmax=2\n\n", EINVAL)
+    check_error(c, HDR + "command=recv\nfrom=x\n\n", EINVAL)
+    rc, pairs = c.raw(HDR + "command=recv\nmax=1000\n\n")
+    assert rc == 0 and dict(pairs)["count"] == "0", pairs
+    assert c.ctl("recv") == []
+    r = c.ctl_run("recv", "--max", "0")
+    assert r.returncode == 2, "recv --max 0: exit %d, want 2" % r.returncode
+
+
+def test_dir_chain_errors(net):
+    c = client_node(net)
+    for args in ("length=0", "length=9", "backups=5", "length=x", "length=3\nlength=3", "hops=3"):
+        check_error(c, HDR + "command=dir-chain\n%s\n\n" % args, EINVAL)
+    # the bootstrap never answers: a deferred error, in order with what follows
+    s = c.connect()
+    s.sendall((HDR + "command=dir-chain\nlength=2\n\n" + HDR + "command=version\n\n").encode())
+    data = b""
+    deadline = time.monotonic() + 10
+    while data.count(b"\n\n") < 2 and time.monotonic() < deadline:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    replies = data.decode().split("\n\n")
+    assert len(replies) >= 2, data
+    assert "errno=0" not in replies[0] and "error=" in replies[0], replies
+    assert "protocol=1" in replies[1] and replies[1].endswith("errno=0"), replies
+    # a client that leaves while its dir-chain is pending
+    for _ in range(5):
+        s = c.connect()
+        s.sendall((HDR + "command=dir-chain\n\n").encode())
+        s.close()
+    time.sleep(0.5)  # past request_timeout: the cancelled callbacks would have run
+    assert c.alive()
+    st = c.status()
+    assert st["dir_requests_out"] >= 1 or st["dir_request_timeouts"] >= 0, st
+    r = c.ctl_run("dir-chain", "--length", "9")
+    assert r.returncode == 2, r.stderr
+    r = c.ctl_run("dir-chain")
+    assert r.returncode == 1 and "errno" in r.stderr, (r.returncode, r.stderr)
+
+
+def test_roles_off(net):
+    n = net.node("n").start()  # a relay without a bootstrap: no client, no bootstrap role
+    check_error(n, send_req("to=" + n.id, "text=hi"), EOPNOTSUPP)
+    check_error(n, HDR + "command=recv\n\n", EOPNOTSUPP)
+    check_error(n, HDR + "command=chains\n\n", EOPNOTSUPP)
+    check_error(n, HDR + "command=relays\n\n", EOPNOTSUPP)
+    check_error(n, HDR + "command=recv\nmax=0\n\n", EOPNOTSUPP)  # the role comes first
+    check_error(n, HDR + "command=recv\nbogus=0\n\n", EINVAL)  # unknown keys before that
+    r = n.ctl_run("send", "--to", n.id, "hi")
+    assert r.returncode == 1 and "errno %d" % EOPNOTSUPP in r.stderr, r.stderr
+    st = n.status()
+    assert "relay_cells_peeled" in st and "dir_registered" in st, st
+    assert not any(k.startswith("client_") for k in st), st
+    assert "dir_relays" not in st, st
+    for k in ("chanmap", "chain_unknown", "relay_dropped_auth", "dir_requests_out"):
+        assert isinstance(st[k], int), (k, st.get(k))
+
+
+def test_client_status_and_chains(net):
+    c = client_node(net)
+    st = c.status()
+    for k in ("client_messages_sent", "client_inbox_bytes", "client_send_queued", "dir_registered"):
+        assert isinstance(st[k], int), (k, st.get(k))
+    assert not any(k.startswith("relay_") for k in st), st
+    assert isinstance(c.ctl("chains"), list)
+    r = c.ctl_run("send", "--reply", "hi")  # no --to
+    assert r.returncode == 2, r.returncode
+    r = c.ctl_run("send", "--to", c.id)  # no message
+    assert r.returncode == 2, r.returncode
+    r = c.ctl_run("send", "--to", "nonsense", "hi")
+    assert r.returncode == 1 and "errno %d" % EINVAL in r.stderr, r.stderr
+    r = c.ctl_run("send", "--to", c.id, "to myself")
+    assert r.returncode == 1 and "errno %d" % EINVAL in r.stderr, r.stderr
+    out = c.ctl("send", "--to", FAKE_ID, "two words")
+    assert isinstance(out, dict) and len(out["id"]) == 32, out
+
+
+def test_bootstrap_relays(net):
+    b = net.node("b", roles="bootstrap").start()
+    assert b.ctl("relays") == []
+    st = b.status()
+    assert isinstance(st["dir_relays"], int) and isinstance(st["dir_chains_cached"], int), st
+    check_error(b, HDR + "command=relays\nx=1\n\n", EINVAL)
+
+
 if __name__ == "__main__":
     ovltest.run_tests("test_control", [
         test_missing_version,
@@ -200,4 +366,10 @@ if __name__ == "__main__":
         test_socket_mode,
         test_no_daemon,
         test_usage_error,
+        test_send_malformed,
+        test_recv_malformed,
+        test_dir_chain_errors,
+        test_roles_off,
+        test_client_status_and_chains,
+        test_bootstrap_relays,
     ])

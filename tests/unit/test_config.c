@@ -124,6 +124,30 @@ static void assert_defaults(const struct ovl_config *c)
     ck_assert_uint_eq(c->opts.rekey_cells, 1048576);
     ck_assert_uint_eq(c->opts.reconnect_min_ms, 1000);
     ck_assert_uint_eq(c->opts.reconnect_max_ms, 60000);
+    ck_assert_uint_eq(c->n_bootstraps, 0);
+    ck_assert_uint_eq(c->dir.heartbeat_ms, 5000);
+    ck_assert_uint_eq(c->dir.ttl_ms, 15000);
+    ck_assert_uint_eq(c->dir.chain_cache_ttl_ms, 600000);
+    ck_assert_uint_eq(c->dir.max_nodes, 4096);
+    ck_assert_uint_eq(c->dir.max_chains, 1024);
+    ck_assert_uint_eq(c->dir.onion_rotate_ms, 3600000);
+    ck_assert_uint_eq(c->dir.onion_overlap_ms, 600000);
+    ck_assert_uint_eq(c->dir.request_timeout_ms, 5000);
+    ck_assert_uint_eq(c->dir.desc_lifetime_ms, 3 * 3600000u);
+    ck_assert_int_eq(c->client.source, CHAIN_SOURCE_BOOTSTRAP);
+    ck_assert_uint_eq(c->client.length, 3);
+    ck_assert_uint_eq(c->client.backups, 2);
+    ck_assert_uint_eq(c->client.lifetime_ms, 600000);
+    ck_assert_uint_eq(c->client.setup_timeout_ms, 10000);
+    ck_assert_uint_eq(c->client.max_message, 1048576);
+    ck_assert_uint_eq(c->client.inbox_messages, 1024);
+    ck_assert_uint_eq(c->client.inbox_bytes, 67108864);
+    ck_assert_uint_eq(c->client.send_queue, 1024);
+    ck_assert_uint_eq(c->client.reassembly_timeout_ms, 60000);
+    ck_assert_uint_eq(c->relay.max_chains, 65536);
+    ck_assert_uint_eq(c->relay.setup_timeout_ms, 10000);
+    ck_assert_uint_eq(c->relay.max_lifetime_s, 3600);
+    ck_assert_uint_eq(c->relay.exit_queue, 256);
 }
 
 /* Texts without any setting: each must give exactly the defaults. */
@@ -132,6 +156,7 @@ static const char *const empty_confs[] = {
     "\n\n",
     "; only a comment\n# and another\n",
     "[node]\n[log]\n[link]\n",
+    "[dir]\n[chain]\n[client]\n[relay]\n",
     "\xEF\xBB\xBF[node]\r\n\r\n",
 };
 
@@ -457,6 +482,320 @@ START_TEST(test_roles_format)
 }
 END_TEST
 
+/* Every key of the role sections, each away from its default. */
+static const char roles_conf[] = "[node]\n"
+                                 "roles = relay, client\n"
+                                 "[dir]\n"
+                                 "heartbeat = 2000\n"
+                                 "ttl = 7000\n"
+                                 "chain_cache_ttl = 30000\n"
+                                 "max_nodes = 100\n"
+                                 "max_cached_chains = 50\n"
+                                 "onion_rotate = 120000\n"
+                                 "onion_overlap = 0\n"
+                                 "request_timeout = 900\n"
+                                 "[chain]\n"
+                                 "source = local\n"
+                                 "length = 8\n"
+                                 "backups = 0\n"
+                                 "lifetime = 10000\n"
+                                 "setup_timeout = 100\n"
+                                 "[client]\n"
+                                 "max_message = 67108864\n"
+                                 "inbox_messages = 7\n"
+                                 "inbox_bytes = 4294967296\n"
+                                 "send_queue = 3\n"
+                                 "reassembly_timeout = 1000\n"
+                                 "[relay]\n"
+                                 "max_chains = 10000000\n"
+                                 "setup_timeout = 600000\n"
+                                 "max_lifetime = 10\n"
+                                 "exit_queue = 65536\n"
+                                 "[bootstrap.b1]\n"
+                                 "address = tcp://192.0.2.1:7001\n"
+                                 "id = @ID@\n";
+
+START_TEST(test_roles_full)
+{
+    struct ovl_config c;
+    char err[CONFIG_ERR_MAX];
+
+    ck_assert_msg(parse(&c, roles_conf, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_uint_eq(c.roles, ROLE_RELAY | ROLE_CLIENT);
+    ck_assert_uint_eq(c.dir.heartbeat_ms, 2000);
+    ck_assert_uint_eq(c.dir.ttl_ms, 7000);
+    ck_assert_uint_eq(c.dir.chain_cache_ttl_ms, 30000);
+    ck_assert_uint_eq(c.dir.max_nodes, 100);
+    ck_assert_uint_eq(c.dir.max_chains, 50);
+    ck_assert_uint_eq(c.dir.onion_rotate_ms, 120000);
+    ck_assert_uint_eq(c.dir.onion_overlap_ms, 0);
+    ck_assert_uint_eq(c.dir.request_timeout_ms, 900);
+    ck_assert_uint_eq(c.dir.desc_lifetime_ms, 360000);
+    ck_assert_int_eq(c.client.source, CHAIN_SOURCE_LOCAL);
+    ck_assert_uint_eq(c.client.length, 8);
+    ck_assert_uint_eq(c.client.backups, 0);
+    ck_assert_uint_eq(c.client.lifetime_ms, 10000);
+    ck_assert_uint_eq(c.client.setup_timeout_ms, 100);
+    ck_assert_uint_eq(c.client.max_message, 67108864);
+    ck_assert_uint_eq(c.client.inbox_messages, 7);
+    ck_assert_uint_eq(c.client.inbox_bytes, UINT64_C(4294967296));
+    ck_assert_uint_eq(c.client.send_queue, 3);
+    ck_assert_uint_eq(c.client.reassembly_timeout_ms, 1000);
+    ck_assert_uint_eq(c.relay.max_chains, 10000000);
+    ck_assert_uint_eq(c.relay.setup_timeout_ms, 600000);
+    ck_assert_uint_eq(c.relay.max_lifetime_s, 10);
+    ck_assert_uint_eq(c.relay.exit_queue, 65536);
+    ck_assert_uint_eq(c.n_bootstraps, 1);
+    ck_assert_str_eq(c.bootstraps[0].name, "b1");
+    ck_assert_str_eq(c.bootstraps[0].uri, "tcp://192.0.2.1:7001");
+    ck_assert_mem_eq(c.bootstraps[0].pk, test_pk, sizeof(test_pk));
+    ck_assert_uint_eq(c.n_peers, 0);
+}
+END_TEST
+
+/* Keys of the role sections at and just past both ends of their ranges. */
+static const struct {
+    const char *sect, *key, *value;
+    bool ok;
+} role_range_cases[] = {
+    {"dir", "heartbeat", "1000", true},
+    {"dir", "heartbeat", "999", false},
+    {"dir", "heartbeat", "600001", false},
+    {"dir", "ttl", "86400000", true},
+    {"dir", "ttl", "86400001", false},
+    {"dir", "ttl", "999", false},
+    {"dir", "chain_cache_ttl", "1000", true},
+    {"dir", "chain_cache_ttl", "999", false},
+    {"dir", "chain_cache_ttl", "86400000", true},
+    {"dir", "chain_cache_ttl", "86400001", false},
+    {"dir", "max_nodes", "1", true},
+    {"dir", "max_nodes", "0", false},
+    {"dir", "max_nodes", "1000000", true},
+    {"dir", "max_nodes", "1000001", false},
+    {"dir", "max_cached_chains", "1", true},
+    {"dir", "max_cached_chains", "0", false},
+    {"dir", "max_cached_chains", "1000000", true},
+    {"dir", "max_cached_chains", "1000001", false},
+    {"dir", "onion_rotate", "60000", true},
+    {"dir", "onion_rotate", "59999", false},
+    {"dir", "onion_rotate", "604800000", true},
+    {"dir", "onion_rotate", "604800001", false},
+    {"dir", "onion_overlap", "0", true},
+    {"dir", "onion_overlap", "86400000", true},
+    {"dir", "onion_overlap", "86400001", false},
+    {"dir", "request_timeout", "100", true},
+    {"dir", "request_timeout", "99", false},
+    {"dir", "request_timeout", "600000", true},
+    {"dir", "request_timeout", "600001", false},
+    {"chain", "source", "bootstrap", true},
+    {"chain", "source", "local", true},
+    {"chain", "source", "Local", false},
+    {"chain", "source", "", false},
+    {"chain", "length", "1", true},
+    {"chain", "length", "0", false},
+    {"chain", "length", "8", true},
+    {"chain", "length", "9", false},
+    {"chain", "backups", "0", true},
+    {"chain", "backups", "4", true},
+    {"chain", "backups", "5", false},
+    {"chain", "lifetime", "10000", true},
+    {"chain", "lifetime", "9999", false},
+    {"chain", "lifetime", "86400000", true},
+    {"chain", "lifetime", "86400001", false},
+    {"chain", "setup_timeout", "100", true},
+    {"chain", "setup_timeout", "99", false},
+    {"chain", "setup_timeout", "600000", true},
+    {"chain", "setup_timeout", "600001", false},
+    {"client", "max_message", "1", true},
+    {"client", "max_message", "0", false},
+    {"client", "max_message", "67108864", true},
+    {"client", "max_message", "67108865", false},
+    {"client", "inbox_messages", "1", true},
+    {"client", "inbox_messages", "0", false},
+    {"client", "inbox_messages", "1000000", true},
+    {"client", "inbox_messages", "1000001", false},
+    {"client", "inbox_bytes", "1024", true},
+    {"client", "inbox_bytes", "1023", false},
+    {"client", "inbox_bytes", "4294967296", true},
+    {"client", "inbox_bytes", "4294967297", false},
+    {"client", "send_queue", "1", true},
+    {"client", "send_queue", "0", false},
+    {"client", "send_queue", "100000", true},
+    {"client", "send_queue", "100001", false},
+    {"client", "reassembly_timeout", "1000", true},
+    {"client", "reassembly_timeout", "999", false},
+    {"client", "reassembly_timeout", "3600000", true},
+    {"client", "reassembly_timeout", "3600001", false},
+    {"relay", "max_chains", "1", true},
+    {"relay", "max_chains", "0", false},
+    {"relay", "max_chains", "10000000", true},
+    {"relay", "max_chains", "10000001", false},
+    {"relay", "setup_timeout", "100", true},
+    {"relay", "setup_timeout", "99", false},
+    {"relay", "setup_timeout", "600000", true},
+    {"relay", "setup_timeout", "600001", false},
+    {"relay", "max_lifetime", "10", true},
+    {"relay", "max_lifetime", "9", false},
+    {"relay", "max_lifetime", "86400", true},
+    {"relay", "max_lifetime", "86401", false},
+    {"relay", "exit_queue", "1", true},
+    {"relay", "exit_queue", "0", false},
+    {"relay", "exit_queue", "65536", true},
+    {"relay", "exit_queue", "65537", false},
+    {"relay", "exit_queue", "-1", false},
+    {"relay", "exit_queue", "1e3", false},
+};
+
+START_TEST(test_role_ranges)
+{
+    struct ovl_config c;
+    char text[256], err[CONFIG_ERR_MAX];
+
+    /* ttl is raised so that any accepted heartbeat stays below it. */
+    snprintf(text, sizeof(text), "[%s]\n%s = %s\n%s", role_range_cases[_i].sect,
+             role_range_cases[_i].key, role_range_cases[_i].value,
+             strcmp(role_range_cases[_i].key, "ttl") != 0 ? "[dir]\nttl = 86400000\n"
+                                                          : "[dir]\nheartbeat = 1000\n");
+    int rc = parse(&c, text, err, sizeof(err));
+    if (role_range_cases[_i].ok) {
+        ck_assert_msg(rc == 0, "[%s] %s = %s: %s", role_range_cases[_i].sect,
+                      role_range_cases[_i].key, role_range_cases[_i].value, err);
+    } else {
+        ck_assert_int_eq(rc, OVL_EINVAL);
+        ck_assert_msg(strncmp(err, NAME ":2: ", strlen(NAME ":2: ")) == 0, "%s", err);
+    }
+}
+END_TEST
+
+/* Rejected role settings and bootstrap sections. */
+static const struct {
+    const char *what;
+    const char *text;
+    unsigned line;
+    const char *needle;
+} role_bad_cases[] = {
+    {"ttl equal to heartbeat", "[dir]\nheartbeat = 15000\n", 2,
+     "ttl (15000) must be greater than heartbeat (15000)"},
+    {"ttl below heartbeat", "[dir]\nttl = 3000\n\nheartbeat = 4000\n", 4,
+     "must be greater than heartbeat"},
+    {"ttl below default heartbeat", "[dir]\nttl = 4000\n", 2, "ttl (4000)"},
+    {"bad source", "[chain]\nsource = relays\n", 2, "unknown source 'relays'"},
+    {"duplicate source", "[chain]\nsource = local\nsource = local\n", 3,
+     "duplicate key 'source' in [chain]"},
+    {"key in wrong role section", "[relay]\nlength = 3\n", 2, "unknown key 'length' in [relay]"},
+    {"unknown role section", "[exit]\n", 1, "unknown section [exit]"},
+    {"duplicate across chain sections", "[chain]\nlength = 3\n[client]\n[chain]\nlength = 4\n", 5,
+     "duplicate key 'length'"},
+    {"bootstrap without id", "[bootstrap.a]\naddress = tcp://127.0.0.1:1\n", 1,
+     "bootstrap a has no id"},
+    {"bootstrap without address", "[node]\n[bootstrap.b]\nid = @ID@\n", 2,
+     "bootstrap b has no address"},
+    {"bootstrap bad id", "[bootstrap.a]\naddress = tcp://127.0.0.1:1\nid = xyz\n", 3,
+     "bootstrap a: bad id 'xyz'"},
+    {"bootstrap port 0", "[bootstrap.a]\naddress = tcp://127.0.0.1:0\nid = @ID@\n", 2,
+     "bootstrap a: address 'tcp://127.0.0.1:0' needs a port"},
+    {"bootstrap bad transport", "[bootstrap.a]\naddress = foo://127.0.0.1:1\n", 2,
+     "unknown transport 'foo'"},
+    {"bootstrap given twice",
+     "[bootstrap.a]\naddress = tcp://127.0.0.1:1\nid = @ID@\n[bootstrap.a]\n", 4,
+     "section [bootstrap.a] given twice (first on line 1)"},
+    {"bootstrap duplicate key", "[bootstrap.a]\nid = @ID@\nid = @ID@\n", 3,
+     "duplicate key 'id' in [bootstrap.a]"},
+    {"bootstrap bad name", "[bootstrap.a:b]\n", 1, "bad bootstrap name 'a:b'"},
+    {"bootstrap empty name", "[bootstrap.]\n", 1, "bad bootstrap name ''"},
+    {"bootstrap unknown key", "[bootstrap.a]\nttl = 5\n", 2, "unknown key 'ttl' in [bootstrap.a]"},
+    {"bootstraps with one id",
+     "[bootstrap.a]\naddress = tcp://127.0.0.1:1\nid = @ID@\n"
+     "[bootstrap.b]\naddress = tcp://127.0.0.1:2\nid = @ID@\n",
+     4, "bootstrap b has the same id as bootstrap a"},
+};
+
+START_TEST(test_role_bad)
+{
+    struct ovl_config c;
+    char err[CONFIG_ERR_MAX], prefix[32];
+
+    snprintf(prefix, sizeof(prefix), NAME ":%u: ", role_bad_cases[_i].line);
+    int rc = parse(&c, role_bad_cases[_i].text, err, sizeof(err));
+    ck_assert_msg(rc == OVL_EINVAL, "%s: rc %d", role_bad_cases[_i].what, rc);
+    ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "%s: want '%s...', got '%s'",
+                  role_bad_cases[_i].what, prefix, err);
+    ck_assert_msg(strstr(err, role_bad_cases[_i].needle) != NULL, "%s: want '%s' in '%s'",
+                  role_bad_cases[_i].what, role_bad_cases[_i].needle, err);
+}
+END_TEST
+
+/* Append "[KIND.NAMEi]" with the node ID of key byte b to text at *o. */
+static void add_named(char *text, size_t size, size_t *o, const char *kind, unsigned i, uint8_t b)
+{
+    uint8_t pk[OVL_ED25519_PK];
+    char id[OVL_NODE_ID_LEN + 1];
+
+    memset(pk, b, sizeof(pk));
+    node_id_format(id, pk);
+    int n = snprintf(text + *o, size - *o, "[%s.n%u]\naddress = tcp://127.0.0.1:%u\nid = %s\n",
+                     kind, i, i + 1, id);
+    ck_assert(n > 0 && (size_t)n < size - *o);
+    *o += (size_t)n;
+}
+
+START_TEST(test_bootstrap_limit)
+{
+    static char text[16 * 160];
+    struct ovl_config c;
+    char err[CONFIG_ERR_MAX];
+    size_t o = 0;
+
+    for (unsigned i = 0; i < DIR_MAX_BOOTSTRAPS; i++)
+        add_named(text, sizeof(text), &o, "bootstrap", i, (uint8_t)(i + 1));
+    ck_assert_msg(config_parse_string(&c, NAME, text, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_uint_eq(c.n_bootstraps, DIR_MAX_BOOTSTRAPS);
+    add_named(text, sizeof(text), &o, "bootstrap", DIR_MAX_BOOTSTRAPS, 0x77);
+    ck_assert_int_eq(config_parse_string(&c, NAME, text, err, sizeof(err)), OVL_EINVAL);
+    ck_assert_msg(strstr(err, NAME ":25: too many bootstraps (at most 8)") == err, "%s", err);
+}
+END_TEST
+
+/* Bootstraps are dialed after the peers, unless a peer already has their id. */
+START_TEST(test_dial_peers)
+{
+    static char text[80 * 160];
+    struct peer_spec dial[NODE_MAX_PEERS];
+    struct ovl_config c;
+    char err[CONFIG_ERR_MAX];
+    size_t o = 0;
+
+    add_named(text, sizeof(text), &o, "peer", 0, 1);
+    add_named(text, sizeof(text), &o, "bootstrap", 1, 2);
+    add_named(text, sizeof(text), &o, "bootstrap", 2, 1); /* same id as peer n0 */
+    add_named(text, sizeof(text), &o, "peer", 3, 3);
+    ck_assert_msg(config_parse_string(&c, NAME, text, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_uint_eq(c.n_peers, 2);
+    ck_assert_uint_eq(c.n_bootstraps, 2);
+    ck_assert_uint_eq(config_dial_peers(&c, dial), 3);
+    ck_assert_str_eq(dial[0].name, "n0");
+    ck_assert_str_eq(dial[1].name, "n3");
+    ck_assert_str_eq(dial[2].name, "n1");
+    ck_assert_str_eq(dial[2].uri, "tcp://127.0.0.1:2");
+    ck_assert_uint_eq(dial[2].pk[0], 2);
+    ck_assert_uint_eq(config_dial_peers(NULL, dial), 0);
+
+    /* 63 peers leave room for one new bootstrap, not two. */
+    o = 0;
+    for (unsigned i = 0; i < NODE_MAX_PEERS - 1; i++)
+        add_named(text, sizeof(text), &o, "peer", i, (uint8_t)(i + 1));
+    add_named(text, sizeof(text), &o, "bootstrap", 100, 1); /* already a peer */
+    add_named(text, sizeof(text), &o, "bootstrap", 101, 200);
+    ck_assert_msg(config_parse_string(&c, NAME, text, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_uint_eq(config_dial_peers(&c, dial), NODE_MAX_PEERS);
+    ck_assert_str_eq(dial[NODE_MAX_PEERS - 1].name, "n101");
+    add_named(text, sizeof(text), &o, "bootstrap", 102, 201);
+    ck_assert_int_eq(config_parse_string(&c, NAME, text, err, sizeof(err)), OVL_EINVAL);
+    ck_assert_msg(strstr(err, "too many nodes to dial: 63 [peer.NAME] and 2 [bootstrap.NAME]"),
+                  "%s", err);
+}
+END_TEST
+
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static Suite *config_suite(void)
@@ -475,6 +814,11 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_load_nul);
     tcase_add_test(tc, test_missing_file);
     tcase_add_loop_test(tc, test_roles_format, 0, N(fmt_cases));
+    tcase_add_test(tc, test_roles_full);
+    tcase_add_loop_test(tc, test_role_ranges, 0, N(role_range_cases));
+    tcase_add_loop_test(tc, test_role_bad, 0, N(role_bad_cases));
+    tcase_add_test(tc, test_bootstrap_limit);
+    tcase_add_test(tc, test_dial_peers);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,481 @@
+/* exit.c - the exit side of the relay, and waiting for links.
+ *
+ * At the exit a BODY_DELIVER goes to its destination in a
+ * CELL_CHAIN_DELIVER cell under a delivery ID the exit picks once per
+ * (chain, destination link). When no link to the destination (or, for a
+ * setup, to the next hop) is open, a wait record looks the node up in the
+ * directory, dials it and holds what needs the link: pending setups and a
+ * bounded ring of DELIVER data. The link observer's opened() releases them;
+ * a failed dial or the setup timeout fails them with SETUP_FAIL /
+ * DELIVER_FAIL sent back to the sender.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain/relay_int.h"
+#include "core/chanmap.h"
+#include "core/link.h"
+
+/* A setup parked until the link to its next hop opens. */
+struct relay_ext {
+    struct relay_chain *chain;
+    struct relay_wait *wait;
+    struct relay_ext *next; /* in wait->exts */
+    uint8_t hdr[ONION_HDR_LEN];
+};
+
+/* One BODY_DELIVER's data held while its destination is dialed. */
+struct relay_qcell {
+    uint64_t chain; /* serial: the chain may end meanwhile */
+    uint16_t len;
+    uint8_t data[BODY_DATA_MAX];
+};
+
+/* A node being looked up or dialed, with what waits for it. */
+struct relay_wait {
+    struct relay *r;
+    struct relay_wait *next; /* r->waits */
+    uint8_t pk[OVL_ED25519_PK];
+    bool lookup;          /* a dir_lookup is outstanding */
+    uint64_t dial_serial; /* the link we dialed, 0 before */
+    uint64_t deadline_ms;
+    struct relay_ext *exts;
+    struct relay_qcell *q; /* ring of r->o.exit_queue, allocated on first use */
+    unsigned q_head, q_len;
+};
+
+static void ext_unlink(struct relay *r, struct relay_ext *e)
+{
+    struct relay_ext **pp = &e->wait->exts;
+
+    while (*pp && *pp != e)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = e->next;
+    e->chain->ext = NULL;
+    r->n_pending--;
+    ovl_wipe(e, sizeof(*e));
+    free(e);
+}
+
+static void wait_free(struct relay_wait *w, bool cancel)
+{
+    struct relay *r = w->r;
+    struct relay_wait **pp = &r->waits;
+
+    if (w->lookup && cancel)
+        dir_cancel(r->n->dir, w);
+    while (*pp && *pp != w)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = w->next;
+    while (w->exts)
+        ext_unlink(r, w->exts);
+    free(w->q);
+    free(w);
+    r->n_waits--;
+}
+
+/* ---- delivery records ---- */
+
+static struct relay_deliv *deliv_find(struct relay_chain *ch, const uint8_t pk[OVL_ED25519_PK])
+{
+    for (unsigned i = 0; i < ch->n_deliv; i++)
+        if (memcmp(ch->deliv[i].pk, pk, OVL_ED25519_PK) == 0)
+            return &ch->deliv[i];
+    return NULL;
+}
+
+/* Find or add the record for pk; NULL when the chain has too many. */
+static struct relay_deliv *deliv_slot(struct relay_chain *ch, const uint8_t pk[OVL_ED25519_PK])
+{
+    struct relay_deliv *d = deliv_find(ch, pk);
+
+    if (d || ch->n_deliv >= RELAY_MAX_DELIV)
+        return d;
+    d = &ch->deliv[ch->n_deliv++];
+    memset(d, 0, sizeof(*d));
+    memcpy(d->pk, pk, OVL_ED25519_PK);
+    return d;
+}
+
+/* Give ch a delivery ID on out for pk; NULL (counted) when it cannot. */
+static struct relay_deliv *deliv_open(struct relay_chain *ch, const uint8_t pk[OVL_ED25519_PK],
+                                      struct link *out)
+{
+    struct relay *r = ch->r;
+    struct relay_deliv *d = deliv_slot(ch, pk);
+
+    if (d && d->link)
+        return d;
+    if (!d || chanmap_alloc(r->n, out, &relay_chain_owner, ch, &d->id) != 0) {
+        r->st.dropped[RD_LIMIT]++;
+        return NULL;
+    }
+    d->link = out;
+    r->st.delivered++;
+    return d;
+}
+
+static void deliv_send(struct relay_chain *ch, struct relay_deliv *d, struct link *in,
+                       const uint8_t *data, uint16_t len)
+{
+    struct cell c = {.chain_id = d->id, .cmd = CELL_CHAIN_DELIVER, .len = len};
+
+    memcpy(c.payload, data, len);
+    if (relay_send(ch->r, in, d->link, &c) == 0)
+        ch->r->st.delivered_cells++;
+}
+
+/* Count a cell for pk as unroutable and tell the sender, once per chain. */
+static void deliver_fail(struct relay_chain *ch, const uint8_t pk[OVL_ED25519_PK], uint8_t reason)
+{
+    struct relay_deliv *d = deliv_slot(ch, pk);
+    uint8_t args[OVL_ED25519_PK + 1];
+
+    ch->r->st.dropped[RD_NO_ROUTE]++;
+    if (!d || d->fail_sent)
+        return;
+    d->fail_sent = true;
+    memcpy(args, pk, OVL_ED25519_PK);
+    args[OVL_ED25519_PK] = reason;
+    (void)relay_originate(ch, BODY_DELIVER_FAIL, args, sizeof(args));
+}
+
+/* ---- waits ---- */
+
+static void wait_fail(struct relay_wait *w, uint8_t reason)
+{
+    struct relay *r = w->r;
+
+    while (w->exts) {
+        struct relay_chain *ch = w->exts->chain;
+
+        ext_unlink(r, w->exts);
+        relay_setup_fail(ch, reason, RD_NO_ROUTE);
+    }
+    for (unsigned i = 0; i < w->q_len; i++) {
+        struct relay_qcell *q = &w->q[(w->q_head + i) % r->o.exit_queue];
+        struct relay_chain *ch = relay_chain_find(r, q->chain);
+
+        if (ch)
+            deliver_fail(ch, w->pk, reason);
+        else
+            r->st.dropped[RD_NO_ROUTE]++;
+    }
+    wait_free(w, true);
+}
+
+/* The link to w's node is open: release everything that waited for it. */
+static void wait_flush(struct relay_wait *w, struct link *out)
+{
+    struct relay *r = w->r;
+
+    while (w->exts) {
+        struct relay_ext *e = w->exts;
+        struct relay_chain *ch = e->chain;
+
+        w->exts = e->next;
+        ch->ext = NULL;
+        r->n_pending--;
+        relay_extend_on(ch, out, e->hdr);
+        ovl_wipe(e, sizeof(*e));
+        free(e);
+    }
+    for (unsigned i = 0; i < w->q_len; i++) {
+        struct relay_qcell *q = &w->q[(w->q_head + i) % r->o.exit_queue];
+        struct relay_chain *ch = relay_chain_find(r, q->chain);
+        struct relay_deliv *d;
+
+        if (!ch) {
+            r->st.dropped[RD_NO_ROUTE]++; /* the chain ended while we dialed */
+            continue;
+        }
+        d = deliv_open(ch, w->pk, out);
+        if (d)
+            deliv_send(ch, d, NULL, q->data, q->len);
+    }
+    wait_free(w, true);
+}
+
+static void wait_looked_up(void *arg, int err, const struct desc *d)
+{
+    struct relay_wait *w = arg;
+    struct relay *r = w->r;
+    struct link *l;
+
+    w->lookup = false;
+    if (err || !d || !ovl_equal(d->id_pk, w->pk, OVL_ED25519_PK)) {
+        wait_fail(w, BODY_R_NO_ROUTE);
+        return;
+    }
+    l = link_find(r->n, w->pk);
+    if (l) {
+        wait_flush(w, l);
+        return;
+    }
+    for (unsigned i = 0; i < d->n_uris && i < DESC_MAX_URIS; i++) {
+        struct ovl_uri u;
+
+        if (uri_parse(&u, d->uris[i]) != 0 || !tp_lookup(u.scheme))
+            continue;
+        if (link_dial(r->n, d->uris[i], w->pk, NULL, &l) == 0) {
+            w->dial_serial = l->serial;
+            return;
+        }
+    }
+    wait_fail(w, BODY_R_UNREACHABLE);
+}
+
+/* Find or start the wait for pk. OVL_ENOMEM at the cap, else dir_lookup's
+ * error. */
+static int wait_get(struct relay *r, const uint8_t pk[OVL_ED25519_PK], struct relay_wait **out)
+{
+    struct relay_wait *w;
+    int rc;
+
+    *out = NULL;
+    for (w = r->waits; w; w = w->next) {
+        if (memcmp(w->pk, pk, OVL_ED25519_PK) == 0) {
+            *out = w;
+            return 0;
+        }
+    }
+    if (r->n_waits >= RELAY_MAX_WAITS)
+        return OVL_ENOMEM;
+    w = calloc(1, sizeof(*w));
+    if (!w)
+        return OVL_ENOMEM;
+    w->r = r;
+    memcpy(w->pk, pk, OVL_ED25519_PK);
+    w->deadline_ms = node_now_ms() + r->o.setup_timeout_ms;
+    rc = dir_lookup(r->n->dir, pk, wait_looked_up, w);
+    if (rc) {
+        free(w);
+        return rc;
+    }
+    w->lookup = true;
+    w->next = r->waits;
+    r->waits = w;
+    r->n_waits++;
+    *out = w;
+    return 0;
+}
+
+void exit_wait_setup(struct relay_chain *ch, const uint8_t next[OVL_ED25519_PK],
+                     const uint8_t hdr[ONION_HDR_LEN])
+{
+    struct relay *r = ch->r;
+    struct relay_wait *w = NULL;
+    struct relay_ext *e, **pp;
+    int rc;
+
+    if (r->n_pending >= RELAY_MAX_PENDING) {
+        relay_setup_fail(ch, BODY_R_LIMIT, RD_LIMIT);
+        return;
+    }
+    e = calloc(1, sizeof(*e));
+    rc = e ? wait_get(r, next, &w) : OVL_ENOMEM;
+    if (rc) {
+        free(e);
+        relay_setup_fail(ch, rc == OVL_ENOMEM ? BODY_R_LIMIT : BODY_R_NO_ROUTE,
+                         rc == OVL_ENOMEM ? RD_LIMIT : RD_NO_ROUTE);
+        return;
+    }
+    e->chain = ch;
+    e->wait = w;
+    memcpy(e->hdr, hdr, ONION_HDR_LEN);
+    /* Append, so setups go out in the order they came. */
+    pp = &w->exts;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = e;
+    ch->ext = e;
+    r->n_pending++;
+}
+
+/* Hold data for dest until the link opens; bounded by exit_queue. */
+static void wait_queue(struct relay_chain *ch, const uint8_t dest[OVL_ED25519_PK],
+                       const uint8_t *data, uint16_t len)
+{
+    struct relay *r = ch->r;
+    struct relay_wait *w;
+    struct relay_qcell *q;
+    int rc = wait_get(r, dest, &w);
+
+    if (rc == OVL_ENOMEM) {
+        r->st.dropped[RD_LIMIT]++;
+        return;
+    }
+    if (rc) {
+        deliver_fail(ch, dest, BODY_R_NO_ROUTE);
+        return;
+    }
+    if (!w->q)
+        w->q = malloc((size_t)r->o.exit_queue * sizeof(*w->q));
+    if (!w->q || w->q_len >= r->o.exit_queue) {
+        r->st.dropped[RD_QUEUE_FULL]++;
+        return;
+    }
+    q = &w->q[(w->q_head + w->q_len) % r->o.exit_queue];
+    q->chain = ch->serial;
+    q->len = len;
+    memcpy(q->data, data, len);
+    w->q_len++;
+}
+
+/* ---- the exit ---- */
+
+static void exit_deliver(struct relay_chain *ch, const uint8_t dest[OVL_ED25519_PK],
+                         const uint8_t *data, uint16_t len)
+{
+    struct relay *r = ch->r;
+    struct relay_deliv *d = deliv_find(ch, dest);
+    struct link *out;
+
+    if (d && d->link) {
+        if (relay_room(r, ch->prev, d->link))
+            deliv_send(ch, d, ch->prev, data, len);
+        return;
+    }
+    if (ovl_equal(dest, r->n->id.pk, OVL_ED25519_PK)) {
+        deliver_fail(ch, dest, BODY_R_NO_ROUTE); /* no loopback delivery in v1 */
+        return;
+    }
+    out = link_find(r->n, dest);
+    if (!out) {
+        wait_queue(ch, dest, data, len);
+        return;
+    }
+    if (!relay_room(r, ch->prev, out))
+        return;
+    d = deliv_open(ch, dest, out);
+    if (d)
+        deliv_send(ch, d, ch->prev, data, len);
+}
+
+void exit_body(struct relay_chain *ch, const uint8_t body[ONION_BODY])
+{
+    struct relay *r = ch->r;
+    uint16_t len = (uint16_t)(body[2] | (uint16_t)body[3] << 8);
+
+    if (body[1] != 0 || len > ONION_BODY - BODY_HDR) {
+        r->st.dropped[RD_BAD_CELL]++;
+        return;
+    }
+    switch (body[0]) {
+    case BODY_DROP:
+        r->st.dropped_cover++;
+        break;
+    case BODY_DELIVER:
+        if (len < OVL_ED25519_PK) {
+            r->st.dropped[RD_BAD_CELL]++;
+            break;
+        }
+        exit_deliver(ch, body + BODY_HDR, body + BODY_HDR + OVL_ED25519_PK,
+                     (uint16_t)(len - OVL_ED25519_PK));
+        break;
+    default:
+        r->st.dropped[RD_BAD_CELL]++; /* reserved or backward commands */
+        break;
+    }
+}
+
+void exit_dest_cell(struct relay_chain *ch, struct link *l, const struct cell *c)
+{
+    struct relay *r = ch->r;
+
+    for (unsigned i = 0; i < ch->n_deliv; i++) {
+        struct relay_deliv *d = &ch->deliv[i];
+
+        if (d->link != l || d->id != c->chain_id)
+            continue;
+        if (c->cmd == CELL_CHAIN_DESTROY) {
+            /* The destination is done with this ID; the next DELIVER opens another.
+             */
+            chanmap_del(r->n, l, d->id);
+            d->link = NULL;
+            d->id = 0;
+            return;
+        }
+        break;
+    }
+    r->st.dropped[RD_BAD_CELL]++;
+}
+
+void exit_dest_closed(struct relay_chain *ch, struct link *l, uint32_t id)
+{
+    for (unsigned i = 0; i < ch->n_deliv; i++) {
+        if (ch->deliv[i].link == l && ch->deliv[i].id == id) {
+            ch->deliv[i].link = NULL;
+            ch->deliv[i].id = 0;
+        }
+    }
+}
+
+void exit_chain_end(struct relay_chain *ch)
+{
+    struct relay *r = ch->r;
+
+    if (ch->ext)
+        ext_unlink(r, ch->ext);
+    for (unsigned i = 0; i < ch->n_deliv; i++) {
+        struct relay_deliv *d = &ch->deliv[i];
+
+        if (!d->link)
+            continue;
+        chanmap_del(r->n, d->link, d->id);
+        relay_send_destroy(r, d->link, d->id, DESTROY_R_NONE);
+        d->link = NULL;
+    }
+}
+
+void exit_chain_forget(struct relay_chain *ch)
+{
+    if (ch->ext)
+        ext_unlink(ch->r, ch->ext);
+}
+
+void exit_tick(struct relay *r, uint64_t now)
+{
+    struct relay_wait *w = r->waits, *next;
+
+    for (; w; w = next) {
+        next = w->next;
+        if (w->deadline_ms <= now)
+            wait_fail(w, BODY_R_UNREACHABLE);
+    }
+}
+
+void exit_link_opened(struct relay *r, struct link *l)
+{
+    for (struct relay_wait *w = r->waits; w; w = w->next) {
+        if (memcmp(w->pk, l->peer_pk, OVL_ED25519_PK) == 0) {
+            wait_flush(w, l);
+            return;
+        }
+    }
+}
+
+void exit_link_closed(struct relay *r, struct link *l)
+{
+    struct relay_wait *w = r->waits, *next;
+
+    for (; w; w = next) {
+        next = w->next;
+        if (w->dial_serial == l->serial)
+            wait_fail(w, BODY_R_UNREACHABLE);
+    }
+}
+
+void exit_stop(struct relay *r)
+{
+    while (r->waits)
+        wait_free(r->waits, true);
+}
+
+void exit_free(struct relay *r)
+{
+    while (r->waits)
+        wait_free(r->waits, false);
+}

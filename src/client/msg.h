@@ -1,0 +1,101 @@
+/* msg.h - end-to-end messages: encryption, fragments, reassembly, inbox.
+ *
+ * Internal to the client role (client.c uses it; tests call it directly).
+ * No I/O: the caller passes clocks and keys in.
+ *
+ * Blob (what is fragmented):
+ *     eph_pk(32) | ENC(k, ad = msg_id, flags(1) | [reply_pk(32)] | message)
+ *     k = first output of KDF2(H("ovl-e2e-v1"), DH(eph_sk, onion_pk) || eph_pk || onion_pk)
+ * ENC is ChaCha20-Poly1305-IETF with a zero nonce (k is fresh per message).
+ *
+ * Fragment i of a blob of total bytes carries blob bytes
+ * [i * MSG_FRAG_DATA, min((i + 1) * MSG_FRAG_DATA, total)):
+ *     msg_id(16) | offset(4, LE) | total(4, LE) | bytes
+ * A receiver accepts only that grid, so two fragments either are the same
+ * fragment or do not overlap.
+ */
+#ifndef OVL_CLIENT_MSG_H
+#define OVL_CLIENT_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chain/body.h"
+#include "client/client.h"
+#include "dir/dir.h"
+
+#define MSG_FRAG_HDR     24
+#define MSG_FRAG_DATA    (BODY_DATA_MAX - MSG_FRAG_HDR) /* 828 */
+#define MSG_FRAG_MAX     BODY_DATA_MAX
+#define MSG_BLOB_MIN     (OVL_X25519_LEN + 1 + OVL_AEAD_TAG) /* 49: eph_pk, flags, tag */
+#define MSG_OVERHEAD_MAX (MSG_BLOB_MIN + OVL_ED25519_PK)     /* 81: with reply_pk */
+
+/* Encrypt message m (len bytes, 1..) to a destination whose onion key is
+ * onion_pk; reply_pk (may be NULL) is disclosed to the receiver. *blob is
+ * malloc'd (the caller frees it). OVL_ECRYPTO for a low-order onion key. */
+int msg_seal(uint8_t **blob, size_t *blob_len, const uint8_t onion_pk[OVL_X25519_LEN],
+             const uint8_t id[CLIENT_MSG_ID], const uint8_t *reply_pk, const uint8_t *m,
+             size_t len) OVL_WUR;
+
+/* Decrypt a blob with each key in turn (current first). On success *out is
+ * a malloc'd client_msg (id, has_from/from, len, data; received_ms left 0).
+ * OVL_ECRYPTO when no key opens it, OVL_EPROTO for a bad plaintext. */
+int msg_open(struct client_msg **out, const uint8_t *blob, size_t blob_len,
+             const uint8_t id[CLIENT_MSG_ID], const struct dir_onion *keys,
+             unsigned n_keys) OVL_WUR;
+
+/* Return the number of fragments of a blob of blob_len bytes. */
+size_t msg_frag_count(size_t blob_len);
+
+/* Write fragment idx of blob into out (MSG_FRAG_MAX bytes); return its length. */
+size_t msg_frag_build(uint8_t out[MSG_FRAG_MAX], const uint8_t id[CLIENT_MSG_ID],
+                      const uint8_t *blob, size_t blob_len, size_t idx);
+
+/* What msg_rx_fragment did with a fragment. */
+enum msg_rx_result {
+    MSG_RX_PARTIAL = 0, /* stored; the message is not complete yet */
+    MSG_RX_DONE,        /* completed, decrypted and put in the inbox */
+    MSG_RX_IGNORED,     /* a duplicate, or for a message already finished or dropped */
+    MSG_RX_DROPPED,     /* the fragment (and its message) was dropped and counted */
+};
+
+struct msg_part;
+
+/* Receiver state: messages being reassembled and the inbox. */
+struct msg_rx {
+    uint64_t max_message, inbox_bytes_max;
+    uint32_t inbox_max, timeout_ms;
+    struct client_stats *st; /* counters are added here (not owned) */
+
+    struct msg_part *by_id; /* uthash: live and finished entries */
+    struct msg_part *live;  /* utlist, oldest first: being reassembled */
+    struct msg_part *dead;  /* utlist, oldest first: finished or dropped */
+    uint32_t n_live, n_dead;
+    uint64_t part_bytes; /* what live entries cost */
+
+    struct client_msg **inbox; /* ring of inbox_max */
+    uint32_t in_head, in_count;
+    uint64_t in_bytes;
+};
+
+/* Set up rx with o's caps; counters go to st. */
+int msg_rx_init(struct msg_rx *rx, const struct client_opts *o, struct client_stats *st) OVL_WUR;
+
+/* Free everything rx holds (NULL-safe, idempotent). */
+void msg_rx_free(struct msg_rx *rx);
+
+/* Take one fragment (len bytes, hostile). keys are tried when it completes
+ * a message; now_ms (monotonic) ages entries, wall_ms stamps the message. */
+enum msg_rx_result msg_rx_fragment(struct msg_rx *rx, const uint8_t *frag, size_t len,
+                                   const struct dir_onion *keys, unsigned n_keys, uint64_t now_ms,
+                                   uint64_t wall_ms);
+
+/* Drop messages whose reassembly started timeout_ms ago or more and forget
+ * finished ones as old. */
+void msg_rx_expire(struct msg_rx *rx, uint64_t now_ms);
+
+/* Move up to max inbox messages, oldest first, into out; return how many. */
+size_t msg_rx_recv(struct msg_rx *rx, struct client_msg **out, size_t max);
+
+#endif

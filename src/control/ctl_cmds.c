@@ -1,0 +1,256 @@
+/* ctl_cmds.c - the control commands about the node itself: status, peers,
+ * version, log-level, shutdown (reference: docs/CONTROL.md). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "control/ctl_int.h"
+#include "core/cell.h"
+#include "core/link.h"
+#include "ovl_config.h"
+
+static void ctl_append(char *out, size_t outlen, size_t *used, const char *s)
+{
+    int k = snprintf(out + *used, outlen - *used, "%s%s", *used ? "," : "", s);
+
+    if (k > 0 && (size_t)k < outlen - *used)
+        *used += (size_t)k;
+}
+
+static void ctl_roles_format(char *out, size_t outlen, unsigned roles)
+{
+    size_t used = 0;
+
+    out[0] = '\0';
+    if (roles & ROLE_BOOTSTRAP)
+        ctl_append(out, outlen, &used, "bootstrap");
+    if (roles & ROLE_RELAY)
+        ctl_append(out, outlen, &used, "relay");
+    if (roles & ROLE_CLIENT)
+        ctl_append(out, outlen, &used, "client");
+}
+
+static void ctl_suites_format(char *out, size_t outlen, uint32_t mask)
+{
+    size_t used = 0;
+
+    out[0] = '\0';
+    if (mask & OVL_AEAD_AES256GCM)
+        ctl_append(out, outlen, &used, ovl_aead_name(OVL_AEAD_AES256GCM));
+    if (mask & OVL_AEAD_CHACHA20POLY1305)
+        ctl_append(out, outlen, &used, ovl_aead_name(OVL_AEAD_CHACHA20POLY1305));
+}
+
+/* Add a string held in a fixed array that may lack its NUL; kv_adds masks
+ * any control character in it rather than failing the whole reply. */
+static void ctl_add_fixed(struct kvbuf *out, const char *key, const char *s, size_t max)
+{
+    char tmp[OVL_URI_MAX + 1];
+    size_t len = strnlen(s, max < OVL_URI_MAX ? max : OVL_URI_MAX);
+
+    memcpy(tmp, s, len);
+    tmp[len] = '\0';
+    kv_adds(out, key, tmp);
+}
+
+/* Milliseconds from then to now, 0 if then is unset or later. */
+uint64_t ctl_since(uint64_t now, uint64_t then)
+{
+    return then && now >= then ? now - then : 0;
+}
+
+static void ctl_status_node(struct kvbuf *out, const struct node *n)
+{
+    char buf[64];
+    unsigned i;
+    uint32_t open = 0;
+    const struct link *l;
+
+    kv_adds(out, "node_id", n->node_id);
+    kv_adds(out, "version", OVL_VERSION);
+    ctl_roles_format(buf, sizeof buf, n->roles);
+    kv_adds(out, "roles", buf);
+    kv_adds(out, "transports", tp_names());
+    kv_addu(out, "pid", (uint64_t)getpid());
+    kv_addu(out, "uptime_ms", ctl_since(node_now_ms(), n->started_ms));
+    kv_adds(out, "log_level", log_level_name(n->log.level));
+    ctl_suites_format(buf, sizeof buf, n->opts.aead_suites);
+    kv_adds(out, "aead", buf);
+    for (i = 0; i < n->n_listeners && i < NODE_MAX_LISTEN; i++)
+        ctl_add_fixed(out, "listen", n->listen_uri[i], OVL_URI_MAX);
+    for (l = n->links; l; l = l->next)
+        open += l->state == LINK_OPEN;
+    kv_addu(out, "links", n->n_links);
+    kv_addu(out, "links_open", open);
+    kv_addu(out, "peers_configured", n->n_peers);
+}
+
+static void ctl_status_counters(struct kvbuf *out, const struct node *n)
+{
+    const struct node_counters *k = &n->ctr;
+    char key[KV_KEY_MAX + 1];
+    int r;
+
+    kv_addu(out, "links_accepted", k->links_accepted);
+    kv_addu(out, "links_dialed", k->links_dialed);
+    kv_addu(out, "handshakes_ok", k->handshakes_ok);
+    kv_addu(out, "handshakes_failed", k->handshakes_failed);
+    kv_addu(out, "cells_in", k->cells_in);
+    kv_addu(out, "cells_out", k->cells_out);
+    kv_addu(out, "cells_unhandled", k->cells_unhandled + n->disp.unhandled);
+    kv_addu(out, "frames_in", k->frames_in);
+    kv_addu(out, "frames_out", k->frames_out);
+    kv_addu(out, "bytes_in", k->bytes_in);
+    kv_addu(out, "bytes_out", k->bytes_out);
+    kv_addu(out, "rekeys", k->rekeys);
+    kv_addu(out, "chanmap", n->n_chanmap);
+    kv_addu(out, "chain_unknown", k->chain_unknown);
+    for (r = LC_NONE + 1; r < LC_REASON_COUNT; r++) {
+        const char *name = link_close_reason_name((enum link_close_reason)r);
+
+        if (name && snprintf(key, sizeof key, "closed_%s", name) < (int)sizeof key)
+            kv_addu(out, key, k->link_closed[r]);
+    }
+}
+
+static int ctl_cmd_status(struct ctl_req *rq)
+{
+    const struct control_stats *st = &rq->ctl->st;
+
+    ctl_status_node(rq->out, rq->ctl->node);
+    ctl_status_counters(rq->out, rq->ctl->node);
+    ctl_status_roles(rq->out, rq->ctl->node);
+    kv_addu(rq->out, "control_requests", st->requests);
+    kv_addu(rq->out, "control_errors", st->errors);
+    kv_addu(rq->out, "control_clients_refused", st->clients_refused);
+    kv_addu(rq->out, "control_clients_dropped", st->clients_dropped);
+    return 0;
+}
+
+static void ctl_peer_link(struct kvbuf *out, const struct link *l, uint64_t now)
+{
+    ctl_add_fixed(out, "peer", l->peer_id, sizeof l->peer_id);
+    kv_adds(out, "state", link_state_name(l->state));
+    kv_adds(out, "direction", l->initiator ? "out" : "in");
+    ctl_add_fixed(out, "remote", l->remote, sizeof l->remote);
+    if (l->peer)
+        ctl_add_fixed(out, "name", l->peer->spec.name, PEER_NAME_MAX);
+    else
+        kv_adds(out, "name", "");
+    if (l->state == LINK_OPEN)
+        kv_adds(out, "suite", ovl_aead_name(l->suite));
+    kv_addu(out, "age_ms", ctl_since(now, l->opened_ms));
+    kv_addu(out, "cells_in", l->cells_in);
+    kv_addu(out, "cells_out", l->cells_out);
+}
+
+static void ctl_peer_backoff(struct kvbuf *out, const struct peer *p)
+{
+    char id[OVL_NODE_ID_LEN + 1];
+
+    node_id_format(id, p->spec.pk);
+    kv_adds(out, "peer", id);
+    kv_adds(out, "state", "backoff");
+    kv_adds(out, "direction", "out");
+    ctl_add_fixed(out, "remote", p->spec.uri, OVL_URI_MAX);
+    ctl_add_fixed(out, "name", p->spec.name, PEER_NAME_MAX);
+    kv_addu(out, "attempts", p->attempts);
+    kv_addu(out, "failures", p->failures);
+    kv_adds(out, "last_error", p->last_error ? ovl_strerror(p->last_error) : "");
+}
+
+static int ctl_cmd_peers(struct ctl_req *rq)
+{
+    const struct node *n = rq->ctl->node;
+    uint64_t now = node_now_ms();
+    const struct link *l;
+    unsigned i;
+
+    for (l = n->links; l; l = l->next)
+        ctl_peer_link(rq->out, l, now);
+    for (i = 0; n->peers && i < n->n_peers; i++)
+        if (!n->peers[i].link)
+            ctl_peer_backoff(rq->out, &n->peers[i]);
+    return 0;
+}
+
+static int ctl_cmd_version(struct ctl_req *rq)
+{
+    kv_adds(rq->out, "version", OVL_VERSION);
+    kv_addu(rq->out, "protocol", OVL_PROTO_VERSION);
+    kv_addu(rq->out, "control", CONTROL_PROTO_VERSION);
+    kv_adds(rq->out, "transports", tp_names());
+    return 0;
+}
+
+static int ctl_cmd_log_level(struct ctl_req *rq)
+{
+    struct node *n = rq->ctl->node;
+    const char *s = kvmsg_get(rq->m, "level");
+    enum ovl_log_level lv;
+
+    if (s) {
+        if (log_level_parse(s, &lv) != 0) {
+            rq->err = "level must be error, warn, info or debug";
+            return EINVAL;
+        }
+        n->log.level = lv;
+        log_info(&n->log, "log level set to %s over the control socket", log_level_name(lv));
+    }
+    kv_adds(rq->out, "log_level", log_level_name(n->log.level));
+    return 0;
+}
+
+static int ctl_cmd_shutdown(struct ctl_req *rq)
+{
+    if (!rq->ctl->node->app_stop) {
+        rq->err = "shutdown is not available in this process";
+        return EOPNOTSUPP;
+    }
+    rq->stop_node = true;
+    return 0;
+}
+
+const struct ctl_cmd ctl_node_cmds[] = {
+    {"status", ctl_cmd_status, {NULL}, NULL},
+    {"peers", ctl_cmd_peers, {NULL}, NULL},
+    {"version", ctl_cmd_version, {NULL}, NULL},
+    {"log-level", ctl_cmd_log_level, {"level", NULL}, NULL},
+    {"shutdown", ctl_cmd_shutdown, {NULL}, NULL},
+};
+const size_t ctl_node_n_cmds = sizeof ctl_node_cmds / sizeof ctl_node_cmds[0];
+
+/* Set rq's error text and return e. */
+int ctl_fail(struct ctl_req *rq, int e, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(rq->errbuf, sizeof rq->errbuf, fmt, ap);
+    va_end(ap);
+    rq->err = rq->errbuf;
+    return e;
+}
+
+/* Map an ovl error code (or -errno) to the errno of a control reply. */
+int ctl_errno(int err)
+{
+    static const struct {
+        int ovl, e;
+    } map[] = {
+        {OVL_ENOMEM, ENOMEM},       {OVL_EINVAL, EINVAL},      {OVL_EPROTO, EPROTO},
+        {OVL_ECRYPTO, EBADMSG},     {OVL_EAGAIN, EAGAIN},      {OVL_ECLOSED, ECONNRESET},
+        {OVL_ETIMEDOUT, ETIMEDOUT}, {OVL_EPERM, EPERM},        {OVL_ENOENT, ENOENT},
+        {OVL_EEXIST, EEXIST},       {OVL_EUNSUPP, EOPNOTSUPP}, {OVL_ETOOBIG, EMSGSIZE},
+        {OVL_EREPLAY, EBADMSG},
+    };
+
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (map[i].ovl == err)
+            return map[i].e;
+    if (err < 0 && err > OVL_ERR_BASE)
+        return -err;
+    return EIO;
+}

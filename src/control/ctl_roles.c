@@ -1,0 +1,449 @@
+/* ctl_roles.c - the control commands of the roles: send, recv, chains,
+ * relays, dir-chain, and the role counters of status (docs/CONTROL.md).
+ *
+ * Message bodies travel as base64 (libsodium's original variant, padded)
+ * cut into data= lines of at most CONTROL_DATA_CHUNK characters, because a
+ * control line holds at most KV_LINE_MAX bytes.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain/relay.h"
+#include "client/client.h"
+#include "control/ctl_int.h"
+#include "dir/dir.h"
+#include "lib/crypto.h"
+#include "lib/encode.h"
+
+#define CTL_RECV_DEFAULT 100
+#define CTL_RECV_MAX     1000
+#define CTL_RECV_BUDGET  ((size_t)16 << 20) /* base64 bytes per recv reply, past the first */
+#define CTL_B64          sodium_base64_VARIANT_ORIGINAL
+
+/* ---- status ------------------------------------------------------------ */
+
+static void ctl_status_relay(struct kvbuf *out, const struct relay *r)
+{
+    struct relay_stats st;
+    char key[KV_KEY_MAX + 1];
+
+    relay_stats(r, &st);
+    kv_addu(out, "relay_chains", st.chains);
+    kv_addu(out, "relay_setups_in", st.setups_in);
+    kv_addu(out, "relay_setups_ok", st.setups_ok);
+    kv_addu(out, "relay_setups_failed", st.setups_failed);
+    kv_addu(out, "relay_cells_fwd_in", st.cells_fwd_in);
+    kv_addu(out, "relay_cells_peeled", st.cells_peeled);
+    kv_addu(out, "relay_cells_forwarded", st.cells_forwarded);
+    kv_addu(out, "relay_cells_back_in", st.cells_back_in);
+    kv_addu(out, "relay_cells_back_out", st.cells_back_out);
+    kv_addu(out, "relay_cells_originated", st.cells_originated);
+    kv_addu(out, "relay_delivered_cells", st.delivered_cells);
+    kv_addu(out, "relay_dropped_cover", st.dropped_cover);
+    for (int i = 0; i < RD_COUNT; i++) {
+        const char *name = relay_drop_name((enum relay_drop)i);
+
+        if (name && snprintf(key, sizeof key, "relay_dropped_%s", name) < (int)sizeof key)
+            kv_addu(out, key, st.dropped[i]);
+    }
+}
+
+static void ctl_status_client(struct kvbuf *out, const struct client *c)
+{
+    struct client_stats st;
+
+    client_stats(c, &st);
+    kv_addu(out, "client_messages_sent", st.messages_sent);
+    kv_addu(out, "client_messages_failed", st.messages_failed);
+    kv_addu(out, "client_messages_received", st.messages_received);
+    kv_addu(out, "client_cells_out", st.cells_out);
+    kv_addu(out, "client_cells_in", st.cells_in);
+    kv_addu(out, "client_fragments_in", st.fragments_in);
+    kv_addu(out, "client_chains_built", st.chains_built);
+    kv_addu(out, "client_chains_failed", st.chains_failed);
+    kv_addu(out, "client_chains_replaced", st.chains_replaced);
+    kv_addu(out, "client_dropped_auth", st.dropped_auth);
+    kv_addu(out, "client_dropped_bad", st.dropped_bad);
+    kv_addu(out, "client_dropped_reassembly", st.dropped_reassembly);
+    kv_addu(out, "client_dropped_inbox_full", st.dropped_inbox_full);
+    kv_addu(out, "client_inbox_messages", st.inbox_messages);
+    kv_addu(out, "client_inbox_bytes", st.inbox_bytes);
+    kv_addu(out, "client_send_queued", st.send_queued);
+}
+
+static void ctl_status_dir(struct kvbuf *out, const struct dir *d, bool bootstrap)
+{
+    struct dir_stats st;
+
+    memset(&st, 0, sizeof st);
+    dir_stats(d, &st);
+    kv_addu(out, "dir_registered", dir_registered(d) ? 1 : 0);
+    kv_addu(out, "dir_requests_in", st.requests_in);
+    kv_addu(out, "dir_replies_out", st.replies_out);
+    kv_addu(out, "dir_bad_requests", st.bad_requests);
+    kv_addu(out, "dir_replies_dropped", st.replies_dropped);
+    kv_addu(out, "dir_registrations_ok", st.registrations_ok);
+    kv_addu(out, "dir_registrations_failed", st.registrations_failed);
+    kv_addu(out, "dir_heartbeats_sent", st.heartbeats_sent);
+    kv_addu(out, "dir_requests_out", st.requests_out);
+    kv_addu(out, "dir_replies_in", st.replies_in);
+    kv_addu(out, "dir_request_timeouts", st.request_timeouts);
+    kv_addu(out, "dir_bad_replies", st.bad_replies);
+    if (!bootstrap)
+        return;
+    kv_addu(out, "dir_relays", st.reg.relays);
+    kv_addu(out, "dir_endpoints", st.reg.endpoints);
+    kv_addu(out, "dir_chains", st.reg.chains);
+    kv_addu(out, "dir_nodes_registered", st.reg.registered);
+    kv_addu(out, "dir_nodes_dropped", st.reg.dropped);
+    kv_addu(out, "dir_chains_generated", st.reg.chains_generated);
+    kv_addu(out, "dir_chains_cached", st.reg.chains_cached);
+    kv_addu(out, "dir_chains_evicted", st.reg.chains_evicted);
+}
+
+/* Add the counters of every role this node runs. */
+void ctl_status_roles(struct kvbuf *out, const struct node *n)
+{
+    if (n->relay)
+        ctl_status_relay(out, n->relay);
+    if (n->client)
+        ctl_status_client(out, n->client);
+    if (n->dir)
+        ctl_status_dir(out, n->dir, (n->roles & ROLE_BOOTSTRAP) != 0);
+}
+
+/* ---- send -------------------------------------------------------------- */
+
+/* Parse a decimal in lo..hi (digits only). */
+static bool ctl_parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+    unsigned long v = 0;
+    size_t i;
+
+    if (!s || !*s || strlen(s) > 9)
+        return false;
+    for (i = 0; s[i]; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (unsigned long)(s[i] - '0');
+    }
+    if (v < lo || v > hi)
+        return false;
+    *out = (unsigned)v;
+    return true;
+}
+
+/* Join the data= lines of the request into one base64 text and decode it
+ * into a new buffer (*msg, *len; the caller frees it). */
+static int ctl_decode_data(struct ctl_req *rq, uint8_t **msg, size_t *len)
+{
+    const struct kvmsg *m = rq->m;
+    size_t total = 0, used = 0, i;
+    char *b64;
+    uint8_t *bin;
+
+    *msg = NULL;
+    for (i = 2; i < m->n; i++) {
+        size_t k;
+
+        if (strcmp(m->pairs[i].key, "data") != 0)
+            continue;
+        k = strlen(m->pairs[i].value);
+        if (k > CONTROL_DATA_CHUNK)
+            return ctl_fail(rq, EINVAL, "a data line holds at most %d base64 characters",
+                            CONTROL_DATA_CHUNK);
+        total += k;
+    }
+    if (!(b64 = malloc(total + 1)))
+        return ctl_fail(rq, ENOMEM, "out of memory");
+    for (i = 2; i < m->n; i++) {
+        if (strcmp(m->pairs[i].key, "data") == 0) {
+            size_t k = strlen(m->pairs[i].value);
+
+            memcpy(b64 + used, m->pairs[i].value, k);
+            used += k;
+        }
+    }
+    b64[used] = '\0';
+    if (!(bin = malloc(total / 4 * 3 + 3))) {
+        free(b64);
+        return ctl_fail(rq, ENOMEM, "out of memory");
+    }
+    /* No ignore set and no end pointer: any stray character or misplaced
+     * padding fails the whole decode. */
+    if (sodium_base642bin(bin, total / 4 * 3 + 3, b64, used, NULL, len, NULL, CTL_B64) != 0) {
+        free(b64);
+        free(bin);
+        return ctl_fail(rq, EINVAL, "data is not valid base64 (standard alphabet, padded)");
+    }
+    free(b64);
+    *msg = bin;
+    return 0;
+}
+
+/* Check send's arguments into dest and reply. */
+static int ctl_send_args(struct ctl_req *rq, uint8_t dest[OVL_ED25519_PK], bool *reply)
+{
+    const char *to = kvmsg_get(rq->m, "to");
+    const char *r = kvmsg_get(rq->m, "reply");
+    bool text = kvmsg_get(rq->m, "text") != NULL, data = kvmsg_get(rq->m, "data") != NULL;
+
+    if (!to)
+        return ctl_fail(rq, EINVAL, "send needs to=NODE_ID");
+    if (node_id_parse(dest, to) != 0)
+        return ctl_fail(rq, EINVAL, "to must be a %d-character node ID", OVL_NODE_ID_LEN);
+    if (r && strcmp(r, "0") != 0 && strcmp(r, "1") != 0)
+        return ctl_fail(rq, EINVAL, "reply must be 0 or 1");
+    *reply = r && strcmp(r, "1") == 0;
+    if (text == data)
+        return ctl_fail(rq, EINVAL, "send needs either text= or data= lines");
+    return 0;
+}
+
+static int ctl_send_error(struct ctl_req *rq, int err)
+{
+    switch (err) {
+    case OVL_ETOOBIG:
+        return ctl_fail(rq, EMSGSIZE, "message larger than max_message (%llu bytes)",
+                        (unsigned long long)rq->ctl->max_message);
+    case OVL_ENOMEM:
+    case OVL_EAGAIN:
+        return ctl_fail(rq, EAGAIN, "the send queue is full; try again later");
+    case OVL_EINVAL:
+        return ctl_fail(rq, EINVAL, "cannot send this: empty message or bad destination");
+    default:
+        return ctl_fail(rq, ctl_errno(err), "send failed: %s", ovl_strerror(err));
+    }
+}
+
+static int ctl_cmd_send(struct ctl_req *rq)
+{
+    struct client *c = rq->ctl->node->client;
+    uint8_t dest[OVL_ED25519_PK], id[CLIENT_MSG_ID], *msg = NULL;
+    char hex[2 * CLIENT_MSG_ID + 1];
+    const char *text;
+    size_t len;
+    bool reply = false;
+    int e, err;
+
+    if (!c)
+        return ctl_fail(rq, EOPNOTSUPP, "send needs the client role");
+    if ((e = ctl_send_args(rq, dest, &reply)) != 0)
+        return e;
+    if ((text = kvmsg_get(rq->m, "text")) != NULL) {
+        err = client_send(c, dest, (const uint8_t *)text, strlen(text), reply, id);
+    } else {
+        if ((e = ctl_decode_data(rq, &msg, &len)) != 0)
+            return e;
+        err = client_send(c, dest, msg, len, reply, id);
+        free(msg);
+    }
+    if (err != 0)
+        return ctl_send_error(rq, err);
+    if (enc_hex(hex, sizeof hex, id, sizeof id) != 0)
+        return ctl_fail(rq, EIO, "cannot format the message id");
+    kv_adds(rq->out, "id", hex);
+    return 0;
+}
+
+/* ---- recv -------------------------------------------------------------- */
+
+/* Add one received message: its header lines, then its base64 in chunks. */
+static int ctl_add_msg(struct kvbuf *out, size_t index, const struct client_msg *m)
+{
+    char hex[2 * CLIENT_MSG_ID + 1], from[OVL_NODE_ID_LEN + 1] = "";
+    size_t b64len = sodium_base64_ENCODED_LEN(m->len, CTL_B64), off;
+    char *b64 = malloc(b64len);
+
+    if (!b64)
+        return ENOMEM;
+    if (enc_hex(hex, sizeof hex, m->id, sizeof m->id) != 0) {
+        free(b64);
+        return EIO;
+    }
+    if (m->has_from)
+        node_id_format(from, m->from);
+    kv_addu(out, "msg", index);
+    kv_adds(out, "id", hex);
+    kv_adds(out, "from", from);
+    kv_addu(out, "received_ms", m->received_ms);
+    kv_addu(out, "len", m->len);
+    sodium_bin2base64(b64, b64len, m->data, m->len, CTL_B64);
+    /* b64len counts the NUL. */
+    for (off = 0; off + 1 < b64len; off += CONTROL_DATA_CHUNK)
+        kv_addf(out, "data", "%.*s", CONTROL_DATA_CHUNK, b64 + off);
+    free(b64);
+    return 0;
+}
+
+static int ctl_cmd_recv(struct ctl_req *rq)
+{
+    struct client *c = rq->ctl->node->client;
+    const char *s = kvmsg_get(rq->m, "max");
+    struct client_msg **msgs;
+    unsigned max = CTL_RECV_DEFAULT;
+    size_t n = 0, bytes = 0, i;
+    int e = 0;
+
+    if (!c)
+        return ctl_fail(rq, EOPNOTSUPP, "recv needs the client role");
+    if (s && !ctl_parse_uint(s, 1, CTL_RECV_MAX, &max))
+        return ctl_fail(rq, EINVAL, "max must be 1 to %d", CTL_RECV_MAX);
+    if (!(msgs = calloc(max, sizeof *msgs)))
+        return ctl_fail(rq, ENOMEM, "out of memory");
+    /* One at a time, so that a reply never takes more than it can carry. */
+    while (n < max && (n == 0 || bytes < CTL_RECV_BUDGET) && client_recv(c, &msgs[n], 1) == 1)
+        bytes += msgs[n++]->len / 3 * 4;
+    kv_addu(rq->out, "count", n);
+    for (i = 0; i < n; i++) {
+        if (e == 0)
+            e = ctl_add_msg(rq->out, i, msgs[i]);
+        ovl_wipe(msgs[i]->data, msgs[i]->len);
+        free(msgs[i]);
+    }
+    free(msgs);
+    if (e != 0)
+        return ctl_fail(rq, e, "cannot encode the received messages (they are lost)");
+    return 0;
+}
+
+/* ---- chains, relays ---------------------------------------------------- */
+
+static void ctl_add_id(struct kvbuf *out, const char *key, const uint8_t pk[OVL_ED25519_PK])
+{
+    char id[OVL_NODE_ID_LEN + 1];
+
+    node_id_format(id, pk);
+    kv_adds(out, key, id);
+}
+
+static void ctl_chain_info(void *arg, const struct client_chain_info *ci)
+{
+    struct kvbuf *out = arg;
+    unsigned i, len = ci->length <= 8 ? ci->length : 8;
+
+    kv_addu(out, "chain", ci->serial);
+    kv_adds(out, "state", ci->state ? ci->state : "");
+    kv_addu(out, "age_ms", ci->age_ms);
+    kv_addu(out, "expires_in_ms", ci->expires_in_ms);
+    kv_addu(out, "length", ci->length);
+    for (i = 0; i < len; i++)
+        ctl_add_id(out, "hop", ci->hops[i]);
+    kv_addu(out, "cells_out", ci->cells_out);
+    kv_addu(out, "cells_in", ci->cells_in);
+    kv_addu(out, "messages", ci->messages);
+}
+
+static int ctl_cmd_chains(struct ctl_req *rq)
+{
+    struct client *c = rq->ctl->node->client;
+
+    if (!c)
+        return ctl_fail(rq, EOPNOTSUPP, "chains needs the client role");
+    client_each_chain(c, ctl_chain_info, rq->out);
+    return 0;
+}
+
+struct ctl_relays {
+    struct kvbuf *out;
+    uint64_t now;
+};
+
+static void ctl_relay_info(void *arg, const struct reg_node *rn)
+{
+    struct ctl_relays *r = arg;
+    const struct desc *d = &rn->d;
+    char flags[32] = "";
+    unsigned i;
+
+    if (d->flags & DESC_RELAY)
+        strcat(flags, "relay");
+    if (d->flags & DESC_ENDPOINT)
+        strcat(flags, flags[0] ? ",endpoint" : "endpoint");
+    ctl_add_id(r->out, "relay", d->id_pk);
+    kv_adds(r->out, "flags", flags);
+    for (i = 0; i < d->n_uris && i < DESC_MAX_URIS; i++) {
+        char uri[OVL_URI_MAX];
+
+        memcpy(uri, d->uris[i], sizeof uri);
+        uri[sizeof uri - 1] = '\0';
+        kv_adds(r->out, "uri", uri);
+    }
+    kv_addu(r->out, "age_ms", ctl_since(r->now, rn->registered_ms));
+    kv_addu(r->out, "last_seen_ms", ctl_since(r->now, rn->last_seen_ms));
+    kv_addu(r->out, "heartbeats", rn->heartbeats);
+}
+
+static int ctl_cmd_relays(struct ctl_req *rq)
+{
+    const struct node *n = rq->ctl->node;
+    struct ctl_relays r = {rq->out, node_now_ms()};
+
+    if (!(n->roles & ROLE_BOOTSTRAP) || !n->dir ||
+        dir_each_registered(n->dir, ctl_relay_info, &r) != 0)
+        return ctl_fail(rq, EOPNOTSUPP, "relays needs the bootstrap role");
+    return 0;
+}
+
+/* ---- dir-chain --------------------------------------------------------- */
+
+static void ctl_dir_chain_done(void *arg, int err, const struct dir_chain *ch)
+{
+    struct ctl_client *cl = arg;
+    struct kvbuf out = {0};
+    char hex[2 * sizeof ch->ref + 1], msg[CTL_ERR_MAX];
+    unsigned p, b, len, backups;
+
+    if (err != 0 || !ch) {
+        snprintf(msg, sizeof msg, "no chain from the directory: %s",
+                 ovl_strerror(err ? err : OVL_EPROTO));
+        ctl_deferred_reply(cl, ctl_errno(err ? err : OVL_EPROTO), msg, &out);
+        return;
+    }
+    len = ch->length <= DIR_MAX_HOPS ? ch->length : DIR_MAX_HOPS;
+    backups = ch->backups <= DIR_MAX_BACKUPS ? ch->backups : DIR_MAX_BACKUPS;
+    ctl_reply_begin(&out);
+    if (enc_hex(hex, sizeof hex, ch->ref, sizeof ch->ref) != 0)
+        hex[0] = '\0';
+    kv_adds(&out, "ref", hex);
+    kv_addu(&out, "expires_ms", ch->expires_ms);
+    kv_addu(&out, "length", len);
+    kv_addu(&out, "backups", backups);
+    for (p = 0; p < len; p++) {
+        kv_addu(&out, "pos", p);
+        ctl_add_id(&out, "hop", ch->hops[p][0].id_pk);
+        for (b = 1; b <= backups; b++)
+            ctl_add_id(&out, "backup", ch->hops[p][b].id_pk);
+    }
+    ctl_deferred_reply(cl, 0, NULL, &out);
+}
+
+static int ctl_cmd_dir_chain(struct ctl_req *rq)
+{
+    struct control *c = rq->ctl;
+    unsigned length = c->chain_length, backups = c->chain_backups;
+    const char *s;
+    int err;
+
+    if (!c->node->dir)
+        return ctl_fail(rq, EOPNOTSUPP, "dir-chain needs the directory");
+    if ((s = kvmsg_get(rq->m, "length")) && !ctl_parse_uint(s, 1, DIR_MAX_HOPS, &length))
+        return ctl_fail(rq, EINVAL, "length must be 1 to %d", DIR_MAX_HOPS);
+    if ((s = kvmsg_get(rq->m, "backups")) && !ctl_parse_uint(s, 0, DIR_MAX_BACKUPS, &backups))
+        return ctl_fail(rq, EINVAL, "backups must be 0 to %d", DIR_MAX_BACKUPS);
+    err = dir_request_chain(c->node->dir, length, backups, NULL, ctl_dir_chain_done, rq->cl);
+    if (err != 0)
+        return ctl_fail(rq, ctl_errno(err), "cannot ask the directory: %s", ovl_strerror(err));
+    return CTL_DEFER;
+}
+
+const struct ctl_cmd ctl_role_cmds[] = {
+    {"send", ctl_cmd_send, {"to", "reply", "text", "data", NULL}, "data"},
+    {"recv", ctl_cmd_recv, {"max", NULL}, NULL},
+    {"chains", ctl_cmd_chains, {NULL}, NULL},
+    {"relays", ctl_cmd_relays, {NULL}, NULL},
+    {"dir-chain", ctl_cmd_dir_chain, {"length", "backups", NULL}, NULL},
+};
+const size_t ctl_role_n_cmds = sizeof ctl_role_cmds / sizeof ctl_role_cmds[0];

@@ -1,0 +1,235 @@
+"""Relay chains end to end on a testnet of 1 bootstrap, 6 relays, 2 clients.
+
+One network (tools/ovl-testnet) is shared by the tests, in order:
+messages both ways arrive intact, every forward cell was peeled by exactly
+L relays, the bootstrap's chain cache keeps a ref for chain_cache_ttl, and a
+killed relay leaves the directory within the TTL and is no longer chosen.
+
+Sizes are log-uniform between 1 B and 200 KiB, so 400 messages are a few
+MB. OVL_TEST_SEED=N repeats a run; the seed is printed first.
+"""
+
+import base64
+import hashlib
+import math
+import os
+import random
+import re
+import time
+
+import ovltest
+from ovltest import wait_for
+
+L = 3                   # hops per chain
+RELAYS = 6
+HEARTBEAT_MS = 1000      # the smallest [dir] heartbeat ovld accepts
+TTL_MS = 2500
+CACHE_TTL_MS = 2000
+N_MSG = 200             # per direction
+MAX_SIZE = 200 * 1024
+SLACK_S = 2.0           # scheduling slack on top of protocol timers
+NODE_ID_RE = re.compile(r"^[a-z2-7]{52}$")
+
+
+class Ctx:
+    def __init__(self, net, tn):
+        self.net, self.tn = net, tn
+        self.a, self.b = tn["clientA"], tn["clientB"]
+        seed = int(os.environ.get("OVL_TEST_SEED") or random.SystemRandom().randrange(1 << 32))
+        print("OVL_TEST_SEED=%d" % seed)
+        self.rng = random.Random(seed)
+        self.sent = {}  # message id -> (sender, receiver, sha256, len, reply)
+
+
+def fixture(net):
+    tn = ovltest.testnet(net, relays=RELAYS, clients=2, heartbeat=HEARTBEAT_MS, ttl=TTL_MS,
+                         chain_cache_ttl=CACHE_TTL_MS, chain_length=L)
+    _current[0] = tn
+    return Ctx(net, tn)
+
+
+_current = [None]  # the testnet, for the finally in main
+
+
+# ---- helpers ---------------------------------------------------------------
+
+
+def log_uniform_size(rng):
+    return max(1, min(MAX_SIZE, int(round(math.exp(rng.uniform(0, math.log(MAX_SIZE)))))))
+
+
+def send(ctx, src, dst, path, reply):
+    """ovlctl send --file; return the message id it prints."""
+    args = ["send", "--to", dst.id] + (["--reply"] if reply else []) + ["--file", path]
+    out = ctx.tn.ctl(src.name, *args)
+    mid = out.get("id") if isinstance(out, dict) else out
+    assert isinstance(mid, str) and mid, "send printed %r" % (out,)
+    return mid
+
+
+def payload(m):
+    """The bytes of one `recv --json` record."""
+    if "base64" in m:
+        return base64.b64decode(m["base64"], validate=True)
+    return m["text"].encode("utf-8")
+
+
+def node_ids(obj):
+    """Every node ID anywhere in a JSON value (a chain's hops and backups)."""
+    if isinstance(obj, str):
+        return {obj} if NODE_ID_RE.match(obj) else set()
+    if isinstance(obj, dict):
+        obj = list(obj.values())
+    if isinstance(obj, list):
+        return set().union(*(node_ids(v) for v in obj)) if obj else set()
+    return set()
+
+
+def dir_chain(ctx, client="clientA"):
+    ch = ctx.tn.ctl(client, "dir-chain", "--length", L)
+    assert ch.get("ref"), "dir-chain printed no ref: %r" % (ch,)
+    assert len(ch.get("positions", [])) == L, "dir-chain gave %r, not %d positions" % (ch, L)
+    return ch
+
+
+def statuses(ctx, nodes):
+    return {n.name: n.status() for n in nodes}
+
+
+# ---- tests -----------------------------------------------------------------
+
+
+def test_messages_both_ways(ctx):
+    tn, a, b = ctx.tn, ctx.a, ctx.b
+    files = os.path.join(ctx.net.dir, "msgs")
+    os.mkdir(files)
+    total = 0
+    for i in range(N_MSG):
+        for src, dst in ((a, b), (b, a)):
+            data = ctx.rng.randbytes(log_uniform_size(ctx.rng))
+            if i % 7 == 0:  # some text too: recv --json may show it as text
+                data = (b"hello %d from %s " % (i, src.name.encode()))[: len(data)] or b"x"
+            path = os.path.join(files, "%s-%d" % (src.name, i))
+            with open(path, "wb") as f:
+                f.write(data)
+            reply = i % 2 == 0
+            mid = send(ctx, src, dst, path, reply)
+            assert mid not in ctx.sent, "message id %s given twice" % mid
+            ctx.sent[mid] = (src, dst, hashlib.sha256(data).hexdigest(), len(data), reply)
+            total += len(data)
+    print("sent %d messages, %d bytes" % (len(ctx.sent), total))
+
+    got = {}
+
+    def drain():
+        for dst in (a, b):
+            for m in tn.ctl(dst.name, "recv"):
+                assert m["id"] not in got, "message %s delivered twice" % m["id"]
+                got[m["id"]] = (dst, m)
+        return len(got) >= len(ctx.sent)
+
+    # Generous for a loaded 2-core machine, and within meson's 120 s.
+    wait_for(drain, 20 + 5 * total / 1e6, "all %d messages to arrive (got %d)"
+             % (len(ctx.sent), len(got)))
+    assert set(got) == set(ctx.sent), "unexpected ids: %r" % (set(got) - set(ctx.sent))
+    for mid, (dst, m) in got.items():
+        src, want_dst, digest, size, reply = ctx.sent[mid]
+        assert dst is want_dst, "%s went to %s, not %s" % (mid, dst.name, want_dst.name)
+        data = payload(m)
+        assert len(data) == size == m["len"], "%s: %d bytes (len %s), sent %d" % (
+            mid, len(data), m.get("len"), size)
+        assert hashlib.sha256(data).hexdigest() == digest, "%s arrived corrupted" % mid
+        if reply:
+            assert m.get("from") == src.id, "%s: from %r, want %s" % (mid, m.get("from"), src.id)
+        else:
+            assert not m.get("from"), "%s: sender revealed without --reply: %r" % (mid, m["from"])
+
+
+def test_each_cell_peeled_by_l_relays(ctx):
+    relays, clients = ctx.tn.relays(), [ctx.a, ctx.b]
+    keys = {"relay": ("relay_cells_peeled", "relay_setups_in", "relay_dropped_auth"),
+            "client": ("client_cells_out", "client_messages_received")}
+    seen = {}
+
+    def balanced():
+        # Read twice: the counters must have stopped moving, then add up.
+        st = {name: {k: v[k] for k in keys[ctx.tn[name].role]}
+              for name, v in statuses(ctx, relays + clients).items()}
+        if st != seen.get("last"):
+            seen["last"] = st
+            return False
+        # A client's cells_out counts its CHAIN_SETUP cells too; each relay
+        # on the path counts a setup in setups_in, not in cells_peeled.
+        peeled = sum(st[r.name]["relay_cells_peeled"] + st[r.name]["relay_setups_in"]
+                     for r in relays)
+        out = sum(st[c.name]["client_cells_out"] for c in clients)
+        seen["sums"] = (peeled, out)
+        return peeled == L * out
+
+    try:
+        wait_for(balanced, 10.0, "relay counters to settle and balance")
+    except AssertionError:
+        peeled, out = seen.get("sums", (None, None))
+        raise AssertionError("sum of relay_cells_peeled + relay_setups_in = %s, but"
+                             " L x client_cells_out = %d x %s; per node: %r"
+                             % (peeled, L, out, seen.get("last"))) from None
+    st = seen["last"]
+    assert sum(st[c.name]["client_cells_out"] for c in clients) > len(ctx.sent)
+    for r in relays:
+        assert st[r.name]["relay_dropped_auth"] == 0, "%s dropped cells as forged: %r" % (
+            r.name, st[r.name])
+    for c in clients:
+        assert st[c.name]["client_messages_received"] == N_MSG, st[c.name]
+
+
+def test_chain_cache(ctx):
+    t0 = time.monotonic()
+    first, second = dir_chain(ctx), dir_chain(ctx)
+    if first["ref"] != second["ref"]:
+        # The cached chain may have expired between the two: ask again.
+        first, second = dir_chain(ctx), dir_chain(ctx)
+        t0 = time.monotonic()
+    assert time.monotonic() - t0 < CACHE_TTL_MS / 1000.0
+    assert first["ref"] == second["ref"], "two requests within the cache TTL: %s then %s" % (
+        first["ref"], second["ref"])
+    assert first["positions"] == second["positions"], "same ref, different chain"
+    ids = node_ids(first["positions"])
+    relay_ids = {r.id for r in ctx.tn.relays()}
+    assert ids and ids <= relay_ids, "chain names non-relays: %r" % (ids - relay_ids)
+
+    wait_for(lambda: (lambda c: c if c["ref"] != first["ref"] else None)(dir_chain(ctx)),
+                     CACHE_TTL_MS / 1000.0 + SLACK_S, "a new chain ref after the cache TTL")
+    assert time.monotonic() - t0 <= CACHE_TTL_MS / 1000.0 + SLACK_S
+
+
+def test_dead_relay_leaves_directory(ctx):
+    tn = ctx.tn
+    listed = lambda: {r["id"] for r in tn.ctl("boot", "relays")}  # noqa: E731
+    victim = tn["relay%d" % RELAYS]
+    assert victim.id in listed(), "%s is not listed before the kill" % victim.name
+    t0 = time.monotonic()
+    tn.kill(victim.name)  # SIGKILL by pid: no goodbye
+    limit = (TTL_MS + HEARTBEAT_MS) / 1000.0 + SLACK_S
+    wait_for(lambda: victim.id not in listed(), limit, "%s to leave `relays`" % victim.name)
+    gone_after = time.monotonic() - t0
+    print("%s left the directory %.2f s after SIGKILL" % (victim.name, gone_after))
+    assert len(listed()) == RELAYS - 1
+
+    # A chain cached before the expiry may still name it; the next one must not.
+    before = dir_chain(ctx)["ref"]
+    fresh = wait_for(lambda: (lambda c: c if c["ref"] != before else None)(dir_chain(ctx)),
+                     CACHE_TTL_MS / 1000.0 + SLACK_S, "a chain generated after the expiry")
+    for ch in [fresh] + [dir_chain(ctx, "clientB") for _ in range(3)]:
+        assert victim.id not in node_ids(ch["positions"]), \
+            "chain %s still names %s" % (ch["ref"], victim.name)
+
+
+TESTS = [test_messages_both_ways, test_each_cell_peeled_by_l_relays, test_chain_cache,
+         test_dead_relay_leaves_directory]
+
+if __name__ == "__main__":
+    try:
+        ovltest.run_tests("test_chains", TESTS, fixture=fixture)
+    finally:
+        if _current[0] is not None:
+            _current[0].stop()  # normally done by run_tests already; by pid

@@ -1,0 +1,622 @@
+/* test_dir.c - the directory role: a bootstrap, relays and a client on one
+ * loop over loopback TCP. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/link.h"
+#include "core/node.h"
+#include "dir/dir.h"
+#include "check_main.h"
+
+enum { BOOT = 0, R1 = 1, R2 = 2, CLI = 3, NNODES = 4 };
+
+struct res {
+    unsigned calls;
+    int err;
+    struct dir_chain chain;
+    struct desc d;
+    struct desc list[8];
+    unsigned n;
+};
+
+struct net {
+    uv_loop_t loop;
+    struct node nodes[NNODES];
+    struct dir *dirs[NNODES];
+    unsigned count; /* nodes set up */
+    uv_timer_t deadline, poll;
+    bool (*done)(struct net *);
+    bool timed_out;
+    struct res *want; /* for got_reply */
+};
+
+static const char listen_any[1][OVL_URI_MAX] = {"tcp://127.0.0.1:0"};
+
+static void test_opts(struct dir_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->heartbeat_ms = 100;
+    o->ttl_ms = 400;
+    o->request_timeout_ms = 400;
+    o->chain_cache_ttl_ms = 60000;
+    o->onion_rotate_ms = 3600000;
+    o->onion_overlap_ms = 600000;
+}
+
+static void deadline_cb(uv_timer_t *t)
+{
+    struct net *w = t->data;
+
+    w->timed_out = true;
+    uv_stop(&w->loop);
+}
+
+static void poll_cb(uv_timer_t *t)
+{
+    struct net *w = t->data;
+
+    if (w->done(w))
+        uv_stop(&w->loop);
+}
+
+/* Run the loop until done(w) holds or ms pass; return whether it held. */
+static bool run_until(struct net *w, bool (*done)(struct net *), uint64_t ms)
+{
+    w->done = done;
+    w->timed_out = false;
+    uv_timer_start(&w->deadline, deadline_cb, ms, 0);
+    uv_timer_start(&w->poll, poll_cb, 1, 1);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_timer_stop(&w->deadline);
+    uv_timer_stop(&w->poll);
+    return !w->timed_out && done(w);
+}
+
+static bool got_reply(struct net *w)
+{
+    return w->want->calls > 0;
+}
+
+/* Wait for the callback of a request whose result lands in r. */
+static void wait_reply(struct net *w, struct res *r)
+{
+    w->want = r;
+    ck_assert(run_until(w, got_reply, 5000));
+    ck_assert_uint_eq(r->calls, 1);
+}
+
+/* Add node i with roles; with a bootstrap spec unless it is the bootstrap. */
+static void add_node(struct net *w, unsigned i, unsigned roles, const struct dir_opts *o,
+                     const struct dir_bootstrap_spec *bs)
+{
+    struct node *n = &w->nodes[i];
+    struct ovl_identity id;
+    struct node_opts no;
+    struct peer_spec ps;
+
+    node_opts_defaults(&no);
+    ck_assert_int_eq(ovl_identity_generate(&id), 0);
+    memset(n, 0, sizeof(*n));
+    log_init(&n->log, "test", OVL_LOG_WARN, false);
+    ck_assert_int_eq(node_init(n, &w->loop, &no, &id, roles), 0);
+    ovl_identity_wipe(&id);
+    ck_assert_int_eq(dir_init(n, o, bs, bs ? 1 : 0, &w->dirs[i]), 0);
+    ck_assert_ptr_eq(n->dir, w->dirs[i]);
+    memset(&ps, 0, sizeof(ps));
+    if (bs) {
+        snprintf(ps.name, sizeof(ps.name), "%s", bs->name);
+        snprintf(ps.uri, sizeof(ps.uri), "%s", bs->uri);
+        memcpy(ps.pk, bs->pk, OVL_ED25519_PK);
+    }
+    ck_assert_int_eq(node_start(n, listen_any, 1, bs ? &ps : NULL, bs ? 1 : 0), 0);
+    w->count = i + 1 > w->count ? i + 1 : w->count;
+}
+
+static void boot_spec(struct net *w, struct dir_bootstrap_spec *bs)
+{
+    memset(bs, 0, sizeof(*bs));
+    snprintf(bs->name, sizeof(bs->name), "boot");
+    snprintf(bs->uri, sizeof(bs->uri), "%s", w->nodes[BOOT].listen_uri[0]);
+    memcpy(bs->pk, w->nodes[BOOT].id.pk, OVL_ED25519_PK);
+}
+
+static void count_cb(void *arg, const struct reg_node *n)
+{
+    unsigned *count = arg;
+
+    ck_assert(n->d.flags & DESC_RELAY);
+    (*count)++;
+}
+
+static unsigned boot_relays(struct net *w)
+{
+    unsigned count = 0;
+
+    ck_assert_int_eq(dir_each_registered(w->dirs[BOOT], count_cb, &count), 0);
+    return count;
+}
+
+static unsigned want_relays = 2;
+
+static bool all_registered(struct net *w)
+{
+    for (unsigned i = R1; i < w->count; i++)
+        if (!dir_registered(w->dirs[i]))
+            return false;
+    return boot_relays(w) == want_relays;
+}
+
+/* A bootstrap (with boot_roles), two relays and a client, all registered. */
+static struct net *net_up_roles(const struct dir_opts *o, unsigned boot_roles)
+{
+    struct dir_bootstrap_spec bs;
+    struct net *w = calloc(1, sizeof(*w));
+
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(uv_loop_init(&w->loop), 0);
+    uv_timer_init(&w->loop, &w->deadline);
+    uv_timer_init(&w->loop, &w->poll);
+    w->deadline.data = w->poll.data = w;
+    add_node(w, BOOT, boot_roles, o, NULL);
+    want_relays = boot_roles & ROLE_RELAY ? 3 : 2;
+    boot_spec(w, &bs);
+    add_node(w, R1, ROLE_RELAY, o, &bs);
+    add_node(w, R2, ROLE_RELAY, o, &bs);
+    add_node(w, CLI, ROLE_CLIENT, o, &bs);
+    ck_assert(run_until(w, all_registered, 5000));
+    return w;
+}
+
+static struct net *net_up(const struct dir_opts *o)
+{
+    return net_up_roles(o, ROLE_BOOTSTRAP);
+}
+
+static void net_down(struct net *w)
+{
+    for (unsigned i = 0; i < w->count; i++)
+        dir_stop(w->dirs[i]);
+    for (unsigned i = 0; i < w->count; i++)
+        node_stop(&w->nodes[i]);
+    uv_close((uv_handle_t *)&w->deadline, NULL);
+    uv_close((uv_handle_t *)&w->poll, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&w->loop), 0);
+    for (unsigned i = 0; i < w->count; i++) {
+        dir_free(w->dirs[i]);
+        ck_assert_ptr_null(w->nodes[i].dir);
+        node_free(&w->nodes[i]);
+    }
+    free(w);
+}
+
+static void chain_cb(void *arg, int err, const struct dir_chain *ch)
+{
+    struct res *r = arg;
+
+    r->calls++;
+    r->err = err;
+    ck_assert(err ? ch == NULL : ch != NULL);
+    if (ch)
+        r->chain = *ch;
+}
+
+static void lookup_cb(void *arg, int err, const struct desc *d)
+{
+    struct res *r = arg;
+
+    r->calls++;
+    r->err = err;
+    ck_assert(err ? d == NULL : d != NULL);
+    if (d)
+        r->d = *d;
+}
+
+static void list_cb(void *arg, int err, const struct desc *relays, unsigned n)
+{
+    struct res *r = arg;
+
+    r->calls++;
+    r->err = err;
+    r->n = n;
+    for (unsigned i = 0; i < n && i < 8; i++)
+        r->list[i] = relays[i];
+}
+
+static const uint8_t *pk_of(struct net *w, unsigned i)
+{
+    return w->nodes[i].id.pk;
+}
+
+START_TEST(test_register)
+{
+    struct dir_opts o;
+    struct dir_stats st;
+    struct net *w;
+    unsigned count;
+
+    test_opts(&o);
+    w = net_up(&o);
+    ck_assert(!dir_registered(w->dirs[BOOT])); /* a bare bootstrap publishes nothing */
+    for (unsigned i = R1; i <= CLI; i++) {
+        dir_stats(w->dirs[i], &st);
+        ck_assert_uint_ge(st.registrations_ok, 1);
+        ck_assert_uint_eq(st.registrations_failed, 0);
+        ck_assert_int_eq(dir_each_registered(w->dirs[i], count_cb, &count), OVL_EUNSUPP);
+    }
+    dir_stats(w->dirs[BOOT], &st);
+    ck_assert_uint_eq(st.reg.relays, 2);
+    ck_assert_uint_eq(st.reg.endpoints, 1);
+    ck_assert_uint_ge(st.requests_in, 3);
+    net_down(w);
+}
+END_TEST
+
+static bool heartbeats_flow(struct net *w)
+{
+    struct dir_stats st;
+
+    dir_stats(w->dirs[R1], &st);
+    return st.heartbeats_sent >= 3;
+}
+
+static bool never(struct net *w)
+{
+    (void)w;
+    return false;
+}
+
+START_TEST(test_heartbeat_keeps_alive)
+{
+    struct dir_opts o;
+    struct net *w;
+
+    test_opts(&o);
+    w = net_up(&o);
+    ck_assert(run_until(w, heartbeats_flow, 5000));
+    /* Well past ttl (400 ms): heartbeats keep everyone registered. */
+    ck_assert(!run_until(w, never, 1000));
+    ck_assert_uint_eq(boot_relays(w), 2);
+    net_down(w);
+}
+END_TEST
+
+static bool r2_dropped(struct net *w)
+{
+    return boot_relays(w) == 1;
+}
+
+START_TEST(test_silent_node_dropped)
+{
+    struct dir_opts o;
+    struct res *r = calloc(1, sizeof(*r));
+    struct net *w;
+    uint64_t t0;
+
+    test_opts(&o);
+    w = net_up(&o);
+    dir_stop(w->dirs[R2]); /* no more heartbeats; its link stays open */
+    t0 = node_now_ms();
+    ck_assert(run_until(w, r2_dropped, 5000));
+    ck_assert_uint_ge(node_now_ms() - t0, o.ttl_ms - o.heartbeat_ms);
+    ck_assert_int_eq(dir_lookup(w->dirs[R1], pk_of(w, R2), lookup_cb, r), 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, OVL_ENOENT);
+    free(r);
+    net_down(w);
+}
+END_TEST
+
+START_TEST(test_chain)
+{
+    struct dir_opts o;
+    struct res *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+    struct net *w;
+
+    test_opts(&o);
+    w = net_up(&o);
+    ck_assert_int_eq(dir_request_chain(w->dirs[CLI], 2, 0, NULL, chain_cb, a), 0);
+    ck_assert_uint_eq(a->calls, 0); /* never from inside the call */
+    wait_reply(w, a);
+    ck_assert_int_eq(a->err, 0);
+    ck_assert_uint_eq(a->chain.length, 2);
+    ck_assert_uint_eq(a->chain.backups, 0);
+    ck_assert_uint_gt(a->chain.expires_ms, node_wall_ms());
+    ck_assert_mem_ne(a->chain.hops[0][0].id_pk, a->chain.hops[1][0].id_pk, OVL_ED25519_PK);
+    for (unsigned i = 0; i < 2; i++) {
+        const uint8_t *id = a->chain.hops[i][0].id_pk;
+
+        ck_assert(memcmp(id, pk_of(w, R1), 32) == 0 || memcmp(id, pk_of(w, R2), 32) == 0);
+        ck_assert(a->chain.hops[i][0].flags & DESC_RELAY);
+    }
+    /* Within the TTL the same request gets the same chain. */
+    ck_assert_int_eq(dir_request_chain(w->dirs[CLI], 2, 0, NULL, chain_cb, b), 0);
+    wait_reply(w, b);
+    ck_assert_int_eq(b->err, 0);
+    ck_assert_mem_eq(a->chain.ref, b->chain.ref, 16);
+    ck_assert_mem_eq(a->chain.hops[0][0].id_pk, b->chain.hops[0][0].id_pk, 32);
+    free(a);
+    free(b);
+    net_down(w);
+}
+END_TEST
+
+START_TEST(test_chain_excludes)
+{
+    struct dir_opts o;
+    struct res *r = calloc(1, sizeof(*r));
+    struct net *w;
+
+    test_opts(&o);
+    w = net_up(&o);
+    /* A relay asking never gets itself. */
+    ck_assert_int_eq(dir_request_chain(w->dirs[R1], 1, 0, NULL, chain_cb, r), 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, 0);
+    ck_assert_mem_eq(r->chain.hops[0][0].id_pk, pk_of(w, R2), 32);
+    /* Nor the excluded node. */
+    memset(r, 0, sizeof(*r));
+    ck_assert_int_eq(dir_request_chain(w->dirs[CLI], 1, 0, pk_of(w, R2), chain_cb, r), 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, 0);
+    ck_assert_mem_eq(r->chain.hops[0][0].id_pk, pk_of(w, R1), 32);
+    /* Two distinct relays but the requester is one of them: not enough. */
+    memset(r, 0, sizeof(*r));
+    ck_assert_int_eq(dir_request_chain(w->dirs[R1], 2, 0, NULL, chain_cb, r), 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, OVL_ENOENT);
+    /* Backups when relays suffice, fewer when they do not. */
+    memset(r, 0, sizeof(*r));
+    ck_assert_int_eq(dir_request_chain(w->dirs[CLI], 1, 1, NULL, chain_cb, r), 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, 0);
+    ck_assert_uint_eq(r->chain.backups, 1);
+    ck_assert_mem_ne(r->chain.hops[0][0].id_pk, r->chain.hops[0][1].id_pk, 32);
+    memset(r, 0, sizeof(*r));
+    ck_assert_int_eq(dir_request_chain(w->dirs[CLI], 2, 1, NULL, chain_cb, r), 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, 0);
+    ck_assert_uint_eq(r->chain.length, 2);
+    ck_assert_uint_eq(r->chain.backups, 0);
+    /* Bad shapes are refused at once, without a callback. */
+    ck_assert_int_eq(dir_request_chain(w->dirs[CLI], 0, 0, NULL, chain_cb, r), OVL_EINVAL);
+    ck_assert_int_eq(dir_request_chain(w->dirs[CLI], 9, 0, NULL, chain_cb, r), OVL_EINVAL);
+    ck_assert_int_eq(dir_request_chain(w->dirs[CLI], 1, 5, NULL, chain_cb, r), OVL_EINVAL);
+    free(r);
+    net_down(w);
+}
+END_TEST
+
+START_TEST(test_list_and_lookup)
+{
+    struct dir_opts o;
+    struct dir_stats st;
+    struct res *r = calloc(1, sizeof(*r));
+    const struct dir_onion *keys;
+    unsigned nkeys;
+    uint64_t before;
+    struct net *w;
+    uint8_t unknown[32];
+
+    test_opts(&o);
+    o.heartbeat_ms = 1000; /* keeps the list cache valid for this test */
+    w = net_up(&o);
+    ck_assert_int_eq(dir_request_list(w->dirs[CLI], list_cb, r), 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, 0);
+    ck_assert_uint_eq(r->n, 2);
+    ck_assert(memcmp(r->list[0].id_pk, pk_of(w, R1), 32) == 0 ||
+              memcmp(r->list[1].id_pk, pk_of(w, R1), 32) == 0);
+    /* A second list within heartbeat_ms comes from the cache. */
+    dir_stats(w->dirs[CLI], &st);
+    before = st.requests_out;
+    memset(r, 0, sizeof(*r));
+    ck_assert_int_eq(dir_request_list(w->dirs[CLI], list_cb, r), 0);
+    ck_assert_uint_eq(r->calls, 0);
+    wait_reply(w, r);
+    ck_assert_uint_eq(r->n, 2);
+    dir_stats(w->dirs[CLI], &st);
+    ck_assert_uint_eq(st.requests_out, before);
+
+    /* Lookup of a relay: its descriptor with its current onion key. */
+    memset(r, 0, sizeof(*r));
+    ck_assert_int_eq(dir_lookup(w->dirs[CLI], pk_of(w, R2), lookup_cb, r), 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, 0);
+    ck_assert_mem_eq(r->d.id_pk, pk_of(w, R2), 32);
+    keys = dir_onion_keys(w->dirs[R2], &nkeys);
+    ck_assert_uint_eq(nkeys, 1);
+    ck_assert_mem_eq(r->d.onion_pk, keys[0].pk, 32);
+    ck_assert_str_eq(r->d.uris[0], w->nodes[R2].listen_uri[0]);
+    /* Lookup of the client, an endpoint, from a relay. */
+    memset(r, 0, sizeof(*r));
+    ck_assert_int_eq(dir_lookup(w->dirs[R1], pk_of(w, CLI), lookup_cb, r), 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, 0);
+    ck_assert_uint_eq(r->d.flags, DESC_ENDPOINT);
+    /* Unknown node. */
+    memset(r, 0, sizeof(*r));
+    ovl_random(unknown, sizeof(unknown));
+    ck_assert_int_eq(dir_lookup(w->dirs[CLI], unknown, lookup_cb, r), 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, OVL_ENOENT);
+    free(r);
+    net_down(w);
+}
+END_TEST
+
+START_TEST(test_cancel)
+{
+    struct dir_opts o;
+    struct res *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+    struct net *w;
+
+    test_opts(&o);
+    w = net_up(&o);
+    /* Cancelled while on the wire, and cancelled while already done
+     * (a cache hit waiting for the loop): neither is called. */
+    ck_assert_int_eq(dir_lookup(w->dirs[CLI], pk_of(w, R1), lookup_cb, a), 0);
+    dir_cancel(w->dirs[CLI], a);
+    ck_assert_int_eq(dir_lookup(w->dirs[CLI], pk_of(w, R2), lookup_cb, b), 0);
+    wait_reply(w, b);
+    ck_assert_int_eq(b->err, 0);
+    memset(b, 0, sizeof(*b));
+    ck_assert_int_eq(dir_lookup(w->dirs[CLI], pk_of(w, R2), lookup_cb, a), 0); /* cached */
+    dir_cancel(w->dirs[CLI], a);
+    ck_assert_int_eq(dir_request_chain(w->dirs[CLI], 1, 0, NULL, chain_cb, b), 0);
+    wait_reply(w, b);
+    ck_assert_uint_eq(a->calls, 0);
+    free(a);
+    free(b);
+    net_down(w);
+}
+END_TEST
+
+START_TEST(test_no_bootstrap_times_out)
+{
+    struct dir_bootstrap_spec bs;
+    struct dir_opts o;
+    struct ovl_identity nobody;
+    struct res *r = calloc(1, sizeof(*r));
+    struct net *w = calloc(1, sizeof(*w));
+    uint64_t t0;
+
+    test_opts(&o);
+    ck_assert_int_eq(uv_loop_init(&w->loop), 0);
+    uv_timer_init(&w->loop, &w->deadline);
+    uv_timer_init(&w->loop, &w->poll);
+    w->deadline.data = w->poll.data = w;
+    ck_assert_int_eq(ovl_identity_generate(&nobody), 0);
+    memset(&bs, 0, sizeof(bs));
+    snprintf(bs.name, sizeof(bs.name), "gone");
+    snprintf(bs.uri, sizeof(bs.uri), "tcp://127.0.0.1:1"); /* nothing listens there */
+    memcpy(bs.pk, nobody.pk, 32);
+    ovl_identity_wipe(&nobody);
+    add_node(w, CLI, ROLE_CLIENT, &o, &bs);
+    w->count = CLI + 1;
+    t0 = node_now_ms();
+    ck_assert_int_eq(dir_request_chain(w->dirs[CLI], 2, 0, NULL, chain_cb, r), 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, OVL_ETIMEDOUT);
+    ck_assert_uint_ge(node_now_ms() - t0, o.request_timeout_ms - 10);
+    ck_assert(!dir_registered(w->dirs[CLI]));
+    /* Stopping fails what is pending with OVL_ECLOSED, from the loop. */
+    memset(r, 0, sizeof(*r));
+    ck_assert_int_eq(dir_request_list(w->dirs[CLI], list_cb, r), 0);
+    dir_stop(w->dirs[CLI]);
+    ck_assert_uint_eq(r->calls, 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, OVL_ECLOSED);
+    ck_assert_int_eq(dir_request_list(w->dirs[CLI], list_cb, r), OVL_ECLOSED);
+    dir_stop(w->dirs[CLI]); /* twice is fine */
+    node_stop(&w->nodes[CLI]);
+    uv_close((uv_handle_t *)&w->deadline, NULL);
+    uv_close((uv_handle_t *)&w->poll, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&w->loop), 0);
+    dir_free(w->dirs[CLI]);
+    node_free(&w->nodes[CLI]);
+    free(w);
+    free(r);
+}
+END_TEST
+
+static bool rotated(struct net *w)
+{
+    struct dir_stats st;
+    unsigned n;
+    const struct dir_onion *k = dir_onion_keys(w->dirs[R1], &n);
+
+    dir_stats(w->dirs[R1], &st);
+    /* Rotated, and the bootstrap accepted the new descriptor. */
+    return n >= 2 && k[1].retire_ms != 0 && st.registrations_ok >= 2;
+}
+
+START_TEST(test_onion_rotation)
+{
+    struct dir_opts o;
+    struct res *r = calloc(1, sizeof(*r));
+    const struct dir_onion *k;
+    uint8_t first[32];
+    unsigned n;
+    bool live = false;
+    struct net *w;
+
+    test_opts(&o);
+    o.onion_rotate_ms = 300;
+    o.onion_overlap_ms = 1000;
+    w = net_up(&o);
+    k = dir_onion_keys(w->dirs[R1], &n);
+    ck_assert_uint_eq(n, 1);
+    memcpy(first, k[0].pk, 32);
+    ck_assert(run_until(w, rotated, 5000));
+    k = dir_onion_keys(w->dirs[R1], &n);
+    ck_assert_uint_le(n, DIR_MAX_ONION);
+    ck_assert_uint_eq(k[0].retire_ms, 0);
+    ck_assert_mem_ne(k[0].pk, k[1].pk, 32);
+    /* The bootstrap now hands out a rotated key that R1 still holds. */
+    ck_assert_int_eq(dir_lookup(w->dirs[R2], pk_of(w, R1), lookup_cb, r), 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, 0);
+    ck_assert_mem_ne(r->d.onion_pk, first, 32);
+    k = dir_onion_keys(w->dirs[R1], &n);
+    for (unsigned i = 0; i < n; i++)
+        live = live || memcmp(r->d.onion_pk, k[i].pk, 32) == 0;
+    ck_assert(live);
+    free(r);
+    net_down(w);
+}
+END_TEST
+
+START_TEST(test_bootstrap_that_relays)
+{
+    struct dir_opts o;
+    struct res *r = calloc(1, sizeof(*r));
+    struct net *w;
+
+    test_opts(&o);
+    w = net_up_roles(&o, ROLE_BOOTSTRAP | ROLE_RELAY);
+    /* It lists itself without a link to itself, and keeps itself alive. */
+    ck_assert(dir_registered(w->dirs[BOOT]));
+    ck_assert(!run_until(w, never, 1000));
+    ck_assert_uint_eq(boot_relays(w), 3);
+    /* Its own requests are answered from its registry, never with itself. */
+    ck_assert_int_eq(dir_request_chain(w->dirs[BOOT], 2, 0, NULL, chain_cb, r), 0);
+    ck_assert_uint_eq(r->calls, 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, 0);
+    for (unsigned i = 0; i < 2; i++)
+        ck_assert_mem_ne(r->chain.hops[i][0].id_pk, pk_of(w, BOOT), 32);
+    /* Others get it in chains: three relays, the client asks for three. */
+    memset(r, 0, sizeof(*r));
+    ck_assert_int_eq(dir_request_chain(w->dirs[CLI], 3, 0, NULL, chain_cb, r), 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, 0);
+    ck_assert_uint_eq(r->chain.length, 3);
+    free(r);
+    net_down(w);
+}
+END_TEST
+
+static Suite *dir_suite(void)
+{
+    Suite *s = suite_create("dir");
+    TCase *tc = tcase_create("dir");
+
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_register);
+    tcase_add_test(tc, test_heartbeat_keeps_alive);
+    tcase_add_test(tc, test_silent_node_dropped);
+    tcase_add_test(tc, test_chain);
+    tcase_add_test(tc, test_chain_excludes);
+    tcase_add_test(tc, test_list_and_lookup);
+    tcase_add_test(tc, test_cancel);
+    tcase_add_test(tc, test_no_bootstrap_times_out);
+    tcase_add_test(tc, test_onion_rotation);
+    tcase_add_test(tc, test_bootstrap_that_relays);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+OVL_CHECK_MAIN(dir_suite)

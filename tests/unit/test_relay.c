@@ -1,0 +1,695 @@
+/* test_relay.c - chains through three relays, on one loop over loopback TCP.
+ *
+ * Six nodes: a bootstrap, three relays, a sender and a destination. There
+ * is no client role yet, so the sender is this file: it builds setups and
+ * data cells with onion.h, owns its chain ID through chanmap and unwraps
+ * what comes back. The destination counts the CELL_CHAIN_DELIVER cells.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain/body.h"
+#include "chain/onion.h"
+#include "chain/relay.h"
+#include "check_main.h"
+#include "core/chanmap.h"
+#include "core/link.h"
+#include "core/node.h"
+#include "dir/dir.h"
+
+enum { BS = 0, R1, R2, R3, SND, DST, N_NODES };
+#define N_RELAYS  3
+#define MAX_BACK  16
+#define MAX_DELIV 64
+
+struct net {
+    uv_loop_t loop;
+    struct node n[N_NODES];
+    struct dir *dir[N_NODES];
+    struct relay *relay[N_NODES];
+    uv_timer_t deadline, poll;
+    bool (*done)(struct net *t);
+    void (*pump)(struct net *t); /* called every poll, before done() */
+    bool timed_out;
+
+    /* the sender's chain */
+    struct onion_keys keys[ONION_MAX_HOPS];
+    unsigned hops;
+    uint64_t fwd_ctr, back_next[ONION_MAX_HOPS];
+    uint32_t id;
+    uint8_t back[MAX_BACK][OVL_CELL_PAYLOAD];
+    unsigned n_back, n_destroy;
+    uint8_t last_destroy; /* reason byte of the last DESTROY received */
+    const uint8_t *next0; /* when set, hop 0 is told this next hop */
+
+    /* backpressure test */
+    uint32_t sent, total;
+    uint64_t blocked_since;
+
+    /* the destination */
+    unsigned n_deliv, n_deliv_bad;
+    uint32_t deliv_id;
+};
+
+/* ---- sender chain owner ---- */
+
+static void snd_cell(void *obj, struct link *l, const struct cell *c)
+{
+    struct net *t = obj;
+
+    (void)l;
+    if (c->cmd == CELL_CHAIN_BACK && c->len == OVL_CELL_PAYLOAD && t->n_back < MAX_BACK)
+        memcpy(t->back[t->n_back++], c->payload, OVL_CELL_PAYLOAD);
+    else if (c->cmd == CELL_CHAIN_DESTROY) {
+        t->n_destroy++;
+        t->last_destroy = c->len ? c->payload[0] : 0;
+    }
+}
+
+static void snd_closed(void *obj, struct link *l, uint32_t id)
+{
+    (void)obj, (void)l, (void)id;
+}
+
+static const struct chain_owner snd_owner = {.cell = snd_cell, .link_closed = snd_closed};
+
+/* ---- destination: data is seq(4, LE) then bytes seq + i ---- */
+
+static void fill_data(uint8_t *p, uint16_t len, uint32_t seq)
+{
+    memcpy(p, &seq, 4);
+    for (uint16_t i = 4; i < len; i++)
+        p[i] = (uint8_t)(seq + i);
+}
+
+static uint16_t data_len(uint32_t seq)
+{
+    return (uint16_t)(4 + (seq * 97) % (BODY_DATA_MAX - 3));
+}
+
+static void on_deliver(void *ctx, struct link *l, const struct cell *c)
+{
+    struct net *t = ctx;
+    uint8_t want[OVL_CELL_PAYLOAD];
+    uint32_t seq;
+
+    (void)l;
+    if (c->len < 4) {
+        t->n_deliv_bad++;
+        return;
+    }
+    memcpy(&seq, c->payload, 4);
+    fill_data(want, data_len(seq), seq);
+    if (c->len != data_len(seq) || memcmp(want, c->payload, c->len) != 0 ||
+        (t->deliv_id && c->chain_id != t->deliv_id))
+        t->n_deliv_bad++;
+    else
+        t->n_deliv++;
+    t->deliv_id = c->chain_id;
+}
+
+/* ---- the loop ---- */
+
+static void deadline_cb(uv_timer_t *h)
+{
+    struct net *t = h->data;
+
+    t->timed_out = true;
+    uv_stop(&t->loop);
+}
+
+static void poll_cb(uv_timer_t *h)
+{
+    struct net *t = h->data;
+
+    if (t->pump)
+        t->pump(t);
+    if (t->done(t))
+        uv_stop(&t->loop);
+}
+
+static bool run_until(struct net *t, bool (*done)(struct net *), uint64_t ms)
+{
+    t->done = done;
+    t->timed_out = false;
+    uv_timer_start(&t->deadline, deadline_cb, ms, 0);
+    uv_timer_start(&t->poll, poll_cb, 2, 2);
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    uv_timer_stop(&t->deadline);
+    uv_timer_stop(&t->poll);
+    return !t->timed_out && done(t);
+}
+
+static void dir_opts_fill(struct dir_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->heartbeat_ms = 1000;
+    o->ttl_ms = 15000;
+    o->chain_cache_ttl_ms = 600000;
+    o->max_nodes = 64;
+    o->max_chains = 64;
+    o->onion_rotate_ms = 3600000;
+    o->onion_overlap_ms = 600000;
+    o->request_timeout_ms = 2000;
+    o->desc_lifetime_ms = 3 * 3600000;
+}
+
+static void make_node(struct net *t, unsigned i, unsigned roles)
+{
+    struct node_opts o;
+    struct ovl_identity id;
+
+    node_opts_defaults(&o);
+    ck_assert_int_eq(ovl_identity_generate(&id), 0);
+    log_init(&t->n[i].log, "test", OVL_LOG_ERROR, false);
+    ck_assert_int_eq(node_init(&t->n[i], &t->loop, &o, &id, roles), 0);
+    ovl_identity_wipe(&id);
+}
+
+static bool all_registered(struct net *t)
+{
+    for (unsigned i = R1; i < N_NODES; i++)
+        if (!dir_registered(t->dir[i]))
+            return false;
+    return true;
+}
+
+static void net_setup(struct net *t, const struct relay_opts *ro)
+{
+    static const char listen[1][OVL_URI_MAX] = {"tcp://127.0.0.1:0"};
+    struct dir_bootstrap_spec bs;
+    struct peer_spec peer;
+    struct dir_opts dopts;
+
+    memset(t, 0, sizeof(*t));
+    ck_assert_int_eq(uv_loop_init(&t->loop), 0);
+    uv_timer_init(&t->loop, &t->deadline);
+    uv_timer_init(&t->loop, &t->poll);
+    t->deadline.data = t->poll.data = t;
+    dir_opts_fill(&dopts);
+
+    make_node(t, BS, ROLE_BOOTSTRAP);
+    ck_assert_int_eq(dir_init(&t->n[BS], &dopts, NULL, 0, &t->dir[BS]), 0);
+    ck_assert_int_eq(node_start(&t->n[BS], listen, 1, NULL, 0), 0);
+
+    memset(&bs, 0, sizeof(bs));
+    snprintf(bs.name, sizeof(bs.name), "bs");
+    snprintf(bs.uri, sizeof(bs.uri), "%s", t->n[BS].listen_uri[0]);
+    memcpy(bs.pk, t->n[BS].id.pk, OVL_ED25519_PK);
+    memset(&peer, 0, sizeof(peer));
+    memcpy(peer.name, bs.name, sizeof(peer.name));
+    memcpy(peer.uri, bs.uri, sizeof(peer.uri));
+    memcpy(peer.pk, bs.pk, sizeof(peer.pk));
+    for (unsigned i = R1; i < N_NODES; i++) {
+        bool relay = i <= R3;
+
+        make_node(t, i, relay ? ROLE_RELAY : ROLE_CLIENT);
+        ck_assert_int_eq(dir_init(&t->n[i], &dopts, &bs, 1, &t->dir[i]), 0);
+        if (relay)
+            ck_assert_int_eq(relay_init(&t->n[i], ro, &t->relay[i]), 0);
+        if (i == DST)
+            ck_assert_int_eq(dispatch_register(&t->n[i].disp, CELL_CHAIN_DELIVER, on_deliver, t),
+                             0);
+        ck_assert_int_eq(node_start(&t->n[i], listen, 1, &peer, 1), 0);
+    }
+    ck_assert(run_until(t, all_registered, 10000));
+}
+
+static void net_teardown(struct net *t)
+{
+    for (unsigned i = 0; i < N_NODES; i++) {
+        relay_stop(t->relay[i]);
+        dir_stop(t->dir[i]);
+        node_stop(&t->n[i]);
+    }
+    uv_close((uv_handle_t *)&t->deadline, NULL);
+    uv_close((uv_handle_t *)&t->poll, NULL);
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&t->loop), 0);
+    for (unsigned i = 0; i < N_NODES; i++) {
+        relay_free(t->relay[i]);
+        dir_free(t->dir[i]);
+        node_free(&t->n[i]);
+    }
+    for (unsigned i = 0; i < ONION_MAX_HOPS; i++)
+        onion_keys_wipe(&t->keys[i]);
+}
+
+static bool sender_linked(struct net *t)
+{
+    return link_find(&t->n[SND], t->n[R1].id.pk) != NULL;
+}
+
+static unsigned want_back = 1;
+static bool got_back(struct net *t)
+{
+    return t->n_back >= want_back;
+}
+
+/* Open a chain from the sender through path[0..hops-1]; the last hop is
+ * the exit. */
+static void chain_open(struct net *t, const unsigned *path, unsigned hops)
+{
+    uint8_t onion_pk[ONION_MAX_HOPS][OVL_X25519_LEN];
+    struct onion_hop_info info[ONION_MAX_HOPS];
+    struct cell c = {.cmd = CELL_CHAIN_SETUP, .len = ONION_HDR_LEN};
+    struct link *l;
+
+    memset(info, 0, sizeof(info));
+    for (unsigned i = 0; i < hops; i++) {
+        unsigned count = 0;
+        const struct dir_onion *ok = dir_onion_keys(t->dir[path[i]], &count);
+
+        ck_assert_uint_ge(count, 1);
+        memcpy(onion_pk[i], ok[0].pk, OVL_X25519_LEN);
+        info[i].type = i + 1 < hops ? ONION_HOP_RELAY : ONION_HOP_EXIT;
+        info[i].suite = (uint8_t)ovl_aead_pick(ovl_aead_available());
+        info[i].lifetime_s = 60;
+        if (i + 1 < hops)
+            memcpy(info[i].next, t->n[path[i + 1]].id.pk, OVL_ED25519_PK);
+    }
+    if (t->next0 && hops > 1)
+        memcpy(info[0].next, t->next0, OVL_ED25519_PK);
+    t->hops = hops;
+    t->fwd_ctr = 0;
+    memset(t->back_next, 0, sizeof(t->back_next));
+    t->n_back = 0;
+    ck_assert_int_eq(onion_setup_build(c.payload, (const uint8_t(*)[OVL_X25519_LEN])onion_pk, info,
+                                       hops, t->keys),
+                     0);
+    l = link_find(&t->n[SND], t->n[path[0]].id.pk);
+    if (!l) {
+        ck_assert_int_eq(
+            link_dial(&t->n[SND], t->n[path[0]].listen_uri[0], t->n[path[0]].id.pk, NULL, &l), 0);
+        ck_assert(run_until(t, sender_linked, 5000));
+        l = link_find(&t->n[SND], t->n[path[0]].id.pk);
+    }
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(chanmap_alloc(&t->n[SND], l, &snd_owner, t, &t->id), 0);
+    c.chain_id = t->id;
+    ck_assert_int_eq(link_send(l, &c), 0);
+}
+
+/* Unwrap back cell i; return the body's command and the origin hop. */
+static uint8_t back_cmd(struct net *t, unsigned i, unsigned *origin, uint8_t body[ONION_BODY])
+{
+    ck_assert_int_eq(onion_back_unwrap(body, origin, t->keys, t->hops, t->back_next, t->back[i]),
+                     0);
+    return body[0];
+}
+
+static struct link *sender_link(struct net *t)
+{
+    struct link *l = link_find(&t->n[SND], t->n[R1].id.pk);
+
+    ck_assert_ptr_nonnull(l);
+    return l;
+}
+
+/* Send one BODY_DELIVER of data seq to dest; flip flips one bit. */
+static void send_deliver(struct net *t, const uint8_t *dest, uint32_t seq, bool flip)
+{
+    struct cell c = {.chain_id = t->id, .cmd = CELL_CHAIN_FWD, .len = OVL_CELL_PAYLOAD};
+    uint8_t body[ONION_BODY];
+    uint16_t dl = data_len(seq);
+    uint16_t len = (uint16_t)(OVL_ED25519_PK + dl);
+
+    memset(body, 0, sizeof(body));
+    body[0] = BODY_DELIVER;
+    body[2] = (uint8_t)(len & 0xff);
+    body[3] = (uint8_t)(len >> 8);
+    memcpy(body + BODY_HDR, dest, OVL_ED25519_PK);
+    fill_data(body + BODY_HDR + OVL_ED25519_PK, dl, seq);
+    ck_assert_int_eq(onion_fwd_wrap(c.payload, t->keys, t->hops, t->fwd_ctr++, body), 0);
+    if (flip)
+        c.payload[100 + seq % 800] ^= 0x10;
+    ck_assert_int_eq(link_send(sender_link(t), &c), 0);
+}
+
+static struct relay_stats rstats(struct net *t, unsigned i)
+{
+    struct relay_stats st;
+
+    relay_stats(t->relay[i], &st);
+    return st;
+}
+
+static unsigned want;
+static bool delivered(struct net *t)
+{
+    return t->n_deliv + t->n_deliv_bad >= want;
+}
+
+static bool hop1_auth(struct net *t)
+{
+    return rstats(t, R1).dropped[RD_AUTH] >= 1;
+}
+
+static bool hop1_unknown(struct net *t)
+{
+    return rstats(t, R1).dropped[RD_UNKNOWN_CHAIN] >= 1;
+}
+
+static bool exit_no_route2(struct net *t)
+{
+    return rstats(t, R2).dropped[RD_NO_ROUTE] >= 2;
+}
+
+static bool no_chains(struct net *t)
+{
+    for (unsigned i = R1; i <= R3; i++)
+        if (rstats(t, i).chains != 0)
+            return false;
+    return true;
+}
+
+static void relay_opts_test(struct relay_opts *o)
+{
+    relay_opts_defaults(o);
+    o->setup_timeout_ms = 3000;
+}
+
+START_TEST(test_chain_end_to_end)
+{
+    static const unsigned path[] = {R1, R2, R3};
+    struct relay_opts ro;
+    struct net *t = calloc(1, sizeof(*t));
+    uint8_t body[ONION_BODY];
+    unsigned origin = 99;
+    const unsigned k = 20;
+
+    relay_opts_test(&ro);
+    net_setup(t, &ro);
+    chain_open(t, path, 3);
+    ck_assert(run_until(t, got_back, 8000));
+    ck_assert_uint_eq(back_cmd(t, 0, &origin, body), BODY_SETUP_OK);
+    ck_assert_uint_eq(origin, 2);
+    for (unsigned i = R1; i <= R3; i++) {
+        ck_assert_uint_eq(rstats(t, i).chains, 1);
+        ck_assert_uint_eq(rstats(t, i).setups_ok, 1);
+    }
+
+    for (uint32_t s = 0; s < k; s++)
+        send_deliver(t, t->n[DST].id.pk, s, false);
+    want = k;
+    ck_assert(run_until(t, delivered, 5000));
+    ck_assert_uint_eq(t->n_deliv, k);
+    ck_assert_uint_eq(t->n_deliv_bad, 0);
+    for (unsigned i = R1; i <= R3; i++) {
+        struct relay_stats st = rstats(t, i);
+
+        ck_assert_uint_eq(st.cells_fwd_in, k);
+        ck_assert_uint_eq(st.cells_peeled, k);
+        ck_assert_uint_eq(st.cells_forwarded, i == R3 ? 0 : k);
+        ck_assert_uint_eq(st.dropped[RD_AUTH], 0);
+    }
+    ck_assert_uint_eq(rstats(t, R3).delivered, 1);
+    ck_assert_uint_eq(rstats(t, R3).delivered_cells, k);
+
+    /* One flipped bit: hop 1 drops it, the chain keeps working. */
+    send_deliver(t, t->n[DST].id.pk, k, true);
+    ck_assert(run_until(t, hop1_auth, 5000));
+    ck_assert_uint_eq(rstats(t, R1).cells_peeled, k);
+    send_deliver(t, t->n[DST].id.pk, k + 1, false);
+    want = k + 1;
+    ck_assert(run_until(t, delivered, 5000));
+    ck_assert_uint_eq(t->n_deliv, k + 1);
+    ck_assert_uint_eq(rstats(t, R1).dropped[RD_AUTH], 1);
+
+    /* A chain ID nobody owns is counted and dropped. */
+    {
+        struct cell c = {
+            .chain_id = t->id ^ 0x5a5a5a, .cmd = CELL_CHAIN_FWD, .len = OVL_CELL_PAYLOAD};
+
+        ck_assert_int_eq(link_send(sender_link(t), &c), 0);
+        ck_assert(run_until(t, hop1_unknown, 5000));
+    }
+
+    /* DESTROY tears down every hop. */
+    {
+        struct cell c = {.chain_id = t->id, .cmd = CELL_CHAIN_DESTROY};
+
+        ck_assert_int_eq(link_send(sender_link(t), &c), 0);
+        chanmap_del(&t->n[SND], sender_link(t), t->id);
+        ck_assert(run_until(t, no_chains, 5000));
+    }
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
+/* A relay whose next hop the directory does not know answers SETUP_FAIL;
+ * an exit asked to deliver to an unknown node answers DELIVER_FAIL once. */
+START_TEST(test_failures)
+{
+    static const unsigned path[] = {R1, R2};
+    struct relay_opts ro;
+    struct net *t = calloc(1, sizeof(*t));
+    uint8_t body[ONION_BODY], nobody[OVL_ED25519_PK];
+    unsigned origin = 99;
+
+    relay_opts_test(&ro);
+    net_setup(t, &ro);
+
+    /* Exit R2 delivering to a node nobody knows. */
+    chain_open(t, path, 2);
+    ck_assert(run_until(t, got_back, 8000));
+    ck_assert_uint_eq(back_cmd(t, 0, &origin, body), BODY_SETUP_OK);
+    ck_assert_uint_eq(origin, 1);
+    ovl_random(nobody, sizeof(nobody));
+    send_deliver(t, nobody, 1, false);
+    send_deliver(t, nobody, 2, false);
+    want_back = 2;
+    ck_assert(run_until(t, got_back, 8000));
+    ck_assert(run_until(t, exit_no_route2, 8000));
+    want_back = 1;
+    ck_assert_uint_eq(back_cmd(t, 1, &origin, body), BODY_DELIVER_FAIL);
+    ck_assert_uint_eq(origin, 1);
+    ck_assert_uint_eq(body[2] | body[3] << 8, OVL_ED25519_PK + 1);
+    ck_assert_mem_eq(body + BODY_HDR, nobody, OVL_ED25519_PK);
+    ck_assert_uint_eq(t->n_back, 2); /* once per destination per chain */
+    ck_assert_uint_eq(rstats(t, R2).dropped[RD_NO_ROUTE], 2);
+    ck_assert_uint_eq(t->n_deliv, 0);
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
+static bool got_destroy(struct net *t)
+{
+    return t->n_destroy > 0;
+}
+
+/* A next hop nobody knows: hop 0 answers SETUP_FAIL(no_route) and forgets
+ * the chain; a setup of the wrong length is answered with DESTROY. */
+START_TEST(test_setup_fail)
+{
+    static const unsigned path[] = {R1, R2, R3};
+    struct relay_opts ro;
+    struct net *t = calloc(1, sizeof(*t));
+    uint8_t body[ONION_BODY], nobody[OVL_ED25519_PK];
+    unsigned origin = 99;
+
+    relay_opts_test(&ro);
+    net_setup(t, &ro);
+    ovl_random(nobody, sizeof(nobody));
+    t->next0 = nobody;
+    chain_open(t, path, 3);
+    ck_assert(run_until(t, got_back, 8000));
+    ck_assert_uint_eq(back_cmd(t, 0, &origin, body), BODY_SETUP_FAIL);
+    ck_assert_uint_eq(origin, 0);
+    ck_assert_uint_eq(body[BODY_HDR], BODY_R_NO_ROUTE);
+    ck_assert_uint_eq(rstats(t, R1).chains, 0);
+    ck_assert_uint_eq(rstats(t, R1).setups_failed, 1);
+    ck_assert_uint_eq(rstats(t, R1).dropped[RD_NO_ROUTE], 1);
+    chanmap_del(&t->n[SND], sender_link(t), t->id);
+
+    {
+        struct cell c = {.cmd = CELL_CHAIN_SETUP, .len = 10};
+
+        ck_assert_int_eq(chanmap_alloc(&t->n[SND], sender_link(t), &snd_owner, t, &c.chain_id), 0);
+        ck_assert_int_eq(link_send(sender_link(t), &c), 0);
+        ck_assert(run_until(t, got_destroy, 5000));
+        ck_assert_uint_eq(t->last_destroy, DESTROY_R_PROTOCOL);
+        ck_assert_uint_eq(rstats(t, R1).dropped[RD_BAD_CELL], 1);
+        ck_assert_uint_eq(rstats(t, R1).chains, 0);
+    }
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
+/* A chain lives at most max_lifetime: every hop ends it and says why. */
+START_TEST(test_expiry)
+{
+    static const unsigned path[] = {R1, R2};
+    struct relay_opts ro;
+    struct net *t = calloc(1, sizeof(*t));
+    uint8_t body[ONION_BODY];
+    unsigned origin = 99;
+
+    relay_opts_test(&ro);
+    ro.max_lifetime_s = 1;
+    net_setup(t, &ro);
+    chain_open(t, path, 2);
+    ck_assert(run_until(t, got_back, 8000));
+    ck_assert_uint_eq(back_cmd(t, 0, &origin, body), BODY_SETUP_OK);
+    ck_assert_uint_eq(rstats(t, R1).chains, 1);
+    ck_assert(run_until(t, got_destroy, 5000));
+    ck_assert_uint_eq(t->last_destroy, DESTROY_R_EXPIRED);
+    ck_assert(run_until(t, no_chains, 5000));
+    ck_assert_uint_ge(rstats(t, R1).dropped[RD_EXPIRED], 1);
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
+/* Send data cells while the sender's link has room. */
+static void pump(struct net *t)
+{
+    struct link *l = sender_link(t);
+    unsigned burst = 0;
+
+    while (t->sent < t->total && burst++ < 256 && link_can_send(l, 1))
+        send_deliver(t, t->n[DST].id.pk, t->sent++, false);
+    if (t->sent < t->total && !link_can_send(l, 1)) {
+        if (!t->blocked_since)
+            t->blocked_since = node_now_ms();
+    } else {
+        t->blocked_since = 0;
+    }
+}
+
+static bool sender_stalled(struct net *t)
+{
+    return t->sent == t->total || (t->blocked_since && node_now_ms() - t->blocked_since >= 200);
+}
+
+static uint64_t queue_drops(struct net *t)
+{
+    uint64_t drops = 0;
+
+    for (unsigned i = R1; i <= R3; i++)
+        drops += rstats(t, i).dropped[RD_QUEUE_FULL];
+    return drops;
+}
+
+static bool all_sent_delivered(struct net *t)
+{
+    return t->sent == t->total && t->n_deliv + t->n_deliv_bad + queue_drops(t) >= t->total;
+}
+
+/* R2 stops reading from R1: R1's queue toward R2 fills, R1 holds the
+ * sender back, and once R2 reads again every cell arrives: backpressure
+ * reaches the sender without breaking the chain. */
+START_TEST(test_backpressure)
+{
+    static const unsigned path[] = {R1, R2, R3};
+    struct relay_opts ro;
+    struct net *t = calloc(1, sizeof(*t));
+    struct link *r2_in;
+
+    relay_opts_test(&ro);
+    net_setup(t, &ro);
+    chain_open(t, path, 3);
+    ck_assert(run_until(t, got_back, 8000));
+    /* Let the exit open its link to the destination first, so that no
+     * cell waits in (or overflows) the exit queue. */
+    send_deliver(t, t->n[DST].id.pk, 0, false);
+    want = 1;
+    ck_assert(run_until(t, delivered, 5000));
+    t->sent = 1;
+    r2_in = link_find(&t->n[R2], t->n[R1].id.pk);
+    ck_assert_ptr_nonnull(r2_in);
+    link_pause(r2_in);
+
+    t->total = 60000;
+    t->pump = pump;
+    ck_assert(run_until(t, sender_stalled, 20000));
+    ck_assert_uint_lt(t->sent, t->total); /* the sender was held back */
+    ck_assert_uint_eq(rstats(t, R2).cells_fwd_in + rstats(t, R2).dropped[RD_QUEUE_FULL] < t->sent,
+                      1);
+    link_resume(link_find(&t->n[R2], t->n[R1].id.pk));
+    ck_assert(run_until(t, all_sent_delivered, 30000));
+    t->pump = NULL;
+    for (unsigned i = R1; i <= R3; i++)
+        ck_assert_uint_eq(rstats(t, i).dropped[RD_AUTH], 0);
+    /* Relays pause their incoming link before the outgoing one is full,
+     * so nothing was dropped on the way. */
+    ck_assert_uint_eq(queue_drops(t), 0);
+    ck_assert_uint_eq(t->n_deliv_bad, 0);
+    ck_assert_uint_eq(t->n_deliv, t->total);
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
+START_TEST(test_drop_names)
+{
+    static const struct {
+        enum relay_drop d;
+        const char *name;
+    } cases[] = {
+        {RD_UNKNOWN_CHAIN, "unknown_chain"},
+        {RD_AUTH, "auth"},
+        {RD_BAD_CELL, "bad_cell"},
+        {RD_QUEUE_FULL, "queue_full"},
+        {RD_NO_ROUTE, "no_route"},
+        {RD_LIMIT, "limit"},
+        {RD_EXPIRED, "expired"},
+        {RD_COUNT, "unknown"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        ck_assert_str_eq(relay_drop_name(cases[i].d), cases[i].name);
+}
+END_TEST
+
+START_TEST(test_init_checks)
+{
+    struct relay_opts ro;
+    struct relay *r = (struct relay *)1;
+    struct node n;
+    struct ovl_identity id;
+    struct node_opts o;
+    uv_loop_t loop;
+
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    node_opts_defaults(&o);
+    ck_assert_int_eq(ovl_identity_generate(&id), 0);
+    memset(&n, 0, sizeof(n));
+    ck_assert_int_eq(node_init(&n, &loop, &o, &id, ROLE_RELAY), 0);
+    relay_opts_defaults(&ro);
+    ck_assert_uint_eq(ro.max_chains, 65536);
+    ck_assert_uint_eq(ro.setup_timeout_ms, 10000);
+    ck_assert_uint_eq(ro.max_lifetime_s, 3600);
+    ck_assert_uint_eq(ro.exit_queue, 256);
+    /* No directory: refused, nothing registered. */
+    ck_assert_int_eq(relay_init(&n, &ro, &r), OVL_EINVAL);
+    ck_assert_ptr_null(r);
+    ck_assert_ptr_null(n.disp.h[CELL_CHAIN_SETUP].fn);
+    relay_free(NULL);
+    node_free(&n);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
+static Suite *relay_suite(void)
+{
+    Suite *s = suite_create("relay");
+    TCase *tc = tcase_create("relay");
+
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_drop_names);
+    tcase_add_test(tc, test_init_checks);
+    tcase_add_test(tc, test_chain_end_to_end);
+    tcase_add_test(tc, test_failures);
+    tcase_add_test(tc, test_setup_fail);
+    tcase_add_test(tc, test_expiry);
+    tcase_add_test(tc, test_backpressure);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+OVL_CHECK_MAIN(relay_suite)
