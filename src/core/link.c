@@ -230,13 +230,16 @@ static void link_on_drain(struct transport *t)
             n->observers[i].drained(n->observers[i].ctx, l);
 }
 
-bool link_can_send(const struct link *l, unsigned n)
+bool link_can_send(struct link *l, unsigned n)
 {
     size_t need = (size_t)n * (FRAME_CELL_LEN + OVL_FRAME_LENHDR);
 
     if (l->state != LINK_OPEN || !l->tp)
         return false;
-    return tp_queued(l->tp) + need <= l->node->opts.sendq_max;
+    if (tp_queued(l->tp) + need <= l->node->opts.sendq_max)
+        return true;
+    tp_want_drain(l->tp); /* the caller will wait for the observers' drained() */
+    return false;
 }
 
 void link_pause(struct link *l)

@@ -79,8 +79,9 @@ void link_accept(struct node *n, struct transport *tp);
  * full (nothing queued; retry later), OVL_ECLOSED unless LINK_OPEN. */
 int link_send(struct link *l, const struct cell *c) OVL_WUR;
 
-/* Return true when an open link can queue n more cells right now. */
-bool link_can_send(const struct link *l, unsigned n);
+/* Return true when an open link can queue n more cells right now; when it
+ * cannot, the link observers' drained() follows once the queue is below half. */
+bool link_can_send(struct link *l, unsigned n);
 
 /* Stop reading cells from the peer (backpressure) / start again. */
 void link_pause(struct link *l);

@@ -333,6 +333,11 @@ static int tcp_send(struct transport *t, const uint8_t *frame, size_t len)
     return 0;
 }
 
+static void tcp_want_drain(struct transport *t)
+{
+    container_of(t, struct tcp_conn, base)->want_drain = true;
+}
+
 static size_t tcp_queued(const struct transport *t)
 {
     const struct tcp_conn *c = tcp_conn_of(t);
@@ -586,6 +591,7 @@ const struct tp_ops tp_tcp_ops = {
     .pause = tcp_pause,
     .resume = tcp_resume,
     .queued = tcp_queued,
+    .want_drain = tcp_want_drain,
     .peer_uri = tcp_peer_uri,
     .listener_uri = tcp_listener_uri,
     .listener_close = tcp_listener_close,

@@ -85,6 +85,7 @@ struct tp_ops {
     void (*pause)(struct transport *t);
     void (*resume)(struct transport *t);
     size_t (*queued)(const struct transport *t);
+    void (*want_drain)(struct transport *t);
     int (*peer_uri)(const struct transport *t, char *out, size_t outlen);
     int (*listener_uri)(const struct tp_listener *l, char *out, size_t outlen);
     void (*listener_close)(struct tp_listener *l);
@@ -153,6 +154,13 @@ static inline void tp_pause(struct transport *t)
 static inline void tp_resume(struct transport *t)
 {
     t->ops->resume(t);
+}
+
+/* Ask for one drain() once the queue falls below half, as after an
+ * OVL_EAGAIN (for senders that check for room before sending). */
+static inline void tp_want_drain(struct transport *t)
+{
+    t->ops->want_drain(t);
 }
 
 /* Return the bytes queued for sending. */
