@@ -769,31 +769,9 @@ void config_defaults(struct ovl_config *c)
     c->log_level = OVL_LOG_INFO;
     c->syslog = false;
     node_opts_defaults(&c->opts);
-    c->dir = (struct dir_opts){
-        .heartbeat_ms = 5000,
-        .ttl_ms = 15000,
-        .chain_cache_ttl_ms = 600000,
-        .max_nodes = 4096,
-        .max_chains = 1024,
-        .onion_rotate_ms = 3600000,
-        .onion_overlap_ms = 600000,
-        .request_timeout_ms = 5000,
-        .desc_lifetime_ms = 3 * 3600000u,
-    };
-    c->relay = (struct relay_opts){
-        .max_chains = 65536, .setup_timeout_ms = 10000, .max_lifetime_s = 3600, .exit_queue = 256};
-    c->client = (struct client_opts){
-        .source = CHAIN_SOURCE_BOOTSTRAP,
-        .length = 3,
-        .backups = 2,
-        .lifetime_ms = 600000,
-        .setup_timeout_ms = 10000,
-        .max_message = 1048576,
-        .inbox_messages = 1024,
-        .inbox_bytes = 67108864,
-        .send_queue = 1024,
-        .reassembly_timeout_ms = 60000,
-    };
+    dir_opts_defaults(&c->dir);
+    relay_opts_defaults(&c->relay);
+    client_opts_defaults(&c->client);
 }
 
 /* Set c to the defaults and remember name; fail if name does not fit. */

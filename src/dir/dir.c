@@ -611,6 +611,7 @@ static void dir_tick_cb(uv_timer_t *t)
 
 /* ---- public API -------------------------------------------------------- */
 
+/* Replace zero fields by their defaults (onion_overlap_ms may be 0). */
 static void dir_opts_fill(struct dir_opts *o)
 {
     if (!o->heartbeat_ms)
@@ -625,12 +626,17 @@ static void dir_opts_fill(struct dir_opts *o)
         o->max_chains = 1024;
     if (!o->onion_rotate_ms)
         o->onion_rotate_ms = 3600000;
-    if (!o->onion_overlap_ms)
-        o->onion_overlap_ms = 600000;
     if (!o->request_timeout_ms)
         o->request_timeout_ms = 5000;
     if (!o->desc_lifetime_ms)
         o->desc_lifetime_ms = 3 * o->onion_rotate_ms;
+}
+
+void dir_opts_defaults(struct dir_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->onion_overlap_ms = 600000;
+    dir_opts_fill(o);
 }
 
 static void dir_timer_init(struct dir *d, uv_timer_t *t)

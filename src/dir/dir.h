@@ -82,6 +82,9 @@ typedef void (*dir_chain_cb)(void *arg, int err, const struct dir_chain *chain);
 typedef void (*dir_lookup_cb)(void *arg, int err, const struct desc *d);
 typedef void (*dir_list_cb)(void *arg, int err, const struct desc *relays, unsigned n);
 
+/* Fill o with the documented defaults. */
+void dir_opts_defaults(struct dir_opts *o);
+
 /* Create node's directory role (node->dir = *out) and register its cell
  * handlers and link observer. bootstraps are also added by the app as
  * peers to dial. Call after node_init and before node_start. */
