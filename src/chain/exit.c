@@ -24,6 +24,9 @@ struct relay_ext {
     uint8_t hdr[ONION_HDR_LEN];
 };
 
+/* Incoming links one wait may hold back; past that, cells are dropped. */
+#define WAIT_MAX_HELD 8
+
 /* One BODY_DELIVER's data held while its destination is dialed. */
 struct relay_qcell {
     uint64_t chain; /* serial: the chain may end meanwhile */
@@ -42,6 +45,8 @@ struct relay_wait {
     struct relay_ext *exts;
     struct relay_qcell *q; /* ring of r->o.exit_queue, allocated on first use */
     unsigned q_head, q_len;
+    uint64_t held[WAIT_MAX_HELD]; /* serials of links paused until this wait ends */
+    unsigned n_held;
 };
 
 static void ext_unlink(struct relay *r, struct relay_ext *e)
@@ -58,11 +63,41 @@ static void ext_unlink(struct relay *r, struct relay_ext *e)
     free(e);
 }
 
+/* Resume the incoming links this wait paused, unless a full link still
+ * holds them (relay.c's table). Links that closed meanwhile are gone. */
+static void wait_release(struct relay_wait *w)
+{
+    for (unsigned i = 0; i < w->n_held; i++) {
+        struct link *l = link_by_serial(w->r->n, w->held[i]);
+
+        if (l && !relay_link_held(w->r, l))
+            link_resume(l);
+    }
+    w->n_held = 0;
+}
+
+/* Pause in while w's queue is nearly full: the sender's counter window
+ * (ONION_WINDOW) tolerates only a few lost cells, so hold cells back in
+ * the kernel rather than drop them while the destination is dialed. */
+static void wait_hold(struct relay_wait *w, struct link *in)
+{
+    if (!in)
+        return;
+    for (unsigned i = 0; i < w->n_held; i++)
+        if (w->held[i] == in->serial)
+            return;
+    if (w->n_held >= WAIT_MAX_HELD)
+        return;
+    w->held[w->n_held++] = in->serial;
+    link_pause(in);
+}
+
 static void wait_free(struct relay_wait *w, bool cancel)
 {
     struct relay *r = w->r;
     struct relay_wait **pp = &r->waits;
 
+    wait_release(w);
     if (w->lookup && cancel)
         dir_cancel(r->n->dir, w);
     while (*pp && *pp != w)
@@ -294,6 +329,14 @@ void exit_wait_setup(struct relay_chain *ch, const uint8_t next[OVL_ED25519_PK],
     r->n_pending++;
 }
 
+/* Cells that may still arrive after the pause: those already read. */
+static unsigned exit_headroom(const struct relay *r)
+{
+    unsigned h = r->o.exit_queue / 2;
+
+    return h < 64 ? h : 64;
+}
+
 /* Hold data for dest until the link opens; bounded by exit_queue. */
 static void wait_queue(struct relay_chain *ch, const uint8_t dest[OVL_ED25519_PK],
                        const uint8_t *data, uint16_t len)
@@ -322,6 +365,8 @@ static void wait_queue(struct relay_chain *ch, const uint8_t dest[OVL_ED25519_PK
     q->len = len;
     memcpy(q->data, data, len);
     w->q_len++;
+    if (w->q_len + exit_headroom(r) >= r->o.exit_queue)
+        wait_hold(w, ch->prev);
 }
 
 /* ---- the exit ---- */

@@ -80,6 +80,11 @@ static bool pause_held(const struct relay *r, const struct link *in)
     return false;
 }
 
+bool relay_link_held(const struct relay *r, const struct link *in)
+{
+    return pause_held(r, in);
+}
+
 /* Drop the records that match: those naming l as `in` (without resuming
  * it: it is closing), or those whose `out` is l or, with l NULL, has room
  * again (resuming the incoming links no other full link still holds). */

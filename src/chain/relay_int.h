@@ -91,6 +91,9 @@ extern const struct chain_owner relay_chain_owner;
  * drains and count RD_QUEUE_FULL. in may be NULL. */
 bool relay_room(struct relay *r, struct link *in, struct link *out);
 
+/* True while in is paused because some full outgoing link holds it. */
+bool relay_link_held(const struct relay *r, const struct link *in);
+
 /* Send c on out; on OVL_EAGAIN hold in back (if not NULL); count drops. */
 int relay_send(struct relay *r, struct link *in, struct link *out, const struct cell *c);
 

@@ -625,6 +625,33 @@ START_TEST(test_backpressure)
 }
 END_TEST
 
+/* A burst to a destination the exit has no link to yet: the exit holds
+ * its incoming link back while it dials instead of dropping what does not
+ * fit its queue (more than ONION_WINDOW drops would break the chain). */
+START_TEST(test_exit_burst)
+{
+    static const unsigned path[] = {R1, R2, R3};
+    struct relay_opts ro;
+    struct net *t = calloc(1, sizeof(*t));
+
+    relay_opts_test(&ro);
+    ck_assert_uint_eq(ro.exit_queue, 256); /* the default */
+    net_setup(t, &ro);
+    chain_open(t, path, 3);
+    ck_assert(run_until(t, got_back, 8000));
+    t->total = 1500;
+    t->pump = pump;
+    ck_assert(run_until(t, all_sent_delivered, 30000));
+    t->pump = NULL;
+    ck_assert_uint_eq(queue_drops(t), 0);
+    ck_assert_uint_eq(t->n_deliv_bad, 0);
+    ck_assert_uint_eq(t->n_deliv, t->total);
+    ck_assert_uint_eq(rstats(t, R3).delivered_cells, t->total);
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
 START_TEST(test_drop_names)
 {
     static const struct {
@@ -688,6 +715,7 @@ static Suite *relay_suite(void)
     tcase_add_test(tc, test_setup_fail);
     tcase_add_test(tc, test_expiry);
     tcase_add_test(tc, test_backpressure);
+    tcase_add_test(tc, test_exit_burst);
     suite_add_tcase(s, tc);
     return s;
 }
