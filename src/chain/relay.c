@@ -23,6 +23,7 @@ static const char *const drop_names[RD_COUNT] = {
     [RD_AUTH] = "auth",
     [RD_BAD_CELL] = "bad_cell",
     [RD_QUEUE_FULL] = "queue_full",
+    [RD_REPLAY] = "replay",
     [RD_NO_ROUTE] = "no_route",
     [RD_LIMIT] = "limit",
     [RD_EXPIRED] = "expired",
@@ -277,17 +278,67 @@ static void chain_extend(struct relay_chain *ch, const uint8_t next[OVL_ED25519_
     exit_wait_setup(ch, next, hdr);
 }
 
-/* Open the header with the current onion key, then the older ones. */
+/* An accepted setup, remembered while its onion key can open it again. */
+struct relay_seen {
+    uint8_t eph[OVL_X25519_LEN];
+    uint64_t until_ms;
+    UT_hash_handle hh;
+};
+
+/* Record eph as used until until_ms. OVL_EREPLAY if it was already,
+ * OVL_ENOMEM at the cap (refusing beats forgetting early). */
+static int seen_add(struct relay *r, const uint8_t eph[OVL_X25519_LEN], uint64_t until_ms)
+{
+    struct relay_seen *s = NULL;
+
+    HASH_FIND(hh, r->seen, eph, OVL_X25519_LEN, s);
+    if (s)
+        return OVL_EREPLAY;
+    if (r->n_seen >= 2 * r->o.max_chains || !(s = malloc(sizeof(*s))))
+        return OVL_ENOMEM;
+    memcpy(s->eph, eph, OVL_X25519_LEN);
+    s->until_ms = until_ms;
+    HASH_ADD(hh, r->seen, eph, OVL_X25519_LEN, s);
+    r->n_seen++;
+    return 0;
+}
+
+/* Forget setups whose key no longer opens anything (all with now 0 = free). */
+void relay_seen_prune(struct relay *r, uint64_t now)
+{
+    struct relay_seen *s, *tmp;
+
+    HASH_ITER(hh, r->seen, s, tmp)
+    {
+        if (now && s->until_ms > now)
+            continue;
+        HASH_DEL(r->seen, s);
+        free(s);
+        r->n_seen--;
+    }
+}
+
+/* Open the header with the current onion key, then the older ones, and
+ * refuse a header opened before: a replayed setup would make a second
+ * chain with the same keys and counters from zero, into which a dishonest
+ * neighbour could replay old cells. */
 static int setup_peel(struct relay *r, uint8_t hdr[ONION_HDR_LEN], struct onion_hop_info *info,
                       struct onion_keys *keys)
 {
     const struct dir_onion *ok;
+    uint8_t eph[OVL_X25519_LEN];
     unsigned count = 0;
     int rc = OVL_ECRYPTO;
 
+    memcpy(eph, hdr, sizeof(eph)); /* the front slot's ephemeral key */
     ok = dir_onion_keys(r->n->dir, &count);
     for (unsigned i = 0; ok && i < count; i++) {
         rc = onion_setup_peel(hdr, ok[i].pk, ok[i].sk, info, keys);
+        if (rc == 0) {
+            rc = seen_add(r, eph, dir_onion_expiry(r->n->dir, &ok[i]));
+            if (rc)
+                onion_keys_wipe(keys);
+        }
         if (rc != OVL_ECRYPTO)
             break;
     }
@@ -344,7 +395,10 @@ static void on_setup(void *ctx, struct link *l, const struct cell *c)
     memcpy(hdr, c->payload, ONION_HDR_LEN);
     rc = setup_peel(r, hdr, &info, &keys);
     if (rc) {
-        r->st.dropped[rc == OVL_ECRYPTO ? RD_AUTH : RD_BAD_CELL]++;
+        r->st.dropped[rc == OVL_ECRYPTO   ? RD_AUTH
+                      : rc == OVL_EREPLAY ? RD_REPLAY
+                      : rc == OVL_ENOMEM  ? RD_LIMIT
+                                          : RD_BAD_CELL]++;
         r->st.setups_failed++;
         relay_send_destroy(r, l, c->chain_id, DESTROY_R_PROTOCOL);
         return;
@@ -482,6 +536,7 @@ static void relay_tick(uv_timer_t *t)
             relay_chain_end(ch, DESTROY_R_EXPIRED, true, true);
         }
     }
+    relay_seen_prune(r, now);
     exit_tick(r, now);
 }
 
@@ -610,6 +665,7 @@ void relay_free(struct relay *r)
         onion_keys_wipe(&ch->keys);
         free(ch);
     }
+    relay_seen_prune(r, 0);
     exit_free(r);
     timer_close(&r->timer); /* only if relay_stop was skipped */
     timer_close(&r->bp_timer);

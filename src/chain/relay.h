@@ -48,6 +48,7 @@ enum relay_drop {
     RD_NO_ROUTE,          /* next hop or destination unknown or unreachable */
     RD_LIMIT,             /* max_chains or pending caps */
     RD_EXPIRED,           /* chain lifetime over */
+    RD_REPLAY,            /* a setup header accepted before */
     RD_COUNT
 };
 

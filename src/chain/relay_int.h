@@ -76,10 +76,12 @@ struct relay {
     unsigned n_waits, n_pending;
     struct relay_pause pauses[RELAY_MAX_PAUSES];
     unsigned n_pauses;
-    unsigned headroom;    /* pause the incoming link below this many free cells */
-    unsigned resume_room; /* resume once this many are free (half the queue) */
-    uv_timer_t *timer;    /* lifetimes and waits; freed in its close callback */
-    uv_timer_t *bp_timer; /* runs only while links are paused */
+    unsigned headroom;       /* pause the incoming link below this many free cells */
+    unsigned resume_room;    /* resume once this many are free (half the queue) */
+    uv_timer_t *timer;       /* lifetimes and waits; freed in its close callback */
+    uv_timer_t *bp_timer;    /* runs only while links are paused */
+    struct relay_seen *seen; /* ephemeral keys of accepted setups (uthash) */
+    uint32_t n_seen;
     bool stopped;
 };
 
@@ -102,6 +104,9 @@ void relay_send_destroy(struct relay *r, struct link *l, uint32_t id, uint8_t re
 
 /* Originate a backward body (cmd, args of alen bytes) to the sender. */
 int relay_originate(struct relay_chain *ch, uint8_t cmd, const uint8_t *args, size_t alen);
+
+/* Forget remembered setups expired at now; now 0 forgets them all. */
+void relay_seen_prune(struct relay *r, uint64_t now);
 
 /* Return the live chain with serial, or NULL. */
 struct relay_chain *relay_chain_find(struct relay *r, uint64_t serial);

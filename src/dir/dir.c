@@ -765,6 +765,13 @@ const struct dir_onion *dir_onion_keys(const struct dir *d, unsigned *count)
     return d->onion;
 }
 
+uint64_t dir_onion_expiry(const struct dir *d, const struct dir_onion *k)
+{
+    if (k->retire_ms)
+        return k->retire_ms;
+    return k->created_ms + d->o.onion_rotate_ms + d->o.onion_overlap_ms;
+}
+
 int dir_request_chain(struct dir *d, unsigned length, unsigned backups,
                       const uint8_t exclude[OVL_ED25519_PK], dir_chain_cb cb, void *arg)
 {

@@ -101,6 +101,10 @@ void dir_free(struct dir *d);
 /* Return our onion keys, current first; *count receives how many. */
 const struct dir_onion *dir_onion_keys(const struct dir *d, unsigned *count);
 
+/* Return the monotonic time after which onion key k opens nothing any more
+ * (for the current key: when it will have rotated and its overlap ended). */
+uint64_t dir_onion_expiry(const struct dir *d, const struct dir_onion *k);
+
 /* Ask for a chain of length hops and backups backups per position,
  * excluding exclude (may be NULL). */
 int dir_request_chain(struct dir *d, unsigned length, unsigned backups,

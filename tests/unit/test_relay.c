@@ -40,8 +40,9 @@ struct net {
     uint32_t id;
     uint8_t back[MAX_BACK][OVL_CELL_PAYLOAD];
     unsigned n_back, n_destroy;
-    uint8_t last_destroy; /* reason byte of the last DESTROY received */
-    const uint8_t *next0; /* when set, hop 0 is told this next hop */
+    uint8_t last_destroy;   /* reason byte of the last DESTROY received */
+    const uint8_t *next0;   /* when set, hop 0 is told this next hop */
+    struct cell last_setup; /* as sent, for the replay test */
 
     /* backpressure test */
     uint32_t sent, total;
@@ -288,6 +289,7 @@ static void chain_open(struct net *t, const unsigned *path, unsigned hops)
     ck_assert_ptr_nonnull(l);
     ck_assert_int_eq(chanmap_alloc(&t->n[SND], l, &snd_owner, t, &t->id), 0);
     c.chain_id = t->id;
+    t->last_setup = c;
     ck_assert_int_eq(link_send(l, &c), 0);
 }
 
@@ -625,6 +627,38 @@ START_TEST(test_backpressure)
 }
 END_TEST
 
+static bool hop1_replay(struct net *t)
+{
+    return rstats(t, R1).dropped[RD_REPLAY] >= 1;
+}
+
+/* The same setup header on a fresh chain ID is refused: it would make a
+ * second chain with the same keys and counters from zero. */
+START_TEST(test_setup_replay)
+{
+    static const unsigned path[] = {R1};
+    struct relay_opts ro;
+    struct net *t = calloc(1, sizeof(*t));
+    struct cell again;
+    struct link *l;
+
+    relay_opts_test(&ro);
+    net_setup(t, &ro);
+    chain_open(t, path, 1);
+    ck_assert(run_until(t, got_back, 8000));
+    again = t->last_setup;
+    l = sender_link(t);
+    ck_assert_int_eq(chanmap_alloc(&t->n[SND], l, &snd_owner, t, &again.chain_id), 0);
+    ck_assert_int_eq(link_send(l, &again), 0);
+    ck_assert(run_until(t, hop1_replay, 5000));
+    ck_assert_uint_eq(rstats(t, R1).setups_ok, 1);
+    ck_assert_uint_eq(rstats(t, R1).chains, 1);
+    ck_assert_uint_eq(rstats(t, R1).dropped[RD_REPLAY], 1);
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
 /* A burst to a destination the exit has no link to yet: the exit holds
  * its incoming link back while it dials instead of dropping what does not
  * fit its queue (more than ONION_WINDOW drops would break the chain). */
@@ -716,6 +750,7 @@ static Suite *relay_suite(void)
     tcase_add_test(tc, test_expiry);
     tcase_add_test(tc, test_backpressure);
     tcase_add_test(tc, test_exit_burst);
+    tcase_add_test(tc, test_setup_replay);
     suite_add_tcase(s, tc);
     return s;
 }
