@@ -674,6 +674,8 @@ static const struct subcommand subcommands[] = {
     {"recv", recv_main, " [--follow] [--max N]", "print the messages received (client)"},
     {"chains", chains_main, "", "list this client's chains"},
     {"relays", relays_main, "", "list the registered nodes (bootstrap)"},
+    {"relay-chains", relay_chains_main, "",
+     "list the chains through this relay: each hop's neighbours"},
     {"dir-chain", dir_chain_main, " [--length N] [--backups N]", "ask the directory for a chain"},
 };
 

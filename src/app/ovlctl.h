@@ -84,6 +84,7 @@ int send_main(struct opts *o, int argc, char **argv);
 int recv_main(struct opts *o, int argc, char **argv);
 int chains_main(struct opts *o, int argc, char **argv);
 int relays_main(struct opts *o, int argc, char **argv);
+int relay_chains_main(struct opts *o, int argc, char **argv);
 int dir_chain_main(struct opts *o, int argc, char **argv);
 
 #endif

@@ -605,42 +605,47 @@ static void print_blocks(const struct kvmsg *m, const char *start)
     }
 }
 
-/* chains [--json]. */
-int chains_main(struct opts *o, int argc, char **argv)
+/* Ask for cmd and print its records, as blocks or (--json) an array. */
+static int records_main(struct opts *o, int argc, char **argv, const char *cmd,
+                        const struct rec_shape *sh)
 {
-    static const struct rec_shape sh = {"chain", NULL, "hop", "hops"};
     struct kvmsg m = {0};
     struct reply r;
     int rc;
 
-    if ((rc = json_only(o, argc, argv)) != 0 || (rc = request(o, "chains", NULL, NULL, &m, &r)))
+    if ((rc = json_only(o, argc, argv)) != 0 || (rc = request(o, cmd, NULL, NULL, &m, &r)))
         return rc;
     if (o->json)
-        rc = json_print(json_records(&m, 0, &sh));
+        rc = json_print(json_records(&m, 0, sh));
     else
-        print_blocks(&m, "chain");
+        print_blocks(&m, sh->start);
     kvmsg_free(&m);
     free(r.data);
     return rc;
+}
+
+/* chains [--json]. */
+int chains_main(struct opts *o, int argc, char **argv)
+{
+    static const struct rec_shape sh = {"chain", NULL, "hop", "hops"};
+
+    return records_main(o, argc, argv, "chains", &sh);
 }
 
 /* relays [--json]: one block per registered node. */
 int relays_main(struct opts *o, int argc, char **argv)
 {
     static const struct rec_shape sh = {"relay", "id", "uri", "uris"};
-    struct kvmsg m = {0};
-    struct reply r;
-    int rc;
 
-    if ((rc = json_only(o, argc, argv)) != 0 || (rc = request(o, "relays", NULL, NULL, &m, &r)))
-        return rc;
-    if (o->json)
-        rc = json_print(json_records(&m, 0, &sh));
-    else
-        print_blocks(&m, "relay");
-    kvmsg_free(&m);
-    free(r.data);
-    return rc;
+    return records_main(o, argc, argv, "relays", &sh);
+}
+
+/* relay-chains [--json]: what this relay knows of each chain through it. */
+int relay_chains_main(struct opts *o, int argc, char **argv)
+{
+    static const struct rec_shape sh = {"chain", NULL, NULL, NULL};
+
+    return records_main(o, argc, argv, "relay-chains", &sh);
 }
 
 /* The head of a dir-chain reply and its positions as one JSON object. */

@@ -674,6 +674,32 @@ void relay_free(struct relay *r)
     free(r);
 }
 
+void relay_each_chain(const struct relay *r,
+                      void (*fn)(void *arg, const struct relay_chain_info *ci), void *arg)
+{
+    const struct relay_chain *ch, *tmp;
+    uint64_t now = node_now_ms();
+
+    HASH_ITER(hh, r->chains, ch, tmp)
+    {
+        struct relay_chain_info ci;
+
+        memset(&ci, 0, sizeof(ci));
+        if (ch->prev)
+            memcpy(ci.prev, ch->prev->peer_pk, OVL_ED25519_PK);
+        if (ch->next) {
+            memcpy(ci.next, ch->next->peer_pk, OVL_ED25519_PK);
+            ci.has_next = true;
+        }
+        ci.exit = ch->exit;
+        ci.age_ms = now - ch->created_ms;
+        ci.expires_in_ms = ch->expires_ms > now ? ch->expires_ms - now : 0;
+        ci.cells_fwd = ch->fwd_ctr;
+        ci.cells_back = ch->back_ctr;
+        fn(arg, &ci);
+    }
+}
+
 void relay_stats(const struct relay *r, struct relay_stats *st)
 {
     *st = r->st;

@@ -27,6 +27,7 @@
 #ifndef OVL_CHAIN_RELAY_H
 #define OVL_CHAIN_RELAY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/node.h"
@@ -78,6 +79,20 @@ void relay_stop(struct relay *r);
 
 /* Free r after the loop ended (NULL-safe); wipes keys. */
 void relay_free(struct relay *r);
+
+/* What this relay knows about one chain through it: its two neighbours. */
+struct relay_chain_info {
+    uint8_t prev[OVL_ED25519_PK]; /* identity of the previous hop (or sender) */
+    uint8_t next[OVL_ED25519_PK]; /* identity of the next hop; zero without one */
+    bool has_next;                /* false at the exit and while extending */
+    bool exit;
+    uint64_t age_ms, expires_in_ms;
+    uint64_t cells_fwd, cells_back; /* forward cells peeled, backward cells sent */
+};
+
+/* Call fn for every live chain through r. */
+void relay_each_chain(const struct relay *r,
+                      void (*fn)(void *arg, const struct relay_chain_info *ci), void *arg);
 
 /* Fill st. */
 void relay_stats(const struct relay *r, struct relay_stats *st);

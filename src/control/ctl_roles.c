@@ -346,6 +346,39 @@ static int ctl_cmd_chains(struct ctl_req *rq)
     return 0;
 }
 
+struct ctl_rchains {
+    struct kvbuf *out;
+    uint64_t index;
+};
+
+static void ctl_rchain_info(void *arg, const struct relay_chain_info *ci)
+{
+    struct ctl_rchains *rc = arg;
+
+    kv_addu(rc->out, "chain", rc->index++);
+    ctl_add_id(rc->out, "prev", ci->prev);
+    if (ci->has_next)
+        ctl_add_id(rc->out, "next", ci->next);
+    else
+        kv_adds(rc->out, "next", "");
+    kv_addu(rc->out, "exit", ci->exit);
+    kv_addu(rc->out, "age_ms", ci->age_ms);
+    kv_addu(rc->out, "expires_in_ms", ci->expires_in_ms);
+    kv_addu(rc->out, "cells_fwd", ci->cells_fwd);
+    kv_addu(rc->out, "cells_back", ci->cells_back);
+}
+
+static int ctl_cmd_relay_chains(struct ctl_req *rq)
+{
+    struct relay *r = rq->ctl->node->relay;
+    struct ctl_rchains rc = {rq->out, 0};
+
+    if (!r)
+        return ctl_fail(rq, EOPNOTSUPP, "relay-chains needs the relay role");
+    relay_each_chain(r, ctl_rchain_info, &rc);
+    return 0;
+}
+
 struct ctl_relays {
     struct kvbuf *out;
     uint64_t now;
@@ -444,6 +477,7 @@ const struct ctl_cmd ctl_role_cmds[] = {
     {"recv", ctl_cmd_recv, {"max", NULL}, NULL},
     {"chains", ctl_cmd_chains, {NULL}, NULL},
     {"relays", ctl_cmd_relays, {NULL}, NULL},
+    {"relay-chains", ctl_cmd_relay_chains, {NULL}, NULL},
     {"dir-chain", ctl_cmd_dir_chain, {"length", "backups", NULL}, NULL},
 };
 const size_t ctl_role_n_cmds = sizeof ctl_role_cmds / sizeof ctl_role_cmds[0];

@@ -182,6 +182,37 @@ def test_each_cell_peeled_by_l_relays(ctx):
         assert st[c.name]["client_messages_received"] == N_MSG, st[c.name]
 
 
+def test_relays_learn_only_neighbours(ctx):
+    tn, a, b = ctx.tn, ctx.a, ctx.b
+    seen = {r.name: tn.ctl(r.name, "relay-chains") for r in tn.relays()}
+    by_id = {r.id: r.name for r in tn.relays()}
+    checked = 0
+    for client in (a, b):
+        for ch in tn.ctl(client.name, "chains"):
+            if ch["state"] != "ready":
+                continue
+            hops = ch["hops"]
+            assert len(hops) == L, "%s chain %r" % (client.name, ch)
+            for i, hop in enumerate(hops):
+                prev = client.id if i == 0 else hops[i - 1]
+                nxt = hops[i + 1] if i + 1 < L else ""
+                entries = seen[by_id[hop]]
+                want = [e for e in entries if e["prev"] == prev and e["next"] == nxt
+                        and bool(e["exit"]) == (i + 1 == L)]
+                assert want, "%s (hop %d of %s's chain) has no entry with prev %s, next %r: %r" % (
+                    by_id[hop], i, client.name, prev, nxt, entries)
+                checked += 1
+    assert checked >= 2 * L, "only %d hops checked" % checked
+    # No relay state names anything but its two link neighbours: never both
+    # ends of a conversation, and the destination never at all (the exit
+    # reaches it through a delivery ID, not a chain hop).
+    for name, entries in seen.items():
+        for e in entries:
+            ends = {e["prev"], e["next"]}
+            assert not {a.id, b.id} <= ends, "%s knows both clients: %r" % (name, e)
+            assert e["next"] not in (a.id, b.id), "%s has a client as next hop: %r" % (name, e)
+
+
 def test_chain_cache(ctx):
     t0 = time.monotonic()
     first, second = dir_chain(ctx), dir_chain(ctx)
@@ -224,7 +255,8 @@ def test_dead_relay_leaves_directory(ctx):
             "chain %s still names %s" % (ch["ref"], victim.name)
 
 
-TESTS = [test_messages_both_ways, test_each_cell_peeled_by_l_relays, test_chain_cache,
+TESTS = [test_messages_both_ways, test_each_cell_peeled_by_l_relays,
+         test_relays_learn_only_neighbours, test_chain_cache,
          test_dead_relay_leaves_directory]
 
 if __name__ == "__main__":

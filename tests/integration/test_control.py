@@ -313,6 +313,8 @@ def test_roles_off(net):
     check_error(n, HDR + "command=chains\n\n", EOPNOTSUPP)
     check_error(n, HDR + "command=relays\n\n", EOPNOTSUPP)
     check_error(n, HDR + "command=recv\nmax=0\n\n", EOPNOTSUPP)  # the role comes first
+    assert n.ctl("relay-chains") == []  # a relay with no chain through it
+    check_error(n, HDR + "command=relay-chains\nx=1\n\n", EINVAL)
     check_error(n, HDR + "command=recv\nbogus=0\n\n", EINVAL)  # unknown keys before that
     r = n.ctl_run("send", "--to", n.id, "hi")
     assert r.returncode == 1 and "errno %d" % EOPNOTSUPP in r.stderr, r.stderr
@@ -346,6 +348,7 @@ def test_client_status_and_chains(net):
 def test_bootstrap_relays(net):
     b = net.node("b", roles="bootstrap").start()
     assert b.ctl("relays") == []
+    check_error(b, HDR + "command=relay-chains\n\n", EOPNOTSUPP)
     st = b.status()
     assert isinstance(st["dir_relays"], int) and isinstance(st["dir_chains_cached"], int), st
     check_error(b, HDR + "command=relays\nx=1\n\n", EINVAL)
