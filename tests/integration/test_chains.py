@@ -2,7 +2,9 @@
 
 One network (tools/ovl-testnet) is shared by the tests, in order:
 messages both ways arrive intact, every forward cell was peeled by exactly
-L relays, the bootstrap's chain cache keeps a ref for chain_cache_ttl, and a
+L relays, each relay knows only its two neighbours, a relay drops a cell
+with one flipped bit or replayed and counts it (ovl-probe chain-tamper),
+the bootstrap's chain cache keeps a ref for chain_cache_ttl, and a
 killed relay leaves the directory within the TTL and is no longer chosen.
 
 Sizes are log-uniform between 1 B and 200 KiB, so 400 messages are a few
@@ -213,6 +215,27 @@ def test_relays_learn_only_neighbours(ctx):
             assert e["next"] not in (a.id, b.id), "%s has a client as next hop: %r" % (name, e)
 
 
+def test_relay_drops_tampered_cell(ctx):
+    tn = ctx.tn
+    relay, boot = tn["relay1"], tn["boot"]
+    before = relay.status()
+    host, port = before["listen"][0].rsplit("/", 1)[1].rsplit(":", 1)
+    bhost, bport = boot.status()["listen"][0].rsplit("/", 1)[1].rsplit(":", 1)
+    r = ovltest.run([ovltest.OVL_PROBE, "chain-tamper", host, port, relay.id,
+                     bhost, bport, boot.id, "--timeout-ms", "10000"])
+    print("  ovl-probe chain-tamper: exit %d: %s" % (r.returncode, r.stdout.strip()))
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    after = relay.status()
+    delta = {k: after[k] - before[k] for k in (
+        "relay_setups_ok", "relay_cells_peeled", "relay_dropped_cover", "relay_dropped_auth",
+        "relay_cells_forwarded", "relay_delivered_cells")}
+    # The valid cover cell is peeled and discarded; the flipped one and the
+    # replay of the valid one fail the relay's AEAD and are counted.
+    assert delta == {"relay_setups_ok": 1, "relay_cells_peeled": 1, "relay_dropped_cover": 1,
+                     "relay_dropped_auth": 2, "relay_cells_forwarded": 0,
+                     "relay_delivered_cells": 0}, delta
+
+
 def test_chain_cache(ctx):
     t0 = time.monotonic()
     first, second = dir_chain(ctx), dir_chain(ctx)
@@ -256,7 +279,7 @@ def test_dead_relay_leaves_directory(ctx):
 
 
 TESTS = [test_messages_both_ways, test_each_cell_peeled_by_l_relays,
-         test_relays_learn_only_neighbours, test_chain_cache,
+         test_relays_learn_only_neighbours, test_relay_drops_tampered_cell, test_chain_cache,
          test_dead_relay_leaves_directory]
 
 if __name__ == "__main__":

@@ -1,6 +1,14 @@
 /* ovl-probe.c - a deliberately misbehaving link peer for integration tests.
  *
  *   ovl-probe MODE HOST PORT [PEER_NODE_ID] [--timeout-ms N] [--rekey-cells N]
+ *   ovl-probe chain-tamper HOST PORT RELAY_ID BS_HOST BS_PORT BS_ID
+ *
+ * chain-tamper is the one well-behaved mode: it looks the relay's onion key
+ * up at the bootstrap, opens a one-hop chain through the relay at
+ * HOST:PORT, and sends
+ * one valid cover cell, one with a flipped bit and a replay of the first;
+ * the test then reads the relay's counters. It exits 0 once the relay has
+ * processed all three (a ping round trip after them).
  *
  * It speaks just enough of the link protocol (docs/PROTOCOL.md) to break it
  * in one chosen way, then checks that the peer closes the connection. This
@@ -25,8 +33,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chain/body.h"
+#include "chain/onion.h"
 #include "core/cell.h"
 #include "core/handshake.h"
+#include "dir/desc.h"
+#include "dir/dirmsg.h"
 #include "lib/bytes.h"
 #include "lib/crypto.h"
 #include "lib/encode.h"
@@ -44,7 +56,8 @@ enum probe_mode {
     M_GARBAGE,
     M_REPLAY,
     M_REORDER,
-    M_TAMPER
+    M_TAMPER,
+    M_CHAIN_TAMPER
 };
 
 static const struct {
@@ -52,9 +65,15 @@ static const struct {
     enum probe_mode mode;
     bool needs_peer;
 } probe_modes[] = {
-    {"random", M_RANDOM, false},  {"halfway", M_HALFWAY, true}, {"oversize", M_OVERSIZE, false},
-    {"hello", M_HELLO, true},     {"garbage", M_GARBAGE, true}, {"replay", M_REPLAY, true},
-    {"reorder", M_REORDER, true}, {"tamper", M_TAMPER, true},
+    {"random", M_RANDOM, false},
+    {"halfway", M_HALFWAY, true},
+    {"oversize", M_OVERSIZE, false},
+    {"hello", M_HELLO, true},
+    {"garbage", M_GARBAGE, true},
+    {"replay", M_REPLAY, true},
+    {"reorder", M_REORDER, true},
+    {"tamper", M_TAMPER, true},
+    {"chain-tamper", M_CHAIN_TAMPER, true},
 };
 
 /* One direction of sealed cells: key generation and next counter. */
@@ -75,6 +94,8 @@ struct probe {
     struct ovl_identity id;
     enum ovl_aead_suite suite;
     struct probe_dir tx, rx;
+    const char *bs_host, *bs_port; /* chain-tamper: the bootstrap */
+    uint8_t bs_pk[OVL_ED25519_PK];
 };
 
 static uint64_t mono_ms(void)
@@ -364,10 +385,10 @@ static int probe_handshake(struct probe *p)
 }
 
 /* Seal a cell at counter ctr into frame (FRAME_CELL_LEN bytes). */
-static int seal_cell(struct probe *p, uint8_t cmd, const uint8_t *payload, uint16_t len,
-                     uint64_t ctr, uint8_t frame[FRAME_CELL_LEN])
+static int seal_cell(struct probe *p, uint32_t chain_id, uint8_t cmd, const uint8_t *payload,
+                     uint16_t len, uint64_t ctr, uint8_t frame[FRAME_CELL_LEN])
 {
-    struct cell c = {.chain_id = 0, .cmd = cmd, .len = len};
+    struct cell c = {.chain_id = chain_id, .cmd = cmd, .len = len};
     uint8_t raw[OVL_CELL_LEN];
     int rc;
 
@@ -382,11 +403,25 @@ static int seal_cell(struct probe *p, uint8_t cmd, const uint8_t *payload, uint1
     return rc;
 }
 
+/* Seal and send a cell of chain chain_id with the next counter. */
+static int send_chain_cell(struct probe *p, uint32_t chain_id, uint8_t cmd, const uint8_t *payload,
+                           uint16_t len)
+{
+    uint8_t frame[FRAME_CELL_LEN];
+    int rc = seal_cell(p, chain_id, cmd, payload, len, p->tx.ctr, frame);
+
+    if (rc == 0)
+        rc = send_frame(p, frame, FRAME_CELL_LEN);
+    if (rc == 0)
+        p->tx.ctr++;
+    return rc;
+}
+
 /* Seal and send a cell with the next counter. */
 static int send_cell(struct probe *p, uint8_t cmd, const uint8_t *payload, uint16_t len,
                      uint8_t frame[FRAME_CELL_LEN])
 {
-    int rc = seal_cell(p, cmd, payload, len, p->tx.ctr, frame);
+    int rc = seal_cell(p, 0, cmd, payload, len, p->tx.ctr, frame);
 
     if (rc == 0)
         rc = send_frame(p, frame, FRAME_CELL_LEN);
@@ -445,6 +480,148 @@ static int mode_hello(struct probe *p)
         /* Anything else (padding, the peer's own pings) is not our business. */
     }
     printf("pong ok (%s, %" PRIu64 " ms)\n", ovl_aead_name(p->suite), mono_ms() - p->t0);
+    return 0;
+}
+
+/* ---- chain-tamper ---------------------------------------------------- */
+
+/* Connect to host:port expecting pk, complete the handshake, send HELLO. */
+static int probe_open(struct probe *p, const char *host, const char *port,
+                      const uint8_t pk[OVL_ED25519_PK])
+{
+    uint8_t frame[FRAME_CELL_LEN];
+    int rc;
+
+    if (p->fd >= 0)
+        close(p->fd);
+    p->fd = -1;
+    p->host = host;
+    p->port = port;
+    memcpy(p->peer_pk, pk, OVL_ED25519_PK);
+    rc = probe_connect(p);
+    if (rc == 0)
+        rc = probe_handshake(p);
+    if (rc == 0)
+        rc = send_cell(p, CELL_HELLO, NULL, 0, frame);
+    return rc;
+}
+
+/* Receive cells until one with cmd (and chain_id) arrives. */
+static int recv_cmd(struct probe *p, uint8_t cmd, uint32_t chain_id, struct cell *c)
+{
+    int rc;
+
+    while ((rc = recv_cell(p, c)) == 0)
+        if (c->cmd == cmd && c->chain_id == chain_id)
+            return 0;
+    return rc;
+}
+
+/* Ask the bootstrap for the relay's descriptor (DIR_LOOKUP). */
+static int lookup_relay(struct probe *p, const uint8_t relay_pk[OVL_ED25519_PK], struct desc *d)
+{
+    uint8_t req[1 + OVL_ED25519_PK];
+    struct dirmsg_rx rx = {0};
+    const uint8_t *msg = NULL;
+    struct cell c;
+    uint32_t req_id = 0;
+    uint16_t count = 0;
+    size_t len = 0;
+    int rc = probe_open(p, p->bs_host, p->bs_port, p->bs_pk);
+
+    req[0] = DIR_LOOKUP;
+    memcpy(req + 1, relay_pk, OVL_ED25519_PK);
+    if (rc == 0)
+        rc = dirmsg_fragment(&c, CELL_DIR_REQUEST, 1, req, sizeof(req), 0, &count);
+    if (rc == 0)
+        rc = send_chain_cell(p, 0, c.cmd, c.payload, c.len);
+    while (rc == 0 && (rc = recv_cmd(p, CELL_DIR_REPLY, 0, &c)) == 0) {
+        rc = dirmsg_rx_feed(&rx, &c, DIRMSG_MAX_LEN, &req_id, &msg, &len);
+        if (rc == 1) {
+            rc = len > 2 && msg[0] == DIR_LOOKUP && msg[1] == DIR_STATUS_OK
+                     ? desc_parse(d, msg + 2, len - 2)
+                     : OVL_ENOENT;
+            break;
+        }
+    }
+    dirmsg_rx_free(&rx);
+    if (rc == 0 && !ovl_equal(d->id_pk, relay_pk, OVL_ED25519_PK))
+        rc = OVL_EPROTO;
+    if (rc != 0)
+        printf("lookup at the bootstrap failed: %s\n", ovl_strerror(rc));
+    return rc;
+}
+
+/* Open a one-hop chain through the relay (the exit) and wait for SETUP_OK. */
+static int open_chain(struct probe *p, const struct desc *d, uint32_t id, struct onion_keys *k)
+{
+    struct onion_hop_info info = {.type = ONION_HOP_EXIT, .lifetime_s = 60};
+    uint8_t hdr[ONION_HDR_LEN], body[ONION_BODY];
+    uint64_t back_next = 0;
+    unsigned origin = 0;
+    struct cell c;
+    int rc;
+
+    info.suite = (uint8_t)ovl_aead_pick(d->suites & ovl_aead_available());
+    rc = onion_setup_build(hdr, (const uint8_t(*)[OVL_X25519_LEN])d->onion_pk, &info, 1, k);
+    if (rc == 0)
+        rc = send_chain_cell(p, id, CELL_CHAIN_SETUP, hdr, ONION_HDR_LEN);
+    if (rc == 0)
+        rc = recv_cmd(p, CELL_CHAIN_BACK, id, &c);
+    if (rc == 0 && c.len != OVL_CELL_PAYLOAD)
+        rc = OVL_EPROTO;
+    if (rc == 0)
+        rc = onion_back_unwrap(body, &origin, k, 1, &back_next, c.payload);
+    if (rc == 0 && body[0] != BODY_SETUP_OK)
+        rc = OVL_EPROTO;
+    if (rc != 0)
+        printf("chain setup failed: %s\n", ovl_strerror(rc));
+    return rc;
+}
+
+/* chain-tamper: a valid cover cell, a flipped one, a replay, then a ping. */
+static int mode_chain_tamper(struct probe *p)
+{
+    uint8_t relay_pk[OVL_ED25519_PK], body[ONION_BODY], good[OVL_CELL_PAYLOAD],
+        bad[OVL_CELL_PAYLOAD], ping[8];
+    const uint32_t id = UINT32_C(0x80000001); /* we dial: our IDs have the top bit */
+    struct onion_keys k;
+    struct desc d;
+    struct cell c;
+    int rc;
+
+    const char *host = p->host, *port = p->port;
+
+    memcpy(relay_pk, p->peer_pk, sizeof(relay_pk));
+    if (lookup_relay(p, relay_pk, &d) != 0 || probe_open(p, host, port, relay_pk) != 0)
+        return 1;
+    memset(&k, 0, sizeof(k));
+    if (open_chain(p, &d, id, &k) != 0)
+        return 1;
+    memset(body, 0, sizeof(body));
+    body[0] = BODY_DROP;
+    ovl_random(ping, sizeof(ping));
+    rc = onion_fwd_wrap(good, &k, 1, 0, body);
+    if (rc == 0)
+        rc = onion_fwd_wrap(bad, &k, 1, 1, body);
+    bad[ONION_TAG + 100] ^= 0x04; /* one bit inside the ciphertext */
+    if (rc == 0)
+        rc = send_chain_cell(p, id, CELL_CHAIN_FWD, good, OVL_CELL_PAYLOAD);
+    if (rc == 0)
+        rc = send_chain_cell(p, id, CELL_CHAIN_FWD, bad, OVL_CELL_PAYLOAD);
+    if (rc == 0)
+        rc = send_chain_cell(p, id, CELL_CHAIN_FWD, good, OVL_CELL_PAYLOAD); /* replay */
+    if (rc == 0)
+        rc = send_chain_cell(p, 0, CELL_PING, ping, sizeof(ping));
+    while (rc == 0 && (rc = recv_cmd(p, CELL_PONG, 0, &c)) == 0)
+        if (c.len == sizeof(ping) && memcmp(c.payload, ping, sizeof(ping)) == 0)
+            break;
+    onion_keys_wipe(&k);
+    if (rc != 0) {
+        printf("chain-tamper failed: %s\n", ovl_strerror(rc));
+        return 1;
+    }
+    printf("chain-tamper ok: sent 1 valid, 1 flipped, 1 replayed cell\n");
     return 0;
 }
 
@@ -512,12 +689,12 @@ static int mode_bad_cell(struct probe *p)
         memcpy(bad, hello, sizeof(bad));
         break;
     case M_REORDER:
-        rc = seal_cell(p, CELL_PING, ping, sizeof(ping), 5, bad); /* expected: 1 */
+        rc = seal_cell(p, 0, CELL_PING, ping, sizeof(ping), 5, bad); /* expected: 1 */
         break;
     case M_TAMPER: {
         uint32_t bit = ovl_random_uniform(OVL_CELL_LEN * 8);
 
-        rc = seal_cell(p, CELL_PING, ping, sizeof(ping), p->tx.ctr, bad);
+        rc = seal_cell(p, 0, CELL_PING, ping, sizeof(ping), p->tx.ctr, bad);
         bad[FRAME_CELL_AD + bit / 8] ^= (uint8_t)(1u << (bit % 8));
         break;
     }
@@ -534,6 +711,8 @@ static int probe_run(struct probe *p)
 {
     int rc;
 
+    if (p->mode == M_CHAIN_TAMPER)
+        return mode_chain_tamper(p);
     if (probe_connect(p) != 0)
         return 1;
     p->t0 = mono_ms();
@@ -576,6 +755,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: ovl-probe MODE HOST PORT [PEER_NODE_ID] [--timeout-ms N] [--rekey-cells N]\n"
             "modes: random N | halfway | oversize | hello | garbage | replay | reorder | tamper\n"
+            "       chain-tamper (then BS_HOST BS_PORT BS_ID after PEER_NODE_ID)\n"
             "(every mode but random and oversize needs PEER_NODE_ID)\n");
 }
 
@@ -593,7 +773,7 @@ static bool parse_u64(const char *s, uint64_t *out)
 /* Fill p from argv; false for a usage error (already reported). */
 static bool parse_args(struct probe *p, int argc, char **argv)
 {
-    const char *pos[5];
+    const char *pos[7];
     int npos = 0, need, i;
     size_t m;
 
@@ -604,7 +784,7 @@ static bool parse_args(struct probe *p, int argc, char **argv)
             if (i + 1 >= argc || !parse_u64(argv[i + 1], dst) || *dst == 0)
                 return false;
             i++;
-        } else if (npos < 5) {
+        } else if (npos < 7) {
             pos[npos++] = argv[i];
         } else {
             return false;
@@ -621,7 +801,7 @@ static bool parse_args(struct probe *p, int argc, char **argv)
     i = 1;
     if (p->mode == M_RANDOM && (npos < 2 || !parse_u64(pos[i++], &p->random_len)))
         return false;
-    need = i + 2 + (probe_modes[m].needs_peer ? 1 : 0);
+    need = i + 2 + (probe_modes[m].needs_peer ? 1 : 0) + (p->mode == M_CHAIN_TAMPER ? 3 : 0);
     if (npos != need && !(npos == need + 1 && !probe_modes[m].needs_peer))
         return false;
     p->host = pos[i];
@@ -629,6 +809,14 @@ static bool parse_args(struct probe *p, int argc, char **argv)
     if (npos > i + 2 && node_id_parse(p->peer_pk, pos[i + 2]) != 0) {
         fprintf(stderr, "ovl-probe: bad node ID: %s\n", pos[i + 2]);
         return false;
+    }
+    if (p->mode == M_CHAIN_TAMPER) {
+        p->bs_host = pos[i + 3];
+        p->bs_port = pos[i + 4];
+        if (node_id_parse(p->bs_pk, pos[i + 5]) != 0) {
+            fprintf(stderr, "ovl-probe: bad node ID: %s\n", pos[i + 5]);
+            return false;
+        }
     }
     return true;
 }
