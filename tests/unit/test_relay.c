@@ -13,6 +13,7 @@
 #include "chain/onion.h"
 #include "chain/relay.h"
 #include "check_main.h"
+#include "loopfix.h"
 #include "core/chanmap.h"
 #include "core/link.h"
 #include "core/node.h"
@@ -112,48 +113,13 @@ static void on_deliver(void *ctx, struct link *l, const struct cell *c)
 
 /* ---- the loop ---- */
 
-static void deadline_cb(uv_timer_t *h)
-{
-    struct net *t = h->data;
-
-    t->timed_out = true;
-    uv_stop(&t->loop);
-}
-
-static void poll_cb(uv_timer_t *h)
-{
-    struct net *t = h->data;
-
-    if (t->pump)
-        t->pump(t);
-    if (t->done(t))
-        uv_stop(&t->loop);
-}
-
-static bool run_until(struct net *t, bool (*done)(struct net *), uint64_t ms)
-{
-    t->done = done;
-    t->timed_out = false;
-    uv_timer_start(&t->deadline, deadline_cb, ms, 0);
-    uv_timer_start(&t->poll, poll_cb, 2, 2);
-    uv_run(&t->loop, UV_RUN_DEFAULT);
-    uv_timer_stop(&t->deadline);
-    uv_timer_stop(&t->poll);
-    return !t->timed_out && done(t);
-}
+LOOPFIX_DEFINE(struct net, 2)
 
 static void dir_opts_fill(struct dir_opts *o)
 {
-    memset(o, 0, sizeof(*o));
+    dir_opts_defaults(o);
     o->heartbeat_ms = 1000;
-    o->ttl_ms = 15000;
-    o->chain_cache_ttl_ms = 600000;
-    o->max_nodes = 64;
-    o->max_chains = 64;
-    o->onion_rotate_ms = 3600000;
-    o->onion_overlap_ms = 600000;
     o->request_timeout_ms = 2000;
-    o->desc_lifetime_ms = 3 * 3600000;
 }
 
 static void make_node(struct net *t, unsigned i, unsigned roles)
@@ -185,9 +151,7 @@ static void net_setup(struct net *t, const struct relay_opts *ro)
 
     memset(t, 0, sizeof(*t));
     ck_assert_int_eq(uv_loop_init(&t->loop), 0);
-    uv_timer_init(&t->loop, &t->deadline);
-    uv_timer_init(&t->loop, &t->poll);
-    t->deadline.data = t->poll.data = t;
+    loopfix_init(t);
     dir_opts_fill(&dopts);
 
     make_node(t, BS, ROLE_BOOTSTRAP);
@@ -224,8 +188,7 @@ static void net_teardown(struct net *t)
         dir_stop(t->dir[i]);
         node_stop(&t->n[i]);
     }
-    uv_close((uv_handle_t *)&t->deadline, NULL);
-    uv_close((uv_handle_t *)&t->poll, NULL);
+    loopfix_close(t);
     uv_run(&t->loop, UV_RUN_DEFAULT);
     ck_assert_int_eq(uv_loop_close(&t->loop), 0);
     for (unsigned i = 0; i < N_NODES; i++) {
