@@ -256,12 +256,14 @@ START_TEST(test_ranges)
 END_TEST
 
 /* Rejected configs: the error must name the file and the right line. */
-static const struct {
+struct bad_case {
     const char *what;
     const char *text;
     unsigned line;
     const char *needle; /* expected somewhere in the message */
-} bad_cases[] = {
+};
+
+static const struct bad_case bad_cases[] = {
     {"bad integer", "[link]\nmax_links = ten\n", 2, "bad number 'ten'"},
     {"empty integer", "[link]\n\nmax_links =\n", 3, "bad number"},
     {"out of range", "[link]\nhandshake_timeout = 50\n", 2, "out of range (100..600000)"},
@@ -342,18 +344,24 @@ static const struct {
     {"unknown peer key", "[peer.a]\nport = 7\n", 2, "unknown key 'port' in [peer.a]"},
 };
 
-START_TEST(test_bad)
+/* Parse bc's text and check the error names the right line and says needle. */
+static void check_bad(const struct bad_case *bc)
 {
     struct ovl_config c;
     char err[CONFIG_ERR_MAX], prefix[32];
 
-    snprintf(prefix, sizeof(prefix), NAME ":%u: ", bad_cases[_i].line);
-    int rc = parse(&c, bad_cases[_i].text, err, sizeof(err));
-    ck_assert_msg(rc == OVL_EINVAL, "%s: rc %d", bad_cases[_i].what, rc);
-    ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "%s: want '%s...', got '%s'",
-                  bad_cases[_i].what, prefix, err);
-    ck_assert_msg(strstr(err, bad_cases[_i].needle) != NULL, "%s: want '%s' in '%s'",
-                  bad_cases[_i].what, bad_cases[_i].needle, err);
+    snprintf(prefix, sizeof(prefix), NAME ":%u: ", bc->line);
+    int rc = parse(&c, bc->text, err, sizeof(err));
+    ck_assert_msg(rc == OVL_EINVAL, "%s: rc %d", bc->what, rc);
+    ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "%s: want '%s...', got '%s'", bc->what,
+                  prefix, err);
+    ck_assert_msg(strstr(err, bc->needle) != NULL, "%s: want '%s' in '%s'", bc->what, bc->needle,
+                  err);
+}
+
+START_TEST(test_bad)
+{
+    check_bad(&bad_cases[_i]);
 }
 END_TEST
 
@@ -668,12 +676,7 @@ START_TEST(test_role_ranges)
 END_TEST
 
 /* Rejected role settings and bootstrap sections. */
-static const struct {
-    const char *what;
-    const char *text;
-    unsigned line;
-    const char *needle;
-} role_bad_cases[] = {
+static const struct bad_case role_bad_cases[] = {
     {"ttl equal to heartbeat", "[dir]\nheartbeat = 15000\n", 2,
      "ttl (15000) must be greater than heartbeat (15000)"},
     {"ttl below heartbeat", "[dir]\nttl = 3000\n\nheartbeat = 4000\n", 4,
@@ -712,16 +715,7 @@ static const struct {
 
 START_TEST(test_role_bad)
 {
-    struct ovl_config c;
-    char err[CONFIG_ERR_MAX], prefix[32];
-
-    snprintf(prefix, sizeof(prefix), NAME ":%u: ", role_bad_cases[_i].line);
-    int rc = parse(&c, role_bad_cases[_i].text, err, sizeof(err));
-    ck_assert_msg(rc == OVL_EINVAL, "%s: rc %d", role_bad_cases[_i].what, rc);
-    ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "%s: want '%s...', got '%s'",
-                  role_bad_cases[_i].what, prefix, err);
-    ck_assert_msg(strstr(err, role_bad_cases[_i].needle) != NULL, "%s: want '%s' in '%s'",
-                  role_bad_cases[_i].what, role_bad_cases[_i].needle, err);
+    check_bad(&role_bad_cases[_i]);
 }
 END_TEST
 
