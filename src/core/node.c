@@ -84,6 +84,7 @@ int node_init(struct node *n, uv_loop_t *loop, const struct node_opts *opts,
     n->tp_env.loop = loop;
     n->tp_env.log = &n->log;
     n->tp_env.sendq_max = opts->sendq_max;
+    n->tp_env.idle_timeout_ms = opts->idle_timeout_ms;
     dispatch_init(&n->disp);
     n->started_ms = node_now_ms();
     return link_register_handlers(n);

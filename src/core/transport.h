@@ -51,6 +51,7 @@ struct tp_env {
     uv_loop_t *loop;
     const struct ovl_log *log;
     size_t sendq_max;  /* bytes queued per connection before OVL_EAGAIN */
+    uint32_t idle_timeout_ms; /* QUIC: peer silent this long = gone (0: 30 s) */
 };
 
 /* Per-connection counters. */
