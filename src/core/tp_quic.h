@@ -1,9 +1,35 @@
-/* tp_quic.h - the QUIC transport (ngtcp2 + GnuTLS), scheme "quic". */
+/* tp_quic.h - the QUIC transport (ngtcp2 + GnuTLS), scheme "quic".
+ *
+ * Frames ride one bidirectional stream per connection, each as a u16
+ * big-endian length and the bytes, as on TCP. TLS authenticates nothing
+ * here: each listener makes a throwaway self-signed certificate and dialers
+ * do not check it; the link handshake on top proves who the peer is, as on
+ * every transport. A listener answers a new client with a Retry first, so
+ * no state is kept for an address that has not shown it receives; packets
+ * for unknown connections get a rate-limited stateless reset; anything
+ * else it cannot use is dropped and counted. The connection closes by
+ * itself when the peer is silent for tp_env.idle_timeout_ms (30 s when 0),
+ * and keeps a live but quiet peer with PINGs at half that.
+ */
 #ifndef OVL_CORE_TP_QUIC_H
 #define OVL_CORE_TP_QUIC_H
 
 #include "core/transport.h"
 
 extern const struct tp_ops tp_quic_ops;
+
+/* What a QUIC listener did with datagrams that were not for a connection. */
+struct tp_quic_stats {
+    uint64_t datagrams;  /* every datagram received */
+    uint64_t dropped;    /* unusable: garbage, truncated, over a limit */
+    uint64_t retries;    /* Retry packets sent */
+    uint64_t resets;     /* stateless resets sent */
+    uint64_t vneg;       /* version negotiations sent */
+    uint64_t handshakes; /* connections handed to accept() */
+    unsigned conns;      /* connections alive now (handshaking or not) */
+};
+
+/* Copy l's counters into out; OVL_EINVAL when l is not a QUIC listener. */
+int tp_quic_listener_stats(const struct tp_listener *l, struct tp_quic_stats *out);
 
 #endif

@@ -1,21 +1,407 @@
-#include <check.h>
+/* test_tp_quic.c - the QUIC transport on loopback: the shared contract of
+ * tpfix.h, then what only QUIC has: Retry, a reconnect to the same
+ * listener, loss recovery and a vanished peer (through a UDP relay that
+ * drops on demand), and garbage datagrams that must leave no state.
+ */
+#include <sodium.h>
 
-#include "core/transport.h"
-
+#include "core/tp_quic.h"
+#include "core/tp_tcp.h"
 #include "check_main.h"
+#include "tpfix.h"
 
-START_TEST(test_registered)
+/* ---- a UDP relay between the client and the listener ------------------- */
+
+struct relay {
+    uv_udp_t sock;
+    struct sockaddr_storage srv, cli;
+    bool have_cli;
+    bool blackhole;    /* drop everything */
+    unsigned drop_pct; /* else drop this share at random */
+    uint32_t rng;
+    uint64_t passed, dropped;
+    char uri[OVL_URI_MAX];
+    uint8_t buf[65536];
+};
+
+static bool addr_eq(const struct sockaddr *a, const struct sockaddr_storage *b)
 {
-    ck_assert_ptr_nonnull(tp_lookup("quic"));
+    const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+    return a->sa_family == AF_INET && b->ss_family == AF_INET && x->sin_port == y->sin_port &&
+           x->sin_addr.s_addr == y->sin_addr.s_addr;
+}
+
+static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct relay *r = h->data;
+
+    (void)suggested;
+    *buf = uv_buf_init((char *)r->buf, sizeof(r->buf));
+}
+
+static void relay_read(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct sockaddr *from,
+                       unsigned flags)
+{
+    struct relay *r = u->data;
+    const struct sockaddr *to;
+    uv_buf_t out;
+
+    (void)flags;
+    if (n <= 0 || !from)
+        return;
+    if (addr_eq(from, &r->srv)) {
+        if (!r->have_cli)
+            return;
+        to = (const struct sockaddr *)&r->cli;
+    } else {
+        memcpy(&r->cli, from, sizeof(struct sockaddr_in));
+        r->have_cli = true;
+        to = (const struct sockaddr *)&r->srv;
+    }
+    r->rng ^= r->rng << 13;
+    r->rng ^= r->rng >> 17;
+    r->rng ^= r->rng << 5;
+    if (r->blackhole || r->rng % 100 < r->drop_pct) {
+        r->dropped++;
+        return;
+    }
+    out = uv_buf_init(buf->base, (unsigned int)n);
+    if (uv_udp_try_send(u, &out, 1, to) >= 0)
+        r->passed++;
+}
+
+/* Start a relay on 127.0.0.1 in front of the listener at lst_uri. */
+static void relay_start(struct relay *r, uv_loop_t *loop, const char *lst_uri)
+{
+    struct ovl_uri u;
+    struct sockaddr_in any;
+    struct sockaddr_storage me;
+    int len = sizeof(me);
+
+    memset(r, 0, sizeof(*r));
+    r->rng = 0x9e3779b9u;
+    ck_assert_int_eq(uri_parse(&u, lst_uri), 0);
+    ck_assert_int_eq(uri_sockaddr(&u, &r->srv), 0);
+    ck_assert_int_eq(uv_ip4_addr("127.0.0.1", 0, &any), 0);
+    ck_assert_int_eq(uv_udp_init(loop, &r->sock), 0);
+    r->sock.data = r;
+    ck_assert_int_eq(uv_udp_bind(&r->sock, (const struct sockaddr *)&any, 0), 0);
+    ck_assert_int_eq(uv_udp_getsockname(&r->sock, (struct sockaddr *)&me, &len), 0);
+    ck_assert_int_eq(uri_from_sockaddr(r->uri, sizeof(r->uri), "quic", (struct sockaddr *)&me), 0);
+    ck_assert_int_eq(uv_udp_recv_start(&r->sock, relay_alloc, relay_read), 0);
+}
+
+static struct tp_quic_stats lst_stats(struct fx *fx)
+{
+    struct tp_quic_stats st;
+
+    ck_assert_int_eq(tp_quic_listener_stats(fx->lst, &st), 0);
+    return st;
+}
+
+/* ---- the shared contract ----------------------------------------------- */
+
+START_TEST(test_exchange_ipv4)
+{
+    ck_assert(run_exchange("quic://127.0.0.1:0", "quic://127.0.0.1:"));
+}
+END_TEST
+
+START_TEST(test_exchange_ipv6)
+{
+    run_exchange("quic://[::1]:0", "quic://[::1]:");
+}
+END_TEST
+
+START_TEST(test_frame_limits)
+{
+    tpt_frame_limits("quic");
+}
+END_TEST
+
+START_TEST(test_backpressure)
+{
+    tpt_backpressure("quic");
+}
+END_TEST
+
+START_TEST(test_dial_refused)
+{
+    tpt_dial_refused("quic");
+}
+END_TEST
+
+START_TEST(test_close_in_frame)
+{
+    tpt_close_in_frame("quic");
+}
+END_TEST
+
+START_TEST(test_local_close)
+{
+    tpt_local_close("quic");
+}
+END_TEST
+
+START_TEST(test_accept_ignored)
+{
+    tpt_accept_ignored("quic");
+}
+END_TEST
+
+START_TEST(test_dns_localhost)
+{
+    tpt_dns_localhost("quic", SOCK_DGRAM);
+}
+END_TEST
+
+START_TEST(test_dns_close_while_resolving)
+{
+    tpt_dns_close_while_resolving("quic");
+}
+END_TEST
+
+/* ---- QUIC only --------------------------------------------------------- */
+
+static bool done_n_each(struct fx *fx)
+{
+    return fx->srv.rx == fx->cli.tx_total && fx->cli.rx == fx->srv.tx_total;
+}
+
+/* Dial target and swap tx_total frames each way; the server end is new. */
+static void exchange_once(struct fx *fx, const char *target, uint32_t n)
+{
+    memset(&fx->srv, 0, sizeof(fx->srv));
+    memset(&fx->cli, 0, sizeof(fx->cli));
+    fx->srv.fx = fx->cli.fx = fx;
+    fx->srv.seed = fx->cli.peer_seed = 0x5eed0001u;
+    fx->cli.seed = fx->srv.peer_seed = 0x5eed0002u;
+    fx->srv.tx_total = fx->cli.tx_total = n;
+    fx->cli.pump_on_connect = true;
+    fx->done = done_n_each;
+    fx_dial(fx, target);
+    fx_run(fx);
+    ck_assert_uint_eq(fx->srv.rx, n);
+    ck_assert_uint_eq(fx->cli.rx, n);
+    ck_assert_uint_eq(fx->srv.bad + fx->cli.bad, 0);
+}
+
+START_TEST(test_reconnect)
+{
+    struct fx fx;
+    struct tp_quic_stats st;
+
+    fx_init(&fx, 256 * 1024);
+    ck_assert_int_eq(fx_listen(&fx, "quic://127.0.0.1:0"), 0);
+    exchange_once(&fx, fx.lst_uri, 100);
+    tp_close(fx.cli.t);
+    fx.done = done_both_closed;
+    fx_run(&fx);
+    ck_assert_int_eq(fx.srv.closed_err, OVL_ECLOSED);
+    st = lst_stats(&fx);
+    ck_assert_uint_eq(st.conns, 0);
+    exchange_once(&fx, fx.lst_uri, 100);
+    st = lst_stats(&fx);
+    /* Every new connection is sent through a Retry first. */
+    ck_assert_uint_eq(st.handshakes, 2);
+    ck_assert_uint_eq(st.retries, 2);
+    ck_assert_uint_eq(st.conns, 1);
+    ck_assert_uint_eq(fx.accepts, 2);
+    fx_finish(&fx);
+}
+END_TEST
+
+START_TEST(test_lossy)
+{
+    struct fx fx;
+    struct relay r;
+
+    fx_init(&fx, 256 * 1024);
+    ck_assert_int_eq(fx_listen(&fx, "quic://127.0.0.1:0"), 0);
+    relay_start(&r, &fx.loop, fx.lst_uri);
+    r.drop_pct = 5;
+    exchange_once(&fx, r.uri, 3000);
+    ck_assert_uint_gt(r.dropped, 0);
+    uv_close((uv_handle_t *)&r.sock, NULL);
+    fx_finish(&fx);
+}
+END_TEST
+
+static void quiet_cb(uv_timer_t *t)
+{
+    uv_stop(t->loop);
+}
+
+/* Run the loop for ms whatever happens (to show something does not). */
+static void run_for(struct fx *fx, uint64_t ms)
+{
+    uv_timer_t t;
+
+    fx->done = NULL;
+    uv_timer_init(&fx->loop, &t);
+    uv_timer_start(&t, quiet_cb, ms, 0);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&fx->loop, UV_RUN_NOWAIT);
+}
+
+START_TEST(test_idle_vanish)
+{
+    struct fx fx;
+    struct relay r;
+    uint64_t t0;
+
+    fx_init(&fx, 256 * 1024);
+    fx.env.idle_timeout_ms = 400;
+    ck_assert_int_eq(fx_listen(&fx, "quic://127.0.0.1:0"), 0);
+    relay_start(&r, &fx.loop, fx.lst_uri);
+    exchange_once(&fx, r.uri, 10);
+    /* Quiet but alive: keep-alives hold the connection past its timeout. */
+    run_for(&fx, 1200);
+    ck_assert_int_eq(fx.cli.closed + fx.srv.closed, 0);
+    r.blackhole = true;
+    t0 = uv_now(&fx.loop);
+    fx.done = done_both_closed;
+    fx_run(&fx);
+    ck_assert_int_eq(fx.cli.closed_err, OVL_ETIMEDOUT);
+    ck_assert_int_eq(fx.srv.closed_err, OVL_ETIMEDOUT);
+    ck_assert_uint_ge(uv_now(&fx.loop) - t0, 300);
+    ck_assert_uint_le(uv_now(&fx.loop) - t0, 5000);
+    uv_close((uv_handle_t *)&r.sock, NULL);
+    fx_finish(&fx);
+}
+END_TEST
+
+/* ---- garbage ----------------------------------------------------------- */
+
+struct junk_case {
+    const char *name;
+    uint8_t first;    /* first byte */
+    uint32_t version; /* long header: bytes 1..4 */
+    size_t len;
+    unsigned count;
+};
+
+static const struct junk_case junk[] = {
+    {"one byte", 0x00, 0, 1, 50},
+    {"short header, tiny", 0x40, 0, 12, 50},
+    {"short header, unknown id", 0x41, 0, 80, 150},
+    {"long header, unknown version", 0xc0, 0x1a2a3a4a, 1200, 20},
+    {"long header v1, small initial", 0xc0, 1, 300, 50},
+    {"long header v1, garbage handshake", 0xe0, 1, 1200, 50},
+    {"truncated: over the receive buffer", 0xc0, 1, 3000, 20},
+};
+
+struct junk_fx {
+    struct fx *fx;
+    uint64_t want;
+};
+
+static bool done_junk_counted(struct fx *fx)
+{
+    struct junk_fx *j = (void *)fx->raw;
+
+    return lst_stats(fx).datagrams >= j->want;
+}
+
+static void send_junk(struct fx *fx, uv_udp_t *u, const struct junk_case *jc, uint64_t *sent)
+{
+    uint8_t d[3000];
+    struct ovl_uri uri;
+    struct sockaddr_storage to;
+    struct junk_fx j = {fx, 0};
+
+    ck_assert_int_eq(uri_parse(&uri, fx->lst_uri), 0);
+    ck_assert_int_eq(uri_sockaddr(&uri, &to), 0);
+    for (unsigned i = 0; i < jc->count; i++) {
+        uv_buf_t b = uv_buf_init((char *)d, (unsigned int)jc->len);
+
+        randombytes_buf(d, sizeof(d));
+        d[0] = jc->first;
+        if (jc->first & 0x80) {
+            st_be32(d + 1, jc->version);
+            d[5] = 8; /* dcid length, so the header parses that far */
+        }
+        ck_assert_int_eq(uv_udp_try_send(u, &b, 1, (struct sockaddr *)&to), (int)jc->len);
+    }
+    *sent += jc->count;
+    j.want = *sent;
+    fx->raw = (struct raw *)(void *)&j;
+    fx->done = done_junk_counted;
+    fx_run(fx);
+    fx->raw = NULL;
+}
+
+START_TEST(test_garbage)
+{
+    struct fx fx;
+    struct tp_quic_stats st;
+    struct sockaddr_in any;
+    uv_udp_t u;
+    uint64_t sent = 0;
+
+    fx_init(&fx, 256 * 1024);
+    ck_assert_int_eq(fx_listen(&fx, "quic://127.0.0.1:0"), 0);
+    ck_assert_int_eq(uv_ip4_addr("127.0.0.1", 0, &any), 0);
+    ck_assert_int_eq(uv_udp_init(&fx.loop, &u), 0);
+    ck_assert_int_eq(uv_udp_bind(&u, (const struct sockaddr *)&any, 0), 0);
+    for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
+        send_junk(&fx, &u, &junk[i], &sent);
+        st = lst_stats(&fx);
+        ck_assert_msg(st.conns == 0, "%s: %u connections", junk[i].name, st.conns);
+    }
+    st = lst_stats(&fx);
+    ck_assert_uint_eq(st.datagrams, sent);
+    ck_assert_uint_eq(st.handshakes, 0);
+    ck_assert_uint_gt(st.dropped, 0);
+    ck_assert_uint_ge(st.vneg, 1);
+    /* Resets are rate limited: 150 triggers within a second get at most 100. */
+    ck_assert_uint_ge(st.resets, 1);
+    ck_assert_uint_le(st.resets, 100);
+    ck_assert_uint_eq(st.dropped + st.vneg + st.resets + st.retries, sent);
+    uv_close((uv_handle_t *)&u, NULL);
+    /* The listener still serves real clients. */
+    exchange_once(&fx, fx.lst_uri, 10);
+    fx_finish(&fx);
+}
+END_TEST
+
+START_TEST(test_stats_not_quic)
+{
+    struct fx fx;
+    struct tp_quic_stats st;
+
+    fx_init(&fx, 64 * 1024);
+    ck_assert_int_eq(fx_listen(&fx, "tcp://127.0.0.1:0"), 0);
+    ck_assert_int_eq(tp_quic_listener_stats(fx.lst, &st), OVL_EINVAL);
+    ck_assert_int_eq(tp_quic_listener_stats(NULL, &st), OVL_EINVAL);
+    ck_assert_ptr_eq(tp_lookup("quic"), &tp_quic_ops);
+    fx_finish(&fx);
 }
 END_TEST
 
 static Suite *tp_quic_suite(void)
 {
     Suite *s = suite_create("tp_quic");
-    TCase *tc = tcase_create("core");
+    TCase *tc = tcase_create("quic");
 
-    tcase_add_test(tc, test_registered);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_exchange_ipv4);
+    tcase_add_test(tc, test_exchange_ipv6);
+    tcase_add_test(tc, test_frame_limits);
+    tcase_add_test(tc, test_backpressure);
+    tcase_add_test(tc, test_dial_refused);
+    tcase_add_test(tc, test_close_in_frame);
+    tcase_add_test(tc, test_local_close);
+    tcase_add_test(tc, test_accept_ignored);
+    tcase_add_test(tc, test_dns_localhost);
+    tcase_add_test(tc, test_dns_close_while_resolving);
+    tcase_add_test(tc, test_reconnect);
+    tcase_add_test(tc, test_lossy);
+    tcase_add_test(tc, test_idle_vanish);
+    tcase_add_test(tc, test_garbage);
+    tcase_add_test(tc, test_stats_not_quic);
     suite_add_tcase(s, tc);
     return s;
 }

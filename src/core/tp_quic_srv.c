@@ -1,0 +1,519 @@
+/* tp_quic_srv.c - QUIC listeners: one UDP socket serving many connections
+ * through a connection-ID map, Retry before any state, stateless resets,
+ * version negotiation; and the TLS credentials and sessions of both sides.
+ *
+ * TLS here only carries QUIC's keys: the certificate is self-signed and
+ * thrown away with the listener, and dialers check nothing. Who the peer
+ * is gets proven by the link handshake inside (docs/PROTOCOL.md, QUIC).
+ */
+#include <string.h>
+#include <time.h>
+
+#include <gnutls/x509.h>
+#include <ngtcp2/ngtcp2_crypto_gnutls.h>
+#include <sodium.h>
+
+#include "core/tp_quic_int.h"
+
+#define QUIC_MAX_PENDING  64  /* connections still handshaking per listener */
+#define QUIC_RESETS_PER_S 100 /* stateless resets sent per second at most */
+#define QUIC_RETRY_TTL    (10 * NGTCP2_SECONDS)
+#define QUIC_PRIORITY     "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE"
+
+static const gnutls_datum_t quic_alpn = {(unsigned char *)"ovl/1", 5};
+
+static struct quic_listener *quic_lis_of(const struct tp_listener *l)
+{
+    return container_of(l, struct quic_listener, base);
+}
+
+/* ---- TLS --------------------------------------------------------------- */
+
+/* Make a fresh P-256 key and a self-signed certificate for it. */
+static int quic_make_cred(gnutls_certificate_credentials_t *out)
+{
+    gnutls_x509_privkey_t key = NULL;
+    gnutls_x509_crt_t crt = NULL;
+    uint8_t serial[16];
+    time_t now = time(NULL);
+    int rc;
+
+    *out = NULL;
+    randombytes_buf(serial, sizeof(serial));
+    serial[0] &= 0x7f; /* a positive serial */
+    rc = gnutls_x509_privkey_init(&key);
+    if (!rc)
+        rc = gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
+                                          GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0);
+    if (!rc)
+        rc = gnutls_x509_crt_init(&crt);
+    if (!rc)
+        rc = gnutls_x509_crt_set_version(crt, 3);
+    if (!rc)
+        rc = gnutls_x509_crt_set_serial(crt, serial, sizeof(serial));
+    if (!rc)
+        rc = gnutls_x509_crt_set_activation_time(crt, now - 86400);
+    if (!rc)
+        rc = gnutls_x509_crt_set_expiration_time(crt, now + 3650L * 86400);
+    if (!rc)
+        rc = gnutls_x509_crt_set_dn(crt, "CN=ovl", NULL);
+    if (!rc)
+        rc = gnutls_x509_crt_set_key(crt, key);
+    if (!rc)
+        rc = gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0);
+    if (!rc)
+        rc = gnutls_certificate_allocate_credentials(out);
+    if (!rc)
+        rc = gnutls_certificate_set_x509_key(*out, &crt, 1, key);
+    if (crt)
+        gnutls_x509_crt_deinit(crt);
+    if (key)
+        gnutls_x509_privkey_deinit(key);
+    if (rc < 0) {
+        if (*out)
+            gnutls_certificate_free_credentials(*out);
+        *out = NULL;
+        return OVL_ECRYPTO;
+    }
+    return 0;
+}
+
+int quic_tls_session(struct quic_conn *c, bool server, gnutls_certificate_credentials_t cred)
+{
+    int rc;
+
+    if (!server) {
+        if (gnutls_certificate_allocate_credentials(&c->cred) < 0) {
+            c->cred = NULL;
+            return OVL_ENOMEM;
+        }
+        cred = c->cred;
+    }
+    if (gnutls_init(&c->tls, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NO_TICKETS) < 0) {
+        c->tls = NULL;
+        return OVL_ENOMEM;
+    }
+    gnutls_session_set_ptr(c->tls, &c->cref);
+    rc = server ? ngtcp2_crypto_gnutls_configure_server_session(c->tls)
+                : ngtcp2_crypto_gnutls_configure_client_session(c->tls);
+    if (rc || gnutls_priority_set_direct(c->tls, QUIC_PRIORITY, NULL) < 0 ||
+        gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, cred) < 0 ||
+        gnutls_alpn_set_protocols(c->tls, &quic_alpn, 1, GNUTLS_ALPN_MANDATORY) < 0)
+        return OVL_ECRYPTO;
+    return 0;
+}
+
+int quic_reset_token(const struct quic_listener *l, const ngtcp2_cid *cid, uint8_t *token)
+{
+    return ngtcp2_crypto_generate_stateless_reset_token(token, l->secret, QUIC_SECRET, cid)
+               ? OVL_ECRYPTO
+               : 0;
+}
+
+/* ---- the connection-ID map --------------------------------------------- */
+
+static void quic_cid_key(uint8_t key[1 + NGTCP2_MAX_CIDLEN], const uint8_t *id, size_t len)
+{
+    memset(key, 0, 1 + NGTCP2_MAX_CIDLEN);
+    key[0] = (uint8_t)len;
+    memcpy(key + 1, id, len);
+}
+
+static struct quic_conn *quic_cid_find(struct quic_listener *l, const uint8_t *id, size_t len)
+{
+    uint8_t key[1 + NGTCP2_MAX_CIDLEN];
+    struct quic_cid *e;
+
+    if (len > NGTCP2_MAX_CIDLEN)
+        return NULL;
+    quic_cid_key(key, id, len);
+    HASH_FIND(hh, l->cids, key, sizeof(key), e);
+    return e ? e->conn : NULL;
+}
+
+int quic_cid_add(struct quic_conn *c, const ngtcp2_cid *cid)
+{
+    struct quic_listener *l = c->lis;
+    struct quic_cid *e;
+    unsigned i;
+
+    if (!c->linked)
+        return 0;
+    if (quic_cid_find(l, cid->data, cid->datalen))
+        return OVL_EEXIST;
+    for (i = 0; i < QUIC_MAX_CIDS && c->cids[i]; i++)
+        ;
+    if (i == QUIC_MAX_CIDS || !(e = calloc(1, sizeof(*e))))
+        return OVL_ENOMEM;
+    quic_cid_key(e->key, cid->data, cid->datalen);
+    e->conn = c;
+    HASH_ADD(hh, l->cids, key, sizeof(e->key), e);
+    c->cids[i] = e;
+    return 0;
+}
+
+static void quic_cid_drop(struct quic_conn *c, unsigned i)
+{
+    HASH_DEL(c->lis->cids, c->cids[i]);
+    free(c->cids[i]);
+    c->cids[i] = NULL;
+}
+
+void quic_cid_del(struct quic_conn *c, const ngtcp2_cid *cid)
+{
+    uint8_t key[1 + NGTCP2_MAX_CIDLEN];
+
+    if (!c->linked || cid->datalen > NGTCP2_MAX_CIDLEN)
+        return;
+    quic_cid_key(key, cid->data, cid->datalen);
+    for (unsigned i = 0; i < QUIC_MAX_CIDS; i++)
+        if (c->cids[i] && memcmp(c->cids[i]->key, key, sizeof(key)) == 0)
+            quic_cid_drop(c, i);
+}
+
+void quic_unregister(struct quic_conn *c)
+{
+    struct quic_listener *l = c->lis;
+
+    if (!c->linked)
+        return;
+    for (unsigned i = 0; i < QUIC_MAX_CIDS; i++)
+        if (c->cids[i])
+            quic_cid_drop(c, i);
+    if (c->lprev)
+        c->lprev->lnext = c->lnext;
+    else
+        l->conns = c->lnext;
+    if (c->lnext)
+        c->lnext->lprev = c->lprev;
+    if (!c->established)
+        l->pending--;
+    c->linked = false;
+}
+
+/* ---- datagrams that belong to no connection ---------------------------- */
+
+static void quic_lis_send(struct quic_listener *l, const struct sockaddr *to, const uint8_t *pkt,
+                          ngtcp2_ssize n, uint64_t *counter)
+{
+    uv_buf_t b = uv_buf_init((char *)pkt, (unsigned int)n);
+
+    if (n > 0 && uv_udp_try_send(&l->udp, &b, 1, to) >= 0)
+        (*counter)++;
+    else
+        l->stats.dropped++;
+}
+
+static int quic_addrlen(const struct sockaddr *sa)
+{
+    return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+/* Tell the sender of an Initial to come back with a token, keeping nothing. */
+static void quic_srv_retry(struct quic_listener *l, const ngtcp2_pkt_hd *hd,
+                           const struct sockaddr *from)
+{
+    uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN], pkt[QUIC_PKT_MAX];
+    ngtcp2_cid scid;
+    ngtcp2_ssize tl, n = -1;
+
+    scid.datalen = QUIC_CID_LEN;
+    randombytes_buf(scid.data, scid.datalen);
+    tl = ngtcp2_crypto_generate_retry_token(
+        token, l->secret, QUIC_SECRET, hd->version, (const ngtcp2_sockaddr *)from,
+        (ngtcp2_socklen)quic_addrlen(from), &scid, &hd->dcid, quic_now());
+    if (tl > 0)
+        n = ngtcp2_crypto_write_retry(pkt, sizeof(pkt), hd->version, &hd->scid, &scid, &hd->dcid,
+                                      token, (size_t)tl);
+    quic_lis_send(l, from, pkt, n, &l->stats.retries);
+}
+
+/* A short-header packet for a connection we do not know: perhaps one we
+ * had before a restart. Tell the peer, at a bounded rate, and always
+ * shorter than what came in so two endpoints cannot loop. */
+static void quic_srv_reset(struct quic_listener *l, const ngtcp2_version_cid *vc,
+                           const struct sockaddr *from, size_t len)
+{
+    uint8_t pkt[QUIC_PKT_MAX], token[NGTCP2_STATELESS_RESET_TOKENLEN], rnd[64];
+    uint64_t now = uv_now(l->env->loop);
+    size_t rl = len > 1 + NGTCP2_STATELESS_RESET_TOKENLEN + 1
+                    ? len - 1 - NGTCP2_STATELESS_RESET_TOKENLEN - 1
+                    : 0;
+    ngtcp2_cid cid;
+
+    if (now - l->reset_epoch_ms >= 1000) {
+        l->reset_epoch_ms = now;
+        l->resets_in_epoch = 0;
+    }
+    if (rl > sizeof(rnd))
+        rl = sizeof(rnd);
+    if (rl < NGTCP2_MIN_STATELESS_RESET_RANDLEN || l->resets_in_epoch >= QUIC_RESETS_PER_S) {
+        l->stats.dropped++;
+        return;
+    }
+    l->resets_in_epoch++;
+    ngtcp2_cid_init(&cid, vc->dcid, vc->dcidlen);
+    randombytes_buf(rnd, rl);
+    if (quic_reset_token(l, &cid, token) != 0) {
+        l->stats.dropped++;
+        return;
+    }
+    quic_lis_send(l, from, pkt, ngtcp2_pkt_write_stateless_reset(pkt, sizeof(pkt), token, rnd, rl),
+                  &l->stats.resets);
+}
+
+static void quic_srv_vneg(struct quic_listener *l, const ngtcp2_version_cid *vc,
+                          const struct sockaddr *from, size_t len)
+{
+    static const uint32_t versions[] = {NGTCP2_PROTO_VER_V1};
+    uint8_t pkt[QUIC_PKT_MAX], r;
+
+    /* Only a full-size Initial earns an answer: no amplification. */
+    if (len < NGTCP2_MAX_UDP_PAYLOAD_SIZE) {
+        l->stats.dropped++;
+        return;
+    }
+    randombytes_buf(&r, 1);
+    quic_lis_send(l, from, pkt,
+                  ngtcp2_pkt_write_version_negotiation(pkt, sizeof(pkt), r, vc->scid, vc->scidlen,
+                                                       vc->dcid, vc->dcidlen, versions, 1),
+                  &l->stats.vneg);
+}
+
+/* ---- new connections --------------------------------------------------- */
+
+/* Set up the server side of a connection whose Initial carried a valid token. */
+static int quic_srv_conn(struct quic_conn *c, const ngtcp2_pkt_hd *hd, const ngtcp2_cid *odcid)
+{
+    struct quic_listener *l = c->lis;
+    ngtcp2_settings s;
+    ngtcp2_transport_params p;
+    ngtcp2_path path;
+    ngtcp2_cid scid;
+    int rc;
+
+    scid.datalen = QUIC_CID_LEN;
+    randombytes_buf(scid.data, scid.datalen);
+    quic_conn_config(c, &s, &p);
+    s.token = hd->token;
+    s.tokenlen = hd->tokenlen;
+    s.token_type = NGTCP2_TOKEN_TYPE_RETRY;
+    p.original_dcid = *odcid;
+    p.original_dcid_present = 1;
+    p.retry_scid = hd->dcid;
+    p.retry_scid_present = 1;
+    p.stateless_reset_token_present = 1;
+    rc = quic_reset_token(l, &scid, p.stateless_reset_token);
+    if (!rc)
+        rc = quic_tls_session(c, true, l->cred);
+    if (rc)
+        return rc;
+    path.local.addr = (ngtcp2_sockaddr *)&c->local;
+    path.local.addrlen = (ngtcp2_socklen)c->locallen;
+    path.remote.addr = (ngtcp2_sockaddr *)&c->remote;
+    path.remote.addrlen = (ngtcp2_socklen)c->remotelen;
+    path.user_data = NULL;
+    rc = ngtcp2_conn_server_new(&c->qc, &hd->scid, &scid, &path, hd->version, &quic_srv_callbacks,
+                                &s, &p, NULL, c);
+    if (rc)
+        return rc == NGTCP2_ERR_NOMEM ? OVL_ENOMEM : OVL_EPROTO;
+    quic_conn_ready(c);
+    rc = quic_cid_add(c, &hd->dcid);
+    return rc ? rc : quic_cid_add(c, &scid);
+}
+
+static void quic_srv_new(struct quic_listener *l, const uint8_t *data, size_t len,
+                         const struct sockaddr *from)
+{
+    ngtcp2_pkt_hd hd;
+    ngtcp2_cid odcid;
+    struct quic_conn *c;
+
+    if (ngtcp2_accept(&hd, data, len) != 0 || l->pending >= QUIC_MAX_PENDING) {
+        l->stats.dropped++;
+        return;
+    }
+    if (hd.tokenlen == 0) {
+        quic_srv_retry(l, &hd, from);
+        return;
+    }
+    if (ngtcp2_crypto_verify_retry_token(&odcid, hd.token, hd.tokenlen, l->secret, QUIC_SECRET,
+                                         hd.version, (const ngtcp2_sockaddr *)from,
+                                         (ngtcp2_socklen)quic_addrlen(from), &hd.dcid,
+                                         QUIC_RETRY_TTL, quic_now()) != 0 ||
+        quic_conn_new(l->env, false, &c) != 0) {
+        l->stats.dropped++;
+        return;
+    }
+    c->base.inbound = true;
+    c->lis = l;
+    l->refs++;
+    c->linked = true;
+    c->lnext = l->conns;
+    if (l->conns)
+        l->conns->lprev = c;
+    l->conns = c;
+    l->pending++;
+    memcpy(&c->local, &l->local, sizeof(c->local));
+    c->locallen = l->locallen;
+    memcpy(&c->remote, from, (size_t)quic_addrlen(from));
+    c->remotelen = quic_addrlen(from);
+    if (quic_srv_conn(c, &hd, &odcid) != 0) {
+        l->stats.dropped++;
+        c->silent = true;
+        quic_conn_shutdown(c, OVL_EPROTO, true);
+        return;
+    }
+    quic_conn_input(c, from, data, len);
+}
+
+void quic_listener_accept(struct quic_conn *c)
+{
+    struct quic_listener *l = c->lis;
+
+    l->pending--;
+    l->stats.handshakes++;
+    l->base.cb->accept(&l->base, &c->base);
+    if (!c->base.closing && !c->base.cb) {
+        c->silent = true; /* nobody took it */
+        quic_conn_shutdown(c, 0, false);
+    }
+}
+
+/* ---- the listener ------------------------------------------------------ */
+
+static void quic_srv_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct quic_listener *l = h->data;
+
+    (void)suggested;
+    *buf = uv_buf_init((char *)l->rbuf, sizeof(l->rbuf));
+}
+
+static void quic_srv_read(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct sockaddr *from,
+                          unsigned flags)
+{
+    struct quic_listener *l = u->data;
+    const uint8_t *data = (const uint8_t *)buf->base;
+    ngtcp2_version_cid vc;
+    struct quic_conn *c;
+    int rc;
+
+    if (l->closing || n <= 0 || !from)
+        return;
+    l->stats.datagrams++;
+    if (flags & UV_UDP_PARTIAL) {
+        l->stats.dropped++;
+        return;
+    }
+    rc = ngtcp2_pkt_decode_version_cid(&vc, data, (size_t)n, QUIC_CID_LEN);
+    if (rc == NGTCP2_ERR_VERSION_NEGOTIATION) {
+        quic_srv_vneg(l, &vc, from, (size_t)n);
+        return;
+    }
+    if (rc) {
+        l->stats.dropped++;
+        return;
+    }
+    c = quic_cid_find(l, vc.dcid, vc.dcidlen);
+    if (c)
+        quic_conn_input(c, from, data, (size_t)n);
+    else if (!(data[0] & 0x80))
+        quic_srv_reset(l, &vc, from, (size_t)n);
+    else
+        quic_srv_new(l, data, (size_t)n, from);
+}
+
+void quic_listener_unref(struct quic_listener *l)
+{
+    if (--l->refs > 0)
+        return;
+    if (l->cred)
+        gnutls_certificate_free_credentials(l->cred);
+    sodium_memzero(l->secret, sizeof(l->secret));
+    free(l);
+}
+
+static void quic_lis_on_close(uv_handle_t *h)
+{
+    quic_listener_unref(h->data);
+}
+
+int quic_listen(struct tp_env *env, const struct ovl_uri *uri, const struct tp_listen_cb *cb,
+                void *udata, struct tp_listener **out)
+{
+    struct quic_listener *l;
+    struct sockaddr_storage ss;
+    int rc;
+
+    *out = NULL;
+    if (!uri->is_literal)
+        return OVL_EINVAL; /* binding needs an address now */
+    rc = uri_sockaddr(uri, &ss);
+    if (rc)
+        return rc;
+    l = calloc(1, sizeof(*l));
+    if (!l)
+        return OVL_ENOMEM;
+    l->base.ops = &tp_quic_ops;
+    l->base.cb = cb;
+    l->base.udata = udata;
+    l->env = env;
+    l->refs = 1;
+    randombytes_buf(l->secret, sizeof(l->secret));
+    rc = quic_make_cred(&l->cred);
+    if (rc) {
+        free(l);
+        return rc;
+    }
+    uv_udp_init(env->loop, &l->udp);
+    l->udp.data = l;
+    rc = uv_udp_bind(&l->udp, (const struct sockaddr *)&ss,
+                     ss.ss_family == AF_INET6 ? UV_UDP_IPV6ONLY : 0);
+    l->locallen = sizeof(l->local);
+    if (!rc)
+        rc = uv_udp_getsockname(&l->udp, (struct sockaddr *)&l->local, &l->locallen);
+    if (!rc)
+        rc = uv_udp_recv_start(&l->udp, quic_srv_alloc, quic_srv_read);
+    if (rc) {
+        l->closing = true;
+        uv_close((uv_handle_t *)&l->udp, quic_lis_on_close);
+        return rc;
+    }
+    *out = &l->base;
+    return 0;
+}
+
+int quic_listener_uri(const struct tp_listener *tl, char *out, size_t outlen)
+{
+    const struct quic_listener *l = quic_lis_of(tl);
+
+    return uri_from_sockaddr(out, outlen, "quic", (const struct sockaddr *)&l->local);
+}
+
+void quic_listener_close(struct tp_listener *tl)
+{
+    struct quic_listener *l;
+
+    if (!tl)
+        return;
+    l = quic_lis_of(tl);
+    if (l->closing)
+        return;
+    l->closing = true;
+    while (l->conns)
+        quic_conn_shutdown(l->conns, OVL_ECLOSED, false);
+    uv_close((uv_handle_t *)&l->udp, quic_lis_on_close);
+}
+
+int tp_quic_listener_stats(const struct tp_listener *tl, struct tp_quic_stats *out)
+{
+    const struct quic_listener *l;
+
+    if (!tl || tl->ops != &tp_quic_ops || !out)
+        return OVL_EINVAL;
+    l = quic_lis_of(tl);
+    *out = l->stats;
+    out->conns = l->refs - (l->closing ? 0 : 1);
+    return 0;
+}
