@@ -20,6 +20,8 @@
 #define QUIC_RETRY_TTL    (10 * NGTCP2_SECONDS)
 #define QUIC_PRIORITY     "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE"
 
+_Static_assert(sizeof(((struct tp_env *)0)->secret) == QUIC_SECRET, "one secret size");
+
 static const gnutls_datum_t quic_alpn = {(unsigned char *)"ovl/1", 5};
 
 static struct quic_listener *quic_lis_of(const struct tp_listener *l)
@@ -460,7 +462,9 @@ int quic_listen(struct tp_env *env, const struct ovl_uri *uri, const struct tp_l
     l->base.udata = udata;
     l->env = env;
     l->refs = 1;
-    randombytes_buf(l->secret, sizeof(l->secret));
+    memcpy(l->secret, env->secret, sizeof(l->secret));
+    if (sodium_is_zero(l->secret, sizeof(l->secret)))
+        randombytes_buf(l->secret, sizeof(l->secret));
     rc = quic_make_cred(&l->cred);
     if (rc) {
         free(l);

@@ -92,6 +92,15 @@ static void relay_start(struct relay *r, uv_loop_t *loop, const char *lst_uri)
     ck_assert_int_eq(uv_udp_recv_start(&r->sock, relay_alloc, relay_read), 0);
 }
 
+/* Forward to another listener from now on. */
+static void relay_retarget(struct relay *r, const char *lst_uri)
+{
+    struct ovl_uri u;
+
+    ck_assert_int_eq(uri_parse(&u, lst_uri), 0);
+    ck_assert_int_eq(uri_sockaddr(&u, &r->srv), 0);
+}
+
 static struct tp_quic_stats lst_stats(struct fx *fx)
 {
     struct tp_quic_stats st;
@@ -273,6 +282,45 @@ START_TEST(test_idle_vanish)
 }
 END_TEST
 
+START_TEST(test_reset_after_restart)
+{
+    struct fx fx;
+    struct relay r;
+    uint8_t one = 1;
+    uint64_t t0;
+    struct tp_quic_stats st;
+
+    fx_init(&fx, 256 * 1024);
+    fx.env.idle_timeout_ms = 20000;
+    memset(fx.env.secret, 0x42, sizeof(fx.env.secret));
+    ck_assert_int_eq(fx_listen(&fx, "quic://127.0.0.1:0"), 0);
+    relay_start(&r, &fx.loop, fx.lst_uri);
+    exchange_once(&fx, r.uri, 10);
+    /* The listener "restarts" unseen: its goodbye is lost, and a new one
+     * with the same secret answers at the address the client uses. */
+    r.blackhole = true;
+    tp_listener_close(fx.lst);
+    fx.lst = NULL;
+    fx.srv.t = NULL;
+    run_for(&fx, 50);
+    ck_assert_int_eq(fx.cli.closed, 0);
+    ck_assert_int_eq(fx_listen(&fx, "quic://127.0.0.1:0"), 0);
+    relay_retarget(&r, fx.lst_uri);
+    r.blackhole = false;
+    t0 = uv_now(&fx.loop);
+    ck_assert_int_eq(tp_send(fx.cli.t, &one, 1), 0);
+    fx.done = done_cli_closed;
+    fx_run(&fx);
+    ck_assert_int_eq(fx.cli.closed_err, OVL_ECLOSED);
+    ck_assert_uint_lt(uv_now(&fx.loop) - t0, 5000);
+    st = lst_stats(&fx);
+    ck_assert_uint_ge(st.resets, 1);
+    ck_assert_uint_eq(st.conns, 0);
+    uv_close((uv_handle_t *)&r.sock, NULL);
+    fx_finish(&fx);
+}
+END_TEST
+
 /* ---- garbage ----------------------------------------------------------- */
 
 struct junk_case {
@@ -400,6 +448,7 @@ static Suite *tp_quic_suite(void)
     tcase_add_test(tc, test_reconnect);
     tcase_add_test(tc, test_lossy);
     tcase_add_test(tc, test_idle_vanish);
+    tcase_add_test(tc, test_reset_after_restart);
     tcase_add_test(tc, test_garbage);
     tcase_add_test(tc, test_stats_not_quic);
     suite_add_tcase(s, tc);
