@@ -412,6 +412,8 @@ void quic_conn_config(struct quic_conn *c, ngtcp2_settings *s, ngtcp2_transport_
     s->max_window = QUIC_MAX_WIN;
     s->max_stream_window = QUIC_MAX_WIN;
     s->handshake_timeout = (uint64_t)quic_idle_ms(c) * NGTCP2_MILLISECONDS;
+    if (c->base.inbound)
+        c->deadline = s->initial_ts + s->handshake_timeout;
     ngtcp2_transport_params_default(p);
     p->initial_max_stream_data_bidi_local = QUIC_WINDOW;
     p->initial_max_stream_data_bidi_remote = QUIC_WINDOW;
@@ -436,6 +438,10 @@ static void quic_arm(struct quic_conn *c)
     ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(c->qc), now = quic_now();
     uint64_t ms = 0;
 
+    /* A connection that finished TLS but never opened its stream must not
+     * hold one of the listener's few handshake slots for ever. */
+    if (!c->established && c->deadline && c->deadline < exp)
+        exp = c->deadline;
     if (exp > now)
         ms = (exp - now + NGTCP2_MILLISECONDS - 1) / NGTCP2_MILLISECONDS;
     if (ms > 3600000)
@@ -485,6 +491,8 @@ static void quic_flush(struct quic_conn *c)
             return;
         burst++;
     }
+    if (c->base.closing)
+        return;
     ngtcp2_conn_update_pkt_tx_time(c->qc, now);
     if (burst == QUIC_BURST)
         quic_kick(c);
@@ -569,6 +577,10 @@ static void quic_on_timer(uv_timer_t *t)
 
     if (c->base.closing || !c->qc)
         return;
+    if (!c->established && c->deadline && c->deadline <= now) {
+        quic_conn_shutdown(c, OVL_ETIMEDOUT, false);
+        return;
+    }
     if (ngtcp2_conn_get_expiry(c->qc) <= now) {
         rc = ngtcp2_conn_handle_expiry(c->qc, now);
         if (rc) {

@@ -26,7 +26,7 @@
 #define QUIC_BLK      16384          /* send-buffer block: data stays put until acked */
 #define QUIC_WINDOW   (256u * 1024)  /* initial flow-control window */
 #define QUIC_MAX_WIN  (1024u * 1024) /* autotuning stops here; bounds rbuf */
-#define QUIC_MAX_CIDS 8              /* CIDs one server connection may hold in the map */
+#define QUIC_MAX_CIDS 12             /* CIDs one server connection may hold in the map */
 
 struct quic_conn;
 
@@ -78,7 +78,8 @@ struct quic_conn {
     uv_getaddrinfo_t gai;
     struct sockaddr_storage local, remote;
     int locallen, remotelen;
-    int64_t sid; /* the link's bidirectional stream, -1 until known */
+    int64_t sid;            /* the link's bidirectional stream, -1 until known */
+    ngtcp2_tstamp deadline; /* server: hand over by then, or close */
 
     /* Send buffer: stream bytes [acked, end) in blocks head..tail; the next
      * unsent byte is at sblk->data[spos]. */
