@@ -64,6 +64,7 @@ static int set_roles(struct cfg_parse *p, const struct key_def *k, const char *v
 static int set_path(struct cfg_parse *p, const struct key_def *k, const char *v);
 static int set_listen(struct cfg_parse *p, const struct key_def *k, const char *v);
 static int set_aead(struct cfg_parse *p, const struct key_def *k, const char *v);
+static int set_transports(struct cfg_parse *p, const struct key_def *k, const char *v);
 static int set_level(struct cfg_parse *p, const struct key_def *k, const char *v);
 static int set_syslog(struct cfg_parse *p, const struct key_def *k, const char *v);
 static int set_uint(struct cfg_parse *p, const struct key_def *k, const char *v);
@@ -83,6 +84,8 @@ static const struct key_def key_defs[] = {
     {SECT_NODE, "control_socket", set_path, false, false, 0, SUN_PATH_MAX,
      CFG_FIELD(control_socket)},
     {SECT_NODE, "aead", set_aead, false, false, 0, 0, 0, 0},
+    {SECT_NODE, "transports", set_transports, false, false, 0, 0, 0, 0},
+    {SECT_NODE, "prefer", set_transports, false, false, 0, 0, 0, 0},
     {SECT_LOG, "level", set_level, false, false, 0, 0, 0, 0},
     {SECT_LOG, "syslog", set_syslog, false, false, 0, 0, 0, 0},
     {SECT_LINK, "handshake_timeout", set_uint, false, false, 100, 600000,
@@ -152,7 +155,9 @@ struct cfg_parse {
     unsigned peer_key_line[NODE_MAX_PEERS][KEY_COUNT];
     unsigned boot_line[DIR_MAX_BOOTSTRAPS]; /* line of each [bootstrap.NAME] header */
     unsigned boot_key_line[DIR_MAX_BOOTSTRAPS][KEY_COUNT];
-    bool colon; /* the current line's first separator is ':' */
+    unsigned listen_line[NODE_MAX_LISTEN]; /* line of each listen value */
+    unsigned listen_any;                   /* bit i: listen[i] named no transport */
+    bool colon;                            /* the current line's first separator is ':' */
     bool failed;
     unsigned err_line;
     char msg[CONFIG_ERR_MAX];
@@ -256,12 +261,21 @@ static int set_listen(struct cfg_parse *p, const struct key_def *k, const char *
 {
     struct ovl_config *c = p->c;
     struct ovl_uri u;
+    char any[OVL_URI_MAX + 8];
+    int err;
 
     if (c->n_listen >= NODE_MAX_LISTEN)
         return cfg_fail(p, p->line, "too many listen addresses (at most %d)", NODE_MAX_LISTEN);
-    int err = parse_address(p, k, v, &u);
-    if (err)
+    p->listen_line[c->n_listen] = p->line;
+    if (!strstr(v, "://")) {
+        /* HOST:PORT alone: every transport in use, expanded in cfg_finish. */
+        snprintf(any, sizeof(any), "tcp://%s", v);
+        if (strlen(any) >= OVL_URI_MAX - 2 || uri_parse(&u, any) != 0)
+            return cfg_fail(p, p->line, "bad listen '%s' (expected [scheme://]host:port)", v);
+        p->listen_any |= 1u << c->n_listen;
+    } else if ((err = parse_address(p, k, v, &u)) != 0) {
         return err;
+    }
     if (!u.is_literal)
         return cfg_fail(p, p->line, "listen address '%s' must use an IP literal, not a host name",
                         v);
@@ -678,6 +692,109 @@ static unsigned later_line(const struct cfg_parse *p, enum cfg_sect sect, const 
     return la > lb ? la : lb;
 }
 
+/* The known transports, compiled in or not. */
+static const char *const tp_known[] = {"tcp", "quic"};
+
+/* transports = LIST and prefer = NAME: masks of tp_bit(). */
+static int set_transports(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    bool list = strcmp(k->name, "transports") == 0;
+    unsigned mask = 0;
+    char item[16];
+
+    for (const char *s = v;; s++) {
+        size_t len = strcspn(s, ",");
+        unsigned bit = 0;
+
+        snprintf(item, sizeof(item), "%.*s", (int)(len < sizeof(item) ? len : sizeof(item) - 1), s);
+        for (size_t i = 0; i < sizeof(tp_known) / sizeof(tp_known[0]) && len < sizeof(item); i++)
+            if (strcmp(item, tp_known[i]) == 0 && !(bit = tp_bit(item)))
+                return cfg_fail(p, p->line, "%s is not compiled into this ovld (it has: %s)", item,
+                                tp_names());
+        if (!bit)
+            return cfg_fail(p, p->line, "unknown transport '%.*s' in %s (expected %s)", (int)len, s,
+                            k->name, list ? "a list of tcp and quic" : "tcp or quic");
+        mask |= bit;
+        s += len;
+        if (*s != ',')
+            break;
+        if (!list)
+            return cfg_fail(p, p->line, "prefer names one transport");
+    }
+    if (list)
+        p->c->opts.transports = mask;
+    else
+        p->c->opts.prefer = mask;
+    return 0;
+}
+
+/* The scheme whose tp_bit() is bit. */
+static const char *tp_scheme(unsigned bit)
+{
+    for (size_t i = 0; i < sizeof(tp_known) / sizeof(tp_known[0]); i++)
+        if (tp_bit(tp_known[i]) == bit)
+            return tp_known[i];
+    return "?";
+}
+
+/* Fail unless uri's transport is among use. */
+static bool cfg_tp_used(struct cfg_parse *p, unsigned line, const char *what, const char *uri,
+                        unsigned use)
+{
+    struct ovl_uri u;
+
+    if (uri_parse(&u, uri) == 0 && (tp_bit(u.scheme) & use))
+        return true;
+    cfg_fail(p, line, "%s '%s' uses %s, which transports leaves out", what, uri, u.scheme);
+    return false;
+}
+
+/* Settle transports and prefer, expand scheme-less listen values, and
+ * check that every address uses a transport in use. */
+static bool cfg_transports(struct cfg_parse *p)
+{
+    struct ovl_config *c = p->c;
+    unsigned use = c->opts.transports ? c->opts.transports : tp_all_bits();
+    unsigned line = later_line(p, SECT_NODE, "transports", "prefer");
+    char raw[NODE_MAX_LISTEN][OVL_URI_MAX];
+    unsigned n = c->n_listen, i, b;
+
+    if (!c->opts.prefer)
+        c->opts.prefer = (tp_bit("tcp") & use) ? tp_bit("tcp") : (use & -use);
+    if (!(c->opts.prefer & use))
+        return !cfg_fail(p, line, "prefer = %s is not among transports", tp_scheme(c->opts.prefer));
+    c->opts.transports = use;
+    memcpy(raw, c->listen, sizeof(raw));
+    c->n_listen = 0;
+    for (i = 0; i < n; i++) {
+        bool any = p->listen_any & (1u << i);
+
+        for (b = 1; b <= use; b <<= 1) {
+            char *dst;
+
+            if (any ? !(b & use) : b != 1)
+                continue; /* an explicit URI is copied once */
+            if (c->n_listen == NODE_MAX_LISTEN)
+                return !cfg_fail(p, p->listen_line[i], "too many listen addresses (at most %d)",
+                                 NODE_MAX_LISTEN);
+            dst = c->listen[c->n_listen++];
+            if (any)
+                snprintf(dst, OVL_URI_MAX, "%s://%.*s", tp_scheme(b), OVL_URI_MAX - 8, raw[i]);
+            else
+                memcpy(dst, raw[i], OVL_URI_MAX);
+            if (!cfg_tp_used(p, p->listen_line[i], "listen", dst, use))
+                return false;
+        }
+    }
+    for (i = 0; i < c->n_peers; i++)
+        if (!cfg_tp_used(p, p->peer_line[i], "peer address", c->peers[i].uri, use))
+            return false;
+    for (i = 0; i < c->n_bootstraps; i++)
+        if (!cfg_tp_used(p, p->boot_line[i], "bootstrap address", c->bootstraps[i].uri, use))
+            return false;
+    return true;
+}
+
 /* Checks that need the whole file: required peer keys, cross-key limits. */
 static void cfg_finish(struct cfg_parse *p)
 {
@@ -704,6 +821,8 @@ static void cfg_finish(struct cfg_parse *p)
                  c->n_peers, dial - c->n_peers, NODE_MAX_PEERS);
         return;
     }
+    if (!cfg_transports(p))
+        return;
     c->dir.desc_lifetime_ms = 3 * c->dir.onion_rotate_ms;
     if (c->dir.ttl_ms <= c->dir.heartbeat_ms) {
         cfg_fail(p, later_line(p, SECT_DIR, "ttl", "heartbeat"),

@@ -1,6 +1,6 @@
 /* config.h - ovld's INI configuration (reference: docs/CONFIG.md).
  *
- *   [node]     roles, data_dir, listen, control_socket, aead
+ *   [node]     roles, data_dir, listen, control_socket, aead, transports, prefer
  *   [log]      level, syslog
  *   [link]     handshake_timeout, idle_timeout, max_links, send_queue,
  *              rekey_cells, reconnect_min, reconnect_max

@@ -249,15 +249,10 @@ static void wait_looked_up(void *arg, int err, const struct desc *d)
         wait_flush(w, l);
         return;
     }
-    for (unsigned i = 0; i < d->n_uris && i < DESC_MAX_URIS; i++) {
-        struct ovl_uri u;
-
-        if (uri_parse(&u, d->uris[i]) != 0 || !tp_lookup(u.scheme))
-            continue;
-        if (link_dial(r->n, d->uris[i], w->pk, NULL, &l) == 0) {
-            w->dial_serial = l->serial;
-            return;
-        }
+    if (link_dial_any(r->n, d->uris, d->n_uris < DESC_MAX_URIS ? d->n_uris : DESC_MAX_URIS, w->pk,
+                      &l) == 0) {
+        w->dial_serial = l->serial;
+        return;
     }
     wait_fail(w, BODY_R_UNREACHABLE);
 }

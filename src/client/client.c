@@ -328,9 +328,8 @@ static void chain_connect(struct cchain *ch)
         chain_send_setup(ch, l);
         return;
     }
-    rc = OVL_ENOENT;
-    for (i = 0; i < d0->n_uris && i < DESC_MAX_URIS && rc; i++)
-        rc = link_dial(n, d0->uris[i], d0->id_pk, NULL, &l);
+    rc = link_dial_any(n, d0->uris, d0->n_uris < DESC_MAX_URIS ? d0->n_uris : DESC_MAX_URIS,
+                       d0->id_pk, &l);
     if (rc) {
         chain_fail(ch, "cannot dial the first hop", false);
         return;

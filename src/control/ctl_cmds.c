@@ -105,6 +105,7 @@ static void ctl_status_counters(struct kvbuf *out, const struct node *n)
     kv_addu(out, "bytes_in", k->bytes_in);
     kv_addu(out, "bytes_out", k->bytes_out);
     kv_addu(out, "rekeys", k->rekeys);
+    kv_addu(out, "dial_fallbacks", k->dial_fallbacks);
     kv_addu(out, "chanmap", n->n_chanmap);
     kv_addu(out, "chain_unknown", k->chain_unknown);
     for (r = LC_NONE + 1; r < LC_REASON_COUNT; r++) {

@@ -60,9 +60,50 @@ static void link_timer_stop(struct link *l)
     l->timer = NULL;
 }
 
+struct link_alts {
+    unsigned n, next;
+    char uri[LINK_MAX_ALTS][OVL_URI_MAX];
+};
+
+static const struct tp_cb link_ignore_cb; /* for a transport we walked away from */
+
+static void link_hs_timeout_cb(uv_timer_t *t);
+
+/* The current dial failed while connecting: start the next address on the
+ * same link. Return false when none is left or none starts. */
+static bool link_try_next(struct link *l, int err)
+{
+    struct node *n = l->node;
+    struct link_alts *a = l->alts;
+    struct transport *nt;
+
+    while (a && a->next < a->n) {
+        const char *uri = a->uri[a->next++];
+
+        n->ctr.dial_fallbacks++;
+        log_info(&n->log, "link to %s: dial %s failed (%s), trying %s", l->peer_id, l->remote,
+                 ovl_strerror(err), uri);
+        snprintf(l->remote, sizeof(l->remote), "%s", uri);
+        if (tp_dial(&n->tp_env, uri, &link_tp_cb, l, &nt) == 0) {
+            l->tp = nt;
+            uv_timer_start(l->timer, link_hs_timeout_cb, n->opts.handshake_timeout_ms, 0);
+            return true;
+        }
+    }
+    return false;
+}
+
 static void link_hs_timeout_cb(uv_timer_t *t)
 {
-    link_close(t->data, LC_HS_TIMEOUT);
+    struct link *l = t->data;
+    struct transport *old = l->tp;
+
+    if (l->state == LINK_CONNECTING && link_try_next(l, OVL_ETIMEDOUT)) {
+        tp_set_cb(old, &link_ignore_cb, NULL);
+        tp_close(old);
+        return;
+    }
+    link_close(l, LC_HS_TIMEOUT);
 }
 
 static void link_idle_cb(uv_timer_t *t)
@@ -113,6 +154,7 @@ static void link_free(struct link *l)
     if (l->next)
         l->next->prev = l->prev;
     n->n_links--;
+    free(l->alts);
     if (l->hs) {
         hs_wipe(l->hs);
         free(l->hs);
@@ -154,6 +196,50 @@ int link_dial(struct node *n, const char *uri, const uint8_t peer_pk[OVL_ED25519
     n->ctr.links_dialed++;
     *out = l;
     return 0;
+}
+
+/* Copy the usable addresses into a: the preferred transport's first. */
+static void link_order(const struct node *n, const char uris[][OVL_URI_MAX], unsigned count,
+                       struct link_alts *a)
+{
+    unsigned allow = n->opts.transports ? n->opts.transports : tp_all_bits();
+    unsigned prefer = n->opts.prefer ? n->opts.prefer : tp_bit("tcp");
+    struct ovl_uri u;
+
+    a->n = a->next = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (unsigned i = 0; i < count && a->n < LINK_MAX_ALTS; i++) {
+            unsigned bit = uri_parse(&u, uris[i]) == 0 ? tp_bit(u.scheme) : 0;
+
+            if ((bit & allow) && (bit == prefer) == (pass == 0))
+                memcpy(a->uri[a->n++], uris[i], OVL_URI_MAX);
+        }
+    }
+}
+
+int link_dial_any(struct node *n, const char uris[][OVL_URI_MAX], unsigned count,
+                  const uint8_t peer_pk[OVL_ED25519_PK], struct link **out)
+{
+    struct link_alts *a = malloc(sizeof(*a));
+    int rc = OVL_ENOENT;
+
+    *out = NULL;
+    if (!a)
+        return OVL_ENOMEM;
+    link_order(n, uris, count, a);
+    while (a->next < a->n) {
+        rc = link_dial(n, a->uri[a->next++], peer_pk, NULL, out);
+        if (rc == 0 || rc == OVL_ENOMEM || rc == OVL_ECLOSED)
+            break; /* started, or the node itself refuses */
+        if (a->next < a->n)
+            n->ctr.dial_fallbacks++;
+    }
+    if (rc == 0 && a->next < a->n) {
+        (*out)->alts = a;
+        return 0;
+    }
+    free(a);
+    return rc;
 }
 
 void link_accept(struct node *n, struct transport *tp)
@@ -305,6 +391,8 @@ static void link_opened(struct link *l)
 
     l->state = LINK_OPEN;
     l->was_open = true;
+    free(l->alts);
+    l->alts = NULL;
     n->ctr.handshakes_ok++;
     link_timer_stop(l);
     if (n->opts.idle_timeout_ms) {
@@ -502,6 +590,8 @@ static void link_on_closed(struct transport *t, int err)
     struct node *n = l->node;
     enum link_close_reason r = l->reason;
 
+    if (l->state == LINK_CONNECTING && link_try_next(l, err))
+        return;
     if (l->state != LINK_CLOSING || r == LC_NONE) {
         r = err == OVL_ECLOSED   ? LC_PEER_CLOSED
             : err == OVL_ETOOBIG ? LC_OVERSIZED

@@ -39,6 +39,7 @@ struct link {
     struct link *prev, *next; /* node->links */
     uint64_t serial;          /* unique per node; never reused */
     struct peer *peer;        /* configured peer that dialed this, or NULL */
+    struct link_alts *alts;   /* addresses still to try while connecting, or NULL */
     enum link_state state;
     bool initiator;
     enum link_close_reason reason;
@@ -70,6 +71,18 @@ const char *link_state_name(enum link_state s);
  * node->links; it becomes LINK_OPEN or closes by itself. */
 int link_dial(struct node *n, const char *uri, const uint8_t peer_pk[OVL_ED25519_PK],
               struct peer *peer, struct link **out) OVL_WUR;
+
+/* Most addresses link_dial_any considers. */
+#define LINK_MAX_ALTS 8
+
+/* Dial a node that publishes several addresses: only transports the node
+ * uses (opts.transports), its preferred one (opts.prefer) first, the rest
+ * in the given order. When a dial fails before its transport connects, or
+ * its handshake timer fires while still connecting, the same link (same
+ * serial, same observers) moves on to the next address. OVL_ENOENT when no
+ * address is usable. */
+int link_dial_any(struct node *n, const char uris[][OVL_URI_MAX], unsigned count,
+                  const uint8_t peer_pk[OVL_ED25519_PK], struct link **out) OVL_WUR;
 
 /* Take over an accepted transport as an inbound link. Closes the transport
  * (and counts LC_LIMIT) when the node is at max_links. */

@@ -85,6 +85,8 @@ int node_init(struct node *n, uv_loop_t *loop, const struct node_opts *opts,
     n->tp_env.log = &n->log;
     n->tp_env.sendq_max = opts->sendq_max;
     n->tp_env.idle_timeout_ms = opts->idle_timeout_ms;
+    /* The seed is the first half of sk; the secret outlives restarts. */
+    ovl_kdf_label(n->tp_env.secret, n->id.sk, "ovl quic secret v1");
     dispatch_init(&n->disp);
     n->started_ms = node_now_ms();
     return link_register_handlers(n);
@@ -154,4 +156,5 @@ void node_free(struct node *n)
     n->peers = NULL;
     n->n_peers = 0;
     ovl_identity_wipe(&n->id);
+    ovl_wipe(n->tp_env.secret, sizeof(n->tp_env.secret));
 }

@@ -67,6 +67,8 @@ struct node_opts {
     uint64_t rekey_cells;         /* ratchet each direction's key after this many cells */
     uint32_t reconnect_min_ms;
     uint32_t reconnect_max_ms;
+    unsigned transports; /* tp_bit() mask a node may dial and listen on; 0 = all */
+    unsigned prefer;     /* tp_bit() of the transport dialed first; 0 = tcp */
 };
 
 /* A configured outbound peer: dialed at start and redialed with backoff. */
@@ -114,6 +116,7 @@ struct node_counters {
     uint64_t bytes_in, bytes_out;
     uint64_t rekeys;
     uint64_t chain_unknown; /* chain-level cells for an ID nobody owns */
+    uint64_t dial_fallbacks; /* dials retried on a relay's next address */
 };
 
 struct node {

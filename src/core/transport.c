@@ -39,6 +39,23 @@ const char *tp_names(void)
 #endif
 }
 
+/* A transport's bit is its place in the registry. */
+unsigned tp_bit(const char *scheme)
+{
+    const struct tp_ops *ops = tp_lookup(scheme);
+
+    for (size_t i = 0; ops && i < sizeof(tp_registry) / sizeof(tp_registry[0]); i++)
+        if (tp_registry[i] == ops)
+            return 1u << i;
+    return 0;
+}
+
+/* Every compiled-in transport's bit. */
+unsigned tp_all_bits(void)
+{
+    return (1u << (sizeof(tp_registry) / sizeof(tp_registry[0]))) - 1;
+}
+
 /* Parse text and find its transport; shared by dial and listen. */
 static int tp_resolve(const char *text, struct ovl_uri *uri, const struct tp_ops **ops)
 {

@@ -119,6 +119,12 @@ const struct tp_ops *tp_lookup(const char *scheme);
 /* Return the compiled-in transports as "tcp" or "tcp,quic". */
 const char *tp_names(void);
 
+/* Return the bit of a compiled-in transport (for masks of transports), or 0. */
+unsigned tp_bit(const char *scheme);
+
+/* Return the mask of every compiled-in transport. */
+unsigned tp_all_bits(void);
+
 /* Parse uri and dial it with the matching transport (see the lifecycle above).
  * OVL_EINVAL for a bad URI or port 0, OVL_EUNSUPP for an unknown scheme. */
 int tp_dial(struct tp_env *env, const char *uri, const struct tp_cb *cb, void *udata,

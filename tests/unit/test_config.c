@@ -8,6 +8,7 @@
 #include "ovl_config.h"
 
 #include "app/config.h"
+#include "core/transport.h"
 #include "lib/crypto.h"
 #include "lib/encode.h"
 #include "check_main.h"
@@ -287,7 +288,13 @@ static const struct bad_case bad_cases[] = {
     {"bool case", "[log]\nsyslog = TRUE\n", 2, "bad boolean"},
     {"bad level", "[log]\nlevel = loud\n", 2, "unknown log level 'loud'"},
     {"bad aead", "[node]\naead = rot13\n", 2, "unknown aead 'rot13'"},
-    {"bad URI", "[node]\nlisten = 127.0.0.1:7001\n", 2, "bad listen '127.0.0.1:7001'"},
+    {"bad URI", "[node]\nlisten = 127.0.0.1\n", 2, "bad listen '127.0.0.1'"},
+    {"scheme-less without port", "[node]\nlisten = [::1]\n", 2, "bad listen '[::1]'"},
+    {"unknown in transports", "[node]\ntransports = tcp,sctp\n", 2, "unknown transport 'sctp'"},
+    {"empty transports item", "[node]\ntransports = tcp,\n", 2, "unknown transport ''"},
+    {"empty transports", "[node]\ntransports =\n", 2, "unknown transport ''"},
+    {"prefer two", "[node]\nprefer = tcp,tcp\n", 2, "prefer names one transport"},
+    {"prefer unknown", "[node]\nprefer = udp\n", 2, "unknown transport 'udp' in prefer"},
     {"URI with path", "[node]\nlisten = tcp://127.0.0.1:7001/x\n", 2, "bad listen"},
     {"unknown transport", "[node]\nlisten = sctp://127.0.0.1:1\n", 2, "unknown transport 'sctp'"},
     {"DNS name in listen", "[node]\nlisten = tcp://localhost:7001\n", 2, "IP literal"},
@@ -344,6 +351,28 @@ static const struct bad_case bad_cases[] = {
     {"unknown peer key", "[peer.a]\nport = 7\n", 2, "unknown key 'port' in [peer.a]"},
 };
 
+/* Cases whose outcome depends on whether QUIC is compiled in. */
+static const struct bad_case quic_bad_cases[] = {
+#if OVL_HAVE_QUIC
+    {"prefer outside transports", "[node]\ntransports = tcp\nprefer = quic\n", 3,
+     "prefer = quic is not among transports"},
+    {"listen outside transports", "[node]\nlisten = quic://127.0.0.1:0\ntransports = tcp\n", 2,
+     "listen 'quic://127.0.0.1:0' uses quic, which transports leaves out"},
+    {"peer outside transports",
+     "[node]\ntransports = quic\n[peer.a]\naddress = tcp://127.0.0.1:1\nid = @ID@\n", 3,
+     "peer address 'tcp://127.0.0.1:1' uses tcp"},
+    {"too many after expansion",
+     "[node]\nlisten = 127.0.0.1:1\nlisten = 127.0.0.1:2\nlisten = 127.0.0.1:3\n"
+     "listen = 127.0.0.1:4\nlisten = 127.0.0.1:5\n",
+     6, "too many listen addresses (at most 8)"},
+#else
+    {"quic not compiled", "[node]\ntransports = tcp,quic\n", 2,
+     "quic is not compiled into this ovld (it has: tcp)"},
+    {"quic listen not compiled", "[node]\nlisten = quic://127.0.0.1:1\n", 2,
+     "unknown transport 'quic'"},
+#endif
+};
+
 /* Parse bc's text and check the error names the right line and says needle. */
 static void check_bad(const struct bad_case *bc)
 {
@@ -362,6 +391,62 @@ static void check_bad(const struct bad_case *bc)
 START_TEST(test_bad)
 {
     check_bad(&bad_cases[_i]);
+}
+END_TEST
+
+START_TEST(test_quic_bad)
+{
+    check_bad(&quic_bad_cases[_i]);
+}
+END_TEST
+
+/* What transports, prefer and scheme-less listen values settle to. */
+static const struct {
+    const char *text;
+    bool need_quic;
+    const char *transports, *prefer; /* as tp_bit() names */
+    const char *listen[4];
+} tp_cases[] = {
+    {"[node]\nlisten = tcp://127.0.0.1:1\n", false, NULL, "tcp", {"tcp://127.0.0.1:1"}},
+    {"[node]\ntransports = tcp\nlisten = 127.0.0.1:7\n",
+     false,
+     "tcp",
+     "tcp",
+     {"tcp://127.0.0.1:7"}},
+    {"[node]\nlisten = [::1]:0\nlisten = quic://127.0.0.1:9\n",
+     true,
+     "tcp,quic",
+     "tcp",
+     {"tcp://[::1]:0", "quic://[::1]:0", "quic://127.0.0.1:9"}},
+    {"[node]\ntransports = quic\nlisten = 0.0.0.0:5\n", true, "quic", "quic", {"quic://0.0.0.0:5"}},
+    {"[node]\ntransports = quic,tcp\nprefer = quic\n", true, "tcp,quic", "quic", {NULL}},
+};
+
+static unsigned bits_of(const char *names)
+{
+    unsigned m = 0;
+
+    if (!names)
+        return tp_all_bits();
+    m |= strstr(names, "tcp") ? tp_bit("tcp") : 0;
+    m |= strstr(names, "quic") ? tp_bit("quic") : 0;
+    return m;
+}
+
+START_TEST(test_transports)
+{
+    struct ovl_config c;
+    char err[CONFIG_ERR_MAX];
+    unsigned n = 0;
+
+    if (tp_cases[_i].need_quic && !OVL_HAVE_QUIC)
+        return;
+    ck_assert_msg(parse(&c, tp_cases[_i].text, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_uint_eq(c.opts.transports, bits_of(tp_cases[_i].transports));
+    ck_assert_uint_eq(c.opts.prefer, bits_of(tp_cases[_i].prefer));
+    for (; n < 4 && tp_cases[_i].listen[n]; n++)
+        ck_assert_str_eq(c.listen[n], tp_cases[_i].listen[n]);
+    ck_assert_uint_eq(c.n_listen, n);
 }
 END_TEST
 
@@ -802,6 +887,8 @@ static Suite *config_suite(void)
     tcase_add_loop_test(tc, test_good, 0, N(good_cases));
     tcase_add_loop_test(tc, test_ranges, 0, N(range_cases));
     tcase_add_loop_test(tc, test_bad, 0, N(bad_cases));
+    tcase_add_loop_test(tc, test_quic_bad, 0, N(quic_bad_cases));
+    tcase_add_loop_test(tc, test_transports, 0, N(tp_cases));
     tcase_add_test(tc, test_peer_limit);
     tcase_add_test(tc, test_aead);
     tcase_add_test(tc, test_load_file);

@@ -1,7 +1,10 @@
 /* test_link.c - links between two nodes on one loop, over loopback TCP. */
 #include <check.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "ovl_config.h"
 
 #include "core/link.h"
 #include "core/node.h"
@@ -283,6 +286,161 @@ START_TEST(test_peer_reconnects)
 }
 END_TEST
 
+/* ---- dialing a node that publishes several addresses ------------------ */
+
+enum fb_uri {
+    FB_END = 0,
+    FB_TCP,     /* B's TCP listener */
+    FB_QUIC,    /* B's QUIC listener */
+    FB_REFUSED, /* a TCP port nobody listens on */
+    FB_SILENT,  /* a UDP port that swallows everything (QUIC hangs) */
+    FB_UNKNOWN, /* a scheme nobody has */
+};
+
+struct fb_case {
+    const char *name;
+    bool quic;              /* needs the QUIC transport */
+    const char *transports; /* NULL: all; else "tcp" or "quic" */
+    const char *prefer;     /* NULL: default (tcp) */
+    enum fb_uri uris[4];
+    int dial_rc;          /* what link_dial_any returns */
+    const char *opens_on; /* scheme the link ends up on, or NULL: it closes */
+    uint64_t fallbacks;
+};
+
+static const struct fb_case fb_cases[] = {
+    {"refused, then tcp", false, NULL, NULL, {FB_REFUSED, FB_TCP}, 0, "tcp", 1},
+    {"unknown scheme skipped", false, NULL, NULL, {FB_UNKNOWN, FB_REFUSED, FB_TCP}, 0, "tcp", 1},
+    {"all refused", false, NULL, NULL, {FB_REFUSED, FB_REFUSED}, 0, NULL, 1},
+    {"nothing usable", false, NULL, NULL, {FB_UNKNOWN}, OVL_ENOENT, NULL, 0},
+    {"tcp preferred by default", true, NULL, NULL, {FB_QUIC, FB_TCP}, 0, "tcp", 0},
+    {"prefer quic", true, NULL, "quic", {FB_TCP, FB_QUIC}, 0, "quic", 0},
+    {"quic silent, timer falls back", true, NULL, "quic", {FB_SILENT, FB_TCP}, 0, "tcp", 1},
+    {"transports = tcp skips quic", true, "tcp", NULL, {FB_QUIC, FB_REFUSED}, 0, NULL, 0},
+};
+
+struct fb_obs {
+    unsigned opened, closed;
+};
+
+static void fb_opened(void *ctx, struct link *l)
+{
+    (void)l;
+    ((struct fb_obs *)ctx)->opened++;
+}
+
+static void fb_closed(void *ctx, struct link *l)
+{
+    if (l->initiator)
+        ((struct fb_obs *)ctx)->closed++;
+}
+
+static struct fb_obs fb_seen;
+
+static bool fb_settled(struct pair *p)
+{
+    (void)p;
+    return fb_seen.opened + fb_seen.closed > 0;
+}
+
+/* Bind a socket on 127.0.0.1 and write its port; keep it open if h. */
+static unsigned fb_port(uv_loop_t *loop, bool udp, uv_udp_t *h)
+{
+    struct sockaddr_in sa;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    uv_tcp_t t;
+    uv_udp_t u;
+    uv_handle_t *any = udp ? (uv_handle_t *)(h ? h : &u) : (uv_handle_t *)&t;
+
+    ck_assert_int_eq(uv_ip4_addr("127.0.0.1", 0, &sa), 0);
+    if (udp) {
+        ck_assert_int_eq(uv_udp_init(loop, (uv_udp_t *)any), 0);
+        ck_assert_int_eq(uv_udp_bind((uv_udp_t *)any, (struct sockaddr *)&sa, 0), 0);
+        ck_assert_int_eq(uv_udp_getsockname((uv_udp_t *)any, (struct sockaddr *)&ss, &len), 0);
+    } else {
+        ck_assert_int_eq(uv_tcp_init(loop, &t), 0);
+        ck_assert_int_eq(uv_tcp_bind(&t, (struct sockaddr *)&sa, 0), 0);
+        ck_assert_int_eq(uv_tcp_getsockname(&t, (struct sockaddr *)&ss, &len), 0);
+    }
+    if (!h) {
+        uv_close(any, NULL);
+        uv_run(loop, UV_RUN_NOWAIT); /* the handle lives on this stack */
+    }
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+START_TEST(test_dial_fallback)
+{
+    const struct fb_case *fc = &fb_cases[_i];
+    static const char listen[2][OVL_URI_MAX] = {"tcp://127.0.0.1:0", "quic://127.0.0.1:0"};
+    struct link_observer obs = {.opened = fb_opened, .closed = fb_closed, .ctx = &fb_seen};
+    char uris[4][OVL_URI_MAX];
+    struct node_opts o;
+    struct link *l = NULL;
+    struct pair p;
+    uv_udp_t silent;
+    unsigned n = 0;
+    uint64_t serial;
+
+    if (fc->quic && !OVL_HAVE_QUIC)
+        return;
+    node_opts_defaults(&o);
+    o.handshake_timeout_ms = 300;
+    if (fc->transports)
+        o.transports = tp_bit(fc->transports);
+    if (fc->prefer)
+        o.prefer = tp_bit(fc->prefer);
+    memset(&p, 0, sizeof(p));
+    ck_assert_int_eq(uv_loop_init(&p.loop), 0);
+    uv_timer_init(&p.loop, &p.deadline);
+    uv_timer_init(&p.loop, &p.poll);
+    p.deadline.data = p.poll.data = &p;
+    make_node(&p, &p.a, &o);
+    make_node(&p, &p.b, &o);
+    ck_assert_int_eq(node_start(&p.b, listen, OVL_HAVE_QUIC ? 2 : 1, NULL, 0), 0);
+    ck_assert_int_eq(node_start(&p.a, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(node_observe_links(&p.a, &obs), 0);
+    memset(&fb_seen, 0, sizeof(fb_seen));
+    for (; n < 4 && fc->uris[n] != FB_END; n++) {
+        switch (fc->uris[n]) {
+        case FB_TCP:
+        case FB_QUIC:
+            snprintf(uris[n], OVL_URI_MAX, "%s", p.b.listen_uri[fc->uris[n] == FB_QUIC]);
+            break;
+        case FB_REFUSED:
+            snprintf(uris[n], OVL_URI_MAX, "tcp://127.0.0.1:%u", fb_port(&p.loop, false, NULL));
+            break;
+        case FB_SILENT:
+            snprintf(uris[n], OVL_URI_MAX, "quic://127.0.0.1:%u", fb_port(&p.loop, true, &silent));
+            break;
+        default:
+            snprintf(uris[n], OVL_URI_MAX, "sctp://127.0.0.1:1");
+        }
+    }
+    ck_assert_int_eq(link_dial_any(&p.a, uris, n, p.b.id.pk, &l), fc->dial_rc);
+    if (fc->dial_rc == 0) {
+        serial = l->serial;
+        ck_assert_msg(run_until(&p, fb_settled, 5000), "%s: neither opened nor closed", fc->name);
+        ck_assert_uint_eq(fb_seen.opened, fc->opens_on ? 1 : 0);
+        ck_assert_uint_eq(fb_seen.closed, fc->opens_on ? 0 : 1);
+        if (fc->opens_on) {
+            l = link_by_serial(&p.a, serial);
+            ck_assert_ptr_nonnull(l);
+            ck_assert_msg(strncmp(l->remote, fc->opens_on, strlen(fc->opens_on)) == 0,
+                          "%s: link on %s", fc->name, l->remote);
+        }
+    } else {
+        ck_assert_ptr_null(l);
+    }
+    ck_assert_msg(p.a.ctr.dial_fallbacks == fc->fallbacks, "%s: %" PRIu64 " fallbacks", fc->name,
+                  p.a.ctr.dial_fallbacks);
+    if (fc->uris[0] == FB_SILENT)
+        uv_close((uv_handle_t *)&silent, NULL);
+    pair_teardown(&p);
+}
+END_TEST
+
 static Suite *link_suite(void)
 {
     Suite *s = suite_create("link");
@@ -294,6 +452,7 @@ static Suite *link_suite(void)
     tcase_add_test(tc, test_wrong_key_refused);
     tcase_add_test(tc, test_handshake_timeout);
     tcase_add_test(tc, test_peer_reconnects);
+    tcase_add_loop_test(tc, test_dial_fallback, 0, (int)(sizeof(fb_cases) / sizeof(fb_cases[0])));
     suite_add_tcase(s, tc);
     return s;
 }
