@@ -346,6 +346,14 @@ class Net:
         return problems
 
 
+def require_quic():
+    """Exit 77 (meson's "skipped") unless ovld was built with QUIC."""
+    r = run([OVLD, "--version"])
+    if r.returncode != 0 or "quic" not in r.stdout:
+        print("SKIP: %s was built without QUIC (%s)" % (OVLD, r.stdout.strip()))
+        sys.exit(77)
+
+
 def load_testnet():
     """Import tools/ovl-testnet (a script without .py) as a module, once."""
     if not _testnet_mod:

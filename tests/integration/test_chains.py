@@ -9,6 +9,11 @@ killed relay leaves the directory within the TTL and is no longer chosen.
 
 Sizes are log-uniform between 1 B and 200 KiB, so 400 messages are a few
 MB. OVL_TEST_SEED=N repeats a run; the seed is printed first.
+
+TRANSPORT, L, RELAYS and N_MSG are read when the tests run, so
+test_chains_quic.py and test_chains_mixed.py run the same tests over other
+networks (tools/ovl-testnet --transport); test_links_transport checks that
+each link really used the transport the network was built for.
 """
 
 import base64
@@ -22,6 +27,7 @@ import time
 import ovltest
 from ovltest import wait_for
 
+TRANSPORT = "tcp"       # tools/ovl-testnet --transport
 L = 3                   # hops per chain
 RELAYS = 6
 HEARTBEAT_MS = 1000      # the smallest [dir] heartbeat ovld accepts
@@ -45,7 +51,7 @@ class Ctx:
 
 def fixture(net):
     tn = ovltest.testnet(net, relays=RELAYS, clients=2, heartbeat=HEARTBEAT_MS, ttl=TTL_MS,
-                         chain_cache_ttl=CACHE_TTL_MS, chain_length=L)
+                         chain_cache_ttl=CACHE_TTL_MS, chain_length=L, transport=TRANSPORT)
     _current[0] = tn
     return Ctx(net, tn)
 
@@ -215,6 +221,40 @@ def test_relays_learn_only_neighbours(ctx):
             assert e["next"] not in (a.id, b.id), "%s has a client as next hop: %r" % (name, e)
 
 
+def link_scheme(tn, a, b):
+    """The transport of the open link between nodes a and b, seen from a."""
+    for p in tn.ctl(a.name, "peers"):
+        if p["peer"] == b.id and p["state"] == "open":
+            return p["remote"].split("://", 1)[0]
+    raise AssertionError("%s has no open link to %s" % (a.name, b.name))
+
+
+def test_links_transport(ctx):
+    tn, a, b = ctx.tn, ctx.a, ctx.b
+    by_id = {n.id: n for n in tn.nodes}
+    if TRANSPORT != "mixed":
+        for n in tn.nodes:
+            schemes = {p["remote"].split("://", 1)[0] for p in tn.ctl(n.name, "peers")}
+            assert schemes == {TRANSPORT}, "%s has links over %s" % (n.name, schemes)
+        return
+    # mixed: client-relay links are TCP and relay-relay links QUIC, so the
+    # path of a message from a to b over a's chain alternates.
+    checked = 0
+    for src, dst in ((a, b), (b, a)):
+        for ch in tn.ctl(src.name, "chains"):
+            if ch["state"] != "ready":
+                continue
+            path = [src] + [by_id[h] for h in ch["hops"]] + [dst]
+            got = [link_scheme(tn, x, y) for x, y in zip(path, path[1:])]
+            want = ["tcp" if i % 2 == 0 else "quic" for i in range(len(got))]
+            if L == 2:
+                assert got == want, "%s's chain %s: hops over %s" % (
+                    src.name, [n.name for n in path], got)
+            assert got[0] == got[-1] == "tcp" and set(got[1:-1]) == {"quic"}, got
+            checked += 1
+    assert checked >= 2, "no ready chains to check"
+
+
 def test_relay_drops_tampered_cell(ctx):
     tn = ctx.tn
     relay, boot = tn["relay1"], tn["boot"]
@@ -279,12 +319,21 @@ def test_dead_relay_leaves_directory(ctx):
 
 
 TESTS = [test_messages_both_ways, test_each_cell_peeled_by_l_relays,
-         test_relays_learn_only_neighbours, test_relay_drops_tampered_cell, test_chain_cache,
-         test_dead_relay_leaves_directory]
+         test_relays_learn_only_neighbours, test_links_transport, test_relay_drops_tampered_cell,
+         test_chain_cache, test_dead_relay_leaves_directory]
 
-if __name__ == "__main__":
+def run(module, tests, **params):
+    """Run tests on a network of this module's shape after setting params
+    (TRANSPORT, L, RELAYS, N_MSG); QUIC networks skip without QUIC."""
+    if params.get("TRANSPORT", TRANSPORT) != "tcp":
+        ovltest.require_quic()
+    globals().update(params)
     try:
-        ovltest.run_tests("test_chains", TESTS, fixture=fixture)
+        ovltest.run_tests(module, tests, fixture=fixture)
     finally:
         if _current[0] is not None:
             _current[0].stop()  # normally done by run_tests already; by pid
+
+
+if __name__ == "__main__":
+    run("test_chains", TESTS)
