@@ -10,6 +10,9 @@
 #include "core/cell.h"
 #include "core/link.h"
 #include "ovl_config.h"
+#if OVL_HAVE_QUIC
+#include "core/tp_quic.h"
+#endif
 
 static void ctl_append(char *out, size_t outlen, size_t *used, const char *s)
 {
@@ -116,12 +119,38 @@ static void ctl_status_counters(struct kvbuf *out, const struct node *n)
     }
 }
 
+/* What the QUIC listeners did with datagrams of no connection, summed. */
+static void ctl_status_quic(struct kvbuf *out, const struct node *n)
+{
+#if OVL_HAVE_QUIC
+    struct tp_quic_stats st, sum = {0};
+
+    for (unsigned i = 0; i < n->n_listeners; i++) {
+        if (tp_quic_listener_stats(n->listeners[i], &st) != 0)
+            continue;
+        sum.datagrams += st.datagrams;
+        sum.dropped += st.dropped;
+        sum.retries += st.retries;
+        sum.resets += st.resets;
+        sum.vneg += st.vneg;
+    }
+    kv_addu(out, "quic_datagrams", sum.datagrams);
+    kv_addu(out, "quic_dropped", sum.dropped);
+    kv_addu(out, "quic_retries", sum.retries);
+    kv_addu(out, "quic_resets", sum.resets);
+    kv_addu(out, "quic_vneg", sum.vneg);
+#else
+    (void)out, (void)n;
+#endif
+}
+
 static int ctl_cmd_status(struct ctl_req *rq)
 {
     const struct control_stats *st = &rq->ctl->st;
 
     ctl_status_node(rq->out, rq->ctl->node);
     ctl_status_counters(rq->out, rq->ctl->node);
+    ctl_status_quic(rq->out, rq->ctl->node);
     ctl_status_roles(rq->out, rq->ctl->node);
     kv_addu(rq->out, "control_requests", st->requests);
     kv_addu(rq->out, "control_errors", st->errors);

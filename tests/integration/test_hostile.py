@@ -3,6 +3,8 @@ and counted under the right close reason, while the node keeps serving well-
 behaved peers and its existing link stays up."""
 
 import os
+import random
+import socket
 import sys
 import time
 
@@ -39,7 +41,8 @@ def link_opened_ms(ctx):
 
 def fixture(net):
     ctx = Ctx()
-    ctx.n = net.node("n").start()
+    # N listens on every transport it has (TCP first, so ctx.n.port is TCP's).
+    ctx.n = net.node("n", listen="127.0.0.1:0").start()
     ctx.p = net.node("p", peers=[ctx.n]).start()
     wait_for(lambda: ctx.p.id in ctx.n.open_peers() and ctx.n.id in ctx.p.open_peers(),
              15.0, "the P<->N link to open")
@@ -103,6 +106,37 @@ def test_hello_after(ctx):
     test_hello_before(ctx)
 
 
+def test_quic_garbage(ctx):
+    """Random datagrams at N's QUIC listener: each is counted, none leaves a
+    connection behind, N keeps going."""
+    quic = [u for u in ctx.n.status()["listen"] if u.startswith("quic://")]
+    if not quic:
+        raise ovltest.Skip("this ovld has no QUIC")
+    port = int(quic[0].rsplit(":", 1)[1])
+    before = ctx.n.status()
+    rng = random.Random(7)
+    sent = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for i in range(300):
+            size = rng.choice((1, 20, 60, 300, 1200, 1400, 2500))
+            data = bytearray(rng.randbytes(size))
+            data[0] = rng.choice((0x00, 0x40, 0xc0, 0xe0))
+            s.sendto(bytes(data), ("127.0.0.1", port))
+            sent += 1
+            if i % 50 == 49:  # let N keep up: the socket buffer is finite
+                wait_for(lambda: ctx.n.status()["quic_datagrams"] - before["quic_datagrams"]
+                         >= sent, 5.0, "N to count %d datagrams" % sent)
+    st = ctx.n.status()
+    delta = {k: st[k] - before[k] for k in ("quic_datagrams", "quic_dropped", "quic_retries",
+                                            "quic_resets", "quic_vneg", "links_accepted")}
+    print("  %r" % delta)
+    assert delta["quic_datagrams"] == sent, delta
+    assert delta["quic_dropped"] + delta["quic_retries"] + delta["quic_resets"] \
+        + delta["quic_vneg"] == sent, delta
+    assert delta["links_accepted"] == 0, delta
+    assert ctx.n.alive(), "N died"
+
+
 def test_survivors(ctx):
     assert ctx.n.alive(), "N is not running"
     assert ctx.p.alive(), "P is not running"
@@ -132,5 +166,6 @@ if __name__ == "__main__":
         test_reorder,
         test_tamper,
         test_hello_after,
+        test_quic_garbage,
         test_survivors,
     ], fixture=fixture)
