@@ -120,14 +120,15 @@ void quic_conn_shutdown(struct quic_conn *c, int reason, bool quiet)
 
     if (c->base.closing)
         return;
+    /* Closing first: a refused goodbye must not start a second shutdown. */
+    c->base.closing = true;
+    c->reason = reason;
     if (!quiet) {
         ngtcp2_ccerr_default(&ccerr);
         if (reason && reason != OVL_ECLOSED)
             ngtcp2_ccerr_set_application_error(&ccerr, 1, NULL, 0);
         quic_send_close(c, &ccerr);
     }
-    c->base.closing = true;
-    c->reason = reason;
     quic_unregister(c);
     if (c->resolving)
         (void)uv_cancel((uv_req_t *)&c->gai);
