@@ -91,6 +91,8 @@ static const struct key_def key_defs[] = {
     {SECT_LINK, "handshake_timeout", set_uint, false, false, 100, 600000,
      OPT_FIELD(handshake_timeout_ms)},
     {SECT_LINK, "idle_timeout", set_uint, false, true, 1000, 86400000, OPT_FIELD(idle_timeout_ms)},
+    {SECT_LINK, "heartbeat", set_uint, false, true, 100, 600000, OPT_FIELD(heartbeat_ms)},
+    {SECT_LINK, "heartbeat_misses", set_uint, false, false, 1, 1000, OPT_FIELD(heartbeat_misses)},
     {SECT_LINK, "max_links", set_uint, false, false, 1, 65536, OPT_FIELD(max_links)},
     {SECT_LINK, "send_queue", set_uint, false, false, 16384, 67108864, OPT_FIELD(sendq_max)},
     {SECT_LINK, "rekey_cells", set_pow2, false, false, 16, UINT64_C(4294967296),

@@ -2,8 +2,8 @@
  *
  *   [node]     roles, data_dir, listen, control_socket, aead, transports, prefer
  *   [log]      level, syslog
- *   [link]     handshake_timeout, idle_timeout, max_links, send_queue,
- *              rekey_cells, reconnect_min, reconnect_max
+ *   [link]     handshake_timeout, idle_timeout, heartbeat, heartbeat_misses,
+ *              max_links, send_queue, rekey_cells, reconnect_min, reconnect_max
  *   [peer.NAME] address, id     (one section per peer to dial)
  *   [dir]      heartbeat, ttl, chain_cache_ttl, max_nodes, max_cached_chains,
  *              onion_rotate, onion_overlap, request_timeout

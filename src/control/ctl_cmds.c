@@ -109,6 +109,9 @@ static void ctl_status_counters(struct kvbuf *out, const struct node *n)
     kv_addu(out, "bytes_out", k->bytes_out);
     kv_addu(out, "rekeys", k->rekeys);
     kv_addu(out, "dial_fallbacks", k->dial_fallbacks);
+    kv_addu(out, "heartbeats", k->heartbeats);
+    kv_addu(out, "dead_detect_ms_last", k->dead_detect_ms_last);
+    kv_addu(out, "dead_detect_ms_max", k->dead_detect_ms_max);
     kv_addu(out, "chanmap", n->n_chanmap);
     kv_addu(out, "chain_unknown", k->chain_unknown);
     for (r = LC_NONE + 1; r < LC_REASON_COUNT; r++) {

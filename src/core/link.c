@@ -106,12 +106,43 @@ static void link_hs_timeout_cb(uv_timer_t *t)
     link_close(l, LC_HS_TIMEOUT);
 }
 
-static void link_idle_cb(uv_timer_t *t)
+/* Liveness of an open link: a PING after heartbeat_ms of sending nothing,
+ * dead after heartbeat_misses intervals of receiving nothing (the peer
+ * pings too, so a live peer is never quiet that long), idle after
+ * idle_timeout. One one-shot timer, aimed at whichever comes first. */
+static void link_live_cb(uv_timer_t *t)
 {
     struct link *l = t->data;
+    struct node *n = l->node;
+    const struct node_opts *o = &n->opts;
+    uint64_t now = node_now_ms(), quiet = now - l->last_rx_ms, next = UINT32_MAX;
+    uint64_t dead = (uint64_t)o->heartbeat_ms * o->heartbeat_misses;
+    struct cell ping = {.cmd = CELL_PING};
 
-    if (node_now_ms() - l->last_rx_ms >= l->node->opts.idle_timeout_ms)
+    if (o->heartbeat_ms && quiet >= dead) {
+        n->ctr.dead_detect_ms_last = quiet;
+        if (quiet > n->ctr.dead_detect_ms_max)
+            n->ctr.dead_detect_ms_max = quiet;
+        link_close(l, LC_DEAD);
+        return;
+    }
+    if (o->idle_timeout_ms && quiet >= o->idle_timeout_ms) {
         link_close(l, LC_IDLE);
+        return;
+    }
+    if (o->heartbeat_ms) {
+        /* A full queue already tells the peer we are alive, or soon will. */
+        if (now - l->last_tx_ms >= o->heartbeat_ms && link_can_send(l, 1) &&
+            link_send(l, &ping) == 0)
+            n->ctr.heartbeats++;
+        next = l->last_tx_ms + o->heartbeat_ms > now ? l->last_tx_ms + o->heartbeat_ms - now
+                                                     : o->heartbeat_ms;
+        if (dead - quiet < next)
+            next = dead - quiet;
+    }
+    if (o->idle_timeout_ms && o->idle_timeout_ms - quiet < next)
+        next = o->idle_timeout_ms - quiet;
+    uv_timer_start(t, link_live_cb, next ? next : 1, 0);
 }
 
 /* Allocate a link with its timer armed for the handshake deadline. */
@@ -132,7 +163,7 @@ static struct link *link_new(struct node *n)
     l->node = n;
     l->serial = ++n->next_link_serial;
     l->opened_ms = node_now_ms();
-    l->last_rx_ms = l->opened_ms;
+    l->last_rx_ms = l->last_tx_ms = l->opened_ms;
     l->next = n->links;
     if (n->links)
         n->links->prev = l;
@@ -395,14 +426,12 @@ static void link_opened(struct link *l)
     l->alts = NULL;
     n->ctr.handshakes_ok++;
     link_timer_stop(l);
-    if (n->opts.idle_timeout_ms) {
+    if (n->opts.idle_timeout_ms || n->opts.heartbeat_ms) {
         l->timer = malloc(sizeof(*l->timer));
         if (l->timer) {
-            uint64_t every = n->opts.idle_timeout_ms / 2 ? n->opts.idle_timeout_ms / 2 : 1;
-
             uv_timer_init(n->loop, l->timer);
             l->timer->data = l;
-            uv_timer_start(l->timer, link_idle_cb, every, every);
+            uv_timer_start(l->timer, link_live_cb, 0, 0);
         }
     }
     log_info(&n->log, "link %s %s (%s) open, %s", l->initiator ? "to" : "from", l->peer_id,
@@ -569,6 +598,7 @@ int link_send(struct link *l, const struct cell *c)
         return rc;
     l->tx_ctr++;
     l->cells_out++;
+    l->last_tx_ms = node_now_ms();
     n->ctr.cells_out++;
     return 0;
 }

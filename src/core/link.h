@@ -59,7 +59,7 @@ struct link {
     char peer_id[OVL_NODE_ID_LEN + 1];
     char remote[OVL_URI_MAX];
     uint64_t opened_ms; /* node_now_ms() when the link was created */
-    uint64_t last_rx_ms;
+    uint64_t last_rx_ms, last_tx_ms;
     uint64_t tx_epoch, rx_epoch; /* key generation: counter >> rekey_log2 */
     uint64_t cells_in, cells_out;
 };

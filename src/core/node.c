@@ -26,6 +26,7 @@ static const char *const reason_names[LC_REASON_COUNT] = {
     [LC_QUEUE_FULL] = "queue_full",
     [LC_LIMIT] = "limit",
     [LC_IDLE] = "idle",
+    [LC_DEAD] = "dead",
 };
 
 const char *link_close_reason_name(enum link_close_reason r)
@@ -41,6 +42,8 @@ void node_opts_defaults(struct node_opts *o)
     o->aead_suites = ovl_aead_available();
     o->handshake_timeout_ms = 5000;
     o->idle_timeout_ms = 0;
+    o->heartbeat_ms = 1000;
+    o->heartbeat_misses = 3;
     o->max_links = 1024;
     o->sendq_max = 1048576;
     o->rekey_cells = 1048576;

@@ -51,6 +51,7 @@ enum link_close_reason {
     LC_QUEUE_FULL,     /* the peer does not read what we send */
     LC_LIMIT,          /* too many links */
     LC_IDLE,           /* no cell for idle_timeout */
+    LC_DEAD,           /* no cell for heartbeat_misses heartbeat intervals */
     LC_REASON_COUNT
 };
 
@@ -62,6 +63,8 @@ struct node_opts {
     uint32_t aead_suites;         /* acceptable AEAD suites (mask) */
     uint32_t handshake_timeout_ms;
     uint32_t idle_timeout_ms;     /* 0 = never */
+    uint32_t heartbeat_ms;        /* PING an open link quiet this long; 0 = never */
+    uint32_t heartbeat_misses;    /* dead after this many intervals with no cell */
     uint32_t max_links;
     size_t sendq_max;             /* per-link send queue, bytes */
     uint64_t rekey_cells;         /* ratchet each direction's key after this many cells */
@@ -117,6 +120,8 @@ struct node_counters {
     uint64_t rekeys;
     uint64_t chain_unknown; /* chain-level cells for an ID nobody owns */
     uint64_t dial_fallbacks; /* dials retried on a relay's next address */
+    uint64_t heartbeats;     /* PINGs sent because a link was quiet */
+    uint64_t dead_detect_ms_last, dead_detect_ms_max; /* silence before a link was declared dead */
 };
 
 struct node {

@@ -2,7 +2,9 @@
 identities and suites, and that a wrong expected key never yields a link."""
 
 import os
+import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -154,6 +156,33 @@ def test_suite_auto_lists_available(net):
     assert ("aes256gcm" in aead) == cpu_has_aes(), "aead %r, cpu aes %s" % (aead, cpu_has_aes())
 
 
+def test_hung_peer_declared_dead(net):
+    """A peer that stops (SIGSTOP: its sockets stay open, it just never
+    answers) is declared dead after heartbeat x heartbeat_misses."""
+    hb = {"heartbeat": 200, "heartbeat_misses": 3}
+    b = net.node("b", link=hb).start()
+    a = net.node("a", link=hb, peers=[b]).start()
+    wait_open(a, [b.id])
+    wait_open(b, [a.id])
+    # Quiet links still carry heartbeats, so nothing dies while both run.
+    before = a.status()
+    wait_for(lambda: a.status()["heartbeats"] >= before["heartbeats"] + 3, 5.0,
+             "a to send heartbeats on its quiet link")
+    b.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        wait_for(lambda: a.status()["closed_dead"] == 1, 5.0, "a to declare b dead")
+        took = time.monotonic() - t0
+        st = a.status()
+        print("  b declared dead after %.2f s; dead_detect_ms_last=%d" % (
+            took, st["dead_detect_ms_last"]))
+        assert 600 <= st["dead_detect_ms_last"] <= 900, st["dead_detect_ms_last"]
+        assert took <= 1.5, took
+        assert st["closed_idle"] == 0 and st["links_open"] == 0, st
+    finally:
+        b.send_signal(signal.SIGCONT)
+
+
 if __name__ == "__main__":
     ovltest.run_tests("test_links", [
         test_three_nodes_link_up,
@@ -163,4 +192,5 @@ if __name__ == "__main__":
         test_suite_chacha20poly1305_one_side,
         test_suite_aes256gcm,
         test_suite_auto_lists_available,
+        test_hung_peer_declared_dead,
     ])

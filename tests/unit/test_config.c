@@ -238,6 +238,13 @@ static const struct {
     {"reconnect_max", "3600001", false},
     {"reconnect_max", "999", false},
     {"max_links", "0042", true},
+    {"heartbeat", "0", true},
+    {"heartbeat", "99", false},
+    {"heartbeat", "100", true},
+    {"heartbeat", "600001", false},
+    {"heartbeat_misses", "0", false},
+    {"heartbeat_misses", "1", true},
+    {"heartbeat_misses", "1001", false},
 };
 
 START_TEST(test_ranges)

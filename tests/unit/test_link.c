@@ -286,6 +286,72 @@ START_TEST(test_peer_reconnects)
 }
 END_TEST
 
+/* ---- heartbeats -------------------------------------------------------- */
+
+static bool b_dead(struct pair *p)
+{
+    return p->b.ctr.link_closed[LC_DEAD] > 0 && all_closed(p);
+}
+
+static void quiet_cb(uv_timer_t *t)
+{
+    uv_stop(t->loop);
+}
+
+/* Two nodes with the given heartbeat, linked. */
+static void hb_pair(struct pair *p, uint32_t heartbeat_ms, uint32_t misses)
+{
+    struct node_opts o;
+
+    node_opts_defaults(&o);
+    o.heartbeat_ms = heartbeat_ms;
+    o.heartbeat_misses = misses;
+    pair_setup(p, &o, &o);
+    pair_dial(p, NULL);
+    ck_assert(run_until(p, both_open, 5000));
+}
+
+START_TEST(test_heartbeat_keeps_link)
+{
+    struct pair p;
+    uv_timer_t t;
+    uint64_t out_a;
+
+    hb_pair(&p, 50, 3);
+    out_a = p.a.links->cells_out;
+    /* Nothing to say for 12 intervals: PINGs alone keep both ends alive. */
+    uv_timer_init(&p.loop, &t);
+    uv_timer_start(&t, quiet_cb, 600, 0);
+    uv_run(&p.loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&t, NULL);
+    ck_assert(both_open(&p));
+    ck_assert_uint_ge(p.a.ctr.heartbeats, 6);
+    ck_assert_uint_ge(p.a.links->cells_out - out_a, 6);
+    ck_assert_uint_eq(p.a.ctr.link_closed[LC_DEAD] + p.b.ctr.link_closed[LC_DEAD], 0);
+    pair_teardown(&p);
+}
+END_TEST
+
+START_TEST(test_heartbeat_detects_dead)
+{
+    struct pair p;
+    uint64_t t0;
+
+    hb_pair(&p, 100, 3);
+    /* B stops hearing A (as if A hung): within 3 intervals B calls it dead. */
+    t0 = node_now_ms();
+    link_pause(p.b.links);
+    ck_assert(run_until(&p, b_dead, 3000));
+    ck_assert_uint_ge(node_now_ms() - t0, 150); /* the last cell came < 1 interval ago */
+    ck_assert_uint_le(node_now_ms() - t0, 600);
+    ck_assert_uint_ge(p.b.ctr.dead_detect_ms_last, 300);
+    ck_assert_uint_le(p.b.ctr.dead_detect_ms_last, 350);
+    ck_assert_uint_eq(p.b.ctr.dead_detect_ms_max, p.b.ctr.dead_detect_ms_last);
+    ck_assert_uint_eq(p.a.ctr.link_closed[LC_DEAD], 0);
+    pair_teardown(&p);
+}
+END_TEST
+
 /* ---- dialing a node that publishes several addresses ------------------ */
 
 enum fb_uri {
@@ -452,6 +518,8 @@ static Suite *link_suite(void)
     tcase_add_test(tc, test_wrong_key_refused);
     tcase_add_test(tc, test_handshake_timeout);
     tcase_add_test(tc, test_peer_reconnects);
+    tcase_add_test(tc, test_heartbeat_keeps_link);
+    tcase_add_test(tc, test_heartbeat_detects_dead);
     tcase_add_loop_test(tc, test_dial_fallback, 0, (int)(sizeof(fb_cases) / sizeof(fb_cases[0])));
     suite_add_tcase(s, tc);
     return s;
