@@ -132,6 +132,9 @@ static const struct key_def key_defs[] = {
     {SECT_CLIENT, "send_queue", set_uint, false, false, 1, 100000, CFG_FIELD(client.send_queue)},
     {SECT_CLIENT, "reassembly_timeout", set_uint, false, false, 1000, 3600000,
      CFG_FIELD(client.reassembly_timeout_ms)},
+    {SECT_CLIENT, "retransmit", set_uint, false, false, 100, 600000,
+     CFG_FIELD(client.retransmit_ms)},
+    {SECT_CLIENT, "deadline", set_uint, false, false, 1000, 3600000, CFG_FIELD(client.deadline_ms)},
     {SECT_RELAY, "max_chains", set_uint, false, false, 1, 10000000, CFG_FIELD(relay.max_chains)},
     {SECT_RELAY, "setup_timeout", set_uint, false, false, 100, 600000,
      CFG_FIELD(relay.setup_timeout_ms)},
@@ -830,6 +833,13 @@ static void cfg_finish(struct cfg_parse *p)
         cfg_fail(p, later_line(p, SECT_DIR, "ttl", "heartbeat"),
                  "ttl (%" PRIu32 ") must be greater than heartbeat (%" PRIu32 ")", c->dir.ttl_ms,
                  c->dir.heartbeat_ms);
+        return;
+    }
+    if (c->client.deadline_ms >= c->client.reassembly_timeout_ms) {
+        cfg_fail(p, later_line(p, SECT_CLIENT, "deadline", "reassembly_timeout"),
+                 "deadline (%" PRIu32 ") must be below reassembly_timeout (%" PRIu32
+                 "): a late copy must still find the receiver's record of the message",
+                 c->client.deadline_ms, c->client.reassembly_timeout_ms);
         return;
     }
     if (c->opts.reconnect_max_ms < c->opts.reconnect_min_ms) {

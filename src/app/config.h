@@ -10,7 +10,7 @@
  *   [bootstrap.NAME] address, id (a directory server; also dialed as a peer)
  *   [chain]    source, length, backups, lifetime, setup_timeout
  *   [client]   max_message, inbox_messages, inbox_bytes, send_queue,
- *              reassembly_timeout
+ *              reassembly_timeout, retransmit, deadline
  *   [relay]    max_chains, setup_timeout, max_lifetime, exit_queue
  *
  * Unknown sections or keys, bad values and duplicates are rejected with a

@@ -776,7 +776,7 @@ static int parse_opts(struct opts *o, int argc, char **argv)
             o->config = v;
         else if (opt_is(a, "--timeout", "--timeout", &eq) && (v = opt_value(argc, argv, &i, eq)) &&
                  parse_timeout(v, &o->timeout_ms) == 0)
-            continue;
+            o->timeout_set = true;
         else {
             fprintf(stderr, "ovlctl: bad option or missing value: %s\n", a);
             return -2;

@@ -29,6 +29,7 @@ struct opts {
     const char *config;
     bool json;
     int timeout_ms;
+    bool timeout_set; /* --timeout was given */
     long long deadline; /* CLOCK_MONOTONIC ms */
     char sockbuf[PATH_MAX];
 };

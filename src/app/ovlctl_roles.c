@@ -154,9 +154,11 @@ static char *join_words(int argc, char **argv)
     return s;
 }
 
+#define WAIT_TIMEOUT_MS 65000 /* --wait without --timeout: past ovld's default deadline */
+
 struct send_args {
     const char *to, *file;
-    bool reply;
+    bool reply, wait;
     int first_word; /* index of TEXT in argv, argc if none */
 };
 
@@ -175,6 +177,8 @@ static int send_parse(struct opts *o, int argc, char **argv, struct send_args *a
             o->json = true;
         else if (opt_is(argv[i], "-r", "--reply", &eq) && !eq)
             a->reply = true;
+        else if (opt_is(argv[i], "-w", "--wait", &eq) && !eq)
+            a->wait = true;
         else if (opt_is(argv[i], "-t", "--to", &eq) && (a->to = opt_value(argc, argv, &i, eq)))
             continue;
         else if (opt_is(argv[i], "-f", "--file", &eq) && (a->file = opt_value(argc, argv, &i, eq)))
@@ -186,7 +190,8 @@ static int send_parse(struct opts *o, int argc, char **argv, struct send_args *a
     }
     a->first_word = i;
     if (!a->to || (a->file != NULL) == (i < argc)) {
-        fprintf(stderr, "ovlctl: send: usage: send --to ID [--reply] (--file F | TEXT...)\n");
+        fprintf(stderr,
+                "ovlctl: send: usage: send --to ID [--reply] [--wait] (--file F | TEXT...)\n");
         return EXIT_USAGE;
     }
     return 0;
@@ -204,6 +209,8 @@ static int send_build(struct send_args *a, int argc, char **argv, struct kvbuf *
     kv_adds(b, "to", a->to);
     if (a->reply)
         kv_adds(b, "reply", "1");
+    if (a->wait)
+        kv_adds(b, "wait", "1");
     if (a->file) {
         if ((rc = read_file(a->file, &data, &len)) != 0) {
             kvbuf_free(b);
@@ -224,31 +231,38 @@ static int send_build(struct send_args *a, int argc, char **argv, struct kvbuf *
     return 0;
 }
 
-/* send --to ID [--reply] (--file F | TEXT...): print the message id. */
+/* send --to ID [--reply] [--wait] (--file F | TEXT...): print the message
+ * id; with --wait only once the destination acknowledged it. */
 int send_main(struct opts *o, int argc, char **argv)
 {
     struct send_args a;
     struct kvmsg m = {0};
     struct kvbuf b;
     struct reply r;
-    const char *id;
+    const char *id, *res;
     int rc;
 
     if ((rc = send_parse(o, argc, argv, &a)) != 0)
         return rc;
     if ((rc = send_build(&a, argc, argv, &b)) != 0)
         return rc;
+    if (a.wait && !o->timeout_set && o->timeout_ms < WAIT_TIMEOUT_MS) {
+        o->deadline += WAIT_TIMEOUT_MS - o->timeout_ms;
+        o->timeout_ms = WAIT_TIMEOUT_MS;
+    }
     if ((rc = request_kv(o, "send", &b, &m, &r)) != 0)
         return rc;
     id = kvmsg_get(&m, "id");
+    res = kvmsg_get(&m, "result");
     if (o->json) {
         cJSON *obj = cJSON_CreateObject();
 
-        if (obj && !cJSON_AddStringToObject(obj, "id", id ? id : ""))
+        if (obj && (!cJSON_AddStringToObject(obj, "id", id ? id : "") ||
+                    (res && !cJSON_AddStringToObject(obj, "result", res))))
             obj = (cJSON_Delete(obj), NULL);
         rc = json_print(obj);
     } else {
-        printf("%s\n", id ? id : "");
+        printf("%s%s%s\n", id ? id : "", res ? " " : "", res ? res : "");
     }
     kvmsg_free(&m);
     free(r.data);

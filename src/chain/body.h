@@ -10,7 +10,10 @@
  *   BODY_SETUP_OK     originated by the exit when the setup reached it
  *   BODY_SETUP_FAIL   reason(1): originated by the hop that could not extend
  *   BODY_DELIVER_FAIL dest_pk(32) | reason(1): the exit could not reach dest
- * Reserved for later issues: acks, loop cover, stream data (see PROTOCOL.md).
+ *   BODY_DELIVER_BACK dest_pk(32) | data: dest sent data back (an end-to-end
+ *                     acknowledgement) in a CELL_CHAIN_DELIVER under the
+ *                     delivery ID; data at most BODY_DATA_MAX bytes
+ * Reserved for later issues: loop cover, stream data (see PROTOCOL.md).
  * The unused tail of a body is zero before encryption.
  */
 #ifndef OVL_CHAIN_BODY_H
@@ -29,7 +32,8 @@ enum body_cmd {
     BODY_SETUP_OK = 16,
     BODY_SETUP_FAIL = 17,
     BODY_DELIVER_FAIL = 18,
-    /* 3..15 forward, 19..31 backward: reserved (acks, loop cover, streams) */
+    BODY_DELIVER_BACK = 19,
+    /* 3..15 forward, 20..31 backward: reserved (loop cover, streams) */
 };
 
 /* Reasons in SETUP_FAIL / DELIVER_FAIL. */

@@ -438,6 +438,16 @@ void exit_dest_cell(struct relay_chain *ch, struct link *l, const struct cell *c
             d->id = 0;
             return;
         }
+        if (c->cmd == CELL_CHAIN_DELIVER && c->len <= BODY_DATA_MAX) {
+            uint8_t args[OVL_ED25519_PK + BODY_DATA_MAX];
+
+            /* Sent back to the chain's sender, who alone can read it. */
+            memcpy(args, d->pk, OVL_ED25519_PK);
+            memcpy(args + OVL_ED25519_PK, c->payload, c->len);
+            if (relay_originate(ch, BODY_DELIVER_BACK, args, OVL_ED25519_PK + c->len) == 0)
+                r->st.delivered_back++;
+            return;
+        }
         break;
     }
     r->st.dropped[RD_BAD_CELL]++;

@@ -58,6 +58,7 @@ struct relay_stats {
     uint64_t cells_fwd_in, cells_peeled, cells_forwarded;
     uint64_t cells_back_in, cells_back_out, cells_originated;
     uint64_t delivered, delivered_cells, dropped_cover;
+    uint64_t delivered_back; /* cells a destination sent back, passed to the sender */
     uint64_t dropped[RD_COUNT];
     uint32_t chains; /* live chains through this relay */
 };

@@ -1,4 +1,5 @@
-/* client.c - the client role: chains, the send queue and delivery cells.
+/* client.c - the client role: chains, sending cells, delivery cells (the
+ * send queue and acknowledgements are in sendq.c).
  *
  * One periodic tick drives every deadline (chain setup timeouts, chain
  * replacement and expiry, build backoff, reassembly timeouts), so no
@@ -14,8 +15,7 @@
 
 #include "chain/body.h"
 #include "chain/onion.h"
-#include "client/client.h"
-#include "client/msg.h"
+#include "client/client_int.h"
 #include "core/chanmap.h"
 #include "core/link.h"
 #include "dir/dir.h"
@@ -25,64 +25,9 @@
 #define BACKOFF_MIN_MS       250
 #define BACKOFF_MAX_MS       30000
 #define RETIRE_GRACE_MS      2000 /* a replaced chain lingers for late backward cells */
-#define LOOKUPS_MAX          16   /* destination lookups in flight */
 #define NO_DESTROY           (-1)
 #define REPLACE_AT(lifetime) ((lifetime) / 5 * 4)
 
-enum chain_state { CH_DIR, CH_CONNECTING, CH_SETUP, CH_READY, CH_RETIRING };
-
-struct cchain {
-    struct client *c;
-    struct cchain *prev, *next; /* c->chains */
-    uint32_t serial;
-    enum chain_state state;
-    unsigned length;
-    struct dir_chain route; /* hops and their backups, for the churn work */
-    struct onion_keys keys[ONION_MAX_HOPS];
-    uint64_t fwd_ctr, back_next[ONION_MAX_HOPS];
-    uint8_t hdr[ONION_HDR_LEN]; /* setup header until it is sent */
-    uint64_t link_serial;       /* first hop's link; 0 before dialing */
-    uint32_t chain_id;          /* registered in the chanmap when non-zero */
-    uint64_t created_ms, ready_ms, expires_ms, deadline_ms; /* monotonic */
-    uint64_t cells_out, cells_in, messages;
-};
-
-enum out_state { OM_WAIT, OM_LOOKUP, OM_READY };
-
-struct out_msg {
-    struct client *c;
-    struct out_msg *prev, *next; /* c->queue */
-    uint8_t id[CLIENT_MSG_ID];
-    uint8_t dest[OVL_ED25519_PK];
-    bool reply;
-    enum out_state state;
-    uint8_t *data; /* plaintext until sealed */
-    size_t len;
-    uint8_t *blob; /* sealed */
-    size_t blob_len, nfrags, next_frag;
-    uint32_t chain_serial; /* chain that carried its last fragment */
-};
-
-struct client {
-    struct node *n;
-    struct client_opts o;
-    struct cchain *chains;
-    struct cchain *current;  /* the ready chain new cells use, or NULL */
-    struct cchain *building; /* at most one chain is built at a time */
-    uint32_t next_serial;
-    struct out_msg *queue;
-    uint32_t n_queue;
-    unsigned n_lookups;
-    struct msg_rx rx;
-    struct client_stats st;
-    uv_timer_t tick;
-    bool tick_open, stopped;
-    unsigned fails; /* consecutive build failures */
-    uint32_t backoff_ms;
-    uint64_t next_build_ms;
-};
-
-static void client_pump(struct client *c);
 static void chain_cell(void *obj, struct link *l, const struct cell *cl);
 static void chain_link_closed(void *obj, struct link *l, uint32_t id);
 
@@ -95,87 +40,6 @@ static const char *const chain_state_names[] = {
     [CH_DIR] = "building", [CH_CONNECTING] = "building", [CH_SETUP] = "building",
     [CH_READY] = "ready",  [CH_RETIRING] = "retiring",
 };
-
-/* ---- the send queue ---- */
-
-static void msg_free(struct out_msg *m)
-{
-    struct client *c = m->c;
-
-    DL_DELETE(c->queue, m);
-    c->n_queue--;
-    if (m->state == OM_LOOKUP) {
-        dir_cancel(c->n->dir, m);
-        c->n_lookups--;
-    }
-    if (m->data)
-        ovl_wipe(m->data, m->len);
-    if (m->blob)
-        ovl_wipe(m->blob, m->blob_len);
-    free(m->data);
-    free(m->blob);
-    free(m);
-}
-
-static void msg_fail(struct out_msg *m, const char *why)
-{
-    struct client *c = m->c;
-
-    c->st.messages_failed++;
-    log_info(&c->n->log, "client: message failed: %s", why);
-    msg_free(m);
-}
-
-static void on_lookup(void *arg, int err, const struct desc *d)
-{
-    struct out_msg *m = arg;
-    struct client *c = m->c;
-    int rc;
-
-    m->state = OM_WAIT; /* no longer cancellable */
-    c->n_lookups--;
-    if (err || !(d->flags & DESC_ENDPOINT)) {
-        msg_fail(m, err ? ovl_strerror(err) : "destination is not an endpoint");
-        client_pump(c);
-        return;
-    }
-    rc = msg_seal(&m->blob, &m->blob_len, d->onion_pk, m->id, m->reply ? c->n->id.pk : NULL,
-                  m->data, m->len);
-    if (rc) {
-        msg_fail(m, ovl_strerror(rc));
-        client_pump(c);
-        return;
-    }
-    ovl_wipe(m->data, m->len);
-    free(m->data);
-    m->data = NULL;
-    m->nfrags = msg_frag_count(m->blob_len);
-    m->state = OM_READY;
-    client_pump(c);
-}
-
-/* Ask the directory for the destinations of waiting messages. */
-static void start_lookups(struct client *c)
-{
-    struct out_msg *m, *tmp;
-
-    DL_FOREACH_SAFE(c->queue, m, tmp)
-    {
-        int rc;
-
-        if (c->n_lookups >= LOOKUPS_MAX)
-            return;
-        if (m->state != OM_WAIT || m->blob)
-            continue;
-        rc = dir_lookup(c->n->dir, m->dest, on_lookup, m);
-        if (rc) {
-            msg_fail(m, ovl_strerror(rc));
-            continue;
-        }
-        m->state = OM_LOOKUP;
-        c->n_lookups++;
-    }
-}
 
 /* ---- chains: teardown ---- */
 
@@ -232,6 +96,12 @@ static void chain_fail(struct cchain *ch, const char *why, bool send_destroy)
         if (m->chain_serial == serial && m->next_frag < m->nfrags)
             m->next_frag = 0;
     }
+    /* Sent whole on it but not acknowledged: send again on the next chain. */
+    DL_FOREACH(c->unacked, m)
+    {
+        if (m->chain_serial == serial)
+            m->retry_ms = 0;
+    }
     c->next_build_ms = node_now_ms() + c->backoff_ms;
     c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
     if (c->current)
@@ -240,7 +110,7 @@ static void chain_fail(struct cchain *ch, const char *why, bool send_destroy)
     if (c->fails >= GIVE_UP_AFTER) {
         DL_FOREACH_SAFE(c->queue, m, tmp)
         {
-            msg_fail(m, "no chain could be built");
+            sendq_fail(m, "no chain could be built");
         }
     }
 }
@@ -478,7 +348,7 @@ static void on_deliver_fail(struct client *c, const uint8_t *dest, unsigned reas
     DL_FOREACH(c->queue, m)
     {
         if (m->next_frag > 0 && memcmp(m->dest, dest, OVL_ED25519_PK) == 0) {
-            msg_fail(m, "the exit could not reach the destination");
+            sendq_fail(m, "the exit could not reach the destination");
             return;
         }
     }
@@ -518,6 +388,11 @@ static void chain_back(struct cchain *ch, const struct cell *cl)
         if (origin + 1 != ch->length || blen < OVL_ED25519_PK + 1)
             goto bad;
         on_deliver_fail(c, body + BODY_HDR, body[BODY_HDR + OVL_ED25519_PK]);
+        return;
+    case BODY_DELIVER_BACK:
+        if (origin + 1 != ch->length || blen < OVL_ED25519_PK)
+            goto bad;
+        sendq_ack(c, body + BODY_HDR, body + BODY_HDR + OVL_ED25519_PK, blen - OVL_ED25519_PK);
         return;
     default:
         goto bad;
@@ -597,7 +472,7 @@ static int send_frag(struct cchain *ch, struct link *l, struct out_msg *m)
 
 /* Send what can be sent: queue order, current chain, while the link takes
  * cells; the link's drained() brings us back. */
-static void client_pump(struct client *c)
+void client_pump(struct client *c)
 {
     struct cchain *ch;
     struct link *l;
@@ -605,7 +480,7 @@ static void client_pump(struct client *c)
 
     if (c->stopped)
         return;
-    start_lookups(c);
+    sendq_lookups(c);
     ch = c->current;
     if (!ch) {
         maybe_build(c);
@@ -630,8 +505,8 @@ static void client_pump(struct client *c)
         }
         c->st.messages_sent++;
         ch->messages++;
-        msg_free(m);
-        start_lookups(c);
+        sendq_await(m);
+        sendq_lookups(c);
     }
 }
 
@@ -686,6 +561,7 @@ static void on_tick(uv_timer_t *t)
     if (c->stopped)
         return;
     msg_rx_expire(&c->rx, now);
+    sendq_tick(c, now);
     DL_FOREACH_SAFE(c->chains, ch, tmp)
     {
         if ((ch->state == CH_CONNECTING || ch->state == CH_SETUP) && now >= ch->deadline_ms)
@@ -705,21 +581,27 @@ static void on_deliver(void *ctx, struct link *l, const struct cell *cl)
     struct client *c = ctx;
     const struct dir_onion *keys;
     unsigned n_keys = 0;
+    struct cell ack = {.chain_id = cl->chain_id, .cmd = CELL_CHAIN_DELIVER, .len = MSG_ACK_LEN};
+    enum msg_rx_result r;
 
-    (void)l;
     if (c->stopped)
         return;
     c->st.cells_in++;
     keys = dir_onion_keys(c->n->dir, &n_keys);
-    (void)msg_rx_fragment(&c->rx, cl->payload, cl->len, keys, n_keys, node_now_ms(),
-                          node_wall_ms());
+    r = msg_rx_fragment(&c->rx, cl->payload, cl->len, keys, n_keys, node_now_ms(), node_wall_ms(),
+                        ack.payload);
+    /* Back to the exit under its delivery ID; a lost one is made good by
+     * the sender's retransmission. */
+    if ((r == MSG_RX_DONE || r == MSG_RX_AGAIN) && link_send(l, &ack) == 0)
+        c->st.acks_sent++;
 }
 
 /* ---- the public functions ---- */
 
 static bool opts_valid(const struct client_opts *o)
 {
-    return (o->source == CHAIN_SOURCE_BOOTSTRAP || o->source == CHAIN_SOURCE_LOCAL) &&
+    return o->retransmit_ms > 0 && o->deadline_ms > 0 &&
+           (o->source == CHAIN_SOURCE_BOOTSTRAP || o->source == CHAIN_SOURCE_LOCAL) &&
            o->length >= 1 && o->length <= ONION_MAX_HOPS && o->backups <= DIR_MAX_BACKUPS &&
            o->lifetime_ms >= 1000 && o->setup_timeout_ms > 0 && o->max_message > 0 &&
            o->max_message <= UINT32_MAX - MSG_OVERHEAD_MAX && o->inbox_messages > 0 &&
@@ -739,6 +621,8 @@ void client_opts_defaults(struct client_opts *o)
     o->inbox_bytes = 67108864;
     o->send_queue = 1024;
     o->reassembly_timeout_ms = 60000;
+    o->retransmit_ms = 2000;
+    o->deadline_ms = 30000;
 }
 
 int client_init(struct node *n, const struct client_opts *o, struct client **out)
@@ -801,7 +685,9 @@ void client_stop(struct client *c)
     while (c->chains)
         chain_destroy(c->chains, DESTROY_R_SHUTDOWN);
     while (c->queue)
-        msg_fail(c->queue, "the client is stopping");
+        sendq_fail(c->queue, "the client is stopping");
+    while (c->unacked)
+        sendq_fail(c->unacked, "the client is stopping");
     if (c->tick_open)
         uv_close((uv_handle_t *)&c->tick, on_tick_closed);
 }
@@ -815,40 +701,6 @@ void client_free(struct client *c)
     msg_rx_free(&c->rx);
     ovl_wipe(c, sizeof(*c));
     free(c);
-}
-
-int client_send(struct client *c, const uint8_t dest[OVL_ED25519_PK], const uint8_t *msg,
-                size_t len, bool reply, uint8_t id[CLIENT_MSG_ID])
-{
-    struct out_msg *m;
-
-    if (!c || !dest || !msg || !id || len == 0 || memcmp(dest, c->n->id.pk, OVL_ED25519_PK) == 0)
-        return OVL_EINVAL;
-    if (c->stopped)
-        return OVL_ECLOSED;
-    if (len > c->o.max_message)
-        return OVL_ETOOBIG;
-    if (c->n_queue >= c->o.send_queue)
-        return OVL_ENOMEM;
-    m = calloc(1, sizeof(*m));
-    if (!m)
-        return OVL_ENOMEM;
-    m->data = malloc(len);
-    if (!m->data) {
-        free(m);
-        return OVL_ENOMEM;
-    }
-    memcpy(m->data, msg, len);
-    m->len = len;
-    m->c = c;
-    memcpy(m->dest, dest, OVL_ED25519_PK);
-    m->reply = reply;
-    ovl_random(m->id, CLIENT_MSG_ID);
-    memcpy(id, m->id, CLIENT_MSG_ID);
-    DL_APPEND(c->queue, m);
-    c->n_queue++;
-    client_pump(c);
-    return 0;
 }
 
 size_t client_recv(struct client *c, struct client_msg **out, size_t max)

@@ -16,6 +16,15 @@
  * The receiver learns the sender only if the sender set reply; that ID is
  * claimed by the sender, not authenticated.
  *
+ * Reliability: the destination acknowledges each message it delivered (and
+ * again each retransmitted copy, which it does not deliver twice) with a
+ * CELL_CHAIN_DELIVER back to the exit, which sends it to the sender along
+ * the chain in a BODY_DELIVER_BACK; the tag in it (msg.h) proves the
+ * destination read the message. A message without an acknowledgement is
+ * sent again after retransmit_ms, doubling up to 8 s, at once after its
+ * chain failed, and fails at deadline_ms (which must stay below the
+ * receiver's reassembly_timeout, so a late copy still finds its tombstone).
+ *
  * Chains: built on demand and kept ready; from the bootstrap's generator
  * (chain_source bootstrap) or picked uniformly from the signed relay list
  * (local). Setup is one CELL_CHAIN_SETUP to the first hop and one
@@ -50,7 +59,13 @@ struct client_opts {
     uint64_t inbox_bytes;            /* [client] inbox_bytes, default 67108864 */
     uint32_t send_queue;             /* [client] send_queue: messages waiting, default 1024 */
     uint32_t reassembly_timeout_ms;  /* [client] reassembly_timeout, default 60000 */
+    uint32_t retransmit_ms;          /* [client] retransmit: first wait for an ack, default 2000 */
+    uint32_t deadline_ms;            /* [client] deadline: give up unacked, default 30000 */
 };
+
+/* What became of a message: 0 delivered (acknowledged by the destination),
+ * or the error it failed with (OVL_ETIMEDOUT at the deadline). */
+typedef void (*client_sent_cb)(void *arg, const uint8_t id[CLIENT_MSG_ID], int err);
 
 /* A received message, handed to the caller by client_recv (caller frees
  * with free()). */
@@ -78,6 +93,9 @@ struct client_stats {
     uint64_t cells_out, cells_in, fragments_in;
     uint64_t chains_built, chains_failed, chains_replaced;
     uint64_t dropped_auth, dropped_bad, dropped_reassembly, dropped_inbox_full;
+    uint64_t duplicates;         /* copies of delivered messages, acknowledged again */
+    uint64_t acks_sent, acks_in; /* acknowledgements sent as receiver, accepted as sender */
+    uint64_t retransmits;        /* messages sent again for want of an acknowledgement */
     uint32_t inbox_messages, send_queued;
     uint64_t inbox_bytes;
 };
@@ -105,6 +123,15 @@ void client_free(struct client *c);
  * bad destination (ourselves, empty message). Delivery is asynchronous. */
 int client_send(struct client *c, const uint8_t dest[OVL_ED25519_PK], const uint8_t *msg,
                 size_t len, bool reply, uint8_t id[CLIENT_MSG_ID]) OVL_WUR;
+
+/* As client_send, and call cb(arg, id, result) once when the message is
+ * acknowledged or fails (never from inside this call). */
+int client_send_cb(struct client *c, const uint8_t dest[OVL_ED25519_PK], const uint8_t *msg,
+                   size_t len, bool reply, uint8_t id[CLIENT_MSG_ID], client_sent_cb cb,
+                   void *arg) OVL_WUR;
+
+/* Forget every callback registered with arg (its owner is going away). */
+void client_forget_cb(struct client *c, void *arg);
 
 /* Move up to max received messages, oldest first, into out; returns how
  * many. The caller frees each. */

@@ -19,13 +19,15 @@ struct msg_part {
     bool live;
     uint64_t since_ms; /* live: first fragment; dead: when it died */
     uint32_t total, nfrags, got;
-    size_t cost;   /* bytes counted in rx->part_bytes while live */
-    uint8_t *bits; /* nfrags bits: which fragments arrived */
-    uint8_t *buf;  /* total bytes */
+    size_t cost;              /* bytes counted in rx->part_bytes while live */
+    uint8_t *bits;            /* nfrags bits: which fragments arrived */
+    uint8_t *buf;             /* total bytes */
+    bool delivered;           /* dead: it reached the inbox */
+    uint8_t ack[MSG_ACK_TAG]; /* delivered: its acknowledgement tag */
 };
 
 /* k = first output of KDF2(H(label), dh || eph_pk || onion_pk). */
-static int e2e_key(struct ovl_aead *a, const uint8_t dh[OVL_X25519_LEN],
+static int e2e_key(struct ovl_aead *a, uint8_t *ack, const uint8_t dh[OVL_X25519_LEN],
                    const uint8_t eph_pk[OVL_X25519_LEN], const uint8_t onion_pk[OVL_X25519_LEN])
 {
     uint8_t ck[OVL_HASH_LEN], ikm[3 * OVL_X25519_LEN], k[OVL_HASH_LEN];
@@ -37,13 +39,18 @@ static int e2e_key(struct ovl_aead *a, const uint8_t dh[OVL_X25519_LEN],
     memcpy(ikm + 2 * OVL_X25519_LEN, onion_pk, OVL_X25519_LEN);
     ovl_kdf2(k, NULL, ck, ikm, sizeof(ikm));
     rc = ovl_aead_init(a, OVL_AEAD_CHACHA20POLY1305, k);
+    if (ack) {
+        ovl_kdf_label(ck, k, "ovl-e2e-ack-v1");
+        memcpy(ack, ck, MSG_ACK_TAG);
+    }
     ovl_wipe(ikm, sizeof(ikm));
     ovl_wipe(k, sizeof(k));
     return rc;
 }
 
 int msg_seal(uint8_t **blob, size_t *blob_len, const uint8_t onion_pk[OVL_X25519_LEN],
-             const uint8_t id[CLIENT_MSG_ID], const uint8_t *reply_pk, const uint8_t *m, size_t len)
+             const uint8_t id[CLIENT_MSG_ID], const uint8_t *reply_pk, const uint8_t *m, size_t len,
+             uint8_t ack[MSG_ACK_TAG])
 {
     uint8_t eph_sk[OVL_X25519_LEN], dh[OVL_X25519_LEN], nonce[OVL_AEAD_NONCE];
     struct ovl_aead a;
@@ -63,7 +70,7 @@ int msg_seal(uint8_t **blob, size_t *blob_len, const uint8_t onion_pk[OVL_X25519
     rc = ovl_x25519(dh, eph_sk, onion_pk);
     if (rc)
         goto fail;
-    rc = e2e_key(&a, dh, b, onion_pk);
+    rc = e2e_key(&a, ack, dh, b, onion_pk);
     if (rc)
         goto fail;
     b[OVL_X25519_LEN] = reply_pk ? CLIENT_F_REPLY : 0;
@@ -92,7 +99,7 @@ fail:
 
 /* Try one onion key: decrypt into m->data (pt_len bytes) on success. */
 static int open_with(struct client_msg *m, const uint8_t *blob, size_t blob_len,
-                     const uint8_t id[CLIENT_MSG_ID], const struct dir_onion *k)
+                     const uint8_t id[CLIENT_MSG_ID], const struct dir_onion *k, uint8_t *ack)
 {
     uint8_t dh[OVL_X25519_LEN], nonce[OVL_AEAD_NONCE];
     struct ovl_aead a;
@@ -101,7 +108,7 @@ static int open_with(struct client_msg *m, const uint8_t *blob, size_t blob_len,
     rc = ovl_x25519(dh, k->sk, blob);
     if (rc)
         return rc;
-    rc = e2e_key(&a, dh, blob, k->pk);
+    rc = e2e_key(&a, ack, dh, blob, k->pk);
     ovl_wipe(dh, sizeof(dh));
     if (rc)
         return rc;
@@ -113,7 +120,8 @@ static int open_with(struct client_msg *m, const uint8_t *blob, size_t blob_len,
 }
 
 int msg_open(struct client_msg **out, const uint8_t *blob, size_t blob_len,
-             const uint8_t id[CLIENT_MSG_ID], const struct dir_onion *keys, unsigned n_keys)
+             const uint8_t id[CLIENT_MSG_ID], const struct dir_onion *keys, unsigned n_keys,
+             uint8_t ack[MSG_ACK_TAG])
 {
     struct client_msg *m;
     size_t pt_len, hdr;
@@ -129,7 +137,7 @@ int msg_open(struct client_msg **out, const uint8_t *blob, size_t blob_len,
     if (!m)
         return OVL_ENOMEM;
     for (i = 0; i < n_keys; i++) {
-        rc = open_with(m, blob, blob_len, id, &keys[i]);
+        rc = open_with(m, blob, blob_len, id, &keys[i], ack);
         if (rc == 0)
             break;
     }
@@ -274,6 +282,16 @@ static struct msg_part *part_new(struct msg_rx *rx, const uint8_t id[CLIENT_MSG_
     return p;
 }
 
+/* Write the acknowledgement record of id into ack; MSG_RX_DONE. */
+static enum msg_rx_result ack_write(uint8_t *ack, const uint8_t id[CLIENT_MSG_ID],
+                                    const uint8_t tag[MSG_ACK_TAG])
+{
+    ack[0] = MSG_ACK_TYPE;
+    memcpy(ack + 1, id, CLIENT_MSG_ID);
+    memcpy(ack + 1 + CLIENT_MSG_ID, tag, MSG_ACK_TAG);
+    return MSG_RX_DONE;
+}
+
 /* Put m in the inbox if the caps allow; frees it (counted) otherwise. */
 static bool inbox_push(struct msg_rx *rx, struct client_msg *m)
 {
@@ -294,12 +312,14 @@ static bool inbox_push(struct msg_rx *rx, struct client_msg *m)
 /* The last fragment arrived: decrypt, deliver, leave a tombstone. */
 static enum msg_rx_result part_complete(struct msg_rx *rx, struct msg_part *p,
                                         const struct dir_onion *keys, unsigned n_keys,
-                                        uint64_t now_ms, uint64_t wall_ms)
+                                        uint64_t now_ms, uint64_t wall_ms, uint8_t *ack)
 {
     struct client_msg *m = NULL;
-    int rc = msg_open(&m, p->buf, p->total, p->id, keys, n_keys);
+    uint8_t tag[MSG_ACK_TAG], id[CLIENT_MSG_ID];
+    int rc = msg_open(&m, p->buf, p->total, p->id, keys, n_keys, tag);
 
-    part_kill(rx, p, p->id, now_ms); /* a tombstone also stops replays */
+    memcpy(id, p->id, CLIENT_MSG_ID);
+    part_kill(rx, p, id, now_ms); /* a tombstone also stops replays */
     if (rc == OVL_ECRYPTO) {
         rx->st->dropped_auth++;
         return MSG_RX_DROPPED;
@@ -309,12 +329,24 @@ static enum msg_rx_result part_complete(struct msg_rx *rx, struct msg_part *p,
         return MSG_RX_DROPPED;
     }
     m->received_ms = wall_ms;
-    return inbox_push(rx, m) ? MSG_RX_DONE : MSG_RX_DROPPED;
+    HASH_FIND(hh, rx->by_id, id, CLIENT_MSG_ID, p);
+    /* A full inbox drops it unacknowledged and forgets it, so the sender's
+     * next copy can get in once there is room. */
+    if (!inbox_push(rx, m)) {
+        if (p)
+            dead_remove(rx, p);
+        return MSG_RX_DROPPED;
+    }
+    if (p) {
+        p->delivered = true;
+        memcpy(p->ack, tag, MSG_ACK_TAG);
+    }
+    return ack_write(ack, id, tag);
 }
 
 enum msg_rx_result msg_rx_fragment(struct msg_rx *rx, const uint8_t *frag, size_t len,
                                    const struct dir_onion *keys, unsigned n_keys, uint64_t now_ms,
-                                   uint64_t wall_ms)
+                                   uint64_t wall_ms, uint8_t ack[MSG_ACK_LEN])
 {
     struct msg_part *p = NULL;
     uint32_t off, total, idx;
@@ -329,6 +361,13 @@ enum msg_rx_result msg_rx_fragment(struct msg_rx *rx, const uint8_t *frag, size_
     total = ld_le32(frag + CLIENT_MSG_ID + 4);
     flen = len - MSG_FRAG_HDR;
     HASH_FIND(hh, rx->by_id, frag, CLIENT_MSG_ID, p);
+    /* A retransmission of a delivered message ends with its last fragment:
+     * that one earns a fresh acknowledgement (the first may have been lost). */
+    if (p && !p->live && p->delivered && total > 0 &&
+        off / MSG_FRAG_DATA == (total - 1) / MSG_FRAG_DATA) {
+        rx->st->duplicates++;
+        return ack_write(ack, p->id, p->ack) == MSG_RX_DONE ? MSG_RX_AGAIN : MSG_RX_IGNORED;
+    }
     if (p && !p->live)
         return MSG_RX_IGNORED;
     if (!frag_valid(rx, off, total, flen)) {
@@ -361,7 +400,7 @@ enum msg_rx_result msg_rx_fragment(struct msg_rx *rx, const uint8_t *frag, size_
     p->bits[idx / 8] |= (uint8_t)(1u << (idx % 8));
     if (++p->got < p->nfrags)
         return MSG_RX_PARTIAL;
-    return part_complete(rx, p, keys, n_keys, now_ms, wall_ms);
+    return part_complete(rx, p, keys, n_keys, now_ms, wall_ms, ack);
 }
 
 void msg_rx_expire(struct msg_rx *rx, uint64_t now_ms)

@@ -13,6 +13,10 @@
  *     msg_id(16) | offset(4, LE) | total(4, LE) | bytes
  * A receiver accepts only that grid, so two fragments either are the same
  * fragment or do not overlap.
+ *
+ * Acknowledgement (receiver -> sender, back along the sender's chain):
+ *     MSG_ACK_TYPE(1) | msg_id(16) | tag(16),  tag = KDF_LABEL(k, "ovl-e2e-ack-v1")[0..16)
+ * Only the two ends know k, so no relay can forge an acknowledgement.
  */
 #ifndef OVL_CLIENT_MSG_H
 #define OVL_CLIENT_MSG_H
@@ -30,20 +34,25 @@
 #define MSG_FRAG_MAX     BODY_DATA_MAX
 #define MSG_BLOB_MIN     (OVL_X25519_LEN + 1 + OVL_AEAD_TAG) /* 49: eph_pk, flags, tag */
 #define MSG_OVERHEAD_MAX (MSG_BLOB_MIN + OVL_ED25519_PK)     /* 81: with reply_pk */
+#define MSG_ACK_TAG      16
+#define MSG_ACK_TYPE     1
+#define MSG_ACK_LEN      (1 + CLIENT_MSG_ID + MSG_ACK_TAG) /* 33 */
 
 /* Encrypt message m (len bytes, 1..) to a destination whose onion key is
  * onion_pk; reply_pk (may be NULL) is disclosed to the receiver. *blob is
- * malloc'd (the caller frees it). OVL_ECRYPTO for a low-order onion key. */
+ * malloc'd (the caller frees it); ack (may be NULL) receives the tag the
+ * receiver's acknowledgement will carry. OVL_ECRYPTO for a low-order onion key. */
 int msg_seal(uint8_t **blob, size_t *blob_len, const uint8_t onion_pk[OVL_X25519_LEN],
-             const uint8_t id[CLIENT_MSG_ID], const uint8_t *reply_pk, const uint8_t *m,
-             size_t len) OVL_WUR;
+             const uint8_t id[CLIENT_MSG_ID], const uint8_t *reply_pk, const uint8_t *m, size_t len,
+             uint8_t ack[MSG_ACK_TAG]) OVL_WUR;
 
 /* Decrypt a blob with each key in turn (current first). On success *out is
- * a malloc'd client_msg (id, has_from/from, len, data; received_ms left 0).
- * OVL_ECRYPTO when no key opens it, OVL_EPROTO for a bad plaintext. */
+ * a malloc'd client_msg (id, has_from/from, len, data; received_ms left 0)
+ * and ack (may be NULL) the acknowledgement tag. OVL_ECRYPTO when no key
+ * opens it, OVL_EPROTO for a bad plaintext. */
 int msg_open(struct client_msg **out, const uint8_t *blob, size_t blob_len,
-             const uint8_t id[CLIENT_MSG_ID], const struct dir_onion *keys,
-             unsigned n_keys) OVL_WUR;
+             const uint8_t id[CLIENT_MSG_ID], const struct dir_onion *keys, unsigned n_keys,
+             uint8_t ack[MSG_ACK_TAG]) OVL_WUR;
 
 /* Return the number of fragments of a blob of blob_len bytes. */
 size_t msg_frag_count(size_t blob_len);
@@ -55,7 +64,8 @@ size_t msg_frag_build(uint8_t out[MSG_FRAG_MAX], const uint8_t id[CLIENT_MSG_ID]
 /* What msg_rx_fragment did with a fragment. */
 enum msg_rx_result {
     MSG_RX_PARTIAL = 0, /* stored; the message is not complete yet */
-    MSG_RX_DONE,        /* completed, decrypted and put in the inbox */
+    MSG_RX_DONE,        /* completed, decrypted and put in the inbox: acknowledge */
+    MSG_RX_AGAIN,       /* the last fragment of a message delivered before: acknowledge again */
     MSG_RX_IGNORED,     /* a duplicate, or for a message already finished or dropped */
     MSG_RX_DROPPED,     /* the fragment (and its message) was dropped and counted */
 };
@@ -86,10 +96,14 @@ int msg_rx_init(struct msg_rx *rx, const struct client_opts *o, struct client_st
 void msg_rx_free(struct msg_rx *rx);
 
 /* Take one fragment (len bytes, hostile). keys are tried when it completes
- * a message; now_ms (monotonic) ages entries, wall_ms stamps the message. */
+ * a message; now_ms (monotonic) ages entries, wall_ms stamps the message.
+ * On MSG_RX_DONE and MSG_RX_AGAIN, ack (MSG_ACK_LEN bytes) is the
+ * acknowledgement to send back. A delivered message stays known (tombstone)
+ * for reassembly_timeout, or until inbox_messages newer ones push it out,
+ * so a retransmitted copy is acknowledged again, not delivered twice. */
 enum msg_rx_result msg_rx_fragment(struct msg_rx *rx, const uint8_t *frag, size_t len,
                                    const struct dir_onion *keys, unsigned n_keys, uint64_t now_ms,
-                                   uint64_t wall_ms);
+                                   uint64_t wall_ms, uint8_t ack[MSG_ACK_LEN]);
 
 /* Drop messages whose reassembly started timeout_ms ago or more and forget
  * finished ones as old. */

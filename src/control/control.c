@@ -116,6 +116,8 @@ static void ctl_client_close(struct ctl_client *cl)
     /* The deferred request must never call back into a freed client. */
     if (cl->pending && cl->ctl->node->dir)
         dir_cancel(cl->ctl->node->dir, cl);
+    if (cl->pending)
+        client_forget_cb(cl->ctl->node->client, cl);
     cl->pending = false;
     if (!cl->refused)
         cl->ctl->n_active--;

@@ -20,7 +20,7 @@
 
 #define CTL_ERR_MAX 160
 #define CTL_DEFER   (-1) /* a command's "reply comes later" */
-#define CTL_ARGS    5
+#define CTL_ARGS    6
 
 struct ctl_client;
 

@@ -41,6 +41,7 @@ static void ctl_status_relay(struct kvbuf *out, const struct relay *r)
     kv_addu(out, "relay_cells_back_out", st.cells_back_out);
     kv_addu(out, "relay_cells_originated", st.cells_originated);
     kv_addu(out, "relay_delivered_cells", st.delivered_cells);
+    kv_addu(out, "relay_delivered_back", st.delivered_back);
     kv_addu(out, "relay_dropped_cover", st.dropped_cover);
     for (int i = 0; i < RD_COUNT; i++) {
         const char *name = relay_drop_name((enum relay_drop)i);
@@ -71,6 +72,10 @@ static void ctl_status_client(struct kvbuf *out, const struct client *c)
     kv_addu(out, "client_inbox_messages", st.inbox_messages);
     kv_addu(out, "client_inbox_bytes", st.inbox_bytes);
     kv_addu(out, "client_send_queued", st.send_queued);
+    kv_addu(out, "client_acks_sent", st.acks_sent);
+    kv_addu(out, "client_acks_in", st.acks_in);
+    kv_addu(out, "client_retransmits", st.retransmits);
+    kv_addu(out, "client_duplicates", st.duplicates);
 }
 
 static void ctl_status_dir(struct kvbuf *out, const struct dir *d, bool bootstrap)
@@ -218,30 +223,55 @@ static int ctl_send_error(struct ctl_req *rq, int err)
     }
 }
 
+/* send wait=1: the message was acknowledged (err 0) or failed. */
+static void ctl_send_done(void *arg, const uint8_t id[CLIENT_MSG_ID], int err)
+{
+    struct kvbuf out = {0};
+    char hex[2 * CLIENT_MSG_ID + 1], msg[CTL_ERR_MAX];
+
+    if (err) {
+        snprintf(msg, sizeof msg, "not delivered: %s",
+                 err == OVL_ETIMEDOUT ? "no acknowledgement by the deadline" : ovl_strerror(err));
+        ctl_deferred_reply(arg, ctl_errno(err), msg, &out);
+        return;
+    }
+    ctl_reply_begin(&out);
+    if (enc_hex(hex, sizeof hex, id, CLIENT_MSG_ID) == 0)
+        kv_adds(&out, "id", hex);
+    kv_adds(&out, "result", "delivered");
+    ctl_deferred_reply(arg, 0, NULL, &out);
+}
+
 static int ctl_cmd_send(struct ctl_req *rq)
 {
     struct client *c = rq->ctl->node->client;
     uint8_t dest[OVL_ED25519_PK], id[CLIENT_MSG_ID], *msg = NULL;
     char hex[2 * CLIENT_MSG_ID + 1];
     const char *text;
+    const char *w = kvmsg_get(rq->m, "wait");
     size_t len;
-    bool reply = false;
+    bool reply = false, wait = w && strcmp(w, "1") == 0;
+    client_sent_cb cb = wait ? ctl_send_done : NULL;
     int e, err;
 
     if (!c)
         return ctl_fail(rq, EOPNOTSUPP, "send needs the client role");
     if ((e = ctl_send_args(rq, dest, &reply)) != 0)
         return e;
+    if (w && !wait && strcmp(w, "0") != 0)
+        return ctl_fail(rq, EINVAL, "wait must be 0 or 1");
     if ((text = kvmsg_get(rq->m, "text")) != NULL) {
-        err = client_send(c, dest, (const uint8_t *)text, strlen(text), reply, id);
+        err = client_send_cb(c, dest, (const uint8_t *)text, strlen(text), reply, id, cb, rq->cl);
     } else {
         if ((e = ctl_decode_data(rq, &msg, &len)) != 0)
             return e;
-        err = client_send(c, dest, msg, len, reply, id);
+        err = client_send_cb(c, dest, msg, len, reply, id, cb, rq->cl);
         free(msg);
     }
     if (err != 0)
         return ctl_send_error(rq, err);
+    if (wait)
+        return CTL_DEFER;
     if (enc_hex(hex, sizeof hex, id, sizeof id) != 0)
         return ctl_fail(rq, EIO, "cannot format the message id");
     kv_adds(rq->out, "id", hex);
@@ -473,7 +503,7 @@ static int ctl_cmd_dir_chain(struct ctl_req *rq)
 }
 
 const struct ctl_cmd ctl_role_cmds[] = {
-    {"send", ctl_cmd_send, {"to", "reply", "text", "data", NULL}, "data"},
+    {"send", ctl_cmd_send, {"to", "reply", "text", "data", "wait", NULL}, "data"},
     {"recv", ctl_cmd_recv, {"max", NULL}, NULL},
     {"chains", ctl_cmd_chains, {NULL}, NULL},
     {"relays", ctl_cmd_relays, {NULL}, NULL},

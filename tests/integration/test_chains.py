@@ -153,6 +153,20 @@ def test_messages_both_ways(ctx):
             assert not m.get("from"), "%s: sender revealed without --reply: %r" % (mid, m["from"])
 
 
+def test_send_wait(ctx):
+    """send --wait returns once the destination acknowledged the message;
+    it arrives once, and the sender counted the acknowledgement."""
+    tn, a, b = ctx.tn, ctx.a, ctx.b
+    before = a.status()["client_acks_in"]
+    out = tn.ctl(a.name, "send", "--wait", "--to", b.id, "waited for")
+    assert out.get("result") == "delivered" and out.get("id"), out
+    got = wait_for(lambda: [m for m in tn.ctl(b.name, "recv") if m["id"] == out["id"]] or None,
+                   10.0, "the waited-for message at %s" % b.name)
+    assert len(got) == 1 and payload(got[0]) == b"waited for", got
+    assert a.status()["client_acks_in"] >= before + 1
+    ctx.sent_waited = True
+
+
 def test_each_cell_peeled_by_l_relays(ctx):
     relays, clients = ctx.tn.relays(), [ctx.a, ctx.b]
     keys = {"relay": ("relay_cells_peeled", "relay_setups_in", "relay_dropped_auth"),
@@ -186,8 +200,9 @@ def test_each_cell_peeled_by_l_relays(ctx):
     for r in relays:
         assert st[r.name]["relay_dropped_auth"] == 0, "%s dropped cells as forged: %r" % (
             r.name, st[r.name])
-    for c in clients:
-        assert st[c.name]["client_messages_received"] == N_MSG, st[c.name]
+    waited = 1 if getattr(ctx, "sent_waited", False) else 0
+    assert st[ctx.b.name]["client_messages_received"] == N_MSG + waited, st[ctx.b.name]
+    assert st[ctx.a.name]["client_messages_received"] == N_MSG, st[ctx.a.name]
 
 
 def test_relays_learn_only_neighbours(ctx):
@@ -318,7 +333,7 @@ def test_dead_relay_leaves_directory(ctx):
             "chain %s still names %s" % (ch["ref"], victim.name)
 
 
-TESTS = [test_messages_both_ways, test_each_cell_peeled_by_l_relays,
+TESTS = [test_messages_both_ways, test_send_wait, test_each_cell_peeled_by_l_relays,
          test_relays_learn_only_neighbours, test_links_transport, test_relay_drops_tampered_cell,
          test_chain_cache, test_dead_relay_leaves_directory]
 

@@ -49,16 +49,19 @@ START_TEST(e2e_round_trip)
     struct dir_onion keys[2];
     uint8_t reply[OVL_ED25519_PK];
     uint8_t *m = pattern(1000, 7), *blob;
+    uint8_t ack_s[MSG_ACK_TAG], ack_r[MSG_ACK_TAG], ack_other[MSG_ACK_TAG];
     struct client_msg *out;
     size_t blob_len;
 
     onion_key(&keys[0]);
     onion_key(&keys[1]);
     memset(reply, 0xab, sizeof(reply));
-    ck_assert_int_eq(msg_seal(&blob, &blob_len, keys[1].pk, msg_id, reply, m, 1000), 0);
+    ck_assert_int_eq(msg_seal(&blob, &blob_len, keys[1].pk, msg_id, reply, m, 1000, ack_s), 0);
     ck_assert_uint_eq(blob_len, 1000 + MSG_OVERHEAD_MAX);
     /* The previous key opens it after the current one fails. */
-    ck_assert_int_eq(msg_open(&out, blob, blob_len, msg_id, keys, 2), 0);
+    ck_assert_int_eq(msg_open(&out, blob, blob_len, msg_id, keys, 2, ack_r), 0);
+    /* Both ends derive the same acknowledgement tag. */
+    ck_assert_mem_eq(ack_s, ack_r, MSG_ACK_TAG);
     ck_assert_uint_eq(out->len, 1000);
     ck_assert_mem_eq(out->data, m, 1000);
     ck_assert(out->has_from);
@@ -66,24 +69,26 @@ START_TEST(e2e_round_trip)
     ck_assert_mem_eq(out->id, msg_id, CLIENT_MSG_ID);
     free(out);
     /* Only the wrong key: rejected. */
-    ck_assert_int_eq(msg_open(&out, blob, blob_len, msg_id, keys, 1), OVL_ECRYPTO);
+    ck_assert_int_eq(msg_open(&out, blob, blob_len, msg_id, keys, 1, NULL), OVL_ECRYPTO);
     ck_assert_ptr_null(out);
     /* Another message ID (the associated data): rejected. */
-    ck_assert_int_eq(msg_open(&out, blob, blob_len, keys[0].pk, &keys[1], 1), OVL_ECRYPTO);
+    ck_assert_int_eq(msg_open(&out, blob, blob_len, keys[0].pk, &keys[1], 1, NULL), OVL_ECRYPTO);
     /* Any flipped byte: rejected. */
     blob[blob_len / 2] ^= 1;
-    ck_assert_int_eq(msg_open(&out, blob, blob_len, msg_id, &keys[1], 1), OVL_ECRYPTO);
+    ck_assert_int_eq(msg_open(&out, blob, blob_len, msg_id, &keys[1], 1, NULL), OVL_ECRYPTO);
     free(blob);
 
-    ck_assert_int_eq(msg_seal(&blob, &blob_len, keys[0].pk, msg_id, NULL, m, 1), 0);
+    ck_assert_int_eq(msg_seal(&blob, &blob_len, keys[0].pk, msg_id, NULL, m, 1, ack_other), 0);
     ck_assert_uint_eq(blob_len, 1 + MSG_BLOB_MIN);
-    ck_assert_int_eq(msg_open(&out, blob, blob_len, msg_id, keys, 1), 0);
+    ck_assert_int_eq(msg_open(&out, blob, blob_len, msg_id, keys, 1, NULL), 0);
+    /* A fresh ephemeral key per message: another message, another tag. */
+    ck_assert_int_ne(memcmp(ack_s, ack_other, MSG_ACK_TAG), 0);
     ck_assert(!out->has_from);
     ck_assert_uint_eq(out->len, 1);
     ck_assert_uint_eq(out->data[0], m[0]);
     free(out);
     free(blob);
-    ck_assert_int_eq(msg_seal(&blob, &blob_len, keys[0].pk, msg_id, NULL, m, 0), OVL_EINVAL);
+    ck_assert_int_eq(msg_seal(&blob, &blob_len, keys[0].pk, msg_id, NULL, m, 0, NULL), OVL_EINVAL);
     ck_assert_ptr_null(blob);
     free(m);
 }
@@ -98,6 +103,8 @@ struct rxt {
     struct dir_onion key;
     uint8_t *blob, *m;
     size_t blob_len, len, nfrags;
+    uint8_t ack[MSG_ACK_TAG];     /* the sender's tag */
+    uint8_t ack_rec[MSG_ACK_LEN]; /* the receiver's last acknowledgement */
 };
 
 static void rxt_init(struct rxt *t, size_t len)
@@ -108,7 +115,8 @@ static void rxt_init(struct rxt *t, size_t len)
     ck_assert_int_eq(msg_rx_init(&t->rx, &t->o, &t->st), 0);
     t->len = len;
     t->m = pattern(len, (unsigned)len);
-    ck_assert_int_eq(msg_seal(&t->blob, &t->blob_len, t->key.pk, msg_id, NULL, t->m, len), 0);
+    ck_assert_int_eq(msg_seal(&t->blob, &t->blob_len, t->key.pk, msg_id, NULL, t->m, len, t->ack),
+                     0);
     t->nfrags = msg_frag_count(t->blob_len);
 }
 
@@ -125,7 +133,7 @@ static enum msg_rx_result feed(struct rxt *t, size_t idx, uint64_t now)
     uint8_t f[MSG_FRAG_MAX];
     size_t n = msg_frag_build(f, msg_id, t->blob, t->blob_len, idx);
 
-    return msg_rx_fragment(&t->rx, f, n, &t->key, 1, now, 42);
+    return msg_rx_fragment(&t->rx, f, n, &t->key, 1, now, 42, t->ack_rec);
 }
 
 static void expect_message(struct rxt *t)
@@ -189,9 +197,17 @@ START_TEST(frag_duplicate_and_replay)
     for (size_t i = 1; i < t.nfrags; i++)
         ck_assert_int_ne(feed(&t, i, 0), MSG_RX_DROPPED);
     expect_message(&t);
-    /* A replay of the whole message is not delivered twice. */
-    for (size_t i = 0; i < t.nfrags; i++)
+    ck_assert_uint_eq(t.ack_rec[0], MSG_ACK_TYPE);
+    ck_assert_mem_eq(t.ack_rec + 1, msg_id, CLIENT_MSG_ID);
+    ck_assert_mem_eq(t.ack_rec + 1 + CLIENT_MSG_ID, t.ack, MSG_ACK_TAG);
+    /* A replay of the whole message is not delivered twice; its last
+     * fragment is acknowledged again (the first ack may have been lost). */
+    memset(t.ack_rec, 0, sizeof(t.ack_rec));
+    for (size_t i = 0; i + 1 < t.nfrags; i++)
         ck_assert_int_eq(feed(&t, i, 10), MSG_RX_IGNORED);
+    ck_assert_int_eq(feed(&t, t.nfrags - 1, 10), MSG_RX_AGAIN);
+    ck_assert_mem_eq(t.ack_rec + 1 + CLIENT_MSG_ID, t.ack, MSG_ACK_TAG);
+    ck_assert_uint_eq(t.st.duplicates, 1);
     ck_assert_uint_eq(msg_rx_recv(&t.rx, out, 1), 0);
     ck_assert_uint_eq(t.st.messages_received, 1);
     ck_assert_uint_eq(t.st.dropped_reassembly + t.st.dropped_bad, 0);
@@ -210,7 +226,7 @@ START_TEST(frag_inconsistent_overlap)
     ck_assert_int_eq(feed(&t, 1, 0), MSG_RX_PARTIAL);
     n = msg_frag_build(f, msg_id, t.blob, t.blob_len, 1);
     f[n - 1] ^= 0x55;
-    ck_assert_int_eq(msg_rx_fragment(&t.rx, f, n, &t.key, 1, 0, 0), MSG_RX_DROPPED);
+    ck_assert_int_eq(msg_rx_fragment(&t.rx, f, n, &t.key, 1, 0, 0, t.ack_rec), MSG_RX_DROPPED);
     ck_assert_uint_eq(t.st.dropped_reassembly, 1);
     ck_assert_uint_eq(t.rx.n_live, 0);
     ck_assert_uint_eq(t.rx.part_bytes, 0);
@@ -251,8 +267,8 @@ START_TEST(frag_rejects)
     memcpy(f, msg_id, CLIENT_MSG_ID);
     st_le32(f + CLIENT_MSG_ID, b->off);
     st_le32(f + CLIENT_MSG_ID + 4, b->total);
-    ck_assert_msg(msg_rx_fragment(&t.rx, f, MSG_FRAG_HDR + b->data_len, &t.key, 1, 0, 0) ==
-                      MSG_RX_DROPPED,
+    ck_assert_msg(msg_rx_fragment(&t.rx, f, MSG_FRAG_HDR + b->data_len, &t.key, 1, 0, 0,
+                                  t.ack_rec) == MSG_RX_DROPPED,
                   "%s", b->what);
     ck_assert_uint_eq(b->reassembly ? t.st.dropped_reassembly : t.st.dropped_bad, 1);
     ck_assert_uint_eq(t.rx.n_live, 0);
@@ -301,17 +317,17 @@ END_TEST
 /* Feed a whole fresh message (random ID) of len bytes encrypted to key. */
 static enum msg_rx_result feed_new(struct msg_rx *rx, const struct dir_onion *key, size_t len)
 {
-    uint8_t id[CLIENT_MSG_ID], f[MSG_FRAG_MAX], *blob, *m = pattern(len, 3);
+    uint8_t id[CLIENT_MSG_ID], f[MSG_FRAG_MAX], ack[MSG_ACK_LEN], *blob, *m = pattern(len, 3);
     enum msg_rx_result r = MSG_RX_DROPPED;
     size_t blob_len, nf;
 
     ovl_random(id, sizeof(id));
-    ck_assert_int_eq(msg_seal(&blob, &blob_len, key->pk, id, NULL, m, len), 0);
+    ck_assert_int_eq(msg_seal(&blob, &blob_len, key->pk, id, NULL, m, len, NULL), 0);
     nf = msg_frag_count(blob_len);
     for (size_t i = 0; i < nf; i++) {
         size_t n = msg_frag_build(f, id, blob, blob_len, i);
 
-        r = msg_rx_fragment(rx, f, n, key, 1, 0, 0);
+        r = msg_rx_fragment(rx, f, n, key, 1, 0, 0, ack);
         if (r == MSG_RX_DROPPED)
             break;
     }
@@ -556,6 +572,14 @@ static void net_dump(struct net *w)
     }
 }
 
+static bool a_all_acked(struct net *w)
+{
+    struct client_stats st;
+
+    client_stats(w->cl[CA], &st);
+    return st.send_queued == 0;
+}
+
 /* Send every size (reply on odd ones) from A to B and check what B gets. */
 static void send_all(struct net *w)
 {
@@ -588,10 +612,13 @@ static void send_all(struct net *w)
         ck_assert_uint_gt(g->received_ms, 0);
         free(m[i]);
     }
+    /* Every message comes back acknowledged, and only then leaves A. */
+    ck_assert_msg(run_until(w, a_all_acked, 10000), "A was not acknowledged");
     client_stats(w->cl[CA], &st);
     ck_assert_uint_ge(st.messages_sent, N_NET);
     ck_assert_uint_eq(st.messages_failed, 0);
     ck_assert_uint_eq(st.send_queued, 0);
+    ck_assert_uint_eq(st.acks_in, want_got);
     client_stats(w->cl[CB], &st);
     ck_assert_uint_eq(st.dropped_auth + st.dropped_bad + st.dropped_reassembly, 0);
     ck_assert_uint_eq(st.inbox_messages, 0);
@@ -607,6 +634,115 @@ START_TEST(net_messages)
     net_up(&w, &co);
     ck_assert(run_until(&w, a_ready, 15000));
     send_all(&w);
+    net_down(&w);
+}
+END_TEST
+
+/* ---- acknowledgements ---- */
+
+struct sent_result {
+    unsigned calls;
+    int err;
+};
+
+static void on_sent(void *arg, const uint8_t id[CLIENT_MSG_ID], int err)
+{
+    struct sent_result *r = arg;
+
+    (void)id;
+    r->calls++;
+    r->err = err;
+}
+
+static struct sent_result sent[4];
+
+static bool all_sent_back(struct net *w)
+{
+    (void)w;
+    for (size_t i = 0; i < 4; i++)
+        if (sent[i].calls == 0)
+            return false;
+    return true;
+}
+
+static bool a_retransmitted(struct net *w)
+{
+    struct client_stats st;
+
+    client_stats(w->cl[CA], &st);
+    return st.retransmits >= 2;
+}
+
+/* A network whose clients hold inbox messages and retransmit after rto_ms,
+ * with A's chain ready; then A sends four 100-byte messages to B. */
+static void ack_net(struct net *w, uint32_t inbox, uint32_t rto_ms, uint32_t deadline_ms,
+                    uint8_t ids[4][CLIENT_MSG_ID])
+{
+    struct client_opts co;
+    uint8_t body[100];
+
+    client_opts_defaults(&co);
+    co.backups = 0;
+    co.inbox_messages = inbox;
+    co.retransmit_ms = rto_ms;
+    co.deadline_ms = deadline_ms;
+    net_up(w, &co);
+    ck_assert(run_until(w, a_ready, 15000));
+    memset(sent, 0, sizeof(sent));
+    for (size_t i = 0; i < 4; i++) {
+        memset(body, (int)i, sizeof(body));
+        ck_assert_int_eq(client_send_cb(w->cl[CA], w->n[CB].id.pk, body, sizeof(body), false,
+                                        ids[i], on_sent, &sent[i]),
+                         0);
+    }
+}
+
+/* B's inbox holds 2 messages and drops the rest unacknowledged: A sends
+ * them again until B has room, and B sees each message exactly once. */
+START_TEST(net_retransmit)
+{
+    struct net w;
+    struct client_stats st;
+    uint8_t ids[4][CLIENT_MSG_ID];
+
+    ack_net(&w, 2, 200, 30000, ids);
+    ck_assert(run_until(&w, a_retransmitted, 10000));
+    client_stats(w.cl[CB], &st);
+    ck_assert_uint_eq(st.inbox_messages, 2);
+    ck_assert_uint_ge(st.dropped_inbox_full, 2);
+    want_got = 4; /* b_got drains the inbox: room for the copies */
+    ck_assert(run_until(&w, b_got, 10000));
+    ck_assert(run_until(&w, all_sent_back, 10000));
+    for (size_t i = 0; i < 4; i++) {
+        ck_assert_uint_eq(sent[i].calls, 1);
+        ck_assert_int_eq(sent[i].err, 0);
+        for (size_t j = 0; j < i; j++) /* four different messages */
+            ck_assert_int_ne(memcmp(w.got[i]->id, w.got[j]->id, CLIENT_MSG_ID), 0);
+    }
+    ck_assert_uint_eq(w.n_got, 4);
+    client_stats(w.cl[CA], &st);
+    ck_assert_uint_eq(st.acks_in, 4);
+    ck_assert_uint_eq(st.messages_failed, 0);
+    net_down(&w);
+}
+END_TEST
+
+/* Never acknowledged (B's inbox stays full): the messages fail at their deadline. */
+START_TEST(net_deadline)
+{
+    struct net w;
+    uint8_t ids[4][CLIENT_MSG_ID];
+    unsigned ok = 0, timed_out = 0;
+
+    ack_net(&w, 1, 100, 1500, ids);
+    ck_assert(run_until(&w, all_sent_back, 10000));
+    for (size_t i = 0; i < 4; i++) {
+        ok += sent[i].err == 0;
+        timed_out += sent[i].err == OVL_ETIMEDOUT;
+    }
+    /* One fits B's inbox; three time out. */
+    ck_assert_uint_eq(ok, 1);
+    ck_assert_uint_eq(timed_out, 3);
     net_down(&w);
 }
 END_TEST
@@ -768,6 +904,8 @@ static Suite *client_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, net_messages, 0, 2);
     tcase_add_test(tc, net_send_early);
+    tcase_add_test(tc, net_retransmit);
+    tcase_add_test(tc, net_deadline);
     tcase_add_test(tc, net_backpressure);
     tcase_add_test(tc, net_first_hop_lost);
     tcase_add_test(tc, net_replace);

@@ -331,6 +331,10 @@ static const struct bad_case bad_cases[] = {
      "reconnect_max (2000) is below reconnect_min (3000)"},
     {"reconnect_max < default min", "[link]\n\nreconnect_max = 1000\nreconnect_min = 1001\n", 4,
      "below reconnect_min"},
+    {"deadline >= reassembly_timeout", "[client]\ndeadline = 60000\n", 2,
+     "deadline (60000) must be below reassembly_timeout (60000)"},
+    {"reassembly_timeout <= deadline", "[client]\nreassembly_timeout = 5000\n", 2,
+     "must be below reassembly_timeout (5000)"},
     {"syntax error line", "[node]\nroles = relay\njust some words\n", 3, "syntax error"},
     {"unterminated section", "[log]\nlevel = info\n[node\n", 3, "syntax error"},
     {"syntax error before a bad key", "[node]\nnonsense\ncolour = blue\n", 2, "syntax error"},
@@ -605,7 +609,9 @@ static const char roles_conf[] = "[node]\n"
                                  "inbox_messages = 7\n"
                                  "inbox_bytes = 4294967296\n"
                                  "send_queue = 3\n"
-                                 "reassembly_timeout = 1000\n"
+                                 "reassembly_timeout = 5000\n"
+                                 "retransmit = 150\n"
+                                 "deadline = 1000\n"
                                  "[relay]\n"
                                  "max_chains = 10000000\n"
                                  "setup_timeout = 600000\n"
@@ -640,7 +646,9 @@ START_TEST(test_roles_full)
     ck_assert_uint_eq(c.client.inbox_messages, 7);
     ck_assert_uint_eq(c.client.inbox_bytes, UINT64_C(4294967296));
     ck_assert_uint_eq(c.client.send_queue, 3);
-    ck_assert_uint_eq(c.client.reassembly_timeout_ms, 1000);
+    ck_assert_uint_eq(c.client.reassembly_timeout_ms, 5000);
+    ck_assert_uint_eq(c.client.retransmit_ms, 150);
+    ck_assert_uint_eq(c.client.deadline_ms, 1000);
     ck_assert_uint_eq(c.relay.max_chains, 10000000);
     ck_assert_uint_eq(c.relay.setup_timeout_ms, 600000);
     ck_assert_uint_eq(c.relay.max_lifetime_s, 10);
@@ -722,7 +730,12 @@ static const struct {
     {"client", "send_queue", "0", false},
     {"client", "send_queue", "100000", true},
     {"client", "send_queue", "100001", false},
-    {"client", "reassembly_timeout", "1000", true},
+    {"client", "reassembly_timeout", "1001", true}, /* above the smallest deadline */
+    {"client", "retransmit", "100", true},
+    {"client", "retransmit", "99", false},
+    {"client", "retransmit", "600001", false},
+    {"client", "deadline", "1000", true},
+    {"client", "deadline", "999", false},
     {"client", "reassembly_timeout", "999", false},
     {"client", "reassembly_timeout", "3600000", true},
     {"client", "reassembly_timeout", "3600001", false},
@@ -752,8 +765,10 @@ START_TEST(test_role_ranges)
     char text[256], err[CONFIG_ERR_MAX];
 
     /* ttl is raised so that any accepted heartbeat stays below it. */
-    snprintf(text, sizeof(text), "[%s]\n%s = %s\n%s", role_range_cases[_i].sect,
+    /* ... and deadline lowered below any accepted reassembly_timeout. */
+    snprintf(text, sizeof(text), "[%s]\n%s = %s\n%s%s", role_range_cases[_i].sect,
              role_range_cases[_i].key, role_range_cases[_i].value,
+             strcmp(role_range_cases[_i].key, "reassembly_timeout") == 0 ? "deadline = 1000\n" : "",
              strcmp(role_range_cases[_i].key, "ttl") != 0 ? "[dir]\nttl = 86400000\n"
                                                           : "[dir]\nheartbeat = 1000\n");
     int rc = parse(&c, text, err, sizeof(err));

@@ -1,0 +1,98 @@
+/* client_int.h - what client.c (chains, cells, the tick) and sendq.c (the
+ * send queue, acknowledgements) share. Private to src/client/.
+ */
+#ifndef OVL_CLIENT_CLIENT_INT_H
+#define OVL_CLIENT_CLIENT_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "chain/onion.h"
+#include "client/client.h"
+#include "client/msg.h"
+#include "dir/dir.h"
+
+#define LOOKUPS_MAX 16   /* destination lookups in flight */
+#define RTO_MAX_MS  8000 /* longest wait for an acknowledgement */
+
+enum chain_state { CH_DIR, CH_CONNECTING, CH_SETUP, CH_READY, CH_RETIRING };
+
+struct cchain {
+    struct client *c;
+    struct cchain *prev, *next; /* c->chains */
+    uint32_t serial;
+    enum chain_state state;
+    unsigned length;
+    struct dir_chain route; /* hops and their backups, for the churn work */
+    struct onion_keys keys[ONION_MAX_HOPS];
+    uint64_t fwd_ctr, back_next[ONION_MAX_HOPS];
+    uint8_t hdr[ONION_HDR_LEN]; /* setup header until it is sent */
+    uint64_t link_serial;       /* first hop's link; 0 before dialing */
+    uint32_t chain_id;          /* registered in the chanmap when non-zero */
+    uint64_t created_ms, ready_ms, expires_ms, deadline_ms; /* monotonic */
+    uint64_t cells_out, cells_in, messages;
+};
+
+enum out_state { OM_WAIT, OM_LOOKUP, OM_READY };
+
+struct out_msg {
+    struct client *c;
+    struct out_msg *prev, *next; /* c->queue */
+    uint8_t id[CLIENT_MSG_ID];
+    uint8_t dest[OVL_ED25519_PK];
+    bool reply;
+    enum out_state state;
+    uint8_t *data; /* plaintext until sealed */
+    size_t len;
+    uint8_t *blob; /* sealed */
+    size_t blob_len, nfrags, next_frag;
+    uint32_t chain_serial; /* chain that carried its last fragment */
+    bool unacked;          /* in c->unacked (all sent) rather than c->queue */
+    uint8_t ack[MSG_ACK_TAG];
+    uint64_t deadline_ms, retry_ms; /* monotonic */
+    uint32_t rto_ms;
+    client_sent_cb cb;
+    void *cb_arg;
+};
+
+struct client {
+    struct node *n;
+    struct client_opts o;
+    struct cchain *chains;
+    struct cchain *current;  /* the ready chain new cells use, or NULL */
+    struct cchain *building; /* at most one chain is built at a time */
+    uint32_t next_serial;
+    struct out_msg *queue;
+    struct out_msg *unacked; /* sent whole, waiting for the acknowledgement */
+    struct out_msg *adding;  /* the message client_send_cb is adding, until it returns */
+    int adding_err;          /* why it failed there, if it did */
+    uint32_t n_queue;        /* both lists */
+    unsigned n_lookups;
+    struct msg_rx rx;
+    struct client_stats st;
+    uv_timer_t tick;
+    bool tick_open, stopped;
+    unsigned fails; /* consecutive build failures */
+    uint32_t backoff_ms;
+    uint64_t next_build_ms;
+};
+
+/* Send what can be sent on the current chain (client.c). */
+void client_pump(struct client *c);
+
+/* Fail m (counted, logged) and tell its owner (sendq.c). */
+void sendq_fail(struct out_msg *m, const char *why);
+
+/* Every fragment of m left: wait for its acknowledgement. */
+void sendq_await(struct out_msg *m);
+
+/* Fail what passed its deadline; queue again what waited too long. */
+void sendq_tick(struct client *c, uint64_t now);
+
+/* Take an acknowledgement record (len bytes, hostile) from dest's exit. */
+void sendq_ack(struct client *c, const uint8_t *dest, const uint8_t *rec, size_t len);
+
+/* Ask the directory for the destinations of waiting messages. */
+void sendq_lookups(struct client *c);
+
+#endif
