@@ -197,6 +197,12 @@ struct relay_chain *relay_chain_find(struct relay *r, uint64_t serial)
     return ch;
 }
 
+/* Take ch out of the chain table (the one copy of HASH_DEL for it). */
+static void relay_chain_unhash(struct relay *r, struct relay_chain *ch)
+{
+    HASH_DEL(r->chains, ch);
+}
+
 void relay_chain_end(struct relay_chain *ch, uint8_t reason, bool tell_prev, bool tell_next)
 {
     struct relay *r = ch->r;
@@ -213,7 +219,7 @@ void relay_chain_end(struct relay_chain *ch, uint8_t reason, bool tell_prev, boo
             relay_send_destroy(r, ch->next, ch->next_id, reason);
     }
     exit_chain_end(ch);
-    HASH_DEL(r->chains, ch);
+    relay_chain_unhash(r, ch);
     r->st.chains--;
     onion_keys_wipe(&ch->keys);
     ovl_wipe(ch, sizeof(*ch));
@@ -660,7 +666,7 @@ void relay_free(struct relay *r)
      * The links are gone by now, so only memory is released here. */
     HASH_ITER(hh, r->chains, ch, tmp)
     {
-        HASH_DEL(r->chains, ch);
+        relay_chain_unhash(r, ch);
         exit_chain_forget(ch);
         onion_keys_wipe(&ch->keys);
         free(ch);

@@ -13,8 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <uthash.h>
-
+#include "lib/htab.h"
 #include "chain/body.h"
 #include "chain/onion.h"
 #include "chain/relay.h"

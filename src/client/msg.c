@@ -2,9 +2,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <uthash.h>
 #include <utlist.h>
 
+#include "lib/htab.h"
 #include "client/msg.h"
 #include "lib/bytes.h"
 
@@ -203,10 +203,21 @@ static void part_free(struct msg_part *p)
     free(p);
 }
 
+/* One copy each of uthash's add and delete (they are large macros). */
+static void by_id_add(struct msg_rx *rx, struct msg_part *p)
+{
+    HASH_ADD(hh, rx->by_id, id, CLIENT_MSG_ID, p);
+}
+
+static void by_id_del(struct msg_rx *rx, struct msg_part *p)
+{
+    HASH_DEL(rx->by_id, p);
+}
+
 /* Forget a tombstone entirely. */
 static void dead_remove(struct msg_rx *rx, struct msg_part *p)
 {
-    HASH_DEL(rx->by_id, p);
+    by_id_del(rx, p);
     DL_DELETE(rx->dead, p);
     rx->n_dead--;
     part_free(p);
@@ -223,7 +234,7 @@ static void part_kill(struct msg_rx *rx, struct msg_part *p, const uint8_t *id, 
         return;
     memcpy(key, id, CLIENT_MSG_ID); /* id may point into p */
     if (p) {
-        HASH_DEL(rx->by_id, p);
+        by_id_del(rx, p);
         DL_DELETE(rx->live, p);
         rx->n_live--;
         rx->part_bytes -= p->cost;
@@ -236,7 +247,7 @@ static void part_kill(struct msg_rx *rx, struct msg_part *p, const uint8_t *id, 
         return; /* a missing tombstone only lets late fragments in again */
     memcpy(p->id, key, CLIENT_MSG_ID);
     p->since_ms = now_ms;
-    HASH_ADD(hh, rx->by_id, id, CLIENT_MSG_ID, p);
+    by_id_add(rx, p);
     DL_APPEND(rx->dead, p);
     rx->n_dead++;
 }
@@ -275,7 +286,7 @@ static struct msg_part *part_new(struct msg_rx *rx, const uint8_t id[CLIENT_MSG_
     p->cost = cost;
     p->bits = (uint8_t *)(p + 1);
     p->buf = p->bits + nbits;
-    HASH_ADD(hh, rx->by_id, id, CLIENT_MSG_ID, p);
+    by_id_add(rx, p);
     DL_APPEND(rx->live, p);
     rx->n_live++;
     rx->part_bytes += cost;
@@ -439,7 +450,7 @@ void msg_rx_free(struct msg_rx *rx)
         return;
     HASH_ITER(hh, rx->by_id, p, tmp)
     {
-        HASH_DEL(rx->by_id, p);
+        by_id_del(rx, p);
         part_free(p);
     }
     rx->live = rx->dead = NULL;

@@ -2,8 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <uthash.h>
-
+#include "lib/htab.h"
 #include "core/chanmap.h"
 #include "core/link.h"
 #include "core/node.h"
@@ -13,7 +12,7 @@
 struct chanmap_key {
     uint64_t serial; /* link->serial: links are never reused, pointers may be */
     uint32_t id;
-    uint32_t pad;    /* zero: the whole struct is the hash key */
+    uint32_t pad; /* zero: the whole struct is the hash key */
 };
 
 struct chanmap_slot {
@@ -95,15 +94,20 @@ int chanmap_alloc(struct node *n, struct link *l, const struct chain_owner *owne
     return OVL_ENOMEM;
 }
 
+/* Take s out of the table and free it (the one copy of HASH_DEL). */
+static void slot_free(struct node *n, struct chanmap_slot *s)
+{
+    HASH_DEL(n->chanmap, s);
+    n->n_chanmap--;
+    free(s);
+}
+
 void chanmap_del(struct node *n, struct link *l, uint32_t id)
 {
     struct chanmap_slot *s = slot_find(n, l, id);
 
-    if (!s)
-        return;
-    HASH_DEL(n->chanmap, s);
-    n->n_chanmap--;
-    free(s);
+    if (s)
+        slot_free(n, s);
 }
 
 void *chanmap_find(struct node *n, struct link *l, uint32_t id)
@@ -138,9 +142,7 @@ again:
             void *obj = s->obj;
             uint32_t id = s->key.id;
 
-            HASH_DEL(n->chanmap, s);
-            n->n_chanmap--;
-            free(s);
+            slot_free(n, s);
             if (owner->link_closed)
                 owner->link_closed(obj, l, id);
             goto again;
@@ -159,8 +161,6 @@ void chanmap_free(struct node *n)
 
     HASH_ITER(hh, n->chanmap, s, tmp)
     {
-        HASH_DEL(n->chanmap, s);
-        free(s);
+        slot_free(n, s);
     }
-    n->n_chanmap = 0;
 }

@@ -15,8 +15,8 @@
 #include <gnutls/gnutls.h>
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
-#include <uthash.h>
 
+#include "lib/htab.h"
 #include "core/tp_quic.h"
 
 #define QUIC_CID_LEN  18             /* every connection ID we issue */

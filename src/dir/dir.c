@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <uthash.h>
 #include <utlist.h>
 
+#include "lib/htab.h"
 #include "core/link.h"
 #include "dir/dir_int.h"
 
@@ -62,6 +62,23 @@ int dir_send(struct link *l, uint8_t cmd, uint32_t id, const uint8_t *msg, size_
     return 0;
 }
 
+/* Free rx after taking it out of the table (one copy of HASH_DEL). */
+static void dir_rx_free(struct dir *d, struct dir_rx *rx)
+{
+    HASH_DEL(d->rx, rx);
+    dirmsg_rx_free(&rx->req);
+    dirmsg_rx_free(&rx->rep);
+    free(rx);
+}
+
+/* Take e out of the lookup cache, and free it unless it is to be reused. */
+static void dir_cache_del(struct dir *d, struct dir_cache_ent *e, bool keep)
+{
+    HASH_DEL(d->lookups, e);
+    if (!keep)
+        free(e);
+}
+
 static struct dir_rx *dir_rx_get(struct dir *d, uint64_t serial)
 {
     struct dir_rx *rx;
@@ -82,12 +99,8 @@ static void dir_rx_drop(struct dir *d, uint64_t serial)
     struct dir_rx *rx;
 
     HASH_FIND(hh, d->rx, &serial, sizeof(serial), rx);
-    if (!rx)
-        return;
-    HASH_DEL(d->rx, rx);
-    dirmsg_rx_free(&rx->req);
-    dirmsg_rx_free(&rx->rep);
-    free(rx);
+    if (rx)
+        dir_rx_free(d, rx);
 }
 
 /* ---- pending requests -------------------------------------------------- */
@@ -244,14 +257,10 @@ static void dir_cache_put(struct dir *d, const struct desc *ds)
         life = ds->expires_ms - wall;
     HASH_FIND(hh, d->lookups, ds->id_pk, OVL_ED25519_PK, e);
     if (e) {
-        HASH_DEL(d->lookups, e); /* re-added at the end: the table stays in age order */
+        dir_cache_del(d, e, true); /* re-added at the end: the table stays in age order */
     } else {
-        if (HASH_COUNT(d->lookups) >= DIR_LOOKUP_CACHE_MAX) {
-            struct dir_cache_ent *old = d->lookups;
-
-            HASH_DEL(d->lookups, old);
-            free(old);
-        }
+        if (HASH_COUNT(d->lookups) >= DIR_LOOKUP_CACHE_MAX)
+            dir_cache_del(d, d->lookups, false);
         e = malloc(sizeof(*e));
         if (!e)
             return;
@@ -269,8 +278,7 @@ static const struct desc *dir_cache_get(struct dir *d, const uint8_t pk[OVL_ED25
     if (!e)
         return NULL;
     if (node_now_ms() >= e->until_ms || desc_expired(&e->d, node_wall_ms())) {
-        HASH_DEL(d->lookups, e);
-        free(e);
+        dir_cache_del(d, e, false);
         return NULL;
     }
     return &e->d;
@@ -739,15 +747,11 @@ void dir_free(struct dir *d)
         log_error(&d->n->log, "directory: freed with %u timers open", d->open_handles);
     HASH_ITER(hh, d->rx, rx, rtmp)
     {
-        HASH_DEL(d->rx, rx);
-        dirmsg_rx_free(&rx->req);
-        dirmsg_rx_free(&rx->rep);
-        free(rx);
+        dir_rx_free(d, rx);
     }
     HASH_ITER(hh, d->lookups, e, etmp)
     {
-        HASH_DEL(d->lookups, e);
-        free(e);
+        dir_cache_del(d, e, false);
     }
     DL_FOREACH_SAFE(d->pending, r, tmp) dir_req_free(r);
     DL_FOREACH_SAFE(d->done, r, tmp) dir_req_free(r);

@@ -8,9 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <uthash.h>
 #include <uv.h>
 
+#include "lib/htab.h"
 #include "dir/dir.h"
 #include "dir/dirmsg.h"
 

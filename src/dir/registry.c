@@ -6,16 +6,12 @@
  * the cap costs O(1). Chains point at nodes; a node is only freed after every
  * chain that points at it is gone (registry_expire sweeps chains first).
  */
+#include "lib/htab.h"
 #include "dir/registry.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Allocation failures inside uthash must not exit the daemon: the add is
- * skipped instead, which the callers detect through HASH_COUNT. */
-#define HASH_NONFATAL_OOM 1
-#include <uthash.h>
 
 #define REG_MAX_HOPS    8
 #define REG_MAX_BACKUPS 4

@@ -1,5 +1,6 @@
 /* crypto.c - thin, error-checked wrappers over libsodium. */
 #include "lib/crypto.h"
+#include "lib/htab.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -435,4 +436,14 @@ void ovl_random(void *buf, size_t n)
 uint32_t ovl_random_uniform(uint32_t upper)
 {
     return upper < 2 ? 0 : randombytes_uniform(upper);
+}
+
+/* SipHash-2-4 under a fixed key: a good spread, and one copy of the code. */
+uint32_t ovl_htab_hash(const void *key, size_t len)
+{
+    static const uint8_t k[crypto_shorthash_KEYBYTES];
+    uint8_t h[crypto_shorthash_BYTES];
+
+    crypto_shorthash(h, key, len, k);
+    return (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
 }
