@@ -21,9 +21,8 @@
 #include "dir/dir.h"
 
 #define TICK_MS              100
-#define GIVE_UP_AFTER        3 /* consecutive chain failures before queued messages fail */
 #define BACKOFF_MIN_MS       250
-#define BACKOFF_MAX_MS       30000
+#define BACKOFF_MAX_MS       2000 /* well inside a message's deadline */
 #define RETIRE_GRACE_MS      2000 /* a replaced chain lingers for late backward cells */
 #define NO_DESTROY           (-1)
 #define REPLACE_AT(lifetime) ((lifetime) / 5 * 4)
@@ -84,7 +83,7 @@ static void chain_fail(struct cchain *ch, const char *why, bool send_destroy)
 {
     struct client *c = ch->c;
     uint32_t serial = ch->serial;
-    struct out_msg *m, *tmp;
+    struct out_msg *m;
 
     c->st.chains_failed++;
     log_info(&c->n->log, "client: chain %u failed: %s", serial, why);
@@ -104,15 +103,8 @@ static void chain_fail(struct cchain *ch, const char *why, bool send_destroy)
     }
     c->next_build_ms = node_now_ms() + c->backoff_ms;
     c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
-    if (c->current)
-        return; /* a failed replacement: the current chain still carries traffic */
-    c->fails++;
-    if (c->fails >= GIVE_UP_AFTER) {
-        DL_FOREACH_SAFE(c->queue, m, tmp)
-        {
-            sendq_fail(m, "no chain could be built");
-        }
-    }
+    if (!c->current)
+        c->fails++; /* messages wait for the next chain until their deadline */
 }
 
 /* ---- chains: building ---- */

@@ -96,6 +96,7 @@ static void ctl_status_dir(struct kvbuf *out, const struct dir *d, bool bootstra
     kv_addu(out, "dir_replies_in", st.replies_in);
     kv_addu(out, "dir_request_timeouts", st.request_timeouts);
     kv_addu(out, "dir_bad_replies", st.bad_replies);
+    kv_addu(out, "dir_dropped_link_closed", st.dropped_link_closed);
     if (!bootstrap)
         return;
     kv_addu(out, "dir_relays", st.reg.relays);

@@ -537,6 +537,12 @@ static void dir_link_closed(void *ctx, struct link *l)
     i = dir_bs_index(d, l->peer_pk);
     if (i >= 0 && !link_find(d->n, l->peer_pk))
         d->bs[i].registered = false;
+    /* A bootstrap hands out only relays it can still reach: a node whose
+     * last link to us closed (killed, or dead by heartbeat) is dropped
+     * now, not a TTL later; it registers again when it comes back. */
+    if (d->reg && l->was_open && !link_find(d->n, l->peer_pk) &&
+        registry_drop(d->reg, l->peer_pk, node_now_ms()))
+        d->st.dropped_link_closed++;
     DL_FOREACH_SAFE(d->pending, r, tmp)
     if (r->serial == l->serial)
         dir_req_retry(d, r, OVL_ECLOSED, true);

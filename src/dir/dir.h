@@ -73,6 +73,7 @@ struct dir_stats {
     uint64_t replies_dropped; /* answered but the link had no room (or out of memory) */
     uint64_t registrations_ok, registrations_failed, heartbeats_sent;
     uint64_t requests_out, replies_in, request_timeouts, bad_replies;
+    uint64_t dropped_link_closed; /* bootstrap: nodes dropped because their link to us closed */
     struct registry_stats reg; /* bootstrap only */
 };
 

@@ -223,6 +223,22 @@ unsigned registry_expire(struct registry *r, uint64_t now_ms, uint64_t wall_ms)
     return dropped;
 }
 
+unsigned registry_drop(struct registry *r, const uint8_t pk[OVL_ED25519_PK], uint64_t now_ms)
+{
+    struct rnode *n;
+
+    if (!r || !pk)
+        return 0;
+    HASH_FIND(hh, r->nodes, pk, OVL_ED25519_PK, n);
+    if (!n)
+        return 0;
+    n->dropping = true;
+    sweep_chains(r, now_ms, false);
+    node_free(r, n);
+    r->dropped++;
+    return 1;
+}
+
 /* Return the node with identity pk, or NULL. */
 const struct reg_node *registry_lookup(const struct registry *r, const uint8_t pk[OVL_ED25519_PK])
 {

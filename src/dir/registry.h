@@ -76,6 +76,11 @@ int registry_heartbeat(struct registry *r, const uint8_t pk[OVL_ED25519_PK], uin
  * nodes dropped. */
 unsigned registry_expire(struct registry *r, uint64_t now_ms, uint64_t wall_ms);
 
+/* Drop the node pk at once, and the cached chains that hold it (its link
+ * to us closed: dead, or unreachable from here). Returns 1 if it was
+ * registered, else 0. */
+unsigned registry_drop(struct registry *r, const uint8_t pk[OVL_ED25519_PK], uint64_t now_ms);
+
 /* Return the node with identity pk, or NULL. */
 const struct reg_node *registry_lookup(const struct registry *r, const uint8_t pk[OVL_ED25519_PK]);
 
