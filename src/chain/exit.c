@@ -183,6 +183,11 @@ static void wait_fail(struct relay_wait *w, uint8_t reason)
 {
     struct relay *r = w->r;
 
+    /* A node that did not answer at its published addresses may have
+     * restarted elsewhere: ask the directory afresh next time. */
+    if (reason == BODY_R_UNREACHABLE)
+        dir_forget(r->n->dir, w->pk);
+
     while (w->exts) {
         struct relay_chain *ch = w->exts->chain;
 

@@ -640,6 +640,7 @@ static void link_on_closed(struct transport *t, int err)
         log_info(&n->log, "link %s %s closed: %s (%s)", l->initiator ? "to" : "from", l->remote,
                  link_close_reason_name(r), err ? ovl_strerror(err) : "local");
     l->tp = NULL;
+    l->state = LINK_CLOSING; /* observers' link_find() must not return it */
     chanmap_link_closed(n, l);
     for (unsigned i = 0; i < n->n_observers; i++)
         if (n->observers[i].closed)

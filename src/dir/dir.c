@@ -270,6 +270,17 @@ static void dir_cache_put(struct dir *d, const struct desc *ds)
     HASH_ADD(hh, d->lookups, d.id_pk, OVL_ED25519_PK, e);
 }
 
+void dir_forget(struct dir *d, const uint8_t pk[OVL_ED25519_PK])
+{
+    struct dir_cache_ent *e;
+
+    if (!d || !pk)
+        return;
+    HASH_FIND(hh, d->lookups, pk, OVL_ED25519_PK, e);
+    if (e)
+        dir_cache_del(d, e, false);
+}
+
 static const struct desc *dir_cache_get(struct dir *d, const uint8_t pk[OVL_ED25519_PK])
 {
     struct dir_cache_ent *e;

@@ -118,6 +118,10 @@ int dir_request_list(struct dir *d, dir_list_cb cb, void *arg) OVL_WUR;
 int dir_lookup(struct dir *d, const uint8_t pk[OVL_ED25519_PK], dir_lookup_cb cb,
                void *arg) OVL_WUR;
 
+/* Forget the cached descriptor of pk (its addresses did not answer: the
+ * node may have come back elsewhere); the next dir_lookup asks again. */
+void dir_forget(struct dir *d, const uint8_t pk[OVL_ED25519_PK]);
+
 /* Cancel every pending request whose callback argument is arg. */
 void dir_cancel(struct dir *d, void *arg);
 
