@@ -10,6 +10,9 @@
  *   BODY_SETUP_OK     originated by the exit when the setup reached it
  *   BODY_SETUP_FAIL   reason(1): originated by the hop that could not extend
  *   BODY_DELIVER_FAIL dest_pk(32) | reason(1): the exit could not reach dest
+ *   BODY_BROKEN       reason(1): the hop lost its link to the next hop; sent
+ *                     just before its chain_destroy, so the sender learns
+ *                     which position failed (the origin of this body)
  *   BODY_DELIVER_BACK dest_pk(32) | data: dest sent data back (an end-to-end
  *                     acknowledgement) in a CELL_CHAIN_DELIVER under the
  *                     delivery ID; data at most BODY_DATA_MAX bytes
@@ -33,7 +36,8 @@ enum body_cmd {
     BODY_SETUP_FAIL = 17,
     BODY_DELIVER_FAIL = 18,
     BODY_DELIVER_BACK = 19,
-    /* 3..15 forward, 20..31 backward: reserved (loop cover, streams) */
+    BODY_BROKEN = 20,
+    /* 3..15 forward, 21..31 backward: reserved (loop cover, streams) */
 };
 
 /* Reasons in SETUP_FAIL / DELIVER_FAIL. */

@@ -520,7 +520,12 @@ static void chain_link_closed(void *obj, struct link *l, uint32_t id)
         ch->prev = NULL;
         relay_chain_end(ch, DESTROY_R_LINK_CLOSED, false, true);
     } else if (l == ch->next && id == ch->next_id) {
+        uint8_t reason = DESTROY_R_LINK_CLOSED;
+
         ch->next = NULL;
+        /* Tell the sender, under our backward key, that the hop after us
+         * is gone: it can replace just that position. */
+        (void)relay_originate(ch, BODY_BROKEN, &reason, 1);
         relay_chain_end(ch, DESTROY_R_LINK_CLOSED, true, false);
     } else {
         exit_dest_closed(ch, l, id);

@@ -79,6 +79,24 @@ static void chain_destroy(struct cchain *ch, int reason)
 
 /* A chain broke (or could not be built): forget it, back off the next
  * build, and fail the queue when builds keep failing. */
+/* A hop told us position p (ch->broken - 1) is gone: keep the route for
+ * the next build with p's first backup moved into its place. */
+static void chain_plan_repair(struct cchain *ch)
+{
+    struct client *c = ch->c;
+    unsigned p = ch->broken - 1, k;
+
+    if (!ch->broken || p >= ch->length || ch->avail[p] == 0 || c->has_repair)
+        return;
+    c->repair = ch->route;
+    memcpy(c->repair_avail, ch->avail, sizeof(c->repair_avail));
+    for (k = 0; k < ch->avail[p]; k++)
+        c->repair.hops[p][k] = c->repair.hops[p][k + 1];
+    c->repair_avail[p]--;
+    c->has_repair = true;
+    c->next_build_ms = 0; /* no backoff: the rest of the route is known good */
+}
+
 static void chain_fail(struct cchain *ch, const char *why, bool send_destroy)
 {
     struct client *c = ch->c;
@@ -87,6 +105,7 @@ static void chain_fail(struct cchain *ch, const char *why, bool send_destroy)
 
     c->st.chains_failed++;
     log_info(&c->n->log, "client: chain %u failed: %s", serial, why);
+    chain_plan_repair(ch);
     chain_destroy(ch, send_destroy ? DESTROY_R_NONE : NO_DESTROY);
     /* Cells of a half-sent message may have died with the chain: resend it
      * whole; duplicates are ignored by the receiver. */
@@ -101,8 +120,10 @@ static void chain_fail(struct cchain *ch, const char *why, bool send_destroy)
         if (m->chain_serial == serial)
             m->retry_ms = 0;
     }
-    c->next_build_ms = node_now_ms() + c->backoff_ms;
-    c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+    if (!c->has_repair) {
+        c->next_build_ms = node_now_ms() + c->backoff_ms;
+        c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+    }
     if (!c->current)
         c->fails++; /* messages wait for the next chain until their deadline */
 }
@@ -213,6 +234,7 @@ static void on_dir_chain(void *arg, int err, const struct dir_chain *route)
     }
     ch->route = *route;
     ch->length = route->length;
+    memset(ch->avail, (int)route->backups, sizeof(ch->avail));
     chain_connect(ch);
 }
 
@@ -275,6 +297,17 @@ static void chain_build(struct client *c)
     ch->created_ms = node_now_ms();
     DL_APPEND(c->chains, ch);
     c->building = ch;
+    if (c->has_repair) {
+        /* Same hops but the failed one: one setup round trip, no directory. */
+        c->has_repair = false;
+        c->st.chains_repaired++;
+        ch->route = c->repair;
+        ch->length = c->repair.length;
+        memcpy(ch->avail, c->repair_avail, sizeof(ch->avail));
+        log_info(&c->n->log, "client: chain %u: repairing with a backup relay", ch->serial);
+        chain_connect(ch);
+        return;
+    }
     if (c->o.source == CHAIN_SOURCE_LOCAL)
         rc = dir_request_list(c->n->dir, on_dir_list, ch);
     else
@@ -374,7 +407,16 @@ static void chain_back(struct cchain *ch, const struct cell *cl)
             goto bad;
         log_info(&c->n->log, "client: chain %u: hop %u refused the setup (reason %u)", ch->serial,
                  origin, blen >= 1 ? body[BODY_HDR] : 0);
+        /* It could not reach the next hop: that position is the one to replace. */
+        if (blen >= 1 && body[BODY_HDR] == BODY_R_UNREACHABLE && origin + 1 < ch->length)
+            ch->broken = origin + 2;
         chain_fail(ch, "setup refused", true);
+        return;
+    case BODY_BROKEN:
+        if (ch->state != CH_READY && ch->state != CH_RETIRING)
+            goto bad;
+        if (origin + 1 < ch->length)
+            ch->broken = origin + 2; /* the DESTROY that follows fails the chain */
         return;
     case BODY_DELIVER_FAIL:
         if (origin + 1 != ch->length || blen < OVL_ED25519_PK + 1)

@@ -96,6 +96,7 @@ struct client_stats {
     uint64_t duplicates;         /* copies of delivered messages, acknowledged again */
     uint64_t acks_sent, acks_in; /* acknowledgements sent as receiver, accepted as sender */
     uint64_t retransmits;        /* messages sent again for want of an acknowledgement */
+    uint64_t chains_repaired;    /* chains rebuilt with a backup in the failed position */
     uint32_t inbox_messages, send_queued;
     uint64_t inbox_bytes;
 };

@@ -23,7 +23,9 @@ struct cchain {
     uint32_t serial;
     enum chain_state state;
     unsigned length;
-    struct dir_chain route; /* hops and their backups, for the churn work */
+    struct dir_chain route;        /* hops[p][0] in use, hops[p][1..avail[p]] its backups */
+    uint8_t avail[ONION_MAX_HOPS]; /* backups left per position */
+    unsigned broken;               /* 1 + the position a hop reported lost, or 0 */
     struct onion_keys keys[ONION_MAX_HOPS];
     uint64_t fwd_ctr, back_next[ONION_MAX_HOPS];
     uint8_t hdr[ONION_HDR_LEN]; /* setup header until it is sent */
@@ -62,6 +64,9 @@ struct client {
     struct cchain *current;  /* the ready chain new cells use, or NULL */
     struct cchain *building; /* at most one chain is built at a time */
     uint32_t next_serial;
+    struct dir_chain repair; /* the next build's route, when has_repair */
+    uint8_t repair_avail[ONION_MAX_HOPS];
+    bool has_repair;
     struct out_msg *queue;
     struct out_msg *unacked; /* sent whole, waiting for the acknowledgement */
     struct out_msg *adding;  /* the message client_send_cb is adding, until it returns */

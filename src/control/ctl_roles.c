@@ -65,6 +65,7 @@ static void ctl_status_client(struct kvbuf *out, const struct client *c)
     kv_addu(out, "client_chains_built", st.chains_built);
     kv_addu(out, "client_chains_failed", st.chains_failed);
     kv_addu(out, "client_chains_replaced", st.chains_replaced);
+    kv_addu(out, "client_chains_repaired", st.chains_repaired);
     kv_addu(out, "client_dropped_auth", st.dropped_auth);
     kv_addu(out, "client_dropped_bad", st.dropped_bad);
     kv_addu(out, "client_dropped_reassembly", st.dropped_reassembly);

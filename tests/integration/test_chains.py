@@ -333,9 +333,43 @@ def test_dead_relay_leaves_directory(ctx):
             "chain %s still names %s" % (ch["ref"], victim.name)
 
 
+def test_backup_replaces_failed_hop(ctx):
+    """Kill the middle hop of clientA's chain: the hop before it tells A
+    (BODY_BROKEN), and A rebuilds the same route with that position's
+    backup instead of asking for a new chain."""
+    tn, a, b = ctx.tn, ctx.a, ctx.b
+    ready = [c for c in tn.ctl(a.name, "chains") if c["state"] == "ready"]
+    assert ready, "clientA has no ready chain"
+    old = ready[-1]["hops"]
+    victim = tn.name_of(old[1])
+    before = a.status()["client_chains_repaired"]
+    tn.kill(victim)
+
+    def repaired():
+        if a.status()["client_chains_repaired"] <= before:
+            return None
+        for c in tn.ctl(a.name, "chains"):
+            h = c["hops"]
+            if c["state"] == "ready" and h[0] == old[0] and h[2:] == old[2:] and h[1] != old[1]:
+                return c
+        return None
+
+    new = wait_for(repaired, 10.0, "clientA to repair its chain after %s died" % victim)["hops"]
+    print("  %s -> %s" % ([tn.name_of(h) for h in old], [tn.name_of(h) for h in new]))
+    assert new[0] == old[0] and new[2:] == old[2:], (old, new)
+    assert new[1] != old[1] and tn.name_of(new[1]) != victim, new
+    out = tn.ctl(a.name, "send", "--wait", "--to", b.id, "after the repair")
+    assert out.get("result") == "delivered", out
+    wait_for(lambda: [m for m in tn.ctl(b.name, "recv") if m["id"] == out["id"]] or None, 10.0,
+             "the message sent over the repaired chain")
+    tn.restart(victim)
+    wait_for(lambda: tn[victim].id in {r["id"] for r in tn.ctl("boot", "relays")}, 10.0,
+             "%s to register again" % victim)
+
+
 TESTS = [test_messages_both_ways, test_send_wait, test_each_cell_peeled_by_l_relays,
          test_relays_learn_only_neighbours, test_links_transport, test_relay_drops_tampered_cell,
-         test_chain_cache, test_dead_relay_leaves_directory]
+         test_chain_cache, test_backup_replaces_failed_hop, test_dead_relay_leaves_directory]
 
 def run(module, tests, **params):
     """Run tests on a network of this module's shape after setting params
