@@ -49,6 +49,15 @@ struct relay_wait {
     unsigned n_held;
 };
 
+uint64_t exit_bytes_held(const struct relay *r)
+{
+    uint64_t b = 0;
+
+    for (const struct relay_wait *w = r->waits; w; w = w->next)
+        b += sizeof(*w) + (w->q ? (uint64_t)r->o.exit_queue * sizeof(*w->q) : 0);
+    return b;
+}
+
 static void ext_unlink(struct relay *r, struct relay_ext *e)
 {
     struct relay_ext **pp = &e->wait->exts;

@@ -715,4 +715,6 @@ void relay_stats(const struct relay *r, struct relay_stats *st)
 {
     *st = r->st;
     st->dropped[RD_UNKNOWN_CHAIN] = r->n->ctr.chain_unknown;
+    st->bytes_held = (uint64_t)r->st.chains * sizeof(struct relay_chain) +
+                     (uint64_t)r->n_seen * sizeof(struct relay_seen) + exit_bytes_held(r);
 }

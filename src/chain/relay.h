@@ -60,7 +60,8 @@ struct relay_stats {
     uint64_t delivered, delivered_cells, dropped_cover;
     uint64_t delivered_back; /* cells a destination sent back, passed to the sender */
     uint64_t dropped[RD_COUNT];
-    uint32_t chains; /* live chains through this relay */
+    uint32_t chains;     /* live chains through this relay */
+    uint64_t bytes_held; /* chain state, setups seen, cells waiting for a dial */
 };
 
 /* Fill o with the defaults documented above. */

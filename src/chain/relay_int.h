@@ -88,6 +88,9 @@ extern const struct chain_owner relay_chain_owner;
 
 /* relay.c */
 
+/* Bytes the waits hold (exit.c): their records and queued cells. */
+uint64_t exit_bytes_held(const struct relay *r);
+
 /* True when out can take one more cell; otherwise hold in back until out
  * drains and count RD_QUEUE_FULL. in may be NULL. */
 bool relay_room(struct relay *r, struct link *in, struct link *out);

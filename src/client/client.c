@@ -772,6 +772,8 @@ void client_each_chain(const struct client *c,
 
 void client_stats(const struct client *c, struct client_stats *st)
 {
+    const struct cchain *ch;
+
     memset(st, 0, sizeof(*st));
     if (!c)
         return;
@@ -779,4 +781,8 @@ void client_stats(const struct client *c, struct client_stats *st)
     st->inbox_messages = c->rx.in_count;
     st->inbox_bytes = c->rx.in_bytes;
     st->send_queued = c->n_queue;
+    DL_FOREACH(c->chains, ch)
+    st->chains++;
+    st->bytes_held = sendq_bytes(c) + c->rx.part_bytes + c->rx.in_bytes +
+                     (uint64_t)st->chains * sizeof(struct cchain);
 }

@@ -98,6 +98,8 @@ struct client_stats {
     uint64_t retransmits;        /* messages sent again for want of an acknowledgement */
     uint64_t chains_repaired;    /* chains rebuilt with a backup in the failed position */
     uint32_t inbox_messages, send_queued;
+    uint32_t chains;     /* live chains (building, ready or retiring) */
+    uint64_t bytes_held; /* queued and unacknowledged messages, reassembly, inbox, chains */
     uint64_t inbox_bytes;
 };
 

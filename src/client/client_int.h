@@ -97,6 +97,9 @@ void sendq_tick(struct client *c, uint64_t now);
 /* Take an acknowledgement record (len bytes, hostile) from dest's exit. */
 void sendq_ack(struct client *c, const uint8_t *dest, const uint8_t *rec, size_t len);
 
+/* Return the bytes the send queue holds (messages not done yet). */
+uint64_t sendq_bytes(const struct client *c);
+
 /* Ask the directory for the destinations of waiting messages. */
 void sendq_lookups(struct client *c);
 

@@ -188,6 +188,17 @@ void sendq_lookups(struct client *c)
     }
 }
 
+uint64_t sendq_bytes(const struct client *c)
+{
+    const struct out_msg *lists[2] = {c->queue, c->unacked}, *m;
+    uint64_t b = 0;
+
+    for (int i = 0; i < 2; i++)
+        for (m = lists[i]; m; m = m->next)
+            b += sizeof(*m) + (m->data ? m->len : 0) + m->blob_len;
+    return b;
+}
+
 int client_send(struct client *c, const uint8_t dest[OVL_ED25519_PK], const uint8_t *msg,
                 size_t len, bool reply, uint8_t id[CLIENT_MSG_ID])
 {

@@ -69,6 +69,7 @@ static void ctl_status_node(struct kvbuf *out, const struct node *n)
     char buf[64];
     unsigned i;
     uint32_t open = 0;
+    uint64_t queued = 0;
     const struct link *l;
 
     kv_adds(out, "node_id", n->node_id);
@@ -83,10 +84,13 @@ static void ctl_status_node(struct kvbuf *out, const struct node *n)
     kv_adds(out, "aead", buf);
     for (i = 0; i < n->n_listeners && i < NODE_MAX_LISTEN; i++)
         ctl_add_fixed(out, "listen", n->listen_uri[i], OVL_URI_MAX);
-    for (l = n->links; l; l = l->next)
+    for (l = n->links; l; l = l->next) {
         open += l->state == LINK_OPEN;
+        queued += l->tp ? tp_queued(l->tp) : 0;
+    }
     kv_addu(out, "links", n->n_links);
     kv_addu(out, "links_open", open);
+    kv_addu(out, "bytes_queued", queued);
     kv_addu(out, "peers_configured", n->n_peers);
 }
 

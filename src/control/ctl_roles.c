@@ -42,6 +42,7 @@ static void ctl_status_relay(struct kvbuf *out, const struct relay *r)
     kv_addu(out, "relay_cells_originated", st.cells_originated);
     kv_addu(out, "relay_delivered_cells", st.delivered_cells);
     kv_addu(out, "relay_delivered_back", st.delivered_back);
+    kv_addu(out, "relay_bytes_held", st.bytes_held);
     kv_addu(out, "relay_dropped_cover", st.dropped_cover);
     for (int i = 0; i < RD_COUNT; i++) {
         const char *name = relay_drop_name((enum relay_drop)i);
@@ -66,6 +67,8 @@ static void ctl_status_client(struct kvbuf *out, const struct client *c)
     kv_addu(out, "client_chains_failed", st.chains_failed);
     kv_addu(out, "client_chains_replaced", st.chains_replaced);
     kv_addu(out, "client_chains_repaired", st.chains_repaired);
+    kv_addu(out, "client_chains", st.chains);
+    kv_addu(out, "client_bytes_held", st.bytes_held);
     kv_addu(out, "client_dropped_auth", st.dropped_auth);
     kv_addu(out, "client_dropped_bad", st.dropped_bad);
     kv_addu(out, "client_dropped_reassembly", st.dropped_reassembly);

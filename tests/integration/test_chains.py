@@ -197,6 +197,15 @@ def test_each_cell_peeled_by_l_relays(ctx):
                              % (peeled, L, out, seen.get("last"))) from None
     st = seen["last"]
     assert sum(st[c.name]["client_cells_out"] for c in clients) > len(ctx.sent)
+    # Quiet now: nothing left queued on any link (QUIC holds a heartbeat
+    # until it is acknowledged, hence the wait), nothing unacknowledged.
+    wait_for(lambda: all(n.status()["bytes_queued"] == 0 for n in relays + clients), 5.0,
+             "every link's send queue to empty")
+    for n in clients:
+        full = n.status()
+        if n.role == "client":
+            assert full["client_send_queued"] == 0, (n.name, full["client_send_queued"])
+            assert full["client_chains"] >= 1 and full["client_bytes_held"] > 0, full
     for r in relays:
         assert st[r.name]["relay_dropped_auth"] == 0, "%s dropped cells as forged: %r" % (
             r.name, st[r.name])
