@@ -115,7 +115,8 @@ static void link_live_cb(uv_timer_t *t)
     struct link *l = t->data;
     struct node *n = l->node;
     const struct node_opts *o = &n->opts;
-    uint64_t now = node_now_ms(), quiet = now - l->last_rx_ms, next = UINT32_MAX;
+    uint64_t now = node_now_ms(), next = UINT32_MAX;
+    uint64_t quiet = l->paused ? 0 : now - l->last_rx_ms; /* we are not listening */
     uint64_t dead = (uint64_t)o->heartbeat_ms * o->heartbeat_misses;
     struct cell ping = {.cmd = CELL_PING};
 
@@ -361,14 +362,22 @@ bool link_can_send(struct link *l, unsigned n)
 
 void link_pause(struct link *l)
 {
-    if (l->tp && l->state != LINK_CLOSING)
+    if (l->tp && l->state != LINK_CLOSING) {
+        l->paused = true;
         tp_pause(l->tp);
+    }
 }
 
 void link_resume(struct link *l)
 {
-    if (l->tp && l->state != LINK_CLOSING)
+    if (l->tp && l->state != LINK_CLOSING) {
+        /* What the peer sent meanwhile is still in the transport: give it
+         * a full heartbeat window from now. */
+        if (l->paused)
+            l->last_rx_ms = node_now_ms();
+        l->paused = false;
         tp_resume(l->tp);
+    }
 }
 
 struct link *link_by_serial(struct node *n, uint64_t serial)

@@ -45,6 +45,7 @@ struct link {
     enum link_close_reason reason;
     bool hs_started; /* a handshake message was exchanged or due */
     bool was_open;   /* reached LINK_OPEN at some point */
+    bool paused;     /* we stopped reading (backpressure): silence is ours, not the peer's */
 
     struct handshake *hs; /* only during the handshake */
     uv_timer_t *timer;    /* handshake timeout; freed in its close callback */

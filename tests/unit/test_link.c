@@ -338,9 +338,10 @@ START_TEST(test_heartbeat_detects_dead)
     uint64_t t0;
 
     hb_pair(&p, 100, 3);
-    /* B stops hearing A (as if A hung): within 3 intervals B calls it dead. */
+    /* B stops hearing A (as if A hung; the transport, not the link, stops
+     * reading): within 3 intervals B calls it dead. */
     t0 = node_now_ms();
-    link_pause(p.b.links);
+    tp_pause(p.b.links->tp);
     ck_assert(run_until(&p, b_dead, 3000));
     ck_assert_uint_ge(node_now_ms() - t0, 150); /* the last cell came < 1 interval ago */
     ck_assert_uint_le(node_now_ms() - t0, 600);
@@ -348,6 +349,29 @@ START_TEST(test_heartbeat_detects_dead)
     ck_assert_uint_le(p.b.ctr.dead_detect_ms_last, 350);
     ck_assert_uint_eq(p.b.ctr.dead_detect_ms_max, p.b.ctr.dead_detect_ms_last);
     ck_assert_uint_eq(p.a.ctr.link_closed[LC_DEAD], 0);
+    pair_teardown(&p);
+}
+END_TEST
+
+START_TEST(test_heartbeat_spares_backpressure)
+{
+    struct pair p;
+    uv_timer_t t;
+
+    hb_pair(&p, 50, 3);
+    /* B holds A back on purpose (link_pause) for 10 intervals: its own
+     * silence toward A is no sign that A died. */
+    link_pause(p.b.links);
+    uv_timer_init(&p.loop, &t);
+    uv_timer_start(&t, quiet_cb, 500, 0);
+    uv_run(&p.loop, UV_RUN_DEFAULT);
+    ck_assert(both_open(&p));
+    link_resume(p.b.links);
+    uv_timer_start(&t, quiet_cb, 300, 0);
+    uv_run(&p.loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&t, NULL);
+    ck_assert(both_open(&p));
+    ck_assert_uint_eq(p.a.ctr.link_closed[LC_DEAD] + p.b.ctr.link_closed[LC_DEAD], 0);
     pair_teardown(&p);
 }
 END_TEST
@@ -520,6 +544,7 @@ static Suite *link_suite(void)
     tcase_add_test(tc, test_peer_reconnects);
     tcase_add_test(tc, test_heartbeat_keeps_link);
     tcase_add_test(tc, test_heartbeat_detects_dead);
+    tcase_add_test(tc, test_heartbeat_spares_backpressure);
     tcase_add_loop_test(tc, test_dial_fallback, 0, (int)(sizeof(fb_cases) / sizeof(fb_cases[0])));
     suite_add_tcase(s, tc);
     return s;
