@@ -72,6 +72,7 @@ static int set_pow2(struct cfg_parse *p, const struct key_def *k, const char *v)
 static int set_peer_address(struct cfg_parse *p, const struct key_def *k, const char *v);
 static int set_peer_id(struct cfg_parse *p, const struct key_def *k, const char *v);
 static int set_source(struct cfg_parse *p, const struct key_def *k, const char *v);
+static int set_subnets(struct cfg_parse *p, const struct key_def *k, const char *v);
 
 #define CFG_FIELD(f) offsetof(struct ovl_config, f), sizeof(((struct ovl_config *)0)->f)
 #define OPT_FIELD(f) CFG_FIELD(opts.f)
@@ -117,6 +118,7 @@ static const struct key_def key_defs[] = {
     {SECT_DIR, "request_timeout", set_uint, false, false, 100, 600000,
      CFG_FIELD(dir.request_timeout_ms)},
     {SECT_CHAIN, "source", set_source, false, false, 0, 0, 0, 0},
+    {SECT_CHAIN, "distinct_subnets", set_subnets, false, false, 0, 0, 0, 0},
     {SECT_CHAIN, "length", set_uint, false, false, 1, DIR_MAX_HOPS, CFG_FIELD(client.length)},
     {SECT_CHAIN, "backups", set_uint, false, false, 0, DIR_MAX_BACKUPS, CFG_FIELD(client.backups)},
     {SECT_CHAIN, "lifetime", set_uint, false, false, 10000, U32_MAX_MS,
@@ -315,23 +317,32 @@ static int set_level(struct cfg_parse *p, const struct key_def *k, const char *v
     return 0;
 }
 
+/* Parse a boolean (true/yes/1, false/no/0) into *out. */
+static int parse_bool(struct cfg_parse *p, const struct key_def *k, const char *v, bool *out)
+{
+    if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0)
+        *out = true;
+    else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || strcmp(v, "0") == 0)
+        *out = false;
+    else
+        return cfg_fail(p, p->line,
+                        "bad boolean '%s' for %s (expected true, false, yes, no, 1 or 0)", v,
+                        k->name);
+    return 0;
+}
+
+/* One rule for both chain generators: the bootstrap's and the local one. */
+static int set_subnets(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    int rc = parse_bool(p, k, v, &p->c->client.distinct_subnets);
+
+    p->c->dir.distinct_subnets = p->c->client.distinct_subnets;
+    return rc;
+}
+
 static int set_syslog(struct cfg_parse *p, const struct key_def *k, const char *v)
 {
-    static const char *const yes[] = {"true", "yes", "1"};
-    static const char *const no[] = {"false", "no", "0"};
-
-    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-        if (strcmp(v, yes[i]) == 0) {
-            p->c->syslog = true;
-            return 0;
-        }
-        if (strcmp(v, no[i]) == 0) {
-            p->c->syslog = false;
-            return 0;
-        }
-    }
-    return cfg_fail(p, p->line, "bad boolean '%s' for %s (expected true, false, yes, no, 1 or 0)",
-                    v, k->name);
+    return parse_bool(p, k, v, &p->c->syslog);
 }
 
 /* Parse digits only: strtoull alone would take blanks, a sign or a suffix. */

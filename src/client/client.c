@@ -19,6 +19,7 @@
 #include "core/chanmap.h"
 #include "core/link.h"
 #include "dir/dir.h"
+#include "dir/select.h"
 
 #define TICK_MS              100
 #define BACKOFF_MIN_MS       250
@@ -243,29 +244,25 @@ static void on_dir_chain(void *arg, int err, const struct dir_chain *route)
 static int pick_route(struct cchain *ch, const struct desc *relays, unsigned count)
 {
     struct client *c = ch->c;
-    unsigned *idx, cand = 0, i;
+    const struct desc **cand;
+    unsigned n = 0, i;
 
-    idx = calloc(count ? count : 1, sizeof(*idx));
-    if (!idx)
+    cand = calloc(count ? count : 1, sizeof(*cand));
+    if (!cand)
         return OVL_ENOMEM;
     for (i = 0; i < count; i++)
         if ((relays[i].flags & DESC_RELAY) &&
             memcmp(relays[i].id_pk, c->n->id.pk, OVL_ED25519_PK) != 0 &&
             (relays[i].suites & c->n->opts.aead_suites))
-            idx[cand++] = i;
-    if (cand < c->o.length) {
-        free(idx);
+            cand[n++] = &relays[i];
+    if (select_relays(cand, n, c->o.length, c->o.distinct_subnets) < c->o.length) {
+        free(cand);
         return OVL_ENOENT;
     }
     memset(&ch->route, 0, sizeof(ch->route));
-    for (i = 0; i < c->o.length; i++) { /* partial Fisher-Yates */
-        unsigned j = i + ovl_random_uniform(cand - i), t = idx[i];
-
-        idx[i] = idx[j];
-        idx[j] = t;
-        ch->route.hops[i][0] = relays[idx[i]];
-    }
-    free(idx);
+    for (i = 0; i < c->o.length; i++)
+        ch->route.hops[i][0] = *cand[i];
+    free(cand);
     ch->route.length = ch->length = c->o.length;
     return 0;
 }
@@ -657,6 +654,7 @@ void client_opts_defaults(struct client_opts *o)
     o->reassembly_timeout_ms = 60000;
     o->retransmit_ms = 2000;
     o->deadline_ms = 30000;
+    o->distinct_subnets = true;
 }
 
 int client_init(struct node *n, const struct client_opts *o, struct client **out)

@@ -61,6 +61,7 @@ struct client_opts {
     uint32_t reassembly_timeout_ms;  /* [client] reassembly_timeout, default 60000 */
     uint32_t retransmit_ms;          /* [client] retransmit: first wait for an ack, default 2000 */
     uint32_t deadline_ms;            /* [client] deadline: give up unacked, default 30000 */
+    bool distinct_subnets;           /* [chain] distinct_subnets (local source), default true */
 };
 
 /* What became of a message: 0 delivered (acknowledged by the destination),

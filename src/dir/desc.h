@@ -34,12 +34,12 @@
 #include "lib/err.h"
 #include "lib/uri.h"
 
-#define DESC_VERSION 1
-#define DESC_MAX_URIS 4
+#define DESC_VERSION   1
+#define DESC_MAX_URIS  4
 #define DESC_FIXED_LEN (4 + 8 + 8 + 32 + 32)
-#define DESC_MAX_LEN (DESC_FIXED_LEN + DESC_MAX_URIS * (1 + OVL_URI_MAX) + OVL_SIG_LEN)
-#define DOC_HDR_LEN (4 + 16 + 8 + 8 + 2)
-#define DOC_MAX_LEN (256 * 1024) /* caps a relay list at roughly 1,000 relays */
+#define DESC_MAX_LEN   (DESC_FIXED_LEN + DESC_MAX_URIS * (1 + OVL_URI_MAX) + OVL_SIG_LEN)
+#define DOC_HDR_LEN    (4 + 16 + 8 + 8 + 2)
+#define DOC_MAX_LEN    (256 * 1024) /* caps a relay list at roughly 1,000 relays */
 
 enum desc_flags {
     DESC_RELAY = 1u << 0,
@@ -85,7 +85,7 @@ struct doc {
     struct doc_entry {
         const uint8_t *desc; /* points into the buffer given to doc_parse */
         uint16_t len;
-    } *entries;              /* count entries, allocated by doc_parse */
+    } * entries; /* count entries, allocated by doc_parse */
 };
 
 /* Builder state for a document (appends descriptors already signed). */
@@ -98,7 +98,8 @@ struct doc_builder {
 /* Start a document of kind into a buffer of cap bytes the builder allocates
  * (at most DOC_MAX_LEN). */
 int doc_begin(struct doc_builder *b, uint8_t kind, uint8_t length, uint8_t backups,
-              const uint8_t ref[16], uint64_t published_ms, uint64_t expires_ms, size_t cap) OVL_WUR;
+              const uint8_t ref[16], uint64_t published_ms, uint64_t expires_ms,
+              size_t cap) OVL_WUR;
 
 /* Append one signed descriptor. OVL_ETOOBIG when it does not fit. */
 int doc_add(struct doc_builder *b, const uint8_t *desc, size_t len) OVL_WUR;

@@ -661,6 +661,7 @@ void dir_opts_defaults(struct dir_opts *o)
 {
     memset(o, 0, sizeof(*o));
     o->onion_overlap_ms = 600000;
+    o->distinct_subnets = true;
     dir_opts_fill(o);
 }
 
@@ -706,7 +707,8 @@ int dir_init(struct node *n, const struct dir_opts *o, const struct dir_bootstra
         struct registry_opts ro = {.max_nodes = d->o.max_nodes,
                                    .max_chains = d->o.max_chains,
                                    .ttl_ms = d->o.ttl_ms,
-                                   .chain_ttl_ms = d->o.chain_cache_ttl_ms};
+                                   .chain_ttl_ms = d->o.chain_cache_ttl_ms,
+                                   .distinct_subnets = d->o.distinct_subnets};
 
         rc = registry_new(&ro, &d->reg);
         if (rc)

@@ -45,6 +45,7 @@ struct dir_opts {
     uint32_t onion_overlap_ms;   /* [dir] onion_overlap, default 600000 */
     uint32_t request_timeout_ms; /* [dir] request_timeout, default 5000 */
     uint32_t desc_lifetime_ms;   /* descriptor expiry after publication, default 3 x onion_rotate */
+    bool distinct_subnets;       /* [chain] distinct_subnets, for the generator; default true */
 };
 
 /* A configured bootstrap ([bootstrap.NAME] address, id). */
@@ -74,7 +75,7 @@ struct dir_stats {
     uint64_t registrations_ok, registrations_failed, heartbeats_sent;
     uint64_t requests_out, replies_in, request_timeouts, bad_replies;
     uint64_t dropped_link_closed; /* bootstrap: nodes dropped because their link to us closed */
-    struct registry_stats reg; /* bootstrap only */
+    struct registry_stats reg;    /* bootstrap only */
 };
 
 struct dir;

@@ -29,10 +29,10 @@
 #include "core/cell.h"
 #include "lib/err.h"
 
-#define DIRMSG_FRAG_HDR 8
+#define DIRMSG_FRAG_HDR  8
 #define DIRMSG_FRAG_DATA (OVL_CELL_PAYLOAD - DIRMSG_FRAG_HDR) /* 1008 */
 #define DIRMSG_MAX_FRAGS 300                                  /* > 256 KiB */
-#define DIRMSG_MAX_LEN (DIRMSG_MAX_FRAGS * DIRMSG_FRAG_DATA)
+#define DIRMSG_MAX_LEN   (DIRMSG_MAX_FRAGS * DIRMSG_FRAG_DATA)
 
 enum dirmsg_op {
     DIR_REGISTER = 1,

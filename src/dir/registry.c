@@ -8,6 +8,7 @@
  */
 #include "lib/htab.h"
 #include "dir/registry.h"
+#include "dir/select.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -277,13 +278,15 @@ static void chain_key(uint8_t key[REG_KEY_LEN], const uint8_t requester[OVL_ED25
         memset(key + OVL_ED25519_PK + 2, 0, OVL_ED25519_PK);
 }
 
-/* Draw the chain for key into c: uniform over ordered selections of
- * distinct eligible relays (partial Fisher-Yates). */
+_Static_assert(offsetof(struct reg_node, d) == 0, "a reg_node is its descriptor first");
+
+/* Draw the chain for key into c with select_relays (select.h): each pick
+ * uniform among the eligible relays the rules still allow. */
 static int chain_draw(struct registry *r, struct rchain *c, unsigned length, unsigned backups)
 {
     const uint8_t *req = c->key, *excl = c->key + OVL_ED25519_PK + 2;
     bool has_excl = false;
-    const struct reg_node **cand, *t;
+    const struct reg_node **cand;
     struct rnode *n, *tmp;
     uint32_t m = 0, total, eff;
 
@@ -300,20 +303,14 @@ static int chain_draw(struct registry *r, struct rchain *c, unsigned length, uns
             continue;
         cand[m++] = &n->pub;
     }
+    /* Descriptors come first in reg_node, so the array serves both. */
+    m = select_relays((const struct desc **)cand, m, length * (1 + backups), r->o.distinct_subnets);
     if (m < length) {
         free(cand);
         return OVL_ENOENT;
     }
     eff = (m - length) / length;
-    if (eff > backups)
-        eff = backups;
     total = length * (1 + eff);
-    for (uint32_t i = 0; i < total; i++) {
-        uint32_t j = i + ovl_random_uniform(m - i);
-        t = cand[i];
-        cand[i] = cand[j];
-        cand[j] = t;
-    }
     /* a chain keeps only its members, not the candidate array */
     c->pub.nodes = malloc(sizeof(*cand) * total);
     if (c->pub.nodes)

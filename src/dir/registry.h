@@ -28,16 +28,17 @@
 #include "lib/err.h"
 
 struct registry_opts {
-    uint32_t max_nodes;   /* relays and endpoints together */
-    uint32_t max_chains;  /* cached chains */
-    uint32_t ttl_ms;      /* drop a node this long after its last heartbeat */
+    uint32_t max_nodes;  /* relays and endpoints together */
+    uint32_t max_chains; /* cached chains */
+    uint32_t ttl_ms;     /* drop a node this long after its last heartbeat */
     uint32_t chain_ttl_ms;
+    bool distinct_subnets; /* select.h: no two relays of a chain in one /16 or /32 */
 };
 
 /* One registered node. */
 struct reg_node {
     struct desc d;
-    uint8_t *raw;  /* the signed descriptor as received */
+    uint8_t *raw; /* the signed descriptor as received */
     size_t raw_len;
     uint64_t registered_ms, last_seen_ms; /* monotonic */
     uint64_t heartbeats;
@@ -69,7 +70,8 @@ int registry_register(struct registry *r, const uint8_t peer_pk[OVL_ED25519_PK],
                       size_t len, uint64_t now_ms, uint64_t wall_ms) OVL_WUR;
 
 /* Record a heartbeat; OVL_ENOENT if pk is not registered. */
-int registry_heartbeat(struct registry *r, const uint8_t pk[OVL_ED25519_PK], uint64_t now_ms) OVL_WUR;
+int registry_heartbeat(struct registry *r, const uint8_t pk[OVL_ED25519_PK],
+                       uint64_t now_ms) OVL_WUR;
 
 /* Drop nodes silent for ttl_ms or whose descriptor expired at wall_ms, and
  * chains past their TTL or containing a dropped node. Returns the number of

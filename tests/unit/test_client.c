@@ -427,6 +427,7 @@ LOOPFIX_DEFINE(struct net, 5)
 static void net_dir_opts(struct dir_opts *o)
 {
     dir_opts_defaults(o);
+    o->distinct_subnets = false; /* every node is 127.0.0.1 */
     o->heartbeat_ms = 200;
     o->request_timeout_ms = 2000;
 }
@@ -474,7 +475,10 @@ static void net_up(struct net *w, const struct client_opts *co)
         if (roles & ROLE_RELAY)
             ck_assert_int_eq(relay_init(&w->n[i], &ro, &w->relay[i]), 0);
         if (roles & ROLE_CLIENT) {
-            ck_assert_int_eq(client_init(&w->n[i], co, &w->cl[i]), 0);
+            struct client_opts loop_co = *co;
+
+            loop_co.distinct_subnets = false; /* every node is 127.0.0.1 */
+            ck_assert_int_eq(client_init(&w->n[i], &loop_co, &w->cl[i]), 0);
             ck_assert_ptr_eq(w->n[i].client, w->cl[i]);
         }
         ck_assert_int_eq(node_start(&w->n[i], listen, 1, i == BS ? NULL : &peer, i == BS ? 0 : 1),
