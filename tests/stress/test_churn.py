@@ -28,6 +28,7 @@ DEAD_S = 4.0
 ROUNDS = 6
 RATE = 10               # messages per second from clientA
 SETTLE_S = 60.0         # after the churn: every message acknowledged
+TRANSPORT = "tcp"       # tools/ovl-testnet --transport (test_churn_quic.py: quic)
 
 
 class Ctx:
@@ -40,7 +41,7 @@ def fixture(net):
     print("OVL_TEST_SEED=%d" % seed)
     ctx.rng = random.Random(seed)
     ctx.tn = ovltest.testnet(net, relays=RELAYS, clients=2, heartbeat=1000, ttl=5000,
-                             log_level="warn")
+                             log_level="warn", transport=TRANSPORT)
     ctx.a, ctx.b = ctx.tn["clientA"], ctx.tn["clientB"]
     ctx.sent, ctx.got = [], {}
     return ctx
@@ -108,5 +109,13 @@ def test_stream_through_churn(ctx):
     assert boot["dir_dropped_link_closed"] >= kills, boot["dir_dropped_link_closed"]
 
 
+def run(module, **params):
+    """Run the churn test after setting params (TRANSPORT, ROUNDS, ...)."""
+    if params.get("TRANSPORT", TRANSPORT) != "tcp":
+        ovltest.require_quic()
+    globals().update(params)
+    ovltest.run_tests(module, [test_stream_through_churn], fixture=fixture)
+
+
 if __name__ == "__main__":
-    ovltest.run_tests("test_churn", [test_stream_through_churn], fixture=fixture)
+    run("test_churn")
