@@ -401,6 +401,22 @@ START_TEST(test_list_and_lookup)
     ck_assert_uint_eq(nkeys, 1);
     ck_assert_mem_eq(r->d.onion_pk, keys[0].pk, 32);
     ck_assert_str_eq(r->d.uris[0], w->nodes[R2].listen_uri[0]);
+    /* Looked up again: from the cache; after dir_forget: asked again. */
+    dir_stats(w->dirs[CLI], &st);
+    before = st.requests_out;
+    memset(r, 0, sizeof(*r));
+    ck_assert_int_eq(dir_lookup(w->dirs[CLI], pk_of(w, R2), lookup_cb, r), 0);
+    wait_reply(w, r);
+    dir_stats(w->dirs[CLI], &st);
+    ck_assert_uint_eq(st.requests_out, before);
+    dir_forget(w->dirs[CLI], pk_of(w, R2));
+    dir_forget(w->dirs[CLI], pk_of(w, R2)); /* forgetting twice is harmless */
+    memset(r, 0, sizeof(*r));
+    ck_assert_int_eq(dir_lookup(w->dirs[CLI], pk_of(w, R2), lookup_cb, r), 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, 0);
+    dir_stats(w->dirs[CLI], &st);
+    ck_assert_uint_eq(st.requests_out, before + 1);
     /* Lookup of the client, an endpoint, from a relay. */
     memset(r, 0, sizeof(*r));
     ck_assert_int_eq(dir_lookup(w->dirs[R1], pk_of(w, CLI), lookup_cb, r), 0);

@@ -348,6 +348,32 @@ START_TEST(chain_evicted_on_drop)
 }
 END_TEST
 
+/* A node whose link closed is dropped at once, with the chains naming it. */
+START_TEST(drop_now)
+{
+    struct tnode t[10], req;
+    struct registry *r = relays_make(10, 16, 1000000, t, &req);
+    const struct reg_chain *c;
+    struct registry_stats st;
+    uint8_t gone[32];
+
+    ck_assert_int_eq(registry_chain(r, req.id.pk, 3, 0, NULL, 0, &c), 0);
+    memcpy(gone, c->nodes[2]->d.id_pk, 32);
+    ck_assert_uint_eq(registry_drop(r, gone, 10), 1);
+    ck_assert_ptr_null(registry_lookup(r, gone));
+    ck_assert_uint_eq(registry_drop(r, gone, 10), 0);
+    ck_assert_uint_eq(registry_drop(NULL, gone, 10), 0);
+    registry_stats(r, &st);
+    ck_assert_uint_eq(st.chains, 0);
+    ck_assert_uint_eq(st.chains_evicted, 1);
+    ck_assert_uint_eq(st.dropped, 1);
+    ck_assert_uint_eq(st.relays, 9);
+    ck_assert_int_eq(registry_chain(r, req.id.pk, 3, 0, NULL, 10, &c), 0);
+    ck_assert(!in_chain(c, gone));
+    registry_free(r);
+}
+END_TEST
+
 START_TEST(chain_cap)
 {
     struct tnode t[10], req;
@@ -444,6 +470,7 @@ static Suite *registry_suite(void)
     tcase_add_test(tc, chain_cache);
     tcase_add_test(tc, chain_evicted_on_drop);
     tcase_add_test(tc, chain_cap);
+    tcase_add_test(tc, drop_now);
     tcase_add_test(tc, chain_uniform);
     suite_add_tcase(s, tc);
     return s;
