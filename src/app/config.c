@@ -137,6 +137,8 @@ static const struct key_def key_defs[] = {
     {SECT_CLIENT, "retransmit", set_uint, false, false, 100, 600000,
      CFG_FIELD(client.retransmit_ms)},
     {SECT_CLIENT, "deadline", set_uint, false, false, 1000, 3600000, CFG_FIELD(client.deadline_ms)},
+    {SECT_CLIENT, "cover_interval", set_uint, false, true, 10, 3600000,
+     CFG_FIELD(client.cover_interval_ms)},
     {SECT_RELAY, "max_chains", set_uint, false, false, 1, 10000000, CFG_FIELD(relay.max_chains)},
     {SECT_RELAY, "setup_timeout", set_uint, false, false, 100, 600000,
      CFG_FIELD(relay.setup_timeout_ms)},

@@ -501,6 +501,32 @@ static int send_frag(struct cchain *ch, struct link *l, struct out_msg *m)
     return 0;
 }
 
+/* Drop cover (Loopix): a cell only the exit can tell from a real one,
+ * sent on the current chain at Poisson times (gaps exponential with mean
+ * cover_interval). It is skipped, not queued, when the link is full. */
+static void on_cover(uv_timer_t *t)
+{
+    struct client *c = t->data;
+    struct cchain *ch = c->current;
+    struct link *l = ch ? link_by_serial(c->n, ch->link_serial) : NULL;
+    uint8_t body[ONION_BODY] = {BODY_DROP};
+    struct cell cl = {.chain_id = 0, .cmd = CELL_CHAIN_FWD, .len = OVL_CELL_PAYLOAD};
+
+    if (c->stopped)
+        return;
+    if (l && ch->state == CH_READY && link_can_send(l, 1)) {
+        cl.chain_id = ch->chain_id;
+        if (onion_fwd_wrap(cl.payload, ch->keys, ch->length, ch->fwd_ctr, body) == 0 &&
+            link_send(l, &cl) == 0) {
+            ch->fwd_ctr++;
+            ch->cells_out++;
+            c->st.cells_out++;
+            c->st.cover_out++;
+        }
+    }
+    uv_timer_start(t, on_cover, ovl_random_exp_ms(c->o.cover_interval_ms), 0);
+}
+
 /* Send what can be sent: queue order, current chain, while the link takes
  * cells; the link's drained() brings us back. */
 void client_pump(struct client *c)
@@ -693,6 +719,12 @@ int client_init(struct node *n, const struct client_opts *o, struct client **out
     c->tick.data = c;
     uv_timer_start(&c->tick, on_tick, TICK_MS, TICK_MS);
     c->tick_open = true;
+    if (o->cover_interval_ms) {
+        uv_timer_init(n->loop, &c->cover);
+        c->cover.data = c;
+        uv_timer_start(&c->cover, on_cover, ovl_random_exp_ms(o->cover_interval_ms), 0);
+        c->cover_open = true;
+    }
     n->client = c;
     *out = c;
     return 0;
@@ -706,7 +738,10 @@ static void on_tick_closed(uv_handle_t *h)
 {
     struct client *c = h->data;
 
-    c->tick_open = false;
+    if (h == (uv_handle_t *)&c->cover)
+        c->cover_open = false;
+    else
+        c->tick_open = false;
 }
 
 void client_stop(struct client *c)
@@ -722,6 +757,8 @@ void client_stop(struct client *c)
         sendq_fail(c->unacked, "the client is stopping");
     if (c->tick_open)
         uv_close((uv_handle_t *)&c->tick, on_tick_closed);
+    if (c->cover_open)
+        uv_close((uv_handle_t *)&c->cover, on_tick_closed);
 }
 
 void client_free(struct client *c)

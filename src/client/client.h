@@ -62,6 +62,7 @@ struct client_opts {
     uint32_t retransmit_ms;          /* [client] retransmit: first wait for an ack, default 2000 */
     uint32_t deadline_ms;            /* [client] deadline: give up unacked, default 30000 */
     bool distinct_subnets;           /* [chain] distinct_subnets (local source), default true */
+    uint32_t cover_interval_ms;      /* [client] cover_interval: mean gap of drop cover, 0 off */
 };
 
 /* What became of a message: 0 delivered (acknowledged by the destination),
@@ -98,6 +99,7 @@ struct client_stats {
     uint64_t acks_sent, acks_in; /* acknowledgements sent as receiver, accepted as sender */
     uint64_t retransmits;        /* messages sent again for want of an acknowledgement */
     uint64_t chains_repaired;    /* chains rebuilt with a backup in the failed position */
+    uint64_t cover_out;          /* drop-cover cells sent (also in cells_out) */
     uint32_t inbox_messages, send_queued;
     uint32_t chains;     /* live chains (building, ready or retiring) */
     uint64_t bytes_held; /* queued and unacknowledged messages, reassembly, inbox, chains */

@@ -68,6 +68,7 @@ static void ctl_status_client(struct kvbuf *out, const struct client *c)
     kv_addu(out, "client_chains_replaced", st.chains_replaced);
     kv_addu(out, "client_chains_repaired", st.chains_repaired);
     kv_addu(out, "client_chains", st.chains);
+    kv_addu(out, "client_cover_out", st.cover_out);
     kv_addu(out, "client_bytes_held", st.bytes_held);
     kv_addu(out, "client_dropped_auth", st.dropped_auth);
     kv_addu(out, "client_dropped_bad", st.dropped_bad);

@@ -1,4 +1,6 @@
 /* crypto.c - thin, error-checked wrappers over libsodium. */
+#include <math.h>
+
 #include "lib/crypto.h"
 #include "lib/htab.h"
 
@@ -436,6 +438,15 @@ void ovl_random(void *buf, size_t n)
 uint32_t ovl_random_uniform(uint32_t upper)
 {
     return upper < 2 ? 0 : randombytes_uniform(upper);
+}
+
+uint32_t ovl_random_exp_ms(uint32_t mean_ms)
+{
+    /* U uniform in (0, 1]: never log(0). */
+    double u = ((double)randombytes_uniform(UINT32_MAX) + 1.0) / 4294967296.0;
+    double d = -log(u) * mean_ms;
+
+    return d > 100.0 * mean_ms ? 100 * mean_ms : (uint32_t)d;
 }
 
 /* SipHash-2-4 under a fixed key: a good spread, and one copy of the code. */

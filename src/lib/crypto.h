@@ -16,15 +16,15 @@
 
 #include "lib/err.h"
 
-#define OVL_ED25519_PK 32
-#define OVL_ED25519_SK 64
+#define OVL_ED25519_PK   32
+#define OVL_ED25519_SK   64
 #define OVL_ED25519_SEED 32
-#define OVL_SIG_LEN 64
-#define OVL_X25519_LEN 32
-#define OVL_AEAD_KEY 32
-#define OVL_AEAD_NONCE 12
-#define OVL_AEAD_TAG 16
-#define OVL_HASH_LEN 32
+#define OVL_SIG_LEN      64
+#define OVL_X25519_LEN   32
+#define OVL_AEAD_KEY     32
+#define OVL_AEAD_NONCE   12
+#define OVL_AEAD_TAG     16
+#define OVL_HASH_LEN     32
 
 /* AEAD suites; the values are bits so a set of suites fits in a mask. */
 enum ovl_aead_suite {
@@ -133,8 +133,8 @@ void ovl_hash2(uint8_t out[OVL_HASH_LEN], const uint8_t *a, size_t alen, const u
 /* Two-output KDF (HKDF's shape with keyed BLAKE2b-256 in place of HMAC):
  *   t = B(key=ck, ikm); out1 = B(key=t, 0x01); out2 = B(key=t, out1 || 0x02)
  * out2 may be NULL. Outputs may alias ck. */
-void ovl_kdf2(uint8_t out1[OVL_HASH_LEN], uint8_t out2[OVL_HASH_LEN], const uint8_t ck[OVL_HASH_LEN],
-              const uint8_t *ikm, size_t ikmlen);
+void ovl_kdf2(uint8_t out1[OVL_HASH_LEN], uint8_t out2[OVL_HASH_LEN],
+              const uint8_t ck[OVL_HASH_LEN], const uint8_t *ikm, size_t ikmlen);
 
 /* out = B(key=key, label): a one-way step used to ratchet keys. out may alias key. */
 void ovl_kdf_label(uint8_t out[OVL_HASH_LEN], const uint8_t key[OVL_HASH_LEN], const char *label);
@@ -150,5 +150,9 @@ void ovl_random(void *buf, size_t n);
 
 /* Return a uniform random integer in [0, upper) (0 when upper < 2). */
 uint32_t ovl_random_uniform(uint32_t upper);
+
+/* Return an exponentially distributed delay with mean mean_ms (a Poisson
+ * process's gaps), in milliseconds, rounded down and capped at 100 x mean. */
+uint32_t ovl_random_exp_ms(uint32_t mean_ms);
 
 #endif
