@@ -15,6 +15,7 @@
 #include "dir/registry.h"
 #include "dir/select.h"
 #include "check_main.h"
+#include "stats.h"
 
 #define WALL    1700000000000ull
 #define RELAYS  30
@@ -79,14 +80,6 @@ static unsigned index_of(const struct pool *p, const struct desc *d)
             return i;
     ck_abort_msg("a chain names a relay not in the pool");
     return 0;
-}
-
-/* Upper tail of chi-square with df degrees of freedom (Wilson-Hilferty). */
-static double chi2_p(double x, unsigned df)
-{
-    double k = df, z = (cbrt(x / k) - (1 - 2 / (9 * k))) / sqrt(2 / (9 * k));
-
-    return 0.5 * erfc(z / sqrt(2));
 }
 
 /* Draw CHAINS chains (each for another requester); count picks per relay
