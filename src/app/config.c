@@ -139,6 +139,8 @@ static const struct key_def key_defs[] = {
     {SECT_CLIENT, "deadline", set_uint, false, false, 1000, 3600000, CFG_FIELD(client.deadline_ms)},
     {SECT_CLIENT, "cover_interval", set_uint, false, true, 10, 3600000,
      CFG_FIELD(client.cover_interval_ms)},
+    {SECT_CLIENT, "loop_interval", set_uint, false, true, 10, 3600000,
+     CFG_FIELD(client.loop_interval_ms)},
     {SECT_RELAY, "max_chains", set_uint, false, false, 1, 10000000, CFG_FIELD(relay.max_chains)},
     {SECT_RELAY, "setup_timeout", set_uint, false, false, 100, 600000,
      CFG_FIELD(relay.setup_timeout_ms)},
@@ -438,8 +440,7 @@ static int set_peer_id(struct cfg_parse *p, const struct key_def *k, const char 
     (void)k;
     if (node_id_parse(ns.pk, v) != 0)
         return cfg_fail(p, p->line,
-                        "%s %s: bad id '%s' (expected the %d-character node ID that "
-                        "'ovld --print-id' prints)",
+                        "%s %s: bad id '%s' (expected %d characters, as ovld --print-id prints)",
                         ns.kind, ns.name, v, OVL_NODE_ID_LEN);
     return 0;
 }
@@ -834,8 +835,7 @@ static void cfg_finish(struct cfg_parse *p)
     dial = dial_merge(c, NULL, 0);
     if (dial > NODE_MAX_PEERS) {
         cfg_fail(p, p->boot_line[c->n_bootstraps - 1],
-                 "too many nodes to dial: %u [peer.NAME] and %u [bootstrap.NAME] not among them "
-                 "(at most %d together)",
+                 "too many nodes to dial: %u [peer.NAME] and %u [bootstrap.NAME] (at most %d)",
                  c->n_peers, dial - c->n_peers, NODE_MAX_PEERS);
         return;
     }
@@ -850,8 +850,7 @@ static void cfg_finish(struct cfg_parse *p)
     }
     if (c->client.deadline_ms >= c->client.reassembly_timeout_ms) {
         cfg_fail(p, later_line(p, SECT_CLIENT, "deadline", "reassembly_timeout"),
-                 "deadline (%" PRIu32 ") must be below reassembly_timeout (%" PRIu32
-                 "): a late copy must still find the receiver's record of the message",
+                 "deadline (%" PRIu32 ") must be below reassembly_timeout (%" PRIu32 ")",
                  c->client.deadline_ms, c->client.reassembly_timeout_ms);
         return;
     }

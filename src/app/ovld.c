@@ -142,9 +142,8 @@ static int load_identity(struct ovld *o, struct ovl_identity *id)
     rc = ovl_identity_load(id, path, true);
     if (rc == OVL_EPERM)
         log_error(&o->node.log,
-                  "%s is accessible by group or others, or is not a regular file; "
-                  "refusing to use it (fix with: chmod 600 %s)",
-                  path, path);
+                  "refusing %s: not a regular file, or readable by others (chmod 600 %s)", path,
+                  path);
     else if (rc)
         log_error(&o->node.log, "cannot load identity key %s: %s", path, ovl_strerror(rc));
     return rc ? EXIT_RUNTIME : 0;
@@ -164,8 +163,7 @@ static int check_roles(const struct ovl_config *c, char *err, size_t errlen)
 static void warn_roles(const struct ovld *o)
 {
     if (o->cfg.n_bootstraps == 0 && (o->cfg.roles & ROLE_RELAY))
-        log_warn(&o->node.log, "a relay needs at least one [bootstrap.NAME] to be listed; "
-                               "this one only serves nodes that dial it directly");
+        log_warn(&o->node.log, "no [bootstrap.NAME]: this relay is listed nowhere");
 }
 
 /* Create the directory on every node, then the relay and client roles

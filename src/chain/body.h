@@ -6,10 +6,12 @@
  *   BODY_DELIVER   dest_pk(32) | data: the exit hands data to node dest in a
  *                  CELL_CHAIN_DELIVER cell (len - 32 <= BODY_DATA_MAX)
  *   BODY_DROP      cover: the exit discards it
+ *   BODY_LOOP      loop cover: the exit answers with a BODY_LOOP_BACK
  * Backward (a hop -> sender):
  *   BODY_SETUP_OK     originated by the exit when the setup reached it
  *   BODY_SETUP_FAIL   reason(1): originated by the hop that could not extend
  *   BODY_DELIVER_FAIL dest_pk(32) | reason(1): the exit could not reach dest
+ *   BODY_LOOP_BACK    loop cover coming back: the sender discards it
  *   BODY_BROKEN       reason(1): the hop lost its link to the next hop; sent
  *                     just before its chain_destroy, so the sender learns
  *                     which position failed (the origin of this body)
@@ -32,12 +34,14 @@
 enum body_cmd {
     BODY_DELIVER = 1,
     BODY_DROP = 2,
+    BODY_LOOP = 3,
     BODY_SETUP_OK = 16,
     BODY_SETUP_FAIL = 17,
     BODY_DELIVER_FAIL = 18,
     BODY_DELIVER_BACK = 19,
     BODY_BROKEN = 20,
-    /* 3..15 forward, 21..31 backward: reserved (loop cover, streams) */
+    BODY_LOOP_BACK = 21,
+    /* 4..15 forward, 22..31 backward: reserved (streams) */
 };
 
 /* Reasons in SETUP_FAIL / DELIVER_FAIL. */

@@ -421,6 +421,11 @@ void exit_body(struct relay_chain *ch, const uint8_t body[ONION_BODY])
     case BODY_DROP:
         r->st.dropped_cover++;
         break;
+    case BODY_LOOP:
+        /* Loop cover: back to the sender, who alone can tell it apart. */
+        r->st.dropped_cover++;
+        (void)relay_originate(ch, BODY_LOOP_BACK, NULL, 0);
+        break;
     case BODY_DELIVER:
         if (len < OVL_ED25519_PK) {
             r->st.dropped[RD_BAD_CELL]++;

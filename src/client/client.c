@@ -409,6 +409,11 @@ static void chain_back(struct cchain *ch, const struct cell *cl)
             ch->broken = origin + 2;
         chain_fail(ch, "setup refused", true);
         return;
+    case BODY_LOOP_BACK:
+        if (origin + 1 != ch->length)
+            goto bad;
+        c->st.loops_in++; /* our own loop cover, home again */
+        return;
     case BODY_BROKEN:
         if (ch->state != CH_READY && ch->state != CH_RETIRING)
             goto bad;
@@ -509,7 +514,8 @@ static void on_cover(uv_timer_t *t)
     struct client *c = t->data;
     struct cchain *ch = c->current;
     struct link *l = ch ? link_by_serial(c->n, ch->link_serial) : NULL;
-    uint8_t body[ONION_BODY] = {BODY_DROP};
+    bool loop = t == &c->loop;
+    uint8_t body[ONION_BODY] = {loop ? BODY_LOOP : BODY_DROP};
     struct cell cl = {.chain_id = 0, .cmd = CELL_CHAIN_FWD, .len = OVL_CELL_PAYLOAD};
 
     if (c->stopped)
@@ -522,9 +528,11 @@ static void on_cover(uv_timer_t *t)
             ch->cells_out++;
             c->st.cells_out++;
             c->st.cover_out++;
+            c->st.loops_out += loop;
         }
     }
-    uv_timer_start(t, on_cover, ovl_random_exp_ms(c->o.cover_interval_ms), 0);
+    uv_timer_start(t, on_cover,
+                   ovl_random_exp_ms(loop ? c->o.loop_interval_ms : c->o.cover_interval_ms), 0);
 }
 
 /* Send what can be sent: queue order, current chain, while the link takes
@@ -725,6 +733,12 @@ int client_init(struct node *n, const struct client_opts *o, struct client **out
         uv_timer_start(&c->cover, on_cover, ovl_random_exp_ms(o->cover_interval_ms), 0);
         c->cover_open = true;
     }
+    if (o->loop_interval_ms) {
+        uv_timer_init(n->loop, &c->loop);
+        c->loop.data = c;
+        uv_timer_start(&c->loop, on_cover, ovl_random_exp_ms(o->loop_interval_ms), 0);
+        c->loop_open = true;
+    }
     n->client = c;
     *out = c;
     return 0;
@@ -740,6 +754,8 @@ static void on_tick_closed(uv_handle_t *h)
 
     if (h == (uv_handle_t *)&c->cover)
         c->cover_open = false;
+    else if (h == (uv_handle_t *)&c->loop)
+        c->loop_open = false;
     else
         c->tick_open = false;
 }
@@ -759,6 +775,8 @@ void client_stop(struct client *c)
         uv_close((uv_handle_t *)&c->tick, on_tick_closed);
     if (c->cover_open)
         uv_close((uv_handle_t *)&c->cover, on_tick_closed);
+    if (c->loop_open)
+        uv_close((uv_handle_t *)&c->loop, on_tick_closed);
 }
 
 void client_free(struct client *c)

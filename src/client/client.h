@@ -63,6 +63,7 @@ struct client_opts {
     uint32_t deadline_ms;            /* [client] deadline: give up unacked, default 30000 */
     bool distinct_subnets;           /* [chain] distinct_subnets (local source), default true */
     uint32_t cover_interval_ms;      /* [client] cover_interval: mean gap of drop cover, 0 off */
+    uint32_t loop_interval_ms;       /* [client] loop_interval: mean gap of loop cover, 0 off */
 };
 
 /* What became of a message: 0 delivered (acknowledged by the destination),
@@ -95,11 +96,12 @@ struct client_stats {
     uint64_t cells_out, cells_in, fragments_in;
     uint64_t chains_built, chains_failed, chains_replaced;
     uint64_t dropped_auth, dropped_bad, dropped_reassembly, dropped_inbox_full;
-    uint64_t duplicates;         /* copies of delivered messages, acknowledged again */
-    uint64_t acks_sent, acks_in; /* acknowledgements sent as receiver, accepted as sender */
-    uint64_t retransmits;        /* messages sent again for want of an acknowledgement */
-    uint64_t chains_repaired;    /* chains rebuilt with a backup in the failed position */
-    uint64_t cover_out;          /* drop-cover cells sent (also in cells_out) */
+    uint64_t duplicates;          /* copies of delivered messages, acknowledged again */
+    uint64_t acks_sent, acks_in;  /* acknowledgements sent as receiver, accepted as sender */
+    uint64_t retransmits;         /* messages sent again for want of an acknowledgement */
+    uint64_t chains_repaired;     /* chains rebuilt with a backup in the failed position */
+    uint64_t cover_out;           /* drop-cover cells sent (also in cells_out) */
+    uint64_t loops_out, loops_in; /* loop cover sent, and come back */
     uint32_t inbox_messages, send_queued;
     uint32_t chains;     /* live chains (building, ready or retiring) */
     uint64_t bytes_held; /* queued and unacknowledged messages, reassembly, inbox, chains */

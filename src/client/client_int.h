@@ -75,8 +75,8 @@ struct client {
     unsigned n_lookups;
     struct msg_rx rx;
     struct client_stats st;
-    uv_timer_t tick, cover;
-    bool tick_open, cover_open, stopped;
+    uv_timer_t tick, cover, loop;
+    bool tick_open, cover_open, loop_open, stopped;
     unsigned fails; /* consecutive build failures */
     uint32_t backoff_ms;
     uint64_t next_build_ms;

@@ -100,7 +100,7 @@ void sendq_tick(struct client *c, uint64_t now)
     {
         if (now >= m->deadline_ms) {
             c->st.messages_failed++;
-            log_info(&c->n->log, "client: message not acknowledged by its deadline");
+            log_info(&c->n->log, "client: message unacknowledged at its deadline");
             msg_done(m, OVL_ETIMEDOUT);
         } else if (now >= m->retry_ms) {
             msg_requeue(m);

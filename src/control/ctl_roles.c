@@ -69,6 +69,8 @@ static void ctl_status_client(struct kvbuf *out, const struct client *c)
     kv_addu(out, "client_chains_repaired", st.chains_repaired);
     kv_addu(out, "client_chains", st.chains);
     kv_addu(out, "client_cover_out", st.cover_out);
+    kv_addu(out, "client_loops_out", st.loops_out);
+    kv_addu(out, "client_loops_in", st.loops_in);
     kv_addu(out, "client_bytes_held", st.bytes_held);
     kv_addu(out, "client_dropped_auth", st.dropped_auth);
     kv_addu(out, "client_dropped_bad", st.dropped_bad);
@@ -237,7 +239,7 @@ static void ctl_send_done(void *arg, const uint8_t id[CLIENT_MSG_ID], int err)
 
     if (err) {
         snprintf(msg, sizeof msg, "not delivered: %s",
-                 err == OVL_ETIMEDOUT ? "no acknowledgement by the deadline" : ovl_strerror(err));
+                 err == OVL_ETIMEDOUT ? "no acknowledgement in time" : ovl_strerror(err));
         ctl_deferred_reply(arg, ctl_errno(err), msg, &out);
         return;
     }

@@ -1,6 +1,4 @@
 /* crypto.c - thin, error-checked wrappers over libsodium. */
-#include <math.h>
-
 #include "lib/crypto.h"
 #include "lib/htab.h"
 
@@ -440,11 +438,33 @@ uint32_t ovl_random_uniform(uint32_t upper)
     return upper < 2 ? 0 : randombytes_uniform(upper);
 }
 
+/* Natural log of u in (0, 1]: u = m * 2^e with m in [1, 2), then
+ * ln m = 2 atanh((m - 1) / (m + 1)), whose series converges fast for
+ * m < 2. Here so that the daemon does not link libm for one call. */
+static double ln_unit(double u)
+{
+    double m = u, y, y2, term, sum = 0;
+    int e = 0;
+
+    while (m < 1.0) {
+        m *= 2;
+        e--;
+    }
+    y = (m - 1) / (m + 1);
+    y2 = y * y;
+    term = y;
+    for (int k = 1; k < 40; k += 2) {
+        sum += term / k;
+        term *= y2;
+    }
+    return 2 * sum + e * 0.69314718055994530942;
+}
+
 uint32_t ovl_random_exp_ms(uint32_t mean_ms)
 {
-    /* U uniform in (0, 1]: never log(0). */
+    /* U uniform in (0, 1]: never ln(0). */
     double u = ((double)randombytes_uniform(UINT32_MAX) + 1.0) / 4294967296.0;
-    double d = -log(u) * mean_ms;
+    double d = -ln_unit(u) * mean_ms;
 
     return d > 100.0 * mean_ms ? 100 * mean_ms : (uint32_t)d;
 }

@@ -1,10 +1,13 @@
-"""Drop cover on a real network (suite "anonymity").
+"""Cover traffic on a real network (suite "anonymity").
 
-clientA sends drop cover at a mean gap of 20 ms ([client] cover_interval)
-on its chain and nothing else. Every cover cell crosses the whole chain,
-is peeled like any cell by every hop, and is discarded by the exit alone
-(relay_dropped_cover); nothing reaches any destination. The rate matches
-the configured one.
+Drop cover: clientA sends it at a mean gap of 20 ms ([client]
+cover_interval) on its chain and nothing else. Every cover cell crosses
+the whole chain, is peeled like any cell by every hop, and is discarded by
+the exit alone (relay_dropped_cover); nothing reaches any destination. The
+rate matches the configured one.
+
+Loop cover ([client] loop_interval): each loop cell goes to the exit and
+comes back to clientA along the chain's backward path.
 """
 
 import os
@@ -43,5 +46,17 @@ def test_drop_cover(net):
     assert st["client_messages_sent"] == 0
 
 
+def test_loop_cover(net):
+    tn = ovltest.testnet(net, relays=3, clients=2, heartbeat=1000, ttl=5000, chain_length=3,
+                         extra=[("clientA", "client", "loop_interval", str(GAP_MS))])
+    a, b = tn["clientA"], tn["clientB"]
+    wait_for(lambda: a.status()["client_loops_in"] >= 100, 15.0, "100 loops back at clientA")
+    st = a.status()
+    print("loops: %d out, %d back" % (st["client_loops_out"], st["client_loops_in"]))
+    assert st["client_loops_in"] <= st["client_loops_out"] <= st["client_loops_in"] + 20, st
+    assert st["client_dropped_bad"] == 0 and st["client_dropped_auth"] == 0, st
+    assert b.status()["client_fragments_in"] == 0, "loop cover reached a destination"
+
+
 if __name__ == "__main__":
-    ovltest.run_tests("test_cover_net", [test_drop_cover])
+    ovltest.run_tests("test_cover_net", [test_drop_cover, test_loop_cover])
