@@ -7,14 +7,19 @@
  *                  CELL_CHAIN_DELIVER cell (len - 32 <= BODY_DATA_MAX)
  *   BODY_DROP      cover: the exit discards it
  *   BODY_LOOP      loop cover: the exit answers with a BODY_LOOP_BACK
+ *   BODY_EXTEND    next_pk(32) | setup header(ONION_HDR_LEN): read by a hop
+ *                  that reported BODY_BROKEN (it has no next hop, so the
+ *                  cell ends there); it sends the header to next as a new
+ *                  CELL_CHAIN_SETUP and the chain goes on through next
  * Backward (a hop -> sender):
  *   BODY_SETUP_OK     originated by the exit when the setup reached it
  *   BODY_SETUP_FAIL   reason(1): originated by the hop that could not extend
  *   BODY_DELIVER_FAIL dest_pk(32) | reason(1): the exit could not reach dest
  *   BODY_LOOP_BACK    loop cover coming back: the sender discards it
- *   BODY_BROKEN       reason(1): the hop lost its link to the next hop; sent
- *                     just before its chain_destroy, so the sender learns
- *                     which position failed (the origin of this body)
+ *   BODY_BROKEN       reason(1): the hop lost its link to the next hop (the
+ *                     origin of this body tells the sender which position
+ *                     failed); the hop keeps its part of the chain for
+ *                     [relay] setup_timeout, waiting for a BODY_EXTEND
  *   BODY_DELIVER_BACK dest_pk(32) | data: dest sent data back (an end-to-end
  *                     acknowledgement) in a CELL_CHAIN_DELIVER under the
  *                     delivery ID; data at most BODY_DATA_MAX bytes
@@ -30,18 +35,20 @@
 
 #define BODY_HDR      4
 #define BODY_DATA_MAX (ONION_BODY - BODY_HDR - OVL_ED25519_PK) /* 852 */
+#define BODY_EXTEND_LEN (OVL_ED25519_PK + ONION_HDR_LEN)      /* 736 */
 
 enum body_cmd {
     BODY_DELIVER = 1,
     BODY_DROP = 2,
     BODY_LOOP = 3,
+    BODY_EXTEND = 4,
     BODY_SETUP_OK = 16,
     BODY_SETUP_FAIL = 17,
     BODY_DELIVER_FAIL = 18,
     BODY_DELIVER_BACK = 19,
     BODY_BROKEN = 20,
     BODY_LOOP_BACK = 21,
-    /* 4..15 forward, 22..31 backward: reserved (streams) */
+    /* 5..15 forward, 22..31 backward: reserved (streams) */
 };
 
 /* Reasons in SETUP_FAIL / DELIVER_FAIL. */

@@ -381,21 +381,24 @@ static void fwd_filler(uint8_t junk[ONION_JUNK], const uint8_t (*ks)[FWD_KS_LEN]
 
 /* Wrap body for hops keys[0..n-1] under forward counter ctr. */
 int onion_fwd_wrap(uint8_t out[OVL_CELL_PAYLOAD], const struct onion_keys *keys, unsigned n,
-                   uint64_t ctr, const uint8_t body[ONION_BODY])
+                   const uint64_t *ctr, const uint8_t body[ONION_BODY])
 {
     uint8_t ks[ONION_MAX_HOPS][FWD_KS_LEN];
-    uint8_t nonce[OVL_AEAD_NONCE], t[ONION_JUNK];
+    uint8_t nonce[ONION_MAX_HOPS][OVL_AEAD_NONCE], t[ONION_JUNK];
     int rc;
 
-    if (!out || !keys || !body || n < 1 || n > ONION_MAX_HOPS || ctr == UINT64_MAX)
+    if (!out || !keys || !ctr || !body || n < 1 || n > ONION_MAX_HOPS)
         return OVL_EINVAL;
-    ctr_nonce(nonce, ctr, NONCE_LAYER);
-    for (unsigned i = 0; i < n; i++)
-        crypto_stream_chacha20_ietf(ks[i], FWD_KS_LEN, nonce, keys[i].fwd_ks);
+    for (unsigned i = 0; i < n; i++) {
+        if (ctr[i] == UINT64_MAX)
+            return OVL_EINVAL;
+        ctr_nonce(nonce[i], ctr[i], NONCE_LAYER);
+        crypto_stream_chacha20_ietf(ks[i], FWD_KS_LEN, nonce[i], keys[i].fwd_ks);
+    }
     memmove(out + OFF_CT, body, ONION_BODY);
     fwd_filler(out + OFF_JUNK, (const uint8_t(*)[FWD_KS_LEN])ks, n);
     rc = seal_detached(&keys[n - 1].fwd, out + OFF_CT, out, out + OFF_CT, ONION_BODY,
-                       out + OFF_JUNK, ONION_JUNK, nonce);
+                       out + OFF_JUNK, ONION_JUNK, nonce[n - 1]);
     for (unsigned i = n - 1; rc == 0 && i-- > 0;) {
         /* Invert hop i's shift: junk = (tag' || junk'[0:96]) ^ KS[0:112]. */
         memcpy(t, out, ONION_TAG);
@@ -403,7 +406,7 @@ int onion_fwd_wrap(uint8_t out[OVL_CELL_PAYLOAD], const struct onion_keys *keys,
         xor_into(t, ks[i], ONION_JUNK);
         memcpy(out + OFF_JUNK, t, ONION_JUNK);
         rc = seal_detached(&keys[i].fwd, out + OFF_CT, out, out + OFF_CT, ONION_BODY,
-                           out + OFF_JUNK, ONION_JUNK, nonce);
+                           out + OFF_JUNK, ONION_JUNK, nonce[i]);
     }
     ovl_wipe(ks, sizeof(ks));
     if (rc != 0)

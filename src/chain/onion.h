@@ -108,11 +108,13 @@ int onion_setup_peel(uint8_t hdr[ONION_HDR_LEN], const uint8_t onion_pk[OVL_X255
                      const uint8_t onion_sk[OVL_X25519_LEN], struct onion_hop_info *info,
                      struct onion_keys *keys) OVL_WUR;
 
-/* Sender: wrap body (ONION_BODY bytes) for hops keys[0..n-1] with forward
- * counter ctr (the same counter at every hop: the sender sends every
- * forward cell through every hop) into out. */
+/* Sender: wrap body (ONION_BODY bytes) for hops keys[0..n-1] into out, hop
+ * i's layer under its forward counter ctr[i]. The counters are per hop
+ * because a repaired chain keeps the hops before the failed position (and
+ * their counters) while the hops set up again start from zero. OVL_EINVAL
+ * for bad arguments or a counter of UINT64_MAX. */
 int onion_fwd_wrap(uint8_t out[OVL_CELL_PAYLOAD], const struct onion_keys *keys, unsigned n,
-                   uint64_t ctr, const uint8_t body[ONION_BODY]) OVL_WUR;
+                   const uint64_t *ctr, const uint8_t body[ONION_BODY]) OVL_WUR;
 
 /* Hop: remove one forward layer in place, trying counters *next ..
  * *next + ONION_WINDOW - 1; on success *next moves past the one that opened.

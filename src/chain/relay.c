@@ -432,17 +432,35 @@ static void on_setup(void *ctx, struct link *l, const struct cell *c)
 
 /* ---- data cells ---- */
 
+/* A broken hop reads the cell that ends with it: only BODY_EXTEND, which
+ * names the replacement for the lost next hop and carries the setup
+ * header of the rest of the chain. */
+static void chain_reextend(struct relay_chain *ch, const uint8_t body[ONION_BODY])
+{
+    struct relay *r = ch->r;
+    unsigned blen = (unsigned)body[2] | (unsigned)body[3] << 8;
+
+    if (body[0] != BODY_EXTEND || body[1] != 0 || blen != BODY_EXTEND_LEN) {
+        r->st.dropped[RD_BAD_CELL]++;
+        return;
+    }
+    ch->state = CH_EXTENDING;
+    r->st.reextended++;
+    chain_extend(ch, body + BODY_HDR, body + BODY_HDR + OVL_ED25519_PK);
+}
+
 static void chain_fwd(struct relay_chain *ch, const struct cell *c)
 {
     struct relay *r = ch->r;
     struct cell out = {.chain_id = ch->next_id, .cmd = CELL_CHAIN_FWD, .len = OVL_CELL_PAYLOAD};
+    bool ends_here = ch->exit || ch->state == CH_BROKEN;
 
     r->st.cells_fwd_in++;
-    if (c->len != OVL_CELL_PAYLOAD || ch->state != CH_OPEN) {
+    if (c->len != OVL_CELL_PAYLOAD || ch->state == CH_EXTENDING) {
         r->st.dropped[RD_BAD_CELL]++;
         return;
     }
-    if (!ch->exit && !relay_room(r, ch->prev, ch->next))
+    if (!ends_here && !relay_room(r, ch->prev, ch->next))
         return;
     memcpy(out.payload, c->payload, OVL_CELL_PAYLOAD);
     if (onion_fwd_peel(out.payload, &ch->keys, &ch->fwd_ctr) != 0) {
@@ -450,8 +468,11 @@ static void chain_fwd(struct relay_chain *ch, const struct cell *c)
         return;
     }
     r->st.cells_peeled++;
-    if (ch->exit) {
-        exit_body(ch, out.payload + ONION_BODY_OFF);
+    if (ends_here) {
+        if (ch->exit)
+            exit_body(ch, out.payload + ONION_BODY_OFF);
+        else
+            chain_reextend(ch, out.payload + ONION_BODY_OFF);
         ovl_wipe(out.payload, sizeof(out.payload));
         return;
     }
@@ -515,6 +536,7 @@ static void chain_cell(void *obj, struct link *l, const struct cell *c)
 static void chain_link_closed(void *obj, struct link *l, uint32_t id)
 {
     struct relay_chain *ch = obj;
+    struct relay *r = ch->r;
 
     if (l == ch->prev && id == ch->prev_id) {
         ch->prev = NULL;
@@ -524,8 +546,14 @@ static void chain_link_closed(void *obj, struct link *l, uint32_t id)
 
         ch->next = NULL;
         /* Tell the sender, under our backward key, that the hop after us
-         * is gone: it can replace just that position. */
-        (void)relay_originate(ch, BODY_BROKEN, &reason, 1);
+         * is gone, and keep our part: it can replace just that position
+         * and set up only the hops from there on (BODY_EXTEND). */
+        if (ch->state == CH_OPEN && relay_originate(ch, BODY_BROKEN, &reason, 1) == 0) {
+            ch->state = CH_BROKEN;
+            ch->broken_ms = node_now_ms();
+            r->st.broken++;
+            return;
+        }
         relay_chain_end(ch, DESTROY_R_LINK_CLOSED, true, false);
     } else {
         exit_dest_closed(ch, l, id);
@@ -545,6 +573,8 @@ static void relay_tick(uv_timer_t *t)
         if (ch->expires_ms <= now) {
             r->st.dropped[RD_EXPIRED]++;
             relay_chain_end(ch, DESTROY_R_EXPIRED, true, true);
+        } else if (ch->state == CH_BROKEN && now - ch->broken_ms >= r->o.setup_timeout_ms) {
+            relay_chain_end(ch, DESTROY_R_LINK_CLOSED, true, false); /* no repair came */
         }
     }
     relay_seen_prune(r, now);
@@ -703,6 +733,7 @@ void relay_each_chain(const struct relay *r,
             ci.has_next = true;
         }
         ci.exit = ch->exit;
+        ci.broken = ch->state == CH_BROKEN;
         ci.age_ms = now - ch->created_ms;
         ci.expires_in_ms = ch->expires_ms > now ? ch->expires_ms - now : 0;
         ci.cells_fwd = ch->fwd_ctr;

@@ -17,7 +17,11 @@
  *    discard). CELL_CHAIN_BACK from the next hop: onion_back_add and pass to
  *    the previous hop. A cell that does not verify is dropped and counted.
  *  - CELL_CHAIN_DESTROY from either side, a closed link or the lifetime
- *    ending tears the chain down and sends DESTROY the other way.
+ *    ending tears the chain down and sends DESTROY the other way, except
+ *    that a RELAY hop whose next link closes originates BODY_BROKEN and
+ *    keeps its part for setup_timeout: a BODY_EXTEND from the sender then
+ *    names a new next hop and carries a setup header for the rest of the
+ *    chain, so a repair sets up only the hops from the failed one on.
  *  - Backpressure: when the outgoing link is nearly full the relay pauses
  *    the incoming link (link_pause) and resumes it once the queue is below
  *    half (drained() or a short poll); a cell that finds no room at all is
@@ -59,6 +63,8 @@ struct relay_stats {
     uint64_t cells_back_in, cells_back_out, cells_originated;
     uint64_t delivered, delivered_cells, dropped_cover;
     uint64_t delivered_back; /* cells a destination sent back, passed to the sender */
+    uint64_t broken;         /* chains whose next hop we lost (BODY_BROKEN sent) */
+    uint64_t reextended;     /* of those, chains the sender extended again (BODY_EXTEND) */
     uint64_t dropped[RD_COUNT];
     uint32_t chains;     /* live chains through this relay */
     uint64_t bytes_held; /* chain state, setups seen, cells waiting for a dial */
@@ -88,6 +94,7 @@ struct relay_chain_info {
     uint8_t next[OVL_ED25519_PK]; /* identity of the next hop; zero without one */
     bool has_next;                /* false at the exit and while extending */
     bool exit;
+    bool broken; /* waiting for the sender to name a new next hop */
     uint64_t age_ms, expires_in_ms;
     uint64_t cells_fwd, cells_back; /* forward cells peeled, backward cells sent */
 };

@@ -30,7 +30,9 @@
 #define RELAY_HEADROOM   64 /* cells: about one 64 KiB read batch still in flight */
 #define RELAY_BP_POLL_MS 2  /* look for room this often while links are paused */
 
-enum relay_chain_state { CH_EXTENDING = 1, CH_OPEN };
+/* CH_BROKEN: the next hop's link closed; BODY_BROKEN went back and the
+ * chain waits (until broken_ms + setup_timeout) for a BODY_EXTEND. */
+enum relay_chain_state { CH_EXTENDING = 1, CH_OPEN, CH_BROKEN };
 
 /* One destination of a chain at the exit. link is NULL when no DELIVER
  * can be sent (never opened, or closed); the record then only remembers
@@ -55,7 +57,7 @@ struct relay_chain {
     enum relay_chain_state state;
     struct onion_keys keys;
     uint64_t fwd_ctr, back_ctr; /* next forward counter expected, next backward to use */
-    uint64_t created_ms, expires_ms;
+    uint64_t created_ms, expires_ms, broken_ms;
     struct relay_ext *ext; /* while extending and waiting for a link */
     struct relay_deliv deliv[RELAY_MAX_DELIV];
     unsigned n_deliv;

@@ -30,6 +30,7 @@
 
 static void chain_cell(void *obj, struct link *l, const struct cell *cl);
 static void chain_link_closed(void *obj, struct link *l, uint32_t id);
+static int chain_fwd_send(struct cchain *ch, struct link *l, unsigned hops, const uint8_t *body);
 
 static const struct chain_owner client_chain_owner = {
     .cell = chain_cell,
@@ -38,7 +39,7 @@ static const struct chain_owner client_chain_owner = {
 
 static const char *const chain_state_names[] = {
     [CH_DIR] = "building", [CH_CONNECTING] = "building", [CH_SETUP] = "building",
-    [CH_READY] = "ready",  [CH_RETIRING] = "retiring",
+    [CH_READY] = "ready",  [CH_RETIRING] = "retiring",   [CH_REPAIR] = "repairing",
 };
 
 /* ---- chains: teardown ---- */
@@ -78,49 +79,62 @@ static void chain_destroy(struct cchain *ch, int reason)
     free(ch);
 }
 
-/* A chain broke (or could not be built): forget it, back off the next
- * build, and fail the queue when builds keep failing. */
+/* Move position p's first backup into its place (avail[p] > 0). */
+static void route_take_backup(struct dir_chain *route, uint8_t avail[ONION_MAX_HOPS], unsigned p)
+{
+    for (unsigned k = 0; k < avail[p]; k++)
+        route->hops[p][k] = route->hops[p][k + 1];
+    avail[p]--;
+}
+
 /* A hop told us position p (ch->broken - 1) is gone: keep the route for
  * the next build with p's first backup moved into its place. */
 static void chain_plan_repair(struct cchain *ch)
 {
     struct client *c = ch->c;
-    unsigned p = ch->broken - 1, k;
+    unsigned p = ch->broken - 1;
 
     if (!ch->broken || p >= ch->length || ch->avail[p] == 0 || c->has_repair)
         return;
     c->repair = ch->route;
     memcpy(c->repair_avail, ch->avail, sizeof(c->repair_avail));
-    for (k = 0; k < ch->avail[p]; k++)
-        c->repair.hops[p][k] = c->repair.hops[p][k + 1];
-    c->repair_avail[p]--;
+    route_take_backup(&c->repair, c->repair_avail, p);
     c->has_repair = true;
     c->next_build_ms = 0; /* no backoff: the rest of the route is known good */
 }
 
-static void chain_fail(struct cchain *ch, const char *why, bool send_destroy)
+/* Cells sent on chain serial may be lost: send again what they carried. */
+static void chain_requeue(struct client *c, uint32_t serial)
 {
-    struct client *c = ch->c;
-    uint32_t serial = ch->serial;
     struct out_msg *m;
 
-    c->st.chains_failed++;
-    log_info(&c->n->log, "client: chain %u failed: %s", serial, why);
-    chain_plan_repair(ch);
-    chain_destroy(ch, send_destroy ? DESTROY_R_NONE : NO_DESTROY);
-    /* Cells of a half-sent message may have died with the chain: resend it
-     * whole; duplicates are ignored by the receiver. */
+    /* A half-sent message goes again whole; the receiver ignores
+     * duplicates. */
     DL_FOREACH(c->queue, m)
     {
         if (m->chain_serial == serial && m->next_frag < m->nfrags)
             m->next_frag = 0;
     }
-    /* Sent whole on it but not acknowledged: send again on the next chain. */
+    /* Sent whole but not acknowledged: again on the next chain. */
     DL_FOREACH(c->unacked, m)
     {
         if (m->chain_serial == serial)
             m->retry_ms = 0;
     }
+}
+
+/* A chain broke (or could not be built): forget it, back off the next
+ * build, and fail the queue when builds keep failing. */
+static void chain_fail(struct cchain *ch, const char *why, bool send_destroy)
+{
+    struct client *c = ch->c;
+    uint32_t serial = ch->serial;
+
+    c->st.chains_failed++;
+    log_info(&c->n->log, "client: chain %u failed: %s", serial, why);
+    chain_plan_repair(ch);
+    chain_destroy(ch, send_destroy ? DESTROY_R_NONE : NO_DESTROY);
+    chain_requeue(c, serial);
     if (!c->has_repair) {
         c->next_build_ms = node_now_ms() + c->backoff_ms;
         c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
@@ -160,29 +174,33 @@ static void chain_send_setup(struct cchain *ch, struct link *l)
     ch->deadline_ms = node_now_ms() + c->o.setup_timeout_ms;
 }
 
-/* Fill the hop infos from the route and build the setup header. */
-static int chain_onion(struct cchain *ch)
+/* Fill the hop infos of hops from.. from the route and build their setup
+ * header (keys[from..] receive their keys, counters start at zero). */
+static int chain_onion(struct cchain *ch, unsigned from)
 {
     struct client *c = ch->c;
     uint8_t opk[ONION_MAX_HOPS][OVL_X25519_LEN];
     struct onion_hop_info info[ONION_MAX_HOPS];
-    unsigned i;
+    unsigned i, j;
 
     memset(info, 0, sizeof(info));
-    for (i = 0; i < ch->length; i++) {
+    for (i = from; i < ch->length; i++) {
         const struct desc *d = &ch->route.hops[i][0];
 
-        memcpy(opk[i], d->onion_pk, OVL_X25519_LEN);
-        info[i].type = i + 1 < ch->length ? ONION_HOP_RELAY : ONION_HOP_EXIT;
-        info[i].suite = (uint8_t)ovl_aead_pick(d->suites & c->n->opts.aead_suites);
-        if (!info[i].suite)
+        j = i - from;
+        memcpy(opk[j], d->onion_pk, OVL_X25519_LEN);
+        info[j].type = i + 1 < ch->length ? ONION_HOP_RELAY : ONION_HOP_EXIT;
+        info[j].suite = (uint8_t)ovl_aead_pick(d->suites & c->n->opts.aead_suites);
+        if (!info[j].suite)
             return OVL_EUNSUPP;
-        info[i].lifetime_s = c->o.lifetime_ms / 1000 + 60;
+        info[j].lifetime_s = c->o.lifetime_ms / 1000 + 60;
         if (i + 1 < ch->length)
-            memcpy(info[i].next, ch->route.hops[i + 1][0].id_pk, OVL_ED25519_PK);
+            memcpy(info[j].next, ch->route.hops[i + 1][0].id_pk, OVL_ED25519_PK);
+        onion_keys_wipe(&ch->keys[i]);
+        ch->fwd_ctr[i] = ch->back_next[i] = 0;
     }
-    return onion_setup_build(ch->hdr, (const uint8_t(*)[OVL_X25519_LEN])opk, info, ch->length,
-                             ch->keys);
+    return onion_setup_build(ch->hdr, (const uint8_t(*)[OVL_X25519_LEN])opk, info,
+                             ch->length - from, ch->keys + from);
 }
 
 /* The route is known: make the onion and reach the first hop. */
@@ -200,7 +218,7 @@ static void chain_connect(struct cchain *ch)
             chain_fail(ch, "route goes through ourselves", false);
             return;
         }
-    rc = chain_onion(ch);
+    rc = chain_onion(ch, 0);
     if (rc) {
         chain_fail(ch, ovl_strerror(rc), false);
         return;
@@ -337,24 +355,66 @@ static void chain_ready(struct cchain *ch)
     struct cchain *old = c->current;
     uint64_t now = node_now_ms();
 
+    if (ch->state == CH_REPAIR) {
+        log_info(&c->n->log, "client: chain %u repaired", ch->serial);
+    } else {
+        ch->ready_ms = now;
+        ch->expires_ms = now + c->o.lifetime_ms;
+        c->st.chains_built++;
+        log_info(&c->n->log, "client: chain %u ready (%u hops)", ch->serial, ch->length);
+    }
     ch->state = CH_READY;
-    ch->ready_ms = now;
-    ch->expires_ms = now + c->o.lifetime_ms;
+    ch->broken = 0;
     ch->deadline_ms = 0;
     ovl_wipe(ch->hdr, sizeof(ch->hdr));
     if (c->building == ch)
         c->building = NULL;
     c->current = ch;
-    c->st.chains_built++;
     c->fails = 0;
     c->backoff_ms = BACKOFF_MIN_MS;
-    if (old) {
+    if (old && old != ch) {
         old->state = CH_RETIRING;
         old->deadline_ms = now + RETIRE_GRACE_MS;
         c->st.chains_replaced++;
     }
-    log_info(&c->n->log, "client: chain %u ready (%u hops)", ch->serial, ch->length);
     client_pump(c);
+}
+
+/* Hop o lost its next hop and kept its part of the chain: move position
+ * o + 1's first backup into place and set up only the hops from there on,
+ * with a BODY_EXTEND that ends at hop o (the only cell it can read now).
+ * False when that cannot be done here: the chain is not the current one,
+ * no backup is left, or the cell did not leave. */
+static bool chain_splice(struct cchain *ch, unsigned o)
+{
+    struct client *c = ch->c;
+    struct link *l = link_by_serial(c->n, ch->link_serial);
+    uint8_t body[ONION_BODY] = {BODY_EXTEND, 0, BODY_EXTEND_LEN & 0xff, BODY_EXTEND_LEN >> 8};
+    unsigned f = o + 1;
+    int rc;
+
+    if (ch != c->current || ch->avail[f] == 0 || !l)
+        return false;
+    route_take_backup(&ch->route, ch->avail, f);
+    rc = chain_onion(ch, f);
+    if (rc == 0) {
+        memcpy(body + BODY_HDR, ch->route.hops[f][0].id_pk, OVL_ED25519_PK);
+        memcpy(body + BODY_HDR + OVL_ED25519_PK, ch->hdr, ONION_HDR_LEN);
+        rc = chain_fwd_send(ch, l, f, body);
+        ovl_wipe(body, sizeof(body));
+    }
+    if (rc)
+        return false;
+    log_info(&c->n->log, "client: chain %u: hop %u lost its next hop, repairing from there",
+             ch->serial, o);
+    ch->state = CH_REPAIR;
+    ch->deadline_ms = node_now_ms() + c->o.setup_timeout_ms;
+    c->current = NULL;
+    if (!c->building)
+        c->building = ch;
+    c->st.chains_repaired++;
+    chain_requeue(c, ch->serial);
+    return true;
 }
 
 /* ---- chains: cells from the first hop ---- */
@@ -395,18 +455,20 @@ static void chain_back(struct cchain *ch, const struct cell *cl)
         goto bad;
     switch (body[0]) {
     case BODY_SETUP_OK:
-        if (ch->state != CH_SETUP || origin + 1 != ch->length)
+        if ((ch->state != CH_SETUP && ch->state != CH_REPAIR) || origin + 1 != ch->length)
             goto bad;
         chain_ready(ch);
         return;
     case BODY_SETUP_FAIL:
-        if (ch->state != CH_SETUP)
+        if (ch->state != CH_SETUP && ch->state != CH_REPAIR)
             goto bad;
         log_info(&c->n->log, "client: chain %u: hop %u refused the setup (reason %u)", ch->serial,
                  origin, blen >= 1 ? body[BODY_HDR] : 0);
         /* It could not reach the next hop: that position is the one to replace. */
-        if (blen >= 1 && body[BODY_HDR] == BODY_R_UNREACHABLE && origin + 1 < ch->length)
+        if (blen >= 1 && body[BODY_HDR] == BODY_R_UNREACHABLE && origin + 1 < ch->length) {
             ch->broken = origin + 2;
+            dir_report(c->n->dir, ch->route.hops[origin + 1][0].id_pk);
+        }
         chain_fail(ch, "setup refused", true);
         return;
     case BODY_LOOP_BACK:
@@ -415,10 +477,12 @@ static void chain_back(struct cchain *ch, const struct cell *cl)
         c->st.loops_in++; /* our own loop cover, home again */
         return;
     case BODY_BROKEN:
-        if (ch->state != CH_READY && ch->state != CH_RETIRING)
+        if ((ch->state != CH_READY && ch->state != CH_RETIRING) || origin + 1 >= ch->length)
             goto bad;
-        if (origin + 1 < ch->length)
-            ch->broken = origin + 2; /* the DESTROY that follows fails the chain */
+        ch->broken = origin + 2;
+        dir_report(c->n->dir, ch->route.hops[origin + 1][0].id_pk);
+        if (!chain_splice(ch, origin))
+            chain_fail(ch, "a hop lost its next hop", true);
         return;
     case BODY_DELIVER_FAIL:
         if (origin + 1 != ch->length || blen < OVL_ED25519_PK + 1)
@@ -467,18 +531,42 @@ static void chain_link_closed(void *obj, struct link *l, uint32_t id)
     (void)l;
     (void)id;
     ch->chain_id = 0; /* the slot is gone already */
+    if (ch->state == CH_READY)
+        ch->broken = 1; /* the first hop: rebuild with its backup */
     if (!ch->c->stopped)
         chain_fail(ch, "first-hop link closed", false);
 }
 
 /* ---- sending ---- */
 
+/* Wrap body for ch's first `hops` hops (all, or fewer for a cell that
+ * ends at an earlier hop) and send it on l; counters advance only when it
+ * left. */
+static int chain_fwd_send(struct cchain *ch, struct link *l, unsigned hops, const uint8_t *body)
+{
+    struct cell cl;
+    int rc;
+
+    memset(&cl, 0, offsetof(struct cell, payload));
+    cl.chain_id = ch->chain_id;
+    cl.cmd = CELL_CHAIN_FWD;
+    cl.len = OVL_CELL_PAYLOAD;
+    rc = onion_fwd_wrap(cl.payload, ch->keys, hops, ch->fwd_ctr, body);
+    if (rc == 0)
+        rc = link_send(l, &cl);
+    if (rc)
+        return rc; /* the wrapped cell never left: its counters are reused */
+    for (unsigned i = 0; i < hops; i++)
+        ch->fwd_ctr[i]++;
+    ch->cells_out++;
+    ch->c->st.cells_out++;
+    return 0;
+}
+
 /* Wrap the next fragment of m and send it on ch over l. */
 static int send_frag(struct cchain *ch, struct link *l, struct out_msg *m)
 {
-    struct client *c = ch->c;
     uint8_t body[ONION_BODY];
-    struct cell cl;
     size_t flen;
     int rc;
 
@@ -489,18 +577,10 @@ static int send_frag(struct cchain *ch, struct link *l, struct out_msg *m)
     body[2] = (uint8_t)(OVL_ED25519_PK + flen);
     body[3] = (uint8_t)((OVL_ED25519_PK + flen) >> 8);
     memcpy(body + BODY_HDR, m->dest, OVL_ED25519_PK);
-    memset(&cl, 0, offsetof(struct cell, payload));
-    cl.chain_id = ch->chain_id;
-    cl.cmd = CELL_CHAIN_FWD;
-    cl.len = OVL_CELL_PAYLOAD;
-    rc = onion_fwd_wrap(cl.payload, ch->keys, ch->length, ch->fwd_ctr, body);
-    if (rc == 0)
-        rc = link_send(l, &cl);
+    rc = chain_fwd_send(ch, l, ch->length, body);
+    ovl_wipe(body, sizeof(body));
     if (rc)
-        return rc; /* the wrapped cell never left: its counter is reused */
-    ch->fwd_ctr++;
-    ch->cells_out++;
-    c->st.cells_out++;
+        return rc;
     m->next_frag++;
     m->chain_serial = ch->serial;
     return 0;
@@ -516,20 +596,13 @@ static void on_cover(uv_timer_t *t)
     struct link *l = ch ? link_by_serial(c->n, ch->link_serial) : NULL;
     bool loop = t == &c->loop;
     uint8_t body[ONION_BODY] = {loop ? BODY_LOOP : BODY_DROP};
-    struct cell cl = {.chain_id = 0, .cmd = CELL_CHAIN_FWD, .len = OVL_CELL_PAYLOAD};
 
     if (c->stopped)
         return;
-    if (l && ch->state == CH_READY && link_can_send(l, 1)) {
-        cl.chain_id = ch->chain_id;
-        if (onion_fwd_wrap(cl.payload, ch->keys, ch->length, ch->fwd_ctr, body) == 0 &&
-            link_send(l, &cl) == 0) {
-            ch->fwd_ctr++;
-            ch->cells_out++;
-            c->st.cells_out++;
-            c->st.cover_out++;
-            c->st.loops_out += loop;
-        }
+    if (l && ch->state == CH_READY && link_can_send(l, 1) &&
+        chain_fwd_send(ch, l, ch->length, body) == 0) {
+        c->st.cover_out++;
+        c->st.loops_out += loop;
     }
     uv_timer_start(t, on_cover,
                    ovl_random_exp_ms(loop ? c->o.loop_interval_ms : c->o.cover_interval_ms), 0);
@@ -629,8 +702,9 @@ static void on_tick(uv_timer_t *t)
     sendq_tick(c, now);
     DL_FOREACH_SAFE(c->chains, ch, tmp)
     {
-        if ((ch->state == CH_CONNECTING || ch->state == CH_SETUP) && now >= ch->deadline_ms)
-            chain_fail(ch, "setup timed out", ch->state == CH_SETUP);
+        if ((ch->state == CH_CONNECTING || ch->state == CH_SETUP || ch->state == CH_REPAIR) &&
+            now >= ch->deadline_ms)
+            chain_fail(ch, "setup timed out", ch->state != CH_CONNECTING);
         else if (ch->state == CH_READY && now >= ch->expires_ms)
             chain_destroy(ch, DESTROY_R_EXPIRED); /* no replacement came in time */
         else if (ch->state == CH_RETIRING && (now >= ch->deadline_ms || now >= ch->expires_ms))

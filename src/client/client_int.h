@@ -15,7 +15,9 @@
 #define LOOKUPS_MAX 16   /* destination lookups in flight */
 #define RTO_MAX_MS  8000 /* longest wait for an acknowledgement */
 
-enum chain_state { CH_DIR, CH_CONNECTING, CH_SETUP, CH_READY, CH_RETIRING };
+/* CH_REPAIR: a hop lost its next hop; the hops from there on are being
+ * set up again through it (BODY_EXTEND), the ones before it kept. */
+enum chain_state { CH_DIR, CH_CONNECTING, CH_SETUP, CH_READY, CH_RETIRING, CH_REPAIR };
 
 struct cchain {
     struct client *c;
@@ -27,7 +29,7 @@ struct cchain {
     uint8_t avail[ONION_MAX_HOPS]; /* backups left per position */
     unsigned broken;               /* 1 + the position a hop reported lost, or 0 */
     struct onion_keys keys[ONION_MAX_HOPS];
-    uint64_t fwd_ctr, back_next[ONION_MAX_HOPS];
+    uint64_t fwd_ctr[ONION_MAX_HOPS], back_next[ONION_MAX_HOPS]; /* per hop: see onion.h */
     uint8_t hdr[ONION_HDR_LEN]; /* setup header until it is sent */
     uint64_t link_serial;       /* first hop's link; 0 before dialing */
     uint32_t chain_id;          /* registered in the chanmap when non-zero */

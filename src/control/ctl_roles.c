@@ -42,6 +42,8 @@ static void ctl_status_relay(struct kvbuf *out, const struct relay *r)
     kv_addu(out, "relay_cells_originated", st.cells_originated);
     kv_addu(out, "relay_delivered_cells", st.delivered_cells);
     kv_addu(out, "relay_delivered_back", st.delivered_back);
+    kv_addu(out, "relay_broken", st.broken);
+    kv_addu(out, "relay_reextended", st.reextended);
     kv_addu(out, "relay_bytes_held", st.bytes_held);
     kv_addu(out, "relay_dropped_cover", st.dropped_cover);
     for (int i = 0; i < RD_COUNT; i++) {
@@ -104,8 +106,11 @@ static void ctl_status_dir(struct kvbuf *out, const struct dir *d, bool bootstra
     kv_addu(out, "dir_request_timeouts", st.request_timeouts);
     kv_addu(out, "dir_bad_replies", st.bad_replies);
     kv_addu(out, "dir_dropped_link_closed", st.dropped_link_closed);
+    kv_addu(out, "dir_reports_sent", st.reports_sent);
     if (!bootstrap)
         return;
+    kv_addu(out, "dir_reports_in", st.reports_in);
+    kv_addu(out, "dir_reports_probed", st.reports_probed);
     kv_addu(out, "dir_relays", st.reg.relays);
     kv_addu(out, "dir_endpoints", st.reg.endpoints);
     kv_addu(out, "dir_chains", st.reg.chains);
@@ -400,6 +405,7 @@ static void ctl_rchain_info(void *arg, const struct relay_chain_info *ci)
     else
         kv_adds(rc->out, "next", "");
     kv_addu(rc->out, "exit", ci->exit);
+    kv_addu(rc->out, "broken", ci->broken);
     kv_addu(rc->out, "age_ms", ci->age_ms);
     kv_addu(rc->out, "expires_in_ms", ci->expires_in_ms);
     kv_addu(rc->out, "cells_fwd", ci->cells_fwd);

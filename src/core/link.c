@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/bytes.h"
 #include "core/chanmap.h"
 #include "core/link.h"
 #include "core/peer.h"
@@ -120,6 +121,11 @@ static void link_live_cb(uv_timer_t *t)
     uint64_t dead = (uint64_t)o->heartbeat_ms * o->heartbeat_misses;
     struct cell ping = {.cmd = CELL_PING};
 
+    if (l->probe_ms && !l->paused && now - l->probe_ms >= l->probe_within) {
+        n->ctr.probes_failed++;
+        link_close(l, LC_DEAD);
+        return;
+    }
     if (o->heartbeat_ms && quiet >= dead) {
         n->ctr.dead_detect_ms_last = quiet;
         if (quiet > n->ctr.dead_detect_ms_max)
@@ -143,7 +149,34 @@ static void link_live_cb(uv_timer_t *t)
     }
     if (o->idle_timeout_ms && o->idle_timeout_ms - quiet < next)
         next = o->idle_timeout_ms - quiet;
+    if (l->probe_ms && l->probe_ms + l->probe_within - now < next)
+        next = l->probe_ms + l->probe_within - now;
     uv_timer_start(t, link_live_cb, next ? next : 1, 0);
+}
+
+int link_probe(struct link *l, uint32_t within_ms)
+{
+    struct cell ping = {.cmd = CELL_PING, .len = 8};
+    uint64_t now = node_now_ms();
+    int rc;
+
+    if (l->state != LINK_OPEN || !l->timer || !l->node->opts.heartbeat_ms)
+        return OVL_EUNSUPP;
+    if (l->probe_ms)
+        return 0;
+    if (l->paused)
+        return OVL_EAGAIN; /* we are not reading: no answer could be seen */
+    /* The PONG echoes this: only the peer's answer to it ends the probe
+     * (a peer that sends but does not read is not well). */
+    st_le64(ping.payload, now);
+    rc = link_send(l, &ping);
+    if (rc)
+        return rc;
+    l->probe_ms = now;
+    l->probe_within = within_ms ? within_ms : 1;
+    l->node->ctr.probes++;
+    uv_timer_start(l->timer, link_live_cb, l->probe_within, 0);
+    return 0;
 }
 
 /* Allocate a link with its timer armed for the handshake deadline. */
@@ -688,7 +721,15 @@ static void on_ping(void *ctx, struct link *l, const struct cell *c)
 
 static void on_noop(void *ctx, struct link *l, const struct cell *c)
 {
-    (void)ctx, (void)l, (void)c; /* HELLO after confirmation, PONG: liveness only */
+    (void)ctx, (void)l, (void)c; /* HELLO after confirmation */
+}
+
+/* A PONG is liveness; the one that echoes a pending probe ends it. */
+static void on_pong(void *ctx, struct link *l, const struct cell *c)
+{
+    (void)ctx;
+    if (l->probe_ms && c->len == 8 && ld_le64(c->payload) == l->probe_ms)
+        l->probe_ms = 0;
 }
 
 int link_register_handlers(struct node *n)
@@ -700,6 +741,6 @@ int link_register_handlers(struct node *n)
     if (rc == 0)
         rc = dispatch_register(&n->disp, CELL_PING, on_ping, n);
     if (rc == 0)
-        rc = dispatch_register(&n->disp, CELL_PONG, on_noop, n);
+        rc = dispatch_register(&n->disp, CELL_PONG, on_pong, n);
     return rc;
 }

@@ -61,6 +61,8 @@ struct link {
     char remote[OVL_URI_MAX];
     uint64_t opened_ms; /* node_now_ms() when the link was created */
     uint64_t last_rx_ms, last_tx_ms;
+    uint64_t probe_ms;     /* link_probe: when it was sent, 0 when none is pending */
+    uint32_t probe_within; /* and how long the peer has to answer */
     uint64_t tx_epoch, rx_epoch; /* key generation: counter >> rekey_log2 */
     uint64_t cells_in, cells_out;
 };
@@ -96,6 +98,13 @@ int link_send(struct link *l, const struct cell *c) OVL_WUR;
 /* Return true when an open link can queue n more cells right now; when it
  * cannot, the link observers' drained() follows once the queue is below half. */
 bool link_can_send(struct link *l, unsigned n);
+
+/* Ask an open link's peer for a sign of life now: send a PING and close
+ * the link as dead (LC_DEAD) unless some cell arrives within within_ms.
+ * For a report that the peer failed (dir): a live peer costs one PING.
+ * 0 when the probe is sent or one is pending already; OVL_EUNSUPP without
+ * heartbeats, OVL_EAGAIN while the link is paused or full. */
+int link_probe(struct link *l, uint32_t within_ms) OVL_WUR;
 
 /* Stop reading cells from the peer (backpressure) / start again. */
 void link_pause(struct link *l);

@@ -270,6 +270,20 @@ static void dir_cache_put(struct dir *d, const struct desc *ds)
     HASH_ADD(hh, d->lookups, d.id_pk, OVL_ED25519_PK, e);
 }
 
+void dir_report(struct dir *d, const uint8_t pk[OVL_ED25519_PK])
+{
+    uint8_t msg[1 + OVL_ED25519_PK] = {DIR_REPORT};
+
+    memcpy(msg + 1, pk, OVL_ED25519_PK);
+    for (unsigned i = 0; d && i < d->n_bs; i++) {
+        struct link *l = link_find(d->n, d->bs[i].spec.pk);
+
+        /* The reply only says whether it was listed: nobody waits for it. */
+        if (l && dir_send(l, CELL_DIR_REQUEST, dir_next_id(d), msg, sizeof(msg)) == 0)
+            d->st.reports_sent++;
+    }
+}
+
 void dir_forget(struct dir *d, const uint8_t pk[OVL_ED25519_PK])
 {
     struct dir_cache_ent *e;

@@ -75,6 +75,9 @@ struct dir_stats {
     uint64_t registrations_ok, registrations_failed, heartbeats_sent;
     uint64_t requests_out, replies_in, request_timeouts, bad_replies;
     uint64_t dropped_link_closed; /* bootstrap: nodes dropped because their link to us closed */
+    uint64_t reports_sent;        /* DIR_REPORTs we sent (one per bootstrap) */
+    uint64_t reports_in;          /* bootstrap: DIR_REPORTs accepted */
+    uint64_t reports_probed;      /* bootstrap: of those, probes sent to the named relay */
     struct registry_stats reg;    /* bootstrap only */
 };
 
@@ -122,6 +125,11 @@ int dir_lookup(struct dir *d, const uint8_t pk[OVL_ED25519_PK], dir_lookup_cb cb
 /* Forget the cached descriptor of pk (its addresses did not answer: the
  * node may have come back elsewhere); the next dir_lookup asks again. */
 void dir_forget(struct dir *d, const uint8_t pk[OVL_ED25519_PK]);
+
+/* Tell every bootstrap we have a link to that relay pk failed for us (a
+ * chain hop reported it lost, or could not reach it). Fire and forget: a
+ * bootstrap probes the relay and drops it if it does not answer. */
+void dir_report(struct dir *d, const uint8_t pk[OVL_ED25519_PK]);
 
 /* Cancel every pending request whose callback argument is arg. */
 void dir_cancel(struct dir *d, void *arg);

@@ -17,6 +17,8 @@
  *   DIR_CHAIN      req: length(1) | backups(1) | exclude(32, zero = none)
  *                                                rep: DOC_CHAIN document
  *   DIR_LOOKUP     req: id_pk(32)                rep: signed descriptor
+ *   DIR_REPORT     req: id_pk(32): that relay failed for the requester
+ *                                                rep: - (UNKNOWN: not listed)
  * The requester is the authenticated peer of the link: a relay registers and
  * heartbeats only itself.
  */
@@ -40,6 +42,7 @@ enum dirmsg_op {
     DIR_LIST = 3,
     DIR_CHAIN = 4,
     DIR_LOOKUP = 5,
+    DIR_REPORT = 6,
 };
 
 enum dirmsg_status {

@@ -335,6 +335,35 @@ static int dir_srv_lookup(struct dir *d, const uint8_t *in, size_t len, uint8_t 
     return DIR_STATUS_OK;
 }
 
+/* A node says relay `in` failed for it. Believe the relay, not the
+ * report: probe it over our own link, which drops it (link closed, 16.3)
+ * unless it answers within one heartbeat. Only registered nodes may
+ * report, and a probe already pending is not sent again, so a liar costs
+ * one PING per heartbeat. */
+static int dir_srv_report(struct dir *d, const uint8_t peer[OVL_ED25519_PK], const uint8_t *in,
+                          size_t len)
+{
+    struct link *l;
+
+    if (len != OVL_ED25519_PK)
+        return DIR_STATUS_BAD;
+    if (!registry_lookup(d->reg, peer))
+        return DIR_STATUS_REFUSED;
+    if (!registry_lookup(d->reg, in))
+        return DIR_STATUS_UNKNOWN;
+    d->st.reports_in++;
+    if (ovl_equal(in, d->n->id.pk, OVL_ED25519_PK))
+        return DIR_STATUS_OK; /* we are alive */
+    l = link_find(d->n, in);
+    if (!l) {
+        d->st.dropped_link_closed += registry_drop(d->reg, in, node_now_ms());
+        return DIR_STATUS_OK;
+    }
+    if (link_probe(l, d->n->opts.heartbeat_ms) == 0)
+        d->st.reports_probed++;
+    return DIR_STATUS_OK;
+}
+
 static int dir_srv_op(struct dir *d, const uint8_t peer[OVL_ED25519_PK], const uint8_t *msg,
                       size_t len, uint8_t **res, size_t *res_len)
 {
@@ -353,6 +382,8 @@ static int dir_srv_op(struct dir *d, const uint8_t peer[OVL_ED25519_PK], const u
         return dir_srv_chain(d, peer, msg + 1, len - 1, res, res_len);
     case DIR_LOOKUP:
         return dir_srv_lookup(d, msg + 1, len - 1, res, res_len);
+    case DIR_REPORT:
+        return dir_srv_report(d, peer, msg + 1, len - 1);
     default:
         return DIR_STATUS_BAD;
     }

@@ -103,7 +103,11 @@ static void draw(struct onion_keys keys[HOPS], double *p, double *p_pt)
         else
             real_body(body);
         count(is_cover ? cover_pt : real_pt, body, ONION_BODY);
-        ck_assert_int_eq(onion_fwd_wrap(cell, keys, HOPS, i, body), 0);
+        uint64_t ctr[HOPS];
+
+        for (unsigned h = 0; h < HOPS; h++)
+            ctr[h] = i;
+        ck_assert_int_eq(onion_fwd_wrap(cell, keys, HOPS, ctr, body), 0);
         count(is_cover ? cover : real, cell, sizeof(cell));
     }
     *p = same_law(real, cover);

@@ -344,14 +344,18 @@ def test_dead_relay_leaves_directory(ctx):
 
 def test_backup_replaces_failed_hop(ctx):
     """Kill the middle hop of clientA's chain: the hop before it tells A
-    (BODY_BROKEN), and A rebuilds the same route with that position's
-    backup instead of asking for a new chain."""
+    (BODY_BROKEN) and keeps its part of the chain; A puts that position's
+    backup in its place and sets up only the hops from there on (a
+    BODY_EXTEND that ends at the first hop), so the chain keeps its number
+    and the first hop's state for it survives the repair."""
     tn, a, b = ctx.tn, ctx.a, ctx.b
     ready = [c for c in tn.ctl(a.name, "chains") if c["state"] == "ready"]
     assert ready, "clientA has no ready chain"
-    old = ready[-1]["hops"]
-    victim = tn.name_of(old[1])
+    old, number = ready[-1]["hops"], ready[-1]["chain"]
+    victim, first = tn.name_of(old[1]), tn.name_of(old[0])
     before = a.status()["client_chains_repaired"]
+    extended = tn[first].status()["relay_reextended"]
+    t_kill = time.monotonic()
     tn.kill(victim)
 
     def repaired():
@@ -363,10 +367,20 @@ def test_backup_replaces_failed_hop(ctx):
                 return c
         return None
 
-    new = wait_for(repaired, 10.0, "clientA to repair its chain after %s died" % victim)["hops"]
+    chain = wait_for(repaired, 10.0, "clientA to repair its chain after %s died" % victim)
+    new = chain["hops"]
     print("  %s -> %s" % ([tn.name_of(h) for h in old], [tn.name_of(h) for h in new]))
     assert new[0] == old[0] and new[2:] == old[2:], (old, new)
     assert new[1] != old[1] and tn.name_of(new[1]) != victim, new
+    assert chain["chain"] == number, "chain %s replaced by %s: not repaired in place" % (
+        number, chain["chain"])
+    assert tn[first].status()["relay_reextended"] == extended + 1
+    since_kill_ms = (time.monotonic() - t_kill) * 1000.0
+    kept = [c for c in tn.ctl(first, "relay-chains") if c["prev"] == a.id and c["next"] == new[1]]
+    assert len(kept) == 1, "%s has %r for clientA's chain" % (first, kept)
+    assert kept[0]["age_ms"] > since_kill_ms and kept[0]["broken"] == 0, \
+        "%s set its part up again (age %s ms, kill %.0f ms ago)" % (
+            first, kept[0]["age_ms"], since_kill_ms)
     out = tn.ctl(a.name, "send", "--wait", "--to", b.id, "after the repair")
     assert out.get("result") == "delivered", out
     wait_for(lambda: [m for m in tn.ctl(b.name, "recv") if m["id"] == out["id"]] or None, 10.0,

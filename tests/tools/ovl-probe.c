@@ -585,6 +585,7 @@ static int mode_chain_tamper(struct probe *p)
     uint8_t relay_pk[OVL_ED25519_PK], body[ONION_BODY], good[OVL_CELL_PAYLOAD],
         bad[OVL_CELL_PAYLOAD], ping[8];
     const uint32_t id = UINT32_C(0x80000001); /* we dial: our IDs have the top bit */
+    const uint64_t ctr0 = 0, ctr1 = 1;
     struct onion_keys k;
     struct desc d;
     struct cell c;
@@ -601,9 +602,9 @@ static int mode_chain_tamper(struct probe *p)
     memset(body, 0, sizeof(body));
     body[0] = BODY_DROP;
     ovl_random(ping, sizeof(ping));
-    rc = onion_fwd_wrap(good, &k, 1, 0, body);
+    rc = onion_fwd_wrap(good, &k, 1, &ctr0, body);
     if (rc == 0)
-        rc = onion_fwd_wrap(bad, &k, 1, 1, body);
+        rc = onion_fwd_wrap(bad, &k, 1, &ctr1, body);
     bad[ONION_TAG + 100] ^= 0x04; /* one bit inside the ciphertext */
     if (rc == 0)
         rc = send_chain_cell(p, id, CELL_CHAIN_FWD, good, OVL_CELL_PAYLOAD);

@@ -2,6 +2,7 @@
 #include <check.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 
 #include "ovl_config.h"
@@ -376,6 +377,45 @@ START_TEST(test_heartbeat_spares_backpressure)
 }
 END_TEST
 
+static bool b_closed_dead(struct pair *p)
+{
+    return p->b.ctr.link_closed[LC_DEAD] > 0; /* A, not reading, may not know yet */
+}
+
+/* A probe asks for a sign of life now: a live peer answers its PING and
+ * the link stays; a hung one is declared dead within the probe's window,
+ * long before its 10 heartbeat intervals would run out. */
+START_TEST(test_probe)
+{
+    struct pair p;
+    uv_timer_t t;
+    uint64_t t0;
+
+    signal(SIGPIPE, SIG_IGN); /* as ovld does: A writes after B closed */
+    hb_pair(&p, 1000, 10);
+    ck_assert_int_eq(link_probe(p.b.links, 200), 0);
+    ck_assert_int_eq(link_probe(p.b.links, 200), 0); /* pending: not sent again */
+    uv_timer_init(&p.loop, &t);
+    uv_timer_start(&t, quiet_cb, 400, 0);
+    uv_run(&p.loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&t, NULL);
+    ck_assert(both_open(&p));
+    ck_assert_uint_eq(p.b.ctr.probes, 1);
+    ck_assert_uint_eq(p.b.ctr.probes_failed, 0);
+    ck_assert_uint_eq(p.b.links->probe_ms, 0);
+    /* A stops reading (hung): it never sees the PING. */
+    tp_pause(p.a.links->tp);
+    t0 = node_now_ms();
+    ck_assert_int_eq(link_probe(p.b.links, 200), 0);
+    ck_assert(run_until(&p, b_closed_dead, 3000));
+    ck_assert_uint_ge(node_now_ms() - t0, 150);
+    ck_assert_uint_le(node_now_ms() - t0, 900); /* its heartbeat would take 10 s */
+    ck_assert_uint_eq(p.b.ctr.probes, 2);
+    ck_assert_uint_eq(p.b.ctr.probes_failed, 1);
+    pair_teardown(&p);
+}
+END_TEST
+
 /* ---- dialing a node that publishes several addresses ------------------ */
 
 enum fb_uri {
@@ -545,6 +585,7 @@ static Suite *link_suite(void)
     tcase_add_test(tc, test_heartbeat_keeps_link);
     tcase_add_test(tc, test_heartbeat_detects_dead);
     tcase_add_test(tc, test_heartbeat_spares_backpressure);
+    tcase_add_test(tc, test_probe);
     tcase_add_loop_test(tc, test_dial_fallback, 0, (int)(sizeof(fb_cases) / sizeof(fb_cases[0])));
     suite_add_tcase(s, tc);
     return s;

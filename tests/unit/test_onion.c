@@ -70,11 +70,22 @@ static void make_chain(struct tchain *c, unsigned n, enum ovl_aead_suite s)
     }
 }
 
+/* Wrap body with the same forward counter at every hop. */
+static int wrap_at(uint8_t *cell, const struct onion_keys *keys, unsigned n, uint64_t ctr,
+                   const uint8_t *body)
+{
+    uint64_t ctrs[ONION_MAX_HOPS + 1];
+
+    for (unsigned i = 0; i < ONION_MAX_HOPS + 1; i++)
+        ctrs[i] = ctr;
+    return onion_fwd_wrap(cell, keys, n, ctrs, body);
+}
+
 /* Push one forward cell through every hop; returns the exit's cell. */
 static void fwd_through(const struct tchain *c, uint64_t ctr, uint64_t *next, uint8_t *cell,
                         const uint8_t *body)
 {
-    ck_assert_int_eq(onion_fwd_wrap(cell, c->snd, c->n, ctr, body), 0);
+    ck_assert_int_eq(wrap_at(cell, c->snd, c->n, ctr, body), 0);
     for (unsigned i = 0; i < c->n; i++) {
         ck_assert_int_eq(onion_fwd_peel(cell, &c->hop[i], &next[i]), 0);
         ck_assert_uint_eq(next[i], ctr + 1);
@@ -282,7 +293,7 @@ START_TEST(fwd_roundtrip)
         fwd_through(&c, ctrs[t], next, cell, body);
     }
     /* The counter after the last one is never used. */
-    ck_assert_int_eq(onion_fwd_wrap(cell, c.snd, n, UINT64_MAX, body), OVL_EINVAL);
+    ck_assert_int_eq(wrap_at(cell, c.snd, n, UINT64_MAX, body), OVL_EINVAL);
 }
 END_TEST
 
@@ -295,7 +306,7 @@ static void tamper_fwd_at(const struct tchain *c, unsigned at, uint64_t ctr)
     for (unsigned i = 0; i < c->n; i++)
         next[i] = ctr;
     ovl_random(body, sizeof(body));
-    ck_assert_int_eq(onion_fwd_wrap(cell, c->snd, c->n, ctr, body), 0);
+    ck_assert_int_eq(wrap_at(cell, c->snd, c->n, ctr, body), 0);
     for (unsigned i = 0; i < at; i++)
         ck_assert_int_eq(onion_fwd_peel(cell, &c->hop[i], &next[i]), 0);
     for (size_t pos = 0; pos < OVL_CELL_PAYLOAD; pos++) {
@@ -336,23 +347,23 @@ START_TEST(fwd_replay_window_foreign)
     make_chain(&other, 3, OVL_AEAD_CHACHA20POLY1305);
     ovl_random(body, sizeof(body));
     /* Replay: the same cell twice. */
-    ck_assert_int_eq(onion_fwd_wrap(cell, c.snd, 3, 0, body), 0);
+    ck_assert_int_eq(wrap_at(cell, c.snd, 3, 0, body), 0);
     memcpy(copy, cell, sizeof(cell));
     ck_assert_int_eq(onion_fwd_peel(cell, &c.hop[0], &next), 0);
     ck_assert_int_eq(onion_fwd_peel(copy, &c.hop[0], &next), OVL_ECRYPTO);
     ck_assert_uint_eq(next, 1);
     /* Dropped cells: the last counter inside the window still opens. */
-    ck_assert_int_eq(onion_fwd_wrap(cell, c.snd, 3, next + ONION_WINDOW - 1, body), 0);
+    ck_assert_int_eq(wrap_at(cell, c.snd, 3, next + ONION_WINDOW - 1, body), 0);
     ck_assert_int_eq(onion_fwd_peel(cell, &c.hop[0], &next), 0);
     ck_assert_uint_eq(next, 1 + ONION_WINDOW);
     /* ... the first one beyond it does not, nor does an older one. */
-    ck_assert_int_eq(onion_fwd_wrap(cell, c.snd, 3, next + ONION_WINDOW, body), 0);
+    ck_assert_int_eq(wrap_at(cell, c.snd, 3, next + ONION_WINDOW, body), 0);
     ck_assert_int_eq(onion_fwd_peel(cell, &c.hop[0], &next), OVL_ECRYPTO);
-    ck_assert_int_eq(onion_fwd_wrap(cell, c.snd, 3, next - 2, body), 0);
+    ck_assert_int_eq(wrap_at(cell, c.snd, 3, next - 2, body), 0);
     ck_assert_int_eq(onion_fwd_peel(cell, &c.hop[0], &next), OVL_ECRYPTO);
     ck_assert_uint_eq(next, 1 + ONION_WINDOW);
     /* Wrong keys: another chain's, or the next hop's. */
-    ck_assert_int_eq(onion_fwd_wrap(cell, c.snd, 3, next, body), 0);
+    ck_assert_int_eq(wrap_at(cell, c.snd, 3, next, body), 0);
     nx = next;
     ck_assert_int_eq(onion_fwd_peel(cell, &other.hop[0], &nx), OVL_ECRYPTO);
     ck_assert_int_eq(onion_fwd_peel(cell, &c.hop[1], &nx), OVL_ECRYPTO);
@@ -485,7 +496,7 @@ START_TEST(unlinkable)
     make_chain(&c, ONION_MAX_HOPS, OVL_AEAD_CHACHA20POLY1305);
     ovl_random(body, sizeof(body));
     /* Forward: what each hop receives, and what the exit ends with. */
-    ck_assert_int_eq(onion_fwd_wrap(seen[0], c.snd, c.n, 0, body), 0);
+    ck_assert_int_eq(wrap_at(seen[0], c.snd, c.n, 0, body), 0);
     for (unsigned i = 0; i < c.n; i++) {
         memcpy(seen[i + 1], seen[i], OVL_CELL_PAYLOAD);
         ck_assert_int_eq(onion_fwd_peel(seen[i + 1], &c.hop[i], &next[i]), 0);
@@ -503,6 +514,46 @@ START_TEST(unlinkable)
 }
 END_TEST
 
+/* A repaired chain: hop 0 keeps its keys and counter, hops 1.. are new
+ * and count from zero. A cell wrapped for hop 0 alone ends there (the
+ * BODY_EXTEND of a repair); the per-hop counters then carry cells through
+ * the whole spliced chain, and one counter for all hops no longer does. */
+START_TEST(fwd_spliced)
+{
+    struct tchain c, tail;
+    struct onion_keys snd[3], hop[3];
+    uint8_t body[ONION_BODY], cell[OVL_CELL_PAYLOAD];
+    uint64_t next[3] = {0}, ctr[3];
+
+    make_chain(&c, 3, OVL_AEAD_CHACHA20POLY1305);
+    make_chain(&tail, 2, OVL_AEAD_CHACHA20POLY1305);
+    for (unsigned k = 0; k < 5; k++) {
+        ovl_random(body, sizeof(body));
+        fwd_through(&c, k, next, cell, body);
+    }
+    snd[0] = c.snd[0], hop[0] = c.hop[0];
+    snd[1] = tail.snd[0], hop[1] = tail.hop[0];
+    snd[2] = tail.snd[1], hop[2] = tail.hop[1];
+    next[1] = next[2] = 0;
+    ctr[0] = 5;
+    ovl_random(body, sizeof(body));
+    ck_assert_int_eq(onion_fwd_wrap(cell, snd, 1, ctr, body), 0);
+    ck_assert_int_eq(onion_fwd_peel(cell, &hop[0], &next[0]), 0);
+    ck_assert_mem_eq(cell + ONION_BODY_OFF, body, ONION_BODY);
+    for (unsigned k = 0; k < 3; k++) {
+        ctr[0] = 6 + k, ctr[1] = ctr[2] = k;
+        ovl_random(body, sizeof(body));
+        ck_assert_int_eq(onion_fwd_wrap(cell, snd, 3, ctr, body), 0);
+        for (unsigned i = 0; i < 3; i++)
+            ck_assert_int_eq(onion_fwd_peel(cell, &hop[i], &next[i]), 0);
+        ck_assert_mem_eq(cell + ONION_BODY_OFF, body, ONION_BODY);
+    }
+    ck_assert_int_eq(wrap_at(cell, snd, 3, 9 + ONION_WINDOW / 2, body), 0);
+    ck_assert_int_eq(onion_fwd_peel(cell, &hop[0], &next[0]), 0);
+    ck_assert_int_eq(onion_fwd_peel(cell, &hop[1], &next[1]), OVL_ECRYPTO);
+}
+END_TEST
+
 START_TEST(cell_bounds)
 {
     struct tchain c;
@@ -514,7 +565,7 @@ START_TEST(cell_bounds)
     make_chain(&c, 4, OVL_AEAD_CHACHA20POLY1305);
     ovl_random(body, sizeof(body));
     memset(buf, CANARY, sizeof(buf));
-    ck_assert_int_eq(onion_fwd_wrap(cell, c.snd, c.n, 0, body), 0);
+    ck_assert_int_eq(wrap_at(cell, c.snd, c.n, 0, body), 0);
     for (unsigned i = 0; i < c.n; i++)
         ck_assert_int_eq(onion_fwd_peel(cell, &c.hop[i], &next[i]), 0);
     ck_assert_int_eq(onion_back_originate(cell, &c.hop[3], &hctr[3], body), 0);
@@ -538,8 +589,8 @@ START_TEST(bad_args)
     unsigned origin;
 
     make_chain(&c, 2, OVL_AEAD_CHACHA20POLY1305);
-    ck_assert_int_eq(onion_fwd_wrap(cell, c.snd, 0, 0, body), OVL_EINVAL);
-    ck_assert_int_eq(onion_fwd_wrap(cell, c.snd, ONION_MAX_HOPS + 1, 0, body), OVL_EINVAL);
+    ck_assert_int_eq(wrap_at(cell, c.snd, 0, 0, body), OVL_EINVAL);
+    ck_assert_int_eq(wrap_at(cell, c.snd, ONION_MAX_HOPS + 1, 0, body), OVL_EINVAL);
     ck_assert_int_eq(onion_fwd_peel(cell, &c.hop[0], NULL), OVL_EINVAL);
     ck_assert_int_eq(onion_back_unwrap(body, &origin, c.snd, 0, next, cell), OVL_EINVAL);
     ctr = UINT64_MAX;
@@ -567,6 +618,7 @@ static Suite *onion_suite(void)
     tcase_add_loop_test(tc, fwd_roundtrip, 0, N_SUITES * ONION_MAX_HOPS);
     tcase_add_loop_test(tc, fwd_tamper, 0, N_SUITES);
     tcase_add_test(tc, fwd_replay_window_foreign);
+    tcase_add_test(tc, fwd_spliced);
     tcase_add_loop_test(tc, back_roundtrip, 0, N_SUITES * ONION_MAX_HOPS);
     tcase_add_loop_test(tc, back_tamper, 0, N_SUITES);
     tcase_add_test(tc, back_replay_window_foreign);

@@ -279,6 +279,7 @@ static void send_deliver(struct net *t, const uint8_t *dest, uint32_t seq, bool 
     uint8_t body[ONION_BODY];
     uint16_t dl = data_len(seq);
     uint16_t len = (uint16_t)(OVL_ED25519_PK + dl);
+    uint64_t ctr[ONION_MAX_HOPS];
 
     memset(body, 0, sizeof(body));
     body[0] = BODY_DELIVER;
@@ -286,7 +287,10 @@ static void send_deliver(struct net *t, const uint8_t *dest, uint32_t seq, bool 
     body[3] = (uint8_t)(len >> 8);
     memcpy(body + BODY_HDR, dest, OVL_ED25519_PK);
     fill_data(body + BODY_HDR + OVL_ED25519_PK, dl, seq);
-    ck_assert_int_eq(onion_fwd_wrap(c.payload, t->keys, t->hops, t->fwd_ctr++, body), 0);
+    for (unsigned i = 0; i < t->hops; i++)
+        ctr[i] = t->fwd_ctr;
+    t->fwd_ctr++;
+    ck_assert_int_eq(onion_fwd_wrap(c.payload, t->keys, t->hops, ctr, body), 0);
     if (flip)
         c.payload[100 + seq % 800] ^= 0x10;
     ck_assert_int_eq(link_send(sender_link(t), &c), 0);
