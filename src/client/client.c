@@ -27,6 +27,8 @@
 #define RETIRE_GRACE_MS      2000 /* a replaced chain lingers for late backward cells */
 #define NO_DESTROY           (-1)
 #define REPLACE_AT(lifetime) ((lifetime) / 5 * 4)
+#define BUDGET_WINDOW_MS     10000 /* the cover budget looks at about the last 20 s */
+#define RATE_BURST           8     /* constant-rate slots made up at once after a stall */
 
 static void chain_cell(void *obj, struct link *l, const struct cell *cl);
 static void chain_link_closed(void *obj, struct link *l, uint32_t id);
@@ -560,7 +562,30 @@ static int chain_fwd_send(struct cchain *ch, struct link *l, unsigned hops, cons
         ch->fwd_ctr[i]++;
     ch->cells_out++;
     ch->c->st.cells_out++;
+    ch->c->win_real++; /* cover_send takes its own back */
     return 0;
+}
+
+/* Send one cover cell (BODY_DROP or BODY_LOOP) on ch over l if the cover
+ * budget allows: cover may be at most cover_budget % of the cells in the
+ * window, this one included. 0 when sent. */
+static int cover_send(struct client *c, struct cchain *ch, struct link *l, uint8_t cmd)
+{
+    uint8_t body[ONION_BODY] = {cmd};
+    int rc;
+
+    if (c->o.cover_budget < 100 &&
+        (c->win_cover + 1) * 100 > (uint64_t)c->o.cover_budget * (c->win_cover + c->win_real + 1)) {
+        c->st.cover_skipped++;
+        return OVL_ENOMEM; /* the budget is a cap */
+    }
+    rc = chain_fwd_send(ch, l, ch->length, body);
+    if (rc == 0) {
+        c->win_real--;
+        c->win_cover++;
+        c->st.cover_out++;
+    }
+    return rc;
 }
 
 /* Wrap the next fragment of m and send it on ch over l. */
@@ -595,26 +620,76 @@ static void on_cover(uv_timer_t *t)
     struct cchain *ch = c->current;
     struct link *l = ch ? link_by_serial(c->n, ch->link_serial) : NULL;
     bool loop = t == &c->loop;
-    uint8_t body[ONION_BODY] = {loop ? BODY_LOOP : BODY_DROP};
 
     if (c->stopped)
         return;
     if (l && ch->state == CH_READY && link_can_send(l, 1) &&
-        chain_fwd_send(ch, l, ch->length, body) == 0) {
-        c->st.cover_out++;
+        cover_send(c, ch, l, loop ? BODY_LOOP : BODY_DROP) == 0)
         c->st.loops_out += loop;
-    }
     uv_timer_start(t, on_cover,
                    ovl_random_exp_ms(loop ? c->o.loop_interval_ms : c->o.cover_interval_ms), 0);
 }
 
+/* Send the next fragment of the first message if it is ready: 1 when a
+ * cell left, 0 when there was nothing to send, else the error. */
+static int send_next(struct client *c, struct cchain *ch, struct link *l)
+{
+    struct out_msg *m = c->queue;
+    int rc;
+
+    if (!m || m->state != OM_READY)
+        return 0;
+    if (m->next_frag < m->nfrags) {
+        rc = send_frag(ch, l, m);
+        if (rc)
+            return rc;
+    }
+    if (m->next_frag == m->nfrags) {
+        c->st.messages_sent++;
+        ch->messages++;
+        sendq_await(m);
+        sendq_lookups(c);
+    }
+    return 1;
+}
+
+/* Constant rate: the chain carries exactly constant_rate cells a second,
+ * a waiting fragment in each slot if there is one, cover otherwise; real
+ * cells wait in the send queue (bounded by send_queue), never dropped. */
+static void on_rate(uv_timer_t *t)
+{
+    struct client *c = t->data;
+    uint64_t due = (node_now_ms() - c->rate_t0) * c->o.constant_rate / 1000;
+
+    if (c->stopped)
+        return;
+    if (due - c->rate_sent > RATE_BURST) /* the loop stalled: do not burst */
+        c->rate_sent = due - RATE_BURST;
+    for (; c->rate_sent < due; c->rate_sent++) {
+        struct cchain *ch = c->current;
+        struct link *l = ch ? link_by_serial(c->n, ch->link_serial) : NULL;
+        int rc;
+
+        if (!l || ch->state != CH_READY || !link_can_send(l, 1)) {
+            c->st.rate_missed++;
+            continue;
+        }
+        rc = send_next(c, ch, l);
+        if (rc == 0)
+            (void)cover_send(c, ch, l, BODY_DROP); /* skipped over budget */
+        else if (rc < 0 && rc != OVL_EAGAIN)
+            chain_fail(ch, ovl_strerror(rc), true);
+    }
+}
+
 /* Send what can be sent: queue order, current chain, while the link takes
- * cells; the link's drained() brings us back. */
+ * cells; the link's drained() brings us back. With constant_rate the rate
+ * timer sends instead. */
 void client_pump(struct client *c)
 {
     struct cchain *ch;
     struct link *l;
-    struct out_msg *m;
+    int rc;
 
     if (c->stopped)
         return;
@@ -625,27 +700,14 @@ void client_pump(struct client *c)
         return;
     }
     l = link_by_serial(c->n, ch->link_serial);
-    if (!l)
-        return; /* its link_closed() fails the chain */
-    while ((m = c->queue) && m->state == OM_READY) {
-        while (m->next_frag < m->nfrags) {
-            int rc;
-
-            /* No link_can_send() check first: only an OVL_EAGAIN from
-             * link_send arms the drained() callback that resumes us. */
-            rc = send_frag(ch, l, m);
-            if (rc == OVL_EAGAIN)
-                return;
-            if (rc) {
-                chain_fail(ch, ovl_strerror(rc), true);
-                return;
-            }
-        }
-        c->st.messages_sent++;
-        ch->messages++;
-        sendq_await(m);
-        sendq_lookups(c);
-    }
+    if (!l || c->o.constant_rate)
+        return; /* no link: its link_closed() fails the chain */
+    /* No link_can_send() check first: only an OVL_EAGAIN from link_send
+     * arms the drained() callback that resumes us. */
+    while ((rc = send_next(c, ch, l)) > 0)
+        ;
+    if (rc < 0 && rc != OVL_EAGAIN)
+        chain_fail(ch, ovl_strerror(rc), true);
 }
 
 /* ---- link events, the tick, delivery cells ---- */
@@ -700,6 +762,11 @@ static void on_tick(uv_timer_t *t)
         return;
     msg_rx_expire(&c->rx, now);
     sendq_tick(c, now);
+    if (now - c->win_ms >= BUDGET_WINDOW_MS) {
+        c->win_real /= 2;
+        c->win_cover /= 2;
+        c->win_ms = now;
+    }
     DL_FOREACH_SAFE(c->chains, ch, tmp)
     {
         if ((ch->state == CH_CONNECTING || ch->state == CH_SETUP || ch->state == CH_REPAIR) &&
@@ -744,7 +811,8 @@ static bool opts_valid(const struct client_opts *o)
            o->length >= 1 && o->length <= ONION_MAX_HOPS && o->backups <= DIR_MAX_BACKUPS &&
            o->lifetime_ms >= 1000 && o->setup_timeout_ms > 0 && o->max_message > 0 &&
            o->max_message <= UINT32_MAX - MSG_OVERHEAD_MAX && o->inbox_messages > 0 &&
-           o->inbox_bytes > 0 && o->send_queue > 0 && o->reassembly_timeout_ms > 0;
+           o->inbox_bytes > 0 && o->send_queue > 0 && o->reassembly_timeout_ms > 0 &&
+           o->cover_budget <= 100 && o->constant_rate <= 10000;
 }
 
 void client_opts_defaults(struct client_opts *o)
@@ -763,6 +831,7 @@ void client_opts_defaults(struct client_opts *o)
     o->retransmit_ms = 2000;
     o->deadline_ms = 30000;
     o->distinct_subnets = true;
+    o->cover_budget = 100;
 }
 
 int client_init(struct node *n, const struct client_opts *o, struct client **out)
@@ -813,6 +882,15 @@ int client_init(struct node *n, const struct client_opts *o, struct client **out
         uv_timer_start(&c->loop, on_cover, ovl_random_exp_ms(o->loop_interval_ms), 0);
         c->loop_open = true;
     }
+    if (o->constant_rate) {
+        uint64_t period = 1000 / o->constant_rate;
+
+        uv_timer_init(n->loop, &c->rate);
+        c->rate.data = c;
+        c->rate_t0 = node_now_ms();
+        uv_timer_start(&c->rate, on_rate, period ? period : 1, period ? period : 1);
+        c->rate_open = true;
+    }
     n->client = c;
     *out = c;
     return 0;
@@ -830,6 +908,8 @@ static void on_tick_closed(uv_handle_t *h)
         c->cover_open = false;
     else if (h == (uv_handle_t *)&c->loop)
         c->loop_open = false;
+    else if (h == (uv_handle_t *)&c->rate)
+        c->rate_open = false;
     else
         c->tick_open = false;
 }
@@ -851,6 +931,8 @@ void client_stop(struct client *c)
         uv_close((uv_handle_t *)&c->cover, on_tick_closed);
     if (c->loop_open)
         uv_close((uv_handle_t *)&c->loop, on_tick_closed);
+    if (c->rate_open)
+        uv_close((uv_handle_t *)&c->rate, on_tick_closed);
 }
 
 void client_free(struct client *c)

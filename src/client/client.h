@@ -64,6 +64,8 @@ struct client_opts {
     bool distinct_subnets;           /* [chain] distinct_subnets (local source), default true */
     uint32_t cover_interval_ms;      /* [client] cover_interval: mean gap of drop cover, 0 off */
     uint32_t loop_interval_ms;       /* [client] loop_interval: mean gap of loop cover, 0 off */
+    uint32_t constant_rate;          /* [client] constant_rate: cells/s on the chain, 0 off */
+    uint32_t cover_budget;           /* [client] cover_budget: max % of cells that are cover */
 };
 
 /* What became of a message: 0 delivered (acknowledged by the destination),
@@ -100,7 +102,9 @@ struct client_stats {
     uint64_t acks_sent, acks_in;  /* acknowledgements sent as receiver, accepted as sender */
     uint64_t retransmits;         /* messages sent again for want of an acknowledgement */
     uint64_t chains_repaired;     /* chains rebuilt with a backup in the failed position */
-    uint64_t cover_out;           /* drop-cover cells sent (also in cells_out) */
+    uint64_t cover_out;           /* cover cells sent: drop, loop, constant-rate (in cells_out) */
+    uint64_t cover_skipped;       /* cover cells not sent: over cover_budget */
+    uint64_t rate_missed;         /* constant-rate slots with no ready chain or no room */
     uint64_t loops_out, loops_in; /* loop cover sent, and come back */
     uint32_t inbox_messages, send_queued;
     uint32_t chains;     /* live chains (building, ready or retiring) */

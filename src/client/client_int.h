@@ -77,8 +77,11 @@ struct client {
     unsigned n_lookups;
     struct msg_rx rx;
     struct client_stats st;
-    uv_timer_t tick, cover, loop;
-    bool tick_open, cover_open, loop_open, stopped;
+    uv_timer_t tick, cover, loop, rate;
+    bool tick_open, cover_open, loop_open, rate_open, stopped;
+    uint64_t rate_t0, rate_sent; /* constant rate: slots since rate_t0, and those used */
+    uint64_t win_real, win_cover; /* cells in the cover_budget window (halved each period) */
+    uint64_t win_ms;              /* when the window was last halved */
     unsigned fails; /* consecutive build failures */
     uint32_t backoff_ms;
     uint64_t next_build_ms;

@@ -71,6 +71,9 @@ static void ctl_status_client(struct kvbuf *out, const struct client *c)
     kv_addu(out, "client_chains_repaired", st.chains_repaired);
     kv_addu(out, "client_chains", st.chains);
     kv_addu(out, "client_cover_out", st.cover_out);
+    kv_addu(out, "client_cover_skipped", st.cover_skipped);
+    kv_addu(out, "client_cover_permille", st.cells_out ? st.cover_out * 1000 / st.cells_out : 0);
+    kv_addu(out, "client_rate_missed", st.rate_missed);
     kv_addu(out, "client_loops_out", st.loops_out);
     kv_addu(out, "client_loops_in", st.loops_in);
     kv_addu(out, "client_bytes_held", st.bytes_held);

@@ -790,6 +790,8 @@ static const struct bad_case role_bad_cases[] = {
      "must be greater than heartbeat"},
     {"ttl below default heartbeat", "[dir]\nttl = 4000\n", 2, "ttl (4000)"},
     {"bad source", "[chain]\nsource = relays\n", 2, "unknown source 'relays'"},
+    {"cover budget over 100", "[client]\ncover_budget = 101\n", 2, "out of range (0..100)"},
+    {"constant rate too high", "[client]\nconstant_rate = 10001\n", 2, "0 or 1..10000"},
     {"duplicate source", "[chain]\nsource = local\nsource = local\n", 3,
      "duplicate key 'source' in [chain]"},
     {"key in wrong role section", "[relay]\nlength = 3\n", 2, "unknown key 'length' in [relay]"},
