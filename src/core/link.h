@@ -100,7 +100,9 @@ int link_send(struct link *l, const struct cell *c) OVL_WUR;
 bool link_can_send(struct link *l, unsigned n);
 
 /* Ask an open link's peer for a sign of life now: send a PING and close
- * the link as dead (LC_DEAD) unless some cell arrives within within_ms.
+ * the link as dead (LC_DEAD) unless the PONG echoing it arrives within
+ * within_ms (other cells do not count: a peer that sends but does not
+ * read is not well).
  * For a report that the peer failed (dir): a live peer costs one PING.
  * 0 when the probe is sent or one is pending already; OVL_EUNSUPP without
  * heartbeats, OVL_EAGAIN while the link is paused or full. */

@@ -489,6 +489,87 @@ START_TEST(test_setup_fail)
 }
 END_TEST
 
+/* Send a forward cell with body (cmd, args) that ends at hop hops - 1. */
+static void send_body(struct net *t, unsigned hops, uint8_t cmd, const uint8_t *args, size_t alen)
+{
+    struct cell c = {.chain_id = t->id, .cmd = CELL_CHAIN_FWD, .len = OVL_CELL_PAYLOAD};
+    uint8_t body[ONION_BODY] = {cmd, 0, (uint8_t)(alen & 0xff), (uint8_t)(alen >> 8)};
+    uint64_t ctr[ONION_MAX_HOPS] = {t->fwd_ctr++}; /* only hop 0 has seen cells before */
+
+    memcpy(body + BODY_HDR, args, alen);
+    ck_assert_int_eq(onion_fwd_wrap(c.payload, t->keys, hops, ctr, body), 0);
+    ck_assert_int_eq(link_send(sender_link(t), &c), 0);
+}
+
+static bool r1_broken(struct net *t)
+{
+    return rstats(t, R1).broken > 0 && t->n_back >= 2;
+}
+
+static bool r1_bad(struct net *t)
+{
+    return rstats(t, R1).dropped[RD_BAD_CELL] > 0;
+}
+
+/* R1 loses its next hop: it sends BROKEN, keeps its part of the chain and
+ * reads only BODY_EXTEND, which moves the chain on to R3 (one new hop set
+ * up behind the old one); without an EXTEND it gives up after
+ * setup_timeout and tells the sender. */
+START_TEST(test_broken_reextend)
+{
+    static const unsigned path[] = {R1, R2};
+    struct relay_opts ro;
+    struct net *t = calloc(1, sizeof(*t));
+    struct onion_hop_info info = {.type = ONION_HOP_EXIT, .lifetime_s = 60};
+    uint8_t body[ONION_BODY], ext[BODY_EXTEND_LEN], opk[1][OVL_X25519_LEN];
+    const struct dir_onion *ok;
+    unsigned origin = 99, count = 0;
+
+    relay_opts_test(&ro);
+    net_setup(t, &ro);
+    chain_open(t, path, 2);
+    ck_assert(run_until(t, got_back, 8000));
+    ck_assert_uint_eq(back_cmd(t, 0, &origin, body), BODY_SETUP_OK);
+    link_close(link_find(&t->n[R1], t->n[R2].id.pk), LC_SHUTDOWN);
+    ck_assert(run_until(t, r1_broken, 5000));
+    ck_assert_uint_eq(back_cmd(t, 1, &origin, body), BODY_BROKEN);
+    ck_assert_uint_eq(origin, 0);
+    ck_assert_uint_eq(rstats(t, R1).chains, 1);
+    ck_assert_uint_eq(t->n_destroy, 0);
+    /* Any other body is dropped; the chain stays. */
+    send_body(t, 1, BODY_DROP, NULL, 0);
+    ck_assert(run_until(t, r1_bad, 5000));
+    ck_assert_uint_eq(rstats(t, R1).chains, 1);
+    /* EXTEND to R3 with a one-hop setup header. */
+    ok = dir_onion_keys(t->dir[R3], &count);
+    ck_assert_uint_ge(count, 1);
+    memcpy(opk[0], ok[0].pk, OVL_X25519_LEN);
+    info.suite = (uint8_t)ovl_aead_pick(ovl_aead_available());
+    onion_keys_wipe(&t->keys[1]);
+    memcpy(ext, t->n[R3].id.pk, OVL_ED25519_PK);
+    ck_assert_int_eq(onion_setup_build(ext + OVL_ED25519_PK, (const uint8_t(*)[OVL_X25519_LEN])opk,
+                                       &info, 1, &t->keys[1]),
+                     0);
+    t->back_next[1] = 0;
+    want_back = 3;
+    send_body(t, 1, BODY_EXTEND, ext, sizeof(ext));
+    ck_assert(run_until(t, got_back, 8000));
+    ck_assert_uint_eq(back_cmd(t, 2, &origin, body), BODY_SETUP_OK);
+    ck_assert_uint_eq(origin, 1);
+    ck_assert_uint_eq(rstats(t, R1).reextended, 1);
+    ck_assert_uint_eq(rstats(t, R3).chains, 1);
+    /* Lost again, and no EXTEND this time: DESTROY(link_closed) back. */
+    link_close(link_find(&t->n[R1], t->n[R3].id.pk), LC_SHUTDOWN);
+    ck_assert(run_until(t, got_destroy, 3 * ro.setup_timeout_ms));
+    ck_assert_uint_eq(t->last_destroy, DESTROY_R_LINK_CLOSED);
+    ck_assert_uint_eq(rstats(t, R1).broken, 2);
+    ck_assert(run_until(t, no_chains, 5000));
+    want_back = 1;
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
 /* A chain lives at most max_lifetime: every hop ends it and says why. */
 START_TEST(test_expiry)
 {
@@ -715,6 +796,7 @@ static Suite *relay_suite(void)
     tcase_add_test(tc, test_failures);
     tcase_add_test(tc, test_setup_fail);
     tcase_add_test(tc, test_expiry);
+    tcase_add_test(tc, test_broken_reextend);
     tcase_add_test(tc, test_backpressure);
     tcase_add_test(tc, test_exit_burst);
     tcase_add_test(tc, test_setup_replay);
