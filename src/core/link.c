@@ -175,7 +175,10 @@ int link_probe(struct link *l, uint32_t within_ms)
     l->probe_ms = now;
     l->probe_within = within_ms ? within_ms : 1;
     l->node->ctr.probes++;
-    uv_timer_start(l->timer, link_live_cb, l->probe_within, 0);
+    /* Bring the live timer forward to the probe's deadline, never back:
+     * a heartbeat or dead check due sooner must still run on time. */
+    if (uv_timer_get_due_in(l->timer) > l->probe_within)
+        uv_timer_start(l->timer, link_live_cb, l->probe_within, 0);
     return 0;
 }
 
