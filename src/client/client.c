@@ -562,7 +562,6 @@ static int chain_fwd_send(struct cchain *ch, struct link *l, unsigned hops, cons
         ch->fwd_ctr[i]++;
     ch->cells_out++;
     ch->c->st.cells_out++;
-    ch->c->win_real++; /* cover_send takes its own back */
     return 0;
 }
 
@@ -572,19 +571,16 @@ static int chain_fwd_send(struct cchain *ch, struct link *l, unsigned hops, cons
 static int cover_send(struct client *c, struct cchain *ch, struct link *l, uint8_t cmd)
 {
     uint8_t body[ONION_BODY] = {cmd};
+    uint64_t cells = c->st.cells_out - c->win_cells, cover = c->st.cover_out - c->win_cover;
     int rc;
 
-    if (c->o.cover_budget < 100 &&
-        (c->win_cover + 1) * 100 > (uint64_t)c->o.cover_budget * (c->win_cover + c->win_real + 1)) {
+    if (c->o.cover_budget < 100 && (cover + 1) * 100 > (uint64_t)c->o.cover_budget * (cells + 1)) {
         c->st.cover_skipped++;
         return OVL_ENOMEM; /* the budget is a cap */
     }
     rc = chain_fwd_send(ch, l, ch->length, body);
-    if (rc == 0) {
-        c->win_real--;
-        c->win_cover++;
+    if (rc == 0)
         c->st.cover_out++;
-    }
     return rc;
 }
 
@@ -762,9 +758,9 @@ static void on_tick(uv_timer_t *t)
         return;
     msg_rx_expire(&c->rx, now);
     sendq_tick(c, now);
-    if (now - c->win_ms >= BUDGET_WINDOW_MS) {
-        c->win_real /= 2;
-        c->win_cover /= 2;
+    if (now - c->win_ms >= BUDGET_WINDOW_MS) { /* halve what the window holds */
+        c->win_cells += (c->st.cells_out - c->win_cells) / 2;
+        c->win_cover += (c->st.cover_out - c->win_cover) / 2;
         c->win_ms = now;
     }
     DL_FOREACH_SAFE(c->chains, ch, tmp)

@@ -80,8 +80,9 @@ struct client {
     uv_timer_t tick, cover, loop, rate;
     bool tick_open, cover_open, loop_open, rate_open, stopped;
     uint64_t rate_t0, rate_sent; /* constant rate: slots since rate_t0, and those used */
-    uint64_t win_real, win_cover; /* cells in the cover_budget window (halved each period) */
-    uint64_t win_ms;              /* when the window was last halved */
+    uint64_t win_cells, win_cover; /* st.cells_out and st.cover_out where the cover_budget
+                                    * window starts (moved halfway up each period) */
+    uint64_t win_ms;               /* when the window last moved */
     unsigned fails; /* consecutive build failures */
     uint32_t backoff_ms;
     uint64_t next_build_ms;

@@ -58,5 +58,23 @@ def test_loop_cover(net):
     assert b.status()["client_fragments_in"] == 0, "loop cover reached a destination"
 
 
+def test_cover_budget(net):
+    """[client] cover_budget = 25: drop cover every 20 ms is cut to a quarter
+    of clientA's chain cells; the rest is skipped and counted."""
+    tn = ovltest.testnet(net, relays=3, clients=2, heartbeat=1000, ttl=5000, chain_length=3,
+                         extra=[("clientA", "client", "cover_interval", str(GAP_MS)),
+                                ("clientA", "client", "cover_budget", "25")])
+    a, b = tn["clientA"], tn["clientB"]
+    wait_for(lambda: any(c["state"] == "ready" for c in tn.ctl(a.name, "chains")), 10.0,
+             "clientA's chain")
+    for i in range(20):
+        tn.ctl(a.name, "send", "--to", b.id, "m%d" % i)
+    wait_for(lambda: a.status()["client_cover_skipped"] >= 50, 10.0, "cover skipped over budget")
+    st = a.status()
+    print("budget 25%%: %d cover of %d cells, %d skipped" % (
+        st["client_cover_out"], st["client_cells_out"], st["client_cover_skipped"]))
+    assert st["client_cover_out"] * 100 <= 25 * st["client_cells_out"] + 100, st
+
+
 if __name__ == "__main__":
-    ovltest.run_tests("test_cover_net", [test_drop_cover, test_loop_cover])
+    ovltest.run_tests("test_cover_net", [test_drop_cover, test_loop_cover, test_cover_budget])
