@@ -87,6 +87,7 @@ static const struct key_def key_defs[] = {
     {SECT_NODE, "aead", set_aead, false, false, 0, 0, 0, 0},
     {SECT_NODE, "transports", set_transports, false, false, 0, 0, 0, 0},
     {SECT_NODE, "prefer", set_transports, false, false, 0, 0, 0, 0},
+    {SECT_NODE, "cover_budget", set_uint, false, false, 0, 100, OPT_FIELD(cover_budget)},
     {SECT_LOG, "level", set_level, false, false, 0, 0, 0, 0},
     {SECT_LOG, "syslog", set_syslog, false, false, 0, 0, 0, 0},
     {SECT_LINK, "handshake_timeout", set_uint, false, false, 100, 600000,
@@ -94,6 +95,8 @@ static const struct key_def key_defs[] = {
     {SECT_LINK, "idle_timeout", set_uint, false, true, 1000, 86400000, OPT_FIELD(idle_timeout_ms)},
     {SECT_LINK, "heartbeat", set_uint, false, true, 100, 600000, OPT_FIELD(heartbeat_ms)},
     {SECT_LINK, "heartbeat_misses", set_uint, false, false, 1, 1000, OPT_FIELD(heartbeat_misses)},
+    {SECT_LINK, "padding_min", set_uint, false, false, 10, 3600000, OPT_FIELD(padding_min_ms)},
+    {SECT_LINK, "padding_max", set_uint, false, true, 10, 3600000, OPT_FIELD(padding_max_ms)},
     {SECT_LINK, "max_links", set_uint, false, false, 1, 65536, OPT_FIELD(max_links)},
     {SECT_LINK, "send_queue", set_uint, false, false, 16384, 67108864, OPT_FIELD(sendq_max)},
     {SECT_LINK, "rekey_cells", set_pow2, false, false, 16, UINT64_C(4294967296),
@@ -143,7 +146,6 @@ static const struct key_def key_defs[] = {
      CFG_FIELD(client.loop_interval_ms)},
     {SECT_CLIENT, "constant_rate", set_uint, false, true, 1, 10000,
      CFG_FIELD(client.constant_rate)},
-    {SECT_CLIENT, "cover_budget", set_uint, false, false, 0, 100, CFG_FIELD(client.cover_budget)},
     {SECT_RELAY, "max_chains", set_uint, false, false, 1, 10000000, CFG_FIELD(relay.max_chains)},
     {SECT_RELAY, "setup_timeout", set_uint, false, false, 100, 600000,
      CFG_FIELD(relay.setup_timeout_ms)},
@@ -857,10 +859,14 @@ static void cfg_finish(struct cfg_parse *p)
                  c->client.deadline_ms, c->client.reassembly_timeout_ms);
         return;
     }
+    if (c->opts.padding_max_ms && c->opts.padding_max_ms < c->opts.padding_min_ms) {
+        cfg_fail(p, later_line(p, SECT_LINK, "padding_min", "padding_max"),
+                 "padding_max (%" PRIu32 ") is below padding_min (%" PRIu32 ")",
+                 c->opts.padding_max_ms, c->opts.padding_min_ms);
+        return;
+    }
     if (c->opts.reconnect_max_ms < c->opts.reconnect_min_ms) {
-        unsigned lmin = p->key_line[key_find(SECT_LINK, "reconnect_min") - key_defs];
-        unsigned lmax = p->key_line[key_find(SECT_LINK, "reconnect_max") - key_defs];
-        cfg_fail(p, lmin > lmax ? lmin : lmax,
+        cfg_fail(p, later_line(p, SECT_LINK, "reconnect_min", "reconnect_max"),
                  "reconnect_max (%" PRIu32 ") is below reconnect_min (%" PRIu32 ")",
                  c->opts.reconnect_max_ms, c->opts.reconnect_min_ms);
     }

@@ -27,8 +27,7 @@
 #define RETIRE_GRACE_MS      2000 /* a replaced chain lingers for late backward cells */
 #define NO_DESTROY           (-1)
 #define REPLACE_AT(lifetime) ((lifetime) / 5 * 4)
-#define BUDGET_WINDOW_MS     10000 /* the cover budget looks at about the last 20 s */
-#define RATE_BURST           8     /* constant-rate slots made up at once after a stall */
+#define RATE_BURST           8 /* constant-rate slots made up at once after a stall */
 
 static void chain_cell(void *obj, struct link *l, const struct cell *cl);
 static void chain_link_closed(void *obj, struct link *l, uint32_t id);
@@ -89,6 +88,40 @@ static void route_take_backup(struct dir_chain *route, uint8_t avail[ONION_MAX_H
     avail[p]--;
 }
 
+/* 1 + the position of r whose hop is pk, or 0. A chain never carries a
+ * message to one of its own relays: that relay would see the route and
+ * the delivery both. */
+static unsigned route_find(const struct dir_chain *r, unsigned length, const uint8_t *pk)
+{
+    for (unsigned p = 0; p < length; p++)
+        if (memcmp(r->hops[p][0].id_pk, pk, OVL_ED25519_PK) == 0)
+            return p + 1;
+    return 0;
+}
+
+/* Leave pk out of route r: drop it from every position's backups, and
+ * move a backup into a position it holds. OVL_ENOENT when none is left. */
+static int route_avoid(struct dir_chain *r, uint8_t avail[ONION_MAX_HOPS], unsigned length,
+                       const uint8_t *pk)
+{
+    for (unsigned p = 0; p < length; p++) {
+        for (unsigned k = 1; k <= avail[p];) {
+            if (memcmp(r->hops[p][k].id_pk, pk, OVL_ED25519_PK) != 0) {
+                k++;
+                continue;
+            }
+            memmove(&r->hops[p][k], &r->hops[p][k + 1], (avail[p] - k) * sizeof(r->hops[p][k]));
+            avail[p]--;
+        }
+        if (memcmp(r->hops[p][0].id_pk, pk, OVL_ED25519_PK) == 0) {
+            if (avail[p] == 0)
+                return OVL_ENOENT;
+            route_take_backup(r, avail, p);
+        }
+    }
+    return 0;
+}
+
 /* A hop told us position p (ch->broken - 1) is gone: keep the route for
  * the next build with p's first backup moved into its place. */
 static void chain_plan_repair(struct cchain *ch)
@@ -143,6 +176,20 @@ static void chain_fail(struct cchain *ch, const char *why, bool send_destroy)
     }
     if (!c->current)
         c->fails++; /* messages wait for the next chain until their deadline */
+}
+
+/* No route leaves ch->avoid out: fail the messages to it (they would
+ * have to cross it), not the rest of the queue, and this build. */
+static void chain_avoid_failed(struct cchain *ch)
+{
+    struct out_msg *m, *tmp;
+
+    DL_FOREACH_SAFE(ch->c->queue, m, tmp)
+    {
+        if (memcmp(m->dest, ch->avoid, OVL_ED25519_PK) == 0)
+            sendq_fail(m, "the destination is a relay of every route on offer");
+    }
+    chain_fail(ch, "no route leaves the destination out", false);
 }
 
 /* ---- chains: building ---- */
@@ -213,13 +260,15 @@ static void chain_connect(struct cchain *ch)
     const struct desc *d0 = &ch->route.hops[0][0];
     struct link *l;
     int rc;
-    unsigned i;
 
-    for (i = 0; i < ch->length; i++)
-        if (memcmp(ch->route.hops[i][0].id_pk, n->id.pk, OVL_ED25519_PK) == 0) {
-            chain_fail(ch, "route goes through ourselves", false);
-            return;
-        }
+    if (route_find(&ch->route, ch->length, n->id.pk)) {
+        chain_fail(ch, "route goes through ourselves", false);
+        return;
+    }
+    if (ch->has_avoid && route_avoid(&ch->route, ch->avail, ch->length, ch->avoid) != 0) {
+        chain_avoid_failed(ch);
+        return;
+    }
     rc = chain_onion(ch, 0);
     if (rc) {
         chain_fail(ch, ovl_strerror(rc), false);
@@ -273,6 +322,7 @@ static int pick_route(struct cchain *ch, const struct desc *relays, unsigned cou
     for (i = 0; i < count; i++)
         if ((relays[i].flags & DESC_RELAY) &&
             memcmp(relays[i].id_pk, c->n->id.pk, OVL_ED25519_PK) != 0 &&
+            (!ch->has_avoid || memcmp(relays[i].id_pk, ch->avoid, OVL_ED25519_PK) != 0) &&
             (relays[i].suites & c->n->opts.aead_suites))
             cand[n++] = &relays[i];
     if (select_relays(cand, n, c->o.length, c->o.distinct_subnets) < c->o.length) {
@@ -292,11 +342,12 @@ static void on_dir_list(void *arg, int err, const struct desc *relays, unsigned 
     struct cchain *ch = arg;
     int rc = err ? err : pick_route(ch, relays, count);
 
-    if (rc) {
+    if (rc == OVL_ENOENT && ch->has_avoid)
+        chain_avoid_failed(ch);
+    else if (rc)
         chain_fail(ch, rc == OVL_ENOENT ? "not enough relays" : ovl_strerror(rc), false);
-        return;
-    }
-    chain_connect(ch);
+    else
+        chain_connect(ch);
 }
 
 static void chain_build(struct client *c)
@@ -314,6 +365,12 @@ static void chain_build(struct client *c)
     ch->created_ms = node_now_ms();
     DL_APPEND(c->chains, ch);
     c->building = ch;
+    if (c->has_avoid) {
+        ch->has_avoid = true;
+        memcpy(ch->avoid, c->avoid, OVL_ED25519_PK);
+        c->has_avoid = false;
+        c->st.avoid_builds++;
+    }
     if (c->has_repair) {
         /* Same hops but the failed one: one setup round trip, no directory. */
         c->has_repair = false;
@@ -343,7 +400,7 @@ static void maybe_build(struct client *c)
     if (c->stopped || c->building || now < c->next_build_ms)
         return;
     if (c->current)
-        want = now >= c->current->ready_ms + REPLACE_AT(c->o.lifetime_ms);
+        want = c->has_avoid || now >= c->current->ready_ms + REPLACE_AT(c->o.lifetime_ms);
     else
         want = c->n_queue > 0 || ((c->n->roles & ROLE_CLIENT) && dir_registered(c->n->dir));
     if (want)
@@ -372,6 +429,7 @@ static void chain_ready(struct cchain *ch)
     if (c->building == ch)
         c->building = NULL;
     c->current = ch;
+    c->has_avoid = false; /* send_next asks again if this chain has the destination too */
     c->fails = 0;
     c->backoff_ms = BACKOFF_MIN_MS;
     if (old && old != ch) {
@@ -565,22 +623,22 @@ static int chain_fwd_send(struct cchain *ch, struct link *l, unsigned hops, cons
     return 0;
 }
 
-/* Send one cover cell (BODY_DROP or BODY_LOOP) on ch over l if the cover
- * budget allows: cover may be at most cover_budget % of the cells in the
- * window, this one included. 0 when sent. */
+/* Send one cover cell (BODY_DROP or BODY_LOOP) on ch over l if the node's
+ * cover budget allows (node_cover_allowed). 0 when sent. */
 static int cover_send(struct client *c, struct cchain *ch, struct link *l, uint8_t cmd)
 {
     uint8_t body[ONION_BODY] = {cmd};
-    uint64_t cells = c->st.cells_out - c->win_cells, cover = c->st.cover_out - c->win_cover;
     int rc;
 
-    if (c->o.cover_budget < 100 && (cover + 1) * 100 > (uint64_t)c->o.cover_budget * (cells + 1)) {
+    if (!node_cover_allowed(c->n)) {
         c->st.cover_skipped++;
         return OVL_ENOMEM; /* the budget is a cap */
     }
     rc = chain_fwd_send(ch, l, ch->length, body);
-    if (rc == 0)
+    if (rc == 0) {
         c->st.cover_out++;
+        c->n->ctr.cover_out++;
+    }
     return rc;
 }
 
@@ -635,6 +693,17 @@ static int send_next(struct client *c, struct cchain *ch, struct link *l)
 
     if (!m || m->state != OM_READY)
         return 0;
+    if (route_find(&ch->route, ch->length, m->dest)) {
+        /* It waits for a chain without its destination; so does the queue
+         * behind it, as order is kept. */
+        if (!c->has_avoid && (!c->building || !c->building->has_avoid ||
+                              memcmp(c->building->avoid, m->dest, OVL_ED25519_PK) != 0)) {
+            c->has_avoid = true;
+            memcpy(c->avoid, m->dest, OVL_ED25519_PK);
+        }
+        maybe_build(c);
+        return 0;
+    }
     if (m->next_frag < m->nfrags) {
         rc = send_frag(ch, l, m);
         if (rc)
@@ -758,11 +827,6 @@ static void on_tick(uv_timer_t *t)
         return;
     msg_rx_expire(&c->rx, now);
     sendq_tick(c, now);
-    if (now - c->win_ms >= BUDGET_WINDOW_MS) { /* halve what the window holds */
-        c->win_cells += (c->st.cells_out - c->win_cells) / 2;
-        c->win_cover += (c->st.cover_out - c->win_cover) / 2;
-        c->win_ms = now;
-    }
     DL_FOREACH_SAFE(c->chains, ch, tmp)
     {
         if ((ch->state == CH_CONNECTING || ch->state == CH_SETUP || ch->state == CH_REPAIR) &&
@@ -808,7 +872,7 @@ static bool opts_valid(const struct client_opts *o)
            o->lifetime_ms >= 1000 && o->setup_timeout_ms > 0 && o->max_message > 0 &&
            o->max_message <= UINT32_MAX - MSG_OVERHEAD_MAX && o->inbox_messages > 0 &&
            o->inbox_bytes > 0 && o->send_queue > 0 && o->reassembly_timeout_ms > 0 &&
-           o->cover_budget <= 100 && o->constant_rate <= 10000;
+           o->constant_rate <= 10000;
 }
 
 void client_opts_defaults(struct client_opts *o)
@@ -827,7 +891,6 @@ void client_opts_defaults(struct client_opts *o)
     o->retransmit_ms = 2000;
     o->deadline_ms = 30000;
     o->distinct_subnets = true;
-    o->cover_budget = 100;
 }
 
 int client_init(struct node *n, const struct client_opts *o, struct client **out)

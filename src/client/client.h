@@ -65,7 +65,6 @@ struct client_opts {
     uint32_t cover_interval_ms;      /* [client] cover_interval: mean gap of drop cover, 0 off */
     uint32_t loop_interval_ms;       /* [client] loop_interval: mean gap of loop cover, 0 off */
     uint32_t constant_rate;          /* [client] constant_rate: cells/s on the chain, 0 off */
-    uint32_t cover_budget;           /* [client] cover_budget: max % of cells that are cover */
 };
 
 /* What became of a message: 0 delivered (acknowledged by the destination),
@@ -102,8 +101,9 @@ struct client_stats {
     uint64_t acks_sent, acks_in;  /* acknowledgements sent as receiver, accepted as sender */
     uint64_t retransmits;         /* messages sent again for want of an acknowledgement */
     uint64_t chains_repaired;     /* chains rebuilt with a backup in the failed position */
+    uint64_t avoid_builds;        /* chains built to leave a message's destination out */
     uint64_t cover_out;           /* cover cells sent: drop, loop, constant-rate (in cells_out) */
-    uint64_t cover_skipped;       /* cover cells not sent: over cover_budget */
+    uint64_t cover_skipped;       /* cover cells not sent: over [node] cover_budget */
     uint64_t rate_missed;         /* constant-rate slots with no ready chain or no room */
     uint64_t loops_out, loops_in; /* loop cover sent, and come back */
     uint32_t inbox_messages, send_queued;

@@ -28,11 +28,13 @@ struct cchain {
     struct dir_chain route;        /* hops[p][0] in use, hops[p][1..avail[p]] its backups */
     uint8_t avail[ONION_MAX_HOPS]; /* backups left per position */
     unsigned broken;               /* 1 + the position a hop reported lost, or 0 */
+    bool has_avoid;                /* the route must leave avoid out (a destination) */
+    uint8_t avoid[OVL_ED25519_PK];
     struct onion_keys keys[ONION_MAX_HOPS];
     uint64_t fwd_ctr[ONION_MAX_HOPS], back_next[ONION_MAX_HOPS]; /* per hop: see onion.h */
-    uint8_t hdr[ONION_HDR_LEN]; /* setup header until it is sent */
-    uint64_t link_serial;       /* first hop's link; 0 before dialing */
-    uint32_t chain_id;          /* registered in the chanmap when non-zero */
+    uint8_t hdr[ONION_HDR_LEN];                                  /* setup header until it is sent */
+    uint64_t link_serial; /* first hop's link; 0 before dialing */
+    uint32_t chain_id;    /* registered in the chanmap when non-zero */
     uint64_t created_ms, ready_ms, expires_ms, deadline_ms; /* monotonic */
     uint64_t cells_out, cells_in, messages;
 };
@@ -69,6 +71,8 @@ struct client {
     struct dir_chain repair; /* the next build's route, when has_repair */
     uint8_t repair_avail[ONION_MAX_HOPS];
     bool has_repair;
+    bool has_avoid;                /* the next build leaves avoid out: a message's */
+    uint8_t avoid[OVL_ED25519_PK]; /* destination is a relay of the current chain */
     struct out_msg *queue;
     struct out_msg *unacked; /* sent whole, waiting for the acknowledgement */
     struct out_msg *adding;  /* the message client_send_cb is adding, until it returns */
@@ -80,10 +84,7 @@ struct client {
     uv_timer_t tick, cover, loop, rate;
     bool tick_open, cover_open, loop_open, rate_open, stopped;
     uint64_t rate_t0, rate_sent; /* constant rate: slots since rate_t0, and those used */
-    uint64_t win_cells, win_cover; /* st.cells_out and st.cover_out where the cover_budget
-                                    * window starts (moved halfway up each period) */
-    uint64_t win_ms;               /* when the window last moved */
-    unsigned fails; /* consecutive build failures */
+    unsigned fails;              /* consecutive build failures */
     uint32_t backoff_ms;
     uint64_t next_build_ms;
 };

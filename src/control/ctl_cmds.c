@@ -118,6 +118,11 @@ static void ctl_status_counters(struct kvbuf *out, const struct node *n)
     kv_addu(out, "probes_failed", k->probes_failed);
     kv_addu(out, "dead_detect_ms_last", k->dead_detect_ms_last);
     kv_addu(out, "dead_detect_ms_max", k->dead_detect_ms_max);
+    kv_addu(out, "padding_in", k->padding_in);
+    kv_addu(out, "padding_out", k->padding_out);
+    kv_addu(out, "cover_out", k->cover_out);
+    kv_addu(out, "cover_skipped", k->cover_skipped);
+    kv_addu(out, "cover_permille", k->cells_out ? k->cover_out * 1000 / k->cells_out : 0);
     kv_addu(out, "chanmap", n->n_chanmap);
     kv_addu(out, "chain_unknown", k->chain_unknown);
     for (r = LC_NONE + 1; r < LC_REASON_COUNT; r++) {

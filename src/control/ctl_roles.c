@@ -69,6 +69,7 @@ static void ctl_status_client(struct kvbuf *out, const struct client *c)
     kv_addu(out, "client_chains_failed", st.chains_failed);
     kv_addu(out, "client_chains_replaced", st.chains_replaced);
     kv_addu(out, "client_chains_repaired", st.chains_repaired);
+    kv_addu(out, "client_avoid_builds", st.avoid_builds);
     kv_addu(out, "client_chains", st.chains);
     kv_addu(out, "client_cover_out", st.cover_out);
     kv_addu(out, "client_cover_skipped", st.cover_skipped);

@@ -107,6 +107,41 @@ static void link_hs_timeout_cb(uv_timer_t *t)
     link_close(l, LC_HS_TIMEOUT);
 }
 
+/* Draw how long the link stays quiet before it sends padding. */
+static uint32_t link_pad_gap(const struct node_opts *o)
+{
+    if (!o->padding_max_ms)
+        return 0;
+    return o->padding_min_ms + ovl_random_uniform(o->padding_max_ms - o->padding_min_ms + 1);
+}
+
+/* Link padding: a PADDING cell once the link has sent nothing but upkeep
+ * for a fresh U(padding_min, padding_max) draw. Heartbeats do not count,
+ * or padding would never fire; a new draw follows real traffic too, so
+ * the quiet before padding never repeats one value an observer could
+ * learn. Return the ms until it is due. */
+static uint64_t link_pad(struct link *l, uint64_t now)
+{
+    struct node *n = l->node;
+    struct cell pad = {.cmd = CELL_PADDING};
+
+    if (!n->opts.padding_max_ms)
+        return UINT32_MAX;
+    if (l->last_real_tx_ms > l->pad_from_ms) {
+        l->pad_from_ms = l->last_real_tx_ms;
+        l->pad_gap_ms = link_pad_gap(&n->opts);
+    }
+    if (now - l->pad_from_ms < l->pad_gap_ms)
+        return l->pad_from_ms + l->pad_gap_ms - now;
+    if (link_can_send(l, 1) && node_cover_allowed(n) && link_send(l, &pad) == 0) {
+        n->ctr.padding_out++;
+        n->ctr.cover_out++;
+    }
+    l->pad_from_ms = now;
+    l->pad_gap_ms = link_pad_gap(&n->opts);
+    return l->pad_gap_ms;
+}
+
 /* Liveness of an open link: a PING after heartbeat_ms of sending nothing,
  * dead after heartbeat_misses intervals of receiving nothing (the peer
  * pings too, so a live peer is never quiet that long), idle after
@@ -116,7 +151,7 @@ static void link_live_cb(uv_timer_t *t)
     struct link *l = t->data;
     struct node *n = l->node;
     const struct node_opts *o = &n->opts;
-    uint64_t now = node_now_ms(), next = UINT32_MAX;
+    uint64_t now = node_now_ms(), next = UINT32_MAX, pad;
     uint64_t quiet = l->paused ? 0 : now - l->last_rx_ms; /* we are not listening */
     uint64_t dead = (uint64_t)o->heartbeat_ms * o->heartbeat_misses;
     struct cell ping = {.cmd = CELL_PING};
@@ -147,6 +182,11 @@ static void link_live_cb(uv_timer_t *t)
         if (dead - quiet < next)
             next = dead - quiet;
     }
+    pad = link_pad(l, now);
+    if (l->state != LINK_OPEN)
+        return; /* the padding cell could not be sealed or sent */
+    if (pad < next)
+        next = pad;
     if (o->idle_timeout_ms && o->idle_timeout_ms - quiet < next)
         next = o->idle_timeout_ms - quiet;
     if (l->probe_ms && l->probe_ms + l->probe_within - now < next)
@@ -471,7 +511,9 @@ static void link_opened(struct link *l)
     l->alts = NULL;
     n->ctr.handshakes_ok++;
     link_timer_stop(l);
-    if (n->opts.idle_timeout_ms || n->opts.heartbeat_ms) {
+    l->pad_from_ms = node_now_ms();
+    l->pad_gap_ms = link_pad_gap(&n->opts);
+    if (n->opts.idle_timeout_ms || n->opts.heartbeat_ms || n->opts.padding_max_ms) {
         l->timer = malloc(sizeof(*l->timer));
         if (l->timer) {
             uv_timer_init(n->loop, l->timer);
@@ -644,6 +686,8 @@ int link_send(struct link *l, const struct cell *c)
     l->tx_ctr++;
     l->cells_out++;
     l->last_tx_ms = node_now_ms();
+    if (c->chain_id || c->cmd > CELL_PONG)
+        l->last_real_tx_ms = l->last_tx_ms;
     n->ctr.cells_out++;
     return 0;
 }
@@ -707,7 +751,10 @@ struct link *link_find(struct node *n, const uint8_t pk[OVL_ED25519_PK])
 
 static void on_padding(void *ctx, struct link *l, const struct cell *c)
 {
-    (void)ctx, (void)l, (void)c; /* cover: received and dropped by design */
+    struct node *n = ctx;
+
+    (void)l, (void)c; /* cover: received and dropped by design */
+    n->ctr.padding_in++;
 }
 
 static void on_ping(void *ctx, struct link *l, const struct cell *c)

@@ -49,6 +49,36 @@ void node_opts_defaults(struct node_opts *o)
     o->rekey_cells = 1048576;
     o->reconnect_min_ms = 1000;
     o->reconnect_max_ms = 60000;
+    o->padding_min_ms = 1500;
+    o->padding_max_ms = 9500;
+    o->cover_budget = 100;
+}
+
+#define BUDGET_PERIOD_MS 10000 /* the window's start moves halfway up once a period */
+
+bool node_cover_allowed(struct node *n)
+{
+    struct node_budget *b = &n->budget;
+    uint64_t now = node_now_ms(), cells, cover;
+
+    if (n->opts.cover_budget >= 100)
+        return true;
+    /* The window holds the last period and half the one before, and so on:
+     * recent traffic weighs most, and no per-cell bookkeeping is needed. */
+    for (unsigned i = 0; now - b->start_ms >= BUDGET_PERIOD_MS && i < 64; i++) {
+        b->cells += (n->ctr.cells_out - b->cells) / 2;
+        b->cover += (n->ctr.cover_out - b->cover) / 2;
+        b->start_ms += BUDGET_PERIOD_MS;
+    }
+    if (now - b->start_ms >= BUDGET_PERIOD_MS)
+        b->start_ms = now;
+    cells = n->ctr.cells_out - b->cells;
+    cover = n->ctr.cover_out - b->cover;
+    if ((cover + 1) * 100 > (uint64_t)n->opts.cover_budget * (cells + 1)) {
+        n->ctr.cover_skipped++;
+        return false;
+    }
+    return true;
 }
 
 uint64_t node_now_ms(void)
@@ -77,7 +107,9 @@ int node_init(struct node *n, uv_loop_t *loop, const struct node_opts *opts,
               const struct ovl_identity *id, unsigned roles)
 {
     if (!opts->aead_suites || opts->rekey_cells < 16 || opts->rekey_cells > (UINT64_C(1) << 32) ||
-        (opts->rekey_cells & (opts->rekey_cells - 1)) != 0 || !opts->max_links)
+        (opts->rekey_cells & (opts->rekey_cells - 1)) != 0 || !opts->max_links ||
+        opts->cover_budget > 100 ||
+        (opts->padding_max_ms && opts->padding_min_ms > opts->padding_max_ms))
         return OVL_EINVAL;
     n->loop = loop;
     n->opts = *opts;
@@ -92,6 +124,7 @@ int node_init(struct node *n, uv_loop_t *loop, const struct node_opts *opts,
     ovl_kdf_label(n->tp_env.secret, n->id.sk, "ovl quic secret v1");
     dispatch_init(&n->disp);
     n->started_ms = node_now_ms();
+    n->budget.start_ms = n->started_ms;
     return link_register_handlers(n);
 }
 

@@ -27,8 +27,8 @@ enum node_role {
 };
 
 #define NODE_MAX_LISTEN 8
-#define NODE_MAX_PEERS 64
-#define PEER_NAME_MAX 32
+#define NODE_MAX_PEERS  64
+#define PEER_NAME_MAX   32
 
 /* Why a link ended. Each has a counter in node_counters and a name in
  * link_close_reason_name() (used by the control protocol). */
@@ -60,18 +60,21 @@ const char *link_close_reason_name(enum link_close_reason r);
 
 /* Tunables the core needs; the app fills them from the config. */
 struct node_opts {
-    uint32_t aead_suites;         /* acceptable AEAD suites (mask) */
+    uint32_t aead_suites; /* acceptable AEAD suites (mask) */
     uint32_t handshake_timeout_ms;
-    uint32_t idle_timeout_ms;     /* 0 = never */
-    uint32_t heartbeat_ms;        /* PING an open link quiet this long; 0 = never */
-    uint32_t heartbeat_misses;    /* dead after this many intervals with no cell */
+    uint32_t idle_timeout_ms;  /* 0 = never */
+    uint32_t heartbeat_ms;     /* PING an open link quiet this long; 0 = never */
+    uint32_t heartbeat_misses; /* dead after this many intervals with no cell */
     uint32_t max_links;
-    size_t sendq_max;             /* per-link send queue, bytes */
-    uint64_t rekey_cells;         /* ratchet each direction's key after this many cells */
+    size_t sendq_max;     /* per-link send queue, bytes */
+    uint64_t rekey_cells; /* ratchet each direction's key after this many cells */
     uint32_t reconnect_min_ms;
     uint32_t reconnect_max_ms;
-    unsigned transports; /* tp_bit() mask a node may dial and listen on; 0 = all */
-    unsigned prefer;     /* tp_bit() of the transport dialed first; 0 = tcp */
+    unsigned transports;     /* tp_bit() mask a node may dial and listen on; 0 = all */
+    unsigned prefer;         /* tp_bit() of the transport dialed first; 0 = tcp */
+    uint32_t padding_min_ms; /* link padding after U(min, max) ms of no traffic */
+    uint32_t padding_max_ms; /* but upkeep; padding_max_ms 0 = no link padding */
+    uint32_t cover_budget;   /* most cover (padding, chain cover) in % of cells sent */
 };
 
 /* A configured outbound peer: dialed at start and redialed with backoff. */
@@ -101,12 +104,12 @@ struct link_observer {
 struct peer {
     struct node *node;
     struct peer_spec spec;
-    struct link *link;      /* current link, or NULL */
-    uv_timer_t timer;       /* reconnect backoff */
+    struct link *link; /* current link, or NULL */
+    uv_timer_t timer;  /* reconnect backoff */
     uint32_t backoff_ms;
     uint64_t attempts;
     uint64_t failures;
-    int last_error;         /* last dial/close error, 0 if none */
+    int last_error; /* last dial/close error, 0 if none */
     enum link_close_reason last_reason;
 };
 
@@ -118,11 +121,20 @@ struct node_counters {
     uint64_t frames_in, frames_out;
     uint64_t bytes_in, bytes_out;
     uint64_t rekeys;
-    uint64_t chain_unknown; /* chain-level cells for an ID nobody owns */
-    uint64_t dial_fallbacks; /* dials retried on a relay's next address */
-    uint64_t heartbeats;     /* PINGs sent because a link was quiet */
+    uint64_t chain_unknown;         /* chain-level cells for an ID nobody owns */
+    uint64_t dial_fallbacks;        /* dials retried on a relay's next address */
+    uint64_t heartbeats;            /* PINGs sent because a link was quiet */
     uint64_t probes, probes_failed; /* link_probe PINGs, and links they found dead */
     uint64_t dead_detect_ms_last, dead_detect_ms_max; /* silence before a link was declared dead */
+    uint64_t padding_in, padding_out; /* link padding cells (padding_out is in cover_out) */
+    uint64_t cover_out;     /* cover cells sent: link padding and the client's chain cover */
+    uint64_t cover_skipped; /* cover cells not sent: over cover_budget */
+};
+
+/* The cover budget's window: counters where it starts (node_cover_allowed). */
+struct node_budget {
+    uint64_t start_ms;
+    uint64_t cells, cover; /* ctr.cells_out and ctr.cover_out at the start */
 };
 
 struct node {
@@ -146,11 +158,12 @@ struct node {
     unsigned n_peers;
 
     struct node_counters ctr;
+    struct node_budget budget;
     uint64_t started_ms;
     bool stopping;
 
-    uint64_t next_link_serial;      /* link->serial: unique for the node's life */
-    struct chanmap_slot *chanmap;   /* (link, chain ID) -> owner; see chanmap.h */
+    uint64_t next_link_serial;    /* link->serial: unique for the node's life */
+    struct chanmap_slot *chanmap; /* (link, chain ID) -> owner; see chanmap.h */
     uint32_t n_chanmap;
     struct link_observer observers[NODE_MAX_OBSERVERS];
     unsigned n_observers;
@@ -190,6 +203,12 @@ void node_free(struct node *n);
 
 /* Register a link observer (copied). OVL_ENOMEM past NODE_MAX_OBSERVERS. */
 int node_observe_links(struct node *n, const struct link_observer *obs) OVL_WUR;
+
+/* Return true when one more cover cell keeps cover within opts.cover_budget
+ * percent of the cells this node sent over the last 10 to 20 s, the cell
+ * itself included; count a skip when not. The caller counts ctr.cover_out
+ * once the cell is sent. Cover is a luxury: over budget it is skipped. */
+bool node_cover_allowed(struct node *n);
 
 /* Return a monotonic clock in milliseconds (for ages and timeouts). */
 uint64_t node_now_ms(void);

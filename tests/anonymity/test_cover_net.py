@@ -59,11 +59,11 @@ def test_loop_cover(net):
 
 
 def test_cover_budget(net):
-    """[client] cover_budget = 25: drop cover every 20 ms is cut to a quarter
-    of clientA's chain cells; the rest is skipped and counted."""
+    """[node] cover_budget = 25: drop cover every 20 ms is cut to a quarter
+    of the cells clientA sends; the rest is skipped and counted."""
     tn = ovltest.testnet(net, relays=3, clients=2, heartbeat=1000, ttl=5000, chain_length=3,
                          extra=[("clientA", "client", "cover_interval", str(GAP_MS)),
-                                ("clientA", "client", "cover_budget", "25")])
+                                ("clientA", "node", "cover_budget", "25")])
     a, b = tn["clientA"], tn["clientB"]
     wait_for(lambda: any(c["state"] == "ready" for c in tn.ctl(a.name, "chains")), 10.0,
              "clientA's chain")
@@ -71,9 +71,12 @@ def test_cover_budget(net):
         tn.ctl(a.name, "send", "--to", b.id, "m%d" % i)
     wait_for(lambda: a.status()["client_cover_skipped"] >= 50, 10.0, "cover skipped over budget")
     st = a.status()
-    print("budget 25%%: %d cover of %d cells, %d skipped" % (
-        st["client_cover_out"], st["client_cells_out"], st["client_cover_skipped"]))
-    assert st["client_cover_out"] * 100 <= 25 * st["client_cells_out"] + 100, st
+    print("budget 25%%: %d cover of %d cells (%d of them padding), %d skipped" % (
+        st["cover_out"], st["cells_out"], st["padding_out"], st["cover_skipped"]))
+    assert st["cover_out"] * 100 <= 25 * st["cells_out"] + 100, st
+    assert st["cover_out"] == st["client_cover_out"] + st["padding_out"], st
+    assert st["cover_skipped"] >= st["client_cover_skipped"], st
+    assert 200 <= st["cover_permille"] <= 260, st
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@
  * distributions of their bytes cannot be told apart (chi-square two-sample
  * test over the 256 byte values, p > 0.01). The same test on the bodies
  * themselves (before wrapping) tells them apart at once: it can fail.
+ * The same holds one layer down for link padding: a sealed PADDING frame
+ * and a sealed chain cell have one size and one byte law.
  */
 #include <check.h>
 #include <math.h>
@@ -16,6 +18,7 @@
 
 #include "chain/body.h"
 #include "chain/onion.h"
+#include "core/cell.h"
 #include "check_main.h"
 #include "stats.h"
 
@@ -132,6 +135,62 @@ START_TEST(test_cover_looks_real)
 }
 END_TEST
 
+/* Seal CELLS padding cells and CELLS real ones (chain_fwd carrying a
+ * wrapped onion cell) on one link key; p-values of the byte laws of the
+ * sealed frames past the counter (*p) and of the cells before sealing. */
+static void draw_link(struct onion_keys keys[HOPS], const struct ovl_aead *link, double *p,
+                      double *p_pt)
+{
+    uint8_t body[ONION_BODY], raw[OVL_CELL_LEN], frame[FRAME_CELL_LEN];
+    uint64_t real[256] = {0}, pad[256] = {0}, real_pt[256] = {0}, pad_pt[256] = {0};
+
+    for (uint64_t i = 0; i < 2 * CELLS; i++) {
+        bool is_pad = i % 2;
+        struct cell c = {.cmd = CELL_PADDING};
+
+        if (!is_pad) {
+            uint64_t ctr[HOPS] = {i, i, i};
+
+            real_body(body);
+            c.cmd = CELL_CHAIN_FWD;
+            c.chain_id = 1 + ovl_random_uniform(UINT32_MAX);
+            c.len = OVL_CELL_PAYLOAD;
+            ck_assert_int_eq(onion_fwd_wrap(c.payload, keys, HOPS, ctr, body), 0);
+        }
+        ck_assert_int_eq(cell_encode(raw, &c), 0);
+        ck_assert_int_eq(frame_seal(frame, link, i, raw), 0);
+        count(is_pad ? pad_pt : real_pt, raw, sizeof(raw));
+        count(is_pad ? pad : real, frame + FRAME_CELL_AD, sizeof(frame) - FRAME_CELL_AD);
+    }
+    *p = same_law(real, pad);
+    *p_pt = same_law(real_pt, pad_pt);
+    printf("sealed frames of %d bytes: byte laws real vs padding p = %.3f (cells before "
+           "sealing: p = %g)\n",
+           FRAME_CELL_LEN, *p, *p_pt);
+}
+
+/* Link padding is a sealed frame like any other: same size (FRAME_CELL_LEN
+ * whatever the command), same byte law past the clear counter. */
+START_TEST(test_padding_looks_real)
+{
+    struct onion_keys keys[HOPS];
+    struct ovl_aead link;
+    uint8_t key[OVL_AEAD_KEY];
+    double p = 0, p_pt = 1;
+
+    make_keys(keys);
+    ovl_random(key, sizeof(key));
+    ck_assert_int_eq(ovl_aead_init(&link, OVL_AEAD_CHACHA20POLY1305, key), 0);
+    for (int attempt = 0; attempt < 2 && p <= 0.01; attempt++)
+        draw_link(keys, &link, &p, &p_pt);
+    ck_assert_msg(p > 0.01, "sealed padding and real cells differ: p = %g", p);
+    ck_assert_msg(p_pt < 1e-6, "the test cannot tell even cells before sealing apart");
+    ovl_aead_wipe(&link);
+    for (unsigned i = 0; i < HOPS; i++)
+        onion_keys_wipe(&keys[i]);
+}
+END_TEST
+
 static Suite *indist_suite(void)
 {
     Suite *s = suite_create("indist");
@@ -139,6 +198,7 @@ static Suite *indist_suite(void)
 
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_cover_looks_real);
+    tcase_add_test(tc, test_padding_looks_real);
     suite_add_tcase(s, tc);
     return s;
 }

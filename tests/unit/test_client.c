@@ -440,7 +440,8 @@ static bool net_registered(struct net *w)
     return true;
 }
 
-static size_t net_sendq; /* A's per-link send queue; 0 = default */
+static size_t net_sendq;       /* A's per-link send queue; 0 = default */
+static bool net_relay_clients; /* R1..R3 are clients (endpoints) as well */
 
 static void net_up(struct net *w, const struct client_opts *co)
 {
@@ -460,6 +461,9 @@ static void net_up(struct net *w, const struct client_opts *co)
     ro.exit_queue = 1024;
     for (unsigned i = 0; i < N_NODES; i++) {
         unsigned roles = i == BS ? ROLE_BOOTSTRAP : i <= R3 ? ROLE_RELAY : ROLE_CLIENT;
+
+        if (i >= R1 && i <= R3 && net_relay_clients)
+            roles |= ROLE_CLIENT;
         struct node_opts no;
         struct ovl_identity id;
 
@@ -528,6 +532,11 @@ static void count_ready(void *arg, const struct client_chain_info *ci)
         ck_assert_uint_gt(ci->expires_in_ms, 0);
         (*n)++;
     }
+}
+
+static void count_any_ready(void *arg, const struct client_chain_info *ci)
+{
+    *(unsigned *)arg += strcmp(ci->state, "ready") == 0;
 }
 
 static bool a_ready(struct net *w)
@@ -885,6 +894,96 @@ START_TEST(net_send_errors)
 }
 END_TEST
 
+/* ---- never the receiver ---- */
+
+static bool a_any_ready(struct net *w)
+{
+    unsigned n = 0;
+
+    client_each_chain(w->cl[CA], count_any_ready, &n);
+    return n > 0;
+}
+
+static bool relays_got_one(struct net *w)
+{
+    for (unsigned r = R1; r <= R3; r++) {
+        struct client_stats st;
+
+        client_stats(w->cl[r], &st);
+        if (st.messages_received < 1)
+            return false;
+    }
+    return a_all_acked(w);
+}
+
+/* Relays that are endpoints too, and chains of 2 of the 3: A sends one
+ * message to each relay. At least two of them are on A's first chain, so
+ * at least one message must wait for a chain without its destination;
+ * every one arrives. */
+START_TEST(net_never_the_receiver)
+{
+    struct net w;
+    struct client_opts co;
+    struct client_stats st;
+    uint8_t id[CLIENT_MSG_ID], body[64] = {7};
+
+    client_opts_defaults(&co);
+    co.source = CHAIN_SOURCE_LOCAL;
+    co.length = 2;
+    net_relay_clients = true;
+    net_up(&w, &co);
+    net_relay_clients = false;
+    ck_assert(run_until(&w, a_any_ready, 15000));
+    for (unsigned r = R1; r <= R3; r++)
+        ck_assert_int_eq(client_send(w.cl[CA], w.n[r].id.pk, body, sizeof(body), false, id), 0);
+    ck_assert_msg(run_until(&w, relays_got_one, 20000), "a relay did not get its message");
+    client_stats(w.cl[CA], &st);
+    ck_assert_uint_ge(st.avoid_builds, 1);
+    ck_assert_uint_eq(st.messages_failed, 0);
+    net_down(&w);
+}
+END_TEST
+
+static bool r2_failed_b_got(struct net *w)
+{
+    return sent[0].calls == 1 && sent[1].calls == 1 && b_got(w);
+}
+
+/* Chains of all 3 relays: a message to R2 has no route that leaves R2 out.
+ * It fails with that reason and R2 never gets it; the message to B behind
+ * it still goes. */
+START_TEST(net_receiver_on_every_route)
+{
+    struct net w;
+    struct client_opts co;
+    struct client_stats st;
+    uint8_t id[CLIENT_MSG_ID], body[64] = {7};
+
+    client_opts_defaults(&co);
+    co.backups = 0;
+    net_relay_clients = true;
+    net_up(&w, &co);
+    net_relay_clients = false;
+    ck_assert(run_until(&w, a_ready, 15000));
+    memset(sent, 0, sizeof(sent));
+    ck_assert_int_eq(
+        client_send_cb(w.cl[CA], w.n[R2].id.pk, body, sizeof(body), false, id, on_sent, &sent[0]),
+        0);
+    ck_assert_int_eq(
+        client_send_cb(w.cl[CA], w.n[CB].id.pk, body, sizeof(body), false, id, on_sent, &sent[1]),
+        0);
+    want_got = 1;
+    ck_assert(run_until(&w, r2_failed_b_got, 20000));
+    ck_assert_int_eq(sent[0].err, OVL_EPROTO);
+    ck_assert_int_eq(sent[1].err, 0);
+    client_stats(w.cl[R2], &st);
+    ck_assert_uint_eq(st.messages_received, 0);
+    client_stats(w.cl[CA], &st);
+    ck_assert_uint_ge(st.avoid_builds, 1);
+    net_down(&w);
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
     Suite *s = suite_create("client");
@@ -914,6 +1013,8 @@ static Suite *client_suite(void)
     tcase_add_test(tc, net_first_hop_lost);
     tcase_add_test(tc, net_replace);
     tcase_add_test(tc, net_send_errors);
+    tcase_add_test(tc, net_never_the_receiver);
+    tcase_add_test(tc, net_receiver_on_every_route);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -54,6 +54,7 @@ static const char full_conf[] = "; every key, each set away from its default\n"
                                 "listen = tcp://[::1]:0\n"
                                 "control_socket = /tmp/ovl.sock\n"
                                 "aead = chacha20poly1305\n"
+                                "cover_budget = 40\n"
                                 "\n"
                                 "[log]\n"
                                 "level = debug\n"
@@ -67,6 +68,8 @@ static const char full_conf[] = "; every key, each set away from its default\n"
                                 "rekey_cells = 4294967296\n"
                                 "reconnect_min = 200\n"
                                 "reconnect_max = 9000\n"
+                                "padding_min = 100\n"
+                                "padding_max = 300\n"
                                 "\n"
                                 "[peer.relay-1]\n"
                                 "address = tcp://10.0.0.1:7001\n"
@@ -99,6 +102,9 @@ START_TEST(test_full)
     ck_assert_uint_eq(c.opts.rekey_cells, UINT64_C(4294967296));
     ck_assert_uint_eq(c.opts.reconnect_min_ms, 200);
     ck_assert_uint_eq(c.opts.reconnect_max_ms, 9000);
+    ck_assert_uint_eq(c.opts.padding_min_ms, 100);
+    ck_assert_uint_eq(c.opts.padding_max_ms, 300);
+    ck_assert_uint_eq(c.opts.cover_budget, 40);
     ck_assert_uint_eq(c.n_peers, 2);
     ck_assert_str_eq(c.peers[0].name, "relay-1");
     ck_assert_str_eq(c.peers[0].uri, "tcp://10.0.0.1:7001");
@@ -125,6 +131,9 @@ static void assert_defaults(const struct ovl_config *c)
     ck_assert_uint_eq(c->opts.rekey_cells, 1048576);
     ck_assert_uint_eq(c->opts.reconnect_min_ms, 1000);
     ck_assert_uint_eq(c->opts.reconnect_max_ms, 60000);
+    ck_assert_uint_eq(c->opts.padding_min_ms, 1500);
+    ck_assert_uint_eq(c->opts.padding_max_ms, 9500);
+    ck_assert_uint_eq(c->opts.cover_budget, 100);
     ck_assert_uint_eq(c->n_bootstraps, 0);
     ck_assert_uint_eq(c->dir.heartbeat_ms, 5000);
     ck_assert_uint_eq(c->dir.ttl_ms, 15000);
@@ -245,6 +254,14 @@ static const struct {
     {"heartbeat_misses", "0", false},
     {"heartbeat_misses", "1", true},
     {"heartbeat_misses", "1001", false},
+    {"padding_min", "9", false},
+    {"padding_min", "10", true},
+    {"padding_min", "9500", true},
+    {"padding_min", "9501", false}, /* above the default padding_max */
+    {"padding_max", "0", true},     /* no link padding */
+    {"padding_max", "1500", true},
+    {"padding_max", "1499", false}, /* below the default padding_min */
+    {"padding_max", "3600001", false},
 };
 
 START_TEST(test_ranges)
@@ -329,6 +346,8 @@ static const struct bad_case bad_cases[] = {
      4, "line too long"},
     {"reconnect_max < reconnect_min", "[link]\nreconnect_max = 2000\n\nreconnect_min = 3000\n", 4,
      "reconnect_max (2000) is below reconnect_min (3000)"},
+    {"padding_max < padding_min", "[link]\npadding_max = 2000\npadding_min = 3000\n", 3,
+     "padding_max (2000) is below padding_min (3000)"},
     {"reconnect_max < default min", "[link]\n\nreconnect_max = 1000\nreconnect_min = 1001\n", 4,
      "below reconnect_min"},
     {"deadline >= reassembly_timeout", "[client]\ndeadline = 60000\n", 2,
@@ -790,7 +809,9 @@ static const struct bad_case role_bad_cases[] = {
      "must be greater than heartbeat"},
     {"ttl below default heartbeat", "[dir]\nttl = 4000\n", 2, "ttl (4000)"},
     {"bad source", "[chain]\nsource = relays\n", 2, "unknown source 'relays'"},
-    {"cover budget over 100", "[client]\ncover_budget = 101\n", 2, "out of range (0..100)"},
+    {"cover budget over 100", "[node]\ncover_budget = 101\n", 2, "out of range (0..100)"},
+    {"cover budget in [client]", "[client]\ncover_budget = 50\n", 2,
+     "unknown key 'cover_budget' in [client]"},
     {"constant rate too high", "[client]\nconstant_rate = 10001\n", 2, "0 or 1..10000"},
     {"duplicate source", "[chain]\nsource = local\nsource = local\n", 3,
      "duplicate key 'source' in [chain]"},

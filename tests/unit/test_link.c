@@ -1,6 +1,7 @@
 /* test_link.c - links between two nodes on one loop, over loopback TCP. */
 #include <check.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
@@ -416,6 +417,128 @@ START_TEST(test_probe)
 }
 END_TEST
 
+/* Link padding: receive times (us) of the PADDING cells B got. */
+#define PAD_MAX 256
+static uint64_t pad_at[PAD_MAX];
+static unsigned pad_n;
+
+static void rec_padding(void *ctx, struct link *l, const struct cell *c)
+{
+    (void)ctx, (void)l, (void)c;
+    if (pad_n < PAD_MAX)
+        pad_at[pad_n++] = uv_hrtime() / 1000;
+}
+
+/* A pads (min..max ms, heartbeat 1 s: it must not hold padding back); B
+ * only records. */
+static void pad_pair(struct pair *p, uint32_t min, uint32_t max, uint32_t budget)
+{
+    struct node_opts oa, ob;
+
+    node_opts_defaults(&oa);
+    oa.padding_min_ms = min;
+    oa.padding_max_ms = max;
+    oa.cover_budget = budget;
+    node_opts_defaults(&ob);
+    ob.padding_max_ms = 0;
+    pair_setup(p, &oa, &ob);
+    p->b.disp.h[CELL_PADDING].fn = rec_padding;
+    pad_n = 0;
+    pair_dial(p, NULL);
+    ck_assert(run_until(p, both_open, 5000));
+}
+
+static void run_for(struct pair *p, uint64_t ms)
+{
+    uv_timer_t t;
+
+    uv_timer_init(&p->loop, &t);
+    uv_timer_start(&t, quiet_cb, ms, 0);
+    uv_run(&p->loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&p->loop, UV_RUN_NOWAIT); /* t lives on this stack: finish its close */
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* On an idle link the gaps between padding cells follow U(min, max): a
+ * Kolmogorov-Smirnov test (p = 0.01) against the uniform, widened by 3 ms
+ * for timer lateness, must not reject them. */
+START_TEST(test_padding_gaps)
+{
+    struct pair p;
+    double g[PAD_MAX], d = 0;
+    unsigned n;
+
+    pad_pair(&p, 20, 100, 100);
+    run_for(&p, 3500);
+    ck_assert(both_open(&p));
+    ck_assert_uint_ge(pad_n, 30);
+    ck_assert_uint_eq(p.b.ctr.padding_in, 0); /* the test's handler took them */
+    ck_assert_uint_eq(p.a.ctr.padding_out, pad_n);
+    ck_assert_uint_eq(p.a.ctr.cover_out, pad_n);
+    n = pad_n - 1;
+    for (unsigned i = 0; i < n; i++)
+        g[i] = (double)(pad_at[i + 1] - pad_at[i]) / 1000;
+    qsort(g, n, sizeof(g[0]), cmp_double);
+    ck_assert_msg(g[0] >= 19, "padding after %.1f ms of quiet", g[0]);
+    for (unsigned i = 0; i < n; i++) {
+        double f = (g[i] - 20) / (103 - 20);
+
+        f = f < 0 ? 0 : f > 1 ? 1 : f;
+        if (fabs(f - (double)i / n) > d)
+            d = fabs(f - (double)i / n);
+        if (fabs(f - (double)(i + 1) / n) > d)
+            d = fabs(f - (double)(i + 1) / n);
+    }
+    ck_assert_msg(d < 1.628 / sqrt((double)n), "KS distance %.3f over %u gaps", d, n);
+    pair_teardown(&p);
+}
+END_TEST
+
+static void real_cb(uv_timer_t *t)
+{
+    struct pair *p = t->data;
+    struct cell c = {.cmd = TEST_CMD + 1, .len = 1}; /* unhandled at B, but real */
+
+    if (both_open(p))
+        ck_assert_int_eq(link_send(p->a.links, &c), 0);
+}
+
+/* Real traffic more often than padding_min holds padding back entirely; a
+ * cover_budget of 0 stops it too, counted as skipped. */
+START_TEST(test_padding_yields)
+{
+    struct pair p;
+    uv_timer_t t;
+
+    pad_pair(&p, 40, 60, 100);
+    uv_timer_init(&p.loop, &t);
+    t.data = &p;
+    uv_timer_start(&t, real_cb, 0, 10);
+    run_for(&p, 500);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&p.loop, UV_RUN_NOWAIT);
+    ck_assert_uint_ge(p.b.disp.unhandled, 20);
+    ck_assert_uint_eq(pad_n, 0);
+    run_for(&p, 300); /* idle again: it pads */
+    ck_assert_uint_ge(pad_n, 3);
+    pair_teardown(&p);
+
+    pad_pair(&p, 10, 20, 0);
+    run_for(&p, 300);
+    ck_assert_uint_eq(pad_n, 0);
+    ck_assert_uint_eq(p.a.ctr.padding_out, 0);
+    ck_assert_uint_ge(p.a.ctr.cover_skipped, 5);
+    pair_teardown(&p);
+}
+END_TEST
+
 /* ---- dialing a node that publishes several addresses ------------------ */
 
 enum fb_uri {
@@ -586,6 +709,8 @@ static Suite *link_suite(void)
     tcase_add_test(tc, test_heartbeat_detects_dead);
     tcase_add_test(tc, test_heartbeat_spares_backpressure);
     tcase_add_test(tc, test_probe);
+    tcase_add_test(tc, test_padding_gaps);
+    tcase_add_test(tc, test_padding_yields);
     tcase_add_loop_test(tc, test_dial_fallback, 0, (int)(sizeof(fb_cases) / sizeof(fb_cases[0])));
     suite_add_tcase(s, tc);
     return s;
