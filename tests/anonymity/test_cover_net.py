@@ -8,6 +8,9 @@ rate matches the configured one.
 
 Loop cover ([client] loop_interval): each loop cell goes to the exit and
 comes back to clientA along the chain's backward path.
+
+Link padding ([link] padding_min, padding_max): an idle testnet's links
+carry padding at the configured rate, and every padding cell sent arrives.
 """
 
 import os
@@ -79,5 +82,45 @@ def test_cover_budget(net):
     assert 200 <= st["cover_permille"] <= 260, st
 
 
+PAD_MIN, PAD_MAX = 100, 300
+
+
+def test_link_padding(net):
+    """[link] padding_min/padding_max on every node of an idle testnet:
+    each link carries padding at about one cell per (min + max) / 2 from
+    each end, every padding cell sent is received (and discarded) by the
+    peer, and padding is all the cover there is."""
+    tn = ovltest.testnet(net, relays=3, clients=2, heartbeat=1000, ttl=5000, chain_length=3,
+                         extra=[("all", "link", "padding_min", str(PAD_MIN)),
+                                ("all", "link", "padding_max", str(PAD_MAX))])
+    a = tn["clientA"]
+    wait_for(lambda: any(c["state"] == "ready" for c in tn.ctl(a.name, "chains")), 10.0,
+             "clientA's chain")
+    names = [n.name for n in tn.nodes]
+    before = {n: tn[n].status() for n in names}
+    t0 = time.monotonic()
+    start = sum(before[n]["padding_out"] for n in names)
+    wait_for(lambda: sum(tn[n].status()["padding_out"] for n in names) >= start + 300, 20.0,
+             "300 padding cells")
+    after = {n: tn[n].status() for n in names}
+    secs = time.monotonic() - t0
+    out = sum(after[n]["padding_out"] - before[n]["padding_out"] for n in names)
+    ends = sum(after[n]["links"] for n in names)  # every link counted at both ends
+    rate = out / secs / ends
+    mean_gap = (PAD_MIN + PAD_MAX) / 2000.0
+    print("padding: %.2f cells/s per link end (configured mean gap %.0f ms: at most %.1f); "
+          "%d link ends" % (rate, mean_gap * 1000, 1 / mean_gap, ends))
+    # Directory heartbeats are real cells and restart the quiet on their
+    # links, so the rate is somewhat below 1 / mean gap, never above.
+    assert 0.5 / mean_gap < rate < 1.2 / mean_gap, rate
+    total_out = sum(after[n]["padding_out"] for n in names)
+    total_in = sum(after[n]["padding_in"] for n in names)
+    assert total_out - 2 * ends <= total_in <= total_out, (total_in, total_out)
+    for n in names:
+        assert after[n]["cover_out"] == after[n]["padding_out"], (n, after[n])
+        assert after[n]["cover_skipped"] == 0, (n, after[n])
+
+
 if __name__ == "__main__":
-    ovltest.run_tests("test_cover_net", [test_drop_cover, test_loop_cover, test_cover_budget])
+    ovltest.run_tests("test_cover_net", [test_drop_cover, test_loop_cover, test_cover_budget,
+                                         test_link_padding])
