@@ -344,6 +344,7 @@ static int dir_srv_report(struct dir *d, const uint8_t peer[OVL_ED25519_PK], con
                           size_t len)
 {
     struct link *l;
+    uint64_t probes;
 
     if (len != OVL_ED25519_PK)
         return DIR_STATUS_BAD;
@@ -359,7 +360,8 @@ static int dir_srv_report(struct dir *d, const uint8_t peer[OVL_ED25519_PK], con
         d->st.dropped_link_closed += registry_drop(d->reg, in, node_now_ms());
         return DIR_STATUS_OK;
     }
-    if (link_probe(l, d->n->opts.heartbeat_ms) == 0)
+    probes = d->n->ctr.probes; /* 0 also when a probe is pending: count new ones only */
+    if (link_probe(l, d->n->opts.heartbeat_ms) == 0 && d->n->ctr.probes > probes)
         d->st.reports_probed++;
     return DIR_STATUS_OK;
 }
