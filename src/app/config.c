@@ -73,6 +73,7 @@ static int set_peer_address(struct cfg_parse *p, const struct key_def *k, const 
 static int set_peer_id(struct cfg_parse *p, const struct key_def *k, const char *v);
 static int set_source(struct cfg_parse *p, const struct key_def *k, const char *v);
 static int set_subnets(struct cfg_parse *p, const struct key_def *k, const char *v);
+static int set_weighting(struct cfg_parse *p, const struct key_def *k, const char *v);
 
 #define CFG_FIELD(f) offsetof(struct ovl_config, f), sizeof(((struct ovl_config *)0)->f)
 #define OPT_FIELD(f) CFG_FIELD(opts.f)
@@ -122,6 +123,7 @@ static const struct key_def key_defs[] = {
      CFG_FIELD(dir.request_timeout_ms)},
     {SECT_CHAIN, "source", set_source, false, false, 0, 0, 0, 0},
     {SECT_CHAIN, "distinct_subnets", set_subnets, false, false, 0, 0, 0, 0},
+    {SECT_CHAIN, "weighting", set_weighting, false, false, 0, 0, 0, 0},
     {SECT_CHAIN, "length", set_uint, false, false, 1, DIR_MAX_HOPS, CFG_FIELD(client.length)},
     {SECT_CHAIN, "backups", set_uint, false, false, 0, DIR_MAX_BACKUPS, CFG_FIELD(client.backups)},
     {SECT_CHAIN, "lifetime", set_uint, false, false, 10000, U32_MAX_MS,
@@ -152,6 +154,7 @@ static const struct key_def key_defs[] = {
     {SECT_RELAY, "max_lifetime", set_uint, false, false, 10, 86400,
      CFG_FIELD(relay.max_lifetime_s)},
     {SECT_RELAY, "exit_queue", set_uint, false, false, 1, 65536, CFG_FIELD(relay.exit_queue)},
+    {SECT_RELAY, "capacity", set_uint, false, false, 0, 10000000, CFG_FIELD(dir.capacity_kib)},
 };
 
 #define KEY_COUNT (sizeof(key_defs) / sizeof(key_defs[0]))
@@ -347,6 +350,17 @@ static int set_subnets(struct cfg_parse *p, const struct key_def *k, const char 
 
     p->c->dir.distinct_subnets = p->c->client.distinct_subnets;
     return rc;
+}
+
+/* Like distinct_subnets: the bootstrap's generator and the local choice. */
+static int set_weighting(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    bool cap = strcmp(v, "capacity") == 0;
+
+    if (!cap && strcmp(v, "uniform") != 0)
+        return cfg_fail(p, p->line, "unknown %s '%s' (expected uniform or capacity)", k->name, v);
+    p->c->client.by_capacity = p->c->dir.by_capacity = cap;
+    return 0;
 }
 
 static int set_syslog(struct cfg_parse *p, const struct key_def *k, const char *v)

@@ -8,10 +8,11 @@
  *   [dir]      heartbeat, ttl, chain_cache_ttl, max_nodes, max_cached_chains,
  *              onion_rotate, onion_overlap, request_timeout
  *   [bootstrap.NAME] address, id (a directory server; also dialed as a peer)
- *   [chain]    source, length, backups, lifetime, setup_timeout
+ *   [chain]    source, distinct_subnets, weighting, length, backups, lifetime,
+ *              setup_timeout
  *   [client]   max_message, inbox_messages, inbox_bytes, send_queue,
  *              reassembly_timeout, retransmit, deadline
- *   [relay]    max_chains, setup_timeout, max_lifetime, exit_queue
+ *   [relay]    max_chains, setup_timeout, max_lifetime, exit_queue, capacity
  *
  * Unknown sections or keys, bad values and duplicates are rejected with a
  * "file:line: message" error.
@@ -44,7 +45,7 @@ struct ovl_config {
     struct node_opts opts;                  /* [link] and aead */
     struct peer_spec peers[NODE_MAX_PEERS]; /* the [peer.NAME] sections only */
     unsigned n_peers;
-    struct dir_opts dir;       /* [dir]; desc_lifetime_ms = 3 x onion_rotate_ms */
+    struct dir_opts dir;       /* [dir], [relay] capacity; desc_lifetime_ms = 3 x onion_rotate */
     struct relay_opts relay;   /* [relay] */
     struct client_opts client; /* [chain] and [client] */
     struct dir_bootstrap_spec bootstraps[DIR_MAX_BOOTSTRAPS];

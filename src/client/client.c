@@ -308,7 +308,7 @@ static void on_dir_chain(void *arg, int err, const struct dir_chain *route)
     chain_connect(ch);
 }
 
-/* Pick ch->length distinct relays uniformly from list (never ourselves,
+/* Pick ch->length distinct relays from list by select.h (never ourselves,
  * only relays we share an AEAD suite with). */
 static int pick_route(struct cchain *ch, const struct desc *relays, unsigned count)
 {
@@ -325,7 +325,8 @@ static int pick_route(struct cchain *ch, const struct desc *relays, unsigned cou
             (!ch->has_avoid || memcmp(relays[i].id_pk, ch->avoid, OVL_ED25519_PK) != 0) &&
             (relays[i].suites & c->n->opts.aead_suites))
             cand[n++] = &relays[i];
-    if (select_relays(cand, n, c->o.length, c->o.distinct_subnets) < c->o.length) {
+    if (select_relays(cand, n, c->o.length, c->o.distinct_subnets, c->o.by_capacity) <
+        c->o.length) {
         free(cand);
         return OVL_ENOENT;
     }

@@ -62,6 +62,7 @@ struct client_opts {
     uint32_t retransmit_ms;          /* [client] retransmit: first wait for an ack, default 2000 */
     uint32_t deadline_ms;            /* [client] deadline: give up unacked, default 30000 */
     bool distinct_subnets;           /* [chain] distinct_subnets (local source), default true */
+    bool by_capacity;                /* [chain] weighting = capacity (local source) */
     uint32_t cover_interval_ms;      /* [client] cover_interval: mean gap of drop cover, 0 off */
     uint32_t loop_interval_ms;       /* [client] loop_interval: mean gap of loop cover, 0 off */
     uint32_t constant_rate;          /* [client] constant_rate: cells/s on the chain, 0 off */

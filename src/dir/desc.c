@@ -92,6 +92,7 @@ int desc_sign(const struct desc *d, const struct ovl_identity *id, uint8_t *out,
     st_le64(out + 12, d->expires_ms);
     memcpy(out + 20, d->id_pk, OVL_ED25519_PK);
     memcpy(out + 52, d->onion_pk, OVL_X25519_LEN);
+    st_le32(out + 84, d->capacity);
     pos = DESC_FIXED_LEN;
     for (unsigned i = 0; i < d->n_uris; i++) {
         out[pos++] = (uint8_t)ulen[i];
@@ -144,6 +145,7 @@ int desc_parse(struct desc *d, const uint8_t *in, size_t len)
     d->expires_ms = ld_le64(in + 12);
     memcpy(d->id_pk, in + 20, OVL_ED25519_PK);
     memcpy(d->onion_pk, in + 52, OVL_X25519_LEN);
+    d->capacity = ld_le32(in + 84);
     rc = desc_fields_ok(d) ? desc_parse_uris(d, in, body) : OVL_EPROTO;
     if (rc == 0)
         rc = ovl_verify(d->id_pk, in, body, in + body) == 0 ? 0 : OVL_ECRYPTO;

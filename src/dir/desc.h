@@ -3,10 +3,12 @@
  * Wire formats (all integers little-endian; docs/PROTOCOL.md, "Directory"):
  *
  * Descriptor, signed by the node it describes:
- *   version(1)=1 | flags(1) | suites(1) | n_uris(1) | published_ms(8) |
- *   expires_ms(8) | id_pk(32) | onion_pk(32) | n_uris x (len(1) | uri) |
- *   sig(64) over every byte before it
+ *   version(1)=2 | flags(1) | suites(1) | n_uris(1) | published_ms(8) |
+ *   expires_ms(8) | id_pk(32) | onion_pk(32) | capacity(4) |
+ *   n_uris x (len(1) | uri) | sig(64) over every byte before it
  * flags: DESC_RELAY (carries chains), DESC_ENDPOINT (receives messages).
+ * capacity: what the node claims to forward, in KiB/s (0: no claim); any
+ * value is accepted, and relay selection caps it (select.h).
  *
  * Document, signed by a bootstrap (a relay list or a generated chain):
  *   version(1)=1 | kind(1) | length(1) | backups(1) | ref(16) |
@@ -34,9 +36,9 @@
 #include "lib/err.h"
 #include "lib/uri.h"
 
-#define DESC_VERSION   1
+#define DESC_VERSION   2 /* 1 had no capacity */
 #define DESC_MAX_URIS  4
-#define DESC_FIXED_LEN (4 + 8 + 8 + 32 + 32)
+#define DESC_FIXED_LEN (4 + 8 + 8 + 32 + 32 + 4)
 #define DESC_MAX_LEN   (DESC_FIXED_LEN + DESC_MAX_URIS * (1 + OVL_URI_MAX) + OVL_SIG_LEN)
 #define DOC_HDR_LEN    (4 + 16 + 8 + 8 + 2)
 #define DOC_MAX_LEN    (256 * 1024) /* caps a relay list at roughly 1,000 relays */
@@ -59,6 +61,7 @@ struct desc {
     uint64_t published_ms, expires_ms;
     uint8_t id_pk[OVL_ED25519_PK];
     uint8_t onion_pk[OVL_X25519_LEN];
+    uint32_t capacity; /* advertised KiB/s, 0 = none */
     char uris[DESC_MAX_URIS][OVL_URI_MAX];
 };
 

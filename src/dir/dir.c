@@ -722,7 +722,8 @@ int dir_init(struct node *n, const struct dir_opts *o, const struct dir_bootstra
                                    .max_chains = d->o.max_chains,
                                    .ttl_ms = d->o.ttl_ms,
                                    .chain_ttl_ms = d->o.chain_cache_ttl_ms,
-                                   .distinct_subnets = d->o.distinct_subnets};
+                                   .distinct_subnets = d->o.distinct_subnets,
+                                   .by_capacity = d->o.by_capacity};
 
         rc = registry_new(&ro, &d->reg);
         if (rc)

@@ -46,6 +46,8 @@ struct dir_opts {
     uint32_t request_timeout_ms; /* [dir] request_timeout, default 5000 */
     uint32_t desc_lifetime_ms;   /* descriptor expiry after publication, default 3 x onion_rotate */
     bool distinct_subnets;       /* [chain] distinct_subnets, for the generator; default true */
+    bool by_capacity;            /* [chain] weighting = capacity, for the generator */
+    uint32_t capacity_kib;       /* [relay] capacity, KiB/s in our descriptor; 0 none */
 };
 
 /* A configured bootstrap ([bootstrap.NAME] address, id). */

@@ -75,6 +75,7 @@ static int dir_build_desc(struct dir *d)
     ds.expires_ms = ds.published_ms + d->o.desc_lifetime_ms;
     memcpy(ds.id_pk, n->id.pk, OVL_ED25519_PK);
     memcpy(ds.onion_pk, d->onion[0].pk, OVL_X25519_LEN);
+    ds.capacity = d->o.capacity_kib;
     rc = desc_sign(&ds, &n->id, d->desc_raw + 1, sizeof(d->desc_raw) - 1, &d->desc_len);
     if (rc) {
         log_error(&n->log, "directory: cannot sign our descriptor: %s", ovl_strerror(rc));

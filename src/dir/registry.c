@@ -281,7 +281,7 @@ static void chain_key(uint8_t key[REG_KEY_LEN], const uint8_t requester[OVL_ED25
 _Static_assert(offsetof(struct reg_node, d) == 0, "a reg_node is its descriptor first");
 
 /* Draw the chain for key into c with select_relays (select.h): each pick
- * uniform among the eligible relays the rules still allow. */
+ * uniform (or weighted) among the eligible relays the rules still allow. */
 static int chain_draw(struct registry *r, struct rchain *c, unsigned length, unsigned backups)
 {
     const uint8_t *req = c->key, *excl = c->key + OVL_ED25519_PK + 2;
@@ -304,7 +304,8 @@ static int chain_draw(struct registry *r, struct rchain *c, unsigned length, uns
         cand[m++] = &n->pub;
     }
     /* Descriptors come first in reg_node, so the array serves both. */
-    m = select_relays((const struct desc **)cand, m, length * (1 + backups), r->o.distinct_subnets);
+    m = select_relays((const struct desc **)cand, m, length * (1 + backups), r->o.distinct_subnets,
+                      r->o.by_capacity);
     if (m < length) {
         free(cand);
         return OVL_ENOENT;

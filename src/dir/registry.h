@@ -13,10 +13,10 @@
  * Chains: for (requester, length, backups, exclude) a random chain of
  * distinct live relays, length primaries plus `backups` backups per
  * position, never the requester or `exclude`, drawn with libsodium's
- * generator (uniform). It is cached for chain_ttl_ms: the same request
- * within that time returns the same chain (same ref). With E eligible
- * relays (E >= length) a chain gets min(backups, (E - length) / length)
- * backups per position; reg_chain.backups holds that effective number.
+ * generator (uniform, or weighted by capacity: select.h). It is cached for chain_ttl_ms: the same
+ * request within that time returns the same chain (same ref). With E eligible relays (E >= length)
+ * a chain gets min(backups, (E - length) / length) backups per position; reg_chain.backups holds
+ * that effective number.
  */
 #ifndef OVL_DIR_REGISTRY_H
 #define OVL_DIR_REGISTRY_H
@@ -33,6 +33,7 @@ struct registry_opts {
     uint32_t ttl_ms;     /* drop a node this long after its last heartbeat */
     uint32_t chain_ttl_ms;
     bool distinct_subnets; /* select.h: no two relays of a chain in one /16 or /32 */
+    bool by_capacity;      /* select.h: picks weighted by capped advertised capacity */
 };
 
 /* One registered node. */

@@ -1,4 +1,5 @@
-/* select.c - uniform relay selection with the subnet rule (select.h). */
+/* select.c - uniform or capacity-weighted relay selection with the subnet
+ * rule (select.h). */
 #include <netinet/in.h>
 #include <string.h>
 
@@ -42,12 +43,74 @@ bool select_same_subnet(const struct desc *a, const struct desc *b)
     return false;
 }
 
-unsigned select_relays(const struct desc **cand, unsigned n, unsigned want, bool distinct_subnets)
+/* A uniform integer in [0, bound), bound > 0: randombytes_uniform's method
+ * in 64 bits (a weight sum can pass 2^32). Draws below 2^64 mod bound are
+ * rejected so that every residue is equally likely. */
+static uint64_t random_below(uint64_t bound)
 {
+    uint64_t r, min = -bound % bound;
+
+    do
+        ovl_random(&r, sizeof(r));
+    while (r < min);
+    return r % bound;
+}
+
+/* M of select.h, by bisection over the values so that nothing is sorted
+ * or allocated: the least c with at least half of the m non-zero
+ * capacities, rounded up, at or below it (1 when m = 0). */
+static uint64_t median_capacity(const struct desc **cand, unsigned n)
+{
+    uint64_t lo = 1, hi = UINT32_MAX, m = 0;
+
+    for (unsigned i = 0; i < n; i++)
+        m += cand[i]->capacity != 0;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2, le = 0;
+
+        for (unsigned i = 0; i < n; i++)
+            le += cand[i]->capacity != 0 && cand[i]->capacity <= mid;
+        if (2 * le >= m)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* d's weight given M = med >= 1: 1 .. 8 x M < 2^35, so a sum over fewer
+ * than 2^29 candidates fits 64 bits. */
+static uint64_t weight(const struct desc *d, uint64_t med)
+{
+    uint64_t c = d->capacity ? d->capacity : med;
+
+    return c < 8 * med ? c : 8 * med;
+}
+
+/* An index in [from, n): uniform when med is 0, else weighted. */
+static unsigned draw(const struct desc **cand, unsigned from, unsigned n, uint64_t med)
+{
+    uint64_t sum = 0, r;
+    unsigned i;
+
+    if (!med)
+        return from + ovl_random_uniform(n - from);
+    for (i = from; i < n; i++)
+        sum += weight(cand[i], med);
+    r = random_below(sum);
+    for (i = from; r >= weight(cand[i], med); i++)
+        r -= weight(cand[i], med);
+    return i;
+}
+
+unsigned select_relays(const struct desc **cand, unsigned n, unsigned want, bool distinct_subnets,
+                       bool by_capacity)
+{
+    uint64_t med = by_capacity ? median_capacity(cand, n) : 0;
     unsigned got = 0;
 
     while (got < want && got < n) {
-        unsigned j = got + ovl_random_uniform(n - got);
+        unsigned j = draw(cand, got, n, med);
         const struct desc *t = cand[j];
         bool clash = false;
 

@@ -5,6 +5,13 @@
  * rule must never be broken while it is on, and must visibly matter: with
  * it off, chains do put two relays of one /16 together. The client's local
  * choice runs the same select_relays(), tested the same way.
+ *
+ * With weighting = capacity, a pool of 8 relays (one advertising nothing,
+ * one lying far above the cap) is small enough to enumerate every ordered
+ * draw without replacement: the exact chance of each relay at each
+ * position, from the capped weights, is what 10,000 chains are tested
+ * against (chi-square, p > 0.01), and the liar's share must stay within
+ * what the cap allows. The same test with weighting off must fail.
  */
 #include <check.h>
 #include <math.h>
@@ -23,19 +30,27 @@
 #define LENGTH  3
 #define BACKUPS 2
 
+#define SMALL 8 /* the weighted pool: 8! / 2! ordered draws of 6 */
+
 struct pool {
     struct registry *r;
+    unsigned n;
     struct desc d[RELAYS];
 };
 
-/* Relay i at address ip(i); signed and registered. */
-static void pool_make(struct pool *p, bool distinct, void (*ip)(unsigned i, char *out, size_t n))
+typedef void (*ip_fn)(unsigned i, char *out, size_t n);
+
+/* n relays, relay i at address ip(i) advertising caps[i] (caps NULL: 0),
+ * signed and registered with a generator weighting by capacity or not. */
+static void pool_make_n(struct pool *p, unsigned n, bool distinct, ip_fn ip, const uint32_t *caps,
+                        bool weighted)
 {
-    struct registry_opts o = {RELAYS + 1, CHAINS + 1, 3600000, 3600000, distinct};
+    struct registry_opts o = {RELAYS + 1, CHAINS + 1, 3600000, 3600000, distinct, weighted};
 
     memset(p, 0, sizeof(*p));
+    p->n = n;
     ck_assert_int_eq(registry_new(&o, &p->r), 0);
-    for (unsigned i = 0; i < RELAYS; i++) {
+    for (unsigned i = 0; i < n; i++) {
         struct ovl_identity id;
         uint8_t raw[DESC_MAX_LEN], seed[OVL_ED25519_SEED] = {(uint8_t)i, 0x5e, 0x1e};
         char host[64];
@@ -50,12 +65,18 @@ static void pool_make(struct pool *p, bool distinct, void (*ip)(unsigned i, char
         d->expires_ms = WALL + 3600000;
         memcpy(d->id_pk, id.pk, OVL_ED25519_PK);
         memset(d->onion_pk, 1, OVL_X25519_LEN);
+        d->capacity = caps ? caps[i] : 0;
         ip(i, host, sizeof(host));
         snprintf(d->uris[0], sizeof(d->uris[0]), "tcp://%s:7000", host);
         ck_assert_int_eq(desc_sign(d, &id, raw, sizeof(raw), &len), 0);
         ck_assert_int_eq(registry_register(p->r, id.pk, raw, len, 0, WALL), 0);
         ovl_identity_wipe(&id);
     }
+}
+
+static void pool_make(struct pool *p, bool distinct, ip_fn ip)
+{
+    pool_make_n(p, RELAYS, distinct, ip, NULL, false);
 }
 
 static void ip_distinct(unsigned i, char *out, size_t n)
@@ -75,7 +96,7 @@ static void ip6_grouped(unsigned i, char *out, size_t n)
 
 static unsigned index_of(const struct pool *p, const struct desc *d)
 {
-    for (unsigned i = 0; i < RELAYS; i++)
+    for (unsigned i = 0; i < p->n; i++)
         if (memcmp(p->d[i].id_pk, d->id_pk, OVL_ED25519_PK) == 0)
             return i;
     ck_abort_msg("a chain names a relay not in the pool");
@@ -191,7 +212,7 @@ START_TEST(test_select_relays_local)
     for (unsigned c = 0; c < CHAINS; c++) {
         for (unsigned i = 0; i < RELAYS; i++)
             cand[i] = &p.d[i];
-        ck_assert_uint_eq(select_relays(cand, RELAYS, LENGTH, true), LENGTH);
+        ck_assert_uint_eq(select_relays(cand, RELAYS, LENGTH, true, false), LENGTH);
         for (unsigned i = 0; i < LENGTH; i++) {
             counts[index_of(&p, cand[i])]++;
             for (unsigned j = 0; j < i; j++)
@@ -207,7 +228,236 @@ START_TEST(test_select_relays_local)
     /* Eleven positions cannot come from ten subnets. */
     for (unsigned i = 0; i < RELAYS; i++)
         cand[i] = &p.d[i];
-    ck_assert_uint_eq(select_relays(cand, RELAYS, 11, true), 10);
+    ck_assert_uint_eq(select_relays(cand, RELAYS, 11, true, false), 10);
+    registry_free(p.r);
+}
+END_TEST
+
+/* ---- weighting = capacity ------------------------------------------------ */
+
+#define POS_MAX 6 /* positions of a chain from SMALL relays: 3 x (1 + 1) */
+
+/* Odd count of advertisers: M = 300 (the 4th of 7), 0 counts as 300, the
+ * liar's 10^9 as 2,400. */
+static const uint32_t caps_odd[SMALL] = {100, 200, 300, 400, 500, 0, 50, 1000000000};
+/* Even count: M = 200 (the 3rd of 6, not 250 or 300), the liar 1,600. */
+static const uint32_t caps_even[SMALL] = {0, 0, 100, 200, 300, 400, 4000000000u, 50};
+/* Nobody advertises: M = 1, every weight 1, uniform. */
+static const uint32_t caps_none[SMALL];
+/* Claims near 2^32, none capped (M = 2 x 10^9): weight sums pass 2^32. */
+static const uint32_t caps_huge[SMALL] = {4000000000u, 3000000000u, 2000000000u, 1000000000u,
+                                          0,           500000000u,  UINT32_MAX,  100000000u};
+#define LIAR 7 /* in caps_odd */
+#define MID  2 /* in caps_odd: advertises exactly M */
+
+static void ip_pairs(unsigned i, char *out, size_t n)
+{
+    snprintf(out, n, "10.%u.7.%u", i / 2, i); /* 4 /16s of 2 relays: the liar shares one */
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* The weights select.h defines, computed here by sorting; returns M. */
+static double capped_weights(const uint32_t *caps, double *w)
+{
+    uint32_t nz[SMALL];
+    unsigned m = 0;
+    double med;
+
+    for (unsigned i = 0; i < SMALL; i++)
+        if (caps[i])
+            nz[m++] = caps[i];
+    qsort(nz, m, sizeof(nz[0]), cmp_u32);
+    med = m ? nz[(m + 1) / 2 - 1] : 1;
+    for (unsigned i = 0; i < SMALL; i++) {
+        double c = caps[i] ? caps[i] : med;
+
+        w[i] = c < 8 * med ? c : 8 * med;
+    }
+    return med;
+}
+
+struct exact {
+    const struct pool *p;
+    double w[SMALL];
+    bool subnets;
+    unsigned positions;
+    double e[POS_MAX][SMALL]; /* chance of relay i at position pos */
+};
+
+/* Walk every ordered draw that starts with picked[0..depth) (chance pr):
+ * the next pick is each still-allowed relay in proportion to its weight. */
+static void enumerate(struct exact *x, unsigned *picked, unsigned depth, double pr)
+{
+    bool ok[SMALL];
+    double sum = 0;
+
+    if (depth == x->positions)
+        return;
+    for (unsigned i = 0; i < SMALL; i++) {
+        ok[i] = true;
+        for (unsigned j = 0; j < depth && ok[i]; j++)
+            ok[i] = picked[j] != i &&
+                    !(x->subnets && select_same_subnet(&x->p->d[i], &x->p->d[picked[j]]));
+        sum += ok[i] ? x->w[i] : 0;
+    }
+    ck_assert(sum > 0); /* both layouts always fill every position */
+    for (unsigned i = 0; i < SMALL; i++) {
+        if (!ok[i])
+            continue;
+        x->e[depth][i] += pr * x->w[i] / sum;
+        picked[depth] = i;
+        enumerate(x, picked, depth + 1, pr * x->w[i] / sum);
+    }
+}
+
+static void exact_make(struct exact *x, const struct pool *p, const uint32_t *caps, bool subnets,
+                       unsigned positions)
+{
+    unsigned picked[POS_MAX];
+
+    memset(x, 0, sizeof(*x));
+    x->p = p;
+    x->subnets = subnets;
+    x->positions = positions;
+    capped_weights(caps, x->w);
+    enumerate(x, picked, 0, 1);
+}
+
+/* Chi-square p of counts[pos][relay] against the exact chances. */
+static double exact_p(const struct exact *x, uint64_t counts[POS_MAX][SMALL])
+{
+    double chi2 = 0;
+    unsigned cells = 0;
+
+    for (unsigned pos = 0; pos < x->positions; pos++)
+        for (unsigned i = 0; i < SMALL; i++) {
+            double e = x->e[pos][i] * CHAINS, dlt = (double)counts[pos][i] - e;
+
+            if (e == 0) {
+                ck_assert_uint_eq(counts[pos][i], 0);
+                continue;
+            }
+            chi2 += dlt * dlt / e;
+            cells++;
+        }
+    return chi2_p(chi2, cells - x->positions); /* each position's counts sum to CHAINS */
+}
+
+/* Count CHAINS chains from the generator by position and relay. */
+static void draw_generator(struct pool *p, const struct exact *x, uint64_t counts[POS_MAX][SMALL])
+{
+    for (unsigned c = 0; c < CHAINS; c++) {
+        uint8_t req[OVL_ED25519_PK];
+        const struct reg_chain *ch;
+
+        ovl_random(req, sizeof(req));
+        ck_assert_int_eq(registry_chain(p->r, req, LENGTH, BACKUPS, NULL, 0, &ch), 0);
+        ck_assert_uint_eq(ch->length * (1u + ch->backups), x->positions);
+        for (unsigned pos = 0; pos < x->positions; pos++)
+            counts[pos][index_of(p, &ch->nodes[pos]->d)]++;
+    }
+}
+
+/* Count CHAINS local choices of x->positions relays by position and relay. */
+static void draw_local(struct pool *p, const struct exact *x, uint64_t counts[POS_MAX][SMALL])
+{
+    const struct desc *cand[SMALL];
+
+    for (unsigned c = 0; c < CHAINS; c++) {
+        for (unsigned i = 0; i < SMALL; i++)
+            cand[i] = &p->d[i];
+        ck_assert_uint_eq(select_relays(cand, SMALL, x->positions, x->subnets, true), x->positions);
+        for (unsigned pos = 0; pos < x->positions; pos++)
+            counts[pos][index_of(p, cand[pos])]++;
+    }
+}
+
+typedef void (*draw_fn)(struct pool *p, const struct exact *x, uint64_t counts[POS_MAX][SMALL]);
+
+/* As draw(): a second independent draw decides when the first fails. */
+static double draw_exact(struct pool *p, const struct exact *x, draw_fn fn,
+                         uint64_t counts[POS_MAX][SMALL])
+{
+    double pv = 0;
+
+    for (int round = 0; round < 2 && pv <= 0.01; round++) {
+        if (round)
+            printf("p = %.4f: drawing again\n", pv);
+        memset(counts, 0, sizeof(uint64_t) * POS_MAX * SMALL);
+        fn(p, x, counts);
+        pv = exact_p(x, counts);
+    }
+    return pv;
+}
+
+/* The generator with weighting = capacity, without and with the subnet
+ * rule at work (4 /16s of 2: 4 picks, so 3 positions and no backups). */
+START_TEST(test_weighted_generator)
+{
+    static const ip_fn ips[] = {ip_distinct, ip_pairs};
+    static const unsigned positions[] = {POS_MAX, LENGTH};
+    uint64_t counts[POS_MAX][SMALL];
+    struct pool p;
+    struct exact x;
+    double pv, w[SMALL], med = capped_weights(caps_odd, w), sum = 0, liar;
+
+    pool_make_n(&p, SMALL, true, ips[_i], caps_odd, true);
+    exact_make(&x, &p, caps_odd, true, positions[_i]);
+    pv = draw_exact(&p, &x, draw_generator, counts);
+    for (unsigned i = 0; i < SMALL; i++)
+        sum += w[i];
+    liar = (double)counts[0][LIAR] / CHAINS;
+    printf("weighted generator (%s): p = %.3f, liar first in %.3f of chains (cap allows %.3f)\n",
+           _i ? "4 subnets of 2" : "8 subnets", pv, liar, 8 * med / sum);
+    ck_assert_msg(pv > 0.01, "weighted picks do not follow the capped weights: p = %g", pv);
+    /* Uncapped, the liar would come first in 99.9998 % of chains. */
+    ck_assert_double_le(liar, 8 * med / sum + 0.02);
+    ck_assert_double_le((double)counts[0][LIAR], 8 * 1.25 * (double)counts[0][MID]);
+    registry_free(p.r);
+}
+END_TEST
+
+/* The same test has power: uniform picks from that pool fail it. */
+START_TEST(test_weighting_matters)
+{
+    uint64_t counts[POS_MAX][SMALL] = {{0}};
+    struct pool p;
+    struct exact x;
+    double pv;
+
+    pool_make_n(&p, SMALL, true, ip_distinct, caps_odd, false);
+    exact_make(&x, &p, caps_odd, false, POS_MAX);
+    draw_generator(&p, &x, counts);
+    pv = exact_p(&x, counts);
+    printf("uniform generator against the capped weights: p = %.3g\n", pv);
+    ck_assert_msg(pv < 1e-6, "uniform picks pass as weighted: p = %g", pv);
+    registry_free(p.r);
+}
+END_TEST
+
+/* The local choice: an even count of advertisers (the lower median),
+ * nobody advertising (uniform), and weights whose sum needs 64 bits. */
+START_TEST(test_weighted_local)
+{
+    static const uint32_t *const caps[] = {caps_even, caps_none, caps_huge};
+    static const char *const what[] = {"even count", "nobody advertises", "sum > 2^32"};
+    uint64_t counts[POS_MAX][SMALL];
+    struct pool p;
+    struct exact x;
+    double pv;
+
+    pool_make_n(&p, SMALL, true, ip_distinct, caps[_i], true);
+    exact_make(&x, &p, caps[_i], true, POS_MAX);
+    pv = draw_exact(&p, &x, draw_local, counts);
+    printf("weighted local (%s): p = %.3f, relay 6 first in %.3f\n", what[_i], pv,
+           (double)counts[0][6] / CHAINS);
+    ck_assert_msg(pv > 0.01, "local weighted picks do not follow the weights: p = %g", pv);
     registry_free(p.r);
 }
 END_TEST
@@ -222,6 +472,9 @@ static Suite *selection_suite(void)
     tcase_add_loop_test(tc, test_subnet_rule, 0, 2);
     tcase_add_test(tc, test_subnet_rule_matters);
     tcase_add_test(tc, test_select_relays_local);
+    tcase_add_loop_test(tc, test_weighted_generator, 0, 2);
+    tcase_add_test(tc, test_weighting_matters);
+    tcase_add_loop_test(tc, test_weighted_local, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -145,6 +145,8 @@ static void assert_defaults(const struct ovl_config *c)
     ck_assert_uint_eq(c->dir.request_timeout_ms, 5000);
     ck_assert_uint_eq(c->dir.desc_lifetime_ms, 3 * 3600000u);
     ck_assert_int_eq(c->client.source, CHAIN_SOURCE_BOOTSTRAP);
+    ck_assert(!c->client.by_capacity && !c->dir.by_capacity);
+    ck_assert_uint_eq(c->dir.capacity_kib, 0);
     ck_assert_uint_eq(c->client.length, 3);
     ck_assert_uint_eq(c->client.backups, 2);
     ck_assert_uint_eq(c->client.lifetime_ms, 600000);
@@ -619,6 +621,7 @@ static const char roles_conf[] = "[node]\n"
                                  "request_timeout = 900\n"
                                  "[chain]\n"
                                  "source = local\n"
+                                 "weighting = capacity\n"
                                  "length = 8\n"
                                  "backups = 0\n"
                                  "lifetime = 10000\n"
@@ -636,6 +639,7 @@ static const char roles_conf[] = "[node]\n"
                                  "setup_timeout = 600000\n"
                                  "max_lifetime = 10\n"
                                  "exit_queue = 65536\n"
+                                 "capacity = 10000000\n"
                                  "[bootstrap.b1]\n"
                                  "address = tcp://192.0.2.1:7001\n"
                                  "id = @ID@\n";
@@ -657,6 +661,8 @@ START_TEST(test_roles_full)
     ck_assert_uint_eq(c.dir.request_timeout_ms, 900);
     ck_assert_uint_eq(c.dir.desc_lifetime_ms, 360000);
     ck_assert_int_eq(c.client.source, CHAIN_SOURCE_LOCAL);
+    ck_assert(c.client.by_capacity && c.dir.by_capacity); /* both generators */
+    ck_assert_uint_eq(c.dir.capacity_kib, 10000000);
     ck_assert_uint_eq(c.client.length, 8);
     ck_assert_uint_eq(c.client.backups, 0);
     ck_assert_uint_eq(c.client.lifetime_ms, 10000);
@@ -718,6 +724,11 @@ static const struct {
     {"chain", "source", "local", true},
     {"chain", "source", "Local", false},
     {"chain", "source", "", false},
+    {"chain", "weighting", "uniform", true},
+    {"chain", "weighting", "capacity", true},
+    {"chain", "weighting", "Capacity", false},
+    {"chain", "weighting", "bandwidth", false},
+    {"chain", "weighting", "", false},
     {"chain", "length", "1", true},
     {"chain", "length", "0", false},
     {"chain", "length", "8", true},
@@ -776,6 +787,11 @@ static const struct {
     {"relay", "exit_queue", "65537", false},
     {"relay", "exit_queue", "-1", false},
     {"relay", "exit_queue", "1e3", false},
+    {"relay", "capacity", "0", true},
+    {"relay", "capacity", "10000000", true},
+    {"relay", "capacity", "10000001", false},
+    {"relay", "capacity", "4294967296", false},
+    {"relay", "capacity", "-1", false},
 };
 
 START_TEST(test_role_ranges)
@@ -812,6 +828,11 @@ static const struct bad_case role_bad_cases[] = {
     {"cover budget over 100", "[node]\ncover_budget = 101\n", 2, "out of range (0..100)"},
     {"cover budget in [client]", "[client]\ncover_budget = 50\n", 2,
      "unknown key 'cover_budget' in [client]"},
+    {"bad weighting", "[chain]\nweighting = bandwidth\n", 2,
+     "unknown weighting 'bandwidth' (expected uniform or capacity)"},
+    {"capacity too high", "[relay]\ncapacity = 10000001\n", 2, "out of range (0..10000000)"},
+    {"duplicate weighting", "[chain]\nweighting = uniform\nweighting = capacity\n", 3,
+     "duplicate key 'weighting' in [chain]"},
     {"constant rate too high", "[client]\nconstant_rate = 10001\n", 2, "0 or 1..10000"},
     {"duplicate source", "[chain]\nsource = local\nsource = local\n", 3,
      "duplicate key 'source' in [chain]"},

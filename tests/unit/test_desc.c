@@ -33,6 +33,7 @@ static void make_desc(struct desc *d, const struct ovl_identity *id, uint8_t fla
     memcpy(d->id_pk, id->pk, OVL_ED25519_PK);
     memset(d->onion_pk, 0x5a, sizeof(d->onion_pk));
     d->onion_pk[0] = id->pk[0];
+    d->capacity = 0x01020304; /* distinct bytes: byte order shows */
     for (unsigned i = 0; i < n; i++)
         strcpy(d->uris[i], uris[i]);
 }
@@ -52,6 +53,7 @@ static size_t raw_sign(const struct desc *d, const char *const *uris, unsigned n
     st_le64(out + 12, d->expires_ms);
     memcpy(out + 20, d->id_pk, 32);
     memcpy(out + 52, d->onion_pk, 32);
+    st_le32(out + 84, d->capacity);
     for (unsigned i = 0; i < n; i++) {
         size_t l = strlen(uris[i]);
         out[pos++] = (uint8_t)l;
@@ -111,6 +113,7 @@ START_TEST(desc_roundtrip)
     ck_assert_uint_gt(len, DESC_FIXED_LEN + OVL_SIG_LEN);
     ck_assert_int_eq(desc_parse(&back, buf, len), 0);
     ck_assert_int_eq(memcmp(&back, &d, sizeof(d)), 0);
+    ck_assert_uint_eq(ld_le32(buf + 84), 0x01020304); /* LE, just before the URIs */
     ck_assert(!desc_expired(&back, NOW));
     ck_assert(desc_expired(&back, d.expires_ms));
 
@@ -248,10 +251,18 @@ START_TEST(desc_bad_structure)
         int n_uris, version;
         int first_len_delta;
     } cases[] = {
-        {"n_uris 0", 0, 1, 0},          {"n_uris 1 of 2", 1, 1, 0},  {"n_uris 3 of 2", 3, 1, 0},
-        {"n_uris 5", 5, 1, 0},          {"version 0", 2, 0, 0},      {"version 2", 2, 2, 0},
-        {"uri len past end", 2, 1, 80}, {"uri len short", 2, 1, -1},
+        {"n_uris 0", 0, DESC_VERSION, 0},
+        {"n_uris 1 of 2", 1, DESC_VERSION, 0},
+        {"n_uris 3 of 2", 3, DESC_VERSION, 0},
+        {"n_uris 5", 5, DESC_VERSION, 0},
+        {"version 0", 2, 0, 0},
+        {"version 1 (no capacity)", 2, 1, 0},
+        {"version 3", 2, 3, 0},
+        {"uri len past end", 2, DESC_VERSION, 80},
+        {"uri len short", 2, DESC_VERSION, -1},
     };
+    len = raw_sign(&d, two, 2, &id, buf);
+    ck_assert_int_eq(desc_parse(&back, buf, len), 0); /* untouched, raw_sign's bytes are good */
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         d.n_uris = 2;
         len = raw_sign(&d, two, 2, &id, buf);
@@ -268,6 +279,34 @@ START_TEST(desc_bad_structure)
     len++;
     resign(buf, len, &id);
     ck_assert_int_eq(desc_parse(&back, buf, len), OVL_EPROTO);
+}
+END_TEST
+
+/* Any capacity is a valid claim (selection caps it); 0 is no claim. A
+ * descriptor in the old layout (version 1, no capacity) is refused. */
+START_TEST(desc_capacity)
+{
+    static const char *const one[] = {"tcp://127.0.0.1:7001"};
+    static const uint32_t caps[] = {0, 1, 10000000, UINT32_MAX};
+    struct ovl_identity id;
+    struct desc d, back;
+    uint8_t buf[DESC_MAX_LEN];
+    size_t len = 0;
+
+    make_id(&id, 7);
+    make_desc(&d, &id, DESC_RELAY, one, 1);
+    for (size_t i = 0; i < ARRAY_LEN(caps); i++) {
+        d.capacity = caps[i];
+        ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), 0);
+        ck_assert_int_eq(desc_parse(&back, buf, len), 0);
+        ck_assert_uint_eq(back.capacity, caps[i]);
+    }
+    memmove(buf + 84, buf + 88, len - 88);
+    len -= 4;
+    buf[0] = 1;
+    resign(buf, len, &id);
+    ck_assert_int_eq(desc_parse(&back, buf, len), OVL_EPROTO);
+    ck_assert_uint_eq(back.capacity, 0);
 }
 END_TEST
 
@@ -531,6 +570,7 @@ static Suite *desc_suite(void)
     tcase_add_loop_test(tc, desc_roundtrip, 0, (int)ARRAY_LEN(uri_sets));
     tcase_add_test(tc, desc_truncated);
     tcase_add_test(tc, desc_bitflip);
+    tcase_add_test(tc, desc_capacity);
     tcase_add_loop_test(tc, desc_bad_fields, 0, (int)ARRAY_LEN(bad_fields));
     tcase_add_test(tc, desc_bad_structure);
     tcase_add_test(tc, desc_wrong_signer);

@@ -373,6 +373,7 @@ START_TEST(test_list_and_lookup)
 
     test_opts(&o);
     o.heartbeat_ms = 1000; /* keeps the list cache valid for this test */
+    o.capacity_kib = 1234; /* [relay] capacity: in every node's descriptor */
     w = net_up(&o);
     ck_assert_int_eq(dir_request_list(w->dirs[CLI], list_cb, r), 0);
     wait_reply(w, r);
@@ -400,6 +401,7 @@ START_TEST(test_list_and_lookup)
     keys = dir_onion_keys(w->dirs[R2], &nkeys);
     ck_assert_uint_eq(nkeys, 1);
     ck_assert_mem_eq(r->d.onion_pk, keys[0].pk, 32);
+    ck_assert_uint_eq(r->d.capacity, 1234);
     ck_assert_str_eq(r->d.uris[0], w->nodes[R2].listen_uri[0]);
     /* Looked up again: from the cache; after dir_forget: asked again. */
     dir_stats(w->dirs[CLI], &st);

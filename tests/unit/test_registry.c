@@ -48,7 +48,7 @@ static void tnode_make(struct tnode *t, unsigned seed, uint8_t flags, uint64_t l
 
 static struct registry *reg_make(uint32_t max_nodes, uint32_t max_chains, uint32_t chain_ttl)
 {
-    struct registry_opts o = {max_nodes, max_chains, TTL, chain_ttl, false};
+    struct registry_opts o = {max_nodes, max_chains, TTL, chain_ttl, false, false};
     struct registry *r = NULL;
 
     ck_assert_int_eq(registry_new(&o, &r), 0);
@@ -441,7 +441,7 @@ START_TEST(each_relay_and_args)
 {
     struct tnode t[4], req;
     struct registry *r = relays_make(4, 16, CHAIN_TTL, t, &req);
-    struct registry_opts bad = {0, 1, 1, 1, false};
+    struct registry_opts bad = {0, 1, 1, 1, false, false};
     struct registry *r2 = (void *)1;
     unsigned k = 0;
 
