@@ -452,6 +452,7 @@ static void ctl_relay_info(void *arg, const struct reg_node *rn)
         uri[sizeof uri - 1] = '\0';
         kv_adds(r->out, "uri", uri);
     }
+    kv_addu(r->out, "capacity", d->capacity);
     kv_addu(r->out, "age_ms", ctl_since(r->now, rn->registered_ms));
     kv_addu(r->out, "last_seen_ms", ctl_since(r->now, rn->last_seen_ms));
     kv_addu(r->out, "heartbeats", rn->heartbeats);
