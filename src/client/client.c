@@ -219,6 +219,7 @@ static void chain_send_setup(struct cchain *ch, struct link *l)
     }
     ch->cells_out++;
     c->st.cells_out++;
+    ch->setup_us = uv_hrtime() / 1000;
     ch->state = CH_SETUP;
     ch->deadline_ms = node_now_ms() + c->o.setup_timeout_ms;
 }
@@ -420,6 +421,8 @@ static void chain_ready(struct cchain *ch)
     } else {
         ch->ready_ms = now;
         ch->expires_ms = now + c->o.lifetime_ms;
+        if (ch->setup_us)
+            samples_add(&c->setup_us, (uint32_t)(uv_hrtime() / 1000 - ch->setup_us));
         c->st.chains_built++;
         log_info(&c->n->log, "client: chain %u ready (%u hops)", ch->serial, ch->length);
     }
@@ -661,6 +664,10 @@ static int send_frag(struct cchain *ch, struct link *l, struct out_msg *m)
     ovl_wipe(body, sizeof(body));
     if (rc)
         return rc;
+    if (m->next_frag == 0) {
+        m->resent = m->sent_us != 0;
+        m->sent_us = uv_hrtime() / 1000;
+    }
     m->next_frag++;
     m->chain_serial = ch->serial;
     return 0;
@@ -1050,6 +1057,12 @@ void client_stats(const struct client *c, struct client_stats *st)
     st->inbox_messages = c->rx.in_count;
     st->inbox_bytes = c->rx.in_bytes;
     st->send_queued = c->n_queue;
+    st->setup_us_p50 = samples_quantile(&c->setup_us, 500);
+    st->setup_us_p90 = samples_quantile(&c->setup_us, 900);
+    st->setup_samples = c->setup_us.n;
+    st->rtt_us_p50 = samples_quantile(&c->rtt_us, 500);
+    st->rtt_us_p90 = samples_quantile(&c->rtt_us, 900);
+    st->rtt_samples = c->rtt_us.n;
     DL_FOREACH(c->chains, ch)
     st->chains++;
     st->bytes_held = sendq_bytes(c) + c->rx.part_bytes + c->rx.in_bytes +

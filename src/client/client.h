@@ -107,6 +107,8 @@ struct client_stats {
     uint64_t cover_skipped;       /* cover cells not sent: over [node] cover_budget */
     uint64_t rate_missed;         /* constant-rate slots with no ready chain or no room */
     uint64_t loops_out, loops_in; /* loop cover sent, and come back */
+    uint32_t setup_us_p50, setup_us_p90, setup_samples; /* SETUP sent -> SETUP_OK, recent chains */
+    uint32_t rtt_us_p50, rtt_us_p90, rtt_samples; /* first send -> ack, messages sent once */
     uint32_t inbox_messages, send_queued;
     uint32_t chains;     /* live chains (building, ready or retiring) */
     uint64_t bytes_held; /* queued and unacknowledged messages, reassembly, inbox, chains */

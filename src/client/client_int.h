@@ -11,6 +11,7 @@
 #include "client/client.h"
 #include "client/msg.h"
 #include "dir/dir.h"
+#include "lib/samples.h"
 
 #define LOOKUPS_MAX 16   /* destination lookups in flight */
 #define RTO_MAX_MS  8000 /* longest wait for an acknowledgement */
@@ -36,6 +37,7 @@ struct cchain {
     uint64_t link_serial; /* first hop's link; 0 before dialing */
     uint32_t chain_id;    /* registered in the chanmap when non-zero */
     uint64_t created_ms, ready_ms, expires_ms, deadline_ms; /* monotonic */
+    uint64_t setup_us;                                      /* setup cell sent (uv_hrtime / 1000) */
     uint64_t cells_out, cells_in, messages;
 };
 
@@ -56,6 +58,8 @@ struct out_msg {
     bool unacked;          /* in c->unacked (all sent) rather than c->queue */
     uint8_t ack[MSG_ACK_TAG];
     uint64_t deadline_ms, retry_ms; /* monotonic */
+    uint64_t sent_us;               /* first fragment first sent (uv_hrtime / 1000), or 0 */
+    bool resent;                    /* sent again: its round trip is not measured */
     uint32_t rto_ms;
     client_sent_cb cb;
     void *cb_arg;
@@ -81,6 +85,7 @@ struct client {
     unsigned n_lookups;
     struct msg_rx rx;
     struct client_stats st;
+    struct samples setup_us, rtt_us; /* recent setup round trips and message round trips */
     uv_timer_t tick, cover, loop, rate;
     bool tick_open, cover_open, loop_open, rate_open, stopped;
     uint64_t rate_t0, rate_sent; /* constant rate: slots since rate_t0, and those used */

@@ -130,6 +130,8 @@ void sendq_ack(struct client *c, const uint8_t *dest, const uint8_t *rec, size_t
             }
             /* A copy still queued must not go out after this. */
             c->st.acks_in++;
+            if (m->sent_us && !m->resent) /* Karn: a resent one's ack may answer either */
+                samples_add(&c->rtt_us, (uint32_t)(uv_hrtime() / 1000 - m->sent_us));
             msg_done(m, 0);
             return;
         }

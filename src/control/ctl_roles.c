@@ -70,6 +70,12 @@ static void ctl_status_client(struct kvbuf *out, const struct client *c)
     kv_addu(out, "client_chains_replaced", st.chains_replaced);
     kv_addu(out, "client_chains_repaired", st.chains_repaired);
     kv_addu(out, "client_avoid_builds", st.avoid_builds);
+    kv_addu(out, "client_setup_us_p50", st.setup_us_p50);
+    kv_addu(out, "client_setup_us_p90", st.setup_us_p90);
+    kv_addu(out, "client_setup_samples", st.setup_samples);
+    kv_addu(out, "client_rtt_us_p50", st.rtt_us_p50);
+    kv_addu(out, "client_rtt_us_p90", st.rtt_us_p90);
+    kv_addu(out, "client_rtt_samples", st.rtt_samples);
     kv_addu(out, "client_chains", st.chains);
     kv_addu(out, "client_cover_out", st.cover_out);
     kv_addu(out, "client_cover_skipped", st.cover_skipped);

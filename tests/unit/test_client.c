@@ -632,6 +632,14 @@ static void send_all(struct net *w)
     ck_assert_uint_eq(st.messages_failed, 0);
     ck_assert_uint_eq(st.send_queued, 0);
     ck_assert_uint_eq(st.acks_in, want_got);
+    /* Measured: each chain's setup, and the round trip of messages sent once. */
+    ck_assert_uint_ge(st.setup_samples, 1);
+    ck_assert_uint_gt(st.setup_us_p50, 0);
+    ck_assert_uint_le(st.setup_us_p50, st.setup_us_p90);
+    ck_assert_uint_ge(st.rtt_samples, 1);
+    ck_assert_uint_le(st.rtt_samples, st.acks_in);
+    ck_assert_uint_ge(st.rtt_samples + st.retransmits, st.acks_in); /* under SAMPLES_MAX acks */
+    ck_assert_uint_le(st.rtt_us_p50, st.rtt_us_p90);
     client_stats(w->cl[CB], &st);
     ck_assert_uint_eq(st.dropped_auth + st.dropped_bad + st.dropped_reassembly, 0);
     ck_assert_uint_eq(st.inbox_messages, 0);
