@@ -579,7 +579,8 @@ static int log_level_main(struct opts *o, int argc, char **argv)
     return rc;
 }
 
-static int shutdown_main(struct opts *o, int argc, char **argv)
+/* A command without arguments whose reply says only whether it worked. */
+static int plain_main(struct opts *o, int argc, char **argv, const char *cmd)
 {
     struct kvmsg m = {0};
     struct reply r;
@@ -587,11 +588,21 @@ static int shutdown_main(struct opts *o, int argc, char **argv)
 
     if ((rc = no_args(argc, argv)) != 0)
         return rc;
-    if ((rc = request(o, "shutdown", NULL, NULL, &m, &r)) != 0)
+    if ((rc = request(o, cmd, NULL, NULL, &m, &r)) != 0)
         return rc;
     kvmsg_free(&m);
     free(r.data);
     return 0;
+}
+
+static int shutdown_main(struct opts *o, int argc, char **argv)
+{
+    return plain_main(o, argc, argv, "shutdown");
+}
+
+static int new_chain_main(struct opts *o, int argc, char **argv)
+{
+    return plain_main(o, argc, argv, "new-chain");
 }
 
 /* Read all of stdin (at most REPLY_MAX bytes) into r. */
@@ -673,6 +684,7 @@ static const struct subcommand subcommands[] = {
      "send a message (client); prints its id"},
     {"recv", recv_main, " [--follow] [--max N]", "print the messages received (client)"},
     {"chains", chains_main, "", "list this client's chains"},
+    {"new-chain", new_chain_main, "", "build a fresh chain and move to it (client)"},
     {"relays", relays_main, "", "list the registered nodes (bootstrap)"},
     {"relay-chains", relay_chains_main, "",
      "list the chains through this relay: each hop's neighbours"},

@@ -409,6 +409,17 @@ static void maybe_build(struct client *c)
         chain_build(c);
 }
 
+int client_new_chain(struct client *c)
+{
+    if (c->stopped)
+        return OVL_ECLOSED;
+    if (c->building)
+        return OVL_EAGAIN;
+    c->next_build_ms = 0; /* asked for: no backoff */
+    chain_build(c);
+    return 0;
+}
+
 /* The exit answered the setup: new messages use this chain now. */
 static void chain_ready(struct cchain *ch)
 {

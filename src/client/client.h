@@ -108,7 +108,7 @@ struct client_stats {
     uint64_t rate_missed;         /* constant-rate slots with no ready chain or no room */
     uint64_t loops_out, loops_in; /* loop cover sent, and come back */
     uint32_t setup_us_p50, setup_us_p90, setup_samples; /* SETUP sent -> SETUP_OK, recent chains */
-    uint32_t rtt_us_p50, rtt_us_p90, rtt_samples; /* first send -> ack, messages sent once */
+    uint32_t rtt_us_p50, rtt_us_p90, rtt_samples;       /* first send -> ack, messages sent once */
     uint32_t inbox_messages, send_queued;
     uint32_t chains;     /* live chains (building, ready or retiring) */
     uint64_t bytes_held; /* queued and unacknowledged messages, reassembly, inbox, chains */
@@ -144,6 +144,12 @@ int client_send(struct client *c, const uint8_t dest[OVL_ED25519_PK], const uint
 int client_send_cb(struct client *c, const uint8_t dest[OVL_ED25519_PK], const uint8_t *msg,
                    size_t len, bool reply, uint8_t id[CLIENT_MSG_ID], client_sent_cb cb,
                    void *arg) OVL_WUR;
+
+/* Build a fresh chain now and move new messages to it once it is ready
+ * (the current one retires): a new route, unlinkable from the old one but
+ * for timing. OVL_EAGAIN while a chain is being built, OVL_ECLOSED once
+ * stopped. */
+int client_new_chain(struct client *c) OVL_WUR;
 
 /* Forget every callback registered with arg (its owner is going away). */
 void client_forget_cb(struct client *c, void *arg);

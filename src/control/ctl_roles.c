@@ -389,6 +389,21 @@ static void ctl_chain_info(void *arg, const struct client_chain_info *ci)
     kv_addu(out, "messages", ci->messages);
 }
 
+static int ctl_cmd_new_chain(struct ctl_req *rq)
+{
+    struct client *c = rq->ctl->node->client;
+    int err;
+
+    if (!c)
+        return ctl_fail(rq, EOPNOTSUPP, "new-chain needs the client role");
+    err = client_new_chain(c);
+    if (err == OVL_EAGAIN)
+        return ctl_fail(rq, EBUSY, "a chain is being built already");
+    if (err != 0)
+        return ctl_fail(rq, ctl_errno(err), "cannot build a chain: %s", ovl_strerror(err));
+    return 0;
+}
+
 static int ctl_cmd_chains(struct ctl_req *rq)
 {
     struct client *c = rq->ctl->node->client;
@@ -531,6 +546,7 @@ const struct ctl_cmd ctl_role_cmds[] = {
     {"send", ctl_cmd_send, {"to", "reply", "text", "data", "wait", NULL}, "data"},
     {"recv", ctl_cmd_recv, {"max", NULL}, NULL},
     {"chains", ctl_cmd_chains, {NULL}, NULL},
+    {"new-chain", ctl_cmd_new_chain, {NULL}, NULL},
     {"relays", ctl_cmd_relays, {NULL}, NULL},
     {"relay-chains", ctl_cmd_relay_chains, {NULL}, NULL},
     {"dir-chain", ctl_cmd_dir_chain, {"length", "backups", NULL}, NULL},

@@ -311,6 +311,7 @@ def test_roles_off(net):
     check_error(n, send_req("to=" + n.id, "text=hi"), EOPNOTSUPP)
     check_error(n, HDR + "command=recv\n\n", EOPNOTSUPP)
     check_error(n, HDR + "command=chains\n\n", EOPNOTSUPP)
+    check_error(n, HDR + "command=new-chain\n\n", EOPNOTSUPP)
     check_error(n, HDR + "command=relays\n\n", EOPNOTSUPP)
     check_error(n, HDR + "command=recv\nmax=0\n\n", EOPNOTSUPP)  # the role comes first
     assert n.ctl("relay-chains") == []  # a relay with no chain through it

@@ -29,6 +29,13 @@ def test_capacity_listed_and_chains_work(net):
     tn.ctl(b.name, "send", "--to", a.id, "--wait", "back")
     assert a.status()["client_messages_received"] == 1
     assert b.status()["client_messages_received"] == 1
+    # ovlctl new-chain: a fresh weighted chain takes over.
+    built = a.status()["client_chains_built"]
+    tn.ctl_run(a.name, "new-chain").check_returncode()
+    wait_for(lambda: a.status()["client_chains_replaced"] >= 1, 10.0, "clientA's new chain")
+    assert a.status()["client_chains_built"] == built + 1
+    tn.ctl(a.name, "send", "--to", b.id, "--wait", "on the new chain")
+    assert b.status()["client_messages_received"] == 2
 
 
 if __name__ == "__main__":

@@ -902,6 +902,29 @@ START_TEST(net_send_errors)
 }
 END_TEST
 
+/* client_new_chain: a fresh chain replaces the ready one; one build at a
+ * time. */
+START_TEST(net_new_chain)
+{
+    struct net w;
+    struct client_opts co;
+    struct client_stats st;
+
+    client_opts_defaults(&co);
+    co.backups = 0;
+    net_up(&w, &co);
+    ck_assert(run_until(&w, a_ready, 15000));
+    ck_assert_int_eq(client_new_chain(w.cl[CA]), 0);
+    ck_assert_int_eq(client_new_chain(w.cl[CA]), OVL_EAGAIN);
+    ck_assert(run_until(&w, a_replaced, 15000));
+    client_stats(w.cl[CA], &st);
+    ck_assert_uint_ge(st.chains_built, 2);
+    ck_assert_uint_ge(st.setup_samples, 2);
+    send_all(&w);
+    net_down(&w);
+}
+END_TEST
+
 /* ---- never the receiver ---- */
 
 static bool a_any_ready(struct net *w)
@@ -1021,6 +1044,7 @@ static Suite *client_suite(void)
     tcase_add_test(tc, net_first_hop_lost);
     tcase_add_test(tc, net_replace);
     tcase_add_test(tc, net_send_errors);
+    tcase_add_test(tc, net_new_chain);
     tcase_add_test(tc, net_never_the_receiver);
     tcase_add_test(tc, net_receiver_on_every_route);
     suite_add_tcase(s, tc);
