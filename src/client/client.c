@@ -1068,6 +1068,8 @@ void client_stats(const struct client *c, struct client_stats *st)
     st->inbox_messages = c->rx.in_count;
     st->inbox_bytes = c->rx.in_bytes;
     st->send_queued = c->n_queue;
+    if (c->busy_from_us)
+        st->busy_us += uv_hrtime() / 1000 - c->busy_from_us;
     st->setup_us_p50 = samples_quantile(&c->setup_us, 500);
     st->setup_us_p90 = samples_quantile(&c->setup_us, 900);
     st->setup_samples = c->setup_us.n;

@@ -107,6 +107,8 @@ struct client_stats {
     uint64_t cover_skipped;       /* cover cells not sent: over [node] cover_budget */
     uint64_t rate_missed;         /* constant-rate slots with no ready chain or no room */
     uint64_t loops_out, loops_in; /* loop cover sent, and come back */
+    uint64_t bytes_acked;         /* message bytes acknowledged */
+    uint64_t busy_us;             /* time with a message queued or unacknowledged */
     uint32_t setup_us_p50, setup_us_p90, setup_samples; /* SETUP sent -> SETUP_OK, recent chains */
     uint32_t rtt_us_p50, rtt_us_p90, rtt_samples;       /* first send -> ack, messages sent once */
     uint32_t inbox_messages, send_queued;

@@ -86,6 +86,7 @@ struct client {
     struct msg_rx rx;
     struct client_stats st;
     struct samples setup_us, rtt_us; /* recent setup round trips and message round trips */
+    uint64_t busy_from_us;           /* since when messages are waiting or in flight; 0: none */
     uv_timer_t tick, cover, loop, rate;
     bool tick_open, cover_open, loop_open, rate_open, stopped;
     uint64_t rate_t0, rate_sent; /* constant rate: slots since rate_t0, and those used */

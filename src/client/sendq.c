@@ -18,7 +18,11 @@ static void msg_free(struct out_msg *m)
         DL_DELETE(c->unacked, m);
     else
         DL_DELETE(c->queue, m);
-    c->n_queue--;
+    if (--c->n_queue == 0 && c->busy_from_us) {
+        /* Idle time is the sender's, not the path's: throughput = bytes / busy. */
+        c->st.busy_us += uv_hrtime() / 1000 - c->busy_from_us;
+        c->busy_from_us = 0;
+    }
     if (m->state == OM_LOOKUP) {
         dir_cancel(c->n->dir, m);
         c->n_lookups--;
@@ -130,6 +134,7 @@ void sendq_ack(struct client *c, const uint8_t *dest, const uint8_t *rec, size_t
             }
             /* A copy still queued must not go out after this. */
             c->st.acks_in++;
+            c->st.bytes_acked += m->len;
             if (m->sent_us && !m->resent) /* Karn: a resent one's ack may answer either */
                 samples_add(&c->rtt_us, (uint32_t)(uv_hrtime() / 1000 - m->sent_us));
             msg_done(m, 0);
@@ -257,7 +262,8 @@ int client_send_cb(struct client *c, const uint8_t dest[OVL_ED25519_PK], const u
     ovl_random(m->id, CLIENT_MSG_ID);
     memcpy(id, m->id, CLIENT_MSG_ID);
     DL_APPEND(c->queue, m);
-    c->n_queue++;
+    if (c->n_queue++ == 0)
+        c->busy_from_us = uv_hrtime() / 1000;
     c->adding = m;
     c->adding_err = 0;
     client_pump(c);

@@ -70,6 +70,8 @@ static void ctl_status_client(struct kvbuf *out, const struct client *c)
     kv_addu(out, "client_chains_replaced", st.chains_replaced);
     kv_addu(out, "client_chains_repaired", st.chains_repaired);
     kv_addu(out, "client_avoid_builds", st.avoid_builds);
+    kv_addu(out, "client_bytes_acked", st.bytes_acked);
+    kv_addu(out, "client_busy_us", st.busy_us);
     kv_addu(out, "client_setup_us_p50", st.setup_us_p50);
     kv_addu(out, "client_setup_us_p90", st.setup_us_p90);
     kv_addu(out, "client_setup_samples", st.setup_samples);

@@ -640,6 +640,15 @@ static void send_all(struct net *w)
     ck_assert_uint_le(st.rtt_samples, st.acks_in);
     ck_assert_uint_ge(st.rtt_samples + st.retransmits, st.acks_in); /* under SAMPLES_MAX acks */
     ck_assert_uint_le(st.rtt_us_p50, st.rtt_us_p90);
+    ck_assert_uint_gt(st.busy_us, 0);
+    {
+        uint64_t sum = 0;
+
+        for (size_t i = 0; i < N_NET; i++)
+            sum += net_sizes[i];
+        ck_assert_uint_ge(st.bytes_acked, sum);
+        ck_assert_uint_eq(st.bytes_acked % sum, 0); /* send_all's messages only, whole */
+    }
     client_stats(w->cl[CB], &st);
     ck_assert_uint_eq(st.dropped_auth + st.dropped_bad + st.dropped_reassembly, 0);
     ck_assert_uint_eq(st.inbox_messages, 0);
