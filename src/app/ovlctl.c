@@ -227,9 +227,18 @@ static int reply_check(const char *cmd, struct kvmsg *m, char *buf, size_t len)
 int request_kv(const struct opts *o, const char *cmd, struct kvbuf *b, struct kvmsg *m,
                struct reply *r)
 {
+    return request_kv_raw(o, cmd, b, NULL, 0, m, r);
+}
+
+/* As request_kv, with n raw bytes after the request's blank line. */
+int request_kv_raw(const struct opts *o, const char *cmd, struct kvbuf *b, const void *raw,
+                   size_t n, struct kvmsg *m, struct reply *r)
+{
     int rc;
 
     kv_end(b);
+    if (n)
+        kv_raw(b, raw, n);
     if (b->err) {
         bool oom = b->err == OVL_ENOMEM;
 

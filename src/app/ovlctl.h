@@ -29,7 +29,7 @@ struct opts {
     const char *config;
     bool json;
     int timeout_ms;
-    bool timeout_set; /* --timeout was given */
+    bool timeout_set;   /* --timeout was given */
     long long deadline; /* CLOCK_MONOTONIC ms */
     char sockbuf[PATH_MAX];
 };
@@ -52,6 +52,11 @@ void request_begin(struct kvbuf *b, const char *cmd);
  * success the caller frees m and r->data. */
 int request_kv(const struct opts *o, const char *cmd, struct kvbuf *b, struct kvmsg *m,
                struct reply *r);
+
+/* As request_kv, and send n raw bytes after the request's blank line (a
+ * send with length=n). b is freed; raw stays the caller's. */
+int request_kv_raw(const struct opts *o, const char *cmd, struct kvbuf *b, const void *raw,
+                   size_t n, struct kvmsg *m, struct reply *r);
 
 /* request_kv for a command with at most one argument key=val. */
 int request(const struct opts *o, const char *cmd, const char *key, const char *val,

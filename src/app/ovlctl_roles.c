@@ -158,6 +158,8 @@ static char *join_words(int argc, char **argv)
 
 struct send_args {
     const char *to, *file;
+    unsigned char *raw; /* --file: its bytes, sent raw after the request (length=N) */
+    size_t raw_len;
     bool reply, wait;
     int first_word; /* index of TEXT in argv, argc if none */
 };
@@ -216,8 +218,14 @@ static int send_build(struct send_args *a, int argc, char **argv, struct kvbuf *
             kvbuf_free(b);
             return rc;
         }
-        add_data(b, data, len);
-        free(data);
+        if (len > 0) {
+            kv_addu(b, "length", len);
+            a->raw = data;
+            a->raw_len = len;
+        } else {
+            add_data(b, data, len); /* empty: the daemon says why it refuses */
+            free(data);
+        }
     } else if (!(text = join_words(argc - a->first_word, argv + a->first_word))) {
         kvbuf_free(b);
         return out_of_memory();
@@ -250,7 +258,9 @@ int send_main(struct opts *o, int argc, char **argv)
         o->deadline += WAIT_TIMEOUT_MS - o->timeout_ms;
         o->timeout_ms = WAIT_TIMEOUT_MS;
     }
-    if ((rc = request_kv(o, "send", &b, &m, &r)) != 0)
+    rc = request_kv_raw(o, "send", &b, a.raw, a.raw_len, &m, &r);
+    free(a.raw);
+    if (rc != 0)
         return rc;
     id = kvmsg_get(&m, "id");
     res = kvmsg_get(&m, "result");

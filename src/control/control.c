@@ -58,6 +58,8 @@ struct ctl_client {
     char *buf;     /* heap, cap bytes; requests as received */
     size_t len, cap;
     size_t scan; /* where the search for the blank line resumes */
+    size_t hdr;  /* the first request's lines end here, once found (0: not yet) */
+    size_t need; /* and, with its raw payload (send length=N), the request here */
 };
 
 struct ctl_write {
@@ -165,17 +167,49 @@ static size_t ctl_limit(const struct ctl_client *cl)
     return CONTROL_REQ_MAX;
 }
 
+/* The N of a "length=N" line among the lines buf[0..hdr) of a send: its
+ * raw payload's size. 0 when there is none or N is not a plain decimal
+ * (the command then reports it); N may be anything up to SIZE_MAX / 2. */
+static size_t ctl_raw_length(const char *buf, size_t hdr)
+{
+    static const char key[] = "\nlength=";
+    const char *p = buf, *end = buf + hdr;
+    size_t n = 0;
+
+    while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL &&
+           (size_t)(end - p) > sizeof(key) - 1 && memcmp(p, key, sizeof(key) - 1) != 0)
+        p++;
+    if (!p || (size_t)(end - p) <= sizeof(key) - 1)
+        return 0;
+    for (p += sizeof(key) - 1; p < end && *p >= '0' && *p <= '9'; p++) {
+        if (n > SIZE_MAX / 20)
+            return SIZE_MAX / 2; /* over any cap: refused as too big */
+        n = n * 10 + (size_t)(*p - '0');
+    }
+    return p < end && *p == '\n' ? n : 0;
+}
+
 /* Return the length of the first complete request, 0 if none yet (the rule
- * of kv_message_len, resumed where the last search stopped). */
+ * of kv_message_len, resumed where the last search stopped), or the length
+ * it will have once its raw payload is in, which may be more than is
+ * buffered. */
 static size_t ctl_msg_len(struct ctl_client *cl)
 {
-    size_t i;
+    const char *nl;
 
+    if (cl->need)
+        return cl->need;
     if (cl->len > 0 && cl->buf[0] == '\n')
-        return 1;
-    for (i = cl->scan > 0 ? cl->scan : 1; i < cl->len; i++)
-        if (cl->buf[i] == '\n' && cl->buf[i - 1] == '\n')
-            return i + 1;
+        return cl->hdr = cl->need = 1;
+    for (size_t i = cl->scan > 0 ? cl->scan : 1; i < cl->len; i = (size_t)(nl - cl->buf) + 1) {
+        if (!(nl = memchr(cl->buf + i, '\n', cl->len - i)))
+            break;
+        if (nl[-1] == '\n') {
+            cl->hdr = (size_t)(nl - cl->buf) + 1;
+            cl->need = cl->hdr + (ctl_is_send(cl) ? ctl_raw_length(cl->buf, cl->hdr) : 0);
+            return cl->need;
+        }
+    }
     cl->scan = cl->len;
     return 0;
 }
@@ -185,7 +219,7 @@ static void ctl_consume(struct ctl_client *cl, size_t m)
 {
     memmove(cl->buf, cl->buf + m, cl->len - m);
     cl->len -= m;
-    cl->scan = 0;
+    cl->scan = cl->hdr = cl->need = 0;
     if (cl->cap > CONTROL_REQ_MAX && cl->len <= CONTROL_REQ_MAX) {
         char *p = realloc(cl->buf, CONTROL_REQ_MAX);
 
@@ -454,13 +488,20 @@ static int ctl_dispatch(struct ctl_req *rq)
     return cmd->fn(rq);
 }
 
-/* Answer the request in buf[0..len) (parsed in place). */
-static void ctl_handle(struct ctl_client *cl, char *buf, size_t len, bool is_send)
+/* Answer the request whose lines are buf[0..len) (parsed in place) and
+ * whose raw payload, if any, is the raw bytes after them. */
+static void ctl_handle(struct ctl_client *cl, char *buf, size_t len, size_t raw)
 {
     struct control *c = cl->ctl;
     struct kvmsg m = {0};
     struct kvbuf out = {0};
-    struct ctl_req rq = {.ctl = c, .cl = cl, .m = &m, .out = &out};
+    struct ctl_req rq = {.ctl = c,
+                         .cl = cl,
+                         .m = &m,
+                         .out = &out,
+                         .raw = (const uint8_t *)buf + len,
+                         .raw_len = raw};
+    bool is_send = ctl_is_send(cl);
     /* A send may carry as many data lines as its byte cap allows. */
     size_t max_pairs = is_send ? CONTROL_REQ_PAIRS + len / 6 : CONTROL_REQ_PAIRS;
     int r, e;
@@ -512,11 +553,11 @@ static void ctl_client_process(struct ctl_client *cl)
         if (m == 0 || m > cl->len) {
             size_t limit = ctl_limit(cl);
 
-            if (cl->len >= limit)
+            if (cl->len >= limit || m > limit)
                 ctl_too_big(cl, limit);
             return;
         }
-        ctl_handle(cl, cl->buf, m, ctl_is_send(cl));
+        ctl_handle(cl, cl->buf, cl->hdr, m - cl->hdr);
         if (cl->closing)
             return;
         ctl_consume(cl, m);

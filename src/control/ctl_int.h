@@ -20,7 +20,7 @@
 
 #define CTL_ERR_MAX 160
 #define CTL_DEFER   (-1) /* a command's "reply comes later" */
-#define CTL_ARGS    6
+#define CTL_ARGS    7
 
 struct ctl_client;
 
@@ -44,6 +44,8 @@ struct ctl_req {
     struct control *ctl;
     struct ctl_client *cl;
     const struct kvmsg *m;
+    const uint8_t *raw; /* the bytes after the request's blank line (send length=N) */
+    size_t raw_len;     /* N, or 0 */
     struct kvbuf *out;
     const char *err; /* error text when the command fails */
     char errbuf[CTL_ERR_MAX];

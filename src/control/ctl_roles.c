@@ -219,6 +219,7 @@ static int ctl_send_args(struct ctl_req *rq, uint8_t dest[OVL_ED25519_PK], bool 
     const char *to = kvmsg_get(rq->m, "to");
     const char *r = kvmsg_get(rq->m, "reply");
     bool text = kvmsg_get(rq->m, "text") != NULL, data = kvmsg_get(rq->m, "data") != NULL;
+    bool raw = kvmsg_get(rq->m, "length") != NULL;
 
     if (!to)
         return ctl_fail(rq, EINVAL, "send needs to=NODE_ID");
@@ -227,8 +228,10 @@ static int ctl_send_args(struct ctl_req *rq, uint8_t dest[OVL_ED25519_PK], bool 
     if (r && strcmp(r, "0") != 0 && strcmp(r, "1") != 0)
         return ctl_fail(rq, EINVAL, "reply must be 0 or 1");
     *reply = r && strcmp(r, "1") == 0;
-    if (text == data)
-        return ctl_fail(rq, EINVAL, "send needs either text= or data= lines");
+    if (text + data + raw != 1)
+        return ctl_fail(rq, EINVAL, "send needs one of text=, data= lines or length=");
+    if (raw && rq->raw_len == 0)
+        return ctl_fail(rq, EINVAL, "length must be a decimal byte count from 1");
     return 0;
 }
 
@@ -287,6 +290,9 @@ static int ctl_cmd_send(struct ctl_req *rq)
         return ctl_fail(rq, EINVAL, "wait must be 0 or 1");
     if ((text = kvmsg_get(rq->m, "text")) != NULL) {
         err = client_send_cb(c, dest, (const uint8_t *)text, strlen(text), reply, id, cb, rq->cl);
+    } else if (rq->raw_len) {
+        /* The bytes after the blank line: no decoding (client_send copies). */
+        err = client_send_cb(c, dest, rq->raw, rq->raw_len, reply, id, cb, rq->cl);
     } else {
         if ((e = ctl_decode_data(rq, &msg, &len)) != 0)
             return e;
@@ -545,7 +551,7 @@ static int ctl_cmd_dir_chain(struct ctl_req *rq)
 }
 
 const struct ctl_cmd ctl_role_cmds[] = {
-    {"send", ctl_cmd_send, {"to", "reply", "text", "data", "wait", NULL}, "data"},
+    {"send", ctl_cmd_send, {"to", "reply", "text", "data", "length", "wait", NULL}, "data"},
     {"recv", ctl_cmd_recv, {"max", NULL}, NULL},
     {"chains", ctl_cmd_chains, {NULL}, NULL},
     {"new-chain", ctl_cmd_new_chain, {NULL}, NULL},

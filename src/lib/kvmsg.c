@@ -267,6 +267,15 @@ void kv_end(struct kvbuf *b)
     b->data[b->len] = '\0';
 }
 
+void kv_raw(struct kvbuf *b, const void *p, size_t n)
+{
+    if (!b || !kvbuf_reserve(b, n))
+        return;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
 /* Release b's storage (NULL-safe). */
 void kvbuf_free(struct kvbuf *b)
 {

@@ -15,7 +15,7 @@
 #include "lib/err.h"
 
 #define KV_LINE_MAX 1024 /* bytes per line, newline included */
-#define KV_KEY_MAX 63
+#define KV_KEY_MAX  63
 
 struct kv_pair {
     const char *key;   /* points into the parsed buffer */
@@ -67,6 +67,10 @@ void kv_addu(struct kvbuf *b, const char *key, uint64_t v);
 
 /* Append the terminating blank line. */
 void kv_end(struct kvbuf *b);
+
+/* Append n bytes verbatim, after kv_end: a payload the message's own lines
+ * announce (send length=N). */
+void kv_raw(struct kvbuf *b, const void *p, size_t n);
 
 /* Release b's storage (NULL-safe). */
 void kvbuf_free(struct kvbuf *b);

@@ -259,6 +259,50 @@ def test_send_malformed(net):
     assert st["control_errors"] >= 18, st
 
 
+def read_replies(s, n):
+    """Read n replies (each ends at a blank line) from socket s."""
+    buf, out = b"", []
+    while len(out) < n:
+        chunk = s.recv(65536)
+        assert chunk, "the daemon closed after %d of %d replies" % (len(out), n)
+        buf += chunk
+        while b"\n\n" in buf and len(out) < n:
+            rep, buf = buf.split(b"\n\n", 1)
+            out.append(ovltest.parse_kv(rep.decode()))
+    return out
+
+
+def test_send_raw_length(net):
+    """send length=N: the N bytes after the blank line are the message,
+    taken as they are (a blank line inside them ends nothing), and the next
+    request starts right after them."""
+    c = client_node(net)
+    to = "to=" + FAKE_ID
+    body = b"a\n\nb=c\n" + os.urandom(MAX_MESSAGE - 7)
+    s = c.connect()
+    try:
+        s.sendall(send_req(to, "length=%d" % len(body)).encode() + body +
+                  (HDR + "command=version\n\n").encode())
+        sent, version = read_replies(s, 2)
+    finally:
+        s.close()
+    assert reply_errno(sent) == 0 and len(dict(sent)["id"]) == 32, sent
+    assert reply_errno(version) == 0 and "version" in dict(version), version
+    assert c.status()["client_send_queued"] == 1
+    for lines, tail, want in [
+        ((to, "length=abc"), "", EINVAL),
+        ((to, "length=0"), "", EINVAL),
+        ((to, "length=-3"), "", EINVAL),
+        ((to, "length=3", "text=x"), "abc", EINVAL),          # two message forms
+        ((to, "length=3", "length=3"), "abc", EINVAL),        # repeated
+        ((to, "length=%d" % (MAX_MESSAGE + 1)), "x" * (MAX_MESSAGE + 1), EMSGSIZE),
+        ((to, "length=%d" % 10**9), "", E2BIG),               # over the cap: refused at once
+        ((to, "length=%d" % 10**40), "", E2BIG),
+    ]:
+        check_error(c, send_req(*lines) + tail, want)
+    assert c.status()["client_send_queued"] == 1
+
+
 def test_recv_malformed(net):
     c = client_node(net)
     for v in ("0", "1001", "-1", "ten", "", " 5", "1e3"):
@@ -371,6 +415,7 @@ if __name__ == "__main__":
         test_no_daemon,
         test_usage_error,
         test_send_malformed,
+        test_send_raw_length,
         test_recv_malformed,
         test_dir_chain_errors,
         test_roles_off,
