@@ -22,6 +22,7 @@
 #define SLOT_TAG    (OVL_X25519_LEN + ONION_INFO_LEN) /* 72 */
 #define NONCE_LAYER 0                                 /* first nonce byte: layer keystreams */
 #define NONCE_ORIG  1 /* first nonce byte: junk of an originated cell */
+#define NONCE_JUNK  2 /* first nonce byte: the sender's forward junk */
 
 _Static_assert(OFF_JUNK + ONION_JUNK == OVL_CELL_PAYLOAD, "cell layout");
 _Static_assert(ONION_SLOT_LEN == 88 && ONION_HDR_LEN == 704, "header layout");
@@ -271,6 +272,7 @@ int onion_setup_build(uint8_t hdr[ONION_HDR_LEN], const uint8_t (*onion_pk)[OVL_
     for (unsigned i = 0; i < n; i++) {
         if ((rc = build_hop(&hs[i], eph_pk[i], &keys[i], onion_pk[i], info[i].suite)) != 0)
             goto fail;
+        ovl_random(keys[i].junk_ks, sizeof(keys[i].junk_ks));
     }
     /* The last hop's header: its slot, random slots where a shorter chain
      * has nothing, and the filler, so it cannot tell its position. */
@@ -363,10 +365,15 @@ static void fwd_shift(uint8_t cell[OVL_CELL_PAYLOAD], const uint8_t plain[ONION_
     memcpy(cell + OFF_JUNK, t + ONION_TAG, ONION_JUNK);
 }
 
-/* The exit's junk: random where a shorter chain has nothing, then the
- * blocks that hops 0..n-2 shift in (the filler). */
-static void fwd_filler(uint8_t junk[ONION_JUNK], const uint8_t (*ks)[FWD_KS_LEN], unsigned n)
+/* The last hop's junk: random where a shorter chain has nothing, then the
+ * blocks that hops 0..n-2 shift in (the filler). "Random" is a ChaCha20
+ * stream under a key only the sender has (junk_ks), at the last hop's
+ * counter, so no cell costs a system call for fresh randomness; no hop
+ * can tell it from random bytes. */
+static void fwd_filler(uint8_t junk[ONION_JUNK], const uint8_t (*ks)[FWD_KS_LEN], unsigned n,
+                       const uint8_t junk_ks[32], uint64_t ctr)
 {
+    uint8_t nonce[OVL_AEAD_NONCE];
     uint8_t fill[ONION_JUNK];
     size_t len = 0;
 
@@ -375,7 +382,8 @@ static void fwd_filler(uint8_t junk[ONION_JUNK], const uint8_t (*ks)[FWD_KS_LEN]
         len += ONION_TAG;
         xor_into(fill, ks[i] + FWD_KS_LEN - len, len);
     }
-    ovl_random(junk, ONION_JUNK - len);
+    ctr_nonce(nonce, ctr, NONCE_JUNK);
+    crypto_stream_chacha20_ietf(junk, ONION_JUNK - len, nonce, junk_ks);
     memcpy(junk + ONION_JUNK - len, fill, len);
 }
 
@@ -396,7 +404,8 @@ int onion_fwd_wrap(uint8_t out[OVL_CELL_PAYLOAD], const struct onion_keys *keys,
         crypto_stream_chacha20_ietf(ks[i], FWD_KS_LEN, nonce[i], keys[i].fwd_ks);
     }
     memmove(out + OFF_CT, body, ONION_BODY);
-    fwd_filler(out + OFF_JUNK, (const uint8_t(*)[FWD_KS_LEN])ks, n);
+    fwd_filler(out + OFF_JUNK, (const uint8_t(*)[FWD_KS_LEN])ks, n, keys[n - 1].junk_ks,
+               ctr[n - 1]);
     rc = seal_detached(&keys[n - 1].fwd, out + OFF_CT, out, out + OFF_CT, ONION_BODY,
                        out + OFF_JUNK, ONION_JUNK, nonce[n - 1]);
     for (unsigned i = n - 1; rc == 0 && i-- > 0;) {

@@ -88,6 +88,8 @@ struct onion_keys {
     struct ovl_aead orig; /* backward layer of cells this hop originates */
     uint8_t fwd_ks[32];   /* ChaCha20 key of the forward junk stream */
     uint8_t back_ks[32];  /* ChaCha20 key of the backward junk stream */
+    uint8_t junk_ks[32];  /* sender only (random; zero at a relay): ChaCha20 key of the
+                           * junk a forward cell ending at this hop carries */
 };
 
 /* Sender: build a setup header for n hops (1..ONION_MAX_HOPS). onion_pk[i]

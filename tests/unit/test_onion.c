@@ -514,6 +514,29 @@ START_TEST(unlinkable)
 }
 END_TEST
 
+/* The junk the exit sees comes from a key only the sender holds: set for
+ * every hop on the sender's side, never derived by a hop, and new for
+ * every cell. */
+START_TEST(fwd_junk_sender_only)
+{
+    struct tchain c;
+    uint8_t body[ONION_BODY] = {0}, zero[32] = {0}, a[OVL_CELL_PAYLOAD], b[OVL_CELL_PAYLOAD];
+    uint64_t next = 0;
+
+    make_chain(&c, 1, OVL_AEAD_CHACHA20POLY1305);
+    ck_assert(!ovl_equal(c.snd[0].junk_ks, zero, 32));
+    ck_assert_mem_eq(c.hop[0].junk_ks, zero, 32);
+    ck_assert_int_eq(wrap_at(a, c.snd, 1, 0, body), 0);
+    ck_assert_int_eq(wrap_at(b, c.snd, 1, 1, body), 0);
+    ck_assert_int_eq(onion_fwd_peel(a, &c.hop[0], &next), 0);
+    ck_assert_int_eq(onion_fwd_peel(b, &c.hop[0], &next), 0);
+    /* A one-hop chain's junk is all stream: different at every counter. */
+    ck_assert(!ovl_equal(a + ONION_BODY_OFF + ONION_BODY, b + ONION_BODY_OFF + ONION_BODY,
+                         ONION_JUNK));
+    ck_assert(!ovl_equal(a + ONION_BODY_OFF + ONION_BODY, zero, 32));
+}
+END_TEST
+
 /* A repaired chain: hop 0 keeps its keys and counter, hops 1.. are new
  * and count from zero. A cell wrapped for hop 0 alone ends there (the
  * BODY_EXTEND of a repair); the per-hop counters then carry cells through
@@ -619,6 +642,7 @@ static Suite *onion_suite(void)
     tcase_add_loop_test(tc, fwd_tamper, 0, N_SUITES);
     tcase_add_test(tc, fwd_replay_window_foreign);
     tcase_add_test(tc, fwd_spliced);
+    tcase_add_test(tc, fwd_junk_sender_only);
     tcase_add_loop_test(tc, back_roundtrip, 0, N_SUITES * ONION_MAX_HOPS);
     tcase_add_loop_test(tc, back_tamper, 0, N_SUITES);
     tcase_add_test(tc, back_replay_window_foreign);
