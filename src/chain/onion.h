@@ -57,12 +57,12 @@
 #define ONION_MAX_HOPS 8
 #define ONION_INFO_LEN 40
 #define ONION_SLOT_LEN (OVL_X25519_LEN + ONION_INFO_LEN + OVL_AEAD_TAG) /* 88 */
-#define ONION_HDR_LEN (ONION_MAX_HOPS * ONION_SLOT_LEN)                  /* 704 */
-#define ONION_TAG OVL_AEAD_TAG
-#define ONION_JUNK ((ONION_MAX_HOPS - 1) * ONION_TAG)                  /* 112 */
-#define ONION_BODY (OVL_CELL_PAYLOAD - ONION_TAG - ONION_JUNK)        /* 888 */
+#define ONION_HDR_LEN  (ONION_MAX_HOPS * ONION_SLOT_LEN)                /* 704 */
+#define ONION_TAG      OVL_AEAD_TAG
+#define ONION_JUNK     ((ONION_MAX_HOPS - 1) * ONION_TAG)          /* 112 */
+#define ONION_BODY     (OVL_CELL_PAYLOAD - ONION_TAG - ONION_JUNK) /* 888 */
 #define ONION_BODY_OFF ONION_TAG /* where the exit finds the body after peeling */
-#define ONION_WINDOW 8
+#define ONION_WINDOW   8
 
 enum onion_hop_type {
     ONION_HOP_RELAY = 1, /* forward to info.next */
@@ -72,10 +72,10 @@ enum onion_hop_type {
 /* What the setup tells one hop; 40 bytes on the wire:
  * type(1) | suite(1) | flags(2, LE, zero) | lifetime_s(4, LE) | next(32). */
 struct onion_hop_info {
-    uint8_t type;        /* enum onion_hop_type */
-    uint8_t suite;       /* enum ovl_aead_suite for this hop's data layers */
-    uint16_t flags;      /* zero in version 1 */
-    uint32_t lifetime_s; /* how long the hop keeps the chain */
+    uint8_t type;                 /* enum onion_hop_type */
+    uint8_t suite;                /* enum ovl_aead_suite for this hop's data layers */
+    uint16_t flags;               /* zero in version 1 */
+    uint32_t lifetime_s;          /* how long the hop keeps the chain */
     uint8_t next[OVL_ED25519_PK]; /* next hop identity; zero for EXIT */
 };
 
@@ -98,7 +98,8 @@ struct onion_keys {
  * keys[i] receives hop i's data keys. OVL_EINVAL for bad arguments,
  * OVL_ECRYPTO for a low-order onion key; on failure keys are wiped. */
 int onion_setup_build(uint8_t hdr[ONION_HDR_LEN], const uint8_t (*onion_pk)[OVL_X25519_LEN],
-                      const struct onion_hop_info *info, unsigned n, struct onion_keys *keys) OVL_WUR;
+                      const struct onion_hop_info *info, unsigned n,
+                      struct onion_keys *keys) OVL_WUR;
 
 /* Hop: open the front slot of hdr with its onion key pair. On success info
  * and keys are filled and hdr is rewritten in place into the header for

@@ -27,7 +27,8 @@
 #define RETIRE_GRACE_MS      2000 /* a replaced chain lingers for late backward cells */
 #define NO_DESTROY           (-1)
 #define REPLACE_AT(lifetime) ((lifetime) / 5 * 4)
-#define RATE_BURST           8 /* constant-rate slots made up at once after a stall */
+#define RATE_BURST           8  /* constant-rate slots made up at once after a stall */
+#define PUMP_BURST           64 /* cells wrapped before the loop runs (writes, reads) */
 
 static void chain_cell(void *obj, struct link *l, const struct cell *cl);
 static void chain_link_closed(void *obj, struct link *l, uint32_t id);
@@ -766,6 +767,12 @@ static void on_rate(uv_timer_t *t)
     }
 }
 
+static void on_pump(uv_idle_t *h)
+{
+    uv_idle_stop(h);
+    client_pump(h->data);
+}
+
 /* Send what can be sent: queue order, current chain, while the link takes
  * cells; the link's drained() brings us back. With constant_rate the rate
  * timer sends instead. */
@@ -787,9 +794,17 @@ void client_pump(struct client *c)
     if (!l || c->o.constant_rate)
         return; /* no link: its link_closed() fails the chain */
     /* No link_can_send() check first: only an OVL_EAGAIN from link_send
-     * arms the drained() callback that resumes us. */
-    while ((rc = send_next(c, ch, l)) > 0)
-        ;
+     * arms the drained() callback that resumes us. A burst ends after
+     * PUMP_BURST cells so the link writes them while we wrap the next:
+     * wrapping a whole 1 MB message first left every hop idle for
+     * milliseconds, and the loop deaf as long. */
+    for (unsigned k = 0; (rc = send_next(c, ch, l)) > 0;)
+        if (++k == PUMP_BURST) {
+            /* An idle handle, not a 0 ms timer: libuv 1.44 runs a timer
+             * re-armed for now again in the same pass, before any I/O. */
+            uv_idle_start(&c->pump, on_pump);
+            return;
+        }
     if (rc < 0 && rc != OVL_EAGAIN)
         chain_fail(ch, ovl_strerror(rc), true);
 }
@@ -948,6 +963,9 @@ int client_init(struct node *n, const struct client_opts *o, struct client **out
     c->tick.data = c;
     uv_timer_start(&c->tick, on_tick, TICK_MS, TICK_MS);
     c->tick_open = true;
+    uv_idle_init(n->loop, &c->pump);
+    c->pump.data = c;
+    c->pump_open = true;
     if (o->cover_interval_ms) {
         uv_timer_init(n->loop, &c->cover);
         c->cover.data = c;
@@ -988,6 +1006,8 @@ static void on_tick_closed(uv_handle_t *h)
         c->loop_open = false;
     else if (h == (uv_handle_t *)&c->rate)
         c->rate_open = false;
+    else if (h == (uv_handle_t *)&c->pump)
+        c->pump_open = false;
     else
         c->tick_open = false;
 }
@@ -1011,6 +1031,8 @@ void client_stop(struct client *c)
         uv_close((uv_handle_t *)&c->loop, on_tick_closed);
     if (c->rate_open)
         uv_close((uv_handle_t *)&c->rate, on_tick_closed);
+    if (c->pump_open)
+        uv_close((uv_handle_t *)&c->pump, on_tick_closed);
 }
 
 void client_free(struct client *c)

@@ -88,7 +88,8 @@ struct client {
     struct samples setup_us, rtt_us; /* recent setup round trips and message round trips */
     uint64_t busy_from_us;           /* since when messages are waiting or in flight; 0: none */
     uv_timer_t tick, cover, loop, rate;
-    bool tick_open, cover_open, loop_open, rate_open, stopped;
+    uv_idle_t pump; /* continues a burst cut at PUMP_BURST, once the loop went round */
+    bool tick_open, cover_open, loop_open, rate_open, pump_open, stopped;
     uint64_t rate_t0, rate_sent; /* constant rate: slots since rate_t0, and those used */
     unsigned fails;              /* consecutive build failures */
     uint32_t backoff_ms;

@@ -531,8 +531,8 @@ START_TEST(fwd_junk_sender_only)
     ck_assert_int_eq(onion_fwd_peel(a, &c.hop[0], &next), 0);
     ck_assert_int_eq(onion_fwd_peel(b, &c.hop[0], &next), 0);
     /* A one-hop chain's junk is all stream: different at every counter. */
-    ck_assert(!ovl_equal(a + ONION_BODY_OFF + ONION_BODY, b + ONION_BODY_OFF + ONION_BODY,
-                         ONION_JUNK));
+    ck_assert(
+        !ovl_equal(a + ONION_BODY_OFF + ONION_BODY, b + ONION_BODY_OFF + ONION_BODY, ONION_JUNK));
     ck_assert(!ovl_equal(a + ONION_BODY_OFF + ONION_BODY, zero, 32));
 }
 END_TEST
