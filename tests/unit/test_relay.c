@@ -496,7 +496,8 @@ static void send_body(struct net *t, unsigned hops, uint8_t cmd, const uint8_t *
     uint8_t body[ONION_BODY] = {cmd, 0, (uint8_t)(alen & 0xff), (uint8_t)(alen >> 8)};
     uint64_t ctr[ONION_MAX_HOPS] = {t->fwd_ctr++}; /* only hop 0 has seen cells before */
 
-    memcpy(body + BODY_HDR, args, alen);
+    if (alen)
+        memcpy(body + BODY_HDR, args, alen);
     ck_assert_int_eq(onion_fwd_wrap(c.payload, t->keys, hops, ctr, body), 0);
     ck_assert_int_eq(link_send(sender_link(t), &c), 0);
 }
