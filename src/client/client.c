@@ -81,11 +81,12 @@ static void chain_destroy(struct cchain *ch, int reason)
     free(ch);
 }
 
-/* Move position p's first backup into its place (avail[p] > 0). */
-static void route_take_backup(struct dir_chain *route, uint8_t avail[ONION_MAX_HOPS], unsigned p)
+/* Remove entry k of position p (avail[p] > 0 when k is 0): a backup, or
+ * with k = 0 the hop in use, whose place its first backup takes. */
+static void route_drop(struct dir_chain *route, uint8_t avail[ONION_MAX_HOPS], unsigned p,
+                       unsigned k)
 {
-    for (unsigned k = 0; k < avail[p]; k++)
-        route->hops[p][k] = route->hops[p][k + 1];
+    memmove(&route->hops[p][k], &route->hops[p][k + 1], (avail[p] - k) * sizeof(route->hops[p][k]));
     avail[p]--;
 }
 
@@ -106,18 +107,13 @@ static int route_avoid(struct dir_chain *r, uint8_t avail[ONION_MAX_HOPS], unsig
                        const uint8_t *pk)
 {
     for (unsigned p = 0; p < length; p++) {
-        for (unsigned k = 1; k <= avail[p];) {
-            if (memcmp(r->hops[p][k].id_pk, pk, OVL_ED25519_PK) != 0) {
-                k++;
-                continue;
-            }
-            memmove(&r->hops[p][k], &r->hops[p][k + 1], (avail[p] - k) * sizeof(r->hops[p][k]));
-            avail[p]--;
-        }
+        for (unsigned k = avail[p]; k > 0; k--)
+            if (memcmp(r->hops[p][k].id_pk, pk, OVL_ED25519_PK) == 0)
+                route_drop(r, avail, p, k);
         if (memcmp(r->hops[p][0].id_pk, pk, OVL_ED25519_PK) == 0) {
             if (avail[p] == 0)
                 return OVL_ENOENT;
-            route_take_backup(r, avail, p);
+            route_drop(r, avail, p, 0);
         }
     }
     return 0;
@@ -134,7 +130,7 @@ static void chain_plan_repair(struct cchain *ch)
         return;
     c->repair = ch->route;
     memcpy(c->repair_avail, ch->avail, sizeof(c->repair_avail));
-    route_take_backup(&c->repair, c->repair_avail, p);
+    route_drop(&c->repair, c->repair_avail, p, 0);
     c->has_repair = true;
     c->next_build_ms = 0; /* no backoff: the rest of the route is known good */
 }
@@ -220,7 +216,7 @@ static void chain_send_setup(struct cchain *ch, struct link *l)
     }
     ch->cells_out++;
     c->st.cells_out++;
-    ch->setup_us = uv_hrtime() / 1000;
+    ch->setup_us = node_now_us();
     ch->state = CH_SETUP;
     ch->deadline_ms = node_now_ms() + c->o.setup_timeout_ms;
 }
@@ -434,7 +430,7 @@ static void chain_ready(struct cchain *ch)
         ch->ready_ms = now;
         ch->expires_ms = now + c->o.lifetime_ms;
         if (ch->setup_us)
-            samples_add(&c->setup_us, (uint32_t)(uv_hrtime() / 1000 - ch->setup_us));
+            samples_add(&c->setup_us, (uint32_t)(node_now_us() - ch->setup_us));
         c->st.chains_built++;
         log_info(&c->n->log, "client: chain %u ready (%u hops)", ch->serial, ch->length);
     }
@@ -471,7 +467,7 @@ static bool chain_splice(struct cchain *ch, unsigned o)
 
     if (ch != c->current || ch->avail[f] == 0 || !l)
         return false;
-    route_take_backup(&ch->route, ch->avail, f);
+    route_drop(&ch->route, ch->avail, f, 0);
     rc = chain_onion(ch, f);
     if (rc == 0) {
         memcpy(body + BODY_HDR, ch->route.hops[f][0].id_pk, OVL_ED25519_PK);
@@ -678,7 +674,7 @@ static int send_frag(struct cchain *ch, struct link *l, struct out_msg *m)
         return rc;
     if (m->next_frag == 0) {
         m->resent = m->sent_us != 0;
-        m->sent_us = uv_hrtime() / 1000;
+        m->sent_us = node_now_us();
     }
     m->next_frag++;
     m->chain_serial = ch->serial;
@@ -1091,7 +1087,7 @@ void client_stats(const struct client *c, struct client_stats *st)
     st->inbox_bytes = c->rx.in_bytes;
     st->send_queued = c->n_queue;
     if (c->busy_from_us)
-        st->busy_us += uv_hrtime() / 1000 - c->busy_from_us;
+        st->busy_us += node_now_us() - c->busy_from_us;
     st->setup_us_p50 = samples_quantile(&c->setup_us, 500);
     st->setup_us_p90 = samples_quantile(&c->setup_us, 900);
     st->setup_samples = c->setup_us.n;

@@ -86,6 +86,11 @@ uint64_t node_now_ms(void)
     return uv_hrtime() / 1000000u;
 }
 
+uint64_t node_now_us(void)
+{
+    return uv_hrtime() / 1000u;
+}
+
 uint64_t node_wall_ms(void)
 {
     uv_timeval64_t tv;

@@ -213,6 +213,9 @@ bool node_cover_allowed(struct node *n);
 /* Return a monotonic clock in milliseconds (for ages and timeouts). */
 uint64_t node_now_ms(void);
 
+/* Return the same clock in microseconds (for round trips under 1 ms). */
+uint64_t node_now_us(void);
+
 /* Return wall-clock time in milliseconds since the Unix epoch (for signed
  * documents that other nodes read). */
 uint64_t node_wall_ms(void);

@@ -261,10 +261,7 @@ void kv_addu(struct kvbuf *b, const char *key, uint64_t v)
 /* Append the terminating blank line. */
 void kv_end(struct kvbuf *b)
 {
-    if (!b || !kvbuf_reserve(b, 1))
-        return;
-    b->data[b->len++] = '\n';
-    b->data[b->len] = '\0';
+    kv_raw(b, "\n", 1);
 }
 
 void kv_raw(struct kvbuf *b, const void *p, size_t n)

@@ -300,6 +300,18 @@ static void quiet_cb(uv_timer_t *t)
     uv_stop(t->loop);
 }
 
+/* Run the loop for ms, whatever happens. */
+static void run_for(struct pair *p, uint64_t ms)
+{
+    uv_timer_t t;
+
+    uv_timer_init(&p->loop, &t);
+    uv_timer_start(&t, quiet_cb, ms, 0);
+    uv_run(&p->loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&p->loop, UV_RUN_NOWAIT); /* t lives on this stack: finish its close */
+}
+
 /* Two nodes with the given heartbeat, linked. */
 static void hb_pair(struct pair *p, uint32_t heartbeat_ms, uint32_t misses)
 {
@@ -316,16 +328,12 @@ static void hb_pair(struct pair *p, uint32_t heartbeat_ms, uint32_t misses)
 START_TEST(test_heartbeat_keeps_link)
 {
     struct pair p;
-    uv_timer_t t;
     uint64_t out_a;
 
     hb_pair(&p, 50, 3);
     out_a = p.a.links->cells_out;
     /* Nothing to say for 12 intervals: PINGs alone keep both ends alive. */
-    uv_timer_init(&p.loop, &t);
-    uv_timer_start(&t, quiet_cb, 600, 0);
-    uv_run(&p.loop, UV_RUN_DEFAULT);
-    uv_close((uv_handle_t *)&t, NULL);
+    run_for(&p, 600);
     ck_assert(both_open(&p));
     ck_assert_uint_ge(p.a.ctr.heartbeats, 6);
     ck_assert_uint_ge(p.a.links->cells_out - out_a, 6);
@@ -358,20 +366,15 @@ END_TEST
 START_TEST(test_heartbeat_spares_backpressure)
 {
     struct pair p;
-    uv_timer_t t;
 
     hb_pair(&p, 50, 3);
     /* B holds A back on purpose (link_pause) for 10 intervals: its own
      * silence toward A is no sign that A died. */
     link_pause(p.b.links);
-    uv_timer_init(&p.loop, &t);
-    uv_timer_start(&t, quiet_cb, 500, 0);
-    uv_run(&p.loop, UV_RUN_DEFAULT);
+    run_for(&p, 500);
     ck_assert(both_open(&p));
     link_resume(p.b.links);
-    uv_timer_start(&t, quiet_cb, 300, 0);
-    uv_run(&p.loop, UV_RUN_DEFAULT);
-    uv_close((uv_handle_t *)&t, NULL);
+    run_for(&p, 300);
     ck_assert(both_open(&p));
     ck_assert_uint_eq(p.a.ctr.link_closed[LC_DEAD] + p.b.ctr.link_closed[LC_DEAD], 0);
     pair_teardown(&p);
@@ -389,17 +392,13 @@ static bool b_closed_dead(struct pair *p)
 START_TEST(test_probe)
 {
     struct pair p;
-    uv_timer_t t;
     uint64_t t0;
 
     signal(SIGPIPE, SIG_IGN); /* as ovld does: A writes after B closed */
     hb_pair(&p, 1000, 10);
     ck_assert_int_eq(link_probe(p.b.links, 200), 0);
     ck_assert_int_eq(link_probe(p.b.links, 200), 0); /* pending: not sent again */
-    uv_timer_init(&p.loop, &t);
-    uv_timer_start(&t, quiet_cb, 400, 0);
-    uv_run(&p.loop, UV_RUN_DEFAULT);
-    uv_close((uv_handle_t *)&t, NULL);
+    run_for(&p, 400);
     ck_assert(both_open(&p));
     ck_assert_uint_eq(p.b.ctr.probes, 1);
     ck_assert_uint_eq(p.b.ctr.probes_failed, 0);
@@ -446,17 +445,6 @@ static void pad_pair(struct pair *p, uint32_t min, uint32_t max, uint32_t budget
     pad_n = 0;
     pair_dial(p, NULL);
     ck_assert(run_until(p, both_open, 5000));
-}
-
-static void run_for(struct pair *p, uint64_t ms)
-{
-    uv_timer_t t;
-
-    uv_timer_init(&p->loop, &t);
-    uv_timer_start(&t, quiet_cb, ms, 0);
-    uv_run(&p->loop, UV_RUN_DEFAULT);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&p->loop, UV_RUN_NOWAIT); /* t lives on this stack: finish its close */
 }
 
 static int cmp_double(const void *a, const void *b)
