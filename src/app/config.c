@@ -993,27 +993,3 @@ int config_parse_string(struct ovl_config *c, const char *name, const char *text
     p.text = text;
     return cfg_run(&p, name, err, errlen);
 }
-
-/* Write the set roles as "bootstrap,relay,client" (in that order) or "none". */
-void config_roles_format(char *out, size_t outlen, unsigned roles)
-{
-    static const struct {
-        const char *name;
-        unsigned bit;
-    } order[] = {{"bootstrap", ROLE_BOOTSTRAP}, {"relay", ROLE_RELAY}, {"client", ROLE_CLIENT}};
-    size_t used = 0;
-
-    if (!out || outlen == 0)
-        return;
-    out[0] = '\0';
-    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-        if (!(roles & order[i].bit))
-            continue;
-        int n = snprintf(out + used, outlen - used, "%s%s", used ? "," : "", order[i].name);
-        if (n < 0 || (size_t)n >= outlen - used)
-            return; /* truncated but terminated */
-        used += (size_t)n;
-    }
-    if (used == 0)
-        snprintf(out, outlen, "none");
-}

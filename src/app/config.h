@@ -69,7 +69,4 @@ int config_parse_string(struct ovl_config *c, const char *name, const char *text
  * Return how many; config_load guarantees they fit. */
 unsigned config_dial_peers(const struct ovl_config *c, struct peer_spec *out);
 
-/* Format roles as "bootstrap,relay,client" (only those set) into out. */
-void config_roles_format(char *out, size_t outlen, unsigned roles);
-
 #endif

@@ -254,7 +254,7 @@ static int run(struct ovld *o, struct ovl_identity *id)
     if (rc == 0)
         rc = start_node(o);
     if (rc == 0) {
-        config_roles_format(roles, sizeof(roles), n->roles);
+        node_roles_format(roles, sizeof(roles), n->roles);
         log_info(&n->log, "ovld %s started: node %s, roles %s, control %s", OVL_VERSION, n->node_id,
                  roles, o->cfg.control_socket);
     } else {

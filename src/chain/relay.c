@@ -17,6 +17,7 @@
 #include "chain/relay_int.h"
 #include "core/chanmap.h"
 #include "core/link.h"
+#include "core/timer.h"
 
 static const char *const drop_names[RD_COUNT] = {
     [RD_UNKNOWN_CHAIN] = "unknown_chain",
@@ -600,20 +601,6 @@ static void on_link_drained(void *ctx, struct link *l)
     pause_release(ctx, l, false);
 }
 
-static void timer_free_cb(uv_handle_t *h)
-{
-    free(h);
-}
-
-static void timer_close(uv_timer_t **t)
-{
-    if (!*t)
-        return;
-    uv_timer_stop(*t);
-    uv_close((uv_handle_t *)*t, timer_free_cb);
-    *t = NULL;
-}
-
 /* Size the backpressure thresholds from the link send queue. */
 static void relay_set_room(struct relay *r)
 {
@@ -634,43 +621,41 @@ int relay_init(struct node *n, const struct relay_opts *o, struct relay **out)
     };
     struct relay *r;
     uint64_t tick;
+    int rc = OVL_ENOMEM;
 
     *out = NULL;
     if (!n->dir || !o->max_chains || !o->setup_timeout_ms || !o->max_lifetime_s || !o->exit_queue)
         return OVL_EINVAL;
-    /* Neither registration can be undone: check both before making either. */
-    if (n->disp.h[CELL_CHAIN_SETUP].fn)
-        return OVL_EEXIST;
-    if (n->n_observers >= NODE_MAX_OBSERVERS)
-        return OVL_ENOMEM;
     r = calloc(1, sizeof(*r));
     if (!r)
         return OVL_ENOMEM;
-    r->timer = malloc(sizeof(*r->timer));
-    r->bp_timer = malloc(sizeof(*r->bp_timer));
+    r->timer = timer_new(n->loop, r);
+    r->bp_timer = timer_new(n->loop, r);
     if (!r->timer || !r->bp_timer)
         goto fail;
     r->n = n;
     r->o = *o;
     relay_set_room(r);
     obs.ctx = r;
-    if (dispatch_register(&n->disp, CELL_CHAIN_SETUP, on_setup, r) != 0 ||
-        node_observe_links(n, &obs) != 0)
-        goto fail; /* unreachable after the checks above */
-    uv_timer_init(n->loop, r->timer);
-    uv_timer_init(n->loop, r->bp_timer);
-    r->timer->data = r->bp_timer->data = r;
+    rc = chanmap_register_opener(n, CELL_CHAIN_SETUP, on_setup, r);
+    if (rc)
+        goto fail;
+    rc = node_observe_links(n, &obs);
+    if (rc)
+        goto fail_opener;
     /* The tick also times out dials, so it is at most a quarter of that. */
     tick = o->setup_timeout_ms / 4 < RELAY_TICK_MS ? o->setup_timeout_ms / 4 : RELAY_TICK_MS;
     uv_timer_start(r->timer, relay_tick, tick ? tick : 1, tick ? tick : 1);
     n->relay = r;
     *out = r;
     return 0;
+fail_opener:
+    chanmap_unregister_opener(n, CELL_CHAIN_SETUP, on_setup, r);
 fail:
-    free(r->bp_timer);
-    free(r->timer);
+    timer_close(&r->bp_timer);
+    timer_close(&r->timer);
     free(r);
-    return OVL_ENOMEM;
+    return rc;
 }
 
 void relay_stop(struct relay *r)
@@ -680,6 +665,8 @@ void relay_stop(struct relay *r)
     if (!r || r->stopped)
         return;
     r->stopped = true;
+    chanmap_unregister_opener(r->n, CELL_CHAIN_SETUP, on_setup, r);
+    node_unobserve_links(r->n, &(struct link_observer){.ctx = r});
     HASH_ITER(hh, r->chains, ch, tmp)
     {
         relay_chain_end(ch, DESTROY_R_SHUTDOWN, true, true);

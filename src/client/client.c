@@ -936,9 +936,6 @@ int client_init(struct node *n, const struct client_opts *o, struct client **out
     *out = NULL;
     if (!n->dir || !opts_valid(o))
         return OVL_EINVAL;
-    /* Check both registrations first: neither can be undone. */
-    if (n->n_observers >= NODE_MAX_OBSERVERS || n->disp.h[CELL_CHAIN_DELIVER].fn)
-        return OVL_EEXIST;
     c = calloc(1, sizeof(*c));
     if (!c)
         return OVL_ENOMEM;
@@ -952,9 +949,9 @@ int client_init(struct node *n, const struct client_opts *o, struct client **out
     rc = node_observe_links(n, &obs);
     if (rc)
         goto fail;
-    rc = dispatch_register(&n->disp, CELL_CHAIN_DELIVER, on_deliver, c);
+    rc = chanmap_register_opener(n, CELL_CHAIN_DELIVER, on_deliver, c);
     if (rc)
-        goto fail;
+        goto fail_observer;
     uv_timer_init(n->loop, &c->tick);
     c->tick.data = c;
     uv_timer_start(&c->tick, on_tick, TICK_MS, TICK_MS);
@@ -986,6 +983,8 @@ int client_init(struct node *n, const struct client_opts *o, struct client **out
     n->client = c;
     *out = c;
     return 0;
+fail_observer:
+    node_unobserve_links(n, &obs);
 fail:
     msg_rx_free(&c->rx);
     free(c);
@@ -1013,6 +1012,8 @@ void client_stop(struct client *c)
     if (!c || c->stopped)
         return;
     c->stopped = true;
+    chanmap_unregister_opener(c->n, CELL_CHAIN_DELIVER, on_deliver, c);
+    node_unobserve_links(c->n, &(struct link_observer){.ctx = c});
     while (c->chains)
         chain_destroy(c->chains, DESTROY_R_SHUTDOWN);
     while (c->queue)

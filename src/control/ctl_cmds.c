@@ -22,19 +22,6 @@ static void ctl_append(char *out, size_t outlen, size_t *used, const char *s)
         *used += (size_t)k;
 }
 
-static void ctl_roles_format(char *out, size_t outlen, unsigned roles)
-{
-    size_t used = 0;
-
-    out[0] = '\0';
-    if (roles & ROLE_BOOTSTRAP)
-        ctl_append(out, outlen, &used, "bootstrap");
-    if (roles & ROLE_RELAY)
-        ctl_append(out, outlen, &used, "relay");
-    if (roles & ROLE_CLIENT)
-        ctl_append(out, outlen, &used, "client");
-}
-
 static void ctl_suites_format(char *out, size_t outlen, uint32_t mask)
 {
     size_t used = 0;
@@ -74,7 +61,7 @@ static void ctl_status_node(struct kvbuf *out, const struct node *n)
 
     kv_adds(out, "node_id", n->node_id);
     kv_adds(out, "version", OVL_VERSION);
-    ctl_roles_format(buf, sizeof buf, n->roles);
+    node_roles_format(buf, sizeof buf, n->roles);
     kv_adds(out, "roles", buf);
     kv_adds(out, "transports", tp_names());
     kv_addu(out, "pid", (uint64_t)getpid());

@@ -127,6 +127,45 @@ bool chanmap_deliver(struct node *n, struct link *l, const struct cell *c)
     return true;
 }
 
+/* The dispatcher's handler for chain-level commands: the owner of
+ * (l, ID), else the command's opener, else counted and dropped. */
+static void chanmap_route(void *ctx, struct link *l, const struct cell *c)
+{
+    struct node *n = ctx;
+
+    if (c->chain_id != 0) {
+        if (chanmap_deliver(n, l, c))
+            return;
+        if (n->chain_open.h[c->cmd].fn) {
+            dispatch_cell(&n->chain_open, l, c);
+            return;
+        }
+    }
+    n->ctr.chain_unknown++;
+}
+
+int chanmap_register_handlers(struct node *n)
+{
+    int rc = 0;
+
+    dispatch_init(&n->chain_open);
+    for (unsigned cmd = CELL_CHAIN_FIRST; cmd <= CELL_CHAIN_LAST && rc == 0; cmd++)
+        rc = dispatch_register(&n->disp, (uint8_t)cmd, chanmap_route, n);
+    return rc;
+}
+
+int chanmap_register_opener(struct node *n, uint8_t cmd, dispatch_fn fn, void *ctx)
+{
+    if (cmd < CELL_CHAIN_FIRST || cmd > CELL_CHAIN_LAST)
+        return OVL_EINVAL;
+    return dispatch_register(&n->chain_open, cmd, fn, ctx);
+}
+
+void chanmap_unregister_opener(struct node *n, uint8_t cmd, dispatch_fn fn, void *ctx)
+{
+    dispatch_unregister(&n->chain_open, cmd, fn, ctx);
+}
+
 void chanmap_link_closed(struct node *n, struct link *l)
 {
     struct chanmap_slot *s, *tmp;

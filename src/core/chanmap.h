@@ -5,10 +5,13 @@
  * dialer) uses IDs with the top bit set, the responder IDs with it clear, so
  * the two ends never collide. ID 0 means "no chain" (link-level cells).
  *
- * Every chain-level cell (commands 32..63) that arrives with a registered
- * (link, ID) goes to its owner's cell() callback; one with an unknown ID goes
- * to the dispatcher (where e.g. the relay accepts a CHAIN_SETUP that opens a
- * new chain) or, failing that, is dropped and counted in node->ctr.
+ * The chanmap is the dispatcher's handler for every chain-level command
+ * (32..63; chanmap_register_handlers, from node_init). A cell with a
+ * registered (link, ID) goes to its owner's cell() callback; one with an
+ * unknown, non-zero ID goes to the opener registered for its command
+ * (chanmap_register_opener: e.g. the relay accepts a CHAIN_SETUP that opens
+ * a new chain, the client a CHAIN_DELIVER under an exit's delivery ID);
+ * anything else is dropped and counted in node->ctr.chain_unknown.
  *
  * When a link closes, every slot on it is removed and its owner's
  * link_closed() is called once per slot, before the link is freed. Owners
@@ -21,6 +24,7 @@
 #include <stdint.h>
 
 #include "core/cell.h"
+#include "core/dispatch.h"
 #include "lib/err.h"
 
 struct node;
@@ -54,6 +58,17 @@ bool chanmap_id_is_remote(const struct link *l, uint32_t id);
 
 /* Route a chain-level cell to its owner; false if (l, id) is not registered. */
 bool chanmap_deliver(struct node *n, struct link *l, const struct cell *c);
+
+/* Make the chanmap the dispatcher's handler for every chain-level command. */
+int chanmap_register_handlers(struct node *n) OVL_WUR;
+
+/* Handle chain-level cells of command cmd whose (link, ID) nobody owns yet
+ * with fn (one opener per command). OVL_EINVAL for a command that is not
+ * chain-level, OVL_EEXIST when cmd has an opener. */
+int chanmap_register_opener(struct node *n, uint8_t cmd, dispatch_fn fn, void *ctx) OVL_WUR;
+
+/* Remove cmd's opener if it is fn with ctx. */
+void chanmap_unregister_opener(struct node *n, uint8_t cmd, dispatch_fn fn, void *ctx);
 
 /* Remove every slot of l, calling each owner's link_closed(). */
 void chanmap_link_closed(struct node *n, struct link *l);

@@ -19,6 +19,14 @@ int dispatch_register(struct dispatcher *d, uint8_t cmd, dispatch_fn fn, void *c
     return 0;
 }
 
+void dispatch_unregister(struct dispatcher *d, uint8_t cmd, dispatch_fn fn, void *ctx)
+{
+    if (d->h[cmd].fn == fn && d->h[cmd].ctx == ctx) {
+        d->h[cmd].fn = NULL;
+        d->h[cmd].ctx = NULL;
+    }
+}
+
 void dispatch_cell(struct dispatcher *d, struct link *l, const struct cell *c)
 {
     if (!d->h[c->cmd].fn) {

@@ -32,6 +32,10 @@ void dispatch_init(struct dispatcher *d);
 /* Register fn for cmd; OVL_EEXIST if cmd already has a handler. */
 int dispatch_register(struct dispatcher *d, uint8_t cmd, dispatch_fn fn, void *ctx) OVL_WUR;
 
+/* Remove cmd's handler if it is fn with ctx (so a role's init can undo
+ * what it registered, and a role's free what it did); otherwise nothing. */
+void dispatch_unregister(struct dispatcher *d, uint8_t cmd, dispatch_fn fn, void *ctx);
+
 /* Route c to its handler, or count it as unhandled. */
 void dispatch_cell(struct dispatcher *d, struct link *l, const struct cell *c);
 

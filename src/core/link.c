@@ -11,6 +11,7 @@
 #include "core/chanmap.h"
 #include "core/link.h"
 #include "core/peer.h"
+#include "core/timer.h"
 
 /* log2 of the node's configured ratchet interval (a power of two). */
 static unsigned link_rekey_log2(const struct node *n)
@@ -45,20 +46,6 @@ const char *link_state_name(enum link_state s)
     if ((unsigned)s >= sizeof(state_names) / sizeof(state_names[0]))
         return "unknown";
     return state_names[s];
-}
-
-static void timer_free_cb(uv_handle_t *h)
-{
-    free(h);
-}
-
-static void link_timer_stop(struct link *l)
-{
-    if (!l->timer)
-        return;
-    uv_timer_stop(l->timer);
-    uv_close((uv_handle_t *)l->timer, timer_free_cb);
-    l->timer = NULL;
 }
 
 struct link_alts {
@@ -229,13 +216,11 @@ static struct link *link_new(struct node *n)
 
     if (!l)
         return NULL;
-    l->timer = malloc(sizeof(*l->timer));
+    l->timer = timer_new(n->loop, l);
     if (!l->timer) {
         free(l);
         return NULL;
     }
-    uv_timer_init(n->loop, l->timer);
-    l->timer->data = l;
     uv_timer_start(l->timer, link_hs_timeout_cb, n->opts.handshake_timeout_ms, 0);
     l->node = n;
     l->serial = ++n->next_link_serial;
@@ -254,7 +239,7 @@ static void link_free(struct link *l)
 {
     struct node *n = l->node;
 
-    link_timer_stop(l);
+    timer_close(&l->timer);
     if (l->prev)
         l->prev->next = l->next;
     else
@@ -510,16 +495,13 @@ static void link_opened(struct link *l)
     free(l->alts);
     l->alts = NULL;
     n->ctr.handshakes_ok++;
-    link_timer_stop(l);
+    timer_close(&l->timer);
     l->pad_from_ms = node_now_ms();
     l->pad_gap_ms = link_pad_gap(&n->opts);
     if (n->opts.idle_timeout_ms || n->opts.heartbeat_ms || n->opts.padding_max_ms) {
-        l->timer = malloc(sizeof(*l->timer));
-        if (l->timer) {
-            uv_timer_init(n->loop, l->timer);
-            l->timer->data = l;
+        l->timer = timer_new(n->loop, l);
+        if (l->timer)
             uv_timer_start(l->timer, link_live_cb, 0, 0);
-        }
     }
     log_info(&n->log, "link %s %s (%s) open, %s", l->initiator ? "to" : "from", l->peer_id,
              l->remote, ovl_aead_name(l->suite));
@@ -631,14 +613,6 @@ static void link_recv_cell(struct link *l, const uint8_t *frame, size_t len)
         }
         link_opened(l);
     }
-    if (c.cmd >= CELL_CHAIN_FIRST && c.cmd <= CELL_CHAIN_LAST) {
-        if (c.chain_id != 0 && chanmap_deliver(n, l, &c))
-            return;
-        if (c.chain_id == 0 || !n->disp.h[c.cmd].fn) {
-            n->ctr.chain_unknown++;
-            return;
-        }
-    }
     dispatch_cell(&n->disp, l, &c);
 }
 
@@ -698,7 +672,7 @@ void link_close(struct link *l, enum link_close_reason reason)
         return;
     l->reason = reason;
     l->state = LINK_CLOSING;
-    link_timer_stop(l);
+    timer_close(&l->timer);
     tp_close(l->tp);
 }
 

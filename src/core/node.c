@@ -108,9 +108,46 @@ int node_observe_links(struct node *n, const struct link_observer *obs)
     return 0;
 }
 
+void node_unobserve_links(struct node *n, const struct link_observer *obs)
+{
+    for (unsigned i = 0; i < n->n_observers; i++) {
+        if (n->observers[i].ctx != obs->ctx)
+            continue;
+        memmove(&n->observers[i], &n->observers[i + 1],
+                (n->n_observers - i - 1) * sizeof(n->observers[0]));
+        n->n_observers--;
+        return;
+    }
+}
+
+void node_roles_format(char *out, size_t outlen, unsigned roles)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } order[] = {{"bootstrap", ROLE_BOOTSTRAP}, {"relay", ROLE_RELAY}, {"client", ROLE_CLIENT}};
+    size_t used = 0;
+
+    if (!out || outlen == 0)
+        return;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        if (!(roles & order[i].bit))
+            continue;
+        int k = snprintf(out + used, outlen - used, "%s%s", used ? "," : "", order[i].name);
+        if (k < 0 || (size_t)k >= outlen - used)
+            return; /* truncated but terminated */
+        used += (size_t)k;
+    }
+    if (used == 0)
+        snprintf(out, outlen, "none");
+}
+
 int node_init(struct node *n, uv_loop_t *loop, const struct node_opts *opts,
               const struct ovl_identity *id, unsigned roles)
 {
+    int rc;
+
     if (!opts->aead_suites || opts->rekey_cells < 16 || opts->rekey_cells > (UINT64_C(1) << 32) ||
         (opts->rekey_cells & (opts->rekey_cells - 1)) != 0 || !opts->max_links ||
         opts->cover_budget > 100 ||
@@ -130,7 +167,10 @@ int node_init(struct node *n, uv_loop_t *loop, const struct node_opts *opts,
     dispatch_init(&n->disp);
     n->started_ms = node_now_ms();
     n->budget.start_ms = n->started_ms;
-    return link_register_handlers(n);
+    rc = link_register_handlers(n);
+    if (rc == 0)
+        rc = chanmap_register_handlers(n);
+    return rc;
 }
 
 static void node_on_accept(struct tp_listener *lst, struct transport *t)

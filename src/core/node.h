@@ -145,7 +145,8 @@ struct node {
     char node_id[OVL_NODE_ID_LEN + 1];
     unsigned roles;
     struct tp_env tp_env;
-    struct dispatcher disp;
+    struct dispatcher disp;       /* every received cell, by command */
+    struct dispatcher chain_open; /* chain cells for unowned IDs (chanmap.h) */
 
     struct tp_listener *listeners[NODE_MAX_LISTEN];
     char listen_uri[NODE_MAX_LISTEN][OVL_URI_MAX]; /* bound addresses */
@@ -203,6 +204,14 @@ void node_free(struct node *n);
 
 /* Register a link observer (copied). OVL_ENOMEM past NODE_MAX_OBSERVERS. */
 int node_observe_links(struct node *n, const struct link_observer *obs) OVL_WUR;
+
+/* Remove the observer registered with obs->ctx (the order of the others is
+ * kept); nothing when there is none. */
+void node_unobserve_links(struct node *n, const struct link_observer *obs);
+
+/* Write the roles as "bootstrap,relay,client" (those set, in that order) or
+ * "none" into out; truncated but terminated when out is too short. */
+void node_roles_format(char *out, size_t outlen, unsigned roles);
 
 /* Return true when one more cover cell keeps cover within opts.cover_budget
  * percent of the cells this node sent over the last 10 to 20 s, the cell

@@ -686,16 +686,35 @@ static void dir_timer_init(struct dir *d, uv_timer_t *t)
     d->open_handles++;
 }
 
+/* Register the directory's cell handlers and link observer; on failure
+ * undo what was registered. */
 static int dir_handlers(struct dir *d)
 {
     struct link_observer obs = {.opened = dir_link_opened, .closed = dir_link_closed, .ctx = d};
     int rc = dispatch_register(&d->n->disp, CELL_DIR_REQUEST, dir_on_request, d);
 
-    if (rc == 0)
-        rc = dispatch_register(&d->n->disp, CELL_DIR_REPLY, dir_on_reply, d);
-    if (rc == 0)
-        rc = node_observe_links(d->n, &obs);
+    if (rc)
+        return rc;
+    rc = dispatch_register(&d->n->disp, CELL_DIR_REPLY, dir_on_reply, d);
+    if (rc)
+        goto fail_request;
+    rc = node_observe_links(d->n, &obs);
+    if (rc)
+        goto fail_reply;
+    return 0;
+fail_reply:
+    dispatch_unregister(&d->n->disp, CELL_DIR_REPLY, dir_on_reply, d);
+fail_request:
+    dispatch_unregister(&d->n->disp, CELL_DIR_REQUEST, dir_on_request, d);
     return rc;
+}
+
+/* Undo dir_handlers. */
+static void dir_unhandle(struct dir *d)
+{
+    dispatch_unregister(&d->n->disp, CELL_DIR_REQUEST, dir_on_request, d);
+    dispatch_unregister(&d->n->disp, CELL_DIR_REPLY, dir_on_reply, d);
+    node_unobserve_links(d->n, &(struct link_observer){.ctx = d});
 }
 
 int dir_init(struct node *n, const struct dir_opts *o, const struct dir_bootstrap_spec *bs,
@@ -731,7 +750,7 @@ int dir_init(struct node *n, const struct dir_opts *o, const struct dir_bootstra
     }
     rc = dir_handlers(d);
     if (rc)
-        goto fail; /* handlers stay registered only if node_init fails too: caller aborts */
+        goto fail;
     dir_onion_new(d);
     dir_timer_init(d, &d->kick);
     dir_timer_init(d, &d->tick);
@@ -756,6 +775,7 @@ void dir_stop(struct dir *d)
     if (!d || d->stopping)
         return;
     d->stopping = true;
+    dir_unhandle(d);
     while (d->pending)
         dir_req_finish(d, d->pending, OVL_ECLOSED);
     dir_close_timer(&d->tick);

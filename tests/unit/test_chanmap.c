@@ -147,6 +147,57 @@ START_TEST(test_link_closed)
 }
 END_TEST
 
+static int opened;
+
+static void rec_open(void *ctx, struct link *l, const struct cell *c)
+{
+    (void)ctx, (void)l, (void)c;
+    opened++;
+}
+
+/* The chanmap as the dispatcher's handler for chain commands: owners
+ * first, then the command's opener, else counted as chain_unknown; an
+ * unregistered opener is gone and only its own registration is removed. */
+START_TEST(test_route)
+{
+    struct node n;
+    struct link out, in;
+    struct rec r = {0};
+    struct cell c = {.cmd = CELL_CHAIN_FIRST, .chain_id = 0x80000001};
+
+    setup(&n, &out, &in);
+    dispatch_init(&n.disp);
+    ck_assert_int_eq(chanmap_register_handlers(&n), 0);
+    ck_assert_int_eq(dispatch_register(&n.disp, CELL_CHAIN_LAST, rec_open, NULL), OVL_EEXIST);
+    ck_assert_int_eq(chanmap_register_opener(&n, CELL_PING, rec_open, NULL), OVL_EINVAL);
+    ck_assert_int_eq(chanmap_register_opener(&n, CELL_CHAIN_FIRST, rec_open, &r), 0);
+    ck_assert_int_eq(chanmap_register_opener(&n, CELL_CHAIN_FIRST, rec_open, &r), OVL_EEXIST);
+    ck_assert_int_eq(chanmap_add(&n, &in, 0x80000001, &rec_owner, &r), 0);
+    opened = 0;
+    dispatch_cell(&n.disp, &in, &c); /* owned */
+    ck_assert_int_eq(r.cells, 1);
+    c.chain_id = 0x80000002;
+    dispatch_cell(&n.disp, &in, &c); /* unowned: the opener */
+    ck_assert_int_eq(opened, 1);
+    c.chain_id = 0;
+    dispatch_cell(&n.disp, &in, &c); /* no chain: never the opener */
+    ck_assert_uint_eq(n.ctr.chain_unknown, 1);
+    chanmap_unregister_opener(&n, CELL_CHAIN_FIRST, rec_open, NULL); /* not its ctx */
+    c.chain_id = 0x80000003;
+    dispatch_cell(&n.disp, &in, &c);
+    ck_assert_int_eq(opened, 2);
+    chanmap_unregister_opener(&n, CELL_CHAIN_FIRST, rec_open, &r);
+    dispatch_cell(&n.disp, &in, &c);
+    ck_assert_int_eq(opened, 2);
+    ck_assert_uint_eq(n.ctr.chain_unknown, 2);
+    c.cmd = CELL_CHAIN_LAST;
+    dispatch_cell(&n.disp, &in, &c);
+    ck_assert_uint_eq(n.ctr.chain_unknown, 3);
+    ck_assert_uint_eq(n.disp.unhandled, 0);
+    chanmap_free(&n);
+}
+END_TEST
+
 static Suite *chanmap_suite(void)
 {
     Suite *s = suite_create("chanmap");
@@ -156,6 +207,7 @@ static Suite *chanmap_suite(void)
     tcase_add_test(tc, test_add_find_deliver);
     tcase_add_test(tc, test_alloc_side);
     tcase_add_test(tc, test_link_closed);
+    tcase_add_test(tc, test_route);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -600,9 +600,9 @@ START_TEST(test_roles_format)
 {
     char out[64];
 
-    config_roles_format(out, sizeof(out), fmt_cases[_i].roles);
+    node_roles_format(out, sizeof(out), fmt_cases[_i].roles);
     ck_assert_str_eq(out, fmt_cases[_i].want);
-    config_roles_format(out, 4, ROLE_BOOTSTRAP);
+    node_roles_format(out, 4, ROLE_BOOTSTRAP);
     ck_assert_uint_lt(strlen(out), 4);
 }
 END_TEST

@@ -174,7 +174,7 @@ static void net_setup(struct net *t, const struct relay_opts *ro)
         if (relay)
             ck_assert_int_eq(relay_init(&t->n[i], ro, &t->relay[i]), 0);
         if (i == DST)
-            ck_assert_int_eq(dispatch_register(&t->n[i].disp, CELL_CHAIN_DELIVER, on_deliver, t),
+            ck_assert_int_eq(chanmap_register_opener(&t->n[i], CELL_CHAIN_DELIVER, on_deliver, t),
                              0);
         ck_assert_int_eq(node_start(&t->n[i], listen, 1, &peer, 1), 0);
     }
@@ -778,9 +778,19 @@ START_TEST(test_init_checks)
     /* No directory: refused, nothing registered. */
     ck_assert_int_eq(relay_init(&n, &ro, &r), OVL_EINVAL);
     ck_assert_ptr_null(r);
-    ck_assert_ptr_null(n.disp.h[CELL_CHAIN_SETUP].fn);
+    ck_assert_ptr_null(n.chain_open.h[CELL_CHAIN_SETUP].fn);
+    /* No room for its link observer: refused, and the opener it had
+     * registered is gone again. */
+    n.n_observers = NODE_MAX_OBSERVERS;
+    n.dir = (struct dir *)&n; /* only checked for NULL before the observers */
+    ck_assert_int_eq(relay_init(&n, &ro, &r), OVL_ENOMEM);
+    ck_assert_ptr_null(r);
+    ck_assert_ptr_null(n.chain_open.h[CELL_CHAIN_SETUP].fn);
+    n.n_observers = 0;
+    n.dir = NULL;
     relay_free(NULL);
     node_free(&n);
+    uv_run(&loop, UV_RUN_DEFAULT); /* the refused init's timers close */
     ck_assert_int_eq(uv_loop_close(&loop), 0);
 }
 END_TEST
