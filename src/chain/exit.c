@@ -292,7 +292,7 @@ static int wait_get(struct relay *r, const uint8_t pk[OVL_ED25519_PK], struct re
         return OVL_ENOMEM;
     w->r = r;
     memcpy(w->pk, pk, OVL_ED25519_PK);
-    w->deadline_ms = node_now_ms() + r->o.setup_timeout_ms;
+    w->deadline_ms = clock_now_ms() + r->o.setup_timeout_ms;
     rc = dir_lookup(r->n->dir, pk, wait_looked_up, w);
     if (rc) {
         free(w);

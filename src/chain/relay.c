@@ -370,7 +370,7 @@ static struct relay_chain *chain_new(struct relay *r, struct link *l, uint32_t i
     ch->prev = l;
     ch->prev_id = id;
     ch->keys = *keys;
-    ch->created_ms = node_now_ms();
+    ch->created_ms = clock_now_ms();
     ch->state = CH_EXTENDING;
     HASH_ADD(hh, r->chains, serial, sizeof(ch->serial), ch);
     r->st.chains++;
@@ -551,7 +551,7 @@ static void chain_link_closed(void *obj, struct link *l, uint32_t id)
          * and set up only the hops from there on (BODY_EXTEND). */
         if (ch->state == CH_OPEN && relay_originate(ch, BODY_BROKEN, &reason, 1) == 0) {
             ch->state = CH_BROKEN;
-            ch->broken_ms = node_now_ms();
+            ch->broken_ms = clock_now_ms();
             r->st.broken++;
             return;
         }
@@ -567,7 +567,7 @@ static void relay_tick(uv_timer_t *t)
 {
     struct relay *r = t->data;
     struct relay_chain *ch, *tmp;
-    uint64_t now = node_now_ms();
+    uint64_t now = clock_now_ms();
 
     HASH_ITER(hh, r->chains, ch, tmp)
     {
@@ -706,7 +706,7 @@ void relay_each_chain(const struct relay *r,
                       void (*fn)(void *arg, const struct relay_chain_info *ci), void *arg)
 {
     const struct relay_chain *ch, *tmp;
-    uint64_t now = node_now_ms();
+    uint64_t now = clock_now_ms();
 
     HASH_ITER(hh, r->chains, ch, tmp)
     {

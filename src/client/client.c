@@ -168,7 +168,7 @@ static void chain_fail(struct cchain *ch, const char *why, bool send_destroy)
     chain_destroy(ch, send_destroy ? DESTROY_R_NONE : NO_DESTROY);
     chain_requeue(c, serial);
     if (!c->has_repair) {
-        c->next_build_ms = node_now_ms() + c->backoff_ms;
+        c->next_build_ms = clock_now_ms() + c->backoff_ms;
         c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
     }
     if (!c->current)
@@ -216,9 +216,9 @@ static void chain_send_setup(struct cchain *ch, struct link *l)
     }
     ch->cells_out++;
     c->st.cells_out++;
-    ch->setup_us = node_now_us();
+    ch->setup_us = clock_now_us();
     ch->state = CH_SETUP;
-    ch->deadline_ms = node_now_ms() + c->o.setup_timeout_ms;
+    ch->deadline_ms = clock_now_ms() + c->o.setup_timeout_ms;
 }
 
 /* Fill the hop infos of hops from.. from the route and build their setup
@@ -273,7 +273,7 @@ static void chain_connect(struct cchain *ch)
         return;
     }
     ch->state = CH_CONNECTING;
-    ch->deadline_ms = node_now_ms() + c->o.setup_timeout_ms;
+    ch->deadline_ms = clock_now_ms() + c->o.setup_timeout_ms;
     l = link_find(n, d0->id_pk);
     if (l) {
         chain_send_setup(ch, l);
@@ -355,13 +355,13 @@ static void chain_build(struct client *c)
     int rc;
 
     if (!ch) {
-        c->next_build_ms = node_now_ms() + c->backoff_ms;
+        c->next_build_ms = clock_now_ms() + c->backoff_ms;
         return;
     }
     ch->c = c;
     ch->serial = ++c->next_serial;
     ch->state = CH_DIR;
-    ch->created_ms = node_now_ms();
+    ch->created_ms = clock_now_ms();
     DL_APPEND(c->chains, ch);
     c->building = ch;
     if (c->has_avoid) {
@@ -393,7 +393,7 @@ static void chain_build(struct client *c)
  * replacement, unless one is being built or we are backing off. */
 static void maybe_build(struct client *c)
 {
-    uint64_t now = node_now_ms();
+    uint64_t now = clock_now_ms();
     bool want;
 
     if (c->stopped || c->building || now < c->next_build_ms)
@@ -422,7 +422,7 @@ static void chain_ready(struct cchain *ch)
 {
     struct client *c = ch->c;
     struct cchain *old = c->current;
-    uint64_t now = node_now_ms();
+    uint64_t now = clock_now_ms();
 
     if (ch->state == CH_REPAIR) {
         log_info(&c->n->log, "client: chain %u repaired", ch->serial);
@@ -430,7 +430,7 @@ static void chain_ready(struct cchain *ch)
         ch->ready_ms = now;
         ch->expires_ms = now + c->o.lifetime_ms;
         if (ch->setup_us)
-            samples_add(&c->setup_us, (uint32_t)(node_now_us() - ch->setup_us));
+            samples_add(&c->setup_us, (uint32_t)(clock_now_us() - ch->setup_us));
         c->st.chains_built++;
         log_info(&c->n->log, "client: chain %u ready (%u hops)", ch->serial, ch->length);
     }
@@ -480,7 +480,7 @@ static bool chain_splice(struct cchain *ch, unsigned o)
     log_info(&c->n->log, "client: chain %u: hop %u lost its next hop, repairing from there",
              ch->serial, o);
     ch->state = CH_REPAIR;
-    ch->deadline_ms = node_now_ms() + c->o.setup_timeout_ms;
+    ch->deadline_ms = clock_now_ms() + c->o.setup_timeout_ms;
     c->current = NULL;
     if (!c->building)
         c->building = ch;
@@ -674,7 +674,7 @@ static int send_frag(struct cchain *ch, struct link *l, struct out_msg *m)
         return rc;
     if (m->next_frag == 0) {
         m->resent = m->sent_us != 0;
-        m->sent_us = node_now_us();
+        m->sent_us = clock_now_us();
     }
     m->next_frag++;
     m->chain_serial = ch->serial;
@@ -740,7 +740,7 @@ static int send_next(struct client *c, struct cchain *ch, struct link *l)
 static void on_rate(uv_timer_t *t)
 {
     struct client *c = t->data;
-    uint64_t due = (node_now_ms() - c->rate_t0) * c->o.constant_rate / 1000;
+    uint64_t due = (clock_now_ms() - c->rate_t0) * c->o.constant_rate / 1000;
 
     if (c->stopped)
         return;
@@ -851,7 +851,7 @@ static void on_tick(uv_timer_t *t)
 {
     struct client *c = t->data;
     struct cchain *ch, *tmp;
-    uint64_t now = node_now_ms();
+    uint64_t now = clock_now_ms();
 
     if (c->stopped)
         return;
@@ -884,7 +884,7 @@ static void on_deliver(void *ctx, struct link *l, const struct cell *cl)
         return;
     c->st.cells_in++;
     keys = dir_onion_keys(c->n->dir, &n_keys);
-    r = msg_rx_fragment(&c->rx, cl->payload, cl->len, keys, n_keys, node_now_ms(), node_wall_ms(),
+    r = msg_rx_fragment(&c->rx, cl->payload, cl->len, keys, n_keys, clock_now_ms(), clock_wall_ms(),
                         ack.payload);
     /* Back to the exit under its delivery ID; a lost one is made good by
      * the sender's retransmission. */
@@ -976,7 +976,7 @@ int client_init(struct node *n, const struct client_opts *o, struct client **out
 
         uv_timer_init(n->loop, &c->rate);
         c->rate.data = c;
-        c->rate_t0 = node_now_ms();
+        c->rate_t0 = clock_now_ms();
         uv_timer_start(&c->rate, on_rate, period ? period : 1, period ? period : 1);
         c->rate_open = true;
     }
@@ -1052,7 +1052,7 @@ void client_each_chain(const struct client *c,
                        void (*fn)(void *arg, const struct client_chain_info *ci), void *arg)
 {
     const struct cchain *ch;
-    uint64_t now = node_now_ms();
+    uint64_t now = clock_now_ms();
 
     if (!c)
         return;
@@ -1088,7 +1088,7 @@ void client_stats(const struct client *c, struct client_stats *st)
     st->inbox_bytes = c->rx.in_bytes;
     st->send_queued = c->n_queue;
     if (c->busy_from_us)
-        st->busy_us += node_now_us() - c->busy_from_us;
+        st->busy_us += clock_now_us() - c->busy_from_us;
     st->setup_us_p50 = samples_quantile(&c->setup_us, 500);
     st->setup_us_p90 = samples_quantile(&c->setup_us, 900);
     st->setup_samples = c->setup_us.n;

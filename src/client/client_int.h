@@ -37,7 +37,7 @@ struct cchain {
     uint64_t link_serial; /* first hop's link; 0 before dialing */
     uint32_t chain_id;    /* registered in the chanmap when non-zero */
     uint64_t created_ms, ready_ms, expires_ms, deadline_ms; /* monotonic */
-    uint64_t setup_us;                                      /* setup cell sent (node_now_us) */
+    uint64_t setup_us;                                      /* setup cell sent (clock_now_us) */
     uint64_t cells_out, cells_in, messages;
 };
 
@@ -58,7 +58,7 @@ struct out_msg {
     bool unacked;          /* in c->unacked (all sent) rather than c->queue */
     uint8_t ack[MSG_ACK_TAG];
     uint64_t deadline_ms, retry_ms; /* monotonic */
-    uint64_t sent_us;               /* first fragment first sent (node_now_us), or 0 */
+    uint64_t sent_us;               /* first fragment first sent (clock_now_us), or 0 */
     bool resent;                    /* sent again: its round trip is not measured */
     uint32_t rto_ms;
     client_sent_cb cb;

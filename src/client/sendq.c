@@ -20,7 +20,7 @@ static void msg_free(struct out_msg *m)
         DL_DELETE(c->queue, m);
     if (--c->n_queue == 0 && c->busy_from_us) {
         /* Idle time is the sender's, not the path's: throughput = bytes / busy. */
-        c->st.busy_us += node_now_us() - c->busy_from_us;
+        c->st.busy_us += clock_now_us() - c->busy_from_us;
         c->busy_from_us = 0;
     }
     if (m->state == OM_LOOKUP) {
@@ -72,7 +72,7 @@ void sendq_await(struct out_msg *m)
     DL_DELETE(c->queue, m);
     DL_APPEND(c->unacked, m);
     m->unacked = true;
-    m->retry_ms = node_now_ms() + m->rto_ms;
+    m->retry_ms = clock_now_ms() + m->rto_ms;
     m->rto_ms = m->rto_ms * 2 > RTO_MAX_MS ? RTO_MAX_MS : m->rto_ms * 2;
 }
 
@@ -136,7 +136,7 @@ void sendq_ack(struct client *c, const uint8_t *dest, const uint8_t *rec, size_t
             c->st.acks_in++;
             c->st.bytes_acked += m->len;
             if (m->sent_us && !m->resent) /* Karn: a resent one's ack may answer either */
-                samples_add(&c->rtt_us, (uint32_t)(node_now_us() - m->sent_us));
+                samples_add(&c->rtt_us, (uint32_t)(clock_now_us() - m->sent_us));
             msg_done(m, 0);
             return;
         }
@@ -258,12 +258,12 @@ int client_send_cb(struct client *c, const uint8_t dest[OVL_ED25519_PK], const u
     m->cb = cb;
     m->cb_arg = arg;
     m->rto_ms = c->o.retransmit_ms;
-    m->deadline_ms = node_now_ms() + c->o.deadline_ms;
+    m->deadline_ms = clock_now_ms() + c->o.deadline_ms;
     ovl_random(m->id, CLIENT_MSG_ID);
     memcpy(id, m->id, CLIENT_MSG_ID);
     DL_APPEND(c->queue, m);
     if (c->n_queue++ == 0)
-        c->busy_from_us = node_now_us();
+        c->busy_from_us = clock_now_us();
     c->adding = m;
     c->adding_err = 0;
     client_pump(c);

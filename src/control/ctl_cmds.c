@@ -65,7 +65,7 @@ static void ctl_status_node(struct kvbuf *out, const struct node *n)
     kv_adds(out, "roles", buf);
     kv_adds(out, "transports", tp_names());
     kv_addu(out, "pid", (uint64_t)getpid());
-    kv_addu(out, "uptime_ms", ctl_since(node_now_ms(), n->started_ms));
+    kv_addu(out, "uptime_ms", ctl_since(clock_now_ms(), n->started_ms));
     kv_adds(out, "log_level", log_level_name(n->log.level));
     ctl_suites_format(buf, sizeof buf, n->opts.aead_suites);
     kv_adds(out, "aead", buf);
@@ -195,7 +195,7 @@ static void ctl_peer_backoff(struct kvbuf *out, const struct peer *p)
 static int ctl_cmd_peers(struct ctl_req *rq)
 {
     const struct node *n = rq->ctl->node;
-    uint64_t now = node_now_ms();
+    uint64_t now = clock_now_ms();
     const struct link *l;
     unsigned i;
 

@@ -490,7 +490,7 @@ static void ctl_relay_info(void *arg, const struct reg_node *rn)
 static int ctl_cmd_relays(struct ctl_req *rq)
 {
     const struct node *n = rq->ctl->node;
-    struct ctl_relays r = {rq->out, node_now_ms()};
+    struct ctl_relays r = {rq->out, clock_now_ms()};
 
     if (!(n->roles & ROLE_BOOTSTRAP) || !n->dir ||
         dir_each_registered(n->dir, ctl_relay_info, &r) != 0)

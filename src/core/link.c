@@ -138,7 +138,7 @@ static void link_live_cb(uv_timer_t *t)
     struct link *l = t->data;
     struct node *n = l->node;
     const struct node_opts *o = &n->opts;
-    uint64_t now = node_now_ms(), next = UINT32_MAX, pad;
+    uint64_t now = clock_now_ms(), next = UINT32_MAX, pad;
     uint64_t quiet = l->paused ? 0 : now - l->last_rx_ms; /* we are not listening */
     uint64_t dead = (uint64_t)o->heartbeat_ms * o->heartbeat_misses;
     struct cell ping = {.cmd = CELL_PING};
@@ -184,7 +184,7 @@ static void link_live_cb(uv_timer_t *t)
 int link_probe(struct link *l, uint32_t within_ms)
 {
     struct cell ping = {.cmd = CELL_PING, .len = 8};
-    uint64_t now = node_now_ms();
+    uint64_t now = clock_now_ms();
     int rc;
 
     if (l->state != LINK_OPEN || !l->timer || !l->node->opts.heartbeat_ms)
@@ -224,7 +224,7 @@ static struct link *link_new(struct node *n)
     uv_timer_start(l->timer, link_hs_timeout_cb, n->opts.handshake_timeout_ms, 0);
     l->node = n;
     l->serial = ++n->next_link_serial;
-    l->opened_ms = node_now_ms();
+    l->opened_ms = clock_now_ms();
     l->last_rx_ms = l->last_tx_ms = l->opened_ms;
     l->next = n->links;
     if (n->links)
@@ -435,7 +435,7 @@ void link_resume(struct link *l)
         /* What the peer sent meanwhile is still in the transport: give it
          * a full heartbeat window from now. */
         if (l->paused)
-            l->last_rx_ms = node_now_ms();
+            l->last_rx_ms = clock_now_ms();
         l->paused = false;
         tp_resume(l->tp);
     }
@@ -496,7 +496,7 @@ static void link_opened(struct link *l)
     l->alts = NULL;
     n->ctr.handshakes_ok++;
     timer_close(&l->timer);
-    l->pad_from_ms = node_now_ms();
+    l->pad_from_ms = clock_now_ms();
     l->pad_gap_ms = link_pad_gap(&n->opts);
     if (n->opts.idle_timeout_ms || n->opts.heartbeat_ms || n->opts.padding_max_ms) {
         l->timer = timer_new(n->loop, l);
@@ -605,7 +605,7 @@ static void link_recv_cell(struct link *l, const uint8_t *frame, size_t len)
     }
     l->cells_in++;
     n->ctr.cells_in++;
-    l->last_rx_ms = node_now_ms();
+    l->last_rx_ms = clock_now_ms();
     if (l->state == LINK_CONFIRMING) {
         if (c.cmd != CELL_HELLO || c.chain_id != 0) {
             link_close(l, LC_HS_UNCONFIRMED);
@@ -659,7 +659,7 @@ int link_send(struct link *l, const struct cell *c)
         return rc;
     l->tx_ctr++;
     l->cells_out++;
-    l->last_tx_ms = node_now_ms();
+    l->last_tx_ms = clock_now_ms();
     if (c->chain_id || c->cmd > CELL_PONG)
         l->last_real_tx_ms = l->last_tx_ms;
     n->ctr.cells_out++;

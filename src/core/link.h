@@ -59,7 +59,7 @@ struct link {
     uint8_t peer_pk[OVL_ED25519_PK]; /* expected (outbound) or learnt */
     char peer_id[OVL_NODE_ID_LEN + 1];
     char remote[OVL_URI_MAX];
-    uint64_t opened_ms; /* node_now_ms() when the link was created */
+    uint64_t opened_ms; /* clock_now_ms() when the link was created */
     uint64_t last_rx_ms, last_tx_ms;
     uint64_t probe_ms;           /* link_probe: when it was sent, 0 when none is pending */
     uint32_t probe_within;       /* and how long the peer has to answer */

@@ -59,7 +59,7 @@ void node_opts_defaults(struct node_opts *o)
 bool node_cover_allowed(struct node *n)
 {
     struct node_budget *b = &n->budget;
-    uint64_t now = node_now_ms(), cells, cover;
+    uint64_t now = clock_now_ms(), cells, cover;
 
     if (n->opts.cover_budget >= 100)
         return true;
@@ -79,25 +79,6 @@ bool node_cover_allowed(struct node *n)
         return false;
     }
     return true;
-}
-
-uint64_t node_now_ms(void)
-{
-    return uv_hrtime() / 1000000u;
-}
-
-uint64_t node_now_us(void)
-{
-    return uv_hrtime() / 1000u;
-}
-
-uint64_t node_wall_ms(void)
-{
-    uv_timeval64_t tv;
-
-    if (uv_gettimeofday(&tv) != 0)
-        return 0;
-    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
 }
 
 int node_observe_links(struct node *n, const struct link_observer *obs)
@@ -165,7 +146,7 @@ int node_init(struct node *n, uv_loop_t *loop, const struct node_opts *opts,
     /* The seed is the first half of sk; the secret outlives restarts. */
     ovl_kdf_label(n->tp_env.secret, n->id.sk, "ovl quic secret v1");
     dispatch_init(&n->disp);
-    n->started_ms = node_now_ms();
+    n->started_ms = clock_now_ms();
     n->budget.start_ms = n->started_ms;
     rc = link_register_handlers(n);
     if (rc == 0)

@@ -15,6 +15,7 @@
 
 #include "core/dispatch.h"
 #include "core/transport.h"
+#include "lib/clock.h"
 #include "lib/crypto.h"
 #include "lib/encode.h"
 #include "lib/log.h"
@@ -218,15 +219,5 @@ void node_roles_format(char *out, size_t outlen, unsigned roles);
  * itself included; count a skip when not. The caller counts ctr.cover_out
  * once the cell is sent. Cover is a luxury: over budget it is skipped. */
 bool node_cover_allowed(struct node *n);
-
-/* Return a monotonic clock in milliseconds (for ages and timeouts). */
-uint64_t node_now_ms(void);
-
-/* Return the same clock in microseconds (for round trips under 1 ms). */
-uint64_t node_now_us(void);
-
-/* Return wall-clock time in milliseconds since the Unix epoch (for signed
- * documents that other nodes read). */
-uint64_t node_wall_ms(void);
 
 #endif

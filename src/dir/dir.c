@@ -193,7 +193,7 @@ static void dir_req_try(struct dir *d, struct dir_req *r, bool wait)
         }
         r->serial = l->serial;
         r->bs = (int)i;
-        r->deadline = node_now_ms() + d->o.request_timeout_ms;
+        r->deadline = clock_now_ms() + d->o.request_timeout_ms;
         d->st.requests_out++;
         log_debug(&n->log, "directory: request %08x (op %u) to %s", r->id, r->op,
                   d->bs[i].spec.name);
@@ -213,7 +213,7 @@ static void dir_req_retry(struct dir *d, struct dir_req *r, int err, bool wait)
     if (r->bs >= 0)
         r->tried |= 1u << r->bs;
     r->err = err;
-    r->deadline = node_now_ms() + d->o.request_timeout_ms;
+    r->deadline = clock_now_ms() + d->o.request_timeout_ms;
     dir_req_try(d, r, wait);
 }
 
@@ -237,7 +237,7 @@ static int dir_req_new(struct dir *d, uint8_t op, void *arg, struct dir_req **ou
     r->bs = -1;
     r->msg[0] = op;
     r->msg_len = 1;
-    r->deadline = node_now_ms() + d->o.request_timeout_ms;
+    r->deadline = clock_now_ms() + d->o.request_timeout_ms;
     DL_APPEND(d->pending, r);
     d->n_pending++;
     *out = r;
@@ -248,7 +248,7 @@ static int dir_req_new(struct dir *d, uint8_t op, void *arg, struct dir_req **ou
 
 static void dir_cache_put(struct dir *d, const struct desc *ds)
 {
-    uint64_t wall = node_wall_ms(), life = DIR_LOOKUP_CACHE_MS;
+    uint64_t wall = clock_wall_ms(), life = DIR_LOOKUP_CACHE_MS;
     struct dir_cache_ent *e;
 
     if (ds->expires_ms <= wall)
@@ -266,7 +266,7 @@ static void dir_cache_put(struct dir *d, const struct desc *ds)
             return;
     }
     e->d = *ds;
-    e->until_ms = node_now_ms() + life;
+    e->until_ms = clock_now_ms() + life;
     HASH_ADD(hh, d->lookups, d.id_pk, OVL_ED25519_PK, e);
 }
 
@@ -302,7 +302,7 @@ static const struct desc *dir_cache_get(struct dir *d, const uint8_t pk[OVL_ED25
     HASH_FIND(hh, d->lookups, pk, OVL_ED25519_PK, e);
     if (!e)
         return NULL;
-    if (node_now_ms() >= e->until_ms || desc_expired(&e->d, node_wall_ms())) {
+    if (clock_now_ms() >= e->until_ms || desc_expired(&e->d, clock_wall_ms())) {
         dir_cache_del(d, e, false);
         return NULL;
     }
@@ -320,7 +320,7 @@ static int dir_parse_list(struct dir *d, struct dir_req *r, const uint8_t *in, s
     if (rc)
         return rc;
     rc = OVL_EPROTO;
-    if (doc.kind != DOC_LIST || doc.expires_ms <= node_wall_ms())
+    if (doc.kind != DOC_LIST || doc.expires_ms <= clock_wall_ms())
         goto fail;
     rc = OVL_ENOMEM;
     v = calloc(doc.count ? doc.count : 1, sizeof(*v));
@@ -334,7 +334,7 @@ static int dir_parse_list(struct dir *d, struct dir_req *r, const uint8_t *in, s
             rc = OVL_EPROTO;
             goto fail;
         }
-        if (!desc_expired(&v[k], node_wall_ms()))
+        if (!desc_expired(&v[k], clock_wall_ms()))
             k++;
     }
     doc_free(&doc);
@@ -349,7 +349,7 @@ static int dir_parse_list(struct dir *d, struct dir_req *r, const uint8_t *in, s
     if (d->list) {
         memcpy(d->list, v, k * sizeof(*v));
         d->n_list = k;
-        d->list_until = node_now_ms() + d->o.heartbeat_ms;
+        d->list_until = clock_now_ms() + d->o.heartbeat_ms;
     }
     return 0;
 fail:
@@ -362,7 +362,7 @@ static int dir_chain_check(const struct dir_req *r, const struct doc *doc)
 {
     /* The bootstrap may give fewer backups than asked when relays are few. */
     if (doc->kind != DOC_CHAIN || doc->length != r->length || doc->backups > r->backups ||
-        doc->expires_ms <= node_wall_ms())
+        doc->expires_ms <= clock_wall_ms())
         return OVL_EPROTO;
     return 0;
 }
@@ -392,7 +392,7 @@ static int dir_parse_chain(struct dir *d, struct dir_req *r, const uint8_t *in, 
         if (rc)
             goto fail;
         rc = OVL_EPROTO;
-        if (!(h->flags & DESC_RELAY) || desc_expired(h, node_wall_ms()) ||
+        if (!(h->flags & DESC_RELAY) || desc_expired(h, clock_wall_ms()) ||
             memcmp(h->id_pk, d->n->id.pk, OVL_ED25519_PK) == 0 ||
             (r->has_pk && memcmp(h->id_pk, r->pk, OVL_ED25519_PK) == 0))
             goto fail;
@@ -422,7 +422,7 @@ static int dir_parse_lookup(struct dir *d, struct dir_req *r, const uint8_t *in,
         return OVL_ENOMEM;
     rc = desc_parse(v, in, len);
     if (rc == 0 &&
-        (memcmp(v->id_pk, r->pk, OVL_ED25519_PK) != 0 || desc_expired(v, node_wall_ms())))
+        (memcmp(v->id_pk, r->pk, OVL_ED25519_PK) != 0 || desc_expired(v, clock_wall_ms())))
         rc = OVL_EPROTO;
     if (rc) {
         free(v);
@@ -566,7 +566,7 @@ static void dir_link_closed(void *ctx, struct link *l)
      * last link to us closed (killed, or dead by heartbeat) is dropped
      * now, not a TTL later; it registers again when it comes back. */
     if (d->reg && l->was_open && !link_find(d->n, l->peer_pk) &&
-        registry_drop(d->reg, l->peer_pk, node_now_ms()))
+        registry_drop(d->reg, l->peer_pk, clock_now_ms()))
         d->st.dropped_link_closed++;
     DL_FOREACH_SAFE(d->pending, r, tmp)
     if (r->serial == l->serial)
@@ -631,7 +631,7 @@ static void dir_kick_cb(uv_timer_t *t)
 static void dir_tick_cb(uv_timer_t *t)
 {
     struct dir *d = t->data;
-    uint64_t now = node_now_ms();
+    uint64_t now = clock_now_ms();
     struct dir_req *r, *tmp;
 
     DL_FOREACH_SAFE(d->pending, r, tmp)
@@ -867,7 +867,7 @@ int dir_request_list(struct dir *d, dir_list_cb cb, void *arg)
     if (rc)
         return rc;
     r->cb.list = cb;
-    if (d->list && node_now_ms() < d->list_until) {
+    if (d->list && clock_now_ms() < d->list_until) {
         r->descs = malloc((d->n_list ? d->n_list : 1) * sizeof(*r->descs));
         if (r->descs) {
             memcpy(r->descs, d->list, d->n_list * sizeof(*r->descs));

@@ -33,7 +33,7 @@ static void dir_onion_prune(struct dir *d, uint64_t now)
 
 void dir_onion_new(struct dir *d)
 {
-    uint64_t now = node_now_ms();
+    uint64_t now = clock_now_ms();
 
     if (d->n_onion == DIR_MAX_ONION) /* the oldest goes early rather than the cap growing */
         ovl_wipe(&d->onion[--d->n_onion], sizeof(d->onion[0]));
@@ -71,7 +71,7 @@ static int dir_build_desc(struct dir *d)
         return OVL_ENOENT;
     }
     ds.suites = (uint8_t)n->opts.aead_suites;
-    ds.published_ms = node_wall_ms();
+    ds.published_ms = clock_wall_ms();
     ds.expires_ms = ds.published_ms + d->o.desc_lifetime_ms;
     memcpy(ds.id_pk, n->id.pk, OVL_ED25519_PK);
     memcpy(ds.onion_pk, d->onion[0].pk, OVL_X25519_LEN);
@@ -94,7 +94,7 @@ static int dir_ensure_desc(struct dir *d)
     uint64_t margin = 2ull * d->o.heartbeat_ms;
     int rc;
 
-    if (d->desc_len && node_wall_ms() + margin < d->desc_expires_ms)
+    if (d->desc_len && clock_wall_ms() + margin < d->desc_expires_ms)
         return 0;
     d->desc_len = 0;
     rc = dir_build_desc(d);
@@ -109,10 +109,10 @@ void dir_self_register(struct dir *d, bool force)
 
     if (!d->reg || dir_ensure_desc(d) < 0)
         return;
-    if (!force && registry_heartbeat(d->reg, n->id.pk, node_now_ms()) == 0)
+    if (!force && registry_heartbeat(d->reg, n->id.pk, clock_now_ms()) == 0)
         return;
-    rc = registry_register(d->reg, n->id.pk, d->desc_raw + 1, d->desc_len, node_now_ms(),
-                           node_wall_ms());
+    rc = registry_register(d->reg, n->id.pk, d->desc_raw + 1, d->desc_len, clock_now_ms(),
+                           clock_wall_ms());
     if (rc) {
         d->st.registrations_failed++;
         log_warn(&n->log, "directory: cannot register in our own registry: %s", ovl_strerror(rc));
@@ -180,7 +180,7 @@ static void dir_heartbeat_cb(uv_timer_t *t)
     bool fresh;
     int rc;
 
-    dir_onion_prune(d, node_now_ms());
+    dir_onion_prune(d, clock_now_ms());
     if (!d->desc_len) /* nothing published yet: that starts when a bootstrap link opens */
         return;
     rc = dir_ensure_desc(d);
@@ -209,7 +209,7 @@ static void dir_rotate_cb(uv_timer_t *t)
     struct dir *d = t->data;
     struct link *l;
 
-    dir_onion_prune(d, node_now_ms());
+    dir_onion_prune(d, clock_now_ms());
     dir_onion_new(d);
     log_info(&d->n->log, "directory: rotated our onion key");
     if (dir_ensure_desc(d) < 0)
@@ -227,7 +227,7 @@ static int dir_srv_register(struct dir *d, const uint8_t peer[OVL_ED25519_PK], c
 {
     char id[OVL_NODE_ID_LEN + 1];
     bool known = registry_lookup(d->reg, peer) != NULL;
-    int rc = registry_register(d->reg, peer, in, len, node_now_ms(), node_wall_ms());
+    int rc = registry_register(d->reg, peer, in, len, clock_now_ms(), clock_wall_ms());
 
     node_id_format(id, peer);
     if (rc) {
@@ -267,7 +267,7 @@ static int dir_srv_list(struct dir *d, uint8_t **res, size_t *res_len)
 {
     static const uint8_t zero[16];
     struct dir_list_ctx c;
-    uint64_t wall = node_wall_ms();
+    uint64_t wall = clock_wall_ms();
     size_t cap;
     int rc;
 
@@ -290,7 +290,7 @@ static int dir_srv_chain(struct dir *d, const uint8_t peer[OVL_ED25519_PK], cons
     static const uint8_t zero[OVL_ED25519_PK];
     const struct reg_chain *ch;
     struct doc_builder b;
-    uint64_t now = node_now_ms(), wall = node_wall_ms(), left;
+    uint64_t now = clock_now_ms(), wall = clock_wall_ms(), left;
     size_t need = DOC_HDR_LEN + OVL_SIG_LEN;
     unsigned count, i;
     int rc;
@@ -358,7 +358,7 @@ static int dir_srv_report(struct dir *d, const uint8_t peer[OVL_ED25519_PK], con
         return DIR_STATUS_OK; /* we are alive */
     l = link_find(d->n, in);
     if (!l) {
-        d->st.dropped_link_closed += registry_drop(d->reg, in, node_now_ms());
+        d->st.dropped_link_closed += registry_drop(d->reg, in, clock_now_ms());
         return DIR_STATUS_OK;
     }
     probes = d->n->ctr.probes; /* 0 also when a probe is pending: count new ones only */
@@ -378,7 +378,7 @@ static int dir_srv_op(struct dir *d, const uint8_t peer[OVL_ED25519_PK], const u
     case DIR_HEARTBEAT:
         if (len != 1)
             return DIR_STATUS_BAD;
-        return registry_heartbeat(d->reg, peer, node_now_ms()) ? DIR_STATUS_UNKNOWN : DIR_STATUS_OK;
+        return registry_heartbeat(d->reg, peer, clock_now_ms()) ? DIR_STATUS_UNKNOWN : DIR_STATUS_OK;
     case DIR_LIST:
         return len == 1 ? dir_srv_list(d, res, res_len) : DIR_STATUS_BAD;
     case DIR_CHAIN:
@@ -457,7 +457,7 @@ static void dir_find_stale(void *arg, const struct reg_node *rn)
 static void dir_expire_cb(uv_timer_t *t)
 {
     struct dir *d = t->data;
-    struct dir_stale s = {.now = node_now_ms(), .wall = node_wall_ms(), .ttl = d->o.ttl_ms};
+    struct dir_stale s = {.now = clock_now_ms(), .wall = clock_wall_ms(), .ttl = d->o.ttl_ms};
     unsigned dropped, logged = 0;
     char id[OVL_NODE_ID_LEN + 1];
 

@@ -606,7 +606,7 @@ static void pump(struct net *t)
         send_deliver(t, t->n[DST].id.pk, t->sent++, false);
     if (t->sent < t->total && !link_can_send(l, 1)) {
         if (!t->blocked_since)
-            t->blocked_since = node_now_ms();
+            t->blocked_since = clock_now_ms();
     } else {
         t->blocked_since = 0;
     }
@@ -614,7 +614,7 @@ static void pump(struct net *t)
 
 static bool sender_stalled(struct net *t)
 {
-    return t->sent == t->total || (t->blocked_since && node_now_ms() - t->blocked_since >= 200);
+    return t->sent == t->total || (t->blocked_since && clock_now_ms() - t->blocked_since >= 200);
 }
 
 static uint64_t queue_drops(struct net *t)
