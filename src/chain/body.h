@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "chain/onion.h"
+#include "lib/bytes.h"
 
 #define BODY_HDR      4
 #define BODY_DATA_MAX (ONION_BODY - BODY_HDR - OVL_ED25519_PK) /* 852 */
@@ -69,5 +70,23 @@ enum chain_destroy_reason {
     DESTROY_R_SHUTDOWN = 4,    /* the hop is stopping */
     DESTROY_R_MAX = DESTROY_R_SHUTDOWN
 };
+
+/* Start a body: cmd, zero flags and len (the caller checked that len fits
+ * in ONION_BODY - BODY_HDR); the args follow at body + BODY_HDR. */
+static inline void body_hdr_put(uint8_t body[ONION_BODY], uint8_t cmd, uint16_t len)
+{
+    body[0] = cmd;
+    body[1] = 0;
+    st_le16(body + 2, len);
+}
+
+/* Return the length a received body claims, or -1 when its flags are not
+ * zero or the length runs past the body (peer input: check before use). */
+static inline int body_hdr_len(const uint8_t body[ONION_BODY])
+{
+    uint16_t len = ld_le16(body + 2);
+
+    return body[1] != 0 || len > ONION_BODY - BODY_HDR ? -1 : (int)len;
+}
 
 #endif

@@ -411,9 +411,9 @@ static void exit_deliver(struct relay_chain *ch, const uint8_t dest[OVL_ED25519_
 void exit_body(struct relay_chain *ch, const uint8_t body[ONION_BODY])
 {
     struct relay *r = ch->r;
-    uint16_t len = (uint16_t)(body[2] | (uint16_t)body[3] << 8);
+    int blen = body_hdr_len(body);
 
-    if (body[1] != 0 || len > ONION_BODY - BODY_HDR) {
+    if (blen < 0) {
         r->st.dropped[RD_BAD_CELL]++;
         return;
     }
@@ -427,12 +427,12 @@ void exit_body(struct relay_chain *ch, const uint8_t body[ONION_BODY])
         (void)relay_originate(ch, BODY_LOOP_BACK, NULL, 0);
         break;
     case BODY_DELIVER:
-        if (len < OVL_ED25519_PK) {
+        if (blen < OVL_ED25519_PK) {
             r->st.dropped[RD_BAD_CELL]++;
             break;
         }
         exit_deliver(ch, body + BODY_HDR, body + BODY_HDR + OVL_ED25519_PK,
-                     (uint16_t)(len - OVL_ED25519_PK));
+                     (uint16_t)(blen - OVL_ED25519_PK));
         break;
     default:
         r->st.dropped[RD_BAD_CELL]++; /* reserved or backward commands */

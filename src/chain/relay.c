@@ -171,9 +171,7 @@ int relay_originate(struct relay_chain *ch, uint8_t cmd, const uint8_t *args, si
     if (!ch->prev || alen > ONION_BODY - BODY_HDR)
         return OVL_EINVAL;
     memset(body, 0, sizeof(body));
-    body[0] = cmd;
-    body[2] = (uint8_t)(alen & 0xff);
-    body[3] = (uint8_t)(alen >> 8);
+    body_hdr_put(body, cmd, (uint16_t)alen);
     if (alen)
         memcpy(body + BODY_HDR, args, alen);
     rc = onion_back_originate(c.payload, &ch->keys, &ch->back_ctr, body);
@@ -439,9 +437,7 @@ static void on_setup(void *ctx, struct link *l, const struct cell *c)
 static void chain_reextend(struct relay_chain *ch, const uint8_t body[ONION_BODY])
 {
     struct relay *r = ch->r;
-    unsigned blen = (unsigned)body[2] | (unsigned)body[3] << 8;
-
-    if (body[0] != BODY_EXTEND || body[1] != 0 || blen != BODY_EXTEND_LEN) {
+    if (body[0] != BODY_EXTEND || body_hdr_len(body) != BODY_EXTEND_LEN) {
         r->st.dropped[RD_BAD_CELL]++;
         return;
     }

@@ -512,7 +512,8 @@ static void chain_back(struct cchain *ch, const struct cell *cl)
 {
     struct client *c = ch->c;
     uint8_t body[ONION_BODY];
-    unsigned origin, blen;
+    unsigned origin;
+    int blen;
 
     if (cl->len != OVL_CELL_PAYLOAD) {
         c->st.dropped_bad++;
@@ -522,8 +523,7 @@ static void chain_back(struct cchain *ch, const struct cell *cl)
         c->st.dropped_auth++;
         return;
     }
-    blen = (unsigned)body[2] | (unsigned)body[3] << 8;
-    if (body[1] != 0 || blen > ONION_BODY - BODY_HDR)
+    if ((blen = body_hdr_len(body)) < 0)
         goto bad;
     switch (body[0]) {
     case BODY_SETUP_OK:
@@ -664,9 +664,7 @@ static int send_frag(struct cchain *ch, struct link *l, struct out_msg *m)
     memset(body, 0, sizeof(body));
     flen =
         msg_frag_build(body + BODY_HDR + OVL_ED25519_PK, m->id, m->blob, m->blob_len, m->next_frag);
-    body[0] = BODY_DELIVER;
-    body[2] = (uint8_t)(OVL_ED25519_PK + flen);
-    body[3] = (uint8_t)((OVL_ED25519_PK + flen) >> 8);
+    body_hdr_put(body, BODY_DELIVER, (uint16_t)(OVL_ED25519_PK + flen));
     memcpy(body + BODY_HDR, m->dest, OVL_ED25519_PK);
     rc = chain_fwd_send(ch, l, ch->length, body);
     ovl_wipe(body, sizeof(body));
