@@ -27,6 +27,7 @@
 #include "chain/relay.h"
 #include "client/client.h"
 #include "core/node.h"
+#include "core/peer.h"
 #include "dir/dir.h"
 #include "lib/err.h"
 #include "lib/log.h"

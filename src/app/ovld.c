@@ -12,7 +12,7 @@
 #include "chain/relay.h"
 #include "client/client.h"
 #include "control/control.h"
-#include "core/node.h"
+#include "core/node_run.h"
 #include "core/transport.h"
 #include "dir/dir.h"
 #include "ovl_config.h"

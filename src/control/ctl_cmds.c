@@ -9,6 +9,7 @@
 #include "control/ctl_int.h"
 #include "core/cell.h"
 #include "core/link.h"
+#include "core/peer.h"
 #include "ovl_config.h"
 #if OVL_HAVE_QUIC
 #include "core/tp_quic.h"
@@ -164,7 +165,7 @@ static void ctl_peer_link(struct kvbuf *out, const struct link *l, uint64_t now)
 {
     ctl_add_fixed(out, "peer", l->peer_id, sizeof l->peer_id);
     kv_adds(out, "state", link_state_name(l->state));
-    kv_adds(out, "direction", l->initiator ? "out" : "in");
+    kv_adds(out, "direction", link_is_initiator(l) ? "out" : "in");
     ctl_add_fixed(out, "remote", l->remote, sizeof l->remote);
     if (l->peer)
         ctl_add_fixed(out, "name", l->peer->spec.name, PEER_NAME_MAX);

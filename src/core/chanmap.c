@@ -35,7 +35,7 @@ static struct chanmap_slot *slot_find(struct node *n, const struct link *l, uint
 bool chanmap_id_is_remote(const struct link *l, uint32_t id)
 {
     /* The initiator opens chains with the top bit set. */
-    return l->initiator ? (id & CHAN_DIR_BIT) == 0 : (id & CHAN_DIR_BIT) != 0;
+    return link_is_initiator(l) ? (id & CHAN_DIR_BIT) == 0 : (id & CHAN_DIR_BIT) != 0;
 }
 
 /* Insert without the direction check (both chanmap_add and chanmap_alloc). */
@@ -80,7 +80,7 @@ int chanmap_alloc(struct node *n, struct link *l, const struct chain_owner *owne
         int rc;
 
         ovl_random(&v, sizeof(v));
-        v = l->initiator ? (v | CHAN_DIR_BIT) : (v & ~CHAN_DIR_BIT);
+        v = link_is_initiator(l) ? (v | CHAN_DIR_BIT) : (v & ~CHAN_DIR_BIT);
         if (v == 0)
             continue;
         rc = slot_insert(n, l, v, owner, obj);
@@ -144,13 +144,21 @@ static void chanmap_route(void *ctx, struct link *l, const struct cell *c)
     n->ctr.chain_unknown++;
 }
 
+static void chanmap_on_link_closed(void *ctx, struct link *l)
+{
+    chanmap_link_closed(ctx, l);
+}
+
 int chanmap_register_handlers(struct node *n)
 {
+    struct link_observer obs = {.closed = chanmap_on_link_closed, .ctx = n};
     int rc = 0;
 
     dispatch_init(&n->chain_open);
     for (unsigned cmd = CELL_CHAIN_FIRST; cmd <= CELL_CHAIN_LAST && rc == 0; cmd++)
         rc = dispatch_register(&n->disp, (uint8_t)cmd, chanmap_route, n);
+    if (rc == 0)
+        rc = node_observe_links(n, &obs);
     return rc;
 }
 

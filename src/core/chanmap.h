@@ -14,8 +14,10 @@
  * anything else is dropped and counted in node->ctr.chain_unknown.
  *
  * When a link closes, every slot on it is removed and its owner's
- * link_closed() is called once per slot, before the link is freed. Owners
- * must not use the link after that call.
+ * link_closed() is called once per slot, before the link is freed (the
+ * chanmap is the first link observer, registered by node_init, so this
+ * happens before any role hears of the close). Owners must not use the
+ * link after that call.
  */
 #ifndef OVL_CORE_CHANMAP_H
 #define OVL_CORE_CHANMAP_H
@@ -59,7 +61,8 @@ bool chanmap_id_is_remote(const struct link *l, uint32_t id);
 /* Route a chain-level cell to its owner; false if (l, id) is not registered. */
 bool chanmap_deliver(struct node *n, struct link *l, const struct cell *c);
 
-/* Make the chanmap the dispatcher's handler for every chain-level command. */
+/* Make the chanmap the dispatcher's handler for every chain-level command
+ * and a link observer (for link_closed). */
 int chanmap_register_handlers(struct node *n) OVL_WUR;
 
 /* Handle chain-level cells of command cmd whose (link, ID) nobody owns yet

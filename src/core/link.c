@@ -4,13 +4,12 @@
  * (handshake | link_recv_cell) -> dispatch_cell. No allocation and no
  * public-key operation happens per cell; cells live on the stack.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/bytes.h"
-#include "core/chanmap.h"
 #include "core/link.h"
-#include "core/peer.h"
 #include "core/timer.h"
 
 /* log2 of the node's configured ratchet interval (a power of two). */
@@ -23,6 +22,7 @@ static unsigned link_rekey_log2(const struct node *n)
     return b;
 }
 
+static int link_seal(struct link *l, const struct cell *c);
 static void link_on_connected(struct transport *t);
 static void link_on_frame(struct transport *t, const uint8_t *frame, size_t len);
 static void link_on_drain(struct transport *t);
@@ -46,6 +46,54 @@ const char *link_state_name(enum link_state s)
     if ((unsigned)s >= sizeof(state_names) / sizeof(state_names[0]))
         return "unknown";
     return state_names[s];
+}
+
+static const char *const reason_names[LC_REASON_COUNT] = {
+    [LC_NONE] = "none",
+    [LC_SHUTDOWN] = "shutdown",
+    [LC_PEER_CLOSED] = "peer_closed",
+    [LC_IO_ERROR] = "io_error",
+    [LC_HS_TIMEOUT] = "hs_timeout",
+    [LC_HS_MALFORMED] = "hs_malformed",
+    [LC_HS_AUTH] = "hs_auth",
+    [LC_HS_SUITE] = "hs_suite",
+    [LC_HS_UNCONFIRMED] = "hs_unconfirmed",
+    [LC_OVERSIZED] = "oversized",
+    [LC_BAD_FRAME] = "bad_frame",
+    [LC_REPLAY] = "replay",
+    [LC_REORDER] = "reorder",
+    [LC_TAMPERED] = "tampered",
+    [LC_BAD_CELL] = "bad_cell",
+    [LC_QUEUE_FULL] = "queue_full",
+    [LC_LIMIT] = "limit",
+    [LC_IDLE] = "idle",
+    [LC_DEAD] = "dead",
+};
+
+const char *link_close_reason_name(enum link_close_reason r)
+{
+    if ((unsigned)r >= LC_REASON_COUNT || !reason_names[r])
+        return "unknown";
+    return reason_names[r];
+}
+
+/* Which states each state may move to (bit i: state i). A link moves
+ * forward only; any state but CLOSING may close. */
+#define LS(s) (1u << (s))
+static const unsigned link_next_states[LINK_STATE_COUNT] = {
+    [LINK_CONNECTING] = LS(LINK_HANDSHAKE) | LS(LINK_CLOSING),
+    [LINK_HANDSHAKE] = LS(LINK_OPEN) | LS(LINK_CONFIRMING) | LS(LINK_CLOSING),
+    [LINK_CONFIRMING] = LS(LINK_OPEN) | LS(LINK_CLOSING),
+    [LINK_OPEN] = LS(LINK_CLOSING),
+    [LINK_CLOSING] = 0,
+};
+
+/* The one writer of l->state. An illegal move is a bug in this file, never
+ * peer input: asserted in debug builds. */
+static void link_set_state(struct link *l, enum link_state to)
+{
+    assert(to < LINK_STATE_COUNT && (link_next_states[l->state] & LS(to)));
+    l->state = to;
 }
 
 struct link_alts {
@@ -139,11 +187,11 @@ static void link_live_cb(uv_timer_t *t)
     struct node *n = l->node;
     const struct node_opts *o = &n->opts;
     uint64_t now = clock_now_ms(), next = UINT32_MAX, pad;
-    uint64_t quiet = l->paused ? 0 : now - l->last_rx_ms; /* we are not listening */
+    uint64_t quiet = (l->flags & LINK_F_PAUSED) ? 0 : now - l->last_rx_ms; /* we are not listening */
     uint64_t dead = (uint64_t)o->heartbeat_ms * o->heartbeat_misses;
     struct cell ping = {.cmd = CELL_PING};
 
-    if (l->probe_ms && !l->paused && now - l->probe_ms >= l->probe_within) {
+    if (l->probe_ms && !(l->flags & LINK_F_PAUSED) && now - l->probe_ms >= l->probe_within) {
         n->ctr.probes_failed++;
         link_close(l, LC_DEAD);
         return;
@@ -191,7 +239,7 @@ int link_probe(struct link *l, uint32_t within_ms)
         return OVL_EUNSUPP;
     if (l->probe_ms)
         return 0;
-    if (l->paused)
+    if (l->flags & LINK_F_PAUSED)
         return OVL_EAGAIN; /* we are not reading: no answer could be seen */
     /* The PONG echoes this: only the peer's answer to it ends the probe
      * (a peer that sends but does not read is not well). */
@@ -275,12 +323,11 @@ int link_dial(struct node *n, const char *uri, const uint8_t peer_pk[OVL_ED25519
     l = link_new(n);
     if (!l)
         return OVL_ENOMEM;
-    l->initiator = true;
+    l->flags |= LINK_F_INITIATOR;
     l->peer = peer;
     memcpy(l->peer_pk, peer_pk, OVL_ED25519_PK);
     node_id_format(l->peer_id, peer_pk);
     snprintf(l->remote, sizeof(l->remote), "%s", uri);
-    l->state = LINK_CONNECTING;
     rc = tp_dial(&n->tp_env, uri, &link_tp_cb, l, &l->tp);
     if (rc) {
         link_free(l);
@@ -355,8 +402,8 @@ void link_accept(struct node *n, struct transport *tp)
         return;
     }
     l->tp = tp;
-    l->state = LINK_HANDSHAKE;
-    l->hs_started = true;
+    link_set_state(l, LINK_HANDSHAKE);
+    l->flags |= LINK_F_HS_STARTED;
     tp_set_cb(tp, &link_tp_cb, l);
     if (tp_peer_uri(tp, l->remote, sizeof(l->remote)) != 0)
         snprintf(l->remote, sizeof(l->remote), "unknown");
@@ -381,8 +428,8 @@ static void link_on_connected(struct transport *t)
     uint8_t msg[HS_INIT_LEN];
     int rc = OVL_ENOMEM;
 
-    l->state = LINK_HANDSHAKE;
-    l->hs_started = true;
+    link_set_state(l, LINK_HANDSHAKE);
+    l->flags |= LINK_F_HS_STARTED;
     l->hs = calloc(1, sizeof(*l->hs));
     if (l->hs)
         rc = hs_start_initiator(l->hs, &l->node->id, l->peer_pk, l->node->opts.aead_suites);
@@ -424,7 +471,7 @@ bool link_can_send(struct link *l, unsigned n)
 void link_pause(struct link *l)
 {
     if (l->tp && l->state != LINK_CLOSING) {
-        l->paused = true;
+        l->flags |= LINK_F_PAUSED;
         tp_pause(l->tp);
     }
 }
@@ -434,9 +481,9 @@ void link_resume(struct link *l)
     if (l->tp && l->state != LINK_CLOSING) {
         /* What the peer sent meanwhile is still in the transport: give it
          * a full heartbeat window from now. */
-        if (l->paused)
+        if (l->flags & LINK_F_PAUSED)
             l->last_rx_ms = clock_now_ms();
-        l->paused = false;
+        l->flags &= ~LINK_F_PAUSED;
         tp_resume(l->tp);
     }
 }
@@ -474,7 +521,7 @@ static int link_set_keys(struct link *l, struct hs_keys *k)
     rc = ovl_aead_init(&l->tx, k->suite, l->tx_key);
     if (rc == 0)
         rc = ovl_aead_init(&l->rx, k->suite, l->rx_key);
-    if (!l->initiator) {
+    if (!link_is_initiator(l)) {
         memcpy(l->peer_pk, k->peer_pk, OVL_ED25519_PK);
         node_id_format(l->peer_id, k->peer_pk);
     }
@@ -490,8 +537,8 @@ static void link_opened(struct link *l)
 {
     struct node *n = l->node;
 
-    l->state = LINK_OPEN;
-    l->was_open = true;
+    link_set_state(l, LINK_OPEN);
+    l->flags |= LINK_F_WAS_OPEN;
     free(l->alts);
     l->alts = NULL;
     n->ctr.handshakes_ok++;
@@ -503,10 +550,8 @@ static void link_opened(struct link *l)
         if (l->timer)
             uv_timer_start(l->timer, link_live_cb, 0, 0);
     }
-    log_info(&n->log, "link %s %s (%s) open, %s", l->initiator ? "to" : "from", l->peer_id,
+    log_info(&n->log, "link %s %s (%s) open, %s", link_is_initiator(l) ? "to" : "from", l->peer_id,
              l->remote, ovl_aead_name(l->suite));
-    if (l->peer)
-        peer_link_opened(l->peer, l);
     for (unsigned i = 0; i < n->n_observers && l->state == LINK_OPEN; i++)
         if (n->observers[i].opened)
             n->observers[i].opened(n->observers[i].ctx, l);
@@ -527,8 +572,7 @@ static void link_handshake_initiator(struct link *l, const uint8_t *frame, size_
         link_close(l, LC_HS_SUITE);
         return;
     }
-    l->state = LINK_OPEN; /* link_send needs it; link_opened does the rest */
-    if (link_send(l, &hello) != 0) {
+    if (link_seal(l, &hello) != 0) { /* the first sealed cell: the link opens with it */
         link_close(l, LC_IO_ERROR);
         return;
     }
@@ -557,7 +601,7 @@ static void link_handshake_responder(struct link *l, const uint8_t *frame, size_
         link_close(l, rc == OVL_EAGAIN ? LC_QUEUE_FULL : LC_IO_ERROR);
         return;
     }
-    l->state = LINK_CONFIRMING;
+    link_set_state(l, LINK_CONFIRMING);
 }
 
 /* Step a key to the generation that counter ctr belongs to (at most one step
@@ -624,7 +668,7 @@ static void link_on_frame(struct transport *t, const uint8_t *frame, size_t len)
     l->node->ctr.bytes_in += len;
     switch (l->state) {
     case LINK_HANDSHAKE:
-        if (l->initiator)
+        if (link_is_initiator(l))
             link_handshake_initiator(l, frame, len);
         else
             link_handshake_responder(l, frame, len);
@@ -640,13 +684,19 @@ static void link_on_frame(struct transport *t, const uint8_t *frame, size_t len)
 
 int link_send(struct link *l, const struct cell *c)
 {
+    if (l->state != LINK_OPEN)
+        return OVL_ECLOSED;
+    return link_seal(l, c);
+}
+
+/* Seal c under the next counter and queue it; the keys are installed. */
+static int link_seal(struct link *l, const struct cell *c)
+{
     struct node *n = l->node;
     uint8_t raw[OVL_CELL_LEN];
     uint8_t frame[FRAME_CELL_LEN];
     int rc;
 
-    if (l->state != LINK_OPEN)
-        return OVL_ECLOSED;
     rc = cell_encode(raw, c);
     if (rc)
         return rc;
@@ -671,7 +721,7 @@ void link_close(struct link *l, enum link_close_reason reason)
     if (l->state == LINK_CLOSING)
         return;
     l->reason = reason;
-    l->state = LINK_CLOSING;
+    link_set_state(l, LINK_CLOSING);
     timer_close(&l->timer);
     tp_close(l->tp);
 }
@@ -693,23 +743,24 @@ static void link_on_closed(struct transport *t, int err)
         if (l->state == LINK_HANDSHAKE && r == LC_BAD_FRAME)
             r = LC_HS_MALFORMED;
     }
-    if (l->hs_started && !l->was_open && r != LC_SHUTDOWN)
+    if ((l->flags & (LINK_F_HS_STARTED | LINK_F_WAS_OPEN)) == LINK_F_HS_STARTED &&
+        r != LC_SHUTDOWN)
         n->ctr.handshakes_failed++;
     n->ctr.link_closed[r]++;
     if (r == LC_SHUTDOWN || r == LC_PEER_CLOSED)
-        log_debug(&n->log, "link %s %s closed: %s", l->initiator ? "to" : "from", l->remote,
+        log_debug(&n->log, "link %s %s closed: %s", link_is_initiator(l) ? "to" : "from", l->remote,
                   link_close_reason_name(r));
     else
-        log_info(&n->log, "link %s %s closed: %s (%s)", l->initiator ? "to" : "from", l->remote,
+        log_info(&n->log, "link %s %s closed: %s (%s)", link_is_initiator(l) ? "to" : "from", l->remote,
                  link_close_reason_name(r), err ? ovl_strerror(err) : "local");
     l->tp = NULL;
-    l->state = LINK_CLOSING; /* observers' link_find() must not return it */
-    chanmap_link_closed(n, l);
+    l->reason = r;
+    l->close_err = err;
+    if (l->state != LINK_CLOSING)
+        link_set_state(l, LINK_CLOSING); /* observers' link_find() must not return it */
     for (unsigned i = 0; i < n->n_observers; i++)
         if (n->observers[i].closed)
             n->observers[i].closed(n->observers[i].ctx, l);
-    if (l->peer)
-        peer_link_closed(l->peer, l, r, err);
     link_free(l);
 }
 

@@ -5,7 +5,7 @@
  * ratcheting each key forward every 2^rekey_log2 cells (the smaller of the
  * two ends' opts.rekey_cells, agreed in the handshake). Received cells
  * go to the node's dispatcher. Any protocol violation closes the link and
- * counts the reason (enum link_close_reason in node.h).
+ * counts the reason (enum link_close_reason in link_reason.h).
  *
  * Links are created by link_dial (outbound) or by a listener (inbound) and
  * live in node->links until their transport's close completes; then they
@@ -25,27 +25,41 @@
 #include "core/node.h"
 #include "core/transport.h"
 
+/* The link's state machine; link.c changes it only through link_set_state,
+ * whose table of legal transitions is checked in debug builds:
+ *
+ *   CONNECTING -> HANDSHAKE (transport connected; initiator)
+ *   (accepted)    HANDSHAKE -> OPEN (initiator: response read, HELLO sent)
+ *                 HANDSHAKE -> CONFIRMING (responder: response sent)
+ *                 CONFIRMING -> OPEN (the initiator's HELLO arrived)
+ *   any but CLOSING -> CLOSING
+ */
 enum link_state {
     LINK_CONNECTING = 0, /* outbound: transport not yet connected */
     LINK_HANDSHAKE,      /* handshake messages in flight */
     LINK_CONFIRMING,     /* responder: keys made, waiting for CELL_HELLO */
     LINK_OPEN,           /* authenticated both ways */
     LINK_CLOSING,        /* close started; waiting for the transport */
+    LINK_STATE_COUNT
 };
+
+/* Bits of link->flags. */
+#define LINK_F_INITIATOR  (1u << 0) /* we dialed */
+#define LINK_F_HS_STARTED (1u << 1) /* a handshake message was exchanged or due */
+#define LINK_F_WAS_OPEN   (1u << 2) /* reached LINK_OPEN at some point */
+#define LINK_F_PAUSED     (1u << 3) /* we stopped reading: silence is ours, not the peer's */
 
 struct link {
     struct node *node;
     struct transport *tp;
     struct link *prev, *next; /* node->links */
     uint64_t serial;          /* unique per node; never reused */
-    struct peer *peer;        /* configured peer that dialed this, or NULL */
+    struct peer *peer;        /* configured peer that dialed this, or NULL (peer.h) */
     struct link_alts *alts;   /* addresses still to try while connecting, or NULL */
-    enum link_state state;
-    bool initiator;
+    enum link_state state;    /* written by link_set_state only */
+    unsigned flags;           /* LINK_F_* */
     enum link_close_reason reason;
-    bool hs_started; /* a handshake message was exchanged or due */
-    bool was_open;   /* reached LINK_OPEN at some point */
-    bool paused;     /* we stopped reading (backpressure): silence is ours, not the peer's */
+    int close_err; /* the transport's error when it closed (0: ours), for observers */
 
     struct handshake *hs; /* only during the handshake */
     uv_timer_t *timer;    /* handshake timeout; freed in its close callback */
@@ -69,6 +83,21 @@ struct link {
     uint64_t tx_epoch, rx_epoch; /* key generation: counter >> rekey_log2 */
     uint64_t cells_in, cells_out;
 };
+
+/* Return true when we dialed l (chain IDs take the direction from it). */
+static inline bool link_is_initiator(const struct link *l)
+{
+    return (l->flags & LINK_F_INITIATOR) != 0;
+}
+
+/* Return true when l was authenticated both ways at some point. */
+static inline bool link_was_open(const struct link *l)
+{
+    return (l->flags & LINK_F_WAS_OPEN) != 0;
+}
+
+/* Return the snake_case name of a close reason ("hs_timeout", ...). */
+const char *link_close_reason_name(enum link_close_reason r);
 
 /* Return the name of a link state ("open", ...). */
 const char *link_state_name(enum link_state s);
@@ -124,7 +153,8 @@ struct link *link_by_serial(struct node *n, uint64_t serial);
 /* Return the first open link to the node with identity pk, or NULL. */
 struct link *link_find(struct node *n, const uint8_t pk[OVL_ED25519_PK]);
 
-/* Register the link-level cell handlers (padding, hello, ping, pong). */
+/* Register the link-level cell handlers (padding, hello, ping, pong);
+ * node_init does. */
 int link_register_handlers(struct node *n) OVL_WUR;
 
 #endif

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "core/dispatch.h"
+#include "core/link_reason.h"
 #include "core/transport.h"
 #include "lib/clock.h"
 #include "lib/crypto.h"
@@ -29,35 +30,6 @@ enum node_role {
 
 #define NODE_MAX_LISTEN 8
 #define NODE_MAX_PEERS  64
-#define PEER_NAME_MAX   32
-
-/* Why a link ended. Each has a counter in node_counters and a name in
- * link_close_reason_name() (used by the control protocol). */
-enum link_close_reason {
-    LC_NONE = 0,
-    LC_SHUTDOWN,       /* we are shutting down or closed it on purpose */
-    LC_PEER_CLOSED,    /* the peer closed the connection */
-    LC_IO_ERROR,       /* the transport failed (reset, refused, unreachable) */
-    LC_HS_TIMEOUT,     /* the handshake did not finish in time */
-    LC_HS_MALFORMED,   /* a handshake message had a bad length, type or version */
-    LC_HS_AUTH,        /* a handshake message did not decrypt: wrong or forged key */
-    LC_HS_SUITE,       /* no AEAD suite in common */
-    LC_HS_UNCONFIRMED, /* the initiator's first cell was not a valid CELL_HELLO */
-    LC_OVERSIZED,      /* a frame longer than OVL_FRAME_MAX */
-    LC_BAD_FRAME,      /* unexpected frame type or length for the link's state */
-    LC_REPLAY,         /* a counter we already received */
-    LC_REORDER,        /* a counter that skips ahead */
-    LC_TAMPERED,       /* a sealed cell whose tag failed */
-    LC_BAD_CELL,       /* a cell with a bad header (length, flags) */
-    LC_QUEUE_FULL,     /* the peer does not read what we send */
-    LC_LIMIT,          /* too many links */
-    LC_IDLE,           /* no cell for idle_timeout */
-    LC_DEAD,           /* no cell for heartbeat_misses heartbeat intervals */
-    LC_REASON_COUNT
-};
-
-/* Return the snake_case name of a close reason ("hs_timeout", ...). */
-const char *link_close_reason_name(enum link_close_reason r);
 
 /* Tunables the core needs; the app fills them from the config. */
 struct node_opts {
@@ -78,14 +50,8 @@ struct node_opts {
     uint32_t cover_budget;   /* most cover (padding, chain cover) in % of cells sent */
 };
 
-/* A configured outbound peer: dialed at start and redialed with backoff. */
-struct peer_spec {
-    char name[PEER_NAME_MAX];
-    char uri[OVL_URI_MAX];
-    uint8_t pk[OVL_ED25519_PK];
-};
-
 struct link;
+struct peer;
 struct chanmap_slot;
 struct dir;
 struct relay;
@@ -100,19 +66,6 @@ struct link_observer {
     void *ctx;
 };
 #define NODE_MAX_OBSERVERS 8
-
-/* Runtime state of a configured peer. */
-struct peer {
-    struct node *node;
-    struct peer_spec spec;
-    struct link *link; /* current link, or NULL */
-    uv_timer_t timer;  /* reconnect backoff */
-    uint32_t backoff_ms;
-    uint64_t attempts;
-    uint64_t failures;
-    int last_error; /* last dial/close error, 0 if none */
-    enum link_close_reason last_reason;
-};
 
 struct node_counters {
     uint64_t links_accepted, links_dialed;
@@ -170,7 +123,7 @@ struct node {
     struct link_observer observers[NODE_MAX_OBSERVERS];
     unsigned n_observers;
 
-    /* Role contexts, created by the app after node_init; opaque to core.
+    /* Role contexts, created by the app after node_init (node_run.h); opaque to core.
      * NULL when the role is off. */
     struct dir *dir;       /* directory: bootstrap server and directory client */
     struct relay *relay;   /* peel-and-forward, exit delivery */
@@ -184,24 +137,6 @@ struct node {
 
 /* Fill opts with the documented defaults. */
 void node_opts_defaults(struct node_opts *o);
-
-/* Set up n on loop: copy opts, take over id (n wipes it at node_free), make
- * the node ID and register the link-level cell handlers. */
-int node_init(struct node *n, uv_loop_t *loop, const struct node_opts *opts,
-              const struct ovl_identity *id, unsigned roles) OVL_WUR;
-
-/* Listen on every URI in uris (count n_uris) and dial every peer; roles must
- * have registered their handlers before. Fails (and closes what it opened)
- * if any listen fails. */
-int node_start(struct node *n, const char (*uris)[OVL_URI_MAX], unsigned n_uris,
-               const struct peer_spec *peers, unsigned n_peers) OVL_WUR;
-
-/* Close every listener, link and timer; the loop ends once their close
- * callbacks have run. Safe to call twice. */
-void node_stop(struct node *n);
-
-/* Release what node_init and node_start allocated; call after the loop ended. */
-void node_free(struct node *n);
 
 /* Register a link observer (copied). OVL_ENOMEM past NODE_MAX_OBSERVERS. */
 int node_observe_links(struct node *n, const struct link_observer *obs) OVL_WUR;

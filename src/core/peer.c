@@ -3,7 +3,9 @@
 #include <string.h>
 
 #include "core/link.h"
+#include "core/node.h"
 #include "core/peer.h"
+#include "core/timer.h"
 
 static void peer_schedule(struct peer *p);
 
@@ -41,63 +43,88 @@ static void peer_schedule(struct peer *p)
         return;
     if (span > 0)
         delay = delay - span / 2 + ovl_random_uniform(span + 1);
-    uv_timer_start(&p->timer, peer_timer_cb, delay, 0);
+    uv_timer_start(p->timer, peer_timer_cb, delay, 0);
     p->backoff_ms = p->backoff_ms * 2 > o->reconnect_max_ms ? o->reconnect_max_ms
                                                             : p->backoff_ms * 2;
 }
 
-int peer_start_all(struct node *n, const struct peer_spec *specs, unsigned count)
+/* The link observer: a peer's own link opened or closed. */
+static void peer_link_opened(void *ctx, struct link *l)
 {
-    unsigned i;
+    struct peer *p = l->peer;
 
-    if (count == 0)
-        return 0;
-    n->peers = calloc(count, sizeof(*n->peers));
-    if (!n->peers)
-        return OVL_ENOMEM;
-    for (i = 0; i < count; i++) {
-        struct peer *p = &n->peers[i];
-
-        p->node = n;
-        p->spec = specs[i];
-        p->backoff_ms = n->opts.reconnect_min_ms;
-        uv_timer_init(n->loop, &p->timer);
-        p->timer.data = p;
-        n->n_peers++;
-    }
-    for (i = 0; i < count; i++)
-        peer_dial(&n->peers[i]);
-    return 0;
-}
-
-void peer_stop_all(struct node *n)
-{
-    unsigned i;
-
-    for (i = 0; i < n->n_peers; i++) {
-        uv_timer_stop(&n->peers[i].timer);
-        if (!uv_is_closing((uv_handle_t *)&n->peers[i].timer))
-            uv_close((uv_handle_t *)&n->peers[i].timer, NULL);
-    }
-}
-
-void peer_link_opened(struct peer *p, struct link *l)
-{
-    if (p->link != l)
+    (void)ctx;
+    if (!p || p->link != l)
         return;
     p->backoff_ms = p->node->opts.reconnect_min_ms;
     p->last_error = 0;
     p->last_reason = LC_NONE;
 }
 
-void peer_link_closed(struct peer *p, struct link *l, enum link_close_reason reason, int err)
+static void peer_link_closed(void *ctx, struct link *l)
 {
-    if (p->link != l)
+    struct peer *p = l->peer;
+
+    (void)ctx;
+    if (!p || p->link != l)
         return;
     p->link = NULL;
-    p->last_reason = reason;
-    p->last_error = err;
-    if (!l->was_open)
+    p->last_reason = l->reason;
+    p->last_error = l->close_err;
+    if (!(l->flags & LINK_F_WAS_OPEN))
         p->failures++;
     peer_schedule(p);
+}
+
+static const struct link_observer peer_observer = {
+    .opened = peer_link_opened,
+    .closed = peer_link_closed,
+};
+
+int peer_start_all(struct node *n, const struct peer_spec *specs, unsigned count)
+{
+    struct link_observer obs = peer_observer;
+    unsigned i;
+    int rc;
+
+    if (count == 0)
+        return 0;
+    n->peers = calloc(count, sizeof(*n->peers));
+    if (!n->peers)
+        return OVL_ENOMEM;
+    obs.ctx = n->peers;
+    rc = node_observe_links(n, &obs);
+    if (rc)
+        goto fail;
+    for (i = 0; i < count; i++) {
+        struct peer *p = &n->peers[i];
+
+        p->timer = timer_new(n->loop, p);
+        if (!p->timer) {
+            rc = OVL_ENOMEM;
+            goto fail_timers;
+        }
+        p->node = n;
+        p->spec = specs[i];
+        p->backoff_ms = n->opts.reconnect_min_ms;
+        n->n_peers++;
+    }
+    for (i = 0; i < count; i++)
+        peer_dial(&n->peers[i]);
+    return 0;
+fail_timers:
+    peer_stop_all(n);
+    return rc;
+fail:
+    free(n->peers);
+    n->peers = NULL;
+    return rc;
+}
+
+void peer_stop_all(struct node *n)
+{
+    if (n->peers)
+        node_unobserve_links(n, &(struct link_observer){.ctx = n->peers});
+    for (unsigned i = 0; i < n->n_peers; i++)
+        timer_close(&n->peers[i].timer);
 }

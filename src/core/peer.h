@@ -1,26 +1,52 @@
 /* peer.h - configured outbound peers: dial at start, redial with backoff.
  *
- * struct peer lives in node.h (the control server reports on it). A peer
- * owns at most one link at a time (peer->link); the link tells the peer when
- * it opens and when it closes, and the peer schedules the next dial with
+ * A peer owns at most one link at a time (peer->link, and the link names
+ * its peer in link->peer); the peers watch links as a link observer, and
+ * when their link closes they schedule the next dial with
  * exponential backoff between opts.reconnect_min_ms and reconnect_max_ms,
  * with +-20% jitter so restarted nodes do not redial in lockstep.
  */
 #ifndef OVL_CORE_PEER_H
 #define OVL_CORE_PEER_H
 
-#include "core/node.h"
+#include <stdint.h>
 
-/* Copy specs into n->peers and dial each one. */
+#include <uv.h>
+
+#include "core/link_reason.h"
+#include "lib/crypto.h"
+#include "lib/uri.h"
+
+#define PEER_NAME_MAX 32
+
+struct node;
+struct link;
+
+/* A configured outbound peer: dialed at start and redialed with backoff. */
+struct peer_spec {
+    char name[PEER_NAME_MAX];
+    char uri[OVL_URI_MAX];
+    uint8_t pk[OVL_ED25519_PK];
+};
+
+/* Runtime state of a configured peer. */
+struct peer {
+    struct node *node;
+    struct peer_spec spec;
+    struct link *link; /* current link, or NULL */
+    uv_timer_t *timer; /* reconnect backoff (core/timer.h) */
+    uint32_t backoff_ms;
+    uint64_t attempts;
+    uint64_t failures;
+    int last_error; /* last dial/close error, 0 if none */
+    enum link_close_reason last_reason;
+};
+
+/* Copy specs into n->peers, watch links for them and dial each one. */
 int peer_start_all(struct node *n, const struct peer_spec *specs, unsigned count) OVL_WUR;
 
-/* Stop every reconnect timer (closes them; the array is freed by node_free). */
+/* Stop watching links and close every reconnect timer (the array is freed
+ * by node_free). */
 void peer_stop_all(struct node *n);
-
-/* Tell p that its link l finished the handshake. */
-void peer_link_opened(struct peer *p, struct link *l);
-
-/* Tell p that its link l closed for reason/err; schedules a redial. */
-void peer_link_closed(struct peer *p, struct link *l, enum link_close_reason reason, int err);
 
 #endif

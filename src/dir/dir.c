@@ -565,7 +565,7 @@ static void dir_link_closed(void *ctx, struct link *l)
     /* A bootstrap hands out only relays it can still reach: a node whose
      * last link to us closed (killed, or dead by heartbeat) is dropped
      * now, not a TTL later; it registers again when it comes back. */
-    if (d->reg && l->was_open && !link_find(d->n, l->peer_pk) &&
+    if (d->reg && link_was_open(l) && !link_find(d->n, l->peer_pk) &&
         registry_drop(d->reg, l->peer_pk, clock_now_ms()))
         d->st.dropped_link_closed++;
     DL_FOREACH_SAFE(d->pending, r, tmp)

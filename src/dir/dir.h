@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "core/node.h"
+#include "core/peer.h"
 #include "dir/desc.h"
 #include "dir/registry.h"
 #include "lib/err.h"

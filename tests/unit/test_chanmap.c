@@ -43,9 +43,8 @@ static void setup(struct node *n, struct link *out, struct link *in)
     memset(out, 0, sizeof(*out));
     memset(in, 0, sizeof(*in));
     out->serial = 1;
-    out->initiator = true; /* we dialed: our IDs have the top bit set */
+    out->flags = LINK_F_INITIATOR; /* we dialed: our IDs have the top bit set */
     in->serial = 2;
-    in->initiator = false;
 }
 
 /* Which IDs each end of a link may open. */
@@ -63,7 +62,7 @@ START_TEST(test_direction_bit)
     struct link l;
 
     memset(&l, 0, sizeof(l));
-    l.initiator = dir_cases[_i].initiator;
+    l.flags = dir_cases[_i].initiator ? LINK_F_INITIATOR : 0;
     ck_assert(chanmap_id_is_remote(&l, dir_cases[_i].id) == dir_cases[_i].remote);
 }
 END_TEST

@@ -11,6 +11,7 @@
 #include "client/msg.h"
 #include "lib/bytes.h"
 #include "core/link.h"
+#include "core/node_run.h"
 #include "check_main.h"
 #include "loopfix.h"
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "core/link.h"
-#include "core/node.h"
+#include "core/node_run.h"
 #include "dir/dir.h"
 #include "check_main.h"
 #include "loopfix.h"

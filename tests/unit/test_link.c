@@ -9,7 +9,7 @@
 #include "ovl_config.h"
 
 #include "core/link.h"
-#include "core/node.h"
+#include "core/node_run.h"
 #include "check_main.h"
 
 #define TEST_CMD 200 /* an unassigned command the test registers */
@@ -572,7 +572,7 @@ static void fb_opened(void *ctx, struct link *l)
 
 static void fb_closed(void *ctx, struct link *l)
 {
-    if (l->initiator)
+    if (link_is_initiator(l))
         ((struct fb_obs *)ctx)->closed++;
 }
 

@@ -16,7 +16,7 @@
 #include "loopfix.h"
 #include "core/chanmap.h"
 #include "core/link.h"
-#include "core/node.h"
+#include "core/node_run.h"
 #include "dir/dir.h"
 
 enum { BS = 0, R1, R2, R3, SND, DST, N_NODES };

@@ -1,0 +1,107 @@
+/* node_run.c - bring a node up and down: init, start, stop and free
+ * everything core owns. The top of core; nothing in core calls it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/chanmap.h"
+#include "core/link.h"
+#include "core/node_run.h"
+#include "core/peer.h"
+
+int node_init(struct node *n, uv_loop_t *loop, const struct node_opts *opts,
+              const struct ovl_identity *id, unsigned roles)
+{
+    int rc;
+
+    if (!opts->aead_suites || opts->rekey_cells < 16 || opts->rekey_cells > (UINT64_C(1) << 32) ||
+        (opts->rekey_cells & (opts->rekey_cells - 1)) != 0 || !opts->max_links ||
+        opts->cover_budget > 100 ||
+        (opts->padding_max_ms && opts->padding_min_ms > opts->padding_max_ms))
+        return OVL_EINVAL;
+    n->loop = loop;
+    n->opts = *opts;
+    n->id = *id;
+    n->roles = roles;
+    node_id_format(n->node_id, n->id.pk);
+    n->tp_env.loop = loop;
+    n->tp_env.log = &n->log;
+    n->tp_env.sendq_max = opts->sendq_max;
+    n->tp_env.idle_timeout_ms = opts->idle_timeout_ms;
+    /* The seed is the first half of sk; the secret outlives restarts. */
+    ovl_kdf_label(n->tp_env.secret, n->id.sk, "ovl quic secret v1");
+    dispatch_init(&n->disp);
+    n->started_ms = clock_now_ms();
+    n->budget.start_ms = n->started_ms;
+    rc = link_register_handlers(n);
+    if (rc == 0)
+        rc = chanmap_register_handlers(n);
+    return rc;
+}
+
+static void node_on_accept(struct tp_listener *lst, struct transport *t)
+{
+    t->inbound = true;
+    link_accept(lst->udata, t);
+}
+
+static const struct tp_listen_cb node_listen_cb = {.accept = node_on_accept};
+
+int node_start(struct node *n, const char (*uris)[OVL_URI_MAX], unsigned n_uris,
+               const struct peer_spec *peers, unsigned n_peers)
+{
+    unsigned i;
+    int rc;
+
+    if (n_uris > NODE_MAX_LISTEN || n_peers > NODE_MAX_PEERS)
+        return OVL_EINVAL;
+    for (i = 0; i < n_uris; i++) {
+        struct tp_listener *lst;
+
+        rc = tp_listen(&n->tp_env, uris[i], &node_listen_cb, n, &lst);
+        if (rc) {
+            log_error(&n->log, "cannot listen on %s: %s", uris[i], ovl_strerror(rc));
+            goto fail;
+        }
+        n->listeners[n->n_listeners] = lst;
+        if (tp_listener_uri(lst, n->listen_uri[n->n_listeners], OVL_URI_MAX) != 0)
+            snprintf(n->listen_uri[n->n_listeners], OVL_URI_MAX, "%s", uris[i]);
+        log_info(&n->log, "listening on %s", n->listen_uri[n->n_listeners]);
+        n->n_listeners++;
+    }
+    rc = peer_start_all(n, peers, n_peers);
+    if (rc)
+        goto fail;
+    return 0;
+fail:
+    node_stop(n);
+    return rc;
+}
+
+void node_stop(struct node *n)
+{
+    struct link *l, *next;
+    unsigned i;
+
+    if (n->stopping)
+        return;
+    n->stopping = true;
+    for (i = 0; i < n->n_listeners; i++)
+        tp_listener_close(n->listeners[i]);
+    n->n_listeners = 0;
+    peer_stop_all(n);
+    for (l = n->links; l; l = next) {
+        next = l->next; /* link_close never frees synchronously, but stay safe */
+        link_close(l, LC_SHUTDOWN);
+    }
+}
+
+void node_free(struct node *n)
+{
+    chanmap_free(n);
+    free(n->peers);
+    n->peers = NULL;
+    n->n_peers = 0;
+    ovl_identity_wipe(&n->id);
+    ovl_wipe(n->tp_env.secret, sizeof(n->tp_env.secret));
+}
