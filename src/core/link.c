@@ -142,91 +142,31 @@ static void link_hs_timeout_cb(uv_timer_t *t)
     link_close(l, LC_HS_TIMEOUT);
 }
 
-/* Draw how long the link stays quiet before it sends padding. */
-static uint32_t link_pad_gap(const struct node_opts *o)
-{
-    if (!o->padding_max_ms)
-        return 0;
-    return o->padding_min_ms + ovl_random_uniform(o->padding_max_ms - o->padding_min_ms + 1);
-}
-
-/* Link padding: a PADDING cell once the link has sent nothing but upkeep
- * for a fresh U(padding_min, padding_max) draw. Heartbeats do not count,
- * or padding would never fire; a new draw follows real traffic too, so
- * the quiet before padding never repeats one value an observer could
- * learn. Return the ms until it is due. */
-static uint64_t link_pad(struct link *l, uint64_t now)
-{
-    struct node *n = l->node;
-    struct cell pad = {.cmd = CELL_PADDING};
-
-    if (!n->opts.padding_max_ms)
-        return UINT32_MAX;
-    if (l->last_real_tx_ms > l->pad_from_ms) {
-        l->pad_from_ms = l->last_real_tx_ms;
-        l->pad_gap_ms = link_pad_gap(&n->opts);
-    }
-    if (now - l->pad_from_ms < l->pad_gap_ms)
-        return l->pad_from_ms + l->pad_gap_ms - now;
-    if (link_can_send(l, 1) && node_cover_allowed(n) && link_send(l, &pad) == 0) {
-        n->ctr.padding_out++;
-        n->ctr.cover_out++;
-    }
-    l->pad_from_ms = now;
-    l->pad_gap_ms = link_pad_gap(&n->opts);
-    return l->pad_gap_ms;
-}
-
-/* Liveness of an open link: a PING after heartbeat_ms of sending nothing,
- * dead after heartbeat_misses intervals of receiving nothing (the peer
- * pings too, so a live peer is never quiet that long), idle after
- * idle_timeout. One one-shot timer, aimed at whichever comes first. */
+/* The live timer of an open link fired: do what link_timers says is due
+ * (see link_timers.h for the policy) and aim the timer at what comes next. */
 static void link_live_cb(uv_timer_t *t)
 {
     struct link *l = t->data;
     struct node *n = l->node;
-    const struct node_opts *o = &n->opts;
-    uint64_t now = clock_now_ms(), next = UINT32_MAX, pad;
-    uint64_t quiet = (l->flags & LINK_F_PAUSED) ? 0 : now - l->last_rx_ms; /* we are not listening */
-    uint64_t dead = (uint64_t)o->heartbeat_ms * o->heartbeat_misses;
-    struct cell ping = {.cmd = CELL_PING};
+    struct cell ping = {.cmd = CELL_PING}, pad = {.cmd = CELL_PADDING};
+    enum link_close_reason reason = LC_NONE;
+    uint64_t next = 0;
+    unsigned due = link_timers_due(&l->lt, n, (l->flags & LINK_F_PAUSED) != 0, clock_now_ms(),
+                                   &next, &reason);
 
-    if (l->probe_ms && !(l->flags & LINK_F_PAUSED) && now - l->probe_ms >= l->probe_within) {
-        n->ctr.probes_failed++;
-        link_close(l, LC_DEAD);
+    if (due & LT_CLOSE) {
+        link_close(l, reason);
         return;
     }
-    if (o->heartbeat_ms && quiet >= dead) {
-        n->ctr.dead_detect_ms_last = quiet;
-        if (quiet > n->ctr.dead_detect_ms_max)
-            n->ctr.dead_detect_ms_max = quiet;
-        link_close(l, LC_DEAD);
-        return;
+    if ((due & LT_PING) && link_can_send(l, 1) && link_send(l, &ping) == 0)
+        n->ctr.heartbeats++;
+    if ((due & LT_PAD) && link_can_send(l, 1) && node_cover_allowed(n) &&
+        link_send(l, &pad) == 0) {
+        n->ctr.padding_out++;
+        n->ctr.cover_out++;
     }
-    if (o->idle_timeout_ms && quiet >= o->idle_timeout_ms) {
-        link_close(l, LC_IDLE);
-        return;
-    }
-    if (o->heartbeat_ms) {
-        /* A full queue already tells the peer we are alive, or soon will. */
-        if (now - l->last_tx_ms >= o->heartbeat_ms && link_can_send(l, 1) &&
-            link_send(l, &ping) == 0)
-            n->ctr.heartbeats++;
-        next = l->last_tx_ms + o->heartbeat_ms > now ? l->last_tx_ms + o->heartbeat_ms - now
-                                                     : o->heartbeat_ms;
-        if (dead - quiet < next)
-            next = dead - quiet;
-    }
-    pad = link_pad(l, now);
-    if (l->state != LINK_OPEN)
-        return; /* the padding cell could not be sealed or sent */
-    if (pad < next)
-        next = pad;
-    if (o->idle_timeout_ms && o->idle_timeout_ms - quiet < next)
-        next = o->idle_timeout_ms - quiet;
-    if (l->probe_ms && l->probe_ms + l->probe_within - now < next)
-        next = l->probe_ms + l->probe_within - now;
-    uv_timer_start(t, link_live_cb, next ? next : 1, 0);
+    if (l->state == LINK_OPEN) /* else a cell could not be sealed or sent */
+        uv_timer_start(t, link_live_cb, next, 0);
 }
 
 int link_probe(struct link *l, uint32_t within_ms)
@@ -237,7 +177,7 @@ int link_probe(struct link *l, uint32_t within_ms)
 
     if (l->state != LINK_OPEN || !l->timer || !l->node->opts.heartbeat_ms)
         return OVL_EUNSUPP;
-    if (l->probe_ms)
+    if (l->lt.probe_ms)
         return 0;
     if (l->flags & LINK_F_PAUSED)
         return OVL_EAGAIN; /* we are not reading: no answer could be seen */
@@ -247,13 +187,12 @@ int link_probe(struct link *l, uint32_t within_ms)
     rc = link_send(l, &ping);
     if (rc)
         return rc;
-    l->probe_ms = now;
-    l->probe_within = within_ms ? within_ms : 1;
+    link_timers_probe_sent(&l->lt, now, within_ms);
     l->node->ctr.probes++;
     /* Bring the live timer forward to the probe's deadline, never back:
      * a heartbeat or dead check due sooner must still run on time. */
-    if (uv_timer_get_due_in(l->timer) > l->probe_within)
-        uv_timer_start(l->timer, link_live_cb, l->probe_within, 0);
+    if (uv_timer_get_due_in(l->timer) > l->lt.probe_within)
+        uv_timer_start(l->timer, link_live_cb, l->lt.probe_within, 0);
     return 0;
 }
 
@@ -273,7 +212,7 @@ static struct link *link_new(struct node *n)
     l->node = n;
     l->serial = ++n->next_link_serial;
     l->opened_ms = clock_now_ms();
-    l->last_rx_ms = l->last_tx_ms = l->opened_ms;
+    link_timers_init(&l->lt, l->opened_ms);
     l->next = n->links;
     if (n->links)
         n->links->prev = l;
@@ -482,7 +421,7 @@ void link_resume(struct link *l)
         /* What the peer sent meanwhile is still in the transport: give it
          * a full heartbeat window from now. */
         if (l->flags & LINK_F_PAUSED)
-            l->last_rx_ms = clock_now_ms();
+            link_timers_resumed(&l->lt, clock_now_ms());
         l->flags &= ~LINK_F_PAUSED;
         tp_resume(l->tp);
     }
@@ -543,8 +482,7 @@ static void link_opened(struct link *l)
     l->alts = NULL;
     n->ctr.handshakes_ok++;
     timer_close(&l->timer);
-    l->pad_from_ms = clock_now_ms();
-    l->pad_gap_ms = link_pad_gap(&n->opts);
+    link_timers_opened(&l->lt, n, clock_now_ms());
     if (n->opts.idle_timeout_ms || n->opts.heartbeat_ms || n->opts.padding_max_ms) {
         l->timer = timer_new(n->loop, l);
         if (l->timer)
@@ -649,7 +587,7 @@ static void link_recv_cell(struct link *l, const uint8_t *frame, size_t len)
     }
     l->cells_in++;
     n->ctr.cells_in++;
-    l->last_rx_ms = clock_now_ms();
+    link_timers_received(&l->lt, clock_now_ms());
     if (l->state == LINK_CONFIRMING) {
         if (c.cmd != CELL_HELLO || c.chain_id != 0) {
             link_close(l, LC_HS_UNCONFIRMED);
@@ -709,9 +647,7 @@ static int link_seal(struct link *l, const struct cell *c)
         return rc;
     l->tx_ctr++;
     l->cells_out++;
-    l->last_tx_ms = clock_now_ms();
-    if (c->chain_id || c->cmd > CELL_PONG)
-        l->last_real_tx_ms = l->last_tx_ms;
+    link_timers_sent(&l->lt, c->chain_id || c->cmd > CELL_PONG, clock_now_ms());
     n->ctr.cells_out++;
     return 0;
 }
@@ -803,8 +739,7 @@ static void on_noop(void *ctx, struct link *l, const struct cell *c)
 static void on_pong(void *ctx, struct link *l, const struct cell *c)
 {
     (void)ctx;
-    if (l->probe_ms && c->len == 8 && ld_le64(c->payload) == l->probe_ms)
-        l->probe_ms = 0;
+    link_timers_pong(&l->lt, c->payload, c->len);
 }
 
 int link_register_handlers(struct node *n)

@@ -22,6 +22,7 @@
 
 #include "core/cell.h"
 #include "core/handshake.h"
+#include "core/link_timers.h"
 #include "core/node.h"
 #include "core/transport.h"
 
@@ -74,12 +75,7 @@ struct link {
     char peer_id[OVL_NODE_ID_LEN + 1];
     char remote[OVL_URI_MAX];
     uint64_t opened_ms; /* clock_now_ms() when the link was created */
-    uint64_t last_rx_ms, last_tx_ms;
-    uint64_t probe_ms;           /* link_probe: when it was sent, 0 when none is pending */
-    uint32_t probe_within;       /* and how long the peer has to answer */
-    uint64_t last_real_tx_ms;    /* last cell sent that was not upkeep (padding, ping, pong) */
-    uint64_t pad_from_ms;        /* link padding: the quiet being timed began here */
-    uint32_t pad_gap_ms;         /* and a PADDING cell goes out after this much of it */
+    struct link_timers lt; /* liveness: heartbeat, dead, idle, probe, padding */
     uint64_t tx_epoch, rx_epoch; /* key generation: counter >> rekey_log2 */
     uint64_t cells_in, cells_out;
 };

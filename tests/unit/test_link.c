@@ -402,7 +402,7 @@ START_TEST(test_probe)
     ck_assert(both_open(&p));
     ck_assert_uint_eq(p.b.ctr.probes, 1);
     ck_assert_uint_eq(p.b.ctr.probes_failed, 0);
-    ck_assert_uint_eq(p.b.links->probe_ms, 0);
+    ck_assert_uint_eq(p.b.links->lt.probe_ms, 0);
     /* A stops reading (hung): it never sees the PING. */
     tp_pause(p.a.links->tp);
     t0 = clock_now_ms();
