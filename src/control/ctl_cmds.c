@@ -102,6 +102,7 @@ static void ctl_status_counters(struct kvbuf *out, const struct node *n)
     kv_addu(out, "rekeys", k->rekeys);
     kv_addu(out, "dial_fallbacks", k->dial_fallbacks);
     kv_addu(out, "heartbeats", k->heartbeats);
+    kv_addu(out, "pongs_skipped", k->pongs_skipped);
     kv_addu(out, "probes", k->probes);
     kv_addu(out, "probes_failed", k->probes_failed);
     kv_addu(out, "dead_detect_ms_last", k->dead_detect_ms_last);

@@ -18,6 +18,7 @@ struct chanmap_key {
 struct chanmap_slot {
     struct chanmap_key key;
     struct link *link;
+    struct chanmap_slot *prev, *next; /* the link's slots (link->chan_slots) */
     const struct chain_owner *owner;
     void *obj;
     UT_hash_handle hh;
@@ -57,6 +58,14 @@ static int slot_insert(struct node *n, struct link *l, uint32_t id, const struct
     s->owner = owner;
     s->obj = obj;
     HASH_ADD(hh, n->chanmap, key, sizeof(s->key), s);
+    if (!s->hh.tbl) { /* out of memory: uthash left it out */
+        free(s);
+        return OVL_ENOMEM;
+    }
+    s->next = l->chan_slots;
+    if (s->next)
+        s->next->prev = s;
+    l->chan_slots = s;
     n->n_chanmap++;
     return 0;
 }
@@ -94,10 +103,17 @@ int chanmap_alloc(struct node *n, struct link *l, const struct chain_owner *owne
     return OVL_ENOMEM;
 }
 
-/* Take s out of the table and free it (the one copy of HASH_DEL). */
+/* Take s out of the table and its link's list and free it (the one copy
+ * of HASH_DEL). */
 static void slot_free(struct node *n, struct chanmap_slot *s)
 {
     HASH_DEL(n->chanmap, s);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        s->link->chan_slots = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
     n->n_chanmap--;
     free(s);
 }
@@ -176,24 +192,18 @@ void chanmap_unregister_opener(struct node *n, uint8_t cmd, dispatch_fn fn, void
 
 void chanmap_link_closed(struct node *n, struct link *l)
 {
-    struct chanmap_slot *s, *tmp;
+    struct chanmap_slot *s;
 
-    /* O(slots) per closing link; fine at our scale (a per-link list would
-     * make it O(slots on l) if profiles ever say so). Owners may delete
-     * other slots from their callback, so restart after each call. */
-again:
-    HASH_ITER(hh, n->chanmap, s, tmp)
-    {
-        if (s->link == l) {
-            const struct chain_owner *owner = s->owner;
-            void *obj = s->obj;
-            uint32_t id = s->key.id;
+    /* O(slots on l): the link keeps its own list. Owners may delete other
+     * slots (of l too) from their callback, so take the head each time. */
+    while ((s = l->chan_slots) != NULL) {
+        const struct chain_owner *owner = s->owner;
+        void *obj = s->obj;
+        uint32_t id = s->key.id;
 
-            slot_free(n, s);
-            if (owner->link_closed)
-                owner->link_closed(obj, l, id);
-            goto again;
-        }
+        slot_free(n, s);
+        if (owner->link_closed)
+            owner->link_closed(obj, l, id);
     }
 }
 
@@ -206,8 +216,11 @@ void chanmap_free(struct node *n)
 {
     struct chanmap_slot *s, *tmp;
 
+    /* The links may be gone: leave their lists alone. */
     HASH_ITER(hh, n->chanmap, s, tmp)
     {
-        slot_free(n, s);
+        HASH_DEL(n->chanmap, s);
+        free(s);
     }
+    n->n_chanmap = 0;
 }

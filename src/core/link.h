@@ -57,6 +57,7 @@ struct link {
     uint64_t serial;          /* unique per node; never reused */
     struct peer *peer;        /* configured peer that dialed this, or NULL (peer.h) */
     struct link_alts *alts;   /* addresses still to try while connecting, or NULL */
+    struct chanmap_slot *chan_slots; /* chains on this link (chanmap.c's list) */
     enum link_state state;    /* written by link_set_state only */
     unsigned flags;           /* LINK_F_* */
     enum link_close_reason reason;

@@ -78,6 +78,7 @@ struct node_counters {
     uint64_t chain_unknown;         /* chain-level cells for an ID nobody owns */
     uint64_t dial_fallbacks;        /* dials retried on a relay's next address */
     uint64_t heartbeats;            /* PINGs sent because a link was quiet */
+    uint64_t pongs_skipped;         /* PONGs not sent: the link's queue was full */
     uint64_t probes, probes_failed; /* link_probe PINGs, and links they found dead */
     uint64_t dead_detect_ms_last, dead_detect_ms_max; /* silence before a link was declared dead */
     uint64_t padding_in, padding_out; /* link padding cells (padding_out is in cover_out) */

@@ -416,6 +416,52 @@ START_TEST(test_probe)
 }
 END_TEST
 
+static bool b_got_want(struct pair *p)
+{
+    return p->got_b >= want_cells || !both_open(p);
+}
+
+static bool a_skipped_pong(struct pair *p)
+{
+    return p->a.ctr.pongs_skipped >= 1 || !both_open(p);
+}
+
+/* B holds A back (stops reading) until A's queue to B is full, and pings
+ * on meanwhile, as a relay's heartbeat does during backpressure: A skips
+ * the PONG and keeps the link (closing it would turn backpressure into a
+ * lost link); once B reads again, everything A queued arrives. */
+START_TEST(test_pong_when_full)
+{
+    struct pair p;
+    struct cell c = {.cmd = TEST_CMD}, ping = {.cmd = CELL_PING};
+    uint32_t sent = 0;
+    int rc = 0;
+
+    hb_pair(&p, 600000, 10); /* no heartbeat of its own in the test's time */
+    link_pause(p.b.links);
+    for (unsigned i = 0; i < 1000000 && rc != OVL_EAGAIN; i++) {
+        c.len = (uint16_t)(4 + sent % 1000); /* what on_test_cell checks */
+        memcpy(c.payload, &sent, 4);
+        rc = link_send(p.a.links, &c);
+        if (rc == 0)
+            sent++;
+        uv_run(&p.loop, UV_RUN_NOWAIT); /* let the kernel take what it will */
+    }
+    ck_assert_int_eq(rc, OVL_EAGAIN);
+    ck_assert_int_eq(link_send(p.b.links, &ping), 0);
+    ck_assert(run_until(&p, a_skipped_pong, 5000));
+    ck_assert(both_open(&p));
+    ck_assert_uint_eq(p.a.ctr.pongs_skipped, 1);
+    ck_assert_uint_eq(p.a.ctr.link_closed[LC_QUEUE_FULL], 0);
+    link_resume(p.b.links);
+    want_cells = sent;
+    ck_assert(run_until(&p, b_got_want, 10000));
+    ck_assert(p.order_ok);
+    ck_assert(both_open(&p));
+    pair_teardown(&p);
+}
+END_TEST
+
 /* Link padding: receive times (us) of the PADDING cells B got. */
 #define PAD_MAX 256
 static uint64_t pad_at[PAD_MAX];
@@ -697,6 +743,7 @@ static Suite *link_suite(void)
     tcase_add_test(tc, test_heartbeat_detects_dead);
     tcase_add_test(tc, test_heartbeat_spares_backpressure);
     tcase_add_test(tc, test_probe);
+    tcase_add_test(tc, test_pong_when_full);
     tcase_add_test(tc, test_padding_gaps);
     tcase_add_test(tc, test_padding_yields);
     tcase_add_loop_test(tc, test_dial_fallback, 0, (int)(sizeof(fb_cases) / sizeof(fb_cases[0])));
