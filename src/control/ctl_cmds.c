@@ -90,6 +90,10 @@ static void ctl_status_counters(struct kvbuf *out, const struct node *n)
 
     kv_addu(out, "links_accepted", k->links_accepted);
     kv_addu(out, "links_dialed", k->links_dialed);
+    kv_addu(out, "links_evicted", k->links_evicted);
+    kv_addu(out, "links_limited_block", k->links_limited_block);
+    kv_addu(out, "hs_limited", k->hs_limited);
+    kv_addu(out, "hs_replays", k->hs_replays);
     kv_addu(out, "handshakes_ok", k->handshakes_ok);
     kv_addu(out, "handshakes_failed", k->handshakes_failed);
     kv_addu(out, "cells_in", k->cells_in);

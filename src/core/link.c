@@ -68,6 +68,9 @@ static const char *const reason_names[LC_REASON_COUNT] = {
     [LC_LIMIT] = "limit",
     [LC_IDLE] = "idle",
     [LC_DEAD] = "dead",
+    [LC_HS_LIMITED] = "hs_limited",
+    [LC_HS_REPLAY] = "hs_replay",
+    [LC_EVICTED] = "evicted",
 };
 
 const char *link_close_reason_name(enum link_close_reason r)
@@ -88,12 +91,54 @@ static const unsigned link_next_states[LINK_STATE_COUNT] = {
     [LINK_CLOSING] = 0,
 };
 
+/* Give back the inbound slot l holds, if any (closing or never started). */
+static void link_release_slot(struct link *l)
+{
+    if (!(l->flags & LINK_F_INBOUND))
+        return;
+    l->flags &= ~LINK_F_INBOUND;
+    l->node->n_links_in--;
+    admit_inbound_gone(l->node, l->block);
+}
+
 /* The one writer of l->state. An illegal move is a bug in this file, never
- * peer input: asserted in debug builds. */
+ * peer input: asserted in debug builds. A closing link holds no slot. */
 static void link_set_state(struct link *l, enum link_state to)
 {
     assert(to < LINK_STATE_COUNT && (link_next_states[l->state] & LS(to)));
     l->state = to;
+    if (to == LINK_CLOSING) {
+        l->node->n_closing++;
+        link_release_slot(l);
+    }
+}
+
+/* Close the oldest inbound link that is not authenticated yet (LC_EVICTED)
+ * to make room for another; false when there is none. */
+static bool link_evict(struct node *n)
+{
+    struct link *l, *oldest = NULL;
+
+    for (l = n->links; l; l = l->next)
+        if ((l->flags & LINK_F_INBOUND) &&
+            (l->state == LINK_HANDSHAKE || l->state == LINK_CONFIRMING))
+            oldest = l; /* the list is newest first */
+    if (!oldest)
+        return false;
+    n->ctr.links_evicted++;
+    link_close(oldest, LC_EVICTED);
+    return true;
+}
+
+/* Is there a slot for one more link (inbound: within its 7/8), evicting an
+ * unauthenticated inbound link if that makes one? */
+static bool link_room(struct node *n, bool inbound)
+{
+    uint32_t max = n->opts.max_links, max_in = max - max / 8;
+
+    if (n->n_links - n->n_closing < max && (!inbound || n->n_links_in < max_in))
+        return true;
+    return link_evict(n);
 }
 
 struct link_alts {
@@ -234,6 +279,9 @@ static void link_free(struct link *l)
     if (l->next)
         l->next->prev = l->prev;
     n->n_links--;
+    if (l->state == LINK_CLOSING)
+        n->n_closing--;
+    link_release_slot(l);
     free(l->alts);
     if (l->hs) {
         hs_wipe(l->hs);
@@ -255,7 +303,7 @@ int link_dial(struct node *n, const char *uri, const uint8_t peer_pk[OVL_ED25519
     *out = NULL;
     if (n->stopping)
         return OVL_ECLOSED;
-    if (n->n_links >= n->opts.max_links) {
+    if (!link_room(n, false)) {
         n->ctr.link_closed[LC_LIMIT]++;
         return OVL_ENOMEM;
     }
@@ -323,30 +371,39 @@ int link_dial_any(struct node *n, const char uris[][OVL_URI_MAX], unsigned count
 
 void link_accept(struct node *n, struct transport *tp)
 {
+    char remote[OVL_URI_MAX];
+    admit_key block;
     struct link *l;
 
-    if (n->stopping || n->n_links >= n->opts.max_links) {
-        n->ctr.link_closed[LC_LIMIT]++;
-        tp_close(tp);
-        return;
-    }
+    if (tp_peer_uri(tp, remote, sizeof(remote)) != 0)
+        snprintf(remote, sizeof(remote), "unknown");
+    block = admit_block_of(remote);
+    if (n->stopping || !link_room(n, true) || !admit_inbound(n, block))
+        goto refuse;
     l = link_new(n);
-    if (l)
-        l->hs = calloc(1, sizeof(*l->hs));
-    if (!l || !l->hs || hs_start_responder(l->hs, &n->id, n->opts.aead_suites) != 0 ||
+    if (!l) {
+        admit_inbound_gone(n, block);
+        goto refuse;
+    }
+    l->flags |= LINK_F_INBOUND; /* its slot is given back however it ends */
+    l->block = block;
+    n->n_links_in++;
+    l->hs = calloc(1, sizeof(*l->hs));
+    if (!l->hs || hs_start_responder(l->hs, &n->id, n->opts.aead_suites) != 0 ||
         hs_set_rekey(l->hs, link_rekey_log2(n)) != 0) {
-        if (l)
-            link_free(l);
-        tp_close(tp);
-        return;
+        link_free(l);
+        goto refuse;
     }
     l->tp = tp;
     link_set_state(l, LINK_HANDSHAKE);
     l->flags |= LINK_F_HS_STARTED;
     tp_set_cb(tp, &link_tp_cb, l);
-    if (tp_peer_uri(tp, l->remote, sizeof(l->remote)) != 0)
-        snprintf(l->remote, sizeof(l->remote), "unknown");
+    memcpy(l->remote, remote, sizeof(l->remote));
     n->ctr.links_accepted++;
+    return;
+refuse:
+    n->ctr.link_closed[LC_LIMIT]++;
+    tp_close(tp);
 }
 
 /* Send a frame outside the sealed-cell path (handshake messages). */
@@ -521,10 +578,22 @@ static void link_handshake_responder(struct link *l, const uint8_t *frame, size_
 {
     struct hs_keys keys;
     uint8_t msg[HS_RESP_LEN];
-    int rc = hs_read_init(l->hs, frame, len);
+    int rc;
 
-    if (rc == 0)
+    /* Admission before any X25519: the block's rate, and replays (a
+     * message 1 of any other length fails below without public-key work). */
+    if (len == HS_INIT_LEN) {
+        rc = admit_handshake(l->node, l->block, frame + HS_HDR_LEN);
+        if (rc) {
+            link_close(l, rc == OVL_EEXIST ? LC_HS_REPLAY : LC_HS_LIMITED);
+            return;
+        }
+    }
+    rc = hs_read_init(l->hs, frame, len);
+    if (rc == 0) {
+        admit_handshake_seen(l->node, frame + HS_HDR_LEN);
         rc = hs_write_resp(l->hs, msg, &keys);
+    }
     if (rc) {
         log_info(&l->node->log, "link from %s: handshake failed: %s", l->remote, ovl_strerror(rc));
         link_close(l, hs_reason(rc));

@@ -20,6 +20,7 @@
 
 #include <uv.h>
 
+#include "core/admit.h"
 #include "core/cell.h"
 #include "core/handshake.h"
 #include "core/link_timers.h"
@@ -49,6 +50,7 @@ enum link_state {
 #define LINK_F_HS_STARTED (1u << 1) /* a handshake message was exchanged or due */
 #define LINK_F_WAS_OPEN   (1u << 2) /* reached LINK_OPEN at some point */
 #define LINK_F_PAUSED     (1u << 3) /* we stopped reading: silence is ours, not the peer's */
+#define LINK_F_INBOUND    (1u << 4) /* holds an inbound slot (n_links_in, its block's share) */
 
 struct link {
     struct node *node;
@@ -62,6 +64,7 @@ struct link {
     unsigned flags;           /* LINK_F_* */
     enum link_close_reason reason;
     int close_err; /* the transport's error when it closed (0: ours), for observers */
+    admit_key block; /* inbound: the peer's address block (admit.h); 0 otherwise */
 
     struct handshake *hs; /* only during the handshake */
     uv_timer_t *timer;    /* handshake timeout; freed in its close callback */
@@ -100,7 +103,9 @@ const char *link_close_reason_name(enum link_close_reason r);
 const char *link_state_name(enum link_state s);
 
 /* Dial uri expecting the identity peer_pk. On success the link is in
- * node->links; it becomes LINK_OPEN or closes by itself. */
+ * node->links; it becomes LINK_OPEN or closes by itself. At max_links the
+ * oldest inbound link still in its handshake is evicted to make room;
+ * OVL_ENOMEM (LC_LIMIT counted) when there is none. */
 int link_dial(struct node *n, const char *uri, const uint8_t peer_pk[OVL_ED25519_PK],
               struct peer *peer, struct link **out) OVL_WUR;
 
@@ -116,8 +121,11 @@ int link_dial(struct node *n, const char *uri, const uint8_t peer_pk[OVL_ED25519
 int link_dial_any(struct node *n, const char uris[][OVL_URI_MAX], unsigned count,
                   const uint8_t peer_pk[OVL_ED25519_PK], struct link **out) OVL_WUR;
 
-/* Take over an accepted transport as an inbound link. Closes the transport
- * (and counts LC_LIMIT) when the node is at max_links. */
+/* Take over an accepted transport as an inbound link. Inbound links may
+ * hold 7/8 of max_links (the rest is kept for our own dials) and
+ * opts.max_links_per_block from one address block; at the first cap the
+ * oldest inbound link still in its handshake is evicted to make room, and
+ * only when there is none is the transport closed (LC_LIMIT counted). */
 void link_accept(struct node *n, struct transport *tp);
 
 /* Seal and send one cell on an open link. OVL_EAGAIN when the send queue is

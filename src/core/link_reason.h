@@ -27,6 +27,9 @@ enum link_close_reason {
     LC_LIMIT,          /* too many links */
     LC_IDLE,           /* no cell for idle_timeout */
     LC_DEAD,           /* no cell for heartbeat_misses heartbeat intervals */
+    LC_HS_LIMITED,     /* message 1 over its address block's handshake rate */
+    LC_HS_REPLAY,      /* message 1 seen before (a replay) */
+    LC_EVICTED,        /* not yet authenticated, closed to make room for another link */
     LC_REASON_COUNT
 };
 

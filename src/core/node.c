@@ -14,6 +14,9 @@ void node_opts_defaults(struct node_opts *o)
     o->heartbeat_ms = 1000;
     o->heartbeat_misses = 3;
     o->max_links = 1024;
+    o->max_links_per_block = 64;
+    o->hs_rate_per_block = 50;
+    o->hs_burst_per_block = 200;
     o->sendq_max = 1048576;
     o->rekey_cells = 1048576;
     o->reconnect_min_ms = 1000;

@@ -38,7 +38,10 @@ struct node_opts {
     uint32_t idle_timeout_ms;  /* 0 = never */
     uint32_t heartbeat_ms;     /* PING an open link quiet this long; 0 = never */
     uint32_t heartbeat_misses; /* dead after this many intervals with no cell */
-    uint32_t max_links;
+    uint32_t max_links;             /* links, inbound and outbound; inbound get 7/8 */
+    uint32_t max_links_per_block;   /* inbound links from one /24 or /48; 0 = no limit */
+    uint32_t hs_rate_per_block;     /* handshakes per second from one block; 0 = no limit */
+    uint32_t hs_burst_per_block;    /* and how many at once */
     size_t sendq_max;     /* per-link send queue, bytes */
     uint64_t rekey_cells; /* ratchet each direction's key after this many cells */
     uint32_t reconnect_min_ms;
@@ -52,6 +55,7 @@ struct node_opts {
 
 struct link;
 struct peer;
+struct admit;
 struct chanmap_slot;
 struct dir;
 struct relay;
@@ -69,6 +73,9 @@ struct link_observer {
 
 struct node_counters {
     uint64_t links_accepted, links_dialed;
+    uint64_t links_evicted;       /* unauthenticated inbound links closed to make room */
+    uint64_t links_limited_block; /* inbound links refused: their block was at its share */
+    uint64_t hs_limited, hs_replays; /* message 1 refused: over the block's rate, seen before */
     uint64_t handshakes_ok, handshakes_failed;
     uint64_t link_closed[LC_REASON_COUNT];
     uint64_t cells_in, cells_out, cells_unhandled;
@@ -107,8 +114,10 @@ struct node {
     char listen_uri[NODE_MAX_LISTEN][OVL_URI_MAX]; /* bound addresses */
     unsigned n_listeners;
 
-    struct link *links; /* doubly linked list of every link */
+    struct link *links; /* doubly linked list of every link, newest first */
     uint32_t n_links;
+    uint32_t n_closing; /* of those, closing (they hold no slot) */
+    uint32_t n_links_in; /* inbound links not closing */
 
     struct peer *peers;
     unsigned n_peers;
@@ -120,6 +129,7 @@ struct node {
 
     uint64_t next_link_serial;    /* link->serial: unique for the node's life */
     struct chanmap_slot *chanmap; /* (link, chain ID) -> owner; see chanmap.h */
+    struct admit *admit;          /* per address block accounting; see admit.h */
     uint32_t n_chanmap;
     struct link_observer observers[NODE_MAX_OBSERVERS];
     unsigned n_observers;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/admit.h"
 #include "core/chanmap.h"
 #include "core/link.h"
 #include "core/node_run.h"
@@ -33,7 +34,9 @@ int node_init(struct node *n, uv_loop_t *loop, const struct node_opts *opts,
     dispatch_init(&n->disp);
     n->started_ms = clock_now_ms();
     n->budget.start_ms = n->started_ms;
-    rc = link_register_handlers(n);
+    rc = admit_init(n);
+    if (rc == 0)
+        rc = link_register_handlers(n);
     if (rc == 0)
         rc = chanmap_register_handlers(n);
     return rc;
@@ -99,6 +102,7 @@ void node_stop(struct node *n)
 void node_free(struct node *n)
 {
     chanmap_free(n);
+    admit_free(n);
     free(n->peers);
     n->peers = NULL;
     n->n_peers = 0;

@@ -14,7 +14,7 @@ import ovltest  # noqa: E402
 from ovltest import OVL_PROBE, run, wait_for  # noqa: E402
 
 PROBE_TIMEOUT_MS = 5000  # above the nodes' 1000 ms handshake timeout
-NEEDS_ID = {"halfway", "hello", "garbage", "replay", "reorder", "tamper"}
+NEEDS_ID = {"halfway", "hs-replay", "hello", "garbage", "replay", "reorder", "tamper"}
 
 
 class Ctx:
@@ -98,6 +98,13 @@ def test_reorder(ctx):
     bad_mode(ctx, "reorder", ["closed_reorder"])
 
 
+def test_hs_replay(ctx):
+    """A recorded message 1 sent again is refused before any X25519 work."""
+    before = ctx.n.status()["hs_replays"]
+    bad_mode(ctx, "hs-replay", ["closed_hs_replay"])
+    assert ctx.n.status()["hs_replays"] == before + 1
+
+
 def test_tamper(ctx):
     bad_mode(ctx, "tamper", ["closed_tampered"])
 
@@ -164,6 +171,7 @@ if __name__ == "__main__":
         test_garbage,
         test_replay,
         test_reorder,
+        test_hs_replay,
         test_tamper,
         test_hello_after,
         test_quic_garbage,

@@ -52,6 +52,7 @@ enum probe_mode {
     M_RANDOM,
     M_HALFWAY,
     M_OVERSIZE,
+    M_HS_REPLAY,
     M_HELLO,
     M_GARBAGE,
     M_REPLAY,
@@ -68,6 +69,7 @@ static const struct {
     {"random", M_RANDOM, false},
     {"halfway", M_HALFWAY, true},
     {"oversize", M_OVERSIZE, false},
+    {"hs-replay", M_HS_REPLAY, true},
     {"hello", M_HELLO, true},
     {"garbage", M_GARBAGE, true},
     {"replay", M_REPLAY, true},
@@ -707,6 +709,39 @@ static int mode_bad_cell(struct probe *p)
     return rc;
 }
 
+/* Send one valid message 1 and read the answer; then, on a second
+ * connection, the same message 1 again, which the peer must close at
+ * once without answering (a replay costs it no public-key work). */
+static int mode_hs_replay(struct probe *p)
+{
+    struct handshake hs;
+    uint8_t m1[HS_INIT_LEN], m2[OVL_FRAME_MAX];
+    size_t len = 0;
+    int rc = hs_start_initiator(&hs, &p->id, p->peer_pk, ovl_aead_available());
+
+    if (rc == 0)
+        rc = hs_write_init(&hs, m1);
+    hs_wipe(&hs);
+    if (rc == 0)
+        rc = send_frame(p, m1, sizeof(m1));
+    if (rc == 0)
+        rc = recv_frame(p, m2, sizeof(m2), &len);
+    if (rc != 0) {
+        printf("first message 1 not answered: %s\n", ovl_strerror(rc));
+        return rc;
+    }
+    close(p->fd);
+    if (probe_connect(p) != 0)
+        return OVL_EINVAL;
+    p->t0 = mono_ms();
+    rc = send_frame(p, m1, sizeof(m1));
+    if (rc == 0 && recv_frame(p, m2, sizeof(m2), &len) == 0) {
+        printf("the replayed message 1 was answered\n");
+        return OVL_EPROTO;
+    }
+    return 0; /* closed (or failing) without an answer: probe_run checks the close */
+}
+
 /* Run the chosen misbehaviour and report; returns the exit status. */
 static int probe_run(struct probe *p)
 {
@@ -727,6 +762,9 @@ static int probe_run(struct probe *p)
     switch (p->mode) {
     case M_RANDOM:
         rc = mode_random(p);
+        break;
+    case M_HS_REPLAY:
+        rc = mode_hs_replay(p);
         break;
     case M_HALFWAY:
         rc = mode_halfway(p);
@@ -755,7 +793,8 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: ovl-probe MODE HOST PORT [PEER_NODE_ID] [--timeout-ms N] [--rekey-cells N]\n"
-            "modes: random N | halfway | oversize | hello | garbage | replay | reorder | tamper\n"
+            "modes: random N | halfway | oversize | hs-replay | hello | garbage | replay | reorder\n"
+            "       | tamper\n"
             "       chain-tamper (then BS_HOST BS_PORT BS_ID after PEER_NODE_ID)\n"
             "(every mode but random and oversize needs PEER_NODE_ID)\n");
 }

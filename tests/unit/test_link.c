@@ -1,6 +1,10 @@
 /* test_link.c - links between two nodes on one loop, over loopback TCP. */
+#include <arpa/inet.h>
 #include <check.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdlib.h>
 #include <signal.h>
@@ -462,6 +466,64 @@ START_TEST(test_pong_when_full)
 }
 END_TEST
 
+static unsigned want_accepted;
+static bool b_accepted(struct pair *p)
+{
+    return p->b.ctr.links_accepted + p->b.ctr.link_closed[LC_LIMIT] >= want_accepted;
+}
+
+/* Open a TCP connection to B that never says a word. */
+static int silent_conn(struct pair *p)
+{
+    struct ovl_uri u;
+    struct sockaddr_storage ss;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(uri_parse(&u, p->b.listen_uri[0]), 0);
+    ck_assert_int_eq(uri_sockaddr(&u, &ss), 0);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
+    return fd;
+}
+
+/* B (max_links 8: 7 for inbound links, 1 kept for its own dials) is held
+ * by silent connections; a new one evicts the oldest of them, never the
+ * open link from A, and B can still dial out. */
+START_TEST(test_link_slots)
+{
+    struct pair p;
+    struct node_opts oa, ob;
+    int fds[8];
+    struct link *l;
+
+    node_opts_defaults(&oa);
+    node_opts_defaults(&ob);
+    ob.max_links = 8;
+    ob.handshake_timeout_ms = 60000; /* only eviction ends them in the test */
+    pair_setup(&p, &oa, &ob);
+    pair_dial(&p, NULL);
+    ck_assert(run_until(&p, both_open, 5000));
+    for (int i = 0; i < 6; i++) { /* A's link and six silent ones: 7 inbound */
+        fds[i] = silent_conn(&p);
+        want_accepted = 2 + (unsigned)i;
+        ck_assert(run_until(&p, b_accepted, 5000));
+    }
+    ck_assert_uint_eq(p.b.ctr.links_evicted, 0);
+    fds[6] = silent_conn(&p);
+    want_accepted = 8;
+    ck_assert(run_until(&p, b_accepted, 5000));
+    ck_assert_uint_eq(p.b.ctr.links_evicted, 1);
+    ck_assert_uint_eq(p.b.ctr.link_closed[LC_LIMIT], 0);
+    ck_assert_ptr_nonnull(link_find(&p.b, p.a.id.pk));
+    /* The eighth slot is B's: a dial goes out (to A, which does not listen:
+     * it fails later, but it is started). */
+    ck_assert_int_eq(link_dial(&p.b, "tcp://127.0.0.1:9", p.a.id.pk, NULL, &l), 0);
+    for (int i = 0; i < 7; i++)
+        close(fds[i]);
+    pair_teardown(&p);
+}
+END_TEST
+
 /* Link padding: receive times (us) of the PADDING cells B got. */
 #define PAD_MAX 256
 static uint64_t pad_at[PAD_MAX];
@@ -744,6 +806,7 @@ static Suite *link_suite(void)
     tcase_add_test(tc, test_heartbeat_spares_backpressure);
     tcase_add_test(tc, test_probe);
     tcase_add_test(tc, test_pong_when_full);
+    tcase_add_test(tc, test_link_slots);
     tcase_add_test(tc, test_padding_gaps);
     tcase_add_test(tc, test_padding_yields);
     tcase_add_loop_test(tc, test_dial_fallback, 0, (int)(sizeof(fb_cases) / sizeof(fb_cases[0])));
