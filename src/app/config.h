@@ -1,9 +1,11 @@
 /* config.h - ovld's INI configuration (reference: docs/CONFIG.md).
  *
- *   [node]     roles, data_dir, listen, control_socket, aead, transports, prefer
+ *   [node]     roles, data_dir, listen, control_socket, aead, transports, prefer,
+ *              cover_budget
  *   [log]      level, syslog
  *   [link]     handshake_timeout, idle_timeout, heartbeat, heartbeat_misses,
- *              max_links, send_queue, rekey_cells, reconnect_min, reconnect_max
+ *              padding_min, padding_max, max_links, send_queue, rekey_cells,
+ *              reconnect_min, reconnect_max
  *   [peer.NAME] address, id     (one section per peer to dial)
  *   [dir]      heartbeat, ttl, chain_cache_ttl, max_nodes, max_cached_chains,
  *              onion_rotate, onion_overlap, request_timeout
@@ -11,11 +13,13 @@
  *   [chain]    source, distinct_subnets, weighting, length, backups, lifetime,
  *              setup_timeout
  *   [client]   max_message, inbox_messages, inbox_bytes, send_queue,
- *              reassembly_timeout, retransmit, deadline
+ *              reassembly_timeout, retransmit, deadline, cover_interval,
+ *              loop_interval, constant_rate
  *   [relay]    max_chains, setup_timeout, max_lifetime, exit_queue, capacity
  *
  * Unknown sections or keys, bad values and duplicates are rejected with a
- * "file:line: message" error.
+ * "file:line: message" error. The reader is config.c, the table of keys and
+ * their setters config_keys.c.
  */
 #ifndef OVL_APP_CONFIG_H
 #define OVL_APP_CONFIG_H

@@ -7,16 +7,23 @@
  * in its callback. A client whose unread replies pile up is not read from
  * until they drain.
  *
- * A deferred request (CTL_DEFER) leaves the client "pending": its later
+ * A deferred request (ctl_defer) leaves the client "pending": its later
  * requests stay buffered until ctl_deferred_reply() answers, so replies keep
  * their order. The directory request behind it names the client as its
  * callback argument and is cancelled whenever the client is closed first.
  *
- * Lifetime: the server handle and every client count in c->open; control_stop
- * closes them all and c is freed by the last close callback.
+ * Errors are negative codes (-errno or enum ovl_err) up to ctl_error_reply,
+ * the one place that writes a reply's errno= line; ctl_wire_errno() turns
+ * them into the positive errno the protocol carries there.
+ *
+ * Lifetime: a client's life is its pipe: it is freed in the pipe's close
+ * callback, while its idle timer is a core/timer.h handle of its own. The
+ * server handle and every client count in c->open; control_stop closes them
+ * all and c is freed by the last close callback.
  */
 #include "control/control.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +34,7 @@
 #include <unistd.h>
 
 #include "control/ctl_int.h"
+#include "core/timer.h"
 #include "dir/dir.h"
 #include "lib/kvmsg.h"
 #include "ovl_config.h"
@@ -40,22 +48,31 @@
 #define CTL_SEND_PREFIX     "ovl-control=1\ncommand=send\n"
 #define CTL_SEND_PREFIX_LEN (sizeof(CTL_SEND_PREFIX) - 1)
 
+/* Where a client is in its life; it only ever moves forward (see
+ * ctl_set_state). */
+enum ctl_state {
+    CTL_OPEN,     /* reading requests and answering them */
+    CTL_DRAINING, /* read nothing more; close once the writes are done */
+    CTL_CLOSING,  /* handles closing; freed in the pipe's close callback */
+};
+
+/* What else may hold of a client, in any combination (ctl_client.flags). */
+#define CTL_F_REFUSED (1u << 0) /* over CONTROL_MAX_CLIENTS: gets one EBUSY reply */
+#define CTL_F_PAUSED  (1u << 1) /* replies pile up: do not read until they drain */
+#define CTL_F_EOF     (1u << 2) /* the client shut down its side; answer what is buffered */
+#define CTL_F_PENDING (1u << 3) /* a deferred reply is outstanding */
+#define CTL_F_READING (1u << 4) /* uv_read_start is in force */
+
 struct ctl_client {
     struct control *ctl;
     struct ctl_client *prev, *next;
-    uv_pipe_t pipe;
-    uv_timer_t idle;
-    unsigned open_handles; /* pipe and timer, until their close callbacks ran */
-    unsigned writes;       /* uv_write requests in flight */
-    size_t queued;         /* bytes of those requests */
-    bool closing;
-    bool refused;  /* over CONTROL_MAX_CLIENTS: gets one EBUSY reply */
-    bool draining; /* read nothing more; close once the writes are done */
-    bool paused;   /* replies pile up: do not read until they drain */
-    bool eof;      /* the client shut down its side; answer what is buffered */
-    bool pending;  /* a deferred reply is outstanding */
-    bool reading;  /* uv_read_start is in force */
-    char *buf;     /* heap, cap bytes; requests as received */
+    uv_pipe_t pipe;         /* the client's life: freed in its close callback */
+    uv_timer_t *idle_timer; /* core/timer.h; NULL once closing */
+    enum ctl_state state;
+    unsigned flags;  /* CTL_F_* */
+    unsigned writes; /* uv_write requests in flight */
+    size_t queued;   /* bytes of those requests */
+    char *buf;       /* heap, cap bytes; requests as received */
     size_t len, cap;
     size_t scan; /* where the search for the blank line resumes */
     size_t hdr;  /* the first request's lines end here, once found (0: not yet) */
@@ -91,13 +108,32 @@ static void ctl_server_closed(uv_handle_t *h)
     ctl_maybe_free(c);
 }
 
+/* Only forward: open, then draining, then closing; or open to closing. */
+#ifndef NDEBUG
+static bool ctl_state_can_transition(enum ctl_state from, enum ctl_state to)
+{
+    static const unsigned char next[] = {
+        [CTL_OPEN] = 1u << CTL_DRAINING | 1u << CTL_CLOSING,
+        [CTL_DRAINING] = 1u << CTL_CLOSING,
+        [CTL_CLOSING] = 0,
+    };
+
+    return (next[from] >> to) & 1u;
+}
+#endif
+
+static void ctl_set_state(struct ctl_client *cl, enum ctl_state to)
+{
+    assert(ctl_state_can_transition(cl->state, to));
+    cl->state = to;
+}
+
+/* The pipe's close callback: the client goes with it. */
 static void ctl_client_closed(uv_handle_t *h)
 {
     struct ctl_client *cl = h->data;
     struct control *c = cl->ctl;
 
-    if (--cl->open_handles > 0)
-        return;
     if (cl->prev)
         cl->prev->next = cl->next;
     else
@@ -112,29 +148,30 @@ static void ctl_client_closed(uv_handle_t *h)
 
 static void ctl_client_close(struct ctl_client *cl)
 {
-    if (cl->closing)
+    if (cl->state == CTL_CLOSING)
         return;
-    cl->closing = true;
+    ctl_set_state(cl, CTL_CLOSING);
     /* The deferred request must never call back into a freed client. */
-    if (cl->pending && cl->ctl->node->dir)
+    if ((cl->flags & CTL_F_PENDING) && cl->ctl->node->dir)
         dir_cancel(cl->ctl->node->dir, cl);
-    if (cl->pending)
+    if (cl->flags & CTL_F_PENDING)
         client_forget_cb(cl->ctl->node->client, cl);
-    cl->pending = false;
-    if (!cl->refused)
+    cl->flags &= ~CTL_F_PENDING;
+    if (!(cl->flags & CTL_F_REFUSED))
         cl->ctl->n_active--;
-    uv_close((uv_handle_t *)&cl->idle, ctl_client_closed);
+    timer_close(&cl->idle_timer);
     uv_close((uv_handle_t *)&cl->pipe, ctl_client_closed);
 }
 
-/* Stop reading; the client is closed once its replies are written. */
+/* Stop reading; the client is closed once its replies are written. Only an
+ * open client starts draining (the callers never drain one twice). */
 static void ctl_client_drain(struct ctl_client *cl)
 {
-    if (cl->closing)
+    if (cl->state != CTL_OPEN)
         return;
-    cl->draining = true;
+    ctl_set_state(cl, CTL_DRAINING);
     ctl_update_reading(cl);
-    if (cl->writes == 0 && !cl->pending)
+    if (cl->writes == 0 && !(cl->flags & CTL_F_PENDING))
         ctl_client_close(cl);
 }
 
@@ -233,15 +270,17 @@ static void ctl_consume(struct ctl_client *cl, size_t m)
 /* Read when there is room and nothing says wait. */
 static void ctl_update_reading(struct ctl_client *cl)
 {
-    bool want = !cl->closing && !cl->draining && !cl->eof && !cl->paused && !cl->refused &&
+    bool want = cl->state == CTL_OPEN &&
+                !(cl->flags & (CTL_F_EOF | CTL_F_PAUSED | CTL_F_REFUSED)) &&
                 cl->len < ctl_limit(cl);
+    bool reading = (cl->flags & CTL_F_READING) != 0;
 
-    if (want && !cl->reading) {
-        cl->reading = true;
+    if (want && !reading) {
+        cl->flags |= CTL_F_READING;
         if (uv_read_start((uv_stream_t *)&cl->pipe, ctl_alloc, ctl_on_read) != 0)
             ctl_client_close(cl);
-    } else if (!want && cl->reading) {
-        cl->reading = false;
+    } else if (!want && reading) {
+        cl->flags &= ~CTL_F_READING;
         uv_read_stop((uv_stream_t *)&cl->pipe);
     }
 }
@@ -260,26 +299,27 @@ static void ctl_on_idle(uv_timer_t *t)
 /* Restart the idle clock; a client waiting for a deferred reply is not idle. */
 static void ctl_touch(struct ctl_client *cl)
 {
-    if (cl->closing)
+    if (cl->state == CTL_CLOSING)
         return;
-    if (cl->pending)
-        uv_timer_stop(&cl->idle);
+    if (cl->flags & CTL_F_PENDING)
+        uv_timer_stop(cl->idle_timer);
     else
-        uv_timer_start(&cl->idle, ctl_on_idle, CONTROL_IDLE_MS, 0);
+        uv_timer_start(cl->idle_timer, ctl_on_idle, CONTROL_IDLE_MS, 0);
 }
 
 /* After a reply went out or a deferred one arrived: answer what is
  * buffered, close a client that said goodbye, resume reading. */
 static void ctl_carry_on(struct ctl_client *cl)
 {
+    bool pending;
+
     ctl_client_process(cl);
-    if (cl->closing)
-        return;
-    if (cl->eof && !cl->pending && !cl->draining)
+    pending = (cl->flags & CTL_F_PENDING) != 0;
+    if (cl->state == CTL_OPEN && (cl->flags & CTL_F_EOF) && !pending)
         ctl_client_drain(cl);
-    else if (cl->draining && cl->writes == 0 && !cl->pending)
+    else if (cl->state == CTL_DRAINING && cl->writes == 0 && !pending)
         ctl_client_close(cl);
-    else
+    else if (cl->state != CTL_CLOSING)
         ctl_update_reading(cl);
 }
 
@@ -296,9 +336,9 @@ static void ctl_on_write(uv_write_t *req, int status)
     free(w);
     if (status < 0) {
         ctl_client_close(cl);
-    } else if (!cl->closing) {
-        if (cl->paused && cl->queued <= CTL_WQ_MAX / 2)
-            cl->paused = false;
+    } else if (cl->state != CTL_CLOSING) {
+        if (cl->queued <= CTL_WQ_MAX / 2)
+            cl->flags &= ~CTL_F_PAUSED;
         ctl_carry_on(cl);
     }
     ctl_touch(cl);
@@ -312,7 +352,7 @@ static void ctl_send(struct ctl_client *cl, struct kvbuf *b, bool stop_node)
     struct ctl_write *w = NULL;
     uv_buf_t ub;
 
-    if (cl->closing || b->err || !(w = malloc(sizeof *w))) {
+    if (cl->state == CTL_CLOSING || b->err || !(w = malloc(sizeof *w))) {
         kvbuf_free(b);
         ctl_client_close(cl);
         goto out;
@@ -331,8 +371,8 @@ static void ctl_send(struct ctl_client *cl, struct kvbuf *b, bool stop_node)
     }
     cl->writes++;
     cl->queued += w->len;
-    if (cl->queued > CTL_WQ_MAX && !cl->paused) {
-        cl->paused = true;
+    if (cl->queued > CTL_WQ_MAX && !(cl->flags & CTL_F_PAUSED)) {
+        cl->flags |= CTL_F_PAUSED;
         ctl_update_reading(cl);
     }
     return;
@@ -347,34 +387,60 @@ void ctl_reply_begin(struct kvbuf *out)
     kv_addu(out, "ovl-control", CONTROL_PROTO_VERSION);
 }
 
+/* The positive errno a reply's errno= line carries for err, a negative
+ * code: the nearest errno for an enum ovl_err, the errno itself for -errno,
+ * EIO for anything else. */
+static int ctl_wire_errno(int err)
+{
+    static const struct {
+        int ovl, e;
+    } map[] = {
+        {OVL_ENOMEM, ENOMEM},       {OVL_EINVAL, EINVAL},      {OVL_EPROTO, EPROTO},
+        {OVL_ECRYPTO, EBADMSG},     {OVL_EAGAIN, EAGAIN},      {OVL_ECLOSED, ECONNRESET},
+        {OVL_ETIMEDOUT, ETIMEDOUT}, {OVL_EPERM, EPERM},        {OVL_ENOENT, ENOENT},
+        {OVL_EEXIST, EEXIST},       {OVL_EUNSUPP, EOPNOTSUPP}, {OVL_ETOOBIG, EMSGSIZE},
+        {OVL_EREPLAY, EBADMSG},
+    };
+
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (map[i].ovl == err)
+            return map[i].e;
+    if (err < 0 && err > OVL_ERR_BASE)
+        return -err;
+    return EIO;
+}
+
+/* Write the error reply for err (a negative code) into out: the one place
+ * an error becomes the protocol's positive errno. */
 static void ctl_error_reply(struct kvbuf *out, int err, const char *msg)
 {
-    kv_addu(out, "ovl-control", CONTROL_PROTO_VERSION);
+    ctl_reply_begin(out);
     kv_adds(out, "error", msg);
-    kv_addu(out, "errno", (uint64_t)err);
+    kv_addu(out, "errno", (uint64_t)ctl_wire_errno(err));
     kv_end(out);
 }
 
-/* Close a successful reply; an encoding failure turns it into EIO. */
+/* Close a successful reply; an encoding failure turns it into -EIO. */
 static int ctl_finish_ok(struct kvbuf *out, const char **err)
 {
     kv_addu(out, "errno", 0);
     kv_end(out);
     if (out->err == OVL_EINVAL) {
         *err = "the reply could not be encoded";
-        return EIO;
+        return -EIO;
     }
     return 0;
 }
 
-/* Turn out into the error reply for e (counted and logged). */
+/* Turn out into the error reply for e, a negative code (counted and logged). */
 static void ctl_make_error(struct control *c, struct kvbuf *out, int e, const char *msg)
 {
     c->st.errors++;
     kvbuf_free(out);
     *out = (struct kvbuf){0};
     ctl_error_reply(out, e, msg ? msg : "failed");
-    log_debug(&c->node->log, "control: request failed: %s (errno %d)", msg ? msg : "", e);
+    log_debug(&c->node->log, "control: request failed: %s (errno %d)", msg ? msg : "",
+              ctl_wire_errno(e));
 }
 
 /* Answer cl's deferred request; see ctl_int.h. */
@@ -383,11 +449,12 @@ void ctl_deferred_reply(struct ctl_client *cl, int e, const char *msg, struct kv
     struct control *c = cl->ctl;
     struct kvbuf reply = {0};
 
-    if (cl->closing || !cl->pending) {
+    assert(e <= 0);
+    if (cl->state == CTL_CLOSING || !(cl->flags & CTL_F_PENDING)) {
         kvbuf_free(out);
         return;
     }
-    cl->pending = false;
+    cl->flags &= ~CTL_F_PENDING;
     if (e == 0) {
         reply = *out; /* begun with ctl_reply_begin */
         *out = (struct kvbuf){0};
@@ -398,7 +465,7 @@ void ctl_deferred_reply(struct ctl_client *cl, int e, const char *msg, struct kv
     kvbuf_free(out);
     ctl_send(cl, &reply, false);
     ctl_touch(cl);
-    if (!cl->closing)
+    if (cl->state != CTL_CLOSING)
         ctl_carry_on(cl);
 }
 
@@ -442,7 +509,7 @@ static int ctl_check_args(struct ctl_req *rq, const struct ctl_cmd *cmd)
             if (strcmp(key, m->pairs[k].key) == 0)
                 what = "duplicate";
         if (what)
-            return ctl_fail(rq, EINVAL, "%s argument %s for %s", what, ctl_quotable(key),
+            return ctl_fail(rq, -EINVAL, "%s argument %s for %s", what, ctl_quotable(key),
                             cmd->name);
     }
     return 0;
@@ -461,8 +528,7 @@ static const struct ctl_cmd *ctl_find_cmd(const char *name)
     return NULL;
 }
 
-/* Check the envelope, then run the command; return 0, a positive errno or
- * CTL_DEFER. */
+/* Check the envelope, then run the command; return 0 or a negative code. */
 static int ctl_dispatch(struct ctl_req *rq)
 {
     const struct kvmsg *m = rq->m;
@@ -471,17 +537,17 @@ static int ctl_dispatch(struct ctl_req *rq)
 
     if (m->n == 0 || strcmp(m->pairs[0].key, "ovl-control") != 0) {
         rq->err = "a request must start with ovl-control=1";
-        return EPROTO;
+        return -EPROTO;
     }
     if (strcmp(m->pairs[0].value, "1") != 0)
-        return ctl_fail(rq, EPROTO, "unsupported control protocol version %s",
+        return ctl_fail(rq, -EPROTO, "unsupported control protocol version %s",
                         ctl_quotable(m->pairs[0].value));
     if (m->n < 2 || strcmp(m->pairs[1].key, "command") != 0) {
         rq->err = "the second line must be command=NAME";
-        return EINVAL;
+        return -EINVAL;
     }
     if (!(cmd = ctl_find_cmd(m->pairs[1].value)))
-        return ctl_fail(rq, EOPNOTSUPP, "unknown command %s", ctl_quotable(m->pairs[1].value));
+        return ctl_fail(rq, -EOPNOTSUPP, "unknown command %s", ctl_quotable(m->pairs[1].value));
     if ((e = ctl_check_args(rq, cmd)) != 0)
         return e;
     ctl_reply_begin(rq->out);
@@ -509,18 +575,19 @@ static void ctl_handle(struct ctl_client *cl, char *buf, size_t len, size_t raw)
     c->st.requests++;
     r = kvmsg_parse(&m, buf, len, max_pairs);
     if (r == OVL_ETOOBIG) {
-        e = E2BIG;
+        e = -E2BIG;
         rq.err = "request has more than " CTL_STR(CONTROL_REQ_PAIRS) " lines";
     } else if (r != 0) {
-        e = EINVAL;
+        e = -EINVAL;
         rq.err = "malformed request: every line must be key=value";
     } else {
         e = ctl_dispatch(&rq);
     }
     kvmsg_free(&m);
-    if (e == CTL_DEFER) {
+    assert(e <= 0); /* never a positive errno: the wire's, not ours */
+    if (e == 0 && (rq.flags & CTL_RQ_DEFERRED)) {
         kvbuf_free(&out);
-        cl->pending = true;
+        cl->flags |= CTL_F_PENDING;
         ctl_touch(cl);
         return;
     }
@@ -528,8 +595,8 @@ static void ctl_handle(struct ctl_client *cl, char *buf, size_t len, size_t raw)
         e = ctl_finish_ok(&out, &rq.err);
     if (e != 0)
         ctl_make_error(c, &out, e, rq.err);
-    ctl_send(cl, &out, e == 0 && rq.stop_node);
-    if (e == E2BIG)
+    ctl_send(cl, &out, e == 0 && (rq.flags & CTL_RQ_STOP_NODE));
+    if (e == -E2BIG)
         ctl_client_drain(cl); /* cannot trust where the next request starts */
 }
 
@@ -540,14 +607,14 @@ static void ctl_too_big(struct ctl_client *cl, size_t limit)
 
     cl->ctl->st.requests++;
     snprintf(msg, sizeof msg, "request longer than %zu bytes", limit);
-    ctl_make_error(cl->ctl, &out, E2BIG, msg);
+    ctl_make_error(cl->ctl, &out, -E2BIG, msg);
     ctl_send(cl, &out, false);
     ctl_client_drain(cl);
 }
 
 static void ctl_client_process(struct ctl_client *cl)
 {
-    while (!cl->closing && !cl->draining && !cl->paused && !cl->pending) {
+    while (cl->state == CTL_OPEN && !(cl->flags & (CTL_F_PAUSED | CTL_F_PENDING))) {
         size_t m = ctl_msg_len(cl);
 
         if (m == 0 || m > cl->len) {
@@ -558,7 +625,7 @@ static void ctl_client_process(struct ctl_client *cl)
             return;
         }
         ctl_handle(cl, cl->buf, cl->hdr, m - cl->hdr);
-        if (cl->closing)
+        if (cl->state == CTL_CLOSING)
             return;
         ctl_consume(cl, m);
     }
@@ -593,7 +660,7 @@ static void ctl_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     (void)buf;
     if (nread == UV_EOF) {
         /* A client may half-close after its last request: finish the replies. */
-        cl->eof = true;
+        cl->flags |= CTL_F_EOF;
         ctl_carry_on(cl);
         return;
     }
@@ -617,7 +684,7 @@ static void ctl_refuse(struct ctl_client *cl)
     cl->ctl->st.clients_refused++;
     log_warn(&cl->ctl->node->log, "control: refusing a client: %d already connected",
              CONTROL_MAX_CLIENTS);
-    ctl_error_reply(&out, EBUSY, "too many control clients");
+    ctl_error_reply(&out, -EBUSY, "too many control clients");
     ctl_send(cl, &out, false);
     ctl_client_drain(cl);
 }
@@ -637,24 +704,24 @@ static void ctl_on_connection(uv_stream_t *server, int status)
     }
     cl->ctl = c;
     uv_pipe_init(c->node->loop, &cl->pipe, 0);
-    uv_timer_init(c->node->loop, &cl->idle);
     cl->pipe.data = cl;
-    cl->idle.data = cl;
-    cl->open_handles = 2;
+    cl->idle_timer = timer_new(c->node->loop, cl);
     cl->next = c->clients;
     if (c->clients)
         c->clients->prev = cl;
     c->clients = cl;
     c->open++;
-    cl->refused = c->n_active >= CONTROL_MAX_CLIENTS;
-    if (!cl->refused)
+    if (c->n_active >= CONTROL_MAX_CLIENTS)
+        cl->flags |= CTL_F_REFUSED;
+    else
         c->n_active++;
-    if (uv_accept(server, (uv_stream_t *)&cl->pipe) != 0) {
+    /* Accept even without a timer, so the connection does not stay queued. */
+    if (uv_accept(server, (uv_stream_t *)&cl->pipe) != 0 || !cl->idle_timer) {
         ctl_client_close(cl);
         return;
     }
     ctl_touch(cl);
-    if (cl->refused)
+    if (cl->flags & CTL_F_REFUSED)
         ctl_refuse(cl);
     else
         ctl_update_reading(cl);

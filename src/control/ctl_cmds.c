@@ -36,7 +36,7 @@ static void ctl_suites_format(char *out, size_t outlen, uint32_t mask)
 
 /* Add a string held in a fixed array that may lack its NUL; kv_adds masks
  * any control character in it rather than failing the whole reply. */
-static void ctl_add_fixed(struct kvbuf *out, const char *key, const char *s, size_t max)
+void ctl_add_fixed(struct kvbuf *out, const char *key, const char *s, size_t max)
 {
     char tmp[OVL_URI_MAX + 1];
     size_t len = strnlen(s, max < OVL_URI_MAX ? max : OVL_URI_MAX);
@@ -183,12 +183,18 @@ static void ctl_peer_link(struct kvbuf *out, const struct link *l, uint64_t now)
     kv_addu(out, "cells_out", l->cells_out);
 }
 
-static void ctl_peer_backoff(struct kvbuf *out, const struct peer *p)
+/* Add key=ID for the public key pk. */
+void ctl_add_id(struct kvbuf *out, const char *key, const uint8_t pk[OVL_ED25519_PK])
 {
     char id[OVL_NODE_ID_LEN + 1];
 
-    node_id_format(id, p->spec.pk);
-    kv_adds(out, "peer", id);
+    node_id_format(id, pk);
+    kv_adds(out, key, id);
+}
+
+static void ctl_peer_backoff(struct kvbuf *out, const struct peer *p)
+{
+    ctl_add_id(out, "peer", p->spec.pk);
     kv_adds(out, "state", "backoff");
     kv_adds(out, "direction", "out");
     ctl_add_fixed(out, "remote", p->spec.uri, OVL_URI_MAX);
@@ -231,7 +237,7 @@ static int ctl_cmd_log_level(struct ctl_req *rq)
     if (s) {
         if (log_level_parse(s, &lv) != 0) {
             rq->err = "level must be error, warn, info or debug";
-            return EINVAL;
+            return -EINVAL;
         }
         n->log.level = lv;
         log_info(&n->log, "log level set to %s over the control socket", log_level_name(lv));
@@ -244,9 +250,9 @@ static int ctl_cmd_shutdown(struct ctl_req *rq)
 {
     if (!rq->ctl->node->app_stop) {
         rq->err = "shutdown is not available in this process";
-        return EOPNOTSUPP;
+        return -EOPNOTSUPP;
     }
-    rq->stop_node = true;
+    rq->flags |= CTL_RQ_STOP_NODE;
     return 0;
 }
 
@@ -259,7 +265,7 @@ const struct ctl_cmd ctl_node_cmds[] = {
 };
 const size_t ctl_node_n_cmds = sizeof ctl_node_cmds / sizeof ctl_node_cmds[0];
 
-/* Set rq's error text and return e. */
+/* Set rq's error text and return e (a negative code). */
 int ctl_fail(struct ctl_req *rq, int e, const char *fmt, ...)
 {
     va_list ap;
@@ -269,25 +275,4 @@ int ctl_fail(struct ctl_req *rq, int e, const char *fmt, ...)
     va_end(ap);
     rq->err = rq->errbuf;
     return e;
-}
-
-/* Map an ovl error code (or -errno) to the errno of a control reply. */
-int ctl_errno(int err)
-{
-    static const struct {
-        int ovl, e;
-    } map[] = {
-        {OVL_ENOMEM, ENOMEM},       {OVL_EINVAL, EINVAL},      {OVL_EPROTO, EPROTO},
-        {OVL_ECRYPTO, EBADMSG},     {OVL_EAGAIN, EAGAIN},      {OVL_ECLOSED, ECONNRESET},
-        {OVL_ETIMEDOUT, ETIMEDOUT}, {OVL_EPERM, EPERM},        {OVL_ENOENT, ENOENT},
-        {OVL_EEXIST, EEXIST},       {OVL_EUNSUPP, EOPNOTSUPP}, {OVL_ETOOBIG, EMSGSIZE},
-        {OVL_EREPLAY, EBADMSG},
-    };
-
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (map[i].ovl == err)
-            return map[i].e;
-    if (err < 0 && err > OVL_ERR_BASE)
-        return -err;
-    return EIO;
 }

@@ -2,10 +2,17 @@
  *
  * control.c owns the socket, the clients and their buffers; ctl_cmds.c the
  * node-level commands (status, peers, ...); ctl_roles.c the commands of the
- * roles (send, recv, chains, relays, dir-chain). A command fills rq->out and
- * returns 0, or returns a positive errno with rq->err set, or returns
- * CTL_DEFER after starting something whose callback later calls
- * ctl_deferred_reply() exactly once for rq->cl.
+ * roles (send, recv, chains, relays, dir-chain). A command returns 0 or a
+ * negative code (-errno or an enum ovl_err), like every function here: 0
+ * with its data lines in rq->out, or the code with rq->err set. A command
+ * that starts something whose callback later calls ctl_deferred_reply()
+ * exactly once for rq->cl returns ctl_defer(rq) instead: a flag on the
+ * request, not a return value, says the reply comes later, so no code can
+ * be taken for it.
+ *
+ * Errors stay negative codes everywhere inside the server; only the line
+ * that writes a reply's errno= turns one into the positive errno the wire
+ * carries (docs/CONTROL.md has the table).
  */
 #ifndef OVL_CONTROL_CTL_INT_H
 #define OVL_CONTROL_CTL_INT_H
@@ -16,11 +23,15 @@
 #include <sys/un.h>
 
 #include "control/control.h"
+#include "lib/crypto.h"
 #include "lib/kvmsg.h"
 
 #define CTL_ERR_MAX 160
-#define CTL_DEFER   (-1) /* a command's "reply comes later" */
 #define CTL_ARGS    7
+
+/* What a command says of its request besides its return (ctl_req.flags). */
+#define CTL_RQ_DEFERRED  (1u << 0) /* the reply comes later: ctl_deferred_reply */
+#define CTL_RQ_STOP_NODE (1u << 1) /* "shutdown": stop the daemon once the reply is out */
 
 struct ctl_client;
 
@@ -49,7 +60,7 @@ struct ctl_req {
     struct kvbuf *out;
     const char *err; /* error text when the command fails */
     char errbuf[CTL_ERR_MAX];
-    bool stop_node;
+    unsigned flags; /* CTL_RQ_* */
 };
 
 typedef int (*ctl_cmd_fn)(struct ctl_req *rq);
@@ -68,19 +79,33 @@ extern const struct ctl_cmd ctl_role_cmds[];
 extern const size_t ctl_role_n_cmds;
 
 /* Send the reply of c's pending deferred request: out (data lines, taken
- * over and emptied; begun with ctl_reply_begin) when e is 0, else an error reply with e and msg.
- * Then carry on with the client's next requests. */
+ * over and emptied; begun with ctl_reply_begin) when e is 0, else an error
+ * reply with msg for e, a negative code (-errno or enum ovl_err). Then carry
+ * on with the client's next requests. */
 void ctl_deferred_reply(struct ctl_client *cl, int e, const char *msg, struct kvbuf *out);
+
+/* Mark rq's reply as coming later and return 0: for a command that has just
+ * started what will call ctl_deferred_reply() for rq->cl. */
+static inline int ctl_defer(struct ctl_req *rq)
+{
+    rq->flags |= CTL_RQ_DEFERRED;
+    return 0;
+}
 
 /* Start a successful reply (the version line); a deferred command's
  * callback begins its out with it. */
 void ctl_reply_begin(struct kvbuf *out);
 
-/* Set rq's error text with printf formatting and return e. */
+/* Set rq's error text with printf formatting and return e, a negative
+ * code (-errno or enum ovl_err). */
 int ctl_fail(struct ctl_req *rq, int e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Return the positive errno a control reply uses for an ovl error code. */
-int ctl_errno(int ovl_err);
+/* Add key=s for a string held in a fixed array of max bytes that may lack
+ * its NUL (at most OVL_URI_MAX bytes are taken). */
+void ctl_add_fixed(struct kvbuf *out, const char *key, const char *s, size_t max);
+
+/* Add key=ID, the node ID of the public key pk. */
+void ctl_add_id(struct kvbuf *out, const char *key, const uint8_t pk[OVL_ED25519_PK]);
 
 /* Milliseconds from then to now, 0 if then is unset or in the future. */
 uint64_t ctl_since(uint64_t now, uint64_t then);

@@ -173,6 +173,7 @@ static int ctl_decode_data(struct ctl_req *rq, uint8_t **msg, size_t *len)
     size_t total = 0, used = 0, i;
     char *b64;
     uint8_t *bin;
+    int e;
 
     *msg = NULL;
     for (i = 2; i < m->n; i++) {
@@ -182,12 +183,12 @@ static int ctl_decode_data(struct ctl_req *rq, uint8_t **msg, size_t *len)
             continue;
         k = strlen(m->pairs[i].value);
         if (k > CONTROL_DATA_CHUNK)
-            return ctl_fail(rq, EINVAL, "a data line holds at most %d base64 characters",
+            return ctl_fail(rq, -EINVAL, "a data line holds at most %d base64 characters",
                             CONTROL_DATA_CHUNK);
         total += k;
     }
     if (!(b64 = malloc(total + 1)))
-        return ctl_fail(rq, ENOMEM, "out of memory");
+        return ctl_fail(rq, -ENOMEM, "out of memory");
     for (i = 2; i < m->n; i++) {
         if (strcmp(m->pairs[i].key, "data") == 0) {
             size_t k = strlen(m->pairs[i].value);
@@ -198,19 +199,21 @@ static int ctl_decode_data(struct ctl_req *rq, uint8_t **msg, size_t *len)
     }
     b64[used] = '\0';
     if (!(bin = malloc(total / 4 * 3 + 3))) {
-        free(b64);
-        return ctl_fail(rq, ENOMEM, "out of memory");
+        e = ctl_fail(rq, -ENOMEM, "out of memory");
+        goto out;
     }
     /* No ignore set and no end pointer: any stray character or misplaced
      * padding fails the whole decode. */
     if (sodium_base642bin(bin, total / 4 * 3 + 3, b64, used, NULL, len, NULL, CTL_B64) != 0) {
-        free(b64);
+        e = ctl_fail(rq, -EINVAL, "data is not valid base64 (standard alphabet, padded)");
         free(bin);
-        return ctl_fail(rq, EINVAL, "data is not valid base64 (standard alphabet, padded)");
+        goto out;
     }
-    free(b64);
     *msg = bin;
-    return 0;
+    e = 0;
+out:
+    free(b64);
+    return e;
 }
 
 /* Check send's arguments into dest and reply. */
@@ -222,16 +225,16 @@ static int ctl_send_args(struct ctl_req *rq, uint8_t dest[OVL_ED25519_PK], bool 
     bool raw = kvmsg_get(rq->m, "length") != NULL;
 
     if (!to)
-        return ctl_fail(rq, EINVAL, "send needs to=NODE_ID");
+        return ctl_fail(rq, -EINVAL, "send needs to=NODE_ID");
     if (node_id_parse(dest, to) != 0)
-        return ctl_fail(rq, EINVAL, "to must be a %d-character node ID", OVL_NODE_ID_LEN);
+        return ctl_fail(rq, -EINVAL, "to must be a %d-character node ID", OVL_NODE_ID_LEN);
     if (r && strcmp(r, "0") != 0 && strcmp(r, "1") != 0)
-        return ctl_fail(rq, EINVAL, "reply must be 0 or 1");
+        return ctl_fail(rq, -EINVAL, "reply must be 0 or 1");
     *reply = r && strcmp(r, "1") == 0;
     if (text + data + raw != 1)
-        return ctl_fail(rq, EINVAL, "send needs one of text=, data= lines or length=");
+        return ctl_fail(rq, -EINVAL, "send needs one of text=, data= lines or length=");
     if (raw && rq->raw_len == 0)
-        return ctl_fail(rq, EINVAL, "length must be a decimal byte count from 1");
+        return ctl_fail(rq, -EINVAL, "length must be a decimal byte count from 1");
     return 0;
 }
 
@@ -239,15 +242,15 @@ static int ctl_send_error(struct ctl_req *rq, int err)
 {
     switch (err) {
     case OVL_ETOOBIG:
-        return ctl_fail(rq, EMSGSIZE, "message larger than max_message (%llu bytes)",
+        return ctl_fail(rq, -EMSGSIZE, "message larger than max_message (%llu bytes)",
                         (unsigned long long)rq->ctl->max_message);
     case OVL_ENOMEM:
     case OVL_EAGAIN:
-        return ctl_fail(rq, EAGAIN, "the send queue is full; try again later");
+        return ctl_fail(rq, -EAGAIN, "the send queue is full; try again later");
     case OVL_EINVAL:
-        return ctl_fail(rq, EINVAL, "cannot send this: empty message or bad destination");
+        return ctl_fail(rq, -EINVAL, "cannot send this: empty message or bad destination");
     default:
-        return ctl_fail(rq, ctl_errno(err), "send failed: %s", ovl_strerror(err));
+        return ctl_fail(rq, err, "send failed: %s", ovl_strerror(err));
     }
 }
 
@@ -260,7 +263,7 @@ static void ctl_send_done(void *arg, const uint8_t id[CLIENT_MSG_ID], int err)
     if (err) {
         snprintf(msg, sizeof msg, "not delivered: %s",
                  err == OVL_ETIMEDOUT ? "no acknowledgement in time" : ovl_strerror(err));
-        ctl_deferred_reply(arg, ctl_errno(err), msg, &out);
+        ctl_deferred_reply(arg, err, msg, &out);
         return;
     }
     ctl_reply_begin(&out);
@@ -283,11 +286,11 @@ static int ctl_cmd_send(struct ctl_req *rq)
     int e, err;
 
     if (!c)
-        return ctl_fail(rq, EOPNOTSUPP, "send needs the client role");
+        return ctl_fail(rq, -EOPNOTSUPP, "send needs the client role");
     if ((e = ctl_send_args(rq, dest, &reply)) != 0)
         return e;
     if (w && !wait && strcmp(w, "0") != 0)
-        return ctl_fail(rq, EINVAL, "wait must be 0 or 1");
+        return ctl_fail(rq, -EINVAL, "wait must be 0 or 1");
     if ((text = kvmsg_get(rq->m, "text")) != NULL) {
         err = client_send_cb(c, dest, (const uint8_t *)text, strlen(text), reply, id, cb, rq->cl);
     } else if (rq->raw_len) {
@@ -302,9 +305,9 @@ static int ctl_cmd_send(struct ctl_req *rq)
     if (err != 0)
         return ctl_send_error(rq, err);
     if (wait)
-        return CTL_DEFER;
+        return ctl_defer(rq);
     if (enc_hex(hex, sizeof hex, id, sizeof id) != 0)
-        return ctl_fail(rq, EIO, "cannot format the message id");
+        return ctl_fail(rq, -EIO, "cannot format the message id");
     kv_adds(rq->out, "id", hex);
     return 0;
 }
@@ -319,10 +322,10 @@ static int ctl_add_msg(struct kvbuf *out, size_t index, const struct client_msg 
     char *b64 = malloc(b64len);
 
     if (!b64)
-        return ENOMEM;
+        return -ENOMEM;
     if (enc_hex(hex, sizeof hex, m->id, sizeof m->id) != 0) {
         free(b64);
-        return EIO;
+        return -EIO;
     }
     if (m->has_from)
         node_id_format(from, m->from);
@@ -349,11 +352,11 @@ static int ctl_cmd_recv(struct ctl_req *rq)
     int e = 0;
 
     if (!c)
-        return ctl_fail(rq, EOPNOTSUPP, "recv needs the client role");
+        return ctl_fail(rq, -EOPNOTSUPP, "recv needs the client role");
     if (s && !ctl_parse_uint(s, 1, CTL_RECV_MAX, &max))
-        return ctl_fail(rq, EINVAL, "max must be 1 to %d", CTL_RECV_MAX);
+        return ctl_fail(rq, -EINVAL, "max must be 1 to %d", CTL_RECV_MAX);
     if (!(msgs = calloc(max, sizeof *msgs)))
-        return ctl_fail(rq, ENOMEM, "out of memory");
+        return ctl_fail(rq, -ENOMEM, "out of memory");
     /* One at a time, so that a reply never takes more than it can carry. */
     while (n < max && (n == 0 || bytes < CTL_RECV_BUDGET) && client_recv(c, &msgs[n], 1) == 1)
         bytes += msgs[n++]->len / 3 * 4;
@@ -371,14 +374,6 @@ static int ctl_cmd_recv(struct ctl_req *rq)
 }
 
 /* ---- chains, relays ---------------------------------------------------- */
-
-static void ctl_add_id(struct kvbuf *out, const char *key, const uint8_t pk[OVL_ED25519_PK])
-{
-    char id[OVL_NODE_ID_LEN + 1];
-
-    node_id_format(id, pk);
-    kv_adds(out, key, id);
-}
 
 static void ctl_chain_info(void *arg, const struct client_chain_info *ci)
 {
@@ -403,12 +398,12 @@ static int ctl_cmd_new_chain(struct ctl_req *rq)
     int err;
 
     if (!c)
-        return ctl_fail(rq, EOPNOTSUPP, "new-chain needs the client role");
+        return ctl_fail(rq, -EOPNOTSUPP, "new-chain needs the client role");
     err = client_new_chain(c);
     if (err == OVL_EAGAIN)
-        return ctl_fail(rq, EBUSY, "a chain is being built already");
+        return ctl_fail(rq, -EBUSY, "a chain is being built already");
     if (err != 0)
-        return ctl_fail(rq, ctl_errno(err), "cannot build a chain: %s", ovl_strerror(err));
+        return ctl_fail(rq, err, "cannot build a chain: %s", ovl_strerror(err));
     return 0;
 }
 
@@ -417,7 +412,7 @@ static int ctl_cmd_chains(struct ctl_req *rq)
     struct client *c = rq->ctl->node->client;
 
     if (!c)
-        return ctl_fail(rq, EOPNOTSUPP, "chains needs the client role");
+        return ctl_fail(rq, -EOPNOTSUPP, "chains needs the client role");
     client_each_chain(c, ctl_chain_info, rq->out);
     return 0;
 }
@@ -451,7 +446,7 @@ static int ctl_cmd_relay_chains(struct ctl_req *rq)
     struct ctl_rchains rc = {rq->out, 0};
 
     if (!r)
-        return ctl_fail(rq, EOPNOTSUPP, "relay-chains needs the relay role");
+        return ctl_fail(rq, -EOPNOTSUPP, "relay-chains needs the relay role");
     relay_each_chain(r, ctl_rchain_info, &rc);
     return 0;
 }
@@ -474,13 +469,8 @@ static void ctl_relay_info(void *arg, const struct reg_node *rn)
         strcat(flags, flags[0] ? ",endpoint" : "endpoint");
     ctl_add_id(r->out, "relay", d->id_pk);
     kv_adds(r->out, "flags", flags);
-    for (i = 0; i < d->n_uris && i < DESC_MAX_URIS; i++) {
-        char uri[OVL_URI_MAX];
-
-        memcpy(uri, d->uris[i], sizeof uri);
-        uri[sizeof uri - 1] = '\0';
-        kv_adds(r->out, "uri", uri);
-    }
+    for (i = 0; i < d->n_uris && i < DESC_MAX_URIS; i++)
+        ctl_add_fixed(r->out, "uri", d->uris[i], OVL_URI_MAX - 1);
     kv_addu(r->out, "capacity", d->capacity);
     kv_addu(r->out, "age_ms", ctl_since(r->now, rn->registered_ms));
     kv_addu(r->out, "last_seen_ms", ctl_since(r->now, rn->last_seen_ms));
@@ -494,7 +484,7 @@ static int ctl_cmd_relays(struct ctl_req *rq)
 
     if (!(n->roles & ROLE_BOOTSTRAP) || !n->dir ||
         dir_each_registered(n->dir, ctl_relay_info, &r) != 0)
-        return ctl_fail(rq, EOPNOTSUPP, "relays needs the bootstrap role");
+        return ctl_fail(rq, -EOPNOTSUPP, "relays needs the bootstrap role");
     return 0;
 }
 
@@ -510,7 +500,7 @@ static void ctl_dir_chain_done(void *arg, int err, const struct dir_chain *ch)
     if (err != 0 || !ch) {
         snprintf(msg, sizeof msg, "no chain from the directory: %s",
                  ovl_strerror(err ? err : OVL_EPROTO));
-        ctl_deferred_reply(cl, ctl_errno(err ? err : OVL_EPROTO), msg, &out);
+        ctl_deferred_reply(cl, err ? err : OVL_EPROTO, msg, &out);
         return;
     }
     len = ch->length <= DIR_MAX_HOPS ? ch->length : DIR_MAX_HOPS;
@@ -539,15 +529,15 @@ static int ctl_cmd_dir_chain(struct ctl_req *rq)
     int err;
 
     if (!c->node->dir)
-        return ctl_fail(rq, EOPNOTSUPP, "dir-chain needs the directory");
+        return ctl_fail(rq, -EOPNOTSUPP, "dir-chain needs the directory");
     if ((s = kvmsg_get(rq->m, "length")) && !ctl_parse_uint(s, 1, DIR_MAX_HOPS, &length))
-        return ctl_fail(rq, EINVAL, "length must be 1 to %d", DIR_MAX_HOPS);
+        return ctl_fail(rq, -EINVAL, "length must be 1 to %d", DIR_MAX_HOPS);
     if ((s = kvmsg_get(rq->m, "backups")) && !ctl_parse_uint(s, 0, DIR_MAX_BACKUPS, &backups))
-        return ctl_fail(rq, EINVAL, "backups must be 0 to %d", DIR_MAX_BACKUPS);
+        return ctl_fail(rq, -EINVAL, "backups must be 0 to %d", DIR_MAX_BACKUPS);
     err = dir_request_chain(c->node->dir, length, backups, NULL, ctl_dir_chain_done, rq->cl);
     if (err != 0)
-        return ctl_fail(rq, ctl_errno(err), "cannot ask the directory: %s", ovl_strerror(err));
-    return CTL_DEFER;
+        return ctl_fail(rq, err, "cannot ask the directory: %s", ovl_strerror(err));
+    return ctl_defer(rq);
 }
 
 const struct ctl_cmd ctl_role_cmds[] = {

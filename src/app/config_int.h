@@ -1,0 +1,89 @@
+/* config_int.h - what the two halves of the config parser share (not a
+ * public API).
+ *
+ * config.c is the reader: lines, sections, the libinih callback, the checks
+ * that need the whole file, and config_load(). config_keys.c is what each
+ * key means: the table cfg_keys[] and the setters that check a value and
+ * store it into struct ovl_config. A setter returns 0, or cfg_fail()'s
+ * OVL_EINVAL after recording the message.
+ */
+#ifndef OVL_APP_CONFIG_INT_H
+#define OVL_APP_CONFIG_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "app/config.h"
+
+#define CFG_SECT_NAME_MAX 64
+#define CFG_KEY_COUNT     55 /* rows of cfg_keys[]; config_keys.c asserts it */
+
+/* Plain sections first, then the named ones ([peer.NAME], [bootstrap.NAME]). */
+enum cfg_sect {
+    SECT_NONE,
+    SECT_NODE,
+    SECT_LOG,
+    SECT_LINK,
+    SECT_DIR,
+    SECT_CHAIN,
+    SECT_CLIENT,
+    SECT_RELAY,
+    SECT_PEER,
+    SECT_BOOTSTRAP
+};
+
+struct cfg_parse;
+struct key_def;
+
+typedef int (*key_setter)(struct cfg_parse *p, const struct key_def *k, const char *v);
+
+/* One key of one section. Integer and path keys store into struct
+ * ovl_config at off/width; a path takes at most max bytes. */
+struct key_def {
+    enum cfg_sect sect;
+    const char *name;
+    key_setter set;
+    bool repeat;  /* may be given more than once (listen) */
+    bool zero_ok; /* 0 is accepted besides min..max (idle_timeout) */
+    uint64_t min, max;
+    size_t off, width;
+};
+
+/* Every key of every section, CFG_KEY_COUNT rows (config_keys.c). */
+extern const struct key_def cfg_keys[];
+
+/* State of one parse, shared by the line reader, the key handler and the
+ * setters. */
+struct cfg_parse {
+    struct ovl_config *c;
+    FILE *fp;         /* the source is either a file ... */
+    const char *text; /* ... or a string */
+    size_t pos;
+    unsigned line; /* physical line last handed to libinih (libinih counts alike) */
+    enum cfg_sect sect;
+    char sect_name[CFG_SECT_NAME_MAX];
+    unsigned peer;                      /* index in c->peers or c->bootstraps (named sections) */
+    unsigned key_line[CFG_KEY_COUNT];   /* line where a key of a plain section was set */
+    unsigned peer_line[NODE_MAX_PEERS]; /* line of each [peer.NAME] header */
+    unsigned peer_key_line[NODE_MAX_PEERS][CFG_KEY_COUNT];
+    unsigned boot_line[DIR_MAX_BOOTSTRAPS]; /* line of each [bootstrap.NAME] header */
+    unsigned boot_key_line[DIR_MAX_BOOTSTRAPS][CFG_KEY_COUNT];
+    unsigned listen_line[NODE_MAX_LISTEN]; /* line of each listen value */
+    unsigned listen_any;                   /* bit i: listen[i] named no transport */
+    bool colon;                            /* the current line's first separator is ':' */
+    bool failed;
+    unsigned err_line;
+    char msg[CONFIG_ERR_MAX];
+};
+
+/* Record the parse's error at line (only the first one counts) and return
+ * OVL_EINVAL. */
+int cfg_fail(struct cfg_parse *p, unsigned line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Return the scheme ("tcp", "quic") whose tp_bit() is bit, or "?". */
+const char *cfg_tp_scheme(unsigned bit);
+
+#endif

@@ -1,0 +1,465 @@
+/* config_keys.c - what each key of ovld's configuration means: the table
+ * of keys (cfg_keys[]) and the setters that check and store their values
+ * (reference: docs/CONFIG.md). The reader around them is config.c.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "app/config_int.h"
+#include "core/transport.h"
+#include "lib/crypto.h"
+#include "lib/encode.h"
+#include "lib/uri.h"
+
+#define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+
+/* Copy v into dst (size bytes) or fail: a value is never silently cut. */
+static int copy_value(struct cfg_parse *p, const struct key_def *k, char *dst, size_t size,
+                      const char *v)
+{
+    size_t n = strlen(v);
+    if (n >= size)
+        return cfg_fail(p, p->line, "value of %s is too long (%zu bytes, at most %zu)", k->name, n,
+                        size - 1);
+    memcpy(dst, v, n + 1);
+    return 0;
+}
+
+static int set_roles(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } roles[] = {
+        {.name = "bootstrap", .bit = ROLE_BOOTSTRAP},
+        {.name = "relay", .bit = ROLE_RELAY},
+        {.name = "client", .bit = ROLE_CLIENT},
+    };
+    unsigned mask = 0;
+    const char *s = v;
+
+    (void)k;
+    if (*v == '\0')
+        return cfg_fail(p, p->line, "roles is empty (expected bootstrap, relay and/or client)");
+    for (;;) {
+        const char *comma = strchr(s, ',');
+        size_t n = comma ? (size_t)(comma - s) : strlen(s);
+        while (n > 0 && (*s == ' ' || *s == '\t')) {
+            s++;
+            n--;
+        }
+        while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+            n--;
+        if (n == 0)
+            return cfg_fail(p, p->line, "empty role name in roles '%s'", v);
+        size_t i;
+        for (i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+            if (strlen(roles[i].name) == n && memcmp(roles[i].name, s, n) == 0)
+                break;
+        }
+        if (i == sizeof(roles) / sizeof(roles[0]))
+            return cfg_fail(p, p->line, "unknown role '%.*s' (expected bootstrap, relay or client)",
+                            (int)n, s);
+        mask |= roles[i].bit;
+        if (!comma)
+            break;
+        s = comma + 1;
+    }
+    p->c->roles = mask;
+    return 0;
+}
+
+static int set_path(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    if (*v == '\0')
+        return cfg_fail(p, p->line, "%s is empty", k->name);
+    /* k->max may be below the buffer size: the socket path must fit sun_path. */
+    size_t size = k->max + 1 < k->width ? k->max + 1 : k->width;
+    return copy_value(p, k, (char *)p->c + k->off, size, v);
+}
+
+/* Parse an address and check its transport is compiled in. */
+static int parse_address(struct cfg_parse *p, const struct key_def *k, const char *v,
+                         struct ovl_uri *u)
+{
+    if (strlen(v) >= OVL_URI_MAX)
+        return cfg_fail(p, p->line, "value of %s is too long (at most %d bytes)", k->name,
+                        OVL_URI_MAX - 1);
+    if (uri_parse(u, v) != 0)
+        return cfg_fail(p, p->line, "bad %s '%s' (expected scheme://host:port)", k->name, v);
+    if (!tp_lookup(u->scheme))
+        return cfg_fail(p, p->line, "unknown transport '%s' in %s '%s' (this build has: %s)",
+                        u->scheme, k->name, v, tp_names());
+    return 0;
+}
+
+static int set_listen(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    struct ovl_config *c = p->c;
+    struct ovl_uri u;
+    char any[OVL_URI_MAX + 8];
+    int err;
+
+    if (c->n_listen >= NODE_MAX_LISTEN)
+        return cfg_fail(p, p->line, "too many listen addresses (at most %d)", NODE_MAX_LISTEN);
+    p->listen_line[c->n_listen] = p->line;
+    if (!strstr(v, "://")) {
+        /* HOST:PORT alone: every transport in use, expanded in cfg_finish. */
+        snprintf(any, sizeof(any), "tcp://%s", v);
+        if (strlen(any) >= OVL_URI_MAX - 2 || uri_parse(&u, any) != 0)
+            return cfg_fail(p, p->line, "bad listen '%s' (expected [scheme://]host:port)", v);
+        p->listen_any |= 1u << c->n_listen;
+    } else if ((err = parse_address(p, k, v, &u)) != 0) {
+        return err;
+    }
+    if (!u.is_literal)
+        return cfg_fail(p, p->line, "listen address '%s' must use an IP literal, not a host name",
+                        v);
+    err = copy_value(p, k, c->listen[c->n_listen], sizeof(c->listen[0]), v);
+    if (err)
+        return err;
+    c->n_listen++;
+    return 0;
+}
+
+static int set_aead(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    uint32_t mask;
+    int err = ovl_aead_parse(v, &mask);
+
+    (void)k;
+    if (err == OVL_EUNSUPP)
+        return cfg_fail(p, p->line, "%s is not available on this CPU", v);
+    if (err)
+        return cfg_fail(p, p->line,
+                        "unknown aead '%s' (expected auto, aes256gcm or chacha20poly1305)", v);
+    p->c->opts.aead_suites = mask;
+    return 0;
+}
+
+static int set_level(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    (void)k;
+    if (log_level_parse(v, &p->c->log_level) != 0)
+        return cfg_fail(p, p->line, "unknown log level '%s' (expected error, warn, info or debug)",
+                        v);
+    return 0;
+}
+
+/* Parse a boolean (true/yes/1, false/no/0) into *out. */
+static int parse_bool(struct cfg_parse *p, const struct key_def *k, const char *v, bool *out)
+{
+    if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0)
+        *out = true;
+    else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || strcmp(v, "0") == 0)
+        *out = false;
+    else
+        return cfg_fail(p, p->line,
+                        "bad boolean '%s' for %s (expected true, false, yes, no, 1 or 0)", v,
+                        k->name);
+    return 0;
+}
+
+/* One rule for both chain generators: the bootstrap's and the local one. */
+static int set_subnets(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    int rc = parse_bool(p, k, v, &p->c->client.distinct_subnets);
+
+    p->c->dir.distinct_subnets = p->c->client.distinct_subnets;
+    return rc;
+}
+
+/* Like distinct_subnets: the bootstrap's generator and the local choice. */
+static int set_weighting(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    bool cap = strcmp(v, "capacity") == 0;
+
+    if (!cap && strcmp(v, "uniform") != 0)
+        return cfg_fail(p, p->line, "unknown %s '%s' (expected uniform or capacity)", k->name, v);
+    p->c->client.by_capacity = p->c->dir.by_capacity = cap;
+    return 0;
+}
+
+static int set_syslog(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    return parse_bool(p, k, v, &p->c->syslog);
+}
+
+/* Parse digits only: strtoull alone would take blanks, a sign or a suffix. */
+static int parse_decimal(const char *s, uint64_t *out)
+{
+    if (*s == '\0')
+        return OVL_EINVAL;
+    for (const char *q = s; *q; q++) {
+        if (*q < '0' || *q > '9')
+            return OVL_EINVAL;
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0')
+        return OVL_EINVAL;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int set_uint(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    uint64_t n;
+
+    if (parse_decimal(v, &n) != 0)
+        return cfg_fail(p, p->line, "bad number '%s' for %s (expected a plain decimal integer)", v,
+                        k->name);
+    if ((n < k->min || n > k->max) && !(k->zero_ok && n == 0))
+        return cfg_fail(p, p->line, "%s = %s is out of range (%s%" PRIu64 "..%" PRIu64 ")", k->name,
+                        v, k->zero_ok ? "0 or " : "", k->min, k->max);
+    char *field = (char *)p->c + k->off;
+    if (k->width == sizeof(uint32_t)) {
+        uint32_t n32 = (uint32_t)n;
+        memcpy(field, &n32, sizeof(n32));
+    } else {
+        memcpy(field, &n, sizeof(n));
+    }
+    return 0;
+}
+
+/* An integer as set_uint that must also be a power of two (it is sent as log2). */
+static int set_pow2(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    uint64_t n;
+    int err = set_uint(p, k, v);
+
+    if (err)
+        return err;
+    memcpy(&n, (char *)p->c + k->off, sizeof(n));
+    if ((n & (n - 1)) != 0)
+        return cfg_fail(p, p->line, "%s = %s is not a power of two", k->name, v);
+    return 0;
+}
+
+/* The name, address and key of the [peer.NAME] or [bootstrap.NAME] being read. */
+struct named_spec {
+    const char *kind; /* "peer" or "bootstrap", for messages */
+    const char *name;
+    char *uri;
+    uint8_t *pk;
+};
+
+static struct named_spec cur_spec(struct cfg_parse *p)
+{
+    if (p->sect == SECT_BOOTSTRAP) {
+        struct dir_bootstrap_spec *bs = &p->c->bootstraps[p->peer];
+        return (struct named_spec){
+            .kind = "bootstrap", .name = bs->name, .uri = bs->uri, .pk = bs->pk};
+    }
+    struct peer_spec *ps = &p->c->peers[p->peer];
+    return (struct named_spec){.kind = "peer", .name = ps->name, .uri = ps->uri, .pk = ps->pk};
+}
+
+static int set_peer_address(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    struct named_spec ns = cur_spec(p);
+    struct ovl_uri u;
+    int err = parse_address(p, k, v, &u);
+
+    if (err)
+        return err;
+    if (u.port == 0)
+        return cfg_fail(p, p->line, "%s %s: address '%s' needs a port from 1 to 65535", ns.kind,
+                        ns.name, v);
+    return copy_value(p, k, ns.uri, OVL_URI_MAX, v);
+}
+
+static int set_peer_id(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    struct named_spec ns = cur_spec(p);
+
+    (void)k;
+    if (node_id_parse(ns.pk, v) != 0)
+        return cfg_fail(p, p->line,
+                        "%s %s: bad id '%s' (expected %d characters, as ovld --print-id prints)",
+                        ns.kind, ns.name, v, OVL_NODE_ID_LEN);
+    return 0;
+}
+
+static int set_source(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    if (strcmp(v, "bootstrap") == 0)
+        p->c->client.source = CHAIN_SOURCE_BOOTSTRAP;
+    else if (strcmp(v, "local") == 0)
+        p->c->client.source = CHAIN_SOURCE_LOCAL;
+    else
+        return cfg_fail(p, p->line, "unknown %s '%s' (expected bootstrap or local)", k->name, v);
+    return 0;
+}
+
+/* The known transports, compiled in or not. */
+static const char *const tp_known[] = {"tcp", "quic"};
+
+/* transports = LIST and prefer = NAME: masks of tp_bit(). */
+static int set_transports(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    bool list = strcmp(k->name, "transports") == 0;
+    unsigned mask = 0;
+    char item[16];
+
+    for (const char *s = v;; s++) {
+        size_t len = strcspn(s, ",");
+        unsigned bit = 0;
+
+        snprintf(item, sizeof(item), "%.*s", (int)(len < sizeof(item) ? len : sizeof(item) - 1), s);
+        for (size_t i = 0; i < sizeof(tp_known) / sizeof(tp_known[0]) && len < sizeof(item); i++)
+            if (strcmp(item, tp_known[i]) == 0 && !(bit = tp_bit(item)))
+                return cfg_fail(p, p->line, "%s is not compiled into this ovld (it has: %s)", item,
+                                tp_names());
+        if (!bit)
+            return cfg_fail(p, p->line, "unknown transport '%.*s' in %s (expected %s)", (int)len, s,
+                            k->name, list ? "a list of tcp and quic" : "tcp or quic");
+        mask |= bit;
+        s += len;
+        if (*s != ',')
+            break;
+        if (!list)
+            return cfg_fail(p, p->line, "prefer names one transport");
+    }
+    if (list)
+        p->c->opts.transports = mask;
+    else
+        p->c->opts.prefer = mask;
+    return 0;
+}
+
+/* Return the scheme whose tp_bit() is bit. */
+const char *cfg_tp_scheme(unsigned bit)
+{
+    for (size_t i = 0; i < sizeof(tp_known) / sizeof(tp_known[0]); i++)
+        if (tp_bit(tp_known[i]) == bit)
+            return tp_known[i];
+    return "?";
+}
+
+/* Where a key stores its value: the offset and size of a field of struct
+ * ovl_config (OPT_FIELD: of its node options). */
+#define CFG_FIELD(f)                                                                               \
+    .off = offsetof(struct ovl_config, f), .width = sizeof(((struct ovl_config *)0)->f)
+#define OPT_FIELD(f) CFG_FIELD(opts.f)
+#define U32_MAX_MS   UINT64_C(86400000)
+/* One row: the key's section and name, then its fields by name. */
+#define KEY(s, n, ...)                                                                             \
+    {                                                                                              \
+        .sect = s, .name = n, __VA_ARGS__                                                          \
+    }
+
+/* Every key: its section and name, the setter that checks and stores its
+ * value and, for integers and paths, the bounds and the field. A bound left
+ * out is 0; so is the field of a key whose setter knows where to store. */
+const struct key_def cfg_keys[] = {
+    /* [node] */
+    KEY(SECT_NODE, "roles", .set = set_roles),
+    KEY(SECT_NODE, "data_dir", .set = set_path, .max = PATH_MAX - 1, CFG_FIELD(data_dir)),
+    KEY(SECT_NODE, "listen", .set = set_listen, .repeat = true),
+    KEY(SECT_NODE, "control_socket", .set = set_path, .max = SUN_PATH_MAX,
+        CFG_FIELD(control_socket)),
+    KEY(SECT_NODE, "aead", .set = set_aead),
+    KEY(SECT_NODE, "transports", .set = set_transports),
+    KEY(SECT_NODE, "prefer", .set = set_transports),
+    KEY(SECT_NODE, "cover_budget", .set = set_uint, .min = 0, .max = 100, OPT_FIELD(cover_budget)),
+    /* [log] */
+    KEY(SECT_LOG, "level", .set = set_level),
+    KEY(SECT_LOG, "syslog", .set = set_syslog),
+    /* [link] */
+    KEY(SECT_LINK, "handshake_timeout", .set = set_uint, .min = 100, .max = 600000,
+        OPT_FIELD(handshake_timeout_ms)),
+    KEY(SECT_LINK, "idle_timeout", .set = set_uint, .zero_ok = true, .min = 1000, .max = 86400000,
+        OPT_FIELD(idle_timeout_ms)),
+    KEY(SECT_LINK, "heartbeat", .set = set_uint, .zero_ok = true, .min = 100, .max = 600000,
+        OPT_FIELD(heartbeat_ms)),
+    KEY(SECT_LINK, "heartbeat_misses", .set = set_uint, .min = 1, .max = 1000,
+        OPT_FIELD(heartbeat_misses)),
+    KEY(SECT_LINK, "padding_min", .set = set_uint, .min = 10, .max = 3600000,
+        OPT_FIELD(padding_min_ms)),
+    KEY(SECT_LINK, "padding_max", .set = set_uint, .zero_ok = true, .min = 10, .max = 3600000,
+        OPT_FIELD(padding_max_ms)),
+    KEY(SECT_LINK, "max_links", .set = set_uint, .min = 1, .max = 65536, OPT_FIELD(max_links)),
+    KEY(SECT_LINK, "send_queue", .set = set_uint, .min = 16384, .max = 67108864,
+        OPT_FIELD(sendq_max)),
+    KEY(SECT_LINK, "rekey_cells", .set = set_pow2, .min = 16, .max = UINT64_C(4294967296),
+        OPT_FIELD(rekey_cells)),
+    KEY(SECT_LINK, "reconnect_min", .set = set_uint, .min = 100, .max = 600000,
+        OPT_FIELD(reconnect_min_ms)),
+    KEY(SECT_LINK, "reconnect_max", .set = set_uint, .min = 1000, .max = 3600000,
+        OPT_FIELD(reconnect_max_ms)),
+    /* [peer.NAME] and [bootstrap.NAME] */
+    KEY(SECT_PEER, "address", .set = set_peer_address),
+    KEY(SECT_PEER, "id", .set = set_peer_id),
+    KEY(SECT_BOOTSTRAP, "address", .set = set_peer_address),
+    KEY(SECT_BOOTSTRAP, "id", .set = set_peer_id),
+    /* [dir] */
+    KEY(SECT_DIR, "heartbeat", .set = set_uint, .min = 1000, .max = 600000,
+        CFG_FIELD(dir.heartbeat_ms)),
+    KEY(SECT_DIR, "ttl", .set = set_uint, .min = 1000, .max = U32_MAX_MS, CFG_FIELD(dir.ttl_ms)),
+    KEY(SECT_DIR, "chain_cache_ttl", .set = set_uint, .min = 1000, .max = U32_MAX_MS,
+        CFG_FIELD(dir.chain_cache_ttl_ms)),
+    KEY(SECT_DIR, "max_nodes", .set = set_uint, .min = 1, .max = 1000000, CFG_FIELD(dir.max_nodes)),
+    KEY(SECT_DIR, "max_cached_chains", .set = set_uint, .min = 1, .max = 1000000,
+        CFG_FIELD(dir.max_chains)),
+    KEY(SECT_DIR, "onion_rotate", .set = set_uint, .min = 60000, .max = 604800000,
+        CFG_FIELD(dir.onion_rotate_ms)),
+    KEY(SECT_DIR, "onion_overlap", .set = set_uint, .min = 0, .max = U32_MAX_MS,
+        CFG_FIELD(dir.onion_overlap_ms)),
+    KEY(SECT_DIR, "request_timeout", .set = set_uint, .min = 100, .max = 600000,
+        CFG_FIELD(dir.request_timeout_ms)),
+    /* [chain] */
+    KEY(SECT_CHAIN, "source", .set = set_source),
+    KEY(SECT_CHAIN, "distinct_subnets", .set = set_subnets),
+    KEY(SECT_CHAIN, "weighting", .set = set_weighting),
+    KEY(SECT_CHAIN, "length", .set = set_uint, .min = 1, .max = DIR_MAX_HOPS,
+        CFG_FIELD(client.length)),
+    KEY(SECT_CHAIN, "backups", .set = set_uint, .min = 0, .max = DIR_MAX_BACKUPS,
+        CFG_FIELD(client.backups)),
+    KEY(SECT_CHAIN, "lifetime", .set = set_uint, .min = 10000, .max = U32_MAX_MS,
+        CFG_FIELD(client.lifetime_ms)),
+    KEY(SECT_CHAIN, "setup_timeout", .set = set_uint, .min = 100, .max = 600000,
+        CFG_FIELD(client.setup_timeout_ms)),
+    /* [client] */
+    KEY(SECT_CLIENT, "max_message", .set = set_uint, .min = 1, .max = 67108864,
+        CFG_FIELD(client.max_message)),
+    KEY(SECT_CLIENT, "inbox_messages", .set = set_uint, .min = 1, .max = 1000000,
+        CFG_FIELD(client.inbox_messages)),
+    KEY(SECT_CLIENT, "inbox_bytes", .set = set_uint, .min = 1024, .max = UINT64_C(4294967296),
+        CFG_FIELD(client.inbox_bytes)),
+    KEY(SECT_CLIENT, "send_queue", .set = set_uint, .min = 1, .max = 100000,
+        CFG_FIELD(client.send_queue)),
+    KEY(SECT_CLIENT, "reassembly_timeout", .set = set_uint, .min = 1000, .max = 3600000,
+        CFG_FIELD(client.reassembly_timeout_ms)),
+    KEY(SECT_CLIENT, "retransmit", .set = set_uint, .min = 100, .max = 600000,
+        CFG_FIELD(client.retransmit_ms)),
+    KEY(SECT_CLIENT, "deadline", .set = set_uint, .min = 1000, .max = 3600000,
+        CFG_FIELD(client.deadline_ms)),
+    KEY(SECT_CLIENT, "cover_interval", .set = set_uint, .zero_ok = true, .min = 10, .max = 3600000,
+        CFG_FIELD(client.cover_interval_ms)),
+    KEY(SECT_CLIENT, "loop_interval", .set = set_uint, .zero_ok = true, .min = 10, .max = 3600000,
+        CFG_FIELD(client.loop_interval_ms)),
+    KEY(SECT_CLIENT, "constant_rate", .set = set_uint, .zero_ok = true, .min = 1, .max = 10000,
+        CFG_FIELD(client.constant_rate)),
+    /* [relay] */
+    KEY(SECT_RELAY, "max_chains", .set = set_uint, .min = 1, .max = 10000000,
+        CFG_FIELD(relay.max_chains)),
+    KEY(SECT_RELAY, "setup_timeout", .set = set_uint, .min = 100, .max = 600000,
+        CFG_FIELD(relay.setup_timeout_ms)),
+    KEY(SECT_RELAY, "max_lifetime", .set = set_uint, .min = 10, .max = 86400,
+        CFG_FIELD(relay.max_lifetime_s)),
+    KEY(SECT_RELAY, "exit_queue", .set = set_uint, .min = 1, .max = 65536,
+        CFG_FIELD(relay.exit_queue)),
+    KEY(SECT_RELAY, "capacity", .set = set_uint, .min = 0, .max = 10000000,
+        CFG_FIELD(dir.capacity_kib)),
+};
+
+/* The parse state's arrays of key lines are CFG_KEY_COUNT long. */
+_Static_assert(sizeof cfg_keys / sizeof cfg_keys[0] == CFG_KEY_COUNT,
+               "CFG_KEY_COUNT in config_int.h must count the rows of cfg_keys");
