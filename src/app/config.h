@@ -4,7 +4,8 @@
  *              cover_budget
  *   [log]      level, syslog
  *   [link]     handshake_timeout, idle_timeout, heartbeat, heartbeat_misses,
- *              padding_min, padding_max, max_links, send_queue, rekey_cells,
+ *              padding_min, padding_max, max_links, max_links_per_block,
+ *              handshake_rate, handshake_burst, send_queue, rekey_cells,
  *              reconnect_min, reconnect_max
  *   [peer.NAME] address, id     (one section per peer to dial)
  *   [dir]      heartbeat, ttl, chain_cache_ttl, max_nodes, max_cached_chains,

@@ -64,6 +64,9 @@ static const char full_conf[] = "; every key, each set away from its default\n"
                                 "handshake_timeout = 2500\n"
                                 "idle_timeout = 30000\n"
                                 "max_links = 99\n"
+                                "max_links_per_block = 7\n"
+                                "handshake_rate = 0\n"
+                                "handshake_burst = 3\n"
                                 "send_queue = 65536\n"
                                 "rekey_cells = 4294967296\n"
                                 "reconnect_min = 200\n"
@@ -98,6 +101,9 @@ START_TEST(test_full)
     ck_assert_uint_eq(c.opts.handshake_timeout_ms, 2500);
     ck_assert_uint_eq(c.opts.idle_timeout_ms, 30000);
     ck_assert_uint_eq(c.opts.max_links, 99);
+    ck_assert_uint_eq(c.opts.max_links_per_block, 7);
+    ck_assert_uint_eq(c.opts.hs_rate_per_block, 0);
+    ck_assert_uint_eq(c.opts.hs_burst_per_block, 3);
     ck_assert_uint_eq(c.opts.sendq_max, 65536);
     ck_assert_uint_eq(c.opts.rekey_cells, UINT64_C(4294967296));
     ck_assert_uint_eq(c.opts.reconnect_min_ms, 200);
@@ -127,6 +133,9 @@ static void assert_defaults(const struct ovl_config *c)
     ck_assert_uint_eq(c->opts.handshake_timeout_ms, 5000);
     ck_assert_uint_eq(c->opts.idle_timeout_ms, 0);
     ck_assert_uint_eq(c->opts.max_links, 1024);
+    ck_assert_uint_eq(c->opts.max_links_per_block, 64);
+    ck_assert_uint_eq(c->opts.hs_rate_per_block, 50);
+    ck_assert_uint_eq(c->opts.hs_burst_per_block, 200);
     ck_assert_uint_eq(c->opts.sendq_max, 1048576);
     ck_assert_uint_eq(c->opts.rekey_cells, 1048576);
     ck_assert_uint_eq(c->opts.reconnect_min_ms, 1000);
@@ -249,6 +258,12 @@ static const struct {
     {"reconnect_max", "3600001", false},
     {"reconnect_max", "999", false},
     {"max_links", "0042", true},
+    {"max_links_per_block", "0", true},
+    {"max_links_per_block", "65537", false},
+    {"handshake_rate", "0", true},
+    {"handshake_rate", "1000001", false},
+    {"handshake_burst", "0", false},
+    {"handshake_burst", "1", true},
     {"heartbeat", "0", true},
     {"heartbeat", "99", false},
     {"heartbeat", "100", true},
