@@ -368,6 +368,8 @@ const struct key_def cfg_keys[] = {
     KEY(SECT_NODE, "aead", .set = set_aead),
     KEY(SECT_NODE, "transports", .set = set_transports),
     KEY(SECT_NODE, "prefer", .set = set_transports),
+    KEY(SECT_NODE, "max_queued", .set = set_uint, .zero_ok = true, .min = 1048576,
+        .max = UINT64_C(1099511627776), OPT_FIELD(max_queued)),
     KEY(SECT_NODE, "cover_budget", .set = set_uint, .min = 0, .max = 100, OPT_FIELD(cover_budget)),
     /* [log] */
     KEY(SECT_LOG, "level", .set = set_level),

@@ -9,6 +9,7 @@
 #include "control/ctl_int.h"
 #include "core/cell.h"
 #include "core/link.h"
+#include "core/memcap.h"
 #include "core/peer.h"
 #include "ovl_config.h"
 #if OVL_HAVE_QUIC
@@ -57,7 +58,6 @@ static void ctl_status_node(struct kvbuf *out, const struct node *n)
     char buf[64];
     unsigned i;
     uint32_t open = 0;
-    uint64_t queued = 0;
     const struct link *l;
 
     kv_adds(out, "node_id", n->node_id);
@@ -72,13 +72,12 @@ static void ctl_status_node(struct kvbuf *out, const struct node *n)
     kv_adds(out, "aead", buf);
     for (i = 0; i < n->n_listeners && i < NODE_MAX_LISTEN; i++)
         ctl_add_fixed(out, "listen", n->listen_uri[i], OVL_URI_MAX);
-    for (l = n->links; l; l = l->next) {
+    for (l = n->links; l; l = l->next)
         open += l->state == LINK_OPEN;
-        queued += l->tp ? tp_queued(l->tp) : 0;
-    }
     kv_addu(out, "links", n->n_links);
     kv_addu(out, "links_open", open);
-    kv_addu(out, "bytes_queued", queued);
+    kv_addu(out, "bytes_queued", memcap_queued(n));
+    kv_addu(out, "max_queued", n->opts.max_queued);
     kv_addu(out, "peers_configured", n->n_peers);
 }
 
@@ -107,6 +106,7 @@ static void ctl_status_counters(struct kvbuf *out, const struct node *n)
     kv_addu(out, "dial_fallbacks", k->dial_fallbacks);
     kv_addu(out, "heartbeats", k->heartbeats);
     kv_addu(out, "pongs_skipped", k->pongs_skipped);
+    kv_addu(out, "memory_closed", k->memory_closed);
     kv_addu(out, "probes", k->probes);
     kv_addu(out, "probes_failed", k->probes_failed);
     kv_addu(out, "dead_detect_ms_last", k->dead_detect_ms_last);

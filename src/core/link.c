@@ -71,6 +71,7 @@ static const char *const reason_names[LC_REASON_COUNT] = {
     [LC_HS_LIMITED] = "hs_limited",
     [LC_HS_REPLAY] = "hs_replay",
     [LC_EVICTED] = "evicted",
+    [LC_MEMORY] = "memory",
 };
 
 const char *link_close_reason_name(enum link_close_reason r)

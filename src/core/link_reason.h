@@ -30,6 +30,7 @@ enum link_close_reason {
     LC_HS_LIMITED,     /* message 1 over its address block's handshake rate */
     LC_HS_REPLAY,      /* message 1 seen before (a replay) */
     LC_EVICTED,        /* not yet authenticated, closed to make room for another link */
+    LC_MEMORY,         /* the links held more than [node] max_queued: the largest queues closed */
     LC_REASON_COUNT
 };
 

@@ -18,6 +18,7 @@ void node_opts_defaults(struct node_opts *o)
     o->hs_rate_per_block = 50;
     o->hs_burst_per_block = 200;
     o->sendq_max = 1048576;
+    o->max_queued = 64u << 20;
     o->rekey_cells = 1048576;
     o->reconnect_min_ms = 1000;
     o->reconnect_max_ms = 60000;

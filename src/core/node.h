@@ -43,6 +43,7 @@ struct node_opts {
     uint32_t hs_rate_per_block;     /* handshakes per second from one block; 0 = no limit */
     uint32_t hs_burst_per_block;    /* and how many at once */
     size_t sendq_max;     /* per-link send queue, bytes */
+    uint64_t max_queued;  /* all links' send queues together, bytes; 0 = no budget */
     uint64_t rekey_cells; /* ratchet each direction's key after this many cells */
     uint32_t reconnect_min_ms;
     uint32_t reconnect_max_ms;
@@ -86,6 +87,7 @@ struct node_counters {
     uint64_t dial_fallbacks;        /* dials retried on a relay's next address */
     uint64_t heartbeats;            /* PINGs sent because a link was quiet */
     uint64_t pongs_skipped;         /* PONGs not sent: the link's queue was full */
+    uint64_t memory_closed;         /* links closed because all queues were over max_queued */
     uint64_t probes, probes_failed; /* link_probe PINGs, and links they found dead */
     uint64_t dead_detect_ms_last, dead_detect_ms_max; /* silence before a link was declared dead */
     uint64_t padding_in, padding_out; /* link padding cells (padding_out is in cover_out) */
@@ -118,6 +120,7 @@ struct node {
     uint32_t n_links;
     uint32_t n_closing; /* of those, closing (they hold no slot) */
     uint32_t n_links_in; /* inbound links not closing */
+    uv_timer_t *memcap_timer; /* memcap_check, while started */
 
     struct peer *peers;
     unsigned n_peers;

@@ -7,8 +7,10 @@
 #include "core/admit.h"
 #include "core/chanmap.h"
 #include "core/link.h"
+#include "core/memcap.h"
 #include "core/node_run.h"
 #include "core/peer.h"
+#include "core/timer.h"
 
 int node_init(struct node *n, uv_loop_t *loop, const struct node_opts *opts,
               const struct ovl_identity *id, unsigned roles)
@@ -50,6 +52,11 @@ static void node_on_accept(struct tp_listener *lst, struct transport *t)
 
 static const struct tp_listen_cb node_listen_cb = {.accept = node_on_accept};
 
+static void node_memcap_cb(uv_timer_t *t)
+{
+    (void)memcap_check(t->data);
+}
+
 int node_start(struct node *n, const char (*uris)[OVL_URI_MAX], unsigned n_uris,
                const struct peer_spec *peers, unsigned n_peers)
 {
@@ -75,6 +82,14 @@ int node_start(struct node *n, const char (*uris)[OVL_URI_MAX], unsigned n_uris,
     rc = peer_start_all(n, peers, n_peers);
     if (rc)
         goto fail;
+    if (n->opts.max_queued) {
+        n->memcap_timer = timer_new(n->loop, n);
+        if (!n->memcap_timer) {
+            rc = OVL_ENOMEM;
+            goto fail;
+        }
+        uv_timer_start(n->memcap_timer, node_memcap_cb, MEMCAP_CHECK_MS, MEMCAP_CHECK_MS);
+    }
     return 0;
 fail:
     node_stop(n);
@@ -89,6 +104,7 @@ void node_stop(struct node *n)
     if (n->stopping)
         return;
     n->stopping = true;
+    timer_close(&n->memcap_timer);
     for (i = 0; i < n->n_listeners; i++)
         tp_listener_close(n->listeners[i]);
     n->n_listeners = 0;

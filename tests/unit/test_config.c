@@ -133,6 +133,7 @@ static void assert_defaults(const struct ovl_config *c)
     ck_assert_uint_eq(c->opts.handshake_timeout_ms, 5000);
     ck_assert_uint_eq(c->opts.idle_timeout_ms, 0);
     ck_assert_uint_eq(c->opts.max_links, 1024);
+    ck_assert_uint_eq(c->opts.max_queued, 64u << 20);
     ck_assert_uint_eq(c->opts.max_links_per_block, 64);
     ck_assert_uint_eq(c->opts.hs_rate_per_block, 50);
     ck_assert_uint_eq(c->opts.hs_burst_per_block, 200);
@@ -706,6 +707,10 @@ static const struct {
     const char *sect, *key, *value;
     bool ok;
 } role_range_cases[] = {
+    {"node", "max_queued", "0", true},
+    {"node", "max_queued", "1048575", false},
+    {"node", "max_queued", "1048576", true},
+    {"node", "max_queued", "1099511627777", false},
     {"dir", "heartbeat", "1000", true},
     {"dir", "heartbeat", "999", false},
     {"dir", "heartbeat", "600001", false},

@@ -13,6 +13,7 @@
 #include "ovl_config.h"
 
 #include "core/link.h"
+#include "core/memcap.h"
 #include "core/node_run.h"
 #include "check_main.h"
 
@@ -524,6 +525,51 @@ START_TEST(test_link_slots)
 }
 END_TEST
 
+static bool a_no_links(struct pair *p)
+{
+    return p->a.n_links == 0;
+}
+
+/* B stops reading and A queues for it until its link is full: within the
+ * node-wide budget nothing happens; over it, the link with the most queued
+ * is closed (`memory`), counted, and the queued bytes are gone. */
+START_TEST(test_memcap)
+{
+    struct pair p;
+    struct node_opts o;
+    struct cell c = {.cmd = TEST_CMD};
+    uint32_t sent = 0;
+    int rc = 0;
+
+    node_opts_defaults(&o);
+    o.heartbeat_ms = 600000;
+    o.sendq_max = 262144;
+    o.max_queued = 0; /* no timer: the test calls memcap_check itself */
+    pair_setup(&p, &o, &o);
+    pair_dial(&p, NULL);
+    ck_assert(run_until(&p, both_open, 5000));
+    link_pause(p.b.links);
+    for (unsigned i = 0; i < 1000000 && rc != OVL_EAGAIN; i++) {
+        c.len = (uint16_t)(4 + sent % 1000);
+        memcpy(c.payload, &sent, 4);
+        rc = link_send(p.a.links, &c);
+        sent += rc == 0;
+        uv_run(&p.loop, UV_RUN_NOWAIT);
+    }
+    ck_assert_int_eq(rc, OVL_EAGAIN);
+    ck_assert_uint_gt(memcap_queued(&p.a), 65536);
+    p.a.opts.max_queued = memcap_queued(&p.a); /* at the budget: fine */
+    ck_assert_uint_eq(memcap_check(&p.a), 0);
+    p.a.opts.max_queued = 65536;
+    ck_assert_uint_eq(memcap_check(&p.a), 1);
+    ck_assert_uint_eq(p.a.ctr.memory_closed, 1);
+    ck_assert(run_until(&p, a_no_links, 5000)); /* its queue is gone with it */
+    ck_assert_uint_eq(p.a.ctr.link_closed[LC_MEMORY], 1);
+    ck_assert_uint_eq(memcap_queued(&p.a), 0);
+    pair_teardown(&p);
+}
+END_TEST
+
 /* Link padding: receive times (us) of the PADDING cells B got. */
 #define PAD_MAX 256
 static uint64_t pad_at[PAD_MAX];
@@ -807,6 +853,7 @@ static Suite *link_suite(void)
     tcase_add_test(tc, test_probe);
     tcase_add_test(tc, test_pong_when_full);
     tcase_add_test(tc, test_link_slots);
+    tcase_add_test(tc, test_memcap);
     tcase_add_test(tc, test_padding_gaps);
     tcase_add_test(tc, test_padding_yields);
     tcase_add_loop_test(tc, test_dial_fallback, 0, (int)(sizeof(fb_cases) / sizeof(fb_cases[0])));
