@@ -46,7 +46,7 @@ int node_init(struct node *n, uv_loop_t *loop, const struct node_opts *opts,
 
 static void node_on_accept(struct tp_listener *lst, struct transport *t)
 {
-    t->inbound = true;
+    t->flags |= TP_F_INBOUND;
     link_accept(lst->udata, t);
 }
 

@@ -1,5 +1,8 @@
 /* tp_quic.c - QUIC connections: the stream carrying frames, the timer
- * that drives ngtcp2, and the dial side. Listeners live in tp_quic_srv.c.
+ * that drives ngtcp2, TLS sessions and the dial side. Listeners live in
+ * tp_quic_srv.c, which builds on this file; a server-side connection calls
+ * its listener only through c->lops (tp_quic_int.h). Admission, deframing
+ * and the owner's callbacks are the contract's common steps (transport.c).
  *
  * ngtcp2 forbids calling most of its API from inside its callbacks, and our
  * owners may call tp_send/tp_close from inside theirs, so the two never
@@ -23,6 +26,9 @@
 #define QUIC_BURST        64 /* datagrams per write pass before yielding to the loop */
 #define QUIC_IDLE_DEFAULT 30000
 #define QUIC_WIRE_MAX     (OVL_FRAME_MAX + OVL_FRAME_LENHDR)
+#define QUIC_PRIORITY     "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE"
+
+static const gnutls_datum_t quic_alpn = {(unsigned char *)"ovl/1", 5};
 
 static struct quic_conn *quic_of(const struct transport *t)
 {
@@ -30,11 +36,13 @@ static struct quic_conn *quic_of(const struct transport *t)
 }
 
 static void quic_on_timer(uv_timer_t *t);
+static int quic_send_dgram(struct quic_conn *c, const struct sockaddr *to, const uint8_t *pkt,
+                           size_t len);
 
 /* Ask for a write pass (and expiry handling) on the next loop turn. */
 static void quic_kick(struct quic_conn *c)
 {
-    if (!c->base.closing)
+    if (!tp_is_closing(&c->base))
         uv_timer_start(&c->timer, quic_on_timer, 0, 0);
 }
 
@@ -56,8 +64,8 @@ static void quic_free(struct quic_conn *c)
         gnutls_deinit(c->tls);
     if (c->cred)
         gnutls_certificate_free_credentials(c->cred);
-    if (c->lis)
-        quic_listener_unref(c->lis);
+    if (c->lops)
+        c->lops->release(c);
     free(c);
 }
 
@@ -67,10 +75,9 @@ static void quic_on_handle_close(uv_handle_t *h)
 
     if (--c->handles > 0)
         return;
-    if (!c->silent && c->base.cb && c->base.cb->closed)
-        c->base.cb->closed(&c->base, c->reason);
+    tp_emit_closed(&c->base);
     /* A cancelled getaddrinfo still calls back; it frees the conn then. */
-    if (!c->resolving)
+    if (!(c->base.flags & TP_F_RESOLVING))
         quic_free(c);
 }
 
@@ -79,15 +86,15 @@ static ngtcp2_conn *quic_get_conn(ngtcp2_crypto_conn_ref *ref)
     return ((struct quic_conn *)ref->user_data)->qc;
 }
 
-int quic_conn_new(struct tp_env *env, bool dial, struct quic_conn **out)
+int quic_conn_new(struct tp_env *env, const struct tp_ops *ops, bool dial, struct quic_conn **out)
 {
     struct quic_conn *c = calloc(1, sizeof(*c) + (dial ? QUIC_RX_BUF : 0));
 
     *out = NULL;
     if (!c)
         return OVL_ENOMEM;
-    c->base.ops = &tp_quic_ops;
-    c->env = env;
+    c->base.ops = ops;
+    c->base.env = env;
     c->sid = -1;
     c->cref.get_conn = quic_get_conn;
     c->cref.user_data = c;
@@ -118,22 +125,21 @@ void quic_conn_shutdown(struct quic_conn *c, int reason, bool quiet)
 {
     ngtcp2_ccerr ccerr;
 
-    if (c->base.closing)
-        return;
     /* Closing first: a refused goodbye must not start a second shutdown. */
-    c->base.closing = true;
-    c->reason = reason;
+    if (!tp_begin_close(&c->base, reason))
+        return;
     if (!quiet) {
         ngtcp2_ccerr_default(&ccerr);
         if (reason && reason != OVL_ECLOSED)
             ngtcp2_ccerr_set_application_error(&ccerr, 1, NULL, 0);
         quic_send_close(c, &ccerr);
     }
-    quic_unregister(c);
-    if (c->resolving)
+    if (c->lops)
+        c->lops->unlink(c);
+    if (c->base.flags & TP_F_RESOLVING)
         (void)uv_cancel((uv_req_t *)&c->gai);
     uv_close((uv_handle_t *)&c->timer, quic_on_handle_close);
-    if (c->udp_open) {
+    if (c->base.flags & QUIC_F_UDP_OPEN) {
         c->handles++;
         uv_close((uv_handle_t *)&c->udp, quic_on_handle_close);
     }
@@ -268,11 +274,6 @@ static void quic_acked(struct quic_conn *c, uint64_t off)
     }
 }
 
-static size_t quic_sendq_max(const struct quic_conn *c)
-{
-    return c->env->sendq_max < QUIC_WIRE_MAX ? QUIC_WIRE_MAX : c->env->sendq_max;
-}
-
 /* ---- ngtcp2 callbacks: record only ------------------------------------- */
 
 static int quic_cb_recv_stream(ngtcp2_conn *qc, uint32_t flags, int64_t sid, uint64_t off,
@@ -281,7 +282,7 @@ static int quic_cb_recv_stream(ngtcp2_conn *qc, uint32_t flags, int64_t sid, uin
     struct quic_conn *c = ud;
 
     (void)qc, (void)off, (void)sud;
-    if (c->sid < 0 && c->base.inbound && (sid & 3) == 0)
+    if (c->sid < 0 && tp_is_inbound(&c->base) && (sid & 3) == 0)
         c->sid = sid;
     if (sid != c->sid)
         return 0;
@@ -304,7 +305,7 @@ static int quic_cb_recv_stream(ngtcp2_conn *qc, uint32_t flags, int64_t sid, uin
         memcpy(c->rbuf + c->rlen, data, len);
     c->rlen += len;
     if (flags & NGTCP2_STREAM_DATA_FLAG_FIN)
-        c->peer_gone = true;
+        c->base.flags |= QUIC_F_PEER_GONE;
     return 0;
 }
 
@@ -324,7 +325,7 @@ static int quic_cb_stream_open(ngtcp2_conn *qc, int64_t sid, void *ud)
     struct quic_conn *c = ud;
 
     (void)qc;
-    if (c->sid < 0 && c->base.inbound && (sid & 3) == 0)
+    if (c->sid < 0 && tp_is_inbound(&c->base) && (sid & 3) == 0)
         c->sid = sid;
     return 0;
 }
@@ -336,14 +337,14 @@ static int quic_cb_stream_close(ngtcp2_conn *qc, uint32_t flags, int64_t sid, ui
 
     (void)qc, (void)flags, (void)code, (void)sud;
     if (sid == c->sid)
-        c->peer_gone = true;
+        c->base.flags |= QUIC_F_PEER_GONE;
     return 0;
 }
 
 static int quic_cb_handshake_done(ngtcp2_conn *qc, void *ud)
 {
     (void)qc;
-    ((struct quic_conn *)ud)->hs_done = true;
+    ((struct quic_conn *)ud)->base.flags |= QUIC_F_HS_DONE;
     return 0;
 }
 
@@ -361,19 +362,20 @@ static int quic_cb_new_cid(ngtcp2_conn *qc, ngtcp2_cid *cid, uint8_t *token, siz
     (void)qc;
     randombytes_buf(cid->data, cidlen);
     cid->datalen = cidlen;
-    if (!c->lis) {
+    if (!c->lops) {
         randombytes_buf(token, NGTCP2_STATELESS_RESET_TOKENLEN);
         return 0;
     }
-    if (quic_reset_token(c->lis, cid, token) != 0 || quic_cid_add(c, cid) != 0)
-        return NGTCP2_ERR_CALLBACK_FAILURE;
-    return 0;
+    return c->lops->cid_new(c, cid, token) != 0 ? NGTCP2_ERR_CALLBACK_FAILURE : 0;
 }
 
 static int quic_cb_del_cid(ngtcp2_conn *qc, const ngtcp2_cid *cid, void *ud)
 {
+    struct quic_conn *c = ud;
+
     (void)qc;
-    quic_cid_del(ud, cid);
+    if (c->lops)
+        c->lops->cid_del(c, cid);
     return 0;
 }
 
@@ -403,7 +405,9 @@ const ngtcp2_callbacks quic_srv_callbacks = {
 
 static uint32_t quic_idle_ms(const struct quic_conn *c)
 {
-    return c->env->idle_timeout_ms ? c->env->idle_timeout_ms : QUIC_IDLE_DEFAULT;
+    const struct tp_env *env = c->base.env;
+
+    return env->idle_timeout_ms ? env->idle_timeout_ms : QUIC_IDLE_DEFAULT;
 }
 
 void quic_conn_config(struct quic_conn *c, ngtcp2_settings *s, ngtcp2_transport_params *p)
@@ -413,14 +417,14 @@ void quic_conn_config(struct quic_conn *c, ngtcp2_settings *s, ngtcp2_transport_
     s->max_window = QUIC_MAX_WIN;
     s->max_stream_window = QUIC_MAX_WIN;
     s->handshake_timeout = (uint64_t)quic_idle_ms(c) * NGTCP2_MILLISECONDS;
-    if (c->base.inbound)
+    if (tp_is_inbound(&c->base))
         c->deadline = s->initial_ts + s->handshake_timeout;
     ngtcp2_transport_params_default(p);
     p->initial_max_stream_data_bidi_local = QUIC_WINDOW;
     p->initial_max_stream_data_bidi_remote = QUIC_WINDOW;
     p->initial_max_data = QUIC_WINDOW;
     /* One stream per connection, opened by the dialer. */
-    p->initial_max_streams_bidi = c->base.inbound ? 1 : 0;
+    p->initial_max_streams_bidi = tp_is_inbound(&c->base) ? 1 : 0;
     p->initial_max_streams_uni = 0;
     p->max_idle_timeout = (uint64_t)quic_idle_ms(c) * NGTCP2_MILLISECONDS;
     p->max_udp_payload_size = QUIC_RX_BUF;
@@ -441,7 +445,7 @@ static void quic_arm(struct quic_conn *c)
 
     /* A connection that finished TLS but never opened its stream must not
      * hold one of the listener's few handshake slots for ever. */
-    if (!c->established && c->deadline && c->deadline < exp)
+    if (!(c->base.flags & TP_F_ESTABLISHED) && c->deadline && c->deadline < exp)
         exp = c->deadline;
     if (exp > now)
         ms = (exp - now + NGTCP2_MILLISECONDS - 1) / NGTCP2_MILLISECONDS;
@@ -463,14 +467,14 @@ static void quic_flush(struct quic_conn *c)
     while (burst < QUIC_BURST) {
         ngtcp2_vec v[2];
         size_t cnt = (c->sid >= 0 && !blocked) ? quic_unsent(c, v) : 0;
-        bool open = c->sid >= 0 && !c->announced && !c->base.inbound && !blocked;
+        bool open = c->sid >= 0 && !(c->base.flags & (QUIC_F_ANNOUNCED | TP_F_INBOUND)) && !blocked;
         int64_t sid = (cnt || open) ? c->sid : -1;
         ngtcp2_ssize nd = -1;
         ngtcp2_ssize n = ngtcp2_conn_writev_stream(c->qc, &ps.path, NULL, pkt, sizeof(pkt), &nd,
                                                    NGTCP2_WRITE_STREAM_FLAG_MORE, sid, v, cnt, now);
 
         if (nd >= 0 && sid >= 0) {
-            c->announced = true;
+            c->base.flags |= QUIC_F_ANNOUNCED;
             quic_advance(c, (size_t)nd);
         }
         if (n == NGTCP2_ERR_WRITE_MORE)
@@ -488,11 +492,11 @@ static void quic_flush(struct quic_conn *c)
             break;
         if (quic_send_dgram(c, (const struct sockaddr *)ps.path.remote.addr, pkt, (size_t)n) != 0)
             break; /* lost as on a congested network; ngtcp2 recovers */
-        if (c->base.closing)
+        if (tp_is_closing(&c->base))
             return;
         burst++;
     }
-    if (c->base.closing)
+    if (tp_is_closing(&c->base))
         return;
     ngtcp2_conn_update_pkt_tx_time(c->qc, now);
     if (burst == QUIC_BURST)
@@ -501,41 +505,33 @@ static void quic_flush(struct quic_conn *c)
         quic_arm(c);
 }
 
-/* Hand every complete frame to the owner; credit what was consumed. */
+/* Hand every complete frame to the owner; credit what was consumed. A
+ * pause stops the batch: the rest waits in rbuf uncredited, so the peer's
+ * window closes behind it, until quic_resume() kicks the next run. */
 static void quic_deliver(struct quic_conn *c)
 {
-    size_t off = 0;
+    size_t used;
+    int err = tp_deframe(&c->base, c->rbuf, c->rlen, TP_F_PAUSED, &used);
 
-    while (!c->paused && !c->base.closing && c->rlen - off >= OVL_FRAME_LENHDR) {
-        size_t flen = ld_be16(c->rbuf + off);
-
-        if (flen == 0 || flen > OVL_FRAME_MAX) {
-            quic_conn_shutdown(c, flen ? OVL_ETOOBIG : OVL_EPROTO, false);
-            return;
-        }
-        if (c->rlen - off - OVL_FRAME_LENHDR < flen)
-            break;
-        c->base.stats.frames_in++;
-        c->base.stats.bytes_in += flen;
-        if (c->base.cb && c->base.cb->frame)
-            c->base.cb->frame(&c->base, c->rbuf + off + OVL_FRAME_LENHDR, flen);
-        off += OVL_FRAME_LENHDR + flen;
-    }
-    if (off == 0 || c->base.closing)
+    if (err) {
+        quic_conn_shutdown(c, err, false);
         return;
-    memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-    c->rlen -= off;
-    if (ngtcp2_conn_extend_max_stream_offset(c->qc, c->sid, off) != 0) {
+    }
+    if (used == 0 || tp_is_closing(&c->base))
+        return;
+    memmove(c->rbuf, c->rbuf + used, c->rlen - used);
+    c->rlen -= used;
+    if (ngtcp2_conn_extend_max_stream_offset(c->qc, c->sid, used) != 0) {
         quic_conn_shutdown(c, OVL_EPROTO, false);
         return;
     }
-    ngtcp2_conn_extend_max_offset(c->qc, off);
+    ngtcp2_conn_extend_max_offset(c->qc, used);
 }
 
 /* The handshake finished: open or await the stream, tell the owner. */
 static void quic_establish(struct quic_conn *c)
 {
-    if (!c->base.inbound && c->sid < 0) {
+    if (!tp_is_inbound(&c->base) && c->sid < 0) {
         int rc = ngtcp2_conn_open_bidi_stream(c->qc, &c->sid, NULL);
 
         if (rc) {
@@ -545,28 +541,27 @@ static void quic_establish(struct quic_conn *c)
     }
     if (c->sid < 0)
         return; /* server: the dialer's first STREAM frame names it */
-    c->established = true;
-    if (c->base.inbound)
-        quic_listener_accept(c);
-    else if (c->base.cb && c->base.cb->connected)
-        c->base.cb->connected(&c->base);
+    c->base.flags |= TP_F_ESTABLISHED;
+    if (c->lops)
+        c->lops->accept(c);
+    else
+        tp_emit_connected(&c->base);
 }
 
 /* Run what ngtcp2 made due, owner callbacks included, then write. */
 static void quic_run(struct quic_conn *c)
 {
-    if (!c->base.closing && c->hs_done && !c->established)
+    struct transport *t = &c->base;
+
+    if ((t->flags & (TP_F_CLOSING | QUIC_F_HS_DONE | TP_F_ESTABLISHED)) == QUIC_F_HS_DONE)
         quic_establish(c);
-    if (!c->base.closing && c->established)
+    if ((t->flags & (TP_F_CLOSING | TP_F_ESTABLISHED)) == TP_F_ESTABLISHED)
         quic_deliver(c);
-    if (!c->base.closing && c->peer_gone && c->rlen < OVL_FRAME_LENHDR)
+    if ((t->flags & (TP_F_CLOSING | QUIC_F_PEER_GONE)) == QUIC_F_PEER_GONE &&
+        c->rlen < OVL_FRAME_LENHDR)
         quic_conn_shutdown(c, OVL_ECLOSED, false);
-    if (!c->base.closing && c->want_drain && c->end - c->acked <= quic_sendq_max(c) / 2) {
-        c->want_drain = false;
-        if (c->base.cb && c->base.cb->drain)
-            c->base.cb->drain(&c->base);
-    }
-    if (!c->base.closing)
+    tp_emit_drain(t, (size_t)(c->end - c->acked), tp_sendq_max(t));
+    if (!tp_is_closing(t))
         quic_flush(c);
 }
 
@@ -576,9 +571,9 @@ static void quic_on_timer(uv_timer_t *t)
     ngtcp2_tstamp now = quic_now();
     int rc;
 
-    if (c->base.closing || !c->qc)
+    if (tp_is_closing(&c->base) || !c->qc)
         return;
-    if (!c->established && c->deadline && c->deadline <= now) {
+    if (!(c->base.flags & TP_F_ESTABLISHED) && c->deadline && c->deadline <= now) {
         quic_conn_shutdown(c, OVL_ETIMEDOUT, false);
         return;
     }
@@ -599,7 +594,7 @@ void quic_conn_input(struct quic_conn *c, const struct sockaddr *remote, const u
     ngtcp2_pkt_info pi = {0};
     int rc;
 
-    if (c->base.closing)
+    if (tp_is_closing(&c->base))
         return;
     path.local.addr = (ngtcp2_sockaddr *)&c->local;
     path.local.addrlen = (ngtcp2_socklen)c->locallen;
@@ -617,88 +612,108 @@ void quic_conn_input(struct quic_conn *c, const struct sockaddr *remote, const u
 
 /* ---- the transport operations ------------------------------------------ */
 
-static int quic_send(struct transport *t, const uint8_t *frame, size_t len)
+/* Queue one frame on the stream (tp_send). */
+int quic_send(struct transport *t, const uint8_t *frame, size_t len)
 {
     struct quic_conn *c = quic_of(t);
     uint8_t hdr[OVL_FRAME_LENHDR];
+    int err = tp_admit(t, frame, len, (size_t)(c->end - c->acked), tp_sendq_max(t));
 
-    if (c->base.closing)
-        return OVL_ECLOSED;
-    if (len > OVL_FRAME_MAX)
-        return OVL_ETOOBIG;
-    if (len == 0 || !frame)
-        return OVL_EINVAL;
-    if (c->end - c->acked + OVL_FRAME_LENHDR + len > quic_sendq_max(c)) {
-        c->base.stats.eagain++;
-        c->want_drain = true;
-        return OVL_EAGAIN;
-    }
+    if (err)
+        return err;
     st_be16(hdr, (uint16_t)len);
     /* A frame cut short by ENOMEM would corrupt the stream: close. */
     if (quic_append(c, hdr, sizeof(hdr)) != 0 || quic_append(c, frame, len) != 0) {
         quic_conn_shutdown(c, OVL_ENOMEM, false);
         return OVL_ENOMEM;
     }
-    c->base.stats.frames_out++;
-    c->base.stats.bytes_out += len;
+    tp_count_sent(t, len);
     if (c->qc)
         quic_kick(c);
     return 0;
 }
 
-static void quic_close(struct transport *t)
+/* Close with a goodbye to the peer (tp_close). */
+void quic_close(struct transport *t)
 {
     quic_conn_shutdown(quic_of(t), 0, false);
 }
 
-static void quic_pause(struct transport *t)
+/* Stop handing frames over (tp_pause); the window does the rest. */
+void quic_pause(struct transport *t)
 {
-    quic_of(t)->paused = true;
+    (void)tp_mark_paused(t, true);
 }
 
-static void quic_resume(struct transport *t)
+/* Hand frames over again (tp_resume). */
+void quic_resume(struct transport *t)
 {
     struct quic_conn *c = quic_of(t);
 
-    if (!c->paused)
-        return;
-    c->paused = false;
-    if (c->qc)
+    if (tp_mark_paused(t, false) && c->qc)
         quic_kick(c); /* deliver what waited, from the loop, not from here */
 }
 
-static size_t quic_queued(const struct transport *t)
+/* Return the stream bytes not yet acknowledged (tp_queued). */
+size_t quic_queued(const struct transport *t)
 {
     const struct quic_conn *c = quic_of(t);
 
     return (size_t)(c->end - c->acked);
 }
 
-static void quic_want_drain(struct transport *t)
-{
-    quic_of(t)->want_drain = true;
-}
-
-static int quic_peer_uri(const struct transport *t, char *out, size_t outlen)
+/* Write the peer's address as a quic:// URI (tp_peer_uri). */
+int quic_peer_uri(const struct transport *t, char *out, size_t outlen)
 {
     const struct quic_conn *c = quic_of(t);
 
     return uri_from_sockaddr(out, outlen, "quic", (const struct sockaddr *)&c->remote);
 }
 
+/* ---- TLS sessions ------------------------------------------------------ */
+
+/* TLS here only carries QUIC's keys: who the peer is gets proven by the
+ * link handshake inside, so the client checks no certificate. */
+int quic_tls_session(struct quic_conn *c, bool server, gnutls_certificate_credentials_t cred)
+{
+    int rc;
+
+    if (!server) {
+        if (gnutls_certificate_allocate_credentials(&c->cred) < 0) {
+            c->cred = NULL;
+            return OVL_ENOMEM;
+        }
+        cred = c->cred;
+    }
+    if (gnutls_init(&c->tls, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NO_TICKETS) < 0) {
+        c->tls = NULL;
+        return OVL_ENOMEM;
+    }
+    gnutls_session_set_ptr(c->tls, &c->cref);
+    rc = server ? ngtcp2_crypto_gnutls_configure_server_session(c->tls)
+                : ngtcp2_crypto_gnutls_configure_client_session(c->tls);
+    if (rc || gnutls_priority_set_direct(c->tls, QUIC_PRIORITY, NULL) < 0 ||
+        gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, cred) < 0 ||
+        gnutls_alpn_set_protocols(c->tls, &quic_alpn, 1, GNUTLS_ALPN_MANDATORY) < 0)
+        return OVL_ECRYPTO;
+    return 0;
+}
+
 /* ---- dialing ----------------------------------------------------------- */
 
-int quic_send_dgram(struct quic_conn *c, const struct sockaddr *to, const uint8_t *pkt, size_t len)
+/* Send one datagram for c, through its listener's socket or its own. */
+static int quic_send_dgram(struct quic_conn *c, const struct sockaddr *to, const uint8_t *pkt,
+                           size_t len)
 {
     uv_buf_t b = uv_buf_init((char *)pkt, (unsigned int)len);
     int rc;
 
-    if (c->lis) {
-        rc = uv_udp_try_send(&c->lis->udp, &b, 1, to);
-    } else if (c->udp_open) {
+    if (c->lis_udp) {
+        rc = uv_udp_try_send(c->lis_udp, &b, 1, to);
+    } else if (c->base.flags & QUIC_F_UDP_OPEN) {
         rc = uv_udp_try_send(&c->udp, &b, 1, NULL);
         /* A refused earlier datagram surfaces here on a connected socket. */
-        if (rc == UV_ECONNREFUSED && !c->base.closing)
+        if (rc == UV_ECONNREFUSED && !tp_is_closing(&c->base))
             quic_conn_shutdown(c, rc, true);
     } else {
         rc = UV_EBADF;
@@ -719,7 +734,7 @@ static void quic_cli_read(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const str
 {
     struct quic_conn *c = u->data;
 
-    if (c->base.closing)
+    if (tp_is_closing(&c->base))
         return;
     if (n < 0) {
         quic_conn_shutdown(c, (int)n, true); /* e.g. ICMP port unreachable */
@@ -780,8 +795,8 @@ static void quic_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo 
     struct sockaddr_storage ss;
     int rc;
 
-    c->resolving = false;
-    if (c->base.closing) {
+    c->base.flags &= ~TP_F_RESOLVING;
+    if (tp_is_closing(&c->base)) {
         uv_freeaddrinfo(res);
         if (c->handles == 0)
             quic_free(c); /* the close callbacks left the freeing to us */
@@ -800,8 +815,9 @@ static void quic_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo 
         quic_conn_shutdown(c, rc, true);
 }
 
-static int quic_dial(struct tp_env *env, const struct ovl_uri *uri, const struct tp_cb *cb,
-                     void *udata, struct transport **out)
+/* Dial uri (tp_quic_ops.dial), the connection using ops. */
+int quic_dial(const struct tp_ops *ops, struct tp_env *env, const struct ovl_uri *uri,
+              const struct tp_cb *cb, void *udata, struct transport **out)
 {
     struct quic_conn *c;
     struct sockaddr_storage ss;
@@ -810,14 +826,14 @@ static int quic_dial(struct tp_env *env, const struct ovl_uri *uri, const struct
     int rc;
 
     *out = NULL;
-    rc = quic_conn_new(env, true, &c);
+    rc = quic_conn_new(env, ops, true, &c);
     if (rc)
         return rc;
     tp_set_cb(&c->base, cb, udata);
     rc = uv_udp_init(env->loop, &c->udp);
     if (!rc) {
         c->udp.data = c;
-        c->udp_open = true;
+        c->base.flags |= QUIC_F_UDP_OPEN;
         if (uri->is_literal) {
             rc = uri_sockaddr(uri, &ss);
             if (!rc)
@@ -829,29 +845,15 @@ static int quic_dial(struct tp_env *env, const struct ovl_uri *uri, const struct
             hints.ai_flags = AI_NUMERICSERV;
             snprintf(port, sizeof(port), "%u", (unsigned)uri->port);
             rc = uv_getaddrinfo(env->loop, &c->gai, quic_on_resolved, uri->host, port, &hints);
-            c->resolving = rc == 0;
+            if (!rc)
+                c->base.flags |= TP_F_RESOLVING;
         }
     }
     if (rc) {
-        c->silent = true; /* the starting call failed: no callback fires */
+        c->base.flags |= TP_F_SILENT; /* the starting call failed: no callback fires */
         quic_conn_shutdown(c, rc, true);
         return rc;
     }
     *out = &c->base;
     return 0;
 }
-
-const struct tp_ops tp_quic_ops = {
-    .scheme = "quic",
-    .listen = quic_listen,
-    .dial = quic_dial,
-    .send = quic_send,
-    .close = quic_close,
-    .pause = quic_pause,
-    .resume = quic_resume,
-    .queued = quic_queued,
-    .want_drain = quic_want_drain,
-    .peer_uri = quic_peer_uri,
-    .listener_uri = quic_listener_uri,
-    .listener_close = quic_listener_close,
-};

@@ -1,13 +1,20 @@
-/* tp_quic_int.h - what tp_quic.c (connections) and tp_quic_srv.c
- * (listeners, TLS credentials) share. Not a public contract: the rest of
- * the tree talks to QUIC through transport.h and tp_quic.h only.
+/* tp_quic_int.h - what tp_quic.c (connections, dialing, TLS sessions) and
+ * tp_quic_srv.c (listeners and tp_quic_ops) share. Not a public contract:
+ * the rest of the tree talks to QUIC through transport.h and tp_quic.h only.
+ *
+ * Layering: tp_quic_srv.c builds on tp_quic.c, never the other way round.
+ * A server-side connection reaches its listener only through what the
+ * listener gave it: the quic_lis_ops table (lops) and its socket (lis_udp);
+ * the fields marked "the listener's" below are kept by tp_quic_srv.c alone.
+ * tp_quic.c never names tp_quic_ops either: each connection gets its ops
+ * table from whoever makes it.
  *
  * Ownership: a listener owns its UDP socket, its TLS credentials and the
  * connection-ID map; every server-side connection holds a reference on its
- * listener (refs) so the credentials outlive each TLS session, and the
- * listener is freed when its socket is closed and the last connection is
- * gone. A dialed connection owns its own connected UDP socket and
- * credentials. All memory is released in uv close callbacks.
+ * listener (released through lops) so the credentials outlive each TLS
+ * session, and the listener is freed when its socket is closed and the last
+ * connection is gone. A dialed connection owns its own connected UDP socket
+ * and credentials. All memory is released in uv close callbacks.
  */
 #ifndef OVL_CORE_TP_QUIC_INT_H
 #define OVL_CORE_TP_QUIC_INT_H
@@ -16,7 +23,6 @@
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 
-#include "lib/htab.h"
 #include "core/tp_quic.h"
 
 #define QUIC_CID_LEN  18             /* every connection ID we issue */
@@ -29,31 +35,22 @@
 #define QUIC_MAX_CIDS 12             /* CIDs one server connection may hold in the map */
 
 struct quic_conn;
+struct quic_listener; /* tp_quic_srv.c */
+struct quic_cid;      /* tp_quic_srv.c: an entry of the connection-ID map */
 
-/* One connection ID in a listener's map. */
-struct quic_cid {
-    UT_hash_handle hh;
-    uint8_t key[1 + NGTCP2_MAX_CIDLEN]; /* length byte, then the ID, zero padded */
-    struct quic_conn *conn;
-};
-
-struct quic_listener {
-    struct tp_listener base; /* first: struct tp_listener * downcasts to this */
-    uv_udp_t udp;
-    struct tp_env *env;
-    gnutls_certificate_credentials_t cred;
-    uint8_t secret[QUIC_SECRET];
-    struct quic_cid *cids;   /* uthash: connection ID -> connection */
-    struct quic_conn *conns; /* registered connections (server side) */
-    unsigned refs;           /* 1 for the socket + 1 per connection alive */
-    unsigned pending;        /* connections not yet handed to accept() */
-    uint64_t reset_epoch_ms; /* stateless-reset rate limit window */
-    unsigned resets_in_epoch;
-    struct sockaddr_storage local;
-    int locallen;
-    struct tp_quic_stats stats;
-    bool closing;
-    uint8_t rbuf[QUIC_RX_BUF];
+/* How a server-side connection reaches its listener; tp_quic_srv.c fills it
+ * in. Each entry is called from tp_quic.c at the moment its comment names. */
+struct quic_lis_ops {
+    /* ngtcp2 issued cid for c: map it, write its stateless-reset token. */
+    int (*cid_new)(struct quic_conn *c, const ngtcp2_cid *cid, uint8_t *token);
+    /* ngtcp2 retired cid. */
+    void (*cid_del)(struct quic_conn *c, const ngtcp2_cid *cid);
+    /* c is up (stream known): hand it to the listener's owner. */
+    void (*accept)(struct quic_conn *c);
+    /* c began closing: take it out of the map and the listener's list. */
+    void (*unlink)(struct quic_conn *c);
+    /* c is being freed, its TLS session gone: drop its listener reference. */
+    void (*release)(struct quic_conn *c);
 };
 
 /* A block of the send buffer. */
@@ -63,12 +60,26 @@ struct quic_blk {
     uint8_t data[QUIC_BLK];
 };
 
+/* QUIC's own bits of transport.flags. TP_F_ESTABLISHED means the stream is
+ * known and connected()/accept() is done or due. */
+enum {
+    QUIC_F_LINKED = TP_F_PRIVATE << 0,    /* the listener's: in its list and CID map */
+    QUIC_F_UDP_OPEN = TP_F_PRIVATE << 1,  /* udp was initialised (dial side) */
+    QUIC_F_HS_DONE = TP_F_PRIVATE << 2,   /* TLS handshake completed (set inside ngtcp2) */
+    QUIC_F_ANNOUNCED = TP_F_PRIVATE << 3, /* dial side: the stream was opened on the wire */
+    QUIC_F_PEER_GONE = TP_F_PRIVATE << 4, /* the peer ended the stream */
+};
+
 struct quic_conn {
     struct transport base; /* first: struct transport * downcasts to this */
-    struct tp_env *env;
-    struct quic_listener *lis;       /* server side: our listener (a reference) */
-    struct quic_conn *lnext, *lprev; /* lis->conns while registered */
+
+    /* The listener's (server side only; lops is NULL on the dial side). */
+    const struct quic_lis_ops *lops;
+    struct quic_listener *lis;       /* a reference, dropped by lops->release */
+    uv_udp_t *lis_udp;               /* the listener's socket: datagrams leave here */
+    struct quic_conn *lnext, *lprev; /* the listener's list while QUIC_F_LINKED */
     struct quic_cid *cids[QUIC_MAX_CIDS];
+
     ngtcp2_conn *qc;
     gnutls_session_t tls;
     gnutls_certificate_credentials_t cred; /* dial side only; else the listener's */
@@ -91,17 +102,8 @@ struct quic_conn {
     uint8_t *rbuf;
     size_t rlen, rcap;
 
-    int reason;       /* handed to closed() */
     unsigned handles; /* uv handles still open; freed when 0 */
-    bool linked;      /* in lis->conns and the CID map */
-    bool udp_open;    /* udp was initialised (dial side) */
-    bool resolving;
-    bool hs_done;     /* TLS handshake completed (set inside ngtcp2) */
-    bool established; /* stream known; connected()/accept() done or due */
-    bool announced;   /* dial side: the stream was opened on the wire */
-    bool peer_gone;   /* the peer ended the stream */
-    bool paused, want_drain, silent, stream_err;
-    uint8_t dbuf[]; /* dial side: datagram buffer of QUIC_RX_BUF */
+    uint8_t dbuf[];   /* dial side: datagram buffer of QUIC_RX_BUF */
 };
 
 /* Return a monotonic ngtcp2 timestamp. */
@@ -110,8 +112,11 @@ static inline ngtcp2_tstamp quic_now(void)
     return uv_hrtime();
 }
 
-/* Allocate a connection (with dbuf when dial), its timer initialised. */
-int quic_conn_new(struct tp_env *env, bool dial, struct quic_conn **out) OVL_WUR;
+/* ---- tp_quic.c: connections, for tp_quic_srv.c to build on ---- */
+
+/* Allocate a connection using ops (with dbuf when dial), its timer initialised. */
+int quic_conn_new(struct tp_env *env, const struct tp_ops *ops, bool dial,
+                  struct quic_conn **out) OVL_WUR;
 
 /* Feed one datagram from remote to c, then run what it made due. */
 void quic_conn_input(struct quic_conn *c, const struct sockaddr *remote, const uint8_t *data,
@@ -131,27 +136,14 @@ void quic_conn_ready(struct quic_conn *c);
 int quic_tls_session(struct quic_conn *c, bool server,
                      gnutls_certificate_credentials_t cred) OVL_WUR;
 
-/* Send one datagram for c (through its listener or its own socket). */
-int quic_send_dgram(struct quic_conn *c, const struct sockaddr *to, const uint8_t *pkt, size_t len);
-
-/* Listener side of the connection-ID map. */
-int quic_cid_add(struct quic_conn *c, const ngtcp2_cid *cid) OVL_WUR;
-void quic_cid_del(struct quic_conn *c, const ngtcp2_cid *cid);
-void quic_unregister(struct quic_conn *c);
-
-/* Drop a reference on l; the last one frees it. */
-void quic_listener_unref(struct quic_listener *l);
-
-/* Hand a completed server connection to the listener's owner. */
-void quic_listener_accept(struct quic_conn *c);
-
-/* The listener half of tp_quic_ops (tp_quic_srv.c). */
-int quic_listen(struct tp_env *env, const struct ovl_uri *uri, const struct tp_listen_cb *cb,
-                void *udata, struct tp_listener **out);
-int quic_listener_uri(const struct tp_listener *l, char *out, size_t outlen);
-void quic_listener_close(struct tp_listener *l);
-
-/* Fill token with the stateless-reset token for cid under l's secret. */
-int quic_reset_token(const struct quic_listener *l, const ngtcp2_cid *cid, uint8_t *token) OVL_WUR;
+/* The connection half of tp_quic_ops; quic_dial makes connections using ops. */
+int quic_dial(const struct tp_ops *ops, struct tp_env *env, const struct ovl_uri *uri,
+              const struct tp_cb *cb, void *udata, struct transport **out);
+int quic_send(struct transport *t, const uint8_t *frame, size_t len);
+void quic_close(struct transport *t);
+void quic_pause(struct transport *t);
+void quic_resume(struct transport *t);
+size_t quic_queued(const struct transport *t);
+int quic_peer_uri(const struct transport *t, char *out, size_t outlen);
 
 #endif

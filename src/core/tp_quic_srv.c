@@ -1,6 +1,10 @@
 /* tp_quic_srv.c - QUIC listeners: one UDP socket serving many connections
  * through a connection-ID map, Retry before any state, stateless resets,
- * version negotiation; and the TLS credentials and sessions of both sides.
+ * version negotiation; the listener's TLS credentials; and tp_quic_ops,
+ * which puts the connections of tp_quic.c and the listeners together.
+ *
+ * This file builds on tp_quic.c and not the other way round: the
+ * connections it makes reach back only through quic_srv_lis_ops.
  *
  * TLS here only carries QUIC's keys: the certificate is self-signed and
  * thrown away with the listener, and dialers check nothing. Who the peer
@@ -14,15 +18,41 @@
 #include <sodium.h>
 
 #include "core/tp_quic_int.h"
+#include "lib/htab.h"
 
 #define QUIC_MAX_PENDING  64  /* connections still handshaking per listener */
 #define QUIC_RESETS_PER_S 100 /* stateless resets sent per second at most */
 #define QUIC_RETRY_TTL    (10 * NGTCP2_SECONDS)
-#define QUIC_PRIORITY     "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE"
 
 _Static_assert(sizeof(((struct tp_env *)0)->secret) == QUIC_SECRET, "one secret size");
 
-static const gnutls_datum_t quic_alpn = {(unsigned char *)"ovl/1", 5};
+/* One connection ID in a listener's map. */
+struct quic_cid {
+    UT_hash_handle hh;
+    uint8_t key[1 + NGTCP2_MAX_CIDLEN]; /* length byte, then the ID, zero padded */
+    struct quic_conn *conn;
+};
+
+struct quic_listener {
+    struct tp_listener base; /* first: struct tp_listener * downcasts to this */
+    uv_udp_t udp;
+    struct tp_env *env;
+    gnutls_certificate_credentials_t cred;
+    uint8_t secret[QUIC_SECRET];
+    struct quic_cid *cids;   /* uthash: connection ID -> connection */
+    struct quic_conn *conns; /* registered connections (server side) */
+    unsigned refs;           /* 1 for the socket + 1 per connection alive */
+    unsigned pending;        /* connections not yet handed to accept() */
+    uint64_t reset_epoch_ms; /* stateless-reset rate limit window */
+    unsigned resets_in_epoch;
+    struct sockaddr_storage local;
+    int locallen;
+    struct tp_quic_stats stats;
+    bool closing;
+    uint8_t rbuf[QUIC_RX_BUF];
+};
+
+static const struct quic_lis_ops quic_srv_lis_ops;
 
 static struct quic_listener *quic_lis_of(const struct tp_listener *l)
 {
@@ -80,32 +110,8 @@ static int quic_make_cred(gnutls_certificate_credentials_t *out)
     return 0;
 }
 
-int quic_tls_session(struct quic_conn *c, bool server, gnutls_certificate_credentials_t cred)
-{
-    int rc;
-
-    if (!server) {
-        if (gnutls_certificate_allocate_credentials(&c->cred) < 0) {
-            c->cred = NULL;
-            return OVL_ENOMEM;
-        }
-        cred = c->cred;
-    }
-    if (gnutls_init(&c->tls, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NO_TICKETS) < 0) {
-        c->tls = NULL;
-        return OVL_ENOMEM;
-    }
-    gnutls_session_set_ptr(c->tls, &c->cref);
-    rc = server ? ngtcp2_crypto_gnutls_configure_server_session(c->tls)
-                : ngtcp2_crypto_gnutls_configure_client_session(c->tls);
-    if (rc || gnutls_priority_set_direct(c->tls, QUIC_PRIORITY, NULL) < 0 ||
-        gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, cred) < 0 ||
-        gnutls_alpn_set_protocols(c->tls, &quic_alpn, 1, GNUTLS_ALPN_MANDATORY) < 0)
-        return OVL_ECRYPTO;
-    return 0;
-}
-
-int quic_reset_token(const struct quic_listener *l, const ngtcp2_cid *cid, uint8_t *token)
+/* Fill token with the stateless-reset token for cid under l's secret. */
+static int quic_reset_token(const struct quic_listener *l, const ngtcp2_cid *cid, uint8_t *token)
 {
     return ngtcp2_crypto_generate_stateless_reset_token(token, l->secret, QUIC_SECRET, cid)
                ? OVL_ECRYPTO
@@ -133,13 +139,13 @@ static struct quic_conn *quic_cid_find(struct quic_listener *l, const uint8_t *i
     return e ? e->conn : NULL;
 }
 
-int quic_cid_add(struct quic_conn *c, const ngtcp2_cid *cid)
+static int quic_cid_add(struct quic_conn *c, const ngtcp2_cid *cid)
 {
     struct quic_listener *l = c->lis;
     struct quic_cid *e;
     unsigned i;
 
-    if (!c->linked)
+    if (!(c->base.flags & QUIC_F_LINKED))
         return 0;
     if (quic_cid_find(l, cid->data, cid->datalen))
         return OVL_EEXIST;
@@ -161,11 +167,12 @@ static void quic_cid_drop(struct quic_conn *c, unsigned i)
     c->cids[i] = NULL;
 }
 
-void quic_cid_del(struct quic_conn *c, const ngtcp2_cid *cid)
+/* lops->cid_del: ngtcp2 retired cid. */
+static void quic_cid_del(struct quic_conn *c, const ngtcp2_cid *cid)
 {
     uint8_t key[1 + NGTCP2_MAX_CIDLEN];
 
-    if (!c->linked || cid->datalen > NGTCP2_MAX_CIDLEN)
+    if (!(c->base.flags & QUIC_F_LINKED) || cid->datalen > NGTCP2_MAX_CIDLEN)
         return;
     quic_cid_key(key, cid->data, cid->datalen);
     for (unsigned i = 0; i < QUIC_MAX_CIDS; i++)
@@ -173,11 +180,21 @@ void quic_cid_del(struct quic_conn *c, const ngtcp2_cid *cid)
             quic_cid_drop(c, i);
 }
 
-void quic_unregister(struct quic_conn *c)
+/* lops->cid_new: ngtcp2 issued cid. Its reset token comes from our secret,
+ * so we can still reset the peer's connection after a restart. */
+static int quic_cid_new(struct quic_conn *c, const ngtcp2_cid *cid, uint8_t *token)
+{
+    int rc = quic_reset_token(c->lis, cid, token);
+
+    return rc ? rc : quic_cid_add(c, cid);
+}
+
+/* lops->unlink: c began closing; nothing may find it any more. */
+static void quic_unregister(struct quic_conn *c)
 {
     struct quic_listener *l = c->lis;
 
-    if (!c->linked)
+    if (!(c->base.flags & QUIC_F_LINKED))
         return;
     for (unsigned i = 0; i < QUIC_MAX_CIDS; i++)
         if (c->cids[i])
@@ -188,9 +205,9 @@ void quic_unregister(struct quic_conn *c)
         l->conns = c->lnext;
     if (c->lnext)
         c->lnext->lprev = c->lprev;
-    if (!c->established)
+    if (!(c->base.flags & TP_F_ESTABLISHED))
         l->pending--;
-    c->linked = false;
+    c->base.flags &= ~QUIC_F_LINKED;
 }
 
 /* ---- datagrams that belong to no connection ---------------------------- */
@@ -343,14 +360,15 @@ static void quic_srv_new(struct quic_listener *l, const uint8_t *data, size_t le
                                          hd.version, (const ngtcp2_sockaddr *)from,
                                          (ngtcp2_socklen)quic_addrlen(from), &hd.dcid,
                                          QUIC_RETRY_TTL, quic_now()) != 0 ||
-        quic_conn_new(l->env, false, &c) != 0) {
+        quic_conn_new(l->env, &tp_quic_ops, false, &c) != 0) {
         l->stats.dropped++;
         return;
     }
-    c->base.inbound = true;
+    c->base.flags |= TP_F_INBOUND | QUIC_F_LINKED;
+    c->lops = &quic_srv_lis_ops;
     c->lis = l;
+    c->lis_udp = &l->udp;
     l->refs++;
-    c->linked = true;
     c->lnext = l->conns;
     if (l->conns)
         l->conns->lprev = c;
@@ -362,24 +380,22 @@ static void quic_srv_new(struct quic_listener *l, const uint8_t *data, size_t le
     c->remotelen = quic_addrlen(from);
     if (quic_srv_conn(c, &hd, &odcid) != 0) {
         l->stats.dropped++;
-        c->silent = true;
+        c->base.flags |= TP_F_SILENT;
         quic_conn_shutdown(c, OVL_EPROTO, true);
         return;
     }
     quic_conn_input(c, from, data, len);
 }
 
-void quic_listener_accept(struct quic_conn *c)
+/* lops->accept: hand a completed server connection to the listener's owner. */
+static void quic_listener_accept(struct quic_conn *c)
 {
     struct quic_listener *l = c->lis;
 
     l->pending--;
     l->stats.handshakes++;
-    l->base.cb->accept(&l->base, &c->base);
-    if (!c->base.closing && !c->base.cb) {
-        c->silent = true; /* nobody took it */
-        quic_conn_shutdown(c, 0, false);
-    }
+    if (!tp_emit_accept(&l->base, &c->base))
+        quic_conn_shutdown(c, 0, false); /* not taken (and silent), unless closing */
 }
 
 /* ---- the listener ------------------------------------------------------ */
@@ -426,7 +442,8 @@ static void quic_srv_read(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const str
         quic_srv_new(l, data, (size_t)n, from);
 }
 
-void quic_listener_unref(struct quic_listener *l)
+/* Drop a reference on l; the last one frees it. */
+static void quic_listener_unref(struct quic_listener *l)
 {
     if (--l->refs > 0)
         return;
@@ -436,13 +453,27 @@ void quic_listener_unref(struct quic_listener *l)
     free(l);
 }
 
+/* lops->release: c is being freed; it no longer needs our credentials. */
+static void quic_conn_release(struct quic_conn *c)
+{
+    quic_listener_unref(c->lis);
+}
+
+static const struct quic_lis_ops quic_srv_lis_ops = {
+    .cid_new = quic_cid_new,
+    .cid_del = quic_cid_del,
+    .accept = quic_listener_accept,
+    .unlink = quic_unregister,
+    .release = quic_conn_release,
+};
+
 static void quic_lis_on_close(uv_handle_t *h)
 {
     quic_listener_unref(h->data);
 }
 
-int quic_listen(struct tp_env *env, const struct ovl_uri *uri, const struct tp_listen_cb *cb,
-                void *udata, struct tp_listener **out)
+static int quic_listen(struct tp_env *env, const struct ovl_uri *uri, const struct tp_listen_cb *cb,
+                       void *udata, struct tp_listener **out)
 {
     struct quic_listener *l;
     struct sockaddr_storage ss;
@@ -488,14 +519,14 @@ int quic_listen(struct tp_env *env, const struct ovl_uri *uri, const struct tp_l
     return 0;
 }
 
-int quic_listener_uri(const struct tp_listener *tl, char *out, size_t outlen)
+static int quic_listener_uri(const struct tp_listener *tl, char *out, size_t outlen)
 {
     const struct quic_listener *l = quic_lis_of(tl);
 
     return uri_from_sockaddr(out, outlen, "quic", (const struct sockaddr *)&l->local);
 }
 
-void quic_listener_close(struct tp_listener *tl)
+static void quic_listener_close(struct tp_listener *tl)
 {
     struct quic_listener *l;
 
@@ -521,3 +552,24 @@ int tp_quic_listener_stats(const struct tp_listener *tl, struct tp_quic_stats *o
     out->conns = l->refs - (l->closing ? 0 : 1);
     return 0;
 }
+
+/* Dial with this table as the connection's: tp_quic.c never names it. */
+static int quic_dial_op(struct tp_env *env, const struct ovl_uri *uri, const struct tp_cb *cb,
+                        void *udata, struct transport **out)
+{
+    return quic_dial(&tp_quic_ops, env, uri, cb, udata, out);
+}
+
+const struct tp_ops tp_quic_ops = {
+    .scheme = "quic",
+    .listen = quic_listen,
+    .dial = quic_dial_op,
+    .send = quic_send,
+    .close = quic_close,
+    .pause = quic_pause,
+    .resume = quic_resume,
+    .queued = quic_queued,
+    .peer_uri = quic_peer_uri,
+    .listener_uri = quic_listener_uri,
+    .listener_close = quic_listener_close,
+};

@@ -4,6 +4,8 @@
  * buffers: "pend" collects frames while "fly" is being written by a single
  * uv_write. When the write completes the two swap, so under load one write
  * carries many frames. Everything is freed in the handle's close callback.
+ * Admission, deframing and the callbacks are the contract's common steps
+ * (transport.c); this file keeps the socket, its buffers and its own flags.
  */
 #include <netdb.h>
 #include <netinet/in.h>
@@ -28,23 +30,21 @@ struct tcp_sbuf {
     size_t len, cap;
 };
 
+/* TCP's own bits of transport.flags. TP_F_ESTABLISHED means reads and
+ * writes may start; TP_F_RESOLVING that gai_req is outstanding. */
+enum {
+    TCP_F_READING = TP_F_PRIVATE << 0,       /* uv_read_start is in effect */
+    TCP_F_WRITING = TP_F_PRIVATE << 1,       /* fly is owned by an uv_write */
+    TCP_F_HANDLE_CLOSED = TP_F_PRIVATE << 2, /* the close callback ran */
+};
+
 struct tcp_conn {
     struct transport base; /* first: struct transport * downcasts to this */
     uv_tcp_t handle;
-    struct tp_env *env;
     uv_connect_t connect_req;
     uv_getaddrinfo_t gai_req;
     uv_write_t write_req;
     struct tcp_sbuf pend, fly;
-    int reason;         /* handed to closed(); stored before uv_close */
-    bool established;   /* connected or accepted: reads and writes may start */
-    bool reading;       /* uv_read_start is in effect */
-    bool paused;        /* the owner asked us not to read */
-    bool writing;       /* fly is owned by an uv_write */
-    bool want_drain;    /* an OVL_EAGAIN was returned; call drain() when low */
-    bool resolving;     /* gai_req is outstanding; it keeps the conn alive */
-    bool handle_closed; /* the close callback ran */
-    bool silent;        /* a starting call failed: call nothing on close */
     size_t rlen;
     uint8_t rbuf[TCP_RBUF_SIZE];
 };
@@ -61,14 +61,11 @@ static struct tcp_conn *tcp_conn_of(const struct transport *t)
     return container_of(t, struct tcp_conn, base);
 }
 
-/* Queue caps below one wire frame would refuse every send forever. */
+/* The contract's cap, within what one uv_buf_t (unsigned int) can carry. */
 static size_t tcp_sendq_max(const struct tcp_conn *c)
 {
-    size_t max = c->env->sendq_max;
+    size_t max = tp_sendq_max(&c->base);
 
-    if (max < TCP_WIRE_MAX)
-        return TCP_WIRE_MAX;
-    /* uv_buf_t lengths are unsigned int. */
     return max > INT32_MAX ? INT32_MAX : max;
 }
 
@@ -82,24 +79,20 @@ static void tcp_conn_free(struct tcp_conn *c)
 static void tcp_on_close(uv_handle_t *h)
 {
     struct tcp_conn *c = h->data;
-    const struct tp_cb *cb = c->base.cb;
 
-    c->handle_closed = true;
-    if (!c->silent && cb && cb->closed)
-        cb->closed(&c->base, c->reason);
+    c->base.flags |= TCP_F_HANDLE_CLOSED;
+    tp_emit_closed(&c->base);
     /* A cancelled getaddrinfo still calls back; it frees the conn then. */
-    if (!c->resolving)
+    if (!(c->base.flags & TP_F_RESOLVING))
         tcp_conn_free(c);
 }
 
 /* Start the close exactly once, remembering why for closed(). */
 static void tcp_shutdown(struct tcp_conn *c, int reason)
 {
-    if (c->base.closing)
+    if (!tp_begin_close(&c->base, reason))
         return;
-    c->base.closing = true;
-    c->reason = reason;
-    if (c->resolving)
+    if (c->base.flags & TP_F_RESOLVING)
         (void)uv_cancel((uv_req_t *)&c->gai_req);
     uv_close((uv_handle_t *)&c->handle, tcp_on_close);
 }
@@ -107,7 +100,7 @@ static void tcp_shutdown(struct tcp_conn *c, int reason)
 /* Undo a connection whose starting call failed: no callback may fire. */
 static void tcp_abort(struct tcp_conn *c)
 {
-    c->silent = true;
+    c->base.flags |= TP_F_SILENT;
     tcp_shutdown(c, 0);
 }
 
@@ -121,7 +114,7 @@ static int tcp_conn_new(struct tp_env *env, struct tcp_conn **out)
     if (!c)
         return OVL_ENOMEM;
     c->base.ops = &tp_tcp_ops;
-    c->env = env;
+    c->base.env = env;
     err = uv_tcp_init(env->loop, &c->handle);
     if (err) {
         free(c);
@@ -150,35 +143,22 @@ static void tcp_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof(c->rbuf) - c->rlen;
 }
 
-/* Hand every complete frame in rbuf to the owner, then keep the partial tail. */
+/* Hand every complete frame in rbuf to the owner, then keep the partial
+ * tail. A pause does not cut the batch short (the contract allows that):
+ * rbuf is looked at again only when more bytes arrive, so frames left in it
+ * would wait for the peer. */
 static void tcp_deliver(struct tcp_conn *c)
 {
-    size_t off = 0;
+    size_t used;
+    int err = tp_deframe(&c->base, c->rbuf, c->rlen, 0, &used);
 
-    while (c->rlen - off >= OVL_FRAME_LENHDR) {
-        size_t flen = ld_be16(c->rbuf + off);
-
-        if (flen == 0) {
-            tcp_shutdown(c, OVL_EPROTO);
-            return;
-        }
-        if (flen > OVL_FRAME_MAX) {
-            tcp_shutdown(c, OVL_ETOOBIG);
-            return;
-        }
-        if (c->rlen - off - OVL_FRAME_LENHDR < flen)
-            break;
-        c->base.stats.frames_in++;
-        c->base.stats.bytes_in += flen;
-        if (c->base.cb && c->base.cb->frame)
-            c->base.cb->frame(&c->base, c->rbuf + off + OVL_FRAME_LENHDR, flen);
-        off += OVL_FRAME_LENHDR + flen;
-        if (c->base.closing)
-            return;
+    if (err) {
+        tcp_shutdown(c, err);
+        return;
     }
-    if (off > 0) {
-        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-        c->rlen -= off;
+    if (used > 0 && !tp_is_closing(&c->base)) {
+        memmove(c->rbuf, c->rbuf + used, c->rlen - used);
+        c->rlen -= used;
     }
 }
 
@@ -187,7 +167,7 @@ static void tcp_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     struct tcp_conn *c = s->data;
 
     (void)buf;
-    if (c->base.closing)
+    if (tp_is_closing(&c->base))
         return;
     if (nread < 0) {
         tcp_shutdown(c, nread == UV_EOF ? OVL_ECLOSED : (int)nread);
@@ -201,37 +181,33 @@ static void tcp_read_start(struct tcp_conn *c)
 {
     int err;
 
-    if (c->base.closing || c->paused || c->reading || !c->established)
+    if ((c->base.flags & (TP_F_CLOSING | TP_F_PAUSED | TCP_F_READING | TP_F_ESTABLISHED)) !=
+        TP_F_ESTABLISHED)
         return;
     err = uv_read_start((uv_stream_t *)&c->handle, tcp_on_alloc, tcp_on_read);
     if (err) {
         tcp_shutdown(c, err);
         return;
     }
-    c->reading = true;
+    c->base.flags |= TCP_F_READING;
 }
 
 static void tcp_pause(struct transport *t)
 {
     struct tcp_conn *c = tcp_conn_of(t);
 
-    if (c->base.closing || c->paused)
+    if (!tp_mark_paused(t, true))
         return;
-    c->paused = true;
-    if (c->reading) {
+    if (c->base.flags & TCP_F_READING) {
         (void)uv_read_stop((uv_stream_t *)&c->handle);
-        c->reading = false;
+        c->base.flags &= ~TCP_F_READING;
     }
 }
 
 static void tcp_resume(struct transport *t)
 {
-    struct tcp_conn *c = tcp_conn_of(t);
-
-    if (c->base.closing || !c->paused)
-        return;
-    c->paused = false;
-    tcp_read_start(c);
+    if (tp_mark_paused(t, false))
+        tcp_read_start(tcp_conn_of(t));
 }
 
 /* ---- writing ---------------------------------------------------------- */
@@ -254,7 +230,7 @@ static int tcp_write_start(struct tcp_conn *c)
         tcp_shutdown(c, err);
         return err;
     }
-    c->writing = true;
+    c->base.flags |= TCP_F_WRITING;
     return 0;
 }
 
@@ -264,9 +240,9 @@ static void tcp_on_write(uv_write_t *req, int status)
 
     /* After uv_close, cancelled writes land here before the close callback
      * frees the conn: the buffers are still ours and nothing is to be done. */
-    if (c->base.closing)
+    if (tp_is_closing(&c->base))
         return;
-    c->writing = false;
+    c->base.flags &= ~TCP_F_WRITING;
     if (status < 0) {
         tcp_shutdown(c, status);
         return;
@@ -274,11 +250,7 @@ static void tcp_on_write(uv_write_t *req, int status)
     c->fly.len = 0;
     if (c->pend.len > 0 && tcp_write_start(c) != 0)
         return;
-    if (c->want_drain && c->pend.len + c->fly.len <= tcp_sendq_max(c) / 2) {
-        c->want_drain = false;
-        if (c->base.cb && c->base.cb->drain)
-            c->base.cb->drain(&c->base);
-    }
+    tp_emit_drain(&c->base, c->pend.len + c->fly.len, tcp_sendq_max(c));
 }
 
 /* Make room for need more bytes in b, doubling but never past max. */
@@ -305,37 +277,21 @@ static int tcp_send(struct transport *t, const uint8_t *frame, size_t len)
 {
     struct tcp_conn *c = tcp_conn_of(t);
     size_t max = tcp_sendq_max(c);
-    int err;
+    int err = tp_admit(t, frame, len, c->pend.len + c->fly.len, max);
 
-    if (c->base.closing)
-        return OVL_ECLOSED;
-    if (len > OVL_FRAME_MAX)
-        return OVL_ETOOBIG;
-    if (len == 0 || !frame)
-        return OVL_EINVAL;
-    if (c->pend.len + c->fly.len + OVL_FRAME_LENHDR + len > max) {
-        c->base.stats.eagain++;
-        c->want_drain = true;
-        return OVL_EAGAIN;
-    }
-    err = tcp_sbuf_reserve(&c->pend, OVL_FRAME_LENHDR + len, max);
+    if (!err)
+        err = tcp_sbuf_reserve(&c->pend, OVL_FRAME_LENHDR + len, max);
     if (err)
         return err;
     st_be16(c->pend.buf + c->pend.len, (uint16_t)len);
     memcpy(c->pend.buf + c->pend.len + OVL_FRAME_LENHDR, frame, len);
     c->pend.len += OVL_FRAME_LENHDR + len;
-    c->base.stats.frames_out++;
-    c->base.stats.bytes_out += len;
+    tp_count_sent(t, len);
     /* Before the connection is up there is no socket to write to; the
      * connect callback starts the first batch. */
-    if (c->established && !c->writing)
+    if ((t->flags & (TP_F_ESTABLISHED | TCP_F_WRITING)) == TP_F_ESTABLISHED)
         return tcp_write_start(c);
     return 0;
-}
-
-static void tcp_want_drain(struct transport *t)
-{
-    container_of(t, struct tcp_conn, base)->want_drain = true;
 }
 
 static size_t tcp_queued(const struct transport *t)
@@ -350,14 +306,14 @@ static size_t tcp_queued(const struct transport *t)
 /* The socket is usable: tell the owner, then start reading and writing. */
 static void tcp_established(struct tcp_conn *c, bool notify)
 {
-    c->established = true;
-    if (notify && c->base.cb && c->base.cb->connected) {
-        c->base.cb->connected(&c->base);
-        if (c->base.closing)
+    c->base.flags |= TP_F_ESTABLISHED;
+    if (notify) {
+        tp_emit_connected(&c->base);
+        if (tp_is_closing(&c->base))
             return;
     }
     tcp_read_start(c);
-    if (!c->base.closing && c->pend.len > 0 && !c->writing)
+    if (!(c->base.flags & (TP_F_CLOSING | TCP_F_WRITING)) && c->pend.len > 0)
         (void)tcp_write_start(c);
 }
 
@@ -365,7 +321,7 @@ static void tcp_on_connect(uv_connect_t *req, int status)
 {
     struct tcp_conn *c = container_of(req, struct tcp_conn, connect_req);
 
-    if (c->base.closing)
+    if (tp_is_closing(&c->base))
         return;
     if (status < 0) {
         tcp_shutdown(c, status);
@@ -385,11 +341,11 @@ static void tcp_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *
     struct sockaddr_storage ss;
     int err;
 
-    c->resolving = false;
-    if (c->base.closing) {
+    c->base.flags &= ~TP_F_RESOLVING;
+    if (tp_is_closing(&c->base)) {
         uv_freeaddrinfo(res);
         /* The close callback already ran and left the freeing to us. */
-        if (c->handle_closed)
+        if (c->base.flags & TCP_F_HANDLE_CLOSED)
             tcp_conn_free(c);
         return;
     }
@@ -418,10 +374,10 @@ static int tcp_resolve(struct tcp_conn *c, const struct ovl_uri *uri)
     hints.ai_protocol = IPPROTO_TCP;
     hints.ai_flags = AI_NUMERICSERV;
     snprintf(port, sizeof(port), "%u", (unsigned)uri->port);
-    err = uv_getaddrinfo(c->env->loop, &c->gai_req, tcp_on_resolved, uri->host, port, &hints);
+    err = uv_getaddrinfo(c->base.env->loop, &c->gai_req, tcp_on_resolved, uri->host, port, &hints);
     if (err)
         return err;
-    c->resolving = true;
+    c->base.flags |= TP_F_RESOLVING;
     return 0;
 }
 
@@ -502,13 +458,9 @@ static void tcp_on_connection(uv_stream_t *server, int status)
         tcp_abort(c);
         return;
     }
-    c->base.inbound = true;
-    l->base.cb->accept(&l->base, &c->base);
-    if (c->base.closing)
-        return;
-    if (!c->base.cb) {
-        /* Nobody took it: close without calling anyone. */
-        tcp_abort(c);
+    c->base.flags |= TP_F_INBOUND;
+    if (!tp_emit_accept(&l->base, &c->base)) {
+        tcp_shutdown(c, 0); /* not taken (and silent), unless already closing */
         return;
     }
     tcp_established(c, false);
@@ -591,7 +543,6 @@ const struct tp_ops tp_tcp_ops = {
     .pause = tcp_pause,
     .resume = tcp_resume,
     .queued = tcp_queued,
-    .want_drain = tcp_want_drain,
     .peer_uri = tcp_peer_uri,
     .listener_uri = tcp_listener_uri,
     .listener_close = tcp_listener_close,

@@ -1,10 +1,13 @@
-/* transport.c - the registry of compiled-in transports and the URI front door. */
+/* transport.c - the registry of compiled-in transports, the URI front
+ * door, and the steps of the contract every transport shares (transport.h). */
 #include <string.h>
 
 #include "ovl_config.h"
 
+#include "core/cell.h"
 #include "core/tp_tcp.h"
 #include "core/transport.h"
+#include "lib/bytes.h"
 
 #if OVL_HAVE_QUIC
 #include "core/tp_quic.h"
@@ -111,4 +114,113 @@ int tp_listen(struct tp_env *env, const char *uri, const struct tp_listen_cb *cb
     if (err)
         *out = NULL;
     return err;
+}
+
+/* ---- the contract's common steps --------------------------------------- */
+
+/* Caps below one framed frame would refuse every send forever. */
+size_t tp_sendq_max(const struct transport *t)
+{
+    const size_t min = OVL_FRAME_MAX + OVL_FRAME_LENHDR;
+
+    return t->env->sendq_max < min ? min : t->env->sendq_max;
+}
+
+/* The ladder in the order tp_send() documents its errors. */
+int tp_admit(struct transport *t, const uint8_t *frame, size_t len, size_t queued, size_t max)
+{
+    if (t->flags & TP_F_CLOSING)
+        return OVL_ECLOSED;
+    if (len > OVL_FRAME_MAX)
+        return OVL_ETOOBIG;
+    if (len == 0 || !frame)
+        return OVL_EINVAL;
+    if (queued + OVL_FRAME_LENHDR + len > max) {
+        t->stats.eagain++;
+        t->flags |= TP_F_WANT_DRAIN;
+        return OVL_EAGAIN;
+    }
+    return 0;
+}
+
+/* The owner may close t from frame(): check before every next frame. */
+int tp_deframe(struct transport *t, const uint8_t *buf, size_t len, unsigned stop, size_t *used)
+{
+    size_t off = 0;
+    int err = 0;
+
+    stop |= TP_F_CLOSING;
+    while (!(t->flags & stop) && len - off >= OVL_FRAME_LENHDR) {
+        size_t flen = ld_be16(buf + off);
+
+        if (flen == 0 || flen > OVL_FRAME_MAX) {
+            err = flen ? OVL_ETOOBIG : OVL_EPROTO;
+            break;
+        }
+        if (len - off - OVL_FRAME_LENHDR < flen)
+            break;
+        t->stats.frames_in++;
+        t->stats.bytes_in += flen;
+        if (t->cb && t->cb->frame)
+            t->cb->frame(t, buf + off + OVL_FRAME_LENHDR, flen);
+        off += OVL_FRAME_LENHDR + flen;
+    }
+    *used = off;
+    return err;
+}
+
+/* Closing happens once: the reason of the first call is the one reported. */
+bool tp_begin_close(struct transport *t, int reason)
+{
+    if (t->flags & TP_F_CLOSING)
+        return false;
+    t->flags |= TP_F_CLOSING;
+    t->reason = reason;
+    return true;
+}
+
+/* A closing transport reads nothing either way, so it needs no change. */
+bool tp_mark_paused(struct transport *t, bool pause)
+{
+    if ((t->flags & TP_F_CLOSING) || !(t->flags & TP_F_PAUSED) == !pause)
+        return false;
+    t->flags ^= TP_F_PAUSED;
+    return true;
+}
+
+/* Tell the owner the transport is up. */
+void tp_emit_connected(struct transport *t)
+{
+    if (t->cb && t->cb->connected)
+        t->cb->connected(t);
+}
+
+/* The owner installs its callbacks from accept() (transport.h). */
+bool tp_emit_accept(struct tp_listener *l, struct transport *t)
+{
+    l->cb->accept(l, t);
+    if (t->flags & TP_F_CLOSING)
+        return false;
+    if (!t->cb) {
+        t->flags |= TP_F_SILENT; /* nobody took it: close without calling anyone */
+        return false;
+    }
+    return true;
+}
+
+/* Half the cap, so a sender woken by drain() has room for a burst. */
+void tp_emit_drain(struct transport *t, size_t queued, size_t max)
+{
+    if ((t->flags & (TP_F_CLOSING | TP_F_WANT_DRAIN)) != TP_F_WANT_DRAIN || queued > max / 2)
+        return;
+    t->flags &= ~TP_F_WANT_DRAIN;
+    if (t->cb && t->cb->drain)
+        t->cb->drain(t);
+}
+
+/* The last callback; the transport frees t right after. */
+void tp_emit_closed(struct transport *t)
+{
+    if (!(t->flags & TP_F_SILENT) && t->cb && t->cb->closed)
+        t->cb->closed(t, t->reason);
 }

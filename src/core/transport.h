@@ -28,6 +28,15 @@
  * us is held back by the kernel's flow control) until tp_resume(); frames
  * already read in the current batch may still be delivered. A sendq_max
  * below one frame plus its framing acts as that minimum.
+ *
+ * The contract is kept once, in transport.c, and every transport builds on
+ * it (as Redis's connhelpers.h does): the send-admission ladder (tp_admit),
+ * u16-length deframing that calls the owner and stops once the owner closed
+ * the transport (tp_deframe), the drain threshold (tp_emit_drain), the queue
+ * cap (tp_sendq_max), closing exactly once (tp_begin_close) and the other
+ * callbacks (tp_emit_*). Their state lives in struct transport: one flags
+ * word (TP_F_*, like libuv's UV_HANDLE_* bits) whose high bits each
+ * transport type names for itself. A transport keeps only its own I/O.
  */
 #ifndef OVL_CORE_TRANSPORT_H
 #define OVL_CORE_TRANSPORT_H
@@ -90,20 +99,35 @@ struct tp_ops {
     void (*pause)(struct transport *t);
     void (*resume)(struct transport *t);
     size_t (*queued)(const struct transport *t);
-    void (*want_drain)(struct transport *t);
     int (*peer_uri)(const struct transport *t, char *out, size_t outlen);
     int (*listener_uri)(const struct tp_listener *l, char *out, size_t outlen);
     void (*listener_close)(struct tp_listener *l);
+};
+
+/* Bits of transport.flags. The low byte is the contract's, kept by the
+ * helpers in transport.c; bits from TP_F_PRIVATE up belong to the transport
+ * type, which names them for itself (TCP_F_*, QUIC_F_*). */
+enum {
+    TP_F_CLOSING = 1u << 0,     /* closing has begun: deliver nothing more */
+    TP_F_INBOUND = 1u << 1,     /* accepted rather than dialed */
+    TP_F_PAUSED = 1u << 2,      /* the owner asked us not to read */
+    TP_F_WANT_DRAIN = 1u << 3,  /* call drain() once the queue is down to half */
+    TP_F_SILENT = 1u << 4,      /* call nothing on close: a starting call failed,
+                                 * or nobody took an accepted transport */
+    TP_F_ESTABLISHED = 1u << 5, /* up: connected() or accept() is done or due */
+    TP_F_RESOLVING = 1u << 6,   /* a name lookup is out; it keeps the memory alive */
+    TP_F_PRIVATE = 1u << 8,     /* the first bit a transport type may use */
 };
 
 /* The transport-independent head of every connection. */
 struct transport {
     const struct tp_ops *ops;
     const struct tp_cb *cb;
-    void *udata;   /* the owner (a link) */
+    void *udata;        /* the owner (a link) */
+    struct tp_env *env; /* the node's; outlives every transport */
     struct tp_stats stats;
-    bool closing;  /* tp_close() was called: deliver nothing more */
-    bool inbound;  /* accepted rather than dialed */
+    unsigned flags; /* TP_F_* and the transport type's own bits */
+    int reason;     /* handed to closed(); set when closing begins */
 };
 
 /* The transport-independent head of every listener. */
@@ -133,6 +157,18 @@ int tp_dial(struct tp_env *env, const char *uri, const struct tp_cb *cb, void *u
 /* Parse uri and listen on it; *out is NULL on failure. */
 int tp_listen(struct tp_env *env, const char *uri, const struct tp_listen_cb *cb, void *udata,
               struct tp_listener **out) OVL_WUR;
+
+/* Return true once closing has begun (tp_close() or the transport's own). */
+static inline bool tp_is_closing(const struct transport *t)
+{
+    return t->flags & TP_F_CLOSING;
+}
+
+/* Return true for a transport a listener accepted. */
+static inline bool tp_is_inbound(const struct transport *t)
+{
+    return t->flags & TP_F_INBOUND;
+}
 
 /* Install the owner's callbacks on an accepted transport. */
 static inline void tp_set_cb(struct transport *t, const struct tp_cb *cb, void *udata)
@@ -171,7 +207,7 @@ static inline void tp_resume(struct transport *t)
  * OVL_EAGAIN (for senders that check for room before sending). */
 static inline void tp_want_drain(struct transport *t)
 {
-    t->ops->want_drain(t);
+    t->flags |= TP_F_WANT_DRAIN;
 }
 
 /* Return the bytes queued for sending. */
@@ -197,5 +233,57 @@ static inline void tp_listener_close(struct tp_listener *l)
 {
     l->ops->listener_close(l);
 }
+
+/* ---- for transports only: the contract's common steps (transport.c) ----
+ * Owners never call these. Each keeps one promise of the header comment
+ * above, so that every transport keeps it the same way. */
+
+/* Return the send-queue cap: env->sendq_max, at least one framed frame. */
+size_t tp_sendq_max(const struct transport *t);
+
+/* Admit a frame of len bytes to a queue holding queued of at most max bytes
+ * (framing included): 0, or OVL_ECLOSED once closing, OVL_ETOOBIG above
+ * OVL_FRAME_MAX, OVL_EINVAL when empty, OVL_EAGAIN (counted, and drain()
+ * asked for) when it does not fit. Queues nothing. */
+int tp_admit(struct transport *t, const uint8_t *frame, size_t len, size_t queued,
+             size_t max) OVL_WUR;
+
+/* Count a frame of len bytes that tp_admit let in and the transport queued. */
+static inline void tp_count_sent(struct transport *t, size_t len)
+{
+    t->stats.frames_out++;
+    t->stats.bytes_out += len;
+}
+
+/* Hand each whole u16-length frame of buf[0, len) to the owner's frame(),
+ * counted, and stop early once closing or any flag in stop is set (so an
+ * owner that closes t from frame() gets nothing more). *used is set to the
+ * bytes consumed, which the caller drops; a partial frame is left. Returns
+ * 0, or OVL_EPROTO (empty frame) / OVL_ETOOBIG (too long) for a bad prefix:
+ * the caller closes with that reason. */
+int tp_deframe(struct transport *t, const uint8_t *buf, size_t len, unsigned stop,
+               size_t *used) OVL_WUR;
+
+/* Begin closing with reason for closed(); false when it had begun already. */
+bool tp_begin_close(struct transport *t, int reason);
+
+/* Set (pause) or clear TP_F_PAUSED; true when that changed an open
+ * transport, so the caller stops or starts reading. */
+bool tp_mark_paused(struct transport *t, bool pause);
+
+/* Call the owner's connected(). */
+void tp_emit_connected(struct transport *t);
+
+/* Hand an accepted t to l's owner. True when the owner took it and it is
+ * open; false when the owner closed it, or took nothing (then t is marked
+ * TP_F_SILENT and the caller closes it). */
+bool tp_emit_accept(struct tp_listener *l, struct transport *t);
+
+/* Call drain() once if it was asked for, the queue (queued bytes) is down
+ * to half of max and t is not closing. */
+void tp_emit_drain(struct transport *t, size_t queued, size_t max);
+
+/* Call the owner's closed(t, t->reason), unless TP_F_SILENT. */
+void tp_emit_closed(struct transport *t);
 
 #endif

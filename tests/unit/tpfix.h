@@ -178,7 +178,7 @@ static inline void end_frame(struct transport *t, const uint8_t *frame, size_t l
     struct end *e = t->udata;
     size_t wlen = pat_len(e->peer_seed, e->rx);
 
-    ck_assert_msg(!e->closed && !t->closing, "frame delivered after close");
+    ck_assert_msg(!e->closed && !tp_is_closing(t), "frame delivered after close");
     pat_fill(e->buf, wlen, e->peer_seed, e->rx);
     if (len != wlen || memcmp(frame, e->buf, len) != 0)
         e->bad++;
@@ -220,7 +220,7 @@ static inline void on_accept(struct tp_listener *l, struct transport *t)
     struct fx *fx = l->udata;
 
     fx->accepts++;
-    ck_assert(t->inbound);
+    ck_assert(tp_is_inbound(t));
     if (fx->accept_mode == ACCEPT_IGNORE)
         return;
     ck_assert_ptr_null(fx->srv.t);
@@ -253,7 +253,7 @@ static inline void fx_dial(struct fx *fx, const char *uri)
 
     ck_assert_msg(err == 0, "tp_dial %s: %s", uri, ovl_strerror(err));
     ck_assert_ptr_nonnull(fx->cli.t);
-    ck_assert(!fx->cli.t->inbound);
+    ck_assert(!tp_is_inbound(fx->cli.t));
 }
 
 static inline uint16_t uri_port(const char *text)
@@ -511,7 +511,7 @@ static inline void tpt_local_close(const char *sch)
     tp_close(fx.cli.t);
     /* Everything after the close is refused or ignored, and closing again
      * does not call closed() twice. */
-    ck_assert(fx.cli.t->closing);
+    ck_assert(tp_is_closing(fx.cli.t));
     ck_assert_int_eq(tp_send(fx.cli.t, &one, 1), OVL_ECLOSED);
     tp_pause(fx.cli.t);
     tp_resume(fx.cli.t);
