@@ -40,10 +40,8 @@ int dirmsg_fragment(struct cell *c, uint8_t cmd, uint32_t req_id, const uint8_t 
     c->cmd = cmd;
     c->len = (uint16_t)(DIRMSG_FRAG_HDR + chunk);
     st_le32(c->payload, req_id);
-    c->payload[4] = (uint8_t)index;
-    c->payload[5] = (uint8_t)(index >> 8);
-    c->payload[6] = (uint8_t)n;
-    c->payload[7] = (uint8_t)(n >> 8);
+    st_le16(c->payload + 4, index);
+    st_le16(c->payload + 6, (uint16_t)n);
     memcpy(c->payload + DIRMSG_FRAG_HDR, msg + off, chunk);
     *count = (uint16_t)n;
     return 0;
@@ -127,8 +125,8 @@ int dirmsg_rx_feed(struct dirmsg_rx *rx, const struct cell *c, size_t max_len, u
         return OVL_EPROTO;
     }
     rid = ld_le32(c->payload);
-    idx = (uint16_t)(c->payload[4] | c->payload[5] << 8);
-    cnt = (uint16_t)(c->payload[6] | c->payload[7] << 8);
+    idx = ld_le16(c->payload + 4);
+    cnt = ld_le16(c->payload + 6);
     dlen = (size_t)c->len - DIRMSG_FRAG_HDR;
     *req_id = rid; /* lets the caller answer even a bad request */
 

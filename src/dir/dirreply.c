@@ -145,31 +145,28 @@ void dir_caches_free(struct dir *d)
 static int dir_parse_list(struct dir *d, struct dir_req *r, const uint8_t *in, size_t len,
                           const uint8_t bs_pk[OVL_ED25519_PK])
 {
+    uint64_t wall = clock_wall_ms();
     struct doc doc;
-    struct desc *v = NULL;
+    struct desc *v;
     unsigned k = 0;
     int rc = doc_parse(&doc, in, len, bs_pk);
 
     if (rc)
         return rc;
     rc = OVL_EPROTO;
-    if (doc.kind != DOC_LIST || doc.expires_ms <= clock_wall_ms())
-        goto fail;
-    rc = OVL_ENOMEM;
-    v = calloc(doc.count ? doc.count : 1, sizeof(*v));
-    if (!v)
+    if (doc.kind != DOC_LIST || doc.expires_ms <= wall)
         goto fail;
     for (unsigned i = 0; i < doc.count; i++) {
-        rc = desc_parse(&v[k], doc.entries[i].desc, doc.entries[i].len);
-        if (rc)
+        if (!(doc.descs[i].flags & DESC_RELAY))
             goto fail;
-        if (!(v[k].flags & DESC_RELAY)) {
-            rc = OVL_EPROTO;
-            goto fail;
-        }
-        if (!desc_expired(&v[k], clock_wall_ms()))
-            k++;
+        if (!desc_expired(&doc.descs[i], wall)) /* keep the live ones, in order */
+            doc.descs[k++] = doc.descs[i];
     }
+    rc = OVL_ENOMEM;
+    v = doc.descs ? doc.descs : calloc(1, sizeof(*v)); /* an empty list is still an array */
+    if (!v)
+        goto fail;
+    doc.descs = NULL; /* taken: r's now */
     doc_free(&doc);
     free(d->list);
     d->n_list = 0;
@@ -184,16 +181,15 @@ static int dir_parse_list(struct dir *d, struct dir_req *r, const uint8_t *in, s
     }
     return 0;
 fail:
-    free(v);
     doc_free(&doc);
     return rc;
 }
 
-static int dir_chain_check(const struct dir_req *r, const struct doc *doc)
+static int dir_chain_check(const struct dir_req *r, const struct doc *doc, uint64_t wall)
 {
     /* The bootstrap may give fewer backups than asked when relays are few. */
     if (doc->kind != DOC_CHAIN || doc->length != r->length || doc->backups > r->backups ||
-        doc->expires_ms <= clock_wall_ms())
+        doc->expires_ms <= wall)
         return OVL_EPROTO;
     return 0;
 }
@@ -201,6 +197,7 @@ static int dir_chain_check(const struct dir_req *r, const struct doc *doc)
 static int dir_parse_chain(struct dir *d, struct dir_req *r, const uint8_t *in, size_t len,
                            const uint8_t bs_pk[OVL_ED25519_PK])
 {
+    uint64_t wall = clock_wall_ms();
     struct doc doc;
     struct dir_chain *ch = NULL;
     unsigned per;
@@ -208,7 +205,7 @@ static int dir_parse_chain(struct dir *d, struct dir_req *r, const uint8_t *in, 
 
     if (rc)
         return rc;
-    rc = dir_chain_check(r, &doc);
+    rc = dir_chain_check(r, &doc, wall);
     per = doc.backups + 1u;
     if (rc)
         goto fail;
@@ -216,20 +213,15 @@ static int dir_parse_chain(struct dir *d, struct dir_req *r, const uint8_t *in, 
     ch = calloc(1, sizeof(*ch));
     if (!ch)
         goto fail;
+    rc = OVL_EPROTO;
     for (unsigned i = 0; i < doc.count; i++) {
-        struct desc *h = &ch->hops[i / per][i % per];
+        const struct desc *h = &doc.descs[i];
 
-        rc = desc_parse(h, doc.entries[i].desc, doc.entries[i].len);
-        if (rc)
-            goto fail;
-        rc = OVL_EPROTO;
-        if (!(h->flags & DESC_RELAY) || desc_expired(h, clock_wall_ms()) ||
-            memcmp(h->id_pk, d->n->id.pk, OVL_ED25519_PK) == 0 ||
+        /* doc_parse saw to the rest: relays only, each once. */
+        if (desc_expired(h, wall) || memcmp(h->id_pk, d->n->id.pk, OVL_ED25519_PK) == 0 ||
             (r->has_pk && memcmp(h->id_pk, r->pk, OVL_ED25519_PK) == 0))
             goto fail;
-        for (unsigned j = 0; j < i; j++) /* a relay twice in one chain is no chain */
-            if (memcmp(ch->hops[j / per][j % per].id_pk, h->id_pk, OVL_ED25519_PK) == 0)
-                goto fail;
+        ch->hops[i / per][i % per] = *h;
     }
     memcpy(ch->ref, doc.ref, sizeof(ch->ref));
     ch->length = doc.length;
