@@ -312,7 +312,7 @@ static void dir_link_closed(void *ctx, struct link *l)
         return;
     i = dir_bs_index(d, l->peer_pk);
     if (i >= 0 && !link_find(d->n, l->peer_pk))
-        d->bs[i].registered = false;
+        dir_bs_unlinked(d, (unsigned)i);
     dir_serve_link_closed(d, l);
     DL_FOREACH_SAFE(d->pending, r, tmp)
     if (r->serial == l->serial)

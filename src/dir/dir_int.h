@@ -12,9 +12,12 @@
  *               registering with bootstraps, heartbeats, key rotation;
  *   dirsrv.c    the bootstrap serving requests from its registry and
  *               expiring silent nodes.
- * Each field of struct dir is written by the file named beside it; dir.c
- * allocates every timer (dir_init) and closes them (dir_stop, dir_free),
- * the owning file starts its own.
+ * Once dir_init has set it up and until dir_free, each group of fields in
+ * struct dir is written only by the file that heads it, except the
+ * counters (st: by whoever does what they count) and next_id
+ * (dirmsg_next_id: by whoever sends a request). dir.c allocates every
+ * timer (dir_init) and closes them (dir_stop, dir_free); the file that
+ * owns a timer starts it.
  */
 #ifndef OVL_DIR_DIR_INT_H
 #define OVL_DIR_DIR_INT_H
@@ -170,6 +173,9 @@ void dir_register_with(struct dir *d, unsigned i, struct link *l);
 
 /* Handle the reply to a registration or heartbeat from bootstrap i. */
 void dir_on_reg_reply(struct dir *d, unsigned i, struct link *l, uint32_t id, uint8_t status);
+
+/* Our last link to bootstrap i closed: it must hear our descriptor again. */
+void dir_bs_unlinked(struct dir *d, unsigned i);
 
 /* ---- dirsrv.c ---------------------------------------------------------- */
 

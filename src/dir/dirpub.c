@@ -194,6 +194,12 @@ void dir_on_reg_reply(struct dir *d, unsigned i, struct link *l, uint32_t id, ui
     }
 }
 
+/* Forget that bootstrap i accepted us: our last link to it closed. */
+void dir_bs_unlinked(struct dir *d, unsigned i)
+{
+    d->bs[i].registered = false;
+}
+
 static void dir_heartbeat_cb(uv_timer_t *t)
 {
     static const uint8_t hb = DIR_HEARTBEAT;
