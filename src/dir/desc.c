@@ -12,11 +12,14 @@
 
 #include "lib/bytes.h"
 
-#define DESC_URI_LEN_MAX 255                                /* one length byte */
-#define DESC_MIN_LEN     (DESC_FIXED_LEN + 2 + OVL_SIG_LEN) /* one URI of one byte */
-#define DOC_MAX_HOPS     8
-#define DOC_MAX_BACKUPS  4
-#define DOC_VERSION      1
+#define DESC_URI_LEN_MAX  255                                /* one length byte */
+#define DESC_MIN_LEN      (DESC_FIXED_LEN + 2 + OVL_SIG_LEN) /* one URI of one byte */
+#define DOC_MAX_HOPS      8
+#define DOC_MAX_BACKUPS   4
+#define DOC_VERSION       1
+#define DOC_OFF_PUBLISHED 20 /* header offsets of the fields written in more than one place */
+#define DOC_OFF_EXPIRES   28
+#define DOC_OFF_COUNT     36
 
 static bool all_zero(const uint8_t *p, size_t n)
 {
@@ -196,9 +199,9 @@ int doc_begin(struct doc_builder *b, uint8_t kind, uint8_t length, uint8_t backu
         memcpy(b->buf + 4, ref, 16);
     else
         memset(b->buf + 4, 0, 16);
-    st_le64(b->buf + 20, published_ms);
-    st_le64(b->buf + 28, expires_ms);
-    b->buf[36] = b->buf[37] = 0; /* count, written by doc_finish */
+    st_le64(b->buf + DOC_OFF_PUBLISHED, published_ms);
+    st_le64(b->buf + DOC_OFF_EXPIRES, expires_ms);
+    st_le16(b->buf + DOC_OFF_COUNT, 0); /* written by doc_finish */
     b->len = DOC_HDR_LEN;
     return 0;
 }
@@ -210,8 +213,7 @@ int doc_add(struct doc_builder *b, const uint8_t *desc, size_t len)
         return OVL_EINVAL;
     if (b->count == UINT16_MAX || 2 + len + OVL_SIG_LEN > b->cap - b->len)
         return OVL_ETOOBIG;
-    b->buf[b->len] = (uint8_t)len;
-    b->buf[b->len + 1] = (uint8_t)(len >> 8);
+    st_le16(b->buf + b->len, (uint16_t)len);
     memcpy(b->buf + b->len + 2, desc, len);
     b->len += 2 + len;
     b->count++;
@@ -231,8 +233,7 @@ int doc_finish(struct doc_builder *b, const struct ovl_identity *id, uint8_t **o
         return OVL_EINVAL;
     if (b->buf[1] == DOC_CHAIN && b->count != b->buf[2] * (1 + b->buf[3]))
         return OVL_EINVAL;
-    b->buf[36] = (uint8_t)b->count;
-    b->buf[37] = (uint8_t)(b->count >> 8);
+    st_le16(b->buf + DOC_OFF_COUNT, b->count);
     rc = ovl_sign(id, b->buf, b->len, b->buf + b->len);
     if (rc != 0)
         return rc;
@@ -260,7 +261,7 @@ static int doc_walk(const uint8_t *in, size_t body, uint16_t count, struct doc_e
     for (unsigned i = 0; i < count; i++) {
         if (body - pos < 2)
             return OVL_EPROTO;
-        size_t elen = (size_t)in[pos] | (size_t)in[pos + 1] << 8;
+        size_t elen = ld_le16(in + pos);
         pos += 2;
         if (elen < DESC_MIN_LEN || elen > DESC_MAX_LEN || elen > body - pos)
             return OVL_EPROTO;
@@ -273,26 +274,26 @@ static int doc_walk(const uint8_t *in, size_t body, uint16_t count, struct doc_e
     return pos == body ? 0 : OVL_EPROTO;
 }
 
-/* Verify every entry; a chain holds distinct relays only. */
-static int doc_check_entries(const struct doc *doc)
+/* Decode and verify every entry into doc->descs; a chain holds distinct
+ * relays only. */
+static int doc_check_entries(struct doc *doc)
 {
-    uint8_t ids[DOC_MAX_HOPS * (1 + DOC_MAX_BACKUPS)][OVL_ED25519_PK];
-    struct desc d;
     int rc;
 
     for (unsigned i = 0; i < doc->count; i++) {
-        rc = desc_parse(&d, doc->entries[i].desc, doc->entries[i].len);
+        struct desc *d = &doc->descs[i];
+
+        rc = desc_parse(d, doc->entries[i].desc, doc->entries[i].len);
         if (rc != 0)
             return rc;
         if (doc->kind != DOC_CHAIN)
             continue;
-        if (!(d.flags & DESC_RELAY))
+        if (!(d->flags & DESC_RELAY))
             return OVL_EPROTO;
         for (unsigned j = 0; j < i; j++) {
-            if (memcmp(ids[j], d.id_pk, OVL_ED25519_PK) == 0)
+            if (memcmp(doc->descs[j].id_pk, d->id_pk, OVL_ED25519_PK) == 0)
                 return OVL_EPROTO;
         }
-        memcpy(ids[i], d.id_pk, OVL_ED25519_PK);
     }
     return 0;
 }
@@ -317,9 +318,9 @@ int doc_parse(struct doc *doc, const uint8_t *in, size_t len, const uint8_t bs_p
     doc->length = in[2];
     doc->backups = in[3];
     memcpy(doc->ref, in + 4, 16);
-    doc->published_ms = ld_le64(in + 20);
-    doc->expires_ms = ld_le64(in + 28);
-    doc->count = (uint16_t)(in[36] | in[37] << 8);
+    doc->published_ms = ld_le64(in + DOC_OFF_PUBLISHED);
+    doc->expires_ms = ld_le64(in + DOC_OFF_EXPIRES);
+    doc->count = ld_le16(in + DOC_OFF_COUNT);
     rc = OVL_EPROTO;
     if (in[0] != DOC_VERSION || !doc_shape_ok(doc->kind, doc->length, doc->backups, doc->ref,
                                               doc->published_ms, doc->expires_ms))
@@ -332,7 +333,8 @@ int doc_parse(struct doc *doc, const uint8_t *in, size_t len, const uint8_t bs_p
         goto done;
     rc = OVL_ENOMEM;
     doc->entries = calloc(doc->count, sizeof(*doc->entries));
-    if (!doc->entries)
+    doc->descs = calloc(doc->count, sizeof(*doc->descs));
+    if (!doc->entries || !doc->descs)
         goto fail;
     rc = doc_walk(in, body, doc->count, doc->entries);
     if (rc == 0)
@@ -353,5 +355,7 @@ void doc_free(struct doc *doc)
         return;
     free(doc->entries);
     doc->entries = NULL;
+    free(doc->descs);
+    doc->descs = NULL;
     doc->count = 0;
 }

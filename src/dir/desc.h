@@ -79,7 +79,9 @@ int desc_parse(struct desc *d, const uint8_t *in, size_t len) OVL_WUR;
 /* True when d has expired at wall-clock time now_ms. */
 bool desc_expired(const struct desc *d, uint64_t now_ms);
 
-/* A decoded document: the descriptors stay in the caller's buffer. */
+/* A decoded document: the signed descriptors stay in the caller's buffer
+ * (entries), and each is also decoded once (descs), so that a reader never
+ * verifies one again. */
 struct doc {
     uint8_t kind, length, backups;
     uint8_t ref[16];
@@ -88,7 +90,10 @@ struct doc {
     struct doc_entry {
         const uint8_t *desc; /* points into the buffer given to doc_parse */
         uint16_t len;
-    } * entries; /* count entries, allocated by doc_parse */
+    } * entries;        /* count entries, allocated by doc_parse */
+    struct desc *descs; /* count decoded, verified descriptors, allocated by
+                         * doc_parse; the caller may take the array (then set
+                         * descs to NULL before doc_free) */
 };
 
 /* Builder state for a document (appends descriptors already signed). */
@@ -118,12 +123,13 @@ void doc_builder_free(struct doc_builder *b);
 
 /* Decode and verify a document against the bootstrap key bs_pk; each
  * entry's descriptor is checked with desc_parse too. On success
- * doc->entries is allocated (free with doc_free). OVL_EPROTO / OVL_ECRYPTO
- * as desc_parse. For DOC_CHAIN, count must equal length * (1 + backups). */
+ * doc->entries and doc->descs are allocated (both NULL when count is 0;
+ * free with doc_free). OVL_EPROTO / OVL_ECRYPTO as desc_parse. For
+ * DOC_CHAIN, count must equal length * (1 + backups). */
 int doc_parse(struct doc *doc, const uint8_t *in, size_t len,
               const uint8_t bs_pk[OVL_ED25519_PK]) OVL_WUR;
 
-/* Free what doc_parse allocated (NULL-safe). */
+/* Free what doc_parse allocated and the caller did not take (NULL-safe). */
 void doc_free(struct doc *doc);
 
 #endif

@@ -1,7 +1,14 @@
-/* dir.c - the directory role: our descriptor, registration, client requests.
+/* dir.c - the directory role: its life cycle, its cell handlers and link
+ * events, and the client's requests.
  *
- * The bootstrap-server half (answering requests from the registry) lives in
- * dirsrv.c; both share struct dir through dir_int.h.
+ * Every directory message arrives here (CELL_DIR_REQUEST, CELL_DIR_REPLY,
+ * reassembled per link) and goes to the file that deals with it: requests
+ * to the bootstrap server (dirsrv.c), replies to our pending request
+ * (checked by dirreply.c) or to our registration (dirpub.c). A request
+ * asks the first bootstrap whose link is open, the next one when that
+ * fails or times out (the tick), and its callback always runs from the
+ * kick timer, never from inside the call that finished it. See dir_int.h
+ * for how the files divide struct dir.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -10,56 +17,20 @@
 
 #include "lib/htab.h"
 #include "core/link.h"
+#include "core/timer.h"
 #include "dir/dir_int.h"
 
-#define DIR_MAX_PENDING      1024
-#define DIR_LOOKUP_CACHE_MAX 4096
-#define DIR_LOOKUP_CACHE_MS  60000u
+#define DIR_MAX_PENDING 1024
 
 /* ---- small helpers ---------------------------------------------------- */
 
-uint32_t dir_next_id(struct dir *d)
-{
-    if (++d->next_id == 0)
-        d->next_id = 1;
-    return d->next_id;
-}
-
-int dir_bs_index(const struct dir *d, const uint8_t pk[OVL_ED25519_PK])
+/* Return the index of the bootstrap with key pk, or -1. */
+static int dir_bs_index(const struct dir *d, const uint8_t pk[OVL_ED25519_PK])
 {
     for (unsigned i = 0; i < d->n_bs; i++)
         if (memcmp(d->bs[i].spec.pk, pk, OVL_ED25519_PK) == 0)
             return (int)i;
     return -1;
-}
-
-int dir_send(struct link *l, uint8_t cmd, uint32_t id, const uint8_t *msg, size_t len)
-{
-    struct cell c;
-    uint16_t count = 0, i;
-    int rc;
-
-    memset(&c, 0, sizeof(c));
-    rc = dirmsg_fragment(&c, cmd, id, msg, len, 0, &count);
-    if (rc)
-        return rc;
-    /* All fragments or none: two messages must never interleave on a link. */
-    if (!link_can_send(l, count))
-        return OVL_EAGAIN;
-    for (i = 0; i < count; i++) {
-        if (i > 0) {
-            rc = dirmsg_fragment(&c, cmd, id, msg, len, i, &count);
-            if (rc)
-                return rc;
-        }
-        rc = link_send(l, &c);
-        if (rc) {
-            if (i > 0) /* the peer would reassemble garbage: give up on the link */
-                link_close(l, LC_QUEUE_FULL);
-            return rc;
-        }
-    }
-    return 0;
 }
 
 /* Free rx after taking it out of the table (one copy of HASH_DEL). */
@@ -69,14 +40,6 @@ static void dir_rx_free(struct dir *d, struct dir_rx *rx)
     dirmsg_rx_free(&rx->req);
     dirmsg_rx_free(&rx->rep);
     free(rx);
-}
-
-/* Take e out of the lookup cache, and free it unless it is to be reused. */
-static void dir_cache_del(struct dir *d, struct dir_cache_ent *e, bool keep)
-{
-    HASH_DEL(d->lookups, e);
-    if (!keep)
-        free(e);
 }
 
 static struct dir_rx *dir_rx_get(struct dir *d, uint64_t serial)
@@ -130,25 +93,8 @@ static void dir_req_finish(struct dir *d, struct dir_req *r, int err)
         r->n_descs = 0;
     }
     DL_APPEND(d->done, r);
-    if (!d->kick_closed)
-        uv_timer_start(&d->kick, dir_kick_cb, 0, 0);
-}
-
-static int dir_status_err(uint8_t status)
-{
-    switch (status) {
-    case DIR_STATUS_BAD:
-        return OVL_EINVAL;
-    case DIR_STATUS_UNKNOWN:
-    case DIR_STATUS_NO_RELAYS:
-        return OVL_ENOENT;
-    case DIR_STATUS_FULL:
-        return OVL_ENOMEM;
-    case DIR_STATUS_REFUSED:
-        return OVL_EPERM;
-    default:
-        return OVL_EPROTO;
-    }
+    if (d->kick) /* else dir_stop closed it: nothing is pending any more */
+        uv_timer_start(d->kick, dir_kick_cb, 0, 0);
 }
 
 static void dir_req_reply(struct dir *d, struct dir_req *r, const uint8_t *msg, size_t len,
@@ -185,7 +131,7 @@ static void dir_req_try(struct dir *d, struct dir_req *r, bool wait)
         l = link_find(n, d->bs[i].spec.pk);
         if (!l)
             continue;
-        rc = dir_send(l, CELL_DIR_REQUEST, r->id, r->msg, r->msg_len);
+        rc = dirmsg_send(l, CELL_DIR_REQUEST, r->id, r->msg, r->msg_len);
         if (rc) {
             r->tried |= 1u << i;
             r->err = rc;
@@ -222,7 +168,7 @@ static int dir_req_new(struct dir *d, uint8_t op, void *arg, struct dir_req **ou
     struct dir_req *r;
 
     *out = NULL;
-    if (d->stopping)
+    if (dir_stopping(d))
         return OVL_ECLOSED;
     if (!d->reg && d->n_bs == 0)
         return OVL_ENOENT;
@@ -231,7 +177,7 @@ static int dir_req_new(struct dir *d, uint8_t op, void *arg, struct dir_req **ou
     r = calloc(1, sizeof(*r));
     if (!r)
         return OVL_ENOMEM;
-    r->id = dir_next_id(d);
+    r->id = dirmsg_next_id(&d->next_id);
     r->op = op;
     r->arg = arg;
     r->bs = -1;
@@ -241,196 +187,6 @@ static int dir_req_new(struct dir *d, uint8_t op, void *arg, struct dir_req **ou
     DL_APPEND(d->pending, r);
     d->n_pending++;
     *out = r;
-    return 0;
-}
-
-/* ---- reply verification ------------------------------------------------ */
-
-static void dir_cache_put(struct dir *d, const struct desc *ds)
-{
-    uint64_t wall = clock_wall_ms(), life = DIR_LOOKUP_CACHE_MS;
-    struct dir_cache_ent *e;
-
-    if (ds->expires_ms <= wall)
-        return;
-    if (ds->expires_ms - wall < life)
-        life = ds->expires_ms - wall;
-    HASH_FIND(hh, d->lookups, ds->id_pk, OVL_ED25519_PK, e);
-    if (e) {
-        dir_cache_del(d, e, true); /* re-added at the end: the table stays in age order */
-    } else {
-        if (HASH_COUNT(d->lookups) >= DIR_LOOKUP_CACHE_MAX)
-            dir_cache_del(d, d->lookups, false);
-        e = malloc(sizeof(*e));
-        if (!e)
-            return;
-    }
-    e->d = *ds;
-    e->until_ms = clock_now_ms() + life;
-    HASH_ADD(hh, d->lookups, d.id_pk, OVL_ED25519_PK, e);
-}
-
-void dir_report(struct dir *d, const uint8_t pk[OVL_ED25519_PK])
-{
-    uint8_t msg[1 + OVL_ED25519_PK] = {DIR_REPORT};
-
-    memcpy(msg + 1, pk, OVL_ED25519_PK);
-    for (unsigned i = 0; d && i < d->n_bs; i++) {
-        struct link *l = link_find(d->n, d->bs[i].spec.pk);
-
-        /* The reply only says whether it was listed: nobody waits for it. */
-        if (l && dir_send(l, CELL_DIR_REQUEST, dir_next_id(d), msg, sizeof(msg)) == 0)
-            d->st.reports_sent++;
-    }
-}
-
-void dir_forget(struct dir *d, const uint8_t pk[OVL_ED25519_PK])
-{
-    struct dir_cache_ent *e;
-
-    if (!d || !pk)
-        return;
-    HASH_FIND(hh, d->lookups, pk, OVL_ED25519_PK, e);
-    if (e)
-        dir_cache_del(d, e, false);
-}
-
-static const struct desc *dir_cache_get(struct dir *d, const uint8_t pk[OVL_ED25519_PK])
-{
-    struct dir_cache_ent *e;
-
-    HASH_FIND(hh, d->lookups, pk, OVL_ED25519_PK, e);
-    if (!e)
-        return NULL;
-    if (clock_now_ms() >= e->until_ms || desc_expired(&e->d, clock_wall_ms())) {
-        dir_cache_del(d, e, false);
-        return NULL;
-    }
-    return &e->d;
-}
-
-static int dir_parse_list(struct dir *d, struct dir_req *r, const uint8_t *in, size_t len,
-                          const uint8_t bs_pk[OVL_ED25519_PK])
-{
-    struct doc doc;
-    struct desc *v = NULL;
-    unsigned k = 0;
-    int rc = doc_parse(&doc, in, len, bs_pk);
-
-    if (rc)
-        return rc;
-    rc = OVL_EPROTO;
-    if (doc.kind != DOC_LIST || doc.expires_ms <= clock_wall_ms())
-        goto fail;
-    rc = OVL_ENOMEM;
-    v = calloc(doc.count ? doc.count : 1, sizeof(*v));
-    if (!v)
-        goto fail;
-    for (unsigned i = 0; i < doc.count; i++) {
-        rc = desc_parse(&v[k], doc.entries[i].desc, doc.entries[i].len);
-        if (rc)
-            goto fail;
-        if (!(v[k].flags & DESC_RELAY)) {
-            rc = OVL_EPROTO;
-            goto fail;
-        }
-        if (!desc_expired(&v[k], clock_wall_ms()))
-            k++;
-    }
-    doc_free(&doc);
-    free(d->list);
-    d->list = NULL;
-    d->n_list = 0;
-    d->list_until = 0;
-    r->descs = v;
-    r->n_descs = k;
-    /* Keep a copy: the caller's array is lent only for its callback. */
-    d->list = malloc((k ? k : 1) * sizeof(*v));
-    if (d->list) {
-        memcpy(d->list, v, k * sizeof(*v));
-        d->n_list = k;
-        d->list_until = clock_now_ms() + d->o.heartbeat_ms;
-    }
-    return 0;
-fail:
-    free(v);
-    doc_free(&doc);
-    return rc;
-}
-
-static int dir_chain_check(const struct dir_req *r, const struct doc *doc)
-{
-    /* The bootstrap may give fewer backups than asked when relays are few. */
-    if (doc->kind != DOC_CHAIN || doc->length != r->length || doc->backups > r->backups ||
-        doc->expires_ms <= clock_wall_ms())
-        return OVL_EPROTO;
-    return 0;
-}
-
-static int dir_parse_chain(struct dir *d, struct dir_req *r, const uint8_t *in, size_t len,
-                           const uint8_t bs_pk[OVL_ED25519_PK])
-{
-    struct doc doc;
-    struct dir_chain *ch = NULL;
-    unsigned per;
-    int rc = doc_parse(&doc, in, len, bs_pk);
-
-    if (rc)
-        return rc;
-    rc = dir_chain_check(r, &doc);
-    per = doc.backups + 1u;
-    if (rc)
-        goto fail;
-    rc = OVL_ENOMEM;
-    ch = calloc(1, sizeof(*ch));
-    if (!ch)
-        goto fail;
-    for (unsigned i = 0; i < doc.count; i++) {
-        struct desc *h = &ch->hops[i / per][i % per];
-
-        rc = desc_parse(h, doc.entries[i].desc, doc.entries[i].len);
-        if (rc)
-            goto fail;
-        rc = OVL_EPROTO;
-        if (!(h->flags & DESC_RELAY) || desc_expired(h, clock_wall_ms()) ||
-            memcmp(h->id_pk, d->n->id.pk, OVL_ED25519_PK) == 0 ||
-            (r->has_pk && memcmp(h->id_pk, r->pk, OVL_ED25519_PK) == 0))
-            goto fail;
-        for (unsigned j = 0; j < i; j++) /* a relay twice in one chain is no chain */
-            if (memcmp(ch->hops[j / per][j % per].id_pk, h->id_pk, OVL_ED25519_PK) == 0)
-                goto fail;
-    }
-    memcpy(ch->ref, doc.ref, sizeof(ch->ref));
-    ch->length = doc.length;
-    ch->backups = doc.backups;
-    ch->expires_ms = doc.expires_ms;
-    doc_free(&doc);
-    r->chain = ch;
-    return 0;
-fail:
-    free(ch);
-    doc_free(&doc);
-    return rc;
-}
-
-static int dir_parse_lookup(struct dir *d, struct dir_req *r, const uint8_t *in, size_t len)
-{
-    struct desc *v = calloc(1, sizeof(*v));
-    int rc;
-
-    if (!v)
-        return OVL_ENOMEM;
-    rc = desc_parse(v, in, len);
-    if (rc == 0 &&
-        (memcmp(v->id_pk, r->pk, OVL_ED25519_PK) != 0 || desc_expired(v, clock_wall_ms())))
-        rc = OVL_EPROTO;
-    if (rc) {
-        free(v);
-        return rc;
-    }
-    dir_cache_put(d, v);
-    r->descs = v;
-    r->n_descs = 1;
     return 0;
 }
 
@@ -449,12 +205,7 @@ static void dir_req_reply(struct dir *d, struct dir_req *r, const uint8_t *msg, 
         dir_req_retry(d, r, dir_status_err(msg[1]), false);
         return;
     }
-    if (r->op == DIR_LIST)
-        rc = dir_parse_list(d, r, msg + 2, len - 2, bs_pk);
-    else if (r->op == DIR_CHAIN)
-        rc = dir_parse_chain(d, r, msg + 2, len - 2, bs_pk);
-    else
-        rc = dir_parse_lookup(d, r, msg + 2, len - 2);
+    rc = dir_reply_check(d, r, msg + 2, len - 2, bs_pk);
     if (rc) {
         d->st.bad_replies++;
         log_debug(&d->n->log, "directory: bad reply to %08x: %s", r->id, ovl_strerror(rc));
@@ -475,7 +226,7 @@ static void dir_on_request(void *ctx, struct link *l, const struct cell *c)
     uint32_t id;
     int rc;
 
-    if (d->stopping || !(rx = dir_rx_get(d, l->serial)))
+    if (dir_stopping(d) || !(rx = dir_rx_get(d, l->serial)))
         return;
     rc = dirmsg_rx_feed(&rx->req, c, DIR_REQ_MAX_LEN, &id, &msg, &len);
     if (rc == 0)
@@ -501,7 +252,7 @@ static void dir_on_reply(void *ctx, struct link *l, const struct cell *c)
     uint32_t id;
     int rc;
 
-    if (d->stopping)
+    if (dir_stopping(d))
         return;
     if (i < 0) { /* we ask only bootstraps: anything else is unsolicited */
         d->st.bad_replies++;
@@ -544,7 +295,7 @@ static void dir_link_opened(void *ctx, struct link *l)
     struct dir *d = ctx;
     int i = dir_bs_index(d, l->peer_pk);
 
-    if (d->stopping || i < 0)
+    if (dir_stopping(d) || i < 0)
         return;
     dir_register_with(d, (unsigned)i, l);
     dir_retry_waiting(d);
@@ -557,17 +308,12 @@ static void dir_link_closed(void *ctx, struct link *l)
     int i;
 
     dir_rx_drop(d, l->serial);
-    if (d->stopping)
+    if (dir_stopping(d))
         return;
     i = dir_bs_index(d, l->peer_pk);
     if (i >= 0 && !link_find(d->n, l->peer_pk))
-        d->bs[i].registered = false;
-    /* A bootstrap hands out only relays it can still reach: a node whose
-     * last link to us closed (killed, or dead by heartbeat) is dropped
-     * now, not a TTL later; it registers again when it comes back. */
-    if (d->reg && link_was_open(l) && !link_find(d->n, l->peer_pk) &&
-        registry_drop(d->reg, l->peer_pk, clock_now_ms()))
-        d->st.dropped_link_closed++;
+        dir_bs_unlinked(d, (unsigned)i);
+    dir_serve_link_closed(d, l);
     DL_FOREACH_SAFE(d->pending, r, tmp)
     if (r->serial == l->serial)
         dir_req_retry(d, r, OVL_ECLOSED, true);
@@ -590,18 +336,12 @@ static void dir_fire(struct dir_req *r)
     }
 }
 
-static void dir_handle_closed(uv_handle_t *h)
+/* The one place the role's state changes; it only moves forward, so a
+ * kick after dir_stop cannot start the role. */
+static void dir_set_state(struct dir *d, enum dir_state s)
 {
-    struct dir *d = h->data;
-
-    d->open_handles--;
-}
-
-static void dir_close_timer(uv_timer_t *t)
-{
-    if (uv_is_closing((uv_handle_t *)t))
-        return;
-    uv_close((uv_handle_t *)t, dir_handle_closed);
+    if (s > d->state)
+        d->state = s;
 }
 
 static void dir_kick_cb(uv_timer_t *t)
@@ -609,10 +349,9 @@ static void dir_kick_cb(uv_timer_t *t)
     struct dir *d = t->data;
     struct dir_req *r;
 
-    if (!d->started) { /* first turn of the loop: node_start has bound our addresses */
-        d->started = true;
-        if (!d->stopping)
-            dir_self_register(d, true);
+    if (d->state == DIR_NEW) { /* first turn of the loop: node_start has bound our addresses */
+        dir_set_state(d, DIR_RUNNING);
+        dir_self_register(d, true);
     }
     /* Fire only what is done now; callbacks may start or cancel requests. */
     d->firing = d->done;
@@ -622,10 +361,8 @@ static void dir_kick_cb(uv_timer_t *t)
         dir_fire(r);
         dir_req_free(r);
     }
-    if (d->stopping && !d->done) {
-        d->kick_closed = true;
-        dir_close_timer(&d->kick);
-    }
+    if (dir_stopping(d) && !d->done)
+        timer_close(&d->kick);
 }
 
 static void dir_tick_cb(uv_timer_t *t)
@@ -671,6 +408,7 @@ static void dir_opts_fill(struct dir_opts *o)
         o->desc_lifetime_ms = 3 * o->onion_rotate_ms;
 }
 
+/* Fill o with the documented defaults. */
 void dir_opts_defaults(struct dir_opts *o)
 {
     memset(o, 0, sizeof(*o));
@@ -679,11 +417,30 @@ void dir_opts_defaults(struct dir_opts *o)
     dir_opts_fill(o);
 }
 
-static void dir_timer_init(struct dir *d, uv_timer_t *t)
+/* Close every timer still open; each is freed once libuv is done with it. */
+static void dir_timers_close(struct dir *d)
 {
-    uv_timer_init(d->n->loop, t);
-    t->data = d;
-    d->open_handles++;
+    timer_close(&d->kick);
+    timer_close(&d->tick);
+    timer_close(&d->heartbeat);
+    timer_close(&d->rotate);
+    timer_close(&d->expire);
+}
+
+/* Allocate the role's timers (dir_int.h: each file starts its own). */
+static int dir_timers_new(struct dir *d)
+{
+    uv_loop_t *loop = d->n->loop;
+
+    d->kick = timer_new(loop, d);
+    d->tick = timer_new(loop, d);
+    d->heartbeat = timer_new(loop, d);
+    d->rotate = timer_new(loop, d);
+    d->expire = timer_new(loop, d);
+    if (d->kick && d->tick && d->heartbeat && d->rotate && d->expire)
+        return 0;
+    dir_timers_close(d);
+    return OVL_ENOMEM;
 }
 
 /* Register the directory's cell handlers and link observer; on failure
@@ -717,10 +474,12 @@ static void dir_unhandle(struct dir *d)
     node_unobserve_links(d->n, &(struct link_observer){.ctx = d});
 }
 
+/* Create the directory role and register its handlers. */
 int dir_init(struct node *n, const struct dir_opts *o, const struct dir_bootstrap_spec *bs,
              unsigned n_bs, struct dir **out)
 {
     struct dir *d;
+    uint64_t tick;
     int rc;
 
     *out = NULL;
@@ -736,6 +495,9 @@ int dir_init(struct node *n, const struct dir_opts *o, const struct dir_bootstra
         d->bs[i].spec = bs[i];
     d->n_bs = n_bs;
     ovl_random(&d->next_id, sizeof(d->next_id));
+    rc = dir_timers_new(d);
+    if (rc)
+        goto fail;
     if (n->roles & ROLE_BOOTSTRAP) {
         struct registry_opts ro = {.max_nodes = d->o.max_nodes,
                                    .max_chains = d->o.max_chains,
@@ -746,70 +508,67 @@ int dir_init(struct node *n, const struct dir_opts *o, const struct dir_bootstra
 
         rc = registry_new(&ro, &d->reg);
         if (rc)
-            goto fail;
+            goto fail_timers;
     }
     rc = dir_handlers(d);
     if (rc)
-        goto fail;
+        goto fail_registry;
     dir_onion_new(d);
-    dir_timer_init(d, &d->kick);
-    dir_timer_init(d, &d->tick);
-    dir_timer_init(d, &d->heartbeat);
-    dir_timer_init(d, &d->rotate);
-    dir_timer_init(d, &d->expire);
-    uv_timer_start(&d->kick, dir_kick_cb, 0, 0);
-    uint64_t tick = d->o.request_timeout_ms / 8;
-    uv_timer_start(&d->tick, dir_tick_cb, tick ? tick : 1, tick ? tick : 1);
+    uv_timer_start(d->kick, dir_kick_cb, 0, 0);
+    tick = d->o.request_timeout_ms / 8 ? d->o.request_timeout_ms / 8 : 1;
+    uv_timer_start(d->tick, dir_tick_cb, tick, tick);
     dir_publish_start(d);
+    dir_serve_start(d);
     n->dir = d;
     *out = d;
     return 0;
-fail:
+fail_registry:
     registry_free(d->reg);
+fail_timers:
+    dir_timers_close(d);
+fail:
     free(d);
     return rc;
 }
 
+/* Stop the role; pending requests fail with OVL_ECLOSED from the loop. */
 void dir_stop(struct dir *d)
 {
-    if (!d || d->stopping)
+    bool running;
+
+    if (!d || dir_stopping(d))
         return;
-    d->stopping = true;
+    running = d->state == DIR_RUNNING;
+    dir_set_state(d, DIR_STOPPING);
     dir_unhandle(d);
     while (d->pending)
         dir_req_finish(d, d->pending, OVL_ECLOSED);
-    dir_close_timer(&d->tick);
-    dir_close_timer(&d->heartbeat);
-    dir_close_timer(&d->rotate);
-    dir_close_timer(&d->expire);
-    if (!d->done && !d->kick_closed && d->started) {
-        d->kick_closed = true;
-        dir_close_timer(&d->kick);
-    }
-    /* else the kick timer fires the callbacks, then closes itself */
+    timer_close(&d->tick);
+    timer_close(&d->heartbeat);
+    timer_close(&d->rotate);
+    timer_close(&d->expire);
+    if (!d->done && running)
+        timer_close(&d->kick);
+    /* else the kick has work left (callbacks to fire, or the loop's first
+     * turn to run): it does it, then closes itself */
 }
 
+/* Free d once the loop has ended. */
 void dir_free(struct dir *d)
 {
     struct dir_rx *rx, *rtmp;
-    struct dir_cache_ent *e, *etmp;
     struct dir_req *r, *tmp;
 
     if (!d)
         return;
-    if (d->open_handles)
-        log_error(&d->n->log, "directory: freed with %u timers open", d->open_handles);
+    dir_timers_close(d); /* only if dir_stop was skipped or the loop stopped early */
     HASH_ITER(hh, d->rx, rx, rtmp)
     {
         dir_rx_free(d, rx);
     }
-    HASH_ITER(hh, d->lookups, e, etmp)
-    {
-        dir_cache_del(d, e, false);
-    }
+    dir_caches_free(d);
     DL_FOREACH_SAFE(d->pending, r, tmp) dir_req_free(r);
     DL_FOREACH_SAFE(d->done, r, tmp) dir_req_free(r);
-    free(d->list);
     registry_free(d->reg);
     if (d->n->dir == d)
         d->n->dir = NULL;
@@ -817,19 +576,7 @@ void dir_free(struct dir *d)
     free(d);
 }
 
-const struct dir_onion *dir_onion_keys(const struct dir *d, unsigned *count)
-{
-    *count = d->n_onion;
-    return d->onion;
-}
-
-uint64_t dir_onion_expiry(const struct dir *d, const struct dir_onion *k)
-{
-    if (k->retire_ms)
-        return k->retire_ms;
-    return k->created_ms + d->o.onion_rotate_ms + d->o.onion_overlap_ms;
-}
-
+/* Ask for a chain. */
 int dir_request_chain(struct dir *d, unsigned length, unsigned backups,
                       const uint8_t exclude[OVL_ED25519_PK], dir_chain_cb cb, void *arg)
 {
@@ -856,6 +603,7 @@ int dir_request_chain(struct dir *d, unsigned length, unsigned backups,
     return 0;
 }
 
+/* Fetch the relay list. */
 int dir_request_list(struct dir *d, dir_list_cb cb, void *arg)
 {
     struct dir_req *r;
@@ -867,22 +615,16 @@ int dir_request_list(struct dir *d, dir_list_cb cb, void *arg)
     if (rc)
         return rc;
     r->cb.list = cb;
-    if (d->list && clock_now_ms() < d->list_until) {
-        r->descs = malloc((d->n_list ? d->n_list : 1) * sizeof(*r->descs));
-        if (r->descs) {
-            memcpy(r->descs, d->list, d->n_list * sizeof(*r->descs));
-            r->n_descs = d->n_list;
-            dir_req_finish(d, r, 0);
-            return 0;
-        }
-    }
-    dir_req_try(d, r, true);
+    if (dir_cache_answer(d, r))
+        dir_req_finish(d, r, 0);
+    else
+        dir_req_try(d, r, true);
     return 0;
 }
 
+/* Look up pk's descriptor. */
 int dir_lookup(struct dir *d, const uint8_t pk[OVL_ED25519_PK], dir_lookup_cb cb, void *arg)
 {
-    const struct desc *hit;
     struct dir_req *r;
     int rc;
 
@@ -896,15 +638,28 @@ int dir_lookup(struct dir *d, const uint8_t pk[OVL_ED25519_PK], dir_lookup_cb cb
     r->has_pk = true;
     memcpy(r->msg + 1, pk, OVL_ED25519_PK);
     r->msg_len = 1 + OVL_ED25519_PK;
-    hit = dir_cache_get(d, pk);
-    if (hit && (r->descs = malloc(sizeof(*r->descs))) != NULL) {
-        *r->descs = *hit;
-        r->n_descs = 1;
+    if (dir_cache_answer(d, r))
         dir_req_finish(d, r, 0);
-        return 0;
-    }
-    dir_req_try(d, r, true);
+    else
+        dir_req_try(d, r, true);
     return 0;
+}
+
+/* Tell every bootstrap we have a link to that relay pk failed for us. */
+void dir_report(struct dir *d, const uint8_t pk[OVL_ED25519_PK])
+{
+    uint8_t msg[1 + OVL_ED25519_PK] = {DIR_REPORT};
+
+    memcpy(msg + 1, pk, OVL_ED25519_PK);
+    for (unsigned i = 0; d && i < d->n_bs; i++) {
+        struct link *l = link_find(d->n, d->bs[i].spec.pk);
+
+        if (!l)
+            continue;
+        /* The reply only says whether it was listed: nobody waits for it. */
+        if (dirmsg_send(l, CELL_DIR_REQUEST, dirmsg_next_id(&d->next_id), msg, sizeof(msg)) == 0)
+            d->st.reports_sent++;
+    }
 }
 
 static void dir_cancel_list(struct dir_req **head, void *arg, unsigned *n_pending)
@@ -920,6 +675,7 @@ static void dir_cancel_list(struct dir_req **head, void *arg, unsigned *n_pendin
     }
 }
 
+/* Cancel every pending request whose callback argument is arg. */
 void dir_cancel(struct dir *d, void *arg)
 {
     if (!d)
@@ -929,11 +685,7 @@ void dir_cancel(struct dir *d, void *arg)
     dir_cancel_list(&d->firing, arg, NULL);
 }
 
-bool dir_registered(const struct dir *d)
-{
-    return d && d->registered;
-}
-
+/* Return the counters. */
 void dir_stats(const struct dir *d, struct dir_stats *st)
 {
     *st = d->st;

@@ -2,8 +2,8 @@
  *
  * Every node has one struct dir (node->dir).
  *  - As a bootstrap (ROLE_BOOTSTRAP) it answers CELL_DIR_REQUEST on any
- *    link from its registry (registry.h) and expires silent nodes every
- *    heartbeat period.
+ *    link from its registry (registry.h) and expires silent nodes (checked
+ *    every half heartbeat period).
  *  - As a relay or client it keeps an onion key pair (rotated every
  *    onion_rotate_ms; the previous keys stay usable for onion_overlap_ms),
  *    and publishes a signed descriptor (DESC_RELAY for relays, DESC_ENDPOINT
@@ -18,6 +18,10 @@
  * Callbacks: never called from inside the call that started the request
  * (always from the loop), exactly once, unless cancelled with
  * dir_cancel(). Data passed to a callback is lent for the call.
+ *
+ * Implemented by dir.c (life cycle, handlers, requests), dirpub.c
+ * (publishing), dirsrv.c (serving) and dirreply.c (checking and caching
+ * replies); dir_int.h is what they share.
  */
 #ifndef OVL_DIR_DIR_H
 #define OVL_DIR_DIR_H

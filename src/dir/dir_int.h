@@ -1,5 +1,23 @@
-/* dir_int.h - what dir.c (requests, API) and dirsrv.c (publishing our
- * descriptor and the bootstrap server) share. Private to src/dir/.
+/* dir_int.h - struct dir and what the files of the directory role share.
+ * Private to src/dir/.
+ *
+ * The role is four files, each calling only the ones listed after it (and
+ * registry.c, desc.c, dirmsg.c below them all):
+ *   dir.c       the role: life cycle, cell handlers and link events, the
+ *               client's requests (pending, retried, timed out, fired);
+ *   dirreply.c  what a bootstrap's reply yields: documents and descriptors
+ *               checked against its key and the request, and the caches
+ *               they fill (lookups, the relay list);
+ *   dirpub.c    publishing ourselves: onion keys, our descriptor,
+ *               registering with bootstraps, heartbeats, key rotation;
+ *   dirsrv.c    the bootstrap serving requests from its registry and
+ *               expiring silent nodes.
+ * Once dir_init has set it up and until dir_free, each group of fields in
+ * struct dir is written only by the file that heads it, except the
+ * counters (st: by whoever does what they count) and next_id
+ * (dirmsg_next_id: by whoever sends a request). dir.c allocates every
+ * timer (dir_init) and closes them (dir_stop, dir_free); the file that
+ * owns a timer starts it.
  */
 #ifndef OVL_DIR_DIR_INT_H
 #define OVL_DIR_DIR_INT_H
@@ -24,7 +42,7 @@ struct dir_rx {
     UT_hash_handle hh;
 };
 
-/* A configured bootstrap and our registration with it. */
+/* A configured bootstrap and our registration with it (dirpub.c). */
 struct dir_bs {
     struct dir_bootstrap_spec spec;
     uint32_t reg_id, hb_id; /* outstanding DIR_REGISTER / DIR_HEARTBEAT, 0 if none */
@@ -64,49 +82,88 @@ struct dir_cache_ent {
     UT_hash_handle hh;
 };
 
+/* The role's life: it only moves forward (dir_set_state in dir.c). */
+enum dir_state {
+    DIR_NEW,      /* created; the loop has not turned yet */
+    DIR_RUNNING,  /* the first turn ran: node_start has bound our addresses */
+    DIR_STOPPING, /* dir_stop ran: no new requests, timers closing */
+};
+
+/* Bits of struct dir's flags (both dirpub.c's). */
+enum {
+    DIR_F_REGISTERED = 1u << 0,   /* a bootstrap (or our own registry) accepted us */
+    DIR_F_SAID_NO_DESC = 1u << 1, /* "not publishing a descriptor" was logged */
+};
+
 struct dir {
     struct node *n;
     struct dir_opts o;
-    struct dir_bs bs[DIR_MAX_BOOTSTRAPS];
-    unsigned n_bs;
-    struct registry *reg; /* bootstrap only */
+    enum dir_state state; /* dir.c */
+    unsigned flags;       /* DIR_F_* */
+    struct dir_stats st;  /* each counter by the file that does what it counts */
 
+    /* dir.c: reassembly, requests and the timers that drive them. The kick
+     * runs on the loop's next turn: first the role's start, then the
+     * callbacks of requests done; NULL once closed. */
     struct dir_rx *rx;
     struct dir_req *pending, *done, *firing;
     unsigned n_pending;
-    uint32_t next_id;
+    uint32_t next_id; /* dirmsg_next_id: requests, registrations, heartbeats */
+    uv_timer_t *kick, *tick;
 
+    /* dirreply.c: the caches */
     struct dir_cache_ent *lookups; /* in insertion order: oldest first */
     struct desc *list;             /* cached relay list */
     unsigned n_list;
     uint64_t list_until;
 
+    /* dirpub.c: bootstraps, onion keys, our descriptor */
+    struct dir_bs bs[DIR_MAX_BOOTSTRAPS];
+    unsigned n_bs;
     struct dir_onion onion[DIR_MAX_ONION];
     unsigned n_onion;
     uint8_t desc_raw[1 + DESC_MAX_LEN]; /* DIR_REGISTER | our signed descriptor */
     size_t desc_len;                    /* descriptor bytes, 0 if none */
     uint64_t desc_expires_ms;           /* wall clock */
+    uv_timer_t *heartbeat, *rotate;
 
-    bool registered, said_no_desc, stopping, started, kick_closed;
-    uv_timer_t kick, tick, heartbeat, rotate, expire;
-    unsigned open_handles;
-    struct dir_stats st;
+    /* dirsrv.c: bootstrap only */
+    struct registry *reg;
+    uv_timer_t *expire;
 };
 
-/* Return a fresh non-zero request ID. */
-uint32_t dir_next_id(struct dir *d);
+/* True once dir_stop ran. */
+static inline bool dir_stopping(const struct dir *d)
+{
+    return d->state == DIR_STOPPING;
+}
 
-/* Return the index of the bootstrap with key pk, or -1. */
-int dir_bs_index(const struct dir *d, const uint8_t pk[OVL_ED25519_PK]);
+/* ---- dirreply.c -------------------------------------------------------- */
 
-/* Send a whole message as fragments on l, or nothing (OVL_EAGAIN). */
-int dir_send(struct link *l, uint8_t cmd, uint32_t id, const uint8_t *msg, size_t len) OVL_WUR;
+/* Return the error a reply status other than DIR_STATUS_OK stands for. */
+int dir_status_err(uint8_t status);
 
-/* Start the heartbeat, rotation and (bootstrap) expiry timers. */
-void dir_publish_start(struct dir *d);
+/* Check the result of a DIR_STATUS_OK reply to r (res: res_len bytes after
+ * op | status, lent) from the bootstrap with key bs_pk, and on success set
+ * r->chain or r->descs / r->n_descs (malloc'd, r's) and fill the caches.
+ * OVL_EPROTO / OVL_ECRYPTO for a reply that does not hold, OVL_ENOMEM. */
+int dir_reply_check(struct dir *d, struct dir_req *r, const uint8_t *res, size_t res_len,
+                    const uint8_t bs_pk[OVL_ED25519_PK]) OVL_WUR;
+
+/* Answer r from the caches if they can: 1 with r->descs set (lookup:
+ * pk's descriptor; list: the relay list), 0 when r must ask a bootstrap. */
+int dir_cache_answer(struct dir *d, struct dir_req *r);
+
+/* Empty both caches (dir_free). */
+void dir_caches_free(struct dir *d);
+
+/* ---- dirpub.c ---------------------------------------------------------- */
 
 /* Make a new current onion key; the previous one starts its overlap. */
 void dir_onion_new(struct dir *d);
+
+/* Start the heartbeat and rotation timers. */
+void dir_publish_start(struct dir *d);
 
 /* Register our descriptor in our own registry (bootstrap that also relays). */
 void dir_self_register(struct dir *d, bool force);
@@ -117,6 +174,14 @@ void dir_register_with(struct dir *d, unsigned i, struct link *l);
 /* Handle the reply to a registration or heartbeat from bootstrap i. */
 void dir_on_reg_reply(struct dir *d, unsigned i, struct link *l, uint32_t id, uint8_t status);
 
+/* Our last link to bootstrap i closed: it must hear our descriptor again. */
+void dir_bs_unlinked(struct dir *d, unsigned i);
+
+/* ---- dirsrv.c ---------------------------------------------------------- */
+
+/* Start the expiry timer (bootstrap only; nothing on other nodes). */
+void dir_serve_start(struct dir *d);
+
 /* Build the reply to request msg from peer (a bootstrap answers from its
  * registry, anyone else refuses). *out is malloc'd: op | status | result. */
 int dir_answer(struct dir *d, const uint8_t peer[OVL_ED25519_PK], const uint8_t *msg, size_t len,
@@ -124,5 +189,9 @@ int dir_answer(struct dir *d, const uint8_t peer[OVL_ED25519_PK], const uint8_t 
 
 /* Answer request id from l, dropping (and counting) the reply if l is full. */
 void dir_serve(struct dir *d, struct link *l, uint32_t id, const uint8_t *msg, size_t len);
+
+/* A link closed (after it had opened): on a bootstrap, drop its peer if no
+ * other link to it remains. */
+void dir_serve_link_closed(struct dir *d, struct link *l);
 
 #endif

@@ -1,5 +1,5 @@
-/* dirmsg.c - fragmenting directory messages into cells and putting them
- * back together.
+/* dirmsg.c - fragmenting directory messages into cells, putting them back
+ * together, and sending a whole message on a link.
  *
  * Every fragment but the last is full (DIRMSG_FRAG_DATA bytes), so a
  * message's size is bounded by its count from the first fragment on and the
@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/link.h"
 #include "lib/bytes.h"
 
 #define DIRMSG_RX_MIN  2048        /* first allocation */
@@ -39,10 +40,8 @@ int dirmsg_fragment(struct cell *c, uint8_t cmd, uint32_t req_id, const uint8_t 
     c->cmd = cmd;
     c->len = (uint16_t)(DIRMSG_FRAG_HDR + chunk);
     st_le32(c->payload, req_id);
-    c->payload[4] = (uint8_t)index;
-    c->payload[5] = (uint8_t)(index >> 8);
-    c->payload[6] = (uint8_t)n;
-    c->payload[7] = (uint8_t)(n >> 8);
+    st_le16(c->payload + 4, index);
+    st_le16(c->payload + 6, (uint16_t)n);
     memcpy(c->payload + DIRMSG_FRAG_HDR, msg + off, chunk);
     *count = (uint16_t)n;
     return 0;
@@ -126,8 +125,8 @@ int dirmsg_rx_feed(struct dirmsg_rx *rx, const struct cell *c, size_t max_len, u
         return OVL_EPROTO;
     }
     rid = ld_le32(c->payload);
-    idx = (uint16_t)(c->payload[4] | c->payload[5] << 8);
-    cnt = (uint16_t)(c->payload[6] | c->payload[7] << 8);
+    idx = ld_le16(c->payload + 4);
+    cnt = ld_le16(c->payload + 6);
     dlen = (size_t)c->len - DIRMSG_FRAG_HDR;
     *req_id = rid; /* lets the caller answer even a bad request */
 
@@ -164,4 +163,41 @@ void dirmsg_rx_free(struct dirmsg_rx *rx)
         return;
     free(rx->buf);
     memset(rx, 0, sizeof(*rx));
+}
+
+/* Send msg as cmd's fragments on l, all of them or none. */
+int dirmsg_send(struct link *l, uint8_t cmd, uint32_t req_id, const uint8_t *msg, size_t len)
+{
+    struct cell c;
+    uint16_t count = 0, i;
+    int rc;
+
+    rc = dirmsg_fragment(&c, cmd, req_id, msg, len, 0, &count);
+    if (rc)
+        return rc;
+    /* All fragments or none: two messages must never interleave on a link. */
+    if (!link_can_send(l, count))
+        return OVL_EAGAIN;
+    for (i = 0; i < count; i++) {
+        if (i > 0) {
+            rc = dirmsg_fragment(&c, cmd, req_id, msg, len, i, &count);
+            if (rc)
+                return rc;
+        }
+        rc = link_send(l, &c);
+        if (rc) {
+            if (i > 0) /* the peer would reassemble garbage: give up on the link */
+                link_close(l, LC_QUEUE_FULL);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Advance *last to the next non-zero request ID. */
+uint32_t dirmsg_next_id(uint32_t *last)
+{
+    if (++*last == 0)
+        *last = 1;
+    return *last;
 }

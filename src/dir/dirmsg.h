@@ -21,6 +21,12 @@
  *                                                rep: - (UNKNOWN: not listed)
  * The requester is the authenticated peer of the link: a relay registers and
  * heartbeats only itself.
+ *
+ * Besides the codec (fragment, reassemble), this module puts a whole
+ * message on a link (dirmsg_send) and hands out request IDs
+ * (dirmsg_next_id): every directory message leaves through here, the
+ * requests of the directory client and publisher and the bootstrap's
+ * replies alike.
  */
 #ifndef OVL_DIR_DIRMSG_H
 #define OVL_DIR_DIRMSG_H
@@ -30,6 +36,8 @@
 
 #include "core/cell.h"
 #include "lib/err.h"
+
+struct link;
 
 #define DIRMSG_FRAG_HDR  8
 #define DIRMSG_FRAG_DATA (OVL_CELL_PAYLOAD - DIRMSG_FRAG_HDR) /* 1008 */
@@ -80,5 +88,18 @@ int dirmsg_rx_feed(struct dirmsg_rx *rx, const struct cell *c, size_t max_len, u
 
 /* Release rx's buffer (NULL-safe). */
 void dirmsg_rx_free(struct dirmsg_rx *rx);
+
+/* Send message msg (len bytes, lent for the call) for req_id as cmd's
+ * fragments on l: all of them or none, so that two messages never
+ * interleave on a link. Returns 0, OVL_EAGAIN when l cannot take them all
+ * now, or dirmsg_fragment's / link_send's error; if sending fails after the
+ * first fragment, l is closed (LC_QUEUE_FULL): the peer would reassemble
+ * garbage. */
+int dirmsg_send(struct link *l, uint8_t cmd, uint32_t req_id, const uint8_t *msg,
+                size_t len) OVL_WUR;
+
+/* Advance *last to the next request ID and return it; never 0, so that 0
+ * can stand for "no request". */
+uint32_t dirmsg_next_id(uint32_t *last);
 
 #endif

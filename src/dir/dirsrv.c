@@ -1,226 +1,17 @@
-/* dirsrv.c - both ends of registration and the bootstrap server.
+/* dirsrv.c - the bootstrap serving directory requests.
  *
- * Publishing: our onion keys, our signed descriptor, DIR_REGISTER on every
- * bootstrap link as it opens, heartbeats, rotation. Serving: answering
- * CELL_DIR_REQUEST from the registry (bootstraps) or refusing (others), and
- * expiring silent nodes.
+ * A bootstrap answers every CELL_DIR_REQUEST from its registry
+ * (registry.h): registrations and heartbeats of the link's authenticated
+ * peer, the signed relay list, generated chains, lookups, and reports of
+ * relays that failed someone. Any other node refuses (DIR_STATUS_REFUSED).
+ * It drops nodes silent for ttl_ms (checked every half heartbeat) and, at
+ * once, nodes whose last link to it closed.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/link.h"
 #include "dir/dir_int.h"
-
-/* ---- publishing -------------------------------------------------------- */
-
-/* ---- our onion keys and descriptor ------------------------------------ */
-
-static void dir_onion_prune(struct dir *d, uint64_t now)
-{
-    unsigned i = 1;
-
-    while (i < d->n_onion) {
-        if (d->onion[i].retire_ms && d->onion[i].retire_ms <= now) {
-            ovl_wipe(&d->onion[i], sizeof(d->onion[i]));
-            memmove(&d->onion[i], &d->onion[i + 1], (d->n_onion - i - 1) * sizeof(d->onion[0]));
-            d->n_onion--;
-            ovl_wipe(&d->onion[d->n_onion], sizeof(d->onion[0]));
-        } else {
-            i++;
-        }
-    }
-}
-
-void dir_onion_new(struct dir *d)
-{
-    uint64_t now = clock_now_ms();
-
-    if (d->n_onion == DIR_MAX_ONION) /* the oldest goes early rather than the cap growing */
-        ovl_wipe(&d->onion[--d->n_onion], sizeof(d->onion[0]));
-    if (d->n_onion > 0) {
-        memmove(&d->onion[1], &d->onion[0], d->n_onion * sizeof(d->onion[0]));
-        d->onion[1].retire_ms = now + d->o.onion_overlap_ms;
-    }
-    ovl_x25519_keypair(d->onion[0].pk, d->onion[0].sk);
-    d->onion[0].created_ms = now;
-    d->onion[0].retire_ms = 0;
-    d->n_onion++;
-    d->desc_len = 0; /* the descriptor names the current key: rebuild it */
-}
-
-/* Build and sign our descriptor; OVL_ENOENT when we have nothing to publish. */
-static int dir_build_desc(struct dir *d)
-{
-    struct node *n = d->n;
-    struct desc ds;
-    int rc;
-
-    memset(&ds, 0, sizeof(ds));
-    if (n->roles & ROLE_RELAY)
-        ds.flags |= DESC_RELAY;
-    if (n->roles & ROLE_CLIENT)
-        ds.flags |= DESC_ENDPOINT;
-    for (unsigned i = 0; i < n->n_listeners && ds.n_uris < DESC_MAX_URIS; i++)
-        if (n->listen_uri[i][0])
-            memcpy(ds.uris[ds.n_uris++], n->listen_uri[i], OVL_URI_MAX);
-    if (!ds.flags || !ds.n_uris) {
-        if (!d->said_no_desc)
-            log_info(&n->log, "directory: not publishing a descriptor (%s)",
-                     !ds.flags ? "neither relay nor client" : "no listen address");
-        d->said_no_desc = true;
-        return OVL_ENOENT;
-    }
-    ds.suites = (uint8_t)n->opts.aead_suites;
-    ds.published_ms = clock_wall_ms();
-    ds.expires_ms = ds.published_ms + d->o.desc_lifetime_ms;
-    memcpy(ds.id_pk, n->id.pk, OVL_ED25519_PK);
-    memcpy(ds.onion_pk, d->onion[0].pk, OVL_X25519_LEN);
-    ds.capacity = d->o.capacity_kib;
-    rc = desc_sign(&ds, &n->id, d->desc_raw + 1, sizeof(d->desc_raw) - 1, &d->desc_len);
-    if (rc) {
-        log_error(&n->log, "directory: cannot sign our descriptor: %s", ovl_strerror(rc));
-        d->desc_len = 0;
-        return rc;
-    }
-    d->desc_raw[0] = DIR_REGISTER; /* kept ready as a whole DIR_REGISTER request */
-    d->desc_expires_ms = ds.expires_ms;
-    return 0;
-}
-
-/* Make sure d->desc_raw holds a descriptor that is not close to expiry:
- * 0 if it did, 1 if a new one was built, else an error. */
-static int dir_ensure_desc(struct dir *d)
-{
-    uint64_t margin = 2ull * d->o.heartbeat_ms;
-    int rc;
-
-    if (d->desc_len && clock_wall_ms() + margin < d->desc_expires_ms)
-        return 0;
-    d->desc_len = 0;
-    rc = dir_build_desc(d);
-    return rc ? rc : 1;
-}
-
-/* A bootstrap that also relays lists itself: no link to itself needed. */
-void dir_self_register(struct dir *d, bool force)
-{
-    struct node *n = d->n;
-    int rc;
-
-    if (!d->reg || dir_ensure_desc(d) < 0)
-        return;
-    if (!force && registry_heartbeat(d->reg, n->id.pk, clock_now_ms()) == 0)
-        return;
-    rc = registry_register(d->reg, n->id.pk, d->desc_raw + 1, d->desc_len, clock_now_ms(),
-                           clock_wall_ms());
-    if (rc) {
-        d->st.registrations_failed++;
-        log_warn(&n->log, "directory: cannot register in our own registry: %s", ovl_strerror(rc));
-        return;
-    }
-    d->st.registrations_ok++;
-    if (!d->registered)
-        log_info(&n->log, "directory: registered in our own registry");
-    d->registered = true;
-}
-
-void dir_register_with(struct dir *d, unsigned i, struct link *l)
-{
-    struct dir_bs *b = &d->bs[i];
-    int rc;
-
-    if (dir_ensure_desc(d) < 0)
-        return;
-    b->reg_id = dir_next_id(d);
-    rc = dir_send(l, CELL_DIR_REQUEST, b->reg_id, d->desc_raw, d->desc_len + 1);
-    if (rc) {
-        d->st.registrations_failed++;
-        log_debug(&d->n->log, "directory: cannot send registration to %s: %s", b->spec.name,
-                  ovl_strerror(rc));
-        b->reg_id = 0;
-        return;
-    }
-    log_debug(&d->n->log, "directory: registering with bootstrap %s", b->spec.name);
-}
-
-void dir_on_reg_reply(struct dir *d, unsigned i, struct link *l, uint32_t id, uint8_t status)
-{
-    struct dir_bs *b = &d->bs[i];
-
-    if (id == b->reg_id) {
-        b->reg_id = 0;
-        if (status == DIR_STATUS_OK) {
-            d->st.registrations_ok++;
-            if (!b->registered)
-                log_info(&d->n->log, "directory: registered with bootstrap %s", b->spec.name);
-            b->registered = true;
-            d->registered = true;
-        } else {
-            d->st.registrations_failed++;
-            log_warn(&d->n->log, "directory: bootstrap %s refused our descriptor (status %u)",
-                     b->spec.name, status);
-        }
-    } else if (id == b->hb_id) {
-        b->hb_id = 0;
-        if (status == DIR_STATUS_UNKNOWN) { /* it forgot us (restart, expiry) */
-            log_info(&d->n->log, "directory: bootstrap %s forgot us, registering again",
-                     b->spec.name);
-            b->registered = false;
-            dir_register_with(d, i, l);
-        }
-    } else {
-        log_debug(&d->n->log, "directory: late reply %08x from %s", id, b->spec.name);
-    }
-}
-
-static void dir_heartbeat_cb(uv_timer_t *t)
-{
-    static const uint8_t hb = DIR_HEARTBEAT;
-    struct dir *d = t->data;
-    bool fresh;
-    int rc;
-
-    dir_onion_prune(d, clock_now_ms());
-    if (!d->desc_len) /* nothing published yet: that starts when a bootstrap link opens */
-        return;
-    rc = dir_ensure_desc(d);
-    if (rc < 0)
-        return;
-    fresh = rc > 0; /* the old descriptor was about to expire */
-    dir_self_register(d, fresh);
-    for (unsigned i = 0; i < d->n_bs; i++) {
-        struct dir_bs *b = &d->bs[i];
-        struct link *l = link_find(d->n, b->spec.pk);
-
-        if (!l)
-            continue;
-        if (fresh || !b->registered) { /* new descriptor, or an attempt failed or got lost */
-            dir_register_with(d, i, l);
-            continue;
-        }
-        b->hb_id = dir_next_id(d);
-        if (dir_send(l, CELL_DIR_REQUEST, b->hb_id, &hb, 1) == 0)
-            d->st.heartbeats_sent++;
-    }
-}
-
-static void dir_rotate_cb(uv_timer_t *t)
-{
-    struct dir *d = t->data;
-    struct link *l;
-
-    dir_onion_prune(d, clock_now_ms());
-    dir_onion_new(d);
-    log_info(&d->n->log, "directory: rotated our onion key");
-    if (dir_ensure_desc(d) < 0)
-        return;
-    dir_self_register(d, true);
-    for (unsigned i = 0; i < d->n_bs; i++)
-        if ((l = link_find(d->n, d->bs[i].spec.pk)) != NULL)
-            dir_register_with(d, i, l);
-}
-
-/* ---- serving ----------------------------------------------------------- */
 
 static int dir_srv_register(struct dir *d, const uint8_t peer[OVL_ED25519_PK], const uint8_t *in,
                             size_t len)
@@ -378,7 +169,8 @@ static int dir_srv_op(struct dir *d, const uint8_t peer[OVL_ED25519_PK], const u
     case DIR_HEARTBEAT:
         if (len != 1)
             return DIR_STATUS_BAD;
-        return registry_heartbeat(d->reg, peer, clock_now_ms()) ? DIR_STATUS_UNKNOWN : DIR_STATUS_OK;
+        return registry_heartbeat(d->reg, peer, clock_now_ms()) ? DIR_STATUS_UNKNOWN
+                                                                : DIR_STATUS_OK;
     case DIR_LIST:
         return len == 1 ? dir_srv_list(d, res, res_len) : DIR_STATUS_BAD;
     case DIR_CHAIN:
@@ -392,6 +184,7 @@ static int dir_srv_op(struct dir *d, const uint8_t peer[OVL_ED25519_PK], const u
     }
 }
 
+/* Build the reply to request msg from peer. */
 int dir_answer(struct dir *d, const uint8_t peer[OVL_ED25519_PK], const uint8_t *msg, size_t len,
                uint8_t **out, size_t *out_len)
 {
@@ -419,6 +212,7 @@ int dir_answer(struct dir *d, const uint8_t peer[OVL_ED25519_PK], const uint8_t 
     return 0;
 }
 
+/* Answer request id from l, or drop and count the reply. */
 void dir_serve(struct dir *d, struct link *l, uint32_t id, const uint8_t *msg, size_t len)
 {
     uint8_t *rep = NULL;
@@ -426,7 +220,7 @@ void dir_serve(struct dir *d, struct link *l, uint32_t id, const uint8_t *msg, s
     int rc = dir_answer(d, l->peer_pk, msg, len, &rep, &rep_len);
 
     if (rc == 0)
-        rc = dir_send(l, CELL_DIR_REPLY, id, rep, rep_len);
+        rc = dirmsg_send(l, CELL_DIR_REPLY, id, rep, rep_len);
     if (rc) {
         d->st.replies_dropped++;
         log_debug(&d->n->log, "directory: reply to %s dropped: %s", l->peer_id, ovl_strerror(rc));
@@ -475,16 +269,27 @@ static void dir_expire_cb(uv_timer_t *t)
         log_info(&d->n->log, "bootstrap: dropped %u more node(s)", dropped - logged);
 }
 
-void dir_publish_start(struct dir *d)
+/* Start the expiry timer on a bootstrap. */
+void dir_serve_start(struct dir *d)
 {
     uint64_t half = d->o.heartbeat_ms / 2 ? d->o.heartbeat_ms / 2 : 1;
 
-    uv_timer_start(&d->heartbeat, dir_heartbeat_cb, d->o.heartbeat_ms, d->o.heartbeat_ms);
-    uv_timer_start(&d->rotate, dir_rotate_cb, d->o.onion_rotate_ms, d->o.onion_rotate_ms);
     if (d->reg)
-        uv_timer_start(&d->expire, dir_expire_cb, half, half);
+        uv_timer_start(d->expire, dir_expire_cb, half, half);
 }
 
+/* Drop the peer of closed link l unless another link to it remains. */
+void dir_serve_link_closed(struct dir *d, struct link *l)
+{
+    /* A bootstrap hands out only relays it can still reach: a node whose
+     * last link to us closed (killed, or dead by heartbeat) is dropped
+     * now, not a TTL later; it registers again when it comes back. */
+    if (d->reg && link_was_open(l) && !link_find(d->n, l->peer_pk) &&
+        registry_drop(d->reg, l->peer_pk, clock_now_ms()))
+        d->st.dropped_link_closed++;
+}
+
+/* Call fn for every live relay in our registry. */
 int dir_each_registered(const struct dir *d, void (*fn)(void *arg, const struct reg_node *n),
                         void *arg)
 {

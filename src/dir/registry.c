@@ -280,18 +280,16 @@ static void chain_key(uint8_t key[REG_KEY_LEN], const uint8_t requester[OVL_ED25
 
 _Static_assert(offsetof(struct reg_node, d) == 0, "a reg_node is its descriptor first");
 
-/* Draw the chain for key into c with select_relays (select.h): each pick
- * uniform (or weighted) among the eligible relays the rules still allow. */
-static int chain_draw(struct registry *r, struct rchain *c, unsigned length, unsigned backups)
+/* Draw a chain for req (never req itself nor excl, which may be NULL) into
+ * c with select_relays (select.h): each pick uniform (or weighted) among
+ * the eligible relays the rules still allow. */
+static int chain_draw(struct registry *r, struct rchain *c, const uint8_t req[OVL_ED25519_PK],
+                      const uint8_t excl[OVL_ED25519_PK], unsigned length, unsigned backups)
 {
-    const uint8_t *req = c->key, *excl = c->key + OVL_ED25519_PK + 2;
-    bool has_excl = false;
     const struct reg_node **cand;
     struct rnode *n, *tmp;
     uint32_t m = 0, total, eff;
 
-    for (unsigned i = 0; i < OVL_ED25519_PK; i++)
-        has_excl |= excl[i] != 0;
     cand = malloc(sizeof(*cand) * (HASH_COUNT(r->nodes) + 1));
     if (!cand)
         return OVL_ENOMEM;
@@ -299,7 +297,7 @@ static int chain_draw(struct registry *r, struct rchain *c, unsigned length, uns
     {
         if (!(n->pub.d.flags & DESC_RELAY) || memcmp(n->pub.d.id_pk, req, OVL_ED25519_PK) == 0)
             continue;
-        if (has_excl && memcmp(n->pub.d.id_pk, excl, OVL_ED25519_PK) == 0)
+        if (excl && memcmp(n->pub.d.id_pk, excl, OVL_ED25519_PK) == 0)
             continue;
         cand[m++] = &n->pub;
     }
@@ -355,7 +353,7 @@ int registry_chain(struct registry *r, const uint8_t requester[OVL_ED25519_PK], 
     if (!c)
         return OVL_ENOMEM;
     memcpy(c->key, key, REG_KEY_LEN);
-    rc = chain_draw(r, c, length, backups);
+    rc = chain_draw(r, c, requester, exclude, length, backups);
     if (rc != 0) {
         free(c);
         return rc;

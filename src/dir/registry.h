@@ -92,9 +92,9 @@ void registry_each_relay(const struct registry *r, void (*fn)(void *arg, const s
                          void *arg);
 
 /* Return the cached chain for this request or generate one. exclude may be
- * NULL. OVL_EINVAL for length outside 1..8 or backups above 4, OVL_ENOENT
- * when there are not enough eligible relays, OVL_ENOMEM. The chain stays
- * valid until the next call that changes r. */
+ * NULL; 32 zero bytes ask the same (no node's key is zero). OVL_EINVAL for length outside 1..8 or
+ * backups above 4, OVL_ENOENT when there are not enough eligible relays, OVL_ENOMEM. The chain
+ * stays valid until the next call that changes r. */
 int registry_chain(struct registry *r, const uint8_t requester[OVL_ED25519_PK], unsigned length,
                    unsigned backups, const uint8_t exclude[OVL_ED25519_PK], uint64_t now_ms,
                    const struct reg_chain **out) OVL_WUR;

@@ -368,6 +368,21 @@ static uint8_t *make_doc(const struct ovl_identity *bs, uint8_t kind, uint8_t le
 
 static const uint8_t chain_seeds[] = {10, 11, 12, 13, 14, 15};
 
+/* Field by field (padding is nobody's business). */
+static void assert_same_desc(const struct desc *a, const struct desc *b)
+{
+    ck_assert_uint_eq(a->flags, b->flags);
+    ck_assert_uint_eq(a->suites, b->suites);
+    ck_assert_uint_eq(a->n_uris, b->n_uris);
+    ck_assert_uint_eq(a->published_ms, b->published_ms);
+    ck_assert_uint_eq(a->expires_ms, b->expires_ms);
+    ck_assert_int_eq(memcmp(a->id_pk, b->id_pk, sizeof(a->id_pk)), 0);
+    ck_assert_int_eq(memcmp(a->onion_pk, b->onion_pk, sizeof(a->onion_pk)), 0);
+    ck_assert_uint_eq(a->capacity, b->capacity);
+    for (unsigned i = 0; i < a->n_uris; i++)
+        ck_assert_str_eq(a->uris[i], b->uris[i]);
+}
+
 START_TEST(doc_roundtrip_list)
 {
     struct ovl_identity bs;
@@ -388,9 +403,14 @@ START_TEST(doc_roundtrip_list)
         ck_assert_uint_eq(doc.entries[i].len, s.len);
         ck_assert_int_eq(memcmp(doc.entries[i].desc, s.buf, s.len), 0);
         ck_assert(doc.entries[i].desc > buf && doc.entries[i].desc < buf + len); /* not copied */
+        /* decoded once, as desc_parse decodes the entry */
+        struct desc d;
+        ck_assert_int_eq(desc_parse(&d, s.buf, s.len), 0);
+        assert_same_desc(&doc.descs[i], &d);
     }
     doc_free(&doc);
     ck_assert_ptr_null(doc.entries);
+    ck_assert_ptr_null(doc.descs);
     doc_free(&doc); /* idempotent */
     free(buf);
 
@@ -399,6 +419,8 @@ START_TEST(doc_roundtrip_list)
     ck_assert_uint_eq(len, DOC_HDR_LEN + OVL_SIG_LEN);
     ck_assert_int_eq(doc_parse(&doc, buf, len, bs.pk), 0);
     ck_assert_uint_eq(doc.count, 0);
+    ck_assert_ptr_null(doc.entries);
+    ck_assert_ptr_null(doc.descs);
     doc_free(&doc);
     free(buf);
 }
@@ -424,8 +446,14 @@ START_TEST(doc_roundtrip_chain)
         make_id(&id, chain_seeds[i]);
         ck_assert_int_eq(desc_parse(&d, doc.entries[i].desc, doc.entries[i].len), 0);
         ck_assert_int_eq(memcmp(d.id_pk, id.pk, 32), 0); /* order kept */
+        assert_same_desc(&doc.descs[i], &d);
     }
+    /* the caller may take the decoded array */
+    struct desc *taken = doc.descs;
+    doc.descs = NULL;
     doc_free(&doc);
+    ck_assert_uint_eq(taken[5].flags, DESC_RELAY);
+    free(taken);
     free(buf);
 }
 END_TEST

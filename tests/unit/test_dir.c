@@ -509,6 +509,53 @@ START_TEST(test_no_bootstrap_times_out)
 }
 END_TEST
 
+/* Stopped before the loop's first turn: the kick timer still runs once,
+ * fires what is done (an answer from the bootstrap's own registry, a
+ * request the stop failed) and closes itself, and the role never starts
+ * (a bootstrap that relays does not register itself). */
+START_TEST(test_stop_before_first_turn)
+{
+    struct dir_bootstrap_spec bs;
+    struct dir_opts o;
+    struct dir_stats st;
+    struct res *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+    struct net *w = calloc(1, sizeof(*w));
+
+    test_opts(&o);
+    ck_assert_int_eq(uv_loop_init(&w->loop), 0);
+    loopfix_init(w);
+    add_node(w, BOOT, ROLE_BOOTSTRAP | ROLE_RELAY, &o, NULL);
+    boot_spec(w, &bs);
+    add_node(w, CLI, ROLE_CLIENT, &o, &bs);
+    /* done at once (no relays yet), and pending (no link yet) */
+    ck_assert_int_eq(dir_request_chain(w->dirs[BOOT], 2, 0, NULL, chain_cb, a), 0);
+    ck_assert_int_eq(dir_request_list(w->dirs[CLI], list_cb, b), 0);
+    dir_stop(w->dirs[BOOT]);
+    dir_stop(w->dirs[CLI]);
+    ck_assert_uint_eq(a->calls + b->calls, 0);
+    node_stop(&w->nodes[BOOT]);
+    node_stop(&w->nodes[CLI]);
+    loopfix_close(w);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&w->loop), 0); /* every timer closed */
+    ck_assert_uint_eq(a->calls, 1);
+    ck_assert_int_eq(a->err, OVL_ENOENT);
+    ck_assert_uint_eq(b->calls, 1);
+    ck_assert_int_eq(b->err, OVL_ECLOSED);
+    dir_stats(w->dirs[BOOT], &st);
+    ck_assert_uint_eq(st.registrations_ok, 0);
+    ck_assert(!dir_registered(w->dirs[BOOT]));
+    ck_assert_uint_eq(st.reg.relays, 0);
+    for (unsigned i = BOOT; i <= CLI; i += CLI - BOOT) {
+        dir_free(w->dirs[i]);
+        node_free(&w->nodes[i]);
+    }
+    free(w);
+    free(a);
+    free(b);
+}
+END_TEST
+
 static bool rotated(struct net *w)
 {
     struct dir_stats st;
@@ -600,6 +647,7 @@ static Suite *dir_suite(void)
     tcase_add_test(tc, test_list_and_lookup);
     tcase_add_test(tc, test_cancel);
     tcase_add_test(tc, test_no_bootstrap_times_out);
+    tcase_add_test(tc, test_stop_before_first_turn);
     tcase_add_test(tc, test_onion_rotation);
     tcase_add_test(tc, test_bootstrap_that_relays);
     suite_add_tcase(s, tc);

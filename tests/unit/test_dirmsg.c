@@ -105,10 +105,8 @@ static void make_frag(struct cell *c, const struct frag *f)
     c->cmd = CELL_DIR_REQUEST;
     c->chain_id = f->chain;
     st_le32(c->payload, f->rid);
-    c->payload[4] = (uint8_t)f->idx;
-    c->payload[5] = (uint8_t)(f->idx >> 8);
-    c->payload[6] = (uint8_t)f->cnt;
-    c->payload[7] = (uint8_t)(f->cnt >> 8);
+    st_le16(c->payload + 4, (uint16_t)f->idx);
+    st_le16(c->payload + 6, (uint16_t)f->cnt);
     c->len = f->dlen < 0 ? 7 : (uint16_t)(DIRMSG_FRAG_HDR + f->dlen);
     memset(c->payload + DIRMSG_FRAG_HDR, 0x42, f->dlen > 0 ? (size_t)f->dlen : 0);
 }
@@ -216,6 +214,20 @@ START_TEST(consecutive)
 }
 END_TEST
 
+/* Request IDs: one after the other, never 0, also where the counter wraps. */
+START_TEST(next_id)
+{
+    uint32_t last = UINT32_MAX - 1;
+
+    ck_assert_uint_eq(dirmsg_next_id(&last), UINT32_MAX);
+    ck_assert_uint_eq(dirmsg_next_id(&last), 1);
+    ck_assert_uint_eq(last, 1);
+    ck_assert_uint_eq(dirmsg_next_id(&last), 2);
+    last = 0;
+    ck_assert_uint_eq(dirmsg_next_id(&last), 1);
+}
+END_TEST
+
 static Suite *dirmsg_suite(void)
 {
     Suite *s = suite_create("dirmsg");
@@ -224,6 +236,7 @@ static Suite *dirmsg_suite(void)
     tcase_add_test(tc, fragment_limits);
     tcase_add_loop_test(tc, bad_sequence, 0, (int)ARRAY_LEN(bad_seqs));
     tcase_add_test(tc, consecutive);
+    tcase_add_test(tc, next_id);
     suite_add_tcase(s, tc);
     return s;
 }

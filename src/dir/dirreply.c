@@ -1,0 +1,269 @@
+/* dirreply.c - what a bootstrap's reply to one of our requests yields.
+ *
+ * A relay list or a chain is a document the bootstrap signed: it is checked
+ * against that bootstrap's key from the config (doc_parse), then against
+ * the request (the chain's shape, nobody we excluded, not ourselves) and
+ * the clock. A lookup's answer is the node's own signed descriptor.
+ * Verified lookups and the relay list are cached, so that the next request
+ * is answered without asking (dir_cache_answer); the caller's copies are
+ * always its own, since the caches change under it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dir/dir_int.h"
+
+#define DIR_LOOKUP_CACHE_MAX 4096
+#define DIR_LOOKUP_CACHE_MS  60000u
+
+/* Return the error a reply status stands for. */
+int dir_status_err(uint8_t status)
+{
+    switch (status) {
+    case DIR_STATUS_BAD:
+        return OVL_EINVAL;
+    case DIR_STATUS_UNKNOWN:
+    case DIR_STATUS_NO_RELAYS:
+        return OVL_ENOENT;
+    case DIR_STATUS_FULL:
+        return OVL_ENOMEM;
+    case DIR_STATUS_REFUSED:
+        return OVL_EPERM;
+    default:
+        return OVL_EPROTO;
+    }
+}
+
+/* A malloc'd copy of n descriptors (one slot when n is 0, so that NULL
+ * means only "no memory"). */
+static struct desc *descs_dup(const struct desc *v, unsigned n)
+{
+    struct desc *copy = malloc((n ? n : 1) * sizeof(*v));
+
+    if (copy && n)
+        memcpy(copy, v, n * sizeof(*v));
+    return copy;
+}
+
+/* ---- the lookup cache --------------------------------------------------- */
+
+/* Take e out of the lookup cache, and free it unless it is to be reused. */
+static void dir_cache_del(struct dir *d, struct dir_cache_ent *e, bool keep)
+{
+    HASH_DEL(d->lookups, e);
+    if (!keep)
+        free(e);
+}
+
+static void dir_cache_put(struct dir *d, const struct desc *ds)
+{
+    uint64_t wall = clock_wall_ms(), life = DIR_LOOKUP_CACHE_MS;
+    struct dir_cache_ent *e;
+
+    if (ds->expires_ms <= wall)
+        return;
+    if (ds->expires_ms - wall < life)
+        life = ds->expires_ms - wall;
+    HASH_FIND(hh, d->lookups, ds->id_pk, OVL_ED25519_PK, e);
+    if (e) {
+        dir_cache_del(d, e, true); /* re-added at the end: the table stays in age order */
+    } else {
+        if (HASH_COUNT(d->lookups) >= DIR_LOOKUP_CACHE_MAX)
+            dir_cache_del(d, d->lookups, false);
+        e = malloc(sizeof(*e));
+        if (!e)
+            return;
+    }
+    e->d = *ds;
+    e->until_ms = clock_now_ms() + life;
+    HASH_ADD(hh, d->lookups, d.id_pk, OVL_ED25519_PK, e);
+}
+
+static const struct desc *dir_cache_get(struct dir *d, const uint8_t pk[OVL_ED25519_PK])
+{
+    struct dir_cache_ent *e;
+
+    HASH_FIND(hh, d->lookups, pk, OVL_ED25519_PK, e);
+    if (!e)
+        return NULL;
+    if (clock_now_ms() >= e->until_ms || desc_expired(&e->d, clock_wall_ms())) {
+        dir_cache_del(d, e, false);
+        return NULL;
+    }
+    return &e->d;
+}
+
+/* Forget pk's cached descriptor. */
+void dir_forget(struct dir *d, const uint8_t pk[OVL_ED25519_PK])
+{
+    struct dir_cache_ent *e;
+
+    if (!d || !pk)
+        return;
+    HASH_FIND(hh, d->lookups, pk, OVL_ED25519_PK, e);
+    if (e)
+        dir_cache_del(d, e, false);
+}
+
+/* Answer a lookup or a list from the caches if they can. */
+int dir_cache_answer(struct dir *d, struct dir_req *r)
+{
+    const struct desc *hit;
+
+    if (r->op == DIR_LOOKUP) {
+        hit = dir_cache_get(d, r->pk);
+        if (hit && (r->descs = descs_dup(hit, 1)) != NULL) {
+            r->n_descs = 1;
+            return 1;
+        }
+    } else if (r->op == DIR_LIST && d->list && clock_now_ms() < d->list_until) {
+        r->descs = descs_dup(d->list, d->n_list);
+        if (r->descs) {
+            r->n_descs = d->n_list;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Empty both caches. */
+void dir_caches_free(struct dir *d)
+{
+    struct dir_cache_ent *e, *etmp;
+
+    HASH_ITER(hh, d->lookups, e, etmp)
+    {
+        dir_cache_del(d, e, false);
+    }
+    free(d->list);
+    d->list = NULL;
+    d->n_list = 0;
+}
+
+/* ---- checking replies -------------------------------------------------- */
+
+static int dir_parse_list(struct dir *d, struct dir_req *r, const uint8_t *in, size_t len,
+                          const uint8_t bs_pk[OVL_ED25519_PK])
+{
+    uint64_t wall = clock_wall_ms();
+    struct doc doc;
+    struct desc *v;
+    unsigned k = 0;
+    int rc = doc_parse(&doc, in, len, bs_pk);
+
+    if (rc)
+        return rc;
+    rc = OVL_EPROTO;
+    if (doc.kind != DOC_LIST || doc.expires_ms <= wall)
+        goto fail;
+    for (unsigned i = 0; i < doc.count; i++) {
+        if (!(doc.descs[i].flags & DESC_RELAY))
+            goto fail;
+        if (!desc_expired(&doc.descs[i], wall)) /* keep the live ones, in order */
+            doc.descs[k++] = doc.descs[i];
+    }
+    rc = OVL_ENOMEM;
+    v = doc.descs ? doc.descs : calloc(1, sizeof(*v)); /* an empty list is still an array */
+    if (!v)
+        goto fail;
+    doc.descs = NULL; /* taken: r's now */
+    doc_free(&doc);
+    free(d->list);
+    d->n_list = 0;
+    d->list_until = 0;
+    r->descs = v;
+    r->n_descs = k;
+    /* Keep a copy: the caller's array is lent only for its callback. */
+    d->list = descs_dup(v, k);
+    if (d->list) {
+        d->n_list = k;
+        d->list_until = clock_now_ms() + d->o.heartbeat_ms;
+    }
+    return 0;
+fail:
+    doc_free(&doc);
+    return rc;
+}
+
+static int dir_chain_check(const struct dir_req *r, const struct doc *doc, uint64_t wall)
+{
+    /* The bootstrap may give fewer backups than asked when relays are few. */
+    if (doc->kind != DOC_CHAIN || doc->length != r->length || doc->backups > r->backups ||
+        doc->expires_ms <= wall)
+        return OVL_EPROTO;
+    return 0;
+}
+
+static int dir_parse_chain(struct dir *d, struct dir_req *r, const uint8_t *in, size_t len,
+                           const uint8_t bs_pk[OVL_ED25519_PK])
+{
+    uint64_t wall = clock_wall_ms();
+    struct doc doc;
+    struct dir_chain *ch = NULL;
+    unsigned per;
+    int rc = doc_parse(&doc, in, len, bs_pk);
+
+    if (rc)
+        return rc;
+    rc = dir_chain_check(r, &doc, wall);
+    per = doc.backups + 1u;
+    if (rc)
+        goto fail;
+    rc = OVL_ENOMEM;
+    ch = calloc(1, sizeof(*ch));
+    if (!ch)
+        goto fail;
+    rc = OVL_EPROTO;
+    for (unsigned i = 0; i < doc.count; i++) {
+        const struct desc *h = &doc.descs[i];
+
+        /* doc_parse saw to the rest: relays only, each once. */
+        if (desc_expired(h, wall) || memcmp(h->id_pk, d->n->id.pk, OVL_ED25519_PK) == 0 ||
+            (r->has_pk && memcmp(h->id_pk, r->pk, OVL_ED25519_PK) == 0))
+            goto fail;
+        ch->hops[i / per][i % per] = *h;
+    }
+    memcpy(ch->ref, doc.ref, sizeof(ch->ref));
+    ch->length = doc.length;
+    ch->backups = doc.backups;
+    ch->expires_ms = doc.expires_ms;
+    doc_free(&doc);
+    r->chain = ch;
+    return 0;
+fail:
+    free(ch);
+    doc_free(&doc);
+    return rc;
+}
+
+static int dir_parse_lookup(struct dir *d, struct dir_req *r, const uint8_t *in, size_t len)
+{
+    struct desc *v = calloc(1, sizeof(*v));
+    int rc;
+
+    if (!v)
+        return OVL_ENOMEM;
+    rc = desc_parse(v, in, len);
+    if (rc == 0 &&
+        (memcmp(v->id_pk, r->pk, OVL_ED25519_PK) != 0 || desc_expired(v, clock_wall_ms())))
+        rc = OVL_EPROTO;
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    dir_cache_put(d, v);
+    r->descs = v;
+    r->n_descs = 1;
+    return 0;
+}
+
+/* Check the result of a DIR_STATUS_OK reply to r. */
+int dir_reply_check(struct dir *d, struct dir_req *r, const uint8_t *res, size_t res_len,
+                    const uint8_t bs_pk[OVL_ED25519_PK])
+{
+    if (r->op == DIR_LIST)
+        return dir_parse_list(d, r, res, res_len, bs_pk);
+    if (r->op == DIR_CHAIN)
+        return dir_parse_chain(d, r, res, res_len, bs_pk);
+    return dir_parse_lookup(d, r, res, res_len);
+}
