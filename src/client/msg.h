@@ -1,6 +1,6 @@
 /* msg.h - end-to-end messages: encryption, fragments, reassembly, inbox.
  *
- * Internal to the client role (client.c uses it; tests call it directly).
+ * Internal to the client role (its files use it; tests call it directly).
  * No I/O: the caller passes clocks and keys in.
  *
  * Blob (what is fragmented):

@@ -1,6 +1,8 @@
-/* sendq.c - the client's send queue: destination lookups, sealing, and
- * keeping each message until the destination acknowledges it (retransmit,
- * deadline). Sending the cells is client.c's (client_pump).
+/* sendq.c - the client's send queue: each message from client_send_cb
+ * until the destination acknowledges it or it fails (retransmission,
+ * deadline), and its sealing once the directory named the destination's
+ * onion key. It calls nothing else of the client's but msg.c: sending the
+ * cells, and asking for the lookups, is send.c's.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -55,16 +57,74 @@ static void msg_done(struct out_msg *m, int err)
         cb(arg, id, err);
 }
 
-void sendq_fail(struct out_msg *m, const char *why)
+struct out_msg *sendq_add(struct client *c, const uint8_t dest[OVL_ED25519_PK], const uint8_t *msg,
+                          size_t len, bool reply, client_sent_cb cb, void *arg)
 {
-    struct client *c = m->c;
+    struct out_msg *m = calloc(1, sizeof(*m));
 
-    c->st.messages_failed++;
-    log_info(&c->n->log, "client: message failed: %s", why);
-    msg_done(m, OVL_EPROTO);
+    if (!m)
+        return NULL;
+    m->data = malloc(len);
+    if (!m->data) {
+        free(m);
+        return NULL;
+    }
+    memcpy(m->data, msg, len);
+    m->len = len;
+    m->c = c;
+    memcpy(m->dest, dest, OVL_ED25519_PK);
+    m->reply = reply;
+    m->cb = cb;
+    m->cb_arg = arg;
+    m->rto_ms = c->o.retransmit_ms;
+    m->deadline_ms = clock_now_ms() + c->o.deadline_ms;
+    ovl_random(m->id, CLIENT_MSG_ID);
+    DL_APPEND(c->queue, m);
+    if (c->n_queue++ == 0)
+        c->busy_from_us = clock_now_us();
+    return m;
 }
 
-/* Every fragment left: wait for the acknowledgement. */
+/* The message failed with err: count it, tell its owner, free it. */
+static void msg_fail(struct out_msg *m, int err)
+{
+    m->c->st.messages_failed++;
+    msg_done(m, err);
+}
+
+void sendq_fail(struct out_msg *m, const char *why)
+{
+    log_info(&m->c->n->log, "client: message failed: %s", why);
+    msg_fail(m, OVL_EPROTO);
+}
+
+void sendq_fail_to(struct client *c, const uint8_t dest[OVL_ED25519_PK], const char *why)
+{
+    struct out_msg *m, *tmp;
+
+    DL_FOREACH_SAFE(c->queue, m, tmp)
+    {
+        if (memcmp(m->dest, dest, OVL_ED25519_PK) == 0)
+            sendq_fail(m, why);
+    }
+}
+
+void sendq_undeliverable(struct client *c, const uint8_t dest[OVL_ED25519_PK], unsigned reason)
+{
+    struct out_msg *m;
+    char id[OVL_NODE_ID_LEN + 1];
+
+    node_id_format(id, dest);
+    log_info(&c->n->log, "client: exit cannot deliver to %s (reason %u)", id, reason);
+    DL_FOREACH(c->queue, m)
+    {
+        if (m->next_frag > 0 && memcmp(m->dest, dest, OVL_ED25519_PK) == 0) {
+            sendq_fail(m, "the exit could not reach the destination");
+            return;
+        }
+    }
+}
+
 void sendq_await(struct out_msg *m)
 {
     struct client *c = m->c;
@@ -88,32 +148,46 @@ static void msg_requeue(struct out_msg *m)
     c->st.retransmits++;
 }
 
-/* Fail what passed its deadline; send again what waited too long for an ack. */
+void sendq_requeue(struct client *c, uint32_t serial)
+{
+    struct out_msg *m;
+
+    /* A half-sent message goes again whole; the receiver ignores
+     * duplicates. */
+    DL_FOREACH(c->queue, m)
+    {
+        if (m->chain_serial == serial && m->next_frag < m->nfrags)
+            m->next_frag = 0;
+    }
+    /* Sent whole but not acknowledged: again on the next chain. */
+    DL_FOREACH(c->unacked, m)
+    {
+        if (m->chain_serial == serial)
+            m->retry_ms = 0;
+    }
+}
+
 void sendq_tick(struct client *c, uint64_t now)
 {
     struct out_msg *m, *tmp;
 
     DL_FOREACH_SAFE(c->queue, m, tmp)
     {
-        if (now >= m->deadline_ms && m->next_frag == 0) {
-            c->st.messages_failed++;
-            msg_done(m, OVL_ETIMEDOUT);
-        }
+        if (now >= m->deadline_ms && m->next_frag == 0)
+            msg_fail(m, OVL_ETIMEDOUT);
     }
     DL_FOREACH_SAFE(c->unacked, m, tmp)
     {
         if (now >= m->deadline_ms) {
-            c->st.messages_failed++;
             log_info(&c->n->log, "client: message unacknowledged at its deadline");
-            msg_done(m, OVL_ETIMEDOUT);
+            msg_fail(m, OVL_ETIMEDOUT);
         } else if (now >= m->retry_ms) {
             msg_requeue(m);
         }
     }
 }
 
-/* An acknowledgement came back from the exit of a chain: the destination
- * dest read message id, if the tag says so. */
+/* The destination dest read message id, if the tag says so. */
 void sendq_ack(struct client *c, const uint8_t *dest, const uint8_t *rec, size_t len)
 {
     struct out_msg *lists[2] = {c->unacked, c->queue}, *m;
@@ -144,9 +218,8 @@ void sendq_ack(struct client *c, const uint8_t *dest, const uint8_t *rec, size_t
     /* A late copy's acknowledgement for a message already done. */
 }
 
-static void on_lookup(void *arg, int err, const struct desc *d)
+void sendq_looked_up(struct out_msg *m, int err, const struct desc *d)
 {
-    struct out_msg *m = arg;
     struct client *c = m->c;
     int rc;
 
@@ -154,14 +227,12 @@ static void on_lookup(void *arg, int err, const struct desc *d)
     c->n_lookups--;
     if (err || !(d->flags & DESC_ENDPOINT)) {
         sendq_fail(m, err ? ovl_strerror(err) : "destination is not an endpoint");
-        client_pump(c);
         return;
     }
     rc = msg_seal(&m->blob, &m->blob_len, d->onion_pk, m->id, m->reply ? c->n->id.pk : NULL,
                   m->data, m->len, m->ack);
     if (rc) {
         sendq_fail(m, ovl_strerror(rc));
-        client_pump(c);
         return;
     }
     ovl_wipe(m->data, m->len);
@@ -169,30 +240,6 @@ static void on_lookup(void *arg, int err, const struct desc *d)
     m->data = NULL;
     m->nfrags = msg_frag_count(m->blob_len);
     m->state = OM_READY;
-    client_pump(c);
-}
-
-/* Ask the directory for the destinations of waiting messages. */
-void sendq_lookups(struct client *c)
-{
-    struct out_msg *m, *tmp;
-
-    DL_FOREACH_SAFE(c->queue, m, tmp)
-    {
-        int rc;
-
-        if (c->n_lookups >= LOOKUPS_MAX)
-            return;
-        if (m->state != OM_WAIT || m->blob)
-            continue;
-        rc = dir_lookup(c->n->dir, m->dest, on_lookup, m);
-        if (rc) {
-            sendq_fail(m, ovl_strerror(rc));
-            continue;
-        }
-        m->state = OM_LOOKUP;
-        c->n_lookups++;
-    }
 }
 
 uint64_t sendq_bytes(const struct client *c)
@@ -204,12 +251,6 @@ uint64_t sendq_bytes(const struct client *c)
         for (m = lists[i]; m; m = m->next)
             b += sizeof(*m) + (m->data ? m->len : 0) + m->blob_len;
     return b;
-}
-
-int client_send(struct client *c, const uint8_t dest[OVL_ED25519_PK], const uint8_t *msg,
-                size_t len, bool reply, uint8_t id[CLIENT_MSG_ID])
-{
-    return client_send_cb(c, dest, msg, len, reply, id, NULL, NULL);
 }
 
 void client_forget_cb(struct client *c, void *arg)
@@ -227,48 +268,4 @@ void client_forget_cb(struct client *c, void *arg)
                 m->cb = NULL;
         }
     }
-}
-
-int client_send_cb(struct client *c, const uint8_t dest[OVL_ED25519_PK], const uint8_t *msg,
-                   size_t len, bool reply, uint8_t id[CLIENT_MSG_ID], client_sent_cb cb, void *arg)
-{
-    struct out_msg *m;
-
-    if (!c || !dest || !msg || !id || len == 0 || memcmp(dest, c->n->id.pk, OVL_ED25519_PK) == 0)
-        return OVL_EINVAL;
-    if (c->stopped)
-        return OVL_ECLOSED;
-    if (len > c->o.max_message)
-        return OVL_ETOOBIG;
-    if (c->n_queue >= c->o.send_queue)
-        return OVL_ENOMEM;
-    m = calloc(1, sizeof(*m));
-    if (!m)
-        return OVL_ENOMEM;
-    m->data = malloc(len);
-    if (!m->data) {
-        free(m);
-        return OVL_ENOMEM;
-    }
-    memcpy(m->data, msg, len);
-    m->len = len;
-    m->c = c;
-    memcpy(m->dest, dest, OVL_ED25519_PK);
-    m->reply = reply;
-    m->cb = cb;
-    m->cb_arg = arg;
-    m->rto_ms = c->o.retransmit_ms;
-    m->deadline_ms = clock_now_ms() + c->o.deadline_ms;
-    ovl_random(m->id, CLIENT_MSG_ID);
-    memcpy(id, m->id, CLIENT_MSG_ID);
-    DL_APPEND(c->queue, m);
-    if (c->n_queue++ == 0)
-        c->busy_from_us = clock_now_us();
-    c->adding = m;
-    c->adding_err = 0;
-    client_pump(c);
-    if (!c->adding)
-        return c->adding_err; /* it failed at once; no callback comes */
-    c->adding = NULL;
-    return 0;
 }

@@ -669,6 +669,48 @@ START_TEST(net_messages)
 }
 END_TEST
 
+static bool a_covered(struct net *w)
+{
+    struct client_stats st;
+
+    client_stats(w->cl[CA], &st);
+    return st.loops_in > 0 && st.cover_out > st.loops_out;
+}
+
+/* Drop cover, loop cover and a constant rate, all on: a message still
+ * arrives whole and is acknowledged, drop cover leaves, loop cover comes
+ * home, and client_stop closes every handle (net_down's uv_loop_close
+ * fails on one left open). */
+START_TEST(net_cover_and_rate)
+{
+    struct net w;
+    struct client_opts co;
+    struct client_stats st;
+    uint8_t id[CLIENT_MSG_ID];
+    uint8_t *m = pattern(5000, 7);
+
+    client_opts_defaults(&co);
+    co.cover_interval_ms = 20;
+    co.loop_interval_ms = 20;
+    co.constant_rate = 200;
+    net_up(&w, &co);
+    ck_assert(run_until(&w, a_ready, 15000));
+    ck_assert_int_eq(client_send(w.cl[CA], w.n[CB].id.pk, m, 5000, false, id), 0);
+    want_got = 1;
+    ck_assert_msg(run_until(&w, b_got, 20000), "B did not receive the message");
+    ck_assert_mem_eq(w.got[0]->id, id, CLIENT_MSG_ID);
+    ck_assert_uint_eq(w.got[0]->len, 5000);
+    ck_assert_mem_eq(w.got[0]->data, m, 5000);
+    ck_assert_msg(run_until(&w, a_all_acked, 10000), "A was not acknowledged");
+    ck_assert_msg(run_until(&w, a_covered, 10000), "no cover left A, or no loop came home");
+    client_stats(w.cl[CA], &st);
+    ck_assert_uint_eq(st.messages_failed, 0);
+    ck_assert_uint_ge(st.cells_out, st.cover_out + msg_frag_count(5000 + MSG_BLOB_MIN));
+    free(m);
+    net_down(&w);
+}
+END_TEST
+
 /* ---- acknowledgements ---- */
 
 struct sent_result {
@@ -1047,6 +1089,7 @@ static Suite *client_suite(void)
     tc = tcase_create("net");
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, net_messages, 0, 2);
+    tcase_add_test(tc, net_cover_and_rate);
     tcase_add_test(tc, net_send_early);
     tcase_add_test(tc, net_retransmit);
     tcase_add_test(tc, net_deadline);

@@ -1,0 +1,698 @@
+/* cchain.c - the client's chains: the state machine, building a route
+ * (from the bootstrap or picked locally), setup, repair (a rebuild through
+ * a backup, or a splice from the hop that lost its next one), replacement
+ * and retiring, teardown, and the cells coming back from the first hop.
+ *
+ * Every state change goes through cchain_set_state, which checks it
+ * against the table of legal moves and sets the state's deadline, so the
+ * tick (cchain_tick) only compares times. Queued messages are the send
+ * queue's (sendq.c); a chain becoming current is told upward through
+ * c->chain_ready_cb.
+ */
+#include <assert.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <utlist.h>
+
+#include "chain/body.h"
+#include "client/client_int.h"
+#include "core/chanmap.h"
+#include "dir/select.h"
+
+#define BACKOFF_MAX_MS       2000 /* well inside a message's deadline */
+#define RETIRE_GRACE_MS      2000 /* a replaced chain lingers for late backward cells */
+#define NO_DESTROY           (-1)
+#define REPLACE_AT(lifetime) ((lifetime) / 5 * 4)
+
+static void chain_cell(void *obj, struct link *l, const struct cell *cl);
+static void chain_link_closed(void *obj, struct link *l, uint32_t id);
+
+static const struct chain_owner client_chain_owner = {
+    .cell = chain_cell,
+    .link_closed = chain_link_closed,
+};
+
+static const char *const chain_state_names[] = {
+    [CCH_DIR] = "building", [CCH_CONNECTING] = "building", [CCH_SETUP] = "building",
+    [CCH_READY] = "ready",  [CCH_RETIRING] = "retiring",   [CCH_REPAIR] = "repairing",
+};
+
+/* ---- the state machine ---- */
+
+/* Whether a chain may move from one state to the other. Inline so that a
+ * build without assertions has no unused table. */
+static inline bool cchain_can_move(enum cchain_state from, enum cchain_state to)
+{
+    static const uint8_t moves[] = {
+        [CCH_DIR] = 1u << CCH_CONNECTING,                        /* the route is known */
+        [CCH_CONNECTING] = 1u << CCH_SETUP,                      /* the setup left */
+        [CCH_SETUP] = 1u << CCH_READY,                           /* SETUP_OK */
+        [CCH_READY] = (1u << CCH_RETIRING) | (1u << CCH_REPAIR), /* replaced; spliced */
+        [CCH_REPAIR] = 1u << CCH_READY,                          /* SETUP_OK of the new part */
+        [CCH_RETIRING] = 0,                                      /* only destroyed */
+    };
+
+    return (unsigned)from < sizeof(moves) && ((moves[from] >> to) & 1u);
+}
+
+/* Move ch to state to (an internal invariant, hence the assertion) and
+ * set that state's deadline: setting up must end within setup_timeout, a
+ * retiring chain lingers RETIRE_GRACE_MS, a ready one has none. */
+static void cchain_set_state(struct cchain *ch, enum cchain_state to)
+{
+    assert(cchain_can_move(ch->state, to));
+    ch->state = to;
+    switch (to) {
+    case CCH_CONNECTING:
+    case CCH_SETUP:
+    case CCH_REPAIR:
+        ch->deadline_ms = clock_now_ms() + ch->c->o.setup_timeout_ms;
+        break;
+    case CCH_RETIRING:
+        ch->deadline_ms = clock_now_ms() + RETIRE_GRACE_MS;
+        break;
+    default:
+        ch->deadline_ms = 0;
+        break;
+    }
+}
+
+const char *cchain_state_name(enum cchain_state s)
+{
+    return chain_state_names[s];
+}
+
+/* ---- routes ---- */
+
+/* Remove entry k of position p (avail[p] > 0 when k is 0): a backup, or
+ * with k = 0 the hop in use, whose place its first backup takes. */
+static void route_drop(struct dir_chain *route, uint8_t avail[ONION_MAX_HOPS], unsigned p,
+                       unsigned k)
+{
+    memmove(&route->hops[p][k], &route->hops[p][k + 1], (avail[p] - k) * sizeof(route->hops[p][k]));
+    avail[p]--;
+}
+
+bool cchain_crosses(const struct cchain *ch, const uint8_t pk[OVL_ED25519_PK])
+{
+    for (unsigned p = 0; p < ch->length; p++)
+        if (memcmp(ch->route.hops[p][0].id_pk, pk, OVL_ED25519_PK) == 0)
+            return true;
+    return false;
+}
+
+/* Leave pk out of route r: drop it from every position's backups, and
+ * move a backup into a position it holds. OVL_ENOENT when none is left. */
+static int route_avoid(struct dir_chain *r, uint8_t avail[ONION_MAX_HOPS], unsigned length,
+                       const uint8_t *pk)
+{
+    for (unsigned p = 0; p < length; p++) {
+        for (unsigned k = avail[p]; k > 0; k--)
+            if (memcmp(r->hops[p][k].id_pk, pk, OVL_ED25519_PK) == 0)
+                route_drop(r, avail, p, k);
+        if (memcmp(r->hops[p][0].id_pk, pk, OVL_ED25519_PK) == 0) {
+            if (avail[p] == 0)
+                return OVL_ENOENT;
+            route_drop(r, avail, p, 0);
+        }
+    }
+    return 0;
+}
+
+/* Pick ch->length distinct relays from list by select.h (never ourselves,
+ * only relays we share an AEAD suite with). */
+static int route_pick(struct cchain *ch, const struct desc *relays, unsigned count)
+{
+    struct client *c = ch->c;
+    const struct desc **cand;
+    unsigned n = 0, i;
+
+    cand = calloc(count ? count : 1, sizeof(*cand));
+    if (!cand)
+        return OVL_ENOMEM;
+    for (i = 0; i < count; i++)
+        if ((relays[i].flags & DESC_RELAY) &&
+            memcmp(relays[i].id_pk, c->n->id.pk, OVL_ED25519_PK) != 0 &&
+            (!ch->has_avoid || memcmp(relays[i].id_pk, ch->avoid, OVL_ED25519_PK) != 0) &&
+            (relays[i].suites & c->n->opts.aead_suites))
+            cand[n++] = &relays[i];
+    if (select_relays(cand, n, c->o.length, c->o.distinct_subnets, c->o.by_capacity) <
+        c->o.length) {
+        free(cand);
+        return OVL_ENOENT;
+    }
+    memset(&ch->route, 0, sizeof(ch->route));
+    for (i = 0; i < c->o.length; i++)
+        ch->route.hops[i][0] = *cand[i];
+    free(cand);
+    ch->route.length = ch->length = c->o.length;
+    return 0;
+}
+
+/* ---- teardown ---- */
+
+/* Forget ch; reason >= 0 sends CELL_CHAIN_DESTROY with it (enum
+ * chain_destroy_reason) to the first hop. */
+static void chain_destroy(struct cchain *ch, int reason)
+{
+    struct client *c = ch->c;
+    struct node *n = c->n;
+    unsigned i;
+
+    dir_cancel(n->dir, ch);
+    if (ch->chain_id) {
+        struct link *l = link_by_serial(n, ch->link_serial);
+
+        if (l) {
+            if (reason >= 0 && l->state == LINK_OPEN) {
+                struct cell cl = {.chain_id = ch->chain_id, .cmd = CELL_CHAIN_DESTROY, .len = 1};
+
+                cl.payload[0] = (uint8_t)reason;
+
+                if (link_send(l, &cl) != 0)
+                    log_debug(&n->log, "client: chain %u: DESTROY not sent", ch->serial);
+            }
+            chanmap_del(n, l, ch->chain_id);
+        }
+    }
+    DL_DELETE(c->chains, ch);
+    if (c->current == ch)
+        c->current = NULL;
+    if (c->building == ch)
+        c->building = NULL;
+    for (i = 0; i < ONION_MAX_HOPS; i++)
+        onion_keys_wipe(&ch->keys[i]);
+    ovl_wipe(ch, sizeof(*ch));
+    free(ch);
+}
+
+void cchain_destroy_all(struct client *c)
+{
+    while (c->chains)
+        chain_destroy(c->chains, DESTROY_R_SHUTDOWN);
+}
+
+/* A hop told us position p (ch->broken - 1) is gone: keep the route for
+ * the next build with p's first backup moved into its place. */
+static void chain_plan_repair(struct cchain *ch)
+{
+    struct client *c = ch->c;
+    unsigned p = ch->broken - 1;
+
+    if (!ch->broken || p >= ch->length || ch->avail[p] == 0 || (c->flags & CF_REPAIR))
+        return;
+    c->repair = ch->route;
+    memcpy(c->repair_avail, ch->avail, sizeof(c->repair_avail));
+    route_drop(&c->repair, c->repair_avail, p, 0);
+    c->flags |= CF_REPAIR;
+    c->next_build_ms = 0; /* no backoff: the rest of the route is known good */
+}
+
+void cchain_fail(struct cchain *ch, const char *why, bool send_destroy)
+{
+    struct client *c = ch->c;
+    uint32_t serial = ch->serial;
+
+    c->st.chains_failed++;
+    log_info(&c->n->log, "client: chain %u failed: %s", serial, why);
+    chain_plan_repair(ch);
+    chain_destroy(ch, send_destroy ? DESTROY_R_NONE : NO_DESTROY);
+    sendq_requeue(c, serial);
+    if (!(c->flags & CF_REPAIR)) {
+        c->next_build_ms = clock_now_ms() + c->backoff_ms;
+        c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+    }
+    if (!c->current)
+        c->fails++; /* messages wait for the next chain until their deadline */
+}
+
+/* No route leaves ch->avoid out: fail the messages to it (they would
+ * have to cross it), not the rest of the queue, and this build. */
+static void chain_avoid_failed(struct cchain *ch)
+{
+    sendq_fail_to(ch->c, ch->avoid, "the destination is a relay of every route on offer");
+    cchain_fail(ch, "no route leaves the destination out", false);
+}
+
+void cchain_tick(struct client *c, uint64_t now)
+{
+    struct cchain *ch, *tmp;
+
+    DL_FOREACH_SAFE(c->chains, ch, tmp)
+    {
+        if ((ch->state == CCH_CONNECTING || ch->state == CCH_SETUP || ch->state == CCH_REPAIR) &&
+            now >= ch->deadline_ms)
+            cchain_fail(ch, "setup timed out", ch->state != CCH_CONNECTING);
+        else if (ch->state == CCH_READY && now >= ch->expires_ms)
+            chain_destroy(ch, DESTROY_R_EXPIRED); /* no replacement came in time */
+        else if (ch->state == CCH_RETIRING && (now >= ch->deadline_ms || now >= ch->expires_ms))
+            chain_destroy(ch, DESTROY_R_NONE);
+    }
+}
+
+/* ---- building and setup ---- */
+
+/* Send the setup on the open first-hop link l. */
+static void chain_send_setup(struct cchain *ch, struct link *l)
+{
+    struct client *c = ch->c;
+    struct cell cl;
+    int rc;
+
+    rc = chanmap_alloc(c->n, l, &client_chain_owner, ch, &ch->chain_id);
+    if (rc) {
+        cchain_fail(ch, ovl_strerror(rc), false);
+        return;
+    }
+    ch->link_serial = l->serial;
+    memset(&cl, 0, sizeof(cl));
+    cl.chain_id = ch->chain_id;
+    cl.cmd = CELL_CHAIN_SETUP;
+    cl.len = ONION_HDR_LEN;
+    memcpy(cl.payload, ch->hdr, ONION_HDR_LEN);
+    rc = link_send(l, &cl);
+    if (rc) {
+        cchain_fail(ch, ovl_strerror(rc), false);
+        return;
+    }
+    ch->cells_out++;
+    c->st.cells_out++;
+    ch->setup_us = clock_now_us();
+    cchain_set_state(ch, CCH_SETUP);
+}
+
+/* Fill the hop infos of hops from.. from the route and build their setup
+ * header (keys[from..] receive their keys, counters start at zero). */
+static int chain_onion(struct cchain *ch, unsigned from)
+{
+    struct client *c = ch->c;
+    uint8_t opk[ONION_MAX_HOPS][OVL_X25519_LEN];
+    struct onion_hop_info info[ONION_MAX_HOPS];
+    unsigned i, j;
+
+    memset(info, 0, sizeof(info));
+    for (i = from; i < ch->length; i++) {
+        const struct desc *d = &ch->route.hops[i][0];
+
+        j = i - from;
+        memcpy(opk[j], d->onion_pk, OVL_X25519_LEN);
+        info[j].type = i + 1 < ch->length ? ONION_HOP_RELAY : ONION_HOP_EXIT;
+        info[j].suite = (uint8_t)ovl_aead_pick(d->suites & c->n->opts.aead_suites);
+        if (!info[j].suite)
+            return OVL_EUNSUPP;
+        info[j].lifetime_s = c->o.lifetime_ms / 1000 + 60;
+        if (i + 1 < ch->length)
+            memcpy(info[j].next, ch->route.hops[i + 1][0].id_pk, OVL_ED25519_PK);
+        onion_keys_wipe(&ch->keys[i]);
+        ch->fwd_ctr[i] = ch->back_next[i] = 0;
+    }
+    return onion_setup_build(ch->hdr, (const uint8_t(*)[OVL_X25519_LEN])opk, info,
+                             ch->length - from, ch->keys + from);
+}
+
+/* The route is known: make the onion and reach the first hop. */
+static void chain_connect(struct cchain *ch)
+{
+    struct client *c = ch->c;
+    struct node *n = c->n;
+    const struct desc *d0 = &ch->route.hops[0][0];
+    struct link *l;
+    int rc;
+
+    if (cchain_crosses(ch, n->id.pk)) {
+        cchain_fail(ch, "route goes through ourselves", false);
+        return;
+    }
+    if (ch->has_avoid && route_avoid(&ch->route, ch->avail, ch->length, ch->avoid) != 0) {
+        chain_avoid_failed(ch);
+        return;
+    }
+    rc = chain_onion(ch, 0);
+    if (rc) {
+        cchain_fail(ch, ovl_strerror(rc), false);
+        return;
+    }
+    cchain_set_state(ch, CCH_CONNECTING);
+    l = link_find(n, d0->id_pk);
+    if (l) {
+        chain_send_setup(ch, l);
+        return;
+    }
+    rc = link_dial_any(n, d0->uris, d0->n_uris < DESC_MAX_URIS ? d0->n_uris : DESC_MAX_URIS,
+                       d0->id_pk, &l);
+    if (rc) {
+        cchain_fail(ch, "cannot dial the first hop", false);
+        return;
+    }
+    ch->link_serial = l->serial; /* cchain_link_opened continues */
+}
+
+static void on_dir_chain(void *arg, int err, const struct dir_chain *route)
+{
+    struct cchain *ch = arg;
+
+    if (err) {
+        cchain_fail(ch, ovl_strerror(err), false);
+        return;
+    }
+    if (route->length != ch->c->o.length || route->backups > DIR_MAX_BACKUPS) {
+        cchain_fail(ch, "the bootstrap sent a chain of the wrong shape", false);
+        return;
+    }
+    ch->route = *route;
+    ch->length = route->length;
+    memset(ch->avail, (int)route->backups, sizeof(ch->avail));
+    chain_connect(ch);
+}
+
+static void on_dir_list(void *arg, int err, const struct desc *relays, unsigned count)
+{
+    struct cchain *ch = arg;
+    int rc = err ? err : route_pick(ch, relays, count);
+
+    if (rc == OVL_ENOENT && ch->has_avoid)
+        chain_avoid_failed(ch);
+    else if (rc)
+        cchain_fail(ch, rc == OVL_ENOENT ? "not enough relays" : ovl_strerror(rc), false);
+    else
+        chain_connect(ch);
+}
+
+static void chain_build(struct client *c)
+{
+    struct cchain *ch = calloc(1, sizeof(*ch));
+    int rc;
+
+    if (!ch) {
+        c->next_build_ms = clock_now_ms() + c->backoff_ms;
+        return;
+    }
+    ch->c = c;
+    ch->serial = ++c->next_serial;
+    ch->state = CCH_DIR; /* where every chain starts */
+    ch->created_ms = clock_now_ms();
+    DL_APPEND(c->chains, ch);
+    c->building = ch;
+    if (c->flags & CF_AVOID) {
+        ch->has_avoid = true;
+        memcpy(ch->avoid, c->avoid, OVL_ED25519_PK);
+        c->flags &= ~CF_AVOID;
+        c->st.avoid_builds++;
+    }
+    if (c->flags & CF_REPAIR) {
+        /* Same hops but the failed one: one setup round trip, no directory. */
+        c->flags &= ~CF_REPAIR;
+        c->st.chains_repaired++;
+        ch->route = c->repair;
+        ch->length = c->repair.length;
+        memcpy(ch->avail, c->repair_avail, sizeof(ch->avail));
+        log_info(&c->n->log, "client: chain %u: repairing with a backup relay", ch->serial);
+        chain_connect(ch);
+        return;
+    }
+    if (c->o.source == CHAIN_SOURCE_LOCAL)
+        rc = dir_request_list(c->n->dir, on_dir_list, ch);
+    else
+        rc = dir_request_chain(c->n->dir, c->o.length, c->o.backups, c->n->id.pk, on_dir_chain, ch);
+    if (rc)
+        cchain_fail(ch, ovl_strerror(rc), false);
+}
+
+void cchain_maybe_build(struct client *c)
+{
+    uint64_t now = clock_now_ms();
+    bool want;
+
+    if ((c->flags & CF_STOPPED) || c->building || now < c->next_build_ms)
+        return;
+    if (c->current)
+        want = (c->flags & CF_AVOID) || now >= c->current->ready_ms + REPLACE_AT(c->o.lifetime_ms);
+    else
+        want = c->n_queue > 0 || ((c->n->roles & ROLE_CLIENT) && dir_registered(c->n->dir));
+    if (want)
+        chain_build(c);
+}
+
+void cchain_avoid(struct client *c, const uint8_t dest[OVL_ED25519_PK])
+{
+    struct cchain *b = c->building;
+
+    /* Asked for once: by the next build, or the one under way already. */
+    if (!(c->flags & CF_AVOID) &&
+        (!b || !b->has_avoid || memcmp(b->avoid, dest, OVL_ED25519_PK) != 0)) {
+        c->flags |= CF_AVOID;
+        memcpy(c->avoid, dest, OVL_ED25519_PK);
+    }
+    cchain_maybe_build(c);
+}
+
+int client_new_chain(struct client *c)
+{
+    if (c->flags & CF_STOPPED)
+        return OVL_ECLOSED;
+    if (c->building)
+        return OVL_EAGAIN;
+    c->next_build_ms = 0; /* asked for: no backoff */
+    chain_build(c);
+    return 0;
+}
+
+void cchain_link_opened(struct client *c, struct link *l)
+{
+    struct cchain *ch, *tmp;
+
+    DL_FOREACH_SAFE(c->chains, ch, tmp)
+    {
+        if (ch->state == CCH_CONNECTING &&
+            (ch->link_serial == l->serial ||
+             memcmp(l->peer_pk, ch->route.hops[0][0].id_pk, OVL_ED25519_PK) == 0))
+            chain_send_setup(ch, l);
+    }
+}
+
+void cchain_link_closed(struct client *c, struct link *l)
+{
+    struct cchain *ch, *tmp;
+
+    /* Chains with a slot on l hear it from the chanmap; this catches the
+     * ones still waiting for the link to open. */
+    DL_FOREACH_SAFE(c->chains, ch, tmp)
+    {
+        if (ch->state == CCH_CONNECTING && ch->link_serial == l->serial)
+            cchain_fail(ch, "cannot reach the first hop", false);
+    }
+}
+
+/* ---- ready, replaced, spliced ---- */
+
+/* The exit answered the setup: new messages use this chain now, and the
+ * one they used retires. */
+static void chain_ready(struct cchain *ch)
+{
+    struct client *c = ch->c;
+    struct cchain *old = c->current;
+    uint64_t now = clock_now_ms();
+
+    if (ch->state == CCH_REPAIR) {
+        log_info(&c->n->log, "client: chain %u repaired", ch->serial);
+    } else {
+        ch->ready_ms = now;
+        ch->expires_ms = now + c->o.lifetime_ms;
+        if (ch->setup_us)
+            samples_add(&c->setup_us, (uint32_t)(clock_now_us() - ch->setup_us));
+        c->st.chains_built++;
+        log_info(&c->n->log, "client: chain %u ready (%u hops)", ch->serial, ch->length);
+    }
+    cchain_set_state(ch, CCH_READY);
+    ch->broken = 0;
+    ovl_wipe(ch->hdr, sizeof(ch->hdr));
+    if (c->building == ch)
+        c->building = NULL;
+    c->current = ch;
+    c->flags &= ~CF_AVOID; /* send_pump asks again if this chain has the destination too */
+    c->fails = 0;
+    c->backoff_ms = BACKOFF_MIN_MS;
+    if (old && old != ch) {
+        cchain_set_state(old, CCH_RETIRING);
+        c->st.chains_replaced++;
+    }
+    c->chain_ready_cb(c);
+}
+
+/* Hop o lost its next hop and kept its part of the chain: move position
+ * o + 1's first backup into place and set up only the hops from there on,
+ * with a BODY_EXTEND that ends at hop o (the only cell it can read now).
+ * False when that cannot be done here: the chain is not the current one,
+ * no backup is left, or the cell did not leave. */
+static bool chain_splice(struct cchain *ch, unsigned o)
+{
+    struct client *c = ch->c;
+    struct link *l = link_by_serial(c->n, ch->link_serial);
+    uint8_t body[ONION_BODY];
+    unsigned f = o + 1;
+    int rc;
+
+    if (ch != c->current || ch->avail[f] == 0 || !l)
+        return false;
+    route_drop(&ch->route, ch->avail, f, 0);
+    rc = chain_onion(ch, f);
+    if (rc == 0) {
+        memset(body, 0, sizeof(body));
+        body_hdr_put(body, BODY_EXTEND, BODY_EXTEND_LEN);
+        memcpy(body + BODY_HDR, ch->route.hops[f][0].id_pk, OVL_ED25519_PK);
+        memcpy(body + BODY_HDR + OVL_ED25519_PK, ch->hdr, ONION_HDR_LEN);
+        rc = cchain_fwd_send(ch, l, f, body);
+        ovl_wipe(body, sizeof(body));
+    }
+    if (rc)
+        return false;
+    log_info(&c->n->log, "client: chain %u: hop %u lost its next hop, repairing from there",
+             ch->serial, o);
+    cchain_set_state(ch, CCH_REPAIR);
+    c->current = NULL;
+    if (!c->building)
+        c->building = ch;
+    c->st.chains_repaired++;
+    sendq_requeue(c, ch->serial);
+    return true;
+}
+
+int cchain_fwd_send(struct cchain *ch, struct link *l, unsigned hops, const uint8_t *body)
+{
+    struct cell cl;
+    int rc;
+
+    memset(&cl, 0, offsetof(struct cell, payload));
+    cl.chain_id = ch->chain_id;
+    cl.cmd = CELL_CHAIN_FWD;
+    cl.len = OVL_CELL_PAYLOAD;
+    rc = onion_fwd_wrap(cl.payload, ch->keys, hops, ch->fwd_ctr, body);
+    if (rc == 0)
+        rc = link_send(l, &cl);
+    if (rc)
+        return rc; /* the wrapped cell never left: its counters are reused */
+    for (unsigned i = 0; i < hops; i++)
+        ch->fwd_ctr[i]++;
+    ch->cells_out++;
+    ch->c->st.cells_out++;
+    return 0;
+}
+
+/* ---- cells from the first hop ---- */
+
+/* Hop `origin` reports it cannot reach the next one: that position is the
+ * one to replace, and the bootstrap hears of the relay. */
+static void chain_next_lost(struct cchain *ch, unsigned origin)
+{
+    ch->broken = origin + 2;
+    dir_report(ch->c->n->dir, ch->route.hops[origin + 1][0].id_pk);
+}
+
+/* A body from hop origin (authenticated, its length blen checked); false
+ * when it has no business arriving now or from there. */
+static bool chain_body(struct cchain *ch, const uint8_t *body, int blen, unsigned origin)
+{
+    struct client *c = ch->c;
+    bool building = ch->state == CCH_SETUP || ch->state == CCH_REPAIR;
+    bool from_exit = origin + 1 == ch->length;
+    const uint8_t *args = body + BODY_HDR;
+
+    switch (body[0]) {
+    case BODY_SETUP_OK:
+        if (!building || !from_exit)
+            return false;
+        chain_ready(ch);
+        return true;
+    case BODY_SETUP_FAIL:
+        if (!building)
+            return false;
+        log_info(&c->n->log, "client: chain %u: hop %u refused the setup (reason %u)", ch->serial,
+                 origin, blen >= 1 ? args[0] : 0);
+        if (blen >= 1 && args[0] == BODY_R_UNREACHABLE && !from_exit)
+            chain_next_lost(ch, origin);
+        cchain_fail(ch, "setup refused", true);
+        return true;
+    case BODY_LOOP_BACK:
+        if (!from_exit)
+            return false;
+        c->st.loops_in++; /* our own loop cover, home again */
+        return true;
+    case BODY_BROKEN:
+        if ((ch->state != CCH_READY && ch->state != CCH_RETIRING) || from_exit)
+            return false;
+        chain_next_lost(ch, origin);
+        if (!chain_splice(ch, origin))
+            cchain_fail(ch, "a hop lost its next hop", true);
+        return true;
+    case BODY_DELIVER_FAIL:
+        if (!from_exit || blen < OVL_ED25519_PK + 1)
+            return false;
+        sendq_undeliverable(c, args, args[OVL_ED25519_PK]);
+        return true;
+    case BODY_DELIVER_BACK:
+        if (!from_exit || blen < OVL_ED25519_PK)
+            return false;
+        sendq_ack(c, args, args + OVL_ED25519_PK, (size_t)blen - OVL_ED25519_PK);
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void chain_back(struct cchain *ch, const struct cell *cl)
+{
+    struct client *c = ch->c;
+    uint8_t body[ONION_BODY];
+    unsigned origin;
+    int blen;
+
+    if (cl->len != OVL_CELL_PAYLOAD) {
+        c->st.dropped_bad++;
+        return;
+    }
+    if (onion_back_unwrap(body, &origin, ch->keys, ch->length, ch->back_next, cl->payload) != 0) {
+        c->st.dropped_auth++;
+        return;
+    }
+    blen = body_hdr_len(body);
+    if (blen < 0 || !chain_body(ch, body, blen, origin))
+        c->st.dropped_bad++;
+}
+
+static void chain_cell(void *obj, struct link *l, const struct cell *cl)
+{
+    struct cchain *ch = obj;
+    struct client *c = ch->c;
+
+    (void)l;
+    if (c->flags & CF_STOPPED)
+        return;
+    ch->cells_in++;
+    c->st.cells_in++;
+    switch (cl->cmd) {
+    case CELL_CHAIN_BACK:
+        chain_back(ch, cl);
+        break;
+    case CELL_CHAIN_DESTROY:
+        cchain_fail(ch, "destroyed by the first hop", false);
+        break;
+    default:
+        c->st.dropped_bad++;
+        break;
+    }
+}
+
+static void chain_link_closed(void *obj, struct link *l, uint32_t id)
+{
+    struct cchain *ch = obj;
+
+    (void)l;
+    (void)id;
+    ch->chain_id = 0; /* the slot is gone already */
+    if (ch->state == CCH_READY)
+        ch->broken = 1; /* the first hop: rebuild with its backup */
+    if (!(ch->c->flags & CF_STOPPED))
+        cchain_fail(ch, "first-hop link closed", false);
+}

@@ -1,0 +1,302 @@
+/* send.c - sending: client_send_cb, destination lookups, and the pump that
+ * wraps fragments onto the current chain, burst-wise on an idle handle;
+ * constant rate (exactly constant_rate cells a second, cover filling the
+ * empty slots); drop and loop cover at Poisson times.
+ *
+ * Messages go in queue order on the current chain; a message's fragments
+ * may straddle a chain replacement, since the receiver reassembles by
+ * message ID. The pump runs whenever something may have become sendable:
+ * a message was added or sealed, a chain became current (c->chain_ready_cb),
+ * the link drained, the tick. Its handles follow core/timer.h, so none of
+ * their callbacks runs after client_stop closed them.
+ */
+#include <string.h>
+
+#include <utlist.h>
+
+#include "chain/body.h"
+#include "client/client_int.h"
+#include "core/timer.h"
+
+#define RATE_BURST 8  /* constant-rate slots made up at once after a stall */
+#define PUMP_BURST 64 /* cells wrapped before the loop runs (writes, reads) */
+
+static void on_lookup(void *arg, int err, const struct desc *d)
+{
+    struct out_msg *m = arg;
+    struct client *c = m->c;
+
+    sendq_looked_up(m, err, d); /* seals m, or fails it: the pump goes on */
+    send_pump(c);
+}
+
+/* Ask the directory for the destinations of waiting messages. */
+static void send_lookups(struct client *c)
+{
+    struct out_msg *m, *tmp;
+
+    DL_FOREACH_SAFE(c->queue, m, tmp)
+    {
+        int rc;
+
+        if (c->n_lookups >= LOOKUPS_MAX)
+            return;
+        if (m->state != OM_WAIT || m->blob)
+            continue;
+        rc = dir_lookup(c->n->dir, m->dest, on_lookup, m);
+        if (rc) {
+            sendq_fail(m, ovl_strerror(rc));
+            continue;
+        }
+        m->state = OM_LOOKUP;
+        c->n_lookups++;
+    }
+}
+
+/* The current chain's link, when the chain is ready and the link takes a
+ * cell now (cover and constant rate send only then), else NULL. */
+static struct link *ready_link(struct client *c)
+{
+    struct cchain *ch = c->current;
+    struct link *l = ch ? link_by_serial(c->n, ch->link_serial) : NULL;
+
+    return l && ch->state == CCH_READY && link_can_send(l, 1) ? l : NULL;
+}
+
+/* Send one cover cell (BODY_DROP or BODY_LOOP) on ch over l if the node's
+ * cover budget allows (node_cover_allowed). 0 when sent. */
+static int cover_send(struct client *c, struct cchain *ch, struct link *l, uint8_t cmd)
+{
+    uint8_t body[ONION_BODY] = {0};
+    int rc;
+
+    if (!node_cover_allowed(c->n)) {
+        c->st.cover_skipped++;
+        return OVL_ENOMEM; /* the budget is a cap */
+    }
+    body_hdr_put(body, cmd, 0);
+    rc = cchain_fwd_send(ch, l, ch->length, body);
+    if (rc == 0) {
+        c->st.cover_out++;
+        c->n->ctr.cover_out++;
+    }
+    return rc;
+}
+
+/* Wrap the next fragment of m and send it on ch over l. */
+static int send_frag(struct cchain *ch, struct link *l, struct out_msg *m)
+{
+    uint8_t body[ONION_BODY];
+    size_t flen;
+    int rc;
+
+    memset(body, 0, sizeof(body));
+    flen =
+        msg_frag_build(body + BODY_HDR + OVL_ED25519_PK, m->id, m->blob, m->blob_len, m->next_frag);
+    body_hdr_put(body, BODY_DELIVER, (uint16_t)(OVL_ED25519_PK + flen));
+    memcpy(body + BODY_HDR, m->dest, OVL_ED25519_PK);
+    rc = cchain_fwd_send(ch, l, ch->length, body);
+    ovl_wipe(body, sizeof(body));
+    if (rc)
+        return rc;
+    if (m->next_frag == 0) {
+        m->resent = m->sent_us != 0;
+        m->sent_us = clock_now_us();
+    }
+    m->next_frag++;
+    m->chain_serial = ch->serial;
+    return 0;
+}
+
+/* Send the next fragment of the first message if it is ready: 1 when a
+ * cell left, 0 when there was nothing to send, else the error. */
+static int send_next(struct client *c, struct cchain *ch, struct link *l)
+{
+    struct out_msg *m = c->queue;
+    int rc;
+
+    if (!m || m->state != OM_READY)
+        return 0;
+    if (cchain_crosses(ch, m->dest)) {
+        /* It waits for a chain without its destination; so does the queue
+         * behind it, as order is kept. */
+        cchain_avoid(c, m->dest);
+        return 0;
+    }
+    if (m->next_frag < m->nfrags) {
+        rc = send_frag(ch, l, m);
+        if (rc)
+            return rc;
+    }
+    if (m->next_frag == m->nfrags) {
+        c->st.messages_sent++;
+        ch->messages++;
+        sendq_await(m);
+        send_lookups(c);
+    }
+    return 1;
+}
+
+static void on_cover(uv_timer_t *t);
+
+/* Arm cover timer t (c->cover or c->loop) for its next gap: exponential
+ * with the configured mean, so the cells leave at Poisson times. */
+static void cover_arm(struct client *c, uv_timer_t *t)
+{
+    uint32_t mean = t == c->loop ? c->o.loop_interval_ms : c->o.cover_interval_ms;
+
+    uv_timer_start(t, on_cover, ovl_random_exp_ms(mean), 0);
+}
+
+/* Drop cover (Loopix): a cell only the exit can tell from a real one,
+ * sent on the current chain (loop cover: one the exit sends back). It is
+ * skipped, not queued, when the link is full. */
+static void on_cover(uv_timer_t *t)
+{
+    struct client *c = t->data;
+    struct link *l = ready_link(c);
+    bool loop = t == c->loop;
+
+    if (l && cover_send(c, c->current, l, loop ? BODY_LOOP : BODY_DROP) == 0)
+        c->st.loops_out += loop;
+    cover_arm(c, t);
+}
+
+/* Constant rate: the chain carries exactly constant_rate cells a second,
+ * a waiting fragment in each slot if there is one, cover otherwise; real
+ * cells wait in the send queue (bounded by send_queue), never dropped. */
+static void on_rate(uv_timer_t *t)
+{
+    struct client *c = t->data;
+    uint64_t due = (clock_now_ms() - c->rate_t0) * c->o.constant_rate / 1000;
+
+    if (due - c->rate_sent > RATE_BURST) /* the loop stalled: do not burst */
+        c->rate_sent = due - RATE_BURST;
+    for (; c->rate_sent < due; c->rate_sent++) {
+        struct link *l = ready_link(c);
+        struct cchain *ch = c->current;
+        int rc;
+
+        if (!l) {
+            c->st.rate_missed++;
+            continue;
+        }
+        rc = send_next(c, ch, l);
+        if (rc == 0)
+            (void)cover_send(c, ch, l, BODY_DROP); /* skipped over budget */
+        else if (rc < 0 && rc != OVL_EAGAIN)
+            cchain_fail(ch, ovl_strerror(rc), true);
+    }
+}
+
+static void on_pump(uv_idle_t *h)
+{
+    uv_idle_stop(h);
+    send_pump(h->data);
+}
+
+/* Send what can be sent: queue order, current chain, while the link takes
+ * cells; the link's drained() brings us back. With constant_rate the rate
+ * timer sends instead. */
+void send_pump(struct client *c)
+{
+    struct cchain *ch;
+    struct link *l;
+    int rc;
+
+    if (c->flags & CF_STOPPED)
+        return;
+    send_lookups(c);
+    ch = c->current;
+    if (!ch) {
+        cchain_maybe_build(c);
+        return;
+    }
+    l = link_by_serial(c->n, ch->link_serial);
+    if (!l || c->o.constant_rate)
+        return; /* no link: its link_closed() fails the chain */
+    /* No link_can_send() check first: only an OVL_EAGAIN from link_send
+     * arms the drained() callback that resumes us. A burst ends after
+     * PUMP_BURST cells so the link writes them while we wrap the next:
+     * wrapping a whole 1 MB message first left every hop idle for
+     * milliseconds, and the loop deaf as long. */
+    for (unsigned k = 0; (rc = send_next(c, ch, l)) > 0;)
+        if (++k == PUMP_BURST) {
+            /* An idle handle, not a 0 ms timer: libuv 1.44 runs a timer
+             * re-armed for now again in the same pass, before any I/O. */
+            uv_idle_start(c->pump, on_pump);
+            return;
+        }
+    if (rc < 0 && rc != OVL_EAGAIN)
+        cchain_fail(ch, ovl_strerror(rc), true);
+}
+
+int send_open(struct client *c)
+{
+    uv_loop_t *loop = c->n->loop;
+
+    c->pump = idle_new(loop, c);
+    if (!c->pump)
+        return OVL_ENOMEM;
+    if (c->o.cover_interval_ms && !(c->cover = timer_new(loop, c)))
+        return OVL_ENOMEM;
+    if (c->o.loop_interval_ms && !(c->loop = timer_new(loop, c)))
+        return OVL_ENOMEM;
+    if (c->o.constant_rate && !(c->rate = timer_new(loop, c)))
+        return OVL_ENOMEM;
+    return 0;
+}
+
+void send_start(struct client *c)
+{
+    if (c->cover)
+        cover_arm(c, c->cover);
+    if (c->loop)
+        cover_arm(c, c->loop);
+    if (c->rate) {
+        uint64_t period = 1000 / c->o.constant_rate;
+
+        c->rate_t0 = clock_now_ms();
+        uv_timer_start(c->rate, on_rate, period ? period : 1, period ? period : 1);
+    }
+}
+
+void send_close(struct client *c)
+{
+    idle_close(&c->pump);
+    timer_close(&c->cover);
+    timer_close(&c->loop);
+    timer_close(&c->rate);
+}
+
+int client_send(struct client *c, const uint8_t dest[OVL_ED25519_PK], const uint8_t *msg,
+                size_t len, bool reply, uint8_t id[CLIENT_MSG_ID])
+{
+    return client_send_cb(c, dest, msg, len, reply, id, NULL, NULL);
+}
+
+int client_send_cb(struct client *c, const uint8_t dest[OVL_ED25519_PK], const uint8_t *msg,
+                   size_t len, bool reply, uint8_t id[CLIENT_MSG_ID], client_sent_cb cb, void *arg)
+{
+    struct out_msg *m;
+
+    if (!c || !dest || !msg || !id || len == 0 || memcmp(dest, c->n->id.pk, OVL_ED25519_PK) == 0)
+        return OVL_EINVAL;
+    if (c->flags & CF_STOPPED)
+        return OVL_ECLOSED;
+    if (len > c->o.max_message)
+        return OVL_ETOOBIG;
+    if (c->n_queue >= c->o.send_queue)
+        return OVL_ENOMEM;
+    m = sendq_add(c, dest, msg, len, reply, cb, arg);
+    if (!m)
+        return OVL_ENOMEM;
+    memcpy(id, m->id, CLIENT_MSG_ID);
+    c->adding = m;
+    c->adding_err = 0;
+    send_pump(c);
+    if (!c->adding)
+        return c->adding_err; /* it failed at once; no callback comes */
+    c->adding = NULL;
+    return 0;
+}
