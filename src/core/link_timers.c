@@ -86,6 +86,13 @@ unsigned link_timers_due(struct link_timers *t, struct node *n, bool paused, uin
     unsigned acts = 0;
     bool pad;
 
+    if (t->due_ms && now > t->due_ms + LT_LATE_MS) {
+        /* Not 1 ms: a timer already due when the next loop pass starts
+         * runs before that pass reads the sockets. */
+        t->due_ms = now + LT_LATE_MS;
+        *next_ms = LT_LATE_MS;
+        return 0;
+    }
     if (t->probe_ms && !paused && now - t->probe_ms >= t->probe_within) {
         n->ctr.probes_failed++;
         *reason = LC_DEAD;
@@ -118,5 +125,6 @@ unsigned link_timers_due(struct link_timers *t, struct node *n, bool paused, uin
     if (t->probe_ms)
         next = min64(next, t->probe_ms + t->probe_within - now);
     *next_ms = next ? next : 1;
+    t->due_ms = now + *next_ms;
     return acts;
 }

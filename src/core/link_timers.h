@@ -40,7 +40,13 @@ struct link_timers {
     uint32_t pad_gap_ms;      /* and a PADDING cell goes out after this much of it */
     uint64_t probe_ms;        /* a probe's PING was sent then; 0 when none is pending */
     uint32_t probe_within;    /* and the peer has this long to answer it */
+    uint64_t due_ms;          /* when link_timers_due asked to be called next; 0: no ask */
 };
+
+/* A timer that fires this much later than asked means the loop itself was
+ * held up (the process was descheduled, stopped or swapped): what the peer
+ * sent meanwhile is still unread, so silence proves nothing yet. */
+#define LT_LATE_MS 50
 
 /* What link_timers_due() asks of the link (bits of its result). */
 #define LT_PING  (1u << 0) /* send a heartbeat PING if the queue has room */
@@ -73,7 +79,10 @@ void link_timers_pong(struct link_timers *t, const uint8_t *payload, size_t len)
 /* The link's timer fired at now (paused: we stopped reading). Return the
  * LT_* bits due; with LT_CLOSE, *reason says why (and the node's dead and
  * probe counters are updated). Otherwise *next_ms is when to look again
- * (at least 1). Padding that is due is taken as sent for its next draw. */
+ * (at least 1). Padding that is due is taken as sent for its next draw.
+ * Called more than LT_LATE_MS after the time it asked for, it does
+ * nothing: it asks to be called again LT_LATE_MS later, after the loop has
+ * read what arrived meanwhile, and decides then. */
 unsigned link_timers_due(struct link_timers *t, struct node *n, bool paused, uint64_t now,
                          uint64_t *next_ms, enum link_close_reason *reason);
 

@@ -86,13 +86,20 @@ class Skip(Exception):
 RETRY_ERRORS = [CtlError, KeyError, IndexError, ValueError, OSError]
 
 
+# Every deadline of wait_for is this many times what the test names: tests
+# wait for events, and a busy machine may take much longer than an idle one
+# (OVL_TEST_SLACK overrides it).
+SLACK = float(os.environ.get("OVL_TEST_SLACK", "4"))
+
+
 def wait_for(pred, timeout=10.0, what="condition"):
-    """Poll pred until it returns a true value (returned); fail at the deadline.
+    """Poll pred until it returns a true value (returned); fail at the
+    deadline (timeout times SLACK).
 
     Exceptions a poll can raise while a daemon settles (ovlctl failing,
     missing keys) count as "not yet" and are reported if time runs out.
     """
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * SLACK
     last = None
     while True:
         try:
@@ -104,7 +111,7 @@ def wait_for(pred, timeout=10.0, what="condition"):
             last = e
         if time.monotonic() >= deadline:
             raise AssertionError("timed out after %.1f s waiting for %s (last: %r)"
-                                 % (timeout, what, last))
+                                 % (timeout * SLACK, what, last))
         time.sleep(POLL_S)
 
 

@@ -1,6 +1,7 @@
 /* test_link_timers.c - a link's liveness policy as pure decisions: what is
  * due at which time, and when to look again. */
 #include <check.h>
+#include <math.h>
 #include <string.h>
 
 #include "core/link_timers.h"
@@ -146,6 +147,68 @@ START_TEST(test_padding)
 }
 END_TEST
 
+/* A timer that fires long after it asked to (the process was held up)
+ * decides nothing: what the peer sent meanwhile is unread. Asked again
+ * LT_LATE_MS later, on time, it closes a link that is really silent, and
+ * keeps one whose cells arrived meanwhile. */
+START_TEST(test_late_timer)
+{
+    struct node n;
+    struct link_timers t;
+    enum link_close_reason r;
+    uint64_t next;
+
+    setup(&n, &t);
+    ck_assert_uint_eq(due(&t, &n, false, 1050, &next, &r), 0);
+    ck_assert_uint_eq(next, 50); /* asks for 1100 */
+    ck_assert_uint_eq(due(&t, &n, false, 5000, &next, &r), 0); /* 3.9 s late */
+    ck_assert_uint_eq(next, LT_LATE_MS);
+    ck_assert_uint_eq(n.ctr.dead_detect_ms_last, 0);
+    link_timers_received(&t, 5010); /* the loop read the peer's PING */
+    ck_assert_uint_eq(due(&t, &n, false, 5000 + LT_LATE_MS, &next, &r) & LT_CLOSE, 0);
+    ck_assert_uint_eq(due(&t, &n, false, 9000, &next, &r), 0); /* late again */
+    ck_assert_uint_eq(due(&t, &n, false, 9000 + LT_LATE_MS, &next, &r), LT_CLOSE);
+    ck_assert_int_eq(r, LC_DEAD);
+}
+END_TEST
+
+/* The padding draws follow U(min, max): a Kolmogorov-Smirnov test (p =
+ * 0.01) of 2,000 draws against the uniform on 20..100 ms, taken at exactly
+ * the due times (no loop, so no timer lateness distorts them). */
+START_TEST(test_padding_law)
+{
+    enum { N = 2000, MIN = 20, MAX = 100 };
+    unsigned count[MAX + 1] = {0}, below = 0;
+    struct node n;
+    struct link_timers t;
+    enum link_close_reason r;
+    uint64_t next, now = 1000;
+    double d = 0;
+
+    setup(&n, &t);
+    n.opts.heartbeat_ms = 0;
+    n.opts.padding_min_ms = MIN;
+    n.opts.padding_max_ms = MAX;
+    link_timers_opened(&t, &n, now);
+    now += t.pad_gap_ms;
+    for (unsigned i = 0; i < N; i++) {
+        ck_assert_uint_eq(due(&t, &n, false, now, &next, &r), LT_PAD);
+        ck_assert(next >= MIN && next <= MAX);
+        count[next]++;
+        now += next;
+    }
+    for (unsigned x = MIN; x <= MAX; x++) {
+        double emp, law = (double)(x - MIN + 1) / (MAX - MIN + 1);
+
+        below += count[x];
+        emp = (double)below / N;
+        if (fabs(emp - law) > d)
+            d = fabs(emp - law);
+    }
+    ck_assert_msg(d < 1.628 / sqrt((double)N), "KS distance %.4f", d);
+}
+END_TEST
+
 static Suite *link_timers_suite(void)
 {
     Suite *s = suite_create("link_timers");
@@ -156,6 +219,8 @@ static Suite *link_timers_suite(void)
     tcase_add_test(tc, test_idle);
     tcase_add_test(tc, test_probe);
     tcase_add_test(tc, test_padding);
+    tcase_add_test(tc, test_late_timer);
+    tcase_add_test(tc, test_padding_law);
     suite_add_tcase(s, tc);
     return s;
 }
