@@ -282,9 +282,7 @@ static void send_deliver(struct net *t, const uint8_t *dest, uint32_t seq, bool 
     uint64_t ctr[ONION_MAX_HOPS];
 
     memset(body, 0, sizeof(body));
-    body[0] = BODY_DELIVER;
-    body[2] = (uint8_t)(len & 0xff);
-    body[3] = (uint8_t)(len >> 8);
+    body_hdr_put(body, BODY_DELIVER, len);
     memcpy(body + BODY_HDR, dest, OVL_ED25519_PK);
     fill_data(body + BODY_HDR + OVL_ED25519_PK, dl, seq);
     for (unsigned i = 0; i < t->hops; i++)
@@ -435,7 +433,7 @@ START_TEST(test_failures)
     want_back = 1;
     ck_assert_uint_eq(back_cmd(t, 1, &origin, body), BODY_DELIVER_FAIL);
     ck_assert_uint_eq(origin, 1);
-    ck_assert_uint_eq(body[2] | body[3] << 8, OVL_ED25519_PK + 1);
+    ck_assert_int_eq(body_hdr_len(body), OVL_ED25519_PK + 1);
     ck_assert_mem_eq(body + BODY_HDR, nobody, OVL_ED25519_PK);
     ck_assert_uint_eq(t->n_back, 2); /* once per destination per chain */
     ck_assert_uint_eq(rstats(t, R2).dropped[RD_NO_ROUTE], 2);
@@ -493,9 +491,10 @@ END_TEST
 static void send_body(struct net *t, unsigned hops, uint8_t cmd, const uint8_t *args, size_t alen)
 {
     struct cell c = {.chain_id = t->id, .cmd = CELL_CHAIN_FWD, .len = OVL_CELL_PAYLOAD};
-    uint8_t body[ONION_BODY] = {cmd, 0, (uint8_t)(alen & 0xff), (uint8_t)(alen >> 8)};
+    uint8_t body[ONION_BODY] = {0};
     uint64_t ctr[ONION_MAX_HOPS] = {t->fwd_ctr++}; /* only hop 0 has seen cells before */
 
+    body_hdr_put(body, cmd, (uint16_t)alen);
     if (alen)
         memcpy(body + BODY_HDR, args, alen);
     ck_assert_int_eq(onion_fwd_wrap(c.payload, t->keys, hops, ctr, body), 0);
