@@ -80,17 +80,32 @@ static void ext_unlink(struct relay *r, struct relay_ext *e)
     free(e);
 }
 
-/* Resume the incoming links this wait paused, unless a full link still
- * holds them (relay_resume). Links that closed meanwhile are gone. */
+/* True while some wait holds in paused (exit_hooks.holds). */
+static bool exit_holds(const struct relay *r, const struct link *in)
+{
+    for (const struct relay_wait *w = r->waits; w; w = w->next)
+        for (unsigned i = 0; i < w->n_held; i++)
+            if (w->held[i] == in->serial)
+                return true;
+    return false;
+}
+
+/* Resume the incoming links this wait paused, unless a full link or
+ * another wait still holds them (relay_resume). Links that closed
+ * meanwhile are gone. */
 static void wait_release(struct relay_wait *w)
 {
-    for (unsigned i = 0; i < w->n_held; i++) {
-        struct link *l = link_by_serial(w->r->n, w->held[i]);
+    uint64_t held[WAIT_MAX_HELD];
+    unsigned n = w->n_held;
+
+    memcpy(held, w->held, n * sizeof(held[0]));
+    w->n_held = 0; /* so that exit_holds() no longer counts this wait */
+    for (unsigned i = 0; i < n; i++) {
+        struct link *l = link_by_serial(w->r->n, held[i]);
 
         if (l)
             relay_resume(w->r, l);
     }
-    w->n_held = 0;
 }
 
 /* Pause in while w's queue is nearly full: the sender's counter window
@@ -574,4 +589,5 @@ const struct relay_hooks exit_hooks = {
     .exit_body = exit_body,
     .park_setup = exit_park_setup,
     .chain_end = exit_chain_end,
+    .holds = exit_holds,
 };

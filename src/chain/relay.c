@@ -30,9 +30,16 @@ const struct chain_owner relay_chain_owner = {
     .link_closed = chain_link_closed,
 };
 
-/* ---- sending and backpressure ---- */
-
-static void relay_bp_poll(uv_timer_t *t);
+/* ---- sending and backpressure ----
+ *
+ * A relay pauses an incoming link when the outgoing link its cells go to
+ * is (nearly) full, and resumes it from that link's drained(): every path
+ * to relay_hold() has just seen link_can_send() return false or link_send()
+ * return OVL_EAGAIN, and either one arms one drained() for when the queue
+ * falls below half. No timer is needed; a link that closes instead is
+ * handled by the observers' closed(). The exit's own holds (a destination's
+ * queue filling while it is dialed) end with their wait, which the tick
+ * bounds, and relay_resume() weighs both kinds. */
 
 /* Remember that in is paused until out drains; false when the table is full. */
 static bool pause_add(struct relay *r, struct link *in, struct link *out)
@@ -45,8 +52,6 @@ static bool pause_add(struct relay *r, struct link *in, struct link *out)
     r->pauses[r->n_pauses].in = in;
     r->pauses[r->n_pauses].out = out;
     r->n_pauses++;
-    if (r->n_pauses == 1 && r->bp_timer)
-        uv_timer_start(r->bp_timer, relay_bp_poll, RELAY_BP_POLL_MS, RELAY_BP_POLL_MS);
     return true;
 }
 
@@ -60,12 +65,12 @@ static bool pause_held(const struct relay *r, const struct link *in)
 
 void relay_resume(struct relay *r, struct link *in)
 {
-    if (!pause_held(r, in))
+    if (!pause_held(r, in) && !r->hooks->holds(r, in))
         link_resume(in);
 }
 
-/* Drop the records whose out is l or, with l NULL, has room again,
- * resuming the incoming links no other full link still holds. */
+/* Drop the records whose out is l, resuming the incoming links no other
+ * full link (or the exit) still holds. */
 static void pause_release(struct relay *r, struct link *l)
 {
     unsigned i = 0;
@@ -73,22 +78,13 @@ static void pause_release(struct relay *r, struct link *l)
     while (i < r->n_pauses) {
         struct relay_pause p = r->pauses[i];
 
-        if (l ? p.out != l : !link_can_send(p.out, r->resume_room)) {
+        if (p.out != l) {
             i++;
             continue;
         }
         r->pauses[i] = r->pauses[--r->n_pauses];
         relay_resume(r, p.in);
     }
-    if (r->n_pauses == 0 && r->bp_timer)
-        uv_timer_stop(r->bp_timer);
-}
-
-/* While links are held back, look for room every few ms: drained() only
- * follows a refused send, and we pause before that happens. */
-static void relay_bp_poll(uv_timer_t *t)
-{
-    pause_release(t->data, NULL);
 }
 
 void relay_pauses_link_closed(struct relay *r, struct link *l)
@@ -116,7 +112,8 @@ void relay_pauses_clear(struct relay *r)
         pause_release(r, r->pauses[0].out);
 }
 
-/* Stop reading from in until out has room again. */
+/* Stop reading from in until out drains. Callers have just been refused
+ * room on out, which armed its drained(). */
 static void relay_hold(struct relay *r, struct link *in, struct link *out)
 {
     if (in && out && out->state == LINK_OPEN && pause_add(r, in, out))

@@ -33,7 +33,6 @@
 #define RELAY_MAX_PAUSES  256  /* (incoming, outgoing) link pairs held back */
 #define RELAY_TICK_MS     1000
 #define RELAY_HEADROOM    64 /* cells: about one 64 KiB read batch still in flight */
-#define RELAY_BP_POLL_MS  2  /* look for room this often while links are paused */
 
 /* Cells that may still arrive once a link is paused, for a queue of cap
  * cells: about one read batch, at most half the queue, at least one. The
@@ -117,6 +116,8 @@ struct relay_hooks {
                        const uint8_t hdr[ONION_HDR_LEN]);
     /* ch is ending: release its deliveries and pending extension. */
     void (*chain_end)(struct relay_chain *ch);
+    /* True while the exit itself holds in paused (a destination's queue). */
+    bool (*holds)(const struct relay *r, const struct link *in);
 };
 
 struct relay {
@@ -131,9 +132,7 @@ struct relay {
     struct relay_pause pauses[RELAY_MAX_PAUSES];
     unsigned n_pauses;
     unsigned headroom;       /* pause the incoming link below this many free cells */
-    unsigned resume_room;    /* resume once this many are free (half the queue) */
     uv_timer_t *timer;       /* lifetimes and waits; freed in its close callback */
-    uv_timer_t *bp_timer;    /* runs only while links are paused */
     struct relay_seen *seen; /* ephemeral keys of accepted setups (uthash) */
     uint32_t n_seen;
     unsigned flags; /* RELAYF_* */
@@ -150,7 +149,8 @@ bool relay_room(struct relay *r, struct link *in, struct link *out);
 /* Send c on out; on OVL_EAGAIN hold in back (if not NULL); count drops. */
 int relay_send(struct relay *r, struct link *in, struct link *out, const struct cell *c);
 
-/* Resume in unless a full outgoing link still holds it. */
+/* Resume in unless a full outgoing link or the exit (hooks->holds) still
+ * holds it: the one place that decides to read from a held link again. */
 void relay_resume(struct relay *r, struct link *in);
 
 /* Drop the pause records naming l (closing) as either end, resuming the

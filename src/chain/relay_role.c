@@ -70,15 +70,6 @@ static void on_link_drained(void *ctx, struct link *l)
     relay_pauses_drained(ctx, l);
 }
 
-/* Size the backpressure thresholds from the link send queue. */
-static void relay_set_room(struct relay *r)
-{
-    size_t cells = r->n->opts.sendq_max / (FRAME_CELL_LEN + OVL_FRAME_LENHDR);
-
-    r->headroom = relay_headroom(cells);
-    r->resume_room = cells / 2 > r->headroom ? (unsigned)(cells / 2) : r->headroom;
-}
-
 int relay_init(struct node *n, const struct relay_opts *o, struct relay **out)
 {
     struct link_observer obs = {
@@ -97,13 +88,12 @@ int relay_init(struct node *n, const struct relay_opts *o, struct relay **out)
     if (!r)
         return OVL_ENOMEM;
     r->timer = timer_new(n->loop, r);
-    r->bp_timer = timer_new(n->loop, r);
-    if (!r->timer || !r->bp_timer)
+    if (!r->timer)
         goto fail;
     r->n = n;
     r->o = *o;
     r->hooks = &exit_hooks;
-    relay_set_room(r);
+    r->headroom = relay_headroom(n->opts.sendq_max / (FRAME_CELL_LEN + OVL_FRAME_LENHDR));
     obs.ctx = r;
     rc = chanmap_register_opener(n, CELL_CHAIN_SETUP, relay_on_setup, r);
     if (rc)
@@ -120,7 +110,6 @@ int relay_init(struct node *n, const struct relay_opts *o, struct relay **out)
 fail_opener:
     chanmap_unregister_opener(n, CELL_CHAIN_SETUP, relay_on_setup, r);
 fail:
-    timer_close(&r->bp_timer);
     timer_close(&r->timer);
     free(r);
     return rc;
@@ -137,7 +126,6 @@ void relay_stop(struct relay *r)
     exit_stop(r);
     relay_pauses_clear(r); /* links that outlive the role must not stay paused */
     timer_close(&r->timer);
-    timer_close(&r->bp_timer);
 }
 
 void relay_free(struct relay *r)
@@ -150,7 +138,6 @@ void relay_free(struct relay *r)
     exit_free(r);
     relay_chains_free(r);
     timer_close(&r->timer); /* only if relay_stop was skipped */
-    timer_close(&r->bp_timer);
     if (r->n && r->n->relay == r)
         r->n->relay = NULL;
     free(r);
