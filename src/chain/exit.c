@@ -1,4 +1,6 @@
-/* exit.c - the exit side of the relay, and waiting for links.
+/* exit.c - the exit side of the relay, and waiting for links; built on
+ * the relay's core (relay.c), which reaches this file only through
+ * exit_hooks.
  *
  * At the exit a BODY_DELIVER goes to its destination in a
  * CELL_CHAIN_DELIVER cell under a delivery ID the exit picks once per
@@ -15,6 +17,7 @@
 #include "chain/relay_int.h"
 #include "core/chanmap.h"
 #include "core/link.h"
+#include "lib/clock.h"
 
 /* A setup parked until the link to its next hop opens. */
 struct relay_ext {
@@ -34,12 +37,17 @@ struct relay_qcell {
     uint8_t data[BODY_DATA_MAX];
 };
 
+/* Bits of struct relay_wait's flags. */
+enum {
+    WAITF_LOOKUP = 1u << 0, /* a dir_lookup is outstanding */
+};
+
 /* A node being looked up or dialed, with what waits for it. */
 struct relay_wait {
     struct relay *r;
     struct relay_wait *next; /* r->waits */
     uint8_t pk[OVL_ED25519_PK];
-    bool lookup;          /* a dir_lookup is outstanding */
+    unsigned flags;       /* WAITF_* */
     uint64_t dial_serial; /* the link we dialed, 0 before */
     uint64_t deadline_ms;
     struct relay_ext *exts;
@@ -72,17 +80,32 @@ static void ext_unlink(struct relay *r, struct relay_ext *e)
     free(e);
 }
 
-/* Resume the incoming links this wait paused, unless a full link still
- * holds them (relay.c's table). Links that closed meanwhile are gone. */
+/* True while some wait holds in paused (exit_hooks.holds). */
+static bool exit_holds(const struct relay *r, const struct link *in)
+{
+    for (const struct relay_wait *w = r->waits; w; w = w->next)
+        for (unsigned i = 0; i < w->n_held; i++)
+            if (w->held[i] == in->serial)
+                return true;
+    return false;
+}
+
+/* Resume the incoming links this wait paused, unless a full link or
+ * another wait still holds them (relay_resume). Links that closed
+ * meanwhile are gone. */
 static void wait_release(struct relay_wait *w)
 {
-    for (unsigned i = 0; i < w->n_held; i++) {
-        struct link *l = link_by_serial(w->r->n, w->held[i]);
+    uint64_t held[WAIT_MAX_HELD];
+    unsigned n = w->n_held;
 
-        if (l && !relay_link_held(w->r, l))
-            link_resume(l);
+    memcpy(held, w->held, n * sizeof(held[0]));
+    w->n_held = 0; /* so that exit_holds() no longer counts this wait */
+    for (unsigned i = 0; i < n; i++) {
+        struct link *l = link_by_serial(w->r->n, held[i]);
+
+        if (l)
+            relay_resume(w->r, l);
     }
-    w->n_held = 0;
 }
 
 /* Pause in while w's queue is nearly full: the sender's counter window
@@ -107,7 +130,7 @@ static void wait_free(struct relay_wait *w, bool cancel)
     struct relay_wait **pp = &r->waits;
 
     wait_release(w);
-    if (w->lookup && cancel)
+    if ((w->flags & WAITF_LOOKUP) && cancel)
         dir_cancel(r->n->dir, w);
     while (*pp && *pp != w)
         pp = &(*pp)->next;
@@ -121,6 +144,16 @@ static void wait_free(struct relay_wait *w, bool cancel)
 }
 
 /* ---- delivery records ---- */
+
+static void deliv_cell(void *obj, struct link *l, const struct cell *c);
+static void deliv_link_closed(void *obj, struct link *l, uint32_t id);
+
+/* The owner of delivery IDs (obj is the chain): a destination's cells come
+ * here directly, not through the core's relay_chain_owner. */
+static const struct chain_owner deliv_owner = {
+    .cell = deliv_cell,
+    .link_closed = deliv_link_closed,
+};
 
 static struct relay_deliv *deliv_find(struct relay_chain *ch, const uint8_t pk[OVL_ED25519_PK])
 {
@@ -152,13 +185,20 @@ static struct relay_deliv *deliv_open(struct relay_chain *ch, const uint8_t pk[O
 
     if (d && d->link)
         return d;
-    if (!d || chanmap_alloc(r->n, out, &relay_chain_owner, ch, &d->id) != 0) {
+    if (!d || chanmap_alloc(r->n, out, &deliv_owner, ch, &d->id) != 0) {
         r->st.dropped[RD_LIMIT]++;
         return NULL;
     }
     d->link = out;
     r->st.delivered++;
     return d;
+}
+
+/* The destination's link or ID is gone: the next DELIVER opens another. */
+static void deliv_clear(struct relay_deliv *d)
+{
+    d->link = NULL;
+    d->id = 0;
 }
 
 static void deliv_send(struct relay_chain *ch, struct relay_deliv *d, struct link *in,
@@ -178,15 +218,30 @@ static void deliver_fail(struct relay_chain *ch, const uint8_t pk[OVL_ED25519_PK
     uint8_t args[OVL_ED25519_PK + 1];
 
     ch->r->st.dropped[RD_NO_ROUTE]++;
-    if (!d || d->fail_sent)
+    if (!d || (d->flags & DELIVF_FAIL_SENT))
         return;
-    d->fail_sent = true;
+    d->flags |= DELIVF_FAIL_SENT;
     memcpy(args, pk, OVL_ED25519_PK);
     args[OVL_ED25519_PK] = reason;
     (void)relay_originate(ch, BODY_DELIVER_FAIL, args, sizeof(args));
 }
 
 /* ---- waits ---- */
+
+/* The chain of w's queued cell i, or NULL (counted) when it ended while
+ * the destination was looked up or dialed. */
+static struct relay_chain *qcell_chain(struct relay_wait *w, unsigned i,
+                                       const struct relay_qcell **out)
+{
+    struct relay *r = w->r;
+    const struct relay_qcell *q = &w->q[(w->q_head + i) % r->o.exit_queue];
+    struct relay_chain *ch = relay_chain_find(r, q->chain);
+
+    if (!ch)
+        r->st.dropped[RD_NO_ROUTE]++;
+    *out = q;
+    return ch;
+}
 
 static void wait_fail(struct relay_wait *w, uint8_t reason)
 {
@@ -204,13 +259,11 @@ static void wait_fail(struct relay_wait *w, uint8_t reason)
         relay_setup_fail(ch, reason, RD_NO_ROUTE);
     }
     for (unsigned i = 0; i < w->q_len; i++) {
-        struct relay_qcell *q = &w->q[(w->q_head + i) % r->o.exit_queue];
-        struct relay_chain *ch = relay_chain_find(r, q->chain);
+        const struct relay_qcell *q;
+        struct relay_chain *ch = qcell_chain(w, i, &q);
 
         if (ch)
             deliver_fail(ch, w->pk, reason);
-        else
-            r->st.dropped[RD_NO_ROUTE]++;
     }
     wait_free(w, true);
 }
@@ -221,26 +274,19 @@ static void wait_flush(struct relay_wait *w, struct link *out)
     struct relay *r = w->r;
 
     while (w->exts) {
-        struct relay_ext *e = w->exts;
-        struct relay_chain *ch = e->chain;
+        struct relay_chain *ch = w->exts->chain;
+        uint8_t hdr[ONION_HDR_LEN];
 
-        w->exts = e->next;
-        ch->ext = NULL;
-        r->n_pending--;
-        relay_extend_on(ch, out, e->hdr);
-        ovl_wipe(e, sizeof(*e));
-        free(e);
+        memcpy(hdr, w->exts->hdr, ONION_HDR_LEN);
+        ext_unlink(r, w->exts);
+        relay_extend_on(ch, out, hdr);
+        ovl_wipe(hdr, sizeof(hdr));
     }
     for (unsigned i = 0; i < w->q_len; i++) {
-        struct relay_qcell *q = &w->q[(w->q_head + i) % r->o.exit_queue];
-        struct relay_chain *ch = relay_chain_find(r, q->chain);
-        struct relay_deliv *d;
+        const struct relay_qcell *q;
+        struct relay_chain *ch = qcell_chain(w, i, &q);
+        struct relay_deliv *d = ch ? deliv_open(ch, w->pk, out) : NULL;
 
-        if (!ch) {
-            r->st.dropped[RD_NO_ROUTE]++; /* the chain ended while we dialed */
-            continue;
-        }
-        d = deliv_open(ch, w->pk, out);
         if (d)
             deliv_send(ch, d, NULL, q->data, q->len);
     }
@@ -253,7 +299,7 @@ static void wait_looked_up(void *arg, int err, const struct desc *d)
     struct relay *r = w->r;
     struct link *l;
 
-    w->lookup = false;
+    w->flags &= ~WAITF_LOOKUP;
     if (err || !d || !ovl_equal(d->id_pk, w->pk, OVL_ED25519_PK)) {
         wait_fail(w, BODY_R_NO_ROUTE);
         return;
@@ -298,7 +344,7 @@ static int wait_get(struct relay *r, const uint8_t pk[OVL_ED25519_PK], struct re
         free(w);
         return rc;
     }
-    w->lookup = true;
+    w->flags |= WAITF_LOOKUP;
     w->next = r->waits;
     r->waits = w;
     r->n_waits++;
@@ -306,8 +352,10 @@ static int wait_get(struct relay *r, const uint8_t pk[OVL_ED25519_PK], struct re
     return 0;
 }
 
-void exit_wait_setup(struct relay_chain *ch, const uint8_t next[OVL_ED25519_PK],
-                     const uint8_t hdr[ONION_HDR_LEN])
+/* No link to next is open (exit_hooks.park_setup): park ch's setup in the
+ * wait for next until a link opens, or fail it. */
+static void exit_park_setup(struct relay_chain *ch, const uint8_t next[OVL_ED25519_PK],
+                            const uint8_t hdr[ONION_HDR_LEN])
 {
     struct relay *r = ch->r;
     struct relay_wait *w = NULL;
@@ -338,14 +386,6 @@ void exit_wait_setup(struct relay_chain *ch, const uint8_t next[OVL_ED25519_PK],
     r->n_pending++;
 }
 
-/* Cells that may still arrive after the pause: those already read. */
-static unsigned exit_headroom(const struct relay *r)
-{
-    unsigned h = r->o.exit_queue / 2;
-
-    return h < 64 ? h : 64;
-}
-
 /* Hold data for dest until the link opens; bounded by exit_queue. */
 static void wait_queue(struct relay_chain *ch, const uint8_t dest[OVL_ED25519_PK],
                        const uint8_t *data, uint16_t len)
@@ -374,7 +414,7 @@ static void wait_queue(struct relay_chain *ch, const uint8_t dest[OVL_ED25519_PK
     q->len = len;
     memcpy(q->data, data, len);
     w->q_len++;
-    if (w->q_len + exit_headroom(r) >= r->o.exit_queue)
+    if (w->q_len + relay_headroom(r->o.exit_queue) >= r->o.exit_queue)
         wait_hold(w, ch->prev);
 }
 
@@ -408,7 +448,8 @@ static void exit_deliver(struct relay_chain *ch, const uint8_t dest[OVL_ED25519_
         deliv_send(ch, d, ch->prev, data, len);
 }
 
-void exit_body(struct relay_chain *ch, const uint8_t body[ONION_BODY])
+/* Act on a forward body peeled at the exit (exit_hooks.exit_body). */
+static void exit_body(struct relay_chain *ch, const uint8_t body[ONION_BODY])
 {
     struct relay *r = ch->r;
     int blen = body_hdr_len(body);
@@ -440,8 +481,10 @@ void exit_body(struct relay_chain *ch, const uint8_t body[ONION_BODY])
     }
 }
 
-void exit_dest_cell(struct relay_chain *ch, struct link *l, const struct cell *c)
+/* A cell from a destination under one of ch's delivery IDs. */
+static void deliv_cell(void *obj, struct link *l, const struct cell *c)
 {
+    struct relay_chain *ch = obj;
     struct relay *r = ch->r;
 
     for (unsigned i = 0; i < ch->n_deliv; i++) {
@@ -450,11 +493,9 @@ void exit_dest_cell(struct relay_chain *ch, struct link *l, const struct cell *c
         if (d->link != l || d->id != c->chain_id)
             continue;
         if (c->cmd == CELL_CHAIN_DESTROY) {
-            /* The destination is done with this ID; the next DELIVER opens another.
-             */
+            /* The destination is done with this ID. */
             chanmap_del(r->n, l, d->id);
-            d->link = NULL;
-            d->id = 0;
+            deliv_clear(d);
             return;
         }
         if (c->cmd == CELL_CHAIN_DELIVER && c->len <= BODY_DATA_MAX) {
@@ -472,17 +513,19 @@ void exit_dest_cell(struct relay_chain *ch, struct link *l, const struct cell *c
     r->st.dropped[RD_BAD_CELL]++;
 }
 
-void exit_dest_closed(struct relay_chain *ch, struct link *l, uint32_t id)
+/* The link of one of ch's delivery IDs is closing. */
+static void deliv_link_closed(void *obj, struct link *l, uint32_t id)
 {
-    for (unsigned i = 0; i < ch->n_deliv; i++) {
-        if (ch->deliv[i].link == l && ch->deliv[i].id == id) {
-            ch->deliv[i].link = NULL;
-            ch->deliv[i].id = 0;
-        }
-    }
+    struct relay_chain *ch = obj;
+
+    for (unsigned i = 0; i < ch->n_deliv; i++)
+        if (ch->deliv[i].link == l && ch->deliv[i].id == id)
+            deliv_clear(&ch->deliv[i]);
 }
 
-void exit_chain_end(struct relay_chain *ch)
+/* ch is ending (exit_hooks.chain_end): release its deliveries and its
+ * pending extension. */
+static void exit_chain_end(struct relay_chain *ch)
 {
     struct relay *r = ch->r;
 
@@ -493,16 +536,9 @@ void exit_chain_end(struct relay_chain *ch)
 
         if (!d->link)
             continue;
-        chanmap_del(r->n, d->link, d->id);
-        relay_send_destroy(r, d->link, d->id, DESTROY_R_NONE);
-        d->link = NULL;
+        relay_slot_end(r, d->link, d->id, DESTROY_R_NONE, true);
+        deliv_clear(d);
     }
-}
-
-void exit_chain_forget(struct relay_chain *ch)
-{
-    if (ch->ext)
-        ext_unlink(ch->r, ch->ext);
 }
 
 void exit_tick(struct relay *r, uint64_t now)
@@ -548,3 +584,10 @@ void exit_free(struct relay *r)
     while (r->waits)
         wait_free(r->waits, false);
 }
+
+const struct relay_hooks exit_hooks = {
+    .exit_body = exit_body,
+    .park_setup = exit_park_setup,
+    .chain_end = exit_chain_end,
+    .holds = exit_holds,
+};

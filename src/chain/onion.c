@@ -85,6 +85,14 @@ static void xor_into(uint8_t *dst, const uint8_t *src, size_t n)
         dst[i] ^= src[i];
 }
 
+/* Counter i of the window that starts at next (ONION_WINDOW of them);
+ * false past the counters that can ever be used. */
+static bool window_ctr(uint64_t next, unsigned i, uint64_t *c)
+{
+    *c = next + i;
+    return *c >= next && *c != UINT64_MAX;
+}
+
 /* The counter nonce of the data layers; domain separates the two uses of
  * the backward stream key. */
 static void ctr_nonce(uint8_t nonce[OVL_AEAD_NONCE], uint64_t ctr, uint8_t domain)
@@ -154,8 +162,7 @@ static void info_encode(uint8_t out[ONION_INFO_LEN], const struct onion_hop_info
 {
     out[0] = in->type;
     out[1] = in->suite;
-    out[2] = (uint8_t)in->flags;
-    out[3] = (uint8_t)(in->flags >> 8);
+    st_le16(out + 2, in->flags);
     st_le32(out + 4, in->lifetime_s);
     memcpy(out + 8, in->next, OVL_ED25519_PK);
 }
@@ -164,7 +171,7 @@ static void info_decode(struct onion_hop_info *out, const uint8_t in[ONION_INFO_
 {
     out->type = in[0];
     out->suite = in[1];
-    out->flags = (uint16_t)(in[2] | in[3] << 8);
+    out->flags = ld_le16(in + 2);
     out->lifetime_s = ld_le32(in + 4);
     memcpy(out->next, in + 8, OVL_ED25519_PK);
 }
@@ -289,15 +296,15 @@ int onion_setup_build(uint8_t hdr[ONION_HDR_LEN], const uint8_t (*onion_pk)[OVL_
         if ((rc = slot_seal(hdr, eph_pk[i], &info[i], hs[i].k_info)) != 0)
             goto fail;
     }
-    ovl_wipe(hs, sizeof(hs));
-    ovl_wipe(fill, sizeof(fill));
-    return 0;
+    rc = 0;
 fail:
     ovl_wipe(hs, sizeof(hs));
     ovl_wipe(fill, sizeof(fill));
-    for (unsigned i = 0; i < n; i++)
-        onion_keys_wipe(&keys[i]);
-    ovl_wipe(hdr, ONION_HDR_LEN);
+    if (rc != 0) {
+        for (unsigned i = 0; i < n; i++)
+            onion_keys_wipe(&keys[i]);
+        ovl_wipe(hdr, ONION_HDR_LEN);
+    }
     return rc;
 }
 
@@ -431,8 +438,9 @@ int onion_fwd_peel(uint8_t cell[OVL_CELL_PAYLOAD], const struct onion_keys *k, u
     if (!cell || !k || !next)
         return OVL_EINVAL;
     for (unsigned w = 0; w < ONION_WINDOW; w++) {
-        uint64_t c = *next + w;
-        if (c < *next || c == UINT64_MAX)
+        uint64_t c;
+
+        if (!window_ctr(*next, w, &c))
             break;
         ctr_nonce(nonce, c, NONCE_LAYER);
         if (open_detached(&k->fwd, plain, cell + OFF_CT, ONION_BODY, cell, cell + OFF_JUNK,
@@ -526,8 +534,9 @@ static enum back_result back_level(uint8_t w[OVL_CELL_PAYLOAD], uint8_t plain[ON
     uint8_t nonce[OVL_AEAD_NONCE], t[ONION_JUNK];
 
     for (unsigned i = 0; i < ONION_WINDOW; i++) {
-        uint64_t c = *next + i;
-        if (c < *next || c == UINT64_MAX)
+        uint64_t c;
+
+        if (!window_ctr(*next, i, &c))
             break;
         ctr_nonce(nonce, c, NONCE_LAYER);
         if (can_relay &&

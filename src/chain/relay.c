@@ -1,9 +1,11 @@
-/* relay.c - the relay role: chain setup, peel-and-forward, teardown.
+/* relay.c - the relay's core: chain setup, peel-and-forward, the chain's
+ * state machine, backpressure and teardown.
  *
  * One struct relay_chain per chain through this node, found by chanmap
  * under both of its (link, ID) pairs and by serial in r->chains. The exit
  * side (BODY_DELIVER, DELIVER cells, destinations being dialed) lives in
- * exit.c; relay_int.h is the contract between the two files.
+ * exit.c, which builds on this file; this file reaches it only through
+ * r->hooks (relay_int.h is the contract between the files).
  *
  * Data cells are copied once onto the stack, peeled in place and sent: no
  * allocation and no public-key operation per cell. Links are kept as
@@ -11,40 +13,14 @@
  * slot of ours is freed, and the observer's closed() does the same for the
  * pause records.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chain/relay_int.h"
 #include "core/chanmap.h"
 #include "core/link.h"
-#include "core/timer.h"
-
-static const char *const drop_names[RD_COUNT] = {
-    [RD_UNKNOWN_CHAIN] = "unknown_chain",
-    [RD_AUTH] = "auth",
-    [RD_BAD_CELL] = "bad_cell",
-    [RD_QUEUE_FULL] = "queue_full",
-    [RD_REPLAY] = "replay",
-    [RD_NO_ROUTE] = "no_route",
-    [RD_LIMIT] = "limit",
-    [RD_EXPIRED] = "expired",
-};
-
-const char *relay_drop_name(enum relay_drop d)
-{
-    if ((unsigned)d >= RD_COUNT)
-        return "unknown";
-    return drop_names[d];
-}
-
-void relay_opts_defaults(struct relay_opts *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->max_chains = 65536;
-    o->setup_timeout_ms = 10000;
-    o->max_lifetime_s = 3600;
-    o->exit_queue = 256;
-}
+#include "lib/clock.h"
 
 static void chain_cell(void *obj, struct link *l, const struct cell *c);
 static void chain_link_closed(void *obj, struct link *l, uint32_t id);
@@ -54,9 +30,16 @@ const struct chain_owner relay_chain_owner = {
     .link_closed = chain_link_closed,
 };
 
-/* ---- sending and backpressure ---- */
-
-static void relay_bp_poll(uv_timer_t *t);
+/* ---- sending and backpressure ----
+ *
+ * A relay pauses an incoming link when the outgoing link its cells go to
+ * is (nearly) full, and resumes it from that link's drained(): every path
+ * to relay_hold() has just seen link_can_send() return false or link_send()
+ * return OVL_EAGAIN, and either one arms one drained() for when the queue
+ * falls below half. No timer is needed; a link that closes instead is
+ * handled by the observers' closed(). The exit's own holds (a destination's
+ * queue filling while it is dialed) end with their wait, which the tick
+ * bounds, and relay_resume() weighs both kinds. */
 
 /* Remember that in is paused until out drains; false when the table is full. */
 static bool pause_add(struct relay *r, struct link *in, struct link *out)
@@ -69,8 +52,6 @@ static bool pause_add(struct relay *r, struct link *in, struct link *out)
     r->pauses[r->n_pauses].in = in;
     r->pauses[r->n_pauses].out = out;
     r->n_pauses++;
-    if (r->n_pauses == 1 && r->bp_timer)
-        uv_timer_start(r->bp_timer, relay_bp_poll, RELAY_BP_POLL_MS, RELAY_BP_POLL_MS);
     return true;
 }
 
@@ -82,54 +63,75 @@ static bool pause_held(const struct relay *r, const struct link *in)
     return false;
 }
 
-bool relay_link_held(const struct relay *r, const struct link *in)
+void relay_resume(struct relay *r, struct link *in)
 {
-    return pause_held(r, in);
+    if (!pause_held(r, in) && !r->hooks->holds(r, in))
+        link_resume(in);
 }
 
-/* Drop the records that match: those naming l as `in` (without resuming
- * it: it is closing), or those whose `out` is l or, with l NULL, has room
- * again (resuming the incoming links no other full link still holds). */
-static void pause_release(struct relay *r, struct link *l, bool as_in)
+/* Drop the records whose out is l, resuming the incoming links no other
+ * full link (or the exit) still holds. */
+static void pause_release(struct relay *r, struct link *l)
 {
     unsigned i = 0;
 
     while (i < r->n_pauses) {
         struct relay_pause p = r->pauses[i];
-        bool match = as_in ? p.in == l : l ? p.out == l : link_can_send(p.out, r->resume_room);
 
-        if (match) {
-            r->pauses[i] = r->pauses[--r->n_pauses];
-            if (!as_in && !pause_held(r, p.in))
-                link_resume(p.in);
+        if (p.out != l) {
+            i++;
             continue;
         }
-        i++;
+        r->pauses[i] = r->pauses[--r->n_pauses];
+        relay_resume(r, p.in);
     }
-    if (r->n_pauses == 0 && r->bp_timer)
-        uv_timer_stop(r->bp_timer);
 }
 
-/* Stop reading from in until out has room again. */
+void relay_pauses_link_closed(struct relay *r, struct link *l)
+{
+    unsigned i = 0;
+
+    /* Records that name l as `in` go without resuming it: it is closing. */
+    while (i < r->n_pauses) {
+        if (r->pauses[i].in == l)
+            r->pauses[i] = r->pauses[--r->n_pauses];
+        else
+            i++;
+    }
+    pause_release(r, l);
+}
+
+void relay_pauses_drained(struct relay *r, struct link *l)
+{
+    pause_release(r, l);
+}
+
+void relay_pauses_clear(struct relay *r)
+{
+    while (r->n_pauses > 0)
+        pause_release(r, r->pauses[0].out);
+}
+
+/* Stop reading from in until out drains. Callers have just been refused
+ * room on out, which armed its drained(). */
 static void relay_hold(struct relay *r, struct link *in, struct link *out)
 {
     if (in && out && out->state == LINK_OPEN && pause_add(r, in, out))
         link_pause(in);
 }
 
-/* While links are held back, look for room every few ms: drained() only
- * follows a refused send, and we pause before that happens. */
-static void relay_bp_poll(uv_timer_t *t)
+/* out has no room for a cell: hold in back and count the drop. */
+static void relay_full(struct relay *r, struct link *in, struct link *out)
 {
-    pause_release(t->data, NULL, false);
+    relay_hold(r, in, out);
+    r->st.dropped[RD_QUEUE_FULL]++;
 }
 
 bool relay_room(struct relay *r, struct link *in, struct link *out)
 {
     if (link_can_send(out, 1))
         return true;
-    relay_hold(r, in, out);
-    r->st.dropped[RD_QUEUE_FULL]++;
+    relay_full(r, in, out);
     return false;
 }
 
@@ -138,8 +140,7 @@ int relay_send(struct relay *r, struct link *in, struct link *out, const struct 
     int rc = link_send(out, c);
 
     if (rc == OVL_EAGAIN) {
-        relay_hold(r, in, out);
-        r->st.dropped[RD_QUEUE_FULL]++;
+        relay_full(r, in, out);
     } else if (rc) {
         r->st.dropped[RD_NO_ROUTE]++;
     } else if (!link_can_send(out, r->headroom)) {
@@ -159,6 +160,13 @@ void relay_send_destroy(struct relay *r, struct link *l, uint32_t id, uint8_t re
     /* Best effort: a peer that does not read learns from its own timers. */
     if (link_send(l, &c) == OVL_EAGAIN)
         r->st.dropped[RD_QUEUE_FULL]++;
+}
+
+void relay_slot_end(struct relay *r, struct link *l, uint32_t id, uint8_t reason, bool tell)
+{
+    chanmap_del(r->n, l, id);
+    if (tell)
+        relay_send_destroy(r, l, id, reason);
 }
 
 int relay_originate(struct relay_chain *ch, uint8_t cmd, const uint8_t *args, size_t alen)
@@ -188,6 +196,36 @@ int relay_originate(struct relay_chain *ch, uint8_t cmd, const uint8_t *args, si
 
 /* ---- chain life cycle ---- */
 
+/* The moves each state may make (a bit per target state): the one table of
+ * the chain's life, as relay_int.h draws it. */
+static const uint8_t rch_moves[RCH_COUNT] = {
+    [RCH_NONE] = 1u << RCH_EXTENDING,
+    [RCH_EXTENDING] = 1u << RCH_OPEN,
+    [RCH_OPEN] = 1u << RCH_BROKEN,
+    [RCH_BROKEN] = 1u << RCH_EXTENDING,
+};
+
+/* True when a chain in state from may move to state to. */
+static bool relay_chain_can_transition(enum relay_chain_state from, enum relay_chain_state to)
+{
+    return (unsigned)from < RCH_COUNT && (unsigned)to < RCH_COUNT &&
+           ((rch_moves[from] >> to) & 1u) != 0;
+}
+
+/* Move ch to state to: the only writer of ch->state. Every caller checked
+ * the state it starts from, so an illegal move is a bug here, never peer
+ * input: asserted, like Tor's channel_state_can_transition(). */
+static void relay_chain_set_state(struct relay_chain *ch, enum relay_chain_state to)
+{
+    bool legal = relay_chain_can_transition(ch->state, to);
+
+    assert(legal);
+    (void)legal; /* without assertions (NDEBUG) */
+    if (to == RCH_BROKEN)
+        ch->broken_ms = clock_now_ms(); /* the repair's deadline counts from here */
+    ch->state = to;
+}
+
 struct relay_chain *relay_chain_find(struct relay *r, uint64_t serial)
 {
     struct relay_chain *ch = NULL;
@@ -196,33 +234,26 @@ struct relay_chain *relay_chain_find(struct relay *r, uint64_t serial)
     return ch;
 }
 
-/* Take ch out of the chain table (the one copy of HASH_DEL for it). */
-static void relay_chain_unhash(struct relay *r, struct relay_chain *ch)
+/* Take ch out of the chain table, wipe its keys and free it. */
+static void chain_free(struct relay *r, struct relay_chain *ch)
 {
     HASH_DEL(r->chains, ch);
+    onion_keys_wipe(&ch->keys);
+    ovl_wipe(ch, sizeof(*ch));
+    free(ch);
 }
 
 void relay_chain_end(struct relay_chain *ch, uint8_t reason, bool tell_prev, bool tell_next)
 {
     struct relay *r = ch->r;
-    struct node *n = r->n;
 
-    if (ch->prev) {
-        chanmap_del(n, ch->prev, ch->prev_id);
-        if (tell_prev)
-            relay_send_destroy(r, ch->prev, ch->prev_id, reason);
-    }
-    if (ch->next) {
-        chanmap_del(n, ch->next, ch->next_id);
-        if (tell_next)
-            relay_send_destroy(r, ch->next, ch->next_id, reason);
-    }
-    exit_chain_end(ch);
-    relay_chain_unhash(r, ch);
+    if (ch->prev)
+        relay_slot_end(r, ch->prev, ch->prev_id, reason, tell_prev);
+    if (ch->next)
+        relay_slot_end(r, ch->next, ch->next_id, reason, tell_next);
+    r->hooks->chain_end(ch);
     r->st.chains--;
-    onion_keys_wipe(&ch->keys);
-    ovl_wipe(ch, sizeof(*ch));
-    free(ch);
+    chain_free(r, ch);
 }
 
 void relay_setup_fail(struct relay_chain *ch, uint8_t reason, enum relay_drop why)
@@ -260,7 +291,7 @@ void relay_extend_on(struct relay_chain *ch, struct link *out, const uint8_t hdr
     }
     ch->next = out;
     ch->next_id = id;
-    ch->state = CH_OPEN;
+    relay_chain_set_state(ch, RCH_OPEN);
     r->st.setups_ok++;
 }
 
@@ -280,7 +311,7 @@ static void chain_extend(struct relay_chain *ch, const uint8_t next[OVL_ED25519_
         relay_extend_on(ch, out, hdr);
         return;
     }
-    exit_wait_setup(ch, next, hdr);
+    r->hooks->park_setup(ch, next, hdr);
 }
 
 /* An accepted setup, remembered while its onion key can open it again. */
@@ -309,7 +340,7 @@ static int seen_add(struct relay *r, const uint8_t eph[OVL_X25519_LEN], uint64_t
 }
 
 /* Forget setups whose key no longer opens anything (all with now 0 = free). */
-void relay_seen_prune(struct relay *r, uint64_t now)
+static void relay_seen_prune(struct relay *r, uint64_t now)
 {
     struct relay_seen *s, *tmp;
 
@@ -350,6 +381,16 @@ static int setup_peel(struct relay *r, uint8_t hdr[ONION_HDR_LEN], struct onion_
     return rc;
 }
 
+/* Refuse a setup on (l, id) that has no chain (so no SETUP_FAIL can go
+ * back under its keys): count why and send DESTROY(reason). */
+static void setup_refuse(struct relay *r, struct link *l, uint32_t id, enum relay_drop why,
+                         uint8_t reason)
+{
+    r->st.dropped[why]++;
+    r->st.setups_failed++;
+    relay_send_destroy(r, l, id, reason);
+}
+
 /* Make the chain entry for a setup that opened; NULL (counted) on failure. */
 static struct relay_chain *chain_new(struct relay *r, struct link *l, uint32_t id,
                                      const struct onion_keys *keys)
@@ -358,9 +399,7 @@ static struct relay_chain *chain_new(struct relay *r, struct link *l, uint32_t i
 
     if (!ch || chanmap_add(r->n, l, id, &relay_chain_owner, ch) != 0) {
         free(ch);
-        r->st.dropped[RD_LIMIT]++;
-        r->st.setups_failed++;
-        relay_send_destroy(r, l, id, DESTROY_R_NONE);
+        setup_refuse(r, l, id, RD_LIMIT, DESTROY_R_NONE);
         return NULL;
     }
     ch->r = r;
@@ -369,21 +408,56 @@ static struct relay_chain *chain_new(struct relay *r, struct link *l, uint32_t i
     ch->prev_id = id;
     ch->keys = *keys;
     ch->created_ms = clock_now_ms();
-    ch->state = CH_EXTENDING;
+    relay_chain_set_state(ch, RCH_EXTENDING);
     HASH_ADD(hh, r->chains, serial, sizeof(ch->serial), ch);
     r->st.chains++;
     return ch;
 }
 
-/* CELL_CHAIN_SETUP on an ID nobody owns: open a chain. */
-static void on_setup(void *ctx, struct link *l, const struct cell *c)
+/* The drop a failed setup_peel() counts. */
+static enum relay_drop setup_peel_drop(int rc)
+{
+    switch (rc) {
+    case OVL_ECRYPTO:
+        return RD_AUTH;
+    case OVL_EREPLAY:
+        return RD_REPLAY;
+    case OVL_ENOMEM:
+        return RD_LIMIT;
+    default:
+        return RD_BAD_CELL;
+    }
+}
+
+/* An opened setup: cap its lifetime, then answer (exit) or extend. */
+static void setup_opened(struct relay_chain *ch, const struct onion_hop_info *info,
+                         const uint8_t hdr[ONION_HDR_LEN])
+{
+    struct relay *r = ch->r;
+    uint32_t life = info->lifetime_s < r->o.max_lifetime_s ? info->lifetime_s : r->o.max_lifetime_s;
+
+    ch->expires_ms = ch->created_ms + (uint64_t)life * 1000u;
+    if (r->st.chains > r->o.max_chains) {
+        relay_setup_fail(ch, BODY_R_LIMIT, RD_LIMIT);
+    } else if (life == 0) {
+        relay_setup_fail(ch, BODY_R_PROTOCOL, RD_BAD_CELL);
+    } else if (info->type == ONION_HOP_EXIT) {
+        ch->flags |= RCHF_EXIT;
+        relay_chain_set_state(ch, RCH_OPEN);
+        r->st.setups_ok++;
+        (void)relay_originate(ch, BODY_SETUP_OK, NULL, 0);
+    } else {
+        chain_extend(ch, info->next, hdr);
+    }
+}
+
+void relay_on_setup(void *ctx, struct link *l, const struct cell *c)
 {
     struct relay *r = ctx;
     struct onion_hop_info info;
     struct onion_keys keys;
     struct relay_chain *ch;
     uint8_t hdr[ONION_HDR_LEN];
-    uint32_t life;
     int rc;
 
     r->st.setups_in++;
@@ -391,41 +465,21 @@ static void on_setup(void *ctx, struct link *l, const struct cell *c)
         r->st.dropped[RD_BAD_CELL]++; /* that ID is ours to pick: not a setup */
         return;
     }
-    if (c->len != ONION_HDR_LEN || r->stopped || r->n->stopping) {
-        r->st.dropped[c->len != ONION_HDR_LEN ? RD_BAD_CELL : RD_LIMIT]++;
-        r->st.setups_failed++;
-        relay_send_destroy(r, l, c->chain_id, DESTROY_R_PROTOCOL);
+    if (c->len != ONION_HDR_LEN || (r->flags & RELAYF_STOPPED) || r->n->stopping) {
+        setup_refuse(r, l, c->chain_id, c->len != ONION_HDR_LEN ? RD_BAD_CELL : RD_LIMIT,
+                     DESTROY_R_PROTOCOL);
         return;
     }
     memcpy(hdr, c->payload, ONION_HDR_LEN);
     rc = setup_peel(r, hdr, &info, &keys);
     if (rc) {
-        r->st.dropped[rc == OVL_ECRYPTO   ? RD_AUTH
-                      : rc == OVL_EREPLAY ? RD_REPLAY
-                      : rc == OVL_ENOMEM  ? RD_LIMIT
-                                          : RD_BAD_CELL]++;
-        r->st.setups_failed++;
-        relay_send_destroy(r, l, c->chain_id, DESTROY_R_PROTOCOL);
+        setup_refuse(r, l, c->chain_id, setup_peel_drop(rc), DESTROY_R_PROTOCOL);
         return;
     }
     ch = chain_new(r, l, c->chain_id, &keys);
     onion_keys_wipe(&keys);
-    if (!ch)
-        return;
-    life = info.lifetime_s < r->o.max_lifetime_s ? info.lifetime_s : r->o.max_lifetime_s;
-    ch->expires_ms = ch->created_ms + (uint64_t)life * 1000u;
-    if (r->st.chains > r->o.max_chains) {
-        relay_setup_fail(ch, BODY_R_LIMIT, RD_LIMIT);
-    } else if (life == 0) {
-        relay_setup_fail(ch, BODY_R_PROTOCOL, RD_BAD_CELL);
-    } else if (info.type == ONION_HOP_EXIT) {
-        ch->exit = true;
-        ch->state = CH_OPEN;
-        r->st.setups_ok++;
-        (void)relay_originate(ch, BODY_SETUP_OK, NULL, 0);
-    } else {
-        chain_extend(ch, info.next, hdr);
-    }
+    if (ch)
+        setup_opened(ch, &info, hdr);
     ovl_wipe(&info, sizeof(info));
 }
 
@@ -441,7 +495,7 @@ static void chain_reextend(struct relay_chain *ch, const uint8_t body[ONION_BODY
         r->st.dropped[RD_BAD_CELL]++;
         return;
     }
-    ch->state = CH_EXTENDING;
+    relay_chain_set_state(ch, RCH_EXTENDING);
     r->st.reextended++;
     chain_extend(ch, body + BODY_HDR, body + BODY_HDR + OVL_ED25519_PK);
 }
@@ -450,10 +504,10 @@ static void chain_fwd(struct relay_chain *ch, const struct cell *c)
 {
     struct relay *r = ch->r;
     struct cell out = {.chain_id = ch->next_id, .cmd = CELL_CHAIN_FWD, .len = OVL_CELL_PAYLOAD};
-    bool ends_here = ch->exit || ch->state == CH_BROKEN;
+    bool ends_here = (ch->flags & RCHF_EXIT) || ch->state == RCH_BROKEN;
 
     r->st.cells_fwd_in++;
-    if (c->len != OVL_CELL_PAYLOAD || ch->state == CH_EXTENDING) {
+    if (c->len != OVL_CELL_PAYLOAD || ch->state == RCH_EXTENDING) {
         r->st.dropped[RD_BAD_CELL]++;
         return;
     }
@@ -466,8 +520,8 @@ static void chain_fwd(struct relay_chain *ch, const struct cell *c)
     }
     r->st.cells_peeled++;
     if (ends_here) {
-        if (ch->exit)
-            exit_body(ch, out.payload + ONION_BODY_OFF);
+        if (ch->flags & RCHF_EXIT)
+            r->hooks->exit_body(ch, out.payload + ONION_BODY_OFF);
         else
             chain_reextend(ch, out.payload + ONION_BODY_OFF);
         ovl_wipe(out.payload, sizeof(out.payload));
@@ -505,7 +559,8 @@ static uint8_t destroy_reason(const struct cell *c)
     return c->payload[0];
 }
 
-/* Route by the side the cell came from: prev, next, or a destination. */
+/* Route by the side the cell came from, prev or next. (A destination's
+ * delivery IDs have exit.c's own chanmap owner.) */
 static void chain_cell(void *obj, struct link *l, const struct cell *c)
 {
     struct relay_chain *ch = obj;
@@ -526,7 +581,7 @@ static void chain_cell(void *obj, struct link *l, const struct cell *c)
         else
             r->st.dropped[RD_BAD_CELL]++;
     } else {
-        exit_dest_cell(ch, l, c);
+        r->st.dropped[RD_BAD_CELL]++; /* a slot this chain no longer uses */
     }
 }
 
@@ -545,157 +600,58 @@ static void chain_link_closed(void *obj, struct link *l, uint32_t id)
         /* Tell the sender, under our backward key, that the hop after us
          * is gone, and keep our part: it can replace just that position
          * and set up only the hops from there on (BODY_EXTEND). */
-        if (ch->state == CH_OPEN && relay_originate(ch, BODY_BROKEN, &reason, 1) == 0) {
-            ch->state = CH_BROKEN;
-            ch->broken_ms = clock_now_ms();
+        if (ch->state == RCH_OPEN && relay_originate(ch, BODY_BROKEN, &reason, 1) == 0) {
+            relay_chain_set_state(ch, RCH_BROKEN);
             r->st.broken++;
             return;
         }
         relay_chain_end(ch, DESTROY_R_LINK_CLOSED, true, false);
-    } else {
-        exit_dest_closed(ch, l, id);
     }
 }
 
-/* ---- timers, observers, init and stop ---- */
+/* ---- the chain table as a whole ---- */
 
-static void relay_tick(uv_timer_t *t)
+void relay_chains_tick(struct relay *r, uint64_t now)
 {
-    struct relay *r = t->data;
     struct relay_chain *ch, *tmp;
-    uint64_t now = clock_now_ms();
 
     HASH_ITER(hh, r->chains, ch, tmp)
     {
         if (ch->expires_ms <= now) {
             r->st.dropped[RD_EXPIRED]++;
             relay_chain_end(ch, DESTROY_R_EXPIRED, true, true);
-        } else if (ch->state == CH_BROKEN && now - ch->broken_ms >= r->o.setup_timeout_ms) {
+        } else if (ch->state == RCH_BROKEN && now - ch->broken_ms >= r->o.setup_timeout_ms) {
             relay_chain_end(ch, DESTROY_R_LINK_CLOSED, true, false); /* no repair came */
         }
     }
     relay_seen_prune(r, now);
-    exit_tick(r, now);
 }
 
-static void on_link_opened(void *ctx, struct link *l)
-{
-    exit_link_opened(ctx, l);
-}
-
-static void on_link_closed(void *ctx, struct link *l)
-{
-    struct relay *r = ctx;
-
-    pause_release(r, l, true);
-    pause_release(r, l, false);
-    exit_link_closed(r, l);
-}
-
-static void on_link_drained(void *ctx, struct link *l)
-{
-    pause_release(ctx, l, false);
-}
-
-/* Size the backpressure thresholds from the link send queue. */
-static void relay_set_room(struct relay *r)
-{
-    size_t cells = r->n->opts.sendq_max / (FRAME_CELL_LEN + OVL_FRAME_LENHDR);
-
-    r->headroom = cells / 2 < RELAY_HEADROOM ? (unsigned)(cells / 2) : RELAY_HEADROOM;
-    if (r->headroom == 0)
-        r->headroom = 1;
-    r->resume_room = cells / 2 > r->headroom ? (unsigned)(cells / 2) : r->headroom;
-}
-
-int relay_init(struct node *n, const struct relay_opts *o, struct relay **out)
-{
-    struct link_observer obs = {
-        .opened = on_link_opened,
-        .closed = on_link_closed,
-        .drained = on_link_drained,
-    };
-    struct relay *r;
-    uint64_t tick;
-    int rc = OVL_ENOMEM;
-
-    *out = NULL;
-    if (!n->dir || !o->max_chains || !o->setup_timeout_ms || !o->max_lifetime_s || !o->exit_queue)
-        return OVL_EINVAL;
-    r = calloc(1, sizeof(*r));
-    if (!r)
-        return OVL_ENOMEM;
-    r->timer = timer_new(n->loop, r);
-    r->bp_timer = timer_new(n->loop, r);
-    if (!r->timer || !r->bp_timer)
-        goto fail;
-    r->n = n;
-    r->o = *o;
-    relay_set_room(r);
-    obs.ctx = r;
-    rc = chanmap_register_opener(n, CELL_CHAIN_SETUP, on_setup, r);
-    if (rc)
-        goto fail;
-    rc = node_observe_links(n, &obs);
-    if (rc)
-        goto fail_opener;
-    /* The tick also times out dials, so it is at most a quarter of that. */
-    tick = o->setup_timeout_ms / 4 < RELAY_TICK_MS ? o->setup_timeout_ms / 4 : RELAY_TICK_MS;
-    uv_timer_start(r->timer, relay_tick, tick ? tick : 1, tick ? tick : 1);
-    n->relay = r;
-    *out = r;
-    return 0;
-fail_opener:
-    chanmap_unregister_opener(n, CELL_CHAIN_SETUP, on_setup, r);
-fail:
-    timer_close(&r->bp_timer);
-    timer_close(&r->timer);
-    free(r);
-    return rc;
-}
-
-void relay_stop(struct relay *r)
+void relay_chains_stop(struct relay *r)
 {
     struct relay_chain *ch, *tmp;
 
-    if (!r || r->stopped)
-        return;
-    r->stopped = true;
-    chanmap_unregister_opener(r->n, CELL_CHAIN_SETUP, on_setup, r);
-    node_unobserve_links(r->n, &(struct link_observer){.ctx = r});
     HASH_ITER(hh, r->chains, ch, tmp)
     {
         relay_chain_end(ch, DESTROY_R_SHUTDOWN, true, true);
     }
-    exit_stop(r);
-    while (r->n_pauses > 0) /* links that outlive the role must not stay paused */
-        pause_release(r, r->pauses[0].out, false);
-    timer_close(&r->timer);
-    timer_close(&r->bp_timer);
 }
 
-void relay_free(struct relay *r)
+void relay_chains_free(struct relay *r)
 {
     struct relay_chain *ch, *tmp;
 
-    if (!r)
-        return;
-    /* Normally empty: relay_stop or the links' closing ended every chain.
-     * The links are gone by now, so only memory is released here. */
     HASH_ITER(hh, r->chains, ch, tmp)
     {
-        relay_chain_unhash(r, ch);
-        exit_chain_forget(ch);
-        onion_keys_wipe(&ch->keys);
-        free(ch);
+        chain_free(r, ch);
     }
     relay_seen_prune(r, 0);
-    exit_free(r);
-    timer_close(&r->timer); /* only if relay_stop was skipped */
-    timer_close(&r->bp_timer);
-    if (r->n && r->n->relay == r)
-        r->n->relay = NULL;
-    free(r);
+}
+
+uint64_t relay_chains_bytes(const struct relay *r)
+{
+    return (uint64_t)r->st.chains * sizeof(struct relay_chain) +
+           (uint64_t)r->n_seen * sizeof(struct relay_seen);
 }
 
 void relay_each_chain(const struct relay *r,
@@ -715,20 +671,12 @@ void relay_each_chain(const struct relay *r,
             memcpy(ci.next, ch->next->peer_pk, OVL_ED25519_PK);
             ci.has_next = true;
         }
-        ci.exit = ch->exit;
-        ci.broken = ch->state == CH_BROKEN;
+        ci.exit = (ch->flags & RCHF_EXIT) != 0;
+        ci.broken = ch->state == RCH_BROKEN;
         ci.age_ms = now - ch->created_ms;
         ci.expires_in_ms = ch->expires_ms > now ? ch->expires_ms - now : 0;
         ci.cells_fwd = ch->fwd_ctr;
         ci.cells_back = ch->back_ctr;
         fn(arg, &ci);
     }
-}
-
-void relay_stats(const struct relay *r, struct relay_stats *st)
-{
-    *st = r->st;
-    st->dropped[RD_UNKNOWN_CHAIN] = r->n->ctr.chain_unknown;
-    st->bytes_held = (uint64_t)r->st.chains * sizeof(struct relay_chain) +
-                     (uint64_t)r->n_seen * sizeof(struct relay_seen) + exit_bytes_held(r);
 }

@@ -23,8 +23,8 @@
  *    names a new next hop and carries a setup header for the rest of the
  *    chain, so a repair sets up only the hops from the failed one on.
  *  - Backpressure: when the outgoing link is nearly full the relay pauses
- *    the incoming link (link_pause) and resumes it once the queue is below
- *    half (drained() or a short poll); a cell that finds no room at all is
+ *    the incoming link (link_pause) and resumes it once that link's queue
+ *    is below half (its drained()); a cell that finds no room at all is
  *    dropped. No cell is queued without bound.
  * No public-key operation and no allocation per data cell.
  */

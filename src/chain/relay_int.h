@@ -1,16 +1,25 @@
-/* relay_int.h - private to relay.c (chains, forwarding) and exit.c (the
- * exit's deliveries and the destinations being looked up or dialed).
+/* relay_int.h - private to the relay role's three files, in this order:
+ *
+ *  - relay.c, the core: the chain table, setup, peel-and-forward, the
+ *    chain's state machine and backpressure. It reaches the exit only
+ *    through struct relay_hooks, which it owns.
+ *  - exit.c, built on the core: the exit's deliveries and the destinations
+ *    (or next hops) being looked up or dialed; it fills in exit_hooks.
+ *  - relay_role.c, on top: relay_init/stop/free, the tick and the link
+ *    observers, wiring the two.
  *
  * Ownership: struct relay owns every chain (r->chains, by serial) and every
  * wait (r->waits). A chain owns its pending-extension record (ch->ext) and
  * its delivery records; a wait owns its queued DELIVER data. Chains are
- * registered in the node's chanmap under (prev link, prev ID), (next link,
- * next ID) and each (destination link, delivery ID) with relay_chain_owner.
+ * registered in the node's chanmap under (prev link, prev ID) and (next
+ * link, next ID) with relay_chain_owner, and under each (destination link,
+ * delivery ID) with exit.c's own owner.
  */
 #ifndef OVL_CHAIN_RELAY_INT_H
 #define OVL_CHAIN_RELAY_INT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "lib/htab.h"
@@ -18,30 +27,60 @@
 #include "chain/onion.h"
 #include "chain/relay.h"
 
-#define RELAY_MAX_DELIV 8 /* destinations per chain at the exit */
-#define RELAY_MAX_WAITS                                                                            \
-    256 /* destinations being looked up or dialed at once                                          \
-         */
-#define RELAY_MAX_PENDING                                                                          \
-    1024                     /* setups waiting for a link to their next hop                        \
-                              */
-#define RELAY_MAX_PAUSES 256 /* (incoming, outgoing) link pairs held back */
-#define RELAY_TICK_MS    1000
-#define RELAY_HEADROOM   64 /* cells: about one 64 KiB read batch still in flight */
-#define RELAY_BP_POLL_MS 2  /* look for room this often while links are paused */
+#define RELAY_MAX_DELIV   8    /* destinations per chain at the exit */
+#define RELAY_MAX_WAITS   256  /* destinations being looked up or dialed at once */
+#define RELAY_MAX_PENDING 1024 /* setups waiting for a link to their next hop */
+#define RELAY_MAX_PAUSES  256  /* (incoming, outgoing) link pairs held back */
+#define RELAY_TICK_MS     1000
+#define RELAY_HEADROOM    64 /* cells: about one 64 KiB read batch still in flight */
 
-/* CH_BROKEN: the next hop's link closed; BODY_BROKEN went back and the
- * chain waits (until broken_ms + setup_timeout) for a BODY_EXTEND. */
-enum relay_chain_state { CH_EXTENDING = 1, CH_OPEN, CH_BROKEN };
+/* Cells that may still arrive once a link is paused, for a queue of cap
+ * cells: about one read batch, at most half the queue, at least one. The
+ * relay pauses with this much room left on a link, the exit with this
+ * much left in a destination's queue. */
+static inline unsigned relay_headroom(size_t cap)
+{
+    size_t h = cap / 2 < RELAY_HEADROOM ? cap / 2 : RELAY_HEADROOM;
+
+    return h ? (unsigned)h : 1;
+}
+
+/* A chain's life; relay_chain_set_state() is the only writer and checks
+ * each move against its table:
+ *   RCH_NONE -> RCH_EXTENDING   the setup opened (chain_new)
+ *   RCH_EXTENDING -> RCH_OPEN   the header went on to the next hop, or
+ *                               this hop is the exit
+ *   RCH_OPEN -> RCH_BROKEN      the next hop's link closed; BODY_BROKEN went
+ *                               back and the chain waits (until broken_ms +
+ *                               setup_timeout) for a BODY_EXTEND
+ *   RCH_BROKEN -> RCH_EXTENDING a BODY_EXTEND named a new next hop
+ * Any state may end (relay_chain_end frees the chain). The prefix is the
+ * relay's own: the client's chains have a state enum of their own. */
+enum relay_chain_state { RCH_NONE = 0, RCH_EXTENDING, RCH_OPEN, RCH_BROKEN, RCH_COUNT };
+
+/* Bits of struct relay_chain's flags. */
+enum {
+    RCHF_EXIT = 1u << 0, /* the last hop: forward bodies end here */
+};
+
+/* Bits of struct relay_deliv's flags. */
+enum {
+    DELIVF_FAIL_SENT = 1u << 0, /* a DELIVER_FAIL for this destination went back */
+};
+
+/* Bits of struct relay's flags. */
+enum {
+    RELAYF_STOPPED = 1u << 0, /* relay_stop ran: no new chains */
+};
 
 /* One destination of a chain at the exit. link is NULL when no DELIVER
  * can be sent (never opened, or closed); the record then only remembers
- * that a DELIVER_FAIL was sent. */
+ * whether a DELIVER_FAIL was sent. */
 struct relay_deliv {
     uint8_t pk[OVL_ED25519_PK];
     struct link *link;
-    uint32_t id; /* delivery ID on link, ours */
-    bool fail_sent;
+    uint32_t id;   /* delivery ID on link, ours */
+    uint8_t flags; /* DELIVF_* */
 };
 
 struct relay_wait;
@@ -53,7 +92,7 @@ struct relay_chain {
     UT_hash_handle hh;
     struct link *prev, *next; /* next is NULL at the exit and while extending */
     uint32_t prev_id, next_id;
-    bool exit;
+    uint8_t flags; /* RCHF_* */
     enum relay_chain_state state;
     struct onion_keys keys;
     uint64_t fwd_ctr, back_ctr; /* next forward counter expected, next backward to use */
@@ -67,10 +106,25 @@ struct relay_pause {
     struct link *in, *out;
 };
 
+/* What the core asks of the exit (exit.c's exit_hooks; relay_init sets
+ * r->hooks). Every hook is set. */
+struct relay_hooks {
+    /* Act on a forward body peeled at the exit. */
+    void (*exit_body)(struct relay_chain *ch, const uint8_t body[ONION_BODY]);
+    /* No link to next is open: park ch's setup until one opens, or fail it. */
+    void (*park_setup)(struct relay_chain *ch, const uint8_t next[OVL_ED25519_PK],
+                       const uint8_t hdr[ONION_HDR_LEN]);
+    /* ch is ending: release its deliveries and pending extension. */
+    void (*chain_end)(struct relay_chain *ch);
+    /* True while the exit itself holds in paused (a destination's queue). */
+    bool (*holds)(const struct relay *r, const struct link *in);
+};
+
 struct relay {
     struct node *n;
     struct relay_opts o;
     struct relay_stats st;
+    const struct relay_hooks *hooks;
     struct relay_chain *chains;
     uint64_t next_serial;
     struct relay_wait *waits;
@@ -78,39 +132,46 @@ struct relay {
     struct relay_pause pauses[RELAY_MAX_PAUSES];
     unsigned n_pauses;
     unsigned headroom;       /* pause the incoming link below this many free cells */
-    unsigned resume_room;    /* resume once this many are free (half the queue) */
     uv_timer_t *timer;       /* lifetimes and waits; freed in its close callback */
-    uv_timer_t *bp_timer;    /* runs only while links are paused */
     struct relay_seen *seen; /* ephemeral keys of accepted setups (uthash) */
     uint32_t n_seen;
-    bool stopped;
+    unsigned flags; /* RELAYF_* */
 };
 
+/* ---- relay.c: the core ---- */
+
 extern const struct chain_owner relay_chain_owner;
-
-/* relay.c */
-
-/* Bytes the waits hold (exit.c): their records and queued cells. */
-uint64_t exit_bytes_held(const struct relay *r);
 
 /* True when out can take one more cell; otherwise hold in back until out
  * drains and count RD_QUEUE_FULL. in may be NULL. */
 bool relay_room(struct relay *r, struct link *in, struct link *out);
 
-/* True while in is paused because some full outgoing link holds it. */
-bool relay_link_held(const struct relay *r, const struct link *in);
-
 /* Send c on out; on OVL_EAGAIN hold in back (if not NULL); count drops. */
 int relay_send(struct relay *r, struct link *in, struct link *out, const struct cell *c);
+
+/* Resume in unless a full outgoing link or the exit (hooks->holds) still
+ * holds it: the one place that decides to read from a held link again. */
+void relay_resume(struct relay *r, struct link *in);
+
+/* Drop the pause records naming l (closing) as either end, resuming the
+ * links that only l held. */
+void relay_pauses_link_closed(struct relay *r, struct link *l);
+
+/* l's send queue fell below half (the observers' drained()): resume the
+ * links it held. */
+void relay_pauses_drained(struct relay *r, struct link *l);
+
+/* Resume every held link (relay_stop: links outlive the role). */
+void relay_pauses_clear(struct relay *r);
 
 /* Send CELL_CHAIN_DESTROY(reason) for (l, id), best effort. */
 void relay_send_destroy(struct relay *r, struct link *l, uint32_t id, uint8_t reason);
 
+/* Remove the slot (l, id) from the chanmap and, when tell, send DESTROY. */
+void relay_slot_end(struct relay *r, struct link *l, uint32_t id, uint8_t reason, bool tell);
+
 /* Originate a backward body (cmd, args of alen bytes) to the sender. */
 int relay_originate(struct relay_chain *ch, uint8_t cmd, const uint8_t *args, size_t alen);
-
-/* Forget remembered setups expired at now; now 0 forgets them all. */
-void relay_seen_prune(struct relay *r, uint64_t now);
 
 /* Return the live chain with serial, or NULL. */
 struct relay_chain *relay_chain_find(struct relay *r, uint64_t serial);
@@ -124,26 +185,29 @@ void relay_setup_fail(struct relay_chain *ch, uint8_t reason, enum relay_drop wh
 /* Send the rewritten setup header on out under a fresh ID. */
 void relay_extend_on(struct relay_chain *ch, struct link *out, const uint8_t hdr[ONION_HDR_LEN]);
 
-/* exit.c */
+/* The chanmap opener of CELL_CHAIN_SETUP (ctx is the relay): open a chain. */
+void relay_on_setup(void *ctx, struct link *l, const struct cell *c);
 
-/* Act on a peeled forward body at the exit. */
-void exit_body(struct relay_chain *ch, const uint8_t body[ONION_BODY]);
+/* End chains whose lifetime is over or whose repair did not come, and
+ * forget setups whose onion key expired. */
+void relay_chains_tick(struct relay *r, uint64_t now);
 
-/* Park ch's setup until a link to next opens (or fail it). */
-void exit_wait_setup(struct relay_chain *ch, const uint8_t next[OVL_ED25519_PK],
-                     const uint8_t hdr[ONION_HDR_LEN]);
+/* End every chain, telling both sides (relay_stop). */
+void relay_chains_stop(struct relay *r);
 
-/* A cell on one of ch's delivery IDs. */
-void exit_dest_cell(struct relay_chain *ch, struct link *l, const struct cell *c);
+/* Free every chain and remembered setup without touching links (relay_free,
+ * after exit_free). */
+void relay_chains_free(struct relay *r);
 
-/* The link of one of ch's delivery IDs is closing. */
-void exit_dest_closed(struct relay_chain *ch, struct link *l, uint32_t id);
+/* Bytes the chains and remembered setups hold. */
+uint64_t relay_chains_bytes(const struct relay *r);
 
-/* Release ch's deliveries and pending extension (chain ending). */
-void exit_chain_end(struct relay_chain *ch);
+/* ---- exit.c: the exit, on top of the core ---- */
 
-/* Free ch's pending extension without touching links (relay_free). */
-void exit_chain_forget(struct relay_chain *ch);
+extern const struct relay_hooks exit_hooks;
+
+/* Bytes the waits hold: their records and queued cells. */
+uint64_t exit_bytes_held(const struct relay *r);
 
 /* Time out waits past their deadline. */
 void exit_tick(struct relay *r, uint64_t now);

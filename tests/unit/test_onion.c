@@ -240,6 +240,14 @@ START_TEST(setup_info_checks)
             ck_assert_mem_eq(hdr, copy, sizeof(hdr));
         }
     }
+    /* The flags are 16 bits, little-endian: their high byte counts too. */
+    memset(info, 0, sizeof(info));
+    info[0] = ONION_HOP_EXIT;
+    info[1] = OVL_AEAD_CHACHA20POLY1305;
+    info[3] = 1;
+    info[4] = 0x10;
+    hand_header(hdr, pk, info);
+    ck_assert_int_eq(onion_setup_peel(hdr, pk, sk, &got, &k), OVL_EPROTO);
 }
 END_TEST
 

@@ -1,0 +1,151 @@
+/* relay_role.c - the relay role as the node sees it: init, stop and free,
+ * the tick and the link observers, wiring the core (relay.c) and the exit
+ * (exit.c) together.
+ *
+ * This is the one file that names both: the core reaches the exit only
+ * through r->hooks, which relay_init points at exit_hooks, and the exit
+ * builds on the core, so neither of the two depends on the other's file
+ * both ways.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain/relay_int.h"
+#include "core/chanmap.h"
+#include "core/link.h"
+#include "core/timer.h"
+#include "lib/clock.h"
+
+static const char *const drop_names[RD_COUNT] = {
+    [RD_UNKNOWN_CHAIN] = "unknown_chain",
+    [RD_AUTH] = "auth",
+    [RD_BAD_CELL] = "bad_cell",
+    [RD_QUEUE_FULL] = "queue_full",
+    [RD_REPLAY] = "replay",
+    [RD_NO_ROUTE] = "no_route",
+    [RD_LIMIT] = "limit",
+    [RD_EXPIRED] = "expired",
+};
+
+const char *relay_drop_name(enum relay_drop d)
+{
+    if ((unsigned)d >= RD_COUNT)
+        return "unknown";
+    return drop_names[d];
+}
+
+void relay_opts_defaults(struct relay_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->max_chains = 65536;
+    o->setup_timeout_ms = 10000;
+    o->max_lifetime_s = 3600;
+    o->exit_queue = 256;
+}
+
+static void relay_tick(uv_timer_t *t)
+{
+    struct relay *r = t->data;
+    uint64_t now = clock_now_ms();
+
+    relay_chains_tick(r, now);
+    exit_tick(r, now);
+}
+
+static void on_link_opened(void *ctx, struct link *l)
+{
+    exit_link_opened(ctx, l);
+}
+
+static void on_link_closed(void *ctx, struct link *l)
+{
+    struct relay *r = ctx;
+
+    relay_pauses_link_closed(r, l);
+    exit_link_closed(r, l);
+}
+
+static void on_link_drained(void *ctx, struct link *l)
+{
+    relay_pauses_drained(ctx, l);
+}
+
+int relay_init(struct node *n, const struct relay_opts *o, struct relay **out)
+{
+    struct link_observer obs = {
+        .opened = on_link_opened,
+        .closed = on_link_closed,
+        .drained = on_link_drained,
+    };
+    struct relay *r;
+    uint64_t tick;
+    int rc = OVL_ENOMEM;
+
+    *out = NULL;
+    if (!n->dir || !o->max_chains || !o->setup_timeout_ms || !o->max_lifetime_s || !o->exit_queue)
+        return OVL_EINVAL;
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return OVL_ENOMEM;
+    r->timer = timer_new(n->loop, r);
+    if (!r->timer)
+        goto fail;
+    r->n = n;
+    r->o = *o;
+    r->hooks = &exit_hooks;
+    r->headroom = relay_headroom(n->opts.sendq_max / (FRAME_CELL_LEN + OVL_FRAME_LENHDR));
+    obs.ctx = r;
+    rc = chanmap_register_opener(n, CELL_CHAIN_SETUP, relay_on_setup, r);
+    if (rc)
+        goto fail;
+    rc = node_observe_links(n, &obs);
+    if (rc)
+        goto fail_opener;
+    /* The tick also times out dials, so it is at most a quarter of that. */
+    tick = o->setup_timeout_ms / 4 < RELAY_TICK_MS ? o->setup_timeout_ms / 4 : RELAY_TICK_MS;
+    uv_timer_start(r->timer, relay_tick, tick ? tick : 1, tick ? tick : 1);
+    n->relay = r;
+    *out = r;
+    return 0;
+fail_opener:
+    chanmap_unregister_opener(n, CELL_CHAIN_SETUP, relay_on_setup, r);
+fail:
+    timer_close(&r->timer);
+    free(r);
+    return rc;
+}
+
+void relay_stop(struct relay *r)
+{
+    if (!r || (r->flags & RELAYF_STOPPED))
+        return;
+    r->flags |= RELAYF_STOPPED;
+    chanmap_unregister_opener(r->n, CELL_CHAIN_SETUP, relay_on_setup, r);
+    node_unobserve_links(r->n, &(struct link_observer){.ctx = r});
+    relay_chains_stop(r);
+    exit_stop(r);
+    relay_pauses_clear(r); /* links that outlive the role must not stay paused */
+    timer_close(&r->timer);
+}
+
+void relay_free(struct relay *r)
+{
+    if (!r)
+        return;
+    /* Normally empty: relay_stop or the links' closing ended every chain.
+     * The links are gone by now, so only memory is released here: the
+     * waits first, since they point at the chains whose setups they park. */
+    exit_free(r);
+    relay_chains_free(r);
+    timer_close(&r->timer); /* only if relay_stop was skipped */
+    if (r->n && r->n->relay == r)
+        r->n->relay = NULL;
+    free(r);
+}
+
+void relay_stats(const struct relay *r, struct relay_stats *st)
+{
+    *st = r->st;
+    st->dropped[RD_UNKNOWN_CHAIN] = r->n->ctr.chain_unknown;
+    st->bytes_held = relay_chains_bytes(r) + exit_bytes_held(r);
+}
