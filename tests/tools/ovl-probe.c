@@ -58,6 +58,7 @@ enum probe_mode {
     M_REPLAY,
     M_REORDER,
     M_TAMPER,
+    M_DELIVER_FLOOD,
     M_CHAIN_TAMPER
 };
 
@@ -75,6 +76,7 @@ static const struct {
     {"replay", M_REPLAY, true},
     {"reorder", M_REORDER, true},
     {"tamper", M_TAMPER, true},
+    {"deliver-flood", M_DELIVER_FLOOD, true},
     {"chain-tamper", M_CHAIN_TAMPER, true},
 };
 
@@ -485,6 +487,29 @@ static int mode_hello(struct probe *p)
     return 0;
 }
 
+/* deliver-flood N: as an authenticated neighbour, N CHAIN_DELIVER cells
+ * under random chain IDs with random payloads (forged fragments for a
+ * destination that opened nothing), then the hello check: the peer must
+ * still answer a PING on the same link. */
+static int mode_deliver_flood(struct probe *p)
+{
+    uint8_t frame[FRAME_CELL_LEN], payload[OVL_CELL_PAYLOAD];
+    int rc = send_cell(p, CELL_HELLO, NULL, 0, frame);
+
+    for (uint64_t i = 0; rc == 0 && i < p->random_len; i++) {
+        uint32_t id;
+
+        ovl_random(&id, sizeof(id));
+        ovl_random(payload, sizeof(payload));
+        rc = send_chain_cell(p, id | 1, CELL_CHAIN_DELIVER, payload, sizeof(payload));
+    }
+    if (rc != 0) {
+        printf("flood cut short: %s\n", ovl_strerror(rc));
+        return 1;
+    }
+    return mode_hello(p);
+}
+
 /* ---- chain-tamper ---------------------------------------------------- */
 
 /* Connect to host:port expecting pk, complete the handshake, send HELLO. */
@@ -757,6 +782,8 @@ static int probe_run(struct probe *p)
             return 1;
         if (p->mode == M_HELLO)
             return mode_hello(p);
+        if (p->mode == M_DELIVER_FLOOD)
+            return mode_deliver_flood(p);
     }
     p->t0 = mono_ms();
     switch (p->mode) {
@@ -794,7 +821,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: ovl-probe MODE HOST PORT [PEER_NODE_ID] [--timeout-ms N] [--rekey-cells N]\n"
             "modes: random N | halfway | oversize | hs-replay | hello | garbage | replay | reorder\n"
-            "       | tamper\n"
+            "       | tamper | deliver-flood N\n"
             "       chain-tamper (then BS_HOST BS_PORT BS_ID after PEER_NODE_ID)\n"
             "(every mode but random and oversize needs PEER_NODE_ID)\n");
 }
@@ -839,7 +866,8 @@ static bool parse_args(struct probe *p, int argc, char **argv)
         return false;
     p->mode = probe_modes[m].mode;
     i = 1;
-    if (p->mode == M_RANDOM && (npos < 2 || !parse_u64(pos[i++], &p->random_len)))
+    if ((p->mode == M_RANDOM || p->mode == M_DELIVER_FLOOD) &&
+        (npos < 2 || !parse_u64(pos[i++], &p->random_len)))
         return false;
     need = i + 2 + (probe_modes[m].needs_peer ? 1 : 0) + (p->mode == M_CHAIN_TAMPER ? 3 : 0);
     if (npos != need && !(npos == need + 1 && !probe_modes[m].needs_peer))
