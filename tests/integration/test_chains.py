@@ -355,6 +355,9 @@ def test_backup_replaces_failed_hop(ctx):
     victim, first = tn.name_of(old[1]), tn.name_of(old[0])
     before = a.status()["client_chains_repaired"]
     extended = tn[first].status()["relay_reextended"]
+    # clientB's chains may run first -> victim too: each repairs there as well.
+    also = sum(1 for c in tn.ctl(b.name, "chains") if c["state"] == "ready"
+               and any(x == old[0] and y == old[1] for x, y in zip(c["hops"], c["hops"][1:])))
     t_kill = time.monotonic()
     tn.kill(victim)
 
@@ -374,7 +377,9 @@ def test_backup_replaces_failed_hop(ctx):
     assert new[1] != old[1] and tn.name_of(new[1]) != victim, new
     assert chain["chain"] == number, "chain %s replaced by %s: not repaired in place" % (
         number, chain["chain"])
-    assert tn[first].status()["relay_reextended"] == extended + 1
+    grew = tn[first].status()["relay_reextended"] - extended
+    assert 1 <= grew <= 1 + also, "%s re-extended %d chains (clientB had %d through it)" % (
+        first, grew, also)
     since_kill_ms = (time.monotonic() - t_kill) * 1000.0
     kept = [c for c in tn.ctl(first, "relay-chains") if c["prev"] == a.id and c["next"] == new[1]]
     assert len(kept) == 1, "%s has %r for clientA's chain" % (first, kept)
