@@ -82,8 +82,9 @@ const char *link_close_reason_name(enum link_close_reason r)
 }
 
 /* Which states each state may move to (bit i: state i). A link moves
- * forward only; any state but CLOSING may close. */
+ * forward only; any state but CLOSING may close. Checked by assert only. */
 #define LS(s) (1u << (s))
+#ifndef NDEBUG
 static const unsigned link_next_states[LINK_STATE_COUNT] = {
     [LINK_CONNECTING] = LS(LINK_HANDSHAKE) | LS(LINK_CLOSING),
     [LINK_HANDSHAKE] = LS(LINK_OPEN) | LS(LINK_CONFIRMING) | LS(LINK_CLOSING),
@@ -91,6 +92,7 @@ static const unsigned link_next_states[LINK_STATE_COUNT] = {
     [LINK_OPEN] = LS(LINK_CLOSING),
     [LINK_CLOSING] = 0,
 };
+#endif
 
 /* Give back the inbound slot l holds, if any (closing or never started). */
 static void link_release_slot(struct link *l)
