@@ -137,12 +137,16 @@ static void ctl_status_quic(struct kvbuf *out, const struct node *n)
             continue;
         sum.datagrams += st.datagrams;
         sum.dropped += st.dropped;
+        sum.refused += st.refused;
+        sum.refused_block += st.refused_block;
         sum.retries += st.retries;
         sum.resets += st.resets;
         sum.vneg += st.vneg;
     }
     kv_addu(out, "quic_datagrams", sum.datagrams);
     kv_addu(out, "quic_dropped", sum.dropped);
+    kv_addu(out, "quic_refused", sum.refused);
+    kv_addu(out, "quic_refused_block", sum.refused_block);
     kv_addu(out, "quic_retries", sum.retries);
     kv_addu(out, "quic_resets", sum.resets);
     kv_addu(out, "quic_vneg", sum.vneg);

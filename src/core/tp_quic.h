@@ -10,23 +10,34 @@
  * else it cannot use is dropped and counted. The connection closes by
  * itself when the peer is silent for tp_env.idle_timeout_ms (30 s when 0),
  * and keeps a live but quiet peer with PINGs at half that.
+ *
+ * A listener holds at most TP_QUIC_PENDING connections that are not yet
+ * handed to accept(). Once half of those slots are taken, an address block
+ * (IPv4 /24, IPv6 /48, as the link layer counts them) holding
+ * TP_QUIC_BLOCK_SHARE of them gets no more until one is done: its Initials
+ * are refused, counted, and nothing is kept for them.
  */
 #ifndef OVL_CORE_TP_QUIC_H
 #define OVL_CORE_TP_QUIC_H
 
 #include "core/transport.h"
 
+#define TP_QUIC_PENDING     64 /* connections not yet accepted, per listener */
+#define TP_QUIC_BLOCK_SHARE 8  /* of those, one block's once half are taken */
+
 extern const struct tp_ops tp_quic_ops;
 
 /* What a QUIC listener did with datagrams that were not for a connection. */
 struct tp_quic_stats {
-    uint64_t datagrams;  /* every datagram received */
-    uint64_t dropped;    /* unusable: garbage, truncated, over a limit */
-    uint64_t retries;    /* Retry packets sent */
-    uint64_t resets;     /* stateless resets sent */
-    uint64_t vneg;       /* version negotiations sent */
-    uint64_t handshakes; /* connections handed to accept() */
-    unsigned conns;      /* connections alive now (handshaking or not) */
+    uint64_t datagrams;     /* every datagram received */
+    uint64_t dropped;       /* unusable: garbage, truncated, bad token, over a rate */
+    uint64_t refused;       /* Initials refused: every pending slot taken */
+    uint64_t refused_block; /* Initials refused: their block had its share */
+    uint64_t retries;       /* Retry packets sent */
+    uint64_t resets;        /* stateless resets sent */
+    uint64_t vneg;          /* version negotiations sent */
+    uint64_t handshakes;    /* connections handed to accept() */
+    unsigned conns;         /* connections alive now (handshaking or not) */
 };
 
 /* Copy l's counters into out; OVL_EINVAL when l is not a QUIC listener. */

@@ -78,6 +78,7 @@ struct quic_conn {
     struct quic_listener *lis;       /* a reference, dropped by lops->release */
     uv_udp_t *lis_udp;               /* the listener's socket: datagrams leave here */
     struct quic_conn *lnext, *lprev; /* the listener's list while QUIC_F_LINKED */
+    uint64_t blk;                    /* the peer's address block, for its pending share */
     struct quic_cid *cids[QUIC_MAX_CIDS];
 
     ngtcp2_conn *qc;

@@ -1,7 +1,8 @@
 /* tp_quic_srv.c - QUIC listeners: one UDP socket serving many connections
- * through a connection-ID map, Retry before any state, stateless resets,
- * version negotiation; the listener's TLS credentials; and tp_quic_ops,
- * which puts the connections of tp_quic.c and the listeners together.
+ * through a connection-ID map, Retry before any state, pending handshakes
+ * shared out by address block, stateless resets, version negotiation; the
+ * listener's TLS credentials; and tp_quic_ops, which puts the connections
+ * of tp_quic.c and the listeners together.
  *
  * This file builds on tp_quic.c and not the other way round: the
  * connections it makes reach back only through quic_srv_lis_ops.
@@ -20,7 +21,6 @@
 #include "core/tp_quic_int.h"
 #include "lib/htab.h"
 
-#define QUIC_MAX_PENDING  64  /* connections still handshaking per listener */
 #define QUIC_RESETS_PER_S 100 /* stateless resets sent per second at most */
 #define QUIC_RETRY_TTL    (10 * NGTCP2_SECONDS)
 
@@ -39,11 +39,12 @@ struct quic_listener {
     struct tp_env *env;
     gnutls_certificate_credentials_t cred;
     uint8_t secret[QUIC_SECRET];
-    struct quic_cid *cids;   /* uthash: connection ID -> connection */
-    struct quic_conn *conns; /* registered connections (server side) */
-    unsigned refs;           /* 1 for the socket + 1 per connection alive */
-    unsigned pending;        /* connections not yet handed to accept() */
-    uint64_t reset_epoch_ms; /* stateless-reset rate limit window */
+    struct quic_cid *cids;          /* uthash: connection ID -> connection */
+    struct quic_conn *conns;        /* registered connections (server side) */
+    unsigned refs;                  /* 1 for the socket + 1 per connection alive */
+    unsigned pending;               /* connections not yet handed to accept() */
+    uint64_t pblk[TP_QUIC_PENDING]; /* the block of each pending one; 0: free */
+    uint64_t reset_epoch_ms;        /* stateless-reset rate limit window */
     unsigned resets_in_epoch;
     struct sockaddr_storage local;
     int locallen;
@@ -189,6 +190,54 @@ static int quic_cid_new(struct quic_conn *c, const ngtcp2_cid *cid, uint8_t *tok
     return rc ? rc : quic_cid_add(c, cid);
 }
 
+/* ---- pending handshakes per address block ------------------------------ */
+
+/* Return sa's address block as the link layer counts them (admit.h): the
+ * family, then the first 3 bytes of IPv4 or 6 of IPv6; never 0. */
+static uint64_t quic_block(const struct sockaddr *sa)
+{
+    const struct sockaddr_in *v4 = (const void *)sa;
+    const struct sockaddr_in6 *v6 = (const void *)sa;
+    const uint8_t *a = (const uint8_t *)&v4->sin_addr;
+    uint64_t k = sa->sa_family;
+    size_t n = 3;
+
+    if (sa->sa_family == AF_INET6) {
+        a = v6->sin6_addr.s6_addr;
+        n = 6;
+    }
+    for (size_t i = 0; i < n; i++)
+        k = k << 8 | a[i];
+    return k;
+}
+
+/* Return how many of l's pending slots hold block b. */
+static unsigned quic_blk_count(const struct quic_listener *l, uint64_t b)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < TP_QUIC_PENDING; i++)
+        n += l->pblk[i] == b;
+    return n;
+}
+
+/* Turn one of l's pending slots holding from into to (0 is a free slot). */
+static void quic_blk_move(struct quic_listener *l, uint64_t from, uint64_t to)
+{
+    for (unsigned i = 0; i < TP_QUIC_PENDING; i++)
+        if (l->pblk[i] == from) {
+            l->pblk[i] = to;
+            return;
+        }
+}
+
+/* c is no longer pending: handed over, or closing before that. */
+static void quic_pending_done(struct quic_conn *c)
+{
+    c->lis->pending--;
+    quic_blk_move(c->lis, c->blk, 0);
+}
+
 /* lops->unlink: c began closing; nothing may find it any more. */
 static void quic_unregister(struct quic_conn *c)
 {
@@ -206,7 +255,7 @@ static void quic_unregister(struct quic_conn *c)
     if (c->lnext)
         c->lnext->lprev = c->lprev;
     if (!(c->base.flags & TP_F_ESTABLISHED))
-        l->pending--;
+        quic_pending_done(c);
     c->base.flags &= ~QUIC_F_LINKED;
 }
 
@@ -341,17 +390,39 @@ static int quic_srv_conn(struct quic_conn *c, const ngtcp2_pkt_hd *hd, const ngt
     return rc ? rc : quic_cid_add(c, &scid);
 }
 
+/* May block blk start one more handshake? Not when every pending slot is
+ * taken, nor, once half are, when blk holds its share: so one block cannot
+ * shut the others out, yet a lone block may use slots nobody else wants.
+ * Checked before the Retry too, so a block at its share costs us nothing.
+ * Only Initials with a valid token take a slot, so shares are counted on
+ * addresses that showed they receive: nobody fills another's share. */
+static bool quic_srv_admit(struct quic_listener *l, uint64_t blk)
+{
+    if (l->pending >= TP_QUIC_PENDING) {
+        l->stats.refused++;
+        return false;
+    }
+    if (l->pending >= TP_QUIC_PENDING / 2 && quic_blk_count(l, blk) >= TP_QUIC_BLOCK_SHARE) {
+        l->stats.refused_block++;
+        return false;
+    }
+    return true;
+}
+
 static void quic_srv_new(struct quic_listener *l, const uint8_t *data, size_t len,
                          const struct sockaddr *from)
 {
+    uint64_t blk = quic_block(from);
     ngtcp2_pkt_hd hd;
     ngtcp2_cid odcid;
     struct quic_conn *c;
 
-    if (ngtcp2_accept(&hd, data, len) != 0 || l->pending >= QUIC_MAX_PENDING) {
+    if (ngtcp2_accept(&hd, data, len) != 0) {
         l->stats.dropped++;
         return;
     }
+    if (!quic_srv_admit(l, blk))
+        return;
     if (hd.tokenlen == 0) {
         quic_srv_retry(l, &hd, from);
         return;
@@ -374,6 +445,8 @@ static void quic_srv_new(struct quic_listener *l, const uint8_t *data, size_t le
         l->conns->lprev = c;
     l->conns = c;
     l->pending++;
+    c->blk = blk;
+    quic_blk_move(l, 0, blk);
     memcpy(&c->local, &l->local, sizeof(c->local));
     c->locallen = l->locallen;
     memcpy(&c->remote, from, (size_t)quic_addrlen(from));
@@ -392,7 +465,7 @@ static void quic_listener_accept(struct quic_conn *c)
 {
     struct quic_listener *l = c->lis;
 
-    l->pending--;
+    quic_pending_done(c);
     l->stats.handshakes++;
     if (!tp_emit_accept(&l->base, &c->base))
         quic_conn_shutdown(c, 0, false); /* not taken (and silent), unless closing */

@@ -1,8 +1,11 @@
 /* test_tp_quic.c - the QUIC transport on loopback: the shared contract of
  * tpfix.h, then what only QUIC has: Retry, a reconnect to the same
  * listener, loss recovery and a vanished peer (through a UDP relay that
- * drops on demand), and garbage datagrams that must leave no state.
+ * drops on demand), garbage datagrams that must leave no state, and one
+ * address block's flood of handshakes that must not shut out another.
  */
+#include <inttypes.h>
+
 #include <sodium.h>
 
 #include "core/tp_quic.h"
@@ -12,14 +15,23 @@
 
 /* ---- a UDP relay between the client and the listener ------------------- */
 
+#define RELAY_HELD 8 /* datagrams a holding relay keeps back */
+
 struct relay {
     uv_udp_t sock;
     struct sockaddr_storage srv, cli;
     bool have_cli;
     bool blackhole;    /* drop everything */
+    bool hold;         /* pass back the listener's Retry, keep the rest */
     unsigned drop_pct; /* else drop this share at random */
     uint32_t rng;
     uint64_t passed, dropped;
+    unsigned retries;              /* Retry packets passed back */
+    const struct tp_listener *lst; /* when set: its connections ... */
+    unsigned conns_at_retry;       /* ... as the last Retry passed */
+    unsigned n_held;
+    size_t held_len[RELAY_HELD];
+    uint8_t held[RELAY_HELD][1500];
     char uri[OVL_URI_MAX];
     uint8_t buf[65536];
 };
@@ -51,8 +63,24 @@ static void relay_read(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct
     if (n <= 0 || !from)
         return;
     if (addr_eq(from, &r->srv)) {
+        bool retry = (buf->base[0] & 0xf0) == 0xf0; /* long header, type Retry */
+
         if (!r->have_cli)
             return;
+        if (r->hold && !retry) {
+            if (r->n_held < RELAY_HELD && n <= (ssize_t)sizeof(r->held[0])) {
+                memcpy(r->held[r->n_held], buf->base, (size_t)n);
+                r->held_len[r->n_held++] = (size_t)n;
+            }
+            return;
+        }
+        if (retry) {
+            struct tp_quic_stats st;
+
+            r->retries++;
+            if (r->lst && tp_quic_listener_stats(r->lst, &st) == 0)
+                r->conns_at_retry = st.conns;
+        }
         to = (const struct sockaddr *)&r->cli;
     } else {
         memcpy(&r->cli, from, sizeof(struct sockaddr_in));
@@ -71,8 +99,9 @@ static void relay_read(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct
         r->passed++;
 }
 
-/* Start a relay on 127.0.0.1 in front of the listener at lst_uri. */
-static void relay_start(struct relay *r, uv_loop_t *loop, const char *lst_uri)
+/* Start a relay on host (its address, as the listener sees it) in front of
+ * the listener at lst_uri. */
+static void relay_start(struct relay *r, uv_loop_t *loop, const char *lst_uri, const char *host)
 {
     struct ovl_uri u;
     struct sockaddr_in any;
@@ -83,13 +112,25 @@ static void relay_start(struct relay *r, uv_loop_t *loop, const char *lst_uri)
     r->rng = 0x9e3779b9u;
     ck_assert_int_eq(uri_parse(&u, lst_uri), 0);
     ck_assert_int_eq(uri_sockaddr(&u, &r->srv), 0);
-    ck_assert_int_eq(uv_ip4_addr("127.0.0.1", 0, &any), 0);
+    ck_assert_int_eq(uv_ip4_addr(host, 0, &any), 0);
     ck_assert_int_eq(uv_udp_init(loop, &r->sock), 0);
     r->sock.data = r;
     ck_assert_int_eq(uv_udp_bind(&r->sock, (const struct sockaddr *)&any, 0), 0);
     ck_assert_int_eq(uv_udp_getsockname(&r->sock, (struct sockaddr *)&me, &len), 0);
     ck_assert_int_eq(uri_from_sockaddr(r->uri, sizeof(r->uri), "quic", (struct sockaddr *)&me), 0);
     ck_assert_int_eq(uv_udp_recv_start(&r->sock, relay_alloc, relay_read), 0);
+}
+
+/* Pass on what a holding relay kept back, and everything from now on. */
+static void relay_release(struct relay *r)
+{
+    for (unsigned i = 0; i < r->n_held; i++) {
+        uv_buf_t b = uv_buf_init((char *)r->held[i], (unsigned int)r->held_len[i]);
+
+        ck_assert_int_ge(uv_udp_try_send(&r->sock, &b, 1, (struct sockaddr *)&r->cli), 0);
+    }
+    r->n_held = 0;
+    r->hold = false;
 }
 
 /* Forward to another listener from now on. */
@@ -228,7 +269,7 @@ START_TEST(test_lossy)
 
     fx_init(&fx, 256 * 1024);
     ck_assert_int_eq(fx_listen(&fx, "quic://127.0.0.1:0"), 0);
-    relay_start(&r, &fx.loop, fx.lst_uri);
+    relay_start(&r, &fx.loop, fx.lst_uri, "127.0.0.1");
     r.drop_pct = 5;
     exchange_once(&fx, r.uri, 3000);
     ck_assert_uint_gt(r.dropped, 0);
@@ -264,7 +305,7 @@ START_TEST(test_idle_vanish)
     fx_init(&fx, 256 * 1024);
     fx.env.idle_timeout_ms = 400;
     ck_assert_int_eq(fx_listen(&fx, "quic://127.0.0.1:0"), 0);
-    relay_start(&r, &fx.loop, fx.lst_uri);
+    relay_start(&r, &fx.loop, fx.lst_uri, "127.0.0.1");
     exchange_once(&fx, r.uri, 10);
     /* Quiet but alive: keep-alives hold the connection past its timeout. */
     run_for(&fx, 1200);
@@ -294,7 +335,7 @@ START_TEST(test_reset_after_restart)
     fx.env.idle_timeout_ms = 20000;
     memset(fx.env.secret, 0x42, sizeof(fx.env.secret));
     ck_assert_int_eq(fx_listen(&fx, "quic://127.0.0.1:0"), 0);
-    relay_start(&r, &fx.loop, fx.lst_uri);
+    relay_start(&r, &fx.loop, fx.lst_uri, "127.0.0.1");
     exchange_once(&fx, r.uri, 10);
     /* The listener "restarts" unseen: its goodbye is lost, and a new one
      * with the same secret answers at the address the client uses. */
@@ -316,6 +357,187 @@ START_TEST(test_reset_after_restart)
     st = lst_stats(&fx);
     ck_assert_uint_ge(st.resets, 1);
     ck_assert_uint_eq(st.conns, 0);
+    uv_close((uv_handle_t *)&r.sock, NULL);
+    fx_finish(&fx);
+}
+END_TEST
+
+/* ---- one address block's flood ----------------------------------------- */
+
+/* A client that gets as far as a pending connection at the listener and no
+ * further: its relay passes back the Retry and holds the rest, so it sends
+ * its Initial again with the token and then waits. */
+struct flooder {
+    struct relay r;
+    struct transport *t;
+    int connected, closed;
+};
+
+struct flood {
+    struct flooder *f;
+    unsigned n;
+    uint64_t base; /* the listener's connections and refusals before */
+    unsigned want; /* connections to wait for */
+};
+
+static void flooder_connected(struct transport *t)
+{
+    ((struct flooder *)t->udata)->connected++;
+}
+
+static void flooder_frame(struct transport *t, const uint8_t *frame, size_t len)
+{
+    (void)t, (void)frame, (void)len;
+}
+
+static void flooder_drain(struct transport *t)
+{
+    (void)t;
+}
+
+static void flooder_closed(struct transport *t, int err)
+{
+    (void)err;
+    ((struct flooder *)t->udata)->closed++;
+}
+
+static const struct tp_cb flooder_cb = {
+    .connected = flooder_connected,
+    .frame = flooder_frame,
+    .drain = flooder_drain,
+    .closed = flooder_closed,
+};
+
+static uint64_t taken_or_refused(struct fx *fx)
+{
+    struct tp_quic_stats st = lst_stats(fx);
+
+    return st.conns + st.refused + st.refused_block;
+}
+
+/* Every flooder's Initial was taken or refused, and the listener holds at
+ * least want connections (a refused flooder's retransmission counts again,
+ * so the first alone could come true early). */
+static bool done_flooded(struct fx *fx)
+{
+    const struct flood *fl = (const void *)fx->raw;
+
+    return taken_or_refused(fx) >= fl->base + fl->n && lst_stats(fx).conns >= fl->want;
+}
+
+static bool done_flood_gone(struct fx *fx)
+{
+    const struct flood *fl = (const void *)fx->raw;
+
+    for (unsigned i = 0; i < fl->n; i++)
+        if (!fl->f[i].closed)
+            return false;
+    return lst_stats(fx).conns == fl->want;
+}
+
+/* Dial fx's listener n times from host through relays that let nothing but
+ * the Retry back, and wait until each has a pending slot or was refused and
+ * the listener holds at least want connections. */
+static void flood_start(struct fx *fx, struct flood *fl, unsigned n, const char *host,
+                        unsigned want)
+{
+    fl->n = n;
+    fl->want = want;
+    fl->base = taken_or_refused(fx);
+    fl->f = calloc(n, sizeof(*fl->f));
+    ck_assert_ptr_nonnull(fl->f);
+    for (unsigned i = 0; i < n; i++) {
+        struct flooder *f = &fl->f[i];
+
+        relay_start(&f->r, &fx->loop, fx->lst_uri, host);
+        f->r.hold = true;
+        ck_assert_int_eq(tp_dial(&fx->env, f->r.uri, &flooder_cb, f, &f->t), 0);
+    }
+    fx->raw = (struct raw *)(void *)fl;
+    fx->done = done_flooded;
+    fx_run(fx);
+    fx->raw = NULL;
+}
+
+/* End the flood: the refused flooders are closed (the listener has nothing
+ * of theirs), the pending ones let finish their handshakes, which the
+ * listener hands to an owner who refuses them. Wait until they are all
+ * closed and the listener holds want connections. */
+static void flood_stop(struct fx *fx, struct flood *fl, unsigned want)
+{
+    fx->accept_mode = ACCEPT_IGNORE;
+    for (unsigned i = 0; i < fl->n; i++) {
+        ck_assert_int_eq(fl->f[i].connected, 0);
+        ck_assert_int_eq(fl->f[i].closed, 0);
+        if (fl->f[i].r.n_held)
+            relay_release(&fl->f[i].r);
+        else
+            tp_close(fl->f[i].t);
+    }
+    fl->want = want;
+    fx->raw = (struct raw *)(void *)fl;
+    fx->done = done_flood_gone;
+    fx_run(fx);
+    fx->raw = NULL;
+    fx->done = NULL;
+    for (unsigned i = 0; i < fl->n; i++)
+        uv_close((uv_handle_t *)&fl->f[i].r.sock, NULL);
+    uv_run(&fx->loop, UV_RUN_NOWAIT); /* the closes finish before the memory goes */
+    free(fl->f);
+    fx->accept_mode = ACCEPT_TAKE;
+}
+
+static bool done_up_or_refused(struct fx *fx)
+{
+    struct tp_quic_stats st = lst_stats(fx);
+
+    return done_up(fx) || st.refused > 0;
+}
+
+/* More handshakes from 127.0.0.0/24 than the listener has slots: the block
+ * gets half of them, and a client in 127.0.1.0/24 still gets in, through a
+ * Retry sent while the listener was loaded and before it kept anything for
+ * that client. Once the flood's connections are gone its block has its
+ * slots back: under another block's flood it gets exactly its share. */
+START_TEST(test_block_flood)
+{
+    const unsigned n = TP_QUIC_PENDING + TP_QUIC_BLOCK_SHARE, half = TP_QUIC_PENDING / 2;
+    struct fx fx;
+    struct flood fa, fc;
+    struct relay r;
+    struct tp_quic_stats st;
+
+    fx_init(&fx, 256 * 1024);
+    ck_assert_int_eq(fx_listen(&fx, "quic://127.0.0.1:0"), 0);
+    flood_start(&fx, &fa, n, "127.0.0.1", half);
+    st = lst_stats(&fx);
+    ck_assert_uint_eq(st.conns, half);
+    ck_assert_uint_eq(st.refused, 0);
+    ck_assert_uint_ge(st.refused_block, n - half);
+    ck_assert_uint_eq(st.handshakes, 0);
+
+    relay_start(&r, &fx.loop, fx.lst_uri, "127.0.1.1");
+    r.lst = fx.lst;
+    fx_dial(&fx, r.uri);
+    fx.done = done_up_or_refused;
+    fx_run(&fx);
+    st = lst_stats(&fx);
+    ck_assert_msg(done_up(&fx), "refused: %" PRIu64 " full, %" PRIu64 " by block", st.refused,
+                  st.refused_block);
+    ck_assert_int_eq(fx.accepts, 1);
+    ck_assert_uint_eq(r.retries, 1);
+    ck_assert_uint_eq(r.conns_at_retry, half); /* the flood's, none of ours yet */
+    ck_assert_uint_eq(st.handshakes, 1);
+    ck_assert_uint_eq(st.conns, half + 1);
+
+    flood_stop(&fx, &fa, 1);
+    flood_start(&fx, &fc, n, "127.0.2.1", 1 + half);
+    ck_assert_uint_eq(lst_stats(&fx).conns, 1 + half);
+    flood_start(&fx, &fa, TP_QUIC_BLOCK_SHARE + 2, "127.0.0.1", 1 + half + TP_QUIC_BLOCK_SHARE);
+    ck_assert_uint_eq(lst_stats(&fx).conns, 1 + half + TP_QUIC_BLOCK_SHARE);
+    /* fa's refused flooders go first: under the half they would get in. */
+    flood_stop(&fx, &fa, 1 + half);
+    flood_stop(&fx, &fc, 1);
     uv_close((uv_handle_t *)&r.sock, NULL);
     fx_finish(&fx);
 }
@@ -450,6 +672,7 @@ static Suite *tp_quic_suite(void)
     tcase_add_test(tc, test_idle_vanish);
     tcase_add_test(tc, test_reset_after_restart);
     tcase_add_test(tc, test_garbage);
+    tcase_add_test(tc, test_block_flood);
     tcase_add_test(tc, test_stats_not_quic);
     suite_add_tcase(s, tc);
     return s;
