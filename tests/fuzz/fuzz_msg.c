@@ -1,0 +1,227 @@
+/* fuzz_msg.c - end-to-end message fragments and their reassembly
+ * (src/client/msg.h: msg_rx_fragment, msg_open through it, msg_rx_expire,
+ * msg_rx_recv).
+ *
+ * One receiver with small caps takes a stream of operations.
+ * Input: inbox_messages(1) | max_message(2) | inbox_bytes(2, x 4) |
+ * reassembly_timeout(1, x 10 ms), then records until the input ends, each
+ * op(1) and by op % 5:
+ *   0: a fragment as received: len(2) | bytes;
+ *   1: a real message: id(1, expanded to 16 bytes so that IDs collide) |
+ *      key(1: current, previous or a foreign onion key) | reply(1) |
+ *      size(2) | pattern length(1) | pattern | order(1) | which(1); it is
+ *      sealed with msg_seal and its fragments are fed in order, backwards,
+ *      each twice, or with fragment `which` left out;
+ *   2: time passes: ms(2), then msg_rx_expire;
+ *   3: the inbox is read: max(1);
+ *   4: a fragment header on a message's grid: id(1) | offset(4) |
+ *      total(4) | data length(2), data zero.
+ *
+ * Properties: the caps hold after every step (messages being reassembled,
+ * tombstones and inbox entries at most inbox_messages; their bytes within
+ * inbox_bytes); a message completed from a real message's fragments is
+ * acknowledged with the tag its sender derived; what the inbox returns is
+ * no longer than the fragment grid allows (see recv_some).
+ */
+#include <string.h>
+
+#include "client/msg.h"
+#include "fuzz.h"
+
+#define N_KEYS 3 /* the receiver knows the first two */
+
+static struct dir_onion keys[N_KEYS];
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    const char *dir;
+
+    (void)argc;
+    (void)argv;
+    fuzz_init();
+    for (unsigned i = 0; i < N_KEYS; i++) {
+        memset(&keys[i], 0, sizeof(keys[i]));
+        fuzz_x25519(keys[i].pk, keys[i].sk, 50 + i);
+    }
+    if ((dir = fuzz_seed_dir()) != NULL) {
+        static struct fuzz_seed s;
+        static const uint8_t caps[] = {4, 0x00, 0x10, 0x00, 0x40, 100};
+
+        /* Two real messages (one of 3 fragments, backwards), a read. */
+        s.len = 0;
+        seed_put(&s, caps, sizeof(caps));
+        seed_put(&s, (const uint8_t[]){1, 7, 0, 1, 0x00, 0x08, 2, 'h', 'i', 1, 0}, 11);
+        seed_put(&s, (const uint8_t[]){1, 8, 1, 0, 5, 0, 1, 'x', 0, 0}, 10);
+        seed_put(&s, (const uint8_t[]){3, 4}, 2);
+        fuzz_write_seed(dir, "two-messages-and-read", s.buf, s.len);
+        /* Duplicates, a gap that times out, a foreign key. */
+        s.len = 0;
+        seed_put(&s, caps, sizeof(caps));
+        seed_put(&s, (const uint8_t[]){1, 9, 0, 0, 0x00, 0x06, 1, 'a', 2, 0}, 10);
+        seed_put(&s, (const uint8_t[]){1, 10, 0, 0, 0x00, 0x06, 1, 'b', 3, 1}, 10);
+        seed_put(&s, (const uint8_t[]){2, 0xff, 0x0f}, 3);
+        seed_put(&s, (const uint8_t[]){1, 11, 2, 0, 40, 0, 1, 'c', 0, 0}, 10);
+        fuzz_write_seed(dir, "duplicates-gap-foreign", s.buf, s.len);
+        /* Raw and grid fragments. */
+        s.len = 0;
+        seed_put(&s, caps, sizeof(caps));
+        seed_put(&s, (const uint8_t[]){4, 12, 0x3c, 3, 0, 0, 0x00, 0x08, 0, 0, 0x3c, 3}, 12);
+        seed_put(&s, (const uint8_t[]){0, 30, 0}, 3);
+        seed_put(&s, "0123456789abcdef\x00\x00\x00\x00\x31\x00\x00\x00zzzzzz", 30);
+        fuzz_write_seed(dir, "grid-and-raw", s.buf, s.len);
+        exit(0);
+    }
+    return 0;
+}
+
+struct rx_state {
+    struct client_opts o;
+    struct client_stats st;
+    struct msg_rx rx;
+    uint64_t now;
+};
+
+/* The caps the receiver promises. */
+static void check_caps(const struct rx_state *r)
+{
+    const struct msg_rx *rx = &r->rx;
+
+    FUZZ_ASSERT(rx->n_live <= rx->inbox_max && rx->n_dead <= rx->inbox_max);
+    FUZZ_ASSERT(rx->in_count <= rx->inbox_max);
+    FUZZ_ASSERT(rx->part_bytes + rx->in_bytes <= rx->inbox_bytes_max);
+}
+
+static enum msg_rx_result give(struct rx_state *r, const uint8_t *f, size_t len, uint8_t *ack)
+{
+    enum msg_rx_result res =
+        msg_rx_fragment(&r->rx, f, len, keys, 2, r->now, 1700000000000ull + r->now, ack);
+
+    FUZZ_ASSERT(res <= MSG_RX_DROPPED);
+    check_caps(r);
+    return res;
+}
+
+static void raw(struct rx_state *r, struct fuzz_in *in)
+{
+    size_t len = fz_u16(in) % (MSG_FRAG_MAX + 16);
+    uint8_t ack[MSG_ACK_LEN];
+    uint8_t *f = malloc(len ? len : 1); /* exact size: ASan sees overreads */
+
+    if (!f)
+        return;
+    fz_bytes(in, f, len);
+    (void)give(r, f, len, ack);
+    free(f);
+}
+
+static void grid(struct rx_state *r, struct fuzz_in *in)
+{
+    uint8_t f[MSG_FRAG_MAX] = {0}, ack[MSG_ACK_LEN];
+    size_t len;
+
+    f[0] = fz_u8(in);
+    fz_bytes(in, f + CLIENT_MSG_ID, 8); /* offset, total */
+    len = MSG_FRAG_HDR + fz_u16(in) % (MSG_FRAG_MAX - MSG_FRAG_HDR + 1);
+    (void)give(r, f, len, ack);
+}
+
+static void real(struct rx_state *r, struct fuzz_in *in)
+{
+    uint8_t id[CLIENT_MSG_ID] = {0}, reply[OVL_ED25519_PK], tag[MSG_ACK_TAG];
+    uint8_t f[MSG_FRAG_MAX], ack[MSG_ACK_LEN];
+    unsigned key;
+    bool with_reply;
+    size_t size, plen, blob_len, nf, order, skip;
+    const uint8_t *pat;
+    uint8_t *m, *blob;
+
+    id[0] = fz_u8(in);
+    key = fz_u8(in) % N_KEYS;
+    with_reply = fz_u8(in) & 1;
+    size = fz_u16(in) % (r->o.max_message + 64) + 1;
+    plen = fz_u8(in);
+    plen = fz_take(in, &pat, plen);
+    order = fz_u8(in) % 4;
+    m = malloc(size);
+    if (!m)
+        return;
+    for (size_t i = 0; i < size; i++)
+        m[i] = plen ? pat[i % plen] : (uint8_t)i;
+    memset(reply, 0xab, sizeof(reply));
+    FUZZ_ASSERT(
+        msg_seal(&blob, &blob_len, keys[key].pk, id, with_reply ? reply : NULL, m, size, tag) == 0);
+    nf = msg_frag_count(blob_len);
+    skip = fz_u8(in) % nf;
+    for (size_t k = 0; k < (order == 2 ? 2 * nf : nf); k++) {
+        size_t i = order == 1 ? nf - 1 - k : order == 2 ? k / 2 : k;
+        size_t len;
+
+        if (order == 3 && i == skip)
+            continue;
+        len = msg_frag_build(f, id, blob, blob_len, i);
+        if (give(r, f, len, ack) == MSG_RX_DONE) {
+            /* Only the two ends know k: the tag must be the sender's. */
+            FUZZ_ASSERT(ack[0] == MSG_ACK_TYPE && memcmp(ack + 1, id, CLIENT_MSG_ID) == 0);
+            FUZZ_ASSERT(memcmp(ack + 1 + CLIENT_MSG_ID, tag, MSG_ACK_TAG) == 0);
+            FUZZ_ASSERT(key < 2);
+        }
+    }
+    free(blob);
+    free(m);
+}
+
+static void recv_some(struct rx_state *r, struct fuzz_in *in)
+{
+    struct client_msg *out[8];
+    size_t n = msg_rx_recv(&r->rx, out, fz_u8(in) % 8 + 1);
+
+    /* The fragment grid admits blobs of max_message + MSG_OVERHEAD_MAX
+     * bytes (docs/PROTOCOL.md), so a message without a reply key may be
+     * up to 32 bytes longer than max_message: that is the bound checked
+     * here, although docs/CONFIG.md calls max_message the largest message
+     * accepted (tests/fuzz/crashes/README.md). */
+    for (size_t i = 0; i < n; i++) {
+        FUZZ_ASSERT(out[i]->len >= 1 &&
+                    out[i]->len <= r->o.max_message + MSG_OVERHEAD_MAX - MSG_BLOB_MIN);
+        free(out[i]);
+    }
+    check_caps(r);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct fuzz_in in = {data, size};
+    struct rx_state r;
+
+    fuzz_begin();
+    memset(&r, 0, sizeof(r));
+    client_opts_defaults(&r.o);
+    r.o.inbox_messages = fz_u8(&in) % 8 + 1;
+    r.o.max_message = fz_u16(&in) % 8192 + 1;
+    r.o.inbox_bytes = (uint64_t)fz_u16(&in) * 4;
+    r.o.reassembly_timeout_ms = fz_u8(&in) * 10u;
+    FUZZ_ASSERT(msg_rx_init(&r.rx, &r.o, &r.st) == 0);
+    while (in.n > 0) {
+        switch (fz_u8(&in) % 5) {
+        case 0:
+            raw(&r, &in);
+            break;
+        case 1:
+            real(&r, &in);
+            break;
+        case 2:
+            r.now += fz_u16(&in);
+            msg_rx_expire(&r.rx, r.now);
+            check_caps(&r);
+            break;
+        case 3:
+            recv_some(&r, &in);
+            break;
+        default:
+            grid(&r, &in);
+            break;
+        }
+    }
+    msg_rx_free(&r.rx);
+    return 0;
+}
