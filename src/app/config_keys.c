@@ -190,6 +190,12 @@ static int set_syslog(struct cfg_parse *p, const struct key_def *k, const char *
     return parse_bool(p, k, v, &p->c->syslog);
 }
 
+/* A boolean stored at the key's field. */
+static int set_bool(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    return parse_bool(p, k, v, (bool *)((char *)p->c + k->off));
+}
+
 /* Parse digits only: strtoull alone would take blanks, a sign or a suffix. */
 static int parse_decimal(const char *s, uint64_t *out)
 {
@@ -422,6 +428,11 @@ const struct key_def cfg_keys[] = {
         CFG_FIELD(dir.onion_overlap_ms)),
     KEY(SECT_DIR, "request_timeout", .set = set_uint, .min = 100, .max = 600000,
         CFG_FIELD(dir.request_timeout_ms)),
+    KEY(SECT_DIR, "request_rate", .set = set_uint, .min = 1, .max = 1000,
+        CFG_FIELD(dir.request_rate)),
+    KEY(SECT_DIR, "request_burst", .set = set_uint, .min = 1, .max = 100000,
+        CFG_FIELD(dir.request_burst)),
+    KEY(SECT_DIR, "allow_private_addresses", .set = set_bool, CFG_FIELD(dir.allow_private)),
     /* [chain] */
     KEY(SECT_CHAIN, "source", .set = set_source),
     KEY(SECT_CHAIN, "distinct_subnets", .set = set_subnets),

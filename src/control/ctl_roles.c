@@ -110,6 +110,9 @@ static void ctl_status_dir(struct kvbuf *out, const struct dir *d, bool bootstra
     kv_addu(out, "dir_replies_out", st.replies_out);
     kv_addu(out, "dir_bad_requests", st.bad_requests);
     kv_addu(out, "dir_replies_dropped", st.replies_dropped);
+    kv_addu(out, "dir_requests_limited", st.requests_limited);
+    kv_addu(out, "dir_replies_no_room", st.replies_no_room);
+    kv_addu(out, "dir_bad_addresses", st.bad_addresses);
     kv_addu(out, "dir_registrations_ok", st.registrations_ok);
     kv_addu(out, "dir_registrations_failed", st.registrations_failed);
     kv_addu(out, "dir_heartbeats_sent", st.heartbeats_sent);
@@ -131,6 +134,7 @@ static void ctl_status_dir(struct kvbuf *out, const struct dir *d, bool bootstra
     kv_addu(out, "dir_chains_generated", st.reg.chains_generated);
     kv_addu(out, "dir_chains_cached", st.reg.chains_cached);
     kv_addu(out, "dir_chains_evicted", st.reg.chains_evicted);
+    kv_addu(out, "dir_lists_built", st.lists_built);
 }
 
 /* Add the counters of every role this node runs. */

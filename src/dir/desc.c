@@ -7,6 +7,7 @@
  */
 #include "dir/desc.h"
 
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,6 +156,47 @@ int desc_parse(struct desc *d, const uint8_t *in, size_t len)
     if (rc != 0)
         memset(d, 0, sizeof(*d));
     return rc;
+}
+
+/* A global IPv4 address: none of 0/8, 10/8, 100.64/10, 127/8, 169.254/16,
+ * 172.16/12, 192.168/16, 224/4 (multicast) and 240/4 (reserved, with the
+ * broadcast address). */
+static bool v4_public(const uint8_t *a)
+{
+    return a[0] != 0 && a[0] != 10 && a[0] != 127 && a[0] < 224 &&
+           !(a[0] == 100 && (a[1] & 0xc0) == 64) && !(a[0] == 169 && a[1] == 254) &&
+           !(a[0] == 172 && (a[1] & 0xf0) == 16) && !(a[0] == 192 && a[1] == 168);
+}
+
+/* Return true when uri names a global IP literal (desc.h). */
+bool desc_uri_public(const char *uri)
+{
+    static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
+    struct sockaddr_storage ss;
+    struct ovl_uri u;
+    const uint8_t *a;
+
+    /* A DNS name would make the dialer resolve what its publisher chose. */
+    if (uri_parse(&u, uri) != 0 || !u.is_literal || uri_sockaddr(&u, &ss) != 0)
+        return false;
+    if (ss.ss_family == AF_INET)
+        return v4_public((const uint8_t *)&((const struct sockaddr_in *)&ss)->sin_addr);
+    a = ((const struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
+    if (memcmp(a, mapped, sizeof(mapped)) == 0) /* ::ffff:a.b.c.d dials a.b.c.d */
+        return v4_public(a + 12);
+    /* ::/96 (unspecified, loopback, IPv4-compatible), fc00::/7 (unique
+     * local), fe80::/9 (link- and site-local), ff00::/8 (multicast) */
+    return !all_zero(a, 12) && (a[0] & 0xfe) != 0xfc && a[0] != 0xff &&
+           !(a[0] == 0xfe && (a[1] & 0x80));
+}
+
+/* Return true when every address of d is public, or private ones are allowed. */
+bool desc_addresses_ok(const struct desc *d, bool allow_private)
+{
+    for (unsigned i = 0; i < d->n_uris && !allow_private; i++)
+        if (!desc_uri_public(d->uris[i]))
+            return false;
+    return true;
 }
 
 /* Return true when d has expired at wall-clock time now_ms. */

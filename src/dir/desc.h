@@ -79,6 +79,17 @@ int desc_parse(struct desc *d, const uint8_t *in, size_t len) OVL_WUR;
 /* True when d has expired at wall-clock time now_ms. */
 bool desc_expired(const struct desc *d, uint64_t now_ms);
 
+/* True when uri's host is a global IP literal: false for a DNS name, and
+ * for loopback, private, shared (100.64/10), link-local, unspecified,
+ * multicast, broadcast and reserved addresses of either family (an IPv6
+ * address that maps an IPv4 one is judged as that). What a node dials
+ * from a descriptor must pass this unless [dir] allow_private_addresses
+ * (docs/PROTOCOL.md 15.5). */
+bool desc_uri_public(const char *uri);
+
+/* True when allow_private, or every URI of d passes desc_uri_public. */
+bool desc_addresses_ok(const struct desc *d, bool allow_private);
+
 /* A decoded document: the signed descriptors stay in the caller's buffer
  * (entries), and each is also decoded once (descs), so that a reader never
  * verifies one again. */

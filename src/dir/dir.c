@@ -112,7 +112,7 @@ static void dir_req_try(struct dir *d, struct dir_req *r, bool wait)
     if (d->reg) { /* we are a bootstrap: answer from our own registry */
         uint8_t *rep = NULL;
         size_t rep_len = 0;
-        int rc = dir_answer(d, n->id.pk, r->msg, r->msg_len, &rep, &rep_len);
+        int rc = dir_answer(d, NULL, r->msg, r->msg_len, &rep, &rep_len);
 
         if (rc == 0)
             dir_req_reply(d, r, rep, rep_len, n->id.pk);
@@ -238,7 +238,7 @@ static void dir_on_request(void *ctx, struct link *l, const struct cell *c)
         return;
     }
     d->st.requests_in++;
-    dir_serve(d, l, id, msg, len);
+    dir_serve(d, l, rx, id, msg, len);
 }
 
 static void dir_on_reply(void *ctx, struct link *l, const struct cell *c)
@@ -406,6 +406,10 @@ static void dir_opts_fill(struct dir_opts *o)
         o->request_timeout_ms = 5000;
     if (!o->desc_lifetime_ms)
         o->desc_lifetime_ms = 3 * o->onion_rotate_ms;
+    if (!o->request_rate)
+        o->request_rate = 20;
+    if (!o->request_burst)
+        o->request_burst = 40;
 }
 
 /* Fill o with the documented defaults. */
@@ -504,7 +508,8 @@ int dir_init(struct node *n, const struct dir_opts *o, const struct dir_bootstra
                                    .ttl_ms = d->o.ttl_ms,
                                    .chain_ttl_ms = d->o.chain_cache_ttl_ms,
                                    .distinct_subnets = d->o.distinct_subnets,
-                                   .by_capacity = d->o.by_capacity};
+                                   .by_capacity = d->o.by_capacity,
+                                   .allow_private = d->o.allow_private};
 
         rc = registry_new(&ro, &d->reg);
         if (rc)
@@ -570,6 +575,7 @@ void dir_free(struct dir *d)
     DL_FOREACH_SAFE(d->pending, r, tmp) dir_req_free(r);
     DL_FOREACH_SAFE(d->done, r, tmp) dir_req_free(r);
     registry_free(d->reg);
+    free(d->list_doc);
     if (d->n->dir == d)
         d->n->dir = NULL;
     ovl_wipe(d->onion, sizeof(d->onion));

@@ -3,7 +3,17 @@
  * Every node has one struct dir (node->dir).
  *  - As a bootstrap (ROLE_BOOTSTRAP) it answers CELL_DIR_REQUEST on any
  *    link from its registry (registry.h) and expires silent nodes (checked
- *    every half heartbeat period).
+ *    every half heartbeat period). Each link may make request_burst
+ *    requests at once and request_rate a second (heartbeats are free); a
+ *    request over that, or whose whole reply the link cannot take now, is
+ *    answered DIR_STATUS_BUSY without doing the work. The signed relay
+ *    list is built at most once per half heartbeat (and only when the
+ *    registry changed, or half its ttl passed) and served from that copy.
+ *  - Unless allow_private, no descriptor naming an address that is not a
+ *    public IP literal (desc_uri_public) is registered, used from a
+ *    bootstrap's reply or published by us: nothing here hands the roles an
+ *    address that would make them dial loopback, a private network or a
+ *    name.
  *  - As a relay or client it keeps an onion key pair (rotated every
  *    onion_rotate_ms; the previous keys stay usable for onion_overlap_ms),
  *    and publishes a signed descriptor (DESC_RELAY for relays, DESC_ENDPOINT
@@ -53,6 +63,9 @@ struct dir_opts {
     bool distinct_subnets;       /* [chain] distinct_subnets, for the generator; default true */
     bool by_capacity;            /* [chain] weighting = capacity, for the generator */
     uint32_t capacity_kib;       /* [relay] capacity, KiB/s in our descriptor; 0 none */
+    uint32_t request_rate;       /* [dir] request_rate: requests a second per link, default 20 */
+    uint32_t request_burst;      /* [dir] request_burst, default 40 */
+    bool allow_private;          /* [dir] allow_private_addresses, default false */
 };
 
 /* A configured bootstrap ([bootstrap.NAME] address, id). */
@@ -78,7 +91,11 @@ struct dir_chain {
 
 struct dir_stats {
     uint64_t requests_in, replies_out, bad_requests;
-    uint64_t replies_dropped; /* answered but the link had no room (or out of memory) */
+    uint64_t replies_dropped;  /* answered but the link had no room (or out of memory) */
+    uint64_t requests_limited; /* answered BUSY: over the link's request_rate */
+    uint64_t replies_no_room;  /* answered BUSY: the whole reply did not fit the link now */
+    uint64_t lists_built;      /* bootstrap: relay lists signed (each served many times) */
+    uint64_t bad_addresses;    /* descriptors refused for a non-public address */
     uint64_t registrations_ok, registrations_failed, heartbeats_sent;
     uint64_t requests_out, replies_in, request_timeouts, bad_replies;
     uint64_t dropped_link_closed; /* bootstrap: nodes dropped because their link to us closed */

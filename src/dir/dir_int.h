@@ -35,10 +35,12 @@
 /* A request carries at most a descriptor (DIR_REGISTER) plus the op byte. */
 #define DIR_REQ_MAX_LEN (1 + DESC_MAX_LEN)
 
-/* Reassembly state of one link: one message each way at a time. */
+/* Reassembly state of one link: one message each way at a time (dir.c),
+ * and the link's request bucket (dirsrv.c). */
 struct dir_rx {
     uint64_t serial; /* link->serial */
     struct dirmsg_rx req, rep;
+    uint64_t tat_ms; /* GCRA: when the link's bucket is full again (monotonic) */
     UT_hash_handle hh;
 };
 
@@ -130,6 +132,10 @@ struct dir {
     /* dirsrv.c: bootstrap only */
     struct registry *reg;
     uv_timer_t *expire;
+    uint8_t *list_doc; /* the signed relay list last built, or NULL */
+    size_t list_doc_len;
+    uint64_t list_version; /* registry_version() it was built from */
+    uint64_t list_built_ms;
 };
 
 /* True once dir_stop ran. */
@@ -182,13 +188,16 @@ void dir_bs_unlinked(struct dir *d, unsigned i);
 /* Start the expiry timer (bootstrap only; nothing on other nodes). */
 void dir_serve_start(struct dir *d);
 
-/* Build the reply to request msg from peer (a bootstrap answers from its
- * registry, anyone else refuses). *out is malloc'd: op | status | result. */
-int dir_answer(struct dir *d, const uint8_t peer[OVL_ED25519_PK], const uint8_t *msg, size_t len,
-               uint8_t **out, size_t *out_len) OVL_WUR;
+/* Build the reply to request msg from the peer of link l, or from
+ * ourselves when l is NULL (a bootstrap answers from its registry, anyone
+ * else refuses). *out is malloc'd: op | status | result. */
+int dir_answer(struct dir *d, struct link *l, const uint8_t *msg, size_t len, uint8_t **out,
+               size_t *out_len) OVL_WUR;
 
-/* Answer request id from l, dropping (and counting) the reply if l is full. */
-void dir_serve(struct dir *d, struct link *l, uint32_t id, const uint8_t *msg, size_t len);
+/* Answer request id from l (rx: l's state): BUSY over l's request rate,
+ * dropping (and counting) the reply if l is full. */
+void dir_serve(struct dir *d, struct link *l, struct dir_rx *rx, uint32_t id, const uint8_t *msg,
+               size_t len);
 
 /* A link closed (after it had opened): on a bootstrap, drop its peer if no
  * other link to it remains. */

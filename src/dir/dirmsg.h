@@ -60,6 +60,8 @@ enum dirmsg_status {
     DIR_STATUS_FULL = 3,      /* a cap is reached */
     DIR_STATUS_NO_RELAYS = 4, /* not enough live relays for the chain */
     DIR_STATUS_REFUSED = 5,   /* not a bootstrap, or not allowed */
+    DIR_STATUS_BUSY = 6,      /* over the link's request rate, or the reply does not fit now */
+    DIR_STATUS_ADDRESS = 7,   /* the descriptor names an address that is not public */
 };
 
 /* Fill cell c (cmd and chain_id 0 set by the caller or here) with fragment

@@ -78,13 +78,16 @@ static int dir_build_desc(struct dir *d)
         ds.flags |= DESC_RELAY;
     if (n->roles & ROLE_CLIENT)
         ds.flags |= DESC_ENDPOINT;
+    /* Only what others may dial: bootstraps refuse the rest (dir.h). */
     for (unsigned i = 0; i < n->n_listeners && ds.n_uris < DESC_MAX_URIS; i++)
-        if (n->listen_uri[i][0])
+        if (n->listen_uri[i][0] && (d->o.allow_private || desc_uri_public(n->listen_uri[i])))
             memcpy(ds.uris[ds.n_uris++], n->listen_uri[i], OVL_URI_MAX);
     if (!ds.flags || !ds.n_uris) {
         if (!(d->flags & DIR_F_SAID_NO_DESC))
             log_info(&n->log, "directory: not publishing a descriptor (%s)",
-                     !ds.flags ? "neither relay nor client" : "no listen address");
+                     !ds.flags         ? "neither relay nor client"
+                     : !n->n_listeners ? "no listen address"
+                                       : "no public listen address");
         d->flags |= DIR_F_SAID_NO_DESC;
         return OVL_ENOENT;
     }
@@ -178,8 +181,9 @@ void dir_on_reg_reply(struct dir *d, unsigned i, struct link *l, uint32_t id, ui
             d->flags |= DIR_F_REGISTERED;
         } else {
             d->st.registrations_failed++;
-            log_warn(&d->n->log, "directory: bootstrap %s refused our descriptor (status %u)",
-                     b->spec.name, status);
+            log_warn(&d->n->log, "directory: bootstrap %s refused our descriptor (status %u%s)",
+                     b->spec.name, status,
+                     status == DIR_STATUS_ADDRESS ? ": address not public" : "");
         }
     } else if (id == b->hb_id) {
         b->hb_id = 0;

@@ -7,6 +7,12 @@
  * Verified lookups and the relay list are cached, so that the next request
  * is answered without asking (dir_cache_answer); the caller's copies are
  * always its own, since the caches change under it.
+ *
+ * Unless allow_private, a descriptor naming an address that is not public
+ * (desc_addresses_ok) is never used, whoever signed the document: a relay
+ * or client dials what it gets here, and must not be steered to its own
+ * loopback, its private network or a name of the publisher's choosing.
+ * Such relays are left out of a list; a chain or lookup holding one fails.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +34,10 @@ int dir_status_err(uint8_t status)
     case DIR_STATUS_FULL:
         return OVL_ENOMEM;
     case DIR_STATUS_REFUSED:
+    case DIR_STATUS_ADDRESS:
         return OVL_EPERM;
+    case DIR_STATUS_BUSY:
+        return OVL_EAGAIN;
     default:
         return OVL_EPROTO;
     }
@@ -142,6 +151,15 @@ void dir_caches_free(struct dir *d)
 
 /* ---- checking replies -------------------------------------------------- */
 
+/* Whether ds may be used here; counted when it may not. */
+static bool dir_addresses_ok(struct dir *d, const struct desc *ds)
+{
+    if (desc_addresses_ok(ds, d->o.allow_private))
+        return true;
+    d->st.bad_addresses++;
+    return false;
+}
+
 static int dir_parse_list(struct dir *d, struct dir_req *r, const uint8_t *in, size_t len,
                           const uint8_t bs_pk[OVL_ED25519_PK])
 {
@@ -159,7 +177,8 @@ static int dir_parse_list(struct dir *d, struct dir_req *r, const uint8_t *in, s
     for (unsigned i = 0; i < doc.count; i++) {
         if (!(doc.descs[i].flags & DESC_RELAY))
             goto fail;
-        if (!desc_expired(&doc.descs[i], wall)) /* keep the live ones, in order */
+        /* keep the live ones we may dial, in order */
+        if (!desc_expired(&doc.descs[i], wall) && dir_addresses_ok(d, &doc.descs[i]))
             doc.descs[k++] = doc.descs[i];
     }
     rc = OVL_ENOMEM;
@@ -219,7 +238,7 @@ static int dir_parse_chain(struct dir *d, struct dir_req *r, const uint8_t *in, 
 
         /* doc_parse saw to the rest: relays only, each once. */
         if (desc_expired(h, wall) || memcmp(h->id_pk, d->n->id.pk, OVL_ED25519_PK) == 0 ||
-            (r->has_pk && memcmp(h->id_pk, r->pk, OVL_ED25519_PK) == 0))
+            (r->has_pk && memcmp(h->id_pk, r->pk, OVL_ED25519_PK) == 0) || !dir_addresses_ok(d, h))
             goto fail;
         ch->hops[i / per][i % per] = *h;
     }
@@ -244,8 +263,8 @@ static int dir_parse_lookup(struct dir *d, struct dir_req *r, const uint8_t *in,
     if (!v)
         return OVL_ENOMEM;
     rc = desc_parse(v, in, len);
-    if (rc == 0 &&
-        (memcmp(v->id_pk, r->pk, OVL_ED25519_PK) != 0 || desc_expired(v, clock_wall_ms())))
+    if (rc == 0 && (memcmp(v->id_pk, r->pk, OVL_ED25519_PK) != 0 ||
+                    desc_expired(v, clock_wall_ms()) || !dir_addresses_ok(d, v)))
         rc = OVL_EPROTO;
     if (rc) {
         free(v);

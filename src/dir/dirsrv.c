@@ -6,6 +6,12 @@
  * relays that failed someone. Any other node refuses (DIR_STATUS_REFUSED).
  * It drops nodes silent for ttl_ms (checked every half heartbeat) and, at
  * once, nodes whose last link to it closed.
+ *
+ * What one peer may cost it: a request over the link's bucket, or whose
+ * whole reply the link cannot queue now, is answered BUSY before any work,
+ * and the relay list (up to DOC_MAX_LEN signed) is built once and served
+ * from that copy until the registry changes, so a flood of one-cell
+ * requests buys neither signatures nor a growing queue.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +29,11 @@ static int dir_srv_register(struct dir *d, const uint8_t peer[OVL_ED25519_PK], c
     node_id_format(id, peer);
     if (rc) {
         log_debug(&d->n->log, "bootstrap: registration of %s refused: %s", id, ovl_strerror(rc));
-        return rc == OVL_EPERM    ? DIR_STATUS_REFUSED
-               : rc == OVL_ENOMEM ? DIR_STATUS_FULL
-                                  : DIR_STATUS_BAD;
+        d->st.bad_addresses += rc == OVL_EUNSUPP;
+        return rc == OVL_EPERM     ? DIR_STATUS_REFUSED
+               : rc == OVL_ENOMEM  ? DIR_STATUS_FULL
+               : rc == OVL_EUNSUPP ? DIR_STATUS_ADDRESS
+                                   : DIR_STATUS_BAD;
     }
     if (!known)
         log_info(&d->n->log, "bootstrap: registered node %s", id);
@@ -54,7 +62,18 @@ static void dir_list_add(void *arg, const struct reg_node *rn)
         c->full = true;
 }
 
-static int dir_srv_list(struct dir *d, uint8_t **res, size_t *res_len)
+/* Whether l (NULL: ourselves) can queue a reply with len result bytes,
+ * all of it, now; if not, counted: the request is answered BUSY instead. */
+static bool dir_room(struct dir *d, struct link *l, size_t len)
+{
+    if (!l || link_can_send(l, (unsigned)((2 + len + DIRMSG_FRAG_DATA - 1) / DIRMSG_FRAG_DATA)))
+        return true;
+    d->st.replies_no_room++;
+    return false;
+}
+
+/* Sign the list of live relays into d->list_doc. */
+static int dir_list_build(struct dir *d, uint64_t now)
 {
     static const uint8_t zero[16];
     struct dir_list_ctx c;
@@ -70,13 +89,44 @@ static int dir_srv_list(struct dir *d, uint8_t **res, size_t *res_len)
     if (rc)
         return rc;
     registry_each_relay(d->reg, dir_list_add, &c);
-    rc = doc_finish(&c.b, &d->n->id, res, res_len);
+    free(d->list_doc);
+    rc = doc_finish(&c.b, &d->n->id, &d->list_doc, &d->list_doc_len);
     doc_builder_free(&c.b);
-    return rc ? rc : DIR_STATUS_OK;
+    if (rc)
+        return rc;
+    d->list_version = registry_version(d->reg);
+    d->list_built_ms = now;
+    d->st.lists_built++;
+    return 0;
 }
 
-static int dir_srv_chain(struct dir *d, const uint8_t peer[OVL_ED25519_PK], const uint8_t *in,
-                         size_t len, uint8_t **res, size_t *res_len)
+/* The relay list: the copy signed last, rebuilt once half its ttl has
+ * passed, or half a heartbeat after the last build when the registry
+ * changed since. So it is signed at most twice a heartbeat whatever is
+ * asked, and a request costs a copy, for a link with room for it. */
+static int dir_srv_list(struct dir *d, struct link *l, uint8_t **res, size_t *res_len)
+{
+    uint64_t now = clock_now_ms(), age = now - d->list_built_ms;
+    int rc;
+
+    if (!d->list_doc || age >= d->o.ttl_ms / 2 ||
+        (age >= d->o.heartbeat_ms / 2 && registry_version(d->reg) != d->list_version)) {
+        rc = dir_list_build(d, now);
+        if (rc)
+            return rc;
+    }
+    if (!dir_room(d, l, d->list_doc_len))
+        return DIR_STATUS_BUSY;
+    *res = malloc(d->list_doc_len);
+    if (!*res)
+        return OVL_ENOMEM;
+    memcpy(*res, d->list_doc, d->list_doc_len);
+    *res_len = d->list_doc_len;
+    return DIR_STATUS_OK;
+}
+
+static int dir_srv_chain(struct dir *d, struct link *l, const uint8_t peer[OVL_ED25519_PK],
+                         const uint8_t *in, size_t len, uint8_t **res, size_t *res_len)
 {
     static const uint8_t zero[OVL_ED25519_PK];
     const struct reg_chain *ch;
@@ -97,6 +147,8 @@ static int dir_srv_chain(struct dir *d, const uint8_t peer[OVL_ED25519_PK], cons
     count = ch->length * (1u + ch->backups);
     for (i = 0; i < count; i++)
         need += 2 + ch->nodes[i]->raw_len;
+    if (!dir_room(d, l, need))
+        return DIR_STATUS_BUSY;
     left = ch->expires_ms > now ? ch->expires_ms - now : 0;
     rc = doc_begin(&b, DOC_CHAIN, ch->length, ch->backups, ch->ref, wall, wall + left, need);
     if (rc)
@@ -158,9 +210,11 @@ static int dir_srv_report(struct dir *d, const uint8_t peer[OVL_ED25519_PK], con
     return DIR_STATUS_OK;
 }
 
-static int dir_srv_op(struct dir *d, const uint8_t peer[OVL_ED25519_PK], const uint8_t *msg,
-                      size_t len, uint8_t **res, size_t *res_len)
+static int dir_srv_op(struct dir *d, struct link *l, const uint8_t *msg, size_t len, uint8_t **res,
+                      size_t *res_len)
 {
+    const uint8_t *peer = l ? l->peer_pk : d->n->id.pk;
+
     if (!d->reg)
         return DIR_STATUS_REFUSED;
     switch (msg[0]) {
@@ -172,9 +226,9 @@ static int dir_srv_op(struct dir *d, const uint8_t peer[OVL_ED25519_PK], const u
         return registry_heartbeat(d->reg, peer, clock_now_ms()) ? DIR_STATUS_UNKNOWN
                                                                 : DIR_STATUS_OK;
     case DIR_LIST:
-        return len == 1 ? dir_srv_list(d, res, res_len) : DIR_STATUS_BAD;
+        return len == 1 ? dir_srv_list(d, l, res, res_len) : DIR_STATUS_BAD;
     case DIR_CHAIN:
-        return dir_srv_chain(d, peer, msg + 1, len - 1, res, res_len);
+        return dir_srv_chain(d, l, peer, msg + 1, len - 1, res, res_len);
     case DIR_LOOKUP:
         return dir_srv_lookup(d, msg + 1, len - 1, res, res_len);
     case DIR_REPORT:
@@ -184,13 +238,13 @@ static int dir_srv_op(struct dir *d, const uint8_t peer[OVL_ED25519_PK], const u
     }
 }
 
-/* Build the reply to request msg from peer. */
-int dir_answer(struct dir *d, const uint8_t peer[OVL_ED25519_PK], const uint8_t *msg, size_t len,
-               uint8_t **out, size_t *out_len)
+/* Build the reply to request msg from l's peer (NULL: from ourselves). */
+int dir_answer(struct dir *d, struct link *l, const uint8_t *msg, size_t len, uint8_t **out,
+               size_t *out_len)
 {
     uint8_t *res = NULL;
     size_t res_len = 0;
-    int status = len ? dir_srv_op(d, peer, msg, len, &res, &res_len) : DIR_STATUS_BAD;
+    int status = len ? dir_srv_op(d, l, msg, len, &res, &res_len) : DIR_STATUS_BAD;
 
     *out = NULL;
     *out_len = 0;
@@ -212,13 +266,34 @@ int dir_answer(struct dir *d, const uint8_t peer[OVL_ED25519_PK], const uint8_t 
     return 0;
 }
 
-/* Answer request id from l, or drop and count the reply. */
-void dir_serve(struct dir *d, struct link *l, uint32_t id, const uint8_t *msg, size_t len)
+/* Take a token from a link's bucket (GCRA: one per 1000 / request_rate
+ * ms, request_burst at most); false when there is none. */
+static bool dir_take_token(const struct dir *d, uint64_t *tat)
 {
-    uint8_t *rep = NULL;
-    size_t rep_len = 0;
-    int rc = dir_answer(d, l->peer_pk, msg, len, &rep, &rep_len);
+    uint64_t now = clock_now_ms(), step = 1000 / d->o.request_rate, t;
 
+    step = step ? step : 1;
+    t = *tat > now ? *tat : now;
+    if (t - now > step * (d->o.request_burst - 1))
+        return false;
+    *tat = t + step;
+    return true;
+}
+
+/* Answer request id from l, BUSY over its rate, or drop and count the reply. */
+void dir_serve(struct dir *d, struct link *l, struct dir_rx *rx, uint32_t id, const uint8_t *msg,
+               size_t len)
+{
+    uint8_t busy[2] = {msg[0], DIR_STATUS_BUSY}, *rep = busy;
+    size_t rep_len = sizeof(busy);
+    int rc = 0;
+
+    /* A heartbeat costs a hash lookup: never refused, or a busy link could
+     * cost its node its registration. */
+    if (msg[0] == DIR_HEARTBEAT || dir_take_token(d, &rx->tat_ms))
+        rc = dir_answer(d, l, msg, len, &rep, &rep_len);
+    else
+        d->st.requests_limited++;
     if (rc == 0)
         rc = dirmsg_send(l, CELL_DIR_REPLY, id, rep, rep_len);
     if (rc) {
@@ -228,7 +303,8 @@ void dir_serve(struct dir *d, struct link *l, uint32_t id, const uint8_t *msg, s
         d->st.replies_out++;
         log_debug(&d->n->log, "directory: op %u from %s: status %u", msg[0], l->peer_id, rep[1]);
     }
-    free(rep);
+    if (rep != busy)
+        free(rep);
 }
 
 #define DIR_LOG_DROPS 16

@@ -1,10 +1,13 @@
 /* registry.c - the bootstrap's live nodes and cached chains.
  *
- * Nodes are hashed by identity key, chains by the request that produced them
- * (requester, length, backups, exclude). uthash keeps insertion order, so the
- * head of the chain table is always the oldest cached chain: evicting it at
- * the cap costs O(1). Chains point at nodes; a node is only freed after every
- * chain that points at it is gone (registry_expire sweeps chains first).
+ * Nodes are hashed by identity key, chains by (requester, slot): each
+ * requester has REGISTRY_CHAINS_PER_REQUESTER slots, and a request looks
+ * at those few to find its own (length, backups, exclude) or the slot to
+ * fill, so one requester's chains never crowd out another's. uthash keeps
+ * insertion order, so the head of the chain table is always the oldest
+ * cached chain: evicting it at the cap costs O(1). Chains point at nodes;
+ * a node is only freed after every chain that points at it is gone
+ * (registry_expire sweeps chains first).
  */
 #include "lib/htab.h"
 #include "dir/registry.h"
@@ -16,7 +19,7 @@
 
 #define REG_MAX_HOPS    8
 #define REG_MAX_BACKUPS 4
-#define REG_KEY_LEN     (OVL_ED25519_PK + 2 + OVL_ED25519_PK)
+#define REG_KEY_LEN     (OVL_ED25519_PK + 1)
 
 struct rnode {
     struct reg_node pub; /* first: chains hold &pub and cast back */
@@ -26,7 +29,9 @@ struct rnode {
 
 struct rchain {
     struct reg_chain pub;
-    uint8_t key[REG_KEY_LEN]; /* requester | length | backups | exclude */
+    uint8_t key[REG_KEY_LEN];     /* requester | slot */
+    uint8_t excl[OVL_ED25519_PK]; /* the request's exclude, zero for none */
+    uint8_t want_backups;         /* the request's backups (pub.backups: given) */
     UT_hash_handle hh;
 };
 
@@ -137,6 +142,8 @@ int registry_register(struct registry *r, const uint8_t peer_pk[OVL_ED25519_PK],
         return OVL_EPERM;
     if (desc_expired(&d, wall_ms))
         return OVL_ETIMEDOUT;
+    if (!desc_addresses_ok(&d, r->o.allow_private))
+        return OVL_EUNSUPP;
     HASH_FIND(hh, r->nodes, d.id_pk, OVL_ED25519_PK, n);
     if (!n && HASH_COUNT(r->nodes) >= r->o.max_nodes)
         return OVL_ENOMEM;
@@ -266,16 +273,15 @@ void registry_each_relay(const struct registry *r, void (*fn)(void *arg, const s
     }
 }
 
-static void chain_key(uint8_t key[REG_KEY_LEN], const uint8_t requester[OVL_ED25519_PK],
-                      unsigned length, unsigned backups, const uint8_t exclude[OVL_ED25519_PK])
+/* The relay excl names, or NULL: an exclude that names no registered relay
+ * (or the requester, never drawn anyway) changes nothing about the draw, and
+ * must not make another request of the same (so another cached chain). */
+static const uint8_t *chain_exclude(const struct registry *r, const uint8_t req[OVL_ED25519_PK],
+                                    const uint8_t *excl)
 {
-    memcpy(key, requester, OVL_ED25519_PK);
-    key[OVL_ED25519_PK] = (uint8_t)length;
-    key[OVL_ED25519_PK + 1] = (uint8_t)backups;
-    if (exclude)
-        memcpy(key + OVL_ED25519_PK + 2, exclude, OVL_ED25519_PK);
-    else
-        memset(key + OVL_ED25519_PK + 2, 0, OVL_ED25519_PK);
+    const struct reg_node *n = registry_lookup(r, excl);
+
+    return n && (n->d.flags & DESC_RELAY) && memcmp(excl, req, OVL_ED25519_PK) ? excl : NULL;
 }
 
 _Static_assert(offsetof(struct reg_node, d) == 0, "a reg_node is its descriptor first");
@@ -322,13 +328,55 @@ static int chain_draw(struct registry *r, struct rchain *c, const uint8_t req[OV
     return 0;
 }
 
+/* Find the requester's chain for (length, backups, excl) among its slots
+ * (key = requester | slot; the slot is set here): 1 with *c, unexpired.
+ * Else 0, key naming the slot a new chain takes and *c the chain to evict
+ * once it is drawn (NULL: none): an expired match, else the requester's
+ * oldest when all its slots are taken or the table is full and it holds
+ * one, else at the cap the table's oldest. Nothing is evicted here, so a
+ * request that draws nothing costs nobody a chain. */
+static int chain_find(struct registry *r, uint8_t key[REG_KEY_LEN], unsigned length,
+                      unsigned backups, const uint8_t excl[OVL_ED25519_PK], uint64_t now_ms,
+                      struct rchain **c)
+{
+    struct rchain *e, *oldest = NULL;
+    unsigned held = 0, slot = REGISTRY_CHAINS_PER_REQUESTER;
+    bool full = HASH_COUNT(r->chains) >= r->o.max_chains;
+
+    for (unsigned s = 0; s < REGISTRY_CHAINS_PER_REQUESTER; s++) {
+        key[OVL_ED25519_PK] = (uint8_t)s;
+        HASH_FIND(hh, r->chains, key, REG_KEY_LEN, e);
+        if (!e) {
+            slot = slot < s ? slot : s;
+            continue;
+        }
+        if (e->pub.length == length && e->want_backups == backups &&
+            memcmp(e->excl, excl, OVL_ED25519_PK) == 0) {
+            *c = e;
+            if (now_ms < e->pub.expires_ms)
+                return 1;
+            return 0; /* expired: replaced in its own slot */
+        }
+        held++;
+        if (!oldest || e->pub.created_ms < oldest->pub.created_ms)
+            oldest = e;
+    }
+    *c = full ? r->chains : NULL; /* the head is the oldest */
+    if (held && (held == REGISTRY_CHAINS_PER_REQUESTER || full)) {
+        *c = oldest;
+        slot = oldest->key[OVL_ED25519_PK];
+    }
+    key[OVL_ED25519_PK] = (uint8_t)slot;
+    return 0;
+}
+
 /* Return the cached chain for this request or generate one. */
 int registry_chain(struct registry *r, const uint8_t requester[OVL_ED25519_PK], unsigned length,
                    unsigned backups, const uint8_t exclude[OVL_ED25519_PK], uint64_t now_ms,
                    const struct reg_chain **out)
 {
-    uint8_t key[REG_KEY_LEN];
-    struct rchain *c;
+    uint8_t key[REG_KEY_LEN], excl[OVL_ED25519_PK] = {0};
+    struct rchain *c, *victim;
     int rc;
 
     if (out)
@@ -337,22 +385,21 @@ int registry_chain(struct registry *r, const uint8_t requester[OVL_ED25519_PK], 
         return OVL_EINVAL;
     if (length < 1 || length > REG_MAX_HOPS || backups > REG_MAX_BACKUPS)
         return OVL_EINVAL;
-    chain_key(key, requester, length, backups, exclude);
-    HASH_FIND(hh, r->chains, key, REG_KEY_LEN, c);
-    if (c && now_ms < c->pub.expires_ms) {
+    exclude = exclude ? chain_exclude(r, requester, exclude) : NULL;
+    if (exclude)
+        memcpy(excl, exclude, OVL_ED25519_PK);
+    memcpy(key, requester, OVL_ED25519_PK);
+    if (chain_find(r, key, length, backups, excl, now_ms, &victim)) {
         r->cached++;
-        *out = &c->pub;
+        *out = &victim->pub;
         return 0;
     }
-    if (c) {
-        chain_free(r, c);
-        r->evicted++;
-    }
-
     c = calloc(1, sizeof(*c));
     if (!c)
         return OVL_ENOMEM;
     memcpy(c->key, key, REG_KEY_LEN);
+    memcpy(c->excl, excl, OVL_ED25519_PK);
+    c->want_backups = (uint8_t)backups;
     rc = chain_draw(r, c, requester, exclude, length, backups);
     if (rc != 0) {
         free(c);
@@ -361,8 +408,8 @@ int registry_chain(struct registry *r, const uint8_t requester[OVL_ED25519_PK], 
     ovl_random(c->pub.ref, sizeof(c->pub.ref));
     c->pub.created_ms = now_ms;
     c->pub.expires_ms = now_ms + r->o.chain_ttl_ms;
-    if (HASH_COUNT(r->chains) >= r->o.max_chains) {
-        chain_free(r, r->chains); /* the head is the oldest */
+    if (victim) {
+        chain_free(r, victim);
         r->evicted++;
     }
     unsigned before = HASH_COUNT(r->chains);
@@ -375,6 +422,12 @@ int registry_chain(struct registry *r, const uint8_t requester[OVL_ED25519_PK], 
     r->generated++;
     *out = &c->pub;
     return 0;
+}
+
+/* Return a number that changes whenever a node is registered or dropped. */
+uint64_t registry_version(const struct registry *r)
+{
+    return r ? r->registered + r->dropped : 0;
 }
 
 /* Fill st with the current counts and counters. */

@@ -16,7 +16,15 @@
  * generator (uniform, or weighted by capacity: select.h). It is cached for chain_ttl_ms: the same
  * request within that time returns the same chain (same ref). With E eligible relays (E >= length)
  * a chain gets min(backups, (E - length) / length) backups per position; reg_chain.backups holds
- * that effective number.
+ * that effective number. An exclude that names no registered relay (zero, the requester, an
+ * unknown key, an endpoint) changes nothing about the draw, so it is the same request as none.
+ * One requester holds at most REGISTRY_CHAINS_PER_REQUESTER cached chains: a new one replaces
+ * its own oldest, and at max_chains a requester that holds any replaces its own oldest too;
+ * only a requester holding none evicts the oldest chain of the table. So one requester (however
+ * it varies its requests) can push out at most one other requester's chain.
+ *
+ * Registration refuses a descriptor naming an address that is not public
+ * (desc_addresses_ok) unless allow_private.
  */
 #ifndef OVL_DIR_REGISTRY_H
 #define OVL_DIR_REGISTRY_H
@@ -27,6 +35,8 @@
 #include "dir/desc.h"
 #include "lib/err.h"
 
+#define REGISTRY_CHAINS_PER_REQUESTER 4
+
 struct registry_opts {
     uint32_t max_nodes;  /* relays and endpoints together */
     uint32_t max_chains; /* cached chains */
@@ -34,6 +44,7 @@ struct registry_opts {
     uint32_t chain_ttl_ms;
     bool distinct_subnets; /* select.h: no two relays of a chain in one /16 or /32 */
     bool by_capacity;      /* select.h: picks weighted by capped advertised capacity */
+    bool allow_private;    /* accept descriptors naming non-public addresses (desc.h) */
 };
 
 /* One registered node. */
@@ -65,8 +76,9 @@ void registry_free(struct registry *r);
 /* Add or replace the node whose signed descriptor is raw (verified here,
  * and its id_pk must equal peer_pk, the link's authenticated identity).
  * OVL_EPROTO / OVL_ECRYPTO for a bad descriptor, OVL_EPERM when it
- * describes another node, OVL_ETIMEDOUT when expired at wall_ms, OVL_ENOMEM
- * at max_nodes. Replacing keeps the node's cached chains. */
+ * describes another node, OVL_ETIMEDOUT when expired at wall_ms, OVL_EUNSUPP
+ * when it names an address that is not public (unless allow_private),
+ * OVL_ENOMEM at max_nodes. Replacing keeps the node's cached chains. */
 int registry_register(struct registry *r, const uint8_t peer_pk[OVL_ED25519_PK], const uint8_t *raw,
                       size_t len, uint64_t now_ms, uint64_t wall_ms) OVL_WUR;
 
@@ -92,12 +104,17 @@ void registry_each_relay(const struct registry *r, void (*fn)(void *arg, const s
                          void *arg);
 
 /* Return the cached chain for this request or generate one. exclude may be
- * NULL; 32 zero bytes ask the same (no node's key is zero). OVL_EINVAL for length outside 1..8 or
+ * NULL; 32 zero bytes, or any key but a registered relay's, ask the same (see above).
+ * OVL_EINVAL for length outside 1..8 or
  * backups above 4, OVL_ENOENT when there are not enough eligible relays, OVL_ENOMEM. The chain
  * stays valid until the next call that changes r. */
 int registry_chain(struct registry *r, const uint8_t requester[OVL_ED25519_PK], unsigned length,
                    unsigned backups, const uint8_t exclude[OVL_ED25519_PK], uint64_t now_ms,
                    const struct reg_chain **out) OVL_WUR;
+
+/* Return a number that changes whenever a node is registered (again) or
+ * dropped: what a relay list built from r depends on. */
+uint64_t registry_version(const struct registry *r);
 
 /* Counts for status. */
 struct registry_stats {

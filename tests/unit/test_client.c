@@ -429,6 +429,7 @@ static void net_dir_opts(struct dir_opts *o)
 {
     dir_opts_defaults(o);
     o->distinct_subnets = false; /* every node is 127.0.0.1 */
+    o->allow_private = true;
     o->heartbeat_ms = 200;
     o->request_timeout_ms = 2000;
 }

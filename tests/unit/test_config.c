@@ -154,6 +154,9 @@ static void assert_defaults(const struct ovl_config *c)
     ck_assert_uint_eq(c->dir.onion_overlap_ms, 600000);
     ck_assert_uint_eq(c->dir.request_timeout_ms, 5000);
     ck_assert_uint_eq(c->dir.desc_lifetime_ms, 3 * 3600000u);
+    ck_assert_uint_eq(c->dir.request_rate, 20);
+    ck_assert_uint_eq(c->dir.request_burst, 40);
+    ck_assert(!c->dir.allow_private);
     ck_assert_int_eq(c->client.source, CHAIN_SOURCE_BOOTSTRAP);
     ck_assert(!c->client.by_capacity && !c->dir.by_capacity);
     ck_assert_uint_eq(c->dir.capacity_kib, 0);
@@ -635,6 +638,9 @@ static const char roles_conf[] = "[node]\n"
                                  "onion_rotate = 120000\n"
                                  "onion_overlap = 0\n"
                                  "request_timeout = 900\n"
+                                 "request_rate = 1000\n"
+                                 "request_burst = 1\n"
+                                 "allow_private_addresses = yes\n"
                                  "[chain]\n"
                                  "source = local\n"
                                  "weighting = capacity\n"
@@ -676,6 +682,9 @@ START_TEST(test_roles_full)
     ck_assert_uint_eq(c.dir.onion_overlap_ms, 0);
     ck_assert_uint_eq(c.dir.request_timeout_ms, 900);
     ck_assert_uint_eq(c.dir.desc_lifetime_ms, 360000);
+    ck_assert_uint_eq(c.dir.request_rate, 1000);
+    ck_assert_uint_eq(c.dir.request_burst, 1);
+    ck_assert(c.dir.allow_private);
     ck_assert_int_eq(c.client.source, CHAIN_SOURCE_LOCAL);
     ck_assert(c.client.by_capacity && c.dir.by_capacity); /* both generators */
     ck_assert_uint_eq(c.dir.capacity_kib, 10000000);
@@ -740,6 +749,13 @@ static const struct {
     {"dir", "request_timeout", "99", false},
     {"dir", "request_timeout", "600000", true},
     {"dir", "request_timeout", "600001", false},
+    {"dir", "request_rate", "0", false}, /* rate 1000, burst 1: test_roles_full */
+    {"dir", "request_rate", "1001", false},
+    {"dir", "request_burst", "0", false},
+    {"dir", "request_burst", "100000", true},
+    {"dir", "request_burst", "100001", false},
+    {"dir", "allow_private_addresses", "false", true},
+    {"dir", "allow_private_addresses", "on", false},
     {"chain", "source", "bootstrap", true},
     {"chain", "source", "local", true},
     {"chain", "source", "Local", false},

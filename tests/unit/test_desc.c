@@ -591,6 +591,111 @@ START_TEST(doc_builder_limits)
 }
 END_TEST
 
+/* desc_uri_public: each refused range at and just past its edges, IPv6
+ * and IPv4 mapped into it, DNS names. */
+static const struct {
+    const char *uri;
+    bool pub;
+} addr_cases[] = {
+    /* IPv4: 0/8 (with the unspecified address) */
+    {"tcp://0.0.0.0:1", false},
+    {"tcp://0.255.255.255:1", false},
+    {"tcp://1.0.0.0:1", true},
+    /* 10/8 */
+    {"tcp://9.255.255.255:1", true},
+    {"tcp://10.0.0.0:1", false},
+    {"tcp://10.255.255.255:1", false},
+    {"tcp://11.0.0.0:1", true},
+    /* 100.64/10 (shared, carrier-grade NAT) */
+    {"tcp://100.63.255.255:1", true},
+    {"tcp://100.64.0.0:1", false},
+    {"tcp://100.127.255.255:1", false},
+    {"tcp://100.128.0.0:1", true},
+    /* 127/8 */
+    {"tcp://126.255.255.255:1", true},
+    {"tcp://127.0.0.1:1", false},
+    {"tcp://127.255.255.254:1", false},
+    {"tcp://128.0.0.0:1", true},
+    /* 169.254/16 */
+    {"tcp://169.253.255.255:1", true},
+    {"tcp://169.254.0.0:1", false},
+    {"tcp://169.254.255.255:1", false},
+    {"tcp://169.255.0.0:1", true},
+    /* 172.16/12 */
+    {"tcp://172.15.255.255:1", true},
+    {"tcp://172.16.0.0:1", false},
+    {"tcp://172.31.255.255:1", false},
+    {"tcp://172.32.0.0:1", true},
+    /* 192.168/16 */
+    {"tcp://192.167.255.255:1", true},
+    {"tcp://192.168.0.0:1", false},
+    {"tcp://192.168.255.255:1", false},
+    {"tcp://192.169.0.0:1", true},
+    /* 224/4 multicast, 240/4 reserved, broadcast */
+    {"tcp://223.255.255.255:1", true},
+    {"tcp://224.0.0.0:1", false},
+    {"tcp://239.255.255.255:1", false},
+    {"tcp://240.0.0.0:1", false},
+    {"tcp://255.255.255.255:1", false},
+    {"quic://8.8.8.8:443", true},
+    /* IPv6: ::/96 (unspecified, loopback, IPv4-compatible) */
+    {"tcp://[::]:1", false},
+    {"tcp://[::1]:1", false},
+    {"tcp://[::8.8.8.8]:1", false},
+    {"tcp://[::1:0:0]:1", true}, /* just past ::/96 */
+    /* IPv4 mapped: judged as the IPv4 address */
+    {"tcp://[::ffff:127.0.0.1]:1", false},
+    {"tcp://[::ffff:10.1.2.3]:1", false},
+    {"tcp://[::ffff:8.8.8.8]:1", true},
+    /* fc00::/7 unique local */
+    {"tcp://[fbff:ffff::1]:1", true},
+    {"tcp://[fc00::1]:1", false},
+    {"tcp://[fdff:ffff::1]:1", false},
+    {"tcp://[fe00::1]:1", true},
+    /* fe80::/10 link-local, fec0::/10 site-local */
+    {"tcp://[fe7f:ffff::1]:1", true},
+    {"tcp://[fe80::1]:1", false},
+    {"tcp://[febf::1]:1", false},
+    {"tcp://[fec0::1]:1", false},
+    {"tcp://[feff::1]:1", false},
+    /* ff00::/8 multicast */
+    {"tcp://[ff02::1]:1", false},
+    {"tcp://[2001:db8::1]:7001", true},
+    {"quic://[2a00:1450::200e]:443", true},
+    /* names, whatever they resolve to, and what is not a URI */
+    {"tcp://localhost:1", false},
+    {"quic://relay.example:443", false},
+    {"tcp://8.8.8.8.example:1", false},
+    {"tcp://2130706433:1", false},
+    {"tcp://0x7f.0.0.1:1", false},
+    {"8.8.8.8:1", false},
+    {"", false},
+};
+
+START_TEST(desc_public_addresses)
+{
+    ck_assert_msg(desc_uri_public(addr_cases[_i].uri) == addr_cases[_i].pub, "%s: expected %s",
+                  addr_cases[_i].uri, addr_cases[_i].pub ? "public" : "refused");
+}
+END_TEST
+
+/* desc_addresses_ok: every URI must pass, unless private ones are allowed. */
+START_TEST(desc_addresses_all)
+{
+    static const char *const mixed[] = {"tcp://8.8.8.8:1", "tcp://[2001:db8::1]:2",
+                                        "tcp://192.168.1.1:3"};
+    struct ovl_identity id;
+    struct desc d;
+
+    make_id(&id, 9);
+    make_desc(&d, &id, DESC_RELAY, mixed, 2);
+    ck_assert(desc_addresses_ok(&d, false));
+    make_desc(&d, &id, DESC_RELAY, mixed, 3);
+    ck_assert(!desc_addresses_ok(&d, false));
+    ck_assert(desc_addresses_ok(&d, true));
+}
+END_TEST
+
 static Suite *desc_suite(void)
 {
     Suite *s = suite_create("desc");
@@ -602,6 +707,8 @@ static Suite *desc_suite(void)
     tcase_add_loop_test(tc, desc_bad_fields, 0, (int)ARRAY_LEN(bad_fields));
     tcase_add_test(tc, desc_bad_structure);
     tcase_add_test(tc, desc_wrong_signer);
+    tcase_add_loop_test(tc, desc_public_addresses, 0, (int)ARRAY_LEN(addr_cases));
+    tcase_add_test(tc, desc_addresses_all);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("doc");

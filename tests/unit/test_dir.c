@@ -7,6 +7,7 @@
 #include "core/link.h"
 #include "core/node_run.h"
 #include "dir/dir.h"
+#include "dir/dirmsg.h"
 #include "check_main.h"
 #include "loopfix.h"
 
@@ -44,6 +45,7 @@ static void test_opts(struct dir_opts *o)
     o->chain_cache_ttl_ms = 60000;
     o->onion_rotate_ms = 3600000;
     o->onion_overlap_ms = 600000;
+    o->allow_private = true; /* every node is 127.0.0.1 */
 }
 
 LOOPFIX_DEFINE(struct net, 1)
@@ -61,6 +63,8 @@ static void wait_reply(struct net *w, struct res *r)
     ck_assert_uint_eq(r->calls, 1);
 }
 
+static size_t boot_sendq; /* the bootstrap's per-link send queue; 0 = default */
+
 /* Add node i with roles; with a bootstrap spec unless it is the bootstrap. */
 static void add_node(struct net *w, unsigned i, unsigned roles, const struct dir_opts *o,
                      const struct dir_bootstrap_spec *bs)
@@ -71,6 +75,8 @@ static void add_node(struct net *w, unsigned i, unsigned roles, const struct dir
     struct peer_spec ps;
 
     node_opts_defaults(&no);
+    if (i == BOOT && boot_sendq)
+        no.sendq_max = boot_sendq;
     ck_assert_int_eq(ovl_identity_generate(&id), 0);
     memset(n, 0, sizeof(*n));
     log_init(&n->log, "test", OVL_LOG_WARN, false);
@@ -633,6 +639,244 @@ START_TEST(test_bootstrap_that_relays)
 }
 END_TEST
 
+/* ---- what one peer may cost a bootstrap --------------------------------- */
+
+static struct res *waiting; /* all_called: every one of waiting[0 .. n_waiting) */
+static unsigned n_waiting;
+
+static bool all_called(struct net *w)
+{
+    (void)w;
+    for (unsigned i = 0; i < n_waiting; i++)
+        if (waiting[i].calls == 0)
+            return false;
+    return true;
+}
+
+static uint64_t want_requests_in; /* boot_heard: the bootstrap has read this many */
+
+static bool boot_heard(struct net *w)
+{
+    struct dir_stats st;
+
+    dir_stats(w->dirs[BOOT], &st);
+    return st.requests_in >= want_requests_in;
+}
+
+/* Send count copies of request msg from node i's link to the bootstrap,
+ * past its directory client (no cache, no pending list): what a hostile
+ * peer sends. Their replies are nobody's and ignored. */
+static void raw_requests(struct net *w, unsigned i, const uint8_t *msg, size_t len, unsigned count)
+{
+    struct link *l = link_find(&w->nodes[i], pk_of(w, BOOT));
+
+    ck_assert_ptr_nonnull(l);
+    for (unsigned k = 0; k < count; k++)
+        ck_assert_int_eq(dirmsg_send(l, CELL_DIR_REQUEST, 0x7f000000u + k, msg, len), 0);
+}
+
+static uint64_t want_heartbeats; /* r1_heard: the bootstrap recorded this many of R1's */
+
+static void r1_heartbeats_cb(void *arg, const struct reg_node *n)
+{
+    struct net *w = arg;
+
+    if (memcmp(n->d.id_pk, pk_of(w, R1), OVL_ED25519_PK) == 0 && n->heartbeats >= want_heartbeats)
+        want_heartbeats = 0;
+}
+
+static bool r1_heard(struct net *w)
+{
+    ck_assert_int_eq(dir_each_registered(w->dirs[BOOT], r1_heartbeats_cb, w), 0);
+    return want_heartbeats == 0;
+}
+
+#define FLOOD_LISTS  40
+#define FLOOD_CHAINS 20
+
+/* R1's link floods the bootstrap with list and chain requests: past its
+ * burst it is answered BUSY (OVL_EAGAIN for its chains), the list is
+ * signed once, another node asking meanwhile is served, and R1's
+ * heartbeats still count. */
+START_TEST(test_request_flood)
+{
+    static const uint8_t list_req[1] = {DIR_LIST};
+    struct dir_opts o;
+    struct dir_stats st, st0;
+    struct res *r = calloc(FLOOD_CHAINS + 2, sizeof(*r));
+    unsigned ok = 0, busy = 0;
+    uint64_t t0, allowed;
+    struct net *w;
+
+    test_opts(&o);
+    o.ttl_ms = 60000; /* the list is rebuilt only when the registry changes */
+    o.request_rate = 1;
+    o.request_burst = 5;
+    w = net_up(&o);
+    dir_stats(w->dirs[BOOT], &st0);
+    t0 = clock_now_ms();
+    raw_requests(w, R1, list_req, sizeof(list_req), FLOOD_LISTS);
+    for (unsigned k = 0; k < FLOOD_CHAINS; k++)
+        ck_assert_int_eq(dir_request_chain(w->dirs[R1], 1, 0, NULL, chain_cb, &r[k]), 0);
+    /* queued behind the flood at the bootstrap, on another link */
+    ck_assert_int_eq(dir_request_list(w->dirs[CLI], list_cb, &r[FLOOD_CHAINS]), 0);
+    ck_assert_int_eq(dir_request_chain(w->dirs[CLI], 1, 0, NULL, chain_cb, &r[FLOOD_CHAINS + 1]),
+                     0);
+    waiting = r;
+    n_waiting = FLOOD_CHAINS + 2;
+    ck_assert(run_until(w, all_called, 10000));
+    want_requests_in = st0.requests_in + FLOOD_LISTS + FLOOD_CHAINS + 2;
+    ck_assert(run_until(w, boot_heard, 10000));
+    /* the burst (one token went to the registration) and what refilled since */
+    allowed = o.request_burst + (clock_now_ms() - t0) / 1000 * o.request_rate + 1;
+    for (unsigned k = 0; k < FLOOD_CHAINS; k++) {
+        ck_assert_uint_eq(r[k].calls, 1);
+        if (r[k].err == 0) {
+            ok++;
+        } else {
+            ck_assert_int_eq(r[k].err, OVL_EAGAIN);
+            busy++;
+        }
+    }
+    ck_assert_uint_le(ok, allowed);
+    ck_assert_uint_ge(busy, 1);
+    ck_assert_int_eq(r[FLOOD_CHAINS].err, 0);
+    ck_assert_uint_eq(r[FLOOD_CHAINS].n, 2);
+    ck_assert_int_eq(r[FLOOD_CHAINS + 1].err, 0);
+    dir_stats(w->dirs[BOOT], &st);
+    ck_assert_uint_ge(st.requests_limited, FLOOD_LISTS + FLOOD_CHAINS - allowed);
+    ck_assert_uint_eq(st.replies_no_room, 0);
+    ck_assert_uint_eq(st.lists_built, 1); /* every list served was the same signed copy */
+    /* a heartbeat is never refused, however empty the link's bucket: the
+     * bootstrap records R1's next three, none of them BUSY */
+    dir_stats(w->dirs[R1], &st0);
+    want_heartbeats = st0.heartbeats_sent + 3;
+    ck_assert(run_until(w, r1_heard, 10000));
+    dir_stats(w->dirs[BOOT], &st0);
+    ck_assert_uint_eq(st0.requests_limited, st.requests_limited);
+    free(r);
+    net_down(w);
+}
+END_TEST
+
+/* A reply the link cannot queue whole is not built: with room for three
+ * cells on each of the bootstrap's links, a batch of chain requests read
+ * at once gets BUSY (or nothing, when even that does not fit) past the
+ * first few, the link stays open, and the other links are served. */
+START_TEST(test_reply_room)
+{
+    uint8_t chain_req[3 + OVL_ED25519_PK] = {DIR_CHAIN, 1, 0};
+    struct dir_opts o;
+    struct dir_stats st, st0;
+    struct res *r = calloc(1, sizeof(*r));
+    struct net *w;
+
+    test_opts(&o);
+    o.request_rate = 1000; /* only the room decides here */
+    o.request_burst = 1000;
+    boot_sendq = 3 * (FRAME_CELL_LEN + OVL_FRAME_LENHDR);
+    w = net_up(&o);
+    boot_sendq = 0;
+    dir_stats(w->dirs[BOOT], &st0);
+    raw_requests(w, CLI, chain_req, sizeof(chain_req), 40);
+    want_requests_in = st0.requests_in + 40;
+    ck_assert(run_until(w, boot_heard, 10000));
+    dir_stats(w->dirs[BOOT], &st);
+    ck_assert_uint_ge(st.replies_no_room, 1);
+    ck_assert_uint_eq(st.requests_limited, 0);
+    ck_assert_ptr_nonnull(link_find(&w->nodes[CLI], pk_of(w, BOOT)));
+    ck_assert_int_eq(dir_request_chain(w->dirs[R1], 1, 0, NULL, chain_cb, r), 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, 0);
+    free(r);
+    net_down(w);
+}
+END_TEST
+
+/* ---- addresses ---------------------------------------------------------- */
+
+static bool r1_refused(struct net *w)
+{
+    struct dir_stats st, bst;
+
+    dir_stats(w->dirs[R1], &st);
+    dir_stats(w->dirs[BOOT], &bst);
+    return st.registrations_failed >= 1 && bst.bad_addresses >= 1;
+}
+
+static bool boot_has_two(struct net *w)
+{
+    return boot_relays(w) == 2;
+}
+
+/* Every node is on 127.0.0.1. Without [dir] allow_private_addresses a
+ * bootstrap refuses a relay's loopback descriptor (status ADDRESS), a node
+ * publishes no loopback address, and a client uses no descriptor naming
+ * one, whoever signed the reply. */
+START_TEST(test_private_addresses)
+{
+    struct dir_bootstrap_spec bs;
+    struct dir_opts allow, strict;
+    struct dir_stats st;
+    struct res *r = calloc(1, sizeof(*r));
+    struct net *w = calloc(1, sizeof(*w));
+
+    test_opts(&allow);
+    strict = allow;
+    strict.allow_private = false;
+    ck_assert_int_eq(uv_loop_init(&w->loop), 0);
+    loopfix_init(w);
+    add_node(w, BOOT, ROLE_BOOTSTRAP, &strict, NULL);
+    boot_spec(w, &bs);
+    add_node(w, R1, ROLE_RELAY, &allow, &bs); /* publishes 127.0.0.1 */
+    ck_assert(run_until(w, r1_refused, 5000));
+    ck_assert(!dir_registered(w->dirs[R1]));
+    ck_assert_uint_eq(boot_relays(w), 0);
+    /* a strict node does not even publish it: nothing sent, nothing refused */
+    add_node(w, CLI, ROLE_CLIENT, &strict, &bs);
+    ck_assert_int_eq(dir_request_chain(w->dirs[CLI], 1, 0, NULL, chain_cb, r), 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, OVL_ENOENT); /* no relay registered */
+    dir_stats(w->dirs[CLI], &st);
+    ck_assert_uint_eq(st.registrations_ok + st.registrations_failed, 0);
+    ck_assert(!dir_registered(w->dirs[CLI]));
+    net_down(w);
+
+    /* A bootstrap that allows them, and a strict client asking it. */
+    w = calloc(1, sizeof(*w));
+    ck_assert_int_eq(uv_loop_init(&w->loop), 0);
+    loopfix_init(w);
+    add_node(w, BOOT, ROLE_BOOTSTRAP, &allow, NULL);
+    boot_spec(w, &bs);
+    add_node(w, R1, ROLE_RELAY, &allow, &bs);
+    add_node(w, R2, ROLE_RELAY, &allow, &bs);
+    add_node(w, CLI, ROLE_CLIENT, &strict, &bs);
+    ck_assert(run_until(w, boot_has_two, 5000));
+    memset(r, 0, sizeof(*r));
+    ck_assert_int_eq(dir_request_list(w->dirs[CLI], list_cb, r), 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, 0);
+    ck_assert_uint_eq(r->n, 0); /* both left out */
+    memset(r, 0, sizeof(*r));
+    ck_assert_int_eq(dir_lookup(w->dirs[CLI], pk_of(w, R1), lookup_cb, r), 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, OVL_EPROTO);
+    memset(r, 0, sizeof(*r));
+    ck_assert_int_eq(dir_request_chain(w->dirs[CLI], 1, 0, NULL, chain_cb, r), 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, OVL_EPROTO);
+    dir_stats(w->dirs[CLI], &st);
+    ck_assert_uint_eq(st.bad_addresses, 4);
+    /* the permissive relay looks the same relay up and gets it */
+    memset(r, 0, sizeof(*r));
+    ck_assert_int_eq(dir_lookup(w->dirs[R1], pk_of(w, R2), lookup_cb, r), 0);
+    wait_reply(w, r);
+    ck_assert_int_eq(r->err, 0);
+    free(r);
+    net_down(w);
+}
+END_TEST
+
 static Suite *dir_suite(void)
 {
     Suite *s = suite_create("dir");
@@ -650,6 +894,9 @@ static Suite *dir_suite(void)
     tcase_add_test(tc, test_stop_before_first_turn);
     tcase_add_test(tc, test_onion_rotation);
     tcase_add_test(tc, test_bootstrap_that_relays);
+    tcase_add_test(tc, test_request_flood);
+    tcase_add_test(tc, test_reply_room);
+    tcase_add_test(tc, test_private_addresses);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -22,10 +22,10 @@ struct tnode {
 };
 
 /* Node seed (distinct per test node), with flags and a descriptor that
- * expires lifetime ms after WALL. onion varies so that re-registrations differ.
- */
-static void tnode_make(struct tnode *t, unsigned seed, uint8_t flags, uint64_t lifetime,
-                       uint8_t onion)
+ * expires lifetime ms after WALL, naming uri (NULL: 127.0.0.1, port from the
+ * seed). onion varies so that re-registrations differ. */
+static void tnode_make_at(struct tnode *t, unsigned seed, uint8_t flags, uint64_t lifetime,
+                          uint8_t onion, const char *uri)
 {
     uint8_t s[OVL_ED25519_SEED] = {0};
     struct desc d;
@@ -43,12 +43,20 @@ static void tnode_make(struct tnode *t, unsigned seed, uint8_t flags, uint64_t l
     memcpy(d.id_pk, t->id.pk, 32);
     memset(d.onion_pk, onion ? onion : 1, 32);
     snprintf(d.uris[0], sizeof(d.uris[0]), "tcp://127.0.0.1:%u", 7000 + seed);
+    if (uri)
+        snprintf(d.uris[0], sizeof(d.uris[0]), "%s", uri);
     ck_assert_int_eq(desc_sign(&d, &t->id, t->raw, sizeof(t->raw), &t->len), 0);
+}
+
+static void tnode_make(struct tnode *t, unsigned seed, uint8_t flags, uint64_t lifetime,
+                       uint8_t onion)
+{
+    tnode_make_at(t, seed, flags, lifetime, onion, NULL);
 }
 
 static struct registry *reg_make(uint32_t max_nodes, uint32_t max_chains, uint32_t chain_ttl)
 {
-    struct registry_opts o = {max_nodes, max_chains, TTL, chain_ttl, false, false};
+    struct registry_opts o = {max_nodes, max_chains, TTL, chain_ttl, false, false, true};
     struct registry *r = NULL;
 
     ck_assert_int_eq(registry_new(&o, &r), 0);
@@ -128,6 +136,41 @@ START_TEST(register_refused)
     registry_stats(r, &st);
     ck_assert_uint_eq(st.registered, 0);
     ck_assert_uint_eq(st.relays, 0);
+    registry_free(r);
+}
+END_TEST
+
+/* Without allow_private only public IP literals are registered. */
+START_TEST(register_private)
+{
+    static const char *const refused[] = {"tcp://127.0.0.1:7000", "tcp://10.1.2.3:7000",
+                                          "quic://[fe80::1]:7000", "tcp://relay.example:7000",
+                                          "tcp://[::ffff:192.168.0.1]:7000"};
+    struct registry_opts o = {MAX_NODES, 16, TTL, CHAIN_TTL, false, false, false};
+    struct registry *r = NULL;
+    struct registry_stats st;
+    struct tnode a;
+
+    ck_assert_int_eq(registry_new(&o, &r), 0);
+    for (unsigned i = 0; i < ARRAY_LEN(refused); i++) {
+        tnode_make_at(&a, 1, DESC_RELAY, 3600000, 1, refused[i]);
+        ck_assert_int_eq(registry_register(r, a.id.pk, a.raw, a.len, 0, WALL), OVL_EUNSUPP);
+    }
+    ck_assert_ptr_null(registry_lookup(r, a.id.pk));
+    ck_assert_uint_eq(registry_version(r), 0);
+    tnode_make_at(&a, 1, DESC_RELAY, 3600000, 1, "tcp://198.51.100.7:7000");
+    reg_add(r, &a, 0);
+    tnode_make_at(&a, 2, DESC_ENDPOINT, 3600000, 1, "quic://[2001:db8::7]:443");
+    reg_add(r, &a, 0);
+    registry_stats(r, &st);
+    ck_assert_uint_eq(st.relays, 1);
+    ck_assert_uint_eq(st.endpoints, 1);
+    /* the version moves with every registration and drop, not heartbeats */
+    ck_assert_uint_eq(registry_version(r), 2);
+    ck_assert_int_eq(registry_heartbeat(r, a.id.pk, 10), 0);
+    ck_assert_uint_eq(registry_version(r), 2);
+    ck_assert_uint_eq(registry_drop(r, a.id.pk, 10), 1);
+    ck_assert_uint_eq(registry_version(r), 3);
     registry_free(r);
 }
 END_TEST
@@ -400,6 +443,115 @@ START_TEST(chain_cap)
 }
 END_TEST
 
+/* An exclude naming no registered relay (a random key, the requester, an
+ * endpoint) is the same request as none: no new chain for each. */
+START_TEST(chain_exclude_unknown)
+{
+    struct tnode t[10], req;
+    struct registry *r = relays_make(10, 64, CHAIN_TTL, t, &req);
+    const struct reg_chain *c;
+    struct registry_stats st;
+    uint8_t ref[16], junk[32];
+
+    ck_assert_int_eq(registry_chain(r, req.id.pk, 2, 0, NULL, 0, &c), 0);
+    memcpy(ref, c->ref, 16);
+    for (unsigned i = 0; i < 20; i++) {
+        ovl_random(junk, sizeof(junk));
+        ck_assert_int_eq(registry_chain(r, req.id.pk, 2, 0, junk, 1, &c), 0);
+        ck_assert_int_eq(memcmp(c->ref, ref, 16), 0);
+    }
+    ck_assert_int_eq(registry_chain(r, req.id.pk, 2, 0, req.id.pk, 1, &c), 0);
+    ck_assert_int_eq(memcmp(c->ref, ref, 16), 0);
+    /* a relay's exclude of itself: it is never drawn anyway */
+    ck_assert_int_eq(registry_chain(r, t[0].id.pk, 2, 0, NULL, 1, &c), 0);
+    memcpy(ref, c->ref, 16);
+    ck_assert_int_eq(registry_chain(r, t[0].id.pk, 2, 0, t[0].id.pk, 1, &c), 0);
+    ck_assert_int_eq(memcmp(c->ref, ref, 16), 0);
+    registry_stats(r, &st);
+    ck_assert_uint_eq(st.chains, 2);
+    ck_assert_uint_eq(st.chains_generated, 2);
+    registry_free(r);
+}
+END_TEST
+
+/* One requester cycling excludes over every relay holds at most
+ * REGISTRY_CHAINS_PER_REQUESTER chains, its oldest replaced, and pushes
+ * out nobody else's, though the table's cap would allow it to. */
+START_TEST(chain_per_requester)
+{
+    struct tnode t[10], req, other;
+    struct registry *r = relays_make(10, 6, CHAIN_TTL, t, &req);
+    const struct reg_chain *c;
+    struct registry_stats st;
+    uint8_t ref_other[16], refs[10][16];
+
+    tnode_make(&other, 2, DESC_ENDPOINT, 3600000, 1);
+    reg_add(r, &other, 0);
+    ck_assert_int_eq(registry_chain(r, other.id.pk, 3, 0, NULL, 0, &c), 0);
+    memcpy(ref_other, c->ref, 16);
+    for (unsigned round = 0; round < 2; round++) {
+        for (unsigned i = 0; i < 10; i++) {
+            ck_assert_int_eq(registry_chain(r, req.id.pk, 3, 0, t[i].id.pk, 1 + i, &c), 0);
+            check_chain(c, req.id.pk, t[i].id.pk);
+            memcpy(refs[i], c->ref, 16);
+            registry_stats(r, &st);
+            ck_assert_uint_le(st.chains, 1 + REGISTRY_CHAINS_PER_REQUESTER);
+        }
+    }
+    /* the last ones are still cached, the first was replaced */
+    for (unsigned i = 10 - REGISTRY_CHAINS_PER_REQUESTER; i < 10; i++) {
+        ck_assert_int_eq(registry_chain(r, req.id.pk, 3, 0, t[i].id.pk, 20, &c), 0);
+        ck_assert_int_eq(memcmp(c->ref, refs[i], 16), 0);
+    }
+    ck_assert_int_eq(registry_chain(r, req.id.pk, 3, 0, t[0].id.pk, 20, &c), 0);
+    ck_assert_int_ne(memcmp(c->ref, refs[0], 16), 0);
+    /* the other requester's chain survived all of it */
+    ck_assert_int_eq(registry_chain(r, other.id.pk, 3, 0, NULL, 21, &c), 0);
+    ck_assert_int_eq(memcmp(c->ref, ref_other, 16), 0);
+    registry_stats(r, &st);
+    ck_assert_uint_eq(st.chains, 1 + REGISTRY_CHAINS_PER_REQUESTER);
+    registry_free(r);
+}
+END_TEST
+
+/* At max_chains a requester that holds a chain replaces its own; one that
+ * holds none evicts the table's oldest, once; a request that draws no
+ * chain evicts nothing. */
+START_TEST(chain_cap_fair)
+{
+    struct tnode t[5], req, o[3];
+    struct registry *r = relays_make(5, 3, CHAIN_TTL, t, &req);
+    const struct reg_chain *c;
+    struct registry_stats st;
+    uint8_t ref[3][16];
+
+    for (unsigned i = 0; i < 3; i++) {
+        tnode_make(&o[i], 10 + i, DESC_ENDPOINT, 3600000, 1);
+        reg_add(r, &o[i], 0);
+        ck_assert_int_eq(registry_chain(r, o[i].id.pk, 2, 0, NULL, i, &c), 0);
+        memcpy(ref[i], c->ref, 16);
+    }
+    /* more relays than exist: no chain, and nobody's is evicted for it */
+    ck_assert_int_eq(registry_chain(r, req.id.pk, 8, 0, NULL, 10, &c), OVL_ENOENT);
+    registry_stats(r, &st);
+    ck_assert_uint_eq(st.chains, 3);
+    ck_assert_uint_eq(st.chains_evicted, 0);
+    /* the first chain of req takes the oldest's place (o[0]'s) ... */
+    ck_assert_int_eq(registry_chain(r, req.id.pk, 2, 0, NULL, 11, &c), 0);
+    /* ... and every further one replaces its own */
+    for (unsigned i = 0; i < 5; i++)
+        ck_assert_int_eq(registry_chain(r, req.id.pk, 2, 0, t[i].id.pk, 12 + i, &c), 0);
+    for (unsigned i = 1; i < 3; i++) {
+        ck_assert_int_eq(registry_chain(r, o[i].id.pk, 2, 0, NULL, 20, &c), 0);
+        ck_assert_int_eq(memcmp(c->ref, ref[i], 16), 0);
+    }
+    registry_stats(r, &st);
+    ck_assert_uint_eq(st.chains, 3);
+    ck_assert_uint_eq(st.chains_evicted, 6);
+    registry_free(r);
+}
+END_TEST
+
 /* Loose uniformity: 2000 chains of 3 from 10 relays, 600 expected each. */
 START_TEST(chain_uniform)
 {
@@ -441,7 +593,7 @@ START_TEST(each_relay_and_args)
 {
     struct tnode t[4], req;
     struct registry *r = relays_make(4, 16, CHAIN_TTL, t, &req);
-    struct registry_opts bad = {0, 1, 1, 1, false, false};
+    struct registry_opts bad = {0, 1, 1, 1, false, false, false};
     struct registry *r2 = (void *)1;
     unsigned k = 0;
 
@@ -460,6 +612,7 @@ static Suite *registry_suite(void)
     TCase *tc = tcase_create("nodes");
     tcase_add_test(tc, register_heartbeat_expire);
     tcase_add_test(tc, register_refused);
+    tcase_add_test(tc, register_private);
     tcase_add_test(tc, node_cap);
     tcase_add_test(tc, each_relay_and_args);
     suite_add_tcase(s, tc);
@@ -470,6 +623,9 @@ static Suite *registry_suite(void)
     tcase_add_test(tc, chain_cache);
     tcase_add_test(tc, chain_evicted_on_drop);
     tcase_add_test(tc, chain_cap);
+    tcase_add_test(tc, chain_exclude_unknown);
+    tcase_add_test(tc, chain_per_requester);
+    tcase_add_test(tc, chain_cap_fair);
     tcase_add_test(tc, drop_now);
     tcase_add_test(tc, chain_uniform);
     suite_add_tcase(s, tc);

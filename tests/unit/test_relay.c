@@ -118,6 +118,7 @@ LOOPFIX_DEFINE(struct net, 2)
 static void dir_opts_fill(struct dir_opts *o)
 {
     dir_opts_defaults(o);
+    o->allow_private = true; /* every node is 127.0.0.1 */
     o->heartbeat_ms = 1000;
     o->request_timeout_ms = 2000;
 }
