@@ -466,6 +466,10 @@ const struct key_def cfg_keys[] = {
         CFG_FIELD(client.loop_interval_ms)),
     KEY(SECT_CLIENT, "constant_rate", .set = set_uint, .zero_ok = true, .min = 1, .max = 10000,
         CFG_FIELD(client.constant_rate)),
+    KEY(SECT_CLIENT, "replay_window", .set = set_uint, .min = 10000, .max = U32_MAX_MS,
+        CFG_FIELD(client.replay_window_ms)),
+    KEY(SECT_CLIENT, "tombstones", .set = set_uint, .min = 16, .max = 10000000,
+        CFG_FIELD(client.tombstones)),
     /* [relay] */
     KEY(SECT_RELAY, "max_chains", .set = set_uint, .min = 1, .max = 10000000,
         CFG_FIELD(relay.max_chains)),

@@ -1,12 +1,13 @@
 /* client.c - the client role: init and stop, the tick, link events,
- * delivery cells for us (into the inbox, acknowledged), and what the
- * public functions show. Chains are cchain.c's, sending is send.c's, the
- * send queue sendq.c's, the inbox msg.c's.
+ * delivery cells for us (under the delivery IDs exits open to us, into
+ * the inbox, acknowledged), and what the public functions show. Chains
+ * are cchain.c's, sending is send.c's, the send queue sendq.c's, the
+ * inbox msg.c's.
  *
  * One periodic tick drives every deadline (chain setup timeouts, chain
  * replacement and expiry, build backoff, message retransmission and
- * deadlines, reassembly timeouts), so no per-object timer has to be closed
- * asynchronously.
+ * deadlines, reassembly timeouts, tombstones, idle delivery IDs), so no
+ * per-object timer has to be closed asynchronously.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -45,37 +46,121 @@ static void on_link_drained(void *ctx, struct link *l)
         send_pump(c);
 }
 
+/* A delivery ID an exit opened on a link to us: the chanmap routes its
+ * later cells here, so only the first cell of each goes to on_deliver. */
+struct deliv {
+    struct client *c;
+    struct deliv *prev, *next; /* c->delivs */
+    struct link *l;
+    uint32_t id;
+    uint64_t last_ms; /* its last cell (monotonic) */
+};
+
+/* Forget d (its chanmap slot already gone or removed by the caller). */
+static void deliv_free(struct deliv *d)
+{
+    DL_DELETE(d->c->delivs, d);
+    free(d);
+}
+
+static void deliv_cell(void *obj, struct link *l, const struct cell *cl)
+{
+    struct deliv *d = obj;
+    struct client *c = d->c;
+    const struct dir_onion *keys;
+    unsigned n_keys = 0;
+    struct cell ack = {.chain_id = cl->chain_id, .cmd = CELL_CHAIN_DELIVER, .len = MSG_ACK_LEN};
+    struct msg_from from = {.link = l->serial, .chain = cl->chain_id};
+    enum msg_rx_result r;
+
+    if (cl->cmd == CELL_CHAIN_DESTROY) { /* the exit is done with this ID */
+        chanmap_del(c->n, l, d->id);
+        deliv_free(d);
+        return;
+    }
+    if (cl->cmd != CELL_CHAIN_DELIVER || (c->flags & CF_STOPPED))
+        return;
+    c->st.cells_in++;
+    d->last_ms = from.now_ms = clock_now_ms();
+    from.wall_ms = clock_wall_ms();
+    keys = dir_onion_keys(c->n->dir, &n_keys);
+    r = msg_rx_fragment(&c->rx, &from, cl->payload, cl->len, keys, n_keys, ack.payload);
+    /* Back to the exit under its delivery ID; a lost one is made good by
+     * the sender's retransmission. */
+    if ((r == MSG_RX_DONE || r == MSG_RX_AGAIN) && link_send(l, &ack) == 0)
+        c->st.acks_sent++;
+}
+
+static void deliv_closed(void *obj, struct link *l, uint32_t id)
+{
+    (void)l;
+    (void)id;
+    deliv_free(obj);
+}
+
+static const struct chain_owner deliv_owner = {.cell = deliv_cell, .link_closed = deliv_closed};
+
+/* The chanmap's opener for CHAIN_DELIVER under an ID nobody owns: take
+ * the ID if the link has fewer than CLIENT_DELIV_PER_LINK open, so a
+ * stream of made-up IDs cannot each leave state behind, and if the link's
+ * other end may have opened it (chanmap_add checks its direction bit:
+ * an exit opens delivery IDs with chanmap_alloc on its side). */
+static void on_deliver(void *ctx, struct link *l, const struct cell *cl)
+{
+    struct client *c = ctx;
+    struct deliv *d;
+    unsigned n = 0;
+
+    if (c->flags & CF_STOPPED)
+        return;
+    DL_FOREACH(c->delivs, d)
+    {
+        n += d->l == l;
+    }
+    d = n < CLIENT_DELIV_PER_LINK ? calloc(1, sizeof(*d)) : NULL;
+    if (d && chanmap_add(c->n, l, cl->chain_id, &deliv_owner, d) != 0) {
+        free(d);
+        d = NULL;
+    }
+    if (!d) {
+        c->st.cells_in++;
+        c->st.refused_ids++;
+        return;
+    }
+    d->c = c;
+    d->l = l;
+    d->id = cl->chain_id;
+    DL_APPEND(c->delivs, d);
+    deliv_cell(d, l, cl);
+}
+
+/* Forget delivery IDs idle for reassembly_timeout (all of them with
+ * now UINT64_MAX); the exit's next cell on one opens it again. */
+static void deliv_expire(struct client *c, uint64_t now)
+{
+    struct deliv *d, *tmp;
+
+    DL_FOREACH_SAFE(c->delivs, d, tmp)
+    {
+        if (now - d->last_ms >= c->o.reassembly_timeout_ms) {
+            chanmap_del(c->n, d->l, d->id);
+            deliv_free(d);
+        }
+    }
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct client *c = t->data;
     uint64_t now = clock_now_ms();
 
-    msg_rx_expire(&c->rx, now);
+    msg_rx_expire(&c->rx, now, clock_wall_ms());
+    deliv_expire(c, now);
     sendq_tick(c, now);
     cchain_tick(c, now);
     cchain_maybe_build(c);
     if (c->queue)
         send_pump(c);
-}
-
-static void on_deliver(void *ctx, struct link *l, const struct cell *cl)
-{
-    struct client *c = ctx;
-    const struct dir_onion *keys;
-    unsigned n_keys = 0;
-    struct cell ack = {.chain_id = cl->chain_id, .cmd = CELL_CHAIN_DELIVER, .len = MSG_ACK_LEN};
-    enum msg_rx_result r;
-
-    if (c->flags & CF_STOPPED)
-        return;
-    c->st.cells_in++;
-    keys = dir_onion_keys(c->n->dir, &n_keys);
-    r = msg_rx_fragment(&c->rx, cl->payload, cl->len, keys, n_keys, clock_now_ms(), clock_wall_ms(),
-                        ack.payload);
-    /* Back to the exit under its delivery ID; a lost one is made good by
-     * the sender's retransmission. */
-    if ((r == MSG_RX_DONE || r == MSG_RX_AGAIN) && link_send(l, &ack) == 0)
-        c->st.acks_sent++;
 }
 
 static bool opts_valid(const struct client_opts *o)
@@ -86,7 +171,7 @@ static bool opts_valid(const struct client_opts *o)
            o->lifetime_ms >= 1000 && o->setup_timeout_ms > 0 && o->max_message > 0 &&
            o->max_message <= UINT32_MAX - MSG_OVERHEAD_MAX && o->inbox_messages > 0 &&
            o->inbox_bytes > 0 && o->send_queue > 0 && o->reassembly_timeout_ms > 0 &&
-           o->constant_rate <= 10000;
+           o->constant_rate <= 10000 && o->replay_window_ms > 0 && o->tombstones > 0;
 }
 
 void client_opts_defaults(struct client_opts *o)
@@ -105,6 +190,8 @@ void client_opts_defaults(struct client_opts *o)
     o->retransmit_ms = 2000;
     o->deadline_ms = 30000;
     o->distinct_subnets = true;
+    o->replay_window_ms = 600000;
+    o->tombstones = 65536;
 }
 
 int client_init(struct node *n, const struct client_opts *o, struct client **out)
@@ -162,6 +249,7 @@ void client_stop(struct client *c)
         return;
     c->flags |= CF_STOPPED;
     chanmap_unregister_opener(c->n, CELL_CHAIN_DELIVER, on_deliver, c);
+    deliv_expire(c, UINT64_MAX);
     node_unobserve_links(c->n, &(struct link_observer){.ctx = c});
     cchain_destroy_all(c);
     while (c->queue)
@@ -219,6 +307,7 @@ void client_each_chain(const struct client *c,
 void client_stats(const struct client *c, struct client_stats *st)
 {
     const struct cchain *ch;
+    const struct deliv *d;
 
     memset(st, 0, sizeof(*st));
     if (!c)
@@ -236,6 +325,8 @@ void client_stats(const struct client *c, struct client_stats *st)
     st->rtt_us_p90 = samples_quantile(&c->rtt_us, 900);
     st->rtt_samples = c->rtt_us.n;
     DL_COUNT(c->chains, ch, st->chains);
-    st->bytes_held = sendq_bytes(c) + c->rx.part_bytes + c->rx.in_bytes +
-                     (uint64_t)st->chains * sizeof(struct cchain);
+    DL_COUNT(c->delivs, d, st->deliveries);
+    st->tombstones = c->rx.count[MSG_DONE];
+    st->bytes_held =
+        sendq_bytes(c) + msg_rx_held(&c->rx) + (uint64_t)st->chains * sizeof(struct cchain);
 }

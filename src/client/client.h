@@ -4,15 +4,20 @@
  * node's onion key (from its descriptor, dir_lookup):
  *     blob = eph_pk(32) | AEAD(k, plaintext)      (ChaCha20-Poly1305, nonce 0,
  *                                                  associated data = msg_id)
- *     plaintext = flags(1) | [reply_pk(32) if CLIENT_F_REPLY] | message
- *     k = first output of KDF2(H("ovl-e2e-v1"),
+ *     plaintext = flags(1) | sent(8) | [reply_pk(32) if CLIENT_F_REPLY] | message
+ *     k = first output of KDF2(H("ovl-e2e-v2"),
  *                              X25519(eph_sk, onion_pk) || eph_pk || onion_pk)
  * cuts the blob into fragments  msg_id(16) | offset(4) | total(4) | bytes
  * (BODY_DATA_MAX bytes each at most) and sends each in one BODY_DELIVER
  * forward cell over the current chain. The exit hands each to the
  * destination in a CELL_CHAIN_DELIVER cell; the destination reassembles by
- * msg_id (bounded: max_message, inbox caps, reassembly timeout), decrypts
- * with its current or previous onion key and puts the message in its inbox.
+ * msg_id (bounded: max_message, inbox caps and each link's and delivery
+ * chain's share of them, reassembly timeout), decrypts with its current or
+ * previous onion key, refuses a message sealed outside replay_window of
+ * its clock or delivered before, and puts the message in its inbox.
+ * It takes CHAIN_DELIVER cells only under IDs the link's other end may
+ * open, and registers each (at most CLIENT_DELIV_PER_LINK per link,
+ * forgotten after reassembly_timeout idle).
  * The receiver learns the sender only if the sender set reply; that ID is
  * claimed by the sender, not authenticated.
  *
@@ -43,8 +48,9 @@
 #include "core/node.h"
 #include "lib/err.h"
 
-#define CLIENT_MSG_ID  16
-#define CLIENT_F_REPLY 0x01
+#define CLIENT_MSG_ID         16
+#define CLIENT_F_REPLY        0x01
+#define CLIENT_DELIV_PER_LINK 64 /* delivery IDs open on one link */
 
 enum client_chain_source { CHAIN_SOURCE_BOOTSTRAP = 0, CHAIN_SOURCE_LOCAL = 1 };
 
@@ -66,6 +72,8 @@ struct client_opts {
     uint32_t cover_interval_ms;      /* [client] cover_interval: mean gap of drop cover, 0 off */
     uint32_t loop_interval_ms;       /* [client] loop_interval: mean gap of loop cover, 0 off */
     uint32_t constant_rate;          /* [client] constant_rate: cells/s on the chain, 0 off */
+    uint32_t replay_window_ms;       /* [client] replay_window: +- sealing time, default 600000 */
+    uint32_t tombstones;             /* [client] tombstones: delivered IDs kept, default 65536 */
 };
 
 /* What became of a message: 0 delivered (acknowledged by the destination),
@@ -77,6 +85,8 @@ typedef void (*client_sent_cb)(void *arg, const uint8_t id[CLIENT_MSG_ID], int e
 struct client_msg {
     uint8_t id[CLIENT_MSG_ID];
     uint64_t received_ms; /* wall clock */
+    uint64_t sent_ms;     /* the sender's wall clock when it sealed the message, whole
+                             seconds (claimed) */
     bool has_from;
     uint8_t from[OVL_ED25519_PK];
     size_t len;
@@ -99,6 +109,10 @@ struct client_stats {
     uint64_t chains_built, chains_failed, chains_replaced;
     uint64_t dropped_auth, dropped_bad, dropped_reassembly, dropped_inbox_full;
     uint64_t duplicates;          /* copies of delivered messages, acknowledged again */
+    uint64_t dropped_stale;       /* messages sealed outside replay_window of our clock */
+    uint64_t refused_tombstones;  /* messages refused: every tombstone still in its window */
+    uint64_t refused_share;       /* messages dropped: their link or chain had its share */
+    uint64_t refused_ids;         /* delivery cells under an ID we do not take */
     uint64_t acks_sent, acks_in;  /* acknowledgements sent as receiver, accepted as sender */
     uint64_t retransmits;         /* messages sent again for want of an acknowledgement */
     uint64_t chains_repaired;     /* chains rebuilt with a backup in the failed position */
@@ -113,6 +127,8 @@ struct client_stats {
     uint32_t rtt_us_p50, rtt_us_p90, rtt_samples;       /* first send -> ack, messages sent once */
     uint32_t inbox_messages, send_queued;
     uint32_t chains;     /* live chains (building, ready or retiring) */
+    uint32_t deliveries; /* delivery IDs open: exits' chains delivering to us */
+    uint32_t tombstones; /* delivered messages remembered (replay protection) */
     uint64_t bytes_held; /* queued and unacknowledged messages, reassembly, inbox, chains */
     uint64_t inbox_bytes;
 };

@@ -90,6 +90,8 @@ enum client_flag {
     CF_AVOID = 1u << 2,   /* the next build leaves c->avoid out */
 };
 
+struct deliv;
+
 struct client {
     struct node *n;
     struct client_opts o;
@@ -109,6 +111,7 @@ struct client {
     uint32_t n_queue;        /* both lists */
     unsigned n_lookups;
     struct msg_rx rx;
+    struct deliv *delivs; /* client.c: delivery IDs exits opened to us */
     struct client_stats st;
     struct samples setup_us, rtt_us; /* recent setup round trips and message round trips */
     uint64_t busy_from_us;           /* since when messages are waiting or in flight; 0: none */

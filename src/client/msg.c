@@ -8,22 +8,39 @@
 #include "client/msg.h"
 #include "lib/bytes.h"
 
-#define E2E_LABEL "ovl-e2e-v1"
+/* The labels name the sealed message format: version 2 carries sent_ms. */
+#define E2E_LABEL     "ovl-e2e-v2"
+#define E2E_ACK_LABEL "ovl-e2e-ack-v2"
 
-/* One message by ID: being reassembled (live) or finished / dropped (dead,
- * kept as a tombstone so its late or replayed fragments are ignored). */
+/* A delivery chain (link, ID) or, with chain 0, a whole link, while it
+ * has partial messages: how many, and what they cost. */
+struct msg_src {
+    struct msg_src *prev, *next; /* rx->srcs */
+    uint64_t link;
+    uint32_t chain, parts;
+    uint64_t bytes;
+};
+
+/* A message being reassembled. Fragments are kept in arrival order, one
+ * MSG_FRAG_DATA slot each, so the buffer grows with what arrived (doubling,
+ * up to the claimed total), never with the claim alone. */
+struct msg_live {
+    uint32_t total, nfrags, got, cap; /* cap: slots in buf */
+    uint64_t cost;                    /* in rx->part_bytes and in both sources */
+    struct msg_src *src[2];           /* its delivery chain and its link */
+    uint8_t *buf;                     /* ciphertext only: nothing to wipe */
+    uint32_t slot[];                  /* per fragment: 1 + the slot it is in, 0 until it arrives */
+};
+
+/* One message by ID: live (lv set), a tombstone or a junk marker. */
 struct msg_part {
     uint8_t id[CLIENT_MSG_ID];
     UT_hash_handle hh;
-    struct msg_part *prev, *next; /* rx->live or rx->dead */
-    bool live;
-    uint64_t since_ms; /* live: first fragment; dead: when it died */
-    uint32_t total, nfrags, got;
-    size_t cost;              /* bytes counted in rx->part_bytes while live */
-    uint8_t *bits;            /* nfrags bits: which fragments arrived */
-    uint8_t *buf;             /* total bytes */
-    bool delivered;           /* dead: it reached the inbox */
-    uint8_t ack[MSG_ACK_TAG]; /* delivered: its acknowledgement tag */
+    struct msg_part *prev, *next; /* rx->list[kind] */
+    uint8_t kind;                 /* enum msg_kind */
+    uint64_t t_ms;                /* live, junk: since (monotonic); done: expiry (wall) */
+    struct msg_live *lv;
+    uint8_t ack[MSG_ACK_TAG]; /* done: its acknowledgement tag */
 };
 
 /* k = first output of KDF2(H(label), dh || eph_pk || onion_pk). */
@@ -40,7 +57,7 @@ static int e2e_key(struct ovl_aead *a, uint8_t *ack, const uint8_t dh[OVL_X25519
     ovl_kdf2(k, NULL, ck, ikm, sizeof(ikm));
     rc = ovl_aead_init(a, OVL_AEAD_CHACHA20POLY1305, k);
     if (ack) {
-        ovl_kdf_label(ck, k, "ovl-e2e-ack-v1");
+        ovl_kdf_label(ck, k, E2E_ACK_LABEL);
         memcpy(ack, ck, MSG_ACK_TAG);
     }
     ovl_wipe(ikm, sizeof(ikm));
@@ -50,11 +67,11 @@ static int e2e_key(struct ovl_aead *a, uint8_t *ack, const uint8_t dh[OVL_X25519
 
 int msg_seal(uint8_t **blob, size_t *blob_len, const uint8_t onion_pk[OVL_X25519_LEN],
              const uint8_t id[CLIENT_MSG_ID], const uint8_t *reply_pk, const uint8_t *m, size_t len,
-             uint8_t ack[MSG_ACK_TAG])
+             uint64_t wall_ms, uint8_t ack[MSG_ACK_TAG])
 {
     uint8_t eph_sk[OVL_X25519_LEN], dh[OVL_X25519_LEN], nonce[OVL_AEAD_NONCE];
     struct ovl_aead a;
-    size_t hdr = 1 + (reply_pk ? OVL_ED25519_PK : 0), total;
+    size_t hdr = MSG_PT_HDR + (reply_pk ? OVL_ED25519_PK : 0), total;
     uint8_t *b = NULL;
     int rc;
 
@@ -74,8 +91,11 @@ int msg_seal(uint8_t **blob, size_t *blob_len, const uint8_t onion_pk[OVL_X25519
     if (rc)
         goto fail;
     b[OVL_X25519_LEN] = reply_pk ? CLIENT_F_REPLY : 0;
+    /* Whole seconds: the window needs no more, and the destination learns
+     * the sender's clock no closer than that. */
+    st_le64(b + OVL_X25519_LEN + 1, wall_ms / 1000);
     if (reply_pk)
-        memcpy(b + OVL_X25519_LEN + 1, reply_pk, OVL_ED25519_PK);
+        memcpy(b + OVL_X25519_LEN + MSG_PT_HDR, reply_pk, OVL_ED25519_PK);
     memcpy(b + OVL_X25519_LEN + hdr, m, len);
     ovl_nonce(nonce, 0);
     rc = ovl_aead_seal(&a, b + OVL_X25519_LEN, b + OVL_X25519_LEN, hdr + len, id, CLIENT_MSG_ID,
@@ -147,12 +167,14 @@ int msg_open(struct client_msg **out, const uint8_t *blob, size_t blob_len,
     }
     if (m->data[0] & ~CLIENT_F_REPLY)
         goto bad;
-    hdr = 1 + ((m->data[0] & CLIENT_F_REPLY) ? OVL_ED25519_PK : 0);
+    hdr = MSG_PT_HDR + ((m->data[0] & CLIENT_F_REPLY) ? OVL_ED25519_PK : 0);
     if (pt_len <= hdr) /* empty messages are never sent */
         goto bad;
+    m->sent_ms = ld_le64(m->data + 1);
+    m->sent_ms = m->sent_ms < UINT64_MAX / 1000 ? m->sent_ms * 1000 : UINT64_MAX;
     m->has_from = (m->data[0] & CLIENT_F_REPLY) != 0;
     if (m->has_from)
-        memcpy(m->from, m->data + 1, OVL_ED25519_PK);
+        memcpy(m->from, m->data + MSG_PT_HDR, OVL_ED25519_PK);
     memcpy(m->id, id, CLIENT_MSG_ID);
     m->len = pt_len - hdr;
     memmove(m->data, m->data + hdr, m->len);
@@ -182,31 +204,60 @@ size_t msg_frag_build(uint8_t out[MSG_FRAG_MAX], const uint8_t id[CLIENT_MSG_ID]
     return MSG_FRAG_HDR + n;
 }
 
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* What reassembling a blob of total bytes costs once every fragment is in. */
+static uint64_t full_cost(uint64_t total)
+{
+    uint64_t nfrags = msg_frag_count(total);
+
+    return sizeof(struct msg_part) + sizeof(struct msg_live) + nfrags * (4 + MSG_FRAG_DATA);
+}
+
 int msg_rx_init(struct msg_rx *rx, const struct client_opts *o, struct client_stats *st)
 {
+    uint64_t b = o->inbox_bytes;
+
     memset(rx, 0, sizeof(*rx));
-    if (!o->inbox_messages || !o->max_message || !st)
+    if (!o->inbox_messages || !o->max_message || !o->tombstones || !st)
         return OVL_EINVAL;
     rx->max_message = o->max_message;
-    rx->inbox_bytes_max = o->inbox_bytes;
+    rx->inbox_bytes_max = b;
     rx->inbox_max = o->inbox_messages;
     rx->timeout_ms = o->reassembly_timeout_ms;
+    rx->window_ms = o->replay_window_ms;
+    rx->tomb_max = o->tombstones;
+    /* A link's or a chain's share still takes one largest message. */
+    rx->chain_bytes_max = min_u64(b, max_u64(b / 8, full_cost(o->max_message + MSG_OVERHEAD_MAX)));
+    rx->link_bytes_max = min_u64(b, max_u64(b / 4, rx->chain_bytes_max));
+    rx->chain_parts_max = o->inbox_messages / 8 ? o->inbox_messages / 8 : 1;
+    rx->link_parts_max = o->inbox_messages / 4 ? o->inbox_messages / 4 : 1;
     rx->st = st;
     rx->inbox = calloc(o->inbox_messages, sizeof(*rx->inbox));
     return rx->inbox ? 0 : OVL_ENOMEM;
 }
 
-static void part_free(struct msg_part *p)
-{
-    if (p && p->buf)
-        ovl_wipe(p->buf, p->total);
-    free(p);
-}
-
-/* One copy each of uthash's add and delete (they are large macros). */
-static void by_id_add(struct msg_rx *rx, struct msg_part *p)
+/* One copy each of uthash's add, find and delete. */
+static bool by_id_add(struct msg_rx *rx, struct msg_part *p)
 {
     HASH_ADD(hh, rx->by_id, id, CLIENT_MSG_ID, p);
+    return p->hh.tbl != NULL; /* out of memory leaves it out */
+}
+
+static struct msg_part *by_id_find(struct msg_rx *rx, const uint8_t *id)
+{
+    struct msg_part *p;
+
+    HASH_FIND(hh, rx->by_id, id, CLIENT_MSG_ID, p);
+    return p;
 }
 
 static void by_id_del(struct msg_rx *rx, struct msg_part *p)
@@ -214,42 +265,126 @@ static void by_id_del(struct msg_rx *rx, struct msg_part *p)
     HASH_DEL(rx->by_id, p);
 }
 
-/* Forget a tombstone entirely. */
-static void dead_remove(struct msg_rx *rx, struct msg_part *p)
+/* The tally of (link, chain), made when missing; NULL when out of memory. */
+static struct msg_src *src_get(struct msg_rx *rx, uint64_t link, uint32_t chain)
 {
-    by_id_del(rx, p);
-    DL_DELETE(rx->dead, p);
-    rx->n_dead--;
-    part_free(p);
+    struct msg_src *s;
+
+    DL_FOREACH(rx->srcs, s)
+    {
+        if (s->link == link && s->chain == chain)
+            return s;
+    }
+    s = calloc(1, sizeof(*s));
+    if (s) {
+        s->link = link;
+        s->chain = chain;
+        DL_APPEND(rx->srcs, s);
+    }
+    return s;
 }
 
-/* Drop p (live, or NULL for a message we never stored) and leave a
- * tombstone for id so its remaining fragments are ignored. Tombstones are
- * capped at inbox_max; the oldest goes first. */
-static void part_kill(struct msg_rx *rx, struct msg_part *p, const uint8_t *id, uint64_t now_ms)
+/* Forget s once it has no partial message left (NULL-safe). */
+static void src_release(struct msg_rx *rx, struct msg_src *s)
+{
+    if (s && s->parts == 0) {
+        DL_DELETE(rx->srcs, s);
+        free(s);
+    }
+}
+
+static void live_free(struct msg_live *lv)
+{
+    if (lv)
+        free(lv->buf);
+    free(lv);
+}
+
+/* Take p out of every table, give back what it cost, and free it. */
+static void part_forget(struct msg_rx *rx, struct msg_part *p)
+{
+    struct msg_live *lv = p->lv;
+
+    by_id_del(rx, p);
+    DL_DELETE(rx->list[p->kind], p);
+    rx->count[p->kind]--;
+    for (int i = 0; lv && i < 2; i++) {
+        lv->src[i]->parts--;
+        lv->src[i]->bytes -= lv->cost;
+        src_release(rx, lv->src[i]);
+    }
+    if (lv)
+        rx->part_bytes -= lv->cost;
+    live_free(lv);
+    free(p);
+}
+
+/* A new entry of kind for id, in the table and counted but in no list
+ * yet; NULL when out of memory. */
+static struct msg_part *entry_new(struct msg_rx *rx, const uint8_t *id, enum msg_kind kind,
+                                  uint64_t t_ms)
+{
+    struct msg_part *p = calloc(1, sizeof(*p));
+
+    if (!p)
+        return NULL;
+    memcpy(p->id, id, CLIENT_MSG_ID);
+    p->kind = (uint8_t)kind;
+    p->t_ms = t_ms;
+    if (!by_id_add(rx, p)) {
+        free(p);
+        return NULL;
+    }
+    rx->count[kind]++;
+    return p;
+}
+
+/* Drop p (live, or NULL for a message never stored) and mark id as junk
+ * so its remaining fragments are ignored. Markers are capped at
+ * inbox_messages, the oldest going first: they protect nothing. */
+static void part_drop(struct msg_rx *rx, struct msg_part *p, const uint8_t *id, uint64_t now_ms)
 {
     uint8_t key[CLIENT_MSG_ID];
 
-    if (p && !p->live)
-        return;
     memcpy(key, id, CLIENT_MSG_ID); /* id may point into p */
-    if (p) {
-        by_id_del(rx, p);
-        DL_DELETE(rx->live, p);
-        rx->n_live--;
-        rx->part_bytes -= p->cost;
-        part_free(p);
+    if (p)
+        part_forget(rx, p);
+    if (rx->count[MSG_JUNK] >= rx->inbox_max)
+        part_forget(rx, rx->list[MSG_JUNK]);
+    p = entry_new(rx, key, MSG_JUNK, now_ms);
+    if (p) /* a missing marker only lets late fragments in again */
+        DL_APPEND(rx->list[MSG_JUNK], p);
+}
+
+/* Remember delivered id until expiry (wall clock), in expiry order. A
+ * full table loses its first entry only once that one's window is over;
+ * NULL (counted) otherwise, or when out of memory. */
+static struct msg_part *tomb_new(struct msg_rx *rx, const uint8_t *id, uint64_t expiry,
+                                 uint64_t wall_ms)
+{
+    struct msg_part *p, *at;
+
+    if (rx->count[MSG_DONE] >= rx->tomb_max) {
+        if (wall_ms <= rx->list[MSG_DONE]->t_ms) {
+            rx->st->refused_tombstones++;
+            return NULL;
+        }
+        part_forget(rx, rx->list[MSG_DONE]);
     }
-    if (rx->n_dead >= rx->inbox_max && rx->dead)
-        dead_remove(rx, rx->dead);
-    p = calloc(1, sizeof(*p));
-    if (!p)
-        return; /* a missing tombstone only lets late fragments in again */
-    memcpy(p->id, key, CLIENT_MSG_ID);
-    p->since_ms = now_ms;
-    by_id_add(rx, p);
-    DL_APPEND(rx->dead, p);
-    rx->n_dead++;
+    p = entry_new(rx, id, MSG_DONE, expiry);
+    if (!p) {
+        rx->st->dropped_inbox_full++;
+        return NULL;
+    }
+    /* Nearly always the latest expiry: walk back from the tail. */
+    at = rx->list[MSG_DONE] ? rx->list[MSG_DONE]->prev : NULL;
+    while (at && at->t_ms > expiry)
+        at = at == rx->list[MSG_DONE] ? NULL : at->prev;
+    if (at)
+        DL_APPEND_ELEM(rx->list[MSG_DONE], at, p);
+    else
+        DL_PREPEND(rx->list[MSG_DONE], p);
+    return p;
 }
 
 /* Check that a fragment sits on the grid of its total. */
@@ -264,33 +399,129 @@ static bool frag_valid(const struct msg_rx *rx, uint32_t off, uint32_t total, si
     return flen == want;
 }
 
-/* Start reassembling id, within the caps; NULL (counted) when full. */
-static struct msg_part *part_new(struct msg_rx *rx, const uint8_t id[CLIENT_MSG_ID], uint32_t total,
-                                 uint64_t now_ms)
+/* Count bytes more for lv if the budget and both its shares allow; false
+ * (counted) if not. */
+static bool charge(struct msg_rx *rx, struct msg_live *lv, uint64_t bytes)
+{
+    if (rx->part_bytes + rx->in_bytes + bytes > rx->inbox_bytes_max) {
+        rx->st->dropped_inbox_full++;
+        return false;
+    }
+    if (lv->src[0]->bytes + bytes > rx->chain_bytes_max ||
+        lv->src[1]->bytes + bytes > rx->link_bytes_max) {
+        rx->st->refused_share++;
+        return false;
+    }
+    rx->part_bytes += bytes;
+    lv->src[0]->bytes += bytes;
+    lv->src[1]->bytes += bytes;
+    lv->cost += bytes;
+    return true;
+}
+
+/* Whether a new message from s (chain, link) is refused: the whole
+ * budget can never hold it, or s holds its share of partial messages. */
+static bool part_refused(struct msg_rx *rx, struct msg_src *s[2], uint64_t full)
+{
+    if (rx->count[MSG_LIVE] >= rx->inbox_max || full > rx->inbox_bytes_max) {
+        rx->st->dropped_inbox_full++;
+        return true;
+    }
+    if (s[0]->parts >= rx->chain_parts_max || s[1]->parts >= rx->link_parts_max ||
+        full > rx->chain_bytes_max) {
+        rx->st->refused_share++;
+        return true;
+    }
+    return false;
+}
+
+/* Start reassembling id for from's chain and link. Only the bookkeeping
+ * is charged now, the fragments as they come. NULL (counted) when refused. */
+static struct msg_part *part_new(struct msg_rx *rx, const struct msg_from *from,
+                                 const uint8_t id[CLIENT_MSG_ID], uint32_t total)
 {
     uint32_t nfrags = (uint32_t)msg_frag_count(total);
-    size_t nbits = (nfrags + 7) / 8;
-    size_t cost = sizeof(struct msg_part) + nbits + total;
-    struct msg_part *p;
+    struct msg_src *s[2] = {src_get(rx, from->link, from->chain), src_get(rx, from->link, 0)};
+    struct msg_live *lv = NULL;
+    struct msg_part *p = NULL;
 
-    if (rx->n_live >= rx->inbox_max || rx->part_bytes + rx->in_bytes + cost > rx->inbox_bytes_max)
-        return NULL;
-    p = calloc(1, cost);
+    if (!s[0] || !s[1] || part_refused(rx, s, full_cost(total)))
+        goto fail;
+    lv = calloc(1, sizeof(*lv) + (size_t)nfrags * sizeof(lv->slot[0]));
+    if (!lv)
+        goto fail;
+    lv->total = total;
+    lv->nfrags = nfrags;
+    lv->src[0] = s[0];
+    lv->src[1] = s[1];
+    if (!charge(rx, lv, sizeof(*p) + sizeof(*lv) + (uint64_t)nfrags * sizeof(lv->slot[0])))
+        goto fail;
+    p = entry_new(rx, id, MSG_LIVE, from->now_ms);
     if (!p)
-        return NULL;
-    memcpy(p->id, id, CLIENT_MSG_ID);
-    p->live = true;
-    p->since_ms = now_ms;
-    p->total = total;
-    p->nfrags = nfrags;
-    p->cost = cost;
-    p->bits = (uint8_t *)(p + 1);
-    p->buf = p->bits + nbits;
-    by_id_add(rx, p);
-    DL_APPEND(rx->live, p);
-    rx->n_live++;
-    rx->part_bytes += cost;
+        goto fail_charged;
+    p->lv = lv;
+    s[0]->parts++;
+    s[1]->parts++;
+    DL_APPEND(rx->list[MSG_LIVE], p);
     return p;
+fail_charged:
+    rx->part_bytes -= lv->cost;
+    s[0]->bytes -= lv->cost;
+    s[1]->bytes -= lv->cost;
+fail:
+    live_free(lv);
+    src_release(rx, s[0]);
+    if (s[1] != s[0]) /* the same tally for a chain ID of 0 */
+        src_release(rx, s[1]);
+    return NULL;
+}
+
+/* Store fragment idx (n bytes) of lv in the next slot, growing the buffer
+ * when it is full; false (counted) when there is no room. */
+static bool part_store(struct msg_rx *rx, struct msg_live *lv, uint32_t idx, const uint8_t *data,
+                       size_t n)
+{
+    if (lv->got == lv->cap) {
+        uint32_t cap = lv->cap ? lv->cap * 2 : 1;
+        uint8_t *b;
+
+        if (cap > lv->nfrags)
+            cap = lv->nfrags;
+        if (!charge(rx, lv, (uint64_t)(cap - lv->cap) * MSG_FRAG_DATA))
+            return false;
+        b = realloc(lv->buf, (size_t)cap * MSG_FRAG_DATA);
+        if (!b) {
+            rx->st->dropped_inbox_full++;
+            return false;
+        }
+        lv->buf = b;
+        lv->cap = cap;
+    }
+    memcpy(lv->buf + (size_t)lv->got * MSG_FRAG_DATA, data, n);
+    lv->slot[idx] = ++lv->got;
+    return true;
+}
+
+/* Return the blob in fragment order: the buffer itself when the fragments
+ * came in order, else a malloc'd copy (*copy set); NULL when out of memory. */
+static uint8_t *part_blob(const struct msg_live *lv, bool *copy)
+{
+    uint32_t i = 0;
+    uint8_t *b;
+
+    while (i < lv->nfrags && lv->slot[i] == i + 1)
+        i++;
+    *copy = i < lv->nfrags;
+    if (!*copy)
+        return lv->buf;
+    b = malloc(lv->total);
+    for (i = 0; b && i < lv->nfrags; i++) {
+        size_t off = (size_t)i * MSG_FRAG_DATA;
+
+        memcpy(b + off, lv->buf + (size_t)(lv->slot[i] - 1) * MSG_FRAG_DATA,
+               lv->total - off < MSG_FRAG_DATA ? lv->total - off : MSG_FRAG_DATA);
+    }
+    return b;
 }
 
 /* Write the acknowledgement record of id into ack; MSG_RX_DONE. */
@@ -303,14 +534,19 @@ static enum msg_rx_result ack_write(uint8_t *ack, const uint8_t id[CLIENT_MSG_ID
     return MSG_RX_DONE;
 }
 
+static void client_msg_free(struct client_msg *m)
+{
+    ovl_wipe(m->data, m->len);
+    free(m);
+}
+
 /* Put m in the inbox if the caps allow; frees it (counted) otherwise. */
 static bool inbox_push(struct msg_rx *rx, struct client_msg *m)
 {
     if (rx->in_count >= rx->inbox_max ||
         rx->part_bytes + rx->in_bytes + m->len > rx->inbox_bytes_max) {
         rx->st->dropped_inbox_full++;
-        ovl_wipe(m->data, m->len);
-        free(m);
+        client_msg_free(m);
         return false;
     }
     rx->inbox[(rx->in_head + rx->in_count) % rx->inbox_max] = m;
@@ -320,46 +556,72 @@ static bool inbox_push(struct msg_rx *rx, struct client_msg *m)
     return true;
 }
 
-/* The last fragment arrived: decrypt, deliver, leave a tombstone. */
+/* Open p's blob (p is forgotten); *out the message, or NULL (counted,
+ * and id marked as junk) when it does not decrypt or was sealed outside
+ * the window. */
+static void part_open(struct msg_rx *rx, struct msg_part *p, const struct dir_onion *keys,
+                      unsigned n_keys, const struct msg_from *from, struct client_msg **out,
+                      uint8_t tag[MSG_ACK_TAG])
+{
+    uint8_t id[CLIENT_MSG_ID];
+    bool copy = false;
+    uint8_t *blob = part_blob(p->lv, &copy);
+    int rc = blob ? msg_open(out, blob, p->lv->total, p->id, keys, n_keys, tag) : OVL_ENOMEM;
+
+    if (copy)
+        free(blob);
+    memcpy(id, p->id, CLIENT_MSG_ID);
+    part_forget(rx, p);
+    if (rc == 0 && ((*out)->sent_ms > from->wall_ms + rx->window_ms ||
+                    from->wall_ms > (*out)->sent_ms + rx->window_ms)) {
+        rx->st->dropped_stale++;
+        client_msg_free(*out);
+        *out = NULL;
+    } else if (rc) {
+        if (rc == OVL_ECRYPTO)
+            rx->st->dropped_auth++;
+        else
+            rx->st->dropped_bad++;
+    }
+    if (!*out)
+        part_drop(rx, NULL, id, from->now_ms);
+}
+
+/* The last fragment arrived: decrypt, check the time, leave a tombstone
+ * and deliver. */
 static enum msg_rx_result part_complete(struct msg_rx *rx, struct msg_part *p,
                                         const struct dir_onion *keys, unsigned n_keys,
-                                        uint64_t now_ms, uint64_t wall_ms, uint8_t *ack)
+                                        const struct msg_from *from, uint8_t *ack)
 {
     struct client_msg *m = NULL;
-    uint8_t tag[MSG_ACK_TAG], id[CLIENT_MSG_ID];
-    int rc = msg_open(&m, p->buf, p->total, p->id, keys, n_keys, tag);
+    uint8_t tag[MSG_ACK_TAG];
 
-    memcpy(id, p->id, CLIENT_MSG_ID);
-    part_kill(rx, p, id, now_ms); /* a tombstone also stops replays */
-    if (rc == OVL_ECRYPTO) {
-        rx->st->dropped_auth++;
+    part_open(rx, p, keys, n_keys, from, &m, tag);
+    if (!m)
+        return MSG_RX_DROPPED;
+    /* The tombstone comes first: nothing is delivered that a replay could
+     * deliver again. */
+    p = tomb_new(rx, m->id, m->sent_ms + rx->window_ms, from->wall_ms);
+    if (!p) {
+        client_msg_free(m);
         return MSG_RX_DROPPED;
     }
-    if (rc) {
-        rx->st->dropped_bad++;
-        return MSG_RX_DROPPED;
-    }
-    m->received_ms = wall_ms;
-    HASH_FIND(hh, rx->by_id, id, CLIENT_MSG_ID, p);
+    memcpy(p->ack, tag, MSG_ACK_TAG);
+    m->received_ms = from->wall_ms;
     /* A full inbox drops it unacknowledged and forgets it, so the sender's
      * next copy can get in once there is room. */
     if (!inbox_push(rx, m)) {
-        if (p)
-            dead_remove(rx, p);
+        part_forget(rx, p);
         return MSG_RX_DROPPED;
     }
-    if (p) {
-        p->delivered = true;
-        memcpy(p->ack, tag, MSG_ACK_TAG);
-    }
-    return ack_write(ack, id, tag);
+    return ack_write(ack, p->id, tag);
 }
 
-enum msg_rx_result msg_rx_fragment(struct msg_rx *rx, const uint8_t *frag, size_t len,
-                                   const struct dir_onion *keys, unsigned n_keys, uint64_t now_ms,
-                                   uint64_t wall_ms, uint8_t ack[MSG_ACK_LEN])
+enum msg_rx_result msg_rx_fragment(struct msg_rx *rx, const struct msg_from *from,
+                                   const uint8_t *frag, size_t len, const struct dir_onion *keys,
+                                   unsigned n_keys, uint8_t ack[MSG_ACK_LEN])
 {
-    struct msg_part *p = NULL;
+    struct msg_part *p;
     uint32_t off, total, idx;
     size_t flen;
 
@@ -371,58 +633,69 @@ enum msg_rx_result msg_rx_fragment(struct msg_rx *rx, const uint8_t *frag, size_
     off = ld_le32(frag + CLIENT_MSG_ID);
     total = ld_le32(frag + CLIENT_MSG_ID + 4);
     flen = len - MSG_FRAG_HDR;
-    HASH_FIND(hh, rx->by_id, frag, CLIENT_MSG_ID, p);
-    /* A retransmission of a delivered message ends with its last fragment:
-     * that one earns a fresh acknowledgement (the first may have been lost). */
-    if (p && !p->live && p->delivered && total > 0 &&
-        off / MSG_FRAG_DATA == (total - 1) / MSG_FRAG_DATA) {
-        rx->st->duplicates++;
-        return ack_write(ack, p->id, p->ack) == MSG_RX_DONE ? MSG_RX_AGAIN : MSG_RX_IGNORED;
-    }
-    if (p && !p->live)
+    p = by_id_find(rx, frag);
+    if (p && p->kind != MSG_LIVE) {
+        /* A retransmission of a delivered message ends with its last
+         * fragment: that one earns a fresh acknowledgement (the first may
+         * have been lost). A replay gets the same, and nothing more. */
+        if (p->kind == MSG_DONE && total > 0 &&
+            off / MSG_FRAG_DATA == (total - 1) / MSG_FRAG_DATA) {
+            rx->st->duplicates++;
+            return ack_write(ack, p->id, p->ack) == MSG_RX_DONE ? MSG_RX_AGAIN : MSG_RX_IGNORED;
+        }
         return MSG_RX_IGNORED;
+    }
     if (!frag_valid(rx, off, total, flen)) {
         rx->st->dropped_bad++;
-        part_kill(rx, p, frag, now_ms);
+        part_drop(rx, p, frag, from->now_ms);
         return MSG_RX_DROPPED;
     }
-    if (p && p->total != total) {
+    if (p && p->lv->total != total) {
         rx->st->dropped_reassembly++;
-        part_kill(rx, p, frag, now_ms);
+        part_drop(rx, p, frag, from->now_ms);
         return MSG_RX_DROPPED;
     }
-    if (!p) {
-        p = part_new(rx, frag, total, now_ms);
-        if (!p) {
-            rx->st->dropped_inbox_full++;
-            part_kill(rx, NULL, frag, now_ms);
-            return MSG_RX_DROPPED;
-        }
-    }
+    if (!p && !(p = part_new(rx, from, frag, total)))
+        return MSG_RX_DROPPED; /* no marker: a later copy may find room */
     idx = off / MSG_FRAG_DATA;
-    if (p->bits[idx / 8] & (1u << (idx % 8))) {
-        if (memcmp(p->buf + off, frag + MSG_FRAG_HDR, flen) == 0)
+    if (p->lv->slot[idx]) {
+        if (memcmp(p->lv->buf + (size_t)(p->lv->slot[idx] - 1) * MSG_FRAG_DATA, frag + MSG_FRAG_HDR,
+                   flen) == 0)
             return MSG_RX_IGNORED;
         rx->st->dropped_reassembly++;
-        part_kill(rx, p, frag, now_ms);
+        part_drop(rx, p, frag, from->now_ms);
         return MSG_RX_DROPPED;
     }
-    memcpy(p->buf + off, frag + MSG_FRAG_HDR, flen);
-    p->bits[idx / 8] |= (uint8_t)(1u << (idx % 8));
-    if (++p->got < p->nfrags)
+    if (!part_store(rx, p->lv, idx, frag + MSG_FRAG_HDR, flen)) {
+        part_forget(rx, p); /* no marker either */
+        return MSG_RX_DROPPED;
+    }
+    if (p->lv->got < p->lv->nfrags)
         return MSG_RX_PARTIAL;
-    return part_complete(rx, p, keys, n_keys, now_ms, wall_ms, ack);
+    return part_complete(rx, p, keys, n_keys, from, ack);
 }
 
-void msg_rx_expire(struct msg_rx *rx, uint64_t now_ms)
+void msg_rx_expire(struct msg_rx *rx, uint64_t now_ms, uint64_t wall_ms)
 {
-    /* Both lists are in time order, so stop at the first young entry. */
-    while (rx->live && now_ms - rx->live->since_ms >= rx->timeout_ms) {
+    struct msg_part **l = rx->list;
+
+    /* Each list is in time order, so stop at the first young entry. */
+    while (l[MSG_LIVE] && now_ms - l[MSG_LIVE]->t_ms >= rx->timeout_ms) {
         rx->st->dropped_reassembly++;
-        part_kill(rx, rx->live, rx->live->id, now_ms);
+        part_drop(rx, l[MSG_LIVE], l[MSG_LIVE]->id, now_ms);
     }
-    while (rx->dead && now_ms - rx->dead->since_ms >= rx->timeout_ms)
-        dead_remove(rx, rx->dead);
+    while (l[MSG_JUNK] && now_ms - l[MSG_JUNK]->t_ms >= rx->timeout_ms)
+        part_forget(rx, l[MSG_JUNK]);
+    /* A tombstone goes when a replay of its message would be refused as
+     * stale anyway: by the wall clock, whatever it did meanwhile. */
+    while (l[MSG_DONE] && wall_ms > l[MSG_DONE]->t_ms)
+        part_forget(rx, l[MSG_DONE]);
+}
+
+uint64_t msg_rx_held(const struct msg_rx *rx)
+{
+    return rx->part_bytes + rx->in_bytes +
+           (uint64_t)(rx->count[MSG_DONE] + rx->count[MSG_JUNK]) * sizeof(struct msg_part);
 }
 
 size_t msg_rx_recv(struct msg_rx *rx, struct client_msg **out, size_t max)
@@ -444,6 +717,7 @@ size_t msg_rx_recv(struct msg_rx *rx, struct client_msg **out, size_t max)
 void msg_rx_free(struct msg_rx *rx)
 {
     struct msg_part *p, *tmp;
+    struct msg_src *s, *stmp;
     struct client_msg *m;
 
     if (!rx)
@@ -451,15 +725,19 @@ void msg_rx_free(struct msg_rx *rx)
     HASH_ITER(hh, rx->by_id, p, tmp)
     {
         by_id_del(rx, p);
-        part_free(p);
+        live_free(p->lv);
+        free(p);
     }
-    rx->live = rx->dead = NULL;
-    rx->n_live = rx->n_dead = 0;
+    DL_FOREACH_SAFE(rx->srcs, s, stmp)
+    {
+        free(s);
+    }
+    rx->srcs = NULL;
+    memset(rx->list, 0, sizeof(rx->list));
+    memset(rx->count, 0, sizeof(rx->count));
     rx->part_bytes = 0;
-    while (rx->inbox && msg_rx_recv(rx, &m, 1) == 1) {
-        ovl_wipe(m->data, m->len);
-        free(m);
-    }
+    while (rx->inbox && msg_rx_recv(rx, &m, 1) == 1)
+        client_msg_free(m);
     free(rx->inbox);
     rx->inbox = NULL;
 }

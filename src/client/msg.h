@@ -3,10 +3,15 @@
  * Internal to the client role (its files use it; tests call it directly).
  * No I/O: the caller passes clocks and keys in.
  *
- * Blob (what is fragmented):
- *     eph_pk(32) | ENC(k, ad = msg_id, flags(1) | [reply_pk(32)] | message)
- *     k = first output of KDF2(H("ovl-e2e-v1"), DH(eph_sk, onion_pk) || eph_pk || onion_pk)
+ * Blob (what is fragmented), sealed message format version 2:
+ *     eph_pk(32) | ENC(k, ad = msg_id, flags(1) | sent(8, LE) | [reply_pk(32)] | message)
+ *     k = first output of KDF2(H("ovl-e2e-v2"), DH(eph_sk, onion_pk) || eph_pk || onion_pk)
  * ENC is ChaCha20-Poly1305-IETF with a zero nonce (k is fresh per message).
+ * sent is the sender's wall clock when it sealed the message, in whole
+ * seconds since the Unix epoch (sent_ms below is sent x 1000); the
+ * receiver refuses a message sealed more than replay_window away from its
+ * own clock, and remembers each one it delivered until that window has
+ * passed, so a replayed copy is never delivered twice.
  *
  * Fragment i of a blob of total bytes carries blob bytes
  * [i * MSG_FRAG_DATA, min((i + 1) * MSG_FRAG_DATA, total)):
@@ -15,8 +20,15 @@
  * fragment or do not overlap.
  *
  * Acknowledgement (receiver -> sender, back along the sender's chain):
- *     MSG_ACK_TYPE(1) | msg_id(16) | tag(16),  tag = KDF_LABEL(k, "ovl-e2e-ack-v1")[0..16)
+ *     MSG_ACK_TYPE(1) | msg_id(16) | tag(16),  tag = KDF_LABEL(k, "ovl-e2e-ack-v2")[0..16)
  * Only the two ends know k, so no relay can forge an acknowledgement.
+ *
+ * Reassembly is charged for what arrived, not for the total a first
+ * fragment claims: bookkeeping (4 bytes per claimed fragment) at the
+ * first fragment, then buffer room as fragments arrive (at most twice
+ * what arrived). Each delivering link, and each delivery chain on it,
+ * holds at most its share of the partial messages and their bytes (see
+ * msg_rx_init), so one of them cannot starve the others.
  */
 #ifndef OVL_CLIENT_MSG_H
 #define OVL_CLIENT_MSG_H
@@ -32,22 +44,25 @@
 #define MSG_FRAG_HDR     24
 #define MSG_FRAG_DATA    (BODY_DATA_MAX - MSG_FRAG_HDR) /* 828 */
 #define MSG_FRAG_MAX     BODY_DATA_MAX
-#define MSG_BLOB_MIN     (OVL_X25519_LEN + 1 + OVL_AEAD_TAG) /* 49: eph_pk, flags, tag */
-#define MSG_OVERHEAD_MAX (MSG_BLOB_MIN + OVL_ED25519_PK)     /* 81: with reply_pk */
+#define MSG_PT_HDR       (1 + 8)                                      /* flags, sent */
+#define MSG_BLOB_MIN     (OVL_X25519_LEN + MSG_PT_HDR + OVL_AEAD_TAG) /* 57 */
+#define MSG_OVERHEAD_MAX (MSG_BLOB_MIN + OVL_ED25519_PK)              /* 89: with reply_pk */
 #define MSG_ACK_TAG      16
 #define MSG_ACK_TYPE     1
 #define MSG_ACK_LEN      (1 + CLIENT_MSG_ID + MSG_ACK_TAG) /* 33 */
 
 /* Encrypt message m (len bytes, 1..) to a destination whose onion key is
- * onion_pk; reply_pk (may be NULL) is disclosed to the receiver. *blob is
- * malloc'd (the caller frees it); ack (may be NULL) receives the tag the
- * receiver's acknowledgement will carry. OVL_ECRYPTO for a low-order onion key. */
+ * onion_pk, stamped with wall_ms (our wall clock, ms since the Unix epoch;
+ * the stamp keeps whole seconds); reply_pk (may be NULL) is disclosed to
+ * the receiver. *blob is malloc'd (the caller frees it); ack (may be NULL)
+ * receives the tag the receiver's acknowledgement will carry. OVL_ECRYPTO
+ * for a low-order onion key. */
 int msg_seal(uint8_t **blob, size_t *blob_len, const uint8_t onion_pk[OVL_X25519_LEN],
              const uint8_t id[CLIENT_MSG_ID], const uint8_t *reply_pk, const uint8_t *m, size_t len,
-             uint8_t ack[MSG_ACK_TAG]) OVL_WUR;
+             uint64_t wall_ms, uint8_t ack[MSG_ACK_TAG]) OVL_WUR;
 
 /* Decrypt a blob with each key in turn (current first). On success *out is
- * a malloc'd client_msg (id, has_from/from, len, data; received_ms left 0)
+ * a malloc'd client_msg (id, sent_ms, has_from/from, len, data; received_ms left 0)
  * and ack (may be NULL) the acknowledgement tag. OVL_ECRYPTO when no key
  * opens it, OVL_EPROTO for a bad plaintext. */
 int msg_open(struct client_msg **out, const uint8_t *blob, size_t blob_len,
@@ -71,43 +86,73 @@ enum msg_rx_result {
 };
 
 struct msg_part;
+struct msg_src;
 
-/* Receiver state: messages being reassembled and the inbox. */
+/* The kinds of entries a receiver keeps by message ID. */
+enum msg_kind {
+    MSG_LIVE, /* being reassembled */
+    MSG_DONE, /* delivered: a tombstone, kept until its sent_ms + replay_window */
+    MSG_JUNK, /* dropped as malformed or undecryptable: its late fragments are ignored */
+    MSG_KINDS
+};
+
+/* Where and when a fragment arrived. */
+struct msg_from {
+    uint64_t link;    /* serial of the link it came on */
+    uint32_t chain;   /* its delivery ID on that link */
+    uint64_t now_ms;  /* monotonic clock */
+    uint64_t wall_ms; /* wall clock, ms since the Unix epoch */
+};
+
+/* Receiver state: messages being reassembled, tombstones and the inbox. */
 struct msg_rx {
-    uint64_t max_message, inbox_bytes_max;
-    uint32_t inbox_max, timeout_ms;
-    struct client_stats *st; /* counters are added here (not owned) */
+    uint64_t max_message, inbox_bytes_max, window_ms;
+    uint64_t chain_bytes_max, link_bytes_max; /* shares of inbox_bytes_max */
+    uint32_t inbox_max, timeout_ms, tomb_max;
+    uint32_t chain_parts_max, link_parts_max; /* shares of inbox_max */
+    struct client_stats *st;                  /* counters are added here (not owned) */
 
-    struct msg_part *by_id; /* uthash: live and finished entries */
-    struct msg_part *live;  /* utlist, oldest first: being reassembled */
-    struct msg_part *dead;  /* utlist, oldest first: finished or dropped */
-    uint32_t n_live, n_dead;
-    uint64_t part_bytes; /* what live entries cost */
+    struct msg_part *by_id;           /* uthash: every entry */
+    struct msg_part *list[MSG_KINDS]; /* utlist by kind: live and junk oldest first,
+                                         done by expiry */
+    uint32_t count[MSG_KINDS];
+    struct msg_src *srcs; /* utlist: chains and links with partial messages */
+    uint64_t part_bytes;  /* what live entries cost */
 
     struct client_msg **inbox; /* ring of inbox_max */
     uint32_t in_head, in_count;
     uint64_t in_bytes;
 };
 
-/* Set up rx with o's caps; counters go to st. */
+/* Set up rx with o's caps; counters go to st. The shares: a delivery
+ * chain may hold inbox_messages / 8 partial messages and inbox_bytes / 8
+ * bytes of them, a link inbox_messages / 4 and inbox_bytes / 4 (at least
+ * one message each, and room for one of max_message, within inbox_bytes). */
 int msg_rx_init(struct msg_rx *rx, const struct client_opts *o, struct client_stats *st) OVL_WUR;
 
 /* Free everything rx holds (NULL-safe, idempotent). */
 void msg_rx_free(struct msg_rx *rx);
 
-/* Take one fragment (len bytes, hostile). keys are tried when it completes
- * a message; now_ms (monotonic) ages entries, wall_ms stamps the message.
- * On MSG_RX_DONE and MSG_RX_AGAIN, ack (MSG_ACK_LEN bytes) is the
- * acknowledgement to send back. A delivered message stays known (tombstone)
- * for reassembly_timeout, or until inbox_messages newer ones push it out,
- * so a retransmitted copy is acknowledged again, not delivered twice. */
-enum msg_rx_result msg_rx_fragment(struct msg_rx *rx, const uint8_t *frag, size_t len,
-                                   const struct dir_onion *keys, unsigned n_keys, uint64_t now_ms,
-                                   uint64_t wall_ms, uint8_t ack[MSG_ACK_LEN]);
+/* Take one fragment (len bytes, hostile) that came as from says. keys
+ * are tried when it completes a message. On MSG_RX_DONE and MSG_RX_AGAIN,
+ * ack (MSG_ACK_LEN bytes) is the acknowledgement to send back. A message
+ * is delivered only when it decrypts and its sent_ms is within
+ * replay_window of from->wall_ms; it then stays known (tombstone) until
+ * sent_ms + replay_window, so a retransmitted or replayed copy is
+ * acknowledged again, not delivered twice. When all `tombstones` entries
+ * are still in their window, a new message is refused (refused_tombstones)
+ * rather than one of them forgotten. */
+enum msg_rx_result msg_rx_fragment(struct msg_rx *rx, const struct msg_from *from,
+                                   const uint8_t *frag, size_t len, const struct dir_onion *keys,
+                                   unsigned n_keys, uint8_t ack[MSG_ACK_LEN]);
 
-/* Drop messages whose reassembly started timeout_ms ago or more and forget
- * finished ones as old. */
-void msg_rx_expire(struct msg_rx *rx, uint64_t now_ms);
+/* Drop messages whose reassembly started timeout_ms ago or more (now_ms,
+ * monotonic), junk markers as old, and tombstones whose window ended by
+ * wall_ms. */
+void msg_rx_expire(struct msg_rx *rx, uint64_t now_ms, uint64_t wall_ms);
+
+/* Return the bytes rx holds: reassembly, tombstones and markers, inbox. */
+uint64_t msg_rx_held(const struct msg_rx *rx);
 
 /* Move up to max inbox messages, oldest first, into out; return how many. */
 size_t msg_rx_recv(struct msg_rx *rx, struct client_msg **out, size_t max);

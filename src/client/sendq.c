@@ -230,7 +230,7 @@ void sendq_looked_up(struct out_msg *m, int err, const struct desc *d)
         return;
     }
     rc = msg_seal(&m->blob, &m->blob_len, d->onion_pk, m->id, m->reply ? c->n->id.pk : NULL,
-                  m->data, m->len, m->ack);
+                  m->data, m->len, clock_wall_ms(), m->ack);
     if (rc) {
         sendq_fail(m, ovl_strerror(rc));
         return;

@@ -97,6 +97,12 @@ static void ctl_status_client(struct kvbuf *out, const struct client *c)
     kv_addu(out, "client_acks_in", st.acks_in);
     kv_addu(out, "client_retransmits", st.retransmits);
     kv_addu(out, "client_duplicates", st.duplicates);
+    kv_addu(out, "client_dropped_stale", st.dropped_stale);
+    kv_addu(out, "client_refused_tombstones", st.refused_tombstones);
+    kv_addu(out, "client_refused_share", st.refused_share);
+    kv_addu(out, "client_refused_ids", st.refused_ids);
+    kv_addu(out, "client_deliveries", st.deliveries);
+    kv_addu(out, "client_tombstones", st.tombstones);
 }
 
 static void ctl_status_dir(struct kvbuf *out, const struct dir *d, bool bootstrap)

@@ -1,5 +1,5 @@
-/* test_client.c - end-to-end messages (msg.h) without a network, then the
- * whole path (bootstrap, relays, two clients) on one loop. */
+/* test_client.c - the client on the whole path (bootstrap, relays, two
+ * clients) on one loop. Messages without a network: test_msg.c. */
 #include <check.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -9,20 +9,11 @@
 #include "chain/relay.h"
 #include "client/client.h"
 #include "client/msg.h"
-#include "lib/bytes.h"
+#include "core/chanmap.h"
 #include "core/link.h"
 #include "core/node_run.h"
 #include "check_main.h"
 #include "loopfix.h"
-
-static const uint8_t msg_id[CLIENT_MSG_ID] = {1, 2,  3,  4,  5,  6,  7,  8,
-                                              9, 10, 11, 12, 13, 14, 15, 16};
-
-static void onion_key(struct dir_onion *k)
-{
-    memset(k, 0, sizeof(*k));
-    ovl_x25519_keypair(k->pk, k->sk);
-}
 
 static uint8_t *pattern(size_t len, unsigned seed)
 {
@@ -33,377 +24,6 @@ static uint8_t *pattern(size_t len, unsigned seed)
         p[i] = (uint8_t)(i * 31 + seed + (i >> 8));
     return p;
 }
-
-static void small_opts(struct client_opts *o)
-{
-    client_opts_defaults(o);
-    o->inbox_messages = 4;
-    o->max_message = 300 * 1024;
-    o->inbox_bytes = 4 * 1024 * 1024;
-    o->reassembly_timeout_ms = 1000;
-}
-
-/* ---- end-to-end encryption ---- */
-
-START_TEST(e2e_round_trip)
-{
-    struct dir_onion keys[2];
-    uint8_t reply[OVL_ED25519_PK];
-    uint8_t *m = pattern(1000, 7), *blob;
-    uint8_t ack_s[MSG_ACK_TAG], ack_r[MSG_ACK_TAG], ack_other[MSG_ACK_TAG];
-    struct client_msg *out;
-    size_t blob_len;
-
-    onion_key(&keys[0]);
-    onion_key(&keys[1]);
-    memset(reply, 0xab, sizeof(reply));
-    ck_assert_int_eq(msg_seal(&blob, &blob_len, keys[1].pk, msg_id, reply, m, 1000, ack_s), 0);
-    ck_assert_uint_eq(blob_len, 1000 + MSG_OVERHEAD_MAX);
-    /* The previous key opens it after the current one fails. */
-    ck_assert_int_eq(msg_open(&out, blob, blob_len, msg_id, keys, 2, ack_r), 0);
-    /* Both ends derive the same acknowledgement tag. */
-    ck_assert_mem_eq(ack_s, ack_r, MSG_ACK_TAG);
-    ck_assert_uint_eq(out->len, 1000);
-    ck_assert_mem_eq(out->data, m, 1000);
-    ck_assert(out->has_from);
-    ck_assert_mem_eq(out->from, reply, OVL_ED25519_PK);
-    ck_assert_mem_eq(out->id, msg_id, CLIENT_MSG_ID);
-    free(out);
-    /* Only the wrong key: rejected. */
-    ck_assert_int_eq(msg_open(&out, blob, blob_len, msg_id, keys, 1, NULL), OVL_ECRYPTO);
-    ck_assert_ptr_null(out);
-    /* Another message ID (the associated data): rejected. */
-    ck_assert_int_eq(msg_open(&out, blob, blob_len, keys[0].pk, &keys[1], 1, NULL), OVL_ECRYPTO);
-    /* Any flipped byte: rejected. */
-    blob[blob_len / 2] ^= 1;
-    ck_assert_int_eq(msg_open(&out, blob, blob_len, msg_id, &keys[1], 1, NULL), OVL_ECRYPTO);
-    free(blob);
-
-    ck_assert_int_eq(msg_seal(&blob, &blob_len, keys[0].pk, msg_id, NULL, m, 1, ack_other), 0);
-    ck_assert_uint_eq(blob_len, 1 + MSG_BLOB_MIN);
-    ck_assert_int_eq(msg_open(&out, blob, blob_len, msg_id, keys, 1, NULL), 0);
-    /* A fresh ephemeral key per message: another message, another tag. */
-    ck_assert_int_ne(memcmp(ack_s, ack_other, MSG_ACK_TAG), 0);
-    ck_assert(!out->has_from);
-    ck_assert_uint_eq(out->len, 1);
-    ck_assert_uint_eq(out->data[0], m[0]);
-    free(out);
-    free(blob);
-    ck_assert_int_eq(msg_seal(&blob, &blob_len, keys[0].pk, msg_id, NULL, m, 0, NULL), OVL_EINVAL);
-    ck_assert_ptr_null(blob);
-    free(m);
-}
-END_TEST
-
-/* ---- fragments and reassembly ---- */
-
-struct rxt {
-    struct client_opts o;
-    struct client_stats st;
-    struct msg_rx rx;
-    struct dir_onion key;
-    uint8_t *blob, *m;
-    size_t blob_len, len, nfrags;
-    uint8_t ack[MSG_ACK_TAG];     /* the sender's tag */
-    uint8_t ack_rec[MSG_ACK_LEN]; /* the receiver's last acknowledgement */
-};
-
-static void rxt_init(struct rxt *t, size_t len)
-{
-    memset(t, 0, sizeof(*t));
-    small_opts(&t->o);
-    onion_key(&t->key);
-    ck_assert_int_eq(msg_rx_init(&t->rx, &t->o, &t->st), 0);
-    t->len = len;
-    t->m = pattern(len, (unsigned)len);
-    ck_assert_int_eq(msg_seal(&t->blob, &t->blob_len, t->key.pk, msg_id, NULL, t->m, len, t->ack),
-                     0);
-    t->nfrags = msg_frag_count(t->blob_len);
-}
-
-static void rxt_free(struct rxt *t)
-{
-    msg_rx_free(&t->rx);
-    msg_rx_free(&t->rx); /* idempotent */
-    free(t->blob);
-    free(t->m);
-}
-
-static enum msg_rx_result feed(struct rxt *t, size_t idx, uint64_t now)
-{
-    uint8_t f[MSG_FRAG_MAX];
-    size_t n = msg_frag_build(f, msg_id, t->blob, t->blob_len, idx);
-
-    return msg_rx_fragment(&t->rx, f, n, &t->key, 1, now, 42, t->ack_rec);
-}
-
-static void expect_message(struct rxt *t)
-{
-    struct client_msg *out[2];
-
-    ck_assert_uint_eq(msg_rx_recv(&t->rx, out, 2), 1);
-    ck_assert_uint_eq(out[0]->len, t->len);
-    ck_assert_mem_eq(out[0]->data, t->m, t->len);
-    ck_assert_uint_eq(out[0]->received_ms, 42);
-    free(out[0]);
-}
-
-static const size_t sizes[] = {1, 779, 780, 851, 852, 853, 5000, 200 * 1024};
-
-START_TEST(frag_sizes_in_order)
-{
-    struct rxt t;
-
-    rxt_init(&t, sizes[_i]);
-    for (size_t i = 0; i < t.nfrags; i++)
-        ck_assert_int_eq(feed(&t, i, 0), i + 1 < t.nfrags ? MSG_RX_PARTIAL : MSG_RX_DONE);
-    ck_assert_uint_eq(t.st.fragments_in, t.nfrags);
-    ck_assert_uint_eq(t.st.messages_received, 1);
-    ck_assert_uint_eq(t.rx.part_bytes, 0);
-    expect_message(&t);
-    rxt_free(&t);
-}
-END_TEST
-
-START_TEST(frag_sizes_reversed)
-{
-    struct rxt t;
-
-    rxt_init(&t, sizes[_i]);
-    for (size_t i = t.nfrags; i-- > 0;)
-        ck_assert_int_eq(feed(&t, i, 0), i > 0 ? MSG_RX_PARTIAL : MSG_RX_DONE);
-    expect_message(&t);
-    rxt_free(&t);
-}
-END_TEST
-
-START_TEST(frag_boundaries)
-{
-    /* 779 + 49 bytes of overhead fill exactly one fragment. */
-    ck_assert_uint_eq(msg_frag_count(828), 1);
-    ck_assert_uint_eq(msg_frag_count(829), 2);
-    ck_assert_uint_eq(MSG_FRAG_MAX, BODY_DATA_MAX);
-    ck_assert_uint_eq(MSG_FRAG_HDR + MSG_FRAG_DATA, BODY_DATA_MAX);
-}
-END_TEST
-
-START_TEST(frag_duplicate_and_replay)
-{
-    struct rxt t;
-    struct client_msg *out[1];
-
-    rxt_init(&t, 5000);
-    ck_assert_int_eq(feed(&t, 0, 0), MSG_RX_PARTIAL);
-    ck_assert_int_eq(feed(&t, 0, 0), MSG_RX_IGNORED);
-    for (size_t i = 1; i < t.nfrags; i++)
-        ck_assert_int_ne(feed(&t, i, 0), MSG_RX_DROPPED);
-    expect_message(&t);
-    ck_assert_uint_eq(t.ack_rec[0], MSG_ACK_TYPE);
-    ck_assert_mem_eq(t.ack_rec + 1, msg_id, CLIENT_MSG_ID);
-    ck_assert_mem_eq(t.ack_rec + 1 + CLIENT_MSG_ID, t.ack, MSG_ACK_TAG);
-    /* A replay of the whole message is not delivered twice; its last
-     * fragment is acknowledged again (the first ack may have been lost). */
-    memset(t.ack_rec, 0, sizeof(t.ack_rec));
-    for (size_t i = 0; i + 1 < t.nfrags; i++)
-        ck_assert_int_eq(feed(&t, i, 10), MSG_RX_IGNORED);
-    ck_assert_int_eq(feed(&t, t.nfrags - 1, 10), MSG_RX_AGAIN);
-    ck_assert_mem_eq(t.ack_rec + 1 + CLIENT_MSG_ID, t.ack, MSG_ACK_TAG);
-    ck_assert_uint_eq(t.st.duplicates, 1);
-    ck_assert_uint_eq(msg_rx_recv(&t.rx, out, 1), 0);
-    ck_assert_uint_eq(t.st.messages_received, 1);
-    ck_assert_uint_eq(t.st.dropped_reassembly + t.st.dropped_bad, 0);
-    rxt_free(&t);
-}
-END_TEST
-
-START_TEST(frag_inconsistent_overlap)
-{
-    struct rxt t;
-    uint8_t f[MSG_FRAG_MAX];
-    size_t n;
-
-    rxt_init(&t, 5000);
-    ck_assert_int_eq(feed(&t, 0, 0), MSG_RX_PARTIAL);
-    ck_assert_int_eq(feed(&t, 1, 0), MSG_RX_PARTIAL);
-    n = msg_frag_build(f, msg_id, t.blob, t.blob_len, 1);
-    f[n - 1] ^= 0x55;
-    ck_assert_int_eq(msg_rx_fragment(&t.rx, f, n, &t.key, 1, 0, 0, t.ack_rec), MSG_RX_DROPPED);
-    ck_assert_uint_eq(t.st.dropped_reassembly, 1);
-    ck_assert_uint_eq(t.rx.n_live, 0);
-    ck_assert_uint_eq(t.rx.part_bytes, 0);
-    /* The rest of that message is ignored, never delivered. */
-    for (size_t i = 0; i < t.nfrags; i++)
-        ck_assert_int_eq(feed(&t, i, 0), MSG_RX_IGNORED);
-    ck_assert_uint_eq(t.st.messages_received, 0);
-    rxt_free(&t);
-}
-END_TEST
-
-/* Hand-made fragments that break one rule each. */
-static const struct bad_frag {
-    const char *what;
-    uint32_t off, total;
-    size_t data_len;
-    bool reassembly; /* counted as dropped_reassembly (vs dropped_bad) */
-} bad_frags[] = {
-    {"total above max_message + overhead", 0, 300 * 1024 + MSG_OVERHEAD_MAX + 1, MSG_FRAG_DATA,
-     false},
-    {"total below the smallest blob", 0, MSG_BLOB_MIN - 1, MSG_BLOB_MIN - 1, false},
-    {"offset off the grid", 100, 5049, MSG_FRAG_DATA, false},
-    {"offset past total", 5796, 5049, 10, false},
-    {"short middle fragment", 0, 5049, MSG_FRAG_DATA - 1, false},
-    {"last fragment too long", 4968, 5049, 82, false},
-    {"empty fragment", 0, 5049, 0, false},
-    {"total differs from the first fragment", MSG_FRAG_DATA, 6000, MSG_FRAG_DATA, true},
-};
-
-START_TEST(frag_rejects)
-{
-    const struct bad_frag *b = &bad_frags[_i];
-    struct rxt t;
-    uint8_t f[MSG_FRAG_HDR + MSG_FRAG_DATA] = {0};
-
-    rxt_init(&t, 5000); /* blob of 5049 bytes */
-    ck_assert_int_eq(feed(&t, 0, 0), MSG_RX_PARTIAL);
-    memcpy(f, msg_id, CLIENT_MSG_ID);
-    st_le32(f + CLIENT_MSG_ID, b->off);
-    st_le32(f + CLIENT_MSG_ID + 4, b->total);
-    ck_assert_msg(msg_rx_fragment(&t.rx, f, MSG_FRAG_HDR + b->data_len, &t.key, 1, 0, 0,
-                                  t.ack_rec) == MSG_RX_DROPPED,
-                  "%s", b->what);
-    ck_assert_uint_eq(b->reassembly ? t.st.dropped_reassembly : t.st.dropped_bad, 1);
-    ck_assert_uint_eq(t.rx.n_live, 0);
-    ck_assert_int_eq(feed(&t, 1, 0), MSG_RX_IGNORED);
-    ck_assert_uint_eq(t.st.messages_received, 0);
-    rxt_free(&t);
-}
-END_TEST
-
-START_TEST(frag_wrong_key)
-{
-    struct rxt t;
-
-    rxt_init(&t, 900);
-    onion_key(&t.key); /* the receiver's key changed completely */
-    ck_assert_int_eq(feed(&t, 0, 0), MSG_RX_PARTIAL);
-    ck_assert_int_eq(feed(&t, 1, 0), MSG_RX_DROPPED);
-    ck_assert_uint_eq(t.st.dropped_auth, 1);
-    ck_assert_uint_eq(t.st.messages_received, 0);
-    rxt_free(&t);
-}
-END_TEST
-
-START_TEST(frag_timeout)
-{
-    struct rxt t;
-
-    rxt_init(&t, 5000);
-    ck_assert_int_eq(feed(&t, 0, 1000), MSG_RX_PARTIAL);
-    msg_rx_expire(&t.rx, 1999);
-    ck_assert_uint_eq(t.rx.n_live, 1);
-    ck_assert_uint_eq(t.st.dropped_reassembly, 0);
-    msg_rx_expire(&t.rx, 2000);
-    ck_assert_uint_eq(t.rx.n_live, 0);
-    ck_assert_uint_eq(t.rx.part_bytes, 0);
-    ck_assert_uint_eq(t.st.dropped_reassembly, 1);
-    ck_assert_int_eq(feed(&t, 1, 2001), MSG_RX_IGNORED);
-    /* The tombstone ages out too; a fresh start is then possible. */
-    msg_rx_expire(&t.rx, 3001);
-    ck_assert_uint_eq(t.rx.n_dead, 0);
-    ck_assert_int_eq(feed(&t, 0, 3002), MSG_RX_PARTIAL);
-    rxt_free(&t);
-}
-END_TEST
-
-/* Feed a whole fresh message (random ID) of len bytes encrypted to key. */
-static enum msg_rx_result feed_new(struct msg_rx *rx, const struct dir_onion *key, size_t len)
-{
-    uint8_t id[CLIENT_MSG_ID], f[MSG_FRAG_MAX], ack[MSG_ACK_LEN], *blob, *m = pattern(len, 3);
-    enum msg_rx_result r = MSG_RX_DROPPED;
-    size_t blob_len, nf;
-
-    ovl_random(id, sizeof(id));
-    ck_assert_int_eq(msg_seal(&blob, &blob_len, key->pk, id, NULL, m, len, NULL), 0);
-    nf = msg_frag_count(blob_len);
-    for (size_t i = 0; i < nf; i++) {
-        size_t n = msg_frag_build(f, id, blob, blob_len, i);
-
-        r = msg_rx_fragment(rx, f, n, key, 1, 0, 0, ack);
-        if (r == MSG_RX_DROPPED)
-            break;
-    }
-    free(blob);
-    free(m);
-    return r;
-}
-
-START_TEST(inbox_message_cap)
-{
-    struct client_opts o;
-    struct client_stats st = {0};
-    struct msg_rx rx;
-    struct dir_onion key;
-    struct client_msg *out[8];
-    size_t k;
-
-    small_opts(&o);
-    o.inbox_messages = 2;
-    onion_key(&key);
-    ck_assert_int_eq(msg_rx_init(&rx, &o, &st), 0);
-    ck_assert_int_eq(feed_new(&rx, &key, 10), MSG_RX_DONE);
-    ck_assert_int_eq(feed_new(&rx, &key, 20), MSG_RX_DONE);
-    ck_assert_int_eq(feed_new(&rx, &key, 30), MSG_RX_DROPPED);
-    ck_assert_uint_eq(st.dropped_inbox_full, 1);
-    ck_assert_uint_eq(rx.in_bytes, 30);
-    k = msg_rx_recv(&rx, out, 8);
-    ck_assert_uint_eq(k, 2);
-    ck_assert_uint_eq(out[0]->len, 10); /* oldest first */
-    ck_assert_uint_eq(out[1]->len, 20);
-    free(out[0]);
-    free(out[1]);
-    ck_assert_uint_eq(rx.in_bytes, 0);
-    ck_assert_int_eq(feed_new(&rx, &key, 40), MSG_RX_DONE);
-    msg_rx_free(&rx);
-}
-END_TEST
-
-START_TEST(inbox_byte_cap)
-{
-    struct client_opts o;
-    struct client_stats st = {0};
-    struct msg_rx rx;
-    struct dir_onion key;
-    struct client_msg *out[4];
-
-    small_opts(&o);
-    o.inbox_bytes = 8000;
-    onion_key(&key);
-    ck_assert_int_eq(msg_rx_init(&rx, &o, &st), 0);
-    /* Too big to even start reassembling. */
-    ck_assert_int_eq(feed_new(&rx, &key, 9000), MSG_RX_DROPPED);
-    ck_assert_uint_eq(st.dropped_inbox_full, 1);
-    ck_assert_int_eq(feed_new(&rx, &key, 5000), MSG_RX_DONE);
-    /* 5000 bytes in the inbox leave no room for 4000 more. */
-    ck_assert_int_eq(feed_new(&rx, &key, 4000), MSG_RX_DROPPED);
-    ck_assert_uint_eq(st.dropped_inbox_full, 2);
-    ck_assert_uint_eq(msg_rx_recv(&rx, out, 4), 1);
-    free(out[0]);
-    ck_assert_int_eq(feed_new(&rx, &key, 4000), MSG_RX_DONE);
-    msg_rx_free(&rx);
-}
-END_TEST
-
-START_TEST(opts_defaults)
-{
-    struct client_opts o;
-
-    client_opts_defaults(&o);
-    ck_assert_uint_eq(o.length, 3);
-    ck_assert_uint_eq(o.backups, 2);
-    ck_assert_uint_eq(o.max_message, 1048576);
-    ck_assert_uint_eq(o.send_queue, 1024);
-}
-END_TEST
 
 /* ---- the whole path: bootstrap, three relays, clients A and B ---- */
 
@@ -1068,24 +688,141 @@ START_TEST(net_receiver_on_every_route)
 }
 END_TEST
 
+/* ---- delivery IDs at the destination ---- */
+
+static void last_hop(void *arg, const struct client_chain_info *ci)
+{
+    if (strcmp(ci->state, "ready") == 0)
+        memcpy(arg, ci->hops[ci->length - 1], OVL_ED25519_PK);
+}
+
+/* The relay that is A's current chain's exit. */
+static unsigned exit_of_a(struct net *w)
+{
+    uint8_t pk[OVL_ED25519_PK] = {0};
+
+    client_each_chain(w->cl[CA], last_hop, pk);
+    for (unsigned r = R1; r <= R3; r++)
+        if (memcmp(w->n[r].id.pk, pk, OVL_ED25519_PK) == 0)
+            return r;
+    ck_abort_msg("A has no ready chain");
+    return 0;
+}
+
+static struct client_stats b_st;
+static uint32_t want_deliveries;
+static uint64_t want_refused;
+
+static bool b_deliveries(struct net *w)
+{
+    client_stats(w->cl[CB], &b_st);
+    return b_st.deliveries == want_deliveries && b_st.refused_ids == want_refused;
+}
+
+/* A sends one message to B; B gets it and A its acknowledgement. */
+static void a_to_b(struct net *w)
+{
+    uint8_t id[CLIENT_MSG_ID], body[300];
+
+    memset(body, 0x42, sizeof(body));
+    ck_assert_int_eq(client_send(w->cl[CA], w->n[CB].id.pk, body, sizeof(body), false, id), 0);
+    want_got = w->n_got + 1;
+    ck_assert_msg(run_until(w, b_got, 20000), "B did not receive the message");
+    ck_assert_mem_eq(w->got[w->n_got - 1]->id, id, CLIENT_MSG_ID);
+    ck_assert_msg(run_until(w, a_all_acked, 10000), "A was not acknowledged");
+}
+
+/* Send a CHAIN_DELIVER of junk on l under id. */
+static void deliver_junk(struct link *l, uint32_t id)
+{
+    struct cell c = {.chain_id = id, .cmd = CELL_CHAIN_DELIVER, .len = 100};
+
+    ovl_random(c.payload, c.len);
+    ck_assert_int_eq(link_send(l, &c), 0);
+}
+
+/* B takes delivery cells only under IDs the exit may open, registers
+ * each (the exit's own ID goes on working), holds at most
+ * CLIENT_DELIV_PER_LINK per link, and forgets an ID the exit destroys. */
+START_TEST(net_delivery_ids)
+{
+    struct net w;
+    struct client_opts co;
+    struct link *l;
+    unsigned ex;
+    uint32_t id;
+
+    client_opts_defaults(&co);
+    co.backups = 0;
+    net_up(&w, &co);
+    ck_assert(run_until(&w, a_ready, 15000));
+    a_to_b(&w);
+    want_deliveries = 1;
+    want_refused = 0;
+    ck_assert(run_until(&w, b_deliveries, 5000));
+    /* A new chain: the old one's exit ends its delivery ID (well before
+     * reassembly_timeout, 60 s, could). */
+    ck_assert_int_eq(client_new_chain(w.cl[CA]), 0);
+    want_deliveries = 0;
+    ck_assert_msg(run_until(&w, b_deliveries, 15000), "B kept a destroyed delivery ID");
+    ck_assert(run_until(&w, a_ready, 15000));
+    a_to_b(&w);
+    ex = exit_of_a(&w);
+    l = link_find(&w.n[ex], w.n[CB].id.pk);
+    ck_assert_ptr_nonnull(l);
+    /* An ID of B's side of the link: the exit could not have opened it. */
+    do
+        ovl_random(&id, sizeof(id));
+    while (id == 0 || !chanmap_id_is_remote(l, id));
+    deliver_junk(l, id);
+    /* 100 made-up IDs of the exit's side: B takes 63 more, refuses 37. */
+    for (unsigned i = 0; i < 100; i++) {
+        do
+            ovl_random(&id, sizeof(id));
+        while (id == 0 || chanmap_id_is_remote(l, id) || chanmap_find(&w.n[ex], l, id));
+        deliver_junk(l, id);
+    }
+    want_deliveries = CLIENT_DELIV_PER_LINK;
+    want_refused = 1 + 100 - (CLIENT_DELIV_PER_LINK - 1);
+    ck_assert_msg(run_until(&w, b_deliveries, 10000), "B: %u delivery IDs, %" PRIu64 " refused",
+                  b_st.deliveries, b_st.refused_ids);
+    /* The exit's registered ID still carries messages. */
+    a_to_b(&w);
+    ck_assert(b_deliveries(&w));
+    net_down(&w);
+}
+END_TEST
+
+/* An idle delivery ID is forgotten after reassembly_timeout; the exit's
+ * next cell on it opens it again. */
+START_TEST(net_delivery_idle)
+{
+    struct net w;
+    struct client_opts co;
+
+    client_opts_defaults(&co);
+    co.backups = 0;
+    co.reassembly_timeout_ms = 2000;
+    co.deadline_ms = 1500;
+    net_up(&w, &co);
+    ck_assert(run_until(&w, a_ready, 15000));
+    a_to_b(&w);
+    want_deliveries = 1;
+    want_refused = 0;
+    ck_assert(run_until(&w, b_deliveries, 5000));
+    want_deliveries = 0;
+    ck_assert_msg(run_until(&w, b_deliveries, 15000), "B kept an idle delivery ID");
+    a_to_b(&w);
+    want_deliveries = 1;
+    ck_assert(run_until(&w, b_deliveries, 5000));
+    net_down(&w);
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
     Suite *s = suite_create("client");
-    TCase *tc = tcase_create("msg");
-
-    tcase_add_test(tc, e2e_round_trip);
-    tcase_add_loop_test(tc, frag_sizes_in_order, 0, sizeof(sizes) / sizeof(sizes[0]));
-    tcase_add_loop_test(tc, frag_sizes_reversed, 0, sizeof(sizes) / sizeof(sizes[0]));
-    tcase_add_test(tc, frag_boundaries);
-    tcase_add_test(tc, frag_duplicate_and_replay);
-    tcase_add_test(tc, frag_inconsistent_overlap);
-    tcase_add_loop_test(tc, frag_rejects, 0, sizeof(bad_frags) / sizeof(bad_frags[0]));
-    tcase_add_test(tc, frag_wrong_key);
-    tcase_add_test(tc, frag_timeout);
-    tcase_add_test(tc, inbox_message_cap);
-    tcase_add_test(tc, inbox_byte_cap);
-    tcase_add_test(tc, opts_defaults);
-    suite_add_tcase(s, tc);
+    TCase *tc;
 
     tc = tcase_create("net");
     tcase_set_timeout(tc, 60);
@@ -1101,6 +838,8 @@ static Suite *client_suite(void)
     tcase_add_test(tc, net_new_chain);
     tcase_add_test(tc, net_never_the_receiver);
     tcase_add_test(tc, net_receiver_on_every_route);
+    tcase_add_test(tc, net_delivery_ids);
+    tcase_add_test(tc, net_delivery_idle);
     suite_add_tcase(s, tc);
     return s;
 }

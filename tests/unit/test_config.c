@@ -169,6 +169,8 @@ static void assert_defaults(const struct ovl_config *c)
     ck_assert_uint_eq(c->client.inbox_bytes, 67108864);
     ck_assert_uint_eq(c->client.send_queue, 1024);
     ck_assert_uint_eq(c->client.reassembly_timeout_ms, 60000);
+    ck_assert_uint_eq(c->client.replay_window_ms, 600000);
+    ck_assert_uint_eq(c->client.tombstones, 65536);
     ck_assert_uint_eq(c->relay.max_chains, 65536);
     ck_assert_uint_eq(c->relay.setup_timeout_ms, 10000);
     ck_assert_uint_eq(c->relay.max_lifetime_s, 3600);
@@ -656,6 +658,8 @@ static const char roles_conf[] = "[node]\n"
                                  "reassembly_timeout = 5000\n"
                                  "retransmit = 150\n"
                                  "deadline = 1000\n"
+                                 "replay_window = 10000\n"
+                                 "tombstones = 10000000\n"
                                  "[relay]\n"
                                  "max_chains = 10000000\n"
                                  "setup_timeout = 600000\n"
@@ -699,6 +703,8 @@ START_TEST(test_roles_full)
     ck_assert_uint_eq(c.client.reassembly_timeout_ms, 5000);
     ck_assert_uint_eq(c.client.retransmit_ms, 150);
     ck_assert_uint_eq(c.client.deadline_ms, 1000);
+    ck_assert_uint_eq(c.client.replay_window_ms, 10000);
+    ck_assert_uint_eq(c.client.tombstones, 10000000);
     ck_assert_uint_eq(c.relay.max_chains, 10000000);
     ck_assert_uint_eq(c.relay.setup_timeout_ms, 600000);
     ck_assert_uint_eq(c.relay.max_lifetime_s, 10);
@@ -805,6 +811,14 @@ static const struct {
     {"client", "reassembly_timeout", "999", false},
     {"client", "reassembly_timeout", "3600000", true},
     {"client", "reassembly_timeout", "3600001", false},
+    {"client", "replay_window", "10000", true},
+    {"client", "replay_window", "9999", false},
+    {"client", "replay_window", "86400000", true},
+    {"client", "replay_window", "86400001", false},
+    {"client", "tombstones", "16", true},
+    {"client", "tombstones", "15", false},
+    {"client", "tombstones", "10000000", true},
+    {"client", "tombstones", "10000001", false},
     {"relay", "max_chains", "1", true},
     {"relay", "max_chains", "0", false},
     {"relay", "max_chains", "10000000", true},
