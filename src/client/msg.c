@@ -572,6 +572,13 @@ static void part_open(struct msg_rx *rx, struct msg_part *p, const struct dir_on
         free(blob);
     memcpy(id, p->id, CLIENT_MSG_ID);
     part_forget(rx, p);
+    if (rc == 0 && (*out)->len > rx->max_message) {
+        /* The grid admits max_message + the overhead with a reply key, so
+         * a message without one could be 32 bytes too long. */
+        client_msg_free(*out);
+        *out = NULL;
+        rc = OVL_EPROTO;
+    }
     if (rc == 0 && ((*out)->sent_ms > from->wall_ms + rx->window_ms ||
                     from->wall_ms > (*out)->sent_ms + rx->window_ms)) {
         rx->st->dropped_stale++;

@@ -5,23 +5,26 @@
  * One receiver with small caps takes a stream of operations.
  * Input: inbox_messages(1) | max_message(2) | inbox_bytes(2, x 4) |
  * reassembly_timeout(1, x 10 ms), then records until the input ends, each
- * op(1) and by op % 5:
+ * op(1) and by op % 6:
  *   0: a fragment as received: len(2) | bytes;
  *   1: a real message: id(1, expanded to 16 bytes so that IDs collide) |
  *      key(1: current, previous or a foreign onion key) | reply(1) |
- *      size(2) | pattern length(1) | pattern | order(1) | which(1); it is
+ *      size(2) | pattern length(1) | pattern | order(1) | sent ago(2, x 16
+ *      ms: inside or outside the 10-minute replay window) | which(1); it is
  *      sealed with msg_seal and its fragments are fed in order, backwards,
  *      each twice, or with fragment `which` left out;
  *   2: time passes: ms(2), then msg_rx_expire;
  *   3: the inbox is read: max(1);
- *   4: a fragment header on a message's grid: id(1) | offset(4) |
+ *   4: the next fragments come from link(1) % 3 and delivery chain(1) % 3;
+ *   5: a fragment header on a message's grid: id(1) | offset(4) |
  *      total(4) | data length(2), data zero.
  *
- * Properties: the caps hold after every step (messages being reassembled,
- * tombstones and inbox entries at most inbox_messages; their bytes within
- * inbox_bytes); a message completed from a real message's fragments is
- * acknowledged with the tag its sender derived; what the inbox returns is
- * no longer than the fragment grid allows (see recv_some).
+ * Properties: the caps hold after every step (messages being reassembled
+ * and junk markers at most inbox_messages, tombstones at most tombstones,
+ * the inbox at most inbox_messages; their bytes within inbox_bytes); a
+ * message completed from a real message's fragments is acknowledged with
+ * the tag its sender derived; what the inbox returns is at most
+ * max_message bytes.
  */
 #include <string.h>
 
@@ -79,22 +82,27 @@ struct rx_state {
     struct client_stats st;
     struct msg_rx rx;
     uint64_t now;
+    uint8_t link, chain; /* where the next fragments come from */
 };
+
+#define WALL0 1700000000000ull /* the receiver's wall clock at now 0 */
 
 /* The caps the receiver promises. */
 static void check_caps(const struct rx_state *r)
 {
     const struct msg_rx *rx = &r->rx;
 
-    FUZZ_ASSERT(rx->n_live <= rx->inbox_max && rx->n_dead <= rx->inbox_max);
+    FUZZ_ASSERT(rx->count[MSG_LIVE] <= rx->inbox_max && rx->count[MSG_JUNK] <= rx->inbox_max);
+    FUZZ_ASSERT(rx->count[MSG_DONE] <= rx->tomb_max);
     FUZZ_ASSERT(rx->in_count <= rx->inbox_max);
     FUZZ_ASSERT(rx->part_bytes + rx->in_bytes <= rx->inbox_bytes_max);
 }
 
 static enum msg_rx_result give(struct rx_state *r, const uint8_t *f, size_t len, uint8_t *ack)
 {
-    enum msg_rx_result res =
-        msg_rx_fragment(&r->rx, f, len, keys, 2, r->now, 1700000000000ull + r->now, ack);
+    struct msg_from from = {.link = 1 + r->link, .chain = 1 + r->chain, .now_ms = r->now,
+                            .wall_ms = WALL0 + r->now};
+    enum msg_rx_result res = msg_rx_fragment(&r->rx, &from, f, len, keys, 2, ack);
 
     FUZZ_ASSERT(res <= MSG_RX_DROPPED);
     check_caps(r);
@@ -132,6 +140,7 @@ static void real(struct rx_state *r, struct fuzz_in *in)
     unsigned key;
     bool with_reply;
     size_t size, plen, blob_len, nf, order, skip;
+    uint64_t sent_ago;
     const uint8_t *pat;
     uint8_t *m, *blob;
 
@@ -142,6 +151,9 @@ static void real(struct rx_state *r, struct fuzz_in *in)
     plen = fz_u8(in);
     plen = fz_take(in, &pat, plen);
     order = fz_u8(in) % 4;
+    sent_ago = (uint64_t)fz_u16(in) * 16; /* up to ~17 min: the window is 10 */
+    if (sent_ago > WALL0)
+        sent_ago = 0;
     m = malloc(size);
     if (!m)
         return;
@@ -149,7 +161,8 @@ static void real(struct rx_state *r, struct fuzz_in *in)
         m[i] = plen ? pat[i % plen] : (uint8_t)i;
     memset(reply, 0xab, sizeof(reply));
     FUZZ_ASSERT(
-        msg_seal(&blob, &blob_len, keys[key].pk, id, with_reply ? reply : NULL, m, size, tag) == 0);
+        msg_seal(&blob, &blob_len, keys[key].pk, id, with_reply ? reply : NULL, m, size,
+                 WALL0 + r->now - sent_ago, tag) == 0);
     nf = msg_frag_count(blob_len);
     skip = fz_u8(in) % nf;
     for (size_t k = 0; k < (order == 2 ? 2 * nf : nf); k++) {
@@ -175,14 +188,9 @@ static void recv_some(struct rx_state *r, struct fuzz_in *in)
     struct client_msg *out[8];
     size_t n = msg_rx_recv(&r->rx, out, fz_u8(in) % 8 + 1);
 
-    /* The fragment grid admits blobs of max_message + MSG_OVERHEAD_MAX
-     * bytes (docs/PROTOCOL.md), so a message without a reply key may be
-     * up to 32 bytes longer than max_message: that is the bound checked
-     * here, although docs/CONFIG.md calls max_message the largest message
-     * accepted (tests/fuzz/crashes/README.md). */
+    /* docs/CONFIG.md: max_message is the largest message accepted. */
     for (size_t i = 0; i < n; i++) {
-        FUZZ_ASSERT(out[i]->len >= 1 &&
-                    out[i]->len <= r->o.max_message + MSG_OVERHEAD_MAX - MSG_BLOB_MIN);
+        FUZZ_ASSERT(out[i]->len >= 1 && out[i]->len <= r->o.max_message);
         free(out[i]);
     }
     check_caps(r);
@@ -202,7 +210,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r.o.reassembly_timeout_ms = fz_u8(&in) * 10u;
     FUZZ_ASSERT(msg_rx_init(&r.rx, &r.o, &r.st) == 0);
     while (in.n > 0) {
-        switch (fz_u8(&in) % 5) {
+        switch (fz_u8(&in) % 6) {
         case 0:
             raw(&r, &in);
             break;
@@ -211,11 +219,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         case 2:
             r.now += fz_u16(&in);
-            msg_rx_expire(&r.rx, r.now);
+            msg_rx_expire(&r.rx, r.now, WALL0 + r.now);
             check_caps(&r);
             break;
         case 3:
             recv_some(&r, &in);
+            break;
+        case 4: /* fragments from elsewhere: another link or delivery chain */
+            r.link = fz_u8(&in) % 3;
+            r.chain = fz_u8(&in) % 3;
             break;
         default:
             grid(&r, &in);
