@@ -40,15 +40,19 @@ struct key_def;
 typedef int (*key_setter)(struct cfg_parse *p, const struct key_def *k, const char *v);
 
 /* One key of one section. Integer and path keys store into struct
- * ovl_config at off/width; a path takes at most max bytes. */
+ * ovl_config at off/width; a path takes at most max bytes. The fields are
+ * as narrow as their values allow: the table lives in the binary, one row
+ * a key (the size budget). */
 struct key_def {
-    enum cfg_sect sect;
     const char *name;
     key_setter set;
-    bool repeat;  /* may be given more than once (listen) */
-    bool zero_ok; /* 0 is accepted besides min..max (idle_timeout) */
-    uint64_t min, max;
-    size_t off, width;
+    uint64_t max;
+    uint32_t min;
+    uint32_t off;
+    uint16_t width;
+    uint8_t sect;    /* enum cfg_sect */
+    uint8_t repeat;  /* may be given more than once (listen) */
+    uint8_t zero_ok; /* 0 is accepted besides min..max (idle_timeout) */
 };
 
 /* Every key of every section, CFG_KEY_COUNT rows (config_keys.c). */

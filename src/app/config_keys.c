@@ -223,7 +223,7 @@ static int set_uint(struct cfg_parse *p, const struct key_def *k, const char *v)
                         k->name);
     if ((n < k->min || n > k->max) && !(k->zero_ok && n == 0))
         return cfg_fail(p, p->line, "%s = %s is out of range (%s%" PRIu64 "..%" PRIu64 ")", k->name,
-                        v, k->zero_ok ? "0 or " : "", k->min, k->max);
+                        v, k->zero_ok ? "0 or " : "", (uint64_t)k->min, k->max);
     char *field = (char *)p->c + k->off;
     if (k->width == sizeof(uint32_t)) {
         uint32_t n32 = (uint32_t)n;
@@ -352,7 +352,8 @@ const char *cfg_tp_scheme(unsigned bit)
 /* Where a key stores its value: the offset and size of a field of struct
  * ovl_config (OPT_FIELD: of its node options). */
 #define CFG_FIELD(f)                                                                               \
-    .off = offsetof(struct ovl_config, f), .width = sizeof(((struct ovl_config *)0)->f)
+    .off = (uint32_t)offsetof(struct ovl_config, f),                                               \
+    .width = (uint16_t)sizeof(((struct ovl_config *)0)->f)
 #define OPT_FIELD(f) CFG_FIELD(opts.f)
 #define U32_MAX_MS   UINT64_C(86400000)
 /* One row: the key's section and name, then its fields by name. */
