@@ -480,6 +480,12 @@ const struct key_def cfg_keys[] = {
         CFG_FIELD(relay.max_lifetime_s)),
     KEY(SECT_RELAY, "exit_queue", .set = set_uint, .min = 1, .max = 65536,
         CFG_FIELD(relay.exit_queue)),
+    KEY(SECT_RELAY, "max_chains_per_link", .set = set_uint, .min = 0, .max = 10000000,
+        CFG_FIELD(relay.max_chains_per_link)),
+    KEY(SECT_RELAY, "max_chains_per_block", .set = set_uint, .min = 0, .max = 10000000,
+        CFG_FIELD(relay.max_chains_per_block)),
+    KEY(SECT_RELAY, "stall_timeout", .set = set_uint, .min = 100, .max = 600000,
+        CFG_FIELD(relay.stall_timeout_ms)),
     KEY(SECT_RELAY, "capacity", .set = set_uint, .min = 0, .max = 10000000,
         CFG_FIELD(dir.capacity_kib)),
 };

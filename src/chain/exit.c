@@ -108,12 +108,23 @@ static void wait_release(struct relay_wait *w)
     }
 }
 
+/* True once w has waited stall_timeout: from then on it holds no link,
+ * so that a destination slow to answer holds other chains no longer than
+ * one that does not read (relay_stalls_tick); later cells that do not
+ * fit its queue are dropped. */
+static bool wait_stale(const struct relay_wait *w, uint64_t now)
+{
+    const struct relay_opts *o = &w->r->o;
+
+    return now + o->setup_timeout_ms >= w->deadline_ms + o->stall_timeout_ms;
+}
+
 /* Pause in while w's queue is nearly full: the sender's counter window
  * (ONION_WINDOW) tolerates only a few lost cells, so hold cells back in
  * the kernel rather than drop them while the destination is dialed. */
 static void wait_hold(struct relay_wait *w, struct link *in)
 {
-    if (!in)
+    if (!in || wait_stale(w, clock_now_ms()))
         return;
     for (unsigned i = 0; i < w->n_held; i++)
         if (w->held[i] == in->serial)
@@ -207,7 +218,7 @@ static void deliv_send(struct relay_chain *ch, struct relay_deliv *d, struct lin
     struct cell c = {.chain_id = d->id, .cmd = CELL_CHAIN_DELIVER, .len = len};
 
     memcpy(c.payload, data, len);
-    if (relay_send(ch->r, in, d->link, &c) == 0)
+    if (relay_send(ch->r, in, d->link, &c, RPF_DEST) == 0)
         ch->r->st.delivered_cells++;
 }
 
@@ -428,7 +439,7 @@ static void exit_deliver(struct relay_chain *ch, const uint8_t dest[OVL_ED25519_
     struct link *out;
 
     if (d && d->link) {
-        if (relay_room(r, ch->prev, d->link))
+        if (relay_room(r, ch->prev, d->link, RPF_DEST))
             deliv_send(ch, d, ch->prev, data, len);
         return;
     }
@@ -441,7 +452,7 @@ static void exit_deliver(struct relay_chain *ch, const uint8_t dest[OVL_ED25519_
         wait_queue(ch, dest, data, len);
         return;
     }
-    if (!relay_room(r, ch->prev, out))
+    if (!relay_room(r, ch->prev, out, RPF_DEST))
         return;
     d = deliv_open(ch, dest, out);
     if (d)
@@ -541,6 +552,31 @@ static void exit_chain_end(struct relay_chain *ch)
     }
 }
 
+/* l is closed for stalling (exit_hooks.link_stalled): end every chain
+ * that delivers to it. Their next cells would only dial the same peer
+ * again, and their senders learn to use another chain. */
+static void exit_link_stalled(struct relay *r, struct link *l)
+{
+    struct relay_chain *ch, *tmp;
+
+    HASH_ITER(hh, r->chains, ch, tmp)
+    {
+        bool hit = false;
+
+        for (unsigned i = 0; i < ch->n_deliv; i++) {
+            struct relay_deliv *d = &ch->deliv[i];
+
+            if (d->link != l)
+                continue;
+            chanmap_del(r->n, l, d->id); /* nothing more goes into the full queue */
+            deliv_clear(d);
+            hit = true;
+        }
+        if (hit)
+            relay_chain_end(ch, DESTROY_R_LINK_CLOSED, true, true);
+    }
+}
+
 void exit_tick(struct relay *r, uint64_t now)
 {
     struct relay_wait *w = r->waits, *next;
@@ -549,6 +585,8 @@ void exit_tick(struct relay *r, uint64_t now)
         next = w->next;
         if (w->deadline_ms <= now)
             wait_fail(w, BODY_R_UNREACHABLE);
+        else if (w->n_held && wait_stale(w, now))
+            wait_release(w);
     }
 }
 
@@ -590,4 +628,5 @@ const struct relay_hooks exit_hooks = {
     .park_setup = exit_park_setup,
     .chain_end = exit_chain_end,
     .holds = exit_holds,
+    .link_stalled = exit_link_stalled,
 };

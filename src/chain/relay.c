@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "chain/relay_int.h"
+#include "core/admit.h"
 #include "core/chanmap.h"
 #include "core/link.h"
 #include "lib/clock.h"
@@ -36,22 +37,37 @@ const struct chain_owner relay_chain_owner = {
  * is (nearly) full, and resumes it from that link's drained(): every path
  * to relay_hold() has just seen link_can_send() return false or link_send()
  * return OVL_EAGAIN, and either one arms one drained() for when the queue
- * falls below half. No timer is needed; a link that closes instead is
- * handled by the observers' closed(). The exit's own holds (a destination's
- * queue filling while it is dialed) end with their wait, which the tick
- * bounds, and relay_resume() weighs both kinds. */
+ * falls below half; a link that closes instead is handled by the
+ * observers' closed(). The exit's own holds (a destination's queue filling
+ * while it is dialed) end with their wait or after stall_timeout, and
+ * relay_resume() weighs both kinds.
+ *
+ * A peer that never reads would hold every chain of the links paused for
+ * it, so the tick closes an outgoing link that has held others for
+ * longer than a bound (relay_stalls_tick). A next hop may itself be held
+ * by its own next hop or destination, which it closes after
+ * stall_timeout: a link to a neighbour on a chain gets twice as long, so
+ * the hop nearest the peer that does not read acts first and the links
+ * behind it drain instead of closing too. */
 
 /* Remember that in is paused until out drains; false when the table is full. */
-static bool pause_add(struct relay *r, struct link *in, struct link *out)
+static bool pause_add(struct relay *r, struct link *in, struct link *out, unsigned pf)
 {
-    for (unsigned i = 0; i < r->n_pauses; i++)
-        if (r->pauses[i].in == in && r->pauses[i].out == out)
+    struct relay_pause *p;
+
+    for (unsigned i = 0; i < r->n_pauses; i++) {
+        if (r->pauses[i].in == in && r->pauses[i].out == out) {
+            r->pauses[i].flags |= pf;
             return true;
+        }
+    }
     if (r->n_pauses >= RELAY_MAX_PAUSES)
         return false;
-    r->pauses[r->n_pauses].in = in;
-    r->pauses[r->n_pauses].out = out;
-    r->n_pauses++;
+    p = &r->pauses[r->n_pauses++];
+    p->in = in;
+    p->out = out;
+    p->since_ms = clock_now_ms();
+    p->flags = pf;
     return true;
 }
 
@@ -114,42 +130,79 @@ void relay_pauses_clear(struct relay *r)
 
 /* Stop reading from in until out drains. Callers have just been refused
  * room on out, which armed its drained(). */
-static void relay_hold(struct relay *r, struct link *in, struct link *out)
+static void relay_hold(struct relay *r, struct link *in, struct link *out, unsigned pf)
 {
-    if (in && out && out->state == LINK_OPEN && pause_add(r, in, out))
+    if (in && out && out->state == LINK_OPEN && pause_add(r, in, out, pf))
         link_pause(in);
 }
 
 /* out has no room for a cell: hold in back and count the drop. */
-static void relay_full(struct relay *r, struct link *in, struct link *out)
+static void relay_full(struct relay *r, struct link *in, struct link *out, unsigned pf)
 {
-    relay_hold(r, in, out);
+    relay_hold(r, in, out, pf);
     r->st.dropped[RD_QUEUE_FULL]++;
 }
 
-bool relay_room(struct relay *r, struct link *in, struct link *out)
+bool relay_room(struct relay *r, struct link *in, struct link *out, unsigned pf)
 {
     if (link_can_send(out, 1))
         return true;
-    relay_full(r, in, out);
+    relay_full(r, in, out, pf);
     return false;
 }
 
-int relay_send(struct relay *r, struct link *in, struct link *out, const struct cell *c)
+int relay_send(struct relay *r, struct link *in, struct link *out, const struct cell *c,
+               unsigned pf)
 {
     int rc = link_send(out, c);
 
     if (rc == OVL_EAGAIN) {
-        relay_full(r, in, out);
+        relay_full(r, in, out, pf);
     } else if (rc) {
         r->st.dropped[RD_NO_ROUTE]++;
     } else if (!link_can_send(out, r->headroom)) {
         /* Pause before the queue is full: cells the incoming link has
          * already read still arrive, and every cell dropped at a hop
          * uses up the sender's counter window (ONION_WINDOW). */
-        relay_hold(r, in, out);
+        relay_hold(r, in, out, pf);
     }
     return rc;
+}
+
+/* out held links back too long: end what goes through it, resume what it
+ * held, and close it. The exit first ends the chains delivering to it, so
+ * that their next cells do not dial the same peer again. */
+static void stall_close(struct relay *r, struct link *out)
+{
+    r->st.stalled++;
+    r->hooks->link_stalled(r, out);
+    pause_release(r, out);
+    link_close(out, LC_STALLED); /* its chains end in the chanmap's link_closed */
+}
+
+void relay_stalls_tick(struct relay *r, uint64_t now, uint64_t late_ms)
+{
+    unsigned i;
+
+    /* While the loop was held up nothing was read or sent: that time
+     * does not count against anyone. */
+    for (i = 0; i < r->n_pauses; i++) {
+        struct relay_pause *p = &r->pauses[i];
+
+        p->since_ms = p->since_ms + late_ms < now ? p->since_ms + late_ms : now;
+    }
+    i = 0;
+    while (i < r->n_pauses) {
+        const struct relay_pause *p = &r->pauses[i];
+        uint64_t bound = (uint64_t)r->o.stall_timeout_ms * ((p->flags & RPF_DEST) ? 1 : 2);
+
+        if (p->out->state != LINK_OPEN || now - p->since_ms < bound) {
+            i++;
+            continue;
+        }
+        stall_close(r, p->out); /* drops every record of that link */
+        i = 0;
+    }
 }
 
 void relay_send_destroy(struct relay *r, struct link *l, uint32_t id, uint8_t reason)
@@ -186,7 +239,7 @@ int relay_originate(struct relay_chain *ch, uint8_t cmd, const uint8_t *args, si
     ovl_wipe(body, sizeof(body));
     if (rc)
         return rc;
-    rc = relay_send(r, NULL, ch->prev, &c);
+    rc = relay_send(r, NULL, ch->prev, &c, 0);
     if (rc == 0) {
         r->st.cells_originated++;
         r->st.cells_back_out++;
@@ -234,6 +287,44 @@ struct relay_chain *relay_chain_find(struct relay *r, uint64_t serial)
     return ch;
 }
 
+/* ---- shares: what one link or address block holds ---- */
+
+/* Find or make key's entry in head; NULL when out of memory. */
+static struct relay_share *share_get(struct relay *r, struct relay_share **head, uint64_t key)
+{
+    struct relay_share *s = NULL;
+
+    HASH_FIND(hh, *head, &key, sizeof(key), s);
+    if (s || !(s = calloc(1, sizeof(*s))))
+        return s;
+    s->key = key;
+    HASH_ADD(hh, *head, key, sizeof(s->key), s);
+    r->n_shares++;
+    return s;
+}
+
+/* Forget s (NULL-safe) once nothing is charged to it. */
+static void share_put(struct relay *r, struct relay_share **head, struct relay_share *s)
+{
+    if (!s || s->chains || s->seen)
+        return;
+    HASH_DEL(*head, s);
+    free(s);
+    r->n_shares--;
+}
+
+static void shares_free(struct relay *r, struct relay_share **head)
+{
+    struct relay_share *s, *tmp;
+
+    HASH_ITER(hh, *head, s, tmp)
+    {
+        HASH_DEL(*head, s);
+        free(s);
+        r->n_shares--;
+    }
+}
+
 /* Take ch out of the chain table, wipe its keys and free it. */
 static void chain_free(struct relay *r, struct relay_chain *ch)
 {
@@ -253,6 +344,10 @@ void relay_chain_end(struct relay_chain *ch, uint8_t reason, bool tell_prev, boo
         relay_slot_end(r, ch->next, ch->next_id, reason, tell_next);
     r->hooks->chain_end(ch);
     r->st.chains--;
+    ch->link_share->chains--;
+    ch->block_share->chains--;
+    share_put(r, &r->link_shares, ch->link_share);
+    share_put(r, &r->block_shares, ch->block_share);
     chain_free(r, ch);
 }
 
@@ -314,26 +409,46 @@ static void chain_extend(struct relay_chain *ch, const uint8_t next[OVL_ED25519_
     r->hooks->park_setup(ch, next, hdr);
 }
 
-/* An accepted setup, remembered while its onion key can open it again. */
+/* An accepted setup, remembered while its onion key can open it again.
+ * One table for every link, so that a replay is caught wherever it comes
+ * from; each entry is charged to the address block its setup came from,
+ * and a block may hold twice its chain share, so that filling the table
+ * takes many blocks and a block that fills its share refuses only its
+ * own setups. */
 struct relay_seen {
     uint8_t eph[OVL_X25519_LEN];
     uint64_t until_ms;
+    struct relay_share *block;
     UT_hash_handle hh;
 };
 
-/* Record eph as used until until_ms. OVL_EREPLAY if it was already,
+/* Record eph, from address block blk, as used until until_ms.
+ * OVL_EREPLAY if it was already, OVL_EPERM over the block's share,
  * OVL_ENOMEM at the cap (refusing beats forgetting early). */
-static int seen_add(struct relay *r, const uint8_t eph[OVL_X25519_LEN], uint64_t until_ms)
+static int seen_add(struct relay *r, const uint8_t eph[OVL_X25519_LEN], uint64_t until_ms,
+                    admit_key blk)
 {
     struct relay_seen *s = NULL;
+    struct relay_share *b;
+    int rc = 0;
 
     HASH_FIND(hh, r->seen, eph, OVL_X25519_LEN, s);
     if (s)
         return OVL_EREPLAY;
-    if (r->n_seen >= 2 * r->o.max_chains || !(s = malloc(sizeof(*s))))
+    if (r->n_seen >= 2 * r->o.max_chains || !(b = share_get(r, &r->block_shares, blk)))
         return OVL_ENOMEM;
+    if (b->seen >= 2 * (uint64_t)r->o.max_chains_per_block)
+        rc = OVL_EPERM;
+    else if (!(s = malloc(sizeof(*s))))
+        rc = OVL_ENOMEM;
+    if (rc) {
+        share_put(r, &r->block_shares, b);
+        return rc;
+    }
     memcpy(s->eph, eph, OVL_X25519_LEN);
     s->until_ms = until_ms;
+    s->block = b;
+    b->seen++;
     HASH_ADD(hh, r->seen, eph, OVL_X25519_LEN, s);
     r->n_seen++;
     return 0;
@@ -349,6 +464,8 @@ static void relay_seen_prune(struct relay *r, uint64_t now)
         if (now && s->until_ms > now)
             continue;
         HASH_DEL(r->seen, s);
+        s->block->seen--;
+        share_put(r, &r->block_shares, s->block);
         free(s);
         r->n_seen--;
     }
@@ -358,8 +475,8 @@ static void relay_seen_prune(struct relay *r, uint64_t now)
  * refuse a header opened before: a replayed setup would make a second
  * chain with the same keys and counters from zero, into which a dishonest
  * neighbour could replay old cells. */
-static int setup_peel(struct relay *r, uint8_t hdr[ONION_HDR_LEN], struct onion_hop_info *info,
-                      struct onion_keys *keys)
+static int setup_peel(struct relay *r, admit_key blk, uint8_t hdr[ONION_HDR_LEN],
+                      struct onion_hop_info *info, struct onion_keys *keys)
 {
     const struct dir_onion *ok;
     uint8_t eph[OVL_X25519_LEN];
@@ -371,7 +488,7 @@ static int setup_peel(struct relay *r, uint8_t hdr[ONION_HDR_LEN], struct onion_
     for (unsigned i = 0; ok && i < count; i++) {
         rc = onion_setup_peel(hdr, ok[i].pk, ok[i].sk, info, keys);
         if (rc == 0) {
-            rc = seen_add(r, eph, dir_onion_expiry(r->n->dir, &ok[i]));
+            rc = seen_add(r, eph, dir_onion_expiry(r->n->dir, &ok[i]), blk);
             if (rc)
                 onion_keys_wipe(keys);
         }
@@ -391,17 +508,26 @@ static void setup_refuse(struct relay *r, struct link *l, uint32_t id, enum rela
     relay_send_destroy(r, l, id, reason);
 }
 
-/* Make the chain entry for a setup that opened; NULL (counted) on failure. */
-static struct relay_chain *chain_new(struct relay *r, struct link *l, uint32_t id,
+/* Make the chain entry for a setup that opened, charged to its link and
+ * address block blk; NULL (counted) on failure. */
+static struct relay_chain *chain_new(struct relay *r, struct link *l, uint32_t id, admit_key blk,
                                      const struct onion_keys *keys)
 {
     struct relay_chain *ch = calloc(1, sizeof(*ch));
+    struct relay_share *ls = share_get(r, &r->link_shares, l->serial);
+    struct relay_share *bs = share_get(r, &r->block_shares, blk);
 
-    if (!ch || chanmap_add(r->n, l, id, &relay_chain_owner, ch) != 0) {
+    if (!ch || !ls || !bs || chanmap_add(r->n, l, id, &relay_chain_owner, ch) != 0) {
         free(ch);
+        share_put(r, &r->link_shares, ls);
+        share_put(r, &r->block_shares, bs);
         setup_refuse(r, l, id, RD_LIMIT, DESTROY_R_NONE);
         return NULL;
     }
+    ch->link_share = ls;
+    ch->block_share = bs;
+    ls->chains++;
+    bs->chains++;
     ch->r = r;
     ch->serial = ++r->next_serial;
     ch->prev = l;
@@ -424,12 +550,15 @@ static enum relay_drop setup_peel_drop(int rc)
         return RD_REPLAY;
     case OVL_ENOMEM:
         return RD_LIMIT;
+    case OVL_EPERM:
+        return RD_SHARE;
     default:
         return RD_BAD_CELL;
     }
 }
 
-/* An opened setup: cap its lifetime, then answer (exit) or extend. */
+/* An opened setup: check the caps and shares, cap its lifetime, then
+ * answer (exit) or extend. */
 static void setup_opened(struct relay_chain *ch, const struct onion_hop_info *info,
                          const uint8_t hdr[ONION_HDR_LEN])
 {
@@ -439,6 +568,9 @@ static void setup_opened(struct relay_chain *ch, const struct onion_hop_info *in
     ch->expires_ms = ch->created_ms + (uint64_t)life * 1000u;
     if (r->st.chains > r->o.max_chains) {
         relay_setup_fail(ch, BODY_R_LIMIT, RD_LIMIT);
+    } else if (ch->link_share->chains > r->o.max_chains_per_link ||
+               ch->block_share->chains > r->o.max_chains_per_block) {
+        relay_setup_fail(ch, BODY_R_LIMIT, RD_SHARE); /* others keep their room */
     } else if (life == 0) {
         relay_setup_fail(ch, BODY_R_PROTOCOL, RD_BAD_CELL);
     } else if (info->type == ONION_HOP_EXIT) {
@@ -458,6 +590,7 @@ void relay_on_setup(void *ctx, struct link *l, const struct cell *c)
     struct onion_keys keys;
     struct relay_chain *ch;
     uint8_t hdr[ONION_HDR_LEN];
+    admit_key blk;
     int rc;
 
     r->st.setups_in++;
@@ -471,12 +604,13 @@ void relay_on_setup(void *ctx, struct link *l, const struct cell *c)
         return;
     }
     memcpy(hdr, c->payload, ONION_HDR_LEN);
-    rc = setup_peel(r, hdr, &info, &keys);
+    blk = admit_block_of(l->remote); /* 0 (unknown) is one block too */
+    rc = setup_peel(r, blk, hdr, &info, &keys);
     if (rc) {
         setup_refuse(r, l, c->chain_id, setup_peel_drop(rc), DESTROY_R_PROTOCOL);
         return;
     }
-    ch = chain_new(r, l, c->chain_id, &keys);
+    ch = chain_new(r, l, c->chain_id, blk, &keys);
     onion_keys_wipe(&keys);
     if (ch)
         setup_opened(ch, &info, hdr);
@@ -511,7 +645,7 @@ static void chain_fwd(struct relay_chain *ch, const struct cell *c)
         r->st.dropped[RD_BAD_CELL]++;
         return;
     }
-    if (!ends_here && !relay_room(r, ch->prev, ch->next))
+    if (!ends_here && !relay_room(r, ch->prev, ch->next, 0))
         return;
     memcpy(out.payload, c->payload, OVL_CELL_PAYLOAD);
     if (onion_fwd_peel(out.payload, &ch->keys, &ch->fwd_ctr) != 0) {
@@ -527,7 +661,7 @@ static void chain_fwd(struct relay_chain *ch, const struct cell *c)
         ovl_wipe(out.payload, sizeof(out.payload));
         return;
     }
-    if (relay_send(r, ch->prev, ch->next, &out) == 0)
+    if (relay_send(r, ch->prev, ch->next, &out, 0) == 0)
         r->st.cells_forwarded++;
 }
 
@@ -541,14 +675,14 @@ static void chain_back(struct relay_chain *ch, const struct cell *c)
         r->st.dropped[RD_BAD_CELL]++;
         return;
     }
-    if (!relay_room(r, ch->next, ch->prev))
+    if (!relay_room(r, ch->next, ch->prev, 0))
         return;
     memcpy(out.payload, c->payload, OVL_CELL_PAYLOAD);
     if (onion_back_add(out.payload, &ch->keys, &ch->back_ctr) != 0) {
         r->st.dropped[RD_BAD_CELL]++;
         return;
     }
-    if (relay_send(r, ch->next, ch->prev, &out) == 0)
+    if (relay_send(r, ch->next, ch->prev, &out, 0) == 0)
         r->st.cells_back_out++;
 }
 
@@ -646,12 +780,15 @@ void relay_chains_free(struct relay *r)
         chain_free(r, ch);
     }
     relay_seen_prune(r, 0);
+    shares_free(r, &r->link_shares);
+    shares_free(r, &r->block_shares);
 }
 
 uint64_t relay_chains_bytes(const struct relay *r)
 {
     return (uint64_t)r->st.chains * sizeof(struct relay_chain) +
-           (uint64_t)r->n_seen * sizeof(struct relay_seen);
+           (uint64_t)r->n_seen * sizeof(struct relay_seen) +
+           (uint64_t)r->n_shares * sizeof(struct relay_share);
 }
 
 void relay_each_chain(const struct relay *r,

@@ -25,7 +25,17 @@
  *  - Backpressure: when the outgoing link is nearly full the relay pauses
  *    the incoming link (link_pause) and resumes it once that link's queue
  *    is below half (its drained()); a cell that finds no room at all is
- *    dropped. No cell is queued without bound.
+ *    dropped. No cell is queued without bound. An outgoing link that holds
+ *    incoming links for stall_timeout (a destination's link at the exit)
+ *    or twice that (a link to a neighbour on a chain) without draining is
+ *    closed (LC_STALLED), so that one peer that does not read holds up
+ *    other chains for a bounded time only.
+ *  - Shares: a setup is refused with SETUP_FAIL(limit), counted RD_SHARE,
+ *    when its incoming link holds max_chains_per_link chains or its
+ *    address block (admit_block_of) max_chains_per_block; and with
+ *    DESTROY(protocol), counted RD_SHARE too, when the block's part of the
+ *    setup-replay filter (twice its chain share) is full. The filter is
+ *    one table for all links, so a replay is refused wherever it comes.
  * No public-key operation and no allocation per data cell.
  */
 #ifndef OVL_CHAIN_RELAY_H
@@ -43,6 +53,11 @@ struct relay_opts {
     uint32_t setup_timeout_ms; /* [relay] setup_timeout, default 10000 */
     uint32_t max_lifetime_s;   /* [relay] max_lifetime: cap on the setup's lifetime, default 3600 */
     uint32_t exit_queue;       /* [relay] exit_queue: cells held per destination, default 256 */
+    /* [relay] max_chains_per_link and max_chains_per_block: chains one
+     * incoming link / address block may hold; 0 (the default) is
+     * max(max_chains / 16, 64) / max(max_chains / 4, the link share). */
+    uint32_t max_chains_per_link, max_chains_per_block;
+    uint32_t stall_timeout_ms; /* [relay] stall_timeout, default 5000 */
 };
 
 enum relay_drop {
@@ -54,6 +69,7 @@ enum relay_drop {
     RD_LIMIT,             /* max_chains or pending caps */
     RD_EXPIRED,           /* chain lifetime over */
     RD_REPLAY,            /* a setup header accepted before */
+    RD_SHARE,             /* a setup over its link's or address block's share */
     RD_COUNT
 };
 
@@ -65,6 +81,7 @@ struct relay_stats {
     uint64_t delivered_back; /* cells a destination sent back, passed to the sender */
     uint64_t broken;         /* chains whose next hop we lost (BODY_BROKEN sent) */
     uint64_t reextended;     /* of those, chains the sender extended again (BODY_EXTEND) */
+    uint64_t stalled;        /* outgoing links closed for holding others back (LC_STALLED) */
     uint64_t dropped[RD_COUNT];
     uint32_t chains;     /* live chains through this relay */
     uint64_t bytes_held; /* chain state, setups seen, cells waiting for a dial */

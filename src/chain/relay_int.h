@@ -13,7 +13,9 @@
  * its delivery records; a wait owns its queued DELIVER data. Chains are
  * registered in the node's chanmap under (prev link, prev ID) and (next
  * link, next ID) with relay_chain_owner, and under each (destination link,
- * delivery ID) with exit.c's own owner.
+ * delivery ID) with exit.c's own owner. The relay owns its shares
+ * (r->link_shares, r->block_shares): an entry lives while a chain or a
+ * remembered setup is charged to it, and those point at it.
  */
 #ifndef OVL_CHAIN_RELAY_INT_H
 #define OVL_CHAIN_RELAY_INT_H
@@ -86,6 +88,15 @@ struct relay_deliv {
 struct relay_wait;
 struct relay_ext;
 
+/* What one incoming link (key: its serial) or one address block (key:
+ * admit_block_of) holds at this relay. */
+struct relay_share {
+    uint64_t key;
+    uint32_t chains; /* live chains whose setup came through it */
+    uint32_t seen;   /* remembered setups charged to it (blocks only) */
+    UT_hash_handle hh;
+};
+
 struct relay_chain {
     struct relay *r;
     uint64_t serial; /* hash key; never reused */
@@ -97,13 +108,22 @@ struct relay_chain {
     struct onion_keys keys;
     uint64_t fwd_ctr, back_ctr; /* next forward counter expected, next backward to use */
     uint64_t created_ms, expires_ms, broken_ms;
-    struct relay_ext *ext; /* while extending and waiting for a link */
+    struct relay_share *link_share, *block_share; /* what the setup's link and block hold */
+    struct relay_ext *ext;                        /* while extending and waiting for a link */
     struct relay_deliv deliv[RELAY_MAX_DELIV];
     unsigned n_deliv;
 };
 
+/* Bits of struct relay_pause's flags. */
+enum {
+    RPF_DEST = 1u << 0, /* out leads to a destination: nothing further on holds it */
+};
+
+/* in is paused until out drains, since since_ms. */
 struct relay_pause {
     struct link *in, *out;
+    uint64_t since_ms;
+    unsigned flags; /* RPF_* */
 };
 
 /* What the core asks of the exit (exit.c's exit_hooks; relay_init sets
@@ -118,6 +138,8 @@ struct relay_hooks {
     void (*chain_end)(struct relay_chain *ch);
     /* True while the exit itself holds in paused (a destination's queue). */
     bool (*holds)(const struct relay *r, const struct link *in);
+    /* l is closed for stalling: end the chains that deliver to it. */
+    void (*link_stalled)(struct relay *r, struct link *l);
 };
 
 struct relay {
@@ -133,8 +155,11 @@ struct relay {
     unsigned n_pauses;
     unsigned headroom;       /* pause the incoming link below this many free cells */
     uv_timer_t *timer;       /* lifetimes and waits; freed in its close callback */
+    uint64_t tick_due_ms;    /* when the tick should run next (a late one closes nothing) */
     struct relay_seen *seen; /* ephemeral keys of accepted setups (uthash) */
     uint32_t n_seen;
+    struct relay_share *link_shares, *block_shares; /* uthash by key */
+    uint32_t n_shares;
     unsigned flags; /* RELAYF_* */
 };
 
@@ -143,11 +168,13 @@ struct relay {
 extern const struct chain_owner relay_chain_owner;
 
 /* True when out can take one more cell; otherwise hold in back until out
- * drains and count RD_QUEUE_FULL. in may be NULL. */
-bool relay_room(struct relay *r, struct link *in, struct link *out);
+ * drains and count RD_QUEUE_FULL. in may be NULL; pf (RPF_*) says what
+ * out leads to. */
+bool relay_room(struct relay *r, struct link *in, struct link *out, unsigned pf);
 
 /* Send c on out; on OVL_EAGAIN hold in back (if not NULL); count drops. */
-int relay_send(struct relay *r, struct link *in, struct link *out, const struct cell *c);
+int relay_send(struct relay *r, struct link *in, struct link *out, const struct cell *c,
+               unsigned pf);
 
 /* Resume in unless a full outgoing link or the exit (hooks->holds) still
  * holds it: the one place that decides to read from a held link again. */
@@ -163,6 +190,11 @@ void relay_pauses_drained(struct relay *r, struct link *l);
 
 /* Resume every held link (relay_stop: links outlive the role). */
 void relay_pauses_clear(struct relay *r);
+
+/* Close each outgoing link that has held incoming links for longer than
+ * stall_timeout (RPF_DEST) or twice that, resuming them (LC_STALLED).
+ * late_ms: how late the tick runs (the loop was held up), or 0. */
+void relay_stalls_tick(struct relay *r, uint64_t now, uint64_t late_ms);
 
 /* Send CELL_CHAIN_DESTROY(reason) for (l, id), best effort. */
 void relay_send_destroy(struct relay *r, struct link *l, uint32_t id, uint8_t reason);
@@ -195,11 +227,11 @@ void relay_chains_tick(struct relay *r, uint64_t now);
 /* End every chain, telling both sides (relay_stop). */
 void relay_chains_stop(struct relay *r);
 
-/* Free every chain and remembered setup without touching links (relay_free,
- * after exit_free). */
+/* Free every chain, remembered setup and share without touching links
+ * (relay_free, after exit_free). */
 void relay_chains_free(struct relay *r);
 
-/* Bytes the chains and remembered setups hold. */
+/* Bytes the chains, remembered setups and shares hold. */
 uint64_t relay_chains_bytes(const struct relay *r);
 
 /* ---- exit.c: the exit, on top of the core ---- */

@@ -25,6 +25,7 @@ static const char *const drop_names[RD_COUNT] = {
     [RD_NO_ROUTE] = "no_route",
     [RD_LIMIT] = "limit",
     [RD_EXPIRED] = "expired",
+    [RD_SHARE] = "share",
 };
 
 const char *relay_drop_name(enum relay_drop d)
@@ -41,15 +42,29 @@ void relay_opts_defaults(struct relay_opts *o)
     o->setup_timeout_ms = 10000;
     o->max_lifetime_s = 3600;
     o->exit_queue = 256;
+    o->stall_timeout_ms = 5000;
 }
 
 static void relay_tick(uv_timer_t *t)
 {
     struct relay *r = t->data;
     uint64_t now = clock_now_ms();
+    uint64_t late = now > r->tick_due_ms + LT_LATE_MS ? now - r->tick_due_ms : 0;
 
+    r->tick_due_ms = now + uv_timer_get_repeat(t);
     relay_chains_tick(r, now);
+    relay_stalls_tick(r, now, late);
     exit_tick(r, now);
+}
+
+/* Fill in the shares left at 0 (auto) from max_chains. */
+static void relay_opts_shares(struct relay_opts *o)
+{
+    if (!o->max_chains_per_link)
+        o->max_chains_per_link = o->max_chains / 16 > 64 ? o->max_chains / 16 : 64;
+    if (!o->max_chains_per_block)
+        o->max_chains_per_block =
+            o->max_chains / 4 > o->max_chains_per_link ? o->max_chains / 4 : o->max_chains_per_link;
 }
 
 static void on_link_opened(void *ctx, struct link *l)
@@ -82,7 +97,8 @@ int relay_init(struct node *n, const struct relay_opts *o, struct relay **out)
     int rc = OVL_ENOMEM;
 
     *out = NULL;
-    if (!n->dir || !o->max_chains || !o->setup_timeout_ms || !o->max_lifetime_s || !o->exit_queue)
+    if (!n->dir || !o->max_chains || !o->setup_timeout_ms || !o->max_lifetime_s || !o->exit_queue ||
+        !o->stall_timeout_ms)
         return OVL_EINVAL;
     r = calloc(1, sizeof(*r));
     if (!r)
@@ -92,6 +108,7 @@ int relay_init(struct node *n, const struct relay_opts *o, struct relay **out)
         goto fail;
     r->n = n;
     r->o = *o;
+    relay_opts_shares(&r->o);
     r->hooks = &exit_hooks;
     r->headroom = relay_headroom(n->opts.sendq_max / (FRAME_CELL_LEN + OVL_FRAME_LENHDR));
     obs.ctx = r;
@@ -101,9 +118,13 @@ int relay_init(struct node *n, const struct relay_opts *o, struct relay **out)
     rc = node_observe_links(n, &obs);
     if (rc)
         goto fail_opener;
-    /* The tick also times out dials, so it is at most a quarter of that. */
-    tick = o->setup_timeout_ms / 4 < RELAY_TICK_MS ? o->setup_timeout_ms / 4 : RELAY_TICK_MS;
-    uv_timer_start(r->timer, relay_tick, tick ? tick : 1, tick ? tick : 1);
+    /* The tick also times out dials and stalls, so it is at most a quarter
+     * of either. */
+    tick = o->setup_timeout_ms < o->stall_timeout_ms ? o->setup_timeout_ms : o->stall_timeout_ms;
+    tick = tick / 4 < RELAY_TICK_MS ? tick / 4 : RELAY_TICK_MS;
+    tick = tick ? tick : 1;
+    r->tick_due_ms = clock_now_ms() + tick;
+    uv_timer_start(r->timer, relay_tick, tick, tick);
     n->relay = r;
     *out = r;
     return 0;

@@ -44,6 +44,7 @@ static void ctl_status_relay(struct kvbuf *out, const struct relay *r)
     kv_addu(out, "relay_delivered_back", st.delivered_back);
     kv_addu(out, "relay_broken", st.broken);
     kv_addu(out, "relay_reextended", st.reextended);
+    kv_addu(out, "relay_stalled", st.stalled);
     kv_addu(out, "relay_bytes_held", st.bytes_held);
     kv_addu(out, "relay_dropped_cover", st.dropped_cover);
     for (int i = 0; i < RD_COUNT; i++) {

@@ -1,6 +1,5 @@
 /* admit.c - per address block accounting of inbound links and handshakes,
  * and the message-1 replay filter. */
-#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,22 +20,10 @@ admit_key admit_block_of(const char *uri)
 {
     struct ovl_uri u;
     struct sockaddr_storage ss;
-    uint64_t k = 0;
 
     if (uri_parse(&u, uri) != 0 || uri_sockaddr(&u, &ss) != 0)
         return 0;
-    if (ss.ss_family == AF_INET) {
-        const uint8_t *a = (const uint8_t *)&((struct sockaddr_in *)&ss)->sin_addr;
-
-        k = (uint64_t)4 << 56 | (uint64_t)a[0] << 16 | (uint64_t)a[1] << 8 | a[2]; /* /24 */
-    } else if (ss.ss_family == AF_INET6) {
-        const uint8_t *a = ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
-
-        k = (uint64_t)6 << 56; /* /48 */
-        for (int i = 0; i < 6; i++)
-            k |= (uint64_t)a[i] << (8 * (5 - i));
-    }
-    return k;
+    return uri_addr_block((const struct sockaddr *)&ss);
 }
 
 static struct admit_block *block_find(struct admit *a, admit_key k)

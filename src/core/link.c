@@ -72,6 +72,7 @@ static const char *const reason_names[LC_REASON_COUNT] = {
     [LC_HS_REPLAY] = "hs_replay",
     [LC_EVICTED] = "evicted",
     [LC_MEMORY] = "memory",
+    [LC_STALLED] = "stalled",
 };
 
 const char *link_close_reason_name(enum link_close_reason r)

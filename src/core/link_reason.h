@@ -31,6 +31,7 @@ enum link_close_reason {
     LC_HS_REPLAY,      /* message 1 seen before (a replay) */
     LC_EVICTED,        /* not yet authenticated, closed to make room for another link */
     LC_MEMORY,         /* the links held more than [node] max_queued: the largest queues closed */
+    LC_STALLED,        /* held chains on other links back too long without draining (relay) */
     LC_REASON_COUNT
 };
 

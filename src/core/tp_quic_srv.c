@@ -192,23 +192,10 @@ static int quic_cid_new(struct quic_conn *c, const ngtcp2_cid *cid, uint8_t *tok
 
 /* ---- pending handshakes per address block ------------------------------ */
 
-/* Return sa's address block as the link layer counts them (admit.h): the
- * family, then the first 3 bytes of IPv4 or 6 of IPv6; never 0. */
+/* Return sa's address block as the link layer counts them (admit.h). */
 static uint64_t quic_block(const struct sockaddr *sa)
 {
-    const struct sockaddr_in *v4 = (const void *)sa;
-    const struct sockaddr_in6 *v6 = (const void *)sa;
-    const uint8_t *a = (const uint8_t *)&v4->sin_addr;
-    uint64_t k = sa->sa_family;
-    size_t n = 3;
-
-    if (sa->sa_family == AF_INET6) {
-        a = v6->sin6_addr.s6_addr;
-        n = 6;
-    }
-    for (size_t i = 0; i < n; i++)
-        k = k << 8 | a[i];
-    return k;
+    return uri_addr_block(sa);
 }
 
 /* Return how many of l's pending slots hold block b. */

@@ -5,6 +5,7 @@
  * accepted URI with a lowercase scheme formats back to exactly its own text:
  * ports have no leading zeros and names no trailing dot.
  */
+#include "lib/bytes.h"
 #include "lib/uri.h"
 
 #include <arpa/inet.h>
@@ -218,4 +219,21 @@ int uri_from_sockaddr(char *out, size_t outlen, const char *scheme, const struct
     }
     u.is_literal = true;
     return uri_format(out, outlen, &u);
+}
+
+uint64_t uri_addr_block(const struct sockaddr *sa)
+{
+    const struct sockaddr_in6 *v6 = (const void *)sa;
+    const uint8_t *a;
+
+    if (sa->sa_family == AF_INET)
+        a = (const uint8_t *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    else if (sa->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr))
+        a = v6->sin6_addr.s6_addr + 12;
+    else if (sa->sa_family == AF_INET6)
+        return (uint64_t)6 << 56 | (uint64_t)ld_be32(v6->sin6_addr.s6_addr) << 16 |
+               ld_be16(v6->sin6_addr.s6_addr + 4); /* /48 */
+    else
+        return 0;
+    return (uint64_t)4 << 56 | (uint64_t)a[0] << 16 | (uint64_t)a[1] << 8 | a[2]; /* /24 */
 }

@@ -40,6 +40,12 @@ int uri_format(char *out, size_t outlen, const struct ovl_uri *u) OVL_WUR;
 /* Fill ss with the socket address of a literal host; OVL_EINVAL for a DNS name. */
 int uri_sockaddr(const struct ovl_uri *u, struct sockaddr_storage *ss) OVL_WUR;
 
+/* Return the address block of sa, for sharing limits among the parties
+ * that hold addresses cheaply: an IPv4 /24 (an IPv4-mapped IPv6 address
+ * counts as its IPv4 address) or an IPv6 /48, tagged with the family;
+ * never 0. 0 for any other family. */
+uint64_t uri_addr_block(const struct sockaddr *sa);
+
 /* Format a socket address as scheme://host:port into out. */
 int uri_from_sockaddr(char *out, size_t outlen, const char *scheme,
                       const struct sockaddr *sa) OVL_WUR;

@@ -25,7 +25,9 @@ static const struct {
     {"tcp://[2001:db8:1::1]:1", "tcp://[2001:db8:1:ffff::2]:1", true},
     {"tcp://[2001:db8:1::1]:1", "tcp://[2001:db8:2::1]:1", false},
     {"tcp://10.1.2.3:1", "quic://10.1.2.3:1", true},
-    {"tcp://[::ffff:10.1.2.3]:1", "tcp://10.1.2.3:1", false}, /* families apart */
+    {"tcp://[::ffff:10.1.2.3]:1", "tcp://10.1.2.99:1", true}, /* IPv4 on a dual-stack socket */
+    {"tcp://[::ffff:10.1.2.3]:1", "tcp://[::ffff:10.9.2.3]:1", false},
+    {"tcp://[2001:db8::1]:1", "tcp://10.1.2.3:1", false},
 };
 
 START_TEST(test_blocks)

@@ -175,6 +175,9 @@ static void assert_defaults(const struct ovl_config *c)
     ck_assert_uint_eq(c->relay.setup_timeout_ms, 10000);
     ck_assert_uint_eq(c->relay.max_lifetime_s, 3600);
     ck_assert_uint_eq(c->relay.exit_queue, 256);
+    ck_assert_uint_eq(c->relay.max_chains_per_link, 0); /* derived from max_chains */
+    ck_assert_uint_eq(c->relay.max_chains_per_block, 0);
+    ck_assert_uint_eq(c->relay.stall_timeout_ms, 5000);
 }
 
 /* Texts without any setting: each must give exactly the defaults. */
@@ -665,6 +668,9 @@ static const char roles_conf[] = "[node]\n"
                                  "setup_timeout = 600000\n"
                                  "max_lifetime = 10\n"
                                  "exit_queue = 65536\n"
+                                 "max_chains_per_link = 100\n"
+                                 "max_chains_per_block = 400\n"
+                                 "stall_timeout = 600000\n"
                                  "capacity = 10000000\n"
                                  "[bootstrap.b1]\n"
                                  "address = tcp://192.0.2.1:7001\n"
@@ -709,6 +715,9 @@ START_TEST(test_roles_full)
     ck_assert_uint_eq(c.relay.setup_timeout_ms, 600000);
     ck_assert_uint_eq(c.relay.max_lifetime_s, 10);
     ck_assert_uint_eq(c.relay.exit_queue, 65536);
+    ck_assert_uint_eq(c.relay.max_chains_per_link, 100);
+    ck_assert_uint_eq(c.relay.max_chains_per_block, 400);
+    ck_assert_uint_eq(c.relay.stall_timeout_ms, 600000);
     ck_assert_uint_eq(c.n_bootstraps, 1);
     ck_assert_str_eq(c.bootstraps[0].name, "b1");
     ck_assert_str_eq(c.bootstraps[0].uri, "tcp://192.0.2.1:7001");
@@ -837,6 +846,17 @@ static const struct {
     {"relay", "exit_queue", "65537", false},
     {"relay", "exit_queue", "-1", false},
     {"relay", "exit_queue", "1e3", false},
+    {"relay", "max_chains_per_link", "0", true},
+    {"relay", "max_chains_per_link", "10000000", true},
+    {"relay", "max_chains_per_link", "10000001", false},
+    {"relay", "max_chains_per_block", "0", true},
+    {"relay", "max_chains_per_block", "10000000", true},
+    {"relay", "max_chains_per_block", "10000001", false},
+    {"relay", "stall_timeout", "100", true},
+    {"relay", "stall_timeout", "99", false},
+    {"relay", "stall_timeout", "0", false},
+    {"relay", "stall_timeout", "600000", true},
+    {"relay", "stall_timeout", "600001", false},
     {"relay", "capacity", "0", true},
     {"relay", "capacity", "10000000", true},
     {"relay", "capacity", "10000001", false},

@@ -24,6 +24,14 @@ enum { BS = 0, R1, R2, R3, SND, DST, N_NODES };
 #define MAX_BACK  16
 #define MAX_DELIV 64
 
+/* One chain as its sender holds it. */
+struct schain {
+    struct onion_keys keys[ONION_MAX_HOPS];
+    unsigned hops;
+    uint64_t fwd_ctr, back_next[ONION_MAX_HOPS];
+    uint32_t id;
+};
+
 struct net {
     uv_loop_t loop;
     struct node n[N_NODES];
@@ -35,10 +43,8 @@ struct net {
     bool timed_out;
 
     /* the sender's chain */
-    struct onion_keys keys[ONION_MAX_HOPS];
-    unsigned hops;
-    uint64_t fwd_ctr, back_next[ONION_MAX_HOPS];
-    uint32_t id;
+    struct schain c;
+    unsigned from; /* the node that sends setups: SND unless a test says */
     uint8_t back[MAX_BACK][OVL_CELL_PAYLOAD];
     unsigned n_back, n_destroy;
     uint8_t last_destroy;   /* reason byte of the last DESTROY received */
@@ -49,8 +55,8 @@ struct net {
     uint32_t sent, total;
     uint64_t blocked_since;
 
-    /* the destination */
-    unsigned n_deliv, n_deliv_bad;
+    /* the destination; DELIVER cells that reach the sender are counted apart */
+    unsigned n_deliv, n_deliv_bad, n_deliv_snd;
     uint32_t deliv_id;
 };
 
@@ -96,19 +102,22 @@ static void on_deliver(void *ctx, struct link *l, const struct cell *c)
     uint8_t want[OVL_CELL_PAYLOAD];
     uint32_t seq;
 
-    (void)l;
     if (c->len < 4) {
         t->n_deliv_bad++;
         return;
     }
     memcpy(&seq, c->payload, 4);
     fill_data(want, data_len(seq), seq);
-    if (c->len != data_len(seq) || memcmp(want, c->payload, c->len) != 0 ||
-        (t->deliv_id && c->chain_id != t->deliv_id))
+    if (c->len != data_len(seq) || memcmp(want, c->payload, c->len) != 0)
+        t->n_deliv_bad++;
+    else if (l->node == &t->n[SND])
+        t->n_deliv_snd++;
+    else if (t->deliv_id && c->chain_id != t->deliv_id)
         t->n_deliv_bad++;
     else
         t->n_deliv++;
-    t->deliv_id = c->chain_id;
+    if (l->node != &t->n[SND])
+        t->deliv_id = c->chain_id;
 }
 
 /* ---- the loop ---- */
@@ -143,14 +152,18 @@ static bool all_registered(struct net *t)
     return true;
 }
 
+/* Every node listens on 127.0.0.1 but DST, which is in another address
+ * block (127.0.1.0/24) for whoever dials it. */
 static void net_setup(struct net *t, const struct relay_opts *ro)
 {
     static const char listen[1][OVL_URI_MAX] = {"tcp://127.0.0.1:0"};
+    static const char listen_dst[1][OVL_URI_MAX] = {"tcp://127.0.1.1:0"};
     struct dir_bootstrap_spec bs;
     struct peer_spec peer;
     struct dir_opts dopts;
 
     memset(t, 0, sizeof(*t));
+    t->from = SND;
     ck_assert_int_eq(uv_loop_init(&t->loop), 0);
     loopfix_init(t);
     dir_opts_fill(&dopts);
@@ -174,10 +187,10 @@ static void net_setup(struct net *t, const struct relay_opts *ro)
         ck_assert_int_eq(dir_init(&t->n[i], &dopts, &bs, 1, &t->dir[i]), 0);
         if (relay)
             ck_assert_int_eq(relay_init(&t->n[i], ro, &t->relay[i]), 0);
-        if (i == DST)
+        if (i == DST || i == SND)
             ck_assert_int_eq(chanmap_register_opener(&t->n[i], CELL_CHAIN_DELIVER, on_deliver, t),
                              0);
-        ck_assert_int_eq(node_start(&t->n[i], listen, 1, &peer, 1), 0);
+        ck_assert_int_eq(node_start(&t->n[i], i == DST ? listen_dst : listen, 1, &peer, 1), 0);
     }
     ck_assert(run_until(t, all_registered, 10000));
 }
@@ -198,12 +211,13 @@ static void net_teardown(struct net *t)
         node_free(&t->n[i]);
     }
     for (unsigned i = 0; i < ONION_MAX_HOPS; i++)
-        onion_keys_wipe(&t->keys[i]);
+        onion_keys_wipe(&t->c.keys[i]);
 }
 
+static unsigned link_to; /* the node sender_linked() waits for */
 static bool sender_linked(struct net *t)
 {
-    return link_find(&t->n[SND], t->n[R1].id.pk) != NULL;
+    return link_find(&t->n[t->from], t->n[link_to].id.pk) != NULL;
 }
 
 static unsigned want_back = 1;
@@ -212,8 +226,8 @@ static bool got_back(struct net *t)
     return t->n_back >= want_back;
 }
 
-/* Open a chain from the sender through path[0..hops-1]; the last hop is
- * the exit. */
+/* Open a chain from the sender (t->from) through path[0..hops-1]; the
+ * last hop is the exit. */
 static void chain_open(struct net *t, const unsigned *path, unsigned hops)
 {
     uint8_t onion_pk[ONION_MAX_HOPS][OVL_X25519_LEN];
@@ -236,23 +250,25 @@ static void chain_open(struct net *t, const unsigned *path, unsigned hops)
     }
     if (t->next0 && hops > 1)
         memcpy(info[0].next, t->next0, OVL_ED25519_PK);
-    t->hops = hops;
-    t->fwd_ctr = 0;
-    memset(t->back_next, 0, sizeof(t->back_next));
+    t->c.hops = hops;
+    t->c.fwd_ctr = 0;
+    memset(t->c.back_next, 0, sizeof(t->c.back_next));
     t->n_back = 0;
     ck_assert_int_eq(onion_setup_build(c.payload, (const uint8_t(*)[OVL_X25519_LEN])onion_pk, info,
-                                       hops, t->keys),
+                                       hops, t->c.keys),
                      0);
-    l = link_find(&t->n[SND], t->n[path[0]].id.pk);
+    l = link_find(&t->n[t->from], t->n[path[0]].id.pk);
     if (!l) {
         ck_assert_int_eq(
-            link_dial(&t->n[SND], t->n[path[0]].listen_uri[0], t->n[path[0]].id.pk, NULL, &l), 0);
+            link_dial(&t->n[t->from], t->n[path[0]].listen_uri[0], t->n[path[0]].id.pk, NULL, &l),
+            0);
+        link_to = path[0];
         ck_assert(run_until(t, sender_linked, 5000));
-        l = link_find(&t->n[SND], t->n[path[0]].id.pk);
+        l = link_find(&t->n[t->from], t->n[path[0]].id.pk);
     }
     ck_assert_ptr_nonnull(l);
-    ck_assert_int_eq(chanmap_alloc(&t->n[SND], l, &snd_owner, t, &t->id), 0);
-    c.chain_id = t->id;
+    ck_assert_int_eq(chanmap_alloc(&t->n[t->from], l, &snd_owner, t, &t->c.id), 0);
+    c.chain_id = t->c.id;
     t->last_setup = c;
     ck_assert_int_eq(link_send(l, &c), 0);
 }
@@ -260,8 +276,8 @@ static void chain_open(struct net *t, const unsigned *path, unsigned hops)
 /* Unwrap back cell i; return the body's command and the origin hop. */
 static uint8_t back_cmd(struct net *t, unsigned i, unsigned *origin, uint8_t body[ONION_BODY])
 {
-    ck_assert_int_eq(onion_back_unwrap(body, origin, t->keys, t->hops, t->back_next, t->back[i]),
-                     0);
+    ck_assert_int_eq(
+        onion_back_unwrap(body, origin, t->c.keys, t->c.hops, t->c.back_next, t->back[i]), 0);
     return body[0];
 }
 
@@ -276,7 +292,7 @@ static struct link *sender_link(struct net *t)
 /* Send one BODY_DELIVER of data seq to dest; flip flips one bit. */
 static void send_deliver(struct net *t, const uint8_t *dest, uint32_t seq, bool flip)
 {
-    struct cell c = {.chain_id = t->id, .cmd = CELL_CHAIN_FWD, .len = OVL_CELL_PAYLOAD};
+    struct cell c = {.chain_id = t->c.id, .cmd = CELL_CHAIN_FWD, .len = OVL_CELL_PAYLOAD};
     uint8_t body[ONION_BODY];
     uint16_t dl = data_len(seq);
     uint16_t len = (uint16_t)(OVL_ED25519_PK + dl);
@@ -286,10 +302,10 @@ static void send_deliver(struct net *t, const uint8_t *dest, uint32_t seq, bool 
     body_hdr_put(body, BODY_DELIVER, len);
     memcpy(body + BODY_HDR, dest, OVL_ED25519_PK);
     fill_data(body + BODY_HDR + OVL_ED25519_PK, dl, seq);
-    for (unsigned i = 0; i < t->hops; i++)
-        ctr[i] = t->fwd_ctr;
-    t->fwd_ctr++;
-    ck_assert_int_eq(onion_fwd_wrap(c.payload, t->keys, t->hops, ctr, body), 0);
+    for (unsigned i = 0; i < t->c.hops; i++)
+        ctr[i] = t->c.fwd_ctr;
+    t->c.fwd_ctr++;
+    ck_assert_int_eq(onion_fwd_wrap(c.payload, t->c.keys, t->c.hops, ctr, body), 0);
     if (flip)
         c.payload[100 + seq % 800] ^= 0x10;
     ck_assert_int_eq(link_send(sender_link(t), &c), 0);
@@ -388,7 +404,7 @@ START_TEST(test_chain_end_to_end)
     /* A chain ID nobody owns is counted and dropped. */
     {
         struct cell c = {
-            .chain_id = t->id ^ 0x5a5a5a, .cmd = CELL_CHAIN_FWD, .len = OVL_CELL_PAYLOAD};
+            .chain_id = t->c.id ^ 0x5a5a5a, .cmd = CELL_CHAIN_FWD, .len = OVL_CELL_PAYLOAD};
 
         ck_assert_int_eq(link_send(sender_link(t), &c), 0);
         ck_assert(run_until(t, hop1_unknown, 5000));
@@ -396,10 +412,10 @@ START_TEST(test_chain_end_to_end)
 
     /* DESTROY tears down every hop. */
     {
-        struct cell c = {.chain_id = t->id, .cmd = CELL_CHAIN_DESTROY};
+        struct cell c = {.chain_id = t->c.id, .cmd = CELL_CHAIN_DESTROY};
 
         ck_assert_int_eq(link_send(sender_link(t), &c), 0);
-        chanmap_del(&t->n[SND], sender_link(t), t->id);
+        chanmap_del(&t->n[SND], sender_link(t), t->c.id);
         ck_assert(run_until(t, no_chains, 5000));
     }
     net_teardown(t);
@@ -471,7 +487,7 @@ START_TEST(test_setup_fail)
     ck_assert_uint_eq(rstats(t, R1).chains, 0);
     ck_assert_uint_eq(rstats(t, R1).setups_failed, 1);
     ck_assert_uint_eq(rstats(t, R1).dropped[RD_NO_ROUTE], 1);
-    chanmap_del(&t->n[SND], sender_link(t), t->id);
+    chanmap_del(&t->n[SND], sender_link(t), t->c.id);
 
     {
         struct cell c = {.cmd = CELL_CHAIN_SETUP, .len = 10};
@@ -491,14 +507,14 @@ END_TEST
 /* Send a forward cell with body (cmd, args) that ends at hop hops - 1. */
 static void send_body(struct net *t, unsigned hops, uint8_t cmd, const uint8_t *args, size_t alen)
 {
-    struct cell c = {.chain_id = t->id, .cmd = CELL_CHAIN_FWD, .len = OVL_CELL_PAYLOAD};
+    struct cell c = {.chain_id = t->c.id, .cmd = CELL_CHAIN_FWD, .len = OVL_CELL_PAYLOAD};
     uint8_t body[ONION_BODY] = {0};
-    uint64_t ctr[ONION_MAX_HOPS] = {t->fwd_ctr++}; /* only hop 0 has seen cells before */
+    uint64_t ctr[ONION_MAX_HOPS] = {t->c.fwd_ctr++}; /* only hop 0 has seen cells before */
 
     body_hdr_put(body, cmd, (uint16_t)alen);
     if (alen)
         memcpy(body + BODY_HDR, args, alen);
-    ck_assert_int_eq(onion_fwd_wrap(c.payload, t->keys, hops, ctr, body), 0);
+    ck_assert_int_eq(onion_fwd_wrap(c.payload, t->c.keys, hops, ctr, body), 0);
     ck_assert_int_eq(link_send(sender_link(t), &c), 0);
 }
 
@@ -546,12 +562,12 @@ START_TEST(test_broken_reextend)
     ck_assert_uint_ge(count, 1);
     memcpy(opk[0], ok[0].pk, OVL_X25519_LEN);
     info.suite = (uint8_t)ovl_aead_pick(ovl_aead_available());
-    onion_keys_wipe(&t->keys[1]);
+    onion_keys_wipe(&t->c.keys[1]);
     memcpy(ext, t->n[R3].id.pk, OVL_ED25519_PK);
     ck_assert_int_eq(onion_setup_build(ext + OVL_ED25519_PK, (const uint8_t(*)[OVL_X25519_LEN])opk,
-                                       &info, 1, &t->keys[1]),
+                                       &info, 1, &t->c.keys[1]),
                      0);
-    t->back_next[1] = 0;
+    t->c.back_next[1] = 0;
     want_back = 3;
     send_body(t, 1, BODY_EXTEND, ext, sizeof(ext));
     ck_assert(run_until(t, got_back, 8000));
@@ -652,6 +668,7 @@ static void backpressure_run(unsigned reader, unsigned writer, unsigned first_he
     struct link *stalled;
 
     relay_opts_test(&ro);
+    ro.stall_timeout_ms = 600000; /* holding, not closing, is tested here (test_stall) */
     net_setup(t, &ro);
     chain_open(t, path, 3);
     ck_assert(run_until(t, got_back, 8000));
@@ -763,6 +780,218 @@ START_TEST(test_exit_burst)
 }
 END_TEST
 
+static bool answered(struct net *t)
+{
+    return t->n_back >= 1 || t->n_destroy > 0;
+}
+
+/* Open a chain from t->from and wait for its answer: the command of the
+ * first backward body (*origin: the hop that sent it, *reason: its first
+ * argument), or 0 for a DESTROY. A refused chain is forgotten. */
+static uint8_t chain_try(struct net *t, const unsigned *path, unsigned hops, unsigned *origin,
+                         uint8_t *reason)
+{
+    uint8_t body[ONION_BODY], cmd = 0;
+
+    t->n_destroy = 0;
+    chain_open(t, path, hops);
+    ck_assert(run_until(t, answered, 8000));
+    if (t->n_back > 0) {
+        cmd = back_cmd(t, 0, origin, body);
+        *reason = body[BODY_HDR];
+    }
+    if (cmd != BODY_SETUP_OK)
+        chanmap_del(&t->n[t->from], link_find(&t->n[t->from], t->n[path[0]].id.pk), t->c.id);
+    return cmd;
+}
+
+/* Make DST, in another address block (127.0.1.0/24 as R1 dialed it), the
+ * sender of the next setups, over a link R1 dialed. */
+static void send_from_dst(struct net *t)
+{
+    struct link *l;
+
+    ck_assert_int_eq(link_dial(&t->n[R1], t->n[DST].listen_uri[0], t->n[DST].id.pk, NULL, &l), 0);
+    t->from = DST;
+    link_to = R1;
+    ck_assert(run_until(t, sender_linked, 5000));
+}
+
+/* A link may hold max_chains_per_link chains and an address block
+ * max_chains_per_block: setups over a share get SETUP_FAIL(limit),
+ * counted share, while other links and blocks still open chains. */
+START_TEST(test_chain_shares)
+{
+    static const unsigned one[] = {R1}, two[] = {R2, R1};
+    struct relay_opts ro;
+    struct net *t = calloc(1, sizeof(*t));
+    unsigned origin = 99;
+    uint8_t reason = 0;
+
+    relay_opts_test(&ro);
+    ro.max_chains = 64;
+    ro.max_chains_per_link = 2;
+    ro.max_chains_per_block = 3;
+    net_setup(t, &ro);
+    for (unsigned i = 0; i < 2; i++)
+        ck_assert_uint_eq(chain_try(t, one, 1, &origin, &reason), BODY_SETUP_OK);
+    /* The sender's link is at its share. */
+    ck_assert_uint_eq(chain_try(t, one, 1, &origin, &reason), BODY_SETUP_FAIL);
+    ck_assert_uint_eq(origin, 0);
+    ck_assert_uint_eq(reason, BODY_R_LIMIT);
+    ck_assert_uint_eq(rstats(t, R1).dropped[RD_SHARE], 1);
+    /* Another link (R2's) of the same block takes the block's last chain. */
+    ck_assert_uint_eq(chain_try(t, two, 2, &origin, &reason), BODY_SETUP_OK);
+    ck_assert_uint_eq(chain_try(t, two, 2, &origin, &reason), BODY_SETUP_FAIL);
+    ck_assert_uint_eq(origin, 1);
+    ck_assert_uint_eq(reason, BODY_R_LIMIT);
+    ck_assert_uint_eq(rstats(t, R1).dropped[RD_SHARE], 2);
+    /* A peer in another block still gets a chain. */
+    send_from_dst(t);
+    ck_assert_uint_eq(chain_try(t, one, 1, &origin, &reason), BODY_SETUP_OK);
+    ck_assert_uint_eq(rstats(t, R1).chains, 4);
+    ck_assert_uint_eq(rstats(t, R1).dropped[RD_SHARE], 2);
+    ck_assert_uint_eq(rstats(t, R1).dropped[RD_LIMIT], 0);
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
+static bool r1_no_chains(struct net *t)
+{
+    return rstats(t, R1).chains == 0;
+}
+
+/* The replay filter is one table for every link, charged per address
+ * block: a peer that makes and ends chains until its block holds twice
+ * its chain share of remembered setups is refused from then on, and
+ * only it; a peer in another block still sets up chains, and a header
+ * replayed from there is still caught. */
+START_TEST(test_replay_filter_share)
+{
+    static const unsigned one[] = {R1};
+    struct relay_opts ro;
+    struct net *t = calloc(1, sizeof(*t));
+    struct cell first;
+    struct link *l;
+    unsigned origin = 99, ok = 0;
+    uint8_t reason = 0;
+
+    relay_opts_test(&ro);
+    ro.max_chains = 4; /* the filter holds 8 */
+    ro.max_chains_per_block = 2;
+    net_setup(t, &ro);
+    while (ok < 3 * ro.max_chains && chain_try(t, one, 1, &origin, &reason) == BODY_SETUP_OK) {
+        struct cell d = {.chain_id = t->c.id, .cmd = CELL_CHAIN_DESTROY};
+
+        if (ok++ == 0)
+            first = t->last_setup;
+        ck_assert_int_eq(link_send(sender_link(t), &d), 0);
+        chanmap_del(&t->n[SND], sender_link(t), t->c.id);
+        ck_assert(run_until(t, r1_no_chains, 5000));
+    }
+    ck_assert_uint_eq(t->last_destroy, DESTROY_R_PROTOCOL);
+    /* Another block is not refused. */
+    send_from_dst(t);
+    ck_assert_uint_eq(chain_try(t, one, 1, &origin, &reason), BODY_SETUP_OK);
+    ck_assert_uint_eq(ok, 2 * ro.max_chains_per_block);
+    ck_assert_uint_eq(rstats(t, R1).dropped[RD_SHARE], 1);
+    ck_assert_uint_eq(rstats(t, R1).dropped[RD_LIMIT], 0);
+    /* The sender's first setup replayed by DST: still a replay. */
+    l = link_find(&t->n[DST], t->n[R1].id.pk);
+    ck_assert_int_eq(chanmap_alloc(&t->n[DST], l, &snd_owner, t, &first.chain_id), 0);
+    ck_assert_int_eq(link_send(l, &first), 0);
+    ck_assert(run_until(t, hop1_replay, 5000));
+    ck_assert_uint_eq(rstats(t, R1).chains, 1);
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
+static unsigned want_snd;
+static bool snd_delivered(struct net *t)
+{
+    return t->n_deliv_snd >= want_snd;
+}
+
+static bool held_or_gone(struct net *t)
+{
+    return sender_stalled(t) || t->n_destroy > 0;
+}
+
+static bool chain_gone(struct net *t)
+{
+    return t->n_destroy > 0;
+}
+
+static bool r3_stall_closed(struct net *t)
+{
+    return t->n[R3].ctr.link_closed[LC_STALLED] > 0;
+}
+
+/* A destination that never reads: the exit's link to it fills and
+ * backpressure holds every link back to the sender, so chain B, which
+ * shares them with chain A, stalls too. After stall_timeout the exit
+ * closes the destination's link (LC_STALLED) and ends chain A; the held
+ * links drain and chain B delivers. The hops before the exit give their
+ * links twice as long, and close nothing. */
+START_TEST(test_stall)
+{
+    static const unsigned path[] = {R1, R2, R3};
+    struct relay_opts ro;
+    struct net *t = calloc(1, sizeof(*t));
+    struct schain chain_b;
+    const uint32_t k = 3;
+
+    relay_opts_test(&ro);
+    ro.stall_timeout_ms = 2000;
+    net_setup(t, &ro);
+    /* Chain B delivers to the sender itself. */
+    chain_open(t, path, 3);
+    ck_assert(run_until(t, got_back, 8000));
+    send_deliver(t, t->n[SND].id.pk, 0, false);
+    want_snd = 1;
+    ck_assert(run_until(t, snd_delivered, 5000));
+    chain_b = t->c;
+    /* Chain A delivers to DST, which then stops reading. */
+    chain_open(t, path, 3);
+    ck_assert(run_until(t, got_back, 8000));
+    send_deliver(t, t->n[DST].id.pk, 0, false);
+    want = 1;
+    ck_assert(run_until(t, delivered, 5000));
+    link_pause(link_find(&t->n[DST], t->n[R3].id.pk));
+    t->sent = 1;
+    t->total = 60000;
+    t->pump = pump;
+    ck_assert(run_until(t, held_or_gone, 20000));
+    t->pump = NULL;
+    /* Chain B's cells go in behind chain A's. */
+    for (unsigned i = 0; i < ONION_MAX_HOPS; i++)
+        onion_keys_wipe(&t->c.keys[i]);
+    t->c = chain_b;
+    ovl_wipe(&chain_b, sizeof(chain_b));
+    for (uint32_t s = 1; s <= k; s++)
+        send_deliver(t, t->n[SND].id.pk, s, false);
+    want_snd = 1 + k;
+    ck_assert(run_until(t, snd_delivered, 30000));
+    ck_assert(run_until(t, r3_stall_closed, 10000));
+    ck_assert(run_until(t, chain_gone, 10000));
+    ck_assert_uint_eq(t->last_destroy, DESTROY_R_LINK_CLOSED);
+    ck_assert_uint_eq(rstats(t, R3).stalled, 1);
+    ck_assert_uint_eq(t->n[R3].ctr.link_closed[LC_STALLED], 1);
+    for (unsigned i = R1; i <= R3; i++) {
+        ck_assert_uint_eq(rstats(t, i).chains, 1); /* chain B */
+        if (i != R3) {
+            ck_assert_uint_eq(rstats(t, i).stalled, 0);
+            ck_assert_uint_eq(t->n[i].ctr.link_closed[LC_STALLED], 0);
+        }
+    }
+    ck_assert_uint_eq(t->n_deliv_bad, 0);
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
 START_TEST(test_drop_names)
 {
     static const struct {
@@ -776,6 +1005,8 @@ START_TEST(test_drop_names)
         {RD_NO_ROUTE, "no_route"},
         {RD_LIMIT, "limit"},
         {RD_EXPIRED, "expired"},
+        {RD_REPLAY, "replay"},
+        {RD_SHARE, "share"},
         {RD_COUNT, "unknown"},
     };
 
@@ -803,6 +1034,9 @@ START_TEST(test_init_checks)
     ck_assert_uint_eq(ro.setup_timeout_ms, 10000);
     ck_assert_uint_eq(ro.max_lifetime_s, 3600);
     ck_assert_uint_eq(ro.exit_queue, 256);
+    ck_assert_uint_eq(ro.max_chains_per_link, 0); /* derived from max_chains */
+    ck_assert_uint_eq(ro.max_chains_per_block, 0);
+    ck_assert_uint_eq(ro.stall_timeout_ms, 5000);
     /* No directory: refused, nothing registered. */
     ck_assert_int_eq(relay_init(&n, &ro, &r), OVL_EINVAL);
     ck_assert_ptr_null(r);
@@ -840,6 +1074,9 @@ static Suite *relay_suite(void)
     tcase_add_test(tc, test_exit_backpressure);
     tcase_add_test(tc, test_exit_burst);
     tcase_add_test(tc, test_setup_replay);
+    tcase_add_test(tc, test_chain_shares);
+    tcase_add_test(tc, test_replay_filter_share);
+    tcase_add_test(tc, test_stall);
     suite_add_tcase(s, tc);
     return s;
 }
