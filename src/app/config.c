@@ -232,7 +232,7 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
         return !cfg_fail(p, p->line, "duplicate key '%s' in [%s] (first on line %u)", name,
                          p->sect_name, *seen);
     *seen = p->line;
-    return k->set(p, k, value) == 0;
+    return cfg_set(p, k, value) == 0;
 }
 
 /* Merge [peer.NAME] and the [bootstrap.NAME] not already a peer (same id)

@@ -45,7 +45,6 @@ typedef int (*key_setter)(struct cfg_parse *p, const struct key_def *k, const ch
  * a key (the size budget). */
 struct key_def {
     const char *name;
-    key_setter set;
     uint64_t max;
     uint32_t min;
     uint32_t off;
@@ -53,7 +52,11 @@ struct key_def {
     uint8_t sect;    /* enum cfg_sect */
     uint8_t repeat;  /* may be given more than once (listen) */
     uint8_t zero_ok; /* 0 is accepted besides min..max (idle_timeout) */
+    uint8_t set;     /* which setter checks and stores the value (cfg_set) */
 };
+
+/* Check and store v for key k with the key's setter; 0 or negative. */
+int cfg_set(struct cfg_parse *p, const struct key_def *k, const char *v);
 
 /* Every key of every section, CFG_KEY_COUNT rows (config_keys.c). */
 extern const struct key_def cfg_keys[];
