@@ -515,16 +515,12 @@ static int ctl_check_args(struct ctl_req *rq, const struct ctl_cmd *cmd)
     return 0;
 }
 
-static const struct ctl_cmd *ctl_find_cmd(const char *name)
+static const struct ctl_cmd *ctl_find_cmd(const struct control *c, const char *name)
 {
-    size_t i;
-
-    for (i = 0; i < ctl_node_n_cmds; i++)
-        if (strcmp(name, ctl_node_cmds[i].name) == 0)
-            return &ctl_node_cmds[i];
-    for (i = 0; i < ctl_role_n_cmds; i++)
-        if (strcmp(name, ctl_role_cmds[i].name) == 0)
-            return &ctl_role_cmds[i];
+    for (unsigned t = 0; t < c->n_tables; t++)
+        for (size_t i = 0; i < c->tables[t]->n; i++)
+            if (strcmp(name, c->tables[t]->cmds[i].name) == 0)
+                return &c->tables[t]->cmds[i];
     return NULL;
 }
 
@@ -546,7 +542,7 @@ static int ctl_dispatch(struct ctl_req *rq)
         rq->err = "the second line must be command=NAME";
         return -EINVAL;
     }
-    if (!(cmd = ctl_find_cmd(m->pairs[1].value)))
+    if (!(cmd = ctl_find_cmd(rq->ctl, m->pairs[1].value)))
         return ctl_fail(rq, -EOPNOTSUPP, "unknown command %s", ctl_quotable(m->pairs[1].value));
     if ((e = ctl_check_args(rq, cmd)) != 0)
         return e;
@@ -813,7 +809,8 @@ fail_fd:
 }
 
 /* Bind path (clearing a stale socket), chmod 0600 and start accepting. */
-int control_start(struct node *n, const char *path, struct control **out)
+int ctl_server_start(struct node *n, const char *path, const struct ctl_cmd_table *const *tables,
+                     unsigned n_tables, struct control **out)
 {
     struct control *c;
     int fd, r;
@@ -832,6 +829,8 @@ int control_start(struct node *n, const char *path, struct control **out)
     if (!(c = calloc(1, sizeof *c)))
         return OVL_ENOMEM;
     c->node = n;
+    c->tables = tables;
+    c->n_tables = n_tables;
     memcpy(c->path, path, strlen(path) + 1);
     c->max_message = 1048576;
     c->send_max = control_send_max(c->max_message);

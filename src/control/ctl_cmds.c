@@ -35,24 +35,6 @@ static void ctl_suites_format(char *out, size_t outlen, uint32_t mask)
         ctl_append(out, outlen, &used, ovl_aead_name(OVL_AEAD_CHACHA20POLY1305));
 }
 
-/* Add a string held in a fixed array that may lack its NUL; kv_adds masks
- * any control character in it rather than failing the whole reply. */
-void ctl_add_fixed(struct kvbuf *out, const char *key, const char *s, size_t max)
-{
-    char tmp[OVL_URI_MAX + 1];
-    size_t len = strnlen(s, max < OVL_URI_MAX ? max : OVL_URI_MAX);
-
-    memcpy(tmp, s, len);
-    tmp[len] = '\0';
-    kv_adds(out, key, tmp);
-}
-
-/* Milliseconds from then to now, 0 if then is unset or later. */
-uint64_t ctl_since(uint64_t now, uint64_t then)
-{
-    return then && now >= then ? now - then : 0;
-}
-
 static void ctl_status_node(struct kvbuf *out, const struct node *n)
 {
     char buf[64];
@@ -187,15 +169,6 @@ static void ctl_peer_link(struct kvbuf *out, const struct link *l, uint64_t now)
     kv_addu(out, "cells_out", l->cells_out);
 }
 
-/* Add key=ID for the public key pk. */
-void ctl_add_id(struct kvbuf *out, const char *key, const uint8_t pk[OVL_ED25519_PK])
-{
-    char id[OVL_NODE_ID_LEN + 1];
-
-    node_id_format(id, pk);
-    kv_adds(out, key, id);
-}
-
 static void ctl_peer_backoff(struct kvbuf *out, const struct peer *p)
 {
     ctl_add_id(out, "peer", p->spec.pk);
@@ -260,23 +233,13 @@ static int ctl_cmd_shutdown(struct ctl_req *rq)
     return 0;
 }
 
-const struct ctl_cmd ctl_node_cmds[] = {
+static const struct ctl_cmd ctl_node_cmds[] = {
     {"status", ctl_cmd_status, {NULL}, NULL},
     {"peers", ctl_cmd_peers, {NULL}, NULL},
     {"version", ctl_cmd_version, {NULL}, NULL},
     {"log-level", ctl_cmd_log_level, {"level", NULL}, NULL},
     {"shutdown", ctl_cmd_shutdown, {NULL}, NULL},
 };
-const size_t ctl_node_n_cmds = sizeof ctl_node_cmds / sizeof ctl_node_cmds[0];
+const struct ctl_cmd_table ctl_node_table = {ctl_node_cmds,
+                                             sizeof ctl_node_cmds / sizeof ctl_node_cmds[0]};
 
-/* Set rq's error text and return e (a negative code). */
-int ctl_fail(struct ctl_req *rq, int e, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(rq->errbuf, sizeof rq->errbuf, fmt, ap);
-    va_end(ap);
-    rq->err = rq->errbuf;
-    return e;
-}

@@ -47,6 +47,8 @@ struct control {
     uint64_t send_max;                    /* control_send_max(max_message) */
     unsigned chain_length, chain_backups; /* dir-chain defaults from [chain] */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    const struct ctl_cmd_table *const *tables; /* the commands, by name */
+    unsigned n_tables;
 };
 
 /* One request being answered. The pairs of m point into the client's
@@ -73,10 +75,20 @@ struct ctl_cmd {
 };
 
 /* The commands, for the dispatcher: ctl_cmds.c and ctl_roles.c. */
-extern const struct ctl_cmd ctl_node_cmds[];
-extern const size_t ctl_node_n_cmds;
-extern const struct ctl_cmd ctl_role_cmds[];
-extern const size_t ctl_role_n_cmds;
+/* A table of commands; the server looks names up in the tables it was
+ * started with (ctl_server_start), so it calls no command by name. */
+struct ctl_cmd_table {
+    const struct ctl_cmd *cmds;
+    size_t n;
+};
+
+extern const struct ctl_cmd_table ctl_node_table; /* ctl_cmds.c */
+extern const struct ctl_cmd_table ctl_role_table; /* ctl_roles.c */
+
+/* Start the control server of n on path (control_start's work), looking
+ * commands up in tables (n_tables of them, kept by reference). */
+int ctl_server_start(struct node *n, const char *path, const struct ctl_cmd_table *const *tables,
+                     unsigned n_tables, struct control **out) OVL_WUR;
 
 /* Send the reply of c's pending deferred request: out (data lines, taken
  * over and emptied; begun with ctl_reply_begin) when e is 0, else an error

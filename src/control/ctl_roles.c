@@ -551,7 +551,7 @@ static int ctl_cmd_dir_chain(struct ctl_req *rq)
     return ctl_defer(rq);
 }
 
-const struct ctl_cmd ctl_role_cmds[] = {
+static const struct ctl_cmd ctl_role_cmds[] = {
     {"send", ctl_cmd_send, {"to", "reply", "text", "data", "length", "wait", NULL}, "data"},
     {"recv", ctl_cmd_recv, {"max", NULL}, NULL},
     {"chains", ctl_cmd_chains, {NULL}, NULL},
@@ -560,4 +560,5 @@ const struct ctl_cmd ctl_role_cmds[] = {
     {"relay-chains", ctl_cmd_relay_chains, {NULL}, NULL},
     {"dir-chain", ctl_cmd_dir_chain, {"length", "backups", NULL}, NULL},
 };
-const size_t ctl_role_n_cmds = sizeof ctl_role_cmds / sizeof ctl_role_cmds[0];
+const struct ctl_cmd_table ctl_role_table = {ctl_role_cmds,
+                                             sizeof ctl_role_cmds / sizeof ctl_role_cmds[0]};
