@@ -339,7 +339,7 @@ START_TEST(test_heartbeat_keeps_link)
     struct pair p;
     uint64_t out_a;
 
-    hb_pair(&p, 50, 3);
+    hb_pair(&p, 200, 3); /* intervals long against a busy machine's jitter */
     out_a = p.a.links->cells_out;
     /* Nothing to say for 6 intervals and more: PINGs alone keep both ends
      * alive. */
@@ -376,14 +376,14 @@ START_TEST(test_heartbeat_spares_backpressure)
 {
     struct pair p;
 
-    hb_pair(&p, 50, 3);
+    hb_pair(&p, 200, 3); /* intervals long against a busy machine's jitter */
     /* B holds A back on purpose (link_pause) for 10 intervals: its own
      * silence toward A is no sign that A died. */
     link_pause(p.b.links);
-    run_for(&p, 500);
+    run_for(&p, 2000);
     ck_assert(both_open(&p));
     link_resume(p.b.links);
-    run_for(&p, 300);
+    run_for(&p, 1200);
     ck_assert(both_open(&p));
     ck_assert_uint_eq(p.a.ctr.link_closed[LC_DEAD] + p.b.ctr.link_closed[LC_DEAD], 0);
     pair_teardown(&p);
