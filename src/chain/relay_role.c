@@ -142,7 +142,7 @@ void relay_stop(struct relay *r)
         return;
     r->flags |= RELAYF_STOPPED;
     chanmap_unregister_opener(r->n, CELL_CHAIN_SETUP, relay_on_setup, r);
-    node_unobserve_links(r->n, &(struct link_observer){.ctx = r});
+    node_unobserve_links(r->n, r);
     relay_chains_stop(r);
     exit_stop(r);
     relay_pauses_clear(r); /* links that outlive the role must not stay paused */

@@ -234,7 +234,7 @@ int client_init(struct node *n, const struct client_opts *o, struct client **out
     *out = c;
     return 0;
 fail_observer:
-    node_unobserve_links(n, &obs);
+    node_unobserve_links(n, c);
 fail:
     send_close(c);
     timer_close(&c->tick);
@@ -250,7 +250,7 @@ void client_stop(struct client *c)
     c->flags |= CF_STOPPED;
     chanmap_unregister_opener(c->n, CELL_CHAIN_DELIVER, on_deliver, c);
     deliv_expire(c, UINT64_MAX);
-    node_unobserve_links(c->n, &(struct link_observer){.ctx = c});
+    node_unobserve_links(c->n, c);
     cchain_destroy_all(c);
     while (c->queue)
         sendq_fail(c->queue, "the client is stopping");

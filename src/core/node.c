@@ -62,10 +62,10 @@ int node_observe_links(struct node *n, const struct link_observer *obs)
     return 0;
 }
 
-void node_unobserve_links(struct node *n, const struct link_observer *obs)
+void node_unobserve_links(struct node *n, const void *ctx)
 {
     for (unsigned i = 0; i < n->n_observers; i++) {
-        if (n->observers[i].ctx != obs->ctx)
+        if (n->observers[i].ctx != ctx)
             continue;
         memmove(&n->observers[i], &n->observers[i + 1],
                 (n->n_observers - i - 1) * sizeof(n->observers[0]));

@@ -155,9 +155,9 @@ void node_opts_defaults(struct node_opts *o);
 /* Register a link observer (copied). OVL_ENOMEM past NODE_MAX_OBSERVERS. */
 int node_observe_links(struct node *n, const struct link_observer *obs) OVL_WUR;
 
-/* Remove the observer registered with obs->ctx (the order of the others is
- * kept); nothing when there is none. */
-void node_unobserve_links(struct node *n, const struct link_observer *obs);
+/* Remove the observer registered with context ctx (the order of the
+ * others is kept); nothing when there is none. */
+void node_unobserve_links(struct node *n, const void *ctx);
 
 /* Write the roles as "bootstrap,relay,client" (those set, in that order) or
  * "none" into out; truncated but terminated when out is too short. */

@@ -124,7 +124,7 @@ fail:
 void peer_stop_all(struct node *n)
 {
     if (n->peers)
-        node_unobserve_links(n, &(struct link_observer){.ctx = n->peers});
+        node_unobserve_links(n, n->peers);
     for (unsigned i = 0; i < n->n_peers; i++)
         timer_close(&n->peers[i].timer);
 }

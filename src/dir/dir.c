@@ -475,7 +475,7 @@ static void dir_unhandle(struct dir *d)
 {
     dispatch_unregister(&d->n->disp, CELL_DIR_REQUEST, dir_on_request, d);
     dispatch_unregister(&d->n->disp, CELL_DIR_REPLY, dir_on_reply, d);
-    node_unobserve_links(d->n, &(struct link_observer){.ctx = d});
+    node_unobserve_links(d->n, d);
 }
 
 /* Create the directory role and register its handlers. */
