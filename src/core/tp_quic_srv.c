@@ -192,12 +192,6 @@ static int quic_cid_new(struct quic_conn *c, const ngtcp2_cid *cid, uint8_t *tok
 
 /* ---- pending handshakes per address block ------------------------------ */
 
-/* Return sa's address block as the link layer counts them (admit.h). */
-static uint64_t quic_block(const struct sockaddr *sa)
-{
-    return uri_addr_block(sa);
-}
-
 /* Return how many of l's pending slots hold block b. */
 static unsigned quic_blk_count(const struct quic_listener *l, uint64_t b)
 {
@@ -399,7 +393,7 @@ static bool quic_srv_admit(struct quic_listener *l, uint64_t blk)
 static void quic_srv_new(struct quic_listener *l, const uint8_t *data, size_t len,
                          const struct sockaddr *from)
 {
-    uint64_t blk = quic_block(from);
+    uint64_t blk = uri_addr_block(from); /* as the link layer counts (admit.h) */
     ngtcp2_pkt_hd hd;
     ngtcp2_cid odcid;
     struct quic_conn *c;
