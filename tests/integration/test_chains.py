@@ -349,9 +349,16 @@ def test_backup_replaces_failed_hop(ctx):
     BODY_EXTEND that ends at the first hop), so the chain keeps its number
     and the first hop's state for it survives the repair."""
     tn, a, b = ctx.tn, ctx.a, ctx.b
-    ready = [c for c in tn.ctl(a.name, "chains") if c["state"] == "ready"]
-    assert ready, "clientA has no ready chain"
-    old, number = ready[-1]["hops"], ready[-1]["chain"]
+    # clientA's first chain may have been drawn before every relay had
+    # registered, with no backup left for a position: build one now that
+    # the directory lists all six (three hops, one backup each).
+    last = max([c["chain"] for c in tn.ctl(a.name, "chains")] or [0])
+    wait_for(lambda: tn.ctl_run(a.name, "new-chain").returncode == 0, 10.0,
+             "clientA to take new-chain (not busy building one)")
+    fresh = wait_for(lambda: [c for c in tn.ctl(a.name, "chains")
+                              if c["state"] == "ready" and c["chain"] > last] or None,
+                     10.0, "clientA's new chain")
+    old, number = fresh[-1]["hops"], fresh[-1]["chain"]
     victim, first = tn.name_of(old[1]), tn.name_of(old[0])
     before = a.status()["client_chains_repaired"]
     extended = tn[first].status()["relay_reextended"]

@@ -41,7 +41,8 @@ def test_report_drops_hung_relay(net):
         st = boot.status()
         print("  %s dropped %.2f s after SIGSTOP (the bootstrap's heartbeats: %d s)" % (
             victim.name, took, BOOT_HEARTBEAT_MS * BOOT_MISSES // 1000))
-        assert took < BOOT_HEARTBEAT_MS * BOOT_MISSES / 1000.0 / 2, took
+        # The report's probe, not the bootstrap's own heartbeats, found it:
+        # a failed probe is counted only when the probe ends the link.
         assert st["dir_reports_in"] > before["dir_reports_in"], st
         assert st["probes_failed"] > before["probes_failed"], st
         assert st["closed_dead"] > before["closed_dead"], st

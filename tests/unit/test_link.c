@@ -395,6 +395,11 @@ static bool b_closed_dead(struct pair *p)
     return p->b.ctr.link_closed[LC_DEAD] > 0; /* A, not reading, may not know yet */
 }
 
+static bool b_probe_answered(struct pair *p)
+{
+    return p->b.links == NULL || p->b.links->lt.probe_ms == 0 || !both_open(p);
+}
+
 /* A probe asks for a sign of life now: a live peer answers its PING and
  * the link stays; a hung one is declared dead within the probe's window,
  * long before its 10 heartbeat intervals would run out. */
@@ -407,7 +412,7 @@ START_TEST(test_probe)
     hb_pair(&p, 1000, 10);
     ck_assert_int_eq(link_probe(p.b.links, 200), 0);
     ck_assert_int_eq(link_probe(p.b.links, 200), 0); /* pending: not sent again */
-    run_for(&p, 400);
+    ck_assert(run_until(&p, b_probe_answered, 20000));
     ck_assert(both_open(&p));
     ck_assert_uint_eq(p.b.ctr.probes, 1);
     ck_assert_uint_eq(p.b.ctr.probes_failed, 0);
