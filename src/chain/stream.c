@@ -1,0 +1,602 @@
+/* stream.c - reliable ordered byte streams over lossy frames (stream.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain/stream.h"
+#include "lib/bytes.h"
+#include "lib/clock.h"
+
+#define WMASK        (STREAM_WINDOW - 1u)
+#define RTO_MIN_MS   500u /* first retransmission: paths are short, losses rare */
+#define RTO_MAX_MS   8000u
+#define ACK_DELAY_MS 20u                 /* an ack waits this long for data to ride on */
+#define ACK_EVERY    (STREAM_WINDOW / 4) /* bytes taken that call for an ack at once */
+#define OPEN_MS      30000u              /* the far end must take a stream within this */
+
+static void stream_arm(struct stream *s);
+
+/* ---- rings ---- */
+
+static bool ring_alloc(struct stream_ring *r)
+{
+    if (!r->buf)
+        r->buf = malloc(STREAM_WINDOW);
+    return r->buf != NULL;
+}
+
+/* Drop n bytes from the front; an empty ring gives its memory back. */
+static void ring_drop(struct stream_ring *r, uint32_t n)
+{
+    r->base += n;
+    r->len -= n;
+    if (r->len == 0) {
+        free(r->buf);
+        r->buf = NULL;
+    }
+}
+
+/* Copy n bytes from stream offset off (held by r) to out. */
+static void ring_copy(const struct stream_ring *r, uint64_t off, uint8_t *out, size_t n)
+{
+    size_t at = (size_t)(off & WMASK), first = STREAM_WINDOW - at;
+
+    if (first > n)
+        first = n;
+    memcpy(out, r->buf + at, first);
+    memcpy(out + first, r->buf, n - first);
+}
+
+/* Append n bytes at the end of r (the caller checked the room). */
+static void ring_put(struct stream_ring *r, const uint8_t *p, size_t n)
+{
+    size_t at = (size_t)((r->base + r->len) & WMASK), first = STREAM_WINDOW - at;
+
+    if (first > n)
+        first = n;
+    memcpy(r->buf + at, p, first);
+    memcpy(r->buf, p + first, n - first);
+    r->len += (uint32_t)n;
+}
+
+/* ---- life ---- */
+
+static void stream_freed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+int stream_new(uv_loop_t *loop, const struct stream_ops *ops, void *ctx,
+               const uint8_t sid[STREAM_SID], const uint8_t *args, size_t alen, size_t mtu,
+               uint32_t idle_ms, struct stream **out)
+{
+    struct stream *s;
+
+    *out = NULL;
+    if (mtu <= STREAM_HDR + 1 + alen || mtu > STREAM_FRAME_MAX || alen > STREAM_ARGS_MAX)
+        return OVL_EINVAL;
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return OVL_ENOMEM;
+    if (args) {
+        s->args = malloc(alen ? alen : 1);
+        if (!s->args) {
+            free(s);
+            return OVL_ENOMEM;
+        }
+        memcpy(s->args, args, alen);
+        s->alen = (uint8_t)alen;
+        s->flags = STF_OPENER;
+    }
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    s->ops = ops;
+    s->ctx = ctx;
+    memcpy(s->sid, sid, STREAM_SID);
+    s->mtu = (uint16_t)mtu;
+    s->peer_lim = STREAM_WINDOW; /* the far end's ring, before it says more */
+    s->rto_ms = RTO_MIN_MS;
+    s->idle_ms = idle_ms;
+    s->last_rx_ms = clock_now_ms();
+    *out = s;
+    return 0;
+}
+
+void stream_free(struct stream *s)
+{
+    if (!s || (s->flags & STF_DEAD))
+        return;
+    s->flags |= STF_DEAD;
+    free(s->snd.buf);
+    free(s->rcv.buf);
+    free(s->args);
+    s->snd.buf = s->rcv.buf = s->args = NULL;
+    uv_close((uv_handle_t *)&s->timer, stream_freed);
+}
+
+/* Tell the owner ev; false when it freed the stream meanwhile. */
+static bool stream_tell(struct stream *s, enum stream_event ev)
+{
+    s->ops->event(s, ev);
+    return !(s->flags & STF_DEAD);
+}
+
+static void stream_close(struct stream *s, enum stream_reason why)
+{
+    if (s->flags & STF_CLOSED)
+        return;
+    s->flags |= STF_CLOSED;
+    s->reason = (uint8_t)why;
+    uv_timer_stop(&s->timer);
+    (void)stream_tell(s, SE_CLOSED);
+}
+
+/* ---- sending ---- */
+
+static uint64_t rcv_nxt(const struct stream *s)
+{
+    return s->rcv.base + s->rcv.len;
+}
+
+/* Fill the header; the ack and credit it carries are now sent. */
+static void put_hdr(struct stream *s, uint8_t *f, uint8_t type, uint8_t flags, uint64_t off)
+{
+    uint64_t ack = rcv_nxt(s) + ((s->flags & STF_FIN_IN) ? 1 : 0);
+
+    f[0] = type;
+    f[1] = flags | ((s->flags & STF_GAP) ? SF_GAP : 0);
+    memcpy(f + 2, s->sid, STREAM_SID);
+    st_le64(f + 10, off);
+    st_le64(f + 18, ack);
+    st_le64(f + 26, s->rcv.base + STREAM_WINDOW);
+    s->ack_sent = ack;
+    s->lim_sent = s->rcv.base + STREAM_WINDOW;
+}
+
+/* Send one frame built in f; on success the ack it carried is settled. */
+static int stream_emit(struct stream *s, uint8_t *f, size_t len)
+{
+    int rc = s->ops->send(s, f, len);
+
+    if (rc == 0)
+        s->flags &= (uint16_t) ~(STF_ACK_NOW | STF_ACK_LATE | STF_GAP);
+    return rc;
+}
+
+/* The open frame, again from offset 0: args and what data fits. */
+static int send_open(struct stream *s)
+{
+    uint8_t f[STREAM_FRAME_MAX];
+    size_t room = s->mtu - STREAM_HDR - 1 - s->alen, n = s->snd.len;
+    uint64_t lim = s->peer_lim - s->snd.base;
+    int rc;
+
+    if (n > room)
+        n = room;
+    if (n > lim)
+        n = (size_t)lim;
+    put_hdr(s, f, SF_OPEN, 0, 0);
+    f[STREAM_HDR] = s->alen;
+    memcpy(f + STREAM_HDR + 1, s->args, s->alen);
+    if (n)
+        ring_copy(&s->snd, 0, f + STREAM_HDR + 1 + s->alen, n);
+    rc = stream_emit(s, f, STREAM_HDR + 1 + s->alen + n);
+    if (rc == 0 && s->nxt < n) {
+        s->nxt = n;
+        if (s->max < n)
+            s->max = n;
+    }
+    return rc;
+}
+
+/* Data from s->nxt (or an empty frame carrying the ack, or the FIN). */
+static int send_data(struct stream *s, uint8_t type, uint8_t flags)
+{
+    uint8_t f[STREAM_FRAME_MAX];
+    uint64_t end = s->snd.base + s->snd.len, n = 0;
+
+    if (s->nxt < end && s->nxt < s->peer_lim) {
+        n = end - s->nxt;
+        if (n > (uint64_t)(s->mtu - STREAM_HDR))
+            n = (uint64_t)(s->mtu - STREAM_HDR);
+        if (n > s->peer_lim - s->nxt)
+            n = s->peer_lim - s->nxt;
+        ring_copy(&s->snd, s->nxt, f + STREAM_HDR, (size_t)n);
+    }
+    if ((s->flags & STF_FIN_OUT) && s->nxt + n == end && s->nxt <= end)
+        flags |= SF_FIN;
+    put_hdr(s, f, type, flags, s->nxt);
+    if (stream_emit(s, f, STREAM_HDR + (size_t)n))
+        return OVL_EAGAIN;
+    s->nxt += n + ((flags & SF_FIN) ? 1 : 0);
+    if (flags & SF_FIN)
+        s->flags |= STF_FIN_SENT;
+    if (s->max < s->nxt)
+        s->max = s->nxt;
+    return 0;
+}
+
+/* True while something sent awaits its ack (or the open its answer). */
+static bool stream_outstanding(const struct stream *s)
+{
+    return s->una < s->max || ((s->flags & STF_OPENER) && !(s->flags & STF_OPENED));
+}
+
+void stream_pump(struct stream *s)
+{
+    uint64_t end;
+    bool sent = false;
+
+    if (!s || (s->flags & (STF_CLOSED | STF_DEAD)))
+        return;
+    if (!(s->flags & (STF_OPENER | STF_OPENED)))
+        goto out; /* the far end says nothing before the owner takes it */
+    if ((s->flags & (STF_OPENER | STF_OPENED | STF_OPEN_SENT)) == STF_OPENER) {
+        if (send_open(s))
+            goto out;
+        s->flags |= STF_OPEN_SENT;
+        sent = true;
+    }
+    end = s->snd.base + s->snd.len;
+    for (;;) {
+        bool data = s->nxt < end && s->nxt < s->peer_lim;
+        bool fin = (s->flags & STF_FIN_OUT) && !(s->flags & STF_FIN_SENT) && s->nxt == end;
+        uint8_t type = SF_DATA;
+
+        if ((s->flags & (STF_OPENER | STF_TAKEN)) == STF_TAKEN)
+            type = SF_OPENED; /* until the opener acks something after it */
+        if (!data && !fin && !(s->flags & STF_ACK_NOW) && !(type == SF_OPENED && !sent))
+            break;
+        if (send_data(s, type, 0))
+            break;
+        sent = true;
+        if (type == SF_OPENED)
+            s->flags &= (uint16_t)~STF_TAKEN;
+        if (!data && !fin)
+            break;
+    }
+out:
+    stream_arm(s);
+}
+
+void stream_rewind(struct stream *s)
+{
+    if (!s || (s->flags & (STF_CLOSED | STF_DEAD)))
+        return;
+    s->nxt = s->una;
+    if (s->una <= s->snd.base + s->snd.len)
+        s->flags &= (uint16_t)~STF_FIN_SENT; /* not acked: it goes again */
+    s->rewound_ms = clock_now_ms();
+    s->flags &= (uint16_t)~STF_OPEN_SENT; /* the open goes again first, if unanswered */
+    s->flags |= STF_ACK_NOW;
+    stream_pump(s);
+}
+
+void stream_take(struct stream *s)
+{
+    if (!s || (s->flags & (STF_OPENER | STF_CLOSED | STF_DEAD)))
+        return;
+    s->flags |= STF_OPENED | STF_TAKEN;
+    stream_pump(s);
+}
+
+void stream_reset(struct stream *s, enum stream_reason why)
+{
+    uint8_t f[STREAM_HDR + 1];
+
+    if (!s || (s->flags & (STF_CLOSED | STF_DEAD)))
+        return;
+    (void)s->ops->send(s, f, stream_reset_frame(f, s->sid, why));
+    if (!(s->flags & STF_DEAD))
+        stream_close(s, why);
+}
+
+/* ---- the application's side ---- */
+
+size_t stream_wbuf(struct stream *s, uint8_t **p)
+{
+    size_t at, room;
+
+    *p = NULL;
+    if (s->flags & (STF_FIN_OUT | STF_CLOSED | STF_DEAD) || !ring_alloc(&s->snd))
+        return 0;
+    at = (size_t)((s->snd.base + s->snd.len) & WMASK);
+    room = STREAM_WINDOW - s->snd.len;
+    if (room > STREAM_WINDOW - at)
+        room = STREAM_WINDOW - at;
+    *p = s->snd.buf + at;
+    return room;
+}
+
+void stream_wrote(struct stream *s, size_t n)
+{
+    if (s->flags & (STF_CLOSED | STF_DEAD))
+        return;
+    s->snd.len += (uint32_t)n;
+    if (s->snd.len == 0)
+        ring_drop(&s->snd, 0);
+    stream_pump(s);
+}
+
+void stream_shutdown(struct stream *s)
+{
+    if (s->flags & (STF_FIN_OUT | STF_CLOSED | STF_DEAD))
+        return;
+    s->flags |= STF_FIN_OUT;
+    stream_pump(s);
+}
+
+size_t stream_rbuf(struct stream *s, const uint8_t **p)
+{
+    size_t at = (size_t)(s->rcv.base & WMASK), n = s->rcv.len;
+
+    *p = s->rcv.buf ? s->rcv.buf + at : NULL;
+    if (n > STREAM_WINDOW - at)
+        n = STREAM_WINDOW - at;
+    return n;
+}
+
+bool stream_eof(const struct stream *s)
+{
+    return (s->flags & STF_FIN_IN) && s->rcv.len == 0;
+}
+
+/* Both ways finished: our FIN acked, theirs consumed. */
+static bool stream_done(const struct stream *s)
+{
+    return stream_eof(s) && (s->flags & STF_FIN_SENT) && s->una == s->max &&
+           s->una == s->snd.base + s->snd.len + 1;
+}
+
+void stream_consumed(struct stream *s, size_t n)
+{
+    if (s->flags & (STF_CLOSED | STF_DEAD) || n == 0 || n > s->rcv.len)
+        return;
+    ring_drop(&s->rcv, (uint32_t)n);
+    /* Give credit back once a quarter of the window is free again. */
+    if (s->rcv.base + STREAM_WINDOW - s->lim_sent >= ACK_EVERY)
+        s->flags |= STF_ACK_NOW;
+    stream_pump(s);
+    if (!(s->flags & (STF_CLOSED | STF_DEAD)) && stream_done(s))
+        stream_close(s, SR_DONE);
+}
+
+/* ---- receiving ---- */
+
+/* Acks and credit from the peer; true when the send ring got room. */
+static bool take_ack(struct stream *s, uint64_t ack, uint64_t lim, uint8_t flags, uint64_t now)
+{
+    uint64_t end = s->snd.base + s->snd.len;
+    bool room = false;
+
+    if (ack > s->una && ack <= s->max) {
+        if (ack > s->snd.base)
+            ring_drop(&s->snd, (uint32_t)((ack < end ? ack : end) - s->snd.base));
+        s->una = ack;
+        if (s->nxt < ack)
+            s->nxt = ack;
+        s->rto_ms = RTO_MIN_MS;
+        s->rto_due_ms = 0;
+        room = true;
+    }
+    if (lim > s->peer_lim && lim <= s->una + 2 * (uint64_t)STREAM_WINDOW) {
+        s->peer_lim = lim;
+        room = true;
+    }
+    if ((flags & SF_GAP) && s->nxt > s->una && (room || now - s->rewound_ms >= RTO_MIN_MS / 4)) {
+        s->nxt = s->una; /* go back: the peer missed a frame */
+        if (s->una <= end)
+            s->flags &= (uint16_t)~STF_FIN_SENT;
+        s->rewound_ms = now;
+        s->retransmits++;
+    }
+    if (flags & SF_ASK)
+        s->flags |= STF_ACK_NOW;
+    return room;
+}
+
+/* Data (n bytes at f, stream offset off; fin: the peer's end follows).
+ * Returns 1 when bytes or the FIN were taken, 0 when not, -1 when the
+ * frame broke the rules (the stream was reset). */
+static int take_data(struct stream *s, const uint8_t *f, size_t n, uint64_t off, bool fin,
+                     uint64_t now)
+{
+    uint64_t nx = rcv_nxt(s), top = nx + ((s->flags & STF_FIN_IN) ? 1 : 0);
+    size_t skip;
+
+    if (off > top) {
+        /* A frame before this one is missing: say so at once, or with the
+         * next frame when this one only carried an ack (answering acks
+         * with acks at once would have both ends trade them forever). */
+        s->flags |= STF_GAP | (n || fin ? STF_ACK_NOW : 0);
+        if (!(n || fin) && !(s->flags & STF_ACK_LATE)) {
+            s->flags |= STF_ACK_LATE;
+            s->ack_due_ms = now + ACK_DELAY_MS;
+        }
+        return 0;
+    }
+    if (n == 0 && !fin)
+        return 0;
+    if (off + n < nx || (off + n == nx && (!fin || (s->flags & STF_FIN_IN)))) {
+        s->flags |= STF_ACK_NOW; /* sent again: our ack may have been lost */
+        return 0;
+    }
+    skip = (size_t)(nx - off);
+    n -= skip;
+    if ((s->flags & STF_FIN_IN) || nx + n > s->rcv.base + STREAM_WINDOW) {
+        stream_reset(s, SR_PROTOCOL); /* past its FIN, or past our credit */
+        return -1;
+    }
+    if (n) {
+        if (!ring_alloc(&s->rcv)) {
+            stream_reset(s, SR_LIMIT);
+            return -1;
+        }
+        ring_put(&s->rcv, f + skip, n);
+    }
+    if (fin)
+        s->flags |= STF_FIN_IN | STF_ACK_NOW;
+    if (rcv_nxt(s) - s->ack_sent >= ACK_EVERY)
+        s->flags |= STF_ACK_NOW;
+    else if (!(s->flags & STF_ACK_LATE)) {
+        s->flags |= STF_ACK_LATE;
+        s->ack_due_ms = now + ACK_DELAY_MS;
+    }
+    return 1;
+}
+
+int stream_input(struct stream *s, const uint8_t *f, size_t len)
+{
+    uint64_t now = clock_now_ms();
+    size_t d = STREAM_HDR;
+    bool room;
+    int got, why;
+
+    if (s->flags & (STF_CLOSED | STF_DEAD))
+        return 0;
+    if (len < STREAM_HDR)
+        return OVL_EPROTO;
+    switch (f[0]) {
+    case SF_RESET:
+        why = len > STREAM_HDR && f[STREAM_HDR] <= SR_MAX ? f[STREAM_HDR] : SR_PROTOCOL;
+        /* The peer finished and forgot the stream before our FIN's ack
+         * reached us: every byte both ways is through, so it is done. */
+        if (why == SR_UNKNOWN && stream_eof(s) && (s->flags & STF_FIN_SENT) &&
+            s->una >= s->snd.base + s->snd.len)
+            why = SR_DONE;
+        stream_close(s, (enum stream_reason)why);
+        return 0;
+    case SF_OPEN:
+        if ((s->flags & STF_OPENER) || len < STREAM_HDR + 1u + f[STREAM_HDR])
+            return OVL_EPROTO;
+        d += 1u + f[STREAM_HDR];
+        break;
+    case SF_OPENED:
+    case SF_DATA:
+        if (!(s->flags & STF_OPENER) && f[0] == SF_OPENED)
+            return OVL_EPROTO;
+        break;
+    default:
+        return OVL_EPROTO;
+    }
+    s->last_rx_ms = now;
+    room = take_ack(s, ld_le64(f + 18), ld_le64(f + 26), f[1], now);
+    if ((s->flags & (STF_OPENER | STF_OPENED)) == STF_OPENER && f[0] != SF_OPEN) {
+        /* OPENED, or data that only comes after it (it may have been lost) */
+        s->flags |= STF_OPENED;
+        free(s->args);
+        s->args = NULL;
+        if (!stream_tell(s, SE_OPENED) || (s->flags & STF_CLOSED))
+            return 0;
+    }
+    got = take_data(s, f + d, len - d, ld_le64(f + 10), (f[1] & SF_FIN) != 0, now);
+    if (got < 0)
+        return 0;
+    if (got && (!stream_tell(s, SE_READABLE) || (s->flags & STF_CLOSED)))
+        return 0;
+    if (room && (!stream_tell(s, SE_WRITABLE) || (s->flags & STF_CLOSED)))
+        return 0;
+    stream_pump(s); /* first: the ack of the peer's FIN must leave */
+    if (!(s->flags & (STF_CLOSED | STF_DEAD)) && stream_done(s))
+        stream_close(s, SR_DONE);
+    return 0;
+}
+
+/* ---- timers ---- */
+
+static uint64_t stream_idle_due(const struct stream *s)
+{
+    bool opening = (s->flags & (STF_OPENER | STF_OPENED)) == STF_OPENER;
+
+    return s->last_rx_ms + (opening ? OPEN_MS : s->idle_ms);
+}
+
+/* Data waits for credit the peer may have given in a lost frame. */
+static bool stream_starved(const struct stream *s)
+{
+    return s->nxt < s->snd.base + s->snd.len && s->nxt >= s->peer_lim;
+}
+
+static void stream_timer_cb(uv_timer_t *t)
+{
+    struct stream *s = t->data;
+    uint64_t now = clock_now_ms();
+
+    if (now >= stream_idle_due(s)) {
+        stream_reset(s, SR_TIMEOUT);
+        return;
+    }
+    if (s->rto_due_ms && now >= s->rto_due_ms) {
+        s->rto_due_ms = 0;
+        if (stream_outstanding(s) && s->nxt > s->una) {
+            s->nxt = s->una; /* go back to the last ack */
+            if (s->una <= s->snd.base + s->snd.len)
+                s->flags &= (uint16_t)~STF_FIN_SENT;
+            s->retransmits++;
+        }
+        if ((s->flags & (STF_OPENER | STF_OPENED)) == STF_OPENER) {
+            s->flags &= (uint16_t)~STF_OPEN_SENT; /* the open again */
+            s->retransmits++;
+        }
+        s->flags |= STF_ACK_NOW;
+        if (stream_starved(s)) {
+            uint8_t f[STREAM_HDR];
+
+            put_hdr(s, f, SF_DATA, SF_ASK, s->nxt); /* ask for the credit again */
+            (void)stream_emit(s, f, sizeof(f));
+            if (s->flags & (STF_CLOSED | STF_DEAD))
+                return;
+        }
+        s->rto_ms = s->rto_ms * 2 < RTO_MAX_MS ? s->rto_ms * 2 : RTO_MAX_MS;
+    }
+    if ((s->flags & STF_ACK_LATE) && now >= s->ack_due_ms)
+        s->flags |= STF_ACK_NOW;
+    stream_pump(s);
+}
+
+/* Run the timer at the earliest of: retransmission, a late ack, idleness. */
+static void stream_arm(struct stream *s)
+{
+    uint64_t now = clock_now_ms(), due;
+
+    if (s->flags & (STF_CLOSED | STF_DEAD))
+        return;
+    if (!stream_outstanding(s) && !stream_starved(s))
+        s->rto_due_ms = 0;
+    else if (!s->rto_due_ms)
+        s->rto_due_ms = now + s->rto_ms;
+    due = stream_idle_due(s);
+    if (s->rto_due_ms && s->rto_due_ms < due)
+        due = s->rto_due_ms;
+    if ((s->flags & STF_ACK_LATE) && s->ack_due_ms < due)
+        due = s->ack_due_ms;
+    uv_timer_start(&s->timer, stream_timer_cb, due > now ? due - now : 0, 0);
+}
+
+/* ---- frames without a stream ---- */
+
+int stream_frame_peek(const uint8_t *f, size_t len, uint8_t *type, const uint8_t **sid,
+                      const uint8_t **args, size_t *alen)
+{
+    *args = NULL;
+    *alen = 0;
+    if (len < STREAM_HDR || f[0] < SF_OPEN || f[0] > SF_OPENED)
+        return OVL_EPROTO;
+    *type = f[0];
+    *sid = f + 2;
+    if (f[0] == SF_OPEN) {
+        if (len < STREAM_HDR + 1u + f[STREAM_HDR])
+            return OVL_EPROTO;
+        *args = f + STREAM_HDR + 1;
+        *alen = f[STREAM_HDR];
+    }
+    return 0;
+}
+
+size_t stream_reset_frame(uint8_t *f, const uint8_t sid[STREAM_SID], enum stream_reason why)
+{
+    memset(f, 0, STREAM_HDR);
+    f[0] = SF_RESET;
+    memcpy(f + 2, sid, STREAM_SID);
+    f[STREAM_HDR] = (uint8_t)why;
+    return STREAM_HDR + 1;
+}

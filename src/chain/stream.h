@@ -1,0 +1,193 @@
+/* stream.h - one end of a reliable, ordered, flow-controlled byte stream
+ * carried in frames that may be lost, repeated or cut off by a path that
+ * changes under them (docs/PROTOCOL.md, section 20).
+ *
+ * Frames (all integers LE):
+ *
+ *   type(1) | flags(1) | sid(8) | off(8) | ack(8) | lim(8) | rest
+ *
+ *   SF_OPEN    rest = alen(1) | args(alen) | data: the opener's first frame,
+ *              sent again until SF_OPENED arrives; args name the target
+ *              (the owner's business), data starts at offset 0
+ *   SF_DATA    rest = data at stream offset off (may be empty: an ack)
+ *   SF_OPENED  rest = data, as SF_DATA: the far end took the stream
+ *   SF_RESET   rest = reason(1): the stream is over, nothing is resent
+ *
+ * ack is the next offset the sender of the frame expects (a FIN takes one
+ * offset, as in TCP), lim the offset up to which it takes data (its free
+ * receive room: the credit); SF_FIN marks the end of the sender's data at
+ * off + data length, SF_GAP says that a frame was missing (the peer sends
+ * again from the last ack), SF_ASK asks for an ack at once (a probe when
+ * the credit is used up). A receiver takes only data at its next offset
+ * and drops the rest: the sender goes back to the last ack (go-back-N) on
+ * SF_GAP, on its retransmission timer and when the owner says the path
+ * changed (stream_rewind), so a stream survives a chain repaired or
+ * replaced under it with nothing lost, repeated or reordered.
+ *
+ * Memory: two rings of STREAM_WINDOW bytes, each allocated when the first
+ * byte goes in and freed when it empties, so an idle stream holds about
+ * 200 bytes and a busy one at most 2 x STREAM_WINDOW: what a stalled
+ * reader can pin. Frames are built on the stack; nothing is allocated per
+ * frame.
+ *
+ * Ownership: the owner creates a stream with stream_new() and ends it with
+ * stream_free(), which may be called from any callback; the memory goes
+ * in the close callback of the stream's timer. After a callback returns
+ * the stream checks whether it was freed and then stops.
+ */
+#ifndef OVL_CHAIN_STREAM_H
+#define OVL_CHAIN_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "lib/err.h"
+
+#define STREAM_SID       8
+#define STREAM_HDR       34
+#define STREAM_WINDOW    65536 /* a power of two */
+#define STREAM_FRAME_MAX 888   /* the largest frame an owner may carry */
+#define STREAM_ARGS_MAX  255
+
+enum stream_frame_type { SF_OPEN = 1, SF_DATA = 2, SF_RESET = 3, SF_OPENED = 4 };
+
+enum { SF_FIN = 1u << 0, SF_GAP = 1u << 1, SF_ASK = 1u << 2 };
+
+/* Why a stream ended (SF_RESET's reason; the owner maps them to SOCKS5
+ * replies). Unknown values read as SR_PROTOCOL. */
+enum stream_reason {
+    SR_DONE = 0,         /* both ends finished, or the application closed */
+    SR_POLICY = 1,       /* the exit's policy or the service refuses it */
+    SR_NET_UNREACH = 2,  /* no route to the target's network */
+    SR_HOST_UNREACH = 3, /* unknown name or node, resolution failed */
+    SR_REFUSED = 4,      /* the target refused, or no service on that port */
+    SR_TIMEOUT = 5,      /* no answer in time (connect, open, idle) */
+    SR_PROTOCOL = 6,     /* a frame broke the rules */
+    SR_LIMIT = 7,        /* a cap at the far end was reached */
+    SR_UNKNOWN = 8,      /* no such stream at the far end */
+    SR_PATH = 9,         /* the path to the far end is gone for good */
+    SR_MAX = SR_PATH
+};
+
+/* Events (stream_ops.event). */
+enum stream_event {
+    SE_OPENED = 1, /* the far end took the stream (opener only) */
+    SE_READABLE,   /* stream_rbuf has new bytes, or the peer's FIN came */
+    SE_WRITABLE,   /* stream_wbuf has room again */
+    SE_CLOSED,     /* over, for stream_reason(): the owner frees it */
+};
+
+struct stream;
+
+struct stream_ops {
+    /* Carry frame f (len bytes) to the far end: 0 when it left, OVL_EAGAIN
+     * when the path is full (the owner calls stream_pump when it drains),
+     * any other error when there is no path now (stream_rewind later). */
+    int (*send)(struct stream *s, const uint8_t *f, size_t len);
+    void (*event)(struct stream *s, enum stream_event ev);
+};
+
+/* Bits of struct stream's flags. */
+enum {
+    STF_OPENER = 1u << 0,     /* we sent SF_OPEN */
+    STF_OPENED = 1u << 1,     /* the open is settled (always, at the far end once taken) */
+    STF_FIN_OUT = 1u << 2,    /* the application finished writing */
+    STF_FIN_SENT = 1u << 3,   /* our FIN left (offset snd_end) */
+    STF_FIN_IN = 1u << 4,     /* the peer's FIN arrived */
+    STF_ACK_NOW = 1u << 5,    /* send an ack at the next pump */
+    STF_ACK_LATE = 1u << 6,   /* an ack is owed by ack_due_ms */
+    STF_GAP = 1u << 7,        /* tell the peer a frame was missing */
+    STF_CLOSED = 1u << 8,     /* SE_CLOSED was delivered */
+    STF_DEAD = 1u << 9,       /* stream_free ran: memory goes with the timer */
+    STF_TAKEN = 1u << 10,     /* far end: the owner accepted; OPENED not yet sent */
+    STF_OPEN_SENT = 1u << 11, /* opener: SF_OPEN left since the last go-back */
+};
+
+struct stream_ring {
+    uint8_t *buf;  /* STREAM_WINDOW bytes, or NULL while empty */
+    uint64_t base; /* stream offset of the first byte held */
+    uint32_t len;  /* bytes held */
+};
+
+struct stream {
+    uv_timer_t timer; /* retransmission, delayed ack, idle; its close frees us */
+    const struct stream_ops *ops;
+    void *ctx; /* the owner's */
+    uint8_t sid[STREAM_SID];
+    uint16_t flags;
+    uint16_t mtu;   /* largest frame the path carries */
+    uint8_t reason; /* enum stream_reason, once closed */
+    uint8_t alen;   /* open args kept until SE_OPENED (opener) */
+    uint8_t *args;
+    struct stream_ring snd; /* [snd.base = una, snd.base + len = end) */
+    struct stream_ring rcv; /* received, not yet consumed: [rcv.base, rcv_nxt) */
+    uint64_t una;           /* the peer acked everything below (a FIN takes one) */
+    uint64_t nxt, max;      /* next offset to send; highest sent + 1 */
+    uint64_t peer_lim;      /* the peer takes data below this offset */
+    uint64_t ack_sent, lim_sent;
+    uint64_t last_rx_ms, rto_due_ms, ack_due_ms, rewound_ms;
+    uint32_t rto_ms, idle_ms;
+    uint64_t retransmits; /* frames sent again */
+};
+
+/* Make *out a stream with id sid whose frames are at most mtu bytes
+ * (STREAM_HDR + 1 .. STREAM_FRAME_MAX) and that ends after idle_ms without
+ * a frame from the peer. With args (alen bytes, the target) it is the
+ * opener and sends SF_OPEN at the first pump; without, it is the far end of
+ * a stream the peer opened, and the owner calls stream_take() once it
+ * accepts. Returns 0, OVL_EINVAL or OVL_ENOMEM (nothing allocated). */
+OVL_WUR int stream_new(uv_loop_t *loop, const struct stream_ops *ops, void *ctx,
+                       const uint8_t sid[STREAM_SID], const uint8_t *args, size_t alen, size_t mtu,
+                       uint32_t idle_ms, struct stream **out);
+
+/* End s: no more callbacks; its memory is freed once its timer closed.
+ * Sends nothing (stream_reset first to tell the peer). NULL is fine. */
+void stream_free(struct stream *s);
+
+/* Far end: the owner accepts the stream; SF_OPENED goes out. */
+void stream_take(struct stream *s);
+
+/* Take one frame for s (its sid already matched by the owner). Returns 0,
+ * or OVL_EPROTO for a frame that is malformed (dropped, counted by the
+ * owner); a frame that breaks the stream's rules resets it instead. */
+OVL_WUR int stream_input(struct stream *s, const uint8_t *f, size_t len);
+
+/* Contiguous free room in the send ring at *p (0: full; then wait for
+ * SE_WRITABLE). Write into it, then call stream_wrote(). */
+size_t stream_wbuf(struct stream *s, uint8_t **p);
+void stream_wrote(struct stream *s, size_t n);
+
+/* The application has no more to write: FIN after the buffered bytes. */
+void stream_shutdown(struct stream *s);
+
+/* Contiguous received bytes at *p (0: none now); the application says how
+ * many it is done with by stream_consumed(), which gives the peer credit. */
+size_t stream_rbuf(struct stream *s, const uint8_t **p);
+void stream_consumed(struct stream *s, size_t n);
+
+/* True when the peer's FIN came and every byte before it was consumed. */
+bool stream_eof(const struct stream *s);
+
+/* Send what credit and the path allow (the path drained). */
+void stream_pump(struct stream *s);
+
+/* The path changed (a chain repaired or replaced, a new return path):
+ * send again everything not yet acknowledged. */
+void stream_rewind(struct stream *s);
+
+/* Tell the peer the stream is over (one SF_RESET, not resent) and close
+ * it: SE_CLOSED follows. */
+void stream_reset(struct stream *s, enum stream_reason why);
+
+/* Read a frame's type and sid: 0, or OVL_EPROTO when f is too short or of
+ * an unknown type. For SF_OPEN, *args / *alen give the open args. */
+OVL_WUR int stream_frame_peek(const uint8_t *f, size_t len, uint8_t *type, const uint8_t **sid,
+                              const uint8_t **args, size_t *alen);
+
+/* Write a SF_RESET frame for sid into f (STREAM_HDR + 1 bytes), for a
+ * frame that names no stream we have; returns its length. */
+size_t stream_reset_frame(uint8_t *f, const uint8_t sid[STREAM_SID], enum stream_reason why);
+
+#endif

@@ -1,0 +1,465 @@
+/* test_stream.c - streams over a lossy, bounded, breakable path.
+ *
+ * Two stream ends talk through an in-process path: a bounded frame queue
+ * each way, delivered from an idle callback (never inside send), which
+ * can lose every k-th frame, lose a frame once, or go down and come back
+ * (as a chain does when it is repaired). Each end writes a known byte
+ * pattern and checks every byte it reads, in order.
+ */
+#include <check.h>
+#include <string.h>
+#include <uv.h>
+
+#include "chain/stream.h"
+#include "check_main.h"
+
+#define QCAP 64
+
+struct frame {
+    uint16_t len;
+    uint8_t b[STREAM_FRAME_MAX];
+};
+
+struct net;
+
+struct end {
+    struct net *net;
+    int side; /* 0 opens, 1 is the far end */
+    struct stream *s;
+    uint64_t to_send, sent, got;
+    bool stalled; /* the application does not read */
+    bool closed, opened, eof, want_pump;
+    int reason, bad;
+};
+
+struct net {
+    uv_loop_t loop;
+    uv_idle_t idle;
+    struct end e[2];
+    struct frame q[2][QCAP]; /* q[d]: frames toward side d */
+    unsigned head[2], n[2];
+    unsigned lose_every, count, lose_nth[2]; /* lose_nth: lose that frame (1-based) once */
+    unsigned sent_dir[2];
+    bool down, take, refuse, lose_opened;
+};
+
+static uint8_t pat(int side, uint64_t i)
+{
+    return (uint8_t)(i * 31u + (unsigned)side * 7u + (i >> 9));
+}
+
+static void end_write(struct end *e)
+{
+    uint8_t *p;
+    size_t n;
+
+    while (e->s && e->sent < e->to_send && (n = stream_wbuf(e->s, &p)) > 0) {
+        if (n > e->to_send - e->sent)
+            n = (size_t)(e->to_send - e->sent);
+        for (size_t i = 0; i < n; i++)
+            p[i] = pat(e->side, e->sent + i);
+        e->sent += n;
+        stream_wrote(e->s, n);
+    }
+    if (e->s && e->sent == e->to_send)
+        stream_shutdown(e->s);
+}
+
+static void end_read(struct end *e)
+{
+    const uint8_t *p;
+    size_t n;
+
+    while (e->s && !e->stalled && (n = stream_rbuf(e->s, &p)) > 0) {
+        for (size_t i = 0; i < n; i++)
+            if (p[i] != pat(!e->side, e->got + i))
+                e->bad++;
+        e->got += n;
+        stream_consumed(e->s, n);
+    }
+    if (e->s && stream_eof(e->s))
+        e->eof = true;
+}
+
+static int path_send(struct stream *s, const uint8_t *f, size_t len)
+{
+    struct end *e = s->ctx;
+    struct net *net = e->net;
+    int d = !e->side;
+    struct frame *fr;
+
+    ck_assert_uint_le(len, STREAM_FRAME_MAX);
+    ck_assert_uint_ge(len, STREAM_HDR);
+    if (net->down)
+        return OVL_ECLOSED;
+    if (net->n[d] == QCAP) {
+        e->want_pump = true;
+        return OVL_EAGAIN;
+    }
+    net->sent_dir[d]++;
+    if (net->lose_every && ++net->count % net->lose_every == 0)
+        return 0; /* lost on the way */
+    if (net->lose_nth[d] && net->sent_dir[d] == net->lose_nth[d])
+        return 0;
+    if (net->lose_opened && f[0] == SF_OPENED) {
+        net->lose_opened = false;
+        return 0;
+    }
+    fr = &net->q[d][(net->head[d] + net->n[d]) % QCAP];
+    fr->len = (uint16_t)len;
+    memcpy(fr->b, f, len);
+    net->n[d]++;
+    uv_idle_start(&net->idle, NULL); /* set again by deliver below */
+    return 0;
+}
+
+static void end_event(struct stream *s, enum stream_event ev)
+{
+    struct end *e = s->ctx;
+
+    switch (ev) {
+    case SE_OPENED:
+        e->opened = true;
+        break;
+    case SE_READABLE:
+        end_read(e);
+        break;
+    case SE_WRITABLE:
+        end_write(e);
+        break;
+    case SE_CLOSED:
+        e->closed = true;
+        e->reason = s->reason;
+        e->eof |= stream_eof(s);
+        stream_free(s);
+        e->s = NULL;
+        break;
+    }
+}
+
+static const struct stream_ops path_ops = {path_send, end_event};
+
+/* The far end hears of a stream from its first frame, as an owner would. */
+static void far_open(struct net *net, const struct frame *fr)
+{
+    struct end *e = &net->e[1];
+    const uint8_t *sid, *args;
+    size_t alen;
+    uint8_t type;
+
+    if (stream_frame_peek(fr->b, fr->len, &type, &sid, &args, &alen) != 0 || type != SF_OPEN)
+        return;
+    ck_assert_uint_eq(alen, 3);
+    ck_assert(memcmp(args, "dst", 3) == 0);
+    ck_assert_int_eq(
+        stream_new(&net->loop, &path_ops, e, sid, NULL, 0, STREAM_FRAME_MAX, 60000, &e->s), 0);
+    if (net->refuse) {
+        stream_reset(e->s, SR_REFUSED);
+        return;
+    }
+    if (net->take) {
+        stream_take(e->s);
+        end_write(e);
+    }
+}
+
+static void deliver_cb(uv_idle_t *h)
+{
+    struct net *net = h->data;
+    bool any = false;
+
+    for (int d = 0; d < 2; d++) {
+        for (unsigned k = 0; k < 8 && net->n[d]; k++) {
+            struct frame fr = net->q[d][net->head[d]];
+            struct end *e = &net->e[d];
+
+            net->head[d] = (net->head[d] + 1) % QCAP;
+            net->n[d]--;
+            any = true;
+            if (!e->s && d == 1 && !e->closed)
+                far_open(net, &fr);
+            else if (e->s)
+                ck_assert_int_eq(stream_input(e->s, fr.b, fr.len), 0);
+        }
+        if (net->n[d] < QCAP / 2 && net->e[!d].want_pump && net->e[!d].s) {
+            net->e[!d].want_pump = false;
+            stream_pump(net->e[!d].s);
+        }
+    }
+    if (!any)
+        uv_idle_stop(h);
+}
+
+static void net_init(struct net *net, uint64_t a_sends, uint64_t b_sends)
+{
+    memset(net, 0, sizeof(*net));
+    ck_assert_int_eq(uv_loop_init(&net->loop), 0);
+    uv_idle_init(&net->loop, &net->idle);
+    net->idle.data = net;
+    net->take = true;
+    for (int i = 0; i < 2; i++) {
+        net->e[i].net = net;
+        net->e[i].side = i;
+    }
+    net->e[0].to_send = a_sends;
+    net->e[1].to_send = b_sends;
+}
+
+static void net_open(struct net *net)
+{
+    static const uint8_t sid[STREAM_SID] = {1, 2, 3, 4, 5, 6, 7, 8};
+
+    ck_assert_int_eq(stream_new(&net->loop, &path_ops, &net->e[0], sid, (const uint8_t *)"dst", 3,
+                                STREAM_FRAME_MAX, 60000, &net->e[0].s),
+                     0);
+    end_write(&net->e[0]);
+    stream_pump(net->e[0].s);
+}
+
+static void stop_cb(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+/* Run the loop until done(net) or 20 s (a generous deadline). */
+static bool net_run(struct net *net, bool (*done)(struct net *))
+{
+    uv_timer_t t;
+    bool late = false;
+
+    uv_timer_init(&net->loop, &t);
+    t.data = &late;
+    uv_timer_start(&t, stop_cb, 20000, 0);
+    uv_idle_start(&net->idle, deliver_cb);
+    while (!late && !done(net)) {
+        uv_idle_start(&net->idle, deliver_cb);
+        for (int i = 0; i < 2; i++)
+            if (net->e[i].s && net->e[i].sent < net->e[i].to_send)
+                end_write(&net->e[i]);
+        uv_run(&net->loop, UV_RUN_ONCE);
+    }
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&net->loop, UV_RUN_NOWAIT);
+    if (!done(net))
+        for (int i = 0; i < 2; i++) {
+            struct stream *s = net->e[i].s;
+
+            fprintf(stderr, "end %d: sent %llu got %llu closed %d reason %d", i,
+                    (unsigned long long)net->e[i].sent, (unsigned long long)net->e[i].got,
+                    net->e[i].closed, net->e[i].reason);
+            if (s)
+                fprintf(stderr,
+                        " flags %#x una %llu nxt %llu max %llu lim %llu snd %llu+%u "
+                        "rcv %llu+%u",
+                        s->flags, (unsigned long long)s->una, (unsigned long long)s->nxt,
+                        (unsigned long long)s->max, (unsigned long long)s->peer_lim,
+                        (unsigned long long)s->snd.base, s->snd.len,
+                        (unsigned long long)s->rcv.base, s->rcv.len);
+            fprintf(stderr, "\n");
+        }
+    return done(net);
+}
+
+static void net_free(struct net *net)
+{
+    for (int i = 0; i < 2; i++)
+        stream_free(net->e[i].s);
+    uv_close((uv_handle_t *)&net->idle, NULL);
+    while (uv_run(&net->loop, UV_RUN_NOWAIT))
+        ;
+    ck_assert_int_eq(uv_loop_close(&net->loop), 0);
+}
+
+static bool both_closed(struct net *net)
+{
+    return net->e[0].closed && net->e[1].closed;
+}
+
+static void check_clean(struct net *net)
+{
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(net->e[i].bad, 0);
+        ck_assert_uint_eq(net->e[i].got, net->e[!i].to_send);
+        ck_assert_int_eq(net->e[i].reason, SR_DONE);
+        ck_assert(net->e[i].eof);
+    }
+    ck_assert(net->e[0].opened);
+}
+
+/* 1 MB each way, half-closed by each side when it is done writing. */
+START_TEST(both_ways)
+{
+    struct net net;
+
+    net_init(&net, 1u << 20, (1u << 20) + 12345);
+    net_open(&net);
+    ck_assert(net_run(&net, both_closed));
+    check_clean(&net);
+    net_free(&net);
+}
+END_TEST
+
+/* Every 7th frame is lost (data, acks, the open alike): go-back-N on gaps
+ * and on the timer gets every byte through once, in order. */
+START_TEST(lossy_path)
+{
+    struct net net;
+
+    net_init(&net, 300000, 200000);
+    net.lose_every = 7;
+    net_open(&net);
+    ck_assert(net_run(&net, both_closed));
+    check_clean(&net);
+    net_free(&net);
+}
+END_TEST
+
+/* The open frame itself is lost: it goes again on the timer. The
+ * OPENED frame is lost: data from the far end settles the open. */
+START_TEST(lost_open_and_opened)
+{
+    struct net net;
+
+    net_init(&net, 5000, 70000);
+    net.lose_nth[1] = 1;
+    net.lose_opened = true;
+    net_open(&net);
+    ck_assert(net_run(&net, both_closed));
+    check_clean(&net);
+    ck_assert_uint_ge(net.sent_dir[1], 2);
+    net_free(&net);
+}
+END_TEST
+
+static bool half_sent(struct net *net)
+{
+    return net->e[1].got >= 100000;
+}
+
+/* The path breaks mid-transfer (a chain lost under the stream): frames
+ * sent meanwhile are gone; when the owner says the path changed, the
+ * stream sends again from its last ack and nothing is lost or repeated. */
+START_TEST(path_breaks)
+{
+    struct net net;
+
+    net_init(&net, 400000, 1000);
+    net_open(&net);
+    ck_assert(net_run(&net, half_sent));
+    net.down = true;
+    for (int i = 0; i < 50; i++)
+        uv_run(&net.loop, UV_RUN_NOWAIT);
+    net.n[0] = net.n[1] = 0; /* what was in flight is lost with the chain */
+    net.down = false;
+    stream_rewind(net.e[0].s);
+    stream_rewind(net.e[1].s);
+    ck_assert(net_run(&net, both_closed));
+    check_clean(&net);
+    net_free(&net);
+}
+END_TEST
+
+static bool sender_blocked(struct net *net)
+{
+    uint8_t *p;
+
+    return net->e[0].s && net->e[1].got == 0 && stream_wbuf(net->e[0].s, &p) == 0 && net->n[1] == 0;
+}
+
+/* A receiver that does not read: the sender stops at the window (its ring
+ * full, nothing more in flight), the receiver holds at most one window;
+ * once it reads, everything arrives. */
+START_TEST(flow_control)
+{
+    struct net net;
+
+    net_init(&net, 1u << 20, 0);
+    net.e[1].stalled = true;
+    net_open(&net);
+    ck_assert(net_run(&net, sender_blocked));
+    ck_assert(net.e[1].s != NULL);
+    ck_assert_uint_le(net.e[1].s->rcv.len, STREAM_WINDOW);
+    ck_assert_uint_le(net.e[0].s->max, 2 * STREAM_WINDOW + 1);
+    ck_assert_uint_le(net.e[0].sent, 2 * STREAM_WINDOW);
+    net.e[1].stalled = false;
+    end_read(&net.e[1]);
+    ck_assert(net_run(&net, both_closed));
+    check_clean(&net);
+    net_free(&net);
+}
+END_TEST
+
+static bool a_closed(struct net *net)
+{
+    return net->e[0].closed;
+}
+
+/* A far end that refuses: the opener closes with the far end's reason
+ * (the SOCKS reply depends on it). */
+START_TEST(refused)
+{
+    struct net net;
+
+    net_init(&net, 100, 0);
+    net.refuse = true;
+    net_open(&net);
+    ck_assert(net_run(&net, a_closed));
+    ck_assert_int_eq(net.e[0].reason, SR_REFUSED);
+    ck_assert(!net.e[0].opened);
+    net_free(&net);
+}
+END_TEST
+
+/* Bad frames: too short or of an unknown type are refused; data beyond
+ * the credit given resets the stream. */
+START_TEST(bad_frames)
+{
+    struct net net;
+    uint8_t f[STREAM_FRAME_MAX] = {0};
+    const uint8_t *sid, *args;
+    size_t alen;
+    uint8_t type;
+
+    net_init(&net, 0, 0);
+    net_open(&net);
+    ck_assert_int_eq(stream_input(net.e[0].s, f, STREAM_HDR - 1), OVL_EPROTO);
+    f[0] = 9;
+    ck_assert_int_eq(stream_input(net.e[0].s, f, STREAM_HDR), OVL_EPROTO);
+    ck_assert_int_eq(stream_frame_peek(f, STREAM_HDR, &type, &sid, &args, &alen), OVL_EPROTO);
+    f[0] = SF_OPEN;
+    f[STREAM_HDR] = 200; /* args run past the frame */
+    ck_assert_int_eq(stream_frame_peek(f, STREAM_HDR + 10, &type, &sid, &args, &alen), OVL_EPROTO);
+    ck_assert_int_eq(stream_input(net.e[0].s, f, STREAM_HDR + 10), OVL_EPROTO); /* opener */
+    /* In order but more than the window while nobody reads: reset. */
+    net.e[0].stalled = true;
+    f[0] = SF_DATA;
+    f[1] = 0;
+    for (uint64_t off = 0; !net.e[0].closed && off < 2 * STREAM_WINDOW; off += 854) {
+        for (int k = 0; k < 8; k++)
+            f[10 + k] = (uint8_t)(off >> (8 * k));
+        ck_assert_int_eq(stream_input(net.e[0].s, f, STREAM_HDR + 854), 0);
+        ck_assert_uint_le(off, STREAM_WINDOW);
+    }
+    ck_assert(net.e[0].closed);
+    ck_assert_int_eq(net.e[0].reason, SR_PROTOCOL);
+    net_free(&net);
+}
+END_TEST
+
+static Suite *stream_suite(void)
+{
+    Suite *s = suite_create("stream");
+    TCase *tc = tcase_create("stream");
+
+    tcase_add_test(tc, both_ways);
+    tcase_add_test(tc, lossy_path);
+    tcase_add_test(tc, lost_open_and_opened);
+    tcase_add_test(tc, path_breaks);
+    tcase_add_test(tc, flow_control);
+    tcase_add_test(tc, refused);
+    tcase_add_test(tc, bad_frames);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+OVL_CHECK_MAIN(stream_suite)
