@@ -53,9 +53,11 @@ static bool uri_ok(const char *s, size_t len)
 /* Checks on the decoded fields that both desc_sign and desc_parse apply. */
 static bool desc_fields_ok(const struct desc *d)
 {
-    if (d->flags & ~(DESC_RELAY | DESC_ENDPOINT))
+    if (d->flags & ~(DESC_RELAY | DESC_ENDPOINT | DESC_EXIT))
         return false;
     if ((d->flags & (DESC_RELAY | DESC_ENDPOINT)) == 0)
+        return false;
+    if ((d->flags & DESC_EXIT) && !(d->flags & DESC_RELAY))
         return false;
     if (d->suites == 0 || (d->suites & ~OVL_AEAD_ALL))
         return false;
@@ -64,6 +66,16 @@ static bool desc_fields_ok(const struct desc *d)
     if (d->expires_ms <= d->published_ms)
         return false;
     return !all_zero(d->onion_pk, sizeof(d->onion_pk));
+}
+
+/* An exit's policy decodes and is not empty; no one else has one. */
+static bool desc_policy_ok(const struct desc *d)
+{
+    struct exit_policy ep;
+
+    if (!(d->flags & DESC_EXIT))
+        return d->policy_len == 0;
+    return d->policy_len && exit_policy_decode(&ep, d->policy, d->policy_len) == 0;
 }
 
 /* Encode d, sign it with id and write it into out (cap bytes). */
@@ -75,7 +87,7 @@ int desc_sign(const struct desc *d, const struct ovl_identity *id, uint8_t *out,
 
     if (len)
         *len = 0;
-    if (!d || !id || !out || !len || !desc_fields_ok(d))
+    if (!d || !id || !out || !len || !desc_fields_ok(d) || !desc_policy_ok(d))
         return OVL_EINVAL;
     if (!ovl_equal(d->id_pk, id->pk, OVL_ED25519_PK))
         return OVL_EINVAL;
@@ -85,6 +97,8 @@ int desc_sign(const struct desc *d, const struct ovl_identity *id, uint8_t *out,
             return OVL_EINVAL;
         need += 1 + ulen[i];
     }
+    if (d->flags & DESC_EXIT)
+        need += 1 + d->policy_len;
     if (need > cap)
         return OVL_ETOOBIG;
 
@@ -103,6 +117,11 @@ int desc_sign(const struct desc *d, const struct ovl_identity *id, uint8_t *out,
         memcpy(out + pos, d->uris[i], ulen[i]);
         pos += ulen[i];
     }
+    if (d->flags & DESC_EXIT) {
+        out[pos++] = d->policy_len;
+        memcpy(out + pos, d->policy, d->policy_len);
+        pos += d->policy_len;
+    }
     rc = ovl_sign(id, out, pos, out + pos);
     if (rc != 0)
         return rc;
@@ -110,8 +129,8 @@ int desc_sign(const struct desc *d, const struct ovl_identity *id, uint8_t *out,
     return 0;
 }
 
-/* Decode the URI list of in[DESC_FIXED_LEN .. body) into d. */
-static int desc_parse_uris(struct desc *d, const uint8_t *in, size_t body)
+/* Decode the URI list and the policy of in[DESC_FIXED_LEN .. body) into d. */
+static int desc_parse_tail(struct desc *d, const uint8_t *in, size_t body)
 {
     size_t pos = DESC_FIXED_LEN;
 
@@ -125,7 +144,13 @@ static int desc_parse_uris(struct desc *d, const uint8_t *in, size_t body)
         d->uris[i][ulen] = '\0';
         pos += ulen;
     }
-    return pos == body ? 0 : OVL_EPROTO; /* trailing bytes before the signature */
+    if ((d->flags & DESC_EXIT) && pos < body && in[pos] < body - pos) {
+        d->policy_len = in[pos++];
+        memcpy(d->policy, in + pos, d->policy_len);
+        pos += d->policy_len;
+    }
+    /* no policy where one is due, or trailing bytes before the signature */
+    return pos == body && desc_policy_ok(d) ? 0 : OVL_EPROTO;
 }
 
 /* Decode and verify one descriptor of exactly len bytes. */
@@ -150,7 +175,7 @@ int desc_parse(struct desc *d, const uint8_t *in, size_t len)
     memcpy(d->id_pk, in + 20, OVL_ED25519_PK);
     memcpy(d->onion_pk, in + 52, OVL_X25519_LEN);
     d->capacity = ld_le32(in + 84);
-    rc = desc_fields_ok(d) ? desc_parse_uris(d, in, body) : OVL_EPROTO;
+    rc = desc_fields_ok(d) ? desc_parse_tail(d, in, body) : OVL_EPROTO;
     if (rc == 0)
         rc = ovl_verify(d->id_pk, in, body, in + body) == 0 ? 0 : OVL_ECRYPTO;
     if (rc != 0)

@@ -5,8 +5,11 @@
  * Descriptor, signed by the node it describes:
  *   version(1)=2 | flags(1) | suites(1) | n_uris(1) | published_ms(8) |
  *   expires_ms(8) | id_pk(32) | onion_pk(32) | capacity(4) |
- *   n_uris x (len(1) | uri) | sig(64) over every byte before it
- * flags: DESC_RELAY (carries chains), DESC_ENDPOINT (receives messages).
+ *   n_uris x (len(1) | uri) | [policy_len(1) | policy] |
+ *   sig(64) over every byte before it
+ * flags: DESC_RELAY (carries chains), DESC_ENDPOINT (receives messages),
+ * DESC_EXIT (an exit: only with DESC_RELAY, and then the policy field is
+ * there: 1..DESC_POLICY_MAX bytes that exit_policy_decode accepts).
  * capacity: what the node claims to forward, in KiB/s (0: no claim); any
  * value is accepted, and relay selection caps it (select.h).
  *
@@ -32,20 +35,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dir/policy.h"
 #include "lib/crypto.h"
 #include "lib/err.h"
 #include "lib/uri.h"
 
-#define DESC_VERSION   2 /* 1 had no capacity */
-#define DESC_MAX_URIS  4
-#define DESC_FIXED_LEN (4 + 8 + 8 + 32 + 32 + 4)
-#define DESC_MAX_LEN   (DESC_FIXED_LEN + DESC_MAX_URIS * (1 + OVL_URI_MAX) + OVL_SIG_LEN)
-#define DOC_HDR_LEN    (4 + 16 + 8 + 8 + 2)
-#define DOC_MAX_LEN    (256 * 1024) /* caps a relay list at roughly 1,000 relays */
+#define DESC_VERSION    2 /* 1 had no capacity */
+#define DESC_MAX_URIS   4
+#define DESC_FIXED_LEN  (4 + 8 + 8 + 32 + 32 + 4)
+#define DESC_POLICY_MAX 255 /* encoded exit policy, one length byte */
+#define DESC_MAX_LEN                                                                               \
+    (DESC_FIXED_LEN + DESC_MAX_URIS * (1 + OVL_URI_MAX) + 1 + DESC_POLICY_MAX + OVL_SIG_LEN)
+#define DOC_HDR_LEN (4 + 16 + 8 + 8 + 2)
+#define DOC_MAX_LEN (256 * 1024) /* caps a relay list at roughly 1,000 relays */
 
 enum desc_flags {
     DESC_RELAY = 1u << 0,
     DESC_ENDPOINT = 1u << 1,
+    DESC_EXIT = 1u << 2,
 };
 
 enum doc_kind {
@@ -58,11 +65,14 @@ struct desc {
     uint8_t flags;  /* enum desc_flags */
     uint8_t suites; /* enum ovl_aead_suite mask */
     uint8_t n_uris;
+    uint8_t policy_len; /* bytes of policy: 0 unless DESC_EXIT */
     uint64_t published_ms, expires_ms;
     uint8_t id_pk[OVL_ED25519_PK];
     uint8_t onion_pk[OVL_X25519_LEN];
     uint32_t capacity; /* advertised KiB/s, 0 = none */
     char uris[DESC_MAX_URIS][OVL_URI_MAX];
+    uint8_t policy[DESC_POLICY_MAX]; /* the exit policy, encoded (policy.h);
+                                      * exit_policy_decode when needed */
 };
 
 /* Encode d and sign it with id (whose pk must equal d->id_pk) into out

@@ -17,7 +17,8 @@
  *  - As a relay or client it keeps an onion key pair (rotated every
  *    onion_rotate_ms; the previous keys stay usable for onion_overlap_ms),
  *    and publishes a signed descriptor (DESC_RELAY for relays, DESC_ENDPOINT
- *    for clients, both for both) to every configured bootstrap as soon as
+ *    for clients, both for both; DESC_EXIT and the policy for a relay whose
+ *    exit_policy has rules) to every configured bootstrap as soon as
  *    the link to it opens, then heartbeats every heartbeat_ms. It re-registers
  *    when the onion key rotates or the bootstrap answers "unknown".
  *  - It serves the other roles' requests (chains, relay lists, lookups),
@@ -66,6 +67,7 @@ struct dir_opts {
     uint32_t request_rate;       /* [dir] request_rate: requests a second per link, default 20 */
     uint32_t request_burst;      /* [dir] request_burst, default 40 */
     bool allow_private;          /* [dir] allow_private_addresses, default false */
+    struct exit_policy exit_policy; /* [exit] policy, published by a relay; no rules: no exit */
 };
 
 /* A configured bootstrap ([bootstrap.NAME] address, id). */

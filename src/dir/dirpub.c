@@ -97,7 +97,16 @@ static int dir_build_desc(struct dir *d)
     memcpy(ds.id_pk, n->id.pk, OVL_ED25519_PK);
     memcpy(ds.onion_pk, d->onion[0].pk, OVL_X25519_LEN);
     ds.capacity = d->o.capacity_kib;
-    rc = desc_sign(&ds, &n->id, d->desc_raw + 1, sizeof(d->desc_raw) - 1, &d->desc_len);
+    rc = 0;
+    if ((ds.flags & DESC_RELAY) && d->o.exit_policy.n) {
+        size_t plen = 0;
+
+        rc = exit_policy_encode(&d->o.exit_policy, ds.policy, sizeof(ds.policy), &plen);
+        ds.policy_len = (uint8_t)plen;
+        ds.flags |= DESC_EXIT;
+    }
+    if (rc == 0)
+        rc = desc_sign(&ds, &n->id, d->desc_raw + 1, sizeof(d->desc_raw) - 1, &d->desc_len);
     if (rc) {
         log_error(&n->log, "directory: cannot sign our descriptor: %s", ovl_strerror(rc));
         d->desc_len = 0;

@@ -12,8 +12,9 @@
  *     signature, as an honest node would, then parses.
  *
  * Properties: a signed input never fails on the signature; a descriptor
- * that parses signs (desc_sign) back to exactly its bytes, and is expired
- * at its expiry time but not when published.
+ * that parses signs (desc_sign) back to exactly its bytes, is expired at
+ * its expiry time but not when published, and has a policy that decodes
+ * when it is an exit (DESC_EXIT, a relay) and none otherwise.
  */
 #include <string.h>
 
@@ -25,12 +26,20 @@
 static struct ovl_identity id;
 
 static size_t make_desc(uint8_t *out, uint8_t flags, const char *const *uris, unsigned n,
-                        uint32_t capacity)
+                        uint32_t capacity, const char *policy)
 {
+    struct exit_policy ep;
     struct desc d;
     size_t len;
 
     memset(&d, 0, sizeof(d));
+    memset(&ep, 0, sizeof(ep));
+    if (policy) {
+        if (exit_policy_parse(&ep, policy, NULL, NULL) != 0 ||
+            exit_policy_encode(&ep, d.policy, sizeof(d.policy), &len) != 0)
+            abort();
+        d.policy_len = (uint8_t)len;
+    }
     d.flags = flags;
     d.suites = OVL_AEAD_ALL;
     d.n_uris = (uint8_t)n;
@@ -55,7 +64,7 @@ static void seeds(const char *dir)
     uint8_t d[DESC_MAX_LEN];
     size_t len;
 
-    len = make_desc(d, DESC_RELAY, one, 1, 0);
+    len = make_desc(d, DESC_RELAY, one, 1, 0, NULL);
     s.len = 0;
     seed_u8(&s, 0);
     seed_put(&s, d, len);
@@ -64,11 +73,18 @@ static void seeds(const char *dir)
     seed_u8(&s, 1);
     seed_put(&s, d, len - OVL_SIG_LEN);
     fuzz_write_seed(dir, "signed-relay", s.buf, s.len);
-    len = make_desc(d, DESC_RELAY | DESC_ENDPOINT, four, 4, 12345);
+    len = make_desc(d, DESC_RELAY | DESC_ENDPOINT, four, 4, 12345, NULL);
     s.len = 0;
     seed_u8(&s, 1);
     seed_put(&s, d, len - OVL_SIG_LEN);
     fuzz_write_seed(dir, "signed-endpoint-4-uris", s.buf, s.len);
+    len = make_desc(d, DESC_RELAY | DESC_EXIT, one, 1, 0,
+                    "reject 10.0.0.0/8:*, reject [fc00::]/7:*, accept *:80, accept *:443, "
+                    "accept [2001:db8::1]:6660-6669, reject *:*");
+    s.len = 0;
+    seed_u8(&s, 1);
+    seed_put(&s, d, len - OVL_SIG_LEN);
+    fuzz_write_seed(dir, "signed-exit-policy", s.buf, s.len);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -100,6 +116,14 @@ static void check_parsed(const struct desc *d, const uint8_t *buf, size_t len)
         FUZZ_ASSERT(uri_parse(&u, d->uris[i]) == 0 && u.port != 0);
     }
     FUZZ_ASSERT(!desc_expired(d, d->published_ms) && desc_expired(d, d->expires_ms));
+    if (d->flags & DESC_EXIT) {
+        struct exit_policy ep;
+
+        FUZZ_ASSERT((d->flags & DESC_RELAY) && d->policy_len > 0 &&
+                    exit_policy_decode(&ep, d->policy, d->policy_len) == 0);
+    } else {
+        FUZZ_ASSERT(d->policy_len == 0);
+    }
     /* Only the fixed identity can sign it again; a raw input that parsed
      * carried someone else's valid signature. */
     if (memcmp(d->id_pk, id.pk, OVL_ED25519_PK) != 0)

@@ -1,5 +1,5 @@
-/* test_desc.c - descriptors (sign, parse, every malformation) and the
- * bootstrap's signed documents (lists and chains). */
+/* test_desc.c - descriptors (sign, parse, every malformation, exit
+ * policies) and the bootstrap's signed documents (lists and chains). */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,7 +186,9 @@ static const struct {
     const char *uri; /* replaces the only URI when set */
 } bad_fields[] = {
     {"no flags", 0, -1, -1, 0, false, NULL},
-    {"unknown flag", DESC_RELAY | 4, -1, -1, 0, false, NULL},
+    {"unknown flag", DESC_RELAY | 8, -1, -1, 0, false, NULL},
+    {"exit without a policy", DESC_RELAY | DESC_EXIT, -1, -1, 0, false, NULL},
+    {"exit without relay", DESC_ENDPOINT | DESC_EXIT, -1, -1, 0, false, NULL},
     {"high flag", 0x80 | DESC_ENDPOINT, -1, -1, 0, false, NULL},
     {"no suites", -1, 0, -1, 0, false, NULL},
     {"unknown suite", -1, OVL_AEAD_ALL | 4, -1, 0, false, NULL},
@@ -307,6 +309,155 @@ START_TEST(desc_capacity)
     resign(buf, len, &id);
     ck_assert_int_eq(desc_parse(&back, buf, len), OVL_EPROTO);
     ck_assert_uint_eq(back.capacity, 0);
+}
+END_TEST
+
+/* Put n bytes between the URIs (or policy) and the signature; sign again. */
+static size_t add_tail(uint8_t *buf, size_t len, const uint8_t *tail, size_t n,
+                       const struct ovl_identity *id)
+{
+    memmove(buf + len - OVL_SIG_LEN + n, buf + len - OVL_SIG_LEN, OVL_SIG_LEN);
+    memcpy(buf + len - OVL_SIG_LEN, tail, n);
+    resign(buf, len + n, id);
+    return len + n;
+}
+
+/* An exit's descriptor carries its policy after the URIs: it round-trips,
+ * sits where PROTOCOL.md 15.1 says, and a changed policy byte is refused. */
+START_TEST(desc_policy)
+{
+    static const char *const one[] = {"tcp://127.0.0.1:7001"};
+    struct ovl_identity id;
+    struct desc d, back;
+    struct exit_policy ep, got;
+    uint8_t buf[DESC_MAX_LEN];
+    size_t len = 0, plen = 0, at;
+
+    make_id(&id, 8);
+    make_desc(&d, &id, DESC_RELAY | DESC_EXIT, one, 1);
+    memset(&ep, 0, sizeof(ep));
+    ck_assert_int_eq(
+        exit_policy_parse(&ep, "reject 10.0.0.0/8:*, accept *:443, reject *:*", NULL, NULL), 0);
+    ck_assert_int_eq(exit_policy_encode(&ep, d.policy, sizeof(d.policy), &plen), 0);
+    ck_assert_uint_eq(plen, 7);
+    d.policy_len = (uint8_t)plen;
+    ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), 0);
+    ck_assert_int_eq(desc_parse(&back, buf, len), 0);
+    ck_assert_mem_eq(&back, &d, sizeof(d));
+    ck_assert_int_eq(exit_policy_decode(&got, back.policy, back.policy_len), 0);
+    ck_assert_mem_eq(&got, &ep, sizeof(ep));
+    at = len - OVL_SIG_LEN - plen;
+    ck_assert_uint_eq(at - 1, DESC_FIXED_LEN + 1 + strlen(one[0]));
+    ck_assert_uint_eq(buf[at - 1], plen);
+    ck_assert_mem_eq(buf + at, d.policy, plen);
+    ck_assert_int_eq(desc_sign(&d, &id, buf, len - 1, &len), OVL_ETOOBIG);
+
+    /* Without the policy's bytes in the signature, nothing stands. */
+    ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), 0);
+    for (size_t i = at - 1; i < at + plen; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            buf[i] ^= (uint8_t)(1u << bit);
+            int rc = desc_parse(&back, buf, len);
+            ck_assert_msg(rc == OVL_EPROTO || rc == OVL_ECRYPTO, "byte %zu bit %d", i, bit);
+            buf[i] ^= (uint8_t)(1u << bit);
+        }
+    }
+    /* 10.0.0.0/8 -> 11.0.0.0/8: a well-formed policy that is not the signed one. */
+    buf[at + 2] = 11;
+    ck_assert_int_eq(exit_policy_decode(&got, buf + at, plen), 0);
+    ck_assert_int_eq(desc_parse(&back, buf, len), OVL_ECRYPTO);
+    ck_assert_uint_eq(back.policy_len, 0);
+}
+END_TEST
+
+/* The largest descriptor: four 255-byte URIs and a 255-byte policy. */
+START_TEST(desc_policy_max)
+{
+    struct ovl_identity id;
+    struct desc d, back;
+    struct exit_policy ep;
+    uint8_t buf[DESC_MAX_LEN];
+    const char *uris[DESC_MAX_URIS];
+    size_t len = 0, plen = 0;
+
+    fill_long_uri();
+    for (unsigned i = 0; i < DESC_MAX_URIS; i++)
+        uris[i] = long_uri;
+    make_id(&id, 9);
+    make_desc(&d, &id, DESC_RELAY | DESC_EXIT, uris, DESC_MAX_URIS);
+    /* 11 x 22 + 10 + 3 = 255 bytes */
+    memset(&ep, 0, sizeof(ep));
+    for (unsigned i = 0; i < 13; i++) {
+        struct exit_rule *r = &ep.rules[ep.n++];
+
+        r->family = i < 11 ? EXIT_V6 : i == 11 ? EXIT_V4 : EXIT_ANY;
+        r->bits = i < 11 ? 128 : i == 11 ? 32 : 0;
+        if (r->family)
+            memset(r->addr, (int)i + 1, r->family == EXIT_V4 ? 4 : 16);
+        r->lo = 80;
+        r->hi = i == 12 ? 80 : 90;
+    }
+    ck_assert_int_eq(exit_policy_encode(&ep, d.policy, sizeof(d.policy), &plen), 0);
+    ck_assert_uint_eq(plen, DESC_POLICY_MAX);
+    d.policy_len = (uint8_t)plen;
+    ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), 0);
+    ck_assert_uint_le(len, DESC_MAX_LEN);
+    ck_assert_uint_eq(len, DESC_FIXED_LEN + 4 * 256 + 256 + OVL_SIG_LEN);
+    ck_assert_int_eq(desc_parse(&back, buf, len), 0);
+    ck_assert_mem_eq(&back, &d, sizeof(d));
+}
+END_TEST
+
+/* Policy fields desc_sign refuses, and damage desc_parse refuses under a
+ * valid signature. */
+START_TEST(desc_policy_bad)
+{
+    static const char *const one[] = {"tcp://127.0.0.1:7001"};
+    static const struct {
+        const char *what;
+        uint8_t flags;
+        uint8_t tail[4];
+        size_t n;
+    } tails[] = {
+        {"exit, no policy field", DESC_RELAY | DESC_EXIT, {0}, 0},
+        {"exit, empty policy", DESC_RELAY | DESC_EXIT, {0}, 1},
+        {"policy past the signature", DESC_RELAY | DESC_EXIT, {3, 0x84, 0xbb}, 3},
+        {"malformed policy", DESC_RELAY | DESC_EXIT, {1, 0x03}, 2},
+        {"policy cut short", DESC_RELAY | DESC_EXIT, {2, 0x84, 0xbb}, 3},
+        {"byte after the policy", DESC_RELAY | DESC_EXIT, {1, 0x00, 0x00}, 3},
+        {"policy without exit", DESC_RELAY, {1, 0x00}, 2},
+        {"exit without relay", DESC_ENDPOINT | DESC_EXIT, {1, 0x00}, 2},
+    };
+    static const uint8_t reject_all[] = {1, 0x00}; /* "reject *:*" */
+    struct ovl_identity id;
+    struct desc d, back;
+    uint8_t buf[DESC_MAX_LEN + 8];
+    size_t len = 0;
+
+    make_id(&id, 10);
+    make_desc(&d, &id, DESC_RELAY | DESC_EXIT, one, 1);
+    d.policy_len = 1;
+    len = add_tail(buf, raw_sign(&d, one, 1, &id, buf), reject_all, 2, &id);
+    ck_assert_int_eq(desc_parse(&back, buf, len), 0); /* the shape is right */
+    for (size_t i = 0; i < ARRAY_LEN(tails); i++) {
+        d.flags = tails[i].flags;
+        len = add_tail(buf, raw_sign(&d, one, 1, &id, buf), tails[i].tail, tails[i].n, &id);
+        ck_assert_msg(desc_parse(&back, buf, len) == OVL_EPROTO, "%s", tails[i].what);
+    }
+
+    d.flags = DESC_RELAY | DESC_EXIT;
+    d.policy_len = 0;
+    ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), OVL_EINVAL);
+    d.flags = DESC_RELAY;
+    d.policy_len = 1;
+    ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), OVL_EINVAL);
+    d.flags = DESC_ENDPOINT | DESC_EXIT;
+    ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), OVL_EINVAL);
+    d.flags = DESC_RELAY | DESC_EXIT;
+    d.policy[0] = 0x03;
+    ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), OVL_EINVAL);
+    d.policy[0] = 0x00;
+    ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), 0);
 }
 END_TEST
 
@@ -707,6 +858,9 @@ static Suite *desc_suite(void)
     tcase_add_loop_test(tc, desc_bad_fields, 0, (int)ARRAY_LEN(bad_fields));
     tcase_add_test(tc, desc_bad_structure);
     tcase_add_test(tc, desc_wrong_signer);
+    tcase_add_test(tc, desc_policy);
+    tcase_add_test(tc, desc_policy_max);
+    tcase_add_test(tc, desc_policy_bad);
     tcase_add_loop_test(tc, desc_public_addresses, 0, (int)ARRAY_LEN(addr_cases));
     tcase_add_test(tc, desc_addresses_all);
     suite_add_tcase(s, tc);
