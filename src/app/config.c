@@ -26,11 +26,17 @@
 #include "lib/uri.h"
 
 static const char *const sect_names[] = {
-    [SECT_NONE] = "",         [SECT_NODE] = "node",
-    [SECT_LOG] = "log",       [SECT_LINK] = "link",
-    [SECT_DIR] = "dir",       [SECT_CHAIN] = "chain",
-    [SECT_CLIENT] = "client", [SECT_RELAY] = "relay",
-    [SECT_PEER] = "peer",     [SECT_BOOTSTRAP] = "bootstrap",
+    [SECT_NONE] = "",
+    [SECT_NODE] = "node",
+    [SECT_LOG] = "log",
+    [SECT_LINK] = "link",
+    [SECT_DIR] = "dir",
+    [SECT_CHAIN] = "chain",
+    [SECT_CLIENT] = "client",
+    [SECT_RELAY] = "relay",
+    [SECT_EXIT] = "exit",
+    [SECT_PEER] = "peer",
+    [SECT_BOOTSTRAP] = "bootstrap",
 };
 
 /* Record the first error of the parse; see config_int.h. */
@@ -389,6 +395,11 @@ static void cfg_finish(struct cfg_parse *p)
     }
     if (!cfg_transports(p))
         return;
+    if (c->dir.exit_policy.n && !(c->roles & ROLE_RELAY)) {
+        cfg_fail(p, p->key_line[key_find(SECT_EXIT, "policy") - cfg_keys],
+                 "[exit] policy needs the relay role (roles has no relay)");
+        return;
+    }
     c->dir.desc_lifetime_ms = 3 * c->dir.onion_rotate_ms;
     if (c->dir.ttl_ms <= c->dir.heartbeat_ms) {
         cfg_fail(p, later_line(p, SECT_DIR, "ttl", "heartbeat"),

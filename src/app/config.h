@@ -17,6 +17,7 @@
  *              reassembly_timeout, retransmit, deadline, cover_interval,
  *              loop_interval, constant_rate
  *   [relay]    max_chains, setup_timeout, max_lifetime, exit_queue, capacity
+ *   [exit]     policy (relays only; may repeat, each line adds rules)
  *
  * Unknown sections or keys, bad values and duplicates are rejected with a
  * "file:line: message" error. The reader is config.c, the table of keys and
@@ -51,7 +52,8 @@ struct ovl_config {
     struct node_opts opts;                  /* [link] and aead */
     struct peer_spec peers[NODE_MAX_PEERS]; /* the [peer.NAME] sections only */
     unsigned n_peers;
-    struct dir_opts dir;       /* [dir], [relay] capacity; desc_lifetime_ms = 3 x onion_rotate */
+    struct dir_opts dir;       /* [dir], [relay] capacity, [exit] policy;
+                                * desc_lifetime_ms = 3 x onion_rotate */
     struct relay_opts relay;   /* [relay] */
     struct client_opts client; /* [chain] and [client] */
     struct dir_bootstrap_spec bootstraps[DIR_MAX_BOOTSTRAPS];

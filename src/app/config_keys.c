@@ -304,6 +304,25 @@ static int set_source(struct cfg_parse *p, const struct key_def *k, const char *
     return 0;
 }
 
+/* [exit] policy: each line's rules are added after the earlier lines'. */
+static int set_policy(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    struct exit_policy *ep = &p->c->dir.exit_policy;
+    uint8_t enc[DESC_POLICY_MAX];
+    unsigned had = ep->n, bad;
+    const char *why;
+    size_t len;
+
+    if (exit_policy_parse(ep, v, &bad, &why) != 0)
+        return cfg_fail(p, p->line, "%s rule %u: %s", k->name, bad + 1, why);
+    if (ep->n == had)
+        return cfg_fail(p, p->line, "%s has no rules", k->name);
+    if (exit_policy_encode(ep, enc, sizeof(enc), &len) != 0)
+        return cfg_fail(p, p->line, "%s too long for a descriptor (over %d bytes encoded)", k->name,
+                        DESC_POLICY_MAX);
+    return 0;
+}
+
 /* The known transports, compiled in or not. */
 static const char *const tp_known[] = {"tcp", "quic"};
 
@@ -359,6 +378,7 @@ enum key_set {
     KS_PATH,
     KS_PEER_ADDRESS,
     KS_PEER_ID,
+    KS_POLICY,
     KS_POW2,
     KS_ROLES,
     KS_SOURCE,
@@ -377,6 +397,7 @@ static const key_setter cfg_setters[] = {
     [KS_PATH] = set_path,
     [KS_PEER_ADDRESS] = set_peer_address,
     [KS_PEER_ID] = set_peer_id,
+    [KS_POLICY] = set_policy,
     [KS_POW2] = set_pow2,
     [KS_ROLES] = set_roles,
     [KS_SOURCE] = set_source,
@@ -526,6 +547,8 @@ const struct key_def cfg_keys[] = {
         CFG_FIELD(relay.stall_timeout_ms)),
     KEY(SECT_RELAY, "capacity", .set = KS_UINT, .min = 0, .max = 10000000,
         CFG_FIELD(dir.capacity_kib)),
+    /* [exit] */
+    KEY(SECT_EXIT, "policy", .set = KS_POLICY, .repeat = true),
 };
 
 /* The parse state's arrays of key lines are CFG_KEY_COUNT long. */

@@ -7,8 +7,9 @@
  * Properties: a rejected text gives OVL_EINVAL and a "fuzz.conf:LINE:
  * message" error; an accepted one stays within its arrays, every address
  * in it parses as a URI, its link options are ones node_init accepts
- * (the daemon must not accept a config it then cannot start with), and
- * the peers to dial fit NODE_MAX_PEERS, as config.h promises.
+ * (the daemon must not accept a config it then cannot start with), the
+ * peers to dial fit NODE_MAX_PEERS, as config.h promises, and an exit
+ * policy is a relay's and fits its descriptor.
  */
 #include <string.h>
 
@@ -56,7 +57,9 @@ static void seeds(const char *dir)
                  "deadline = 20000\ncover_interval = 1000\nloop_interval = 5000\n"
                  "constant_rate = 10\n\n"
                  "[relay]\nmax_chains = 100\nsetup_timeout = 3000\nmax_lifetime = 600\n"
-                 "exit_queue = 32\ncapacity = 2048\n",
+                 "exit_queue = 32\ncapacity = 2048\n\n"
+                 "[exit]\npolicy = reject 10.0.0.0/8:*, accept [2001:db8::]/32:80-88\n"
+                 "policy = accept *4:443, reject *:*\n",
                  nid);
     fuzz_write_seed(dir, "bootstrap-dir-chain-client-relay", text, (size_t)n);
     fuzz_write_seed(dir, "bom-crlf", "\xEF\xBB\xBF[node]\r\nroles = relay\r\n\r\n",
@@ -96,7 +99,9 @@ static bool node_opts_ok(const struct node_opts *o)
 
 static void check_config(const struct ovl_config *c)
 {
+    uint8_t enc[DESC_POLICY_MAX];
     struct ovl_uri u;
+    size_t len;
 
     FUZZ_ASSERT(strcmp(c->path, NAME) == 0);
     FUZZ_ASSERT(str_in(c->data_dir, sizeof(c->data_dir)) &&
@@ -111,6 +116,9 @@ static void check_config(const struct ovl_config *c)
         FUZZ_ASSERT(str_in(c->bootstraps[i].name, PEER_NAME_MAX) &&
                     uri_parse(&u, c->bootstraps[i].uri) == 0);
     FUZZ_ASSERT(node_opts_ok(&c->opts));
+    FUZZ_ASSERT(c->dir.exit_policy.n == 0 ||
+                ((c->roles & ROLE_RELAY) &&
+                 exit_policy_encode(&c->dir.exit_policy, enc, sizeof(enc), &len) == 0));
     FUZZ_ASSERT(config_dial_peers(c, dial) <= NODE_MAX_PEERS);
 }
 

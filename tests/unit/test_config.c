@@ -178,6 +178,7 @@ static void assert_defaults(const struct ovl_config *c)
     ck_assert_uint_eq(c->relay.max_chains_per_link, 0); /* derived from max_chains */
     ck_assert_uint_eq(c->relay.max_chains_per_block, 0);
     ck_assert_uint_eq(c->relay.stall_timeout_ms, 5000);
+    ck_assert_uint_eq(c->dir.exit_policy.n, 0); /* not an exit */
 }
 
 /* Texts without any setting: each must give exactly the defaults. */
@@ -186,7 +187,7 @@ static const char *const empty_confs[] = {
     "\n\n",
     "; only a comment\n# and another\n",
     "[node]\n[log]\n[link]\n",
-    "[dir]\n[chain]\n[client]\n[relay]\n",
+    "[dir]\n[chain]\n[client]\n[relay]\n[exit]\n",
     "\xEF\xBB\xBF[node]\r\n\r\n",
 };
 
@@ -405,6 +406,21 @@ static const struct bad_case bad_cases[] = {
     {"empty peer name", "[node]\n[peer.]\n", 2, "bad peer name ''"},
     {"long peer name", "[peer.abcdefghijklmnopqrstuvwxyz123456]\n", 1, "bad peer name"},
     {"unknown peer key", "[peer.a]\nport = 7\n", 2, "unknown key 'port' in [peer.a]"},
+    {"bad policy rule", "[exit]\npolicy = accept *:443, reject 10.0.0.0/33:*\n", 2,
+     "policy rule 2: bad prefix length"},
+    {"bad policy verb", "[relay]\n[exit]\n\npolicy = allow *:80\n", 4,
+     "policy rule 1: expected accept or reject"},
+    {"bad policy port", "[exit]\npolicy = accept *:80\npolicy = reject *:*, accept *:0\n", 3,
+     "policy rule 2: bad port"},
+    {"bad policy address", "[exit]\npolicy = accept localhost:80\n", 2,
+     "policy rule 1: bad address"},
+    {"empty policy", "[exit]\npolicy =\n", 2, "policy has no rules"},
+    {"blank policy", "[exit]\npolicy = , ,\n", 2, "policy has no rules"},
+    {"policy on a client", "[node]\nroles = client\n[exit]\npolicy = accept *:*\n", 4,
+     "[exit] policy needs the relay role"},
+    {"policy before roles", "[exit]\npolicy = accept *:*\n[node]\nroles = bootstrap\n", 2,
+     "needs the relay role"},
+    {"unknown exit key", "[exit]\naccept = *:*\n", 2, "unknown key 'accept' in [exit]"},
 };
 
 /* Cases whose outcome depends on whether QUIC is compiled in. */
@@ -907,7 +923,7 @@ static const struct bad_case role_bad_cases[] = {
     {"duplicate source", "[chain]\nsource = local\nsource = local\n", 3,
      "duplicate key 'source' in [chain]"},
     {"key in wrong role section", "[relay]\nlength = 3\n", 2, "unknown key 'length' in [relay]"},
-    {"unknown role section", "[exit]\n", 1, "unknown section [exit]"},
+    {"unknown role section", "[exits]\n", 1, "unknown section [exits]"},
     {"duplicate across chain sections", "[chain]\nlength = 3\n[client]\n[chain]\nlength = 4\n", 5,
      "duplicate key 'length'"},
     {"bootstrap without id", "[bootstrap.a]\naddress = tcp://127.0.0.1:1\n", 1,
@@ -1011,6 +1027,68 @@ START_TEST(test_dial_peers)
 }
 END_TEST
 
+/* [exit] policy: each line adds its rules after the earlier lines'. */
+static const struct {
+    const char *text;
+    const char *policy; /* as exit_policy_format writes it */
+} policy_cases[] = {
+    {"[exit]\npolicy = accept *:443, reject *:*\n", "accept *:443, reject *:*"},
+    {"[exit]\npolicy = reject 10.0.0.0/8:*\npolicy = accept [2001:db8::]/32:80-88 ; web\n"
+     "[node]\nroles = relay, client\n",
+     "reject 10.0.0.0/8:*, accept [2001:db8::]/32:80-88"},
+    {"[node]\nroles = bootstrap,relay\n[exit]\npolicy=accept *4:22,accept *6:22\n",
+     "accept *4:22, accept *6:22"},
+    {"[exit]\npolicy = reject 127.0.0.1/8:*,\n", "reject 127.0.0.0/8:*"},
+};
+
+START_TEST(test_policy)
+{
+    struct ovl_config c;
+    char err[CONFIG_ERR_MAX], text[1024];
+
+    ck_assert_msg(parse(&c, policy_cases[_i].text, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(exit_policy_format(&c.dir.exit_policy, text, sizeof(text)), 0);
+    ck_assert_str_eq(text, policy_cases[_i].policy);
+}
+END_TEST
+
+/* At most 32 rules in all, and what fits a descriptor. */
+START_TEST(test_policy_limits)
+{
+    struct ovl_config c;
+    char err[CONFIG_ERR_MAX], text[4096] = "[exit]\n";
+    int port = 1;
+
+    for (int line = 0; line < 3; line++) { /* 3 lines of 11 rules */
+        strcat(text, "policy = ");
+        for (int i = 0; i < 11; i++, port++)
+            snprintf(text + strlen(text), sizeof(text) - strlen(text), "%saccept *:%d",
+                     i ? ", " : "", port);
+        strcat(text, "\n");
+    }
+    ck_assert_int_eq(parse(&c, text, err, sizeof(err)), OVL_EINVAL);
+    ck_assert_msg(strstr(err, NAME ":4: policy rule 11: more than 32 rules"), "%s", err);
+    strcpy(strrchr(text, ','), "\n"); /* 32 rules */
+    ck_assert_msg(parse(&c, text, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_uint_eq(c.dir.exit_policy.n, 32);
+
+    /* IPv6 /128 with a port range: 22 bytes a rule, 11 fit in 255 */
+    strcpy(text, "[exit]\n");
+    for (int line = 0; line < 2; line++) {
+        strcat(text, "policy = ");
+        for (int i = 0; i < 6; i++)
+            snprintf(text + strlen(text), sizeof(text) - strlen(text),
+                     "%saccept [2001:db8::%d]:80-81", i ? ", " : "", 6 * line + i);
+        strcat(text, "\n");
+    }
+    ck_assert_int_eq(parse(&c, text, err, sizeof(err)), OVL_EINVAL);
+    ck_assert_msg(strstr(err, NAME ":3: policy too long for a descriptor"), "%s", err);
+    strcpy(strrchr(text, ','), "\n"); /* 11 rules */
+    ck_assert_msg(parse(&c, text, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_uint_eq(c.dir.exit_policy.n, 11);
+}
+END_TEST
+
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static Suite *config_suite(void)
@@ -1036,6 +1114,8 @@ static Suite *config_suite(void)
     tcase_add_loop_test(tc, test_role_bad, 0, N(role_bad_cases));
     tcase_add_test(tc, test_bootstrap_limit);
     tcase_add_test(tc, test_dial_peers);
+    tcase_add_loop_test(tc, test_policy, 0, N(policy_cases));
+    tcase_add_test(tc, test_policy_limits);
     suite_add_tcase(s, tc);
     return s;
 }
