@@ -471,18 +471,25 @@ static void ctl_relay_info(void *arg, const struct reg_node *rn)
 {
     struct ctl_relays *r = arg;
     const struct desc *d = &rn->d;
-    char flags[32] = "";
+    char flags[32] = "", policy[KV_LINE_MAX - sizeof("policy=")];
+    struct exit_policy ep;
     unsigned i;
 
     if (d->flags & DESC_RELAY)
         strcat(flags, "relay");
     if (d->flags & DESC_ENDPOINT)
         strcat(flags, flags[0] ? ",endpoint" : "endpoint");
+    if (d->flags & DESC_EXIT)
+        strcat(flags, ",exit");
     ctl_add_id(r->out, "relay", d->id_pk);
     kv_adds(r->out, "flags", flags);
     for (i = 0; i < d->n_uris && i < DESC_MAX_URIS; i++)
         ctl_add_fixed(r->out, "uri", d->uris[i], OVL_URI_MAX - 1);
     kv_addu(r->out, "capacity", d->capacity);
+    /* One line: a policy too long for it is cut after a whole rule, " ..." */
+    if ((d->flags & DESC_EXIT) && exit_policy_decode(&ep, d->policy, d->policy_len) == 0 &&
+        exit_policy_format(&ep, policy, sizeof(policy)) != OVL_EINVAL)
+        kv_adds(r->out, "policy", policy);
     kv_addu(r->out, "age_ms", ctl_since(r->now, rn->registered_ms));
     kv_addu(r->out, "last_seen_ms", ctl_since(r->now, rn->last_seen_ms));
     kv_addu(r->out, "heartbeats", rn->heartbeats);
