@@ -129,6 +129,7 @@ struct client_stats {
     uint32_t chains;     /* live chains (building, ready or retiring) */
     uint32_t deliveries; /* delivery IDs open: exits' chains delivering to us */
     uint32_t tombstones; /* delivered messages remembered (replay protection) */
+    uint32_t cover_permille; /* cover's share of cells_out, per mille */
     uint64_t bytes_held; /* queued and unacknowledged messages, reassembly, inbox, chains */
     uint64_t inbox_bytes;
 };

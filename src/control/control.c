@@ -483,14 +483,18 @@ static const char *ctl_quotable(const char *s)
     return s;
 }
 
-static bool ctl_arg_known(const struct ctl_cmd *cmd, const char *key)
+/* 0 when key is not one of cmd's arguments, 1 when it is, 2 when it may
+ * also repeat. */
+static int ctl_arg_known(const struct ctl_cmd *cmd, const char *key)
 {
-    size_t j;
+    size_t n = strlen(key), k;
 
-    for (j = 0; j < CTL_ARGS && cmd->args[j]; j++)
-        if (strcmp(key, cmd->args[j]) == 0)
-            return true;
-    return false;
+    for (const char *p = cmd->args; *p; p += k + strspn(p + k, " *")) {
+        k = strcspn(p, " *");
+        if (k == n && memcmp(p, key, n) == 0)
+            return p[k] == '*' ? 2 : 1;
+    }
+    return 0;
 }
 
 /* Accept only the command's own arguments, each at most once (but the one
@@ -502,10 +506,10 @@ static int ctl_check_args(struct ctl_req *rq, const struct ctl_cmd *cmd)
 
     for (i = 2; i < m->n; i++) {
         const char *key = m->pairs[i].key;
-        const char *what = ctl_arg_known(cmd, key) ? NULL : "unknown";
-        bool repeats = cmd->repeat && strcmp(key, cmd->repeat) == 0;
+        int known = ctl_arg_known(cmd, key);
+        const char *what = known ? NULL : "unknown";
 
-        for (k = 2; !what && !repeats && k < i; k++)
+        for (k = 2; known == 1 && !what && k < i; k++)
             if (strcmp(key, m->pairs[k].key) == 0)
                 what = "duplicate";
         if (what)

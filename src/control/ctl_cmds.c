@@ -63,48 +63,36 @@ static void ctl_status_node(struct kvbuf *out, const struct node *n)
     kv_addu(out, "peers_configured", n->n_peers);
 }
 
+/* The node's counters of status, in their order (all uint64_t). */
+/* clang-format off */
+#define NODE_STATS(X)                                                                              \
+    X(links_accepted, 64) X(links_dialed, 64) X(links_evicted, 64) X(links_limited_block, 64)      \
+    X(hs_limited, 64) X(hs_replays, 64) X(handshakes_ok, 64) X(handshakes_failed, 64)              \
+    X(cells_in, 64) X(cells_out, 64) X(cells_unhandled, 64) X(frames_in, 64) X(frames_out, 64)     \
+    X(bytes_in, 64) X(bytes_out, 64) X(rekeys, 64) X(dial_fallbacks, 64) X(heartbeats, 64)         \
+    X(pongs_skipped, 64) X(memory_closed, 64) X(probes, 64) X(probes_failed, 64)                   \
+    X(dead_detect_ms_last, 64) X(dead_detect_ms_max, 64) X(padding_in, 64) X(padding_out, 64)      \
+    X(cover_out, 64) X(cover_skipped, 64) X(chain_unknown, 64)
+/* clang-format on */
+#define NODE_STAT_OFF(f, bits) CTL_STAT_OFF(struct node_counters, f, bits)
+
 static void ctl_status_counters(struct kvbuf *out, const struct node *n)
 {
-    const struct node_counters *k = &n->ctr;
+    static const char names[] = NODE_STATS(CTL_STAT_NAME);
+    static const uint16_t offs[] = {NODE_STATS(NODE_STAT_OFF)};
+    struct node_counters k = n->ctr;
     char key[KV_KEY_MAX + 1];
     int r;
 
-    kv_addu(out, "links_accepted", k->links_accepted);
-    kv_addu(out, "links_dialed", k->links_dialed);
-    kv_addu(out, "links_evicted", k->links_evicted);
-    kv_addu(out, "links_limited_block", k->links_limited_block);
-    kv_addu(out, "hs_limited", k->hs_limited);
-    kv_addu(out, "hs_replays", k->hs_replays);
-    kv_addu(out, "handshakes_ok", k->handshakes_ok);
-    kv_addu(out, "handshakes_failed", k->handshakes_failed);
-    kv_addu(out, "cells_in", k->cells_in);
-    kv_addu(out, "cells_out", k->cells_out);
-    kv_addu(out, "cells_unhandled", k->cells_unhandled + n->disp.unhandled);
-    kv_addu(out, "frames_in", k->frames_in);
-    kv_addu(out, "frames_out", k->frames_out);
-    kv_addu(out, "bytes_in", k->bytes_in);
-    kv_addu(out, "bytes_out", k->bytes_out);
-    kv_addu(out, "rekeys", k->rekeys);
-    kv_addu(out, "dial_fallbacks", k->dial_fallbacks);
-    kv_addu(out, "heartbeats", k->heartbeats);
-    kv_addu(out, "pongs_skipped", k->pongs_skipped);
-    kv_addu(out, "memory_closed", k->memory_closed);
-    kv_addu(out, "probes", k->probes);
-    kv_addu(out, "probes_failed", k->probes_failed);
-    kv_addu(out, "dead_detect_ms_last", k->dead_detect_ms_last);
-    kv_addu(out, "dead_detect_ms_max", k->dead_detect_ms_max);
-    kv_addu(out, "padding_in", k->padding_in);
-    kv_addu(out, "padding_out", k->padding_out);
-    kv_addu(out, "cover_out", k->cover_out);
-    kv_addu(out, "cover_skipped", k->cover_skipped);
-    kv_addu(out, "cover_permille", k->cells_out ? k->cover_out * 1000 / k->cells_out : 0);
+    k.cells_unhandled += n->disp.unhandled;
+    ctl_add_stats(out, "", names, offs, &k);
+    kv_addu(out, "cover_permille", k.cells_out ? k.cover_out * 1000 / k.cells_out : 0);
     kv_addu(out, "chanmap", n->n_chanmap);
-    kv_addu(out, "chain_unknown", k->chain_unknown);
     for (r = LC_NONE + 1; r < LC_REASON_COUNT; r++) {
         const char *name = link_close_reason_name((enum link_close_reason)r);
 
         if (name && snprintf(key, sizeof key, "closed_%s", name) < (int)sizeof key)
-            kv_addu(out, key, k->link_closed[r]);
+            kv_addu(out, key, k.link_closed[r]);
     }
 }
 
@@ -112,26 +100,28 @@ static void ctl_status_counters(struct kvbuf *out, const struct node *n)
 static void ctl_status_quic(struct kvbuf *out, const struct node *n)
 {
 #if OVL_HAVE_QUIC
+/* clang-format off */
+#define QUIC_STATS(X)                                                                              \
+    X(datagrams, 64) X(dropped, 64) X(refused, 64) X(refused_block, 64) X(retries, 64)             \
+    X(resets, 64) X(vneg, 64)
+/* clang-format on */
+#define QUIC_STAT_OFF(f, bits) CTL_STAT_OFF(struct tp_quic_stats, f, bits)
+    static const char names[] = QUIC_STATS(CTL_STAT_NAME);
+    static const uint16_t offs[] = {QUIC_STATS(QUIC_STAT_OFF)};
     struct tp_quic_stats st, sum = {0};
+    uint64_t a, b;
 
     for (unsigned i = 0; i < n->n_listeners; i++) {
         if (tp_quic_listener_stats(n->listeners[i], &st) != 0)
             continue;
-        sum.datagrams += st.datagrams;
-        sum.dropped += st.dropped;
-        sum.refused += st.refused;
-        sum.refused_block += st.refused_block;
-        sum.retries += st.retries;
-        sum.resets += st.resets;
-        sum.vneg += st.vneg;
+        for (size_t j = 0; j < sizeof offs / sizeof offs[0]; j++) {
+            memcpy(&a, (char *)&sum + offs[j], sizeof a);
+            memcpy(&b, (char *)&st + offs[j], sizeof b);
+            a += b;
+            memcpy((char *)&sum + offs[j], &a, sizeof a);
+        }
     }
-    kv_addu(out, "quic_datagrams", sum.datagrams);
-    kv_addu(out, "quic_dropped", sum.dropped);
-    kv_addu(out, "quic_refused", sum.refused);
-    kv_addu(out, "quic_refused_block", sum.refused_block);
-    kv_addu(out, "quic_retries", sum.retries);
-    kv_addu(out, "quic_resets", sum.resets);
-    kv_addu(out, "quic_vneg", sum.vneg);
+    ctl_add_stats(out, "quic_", names, offs, &sum);
 #else
     (void)out, (void)n;
 #endif
@@ -233,13 +223,14 @@ static int ctl_cmd_shutdown(struct ctl_req *rq)
     return 0;
 }
 
+/* clang-format off */
 static const struct ctl_cmd ctl_node_cmds[] = {
-    {"status", ctl_cmd_status, {NULL}, NULL},
-    {"peers", ctl_cmd_peers, {NULL}, NULL},
-    {"version", ctl_cmd_version, {NULL}, NULL},
-    {"log-level", ctl_cmd_log_level, {"level", NULL}, NULL},
-    {"shutdown", ctl_cmd_shutdown, {NULL}, NULL},
+    {"status", ctl_cmd_status, ""},
+    {"peers", ctl_cmd_peers, ""},
+    {"version", ctl_cmd_version, ""},
+    {"log-level", ctl_cmd_log_level, "level"},
+    {"shutdown", ctl_cmd_shutdown, ""},
 };
+/* clang-format on */
 const struct ctl_cmd_table ctl_node_table = {ctl_node_cmds,
                                              sizeof ctl_node_cmds / sizeof ctl_node_cmds[0]};
-

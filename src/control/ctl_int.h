@@ -27,7 +27,6 @@
 #include "lib/kvmsg.h"
 
 #define CTL_ERR_MAX 160
-#define CTL_ARGS    7
 
 /* What a command says of its request besides its return (ctl_req.flags). */
 #define CTL_RQ_DEFERRED  (1u << 0) /* the reply comes later: ctl_deferred_reply */
@@ -70,8 +69,9 @@ typedef int (*ctl_cmd_fn)(struct ctl_req *rq);
 struct ctl_cmd {
     const char *name;
     ctl_cmd_fn fn;
-    const char *args[CTL_ARGS]; /* accepted argument keys, NULL-terminated */
-    const char *repeat;         /* the one argument that may repeat, or NULL */
+    const char *args; /* accepted argument keys, separated by blanks; one
+                         followed by '*' may repeat (a table of pointers
+                         per command would cost 64 bytes of RELRO more) */
 };
 
 /* The commands, for the dispatcher: ctl_cmds.c and ctl_roles.c. */
@@ -118,6 +118,19 @@ void ctl_add_fixed(struct kvbuf *out, const char *key, const char *s, size_t max
 
 /* Add key=ID, the node ID of the public key pk. */
 void ctl_add_id(struct kvbuf *out, const char *key, const uint8_t pk[OVL_ED25519_PK]);
+
+/* Counters as tables rather than a call each (half the bytes): names
+ * holds each counter's name followed by a NUL, the list ending with an
+ * empty name; offs[i] is the byte offset of the i-th in the stats
+ * structure, a uint64_t, or a uint32_t with CTL_U32 set. CTL_STAT_NAME
+ * and CTL_STAT_OFF make both from one X-macro list of (field, bits). */
+#define CTL_U32                  0x8000u
+#define CTL_STAT_NAME(f, bits)   #f "\0"
+#define CTL_STAT_OFF(T, f, bits) (uint16_t)(offsetof(T, f) | ((bits) == 32 ? CTL_U32 : 0)),
+
+/* Add PREFIX + NAME=value for each counter of names and offs in base. */
+void ctl_add_stats(struct kvbuf *out, const char *prefix, const char *names, const uint16_t *offs,
+                   const void *base);
 
 /* Milliseconds from then to now, 0 if then is unset or in the future. */
 uint64_t ctl_since(uint64_t now, uint64_t then);

@@ -45,3 +45,26 @@ uint64_t ctl_since(uint64_t now, uint64_t then)
 {
     return then && now >= then ? now - then : 0;
 }
+
+/* Add PREFIX + NAME for each name of names with the value at offs[i] in
+ * base; see ctl_int.h. */
+void ctl_add_stats(struct kvbuf *out, const char *prefix, const char *names, const uint16_t *offs,
+                   const void *base)
+{
+    char key[KV_KEY_MAX + 1];
+
+    for (; *names; names += strlen(names) + 1, offs++) {
+        const uint8_t *f = (const uint8_t *)base + (*offs & ~CTL_U32);
+        uint32_t v32;
+        uint64_t v;
+
+        if (*offs & CTL_U32) {
+            memcpy(&v32, f, sizeof v32);
+            v = v32;
+        } else {
+            memcpy(&v, f, sizeof v);
+        }
+        snprintf(key, sizeof key, "%s%s", prefix, names);
+        kv_addu(out, key, v);
+    }
+}

@@ -24,29 +24,25 @@
 
 /* ---- status ------------------------------------------------------------ */
 
+/* The relay's counters of status, in their order. */
+/* clang-format off */
+#define RELAY_STATS(X)                                                                             \
+    X(chains, 32) X(setups_in, 64) X(setups_ok, 64) X(setups_failed, 64) X(cells_fwd_in, 64)       \
+    X(cells_peeled, 64) X(cells_forwarded, 64) X(cells_back_in, 64) X(cells_back_out, 64)          \
+    X(cells_originated, 64) X(delivered_cells, 64) X(delivered_back, 64) X(broken, 64)             \
+    X(reextended, 64) X(stalled, 64) X(bytes_held, 64) X(dropped_cover, 64)
+/* clang-format on */
+#define RELAY_STAT_OFF(f, bits) CTL_STAT_OFF(struct relay_stats, f, bits)
+
 static void ctl_status_relay(struct kvbuf *out, const struct relay *r)
 {
+    static const char names[] = RELAY_STATS(CTL_STAT_NAME);
+    static const uint16_t offs[] = {RELAY_STATS(RELAY_STAT_OFF)};
     struct relay_stats st;
     char key[KV_KEY_MAX + 1];
 
     relay_stats(r, &st);
-    kv_addu(out, "relay_chains", st.chains);
-    kv_addu(out, "relay_setups_in", st.setups_in);
-    kv_addu(out, "relay_setups_ok", st.setups_ok);
-    kv_addu(out, "relay_setups_failed", st.setups_failed);
-    kv_addu(out, "relay_cells_fwd_in", st.cells_fwd_in);
-    kv_addu(out, "relay_cells_peeled", st.cells_peeled);
-    kv_addu(out, "relay_cells_forwarded", st.cells_forwarded);
-    kv_addu(out, "relay_cells_back_in", st.cells_back_in);
-    kv_addu(out, "relay_cells_back_out", st.cells_back_out);
-    kv_addu(out, "relay_cells_originated", st.cells_originated);
-    kv_addu(out, "relay_delivered_cells", st.delivered_cells);
-    kv_addu(out, "relay_delivered_back", st.delivered_back);
-    kv_addu(out, "relay_broken", st.broken);
-    kv_addu(out, "relay_reextended", st.reextended);
-    kv_addu(out, "relay_stalled", st.stalled);
-    kv_addu(out, "relay_bytes_held", st.bytes_held);
-    kv_addu(out, "relay_dropped_cover", st.dropped_cover);
+    ctl_add_stats(out, "relay_", names, offs, &st);
     for (int i = 0; i < RD_COUNT; i++) {
         const char *name = relay_drop_name((enum relay_drop)i);
 
@@ -55,93 +51,66 @@ static void ctl_status_relay(struct kvbuf *out, const struct relay *r)
     }
 }
 
+/* The client's counters of status, in their order. */
+/* clang-format off */
+#define CLIENT_STATS(X)                                                                            \
+    X(messages_sent, 64) X(messages_failed, 64) X(messages_received, 64) X(cells_out, 64)          \
+    X(cells_in, 64) X(fragments_in, 64) X(chains_built, 64) X(chains_failed, 64)                   \
+    X(chains_replaced, 64) X(chains_repaired, 64) X(avoid_builds, 64) X(bytes_acked, 64)           \
+    X(busy_us, 64) X(setup_us_p50, 32) X(setup_us_p90, 32) X(setup_samples, 32)                    \
+    X(rtt_us_p50, 32) X(rtt_us_p90, 32) X(rtt_samples, 32) X(chains, 32) X(cover_out, 64)          \
+    X(cover_skipped, 64) X(cover_permille, 32) X(rate_missed, 64) X(loops_out, 64)                 \
+    X(loops_in, 64) X(bytes_held, 64) X(dropped_auth, 64) X(dropped_bad, 64)                       \
+    X(dropped_reassembly, 64) X(dropped_inbox_full, 64) X(inbox_messages, 32)                      \
+    X(inbox_bytes, 64) X(send_queued, 32) X(acks_sent, 64) X(acks_in, 64) X(retransmits, 64)       \
+    X(duplicates, 64) X(dropped_stale, 64) X(refused_tombstones, 64) X(refused_share, 64)          \
+    X(refused_ids, 64) X(deliveries, 32) X(tombstones, 32)
+/* clang-format on */
+#define CLIENT_STAT_OFF(f, bits) CTL_STAT_OFF(struct client_stats, f, bits)
+
 static void ctl_status_client(struct kvbuf *out, const struct client *c)
 {
+    static const char names[] = CLIENT_STATS(CTL_STAT_NAME);
+    static const uint16_t offs[] = {CLIENT_STATS(CLIENT_STAT_OFF)};
     struct client_stats st;
 
     client_stats(c, &st);
-    kv_addu(out, "client_messages_sent", st.messages_sent);
-    kv_addu(out, "client_messages_failed", st.messages_failed);
-    kv_addu(out, "client_messages_received", st.messages_received);
-    kv_addu(out, "client_cells_out", st.cells_out);
-    kv_addu(out, "client_cells_in", st.cells_in);
-    kv_addu(out, "client_fragments_in", st.fragments_in);
-    kv_addu(out, "client_chains_built", st.chains_built);
-    kv_addu(out, "client_chains_failed", st.chains_failed);
-    kv_addu(out, "client_chains_replaced", st.chains_replaced);
-    kv_addu(out, "client_chains_repaired", st.chains_repaired);
-    kv_addu(out, "client_avoid_builds", st.avoid_builds);
-    kv_addu(out, "client_bytes_acked", st.bytes_acked);
-    kv_addu(out, "client_busy_us", st.busy_us);
-    kv_addu(out, "client_setup_us_p50", st.setup_us_p50);
-    kv_addu(out, "client_setup_us_p90", st.setup_us_p90);
-    kv_addu(out, "client_setup_samples", st.setup_samples);
-    kv_addu(out, "client_rtt_us_p50", st.rtt_us_p50);
-    kv_addu(out, "client_rtt_us_p90", st.rtt_us_p90);
-    kv_addu(out, "client_rtt_samples", st.rtt_samples);
-    kv_addu(out, "client_chains", st.chains);
-    kv_addu(out, "client_cover_out", st.cover_out);
-    kv_addu(out, "client_cover_skipped", st.cover_skipped);
-    kv_addu(out, "client_cover_permille", st.cells_out ? st.cover_out * 1000 / st.cells_out : 0);
-    kv_addu(out, "client_rate_missed", st.rate_missed);
-    kv_addu(out, "client_loops_out", st.loops_out);
-    kv_addu(out, "client_loops_in", st.loops_in);
-    kv_addu(out, "client_bytes_held", st.bytes_held);
-    kv_addu(out, "client_dropped_auth", st.dropped_auth);
-    kv_addu(out, "client_dropped_bad", st.dropped_bad);
-    kv_addu(out, "client_dropped_reassembly", st.dropped_reassembly);
-    kv_addu(out, "client_dropped_inbox_full", st.dropped_inbox_full);
-    kv_addu(out, "client_inbox_messages", st.inbox_messages);
-    kv_addu(out, "client_inbox_bytes", st.inbox_bytes);
-    kv_addu(out, "client_send_queued", st.send_queued);
-    kv_addu(out, "client_acks_sent", st.acks_sent);
-    kv_addu(out, "client_acks_in", st.acks_in);
-    kv_addu(out, "client_retransmits", st.retransmits);
-    kv_addu(out, "client_duplicates", st.duplicates);
-    kv_addu(out, "client_dropped_stale", st.dropped_stale);
-    kv_addu(out, "client_refused_tombstones", st.refused_tombstones);
-    kv_addu(out, "client_refused_share", st.refused_share);
-    kv_addu(out, "client_refused_ids", st.refused_ids);
-    kv_addu(out, "client_deliveries", st.deliveries);
-    kv_addu(out, "client_tombstones", st.tombstones);
+    ctl_add_stats(out, "client_", names, offs, &st);
 }
+
+/* The directory's counters of status, in their order: every node's, then
+ * a bootstrap's. */
+/* clang-format off */
+#define DIR_STATS(X)                                                                               \
+    X(requests_in, 64) X(replies_out, 64) X(bad_requests, 64) X(replies_dropped, 64)               \
+    X(requests_limited, 64) X(replies_no_room, 64) X(bad_addresses, 64) X(registrations_ok, 64)    \
+    X(registrations_failed, 64) X(heartbeats_sent, 64) X(requests_out, 64) X(replies_in, 64)       \
+    X(request_timeouts, 64) X(bad_replies, 64) X(dropped_link_closed, 64) X(reports_sent, 64)
+/* clang-format on */
+/* clang-format off */
+#define DIR_BOOT_STATS(X)                                                                          \
+    X(reports_in, 64) X(reports_probed, 64) X(reg.relays, 32) X(reg.endpoints, 32)                 \
+    X(reg.chains, 32) X(reg.registered, 64) X(reg.dropped, 64) X(reg.chains_generated, 64)         \
+    X(reg.chains_cached, 64) X(reg.chains_evicted, 64) X(lists_built, 64)
+/* clang-format on */
+#define DIR_STAT_OFF(f, bits) CTL_STAT_OFF(struct dir_stats, f, bits)
 
 static void ctl_status_dir(struct kvbuf *out, const struct dir *d, bool bootstrap)
 {
+    static const char names[] = DIR_STATS(CTL_STAT_NAME);
+    static const uint16_t offs[] = {DIR_STATS(DIR_STAT_OFF)};
+    static const char boot_names[] = "reports_in\0reports_probed\0relays\0endpoints\0chains\0"
+                                     "nodes_registered\0nodes_dropped\0chains_generated\0"
+                                     "chains_cached\0chains_evicted\0lists_built\0";
+    static const uint16_t boot_offs[] = {DIR_BOOT_STATS(DIR_STAT_OFF)};
     struct dir_stats st;
 
     memset(&st, 0, sizeof st);
     dir_stats(d, &st);
     kv_addu(out, "dir_registered", dir_registered(d) ? 1 : 0);
-    kv_addu(out, "dir_requests_in", st.requests_in);
-    kv_addu(out, "dir_replies_out", st.replies_out);
-    kv_addu(out, "dir_bad_requests", st.bad_requests);
-    kv_addu(out, "dir_replies_dropped", st.replies_dropped);
-    kv_addu(out, "dir_requests_limited", st.requests_limited);
-    kv_addu(out, "dir_replies_no_room", st.replies_no_room);
-    kv_addu(out, "dir_bad_addresses", st.bad_addresses);
-    kv_addu(out, "dir_registrations_ok", st.registrations_ok);
-    kv_addu(out, "dir_registrations_failed", st.registrations_failed);
-    kv_addu(out, "dir_heartbeats_sent", st.heartbeats_sent);
-    kv_addu(out, "dir_requests_out", st.requests_out);
-    kv_addu(out, "dir_replies_in", st.replies_in);
-    kv_addu(out, "dir_request_timeouts", st.request_timeouts);
-    kv_addu(out, "dir_bad_replies", st.bad_replies);
-    kv_addu(out, "dir_dropped_link_closed", st.dropped_link_closed);
-    kv_addu(out, "dir_reports_sent", st.reports_sent);
-    if (!bootstrap)
-        return;
-    kv_addu(out, "dir_reports_in", st.reports_in);
-    kv_addu(out, "dir_reports_probed", st.reports_probed);
-    kv_addu(out, "dir_relays", st.reg.relays);
-    kv_addu(out, "dir_endpoints", st.reg.endpoints);
-    kv_addu(out, "dir_chains", st.reg.chains);
-    kv_addu(out, "dir_nodes_registered", st.reg.registered);
-    kv_addu(out, "dir_nodes_dropped", st.reg.dropped);
-    kv_addu(out, "dir_chains_generated", st.reg.chains_generated);
-    kv_addu(out, "dir_chains_cached", st.reg.chains_cached);
-    kv_addu(out, "dir_chains_evicted", st.reg.chains_evicted);
-    kv_addu(out, "dir_lists_built", st.lists_built);
+    ctl_add_stats(out, "dir_", names, offs, &st);
+    if (bootstrap)
+        ctl_add_stats(out, "dir_", boot_names, boot_offs, &st);
 }
 
 /* Add the counters of every role this node runs. */
@@ -558,14 +527,15 @@ static int ctl_cmd_dir_chain(struct ctl_req *rq)
     return ctl_defer(rq);
 }
 
+/* clang-format off */
 static const struct ctl_cmd ctl_role_cmds[] = {
-    {"send", ctl_cmd_send, {"to", "reply", "text", "data", "length", "wait", NULL}, "data"},
-    {"recv", ctl_cmd_recv, {"max", NULL}, NULL},
-    {"chains", ctl_cmd_chains, {NULL}, NULL},
-    {"new-chain", ctl_cmd_new_chain, {NULL}, NULL},
-    {"relays", ctl_cmd_relays, {NULL}, NULL},
-    {"relay-chains", ctl_cmd_relay_chains, {NULL}, NULL},
-    {"dir-chain", ctl_cmd_dir_chain, {"length", "backups", NULL}, NULL},
+    {"send", ctl_cmd_send, "to reply text data* length wait"},
+    {"recv", ctl_cmd_recv, "max"},
+    {"chains", ctl_cmd_chains, ""},
+    {"new-chain", ctl_cmd_new_chain, ""},
+    {"relays", ctl_cmd_relays, ""},
+    {"relay-chains", ctl_cmd_relay_chains, ""},
+    {"dir-chain", ctl_cmd_dir_chain, "length backups"},
 };
 const struct ctl_cmd_table ctl_role_table = {ctl_role_cmds,
                                              sizeof ctl_role_cmds / sizeof ctl_role_cmds[0]};
