@@ -100,7 +100,7 @@ static int wait_fd(const struct opts *o, int fd, short events)
 
     do
         r = poll(&p, 1, time_left(o));
-    while (r < 0 && errno == EINTR);
+    while (r < 0 && errno == EINTR && !(o->stop && *o->stop));
     return r;
 }
 
@@ -175,7 +175,7 @@ static int recv_reply(const struct opts *o, int fd, struct reply *r, bool to_eof
             return EXIT_CONNECT;
         } else if (errno == EAGAIN || errno == EINTR) {
             if (wait_fd(o, fd, POLLIN) <= 0)
-                return timed_out(o);
+                return o->stop && *o->stop ? 0 : timed_out(o); /* a signal: the caller sees */
         } else {
             fprintf(stderr, "ovlctl: %s: %s\n", o->socket, strerror(errno));
             return EXIT_CONNECT;
@@ -258,6 +258,36 @@ int request_kv_raw(const struct opts *o, const char *cmd, struct kvbuf *b, const
         r->data = NULL;
     }
     return rc;
+}
+
+/* Send b and hand each message that comes back to fn; see ovlctl.h. */
+int request_stream(struct opts *o, const char *cmd, struct kvbuf *b,
+                   int (*fn)(void *arg, const struct kvmsg *m), void *arg)
+{
+    struct reply r = {0};
+    int fd = -1, rc;
+
+    kv_end(b);
+    rc = b->err ? EXIT_USAGE : ctl_connect(o, &fd);
+    if (rc == 0)
+        rc = send_all(o, fd, b->data, b->len);
+    kvbuf_free(b);
+    while (rc == 0 && !*o->stop && (rc = recv_reply(o, fd, &r, false)) == 0 && !*o->stop) {
+        struct kvmsg m = {0};
+        size_t n = reply_msg_len(&r);
+
+        if ((rc = reply_check(cmd, &m, r.data, n)) == 0)
+            rc = fn(arg, &m);
+        kvmsg_free(&m);
+        memmove(r.data, r.data + n, r.len - n);
+        r.len -= n;
+        r.scan = 0;
+        o->deadline = now_ms() + INT_MAX; /* what is pushed comes when it comes */
+    }
+    if (fd >= 0)
+        close(fd);
+    free(r.data);
+    return *o->stop ? 0 : rc;
 }
 
 /* Start a request for cmd in b. */
@@ -691,7 +721,10 @@ static const struct subcommand subcommands[] = {
     {"raw", raw_main, "", "send a request read from stdin, print the raw reply"},
     {"send", send_main, " --to ID [--reply] (--file F | TEXT...)",
      "send a message (client); prints its id"},
-    {"recv", recv_main, " [--follow] [--max N]", "print the messages received (client)"},
+    {"reply", send_main, " ID (--file F | TEXT...)",
+     "answer received message ID on its way back (client); prints the reply's id"},
+    {"recv", recv_main, " [--follow] [--max N]",
+     "print the messages received; --follow: as they come, until interrupted (client)"},
     {"chains", chains_main, "", "list this client's chains"},
     {"new-chain", new_chain_main, "", "build a fresh chain and move to it (client)"},
     {"relays", relays_main, "", "list the registered nodes (bootstrap)"},

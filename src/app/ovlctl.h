@@ -8,6 +8,7 @@
 #define OVL_APP_OVLCTL_H
 
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -29,8 +30,9 @@ struct opts {
     const char *config;
     bool json;
     int timeout_ms;
-    bool timeout_set;   /* --timeout was given */
-    long long deadline; /* CLOCK_MONOTONIC ms */
+    bool timeout_set;            /* --timeout was given */
+    long long deadline;          /* CLOCK_MONOTONIC ms */
+    volatile sig_atomic_t *stop; /* set by a signal: a stream ends (request_stream) */
     char sockbuf[PATH_MAX];
 };
 
@@ -57,6 +59,13 @@ int request_kv(const struct opts *o, const char *cmd, struct kvbuf *b, struct kv
  * send with length=n). b is freed; raw stays the caller's. */
 int request_kv_raw(const struct opts *o, const char *cmd, struct kvbuf *b, const void *raw,
                    size_t n, struct kvmsg *m, struct reply *r);
+
+/* Send the request in b (freed) and hand its reply, then each message the
+ * daemon pushes after it (subscribe), to fn, until fn returns non-zero,
+ * the connection ends or a signal sets *o->stop (then 0). The timeout
+ * bounds the reply only; o->stop must be set. Return 0 or an exit status. */
+int request_stream(struct opts *o, const char *cmd, struct kvbuf *b,
+                   int (*fn)(void *arg, const struct kvmsg *m), void *arg);
 
 /* request_kv for a command with at most one argument key=val. */
 int request(const struct opts *o, const char *cmd, const char *key, const char *val,
@@ -86,7 +95,7 @@ bool opt_is(const char *arg, const char *shrt, const char *lng, const char **eq)
 /* The value of an option: after '=' in eq, else the next argument (NULL if none). */
 const char *opt_value(int argc, char **argv, int *i, const char *eq);
 
-int send_main(struct opts *o, int argc, char **argv);
+int send_main(struct opts *o, int argc, char **argv); /* send and reply */
 int recv_main(struct opts *o, int argc, char **argv);
 int chains_main(struct opts *o, int argc, char **argv);
 int relays_main(struct opts *o, int argc, char **argv);

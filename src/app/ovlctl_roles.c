@@ -1,5 +1,5 @@
-/* ovlctl_roles.c - ovlctl's subcommands for the roles: send, recv, chains,
- * relays, dir-chain (protocol: docs/CONTROL.md, usage: ovlctl(8)).
+/* ovlctl_roles.c - ovlctl's subcommands for the roles: send, reply, recv,
+ * chains, relays, dir-chain (protocol: docs/CONTROL.md, usage: ovlctl(8)).
  *
  * Message bodies cross the control socket as base64 in data= lines of at
  * most CONTROL_DATA_CHUNK characters; replies that repeat keys are grouped
@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <poll.h>
 #include <sodium.h>
 
 #include "app/ovlctl.h"
@@ -19,7 +18,6 @@
 #include "lib/encode.h"
 
 #define B64          sodium_base64_VARIANT_ORIGINAL
-#define FOLLOW_MS    200
 #define RECV_MAX_ARG 1000
 #define FILE_MAX     ((size_t)64 << 20) /* the largest max_message */
 
@@ -157,43 +155,49 @@ static char *join_words(int argc, char **argv)
 #define WAIT_TIMEOUT_MS 65000 /* --wait without --timeout: past ovld's default deadline */
 
 struct send_args {
-    const char *to, *file;
-    unsigned char *raw; /* --file: its bytes, sent raw after the request (length=N) */
+    const char *to, *file; /* to: the destination, or for a reply the message ID */
+    unsigned char *raw;    /* --file: its bytes, sent raw after the request (length=N) */
     size_t raw_len;
     bool reply, wait;
     int first_word; /* index of TEXT in argv, argc if none */
 };
 
+/* Parse send's or reply's arguments (argv[0] says which) into a. */
 static int send_parse(struct opts *o, int argc, char **argv, struct send_args *a)
 {
+    bool reply = strcmp(argv[0], "reply") == 0;
     const char *eq;
-    int i;
+    int i = 1;
 
     *a = (struct send_args){0};
-    for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+    if (reply && argc > 1 && argv[1][0] != '-')
+        a->to = argv[i++];
+    for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--") == 0) {
             i++;
             break;
         }
         if (opt_is(argv[i], "-j", "--json", &eq) && !eq)
             o->json = true;
-        else if (opt_is(argv[i], "-r", "--reply", &eq) && !eq)
+        else if (!reply && opt_is(argv[i], "-r", "--reply", &eq) && !eq)
             a->reply = true;
-        else if (opt_is(argv[i], "-w", "--wait", &eq) && !eq)
+        else if (!reply && opt_is(argv[i], "-w", "--wait", &eq) && !eq)
             a->wait = true;
-        else if (opt_is(argv[i], "-t", "--to", &eq) && (a->to = opt_value(argc, argv, &i, eq)))
+        else if (!reply && opt_is(argv[i], "-t", "--to", &eq) &&
+                 (a->to = opt_value(argc, argv, &i, eq)))
             continue;
         else if (opt_is(argv[i], "-f", "--file", &eq) && (a->file = opt_value(argc, argv, &i, eq)))
             continue;
         else {
-            fprintf(stderr, "ovlctl: send: bad option or missing value: %s\n", argv[i]);
+            fprintf(stderr, "ovlctl: %s: bad option or missing value: %s\n", argv[0], argv[i]);
             return EXIT_USAGE;
         }
     }
     a->first_word = i;
     if (!a->to || (a->file != NULL) == (i < argc)) {
-        fprintf(stderr,
-                "ovlctl: send: usage: send --to ID [--reply] [--wait] (--file F | TEXT...)\n");
+        fprintf(stderr, "ovlctl: %s: usage: %s\n", argv[0],
+                reply ? "reply ID (--file F | TEXT...)"
+                      : "send --to ID [--reply] [--wait] (--file F | TEXT...)");
         return EXIT_USAGE;
     }
     return 0;
@@ -207,8 +211,10 @@ static int send_build(struct send_args *a, int argc, char **argv, struct kvbuf *
     size_t len = 0;
     int rc;
 
-    request_begin(b, "send");
-    kv_adds(b, "to", a->to);
+    bool reply = strcmp(argv[0], "reply") == 0;
+
+    request_begin(b, argv[0]);
+    kv_adds(b, reply ? "id" : "to", a->to);
     if (a->reply)
         kv_adds(b, "reply", "1");
     if (a->wait)
@@ -240,7 +246,8 @@ static int send_build(struct send_args *a, int argc, char **argv, struct kvbuf *
 }
 
 /* send --to ID [--reply] [--wait] (--file F | TEXT...): print the message
- * id; with --wait only once the destination acknowledged it. */
+ * id; with --wait only once the destination acknowledged it. reply ID
+ * (--file F | TEXT...): print the reply's id once it left. */
 int send_main(struct opts *o, int argc, char **argv)
 {
     struct send_args a;
@@ -258,7 +265,7 @@ int send_main(struct opts *o, int argc, char **argv)
         o->deadline += WAIT_TIMEOUT_MS - o->timeout_ms;
         o->timeout_ms = WAIT_TIMEOUT_MS;
     }
-    rc = request_kv_raw(o, "send", &b, a.raw, a.raw_len, &m, &r);
+    rc = request_kv_raw(o, argv[0], &b, a.raw, a.raw_len, &m, &r);
     free(a.raw);
     if (rc != 0)
         return rc;
@@ -283,7 +290,7 @@ int send_main(struct opts *o, int argc, char **argv)
 
 /* One received message as the reply describes it. */
 struct rmsg {
-    const char *id, *from, *received_ms, *len;
+    const char *id, *from, *reply_to, *received_ms, *len;
     unsigned char *data; /* decoded */
     size_t data_len;
 };
@@ -382,6 +389,8 @@ static int rmsg_split(const struct kvmsg *m, struct rmsg **out, size_t *n)
                 r->id = val;
             else if (strcmp(key, "from") == 0)
                 r->from = val;
+            else if (strcmp(key, "reply_to") == 0)
+                r->reply_to = val;
             else if (strcmp(key, "received_ms") == 0)
                 r->received_ms = val;
             else if (strcmp(key, "len") == 0)
@@ -406,6 +415,10 @@ static cJSON *rmsg_json(const struct rmsg *r)
         cJSON_AddStringToObject(o, "from", r->from);
     else
         cJSON_AddNullToObject(o, "from");
+    if (r->reply_to && r->reply_to[0])
+        cJSON_AddStringToObject(o, "reply_to", r->reply_to);
+    else
+        cJSON_AddNullToObject(o, "reply_to");
     cJSON_AddItemToObject(o, "received_ms", json_value(r->received_ms ? r->received_ms : "0"));
     cJSON_AddItemToObject(o, "len", json_value(r->len ? r->len : "0"));
     if (text) {
@@ -423,7 +436,7 @@ static cJSON *rmsg_json(const struct rmsg *r)
         }
     }
     free(s);
-    if (!s || cJSON_GetArraySize(o) != 5) {
+    if (!s || cJSON_GetArraySize(o) != 6) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -432,8 +445,11 @@ static cJSON *rmsg_json(const struct rmsg *r)
 
 static void rmsg_print(const struct rmsg *r)
 {
-    printf("id:   %s\nfrom: %s\nsize: %zu bytes\n", r->id ? r->id : "",
-           r->from && r->from[0] ? r->from : "(anonymous)", r->data_len);
+    printf("id:   %s\nfrom: %s\n", r->id ? r->id : "",
+           r->from && r->from[0] ? r->from : "(anonymous)");
+    if (r->reply_to && r->reply_to[0])
+        printf("re:   %s (a reply to our message)\n", r->reply_to);
+    printf("size: %zu bytes\n", r->data_len);
     if (printable(r->data, r->data_len)) {
         fwrite(r->data, 1, r->data_len, stdout);
         if (r->data_len == 0 || r->data[r->data_len - 1] != '\n')
@@ -499,30 +515,25 @@ static void on_stop_signal(int sig)
     recv_stop = 1;
 }
 
-/* Poll recv every FOLLOW_MS until a signal; each poll has its own timeout. */
-static int recv_follow(struct opts *o, const char *max)
+static int follow_print(void *arg, const struct kvmsg *m)
+{
+    return recv_print(arg, m, true); /* the subscribe reply itself holds none */
+}
+
+/* Subscribe and print each message as the daemon pushes it, until a signal. */
+static int recv_follow(struct opts *o)
 {
     struct sigaction sa = {0};
-    int rc = 0;
+    struct kvbuf b;
 
-    sa.sa_handler = on_stop_signal;
+    sa.sa_handler = on_stop_signal; /* no SA_RESTART: the wait ends at once */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    while (!recv_stop && rc == 0) {
-        struct kvmsg m = {0};
-        struct reply r;
-
-        o->deadline = now_ms() + o->timeout_ms;
-        if ((rc = request(o, "recv", "max", max, &m, &r)) != 0)
-            break;
-        rc = recv_print(o, &m, true);
-        kvmsg_free(&m);
-        free(r.data);
-        if (!recv_stop)
-            poll(NULL, 0, FOLLOW_MS);
-    }
-    return recv_stop ? 0 : rc;
+    o->stop = &recv_stop;
+    request_begin(&b, "subscribe");
+    kv_adds(&b, "events", "messages");
+    return request_stream(o, "recv", &b, follow_print, o);
 }
 
 /* recv [--follow] [--json] [--max N]. */
@@ -550,7 +561,7 @@ int recv_main(struct opts *o, int argc, char **argv)
         }
     }
     if (follow)
-        return recv_follow(o, max);
+        return recv_follow(o); /* each message as it comes: --max means nothing */
     if ((rc = request(o, "recv", "max", max, &m, &r)) != 0)
         return rc;
     rc = recv_print(o, &m, false);

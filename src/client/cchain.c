@@ -634,7 +634,7 @@ static bool chain_body(struct cchain *ch, const uint8_t *body, int blen, unsigne
     case BODY_DELIVER_BACK:
         if (!from_exit || blen < OVL_ED25519_PK)
             return false;
-        sendq_ack(c, args, args + OVL_ED25519_PK, (size_t)blen - OVL_ED25519_PK);
+        sendq_back(ch, args, args + OVL_ED25519_PK, (size_t)blen - OVL_ED25519_PK);
         return true;
     default:
         return false;

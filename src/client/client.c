@@ -54,6 +54,7 @@ struct deliv {
     struct link *l;
     uint32_t id;
     uint64_t last_ms; /* its last cell (monotonic) */
+    bool kept;        /* it delivered a message, which may be answered on it */
 };
 
 /* Forget d (its chanmap slot already gone or removed by the caller). */
@@ -89,6 +90,10 @@ static void deliv_cell(void *obj, struct link *l, const struct cell *cl)
      * the sender's retransmission. */
     if ((r == MSG_RX_DONE || r == MSG_RX_AGAIN) && link_send(l, &ack) == 0)
         c->st.acks_sent++;
+    if (r == MSG_RX_DONE) {
+        d->kept = true;
+        client_tell_inbox(c);
+    }
 }
 
 static void deliv_closed(void *obj, struct link *l, uint32_t id)
@@ -134,15 +139,16 @@ static void on_deliver(void *ctx, struct link *l, const struct cell *cl)
     deliv_cell(d, l, cl);
 }
 
-/* Forget delivery IDs idle for reassembly_timeout (all of them with
- * now UINT64_MAX); the exit's next cell on one opens it again. */
+/* Forget delivery IDs idle for reassembly_timeout, or replay_window once
+ * they delivered a message (all of them with now UINT64_MAX); the exit's
+ * next cell on one opens it again. */
 static void deliv_expire(struct client *c, uint64_t now)
 {
     struct deliv *d, *tmp;
 
     DL_FOREACH_SAFE(c->delivs, d, tmp)
     {
-        if (now - d->last_ms >= c->o.reassembly_timeout_ms) {
+        if (now - d->last_ms >= (d->kept ? c->o.replay_window_ms : c->o.reassembly_timeout_ms)) {
             chanmap_del(c->n, d->l, d->id);
             deliv_free(d);
         }
@@ -269,6 +275,48 @@ void client_free(struct client *c)
     msg_rx_free(&c->rx);
     ovl_wipe(c, sizeof(*c));
     free(c);
+}
+
+int client_reply(struct client *c, const uint8_t id[CLIENT_MSG_ID], const uint8_t *msg, size_t len,
+                 uint8_t rid[CLIENT_MSG_ID])
+{
+    struct cell cl = {.cmd = CELL_CHAIN_DELIVER};
+    struct msg_from path;
+    struct deliv *d;
+    uint8_t *blob;
+    size_t blob_len, n, i;
+    int rc;
+
+    if (len > CLIENT_REPLY_MAX || len > c->o.max_message)
+        return OVL_ETOOBIG;
+    rc = msg_reply_seal(&c->rx, id, msg, len, rid, &blob, &blob_len, &path);
+    if (rc)
+        return rc;
+    DL_FOREACH(c->delivs, d)
+    {
+        if (d->l->serial == path.link && d->id == path.chain)
+            break;
+    }
+    /* All or nothing: a reply is never half sent. */
+    n = msg_frag_count(blob_len);
+    rc = !d ? OVL_ECLOSED : link_can_send(d->l, (unsigned)n) ? 0 : OVL_EAGAIN;
+    cl.chain_id = path.chain;
+    for (i = 0; rc == 0 && i < n; i++) {
+        cl.len = (uint16_t)msg_frag_build(cl.payload, rid, blob, blob_len, i);
+        rc = link_send(d->l, &cl);
+        c->st.cells_out += rc == 0;
+    }
+    free(blob);
+    c->st.replies_sent += rc == 0;
+    return rc;
+}
+
+void client_on_inbox(struct client *c, void (*fn)(void *arg), void *arg)
+{
+    if (c) {
+        c->inbox_cb = fn;
+        c->inbox_arg = arg;
+    }
 }
 
 size_t client_recv(struct client *c, struct client_msg **out, size_t max)

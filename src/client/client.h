@@ -19,7 +19,10 @@
  * open, and registers each (at most CLIENT_DELIV_PER_LINK per link,
  * forgotten after reassembly_timeout idle).
  * The receiver learns the sender only if the sender set reply; that ID is
- * claimed by the sender, not authenticated.
+ * claimed by the sender, not authenticated. It can answer any message it
+ * remembers, anonymous or not, with client_reply: the answer goes back
+ * under the delivery ID the message came on, sealed under a key derived
+ * from the message's, and only the sender can read it (msg.h).
  *
  * Reliability: the destination acknowledges each message it delivered (and
  * again each retransmitted copy, which it does not deliver twice) with a
@@ -50,7 +53,8 @@
 
 #define CLIENT_MSG_ID         16
 #define CLIENT_F_REPLY        0x01
-#define CLIENT_DELIV_PER_LINK 64 /* delivery IDs open on one link */
+#define CLIENT_DELIV_PER_LINK 64    /* delivery IDs open on one link */
+#define CLIENT_REPLY_MAX      65536 /* bytes of one reply (and at most max_message) */
 
 enum client_chain_source { CHAIN_SOURCE_BOOTSTRAP = 0, CHAIN_SOURCE_LOCAL = 1 };
 
@@ -89,6 +93,8 @@ struct client_msg {
                              seconds (claimed) */
     bool has_from;
     uint8_t from[OVL_ED25519_PK];
+    bool has_reply_to; /* a reply: to our message reply_to */
+    uint8_t reply_to[CLIENT_MSG_ID];
     size_t len;
     uint8_t data[]; /* len bytes */
 };
@@ -114,6 +120,9 @@ struct client_stats {
     uint64_t refused_share;       /* messages dropped: their link or chain had its share */
     uint64_t refused_ids;         /* delivery cells under an ID we do not take */
     uint64_t acks_sent, acks_in;  /* acknowledgements sent as receiver, accepted as sender */
+    uint64_t replies_sent;        /* replies sent (client_reply) */
+    uint64_t replies_in;          /* replies to our messages put in the inbox */
+    uint64_t reply_keys_dropped;  /* keys of sent messages forgotten early: `tombstones` kept */
     uint64_t retransmits;         /* messages sent again for want of an acknowledgement */
     uint64_t chains_repaired;     /* chains rebuilt with a backup in the failed position */
     uint64_t avoid_builds;        /* chains built to leave a message's destination out */
@@ -126,11 +135,11 @@ struct client_stats {
     uint32_t setup_us_p50, setup_us_p90, setup_samples; /* SETUP sent -> SETUP_OK, recent chains */
     uint32_t rtt_us_p50, rtt_us_p90, rtt_samples;       /* first send -> ack, messages sent once */
     uint32_t inbox_messages, send_queued;
-    uint32_t chains;     /* live chains (building, ready or retiring) */
-    uint32_t deliveries; /* delivery IDs open: exits' chains delivering to us */
-    uint32_t tombstones; /* delivered messages remembered (replay protection) */
+    uint32_t chains;         /* live chains (building, ready or retiring) */
+    uint32_t deliveries;     /* delivery IDs open: exits' chains delivering to us */
+    uint32_t tombstones;     /* delivered messages remembered (replay protection) */
     uint32_t cover_permille; /* cover's share of cells_out, per mille */
-    uint64_t bytes_held; /* queued and unacknowledged messages, reassembly, inbox, chains */
+    uint64_t bytes_held;     /* queued and unacknowledged messages, reassembly, inbox, chains */
     uint64_t inbox_bytes;
 };
 
@@ -163,6 +172,21 @@ int client_send(struct client *c, const uint8_t dest[OVL_ED25519_PK], const uint
 int client_send_cb(struct client *c, const uint8_t dest[OVL_ED25519_PK], const uint8_t *msg,
                    size_t len, bool reply, uint8_t id[CLIENT_MSG_ID], client_sent_cb cb,
                    void *arg) OVL_WUR;
+
+/* Answer message id of our inbox (or taken from it within its replay
+ * window) with msg (len bytes, copied), back on the path it came;
+ * rid receives the reply's ID. Sent at once and not acknowledged:
+ * OVL_EINVAL for an empty reply, OVL_ETOOBIG above CLIENT_REPLY_MAX or
+ * max_message, OVL_ENOENT for an unknown id, OVL_EPERM for a reply (it
+ * has no path back), OVL_ECLOSED when the path is gone (the sender's chain
+ * or the link to its exit ended), OVL_EAGAIN when that link has no room. */
+int client_reply(struct client *c, const uint8_t id[CLIENT_MSG_ID], const uint8_t *msg, size_t len,
+                 uint8_t rid[CLIENT_MSG_ID]) OVL_WUR;
+
+/* Call fn(arg) each time a message enters the inbox, after it is there
+ * (fn may take it with client_recv). One hook: a new call replaces it, fn
+ * NULL removes it. NULL-safe. */
+void client_on_inbox(struct client *c, void (*fn)(void *arg), void *arg);
 
 /* Build a fresh chain now and move new messages to it once it is ready
  * (the current one retires): a new route, unlinkable from the old one but

@@ -10,6 +10,8 @@
  *     client.c  the role: init and stop, the tick, link events, delivery
  * The one way back up is a callback, not a call by name: a chain becoming
  * current runs c->chain_ready_cb, which client_init points at send_pump.
+ * A message entering the inbox runs c->inbox_cb, which the layer above
+ * registers (client_on_inbox).
  */
 #ifndef OVL_CLIENT_CLIENT_INT_H
 #define OVL_CLIENT_CLIENT_INT_H
@@ -125,7 +127,16 @@ struct client {
     uint32_t backoff_ms;
     uint64_t next_build_ms;
     void (*chain_ready_cb)(struct client *c); /* a chain became current: send_pump */
+    void (*inbox_cb)(void *arg);              /* a message entered the inbox (client_on_inbox) */
+    void *inbox_arg;
 };
+
+/* Tell the inbox hook, if any, that a message entered the inbox. */
+static inline void client_tell_inbox(struct client *c)
+{
+    if (c->inbox_cb)
+        c->inbox_cb(c->inbox_arg);
+}
 
 /* ---- sendq.c: the send queue ---- */
 
@@ -157,8 +168,9 @@ void sendq_requeue(struct client *c, uint32_t serial);
 /* Fail what passed its deadline; queue again what waited too long. */
 void sendq_tick(struct client *c, uint64_t now);
 
-/* Take an acknowledgement record (len bytes, hostile) from dest's exit. */
-void sendq_ack(struct client *c, const uint8_t *dest, const uint8_t *rec, size_t len);
+/* Take a record dest sent back (len bytes, hostile) from ch's exit: an
+ * acknowledgement, or a fragment of a reply. */
+void sendq_back(struct cchain *ch, const uint8_t *dest, const uint8_t *rec, size_t len);
 
 /* Return the bytes the send queue holds (messages not done yet). */
 uint64_t sendq_bytes(const struct client *c);

@@ -9,8 +9,9 @@
 #include "lib/bytes.h"
 
 /* The labels name the sealed message format: version 2 carries sent_ms. */
-#define E2E_LABEL     "ovl-e2e-v2"
-#define E2E_ACK_LABEL "ovl-e2e-ack-v2"
+#define E2E_LABEL       "ovl-e2e-v2"
+#define E2E_ACK_LABEL   "ovl-e2e-ack-v2"
+#define E2E_REPLY_LABEL "ovl-e2e-reply-v2"
 
 /* A delivery chain (link, ID) or, with chain 0, a whole link, while it
  * has partial messages: how many, and what they cost. */
@@ -32,20 +33,26 @@ struct msg_live {
     uint32_t slot[];                  /* per fragment: 1 + the slot it is in, 0 until it arrives */
 };
 
-/* One message by ID: live (lv set), a tombstone or a junk marker. */
+/* One message by ID: live (lv set), a tombstone, a junk marker or a key
+ * of a message we sent. */
 struct msg_part {
     uint8_t id[CLIENT_MSG_ID];
     UT_hash_handle hh;
     struct msg_part *prev, *next; /* rx->list[kind] */
     uint8_t kind;                 /* enum msg_kind */
-    uint64_t t_ms;                /* live, junk: since (monotonic); done: expiry (wall) */
+    uint64_t t_ms;                /* live, junk: since (monotonic); done, sent: expiry (wall) */
     struct msg_live *lv;
     uint8_t ack[MSG_ACK_TAG]; /* done: its acknowledgement tag */
+    uint8_t key[MSG_KEY];     /* done, sent: rkey (secret) */
+    uint64_t link;            /* done: the link serial it came on, 0 for a reply */
+    uint32_t chain;           /* done: its delivery ID there */
 };
 
-/* k = first output of KDF2(H(label), dh || eph_pk || onion_pk). */
-static int e2e_key(struct ovl_aead *a, uint8_t *ack, const uint8_t dh[OVL_X25519_LEN],
-                   const uint8_t eph_pk[OVL_X25519_LEN], const uint8_t onion_pk[OVL_X25519_LEN])
+/* k = first output of KDF2(H(label), dh || eph_pk || onion_pk); ack and
+ * rkey (each may be NULL) are derived from it. */
+static int e2e_key(struct ovl_aead *a, uint8_t *ack, uint8_t *rkey,
+                   const uint8_t dh[OVL_X25519_LEN], const uint8_t eph_pk[OVL_X25519_LEN],
+                   const uint8_t onion_pk[OVL_X25519_LEN])
 {
     uint8_t ck[OVL_HASH_LEN], ikm[3 * OVL_X25519_LEN], k[OVL_HASH_LEN];
     int rc;
@@ -60,6 +67,8 @@ static int e2e_key(struct ovl_aead *a, uint8_t *ack, const uint8_t dh[OVL_X25519
         ovl_kdf_label(ck, k, E2E_ACK_LABEL);
         memcpy(ack, ck, MSG_ACK_TAG);
     }
+    if (rkey)
+        ovl_kdf_label(rkey, k, E2E_REPLY_LABEL);
     ovl_wipe(ikm, sizeof(ikm));
     ovl_wipe(k, sizeof(k));
     return rc;
@@ -67,7 +76,7 @@ static int e2e_key(struct ovl_aead *a, uint8_t *ack, const uint8_t dh[OVL_X25519
 
 int msg_seal(uint8_t **blob, size_t *blob_len, const uint8_t onion_pk[OVL_X25519_LEN],
              const uint8_t id[CLIENT_MSG_ID], const uint8_t *reply_pk, const uint8_t *m, size_t len,
-             uint64_t wall_ms, uint8_t ack[MSG_ACK_TAG])
+             uint64_t wall_ms, uint8_t ack[MSG_ACK_TAG], uint8_t rkey[MSG_KEY])
 {
     uint8_t eph_sk[OVL_X25519_LEN], dh[OVL_X25519_LEN], nonce[OVL_AEAD_NONCE];
     struct ovl_aead a;
@@ -87,7 +96,7 @@ int msg_seal(uint8_t **blob, size_t *blob_len, const uint8_t onion_pk[OVL_X25519
     rc = ovl_x25519(dh, eph_sk, onion_pk);
     if (rc)
         goto fail;
-    rc = e2e_key(&a, ack, dh, b, onion_pk);
+    rc = e2e_key(&a, ack, rkey, dh, b, onion_pk);
     if (rc)
         goto fail;
     b[OVL_X25519_LEN] = reply_pk ? CLIENT_F_REPLY : 0;
@@ -119,7 +128,8 @@ fail:
 
 /* Try one onion key: decrypt into m->data (pt_len bytes) on success. */
 static int open_with(struct client_msg *m, const uint8_t *blob, size_t blob_len,
-                     const uint8_t id[CLIENT_MSG_ID], const struct dir_onion *k, uint8_t *ack)
+                     const uint8_t id[CLIENT_MSG_ID], const struct dir_onion *k, uint8_t *ack,
+                     uint8_t *rkey)
 {
     uint8_t dh[OVL_X25519_LEN], nonce[OVL_AEAD_NONCE];
     struct ovl_aead a;
@@ -128,7 +138,7 @@ static int open_with(struct client_msg *m, const uint8_t *blob, size_t blob_len,
     rc = ovl_x25519(dh, k->sk, blob);
     if (rc)
         return rc;
-    rc = e2e_key(&a, ack, dh, blob, k->pk);
+    rc = e2e_key(&a, ack, rkey, dh, blob, k->pk);
     ovl_wipe(dh, sizeof(dh));
     if (rc)
         return rc;
@@ -141,7 +151,7 @@ static int open_with(struct client_msg *m, const uint8_t *blob, size_t blob_len,
 
 int msg_open(struct client_msg **out, const uint8_t *blob, size_t blob_len,
              const uint8_t id[CLIENT_MSG_ID], const struct dir_onion *keys, unsigned n_keys,
-             uint8_t ack[MSG_ACK_TAG])
+             uint8_t ack[MSG_ACK_TAG], uint8_t rkey[MSG_KEY])
 {
     struct client_msg *m;
     size_t pt_len, hdr;
@@ -157,7 +167,7 @@ int msg_open(struct client_msg **out, const uint8_t *blob, size_t blob_len,
     if (!m)
         return OVL_ENOMEM;
     for (i = 0; i < n_keys; i++) {
-        rc = open_with(m, blob, blob_len, id, &keys[i], ack);
+        rc = open_with(m, blob, blob_len, id, &keys[i], ack, rkey);
         if (rc == 0)
             break;
     }
@@ -184,6 +194,26 @@ bad:
     ovl_wipe(m->data, pt_len);
     free(m);
     return OVL_EPROTO;
+}
+
+/* Seal (len bytes) or open (len bytes with the tag) buf in place under
+ * kr = first output of KDF2(rkey, rid), zero nonce, ad = id (a reply). */
+static int reply_crypt(bool seal, const uint8_t rkey[MSG_KEY], const uint8_t rid[CLIENT_MSG_ID],
+                       const uint8_t id[CLIENT_MSG_ID], uint8_t *buf, size_t len)
+{
+    uint8_t kr[OVL_HASH_LEN], nonce[OVL_AEAD_NONCE];
+    struct ovl_aead a;
+    int rc;
+
+    ovl_kdf2(kr, NULL, rkey, rid, CLIENT_MSG_ID);
+    rc = ovl_aead_init(&a, OVL_AEAD_CHACHA20POLY1305, kr);
+    ovl_wipe(kr, sizeof(kr));
+    ovl_nonce(nonce, 0);
+    if (rc == 0)
+        rc = seal ? ovl_aead_seal(&a, buf, buf, len, id, CLIENT_MSG_ID, nonce)
+                  : ovl_aead_open(&a, buf, buf, len, id, CLIENT_MSG_ID, nonce);
+    ovl_aead_wipe(&a);
+    return rc;
 }
 
 size_t msg_frag_count(size_t blob_len)
@@ -316,6 +346,7 @@ static void part_forget(struct msg_rx *rx, struct msg_part *p)
     if (lv)
         rx->part_bytes -= lv->cost;
     live_free(lv);
+    ovl_wipe(p, sizeof(*p)); /* key */
     free(p);
 }
 
@@ -393,7 +424,7 @@ static bool frag_valid(const struct msg_rx *rx, uint32_t off, uint32_t total, si
     uint64_t blob_max = rx->max_message + MSG_OVERHEAD_MAX;
     size_t want;
 
-    if (total < MSG_BLOB_MIN || total > blob_max || off >= total || off % MSG_FRAG_DATA != 0)
+    if (total < MSG_REPLY_MIN || total > blob_max || off >= total || off % MSG_FRAG_DATA != 0)
         return false;
     want = total - off < MSG_FRAG_DATA ? total - off : MSG_FRAG_DATA;
     return flen == want;
@@ -556,17 +587,47 @@ static bool inbox_push(struct msg_rx *rx, struct client_msg *m)
     return true;
 }
 
+/* Open a reply's blob (rid its ID) with the key kept for the message it
+ * answers, the first 16 bytes of the blob. A reply carries no time: it is
+ * taken as sealed now, so its tombstone outlives the key. */
+static int reply_open(struct msg_rx *rx, struct client_msg **out, const uint8_t *blob,
+                      size_t blob_len, const uint8_t rid[CLIENT_MSG_ID], uint64_t wall_ms)
+{
+    struct msg_part *s = by_id_find(rx, blob);
+    size_t len = blob_len - CLIENT_MSG_ID;
+    struct client_msg *m;
+
+    if (!s || s->kind != MSG_SENT)
+        return OVL_ECRYPTO;
+    if (!(m = calloc(1, sizeof(*m) + len)))
+        return OVL_ENOMEM;
+    memcpy(m->data, blob + CLIENT_MSG_ID, len);
+    if (reply_crypt(false, s->key, rid, blob, m->data, len) != 0) {
+        free(m);
+        return OVL_ECRYPTO;
+    }
+    memcpy(m->id, rid, CLIENT_MSG_ID);
+    memcpy(m->reply_to, blob, CLIENT_MSG_ID);
+    m->has_reply_to = true;
+    m->sent_ms = wall_ms;
+    m->len = len - OVL_AEAD_TAG;
+    *out = m;
+    return 0;
+}
+
 /* Open p's blob (p is forgotten); *out the message, or NULL (counted,
  * and id marked as junk) when it does not decrypt or was sealed outside
  * the window. */
 static void part_open(struct msg_rx *rx, struct msg_part *p, const struct dir_onion *keys,
                       unsigned n_keys, const struct msg_from *from, struct client_msg **out,
-                      uint8_t tag[MSG_ACK_TAG])
+                      uint8_t tag[MSG_ACK_TAG], uint8_t rkey[MSG_KEY])
 {
     uint8_t id[CLIENT_MSG_ID];
     bool copy = false;
     uint8_t *blob = part_blob(p->lv, &copy);
-    int rc = blob ? msg_open(out, blob, p->lv->total, p->id, keys, n_keys, tag) : OVL_ENOMEM;
+    int rc = !blob         ? OVL_ENOMEM
+             : from->reply ? reply_open(rx, out, blob, p->lv->total, p->id, from->wall_ms)
+                           : msg_open(out, blob, p->lv->total, p->id, keys, n_keys, tag, rkey);
 
     if (copy)
         free(blob);
@@ -595,33 +656,37 @@ static void part_open(struct msg_rx *rx, struct msg_part *p, const struct dir_on
 }
 
 /* The last fragment arrived: decrypt, check the time, leave a tombstone
- * and deliver. */
+ * (with the return path and rkey of a message that may be answered) and
+ * deliver. */
 static enum msg_rx_result part_complete(struct msg_rx *rx, struct msg_part *p,
                                         const struct dir_onion *keys, unsigned n_keys,
                                         const struct msg_from *from, uint8_t *ack)
 {
     struct client_msg *m = NULL;
-    uint8_t tag[MSG_ACK_TAG];
+    uint8_t tag[MSG_ACK_TAG], rkey[MSG_KEY] = {0};
+    enum msg_rx_result r = MSG_RX_DROPPED;
 
-    part_open(rx, p, keys, n_keys, from, &m, tag);
-    if (!m)
-        return MSG_RX_DROPPED;
+    part_open(rx, p, keys, n_keys, from, &m, tag, rkey);
     /* The tombstone comes first: nothing is delivered that a replay could
      * deliver again. */
-    p = tomb_new(rx, m->id, m->sent_ms + rx->window_ms, from->wall_ms);
-    if (!p) {
+    p = m ? tomb_new(rx, m->id, m->sent_ms + rx->window_ms, from->wall_ms) : NULL;
+    if (m && !p)
         client_msg_free(m);
-        return MSG_RX_DROPPED;
+    if (p) {
+        memcpy(p->ack, tag, MSG_ACK_TAG);
+        memcpy(p->key, rkey, MSG_KEY);
+        p->link = from->reply ? 0 : from->link;
+        p->chain = from->chain;
+        m->received_ms = from->wall_ms;
+        /* A full inbox drops it unacknowledged and forgets it, so the
+         * sender's next copy can get in once there is room. */
+        if (inbox_push(rx, m))
+            r = ack_write(ack, p->id, tag);
+        else
+            part_forget(rx, p);
     }
-    memcpy(p->ack, tag, MSG_ACK_TAG);
-    m->received_ms = from->wall_ms;
-    /* A full inbox drops it unacknowledged and forgets it, so the sender's
-     * next copy can get in once there is room. */
-    if (!inbox_push(rx, m)) {
-        part_forget(rx, p);
-        return MSG_RX_DROPPED;
-    }
-    return ack_write(ack, p->id, tag);
+    ovl_wipe(rkey, sizeof(rkey));
+    return r;
 }
 
 enum msg_rx_result msg_rx_fragment(struct msg_rx *rx, const struct msg_from *from,
@@ -697,12 +762,65 @@ void msg_rx_expire(struct msg_rx *rx, uint64_t now_ms, uint64_t wall_ms)
      * stale anyway: by the wall clock, whatever it did meanwhile. */
     while (l[MSG_DONE] && wall_ms > l[MSG_DONE]->t_ms)
         part_forget(rx, l[MSG_DONE]);
+    while (l[MSG_SENT] && wall_ms > l[MSG_SENT]->t_ms)
+        part_forget(rx, l[MSG_SENT]);
+}
+
+void msg_rx_sent(struct msg_rx *rx, const uint8_t id[CLIENT_MSG_ID], const uint8_t rkey[MSG_KEY],
+                 uint64_t wall_ms)
+{
+    struct msg_part *p;
+
+    if (by_id_find(rx, id)) /* a random ID: only a clash, and it cannot be answered */
+        return;
+    if (rx->count[MSG_SENT] >= rx->tomb_max) {
+        rx->st->reply_keys_dropped++;
+        part_forget(rx, rx->list[MSG_SENT]);
+    }
+    p = entry_new(rx, id, MSG_SENT, wall_ms + rx->window_ms);
+    if (p) {
+        memcpy(p->key, rkey, MSG_KEY);
+        DL_APPEND(rx->list[MSG_SENT], p);
+    }
+}
+
+int msg_reply_seal(struct msg_rx *rx, const uint8_t id[CLIENT_MSG_ID], const uint8_t *m, size_t len,
+                   uint8_t rid[CLIENT_MSG_ID], uint8_t **blob, size_t *blob_len,
+                   struct msg_from *path)
+{
+    struct msg_part *p = by_id_find(rx, id);
+    uint8_t *b;
+
+    *blob = NULL;
+    if (!p || p->kind != MSG_DONE)
+        return OVL_ENOENT;
+    if (!p->link)
+        return OVL_EPERM;
+    if (!m || len == 0 || len > SIZE_MAX - MSG_REPLY_MIN)
+        return OVL_EINVAL;
+    if (!(b = malloc(len + MSG_REPLY_MIN - 1)))
+        return OVL_ENOMEM;
+    ovl_random(rid, CLIENT_MSG_ID);
+    rid[0] = MSG_REPLY_TYPE;
+    memcpy(b, id, CLIENT_MSG_ID);
+    memcpy(b + CLIENT_MSG_ID, m, len);
+    if (reply_crypt(true, p->key, rid, id, b + CLIENT_MSG_ID, len) != 0) {
+        ovl_wipe(b, len + CLIENT_MSG_ID);
+        free(b);
+        return OVL_ECRYPTO;
+    }
+    *blob = b;
+    *blob_len = len + MSG_REPLY_MIN - 1;
+    path->link = p->link;
+    path->chain = p->chain;
+    return 0;
 }
 
 uint64_t msg_rx_held(const struct msg_rx *rx)
 {
     return rx->part_bytes + rx->in_bytes +
-           (uint64_t)(rx->count[MSG_DONE] + rx->count[MSG_JUNK]) * sizeof(struct msg_part);
+           (uint64_t)(rx->count[MSG_DONE] + rx->count[MSG_JUNK] + rx->count[MSG_SENT]) *
+               sizeof(struct msg_part);
 }
 
 size_t msg_rx_recv(struct msg_rx *rx, struct client_msg **out, size_t max)
@@ -733,6 +851,7 @@ void msg_rx_free(struct msg_rx *rx)
     {
         by_id_del(rx, p);
         live_free(p->lv);
+        ovl_wipe(p, sizeof(*p));
         free(p);
     }
     DL_FOREACH_SAFE(rx->srcs, s, stmp)

@@ -23,6 +23,16 @@
  *     MSG_ACK_TYPE(1) | msg_id(16) | tag(16),  tag = KDF_LABEL(k, "ovl-e2e-ack-v2")[0..16)
  * Only the two ends know k, so no relay can forge an acknowledgement.
  *
+ * Reply (receiver -> sender, the same way: docs/PROTOCOL.md 19.12): each
+ * fragment is an ordinary one whose message ID rid is fresh and has
+ * rid[0] = MSG_REPLY_TYPE, so its first byte types the record as an
+ * acknowledgement's does; the blob is
+ *     id(16) | ENC(kr, ad = id, message)
+ *     rkey = KDF_LABEL(k, "ovl-e2e-reply-v2"),  kr = first output of KDF2(rkey, rid)
+ * where id is the message answered and k its key. The receiver keeps rkey
+ * in the message's tombstone, the sender in an entry of kind MSG_SENT;
+ * both are wiped when forgotten.
+ *
  * Reassembly is charged for what arrived, not for the total a first
  * fragment claims: bookkeeping (4 bytes per claimed fragment) at the
  * first fragment, then buffer room as fragments arrive (at most twice
@@ -50,24 +60,27 @@
 #define MSG_ACK_TAG      16
 #define MSG_ACK_TYPE     1
 #define MSG_ACK_LEN      (1 + CLIENT_MSG_ID + MSG_ACK_TAG) /* 33 */
+#define MSG_KEY          32                                /* rkey */
+#define MSG_REPLY_TYPE   2
+#define MSG_REPLY_MIN    (CLIENT_MSG_ID + 1 + OVL_AEAD_TAG) /* 33: the smallest blob */
 
 /* Encrypt message m (len bytes, 1..) to a destination whose onion key is
  * onion_pk, stamped with wall_ms (our wall clock, ms since the Unix epoch;
  * the stamp keeps whole seconds); reply_pk (may be NULL) is disclosed to
  * the receiver. *blob is malloc'd (the caller frees it); ack (may be NULL)
- * receives the tag the receiver's acknowledgement will carry. OVL_ECRYPTO
- * for a low-order onion key. */
+ * receives the tag the receiver's acknowledgement will carry, rkey (may be
+ * NULL) the key of the replies to it. OVL_ECRYPTO for a low-order onion key. */
 int msg_seal(uint8_t **blob, size_t *blob_len, const uint8_t onion_pk[OVL_X25519_LEN],
              const uint8_t id[CLIENT_MSG_ID], const uint8_t *reply_pk, const uint8_t *m, size_t len,
-             uint64_t wall_ms, uint8_t ack[MSG_ACK_TAG]) OVL_WUR;
+             uint64_t wall_ms, uint8_t ack[MSG_ACK_TAG], uint8_t rkey[MSG_KEY]) OVL_WUR;
 
 /* Decrypt a blob with each key in turn (current first). On success *out is
  * a malloc'd client_msg (id, sent_ms, has_from/from, len, data; received_ms left 0)
- * and ack (may be NULL) the acknowledgement tag. OVL_ECRYPTO when no key
- * opens it, OVL_EPROTO for a bad plaintext. */
+ * and ack and rkey (each may be NULL) as for msg_seal. OVL_ECRYPTO when no
+ * key opens it, OVL_EPROTO for a bad plaintext. */
 int msg_open(struct client_msg **out, const uint8_t *blob, size_t blob_len,
              const uint8_t id[CLIENT_MSG_ID], const struct dir_onion *keys, unsigned n_keys,
-             uint8_t ack[MSG_ACK_TAG]) OVL_WUR;
+             uint8_t ack[MSG_ACK_TAG], uint8_t rkey[MSG_KEY]) OVL_WUR;
 
 /* Return the number of fragments of a blob of blob_len bytes. */
 size_t msg_frag_count(size_t blob_len);
@@ -93,6 +106,7 @@ enum msg_kind {
     MSG_LIVE, /* being reassembled */
     MSG_DONE, /* delivered: a tombstone, kept until its sent_ms + replay_window */
     MSG_JUNK, /* dropped as malformed or undecryptable: its late fragments are ignored */
+    MSG_SENT, /* a message we sent: its rkey, kept until its sealing time + replay_window */
     MSG_KINDS
 };
 
@@ -102,6 +116,7 @@ struct msg_from {
     uint32_t chain;   /* its delivery ID on that link */
     uint64_t now_ms;  /* monotonic clock */
     uint64_t wall_ms; /* wall clock, ms since the Unix epoch */
+    bool reply;       /* a reply fragment back on our chain (link, chain: its first hop, ID) */
 };
 
 /* Receiver state: messages being reassembled, tombstones and the inbox. */
@@ -113,7 +128,7 @@ struct msg_rx {
     struct client_stats *st;                  /* counters are added here (not owned) */
 
     struct msg_part *by_id;           /* uthash: every entry */
-    struct msg_part *list[MSG_KINDS]; /* utlist by kind: live and junk oldest first,
+    struct msg_part *list[MSG_KINDS]; /* utlist by kind: live, junk, sent oldest first,
                                          done by expiry */
     uint32_t count[MSG_KINDS];
     struct msg_src *srcs; /* utlist: chains and links with partial messages */
@@ -141,17 +156,34 @@ void msg_rx_free(struct msg_rx *rx);
  * sent_ms + replay_window, so a retransmitted or replayed copy is
  * acknowledged again, not delivered twice. When all `tombstones` entries
  * are still in their window, a new message is refused (refused_tombstones)
- * rather than one of them forgotten. */
+ * rather than one of them forgotten. With from->reply it is a reply's
+ * fragment: opened with the rkey msg_rx_sent kept (keys unused), it enters
+ * the inbox with reply_to set (ack is written but means nothing). */
 enum msg_rx_result msg_rx_fragment(struct msg_rx *rx, const struct msg_from *from,
                                    const uint8_t *frag, size_t len, const struct dir_onion *keys,
                                    unsigned n_keys, uint8_t ack[MSG_ACK_LEN]);
 
+/* Keep rkey for the replies to message id, which we sealed at wall_ms,
+ * until wall_ms + replay_window. When `tombstones` keys are kept the
+ * oldest is forgotten (reply_keys_dropped). */
+void msg_rx_sent(struct msg_rx *rx, const uint8_t id[CLIENT_MSG_ID], const uint8_t rkey[MSG_KEY],
+                 uint64_t wall_ms);
+
+/* Seal m (len bytes, 1..) as a reply to message id, which we received:
+ * rid is its fresh ID, *blob (malloc'd) what goes out in its fragments,
+ * path->link and path->chain the link serial and delivery ID id came on.
+ * OVL_ENOENT when id is not remembered (never delivered here, or its
+ * replay window is over), OVL_EPERM when it came as a reply. */
+int msg_reply_seal(struct msg_rx *rx, const uint8_t id[CLIENT_MSG_ID], const uint8_t *m, size_t len,
+                   uint8_t rid[CLIENT_MSG_ID], uint8_t **blob, size_t *blob_len,
+                   struct msg_from *path) OVL_WUR;
+
 /* Drop messages whose reassembly started timeout_ms ago or more (now_ms,
- * monotonic), junk markers as old, and tombstones whose window ended by
- * wall_ms. */
+ * monotonic), junk markers as old, and tombstones and sent keys whose
+ * window ended by wall_ms. */
 void msg_rx_expire(struct msg_rx *rx, uint64_t now_ms, uint64_t wall_ms);
 
-/* Return the bytes rx holds: reassembly, tombstones and markers, inbox. */
+/* Return the bytes rx holds: reassembly, tombstones, markers, keys, inbox. */
 uint64_t msg_rx_held(const struct msg_rx *rx);
 
 /* Move up to max inbox messages, oldest first, into out; return how many. */

@@ -187,11 +187,32 @@ void sendq_tick(struct client *c, uint64_t now)
     }
 }
 
-/* The destination dest read message id, if the tag says so. */
-void sendq_ack(struct client *c, const uint8_t *dest, const uint8_t *rec, size_t len)
+/* A fragment of a reply: through the reassembly, charged to ch's first
+ * link and chain ID. */
+static void reply_in(struct cchain *ch, const uint8_t *rec, size_t len)
 {
+    struct client *c = ch->c;
+    struct msg_from from = {.link = ch->link_serial, .chain = ch->chain_id, .reply = true};
+    uint8_t ack[MSG_ACK_LEN];
+
+    from.now_ms = clock_now_ms();
+    from.wall_ms = clock_wall_ms();
+    if (msg_rx_fragment(&c->rx, &from, rec, len, NULL, 0, ack) == MSG_RX_DONE) {
+        c->st.replies_in++;
+        client_tell_inbox(c);
+    }
+}
+
+/* The destination dest read message id, if the tag says so; or it answers. */
+void sendq_back(struct cchain *ch, const uint8_t *dest, const uint8_t *rec, size_t len)
+{
+    struct client *c = ch->c;
     struct out_msg *lists[2] = {c->unacked, c->queue}, *m;
 
+    if (len > 0 && rec[0] == MSG_REPLY_TYPE) {
+        reply_in(ch, rec, len);
+        return;
+    }
     if (len < MSG_ACK_LEN || rec[0] != MSG_ACK_TYPE) {
         c->st.dropped_bad++;
         return;
@@ -221,6 +242,8 @@ void sendq_ack(struct client *c, const uint8_t *dest, const uint8_t *rec, size_t
 void sendq_looked_up(struct out_msg *m, int err, const struct desc *d)
 {
     struct client *c = m->c;
+    uint8_t rkey[MSG_KEY];
+    uint64_t wall = clock_wall_ms();
     int rc;
 
     m->state = OM_WAIT; /* no longer cancellable */
@@ -230,7 +253,10 @@ void sendq_looked_up(struct out_msg *m, int err, const struct desc *d)
         return;
     }
     rc = msg_seal(&m->blob, &m->blob_len, d->onion_pk, m->id, m->reply ? c->n->id.pk : NULL,
-                  m->data, m->len, clock_wall_ms(), m->ack);
+                  m->data, m->len, wall, m->ack, rkey);
+    if (rc == 0) /* kept past the acknowledgement, to open the replies */
+        msg_rx_sent(&c->rx, m->id, rkey, wall);
+    ovl_wipe(rkey, sizeof(rkey));
     if (rc) {
         sendq_fail(m, ovl_strerror(rc));
         return;

@@ -12,6 +12,12 @@
  * their order. The directory request behind it names the client as its
  * callback argument and is cancelled whenever the client is closed first.
  *
+ * A "subscribe" leaves the client a subscriber for the rest of its
+ * connection: its input is read (to see it go) and ignored, and ctl_feed,
+ * the client role's inbox hook, moves each message of the inbox into an
+ * event for one subscriber with less than CTL_WQ_MAX unwritten. The inbox
+ * keeps what no subscriber has room for.
+ *
  * Errors are negative codes (-errno or enum ovl_err) up to ctl_error_reply,
  * the one place that writes a reply's errno= line; ctl_wire_errno() turns
  * them into the positive errno the protocol carries there.
@@ -47,6 +53,7 @@
 /* Only a request that starts exactly so may grow past CONTROL_REQ_MAX. */
 #define CTL_SEND_PREFIX     "ovl-control=1\ncommand=send\n"
 #define CTL_SEND_PREFIX_LEN (sizeof(CTL_SEND_PREFIX) - 1)
+#define CTL_REPLY_PREFIX    "ovl-control=1\ncommand=reply\n" /* may grow the same way */
 
 /* Where a client is in its life; it only ever moves forward (see
  * ctl_set_state). */
@@ -62,6 +69,7 @@ enum ctl_state {
 #define CTL_F_EOF     (1u << 2) /* the client shut down its side; answer what is buffered */
 #define CTL_F_PENDING (1u << 3) /* a deferred reply is outstanding */
 #define CTL_F_READING (1u << 4) /* uv_read_start is in force */
+#define CTL_F_SUB     (1u << 5) /* subscribed: gets events, its input is ignored */
 
 struct ctl_client {
     struct control *ctl;
@@ -88,6 +96,8 @@ struct ctl_write {
 };
 
 static void ctl_client_process(struct ctl_client *cl);
+static void ctl_feed(void *arg);
+static int ctl_finish_ok(struct kvbuf *out, const char **err);
 static void ctl_update_reading(struct ctl_client *cl);
 static void ctl_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 static void ctl_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -188,10 +198,13 @@ static void ctl_stop_node(struct control *c)
 
 /* ---- buffering --------------------------------------------------------- */
 
+/* Whether the buffered request is a send or a reply, which carry a message. */
 static bool ctl_is_send(const struct ctl_client *cl)
 {
-    return cl->len >= CTL_SEND_PREFIX_LEN &&
-           memcmp(cl->buf, CTL_SEND_PREFIX, CTL_SEND_PREFIX_LEN) == 0;
+    return (cl->len >= CTL_SEND_PREFIX_LEN &&
+            memcmp(cl->buf, CTL_SEND_PREFIX, CTL_SEND_PREFIX_LEN) == 0) ||
+           (cl->len > CTL_SEND_PREFIX_LEN &&
+            memcmp(cl->buf, CTL_REPLY_PREFIX, CTL_SEND_PREFIX_LEN + 1) == 0);
 }
 
 /* The most bytes the request at the start of the buffer may have. */
@@ -296,12 +309,13 @@ static void ctl_on_idle(uv_timer_t *t)
     ctl_client_close(cl);
 }
 
-/* Restart the idle clock; a client waiting for a deferred reply is not idle. */
+/* Restart the idle clock; a client waiting for a deferred reply or for
+ * events is not idle. */
 static void ctl_touch(struct ctl_client *cl)
 {
     if (cl->state == CTL_CLOSING)
         return;
-    if (cl->flags & CTL_F_PENDING)
+    if (cl->flags & (CTL_F_PENDING | CTL_F_SUB))
         uv_timer_stop(cl->idle_timer);
     else
         uv_timer_start(cl->idle_timer, ctl_on_idle, CONTROL_IDLE_MS, 0);
@@ -339,6 +353,8 @@ static void ctl_on_write(uv_write_t *req, int status)
     } else if (cl->state != CTL_CLOSING) {
         if (cl->queued <= CTL_WQ_MAX / 2)
             cl->flags &= ~CTL_F_PAUSED;
+        if (cl->flags & CTL_F_SUB)
+            ctl_feed(c);
         ctl_carry_on(cl);
     }
     ctl_touch(cl);
@@ -379,6 +395,32 @@ static void ctl_send(struct ctl_client *cl, struct kvbuf *b, bool stop_node)
 out:
     if (stop_node)
         ctl_stop_node(cl->ctl);
+}
+
+/* Move the inbox's messages to the subscribers, each message to one of
+ * them with room (see the top of the file). */
+static void ctl_feed(void *arg)
+{
+    struct control *c = arg;
+    struct ctl_client *cl;
+    struct client_msg *m;
+
+    for (cl = c->clients; cl; cl = cl->next) {
+        while ((cl->flags & CTL_F_SUB) && cl->state == CTL_OPEN && cl->queued < CTL_WQ_MAX &&
+               client_recv(c->node->client, &m, 1) == 1) {
+            struct kvbuf ev = {0};
+            const char *err;
+
+            ctl_reply_begin(&ev);
+            kv_adds(&ev, "event", "message");
+            if (ctl_add_msg(&ev, 0, m) != 0)
+                ev.err = OVL_ENOMEM; /* the subscriber is closed: it would miss it */
+            ovl_wipe(m->data, m->len);
+            free(m);
+            (void)ctl_finish_ok(&ev, &err);
+            ctl_send(cl, &ev, false);
+        }
+    }
 }
 
 /* Start a successful reply with the version line. */
@@ -598,6 +640,11 @@ static void ctl_handle(struct ctl_client *cl, char *buf, size_t len, size_t raw)
     ctl_send(cl, &out, e == 0 && (rq.flags & CTL_RQ_STOP_NODE));
     if (e == -E2BIG)
         ctl_client_drain(cl); /* cannot trust where the next request starts */
+    if (e == 0 && (rq.flags & CTL_RQ_SUBSCRIBE)) {
+        cl->flags |= CTL_F_SUB;
+        ctl_touch(cl);
+        ctl_feed(c); /* what is waiting already */
+    }
 }
 
 static void ctl_too_big(struct ctl_client *cl, size_t limit)
@@ -615,8 +662,13 @@ static void ctl_too_big(struct ctl_client *cl, size_t limit)
 static void ctl_client_process(struct ctl_client *cl)
 {
     while (cl->state == CTL_OPEN && !(cl->flags & (CTL_F_PAUSED | CTL_F_PENDING))) {
-        size_t m = ctl_msg_len(cl);
+        size_t m;
 
+        if (cl->flags & CTL_F_SUB) { /* a subscriber's input means nothing */
+            ctl_consume(cl, cl->len);
+            return;
+        }
+        m = ctl_msg_len(cl);
         if (m == 0 || m > cl->len) {
             size_t limit = ctl_limit(cl);
 
@@ -852,6 +904,7 @@ int ctl_server_start(struct node *n, const char *path, const struct ctl_cmd_tabl
     if ((r = uv_listen((uv_stream_t *)&c->server, CTL_BACKLOG, ctl_on_connection)) != 0)
         goto fail_handle;
     log_info(&n->log, "control socket listening on %s", path);
+    client_on_inbox(n->client, ctl_feed, c);
     *out = c;
     return 0;
 fail_handle:
@@ -876,6 +929,7 @@ void control_stop(struct control *c)
     if (!c || c->stopping)
         return;
     c->stopping = true;
+    client_on_inbox(c->node->client, NULL, NULL);
     for (cl = c->clients; cl; cl = next) {
         next = cl->next;
         ctl_client_close(cl);

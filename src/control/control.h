@@ -11,6 +11,9 @@
  * Some replies are deferred ("dir-chain" waits for a bootstrap): the client
  * stays connected and its later requests wait, so replies keep the request
  * order; if the client goes away first the directory request is cancelled.
+ * A "subscribe" turns the connection into a stream of events: each
+ * message is taken from the inbox as it enters and pushed to one
+ * subscriber that has room for it (docs/CONTROL.md).
  */
 #ifndef OVL_CONTROL_CONTROL_H
 #define OVL_CONTROL_CONTROL_H

@@ -27,10 +27,12 @@
 #include "lib/kvmsg.h"
 
 #define CTL_ERR_MAX 160
+#define CTL_B64     sodium_base64_VARIANT_ORIGINAL
 
 /* What a command says of its request besides its return (ctl_req.flags). */
 #define CTL_RQ_DEFERRED  (1u << 0) /* the reply comes later: ctl_deferred_reply */
 #define CTL_RQ_STOP_NODE (1u << 1) /* "shutdown": stop the daemon once the reply is out */
+#define CTL_RQ_SUBSCRIBE (1u << 2) /* "subscribe": the client gets events after the reply */
 
 struct ctl_client;
 
@@ -118,6 +120,10 @@ void ctl_add_fixed(struct kvbuf *out, const char *key, const char *s, size_t max
 
 /* Add key=ID, the node ID of the public key pk. */
 void ctl_add_id(struct kvbuf *out, const char *key, const uint8_t pk[OVL_ED25519_PK]);
+
+/* Add the record of received message m (msg=index, id, from, reply_to,
+ * received_ms, len, data lines): 0, or -ENOMEM or -EIO (out unchanged). */
+int ctl_add_msg(struct kvbuf *out, size_t index, const struct client_msg *m);
 
 /* Counters as tables rather than a call each (half the bytes): names
  * holds each counter's name followed by a NUL, the list ending with an

@@ -1,11 +1,14 @@
 /* ctl_reply.c - what every command uses to build its reply: the error
- * text, fixed-size strings, node IDs and ages. The bottom of the control
- * layer: the server and the commands build on it. */
+ * text, fixed-size strings, node IDs, ages and received messages. The
+ * bottom of the control layer: the server and the commands build on it. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "control/ctl_int.h"
+#include "lib/encode.h"
 
 /* Set rq's error text and return e (a negative code). */
 int ctl_fail(struct ctl_req *rq, int e, const char *fmt, ...)
@@ -44,6 +47,36 @@ void ctl_add_id(struct kvbuf *out, const char *key, const uint8_t pk[OVL_ED25519
 uint64_t ctl_since(uint64_t now, uint64_t then)
 {
     return then && now >= then ? now - then : 0;
+}
+
+/* Add one received message: its header lines, then its base64 in chunks. */
+int ctl_add_msg(struct kvbuf *out, size_t index, const struct client_msg *m)
+{
+    char hex[2 * CLIENT_MSG_ID + 1], to[2 * CLIENT_MSG_ID + 1] = "", from[OVL_NODE_ID_LEN + 1] = "";
+    size_t b64len = sodium_base64_ENCODED_LEN(m->len, CTL_B64), off;
+    char *b64 = malloc(b64len);
+
+    if (!b64)
+        return -ENOMEM;
+    if (enc_hex(hex, sizeof hex, m->id, sizeof m->id) != 0 ||
+        (m->has_reply_to && enc_hex(to, sizeof to, m->reply_to, sizeof m->reply_to) != 0)) {
+        free(b64);
+        return -EIO;
+    }
+    if (m->has_from)
+        node_id_format(from, m->from);
+    kv_addu(out, "msg", index);
+    kv_adds(out, "id", hex);
+    kv_adds(out, "from", from);
+    kv_adds(out, "reply_to", to);
+    kv_addu(out, "received_ms", m->received_ms);
+    kv_addu(out, "len", m->len);
+    sodium_bin2base64(b64, b64len, m->data, m->len, CTL_B64);
+    /* b64len counts the NUL. */
+    for (off = 0; off + 1 < b64len; off += CONTROL_DATA_CHUNK)
+        kv_addf(out, "data", "%.*s", CONTROL_DATA_CHUNK, b64 + off);
+    free(b64);
+    return 0;
 }
 
 /* Add PREFIX + NAME for each name of names with the value at offs[i] in

@@ -20,7 +20,6 @@
 #define CTL_RECV_DEFAULT 100
 #define CTL_RECV_MAX     1000
 #define CTL_RECV_BUDGET  ((size_t)16 << 20) /* base64 bytes per recv reply, past the first */
-#define CTL_B64          sodium_base64_VARIANT_ORIGINAL
 
 /* ---- status ------------------------------------------------------------ */
 
@@ -62,7 +61,8 @@ static void ctl_status_relay(struct kvbuf *out, const struct relay *r)
     X(cover_skipped, 64) X(cover_permille, 32) X(rate_missed, 64) X(loops_out, 64)                 \
     X(loops_in, 64) X(bytes_held, 64) X(dropped_auth, 64) X(dropped_bad, 64)                       \
     X(dropped_reassembly, 64) X(dropped_inbox_full, 64) X(inbox_messages, 32)                      \
-    X(inbox_bytes, 64) X(send_queued, 32) X(acks_sent, 64) X(acks_in, 64) X(retransmits, 64)       \
+    X(inbox_bytes, 64) X(send_queued, 32) X(acks_sent, 64) X(acks_in, 64) X(replies_sent, 64)      \
+    X(replies_in, 64) X(reply_keys_dropped, 64) X(retransmits, 64)               \
     X(duplicates, 64) X(dropped_stale, 64) X(refused_tombstones, 64) X(refused_share, 64)          \
     X(refused_ids, 64) X(deliveries, 32) X(tombstones, 32)
 /* clang-format on */
@@ -125,6 +125,12 @@ void ctl_status_roles(struct kvbuf *out, const struct node *n)
 }
 
 /* ---- send -------------------------------------------------------------- */
+
+/* Refuse a command of the client role on a node without it. */
+static int ctl_no_client(struct ctl_req *rq)
+{
+    return ctl_fail(rq, -EOPNOTSUPP, "%s needs the client role", rq->m->pairs[1].value);
+}
 
 /* Parse a decimal in lo..hi (digits only). */
 static bool ctl_parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
@@ -196,13 +202,40 @@ out:
     return e;
 }
 
+/* The message of a send or a reply: text=, the raw bytes after length=N,
+ * or the data= lines decoded into *buf (malloc'd, for the caller to free;
+ * NULL otherwise). */
+static int ctl_body(struct ctl_req *rq, const uint8_t **msg, size_t *len, uint8_t **buf)
+{
+    const char *text = kvmsg_get(rq->m, "text");
+    bool data = kvmsg_get(rq->m, "data") != NULL, raw = kvmsg_get(rq->m, "length") != NULL;
+    int e;
+
+    *buf = NULL;
+    if ((text != NULL) + data + raw != 1)
+        return ctl_fail(rq, -EINVAL,
+                        "%s needs one of text=, data= lines or length=", rq->m->pairs[1].value);
+    if (raw && rq->raw_len == 0)
+        return ctl_fail(rq, -EINVAL, "length must be a decimal byte count from 1");
+    if (text) {
+        *msg = (const uint8_t *)text;
+        *len = strlen(text);
+    } else if (raw) {
+        *msg = rq->raw; /* no decoding: the client copies */
+        *len = rq->raw_len;
+    } else if ((e = ctl_decode_data(rq, buf, len)) != 0) {
+        return e;
+    } else {
+        *msg = *buf;
+    }
+    return 0;
+}
+
 /* Check send's arguments into dest and reply. */
 static int ctl_send_args(struct ctl_req *rq, uint8_t dest[OVL_ED25519_PK], bool *reply)
 {
     const char *to = kvmsg_get(rq->m, "to");
     const char *r = kvmsg_get(rq->m, "reply");
-    bool text = kvmsg_get(rq->m, "text") != NULL, data = kvmsg_get(rq->m, "data") != NULL;
-    bool raw = kvmsg_get(rq->m, "length") != NULL;
 
     if (!to)
         return ctl_fail(rq, -EINVAL, "send needs to=NODE_ID");
@@ -211,10 +244,6 @@ static int ctl_send_args(struct ctl_req *rq, uint8_t dest[OVL_ED25519_PK], bool 
     if (r && strcmp(r, "0") != 0 && strcmp(r, "1") != 0)
         return ctl_fail(rq, -EINVAL, "reply must be 0 or 1");
     *reply = r && strcmp(r, "1") == 0;
-    if (text + data + raw != 1)
-        return ctl_fail(rq, -EINVAL, "send needs one of text=, data= lines or length=");
-    if (raw && rq->raw_len == 0)
-        return ctl_fail(rq, -EINVAL, "length must be a decimal byte count from 1");
     return 0;
 }
 
@@ -253,74 +282,88 @@ static void ctl_send_done(void *arg, const uint8_t id[CLIENT_MSG_ID], int err)
     ctl_deferred_reply(arg, 0, NULL, &out);
 }
 
-static int ctl_cmd_send(struct ctl_req *rq)
+/* Add id=HEX for a message ID. */
+static int ctl_add_hex(struct ctl_req *rq, const uint8_t id[CLIENT_MSG_ID])
 {
-    struct client *c = rq->ctl->node->client;
-    uint8_t dest[OVL_ED25519_PK], id[CLIENT_MSG_ID], *msg = NULL;
     char hex[2 * CLIENT_MSG_ID + 1];
-    const char *text;
-    const char *w = kvmsg_get(rq->m, "wait");
-    size_t len;
-    bool reply = false, wait = w && strcmp(w, "1") == 0;
-    client_sent_cb cb = wait ? ctl_send_done : NULL;
-    int e, err;
 
-    if (!c)
-        return ctl_fail(rq, -EOPNOTSUPP, "send needs the client role");
-    if ((e = ctl_send_args(rq, dest, &reply)) != 0)
-        return e;
-    if (w && !wait && strcmp(w, "0") != 0)
-        return ctl_fail(rq, -EINVAL, "wait must be 0 or 1");
-    if ((text = kvmsg_get(rq->m, "text")) != NULL) {
-        err = client_send_cb(c, dest, (const uint8_t *)text, strlen(text), reply, id, cb, rq->cl);
-    } else if (rq->raw_len) {
-        /* The bytes after the blank line: no decoding (client_send copies). */
-        err = client_send_cb(c, dest, rq->raw, rq->raw_len, reply, id, cb, rq->cl);
-    } else {
-        if ((e = ctl_decode_data(rq, &msg, &len)) != 0)
-            return e;
-        err = client_send_cb(c, dest, msg, len, reply, id, cb, rq->cl);
-        free(msg);
-    }
-    if (err != 0)
-        return ctl_send_error(rq, err);
-    if (wait)
-        return ctl_defer(rq);
-    if (enc_hex(hex, sizeof hex, id, sizeof id) != 0)
+    if (enc_hex(hex, sizeof hex, id, CLIENT_MSG_ID) != 0)
         return ctl_fail(rq, -EIO, "cannot format the message id");
     kv_adds(rq->out, "id", hex);
     return 0;
 }
 
-/* ---- recv -------------------------------------------------------------- */
-
-/* Add one received message: its header lines, then its base64 in chunks. */
-static int ctl_add_msg(struct kvbuf *out, size_t index, const struct client_msg *m)
+static int ctl_cmd_send(struct ctl_req *rq)
 {
-    char hex[2 * CLIENT_MSG_ID + 1], from[OVL_NODE_ID_LEN + 1] = "";
-    size_t b64len = sodium_base64_ENCODED_LEN(m->len, CTL_B64), off;
-    char *b64 = malloc(b64len);
+    struct client *c = rq->ctl->node->client;
+    uint8_t dest[OVL_ED25519_PK], id[CLIENT_MSG_ID], *buf;
+    const uint8_t *msg;
+    const char *w = kvmsg_get(rq->m, "wait");
+    size_t len;
+    bool reply = false, wait = w && strcmp(w, "1") == 0;
+    int e, err;
 
-    if (!b64)
-        return -ENOMEM;
-    if (enc_hex(hex, sizeof hex, m->id, sizeof m->id) != 0) {
-        free(b64);
-        return -EIO;
-    }
-    if (m->has_from)
-        node_id_format(from, m->from);
-    kv_addu(out, "msg", index);
-    kv_adds(out, "id", hex);
-    kv_adds(out, "from", from);
-    kv_addu(out, "received_ms", m->received_ms);
-    kv_addu(out, "len", m->len);
-    sodium_bin2base64(b64, b64len, m->data, m->len, CTL_B64);
-    /* b64len counts the NUL. */
-    for (off = 0; off + 1 < b64len; off += CONTROL_DATA_CHUNK)
-        kv_addf(out, "data", "%.*s", CONTROL_DATA_CHUNK, b64 + off);
-    free(b64);
+    if (!c)
+        return ctl_no_client(rq);
+    if ((e = ctl_send_args(rq, dest, &reply)) != 0)
+        return e;
+    if (w && !wait && strcmp(w, "0") != 0)
+        return ctl_fail(rq, -EINVAL, "wait must be 0 or 1");
+    if ((e = ctl_body(rq, &msg, &len, &buf)) != 0)
+        return e;
+    err = client_send_cb(c, dest, msg, len, reply, id, wait ? ctl_send_done : NULL, rq->cl);
+    free(buf);
+    if (err != 0)
+        return ctl_send_error(rq, err);
+    if (wait)
+        return ctl_defer(rq);
+    return ctl_add_hex(rq, id);
+}
+
+/* reply id=ID (text= | data= | length=): answer a received message. */
+static int ctl_cmd_reply(struct ctl_req *rq)
+{
+    struct client *c = rq->ctl->node->client;
+    const char *s = kvmsg_get(rq->m, "id"), *why;
+    uint8_t id[CLIENT_MSG_ID], rid[CLIENT_MSG_ID], *buf;
+    const uint8_t *msg;
+    size_t len;
+    int e;
+
+    if (!c)
+        return ctl_no_client(rq);
+    if (!s || dec_hex(id, CLIENT_MSG_ID, s) != 0)
+        return ctl_fail(rq, -EINVAL, "id must be 32 hex digits");
+    if ((e = ctl_body(rq, &msg, &len, &buf)) != 0)
+        return e;
+    e = client_reply(c, id, msg, len, rid);
+    free(buf);
+    /* The errno is the nearest to e (ENOENT, EPERM, ECONNRESET, EAGAIN,
+     * EMSGSIZE, ...); the text says why. */
+    why = e == OVL_ENOENT    ? "unknown message (or past its replay_window)"
+          : e == OVL_EPERM   ? "a reply has no way back"
+          : e == OVL_ECLOSED ? "the sender's chain is gone"
+          : e == OVL_EAGAIN  ? "the link back is full; try later"
+          : e == OVL_ETOOBIG ? "over 65536 bytes (or max_message)"
+                             : ovl_strerror(e);
+    return e ? ctl_fail(rq, e, "cannot reply: %s", why) : ctl_add_hex(rq, rid);
+}
+
+/* subscribe events=messages: from the reply on, each message that enters
+ * the inbox comes as an event on this connection. */
+static int ctl_cmd_subscribe(struct ctl_req *rq)
+{
+    const char *ev = kvmsg_get(rq->m, "events");
+
+    if (!rq->ctl->node->client)
+        return ctl_no_client(rq);
+    if (!ev || strcmp(ev, "messages") != 0)
+        return ctl_fail(rq, -EINVAL, "subscribe needs events=messages");
+    rq->flags |= CTL_RQ_SUBSCRIBE;
     return 0;
 }
+
+/* ---- recv -------------------------------------------------------------- */
 
 static int ctl_cmd_recv(struct ctl_req *rq)
 {
@@ -332,7 +375,7 @@ static int ctl_cmd_recv(struct ctl_req *rq)
     int e = 0;
 
     if (!c)
-        return ctl_fail(rq, -EOPNOTSUPP, "recv needs the client role");
+        return ctl_no_client(rq);
     if (s && !ctl_parse_uint(s, 1, CTL_RECV_MAX, &max))
         return ctl_fail(rq, -EINVAL, "max must be 1 to %d", CTL_RECV_MAX);
     if (!(msgs = calloc(max, sizeof *msgs)))
@@ -378,7 +421,7 @@ static int ctl_cmd_new_chain(struct ctl_req *rq)
     int err;
 
     if (!c)
-        return ctl_fail(rq, -EOPNOTSUPP, "new-chain needs the client role");
+        return ctl_no_client(rq);
     err = client_new_chain(c);
     if (err == OVL_EAGAIN)
         return ctl_fail(rq, -EBUSY, "a chain is being built already");
@@ -392,7 +435,7 @@ static int ctl_cmd_chains(struct ctl_req *rq)
     struct client *c = rq->ctl->node->client;
 
     if (!c)
-        return ctl_fail(rq, -EOPNOTSUPP, "chains needs the client role");
+        return ctl_no_client(rq);
     client_each_chain(c, ctl_chain_info, rq->out);
     return 0;
 }
@@ -531,11 +574,14 @@ static int ctl_cmd_dir_chain(struct ctl_req *rq)
 static const struct ctl_cmd ctl_role_cmds[] = {
     {"send", ctl_cmd_send, "to reply text data* length wait"},
     {"recv", ctl_cmd_recv, "max"},
+    {"reply", ctl_cmd_reply, "id text data* length"},
+    {"subscribe", ctl_cmd_subscribe, "events"},
     {"chains", ctl_cmd_chains, ""},
     {"new-chain", ctl_cmd_new_chain, ""},
     {"relays", ctl_cmd_relays, ""},
     {"relay-chains", ctl_cmd_relay_chains, ""},
     {"dir-chain", ctl_cmd_dir_chain, "length backups"},
 };
+/* clang-format on */
 const struct ctl_cmd_table ctl_role_table = {ctl_role_cmds,
                                              sizeof ctl_role_cmds / sizeof ctl_role_cmds[0]};

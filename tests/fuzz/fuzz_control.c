@@ -1,7 +1,8 @@
 /* fuzz_control.c - the control server's request handling (src/control:
- * its request scanner, the "send" raw-payload rule, the envelope and
- * argument checks and every command's argument parsing), reached through
- * its one public entry point, control_start, and a real socket.
+ * its request scanner, the raw-payload rule of "send" and "reply", the
+ * envelope and argument checks, subscribers and every command's argument
+ * parsing), reached through its one public entry point, control_start,
+ * and a real socket.
  *
  * For every input the harness brings up a node with all three roles (not
  * started: no listener, no peer, so nothing leaves the process), opens its
@@ -67,6 +68,10 @@ static void seeds(const char *dir)
     SEED("dir-chain", "ovl-control=1\ncommand=dir-chain\nlength=2\nbackups=1\n\n");
     SEED("new-chain-shutdown", "ovl-control=1\ncommand=new-chain\n\n"
                                "ovl-control=1\ncommand=shutdown\n\n");
+    SEED("reply-subscribe", "ovl-control=1\ncommand=reply\nid=000102030405060708090a0b0c0d0e0f\n"
+                            "text=hi\n\novl-control=1\ncommand=reply\nid=00\nlength=3\n\nabc"
+                            "ovl-control=1\ncommand=subscribe\nevents=messages\n\n"
+                            "ovl-control=1\ncommand=status\n\n");
     fuzz_identity(&peer, 41); /* not the node itself: sending to oneself is refused */
     node_id_format(nid, peer.pk);
     n = snprintf(text, sizeof(text),

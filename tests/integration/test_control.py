@@ -1,7 +1,7 @@
 """The control socket and ovlctl: replies to malformed requests, the JSON
 output, log-level changes, the client cap and the socket's permissions, and
-the role commands (send, recv, chains, relays, dir-chain) given bad input or
-asked of a node without the role."""
+the role commands (send, recv, reply, subscribe, chains, relays, dir-chain)
+given bad input or asked of a node without the role."""
 
 import base64
 import os
@@ -16,7 +16,7 @@ import ovltest  # noqa: E402
 from ovltest import NODE_ID_RE, wait_for  # noqa: E402
 
 EPROTO, EOPNOTSUPP, EINVAL, E2BIG, EBUSY = 71, 95, 22, 7, 16
-EMSGSIZE = 90
+EMSGSIZE, ENOENT = 90, 2
 CONTROL_MAX_CLIENTS = 16  # src/control/control.h
 HDR = "ovl-control=1\n"
 
@@ -327,6 +327,57 @@ def test_recv_malformed(net):
     assert r.returncode == 2, "recv --max 0: exit %d, want 2" % r.returncode
 
 
+def test_reply_subscribe_malformed(net):
+    """reply and subscribe given bad input; a reply may carry a big body
+    (like send) and is refused for what it answers, not for its size."""
+    c = client_node(net)
+    rid = "id=" + "ab" * 16
+
+    def reply_req(*lines):
+        return HDR + "command=reply\n" + "".join(l + "\n" for l in lines) + "\n"
+
+    for lines in [("text=x",), ("id=zz", "text=x"), ("id=" + "ab" * 15, "text=x"), (rid,),
+                  (rid, "text=x", "to=" + FAKE_ID), (rid, rid, "text=x"), (rid, "data=!!!!")]:
+        check_error(c, reply_req(*lines), EINVAL)
+    check_error(c, reply_req(rid, "text=x", "length=1") + "y", EINVAL)  # two message forms
+    check_error(c, reply_req(rid, "text=never received"), ENOENT)
+    big = base64.b64encode(os.urandom(2500)).decode()  # over 4096 bytes of request
+    chunks = ["data=" + big[i:i + 1000] for i in range(0, len(big), 1000)]
+    check_error(c, reply_req(rid, *chunks), ENOENT)
+    check_error(c, reply_req(rid, "length=%d" % (MAX_MESSAGE + 1)) + "x" * (MAX_MESSAGE + 1),
+                EMSGSIZE)
+    for args in ("", "events=all\n", "events=messages\nevents=messages\n", "max=1\n"):
+        check_error(c, HDR + "command=subscribe\n%s\n" % args, EINVAL)
+    # A subscriber that shuts down its writing side gets its reply (and what
+    # the inbox held: nothing here), then the connection closes.
+    rc, pairs = c.raw(HDR + "command=subscribe\nevents=messages\n\n")
+    assert rc == 0 and pairs == [("ovl-control", "1"), ("errno", "0")], pairs
+    # After subscribe a connection's requests are read and ignored (not
+    # even counted): only subscribe and the two status requests count.
+    before = c.status()["control_requests"]
+    s = c.connect()
+    try:
+        s.sendall((HDR + "command=subscribe\nevents=messages\n\n" + HDR +
+                   "command=version\n\n").encode())
+        sub, = read_replies(s, 1)
+        assert reply_errno(sub) == 0, sub
+        assert c.status()["control_requests"] == before + 2
+        s.setblocking(False)
+        try:
+            extra = s.recv(65536)
+        except BlockingIOError:
+            extra = b""
+        assert extra == b"", "a subscriber's request was answered: %r" % extra
+    finally:
+        s.close()
+    for args in [("reply",), ("reply", "--file"), ("reply", "ab" * 16),
+                 ("reply", "--to", FAKE_ID, "ab" * 16, "x"), ("reply", "--wait", "ab" * 16, "x")]:
+        r = c.ctl_run(*args)
+        assert r.returncode == 2, "%r: exit %d, want 2 (%s)" % (args, r.returncode, r.stderr)
+    r = c.ctl_run("reply", "ab" * 16, "hello")
+    assert r.returncode == 1 and "errno %d" % ENOENT in r.stderr, r.stderr
+
+
 def test_dir_chain_errors(net):
     c = client_node(net)
     for args in ("length=0", "length=9", "backups=5", "length=x", "length=3\nlength=3", "hops=3"):
@@ -369,6 +420,8 @@ def test_roles_off(net):
     check_error(n, HDR + "command=new-chain\n\n", EOPNOTSUPP)
     check_error(n, HDR + "command=relays\n\n", EOPNOTSUPP)
     check_error(n, HDR + "command=recv\nmax=0\n\n", EOPNOTSUPP)  # the role comes first
+    check_error(n, HDR + "command=reply\nid=%s\ntext=x\n\n" % ("00" * 16), EOPNOTSUPP)
+    check_error(n, HDR + "command=subscribe\nevents=messages\n\n", EOPNOTSUPP)
     assert n.ctl("relay-chains") == []  # a relay with no chain through it
     check_error(n, HDR + "command=relay-chains\nx=1\n\n", EINVAL)
     check_error(n, HDR + "command=recv\nbogus=0\n\n", EINVAL)  # unknown keys before that
@@ -428,6 +481,7 @@ if __name__ == "__main__":
         test_send_malformed,
         test_send_raw_length,
         test_recv_malformed,
+        test_reply_subscribe_malformed,
         test_dir_chain_errors,
         test_roles_off,
         test_client_status_and_chains,

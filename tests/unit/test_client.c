@@ -793,8 +793,9 @@ START_TEST(net_delivery_ids)
 }
 END_TEST
 
-/* An idle delivery ID is forgotten after reassembly_timeout; the exit's
- * next cell on it opens it again. */
+/* An idle delivery ID is forgotten after reassembly_timeout, or after
+ * replay_window once it delivered a message (which may be answered on
+ * it); the exit's next cell on it opens it again. */
 START_TEST(net_delivery_idle)
 {
     struct net w;
@@ -803,6 +804,7 @@ START_TEST(net_delivery_idle)
     client_opts_defaults(&co);
     co.backups = 0;
     co.reassembly_timeout_ms = 2000;
+    co.replay_window_ms = 4000;
     co.deadline_ms = 1500;
     net_up(&w, &co);
     ck_assert(run_until(&w, a_ready, 15000));

@@ -61,11 +61,11 @@ START_TEST(e2e_round_trip)
     onion_key(&keys[0]);
     onion_key(&keys[1]);
     memset(reply, 0xab, sizeof(reply));
-    ck_assert_int_eq(msg_seal(&blob, &blob_len, keys[1].pk, msg_id, reply, m, 1000, WALL, ack_s),
-                     0);
+    ck_assert_int_eq(
+        msg_seal(&blob, &blob_len, keys[1].pk, msg_id, reply, m, 1000, WALL, ack_s, NULL), 0);
     ck_assert_uint_eq(blob_len, 1000 + MSG_OVERHEAD_MAX);
     /* The previous key opens it after the current one fails. */
-    ck_assert_int_eq(msg_open(&out, blob, blob_len, msg_id, keys, 2, ack_r), 0);
+    ck_assert_int_eq(msg_open(&out, blob, blob_len, msg_id, keys, 2, ack_r, NULL), 0);
     /* Both ends derive the same acknowledgement tag. */
     ck_assert_mem_eq(ack_s, ack_r, MSG_ACK_TAG);
     ck_assert_uint_eq(out->len, 1000);
@@ -76,19 +76,20 @@ START_TEST(e2e_round_trip)
     ck_assert_uint_eq(out->sent_ms, WALL); /* the sealing time travels inside */
     free(out);
     /* Only the wrong key: rejected. */
-    ck_assert_int_eq(msg_open(&out, blob, blob_len, msg_id, keys, 1, NULL), OVL_ECRYPTO);
+    ck_assert_int_eq(msg_open(&out, blob, blob_len, msg_id, keys, 1, NULL, NULL), OVL_ECRYPTO);
     ck_assert_ptr_null(out);
     /* Another message ID (the associated data): rejected. */
-    ck_assert_int_eq(msg_open(&out, blob, blob_len, keys[0].pk, &keys[1], 1, NULL), OVL_ECRYPTO);
+    ck_assert_int_eq(msg_open(&out, blob, blob_len, keys[0].pk, &keys[1], 1, NULL, NULL),
+                     OVL_ECRYPTO);
     /* Any flipped byte: rejected. */
     blob[blob_len / 2] ^= 1;
-    ck_assert_int_eq(msg_open(&out, blob, blob_len, msg_id, &keys[1], 1, NULL), OVL_ECRYPTO);
+    ck_assert_int_eq(msg_open(&out, blob, blob_len, msg_id, &keys[1], 1, NULL, NULL), OVL_ECRYPTO);
     free(blob);
 
-    ck_assert_int_eq(msg_seal(&blob, &blob_len, keys[0].pk, msg_id, NULL, m, 1, 12345, ack_other),
-                     0);
+    ck_assert_int_eq(
+        msg_seal(&blob, &blob_len, keys[0].pk, msg_id, NULL, m, 1, 12345, ack_other, NULL), 0);
     ck_assert_uint_eq(blob_len, 1 + MSG_BLOB_MIN);
-    ck_assert_int_eq(msg_open(&out, blob, blob_len, msg_id, keys, 1, NULL), 0);
+    ck_assert_int_eq(msg_open(&out, blob, blob_len, msg_id, keys, 1, NULL, NULL), 0);
     /* A fresh ephemeral key per message: another message, another tag. */
     ck_assert_int_ne(memcmp(ack_s, ack_other, MSG_ACK_TAG), 0);
     ck_assert(!out->has_from);
@@ -97,7 +98,7 @@ START_TEST(e2e_round_trip)
     ck_assert_uint_eq(out->data[0], m[0]);
     free(out);
     free(blob);
-    ck_assert_int_eq(msg_seal(&blob, &blob_len, keys[0].pk, msg_id, NULL, m, 0, WALL, NULL),
+    ck_assert_int_eq(msg_seal(&blob, &blob_len, keys[0].pk, msg_id, NULL, m, 0, WALL, NULL, NULL),
                      OVL_EINVAL);
     ck_assert_ptr_null(blob);
     free(m);
@@ -114,6 +115,7 @@ struct rxt {
     uint8_t *blob, *m;
     size_t blob_len, len, nfrags;
     uint8_t ack[MSG_ACK_TAG];     /* the sender's tag */
+    uint8_t rkey[MSG_KEY];        /* the sender's key of the replies */
     uint8_t ack_rec[MSG_ACK_LEN]; /* the receiver's last acknowledgement */
 };
 
@@ -126,7 +128,8 @@ static void rxt_init(struct rxt *t, size_t len)
     t->len = len;
     t->m = pattern(len, (unsigned)len);
     ck_assert_int_eq(
-        msg_seal(&t->blob, &t->blob_len, t->key.pk, msg_id, NULL, t->m, len, WALL, t->ack), 0);
+        msg_seal(&t->blob, &t->blob_len, t->key.pk, msg_id, NULL, t->m, len, WALL, t->ack, t->rkey),
+        0);
     t->nfrags = msg_frag_count(t->blob_len);
 }
 
@@ -283,7 +286,7 @@ static const struct bad_frag {
 } bad_frags[] = {
     {"total above max_message + overhead", 0, 300 * 1024 + MSG_OVERHEAD_MAX + 1, MSG_FRAG_DATA,
      false},
-    {"total below the smallest blob", 0, MSG_BLOB_MIN - 1, MSG_BLOB_MIN - 1, false},
+    {"total below the smallest blob", 0, MSG_REPLY_MIN - 1, MSG_REPLY_MIN - 1, false},
     {"offset off the grid", 100, BLOB5000, MSG_FRAG_DATA, false},
     {"offset past total", 7 * MSG_FRAG_DATA, BLOB5000, 10, false},
     {"short middle fragment", 0, BLOB5000, MSG_FRAG_DATA - 1, false},
@@ -368,7 +371,7 @@ static enum msg_rx_result feed_msg(struct msg_rx *rx, const struct msg_from *fro
         memcpy(id, idp, CLIENT_MSG_ID);
     else
         ovl_random(id, sizeof(id));
-    ck_assert_int_eq(msg_seal(&blob, &blob_len, key->pk, id, NULL, m, len, sent_ms, NULL), 0);
+    ck_assert_int_eq(msg_seal(&blob, &blob_len, key->pk, id, NULL, m, len, sent_ms, NULL, NULL), 0);
     nf = msg_frag_count(blob_len);
     for (size_t i = 0; i < nf; i++) {
         size_t n = msg_frag_build(f, id, blob, blob_len, i);
@@ -498,8 +501,8 @@ START_TEST(reasm_charged_by_arrival)
     ck_assert_uint_eq(st.dropped_inbox_full + st.refused_share, 0);
 
     m = pattern(o.max_message, 5);
-    ck_assert_int_eq(msg_seal(&blob, &blob_len, key.pk, msg_id, NULL, m, o.max_message, WALL, NULL),
-                     0);
+    ck_assert_int_eq(
+        msg_seal(&blob, &blob_len, key.pk, msg_id, NULL, m, o.max_message, WALL, NULL, NULL), 0);
     nf = msg_frag_count(blob_len);
     for (size_t i = 0; i < nf; i++) {
         size_t n = msg_frag_build(f, msg_id, blob, blob_len, i);
@@ -598,7 +601,8 @@ START_TEST(reasm_share_bytes)
     for (int k = 0; k < 2; k++) {
         ovl_random(ids[k], CLIENT_MSG_ID);
         ck_assert_int_eq(
-            msg_seal(&blob[k], &blob_len, key.pk, ids[k], NULL, m, o.max_message, WALL, NULL), 0);
+            msg_seal(&blob[k], &blob_len, key.pk, ids[k], NULL, m, o.max_message, WALL, NULL, NULL),
+            0);
     }
     nf = msg_frag_count(blob_len);
     for (size_t i = 0; i + 1 < nf; i++)
@@ -777,6 +781,222 @@ START_TEST(replay_tombstone_order)
 }
 END_TEST
 
+/* ---- replies ---- */
+
+/* A receiver that got msg_id on link 1, delivery ID 7 (t), and its
+ * sender (s), which kept the key of the replies. */
+struct reply_pair {
+    struct rxt t;
+    struct client_opts o;
+    struct client_stats st;
+    struct msg_rx s;
+};
+
+static void pair_init(struct reply_pair *p, size_t len)
+{
+    rxt_init(&p->t, len);
+    for (size_t i = 0; i < p->t.nfrags; i++)
+        ck_assert_int_ne(feed(&p->t, i, 0), MSG_RX_DROPPED);
+    ck_assert_uint_eq(p->t.st.messages_received, 1);
+    memset(&p->st, 0, sizeof(p->st));
+    small_opts(&p->o);
+    ck_assert_int_eq(msg_rx_init(&p->s, &p->o, &p->st), 0);
+    msg_rx_sent(&p->s, msg_id, p->t.rkey, WALL);
+}
+
+static void pair_free(struct reply_pair *p)
+{
+    msg_rx_free(&p->s);
+    rxt_free(&p->t);
+}
+
+/* Hand fragment idx of reply rid (blob) to rx as coming back on our chain
+ * (link 3, chain ID 9), cut bytes short. */
+static enum msg_rx_result give_reply(struct msg_rx *rx, const uint8_t *rid, const uint8_t *blob,
+                                     size_t blob_len, size_t idx, size_t cut, uint64_t wall)
+{
+    uint8_t f[MSG_FRAG_MAX], ack[MSG_ACK_LEN];
+    size_t n = msg_frag_build(f, rid, blob, blob_len, idx);
+    struct msg_from from = {.link = 3, .chain = 9, .now_ms = 0, .wall_ms = wall, .reply = true};
+
+    return msg_rx_fragment(rx, &from, f, n - cut, NULL, 0, ack);
+}
+
+/* Give every fragment of a reply; return the last result. */
+static enum msg_rx_result give_all(struct msg_rx *rx, const uint8_t *rid, const uint8_t *blob,
+                                   size_t blob_len, uint64_t wall)
+{
+    enum msg_rx_result r = MSG_RX_DROPPED;
+
+    for (size_t i = 0; i < msg_frag_count(blob_len); i++)
+        r = give_reply(rx, rid, blob, blob_len, i, 0, wall);
+    return r;
+}
+
+START_TEST(reply_round_trip)
+{
+    struct reply_pair p;
+    struct client_msg *out[2];
+    struct msg_from path;
+    uint8_t rid[CLIENT_MSG_ID], rid2[CLIENT_MSG_ID], *blob, *blob2;
+    uint8_t *m = pattern(2000, 3);
+    size_t blob_len, blob2_len;
+
+    pair_init(&p, 100);
+    /* The receiver answers on the link and delivery ID the message came on. */
+    ck_assert_int_eq(msg_reply_seal(&p.t.rx, msg_id, m, 2000, rid, &blob, &blob_len, &path), 0);
+    ck_assert_uint_eq(path.link, 1);
+    ck_assert_uint_eq(path.chain, 7);
+    ck_assert_uint_eq(rid[0], MSG_REPLY_TYPE); /* the record's type byte */
+    ck_assert_uint_eq(blob_len, 2000 + MSG_REPLY_MIN - 1);
+    ck_assert_uint_eq(msg_frag_count(blob_len), 3);
+    ck_assert_mem_eq(blob, msg_id, CLIENT_MSG_ID);
+    /* The sender reassembles it and opens it with the key it kept. */
+    ck_assert_int_eq(give_reply(&p.s, rid, blob, blob_len, 2, 0, WALL), MSG_RX_PARTIAL);
+    ck_assert_int_eq(give_reply(&p.s, rid, blob, blob_len, 0, 0, WALL), MSG_RX_PARTIAL);
+    ck_assert_int_eq(give_reply(&p.s, rid, blob, blob_len, 1, 0, WALL), MSG_RX_DONE);
+    ck_assert_uint_eq(msg_rx_recv(&p.s, out, 2), 1);
+    ck_assert(out[0]->has_reply_to);
+    ck_assert_mem_eq(out[0]->reply_to, msg_id, CLIENT_MSG_ID);
+    ck_assert_mem_eq(out[0]->id, rid, CLIENT_MSG_ID);
+    ck_assert(!out[0]->has_from);
+    ck_assert_uint_eq(out[0]->len, 2000);
+    ck_assert_mem_eq(out[0]->data, m, 2000);
+    free(out[0]);
+    /* Replayed: remembered by its ID, never delivered twice. */
+    ck_assert_int_ne(give_all(&p.s, rid, blob, blob_len, WALL + 1000), MSG_RX_DONE);
+    ck_assert_uint_eq(p.st.duplicates, 1);
+    ck_assert_uint_eq(msg_rx_recv(&p.s, out, 2), 0);
+    /* A second answer to the same message: another ID, another key. */
+    ck_assert_int_eq(msg_reply_seal(&p.t.rx, msg_id, m, 5, rid2, &blob2, &blob2_len, &path), 0);
+    ck_assert_int_ne(memcmp(rid, rid2, CLIENT_MSG_ID), 0);
+    ck_assert_int_ne(memcmp(blob + CLIENT_MSG_ID, blob2 + CLIENT_MSG_ID, 5), 0);
+    ck_assert_int_eq(give_all(&p.s, rid2, blob2, blob2_len, WALL), MSG_RX_DONE);
+    ck_assert_uint_eq(msg_rx_recv(&p.s, out, 2), 1);
+    ck_assert_uint_eq(out[0]->len, 5);
+    free(out[0]);
+    free(blob2);
+    /* A reply cannot be answered: it has no way back. */
+    ck_assert_int_eq(msg_reply_seal(&p.s, rid, m, 5, rid2, &blob2, &blob2_len, &path), OVL_EPERM);
+    ck_assert_ptr_null(blob2);
+    ck_assert_int_eq(msg_reply_seal(&p.t.rx, rid, m, 5, rid2, &blob2, &blob2_len, &path),
+                     OVL_ENOENT);
+    ck_assert_int_eq(msg_reply_seal(&p.t.rx, msg_id, m, 0, rid2, &blob2, &blob2_len, &path),
+                     OVL_EINVAL);
+    ck_assert_uint_eq(p.st.dropped_auth + p.st.dropped_bad + p.st.dropped_reassembly, 0);
+    ck_assert_uint_eq(p.s.count[MSG_LIVE], 0);
+    ck_assert_uint_eq(p.s.part_bytes, 0);
+    free(blob);
+    free(m);
+    pair_free(&p);
+}
+END_TEST
+
+/* Only the sender reads a reply: another node, a wrong key, a changed
+ * byte, a reply given as a message, and fragments cut short are dropped
+ * and counted; nothing reaches an inbox. */
+START_TEST(reply_refused)
+{
+    struct reply_pair p;
+    struct client_opts o;
+    struct client_stats st = {0};
+    struct msg_rx other;
+    struct msg_from path;
+    struct client_msg *out[1];
+    uint8_t rid[CLIENT_MSG_ID], *blob, key[MSG_KEY], *m = pattern(64, 5);
+    size_t blob_len;
+
+    pair_init(&p, 10);
+    /* 64 bytes: a blob as long as a message's can be. */
+    ck_assert_int_eq(msg_reply_seal(&p.t.rx, msg_id, m, 64, rid, &blob, &blob_len, &path), 0);
+    /* A third node that sent nothing under that ID. */
+    small_opts(&o);
+    ck_assert_int_eq(msg_rx_init(&other, &o, &st), 0);
+    ck_assert_int_eq(give_all(&other, rid, blob, blob_len, WALL), MSG_RX_DROPPED);
+    ck_assert_uint_eq(st.dropped_auth, 1);
+    /* ... or that kept another key under it. */
+    msg_rx_free(&other);
+    ck_assert_int_eq(msg_rx_init(&other, &o, &st), 0);
+    ovl_random(key, sizeof(key));
+    msg_rx_sent(&other, msg_id, key, WALL);
+    ck_assert_int_eq(give_all(&other, rid, blob, blob_len, WALL), MSG_RX_DROPPED);
+    ck_assert_uint_eq(st.dropped_auth, 2);
+    ck_assert_uint_eq(msg_rx_recv(&other, out, 1), 0);
+    msg_rx_free(&other);
+    /* A changed byte: refused, and its ID marked as junk. */
+    blob[blob_len - 1] ^= 1;
+    ck_assert_int_eq(give_all(&p.s, rid, blob, blob_len, WALL), MSG_RX_DROPPED);
+    ck_assert_uint_eq(p.st.dropped_auth, 1);
+    ck_assert_int_eq(give_all(&p.s, rid, blob, blob_len, WALL), MSG_RX_IGNORED);
+    blob[blob_len - 1] ^= 1;
+    /* Truncated: off the grid, dropped as bad. */
+    rid[1] ^= 1;
+    ck_assert_int_eq(give_reply(&p.s, rid, blob, blob_len, 0, 1, WALL), MSG_RX_DROPPED);
+    ck_assert_uint_eq(p.st.dropped_bad, 1);
+    ck_assert_int_eq(give_reply(&p.s, rid, blob, blob_len, 0, MSG_FRAG_MAX, WALL), MSG_RX_DROPPED);
+    ck_assert_uint_eq(p.st.dropped_bad, 2);
+    rid[1] ^= 1;
+    /* A reply delivered as a message: no onion key opens it. */
+    {
+        uint8_t f[MSG_FRAG_MAX], ack[MSG_ACK_LEN];
+        size_t n = msg_frag_build(f, rid, blob, blob_len, 0);
+        struct msg_from from = from_at(2, 5, 0);
+
+        f[1] ^= 2; /* another ID: the real one is junk at p.s by now */
+        ck_assert_int_eq(msg_rx_fragment(&p.s, &from, f, n, &p.t.key, 1, ack), MSG_RX_DROPPED);
+        ck_assert_uint_eq(p.st.dropped_auth, 2);
+    }
+    ck_assert_uint_eq(msg_rx_recv(&p.s, out, 1), 0);
+    ck_assert_uint_eq(p.st.messages_received, 0);
+    free(blob);
+    free(m);
+    pair_free(&p);
+}
+END_TEST
+
+/* Keys are kept for the replay window and at most `tombstones` of them;
+ * both ends wipe them when they go. */
+START_TEST(reply_keys_bounded)
+{
+    struct reply_pair p;
+    struct msg_from path;
+    uint8_t rid[CLIENT_MSG_ID], *blob, id[CLIENT_MSG_ID];
+    size_t blob_len;
+
+    pair_init(&p, 10);
+    ck_assert_int_eq(
+        msg_reply_seal(&p.t.rx, msg_id, (const uint8_t *)"late", 4, rid, &blob, &blob_len, &path),
+        0);
+    ck_assert_uint_eq(p.s.count[MSG_SENT], 1);
+    ck_assert_uint_gt(msg_rx_held(&p.s), 0);
+    /* The sender's window ended: its key is gone, the reply unreadable. */
+    msg_rx_expire(&p.s, 0, WALL + WINDOW + 1);
+    ck_assert_uint_eq(p.s.count[MSG_SENT], 0);
+    ck_assert_int_eq(give_all(&p.s, rid, blob, blob_len, WALL + WINDOW + 1), MSG_RX_DROPPED);
+    ck_assert_uint_eq(p.st.dropped_auth, 1);
+    free(blob);
+    /* The receiver's window ended: it cannot answer any more. */
+    msg_rx_expire(&p.t.rx, 0, WALL + WINDOW + 1);
+    ck_assert_uint_eq(p.t.rx.count[MSG_DONE], 0);
+    ck_assert_int_eq(
+        msg_reply_seal(&p.t.rx, msg_id, (const uint8_t *)"x", 1, rid, &blob, &blob_len, &path),
+        OVL_ENOENT);
+    /* At most `tombstones` keys: the oldest goes first, counted. */
+    msg_rx_free(&p.s);
+    p.o.tombstones = 2;
+    ck_assert_int_eq(msg_rx_init(&p.s, &p.o, &p.st), 0);
+    for (unsigned i = 0; i < 3; i++) {
+        memset(id, (int)i + 1, sizeof(id));
+        msg_rx_sent(&p.s, id, p.t.rkey, WALL + i);
+    }
+    ck_assert_uint_eq(p.s.count[MSG_SENT], 2);
+    ck_assert_uint_eq(p.st.reply_keys_dropped, 1);
+    msg_rx_sent(&p.s, id, p.t.rkey, WALL); /* the same ID again: kept once */
+    ck_assert_uint_eq(p.s.count[MSG_SENT], 2);
+    pair_free(&p);
+}
+END_TEST
+
 START_TEST(opts_defaults)
 {
     struct client_opts o;
@@ -822,6 +1042,12 @@ static Suite *msg_suite(void)
     tcase_add_test(tc, replay_after_flood);
     tcase_add_test(tc, replay_window_edges);
     tcase_add_test(tc, replay_tombstone_order);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("reply");
+    tcase_add_test(tc, reply_round_trip);
+    tcase_add_test(tc, reply_refused);
+    tcase_add_test(tc, reply_keys_bounded);
     suite_add_tcase(s, tc);
     return s;
 }
