@@ -12,6 +12,7 @@
 #define ACK_DELAY_MS 20u                 /* an ack waits this long for data to ride on */
 #define ACK_EVERY    (STREAM_WINDOW / 4) /* bytes taken that call for an ack at once */
 #define OPEN_MS      30000u              /* the far end must take a stream within this */
+#define LINGER_MS    3000u /* a finished stream still acks resends (our last ack may be lost) */
 
 static void stream_arm(struct stream *s);
 
@@ -120,6 +121,8 @@ static bool stream_tell(struct stream *s, enum stream_event ev)
     return !(s->flags & STF_DEAD);
 }
 
+static void stream_linger_cb(uv_timer_t *t);
+
 static void stream_close(struct stream *s, enum stream_reason why)
 {
     if (s->flags & STF_CLOSED)
@@ -128,6 +131,16 @@ static void stream_close(struct stream *s, enum stream_reason why)
     s->reason = (uint8_t)why;
     uv_timer_stop(&s->timer);
     (void)stream_tell(s, SE_CLOSED);
+}
+
+/* Done both ways: linger a while to ack the peer's FIN again should our
+ * ack of it be lost (as TCP's TIME-WAIT does), then close. */
+static void stream_finish(struct stream *s)
+{
+    if (s->flags & (STF_LINGER | STF_CLOSED | STF_DEAD))
+        return;
+    s->flags |= STF_LINGER;
+    uv_timer_start(&s->timer, stream_linger_cb, LINGER_MS, 0);
 }
 
 /* ---- sending ---- */
@@ -357,7 +370,7 @@ void stream_consumed(struct stream *s, size_t n)
         s->flags |= STF_ACK_NOW;
     stream_pump(s);
     if (!(s->flags & (STF_CLOSED | STF_DEAD)) && stream_done(s))
-        stream_close(s, SR_DONE);
+        stream_finish(s);
 }
 
 /* ---- receiving ---- */
@@ -497,7 +510,7 @@ int stream_input(struct stream *s, const uint8_t *f, size_t len)
         return 0;
     stream_pump(s); /* first: the ack of the peer's FIN must leave */
     if (!(s->flags & (STF_CLOSED | STF_DEAD)) && stream_done(s))
-        stream_close(s, SR_DONE);
+        stream_finish(s);
     return 0;
 }
 
@@ -514,6 +527,11 @@ static uint64_t stream_idle_due(const struct stream *s)
 static bool stream_starved(const struct stream *s)
 {
     return s->nxt < s->snd.base + s->snd.len && s->nxt >= s->peer_lim;
+}
+
+static void stream_linger_cb(uv_timer_t *t)
+{
+    stream_close(t->data, SR_DONE);
 }
 
 static void stream_timer_cb(uv_timer_t *t)
@@ -558,7 +576,7 @@ static void stream_arm(struct stream *s)
 {
     uint64_t now = clock_now_ms(), due;
 
-    if (s->flags & (STF_CLOSED | STF_DEAD))
+    if (s->flags & (STF_CLOSED | STF_DEAD | STF_LINGER))
         return;
     if (!stream_outstanding(s) && !stream_starved(s))
         s->rto_due_ms = 0;

@@ -103,6 +103,7 @@ enum {
     STF_DEAD = 1u << 9,       /* stream_free ran: memory goes with the timer */
     STF_TAKEN = 1u << 10,     /* far end: the owner accepted; OPENED not yet sent */
     STF_OPEN_SENT = 1u << 11, /* opener: SF_OPEN left since the last go-back */
+    STF_LINGER = 1u << 12,    /* done both ways; still acks the peer's resends */
 };
 
 struct stream_ring {
