@@ -23,7 +23,11 @@
  *   BODY_DELIVER_BACK dest_pk(32) | data: dest sent data back (an end-to-end
  *                     acknowledgement) in a CELL_CHAIN_DELIVER under the
  *                     delivery ID; data at most BODY_DATA_MAX bytes
- * Reserved for later issues: loop cover, stream data (see PROTOCOL.md).
+ *   BODY_STREAM_BACK  frame: one stream frame (chain/stream.h) from the exit's
+ *                     end of a stream the sender opened with BODY_STREAM
+ * Forward, streams:
+ *   BODY_STREAM       frame: one stream frame for the exit's end of a
+ *                     stream (chain/stream.h; the target in SF_OPEN's args)
  * The unused tail of a body is zero before encryption.
  */
 #ifndef OVL_CHAIN_BODY_H
@@ -43,13 +47,15 @@ enum body_cmd {
     BODY_DROP = 2,
     BODY_LOOP = 3,
     BODY_EXTEND = 4,
+    BODY_STREAM = 5,
     BODY_SETUP_OK = 16,
     BODY_SETUP_FAIL = 17,
     BODY_DELIVER_FAIL = 18,
     BODY_DELIVER_BACK = 19,
     BODY_BROKEN = 20,
     BODY_LOOP_BACK = 21,
-    /* 5..15 forward, 22..31 backward: reserved (streams) */
+    BODY_STREAM_BACK = 22,
+    /* 6..15 forward, 23..31 backward: reserved */
 };
 
 /* Reasons in SETUP_FAIL / DELIVER_FAIL. */

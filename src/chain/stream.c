@@ -618,3 +618,58 @@ size_t stream_reset_frame(uint8_t *f, const uint8_t sid[STREAM_SID], enum stream
     f[STREAM_HDR] = (uint8_t)why;
     return STREAM_HDR + 1;
 }
+
+/* ---- targets ---- */
+
+int stream_target_put(uint8_t *out, const struct stream_target *t)
+{
+    size_t n;
+
+    out[0] = t->atyp;
+    st_be16(out + 1, t->port);
+    switch (t->atyp) {
+    case STA_IPV4:
+        memcpy(out + 3, t->addr, 4);
+        return 7;
+    case STA_IPV6:
+        memcpy(out + 3, t->addr, 16);
+        return 19;
+    case STA_NAME:
+        n = strnlen(t->name, sizeof(t->name));
+        if (n == 0 || n > 255)
+            return OVL_EINVAL;
+        out[3] = (uint8_t)n;
+        memcpy(out + 4, t->name, n);
+        return (int)(4 + n);
+    default:
+        return OVL_EINVAL;
+    }
+}
+
+int stream_target_get(struct stream_target *t, const uint8_t *args, size_t alen)
+{
+    memset(t, 0, sizeof(*t));
+    if (alen < 4)
+        return OVL_EPROTO;
+    t->atyp = args[0];
+    t->port = ld_be16(args + 1);
+    switch (t->atyp) {
+    case STA_IPV4:
+        if (alen != 7)
+            return OVL_EPROTO;
+        memcpy(t->addr, args + 3, 4);
+        return 0;
+    case STA_IPV6:
+        if (alen != 19)
+            return OVL_EPROTO;
+        memcpy(t->addr, args + 3, 16);
+        return 0;
+    case STA_NAME:
+        if (args[3] == 0 || alen != 4u + args[3] || memchr(args + 4, 0, args[3]))
+            return OVL_EPROTO;
+        memcpy(t->name, args + 4, args[3]);
+        return 0;
+    default:
+        return OVL_EPROTO;
+    }
+}

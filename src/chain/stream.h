@@ -182,6 +182,26 @@ void stream_rewind(struct stream *s);
  * it: SE_CLOSED follows. */
 void stream_reset(struct stream *s, enum stream_reason why);
 
+/* Targets, in SF_OPEN's args: atyp(1) | port(2, BE) | addr, where addr
+ * is 4 bytes (STA_IPV4), 16 (STA_IPV6), or len(1) | name (STA_NAME, 1 to
+ * 255 bytes, no NUL): the SOCKS5 address types. */
+enum stream_atyp { STA_IPV4 = 1, STA_NAME = 3, STA_IPV6 = 4 };
+
+struct stream_target {
+    uint8_t atyp;
+    uint16_t port;
+    uint8_t addr[16]; /* STA_IPV4, STA_IPV6 */
+    char name[256];   /* STA_NAME, NUL-terminated */
+};
+
+/* Write t as open args into out (at least 3 + 1 + 255 bytes); returns the
+ * length, or OVL_EINVAL for a bad type or name. */
+OVL_WUR int stream_target_put(uint8_t *out, const struct stream_target *t);
+
+/* Read open args (alen bytes) into t: 0, or OVL_EPROTO when they are not
+ * exactly one well-formed target. */
+OVL_WUR int stream_target_get(struct stream_target *t, const uint8_t *args, size_t alen);
+
 /* Read a frame's type and sid: 0, or OVL_EPROTO when f is too short or of
  * an unknown type. For SF_OPEN, *args / *alen give the open args. */
 OVL_WUR int stream_frame_peek(const uint8_t *f, size_t len, uint8_t *type, const uint8_t **sid,

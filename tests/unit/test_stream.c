@@ -446,6 +446,42 @@ START_TEST(bad_frames)
 }
 END_TEST
 
+/* Targets round-trip; malformed open args are refused. */
+START_TEST(targets)
+{
+    struct stream_target t = {.atyp = STA_NAME, .port = 443}, u;
+    uint8_t b[300];
+    int n;
+
+    strcpy(t.name, "example.org");
+    n = stream_target_put(b, &t);
+    ck_assert_int_eq(n, 4 + 11);
+    ck_assert_int_eq(stream_target_get(&u, b, (size_t)n), 0);
+    ck_assert_str_eq(u.name, "example.org");
+    ck_assert_uint_eq(u.port, 443);
+    ck_assert_int_eq(stream_target_get(&u, b, (size_t)n - 1), OVL_EPROTO);
+    ck_assert_int_eq(stream_target_get(&u, b, (size_t)n + 1), OVL_EPROTO);
+    b[5] = 0; /* a NUL inside the name */
+    ck_assert_int_eq(stream_target_get(&u, b, (size_t)n), OVL_EPROTO);
+    t.atyp = STA_IPV6;
+    memset(t.addr, 0xab, 16);
+    ck_assert_int_eq(stream_target_put(b, &t), 19);
+    ck_assert_int_eq(stream_target_get(&u, b, 19), 0);
+    ck_assert(memcmp(u.addr, t.addr, 16) == 0 && u.atyp == STA_IPV6);
+    ck_assert_int_eq(stream_target_get(&u, b, 7), OVL_EPROTO);
+    t.atyp = STA_IPV4;
+    ck_assert_int_eq(stream_target_put(b, &t), 7);
+    ck_assert_int_eq(stream_target_get(&u, b, 7), 0);
+    b[0] = 2; /* not an address type */
+    ck_assert_int_eq(stream_target_get(&u, b, 7), OVL_EPROTO);
+    t.atyp = 9;
+    ck_assert_int_eq(stream_target_put(b, &t), OVL_EINVAL);
+    t.atyp = STA_NAME;
+    t.name[0] = 0;
+    ck_assert_int_eq(stream_target_put(b, &t), OVL_EINVAL);
+}
+END_TEST
+
 static Suite *stream_suite(void)
 {
     Suite *s = suite_create("stream");
@@ -458,6 +494,7 @@ static Suite *stream_suite(void)
     tcase_add_test(tc, flow_control);
     tcase_add_test(tc, refused);
     tcase_add_test(tc, bad_frames);
+    tcase_add_test(tc, targets);
     suite_add_tcase(s, tc);
     return s;
 }
