@@ -35,6 +35,7 @@ static const char *const sect_names[] = {
     [SECT_CLIENT] = "client",
     [SECT_RELAY] = "relay",
     [SECT_EXIT] = "exit",
+    [SECT_SOCKS] = "socks",
     [SECT_PEER] = "peer",
     [SECT_BOOTSTRAP] = "bootstrap",
 };
@@ -398,6 +399,17 @@ static void cfg_finish(struct cfg_parse *p)
     if (c->dir.exit_policy.n && !(c->roles & ROLE_RELAY)) {
         cfg_fail(p, p->key_line[key_find(SECT_EXIT, "policy") - cfg_keys],
                  "[exit] policy needs the relay role (roles has no relay)");
+        return;
+    }
+    if (c->client.n_socks && !(c->roles & ROLE_CLIENT)) {
+        cfg_fail(p, p->socks_line[0], "[socks] listen needs the client role (roles has no client)");
+        return;
+    }
+    if (p->socks_public && !c->client.socks_remote) {
+        cfg_fail(p, p->socks_line[__builtin_ctz(p->socks_public)],
+                 "[socks] listen '%s' is not a loopback address: anyone who reaches it could use "
+                 "this node; set [socks] allow_remote = true to mean it",
+                 c->client.socks[__builtin_ctz(p->socks_public)]);
         return;
     }
     c->dir.desc_lifetime_ms = 3 * c->dir.onion_rotate_ms;

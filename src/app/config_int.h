@@ -18,7 +18,7 @@
 #include "app/config.h"
 
 #define CFG_SECT_NAME_MAX 64
-#define CFG_KEY_COUNT     68 /* rows of cfg_keys[]; config_keys.c asserts it */
+#define CFG_KEY_COUNT     70 /* rows of cfg_keys[]; config_keys.c asserts it */
 
 /* Plain sections first, then the named ones ([peer.NAME], [bootstrap.NAME]). */
 enum cfg_sect {
@@ -31,6 +31,7 @@ enum cfg_sect {
     SECT_CLIENT,
     SECT_RELAY,
     SECT_EXIT,
+    SECT_SOCKS,
     SECT_PEER,
     SECT_BOOTSTRAP
 };
@@ -80,6 +81,8 @@ struct cfg_parse {
     unsigned boot_key_line[DIR_MAX_BOOTSTRAPS][CFG_KEY_COUNT];
     unsigned listen_line[NODE_MAX_LISTEN]; /* line of each listen value */
     unsigned listen_any;                   /* bit i: listen[i] named no transport */
+    unsigned socks_line[CLIENT_MAX_SOCKS]; /* line of each [socks] listen */
+    unsigned socks_public;                 /* bit i: socks[i] is not a loopback address */
     bool colon;                            /* the current line's first separator is ':' */
     bool failed;
     unsigned err_line;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/un.h>
 
 #include "app/config_int.h"
@@ -323,6 +324,32 @@ static int set_policy(struct cfg_parse *p, const struct key_def *k, const char *
     return 0;
 }
 
+/* [socks] listen = HOST:PORT: an IP literal; beyond loopback only with
+ * allow_remote (checked in cfg_finish, which sees the whole file). */
+static int set_socks(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    struct client_opts *o = &p->c->client;
+    struct sockaddr_storage sa;
+    char uri[OVL_URI_MAX];
+    struct ovl_uri u;
+    unsigned i = o->n_socks;
+
+    if (i >= CLIENT_MAX_SOCKS)
+        return cfg_fail(p, p->line, "too many %s addresses (at most %d)", k->name,
+                        CLIENT_MAX_SOCKS);
+    snprintf(uri, sizeof(uri), "tcp://%s", v);
+    if (strlen(v) >= CLIENT_SOCKS_ADDR || uri_parse(&u, uri) != 0 || uri_sockaddr(&u, &sa) != 0)
+        return cfg_fail(p, p->line, "bad [socks] %s '%s' (expected IP:PORT, [IPv6]:PORT)", k->name,
+                        v);
+    if (sa.ss_family == AF_INET ? ((const uint8_t *)&((struct sockaddr_in *)&sa)->sin_addr)[0] != 127
+                                : !IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&sa)->sin6_addr))
+        p->socks_public |= 1u << i;
+    p->socks_line[i] = p->line;
+    snprintf(o->socks[i], CLIENT_SOCKS_ADDR, "%s", v);
+    o->n_socks++;
+    return 0;
+}
+
 /* The known transports, compiled in or not. */
 static const char *const tp_known[] = {"tcp", "quic"};
 
@@ -379,6 +406,7 @@ enum key_set {
     KS_PEER_ADDRESS,
     KS_PEER_ID,
     KS_POLICY,
+    KS_SOCKS,
     KS_POW2,
     KS_ROLES,
     KS_SOURCE,
@@ -398,6 +426,7 @@ static const key_setter cfg_setters[] = {
     [KS_PEER_ADDRESS] = set_peer_address,
     [KS_PEER_ID] = set_peer_id,
     [KS_POLICY] = set_policy,
+    [KS_SOCKS] = set_socks,
     [KS_POW2] = set_pow2,
     [KS_ROLES] = set_roles,
     [KS_SOURCE] = set_source,
@@ -549,6 +578,9 @@ const struct key_def cfg_keys[] = {
         CFG_FIELD(dir.capacity_kib)),
     /* [exit] */
     KEY(SECT_EXIT, "policy", .set = KS_POLICY, .repeat = true),
+    /* [socks] */
+    KEY(SECT_SOCKS, "listen", .set = KS_SOCKS, .repeat = true),
+    KEY(SECT_SOCKS, "allow_remote", .set = KS_BOOL, CFG_FIELD(client.socks_remote)),
 };
 
 /* The parse state's arrays of key lines are CFG_KEY_COUNT long. */

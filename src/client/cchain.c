@@ -631,6 +631,11 @@ static bool chain_body(struct cchain *ch, const uint8_t *body, int blen, unsigne
             return false;
         sendq_undeliverable(c, args, args[OVL_ED25519_PK]);
         return true;
+    case BODY_STREAM_BACK:
+        if (!from_exit || !c->stream_cb)
+            return false;
+        c->stream_cb(c, args, (size_t)blen);
+        return true;
     case BODY_DELIVER_BACK:
         if (!from_exit || blen < OVL_ED25519_PK)
             return false;

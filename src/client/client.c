@@ -165,6 +165,7 @@ static void on_tick(uv_timer_t *t)
     sendq_tick(c, now);
     cchain_tick(c, now);
     cchain_maybe_build(c);
+    socks_tick(c, now);
     if (c->queue)
         send_pump(c);
 }
@@ -220,6 +221,7 @@ int client_init(struct node *n, const struct client_opts *o, struct client **out
     c->o = *o;
     c->backoff_ms = BACKOFF_MIN_MS;
     c->chain_ready_cb = send_pump;
+    c->stream_cb = socks_back;
     rc = msg_rx_init(&c->rx, o, &c->st);
     if (rc)
         goto fail;
@@ -234,11 +236,17 @@ int client_init(struct node *n, const struct client_opts *o, struct client **out
     rc = chanmap_register_opener(n, CELL_CHAIN_DELIVER, on_deliver, c);
     if (rc)
         goto fail_observer;
+    rc = socks_start(c);
+    if (rc)
+        goto fail_opener;
     uv_timer_start(c->tick, on_tick, TICK_MS, TICK_MS);
     send_start(c);
     n->client = c;
     *out = c;
     return 0;
+fail_opener:
+    socks_stop(c);
+    chanmap_unregister_opener(n, CELL_CHAIN_DELIVER, on_deliver, c);
 fail_observer:
     node_unobserve_links(n, c);
 fail:
@@ -254,6 +262,7 @@ void client_stop(struct client *c)
     if (!c || (c->flags & CF_STOPPED))
         return;
     c->flags |= CF_STOPPED;
+    socks_stop(c);
     chanmap_unregister_opener(c->n, CELL_CHAIN_DELIVER, on_deliver, c);
     deliv_expire(c, UINT64_MAX);
     node_unobserve_links(c->n, c);

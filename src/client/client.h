@@ -55,6 +55,10 @@
 #define CLIENT_F_REPLY        0x01
 #define CLIENT_DELIV_PER_LINK 64    /* delivery IDs open on one link */
 #define CLIENT_REPLY_MAX      65536 /* bytes of one reply (and at most max_message) */
+#define CLIENT_MAX_SOCKS      4     /* [socks] listen addresses */
+#define CLIENT_SOCKS_ADDR     64    /* "host:port" of one, including NUL */
+#define CLIENT_MAX_STREAMS    1024  /* streams open at once */
+#define CLIENT_MAX_SOCKS_CONNS 1024 /* SOCKS connections at once, streams or not */
 
 enum client_chain_source { CHAIN_SOURCE_BOOTSTRAP = 0, CHAIN_SOURCE_LOCAL = 1 };
 
@@ -78,6 +82,9 @@ struct client_opts {
     uint32_t constant_rate;          /* [client] constant_rate: cells/s on the chain, 0 off */
     uint32_t replay_window_ms;       /* [client] replay_window: +- sealing time, default 600000 */
     uint32_t tombstones;             /* [client] tombstones: delivered IDs kept, default 65536 */
+    char socks[CLIENT_MAX_SOCKS][CLIENT_SOCKS_ADDR]; /* [socks] listen: IP literal and port */
+    unsigned n_socks;
+    bool socks_remote; /* [socks] allow_remote: listen beyond loopback */
 };
 
 /* What became of a message: 0 delivered (acknowledged by the destination),
@@ -132,6 +139,12 @@ struct client_stats {
     uint64_t loops_out, loops_in; /* loop cover sent, and come back */
     uint64_t bytes_acked;         /* message bytes acknowledged */
     uint64_t busy_us;             /* time with a message queued or unacknowledged */
+    uint64_t streams_opened;      /* SOCKS streams the far end took */
+    uint64_t streams_failed;      /* streams that ended otherwise than done both ways */
+    uint64_t stream_cells_out, stream_cells_in; /* BODY_STREAM sent, BODY_STREAM_BACK taken */
+    uint64_t stream_unknown;      /* stream frames for no stream of ours */
+    uint64_t socks_refused;       /* SOCKS connections refused: bad, slow, over the cap */
+    uint32_t streams_active;      /* streams open now */
     uint32_t setup_us_p50, setup_us_p90, setup_samples; /* SETUP sent -> SETUP_OK, recent chains */
     uint32_t rtt_us_p50, rtt_us_p90, rtt_samples;       /* first send -> ack, messages sent once */
     uint32_t inbox_messages, send_queued;
@@ -204,6 +217,11 @@ size_t client_recv(struct client *c, struct client_msg **out, size_t max);
 /* Call fn for each chain. */
 void client_each_chain(const struct client *c,
                        void (*fn)(void *arg, const struct client_chain_info *ci), void *arg);
+
+/* Write the address [socks] listen number i is bound to (its port when 0
+ * was asked for) into out as tcp://host:port; OVL_ENOENT when there is
+ * none. */
+int client_socks_addr(const struct client *c, unsigned i, char *out, size_t len);
 
 /* Fill st. */
 void client_stats(const struct client *c, struct client_stats *st);

@@ -93,6 +93,8 @@ enum client_flag {
 };
 
 struct deliv;
+struct socks_conn;
+struct socks_lis;
 
 struct client {
     struct node *n;
@@ -128,6 +130,14 @@ struct client {
     uint64_t next_build_ms;
     void (*chain_ready_cb)(struct client *c); /* a chain became current: send_pump */
     void (*inbox_cb)(void *arg);              /* a message entered the inbox (client_on_inbox) */
+    void (*stream_cb)(struct client *c, const uint8_t *f, size_t len); /* BODY_STREAM_BACK */
+    /* socks.c: the SOCKS front end and its streams */
+    struct socks_lis *socks_lis[CLIENT_MAX_SOCKS];
+    struct socks_conn *socks_conns; /* every connection (utlist) */
+    struct socks_conn *streams;     /* those with a stream, by sid (uthash) */
+    unsigned n_socks_conns;
+    uint32_t streams_serial;  /* the chain the streams last went on */
+    uint64_t streams_repairs; /* chains_repaired then */
     void *inbox_arg;
 };
 
@@ -229,5 +239,23 @@ void send_close(struct client *c);
 
 /* Send what can be sent on the current chain. */
 void send_pump(struct client *c);
+
+/* ---- socks.c: the SOCKS5 front end and its streams ---- */
+
+/* Listen on every [socks] listen address: 0 or an error (logged). */
+int socks_start(struct client *c);
+
+/* Close the listeners, reset every stream and close every connection. */
+void socks_stop(struct client *c);
+
+/* A stream frame (len bytes, hostile) from the current chain's exit. */
+void socks_back(struct client *c, const uint8_t *f, size_t len);
+
+/* Let the streams send (the link drained, a chain became current); after
+ * a change of chain, from their last acknowledged byte. */
+void socks_pump(struct client *c);
+
+/* End handshakes that take too long. */
+void socks_tick(struct client *c, uint64_t now);
 
 #endif

@@ -229,6 +229,8 @@ void send_pump(struct client *c)
         }
     if (rc < 0 && rc != OVL_EAGAIN)
         cchain_fail(ch, ovl_strerror(rc), true);
+    else if (rc == 0)
+        socks_pump(c); /* the messages left room: the streams take it */
 }
 
 int send_open(struct client *c)

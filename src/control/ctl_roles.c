@@ -64,7 +64,9 @@ static void ctl_status_relay(struct kvbuf *out, const struct relay *r)
     X(inbox_bytes, 64) X(send_queued, 32) X(acks_sent, 64) X(acks_in, 64) X(replies_sent, 64)      \
     X(replies_in, 64) X(reply_keys_dropped, 64) X(retransmits, 64)               \
     X(duplicates, 64) X(dropped_stale, 64) X(refused_tombstones, 64) X(refused_share, 64)          \
-    X(refused_ids, 64) X(deliveries, 32) X(tombstones, 32)
+    X(refused_ids, 64) X(deliveries, 32) X(tombstones, 32) X(streams_opened, 64)                  \
+    X(streams_failed, 64) X(streams_active, 32) X(stream_cells_out, 64) X(stream_cells_in, 64)     \
+    X(stream_unknown, 64) X(socks_refused, 64)
 /* clang-format on */
 #define CLIENT_STAT_OFF(f, bits) CTL_STAT_OFF(struct client_stats, f, bits)
 
@@ -74,8 +76,20 @@ static void ctl_status_client(struct kvbuf *out, const struct client *c)
     static const uint16_t offs[] = {CLIENT_STATS(CLIENT_STAT_OFF)};
     struct client_stats st;
 
+    char addrs[CLIENT_MAX_SOCKS * OVL_URI_MAX] = "";
+    size_t n = 0;
+
     client_stats(c, &st);
     ctl_add_stats(out, "client_", names, offs, &st);
+    /* The SOCKS addresses as bound (a port 0 asked for shows its port). */
+    for (unsigned i = 0; n < sizeof(addrs) - OVL_URI_MAX &&
+                         client_socks_addr(c, i, addrs + n + !!n, OVL_URI_MAX) == 0;
+         i++) {
+        if (n)
+            addrs[n] = ' ';
+        n += strlen(addrs + n);
+    }
+    kv_adds(out, "socks", addrs);
 }
 
 /* The directory's counters of status, in their order: every node's, then

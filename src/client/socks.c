@@ -1,0 +1,442 @@
+/* socks.c - the client's SOCKS5 front end and the streams it opens on the
+ * current chain (docs/PROTOCOL.md, section 20; client_int.h).
+ *
+ * A connection on a [socks] listen address speaks SOCKS5 (socks5.h) until
+ * its CONNECT request is complete; then a stream (chain/stream.h) with a
+ * random sid opens toward the target, carrying the request's target and
+ * whatever bytes the application sent after it. The SOCKS reply waits for
+ * the far end's answer: success on SE_OPENED, the code of its reason
+ * otherwise. From then on the socket and the stream are joined
+ * (chain/stsock.h). Frames go out as BODY_STREAM bodies on the current
+ * chain; BODY_STREAM_BACK bodies from its exit come back here by sid. When
+ * the current chain changes (replaced, repaired in place), every stream
+ * goes back to its last acknowledged byte on the new one.
+ *
+ * A connection record lives until both its socket is closed and its stream
+ * is freed (a finished stream lingers after the socket closed).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utlist.h>
+
+#include "chain/body.h"
+#include "chain/stsock.h"
+#include "client/client_int.h"
+#include "client/socks5.h"
+#include "lib/clock.h"
+#include "lib/crypto.h"
+#include "lib/htab.h"
+#include "lib/log.h"
+#include "lib/uri.h"
+
+#define SOCKS_MTU      (ONION_BODY - BODY_HDR) /* a frame fills a body's arguments */
+#define SOCKS_IDLE_MS  300000                  /* a stream with no frame for 5 min ends */
+#define SOCKS_HELLO_MS 10000                   /* the SOCKS handshake must end within this */
+
+/* Bits of struct socks_conn's flags. */
+enum {
+    SCF_HELLO = 1u << 0,     /* the SOCKS handshake is going on */
+    SCF_REPLIED = 1u << 1,   /* the SOCKS reply went out */
+    SCF_SOCK_GONE = 1u << 2, /* the socket's close callback ran */
+};
+
+struct socks_conn {
+    struct stsock ss; /* embeds the socket: first, its data is the record */
+    struct client *c;
+    struct socks_conn *prev, *next; /* c->socks_conns */
+    UT_hash_handle hh;              /* c->streams, by sid */
+    struct stream *s;
+    uint8_t sid[STREAM_SID];
+    unsigned flags;
+    uint64_t since_ms;
+    struct socks5 p;
+    uint8_t in[600]; /* handshake bytes not yet parsed */
+    size_t in_len;
+};
+
+struct socks_lis {
+    uv_tcp_t tcp;
+    struct client *c;
+};
+
+static const uint8_t reason_rep[SR_MAX + 1] = {
+    [SR_DONE] = SOCKS5_REP_FAIL,
+    [SR_POLICY] = SOCKS5_REP_NOT_ALLOWED,
+    [SR_NET_UNREACH] = SOCKS5_REP_NET_UNREACH,
+    [SR_HOST_UNREACH] = SOCKS5_REP_HOST_UNREACH,
+    [SR_REFUSED] = SOCKS5_REP_REFUSED,
+    [SR_TIMEOUT] = SOCKS5_REP_TTL_EXPIRED,
+    [SR_PROTOCOL] = SOCKS5_REP_FAIL,
+    [SR_LIMIT] = SOCKS5_REP_FAIL,
+    [SR_UNKNOWN] = SOCKS5_REP_FAIL,
+    [SR_PATH] = SOCKS5_REP_FAIL,
+};
+
+/* ---- records ---- */
+
+static void conn_maybe_free(struct socks_conn *sc)
+{
+    if (!(sc->flags & SCF_SOCK_GONE) || sc->s)
+        return;
+    DL_DELETE(sc->c->socks_conns, sc);
+    sc->c->n_socks_conns--;
+    free(sc);
+}
+
+static void conn_sock_closed(struct stsock *ss)
+{
+    struct socks_conn *sc = (struct socks_conn *)ss;
+
+    sc->flags |= SCF_SOCK_GONE;
+    conn_maybe_free(sc);
+}
+
+/* Let the stream go (it closed, or the client stops). */
+static void conn_drop_stream(struct socks_conn *sc)
+{
+    if (!sc->s)
+        return;
+    HASH_DEL(sc->c->streams, sc);
+    stream_free(sc->s);
+    sc->s = NULL;
+    sc->ss.s = NULL;
+    sc->c->st.streams_active--;
+}
+
+/* Write a handshake reply or the SOCKS reply: a few bytes on a socket
+ * that has written nothing else yet, so they go at once or the peer is
+ * not worth waiting for. False when they did not all go. */
+static bool conn_put(struct socks_conn *sc, const uint8_t *p, size_t n)
+{
+    uv_buf_t b = uv_buf_init((char *)(uintptr_t)p, (unsigned)n);
+
+    return uv_try_write((uv_stream_t *)&sc->ss.tcp, &b, 1) == (int)n;
+}
+
+/* Send the SOCKS reply with code rep (once); a failure closes the socket
+ * behind it. */
+static void conn_reply(struct socks_conn *sc, uint8_t rep)
+{
+    uint8_t out[SOCKS5_REPLY_LEN];
+
+    if (sc->flags & (SCF_REPLIED | SCF_SOCK_GONE) || (sc->ss.flags & SSF_CLOSING))
+        return;
+    sc->flags |= SCF_REPLIED;
+    if (socks5_reply(out, sizeof(out), rep, NULL, 0) < 0 || !conn_put(sc, out, sizeof(out)) ||
+        rep != SOCKS5_REP_OK)
+        stsock_close(&sc->ss);
+}
+
+/* ---- the stream's side ---- */
+
+static int conn_send(struct stream *s, const uint8_t *f, size_t len)
+{
+    struct socks_conn *sc = s->ctx;
+    struct client *c = sc->c;
+    struct cchain *ch = c->current;
+    uint8_t body[ONION_BODY];
+    struct link *l;
+    int rc;
+
+    if (!ch || ch->state != CCH_READY || !(l = link_by_serial(c->n, ch->link_serial)))
+        return OVL_ECLOSED; /* the next chain takes it from the last ack */
+    memset(body, 0, sizeof(body));
+    body_hdr_put(body, BODY_STREAM, (uint16_t)len);
+    memcpy(body + BODY_HDR, f, len);
+    rc = cchain_fwd_send(ch, l, ch->length, body);
+    if (rc == 0)
+        c->st.stream_cells_out++;
+    return rc; /* OVL_EAGAIN: the link's drained() pumps again */
+}
+
+static void conn_event(struct stream *s, enum stream_event ev)
+{
+    struct socks_conn *sc = s->ctx;
+
+    switch (ev) {
+    case SE_OPENED:
+        sc->c->st.streams_opened++;
+        conn_reply(sc, SOCKS5_REP_OK);
+        if (stsock_start(&sc->ss) != 0)
+            stream_reset(s, SR_DONE);
+        break;
+    case SE_READABLE:
+    case SE_WRITABLE:
+        stsock_event(&sc->ss, ev);
+        break;
+    case SE_CLOSED:
+        if (s->reason != SR_DONE)
+            sc->c->st.streams_failed++;
+        conn_drop_stream(sc);
+        if (!(sc->flags & SCF_REPLIED))
+            conn_reply(sc, reason_rep[s->reason <= SR_MAX ? s->reason : SR_PROTOCOL]);
+        else
+            stsock_close(&sc->ss);
+        conn_maybe_free(sc);
+        break;
+    }
+}
+
+static const struct stream_ops conn_ops = {conn_send, conn_event};
+
+/* The socket finished both ways (err 0: the stream lingers on its own) or
+ * failed (the far end hears RESET). */
+static void conn_sock_done(struct stsock *ss, int err)
+{
+    struct socks_conn *sc = (struct socks_conn *)ss;
+
+    if (err && sc->s)
+        stream_reset(sc->s, SR_DONE);
+    else
+        stsock_close(ss);
+}
+
+/* ---- the handshake ---- */
+
+/* The request is complete: open a stream to its target with the bytes
+ * that followed it. */
+static void conn_open(struct socks_conn *sc, size_t used)
+{
+    struct client *c = sc->c;
+    const struct socks5_req *rq = &sc->p.req;
+    struct stream_target t = {.atyp = rq->atyp, .port = rq->port};
+    uint8_t args[STREAM_ARGS_MAX + 4], *p;
+    uint8_t id[OVL_ED25519_PK];
+    int alen;
+    size_t n;
+
+    uv_read_stop((uv_stream_t *)&sc->ss.tcp);
+    sc->flags &= ~SCF_HELLO;
+    memcpy(t.addr, rq->addr, sizeof(t.addr));
+    memcpy(t.name, rq->host, sizeof(t.name));
+    if (rq->atyp == SOCKS5_ATYP_NAME && socks5_is_ovl_name(rq->host, id) != 0) {
+        /* Services on .ovl names are not reached yet: unreachable. */
+        conn_reply(sc, SOCKS5_REP_HOST_UNREACH);
+        return;
+    }
+    alen = stream_target_put(args, &t);
+    ovl_random(sc->sid, sizeof(sc->sid));
+    if (alen < 0 || c->st.streams_active >= CLIENT_MAX_STREAMS ||
+        stream_new(c->n->loop, &conn_ops, sc, sc->sid, args, (size_t)alen, SOCKS_MTU, SOCKS_IDLE_MS,
+                   &sc->s) != 0) {
+        conn_reply(sc, SOCKS5_REP_FAIL);
+        return;
+    }
+    sc->ss.s = sc->s;
+    HASH_ADD(hh, c->streams, sid, STREAM_SID, sc);
+    c->st.streams_active++;
+    /* Bytes the application sent after its request go with the open. */
+    while (used < sc->in_len && (n = stream_wbuf(sc->s, &p)) > 0) {
+        if (n > sc->in_len - used)
+            n = sc->in_len - used;
+        memcpy(p, sc->in + used, n);
+        used += n;
+        stream_wrote(sc->s, n);
+    }
+    stream_pump(sc->s);
+}
+
+static void hello_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    struct socks_conn *sc = h->data;
+
+    (void)hint;
+    b->base = (char *)sc->in + sc->in_len;
+    b->len = sizeof(sc->in) - sc->in_len;
+}
+
+static void hello_read(uv_stream_t *t, ssize_t nread, const uv_buf_t *b)
+{
+    struct socks_conn *sc = t->data;
+    size_t used;
+    int rc;
+
+    (void)b;
+    if (nread < 0 || (nread == 0 && sc->in_len == sizeof(sc->in))) {
+        stsock_close(&sc->ss); /* gone, or more than any request before its end */
+        return;
+    }
+    sc->in_len += (size_t)nread;
+    for (;;) {
+        used = 0;
+        rc = socks5_feed(&sc->p, sc->in, sc->in_len, &used);
+        if (rc == SOCKS5_READY) {
+            conn_open(sc, used);
+            return;
+        }
+        memmove(sc->in, sc->in + used, sc->in_len - used);
+        sc->in_len -= used;
+        if (rc == SOCKS5_MORE)
+            return;
+        /* A method or auth reply (the request follows), or a failure's
+         * reply (if it has one) and the end. */
+        if ((sc->p.out_len && !conn_put(sc, sc->p.out, sc->p.out_len)) || rc < 0) {
+            if (rc < 0)
+                sc->c->st.socks_refused++;
+            stsock_close(&sc->ss);
+            return;
+        }
+    }
+}
+
+static void on_socks_conn(uv_stream_t *server, int status)
+{
+    struct socks_lis *sl = server->data;
+    struct client *c = sl->c;
+    struct socks_conn *sc;
+
+    if (status < 0 || !(sc = calloc(1, sizeof(*sc))))
+        return;
+    if (stsock_init(&sc->ss, c->n->loop, NULL, conn_sock_done, conn_sock_closed) != 0) {
+        free(sc);
+        return;
+    }
+    sc->c = c;
+    sc->flags = SCF_HELLO;
+    sc->since_ms = clock_now_ms();
+    socks5_init(&sc->p);
+    DL_APPEND(c->socks_conns, sc);
+    c->n_socks_conns++;
+    if (uv_accept(server, (uv_stream_t *)&sc->ss.tcp) != 0 ||
+        c->n_socks_conns > CLIENT_MAX_SOCKS_CONNS ||
+        uv_read_start((uv_stream_t *)&sc->ss.tcp, hello_alloc, hello_read) != 0) {
+        c->st.socks_refused++;
+        stsock_close(&sc->ss);
+    }
+}
+
+/* ---- the chain's side ---- */
+
+void socks_back(struct client *c, const uint8_t *f, size_t len)
+{
+    const uint8_t *sid, *args;
+    struct socks_conn *sc;
+    uint8_t type;
+    size_t alen;
+
+    if (stream_frame_peek(f, len, &type, &sid, &args, &alen) != 0) {
+        c->st.dropped_bad++;
+        return;
+    }
+    HASH_FIND(hh, c->streams, sid, STREAM_SID, sc);
+    if (!sc) {
+        c->st.stream_unknown++; /* ended here already: the exit's idle timeout ends it */
+        return;
+    }
+    c->st.stream_cells_in++;
+    if (stream_input(sc->s, f, len) != 0)
+        c->st.dropped_bad++;
+}
+
+void socks_pump(struct client *c)
+{
+    struct cchain *ch = c->current;
+    struct socks_conn *sc, *tmp;
+    bool moved;
+
+    if (!ch || ch->state != CCH_READY || !c->streams)
+        return;
+    /* Another chain, or this one repaired: what was in flight may be lost. */
+    moved = ch->serial != c->streams_serial || c->st.chains_repaired != c->streams_repairs;
+    c->streams_serial = ch->serial;
+    c->streams_repairs = c->st.chains_repaired;
+    HASH_ITER(hh, c->streams, sc, tmp)
+    {
+        if (moved)
+            stream_rewind(sc->s);
+        else
+            stream_pump(sc->s);
+    }
+}
+
+void socks_tick(struct client *c, uint64_t now)
+{
+    struct socks_conn *sc;
+
+    DL_FOREACH(c->socks_conns, sc)
+    if ((sc->flags & SCF_HELLO) && now - sc->since_ms > SOCKS_HELLO_MS) {
+        sc->flags &= ~SCF_HELLO;
+        c->st.socks_refused++;
+        stsock_close(&sc->ss); /* too slow to say what it wants */
+    }
+}
+
+/* ---- listeners ---- */
+
+static void lis_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static int lis_open(struct client *c, const char *addr, struct socks_lis **out)
+{
+    struct sockaddr_storage sa;
+    char uri[OVL_URI_MAX];
+    struct ovl_uri u;
+    struct socks_lis *sl;
+    int rc;
+
+    *out = NULL;
+    snprintf(uri, sizeof(uri), "tcp://%s", addr);
+    if (uri_parse(&u, uri) != 0 || uri_sockaddr(&u, &sa) != 0)
+        return OVL_EINVAL;
+    sl = calloc(1, sizeof(*sl));
+    if (!sl)
+        return OVL_ENOMEM;
+    uv_tcp_init(c->n->loop, &sl->tcp); /* cannot fail for TCP without flags */
+    sl->tcp.data = sl;
+    sl->c = c;
+    rc = uv_tcp_bind(&sl->tcp, (const struct sockaddr *)&sa, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&sl->tcp, 128, on_socks_conn);
+    if (rc) {
+        log_error(&c->n->log, "socks: cannot listen on %s: %s", addr, uv_strerror(rc));
+        uv_close((uv_handle_t *)&sl->tcp, lis_closed);
+        return rc == UV_EADDRINUSE ? OVL_EEXIST : OVL_EINVAL;
+    }
+    *out = sl;
+    return 0;
+}
+
+int socks_start(struct client *c)
+{
+    int rc;
+
+    for (unsigned i = 0; i < c->o.n_socks; i++) {
+        rc = lis_open(c, c->o.socks[i], &c->socks_lis[i]);
+        if (rc)
+            return rc;
+        log_info(&c->n->log, "socks: listening on %s", c->o.socks[i]);
+    }
+    return 0;
+}
+
+int client_socks_addr(const struct client *c, unsigned i, char *out, size_t len)
+{
+    struct sockaddr_storage sa;
+    int n = sizeof(sa);
+
+    if (i >= CLIENT_MAX_SOCKS || !c->socks_lis[i] ||
+        uv_tcp_getsockname(&c->socks_lis[i]->tcp, (struct sockaddr *)&sa, &n) != 0)
+        return OVL_ENOENT;
+    return uri_from_sockaddr(out, len, "tcp", (struct sockaddr *)&sa);
+}
+
+void socks_stop(struct client *c)
+{
+    struct socks_conn *sc, *tmp;
+
+    for (unsigned i = 0; i < CLIENT_MAX_SOCKS; i++)
+        if (c->socks_lis[i]) {
+            uv_close((uv_handle_t *)&c->socks_lis[i]->tcp, lis_closed);
+            c->socks_lis[i] = NULL;
+        }
+    DL_FOREACH_SAFE(c->socks_conns, sc, tmp)
+    {
+        if (sc->s)
+            stream_reset(sc->s, SR_DONE); /* closes the socket, frees the stream */
+        else
+            stsock_close(&sc->ss);
+    }
+}
