@@ -57,7 +57,7 @@ struct relay_opts {
      * incoming link / address block may hold; 0 (the default) is
      * max(max_chains / 16, 64) / max(max_chains / 4, the link share). */
     uint32_t max_chains_per_link, max_chains_per_block;
-    uint32_t stall_timeout_ms; /* [relay] stall_timeout, default 5000 */
+    uint32_t stall_timeout_ms;      /* [relay] stall_timeout, default 5000 */
     uint32_t max_streams;           /* [exit] max_streams: node-wide, default 1024 */
     uint32_t max_streams_per_chain; /* [exit] max_streams_per_chain, default 64 */
     uint32_t stream_idle_ms;        /* [exit] stream_idle_timeout, default 300000 */

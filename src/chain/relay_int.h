@@ -161,8 +161,8 @@ struct relay {
     uint32_t n_seen;
     struct relay_share *link_shares, *block_shares; /* uthash by key */
     uint32_t n_shares;
-    unsigned flags; /* RELAYF_* */
-    struct xstream *xstreams;       /* the exit's streams by sid (uthash; xstream.c) */
+    unsigned flags;                   /* RELAYF_* */
+    struct xstream *xstreams;         /* the exit's streams by sid (uthash; xstream.c) */
     unsigned n_resolving, n_xblocked; /* names being resolved; streams waiting for drained() */
 };
 

@@ -33,7 +33,7 @@ enum {
 
 struct xstream {
     struct relay *r;
-    struct stream *s;      /* NULL once XSF_GONE */
+    struct stream *s;       /* NULL once XSF_GONE */
     struct relay_chain *ch; /* the way back, NULL while the sender has none */
     uint8_t sid[STREAM_SID];
     UT_hash_handle hh; /* r->xstreams */
@@ -287,8 +287,7 @@ static enum stream_reason xs_start(struct xstream *x, const struct stream_target
 }
 
 /* Answer a frame that has no stream (or whose stream we refuse). */
-static void xs_refuse(struct relay_chain *ch, const uint8_t sid[STREAM_SID],
-                      enum stream_reason why)
+static void xs_refuse(struct relay_chain *ch, const uint8_t sid[STREAM_SID], enum stream_reason why)
 {
     uint8_t f[STREAM_HDR + 1];
 
