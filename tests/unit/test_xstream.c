@@ -567,7 +567,7 @@ START_TEST(test_name)
     strcpy(tg.name, "name.invalid");
     cs_open(t, 1, &tg, 10);
     want = 2;
-    ck_assert(run_until(t, n_closed, 20000));
+    ck_assert(run_until(t, n_closed, 30000));
     ck_assert_uint_eq(t->cs[0].reason, SR_DONE);
     ck_assert_uint_eq(t->cs[0].got, 1000);
     ck_assert(t->cs[1].reason == SR_HOST_UNREACH || t->cs[1].reason == SR_TIMEOUT);
