@@ -578,6 +578,12 @@ const struct key_def cfg_keys[] = {
         CFG_FIELD(dir.capacity_kib)),
     /* [exit] */
     KEY(SECT_EXIT, "policy", .set = KS_POLICY, .repeat = true),
+    KEY(SECT_EXIT, "max_streams", .set = KS_UINT, .min = 1, .max = 1000000,
+        CFG_FIELD(relay.max_streams)),
+    KEY(SECT_EXIT, "max_streams_per_chain", .set = KS_UINT, .min = 1, .max = 1000000,
+        CFG_FIELD(relay.max_streams_per_chain)),
+    KEY(SECT_EXIT, "stream_idle_timeout", .set = KS_UINT, .min = 1000, .max = 86400000,
+        CFG_FIELD(relay.stream_idle_ms)),
     /* [socks] */
     KEY(SECT_SOCKS, "listen", .set = KS_SOCKS, .repeat = true),
     KEY(SECT_SOCKS, "allow_remote", .set = KS_BOOL, CFG_FIELD(client.socks_remote)),

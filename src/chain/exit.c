@@ -486,6 +486,9 @@ static void exit_body(struct relay_chain *ch, const uint8_t body[ONION_BODY])
         exit_deliver(ch, body + BODY_HDR, body + BODY_HDR + OVL_ED25519_PK,
                      (uint16_t)(blen - OVL_ED25519_PK));
         break;
+    case BODY_STREAM:
+        xstream_input(ch, body + BODY_HDR, (size_t)blen);
+        break;
     default:
         r->st.dropped[RD_BAD_CELL]++; /* reserved or backward commands */
         break;
@@ -535,11 +538,12 @@ static void deliv_link_closed(void *obj, struct link *l, uint32_t id)
 }
 
 /* ch is ending (exit_hooks.chain_end): release its deliveries and its
- * pending extension. */
+ * pending extension; its streams lose their way back. */
 static void exit_chain_end(struct relay_chain *ch)
 {
     struct relay *r = ch->r;
 
+    xstream_chain_end(ch);
     if (ch->ext)
         ext_unlink(r, ch->ext);
     for (unsigned i = 0; i < ch->n_deliv; i++) {

@@ -57,7 +57,10 @@ struct relay_opts {
      * incoming link / address block may hold; 0 (the default) is
      * max(max_chains / 16, 64) / max(max_chains / 4, the link share). */
     uint32_t max_chains_per_link, max_chains_per_block;
-    uint32_t stall_timeout_ms; /* [relay] stall_timeout, default 5000 */
+    uint32_t stall_timeout_ms;      /* [relay] stall_timeout, default 5000 */
+    uint32_t max_streams;           /* [exit] max_streams: node-wide, default 1024 */
+    uint32_t max_streams_per_chain; /* [exit] max_streams_per_chain, default 64 */
+    uint32_t stream_idle_ms;        /* [exit] stream_idle_timeout, default 300000 */
 };
 
 enum relay_drop {
@@ -84,7 +87,15 @@ struct relay_stats {
     uint64_t stalled;        /* outgoing links closed for holding others back (LC_STALLED) */
     uint64_t dropped[RD_COUNT];
     uint32_t chains;     /* live chains through this relay */
-    uint64_t bytes_held; /* chain state, setups seen, cells waiting for a dial */
+    uint64_t bytes_held; /* chain state, setups seen, cells waiting for a dial, streams */
+    /* Exit streams (docs/PROTOCOL.md 20.5): taken (connected), live now,
+     * refused for the policy / a cap, frames for a sid we do not have,
+     * resolutions or connects that failed or timed out, and bytes read
+     * from targets (in) and written to them (out). */
+    uint32_t streams_active;
+    uint64_t streams_opened, streams_refused_policy, streams_refused_limit;
+    uint64_t streams_unknown, streams_failed_connect;
+    uint64_t stream_bytes_in, stream_bytes_out;
 };
 
 /* Fill o with the defaults documented above. */

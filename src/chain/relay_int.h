@@ -112,6 +112,7 @@ struct relay_chain {
     struct relay_ext *ext;                        /* while extending and waiting for a link */
     struct relay_deliv deliv[RELAY_MAX_DELIV];
     unsigned n_deliv;
+    unsigned n_streams; /* exit: streams whose way back is this chain (xstream.c) */
 };
 
 /* Bits of struct relay_pause's flags. */
@@ -160,7 +161,9 @@ struct relay {
     uint32_t n_seen;
     struct relay_share *link_shares, *block_shares; /* uthash by key */
     uint32_t n_shares;
-    unsigned flags; /* RELAYF_* */
+    unsigned flags;                   /* RELAYF_* */
+    struct xstream *xstreams;         /* the exit's streams by sid (uthash; xstream.c) */
+    unsigned n_resolving, n_xblocked; /* names being resolved; streams waiting for drained() */
 };
 
 /* ---- relay.c: the core ---- */
@@ -251,5 +254,34 @@ void exit_link_closed(struct relay *r, struct link *l);
 /* Drop every wait (relay_stop) / free what is left (relay_free). */
 void exit_stop(struct relay *r);
 void exit_free(struct relay *r);
+
+/* ---- xstream.c: the exit's end of streams (docs/PROTOCOL.md 20.5) ----
+ *
+ * A node-wide table of streams by sid; each stream has a way back (the
+ * chain its last frame came on, NULL once that chain ended) and a TCP
+ * socket to its target (stsock.h). Records are freed once their stream
+ * closed and libuv is done with their socket and resolution. */
+
+/* One BODY_STREAM frame (len bytes) from ch: to its stream, opening one
+ * for SF_OPEN, answered SF_RESET(unknown) otherwise; malformed frames are
+ * dropped (RD_BAD_CELL). */
+void xstream_input(struct relay_chain *ch, const uint8_t *f, size_t len);
+
+/* ch is ending: its streams lose their way back, and live on until the
+ * sender comes back on another chain or their idle timeout ends them. */
+void xstream_chain_end(struct relay_chain *ch);
+
+/* l drained: pump the streams that found it full. */
+void xstream_drained(struct relay *r, struct link *l);
+
+/* Time out resolutions and connects. */
+void xstream_tick(struct relay *r, uint64_t now);
+
+/* Reset and close every stream (relay_stop, before the chains end); the
+ * records go once their handles closed, before the loop ends. */
+void xstream_stop(struct relay *r);
+
+/* Add the live streams' bytes (moved, held) to st. */
+void xstream_stats(const struct relay *r, struct relay_stats *st);
 
 #endif

@@ -43,6 +43,9 @@ void relay_opts_defaults(struct relay_opts *o)
     o->max_lifetime_s = 3600;
     o->exit_queue = 256;
     o->stall_timeout_ms = 5000;
+    o->max_streams = 1024;
+    o->max_streams_per_chain = 64;
+    o->stream_idle_ms = 300000;
 }
 
 static void relay_tick(uv_timer_t *t)
@@ -55,6 +58,7 @@ static void relay_tick(uv_timer_t *t)
     relay_chains_tick(r, now);
     relay_stalls_tick(r, now, late);
     exit_tick(r, now);
+    xstream_tick(r, now);
 }
 
 /* Fill in the shares left at 0 (auto) from max_chains. */
@@ -83,6 +87,7 @@ static void on_link_closed(void *ctx, struct link *l)
 static void on_link_drained(void *ctx, struct link *l)
 {
     relay_pauses_drained(ctx, l);
+    xstream_drained(ctx, l);
 }
 
 int relay_init(struct node *n, const struct relay_opts *o, struct relay **out)
@@ -143,6 +148,7 @@ void relay_stop(struct relay *r)
     r->flags |= RELAYF_STOPPED;
     chanmap_unregister_opener(r->n, CELL_CHAIN_SETUP, relay_on_setup, r);
     node_unobserve_links(r->n, r);
+    xstream_stop(r); /* their RESETs go out on the chains, which end next */
     relay_chains_stop(r);
     exit_stop(r);
     relay_pauses_clear(r); /* links that outlive the role must not stay paused */
@@ -169,4 +175,5 @@ void relay_stats(const struct relay *r, struct relay_stats *st)
     *st = r->st;
     st->dropped[RD_UNKNOWN_CHAIN] = r->n->ctr.chain_unknown;
     st->bytes_held = relay_chains_bytes(r) + exit_bytes_held(r);
+    xstream_stats(r, st);
 }

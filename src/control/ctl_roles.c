@@ -29,7 +29,10 @@
     X(chains, 32) X(setups_in, 64) X(setups_ok, 64) X(setups_failed, 64) X(cells_fwd_in, 64)       \
     X(cells_peeled, 64) X(cells_forwarded, 64) X(cells_back_in, 64) X(cells_back_out, 64)          \
     X(cells_originated, 64) X(delivered_cells, 64) X(delivered_back, 64) X(broken, 64)             \
-    X(reextended, 64) X(stalled, 64) X(bytes_held, 64) X(dropped_cover, 64)
+    X(reextended, 64) X(stalled, 64) X(bytes_held, 64) X(dropped_cover, 64)                        \
+    X(streams_active, 32) X(streams_opened, 64) X(streams_refused_policy, 64)                      \
+    X(streams_refused_limit, 64) X(streams_unknown, 64) X(streams_failed_connect, 64)              \
+    X(stream_bytes_in, 64) X(stream_bytes_out, 64)
 /* clang-format on */
 #define RELAY_STAT_OFF(f, bits) CTL_STAT_OFF(struct relay_stats, f, bits)
 

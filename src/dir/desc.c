@@ -193,26 +193,35 @@ static bool v4_public(const uint8_t *a)
            !(a[0] == 172 && (a[1] & 0xf0) == 16) && !(a[0] == 192 && a[1] == 168);
 }
 
-/* Return true when uri names a global IP literal (desc.h). */
-bool desc_uri_public(const char *uri)
+/* Return true when a (len 4 or 16) is a global address (desc.h). */
+bool desc_addr_public(const uint8_t *a, size_t len)
 {
     static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
-    struct sockaddr_storage ss;
-    struct ovl_uri u;
-    const uint8_t *a;
 
-    /* A DNS name would make the dialer resolve what its publisher chose. */
-    if (uri_parse(&u, uri) != 0 || !u.is_literal || uri_sockaddr(&u, &ss) != 0)
+    if (len == 4)
+        return v4_public(a);
+    if (len != 16)
         return false;
-    if (ss.ss_family == AF_INET)
-        return v4_public((const uint8_t *)&((const struct sockaddr_in *)&ss)->sin_addr);
-    a = ((const struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
     if (memcmp(a, mapped, sizeof(mapped)) == 0) /* ::ffff:a.b.c.d dials a.b.c.d */
         return v4_public(a + 12);
     /* ::/96 (unspecified, loopback, IPv4-compatible), fc00::/7 (unique
      * local), fe80::/9 (link- and site-local), ff00::/8 (multicast) */
     return !all_zero(a, 12) && (a[0] & 0xfe) != 0xfc && a[0] != 0xff &&
            !(a[0] == 0xfe && (a[1] & 0x80));
+}
+
+/* Return true when uri names a global IP literal (desc.h). */
+bool desc_uri_public(const char *uri)
+{
+    struct sockaddr_storage ss;
+    struct ovl_uri u;
+
+    /* A DNS name would make the dialer resolve what its publisher chose. */
+    if (uri_parse(&u, uri) != 0 || !u.is_literal || uri_sockaddr(&u, &ss) != 0)
+        return false;
+    if (ss.ss_family == AF_INET)
+        return desc_addr_public((const uint8_t *)&((const struct sockaddr_in *)&ss)->sin_addr, 4);
+    return desc_addr_public(((const struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr, 16);
 }
 
 /* Return true when every address of d is public, or private ones are allowed. */

@@ -97,6 +97,11 @@ bool desc_expired(const struct desc *d, uint64_t now_ms);
  * (docs/PROTOCOL.md 15.5). */
 bool desc_uri_public(const char *uri);
 
+/* The same test for one address a of len bytes (4: IPv4, 16: IPv6; any
+ * other length is not public). An exit refuses streams to addresses that
+ * fail it unless [dir] allow_private_addresses (docs/PROTOCOL.md 20.5). */
+bool desc_addr_public(const uint8_t *a, size_t len);
+
 /* True when allow_private, or every URI of d passes desc_uri_public. */
 bool desc_addresses_ok(const struct desc *d, bool allow_private);
 

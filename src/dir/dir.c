@@ -699,3 +699,15 @@ void dir_stats(const struct dir *d, struct dir_stats *st)
     if (d->reg)
         registry_stats(d->reg, &st->reg);
 }
+
+/* Return the exit policy, or NULL when there is none. */
+const struct exit_policy *dir_exit_policy(const struct dir *d)
+{
+    return d && d->o.exit_policy.n ? &d->o.exit_policy : NULL;
+}
+
+/* True when private addresses are allowed. */
+bool dir_allow_private(const struct dir *d)
+{
+    return d && d->o.allow_private;
+}

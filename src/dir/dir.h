@@ -160,6 +160,13 @@ void dir_report(struct dir *d, const uint8_t pk[OVL_ED25519_PK]);
 /* Cancel every pending request whose callback argument is arg. */
 void dir_cancel(struct dir *d, void *arg);
 
+/* Return our exit policy ([exit] policy), or NULL when it has no rules:
+ * this node is no exit. */
+const struct exit_policy *dir_exit_policy(const struct dir *d);
+
+/* True when [dir] allow_private_addresses is on (loopback testnets). */
+bool dir_allow_private(const struct dir *d);
+
 /* True once our descriptor was accepted by at least one bootstrap. */
 bool dir_registered(const struct dir *d);
 

@@ -1,0 +1,463 @@
+/* xstream.c - the exit's end of streams (relay_int.h, docs/PROTOCOL.md
+ * 20.5): BODY_STREAM frames from chains to streams, each joined to a TCP
+ * socket to its target; frames back as BODY_STREAM_BACK on the chain the
+ * stream's last frame came on (its way back).
+ *
+ * A record (struct xstream) lives from SF_OPEN until its stream closed
+ * (XSF_GONE: out of the table, stream freed) and libuv is done with its
+ * getaddrinfo request (XSF_RESOLVING) and socket (XSF_SOCK); the last of
+ * those frees it. Callbacks that find XSF_GONE only let go.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain/relay_int.h"
+#include "chain/stsock.h"
+#include "core/link.h"
+#include "dir/desc.h"
+#include "lib/clock.h"
+
+#define XS_CONNECT_MS    10000 /* resolving, and then connecting, each */
+#define XS_MAX_RESOLVING 64    /* names resolved at once, node-wide */
+#define XS_MTU           (ONION_BODY - BODY_HDR)
+
+/* Bits of struct xstream's flags. */
+enum {
+    XSF_RESOLVING = 1u << 0,  /* x->gai is out */
+    XSF_SOCK = 1u << 1,       /* x->ss.tcp is initialised and not closed yet */
+    XSF_CONNECTING = 1u << 2, /* x->conn is out */
+    XSF_UP = 1u << 3,         /* connected: the socket moves bytes */
+    XSF_BLOCKED = 1u << 4,    /* a frame found the way back full: pump on drained() */
+    XSF_GONE = 1u << 5,       /* closed: out of the table, the stream freed */
+};
+
+struct xstream {
+    struct relay *r;
+    struct stream *s;       /* NULL once XSF_GONE */
+    struct relay_chain *ch; /* the way back, NULL while the sender has none */
+    uint8_t sid[STREAM_SID];
+    UT_hash_handle hh; /* r->xstreams */
+    unsigned flags;    /* XSF_* */
+    uint16_t port;
+    uint64_t deadline_ms; /* of the resolution or connect under way */
+    uv_getaddrinfo_t gai;
+    uv_connect_t conn;
+    struct stsock ss;
+};
+
+/* The reason a libuv error gives the client. */
+static enum stream_reason xs_reason(int err)
+{
+    switch (err) {
+    case UV_ENETUNREACH:
+        return SR_NET_UNREACH;
+    case UV_EHOSTUNREACH:
+        return SR_HOST_UNREACH;
+    case UV_ETIMEDOUT:
+        return SR_TIMEOUT;
+    default:
+        return SR_REFUSED;
+    }
+}
+
+static void xs_free_maybe(struct xstream *x)
+{
+    if ((x->flags & (XSF_GONE | XSF_RESOLVING | XSF_SOCK)) == XSF_GONE)
+        free(x);
+}
+
+static void xs_unblock(struct xstream *x)
+{
+    if (x->flags & XSF_BLOCKED) {
+        x->flags &= ~XSF_BLOCKED;
+        x->r->n_xblocked--;
+    }
+}
+
+static void xs_detach(struct xstream *x)
+{
+    if (x->ch)
+        x->ch->n_streams--;
+    x->ch = NULL;
+    xs_unblock(x);
+}
+
+/* The stream closed (SE_CLOSED): count its bytes, let go of everything. */
+static void xs_end(struct xstream *x)
+{
+    struct relay *r = x->r;
+
+    if (x->flags & XSF_GONE)
+        return;
+    r->st.stream_bytes_in += x->s->snd.base + x->s->snd.len;
+    r->st.stream_bytes_out += x->s->rcv.base;
+    HASH_DEL(r->xstreams, x);
+    r->st.streams_active--;
+    xs_detach(x);
+    x->flags |= XSF_GONE;
+    if (x->flags & XSF_RESOLVING)
+        (void)uv_cancel((uv_req_t *)&x->gai); /* its callback still runs */
+    if (x->flags & XSF_SOCK) {
+        x->ss.s = NULL;
+        stsock_close(&x->ss); /* before the stream: a write may be out of its ring */
+    }
+    stream_free(x->s);
+    x->s = NULL;
+    xs_free_maybe(x);
+}
+
+/* stream_ops.send: one frame back on the way back. A RESET may use the
+ * link's last room; other frames leave the headroom to relayed cells. */
+static int xs_send(struct stream *s, const uint8_t *f, size_t len)
+{
+    struct xstream *x = s->ctx;
+    struct relay_chain *ch = x->ch;
+    int rc = OVL_EAGAIN;
+
+    if (!ch || !ch->prev)
+        return OVL_ECLOSED; /* the sender comes back on another chain, or not */
+    if (f[0] == SF_RESET || link_can_send(ch->prev, x->r->headroom))
+        rc = relay_originate(ch, BODY_STREAM_BACK, f, len);
+    if (rc == OVL_EAGAIN && !(x->flags & XSF_BLOCKED)) {
+        x->flags |= XSF_BLOCKED; /* refused room armed the link's drained() */
+        x->r->n_xblocked++;
+    }
+    return rc;
+}
+
+static void xs_event(struct stream *s, enum stream_event ev)
+{
+    struct xstream *x = s->ctx;
+
+    if (ev == SE_CLOSED)
+        xs_end(x);
+    else if (x->flags & XSF_UP)
+        stsock_event(&x->ss, ev);
+}
+
+static const struct stream_ops xs_ops = {.send = xs_send, .event = xs_event};
+
+/* stsock: the socket failed (err < 0) or both ends finished (0: the
+ * stream lingers and closes itself). */
+static void xs_done(struct stsock *ss, int err)
+{
+    struct xstream *x = container_of(ss, struct xstream, ss);
+
+    if (err < 0 && x->s)
+        stream_reset(x->s, xs_reason(err));
+}
+
+static void xs_closed(struct stsock *ss)
+{
+    struct xstream *x = container_of(ss, struct xstream, ss);
+
+    x->flags &= ~XSF_SOCK;
+    xs_free_maybe(x);
+}
+
+static void xs_fail(struct xstream *x, enum stream_reason why)
+{
+    if (why == SR_POLICY)
+        x->r->st.streams_refused_policy++;
+    else if (why == SR_LIMIT)
+        x->r->st.streams_refused_limit++;
+    else
+        x->r->st.streams_failed_connect++;
+    stream_reset(x->s, why);
+}
+
+static void xs_connected(uv_connect_t *req, int status)
+{
+    struct xstream *x = req->data;
+
+    x->flags &= ~XSF_CONNECTING;
+    if (x->flags & XSF_GONE)
+        return; /* the close cancelled us */
+    if (status < 0) {
+        xs_fail(x, xs_reason(status));
+        return;
+    }
+    x->flags |= XSF_UP;
+    x->r->st.streams_opened++;
+    stream_take(x->s); /* SF_OPENED goes back */
+    if (!(x->flags & XSF_GONE))
+        (void)stsock_start(&x->ss); /* writes what came meanwhile; failures reach xs_done */
+}
+
+/* Connect to sa (its port set); 0, or the reason to refuse with. */
+static enum stream_reason xs_connect(struct xstream *x, const struct sockaddr *sa)
+{
+    int rc = stsock_init(&x->ss, x->r->n->loop, x->s, xs_done, xs_closed);
+
+    if (rc)
+        return SR_LIMIT;
+    x->flags |= XSF_SOCK;
+    x->conn.data = x;
+    rc = uv_tcp_connect(&x->conn, &x->ss.tcp, sa, xs_connected);
+    if (rc)
+        return rc == UV_EMFILE || rc == UV_ENFILE ? SR_LIMIT : xs_reason(rc);
+    x->flags |= XSF_CONNECTING;
+    x->deadline_ms = clock_now_ms() + XS_CONNECT_MS;
+    return 0;
+}
+
+/* True when we may connect to a (len 4 or 16) on port. */
+static bool xs_allowed(const struct relay *r, const uint8_t *a, size_t len, uint16_t port)
+{
+    const struct exit_policy *p = dir_exit_policy(r->n->dir);
+
+    return p && exit_policy_match(p, a, len, port) &&
+           (dir_allow_private(r->n->dir) || desc_addr_public(a, len));
+}
+
+/* Fill ss with a (4 or 16 bytes) and port. */
+static void xs_sockaddr(struct sockaddr_storage *ss, const uint8_t *a, size_t len, uint16_t port)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (len == 4) {
+        struct sockaddr_in *in = (struct sockaddr_in *)ss;
+
+        in->sin_family = AF_INET;
+        in->sin_port = htons(port);
+        memcpy(&in->sin_addr, a, 4);
+    } else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        memcpy(&in6->sin6_addr, a, 16);
+    }
+}
+
+/* The name resolved: connect to the first address we may, in order. */
+static void xs_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct xstream *x = req->data;
+    enum stream_reason why = status < 0 ? SR_HOST_UNREACH : SR_POLICY;
+    struct sockaddr_storage ss;
+
+    x->flags &= ~XSF_RESOLVING;
+    x->r->n_resolving--;
+    for (struct addrinfo *ai = res; !(x->flags & XSF_GONE) && status == 0 && ai; ai = ai->ai_next) {
+        const uint8_t *a = NULL;
+        size_t len = 0;
+
+        if (ai->ai_family == AF_INET && ai->ai_addrlen >= sizeof(struct sockaddr_in)) {
+            a = (const uint8_t *)&((const struct sockaddr_in *)ai->ai_addr)->sin_addr;
+            len = 4;
+        } else if (ai->ai_family == AF_INET6 && ai->ai_addrlen >= sizeof(struct sockaddr_in6)) {
+            a = ((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr.s6_addr;
+            len = 16;
+        }
+        if (!a || !xs_allowed(x->r, a, len, x->port))
+            continue;
+        xs_sockaddr(&ss, a, len, x->port);
+        why = xs_connect(x, (const struct sockaddr *)&ss);
+        break;
+    }
+    uv_freeaddrinfo(res);
+    if (x->flags & XSF_GONE)
+        xs_free_maybe(x);
+    else if (why)
+        xs_fail(x, why);
+}
+
+/* Start toward target t: connect to a literal, or resolve a name. 0, or
+ * the reason to refuse with. */
+static enum stream_reason xs_start(struct xstream *x, const struct stream_target *t)
+{
+    struct addrinfo hints;
+    struct sockaddr_storage ss;
+    size_t len = t->atyp == STA_IPV4 ? 4 : 16;
+
+    if (t->atyp != STA_NAME) {
+        xs_sockaddr(&ss, t->addr, len, t->port);
+        return xs_connect(x, (const struct sockaddr *)&ss);
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    x->gai.data = x;
+    if (uv_getaddrinfo(x->r->n->loop, &x->gai, xs_resolved, t->name, NULL, &hints) != 0)
+        return SR_HOST_UNREACH;
+    x->flags |= XSF_RESOLVING;
+    x->r->n_resolving++;
+    x->deadline_ms = clock_now_ms() + XS_CONNECT_MS;
+    return 0;
+}
+
+/* Answer a frame that has no stream (or whose stream we refuse). */
+static void xs_refuse(struct relay_chain *ch, const uint8_t sid[STREAM_SID], enum stream_reason why)
+{
+    uint8_t f[STREAM_HDR + 1];
+
+    (void)relay_originate(ch, BODY_STREAM_BACK, f, stream_reset_frame(f, sid, why));
+}
+
+/* Why an open for t from ch is refused before any work, or 0. */
+static enum stream_reason xs_admit(struct relay_chain *ch, const struct stream_target *t)
+{
+    const struct relay *r = ch->r;
+    const struct exit_policy *p = dir_exit_policy(r->n->dir);
+
+    if (!p)
+        return SR_POLICY; /* not an exit */
+    if (r->st.streams_active >= r->o.max_streams || ch->n_streams >= r->o.max_streams_per_chain ||
+        (r->flags & RELAYF_STOPPED))
+        return SR_LIMIT;
+    if (t->atyp != STA_NAME)
+        return xs_allowed(r, t->addr, t->atyp == STA_IPV4 ? 4 : 16, t->port) ? 0 : SR_POLICY;
+    if (!exit_policy_may_accept_port(p, t->port))
+        return SR_POLICY;
+    return r->n_resolving >= XS_MAX_RESOLVING ? SR_LIMIT : 0;
+}
+
+/* SF_OPEN for a sid we do not have: check, make the stream, start. */
+static void xs_open(struct relay_chain *ch, const uint8_t *f, size_t len, const uint8_t *sid,
+                    const uint8_t *args, size_t alen)
+{
+    struct relay *r = ch->r;
+    struct stream_target t;
+    struct xstream *x;
+    enum stream_reason why;
+
+    if (stream_target_get(&t, args, alen) != 0) {
+        r->st.dropped[RD_BAD_CELL]++;
+        xs_refuse(ch, sid, SR_PROTOCOL);
+        return;
+    }
+    why = xs_admit(ch, &t);
+    x = why ? NULL : calloc(1, sizeof(*x));
+    if (x && stream_new(r->n->loop, &xs_ops, x, sid, NULL, 0, XS_MTU, r->o.stream_idle_ms, &x->s)) {
+        free(x);
+        x = NULL;
+    }
+    if (x) {
+        memcpy(x->sid, sid, STREAM_SID);
+        HASH_ADD(hh, r->xstreams, sid, STREAM_SID, x);
+        if (!x->hh.tbl) {
+            stream_free(x->s);
+            free(x);
+            x = NULL;
+        }
+    }
+    if (!x) {
+        why = why ? why : SR_LIMIT;
+        if (why == SR_POLICY)
+            r->st.streams_refused_policy++;
+        else
+            r->st.streams_refused_limit++;
+        xs_refuse(ch, sid, why);
+        return;
+    }
+    x->r = r;
+    x->ch = ch;
+    x->port = t.port;
+    ch->n_streams++;
+    r->st.streams_active++;
+    why = xs_start(x, &t);
+    if (why) {
+        xs_fail(x, why); /* x may be gone */
+        return;
+    }
+    /* The open's data waits in the receive ring until the connect; a
+     * resolution or socket keeps x alive whatever the frame does. */
+    if (stream_input(x->s, f, len) != 0)
+        r->st.dropped[RD_BAD_CELL]++;
+}
+
+void xstream_input(struct relay_chain *ch, const uint8_t *f, size_t len)
+{
+    struct relay *r = ch->r;
+    const uint8_t *sid, *args;
+    struct xstream *x = NULL;
+    uint8_t type;
+    size_t alen;
+
+    if (stream_frame_peek(f, len, &type, &sid, &args, &alen) != 0) {
+        r->st.dropped[RD_BAD_CELL]++;
+        return;
+    }
+    HASH_FIND(hh, r->xstreams, sid, STREAM_SID, x);
+    if (!x) {
+        if (type == SF_OPEN) {
+            xs_open(ch, f, len, sid, args, alen);
+        } else if (type != SF_RESET) { /* a RESET is never answered */
+            r->st.streams_unknown++;
+            xs_refuse(ch, sid, SR_UNKNOWN);
+        }
+        return;
+    }
+    if (x->ch != ch) {
+        /* The sender's chain was repaired or replaced: the new way back
+         * gets everything not yet acknowledged. */
+        xs_detach(x);
+        x->ch = ch;
+        ch->n_streams++;
+        stream_rewind(x->s);
+    }
+    if (stream_input(x->s, f, len) != 0)
+        r->st.dropped[RD_BAD_CELL]++;
+}
+
+void xstream_chain_end(struct relay_chain *ch)
+{
+    struct xstream *x, *tmp;
+
+    if (!ch->n_streams)
+        return;
+    HASH_ITER(hh, ch->r->xstreams, x, tmp)
+    {
+        if (x->ch == ch)
+            xs_detach(x);
+    }
+}
+
+void xstream_drained(struct relay *r, struct link *l)
+{
+    struct xstream *x, *tmp;
+
+    if (!r->n_xblocked)
+        return;
+    HASH_ITER(hh, r->xstreams, x, tmp)
+    {
+        if ((x->flags & XSF_BLOCKED) && x->ch && x->ch->prev == l) {
+            xs_unblock(x);
+            stream_pump(x->s); /* sends only: nothing closes here */
+        }
+    }
+}
+
+void xstream_tick(struct relay *r, uint64_t now)
+{
+    struct xstream *x, *tmp;
+
+    HASH_ITER(hh, r->xstreams, x, tmp)
+    {
+        if ((x->flags & (XSF_RESOLVING | XSF_CONNECTING)) && now >= x->deadline_ms)
+            xs_fail(x, SR_TIMEOUT);
+    }
+}
+
+void xstream_stop(struct relay *r)
+{
+    struct xstream *x, *tmp;
+
+    HASH_ITER(hh, r->xstreams, x, tmp)
+    {
+        stream_reset(x->s, SR_PATH);
+    }
+}
+
+void xstream_stats(const struct relay *r, struct relay_stats *st)
+{
+    const struct xstream *x, *tmp;
+
+    HASH_ITER(hh, r->xstreams, x, tmp)
+    {
+        st->stream_bytes_in += x->s->snd.base + x->s->snd.len;
+        st->stream_bytes_out += x->s->rcv.base;
+        st->bytes_held += sizeof(*x) + sizeof(*x->s) + (x->s->snd.buf ? STREAM_WINDOW : 0) +
+                          (x->s->rcv.buf ? STREAM_WINDOW : 0);
+    }
+}

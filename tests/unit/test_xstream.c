@@ -1,0 +1,780 @@
+/* test_xstream.c - the exit's end of streams (src/chain/xstream.c), on one
+ * loop over loopback TCP.
+ *
+ * Three nodes: a bootstrap, an exit and a sender. The sender is this file:
+ * it opens one-hop chains to the exit with onion.h, runs the client's end
+ * of each stream with the real stream engine (its frames wrapped in
+ * BODY_STREAM bodies, BODY_STREAM_BACK bodies fed back to it), and runs
+ * the targets: an echo server on 127.0.0.1, which shuts its side down
+ * once the exit's FIN came.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain/body.h"
+#include "chain/onion.h"
+#include "chain/relay.h"
+#include "chain/stream.h"
+#include "check_main.h"
+#include "loopfix.h"
+#include "core/chanmap.h"
+#include "core/link.h"
+#include "core/node_run.h"
+#include "dir/dir.h"
+
+enum { BS = 0, EX, SND, N_NODES };
+#define MAX_CS    8
+#define MAX_RESET 8
+#define MAX_ECHO  8
+
+/* One stream as its client (this file) holds it. */
+struct cstream {
+    struct net *t;
+    struct stream *s;
+    uint32_t total;        /* bytes to write, then FIN */
+    uint32_t written, got; /* written into the stream; echoed bytes read back */
+    uint8_t sid[STREAM_SID];
+    bool opened, eof, closed, bad;
+    uint8_t reason;
+};
+
+struct echo_conn {
+    uv_tcp_t tcp;
+    uv_shutdown_t sh;
+    bool used;
+};
+
+struct net {
+    uv_loop_t loop;
+    struct node n[N_NODES];
+    struct dir *dir[N_NODES];
+    struct relay *relay;
+    uv_timer_t deadline, poll;
+    bool (*done)(struct net *t);
+    void (*pump)(struct net *t);
+    bool timed_out;
+
+    /* the sender's chain */
+    struct onion_keys keys[1];
+    uint64_t fwd_ctr, back_next[1];
+    uint32_t id;
+    bool setup_ok;
+
+    struct cstream cs[MAX_CS];
+    struct {
+        uint8_t sid[STREAM_SID], reason;
+    } resets[MAX_RESET]; /* for sids without a stream */
+    unsigned n_resets;
+
+    /* the target */
+    uv_tcp_t srv;
+    uint16_t port;
+    struct echo_conn echo[MAX_ECHO];
+    uint64_t echo_bytes;
+    unsigned echo_eofs;
+};
+
+LOOPFIX_DEFINE(struct net, 2)
+
+/* ---- the target: an echo server ---- */
+
+struct echo_wr {
+    uv_write_t req;
+    char *buf;
+};
+
+static void echo_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    (void)h, (void)hint;
+    b->base = malloc(65536);
+    b->len = b->base ? 65536 : 0;
+}
+
+static void echo_wrote(uv_write_t *req, int status)
+{
+    struct echo_wr *w = (struct echo_wr *)req;
+
+    (void)status;
+    free(w->buf);
+    free(w);
+}
+
+static void echo_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    struct echo_conn *e = st->data;
+    struct net *t = e->tcp.loop->data;
+    struct echo_wr *w;
+
+    if (n > 0 && (w = malloc(sizeof(*w)))) {
+        uv_buf_t ob = uv_buf_init(b->base, (unsigned)n);
+
+        w->buf = b->base;
+        t->echo_bytes += (uint64_t)n;
+        ck_assert_int_eq(uv_write(&w->req, st, &ob, 1, echo_wrote), 0);
+        return;
+    }
+    free(b->base);
+    if (n == UV_EOF) {
+        t->echo_eofs++;
+        (void)uv_shutdown(&e->sh, st, NULL); /* after the echoes queued before it */
+    }
+}
+
+static void echo_conn_cb(uv_stream_t *srv, int status)
+{
+    struct net *t = srv->loop->data;
+
+    ck_assert_int_eq(status, 0);
+    for (unsigned i = 0; i < MAX_ECHO; i++) {
+        struct echo_conn *e = &t->echo[i];
+
+        if (e->used)
+            continue;
+        e->used = true;
+        uv_tcp_init(&t->loop, &e->tcp);
+        e->tcp.data = e;
+        ck_assert_int_eq(uv_accept(srv, (uv_stream_t *)&e->tcp), 0);
+        ck_assert_int_eq(uv_read_start((uv_stream_t *)&e->tcp, echo_alloc, echo_read), 0);
+        return;
+    }
+    ck_abort_msg("too many connections to the target");
+}
+
+/* Listen on 127.0.0.1:0; t->port is the port. */
+static uint16_t tcp_port(uv_tcp_t *h)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+
+    ck_assert_int_eq(uv_tcp_getsockname(h, (struct sockaddr *)&ss, &len), 0);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void echo_start(struct net *t)
+{
+    struct sockaddr_in sa;
+
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    uv_tcp_init(&t->loop, &t->srv);
+    ck_assert_int_eq(uv_tcp_bind(&t->srv, (struct sockaddr *)&sa, 0), 0);
+    ck_assert_int_eq(uv_listen((uv_stream_t *)&t->srv, 8, echo_conn_cb), 0);
+    t->port = tcp_port(&t->srv);
+}
+
+/* A port on 127.0.0.1 where nothing listens. */
+static uint16_t closed_port(struct net *t)
+{
+    struct sockaddr_in sa;
+    uv_tcp_t h;
+    uint16_t port;
+
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    uv_tcp_init(&t->loop, &h);
+    ck_assert_int_eq(uv_tcp_bind(&h, (struct sockaddr *)&sa, 0), 0);
+    port = tcp_port(&h);
+    uv_close((uv_handle_t *)&h, NULL);
+    uv_run(&t->loop, UV_RUN_NOWAIT);
+    return port;
+}
+
+/* ---- the sender: chain and stream ends ---- */
+
+static struct link *snd_link(struct net *t)
+{
+    return link_find(&t->n[SND], t->n[EX].id.pk);
+}
+
+/* Carry one frame to the exit in a BODY_STREAM body. */
+static int snd_frame(struct net *t, uint8_t cmd, const uint8_t *f, size_t len)
+{
+    struct cell c = {.chain_id = t->id, .cmd = CELL_CHAIN_FWD, .len = OVL_CELL_PAYLOAD};
+    struct link *l = snd_link(t);
+    uint8_t body[ONION_BODY];
+    uint64_t ctr[1] = {t->fwd_ctr};
+    int rc;
+
+    if (!l || !t->id)
+        return OVL_ECLOSED;
+    memset(body, 0, sizeof(body));
+    body_hdr_put(body, cmd, (uint16_t)len);
+    memcpy(body + BODY_HDR, f, len);
+    ck_assert_int_eq(onion_fwd_wrap(c.payload, t->keys, 1, ctr, body), 0);
+    rc = link_send(l, &c);
+    if (rc == 0)
+        t->fwd_ctr++;
+    return rc;
+}
+
+static void cs_write(struct cstream *c)
+{
+    uint8_t *p;
+    size_t n;
+
+    while (c->written < c->total && (n = stream_wbuf(c->s, &p)) > 0) {
+        if (n > c->total - c->written)
+            n = c->total - c->written;
+        for (size_t i = 0; i < n; i++)
+            p[i] = (uint8_t)((c->written + i) * 7 + 1);
+        c->written += (uint32_t)n;
+        stream_wrote(c->s, n);
+        if (!c->s)
+            return;
+    }
+    if (c->written == c->total)
+        stream_shutdown(c->s);
+}
+
+static int cs_send(struct stream *s, const uint8_t *f, size_t len)
+{
+    struct cstream *c = s->ctx;
+
+    return snd_frame(c->t, BODY_STREAM, f, len);
+}
+
+static void cs_event(struct stream *s, enum stream_event ev)
+{
+    struct cstream *c = s->ctx;
+    const uint8_t *p;
+    size_t n;
+
+    switch (ev) {
+    case SE_OPENED:
+        c->opened = true;
+        break;
+    case SE_READABLE:
+        while ((n = stream_rbuf(s, &p)) > 0) {
+            for (size_t i = 0; i < n; i++)
+                if (p[i] != (uint8_t)((c->got + i) * 7 + 1))
+                    c->bad = true;
+            c->got += (uint32_t)n;
+            stream_consumed(s, n);
+            if (c->closed)
+                return;
+        }
+        c->eof = stream_eof(s);
+        break;
+    case SE_WRITABLE:
+        cs_write(c);
+        break;
+    case SE_CLOSED:
+        c->closed = true;
+        c->reason = s->reason;
+        stream_free(s);
+        c->s = NULL;
+        break;
+    }
+}
+
+static const struct stream_ops cs_ops = {.send = cs_send, .event = cs_event};
+
+/* Open stream i to target (writing total bytes, then FIN). */
+static void cs_open(struct net *t, unsigned i, const struct stream_target *tg, uint32_t total)
+{
+    struct cstream *c = &t->cs[i];
+    uint8_t sid[STREAM_SID], args[4 + 255];
+    int alen = stream_target_put(args, tg);
+
+    ck_assert_int_gt(alen, 0);
+    memset(c, 0, sizeof(*c));
+    c->t = t;
+    c->total = total;
+    ovl_random(sid, sizeof(sid));
+    memcpy(c->sid, sid, STREAM_SID);
+    ck_assert_int_eq(stream_new(&t->loop, &cs_ops, c, sid, args, (size_t)alen,
+                                ONION_BODY - BODY_HDR, 30000, &c->s),
+                     0);
+    cs_write(c);
+    stream_pump(c->s);
+}
+
+static struct stream_target target4(const char *ip, uint16_t port)
+{
+    struct stream_target tg = {.atyp = STA_IPV4, .port = port};
+
+    ck_assert_int_eq(uv_inet_pton(AF_INET, ip, tg.addr), 0);
+    return tg;
+}
+
+/* A BODY_STREAM_BACK frame: to its stream, or recorded. */
+static void snd_stream_back(struct net *t, const uint8_t *f, size_t len)
+{
+    ck_assert_uint_ge(len, STREAM_HDR);
+    for (unsigned i = 0; i < MAX_CS; i++) {
+        struct cstream *c = &t->cs[i];
+
+        if (c->t && memcmp(c->sid, f + 2, STREAM_SID) == 0) {
+            if (c->s)
+                ck_assert_int_eq(stream_input(c->s, f, len), 0);
+            return; /* else a late frame of a stream this end let go of */
+        }
+    }
+    ck_assert_uint_eq(f[0], SF_RESET);
+    ck_assert_uint_lt(t->n_resets, MAX_RESET);
+    memcpy(t->resets[t->n_resets].sid, f + 2, STREAM_SID);
+    t->resets[t->n_resets++].reason = f[STREAM_HDR];
+}
+
+static void snd_cell(void *obj, struct link *l, const struct cell *c)
+{
+    struct net *t = obj;
+    uint8_t body[ONION_BODY];
+    unsigned origin;
+    int blen;
+
+    (void)l;
+    if (c->cmd != CELL_CHAIN_BACK)
+        return;
+    ck_assert_int_eq(onion_back_unwrap(body, &origin, t->keys, 1, t->back_next, c->payload), 0);
+    blen = body_hdr_len(body);
+    ck_assert_int_ge(blen, 0);
+    if (body[0] == BODY_SETUP_OK)
+        t->setup_ok = true;
+    else if (body[0] == BODY_STREAM_BACK)
+        snd_stream_back(t, body + BODY_HDR, (size_t)blen);
+}
+
+static void snd_closed(void *obj, struct link *l, uint32_t id)
+{
+    (void)l, (void)id;
+    ((struct net *)obj)->id = 0;
+}
+
+static const struct chain_owner snd_owner = {.cell = snd_cell, .link_closed = snd_closed};
+
+/* ---- the network ---- */
+
+static void make_node(struct net *t, unsigned i, unsigned roles)
+{
+    struct node_opts o;
+    struct ovl_identity id;
+
+    node_opts_defaults(&o);
+    ck_assert_int_eq(ovl_identity_generate(&id), 0);
+    log_init(&t->n[i].log, "test", OVL_LOG_ERROR, false);
+    ck_assert_int_eq(node_init(&t->n[i], &t->loop, &o, &id, roles), 0);
+    ovl_identity_wipe(&id);
+}
+
+static bool all_registered(struct net *t)
+{
+    return dir_registered(t->dir[EX]) && dir_registered(t->dir[SND]);
+}
+
+static bool linked(struct net *t)
+{
+    return snd_link(t) != NULL;
+}
+
+/* policy NULL: the exit has none. */
+static void net_setup(struct net *t, const char *policy, const struct relay_opts *ro)
+{
+    static const char listen[1][OVL_URI_MAX] = {"tcp://127.0.0.1:0"};
+    struct dir_bootstrap_spec bs;
+    struct peer_spec peer;
+    struct dir_opts dopts, xopts;
+    struct link *l;
+
+    memset(t, 0, sizeof(*t));
+    ck_assert_int_eq(uv_loop_init(&t->loop), 0);
+    t->loop.data = t;
+    loopfix_init(t);
+    dir_opts_defaults(&dopts);
+    dopts.allow_private = true; /* every node is 127.0.0.1 */
+    dopts.heartbeat_ms = 1000;
+    xopts = dopts;
+    if (policy)
+        ck_assert_int_eq(exit_policy_parse(&xopts.exit_policy, policy, NULL, NULL), 0);
+
+    make_node(t, BS, ROLE_BOOTSTRAP);
+    ck_assert_int_eq(dir_init(&t->n[BS], &dopts, NULL, 0, &t->dir[BS]), 0);
+    ck_assert_int_eq(node_start(&t->n[BS], listen, 1, NULL, 0), 0);
+    memset(&bs, 0, sizeof(bs));
+    snprintf(bs.name, sizeof(bs.name), "bs");
+    snprintf(bs.uri, sizeof(bs.uri), "%s", t->n[BS].listen_uri[0]);
+    memcpy(bs.pk, t->n[BS].id.pk, OVL_ED25519_PK);
+    memset(&peer, 0, sizeof(peer));
+    memcpy(peer.name, bs.name, sizeof(peer.name));
+    memcpy(peer.uri, bs.uri, sizeof(peer.uri));
+    memcpy(peer.pk, bs.pk, sizeof(peer.pk));
+    make_node(t, EX, ROLE_RELAY);
+    ck_assert_int_eq(dir_init(&t->n[EX], &xopts, &bs, 1, &t->dir[EX]), 0);
+    ck_assert_int_eq(relay_init(&t->n[EX], ro, &t->relay), 0);
+    ck_assert_int_eq(node_start(&t->n[EX], listen, 1, &peer, 1), 0);
+    make_node(t, SND, ROLE_CLIENT);
+    ck_assert_int_eq(dir_init(&t->n[SND], &dopts, &bs, 1, &t->dir[SND]), 0);
+    ck_assert_int_eq(node_start(&t->n[SND], listen, 1, &peer, 1), 0);
+    ck_assert(run_until(t, all_registered, 10000));
+    ck_assert_int_eq(link_dial(&t->n[SND], t->n[EX].listen_uri[0], t->n[EX].id.pk, NULL, &l), 0);
+    ck_assert(run_until(t, linked, 5000));
+    echo_start(t);
+}
+
+static bool got_setup_ok(struct net *t)
+{
+    return t->setup_ok;
+}
+
+/* Open a one-hop chain to the exit (the sender's chain from now on). */
+static void chain_open(struct net *t)
+{
+    struct onion_hop_info info;
+    struct cell c = {.cmd = CELL_CHAIN_SETUP, .len = ONION_HDR_LEN};
+    uint8_t onion_pk[1][OVL_X25519_LEN];
+    unsigned count = 0;
+    const struct dir_onion *ok = dir_onion_keys(t->dir[EX], &count);
+
+    ck_assert_uint_ge(count, 1);
+    memcpy(onion_pk[0], ok[0].pk, OVL_X25519_LEN);
+    memset(&info, 0, sizeof(info));
+    info.type = ONION_HOP_EXIT;
+    info.suite = (uint8_t)ovl_aead_pick(ovl_aead_available());
+    info.lifetime_s = 600;
+    t->fwd_ctr = t->back_next[0] = 0;
+    t->setup_ok = false;
+    ck_assert_int_eq(
+        onion_setup_build(c.payload, (const uint8_t(*)[OVL_X25519_LEN])onion_pk, &info, 1, t->keys),
+        0);
+    ck_assert_int_eq(chanmap_alloc(&t->n[SND], snd_link(t), &snd_owner, t, &t->id), 0);
+    c.chain_id = t->id;
+    ck_assert_int_eq(link_send(snd_link(t), &c), 0);
+    ck_assert(run_until(t, got_setup_ok, 5000));
+}
+
+/* End the sender's chain (DESTROY), as a client whose chain failed. */
+static void chain_close(struct net *t)
+{
+    struct cell c = {.chain_id = t->id, .cmd = CELL_CHAIN_DESTROY};
+
+    ck_assert_int_eq(link_send(snd_link(t), &c), 0);
+    chanmap_del(&t->n[SND], snd_link(t), t->id);
+    t->id = 0;
+}
+
+static void net_teardown(struct net *t)
+{
+    for (unsigned i = 0; i < MAX_CS; i++)
+        stream_free(t->cs[i].s);
+    relay_stop(t->relay);
+    for (unsigned i = 0; i < N_NODES; i++) {
+        dir_stop(t->dir[i]);
+        node_stop(&t->n[i]);
+    }
+    for (unsigned i = 0; i < MAX_ECHO; i++)
+        if (t->echo[i].used)
+            uv_close((uv_handle_t *)&t->echo[i].tcp, NULL);
+    uv_close((uv_handle_t *)&t->srv, NULL);
+    loopfix_close(t);
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&t->loop), 0);
+    relay_free(t->relay);
+    for (unsigned i = 0; i < N_NODES; i++) {
+        dir_free(t->dir[i]);
+        node_free(&t->n[i]);
+    }
+    onion_keys_wipe(&t->keys[0]);
+}
+
+static struct relay_stats xstats(struct net *t)
+{
+    struct relay_stats st;
+
+    relay_stats(t->relay, &st);
+    return st;
+}
+
+static unsigned want;
+static bool n_closed(struct net *t)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < MAX_CS; i++)
+        n += t->cs[i].closed;
+    return n >= want;
+}
+
+static bool n_resets(struct net *t)
+{
+    return t->n_resets >= want;
+}
+
+static bool n_opened(struct net *t)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < MAX_CS; i++)
+        n += t->cs[i].opened;
+    return n >= want;
+}
+
+static bool none_active(struct net *t)
+{
+    return xstats(t).streams_active == 0;
+}
+
+#define POLICY "accept 127.0.0.1:*, reject *:*"
+
+/* Open, 200 KB both ways (three windows' worth: credit and backpressure
+ * on both sockets), FIN both ways, done. */
+START_TEST(test_echo)
+{
+    struct net *t = calloc(1, sizeof(*t));
+    struct relay_opts ro;
+    struct stream_target tg;
+    struct relay_stats st;
+    const uint32_t total = 200000;
+
+    relay_opts_defaults(&ro);
+    net_setup(t, POLICY, &ro);
+    chain_open(t);
+    tg = target4("127.0.0.1", t->port);
+    cs_open(t, 0, &tg, total);
+    want = 1;
+    ck_assert(run_until(t, n_closed, 20000));
+    ck_assert_uint_eq(t->cs[0].reason, SR_DONE);
+    ck_assert(t->cs[0].opened);
+    ck_assert(t->cs[0].eof);
+    ck_assert(!t->cs[0].bad);
+    ck_assert_uint_eq(t->cs[0].got, total);
+    ck_assert_uint_eq(t->echo_bytes, total);
+    ck_assert_uint_eq(t->echo_eofs, 1);
+    ck_assert(run_until(t, none_active, 10000)); /* the exit's linger ends too */
+    st = xstats(t);
+    ck_assert_uint_eq(st.streams_opened, 1);
+    ck_assert_uint_eq(st.stream_bytes_in, total);
+    ck_assert_uint_eq(st.stream_bytes_out, total);
+    ck_assert_uint_eq(st.streams_failed_connect, 0);
+    ck_assert_uint_eq(st.dropped[RD_BAD_CELL], 0);
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
+/* A name resolved by the exit: the first address the policy takes. */
+START_TEST(test_name)
+{
+    struct net *t = calloc(1, sizeof(*t));
+    struct relay_opts ro;
+    struct stream_target tg = {.atyp = STA_NAME};
+
+    relay_opts_defaults(&ro);
+    net_setup(t, POLICY, &ro);
+    chain_open(t);
+    tg.port = t->port;
+    strcpy(tg.name, "localhost");
+    cs_open(t, 0, &tg, 1000);
+    tg.port = 1;
+    strcpy(tg.name, "name.invalid");
+    cs_open(t, 1, &tg, 10);
+    want = 2;
+    ck_assert(run_until(t, n_closed, 30000));
+    ck_assert_uint_eq(t->cs[0].reason, SR_DONE);
+    ck_assert_uint_eq(t->cs[0].got, 1000);
+    ck_assert(t->cs[1].reason == SR_HOST_UNREACH || t->cs[1].reason == SR_TIMEOUT);
+    ck_assert_uint_eq(xstats(t).streams_opened, 1);
+    ck_assert_uint_eq(xstats(t).streams_failed_connect, 1);
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
+/* Refusals: the policy, a closed port, an unknown sid, a bad frame. */
+START_TEST(test_refused)
+{
+    struct net *t = calloc(1, sizeof(*t));
+    struct relay_opts ro;
+    struct stream_target tg;
+    struct relay_stats st;
+    uint8_t f[STREAM_HDR + 8];
+
+    relay_opts_defaults(&ro);
+    net_setup(t, POLICY, &ro);
+    chain_open(t);
+    tg = target4("127.0.0.2", t->port); /* the policy takes 127.0.0.1 only */
+    cs_open(t, 0, &tg, 10);
+    tg = target4("127.0.0.1", closed_port(t));
+    cs_open(t, 1, &tg, 10);
+    want = 2;
+    ck_assert(run_until(t, n_closed, 10000));
+    ck_assert_uint_eq(t->cs[0].reason, SR_POLICY);
+    ck_assert_uint_eq(t->cs[1].reason, SR_REFUSED);
+
+    /* DATA for a sid the exit does not have; a RESET is never answered. */
+    memset(f, 0, sizeof(f));
+    f[0] = SF_DATA;
+    memset(f + 2, 0xab, STREAM_SID);
+    ck_assert_int_eq(snd_frame(t, BODY_STREAM, f, STREAM_HDR), 0);
+    f[0] = SF_RESET;
+    ck_assert_int_eq(snd_frame(t, BODY_STREAM, f, STREAM_HDR + 1), 0);
+    f[0] = 9; /* no such type: dropped */
+    ck_assert_int_eq(snd_frame(t, BODY_STREAM, f, STREAM_HDR), 0);
+    ck_assert_int_eq(snd_frame(t, BODY_STREAM, f, 5), 0); /* too short */
+    want = 1;
+    ck_assert(run_until(t, n_resets, 5000));
+    ck_assert_uint_eq(t->resets[0].reason, SR_UNKNOWN);
+    ck_assert_mem_eq(t->resets[0].sid, f + 2, STREAM_SID);
+    st = xstats(t);
+    ck_assert_uint_eq(st.streams_refused_policy, 1);
+    ck_assert_uint_eq(st.streams_failed_connect, 1);
+    ck_assert_uint_ge(st.streams_unknown, 1); /* and late frames of the refused streams */
+    ck_assert_uint_eq(st.dropped[RD_BAD_CELL], 2);
+    ck_assert_uint_eq(st.streams_active, 0);
+    ck_assert_uint_eq(t->n_resets, 1);
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
+/* No policy: no exit. */
+START_TEST(test_not_exit)
+{
+    struct net *t = calloc(1, sizeof(*t));
+    struct relay_opts ro;
+    struct stream_target tg;
+
+    relay_opts_defaults(&ro);
+    net_setup(t, NULL, &ro);
+    chain_open(t);
+    tg = target4("127.0.0.1", t->port);
+    cs_open(t, 0, &tg, 10);
+    want = 1;
+    ck_assert(run_until(t, n_closed, 10000));
+    ck_assert_uint_eq(t->cs[0].reason, SR_POLICY);
+    ck_assert_uint_eq(xstats(t).streams_refused_policy, 1);
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
+/* max_streams_per_chain, then max_streams node-wide. */
+START_TEST(test_limits)
+{
+    struct net *t = calloc(1, sizeof(*t));
+    struct relay_opts ro;
+    struct stream_target tg;
+
+    relay_opts_defaults(&ro);
+    ro.max_streams_per_chain = 2;
+    ro.max_streams = 3;
+    net_setup(t, POLICY, &ro);
+    chain_open(t);
+    tg = target4("127.0.0.1", t->port);
+    for (unsigned i = 0; i < 3; i++)
+        cs_open(t, i, &tg, 0x7fffffff); /* they stay open */
+    want = 2;
+    ck_assert(run_until(t, n_opened, 10000));
+    want = 1;
+    ck_assert(run_until(t, n_closed, 10000));
+    ck_assert(t->cs[2].closed);
+    ck_assert_uint_eq(t->cs[2].reason, SR_LIMIT);
+    /* A new chain: one more stream fits node-wide, the next does not. The
+     * first chain ended: its two streams wait for a client that is gone. */
+    for (unsigned i = 0; i < 2; i++) {
+        stream_free(t->cs[i].s);
+        t->cs[i].s = NULL;
+    }
+    chain_close(t);
+    chain_open(t);
+    cs_open(t, 3, &tg, 10);
+    cs_open(t, 4, &tg, 10);
+    want = 2;
+    ck_assert(run_until(t, n_closed, 10000));
+    ck_assert_uint_eq(t->cs[4].reason, SR_LIMIT);
+    ck_assert_uint_eq(xstats(t).streams_refused_limit, 2);
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
+static bool echo_got(struct net *t)
+{
+    return t->echo_bytes >= want;
+}
+
+/* The chain ends mid-stream; the client comes back on a new chain and the
+ * stream goes on: nothing lost, nothing twice. */
+START_TEST(test_new_chain)
+{
+    struct net *t = calloc(1, sizeof(*t));
+    struct relay_opts ro;
+    struct stream_target tg;
+    struct cstream *c = &t->cs[0];
+    const uint32_t total = 300000;
+
+    relay_opts_defaults(&ro);
+    net_setup(t, POLICY, &ro);
+    chain_open(t);
+    tg = target4("127.0.0.1", t->port);
+    cs_open(t, 0, &tg, total);
+    want = 50000;
+    ck_assert(run_until(t, echo_got, 10000));
+    chain_close(t);
+    chain_open(t);
+    stream_rewind(c->s); /* the client's side of a new way */
+    want = 1;
+    ck_assert(run_until(t, n_closed, 30000));
+    ck_assert_uint_eq(c->reason, SR_DONE);
+    ck_assert(!c->bad);
+    ck_assert_uint_eq(c->got, total);
+    ck_assert_uint_eq(t->echo_bytes, total);
+    ck_assert_uint_eq(xstats(t).streams_opened, 1);
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
+/* Stopping with streams resolving, connecting and open: reset, freed. */
+START_TEST(test_stop)
+{
+    struct net *t = calloc(1, sizeof(*t));
+    struct relay_opts ro;
+    struct stream_target tg;
+
+    relay_opts_defaults(&ro);
+    net_setup(t, "accept *:*", &ro);
+    chain_open(t);
+    tg = target4("127.0.0.1", t->port);
+    cs_open(t, 0, &tg, 0x7fffffff);
+    want = 1;
+    ck_assert(run_until(t, n_opened, 10000));
+    tg.atyp = STA_NAME;
+    strcpy(tg.name, "localhost");
+    cs_open(t, 1, &tg, 10);
+    tg = target4("192.0.2.1", 80); /* TEST-NET-1: the connect hangs */
+    cs_open(t, 2, &tg, 10);
+    uv_run(&t->loop, UV_RUN_NOWAIT);
+    net_teardown(t); /* ASan: nothing leaks, nothing used after free */
+    free(t);
+}
+END_TEST
+
+START_TEST(test_defaults)
+{
+    struct relay_opts ro;
+
+    relay_opts_defaults(&ro);
+    ck_assert_uint_eq(ro.max_streams, 1024);
+    ck_assert_uint_eq(ro.max_streams_per_chain, 64);
+    ck_assert_uint_eq(ro.stream_idle_ms, 300000);
+}
+END_TEST
+
+static Suite *xstream_suite(void)
+{
+    Suite *s = suite_create("xstream");
+    TCase *tc = tcase_create("xstream");
+
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_defaults);
+    tcase_add_test(tc, test_echo);
+    tcase_add_test(tc, test_name);
+    tcase_add_test(tc, test_refused);
+    tcase_add_test(tc, test_not_exit);
+    tcase_add_test(tc, test_limits);
+    tcase_add_test(tc, test_new_chain);
+    tcase_add_test(tc, test_stop);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+OVL_CHECK_MAIN(xstream_suite)
