@@ -392,16 +392,9 @@ static int quic_cb_del_cid(ngtcp2_conn *qc, const ngtcp2_cid *cid, void *ud)
     .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,                           \
     .version_negotiation = ngtcp2_crypto_version_negotiation_cb
 
-static const ngtcp2_callbacks quic_cli_callbacks = {
-    .client_initial = ngtcp2_crypto_client_initial_cb,
-    .recv_retry = ngtcp2_crypto_recv_retry_cb,
-    QUIC_COMMON_CALLBACKS,
-};
-
-const ngtcp2_callbacks quic_srv_callbacks = {
-    .recv_client_initial = ngtcp2_crypto_recv_client_initial_cb,
-    QUIC_COMMON_CALLBACKS,
-};
+/* What both sides share; quic_conn_config() adds each side's own. One
+ * table, not one a side: each holds 320 bytes and a relocation a pointer. */
+static const ngtcp2_callbacks quic_callbacks = {QUIC_COMMON_CALLBACKS};
 
 static uint32_t quic_idle_ms(const struct quic_conn *c)
 {
@@ -410,8 +403,28 @@ static uint32_t quic_idle_ms(const struct quic_conn *c)
     return env->idle_timeout_ms ? env->idle_timeout_ms : QUIC_IDLE_DEFAULT;
 }
 
-void quic_conn_config(struct quic_conn *c, ngtcp2_settings *s, ngtcp2_transport_params *p)
+/* The path from c's local address to remote (len bytes). */
+static void quic_path(struct quic_conn *c, ngtcp2_path *path, const struct sockaddr *remote,
+                      size_t len)
 {
+    path->local.addr = (ngtcp2_sockaddr *)&c->local;
+    path->local.addrlen = (ngtcp2_socklen)c->locallen;
+    path->remote.addr = (ngtcp2_sockaddr *)remote;
+    path->remote.addrlen = (ngtcp2_socklen)len;
+    path->user_data = NULL;
+}
+
+void quic_conn_config(struct quic_conn *c, ngtcp2_settings *s, ngtcp2_transport_params *p,
+                      ngtcp2_path *path, ngtcp2_callbacks *cb)
+{
+    *cb = quic_callbacks;
+    if (tp_is_inbound(&c->base)) {
+        cb->recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+    } else {
+        cb->client_initial = ngtcp2_crypto_client_initial_cb;
+        cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
+    }
+    quic_path(c, path, (const struct sockaddr *)&c->remote, c->remotelen);
     ngtcp2_settings_default(s);
     s->initial_ts = quic_now();
     s->max_window = QUIC_MAX_WIN;
@@ -596,12 +609,9 @@ void quic_conn_input(struct quic_conn *c, const struct sockaddr *remote, const u
 
     if (tp_is_closing(&c->base))
         return;
-    path.local.addr = (ngtcp2_sockaddr *)&c->local;
-    path.local.addrlen = (ngtcp2_socklen)c->locallen;
-    path.remote.addr = (ngtcp2_sockaddr *)remote;
-    path.remote.addrlen =
-        remote->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    path.user_data = NULL;
+    quic_path(c, &path, remote,
+              remote->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                            : sizeof(struct sockaddr_in));
     rc = ngtcp2_conn_read_pkt(c->qc, &path, &pi, data, len, quic_now());
     if (rc) {
         quic_fail(c, rc);
@@ -751,6 +761,7 @@ static int quic_cli_start(struct quic_conn *c, const struct sockaddr *sa)
     ngtcp2_settings s;
     ngtcp2_transport_params p;
     ngtcp2_path path;
+    ngtcp2_callbacks cb;
     ngtcp2_cid dcid, scid;
     int rc;
 
@@ -774,14 +785,9 @@ static int quic_cli_start(struct quic_conn *c, const struct sockaddr *sa)
     scid.datalen = QUIC_CID_LEN;
     randombytes_buf(dcid.data, dcid.datalen);
     randombytes_buf(scid.data, scid.datalen);
-    path.local.addr = (ngtcp2_sockaddr *)&c->local;
-    path.local.addrlen = (ngtcp2_socklen)c->locallen;
-    path.remote.addr = (ngtcp2_sockaddr *)&c->remote;
-    path.remote.addrlen = (ngtcp2_socklen)c->remotelen;
-    path.user_data = NULL;
-    quic_conn_config(c, &s, &p);
-    rc = ngtcp2_conn_client_new(&c->qc, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1,
-                                &quic_cli_callbacks, &s, &p, NULL, c);
+    quic_conn_config(c, &s, &p, &path, &cb);
+    rc = ngtcp2_conn_client_new(&c->qc, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb, &s, &p, NULL,
+                                c);
     if (rc)
         return rc == NGTCP2_ERR_NOMEM ? OVL_ENOMEM : OVL_EINVAL;
     quic_conn_ready(c);

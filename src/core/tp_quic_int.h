@@ -126,9 +126,10 @@ void quic_conn_input(struct quic_conn *c, const struct sockaddr *remote, const u
 /* Close c: send CONNECTION_CLOSE unless quiet, release, then closed(reason). */
 void quic_conn_shutdown(struct quic_conn *c, int reason, bool quiet);
 
-/* Build the ngtcp2 settings, parameters and callbacks for c. */
-void quic_conn_config(struct quic_conn *c, ngtcp2_settings *s, ngtcp2_transport_params *p);
-extern const ngtcp2_callbacks quic_srv_callbacks;
+/* Build the ngtcp2 settings, parameters, path (c's addresses, set by then)
+ * and callbacks for c, the server's or the client's as c is inbound. */
+void quic_conn_config(struct quic_conn *c, ngtcp2_settings *s, ngtcp2_transport_params *p,
+                      ngtcp2_path *path, ngtcp2_callbacks *cb);
 
 /* Attach c's TLS session to its ngtcp2 connection and start keep-alives. */
 void quic_conn_ready(struct quic_conn *c);

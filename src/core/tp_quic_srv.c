@@ -338,12 +338,13 @@ static int quic_srv_conn(struct quic_conn *c, const ngtcp2_pkt_hd *hd, const ngt
     ngtcp2_settings s;
     ngtcp2_transport_params p;
     ngtcp2_path path;
+    ngtcp2_callbacks cb;
     ngtcp2_cid scid;
     int rc;
 
     scid.datalen = QUIC_CID_LEN;
     randombytes_buf(scid.data, scid.datalen);
-    quic_conn_config(c, &s, &p);
+    quic_conn_config(c, &s, &p, &path, &cb);
     s.token = hd->token;
     s.tokenlen = hd->tokenlen;
     s.token_type = NGTCP2_TOKEN_TYPE_RETRY;
@@ -357,13 +358,7 @@ static int quic_srv_conn(struct quic_conn *c, const ngtcp2_pkt_hd *hd, const ngt
         rc = quic_tls_session(c, true, l->cred);
     if (rc)
         return rc;
-    path.local.addr = (ngtcp2_sockaddr *)&c->local;
-    path.local.addrlen = (ngtcp2_socklen)c->locallen;
-    path.remote.addr = (ngtcp2_sockaddr *)&c->remote;
-    path.remote.addrlen = (ngtcp2_socklen)c->remotelen;
-    path.user_data = NULL;
-    rc = ngtcp2_conn_server_new(&c->qc, &hd->scid, &scid, &path, hd->version, &quic_srv_callbacks,
-                                &s, &p, NULL, c);
+    rc = ngtcp2_conn_server_new(&c->qc, &hd->scid, &scid, &path, hd->version, &cb, &s, &p, NULL, c);
     if (rc)
         return rc == NGTCP2_ERR_NOMEM ? OVL_ENOMEM : OVL_EPROTO;
     quic_conn_ready(c);
