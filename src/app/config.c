@@ -205,15 +205,6 @@ static char *cfg_reader(char *buf, int num, void *stream)
     return buf;
 }
 
-static const struct key_def *key_find(enum cfg_sect sect, const char *name)
-{
-    for (size_t i = 0; i < CFG_KEY_COUNT; i++) {
-        if (cfg_keys[i].sect == sect && strcmp(cfg_keys[i].name, name) == 0)
-            return &cfg_keys[i];
-    }
-    return NULL;
-}
-
 /* libinih's callback for each key = value; returns 0 on error as it expects. */
 static int cfg_handler(void *user, const char *section, const char *name, const char *value)
 {
@@ -228,7 +219,7 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
         return !cfg_fail(p, p->line, "syntax error (expected key = value)");
     if (p->sect == SECT_NONE)
         return !cfg_fail(p, p->line, "key '%s' outside any section", name);
-    const struct key_def *k = key_find(p->sect, name);
+    const struct key_def *k = cfg_key_find(p->sect, name);
     if (!k)
         return !cfg_fail(p, p->line, "unknown key '%s' in [%s]", name, p->sect_name);
     size_t i = (size_t)(k - cfg_keys);
@@ -284,8 +275,8 @@ unsigned config_dial_peers(const struct ovl_config *c, struct peer_spec *out)
 /* Fail unless each of the count named sections of kind sect has address and id. */
 static bool cfg_named_complete(struct cfg_parse *p, enum cfg_sect sect, unsigned count)
 {
-    size_t addr = (size_t)(key_find(sect, "address") - cfg_keys);
-    size_t id = (size_t)(key_find(sect, "id") - cfg_keys);
+    size_t addr = (size_t)(cfg_key_find(sect, "address") - cfg_keys);
+    size_t id = (size_t)(cfg_key_find(sect, "id") - cfg_keys);
     bool boot = sect == SECT_BOOTSTRAP;
 
     for (unsigned i = 0; i < count; i++) {
@@ -305,8 +296,8 @@ static bool cfg_named_complete(struct cfg_parse *p, enum cfg_sect sect, unsigned
 static unsigned later_line(const struct cfg_parse *p, enum cfg_sect sect, const char *a,
                            const char *b)
 {
-    unsigned la = p->key_line[key_find(sect, a) - cfg_keys];
-    unsigned lb = p->key_line[key_find(sect, b) - cfg_keys];
+    unsigned la = p->key_line[cfg_key_find(sect, a) - cfg_keys];
+    unsigned lb = p->key_line[cfg_key_find(sect, b) - cfg_keys];
     return la > lb ? la : lb;
 }
 
@@ -397,7 +388,7 @@ static void cfg_finish(struct cfg_parse *p)
     if (!cfg_transports(p))
         return;
     if (c->dir.exit_policy.n && !(c->roles & ROLE_RELAY)) {
-        cfg_fail(p, p->key_line[key_find(SECT_EXIT, "policy") - cfg_keys],
+        cfg_fail(p, p->key_line[cfg_key_find(SECT_EXIT, "policy") - cfg_keys],
                  "[exit] policy needs the relay role (roles has no relay)");
         return;
     }

@@ -41,24 +41,31 @@ struct key_def;
 
 typedef int (*key_setter)(struct cfg_parse *p, const struct key_def *k, const char *v);
 
-/* One key of one section. Integer and path keys store into struct
- * ovl_config at off/width; a path takes at most max bytes. The fields are
- * as narrow as their values allow: the table lives in the binary, one row
- * a key (the size budget). */
+/* One key of one section; its name is cfg_key_name(). Integer and path
+ * keys store into struct ovl_config at off/width; a path takes at most max
+ * bytes. The fields are as narrow as their values allow and there is no
+ * pointer: the table lives in the binary, one 16-byte row a key (the size
+ * budget). */
 struct key_def {
-    const char *name;
-    uint64_t max;
+    uint32_t max; /* the largest value is max << max_shift */
     uint32_t min;
-    uint32_t off;
+    uint16_t off;
     uint16_t width;
-    uint8_t sect;    /* enum cfg_sect */
-    uint8_t repeat;  /* may be given more than once (listen) */
-    uint8_t zero_ok; /* 0 is accepted besides min..max (idle_timeout) */
-    uint8_t set;     /* which setter checks and stores the value (cfg_set) */
+    uint8_t sect;           /* enum cfg_sect */
+    uint8_t set;            /* which setter checks and stores the value (cfg_set) */
+    unsigned repeat : 1;    /* may be given more than once (listen) */
+    unsigned zero_ok : 1;   /* 0 is accepted besides min..max (idle_timeout) */
+    unsigned max_shift : 6; /* for maxima past 32 bits (max_queued) */
 };
 
 /* Check and store v for key k with the key's setter; 0 or negative. */
 int cfg_set(struct cfg_parse *p, const struct key_def *k, const char *v);
+
+/* Return key k's name (static). */
+const char *cfg_key_name(const struct key_def *k);
+
+/* Return the key called name in section sect, or NULL. */
+const struct key_def *cfg_key_find(enum cfg_sect sect, const char *name);
 
 /* Every key of every section, CFG_KEY_COUNT rows (config_keys.c). */
 extern const struct key_def cfg_keys[];
@@ -83,6 +90,7 @@ struct cfg_parse {
     unsigned listen_any;                   /* bit i: listen[i] named no transport */
     unsigned socks_line[CLIENT_MAX_SOCKS]; /* line of each [socks] listen */
     unsigned socks_public;                 /* bit i: socks[i] is not a loopback address */
+    const char *key;                       /* name of the key being set, for messages */
     bool colon;                            /* the current line's first separator is ':' */
     bool failed;
     unsigned err_line;

@@ -20,12 +20,11 @@
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
 /* Copy v into dst (size bytes) or fail: a value is never silently cut. */
-static int copy_value(struct cfg_parse *p, const struct key_def *k, char *dst, size_t size,
-                      const char *v)
+static int copy_value(struct cfg_parse *p, char *dst, size_t size, const char *v)
 {
     size_t n = strlen(v);
     if (n >= size)
-        return cfg_fail(p, p->line, "value of %s is too long (%zu bytes, at most %zu)", k->name, n,
+        return cfg_fail(p, p->line, "value of %s is too long (%zu bytes, at most %zu)", p->key, n,
                         size - 1);
     memcpy(dst, v, n + 1);
     return 0;
@@ -75,27 +74,32 @@ static int set_roles(struct cfg_parse *p, const struct key_def *k, const char *v
     return 0;
 }
 
+/* The largest value of key k. */
+static uint64_t key_max(const struct key_def *k)
+{
+    return (uint64_t)k->max << k->max_shift;
+}
+
 static int set_path(struct cfg_parse *p, const struct key_def *k, const char *v)
 {
     if (*v == '\0')
-        return cfg_fail(p, p->line, "%s is empty", k->name);
+        return cfg_fail(p, p->line, "%s is empty", p->key);
     /* k->max may be below the buffer size: the socket path must fit sun_path. */
-    size_t size = k->max + 1 < k->width ? k->max + 1 : k->width;
-    return copy_value(p, k, (char *)p->c + k->off, size, v);
+    size_t size = k->max + 1u < k->width ? k->max + 1u : k->width;
+    return copy_value(p, (char *)p->c + k->off, size, v);
 }
 
 /* Parse an address and check its transport is compiled in. */
-static int parse_address(struct cfg_parse *p, const struct key_def *k, const char *v,
-                         struct ovl_uri *u)
+static int parse_address(struct cfg_parse *p, const char *v, struct ovl_uri *u)
 {
     if (strlen(v) >= OVL_URI_MAX)
-        return cfg_fail(p, p->line, "value of %s is too long (at most %d bytes)", k->name,
+        return cfg_fail(p, p->line, "value of %s is too long (at most %d bytes)", p->key,
                         OVL_URI_MAX - 1);
     if (uri_parse(u, v) != 0)
-        return cfg_fail(p, p->line, "bad %s '%s' (expected scheme://host:port)", k->name, v);
+        return cfg_fail(p, p->line, "bad %s '%s' (expected scheme://host:port)", p->key, v);
     if (!tp_lookup(u->scheme))
         return cfg_fail(p, p->line, "unknown transport '%s' in %s '%s' (this build has: %s)",
-                        u->scheme, k->name, v, tp_names());
+                        u->scheme, p->key, v, tp_names());
     return 0;
 }
 
@@ -106,6 +110,7 @@ static int set_listen(struct cfg_parse *p, const struct key_def *k, const char *
     char any[OVL_URI_MAX + 8];
     int err;
 
+    (void)k;
     if (c->n_listen >= NODE_MAX_LISTEN)
         return cfg_fail(p, p->line, "too many listen addresses (at most %d)", NODE_MAX_LISTEN);
     p->listen_line[c->n_listen] = p->line;
@@ -115,13 +120,13 @@ static int set_listen(struct cfg_parse *p, const struct key_def *k, const char *
         if (strlen(any) >= OVL_URI_MAX - 2 || uri_parse(&u, any) != 0)
             return cfg_fail(p, p->line, "bad listen '%s' (expected [scheme://]host:port)", v);
         p->listen_any |= 1u << c->n_listen;
-    } else if ((err = parse_address(p, k, v, &u)) != 0) {
+    } else if ((err = parse_address(p, v, &u)) != 0) {
         return err;
     }
     if (!u.is_literal)
         return cfg_fail(p, p->line, "listen address '%s' must use an IP literal, not a host name",
                         v);
-    err = copy_value(p, k, c->listen[c->n_listen], sizeof(c->listen[0]), v);
+    err = copy_value(p, c->listen[c->n_listen], sizeof(c->listen[0]), v);
     if (err)
         return err;
     c->n_listen++;
@@ -153,7 +158,7 @@ static int set_level(struct cfg_parse *p, const struct key_def *k, const char *v
 }
 
 /* Parse a boolean (true/yes/1, false/no/0) into *out. */
-static int parse_bool(struct cfg_parse *p, const struct key_def *k, const char *v, bool *out)
+static int parse_bool(struct cfg_parse *p, const char *v, bool *out)
 {
     if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0)
         *out = true;
@@ -162,15 +167,16 @@ static int parse_bool(struct cfg_parse *p, const struct key_def *k, const char *
     else
         return cfg_fail(p, p->line,
                         "bad boolean '%s' for %s (expected true, false, yes, no, 1 or 0)", v,
-                        k->name);
+                        p->key);
     return 0;
 }
 
 /* One rule for both chain generators: the bootstrap's and the local one. */
 static int set_subnets(struct cfg_parse *p, const struct key_def *k, const char *v)
 {
-    int rc = parse_bool(p, k, v, &p->c->client.distinct_subnets);
+    int rc = parse_bool(p, v, &p->c->client.distinct_subnets);
 
+    (void)k;
     p->c->dir.distinct_subnets = p->c->client.distinct_subnets;
     return rc;
 }
@@ -180,21 +186,23 @@ static int set_weighting(struct cfg_parse *p, const struct key_def *k, const cha
 {
     bool cap = strcmp(v, "capacity") == 0;
 
+    (void)k;
     if (!cap && strcmp(v, "uniform") != 0)
-        return cfg_fail(p, p->line, "unknown %s '%s' (expected uniform or capacity)", k->name, v);
+        return cfg_fail(p, p->line, "unknown %s '%s' (expected uniform or capacity)", p->key, v);
     p->c->client.by_capacity = p->c->dir.by_capacity = cap;
     return 0;
 }
 
 static int set_syslog(struct cfg_parse *p, const struct key_def *k, const char *v)
 {
-    return parse_bool(p, k, v, &p->c->syslog);
+    (void)k;
+    return parse_bool(p, v, &p->c->syslog);
 }
 
 /* A boolean stored at the key's field. */
 static int set_bool(struct cfg_parse *p, const struct key_def *k, const char *v)
 {
-    return parse_bool(p, k, v, (bool *)((char *)p->c + k->off));
+    return parse_bool(p, v, (bool *)((char *)p->c + k->off));
 }
 
 /* Parse digits only: strtoull alone would take blanks, a sign or a suffix. */
@@ -221,10 +229,10 @@ static int set_uint(struct cfg_parse *p, const struct key_def *k, const char *v)
 
     if (parse_decimal(v, &n) != 0)
         return cfg_fail(p, p->line, "bad number '%s' for %s (expected a plain decimal integer)", v,
-                        k->name);
-    if ((n < k->min || n > k->max) && !(k->zero_ok && n == 0))
-        return cfg_fail(p, p->line, "%s = %s is out of range (%s%" PRIu64 "..%" PRIu64 ")", k->name,
-                        v, k->zero_ok ? "0 or " : "", (uint64_t)k->min, k->max);
+                        p->key);
+    if ((n < k->min || n > key_max(k)) && !(k->zero_ok && n == 0))
+        return cfg_fail(p, p->line, "%s = %s is out of range (%s%" PRIu64 "..%" PRIu64 ")", p->key,
+                        v, k->zero_ok ? "0 or " : "", (uint64_t)k->min, key_max(k));
     char *field = (char *)p->c + k->off;
     if (k->width == sizeof(uint32_t)) {
         uint32_t n32 = (uint32_t)n;
@@ -245,7 +253,7 @@ static int set_pow2(struct cfg_parse *p, const struct key_def *k, const char *v)
         return err;
     memcpy(&n, (char *)p->c + k->off, sizeof(n));
     if ((n & (n - 1)) != 0)
-        return cfg_fail(p, p->line, "%s = %s is not a power of two", k->name, v);
+        return cfg_fail(p, p->line, "%s = %s is not a power of two", p->key, v);
     return 0;
 }
 
@@ -272,14 +280,15 @@ static int set_peer_address(struct cfg_parse *p, const struct key_def *k, const 
 {
     struct named_spec ns = cur_spec(p);
     struct ovl_uri u;
-    int err = parse_address(p, k, v, &u);
+    int err = parse_address(p, v, &u);
 
+    (void)k;
     if (err)
         return err;
     if (u.port == 0)
         return cfg_fail(p, p->line, "%s %s: address '%s' needs a port from 1 to 65535", ns.kind,
                         ns.name, v);
-    return copy_value(p, k, ns.uri, OVL_URI_MAX, v);
+    return copy_value(p, ns.uri, OVL_URI_MAX, v);
 }
 
 static int set_peer_id(struct cfg_parse *p, const struct key_def *k, const char *v)
@@ -296,12 +305,13 @@ static int set_peer_id(struct cfg_parse *p, const struct key_def *k, const char 
 
 static int set_source(struct cfg_parse *p, const struct key_def *k, const char *v)
 {
+    (void)k;
     if (strcmp(v, "bootstrap") == 0)
         p->c->client.source = CHAIN_SOURCE_BOOTSTRAP;
     else if (strcmp(v, "local") == 0)
         p->c->client.source = CHAIN_SOURCE_LOCAL;
     else
-        return cfg_fail(p, p->line, "unknown %s '%s' (expected bootstrap or local)", k->name, v);
+        return cfg_fail(p, p->line, "unknown %s '%s' (expected bootstrap or local)", p->key, v);
     return 0;
 }
 
@@ -314,12 +324,13 @@ static int set_policy(struct cfg_parse *p, const struct key_def *k, const char *
     const char *why;
     size_t len;
 
+    (void)k;
     if (exit_policy_parse(ep, v, &bad, &why) != 0)
-        return cfg_fail(p, p->line, "%s rule %u: %s", k->name, bad + 1, why);
+        return cfg_fail(p, p->line, "%s rule %u: %s", p->key, bad + 1, why);
     if (ep->n == had)
-        return cfg_fail(p, p->line, "%s has no rules", k->name);
+        return cfg_fail(p, p->line, "%s has no rules", p->key);
     if (exit_policy_encode(ep, enc, sizeof(enc), &len) != 0)
-        return cfg_fail(p, p->line, "%s too long for a descriptor (over %d bytes encoded)", k->name,
+        return cfg_fail(p, p->line, "%s too long for a descriptor (over %d bytes encoded)", p->key,
                         DESC_POLICY_MAX);
     return 0;
 }
@@ -334,15 +345,16 @@ static int set_socks(struct cfg_parse *p, const struct key_def *k, const char *v
     struct ovl_uri u;
     unsigned i = o->n_socks;
 
+    (void)k;
     if (i >= CLIENT_MAX_SOCKS)
-        return cfg_fail(p, p->line, "too many %s addresses (at most %d)", k->name,
-                        CLIENT_MAX_SOCKS);
+        return cfg_fail(p, p->line, "too many %s addresses (at most %d)", p->key, CLIENT_MAX_SOCKS);
     snprintf(uri, sizeof(uri), "tcp://%s", v);
     if (strlen(v) >= CLIENT_SOCKS_ADDR || uri_parse(&u, uri) != 0 || uri_sockaddr(&u, &sa) != 0)
-        return cfg_fail(p, p->line, "bad [socks] %s '%s' (expected IP:PORT, [IPv6]:PORT)", k->name,
+        return cfg_fail(p, p->line, "bad [socks] %s '%s' (expected IP:PORT, [IPv6]:PORT)", p->key,
                         v);
-    if (sa.ss_family == AF_INET ? ((const uint8_t *)&((struct sockaddr_in *)&sa)->sin_addr)[0] != 127
-                                : !IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&sa)->sin6_addr))
+    if (sa.ss_family == AF_INET
+            ? ((const uint8_t *)&((struct sockaddr_in *)&sa)->sin_addr)[0] != 127
+            : !IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&sa)->sin6_addr))
         p->socks_public |= 1u << i;
     p->socks_line[i] = p->line;
     snprintf(o->socks[i], CLIENT_SOCKS_ADDR, "%s", v);
@@ -356,10 +368,11 @@ static const char *const tp_known[] = {"tcp", "quic"};
 /* transports = LIST and prefer = NAME: masks of tp_bit(). */
 static int set_transports(struct cfg_parse *p, const struct key_def *k, const char *v)
 {
-    bool list = strcmp(k->name, "transports") == 0;
+    bool list = strcmp(p->key, "transports") == 0;
     unsigned mask = 0;
     char item[16];
 
+    (void)k;
     for (const char *s = v;; s++) {
         size_t len = strcspn(s, ",");
         unsigned bit = 0;
@@ -371,7 +384,7 @@ static int set_transports(struct cfg_parse *p, const struct key_def *k, const ch
                                 tp_names());
         if (!bit)
             return cfg_fail(p, p->line, "unknown transport '%.*s' in %s (expected %s)", (int)len, s,
-                            k->name, list ? "a list of tcp and quic" : "tcp or quic");
+                            p->key, list ? "a list of tcp and quic" : "tcp or quic");
         mask |= bit;
         s += len;
         if (*s != ',')
@@ -440,160 +453,173 @@ static const key_setter cfg_setters[] = {
 /* Where a key stores its value: the offset and size of a field of struct
  * ovl_config (OPT_FIELD: of its node options). */
 #define CFG_FIELD(f)                                                                               \
-    .off = (uint32_t)offsetof(struct ovl_config, f),                                               \
+    .off = (uint16_t)offsetof(struct ovl_config, f),                                               \
     .width = (uint16_t)sizeof(((struct ovl_config *)0)->f)
 #define OPT_FIELD(f) CFG_FIELD(opts.f)
-#define U32_MAX_MS   UINT64_C(86400000)
-/* One row: the key's section and name, then its fields by name. */
-#define KEY(s, n, ...)                                                                             \
-    {                                                                                              \
-        .sect = s, .name = n, __VA_ARGS__                                                          \
-    }
+#define U32_MAX_MS   86400000u
+_Static_assert(sizeof(struct ovl_config) <= UINT16_MAX, "key_def.off is 16 bits");
 
 /* Every key: its section and name, the setter that checks and stores its
  * value and, for integers and paths, the bounds and the field. A bound left
- * out is 0; so is the field of a key whose setter knows where to store. */
-const struct key_def cfg_keys[] = {
-    /* [node] */
-    KEY(SECT_NODE, "roles", .set = KS_ROLES),
-    KEY(SECT_NODE, "data_dir", .set = KS_PATH, .max = PATH_MAX - 1, CFG_FIELD(data_dir)),
-    KEY(SECT_NODE, "listen", .set = KS_LISTEN, .repeat = true),
-    KEY(SECT_NODE, "control_socket", .set = KS_PATH, .max = SUN_PATH_MAX,
-        CFG_FIELD(control_socket)),
-    KEY(SECT_NODE, "aead", .set = KS_AEAD),
-    KEY(SECT_NODE, "transports", .set = KS_TRANSPORTS),
-    KEY(SECT_NODE, "prefer", .set = KS_TRANSPORTS),
-    KEY(SECT_NODE, "max_queued", .set = KS_UINT, .zero_ok = true, .min = 1048576,
-        .max = UINT64_C(1099511627776), OPT_FIELD(max_queued)),
-    KEY(SECT_NODE, "cover_budget", .set = KS_UINT, .min = 0, .max = 100, OPT_FIELD(cover_budget)),
-    /* [log] */
-    KEY(SECT_LOG, "level", .set = KS_LEVEL),
-    KEY(SECT_LOG, "syslog", .set = KS_SYSLOG),
-    /* [link] */
-    KEY(SECT_LINK, "handshake_timeout", .set = KS_UINT, .min = 100, .max = 600000,
-        OPT_FIELD(handshake_timeout_ms)),
-    KEY(SECT_LINK, "idle_timeout", .set = KS_UINT, .zero_ok = true, .min = 1000, .max = 86400000,
-        OPT_FIELD(idle_timeout_ms)),
-    KEY(SECT_LINK, "heartbeat", .set = KS_UINT, .zero_ok = true, .min = 100, .max = 600000,
-        OPT_FIELD(heartbeat_ms)),
-    KEY(SECT_LINK, "heartbeat_misses", .set = KS_UINT, .min = 1, .max = 1000,
-        OPT_FIELD(heartbeat_misses)),
-    KEY(SECT_LINK, "padding_min", .set = KS_UINT, .min = 10, .max = 3600000,
-        OPT_FIELD(padding_min_ms)),
-    KEY(SECT_LINK, "padding_max", .set = KS_UINT, .zero_ok = true, .min = 10, .max = 3600000,
-        OPT_FIELD(padding_max_ms)),
-    KEY(SECT_LINK, "max_links", .set = KS_UINT, .min = 1, .max = 65536, OPT_FIELD(max_links)),
-    KEY(SECT_LINK, "max_links_per_block", .set = KS_UINT, .zero_ok = true, .min = 1,
-        .max = 65536, OPT_FIELD(max_links_per_block)),
-    KEY(SECT_LINK, "handshake_rate", .set = KS_UINT, .zero_ok = true, .min = 1, .max = 1000000,
-        OPT_FIELD(hs_rate_per_block)),
-    KEY(SECT_LINK, "handshake_burst", .set = KS_UINT, .min = 1, .max = 1000000,
-        OPT_FIELD(hs_burst_per_block)),
-    KEY(SECT_LINK, "send_queue", .set = KS_UINT, .min = 16384, .max = 67108864,
-        OPT_FIELD(sendq_max)),
-    KEY(SECT_LINK, "rekey_cells", .set = KS_POW2, .min = 16, .max = UINT64_C(4294967296),
-        OPT_FIELD(rekey_cells)),
-    KEY(SECT_LINK, "reconnect_min", .set = KS_UINT, .min = 100, .max = 600000,
-        OPT_FIELD(reconnect_min_ms)),
-    KEY(SECT_LINK, "reconnect_max", .set = KS_UINT, .min = 1000, .max = 3600000,
-        OPT_FIELD(reconnect_max_ms)),
-    /* [peer.NAME] and [bootstrap.NAME] */
-    KEY(SECT_PEER, "address", .set = KS_PEER_ADDRESS),
-    KEY(SECT_PEER, "id", .set = KS_PEER_ID),
-    KEY(SECT_BOOTSTRAP, "address", .set = KS_PEER_ADDRESS),
-    KEY(SECT_BOOTSTRAP, "id", .set = KS_PEER_ID),
-    /* [dir] */
-    KEY(SECT_DIR, "heartbeat", .set = KS_UINT, .min = 1000, .max = 600000,
-        CFG_FIELD(dir.heartbeat_ms)),
-    KEY(SECT_DIR, "ttl", .set = KS_UINT, .min = 1000, .max = U32_MAX_MS, CFG_FIELD(dir.ttl_ms)),
-    KEY(SECT_DIR, "chain_cache_ttl", .set = KS_UINT, .min = 1000, .max = U32_MAX_MS,
-        CFG_FIELD(dir.chain_cache_ttl_ms)),
-    KEY(SECT_DIR, "max_nodes", .set = KS_UINT, .min = 1, .max = 1000000, CFG_FIELD(dir.max_nodes)),
-    KEY(SECT_DIR, "max_cached_chains", .set = KS_UINT, .min = 1, .max = 1000000,
-        CFG_FIELD(dir.max_chains)),
-    KEY(SECT_DIR, "onion_rotate", .set = KS_UINT, .min = 60000, .max = 604800000,
-        CFG_FIELD(dir.onion_rotate_ms)),
-    KEY(SECT_DIR, "onion_overlap", .set = KS_UINT, .min = 0, .max = U32_MAX_MS,
-        CFG_FIELD(dir.onion_overlap_ms)),
-    KEY(SECT_DIR, "request_timeout", .set = KS_UINT, .min = 100, .max = 600000,
-        CFG_FIELD(dir.request_timeout_ms)),
-    KEY(SECT_DIR, "request_rate", .set = KS_UINT, .min = 1, .max = 1000,
-        CFG_FIELD(dir.request_rate)),
-    KEY(SECT_DIR, "request_burst", .set = KS_UINT, .min = 1, .max = 100000,
-        CFG_FIELD(dir.request_burst)),
-    KEY(SECT_DIR, "allow_private_addresses", .set = KS_BOOL, CFG_FIELD(dir.allow_private)),
-    /* [chain] */
-    KEY(SECT_CHAIN, "source", .set = KS_SOURCE),
-    KEY(SECT_CHAIN, "distinct_subnets", .set = KS_SUBNETS),
-    KEY(SECT_CHAIN, "weighting", .set = KS_WEIGHTING),
-    KEY(SECT_CHAIN, "length", .set = KS_UINT, .min = 1, .max = DIR_MAX_HOPS,
-        CFG_FIELD(client.length)),
-    KEY(SECT_CHAIN, "backups", .set = KS_UINT, .min = 0, .max = DIR_MAX_BACKUPS,
-        CFG_FIELD(client.backups)),
-    KEY(SECT_CHAIN, "lifetime", .set = KS_UINT, .min = 10000, .max = U32_MAX_MS,
-        CFG_FIELD(client.lifetime_ms)),
-    KEY(SECT_CHAIN, "setup_timeout", .set = KS_UINT, .min = 100, .max = 600000,
-        CFG_FIELD(client.setup_timeout_ms)),
-    /* [client] */
-    KEY(SECT_CLIENT, "max_message", .set = KS_UINT, .min = 1, .max = 67108864,
-        CFG_FIELD(client.max_message)),
-    KEY(SECT_CLIENT, "inbox_messages", .set = KS_UINT, .min = 1, .max = 1000000,
-        CFG_FIELD(client.inbox_messages)),
-    KEY(SECT_CLIENT, "inbox_bytes", .set = KS_UINT, .min = 1024, .max = UINT64_C(4294967296),
-        CFG_FIELD(client.inbox_bytes)),
-    KEY(SECT_CLIENT, "send_queue", .set = KS_UINT, .min = 1, .max = 100000,
-        CFG_FIELD(client.send_queue)),
-    KEY(SECT_CLIENT, "reassembly_timeout", .set = KS_UINT, .min = 1000, .max = 3600000,
-        CFG_FIELD(client.reassembly_timeout_ms)),
-    KEY(SECT_CLIENT, "retransmit", .set = KS_UINT, .min = 100, .max = 600000,
-        CFG_FIELD(client.retransmit_ms)),
-    KEY(SECT_CLIENT, "deadline", .set = KS_UINT, .min = 1000, .max = 3600000,
-        CFG_FIELD(client.deadline_ms)),
-    KEY(SECT_CLIENT, "cover_interval", .set = KS_UINT, .zero_ok = true, .min = 10, .max = 3600000,
-        CFG_FIELD(client.cover_interval_ms)),
-    KEY(SECT_CLIENT, "loop_interval", .set = KS_UINT, .zero_ok = true, .min = 10, .max = 3600000,
-        CFG_FIELD(client.loop_interval_ms)),
-    KEY(SECT_CLIENT, "constant_rate", .set = KS_UINT, .zero_ok = true, .min = 1, .max = 10000,
-        CFG_FIELD(client.constant_rate)),
-    KEY(SECT_CLIENT, "replay_window", .set = KS_UINT, .min = 10000, .max = U32_MAX_MS,
-        CFG_FIELD(client.replay_window_ms)),
-    KEY(SECT_CLIENT, "tombstones", .set = KS_UINT, .min = 16, .max = 10000000,
-        CFG_FIELD(client.tombstones)),
-    /* [relay] */
-    KEY(SECT_RELAY, "max_chains", .set = KS_UINT, .min = 1, .max = 10000000,
-        CFG_FIELD(relay.max_chains)),
-    KEY(SECT_RELAY, "setup_timeout", .set = KS_UINT, .min = 100, .max = 600000,
-        CFG_FIELD(relay.setup_timeout_ms)),
-    KEY(SECT_RELAY, "max_lifetime", .set = KS_UINT, .min = 10, .max = 86400,
-        CFG_FIELD(relay.max_lifetime_s)),
-    KEY(SECT_RELAY, "exit_queue", .set = KS_UINT, .min = 1, .max = 65536,
-        CFG_FIELD(relay.exit_queue)),
-    KEY(SECT_RELAY, "max_chains_per_link", .set = KS_UINT, .min = 0, .max = 10000000,
-        CFG_FIELD(relay.max_chains_per_link)),
-    KEY(SECT_RELAY, "max_chains_per_block", .set = KS_UINT, .min = 0, .max = 10000000,
-        CFG_FIELD(relay.max_chains_per_block)),
-    KEY(SECT_RELAY, "stall_timeout", .set = KS_UINT, .min = 100, .max = 600000,
-        CFG_FIELD(relay.stall_timeout_ms)),
-    KEY(SECT_RELAY, "capacity", .set = KS_UINT, .min = 0, .max = 10000000,
-        CFG_FIELD(dir.capacity_kib)),
-    /* [exit] */
-    KEY(SECT_EXIT, "policy", .set = KS_POLICY, .repeat = true),
-    KEY(SECT_EXIT, "max_streams", .set = KS_UINT, .min = 1, .max = 1000000,
-        CFG_FIELD(relay.max_streams)),
-    KEY(SECT_EXIT, "max_streams_per_chain", .set = KS_UINT, .min = 1, .max = 1000000,
-        CFG_FIELD(relay.max_streams_per_chain)),
-    KEY(SECT_EXIT, "stream_idle_timeout", .set = KS_UINT, .min = 1000, .max = 86400000,
-        CFG_FIELD(relay.stream_idle_ms)),
-    /* [socks] */
-    KEY(SECT_SOCKS, "listen", .set = KS_SOCKS, .repeat = true),
-    KEY(SECT_SOCKS, "allow_remote", .set = KS_BOOL, CFG_FIELD(client.socks_remote)),
-};
+ * out is 0; so is the field of a key whose setter knows where to store.
+ * The names are one string of names, in the rows' order, so that the rows
+ * hold no pointer (each would be 8 bytes of RELRO and a relocation). */
+/* clang-format off */
+#define CFG_KEYS(X)                                                                                \
+    /* [node] */                                                                                   \
+    X(NODE, roles, .set = KS_ROLES)                                                                \
+    X(NODE, data_dir, .set = KS_PATH, .max = PATH_MAX - 1, CFG_FIELD(data_dir))                    \
+    X(NODE, listen, .set = KS_LISTEN, .repeat = 1)                                                 \
+    X(NODE, control_socket, .set = KS_PATH, .max = SUN_PATH_MAX, CFG_FIELD(control_socket))        \
+    X(NODE, aead, .set = KS_AEAD)                                                                  \
+    X(NODE, transports, .set = KS_TRANSPORTS)                                                      \
+    X(NODE, prefer, .set = KS_TRANSPORTS)                                                          \
+    X(NODE, max_queued, .set = KS_UINT, .zero_ok = 1, .min = 1048576, .max = 1, .max_shift = 40,   \
+        OPT_FIELD(max_queued))                                                                     \
+    X(NODE, cover_budget, .set = KS_UINT, .min = 0, .max = 100, OPT_FIELD(cover_budget))           \
+    /* [log] */                                                                                    \
+    X(LOG, level, .set = KS_LEVEL)                                                                 \
+    X(LOG, syslog, .set = KS_SYSLOG)                                                               \
+    /* [link] */                                                                                   \
+    X(LINK, handshake_timeout, .set = KS_UINT, .min = 100, .max = 600000,                          \
+        OPT_FIELD(handshake_timeout_ms))                                                           \
+    X(LINK, idle_timeout, .set = KS_UINT, .zero_ok = 1, .min = 1000, .max = 86400000,              \
+        OPT_FIELD(idle_timeout_ms))                                                                \
+    X(LINK, heartbeat, .set = KS_UINT, .zero_ok = 1, .min = 100, .max = 600000,                    \
+        OPT_FIELD(heartbeat_ms))                                                                   \
+    X(LINK, heartbeat_misses, .set = KS_UINT, .min = 1, .max = 1000, OPT_FIELD(heartbeat_misses))  \
+    X(LINK, padding_min, .set = KS_UINT, .min = 10, .max = 3600000, OPT_FIELD(padding_min_ms))     \
+    X(LINK, padding_max, .set = KS_UINT, .zero_ok = 1, .min = 10, .max = 3600000,                  \
+        OPT_FIELD(padding_max_ms))                                                                 \
+    X(LINK, max_links, .set = KS_UINT, .min = 1, .max = 65536, OPT_FIELD(max_links))               \
+    X(LINK, max_links_per_block, .set = KS_UINT, .zero_ok = 1, .min = 1, .max = 65536,             \
+        OPT_FIELD(max_links_per_block))                                                            \
+    X(LINK, handshake_rate, .set = KS_UINT, .zero_ok = 1, .min = 1, .max = 1000000,                \
+        OPT_FIELD(hs_rate_per_block))                                                              \
+    X(LINK, handshake_burst, .set = KS_UINT, .min = 1, .max = 1000000,                             \
+        OPT_FIELD(hs_burst_per_block))                                                             \
+    X(LINK, send_queue, .set = KS_UINT, .min = 16384, .max = 67108864, OPT_FIELD(sendq_max))       \
+    X(LINK, rekey_cells, .set = KS_POW2, .min = 16, .max = 1, .max_shift = 32,                     \
+        OPT_FIELD(rekey_cells))                                                                    \
+    X(LINK, reconnect_min, .set = KS_UINT, .min = 100, .max = 600000,                              \
+        OPT_FIELD(reconnect_min_ms))                                                               \
+    X(LINK, reconnect_max, .set = KS_UINT, .min = 1000, .max = 3600000,                            \
+        OPT_FIELD(reconnect_max_ms))                                                               \
+    /* [peer.NAME] and [bootstrap.NAME] */                                                         \
+    X(PEER, address, .set = KS_PEER_ADDRESS)                                                       \
+    X(PEER, id, .set = KS_PEER_ID)                                                                 \
+    X(BOOTSTRAP, address, .set = KS_PEER_ADDRESS)                                                  \
+    X(BOOTSTRAP, id, .set = KS_PEER_ID)                                                            \
+    /* [dir] */                                                                                    \
+    X(DIR, heartbeat, .set = KS_UINT, .min = 1000, .max = 600000, CFG_FIELD(dir.heartbeat_ms))     \
+    X(DIR, ttl, .set = KS_UINT, .min = 1000, .max = U32_MAX_MS, CFG_FIELD(dir.ttl_ms))             \
+    X(DIR, chain_cache_ttl, .set = KS_UINT, .min = 1000, .max = U32_MAX_MS,                        \
+        CFG_FIELD(dir.chain_cache_ttl_ms))                                                         \
+    X(DIR, max_nodes, .set = KS_UINT, .min = 1, .max = 1000000, CFG_FIELD(dir.max_nodes))          \
+    X(DIR, max_cached_chains, .set = KS_UINT, .min = 1, .max = 1000000,                            \
+        CFG_FIELD(dir.max_chains))                                                                 \
+    X(DIR, onion_rotate, .set = KS_UINT, .min = 60000, .max = 604800000,                           \
+        CFG_FIELD(dir.onion_rotate_ms))                                                            \
+    X(DIR, onion_overlap, .set = KS_UINT, .min = 0, .max = U32_MAX_MS,                             \
+        CFG_FIELD(dir.onion_overlap_ms))                                                           \
+    X(DIR, request_timeout, .set = KS_UINT, .min = 100, .max = 600000,                             \
+        CFG_FIELD(dir.request_timeout_ms))                                                         \
+    X(DIR, request_rate, .set = KS_UINT, .min = 1, .max = 1000, CFG_FIELD(dir.request_rate))       \
+    X(DIR, request_burst, .set = KS_UINT, .min = 1, .max = 100000, CFG_FIELD(dir.request_burst))   \
+    X(DIR, allow_private_addresses, .set = KS_BOOL, CFG_FIELD(dir.allow_private))                  \
+    /* [chain] */                                                                                  \
+    X(CHAIN, source, .set = KS_SOURCE)                                                             \
+    X(CHAIN, distinct_subnets, .set = KS_SUBNETS)                                                  \
+    X(CHAIN, weighting, .set = KS_WEIGHTING)                                                       \
+    X(CHAIN, length, .set = KS_UINT, .min = 1, .max = DIR_MAX_HOPS, CFG_FIELD(client.length))      \
+    X(CHAIN, backups, .set = KS_UINT, .min = 0, .max = DIR_MAX_BACKUPS,                            \
+        CFG_FIELD(client.backups))                                                                 \
+    X(CHAIN, lifetime, .set = KS_UINT, .min = 10000, .max = U32_MAX_MS,                            \
+        CFG_FIELD(client.lifetime_ms))                                                             \
+    X(CHAIN, setup_timeout, .set = KS_UINT, .min = 100, .max = 600000,                             \
+        CFG_FIELD(client.setup_timeout_ms))                                                        \
+    /* [client] */                                                                                 \
+    X(CLIENT, max_message, .set = KS_UINT, .min = 1, .max = 67108864,                              \
+        CFG_FIELD(client.max_message))                                                             \
+    X(CLIENT, inbox_messages, .set = KS_UINT, .min = 1, .max = 1000000,                            \
+        CFG_FIELD(client.inbox_messages))                                                          \
+    X(CLIENT, inbox_bytes, .set = KS_UINT, .min = 1024, .max = 1, .max_shift = 32,                 \
+        CFG_FIELD(client.inbox_bytes))                                                             \
+    X(CLIENT, send_queue, .set = KS_UINT, .min = 1, .max = 100000, CFG_FIELD(client.send_queue))   \
+    X(CLIENT, reassembly_timeout, .set = KS_UINT, .min = 1000, .max = 3600000,                     \
+        CFG_FIELD(client.reassembly_timeout_ms))                                                   \
+    X(CLIENT, retransmit, .set = KS_UINT, .min = 100, .max = 600000,                               \
+        CFG_FIELD(client.retransmit_ms))                                                           \
+    X(CLIENT, deadline, .set = KS_UINT, .min = 1000, .max = 3600000,                               \
+        CFG_FIELD(client.deadline_ms))                                                             \
+    X(CLIENT, cover_interval, .set = KS_UINT, .zero_ok = 1, .min = 10, .max = 3600000,             \
+        CFG_FIELD(client.cover_interval_ms))                                                       \
+    X(CLIENT, loop_interval, .set = KS_UINT, .zero_ok = 1, .min = 10, .max = 3600000,              \
+        CFG_FIELD(client.loop_interval_ms))                                                        \
+    X(CLIENT, constant_rate, .set = KS_UINT, .zero_ok = 1, .min = 1, .max = 10000,                 \
+        CFG_FIELD(client.constant_rate))                                                           \
+    X(CLIENT, replay_window, .set = KS_UINT, .min = 10000, .max = U32_MAX_MS,                      \
+        CFG_FIELD(client.replay_window_ms))                                                        \
+    X(CLIENT, tombstones, .set = KS_UINT, .min = 16, .max = 10000000,                              \
+        CFG_FIELD(client.tombstones))                                                              \
+    /* [relay] */                                                                                  \
+    X(RELAY, max_chains, .set = KS_UINT, .min = 1, .max = 10000000, CFG_FIELD(relay.max_chains))   \
+    X(RELAY, setup_timeout, .set = KS_UINT, .min = 100, .max = 600000,                             \
+        CFG_FIELD(relay.setup_timeout_ms))                                                         \
+    X(RELAY, max_lifetime, .set = KS_UINT, .min = 10, .max = 86400,                                \
+        CFG_FIELD(relay.max_lifetime_s))                                                           \
+    X(RELAY, exit_queue, .set = KS_UINT, .min = 1, .max = 65536, CFG_FIELD(relay.exit_queue))      \
+    X(RELAY, max_chains_per_link, .set = KS_UINT, .min = 0, .max = 10000000,                       \
+        CFG_FIELD(relay.max_chains_per_link))                                                      \
+    X(RELAY, max_chains_per_block, .set = KS_UINT, .min = 0, .max = 10000000,                      \
+        CFG_FIELD(relay.max_chains_per_block))                                                     \
+    X(RELAY, stall_timeout, .set = KS_UINT, .min = 100, .max = 600000,                             \
+        CFG_FIELD(relay.stall_timeout_ms))                                                         \
+    X(RELAY, capacity, .set = KS_UINT, .min = 0, .max = 10000000, CFG_FIELD(dir.capacity_kib))     \
+    /* [exit] */                                                                                   \
+    X(EXIT, policy, .set = KS_POLICY, .repeat = 1)                                                 \
+    X(EXIT, max_streams, .set = KS_UINT, .min = 1, .max = 1000000, CFG_FIELD(relay.max_streams))   \
+    X(EXIT, max_streams_per_chain, .set = KS_UINT, .min = 1, .max = 1000000,                       \
+        CFG_FIELD(relay.max_streams_per_chain))                                                    \
+    X(EXIT, stream_idle_timeout, .set = KS_UINT, .min = 1000, .max = 86400000,                     \
+        CFG_FIELD(relay.stream_idle_ms))                                                           \
+    /* [socks] */                                                                                  \
+    X(SOCKS, listen, .set = KS_SOCKS, .repeat = 1)                                                 \
+    X(SOCKS, allow_remote, .set = KS_BOOL, CFG_FIELD(client.socks_remote))
+/* clang-format on */
+#define KEY_NAME(s, n, ...) #n "\0"
+#define KEY_ROW(s, n, ...)  {.sect = SECT_##s, __VA_ARGS__},
+
+static const char cfg_key_names[] = CFG_KEYS(KEY_NAME);
+const struct key_def cfg_keys[] = {CFG_KEYS(KEY_ROW)};
 
 /* The parse state's arrays of key lines are CFG_KEY_COUNT long. */
 _Static_assert(sizeof cfg_keys / sizeof cfg_keys[0] == CFG_KEY_COUNT,
                "CFG_KEY_COUNT in config_int.h must count the rows of cfg_keys");
 
+/* Return the name of key k, the k-th of cfg_key_names. */
+const char *cfg_key_name(const struct key_def *k)
+{
+    const char *s = cfg_key_names;
+
+    for (size_t i = (size_t)(k - cfg_keys); i > 0; i--)
+        s += strlen(s) + 1;
+    return s;
+}
+
+/* Return the key called name in section sect, or NULL. */
+const struct key_def *cfg_key_find(enum cfg_sect sect, const char *name)
+{
+    const char *s = cfg_key_names;
+
+    for (size_t i = 0; i < CFG_KEY_COUNT; s += strlen(s) + 1, i++)
+        if (cfg_keys[i].sect == sect && strcmp(s, name) == 0)
+            return &cfg_keys[i];
+    return NULL;
+}
+
 int cfg_set(struct cfg_parse *p, const struct key_def *k, const char *v)
 {
+    p->key = cfg_key_name(k);
     return cfg_setters[k->set](p, k, v);
 }
