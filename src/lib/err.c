@@ -6,94 +6,77 @@
 
 #include <uv.h>
 
-static const char *ovl_only_text(int err)
-{
-    switch (err) {
-    case OVL_OK:
-        return "success";
-    case OVL_ENOMEM:
-        return "out of memory or limit reached";
-    case OVL_EINVAL:
-        return "invalid argument";
-    case OVL_EPROTO:
-        return "protocol violation";
-    case OVL_ECRYPTO:
-        return "authentication failed";
-    case OVL_EAGAIN:
-        return "queue full, try again later";
-    case OVL_ECLOSED:
-        return "connection closed by peer";
-    case OVL_ETIMEDOUT:
-        return "timed out";
-    case OVL_EPERM:
-        return "permission denied or unsafe permissions";
-    case OVL_ENOENT:
-        return "no such object";
-    case OVL_EEXIST:
-        return "already exists";
-    case OVL_EUNSUPP:
-        return "not supported";
-    case OVL_ETOOBIG:
-        return "too large";
-    case OVL_EREPLAY:
-        return "replayed message";
-    default:
-        return NULL;
-    }
-}
+/* The descriptions, one string each in one array (a table of pointers
+ * would cost 8 bytes of RELRO each): ovl's codes from OVL_OK down to
+ * OVL_EREPLAY, then those of err_uv_codes in its order. */
+static const char err_texts[] = "success\0"
+                                "out of memory or limit reached\0"
+                                "invalid argument\0"
+                                "protocol violation\0"
+                                "authentication failed\0"
+                                "queue full, try again later\0"
+                                "connection closed by peer\0"
+                                "timed out\0"
+                                "permission denied or unsafe permissions\0"
+                                "no such object\0"
+                                "already exists\0"
+                                "not supported\0"
+                                "too large\0"
+                                "replayed message\0"
+                                "end of file\0"
+                                "unknown system error\0"
+                                "invalid Unicode character\0"
+                                "address family not supported\0"
+                                "temporary name resolution failure\0"
+                                "bad name resolution flags\0"
+                                "name resolution cancelled\0"
+                                "permanent name resolution failure\0"
+                                "address family not supported\0"
+                                "out of memory in name resolution\0"
+                                "no address for host name\0"
+                                "unknown host name\0"
+                                "name resolution buffer overflow\0"
+                                "unknown service\0"
+                                "socket type not supported\0"
+                                "bad name resolution hints\0"
+                                "resolved protocol unknown";
 
 /* libuv codes that are not errno values on Unix (resolver errors and a few
  * of its own); uv_strerror would allocate for codes it does not know. */
-static const char *uv_only_text(int err)
+static const short err_uv_codes[] = {
+    UV_EOF,          UV_UNKNOWN,      UV_ECHARSET,     UV_EAI_ADDRFAMILY, UV_EAI_AGAIN,
+    UV_EAI_BADFLAGS, UV_EAI_CANCELED, UV_EAI_FAIL,     UV_EAI_FAMILY,     UV_EAI_MEMORY,
+    UV_EAI_NODATA,   UV_EAI_NONAME,   UV_EAI_OVERFLOW, UV_EAI_SERVICE,    UV_EAI_SOCKTYPE,
+    UV_EAI_BADHINTS, UV_EAI_PROTOCOL,
+};
+
+#define ERR_OVL_TEXTS (OVL_ERR_BASE - OVL_ERR_LAST) /* OVL_OK, OVL_ENOMEM..OVL_EREPLAY */
+
+/* The index of err's text in err_texts, or -1. */
+static int err_index(int err)
 {
-    switch (err) {
-    case UV_EOF:
-        return "end of file";
-    case UV_UNKNOWN:
-        return "unknown system error";
-    case UV_ECHARSET:
-        return "invalid Unicode character";
-    case UV_EAI_ADDRFAMILY:
-        return "address family not supported";
-    case UV_EAI_AGAIN:
-        return "temporary name resolution failure";
-    case UV_EAI_BADFLAGS:
-        return "bad name resolution flags";
-    case UV_EAI_CANCELED:
-        return "name resolution cancelled";
-    case UV_EAI_FAIL:
-        return "permanent name resolution failure";
-    case UV_EAI_FAMILY:
-        return "address family not supported";
-    case UV_EAI_MEMORY:
-        return "out of memory in name resolution";
-    case UV_EAI_NODATA:
-        return "no address for host name";
-    case UV_EAI_NONAME:
-        return "unknown host name";
-    case UV_EAI_OVERFLOW:
-        return "name resolution buffer overflow";
-    case UV_EAI_SERVICE:
-        return "unknown service";
-    case UV_EAI_SOCKTYPE:
-        return "socket type not supported";
-    case UV_EAI_BADHINTS:
-        return "bad name resolution hints";
-    case UV_EAI_PROTOCOL:
-        return "resolved protocol unknown";
-    default:
-        return NULL;
-    }
+    if (err == OVL_OK)
+        return 0;
+    if (err < OVL_ERR_BASE && err > OVL_ERR_LAST)
+        return OVL_ERR_BASE - err;
+    for (int i = 0; i < (int)(sizeof err_uv_codes / sizeof err_uv_codes[0]); i++)
+        if (err == err_uv_codes[i])
+            return ERR_OVL_TEXTS + i;
+    return -1;
 }
 
 /* Return a static, human-readable description of err (ovl code or -errno). */
 const char *ovl_strerror(int err)
 {
-    const char *s = ovl_only_text(err);
-    if (!s)
-        s = uv_only_text(err);
-    if (s)
+    int i = err_index(err);
+
+    if (i >= 0) {
+        const char *s = err_texts;
+
+        while (i-- > 0)
+            s += strlen(s) + 1;
         return s;
+    }
     if (err < 0 && err > -4096) {
         /* The XSI strerror_r tells unknown numbers apart; strerror alone
          * would format "Unknown error N" into a shared buffer. */
