@@ -295,7 +295,7 @@ int main(int argc, char **argv)
             print_id = true;
             break;
         case 'V':
-            printf("ovld %s (transports: %s)\n", OVL_VERSION, tp_names());
+            fprintf(stdout, "ovld %s (transports: %s)\n", OVL_VERSION, tp_names());
             return 0;
         case 'h':
             usage(stdout);
@@ -326,7 +326,7 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (test_only) {
-        printf("%s: configuration OK\n", cfg_path);
+        fprintf(stdout, "%s: configuration OK\n", cfg_path);
         free(o);
         return 0;
     }
@@ -337,7 +337,7 @@ int main(int argc, char **argv)
         char nid[OVL_NODE_ID_LEN + 1];
 
         node_id_format(nid, id.pk);
-        printf("%s\n", nid);
+        fprintf(stdout, "%s\n", nid);
         ovl_identity_wipe(&id);
     } else if (rc == 0) {
         rc = run(o, &id);

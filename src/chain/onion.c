@@ -30,6 +30,14 @@ _Static_assert(OVL_AEAD_TAG == crypto_aead_chacha20poly1305_ietf_ABYTES, "slot t
 
 static const uint8_t zero_nonce[OVL_AEAD_NONCE];
 
+/* ChaCha20's keystream for key and nonce into out (len bytes): the XOR
+ * of zeros, so that ovld imports one of libsodium's two stream calls. */
+static void keystream(uint8_t *out, size_t len, const uint8_t *nonce, const uint8_t *key)
+{
+    memset(out, 0, len);
+    crypto_stream_chacha20_ietf_xor(out, out, len, nonce, key);
+}
+
 /* The setup-only secrets of one hop. */
 struct hop_setup {
     uint8_t prk[KEY_LEN];
@@ -197,7 +205,7 @@ static int info_check(const struct onion_hop_info *in)
 
 static void hdr_stream(uint8_t out[ONION_HDR_LEN], const uint8_t k_hdr[KEY_LEN])
 {
-    crypto_stream_chacha20_ietf(out, ONION_HDR_LEN, zero_nonce, k_hdr);
+    keystream(out, ONION_HDR_LEN, zero_nonce, k_hdr);
 }
 
 /* Put hop i's slot in front of hdr, binding the rest of the header. */
@@ -390,7 +398,7 @@ static void fwd_filler(uint8_t junk[ONION_JUNK], const uint8_t (*ks)[FWD_KS_LEN]
         xor_into(fill, ks[i] + FWD_KS_LEN - len, len);
     }
     ctr_nonce(nonce, ctr, NONCE_JUNK);
-    crypto_stream_chacha20_ietf(junk, ONION_JUNK - len, nonce, junk_ks);
+    keystream(junk, ONION_JUNK - len, nonce, junk_ks);
     memcpy(junk + ONION_JUNK - len, fill, len);
 }
 
@@ -408,7 +416,7 @@ int onion_fwd_wrap(uint8_t out[OVL_CELL_PAYLOAD], const struct onion_keys *keys,
         if (ctr[i] == UINT64_MAX)
             return OVL_EINVAL;
         ctr_nonce(nonce[i], ctr[i], NONCE_LAYER);
-        crypto_stream_chacha20_ietf(ks[i], FWD_KS_LEN, nonce[i], keys[i].fwd_ks);
+        keystream(ks[i], FWD_KS_LEN, nonce[i], keys[i].fwd_ks);
     }
     memmove(out + OFF_CT, body, ONION_BODY);
     fwd_filler(out + OFF_JUNK, (const uint8_t(*)[FWD_KS_LEN])ks, n, keys[n - 1].junk_ks,
@@ -469,7 +477,7 @@ int onion_back_originate(uint8_t out[OVL_CELL_PAYLOAD], const struct onion_keys 
         return OVL_EINVAL;
     memmove(out + OFF_CT, body, ONION_BODY);
     ctr_nonce(nonce, *ctr, NONCE_ORIG);
-    crypto_stream_chacha20_ietf(out + OFF_JUNK, ONION_JUNK, nonce, k->back_ks);
+    keystream(out + OFF_JUNK, ONION_JUNK, nonce, k->back_ks);
     ctr_nonce(nonce, *ctr, NONCE_LAYER);
     rc = seal_detached(&k->orig, out + OFF_CT, out, out + OFF_CT, ONION_BODY, NULL, 0, nonce);
     if (rc != 0) {
@@ -517,7 +525,7 @@ static bool back_try_orig(uint8_t plain[ONION_BODY], const uint8_t w[OVL_CELL_PA
     uint8_t nonce[OVL_AEAD_NONCE], junk[ONION_JUNK];
 
     ctr_nonce(nonce, c, NONCE_ORIG);
-    crypto_stream_chacha20_ietf(junk, ONION_JUNK, nonce, k->back_ks);
+    keystream(junk, ONION_JUNK, nonce, k->back_ks);
     if (!ovl_equal(junk, w + OFF_JUNK, known))
         return false;
     ctr_nonce(nonce, c, NONCE_LAYER);

@@ -378,7 +378,7 @@ static void ctl_send(struct ctl_client *cl, struct kvbuf *b, bool stop_node)
     w->len = b->len;
     w->stop_node = stop_node;
     *b = (struct kvbuf){0};
-    ub = uv_buf_init(w->data, (unsigned)w->len);
+    ub = (uv_buf_t){.base = w->data, .len = (unsigned)w->len};
     if (uv_write(&w->req, (uv_stream_t *)&cl->pipe, &ub, 1, ctl_on_write) != 0) {
         free(w->data);
         free(w);
@@ -702,7 +702,8 @@ static void ctl_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
             cl->cap = cap;
         }
     }
-    *buf = uv_buf_init(cl->buf ? cl->buf + cl->len : NULL, (unsigned)(cl->cap - cl->len));
+    *buf = (uv_buf_t){.base = cl->buf ? cl->buf + cl->len : NULL,
+                      .len = (unsigned)(cl->cap - cl->len)};
 }
 
 static void ctl_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)

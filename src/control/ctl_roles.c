@@ -500,16 +500,16 @@ static void ctl_relay_info(void *arg, const struct reg_node *rn)
 {
     struct ctl_relays *r = arg;
     const struct desc *d = &rn->d;
-    char flags[32] = "", policy[KV_LINE_MAX - sizeof("policy=")];
+    bool relay = d->flags & DESC_RELAY;
+    char flags[32], policy[KV_LINE_MAX - sizeof("policy=")];
     struct exit_policy ep;
     unsigned i;
 
-    if (d->flags & DESC_RELAY)
-        strcat(flags, "relay");
-    if (d->flags & DESC_ENDPOINT)
-        strcat(flags, flags[0] ? ",endpoint" : "endpoint");
-    if (d->flags & DESC_EXIT)
-        strcat(flags, ",exit");
+    snprintf(flags, sizeof(flags), "%s%s%s", relay ? "relay" : "",
+             !(d->flags & DESC_ENDPOINT) ? ""
+             : relay                     ? ",endpoint"
+                                         : "endpoint",
+             d->flags & DESC_EXIT ? ",exit" : "");
     ctl_add_id(r->out, "relay", d->id_pk);
     kv_adds(r->out, "flags", flags);
     for (i = 0; i < d->n_uris && i < DESC_MAX_URIS; i++)

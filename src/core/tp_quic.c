@@ -715,7 +715,7 @@ int quic_tls_session(struct quic_conn *c, bool server, gnutls_certificate_creden
 static int quic_send_dgram(struct quic_conn *c, const struct sockaddr *to, const uint8_t *pkt,
                            size_t len)
 {
-    uv_buf_t b = uv_buf_init((char *)pkt, (unsigned int)len);
+    uv_buf_t b = {.base = (char *)pkt, .len = (unsigned int)len};
     int rc;
 
     if (c->lis_udp) {
@@ -736,7 +736,7 @@ static void quic_cli_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     struct quic_conn *c = h->data;
 
     (void)suggested;
-    *buf = uv_buf_init((char *)c->dbuf, QUIC_RX_BUF);
+    *buf = (uv_buf_t){.base = (char *)c->dbuf, .len = QUIC_RX_BUF};
 }
 
 static void quic_cli_read(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct sockaddr *addr,

@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "core/tp_quic_int.h"
+#include "lib/clock.h"
 #include "lib/htab.h"
 
 #define QUIC_RESETS_PER_S 100 /* stateless resets sent per second at most */
@@ -68,7 +69,7 @@ static int quic_make_cred(gnutls_certificate_credentials_t *out)
     gnutls_x509_privkey_t key = NULL;
     gnutls_x509_crt_t crt = NULL;
     uint8_t serial[16];
-    time_t now = time(NULL);
+    time_t now = (time_t)(clock_wall_ms() / 1000);
     int rc;
 
     *out = NULL;
@@ -245,7 +246,7 @@ static void quic_unregister(struct quic_conn *c)
 static void quic_lis_send(struct quic_listener *l, const struct sockaddr *to, const uint8_t *pkt,
                           ngtcp2_ssize n, uint64_t *counter)
 {
-    uv_buf_t b = uv_buf_init((char *)pkt, (unsigned int)n);
+    uv_buf_t b = {.base = (char *)pkt, .len = (unsigned int)n};
 
     if (n > 0 && uv_udp_try_send(&l->udp, &b, 1, to) >= 0)
         (*counter)++;
@@ -454,7 +455,7 @@ static void quic_srv_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     struct quic_listener *l = h->data;
 
     (void)suggested;
-    *buf = uv_buf_init((char *)l->rbuf, sizeof(l->rbuf));
+    *buf = (uv_buf_t){.base = (char *)l->rbuf, .len = sizeof(l->rbuf)};
 }
 
 static void quic_srv_read(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct sockaddr *from,

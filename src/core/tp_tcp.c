@@ -224,7 +224,7 @@ static int tcp_write_start(struct tcp_conn *c)
     c->fly = c->pend;
     c->pend = tmp;
     c->pend.len = 0;
-    b = uv_buf_init((char *)c->fly.buf, (unsigned int)c->fly.len);
+    b = (uv_buf_t){.base = (char *)c->fly.buf, .len = (unsigned int)c->fly.len};
     err = uv_write(&c->write_req, (uv_stream_t *)&c->handle, &b, 1, tcp_on_write);
     if (err) {
         tcp_shutdown(c, err);

@@ -45,7 +45,7 @@ static bool num(const char *s, char **end, unsigned long max, unsigned long *v)
     size_t n = strspn(s, "0123456789");
 
     *end = (char *)s + n;
-    *v = strtoul(s, NULL, 10);
+    *v = (unsigned long)strtoull(s, NULL, 10);
     return n >= 1 && n <= 5 && *v <= max;
 }
 
@@ -280,7 +280,7 @@ static size_t rule_text(const struct exit_rule *r, char *t)
     if (r->family && !r->bits)
         a[1] = r->family == EXIT_V4 ? '4' : '6';
     else if (r->family == EXIT_V6 && inet_ntop(AF_INET6, r->addr, a + 1, INET6_ADDRSTRLEN))
-        a[0] = '[', strcat(a, "]");
+        a[0] = '[', memcpy(a + strlen(a), "]", 2);
     else if (r->family)
         inet_ntop(AF_INET, r->addr, a, INET_ADDRSTRLEN);
     n = (size_t)snprintf(t, RULE_TEXT_MAX, "%s %s", r->accept ? "accept" : "reject", a);
