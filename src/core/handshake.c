@@ -3,10 +3,10 @@
 #include "core/handshake.h"
 
 #include <string.h>
-#include <time.h>
 
 #include "core/cell.h"
 #include "lib/bytes.h"
+#include "lib/clock.h"
 
 #define HS_PROTOCOL_NAME "ovl-link-v1"
 
@@ -17,16 +17,6 @@
 #define HS_OFF_INIT_PAYLOAD (HS_OFF_INIT_S + HS_ENC_S_LEN)
 #define HS_OFF_RESP_PAYLOAD (HS_OFF_E + OVL_X25519_LEN)
 #define HS_ENC_PAYLOAD_LEN  (HS_PAYLOAD_LEN + OVL_AEAD_TAG)
-
-/* Wall-clock time for the informational timestamp in message 1. */
-static uint64_t hs_now_ms(void)
-{
-    struct timespec ts;
-
-    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* Wipe hs and return err, so that every error path leaves HS_FAILED. */
 static int hs_fail(struct handshake *hs, int err)
@@ -240,7 +230,7 @@ int hs_write_init(struct handshake *hs, uint8_t out[HS_INIT_LEN])
         goto fail;
     st_le32(payload, hs->suites);
     st_le32(payload + 4, hs->rekey_log2);
-    st_le64(payload + 8, hs_now_ms());
+    st_le64(payload + 8, clock_wall_ms()); /* informational */
     if ((rc = hs_encrypt(hs, out + HS_OFF_INIT_PAYLOAD, k, payload, sizeof(payload))) != 0)
         goto fail;
     ovl_wipe(k, sizeof(k));

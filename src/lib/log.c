@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
+
 #define OVL_LOG_LINE_MAX 1024
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
@@ -86,16 +88,17 @@ static void sanitize(char *s)
 
 static void format_time(char *out, size_t outlen)
 {
-    struct timespec ts;
+    uint64_t ms = clock_wall_ms(); /* 0, the epoch, if the clock fails */
+    time_t sec = (time_t)(ms / 1000);
     struct tm tm;
-    if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || !gmtime_r(&ts.tv_sec, &tm)) {
+    if (!gmtime_r(&sec, &tm)) {
         snprintf(out, outlen, "1970-01-01T00:00:00.000Z");
         return;
     }
     char day[32];
     if (strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
         day[0] = '\0';
-    snprintf(out, outlen, "%s.%03ldZ", day, (long)(ts.tv_nsec / 1000000));
+    snprintf(out, outlen, "%s.%03ldZ", day, (long)(ms % 1000));
 }
 
 /* Write one line "TIMESTAMP ident[pid]: LEVEL: message" to stderr (and syslog). */
