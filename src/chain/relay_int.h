@@ -87,6 +87,7 @@ struct relay_deliv {
 
 struct relay_wait;
 struct relay_ext;
+struct xs_refused;
 
 /* What one incoming link (key: its serial) or one address block (key:
  * admit_block_of) holds at this relay. */
@@ -163,6 +164,8 @@ struct relay {
     uint32_t n_shares;
     unsigned flags;                   /* RELAYF_* */
     struct xstream *xstreams;         /* the exit's streams by sid (uthash; xstream.c) */
+    struct xs_refused *refused;       /* recently refused opens (XS_REFUSED, lazily) */
+    unsigned refused_next;
     unsigned n_resolving, n_xblocked; /* names being resolved; streams waiting for drained() */
 };
 

@@ -20,6 +20,18 @@
 #define XS_CONNECT_MS    10000 /* resolving, and then connecting, each */
 #define XS_MAX_RESOLVING 64    /* names resolved at once, node-wide */
 #define XS_MTU           (ONION_BODY - BODY_HDR)
+#define XS_REFUSED       256   /* refused opens remembered, node-wide */
+#define XS_REFUSED_MS    60000 /* for this long: past the sender's 30 s of resending */
+
+/* An open refused here. The sender sends SF_OPEN again until an answer
+ * comes; were the RESET lost, a later copy must not find room the first
+ * did not and open a second connection with the same data. Copies get the
+ * same answer instead. */
+struct xs_refused {
+    uint8_t sid[STREAM_SID];
+    uint8_t why;
+    uint64_t at_ms;
+};
 
 /* Bits of struct xstream's flags. */
 enum {
@@ -155,8 +167,11 @@ static void xs_closed(struct stsock *ss)
     xs_free_maybe(x);
 }
 
+static void xs_remember(struct relay *r, const uint8_t sid[STREAM_SID], enum stream_reason why);
+
 static void xs_fail(struct xstream *x, enum stream_reason why)
 {
+    xs_remember(x->r, x->sid, why);
     if (why == SR_POLICY)
         x->r->st.streams_refused_policy++;
     else if (why == SR_LIMIT)
@@ -286,11 +301,40 @@ static enum stream_reason xs_start(struct xstream *x, const struct stream_target
     return 0;
 }
 
+/* Remember that sid's open was refused for why (oldest entry out). */
+static void xs_remember(struct relay *r, const uint8_t sid[STREAM_SID], enum stream_reason why)
+{
+    struct xs_refused *e;
+
+    if (r->flags & RELAYF_STOPPED)
+        return; /* xstream_stop freed the table for good */
+    if (!r->refused && !(r->refused = calloc(XS_REFUSED, sizeof(*r->refused))))
+        return;
+    e = &r->refused[r->refused_next++ % XS_REFUSED];
+    memcpy(e->sid, sid, STREAM_SID);
+    e->why = (uint8_t)why;
+    e->at_ms = clock_now_ms();
+}
+
+/* The reason sid's open was refused lately, or 0. */
+static enum stream_reason xs_was_refused(const struct relay *r, const uint8_t sid[STREAM_SID])
+{
+    uint64_t now = clock_now_ms();
+
+    for (unsigned i = 0; r->refused && i < XS_REFUSED; i++)
+        if (r->refused[i].at_ms && now - r->refused[i].at_ms < XS_REFUSED_MS &&
+            memcmp(r->refused[i].sid, sid, STREAM_SID) == 0)
+            return (enum stream_reason)r->refused[i].why;
+    return 0;
+}
+
 /* Answer a frame that has no stream (or whose stream we refuse). */
 static void xs_refuse(struct relay_chain *ch, const uint8_t sid[STREAM_SID], enum stream_reason why)
 {
     uint8_t f[STREAM_HDR + 1];
 
+    if (why != SR_UNKNOWN)
+        xs_remember(ch->r, sid, why);
     (void)relay_originate(ch, BODY_STREAM_BACK, f, stream_reset_frame(f, sid, why));
 }
 
@@ -380,7 +424,12 @@ void xstream_input(struct relay_chain *ch, const uint8_t *f, size_t len)
     }
     HASH_FIND(hh, r->xstreams, sid, STREAM_SID, x);
     if (!x) {
-        if (type == SF_OPEN) {
+        enum stream_reason was = type == SF_OPEN ? xs_was_refused(r, sid) : 0;
+
+        if (was) {
+            r->st.streams_unknown++; /* a copy of a refused open: the same answer */
+            xs_refuse(ch, sid, was);
+        } else if (type == SF_OPEN) {
             xs_open(ch, f, len, sid, args, alen);
         } else if (type != SF_RESET) { /* a RESET is never answered */
             r->st.streams_unknown++;
@@ -447,6 +496,8 @@ void xstream_stop(struct relay *r)
     {
         stream_reset(x->s, SR_PATH);
     }
+    free(r->refused);
+    r->refused = NULL;
 }
 
 void xstream_stats(const struct relay *r, struct relay_stats *st)

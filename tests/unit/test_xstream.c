@@ -268,24 +268,34 @@ static void cs_event(struct stream *s, enum stream_event ev)
 
 static const struct stream_ops cs_ops = {.send = cs_send, .event = cs_event};
 
-/* Open stream i to target (writing total bytes, then FIN). */
-static void cs_open(struct net *t, unsigned i, const struct stream_target *tg, uint32_t total)
+/* Open stream i with sid to target (writing total bytes, then FIN). */
+static void cs_open_sid(struct net *t, unsigned i, const struct stream_target *tg, uint32_t total,
+                        const uint8_t sid_in[STREAM_SID])
 {
     struct cstream *c = &t->cs[i];
     uint8_t sid[STREAM_SID], args[4 + 255];
     int alen = stream_target_put(args, tg);
 
     ck_assert_int_gt(alen, 0);
+    memcpy(sid, sid_in, STREAM_SID);
     memset(c, 0, sizeof(*c));
     c->t = t;
     c->total = total;
-    ovl_random(sid, sizeof(sid));
     memcpy(c->sid, sid, STREAM_SID);
     ck_assert_int_eq(stream_new(&t->loop, &cs_ops, c, sid, args, (size_t)alen,
                                 ONION_BODY - BODY_HDR, 30000, &c->s),
                      0);
     cs_write(c);
     stream_pump(c->s);
+}
+
+/* Open stream i, with a fresh sid, to target. */
+static void cs_open(struct net *t, unsigned i, const struct stream_target *tg, uint32_t total)
+{
+    uint8_t sid[STREAM_SID];
+
+    ovl_random(sid, sizeof(sid));
+    cs_open_sid(t, i, tg, total, sid);
 }
 
 static struct stream_target target4(const char *ip, uint16_t port)
@@ -652,6 +662,7 @@ START_TEST(test_limits)
     struct net *t = calloc(1, sizeof(*t));
     struct relay_opts ro;
     struct stream_target tg;
+    uint8_t sid[STREAM_SID];
 
     relay_opts_defaults(&ro);
     ro.max_streams_per_chain = 2;
@@ -675,9 +686,19 @@ START_TEST(test_limits)
     }
     chain_close(t);
     chain_open(t);
+    /* A copy of the refused open (its RESET lost) finds room now, but gets
+     * the first answer: it must not open a second connection. */
+    memcpy(sid, t->cs[2].sid, STREAM_SID);
+    memset(t->cs[2].sid, 0, STREAM_SID); /* answers to that sid go to the copy */
+    cs_open_sid(t, 5, &tg, 10, sid);
+    want = 2;
+    ck_assert(run_until(t, n_closed, 10000));
+    ck_assert(t->cs[5].closed);
+    ck_assert_uint_eq(t->cs[5].reason, SR_LIMIT);
+    ck_assert_uint_eq(xstats(t).streams_refused_limit, 1);
     cs_open(t, 3, &tg, 10);
     cs_open(t, 4, &tg, 10);
-    want = 2;
+    want = 3;
     ck_assert(run_until(t, n_closed, 10000));
     ck_assert_uint_eq(t->cs[4].reason, SR_LIMIT);
     ck_assert_uint_eq(xstats(t).streams_refused_limit, 2);
