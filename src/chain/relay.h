@@ -59,7 +59,7 @@ struct relay_opts {
     uint32_t max_chains_per_link, max_chains_per_block;
     uint32_t stall_timeout_ms;      /* [relay] stall_timeout, default 5000 */
     uint32_t max_streams;           /* [exit] max_streams: node-wide, default 1024 */
-    uint32_t max_streams_per_chain; /* [exit] max_streams_per_chain, default 64 */
+    uint32_t max_streams_per_chain; /* [exit] max_streams_per_chain, default 256 */
     uint32_t stream_idle_ms;        /* [exit] stream_idle_timeout, default 300000 */
 };
 

@@ -44,7 +44,7 @@ void relay_opts_defaults(struct relay_opts *o)
     o->exit_queue = 256;
     o->stall_timeout_ms = 5000;
     o->max_streams = 1024;
-    o->max_streams_per_chain = 64;
+    o->max_streams_per_chain = 256;
     o->stream_idle_ms = 300000;
 }
 

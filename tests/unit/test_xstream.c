@@ -775,7 +775,7 @@ START_TEST(test_defaults)
 
     relay_opts_defaults(&ro);
     ck_assert_uint_eq(ro.max_streams, 1024);
-    ck_assert_uint_eq(ro.max_streams_per_chain, 64);
+    ck_assert_uint_eq(ro.max_streams_per_chain, 256);
     ck_assert_uint_eq(ro.stream_idle_ms, 300000);
 }
 END_TEST
