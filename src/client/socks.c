@@ -6,8 +6,9 @@
  * random sid opens toward the target, carrying the request's target and
  * whatever bytes the application sent after it. The SOCKS reply waits for
  * the far end's answer: success on SE_OPENED, the code of its reason
- * otherwise. From then on the socket and the stream are joined
- * (chain/stsock.h). Frames go out as BODY_STREAM bodies on the current
+ * otherwise. The socket and the stream are joined (chain/stsock.h) as soon
+ * as the stream exists: bytes the application sends before the reply ride
+ * behind the open, and nothing comes back before SE_OPENED. Frames go out as BODY_STREAM bodies on the current
  * chain; BODY_STREAM_BACK bodies from its exit come back here by sid. When
  * the current chain changes (replaced, repaired in place), every stream
  * goes back to its last acknowledged byte on the new one.
@@ -235,6 +236,11 @@ static void conn_open(struct socks_conn *sc, size_t used)
         stream_wrote(sc->s, n);
     }
     stream_pump(sc->s);
+    /* Join the socket now: what the application sends before the reply
+     * goes with the open (within the far end's credit), and a client
+     * that gives up is noticed. Nothing comes back before SE_OPENED. */
+    if (sc->s && stsock_start(&sc->ss) != 0)
+        stream_reset(sc->s, SR_DONE);
 }
 
 static void hello_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
