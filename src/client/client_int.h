@@ -138,6 +138,7 @@ struct client {
     unsigned n_socks_conns;
     uint32_t streams_serial;  /* the chain the streams last went on */
     uint64_t streams_repairs; /* chains_repaired then */
+    unsigned stream_slots;    /* constant_rate: frames the streams may send now */
     void *inbox_arg;
 };
 
@@ -254,6 +255,10 @@ void socks_back(struct client *c, const uint8_t *f, size_t len);
 /* Let the streams send (the link drained, a chain became current); after
  * a change of chain, from their last acknowledged byte. */
 void socks_pump(struct client *c);
+
+/* With constant_rate: let the streams send one frame in this slot; true
+ * when one did. */
+bool socks_slot(struct client *c);
 
 /* End handshakes that take too long. */
 void socks_tick(struct client *c, uint64_t now);

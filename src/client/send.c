@@ -182,6 +182,8 @@ static void on_rate(uv_timer_t *t)
             continue;
         }
         rc = send_next(c, ch, l);
+        if (rc == 0 && socks_slot(c))
+            rc = 1; /* a stream's frame took the slot */
         if (rc == 0)
             (void)cover_send(c, ch, l, BODY_DROP); /* skipped over budget */
         else if (rc < 0 && rc != OVL_EAGAIN)

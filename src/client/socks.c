@@ -8,10 +8,10 @@
  * the far end's answer: success on SE_OPENED, the code of its reason
  * otherwise. The socket and the stream are joined (chain/stsock.h) as soon
  * as the stream exists: bytes the application sends before the reply ride
- * behind the open, and nothing comes back before SE_OPENED. Frames go out as BODY_STREAM bodies on the current
- * chain; BODY_STREAM_BACK bodies from its exit come back here by sid. When
- * the current chain changes (replaced, repaired in place), every stream
- * goes back to its last acknowledged byte on the new one.
+ * behind the open, and nothing comes back before SE_OPENED. Frames go out as BODY_STREAM bodies on
+ * the current chain; BODY_STREAM_BACK bodies from its exit come back here by sid. When the current
+ * chain changes (replaced, repaired in place), every stream goes back to its last acknowledged byte
+ * on the new one.
  *
  * A connection record lives until both its socket is closed and its stream
  * is freed (a finished stream lingers after the socket closed).
@@ -142,12 +142,17 @@ static int conn_send(struct stream *s, const uint8_t *f, size_t len)
 
     if (!ch || ch->state != CCH_READY || !(l = link_by_serial(c->n, ch->link_serial)))
         return OVL_ECLOSED; /* the next chain takes it from the last ack */
+    if (c->o.constant_rate && !c->stream_slots)
+        return OVL_EAGAIN; /* the rate timer's next free slot pumps again */
     memset(body, 0, sizeof(body));
     body_hdr_put(body, BODY_STREAM, (uint16_t)len);
     memcpy(body + BODY_HDR, f, len);
     rc = cchain_fwd_send(ch, l, ch->length, body);
-    if (rc == 0)
+    if (rc == 0) {
         c->st.stream_cells_out++;
+        if (c->stream_slots)
+            c->stream_slots--;
+    }
     return rc; /* OVL_EAGAIN: the link's drained() pumps again */
 }
 
@@ -335,6 +340,17 @@ void socks_back(struct client *c, const uint8_t *f, size_t len)
         c->st.dropped_bad++;
 }
 
+/* Whether the current chain is another than the streams last went on, or
+ * the same one repaired: then what was in flight may be lost. */
+static bool streams_moved(struct client *c, const struct cchain *ch)
+{
+    bool moved = ch->serial != c->streams_serial || c->st.chains_repaired != c->streams_repairs;
+
+    c->streams_serial = ch->serial;
+    c->streams_repairs = c->st.chains_repaired;
+    return moved;
+}
+
 void socks_pump(struct client *c)
 {
     struct cchain *ch = c->current;
@@ -343,10 +359,7 @@ void socks_pump(struct client *c)
 
     if (!ch || ch->state != CCH_READY || !c->streams)
         return;
-    /* Another chain, or this one repaired: what was in flight may be lost. */
-    moved = ch->serial != c->streams_serial || c->st.chains_repaired != c->streams_repairs;
-    c->streams_serial = ch->serial;
-    c->streams_repairs = c->st.chains_repaired;
+    moved = streams_moved(c, ch);
     HASH_ITER(hh, c->streams, sc, tmp)
     {
         if (moved)
@@ -354,6 +367,35 @@ void socks_pump(struct client *c)
         else
             stream_pump(sc->s);
     }
+}
+
+bool socks_slot(struct client *c)
+{
+    struct cchain *ch = c->current;
+    struct socks_conn *sc, *tmp;
+    uint64_t before = c->st.stream_cells_out;
+    bool moved;
+
+    if (!ch || ch->state != CCH_READY || !c->streams)
+        return false;
+    moved = streams_moved(c, ch);
+    c->stream_slots = 1;
+    HASH_ITER(hh, c->streams, sc, tmp)
+    {
+        if (moved)
+            stream_rewind(sc->s);
+        else
+            stream_pump(sc->s);
+        if (c->st.stream_cells_out != before && !moved && HASH_COUNT(c->streams) > 1) {
+            /* Its turn is over: to the back of the table, so each stream
+             * gets slots in turn. */
+            HASH_DEL(c->streams, sc);
+            HASH_ADD(hh, c->streams, sid, STREAM_SID, sc);
+            break;
+        }
+    }
+    c->stream_slots = 0;
+    return c->st.stream_cells_out != before;
 }
 
 void socks_tick(struct client *c, uint64_t now)

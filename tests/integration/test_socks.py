@@ -59,8 +59,11 @@ class Ctx:
         closed.close()  # nobody listens there now
         policy = "accept 127.0.0.1:%d, accept 127.0.0.1:%d, reject *:*" % (
             self.port, self.closed_port)
+        # clientB sends at a constant rate: streams take the slots
+        # messages leave, and cover fills the rest.
         self.tn = ovltest.testnet(net, relays=3, clients=2, socks=True,
-                                  extra=[("relay", "exit", "policy", policy)])
+                                  extra=[("relay", "exit", "policy", policy),
+                                         ("clientB", "client", "constant_rate", "500")])
         self.a = self.tn["clientA"]
         wait_for(lambda: any(c["state"] == "ready" for c in self.tn.ctl("clientA", "chains")),
                  10.0, "clientA's chain")
@@ -136,6 +139,24 @@ def test_replies(ctx):
     assert hashlib.sha256(body.split(b"\r\n\r\n", 1)[1]).hexdigest() == ctx.files["small"]
 
 
+def test_constant_rate(ctx):
+    """Streams of a client at a constant rate go in its slots: two at once
+    both arrive whole, and the rate's cells outnumber the streams'."""
+    b = ctx.tn["clientB"]
+    wait_for(lambda: any(c["state"] == "ready" for c in ctx.tn.ctl("clientB", "chains")), 10.0,
+             "clientB's chain")
+    procs = [subprocess.Popen(["curl", "-sS", "--max-time", "120", "--socks5-hostname", b.socks,
+                               "http://127.0.0.1:%d/small" % ctx.port],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err
+        assert hashlib.sha256(out).hexdigest() == ctx.files["small"]
+    st = b.status()
+    assert st["client_stream_cells_out"] >= 4, st
+    assert st["client_cover_out"] > 0, st
+
+
 def test_hostile(ctx):
     h, p = ctx.a.socks.rsplit(":", 1)
     before = ctx.a.status()["client_socks_refused"]
@@ -153,7 +174,7 @@ def test_hostile(ctx):
     assert r.returncode == 0 and hashlib.sha256(r.stdout).hexdigest() == ctx.files["small"]
 
 
-TESTS = [test_fetch, test_many_streams, test_replies, test_hostile]
+TESTS = [test_fetch, test_many_streams, test_replies, test_constant_rate, test_hostile]
 
 if __name__ == "__main__":
     if not shutil.which("curl"):
