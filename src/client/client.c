@@ -385,6 +385,6 @@ void client_stats(const struct client *c, struct client_stats *st)
     DL_COUNT(c->delivs, d, st->deliveries);
     st->tombstones = c->rx.count[MSG_DONE];
     st->cover_permille = st->cells_out ? (uint32_t)(st->cover_out * 1000 / st->cells_out) : 0;
-    st->bytes_held =
-        sendq_bytes(c) + msg_rx_held(&c->rx) + (uint64_t)st->chains * sizeof(struct cchain);
+    st->bytes_held = sendq_bytes(c) + msg_rx_held(&c->rx) +
+                     (uint64_t)st->chains * sizeof(struct cchain) + socks_bytes_held(c);
 }

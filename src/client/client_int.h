@@ -260,6 +260,9 @@ void socks_pump(struct client *c);
  * when one did. */
 bool socks_slot(struct client *c);
 
+/* Bytes the SOCKS connections and their streams hold now. */
+uint64_t socks_bytes_held(const struct client *c);
+
 /* End handshakes that take too long. */
 void socks_tick(struct client *c, uint64_t now);
 

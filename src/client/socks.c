@@ -398,6 +398,21 @@ bool socks_slot(struct client *c)
     return c->st.stream_cells_out != before;
 }
 
+uint64_t socks_bytes_held(const struct client *c)
+{
+    const struct socks_conn *sc;
+    uint64_t n = 0;
+
+    DL_FOREACH(c->socks_conns, sc)
+    {
+        n += sizeof(*sc);
+        if (sc->s)
+            n += sizeof(*sc->s) + (sc->s->snd.buf ? STREAM_WINDOW : 0) +
+                 (sc->s->rcv.buf ? STREAM_WINDOW : 0);
+    }
+    return n;
+}
+
 void socks_tick(struct client *c, uint64_t now)
 {
     struct socks_conn *sc;

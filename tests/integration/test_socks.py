@@ -157,6 +157,44 @@ def test_constant_rate(ctx):
     assert st["client_cover_out"] > 0, st
 
 
+def test_stalled_reader(ctx):
+    """A SOCKS client that stops reading a big download: the exit reads
+    its target only as far as the stream's credit, so the client and the
+    exit each hold one stream's rings at most, whatever the target sends;
+    once the client reads again every byte arrives, in order."""
+    relays = [ctx.tn[r.name] for r in ctx.tn.relays()]
+    wait_for(lambda: all(r.status()["relay_streams_active"] == 0 for r in relays), 30.0,
+             "the earlier tests' streams to end")
+    base = {r.name: r.status()["relay_stream_bytes_in"] for r in relays}
+    held0 = {r.name: r.status()["relay_bytes_held"] for r in relays}
+    client0 = ctx.a.status()["client_bytes_held"]
+    code, s = socks_connect(ctx.a.socks, "127.0.0.1", ctx.port,
+                            first=b"GET /big HTTP/1.0\r\n\r\n")
+    assert code == 0, code
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    # The exit has read well past one window from the web server...
+    wait_for(lambda: sum(r.status()["relay_stream_bytes_in"] - base[r.name] for r in relays)
+             >= 256 * 1024, 30.0, "the exit to read from the target")
+    # ... and whenever we look while nobody reads, each node holds at most
+    # one stream's two rings of it (plus their small records).
+    bound = 2 * 65536 + 4096
+    for _ in range(20):
+        held = ctx.a.status()["client_bytes_held"] - client0
+        assert held <= bound, "clientA holds %d bytes more for one stream" % held
+        for r in relays:
+            held = r.status()["relay_bytes_held"] - held0[r.name]
+            assert held <= bound, "%s holds %d bytes more for one stream" % (r.name, held)
+        time.sleep(0.05)
+    body = b""
+    while True:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        body += chunk
+    s.close()
+    assert hashlib.sha256(body.split(b"\r\n\r\n", 1)[1]).hexdigest() == ctx.files["big"]
+
+
 def test_hostile(ctx):
     h, p = ctx.a.socks.rsplit(":", 1)
     before = ctx.a.status()["client_socks_refused"]
@@ -174,7 +212,8 @@ def test_hostile(ctx):
     assert r.returncode == 0 and hashlib.sha256(r.stdout).hexdigest() == ctx.files["small"]
 
 
-TESTS = [test_fetch, test_many_streams, test_replies, test_constant_rate, test_hostile]
+TESTS = [test_fetch, test_many_streams, test_replies, test_constant_rate, test_stalled_reader,
+         test_hostile]
 
 if __name__ == "__main__":
     if not shutil.which("curl"):
