@@ -587,7 +587,11 @@ static void stream_arm(struct stream *s)
         due = s->rto_due_ms;
     if ((s->flags & STF_ACK_LATE) && s->ack_due_ms < due)
         due = s->ack_due_ms;
-    uv_timer_start(&s->timer, stream_timer_cb, due > now ? due - now : 0, 0);
+    /* Never 0: libuv runs a timer re-armed for the loop's current time
+     * again in the same pass, before any I/O, so an ack owed while the
+     * path is full (it stays full until the loop reads and writes) would
+     * spin here until the idle timeout. */
+    uv_timer_start(&s->timer, stream_timer_cb, due > now ? due - now : 1, 0);
 }
 
 /* ---- frames without a stream ---- */

@@ -41,6 +41,7 @@ struct net {
     unsigned lose_every, count, lose_nth[2]; /* lose_nth: lose that frame (1-based) once */
     unsigned sent_dir[2];
     bool down, take, refuse, lose_opened;
+    bool block[2]; /* frames toward side d are refused (OVL_EAGAIN), for good */
 };
 
 static uint8_t pat(int side, uint64_t i)
@@ -92,6 +93,8 @@ static int path_send(struct stream *s, const uint8_t *f, size_t len)
     ck_assert_uint_ge(len, STREAM_HDR);
     if (net->down)
         return OVL_ECLOSED;
+    if (net->block[d])
+        return OVL_EAGAIN;
     if (net->n[d] == QCAP) {
         e->want_pump = true;
         return OVL_EAGAIN;
@@ -447,6 +450,32 @@ START_TEST(bad_frames)
 }
 END_TEST
 
+/* An ack is owed while the path back stays full: the stream must not spin
+ * on its timer (libuv would run it again before any I/O, and the path
+ * never drains), so other handles still run: a 1.5 s timer fires. */
+START_TEST(blocked_path_does_not_spin)
+{
+    struct net net;
+    uv_timer_t t;
+    bool late = false;
+
+    net_init(&net, 3000, 0);
+    net.block[0] = true; /* nothing from the far end ever leaves */
+    net_open(&net);
+    uv_timer_init(&net.loop, &t);
+    t.data = &late;
+    uv_timer_start(&t, stop_cb, 1500, 0); /* past the opener's first resend */
+    while (!late) {
+        uv_idle_start(&net.idle, deliver_cb);
+        uv_run(&net.loop, UV_RUN_ONCE);
+    }
+    ck_assert(net.e[1].s != NULL);
+    ck_assert(net.e[1].s->flags & STF_ACK_LATE); /* the ack it owes */
+    uv_close((uv_handle_t *)&t, NULL);
+    net_free(&net);
+}
+END_TEST
+
 /* Targets round-trip; malformed open args are refused. */
 START_TEST(targets)
 {
@@ -496,6 +525,7 @@ static Suite *stream_suite(void)
     tcase_add_test(tc, refused);
     tcase_add_test(tc, bad_frames);
     tcase_add_test(tc, targets);
+    tcase_add_test(tc, blocked_path_does_not_spin);
     suite_add_tcase(s, tc);
     return s;
 }
