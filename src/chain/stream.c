@@ -133,6 +133,15 @@ static void stream_close(struct stream *s, enum stream_reason why)
     (void)stream_tell(s, SE_CLOSED);
 }
 
+/* Go back to the last acknowledged offset: everything after it, and the
+ * FIN if it is not acknowledged, goes again. */
+static void go_back(struct stream *s)
+{
+    s->nxt = s->una;
+    if (s->una <= s->snd.base + s->snd.len)
+        s->flags &= (uint16_t)~STF_FIN_SENT;
+}
+
 /* Done both ways: linger a while to ack the peer's FIN again should our
  * ack of it be lost (as TCP's TIME-WAIT does), then close. */
 static void stream_finish(struct stream *s)
@@ -275,9 +284,7 @@ void stream_rewind(struct stream *s)
 {
     if (!s || (s->flags & (STF_CLOSED | STF_DEAD)))
         return;
-    s->nxt = s->una;
-    if (s->una <= s->snd.base + s->snd.len)
-        s->flags &= (uint16_t)~STF_FIN_SENT; /* not acked: it goes again */
+    go_back(s);
     s->rewound_ms = clock_now_ms();
     s->flags &= (uint16_t)~STF_OPEN_SENT; /* the open goes again first, if unanswered */
     s->flags |= STF_ACK_NOW;
@@ -396,9 +403,7 @@ static bool take_ack(struct stream *s, uint64_t ack, uint64_t lim, uint8_t flags
         room = true;
     }
     if ((flags & SF_GAP) && s->nxt > s->una && (room || now - s->rewound_ms >= RTO_MIN_MS / 4)) {
-        s->nxt = s->una; /* go back: the peer missed a frame */
-        if (s->una <= end)
-            s->flags &= (uint16_t)~STF_FIN_SENT;
+        go_back(s); /* the peer missed a frame */
         s->rewound_ms = now;
         s->retransmits++;
     }
@@ -546,9 +551,7 @@ static void stream_timer_cb(uv_timer_t *t)
     if (s->rto_due_ms && now >= s->rto_due_ms) {
         s->rto_due_ms = 0;
         if (stream_outstanding(s) && s->nxt > s->una) {
-            s->nxt = s->una; /* go back to the last ack */
-            if (s->una <= s->snd.base + s->snd.len)
-                s->flags &= (uint16_t)~STF_FIN_SENT;
+            go_back(s);
             s->retransmits++;
         }
         if ((s->flags & (STF_OPENER | STF_OPENED)) == STF_OPENER) {
