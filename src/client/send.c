@@ -140,12 +140,15 @@ static int send_next(struct client *c, struct cchain *ch, struct link *l)
 static void on_cover(uv_timer_t *t);
 
 /* Arm cover timer t (c->cover or c->loop) for its next gap: exponential
- * with the configured mean, so the cells leave at Poisson times. */
+ * with the configured mean, so the cells leave at Poisson times. A gap
+ * drawn as 0 waits 1 ms: libuv runs a timer re-armed for 0 ms from its own
+ * callback again before any I/O. */
 static void cover_arm(struct client *c, uv_timer_t *t)
 {
     uint32_t mean = t == c->loop ? c->o.loop_interval_ms : c->o.cover_interval_ms;
+    uint32_t gap = ovl_random_exp_ms(mean);
 
-    uv_timer_start(t, on_cover, ovl_random_exp_ms(mean), 0);
+    uv_timer_start(t, on_cover, gap ? gap : 1, 0);
 }
 
 /* Drop cover (Loopix): a cell only the exit can tell from a real one,
