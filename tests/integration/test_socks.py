@@ -1,18 +1,24 @@
 """Streams through a client's SOCKS5 front end and an exit (suite "integration").
 
-A testnet of 1 bootstrap, 3 relays, 2 clients; every client has a SOCKS5
+A testnet of 1 bootstrap, 6 relays, 2 clients; every client has a SOCKS5
 listener (ovl-testnet --socks) and every relay is an exit whose policy
 accepts one local web server's port and the port of a closed socket, and
-rejects the rest. The web server is Python's http.server in a thread,
-serving random files.
+rejects the rest. Six relays give each position of a 3-hop chain one
+backup (the bootstrap hands out (relays - 3) / 3 per position, of the
+relays registered when it draws the chain). The web server is Python's
+http.server in a thread, serving random files.
 
 - curl (Debian's) fetches a 2 MB file through clientA's SOCKS port, by IP
-  and by a name the exit resolves: the body is identical (sha256);
+  and by a name the exit resolves, and a 20 MB one: the body is identical
+  (sha256);
 - 50 streams at once, all correct;
 - SOCKS replies: a port the policy rejects gets 0x02, a closed port 0x05;
 - hostile SOCKS clients (random bytes, a greeting and nothing more, a
   truncated request) are refused or dropped, and the node still serves;
-- the client's counters add up.
+- the client's counters add up;
+- last, since it kills a relay: a 20 MB download whose chain loses its
+  middle relay mid-transfer gets every byte once, in order, over the
+  repaired chain.
 """
 
 import hashlib
@@ -32,11 +38,32 @@ import ovltest
 from ovltest import wait_for
 
 SIZE = 2 * 1024 * 1024
+HUGE = 20 * 1024 * 1024
+RELAYS = 6
+CACHE_TTL_MS = 1000  # the bootstrap draws a fresh chain for new-chain after this
 
 
 class Quiet(http.server.SimpleHTTPRequestHandler):
+    """Files from the directory; /gated sends the first half of "huge",
+    then waits for the test to open the gate before the second half, so
+    that a stream is surely in the middle of its transfer meanwhile."""
+
+    ctx = None
+
     def log_message(self, *args):
         pass
+
+    def do_GET(self):
+        if self.path != "/gated":
+            return super().do_GET()
+        data = self.ctx.huge
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        half = len(data) // 2
+        self.wfile.write(data[:half])
+        self.ctx.gate.wait(ovltest.SLACK * 120)
+        self.wfile.write(data[half:])
 
 
 class Ctx:
@@ -44,11 +71,15 @@ class Ctx:
         self.root = tempfile.mkdtemp(prefix="ovl-www-")
         rng = random.Random(int(os.environ.get("OVL_TEST_SEED") or 1))
         self.files = {}
-        for name, size in (("big", SIZE), ("small", 5000)):
+        for name, size in (("big", SIZE), ("small", 5000), ("huge", HUGE)):
             data = rng.randbytes(size)
             with open(os.path.join(self.root, name), "wb") as f:
                 f.write(data)
             self.files[name] = hashlib.sha256(data).hexdigest()
+            if name == "huge":
+                self.huge = data  # /gated sends it from here
+        self.gate = threading.Event()
+        Quiet.ctx = self
         handler = lambda *a, **k: Quiet(*a, directory=self.root, **k)  # noqa: E731
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.port = self.httpd.server_address[1]
@@ -61,7 +92,8 @@ class Ctx:
             self.port, self.closed_port)
         # clientB sends at a constant rate: streams take the slots
         # messages leave, and cover fills the rest.
-        self.tn = ovltest.testnet(net, relays=3, clients=2, socks=True,
+        self.tn = ovltest.testnet(net, relays=RELAYS, clients=2, socks=True,
+                                  chain_cache_ttl=CACHE_TTL_MS,
                                   extra=[("relay", "exit", "policy", policy),
                                          ("clientB", "client", "constant_rate", "500")])
         self.a = self.tn["clientA"]
@@ -69,13 +101,16 @@ class Ctx:
                  10.0, "clientA's chain")
 
     def close(self):
+        self.gate.set()
         self.httpd.shutdown()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def curl(ctx, url, *extra):
-    r = subprocess.run(["curl", "-sS", "--max-time", "60", "--socks5-hostname", ctx.a.socks,
-                        "-o", "-", url] + list(extra), capture_output=True, timeout=90)
+def curl(ctx, url, *extra, max_time=60):
+    max_time *= ovltest.SLACK / 4  # OVL_TEST_SLACK stretches it as it does every wait
+    r = subprocess.run(["curl", "-sS", "--max-time", "%d" % max_time, "--socks5-hostname",
+                        ctx.a.socks, "-o", "-", url] + list(extra), capture_output=True,
+                       timeout=max_time + 30)
     return r
 
 
@@ -105,6 +140,18 @@ def test_fetch(ctx):
     st = ctx.a.status()
     assert st["client_streams_opened"] >= 2, st
     assert st["client_stream_cells_in"] >= 2 * SIZE // 884, st
+
+
+def test_fetch_huge(ctx):
+    """20 MB through SOCKS5 and the exit: hundreds of windows' worth,
+    every byte once and in order."""
+    before = ctx.a.status()["client_stream_cells_in"]
+    r = curl(ctx, "http://127.0.0.1:%d/huge" % ctx.port, max_time=240)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout) == HUGE, "%d bytes, not %d" % (len(r.stdout), HUGE)
+    assert hashlib.sha256(r.stdout).hexdigest() == ctx.files["huge"], "the 20 MB body differs"
+    got = ctx.a.status()["client_stream_cells_in"] - before
+    assert got >= HUGE // 884, "%d stream cells for 20 MB" % got
 
 
 def test_many_streams(ctx):
@@ -212,8 +259,106 @@ def test_hostile(ctx):
     assert r.returncode == 0 and hashlib.sha256(r.stdout).hexdigest() == ctx.files["small"]
 
 
-TESTS = [test_fetch, test_many_streams, test_replies, test_constant_rate, test_stalled_reader,
-         test_hostile]
+def ready_chain(tn, client):
+    """The client's current chain: its `chains` record in state ready."""
+    ready = [c for c in tn.ctl(client, "chains") if c["state"] == "ready"]
+    return ready[0] if len(ready) == 1 else None
+
+
+def fresh_chain(tn, client):
+    """A new chain for client, drawn while every relay is registered, and
+    the only one: the first one may have been drawn before the last relays
+    registered, with no backups to repair it. The bootstrap hands a
+    requester the same chain again for chain_cache_ttl after drawing it,
+    so the request waits until the current chain is older than that (plus
+    slack for the directory round trip)."""
+    old = wait_for(lambda: ready_chain(tn, client), 10.0, "%s's chain to be ready" % client)
+    wait_for(lambda: (ready_chain(tn, client) or {}).get("age_ms", 0) >= CACHE_TTL_MS + 1000, 10.0,
+             "the bootstrap's cached chain for %s to expire" % client)
+    wait_for(lambda: tn.ctl_run(client, "new-chain").returncode == 0, 10.0,
+             "%s to take new-chain (not busy building one)" % client)
+    new = wait_for(lambda: (ready_chain(tn, client) or old)["chain"] != old["chain"] and
+                   ready_chain(tn, client), 10.0, "%s's new chain to be ready" % client)
+    # The old chain retires for 2 s; were it to fail meanwhile (a relay of
+    # both killed), its repair would be planned for the next build too.
+    wait_for(lambda: all(c["state"] != "retiring" for c in tn.ctl(client, "chains")), 10.0,
+             "%s's old chain to be gone" % client)
+    return new
+
+
+def read_to_end(s, box):
+    """Read socket s until EOF into box["body"] (a list of chunks), counting
+    box["got"]; an exception ends up in box["error"]."""
+    try:
+        while True:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            box["body"].append(chunk)
+            box["got"] += len(chunk)
+    except Exception as e:  # noqa: BLE001 - reported by the test
+        box["error"] = e
+
+
+def test_middle_killed(ctx):
+    """A stream keeps its bytes identical while its chain's middle relay is
+    killed mid-transfer. The server sends the first half of 20 MB, then
+    waits: the relay dies while the first half flows, the first hop reports
+    it (BROKEN), the client puts the position's backup in (a splice from
+    the first hop, or a rebuild of the same route: `chains_repaired`) and
+    every stream goes back to its last acknowledged byte on the repaired
+    chain; the exit, the same relay, kept the stream and its target
+    connection and takes the new chain as its way back. Only then does the
+    second half come."""
+    tn, a = ctx.tn, ctx.a
+    chain = fresh_chain(tn, "clientA")
+    assert len(chain["hops"]) == 3, chain
+    middle = tn.name_of(chain["hops"][1])
+    assert middle.startswith("relay"), "the middle hop %s is not one of ours" % middle
+    before = a.status()
+    code, s = socks_connect(a.socks, "127.0.0.1", ctx.port,
+                            first=b"GET /gated HTTP/1.0\r\n\r\n")
+    assert code == 0, code
+    s.settimeout(ovltest.SLACK * 120)
+    box = {"body": [], "got": 0, "error": None}
+    reader = threading.Thread(target=read_to_end, args=(s, box), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: box["got"] >= 2 * 1024 * 1024 or box["error"], 60.0,
+                 "the first 2 MB through %s" % middle)
+        assert box["error"] is None, box["error"]
+        tn.kill(middle)
+        at_kill = box["got"]
+        print("killed %s after %d bytes" % (middle, at_kill))
+
+        def repaired():
+            st = a.status()
+            ch = ready_chain(tn, "clientA")
+            moved = (st["client_chains_repaired"] > before["client_chains_repaired"] or
+                     st["client_chains_replaced"] > before["client_chains_replaced"])
+            return moved and ch and chain["hops"][1] not in ch["hops"] and ch
+
+        ch = wait_for(repaired, 30.0, "clientA's chain to be repaired without %s" % middle)
+        print("chain now %s" % " ".join(tn.name_of(h) for h in ch["hops"]))
+        assert ch["hops"][2] == chain["hops"][2], "the exit changed: %r" % ch
+    finally:
+        ctx.gate.set()  # the second half, whatever happened
+    reader.join(ovltest.SLACK * 120)
+    s.close()
+    assert not reader.is_alive(), "the download did not end (%d bytes)" % box["got"]
+    assert box["error"] is None, "after %d bytes: %r" % (box["got"], box["error"])
+    _, _, body = b"".join(box["body"]).partition(b"\r\n\r\n")
+    assert len(body) == HUGE, "%d bytes, not %d (%d when %s died)" % (len(body), HUGE, at_kill,
+                                                                        middle)
+    assert hashlib.sha256(body).hexdigest() == ctx.files["huge"], \
+        "the body differs after %s died at %d bytes" % (middle, at_kill)
+    st = a.status()
+    assert st["client_streams_failed"] == before["client_streams_failed"], st
+
+
+# test_middle_killed kills a relay, so it comes last.
+TESTS = [test_fetch, test_fetch_huge, test_many_streams, test_replies, test_constant_rate,
+         test_stalled_reader, test_hostile, test_middle_killed]
 
 if __name__ == "__main__":
     if not shutil.which("curl"):
