@@ -4,6 +4,7 @@
  * is no client role yet, so the sender is this file: it builds setups and
  * data cells with onion.h, owns its chain ID through chanmap and unwraps
  * what comes back. The destination counts the CELL_CHAIN_DELIVER cells.
+ * Nodes, setup headers and forward cells come from tnet.h.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "chain/relay.h"
 #include "check_main.h"
 #include "loopfix.h"
+#include "tnet.h"
 #include "core/chanmap.h"
 #include "core/link.h"
 #include "core/node_run.h"
@@ -124,39 +126,15 @@ static void on_deliver(void *ctx, struct link *l, const struct cell *c)
 
 LOOPFIX_DEFINE(struct net, 2)
 
-static void dir_opts_fill(struct dir_opts *o)
-{
-    dir_opts_defaults(o);
-    o->allow_private = true; /* every node is 127.0.0.1 */
-    o->heartbeat_ms = 1000;
-    o->request_timeout_ms = 2000;
-}
-
-static void make_node(struct net *t, unsigned i, unsigned roles)
-{
-    struct node_opts o;
-    struct ovl_identity id;
-
-    node_opts_defaults(&o);
-    ck_assert_int_eq(ovl_identity_generate(&id), 0);
-    log_init(&t->n[i].log, "test", OVL_LOG_ERROR, false);
-    ck_assert_int_eq(node_init(&t->n[i], &t->loop, &o, &id, roles), 0);
-    ovl_identity_wipe(&id);
-}
-
 static bool all_registered(struct net *t)
 {
-    for (unsigned i = R1; i < N_NODES; i++)
-        if (!dir_registered(t->dir[i]))
-            return false;
-    return true;
+    return tnet_registered(t->dir, N_NODES);
 }
 
 /* Every node listens on 127.0.0.1 but DST, which is in another address
  * block (127.0.1.0/24) for whoever dials it. */
 static void net_setup(struct net *t, const struct relay_opts *ro)
 {
-    static const char listen[1][OVL_URI_MAX] = {"tcp://127.0.0.1:0"};
     static const char listen_dst[1][OVL_URI_MAX] = {"tcp://127.0.1.1:0"};
     struct dir_bootstrap_spec bs;
     struct peer_spec peer;
@@ -166,50 +144,35 @@ static void net_setup(struct net *t, const struct relay_opts *ro)
     t->from = SND;
     ck_assert_int_eq(uv_loop_init(&t->loop), 0);
     loopfix_init(t);
-    dir_opts_fill(&dopts);
+    tnet_dir_opts(&dopts);
+    dopts.request_timeout_ms = 2000;
 
-    make_node(t, BS, ROLE_BOOTSTRAP);
-    ck_assert_int_eq(dir_init(&t->n[BS], &dopts, NULL, 0, &t->dir[BS]), 0);
-    ck_assert_int_eq(node_start(&t->n[BS], listen, 1, NULL, 0), 0);
-
-    memset(&bs, 0, sizeof(bs));
-    snprintf(bs.name, sizeof(bs.name), "bs");
-    snprintf(bs.uri, sizeof(bs.uri), "%s", t->n[BS].listen_uri[0]);
-    memcpy(bs.pk, t->n[BS].id.pk, OVL_ED25519_PK);
-    memset(&peer, 0, sizeof(peer));
-    memcpy(peer.name, bs.name, sizeof(peer.name));
-    memcpy(peer.uri, bs.uri, sizeof(peer.uri));
-    memcpy(peer.pk, bs.pk, sizeof(peer.pk));
+    tnet_boot(&t->loop, t->n, t->dir, &dopts, &bs, &peer);
     for (unsigned i = R1; i < N_NODES; i++) {
         bool relay = i <= R3;
 
-        make_node(t, i, relay ? ROLE_RELAY : ROLE_CLIENT);
-        ck_assert_int_eq(dir_init(&t->n[i], &dopts, &bs, 1, &t->dir[i]), 0);
+        tnet_join(&t->loop, t->n, t->dir, i, relay ? ROLE_RELAY : ROLE_CLIENT, &dopts, &bs);
         if (relay)
             ck_assert_int_eq(relay_init(&t->n[i], ro, &t->relay[i]), 0);
         if (i == DST || i == SND)
             ck_assert_int_eq(chanmap_register_opener(&t->n[i], CELL_CHAIN_DELIVER, on_deliver, t),
                              0);
-        ck_assert_int_eq(node_start(&t->n[i], i == DST ? listen_dst : listen, 1, &peer, 1), 0);
+        ck_assert_int_eq(node_start(&t->n[i], i == DST ? listen_dst : tnet_listen, 1, &peer, 1), 0);
     }
     ck_assert(run_until(t, all_registered, 10000));
 }
 
 static void net_teardown(struct net *t)
 {
-    for (unsigned i = 0; i < N_NODES; i++) {
+    for (unsigned i = 0; i < N_NODES; i++)
         relay_stop(t->relay[i]);
-        dir_stop(t->dir[i]);
-        node_stop(&t->n[i]);
-    }
+    tnet_stop(t->n, t->dir, N_NODES);
     loopfix_close(t);
     uv_run(&t->loop, UV_RUN_DEFAULT);
     ck_assert_int_eq(uv_loop_close(&t->loop), 0);
-    for (unsigned i = 0; i < N_NODES; i++) {
+    for (unsigned i = 0; i < N_NODES; i++)
         relay_free(t->relay[i]);
-        dir_free(t->dir[i]);
-        node_free(&t->n[i]);
-    }
+    tnet_free(t->n, t->dir, N_NODES);
     for (unsigned i = 0; i < ONION_MAX_HOPS; i++)
         onion_keys_wipe(&t->c.keys[i]);
 }
@@ -230,33 +193,14 @@ static bool got_back(struct net *t)
  * last hop is the exit. */
 static void chain_open(struct net *t, const unsigned *path, unsigned hops)
 {
-    uint8_t onion_pk[ONION_MAX_HOPS][OVL_X25519_LEN];
-    struct onion_hop_info info[ONION_MAX_HOPS];
     struct cell c = {.cmd = CELL_CHAIN_SETUP, .len = ONION_HDR_LEN};
     struct link *l;
 
-    memset(info, 0, sizeof(info));
-    for (unsigned i = 0; i < hops; i++) {
-        unsigned count = 0;
-        const struct dir_onion *ok = dir_onion_keys(t->dir[path[i]], &count);
-
-        ck_assert_uint_ge(count, 1);
-        memcpy(onion_pk[i], ok[0].pk, OVL_X25519_LEN);
-        info[i].type = i + 1 < hops ? ONION_HOP_RELAY : ONION_HOP_EXIT;
-        info[i].suite = (uint8_t)ovl_aead_pick(ovl_aead_available());
-        info[i].lifetime_s = 60;
-        if (i + 1 < hops)
-            memcpy(info[i].next, t->n[path[i + 1]].id.pk, OVL_ED25519_PK);
-    }
-    if (t->next0 && hops > 1)
-        memcpy(info[0].next, t->next0, OVL_ED25519_PK);
     t->c.hops = hops;
     t->c.fwd_ctr = 0;
     memset(t->c.back_next, 0, sizeof(t->c.back_next));
     t->n_back = 0;
-    ck_assert_int_eq(onion_setup_build(c.payload, (const uint8_t(*)[OVL_X25519_LEN])onion_pk, info,
-                                       hops, t->c.keys),
-                     0);
+    tnet_onion(c.payload, t->n, t->dir, path, hops, 60, t->next0, t->c.keys);
     l = link_find(&t->n[t->from], t->n[path[0]].id.pk);
     if (!l) {
         ck_assert_int_eq(
@@ -292,20 +236,17 @@ static struct link *sender_link(struct net *t)
 /* Send one BODY_DELIVER of data seq to dest; flip flips one bit. */
 static void send_deliver(struct net *t, const uint8_t *dest, uint32_t seq, bool flip)
 {
-    struct cell c = {.chain_id = t->c.id, .cmd = CELL_CHAIN_FWD, .len = OVL_CELL_PAYLOAD};
-    uint8_t body[ONION_BODY];
+    struct cell c;
+    uint8_t args[OVL_ED25519_PK + BODY_DATA_MAX];
     uint16_t dl = data_len(seq);
-    uint16_t len = (uint16_t)(OVL_ED25519_PK + dl);
     uint64_t ctr[ONION_MAX_HOPS];
 
-    memset(body, 0, sizeof(body));
-    body_hdr_put(body, BODY_DELIVER, len);
-    memcpy(body + BODY_HDR, dest, OVL_ED25519_PK);
-    fill_data(body + BODY_HDR + OVL_ED25519_PK, dl, seq);
+    memcpy(args, dest, OVL_ED25519_PK);
+    fill_data(args + OVL_ED25519_PK, dl, seq);
     for (unsigned i = 0; i < t->c.hops; i++)
         ctr[i] = t->c.fwd_ctr;
     t->c.fwd_ctr++;
-    ck_assert_int_eq(onion_fwd_wrap(c.payload, t->c.keys, t->c.hops, ctr, body), 0);
+    tnet_fwd(&c, t->c.id, t->c.keys, t->c.hops, ctr, BODY_DELIVER, args, OVL_ED25519_PK + dl);
     if (flip)
         c.payload[100 + seq % 800] ^= 0x10;
     ck_assert_int_eq(link_send(sender_link(t), &c), 0);
@@ -507,14 +448,10 @@ END_TEST
 /* Send a forward cell with body (cmd, args) that ends at hop hops - 1. */
 static void send_body(struct net *t, unsigned hops, uint8_t cmd, const uint8_t *args, size_t alen)
 {
-    struct cell c = {.chain_id = t->c.id, .cmd = CELL_CHAIN_FWD, .len = OVL_CELL_PAYLOAD};
-    uint8_t body[ONION_BODY] = {0};
+    struct cell c;
     uint64_t ctr[ONION_MAX_HOPS] = {t->c.fwd_ctr++}; /* only hop 0 has seen cells before */
 
-    body_hdr_put(body, cmd, (uint16_t)alen);
-    if (alen)
-        memcpy(body + BODY_HDR, args, alen);
-    ck_assert_int_eq(onion_fwd_wrap(c.payload, t->c.keys, hops, ctr, body), 0);
+    tnet_fwd(&c, t->c.id, t->c.keys, hops, ctr, cmd, args, alen);
     ck_assert_int_eq(link_send(sender_link(t), &c), 0);
 }
 
@@ -534,13 +471,11 @@ static bool r1_bad(struct net *t)
  * setup_timeout and tells the sender. */
 START_TEST(test_broken_reextend)
 {
-    static const unsigned path[] = {R1, R2};
+    static const unsigned path[] = {R1, R2}, next[] = {R3};
     struct relay_opts ro;
     struct net *t = calloc(1, sizeof(*t));
-    struct onion_hop_info info = {.type = ONION_HOP_EXIT, .lifetime_s = 60};
-    uint8_t body[ONION_BODY], ext[BODY_EXTEND_LEN], opk[1][OVL_X25519_LEN];
-    const struct dir_onion *ok;
-    unsigned origin = 99, count = 0;
+    uint8_t body[ONION_BODY], ext[BODY_EXTEND_LEN];
+    unsigned origin = 99;
 
     relay_opts_test(&ro);
     net_setup(t, &ro);
@@ -558,15 +493,9 @@ START_TEST(test_broken_reextend)
     ck_assert(run_until(t, r1_bad, 5000));
     ck_assert_uint_eq(rstats(t, R1).chains, 1);
     /* EXTEND to R3 with a one-hop setup header. */
-    ok = dir_onion_keys(t->dir[R3], &count);
-    ck_assert_uint_ge(count, 1);
-    memcpy(opk[0], ok[0].pk, OVL_X25519_LEN);
-    info.suite = (uint8_t)ovl_aead_pick(ovl_aead_available());
     onion_keys_wipe(&t->c.keys[1]);
     memcpy(ext, t->n[R3].id.pk, OVL_ED25519_PK);
-    ck_assert_int_eq(onion_setup_build(ext + OVL_ED25519_PK, (const uint8_t(*)[OVL_X25519_LEN])opk,
-                                       &info, 1, &t->c.keys[1]),
-                     0);
+    tnet_onion(ext + OVL_ED25519_PK, t->n, t->dir, next, 1, 60, NULL, &t->c.keys[1]);
     t->c.back_next[1] = 0;
     want_back = 3;
     send_body(t, 1, BODY_EXTEND, ext, sizeof(ext));

@@ -6,7 +6,8 @@
  * of each stream with the real stream engine (its frames wrapped in
  * BODY_STREAM bodies, BODY_STREAM_BACK bodies fed back to it), and runs
  * the targets: an echo server on 127.0.0.1, which shuts its side down
- * once the exit's FIN came.
+ * once the exit's FIN came. Nodes, the setup header and forward cells come
+ * from tnet.h.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "chain/stream.h"
 #include "check_main.h"
 #include "loopfix.h"
+#include "tnet.h"
 #include "core/chanmap.h"
 #include "core/link.h"
 #include "core/node_run.h"
@@ -185,21 +187,17 @@ static struct link *snd_link(struct net *t)
     return link_find(&t->n[SND], t->n[EX].id.pk);
 }
 
-/* Carry one frame to the exit in a BODY_STREAM body. */
+/* Carry one frame to the exit in a body of command cmd. */
 static int snd_frame(struct net *t, uint8_t cmd, const uint8_t *f, size_t len)
 {
-    struct cell c = {.chain_id = t->id, .cmd = CELL_CHAIN_FWD, .len = OVL_CELL_PAYLOAD};
     struct link *l = snd_link(t);
-    uint8_t body[ONION_BODY];
+    struct cell c;
     uint64_t ctr[1] = {t->fwd_ctr};
     int rc;
 
     if (!l || !t->id)
         return OVL_ECLOSED;
-    memset(body, 0, sizeof(body));
-    body_hdr_put(body, cmd, (uint16_t)len);
-    memcpy(body + BODY_HDR, f, len);
-    ck_assert_int_eq(onion_fwd_wrap(c.payload, t->keys, 1, ctr, body), 0);
+    tnet_fwd(&c, t->id, t->keys, 1, ctr, cmd, f, len);
     rc = link_send(l, &c);
     if (rc == 0)
         t->fwd_ctr++;
@@ -354,21 +352,9 @@ static const struct chain_owner snd_owner = {.cell = snd_cell, .link_closed = sn
 
 /* ---- the network ---- */
 
-static void make_node(struct net *t, unsigned i, unsigned roles)
-{
-    struct node_opts o;
-    struct ovl_identity id;
-
-    node_opts_defaults(&o);
-    ck_assert_int_eq(ovl_identity_generate(&id), 0);
-    log_init(&t->n[i].log, "test", OVL_LOG_ERROR, false);
-    ck_assert_int_eq(node_init(&t->n[i], &t->loop, &o, &id, roles), 0);
-    ovl_identity_wipe(&id);
-}
-
 static bool all_registered(struct net *t)
 {
-    return dir_registered(t->dir[EX]) && dir_registered(t->dir[SND]);
+    return tnet_registered(t->dir, N_NODES);
 }
 
 static bool linked(struct net *t)
@@ -379,7 +365,6 @@ static bool linked(struct net *t)
 /* policy NULL: the exit has none. */
 static void net_setup(struct net *t, const char *policy, const struct relay_opts *ro)
 {
-    static const char listen[1][OVL_URI_MAX] = {"tcp://127.0.0.1:0"};
     struct dir_bootstrap_spec bs;
     struct peer_spec peer;
     struct dir_opts dopts, xopts;
@@ -389,31 +374,17 @@ static void net_setup(struct net *t, const char *policy, const struct relay_opts
     ck_assert_int_eq(uv_loop_init(&t->loop), 0);
     t->loop.data = t;
     loopfix_init(t);
-    dir_opts_defaults(&dopts);
-    dopts.allow_private = true; /* every node is 127.0.0.1 */
-    dopts.heartbeat_ms = 1000;
+    tnet_dir_opts(&dopts);
     xopts = dopts;
     if (policy)
         ck_assert_int_eq(exit_policy_parse(&xopts.exit_policy, policy, NULL, NULL), 0);
 
-    make_node(t, BS, ROLE_BOOTSTRAP);
-    ck_assert_int_eq(dir_init(&t->n[BS], &dopts, NULL, 0, &t->dir[BS]), 0);
-    ck_assert_int_eq(node_start(&t->n[BS], listen, 1, NULL, 0), 0);
-    memset(&bs, 0, sizeof(bs));
-    snprintf(bs.name, sizeof(bs.name), "bs");
-    snprintf(bs.uri, sizeof(bs.uri), "%s", t->n[BS].listen_uri[0]);
-    memcpy(bs.pk, t->n[BS].id.pk, OVL_ED25519_PK);
-    memset(&peer, 0, sizeof(peer));
-    memcpy(peer.name, bs.name, sizeof(peer.name));
-    memcpy(peer.uri, bs.uri, sizeof(peer.uri));
-    memcpy(peer.pk, bs.pk, sizeof(peer.pk));
-    make_node(t, EX, ROLE_RELAY);
-    ck_assert_int_eq(dir_init(&t->n[EX], &xopts, &bs, 1, &t->dir[EX]), 0);
+    tnet_boot(&t->loop, t->n, t->dir, &dopts, &bs, &peer);
+    tnet_join(&t->loop, t->n, t->dir, EX, ROLE_RELAY, &xopts, &bs);
     ck_assert_int_eq(relay_init(&t->n[EX], ro, &t->relay), 0);
-    ck_assert_int_eq(node_start(&t->n[EX], listen, 1, &peer, 1), 0);
-    make_node(t, SND, ROLE_CLIENT);
-    ck_assert_int_eq(dir_init(&t->n[SND], &dopts, &bs, 1, &t->dir[SND]), 0);
-    ck_assert_int_eq(node_start(&t->n[SND], listen, 1, &peer, 1), 0);
+    ck_assert_int_eq(node_start(&t->n[EX], tnet_listen, 1, &peer, 1), 0);
+    tnet_join(&t->loop, t->n, t->dir, SND, ROLE_CLIENT, &dopts, &bs);
+    ck_assert_int_eq(node_start(&t->n[SND], tnet_listen, 1, &peer, 1), 0);
     ck_assert(run_until(t, all_registered, 10000));
     ck_assert_int_eq(link_dial(&t->n[SND], t->n[EX].listen_uri[0], t->n[EX].id.pk, NULL, &l), 0);
     ck_assert(run_until(t, linked, 5000));
@@ -428,23 +399,12 @@ static bool got_setup_ok(struct net *t)
 /* Open a one-hop chain to the exit (the sender's chain from now on). */
 static void chain_open(struct net *t)
 {
-    struct onion_hop_info info;
+    static const unsigned path[] = {EX};
     struct cell c = {.cmd = CELL_CHAIN_SETUP, .len = ONION_HDR_LEN};
-    uint8_t onion_pk[1][OVL_X25519_LEN];
-    unsigned count = 0;
-    const struct dir_onion *ok = dir_onion_keys(t->dir[EX], &count);
 
-    ck_assert_uint_ge(count, 1);
-    memcpy(onion_pk[0], ok[0].pk, OVL_X25519_LEN);
-    memset(&info, 0, sizeof(info));
-    info.type = ONION_HOP_EXIT;
-    info.suite = (uint8_t)ovl_aead_pick(ovl_aead_available());
-    info.lifetime_s = 600;
     t->fwd_ctr = t->back_next[0] = 0;
     t->setup_ok = false;
-    ck_assert_int_eq(
-        onion_setup_build(c.payload, (const uint8_t(*)[OVL_X25519_LEN])onion_pk, &info, 1, t->keys),
-        0);
+    tnet_onion(c.payload, t->n, t->dir, path, 1, 600, NULL, t->keys);
     ck_assert_int_eq(chanmap_alloc(&t->n[SND], snd_link(t), &snd_owner, t, &t->id), 0);
     c.chain_id = t->id;
     ck_assert_int_eq(link_send(snd_link(t), &c), 0);
@@ -466,10 +426,7 @@ static void net_teardown(struct net *t)
     for (unsigned i = 0; i < MAX_CS; i++)
         stream_free(t->cs[i].s);
     relay_stop(t->relay);
-    for (unsigned i = 0; i < N_NODES; i++) {
-        dir_stop(t->dir[i]);
-        node_stop(&t->n[i]);
-    }
+    tnet_stop(t->n, t->dir, N_NODES);
     for (unsigned i = 0; i < MAX_ECHO; i++)
         if (t->echo[i].used)
             uv_close((uv_handle_t *)&t->echo[i].tcp, NULL);
@@ -478,10 +435,7 @@ static void net_teardown(struct net *t)
     uv_run(&t->loop, UV_RUN_DEFAULT);
     ck_assert_int_eq(uv_loop_close(&t->loop), 0);
     relay_free(t->relay);
-    for (unsigned i = 0; i < N_NODES; i++) {
-        dir_free(t->dir[i]);
-        node_free(&t->n[i]);
-    }
+    tnet_free(t->n, t->dir, N_NODES);
     onion_keys_wipe(&t->keys[0]);
 }
 
