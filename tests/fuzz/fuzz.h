@@ -2,9 +2,9 @@
  *
  * Contract of a harness (fuzz_TARGET.c): LLVMFuzzerInitialize calls
  * fuzz_init() once, makes its fixed keys (fuzz_identity, fuzz_x25519,
- * fuzz_key) and, when the environment names a seed directory
- * (fuzz_seed_dir), writes its seed corpus there with fuzz_write_seed and
- * exits. LLVMFuzzerTestOneInput calls fuzz_begin() first, reads its input
+ * fuzz_key), then calls fuzz_seeds() with its function that writes its seed
+ * corpus (fuzz_write_seed), which runs it and exits when the environment
+ * names a seed directory. LLVMFuzzerTestOneInput calls fuzz_begin() first, reads its input
  * through a struct fuzz_in, frees everything it allocated before it
  * returns (LeakSanitizer checks every input) and reports a broken
  * property with FUZZ_ASSERT, which aborts so that libFuzzer keeps the
@@ -81,6 +81,11 @@ size_t fz_take(struct fuzz_in *in, const uint8_t **p, size_t max);
 /* Return the directory a harness should write its seed corpus into
  * (environment OVL_FUZZ_WRITE_SEEDS), or NULL for a normal run. */
 const char *fuzz_seed_dir(void);
+
+/* With a seed directory (fuzz_seed_dir), rewind the randomness, call
+ * write(dir) and exit 0 (the run only writes seeds); else return at once.
+ * Call from LLVMFuzzerInitialize once the fixed keys are made. */
+void fuzz_seeds(void (*write)(const char *dir));
 
 /* Write one seed file dir/name; aborts on failure. */
 void fuzz_write_seed(const char *dir, const char *name, const void *data, size_t len);

@@ -21,13 +21,40 @@
 
 static struct ovl_aead keys[2]; /* [0] ChaCha20-Poly1305, [1] AES-256-GCM or ChaCha again */
 
+static void seeds(const char *dir)
+{
+    static struct fuzz_seed s;
+    static const uint8_t ping[] = {0, 0, 0, 0, CELL_PING, 0, 0, 0};
+    static const uint8_t setup[] = {0, 0, 0, 7, CELL_CHAIN_SETUP, 0, 0, 4, 1, 2, 3, 4};
+    uint8_t cell[OVL_CELL_LEN] = {0}, frame[FRAME_CELL_LEN];
+
+    /* A sealed ping, as the raw bytes a peer sends. */
+    memcpy(cell, ping, sizeof(ping));
+    if (frame_seal(frame, &keys[0], 5, cell) != 0)
+        abort();
+    s.len = 0;
+    seed_u8(&s, 0);
+    seed_put(&s, frame, sizeof(frame));
+    fuzz_write_seed(dir, "raw-ping-frame", s.buf, s.len);
+    /* A chain setup cell to seal, intact and with one byte changed. */
+    s.len = 0;
+    seed_u8(&s, 1);
+    seed_u64(&s, 1);
+    seed_u16(&s, 0);
+    seed_u8(&s, 0);
+    seed_put(&s, setup, sizeof(setup));
+    fuzz_write_seed(dir, "sealed-setup", s.buf, s.len);
+    s.buf[1 + 8] = 100; /* flip_at */
+    s.buf[1 + 8 + 2] = 0x40;
+    fuzz_write_seed(dir, "sealed-setup-flipped", s.buf, s.len);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     uint8_t k[OVL_AEAD_KEY];
     enum ovl_aead_suite aes = (ovl_aead_available() & OVL_AEAD_AES256GCM)
                                   ? OVL_AEAD_AES256GCM
                                   : OVL_AEAD_CHACHA20POLY1305;
-    const char *dir;
 
     (void)argc;
     (void)argv;
@@ -36,33 +63,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (ovl_aead_init(&keys[0], OVL_AEAD_CHACHA20POLY1305, k) != 0 ||
         ovl_aead_init(&keys[1], aes, k) != 0)
         abort();
-    if ((dir = fuzz_seed_dir()) != NULL) {
-        static struct fuzz_seed s;
-        static const uint8_t ping[] = {0, 0, 0, 0, CELL_PING, 0, 0, 0};
-        static const uint8_t setup[] = {0, 0, 0, 7, CELL_CHAIN_SETUP, 0, 0, 4, 1, 2, 3, 4};
-        uint8_t cell[OVL_CELL_LEN] = {0}, frame[FRAME_CELL_LEN];
-
-        /* A sealed ping, as the raw bytes a peer sends. */
-        memcpy(cell, ping, sizeof(ping));
-        if (frame_seal(frame, &keys[0], 5, cell) != 0)
-            abort();
-        s.len = 0;
-        seed_u8(&s, 0);
-        seed_put(&s, frame, sizeof(frame));
-        fuzz_write_seed(dir, "raw-ping-frame", s.buf, s.len);
-        /* A chain setup cell to seal, intact and with one byte changed. */
-        s.len = 0;
-        seed_u8(&s, 1);
-        seed_u64(&s, 1);
-        seed_u16(&s, 0);
-        seed_u8(&s, 0);
-        seed_put(&s, setup, sizeof(setup));
-        fuzz_write_seed(dir, "sealed-setup", s.buf, s.len);
-        s.buf[1 + 8] = 100; /* flip_at */
-        s.buf[1 + 8 + 2] = 0x40;
-        fuzz_write_seed(dir, "sealed-setup-flipped", s.buf, s.len);
-        exit(0);
-    }
+    fuzz_seeds(seeds);
     return 0;
 }
 

@@ -69,15 +69,10 @@ static void seeds(const char *dir)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    const char *dir;
-
     (void)argc;
     (void)argv;
     fuzz_init();
-    if ((dir = fuzz_seed_dir()) != NULL) {
-        seeds(dir);
-        exit(0);
-    }
+    fuzz_seeds(seeds);
     cfg = malloc(sizeof(*cfg));
     if (!cfg)
         abort();

@@ -86,16 +86,11 @@ static void seeds(const char *dir)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    const char *dir;
-
     (void)argc;
     (void)argv;
     fuzz_init();
     fuzz_identity(&id, 40);
-    if ((dir = fuzz_seed_dir()) != NULL) {
-        seeds(dir);
-        exit(0);
-    }
+    fuzz_seeds(seeds);
     config_defaults(&cfg);
     cfg.roles = ROLE_BOOTSTRAP | ROLE_RELAY | ROLE_CLIENT;
     cfg.client.max_message = 4096; /* small caps: "send" reaches its limits */

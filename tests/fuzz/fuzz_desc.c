@@ -89,16 +89,11 @@ static void seeds(const char *dir)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    const char *dir;
-
     (void)argc;
     (void)argv;
     fuzz_init();
     fuzz_identity(&id, 10);
-    if ((dir = fuzz_seed_dir()) != NULL) {
-        seeds(dir);
-        exit(0);
-    }
+    fuzz_seeds(seeds);
     return 0;
 }
 

@@ -101,24 +101,24 @@ static void doc_seed(const char *dir, const char *name, uint8_t mode, uint8_t ki
     free(out);
 }
 
+static void seeds(const char *dir)
+{
+    doc_seed(dir, "raw-list-3", 0, DOC_LIST, 0, 0, 3);
+    doc_seed(dir, "signed-list-2", 3, DOC_LIST, 0, 0, 2);
+    doc_seed(dir, "signed-list-empty", 1, DOC_LIST, 0, 0, 0);
+    doc_seed(dir, "signed-chain-2x2", 3, DOC_CHAIN, 2, 1, 4);
+    doc_seed(dir, "signed-chain-3x1", 3, DOC_CHAIN, 3, 0, 3);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    const char *dir;
-
     (void)argc;
     (void)argv;
     fuzz_init();
     fuzz_identity(&bs, 20);
     for (unsigned i = 0; i < N_RELAYS; i++)
         fuzz_identity(&relays[i], 100 + i);
-    if ((dir = fuzz_seed_dir()) != NULL) {
-        doc_seed(dir, "raw-list-3", 0, DOC_LIST, 0, 0, 3);
-        doc_seed(dir, "signed-list-2", 3, DOC_LIST, 0, 0, 2);
-        doc_seed(dir, "signed-list-empty", 1, DOC_LIST, 0, 0, 0);
-        doc_seed(dir, "signed-chain-2x2", 3, DOC_CHAIN, 2, 1, 4);
-        doc_seed(dir, "signed-chain-3x1", 3, DOC_CHAIN, 3, 0, 3);
-        exit(0);
-    }
+    fuzz_seeds(seeds);
     return 0;
 }
 

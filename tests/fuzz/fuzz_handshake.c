@@ -65,19 +65,13 @@ static void seeds(const char *dir)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    const char *dir;
-
     (void)argc;
     (void)argv;
     fuzz_init();
     fuzz_identity(&ini, 1);
     fuzz_identity(&resp, 2);
     fuzz_identity(&other, 3);
-    if ((dir = fuzz_seed_dir()) != NULL) {
-        fuzz_begin();
-        seeds(dir);
-        exit(0);
-    }
+    fuzz_seeds(seeds);
     return 0;
 }
 

@@ -22,7 +22,7 @@
 
 #define MAX_PAIRS 32
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void seeds(const char *dir)
 {
 #define SEED(name, text)                                                                           \
     {                                                                                              \
@@ -31,7 +31,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     static const struct {
         const char *name, *text;
         size_t len;
-    } seeds[] = {
+    } texts[] = {
         SEED("status", "ovl-control=1\ncommand=status\n\n"),
         SEED("send-data", "ovl-control=1\ncommand=send\nto=aaaa\ndata=aGVsbG8=\ndata=d29ybGQ=\n\n"),
         SEED("pipelined", "ovl-control=1\ncommand=version\n\novl-control=1\ncommand=peers\n\n"),
@@ -40,16 +40,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         SEED("builder-pairs", "errno\0000\0name\0value with\ttab\0n\00012345"),
     };
 #undef SEED
-    const char *dir;
 
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+        fuzz_write_seed(dir, texts[i].name, texts[i].text, texts[i].len);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
     (void)argc;
     (void)argv;
     fuzz_init();
-    if ((dir = fuzz_seed_dir()) != NULL) {
-        for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
-            fuzz_write_seed(dir, seeds[i].name, seeds[i].text, seeds[i].len);
-        exit(0);
-    }
+    fuzz_seeds(seeds);
     return 0;
 }
 

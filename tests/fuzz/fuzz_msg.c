@@ -43,10 +43,48 @@
 
 static struct dir_onion keys[N_KEYS];
 
+static void seeds(const char *dir)
+{
+    static struct fuzz_seed s;
+    static const uint8_t caps[] = {4, 0x00, 0x10, 0x00, 0x40, 100};
+
+    /* Two real messages (one of 3 fragments, backwards), a read. */
+    s.len = 0;
+    seed_put(&s, caps, sizeof(caps));
+    seed_put(&s, (const uint8_t[]){1, 7, 0, 1, 0x00, 0x08, 2, 'h', 'i', 1, 0}, 11);
+    seed_put(&s, (const uint8_t[]){1, 8, 1, 0, 5, 0, 1, 'x', 0, 0}, 10);
+    seed_put(&s, (const uint8_t[]){3, 4}, 2);
+    fuzz_write_seed(dir, "two-messages-and-read", s.buf, s.len);
+    /* Duplicates, a gap that times out, a foreign key. */
+    s.len = 0;
+    seed_put(&s, caps, sizeof(caps));
+    seed_put(&s, (const uint8_t[]){1, 9, 0, 0, 0x00, 0x06, 1, 'a', 2, 0}, 10);
+    seed_put(&s, (const uint8_t[]){1, 10, 0, 0, 0x00, 0x06, 1, 'b', 3, 1}, 10);
+    seed_put(&s, (const uint8_t[]){2, 0xff, 0x0f}, 3);
+    seed_put(&s, (const uint8_t[]){1, 11, 2, 0, 40, 0, 1, 'c', 0, 0}, 10);
+    fuzz_write_seed(dir, "duplicates-gap-foreign", s.buf, s.len);
+    /* Raw and grid fragments. */
+    s.len = 0;
+    seed_put(&s, caps, sizeof(caps));
+    seed_put(&s, (const uint8_t[]){4, 12, 0x3c, 3, 0, 0, 0x00, 0x08, 0, 0, 0x3c, 3}, 12);
+    seed_put(&s, (const uint8_t[]){0, 30, 0}, 3);
+    seed_put(&s, "0123456789abcdef\x00\x00\x00\x00\x31\x00\x00\x00zzzzzz", 30);
+    fuzz_write_seed(dir, "grid-and-raw", s.buf, s.len);
+    /* A reply of 3 fragments read, one to a key not kept, one cut
+     * short, raw fragments as replies. */
+    s.len = 0;
+    seed_put(&s, caps, sizeof(caps));
+    seed_put(&s, (const uint8_t[]){6, 1, 1, 0x00, 0x08, 1, 0}, 7);
+    seed_put(&s, (const uint8_t[]){6, 2, 0, 0x00, 0x01, 0, 0}, 7);
+    seed_put(&s, (const uint8_t[]){6, 3, 1, 0x00, 0x04, 2, 0x13}, 7);
+    seed_put(&s, (const uint8_t[]){4, 0x80, 0, 0, 40, 0}, 6);
+    seed_put(&s, "\x02z3456789abcdef\x00\x00\x00\x00\x28\x00\x00\x00", 24);
+    seed_put(&s, "0123456789abcdef", 16);
+    fuzz_write_seed(dir, "replies", s.buf, s.len);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    const char *dir;
-
     (void)argc;
     (void)argv;
     fuzz_init();
@@ -54,45 +92,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         memset(&keys[i], 0, sizeof(keys[i]));
         fuzz_x25519(keys[i].pk, keys[i].sk, 50 + i);
     }
-    if ((dir = fuzz_seed_dir()) != NULL) {
-        static struct fuzz_seed s;
-        static const uint8_t caps[] = {4, 0x00, 0x10, 0x00, 0x40, 100};
-
-        /* Two real messages (one of 3 fragments, backwards), a read. */
-        s.len = 0;
-        seed_put(&s, caps, sizeof(caps));
-        seed_put(&s, (const uint8_t[]){1, 7, 0, 1, 0x00, 0x08, 2, 'h', 'i', 1, 0}, 11);
-        seed_put(&s, (const uint8_t[]){1, 8, 1, 0, 5, 0, 1, 'x', 0, 0}, 10);
-        seed_put(&s, (const uint8_t[]){3, 4}, 2);
-        fuzz_write_seed(dir, "two-messages-and-read", s.buf, s.len);
-        /* Duplicates, a gap that times out, a foreign key. */
-        s.len = 0;
-        seed_put(&s, caps, sizeof(caps));
-        seed_put(&s, (const uint8_t[]){1, 9, 0, 0, 0x00, 0x06, 1, 'a', 2, 0}, 10);
-        seed_put(&s, (const uint8_t[]){1, 10, 0, 0, 0x00, 0x06, 1, 'b', 3, 1}, 10);
-        seed_put(&s, (const uint8_t[]){2, 0xff, 0x0f}, 3);
-        seed_put(&s, (const uint8_t[]){1, 11, 2, 0, 40, 0, 1, 'c', 0, 0}, 10);
-        fuzz_write_seed(dir, "duplicates-gap-foreign", s.buf, s.len);
-        /* Raw and grid fragments. */
-        s.len = 0;
-        seed_put(&s, caps, sizeof(caps));
-        seed_put(&s, (const uint8_t[]){4, 12, 0x3c, 3, 0, 0, 0x00, 0x08, 0, 0, 0x3c, 3}, 12);
-        seed_put(&s, (const uint8_t[]){0, 30, 0}, 3);
-        seed_put(&s, "0123456789abcdef\x00\x00\x00\x00\x31\x00\x00\x00zzzzzz", 30);
-        fuzz_write_seed(dir, "grid-and-raw", s.buf, s.len);
-        /* A reply of 3 fragments read, one to a key not kept, one cut
-         * short, raw fragments as replies. */
-        s.len = 0;
-        seed_put(&s, caps, sizeof(caps));
-        seed_put(&s, (const uint8_t[]){6, 1, 1, 0x00, 0x08, 1, 0}, 7);
-        seed_put(&s, (const uint8_t[]){6, 2, 0, 0x00, 0x01, 0, 0}, 7);
-        seed_put(&s, (const uint8_t[]){6, 3, 1, 0x00, 0x04, 2, 0x13}, 7);
-        seed_put(&s, (const uint8_t[]){4, 0x80, 0, 0, 40, 0}, 6);
-        seed_put(&s, "\x02z3456789abcdef\x00\x00\x00\x00\x28\x00\x00\x00", 24);
-        seed_put(&s, "0123456789abcdef", 16);
-        fuzz_write_seed(dir, "replies", s.buf, s.len);
-        exit(0);
-    }
+    fuzz_seeds(seeds);
     return 0;
 }
 

@@ -440,19 +440,13 @@ static void seeds(const char *dir)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    const char *dir;
-
     (void)argc;
     (void)argv;
     fuzz_init();
     for (unsigned i = 0; i < ONION_MAX_HOPS; i++)
         fuzz_x25519(hop_pk[i], hop_sk[i], i);
     make_keys();
-    if ((dir = fuzz_seed_dir()) != NULL) {
-        fuzz_begin();
-        seeds(dir);
-        exit(0);
-    }
+    fuzz_seeds(seeds);
     return 0;
 }
 

@@ -68,15 +68,10 @@ static void seeds(const char *dir)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    const char *dir;
-
     (void)argc;
     (void)argv;
     fuzz_init();
-    if ((dir = fuzz_seed_dir()) != NULL) {
-        seeds(dir);
-        exit(0);
-    }
+    fuzz_seeds(seeds);
     return 0;
 }
 

@@ -26,7 +26,7 @@
 
 #define SENT_MAX 16 /* method reply, auth status, a failure's reply */
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void seeds(const char *dir)
 {
 #define SEED(name, text)                                                                           \
     {                                                                                              \
@@ -35,7 +35,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     static const struct {
         const char *name, *text;
         size_t len;
-    } seeds[] = {
+    } texts[] = {
         SEED("noauth-ipv4",
              "\x03\x05\x01\x00\x05\x01\x00\x01\x7f\0\0\x01\x1f\x90GET / HTTP/1.1\r\n"),
         SEED("noauth-ipv6",
@@ -60,15 +60,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     static struct fuzz_seed s;
     uint8_t pk[32];
     char id[OVL_NODE_ID_LEN + 1];
-    const char *dir;
 
-    (void)argc;
-    (void)argv;
-    fuzz_init();
-    if ((dir = fuzz_seed_dir()) == NULL)
-        return 0;
-    for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
-        fuzz_write_seed(dir, seeds[i].name, seeds[i].text, seeds[i].len);
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+        fuzz_write_seed(dir, texts[i].name, texts[i].text, texts[i].len);
     /* A request for "<node id>.ovl" with credentials. */
     fuzz_key(pk, "socks5 node", 0);
     node_id_format(id, pk);
@@ -76,7 +70,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     seed_put(&s, id, OVL_NODE_ID_LEN);
     seed_put(&s, ".ovl\x01\xbb", 6);
     fuzz_write_seed(dir, "userpass-ovl", s.buf, s.len);
-    exit(0);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fuzz_init();
+    fuzz_seeds(seeds);
+    return 0;
 }
 
 /* What one way of feeding the input did. */

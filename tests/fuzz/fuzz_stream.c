@@ -70,43 +70,44 @@ static void seed_frame(struct fuzz_seed *sd, uint8_t type, uint8_t flags, uint64
     seed_put(sd, data, n);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void seeds(const char *dir)
 {
     static struct fuzz_seed sd;
-    const char *dir;
 
+    /* The opener: opened, data, FIN, acks. */
+    sd.len = 0;
+    seed_u8(&sd, 1);
+    seed_u8(&sd, 1);
+    seed_u16(&sd, 3000);
+    seed_frame(&sd, SF_OPENED, 0, 0, 884, 70000, "hello");
+    seed_frame(&sd, SF_DATA, SF_FIN, 5, 3000, 70000, "!");
+    seed_u8(&sd, 2);
+    seed_u16(&sd, 6);
+    seed_u8(&sd, 3);
+    seed_frame(&sd, SF_DATA, 0, 7, 3001, 70000, "");
+    fuzz_write_seed(dir, "opener", sd.buf, sd.len);
+    /* The far end: an open with a target, a gap, a repeat, a reset. */
+    sd.len = 0;
+    seed_u8(&sd, 2);
+    seed_frame(&sd, SF_OPEN, 0, 0, 0, 65536, "\x07\x01\x01\xbb\x7f\x00\x00\x01GET /");
+    seed_frame(&sd, SF_DATA, SF_GAP, 900, 0, 65536, "late");
+    seed_frame(&sd, SF_DATA, 0, 0, 0, 65536, "GE");
+    seed_u8(&sd, 7);
+    seed_u8(&sd, 1);
+    seed_u16(&sd, 100);
+    seed_u8(&sd, 4);
+    seed_frame(&sd, SF_RESET, 0, 0, 0, 0, "\x04");
+    fuzz_write_seed(dir, "far", sd.buf, sd.len);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
     (void)argc;
     (void)argv;
     fuzz_init();
     if (uv_loop_init(&loop) != 0)
         abort();
-    if ((dir = fuzz_seed_dir()) != NULL) {
-        /* The opener: opened, data, FIN, acks. */
-        sd.len = 0;
-        seed_u8(&sd, 1);
-        seed_u8(&sd, 1);
-        seed_u16(&sd, 3000);
-        seed_frame(&sd, SF_OPENED, 0, 0, 884, 70000, "hello");
-        seed_frame(&sd, SF_DATA, SF_FIN, 5, 3000, 70000, "!");
-        seed_u8(&sd, 2);
-        seed_u16(&sd, 6);
-        seed_u8(&sd, 3);
-        seed_frame(&sd, SF_DATA, 0, 7, 3001, 70000, "");
-        fuzz_write_seed(dir, "opener", sd.buf, sd.len);
-        /* The far end: an open with a target, a gap, a repeat, a reset. */
-        sd.len = 0;
-        seed_u8(&sd, 2);
-        seed_frame(&sd, SF_OPEN, 0, 0, 0, 65536, "\x07\x01\x01\xbb\x7f\x00\x00\x01GET /");
-        seed_frame(&sd, SF_DATA, SF_GAP, 900, 0, 65536, "late");
-        seed_frame(&sd, SF_DATA, 0, 0, 0, 65536, "GE");
-        seed_u8(&sd, 7);
-        seed_u8(&sd, 1);
-        seed_u16(&sd, 100);
-        seed_u8(&sd, 4);
-        seed_frame(&sd, SF_RESET, 0, 0, 0, 0, "\x04");
-        fuzz_write_seed(dir, "far", sd.buf, sd.len);
-        exit(0);
-    }
+    fuzz_seeds(seeds);
     return 0;
 }
 

@@ -16,25 +16,26 @@
 #include "fuzz.h"
 #include "lib/uri.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void seeds(const char *dir)
 {
-    static const char *const seeds[] = {
+    static const char *const uris[] = {
         "tcp://127.0.0.1:7001",         "tcp://[::1]:7001",        "quic://relay.example:443",
         "QUIC://Relay-1.Example.ORG:0", "tcp://[fe80::1:2]:65535", "tcp://10.0.0.1:",
     };
-    const char *dir;
     char name[16];
 
+    for (size_t i = 0; i < sizeof(uris) / sizeof(uris[0]); i++) {
+        snprintf(name, sizeof(name), "uri-%zu", i);
+        fuzz_write_seed(dir, name, uris[i], strlen(uris[i]));
+    }
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
     (void)argc;
     (void)argv;
     fuzz_init();
-    if ((dir = fuzz_seed_dir()) != NULL) {
-        for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
-            snprintf(name, sizeof(name), "uri-%zu", i);
-            fuzz_write_seed(dir, name, seeds[i], strlen(seeds[i]));
-        }
-        exit(0);
-    }
+    fuzz_seeds(seeds);
     return 0;
 }
 
