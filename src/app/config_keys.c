@@ -562,6 +562,9 @@ _Static_assert(sizeof(struct ovl_config) <= UINT16_MAX, "key_def.off is 16 bits"
         CFG_FIELD(client.replay_window_ms))                                                        \
     X(CLIENT, tombstones, .set = KS_UINT, .min = 16, .max = 10000000,                              \
         CFG_FIELD(client.tombstones))                                                              \
+    X(CLIENT, max_chains, .set = KS_UINT, .min = 1, .max = 256, CFG_FIELD(client.max_chains))     \
+    X(CLIENT, chain_idle, .set = KS_UINT, .min = 1000, .max = 3600000,                             \
+        CFG_FIELD(client.chain_idle_ms))                                                           \
     /* [relay] */                                                                                  \
     X(RELAY, max_chains, .set = KS_UINT, .min = 1, .max = 10000000, CFG_FIELD(relay.max_chains))   \
     X(RELAY, setup_timeout, .set = KS_UINT, .min = 100, .max = 600000,                             \

@@ -2,6 +2,10 @@
  * (from the bootstrap or picked locally), setup, repair (a rebuild through
  * a backup, or a splice from the hop that lost its next one), replacement
  * and retiring, teardown, and the cells coming back from the first hop.
+ * Each chain serves a line (client_int.h): the line has at most one chain
+ * being built and one current, its own backoff and repair plan, and with
+ * CLF_EXIT every chain it builds ends at the line's exit, which never has
+ * a backup (its streams live there: another exit would not know them).
  *
  * Every state change goes through cchain_set_state, which checks it
  * against the table of legal moves and sets the state's deadline, so the
@@ -22,6 +26,7 @@
 #include "dir/select.h"
 
 #define BACKOFF_MAX_MS       2000 /* well inside a message's deadline */
+#define LINE_FAILS_MAX       8    /* failed builds in a row that end a stream line */
 #define RETIRE_GRACE_MS      2000 /* a replaced chain lingers for late backward cells */
 #define NO_DESTROY           (-1)
 #define REPLACE_AT(lifetime) ((lifetime) / 5 * 4)
@@ -103,16 +108,23 @@ bool cchain_crosses(const struct cchain *ch, const uint8_t pk[OVL_ED25519_PK])
     return false;
 }
 
-/* Leave pk out of route r: drop it from every position's backups, and
- * move a backup into a position it holds. OVL_ENOENT when none is left. */
+/* Whether d is the relay pk or, with near, shares its subnet. */
+static bool route_hits(const struct desc *d, const uint8_t *pk, const struct desc *near)
+{
+    return memcmp(d->id_pk, pk, OVL_ED25519_PK) == 0 || (near && select_same_subnet(d, near));
+}
+
+/* Leave pk (and with near, relays of its subnet) out of the first length
+ * positions of route r: drop it from every position's backups, and move a
+ * backup into a position it holds. OVL_ENOENT when none is left. */
 static int route_avoid(struct dir_chain *r, uint8_t avail[ONION_MAX_HOPS], unsigned length,
-                       const uint8_t *pk)
+                       const uint8_t *pk, const struct desc *near)
 {
     for (unsigned p = 0; p < length; p++) {
         for (unsigned k = avail[p]; k > 0; k--)
-            if (memcmp(r->hops[p][k].id_pk, pk, OVL_ED25519_PK) == 0)
+            if (route_hits(&r->hops[p][k], pk, near))
                 route_drop(r, avail, p, k);
-        if (memcmp(r->hops[p][0].id_pk, pk, OVL_ED25519_PK) == 0) {
+        if (route_hits(&r->hops[p][0], pk, near)) {
             if (avail[p] == 0)
                 return OVL_ENOENT;
             route_drop(r, avail, p, 0);
@@ -121,13 +133,39 @@ static int route_avoid(struct dir_chain *r, uint8_t avail[ONION_MAX_HOPS], unsig
     return 0;
 }
 
+/* The line's exit, with the subnet rule, or NULL: a line without one. */
+static const struct desc *line_exit(const struct cline *line, const struct desc **near)
+{
+    bool ex = line->flags & CLF_EXIT;
+
+    *near = ex && line->c->o.distinct_subnets ? &line->exit : NULL;
+    return ex ? &line->exit : NULL;
+}
+
+/* A route from the bootstrap for an exit line (asked for without the
+ * exit): the exit takes the last position, without backups. */
+static int route_put_exit(struct cchain *ch)
+{
+    const struct desc *near, *x = line_exit(ch->line, &near);
+    unsigned last = ch->length - 1;
+
+    if (!x)
+        return 0;
+    if (route_avoid(&ch->route, ch->avail, last, x->id_pk, NULL) != 0)
+        return OVL_ENOENT;
+    ch->route.hops[last][0] = *x;
+    ch->avail[last] = 0;
+    return 0;
+}
+
 /* Pick ch->length distinct relays from list by select.h (never ourselves,
- * only relays we share an AEAD suite with). */
+ * only relays we share an AEAD suite with); the line's exit, if it has
+ * one, is the last. */
 static int route_pick(struct cchain *ch, const struct desc *relays, unsigned count)
 {
     struct client *c = ch->c;
-    const struct desc **cand;
-    unsigned n = 0, i;
+    const struct desc **cand, *near, *x = line_exit(ch->line, &near);
+    unsigned n = 0, i, want = c->o.length - (x != NULL);
 
     cand = calloc(count ? count : 1, sizeof(*cand));
     if (!cand)
@@ -136,19 +174,26 @@ static int route_pick(struct cchain *ch, const struct desc *relays, unsigned cou
         if ((relays[i].flags & DESC_RELAY) &&
             memcmp(relays[i].id_pk, c->n->id.pk, OVL_ED25519_PK) != 0 &&
             (!ch->has_avoid || memcmp(relays[i].id_pk, ch->avoid, OVL_ED25519_PK) != 0) &&
+            (!x || !route_hits(&relays[i], x->id_pk, near)) &&
             (relays[i].suites & c->n->opts.aead_suites))
             cand[n++] = &relays[i];
-    if (select_relays(cand, n, c->o.length, c->o.distinct_subnets, c->o.by_capacity) <
-        c->o.length) {
+    if (select_relays(cand, n, want, c->o.distinct_subnets, c->o.by_capacity) < want) {
         free(cand);
         return OVL_ENOENT;
     }
     memset(&ch->route, 0, sizeof(ch->route));
-    for (i = 0; i < c->o.length; i++)
+    for (i = 0; i < want; i++)
         ch->route.hops[i][0] = *cand[i];
+    if (x)
+        ch->route.hops[want][0] = *x;
     free(cand);
     ch->route.length = ch->length = c->o.length;
     return 0;
+}
+
+const struct desc *cchain_exit(const struct cchain *ch)
+{
+    return &ch->route.hops[ch->length ? ch->length - 1 : 0][0];
 }
 
 /* ---- teardown ---- */
@@ -178,54 +223,98 @@ static void chain_destroy(struct cchain *ch, int reason)
         }
     }
     DL_DELETE(c->chains, ch);
-    if (c->current == ch)
-        c->current = NULL;
-    if (c->building == ch)
-        c->building = NULL;
+    if (ch->line->current == ch)
+        ch->line->current = NULL;
+    if (ch->line->building == ch)
+        ch->line->building = NULL;
     for (i = 0; i < ONION_MAX_HOPS; i++)
         onion_keys_wipe(&ch->keys[i]);
     ovl_wipe(ch, sizeof(*ch));
     free(ch);
 }
 
+/* Destroy line's chains; reason as chain_destroy. */
+static void line_destroy_chains(struct cline *line, int reason)
+{
+    struct cchain *ch, *tmp;
+
+    DL_FOREACH_SAFE(line->c->chains, ch, tmp)
+    if (ch->line == line)
+        chain_destroy(ch, reason);
+    free(line->repair);
+    line->repair = NULL;
+    line->flags &= ~CLF_REPAIR;
+}
+
+void cchain_line_add(struct client *c, struct cline *line)
+{
+    line->c = c;
+    line->backoff_ms = BACKOFF_MIN_MS;
+    line->idle_ms = clock_now_ms();
+    DL_APPEND(c->lines, line);
+    c->n_lines++;
+}
+
+void cchain_line_free(struct cline *line)
+{
+    struct client *c = line->c;
+
+    line_destroy_chains(line, DESTROY_R_NONE);
+    DL_DELETE(c->lines, line);
+    c->n_lines--;
+    if (line != &c->main) {
+        ovl_wipe(line, sizeof(*line));
+        free(line);
+    }
+}
+
 void cchain_destroy_all(struct client *c)
 {
     while (c->chains)
         chain_destroy(c->chains, DESTROY_R_SHUTDOWN);
+    while (c->lines)
+        cchain_line_free(c->lines);
 }
 
 /* A hop told us position p (ch->broken - 1) is gone: keep the route for
- * the next build with p's first backup moved into its place. */
+ * the line's next build with p's first backup moved into its place. */
 static void chain_plan_repair(struct cchain *ch)
 {
-    struct client *c = ch->c;
+    struct cline *line = ch->line;
     unsigned p = ch->broken - 1;
 
-    if (!ch->broken || p >= ch->length || ch->avail[p] == 0 || (c->flags & CF_REPAIR))
+    if (!ch->broken || p >= ch->length || ch->avail[p] == 0 || (line->flags & CLF_REPAIR))
         return;
-    c->repair = ch->route;
-    memcpy(c->repair_avail, ch->avail, sizeof(c->repair_avail));
-    route_drop(&c->repair, c->repair_avail, p, 0);
-    c->flags |= CF_REPAIR;
-    c->next_build_ms = 0; /* no backoff: the rest of the route is known good */
+    if (!line->repair && !(line->repair = malloc(sizeof(*line->repair))))
+        return; /* a fresh chain instead */
+    *line->repair = ch->route;
+    memcpy(line->repair_avail, ch->avail, sizeof(line->repair_avail));
+    route_drop(line->repair, line->repair_avail, p, 0);
+    line->flags |= CLF_REPAIR;
+    line->next_build_ms = 0; /* no backoff: the rest of the route is known good */
 }
 
 void cchain_fail(struct cchain *ch, const char *why, bool send_destroy)
 {
     struct client *c = ch->c;
+    struct cline *line = ch->line;
     uint32_t serial = ch->serial;
 
     c->st.chains_failed++;
     log_info(&c->n->log, "client: chain %u failed: %s", serial, why);
     chain_plan_repair(ch);
+    /* A stream line whose exit is gone, or that cannot get a chain, ends:
+     * its streams lived at that exit. */
+    if ((line->flags & CLF_EXIT) &&
+        ((ch->broken && ch->broken == ch->length) || ++line->fails >= LINE_FAILS_MAX))
+        line->flags |= CLF_DEAD;
     chain_destroy(ch, send_destroy ? DESTROY_R_NONE : NO_DESTROY);
     sendq_requeue(c, serial);
-    if (!(c->flags & CF_REPAIR)) {
-        c->next_build_ms = clock_now_ms() + c->backoff_ms;
-        c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+    if (!(line->flags & CLF_REPAIR)) {
+        line->next_build_ms = clock_now_ms() + line->backoff_ms;
+        line->backoff_ms =
+            line->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : line->backoff_ms * 2;
     }
-    if (!c->current)
-        c->fails++; /* messages wait for the next chain until their deadline */
 }
 
 /* No route leaves ch->avoid out: fail the messages to it (they would
@@ -325,7 +414,7 @@ static void chain_connect(struct cchain *ch)
         cchain_fail(ch, "route goes through ourselves", false);
         return;
     }
-    if (ch->has_avoid && route_avoid(&ch->route, ch->avail, ch->length, ch->avoid) != 0) {
+    if (ch->has_avoid && route_avoid(&ch->route, ch->avail, ch->length, ch->avoid, NULL) != 0) {
         chain_avoid_failed(ch);
         return;
     }
@@ -364,6 +453,10 @@ static void on_dir_chain(void *arg, int err, const struct dir_chain *route)
     ch->route = *route;
     ch->length = route->length;
     memset(ch->avail, (int)route->backups, sizeof(ch->avail));
+    if (route_put_exit(ch) != 0) {
+        cchain_fail(ch, "no route leaves room for the exit", false);
+        return;
+    }
     chain_connect(ch);
 }
 
@@ -380,34 +473,36 @@ static void on_dir_list(void *arg, int err, const struct desc *relays, unsigned 
         chain_connect(ch);
 }
 
-static void chain_build(struct client *c)
+static void chain_build(struct cline *line)
 {
+    struct client *c = line->c;
     struct cchain *ch = calloc(1, sizeof(*ch));
     int rc;
 
     if (!ch) {
-        c->next_build_ms = clock_now_ms() + c->backoff_ms;
+        line->next_build_ms = clock_now_ms() + line->backoff_ms;
         return;
     }
     ch->c = c;
+    ch->line = line;
     ch->serial = ++c->next_serial;
     ch->state = CCH_DIR; /* where every chain starts */
     ch->created_ms = clock_now_ms();
     DL_APPEND(c->chains, ch);
-    c->building = ch;
-    if (c->flags & CF_AVOID) {
+    line->building = ch;
+    if (line == &c->main && (c->flags & CF_AVOID)) {
         ch->has_avoid = true;
         memcpy(ch->avoid, c->avoid, OVL_ED25519_PK);
         c->flags &= ~CF_AVOID;
         c->st.avoid_builds++;
     }
-    if (c->flags & CF_REPAIR) {
+    if (line->flags & CLF_REPAIR) {
         /* Same hops but the failed one: one setup round trip, no directory. */
-        c->flags &= ~CF_REPAIR;
+        line->flags &= ~CLF_REPAIR;
         c->st.chains_repaired++;
-        ch->route = c->repair;
-        ch->length = c->repair.length;
-        memcpy(ch->avail, c->repair_avail, sizeof(ch->avail));
+        ch->route = *line->repair;
+        ch->length = line->repair->length;
+        memcpy(ch->avail, line->repair_avail, sizeof(ch->avail));
         log_info(&c->n->log, "client: chain %u: repairing with a backup relay", ch->serial);
         chain_connect(ch);
         return;
@@ -415,29 +510,44 @@ static void chain_build(struct client *c)
     if (c->o.source == CHAIN_SOURCE_LOCAL)
         rc = dir_request_list(c->n->dir, on_dir_list, ch);
     else
-        rc = dir_request_chain(c->n->dir, c->o.length, c->o.backups, c->n->id.pk, on_dir_chain, ch);
+        rc = dir_request_chain(c->n->dir, c->o.length, c->o.backups,
+                               (line->flags & CLF_EXIT) ? line->exit.id_pk : c->n->id.pk,
+                               on_dir_chain, ch);
     if (rc)
         cchain_fail(ch, ovl_strerror(rc), false);
+}
+
+/* Whether line wants a chain built now. A stream line wants one only
+ * while streams use it (an idle one ends instead). */
+static bool line_wants(struct client *c, struct cline *line, uint64_t now)
+{
+    bool main = line == &c->main;
+
+    if (line->building || now < line->next_build_ms || (line->flags & CLF_DEAD))
+        return false;
+    if (line->current)
+        return (main && (c->flags & CF_AVOID)) ||
+               ((main || line->streams) &&
+                now >= line->current->ready_ms + REPLACE_AT(c->o.lifetime_ms));
+    return line->streams > 0 ||
+           (main && (c->n_queue > 0 || ((c->n->roles & ROLE_CLIENT) && dir_registered(c->n->dir))));
 }
 
 void cchain_maybe_build(struct client *c)
 {
     uint64_t now = clock_now_ms();
-    bool want;
+    struct cline *line, *tmp;
 
-    if ((c->flags & CF_STOPPED) || c->building || now < c->next_build_ms)
+    if (c->flags & CF_STOPPED)
         return;
-    if (c->current)
-        want = (c->flags & CF_AVOID) || now >= c->current->ready_ms + REPLACE_AT(c->o.lifetime_ms);
-    else
-        want = c->n_queue > 0 || ((c->n->roles & ROLE_CLIENT) && dir_registered(c->n->dir));
-    if (want)
-        chain_build(c);
+    DL_FOREACH_SAFE(c->lines, line, tmp)
+    if (line_wants(c, line, now))
+        chain_build(line);
 }
 
 void cchain_avoid(struct client *c, const uint8_t dest[OVL_ED25519_PK])
 {
-    struct cchain *b = c->building;
+    struct cchain *b = c->main.building;
 
     /* Asked for once: by the next build, or the one under way already. */
     if (!(c->flags & CF_AVOID) &&
@@ -452,10 +562,10 @@ int client_new_chain(struct client *c)
 {
     if (c->flags & CF_STOPPED)
         return OVL_ECLOSED;
-    if (c->building)
+    if (c->main.building)
         return OVL_EAGAIN;
-    c->next_build_ms = 0; /* asked for: no backoff */
-    chain_build(c);
+    c->main.next_build_ms = 0; /* asked for: no backoff */
+    chain_build(&c->main);
     return 0;
 }
 
@@ -487,12 +597,13 @@ void cchain_link_closed(struct client *c, struct link *l)
 
 /* ---- ready, replaced, spliced ---- */
 
-/* The exit answered the setup: new messages use this chain now, and the
- * one they used retires. */
+/* The exit answered the setup: new cells of its line use this chain now,
+ * and the one they used retires. */
 static void chain_ready(struct cchain *ch)
 {
     struct client *c = ch->c;
-    struct cchain *old = c->current;
+    struct cline *line = ch->line;
+    struct cchain *old = line->current;
     uint64_t now = clock_now_ms();
 
     if (ch->state == CCH_REPAIR) {
@@ -508,12 +619,14 @@ static void chain_ready(struct cchain *ch)
     cchain_set_state(ch, CCH_READY);
     ch->broken = 0;
     ovl_wipe(ch->hdr, sizeof(ch->hdr));
-    if (c->building == ch)
-        c->building = NULL;
-    c->current = ch;
-    c->flags &= ~CF_AVOID; /* send_pump asks again if this chain has the destination too */
-    c->fails = 0;
-    c->backoff_ms = BACKOFF_MIN_MS;
+    if (line->building == ch)
+        line->building = NULL;
+    line->current = ch;
+    line->flags |= CLF_MOVED;
+    if (line == &c->main)
+        c->flags &= ~CF_AVOID; /* send_pump asks again if this chain has the destination too */
+    line->fails = 0;
+    line->backoff_ms = BACKOFF_MIN_MS;
     if (old && old != ch) {
         cchain_set_state(old, CCH_RETIRING);
         c->st.chains_replaced++;
@@ -524,17 +637,18 @@ static void chain_ready(struct cchain *ch)
 /* Hop o lost its next hop and kept its part of the chain: move position
  * o + 1's first backup into place and set up only the hops from there on,
  * with a BODY_EXTEND that ends at hop o (the only cell it can read now).
- * False when that cannot be done here: the chain is not the current one,
+ * False when that cannot be done here: the chain is not its line's current one,
  * no backup is left, or the cell did not leave. */
 static bool chain_splice(struct cchain *ch, unsigned o)
 {
     struct client *c = ch->c;
+    struct cline *line = ch->line;
     struct link *l = link_by_serial(c->n, ch->link_serial);
     uint8_t body[ONION_BODY];
     unsigned f = o + 1;
     int rc;
 
-    if (ch != c->current || ch->avail[f] == 0 || !l)
+    if (ch != line->current || ch->avail[f] == 0 || !l)
         return false;
     route_drop(&ch->route, ch->avail, f, 0);
     rc = chain_onion(ch, f);
@@ -551,9 +665,9 @@ static bool chain_splice(struct cchain *ch, unsigned o)
     log_info(&c->n->log, "client: chain %u: hop %u lost its next hop, repairing from there",
              ch->serial, o);
     cchain_set_state(ch, CCH_REPAIR);
-    c->current = NULL;
-    if (!c->building)
-        c->building = ch;
+    line->current = NULL;
+    if (!line->building)
+        line->building = ch;
     c->st.chains_repaired++;
     sendq_requeue(c, ch->serial);
     return true;
@@ -634,7 +748,7 @@ static bool chain_body(struct cchain *ch, const uint8_t *body, int blen, unsigne
     case BODY_STREAM_BACK:
         if (!from_exit || !c->stream_cb)
             return false;
-        c->stream_cb(c, args, (size_t)blen);
+        c->stream_cb(ch, args, (size_t)blen);
         return true;
     case BODY_DELIVER_BACK:
         if (!from_exit || blen < OVL_ED25519_PK)

@@ -41,9 +41,17 @@ static void on_link_closed(void *ctx, struct link *l)
 static void on_link_drained(void *ctx, struct link *l)
 {
     struct client *c = ctx;
+    struct cline *line;
 
-    if (!(c->flags & CF_STOPPED) && c->current && c->current->link_serial == l->serial)
-        send_pump(c);
+    if (c->flags & CF_STOPPED)
+        return;
+    DL_FOREACH(c->lines, line)
+    {
+        if (line->current && line->current->link_serial == l->serial) {
+            send_pump(c); /* the messages, then every line's streams */
+            return;
+        }
+    }
 }
 
 /* A delivery ID an exit opened on a link to us: the chanmap routes its
@@ -164,8 +172,9 @@ static void on_tick(uv_timer_t *t)
     deliv_expire(c, now);
     sendq_tick(c, now);
     cchain_tick(c, now);
-    cchain_maybe_build(c);
     socks_tick(c, now);
+    lines_tick(c, now);
+    cchain_maybe_build(c);
     if (c->queue)
         send_pump(c);
 }
@@ -178,7 +187,8 @@ static bool opts_valid(const struct client_opts *o)
            o->lifetime_ms >= 1000 && o->setup_timeout_ms > 0 && o->max_message > 0 &&
            o->max_message <= UINT32_MAX - MSG_OVERHEAD_MAX && o->inbox_messages > 0 &&
            o->inbox_bytes > 0 && o->send_queue > 0 && o->reassembly_timeout_ms > 0 &&
-           o->constant_rate <= 10000 && o->replay_window_ms > 0 && o->tombstones > 0;
+           o->constant_rate <= 10000 && o->replay_window_ms > 0 && o->tombstones > 0 &&
+           o->max_chains > 0 && o->chain_idle_ms > 0;
 }
 
 void client_opts_defaults(struct client_opts *o)
@@ -199,6 +209,8 @@ void client_opts_defaults(struct client_opts *o)
     o->distinct_subnets = true;
     o->replay_window_ms = 600000;
     o->tombstones = 65536;
+    o->max_chains = 8;
+    o->chain_idle_ms = 60000;
 }
 
 int client_init(struct node *n, const struct client_opts *o, struct client **out)
@@ -219,8 +231,10 @@ int client_init(struct node *n, const struct client_opts *o, struct client **out
         return OVL_ENOMEM;
     c->n = n;
     c->o = *o;
-    c->backoff_ms = BACKOFF_MIN_MS;
+    cchain_line_add(c, &c->main);
+    ovl_random(c->class_secret, sizeof(c->class_secret));
     c->chain_ready_cb = send_pump;
+    c->view_cb = socks_view;
     c->stream_cb = socks_back;
     rc = msg_rx_init(&c->rx, o, &c->st);
     if (rc)
@@ -266,6 +280,7 @@ void client_stop(struct client *c)
     chanmap_unregister_opener(c->n, CELL_CHAIN_DELIVER, on_deliver, c);
     deliv_expire(c, UINT64_MAX);
     node_unobserve_links(c->n, c);
+    lines_stop(c);
     cchain_destroy_all(c);
     while (c->queue)
         sendq_fail(c->queue, "the client is stopping");
@@ -357,6 +372,8 @@ void client_each_chain(const struct client *c,
         ci.cells_out = ch->cells_out;
         ci.cells_in = ch->cells_in;
         ci.messages = ch->messages;
+        lines_label(ch->line, ci.cls);
+        ci.streams = ch->line->current == ch ? ch->line->streams : 0;
         fn(arg, &ci);
     }
 }
@@ -386,5 +403,7 @@ void client_stats(const struct client *c, struct client_stats *st)
     st->tombstones = c->rx.count[MSG_DONE];
     st->cover_permille = st->cells_out ? (uint32_t)(st->cover_out * 1000 / st->cells_out) : 0;
     st->bytes_held = sendq_bytes(c) + msg_rx_held(&c->rx) +
-                     (uint64_t)st->chains * sizeof(struct cchain) + socks_bytes_held(c);
+                     (uint64_t)st->chains * sizeof(struct cchain) + socks_bytes_held(c) +
+                     (uint64_t)c->n_exits * sizeof(struct desc) +
+                     (uint64_t)c->n_lines * sizeof(struct cline);
 }

@@ -39,7 +39,10 @@
  * BODY_SETUP_OK back. A chain is replaced shortly before its lifetime ends
  * (a new one is built, new messages use it, the old one is destroyed once
  * idle), so traffic is not interrupted. A chain that fails is destroyed and
- * its unsent messages move to the next chain.
+ * its unsent messages move to the next chain. Messages use the main chain;
+ * SOCKS streams use a chain of their class (credentials isolate) whose
+ * exit's policy takes their target, at most max_chains lines of chains at
+ * once (docs/PROTOCOL.md 19.13).
  */
 #ifndef OVL_CLIENT_CLIENT_H
 #define OVL_CLIENT_CLIENT_H
@@ -51,14 +54,16 @@
 #include "core/node.h"
 #include "lib/err.h"
 
-#define CLIENT_MSG_ID         16
-#define CLIENT_F_REPLY        0x01
-#define CLIENT_DELIV_PER_LINK 64    /* delivery IDs open on one link */
-#define CLIENT_REPLY_MAX      65536 /* bytes of one reply (and at most max_message) */
-#define CLIENT_MAX_SOCKS      4     /* [socks] listen addresses */
-#define CLIENT_SOCKS_ADDR     64    /* "host:port" of one, including NUL */
-#define CLIENT_MAX_STREAMS    1024  /* streams open at once */
-#define CLIENT_MAX_SOCKS_CONNS 1024 /* SOCKS connections at once, streams or not */
+#define CLIENT_MSG_ID          16
+#define CLIENT_F_REPLY         0x01
+#define CLIENT_DELIV_PER_LINK  64    /* delivery IDs open on one link */
+#define CLIENT_REPLY_MAX       65536 /* bytes of one reply (and at most max_message) */
+#define CLIENT_MAX_SOCKS       4     /* [socks] listen addresses */
+#define CLIENT_SOCKS_ADDR      64    /* "host:port" of one, including NUL */
+#define CLIENT_MAX_STREAMS     1024  /* streams open at once */
+#define CLIENT_MAX_SOCKS_CONNS 1024  /* SOCKS connections at once, streams or not */
+#define CLIENT_MAX_EXITS       256   /* exits kept in the view of the relay list */
+#define CLIENT_CLASS_LABEL     12    /* "default" or "k" and 8 hex digits, and a NUL */
 
 enum client_chain_source { CHAIN_SOURCE_BOOTSTRAP = 0, CHAIN_SOURCE_LOCAL = 1 };
 
@@ -82,6 +87,8 @@ struct client_opts {
     uint32_t constant_rate;          /* [client] constant_rate: cells/s on the chain, 0 off */
     uint32_t replay_window_ms;       /* [client] replay_window: +- sealing time, default 600000 */
     uint32_t tombstones;             /* [client] tombstones: delivered IDs kept, default 65536 */
+    uint32_t max_chains;             /* [client] max_chains: lines of chains at once, default 8 */
+    uint32_t chain_idle_ms;          /* [client] chain_idle: a line without streams ends, 60000 */
     char socks[CLIENT_MAX_SOCKS][CLIENT_SOCKS_ADDR]; /* [socks] listen: IP literal and port */
     unsigned n_socks;
     bool socks_remote; /* [socks] allow_remote: listen beyond loopback */
@@ -114,6 +121,8 @@ struct client_chain_info {
     unsigned length;
     uint8_t hops[8][OVL_ED25519_PK];
     uint64_t cells_out, cells_in, messages;
+    char cls[CLIENT_CLASS_LABEL]; /* its line's class: "default", or "k" and 8 hex digits */
+    uint32_t streams;             /* streams on its line, when it is the line's current chain */
 };
 
 struct client_stats {
@@ -142,9 +151,10 @@ struct client_stats {
     uint64_t streams_opened;      /* SOCKS streams the far end took */
     uint64_t streams_failed;      /* streams that ended otherwise than done both ways */
     uint64_t stream_cells_out, stream_cells_in; /* BODY_STREAM sent, BODY_STREAM_BACK taken */
-    uint64_t stream_unknown;      /* stream frames for no stream of ours */
-    uint64_t socks_refused;       /* SOCKS connections refused: bad, slow, over the cap */
-    uint32_t streams_active;      /* streams open now */
+    uint64_t stream_unknown;                    /* stream frames for no stream of ours */
+    uint64_t socks_refused;   /* SOCKS connections refused: bad, slow, over a cap */
+    uint64_t streams_no_exit; /* streams refused at once: no registered exit takes them */
+    uint32_t streams_active;  /* streams open now */
     uint32_t setup_us_p50, setup_us_p90, setup_samples; /* SETUP sent -> SETUP_OK, recent chains */
     uint32_t rtt_us_p50, rtt_us_p90, rtt_samples;       /* first send -> ack, messages sent once */
     uint32_t inbox_messages, send_queued;

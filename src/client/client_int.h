@@ -5,11 +5,14 @@
  *     msg.c     end-to-end encryption, fragments, reassembly, the inbox
  *     sendq.c   the send queue: messages until acknowledged or failed
  *     cchain.c  chains: the state machine, building, setup, repair,
- *               retiring, the cells coming back
+ *               retiring, the cells coming back; each chain serves a line
+ *     lines.c   lines of chains for streams: classes (isolation keys),
+ *               the registered exits' policies, which line takes a stream
  *     send.c    sending: lookups, the pump, cover, constant rate
  *     client.c  the role: init and stop, the tick, link events, delivery
  * The one way back up is a callback, not a call by name: a chain becoming
- * current runs c->chain_ready_cb, which client_init points at send_pump.
+ * current runs c->chain_ready_cb, which client_init points at send_pump,
+ * and the exits' policies arriving run c->view_cb (socks_view).
  * A message entering the inbox runs c->inbox_cb, which the layer above
  * registers (client_on_inbox).
  */
@@ -21,6 +24,7 @@
 
 #include "chain/onion.h"
 #include "client/client.h"
+#include "client/lines.h"
 #include "client/msg.h"
 #include "core/link.h"
 #include "dir/dir.h"
@@ -39,8 +43,11 @@
  * leaves any state by being destroyed. */
 enum cchain_state { CCH_DIR, CCH_CONNECTING, CCH_SETUP, CCH_READY, CCH_RETIRING, CCH_REPAIR };
 
+struct cline;
+
 struct cchain {
     struct client *c;
+    struct cline *line;         /* the line it serves */
     struct cchain *prev, *next; /* c->chains */
     uint32_t serial;
     enum cchain_state state;
@@ -88,26 +95,63 @@ struct out_msg {
 /* struct client's flags. */
 enum client_flag {
     CF_STOPPED = 1u << 0, /* client_stop ran */
-    CF_REPAIR = 1u << 1,  /* c->repair is the next build's route */
-    CF_AVOID = 1u << 2,   /* the next build leaves c->avoid out */
+    CF_AVOID = 1u << 1,   /* the main line's next build leaves c->avoid out */
+    CF_VIEW = 1u << 2,    /* the relay list for c->exits is being fetched */
 };
 
 struct deliv;
 struct socks_conn;
 struct socks_lis;
 
+/* struct cline's flags. */
+enum cline_flag {
+    CLF_REPAIR = 1u << 0, /* repair is the next build's route */
+    CLF_KEYED = 1u << 1,  /* a class of credentials: key holds its isolation key */
+    CLF_EXIT = 1u << 2,   /* every chain of the line ends at exit */
+    CLF_MOVED = 1u << 3,  /* a chain became current or was repaired: streams rewind */
+    CLF_DEAD = 1u << 4,   /* its exit is gone: its streams end, then the line */
+};
+
+/* A line: the chains that follow one another (built, repaired, replaced)
+ * for one purpose. c->main carries the messages and the streams of the
+ * default class that its exit takes; every other line carries streams of
+ * one class (credentials, or none) and, with CLF_EXIT, ends at one exit
+ * whose policy took the stream that made it, so its streams survive a
+ * replacement. */
+struct cline {
+    struct client *c;
+    struct cline *prev, *next; /* c->lines, c->main first */
+    unsigned flags;            /* enum cline_flag */
+    struct cchain *current;    /* the ready chain its cells use, or NULL */
+    struct cchain *building;   /* at most one chain of a line is built at a time */
+    struct dir_chain *repair;  /* with CLF_REPAIR: the next build's route (allocated) */
+    uint8_t repair_avail[ONION_MAX_HOPS];
+    uint32_t backoff_ms;           /* the wait after the next failed build */
+    uint64_t next_build_ms;        /* no build before this (monotonic) */
+    unsigned fails;                /* builds failed since its last ready chain */
+    uint8_t key[CLIENT_CLASS_KEY]; /* with CLF_KEYED */
+    struct desc exit;              /* with CLF_EXIT */
+    struct socks_conn *conns;      /* its streams (socks.c, utlist) */
+    unsigned streams;              /* how many */
+    uint64_t idle_ms;              /* since when it has none (monotonic) */
+};
+
 struct client {
     struct node *n;
     struct client_opts o;
     unsigned flags; /* enum client_flag */
     struct cchain *chains;
-    struct cchain *current;  /* the ready chain new cells use, or NULL */
-    struct cchain *building; /* at most one chain is built at a time */
+    struct cline main;   /* messages: main.current is the chain they use */
+    struct cline *lines; /* every line, main first (utlist) */
+    unsigned n_lines;
     uint32_t next_serial;
-    struct dir_chain repair; /* the next build's route, with CF_REPAIR */
-    uint8_t repair_avail[ONION_MAX_HOPS];
     uint8_t avoid[OVL_ED25519_PK]; /* with CF_AVOID: a message's destination that is a
-                                      relay of the current chain */
+                                      relay of the main line's chain */
+    struct desc *exits;            /* lines.c: registered exits (our view), n_exits */
+    unsigned n_exits;
+    uint64_t view_ms;         /* when the view was taken; 0: none yet */
+    uint64_t view_try_ms;     /* when a fetch of it last failed; 0: none */
+    uint8_t class_secret[32]; /* keys isolation keys: random, per run */
     struct out_msg *queue;
     struct out_msg *unacked; /* sent whole, waiting for the acknowledgement */
     struct out_msg *adding;  /* the message client_send_cb is adding, until it returns */
@@ -125,20 +169,16 @@ struct client {
     uv_timer_t *rate;            /* send.c: constant rate, when configured */
     uv_idle_t *pump;             /* send.c: continues a burst once the loop went round */
     uint64_t rate_t0, rate_sent; /* constant rate: slots since rate_t0, and those used */
-    unsigned fails;              /* consecutive build failures */
-    uint32_t backoff_ms;
-    uint64_t next_build_ms;
     void (*chain_ready_cb)(struct client *c); /* a chain became current: send_pump */
+    void (*view_cb)(struct client *c);        /* the exits' view came (or failed): socks_view */
     void (*inbox_cb)(void *arg);              /* a message entered the inbox (client_on_inbox) */
-    void (*stream_cb)(struct client *c, const uint8_t *f, size_t len); /* BODY_STREAM_BACK */
+    void (*stream_cb)(struct cchain *ch, const uint8_t *f, size_t len); /* BODY_STREAM_BACK */
     /* socks.c: the SOCKS front end and its streams */
     struct socks_lis *socks_lis[CLIENT_MAX_SOCKS];
     struct socks_conn *socks_conns; /* every connection (utlist) */
     struct socks_conn *streams;     /* those with a stream, by sid (uthash) */
     unsigned n_socks_conns;
-    uint32_t streams_serial;  /* the chain the streams last went on */
-    uint64_t streams_repairs; /* chains_repaired then */
-    unsigned stream_slots;    /* constant_rate: frames the streams may send now */
+    unsigned stream_slots; /* constant_rate: frames the streams may send now */
     void *inbox_arg;
 };
 
@@ -191,11 +231,21 @@ uint64_t sendq_bytes(const struct client *c);
 /* Return the name "ovlctl chains" shows for s. */
 const char *cchain_state_name(enum cchain_state s);
 
-/* Start a chain when none is ready or the current one is due for
- * replacement, unless one is being built or we are backing off. */
+/* Start a chain for each line that has none ready and a reason to (the
+ * main line: messages queued or our descriptor registered; any line:
+ * streams), or whose current one is due for replacement, unless the line
+ * is building one or backing off. */
 void cchain_maybe_build(struct client *c);
 
-/* The first queued message goes to dest, a relay of the current chain:
+/* Set line up empty (flags, its exit when CLF_EXIT) and put it in
+ * c->lines; the main line is made by client_init the same way. */
+void cchain_line_add(struct client *c, struct cline *line);
+
+/* Destroy line's chains (telling their first hops), take it out of
+ * c->lines and free it (never c->main). Its streams must be gone. */
+void cchain_line_free(struct cline *line);
+
+/* The first queued message goes to dest, a relay of the main chain:
  * have a chain built that leaves dest out. */
 void cchain_avoid(struct client *c, const uint8_t dest[OVL_ED25519_PK]);
 
@@ -214,8 +264,12 @@ int cchain_fwd_send(struct cchain *ch, struct link *l, unsigned hops, const uint
  * hop hears a CELL_CHAIN_DESTROY. */
 void cchain_fail(struct cchain *ch, const char *why, bool send_destroy);
 
-/* Destroy every chain, telling the first hops (client_stop). */
+/* Destroy every chain, telling the first hops, and free every line but
+ * the main one (client_stop, after the streams ended). */
 void cchain_destroy_all(struct client *c);
+
+/* Return ch's last hop: the exit of what it carries. */
+const struct desc *cchain_exit(const struct cchain *ch);
 
 /* Fail or destroy chains whose state's deadline or lifetime passed. */
 void cchain_tick(struct client *c, uint64_t now);
@@ -225,6 +279,29 @@ void cchain_link_opened(struct client *c, struct link *l);
 
 /* Fail each chain still waiting for link l, which closed, to open. */
 void cchain_link_closed(struct client *c, struct link *l);
+
+/* ---- lines.c: which line carries a stream (and lines.h) ---- */
+
+/* Find the line for a stream of the class key (NULL: the default class)
+ * to t (NULL: a target that needs no exit policy): a line of the class
+ * whose exit takes t (the main line first, for the default class), else
+ * a new line ending at an exit drawn among those of the view that take
+ * t. 0 and *out; OVL_EAGAIN while the view is fetched (c->view_cb tells
+ * when to ask again); OVL_EPERM when no registered exit takes t;
+ * OVL_ENOMEM at max_chains lines, none idle, or out of memory;
+ * OVL_ECLOSED when the view could not be fetched. */
+int lines_place(struct client *c, const uint8_t *key, const struct stream_target *t,
+                struct cline **out);
+
+/* Write line's class label (CLIENT_CLASS_LABEL bytes): "default", or "k"
+ * and 8 hex digits of its key. */
+void lines_label(const struct cline *line, char *out);
+
+/* Free lines idle for chain_idle, or dead, that no stream uses. */
+void lines_tick(struct client *c, uint64_t now);
+
+/* Free the view (client_stop). */
+void lines_stop(struct client *c);
 
 /* ---- send.c: sending ---- */
 
@@ -238,7 +315,7 @@ void send_start(struct client *c);
 /* Close the send handles (NULL-safe, each once). */
 void send_close(struct client *c);
 
-/* Send what can be sent on the current chain. */
+/* Send what can be sent: messages on the main chain, then streams. */
 void send_pump(struct client *c);
 
 /* ---- socks.c: the SOCKS5 front end and its streams ---- */
@@ -249,16 +326,20 @@ int socks_start(struct client *c);
 /* Close the listeners, reset every stream and close every connection. */
 void socks_stop(struct client *c);
 
-/* A stream frame (len bytes, hostile) from the current chain's exit. */
-void socks_back(struct client *c, const uint8_t *f, size_t len);
+/* A stream frame (len bytes, hostile) from ch's exit. */
+void socks_back(struct cchain *ch, const uint8_t *f, size_t len);
 
-/* Let the streams send (the link drained, a chain became current); after
- * a change of chain, from their last acknowledged byte. */
-void socks_pump(struct client *c);
+/* Let the streams of every line with a ready chain send (the link
+ * drained, a chain became current), the main line's only with main set;
+ * after a change of chain, from their last acknowledged byte. */
+void socks_pump(struct client *c, bool main);
 
-/* With constant_rate: let the streams send one frame in this slot; true
- * when one did. */
-bool socks_slot(struct client *c);
+/* With constant_rate: let a stream of line send one frame in this slot;
+ * true when one did. */
+bool socks_slot(struct cline *line);
+
+/* The exits' view came or failed: place the streams that waited for it. */
+void socks_view(struct client *c);
 
 /* Bytes the SOCKS connections and their streams hold now. */
 uint64_t socks_bytes_held(const struct client *c);

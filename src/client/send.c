@@ -1,9 +1,10 @@
 /* send.c - sending: client_send_cb, destination lookups, and the pump that
- * wraps fragments onto the current chain, burst-wise on an idle handle;
- * constant rate (exactly constant_rate cells a second, cover filling the
- * empty slots); drop and loop cover at Poisson times.
+ * wraps fragments onto the main chain, burst-wise on an idle handle;
+ * constant rate (exactly constant_rate cells a second on each line's
+ * chain, cover filling the empty slots); drop and loop cover at Poisson
+ * times.
  *
- * Messages go in queue order on the current chain; a message's fragments
+ * Messages go in queue order on the main chain; a message's fragments
  * may straddle a chain replacement, since the receiver reassembles by
  * message ID. The pump runs whenever something may have become sendable:
  * a message was added or sealed, a chain became current (c->chain_ready_cb),
@@ -53,11 +54,11 @@ static void send_lookups(struct client *c)
     }
 }
 
-/* The current chain's link, when the chain is ready and the link takes a
+/* The link of line's chain, when the chain is ready and the link takes a
  * cell now (cover and constant rate send only then), else NULL. */
-static struct link *ready_link(struct client *c)
+static struct link *ready_link(struct client *c, const struct cline *line)
 {
-    struct cchain *ch = c->current;
+    struct cchain *ch = line->current;
     struct link *l = ch ? link_by_serial(c->n, ch->link_serial) : NULL;
 
     return l && ch->state == CCH_READY && link_can_send(l, 1) ? l : NULL;
@@ -152,46 +153,56 @@ static void cover_arm(struct client *c, uv_timer_t *t)
 }
 
 /* Drop cover (Loopix): a cell only the exit can tell from a real one,
- * sent on the current chain (loop cover: one the exit sends back). It is
+ * sent on the main chain (loop cover: one the exit sends back). It is
  * skipped, not queued, when the link is full. */
 static void on_cover(uv_timer_t *t)
 {
     struct client *c = t->data;
-    struct link *l = ready_link(c);
+    struct link *l = ready_link(c, &c->main);
     bool loop = t == c->loop;
 
-    if (l && cover_send(c, c->current, l, loop ? BODY_LOOP : BODY_DROP) == 0)
+    if (l && cover_send(c, c->main.current, l, loop ? BODY_LOOP : BODY_DROP) == 0)
         c->st.loops_out += loop;
     cover_arm(c, t);
 }
 
-/* Constant rate: the chain carries exactly constant_rate cells a second,
- * a waiting fragment in each slot if there is one, cover otherwise; real
- * cells wait in the send queue (bounded by send_queue), never dropped. */
+/* One constant-rate slot on line's chain: a waiting fragment (the main
+ * line), else a stream's frame, else cover. */
+static void rate_slot(struct client *c, struct cline *line)
+{
+    struct link *l = ready_link(c, line);
+    struct cchain *ch = line->current;
+    int rc = 0;
+
+    if (!l) {
+        c->st.rate_missed += line == &c->main;
+        return;
+    }
+    if (line == &c->main)
+        rc = send_next(c, ch, l);
+    if (rc == 0 && socks_slot(line))
+        rc = 1; /* a stream's frame took the slot */
+    if (rc == 0)
+        (void)cover_send(c, ch, l, BODY_DROP); /* skipped over budget */
+    else if (rc < 0 && rc != OVL_EAGAIN)
+        cchain_fail(ch, ovl_strerror(rc), true);
+}
+
+/* Constant rate: each line's chain carries exactly constant_rate cells a
+ * second, a waiting fragment or stream frame in each slot if there is
+ * one, cover otherwise; real cells wait (messages in the send queue,
+ * bounded by send_queue; streams in their rings), never dropped. */
 static void on_rate(uv_timer_t *t)
 {
     struct client *c = t->data;
     uint64_t due = (clock_now_ms() - c->rate_t0) * c->o.constant_rate / 1000;
+    struct cline *line, *tmp;
 
     if (due - c->rate_sent > RATE_BURST) /* the loop stalled: do not burst */
         c->rate_sent = due - RATE_BURST;
-    for (; c->rate_sent < due; c->rate_sent++) {
-        struct link *l = ready_link(c);
-        struct cchain *ch = c->current;
-        int rc;
-
-        if (!l) {
-            c->st.rate_missed++;
-            continue;
-        }
-        rc = send_next(c, ch, l);
-        if (rc == 0 && socks_slot(c))
-            rc = 1; /* a stream's frame took the slot */
-        if (rc == 0)
-            (void)cover_send(c, ch, l, BODY_DROP); /* skipped over budget */
-        else if (rc < 0 && rc != OVL_EAGAIN)
-            cchain_fail(ch, ovl_strerror(rc), true);
-    }
+    for (; c->rate_sent < due; c->rate_sent++)
+        DL_FOREACH_SAFE(c->lines, line, tmp)
+    rate_slot(c, line);
 }
 
 static void on_pump(uv_idle_t *h)
@@ -200,9 +211,10 @@ static void on_pump(uv_idle_t *h)
     send_pump(h->data);
 }
 
-/* Send what can be sent: queue order, current chain, while the link takes
- * cells; the link's drained() brings us back. With constant_rate the rate
- * timer sends instead. */
+/* Send what can be sent: queue order, main chain, while the link takes
+ * cells; the link's drained() brings us back. The streams follow, those
+ * of the main line only when the messages left room. With constant_rate
+ * the rate timer sends instead. */
 void send_pump(struct client *c)
 {
     struct cchain *ch;
@@ -212,14 +224,16 @@ void send_pump(struct client *c)
     if (c->flags & CF_STOPPED)
         return;
     send_lookups(c);
-    ch = c->current;
-    if (!ch) {
+    ch = c->main.current;
+    if (!ch)
         cchain_maybe_build(c);
+    if (c->o.constant_rate)
+        return;
+    l = ch ? link_by_serial(c->n, ch->link_serial) : NULL;
+    if (!l) {
+        socks_pump(c, false); /* no link: its link_closed() fails the chain */
         return;
     }
-    l = link_by_serial(c->n, ch->link_serial);
-    if (!l || c->o.constant_rate)
-        return; /* no link: its link_closed() fails the chain */
     /* No link_can_send() check first: only an OVL_EAGAIN from link_send
      * arms the drained() callback that resumes us. A burst ends after
      * PUMP_BURST cells so the link writes them while we wrap the next:
@@ -234,8 +248,7 @@ void send_pump(struct client *c)
         }
     if (rc < 0 && rc != OVL_EAGAIN)
         cchain_fail(ch, ovl_strerror(rc), true);
-    else if (rc == 0)
-        socks_pump(c); /* the messages left room: the streams take it */
+    socks_pump(c, rc == 0); /* where the messages left room, the streams take it */
 }
 
 int send_open(struct client *c)

@@ -1,5 +1,6 @@
 /* socks.c - the client's SOCKS5 front end and the streams it opens on the
- * current chain (docs/PROTOCOL.md, section 20; client_int.h).
+ * chains of their lines (docs/PROTOCOL.md, sections 19.13 and 20;
+ * client_int.h).
  *
  * A connection on a [socks] listen address speaks SOCKS5 (socks5.h) until
  * its CONNECT request is complete; then a stream (chain/stream.h) with a
@@ -8,10 +9,14 @@
  * the far end's answer: success on SE_OPENED, the code of its reason
  * otherwise. The socket and the stream are joined (chain/stsock.h) as soon
  * as the stream exists: bytes the application sends before the reply ride
- * behind the open, and nothing comes back before SE_OPENED. Frames go out as BODY_STREAM bodies on
- * the current chain; BODY_STREAM_BACK bodies from its exit come back here by sid. When the current
- * chain changes (replaced, repaired in place), every stream goes back to its last acknowledged byte
- * on the new one.
+ * behind the open, and nothing comes back before SE_OPENED. Each stream
+ * is placed on a line (lines.c): one of its class (its credentials, or
+ * none) whose exit takes its target; until then, and while its line has no
+ * ready chain, it sends nothing. Frames go out as BODY_STREAM bodies on
+ * the line's current chain; BODY_STREAM_BACK bodies from that line's exit
+ * come back here by sid. When a line's chain changes (replaced, repaired
+ * in place), the streams of that line go back to their last acknowledged
+ * byte on the new one.
  *
  * A connection record lives until both its socket is closed and its stream
  * is freed (a finished stream lingers after the socket closed).
@@ -40,13 +45,16 @@ enum {
     SCF_HELLO = 1u << 0,     /* the SOCKS handshake is going on */
     SCF_REPLIED = 1u << 1,   /* the SOCKS reply went out */
     SCF_SOCK_GONE = 1u << 2, /* the socket's close callback ran */
+    SCF_WAIT = 1u << 3,      /* the stream waits for the view of the exits */
 };
 
 struct socks_conn {
     struct stsock ss; /* embeds the socket: first, its data is the record */
     struct client *c;
-    struct socks_conn *prev, *next; /* c->socks_conns */
-    UT_hash_handle hh;              /* c->streams, by sid */
+    struct socks_conn *prev, *next;   /* c->socks_conns */
+    UT_hash_handle hh;                /* c->streams, by sid */
+    struct cline *line;               /* the line its stream is on, once placed */
+    struct socks_conn *lprev, *lnext; /* line->conns */
     struct stream *s;
     uint8_t sid[STREAM_SID];
     unsigned flags;
@@ -98,6 +106,12 @@ static void conn_drop_stream(struct socks_conn *sc)
 {
     if (!sc->s)
         return;
+    if (sc->line) {
+        DL_DELETE2(sc->line->conns, sc, lprev, lnext);
+        if (--sc->line->streams == 0)
+            sc->line->idle_ms = clock_now_ms();
+        sc->line = NULL;
+    }
     HASH_DEL(sc->c->streams, sc);
     stream_free(sc->s);
     sc->s = NULL;
@@ -135,7 +149,7 @@ static int conn_send(struct stream *s, const uint8_t *f, size_t len)
 {
     struct socks_conn *sc = s->ctx;
     struct client *c = sc->c;
-    struct cchain *ch = c->current;
+    struct cchain *ch = sc->line ? sc->line->current : NULL;
     uint8_t body[ONION_BODY];
     struct link *l;
     int rc;
@@ -200,13 +214,74 @@ static void conn_sock_done(struct stsock *ss, int err)
 
 /* ---- the handshake ---- */
 
+/* The request's target. */
+static void conn_target(const struct socks_conn *sc, struct stream_target *t)
+{
+    const struct socks5_req *rq = &sc->p.req;
+
+    memset(t, 0, sizeof(*t));
+    t->atyp = rq->atyp;
+    t->port = rq->port;
+    memcpy(t->addr, rq->addr, sizeof(t->addr));
+    memcpy(t->name, rq->host, sizeof(t->name));
+}
+
+/* Put sc's stream on a line of its class whose exit takes its target
+ * (lines_place). It waits while the view of the exits is fetched; with
+ * no line for it, it ends with the reply that says why, having sent
+ * nothing: 0x02 when no registered exit takes the target, else 0x01. */
+static void conn_place(struct socks_conn *sc)
+{
+    struct client *c = sc->c;
+    const struct socks5_req *rq = &sc->p.req;
+    bool keyed = rq->method == SOCKS5_METHOD_USERPASS;
+    uint8_t key[CLIENT_CLASS_KEY];
+    struct stream_target t;
+    int rc;
+
+    conn_target(sc, &t);
+    if (keyed)
+        lines_class_key(c->class_secret, rq->user, rq->user_len, rq->pass, rq->pass_len, key);
+    rc = lines_place(c, keyed ? key : NULL, &t, &sc->line);
+    ovl_wipe(key, sizeof(key));
+    sc->flags &= ~SCF_WAIT;
+    if (rc == OVL_EAGAIN) {
+        sc->flags |= SCF_WAIT; /* socks_view comes back */
+        return;
+    }
+    if (rc) {
+        if (rc == OVL_EPERM)
+            c->st.streams_no_exit++;
+        else
+            c->st.socks_refused++;
+        log_info(&c->n->log, "socks: no chain for a stream: %s", ovl_strerror(rc));
+        stream_reset(sc->s, rc == OVL_EPERM ? SR_POLICY : SR_LIMIT); /* no line: nothing goes */
+        return;
+    }
+    DL_APPEND2(sc->line->conns, sc, lprev, lnext);
+    sc->line->streams++;
+    cchain_maybe_build(c);
+    stream_rewind(sc->s); /* it sent nothing yet: the open goes now, if the chain is ready */
+}
+
+void socks_view(struct client *c)
+{
+    struct socks_conn *sc, *tmp;
+
+    DL_FOREACH_SAFE(c->socks_conns, sc, tmp)
+    {
+        if ((sc->flags & SCF_WAIT) && sc->s)
+            conn_place(sc);
+    }
+}
+
 /* The request is complete: open a stream to its target with the bytes
  * that followed it. */
 static void conn_open(struct socks_conn *sc, size_t used)
 {
     struct client *c = sc->c;
     const struct socks5_req *rq = &sc->p.req;
-    struct stream_target t = {.atyp = rq->atyp, .port = rq->port};
+    struct stream_target t;
     uint8_t args[STREAM_ARGS_MAX + 4], *p;
     uint8_t id[OVL_ED25519_PK];
     int alen;
@@ -214,8 +289,7 @@ static void conn_open(struct socks_conn *sc, size_t used)
 
     uv_read_stop((uv_stream_t *)&sc->ss.tcp);
     sc->flags &= ~SCF_HELLO;
-    memcpy(t.addr, rq->addr, sizeof(t.addr));
-    memcpy(t.name, rq->host, sizeof(t.name));
+    conn_target(sc, &t);
     if (rq->atyp == SOCKS5_ATYP_NAME && socks5_is_ovl_name(rq->host, id) != 0) {
         /* Services on .ovl names are not reached yet: unreachable. */
         conn_reply(sc, SOCKS5_REP_HOST_UNREACH);
@@ -240,7 +314,7 @@ static void conn_open(struct socks_conn *sc, size_t used)
         used += n;
         stream_wrote(sc->s, n);
     }
-    stream_pump(sc->s);
+    conn_place(sc);
     /* Join the socket now: what the application sends before the reply
      * goes with the open (within the far end's credit), and a client
      * that gives up is noticed. Nothing comes back before SE_OPENED. */
@@ -319,8 +393,9 @@ static void on_socks_conn(uv_stream_t *server, int status)
 
 /* ---- the chain's side ---- */
 
-void socks_back(struct client *c, const uint8_t *f, size_t len)
+void socks_back(struct cchain *ch, const uint8_t *f, size_t len)
 {
+    struct client *c = ch->c;
     const uint8_t *sid, *args;
     struct socks_conn *sc;
     uint8_t type;
@@ -331,8 +406,10 @@ void socks_back(struct client *c, const uint8_t *f, size_t len)
         return;
     }
     HASH_FIND(hh, c->streams, sid, STREAM_SID, sc);
-    if (!sc) {
-        c->st.stream_unknown++; /* ended here already: the exit's idle timeout ends it */
+    if (!sc || sc->line != ch->line) {
+        /* Ended here already (the exit's idle timeout ends it), or not a
+         * stream of this chain's line. */
+        c->st.stream_unknown++;
         return;
     }
     c->st.stream_cells_in++;
@@ -340,57 +417,58 @@ void socks_back(struct client *c, const uint8_t *f, size_t len)
         c->st.dropped_bad++;
 }
 
-/* Whether the current chain is another than the streams last went on, or
- * the same one repaired: then what was in flight may be lost. */
-static bool streams_moved(struct client *c, const struct cchain *ch)
+/* Whether line has a ready chain for its streams; it takes the news of a
+ * change of chain: then what was in flight may be lost (*moved). */
+static bool line_ready(struct cline *line, bool *moved)
 {
-    bool moved = ch->serial != c->streams_serial || c->st.chains_repaired != c->streams_repairs;
-
-    c->streams_serial = ch->serial;
-    c->streams_repairs = c->st.chains_repaired;
-    return moved;
+    if (!line->current || line->current->state != CCH_READY || !line->conns)
+        return false;
+    *moved = line->flags & CLF_MOVED;
+    line->flags &= ~CLF_MOVED;
+    return true;
 }
 
-void socks_pump(struct client *c)
+void socks_pump(struct client *c, bool main)
 {
-    struct cchain *ch = c->current;
     struct socks_conn *sc, *tmp;
+    struct cline *line;
     bool moved;
 
-    if (!ch || ch->state != CCH_READY || !c->streams)
-        return;
-    moved = streams_moved(c, ch);
-    HASH_ITER(hh, c->streams, sc, tmp)
+    DL_FOREACH(c->lines, line)
     {
-        if (moved)
-            stream_rewind(sc->s);
-        else
-            stream_pump(sc->s);
+        if ((line == &c->main && !main) || !line_ready(line, &moved))
+            continue;
+        DL_FOREACH_SAFE2(line->conns, sc, tmp, lnext)
+        {
+            if (moved)
+                stream_rewind(sc->s);
+            else
+                stream_pump(sc->s);
+        }
     }
 }
 
-bool socks_slot(struct client *c)
+bool socks_slot(struct cline *line)
 {
-    struct cchain *ch = c->current;
+    struct client *c = line->c;
     struct socks_conn *sc, *tmp;
     uint64_t before = c->st.stream_cells_out;
     bool moved;
 
-    if (!ch || ch->state != CCH_READY || !c->streams)
+    if (!line_ready(line, &moved))
         return false;
-    moved = streams_moved(c, ch);
     c->stream_slots = 1;
-    HASH_ITER(hh, c->streams, sc, tmp)
+    DL_FOREACH_SAFE2(line->conns, sc, tmp, lnext)
     {
         if (moved)
             stream_rewind(sc->s);
         else
             stream_pump(sc->s);
-        if (c->st.stream_cells_out != before && !moved && HASH_COUNT(c->streams) > 1) {
-            /* Its turn is over: to the back of the table, so each stream
+        if (c->st.stream_cells_out != before && !moved && sc->line == line && line->conns->lnext) {
+            /* Its turn is over: to the back of the line, so each stream
              * gets slots in turn. */
-            HASH_DEL(c->streams, sc);
-            HASH_ADD(hh, c->streams, sid, STREAM_SID, sc);
+            DL_DELETE2(line->conns, sc, lprev, lnext);
+            DL_APPEND2(line->conns, sc, lprev, lnext);
             break;
         }
     }
@@ -418,10 +496,14 @@ void socks_tick(struct client *c, uint64_t now)
     struct socks_conn *sc;
 
     DL_FOREACH(c->socks_conns, sc)
-    if ((sc->flags & SCF_HELLO) && now - sc->since_ms > SOCKS_HELLO_MS) {
-        sc->flags &= ~SCF_HELLO;
-        c->st.socks_refused++;
-        stsock_close(&sc->ss); /* too slow to say what it wants */
+    {
+        if ((sc->flags & SCF_HELLO) && now - sc->since_ms > SOCKS_HELLO_MS) {
+            sc->flags &= ~SCF_HELLO;
+            c->st.socks_refused++;
+            stsock_close(&sc->ss); /* too slow to say what it wants */
+        } else if (sc->s && sc->line && (sc->line->flags & CLF_DEAD)) {
+            stream_reset(sc->s, SR_PATH); /* its exit is gone, and the stream with it */
+        }
     }
 }
 
