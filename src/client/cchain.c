@@ -142,19 +142,20 @@ static const struct desc *line_exit(const struct cline *line, const struct desc 
     return ex ? &line->exit : NULL;
 }
 
-/* A route from the bootstrap for an exit line (asked for without the
- * exit): the exit takes the last position, without backups. */
+/* A route from the bootstrap for an exit line, one hop short (asked for
+ * without the exit): the exit follows, without backups. */
 static int route_put_exit(struct cchain *ch)
 {
-    const struct desc *near, *x = line_exit(ch->line, &near);
-    unsigned last = ch->length - 1;
+    const struct cline *line = ch->line;
+    unsigned last = ch->length;
 
-    if (!x)
+    if (!(line->flags & CLF_EXIT))
         return 0;
-    if (route_avoid(&ch->route, ch->avail, last, x->id_pk, NULL) != 0)
+    if (last >= ONION_MAX_HOPS || route_avoid(&ch->route, ch->avail, last, line->exit.id_pk, NULL))
         return OVL_ENOENT;
-    ch->route.hops[last][0] = *x;
+    ch->route.hops[last][0] = line->exit;
     ch->avail[last] = 0;
+    ch->route.length = ch->length = last + 1;
     return 0;
 }
 
@@ -239,8 +240,10 @@ static void line_destroy_chains(struct cline *line, int reason)
     struct cchain *ch, *tmp;
 
     DL_FOREACH_SAFE(line->c->chains, ch, tmp)
-    if (ch->line == line)
-        chain_destroy(ch, reason);
+    {
+        if (ch->line == line)
+            chain_destroy(ch, reason);
+    }
     free(line->repair);
     line->repair = NULL;
     line->flags &= ~CLF_REPAIR;
@@ -438,6 +441,12 @@ static void chain_connect(struct cchain *ch)
     ch->link_serial = l->serial; /* cchain_link_opened continues */
 }
 
+/* The hops to ask the bootstrap for: all but the line's exit, if any. */
+static unsigned route_asked(const struct cchain *ch)
+{
+    return ch->c->o.length - ((ch->line->flags & CLF_EXIT) != 0);
+}
+
 static void on_dir_chain(void *arg, int err, const struct dir_chain *route)
 {
     struct cchain *ch = arg;
@@ -446,7 +455,7 @@ static void on_dir_chain(void *arg, int err, const struct dir_chain *route)
         cchain_fail(ch, ovl_strerror(err), false);
         return;
     }
-    if (route->length != ch->c->o.length || route->backups > DIR_MAX_BACKUPS) {
+    if (route->length != route_asked(ch) || route->backups > DIR_MAX_BACKUPS) {
         cchain_fail(ch, "the bootstrap sent a chain of the wrong shape", false);
         return;
     }
@@ -507,12 +516,17 @@ static void chain_build(struct cline *line)
         chain_connect(ch);
         return;
     }
-    if (c->o.source == CHAIN_SOURCE_LOCAL)
+    if (c->o.source == CHAIN_SOURCE_LOCAL) {
         rc = dir_request_list(c->n->dir, on_dir_list, ch);
-    else
-        rc = dir_request_chain(c->n->dir, c->o.length, c->o.backups,
+    } else if (route_asked(ch) == 0) { /* only the exit: nothing to ask */
+        rc = route_put_exit(ch);
+        if (rc == 0)
+            chain_connect(ch);
+    } else {
+        rc = dir_request_chain(c->n->dir, route_asked(ch), c->o.backups,
                                (line->flags & CLF_EXIT) ? line->exit.id_pk : c->n->id.pk,
                                on_dir_chain, ch);
+    }
     if (rc)
         cchain_fail(ch, ovl_strerror(rc), false);
 }
@@ -541,8 +555,10 @@ void cchain_maybe_build(struct client *c)
     if (c->flags & CF_STOPPED)
         return;
     DL_FOREACH_SAFE(c->lines, line, tmp)
-    if (line_wants(c, line, now))
-        chain_build(line);
+    {
+        if (line_wants(c, line, now))
+            chain_build(line);
+    }
 }
 
 void cchain_avoid(struct client *c, const uint8_t dest[OVL_ED25519_PK])

@@ -166,8 +166,10 @@ static bool line_evict(struct client *c)
     struct cline *line, *old = NULL;
 
     DL_FOREACH(c->lines, line)
-    if (line != &c->main && !line->streams && (!old || line->idle_ms < old->idle_ms))
-        old = line;
+    {
+        if (line != &c->main && !line->streams && (!old || line->idle_ms < old->idle_ms))
+            old = line;
+    }
     if (old)
         cchain_line_free(old);
     return old != NULL;

@@ -200,9 +200,12 @@ static void on_rate(uv_timer_t *t)
 
     if (due - c->rate_sent > RATE_BURST) /* the loop stalled: do not burst */
         c->rate_sent = due - RATE_BURST;
-    for (; c->rate_sent < due; c->rate_sent++)
+    for (; c->rate_sent < due; c->rate_sent++) {
         DL_FOREACH_SAFE(c->lines, line, tmp)
-    rate_slot(c, line);
+        {
+            rate_slot(c, line);
+        }
+    }
 }
 
 static void on_pump(uv_idle_t *h)

@@ -13,7 +13,10 @@ chains ([client] max_chains) and ends a line after 3 s without streams.
 - a target no exit accepts gets reply 0x02 at once: no stream frame
   leaves, no exit hears of it;
 - at the cap, a new class of credentials gets 0x01 while every line has
-  streams; lines without streams end after chain_idle.
+  streams; lines without streams end after chain_idle;
+- on a second testnet whose clients pick their hops themselves and whose
+  chains live 10 s, a stream of a class outlives its chain's replacement:
+  the new chain ends at the same exit.
 """
 
 import http.server
@@ -206,8 +209,38 @@ def test_cap_and_idle(ctx):
     fetch(s)
 
 
+def test_replacement(ctx):
+    net = ovltest.Net("isolation_replacement")
+    ok = False
+    try:
+        policy = "accept 127.0.0.1:%d, reject *:*" % ctx.pa
+        # Hops picked by the client here (chain_source local): the exit
+        # goes last, the other hops are drawn among the rest.
+        tn = ovltest.testnet(net, relays=3, clients=1, socks=True, chain_lifetime=10000,
+                             chain_source="local", extra=[("relay", "exit", "policy", policy)])
+        code, s = socks_open(tn["clientA"].socks, "127.0.0.1", ctx.pa, ("erin", "x"))
+        assert code == 0, code
+
+        def chain_of_stream():
+            ch = [c for c in tn.ctl("clientA", "chains") if c["streams"] > 0]
+            return ch[0] if len(ch) == 1 else None
+
+        wait_for(chain_of_stream, 10.0, "the stream's chain")
+        old = chain_of_stream()
+        # Replaced at 80 % of its 10 s, with the stream moved onto the new one.
+        wait_for(lambda: (chain_of_stream() or old)["chain"] != old["chain"], 30.0,
+                 "the chain's replacement")
+        new = chain_of_stream()
+        assert new["class"] == old["class"] and new["hops"][-1] == old["hops"][-1], (old, new)
+        fetch(s)
+        ok = True
+    finally:
+        problems = net.close(failed=not ok)
+    assert not problems, problems
+
+
 TESTS = [test_credentials, test_no_credentials_share, test_only_some_exits, test_no_exit,
-         test_cap_and_idle]
+         test_cap_and_idle, test_replacement]
 
 if __name__ == "__main__":
     ctx_box = []
