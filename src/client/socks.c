@@ -233,7 +233,7 @@ static void conn_target(const struct socks_conn *sc, struct stream_target *t)
 static void conn_place(struct socks_conn *sc)
 {
     struct client *c = sc->c;
-    const struct socks5_req *rq = &sc->p.req;
+    struct socks5_req *rq = &sc->p.req;
     bool keyed = rq->method == SOCKS5_METHOD_USERPASS;
     uint8_t key[CLIENT_CLASS_KEY];
     struct stream_target t;
@@ -249,6 +249,8 @@ static void conn_place(struct socks_conn *sc)
         sc->flags |= SCF_WAIT; /* socks_view comes back */
         return;
     }
+    ovl_wipe(rq->user, sizeof(rq->user)); /* the class is known: the credentials go */
+    ovl_wipe(rq->pass, sizeof(rq->pass));
     if (rc) {
         if (rc == OVL_EPERM)
             c->st.streams_no_exit++;
