@@ -280,12 +280,18 @@ void cchain_destroy_all(struct client *c)
 }
 
 /* A hop told us position p (ch->broken - 1) is gone: keep the route for
- * the line's next build with p's first backup moved into its place. */
+ * the line's next build with p's first backup moved into its place. Only
+ * the line's current chain, or the one being built, plans: a retiring
+ * chain failing first would take the one plan with its old route (and,
+ * on the main line, its old exit), and the current chain's repair would
+ * then be refused. */
 static void chain_plan_repair(struct cchain *ch)
 {
     struct cline *line = ch->line;
     unsigned p = ch->broken - 1;
 
+    if (line->current && ch != line->current && ch != line->building)
+        return;
     if (!ch->broken || p >= ch->length || ch->avail[p] == 0 || (line->flags & CLF_REPAIR))
         return;
     if (!line->repair && !(line->repair = malloc(sizeof(*line->repair))))
