@@ -1,5 +1,8 @@
 /* stsock.c - a TCP socket joined to a stream (stsock.h). */
+#include <string.h>
+
 #include "chain/stsock.h"
+#include "lib/clock.h"
 
 static void ss_flush(struct stsock *ss);
 
@@ -174,7 +177,9 @@ static void ss_closed(uv_handle_t *h)
 {
     struct stsock *ss = h->data;
 
-    ss->closed(ss);
+    ss->flags |= SSF_GONE;
+    if (!(ss->flags & SSF_RESOLVING))
+        ss->closed(ss);
 }
 
 void stsock_close(struct stsock *ss)
@@ -182,5 +187,121 @@ void stsock_close(struct stsock *ss)
     if (ss->flags & SSF_CLOSING)
         return;
     ss->flags |= SSF_CLOSING;
-    uv_close((uv_handle_t *)&ss->tcp, ss_closed);
+    if (ss->flags & SSF_RESOLVING)
+        (void)uv_cancel((uv_req_t *)&ss->gai);    /* its callback still runs */
+    uv_close((uv_handle_t *)&ss->tcp, ss_closed); /* a connect out ends first */
+}
+
+/* ---- dialing ---- */
+
+enum stream_reason stsock_reason(int err)
+{
+    switch (err) {
+    case UV_ENETUNREACH:
+        return SR_NET_UNREACH;
+    case UV_EHOSTUNREACH:
+        return SR_HOST_UNREACH;
+    case UV_ETIMEDOUT:
+        return SR_TIMEOUT;
+    case UV_EMFILE:
+    case UV_ENFILE:
+        return SR_LIMIT;
+    default:
+        return SR_REFUSED;
+    }
+}
+
+static void ss_connected(uv_connect_t *req, int status)
+{
+    struct stsock *ss = req->data;
+
+    ss->flags &= ~SSF_DIALING;
+    if (!(ss->flags & SSF_CLOSING))
+        ss->dialed(ss, status < 0 ? stsock_reason(status) : 0);
+}
+
+/* Connect to a (len 4 or 16) on ss->port: 0, or the reason it failed. */
+static int ss_connect(struct stsock *ss, const uint8_t *a, size_t len)
+{
+    struct sockaddr_storage sa;
+    struct sockaddr_in *in = (struct sockaddr_in *)&sa;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa;
+    int rc;
+
+    if (ss->allow && !ss->allow(ss, a, len))
+        return SR_POLICY;
+    memset(&sa, 0, sizeof(sa));
+    if (len == 4) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons(ss->port);
+        memcpy(&in->sin_addr, a, 4);
+    } else {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(ss->port);
+        memcpy(&in6->sin6_addr, a, 16);
+    }
+    ss->conn.data = ss;
+    rc = uv_tcp_connect(&ss->conn, &ss->tcp, (const struct sockaddr *)&sa, ss_connected);
+    if (rc)
+        return (int)stsock_reason(rc);
+    ss->flags |= SSF_DIALING;
+    ss->deadline_ms = clock_now_ms() + STSOCK_DIAL_MS;
+    return 0;
+}
+
+/* The name resolved: connect to the first address allowed, in order. */
+static void ss_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct stsock *ss = req->data;
+    int why = status < 0 ? SR_HOST_UNREACH : SR_POLICY;
+
+    ss->flags &= ~SSF_RESOLVING;
+    if (ss->n_resolving)
+        (*ss->n_resolving)--;
+    for (struct addrinfo *ai = res; !(ss->flags & SSF_CLOSING) && status == 0 && ai;
+         ai = ai->ai_next) {
+        const uint8_t *a = NULL;
+        size_t len = 0;
+
+        if (ai->ai_family == AF_INET && ai->ai_addrlen >= sizeof(struct sockaddr_in)) {
+            a = (const uint8_t *)&((const struct sockaddr_in *)ai->ai_addr)->sin_addr;
+            len = 4;
+        } else if (ai->ai_family == AF_INET6 && ai->ai_addrlen >= sizeof(struct sockaddr_in6)) {
+            a = ((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr.s6_addr;
+            len = 16;
+        }
+        if (a && (why = ss_connect(ss, a, len)) != SR_POLICY)
+            break;
+    }
+    uv_freeaddrinfo(res);
+    if (ss->flags & SSF_CLOSING) {
+        if (ss->flags & SSF_GONE)
+            ss->closed(ss);
+    } else if (why) {
+        ss->dialed(ss, why);
+    }
+}
+
+int stsock_dial(struct stsock *ss, const struct stream_target *t,
+                bool (*allow)(const struct stsock *, const uint8_t *, size_t),
+                void (*dialed)(struct stsock *, int))
+{
+    struct addrinfo hints;
+
+    ss->port = t->port;
+    ss->allow = allow;
+    ss->dialed = dialed;
+    if (t->atyp != STA_NAME)
+        return ss_connect(ss, t->addr, t->atyp == STA_IPV4 ? 4 : 16);
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    ss->gai.data = ss;
+    if (uv_getaddrinfo(ss->tcp.loop, &ss->gai, ss_resolved, t->name, NULL, &hints) != 0)
+        return SR_HOST_UNREACH;
+    ss->flags |= SSF_RESOLVING;
+    if (ss->n_resolving)
+        (*ss->n_resolving)++;
+    ss->deadline_ms = clock_now_ms() + STSOCK_DIAL_MS;
+    return 0;
 }

@@ -5,8 +5,7 @@
  *
  * A record (struct xstream) lives from SF_OPEN until its stream closed
  * (XSF_GONE: out of the table, stream freed) and libuv is done with its
- * getaddrinfo request (XSF_RESOLVING) and socket (XSF_SOCK); the last of
- * those frees it. Callbacks that find XSF_GONE only let go.
+ * socket and dial (XSF_SOCK, stsock.h); the later of those frees it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +16,7 @@
 #include "dir/desc.h"
 #include "lib/clock.h"
 
-#define XS_CONNECT_MS    10000 /* resolving, and then connecting, each */
-#define XS_MAX_RESOLVING 64    /* names resolved at once, node-wide */
+#define XS_MAX_RESOLVING 64 /* names resolved at once, node-wide */
 #define XS_MTU           (ONION_BODY - BODY_HDR)
 #define XS_REFUSED       256   /* refused opens remembered, node-wide */
 #define XS_REFUSED_MS    60000 /* for this long: past the sender's 30 s of resending */
@@ -35,12 +33,10 @@ struct xs_refused {
 
 /* Bits of struct xstream's flags. */
 enum {
-    XSF_RESOLVING = 1u << 0,  /* x->gai is out */
-    XSF_SOCK = 1u << 1,       /* x->ss.tcp is initialised and not closed yet */
-    XSF_CONNECTING = 1u << 2, /* x->conn is out */
-    XSF_UP = 1u << 3,         /* connected: the socket moves bytes */
-    XSF_BLOCKED = 1u << 4,    /* a frame found the way back full: pump on drained() */
-    XSF_GONE = 1u << 5,       /* closed: out of the table, the stream freed */
+    XSF_SOCK = 1u << 0,    /* x->ss.tcp is initialised and its closed() has not run */
+    XSF_UP = 1u << 1,      /* connected: the socket moves bytes */
+    XSF_BLOCKED = 1u << 2, /* a frame found the way back full: pump on drained() */
+    XSF_GONE = 1u << 3,    /* closed: out of the table, the stream freed */
 };
 
 struct xstream {
@@ -50,31 +46,12 @@ struct xstream {
     uint8_t sid[STREAM_SID];
     UT_hash_handle hh; /* r->xstreams */
     unsigned flags;    /* XSF_* */
-    uint16_t port;
-    uint64_t deadline_ms; /* of the resolution or connect under way */
-    uv_getaddrinfo_t gai;
-    uv_connect_t conn;
     struct stsock ss;
 };
 
-/* The reason a libuv error gives the client. */
-static enum stream_reason xs_reason(int err)
-{
-    switch (err) {
-    case UV_ENETUNREACH:
-        return SR_NET_UNREACH;
-    case UV_EHOSTUNREACH:
-        return SR_HOST_UNREACH;
-    case UV_ETIMEDOUT:
-        return SR_TIMEOUT;
-    default:
-        return SR_REFUSED;
-    }
-}
-
 static void xs_free_maybe(struct xstream *x)
 {
-    if ((x->flags & (XSF_GONE | XSF_RESOLVING | XSF_SOCK)) == XSF_GONE)
+    if ((x->flags & (XSF_GONE | XSF_SOCK)) == XSF_GONE)
         free(x);
 }
 
@@ -107,8 +84,6 @@ static void xs_end(struct xstream *x)
     r->st.streams_active--;
     xs_detach(x);
     x->flags |= XSF_GONE;
-    if (x->flags & XSF_RESOLVING)
-        (void)uv_cancel((uv_req_t *)&x->gai); /* its callback still runs */
     if (x->flags & XSF_SOCK) {
         x->ss.s = NULL;
         stsock_close(&x->ss); /* before the stream: a write may be out of its ring */
@@ -156,7 +131,7 @@ static void xs_done(struct stsock *ss, int err)
     struct xstream *x = container_of(ss, struct xstream, ss);
 
     if (err < 0 && x->s)
-        stream_reset(x->s, xs_reason(err));
+        stream_reset(x->s, stsock_reason(err));
 }
 
 static void xs_closed(struct stsock *ss)
@@ -181,41 +156,6 @@ static void xs_fail(struct xstream *x, enum stream_reason why)
     stream_reset(x->s, why);
 }
 
-static void xs_connected(uv_connect_t *req, int status)
-{
-    struct xstream *x = req->data;
-
-    x->flags &= ~XSF_CONNECTING;
-    if (x->flags & XSF_GONE)
-        return; /* the close cancelled us */
-    if (status < 0) {
-        xs_fail(x, xs_reason(status));
-        return;
-    }
-    x->flags |= XSF_UP;
-    x->r->st.streams_opened++;
-    stream_take(x->s); /* SF_OPENED goes back */
-    if (!(x->flags & XSF_GONE))
-        (void)stsock_start(&x->ss); /* writes what came meanwhile; failures reach xs_done */
-}
-
-/* Connect to sa (its port set); 0, or the reason to refuse with. */
-static enum stream_reason xs_connect(struct xstream *x, const struct sockaddr *sa)
-{
-    int rc = stsock_init(&x->ss, x->r->n->loop, x->s, xs_done, xs_closed);
-
-    if (rc)
-        return SR_LIMIT;
-    x->flags |= XSF_SOCK;
-    x->conn.data = x;
-    rc = uv_tcp_connect(&x->conn, &x->ss.tcp, sa, xs_connected);
-    if (rc)
-        return rc == UV_EMFILE || rc == UV_ENFILE ? SR_LIMIT : xs_reason(rc);
-    x->flags |= XSF_CONNECTING;
-    x->deadline_ms = clock_now_ms() + XS_CONNECT_MS;
-    return 0;
-}
-
 /* True when we may connect to a (len 4 or 16) on port. */
 static bool xs_allowed(const struct relay *r, const uint8_t *a, size_t len, uint16_t port)
 {
@@ -225,80 +165,35 @@ static bool xs_allowed(const struct relay *r, const uint8_t *a, size_t len, uint
            (dir_allow_private(r->n->dir) || desc_addr_public(a, len));
 }
 
-/* Fill ss with a (4 or 16 bytes) and port. */
-static void xs_sockaddr(struct sockaddr_storage *ss, const uint8_t *a, size_t len, uint16_t port)
+static bool xs_allow(const struct stsock *ss, const uint8_t *a, size_t len)
 {
-    memset(ss, 0, sizeof(*ss));
-    if (len == 4) {
-        struct sockaddr_in *in = (struct sockaddr_in *)ss;
-
-        in->sin_family = AF_INET;
-        in->sin_port = htons(port);
-        memcpy(&in->sin_addr, a, 4);
-    } else {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons(port);
-        memcpy(&in6->sin6_addr, a, 16);
-    }
+    return xs_allowed(container_of(ss, struct xstream, ss)->r, a, len, ss->port);
 }
 
-/* The name resolved: connect to the first address we may, in order. */
-static void xs_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+/* stsock_dial's end: connected (why 0), or the reason it failed. */
+static void xs_dialed(struct stsock *ss, int why)
 {
-    struct xstream *x = req->data;
-    enum stream_reason why = status < 0 ? SR_HOST_UNREACH : SR_POLICY;
-    struct sockaddr_storage ss;
+    struct xstream *x = container_of(ss, struct xstream, ss);
 
-    x->flags &= ~XSF_RESOLVING;
-    x->r->n_resolving--;
-    for (struct addrinfo *ai = res; !(x->flags & XSF_GONE) && status == 0 && ai; ai = ai->ai_next) {
-        const uint8_t *a = NULL;
-        size_t len = 0;
-
-        if (ai->ai_family == AF_INET && ai->ai_addrlen >= sizeof(struct sockaddr_in)) {
-            a = (const uint8_t *)&((const struct sockaddr_in *)ai->ai_addr)->sin_addr;
-            len = 4;
-        } else if (ai->ai_family == AF_INET6 && ai->ai_addrlen >= sizeof(struct sockaddr_in6)) {
-            a = ((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr.s6_addr;
-            len = 16;
-        }
-        if (!a || !xs_allowed(x->r, a, len, x->port))
-            continue;
-        xs_sockaddr(&ss, a, len, x->port);
-        why = xs_connect(x, (const struct sockaddr *)&ss);
-        break;
+    if (why) {
+        xs_fail(x, (enum stream_reason)why);
+        return;
     }
-    uv_freeaddrinfo(res);
-    if (x->flags & XSF_GONE)
-        xs_free_maybe(x);
-    else if (why)
-        xs_fail(x, why);
+    x->flags |= XSF_UP;
+    x->r->st.streams_opened++;
+    stream_take(x->s); /* SF_OPENED goes back */
+    if (!(x->flags & XSF_GONE))
+        (void)stsock_start(&x->ss); /* writes what came meanwhile; failures reach xs_done */
 }
 
-/* Start toward target t: connect to a literal, or resolve a name. 0, or
- * the reason to refuse with. */
+/* Start toward target t: 0, or the reason to refuse with. */
 static enum stream_reason xs_start(struct xstream *x, const struct stream_target *t)
 {
-    struct addrinfo hints;
-    struct sockaddr_storage ss;
-    size_t len = t->atyp == STA_IPV4 ? 4 : 16;
-
-    if (t->atyp != STA_NAME) {
-        xs_sockaddr(&ss, t->addr, len, t->port);
-        return xs_connect(x, (const struct sockaddr *)&ss);
-    }
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    x->gai.data = x;
-    if (uv_getaddrinfo(x->r->n->loop, &x->gai, xs_resolved, t->name, NULL, &hints) != 0)
-        return SR_HOST_UNREACH;
-    x->flags |= XSF_RESOLVING;
-    x->r->n_resolving++;
-    x->deadline_ms = clock_now_ms() + XS_CONNECT_MS;
-    return 0;
+    if (stsock_init(&x->ss, x->r->n->loop, x->s, xs_done, xs_closed) != 0)
+        return SR_LIMIT;
+    x->flags |= XSF_SOCK;
+    x->ss.n_resolving = &x->r->n_resolving;
+    return (enum stream_reason)stsock_dial(&x->ss, t, xs_allow, xs_dialed);
 }
 
 /* Remember that sid's open was refused for why (oldest entry out). */
@@ -396,7 +291,6 @@ static void xs_open(struct relay_chain *ch, const uint8_t *f, size_t len, const 
     }
     x->r = r;
     x->ch = ch;
-    x->port = t.port;
     ch->n_streams++;
     r->st.streams_active++;
     why = xs_start(x, &t);
@@ -483,7 +377,7 @@ void xstream_tick(struct relay *r, uint64_t now)
 
     HASH_ITER(hh, r->xstreams, x, tmp)
     {
-        if ((x->flags & (XSF_RESOLVING | XSF_CONNECTING)) && now >= x->deadline_ms)
+        if ((x->ss.flags & (SSF_RESOLVING | SSF_DIALING)) && now >= x->ss.deadline_ms)
             xs_fail(x, SR_TIMEOUT);
     }
 }
