@@ -36,8 +36,10 @@ static const char *const sect_names[] = {
     [SECT_RELAY] = "relay",
     [SECT_EXIT] = "exit",
     [SECT_SOCKS] = "socks",
+    [SECT_SERVICE] = "service",
     [SECT_PEER] = "peer",
     [SECT_BOOTSTRAP] = "bootstrap",
+    [SECT_SVC] = "service",
 };
 
 /* Record the first error of the parse; see config_int.h. */
@@ -69,15 +71,24 @@ static bool peer_name_ok(const char *s)
     return true;
 }
 
-/* Start a [peer.NAME] (sect SECT_PEER) or [bootstrap.NAME] section. */
+/* The NAME of named section i of kind sect. */
+static char *cfg_named_name(struct ovl_config *c, enum cfg_sect sect, unsigned i)
+{
+    return sect == SECT_BOOTSTRAP ? c->bootstraps[i].name
+           : sect == SECT_SVC     ? c->client.services[i].name
+                                  : c->peers[i].name;
+}
+
+/* Start a [peer.NAME] (sect SECT_PEER), [bootstrap.NAME] or [service.NAME]
+ * section. */
 static void cfg_named_begin(struct cfg_parse *p, enum cfg_sect sect, const char *name)
 {
     struct ovl_config *c = p->c;
-    bool boot = sect == SECT_BOOTSTRAP;
-    const char *kind = boot ? "bootstrap" : "peer";
-    unsigned *count = boot ? &c->n_bootstraps : &c->n_peers;
-    unsigned max = boot ? DIR_MAX_BOOTSTRAPS : NODE_MAX_PEERS;
-    unsigned *lines = boot ? p->boot_line : p->peer_line;
+    bool boot = sect == SECT_BOOTSTRAP, svc = sect == SECT_SVC;
+    const char *kind = sect_names[sect];
+    unsigned *count = boot ? &c->n_bootstraps : svc ? &c->client.n_services : &c->n_peers;
+    unsigned max = boot ? DIR_MAX_BOOTSTRAPS : svc ? CLIENT_MAX_SERVICES : NODE_MAX_PEERS;
+    unsigned *lines = boot ? p->boot_line : svc ? p->svc_line : p->peer_line;
 
     if (!peer_name_ok(name)) {
         cfg_fail(p, p->line, "bad %s name '%s' in [%s.%s] (1 to %d of A-Z a-z 0-9 _ -)", kind, name,
@@ -85,8 +96,7 @@ static void cfg_named_begin(struct cfg_parse *p, enum cfg_sect sect, const char 
         return;
     }
     for (unsigned i = 0; i < *count; i++) {
-        const char *other = boot ? c->bootstraps[i].name : c->peers[i].name;
-        if (strcmp(other, name) == 0) {
+        if (strcmp(cfg_named_name(c, sect, i), name) == 0) {
             cfg_fail(p, p->line, "section [%s.%s] given twice (first on line %u)", kind, name,
                      lines[i]);
             return;
@@ -97,7 +107,7 @@ static void cfg_named_begin(struct cfg_parse *p, enum cfg_sect sect, const char 
         return;
     }
     p->peer = (*count)++;
-    memcpy(boot ? c->bootstraps[p->peer].name : c->peers[p->peer].name, name, strlen(name) + 1);
+    memcpy(cfg_named_name(c, sect, p->peer), name, strlen(name) + 1);
     lines[p->peer] = p->line;
     p->sect = sect;
 }
@@ -136,6 +146,10 @@ static void cfg_section(struct cfg_parse *p, const char *line)
     }
     if (strncmp(p->sect_name, "bootstrap.", 10) == 0) {
         cfg_named_begin(p, SECT_BOOTSTRAP, p->sect_name + 10);
+        return;
+    }
+    if (strncmp(p->sect_name, "service.", 8) == 0) {
+        cfg_named_begin(p, SECT_SVC, p->sect_name + 8);
         return;
     }
     cfg_fail(p, p->line, "unknown section [%s]", p->sect_name);
@@ -225,6 +239,7 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
     size_t i = (size_t)(k - cfg_keys);
     unsigned *seen = p->sect == SECT_PEER        ? &p->peer_key_line[p->peer][i]
                      : p->sect == SECT_BOOTSTRAP ? &p->boot_key_line[p->peer][i]
+                     : p->sect == SECT_SVC       ? &p->svc_key_line[p->peer][i]
                                                  : &p->key_line[i];
     if (*seen && !k->repeat)
         return !cfg_fail(p, p->line, "duplicate key '%s' in [%s] (first on line %u)", name,
@@ -272,23 +287,47 @@ unsigned config_dial_peers(const struct ovl_config *c, struct peer_spec *out)
     return n < NODE_MAX_PEERS ? n : NODE_MAX_PEERS;
 }
 
-/* Fail unless each of the count named sections of kind sect has address and id. */
+/* Fail unless each of the count named sections of kind sect has its two
+ * required keys: address and id, or a service's port and target. */
 static bool cfg_named_complete(struct cfg_parse *p, enum cfg_sect sect, unsigned count)
 {
-    size_t addr = (size_t)(cfg_key_find(sect, "address") - cfg_keys);
-    size_t id = (size_t)(cfg_key_find(sect, "id") - cfg_keys);
-    bool boot = sect == SECT_BOOTSTRAP;
+    bool boot = sect == SECT_BOOTSTRAP, svc = sect == SECT_SVC;
+    const char *need[2] = {svc ? "port" : "address", svc ? "target" : "id"};
 
     for (unsigned i = 0; i < count; i++) {
-        const unsigned *seen = boot ? p->boot_key_line[i] : p->peer_key_line[i];
-        const char *missing = !seen[addr] ? "address" : !seen[id] ? "id" : NULL;
-        if (missing) {
-            cfg_fail(p, boot ? p->boot_line[i] : p->peer_line[i], "%s %s has no %s",
-                     boot ? "bootstrap" : "peer",
-                     boot ? p->c->bootstraps[i].name : p->c->peers[i].name, missing);
-            return false;
+        const unsigned *seen = boot  ? p->boot_key_line[i]
+                               : svc ? p->svc_key_line[i]
+                                     : p->peer_key_line[i];
+        unsigned line = boot ? p->boot_line[i] : svc ? p->svc_line[i] : p->peer_line[i];
+
+        for (int k = 0; k < 2; k++) {
+            if (!seen[cfg_key_find(sect, need[k]) - cfg_keys]) {
+                cfg_fail(p, line, "%s %s has no %s", sect_names[sect],
+                         cfg_named_name(p->c, sect, i), need[k]);
+                return false;
+            }
         }
     }
+    return true;
+}
+
+/* Fail unless services are a client's and each has a port of its own. */
+static bool cfg_services(struct cfg_parse *p)
+{
+    const struct client_opts *o = &p->c->client;
+    size_t port = (size_t)(cfg_key_find(SECT_SVC, "port") - cfg_keys);
+
+    if (o->n_services && !(p->c->roles & ROLE_CLIENT))
+        return !cfg_fail(p, p->svc_line[0],
+                         "[service.%s] needs the client role (roles has no client)",
+                         o->services[0].name);
+    for (unsigned i = 0; i < o->n_services; i++)
+        for (unsigned j = 0; j < i; j++)
+            if (o->services[i].port == o->services[j].port)
+                return !cfg_fail(p, p->svc_key_line[i][port],
+                                 "service %s: port %u is service %s's already (line %u)",
+                                 o->services[i].name, o->services[i].port, o->services[j].name,
+                                 p->svc_key_line[j][port]);
     return true;
 }
 
@@ -367,7 +406,8 @@ static void cfg_finish(struct cfg_parse *p)
     unsigned dial;
 
     if (!cfg_named_complete(p, SECT_PEER, c->n_peers) ||
-        !cfg_named_complete(p, SECT_BOOTSTRAP, c->n_bootstraps))
+        !cfg_named_complete(p, SECT_BOOTSTRAP, c->n_bootstraps) ||
+        !cfg_named_complete(p, SECT_SVC, c->client.n_services) || !cfg_services(p))
         return;
     for (unsigned i = 0; i < c->n_bootstraps; i++) {
         for (unsigned j = 0; j < i; j++) {

@@ -18,6 +18,8 @@
  *              loop_interval, constant_rate
  *   [relay]    max_chains, setup_timeout, max_lifetime, exit_queue, capacity
  *   [exit]     policy (relays only; may repeat, each line adds rules)
+ *   [service.NAME] port, target (a service of the client's .ovl name)
+ *   [service]  max_streams, max_streams_per_chain, stream_idle_timeout
  *
  * Unknown sections or keys, bad values and duplicates are rejected with a
  * "file:line: message" error. The reader is config.c, the table of keys and

@@ -18,9 +18,10 @@
 #include "app/config.h"
 
 #define CFG_SECT_NAME_MAX 64
-#define CFG_KEY_COUNT     75 /* rows of cfg_keys[]; config_keys.c asserts it */
+#define CFG_KEY_COUNT     80 /* rows of cfg_keys[]; config_keys.c asserts it */
 
-/* Plain sections first, then the named ones ([peer.NAME], [bootstrap.NAME]). */
+/* Plain sections first, then the named ones ([peer.NAME], [bootstrap.NAME],
+ * [service.NAME]). */
 enum cfg_sect {
     SECT_NONE,
     SECT_NODE,
@@ -32,8 +33,10 @@ enum cfg_sect {
     SECT_RELAY,
     SECT_EXIT,
     SECT_SOCKS,
+    SECT_SERVICE,
     SECT_PEER,
-    SECT_BOOTSTRAP
+    SECT_BOOTSTRAP,
+    SECT_SVC /* [service.NAME] */
 };
 
 struct cfg_parse;
@@ -80,12 +83,14 @@ struct cfg_parse {
     unsigned line; /* physical line last handed to libinih (libinih counts alike) */
     enum cfg_sect sect;
     char sect_name[CFG_SECT_NAME_MAX];
-    unsigned peer;                      /* index in c->peers or c->bootstraps (named sections) */
+    unsigned peer; /* index in c->peers, c->bootstraps or c->client.services (named sections) */
     unsigned key_line[CFG_KEY_COUNT];   /* line where a key of a plain section was set */
     unsigned peer_line[NODE_MAX_PEERS]; /* line of each [peer.NAME] header */
     unsigned peer_key_line[NODE_MAX_PEERS][CFG_KEY_COUNT];
     unsigned boot_line[DIR_MAX_BOOTSTRAPS]; /* line of each [bootstrap.NAME] header */
     unsigned boot_key_line[DIR_MAX_BOOTSTRAPS][CFG_KEY_COUNT];
+    unsigned svc_line[CLIENT_MAX_SERVICES]; /* line of each [service.NAME] header */
+    unsigned svc_key_line[CLIENT_MAX_SERVICES][CFG_KEY_COUNT];
     unsigned listen_line[NODE_MAX_LISTEN]; /* line of each listen value */
     unsigned listen_any;                   /* bit i: listen[i] named no transport */
     unsigned socks_line[CLIENT_MAX_SOCKS]; /* line of each [socks] listen */

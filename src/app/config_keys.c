@@ -362,6 +362,38 @@ static int set_socks(struct cfg_parse *p, const struct key_def *k, const char *v
     return 0;
 }
 
+/* [service.NAME] port = 1..65535, and target = HOST:PORT: a name or an
+ * IP literal, kept as a name that each stream resolves (a literal needs
+ * no DNS). */
+static int set_service(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    struct client_service *sv = &p->c->client.services[p->peer];
+    struct stream_target *t = &sv->target;
+    char uri[OVL_URI_MAX];
+    struct ovl_uri u;
+    uint64_t n;
+
+    (void)k;
+    if (strcmp(p->key, "port") == 0) {
+        if (parse_decimal(v, &n) != 0 || n < 1 || n > 65535)
+            return cfg_fail(p, p->line, "service %s: bad port '%s' (expected 1..65535)", sv->name,
+                            v);
+        sv->port = (uint16_t)n;
+        return 0;
+    }
+    snprintf(uri, sizeof(uri), "tcp://%s", v);
+    if (strlen(v) >= sizeof(uri) - 6 || uri_parse(&u, uri) != 0 || u.port == 0 ||
+        strlen(u.host) >= sizeof(t->name))
+        return cfg_fail(p, p->line,
+                        "service %s: bad target '%s' (expected HOST:PORT or [IPv6]:PORT)", sv->name,
+                        v);
+    memset(t, 0, sizeof(*t));
+    t->atyp = STA_NAME;
+    t->port = u.port;
+    memcpy(t->name, u.host, strlen(u.host) + 1);
+    return 0;
+}
+
 /* The known transports, compiled in or not. */
 static const char *const tp_known[] = {"tcp", "quic"};
 
@@ -420,6 +452,7 @@ enum key_set {
     KS_PEER_ID,
     KS_POLICY,
     KS_SOCKS,
+    KS_SERVICE,
     KS_POW2,
     KS_ROLES,
     KS_SOURCE,
@@ -430,6 +463,7 @@ enum key_set {
     KS_WEIGHTING,
 };
 
+/* clang-format off */
 static const key_setter cfg_setters[] = {
     [KS_AEAD] = set_aead,
     [KS_BOOL] = set_bool,
@@ -440,6 +474,7 @@ static const key_setter cfg_setters[] = {
     [KS_PEER_ID] = set_peer_id,
     [KS_POLICY] = set_policy,
     [KS_SOCKS] = set_socks,
+    [KS_SERVICE] = set_service,
     [KS_POW2] = set_pow2,
     [KS_ROLES] = set_roles,
     [KS_SOURCE] = set_source,
@@ -449,6 +484,7 @@ static const key_setter cfg_setters[] = {
     [KS_UINT] = set_uint,
     [KS_WEIGHTING] = set_weighting,
 };
+/* clang-format on */
 
 /* Where a key stores its value: the offset and size of a field of struct
  * ovl_config (OPT_FIELD: of its node options). */
@@ -588,7 +624,16 @@ _Static_assert(sizeof(struct ovl_config) <= UINT16_MAX, "key_def.off is 16 bits"
         CFG_FIELD(relay.stream_idle_ms))                                                           \
     /* [socks] */                                                                                  \
     X(SOCKS, listen, .set = KS_SOCKS, .repeat = 1)                                                 \
-    X(SOCKS, allow_remote, .set = KS_BOOL, CFG_FIELD(client.socks_remote))
+    X(SOCKS, allow_remote, .set = KS_BOOL, CFG_FIELD(client.socks_remote))                         \
+    /* [service] and [service.NAME] */                                                             \
+    X(SERVICE, max_streams, .set = KS_UINT, .min = 1, .max = 1000000,                              \
+        CFG_FIELD(client.svc_max_streams))                                                         \
+    X(SERVICE, max_streams_per_chain, .set = KS_UINT, .min = 1, .max = 1000000,                    \
+        CFG_FIELD(client.svc_max_per_chain))                                                       \
+    X(SERVICE, stream_idle_timeout, .set = KS_UINT, .min = 1000, .max = 86400000,                  \
+        CFG_FIELD(client.svc_idle_ms))                                                             \
+    X(SVC, port, .set = KS_SERVICE)                                                                \
+    X(SVC, target, .set = KS_SERVICE)
 /* clang-format on */
 #define KEY_NAME(s, n, ...) #n "\0"
 #define KEY_ROW(s, n, ...)  {.sect = SECT_##s, __VA_ARGS__},

@@ -505,10 +505,10 @@ static void chain_build(struct cline *line)
     ch->created_ms = clock_now_ms();
     DL_APPEND(c->chains, ch);
     line->building = ch;
-    if (line == &c->main && (c->flags & CF_AVOID)) {
+    if (line->flags & CLF_AVOID) {
         ch->has_avoid = true;
-        memcpy(ch->avoid, c->avoid, OVL_ED25519_PK);
-        c->flags &= ~CF_AVOID;
+        memcpy(ch->avoid, line->avoid, OVL_ED25519_PK);
+        line->flags &= ~CLF_AVOID;
         c->st.avoid_builds++;
     }
     if (line->flags & CLF_REPAIR) {
@@ -546,7 +546,7 @@ static bool line_wants(struct client *c, struct cline *line, uint64_t now)
     if (line->building || now < line->next_build_ms || (line->flags & CLF_DEAD))
         return false;
     if (line->current)
-        return (main && (c->flags & CF_AVOID)) ||
+        return (line->flags & CLF_AVOID) ||
                ((main || line->streams) &&
                 now >= line->current->ready_ms + REPLACE_AT(c->o.lifetime_ms));
     return line->streams > 0 ||
@@ -567,17 +567,17 @@ void cchain_maybe_build(struct client *c)
     }
 }
 
-void cchain_avoid(struct client *c, const uint8_t dest[OVL_ED25519_PK])
+void cchain_avoid(struct cline *line, const uint8_t dest[OVL_ED25519_PK])
 {
-    struct cchain *b = c->main.building;
+    struct cchain *b = line->building;
 
     /* Asked for once: by the next build, or the one under way already. */
-    if (!(c->flags & CF_AVOID) &&
+    if (!(line->flags & CLF_AVOID) &&
         (!b || !b->has_avoid || memcmp(b->avoid, dest, OVL_ED25519_PK) != 0)) {
-        c->flags |= CF_AVOID;
-        memcpy(c->avoid, dest, OVL_ED25519_PK);
+        line->flags |= CLF_AVOID;
+        memcpy(line->avoid, dest, OVL_ED25519_PK);
     }
-    cchain_maybe_build(c);
+    cchain_maybe_build(line->c);
 }
 
 int client_new_chain(struct client *c)
@@ -645,8 +645,7 @@ static void chain_ready(struct cchain *ch)
         line->building = NULL;
     line->current = ch;
     line->flags |= CLF_MOVED;
-    if (line == &c->main)
-        c->flags &= ~CF_AVOID; /* send_pump asks again if this chain has the destination too */
+    line->flags &= ~CLF_AVOID; /* asked again if this chain has the destination too */
     line->fails = 0;
     line->backoff_ms = BACKOFF_MIN_MS;
     if (old && old != ch) {

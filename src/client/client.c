@@ -45,6 +45,7 @@ static void on_link_drained(void *ctx, struct link *l)
 
     if (c->flags & CF_STOPPED)
         return;
+    svc_drained(c, l);
     DL_FOREACH(c->lines, line)
     {
         if (line->current && line->current->link_serial == l->serial) {
@@ -54,20 +55,13 @@ static void on_link_drained(void *ctx, struct link *l)
     }
 }
 
-/* A delivery ID an exit opened on a link to us: the chanmap routes its
- * later cells here, so only the first cell of each goes to on_deliver. */
-struct deliv {
-    struct client *c;
-    struct deliv *prev, *next; /* c->delivs */
-    struct link *l;
-    uint32_t id;
-    uint64_t last_ms; /* its last cell (monotonic) */
-    bool kept;        /* it delivered a message, which may be answered on it */
-};
-
-/* Forget d (its chanmap slot already gone or removed by the caller). */
+/* Forget d (its chanmap slot already gone or removed by the caller). Only
+ * the first cell of a delivery ID goes to on_deliver: the chanmap routes
+ * the later ones to deliv_cell. */
 static void deliv_free(struct deliv *d)
 {
+    if (d->n_streams)
+        svc_way_gone(d->c, d);
     DL_DELETE(d->c->delivs, d);
     free(d);
 }
@@ -91,6 +85,10 @@ static void deliv_cell(void *obj, struct link *l, const struct cell *cl)
         return;
     c->st.cells_in++;
     d->last_ms = from.now_ms = clock_now_ms();
+    if (cl->len > 0 && cl->payload[0] == MSG_STREAM_TYPE) {
+        svc_input(c, d, cl->payload, cl->len);
+        return;
+    }
     from.wall_ms = clock_wall_ms();
     keys = dir_onion_keys(c->n->dir, &n_keys);
     r = msg_rx_fragment(&c->rx, &from, cl->payload, cl->len, keys, n_keys, ack.payload);
@@ -149,14 +147,15 @@ static void on_deliver(void *ctx, struct link *l, const struct cell *cl)
 
 /* Forget delivery IDs idle for reassembly_timeout, or replay_window once
  * they delivered a message (all of them with now UINT64_MAX); the exit's
- * next cell on one opens it again. */
+ * next cell on one opens it again. The way back of a stream stays. */
 static void deliv_expire(struct client *c, uint64_t now)
 {
     struct deliv *d, *tmp;
 
     DL_FOREACH_SAFE(c->delivs, d, tmp)
     {
-        if (now - d->last_ms >= (d->kept ? c->o.replay_window_ms : c->o.reassembly_timeout_ms)) {
+        if ((!d->n_streams || now == UINT64_MAX) &&
+            now - d->last_ms >= (d->kept ? c->o.replay_window_ms : c->o.reassembly_timeout_ms)) {
             chanmap_del(c->n, d->l, d->id);
             deliv_free(d);
         }
@@ -175,6 +174,7 @@ static void on_tick(uv_timer_t *t)
     socks_tick(c, now);
     lines_tick(c, now);
     cchain_maybe_build(c);
+    svc_tick(c, now);
     if (c->queue)
         send_pump(c);
 }
@@ -188,7 +188,8 @@ static bool opts_valid(const struct client_opts *o)
            o->max_message <= UINT32_MAX - MSG_OVERHEAD_MAX && o->inbox_messages > 0 &&
            o->inbox_bytes > 0 && o->send_queue > 0 && o->reassembly_timeout_ms > 0 &&
            o->constant_rate <= 10000 && o->replay_window_ms > 0 && o->tombstones > 0 &&
-           o->max_chains > 0 && o->chain_idle_ms > 0;
+           o->max_chains > 0 && o->chain_idle_ms > 0 && o->n_services <= CLIENT_MAX_SERVICES &&
+           o->svc_max_streams > 0 && o->svc_max_per_chain > 0 && o->svc_idle_ms > 0;
 }
 
 void client_opts_defaults(struct client_opts *o)
@@ -211,6 +212,9 @@ void client_opts_defaults(struct client_opts *o)
     o->tombstones = 65536;
     o->max_chains = 8;
     o->chain_idle_ms = 60000;
+    o->svc_max_streams = 1024;
+    o->svc_max_per_chain = 256;
+    o->svc_idle_ms = 300000;
 }
 
 int client_init(struct node *n, const struct client_opts *o, struct client **out)
@@ -236,6 +240,8 @@ int client_init(struct node *n, const struct client_opts *o, struct client **out
     c->chain_ready_cb = send_pump;
     c->view_cb = socks_view;
     c->stream_cb = socks_back;
+    c->rec_cb = socks_rec_back;
+    c->unreach_cb = socks_unreachable;
     rc = msg_rx_init(&c->rx, o, &c->st);
     if (rc)
         goto fail;
@@ -277,6 +283,7 @@ void client_stop(struct client *c)
         return;
     c->flags |= CF_STOPPED;
     socks_stop(c);
+    svc_stop(c);
     chanmap_unregister_opener(c->n, CELL_CHAIN_DELIVER, on_deliver, c);
     deliv_expire(c, UINT64_MAX);
     node_unobserve_links(c->n, c);
@@ -405,5 +412,5 @@ void client_stats(const struct client *c, struct client_stats *st)
     st->bytes_held = sendq_bytes(c) + msg_rx_held(&c->rx) +
                      (uint64_t)st->chains * sizeof(struct cchain) + socks_bytes_held(c) +
                      (uint64_t)c->n_exits * sizeof(struct desc) +
-                     (uint64_t)c->n_lines * sizeof(struct cline);
+                     (uint64_t)c->n_lines * sizeof(struct cline) + svc_bytes_held(c);
 }

@@ -51,6 +51,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chain/stream.h"
 #include "core/node.h"
 #include "lib/err.h"
 
@@ -64,8 +65,17 @@
 #define CLIENT_MAX_SOCKS_CONNS 1024  /* SOCKS connections at once, streams or not */
 #define CLIENT_MAX_EXITS       256   /* exits kept in the view of the relay list */
 #define CLIENT_CLASS_LABEL     12    /* "default" or "k" and 8 hex digits, and a NUL */
+#define CLIENT_MAX_SERVICES    16    /* [service.NAME] sections */
+#define CLIENT_SERVICE_NAME    32    /* a service's NAME, including NUL */
 
 enum client_chain_source { CHAIN_SOURCE_BOOTSTRAP = 0, CHAIN_SOURCE_LOCAL = 1 };
+
+/* A [service.NAME]: streams to port of our <node id>.ovl name reach target. */
+struct client_service {
+    char name[CLIENT_SERVICE_NAME];
+    uint16_t port;               /* 1..65535, one service each */
+    struct stream_target target; /* STA_NAME: a name or a literal, resolved per stream */
+};
 
 struct client_opts {
     enum client_chain_source source; /* [chain] source, default bootstrap */
@@ -92,6 +102,11 @@ struct client_opts {
     char socks[CLIENT_MAX_SOCKS][CLIENT_SOCKS_ADDR]; /* [socks] listen: IP literal and port */
     unsigned n_socks;
     bool socks_remote; /* [socks] allow_remote: listen beyond loopback */
+    struct client_service services[CLIENT_MAX_SERVICES];
+    unsigned n_services;
+    uint32_t svc_max_streams;   /* [service] max_streams, default 1024 */
+    uint32_t svc_max_per_chain; /* [service] max_streams_per_chain, default 256 */
+    uint32_t svc_idle_ms;       /* [service] stream_idle_timeout, default 300000 */
 };
 
 /* What became of a message: 0 delivered (acknowledged by the destination),
@@ -152,9 +167,16 @@ struct client_stats {
     uint64_t streams_failed;      /* streams that ended otherwise than done both ways */
     uint64_t stream_cells_out, stream_cells_in; /* BODY_STREAM sent, BODY_STREAM_BACK taken */
     uint64_t stream_unknown;                    /* stream frames for no stream of ours */
-    uint64_t socks_refused;   /* SOCKS connections refused: bad, slow, over a cap */
-    uint64_t streams_no_exit; /* streams refused at once: no registered exit takes them */
-    uint32_t streams_active;  /* streams open now */
+    uint64_t socks_refused;           /* SOCKS connections refused: bad, slow, over a cap */
+    uint64_t streams_no_exit;         /* streams refused at once: no registered exit takes them */
+    uint64_t service_streams_opened;  /* streams to our services that connected */
+    uint64_t service_streams_refused; /* opens refused: no such service, a cap, malformed */
+    uint64_t service_streams_failed;  /* service connections that failed or timed out */
+    uint64_t service_records_bad;     /* stream records dropped: not authentic, malformed,
+                                         for no stream (either end) */
+    uint64_t service_replays;         /* opens seen before: dropped */
+    uint32_t streams_active;          /* streams open now */
+    uint32_t service_streams_active;  /* streams to our services open now */
     uint32_t setup_us_p50, setup_us_p90, setup_samples; /* SETUP sent -> SETUP_OK, recent chains */
     uint32_t rtt_us_p50, rtt_us_p90, rtt_samples;       /* first send -> ack, messages sent once */
     uint32_t inbox_messages, send_queued;

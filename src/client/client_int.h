@@ -9,10 +9,15 @@
  *     lines.c   lines of chains for streams: classes (isolation keys),
  *               the registered exits' policies, which line takes a stream
  *     send.c    sending: lookups, the pump, cover, constant rate
+ *     socks.c   the SOCKS5 front end and its streams
+ *     svc.c     our end of streams to our services
  *     client.c  the role: init and stop, the tick, link events, delivery
- * The one way back up is a callback, not a call by name: a chain becoming
+ * (srec.c, the sealing of stream records, and socks5.c call none of them.)
+ * The ways back up are callbacks, not calls by name: a chain becoming
  * current runs c->chain_ready_cb, which client_init points at send_pump,
- * and the exits' policies arriving run c->view_cb (socks_view).
+ * and the exits' policies arriving run c->view_cb (socks_view); frames
+ * and records for the SOCKS streams reach socks.c through c->stream_cb,
+ * c->rec_cb and c->unreach_cb.
  * A message entering the inbox runs c->inbox_cb, which the layer above
  * registers (client_on_inbox).
  */
@@ -95,13 +100,24 @@ struct out_msg {
 /* struct client's flags. */
 enum client_flag {
     CF_STOPPED = 1u << 0, /* client_stop ran */
-    CF_AVOID = 1u << 1,   /* the main line's next build leaves c->avoid out */
     CF_VIEW = 1u << 2,    /* the relay list for c->exits is being fetched */
 };
 
-struct deliv;
+/* A delivery ID an exit opened on a link to us (client.c): the chanmap
+ * routes its later cells to it. */
+struct deliv {
+    struct client *c;
+    struct deliv *prev, *next; /* c->delivs */
+    struct link *l;
+    uint32_t id;
+    uint64_t last_ms;   /* its last cell (monotonic) */
+    bool kept;          /* it delivered a message, which may be answered on it */
+    unsigned n_streams; /* streams to our services whose way back it is (svc.c) */
+};
+
 struct socks_conn;
 struct socks_lis;
+struct svc_stream;
 
 /* struct cline's flags. */
 enum cline_flag {
@@ -110,6 +126,7 @@ enum cline_flag {
     CLF_EXIT = 1u << 2,   /* every chain of the line ends at exit */
     CLF_MOVED = 1u << 3,  /* a chain became current or was repaired: streams rewind */
     CLF_DEAD = 1u << 4,   /* its exit is gone: its streams end, then the line */
+    CLF_AVOID = 1u << 5,  /* the next build leaves avoid out */
 };
 
 /* A line: the chains that follow one another (built, repaired, replaced)
@@ -131,6 +148,8 @@ struct cline {
     unsigned fails;                /* builds failed since its last ready chain */
     uint8_t key[CLIENT_CLASS_KEY]; /* with CLF_KEYED */
     struct desc exit;              /* with CLF_EXIT */
+    uint8_t avoid[OVL_ED25519_PK]; /* with CLF_AVOID: a destination (of a message, or a
+                                      .ovl stream) that is a relay of its chain */
     struct socks_conn *conns;      /* its streams (socks.c, utlist) */
     unsigned streams;              /* how many */
     uint64_t idle_ms;              /* since when it has none (monotonic) */
@@ -145,9 +164,7 @@ struct client {
     struct cline *lines; /* every line, main first (utlist) */
     unsigned n_lines;
     uint32_t next_serial;
-    uint8_t avoid[OVL_ED25519_PK]; /* with CF_AVOID: a message's destination that is a
-                                      relay of the main line's chain */
-    struct desc *exits;            /* lines.c: registered exits (our view), n_exits */
+    struct desc *exits; /* lines.c: registered exits (our view), n_exits */
     unsigned n_exits;
     uint64_t view_ms;         /* when the view was taken; 0: none yet */
     uint64_t view_try_ms;     /* when a fetch of it last failed; 0: none */
@@ -173,12 +190,19 @@ struct client {
     void (*view_cb)(struct client *c);        /* the exits' view came (or failed): socks_view */
     void (*inbox_cb)(void *arg);              /* a message entered the inbox (client_on_inbox) */
     void (*stream_cb)(struct cchain *ch, const uint8_t *f, size_t len); /* BODY_STREAM_BACK */
+    /* A stream record dest sent back on ch (socks_rec_back), and dest
+     * cannot be reached (socks_unreachable). */
+    void (*rec_cb)(struct cchain *ch, const uint8_t *dest, const uint8_t *rec, size_t len);
+    void (*unreach_cb)(struct client *c, const uint8_t *dest);
     /* socks.c: the SOCKS front end and its streams */
     struct socks_lis *socks_lis[CLIENT_MAX_SOCKS];
     struct socks_conn *socks_conns; /* every connection (utlist) */
     struct socks_conn *streams;     /* those with a stream, by sid (uthash) */
     unsigned n_socks_conns;
     unsigned stream_slots; /* constant_rate: frames the streams may send now */
+    /* svc.c: streams to our services */
+    struct svc_stream *svcs; /* by sid (uthash) */
+    unsigned svc_resolving, svc_blocked;
     void *inbox_arg;
 };
 
@@ -199,7 +223,8 @@ struct out_msg *sendq_add(struct client *c, const uint8_t dest[OVL_ED25519_PK], 
 /* Fail m (counted, logged) and tell its owner. */
 void sendq_fail(struct out_msg *m, const char *why);
 
-/* Fail every queued message to dest. */
+/* Fail every queued message to dest, and every stream to dest that is
+ * not open yet (c->unreach_cb). */
 void sendq_fail_to(struct client *c, const uint8_t dest[OVL_ED25519_PK], const char *why);
 
 /* The exit could not hand a fragment to dest (reason from BODY_DELIVER_FAIL,
@@ -245,9 +270,10 @@ void cchain_line_add(struct client *c, struct cline *line);
  * c->lines and free it (never c->main). Its streams must be gone. */
 void cchain_line_free(struct cline *line);
 
-/* The first queued message goes to dest, a relay of the main chain:
- * have a chain built that leaves dest out. */
-void cchain_avoid(struct client *c, const uint8_t dest[OVL_ED25519_PK]);
+/* The first queued message (line: the main one) or a .ovl stream of
+ * line goes to dest, a relay of line's chain: have a chain built for
+ * line that leaves dest out. */
+void cchain_avoid(struct cline *line, const uint8_t dest[OVL_ED25519_PK]);
 
 /* Return whether pk is one of ch's relays. A chain never carries a message
  * to one of its own relays: that relay would see the route and the
@@ -346,5 +372,35 @@ uint64_t socks_bytes_held(const struct client *c);
 
 /* End handshakes that take too long. */
 void socks_tick(struct client *c, uint64_t now);
+
+/* A stream record (len bytes, hostile) node dest sent back on ch: to
+ * its stream, opened with its keys. */
+void socks_rec_back(struct cchain *ch, const uint8_t *dest, const uint8_t *rec, size_t len);
+
+/* dest cannot be reached (the exit could not, or every route crosses
+ * it): its streams not opened yet fail. */
+void socks_unreachable(struct client *c, const uint8_t *dest);
+
+/* ---- svc.c: our end of streams to our services (docs/PROTOCOL.md 20.6) ---- */
+
+/* A stream record (len bytes, hostile) that came on delivery ID d: to its
+ * stream, opening one for an open record. */
+void svc_input(struct client *c, struct deliv *d, const uint8_t *rec, size_t len);
+
+/* d is going: its streams lose their way back until a record comes on
+ * another delivery ID. */
+void svc_way_gone(struct client *c, struct deliv *d);
+
+/* l drained: pump the streams that found it full. */
+void svc_drained(struct client *c, struct link *l);
+
+/* Fail dials that passed their deadline. */
+void svc_tick(struct client *c, uint64_t now);
+
+/* Reset every stream (the client stops). */
+void svc_stop(struct client *c);
+
+/* Bytes the service streams hold now. */
+uint64_t svc_bytes_held(const struct client *c);
 
 #endif

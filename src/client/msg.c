@@ -766,6 +766,18 @@ void msg_rx_expire(struct msg_rx *rx, uint64_t now_ms, uint64_t wall_ms)
         part_forget(rx, l[MSG_SENT]);
 }
 
+int msg_rx_seen(struct msg_rx *rx, const uint8_t id[CLIENT_MSG_ID], uint64_t sent_ms,
+                uint64_t wall_ms)
+{
+    if (sent_ms > wall_ms + rx->window_ms || wall_ms > sent_ms + rx->window_ms) {
+        rx->st->dropped_stale++;
+        return OVL_ETIMEDOUT;
+    }
+    if (by_id_find(rx, id))
+        return OVL_EEXIST;
+    return tomb_new(rx, id, sent_ms + rx->window_ms, wall_ms) ? 0 : OVL_ENOMEM;
+}
+
 void msg_rx_sent(struct msg_rx *rx, const uint8_t id[CLIENT_MSG_ID], const uint8_t rkey[MSG_KEY],
                  uint64_t wall_ms)
 {

@@ -23,6 +23,10 @@
  *     MSG_ACK_TYPE(1) | msg_id(16) | tag(16),  tag = KDF_LABEL(k, "ovl-e2e-ack-v2")[0..16)
  * Only the two ends know k, so no relay can forge an acknowledgement.
  *
+ * Stream records (srec.h) travel beside fragments both ways and begin
+ * with MSG_STREAM_TYPE: no message ID begins with it (client_send draws
+ * again), so a destination tells them from fragments by their first byte.
+ *
  * Reply (receiver -> sender, the same way: docs/PROTOCOL.md 19.12): each
  * fragment is an ordinary one whose message ID rid is fresh and has
  * rid[0] = MSG_REPLY_TYPE, so its first byte types the record as an
@@ -63,6 +67,7 @@
 #define MSG_KEY          32                                /* rkey */
 #define MSG_REPLY_TYPE   2
 #define MSG_REPLY_MIN    (CLIENT_MSG_ID + 1 + OVL_AEAD_TAG) /* 33: the smallest blob */
+#define MSG_STREAM_TYPE  3 /* a stream record, either way (srec.h) */
 
 /* Encrypt message m (len bytes, 1..) to a destination whose onion key is
  * onion_pk, stamped with wall_ms (our wall clock, ms since the Unix epoch;
@@ -162,6 +167,15 @@ void msg_rx_free(struct msg_rx *rx);
 enum msg_rx_result msg_rx_fragment(struct msg_rx *rx, const struct msg_from *from,
                                    const uint8_t *frag, size_t len, const struct dir_onion *keys,
                                    unsigned n_keys, uint8_t ack[MSG_ACK_LEN]);
+
+/* Remember id, a stream's open sealed at sent_ms, as delivered (a
+ * tombstone) until sent_ms + replay_window, so a replay cannot open the
+ * stream twice: 0 when new, OVL_ETIMEDOUT when sent_ms is outside the
+ * window of wall_ms (dropped_stale), OVL_EEXIST when remembered already,
+ * OVL_ENOMEM when every tombstone is still in its window (counted as
+ * for messages). */
+int msg_rx_seen(struct msg_rx *rx, const uint8_t id[CLIENT_MSG_ID], uint64_t sent_ms,
+                uint64_t wall_ms) OVL_WUR;
 
 /* Keep rkey for the replies to message id, which we sealed at wall_ms,
  * until wall_ms + replay_window. When `tombstones` keys are kept the

@@ -121,7 +121,7 @@ static int send_next(struct client *c, struct cchain *ch, struct link *l)
     if (cchain_crosses(ch, m->dest)) {
         /* It waits for a chain without its destination; so does the queue
          * behind it, as order is kept. */
-        cchain_avoid(c, m->dest);
+        cchain_avoid(&c->main, m->dest);
         return 0;
     }
     if (m->next_frag < m->nfrags) {

@@ -78,7 +78,9 @@ struct out_msg *sendq_add(struct client *c, const uint8_t dest[OVL_ED25519_PK], 
     m->cb_arg = arg;
     m->rto_ms = c->o.retransmit_ms;
     m->deadline_ms = clock_now_ms() + c->o.deadline_ms;
-    ovl_random(m->id, CLIENT_MSG_ID);
+    do /* the first byte types what a destination receives (msg.h) */
+        ovl_random(m->id, CLIENT_MSG_ID);
+    while (m->id[0] == MSG_STREAM_TYPE);
     DL_APPEND(c->queue, m);
     if (c->n_queue++ == 0)
         c->busy_from_us = clock_now_us();
@@ -102,6 +104,8 @@ void sendq_fail_to(struct client *c, const uint8_t dest[OVL_ED25519_PK], const c
 {
     struct out_msg *m, *tmp;
 
+    if (c->unreach_cb)
+        c->unreach_cb(c, dest);
     DL_FOREACH_SAFE(c->queue, m, tmp)
     {
         if (memcmp(m->dest, dest, OVL_ED25519_PK) == 0)
@@ -116,6 +120,8 @@ void sendq_undeliverable(struct client *c, const uint8_t dest[OVL_ED25519_PK], u
 
     node_id_format(id, dest);
     log_info(&c->n->log, "client: exit cannot deliver to %s (reason %u)", id, reason);
+    if (c->unreach_cb)
+        c->unreach_cb(c, dest);
     DL_FOREACH(c->queue, m)
     {
         if (m->next_frag > 0 && memcmp(m->dest, dest, OVL_ED25519_PK) == 0) {
@@ -203,7 +209,8 @@ static void reply_in(struct cchain *ch, const uint8_t *rec, size_t len)
     }
 }
 
-/* The destination dest read message id, if the tag says so; or it answers. */
+/* The destination dest read message id, if the tag says so; or it
+ * answers, or one of our streams to it goes on. */
 void sendq_back(struct cchain *ch, const uint8_t *dest, const uint8_t *rec, size_t len)
 {
     struct client *c = ch->c;
@@ -211,6 +218,10 @@ void sendq_back(struct cchain *ch, const uint8_t *dest, const uint8_t *rec, size
 
     if (len > 0 && rec[0] == MSG_REPLY_TYPE) {
         reply_in(ch, rec, len);
+        return;
+    }
+    if (len > 0 && rec[0] == MSG_STREAM_TYPE && c->rec_cb) {
+        c->rec_cb(ch, dest, rec, len);
         return;
     }
     if (len < MSG_ACK_LEN || rec[0] != MSG_ACK_TYPE) {

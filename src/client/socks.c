@@ -18,6 +18,13 @@
  * in place), the streams of that line go back to their last acknowledged
  * byte on the new one.
  *
+ * A stream to <node id>.ovl goes to that node's services (docs/PROTOCOL.md
+ * 20.6) on a line of its class, whatever the line's exit: once the
+ * directory gave the node's onion key, its frames go sealed end to end
+ * (srec.h) in BODY_DELIVER bodies to the node, never on a chain the node
+ * is a relay of, and its records come back in BODY_DELIVER_BACK. The name
+ * is never resolved: an ID the directory does not know is unreachable.
+ *
  * A connection record lives until both its socket is closed and its stream
  * is freed (a finished stream lingers after the socket closed).
  */
@@ -30,6 +37,8 @@
 #include "chain/stsock.h"
 #include "client/client_int.h"
 #include "client/socks5.h"
+#include "client/srec.h"
+#include "lib/bytes.h"
 #include "lib/clock.h"
 #include "lib/crypto.h"
 #include "lib/htab.h"
@@ -46,6 +55,7 @@ enum {
     SCF_REPLIED = 1u << 1,   /* the SOCKS reply went out */
     SCF_SOCK_GONE = 1u << 2, /* the socket's close callback ran */
     SCF_WAIT = 1u << 3,      /* the stream waits for the view of the exits */
+    SCF_LOOKUP = 1u << 4,    /* a .ovl name's lookup is out (dir_cancel) */
 };
 
 struct socks_conn {
@@ -56,12 +66,14 @@ struct socks_conn {
     struct cline *line;               /* the line its stream is on, once placed */
     struct socks_conn *lprev, *lnext; /* line->conns */
     struct stream *s;
+    struct srec *rec;             /* a .ovl stream's keys, else NULL */
+    uint8_t dest[OVL_ED25519_PK]; /* a .ovl stream's node */
     uint8_t sid[STREAM_SID];
     unsigned flags;
     uint64_t since_ms;
     struct socks5 p;
-    uint8_t in[600]; /* handshake bytes not yet parsed */
-    size_t in_len;
+    uint8_t in[600];        /* handshake bytes not yet parsed */
+    size_t in_len, in_used; /* in_used: of them, the request's (a .ovl lookup) */
 };
 
 struct socks_lis {
@@ -88,8 +100,12 @@ static void conn_maybe_free(struct socks_conn *sc)
 {
     if (!(sc->flags & SCF_SOCK_GONE) || sc->s)
         return;
+    if (sc->flags & SCF_LOOKUP)
+        dir_cancel(sc->c->n->dir, sc);
     DL_DELETE(sc->c->socks_conns, sc);
     sc->c->n_socks_conns--;
+    srec_wipe(sc->rec);
+    free(sc->rec);
     free(sc);
 }
 
@@ -156,11 +172,21 @@ static int conn_send(struct stream *s, const uint8_t *f, size_t len)
 
     if (!ch || ch->state != CCH_READY || !(l = link_by_serial(c->n, ch->link_serial)))
         return OVL_ECLOSED; /* the next chain takes it from the last ack */
+    if (sc->rec && cchain_crosses(ch, sc->dest)) {
+        cchain_avoid(sc->line, sc->dest); /* the node would see the route and the stream */
+        return OVL_ECLOSED;
+    }
     if (c->o.constant_rate && !c->stream_slots)
         return OVL_EAGAIN; /* the rate timer's next free slot pumps again */
     memset(body, 0, sizeof(body));
-    body_hdr_put(body, BODY_STREAM, (uint16_t)len);
-    memcpy(body + BODY_HDR, f, len);
+    if (sc->rec) {
+        len = srec_seal(sc->rec, SREC_FWD, body + BODY_HDR + OVL_ED25519_PK, f, len);
+        memcpy(body + BODY_HDR, sc->dest, OVL_ED25519_PK);
+        body_hdr_put(body, BODY_DELIVER, (uint16_t)(OVL_ED25519_PK + len));
+    } else {
+        body_hdr_put(body, BODY_STREAM, (uint16_t)len);
+        memcpy(body + BODY_HDR, f, len);
+    }
     rc = cchain_fwd_send(ch, l, ch->length, body);
     if (rc == 0) {
         c->st.stream_cells_out++;
@@ -227,7 +253,8 @@ static void conn_target(const struct socks_conn *sc, struct stream_target *t)
 }
 
 /* Put sc's stream on a line of its class whose exit takes its target
- * (lines_place). It waits while the view of the exits is fetched; with
+ * (lines_place; any line of its class for a .ovl stream, which needs no
+ * exit's policy). It waits while the view of the exits is fetched; with
  * no line for it, it ends with the reply that says why, having sent
  * nothing: 0x02 when no registered exit takes the target, else 0x01. */
 static void conn_place(struct socks_conn *sc)
@@ -242,7 +269,7 @@ static void conn_place(struct socks_conn *sc)
     conn_target(sc, &t);
     if (keyed)
         lines_class_key(c->class_secret, rq->user, rq->user_len, rq->pass, rq->pass_len, key);
-    rc = lines_place(c, keyed ? key : NULL, &t, &sc->line);
+    rc = lines_place(c, keyed ? key : NULL, sc->rec ? NULL : &t, &sc->line);
     ovl_wipe(key, sizeof(key));
     sc->flags &= ~SCF_WAIT;
     if (rc == OVL_EAGAIN) {
@@ -277,31 +304,17 @@ void socks_view(struct client *c)
     }
 }
 
-/* The request is complete: open a stream to its target with the bytes
- * that followed it. */
-static void conn_open(struct socks_conn *sc, size_t used)
+/* Open the stream (open args alen bytes, frames of mtu) with the bytes
+ * that followed the request, and place it. */
+static void conn_stream(struct socks_conn *sc, const uint8_t *args, size_t alen, size_t mtu)
 {
     struct client *c = sc->c;
-    const struct socks5_req *rq = &sc->p.req;
-    struct stream_target t;
-    uint8_t args[STREAM_ARGS_MAX + 4], *p;
-    uint8_t id[OVL_ED25519_PK];
-    int alen;
-    size_t n;
+    size_t used = sc->in_used, n;
+    uint8_t *p;
 
-    uv_read_stop((uv_stream_t *)&sc->ss.tcp);
-    sc->flags &= ~SCF_HELLO;
-    conn_target(sc, &t);
-    if (rq->atyp == SOCKS5_ATYP_NAME && socks5_is_ovl_name(rq->host, id) != 0) {
-        /* Services on .ovl names are not reached yet: unreachable. */
-        conn_reply(sc, SOCKS5_REP_HOST_UNREACH);
-        return;
-    }
-    alen = stream_target_put(args, &t);
-    ovl_random(sc->sid, sizeof(sc->sid));
-    if (alen < 0 || c->st.streams_active >= CLIENT_MAX_STREAMS ||
-        stream_new(c->n->loop, &conn_ops, sc, sc->sid, args, (size_t)alen, SOCKS_MTU, SOCKS_IDLE_MS,
-                   &sc->s) != 0) {
+    if (c->st.streams_active >= CLIENT_MAX_STREAMS ||
+        stream_new(c->n->loop, &conn_ops, sc, sc->sid, args, alen, mtu, SOCKS_IDLE_MS, &sc->s) !=
+            0) {
         conn_reply(sc, SOCKS5_REP_FAIL);
         return;
     }
@@ -322,6 +335,59 @@ static void conn_open(struct socks_conn *sc, size_t used)
      * that gives up is noticed. Nothing comes back before SE_OPENED. */
     if (sc->s && stsock_start(&sc->ss) != 0)
         stream_reset(sc->s, SR_DONE);
+}
+
+/* The directory answered for a .ovl stream's node: seal to its onion
+ * key, or the name is unreachable. */
+static void conn_looked_up(void *arg, int err, const struct desc *d)
+{
+    struct socks_conn *sc = arg;
+    uint8_t args[2];
+
+    sc->flags &= ~SCF_LOOKUP;
+    if (err || !(d->flags & DESC_ENDPOINT) || !(sc->rec = malloc(sizeof(*sc->rec))) ||
+        srec_init(sc->rec, d->onion_pk, sc->sid, clock_wall_ms()) != 0) {
+        conn_reply(sc, SOCKS5_REP_HOST_UNREACH);
+        return;
+    }
+    st_be16(args, sc->p.req.port); /* a service's open names only its port */
+    conn_stream(sc, args, sizeof(args), SREC_FWD_MTU);
+}
+
+/* The request is complete: open a stream to its target with the bytes
+ * that followed it; a .ovl name's node is looked up first. */
+static void conn_open(struct socks_conn *sc, size_t used)
+{
+    struct client *c = sc->c;
+    const struct socks5_req *rq = &sc->p.req;
+    uint8_t args[STREAM_ARGS_MAX + 4];
+    struct stream_target t;
+    int rc = 0, alen;
+
+    uv_read_stop((uv_stream_t *)&sc->ss.tcp);
+    sc->flags &= ~SCF_HELLO;
+    sc->in_used = used;
+    ovl_random(sc->sid, sizeof(sc->sid));
+    if (rq->atyp == SOCKS5_ATYP_NAME)
+        rc = socks5_is_ovl_name(rq->host, sc->dest);
+    if (rc < 0 || (rc == 1 && memcmp(sc->dest, c->n->id.pk, OVL_ED25519_PK) == 0)) {
+        conn_reply(sc, SOCKS5_REP_HOST_UNREACH); /* no node, or ourselves */
+        return;
+    }
+    if (rc == 1) {
+        if (dir_lookup(c->n->dir, sc->dest, conn_looked_up, sc) != 0)
+            conn_reply(sc, SOCKS5_REP_FAIL);
+        else
+            sc->flags |= SCF_LOOKUP;
+        return;
+    }
+    conn_target(sc, &t);
+    alen = stream_target_put(args, &t);
+    if (alen < 0) {
+        conn_reply(sc, SOCKS5_REP_FAIL);
+        return;
+    }
+    conn_stream(sc, args, (size_t)alen, SOCKS_MTU);
 }
 
 static void hello_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
@@ -408,15 +474,55 @@ void socks_back(struct cchain *ch, const uint8_t *f, size_t len)
         return;
     }
     HASH_FIND(hh, c->streams, sid, STREAM_SID, sc);
-    if (!sc || sc->line != ch->line) {
-        /* Ended here already (the exit's idle timeout ends it), or not a
-         * stream of this chain's line. */
+    if (!sc || sc->line != ch->line || sc->rec) {
+        /* Ended here already (the exit's idle timeout ends it), not a
+         * stream of this chain's line, or a .ovl stream, whose frames
+         * come only sealed by its node. */
         c->st.stream_unknown++;
         return;
     }
     c->st.stream_cells_in++;
     if (stream_input(sc->s, f, len) != 0)
         c->st.dropped_bad++;
+}
+
+void socks_rec_back(struct cchain *ch, const uint8_t *dest, const uint8_t *rec, size_t len)
+{
+    struct client *c = ch->c;
+    uint8_t buf[SREC_MAX];
+    const uint8_t *sid, *f;
+    struct socks_conn *sc;
+    size_t flen;
+    bool open;
+
+    if (srec_peek(rec, len, &sid, &open) != 0) {
+        c->st.service_records_bad++;
+        return;
+    }
+    HASH_FIND(hh, c->streams, sid, STREAM_SID, sc);
+    if (!sc || !sc->rec || sc->line != ch->line || memcmp(sc->dest, dest, OVL_ED25519_PK) != 0) {
+        c->st.stream_unknown++;
+        return;
+    }
+    if (srec_open(sc->rec, SREC_BACK, rec, len, buf, &f, &flen, NULL) != 0) {
+        c->st.service_records_bad++; /* dropped: it never ends the stream */
+        return;
+    }
+    c->st.stream_cells_in++;
+    if (stream_input(sc->s, f, flen) != 0)
+        c->st.dropped_bad++;
+    ovl_wipe(buf, sizeof(buf));
+}
+
+void socks_unreachable(struct client *c, const uint8_t *dest)
+{
+    struct socks_conn *sc, *tmp;
+
+    HASH_ITER(hh, c->streams, sc, tmp)
+    {
+        if (sc->rec && !(sc->s->flags & STF_OPENED) && memcmp(sc->dest, dest, OVL_ED25519_PK) == 0)
+            stream_reset(sc->s, SR_HOST_UNREACH);
+    }
 }
 
 /* Whether line has a ready chain for its streams; it takes the news of a
@@ -485,7 +591,7 @@ uint64_t socks_bytes_held(const struct client *c)
 
     DL_FOREACH(c->socks_conns, sc)
     {
-        n += sizeof(*sc);
+        n += sizeof(*sc) + (sc->rec ? sizeof(*sc->rec) : 0);
         if (sc->s)
             n += sizeof(*sc->s) + (sc->s->snd.buf ? STREAM_WINDOW : 0) +
                  (sc->s->rcv.buf ? STREAM_WINDOW : 0);
@@ -581,6 +687,10 @@ void socks_stop(struct client *c)
         }
     DL_FOREACH_SAFE(c->socks_conns, sc, tmp)
     {
+        if (sc->flags & SCF_LOOKUP) {
+            dir_cancel(c->n->dir, sc);
+            sc->flags &= ~SCF_LOOKUP;
+        }
         if (sc->s)
             stream_reset(sc->s, SR_DONE); /* closes the socket, frees the stream */
         else

@@ -69,7 +69,9 @@ static void ctl_status_relay(struct kvbuf *out, const struct relay *r)
     X(duplicates, 64) X(dropped_stale, 64) X(refused_tombstones, 64) X(refused_share, 64)          \
     X(refused_ids, 64) X(deliveries, 32) X(tombstones, 32) X(streams_opened, 64)                  \
     X(streams_failed, 64) X(streams_active, 32) X(stream_cells_out, 64) X(stream_cells_in, 64)     \
-    X(stream_unknown, 64) X(socks_refused, 64) X(streams_no_exit, 64)
+    X(stream_unknown, 64) X(socks_refused, 64) X(streams_no_exit, 64)                              \
+    X(service_streams_opened, 64) X(service_streams_refused, 64) X(service_streams_failed, 64)     \
+    X(service_streams_active, 32) X(service_records_bad, 64) X(service_replays, 64)
 /* clang-format on */
 #define CLIENT_STAT_OFF(f, bits) CTL_STAT_OFF(struct client_stats, f, bits)
 

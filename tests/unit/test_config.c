@@ -1091,6 +1091,93 @@ END_TEST
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
+/* [service] and [service.NAME]: ports, targets of every kind, caps. */
+START_TEST(test_services)
+{
+    struct ovl_config c;
+    char err[CONFIG_ERR_MAX];
+    const struct client_service *sv = c.client.services;
+
+    ck_assert_int_eq(parse(&c, "[node]\nroles = client\n", err, sizeof(err)), 0);
+    ck_assert_uint_eq(c.client.n_services, 0);
+    ck_assert_uint_eq(c.client.svc_max_streams, 1024);
+    ck_assert_uint_eq(c.client.svc_max_per_chain, 256);
+    ck_assert_uint_eq(c.client.svc_idle_ms, 300000);
+    ck_assert_int_eq(parse(&c,
+                           "[node]\nroles = client\n"
+                           "[service]\nmax_streams = 10\nmax_streams_per_chain = 3\n"
+                           "stream_idle_timeout = 5000\n"
+                           "[service.web]\nport = 80\ntarget = 127.0.0.1:8080\n"
+                           "[service.ssh]\ntarget = [::1]:22\nport = 22\n"
+                           "[service.mail]\nport = 25\ntarget = mail.example.org:2525\n",
+                           err, sizeof(err)),
+                     0);
+    ck_assert_uint_eq(c.client.svc_max_streams, 10);
+    ck_assert_uint_eq(c.client.svc_max_per_chain, 3);
+    ck_assert_uint_eq(c.client.svc_idle_ms, 5000);
+    ck_assert_uint_eq(c.client.n_services, 3);
+    ck_assert_str_eq(sv[0].name, "web");
+    ck_assert_uint_eq(sv[0].port, 80);
+    ck_assert_uint_eq(sv[0].target.atyp, STA_NAME); /* literals too: they need no DNS */
+    ck_assert_str_eq(sv[0].target.name, "127.0.0.1");
+    ck_assert_uint_eq(sv[0].target.port, 8080);
+    ck_assert_str_eq(sv[1].target.name, "::1");
+    ck_assert_uint_eq(sv[1].port, 22);
+    ck_assert_uint_eq(sv[2].target.atyp, STA_NAME);
+    ck_assert_str_eq(sv[2].target.name, "mail.example.org");
+    ck_assert_uint_eq(sv[2].target.port, 2525);
+}
+END_TEST
+
+static const struct bad_case service_bad_cases[] = {
+    {"service port twice",
+     "[node]\nroles = client\n[service.a]\nport = 80\ntarget = 1.2.3.4:1\n"
+     "[service.b]\ntarget = 1.2.3.4:2\nport = 80\n",
+     8, "service b: port 80 is service a's already (line 4)"},
+    {"service without target", "[node]\nroles = client\n[service.a]\nport = 80\n", 3,
+     "service a has no target"},
+    {"service without port", "[node]\nroles = client\n[service.a]\ntarget = h:1\n", 3,
+     "service a has no port"},
+    {"service port 0", "[node]\nroles = client\n[service.a]\nport = 0\n", 4, "bad port '0'"},
+    {"service port big", "[node]\nroles = client\n[service.a]\nport = 65536\n", 4, "bad port"},
+    {"service target no port", "[node]\nroles = client\n[service.a]\ntarget = h\n", 4,
+     "bad target 'h'"},
+    {"service target port 0", "[node]\nroles = client\n[service.a]\ntarget = h:0\n", 4,
+     "bad target"},
+    {"service target scheme", "[node]\nroles = client\n[service.a]\ntarget = tcp://h:1\n", 4,
+     "bad target"},
+    {"service twice", "[node]\nroles = client\n[service.a]\n[service.a]\n", 4,
+     "section [service.a] given twice (first on line 3)"},
+    {"service bad name", "[node]\nroles = client\n[service.a b]\n", 3, "bad service name"},
+    {"service on a relay", "[node]\nroles = relay\n[service.a]\nport = 1\ntarget = h:1\n", 3,
+     "[service.a] needs the client role"},
+    {"service key twice", "[node]\nroles = client\n[service.a]\nport = 1\nport = 2\n", 5,
+     "duplicate key 'port'"},
+    {"service unknown key", "[node]\nroles = client\n[service.a]\naddress = h:1\n", 4,
+     "unknown key 'address' in [service.a]"},
+    {"service cap 0", "[service]\nmax_streams = 0\n", 2, "out of range"},
+};
+
+START_TEST(test_service_bad)
+{
+    check_bad(&service_bad_cases[_i]);
+}
+END_TEST
+
+START_TEST(test_service_limit)
+{
+    char text[8192], err[CONFIG_ERR_MAX];
+    struct ovl_config c;
+    size_t o = (size_t)snprintf(text, sizeof(text), "[node]\nroles = client\n");
+
+    for (unsigned i = 0; i <= CLIENT_MAX_SERVICES; i++)
+        o += (size_t)snprintf(text + o, sizeof(text) - o,
+                              "[service.s%u]\nport = %u\ntarget = h:1\n", i, i + 1);
+    ck_assert_int_eq(parse(&c, text, err, sizeof(err)), OVL_EINVAL);
+    ck_assert_msg(strstr(err, "too many services (at most 16)") != NULL, "%s", err);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -1116,6 +1203,9 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_dial_peers);
     tcase_add_loop_test(tc, test_policy, 0, N(policy_cases));
     tcase_add_test(tc, test_policy_limits);
+    tcase_add_test(tc, test_services);
+    tcase_add_loop_test(tc, test_service_bad, 0, N(service_bad_cases));
+    tcase_add_test(tc, test_service_limit);
     suite_add_tcase(s, tc);
     return s;
 }
