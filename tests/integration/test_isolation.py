@@ -19,31 +19,15 @@ chains ([client] max_chains) and ends a line after 3 s without streams.
   the new chain ends at the same exit.
 """
 
-import http.server
 import os
 import shutil
-import socket
-import struct
-import sys
 import tempfile
-import threading
 
 import ovltest
+import sockstest
 from ovltest import wait_for
 
 BODY = os.urandom(5000)
-
-
-class Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-def web_server(root):
-    handler = lambda *a, **k: Quiet(*a, directory=root, **k)  # noqa: E731
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd
 
 
 class Ctx:
@@ -51,12 +35,9 @@ class Ctx:
         self.root = tempfile.mkdtemp(prefix="ovl-www-")
         with open(os.path.join(self.root, "small"), "wb") as f:
             f.write(BODY)
-        self.www = [web_server(self.root), web_server(self.root)]
+        self.www = [sockstest.web_server(self.root), sockstest.web_server(self.root)]
         self.pa, self.pb = (h.server_address[1] for h in self.www)
-        closed = socket.socket()
-        closed.bind(("127.0.0.1", 0))
-        self.pc = closed.getsockname()[1]
-        closed.close()  # nobody listens there, and no policy names it
+        self.pc = sockstest.closed_port()  # and no policy names it
         a = "accept 127.0.0.1:%d" % self.pa
         b = "accept 127.0.0.1:%d" % self.pb
         extra = [("relay1", "exit", "policy", a + ", reject *:*"),
@@ -76,35 +57,6 @@ class Ctx:
         return self.tn.ctl("clientA", "chains")
 
 
-def socks_open(addr, host, port, cred=None):
-    """A SOCKS5 CONNECT (with user and password when cred is given):
-    (reply code, socket)."""
-    h, p = addr.rsplit(":", 1)
-    s = socket.create_connection((h, int(p)), timeout=60)
-    if cred:
-        s.sendall(b"\x05\x01\x02")
-        assert s.recv(2) == b"\x05\x02"
-        u, pw = (x.encode() for x in cred)
-        s.sendall(b"\x01" + bytes([len(u)]) + u + bytes([len(pw)]) + pw)
-        assert s.recv(2) == b"\x01\x00"
-    else:
-        s.sendall(b"\x05\x01\x00")
-        assert s.recv(2) == b"\x05\x00"
-    try:
-        dst = b"\x01" + socket.inet_aton(host)
-    except OSError:
-        dst = b"\x03" + bytes([len(host)]) + host.encode()
-    s.sendall(b"\x05\x01\x00" + dst + struct.pack(">H", port))
-    rep = b""
-    while len(rep) < 10:
-        chunk = s.recv(10 - len(rep))
-        if not chunk:
-            break
-        rep += chunk
-    assert len(rep) == 10 and rep[0] == 5, rep
-    return rep[1], s
-
-
 def fetch(s):
     """GET /small on an open stream; the body must be the file's."""
     s.sendall(b"GET /small HTTP/1.0\r\n\r\n")
@@ -119,7 +71,7 @@ def fetch(s):
 
 
 def opened(ctx, host, port, cred=None):
-    code, s = socks_open(ctx.a.socks, host, port, cred)
+    code, s = sockstest.socks_open(ctx.a.socks, host, port, cred)
     assert code == 0, "CONNECT %s:%d with %r: reply %#x" % (host, port, cred, code)
     return s
 
@@ -179,7 +131,7 @@ def test_no_exit(ctx):
                    for r in ctx.tn.relays())
     for host in ("127.0.0.1", "localhost"):
         for cred in (None, ("dave", "x")):
-            code, s = socks_open(ctx.a.socks, host, ctx.pc, cred)
+            code, s = sockstest.socks_open(ctx.a.socks, host, ctx.pc, cred)
             s.close()
             assert code == 0x02, "%s:%d, no exit takes it: reply %#x" % (host, ctx.pc, code)
     st = ctx.a.status()
@@ -196,7 +148,7 @@ def test_cap_and_idle(ctx):
     held = [opened(ctx, "127.0.0.1", ctx.pa, ("user%d" % i, "x")) for i in range(3)]
     # The main line and three classes with streams: max_chains is full.
     refused0 = ctx.a.status()["client_socks_refused"]
-    code, s = socks_open(ctx.a.socks, "127.0.0.1", ctx.pa, ("user3", "x"))
+    code, s = sockstest.socks_open(ctx.a.socks, "127.0.0.1", ctx.pa, ("user3", "x"))
     s.close()
     assert code == 0x01, "a fourth class at the cap: reply %#x" % code
     assert ctx.a.status()["client_socks_refused"] == refused0 + 1
@@ -218,7 +170,7 @@ def test_replacement(ctx):
         # goes last, the other hops are drawn among the rest.
         tn = ovltest.testnet(net, relays=3, clients=1, socks=True, chain_lifetime=10000,
                              chain_source="local", extra=[("relay", "exit", "policy", policy)])
-        code, s = socks_open(tn["clientA"].socks, "127.0.0.1", ctx.pa, ("erin", "x"))
+        code, s = sockstest.socks_open(tn["clientA"].socks, "127.0.0.1", ctx.pa, ("erin", "x"))
         assert code == 0, code
 
         def chain_of_stream():
@@ -243,15 +195,4 @@ TESTS = [test_credentials, test_no_credentials_share, test_only_some_exits, test
          test_cap_and_idle, test_replacement]
 
 if __name__ == "__main__":
-    ctx_box = []
-
-    def fixture(net):
-        ctx_box.append(Ctx(net))
-        return ctx_box[0]
-
-    try:
-        ovltest.run_tests("test_isolation", TESTS, fixture=fixture)
-    finally:
-        for c in ctx_box:
-            c.close()
-            c.tn.stop()
+    sockstest.main("test_isolation", TESTS, Ctx, need_curl=False)

@@ -18,27 +18,18 @@ name, which is Python's http.server in a thread serving random files
 
 import base64
 import hashlib
-import http.server
 import os
 import random
 import shutil
-import socket
-import struct
 import subprocess
-import sys
 import tempfile
-import threading
 
 import ovltest
+import sockstest
 from ovltest import wait_for
 
 BIG = 6 * 1024 * 1024
 PORT = 8080
-
-
-class Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
 
 class Ctx:
@@ -51,9 +42,7 @@ class Ctx:
             with open(os.path.join(self.root, name), "wb") as f:
                 f.write(data)
             self.files[name] = hashlib.sha256(data).hexdigest()
-        handler = lambda *a, **k: Quiet(*a, directory=self.root, **k)  # noqa: E731
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd = sockstest.web_server(self.root)
         service = "%d=127.0.0.1:%d" % (PORT, self.httpd.server_address[1])
         self.tn = ovltest.testnet(net, relays=3, clients=2, socks=True, services=[service])
         self.a, self.b = self.tn["clientA"], self.tn["clientB"]
@@ -69,45 +58,9 @@ class Ctx:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def curl_cmd(via, url, *extra):
-    return ["curl", "-sS", "--max-time", "120", "--socks5-hostname", via.socks, "-o", "-",
-            url] + list(extra)
-
-
-def curl(via, url, *extra):
-    return subprocess.run(curl_cmd(via, url, *extra), capture_output=True, timeout=150)
-
-
-def socks_connect(addr, host, port, first=b""):
-    """A SOCKS5 CONNECT to a name by hand: (reply code, socket)."""
-    h, p = addr.rsplit(":", 1)
-    s = socket.create_connection((h, int(p)), timeout=60)
-    s.sendall(b"\x05\x01\x00")
-    assert s.recv(2) == b"\x05\x00"
-    name = host.encode()
-    s.sendall(b"\x05\x01\x00\x03" + bytes([len(name)]) + name + struct.pack(">H", port) + first)
-    rep = b""
-    while len(rep) < 10:
-        chunk = s.recv(10 - len(rep))
-        if not chunk:
-            break
-        rep += chunk
-    assert len(rep) == 10 and rep[0] == 5, rep
-    return rep[1], s
-
-
-def read_all(s):
-    body = b""
-    while True:
-        chunk = s.recv(1 << 20)
-        if not chunk:
-            return body
-        body += chunk
-
-
 def test_fetch(ctx):
     for name, extra in (("small", ()), ("big", ()), ("small", ("--proxy-user", "u:p"))):
-        r = curl(ctx.a, ctx.url(ctx.b, name), *extra)
+        r = sockstest.curl(ctx.a.socks, ctx.url(ctx.b, name), *extra, max_time=120)
         assert r.returncode == 0, r.stderr
         assert hashlib.sha256(r.stdout).hexdigest() == ctx.files[name], \
             "the body of %s differs" % name
@@ -125,20 +78,20 @@ def test_replies(ctx):
     before = ctx.a.status()["client_streams_active"]
     unknown = base64.b32encode(os.urandom(32)).decode().rstrip("=").lower()
     for host in (unknown + ".ovl", "abc.ovl", "x." + ctx.b.id + ".ovl"):
-        code, s = socks_connect(ctx.a.socks, host, PORT)
+        code, s = sockstest.socks_open(ctx.a.socks, host, PORT)
         s.close()
         assert code == 0x04, "%s: reply %#x" % (host, code)
     assert ctx.a.status()["client_streams_active"] == before
     refused = ctx.b.status()["client_service_streams_refused"]
-    code, s = socks_connect(ctx.a.socks, ctx.b.id + ".ovl", PORT + 1)
+    code, s = sockstest.socks_open(ctx.a.socks, ctx.b.id + ".ovl", PORT + 1)
     s.close()
     assert code == 0x05, "a port with no service: reply %#x" % code
     assert ctx.b.status()["client_service_streams_refused"] == refused + 1
     # The first bytes ride with the open: a request sent before the reply.
-    code, s = socks_connect(ctx.a.socks, ctx.b.id.upper() + ".OVL", PORT,
+    code, s = sockstest.socks_open(ctx.a.socks, ctx.b.id.upper() + ".OVL", PORT,
                             first=b"GET /small HTTP/1.0\r\n\r\n")
     assert code == 0x00, code
-    body = read_all(s)
+    body = sockstest.read_all(s)
     s.close()
     assert hashlib.sha256(body.split(b"\r\n\r\n", 1)[1]).hexdigest() == ctx.files["small"]
 
@@ -147,7 +100,7 @@ def test_parallel(ctx):
     """A long download lives on while short streams open and end beside
     it, to the same service and to the other client's: it is held open
     by reading only its first megabyte until they are done."""
-    code, s = socks_connect(ctx.a.socks, ctx.b.id + ".ovl", PORT,
+    code, s = sockstest.socks_open(ctx.a.socks, ctx.b.id + ".ovl", PORT,
                             first=b"GET /big HTTP/1.0\r\n\r\n")
     assert code == 0x00, code
     head = b""
@@ -156,7 +109,8 @@ def test_parallel(ctx):
         assert chunk, "the long download ended early"
         head += chunk
     for _ in range(3):
-        short = [subprocess.Popen(curl_cmd(via, ctx.url(to, "small")), stdout=subprocess.PIPE,
+        short = [subprocess.Popen(sockstest.curl_cmd(via.socks, ctx.url(to, "small"), max_time=120),
+                                  stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE)
                  for via, to in ((ctx.a, ctx.b), (ctx.a, ctx.b), (ctx.b, ctx.a))]
         for p in short:
@@ -164,7 +118,7 @@ def test_parallel(ctx):
             assert p.returncode == 0, err
             assert hashlib.sha256(out).hexdigest() == ctx.files["small"]
         assert ctx.b.status()["client_service_streams_active"] >= 1
-    body = head + read_all(s)
+    body = head + sockstest.read_all(s)
     s.close()
     assert hashlib.sha256(body.split(b"\r\n\r\n", 1)[1]).hexdigest() == ctx.files["big"]
     wait_for(lambda: ctx.b.status()["client_service_streams_active"] == 0, 30.0,
@@ -177,18 +131,4 @@ def test_parallel(ctx):
 TESTS = [test_fetch, test_replies, test_parallel]
 
 if __name__ == "__main__":
-    if not shutil.which("curl"):
-        print("test_service: SKIP (no curl; tools/deps installs it)")
-        sys.exit(77)
-    ctx_box = []
-
-    def fixture(net):
-        ctx_box.append(Ctx(net))
-        return ctx_box[0]
-
-    try:
-        ovltest.run_tests("test_service", TESTS, fixture=fixture)
-    finally:
-        for c in ctx_box:
-            c.close()
-            c.tn.stop()
+    sockstest.main("test_service", TESTS, Ctx)

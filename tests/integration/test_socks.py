@@ -22,19 +22,17 @@ http.server in a thread, serving random files.
 """
 
 import hashlib
-import http.server
 import os
 import random
 import shutil
 import socket
-import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 
 import ovltest
+import sockstest
 from ovltest import wait_for
 
 SIZE = 2 * 1024 * 1024
@@ -43,15 +41,12 @@ RELAYS = 6
 CACHE_TTL_MS = 1000  # the bootstrap draws a fresh chain for new-chain after this
 
 
-class Quiet(http.server.SimpleHTTPRequestHandler):
+class Gated(sockstest.Quiet):
     """Files from the directory; /gated sends the first half of "huge",
     then waits for the test to open the gate before the second half, so
     that a stream is surely in the middle of its transfer meanwhile."""
 
     ctx = None
-
-    def log_message(self, *args):
-        pass
 
     def do_GET(self):
         if self.path != "/gated":
@@ -79,15 +74,10 @@ class Ctx:
             if name == "huge":
                 self.huge = data  # /gated sends it from here
         self.gate = threading.Event()
-        Quiet.ctx = self
-        handler = lambda *a, **k: Quiet(*a, directory=self.root, **k)  # noqa: E731
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        Gated.ctx = self
+        self.httpd = sockstest.web_server(self.root, Gated)
         self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        closed = socket.socket()
-        closed.bind(("127.0.0.1", 0))
-        self.closed_port = closed.getsockname()[1]
-        closed.close()  # nobody listens there now
+        self.closed_port = sockstest.closed_port()
         policy = "accept 127.0.0.1:%d, accept 127.0.0.1:%d, reject *:*" % (
             self.port, self.closed_port)
         # clientB sends at a constant rate: streams take the slots
@@ -106,34 +96,9 @@ class Ctx:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def curl(ctx, url, *extra, max_time=60):
-    max_time *= ovltest.SLACK / 4  # OVL_TEST_SLACK stretches it as it does every wait
-    r = subprocess.run(["curl", "-sS", "--max-time", "%d" % max_time, "--socks5-hostname",
-                        ctx.a.socks, "-o", "-", url] + list(extra), capture_output=True,
-                       timeout=max_time + 30)
-    return r
-
-
-def socks_connect(addr, host, port, first=b""):
-    """A SOCKS5 CONNECT by hand: (reply code, socket)."""
-    h, p = addr.rsplit(":", 1)
-    s = socket.create_connection((h, int(p)), timeout=60)
-    s.sendall(b"\x05\x01\x00")
-    assert s.recv(2) == b"\x05\x00"
-    s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton(host) + struct.pack(">H", port) + first)
-    rep = b""
-    while len(rep) < 10:
-        chunk = s.recv(10 - len(rep))
-        if not chunk:
-            break
-        rep += chunk
-    assert len(rep) == 10 and rep[0] == 5, rep
-    return rep[1], s
-
-
 def test_fetch(ctx):
     for host in ("127.0.0.1", "localhost"):
-        r = curl(ctx, "http://%s:%d/big" % (host, ctx.port))
+        r = sockstest.curl(ctx.a.socks, "http://%s:%d/big" % (host, ctx.port))
         assert r.returncode == 0, r.stderr
         assert hashlib.sha256(r.stdout).hexdigest() == ctx.files["big"], \
             "the body through %s differs" % host
@@ -146,7 +111,7 @@ def test_fetch_huge(ctx):
     """20 MB through SOCKS5 and the exit: hundreds of windows' worth,
     every byte once and in order."""
     before = ctx.a.status()["client_stream_cells_in"]
-    r = curl(ctx, "http://127.0.0.1:%d/huge" % ctx.port, max_time=240)
+    r = sockstest.curl(ctx.a.socks, "http://127.0.0.1:%d/huge" % ctx.port, max_time=240)
     assert r.returncode == 0, r.stderr
     assert len(r.stdout) == HUGE, "%d bytes, not %d" % (len(r.stdout), HUGE)
     assert hashlib.sha256(r.stdout).hexdigest() == ctx.files["huge"], "the 20 MB body differs"
@@ -166,15 +131,16 @@ def test_many_streams(ctx):
 
 
 def test_replies(ctx):
-    code, s = socks_connect(ctx.a.socks, "127.0.0.1", ctx.port + 1 if ctx.port < 65535 else 1)
+    code, s = sockstest.socks_open(ctx.a.socks, "127.0.0.1",
+                                   ctx.port + 1 if ctx.port < 65535 else 1)
     s.close()
     assert code == 0x02, "a port the policy rejects: reply %#x" % code
-    code, s = socks_connect(ctx.a.socks, "127.0.0.1", ctx.closed_port)
+    code, s = sockstest.socks_open(ctx.a.socks, "127.0.0.1", ctx.closed_port)
     s.close()
     assert code == 0x05, "a closed port: reply %#x" % code
     # The first bytes ride with the open: a request sent before the reply.
-    code, s = socks_connect(ctx.a.socks, "127.0.0.1", ctx.port,
-                            first=b"GET /small HTTP/1.0\r\n\r\n")
+    code, s = sockstest.socks_open(ctx.a.socks, "127.0.0.1", ctx.port,
+                                   first=b"GET /small HTTP/1.0\r\n\r\n")
     assert code == 0x00, code
     body = b""
     while True:
@@ -215,8 +181,8 @@ def test_stalled_reader(ctx):
     base = {r.name: r.status()["relay_stream_bytes_in"] for r in relays}
     held0 = {r.name: r.status()["relay_bytes_held"] for r in relays}
     client0 = ctx.a.status()["client_bytes_held"]
-    code, s = socks_connect(ctx.a.socks, "127.0.0.1", ctx.port,
-                            first=b"GET /big HTTP/1.0\r\n\r\n")
+    code, s = sockstest.socks_open(ctx.a.socks, "127.0.0.1", ctx.port,
+                                   first=b"GET /big HTTP/1.0\r\n\r\n")
     assert code == 0, code
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     # The exit has read well past one window from the web server...
@@ -255,7 +221,7 @@ def test_hostile(ctx):
              "the hostile SOCKS connections refused")
     for s in held:
         s.close()
-    r = curl(ctx, "http://127.0.0.1:%d/small" % ctx.port)
+    r = sockstest.curl(ctx.a.socks, "http://127.0.0.1:%d/small" % ctx.port)
     assert r.returncode == 0 and hashlib.sha256(r.stdout).hexdigest() == ctx.files["small"]
 
 
@@ -316,8 +282,8 @@ def test_middle_killed(ctx):
     middle = tn.name_of(chain["hops"][1])
     assert middle.startswith("relay"), "the middle hop %s is not one of ours" % middle
     before = a.status()
-    code, s = socks_connect(a.socks, "127.0.0.1", ctx.port,
-                            first=b"GET /gated HTTP/1.0\r\n\r\n")
+    code, s = sockstest.socks_open(a.socks, "127.0.0.1", ctx.port,
+                                   first=b"GET /gated HTTP/1.0\r\n\r\n")
     assert code == 0, code
     s.settimeout(ovltest.SLACK * 120)
     box = {"body": [], "got": 0, "error": None}
@@ -361,18 +327,4 @@ TESTS = [test_fetch, test_fetch_huge, test_many_streams, test_replies, test_cons
          test_stalled_reader, test_hostile, test_middle_killed]
 
 if __name__ == "__main__":
-    if not shutil.which("curl"):
-        print("test_socks: SKIP (no curl; tools/deps installs it)")
-        sys.exit(77)
-    ctx_box = []
-
-    def fixture(net):
-        ctx_box.append(Ctx(net))
-        return ctx_box[0]
-
-    try:
-        ovltest.run_tests("test_socks", TESTS, fixture=fixture)
-    finally:
-        for c in ctx_box:
-            c.close()
-            c.tn.stop()
+    sockstest.main("test_socks", TESTS, Ctx)
