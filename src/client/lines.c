@@ -148,15 +148,13 @@ static bool line_of(const struct cline *line, const uint8_t *key)
     return (line->flags & CLF_KEYED) && ovl_equal(line->key, key, CLIENT_CLASS_KEY);
 }
 
-/* Whether line's streams to t reach an exit that takes them: the line's
- * exit, or for a line without one (the main line) its current chain's. */
+/* Whether line's streams to t reach an exit that takes them: only a line
+ * with an exit of its own, kept by all its chains. A line without one (the
+ * main line) changes its exit with every replacement, which would end the
+ * stream's connection there. */
 static bool line_takes(const struct cline *line, const struct stream_target *t, bool ap)
 {
-    const struct cchain *ch = line->current;
-
-    if (line->flags & CLF_EXIT)
-        return lines_accepts(&line->exit, t, ap);
-    return ch && ch->state == CCH_READY && lines_accepts(cchain_exit(ch), t, ap);
+    return (line->flags & CLF_EXIT) && lines_accepts(&line->exit, t, ap);
 }
 
 /* Free the stream line that has been idle longest, to make room; false

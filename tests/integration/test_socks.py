@@ -38,7 +38,7 @@ from ovltest import wait_for
 SIZE = 2 * 1024 * 1024
 HUGE = 20 * 1024 * 1024
 RELAYS = 6
-CACHE_TTL_MS = 1000  # the bootstrap draws a fresh chain for new-chain after this
+CACHE_TTL_MS = 1000  # a line made later than this gets a chain drawn afresh
 
 
 class Gated(sockstest.Quiet):
@@ -225,31 +225,12 @@ def test_hostile(ctx):
     assert r.returncode == 0 and hashlib.sha256(r.stdout).hexdigest() == ctx.files["small"]
 
 
-def ready_chain(tn, client):
-    """The client's current chain: its `chains` record in state ready."""
-    ready = [c for c in tn.ctl(client, "chains") if c["state"] == "ready"]
+def keyed_chain(tn, client):
+    """The ready chain that carries streams of SOCKS credentials (a line of
+    their own, made for them), when there is exactly one."""
+    ready = [c for c in tn.ctl(client, "chains")
+             if c["state"] == "ready" and c["class"] != "default" and c["streams"] > 0]
     return ready[0] if len(ready) == 1 else None
-
-
-def fresh_chain(tn, client):
-    """A new chain for client, drawn while every relay is registered, and
-    the only one: the first one may have been drawn before the last relays
-    registered, with no backups to repair it. The bootstrap hands a
-    requester the same chain again for chain_cache_ttl after drawing it,
-    so the request waits until the current chain is older than that (plus
-    slack for the directory round trip)."""
-    old = wait_for(lambda: ready_chain(tn, client), 10.0, "%s's chain to be ready" % client)
-    wait_for(lambda: (ready_chain(tn, client) or {}).get("age_ms", 0) >= CACHE_TTL_MS + 1000, 10.0,
-             "the bootstrap's cached chain for %s to expire" % client)
-    wait_for(lambda: tn.ctl_run(client, "new-chain").returncode == 0, 10.0,
-             "%s to take new-chain (not busy building one)" % client)
-    new = wait_for(lambda: (ready_chain(tn, client) or old)["chain"] != old["chain"] and
-                   ready_chain(tn, client), 10.0, "%s's new chain to be ready" % client)
-    # The old chain retires for 2 s; were it to fail meanwhile (a relay of
-    # both killed), its repair would be planned for the next build too.
-    wait_for(lambda: all(c["state"] != "retiring" for c in tn.ctl(client, "chains")), 10.0,
-             "%s's old chain to be gone" % client)
-    return new
 
 
 def read_to_end(s, box):
@@ -277,14 +258,16 @@ def test_middle_killed(ctx):
     connection and takes the new chain as its way back. Only then does the
     second half come."""
     tn, a = ctx.tn, ctx.a
-    chain = fresh_chain(tn, "clientA")
+    before = a.status()
+    # Credentials of its own: a line made now, when every relay is
+    # registered, so that each position has its backups.
+    code, s = sockstest.socks_open(a.socks, "127.0.0.1", ctx.port, cred=("middle", "x"),
+                                   first=b"GET /gated HTTP/1.0\r\n\r\n")
+    assert code == 0, code
+    chain = wait_for(lambda: keyed_chain(tn, "clientA"), 10.0, "the stream's chain")
     assert len(chain["hops"]) == 3, chain
     middle = tn.name_of(chain["hops"][1])
     assert middle.startswith("relay"), "the middle hop %s is not one of ours" % middle
-    before = a.status()
-    code, s = sockstest.socks_open(a.socks, "127.0.0.1", ctx.port,
-                                   first=b"GET /gated HTTP/1.0\r\n\r\n")
-    assert code == 0, code
     s.settimeout(ovltest.SLACK * 120)
     box = {"body": [], "got": 0, "error": None}
     reader = threading.Thread(target=read_to_end, args=(s, box), daemon=True)
@@ -299,7 +282,7 @@ def test_middle_killed(ctx):
 
         def repaired():
             st = a.status()
-            ch = ready_chain(tn, "clientA")
+            ch = keyed_chain(tn, "clientA")
             moved = (st["client_chains_repaired"] > before["client_chains_repaired"] or
                      st["client_chains_replaced"] > before["client_chains_replaced"])
             return moved and ch and chain["hops"][1] not in ch["hops"] and ch
