@@ -59,6 +59,61 @@ static void ring_put(struct stream_ring *r, const uint8_t *p, size_t n)
     r->len += (uint32_t)n;
 }
 
+/* ---- the chain window ---- */
+
+/* Room for new data in s's pool (no pool: no limit). */
+static uint64_t pool_room(const struct stream *s)
+{
+    const struct stream_pool *p = s->pool;
+
+    if (!p)
+        return UINT64_MAX;
+    return p->used < p->cap ? p->cap - p->used : 0;
+}
+
+/* The highest offset sent grew to top: charge the pool for the new bytes. */
+static void pool_sent(struct stream *s, uint64_t top)
+{
+    if (top <= s->max)
+        return;
+    if (s->pool)
+        s->pool->used += top - s->max;
+    s->max = top;
+}
+
+/* The peer acked up to ack (> una): release those bytes. */
+static void pool_acked(struct stream *s, uint64_t ack)
+{
+    if (s->pool)
+        s->pool->used -= ack - s->una;
+    s->una = ack;
+}
+
+void stream_set_pool(struct stream *s, struct stream_pool *p)
+{
+    uint64_t n;
+
+    if (!s || (s->flags & STF_DEAD) || s->pool == p)
+        return;
+    n = s->max - s->una;
+    if (s->pool)
+        s->pool->used -= n;
+    s->pool = p;
+    if (p) {
+        if (!p->cap)
+            p->cap = STREAM_POOL_CAP;
+        p->used += n;
+    }
+}
+
+bool stream_pool_wake(struct stream_pool *p)
+{
+    if (!p || !(p->flags & SPF_WAIT) || p->used >= p->cap)
+        return false;
+    p->flags &= (uint8_t)~SPF_WAIT;
+    return true;
+}
+
 /* ---- life ---- */
 
 static void stream_freed(uv_handle_t *h)
@@ -106,6 +161,7 @@ void stream_free(struct stream *s)
 {
     if (!s || (s->flags & STF_DEAD))
         return;
+    stream_set_pool(s, NULL);
     s->flags |= STF_DEAD;
     free(s->snd.buf);
     free(s->rcv.buf);
@@ -189,13 +245,15 @@ static int send_open(struct stream *s)
 {
     uint8_t f[STREAM_FRAME_MAX];
     size_t room = s->mtu - STREAM_HDR - 1 - s->alen, n = s->snd.len;
-    uint64_t lim = s->peer_lim - s->snd.base;
+    uint64_t lim = s->peer_lim - s->snd.base, pool = pool_room(s);
     int rc;
 
     if (n > room)
         n = room;
     if (n > lim)
         n = (size_t)lim;
+    if (n > s->max && n - s->max > pool)
+        n = (size_t)(s->max + pool); /* bytes past max are new: the window takes them */
     put_hdr(s, f, SF_OPEN, 0, 0);
     f[STREAM_HDR] = s->alen;
     memcpy(f + STREAM_HDR + 1, s->args, s->alen);
@@ -204,8 +262,7 @@ static int send_open(struct stream *s)
     rc = stream_emit(s, f, STREAM_HDR + 1 + s->alen + n);
     if (rc == 0 && s->nxt < n) {
         s->nxt = n;
-        if (s->max < n)
-            s->max = n;
+        pool_sent(s, n);
     }
     return rc;
 }
@@ -222,6 +279,8 @@ static int send_data(struct stream *s, uint8_t type, uint8_t flags)
             n = (uint64_t)(s->mtu - STREAM_HDR);
         if (n > s->peer_lim - s->nxt)
             n = s->peer_lim - s->nxt;
+        if (s->nxt + n > s->max && s->nxt + n - s->max > pool_room(s))
+            n = (s->nxt < s->max ? s->max - s->nxt : 0) + pool_room(s);
         ring_copy(&s->snd, s->nxt, f + STREAM_HDR, (size_t)n);
     }
     if ((s->flags & STF_FIN_OUT) && s->nxt + n == end && s->nxt <= end)
@@ -232,8 +291,7 @@ static int send_data(struct stream *s, uint8_t type, uint8_t flags)
     s->nxt += n + ((flags & SF_FIN) ? 1 : 0);
     if (flags & SF_FIN)
         s->flags |= STF_FIN_SENT;
-    if (s->max < s->nxt)
-        s->max = s->nxt;
+    pool_sent(s, s->nxt);
     return 0;
 }
 
@@ -263,6 +321,11 @@ void stream_pump(struct stream *s)
         bool data = s->nxt < end && s->nxt < s->peer_lim;
         bool fin = (s->flags & STF_FIN_OUT) && !(s->flags & STF_FIN_SENT) && s->nxt == end;
         uint8_t type = SF_DATA;
+
+        if (data && s->nxt >= s->max && !pool_room(s)) {
+            data = false; /* new data waits for the chain window */
+            s->pool->flags |= SPF_WAIT;
+        }
 
         if ((s->flags & (STF_OPENER | STF_TAKEN)) == STF_TAKEN)
             type = SF_OPENED; /* until the opener acks something after it */
@@ -391,7 +454,7 @@ static bool take_ack(struct stream *s, uint64_t ack, uint64_t lim, uint8_t flags
     if (ack > s->una && ack <= s->max) {
         if (ack > s->snd.base)
             ring_drop(&s->snd, (uint32_t)((ack < end ? ack : end) - s->snd.base));
-        s->una = ack;
+        pool_acked(s, ack);
         if (s->nxt < ack)
             s->nxt = ack;
         s->rto_ms = RTO_MIN_MS;

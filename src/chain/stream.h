@@ -24,6 +24,13 @@
  * changed (stream_rewind), so a stream survives a chain repaired or
  * replaced under it with nothing lost, repeated or reordered.
  *
+ * Chain window: the streams an owner carries on one path (a chain, a
+ * line, a way back) may share a struct stream_pool, which caps the bytes
+ * they have sent and not yet had acknowledged, together: new data waits
+ * for room there as it waits for the peer's credit; retransmissions and a
+ * FIN never wait. The owner polls stream_pool_wake() after stream_input()
+ * and pumps the pool's other streams when it says so.
+ *
  * Memory: two rings of STREAM_WINDOW bytes, each allocated when the first
  * byte goes in and freed when it empties, so an idle stream holds about
  * 200 bytes and a busy one at most 2 x STREAM_WINDOW: what a stalled
@@ -106,6 +113,22 @@ enum {
     STF_LINGER = 1u << 12,    /* done both ways; still acks the peer's resends */
 };
 
+#define STREAM_POOL_CAP (8u * STREAM_WINDOW) /* a pool's default window */
+
+/* Bits of struct stream_pool's flags. */
+enum {
+    SPF_WAIT = 1u << 0, /* a stream has new data held back for room */
+};
+
+/* A window shared by streams on one path, owned by the owner, which keeps
+ * it alive while a stream is charged to it. A zeroed pool is ready: its
+ * first stream sets cap to STREAM_POOL_CAP. */
+struct stream_pool {
+    uint64_t used; /* bytes sent, not yet acknowledged (max - una), all streams */
+    uint32_t cap;  /* new data goes only while used < cap */
+    uint8_t flags; /* SPF_* */
+};
+
 struct stream_ring {
     uint8_t *buf;  /* STREAM_WINDOW bytes, or NULL while empty */
     uint64_t base; /* stream offset of the first byte held */
@@ -115,7 +138,8 @@ struct stream_ring {
 struct stream {
     uv_timer_t timer; /* retransmission, delayed ack, idle; its close frees us */
     const struct stream_ops *ops;
-    void *ctx; /* the owner's */
+    void *ctx;                /* the owner's */
+    struct stream_pool *pool; /* the chain window it is charged to, or NULL */
     uint8_t sid[STREAM_SID];
     uint16_t flags;
     uint16_t mtu;   /* largest frame the path carries */
@@ -143,7 +167,8 @@ OVL_WUR int stream_new(uv_loop_t *loop, const struct stream_ops *ops, void *ctx,
                        const uint8_t sid[STREAM_SID], const uint8_t *args, size_t alen, size_t mtu,
                        uint32_t idle_ms, struct stream **out);
 
-/* End s: no more callbacks; its memory is freed once its timer closed.
+/* End s: no more callbacks, its pool charge released; its memory is
+ * freed once its timer closed.
  * Sends nothing (stream_reset first to tell the peer). NULL is fine. */
 void stream_free(struct stream *s);
 
@@ -181,6 +206,15 @@ void stream_rewind(struct stream *s);
 /* Tell the peer the stream is over (one SF_RESET, not resent) and close
  * it: SE_CLOSED follows. */
 void stream_reset(struct stream *s, enum stream_reason why);
+
+/* Charge s to pool p (NULL: to none): its bytes in flight leave its old
+ * pool, which may then have room, and count in p, which may then be over
+ * its cap until acks come. Nothing for a freed stream. */
+void stream_set_pool(struct stream *s, struct stream_pool *p);
+
+/* True once after a stream of p was held back for room and room came
+ * back: the owner then pumps every stream of p. */
+bool stream_pool_wake(struct stream_pool *p);
 
 /* Targets, in SF_OPEN's args: atyp(1) | port(2, BE) | addr, where addr
  * is 4 bytes (STA_IPV4), 16 (STA_IPV6), or len(1) | name (STA_NAME, 1 to

@@ -7,10 +7,12 @@
  * pattern and checks every byte it reads, in order.
  */
 #include <check.h>
+#include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
 #include "chain/stream.h"
+#include "lib/bytes.h"
 #include "check_main.h"
 
 #define QCAP 64
@@ -512,6 +514,262 @@ START_TEST(targets)
 }
 END_TEST
 
+/* ---- the chain window: streams sharing one pool ---- */
+
+#define PW_N    3
+#define PW_QCAP 2048
+
+/* Streams tx[i] (openers, on one pool) send to rx[i] through one FIFO of
+ * frames each way, delivered from an idle callback; fwd counts the new
+ * data bytes of each forward frame (past the highest offset seen) and the
+ * acks each back frame carries, so the test sees what is in flight from
+ * the frames alone. */
+struct pw_end {
+    struct pw *w;
+    int i, side;
+};
+
+struct pw {
+    uv_loop_t loop;
+    uv_idle_t idle;
+    struct stream_pool pool;
+    struct stream *tx[PW_N], *rx[PW_N];
+    struct pw_end te[PW_N], re[PW_N];
+    struct frame *q; /* PW_QCAP frames, each tagged by its target below */
+    uint8_t q_side[PW_QCAP], q_i[PW_QCAP];
+    unsigned head, n;
+    uint64_t top[PW_N], acked[PW_N], to_send, sent[PW_N], got[PW_N];
+    uint64_t max_flight, resent, wakes;
+    bool hold; /* keep frames: nothing is delivered */
+};
+
+static uint64_t pw_flight(const struct pw *w)
+{
+    uint64_t n = 0;
+
+    for (int i = 0; i < PW_N; i++)
+        n += w->top[i] - w->acked[i];
+    return n;
+}
+
+static int pw_send(struct stream *s, const uint8_t *f, size_t len)
+{
+    struct pw_end *e = s->ctx;
+    struct pw *w = e->w;
+    unsigned at;
+
+    if (w->n == PW_QCAP)
+        return OVL_EAGAIN;
+    if (e->side == 0 && (f[0] == SF_OPEN || f[0] == SF_DATA)) {
+        size_t d = STREAM_HDR + (f[0] == SF_OPEN ? 1u + f[STREAM_HDR] : 0);
+        uint64_t off = ld_le64(f + 10), end = off + (len - d);
+
+        if (len > d && off < w->top[e->i])
+            w->resent += (end < w->top[e->i] ? end : w->top[e->i]) - off;
+        if (end > w->top[e->i])
+            w->top[e->i] = end;
+        if (pw_flight(w) > w->max_flight)
+            w->max_flight = pw_flight(w);
+    }
+    at = (w->head + w->n++) % PW_QCAP;
+    w->q[at].len = (uint16_t)len;
+    memcpy(w->q[at].b, f, len);
+    w->q_side[at] = (uint8_t)!e->side;
+    w->q_i[at] = (uint8_t)e->i;
+    uv_idle_start(&w->idle, NULL);
+    return 0;
+}
+
+static void pw_write(struct pw *w, int i)
+{
+    uint8_t *p;
+    size_t n;
+
+    while (w->tx[i] && w->sent[i] < w->to_send && (n = stream_wbuf(w->tx[i], &p)) > 0) {
+        if (n > w->to_send - w->sent[i])
+            n = (size_t)(w->to_send - w->sent[i]);
+        memset(p, i, n);
+        w->sent[i] += n;
+        stream_wrote(w->tx[i], n);
+    }
+}
+
+static void pw_event(struct stream *s, enum stream_event ev)
+{
+    struct pw_end *e = s->ctx;
+    struct pw *w = e->w;
+    const uint8_t *p;
+    size_t n;
+
+    if (ev == SE_WRITABLE && e->side == 0)
+        pw_write(w, e->i);
+    while (ev == SE_READABLE && e->side == 1 && (n = stream_rbuf(s, &p)) > 0) {
+        w->got[e->i] += n;
+        stream_consumed(s, n);
+    }
+}
+
+static const struct stream_ops pw_ops = {pw_send, pw_event};
+
+static void pw_deliver_cb(uv_idle_t *h)
+{
+    struct pw *w = h->data;
+    static struct frame fr;
+    int side, i;
+
+    if (!w->n || w->hold) {
+        uv_idle_stop(h);
+        return;
+    }
+    fr = w->q[w->head];
+    side = w->q_side[w->head];
+    i = w->q_i[w->head];
+    w->head = (w->head + 1) % PW_QCAP;
+    w->n--;
+    if (side == 1 && !w->rx[i]) {
+        ck_assert_int_eq(stream_new(&w->loop, &pw_ops, &w->re[i], fr.b + 2, NULL, 0,
+                                    STREAM_FRAME_MAX, 60000, &w->rx[i]),
+                         0);
+        ck_assert_int_eq(stream_input(w->rx[i], fr.b, fr.len), 0);
+        stream_take(w->rx[i]);
+        return;
+    }
+    if (side == 1) {
+        ck_assert_int_eq(stream_input(w->rx[i], fr.b, fr.len), 0);
+        return;
+    }
+    if (ld_le64(fr.b + 18) > w->acked[i])
+        w->acked[i] = ld_le64(fr.b + 18);
+    ck_assert_int_eq(stream_input(w->tx[i], fr.b, fr.len), 0);
+    if (stream_pool_wake(&w->pool)) {
+        w->wakes++; /* the owner pumps every stream of the pool */
+        for (int k = 0; k < PW_N; k++)
+            stream_pump(w->tx[k]);
+    }
+}
+
+/* Open PW_N streams on w's pool (cap bytes), each with to_send bytes. */
+static void pw_init(struct pw *w, uint32_t cap, uint64_t to_send)
+{
+    memset(w, 0, sizeof(*w));
+    ck_assert_int_eq(uv_loop_init(&w->loop), 0);
+    uv_idle_init(&w->loop, &w->idle);
+    w->idle.data = w;
+    w->q = calloc(PW_QCAP, sizeof(*w->q));
+    ck_assert_ptr_nonnull(w->q);
+    w->pool.cap = cap;
+    w->to_send = to_send;
+    for (int i = 0; i < PW_N; i++) {
+        uint8_t sid[STREAM_SID] = {9, 9, 9, 9, 9, 9, 9, (uint8_t)i};
+
+        w->te[i] = (struct pw_end){w, i, 0};
+        w->re[i] = (struct pw_end){w, i, 1};
+        ck_assert_int_eq(stream_new(&w->loop, &pw_ops, &w->te[i], sid, (const uint8_t *)"dst", 3,
+                                    STREAM_FRAME_MAX, 60000, &w->tx[i]),
+                         0);
+        stream_set_pool(w->tx[i], &w->pool);
+    }
+    for (int i = 0; i < PW_N; i++)
+        pw_write(w, i);
+}
+
+static bool pw_done(const struct pw *w)
+{
+    for (int i = 0; i < PW_N; i++)
+        if (w->got[i] < w->to_send)
+            return false;
+    return true;
+}
+
+/* Run until every byte arrived, or 100 s (as net_run). */
+static bool pw_run(struct pw *w)
+{
+    uv_timer_t t;
+    bool late = false;
+
+    uv_timer_init(&w->loop, &t);
+    t.data = &late;
+    uv_timer_start(&t, stop_cb, 100000, 0);
+    while (!late && !pw_done(w)) {
+        uv_idle_start(&w->idle, pw_deliver_cb);
+        uv_run(&w->loop, UV_RUN_ONCE);
+    }
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&w->loop, UV_RUN_NOWAIT);
+    return pw_done(w);
+}
+
+static void pw_free(struct pw *w)
+{
+    for (int i = 0; i < PW_N; i++) {
+        stream_free(w->tx[i]);
+        stream_free(w->rx[i]);
+    }
+    ck_assert_uint_eq(w->pool.used, 0);
+    uv_close((uv_handle_t *)&w->idle, NULL);
+    while (uv_run(&w->loop, UV_RUN_NOWAIT))
+        ;
+    ck_assert_int_eq(uv_loop_close(&w->loop), 0);
+    free(w->q);
+}
+
+/* Three streams on one small pool never have more than its cap in flight
+ * together, and all of their bytes arrive: a stream held back resumes when
+ * another's ack frees room, through the wake. */
+START_TEST(pool_caps_streams)
+{
+    static struct pw w;
+
+    pw_init(&w, 10000, 150000);
+    ck_assert_uint_eq(pw_flight(&w), 10000); /* the window filled at once, no more */
+    ck_assert_uint_eq(w.pool.used, 10000);
+    ck_assert(w.pool.flags & SPF_WAIT);
+    ck_assert(pw_run(&w));
+    ck_assert_uint_le(w.max_flight, 10000);
+    ck_assert_uint_gt(w.wakes, 0);
+    pw_free(&w);
+}
+END_TEST
+
+/* A full pool holds back new data only: a rewind sends everything in
+ * flight again. stream_set_pool moves a stream's charge, stream_free
+ * releases it, and the room that makes wakes the pool once. */
+START_TEST(pool_resend_free_move)
+{
+    static struct pw w;
+    struct stream_pool other = {0};
+    uint64_t top[PW_N], charge;
+
+    pw_init(&w, 10000, 20000);
+    w.hold = true;
+    memcpy(top, w.top, sizeof(top));
+    ck_assert_uint_eq(w.pool.used, 10000);
+    for (int i = 0; i < PW_N; i++)
+        stream_rewind(w.tx[i]);
+    ck_assert_uint_eq(w.resent, 10000);              /* all of it again, */
+    ck_assert(memcmp(top, w.top, sizeof(top)) == 0); /* and not a byte more */
+    charge = w.tx[0]->max - w.tx[0]->una;
+    ck_assert_uint_gt(charge, 0);
+    stream_set_pool(w.tx[0], &other);
+    ck_assert_uint_eq(other.cap, STREAM_POOL_CAP);
+    ck_assert_uint_eq(other.used, charge);
+    ck_assert_uint_eq(w.pool.used, 10000 - charge);
+    ck_assert(stream_pool_wake(&w.pool)); /* tx[1] and tx[2] wait for room */
+    ck_assert(!stream_pool_wake(&w.pool));
+    stream_free(w.tx[1]);
+    ck_assert_uint_eq(w.pool.used, 10000 - charge - top[1]);
+    w.tx[1] = NULL;
+    stream_pump(w.tx[2]); /* takes the room back, and waits again */
+    ck_assert_uint_eq(w.pool.used, 10000);
+    ck_assert_uint_eq(w.top[2], top[2] + top[1] + charge);
+    ck_assert(w.pool.flags & SPF_WAIT);
+    stream_free(w.tx[0]);
+    ck_assert_uint_eq(other.used, 0);
+    w.tx[0] = NULL;
+    pw_free(&w);
+}
+END_TEST
+
 static Suite *stream_suite(void)
 {
     Suite *s = suite_create("stream");
@@ -526,6 +784,8 @@ static Suite *stream_suite(void)
     tcase_add_test(tc, bad_frames);
     tcase_add_test(tc, targets);
     tcase_add_test(tc, blocked_path_does_not_spin);
+    tcase_add_test(tc, pool_caps_streams);
+    tcase_add_test(tc, pool_resend_free_move);
     suite_add_tcase(s, tc);
     return s;
 }
