@@ -28,6 +28,7 @@
 #include "chain/body.h"
 #include "chain/onion.h"
 #include "chain/relay.h"
+#include "chain/stream.h"
 
 #define RELAY_MAX_DELIV   8    /* destinations per chain at the exit */
 #define RELAY_MAX_WAITS   256  /* destinations being looked up or dialed at once */
@@ -113,7 +114,8 @@ struct relay_chain {
     struct relay_ext *ext;                        /* while extending and waiting for a link */
     struct relay_deliv deliv[RELAY_MAX_DELIV];
     unsigned n_deliv;
-    unsigned n_streams; /* exit: streams whose way back is this chain (xstream.c) */
+    unsigned n_streams;      /* exit: streams whose way back is this chain (xstream.c) */
+    struct stream_pool pool; /* exit: the chain window of those streams (xstream.c) */
 };
 
 /* Bits of struct relay_pause's flags. */
@@ -277,7 +279,8 @@ void xstream_chain_end(struct relay_chain *ch);
 /* l drained: pump the streams that found it full. */
 void xstream_drained(struct relay *r, struct link *l);
 
-/* Time out resolutions and connects. */
+/* Time out resolutions and connects; pump the streams of a chain whose
+ * window has room again for one held back. */
 void xstream_tick(struct relay *r, uint64_t now);
 
 /* Reset and close every stream (relay_stop, before the chains end); the

@@ -68,7 +68,36 @@ static void xs_detach(struct xstream *x)
     if (x->ch)
         x->ch->n_streams--;
     x->ch = NULL;
+    stream_set_pool(x->s, NULL); /* the chain may go: its window with it */
     xs_unblock(x);
+}
+
+/* ch becomes x's way back: its window takes x's bytes in flight. */
+static void xs_attach(struct xstream *x, struct relay_chain *ch)
+{
+    x->ch = ch;
+    ch->n_streams++;
+    stream_set_pool(x->s, &ch->pool);
+}
+
+/* Pump every stream whose way back is ch once ch's window has room for
+ * one held back. */
+static void xs_wake(struct relay_chain *ch)
+{
+    struct xstream *x, *tmp;
+    unsigned left = ch->n_streams;
+
+    if (!stream_pool_wake(&ch->pool))
+        return;
+    HASH_ITER(hh, ch->r->xstreams, x, tmp)
+    {
+        if (!left)
+            break;
+        if (x->ch == ch) {
+            left--;
+            stream_pump(x->s); /* sends only: nothing closes here */
+        }
+    }
 }
 
 /* The stream closed (SE_CLOSED): count its bytes, let go of everything. */
@@ -290,8 +319,7 @@ static void xs_open(struct relay_chain *ch, const uint8_t *f, size_t len, const 
         return;
     }
     x->r = r;
-    x->ch = ch;
-    ch->n_streams++;
+    xs_attach(x, ch);
     r->st.streams_active++;
     why = xs_start(x, &t);
     if (why) {
@@ -335,12 +363,12 @@ void xstream_input(struct relay_chain *ch, const uint8_t *f, size_t len)
         /* The sender's chain was repaired or replaced: the new way back
          * gets everything not yet acknowledged. */
         xs_detach(x);
-        x->ch = ch;
-        ch->n_streams++;
+        xs_attach(x, ch);
         stream_rewind(x->s);
     }
     if (stream_input(x->s, f, len) != 0)
         r->st.dropped[RD_BAD_CELL]++;
+    xs_wake(ch); /* its acks may have made room for the chain's other streams */
 }
 
 void xstream_chain_end(struct relay_chain *ch)
@@ -379,6 +407,13 @@ void xstream_tick(struct relay *r, uint64_t now)
     {
         if ((x->ss.flags & (SSF_RESOLVING | SSF_DIALING)) && now >= x->ss.deadline_ms)
             xs_fail(x, SR_TIMEOUT);
+    }
+    /* Room a stream made as it closed outside stream_input (a timeout, the
+     * target's socket) reaches the chain's waiting streams here. */
+    HASH_ITER(hh, r->xstreams, x, tmp)
+    {
+        if (x->ch && (x->ch->pool.flags & SPF_WAIT))
+            xs_wake(x->ch);
     }
 }
 

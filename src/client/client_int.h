@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "chain/onion.h"
+#include "chain/stream.h"
 #include "client/client.h"
 #include "client/lines.h"
 #include "client/msg.h"
@@ -110,9 +111,10 @@ struct deliv {
     struct deliv *prev, *next; /* c->delivs */
     struct link *l;
     uint32_t id;
-    uint64_t last_ms;   /* its last cell (monotonic) */
-    bool kept;          /* it delivered a message, which may be answered on it */
-    unsigned n_streams; /* streams to our services whose way back it is (svc.c) */
+    uint64_t last_ms;        /* its last cell (monotonic) */
+    bool kept;               /* it delivered a message, which may be answered on it */
+    unsigned n_streams;      /* streams to our services whose way back it is (svc.c) */
+    struct stream_pool pool; /* the chain window of those streams (svc.c) */
 };
 
 struct socks_conn;
@@ -152,6 +154,7 @@ struct cline {
                                       .ovl stream) that is a relay of its chain */
     struct socks_conn *conns;      /* its streams (socks.c, utlist) */
     unsigned streams;              /* how many */
+    struct stream_pool pool;       /* the chain window its streams share (socks.c) */
     uint64_t idle_ms;              /* since when it has none (monotonic) */
 };
 
@@ -370,7 +373,8 @@ void socks_view(struct client *c);
 /* Bytes the SOCKS connections and their streams hold now. */
 uint64_t socks_bytes_held(const struct client *c);
 
-/* End handshakes that take too long. */
+/* End handshakes that take too long; pump the streams of a line whose
+ * window has room again for one held back. */
 void socks_tick(struct client *c, uint64_t now);
 
 /* A stream record (len bytes, hostile) node dest sent back on ch: to
@@ -394,7 +398,8 @@ void svc_way_gone(struct client *c, struct deliv *d);
 /* l drained: pump the streams that found it full. */
 void svc_drained(struct client *c, struct link *l);
 
-/* Fail dials that passed their deadline. */
+/* Fail dials that passed their deadline; pump the streams of a way back
+ * whose window has room again for one held back. */
 void svc_tick(struct client *c, uint64_t now);
 
 /* Reset every stream (the client stops). */

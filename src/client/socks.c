@@ -123,6 +123,7 @@ static void conn_drop_stream(struct socks_conn *sc)
     if (!sc->s)
         return;
     if (sc->line) {
+        stream_set_pool(sc->s, NULL); /* its bytes in flight leave the line's window */
         DL_DELETE2(sc->line->conns, sc, lprev, lnext);
         if (--sc->line->streams == 0)
             sc->line->idle_ms = clock_now_ms();
@@ -289,6 +290,7 @@ static void conn_place(struct socks_conn *sc)
     }
     DL_APPEND2(sc->line->conns, sc, lprev, lnext);
     sc->line->streams++;
+    stream_set_pool(sc->s, &sc->line->pool); /* the line outlives it: conn_drop_stream */
     cchain_maybe_build(c);
     stream_rewind(sc->s); /* it sent nothing yet: the open goes now, if the chain is ready */
 }
@@ -461,6 +463,19 @@ static void on_socks_conn(uv_stream_t *server, int status)
 
 /* ---- the chain's side ---- */
 
+/* Pump every stream of line once its window has room for one held back. */
+static void line_wake(struct cline *line)
+{
+    struct socks_conn *sc, *tmp;
+
+    if (!stream_pool_wake(&line->pool))
+        return;
+    DL_FOREACH_SAFE2(line->conns, sc, tmp, lnext)
+    {
+        stream_pump(sc->s);
+    }
+}
+
 void socks_back(struct cchain *ch, const uint8_t *f, size_t len)
 {
     struct client *c = ch->c;
@@ -484,6 +499,7 @@ void socks_back(struct cchain *ch, const uint8_t *f, size_t len)
     c->st.stream_cells_in++;
     if (stream_input(sc->s, f, len) != 0)
         c->st.dropped_bad++;
+    line_wake(ch->line); /* its acks may have made room for the line's other streams */
 }
 
 void socks_rec_back(struct cchain *ch, const uint8_t *dest, const uint8_t *rec, size_t len)
@@ -512,6 +528,7 @@ void socks_rec_back(struct cchain *ch, const uint8_t *dest, const uint8_t *rec, 
     if (stream_input(sc->s, f, flen) != 0)
         c->st.dropped_bad++;
     ovl_wipe(buf, sizeof(buf));
+    line_wake(ch->line);
 }
 
 void socks_unreachable(struct client *c, const uint8_t *dest)
@@ -602,6 +619,14 @@ uint64_t socks_bytes_held(const struct client *c)
 void socks_tick(struct client *c, uint64_t now)
 {
     struct socks_conn *sc;
+    struct cline *line;
+
+    /* Room a stream made as it closed outside stream_input (a timeout,
+     * the application) reaches the line's waiting streams here. */
+    DL_FOREACH(c->lines, line)
+    {
+        line_wake(line);
+    }
 
     DL_FOREACH(c->socks_conns, sc)
     {

@@ -53,9 +53,38 @@ static void svc_detach(struct svc_stream *v)
     if (v->way)
         v->way->n_streams--;
     v->way = NULL;
+    stream_set_pool(v->s, NULL); /* the way may go: its window with it */
     if (v->flags & SVF_BLOCKED) {
         v->flags &= ~SVF_BLOCKED;
         v->c->svc_blocked--;
+    }
+}
+
+/* d becomes v's way back: its window takes v's bytes in flight. */
+static void svc_attach(struct svc_stream *v, struct deliv *d)
+{
+    v->way = d;
+    d->n_streams++;
+    stream_set_pool(v->s, &d->pool);
+}
+
+/* Pump every stream whose way back is d once d's window has room for one
+ * held back. */
+static void svc_wake(struct client *c, struct deliv *d)
+{
+    struct svc_stream *v, *tmp;
+    unsigned left = d->n_streams;
+
+    if (!stream_pool_wake(&d->pool))
+        return;
+    HASH_ITER(hh, c->svcs, v, tmp)
+    {
+        if (!left)
+            break;
+        if (v->way == d) {
+            left--;
+            stream_pump(v->s); /* sends only: nothing closes here */
+        }
     }
 }
 
@@ -214,8 +243,7 @@ static enum stream_reason svc_start(struct client *c, struct deliv *d, const str
     }
     v->c = c;
     v->k = *k;
-    v->way = d;
-    d->n_streams++;
+    svc_attach(v, d);
     c->st.service_streams_active++;
     why = stsock_init(&v->ss, c->n->loop, v->s, svc_done, svc_closed) ? SR_LIMIT : 0;
     if (!why) {
@@ -292,12 +320,12 @@ void svc_input(struct client *c, struct deliv *d, const uint8_t *rec, size_t len
             /* The client's chain was repaired or replaced: the new way
              * back gets everything not yet acknowledged. */
             svc_detach(v);
-            v->way = d;
-            d->n_streams++;
+            svc_attach(v, d);
             stream_rewind(v->s);
         }
         if (stream_input(v->s, f, flen) != 0)
             c->st.service_records_bad++;
+        svc_wake(c, d); /* its acks may have made room for the way's other streams */
     }
     ovl_wipe(buf, sizeof(buf));
     return;
@@ -340,6 +368,13 @@ void svc_tick(struct client *c, uint64_t now)
     {
         if ((v->ss.flags & (SSF_RESOLVING | SSF_DIALING)) && now >= v->ss.deadline_ms)
             svc_fail(v, SR_TIMEOUT);
+    }
+    /* Room a stream made as it closed outside stream_input reaches the
+     * way's waiting streams here. */
+    HASH_ITER(hh, c->svcs, v, tmp)
+    {
+        if (v->way && (v->way->pool.flags & SPF_WAIT))
+            svc_wake(c, v->way);
     }
 }
 
