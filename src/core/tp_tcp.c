@@ -1,10 +1,17 @@
 /* tp_tcp.c - the TCP transport: frames as u16-big-endian length + bytes.
  *
- * Each connection has one fixed receive buffer and at most two send
- * buffers: "pend" collects frames while "fly" is being written by a single
- * uv_write. When the write completes the two swap, so under load one write
- * carries many frames. Everything is freed in the handle's close callback.
- * Admission, deframing and the callbacks are the contract's common steps
+ * System calls are the cost that counts on the data path, so each one
+ * carries as much as it can. Reads go into one 64 KiB buffer that the
+ * node's connections share (libuv reads, then calls back, one connection
+ * at a time); a connection keeps only the partial frame a read ended in.
+ * Sent frames collect in "pend" and are written once per turn of the loop,
+ * just before it polls (a prepare handle, also shared), with
+ * uv_try_write: a write the socket takes whole needs no request, so libuv
+ * queues no callback and changes nothing in the poller. Only what the
+ * socket does not take goes to a uv_write ("fly"), which waits for room;
+ * new frames collect in pend meanwhile. Everything is freed in the close
+ * callbacks, the shared part with the last connection. Admission,
+ * deframing and the callbacks are the contract's common steps
  * (transport.c); this file keeps the socket, its buffers and its own flags.
  */
 #include <netdb.h>
@@ -17,7 +24,7 @@
 #include "core/tp_tcp.h"
 #include "lib/bytes.h"
 
-#define TCP_RBUF_SIZE 16384 /* far above one frame, so every read makes progress */
+#define TCP_RBUF_SIZE 65536 /* one read: what libuv offers, far above one frame */
 #define TCP_SBUF_MIN  4096  /* first send buffer; doubles up to the queue cap */
 #define TCP_BACKLOG   128
 #define TCP_WIRE_MAX  (OVL_FRAME_MAX + OVL_FRAME_LENHDR)
@@ -36,6 +43,18 @@ enum {
     TCP_F_READING = TP_F_PRIVATE << 0,       /* uv_read_start is in effect */
     TCP_F_WRITING = TP_F_PRIVATE << 1,       /* fly is owned by an uv_write */
     TCP_F_HANDLE_CLOSED = TP_F_PRIVATE << 2, /* the close callback ran */
+    TCP_F_DIRTY = TP_F_PRIVATE << 3,         /* on the shared list of conns to flush */
+};
+
+struct tcp_conn;
+
+/* What a node's connections share (env->tcp): made with the first
+ * connection, closed with the last. */
+struct tcp_shared {
+    uv_prepare_t flush;     /* runs tcp_flush_all before the loop polls */
+    struct tcp_conn *dirty; /* connections with frames to write */
+    unsigned conns;
+    uint8_t rbuf[TCP_RBUF_SIZE]; /* lent to one read at a time */
 };
 
 struct tcp_conn {
@@ -45,8 +64,9 @@ struct tcp_conn {
     uv_getaddrinfo_t gai_req;
     uv_write_t write_req;
     struct tcp_sbuf pend, fly;
-    size_t rlen;
-    uint8_t rbuf[TCP_RBUF_SIZE];
+    struct tcp_conn *dnext, **dprev; /* the dirty list, while TCP_F_DIRTY */
+    size_t rlen;                     /* bytes in tail */
+    uint8_t tail[TCP_WIRE_MAX];      /* a frame the last read ended in */
 };
 
 struct tcp_listener {
@@ -69,8 +89,88 @@ static size_t tcp_sendq_max(const struct tcp_conn *c)
     return max > INT32_MAX ? INT32_MAX : max;
 }
 
+/* ---- what connections share ------------------------------------------ */
+
+static void tcp_flush(struct tcp_conn *c);
+
+/* Write every connection that has frames pending; one written from here
+ * may make others (or itself) dirty again through drain(), so the list is
+ * emptied, not walked. */
+static void tcp_flush_all(uv_prepare_t *p)
+{
+    struct tcp_shared *sh = p->data;
+
+    while (sh->dirty)
+        tcp_flush(sh->dirty); /* takes it off the list */
+    uv_prepare_stop(p);
+}
+
+static void tcp_shared_on_close(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* Count one more connection, making the shared part with the first. */
+static int tcp_shared_hold(struct tp_env *env)
+{
+    struct tcp_shared *sh = env->tcp;
+
+    if (!sh) {
+        sh = malloc(sizeof(*sh));
+        if (!sh)
+            return OVL_ENOMEM;
+        (void)uv_prepare_init(env->loop, &sh->flush); /* cannot fail */
+        uv_unref((uv_handle_t *)&sh->flush);          /* the connections keep the loop alive */
+        sh->flush.data = sh;
+        sh->dirty = NULL;
+        sh->conns = 0;
+        env->tcp = sh;
+    }
+    sh->conns++;
+    return 0;
+}
+
+/* Count one connection less, closing the shared part with the last. */
+static void tcp_shared_release(struct tp_env *env)
+{
+    struct tcp_shared *sh = env->tcp;
+
+    if (--sh->conns > 0)
+        return;
+    env->tcp = NULL;
+    uv_close((uv_handle_t *)&sh->flush, tcp_shared_on_close);
+}
+
+/* Put c on the list written before the loop polls again. */
+static void tcp_mark_dirty(struct tcp_conn *c)
+{
+    struct tcp_shared *sh = c->base.env->tcp;
+
+    if (!sh->dirty)
+        uv_prepare_start(&sh->flush, tcp_flush_all);
+    c->dnext = sh->dirty;
+    if (c->dnext)
+        c->dnext->dprev = &c->dnext;
+    c->dprev = &sh->dirty;
+    sh->dirty = c;
+    c->base.flags |= TCP_F_DIRTY;
+}
+
+static void tcp_unmark_dirty(struct tcp_conn *c)
+{
+    if (!(c->base.flags & TCP_F_DIRTY))
+        return;
+    *c->dprev = c->dnext;
+    if (c->dnext)
+        c->dnext->dprev = c->dprev;
+    c->base.flags &= ~TCP_F_DIRTY;
+}
+
+/* ---- lifetime --------------------------------------------------------- */
+
 static void tcp_conn_free(struct tcp_conn *c)
 {
+    tcp_shared_release(c->base.env);
     free(c->pend.buf);
     free(c->fly.buf);
     free(c);
@@ -92,6 +192,7 @@ static void tcp_shutdown(struct tcp_conn *c, int reason)
 {
     if (!tp_begin_close(&c->base, reason))
         return;
+    tcp_unmark_dirty(c);
     if (c->base.flags & TP_F_RESOLVING)
         (void)uv_cancel((uv_req_t *)&c->gai_req);
     uv_close((uv_handle_t *)&c->handle, tcp_on_close);
@@ -115,8 +216,14 @@ static int tcp_conn_new(struct tp_env *env, struct tcp_conn **out)
         return OVL_ENOMEM;
     c->base.ops = &tp_tcp_ops;
     c->base.env = env;
+    err = tcp_shared_hold(env);
+    if (err) {
+        free(c);
+        return err;
+    }
     err = uv_tcp_init(env->loop, &c->handle);
     if (err) {
+        tcp_shared_release(env);
         free(c);
         return err;
     }
@@ -134,32 +241,38 @@ static int tcp_conn_new(struct tp_env *env, struct tcp_conn **out)
 
 /* ---- reading ---------------------------------------------------------- */
 
+/* Lend the shared buffer, with the frame the last read ended in in front.
+ * libuv calls back right after the read, before any other connection's. */
 static void tcp_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct tcp_conn *c = h->data;
+    uint8_t *rbuf = c->base.env->tcp->rbuf;
 
     (void)suggested;
-    buf->base = (char *)c->rbuf + c->rlen;
-    buf->len = sizeof(c->rbuf) - c->rlen;
+    memcpy(rbuf, c->tail, c->rlen);
+    buf->base = (char *)rbuf + c->rlen;
+    buf->len = TCP_RBUF_SIZE - c->rlen;
 }
 
-/* Hand every complete frame in rbuf to the owner, then keep the partial
- * tail. A pause does not cut the batch short (the contract allows that):
- * rbuf is looked at again only when more bytes arrive, so frames left in it
- * would wait for the peer. */
-static void tcp_deliver(struct tcp_conn *c)
+/* Hand every complete frame of the len bytes in the shared buffer to the
+ * owner, then keep the partial tail. A pause does not cut the batch short
+ * (the contract allows that): the buffer is lent to the next read, so
+ * frames left in it would be lost. */
+static void tcp_deliver(struct tcp_conn *c, size_t len)
 {
+    const uint8_t *rbuf = c->base.env->tcp->rbuf;
     size_t used;
-    int err = tp_deframe(&c->base, c->rbuf, c->rlen, 0, &used);
+    int err = tp_deframe(&c->base, rbuf, len, 0, &used);
 
     if (err) {
         tcp_shutdown(c, err);
         return;
     }
-    if (used > 0 && !tp_is_closing(&c->base)) {
-        memmove(c->rbuf, c->rbuf + used, c->rlen - used);
-        c->rlen -= used;
-    }
+    if (tp_is_closing(&c->base))
+        return;
+    /* Not closing, so every whole frame went out: less than one is left. */
+    c->rlen = len - used;
+    memcpy(c->tail, rbuf + used, c->rlen);
 }
 
 static void tcp_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -173,8 +286,8 @@ static void tcp_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         tcp_shutdown(c, nread == UV_EOF ? OVL_ECLOSED : (int)nread);
         return;
     }
-    c->rlen += (size_t)nread;
-    tcp_deliver(c);
+    if (nread > 0)
+        tcp_deliver(c, c->rlen + (size_t)nread);
 }
 
 static void tcp_read_start(struct tcp_conn *c)
@@ -214,8 +327,8 @@ static void tcp_resume(struct transport *t)
 
 static void tcp_on_write(uv_write_t *req, int status);
 
-/* Hand the pending batch to one uv_write; fly must be empty. */
-static int tcp_write_start(struct tcp_conn *c)
+/* Hand pend from byte off on to one uv_write; fly must be empty. */
+static void tcp_write_start(struct tcp_conn *c, size_t off)
 {
     struct tcp_sbuf tmp = c->fly;
     uv_buf_t b;
@@ -224,14 +337,39 @@ static int tcp_write_start(struct tcp_conn *c)
     c->fly = c->pend;
     c->pend = tmp;
     c->pend.len = 0;
-    b = (uv_buf_t){.base = (char *)c->fly.buf, .len = (unsigned int)c->fly.len};
+    b = (uv_buf_t){.base = (char *)c->fly.buf + off, .len = (unsigned int)(c->fly.len - off)};
     err = uv_write(&c->write_req, (uv_stream_t *)&c->handle, &b, 1, tcp_on_write);
     if (err) {
         tcp_shutdown(c, err);
-        return err;
+        return;
     }
     c->base.flags |= TCP_F_WRITING;
-    return 0;
+}
+
+/* Write pend now, as far as the socket takes it (see the top of the file),
+ * and take c off the dirty list. */
+static void tcp_flush(struct tcp_conn *c)
+{
+    tcp_unmark_dirty(c);
+    while (c->pend.len > 0 && (c->base.flags & (TP_F_CLOSING | TCP_F_WRITING | TP_F_ESTABLISHED)) ==
+                                  TP_F_ESTABLISHED) {
+        uv_buf_t b = {.base = (char *)c->pend.buf, .len = (unsigned int)c->pend.len};
+        int n = uv_try_write((uv_stream_t *)&c->handle, &b, 1);
+
+        if (n == UV_EAGAIN)
+            n = 0;
+        if (n < 0) {
+            tcp_shutdown(c, n);
+            return;
+        }
+        if ((size_t)n < c->pend.len) {
+            tcp_write_start(c, (size_t)n);
+            return;
+        }
+        c->pend.len = 0;
+        /* The owner may queue more from drain(): the loop writes it too. */
+        tp_emit_drain(&c->base, 0, tcp_sendq_max(c));
+    }
 }
 
 static void tcp_on_write(uv_write_t *req, int status)
@@ -248,8 +386,7 @@ static void tcp_on_write(uv_write_t *req, int status)
         return;
     }
     c->fly.len = 0;
-    if (c->pend.len > 0 && tcp_write_start(c) != 0)
-        return;
+    tcp_flush(c);
     tp_emit_drain(&c->base, c->pend.len + c->fly.len, tcp_sendq_max(c));
 }
 
@@ -287,10 +424,11 @@ static int tcp_send(struct transport *t, const uint8_t *frame, size_t len)
     memcpy(c->pend.buf + c->pend.len + OVL_FRAME_LENHDR, frame, len);
     c->pend.len += OVL_FRAME_LENHDR + len;
     tp_count_sent(t, len);
-    /* Before the connection is up there is no socket to write to; the
-     * connect callback starts the first batch. */
-    if ((t->flags & (TP_F_ESTABLISHED | TCP_F_WRITING)) == TP_F_ESTABLISHED)
-        return tcp_write_start(c);
+    /* Before the connection is up there is no socket to write to (the
+     * connect callback flushes), and a uv_write under way flushes when it
+     * completes. */
+    if ((t->flags & (TP_F_ESTABLISHED | TCP_F_WRITING | TCP_F_DIRTY)) == TP_F_ESTABLISHED)
+        tcp_mark_dirty(c);
     return 0;
 }
 
@@ -313,8 +451,7 @@ static void tcp_established(struct tcp_conn *c, bool notify)
             return;
     }
     tcp_read_start(c);
-    if (!(c->base.flags & (TP_F_CLOSING | TCP_F_WRITING)) && c->pend.len > 0)
-        (void)tcp_write_start(c);
+    tcp_flush(c);
 }
 
 static void tcp_on_connect(uv_connect_t *req, int status)

@@ -55,6 +55,8 @@
 #define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 #endif
 
+struct tcp_shared;
+
 /* Shared settings and loop for every transport of a node. Owned by the node. */
 struct tp_env {
     uv_loop_t *loop;
@@ -65,6 +67,9 @@ struct tp_env {
      * from its identity so resets still match after a restart; all zero
      * means "draw a random one per listener". Wiped by the owner. */
     uint8_t secret[32];
+    /* TCP's state shared by its connections (tp_tcp.c): NULL until the
+     * first connection, and again once the last is freed. */
+    struct tcp_shared *tcp;
 };
 
 /* Per-connection counters. */
