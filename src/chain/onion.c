@@ -21,8 +21,9 @@
 #define SLOT_CT     OVL_X25519_LEN                    /* 32 */
 #define SLOT_TAG    (OVL_X25519_LEN + ONION_INFO_LEN) /* 72 */
 #define NONCE_LAYER 0                                 /* first nonce byte: layer keystreams */
-#define NONCE_ORIG  1 /* first nonce byte: junk of an originated cell */
-#define NONCE_JUNK  2 /* first nonce byte: the sender's forward junk */
+#define NONCE_ORIG  1   /* first nonce byte: junk of an originated cell */
+#define NONCE_JUNK  2   /* first nonce byte: the sender's forward junk */
+#define KS_WIDE     256 /* keystream asked of libsodium at least (stream_xor) */
 
 _Static_assert(OFF_JUNK + ONION_JUNK == OVL_CELL_PAYLOAD, "cell layout");
 _Static_assert(ONION_SLOT_LEN == 88 && ONION_HDR_LEN == 704, "header layout");
@@ -30,12 +31,32 @@ _Static_assert(OVL_AEAD_TAG == crypto_aead_chacha20poly1305_ietf_ABYTES, "slot t
 
 static const uint8_t zero_nonce[OVL_AEAD_NONCE];
 
+/* XOR len bytes at buf with ChaCha20's keystream for key and nonce.
+ * libsodium makes a request under 256 bytes one 64-byte block after the
+ * other, but from 256 bytes on four blocks side by side, which takes less
+ * time than two blocks alone: the 112 and 128 bytes of a data cell's
+ * layer cost a third less asked for as 256, of which the first len count. */
+static void stream_xor(uint8_t *buf, size_t len, const uint8_t *nonce, const uint8_t *key)
+{
+    uint8_t t[KS_WIDE];
+
+    if (len >= sizeof(t)) {
+        crypto_stream_chacha20_ietf_xor(buf, buf, len, nonce, key);
+        return;
+    }
+    memcpy(t, buf, len);
+    memset(t + len, 0, sizeof(t) - len);
+    crypto_stream_chacha20_ietf_xor(t, t, sizeof(t), nonce, key);
+    memcpy(buf, t, len);
+    ovl_wipe(t + len, sizeof(t) - len);
+}
+
 /* ChaCha20's keystream for key and nonce into out (len bytes): the XOR
  * of zeros, so that ovld imports one of libsodium's two stream calls. */
 static void keystream(uint8_t *out, size_t len, const uint8_t *nonce, const uint8_t *key)
 {
     memset(out, 0, len);
-    crypto_stream_chacha20_ietf_xor(out, out, len, nonce, key);
+    stream_xor(out, len, nonce, key);
 }
 
 /* The setup-only secrets of one hop. */
@@ -374,7 +395,7 @@ static void fwd_shift(uint8_t cell[OVL_CELL_PAYLOAD], const uint8_t plain[ONION_
 
     memcpy(t, cell + OFF_JUNK, ONION_JUNK);
     memset(t + ONION_JUNK, 0, ONION_TAG);
-    crypto_stream_chacha20_ietf_xor(t, t, FWD_KS_LEN, nonce, ks_key);
+    stream_xor(t, FWD_KS_LEN, nonce, ks_key);
     memcpy(cell, t, ONION_TAG);
     memcpy(cell + OFF_CT, plain, ONION_BODY);
     memcpy(cell + OFF_JUNK, t + ONION_TAG, ONION_JUNK);
@@ -503,7 +524,7 @@ int onion_back_add(uint8_t cell[OVL_CELL_PAYLOAD], const struct onion_keys *k, u
     ctr_nonce(nonce, *ctr, NONCE_LAYER);
     memcpy(t, cell, ONION_TAG);
     memcpy(t + ONION_TAG, cell + OFF_JUNK, ONION_JUNK - ONION_TAG);
-    crypto_stream_chacha20_ietf_xor(t, t, BACK_KS_LEN, nonce, k->back_ks);
+    stream_xor(t, BACK_KS_LEN, nonce, k->back_ks);
     rc = seal_detached(&k->back, cell + OFF_CT, tag, cell + OFF_CT, ONION_BODY, NULL, 0, nonce);
     if (rc != 0)
         return rc; /* only for a bad suite, before anything is written */
@@ -551,7 +572,7 @@ static enum back_result back_level(uint8_t w[OVL_CELL_PAYLOAD], uint8_t plain[ON
             open_detached(&k->back, plain, w + OFF_CT, ONION_BODY, w, NULL, 0, nonce) == 0) {
             /* Inner cell: tag || junk[0:96] = junk'' ^ KSb. */
             memcpy(t, w + OFF_JUNK, ONION_JUNK);
-            crypto_stream_chacha20_ietf_xor(t, t, BACK_KS_LEN, nonce, k->back_ks);
+            stream_xor(t, BACK_KS_LEN, nonce, k->back_ks);
             memcpy(w, t, ONION_TAG);
             memcpy(w + OFF_CT, plain, ONION_BODY);
             memcpy(w + OFF_JUNK, t + ONION_TAG, ONION_JUNK - ONION_TAG);
