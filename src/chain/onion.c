@@ -66,48 +66,6 @@ struct hop_setup {
     uint8_t k_hdr[KEY_LEN];
 };
 
-/* AEAD with the tag stored apart from the ciphertext: data cells put the
- * tag in front so that the next layer's tag can take its place. */
-static int seal_detached(const struct ovl_aead *a, uint8_t *c, uint8_t tag[ONION_TAG],
-                         const uint8_t *m, size_t len, const uint8_t *ad, size_t adlen,
-                         const uint8_t nonce[OVL_AEAD_NONCE])
-{
-    int rc;
-    switch (a->suite) {
-    case OVL_AEAD_AES256GCM:
-        rc = crypto_aead_aes256gcm_encrypt_detached_afternm(c, tag, NULL, m, len, ad, adlen, NULL,
-                                                            nonce, &a->u.aes);
-        break;
-    case OVL_AEAD_CHACHA20POLY1305:
-        rc = crypto_aead_chacha20poly1305_ietf_encrypt_detached(c, tag, NULL, m, len, ad, adlen,
-                                                                NULL, nonce, a->u.key);
-        break;
-    default:
-        return OVL_EINVAL;
-    }
-    return rc == 0 ? 0 : OVL_ECRYPTO;
-}
-
-static int open_detached(const struct ovl_aead *a, uint8_t *m, const uint8_t *c, size_t len,
-                         const uint8_t tag[ONION_TAG], const uint8_t *ad, size_t adlen,
-                         const uint8_t nonce[OVL_AEAD_NONCE])
-{
-    int rc;
-    switch (a->suite) {
-    case OVL_AEAD_AES256GCM:
-        rc = crypto_aead_aes256gcm_decrypt_detached_afternm(m, NULL, c, len, tag, ad, adlen, nonce,
-                                                            &a->u.aes);
-        break;
-    case OVL_AEAD_CHACHA20POLY1305:
-        rc = crypto_aead_chacha20poly1305_ietf_decrypt_detached(m, NULL, c, len, tag, ad, adlen,
-                                                                nonce, a->u.key);
-        break;
-    default:
-        return OVL_EINVAL;
-    }
-    return rc == 0 ? 0 : OVL_ECRYPTO;
-}
-
 static void xor_into(uint8_t *dst, const uint8_t *src, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -179,9 +137,14 @@ static int derive_data(struct onion_keys *k, const uint8_t prk[KEY_LEN], enum ov
     return 0;
 }
 
-/* Wipe k. */
+/* Wipe k, releasing what its AEAD contexts hold. */
 void onion_keys_wipe(struct onion_keys *k)
 {
+    if (!k)
+        return;
+    ovl_aead_wipe(&k->fwd);
+    ovl_aead_wipe(&k->back);
+    ovl_aead_wipe(&k->orig);
     ovl_wipe(k, sizeof(*k));
 }
 
@@ -351,6 +314,7 @@ int onion_setup_peel(uint8_t hdr[ONION_HDR_LEN], const uint8_t onion_pk[OVL_X255
     if (!hdr || !onion_pk || !onion_sk || !info || !keys)
         return OVL_EINVAL;
     memset(&hs, 0, sizeof(hs));
+    memset(keys, 0, sizeof(*keys)); /* so that failing below wipes nothing foreign */
     if ((rc = ovl_x25519(s, onion_sk, hdr)) != 0)
         goto fail;
     derive_setup(&hs, s, hdr, onion_pk);
@@ -442,16 +406,16 @@ int onion_fwd_wrap(uint8_t out[OVL_CELL_PAYLOAD], const struct onion_keys *keys,
     memmove(out + OFF_CT, body, ONION_BODY);
     fwd_filler(out + OFF_JUNK, (const uint8_t(*)[FWD_KS_LEN])ks, n, keys[n - 1].junk_ks,
                ctr[n - 1]);
-    rc = seal_detached(&keys[n - 1].fwd, out + OFF_CT, out, out + OFF_CT, ONION_BODY,
-                       out + OFF_JUNK, ONION_JUNK, nonce[n - 1]);
+    rc = ovl_aead_seal_detached(&keys[n - 1].fwd, out + OFF_CT, out, out + OFF_CT, ONION_BODY,
+                                out + OFF_JUNK, ONION_JUNK, nonce[n - 1]);
     for (unsigned i = n - 1; rc == 0 && i-- > 0;) {
         /* Invert hop i's shift: junk = (tag' || junk'[0:96]) ^ KS[0:112]. */
         memcpy(t, out, ONION_TAG);
         memcpy(t + ONION_TAG, out + OFF_JUNK, ONION_JUNK - ONION_TAG);
         xor_into(t, ks[i], ONION_JUNK);
         memcpy(out + OFF_JUNK, t, ONION_JUNK);
-        rc = seal_detached(&keys[i].fwd, out + OFF_CT, out, out + OFF_CT, ONION_BODY,
-                           out + OFF_JUNK, ONION_JUNK, nonce[i]);
+        rc = ovl_aead_seal_detached(&keys[i].fwd, out + OFF_CT, out, out + OFF_CT, ONION_BODY,
+                                    out + OFF_JUNK, ONION_JUNK, nonce[i]);
     }
     ovl_wipe(ks, sizeof(ks));
     if (rc != 0)
@@ -472,8 +436,8 @@ int onion_fwd_peel(uint8_t cell[OVL_CELL_PAYLOAD], const struct onion_keys *k, u
         if (!window_ctr(*next, w, &c))
             break;
         ctr_nonce(nonce, c, NONCE_LAYER);
-        if (open_detached(&k->fwd, plain, cell + OFF_CT, ONION_BODY, cell, cell + OFF_JUNK,
-                          ONION_JUNK, nonce) == 0) {
+        if (ovl_aead_open_detached(&k->fwd, plain, cell + OFF_CT, ONION_BODY, cell, cell + OFF_JUNK,
+                                   ONION_JUNK, nonce) == 0) {
             fwd_shift(cell, plain, k->fwd_ks, nonce);
             *next = c + 1;
             ovl_wipe(plain, sizeof(plain));
@@ -500,7 +464,8 @@ int onion_back_originate(uint8_t out[OVL_CELL_PAYLOAD], const struct onion_keys 
     ctr_nonce(nonce, *ctr, NONCE_ORIG);
     keystream(out + OFF_JUNK, ONION_JUNK, nonce, k->back_ks);
     ctr_nonce(nonce, *ctr, NONCE_LAYER);
-    rc = seal_detached(&k->orig, out + OFF_CT, out, out + OFF_CT, ONION_BODY, NULL, 0, nonce);
+    rc = ovl_aead_seal_detached(&k->orig, out + OFF_CT, out, out + OFF_CT, ONION_BODY, NULL, 0,
+                                nonce);
     if (rc != 0) {
         ovl_wipe(out, OVL_CELL_PAYLOAD);
         return rc;
@@ -525,7 +490,8 @@ int onion_back_add(uint8_t cell[OVL_CELL_PAYLOAD], const struct onion_keys *k, u
     memcpy(t, cell, ONION_TAG);
     memcpy(t + ONION_TAG, cell + OFF_JUNK, ONION_JUNK - ONION_TAG);
     stream_xor(t, BACK_KS_LEN, nonce, k->back_ks);
-    rc = seal_detached(&k->back, cell + OFF_CT, tag, cell + OFF_CT, ONION_BODY, NULL, 0, nonce);
+    rc = ovl_aead_seal_detached(&k->back, cell + OFF_CT, tag, cell + OFF_CT, ONION_BODY, NULL, 0,
+                                nonce);
     if (rc != 0)
         return rc; /* only for a bad suite, before anything is written */
     memcpy(cell, tag, ONION_TAG);
@@ -550,7 +516,7 @@ static bool back_try_orig(uint8_t plain[ONION_BODY], const uint8_t w[OVL_CELL_PA
     if (!ovl_equal(junk, w + OFF_JUNK, known))
         return false;
     ctr_nonce(nonce, c, NONCE_LAYER);
-    return open_detached(&k->orig, plain, w + OFF_CT, ONION_BODY, w, NULL, 0, nonce) == 0;
+    return ovl_aead_open_detached(&k->orig, plain, w + OFF_CT, ONION_BODY, w, NULL, 0, nonce) == 0;
 }
 
 /* Remove hop k's layer from w (relayed) or recognise its origin
@@ -568,8 +534,8 @@ static enum back_result back_level(uint8_t w[OVL_CELL_PAYLOAD], uint8_t plain[ON
         if (!window_ctr(*next, i, &c))
             break;
         ctr_nonce(nonce, c, NONCE_LAYER);
-        if (can_relay &&
-            open_detached(&k->back, plain, w + OFF_CT, ONION_BODY, w, NULL, 0, nonce) == 0) {
+        if (can_relay && ovl_aead_open_detached(&k->back, plain, w + OFF_CT, ONION_BODY, w, NULL, 0,
+                                                nonce) == 0) {
             /* Inner cell: tag || junk[0:96] = junk'' ^ KSb. */
             memcpy(t, w + OFF_JUNK, ONION_JUNK);
             stream_xor(t, BACK_KS_LEN, nonce, k->back_ks);

@@ -80,7 +80,8 @@ struct onion_hop_info {
 };
 
 /* The data-phase keys of one hop, held by that hop and by the sender.
- * Secret: wipe with onion_keys_wipe. */
+ * Its AEAD contexts may hold memory (crypto.h): keys are moved, never
+ * copied, and every filled struct ends in onion_keys_wipe. Secret. */
 struct onion_keys {
     enum ovl_aead_suite suite;
     struct ovl_aead fwd;  /* forward layer */
@@ -95,18 +96,19 @@ struct onion_keys {
 /* Sender: build a setup header for n hops (1..ONION_MAX_HOPS). onion_pk[i]
  * is hop i's X25519 onion key, info[i] what hop i is told (the last must be
  * ONION_HOP_EXIT, the others ONION_HOP_RELAY, suites available here).
- * keys[i] receives hop i's data keys. OVL_EINVAL for bad arguments,
- * OVL_ECRYPTO for a low-order onion key; on failure keys are wiped. */
+ * keys[i] (holding nothing) receives hop i's data keys. OVL_EINVAL for bad
+ * arguments, OVL_ECRYPTO for a low-order onion key; on failure keys are
+ * wiped. */
 int onion_setup_build(uint8_t hdr[ONION_HDR_LEN], const uint8_t (*onion_pk)[OVL_X25519_LEN],
                       const struct onion_hop_info *info, unsigned n,
                       struct onion_keys *keys) OVL_WUR;
 
 /* Hop: open the front slot of hdr with its onion key pair. On success info
- * and keys are filled and hdr is rewritten in place into the header for
- * the next hop. OVL_ECRYPTO when the slot does not open under this key
- * (tampered, or made for another key: try the previous onion key) and
- * OVL_EPROTO for a malformed info (bad type, suite or flags); hdr is left
- * unchanged on failure. */
+ * and keys (holding nothing before) are filled and hdr is rewritten in
+ * place into the header for the next hop. OVL_ECRYPTO when the slot does
+ * not open under this key (tampered, or made for another key: try the
+ * previous onion key) and OVL_EPROTO for a malformed info (bad type, suite
+ * or flags); hdr is left unchanged on failure. */
 int onion_setup_peel(uint8_t hdr[ONION_HDR_LEN], const uint8_t onion_pk[OVL_X25519_LEN],
                      const uint8_t onion_sk[OVL_X25519_LEN], struct onion_hop_info *info,
                      struct onion_keys *keys) OVL_WUR;
@@ -144,7 +146,7 @@ int onion_back_add(uint8_t cell[OVL_CELL_PAYLOAD], const struct onion_keys *k,
 int onion_back_unwrap(uint8_t body[ONION_BODY], unsigned *origin, const struct onion_keys *keys,
                       unsigned n, uint64_t *next, const uint8_t cell[OVL_CELL_PAYLOAD]) OVL_WUR;
 
-/* Wipe k. */
+/* Wipe k and release what it holds; a zeroed or NULL k is fine. */
 void onion_keys_wipe(struct onion_keys *k);
 
 #endif

@@ -509,9 +509,10 @@ static void setup_refuse(struct relay *r, struct link *l, uint32_t id, enum rela
 }
 
 /* Make the chain entry for a setup that opened, charged to its link and
- * address block blk; NULL (counted) on failure. */
+ * address block blk, taking keys over (zeroed then); NULL (counted) on
+ * failure, keys left to the caller. */
 static struct relay_chain *chain_new(struct relay *r, struct link *l, uint32_t id, admit_key blk,
-                                     const struct onion_keys *keys)
+                                     struct onion_keys *keys)
 {
     struct relay_chain *ch = calloc(1, sizeof(*ch));
     struct relay_share *ls = share_get(r, &r->link_shares, l->serial);
@@ -532,7 +533,8 @@ static struct relay_chain *chain_new(struct relay *r, struct link *l, uint32_t i
     ch->serial = ++r->next_serial;
     ch->prev = l;
     ch->prev_id = id;
-    ch->keys = *keys;
+    ch->keys = *keys; /* moved: the AEAD contexts are not copied */
+    memset(keys, 0, sizeof(*keys));
     ch->created_ms = clock_now_ms();
     relay_chain_set_state(ch, RCH_EXTENDING);
     HASH_ADD(hh, r->chains, serial, sizeof(ch->serial), ch);
@@ -786,7 +788,7 @@ void relay_chains_free(struct relay *r)
 
 uint64_t relay_chains_bytes(const struct relay *r)
 {
-    return (uint64_t)r->st.chains * sizeof(struct relay_chain) +
+    return (uint64_t)r->st.chains * (sizeof(struct relay_chain) + 3 * OVL_AEAD_HEAP) +
            (uint64_t)r->n_seen * sizeof(struct relay_seen) +
            (uint64_t)r->n_shares * sizeof(struct relay_share);
 }

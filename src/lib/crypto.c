@@ -1,6 +1,11 @@
-/* crypto.c - thin, error-checked wrappers over libsodium. */
+/* crypto.c - thin, error-checked wrappers over libsodium (and GnuTLS's
+ * AES-256-GCM in builds that link it, see crypto.h). */
 #include "lib/crypto.h"
 #include "lib/htab.h"
+
+#if OVL_HAVE_QUIC
+#include <gnutls/crypto.h>
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -270,9 +275,71 @@ int ovl_ed_sk_to_x25519(uint8_t x[OVL_X25519_LEN], const uint8_t ed_sk[OVL_ED255
     return 0;
 }
 
+/* ---- AEAD ---- */
+
+/* AES-256-GCM, keyed: GnuTLS's where it is linked (see crypto.h), else
+ * libsodium's. Each returns 0 or a negative number. */
+#if OVL_HAVE_QUIC
+static int aes_init(struct ovl_aead *a, const uint8_t key[OVL_AEAD_KEY])
+{
+    gnutls_datum_t k = {.data = (unsigned char *)key, .size = OVL_AEAD_KEY};
+    gnutls_aead_cipher_hd_t h;
+
+    if (gnutls_aead_cipher_init(&h, GNUTLS_CIPHER_AES_256_GCM, &k) < 0)
+        return OVL_ENOMEM;
+    a->u.gt = h;
+    return 0;
+}
+
+/* GnuTLS works in place when the tag lies apart: the data moves first. */
+static int aes_seal(const struct ovl_aead *a, uint8_t *out, uint8_t *tag, const uint8_t *in,
+                    size_t len, const uint8_t *ad, size_t adlen, const uint8_t *nonce)
+{
+    giovec_t d = {.iov_base = out, .iov_len = len}, x = {.iov_base = (void *)ad, .iov_len = adlen};
+    size_t tlen = OVL_AEAD_TAG;
+
+    if (out != in && len)
+        memmove(out, in, len);
+    return gnutls_aead_cipher_encryptv2(a->u.gt, nonce, OVL_AEAD_NONCE, &x, adlen ? 1 : 0, &d, 1,
+                                        tag, &tlen);
+}
+
+static int aes_open(const struct ovl_aead *a, uint8_t *out, const uint8_t *in, size_t len,
+                    const uint8_t *tag, const uint8_t *ad, size_t adlen, const uint8_t *nonce)
+{
+    giovec_t d = {.iov_base = out, .iov_len = len}, x = {.iov_base = (void *)ad, .iov_len = adlen};
+
+    if (out != in && len)
+        memmove(out, in, len);
+    return gnutls_aead_cipher_decryptv2(a->u.gt, nonce, OVL_AEAD_NONCE, &x, adlen ? 1 : 0, &d, 1,
+                                        (void *)tag, OVL_AEAD_TAG);
+}
+#else
+static int aes_init(struct ovl_aead *a, const uint8_t key[OVL_AEAD_KEY])
+{
+    return crypto_aead_aes256gcm_beforenm(&a->u.aes, key) == 0 ? 0 : OVL_ECRYPTO;
+}
+
+static int aes_seal(const struct ovl_aead *a, uint8_t *out, uint8_t *tag, const uint8_t *in,
+                    size_t len, const uint8_t *ad, size_t adlen, const uint8_t *nonce)
+{
+    return crypto_aead_aes256gcm_encrypt_detached_afternm(out, tag, NULL, in, len, ad, adlen, NULL,
+                                                          nonce, &a->u.aes);
+}
+
+static int aes_open(const struct ovl_aead *a, uint8_t *out, const uint8_t *in, size_t len,
+                    const uint8_t *tag, const uint8_t *ad, size_t adlen, const uint8_t *nonce)
+{
+    return crypto_aead_aes256gcm_decrypt_detached_afternm(out, NULL, in, len, tag, ad, adlen, nonce,
+                                                          &a->u.aes);
+}
+#endif
+
 /* Key an AEAD context with exactly one suite; OVL_EUNSUPP if unavailable. */
 int ovl_aead_init(struct ovl_aead *a, enum ovl_aead_suite suite, const uint8_t key[OVL_AEAD_KEY])
 {
+    int rc;
+
     if (!a || !key)
         return OVL_EINVAL;
     sodium_memzero(a, sizeof(*a));
@@ -281,9 +348,10 @@ int ovl_aead_init(struct ovl_aead *a, enum ovl_aead_suite suite, const uint8_t k
         if (!crypto_aead_aes256gcm_is_available())
             return OVL_EUNSUPP;
         /* Expand the key schedule once instead of once per cell. */
-        if (crypto_aead_aes256gcm_beforenm(&a->u.aes, key) != 0) {
+        rc = aes_init(a, key);
+        if (rc) {
             sodium_memzero(a, sizeof(*a));
-            return OVL_ECRYPTO;
+            return rc;
         }
         break;
     case OVL_AEAD_CHACHA20POLY1305:
@@ -296,35 +364,75 @@ int ovl_aead_init(struct ovl_aead *a, enum ovl_aead_suite suite, const uint8_t k
     return 0;
 }
 
-/* Wipe the key material in a. */
+/* Wipe the key material in a and give back what it holds. */
 void ovl_aead_wipe(struct ovl_aead *a)
 {
-    if (a)
-        sodium_memzero(a, sizeof(*a));
+    if (!a)
+        return;
+#if OVL_HAVE_QUIC
+    if (a->suite == OVL_AEAD_AES256GCM && a->u.gt)
+        gnutls_aead_cipher_deinit(a->u.gt); /* wipes the key schedule too */
+#endif
+    sodium_memzero(a, sizeof(*a));
+}
+
+/* Encrypt len bytes of in to out, the tag to tag, binding ad. */
+int ovl_aead_seal_detached(const struct ovl_aead *a, uint8_t *out, uint8_t tag[OVL_AEAD_TAG],
+                           const uint8_t *in, size_t len, const uint8_t *ad, size_t adlen,
+                           const uint8_t nonce[OVL_AEAD_NONCE])
+{
+    int rc;
+
+    switch (a->suite) {
+    case OVL_AEAD_AES256GCM:
+        if (len > crypto_aead_aes256gcm_MESSAGEBYTES_MAX)
+            return OVL_ETOOBIG;
+        rc = aes_seal(a, out, tag, in, len, ad, adlen, nonce);
+        break;
+    case OVL_AEAD_CHACHA20POLY1305:
+        if (len > crypto_aead_chacha20poly1305_ietf_MESSAGEBYTES_MAX)
+            return OVL_ETOOBIG;
+        rc = crypto_aead_chacha20poly1305_ietf_encrypt_detached(out, tag, NULL, in, len, ad, adlen,
+                                                                NULL, nonce, a->u.key);
+        break;
+    default:
+        return OVL_EINVAL;
+    }
+    return rc == 0 ? 0 : OVL_ECRYPTO;
 }
 
 /* Encrypt len bytes of in to out (ciphertext || tag), binding ad. */
 int ovl_aead_seal(const struct ovl_aead *a, uint8_t *out, const uint8_t *in, size_t len,
                   const uint8_t *ad, size_t adlen, const uint8_t nonce[OVL_AEAD_NONCE])
 {
+    return ovl_aead_seal_detached(a, out, out + len, in, len, ad, adlen, nonce);
+}
+
+/* Decrypt len bytes of in, tag apart, to out; OVL_ECRYPTO and a wiped out
+ * if the tag fails. */
+int ovl_aead_open_detached(const struct ovl_aead *a, uint8_t *out, const uint8_t *in, size_t len,
+                           const uint8_t tag[OVL_AEAD_TAG], const uint8_t *ad, size_t adlen,
+                           const uint8_t nonce[OVL_AEAD_NONCE])
+{
     int rc;
+
     switch (a->suite) {
     case OVL_AEAD_AES256GCM:
-        if (len > crypto_aead_aes256gcm_MESSAGEBYTES_MAX)
-            return OVL_ETOOBIG;
-        rc = crypto_aead_aes256gcm_encrypt_detached_afternm(out, out + len, NULL, in, len, ad,
-                                                            adlen, NULL, nonce, &a->u.aes);
+        rc = aes_open(a, out, in, len, tag, ad, adlen, nonce);
         break;
     case OVL_AEAD_CHACHA20POLY1305:
-        if (len > crypto_aead_chacha20poly1305_ietf_MESSAGEBYTES_MAX)
-            return OVL_ETOOBIG;
-        rc = crypto_aead_chacha20poly1305_ietf_encrypt_detached(out, out + len, NULL, in, len, ad,
-                                                                adlen, NULL, nonce, a->u.key);
+        rc = crypto_aead_chacha20poly1305_ietf_decrypt_detached(out, NULL, in, len, tag, ad, adlen,
+                                                                nonce, a->u.key);
         break;
     default:
         return OVL_EINVAL;
     }
-    return rc == 0 ? 0 : OVL_ECRYPTO;
+    if (rc != 0) {
+        /* Never hand back unauthenticated plaintext. */
+        sodium_memzero(out, len);
+        return OVL_ECRYPTO;
+    }
+    return 0;
 }
 
 /* Decrypt len bytes (ciphertext || tag) of in to out; OVL_ECRYPTO and a
@@ -334,26 +442,8 @@ int ovl_aead_open(const struct ovl_aead *a, uint8_t *out, const uint8_t *in, siz
 {
     if (len < OVL_AEAD_TAG)
         return OVL_EINVAL;
-    size_t mlen = len - OVL_AEAD_TAG;
-    int rc;
-    switch (a->suite) {
-    case OVL_AEAD_AES256GCM:
-        rc = crypto_aead_aes256gcm_decrypt_detached_afternm(out, NULL, in, mlen, in + mlen, ad,
-                                                            adlen, nonce, &a->u.aes);
-        break;
-    case OVL_AEAD_CHACHA20POLY1305:
-        rc = crypto_aead_chacha20poly1305_ietf_decrypt_detached(out, NULL, in, mlen, in + mlen, ad,
-                                                                adlen, nonce, a->u.key);
-        break;
-    default:
-        return OVL_EINVAL;
-    }
-    if (rc != 0) {
-        /* Never hand back unauthenticated plaintext. */
-        sodium_memzero(out, mlen);
-        return OVL_ECRYPTO;
-    }
-    return 0;
+    return ovl_aead_open_detached(a, out, in, len - OVL_AEAD_TAG, in + len - OVL_AEAD_TAG, ad,
+                                  adlen, nonce);
 }
 
 /* Build the 96-bit nonce for counter ctr: four zero bytes then ctr little-endian. */

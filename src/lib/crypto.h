@@ -14,6 +14,8 @@
 
 #include <sodium.h>
 
+#include "ovl_config.h"
+
 #include "lib/err.h"
 
 #define OVL_ED25519_PK   32
@@ -40,14 +42,27 @@ struct ovl_identity {
 };
 
 /* A keyed AEAD context. For AES-256-GCM the expanded key schedule is kept so
- * that no per-cell key setup is needed. Secret: wipe with ovl_aead_wipe. */
+ * that no per-cell key setup is needed: in builds with GnuTLS (those with
+ * QUIC) in a GnuTLS cipher handle, whose AES-GCM takes half the time of
+ * libsodium 1.0.18's, elsewhere in libsodium's state. A handle is memory
+ * of its own, so a context is moved (copied, then the original zeroed),
+ * never copied, and every initialised one is ended with ovl_aead_wipe.
+ * Secret: wipe with ovl_aead_wipe. */
 struct ovl_aead {
     enum ovl_aead_suite suite;
     union {
+#if OVL_HAVE_QUIC
+        void *gt; /* gnutls_aead_cipher_hd_t */
+#else
         crypto_aead_aes256gcm_state aes;
+#endif
         uint8_t key[OVL_AEAD_KEY];
     } u;
 };
+
+/* Bytes an AES-256-GCM context holds besides struct ovl_aead, for the
+ * accounts of what chains and links hold. */
+#define OVL_AEAD_HEAP (OVL_HAVE_QUIC ? 768 : 0)
 
 /* Initialise libsodium; call once before anything else in this header. */
 int ovl_crypto_init(void) OVL_WUR;
@@ -104,12 +119,13 @@ int ovl_ed_pk_to_x25519(uint8_t x[OVL_X25519_LEN], const uint8_t ed[OVL_ED25519_
 /* Convert an Ed25519 secret key to its X25519 form (secret: wipe after use). */
 int ovl_ed_sk_to_x25519(uint8_t x[OVL_X25519_LEN], const uint8_t ed_sk[OVL_ED25519_SK]) OVL_WUR;
 
-/* Key an AEAD context with suite (exactly one suite bit). OVL_EUNSUPP if the
- * suite is not available here. */
+/* Key an AEAD context with suite (exactly one suite bit); a holds nothing
+ * (zeroed or wiped). OVL_EUNSUPP if the suite is not available here,
+ * OVL_ENOMEM if its memory could not be had; a is zeroed on failure. */
 int ovl_aead_init(struct ovl_aead *a, enum ovl_aead_suite suite,
                   const uint8_t key[OVL_AEAD_KEY]) OVL_WUR;
 
-/* Wipe the key material in a. */
+/* Wipe the key material in a and release its memory; a zeroed a is fine. */
 void ovl_aead_wipe(struct ovl_aead *a);
 
 /* Encrypt len bytes of in to out (len + OVL_AEAD_TAG bytes; in == out is
@@ -122,6 +138,19 @@ int ovl_aead_seal(const struct ovl_aead *a, uint8_t *out, const uint8_t *in, siz
  * OVL_EINVAL if len < OVL_AEAD_TAG. */
 int ovl_aead_open(const struct ovl_aead *a, uint8_t *out, const uint8_t *in, size_t len,
                   const uint8_t *ad, size_t adlen, const uint8_t nonce[OVL_AEAD_NONCE]) OVL_WUR;
+
+/* ovl_aead_seal with the tag written to tag instead of after the
+ * ciphertext (in == out allowed). */
+int ovl_aead_seal_detached(const struct ovl_aead *a, uint8_t *out, uint8_t tag[OVL_AEAD_TAG],
+                           const uint8_t *in, size_t len, const uint8_t *ad, size_t adlen,
+                           const uint8_t nonce[OVL_AEAD_NONCE]) OVL_WUR;
+
+/* Decrypt len bytes of in, whose tag is at tag, to out (len bytes; in ==
+ * out allowed, the tag apart from both). OVL_ECRYPTO if the tag fails (out
+ * is wiped). */
+int ovl_aead_open_detached(const struct ovl_aead *a, uint8_t *out, const uint8_t *in, size_t len,
+                           const uint8_t tag[OVL_AEAD_TAG], const uint8_t *ad, size_t adlen,
+                           const uint8_t nonce[OVL_AEAD_NONCE]) OVL_WUR;
 
 /* Build the 96-bit nonce for counter ctr: four zero bytes then ctr little-endian. */
 void ovl_nonce(uint8_t nonce[OVL_AEAD_NONCE], uint64_t ctr);

@@ -324,12 +324,13 @@ static int probe_connect(struct probe *p)
     return rc;
 }
 
-/* Key a direction from its handshake key. */
+/* Key a direction from its handshake key (the last connection's goes). */
 static int dir_init(struct probe_dir *d, enum ovl_aead_suite suite, const uint8_t key[OVL_AEAD_KEY])
 {
     memcpy(d->key, key, OVL_AEAD_KEY);
     d->epoch = 0;
     d->ctr = 0;
+    ovl_aead_wipe(&d->aead);
     return ovl_aead_init(&d->aead, suite, d->key);
 }
 
@@ -624,8 +625,10 @@ static int mode_chain_tamper(struct probe *p)
     if (lookup_relay(p, relay_pk, &d) != 0 || probe_open(p, host, port, relay_pk) != 0)
         return 1;
     memset(&k, 0, sizeof(k));
-    if (open_chain(p, &d, id, &k) != 0)
+    if (open_chain(p, &d, id, &k) != 0) {
+        onion_keys_wipe(&k);
         return 1;
+    }
     memset(body, 0, sizeof(body));
     body[0] = BODY_DROP;
     ovl_random(ping, sizeof(ping));
@@ -908,6 +911,8 @@ int main(int argc, char **argv)
     if (p.fd >= 0)
         close(p.fd);
     ovl_identity_wipe(&p.id);
+    ovl_aead_wipe(&p.tx.aead);
+    ovl_aead_wipe(&p.rx.aead);
     ovl_wipe(&p.tx, sizeof(p.tx));
     ovl_wipe(&p.rx, sizeof(p.rx));
     return status;

@@ -325,6 +325,9 @@ START_TEST(aead_tamper)
     ck_assert_int_eq(ovl_aead_open(opener, out, buf, sizeof(buf), ad, sizeof(ad), nonce),
                      OVL_ECRYPTO);
     ck_assert(all_zero(out, sizeof(out)));
+    if (opener == &other)
+        ovl_aead_wipe(&other);
+    ovl_aead_wipe(&a);
 }
 END_TEST
 
@@ -338,6 +341,7 @@ START_TEST(aead_short_input)
         ck_assert_int_eq(ovl_aead_open(&a, out, buf, len, NULL, 0, nonce), OVL_EINVAL);
     /* A bare tag is a valid length that simply fails to authenticate. */
     ck_assert_int_eq(ovl_aead_open(&a, out, buf, 16, NULL, 0, nonce), OVL_ECRYPTO);
+    ovl_aead_wipe(&a);
 }
 END_TEST
 

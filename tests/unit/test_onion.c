@@ -70,6 +70,15 @@ static void make_chain(struct tchain *c, unsigned n, enum ovl_aead_suite s)
     }
 }
 
+/* Wipe both sides' keys (AES-256-GCM contexts may hold memory). */
+static void drop_chain(struct tchain *c)
+{
+    for (unsigned i = 0; i < c->n; i++) {
+        onion_keys_wipe(&c->snd[i]);
+        onion_keys_wipe(&c->hop[i]);
+    }
+}
+
 /* Wrap body with the same forward counter at every hop. */
 static int wrap_at(uint8_t *cell, const struct onion_keys *keys, unsigned n, uint64_t ctr,
                    const uint8_t *body)
@@ -118,6 +127,7 @@ START_TEST(setup_roundtrip)
     /* Same keys on both sides: data wrapped by the sender opens at the hops. */
     ovl_random(body, sizeof(body));
     fwd_through(&c, 0, next, cell, body);
+    drop_chain(&c);
 }
 END_TEST
 
@@ -302,6 +312,7 @@ START_TEST(fwd_roundtrip)
     }
     /* The counter after the last one is never used. */
     ck_assert_int_eq(wrap_at(cell, c.snd, n, UINT64_MAX, body), OVL_EINVAL);
+    drop_chain(&c);
 }
 END_TEST
 
@@ -339,9 +350,11 @@ START_TEST(fwd_tamper)
         return;
     make_chain(&c, 1, s);
     tamper_fwd_at(&c, 0, 0);
+    drop_chain(&c);
     make_chain(&c, 8, s);
     for (unsigned at = 0; at < 8; at++)
         tamper_fwd_at(&c, at, 5);
+    drop_chain(&c);
 }
 END_TEST
 
@@ -403,6 +416,7 @@ START_TEST(back_roundtrip)
             ck_assert_mem_eq(next, hctr, sizeof(next));
         }
     }
+    drop_chain(&c);
 }
 END_TEST
 
@@ -435,10 +449,12 @@ START_TEST(back_tamper)
         return;
     make_chain(&c, 1, s);
     tamper_back(&c, 0);
+    drop_chain(&c);
     make_chain(&c, 8, s);
     tamper_back(&c, 0);
     tamper_back(&c, 1);
     tamper_back(&c, 7);
+    drop_chain(&c);
 }
 END_TEST
 

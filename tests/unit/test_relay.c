@@ -200,6 +200,8 @@ static void chain_open(struct net *t, const unsigned *path, unsigned hops)
     t->c.fwd_ctr = 0;
     memset(t->c.back_next, 0, sizeof(t->c.back_next));
     t->n_back = 0;
+    for (unsigned i = 0; i < ONION_MAX_HOPS; i++)
+        onion_keys_wipe(&t->c.keys[i]); /* the chain opened before, if any */
     tnet_onion(c.payload, t->n, t->dir, path, hops, 60, t->next0, t->c.keys);
     l = link_find(&t->n[t->from], t->n[path[0]].id.pk);
     if (!l) {
@@ -881,7 +883,8 @@ START_TEST(test_stall)
     send_deliver(t, t->n[SND].id.pk, 0, false);
     want_snd = 1;
     ck_assert(run_until(t, snd_delivered, 5000));
-    chain_b = t->c;
+    chain_b = t->c; /* moved aside: its keys are chain_b's alone now */
+    memset(t->c.keys, 0, sizeof(t->c.keys));
     /* Chain A delivers to DST, which then stops reading. */
     chain_open(t, path, 3);
     ck_assert(run_until(t, got_back, 8000));

@@ -404,6 +404,7 @@ static void chain_open(struct net *t)
 
     t->fwd_ctr = t->back_next[0] = 0;
     t->setup_ok = false;
+    onion_keys_wipe(&t->keys[0]); /* the chain opened before, if any */
     tnet_onion(c.payload, t->n, t->dir, path, 1, 600, NULL, t->keys);
     ck_assert_int_eq(chanmap_alloc(&t->n[SND], snd_link(t), &snd_owner, t, &t->id), 0);
     c.chain_id = t->id;
