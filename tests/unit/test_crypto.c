@@ -463,6 +463,25 @@ START_TEST(kdf2_depends_on_inputs)
 }
 END_TEST
 
+/* ovl_equal goes 16 bytes at a time, then byte by byte: every length up
+ * to 80 and every bit of it counts. */
+START_TEST(equal_every_bit)
+{
+    uint8_t a[80], b[80];
+
+    ovl_random(a, sizeof(a));
+    memcpy(b, a, sizeof(a));
+    for (size_t n = 0; n <= sizeof(a); n++) {
+        ck_assert(ovl_equal(a, b, n));
+        for (size_t bit = 0; bit < 8 * n; bit++) {
+            b[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+            ck_assert_msg(!ovl_equal(a, b, n), "len %zu, bit %zu", n, bit);
+            b[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        }
+    }
+}
+END_TEST
+
 START_TEST(equal_wipe_random)
 {
     uint8_t a[40], b[40];
@@ -616,6 +635,7 @@ static Suite *crypto_suite(void)
     tcase_add_test(tc, hash2_known);
     tcase_add_test(tc, kdf2_known_and_aliasing);
     tcase_add_test(tc, kdf2_depends_on_inputs);
+    tcase_add_test(tc, equal_every_bit);
     tcase_add_test(tc, equal_wipe_random);
 
     /* Suite 0 is ChaCha20-Poly1305 (always there), suite 1 AES-256-GCM. */
