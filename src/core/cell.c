@@ -25,21 +25,25 @@ int cell_decode(struct cell *c, const uint8_t in[OVL_CELL_LEN])
     uint16_t len = ld_be16(in + 6);
     uint8_t acc = 0;
 
-    memset(c, 0, sizeof(*c));
     if (in[5] != 0 || len > OVL_CELL_PAYLOAD)
-        return OVL_EPROTO;
+        goto bad;
     /* The tail is inside the AEAD, so only a buggy or hostile peer can make
      * it non-zero; refusing it keeps the padding from becoming a side channel. */
     for (size_t i = OVL_CELL_HDR + len; i < OVL_CELL_LEN; i++)
         acc |= in[i];
     if (acc != 0)
-        return OVL_EPROTO;
+        goto bad;
     c->chain_id = ld_be32(in);
     c->cmd = in[4];
     c->flags = 0;
     c->len = len;
-    memcpy(c->payload, in + OVL_CELL_HDR, len);
+    /* The whole payload: its tail is zero, so c's is too, without zeroing
+     * c first (a data cell is all payload). */
+    memcpy(c->payload, in + OVL_CELL_HDR, OVL_CELL_PAYLOAD);
     return 0;
+bad:
+    memset(c, 0, sizeof(*c));
+    return OVL_EPROTO;
 }
 
 /* Return the snake_case name of cmd, or "unknown". */

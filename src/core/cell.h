@@ -91,7 +91,8 @@ int cell_decode(struct cell *c, const uint8_t in[OVL_CELL_LEN]) OVL_WUR;
 /* Return the name of a command ("ping", "chain_fwd", ...) or "unknown". */
 const char *cell_cmd_name(uint8_t cmd);
 
-/* Seal cell bytes as a FRAME_CELL: out receives FRAME_CELL_LEN bytes. */
+/* Seal cell bytes as a FRAME_CELL: out receives FRAME_CELL_LEN bytes; cell
+ * may be out + FRAME_CELL_AD (sealed in place). */
 int frame_seal(uint8_t out[FRAME_CELL_LEN], const struct ovl_aead *key, uint64_t counter,
                const uint8_t cell[OVL_CELL_LEN]) OVL_WUR;
 

@@ -32,7 +32,8 @@
 
 struct node;
 
-/* A link's liveness clock; times from clock_now_ms(). */
+/* A link's liveness clock; times from clock_now_ms(), or for cells sent
+ * and received the loop's copy of it (uv_now). */
 struct link_timers {
     uint64_t last_rx_ms, last_tx_ms;
     uint64_t last_real_tx_ms; /* last cell sent that was not upkeep (padding, ping, pong) */
