@@ -9,7 +9,10 @@
  * nest: ngtcp2 callbacks only record (bytes into rbuf, flags), and
  * quic_run() hands frames, connected() and drain() to the owner after
  * ngtcp2 returns. tp_send only queues and arms the timer at 0, so every
- * frame queued in one loop iteration leaves in one write pass.
+ * frame queued in one loop iteration leaves in one write pass; a received
+ * datagram only goes into ngtcp2 and arms the same timer, so that the
+ * owner gets the frames of every datagram of the turn at once and the
+ * peer one acknowledgement for them, not one per datagram.
  */
 #include <netdb.h>
 #include <stdio.h>
@@ -39,11 +42,15 @@ static void quic_on_timer(uv_timer_t *t);
 static int quic_send_dgram(struct quic_conn *c, const struct sockaddr *to, const uint8_t *pkt,
                            size_t len);
 
-/* Ask for a write pass (and expiry handling) on the next loop turn. */
+/* Ask for a write pass (and expiry handling) on the next loop turn. A
+ * pass already asked for takes every frame queued meanwhile: restarting
+ * the timer for each (once per cell) would only move it in libuv's heap. */
 static void quic_kick(struct quic_conn *c)
 {
-    if (!tp_is_closing(&c->base))
-        uv_timer_start(&c->timer, quic_on_timer, 0, 0);
+    if (tp_is_closing(&c->base) ||
+        (uv_is_active((uv_handle_t *)&c->timer) && uv_timer_get_due_in(&c->timer) == 0))
+        return;
+    uv_timer_start(&c->timer, quic_on_timer, 0, 0);
 }
 
 /* ---- lifetime ---------------------------------------------------------- */
@@ -617,7 +624,7 @@ void quic_conn_input(struct quic_conn *c, const struct sockaddr *remote, const u
         quic_fail(c, rc);
         return;
     }
-    quic_run(c);
+    quic_kick(c);
 }
 
 /* ---- the transport operations ------------------------------------------ */
