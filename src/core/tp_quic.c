@@ -14,10 +14,13 @@
  * owner gets the frames of every datagram of the turn at once and the
  * peer one acknowledgement for them, not one per datagram.
  */
+#include <errno.h>
 #include <netdb.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 #include <sodium.h>
@@ -27,6 +30,7 @@
 #include "lib/bytes.h"
 
 #define QUIC_BURST        64 /* datagrams per write pass before yielding to the loop */
+#define QUIC_GSO_MAX      16 /* datagrams one sendmsg carries (UDP GSO) */
 #define QUIC_IDLE_DEFAULT 30000
 #define QUIC_WIRE_MAX     (OVL_FRAME_MAX + OVL_FRAME_LENHDR)
 #define QUIC_PRIORITY     "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE"
@@ -474,14 +478,68 @@ static void quic_arm(struct quic_conn *c)
     uv_timer_start(&c->timer, quic_on_timer, ms, 0);
 }
 
-/* Write packets until ngtcp2 has nothing more or a burst is done. */
+/* Send the datagrams in b[0, len), each seg bytes but the last (shorter),
+ * to c's peer: with one sendmsg that the kernel cuts apart (UDP GSO) where
+ * it can, one by one otherwise. 0, or what the first failed send said. */
+static int quic_send_batch(struct quic_conn *c, const struct sockaddr *to, const uint8_t *b,
+                           size_t len, size_t seg)
+{
+    int rc = 0;
+
+#ifdef UDP_SEGMENT
+    uv_os_fd_t fd;
+
+    if (len > seg && !(c->base.flags & QUIC_F_NO_GSO) &&
+        uv_fileno((uv_handle_t *)(c->lis_udp ? c->lis_udp : &c->udp), &fd) == 0) {
+        union {
+            char buf[CMSG_SPACE(sizeof(uint16_t))];
+            struct cmsghdr align;
+        } ctl = {{0}};
+        struct iovec iov = {.iov_base = (void *)b, .iov_len = len};
+        struct msghdr m = {.msg_iov = &iov,
+                           .msg_iovlen = 1,
+                           .msg_control = ctl.buf,
+                           .msg_controllen = sizeof(ctl.buf)};
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+        uint16_t size = (uint16_t)seg;
+
+        if (c->lis_udp) { /* the listener's socket is not connected */
+            m.msg_name = (void *)to;
+            m.msg_namelen = (socklen_t)c->remotelen;
+        }
+        cm->cmsg_level = SOL_UDP;
+        cm->cmsg_type = UDP_SEGMENT;
+        cm->cmsg_len = CMSG_LEN(sizeof(size));
+        memcpy(CMSG_DATA(cm), &size, sizeof(size));
+        if (sendmsg(fd, &m, 0) >= 0)
+            return 0;
+        if (errno != EIO && errno != EINVAL && errno != ENOPROTOOPT)
+            rc = -errno;
+        else
+            c->base.flags |= QUIC_F_NO_GSO; /* not here: one by one from now on */
+        if (rc == UV_ECONNREFUSED && !c->lis_udp)
+            quic_conn_shutdown(c, rc, true);
+        if (rc)
+            return rc;
+    }
+#endif
+    for (size_t off = 0; rc == 0 && off < len && !tp_is_closing(&c->base); off += seg)
+        rc = quic_send_dgram(c, to, b + off, len - off < seg ? len - off : seg);
+    return rc;
+}
+
+/* Write packets until ngtcp2 has nothing more or a burst is done. They
+ * collect in a batch of equal sizes (only the last may be shorter) that
+ * leaves in one quic_send_batch. */
 static void quic_flush(struct quic_conn *c)
 {
-    uint8_t pkt[QUIC_PKT_MAX];
+    uint8_t pkt[QUIC_GSO_MAX * QUIC_PKT_MAX];
     ngtcp2_path_storage ps;
     ngtcp2_tstamp now = quic_now();
     bool blocked = false;
-    unsigned burst = 0;
+    unsigned burst = 0, in_batch = 0;
+    size_t used = 0, seg = 0;
+    int rc = 0;
 
     ngtcp2_path_storage_zero(&ps);
     while (burst < QUIC_BURST) {
@@ -490,8 +548,9 @@ static void quic_flush(struct quic_conn *c)
         bool open = c->sid >= 0 && !(c->base.flags & (QUIC_F_ANNOUNCED | TP_F_INBOUND)) && !blocked;
         int64_t sid = (cnt || open) ? c->sid : -1;
         ngtcp2_ssize nd = -1;
-        ngtcp2_ssize n = ngtcp2_conn_writev_stream(c->qc, &ps.path, NULL, pkt, sizeof(pkt), &nd,
-                                                   NGTCP2_WRITE_STREAM_FLAG_MORE, sid, v, cnt, now);
+        ngtcp2_ssize n =
+            ngtcp2_conn_writev_stream(c->qc, &ps.path, NULL, pkt + used, QUIC_PKT_MAX, &nd,
+                                      NGTCP2_WRITE_STREAM_FLAG_MORE, sid, v, cnt, now);
 
         if (nd >= 0 && sid >= 0) {
             c->base.flags |= QUIC_F_ANNOUNCED;
@@ -510,12 +569,26 @@ static void quic_flush(struct quic_conn *c)
         }
         if (n == 0)
             break;
-        if (quic_send_dgram(c, (const struct sockaddr *)ps.path.remote.addr, pkt, (size_t)n) != 0)
-            break; /* lost as on a congested network; ngtcp2 recovers */
+        burst++;
+        if (in_batch > 0 && (size_t)n > seg) { /* longer than the batch's: it starts the next */
+            rc = quic_send_batch(c, (const struct sockaddr *)ps.path.remote.addr, pkt, used, seg);
+            memmove(pkt, pkt + used, (size_t)n);
+            used = in_batch = 0;
+        }
+        if (in_batch++ == 0)
+            seg = (size_t)n;
+        used += (size_t)n;
+        if (rc == 0 && ((size_t)n < seg || in_batch == QUIC_GSO_MAX)) {
+            rc = quic_send_batch(c, (const struct sockaddr *)ps.path.remote.addr, pkt, used, seg);
+            used = in_batch = 0;
+        }
         if (tp_is_closing(&c->base))
             return;
-        burst++;
+        if (rc)
+            break; /* lost as on a congested network; ngtcp2 recovers */
     }
+    if (rc == 0 && used > 0 && !tp_is_closing(&c->base))
+        (void)quic_send_batch(c, (const struct sockaddr *)ps.path.remote.addr, pkt, used, seg);
     if (tp_is_closing(&c->base))
         return;
     ngtcp2_conn_update_pkt_tx_time(c->qc, now);

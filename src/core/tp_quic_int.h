@@ -68,6 +68,7 @@ enum {
     QUIC_F_HS_DONE = TP_F_PRIVATE << 2,   /* TLS handshake completed (set inside ngtcp2) */
     QUIC_F_ANNOUNCED = TP_F_PRIVATE << 3, /* dial side: the stream was opened on the wire */
     QUIC_F_PEER_GONE = TP_F_PRIVATE << 4, /* the peer ended the stream */
+    QUIC_F_NO_GSO = TP_F_PRIVATE << 5,    /* UDP GSO failed: one datagram per send */
 };
 
 struct quic_conn {
