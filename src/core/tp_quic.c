@@ -77,7 +77,30 @@ static void quic_free(struct quic_conn *c)
         gnutls_certificate_free_credentials(c->cred);
     if (c->lops)
         c->lops->release(c);
+    if (c->base.flags & QUIC_F_RX)
+        quic_rx_release(c->base.env);
     free(c);
+}
+
+int quic_udp_init(struct tp_env *env, uv_udp_t *u)
+{
+    int rc;
+
+    if (!env->quic_rx && !(env->quic_rx = malloc(QUIC_RX_SIZE)))
+        return OVL_ENOMEM;
+    env->quic_rx_users++;
+    rc = uv_udp_init_ex(env->loop, u, AF_UNSPEC | UV_UDP_RECVMMSG);
+    if (rc)
+        quic_rx_release(env);
+    return rc;
+}
+
+void quic_rx_release(struct tp_env *env)
+{
+    if (--env->quic_rx_users == 0) {
+        free(env->quic_rx);
+        env->quic_rx = NULL;
+    }
 }
 
 static void quic_on_handle_close(uv_handle_t *h)
@@ -97,9 +120,9 @@ static ngtcp2_conn *quic_get_conn(ngtcp2_crypto_conn_ref *ref)
     return ((struct quic_conn *)ref->user_data)->qc;
 }
 
-int quic_conn_new(struct tp_env *env, const struct tp_ops *ops, bool dial, struct quic_conn **out)
+int quic_conn_new(struct tp_env *env, const struct tp_ops *ops, struct quic_conn **out)
 {
-    struct quic_conn *c = calloc(1, sizeof(*c) + (dial ? QUIC_RX_BUF : 0));
+    struct quic_conn *c = calloc(1, sizeof(*c));
 
     *out = NULL;
     if (!c)
@@ -816,7 +839,7 @@ static void quic_cli_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     struct quic_conn *c = h->data;
 
     (void)suggested;
-    *buf = (uv_buf_t){.base = (char *)c->dbuf, .len = QUIC_RX_BUF};
+    quic_rx_buf(c->base.env, buf);
 }
 
 static void quic_cli_read(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct sockaddr *addr,
@@ -830,7 +853,8 @@ static void quic_cli_read(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const str
         quic_conn_shutdown(c, (int)n, true); /* e.g. ICMP port unreachable */
         return;
     }
-    if (n == 0 || !addr || (flags & UV_UDP_PARTIAL))
+    /* Longer than we advertise (QUIC_RX_BUF): not ours to read. */
+    if (n == 0 || n > QUIC_RX_BUF || !addr || (flags & UV_UDP_PARTIAL))
         return;
     quic_conn_input(c, addr, (const uint8_t *)buf->base, (size_t)n);
 }
@@ -912,14 +936,14 @@ int quic_dial(const struct tp_ops *ops, struct tp_env *env, const struct ovl_uri
     int rc;
 
     *out = NULL;
-    rc = quic_conn_new(env, ops, true, &c);
+    rc = quic_conn_new(env, ops, &c);
     if (rc)
         return rc;
     tp_set_cb(&c->base, cb, udata);
-    rc = uv_udp_init(env->loop, &c->udp);
+    rc = quic_udp_init(env, &c->udp);
     if (!rc) {
         c->udp.data = c;
-        c->base.flags |= QUIC_F_UDP_OPEN;
+        c->base.flags |= QUIC_F_UDP_OPEN | QUIC_F_RX;
         if (uri->is_literal) {
             rc = uri_sockaddr(uri, &ss);
             if (!rc)

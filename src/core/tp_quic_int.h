@@ -69,6 +69,7 @@ enum {
     QUIC_F_ANNOUNCED = TP_F_PRIVATE << 3, /* dial side: the stream was opened on the wire */
     QUIC_F_PEER_GONE = TP_F_PRIVATE << 4, /* the peer ended the stream */
     QUIC_F_NO_GSO = TP_F_PRIVATE << 5,    /* UDP GSO failed: one datagram per send */
+    QUIC_F_RX = TP_F_PRIVATE << 6,        /* dial side: holds the receive buffer */
 };
 
 struct quic_conn {
@@ -105,7 +106,6 @@ struct quic_conn {
     size_t rlen, rcap;
 
     unsigned handles; /* uv handles still open; freed when 0 */
-    uint8_t dbuf[];   /* dial side: datagram buffer of QUIC_RX_BUF */
 };
 
 /* Return a monotonic ngtcp2 timestamp. */
@@ -116,9 +116,28 @@ static inline ngtcp2_tstamp quic_now(void)
 
 /* ---- tp_quic.c: connections, for tp_quic_srv.c to build on ---- */
 
-/* Allocate a connection using ops (with dbuf when dial), its timer initialised. */
-int quic_conn_new(struct tp_env *env, const struct tp_ops *ops, bool dial,
-                  struct quic_conn **out) OVL_WUR;
+/* Allocate a connection using ops, its timer initialised. */
+int quic_conn_new(struct tp_env *env, const struct tp_ops *ops, struct quic_conn **out) OVL_WUR;
+
+/* Every QUIC socket of a node reads into one buffer, env->quic_rx: libuv
+ * gives recvmmsg 64 KiB a datagram, reads one socket at a time and calls
+ * back before it reads the next. A socket is made (udp_init) and freed
+ * with a hold and a release of it; the last release frees it. */
+#define QUIC_RX_DGRAMS 20 /* datagrams one recvmmsg takes (libuv's most) */
+#define QUIC_RX_SIZE   (QUIC_RX_DGRAMS * 65536)
+
+/* Init u for env's loop, reading many datagrams a call, and hold the
+ * receive buffer; OVL_ENOMEM or libuv's error, nothing held, on failure. */
+int quic_udp_init(struct tp_env *env, uv_udp_t *u) OVL_WUR;
+
+/* Give back a hold of quic_udp_init (once u's close callback ran). */
+void quic_rx_release(struct tp_env *env);
+
+/* Point buf at the receive buffer (the alloc callback of every socket). */
+static inline void quic_rx_buf(const struct tp_env *env, uv_buf_t *buf)
+{
+    *buf = uv_buf_init((char *)env->quic_rx, QUIC_RX_SIZE);
+}
 
 /* Feed one datagram from remote to c, then run what it made due. */
 void quic_conn_input(struct quic_conn *c, const struct sockaddr *remote, const uint8_t *data,

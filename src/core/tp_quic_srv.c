@@ -51,7 +51,6 @@ struct quic_listener {
     int locallen;
     struct tp_quic_stats stats;
     bool closing;
-    uint8_t rbuf[QUIC_RX_BUF];
 };
 
 static const struct quic_lis_ops quic_srv_lis_ops;
@@ -408,7 +407,7 @@ static void quic_srv_new(struct quic_listener *l, const uint8_t *data, size_t le
                                          hd.version, (const ngtcp2_sockaddr *)from,
                                          (ngtcp2_socklen)quic_addrlen(from), &hd.dcid,
                                          QUIC_RETRY_TTL, quic_now()) != 0 ||
-        quic_conn_new(l->env, &tp_quic_ops, false, &c) != 0) {
+        quic_conn_new(l->env, &tp_quic_ops, &c) != 0) {
         l->stats.dropped++;
         return;
     }
@@ -455,7 +454,7 @@ static void quic_srv_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     struct quic_listener *l = h->data;
 
     (void)suggested;
-    *buf = (uv_buf_t){.base = (char *)l->rbuf, .len = sizeof(l->rbuf)};
+    quic_rx_buf(l->env, buf);
 }
 
 static void quic_srv_read(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct sockaddr *from,
@@ -470,7 +469,7 @@ static void quic_srv_read(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const str
     if (l->closing || n <= 0 || !from)
         return;
     l->stats.datagrams++;
-    if (flags & UV_UDP_PARTIAL) {
+    if ((flags & UV_UDP_PARTIAL) || n > QUIC_RX_BUF) { /* longer than we advertise */
         l->stats.dropped++;
         return;
     }
@@ -500,6 +499,7 @@ static void quic_listener_unref(struct quic_listener *l)
     if (l->cred)
         gnutls_certificate_free_credentials(l->cred);
     sodium_memzero(l->secret, sizeof(l->secret));
+    quic_rx_release(l->env);
     free(l);
 }
 
@@ -551,7 +551,13 @@ static int quic_listen(struct tp_env *env, const struct ovl_uri *uri, const stru
         free(l);
         return rc;
     }
-    uv_udp_init(env->loop, &l->udp);
+    rc = quic_udp_init(env, &l->udp);
+    if (rc) {
+        gnutls_certificate_free_credentials(l->cred);
+        sodium_memzero(l->secret, sizeof(l->secret));
+        free(l);
+        return rc;
+    }
     l->udp.data = l;
     rc = uv_udp_bind(&l->udp, (const struct sockaddr *)&ss,
                      ss.ss_family == AF_INET6 ? UV_UDP_IPV6ONLY : 0);

@@ -70,6 +70,10 @@ struct tp_env {
     /* TCP's state shared by its connections (tp_tcp.c): NULL until the
      * first connection, and again once the last is freed. */
     struct tcp_shared *tcp;
+    /* QUIC's receive buffer, shared by its sockets (tp_quic.c): NULL while
+     * none is open. */
+    uint8_t *quic_rx;
+    unsigned quic_rx_users;
 };
 
 /* Per-connection counters. */
