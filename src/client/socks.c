@@ -618,7 +618,7 @@ uint64_t socks_bytes_held(const struct client *c)
 
 void socks_tick(struct client *c, uint64_t now)
 {
-    struct socks_conn *sc;
+    struct socks_conn *sc, *tmp;
     struct cline *line;
 
     /* Room a stream made as it closed outside stream_input (a timeout,
@@ -628,7 +628,9 @@ void socks_tick(struct client *c, uint64_t now)
         line_wake(line);
     }
 
-    DL_FOREACH(c->socks_conns, sc)
+    /* _SAFE: a reset stream whose socket is already closed frees its
+     * record before the loop moves on. */
+    DL_FOREACH_SAFE(c->socks_conns, sc, tmp)
     {
         if ((sc->flags & SCF_HELLO) && now - sc->since_ms > SOCKS_HELLO_MS) {
             sc->flags &= ~SCF_HELLO;
