@@ -43,8 +43,8 @@ static struct quic_conn *quic_of(const struct transport *t)
 }
 
 static void quic_on_timer(uv_timer_t *t);
-static int quic_send_dgram(struct quic_conn *c, const struct sockaddr *to, const uint8_t *pkt,
-                           size_t len);
+static int quic_send_dgrams(struct quic_conn *c, const struct sockaddr *to, const uint8_t *b,
+                            size_t len, size_t seg);
 
 /* Ask for a write pass (and expiry handling) on the next loop turn. A
  * pass already asked for takes every frame queued meanwhile: restarting
@@ -152,7 +152,7 @@ static void quic_send_close(struct quic_conn *c, const ngtcp2_ccerr *ccerr)
     n = ngtcp2_conn_write_connection_close(c->qc, &ps.path, NULL, pkt, sizeof(pkt), ccerr,
                                            quic_now());
     if (n > 0)
-        (void)quic_send_dgram(c, (const struct sockaddr *)&c->remote, pkt, (size_t)n);
+        (void)quic_send_dgrams(c, (const struct sockaddr *)&c->remote, pkt, (size_t)n, (size_t)n);
 }
 
 void quic_conn_shutdown(struct quic_conn *c, int reason, bool quiet)
@@ -501,59 +501,75 @@ static void quic_arm(struct quic_conn *c)
     uv_timer_start(&c->timer, quic_on_timer, ms, 0);
 }
 
-/* Send the datagrams in b[0, len), each seg bytes but the last (shorter),
- * to c's peer: with one sendmsg that the kernel cuts apart (UDP GSO) where
- * it can, one by one otherwise. 0, or what the first failed send said. */
-static int quic_send_batch(struct quic_conn *c, const struct sockaddr *to, const uint8_t *b,
-                           size_t len, size_t seg)
-{
-    int rc = 0;
-
 #ifdef UDP_SEGMENT
+/* Send b[0, len) on u (to NULL when connected) as datagrams of seg bytes,
+ * the last shorter, with one sendmsg the kernel cuts apart (UDP GSO).
+ * 0 or a negative errno. */
+static int quic_gso(uv_udp_t *u, const struct sockaddr *to, int tolen, const uint8_t *b, size_t len,
+                    size_t seg)
+{
+    uint64_t ctl[3] = {0}; /* a cmsghdr and its u16, aligned */
+    struct iovec iov = {.iov_base = (void *)b, .iov_len = len};
+    struct msghdr m = {.msg_name = (void *)to,
+                       .msg_namelen = to ? (socklen_t)tolen : 0,
+                       .msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = ctl,
+                       .msg_controllen = CMSG_SPACE(sizeof(uint16_t))};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    uint16_t size = (uint16_t)seg;
     uv_os_fd_t fd;
 
-    if (len > seg && !(c->base.flags & QUIC_F_NO_GSO) &&
-        uv_fileno((uv_handle_t *)(c->lis_udp ? c->lis_udp : &c->udp), &fd) == 0) {
-        union {
-            char buf[CMSG_SPACE(sizeof(uint16_t))];
-            struct cmsghdr align;
-        } ctl = {{0}};
-        struct iovec iov = {.iov_base = (void *)b, .iov_len = len};
-        struct msghdr m = {.msg_iov = &iov,
-                           .msg_iovlen = 1,
-                           .msg_control = ctl.buf,
-                           .msg_controllen = sizeof(ctl.buf)};
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-        uint16_t size = (uint16_t)seg;
+    _Static_assert(sizeof(ctl) >= CMSG_SPACE(sizeof(uint16_t)), "cmsg room");
+    cm->cmsg_level = SOL_UDP;
+    cm->cmsg_type = UDP_SEGMENT;
+    cm->cmsg_len = CMSG_LEN(sizeof(size));
+    memcpy(CMSG_DATA(cm), &size, sizeof(size));
+    if (uv_fileno((uv_handle_t *)u, &fd) != 0)
+        return -EINVAL;
+    return sendmsg(fd, &m, 0) < 0 ? -errno : 0;
+}
+#endif
 
-        if (c->lis_udp) { /* the listener's socket is not connected */
-            m.msg_name = (void *)to;
-            m.msg_namelen = (socklen_t)c->remotelen;
-        }
-        cm->cmsg_level = SOL_UDP;
-        cm->cmsg_type = UDP_SEGMENT;
-        cm->cmsg_len = CMSG_LEN(sizeof(size));
-        memcpy(CMSG_DATA(cm), &size, sizeof(size));
-        if (sendmsg(fd, &m, 0) >= 0)
-            return 0;
-        if (errno != EIO && errno != EINVAL && errno != ENOPROTOOPT)
-            rc = -errno;
-        else
+/* Send the datagrams in b[0, len), each seg bytes but the last (shorter),
+ * to c's peer: with one sendmsg where the kernel takes UDP GSO, else one
+ * by one. 0, or what the first failed send said. */
+static int quic_send_dgrams(struct quic_conn *c, const struct sockaddr *to, const uint8_t *b,
+                            size_t len, size_t seg)
+{
+    uv_udp_t *u = c->lis_udp ? c->lis_udp : &c->udp;
+    int rc = 0;
+
+    if (!c->lis_udp && !(c->base.flags & QUIC_F_UDP_OPEN))
+        return UV_EBADF;
+    if (!c->lis_udp)
+        to = NULL; /* the dial side's socket is connected */
+#ifdef UDP_SEGMENT
+    if (len > seg && !(c->base.flags & QUIC_F_NO_GSO)) {
+        rc = quic_gso(u, to, c->remotelen, b, len, seg);
+        if (rc == UV_EIO || rc == UV_EINVAL || rc == UV_ENOPROTOOPT) {
             c->base.flags |= QUIC_F_NO_GSO; /* not here: one by one from now on */
-        if (rc == UV_ECONNREFUSED && !c->lis_udp)
-            quic_conn_shutdown(c, rc, true);
-        if (rc)
-            return rc;
+            rc = 0;
+        } else {
+            len = 0;
+        }
     }
 #endif
-    for (size_t off = 0; rc == 0 && off < len && !tp_is_closing(&c->base); off += seg)
-        rc = quic_send_dgram(c, to, b + off, len - off < seg ? len - off : seg);
+    for (size_t off = 0; rc == 0 && off < len; off += seg) {
+        uv_buf_t d = uv_buf_init((char *)b + off, (unsigned)(len - off < seg ? len - off : seg));
+
+        rc = uv_udp_try_send(u, &d, 1, to);
+        rc = rc < 0 ? rc : 0;
+    }
+    /* A refused earlier datagram surfaces here on a connected socket. */
+    if (rc == UV_ECONNREFUSED && !c->lis_udp && !tp_is_closing(&c->base))
+        quic_conn_shutdown(c, rc, true);
     return rc;
 }
 
 /* Write packets until ngtcp2 has nothing more or a burst is done. They
  * collect in a batch of equal sizes (only the last may be shorter) that
- * leaves in one quic_send_batch. */
+ * leaves in one quic_send_dgrams. */
 static void quic_flush(struct quic_conn *c)
 {
     uint8_t pkt[QUIC_GSO_MAX * QUIC_PKT_MAX];
@@ -594,7 +610,7 @@ static void quic_flush(struct quic_conn *c)
             break;
         burst++;
         if (in_batch > 0 && (size_t)n > seg) { /* longer than the batch's: it starts the next */
-            rc = quic_send_batch(c, (const struct sockaddr *)ps.path.remote.addr, pkt, used, seg);
+            rc = quic_send_dgrams(c, (const struct sockaddr *)ps.path.remote.addr, pkt, used, seg);
             memmove(pkt, pkt + used, (size_t)n);
             used = in_batch = 0;
         }
@@ -602,7 +618,7 @@ static void quic_flush(struct quic_conn *c)
             seg = (size_t)n;
         used += (size_t)n;
         if (rc == 0 && ((size_t)n < seg || in_batch == QUIC_GSO_MAX)) {
-            rc = quic_send_batch(c, (const struct sockaddr *)ps.path.remote.addr, pkt, used, seg);
+            rc = quic_send_dgrams(c, (const struct sockaddr *)ps.path.remote.addr, pkt, used, seg);
             used = in_batch = 0;
         }
         if (tp_is_closing(&c->base))
@@ -611,7 +627,7 @@ static void quic_flush(struct quic_conn *c)
             break; /* lost as on a congested network; ngtcp2 recovers */
     }
     if (rc == 0 && used > 0 && !tp_is_closing(&c->base))
-        (void)quic_send_batch(c, (const struct sockaddr *)ps.path.remote.addr, pkt, used, seg);
+        (void)quic_send_dgrams(c, (const struct sockaddr *)ps.path.remote.addr, pkt, used, seg);
     if (tp_is_closing(&c->base))
         return;
     ngtcp2_conn_update_pkt_tx_time(c->qc, now);
@@ -813,26 +829,6 @@ int quic_tls_session(struct quic_conn *c, bool server, gnutls_certificate_creden
 }
 
 /* ---- dialing ----------------------------------------------------------- */
-
-/* Send one datagram for c, through its listener's socket or its own. */
-static int quic_send_dgram(struct quic_conn *c, const struct sockaddr *to, const uint8_t *pkt,
-                           size_t len)
-{
-    uv_buf_t b = {.base = (char *)pkt, .len = (unsigned int)len};
-    int rc;
-
-    if (c->lis_udp) {
-        rc = uv_udp_try_send(c->lis_udp, &b, 1, to);
-    } else if (c->base.flags & QUIC_F_UDP_OPEN) {
-        rc = uv_udp_try_send(&c->udp, &b, 1, NULL);
-        /* A refused earlier datagram surfaces here on a connected socket. */
-        if (rc == UV_ECONNREFUSED && !tp_is_closing(&c->base))
-            quic_conn_shutdown(c, rc, true);
-    } else {
-        rc = UV_EBADF;
-    }
-    return rc < 0 ? rc : 0;
-}
 
 static void quic_cli_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
