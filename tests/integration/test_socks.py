@@ -258,6 +258,10 @@ def test_middle_killed(ctx):
     connection and takes the new chain as its way back. Only then does the
     second half come."""
     tn, a = ctx.tn, ctx.a
+    # The streams of the tests before linger 3 s after their end; one on a
+    # line whose exit is the relay killed below would end as failed.
+    wait_for(lambda: all(c["streams"] == 0 for c in tn.ctl("clientA", "chains")), 30.0,
+             "the earlier streams to be gone")
     before = a.status()
     # Credentials of its own: a line made now, when every relay is
     # registered, so that each position has its backups.
