@@ -6,22 +6,29 @@
 #include "lib/bytes.h"
 #include "lib/clock.h"
 
-#define WMASK        (STREAM_WINDOW - 1u)
 #define RTO_MIN_MS   500u /* first retransmission: paths are short, losses rare */
 #define RTO_MAX_MS   8000u
-#define ACK_DELAY_MS 20u                 /* an ack waits this long for data to ride on */
-#define ACK_EVERY    (STREAM_WINDOW / 4) /* bytes taken that call for an ack at once */
-#define OPEN_MS      30000u              /* the far end must take a stream within this */
-#define LINGER_MS    3000u /* a finished stream still acks resends (our last ack may be lost) */
+#define ACK_DELAY_MS 20u    /* an ack waits this long for data to ride on */
+#define OPEN_MS      30000u /* the far end must take a stream within this */
+#define LINGER_MS    3000u  /* a finished stream still acks resends (our last ack may be lost) */
 
 static void stream_arm(struct stream *s);
+
+/* Growth of windows in the process (STREAM_GROWN_MAX): one loop, one count. */
+static uint64_t grown_total;
+
+/* Bytes taken or consumed that call for an ack at once: a quarter window. */
+static uint32_t ack_every(const struct stream *s)
+{
+    return s->rcv.cap / 4;
+}
 
 /* ---- rings ---- */
 
 static bool ring_alloc(struct stream_ring *r)
 {
     if (!r->buf)
-        r->buf = malloc(STREAM_WINDOW);
+        r->buf = malloc(r->cap);
     return r->buf != NULL;
 }
 
@@ -39,7 +46,7 @@ static void ring_drop(struct stream_ring *r, uint32_t n)
 /* Copy n bytes from stream offset off (held by r) to out. */
 static void ring_copy(const struct stream_ring *r, uint64_t off, uint8_t *out, size_t n)
 {
-    size_t at = (size_t)(off & WMASK), first = STREAM_WINDOW - at;
+    size_t at = (size_t)(off & (r->cap - 1u)), first = r->cap - at;
 
     if (first > n)
         first = n;
@@ -50,13 +57,58 @@ static void ring_copy(const struct stream_ring *r, uint64_t off, uint8_t *out, s
 /* Append n bytes at the end of r (the caller checked the room). */
 static void ring_put(struct stream_ring *r, const uint8_t *p, size_t n)
 {
-    size_t at = (size_t)((r->base + r->len) & WMASK), first = STREAM_WINDOW - at;
+    size_t at = (size_t)((r->base + r->len) & (r->cap - 1u)), first = r->cap - at;
 
     if (first > n)
         first = n;
     memcpy(r->buf + at, p, first);
     memcpy(r->buf, p + first, n - first);
     r->len += (uint32_t)n;
+}
+
+/* Make r cap bytes (a larger power of two), its bytes where the new size
+ * puts their offsets. False when there is no memory (r unchanged). */
+static bool ring_resize(struct stream_ring *r, uint32_t cap)
+{
+    uint8_t *nb;
+    size_t at, first;
+
+    if (!r->buf) {
+        r->cap = cap;
+        return true;
+    }
+    nb = malloc(cap);
+    if (!nb)
+        return false;
+    at = (size_t)(r->base & (cap - 1u));
+    first = cap - at < r->len ? cap - at : r->len;
+    ring_copy(r, r->base, nb + at, first);
+    ring_copy(r, r->base + first, nb, r->len - first);
+    free(r->buf);
+    r->buf = nb;
+    r->cap = cap;
+    return true;
+}
+
+/* Grow ring r of s to want bytes (a power of two, at most
+ * STREAM_WINDOW_MAX) if the pool and the process have room for the
+ * growth; the growth is charged to both. */
+static void stream_grow(struct stream *s, struct stream_ring *r, uint32_t want)
+{
+    uint32_t more = want - r->cap;
+
+    if (want <= r->cap || grown_total + more > STREAM_GROWN_MAX ||
+        (s->pool && s->pool->grown + more > STREAM_POOL_GROWN) || !ring_resize(r, want))
+        return;
+    grown_total += more;
+    if (s->pool)
+        s->pool->grown += more;
+}
+
+/* How far s's rings have grown past their first size. */
+static uint32_t stream_grown(const struct stream *s)
+{
+    return s->snd.cap + s->rcv.cap - 2u * STREAM_WINDOW;
 }
 
 /* ---- the chain window ---- */
@@ -96,13 +148,16 @@ void stream_set_pool(struct stream *s, struct stream_pool *p)
     if (!s || (s->flags & STF_DEAD) || s->pool == p)
         return;
     n = s->max - s->una;
-    if (s->pool)
+    if (s->pool) {
         s->pool->used -= n;
+        s->pool->grown -= stream_grown(s);
+    }
     s->pool = p;
     if (p) {
         if (!p->cap)
             p->cap = STREAM_POOL_CAP;
         p->used += n;
+        p->grown += stream_grown(s); /* may pass STREAM_POOL_GROWN: it then grows nothing more */
     }
 }
 
@@ -112,6 +167,16 @@ bool stream_pool_wake(struct stream_pool *p)
         return false;
     p->flags &= (uint8_t)~SPF_WAIT;
     return true;
+}
+
+size_t stream_held(const struct stream *s)
+{
+    return sizeof(*s) + (s->snd.buf ? s->snd.cap : 0) + (s->rcv.buf ? s->rcv.cap : 0);
+}
+
+uint64_t stream_grown_total(void)
+{
+    return grown_total;
 }
 
 /* ---- life ---- */
@@ -150,6 +215,7 @@ int stream_new(uv_loop_t *loop, const struct stream_ops *ops, void *ctx,
     memcpy(s->sid, sid, STREAM_SID);
     s->mtu = (uint16_t)mtu;
     s->peer_lim = STREAM_WINDOW; /* the far end's ring, before it says more */
+    s->snd.cap = s->rcv.cap = STREAM_WINDOW;
     s->rto_ms = RTO_MIN_MS;
     s->idle_ms = idle_ms;
     s->last_rx_ms = clock_now_ms();
@@ -162,6 +228,7 @@ void stream_free(struct stream *s)
     if (!s || (s->flags & STF_DEAD))
         return;
     stream_set_pool(s, NULL);
+    grown_total -= stream_grown(s);
     s->flags |= STF_DEAD;
     free(s->snd.buf);
     free(s->rcv.buf);
@@ -225,9 +292,9 @@ static void put_hdr(struct stream *s, uint8_t *f, uint8_t type, uint8_t flags, u
     memcpy(f + 2, s->sid, STREAM_SID);
     st_le64(f + 10, off);
     st_le64(f + 18, ack);
-    st_le64(f + 26, s->rcv.base + STREAM_WINDOW);
+    st_le64(f + 26, s->rcv.base + s->rcv.cap);
     s->ack_sent = ack;
-    s->lim_sent = s->rcv.base + STREAM_WINDOW;
+    s->lim_sent = s->rcv.base + s->rcv.cap;
 }
 
 /* Send one frame built in f; on success the ack it carried is settled. */
@@ -382,10 +449,10 @@ size_t stream_wbuf(struct stream *s, uint8_t **p)
     *p = NULL;
     if (s->flags & (STF_FIN_OUT | STF_CLOSED | STF_DEAD) || !ring_alloc(&s->snd))
         return 0;
-    at = (size_t)((s->snd.base + s->snd.len) & WMASK);
-    room = STREAM_WINDOW - s->snd.len;
-    if (room > STREAM_WINDOW - at)
-        room = STREAM_WINDOW - at;
+    at = (size_t)((s->snd.base + s->snd.len) & (s->snd.cap - 1u));
+    room = s->snd.cap - s->snd.len;
+    if (room > s->snd.cap - at)
+        room = s->snd.cap - at;
     *p = s->snd.buf + at;
     return room;
 }
@@ -410,11 +477,11 @@ void stream_shutdown(struct stream *s)
 
 size_t stream_rbuf(struct stream *s, const uint8_t **p)
 {
-    size_t at = (size_t)(s->rcv.base & WMASK), n = s->rcv.len;
+    size_t at = (size_t)(s->rcv.base & (s->rcv.cap - 1u)), n = s->rcv.len;
 
     *p = s->rcv.buf ? s->rcv.buf + at : NULL;
-    if (n > STREAM_WINDOW - at)
-        n = STREAM_WINDOW - at;
+    if (n > s->rcv.cap - at)
+        n = s->rcv.cap - at;
     return n;
 }
 
@@ -435,8 +502,17 @@ void stream_consumed(struct stream *s, size_t n)
     if (s->flags & (STF_CLOSED | STF_DEAD) || n == 0 || n > s->rcv.len)
         return;
     ring_drop(&s->rcv, (uint32_t)n);
+    /* A whole window consumed since the last growth, and the application
+     * has caught up with all that came: the window, not the reader, may
+     * be what holds the stream back. The ring is empty (freed), so growing
+     * it copies nothing. */
+    if (s->rcv.len == 0 && s->rcv.base - s->grow_mark >= s->rcv.cap &&
+        s->rcv.cap < STREAM_WINDOW_MAX) {
+        stream_grow(s, &s->rcv, 2u * s->rcv.cap);
+        s->grow_mark = s->rcv.base;
+    }
     /* Give credit back once a quarter of the window is free again. */
-    if (s->rcv.base + STREAM_WINDOW - s->lim_sent >= ACK_EVERY)
+    if (s->rcv.base + s->rcv.cap - s->lim_sent >= ack_every(s))
         s->flags |= STF_ACK_NOW;
     stream_pump(s);
     if (!(s->flags & (STF_CLOSED | STF_DEAD)) && stream_done(s))
@@ -461,9 +537,17 @@ static bool take_ack(struct stream *s, uint64_t ack, uint64_t lim, uint8_t flags
         s->rto_due_ms = 0;
         room = true;
     }
-    if (lim > s->peer_lim && lim <= s->una + 2 * (uint64_t)STREAM_WINDOW) {
+    if (lim > s->peer_lim && lim <= s->una + 2 * (uint64_t)STREAM_WINDOW_MAX) {
         s->peer_lim = lim;
         room = true;
+        /* The peer takes more than our ring holds: its window grew. */
+        while (s->peer_lim - s->snd.base > s->snd.cap && s->snd.cap < STREAM_WINDOW_MAX) {
+            uint32_t cap = s->snd.cap;
+
+            stream_grow(s, &s->snd, 2u * cap);
+            if (s->snd.cap == cap)
+                break; /* no room for it */
+        }
     }
     if ((flags & SF_GAP) && s->nxt > s->una && (room || now - s->rewound_ms >= RTO_MIN_MS / 4)) {
         go_back(s); /* the peer missed a frame */
@@ -503,7 +587,7 @@ static int take_data(struct stream *s, const uint8_t *f, size_t n, uint64_t off,
     }
     skip = (size_t)(nx - off);
     n -= skip;
-    if ((s->flags & STF_FIN_IN) || nx + n > s->rcv.base + STREAM_WINDOW) {
+    if ((s->flags & STF_FIN_IN) || nx + n > s->rcv.base + s->rcv.cap) {
         stream_reset(s, SR_PROTOCOL); /* past its FIN, or past our credit */
         return -1;
     }
@@ -516,7 +600,7 @@ static int take_data(struct stream *s, const uint8_t *f, size_t n, uint64_t off,
     }
     if (fin)
         s->flags |= STF_FIN_IN | STF_ACK_NOW;
-    if (rcv_nxt(s) - s->ack_sent >= ACK_EVERY)
+    if (rcv_nxt(s) - s->ack_sent >= ack_every(s))
         s->flags |= STF_ACK_NOW;
     else if (!(s->flags & STF_ACK_LATE)) {
         s->flags |= STF_ACK_LATE;

@@ -31,11 +31,18 @@
  * FIN never wait. The owner polls stream_pool_wake() after stream_input()
  * and pumps the pool's other streams when it says so.
  *
- * Memory: two rings of STREAM_WINDOW bytes, each allocated when the first
- * byte goes in and freed when it empties, so an idle stream holds about
- * 200 bytes and a busy one at most 2 x STREAM_WINDOW: what a stalled
- * reader can pin. Frames are built on the stack; nothing is allocated per
- * frame.
+ * Memory: two rings, each allocated when the first byte goes in and freed
+ * when it empties, so an idle stream holds about 200 bytes. Each ring
+ * starts at STREAM_WINDOW bytes, which is also the credit a receiver
+ * first gives. A receiver whose application consumed a whole window and
+ * caught up with everything that came doubles its window, up to
+ * STREAM_WINDOW_MAX; a sender grows its send ring to hold the credit it is
+ * given. A stream that one path's latency would hold back thus opens up,
+ * and one whose reader stalls stays at the window it had. Grown windows
+ * are charged to the stream's pool (at most STREAM_POOL_GROWN bytes of
+ * growth each) and to the process (STREAM_GROWN_MAX): past either, a
+ * window stays as it is. A stalled reader pins at most two rings.
+ * Frames are built on the stack; nothing is allocated per frame.
  *
  * Ownership: the owner creates a stream with stream_new() and ends it with
  * stream_free(), which may be called from any callback; the memory goes
@@ -52,11 +59,12 @@
 
 #include "lib/err.h"
 
-#define STREAM_SID       8
-#define STREAM_HDR       34
-#define STREAM_WINDOW    65536 /* a power of two */
-#define STREAM_FRAME_MAX 888   /* the largest frame an owner may carry */
-#define STREAM_ARGS_MAX  255
+#define STREAM_SID        8
+#define STREAM_HDR        34
+#define STREAM_WINDOW     65536  /* a ring's first size and credit, a power of two */
+#define STREAM_WINDOW_MAX 524288 /* what a window may grow to, a power of two */
+#define STREAM_FRAME_MAX  888    /* the largest frame an owner may carry */
+#define STREAM_ARGS_MAX   255
 
 enum stream_frame_type { SF_OPEN = 1, SF_DATA = 2, SF_RESET = 3, SF_OPENED = 4 };
 
@@ -113,7 +121,9 @@ enum {
     STF_LINGER = 1u << 12,    /* done both ways; still acks the peer's resends */
 };
 
-#define STREAM_POOL_CAP (8u * STREAM_WINDOW) /* a pool's default window */
+#define STREAM_POOL_CAP   (8u * STREAM_WINDOW)     /* a pool's default window */
+#define STREAM_POOL_GROWN (2u * STREAM_WINDOW_MAX) /* growth of windows one pool may hold */
+#define STREAM_GROWN_MAX  (32u << 20)              /* growth of windows in the process */
 
 /* Bits of struct stream_pool's flags. */
 enum {
@@ -124,15 +134,17 @@ enum {
  * it alive while a stream is charged to it. A zeroed pool is ready: its
  * first stream sets cap to STREAM_POOL_CAP. */
 struct stream_pool {
-    uint64_t used; /* bytes sent, not yet acknowledged (max - una), all streams */
-    uint32_t cap;  /* new data goes only while used < cap */
-    uint8_t flags; /* SPF_* */
+    uint64_t used;  /* bytes sent, not yet acknowledged (max - una), all streams */
+    uint32_t cap;   /* new data goes only while used < cap */
+    uint32_t grown; /* its streams' rings past STREAM_WINDOW, together */
+    uint8_t flags;  /* SPF_* */
 };
 
 struct stream_ring {
-    uint8_t *buf;  /* STREAM_WINDOW bytes, or NULL while empty */
+    uint8_t *buf;  /* cap bytes, or NULL while empty */
     uint64_t base; /* stream offset of the first byte held */
     uint32_t len;  /* bytes held */
+    uint32_t cap;  /* its size, a power of two; the receive ring's is our credit */
 };
 
 struct stream {
@@ -148,6 +160,7 @@ struct stream {
     uint8_t *args;
     struct stream_ring snd; /* [snd.base = una, snd.base + len = end) */
     struct stream_ring rcv; /* received, not yet consumed: [rcv.base, rcv_nxt) */
+    uint64_t grow_mark;     /* rcv.base when the receive window last grew */
     uint64_t una;           /* the peer acked everything below (a FIN takes one) */
     uint64_t nxt, max;      /* next offset to send; highest sent + 1 */
     uint64_t peer_lim;      /* the peer takes data below this offset */
@@ -215,6 +228,12 @@ void stream_set_pool(struct stream *s, struct stream_pool *p);
 /* True once after a stream of p was held back for room and room came
  * back: the owner then pumps every stream of p. */
 bool stream_pool_wake(struct stream_pool *p);
+
+/* Bytes s holds now: its record and the rings it has allocated. */
+size_t stream_held(const struct stream *s);
+
+/* Bytes of window growth held by every stream of the process. */
+uint64_t stream_grown_total(void);
 
 /* Targets, in SF_OPEN's args: atyp(1) | port(2, BE) | addr, where addr
  * is 4 bytes (STA_IPV4), 16 (STA_IPV6), or len(1) | name (STA_NAME, 1 to

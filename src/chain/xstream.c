@@ -437,7 +437,6 @@ void xstream_stats(const struct relay *r, struct relay_stats *st)
     {
         st->stream_bytes_in += x->s->snd.base + x->s->snd.len;
         st->stream_bytes_out += x->s->rcv.base;
-        st->bytes_held += sizeof(*x) + sizeof(*x->s) + (x->s->snd.buf ? STREAM_WINDOW : 0) +
-                          (x->s->rcv.buf ? STREAM_WINDOW : 0);
+        st->bytes_held += sizeof(*x) + stream_held(x->s);
     }
 }

@@ -610,8 +610,7 @@ uint64_t socks_bytes_held(const struct client *c)
     {
         n += sizeof(*sc) + (sc->rec ? sizeof(*sc->rec) : 0);
         if (sc->s)
-            n += sizeof(*sc->s) + (sc->s->snd.buf ? STREAM_WINDOW : 0) +
-                 (sc->s->rcv.buf ? STREAM_WINDOW : 0);
+            n += stream_held(sc->s);
     }
     return n;
 }

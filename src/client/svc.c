@@ -395,8 +395,7 @@ uint64_t svc_bytes_held(const struct client *c)
 
     HASH_ITER(hh, c->svcs, v, tmp)
     {
-        n += sizeof(*v) + sizeof(*v->s) + (v->s->snd.buf ? STREAM_WINDOW : 0) +
-             (v->s->rcv.buf ? STREAM_WINDOW : 0);
+        n += sizeof(*v) + stream_held(v->s);
     }
     return n;
 }

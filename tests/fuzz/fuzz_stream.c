@@ -13,8 +13,8 @@
  *
  * Properties, from stream.h: every frame the stream sends is at least
  * STREAM_HDR and at most its MTU bytes, of a known type, and never carries
- * data past the credit the peer gave; the rings never hold more than
- * STREAM_WINDOW bytes; nothing is acknowledged that was not sent; once
+ * data past the credit the peer gave; the rings never hold more than their
+ * size, which never passes STREAM_WINDOW_MAX; nothing is acknowledged that was not sent; once
  * closed, a stream says nothing more; a target that stream_target_get
  * accepts is put back to the same bytes.
  */
@@ -185,7 +185,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         op(s, &in, fz_u8(&in));
         if (closed)
             break;
-        FUZZ_ASSERT(s->snd.len <= STREAM_WINDOW && s->rcv.len <= STREAM_WINDOW);
+        FUZZ_ASSERT(s->snd.len <= s->snd.cap && s->rcv.len <= s->rcv.cap);
+        FUZZ_ASSERT(s->snd.cap <= STREAM_WINDOW_MAX && s->rcv.cap <= STREAM_WINDOW_MAX);
         FUZZ_ASSERT(s->una <= s->max && s->nxt <= s->max + 1);
         FUZZ_ASSERT(s->snd.base <= s->una || s->una + 1 >= s->snd.base);
     }

@@ -29,7 +29,8 @@ struct end {
     int side; /* 0 opens, 1 is the far end */
     struct stream *s;
     uint64_t to_send, sent, got;
-    bool stalled; /* the application does not read */
+    bool stalled;              /* the application does not read */
+    uint32_t snd_cap, rcv_cap; /* the largest ring sizes seen */
     bool closed, opened, eof, want_pump;
     int reason, bad;
 };
@@ -43,8 +44,17 @@ struct net {
     unsigned lose_every, count, lose_nth[2]; /* lose_nth: lose that frame (1-based) once */
     unsigned sent_dir[2];
     bool down, take, refuse, lose_opened;
-    bool block[2]; /* frames toward side d are refused (OVL_EAGAIN), for good */
+    bool block[2];                /* frames toward side d are refused (OVL_EAGAIN), for good */
+    struct stream_pool *far_pool; /* the far end's stream is charged to it */
 };
+
+static void end_caps(struct end *e)
+{
+    if (e->s && e->s->snd.cap > e->snd_cap)
+        e->snd_cap = e->s->snd.cap;
+    if (e->s && e->s->rcv.cap > e->rcv_cap)
+        e->rcv_cap = e->s->rcv.cap;
+}
 
 static uint8_t pat(int side, uint64_t i)
 {
@@ -66,6 +76,7 @@ static void end_write(struct end *e)
     }
     if (e->s && e->sent == e->to_send)
         stream_shutdown(e->s);
+    end_caps(e);
 }
 
 static void end_read(struct end *e)
@@ -82,6 +93,7 @@ static void end_read(struct end *e)
     }
     if (e->s && stream_eof(e->s))
         e->eof = true;
+    end_caps(e);
 }
 
 static int path_send(struct stream *s, const uint8_t *f, size_t len)
@@ -158,6 +170,7 @@ static void far_open(struct net *net, const struct frame *fr)
     ck_assert(memcmp(args, "dst", 3) == 0);
     ck_assert_int_eq(
         stream_new(&net->loop, &path_ops, e, sid, NULL, 0, STREAM_FRAME_MAX, 60000, &e->s), 0);
+    stream_set_pool(e->s, net->far_pool);
     if (net->refuse) {
         stream_reset(e->s, SR_REFUSED);
         return;
@@ -387,11 +400,60 @@ START_TEST(flow_control)
     ck_assert_uint_le(net.e[1].s->rcv.len, STREAM_WINDOW);
     ck_assert_uint_le(net.e[0].s->max, 2 * STREAM_WINDOW + 1);
     ck_assert_uint_le(net.e[0].sent, 2 * STREAM_WINDOW);
+    /* A reader that never read never opened its window. */
+    ck_assert_uint_eq(net.e[1].s->rcv.cap, STREAM_WINDOW);
+    ck_assert_uint_eq(net.e[0].s->snd.cap, STREAM_WINDOW);
+    ck_assert_uint_eq(stream_grown_total(), 0);
     net.e[1].stalled = false;
     end_read(&net.e[1]);
     ck_assert(net_run(&net, both_closed));
     check_clean(&net);
     net_free(&net);
+}
+END_TEST
+
+/* A reader that keeps up with a long transfer: its window doubles after
+ * each window it consumed until STREAM_WINDOW_MAX, the sender's ring
+ * follows the credit, every byte arrives in order, and the growth is
+ * given back with the streams. */
+START_TEST(window_grows)
+{
+    struct net net;
+
+    net_init(&net, 1u << 20, 1000);
+    net_open(&net);
+    ck_assert(net_run(&net, both_closed));
+    check_clean(&net);
+    ck_assert_uint_eq(net.e[1].rcv_cap, STREAM_WINDOW_MAX);
+    ck_assert_uint_eq(net.e[0].snd_cap, STREAM_WINDOW_MAX);
+    ck_assert_uint_eq(net.e[0].rcv_cap, STREAM_WINDOW); /* 1000 bytes opened nothing */
+    ck_assert_uint_eq(stream_grown_total(), 0);
+    net_free(&net);
+}
+END_TEST
+
+/* The pool pays for growth: a pool with room for one step lets the window
+ * double once; a full one keeps it at its first size. Both give it back. */
+START_TEST(window_growth_capped)
+{
+    static const uint32_t start[] = {STREAM_POOL_GROWN - STREAM_WINDOW, STREAM_POOL_GROWN};
+    static const uint32_t want[] = {2 * STREAM_WINDOW, STREAM_WINDOW};
+
+    for (int i = 0; i < 2; i++) {
+        struct stream_pool pool = {.grown = start[i]};
+        struct net net;
+
+        net_init(&net, 1u << 20, 0);
+        net.far_pool = &pool;
+        net_open(&net);
+        ck_assert(net_run(&net, both_closed));
+        check_clean(&net);
+        ck_assert_uint_eq(net.e[1].rcv_cap, want[i]);
+        ck_assert_uint_eq(net.e[0].snd_cap, want[i]);
+        ck_assert_uint_eq(pool.grown, start[i]);
+        ck_assert_uint_eq(stream_grown_total(), 0);
+        net_free(&net);
+    }
 }
 END_TEST
 
@@ -780,6 +842,8 @@ static Suite *stream_suite(void)
     tcase_add_test(tc, lost_open_and_opened);
     tcase_add_test(tc, path_breaks);
     tcase_add_test(tc, flow_control);
+    tcase_add_test(tc, window_grows);
+    tcase_add_test(tc, window_growth_capped);
     tcase_add_test(tc, refused);
     tcase_add_test(tc, bad_frames);
     tcase_add_test(tc, targets);
