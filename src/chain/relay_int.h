@@ -29,6 +29,7 @@
 #include "chain/onion.h"
 #include "chain/relay.h"
 #include "chain/stream.h"
+#include "chain/stsock.h"
 
 #define RELAY_MAX_DELIV   8    /* destinations per chain at the exit */
 #define RELAY_MAX_WAITS   256  /* destinations being looked up or dialed at once */
@@ -159,6 +160,7 @@ struct relay {
     unsigned n_pauses;
     unsigned headroom;       /* pause the incoming link below this many free cells */
     uv_timer_t *timer;       /* lifetimes and waits; freed in its close callback */
+    struct stsock_env *ssenv; /* the exit's target sockets: their writes per loop turn */
     uint64_t tick_due_ms;    /* when the tick should run next (a late one closes nothing) */
     struct relay_seen *seen; /* ephemeral keys of accepted setups (uthash) */
     uint32_t n_seen;

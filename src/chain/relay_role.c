@@ -109,7 +109,8 @@ int relay_init(struct node *n, const struct relay_opts *o, struct relay **out)
     if (!r)
         return OVL_ENOMEM;
     r->timer = timer_new(n->loop, r);
-    if (!r->timer)
+    r->ssenv = stsock_env_new(n->loop);
+    if (!r->timer || !r->ssenv)
         goto fail;
     r->n = n;
     r->o = *o;
@@ -137,6 +138,7 @@ fail_opener:
     chanmap_unregister_opener(n, CELL_CHAIN_SETUP, relay_on_setup, r);
 fail:
     timer_close(&r->timer);
+    stsock_env_close(&r->ssenv);
     free(r);
     return rc;
 }
@@ -153,6 +155,7 @@ void relay_stop(struct relay *r)
     exit_stop(r);
     relay_pauses_clear(r); /* links that outlive the role must not stay paused */
     timer_close(&r->timer);
+    stsock_env_close(&r->ssenv); /* xstream_stop closed the sockets */
 }
 
 void relay_free(struct relay *r)
@@ -165,6 +168,7 @@ void relay_free(struct relay *r)
     exit_free(r);
     relay_chains_free(r);
     timer_close(&r->timer); /* only if relay_stop was skipped */
+    stsock_env_close(&r->ssenv);
     if (r->n && r->n->relay == r)
         r->n->relay = NULL;
     free(r);

@@ -1,19 +1,73 @@
 /* stsock.c - a TCP socket joined to a stream (stsock.h). */
+#include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "chain/stsock.h"
 #include "lib/clock.h"
 
 static void ss_flush(struct stsock *ss);
 
-int stsock_init(struct stsock *ss, uv_loop_t *loop, struct stream *s,
+/* ---- the end of the loop turn ---- */
+
+static void env_flush(uv_check_t *h)
+{
+    struct stsock_env *e = h->data;
+    struct stsock *ss;
+
+    /* ss_flush may close sockets (taking them off) and never adds any. */
+    while ((ss = e->dirty) != NULL) {
+        DL_DELETE2(e->dirty, ss, dprev, dnext);
+        ss->flags &= ~SSF_DIRTY;
+        ss_flush(ss);
+    }
+    uv_check_stop(h);
+}
+
+struct stsock_env *stsock_env_new(uv_loop_t *loop)
+{
+    struct stsock_env *e = calloc(1, sizeof(*e));
+
+    if (!e)
+        return NULL;
+    (void)uv_check_init(loop, &e->check); /* cannot fail */
+    e->check.data = e;
+    return e;
+}
+
+static void env_freed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void stsock_env_close(struct stsock_env **e)
+{
+    if (!*e)
+        return;
+    uv_close((uv_handle_t *)&(*e)->check, env_freed);
+    *e = NULL;
+}
+
+/* Write ss once the turn's I/O is done. */
+static void ss_mark(struct stsock *ss)
+{
+    if (ss->flags & (SSF_DIRTY | SSF_CLOSING))
+        return;
+    ss->flags |= SSF_DIRTY;
+    DL_APPEND2(ss->env->dirty, ss, dprev, dnext);
+    uv_check_start(&ss->env->check, env_flush);
+}
+
+int stsock_init(struct stsock *ss, struct stsock_env *env, struct stream *s,
                 void (*done)(struct stsock *, int), void (*closed)(struct stsock *))
 {
-    int rc = uv_tcp_init(loop, &ss->tcp);
+    int rc = uv_tcp_init(env->check.loop, &ss->tcp);
 
     if (rc)
         return rc;
     ss->tcp.data = ss;
+    ss->env = env;
+    ss->dprev = ss->dnext = NULL;
     ss->s = s;
     ss->writing = 0;
     ss->flags = 0;
@@ -109,29 +163,58 @@ static void ss_wrote(uv_write_t *req, int status)
     ss_flush(ss);
 }
 
-/* Write what the stream received; pass its FIN on once all is written. */
-static void ss_flush(struct stsock *ss)
+/* Hand the socket what it takes now and give the peer that credit at
+ * once: a write left to complete later would hold the whole window until
+ * the reader took its last byte (a stream through three hops then moves
+ * one window per round trip). True when the stream is still ours and
+ * every byte it has went out. */
+static bool ss_try_write(struct stsock *ss)
 {
     const uint8_t *p;
     uv_buf_t b;
     size_t n;
     int rc;
 
+    while (ss->s && (n = stream_rbuf(ss->s, &p)) > 0) {
+        b = uv_buf_init((char *)(uintptr_t)p, (unsigned)n);
+        rc = uv_try_write((uv_stream_t *)&ss->tcp, &b, 1);
+        if (rc == UV_EAGAIN)
+            rc = 0;
+        if (rc < 0) {
+            ss_fail(ss, rc);
+            return false;
+        }
+        if (rc > 0)
+            stream_consumed(ss->s, (size_t)rc);
+        if (ss->flags & SSF_CLOSING)
+            return false;
+        if ((size_t)rc < n)
+            break;
+    }
+    if (!ss->s || (n = stream_rbuf(ss->s, &p)) == 0)
+        return ss->s != NULL;
+    /* The socket is full: the rest goes when it drains. */
+    b = uv_buf_init((char *)(uintptr_t)p, (unsigned)n);
+    ss->wr.data = ss;
+    rc = uv_write(&ss->wr, (uv_stream_t *)&ss->tcp, &b, 1, ss_wrote);
+    if (rc) {
+        ss_fail(ss, rc);
+        return false;
+    }
+    ss->flags |= SSF_WRITING;
+    ss->writing = n;
+    return false;
+}
+
+/* Write what the stream received; pass its FIN on once all is written. */
+static void ss_flush(struct stsock *ss)
+{
+    int rc;
+
     if ((ss->flags & (SSF_CONNECTED | SSF_WRITING | SSF_CLOSING)) != SSF_CONNECTED || !ss->s)
         return;
-    n = stream_rbuf(ss->s, &p);
-    if (n) {
-        b = uv_buf_init((char *)(uintptr_t)p, (unsigned)n);
-        ss->wr.data = ss;
-        rc = uv_write(&ss->wr, (uv_stream_t *)&ss->tcp, &b, 1, ss_wrote);
-        if (rc) {
-            ss_fail(ss, rc);
-            return;
-        }
-        ss->flags |= SSF_WRITING;
-        ss->writing = n;
+    if (!ss_try_write(ss))
         return;
-    }
     if (stream_eof(ss->s) && !(ss->flags & SSF_SHUT)) {
         ss->flags |= SSF_SHUT;
         ss->sh.data = ss;
@@ -168,7 +251,7 @@ int stsock_start(struct stsock *ss)
 void stsock_event(struct stsock *ss, enum stream_event ev)
 {
     if (ev == SE_READABLE)
-        ss_flush(ss);
+        ss_mark(ss);
     else if (ev == SE_WRITABLE)
         ss_read_on(ss);
 }
@@ -186,6 +269,10 @@ void stsock_close(struct stsock *ss)
 {
     if (ss->flags & SSF_CLOSING)
         return;
+    if (ss->flags & SSF_DIRTY) {
+        DL_DELETE2(ss->env->dirty, ss, dprev, dnext);
+        ss->flags &= ~SSF_DIRTY;
+    }
     ss->flags |= SSF_CLOSING;
     if (ss->flags & SSF_RESOLVING)
         (void)uv_cancel((uv_req_t *)&ss->gai);    /* its callback still runs */

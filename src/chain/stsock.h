@@ -17,6 +17,14 @@
  * The stream is the owner's: stsock never frees it. Reads land in the
  * stream's ring and writes are made from it: nothing is copied or
  * allocated per read or write.
+ *
+ * Writes: what a stream receives during a loop turn is written once, after
+ * the turn's I/O (one check handle for all the sockets of an owner, struct
+ * stsock_env), with uv_try_write, and the bytes the socket took give the
+ * peer credit at once; only what the socket cannot take now waits for it
+ * to drain. A write per received frame would cost a system call per cell,
+ * and a write left to complete later would hold its whole window's credit
+ * until the reader took its last byte.
  */
 #ifndef OVL_CHAIN_STSOCK_H
 #define OVL_CHAIN_STSOCK_H
@@ -27,27 +35,47 @@
 
 /* Bits of struct stsock's flags. */
 enum {
-    SSF_READING = 1u << 0,  /* uv_read_start is on */
-    SSF_WRITING = 1u << 1,  /* a uv_write from the receive ring is out */
-    SSF_EOF_IN = 1u << 2,   /* the socket said EOF: the stream got its FIN */
-    SSF_SHUT = 1u << 3,     /* the peer's FIN passed on (uv_shutdown) */
-    SSF_CLOSING = 1u << 4,  /* stsock_close ran */
+    SSF_READING = 1u << 0,   /* uv_read_start is on */
+    SSF_WRITING = 1u << 1,   /* a uv_write from the receive ring is out */
+    SSF_EOF_IN = 1u << 2,    /* the socket said EOF: the stream got its FIN */
+    SSF_SHUT = 1u << 3,      /* the peer's FIN passed on (uv_shutdown) */
+    SSF_CLOSING = 1u << 4,   /* stsock_close ran */
     SSF_CONNECTED = 1u << 5, /* the socket is up: read and write */
     SSF_SHUT_DONE = 1u << 6, /* that shutdown completed */
     SSF_RESOLVING = 1u << 7, /* stsock_dial's getaddrinfo is out: closed() waits for it */
     SSF_DIALING = 1u << 8,   /* stsock_dial's connect is out */
     SSF_GONE = 1u << 9,      /* the handle's close callback ran */
+    SSF_DIRTY = 1u << 10,    /* on env->dirty: write at the end of the turn */
 };
 
 #define STSOCK_DIAL_MS 10000 /* resolving, and then connecting, each */
+
+struct stsock;
+
+/* What the sockets of one owner share: the check handle that writes those
+ * that received during the loop turn (the dirty list). */
+struct stsock_env {
+    uv_check_t check;
+    struct stsock *dirty; /* utlist, through dprev/dnext */
+};
+
+/* Return a new env on loop, or NULL (no memory). */
+struct stsock_env *stsock_env_new(uv_loop_t *loop);
+
+/* Stop and close *e, freed once libuv is done with it; *e becomes NULL.
+ * Every socket of it must have been closed first (stsock_close). NULL is
+ * fine. */
+void stsock_env_close(struct stsock_env **e);
 
 struct stsock {
     uv_tcp_t tcp;
     uv_write_t wr;
     uv_shutdown_t sh;
     struct stream *s; /* the owner's; NULL once the owner let it go */
-    size_t writing;   /* bytes of the write that is out */
-    unsigned flags;   /* SSF_* */
+    struct stsock_env *env;
+    struct stsock *dprev, *dnext; /* on env->dirty while SSF_DIRTY */
+    size_t writing;               /* bytes of the write that is out */
+    unsigned flags;               /* SSF_* */
     /* The socket failed (err < 0, a libuv code) or both ends finished
      * (err 0): the owner decides what becomes of the stream. */
     void (*done)(struct stsock *ss, int err);
@@ -62,9 +90,9 @@ struct stsock {
     void (*dialed)(struct stsock *ss, int why);
 };
 
-/* Initialise ss->tcp on loop for stream s; done and closed as above.
- * Returns 0 or a negative libuv code (nothing to close then). */
-int stsock_init(struct stsock *ss, uv_loop_t *loop, struct stream *s,
+/* Initialise ss->tcp on env's loop for stream s; done and closed as
+ * above. Returns 0 or a negative libuv code (nothing to close then). */
+int stsock_init(struct stsock *ss, struct stsock_env *env, struct stream *s,
                 void (*done)(struct stsock *, int), void (*closed)(struct stsock *));
 
 /* Connect ss (fresh from stsock_init) to target t: a literal, or each

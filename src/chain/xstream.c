@@ -218,7 +218,7 @@ static void xs_dialed(struct stsock *ss, int why)
 /* Start toward target t: 0, or the reason to refuse with. */
 static enum stream_reason xs_start(struct xstream *x, const struct stream_target *t)
 {
-    if (stsock_init(&x->ss, x->r->n->loop, x->s, xs_done, xs_closed) != 0)
+    if (stsock_init(&x->ss, x->r->ssenv, x->s, xs_done, xs_closed) != 0)
         return SR_LIMIT;
     x->flags |= XSF_SOCK;
     x->ss.n_resolving = &x->r->n_resolving;

@@ -246,7 +246,8 @@ int client_init(struct node *n, const struct client_opts *o, struct client **out
     if (rc)
         goto fail;
     c->tick = timer_new(n->loop, c);
-    rc = c->tick ? send_open(c) : OVL_ENOMEM;
+    c->ssenv = stsock_env_new(n->loop);
+    rc = c->tick && c->ssenv ? send_open(c) : OVL_ENOMEM;
     if (rc)
         goto fail;
     obs.ctx = c;
@@ -272,6 +273,7 @@ fail_observer:
 fail:
     send_close(c);
     timer_close(&c->tick);
+    stsock_env_close(&c->ssenv);
     msg_rx_free(&c->rx);
     free(c);
     return rc;
@@ -294,6 +296,7 @@ void client_stop(struct client *c)
     while (c->unacked)
         sendq_fail(c->unacked, "the client is stopping");
     timer_close(&c->tick);
+    stsock_env_close(&c->ssenv); /* socks_stop and svc_stop closed the sockets */
     send_close(c);
 }
 

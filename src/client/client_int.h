@@ -29,6 +29,7 @@
 
 #include "chain/onion.h"
 #include "chain/stream.h"
+#include "chain/stsock.h"
 #include "client/client.h"
 #include "client/lines.h"
 #include "client/msg.h"
@@ -185,6 +186,7 @@ struct client {
     uint64_t busy_from_us;           /* since when messages are waiting or in flight; 0: none */
     /* Handles by core/timer.h: each NULL when off or closed. */
     uv_timer_t *tick;            /* client.c: every deadline */
+    struct stsock_env *ssenv;    /* SOCKS and service sockets: their writes per loop turn */
     uv_timer_t *cover, *loop;    /* send.c: drop and loop cover, when configured */
     uv_timer_t *rate;            /* send.c: constant rate, when configured */
     uv_idle_t *pump;             /* send.c: continues a burst once the loop went round */

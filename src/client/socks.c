@@ -443,7 +443,7 @@ static void on_socks_conn(uv_stream_t *server, int status)
 
     if (status < 0 || !(sc = calloc(1, sizeof(*sc))))
         return;
-    if (stsock_init(&sc->ss, c->n->loop, NULL, conn_sock_done, conn_sock_closed) != 0) {
+    if (stsock_init(&sc->ss, c->ssenv, NULL, conn_sock_done, conn_sock_closed) != 0) {
         free(sc);
         return;
     }

@@ -245,7 +245,7 @@ static enum stream_reason svc_start(struct client *c, struct deliv *d, const str
     v->k = *k;
     svc_attach(v, d);
     c->st.service_streams_active++;
-    why = stsock_init(&v->ss, c->n->loop, v->s, svc_done, svc_closed) ? SR_LIMIT : 0;
+    why = stsock_init(&v->ss, c->ssenv, v->s, svc_done, svc_closed) ? SR_LIMIT : 0;
     if (!why) {
         v->flags |= SVF_SOCK;
         v->ss.n_resolving = &c->svc_resolving;
