@@ -115,7 +115,9 @@ struct relay_chain {
     struct relay_ext *ext;                        /* while extending and waiting for a link */
     struct relay_deliv deliv[RELAY_MAX_DELIV];
     unsigned n_deliv;
-    unsigned n_streams;      /* exit: streams whose way back is this chain (xstream.c) */
+    struct xstream *xs;      /* exit: streams whose way back is this chain (xstream.c,
+                                utlist through cprev/cnext), in the order a wake pumps */
+    unsigned n_streams;      /* exit: how many are on xs */
     struct stream_pool pool; /* exit: the chain window of those streams (xstream.c) */
 };
 
@@ -265,9 +267,10 @@ void exit_free(struct relay *r);
 /* ---- xstream.c: the exit's end of streams (docs/PROTOCOL.md 20.5) ----
  *
  * A node-wide table of streams by sid; each stream has a way back (the
- * chain its last frame came on, NULL once that chain ended) and a TCP
- * socket to its target (stsock.h). Records are freed once their stream
- * closed and libuv is done with their socket and resolution. */
+ * chain its last frame came on, on whose list it is; NULL once that chain
+ * ended) and a TCP socket to its target (stsock.h). Records are freed
+ * once their stream closed and libuv is done with their socket and
+ * resolution. */
 
 /* One BODY_STREAM frame (len bytes) from ch: to its stream, opening one
  * for SF_OPEN, answered SF_RESET(unknown) otherwise; malformed frames are

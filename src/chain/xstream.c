@@ -9,6 +9,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "chain/relay_int.h"
 #include "chain/stsock.h"
@@ -41,8 +42,9 @@ enum {
 
 struct xstream {
     struct relay *r;
-    struct stream *s;       /* NULL once XSF_GONE */
-    struct relay_chain *ch; /* the way back, NULL while the sender has none */
+    struct stream *s;              /* NULL once XSF_GONE */
+    struct relay_chain *ch;        /* the way back, NULL while the sender has none */
+    struct xstream *cprev, *cnext; /* ch->xs */
     uint8_t sid[STREAM_SID];
     UT_hash_handle hh; /* r->xstreams */
     unsigned flags;    /* XSF_* */
@@ -65,8 +67,10 @@ static void xs_unblock(struct xstream *x)
 
 static void xs_detach(struct xstream *x)
 {
-    if (x->ch)
+    if (x->ch) {
+        DL_DELETE2(x->ch->xs, x, cprev, cnext);
         x->ch->n_streams--;
+    }
     x->ch = NULL;
     stream_set_pool(x->s, NULL); /* the chain may go: its window with it */
     xs_unblock(x);
@@ -76,26 +80,30 @@ static void xs_detach(struct xstream *x)
 static void xs_attach(struct xstream *x, struct relay_chain *ch)
 {
     x->ch = ch;
+    DL_APPEND2(ch->xs, x, cprev, cnext);
     ch->n_streams++;
     stream_set_pool(x->s, &ch->pool);
 }
 
 /* Pump every stream whose way back is ch once ch's window has room for
- * one held back. */
+ * one held back. Those that took room go to the tail in the order they
+ * took it, behind those that found none: the next wake serves another
+ * stream first, so no stream of the chain takes the freed room every time. */
 static void xs_wake(struct relay_chain *ch)
 {
-    struct xstream *x, *tmp;
-    unsigned left = ch->n_streams;
+    struct xstream *x, *next, *last;
 
-    if (!stream_pool_wake(&ch->pool))
+    if (!stream_pool_wake(&ch->pool) || !ch->xs)
         return;
-    HASH_ITER(hh, ch->r->xstreams, x, tmp)
-    {
-        if (!left)
-            break;
-        if (x->ch == ch) {
-            left--;
-            stream_pump(x->s); /* sends only: nothing closes here */
+    last = ch->xs->cprev; /* the tail: each stream is pumped once */
+    for (x = ch->xs; x; x = next) {
+        uint64_t used = ch->pool.used;
+
+        next = x == last ? NULL : x->cnext;
+        stream_pump(x->s); /* sends only: nothing closes, the list stays */
+        if (ch->pool.used > used) {
+            DL_DELETE2(ch->xs, x, cprev, cnext);
+            DL_APPEND2(ch->xs, x, cprev, cnext);
         }
     }
 }
@@ -375,12 +383,9 @@ void xstream_chain_end(struct relay_chain *ch)
 {
     struct xstream *x, *tmp;
 
-    if (!ch->n_streams)
-        return;
-    HASH_ITER(hh, ch->r->xstreams, x, tmp)
+    DL_FOREACH_SAFE2(ch->xs, x, tmp, cnext)
     {
-        if (x->ch == ch)
-            xs_detach(x);
+        xs_detach(x);
     }
 }
 
@@ -402,6 +407,7 @@ void xstream_drained(struct relay *r, struct link *l)
 void xstream_tick(struct relay *r, uint64_t now)
 {
     struct xstream *x, *tmp;
+    struct relay_chain *ch, *ctmp;
 
     HASH_ITER(hh, r->xstreams, x, tmp)
     {
@@ -410,10 +416,12 @@ void xstream_tick(struct relay *r, uint64_t now)
     }
     /* Room a stream made as it closed outside stream_input (a timeout, the
      * target's socket) reaches the chain's waiting streams here. */
-    HASH_ITER(hh, r->xstreams, x, tmp)
+    if (!r->xstreams)
+        return;
+    HASH_ITER(hh, r->chains, ch, ctmp)
     {
-        if (x->ch && (x->ch->pool.flags & SPF_WAIT))
-            xs_wake(x->ch);
+        if (ch->pool.flags & SPF_WAIT)
+            xs_wake(ch);
     }
 }
 

@@ -114,7 +114,9 @@ struct deliv {
     uint32_t id;
     uint64_t last_ms;        /* its last cell (monotonic) */
     bool kept;               /* it delivered a message, which may be answered on it */
-    unsigned n_streams;      /* streams to our services whose way back it is (svc.c) */
+    struct svc_stream *svcs; /* streams to our services whose way back it is (svc.c,
+                                utlist through wprev/wnext), in the order a wake pumps */
+    unsigned n_streams;      /* how many are on svcs */
     struct stream_pool pool; /* the chain window of those streams (svc.c) */
 };
 

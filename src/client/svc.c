@@ -11,6 +11,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "chain/stsock.h"
 #include "client/client_int.h"
@@ -32,8 +33,9 @@ enum {
 struct svc_stream {
     struct stsock ss;
     struct client *c;
-    struct stream *s;  /* NULL once SVF_GONE */
-    struct deliv *way; /* the way back, NULL while the client has none */
+    struct stream *s;                 /* NULL once SVF_GONE */
+    struct deliv *way;                /* the way back, NULL while the client has none */
+    struct svc_stream *wprev, *wnext; /* way->svcs */
     uint8_t sid[STREAM_SID];
     UT_hash_handle hh; /* c->svcs */
     unsigned flags;    /* SVF_* */
@@ -50,8 +52,10 @@ static void svc_free_maybe(struct svc_stream *v)
 
 static void svc_detach(struct svc_stream *v)
 {
-    if (v->way)
+    if (v->way) {
+        DL_DELETE2(v->way->svcs, v, wprev, wnext);
         v->way->n_streams--;
+    }
     v->way = NULL;
     stream_set_pool(v->s, NULL); /* the way may go: its window with it */
     if (v->flags & SVF_BLOCKED) {
@@ -64,26 +68,30 @@ static void svc_detach(struct svc_stream *v)
 static void svc_attach(struct svc_stream *v, struct deliv *d)
 {
     v->way = d;
+    DL_APPEND2(d->svcs, v, wprev, wnext);
     d->n_streams++;
     stream_set_pool(v->s, &d->pool);
 }
 
 /* Pump every stream whose way back is d once d's window has room for one
- * held back. */
-static void svc_wake(struct client *c, struct deliv *d)
+ * held back. Those that took room go to the tail in the order they took
+ * it, behind those that found none: the next wake serves another stream
+ * first, so no stream of the way takes the freed room every time. */
+static void svc_wake(struct deliv *d)
 {
-    struct svc_stream *v, *tmp;
-    unsigned left = d->n_streams;
+    struct svc_stream *v, *next, *last;
 
-    if (!stream_pool_wake(&d->pool))
+    if (!stream_pool_wake(&d->pool) || !d->svcs)
         return;
-    HASH_ITER(hh, c->svcs, v, tmp)
-    {
-        if (!left)
-            break;
-        if (v->way == d) {
-            left--;
-            stream_pump(v->s); /* sends only: nothing closes here */
+    last = d->svcs->wprev; /* the tail: each stream is pumped once */
+    for (v = d->svcs; v; v = next) {
+        uint64_t used = d->pool.used;
+
+        next = v == last ? NULL : v->wnext;
+        stream_pump(v->s); /* sends only: nothing closes, the list stays */
+        if (d->pool.used > used) {
+            DL_DELETE2(d->svcs, v, wprev, wnext);
+            DL_APPEND2(d->svcs, v, wprev, wnext);
         }
     }
 }
@@ -325,7 +333,7 @@ void svc_input(struct client *c, struct deliv *d, const uint8_t *rec, size_t len
         }
         if (stream_input(v->s, f, flen) != 0)
             c->st.service_records_bad++;
-        svc_wake(c, d); /* its acks may have made room for the way's other streams */
+        svc_wake(d); /* its acks may have made room for the way's other streams */
     }
     ovl_wipe(buf, sizeof(buf));
     return;
@@ -337,10 +345,10 @@ void svc_way_gone(struct client *c, struct deliv *d)
 {
     struct svc_stream *v, *tmp;
 
-    HASH_ITER(hh, c->svcs, v, tmp)
+    (void)c;
+    DL_FOREACH_SAFE2(d->svcs, v, tmp, wnext)
     {
-        if (v->way == d)
-            svc_detach(v);
+        svc_detach(v);
     }
 }
 
@@ -363,6 +371,7 @@ void svc_drained(struct client *c, struct link *l)
 void svc_tick(struct client *c, uint64_t now)
 {
     struct svc_stream *v, *tmp;
+    struct deliv *d;
 
     HASH_ITER(hh, c->svcs, v, tmp)
     {
@@ -371,10 +380,10 @@ void svc_tick(struct client *c, uint64_t now)
     }
     /* Room a stream made as it closed outside stream_input reaches the
      * way's waiting streams here. */
-    HASH_ITER(hh, c->svcs, v, tmp)
+    DL_FOREACH(c->delivs, d)
     {
-        if (v->way && (v->way->pool.flags & SPF_WAIT))
-            svc_wake(c, v->way);
+        if (d->pool.flags & SPF_WAIT)
+            svc_wake(d);
     }
 }
 
