@@ -7,7 +7,8 @@
  * BODY_STREAM bodies, BODY_STREAM_BACK bodies fed back to it), and runs
  * the targets: an echo server on 127.0.0.1, which shuts its side down
  * once the exit's FIN came. Nodes, the setup header and forward cells come
- * from tnet.h.
+ * from tnet.h. test_wake_turns reaches into the exit's chains
+ * (relay_int.h) to size their windows by hand.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "chain/body.h"
 #include "chain/onion.h"
 #include "chain/relay.h"
+#include "chain/relay_int.h"
 #include "chain/stream.h"
 #include "check_main.h"
 #include "loopfix.h"
@@ -24,16 +26,21 @@
 #include "core/link.h"
 #include "core/node_run.h"
 #include "dir/dir.h"
+#include "lib/bytes.h"
+#include "lib/clock.h"
 
 enum { BS = 0, EX, SND, N_NODES };
 #define MAX_CS    8
 #define MAX_RESET 8
 #define MAX_ECHO  8
+#define MAX_LOG   64
 
 /* One stream as its client (this file) holds it. */
 struct cstream {
     struct net *t;
     struct stream *s;
+    unsigned chain;        /* the sender's chain it goes on (t->chain) */
+    uint64_t seen;         /* while t->capture: the end of the new bytes the exit sent */
     uint32_t total;        /* bytes to write, then FIN */
     uint32_t written, got; /* written into the stream; echoed bytes read back */
     uint8_t sid[STREAM_SID];
@@ -47,6 +54,15 @@ struct echo_conn {
     bool used;
 };
 
+/* One of the sender's one-hop chains to the exit. */
+struct snd_chain {
+    struct net *t;
+    struct onion_keys keys[1];
+    uint64_t fwd_ctr, back_next[1];
+    uint32_t id;
+    bool setup_ok;
+};
+
 struct net {
     uv_loop_t loop;
     struct node n[N_NODES];
@@ -57,13 +73,18 @@ struct net {
     void (*pump)(struct net *t);
     bool timed_out;
 
-    /* the sender's chain */
-    struct onion_keys keys[1];
-    uint64_t fwd_ctr, back_next[1];
-    uint32_t id;
-    bool setup_ok;
+    struct snd_chain chain[2]; /* the sender's chains; most tests use only the first */
+    unsigned opening;          /* the chain chain_open_on waits for */
 
     struct cstream cs[MAX_CS];
+    bool no_fin;           /* streams do not end once they wrote their total */
+    bool capture;          /* frames back are logged (cs[].seen), not taken */
+    unsigned log[MAX_LOG]; /* while capture: the stream of each frame with new bytes */
+    unsigned n_log;
+    uint64_t captured;    /* new bytes logged */
+    struct cstream *grab; /* its next frame goes to grabbed, not to the exit */
+    uint8_t grabbed[STREAM_FRAME_MAX];
+    size_t grabbed_len;
     struct {
         uint8_t sid[STREAM_SID], reason;
     } resets[MAX_RESET]; /* for sids without a stream */
@@ -187,21 +208,27 @@ static struct link *snd_link(struct net *t)
     return link_find(&t->n[SND], t->n[EX].id.pk);
 }
 
-/* Carry one frame to the exit in a body of command cmd. */
-static int snd_frame(struct net *t, uint8_t cmd, const uint8_t *f, size_t len)
+/* Carry one frame to the exit on chain k in a body of command cmd. */
+static int snd_frame_on(struct net *t, unsigned k, uint8_t cmd, const uint8_t *f, size_t len)
 {
+    struct snd_chain *sc = &t->chain[k];
     struct link *l = snd_link(t);
     struct cell c;
-    uint64_t ctr[1] = {t->fwd_ctr};
+    uint64_t ctr[1] = {sc->fwd_ctr};
     int rc;
 
-    if (!l || !t->id)
+    if (!l || !sc->id)
         return OVL_ECLOSED;
-    tnet_fwd(&c, t->id, t->keys, 1, ctr, cmd, f, len);
+    tnet_fwd(&c, sc->id, sc->keys, 1, ctr, cmd, f, len);
     rc = link_send(l, &c);
     if (rc == 0)
-        t->fwd_ctr++;
+        sc->fwd_ctr++;
     return rc;
+}
+
+static int snd_frame(struct net *t, uint8_t cmd, const uint8_t *f, size_t len)
+{
+    return snd_frame_on(t, 0, cmd, f, len);
 }
 
 static void cs_write(struct cstream *c)
@@ -219,7 +246,7 @@ static void cs_write(struct cstream *c)
         if (!c->s)
             return;
     }
-    if (c->written == c->total)
+    if (c->written == c->total && !c->t->no_fin)
         stream_shutdown(c->s);
 }
 
@@ -227,7 +254,13 @@ static int cs_send(struct stream *s, const uint8_t *f, size_t len)
 {
     struct cstream *c = s->ctx;
 
-    return snd_frame(c->t, BODY_STREAM, f, len);
+    if (c->t->grab == c) {
+        memcpy(c->t->grabbed, f, len);
+        c->t->grabbed_len = len;
+        c->t->grab = NULL;
+        return 0;
+    }
+    return snd_frame_on(c->t, c->chain, BODY_STREAM, f, len);
 }
 
 static void cs_event(struct stream *s, enum stream_event ev)
@@ -266,9 +299,10 @@ static void cs_event(struct stream *s, enum stream_event ev)
 
 static const struct stream_ops cs_ops = {.send = cs_send, .event = cs_event};
 
-/* Open stream i with sid to target (writing total bytes, then FIN). */
-static void cs_open_sid(struct net *t, unsigned i, const struct stream_target *tg, uint32_t total,
-                        const uint8_t sid_in[STREAM_SID])
+/* Open stream i with sid to target on the sender's chain t->chain[k]
+ * (writing total bytes, then FIN unless t->no_fin). */
+static void cs_open_on(struct net *t, unsigned k, unsigned i, const struct stream_target *tg,
+                       uint32_t total, const uint8_t sid_in[STREAM_SID])
 {
     struct cstream *c = &t->cs[i];
     uint8_t sid[STREAM_SID], args[4 + 255];
@@ -278,6 +312,7 @@ static void cs_open_sid(struct net *t, unsigned i, const struct stream_target *t
     memcpy(sid, sid_in, STREAM_SID);
     memset(c, 0, sizeof(*c));
     c->t = t;
+    c->chain = k;
     c->total = total;
     memcpy(c->sid, sid, STREAM_SID);
     ck_assert_int_eq(stream_new(&t->loop, &cs_ops, c, sid, args, (size_t)alen,
@@ -285,6 +320,12 @@ static void cs_open_sid(struct net *t, unsigned i, const struct stream_target *t
                      0);
     cs_write(c);
     stream_pump(c->s);
+}
+
+static void cs_open_sid(struct net *t, unsigned i, const struct stream_target *tg, uint32_t total,
+                        const uint8_t sid_in[STREAM_SID])
+{
+    cs_open_on(t, 0, i, tg, total, sid_in);
 }
 
 /* Open stream i, with a fresh sid, to target. */
@@ -304,6 +345,24 @@ static struct stream_target target4(const char *ip, uint16_t port)
     return tg;
 }
 
+/* While t->capture: log a frame of stream i that carries bytes past those
+ * seen before; true when the frame is not to be taken (no ack goes back). */
+static bool snd_capture(struct net *t, unsigned i, const uint8_t *f, size_t len)
+{
+    struct cstream *c = &t->cs[i];
+    uint64_t end = ld_le64(f + 10) + (len - STREAM_HDR);
+
+    if (!t->capture || (f[0] != SF_DATA && f[0] != SF_OPENED))
+        return false;
+    if (end > c->seen) {
+        ck_assert_uint_lt(t->n_log, MAX_LOG);
+        t->log[t->n_log++] = i;
+        t->captured += end - c->seen;
+        c->seen = end;
+    }
+    return true;
+}
+
 /* A BODY_STREAM_BACK frame: to its stream, or recorded. */
 static void snd_stream_back(struct net *t, const uint8_t *f, size_t len)
 {
@@ -312,7 +371,7 @@ static void snd_stream_back(struct net *t, const uint8_t *f, size_t len)
         struct cstream *c = &t->cs[i];
 
         if (c->t && memcmp(c->sid, f + 2, STREAM_SID) == 0) {
-            if (c->s)
+            if (c->s && !snd_capture(t, i, f, len))
                 ck_assert_int_eq(stream_input(c->s, f, len), 0);
             return; /* else a late frame of a stream this end let go of */
         }
@@ -325,7 +384,7 @@ static void snd_stream_back(struct net *t, const uint8_t *f, size_t len)
 
 static void snd_cell(void *obj, struct link *l, const struct cell *c)
 {
-    struct net *t = obj;
+    struct snd_chain *sc = obj;
     uint8_t body[ONION_BODY];
     unsigned origin;
     int blen;
@@ -333,19 +392,19 @@ static void snd_cell(void *obj, struct link *l, const struct cell *c)
     (void)l;
     if (c->cmd != CELL_CHAIN_BACK)
         return;
-    ck_assert_int_eq(onion_back_unwrap(body, &origin, t->keys, 1, t->back_next, c->payload), 0);
+    ck_assert_int_eq(onion_back_unwrap(body, &origin, sc->keys, 1, sc->back_next, c->payload), 0);
     blen = body_hdr_len(body);
     ck_assert_int_ge(blen, 0);
     if (body[0] == BODY_SETUP_OK)
-        t->setup_ok = true;
+        sc->setup_ok = true;
     else if (body[0] == BODY_STREAM_BACK)
-        snd_stream_back(t, body + BODY_HDR, (size_t)blen);
+        snd_stream_back(sc->t, body + BODY_HDR, (size_t)blen);
 }
 
 static void snd_closed(void *obj, struct link *l, uint32_t id)
 {
     (void)l, (void)id;
-    ((struct net *)obj)->id = 0;
+    ((struct snd_chain *)obj)->id = 0;
 }
 
 static const struct chain_owner snd_owner = {.cell = snd_cell, .link_closed = snd_closed};
@@ -393,33 +452,42 @@ static void net_setup(struct net *t, const char *policy, const struct relay_opts
 
 static bool got_setup_ok(struct net *t)
 {
-    return t->setup_ok;
+    return t->chain[t->opening].setup_ok;
 }
 
-/* Open a one-hop chain to the exit (the sender's chain from now on). */
-static void chain_open(struct net *t)
+/* Open a one-hop chain to the exit as the sender's chain k. */
+static void chain_open_on(struct net *t, unsigned k)
 {
     static const unsigned path[] = {EX};
+    struct snd_chain *sc = &t->chain[k];
     struct cell c = {.cmd = CELL_CHAIN_SETUP, .len = ONION_HDR_LEN};
 
-    t->fwd_ctr = t->back_next[0] = 0;
-    t->setup_ok = false;
-    onion_keys_wipe(&t->keys[0]); /* the chain opened before, if any */
-    tnet_onion(c.payload, t->n, t->dir, path, 1, 600, NULL, t->keys);
-    ck_assert_int_eq(chanmap_alloc(&t->n[SND], snd_link(t), &snd_owner, t, &t->id), 0);
-    c.chain_id = t->id;
+    sc->t = t;
+    sc->fwd_ctr = sc->back_next[0] = 0;
+    sc->setup_ok = false;
+    onion_keys_wipe(&sc->keys[0]); /* the chain opened before, if any */
+    tnet_onion(c.payload, t->n, t->dir, path, 1, 600, NULL, sc->keys);
+    ck_assert_int_eq(chanmap_alloc(&t->n[SND], snd_link(t), &snd_owner, sc, &sc->id), 0);
+    c.chain_id = sc->id;
     ck_assert_int_eq(link_send(snd_link(t), &c), 0);
+    t->opening = k;
     ck_assert(run_until(t, got_setup_ok, 5000));
 }
 
-/* End the sender's chain (DESTROY), as a client whose chain failed. */
+/* Open the sender's first chain (the one most tests use). */
+static void chain_open(struct net *t)
+{
+    chain_open_on(t, 0);
+}
+
+/* End the sender's first chain (DESTROY), as a client whose chain failed. */
 static void chain_close(struct net *t)
 {
-    struct cell c = {.chain_id = t->id, .cmd = CELL_CHAIN_DESTROY};
+    struct cell c = {.chain_id = t->chain[0].id, .cmd = CELL_CHAIN_DESTROY};
 
     ck_assert_int_eq(link_send(snd_link(t), &c), 0);
-    chanmap_del(&t->n[SND], snd_link(t), t->id);
-    t->id = 0;
+    chanmap_del(&t->n[SND], snd_link(t), t->chain[0].id);
+    t->chain[0].id = 0;
 }
 
 static void net_teardown(struct net *t)
@@ -437,7 +505,8 @@ static void net_teardown(struct net *t)
     ck_assert_int_eq(uv_loop_close(&t->loop), 0);
     relay_free(t->relay);
     tnet_free(t->n, t->dir, N_NODES);
-    onion_keys_wipe(&t->keys[0]);
+    for (unsigned k = 0; k < 2; k++)
+        onion_keys_wipe(&t->chain[k].keys[0]);
 }
 
 static struct relay_stats xstats(struct net *t)
@@ -724,6 +793,124 @@ START_TEST(test_stop)
 }
 END_TEST
 
+/* A chain window's wakes. Streams A, B and C on one chain (with an idle
+ * fourth) and D on another have data from their targets held back by
+ * windows with no room (set by hand through relay_int.h); the sender
+ * takes nothing more from them, so only room the test makes frees any.
+ * Each round makes room for one frame and wakes the first chain with an
+ * ack of its idle stream, given to xstream_input directly: one stream
+ * takes the room, and the next round's goes to another, A, B and C in
+ * turn. The other chain's window has room meanwhile, but its stream is
+ * not pumped until its own chain wakes. */
+#define WAKE_ROOM   100
+#define WAKE_DATA   1000
+#define WAKE_ROUNDS 6
+enum { W_A, W_B, W_C, W_IDLE, W_OTHER, W_N };
+
+static struct relay_chain *exit_chain(struct net *t, unsigned n_streams)
+{
+    struct relay_chain *ch, *tmp;
+
+    HASH_ITER(hh, t->relay->chains, ch, tmp)
+    {
+        if (ch->n_streams == n_streams)
+            return ch;
+    }
+    return NULL;
+}
+
+/* The echoes wait in the exit's rings; the exit acked what the sender wrote. */
+static bool wake_ready(struct net *t)
+{
+    if (xstats(t).stream_bytes_in < 4 * WAKE_DATA)
+        return false;
+    for (unsigned i = 0; i < W_N; i++)
+        if (i != W_IDLE && t->cs[i].s->una < WAKE_DATA)
+            return false;
+    return true;
+}
+
+static bool captured(struct net *t)
+{
+    return t->captured >= want;
+}
+
+START_TEST(test_wake_turns)
+{
+    struct net *t = calloc(1, sizeof(*t));
+    struct relay_opts ro;
+    struct stream_target tg;
+    struct relay_chain *x, *y;
+    unsigned served[WAKE_ROUNDS];
+    uint8_t sid[STREAM_SID];
+
+    relay_opts_defaults(&ro);
+    net_setup(t, POLICY, &ro);
+    chain_open_on(t, 0);
+    chain_open_on(t, 1);
+    tg = target4("127.0.0.1", t->port);
+    t->no_fin = true;
+    for (unsigned i = 0; i < W_N; i++) {
+        ovl_random(sid, sizeof(sid));
+        cs_open_on(t, i == W_OTHER, i, &tg, 0, sid);
+    }
+    want = W_N;
+    ck_assert(run_until(t, n_opened, 10000));
+    x = exit_chain(t, 4);
+    y = exit_chain(t, 1);
+    ck_assert_ptr_nonnull(x);
+    ck_assert_ptr_nonnull(y);
+    ck_assert_uint_eq(x->pool.used, 0);
+    ck_assert_uint_eq(y->pool.used, 0);
+    x->pool.cap = y->pool.cap = 0; /* no room: what the targets send waits */
+    for (unsigned i = 0; i < W_N; i++) {
+        if (i != W_IDLE) {
+            t->cs[i].total = WAKE_DATA;
+            cs_write(&t->cs[i]);
+        }
+    }
+    ck_assert(run_until(t, wake_ready, 10000));
+    ck_assert(x->pool.flags & SPF_WAIT);
+    ck_assert(y->pool.flags & SPF_WAIT);
+    ck_assert_uint_eq(x->pool.used + y->pool.used, 0);
+
+    t->grab = &t->cs[W_IDLE]; /* the ack each round gives the exit */
+    stream_rewind(t->cs[W_IDLE].s);
+    ck_assert_ptr_null(t->grab);
+    for (unsigned i = 0; i < W_N; i++)
+        t->cs[i].seen = t->cs[i].got;
+    t->capture = true;
+    for (unsigned k = 0; k < WAKE_ROUNDS; k++) {
+        x->pool.cap += WAKE_ROOM;
+        y->pool.cap = WAKE_ROOM; /* room only a wake of y may hand out */
+        xstream_input(x, t->grabbed, t->grabbed_len);
+        ck_assert_uint_eq(x->pool.used, x->pool.cap); /* one stream took it all */
+        ck_assert_uint_eq(y->pool.used, 0);
+        y->pool.cap = 0;
+        want = (k + 1) * WAKE_ROOM;
+        ck_assert(run_until(t, captured, 10000));
+        ck_assert_uint_eq(t->n_log, k + 1); /* in one frame */
+        served[k] = t->log[k];
+        ck_assert_uint_le(served[k], W_C);
+        ck_assert(k < 3 || served[k] == served[k - 3]);
+    }
+    ck_assert(served[0] != served[1] && served[1] != served[2] && served[0] != served[2]);
+    ck_assert_uint_eq(x->pool.used, WAKE_ROUNDS * WAKE_ROOM);
+
+    /* y's stream was waiting all along: its own chain's wake serves it. */
+    y->pool.cap = WAKE_ROOM;
+    xstream_tick(t->relay, clock_now_ms());
+    ck_assert_uint_eq(y->pool.used, WAKE_ROOM);
+    ck_assert_uint_eq(x->pool.used, WAKE_ROUNDS * WAKE_ROOM);
+    want = (WAKE_ROUNDS + 1) * WAKE_ROOM;
+    ck_assert(run_until(t, captured, 10000));
+    ck_assert_uint_eq(t->log[WAKE_ROUNDS], W_OTHER);
+    t->capture = false;
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
 START_TEST(test_defaults)
 {
     struct relay_opts ro;
@@ -749,6 +936,7 @@ static Suite *xstream_suite(void)
     tcase_add_test(tc, test_limits);
     tcase_add_test(tc, test_new_chain);
     tcase_add_test(tc, test_stop);
+    tcase_add_test(tc, test_wake_turns);
     suite_add_tcase(s, tc);
     return s;
 }
