@@ -1,6 +1,7 @@
 /* ovld.c - the ovl daemon: config, identity, loop, signals, control socket,
  * and the roles (directory on every node, relay and client when enabled). */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -125,7 +126,7 @@ static int ensure_data_dir(const struct ovl_log *lg, const char *dir)
 
     if (mkdir(dir, 0700) == 0)
         return 0;
-    if (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+    if (errno == EEXIST && fstatat(AT_FDCWD, dir, &st, 0) == 0 && S_ISDIR(st.st_mode))
         return 0;
     log_error(lg, "cannot create data directory %s: %s", dir, strerror(errno));
     return -errno;
@@ -311,7 +312,8 @@ int main(int argc, char **argv)
     }
     o = calloc(1, sizeof(*o));
     if (!o || ovl_crypto_init() != 0) {
-        fprintf(stderr, "ovld: cannot initialise (memory or libsodium)\n");
+        /* A format, or gcc makes this fputs: one library import more. */
+        fprintf(stderr, "ovld: %s\n", "cannot initialise (memory or libsodium)");
         free(o);
         return EXIT_RUNTIME;
     }

@@ -31,6 +31,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -531,10 +532,12 @@ static int ctl_arg_known(const struct ctl_cmd *cmd, const char *key)
 {
     size_t n = strlen(key), k;
 
-    for (const char *p = cmd->args; *p; p += k + strspn(p + k, " *")) {
+    for (const char *p = cmd->args; *p; p += k) {
         k = strcspn(p, " *");
         if (k == n && memcmp(p, key, n) == 0)
             return p[k] == '*' ? 2 : 1;
+        while (p[k] == ' ' || p[k] == '*') /* not strspn: one import fewer */
+            k++;
     }
     return 0;
 }
@@ -796,7 +799,7 @@ static int ctl_clear_stale(const struct node *n, const char *path)
     struct stat st;
     int fd, r, e;
 
-    if (lstat(path, &st) != 0) {
+    if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) != 0) {
         if (errno == ENOENT)
             return 0;
         e = errno;

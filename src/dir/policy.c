@@ -39,13 +39,17 @@ static bool rule_ok(const struct exit_rule *r)
            r->lo >= 1 && r->lo <= r->hi && memcmp(a, r->addr, 16) == 0;
 }
 
-/* Read 1..5 digits at s into *v (at most max); *end follows them. */
+/* Read 1..5 digits at s into *v (at most max); *end follows them. (Loops
+ * here and in parse_rule rather than strspn, strtoull and strrchr: each
+ * library function imported costs about 70 bytes of ovld.) */
 static bool num(const char *s, char **end, unsigned long max, unsigned long *v)
 {
-    size_t n = strspn(s, "0123456789");
+    size_t n;
 
+    *v = 0;
+    for (n = 0; s[n] >= '0' && s[n] <= '9'; n++)
+        *v = *v * 10 + (unsigned long)(s[n] - '0'); /* past 5 digits, refused anyway */
     *end = (char *)s + n;
-    *v = (unsigned long)strtoull(s, NULL, 10);
     return n >= 1 && n <= 5 && *v <= max;
 }
 
@@ -114,9 +118,11 @@ static const char *parse_rule(struct exit_rule *r, const char *s, size_t n)
     r->accept = strncmp(t, "accept", 6) == 0;
     if ((!r->accept && strncmp(t, "reject", 6) != 0) || (t[6] != ' ' && t[6] != '\t'))
         return "expected accept or reject";
-    a = t + 6 + strspn(t + 6, " \t");
-    port = strrchr(a, ':');
-    if (!port || !parse_ports(r, port + 1))
+    for (a = t + 6; *a == ' ' || *a == '\t'; a++)
+        ;
+    for (port = a + strlen(a); port > a && *port != ':'; port--) /* the last ':' */
+        ;
+    if (*port != ':' || !parse_ports(r, port + 1))
         return "bad port";
     *port = '\0';
     return parse_addr(r, a);

@@ -15,6 +15,10 @@
 
 #include "lib/bytes.h"
 
+#ifndef AT_EMPTY_PATH
+#define AT_EMPTY_PATH 0x1000 /* Linux's; <fcntl.h> has it only with _GNU_SOURCE */
+#endif
+
 /* Initialise libsodium; call once before anything else in this header. */
 int ovl_crypto_init(void)
 {
@@ -151,7 +155,8 @@ static int seed_read(const char *path, uint8_t seed[OVL_ED25519_SEED])
     }
     struct stat st;
     int rc;
-    if (fstat(fd, &st) != 0) {
+    /* ovld calls fstatat for fstat, stat and lstat alike: one import, not three. */
+    if (fstatat(fd, "", &st, AT_EMPTY_PATH) != 0) {
         rc = -errno;
         goto out;
     }
@@ -453,22 +458,25 @@ void ovl_nonce(uint8_t nonce[OVL_AEAD_NONCE], uint64_t ctr)
     st_le64(nonce + 4, ctr);
 }
 
-/* out = BLAKE2b-256(a || b); b may be NULL with blen 0. */
+/* out = BLAKE2b-256(a || b), alen + blen at most OVL_HASH2_MAX. */
 void ovl_hash2(uint8_t out[OVL_HASH_LEN], const uint8_t *a, size_t alen, const uint8_t *b,
                size_t blen)
 {
-    crypto_generichash_state st;
-    uint8_t tmp[OVL_HASH_LEN];
-    crypto_generichash_init(&st, NULL, 0, OVL_HASH_LEN);
+    /* a || b in one buffer for the one-shot hash: the multi-part one
+     * would be three library imports more. */
+    uint8_t in[OVL_HASH2_MAX];
+
+    if (alen > sizeof(in) || blen > sizeof(in) - alen) {
+        randombytes_buf(out, OVL_HASH_LEN); /* see crypto.h: fails closed */
+        return;
+    }
     if (alen)
-        crypto_generichash_update(&st, a, alen);
+        memcpy(in, a, alen);
     if (blen)
-        crypto_generichash_update(&st, b, blen);
-    crypto_generichash_final(&st, tmp, OVL_HASH_LEN);
-    /* out may alias a or b, so write it only at the end. */
-    memcpy(out, tmp, OVL_HASH_LEN);
-    sodium_memzero(&st, sizeof(st));
-    sodium_memzero(tmp, sizeof(tmp));
+        memcpy(in + alen, b, blen);
+    /* Copied first, so out may alias a or b. */
+    crypto_generichash(out, OVL_HASH_LEN, in, alen + blen, NULL, 0);
+    sodium_memzero(in, alen + blen);
 }
 
 /* Two-output KDF: t = B(ck, ikm); out1 = B(t, 0x01); out2 = B(t, out1 || 0x02). */

@@ -78,11 +78,14 @@ const char *ovl_strerror(int err)
         return s;
     }
     if (err < 0 && err > -4096) {
-        /* The XSI strerror_r tells unknown numbers apart; strerror alone
-         * would format "Unknown error N" into a shared buffer. */
-        char probe[128];
-        if (strerror_r(-err, probe, sizeof(probe)) == 0)
-            return strerror(-err);
+        /* glibc's text of a known number is static; an unknown one it
+         * formats as "Unknown error N" into a shared buffer (never
+         * translated: ovld keeps the C locale). strerror alone, not
+         * strerror_r beside it: one library import fewer. */
+        const char *s = strerror(-err);
+
+        if (strncmp(s, "Unknown error", 13) != 0)
+            return s;
     }
     return "unknown error";
 }

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "lib/clock.h"
@@ -29,10 +28,9 @@ void log_init(struct ovl_log *lg, const char *ident, enum ovl_log_level level, b
     }
 }
 
-/* Flush stderr and close syslog if it was opened. */
+/* Close syslog if it was opened (stderr is unbuffered: nothing to flush). */
 void log_close(struct ovl_log *lg)
 {
-    fflush(stderr);
     if (lg && lg->opened_syslog) {
         closelog();
         lg->opened_syslog = false;
@@ -86,19 +84,22 @@ static void sanitize(char *s)
     }
 }
 
+/* Write now as YYYY-MM-DDTHH:MM:SS.mmmZ (UTC). The date comes from the
+ * days since 0000-03-01 in eras of 400 years (146,097 days), which puts
+ * each leap day at the end of its year; two library imports fewer than
+ * gmtime_r and strftime. */
 static void format_time(char *out, size_t outlen)
 {
-    uint64_t ms = clock_wall_ms(); /* 0, the epoch, if the clock fails */
-    time_t sec = (time_t)(ms / 1000);
-    struct tm tm;
-    if (!gmtime_r(&sec, &tm)) {
-        snprintf(out, outlen, "1970-01-01T00:00:00.000Z");
-        return;
-    }
-    char day[32];
-    if (strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
-        day[0] = '\0';
-    snprintf(out, outlen, "%s.%03ldZ", day, (long)(ms % 1000));
+    uint64_t ms = clock_wall_ms(), s = ms / 1000; /* 0, the epoch, if the clock fails */
+    uint32_t z = (uint32_t)(s / 86400) + 719468, sod = (uint32_t)(s % 86400);
+    uint32_t doe = z % 146097;                                            /* day of era */
+    uint32_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* year of era */
+    uint32_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* from March 1 */
+    uint32_t mp = (5 * doy + 2) / 153, m = mp < 10 ? mp + 3 : mp - 9;     /* month */
+
+    snprintf(out, outlen, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ", yoe + z / 146097 * 400 + (m <= 2),
+             m, doy - (153 * mp + 2) / 5 + 1, sod / 3600, sod / 60 % 60, sod % 60,
+             (unsigned)(ms % 1000));
 }
 
 /* Write one line "TIMESTAMP ident[pid]: LEVEL: message" to stderr (and syslog). */
@@ -122,7 +123,6 @@ void log_msg(const struct ovl_log *lg, enum ovl_log_level level, const char *fmt
     const char *ident = lg && lg->ident ? lg->ident : "ovl";
     fprintf(stderr, "%s %s[%ld]: %s: %s\n", when, ident, (long)getpid(), log_level_name(level),
             msg);
-    fflush(stderr);
     if (lg && lg->use_syslog && lg->opened_syslog)
         syslog(syslog_priority(level), "%s", msg);
 }

@@ -27,7 +27,7 @@ struct ovl_log {
 /* Set up lg; opens syslog when use_syslog is true. */
 void log_init(struct ovl_log *lg, const char *ident, enum ovl_log_level level, bool use_syslog);
 
-/* Flush stderr and close syslog if it was opened. */
+/* Close syslog if it was opened. */
 void log_close(struct ovl_log *lg);
 
 /* Parse "error", "warn", "info" or "debug" into *out; OVL_EINVAL otherwise. */

@@ -1,7 +1,4 @@
 /* samples.c - a ring of recent values and their quantiles (samples.h). */
-#include <stdlib.h>
-#include <string.h>
-
 #include "lib/samples.h"
 
 void samples_add(struct samples *s, uint32_t v)
@@ -12,21 +9,21 @@ void samples_add(struct samples *s, uint32_t v)
         s->n++;
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
 uint32_t samples_quantile(const struct samples *s, unsigned q_permille)
 {
-    uint32_t sorted[SAMPLES_MAX], rank;
+    uint32_t sorted[SAMPLES_MAX], rank, i, j;
 
     if (s->n == 0)
         return 0;
-    memcpy(sorted, s->v, s->n * sizeof(sorted[0]));
-    qsort(sorted, s->n, sizeof(sorted[0]), cmp_u32);
+    /* Insertion sort: at most 256 values, for the control socket only,
+     * and shorter than qsort's import and comparison function. */
+    for (i = 0; i < s->n; i++) {
+        uint32_t v = s->v[i];
+
+        for (j = i; j > 0 && sorted[j - 1] > v; j--)
+            sorted[j] = sorted[j - 1];
+        sorted[j] = v;
+    }
     if (q_permille > 1000)
         q_permille = 1000;
     /* Nearest rank: the smallest value with at least q of them at or below. */
