@@ -526,13 +526,13 @@ static const char *ctl_quotable(const char *s)
     return s;
 }
 
-/* 0 when key is not one of cmd's arguments, 1 when it is, 2 when it may
+/* 0 when key is not one of args (a command's, after its name), 1 when it is, 2 when it may
  * also repeat. */
-static int ctl_arg_known(const struct ctl_cmd *cmd, const char *key)
+static int ctl_arg_known(const char *args, const char *key)
 {
     size_t n = strlen(key), k;
 
-    for (const char *p = cmd->args; *p; p += k) {
+    for (const char *p = args; *p; p += k) {
         k = strcspn(p, " *");
         if (k == n && memcmp(p, key, n) == 0)
             return p[k] == '*' ? 2 : 1;
@@ -544,14 +544,14 @@ static int ctl_arg_known(const struct ctl_cmd *cmd, const char *key)
 
 /* Accept only the command's own arguments, each at most once (but the one
  * that may repeat). */
-static int ctl_check_args(struct ctl_req *rq, const struct ctl_cmd *cmd)
+static int ctl_check_args(struct ctl_req *rq, const char *args)
 {
     const struct kvmsg *m = rq->m;
     size_t i, k;
 
     for (i = 2; i < m->n; i++) {
         const char *key = m->pairs[i].key;
-        int known = ctl_arg_known(cmd, key);
+        int known = ctl_arg_known(args, key);
         const char *what = known ? NULL : "unknown";
 
         for (k = 2; known == 1 && !what && k < i; k++)
@@ -559,17 +559,27 @@ static int ctl_check_args(struct ctl_req *rq, const struct ctl_cmd *cmd)
                 what = "duplicate";
         if (what)
             return ctl_fail(rq, -EINVAL, "%s argument %s for %s", what, ctl_quotable(key),
-                            cmd->name);
+                            m->pairs[1].value);
     }
     return 0;
 }
 
-static const struct ctl_cmd *ctl_find_cmd(const struct control *c, const char *name)
+/* The function of the command called name, and in *args its argument
+ * keys (see struct ctl_cmd_table); NULL if there is none. */
+static ctl_cmd_fn ctl_find_cmd(const struct control *c, const char *name, const char **args)
 {
-    for (unsigned t = 0; t < c->n_tables; t++)
-        for (size_t i = 0; i < c->tables[t]->n; i++)
-            if (strcmp(name, c->tables[t]->cmds[i].name) == 0)
-                return &c->tables[t]->cmds[i];
+    for (unsigned t = 0; t < c->n_tables; t++) {
+        const char *p = c->tables[t]->cmds, *q;
+
+        for (size_t i = 0; *p; i++, p += strlen(p) + 1) {
+            for (q = name; *q && *q != ' ' && *q == *p; q++) /* no blank: not "send to" */
+                p++;
+            if (!*q && (*p == ' ' || !*p)) {
+                *args = p;
+                return c->tables[t]->fns[i];
+            }
+        }
+    }
     return NULL;
 }
 
@@ -577,7 +587,8 @@ static const struct ctl_cmd *ctl_find_cmd(const struct control *c, const char *n
 static int ctl_dispatch(struct ctl_req *rq)
 {
     const struct kvmsg *m = rq->m;
-    const struct ctl_cmd *cmd;
+    const char *args;
+    ctl_cmd_fn fn;
     int e;
 
     if (m->n == 0 || strcmp(m->pairs[0].key, "ovl-control") != 0) {
@@ -591,12 +602,12 @@ static int ctl_dispatch(struct ctl_req *rq)
         rq->err = "the second line must be command=NAME";
         return -EINVAL;
     }
-    if (!(cmd = ctl_find_cmd(rq->ctl, m->pairs[1].value)))
+    if (!(fn = ctl_find_cmd(rq->ctl, m->pairs[1].value, &args)))
         return ctl_fail(rq, -EOPNOTSUPP, "unknown command %s", ctl_quotable(m->pairs[1].value));
-    if ((e = ctl_check_args(rq, cmd)) != 0)
+    if ((e = ctl_check_args(rq, args)) != 0)
         return e;
     ctl_reply_begin(rq->out);
-    return cmd->fn(rq);
+    return fn(rq);
 }
 
 /* Answer the request whose lines are buf[0..len) (parsed in place) and

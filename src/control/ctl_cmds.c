@@ -223,14 +223,11 @@ static int ctl_cmd_shutdown(struct ctl_req *rq)
     return 0;
 }
 
-/* clang-format off */
-static const struct ctl_cmd ctl_node_cmds[] = {
-    {"status", ctl_cmd_status, ""},
-    {"peers", ctl_cmd_peers, ""},
-    {"version", ctl_cmd_version, ""},
-    {"log-level", ctl_cmd_log_level, "level"},
-    {"shutdown", ctl_cmd_shutdown, ""},
-};
-/* clang-format on */
-const struct ctl_cmd_table ctl_node_table = {ctl_node_cmds,
-                                             sizeof ctl_node_cmds / sizeof ctl_node_cmds[0]};
+static const ctl_cmd_fn ctl_node_fns[] = {ctl_cmd_status, ctl_cmd_peers, ctl_cmd_version,
+                                          ctl_cmd_log_level, ctl_cmd_shutdown};
+const struct ctl_cmd_table ctl_node_table = {"status\0"
+                                             "peers\0"
+                                             "version\0"
+                                             "log-level level\0"
+                                             "shutdown\0",
+                                             ctl_node_fns};

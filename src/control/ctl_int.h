@@ -68,21 +68,20 @@ struct ctl_req {
 
 typedef int (*ctl_cmd_fn)(struct ctl_req *rq);
 
-struct ctl_cmd {
-    const char *name;
-    ctl_cmd_fn fn;
-    const char *args; /* accepted argument keys, separated by blanks; one
-                         followed by '*' may repeat (a table of pointers
-                         per command would cost 64 bytes of RELRO more) */
+/* A table of commands; the server looks names up in the tables it was
+ * started with (ctl_server_start), so it calls no command by name. cmds
+ * holds one string per command, in the order of fns: its name, then the
+ * argument keys it accepts, each after a blank, one followed by '*' if it
+ * may repeat ("send to reply text data* length wait"), then a NUL; an
+ * empty string ends them. fns[i] runs the i-th. (Rows of a name and an
+ * arguments pointer beside the function would be 16 bytes more of RELRO
+ * a command.) */
+struct ctl_cmd_table {
+    const char *cmds;
+    const ctl_cmd_fn *fns;
 };
 
 /* The commands, for the dispatcher: ctl_cmds.c and ctl_roles.c. */
-/* A table of commands; the server looks names up in the tables it was
- * started with (ctl_server_start), so it calls no command by name. */
-struct ctl_cmd_table {
-    const struct ctl_cmd *cmds;
-    size_t n;
-};
 
 extern const struct ctl_cmd_table ctl_node_table; /* ctl_cmds.c */
 extern const struct ctl_cmd_table ctl_role_table; /* ctl_roles.c */

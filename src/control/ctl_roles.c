@@ -591,18 +591,16 @@ static int ctl_cmd_dir_chain(struct ctl_req *rq)
     return ctl_defer(rq);
 }
 
-/* clang-format off */
-static const struct ctl_cmd ctl_role_cmds[] = {
-    {"send", ctl_cmd_send, "to reply text data* length wait"},
-    {"recv", ctl_cmd_recv, "max"},
-    {"reply", ctl_cmd_reply, "id text data* length"},
-    {"subscribe", ctl_cmd_subscribe, "events"},
-    {"chains", ctl_cmd_chains, ""},
-    {"new-chain", ctl_cmd_new_chain, ""},
-    {"relays", ctl_cmd_relays, ""},
-    {"relay-chains", ctl_cmd_relay_chains, ""},
-    {"dir-chain", ctl_cmd_dir_chain, "length backups"},
-};
-/* clang-format on */
-const struct ctl_cmd_table ctl_role_table = {ctl_role_cmds,
-                                             sizeof ctl_role_cmds / sizeof ctl_role_cmds[0]};
+static const ctl_cmd_fn ctl_role_fns[] = {
+    ctl_cmd_send,      ctl_cmd_recv,   ctl_cmd_reply,        ctl_cmd_subscribe, ctl_cmd_chains,
+    ctl_cmd_new_chain, ctl_cmd_relays, ctl_cmd_relay_chains, ctl_cmd_dir_chain};
+const struct ctl_cmd_table ctl_role_table = {"send to reply text data* length wait\0"
+                                             "recv max\0"
+                                             "reply id text data* length\0"
+                                             "subscribe events\0"
+                                             "chains\0"
+                                             "new-chain\0"
+                                             "relays\0"
+                                             "relay-chains\0"
+                                             "dir-chain length backups\0",
+                                             ctl_role_fns};
