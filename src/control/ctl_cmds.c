@@ -127,18 +127,20 @@ static void ctl_status_quic(struct kvbuf *out, const struct node *n)
 #endif
 }
 
+/* The control server's counters of status, in their order. */
+#define CONTROL_STATS(X)          X(requests, 64) X(errors, 64) X(clients_refused, 64) X(clients_dropped, 64)
+#define CONTROL_STAT_OFF(f, bits) CTL_STAT_OFF(struct control_stats, f, bits)
+
 static int ctl_cmd_status(struct ctl_req *rq)
 {
-    const struct control_stats *st = &rq->ctl->st;
+    static const char names[] = CONTROL_STATS(CTL_STAT_NAME);
+    static const uint16_t offs[] = {CONTROL_STATS(CONTROL_STAT_OFF)};
 
     ctl_status_node(rq->out, rq->ctl->node);
     ctl_status_counters(rq->out, rq->ctl->node);
     ctl_status_quic(rq->out, rq->ctl->node);
     ctl_status_roles(rq->out, rq->ctl->node);
-    kv_addu(rq->out, "control_requests", st->requests);
-    kv_addu(rq->out, "control_errors", st->errors);
-    kv_addu(rq->out, "control_clients_refused", st->clients_refused);
-    kv_addu(rq->out, "control_clients_dropped", st->clients_dropped);
+    ctl_add_stats(rq->out, "control_", names, offs, &rq->ctl->st);
     return 0;
 }
 

@@ -11,7 +11,9 @@
 
 #define OVL_LOG_LINE_MAX 1024
 
-static const char *const level_names[] = {"error", "warn", "info", "debug"};
+/* The names of the levels in their order, one string (a table of
+ * pointers would be 32 bytes of RELRO). */
+static const char level_names[] = "error\0warn\0info\0debug";
 
 /* Set up lg; opens syslog when use_syslog is true. */
 void log_init(struct ovl_log *lg, const char *ident, enum ovl_log_level level, bool use_syslog)
@@ -42,8 +44,8 @@ int log_level_parse(const char *s, enum ovl_log_level *out)
 {
     if (!s || !out)
         return OVL_EINVAL;
-    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
-        if (strcmp(s, level_names[i]) == 0) {
+    for (int i = OVL_LOG_ERROR; i <= OVL_LOG_DEBUG; i++) {
+        if (strcmp(s, log_level_name((enum ovl_log_level)i)) == 0) {
             *out = (enum ovl_log_level)i;
             return 0;
         }
@@ -54,9 +56,13 @@ int log_level_parse(const char *s, enum ovl_log_level *out)
 /* Return the name of level ("error" .. "debug"). */
 const char *log_level_name(enum ovl_log_level level)
 {
-    if ((unsigned)level >= sizeof(level_names) / sizeof(level_names[0]))
+    const char *s = level_names;
+
+    if ((unsigned)level > OVL_LOG_DEBUG)
         return "unknown";
-    return level_names[level];
+    for (unsigned i = 0; i < (unsigned)level; i++)
+        s += strlen(s) + 1;
+    return s;
 }
 
 static int syslog_priority(enum ovl_log_level level)
