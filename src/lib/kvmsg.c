@@ -192,49 +192,15 @@ static bool line_begin(struct kvbuf *b, const char *key, size_t *klen)
     return true;
 }
 
-/* Append "key=value\n" with value printed by fmt. */
-void kv_addf(struct kvbuf *b, const char *key, const char *fmt, ...)
+/* Append "key=value\n" for the vlen bytes of value, each control
+ * character as '?', or, when strict, refused (OVL_EINVAL) like a line
+ * over KV_LINE_MAX. The one writer of lines: kv_addf and kv_adds. */
+static void kv_line(struct kvbuf *b, const char *key, const char *value, size_t vlen, bool strict)
 {
     size_t klen;
     if (!b || !line_begin(b, key, &klen))
         return;
-    va_list ap, ap2;
-    va_start(ap, fmt);
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || klen + 1 + (size_t)n + 1 > KV_LINE_MAX) {
-        b->err = OVL_EINVAL;
-        goto out;
-    }
-    if (!kvbuf_reserve(b, klen + 1 + (size_t)n + 1))
-        goto out;
-    char *line = b->data + b->len;
-    memcpy(line, key, klen);
-    line[klen] = '=';
-    vsnprintf(line + klen + 1, (size_t)n + 1, fmt, ap2);
-    if (!valid_value(line + klen + 1, (size_t)n)) {
-        b->err = OVL_EINVAL;
-        b->data[b->len] = '\0';
-        goto out;
-    }
-    line[klen + 1 + (size_t)n] = '\n';
-    b->len += klen + 1 + (size_t)n + 1;
-    b->data[b->len] = '\0';
-out:
-    va_end(ap2);
-}
-
-/* Append "key=value\n" with a string value (control characters become '?'). */
-void kv_adds(struct kvbuf *b, const char *key, const char *value)
-{
-    size_t klen;
-    if (!b || !line_begin(b, key, &klen))
-        return;
-    if (!value)
-        value = "";
-    size_t vlen = strnlen(value, KV_LINE_MAX);
-    if (klen + 1 + vlen + 1 > KV_LINE_MAX) {
+    if (klen + 1 + vlen + 1 > KV_LINE_MAX || (strict && !valid_value(value, vlen))) {
         b->err = OVL_EINVAL;
         return;
     }
@@ -250,6 +216,25 @@ void kv_adds(struct kvbuf *b, const char *key, const char *value)
     line[klen + 1 + vlen] = '\n';
     b->len += klen + 1 + vlen + 1;
     b->data[b->len] = '\0';
+}
+
+/* Append "key=value\n" with value printed by fmt. */
+void kv_addf(struct kvbuf *b, const char *key, const char *fmt, ...)
+{
+    char v[KV_LINE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(v, sizeof(v), fmt, ap);
+    va_end(ap);
+    /* A value that does not fit is KV_LINE_MAX bytes: too long for a line. */
+    kv_line(b, key, v, n < 0 || n >= KV_LINE_MAX ? KV_LINE_MAX : (size_t)n, true);
+}
+
+/* Append "key=value\n" with a string value (control characters become '?'). */
+void kv_adds(struct kvbuf *b, const char *key, const char *value)
+{
+    value = value ? value : "";
+    kv_line(b, key, value, strnlen(value, KV_LINE_MAX), false);
 }
 
 /* Append "key=N\n". */
