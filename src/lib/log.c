@@ -90,22 +90,24 @@ static void sanitize(char *s)
     }
 }
 
-/* Write now as YYYY-MM-DDTHH:MM:SS.mmmZ (UTC). The date comes from the
- * days since 0000-03-01 in eras of 400 years (146,097 days), which puts
- * each leap day at the end of its year; two library imports fewer than
+/* Write now as YYYY-MM-DDTHH:MM:SS.mmmZ (UTC), counting whole years and
+ * months off the days since 1970: two library imports fewer than
  * gmtime_r and strftime. */
 static void format_time(char *out, size_t outlen)
 {
+    static const uint8_t mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     uint64_t ms = clock_wall_ms(), s = ms / 1000; /* 0, the epoch, if the clock fails */
-    uint32_t z = (uint32_t)(s / 86400) + 719468, sod = (uint32_t)(s % 86400);
-    uint32_t doe = z % 146097;                                            /* day of era */
-    uint32_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* year of era */
-    uint32_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* from March 1 */
-    uint32_t mp = (5 * doy + 2) / 153, m = mp < 10 ? mp + 3 : mp - 9;     /* month */
+    uint32_t days = (uint32_t)(s / 86400), sod = (uint32_t)(s % 86400), y = 1970, m = 0, leap, len;
 
-    snprintf(out, outlen, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ", yoe + z / 146097 * 400 + (m <= 2),
-             m, doy - (153 * mp + 2) / 5 + 1, sod / 3600, sod / 60 % 60, sod % 60,
-             (unsigned)(ms % 1000));
+    for (;; y++, days -= len) {
+        leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+        if (days < (len = 365 + leap))
+            break;
+    }
+    while (days >= (len = mdays[m] + (m == 1 && leap)))
+        days -= len, m++;
+    snprintf(out, outlen, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ", y, m + 1, days + 1, sod / 3600,
+             sod / 60 % 60, sod % 60, (unsigned)(ms % 1000));
 }
 
 /* Write one line "TIMESTAMP ident[pid]: LEVEL: message" to stderr (and syslog). */
