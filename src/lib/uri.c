@@ -177,17 +177,15 @@ int uri_sockaddr(const struct ovl_uri *u, struct sockaddr_storage *ss)
     if (!u || !ss)
         return OVL_EINVAL;
     memset(ss, 0, sizeof(*ss));
-    if (u->is_ipv6) {
+    if (u->is_ipv6 || u->is_literal) {
         struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons(u->port);
-        if (inet_pton(AF_INET6, u->host, &s6->sin6_addr) == 1)
-            return 0;
-    } else if (u->is_literal) {
         struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-        s4->sin_family = AF_INET;
+
+        /* Both families keep the family and the port at the same places. */
+        s4->sin_family = u->is_ipv6 ? AF_INET6 : AF_INET;
         s4->sin_port = htons(u->port);
-        if (inet_pton(AF_INET, u->host, &s4->sin_addr) == 1)
+        if (inet_pton(s4->sin_family, u->host,
+                      u->is_ipv6 ? (void *)&s6->sin6_addr : (void *)&s4->sin_addr) == 1)
             return 0;
     }
     memset(ss, 0, sizeof(*ss));
@@ -203,20 +201,16 @@ int uri_from_sockaddr(char *out, size_t outlen, const char *scheme, const struct
     memset(&u, 0, sizeof(u));
     if (parse_scheme(&u, scheme, strlen(scheme)) != 0)
         return OVL_EINVAL;
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-        if (!inet_ntop(AF_INET, &s4->sin_addr, u.host, sizeof(u.host)))
-            return OVL_EINVAL;
-        u.port = ntohs(s4->sin_port);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        if (!inet_ntop(AF_INET6, &s6->sin6_addr, u.host, sizeof(u.host)))
-            return OVL_EINVAL;
-        u.port = ntohs(s6->sin6_port);
-        u.is_ipv6 = true;
-    } else {
+    u.is_ipv6 = sa->sa_family == AF_INET6;
+    if (!u.is_ipv6 && sa->sa_family != AF_INET)
         return OVL_EUNSUPP;
-    }
+    /* Both families keep the port at the same place. */
+    if (!inet_ntop(sa->sa_family,
+                   u.is_ipv6 ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                             : (const void *)&((const struct sockaddr_in *)sa)->sin_addr,
+                   u.host, sizeof(u.host)))
+        return OVL_EINVAL;
+    u.port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
     u.is_literal = true;
     return uri_format(out, outlen, &u);
 }
