@@ -167,6 +167,13 @@ static void warn_roles(const struct ovld *o)
         log_warn(&o->node.log, "no [bootstrap.NAME]: this relay is listed nowhere");
 }
 
+/* Log that role (the directory, ...) could not start; return rc. */
+static int role_failed(struct node *n, const char *role, int rc)
+{
+    log_error(&n->log, "cannot start the %s: %s", role, ovl_strerror(rc));
+    return rc;
+}
+
 /* Create the directory on every node, then the relay and client roles
  * that are configured; each sets its pointer in n. */
 static int start_roles(struct ovld *o)
@@ -178,25 +185,12 @@ static int start_roles(struct ovld *o)
     struct client *cl;
     int rc;
 
-    rc = dir_init(n, &c->dir, c->bootstraps, c->n_bootstraps, &d);
-    if (rc) {
-        log_error(&n->log, "cannot start the directory: %s", ovl_strerror(rc));
-        return rc;
-    }
-    if (n->roles & ROLE_RELAY) {
-        rc = relay_init(n, &c->relay, &r);
-        if (rc) {
-            log_error(&n->log, "cannot start the relay role: %s", ovl_strerror(rc));
-            return rc;
-        }
-    }
-    if (n->roles & ROLE_CLIENT) {
-        rc = client_init(n, &c->client, &cl);
-        if (rc) {
-            log_error(&n->log, "cannot start the client role: %s", ovl_strerror(rc));
-            return rc;
-        }
-    }
+    if ((rc = dir_init(n, &c->dir, c->bootstraps, c->n_bootstraps, &d)) != 0)
+        return role_failed(n, "directory", rc);
+    if ((n->roles & ROLE_RELAY) && (rc = relay_init(n, &c->relay, &r)) != 0)
+        return role_failed(n, "relay role", rc);
+    if ((n->roles & ROLE_CLIENT) && (rc = client_init(n, &c->client, &cl)) != 0)
+        return role_failed(n, "client role", rc);
     return 0;
 }
 

@@ -145,10 +145,17 @@ void ctl_status_roles(struct kvbuf *out, const struct node *n)
 
 /* ---- send -------------------------------------------------------------- */
 
+/* Refuse a command on a node without what it needs (role: "the client
+ * role", ...): one copy of the words and of the call. */
+static int ctl_needs(struct ctl_req *rq, const char *role)
+{
+    return ctl_fail(rq, -EOPNOTSUPP, "%s needs the %s", rq->m->pairs[1].value, role);
+}
+
 /* Refuse a command of the client role on a node without it. */
 static int ctl_no_client(struct ctl_req *rq)
 {
-    return ctl_fail(rq, -EOPNOTSUPP, "%s needs the client role", rq->m->pairs[1].value);
+    return ctl_needs(rq, "client role");
 }
 
 /* Parse a decimal in lo..hi (digits only). */
@@ -490,7 +497,7 @@ static int ctl_cmd_relay_chains(struct ctl_req *rq)
     struct ctl_rchains rc = {rq->out, 0};
 
     if (!r)
-        return ctl_fail(rq, -EOPNOTSUPP, "relay-chains needs the relay role");
+        return ctl_needs(rq, "relay role");
     relay_each_chain(r, ctl_rchain_info, &rc);
     return 0;
 }
@@ -535,7 +542,7 @@ static int ctl_cmd_relays(struct ctl_req *rq)
 
     if (!(n->roles & ROLE_BOOTSTRAP) || !n->dir ||
         dir_each_registered(n->dir, ctl_relay_info, &r) != 0)
-        return ctl_fail(rq, -EOPNOTSUPP, "relays needs the bootstrap role");
+        return ctl_needs(rq, "bootstrap role");
     return 0;
 }
 
@@ -580,7 +587,7 @@ static int ctl_cmd_dir_chain(struct ctl_req *rq)
     int err;
 
     if (!c->node->dir)
-        return ctl_fail(rq, -EOPNOTSUPP, "dir-chain needs the directory");
+        return ctl_needs(rq, "directory");
     if ((s = kvmsg_get(rq->m, "length")) && !ctl_parse_uint(s, 1, DIR_MAX_HOPS, &length))
         return ctl_fail(rq, -EINVAL, "length must be 1 to %d", DIR_MAX_HOPS);
     if ((s = kvmsg_get(rq->m, "backups")) && !ctl_parse_uint(s, 0, DIR_MAX_BACKUPS, &backups))
