@@ -16,23 +16,13 @@
 #include "core/tp_quic.h"
 #endif
 
-static void ctl_append(char *out, size_t outlen, size_t *used, const char *s)
-{
-    int k = snprintf(out + *used, outlen - *used, "%s%s", *used ? "," : "", s);
-
-    if (k > 0 && (size_t)k < outlen - *used)
-        *used += (size_t)k;
-}
-
+/* The suites of mask, AES-256-GCM first, separated by commas. */
 static void ctl_suites_format(char *out, size_t outlen, uint32_t mask)
 {
-    size_t used = 0;
+    bool aes = mask & OVL_AEAD_AES256GCM, chacha = mask & OVL_AEAD_CHACHA20POLY1305;
 
-    out[0] = '\0';
-    if (mask & OVL_AEAD_AES256GCM)
-        ctl_append(out, outlen, &used, ovl_aead_name(OVL_AEAD_AES256GCM));
-    if (mask & OVL_AEAD_CHACHA20POLY1305)
-        ctl_append(out, outlen, &used, ovl_aead_name(OVL_AEAD_CHACHA20POLY1305));
+    snprintf(out, outlen, "%s%s%s", aes ? ovl_aead_name(OVL_AEAD_AES256GCM) : "",
+             aes && chacha ? "," : "", chacha ? ovl_aead_name(OVL_AEAD_CHACHA20POLY1305) : "");
 }
 
 static void ctl_status_node(struct kvbuf *out, const struct node *n)

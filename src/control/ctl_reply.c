@@ -26,12 +26,7 @@ int ctl_fail(struct ctl_req *rq, int e, const char *fmt, ...)
  * any control character in it rather than failing the whole reply. */
 void ctl_add_fixed(struct kvbuf *out, const char *key, const char *s, size_t max)
 {
-    char tmp[OVL_URI_MAX + 1];
-    size_t len = strnlen(s, max < OVL_URI_MAX ? max : OVL_URI_MAX);
-
-    memcpy(tmp, s, len);
-    tmp[len] = '\0';
-    kv_adds(out, key, tmp);
+    kv_addn(out, key, s, max < OVL_URI_MAX ? max : OVL_URI_MAX);
 }
 
 /* Add key=ID for the public key pk. */

@@ -22,25 +22,23 @@
 #define DIR_LOOKUP_CACHE_MAX 4096
 #define DIR_LOOKUP_CACHE_MS  60000u
 
-/* Return the error a reply status stands for. */
+/* Return the error a reply status stands for: a table of the codes'
+ * distances below OVL_ERR_BASE, shorter than a switch. */
 int dir_status_err(uint8_t status)
 {
-    switch (status) {
-    case DIR_STATUS_BAD:
-        return OVL_EINVAL;
-    case DIR_STATUS_UNKNOWN:
-    case DIR_STATUS_NO_RELAYS:
-        return OVL_ENOENT;
-    case DIR_STATUS_FULL:
-        return OVL_ENOMEM;
-    case DIR_STATUS_REFUSED:
-    case DIR_STATUS_ADDRESS:
-        return OVL_EPERM;
-    case DIR_STATUS_BUSY:
-        return OVL_EAGAIN;
-    default:
+    static const uint8_t err[] = {
+        [DIR_STATUS_BAD] = OVL_ERR_BASE - OVL_EINVAL,
+        [DIR_STATUS_UNKNOWN] = OVL_ERR_BASE - OVL_ENOENT,
+        [DIR_STATUS_FULL] = OVL_ERR_BASE - OVL_ENOMEM,
+        [DIR_STATUS_NO_RELAYS] = OVL_ERR_BASE - OVL_ENOENT,
+        [DIR_STATUS_REFUSED] = OVL_ERR_BASE - OVL_EPERM,
+        [DIR_STATUS_BUSY] = OVL_ERR_BASE - OVL_EAGAIN,
+        [DIR_STATUS_ADDRESS] = OVL_ERR_BASE - OVL_EPERM,
+    };
+
+    if (status == DIR_STATUS_OK || status >= sizeof(err))
         return OVL_EPROTO;
-    }
+    return OVL_ERR_BASE - err[status];
 }
 
 /* A malloc'd copy of n descriptors (one slot when n is 0, so that NULL

@@ -233,8 +233,14 @@ void kv_addf(struct kvbuf *b, const char *key, const char *fmt, ...)
 /* Append "key=value\n" with a string value (control characters become '?'). */
 void kv_adds(struct kvbuf *b, const char *key, const char *value)
 {
+    kv_addn(b, key, value, KV_LINE_MAX);
+}
+
+/* kv_adds of at most max bytes of value. */
+void kv_addn(struct kvbuf *b, const char *key, const char *value, size_t max)
+{
     value = value ? value : "";
-    kv_line(b, key, value, strnlen(value, KV_LINE_MAX), false);
+    kv_line(b, key, value, strnlen(value, max), false);
 }
 
 /* Append "key=N\n". */

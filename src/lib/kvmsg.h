@@ -62,6 +62,10 @@ void kv_addf(struct kvbuf *b, const char *key, const char *fmt, ...)
 /* Append "key=value\n" with a string value (replaces control characters with '?'). */
 void kv_adds(struct kvbuf *b, const char *key, const char *value);
 
+/* kv_adds of at most the first max bytes of value: a fixed array that may
+ * lack its NUL. */
+void kv_addn(struct kvbuf *b, const char *key, const char *value, size_t max);
+
 /* Append "key=N\n". */
 void kv_addu(struct kvbuf *b, const char *key, uint64_t v);
 

@@ -16,15 +16,15 @@
 
 #include "lib/err.h"
 
-#define OVL_URI_MAX 300    /* longest URI text accepted, including NUL */
+#define OVL_URI_MAX    300 /* longest URI text accepted, including NUL */
 #define OVL_URI_SCHEME 16  /* scheme buffer, including NUL */
-#define OVL_URI_HOST 256   /* host buffer (DNS name limit 253), including NUL */
+#define OVL_URI_HOST   256 /* host buffer (DNS name limit 253), including NUL */
 
 struct ovl_uri {
     char scheme[OVL_URI_SCHEME]; /* lowercase, e.g. "tcp" */
     char host[OVL_URI_HOST];     /* without brackets, e.g. "::1" */
     uint16_t port;
-    bool is_ipv6;  /* host was a bracketed IPv6 literal */
+    bool is_ipv6;    /* host was a bracketed IPv6 literal */
     bool is_literal; /* host is an IP literal (no DNS needed) */
 };
 
