@@ -140,10 +140,7 @@ static void ctl_peer_link(struct kvbuf *out, const struct link *l, uint64_t now)
     kv_adds(out, "state", link_state_name(l->state));
     kv_adds(out, "direction", link_is_initiator(l) ? "out" : "in");
     ctl_add_fixed(out, "remote", l->remote, sizeof l->remote);
-    if (l->peer)
-        ctl_add_fixed(out, "name", l->peer->spec.name, PEER_NAME_MAX);
-    else
-        kv_adds(out, "name", "");
+    ctl_add_fixed(out, "name", l->peer ? l->peer->spec.name : "", PEER_NAME_MAX);
     if (l->state == LINK_OPEN)
         kv_adds(out, "suite", ovl_aead_name(l->suite));
     kv_addu(out, "age_ms", ctl_since(now, l->opened_ms));

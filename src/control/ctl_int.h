@@ -117,7 +117,7 @@ int ctl_fail(struct ctl_req *rq, int e, const char *fmt, ...) __attribute__((for
  * its NUL (at most OVL_URI_MAX bytes are taken). */
 void ctl_add_fixed(struct kvbuf *out, const char *key, const char *s, size_t max);
 
-/* Add key=ID, the node ID of the public key pk. */
+/* Add key=ID, the node ID of the public key pk; key= when pk is NULL. */
 void ctl_add_id(struct kvbuf *out, const char *key, const uint8_t pk[OVL_ED25519_PK]);
 
 /* Add the record of received message m (msg=index, id, from, reply_to,

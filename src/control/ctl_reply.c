@@ -29,12 +29,13 @@ void ctl_add_fixed(struct kvbuf *out, const char *key, const char *s, size_t max
     kv_addn(out, key, s, max < OVL_URI_MAX ? max : OVL_URI_MAX);
 }
 
-/* Add key=ID for the public key pk. */
+/* Add key=ID for the public key pk, key= for none. */
 void ctl_add_id(struct kvbuf *out, const char *key, const uint8_t pk[OVL_ED25519_PK])
 {
-    char id[OVL_NODE_ID_LEN + 1];
+    char id[OVL_NODE_ID_LEN + 1] = "";
 
-    node_id_format(id, pk);
+    if (pk)
+        node_id_format(id, pk);
     kv_adds(out, key, id);
 }
 
@@ -47,7 +48,7 @@ uint64_t ctl_since(uint64_t now, uint64_t then)
 /* Add one received message: its header lines, then its base64 in chunks. */
 int ctl_add_msg(struct kvbuf *out, size_t index, const struct client_msg *m)
 {
-    char hex[2 * CLIENT_MSG_ID + 1], to[2 * CLIENT_MSG_ID + 1] = "", from[OVL_NODE_ID_LEN + 1] = "";
+    char hex[2 * CLIENT_MSG_ID + 1], to[2 * CLIENT_MSG_ID + 1] = "";
     size_t b64len = sodium_base64_ENCODED_LEN(m->len, CTL_B64), off;
     char *b64 = malloc(b64len);
 
@@ -58,11 +59,9 @@ int ctl_add_msg(struct kvbuf *out, size_t index, const struct client_msg *m)
         free(b64);
         return -EIO;
     }
-    if (m->has_from)
-        node_id_format(from, m->from);
     kv_addu(out, "msg", index);
     kv_adds(out, "id", hex);
-    kv_adds(out, "from", from);
+    ctl_add_id(out, "from", m->has_from ? m->from : NULL);
     kv_adds(out, "reply_to", to);
     kv_addu(out, "received_ms", m->received_ms);
     kv_addu(out, "len", m->len);

@@ -430,7 +430,7 @@ static void ctl_chain_info(void *arg, const struct client_chain_info *ci)
     unsigned i, len = ci->length <= 8 ? ci->length : 8;
 
     kv_addu(out, "chain", ci->serial);
-    kv_adds(out, "state", ci->state ? ci->state : "");
+    kv_adds(out, "state", ci->state); /* NULL as "" */
     kv_addu(out, "age_ms", ci->age_ms);
     kv_addu(out, "expires_in_ms", ci->expires_in_ms);
     kv_addu(out, "length", ci->length);
@@ -479,10 +479,7 @@ static void ctl_rchain_info(void *arg, const struct relay_chain_info *ci)
 
     kv_addu(rc->out, "chain", rc->index++);
     ctl_add_id(rc->out, "prev", ci->prev);
-    if (ci->has_next)
-        ctl_add_id(rc->out, "next", ci->next);
-    else
-        kv_adds(rc->out, "next", "");
+    ctl_add_id(rc->out, "next", ci->has_next ? ci->next : NULL);
     kv_addu(rc->out, "exit", ci->exit);
     kv_addu(rc->out, "broken", ci->broken);
     kv_addu(rc->out, "age_ms", ci->age_ms);

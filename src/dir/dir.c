@@ -387,29 +387,25 @@ static void dir_tick_cb(uv_timer_t *t)
 
 /* ---- public API -------------------------------------------------------- */
 
-/* Replace zero fields by their defaults (onion_overlap_ms may be 0). */
+/* Replace zero fields by their defaults (onion_overlap_ms may be 0): the
+ * uint32_t field at offs[i] by defs[i], a table rather than a test each. */
+#define DIR_OPT(f) (uint8_t) offsetof(struct dir_opts, f)
 static void dir_opts_fill(struct dir_opts *o)
 {
-    if (!o->heartbeat_ms)
-        o->heartbeat_ms = 5000;
-    if (!o->ttl_ms)
-        o->ttl_ms = 15000;
-    if (!o->chain_cache_ttl_ms)
-        o->chain_cache_ttl_ms = 600000;
-    if (!o->max_nodes)
-        o->max_nodes = 4096;
-    if (!o->max_chains)
-        o->max_chains = 1024;
-    if (!o->onion_rotate_ms)
-        o->onion_rotate_ms = 3600000;
-    if (!o->request_timeout_ms)
-        o->request_timeout_ms = 5000;
+    static const uint8_t offs[] = {
+        DIR_OPT(heartbeat_ms),       DIR_OPT(ttl_ms),       DIR_OPT(chain_cache_ttl_ms),
+        DIR_OPT(max_nodes),          DIR_OPT(max_chains),   DIR_OPT(onion_rotate_ms),
+        DIR_OPT(request_timeout_ms), DIR_OPT(request_rate), DIR_OPT(request_burst)};
+    static const uint32_t defs[] = {5000, 15000, 600000, 4096, 1024, 3600000, 5000, 20, 40};
+    uint32_t v;
+
+    for (unsigned i = 0; i < sizeof(offs); i++) {
+        memcpy(&v, (char *)o + offs[i], sizeof(v));
+        if (!v)
+            memcpy((char *)o + offs[i], &defs[i], sizeof(v));
+    }
     if (!o->desc_lifetime_ms)
         o->desc_lifetime_ms = 3 * o->onion_rotate_ms;
-    if (!o->request_rate)
-        o->request_rate = 20;
-    if (!o->request_burst)
-        o->request_burst = 40;
 }
 
 /* Fill o with the documented defaults. */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "dir/select.h"
+#include "lib/bytes.h"
 #include "lib/crypto.h"
 #include "lib/uri.h"
 
@@ -21,11 +22,10 @@ static unsigned subnet_keys(const struct desc *d, uint64_t keys[DESC_MAX_URIS])
             continue;
         if (ss.ss_family == AF_INET) {
             a = (const uint8_t *)&((const struct sockaddr_in *)&ss)->sin_addr;
-            keys[n++] = (UINT64_C(4) << 32) | (uint64_t)a[0] << 8 | a[1];
+            keys[n++] = (UINT64_C(4) << 32) | ld_be16(a);
         } else {
             a = (const uint8_t *)&((const struct sockaddr_in6 *)&ss)->sin6_addr;
-            keys[n++] = (UINT64_C(6) << 32) | (uint64_t)a[0] << 24 | (uint64_t)a[1] << 16 |
-                        (uint64_t)a[2] << 8 | a[3];
+            keys[n++] = (UINT64_C(6) << 32) | ld_be32(a);
         }
     }
     return n;
