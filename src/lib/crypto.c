@@ -458,25 +458,26 @@ void ovl_nonce(uint8_t nonce[OVL_AEAD_NONCE], uint64_t ctr)
     st_le64(nonce + 4, ctr);
 }
 
-/* out = BLAKE2b-256(a || b), alen + blen at most OVL_HASH2_MAX. */
+/* out = BLAKE2b-256(a || b); b may be NULL with blen 0. */
 void ovl_hash2(uint8_t out[OVL_HASH_LEN], const uint8_t *a, size_t alen, const uint8_t *b,
                size_t blen)
 {
-    /* a || b in one buffer for the one-shot hash: the multi-part one
-     * would be three library imports more. */
-    uint8_t in[OVL_HASH2_MAX];
+    /* The multi-part hash, whatever the lengths: a hash that failed past
+     * some length would be a trap for the next caller (it costs three
+     * library imports, about 100 bytes). */
+    crypto_generichash_state st;
+    uint8_t tmp[OVL_HASH_LEN];
 
-    if (alen > sizeof(in) || blen > sizeof(in) - alen) {
-        randombytes_buf(out, OVL_HASH_LEN); /* see crypto.h: fails closed */
-        return;
-    }
+    crypto_generichash_init(&st, NULL, 0, OVL_HASH_LEN);
     if (alen)
-        memcpy(in, a, alen);
+        crypto_generichash_update(&st, a, alen);
     if (blen)
-        memcpy(in + alen, b, blen);
-    /* Copied first, so out may alias a or b. */
-    crypto_generichash(out, OVL_HASH_LEN, in, alen + blen, NULL, 0);
-    sodium_memzero(in, alen + blen);
+        crypto_generichash_update(&st, b, blen);
+    crypto_generichash_final(&st, tmp, OVL_HASH_LEN);
+    /* out may alias a or b, so write it only at the end. */
+    memcpy(out, tmp, OVL_HASH_LEN);
+    sodium_memzero(&st, sizeof(st));
+    sodium_memzero(tmp, sizeof(tmp));
 }
 
 /* Two-output KDF: t = B(ck, ikm); out1 = B(t, 0x01); out2 = B(t, out1 || 0x02). */

@@ -155,11 +155,8 @@ int ovl_aead_open_detached(const struct ovl_aead *a, uint8_t *out, const uint8_t
 /* Build the 96-bit nonce for counter ctr: four zero bytes then ctr little-endian. */
 void ovl_nonce(uint8_t nonce[OVL_AEAD_NONCE], uint64_t ctr);
 
-/* out = BLAKE2b-256(a || b); b may be NULL with blen 0. The inputs are
- * names, labels and the handshake's transcript steps, all short: together
- * at most OVL_HASH2_MAX bytes. Past that, out is random, so whatever it
- * binds or keys fails rather than match the other side. */
-#define OVL_HASH2_MAX 128
+/* out = BLAKE2b-256(a || b); b may be NULL with blen 0; out may alias
+ * a or b. */
 void ovl_hash2(uint8_t out[OVL_HASH_LEN], const uint8_t *a, size_t alen, const uint8_t *b,
                size_t blen);
 
