@@ -224,6 +224,12 @@ void relay_slot_end(struct relay *r, struct link *l, uint32_t id, uint8_t reason
 
 int relay_originate(struct relay_chain *ch, uint8_t cmd, const uint8_t *args, size_t alen)
 {
+    return relay_originate_in(ch, NULL, cmd, args, alen);
+}
+
+int relay_originate_in(struct relay_chain *ch, struct link *in, uint8_t cmd, const uint8_t *args,
+                       size_t alen)
+{
     struct relay *r = ch->r;
     struct cell c = {.chain_id = ch->prev_id, .cmd = CELL_CHAIN_BACK, .len = OVL_CELL_PAYLOAD};
     uint8_t body[ONION_BODY];
@@ -239,7 +245,7 @@ int relay_originate(struct relay_chain *ch, uint8_t cmd, const uint8_t *args, si
     ovl_wipe(body, sizeof(body));
     if (rc)
         return rc;
-    rc = relay_send(r, NULL, ch->prev, &c, 0);
+    rc = relay_send(r, in, ch->prev, &c, 0);
     if (rc == 0) {
         r->st.cells_originated++;
         r->st.cells_back_out++;

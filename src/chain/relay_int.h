@@ -217,6 +217,11 @@ void relay_slot_end(struct relay *r, struct link *l, uint32_t id, uint8_t reason
 /* Originate a backward body (cmd, args of alen bytes) to the sender. */
 int relay_originate(struct relay_chain *ch, uint8_t cmd, const uint8_t *args, size_t alen);
 
+/* Originate as relay_originate, for a cell that came in on in: when the
+ * way back is nearly full, in is held back until it drains. */
+int relay_originate_in(struct relay_chain *ch, struct link *in, uint8_t cmd, const uint8_t *args,
+                       size_t alen);
+
 /* Return the live chain with serial, or NULL. */
 struct relay_chain *relay_chain_find(struct relay *r, uint64_t serial);
 
