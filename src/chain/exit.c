@@ -9,7 +9,9 @@
  * directory, dials it and holds what needs the link: pending setups and a
  * bounded ring of DELIVER data. The link observer's opened() releases them;
  * a failed dial or the setup timeout fails them with SETUP_FAIL /
- * DELIVER_FAIL sent back to the sender.
+ * DELIVER_FAIL sent back to the sender. The introduction relay's bodies
+ * (INTRO_ESTABLISH, INTRO_BACK) and the end of a chain's cookie go to
+ * intro.c.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -489,6 +491,12 @@ static void exit_body(struct relay_chain *ch, const uint8_t body[ONION_BODY])
     case BODY_STREAM:
         xstream_input(ch, body + BODY_HDR, (size_t)blen);
         break;
+    case BODY_INTRO_ESTABLISH:
+        intro_establish(ch, body + BODY_HDR, (size_t)blen);
+        break;
+    case BODY_INTRO_BACK:
+        intro_back(ch, body + BODY_HDR, (size_t)blen);
+        break;
     default:
         r->st.dropped[RD_BAD_CELL]++; /* reserved or backward commands */
         break;
@@ -537,13 +545,14 @@ static void deliv_link_closed(void *obj, struct link *l, uint32_t id)
             deliv_clear(&ch->deliv[i]);
 }
 
-/* ch is ending (exit_hooks.chain_end): release its deliveries and its
- * pending extension; its streams lose their way back. */
+/* ch is ending (exit_hooks.chain_end): release its deliveries, its
+ * cookie and its pending extension; its streams lose their way back. */
 static void exit_chain_end(struct relay_chain *ch)
 {
     struct relay *r = ch->r;
 
     xstream_chain_end(ch);
+    intro_chain_end(ch);
     if (ch->ext)
         ext_unlink(r, ch->ext);
     for (unsigned i = 0; i < ch->n_deliv; i++) {

@@ -36,6 +36,13 @@
  *    DESTROY(protocol), counted RD_SHARE too, when the block's part of the
  *    setup-replay filter (twice its chain share) is full. The filter is
  *    one table for all links, so a replay is refused wherever it comes.
+ *  - Introduction relay (intro.c, docs/PROTOCOL.md 22.2): a chain's exit
+ *    takes a cookie for its sender (BODY_INTRO_ESTABLISH, signed by the
+ *    hidden node); another node's CELL_CHAIN_INTRO binds a delivery ID to
+ *    that cookie, whose CELL_CHAIN_DELIVER cells go down the chain as
+ *    BODY_INTRO_DELIVER and whose answers (BODY_INTRO_BACK) come back on
+ *    it. At most RELAY_MAX_INTROS cookies, RELAY_MAX_INTRO_DELIVS
+ *    deliveries per cookie.
  * No public-key operation and no allocation per data cell.
  */
 #ifndef OVL_CHAIN_RELAY_H
@@ -47,6 +54,9 @@
 #include "core/node.h"
 #include "dir/dir.h"
 #include "lib/err.h"
+
+#define RELAY_MAX_INTROS       4096 /* cookies held by the node (introduction relay) */
+#define RELAY_MAX_INTRO_DELIVS 64   /* deliveries bound to one cookie */
 
 struct relay_opts {
     uint32_t max_chains;       /* [relay] max_chains, default 65536 */
@@ -96,6 +106,17 @@ struct relay_stats {
     uint64_t streams_opened, streams_refused_policy, streams_refused_limit;
     uint64_t streams_unknown, streams_failed_connect;
     uint64_t stream_bytes_in, stream_bytes_out;
+    /* Introduction relay (docs/PROTOCOL.md 22.2): cookies held now, taken,
+     * refused per INTRO_FAIL reason; deliveries bound to cookies now;
+     * cells passed down to hidden nodes (INTRO_DELIVER) and up from them
+     * (INTRO_BACK); chain_intro for a cookie or INTRO_BACK for a handle
+     * we do not have. */
+    uint32_t intros_active;
+    uint64_t intros_established;
+    uint64_t intros_refused_protocol, intros_refused_expired;
+    uint64_t intros_refused_busy, intros_refused_limit;
+    uint32_t intro_delivs_active;
+    uint64_t intro_cells_down, intro_cells_up, intro_unknown;
 };
 
 /* Fill o with the defaults documented above. */

@@ -3,8 +3,11 @@
  *  - relay.c, the core: the chain table, setup, peel-and-forward, the
  *    chain's state machine and backpressure. It reaches the exit only
  *    through struct relay_hooks, which it owns.
+ *  - intro.c, built on the core: the introduction relay's cookies and the
+ *    deliveries bound to them (docs/PROTOCOL.md 22.2).
  *  - exit.c, built on the core: the exit's deliveries and the destinations
- *    (or next hops) being looked up or dialed; it fills in exit_hooks.
+ *    (or next hops) being looked up or dialed; it fills in exit_hooks and
+ *    hands intro.c its bodies and the end of each chain.
  *  - relay_role.c, on top: relay_init/stop/free, the tick and the link
  *    observers, wiring the two.
  *
@@ -13,7 +16,10 @@
  * its delivery records; a wait owns its queued DELIVER data. Chains are
  * registered in the node's chanmap under (prev link, prev ID) and (next
  * link, next ID) with relay_chain_owner, and under each (destination link,
- * delivery ID) with exit.c's own owner. The relay owns its shares
+ * delivery ID) with exit.c's own owner. An exit chain owns its
+ * introduction point (ch->intro), which owns the deliveries bound to its
+ * cookie, each registered under (link, ID) with intro.c's owner; the
+ * relay's r->intros finds the points by cookie. The relay owns its shares
  * (r->link_shares, r->block_shares): an entry lives while a chain or a
  * remembered setup is charged to it, and those point at it.
  */
@@ -90,6 +96,8 @@ struct relay_deliv {
 struct relay_wait;
 struct relay_ext;
 struct xs_refused;
+struct intro_point;
+struct intro_link;
 
 /* What one incoming link (key: its serial) or one address block (key:
  * admit_block_of) holds at this relay. */
@@ -119,6 +127,8 @@ struct relay_chain {
                                 utlist through cprev/cnext), in the order a wake pumps */
     unsigned n_streams;      /* exit: how many are on xs */
     struct stream_pool pool; /* exit: the chain window of those streams (xstream.c) */
+    struct intro_point *intro; /* exit: the cookie this chain's sender holds here (intro.c) */
+    uint8_t intro_tries;       /* exit: INTRO_ESTABLISH signatures checked on this chain */
 };
 
 /* Bits of struct relay_pause's flags. */
@@ -173,6 +183,9 @@ struct relay {
     struct xs_refused *refused;       /* recently refused opens (XS_REFUSED, lazily) */
     unsigned refused_next;
     unsigned n_resolving, n_xblocked; /* names being resolved; streams waiting for drained() */
+    struct intro_point *intros;       /* cookies held, by cookie (uthash; intro.c) */
+    struct intro_link *intro_links;   /* deliveries per link, by serial (uthash; intro.c) */
+    uint32_t n_intro_links;
 };
 
 /* ---- relay.c: the core ---- */
@@ -250,6 +263,37 @@ void relay_chains_free(struct relay *r);
 
 /* Bytes the chains, remembered setups and shares hold. */
 uint64_t relay_chains_bytes(const struct relay *r);
+
+/* ---- intro.c: the introduction relay, on top of the core ----
+ *
+ * One point per cookie a hidden node holds here, on the chain it
+ * established it on; deliveries bound to the cookie by other nodes'
+ * CELL_CHAIN_INTRO, each under (their link, their ID). */
+
+/* A BODY_INTRO_ESTABLISH of len argument bytes read at ch's exit: take
+ * the cookie for ch and answer BODY_INTRO_OK, or BODY_INTRO_FAIL; a
+ * malformed one is dropped (RD_BAD_CELL). */
+void intro_establish(struct relay_chain *ch, const uint8_t *args, size_t len);
+
+/* A BODY_INTRO_BACK of len argument bytes: send its data on the delivery
+ * its handle names, if ch's cookie has it; else dropped and counted. */
+void intro_back(struct relay_chain *ch, const uint8_t *args, size_t len);
+
+/* The chanmap opener of CELL_CHAIN_INTRO (ctx is the relay): bind (l, ID)
+ * to the cookie, or answer CELL_CHAIN_DESTROY. */
+void intro_on_intro(void *ctx, struct link *l, const struct cell *c);
+
+/* ch is ending: forget its cookie and end the deliveries bound to it. */
+void intro_chain_end(struct relay_chain *ch);
+
+/* Forget the cookies whose expires_ms passed (wall clock wall_ms). */
+void intro_tick(struct relay *r, uint64_t wall_ms);
+
+/* Free every point and delivery without touching links (relay_free). */
+void intro_free(struct relay *r);
+
+/* Bytes the points, deliveries and link counts hold. */
+uint64_t intro_bytes_held(const struct relay *r);
 
 /* ---- exit.c: the exit, on top of the core ---- */
 

@@ -1,6 +1,6 @@
 /* relay_role.c - the relay role as the node sees it: init, stop and free,
- * the tick and the link observers, wiring the core (relay.c) and the exit
- * (exit.c) together.
+ * the tick and the link observers, wiring the core (relay.c), the exit
+ * (exit.c) and the introduction relay (intro.c) together.
  *
  * This is the one file that names both: the core reaches the exit only
  * through r->hooks, which relay_init points at exit_hooks, and the exit
@@ -59,6 +59,7 @@ static void relay_tick(uv_timer_t *t)
     relay_stalls_tick(r, now, late);
     exit_tick(r, now);
     xstream_tick(r, now);
+    intro_tick(r, clock_wall_ms()); /* cookies expire as their hidden node signed them */
 }
 
 /* Fill in the shares left at 0 (auto) from max_chains. */
@@ -121,9 +122,12 @@ int relay_init(struct node *n, const struct relay_opts *o, struct relay **out)
     rc = chanmap_register_opener(n, CELL_CHAIN_SETUP, relay_on_setup, r);
     if (rc)
         goto fail;
-    rc = node_observe_links(n, &obs);
+    rc = chanmap_register_opener(n, CELL_CHAIN_INTRO, intro_on_intro, r);
     if (rc)
         goto fail_opener;
+    rc = node_observe_links(n, &obs);
+    if (rc)
+        goto fail_intro;
     /* The tick also times out dials and stalls, so it is at most a quarter
      * of either. */
     tick = o->setup_timeout_ms < o->stall_timeout_ms ? o->setup_timeout_ms : o->stall_timeout_ms;
@@ -134,6 +138,8 @@ int relay_init(struct node *n, const struct relay_opts *o, struct relay **out)
     n->relay = r;
     *out = r;
     return 0;
+fail_intro:
+    chanmap_unregister_opener(n, CELL_CHAIN_INTRO, intro_on_intro, r);
 fail_opener:
     chanmap_unregister_opener(n, CELL_CHAIN_SETUP, relay_on_setup, r);
 fail:
@@ -149,9 +155,10 @@ void relay_stop(struct relay *r)
         return;
     r->flags |= RELAYF_STOPPED;
     chanmap_unregister_opener(r->n, CELL_CHAIN_SETUP, relay_on_setup, r);
+    chanmap_unregister_opener(r->n, CELL_CHAIN_INTRO, intro_on_intro, r);
     node_unobserve_links(r->n, r);
     xstream_stop(r); /* their RESETs go out on the chains, which end next */
-    relay_chains_stop(r);
+    relay_chains_stop(r); /* and their cookies, with a DESTROY on each delivery */
     exit_stop(r);
     relay_pauses_clear(r); /* links that outlive the role must not stay paused */
     timer_close(&r->timer);
@@ -166,6 +173,7 @@ void relay_free(struct relay *r)
      * The links are gone by now, so only memory is released here: the
      * waits first, since they point at the chains whose setups they park. */
     exit_free(r);
+    intro_free(r); /* before the chains its points name */
     relay_chains_free(r);
     timer_close(&r->timer); /* only if relay_stop was skipped */
     stsock_env_close(&r->ssenv);
@@ -178,6 +186,6 @@ void relay_stats(const struct relay *r, struct relay_stats *st)
 {
     *st = r->st;
     st->dropped[RD_UNKNOWN_CHAIN] = r->n->ctr.chain_unknown;
-    st->bytes_held = relay_chains_bytes(r) + exit_bytes_held(r);
+    st->bytes_held = relay_chains_bytes(r) + exit_bytes_held(r) + intro_bytes_held(r);
     xstream_stats(r, st);
 }

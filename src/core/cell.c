@@ -72,6 +72,8 @@ const char *cell_cmd_name(uint8_t cmd)
         return "chain_notice";
     case CELL_CHAIN_DELIVER:
         return "chain_deliver";
+    case CELL_CHAIN_INTRO:
+        return "chain_intro";
     case CELL_DIR_REQUEST:
         return "dir_request";
     case CELL_DIR_REPLY:

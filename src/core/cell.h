@@ -60,7 +60,8 @@ enum cell_cmd {
     CELL_CHAIN_DESTROY = 36,
     CELL_CHAIN_NOTICE = 37,    /* failure notice travelling back (churn) */
     CELL_CHAIN_DELIVER = 38,   /* exit -> destination: one end-to-end fragment */
-    /* 39..63 reserved for chain-level use (acks, stream data) */
+    CELL_CHAIN_INTRO = 39,     /* exit -> introduction relay: a delivery ID for a cookie */
+    /* 40..63 reserved for chain-level use */
     CELL_DIR_REQUEST = 64,     /* directory (bootstrap) request */
     CELL_DIR_REPLY = 65,
     /* 66..127 reserved for directory and control of the overlay */

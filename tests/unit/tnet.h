@@ -1,4 +1,4 @@
-/* tnet.h - the network fixture shared by test_relay.c, test_xstream.c and test_svc.c:
+/* tnet.h - the network fixture shared by test_relay.c, test_xstream.c, test_svc.c and test_intro.c:
  * nodes on one uv loop over loopback TCP, a bootstrap the others register
  * with, and a sender that is the test itself: it builds chain setups and
  * forward cells with onion.h instead of running the client role.

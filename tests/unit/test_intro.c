@@ -1,0 +1,782 @@
+/* test_intro.c - the introduction relay (src/chain/intro.c), on one loop
+ * over loopback TCP.
+ *
+ * Four nodes: a bootstrap, the introduction relay I, a hidden node H and
+ * an exit X. H and X are this file. H opens one-hop chains to I with
+ * onion.h, sends INTRO_ESTABLISH and INTRO_BACK bodies on them and reads
+ * what comes back; X owns delivery IDs on its own link to I, sends
+ * chain_intro and chain_deliver on them and records what I sends there.
+ * Nodes, setup headers and forward cells come from tnet.h.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain/body.h"
+#include "chain/onion.h"
+#include "chain/relay.h"
+#include "check_main.h"
+#include "loopfix.h"
+#include "tnet.h"
+#include "core/chanmap.h"
+#include "core/link.h"
+#include "core/node_run.h"
+#include "dir/dir.h"
+#include "dir/idesc.h"
+#include "lib/bytes.h"
+#include "lib/clock.h"
+
+enum { BS = 0, IR, HN, XN, N_NODES };
+#define N_CHAINS   3
+#define MAX_BODIES 16
+#define MAX_XIDS   (RELAY_MAX_INTRO_DELIVS + 4)
+
+/* A backward body as H read it. */
+struct hbody {
+    uint8_t cmd;
+    uint16_t len;
+    uint8_t args[ONION_BODY - BODY_HDR];
+};
+
+/* One of H's one-hop chains to I. */
+struct hchain {
+    struct net *t;
+    struct onion_keys keys[1];
+    uint64_t fwd_ctr, back_next[1];
+    uint32_t id;
+    bool setup_ok;
+    struct hbody bodies[MAX_BODIES];
+    unsigned n_bodies;
+};
+
+/* One of X's delivery IDs on its link to I. */
+struct xdeliv {
+    struct net *t;
+    uint32_t id;
+    unsigned n_cells, n_destroy;
+    uint8_t destroy_reason;
+    uint16_t len; /* of the last chain_deliver */
+    uint8_t data[OVL_CELL_PAYLOAD];
+};
+
+struct net {
+    uv_loop_t loop;
+    struct node n[N_NODES];
+    struct dir *dir[N_NODES];
+    struct relay *relay;
+    uv_timer_t deadline, poll;
+    bool (*done)(struct net *t);
+    void (*pump)(struct net *t);
+    bool timed_out;
+
+    struct hchain ch[N_CHAINS];
+    struct xdeliv xd[MAX_XIDS];
+    unsigned wait_k, wait_n; /* what the waits below look for */
+};
+
+LOOPFIX_DEFINE(struct net, 2)
+
+/* ---- H: the hidden node's chains ---- */
+
+static void h_cell(void *obj, struct link *l, const struct cell *c)
+{
+    struct hchain *hc = obj;
+    uint8_t body[ONION_BODY];
+    unsigned origin;
+    struct hbody *b;
+    int blen;
+
+    (void)l;
+    if (c->cmd != CELL_CHAIN_BACK)
+        return;
+    ck_assert_int_eq(onion_back_unwrap(body, &origin, hc->keys, 1, hc->back_next, c->payload), 0);
+    ck_assert_uint_eq(origin, 0);
+    blen = body_hdr_len(body);
+    ck_assert_int_ge(blen, 0);
+    if (body[0] == BODY_SETUP_OK) {
+        hc->setup_ok = true;
+        return;
+    }
+    ck_assert_uint_lt(hc->n_bodies, MAX_BODIES);
+    b = &hc->bodies[hc->n_bodies++];
+    b->cmd = body[0];
+    b->len = (uint16_t)blen;
+    memcpy(b->args, body + BODY_HDR, (size_t)blen);
+}
+
+static void h_closed(void *obj, struct link *l, uint32_t id)
+{
+    (void)l, (void)id;
+    ((struct hchain *)obj)->id = 0;
+}
+
+static const struct chain_owner h_owner = {.cell = h_cell, .link_closed = h_closed};
+
+static struct link *h_link(struct net *t)
+{
+    return link_find(&t->n[HN], t->n[IR].id.pk);
+}
+
+static bool got_setup_ok(struct net *t)
+{
+    return t->ch[t->wait_k].setup_ok;
+}
+
+/* Open a one-hop chain from H to I as H's chain k. */
+static void chain_open(struct net *t, unsigned k)
+{
+    static const unsigned path[] = {IR};
+    struct hchain *hc = &t->ch[k];
+    struct cell c = {.cmd = CELL_CHAIN_SETUP, .len = ONION_HDR_LEN};
+
+    hc->t = t;
+    tnet_onion(c.payload, t->n, t->dir, path, 1, 600, NULL, hc->keys);
+    ck_assert_int_eq(chanmap_alloc(&t->n[HN], h_link(t), &h_owner, hc, &hc->id), 0);
+    c.chain_id = hc->id;
+    ck_assert_int_eq(link_send(h_link(t), &c), 0);
+    t->wait_k = k;
+    ck_assert(run_until(t, got_setup_ok, 5000));
+}
+
+/* End H's chain k (DESTROY), as a hidden node that gives it up. */
+static void chain_close(struct net *t, unsigned k)
+{
+    struct cell c = {.chain_id = t->ch[k].id, .cmd = CELL_CHAIN_DESTROY};
+
+    ck_assert_int_eq(link_send(h_link(t), &c), 0);
+    chanmap_del(&t->n[HN], h_link(t), t->ch[k].id);
+    t->ch[k].id = 0;
+}
+
+/* Send a forward body (cmd, args of alen bytes) on H's chain k. */
+static void h_send(struct net *t, unsigned k, uint8_t cmd, const uint8_t *args, size_t alen)
+{
+    struct hchain *hc = &t->ch[k];
+    uint64_t ctr[1] = {hc->fwd_ctr};
+    struct cell c;
+
+    tnet_fwd(&c, hc->id, hc->keys, 1, ctr, cmd, args, alen);
+    ck_assert_int_eq(link_send(h_link(t), &c), 0);
+    hc->fwd_ctr++;
+}
+
+static bool got_body(struct net *t)
+{
+    return t->ch[t->wait_k].n_bodies >= t->wait_n;
+}
+
+/* Wait for the next body on H's chain k (after n bodies) and return it. */
+static const struct hbody *h_wait(struct net *t, unsigned k, unsigned n)
+{
+    t->wait_k = k;
+    t->wait_n = n + 1;
+    ck_assert(run_until(t, got_body, 5000));
+    return &t->ch[k].bodies[n];
+}
+
+/* The arguments of an INTRO_ESTABLISH for cookie, expiring at exp, signed
+ * by H for relay_pk. */
+static void est_args(struct net *t, uint8_t a[BODY_INTRO_EST_LEN], const uint8_t *cookie,
+                     const uint8_t *relay_pk, uint64_t exp)
+{
+    uint8_t msg[INTRO_SIG_MSG_LEN];
+
+    memcpy(a, cookie, BODY_COOKIE);
+    memcpy(a + BODY_COOKIE, t->n[HN].id.pk, OVL_ED25519_PK);
+    st_le64(a + BODY_INTRO_EXP, exp);
+    intro_sig_msg(msg, relay_pk, cookie, exp);
+    ck_assert_int_eq(ovl_sign(&t->n[HN].id, msg, sizeof(msg), a + BODY_INTRO_SIG), 0);
+}
+
+/* Send INTRO_ESTABLISH args on chain k and return I's answer. */
+static const struct hbody *establish_raw(struct net *t, unsigned k, const uint8_t *a)
+{
+    unsigned n = t->ch[k].n_bodies;
+
+    h_send(t, k, BODY_INTRO_ESTABLISH, a, BODY_INTRO_EST_LEN);
+    return h_wait(t, k, n);
+}
+
+/* Establish cookie on chain k for I, good for ten minutes; I's answer. */
+static const struct hbody *establish(struct net *t, unsigned k, const uint8_t *cookie)
+{
+    uint8_t a[BODY_INTRO_EST_LEN];
+
+    est_args(t, a, cookie, t->n[IR].id.pk, clock_wall_ms() + 600000);
+    return establish_raw(t, k, a);
+}
+
+static void assert_ok(const struct hbody *b, const uint8_t *cookie)
+{
+    ck_assert_uint_eq(b->cmd, BODY_INTRO_OK);
+    ck_assert_uint_eq(b->len, BODY_COOKIE);
+    ck_assert_mem_eq(b->args, cookie, BODY_COOKIE);
+}
+
+static void assert_fail(const struct hbody *b, const uint8_t *cookie, uint8_t reason)
+{
+    ck_assert_uint_eq(b->cmd, BODY_INTRO_FAIL);
+    ck_assert_uint_eq(b->len, BODY_COOKIE + 1);
+    ck_assert_mem_eq(b->args, cookie, BODY_COOKIE);
+    ck_assert_uint_eq(b->args[BODY_COOKIE], reason);
+}
+
+/* Send INTRO_BACK(handle, data of len bytes) on chain k. */
+static void h_back(struct net *t, unsigned k, const uint8_t *handle, const uint8_t *data,
+                   size_t len)
+{
+    uint8_t a[BODY_HANDLE + BODY_DATA_MAX + 1];
+
+    ck_assert_uint_le(len, sizeof(a) - BODY_HANDLE);
+    memcpy(a, handle, BODY_HANDLE);
+    memcpy(a + BODY_HANDLE, data, len);
+    h_send(t, k, BODY_INTRO_BACK, a, BODY_HANDLE + len);
+}
+
+/* ---- X: an exit's delivery IDs on its link to I ---- */
+
+static void x_cell(void *obj, struct link *l, const struct cell *c)
+{
+    struct xdeliv *xd = obj;
+
+    if (c->cmd == CELL_CHAIN_DELIVER) {
+        xd->n_cells++;
+        xd->len = c->len;
+        memcpy(xd->data, c->payload, c->len);
+    } else if (c->cmd == CELL_CHAIN_DESTROY) {
+        xd->n_destroy++;
+        xd->destroy_reason = c->len ? c->payload[0] : 0;
+        chanmap_del(&xd->t->n[XN], l, xd->id); /* I forgot it */
+    }
+}
+
+static void x_closed(void *obj, struct link *l, uint32_t id)
+{
+    (void)l, (void)id;
+    ((struct xdeliv *)obj)->id = 0;
+}
+
+static const struct chain_owner x_owner = {.cell = x_cell, .link_closed = x_closed};
+
+static struct link *x_link(struct net *t)
+{
+    return link_find(&t->n[XN], t->n[IR].id.pk);
+}
+
+/* Open X's delivery j: a fresh ID on X's link and chain_intro with the
+ * first len bytes of cookie. */
+static void x_open(struct net *t, unsigned j, const uint8_t *cookie, uint16_t len)
+{
+    struct xdeliv *xd = &t->xd[j];
+    struct cell c = {.cmd = CELL_CHAIN_INTRO, .len = len};
+
+    memset(xd, 0, sizeof(*xd));
+    xd->t = t;
+    ck_assert_int_eq(chanmap_alloc(&t->n[XN], x_link(t), &x_owner, xd, &xd->id), 0);
+    c.chain_id = xd->id;
+    memcpy(c.payload, cookie, len);
+    ck_assert_int_eq(link_send(x_link(t), &c), 0);
+}
+
+/* Send a cell of cmd with len bytes of data on X's delivery j. */
+static void x_send(struct net *t, unsigned j, uint8_t cmd, const uint8_t *data, uint16_t len)
+{
+    struct cell c = {.chain_id = t->xd[j].id, .cmd = cmd, .len = len};
+
+    memcpy(c.payload, data, len);
+    ck_assert_int_eq(link_send(x_link(t), &c), 0);
+}
+
+static bool x_got_cells(struct net *t)
+{
+    return t->xd[t->wait_k].n_cells >= t->wait_n;
+}
+
+static bool x_got_destroy(struct net *t)
+{
+    return t->xd[t->wait_k].n_destroy >= 1;
+}
+
+static void x_wait_destroy(struct net *t, unsigned j)
+{
+    t->wait_k = j;
+    ck_assert(run_until(t, x_got_destroy, 5000));
+}
+
+/* ---- the network ---- */
+
+static bool all_registered(struct net *t)
+{
+    return tnet_registered(t->dir, N_NODES);
+}
+
+static bool linked(struct net *t)
+{
+    return h_link(t) && x_link(t);
+}
+
+static void net_setup(struct net *t)
+{
+    struct dir_bootstrap_spec bs;
+    struct peer_spec peer;
+    struct dir_opts dopts;
+    struct relay_opts ro;
+    struct link *l;
+
+    memset(t, 0, sizeof(*t));
+    ck_assert_int_eq(uv_loop_init(&t->loop), 0);
+    t->loop.data = t;
+    loopfix_init(t);
+    tnet_dir_opts(&dopts);
+    relay_opts_defaults(&ro);
+    tnet_boot(&t->loop, t->n, t->dir, &dopts, &bs, &peer);
+    tnet_join(&t->loop, t->n, t->dir, IR, ROLE_RELAY, &dopts, &bs);
+    ck_assert_int_eq(relay_init(&t->n[IR], &ro, &t->relay), 0);
+    ck_assert_int_eq(node_start(&t->n[IR], tnet_listen, 1, &peer, 1), 0);
+    for (unsigned i = HN; i <= XN; i++) {
+        tnet_join(&t->loop, t->n, t->dir, i, ROLE_CLIENT, &dopts, &bs);
+        ck_assert_int_eq(node_start(&t->n[i], tnet_listen, 1, &peer, 1), 0);
+    }
+    ck_assert(run_until(t, all_registered, 10000));
+    ck_assert_int_eq(link_dial(&t->n[HN], t->n[IR].listen_uri[0], t->n[IR].id.pk, NULL, &l), 0);
+    ck_assert_int_eq(link_dial(&t->n[XN], t->n[IR].listen_uri[0], t->n[IR].id.pk, NULL, &l), 0);
+    ck_assert(run_until(t, linked, 5000));
+}
+
+static void net_teardown(struct net *t)
+{
+    relay_stop(t->relay);
+    tnet_stop(t->n, t->dir, N_NODES);
+    loopfix_close(t);
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&t->loop), 0);
+    relay_free(t->relay);
+    tnet_free(t->n, t->dir, N_NODES);
+    for (unsigned k = 0; k < N_CHAINS; k++)
+        onion_keys_wipe(&t->ch[k].keys[0]);
+}
+
+static struct relay_stats rstats(struct net *t)
+{
+    struct relay_stats st;
+
+    relay_stats(t->relay, &st);
+    return st;
+}
+
+static bool no_intros(struct net *t)
+{
+    struct relay_stats st = rstats(t);
+
+    return st.intros_active == 0 && st.intro_delivs_active == 0;
+}
+
+static bool delivs_are(struct net *t)
+{
+    return rstats(t).intro_delivs_active == t->wait_n;
+}
+
+static bool unknown_is(struct net *t)
+{
+    return rstats(t).intro_unknown >= t->wait_n;
+}
+
+static bool bad_cells_are(struct net *t)
+{
+    return rstats(t).dropped[RD_BAD_CELL] >= t->wait_n;
+}
+
+/* Wait until I counted n bad cells in all. */
+static void wait_bad(struct net *t, uint64_t n)
+{
+    t->wait_n = (unsigned)n;
+    ck_assert(run_until(t, bad_cells_are, 5000));
+}
+
+static void wait_delivs(struct net *t, unsigned n)
+{
+    t->wait_n = n;
+    ck_assert(run_until(t, delivs_are, 5000));
+}
+
+static void cookie_of(uint8_t cookie[BODY_COOKIE], uint8_t v)
+{
+    memset(cookie, v, BODY_COOKIE);
+}
+
+/* ---- tests ---- */
+
+/* INTRO_OK comes back with the cookie; the chain's end forgets it. */
+START_TEST(test_establish)
+{
+    struct net *t = calloc(1, sizeof(*t));
+    uint8_t cookie[BODY_COOKIE];
+    struct relay_stats st;
+
+    net_setup(t);
+    chain_open(t, 0);
+    ovl_random(cookie, sizeof(cookie));
+    assert_ok(establish(t, 0, cookie), cookie);
+    st = rstats(t);
+    ck_assert_uint_eq(st.intros_active, 1);
+    ck_assert_uint_eq(st.intros_established, 1);
+    ck_assert_uint_eq(st.intro_delivs_active, 0);
+    ck_assert_uint_gt(st.bytes_held, 0);
+    chain_close(t, 0);
+    ck_assert(run_until(t, no_intros, 5000));
+    ck_assert_uint_eq(rstats(t).chains, 0);
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
+/* Each refusal with its reason and its counter. */
+START_TEST(test_refusals)
+{
+    struct net *t = calloc(1, sizeof(*t));
+    uint8_t a[BODY_INTRO_EST_LEN], ca[BODY_COOKIE], cb[BODY_COOKIE], zero[BODY_COOKIE];
+    uint64_t now = clock_wall_ms();
+    struct relay_stats st;
+
+    net_setup(t);
+    for (unsigned k = 0; k < N_CHAINS; k++)
+        chain_open(t, k);
+    cookie_of(ca, 0xa1);
+    cookie_of(cb, 0xb2);
+    memset(zero, 0, sizeof(zero));
+
+    /* protocol: a signature that does not verify, one made for another
+     * relay, a zero cookie */
+    est_args(t, a, ca, t->n[IR].id.pk, now + 600000);
+    a[BODY_INTRO_SIG + 5] ^= 1;
+    assert_fail(establish_raw(t, 0, a), ca, INTRO_R_PROTOCOL);
+    est_args(t, a, ca, t->n[XN].id.pk, now + 600000);
+    assert_fail(establish_raw(t, 0, a), ca, INTRO_R_PROTOCOL);
+    assert_fail(establish(t, 0, zero), zero, INTRO_R_PROTOCOL);
+    /* expired: in the past, or further ahead than an inbound descriptor lives */
+    est_args(t, a, ca, t->n[IR].id.pk, now - 1000);
+    assert_fail(establish_raw(t, 0, a), ca, INTRO_R_EXPIRED);
+    est_args(t, a, ca, t->n[IR].id.pk, now + IDESC_MAX_LIFE_MS + 60000);
+    assert_fail(establish_raw(t, 0, a), ca, INTRO_R_EXPIRED);
+    /* taken on chain 0; busy on chain 1 and on chain 0 again; a second
+     * cookie on chain 0 is over its one */
+    assert_ok(establish(t, 0, ca), ca);
+    assert_fail(establish(t, 1, ca), ca, INTRO_R_BUSY);
+    assert_fail(establish(t, 0, ca), ca, INTRO_R_BUSY);
+    assert_fail(establish(t, 0, cb), cb, INTRO_R_LIMIT);
+    st = rstats(t);
+    ck_assert_uint_eq(st.intros_refused_protocol, 3);
+    ck_assert_uint_eq(st.intros_refused_expired, 2);
+    ck_assert_uint_eq(st.intros_refused_busy, 2);
+    ck_assert_uint_eq(st.intros_refused_limit, 1);
+    ck_assert_uint_eq(st.intros_established, 1);
+    ck_assert_uint_eq(st.intros_active, 1);
+
+    /* chain 2: four bad signatures use up its checks; a good one is then
+     * refused without being checked */
+    est_args(t, a, cb, t->n[IR].id.pk, now + 600000);
+    a[BODY_INTRO_SIG] ^= 0x80;
+    for (int i = 0; i < 4; i++)
+        assert_fail(establish_raw(t, 2, a), cb, INTRO_R_PROTOCOL);
+    assert_fail(establish(t, 2, cb), cb, INTRO_R_LIMIT);
+    st = rstats(t);
+    ck_assert_uint_eq(st.intros_refused_protocol, 7);
+    ck_assert_uint_eq(st.intros_refused_limit, 2);
+    ck_assert_uint_eq(st.intros_active, 1);
+    /* chain 1 may still take a cookie of its own */
+    assert_ok(establish(t, 1, cb), cb);
+    ck_assert_uint_eq(rstats(t).intros_active, 2);
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
+/* Cells both ways between X's deliveries and H's chain, named by their
+ * handles; a wrong handle is dropped; X's DESTROY forgets a delivery,
+ * H's chain ending ends the rest. */
+START_TEST(test_deliver)
+{
+    struct net *t = calloc(1, sizeof(*t));
+    uint8_t cookie[BODY_COOKIE], data[BODY_DATA_MAX], h0[BODY_HANDLE], h1[BODY_HANDLE];
+    const struct hbody *b;
+    struct relay_stats st;
+
+    net_setup(t);
+    chain_open(t, 0);
+    chain_open(t, 1);
+    ovl_random(cookie, sizeof(cookie));
+    assert_ok(establish(t, 0, cookie), cookie);
+    for (unsigned i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 13 + 7);
+
+    /* X -> H: a full cell and an empty one on delivery 0, one on delivery 1 */
+    x_open(t, 0, cookie, BODY_COOKIE);
+    x_send(t, 0, CELL_CHAIN_DELIVER, data, BODY_DATA_MAX);
+    b = h_wait(t, 0, 1);
+    ck_assert_uint_eq(b->cmd, BODY_INTRO_DELIVER);
+    ck_assert_uint_eq(b->len, BODY_HANDLE + BODY_DATA_MAX);
+    ck_assert_mem_eq(b->args + BODY_HANDLE, data, BODY_DATA_MAX);
+    memcpy(h0, b->args, BODY_HANDLE);
+    x_send(t, 0, CELL_CHAIN_DELIVER, data, 0);
+    b = h_wait(t, 0, 2);
+    ck_assert_uint_eq(b->cmd, BODY_INTRO_DELIVER);
+    ck_assert_uint_eq(b->len, BODY_HANDLE);
+    ck_assert_mem_eq(b->args, h0, BODY_HANDLE);
+    x_open(t, 1, cookie, BODY_COOKIE);
+    x_send(t, 1, CELL_CHAIN_DELIVER, data + 1, 100);
+    b = h_wait(t, 0, 3);
+    ck_assert_uint_eq(b->cmd, BODY_INTRO_DELIVER);
+    ck_assert_uint_eq(b->len, BODY_HANDLE + 100);
+    ck_assert_mem_eq(b->args + BODY_HANDLE, data + 1, 100);
+    memcpy(h1, b->args, BODY_HANDLE);
+    ck_assert(memcmp(h0, h1, BODY_HANDLE) != 0);
+
+    /* H -> X: each handle to its own delivery, on the same ID */
+    h_back(t, 0, h0, data + 2, BODY_DATA_MAX - 2);
+    t->wait_k = 0;
+    t->wait_n = 1;
+    ck_assert(run_until(t, x_got_cells, 5000));
+    ck_assert_uint_eq(t->xd[0].len, BODY_DATA_MAX - 2);
+    ck_assert_mem_eq(t->xd[0].data, data + 2, BODY_DATA_MAX - 2);
+    h_back(t, 0, h1, data + 3, 5);
+    t->wait_k = 1;
+    ck_assert(run_until(t, x_got_cells, 5000));
+    ck_assert_uint_eq(t->xd[1].len, 5);
+    ck_assert_mem_eq(t->xd[1].data, data + 3, 5);
+
+    /* a handle I never gave out, and one on a chain without a cookie */
+    h0[0] ^= 1;
+    h_back(t, 0, h0, data, 10);
+    t->wait_n = 1;
+    ck_assert(run_until(t, unknown_is, 5000));
+    h0[0] ^= 1;
+    h_back(t, 1, h0, data, 10);
+    t->wait_n = 2;
+    ck_assert(run_until(t, unknown_is, 5000));
+    st = rstats(t);
+    ck_assert_uint_eq(st.intro_cells_down, 3);
+    ck_assert_uint_eq(st.intro_cells_up, 2);
+    ck_assert_uint_eq(st.intro_delivs_active, 2);
+    ck_assert_uint_eq(t->xd[0].n_cells, 1);
+    ck_assert_uint_eq(t->xd[1].n_cells, 1);
+
+    /* X is done with delivery 1; its handle no longer leads anywhere */
+    x_send(t, 1, CELL_CHAIN_DESTROY, NULL, 0);
+    chanmap_del(&t->n[XN], x_link(t), t->xd[1].id);
+    wait_delivs(t, 1);
+    h_back(t, 0, h1, data, 10);
+    t->wait_n = 3;
+    ck_assert(run_until(t, unknown_is, 5000));
+
+    /* H's chain ends: delivery 0 gets DESTROY, and nothing is left */
+    chain_close(t, 0);
+    x_wait_destroy(t, 0);
+    ck_assert(run_until(t, no_intros, 5000));
+    ck_assert_uint_eq(rstats(t).dropped[RD_BAD_CELL], 0);
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
+/* chain_intro for a cookie I does not hold, and past the cap of
+ * deliveries per cookie: DESTROY on that ID. */
+START_TEST(test_unknown_and_cap)
+{
+    struct net *t = calloc(1, sizeof(*t));
+    uint8_t cookie[BODY_COOKIE], other[BODY_COOKIE];
+    uint64_t limit0;
+
+    net_setup(t);
+    ovl_random(cookie, sizeof(cookie));
+    ovl_random(other, sizeof(other));
+    x_open(t, 0, cookie, BODY_COOKIE);
+    x_wait_destroy(t, 0);
+    ck_assert_uint_eq(t->xd[0].destroy_reason, DESTROY_R_NONE);
+    ck_assert_uint_eq(rstats(t).intro_unknown, 1);
+
+    chain_open(t, 0);
+    assert_ok(establish(t, 0, cookie), cookie);
+    x_open(t, 1, other, BODY_COOKIE); /* held nowhere still */
+    x_wait_destroy(t, 1);
+    ck_assert_uint_eq(rstats(t).intro_unknown, 2);
+    limit0 = rstats(t).dropped[RD_LIMIT];
+    for (unsigned j = 0; j < RELAY_MAX_INTRO_DELIVS; j++)
+        x_open(t, 2 + j, cookie, BODY_COOKIE);
+    wait_delivs(t, RELAY_MAX_INTRO_DELIVS);
+    x_open(t, 2 + RELAY_MAX_INTRO_DELIVS, cookie, BODY_COOKIE);
+    x_wait_destroy(t, 2 + RELAY_MAX_INTRO_DELIVS);
+    ck_assert_uint_eq(rstats(t).dropped[RD_LIMIT], limit0 + 1);
+    ck_assert_uint_eq(rstats(t).intro_delivs_active, RELAY_MAX_INTRO_DELIVS);
+    for (unsigned j = 0; j < RELAY_MAX_INTRO_DELIVS; j++)
+        ck_assert_uint_eq(t->xd[2 + j].n_destroy, 0);
+
+    /* the chain ends: every delivery hears of it */
+    chain_close(t, 0);
+    ck_assert(run_until(t, no_intros, 5000));
+    for (unsigned j = 0; j < RELAY_MAX_INTRO_DELIVS; j++) {
+        x_wait_destroy(t, 2 + j);
+        ck_assert_uint_eq(t->xd[2 + j].n_destroy, 1);
+    }
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
+/* Malformed bodies and cells are dropped and counted; nothing breaks. */
+START_TEST(test_malformed)
+{
+    struct net *t = calloc(1, sizeof(*t));
+    uint8_t cookie[BODY_COOKIE], a[BODY_INTRO_EST_LEN + 1], data[BODY_DATA_MAX + 8];
+    uint8_t handle[BODY_HANDLE];
+    struct cell c;
+    uint64_t bad = 0;
+
+    net_setup(t);
+    chain_open(t, 0);
+    ovl_random(cookie, sizeof(cookie));
+    memset(data, 0x5a, sizeof(data));
+    est_args(t, a, cookie, t->n[IR].id.pk, clock_wall_ms() + 600000);
+    a[BODY_INTRO_EST_LEN] = 0;
+
+    /* INTRO_ESTABLISH a byte short and a byte long, INTRO_BACK without a
+     * whole handle and with more data than a chain_deliver takes */
+    h_send(t, 0, BODY_INTRO_ESTABLISH, a, BODY_INTRO_EST_LEN - 1);
+    wait_bad(t, ++bad);
+    h_send(t, 0, BODY_INTRO_ESTABLISH, a, BODY_INTRO_EST_LEN + 1);
+    wait_bad(t, ++bad);
+    h_send(t, 0, BODY_INTRO_BACK, data, BODY_HANDLE - 1);
+    wait_bad(t, ++bad);
+    h_send(t, 0, BODY_INTRO_BACK, data, BODY_HANDLE + BODY_DATA_MAX + 1);
+    wait_bad(t, ++bad);
+    /* backward commands sent forward */
+    h_send(t, 0, BODY_INTRO_DELIVER, data, 20);
+    wait_bad(t, ++bad);
+    ck_assert_uint_eq(t->ch[0].n_bodies, 0);
+    ck_assert_uint_eq(rstats(t).intros_active, 0);
+
+    /* chain_intro a byte short: DESTROY(protocol) */
+    x_open(t, 0, cookie, BODY_COOKIE - 1);
+    x_wait_destroy(t, 0);
+    ck_assert_uint_eq(t->xd[0].destroy_reason, DESTROY_R_PROTOCOL);
+    wait_bad(t, ++bad);
+    /* chain_intro on an ID that is I's to pick: dropped, no answer */
+    memset(&c, 0, sizeof(c));
+    c.chain_id = 0x1234; /* X dialed: its IDs have the top bit set */
+    c.cmd = CELL_CHAIN_INTRO;
+    c.len = BODY_COOKIE;
+    memcpy(c.payload, cookie, BODY_COOKIE);
+    ck_assert_int_eq(link_send(x_link(t), &c), 0);
+    wait_bad(t, ++bad);
+
+    /* on a live delivery: chain_intro again, a chain_deliver too long, a
+     * chain_fwd; each dropped, the delivery goes on */
+    assert_ok(establish(t, 0, cookie), cookie);
+    x_open(t, 1, cookie, BODY_COOKIE);
+    wait_delivs(t, 1);
+    x_send(t, 1, CELL_CHAIN_INTRO, cookie, BODY_COOKIE);
+    wait_bad(t, ++bad);
+    x_send(t, 1, CELL_CHAIN_DELIVER, data, BODY_DATA_MAX + 1);
+    wait_bad(t, ++bad);
+    x_send(t, 1, CELL_CHAIN_FWD, data, 100);
+    wait_bad(t, ++bad);
+    ck_assert_uint_eq(t->xd[1].n_destroy, 0);
+    ck_assert_uint_eq(rstats(t).intro_delivs_active, 1);
+    x_send(t, 1, CELL_CHAIN_DELIVER, data, 3);
+    ck_assert_uint_eq(h_wait(t, 0, 1)->cmd, BODY_INTRO_DELIVER);
+    memcpy(handle, t->ch[0].bodies[1].args, BODY_HANDLE);
+    h_back(t, 0, handle, data, 4);
+    t->wait_k = 1;
+    t->wait_n = 1;
+    ck_assert(run_until(t, x_got_cells, 5000));
+    ck_assert_uint_eq(rstats(t).dropped[RD_BAD_CELL], bad);
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
+/* A cookie whose expires_ms passes is forgotten by the tick; its
+ * deliveries get DESTROY, and the chain may take another. */
+START_TEST(test_expiry)
+{
+    struct net *t = calloc(1, sizeof(*t));
+    uint8_t a[BODY_INTRO_EST_LEN], cookie[BODY_COOKIE], next[BODY_COOKIE];
+
+    net_setup(t);
+    chain_open(t, 0);
+    ovl_random(cookie, sizeof(cookie));
+    ovl_random(next, sizeof(next));
+    est_args(t, a, cookie, t->n[IR].id.pk, clock_wall_ms() + 1500);
+    assert_ok(establish_raw(t, 0, a), cookie);
+    x_open(t, 0, cookie, BODY_COOKIE);
+    wait_delivs(t, 1);
+    t->wait_k = 0;
+    ck_assert(run_until(t, x_got_destroy, 10000));
+    ck_assert(run_until(t, no_intros, 5000));
+    ck_assert_uint_eq(rstats(t).chains, 1);
+    assert_ok(establish(t, 0, next), next);
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
+static bool x_unlinked(struct net *t)
+{
+    return x_link(t) == NULL;
+}
+
+static bool x_linked(struct net *t)
+{
+    return x_link(t) != NULL;
+}
+
+/* X's link closing takes its deliveries; H's link closing ends the chain,
+ * and with it the cookie and the deliveries bound to it. */
+START_TEST(test_links_closed)
+{
+    struct net *t = calloc(1, sizeof(*t));
+    uint8_t cookie[BODY_COOKIE];
+    struct link *l;
+
+    net_setup(t);
+    chain_open(t, 0);
+    ovl_random(cookie, sizeof(cookie));
+    assert_ok(establish(t, 0, cookie), cookie);
+    x_open(t, 0, cookie, BODY_COOKIE);
+    x_open(t, 1, cookie, BODY_COOKIE);
+    wait_delivs(t, 2);
+    link_close(x_link(t), LC_SHUTDOWN);
+    ck_assert(run_until(t, x_unlinked, 5000));
+    wait_delivs(t, 0);
+    ck_assert_uint_eq(rstats(t).intros_active, 1);
+
+    ck_assert_int_eq(link_dial(&t->n[XN], t->n[IR].listen_uri[0], t->n[IR].id.pk, NULL, &l), 0);
+    ck_assert(run_until(t, x_linked, 5000));
+    x_open(t, 2, cookie, BODY_COOKIE);
+    wait_delivs(t, 1);
+    link_close(h_link(t), LC_SHUTDOWN);
+    x_wait_destroy(t, 2);
+    ck_assert(run_until(t, no_intros, 5000));
+    ck_assert_uint_eq(rstats(t).chains, 0);
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
+static Suite *intro_suite(void)
+{
+    Suite *s = suite_create("intro");
+    TCase *tc = tcase_create("intro");
+
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_establish);
+    tcase_add_test(tc, test_refusals);
+    tcase_add_test(tc, test_deliver);
+    tcase_add_test(tc, test_unknown_and_cap);
+    tcase_add_test(tc, test_malformed);
+    tcase_add_test(tc, test_expiry);
+    tcase_add_test(tc, test_links_closed);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+OVL_CHECK_MAIN(intro_suite)
