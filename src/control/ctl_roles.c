@@ -32,7 +32,10 @@
     X(reextended, 64) X(stalled, 64) X(bytes_held, 64) X(dropped_cover, 64)                        \
     X(streams_active, 32) X(streams_opened, 64) X(streams_refused_policy, 64)                      \
     X(streams_refused_limit, 64) X(streams_unknown, 64) X(streams_failed_connect, 64)              \
-    X(stream_bytes_in, 64) X(stream_bytes_out, 64)
+    X(stream_bytes_in, 64) X(stream_bytes_out, 64) X(intros_active, 32)                           \
+    X(intros_established, 64) X(intros_refused_protocol, 64) X(intros_refused_expired, 64)         \
+    X(intros_refused_busy, 64) X(intros_refused_limit, 64) X(intro_delivs_active, 32)              \
+    X(intro_cells_down, 64) X(intro_cells_up, 64) X(intro_unknown, 64)
 /* clang-format on */
 #define RELAY_STAT_OFF(f, bits) CTL_STAT_OFF(struct relay_stats, f, bits)
 
