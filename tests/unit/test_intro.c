@@ -283,7 +283,8 @@ static void x_send(struct net *t, unsigned j, uint8_t cmd, const uint8_t *data, 
 {
     struct cell c = {.chain_id = t->xd[j].id, .cmd = cmd, .len = len};
 
-    memcpy(c.payload, data, len);
+    if (len)
+        memcpy(c.payload, data, len);
     ck_assert_int_eq(link_send(x_link(t), &c), 0);
 }
 
@@ -626,7 +627,7 @@ END_TEST
 START_TEST(test_malformed)
 {
     struct net *t = calloc(1, sizeof(*t));
-    uint8_t cookie[BODY_COOKIE], a[BODY_INTRO_EST_LEN + 1], data[BODY_DATA_MAX + 8];
+    uint8_t cookie[BODY_COOKIE], a[BODY_INTRO_EST_LEN + 1], data[BODY_HANDLE + BODY_DATA_MAX + 1];
     uint8_t handle[BODY_HANDLE];
     struct cell c;
     uint64_t bad = 0;
