@@ -127,13 +127,9 @@ static void chain_open(struct net *t, unsigned k)
 {
     static const unsigned path[] = {IR};
     struct hchain *hc = &t->ch[k];
-    struct cell c = {.cmd = CELL_CHAIN_SETUP, .len = ONION_HDR_LEN};
 
     hc->t = t;
-    tnet_onion(c.payload, t->n, t->dir, path, 1, 600, NULL, hc->keys);
-    ck_assert_int_eq(chanmap_alloc(&t->n[HN], h_link(t), &h_owner, hc, &hc->id), 0);
-    c.chain_id = hc->id;
-    ck_assert_int_eq(link_send(h_link(t), &c), 0);
+    tnet_setup(t->n, t->dir, HN, h_link(t), path, 1, 600, hc->keys, &h_owner, hc, &hc->id);
     t->wait_k = k;
     ck_assert(run_until(t, got_setup_ok, 5000));
 }

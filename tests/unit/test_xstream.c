@@ -460,16 +460,12 @@ static void chain_open_on(struct net *t, unsigned k)
 {
     static const unsigned path[] = {EX};
     struct snd_chain *sc = &t->chain[k];
-    struct cell c = {.cmd = CELL_CHAIN_SETUP, .len = ONION_HDR_LEN};
 
     sc->t = t;
     sc->fwd_ctr = sc->back_next[0] = 0;
     sc->setup_ok = false;
     onion_keys_wipe(&sc->keys[0]); /* the chain opened before, if any */
-    tnet_onion(c.payload, t->n, t->dir, path, 1, 600, NULL, sc->keys);
-    ck_assert_int_eq(chanmap_alloc(&t->n[SND], snd_link(t), &snd_owner, sc, &sc->id), 0);
-    c.chain_id = sc->id;
-    ck_assert_int_eq(link_send(snd_link(t), &c), 0);
+    tnet_setup(t->n, t->dir, SND, snd_link(t), path, 1, 600, sc->keys, &snd_owner, sc, &sc->id);
     t->opening = k;
     ck_assert(run_until(t, got_setup_ok, 5000));
 }

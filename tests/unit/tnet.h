@@ -20,6 +20,7 @@
 
 #include "chain/body.h"
 #include "chain/onion.h"
+#include "core/chanmap.h"
 #include "core/link.h"
 #include "core/node_run.h"
 #include "dir/dir.h"
@@ -136,6 +137,22 @@ static inline void tnet_onion(uint8_t *hdr, const struct node *n, struct dir *co
         memcpy(info[0].next, next0, OVL_ED25519_PK);
     ck_assert_int_eq(
         onion_setup_build(hdr, (const uint8_t(*)[OVL_X25519_LEN])onion_pk, info, hops, keys), 0);
+}
+
+/* From node n[from], send on l the setup of a chain through path (as
+ * tnet_onion, lifetime_s each, keys receiving the hops' keys) under a new
+ * chain ID owned by owner/obj there; *id receives the ID. */
+static inline void tnet_setup(struct node *n, struct dir *const *dir, unsigned from, struct link *l,
+                              const unsigned *path, unsigned hops, uint32_t lifetime_s,
+                              struct onion_keys *keys, const struct chain_owner *owner, void *obj,
+                              uint32_t *id)
+{
+    struct cell c = {.cmd = CELL_CHAIN_SETUP, .len = ONION_HDR_LEN};
+
+    tnet_onion(c.payload, n, dir, path, hops, lifetime_s, NULL, keys);
+    ck_assert_int_eq(chanmap_alloc(&n[from], l, owner, obj, id), 0);
+    c.chain_id = *id;
+    ck_assert_int_eq(link_send(l, &c), 0);
 }
 
 /* Fill c with a CELL_CHAIN_FWD on chain_id whose body (cmd, args of alen
