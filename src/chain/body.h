@@ -41,6 +41,10 @@
  *   BODY_INTRO_BACK   forward: handle(8) | data: I sends data on the
  *                     delivery the handle names, as a CELL_CHAIN_DELIVER
  *                     (data at most BODY_DATA_MAX bytes either way)
+ *   BODY_PUBLISH      forward: an inbound descriptor (dir/idesc.h) of the
+ *                     chain's sender: the exit hands it to its bootstraps
+ *                     (dir_publish_idesc)
+ *   BODY_PUBLISHED    backward: count(1): how many bootstraps it went to
  * The unused tail of a body is zero before encryption.
  */
 #ifndef OVL_CHAIN_BODY_H
@@ -72,6 +76,7 @@ enum body_cmd {
     BODY_STREAM = 5,
     BODY_INTRO_ESTABLISH = 6,
     BODY_INTRO_BACK = 7,
+    BODY_PUBLISH = 8, /* forward: an inbound descriptor for the exit's bootstraps (22.3) */
     BODY_SETUP_OK = 16,
     BODY_SETUP_FAIL = 17,
     BODY_DELIVER_FAIL = 18,
@@ -82,7 +87,8 @@ enum body_cmd {
     BODY_INTRO_OK = 23,
     BODY_INTRO_FAIL = 24,
     BODY_INTRO_DELIVER = 25,
-    /* 8..15 forward, 26..31 backward: reserved */
+    BODY_PUBLISHED = 26, /* backward: count(1), the bootstraps it went to (22.3) */
+    /* 9..15 forward, 27..31 backward: reserved */
 };
 
 /* Reasons in SETUP_FAIL / DELIVER_FAIL. */
@@ -91,6 +97,7 @@ enum body_reason {
     BODY_R_UNREACHABLE,  /* dial failed or timed out */
     BODY_R_LIMIT,        /* a cap was reached */
     BODY_R_PROTOCOL,     /* malformed setup or body */
+    BODY_R_GONE,         /* a hidden destination's introduction ended: look it up again */
 };
 
 /* Reasons in INTRO_FAIL. */

@@ -306,12 +306,13 @@ static void wait_flush(struct relay_wait *w, struct link *out)
     wait_free(w, true);
 }
 
-static void wait_looked_up(void *arg, int err, const struct desc *d)
+static void wait_looked_up(void *arg, int err, const struct desc *d, const struct idesc *in)
 {
     struct relay_wait *w = arg;
     struct relay *r = w->r;
     struct link *l;
 
+    (void)in;
     w->flags &= ~WAITF_LOOKUP;
     if (err || !d || !ovl_equal(d->id_pk, w->pk, OVL_ED25519_PK)) {
         wait_fail(w, BODY_R_NO_ROUTE);

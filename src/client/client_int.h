@@ -238,9 +238,10 @@ void sendq_fail_to(struct client *c, const uint8_t dest[OVL_ED25519_PK], const c
  * hostile): fail the message to dest in flight, if any. */
 void sendq_undeliverable(struct client *c, const uint8_t dest[OVL_ED25519_PK], unsigned reason);
 
-/* The directory answered m's lookup (err, else d, its descriptor): seal m
- * for d's onion key, or fail it. m may be gone on return. */
-void sendq_looked_up(struct out_msg *m, int err, const struct desc *d);
+/* The directory answered m's lookup (err, else d, its descriptor, or in,
+ * its inbound descriptor when it is hidden): seal m for its onion key, or
+ * fail it. m may be gone on return. */
+void sendq_looked_up(struct out_msg *m, int err, const struct desc *d, const struct idesc *in);
 
 /* Every fragment of m left: wait for its acknowledgement. */
 void sendq_await(struct out_msg *m);

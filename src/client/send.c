@@ -22,12 +22,12 @@
 #define RATE_BURST 8  /* constant-rate slots made up at once after a stall */
 #define PUMP_BURST 64 /* cells wrapped before the loop runs (writes, reads) */
 
-static void on_lookup(void *arg, int err, const struct desc *d)
+static void on_lookup(void *arg, int err, const struct desc *d, const struct idesc *in)
 {
     struct out_msg *m = arg;
     struct client *c = m->c;
 
-    sendq_looked_up(m, err, d); /* seals m, or fails it: the pump goes on */
+    sendq_looked_up(m, err, d, in); /* seals m, or fails it: the pump goes on */
     send_pump(c);
 }
 

@@ -250,7 +250,7 @@ void sendq_back(struct cchain *ch, const uint8_t *dest, const uint8_t *rec, size
     /* A late copy's acknowledgement for a message already done. */
 }
 
-void sendq_looked_up(struct out_msg *m, int err, const struct desc *d)
+void sendq_looked_up(struct out_msg *m, int err, const struct desc *d, const struct idesc *in)
 {
     struct client *c = m->c;
     uint8_t rkey[MSG_KEY];
@@ -259,11 +259,11 @@ void sendq_looked_up(struct out_msg *m, int err, const struct desc *d)
 
     m->state = OM_WAIT; /* no longer cancellable */
     c->n_lookups--;
-    if (err || !(d->flags & DESC_ENDPOINT)) {
+    if (err || (d && !(d->flags & DESC_ENDPOINT)) || (!d && !in)) {
         sendq_fail(m, err ? ovl_strerror(err) : "destination is not an endpoint");
         return;
     }
-    rc = msg_seal(&m->blob, &m->blob_len, d->onion_pk, m->id, m->reply ? c->n->id.pk : NULL,
+    rc = msg_seal(&m->blob, &m->blob_len, d ? d->onion_pk : in->onion_pk, m->id, m->reply ? c->n->id.pk : NULL,
                   m->data, m->len, wall, m->ack, rkey);
     if (rc == 0) /* kept past the acknowledgement, to open the replies */
         msg_rx_sent(&c->rx, m->id, rkey, wall);

@@ -341,14 +341,15 @@ static void conn_stream(struct socks_conn *sc, const uint8_t *args, size_t alen,
 
 /* The directory answered for a .ovl stream's node: seal to its onion
  * key, or the name is unreachable. */
-static void conn_looked_up(void *arg, int err, const struct desc *d)
+static void conn_looked_up(void *arg, int err, const struct desc *d, const struct idesc *in)
 {
     struct socks_conn *sc = arg;
     uint8_t args[2];
 
     sc->flags &= ~SCF_LOOKUP;
-    if (err || !(d->flags & DESC_ENDPOINT) || !(sc->rec = malloc(sizeof(*sc->rec))) ||
-        srec_init(sc->rec, d->onion_pk, sc->sid, clock_wall_ms()) != 0) {
+    if (err || (d && !(d->flags & DESC_ENDPOINT)) || (!d && !in) ||
+        !(sc->rec = malloc(sizeof(*sc->rec))) ||
+        srec_init(sc->rec, d ? d->onion_pk : in->onion_pk, sc->sid, clock_wall_ms()) != 0) {
         conn_reply(sc, SOCKS5_REP_HOST_UNREACH);
         return;
     }

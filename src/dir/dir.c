@@ -331,7 +331,7 @@ static void dir_fire(struct dir_req *r)
         r->cb.list(r->arg, r->err, r->err ? NULL : r->descs, r->err ? 0 : r->n_descs);
         break;
     default:
-        r->cb.lookup(r->arg, r->err, r->err ? NULL : r->descs);
+        r->cb.lookup(r->arg, r->err, r->err ? NULL : r->descs, NULL);
         break;
     }
 }

@@ -43,6 +43,7 @@
 #include "core/node.h"
 #include "core/peer.h"
 #include "dir/desc.h"
+#include "dir/idesc.h"
 #include "dir/registry.h"
 #include "lib/err.h"
 
@@ -110,7 +111,11 @@ struct dir_stats {
 struct dir;
 
 typedef void (*dir_chain_cb)(void *arg, int err, const struct dir_chain *chain);
-typedef void (*dir_lookup_cb)(void *arg, int err, const struct desc *d);
+/* A lookup's answer: on success exactly one of d (a node's descriptor:
+ * relays, bootstraps, and nodes that publish their address) and in (a
+ * hidden node's inbound descriptor, verified and accepted by idesc_accept
+ * under the key looked up) is non-NULL; on failure both are NULL. */
+typedef void (*dir_lookup_cb)(void *arg, int err, const struct desc *d, const struct idesc *in);
 typedef void (*dir_list_cb)(void *arg, int err, const struct desc *relays, unsigned n);
 
 /* Fill o with the documented defaults. */
@@ -147,6 +152,14 @@ int dir_request_list(struct dir *d, dir_list_cb cb, void *arg) OVL_WUR;
 /* Look up the descriptor of node pk (cached until it expires). */
 int dir_lookup(struct dir *d, const uint8_t pk[OVL_ED25519_PK], dir_lookup_cb cb,
                void *arg) OVL_WUR;
+
+/* Hand the inbound descriptor idesc (len bytes, signed by the hidden node,
+ * which sent it through a chain whose exit we are) to every bootstrap we
+ * have an open link to, as DIR_IDESC. Fire and forget: each bootstrap
+ * judges it (idesc_parse, idesc_accept) and keeps the newest per node.
+ * Returns how many bootstraps it went to (0: none linked), or OVL_EINVAL
+ * for a length outside IDESC_MIN_LEN..IDESC_MAX_LEN. */
+int dir_publish_idesc(struct dir *d, const uint8_t *idesc, size_t len) OVL_WUR;
 
 /* Forget the cached descriptor of pk (its addresses did not answer: the
  * node may have come back elsewhere); the next dir_lookup asks again. */

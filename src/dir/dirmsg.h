@@ -19,6 +19,11 @@
  *   DIR_LOOKUP     req: id_pk(32)                rep: signed descriptor
  *   DIR_REPORT     req: id_pk(32): that relay failed for the requester
  *                                                rep: - (UNKNOWN: not listed)
+ *   DIR_IDESC      req: inbound descriptor (idesc.h), passed on by the exit
+ *                  of the hidden node's chain    rep: - (BAD: refused)
+ * A DIR_LOOKUP of a hidden node answers its inbound descriptor instead of
+ * a descriptor (told apart by the first byte, the version: 1, where a
+ * descriptor has 2).
  * The requester is the authenticated peer of the link: a relay registers and
  * heartbeats only itself.
  *
@@ -51,6 +56,7 @@ enum dirmsg_op {
     DIR_CHAIN = 4,
     DIR_LOOKUP = 5,
     DIR_REPORT = 6,
+    DIR_IDESC = 7,
 };
 
 enum dirmsg_status {

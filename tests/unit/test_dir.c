@@ -180,13 +180,13 @@ static void chain_cb(void *arg, int err, const struct dir_chain *ch)
         r->chain = *ch;
 }
 
-static void lookup_cb(void *arg, int err, const struct desc *d)
+static void lookup_cb(void *arg, int err, const struct desc *d, const struct idesc *in)
 {
     struct res *r = arg;
 
     r->calls++;
     r->err = err;
-    ck_assert(err ? d == NULL : d != NULL);
+    ck_assert(err ? d == NULL && in == NULL : (d != NULL) != (in != NULL));
     if (d)
         r->d = *d;
 }
