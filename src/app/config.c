@@ -352,6 +352,29 @@ static bool cfg_tp_used(struct cfg_parse *p, unsigned line, const char *what, co
     return false;
 }
 
+/* Settle [node] hidden: unset, it is on for a node that is only a client
+ * and listens nowhere (it could not be reached otherwise). A hidden node
+ * publishes no address, so it may neither listen nor be a relay or a
+ * bootstrap. */
+static bool cfg_hidden(struct cfg_parse *p)
+{
+    struct ovl_config *c = p->c;
+    unsigned line = p->key_line[cfg_key_find(SECT_NODE, "hidden") - cfg_keys];
+
+    if (!line)
+        c->hidden = c->roles == ROLE_CLIENT && !c->n_listen;
+    if (!c->hidden)
+        return true;
+    if (c->roles != ROLE_CLIENT)
+        return !cfg_fail(p, line, "hidden = true needs roles = client alone: relays and "
+                                  "bootstraps publish their address");
+    if (c->n_listen)
+        return !cfg_fail(p, line, "hidden = true publishes no address: remove [node] listen");
+    c->client.intros = c->intros;
+    c->opts.flags |= NODE_O_HIDDEN;
+    return true;
+}
+
 /* Settle transports and prefer, expand scheme-less listen values, and
  * check that every address uses a transport in use. */
 static bool cfg_transports(struct cfg_parse *p)
@@ -425,7 +448,7 @@ static void cfg_finish(struct cfg_parse *p)
                  c->n_peers, dial - c->n_peers, NODE_MAX_PEERS);
         return;
     }
-    if (!cfg_transports(p))
+    if (!cfg_transports(p) || !cfg_hidden(p))
         return;
     if (c->dir.exit_policy.n && !(c->roles & ROLE_RELAY)) {
         cfg_fail(p, p->key_line[cfg_key_find(SECT_EXIT, "policy") - cfg_keys],
@@ -521,6 +544,7 @@ void config_defaults(struct ovl_config *c)
     dir_opts_defaults(&c->dir);
     relay_opts_defaults(&c->relay);
     client_opts_defaults(&c->client);
+    c->intros = 2;
 }
 
 /* Set c to the defaults and remember name; fail if name does not fit. */

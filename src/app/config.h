@@ -60,6 +60,8 @@ struct ovl_config {
     struct client_opts client; /* [chain] and [client] */
     struct dir_bootstrap_spec bootstraps[DIR_MAX_BOOTSTRAPS];
     unsigned n_bootstraps;
+    bool hidden;     /* [node] hidden; unset: on for a client alone with no listen */
+    uint32_t intros; /* [node] intros, 1..4, default 2: client.intros when hidden */
 };
 
 /* Fill c with the documented defaults (no peers, no listen address). */

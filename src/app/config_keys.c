@@ -513,6 +513,8 @@ _Static_assert(sizeof(struct ovl_config) <= UINT16_MAX, "key_def.off is 16 bits"
     X(NODE, max_queued, .set = KS_UINT, .zero_ok = 1, .min = 1048576, .max = 1, .max_shift = 40,   \
         OPT_FIELD(max_queued))                                                                     \
     X(NODE, cover_budget, .set = KS_UINT, .min = 0, .max = 100, OPT_FIELD(cover_budget))           \
+    X(NODE, hidden, .set = KS_BOOL, CFG_FIELD(hidden))                                             \
+    X(NODE, intros, .set = KS_UINT, .min = 1, .max = 4, CFG_FIELD(intros))                         \
     /* [log] */                                                                                    \
     X(LOG, level, .set = KS_LEVEL)                                                                 \
     X(LOG, syslog, .set = KS_SYSLOG)                                                               \

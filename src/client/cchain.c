@@ -28,6 +28,8 @@
 #define BACKOFF_MAX_MS       2000 /* well inside a message's deadline */
 #define LINE_FAILS_MAX       8    /* failed builds in a row that end a stream line */
 #define RETIRE_GRACE_MS      2000 /* a replaced chain lingers for late backward cells */
+#define INTRO_GRACE_MS       15000 /* and a replaced chain to an introduction relay keeps its
+                                      cookie while senders' exits learn the new one */
 #define NO_DESTROY           (-1)
 #define REPLACE_AT(lifetime) ((lifetime) / 5 * 4)
 
@@ -76,7 +78,8 @@ static void cchain_set_state(struct cchain *ch, enum cchain_state to)
         ch->deadline_ms = clock_now_ms() + ch->c->o.setup_timeout_ms;
         break;
     case CCH_RETIRING:
-        ch->deadline_ms = clock_now_ms() + RETIRE_GRACE_MS;
+        ch->deadline_ms = clock_now_ms() +
+                          ((ch->line->flags & CLF_INTRO) ? INTRO_GRACE_MS : RETIRE_GRACE_MS);
         break;
     default:
         ch->deadline_ms = 0;
@@ -190,6 +193,18 @@ static int route_pick(struct cchain *ch, const struct desc *relays, unsigned cou
     free(cand);
     ch->route.length = ch->length = c->o.length;
     return 0;
+}
+
+struct cchain *cchain_find(struct client *c, uint32_t serial)
+{
+    struct cchain *ch;
+
+    DL_FOREACH(c->chains, ch)
+    {
+        if (ch->serial == serial)
+            return ch;
+    }
+    return NULL;
 }
 
 const struct desc *cchain_exit(const struct cchain *ch)
@@ -541,16 +556,17 @@ static void chain_build(struct cline *line)
  * while streams use it (an idle one ends instead). */
 static bool line_wants(struct client *c, struct cline *line, uint64_t now)
 {
-    bool main = line == &c->main;
+    bool main = line == &c->main, intro = line->flags & CLF_INTRO;
 
     if (line->building || now < line->next_build_ms || (line->flags & CLF_DEAD))
         return false;
     if (line->current)
         return (line->flags & CLF_AVOID) ||
-               ((main || line->streams) &&
+               ((main || intro || line->streams) &&
                 now >= line->current->ready_ms + REPLACE_AT(c->o.lifetime_ms));
-    return line->streams > 0 ||
-           (main && (c->n_queue > 0 || ((c->n->roles & ROLE_CLIENT) && dir_registered(c->n->dir))));
+    return line->streams > 0 || intro ||
+           (main && (c->n_queue > 0 || c->hidden ||
+                     ((c->n->roles & ROLE_CLIENT) && dir_registered(c->n->dir))));
 }
 
 void cchain_maybe_build(struct client *c)
@@ -775,6 +791,14 @@ static bool chain_body(struct cchain *ch, const uint8_t *body, int blen, unsigne
         if (!from_exit || blen < OVL_ED25519_PK)
             return false;
         sendq_back(ch, args, args + OVL_ED25519_PK, (size_t)blen - OVL_ED25519_PK);
+        return true;
+    case BODY_INTRO_OK:
+    case BODY_INTRO_FAIL:
+    case BODY_INTRO_DELIVER:
+    case BODY_PUBLISHED:
+        if (!from_exit || !(ch->line->flags & CLF_INTRO) || !c->intro_cb)
+            return false;
+        c->intro_cb(ch, body[0], args, (size_t)blen);
         return true;
     default:
         return false;

@@ -14,6 +14,7 @@
 
 #include <utlist.h>
 
+#include "chain/body.h"
 #include "client/client_int.h"
 #include "core/chanmap.h"
 #include "core/timer.h"
@@ -66,15 +67,40 @@ static void deliv_free(struct deliv *d)
     free(d);
 }
 
+/* Take one delivery cell's data (len bytes, hostile) that came on d: a
+ * stream record for svc.c, or a fragment for the inbox, acknowledged
+ * back the way it came when it completes a message. */
+static void deliv_input(struct deliv *d, const uint8_t *data, size_t len)
+{
+    struct client *c = d->c;
+    const struct dir_onion *keys;
+    unsigned n_keys = 0;
+    uint8_t ack[MSG_ACK_LEN];
+    struct msg_from from = {0};
+    enum msg_rx_result r;
+
+    d->last_ms = from.now_ms = clock_now_ms();
+    if (len > 0 && data[0] == MSG_STREAM_TYPE) {
+        svc_input(c, d, data, len);
+        return;
+    }
+    deliv_from(d, &from);
+    from.wall_ms = clock_wall_ms();
+    keys = dir_onion_keys(c->n->dir, &n_keys);
+    r = msg_rx_fragment(&c->rx, &from, data, len, keys, n_keys, ack);
+    /* A lost acknowledgement is made good by the sender's retransmission. */
+    if ((r == MSG_RX_DONE || r == MSG_RX_AGAIN) && deliv_send(d, ack, MSG_ACK_LEN) == 0)
+        c->st.acks_sent++;
+    if (r == MSG_RX_DONE) {
+        d->flags |= DF_KEPT;
+        client_tell_inbox(c);
+    }
+}
+
 static void deliv_cell(void *obj, struct link *l, const struct cell *cl)
 {
     struct deliv *d = obj;
     struct client *c = d->c;
-    const struct dir_onion *keys;
-    unsigned n_keys = 0;
-    struct cell ack = {.chain_id = cl->chain_id, .cmd = CELL_CHAIN_DELIVER, .len = MSG_ACK_LEN};
-    struct msg_from from = {.link = l->serial, .chain = cl->chain_id};
-    enum msg_rx_result r;
 
     if (cl->cmd == CELL_CHAIN_DESTROY) { /* the exit is done with this ID */
         chanmap_del(c->n, l, d->id);
@@ -84,22 +110,7 @@ static void deliv_cell(void *obj, struct link *l, const struct cell *cl)
     if (cl->cmd != CELL_CHAIN_DELIVER || (c->flags & CF_STOPPED))
         return;
     c->st.cells_in++;
-    d->last_ms = from.now_ms = clock_now_ms();
-    if (cl->len > 0 && cl->payload[0] == MSG_STREAM_TYPE) {
-        svc_input(c, d, cl->payload, cl->len);
-        return;
-    }
-    from.wall_ms = clock_wall_ms();
-    keys = dir_onion_keys(c->n->dir, &n_keys);
-    r = msg_rx_fragment(&c->rx, &from, cl->payload, cl->len, keys, n_keys, ack.payload);
-    /* Back to the exit under its delivery ID; a lost one is made good by
-     * the sender's retransmission. */
-    if ((r == MSG_RX_DONE || r == MSG_RX_AGAIN) && link_send(l, &ack) == 0)
-        c->st.acks_sent++;
-    if (r == MSG_RX_DONE) {
-        d->kept = true;
-        client_tell_inbox(c);
-    }
+    deliv_input(d, cl->payload, cl->len);
 }
 
 static void deliv_closed(void *obj, struct link *l, uint32_t id)
@@ -145,18 +156,71 @@ static void on_deliver(void *ctx, struct link *l, const struct cell *cl)
     deliv_cell(d, l, cl);
 }
 
+/* INTRO_DELIVER(handle, data) from the introduction relay of ch (args
+ * len bytes, hostile): the data goes to the delivery the handle names on
+ * ch, made on its first cell if ch has fewer than CLIENT_DELIV_PER_LINK
+ * (the relay's own cap per cookie is as large). */
+static void intro_deliver(struct cchain *ch, const uint8_t *args, size_t len)
+{
+    struct client *c = ch->c;
+    struct deliv *d;
+    unsigned n = 0;
+
+    if (len < BODY_HANDLE || len - BODY_HANDLE > BODY_DATA_MAX) {
+        c->st.dropped_bad++;
+        return;
+    }
+    c->st.intro_cells_in++;
+    DL_FOREACH(c->delivs, d)
+    {
+        if ((d->flags & DF_INTRO) && d->chain == ch->serial) {
+            if (memcmp(d->handle, args, BODY_HANDLE) == 0)
+                break;
+            n++;
+        }
+    }
+    if (!d && n < CLIENT_DELIV_PER_LINK && (d = calloc(1, sizeof(*d)))) {
+        d->c = c;
+        d->flags = DF_INTRO;
+        d->chain = ch->serial;
+        d->id = ++c->next_deliv ? c->next_deliv : ++c->next_deliv;
+        memcpy(d->handle, args, BODY_HANDLE);
+        DL_APPEND(c->delivs, d);
+    }
+    if (!d) {
+        c->st.refused_ids++;
+        return;
+    }
+    deliv_input(d, args + BODY_HANDLE, len - BODY_HANDLE);
+}
+
+/* c->intro_cb: a body from the introduction relay at the end of ch. */
+static void client_intro_body(struct cchain *ch, uint8_t cmd, const uint8_t *args, size_t len)
+{
+    if (cmd == BODY_INTRO_DELIVER)
+        intro_deliver(ch, args, len);
+    else if (!hidden_body(ch, cmd, args, len))
+        ch->c->st.dropped_bad++;
+}
+
 /* Forget delivery IDs idle for reassembly_timeout, or replay_window once
  * they delivered a message (all of them with now UINT64_MAX); the exit's
- * next cell on one opens it again. The way back of a stream stays. */
+ * next cell on one opens it again. The way back of a stream stays, but
+ * not past the end of the chain an introduction relay's delivery came
+ * on: the relay forgot its handle. */
 static void deliv_expire(struct client *c, uint64_t now)
 {
     struct deliv *d, *tmp;
 
     DL_FOREACH_SAFE(c->delivs, d, tmp)
     {
-        if ((!d->n_streams || now == UINT64_MAX) &&
-            now - d->last_ms >= (d->kept ? c->o.replay_window_ms : c->o.reassembly_timeout_ms)) {
-            chanmap_del(c->n, d->l, d->id);
+        bool gone = (d->flags & DF_INTRO) && !cchain_find(c, d->chain);
+
+        if (gone || ((!d->n_streams || now == UINT64_MAX) &&
+                     now - d->last_ms >= ((d->flags & DF_KEPT) ? c->o.replay_window_ms
+                                                               : c->o.reassembly_timeout_ms))) {
+            if (!(d->flags & DF_INTRO))
+                chanmap_del(c->n, d->l, d->id);
             deliv_free(d);
         }
     }
@@ -173,6 +237,7 @@ static void on_tick(uv_timer_t *t)
     cchain_tick(c, now);
     socks_tick(c, now);
     lines_tick(c, now);
+    hidden_tick(c, now);
     cchain_maybe_build(c);
     svc_tick(c, now);
     if (c->queue)
@@ -189,7 +254,9 @@ static bool opts_valid(const struct client_opts *o)
            o->inbox_bytes > 0 && o->send_queue > 0 && o->reassembly_timeout_ms > 0 &&
            o->constant_rate <= 10000 && o->replay_window_ms > 0 && o->tombstones > 0 &&
            o->max_chains > 0 && o->chain_idle_ms > 0 && o->n_services <= CLIENT_MAX_SERVICES &&
-           o->svc_max_streams > 0 && o->svc_max_per_chain > 0 && o->svc_idle_ms > 0;
+           o->svc_max_streams > 0 && o->svc_max_per_chain > 0 && o->svc_idle_ms > 0 &&
+           o->intros <= IDESC_MAX_INTRO && o->idesc_life_ms >= 10000 &&
+           o->idesc_life_ms <= IDESC_MAX_LIFE_MS;
 }
 
 void client_opts_defaults(struct client_opts *o)
@@ -215,6 +282,7 @@ void client_opts_defaults(struct client_opts *o)
     o->svc_max_streams = 1024;
     o->svc_max_per_chain = 256;
     o->svc_idle_ms = 300000;
+    o->idesc_life_ms = 600000;
 }
 
 int client_init(struct node *n, const struct client_opts *o, struct client **out)
@@ -242,6 +310,10 @@ int client_init(struct node *n, const struct client_opts *o, struct client **out
     c->stream_cb = socks_back;
     c->rec_cb = socks_rec_back;
     c->unreach_cb = socks_unreachable;
+    c->intro_cb = client_intro_body;
+    rc = hidden_init(c);
+    if (rc)
+        goto fail;
     rc = msg_rx_init(&c->rx, o, &c->st);
     if (rc)
         goto fail;
@@ -275,6 +347,7 @@ fail:
     timer_close(&c->tick);
     stsock_env_close(&c->ssenv);
     msg_rx_free(&c->rx);
+    hidden_free(c);
     free(c);
     return rc;
 }
@@ -307,6 +380,7 @@ void client_free(struct client *c)
     /* After client_stop nothing is left here but the inbox and reassembly;
      * never touch the node (it may be gone already). */
     msg_rx_free(&c->rx);
+    hidden_free(c);
     ovl_wipe(c, sizeof(*c));
     free(c);
 }
@@ -314,9 +388,10 @@ void client_free(struct client *c)
 int client_reply(struct client *c, const uint8_t id[CLIENT_MSG_ID], const uint8_t *msg, size_t len,
                  uint8_t rid[CLIENT_MSG_ID])
 {
-    struct cell cl = {.cmd = CELL_CHAIN_DELIVER};
-    struct msg_from path;
+    uint8_t frag[OVL_CELL_PAYLOAD];
+    struct msg_from path, at;
     struct deliv *d;
+    struct link *l;
     uint8_t *blob;
     size_t blob_len, n, i;
     int rc;
@@ -328,18 +403,16 @@ int client_reply(struct client *c, const uint8_t id[CLIENT_MSG_ID], const uint8_
         return rc;
     DL_FOREACH(c->delivs, d)
     {
-        if (d->l->serial == path.link && d->id == path.chain)
+        deliv_from(d, &at);
+        if (at.link == path.link && at.chain == path.chain)
             break;
     }
     /* All or nothing: a reply is never half sent. */
     n = msg_frag_count(blob_len);
-    rc = !d ? OVL_ECLOSED : link_can_send(d->l, (unsigned)n) ? 0 : OVL_EAGAIN;
-    cl.chain_id = path.chain;
-    for (i = 0; rc == 0 && i < n; i++) {
-        cl.len = (uint16_t)msg_frag_build(cl.payload, rid, blob, blob_len, i);
-        rc = link_send(d->l, &cl);
-        c->st.cells_out += rc == 0;
-    }
+    l = d ? deliv_link(d) : NULL;
+    rc = !l ? OVL_ECLOSED : link_can_send(l, (unsigned)n) ? 0 : OVL_EAGAIN;
+    for (i = 0; rc == 0 && i < n; i++)
+        rc = deliv_send(d, frag, msg_frag_build(frag, rid, blob, blob_len, i));
     free(blob);
     c->st.replies_sent += rc == 0;
     return rc;

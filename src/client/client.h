@@ -107,6 +107,9 @@ struct client_opts {
     uint32_t svc_max_streams;   /* [service] max_streams, default 1024 */
     uint32_t svc_max_per_chain; /* [service] max_streams_per_chain, default 256 */
     uint32_t svc_idle_ms;       /* [service] stream_idle_timeout, default 300000 */
+    uint32_t intros;            /* [node] intros when [node] hidden: introduction relays,
+                                   1..4; 0: not hidden (the default) */
+    uint32_t idesc_life_ms;     /* inbound descriptor lifetime, default 600000 */
 };
 
 /* What became of a message: 0 delivered (acknowledged by the destination),
@@ -138,6 +141,22 @@ struct client_chain_info {
     uint64_t cells_out, cells_in, messages;
     char cls[CLIENT_CLASS_LABEL]; /* its line's class: "default", or "k" and 8 hex digits */
     uint32_t streams;             /* streams on its line, when it is the line's current chain */
+};
+
+/* One introduction relay of a hidden node, as "ovlctl status" shows it. */
+struct client_intro_info {
+    uint8_t relay[OVL_ED25519_PK];
+    const char *state; /* "building", "establishing", "established" */
+    uint32_t chain;    /* serial of the chain that holds the cookie (or is being set up) */
+    uint32_t deliveries; /* deliveries it hands down now */
+};
+
+/* A hidden node's side, as "ovlctl status" shows it. */
+struct client_hidden_info {
+    unsigned n;                                      /* introduction relays in use */
+    struct client_intro_info intro[4];               /* IDESC_MAX_INTRO */
+    uint64_t seq;                                    /* of the descriptor published last */
+    uint64_t published_ago_ms, expires_in_ms;        /* 0 when none was published */
 };
 
 struct client_stats {
@@ -175,6 +194,13 @@ struct client_stats {
     uint64_t service_records_bad;     /* stream records dropped: not authentic, malformed,
                                          for no stream (either end) */
     uint64_t service_replays;         /* opens seen before: dropped */
+    uint64_t intros_established;      /* hidden: cookies an introduction relay took */
+    uint64_t intros_refused;          /* hidden: INTRO_FAILs (another relay is picked) */
+    uint64_t intro_cells_in;          /* hidden: INTRO_DELIVERs taken */
+    uint64_t idesc_published;         /* hidden: descriptors a chain's exit passed on */
+    uint64_t idesc_unpublished;       /* hidden: publishes no bootstrap took (PUBLISHED(0)) */
+    uint64_t hidden_gone;             /* as sender: a hidden destination's introduction
+                                         ended (DELIVER_FAIL gone): sent again */
     uint32_t streams_active;          /* streams open now */
     uint32_t service_streams_active;  /* streams to our services open now */
     uint32_t setup_us_p50, setup_us_p90, setup_samples; /* SETUP sent -> SETUP_OK, recent chains */
@@ -249,6 +275,10 @@ size_t client_recv(struct client *c, struct client_msg **out, size_t max);
 /* Call fn for each chain. */
 void client_each_chain(const struct client *c,
                        void (*fn)(void *arg, const struct client_chain_info *ci), void *arg);
+
+/* Fill hi with the hidden node's introduction relays and descriptor;
+ * OVL_ENOENT when the node is not hidden. */
+int client_hidden(const struct client *c, struct client_hidden_info *hi) OVL_WUR;
 
 /* Write the address [socks] listen number i is bound to (its port when 0
  * was asked for) into out as tcp://host:port; OVL_ENOENT when there is

@@ -6,6 +6,10 @@
  *     sendq.c   the send queue: messages until acknowledged or failed
  *     cchain.c  chains: the state machine, building, setup, repair,
  *               retiring, the cells coming back; each chain serves a line
+ *     hidden.c  a hidden node's side: lines of chains to introduction
+ *               relays, cookies, the inbound descriptor published; and
+ *               the way back of every delivery (an exit's link, or an
+ *               introduction relay's handle down one of those chains)
  *     lines.c   lines of chains for streams: classes (isolation keys),
  *               the registered exits' policies, which line takes a stream
  *     send.c    sending: lookups, the pump, cover, constant rate
@@ -17,7 +21,8 @@
  * current runs c->chain_ready_cb, which client_init points at send_pump,
  * and the exits' policies arriving run c->view_cb (socks_view); frames
  * and records for the SOCKS streams reach socks.c through c->stream_cb,
- * c->rec_cb and c->unreach_cb.
+ * c->rec_cb and c->unreach_cb; an introduction relay's bodies reach
+ * client.c through c->intro_cb.
  * A message entering the inbox runs c->inbox_cb, which the layer above
  * registers (client_on_inbox).
  */
@@ -105,15 +110,29 @@ enum client_flag {
     CF_VIEW = 1u << 2,    /* the relay list for c->exits is being fetched */
 };
 
-/* A delivery ID an exit opened on a link to us (client.c): the chanmap
- * routes its later cells to it. */
+/* struct deliv's flags. */
+enum deliv_flag {
+    DF_KEPT = 1u << 0,  /* it delivered a message, which may be answered on it */
+    DF_INTRO = 1u << 1, /* an introduction relay's delivery: chain and handle, not l */
+};
+
+/* Where an introduction relay's deliveries sit among the inbox's sources
+ * (struct msg_from's link): above every link serial, one per chain. */
+#define DELIV_INTRO_SRC (UINT64_C(1) << 63)
+
+/* A delivery to us (client.c): a delivery ID an exit opened on a link to
+ * us, which the chanmap routes its later cells to, or with DF_INTRO what
+ * an introduction relay hands down one of our chains to it under one
+ * handle (22.2). Answers go back the same way (deliv_send). */
 struct deliv {
     struct client *c;
     struct deliv *prev, *next; /* c->delivs */
-    struct link *l;
-    uint32_t id;
-    uint64_t last_ms;        /* its last cell (monotonic) */
-    bool kept;               /* it delivered a message, which may be answered on it */
+    unsigned flags;            /* enum deliv_flag */
+    struct link *l;            /* the exit's link; NULL with DF_INTRO */
+    uint32_t id;               /* its delivery ID there; with DF_INTRO our own number */
+    uint32_t chain;            /* with DF_INTRO: serial of our chain to the relay */
+    uint8_t handle[8];         /* with DF_INTRO: the relay's name for it (BODY_HANDLE) */
+    uint64_t last_ms;          /* its last cell (monotonic) */
     struct svc_stream *svcs; /* streams to our services whose way back it is (svc.c,
                                 utlist through wprev/wnext), in the order a wake pumps */
     unsigned n_streams;      /* how many are on svcs */
@@ -132,6 +151,7 @@ enum cline_flag {
     CLF_MOVED = 1u << 3,  /* a chain became current or was repaired: streams rewind */
     CLF_DEAD = 1u << 4,   /* its exit is gone: its streams end, then the line */
     CLF_AVOID = 1u << 5,  /* the next build leaves avoid out */
+    CLF_INTRO = 1u << 6,  /* with CLF_EXIT: a hidden node's line to an introduction relay */
 };
 
 /* A line: the chains that follow one another (built, repaired, replaced)
@@ -183,6 +203,8 @@ struct client {
     unsigned n_lookups;
     struct msg_rx rx;
     struct deliv *delivs; /* client.c: delivery IDs exits opened to us */
+    uint32_t next_deliv;  /* client.c: numbers of introduction relays' deliveries */
+    struct hidden *hidden; /* hidden.c: the hidden node's side, NULL when not hidden */
     struct client_stats st;
     struct samples setup_us, rtt_us; /* recent setup round trips and message round trips */
     uint64_t busy_from_us;           /* since when messages are waiting or in flight; 0: none */
@@ -201,6 +223,10 @@ struct client {
      * cannot be reached (socks_unreachable). */
     void (*rec_cb)(struct cchain *ch, const uint8_t *dest, const uint8_t *rec, size_t len);
     void (*unreach_cb)(struct client *c, const uint8_t *dest);
+    /* A body an introduction relay originated on ch, a chain of a CLF_INTRO
+     * line (cmd: BODY_INTRO_OK, _FAIL, _DELIVER, BODY_PUBLISHED; len bytes
+     * of args, hostile): client_intro_body. */
+    void (*intro_cb)(struct cchain *ch, uint8_t cmd, const uint8_t *args, size_t len);
     /* socks.c: the SOCKS front end and its streams */
     struct socks_lis *socks_lis[CLIENT_MAX_SOCKS];
     struct socks_conn *socks_conns; /* every connection (utlist) */
@@ -313,6 +339,38 @@ void cchain_link_opened(struct client *c, struct link *l);
 
 /* Fail each chain still waiting for link l, which closed, to open. */
 void cchain_link_closed(struct client *c, struct link *l);
+
+/* Return our chain with this serial (any state), or NULL. */
+struct cchain *cchain_find(struct client *c, uint32_t serial);
+
+/* ---- hidden.c: a hidden node's side, and the way back of deliveries ---- */
+
+/* Set up the hidden side when o->intros > 0 (c->hidden); 0 or OVL_ENOMEM. */
+int hidden_init(struct client *c) OVL_WUR;
+
+/* Free the hidden side (NULL-safe); its lines go with cchain_destroy_all. */
+void hidden_free(struct client *c);
+
+/* Keep o->intros introduction relays with a cookie each, establish cookies
+ * on new chains, publish the inbound descriptor when it changed or is
+ * due for refresh. */
+void hidden_tick(struct client *c, uint64_t now);
+
+/* Take INTRO_OK, INTRO_FAIL or PUBLISHED (len bytes of args, hostile)
+ * from ch's introduction relay; false when it is not one we expect. */
+bool hidden_body(struct cchain *ch, uint8_t cmd, const uint8_t *args, size_t len);
+
+/* Return the link d's answers leave on (the exit's, or the first hop of
+ * the chain to its introduction relay), or NULL when it is gone. */
+struct link *deliv_link(const struct deliv *d);
+
+/* Send data (len bytes, at most BODY_DATA_MAX) back on d: a
+ * CELL_CHAIN_DELIVER under its ID, or an INTRO_BACK with its handle up its
+ * chain. 0, OVL_ECLOSED when its way is gone, or link_send's error. */
+int deliv_send(struct deliv *d, const uint8_t *data, size_t len) OVL_WUR;
+
+/* Fill from with d's place among the inbox's sources. */
+void deliv_from(const struct deliv *d, struct msg_from *from);
 
 /* ---- lines.c: which line carries a stream (and lines.h) ---- */
 

@@ -165,7 +165,8 @@ static bool line_evict(struct client *c)
 
     DL_FOREACH(c->lines, line)
     {
-        if (line != &c->main && !line->streams && (!old || line->idle_ms < old->idle_ms))
+        if (line != &c->main && !(line->flags & CLF_INTRO) && !line->streams &&
+            (!old || line->idle_ms < old->idle_ms))
             old = line;
     }
     if (old)
@@ -215,7 +216,8 @@ int lines_place(struct client *c, const uint8_t *key, const struct stream_target
     }
     DL_FOREACH(c->lines, line)
     {
-        if (!(line->flags & CLF_DEAD) && line_of(line, key) && (!t || line_takes(line, t, ap))) {
+        if (!(line->flags & (CLF_DEAD | CLF_INTRO)) && line_of(line, key) &&
+            (!t || line_takes(line, t, ap))) {
             *out = line;
             return 0;
         }
@@ -237,7 +239,7 @@ void lines_tick(struct client *c, uint64_t now)
 
     DL_FOREACH_SAFE(c->lines, line, tmp)
     {
-        if (line != &c->main && !line->streams &&
+        if (line != &c->main && !(line->flags & CLF_INTRO) && !line->streams &&
             ((line->flags & CLF_DEAD) || now - line->idle_ms >= c->o.chain_idle_ms))
             cchain_line_free(line);
     }

@@ -9,6 +9,7 @@
 
 #include <utlist.h>
 
+#include "chain/body.h"
 #include "client/client_int.h"
 #include "core/node.h"
 
@@ -120,6 +121,13 @@ void sendq_undeliverable(struct client *c, const uint8_t dest[OVL_ED25519_PK], u
 
     node_id_format(id, dest);
     log_info(&c->n->log, "client: exit cannot deliver to %s (reason %u)", id, reason);
+    if (reason == BODY_R_GONE) {
+        /* A hidden node's introduction ended: the exit looks it up again
+         * for the next cells, and what was lost goes again after its
+         * acknowledgement's wait, as any lost cell does. */
+        c->st.hidden_gone++;
+        return;
+    }
     if (c->unreach_cb)
         c->unreach_cb(c, dest);
     DL_FOREACH(c->queue, m)

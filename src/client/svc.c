@@ -117,17 +117,16 @@ static void svc_end(struct svc_stream *v)
 
 /* Seal frame f under k and send it on d; a frame but a RESET leaves the
  * link SVC_HEADROOM cells (acknowledgements and replies go there too). */
-static int svc_put(struct client *c, struct deliv *d, struct srec *k, const uint8_t *f, size_t len)
+static int svc_put(struct deliv *d, struct srec *k, const uint8_t *f, size_t len)
 {
-    struct cell cl = {.chain_id = d->id, .cmd = CELL_CHAIN_DELIVER};
-    int rc;
+    uint8_t rec[OVL_CELL_PAYLOAD];
+    struct link *l = deliv_link(d);
 
-    if (f[0] != SF_RESET && !link_can_send(d->l, SVC_HEADROOM))
+    if (!l)
+        return OVL_ECLOSED;
+    if (f[0] != SF_RESET && !link_can_send(l, SVC_HEADROOM))
         return OVL_EAGAIN; /* armed the link's drained() */
-    cl.len = (uint16_t)srec_seal(k, SREC_BACK, cl.payload, f, len);
-    rc = link_send(d->l, &cl);
-    c->st.cells_out += rc == 0;
-    return rc;
+    return deliv_send(d, rec, srec_seal(k, SREC_BACK, rec, f, len));
 }
 
 static int svc_send(struct stream *s, const uint8_t *f, size_t len)
@@ -137,7 +136,7 @@ static int svc_send(struct stream *s, const uint8_t *f, size_t len)
 
     if (!v->way)
         return OVL_ECLOSED; /* the client comes back on another chain, or not */
-    rc = svc_put(v->c, v->way, &v->k, f, len);
+    rc = svc_put(v->way, &v->k, f, len);
     if (rc == OVL_EAGAIN && !(v->flags & SVF_BLOCKED)) {
         v->flags |= SVF_BLOCKED;
         v->c->svc_blocked++;
@@ -164,7 +163,7 @@ static void svc_refuse(struct client *c, struct deliv *d, const uint8_t *sid,
     uint8_t f[STREAM_HDR + 1];
 
     c->st.service_streams_refused++;
-    (void)svc_put(c, d, k, f, stream_reset_frame(f, sid, why));
+    (void)svc_put(d, k, f, stream_reset_frame(f, sid, why));
 }
 
 /* The dial failed: the stream ends (its open's tombstone drops copies). */
@@ -360,7 +359,7 @@ void svc_drained(struct client *c, struct link *l)
         return;
     HASH_ITER(hh, c->svcs, v, tmp)
     {
-        if ((v->flags & SVF_BLOCKED) && v->way && v->way->l == l) {
+        if ((v->flags & SVF_BLOCKED) && v->way && deliv_link(v->way) == l) {
             v->flags &= ~SVF_BLOCKED;
             c->svc_blocked--;
             stream_pump(v->s); /* sends only: nothing closes here */

@@ -6,6 +6,7 @@
  * control line holds at most KV_LINE_MAX bytes.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,9 +75,37 @@ static void ctl_status_relay(struct kvbuf *out, const struct relay *r)
     X(streams_failed, 64) X(streams_active, 32) X(stream_cells_out, 64) X(stream_cells_in, 64)     \
     X(stream_unknown, 64) X(socks_refused, 64) X(streams_no_exit, 64)                              \
     X(service_streams_opened, 64) X(service_streams_refused, 64) X(service_streams_failed, 64)     \
-    X(service_streams_active, 32) X(service_records_bad, 64) X(service_replays, 64)
+    X(service_streams_active, 32) X(service_records_bad, 64) X(service_replays, 64)             \
+    X(intros_established, 64) X(intros_refused, 64) X(intro_cells_in, 64)                         \
+    X(idesc_published, 64) X(idesc_unpublished, 64) X(hidden_gone, 64)
 /* clang-format on */
 #define CLIENT_STAT_OFF(f, bits) CTL_STAT_OFF(struct client_stats, f, bits)
+
+/* A hidden node's introduction relays, "ID:state:chain:deliveries" each,
+ * and its descriptor. */
+static void ctl_status_hidden(struct kvbuf *out, const struct client *c)
+{
+    struct client_hidden_info hi;
+    char list[4 * (OVL_NODE_ID_LEN + 48)] = "";
+    size_t n = 0;
+
+    kv_adds(out, "hidden", client_hidden(c, &hi) == 0 ? "yes" : "no");
+    for (unsigned i = 0; i < hi.n; i++) {
+        char id[OVL_NODE_ID_LEN + 1];
+        int w;
+
+        node_id_format(id, hi.intro[i].relay);
+        w = snprintf(list + n, sizeof(list) - n, "%s%s:%s:%" PRIu32 ":%" PRIu32, n ? " " : "", id,
+                     hi.intro[i].state, hi.intro[i].chain, hi.intro[i].deliveries);
+        if (w < 0 || (size_t)w >= sizeof(list) - n)
+            break;
+        n += (size_t)w;
+    }
+    kv_adds(out, "intro_relays", list);
+    kv_addu(out, "idesc_seq", hi.seq);
+    kv_addu(out, "idesc_age_ms", hi.published_ago_ms);
+    kv_addu(out, "idesc_expires_in_ms", hi.expires_in_ms);
+}
 
 static void ctl_status_client(struct kvbuf *out, const struct client *c)
 {
@@ -98,6 +127,7 @@ static void ctl_status_client(struct kvbuf *out, const struct client *c)
         n += strlen(addrs + n);
     }
     kv_adds(out, "socks", addrs);
+    ctl_status_hidden(out, c);
 }
 
 /* The directory's counters of status, in their order: every node's, then

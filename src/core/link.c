@@ -395,7 +395,7 @@ void link_accept(struct node *n, struct transport *tp)
     l->block = block;
     n->n_links_in++;
     l->hs = calloc(1, sizeof(*l->hs));
-    if (!l->hs || hs_start_responder(l->hs, &n->id, n->opts.aead_suites) != 0 ||
+    if (!l->hs || hs_start_responder(l->hs, &n->link_id, n->opts.aead_suites) != 0 ||
         hs_set_rekey(l->hs, link_rekey_log2(n)) != 0) {
         link_free(l);
         goto refuse;
@@ -434,7 +434,7 @@ static void link_on_connected(struct transport *t)
     l->flags |= LINK_F_HS_STARTED;
     l->hs = calloc(1, sizeof(*l->hs));
     if (l->hs)
-        rc = hs_start_initiator(l->hs, &l->node->id, l->peer_pk, l->node->opts.aead_suites);
+        rc = hs_start_initiator(l->hs, &l->node->link_id, l->peer_pk, l->node->opts.aead_suites);
     if (rc == 0)
         rc = hs_set_rekey(l->hs, link_rekey_log2(l->node));
     if (rc == 0)

@@ -52,6 +52,15 @@ struct node_opts {
     uint32_t padding_min_ms; /* link padding after U(min, max) ms of no traffic */
     uint32_t padding_max_ms; /* but upkeep; padding_max_ms 0 = no link padding */
     uint32_t cover_budget;   /* most cover (padding, chain cover) in % of cells sent */
+    unsigned flags;          /* enum node_opt_flag */
+};
+
+/* Bits of struct node_opts's flags. */
+enum node_opt_flag {
+    /* A hidden node: its links authenticate with a throwaway identity made
+     * at start (node->link_id), never its own, so no peer it links to (a
+     * first hop, a bootstrap) learns which node sits at the address. */
+    NODE_O_HIDDEN = 1u << 0,
 };
 
 struct link;
@@ -105,7 +114,9 @@ struct node {
     uv_loop_t *loop;
     struct ovl_log log;
     struct node_opts opts;
-    struct ovl_identity id;
+    struct ovl_identity id;      /* who we are: signs descriptors, names us */
+    struct ovl_identity link_id; /* what our links authenticate with: id, or a
+                                    throwaway one with NODE_O_HIDDEN */
     char node_id[OVL_NODE_ID_LEN + 1];
     unsigned roles;
     struct tp_env tp_env;

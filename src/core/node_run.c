@@ -25,6 +25,9 @@ int node_init(struct node *n, uv_loop_t *loop, const struct node_opts *opts,
     n->loop = loop;
     n->opts = *opts;
     n->id = *id;
+    n->link_id = *id;
+    if ((opts->flags & NODE_O_HIDDEN) && ovl_identity_generate(&n->link_id) != 0)
+        return OVL_ECRYPTO;
     n->roles = roles;
     node_id_format(n->node_id, n->id.pk);
     n->tp_env.loop = loop;
@@ -123,5 +126,6 @@ void node_free(struct node *n)
     n->peers = NULL;
     n->n_peers = 0;
     ovl_identity_wipe(&n->id);
+    ovl_identity_wipe(&n->link_id);
     ovl_wipe(n->tp_env.secret, sizeof(n->tp_env.secret));
 }
