@@ -731,6 +731,8 @@ static const struct subcommand subcommands[] = {
     {"relay-chains", relay_chains_main, "",
      "list the chains through this relay: each hop's neighbours"},
     {"dir-chain", dir_chain_main, " [--length N] [--backups N]", "ask the directory for a chain"},
+    {"lookup", lookup_main, " NODE_ID",
+     "ask the directory for a node: its addresses, or a hidden node's introduction relays"},
 };
 
 /* ---- main -------------------------------------------------------------- */

@@ -101,5 +101,6 @@ int chains_main(struct opts *o, int argc, char **argv);
 int relays_main(struct opts *o, int argc, char **argv);
 int relay_chains_main(struct opts *o, int argc, char **argv);
 int dir_chain_main(struct opts *o, int argc, char **argv);
+int lookup_main(struct opts *o, int argc, char **argv);
 
 #endif

@@ -755,3 +755,53 @@ int dir_chain_main(struct opts *o, int argc, char **argv)
     free(r.data);
     return rc;
 }
+
+/* lookup ID [--json]: what the directory answers for a node: its roles
+ * and addresses, or a hidden node's introduction relays. */
+int lookup_main(struct opts *o, int argc, char **argv)
+{
+    const char *id = NULL, *eq;
+    struct kvmsg m = {0};
+    struct reply r;
+    cJSON *obj, *uris, *intros;
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        if (opt_is(argv[i], "-j", "--json", &eq) && !eq) {
+            o->json = true;
+        } else if (!id && argv[i][0] != '-') {
+            id = argv[i];
+        } else {
+            fprintf(stderr, "ovlctl: lookup: bad argument: %s (lookup NODE_ID)\n", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (!id) {
+        fprintf(stderr, "ovlctl: lookup needs a NODE_ID\n");
+        return EXIT_USAGE;
+    }
+    if ((rc = request(o, "lookup", "id", id, &m, &r)) != 0)
+        return rc;
+    if (!o->json) {
+        print_pairs(&m);
+    } else if ((obj = cJSON_CreateObject()) && (uris = cJSON_AddArrayToObject(obj, "uris")) &&
+               (intros = cJSON_AddArrayToObject(obj, "intros"))) {
+        for (size_t i = 0; i < m.n; i++) {
+            const char *k = m.pairs[i].key, *v = m.pairs[i].value;
+
+            if (is_envelope(k))
+                continue;
+            if (strcmp(k, "uri") == 0 || strcmp(k, "intro") == 0)
+                cJSON_AddItemToArray(k[0] == 'u' ? uris : intros, cJSON_CreateString(v));
+            else
+                cJSON_AddItemToObject(obj, k, json_value(v));
+        }
+        rc = json_print(obj);
+    } else {
+        cJSON_Delete(obj);
+        rc = json_print(NULL);
+    }
+    kvmsg_free(&m);
+    free(r.data);
+    return rc;
+}

@@ -628,9 +628,61 @@ static int ctl_cmd_dir_chain(struct ctl_req *rq)
     return ctl_defer(rq);
 }
 
+/* ---- lookup ------------------------------------------------------------ */
+
+/* What a lookup found: a node's descriptor (its roles and addresses), or
+ * a hidden node's inbound descriptor (its introduction relays, never an
+ * address). */
+static void ctl_lookup_done(void *arg, int err, const struct desc *d, const struct idesc *in)
+{
+    struct ctl_client *cl = arg;
+    struct kvbuf out = {0};
+    char msg[CTL_ERR_MAX];
+
+    if (err || (!d && !in)) {
+        err = err ? err : OVL_EPROTO;
+        snprintf(msg, sizeof msg, "lookup failed: %s", ovl_strerror(err));
+        ctl_deferred_reply(cl, err, msg, &out);
+        return;
+    }
+    ctl_reply_begin(&out);
+    ctl_add_id(&out, "id", d ? d->id_pk : in->id_pk);
+    if (d) {
+        kv_adds(&out, "kind", "node");
+        kv_adds(&out, "relay", (d->flags & DESC_RELAY) ? "yes" : "no");
+        kv_adds(&out, "exit", (d->flags & DESC_EXIT) ? "yes" : "no");
+        for (unsigned i = 0; i < d->n_uris && i < DESC_MAX_URIS; i++)
+            ctl_add_fixed(&out, "uri", d->uris[i], OVL_URI_MAX);
+    } else {
+        kv_adds(&out, "kind", "hidden");
+        kv_addu(&out, "seq", in->seq);
+        kv_addu(&out, "published_ms", in->published_ms);
+        kv_addu(&out, "expires_ms", in->expires_ms);
+        for (unsigned i = 0; i < in->n_intro && i < IDESC_MAX_INTRO; i++)
+            ctl_add_id(&out, "intro", in->intro[i].relay_pk);
+    }
+    ctl_deferred_reply(cl, 0, NULL, &out);
+}
+
+static int ctl_cmd_lookup(struct ctl_req *rq)
+{
+    const char *id = kvmsg_get(rq->m, "id");
+    uint8_t pk[OVL_ED25519_PK];
+    int err;
+
+    if (!rq->ctl->node->dir)
+        return ctl_needs(rq, "directory");
+    if (!id || node_id_parse(pk, id) != 0)
+        return ctl_fail(rq, -EINVAL, "lookup needs id=NODE_ID (%d characters)", OVL_NODE_ID_LEN);
+    err = dir_lookup(rq->ctl->node->dir, pk, ctl_lookup_done, rq->cl);
+    if (err != 0)
+        return ctl_fail(rq, err, "cannot ask the directory: %s", ovl_strerror(err));
+    return ctl_defer(rq);
+}
+
 static const ctl_cmd_fn ctl_role_fns[] = {
     ctl_cmd_send,      ctl_cmd_recv,   ctl_cmd_reply,        ctl_cmd_subscribe, ctl_cmd_chains,
-    ctl_cmd_new_chain, ctl_cmd_relays, ctl_cmd_relay_chains, ctl_cmd_dir_chain};
+    ctl_cmd_new_chain, ctl_cmd_relays, ctl_cmd_relay_chains, ctl_cmd_dir_chain, ctl_cmd_lookup};
 const struct ctl_cmd_table ctl_role_table = {"send to reply text data* length wait\0"
                                              "recv max\0"
                                              "reply id text data* length\0"
@@ -639,5 +691,6 @@ const struct ctl_cmd_table ctl_role_table = {"send to reply text data* length wa
                                              "new-chain\0"
                                              "relays\0"
                                              "relay-chains\0"
-                                             "dir-chain length backups\0",
+                                             "dir-chain length backups\0"
+                                             "lookup id\0",
                                              ctl_role_fns};
