@@ -30,6 +30,7 @@ ROUNDS = 6
 RATE = 10               # messages per second from clientA
 SETTLE_S = 60.0         # after the churn: every message acknowledged
 TRANSPORT = "tcp"       # tools/ovl-testnet --transport (test_churn_quic.py: quic)
+HIDDEN = False          # tools/ovl-testnet --hidden (test_churn_hidden.py)
 
 
 class Ctx:
@@ -42,7 +43,7 @@ def fixture(net):
     print("OVL_TEST_SEED=%d" % seed)
     ctx.rng = random.Random(seed)
     ctx.tn = ovltest.testnet(net, relays=RELAYS, clients=2, heartbeat=1000, ttl=5000,
-                             log_level="warn", transport=TRANSPORT)
+                             log_level="warn", transport=TRANSPORT, hidden=HIDDEN)
     ctx.a, ctx.b = ctx.tn["clientA"], ctx.tn["clientB"]
     ctx.sent, ctx.got = [], {}
     return ctx

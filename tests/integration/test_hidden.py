@@ -1,0 +1,196 @@
+"""Hidden destinations (suite "integration").
+
+A testnet of 1 bootstrap, 6 relays and 2 hidden clients (ovl-testnet
+--hidden: no listen address at all), each with a SOCKS5 listener and one
+service, port 8080 of its .ovl name (Python's http.server in a thread).
+
+- each client is hidden, listens nowhere, holds two introduction relays;
+  no relay and no bootstrap has a link that names either client's
+  identity (their links use throwaway ones);
+- a lookup of a hidden client, at a client and at a relay, answers its
+  inbound descriptor: its introduction relays, no address; the
+  bootstrap's registry lists neither client;
+- messages to a hidden client arrive once, are acknowledged, answered
+  (anonymous replies) and sent back the other way;
+- no relay's relay-chains names either client, the exits name the
+  introduction relays they deliver through;
+- curl fetches files from clientB's service through clientA's SOCKS port;
+- while clientA streams messages to clientB, one of clientB's
+  introduction relays and a hop of its other inbound chain are killed:
+  every message is acknowledged and clientB holds each exactly once, and
+  clientB republishes a descriptor without the dead relay.
+"""
+
+import hashlib
+import os
+import random
+import shutil
+import tempfile
+import time
+
+import ovltest
+import sockstest
+from ovltest import wait_for
+
+PORT = 8080
+RELAYS = 6
+BIG = 1 << 20
+
+
+class Ctx:
+    def __init__(self, net):
+        self.root = tempfile.mkdtemp(prefix="ovl-hidden-")
+        rng = random.Random(int(os.environ.get("OVL_TEST_SEED") or 1))
+        self.files = {}
+        for name, size in (("big", BIG), ("small", 3000)):
+            data = rng.randbytes(size)
+            with open(os.path.join(self.root, name), "wb") as f:
+                f.write(data)
+            self.files[name] = hashlib.sha256(data).hexdigest()
+        self.httpd = sockstest.web_server(self.root)
+        service = "%d=127.0.0.1:%d" % (PORT, self.httpd.server_address[1])
+        self.tn = ovltest.testnet(net, relays=RELAYS, clients=2, socks=True, hidden=True,
+                                  services=[service], heartbeat=1000, ttl=5000)
+        self.a, self.b = self.tn["clientA"], self.tn["clientB"]
+        self.relay_ids = {r.id for r in self.tn.relays()}
+
+    def close(self):
+        self.httpd.shutdown()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def intros(node):
+    """{relay id: (state, chain serial)} of node's introduction relays."""
+    out = {}
+    for item in (node.status().get("intro_relays") or "").split():
+        rid, state, chain, _ = item.split(":")
+        out[rid] = (state, int(chain))
+    return out
+
+
+def established(node):
+    return {r for r, (state, _) in intros(node).items() if state == "established"}
+
+
+def test_hidden_nodes(ctx):
+    for n in (ctx.a, ctx.b):
+        st = n.status()
+        assert st["hidden"] == "yes", st
+        assert not st.get("listen"), "a hidden node listens: %r" % st.get("listen")
+        est = established(n)
+        assert len(est) == 2 and est <= ctx.relay_ids, intros(n)
+        assert st["idesc_seq"] > 0 and st["client_idesc_published"] >= 1, st
+    # Nobody links to them by their identity.
+    for node in ctx.tn.relays() + [ctx.tn["boot"]]:
+        peers = {p.get("peer") for p in ctx.tn.ctl(node.name, "peers")}
+        assert ctx.a.id not in peers and ctx.b.id not in peers, \
+            "%s has a link naming a hidden client" % node.name
+
+
+def test_lookup(ctx):
+    want = {r for r in intros(ctx.b)}
+    for at in (ctx.a.name, ctx.tn.relays()[0].name):
+        d = ctx.tn.ctl(at, "lookup", ctx.b.id)
+        assert d["kind"] == "hidden" and d["id"] == ctx.b.id, d
+        assert d["uris"] == [], "a lookup gave an address: %r" % d
+        assert set(d["intros"]) <= want | ctx.relay_ids and d["intros"], d
+    listed = {r["id"] for r in ctx.tn.ctl("boot", "relays")}
+    assert ctx.a.id not in listed and ctx.b.id not in listed, "the bootstrap lists a hidden node"
+    # A relay is still looked up with its addresses.
+    r = ctx.tn.ctl(ctx.a.name, "lookup", ctx.tn.relays()[1].id)
+    assert r["kind"] == "node" and r["uris"], r
+
+
+def test_messages(ctx):
+    tn, a, b = ctx.tn, ctx.a, ctx.b
+    got_before = {m["id"] for m in tn.ctl(b.name, "recv", "--max", "1000")}
+    sent = []
+    for i in range(10):
+        out = tn.ctl(a.name, "send", "--wait", "--reply", "--to", b.id, "hello %d" % i)
+        sent.append(out["id"])
+    got = {}
+    wait_for(lambda: got.update({m["id"]: m for m in tn.ctl(b.name, "recv", "--max", "1000")})
+             or set(sent) <= set(got), 30.0, "clientB to hold every message")
+    assert not (set(got) & got_before)
+    # Answer two of them on their way back, and send the other way.
+    for mid in sent[:2]:
+        tn.ctl(b.name, "reply", mid, "answer to " + mid)
+    tn.ctl(b.name, "send", "--wait", "--to", a.id, "from the other side")
+    back = []
+    wait_for(lambda: back.extend(tn.ctl(a.name, "recv", "--max", "100")) or len(back) >= 3,
+             30.0, "clientA to get two replies and a message")
+    replies = [m for m in back if m.get("reply_to")]
+    assert sorted(m["reply_to"] for m in replies) == sorted(sent[:2]), back
+    assert b.status()["client_intro_cells_in"] > 0
+
+
+def test_relay_chains(ctx):
+    """No relay learns either client: the exits name introduction relays."""
+    tn = ctx.tn
+    for r in tn.relays():
+        for ch in tn.ctl(r.name, "relay-chains"):
+            for k, v in ch.items():
+                assert v not in (ctx.a.id, ctx.b.id), "%s's relay-chains names %s in %s" % (
+                    r.name, tn.name_of(v), k)
+
+
+def test_socks(ctx):
+    for name in ("small", "big"):
+        url = "http://%s.ovl:%d/%s" % (ctx.b.id, PORT, name)
+        r = sockstest.curl(ctx.a.socks, url, max_time=120)
+        assert r.returncode == 0, r.stderr
+        assert hashlib.sha256(r.stdout).hexdigest() == ctx.files[name], name
+    assert ctx.b.status()["client_service_streams_opened"] >= 2
+
+
+def test_churn(ctx):
+    """Kill one introduction relay of clientB and a hop of its other
+    inbound chain while clientA sends: nothing acknowledged is lost,
+    nothing arrives twice."""
+    tn, a, b = ctx.tn, ctx.a, ctx.b
+    tn.ctl(b.name, "recv", "--max", "1000")  # what earlier tests left
+    seq0 = b.status()["idesc_seq"]
+    ins = intros(b)
+    victim_intro = sorted(ins)[0]
+    other_serial = ins[sorted(ins)[1]][1]
+    chains = {c["serial"]: c for c in tn.ctl(b.name, "chains")}
+    hops = chains[other_serial]["hops"] if other_serial in chains else []
+    victim_hop = next((h for h in hops[:-1] if h != victim_intro), None)
+    victims = [tn.name_of(victim_intro)] + ([tn.name_of(victim_hop)] if victim_hop else [])
+    failed0 = a.status()["client_messages_failed"]
+    sent, got = [], {}
+
+    def drain():
+        for m in tn.ctl(b.name, "recv", "--max", "1000"):
+            assert m["id"] not in got, "message %s delivered twice" % m["id"]
+            got[m["id"]] = m
+
+    for i in range(60):
+        if i == 15:
+            for v in victims:
+                tn.kill(v)
+            print("killed %s" % " ".join(victims))
+        sent.append(tn.ctl(a.name, "send", "--to", b.id, "churn %d" % i)["id"])
+        if i % 10 == 9:
+            drain()
+        time.sleep(0.05)
+
+    def settled():
+        drain()
+        st = a.status()
+        assert st["client_messages_failed"] == failed0, "messages failed: %r" % st
+        return st["client_send_queued"] == 0 and set(sent) <= set(got)
+
+    wait_for(settled, 90.0, "every message acknowledged and received")
+    assert set(got) == set(sent), "unexpected ids arrived"
+    wait_for(lambda: len(established(b)) == 2 and victim_intro not in established(b), 60.0,
+             "clientB to replace its dead introduction relay")
+    wait_for(lambda: b.status()["idesc_seq"] > seq0, 30.0, "clientB to republish")
+    for v in victims:
+        tn.restart(v)
+
+
+TESTS = [test_hidden_nodes, test_lookup, test_messages, test_relay_chains, test_socks, test_churn]
+
+if __name__ == "__main__":
+    sockstest.main("test_hidden", TESTS, Ctx)
