@@ -1,11 +1,13 @@
 /* test_idesc.c - inbound descriptors of hidden destinations: sign, parse,
  * every field tampered with, what the signer refuses, and the acceptance
- * rules (expired, from the future, another key, stale, replayed). */
+ * rules (expired, from the future, another key, stale, replayed), and the
+ * bootstrap's hold of them (ihold.h): the newest per node, its caps. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dir/idesc.h"
+#include "dir/ihold.h"
 #include "lib/bytes.h"
 
 #include "check_main.h"
@@ -553,6 +555,121 @@ START_TEST(idesc_accept_edges)
 }
 END_TEST
 
+/* ---- the bootstrap's hold (ihold.h) ----------------------------------- */
+
+static const uint8_t peer_a[OVL_ED25519_PK] = {0xa1}, peer_b[OVL_ED25519_PK] = {0xb2},
+                     peer_c[OVL_ED25519_PK] = {0xc3};
+
+/* A signed descriptor of the node seeded seed_byte with seq, published at
+ * pub: parsed into *in, its bytes in buf (*len). */
+static void hold_desc(uint8_t seed_byte, uint64_t seq, uint64_t pub, struct idesc *in, uint8_t *buf,
+                      size_t *len)
+{
+    struct ovl_identity id;
+    struct idesc d;
+
+    make_id(&id, seed_byte);
+    make_idesc(&d, &id, 2);
+    d.seq = seq;
+    d.published_ms = pub;
+    d.expires_ms = pub + LIFE;
+    ck_assert_int_eq(idesc_sign(&d, &id, buf, IDESC_MAX_LEN, len), 0);
+    ck_assert_int_eq(idesc_parse(in, buf, *len), 0);
+    ovl_identity_wipe(&id);
+}
+
+/* Put the descriptor of node seed_byte (seq, published at pub) from peer
+ * by at wall; return ihold_put's result and its verdict in *v. */
+static int hold_put(struct ihold *h, uint8_t seed_byte, uint64_t seq, uint64_t pub,
+                    const uint8_t *by, uint64_t wall, enum idesc_verdict *v)
+{
+    uint8_t buf[IDESC_MAX_LEN];
+    struct idesc in;
+    size_t len;
+
+    hold_desc(seed_byte, seq, pub, &in, buf, &len);
+    return ihold_put(h, &in, buf, len, by, wall, v);
+}
+
+/* The newest per node is kept with its bytes; the same seq, an older one,
+ * an expired one and one from the future are refused and change nothing. */
+START_TEST(ihold_newest)
+{
+    uint8_t buf[IDESC_MAX_LEN];
+    const struct ihold_ent *e;
+    enum idesc_verdict v;
+    struct ihold *h;
+    struct idesc in;
+    size_t len;
+
+    ck_assert_int_eq(ihold_new(0, &h), OVL_EINVAL);
+    ck_assert_ptr_null(h);
+    ck_assert_int_eq(ihold_new(8, &h), 0);
+    hold_desc(20, 5, NOW, &in, buf, &len);
+    ck_assert_int_eq(ihold_put(h, &in, buf, len, peer_a, NOW, &v), 0);
+    ck_assert_int_eq(v, IDESC_OK);
+    ck_assert_uint_eq(ihold_count(h), 1);
+    e = ihold_get(h, in.id_pk, NOW);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_uint_eq(e->raw_len, len);
+    ck_assert_mem_eq(e->raw, buf, len);
+    ck_assert_uint_eq(e->seq, 5);
+    ck_assert_ptr_null(ihold_get(h, peer_a, NOW));
+    ck_assert_int_eq(ihold_put(h, &in, buf, len, peer_b, NOW, &v), OVL_EPERM);
+    ck_assert_int_eq(v, IDESC_REPLAY);
+    ck_assert_int_eq(hold_put(h, 20, 4, NOW, peer_a, NOW, &v), OVL_EPERM);
+    ck_assert_int_eq(v, IDESC_STALE);
+    ck_assert_int_eq(hold_put(h, 20, 9, NOW - LIFE, peer_a, NOW, &v), OVL_EPERM);
+    ck_assert_int_eq(v, IDESC_EXPIRED);
+    ck_assert_int_eq(hold_put(h, 20, 9, NOW + IDESC_SKEW_MS + 1, peer_a, NOW, &v), OVL_EPERM);
+    ck_assert_int_eq(v, IDESC_FUTURE);
+    ck_assert_mem_eq(ihold_get(h, in.id_pk, NOW)->raw, buf, len); /* unchanged */
+    /* a newer one replaces it, from any peer */
+    ck_assert_int_eq(hold_put(h, 20, 6, NOW + 1000, peer_b, NOW + 1000, &v), 0);
+    ck_assert_uint_eq(ihold_get(h, in.id_pk, NOW + 1000)->seq, 6);
+    ck_assert_uint_eq(ihold_count(h), 1);
+    /* served until it expires, dropped then; an older one is taken again
+     * once nothing is held (it is judged against nothing) */
+    ck_assert_ptr_null(ihold_get(h, in.id_pk, NOW + 1000 + LIFE));
+    ck_assert_uint_eq(ihold_expire(h, NOW + 1000 + LIFE - 1), 0);
+    ck_assert_uint_eq(ihold_expire(h, NOW + 1000 + LIFE), 1);
+    ck_assert_uint_eq(ihold_count(h), 0);
+    ck_assert_int_eq(hold_put(h, 20, 1, NOW + LIFE, peer_a, NOW + LIFE, &v), 0);
+    ck_assert_int_eq(ihold_put(NULL, &in, buf, len, peer_a, NOW, &v), OVL_EINVAL);
+    ck_assert_int_eq(ihold_put(h, &in, buf, IDESC_MIN_LEN - 1, peer_a, NOW, &v), OVL_EINVAL);
+    ck_assert_int_eq(ihold_put(h, &in, buf, len, NULL, NOW, &v), OVL_EINVAL);
+    ihold_free(h);
+    ihold_free(NULL);
+}
+END_TEST
+
+/* At most max nodes, at most max / 2 made by one peer; newer descriptors
+ * of a held node do not count; expired ones make room. */
+START_TEST(ihold_caps)
+{
+    enum idesc_verdict v;
+    struct ihold *h;
+
+    ck_assert_int_eq(ihold_new(4, &h), 0);
+    ck_assert_int_eq(hold_put(h, 30, 1, NOW, peer_a, NOW, &v), 0);
+    ck_assert_int_eq(hold_put(h, 31, 1, NOW, peer_a, NOW, &v), 0);
+    ck_assert_int_eq(hold_put(h, 32, 1, NOW, peer_a, NOW, &v), OVL_ENOMEM); /* a's share */
+    ck_assert_int_eq(v, IDESC_OK);
+    ck_assert_int_eq(hold_put(h, 30, 2, NOW, peer_a, NOW, &v), 0); /* a newer one: in place */
+    ck_assert_int_eq(hold_put(h, 32, 1, NOW + 10, peer_b, NOW, &v), 0);
+    ck_assert_int_eq(hold_put(h, 31, 2, NOW, peer_b, NOW, &v), 0); /* still a's */
+    ck_assert_int_eq(hold_put(h, 33, 1, NOW + 10, peer_b, NOW, &v), 0);
+    ck_assert_uint_eq(ihold_count(h), 4);
+    ck_assert_int_eq(hold_put(h, 34, 1, NOW, peer_c, NOW, &v), OVL_ENOMEM); /* all */
+    ck_assert_uint_eq(ihold_count(h), 4);
+    /* a's two expire first (published earlier): a new node takes their room */
+    ck_assert_int_eq(hold_put(h, 34, 1, NOW + LIFE, peer_a, NOW + LIFE, &v), 0);
+    ck_assert_uint_eq(ihold_count(h), 3);
+    ck_assert_ptr_null(ihold_get(h, peer_a, NOW + LIFE));
+    ihold_free(h);
+}
+END_TEST
+
 static Suite *idesc_suite(void)
 {
     Suite *s = suite_create("idesc");
@@ -569,6 +686,11 @@ static Suite *idesc_suite(void)
     tc = tcase_create("accept");
     tcase_add_loop_test(tc, idesc_accept_rules, 0, (int)ARRAY_LEN(accepts));
     tcase_add_test(tc, idesc_accept_edges);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("hold");
+    tcase_add_test(tc, ihold_newest);
+    tcase_add_test(tc, ihold_caps);
     suite_add_tcase(s, tc);
     return s;
 }
