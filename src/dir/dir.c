@@ -76,6 +76,7 @@ static void dir_req_free(struct dir_req *r)
         return;
     free(r->chain);
     free(r->descs);
+    free(r->in);
     free(r);
 }
 
@@ -91,6 +92,8 @@ static void dir_req_finish(struct dir *d, struct dir_req *r, int err)
         free(r->descs);
         r->descs = NULL;
         r->n_descs = 0;
+        free(r->in);
+        r->in = NULL;
     }
     DL_APPEND(d->done, r);
     if (d->kick) /* else dir_stop closed it: nothing is pending any more */
@@ -209,7 +212,7 @@ static void dir_req_reply(struct dir *d, struct dir_req *r, const uint8_t *msg, 
     if (rc) {
         d->st.bad_replies++;
         log_debug(&d->n->log, "directory: bad reply to %08x: %s", r->id, ovl_strerror(rc));
-        dir_req_retry(d, r, rc == OVL_ENOMEM ? rc : OVL_EPROTO, true);
+        dir_req_retry(d, r, rc == OVL_ENOMEM || rc == OVL_ECRYPTO ? rc : OVL_EPROTO, true);
         return;
     }
     dir_req_finish(d, r, 0);
@@ -331,7 +334,7 @@ static void dir_fire(struct dir_req *r)
         r->cb.list(r->arg, r->err, r->err ? NULL : r->descs, r->err ? 0 : r->n_descs);
         break;
     default:
-        r->cb.lookup(r->arg, r->err, r->err ? NULL : r->descs, NULL);
+        r->cb.lookup(r->arg, r->err, r->err || r->in ? NULL : r->descs, r->err ? NULL : r->in);
         break;
     }
 }
@@ -510,6 +513,9 @@ int dir_init(struct node *n, const struct dir_opts *o, const struct dir_bootstra
         rc = registry_new(&ro, &d->reg);
         if (rc)
             goto fail_timers;
+        rc = ihold_new(d->o.max_nodes, &d->hold);
+        if (rc)
+            goto fail_registry;
     }
     rc = dir_handlers(d);
     if (rc)
@@ -524,6 +530,7 @@ int dir_init(struct node *n, const struct dir_opts *o, const struct dir_bootstra
     *out = d;
     return 0;
 fail_registry:
+    ihold_free(d->hold);
     registry_free(d->reg);
 fail_timers:
     dir_timers_close(d);
@@ -571,6 +578,7 @@ void dir_free(struct dir *d)
     DL_FOREACH_SAFE(d->pending, r, tmp) dir_req_free(r);
     DL_FOREACH_SAFE(d->done, r, tmp) dir_req_free(r);
     registry_free(d->reg);
+    ihold_free(d->hold);
     free(d->list_doc);
     if (d->n->dir == d)
         d->n->dir = NULL;
@@ -664,6 +672,36 @@ void dir_report(struct dir *d, const uint8_t pk[OVL_ED25519_PK])
     }
 }
 
+/* Hand inbound descriptor idesc to every bootstrap we have a link to. */
+int dir_publish_idesc(struct dir *d, const uint8_t *idesc, size_t len)
+{
+    uint8_t msg[1 + IDESC_MAX_LEN] = {DIR_IDESC};
+    int sent = 0;
+
+    if (!d || !idesc || len < IDESC_MIN_LEN || len > IDESC_MAX_LEN)
+        return OVL_EINVAL;
+    memcpy(msg + 1, idesc, len);
+    if (d->reg) { /* a bootstrap holds it itself; the answer is for nobody */
+        uint8_t *rep = NULL;
+        size_t rep_len;
+
+        if (dir_answer(d, NULL, msg, 1 + len, &rep, &rep_len) == 0)
+            sent++;
+        free(rep);
+    }
+    for (unsigned i = 0; i < d->n_bs; i++) {
+        struct link *l = link_find(d->n, d->bs[i].spec.pk);
+
+        /* Fire and forget, as reports: the reply matches no request and
+         * goes by as a late one (dir_on_reg_reply). */
+        if (l && dirmsg_send(l, CELL_DIR_REQUEST, dirmsg_next_id(&d->next_id), msg, 1 + len) == 0) {
+            d->st.idesc_published++;
+            sent++;
+        }
+    }
+    return sent;
+}
+
 static void dir_cancel_list(struct dir_req **head, void *arg, unsigned *n_pending)
 {
     struct dir_req *r, *tmp;
@@ -694,6 +732,7 @@ void dir_stats(const struct dir *d, struct dir_stats *st)
     memset(&st->reg, 0, sizeof(st->reg));
     if (d->reg)
         registry_stats(d->reg, &st->reg);
+    st->idescs = ihold_count(d->hold);
 }
 
 /* Return the exit policy, or NULL when there is none. */

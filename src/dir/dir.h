@@ -9,6 +9,8 @@
  *    answered DIR_STATUS_BUSY without doing the work. The signed relay
  *    list is built at most once per half heartbeat (and only when the
  *    registry changed, or half its ttl passed) and served from that copy.
+ *    It holds hidden nodes' inbound descriptors passed on by exits
+ *    (DIR_IDESC, ihold.h) and answers them to lookups of those nodes.
  *  - Unless allow_private, no descriptor naming an address that is not a
  *    public IP literal (desc_uri_public) is registered, used from a
  *    bootstrap's reply or published by us: nothing here hands the roles an
@@ -106,6 +108,20 @@ struct dir_stats {
     uint64_t reports_in;          /* bootstrap: DIR_REPORTs accepted */
     uint64_t reports_probed;      /* bootstrap: of those, probes sent to the named relay */
     struct registry_stats reg;    /* bootstrap only */
+
+    /* Hidden destinations (docs/PROTOCOL.md 22.3). Every node: */
+    uint64_t idesc_published;      /* DIR_IDESCs we sent (one per bootstrap) */
+    uint64_t idesc_answers;        /* lookups answered by an inbound descriptor we took */
+    uint64_t idesc_answer_bad;     /* ... refused: malformed (idesc_parse OVL_EPROTO) */
+    uint64_t idesc_answer_bad_sig; /* ... refused: bad signature */
+    uint64_t idesc_answer_refused[IDESC_VERDICTS]; /* ... refused by idesc_accept, per verdict */
+    /* Bootstrap: DIR_IDESCs judged, each counted once, by outcome. */
+    uint64_t idesc_accepted, idesc_bad, idesc_bad_sig;
+    uint64_t idesc_relay;                   /* its id is a relay's or a bootstrap's */
+    uint64_t idesc_full;                    /* new node at the cap, or past the peer's share */
+    uint64_t idesc_refused[IDESC_VERDICTS]; /* refused by idesc_accept, per verdict */
+    uint64_t idescs_dropped;                /* held ones dropped when they expired */
+    uint32_t idescs;                        /* inbound descriptors held now */
 };
 
 struct dir;
@@ -149,7 +165,10 @@ int dir_request_chain(struct dir *d, unsigned length, unsigned backups,
 /* Fetch the signed list of live relays (cached for heartbeat_ms). */
 int dir_request_list(struct dir *d, dir_list_cb cb, void *arg) OVL_WUR;
 
-/* Look up the descriptor of node pk (cached until it expires). */
+/* Look up the descriptor of node pk, or its inbound descriptor when it is
+ * hidden (checked against pk, the clock and the newest one taken for pk:
+ * docs/PROTOCOL.md 22.3); either is cached until it expires, 60 s at
+ * most. */
 int dir_lookup(struct dir *d, const uint8_t pk[OVL_ED25519_PK], dir_lookup_cb cb,
                void *arg) OVL_WUR;
 
@@ -162,7 +181,9 @@ int dir_lookup(struct dir *d, const uint8_t pk[OVL_ED25519_PK], dir_lookup_cb cb
 int dir_publish_idesc(struct dir *d, const uint8_t *idesc, size_t len) OVL_WUR;
 
 /* Forget the cached descriptor of pk (its addresses did not answer: the
- * node may have come back elsewhere); the next dir_lookup asks again. */
+ * node may have come back elsewhere), or its cached inbound descriptor
+ * (its introduction ended), but for the latter's seq, so that no older
+ * one is taken again; the next dir_lookup asks again. */
 void dir_forget(struct dir *d, const uint8_t pk[OVL_ED25519_PK]);
 
 /* Tell every bootstrap we have a link to that relay pk failed for us (a

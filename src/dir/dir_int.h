@@ -10,8 +10,9 @@
  *               they fill (lookups, the relay list);
  *   dirpub.c    publishing ourselves: onion keys, our descriptor,
  *               registering with bootstraps, heartbeats, key rotation;
- *   dirsrv.c    the bootstrap serving requests from its registry and
- *               expiring silent nodes.
+ *   dirsrv.c    the bootstrap serving requests from its registry and its
+ *               hold of inbound descriptors (ihold.c), and expiring silent
+ *               nodes and expired inbound descriptors.
  * Once dir_init has set it up and until dir_free, each group of fields in
  * struct dir is written only by the file that heads it, except the
  * counters (st: by whoever does what they count) and next_id
@@ -31,9 +32,12 @@
 #include "lib/htab.h"
 #include "dir/dir.h"
 #include "dir/dirmsg.h"
+#include "dir/ihold.h"
 
-/* A request carries at most a descriptor (DIR_REGISTER) plus the op byte. */
+/* A request carries at most a descriptor (DIR_REGISTER) plus the op byte;
+ * an inbound descriptor (DIR_IDESC) is shorter. */
 #define DIR_REQ_MAX_LEN (1 + DESC_MAX_LEN)
+_Static_assert(1 + IDESC_MAX_LEN <= DIR_REQ_MAX_LEN, "a DIR_IDESC request must fit");
 
 /* Reassembly state of one link: one message each way at a time (dir.c),
  * and the link's request bucket (dirsrv.c). */
@@ -75,12 +79,24 @@ struct dir_req {
     struct dir_chain *chain;
     struct desc *descs;
     unsigned n_descs;
+    struct idesc *in; /* lookup: a hidden node's inbound descriptor, instead of descs */
 };
 
 /* A cached lookup result. */
 struct dir_cache_ent {
     struct desc d; /* key: d.id_pk */
     uint64_t until_ms;
+    UT_hash_handle hh;
+};
+
+/* What lookups told us of a hidden node: its inbound descriptor while it
+ * may be used from the cache, and the seq of the newest one we took, kept
+ * after that (forgotten, timed out) so that no older one is taken again. */
+struct dir_icache_ent {
+    uint8_t pk[OVL_ED25519_PK]; /* key */
+    struct idesc in;            /* the newest taken; served while until_ms is ahead */
+    uint64_t until_ms;          /* monotonic; 0: not to be served, only seq kept */
+    uint64_t seq;               /* in.seq, kept after until_ms */
     UT_hash_handle hh;
 };
 
@@ -114,8 +130,9 @@ struct dir {
     uv_timer_t *kick, *tick;
 
     /* dirreply.c: the caches */
-    struct dir_cache_ent *lookups; /* in insertion order: oldest first */
-    struct desc *list;             /* cached relay list */
+    struct dir_cache_ent *lookups;   /* in insertion order: oldest first */
+    struct dir_icache_ent *ilookups; /* likewise, for hidden nodes */
+    struct desc *list;               /* cached relay list */
     unsigned n_list;
     uint64_t list_until;
 
@@ -131,6 +148,7 @@ struct dir {
 
     /* dirsrv.c: bootstrap only */
     struct registry *reg;
+    struct ihold *hold; /* hidden nodes' inbound descriptors */
     uv_timer_t *expire;
     uint8_t *list_doc; /* the signed relay list last built, or NULL */
     size_t list_doc_len;
@@ -151,16 +169,18 @@ int dir_status_err(uint8_t status);
 
 /* Check the result of a DIR_STATUS_OK reply to r (res: res_len bytes after
  * op | status, lent) from the bootstrap with key bs_pk, and on success set
- * r->chain or r->descs / r->n_descs (malloc'd, r's) and fill the caches.
- * OVL_EPROTO / OVL_ECRYPTO for a reply that does not hold, OVL_ENOMEM. */
+ * r->chain, r->descs / r->n_descs, or r->in (a lookup answered by an
+ * inbound descriptor) (malloc'd, r's) and fill the caches. OVL_EPROTO /
+ * OVL_ECRYPTO for a reply that does not hold, OVL_ENOMEM. */
 int dir_reply_check(struct dir *d, struct dir_req *r, const uint8_t *res, size_t res_len,
                     const uint8_t bs_pk[OVL_ED25519_PK]) OVL_WUR;
 
 /* Answer r from the caches if they can: 1 with r->descs set (lookup:
- * pk's descriptor; list: the relay list), 0 when r must ask a bootstrap. */
+ * pk's descriptor; list: the relay list) or r->in (lookup: pk's inbound
+ * descriptor), 0 when r must ask a bootstrap. */
 int dir_cache_answer(struct dir *d, struct dir_req *r);
 
-/* Empty both caches (dir_free). */
+/* Empty the caches (dir_free). */
 void dir_caches_free(struct dir *d);
 
 /* ---- dirpub.c ---------------------------------------------------------- */

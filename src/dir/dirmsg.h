@@ -20,7 +20,9 @@
  *   DIR_REPORT     req: id_pk(32): that relay failed for the requester
  *                                                rep: - (UNKNOWN: not listed)
  *   DIR_IDESC      req: inbound descriptor (idesc.h), passed on by the exit
- *                  of the hidden node's chain    rep: - (BAD: refused)
+ *                  of the hidden node's chain    rep: - (BAD: malformed,
+ *                  badly signed, expired or future; REFUSED: a relay's,
+ *                  or not newer than the one held; FULL: a cap)
  * A DIR_LOOKUP of a hidden node answers its inbound descriptor instead of
  * a descriptor (told apart by the first byte, the version: 1, where a
  * descriptor has 2).

@@ -3,7 +3,8 @@
  * A relay list or a chain is a document the bootstrap signed: it is checked
  * against that bootstrap's key from the config (doc_parse), then against
  * the request (the chain's shape, nobody we excluded, not ourselves) and
- * the clock. A lookup's answer is the node's own signed descriptor.
+ * the clock. A lookup's answer is the node's own signed descriptor, or a
+ * hidden node's own signed inbound descriptor, judged by idesc_accept.
  * Verified lookups and the relay list are cached, so that the next request
  * is answered without asking (dir_cache_answer); the caller's copies are
  * always its own, since the caches change under it.
@@ -100,27 +101,113 @@ static const struct desc *dir_cache_get(struct dir *d, const uint8_t pk[OVL_ED25
     return &e->d;
 }
 
-/* Forget pk's cached descriptor. */
-void dir_forget(struct dir *d, const uint8_t pk[OVL_ED25519_PK])
+/* ---- the cache of hidden nodes' inbound descriptors ---------------------- */
+
+static struct dir_icache_ent *dir_icache_find(struct dir *d, const uint8_t pk[OVL_ED25519_PK])
+{
+    struct dir_icache_ent *e;
+
+    HASH_FIND(hh, d->ilookups, pk, OVL_ED25519_PK, e);
+    return e;
+}
+
+/* Serve in for its key until it expires, for DIR_LOOKUP_CACHE_MS at
+ * most, and remember its seq after that. The newest entry goes last, so
+ * the head is the one to evict at the cap: the seqs kept are bounded too
+ * (an older inbound descriptor could come back only once
+ * DIR_LOOKUP_CACHE_MAX other hidden nodes pushed its node out, and only
+ * until it expires, an hour at most). */
+static void dir_icache_put(struct dir *d, const struct idesc *in)
+{
+    uint64_t wall = clock_wall_ms(), life = DIR_LOOKUP_CACHE_MS;
+    struct dir_icache_ent *e = dir_icache_find(d, in->id_pk);
+    unsigned before;
+
+    if (in->expires_ms <= wall) /* expired since it was taken: only its seq is kept */
+        life = 0;
+    else if (in->expires_ms - wall < life)
+        life = in->expires_ms - wall;
+    if (e) {
+        HASH_DEL(d->ilookups, e); /* re-added at the end: the table stays in age order */
+    } else {
+        if (HASH_COUNT(d->ilookups) >= DIR_LOOKUP_CACHE_MAX) {
+            struct dir_icache_ent *old = d->ilookups;
+
+            HASH_DEL(d->ilookups, old);
+            free(old);
+        }
+        e = malloc(sizeof(*e));
+        if (!e)
+            return;
+        memcpy(e->pk, in->id_pk, OVL_ED25519_PK);
+    }
+    e->in = *in;
+    e->seq = in->seq;
+    e->until_ms = life ? clock_now_ms() + life : 0;
+    before = HASH_COUNT(d->ilookups);
+    HASH_ADD(hh, d->ilookups, pk, OVL_ED25519_PK, e);
+    if (HASH_COUNT(d->ilookups) == before)
+        free(e); /* out of memory: not cached */
+}
+
+/* pk's cached inbound descriptor while it may be served, else NULL. */
+static const struct idesc *dir_icache_get(struct dir *d, const uint8_t pk[OVL_ED25519_PK])
+{
+    struct dir_icache_ent *e = dir_icache_find(d, pk);
+
+    if (!e || !e->until_ms)
+        return NULL;
+    if (clock_now_ms() >= e->until_ms || clock_wall_ms() >= e->in.expires_ms) {
+        e->until_ms = 0; /* its seq stays */
+        return NULL;
+    }
+    return &e->in;
+}
+
+/* Serve pk's inbound descriptor no more from the cache; keep its seq. */
+static void dir_icache_unserve(struct dir *d, const uint8_t pk[OVL_ED25519_PK])
+{
+    struct dir_icache_ent *e = dir_icache_find(d, pk);
+
+    if (e)
+        e->until_ms = 0;
+}
+
+/* Take pk's descriptor out of the lookup cache. */
+static void dir_cache_forget_desc(struct dir *d, const uint8_t pk[OVL_ED25519_PK])
 {
     struct dir_cache_ent *e;
 
-    if (!d || !pk)
-        return;
     HASH_FIND(hh, d->lookups, pk, OVL_ED25519_PK, e);
     if (e)
         dir_cache_del(d, e, false);
+}
+
+/* Forget pk's cached descriptor, and its inbound descriptor but for its
+ * seq. */
+void dir_forget(struct dir *d, const uint8_t pk[OVL_ED25519_PK])
+{
+    if (!d || !pk)
+        return;
+    dir_cache_forget_desc(d, pk);
+    dir_icache_unserve(d, pk);
 }
 
 /* Answer a lookup or a list from the caches if they can. */
 int dir_cache_answer(struct dir *d, struct dir_req *r)
 {
     const struct desc *hit;
+    const struct idesc *ihit;
 
     if (r->op == DIR_LOOKUP) {
         hit = dir_cache_get(d, r->pk);
         if (hit && (r->descs = descs_dup(hit, 1)) != NULL) {
             r->n_descs = 1;
+            return 1;
+        }
+        ihit = hit ? NULL : dir_icache_get(d, r->pk);
+        if (ihit && (r->in = malloc(sizeof(*r->in))) != NULL) {
+            *r->in = *ihit;
             return 1;
         }
     } else if (r->op == DIR_LIST && d->list && clock_now_ms() < d->list_until) {
@@ -133,14 +220,20 @@ int dir_cache_answer(struct dir *d, struct dir_req *r)
     return 0;
 }
 
-/* Empty both caches. */
+/* Empty the caches. */
 void dir_caches_free(struct dir *d)
 {
     struct dir_cache_ent *e, *etmp;
+    struct dir_icache_ent *ie, *itmp;
 
     HASH_ITER(hh, d->lookups, e, etmp)
     {
         dir_cache_del(d, e, false);
+    }
+    HASH_ITER(hh, d->ilookups, ie, itmp)
+    {
+        HASH_DEL(d->ilookups, ie);
+        free(ie);
     }
     free(d->list);
     d->list = NULL;
@@ -253,11 +346,53 @@ fail:
     return rc;
 }
 
-static int dir_parse_lookup(struct dir *d, struct dir_req *r, const uint8_t *in, size_t len)
+/* A lookup answered by an inbound descriptor: verified, then judged by
+ * idesc_accept under the key asked for, against the newest one we took
+ * for it. The same seq again is that one fetched anew (the cache timed
+ * out, two lookups crossed): only an older one is refused as stale. Each
+ * refusal is counted by its reason. */
+static int dir_parse_ilookup(struct dir *d, struct dir_req *r, const uint8_t *raw, size_t len)
 {
-    struct desc *v = calloc(1, sizeof(*v));
+    const struct dir_icache_ent *e = dir_icache_find(d, r->pk);
+    enum idesc_verdict v;
+    struct idesc *in = malloc(sizeof(*in));
     int rc;
 
+    if (!in)
+        return OVL_ENOMEM;
+    rc = idesc_parse(in, raw, len);
+    if (rc) {
+        if (rc == OVL_ECRYPTO)
+            d->st.idesc_answer_bad_sig++;
+        else
+            d->st.idesc_answer_bad++;
+        free(in);
+        return rc;
+    }
+    /* The key and the clock by idesc_accept, the counter here: not below. */
+    v = idesc_accept(in, r->pk, clock_wall_ms(), 0, false);
+    if (v == IDESC_OK && e && in->seq < e->seq)
+        v = IDESC_STALE;
+    if (v != IDESC_OK) {
+        d->st.idesc_answer_refused[v]++;
+        free(in);
+        return OVL_EPROTO;
+    }
+    d->st.idesc_answers++;
+    dir_cache_forget_desc(d, r->pk);
+    dir_icache_put(d, in);
+    r->in = in;
+    return 0;
+}
+
+static int dir_parse_lookup(struct dir *d, struct dir_req *r, const uint8_t *in, size_t len)
+{
+    struct desc *v;
+    int rc;
+
+    if (len && in[0] == IDESC_VERSION)
+        return dir_parse_ilookup(d, r, in, len);
+    v = calloc(1, sizeof(*v));
     if (!v)
         return OVL_ENOMEM;
     rc = desc_parse(v, in, len);
@@ -269,6 +404,7 @@ static int dir_parse_lookup(struct dir *d, struct dir_req *r, const uint8_t *in,
         return rc;
     }
     dir_cache_put(d, v);
+    dir_icache_unserve(d, v->id_pk);
     r->descs = v;
     r->n_descs = 1;
     return 0;

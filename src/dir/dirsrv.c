@@ -161,21 +161,86 @@ static int dir_srv_chain(struct dir *d, struct link *l, const uint8_t peer[OVL_E
     return rc ? rc : DIR_STATUS_OK;
 }
 
+/* Copy len bytes of raw into *res. */
+static int dir_copy_out(const uint8_t *raw, size_t len, uint8_t **res, size_t *res_len)
+{
+    *res = malloc(len);
+    if (!*res)
+        return OVL_ENOMEM;
+    memcpy(*res, raw, len);
+    *res_len = len;
+    return DIR_STATUS_OK;
+}
+
+/* A relay (or a bootstrap that relays) answers its descriptor; a hidden
+ * node its inbound descriptor; a node that publishes its address (an
+ * endpoint only) its descriptor. A hidden node registers no descriptor,
+ * and a relay's id is never held (dir_srv_idesc), so the order only
+ * matters against a node that does both. */
 static int dir_srv_lookup(struct dir *d, const uint8_t *in, size_t len, uint8_t **res,
                           size_t *res_len)
 {
     const struct reg_node *rn;
+    const struct ihold_ent *ie;
 
     if (len != OVL_ED25519_PK)
         return DIR_STATUS_BAD;
     rn = registry_lookup(d->reg, in);
-    if (!rn)
-        return DIR_STATUS_UNKNOWN;
-    *res = malloc(rn->raw_len);
-    if (!*res)
-        return OVL_ENOMEM;
-    memcpy(*res, rn->raw, rn->raw_len);
-    *res_len = rn->raw_len;
+    if (rn && (rn->d.flags & DESC_RELAY))
+        return dir_copy_out(rn->raw, rn->raw_len, res, res_len);
+    ie = ihold_get(d->hold, in, clock_wall_ms());
+    if (ie)
+        return dir_copy_out(ie->raw, ie->raw_len, res, res_len);
+    if (rn)
+        return dir_copy_out(rn->raw, rn->raw_len, res, res_len);
+    return DIR_STATUS_UNKNOWN;
+}
+
+/* Whether pk is a relay's or a bootstrap's: such a node is never hidden. */
+static bool dir_is_relay(const struct dir *d, const uint8_t pk[OVL_ED25519_PK])
+{
+    const struct reg_node *rn = registry_lookup(d->reg, pk);
+
+    if ((rn && (rn->d.flags & DESC_RELAY)) || ovl_equal(pk, d->n->id.pk, OVL_ED25519_PK))
+        return true;
+    for (unsigned i = 0; i < d->n_bs; i++)
+        if (ovl_equal(pk, d->bs[i].spec.pk, OVL_ED25519_PK))
+            return true;
+    return false;
+}
+
+/* A hidden node's inbound descriptor, passed on by peer (the exit of one
+ * of its chains). Checked in order: it decodes and its signature holds,
+ * its node is no relay, idesc_accept takes it against the one held, the
+ * caps. Each outcome is counted apart. */
+static int dir_srv_idesc(struct dir *d, const uint8_t peer[OVL_ED25519_PK], const uint8_t *raw,
+                         size_t len)
+{
+    enum idesc_verdict v;
+    struct idesc in;
+    int rc = idesc_parse(&in, raw, len);
+
+    if (rc) {
+        if (rc == OVL_ECRYPTO)
+            d->st.idesc_bad_sig++;
+        else
+            d->st.idesc_bad++;
+        return DIR_STATUS_BAD;
+    }
+    if (dir_is_relay(d, in.id_pk)) {
+        d->st.idesc_relay++;
+        return DIR_STATUS_REFUSED;
+    }
+    rc = ihold_put(d->hold, &in, raw, len, peer, clock_wall_ms(), &v);
+    if (rc == OVL_EPERM) {
+        d->st.idesc_refused[v]++;
+        return v == IDESC_STALE || v == IDESC_REPLAY ? DIR_STATUS_REFUSED : DIR_STATUS_BAD;
+    }
+    if (rc) {
+        d->st.idesc_full++;
+        return DIR_STATUS_FULL;
+    }
+    d->st.idesc_accepted++;
     return DIR_STATUS_OK;
 }
 
@@ -233,6 +298,8 @@ static int dir_srv_op(struct dir *d, struct link *l, const uint8_t *msg, size_t 
         return dir_srv_lookup(d, msg + 1, len - 1, res, res_len);
     case DIR_REPORT:
         return dir_srv_report(d, peer, msg + 1, len - 1);
+    case DIR_IDESC:
+        return dir_srv_idesc(d, peer, msg + 1, len - 1);
     default:
         return DIR_STATUS_BAD;
     }
@@ -334,6 +401,7 @@ static void dir_expire_cb(uv_timer_t *t)
     /* The registry only counts its drops: note the likely ones first to name them. */
     registry_each_relay(d->reg, dir_find_stale, &s);
     dropped = registry_expire(d->reg, s.now, s.wall);
+    d->st.idescs_dropped += ihold_expire(d->hold, s.wall);
     for (unsigned i = 0; i < s.n; i++) {
         if (registry_lookup(d->reg, s.pk[i]))
             continue;

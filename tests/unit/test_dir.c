@@ -1,5 +1,6 @@
 /* test_dir.c - the directory role: a bootstrap, relays and a client on one
- * loop over loopback TCP. */
+ * loop over loopback TCP; hidden nodes' inbound descriptors passed on,
+ * held and looked up. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include "core/link.h"
 #include "core/node_run.h"
 #include "dir/dir.h"
+#include "dir/dir_int.h" /* dir_answer, dir_reply_check: the lookup's bytes and checks */
 #include "dir/dirmsg.h"
 #include "check_main.h"
 #include "loopfix.h"
@@ -18,6 +20,8 @@ struct res {
     int err;
     struct dir_chain chain;
     struct desc d;
+    struct idesc in; /* a lookup answered by an inbound descriptor */
+    bool got_in;
     struct desc list[8];
     unsigned n;
 };
@@ -189,6 +193,9 @@ static void lookup_cb(void *arg, int err, const struct desc *d, const struct ide
     ck_assert(err ? d == NULL && in == NULL : (d != NULL) != (in != NULL));
     if (d)
         r->d = *d;
+    r->got_in = in != NULL;
+    if (in)
+        r->in = *in;
 }
 
 static void list_cb(void *arg, int err, const struct desc *relays, unsigned n)
@@ -877,6 +884,298 @@ START_TEST(test_private_addresses)
 }
 END_TEST
 
+/* ---- hidden nodes' inbound descriptors ---------------------------------- */
+
+/* Sign an inbound descriptor of id (seq, published at pub, expiring at
+ * exp, wall clock) naming relay as its introduction relay, into buf. */
+static size_t idesc_of(const struct ovl_identity *id, const uint8_t relay[OVL_ED25519_PK],
+                       uint64_t seq, uint64_t pub, uint64_t exp, uint8_t buf[IDESC_MAX_LEN])
+{
+    struct idesc in;
+    size_t len = 0;
+
+    memset(&in, 0, sizeof(in));
+    in.suites = OVL_AEAD_ALL;
+    in.n_intro = 1;
+    in.seq = seq;
+    in.published_ms = pub;
+    in.expires_ms = exp;
+    memcpy(in.id_pk, id->pk, OVL_ED25519_PK);
+    memset(in.onion_pk, 0x42, sizeof(in.onion_pk));
+    memcpy(in.intro[0].relay_pk, relay, OVL_ED25519_PK);
+    memset(in.intro[0].cookie, (int)(0x80 + seq % 64), IDESC_COOKIE_LEN);
+    ck_assert_int_eq(idesc_sign(&in, id, buf, IDESC_MAX_LEN, &len), 0);
+    return len;
+}
+
+/* Every DIR_IDESC the bootstrap judged, whatever the outcome. */
+static uint64_t idesc_judged(const struct dir_stats *st)
+{
+    uint64_t n =
+        st->idesc_accepted + st->idesc_bad + st->idesc_bad_sig + st->idesc_relay + st->idesc_full;
+
+    for (unsigned v = 0; v < IDESC_VERDICTS; v++)
+        n += st->idesc_refused[v];
+    return n;
+}
+
+static uint64_t want_judged; /* boot_judged: the bootstrap judged this many DIR_IDESCs */
+
+static bool boot_judged(struct net *w)
+{
+    struct dir_stats st;
+
+    dir_stats(w->dirs[BOOT], &st);
+    return idesc_judged(&st) >= want_judged;
+}
+
+/* Publish len bytes of buf from node i to the bootstrap and wait until it
+ * judged them. */
+static void publish(struct net *w, unsigned i, const uint8_t *buf, size_t len)
+{
+    struct dir_stats st;
+
+    dir_stats(w->dirs[BOOT], &st);
+    want_judged = idesc_judged(&st) + 1;
+    ck_assert_int_eq(dir_publish_idesc(w->dirs[i], buf, len), 1);
+    ck_assert(run_until(w, boot_judged, 5000));
+}
+
+/* Look pk up from node i; return the result (the caller frees it). */
+static struct res *look_up(struct net *w, unsigned i, const uint8_t *pk)
+{
+    struct res *r = calloc(1, sizeof(*r));
+
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(dir_lookup(w->dirs[i], pk, lookup_cb, r), 0);
+    wait_reply(w, r);
+    return r;
+}
+
+/* Whether the bytes hold the text s. */
+static bool holds(const uint8_t *p, size_t len, const char *s)
+{
+    size_t n = strlen(s);
+
+    for (size_t k = 0; n && k + n <= len; k++)
+        if (memcmp(p + k, s, n) == 0)
+            return true;
+    return false;
+}
+
+/* A relay passes a hidden node's inbound descriptor on; a client's lookup
+ * of the node gets it, and nothing of where anyone is; the newer one
+ * replaces it once the client forgot the old one, and the bootstrap
+ * refuses, and counts, what must not replace it. */
+START_TEST(test_idesc_publish)
+{
+    uint8_t buf[IDESC_MAX_LEN], bad[IDESC_MAX_LEN], msg[1 + OVL_ED25519_PK] = {DIR_LOOKUP};
+    uint64_t wall = clock_wall_ms(), hour = IDESC_MAX_LIFE_MS;
+    struct ovl_identity h;
+    struct dir_stats st, cst;
+    struct dir_opts o;
+    struct res *r;
+    struct net *w;
+    uint8_t *rep;
+    size_t len, rep_len;
+
+    test_opts(&o);
+    w = net_up(&o);
+    ck_assert_int_eq(ovl_identity_generate(&h), 0);
+    len = idesc_of(&h, pk_of(w, R1), 7, wall, wall + hour / 2, buf);
+    ck_assert_int_eq(dir_publish_idesc(w->dirs[R1], buf, IDESC_MIN_LEN - 1), OVL_EINVAL);
+    ck_assert_int_eq(dir_publish_idesc(w->dirs[R1], buf, IDESC_MAX_LEN + 1), OVL_EINVAL);
+    r = look_up(w, CLI, h.pk); /* nothing held yet */
+    ck_assert_int_eq(r->err, OVL_ENOENT);
+    free(r);
+    publish(w, R1, buf, len);
+    dir_stats(w->dirs[BOOT], &st);
+    ck_assert_uint_eq(st.idesc_accepted, 1);
+    ck_assert_uint_eq(st.idescs, 1);
+    dir_stats(w->dirs[R1], &st);
+    ck_assert_uint_eq(st.idesc_published, 1);
+
+    r = look_up(w, CLI, h.pk);
+    ck_assert_int_eq(r->err, 0);
+    ck_assert(r->got_in);
+    ck_assert_uint_eq(r->in.seq, 7);
+    ck_assert_mem_eq(r->in.id_pk, h.pk, OVL_ED25519_PK);
+    ck_assert_uint_eq(r->in.expires_ms, wall + hour / 2);
+    ck_assert_uint_eq(r->in.n_intro, 1);
+    ck_assert_mem_eq(r->in.intro[0].relay_pk, pk_of(w, R1), OVL_ED25519_PK);
+    free(r);
+    dir_stats(w->dirs[CLI], &cst);
+    ck_assert_uint_eq(cst.idesc_answers, 1);
+
+    /* The lookup's reply is the descriptor's bytes as signed: no address. */
+    memcpy(msg + 1, h.pk, OVL_ED25519_PK);
+    ck_assert_int_eq(dir_answer(w->dirs[BOOT], NULL, msg, sizeof(msg), &rep, &rep_len), 0);
+    ck_assert_uint_eq(rep_len, 2 + len);
+    ck_assert_uint_eq(rep[1], DIR_STATUS_OK);
+    ck_assert_uint_eq(rep[2], IDESC_VERSION);
+    ck_assert_mem_eq(rep + 2, buf, len);
+    ck_assert(!holds(rep, rep_len, "127.0.0.1"));
+    for (unsigned i = 0; i < NNODES; i++)
+        ck_assert(!holds(rep, rep_len, w->nodes[i].listen_uri[0]));
+    free(rep);
+
+    /* A newer one replaces it; the client asks again only once it forgot. */
+    len = idesc_of(&h, pk_of(w, R2), 8, wall, wall + hour / 2, buf);
+    publish(w, R2, buf, len);
+    r = look_up(w, CLI, h.pk);
+    ck_assert_uint_eq(r->in.seq, 7); /* from the cache */
+    free(r);
+    dir_stats(w->dirs[CLI], &st);
+    ck_assert_uint_eq(st.requests_out, cst.requests_out);
+    dir_forget(w->dirs[CLI], h.pk);
+    r = look_up(w, CLI, h.pk);
+    ck_assert_int_eq(r->err, 0);
+    ck_assert_uint_eq(r->in.seq, 8);
+    ck_assert_mem_eq(r->in.intro[0].relay_pk, pk_of(w, R2), OVL_ED25519_PK);
+    free(r);
+    dir_stats(w->dirs[CLI], &st);
+    ck_assert_uint_eq(st.requests_out, cst.requests_out + 1);
+
+    /* What the bootstrap refuses, each counted by its reason. */
+    publish(w, R1, buf, len); /* seq 8 again */
+    len = idesc_of(&h, pk_of(w, R1), 6, wall, wall + hour / 2, buf);
+    publish(w, R1, buf, len);
+    len = idesc_of(&h, pk_of(w, R1), 9, wall - hour - 1000, wall - 1000, buf);
+    publish(w, R1, buf, len);
+    len = idesc_of(&h, pk_of(w, R1), 9, wall + 2 * IDESC_SKEW_MS, wall + hour, buf);
+    publish(w, R1, buf, len);
+    len = idesc_of(&h, pk_of(w, R1), 9, wall, wall + hour / 2, buf);
+    memcpy(bad, buf, len);
+    bad[len - 1] ^= 0x01;
+    publish(w, R1, bad, len);
+    bad[len - 1] ^= 0x01;
+    bad[3] = 2; /* n_intro: the length does not fit */
+    publish(w, R1, bad, len);
+    len = idesc_of(&w->nodes[R2].id, pk_of(w, R1), 9, wall, wall + hour / 2, buf);
+    publish(w, R1, buf, len);
+    len = idesc_of(&w->nodes[BOOT].id, pk_of(w, R1), 9, wall, wall + hour / 2, buf);
+    ck_assert_int_eq(dir_publish_idesc(w->dirs[BOOT], buf, len), 1); /* held by itself */
+    dir_stats(w->dirs[BOOT], &st);
+    ck_assert_uint_eq(st.idesc_accepted, 2);
+    ck_assert_uint_eq(st.idesc_refused[IDESC_REPLAY], 1);
+    ck_assert_uint_eq(st.idesc_refused[IDESC_STALE], 1);
+    ck_assert_uint_eq(st.idesc_refused[IDESC_EXPIRED], 1);
+    ck_assert_uint_eq(st.idesc_refused[IDESC_FUTURE], 1);
+    ck_assert_uint_eq(st.idesc_refused[IDESC_OTHER_KEY], 0);
+    ck_assert_uint_eq(st.idesc_bad_sig, 1);
+    ck_assert_uint_eq(st.idesc_bad, 1);
+    ck_assert_uint_eq(st.idesc_relay, 2);
+    ck_assert_uint_eq(st.idesc_full, 0);
+    ck_assert_uint_eq(st.idescs, 1);
+    dir_stats(w->dirs[R1], &st);
+    ck_assert_uint_eq(st.bad_replies, 0); /* the bootstrap's answers match nothing: ignored */
+    ck_assert_ptr_nonnull(link_find(&w->nodes[R1], pk_of(w, BOOT)));
+    r = look_up(w, R1, pk_of(w, R2)); /* a relay is answered by its descriptor */
+    ck_assert_int_eq(r->err, 0);
+    ck_assert(!r->got_in);
+    free(r);
+    dir_forget(w->dirs[CLI], h.pk);
+    r = look_up(w, CLI, h.pk);
+    ck_assert_uint_eq(r->in.seq, 8);
+    free(r);
+    ovl_identity_wipe(&h);
+    net_down(w);
+}
+END_TEST
+
+/* A lookup's reply is checked by the node that asked: an inbound
+ * descriptor of another node, a forged one, or one older than the one it
+ * took is refused and counted; the one it took, fetched again, is not. */
+START_TEST(test_idesc_reply_checked)
+{
+    uint8_t buf[IDESC_MAX_LEN];
+    uint64_t wall = clock_wall_ms(), exp = wall + IDESC_MAX_LIFE_MS / 2;
+    struct ovl_identity h, other;
+    struct dir_req r;
+    struct dir_stats st;
+    struct dir_opts o;
+    struct net *w;
+    size_t len;
+
+    test_opts(&o);
+    w = net_up(&o);
+    ck_assert_int_eq(ovl_identity_generate(&h), 0);
+    ck_assert_int_eq(ovl_identity_generate(&other), 0);
+    memset(&r, 0, sizeof(r));
+    r.op = DIR_LOOKUP;
+    memcpy(r.pk, h.pk, OVL_ED25519_PK);
+    r.has_pk = true;
+    len = idesc_of(&other, pk_of(w, R1), 5, wall, exp, buf);
+    ck_assert_int_eq(dir_reply_check(w->dirs[CLI], &r, buf, len, pk_of(w, BOOT)), OVL_EPROTO);
+    ck_assert_ptr_null(r.in);
+    len = idesc_of(&h, pk_of(w, R1), 5, wall, exp, buf);
+    buf[40] ^= 0x10; /* published_ms */
+    ck_assert_int_eq(dir_reply_check(w->dirs[CLI], &r, buf, len, pk_of(w, BOOT)), OVL_ECRYPTO);
+    buf[40] ^= 0x10;
+    ck_assert_int_eq(dir_reply_check(w->dirs[CLI], &r, buf, len - 1, pk_of(w, BOOT)), OVL_EPROTO);
+    ck_assert_int_eq(dir_reply_check(w->dirs[CLI], &r, buf, len, pk_of(w, BOOT)), 0);
+    ck_assert_ptr_nonnull(r.in);
+    ck_assert_uint_eq(r.in->seq, 5);
+    free(r.in);
+    r.in = NULL;
+    ck_assert_int_eq(dir_reply_check(w->dirs[CLI], &r, buf, len, pk_of(w, BOOT)), 0);
+    free(r.in);
+    r.in = NULL;
+    dir_forget(w->dirs[CLI], h.pk); /* the seq stays */
+    len = idesc_of(&h, pk_of(w, R1), 4, wall, exp, buf);
+    ck_assert_int_eq(dir_reply_check(w->dirs[CLI], &r, buf, len, pk_of(w, BOOT)), OVL_EPROTO);
+    ck_assert_ptr_null(r.in);
+    dir_stats(w->dirs[CLI], &st);
+    ck_assert_uint_eq(st.idesc_answers, 2);
+    ck_assert_uint_eq(st.idesc_answer_refused[IDESC_OTHER_KEY], 1);
+    ck_assert_uint_eq(st.idesc_answer_refused[IDESC_STALE], 1);
+    ck_assert_uint_eq(st.idesc_answer_refused[IDESC_REPLAY], 0);
+    ck_assert_uint_eq(st.idesc_answer_bad_sig, 1);
+    ck_assert_uint_eq(st.idesc_answer_bad, 1);
+    ovl_identity_wipe(&h);
+    ovl_identity_wipe(&other);
+    net_down(w);
+}
+END_TEST
+
+/* The hold's caps: [dir] max_nodes in all, half of it per passing peer;
+ * past them FULL, counted. */
+START_TEST(test_idesc_full)
+{
+    uint8_t buf[IDESC_MAX_LEN];
+    uint64_t wall = clock_wall_ms(), exp = wall + IDESC_MAX_LIFE_MS / 2;
+    struct ovl_identity h[4];
+    struct dir_stats st;
+    struct dir_opts o;
+    struct net *w;
+    size_t len;
+
+    test_opts(&o);
+    o.max_nodes = 3; /* the registry holds R1, R2 and the client: just */
+    w = net_up(&o);
+    for (unsigned i = 0; i < 4; i++)
+        ck_assert_int_eq(ovl_identity_generate(&h[i]), 0);
+    len = idesc_of(&h[0], pk_of(w, R1), 1, wall, exp, buf);
+    publish(w, R1, buf, len);
+    len = idesc_of(&h[1], pk_of(w, R1), 1, wall, exp, buf);
+    publish(w, R1, buf, len); /* R1's share is 1 */
+    publish(w, R2, buf, len);
+    len = idesc_of(&h[2], pk_of(w, R1), 1, wall, exp, buf);
+    publish(w, CLI, buf, len);
+    len = idesc_of(&h[3], pk_of(w, R1), 1, wall, exp, buf);
+    publish(w, R2, buf, len); /* all 3 held */
+    len = idesc_of(&h[0], pk_of(w, R2), 2, wall, exp, buf);
+    publish(w, R2, buf, len); /* a newer one of a held node: in place */
+    dir_stats(w->dirs[BOOT], &st);
+    ck_assert_uint_eq(st.idesc_accepted, 4);
+    ck_assert_uint_eq(st.idesc_full, 2);
+    ck_assert_uint_eq(st.idescs, 3);
+    for (unsigned i = 0; i < 4; i++)
+        ovl_identity_wipe(&h[i]);
+    net_down(w);
+}
+END_TEST
+
 static Suite *dir_suite(void)
 {
     Suite *s = suite_create("dir");
@@ -897,6 +1196,9 @@ static Suite *dir_suite(void)
     tcase_add_test(tc, test_request_flood);
     tcase_add_test(tc, test_reply_room);
     tcase_add_test(tc, test_private_addresses);
+    tcase_add_test(tc, test_idesc_publish);
+    tcase_add_test(tc, test_idesc_reply_checked);
+    tcase_add_test(tc, test_idesc_full);
     suite_add_tcase(s, tc);
     return s;
 }
