@@ -137,23 +137,39 @@ static void ctl_status_client(struct kvbuf *out, const struct client *c)
     X(requests_in, 64) X(replies_out, 64) X(bad_requests, 64) X(replies_dropped, 64)               \
     X(requests_limited, 64) X(replies_no_room, 64) X(bad_addresses, 64) X(registrations_ok, 64)    \
     X(registrations_failed, 64) X(heartbeats_sent, 64) X(requests_out, 64) X(replies_in, 64)       \
-    X(request_timeouts, 64) X(bad_replies, 64) X(dropped_link_closed, 64) X(reports_sent, 64)
+    X(request_timeouts, 64) X(bad_replies, 64) X(dropped_link_closed, 64) X(reports_sent, 64)       \
+    X(idesc_published, 64) X(idesc_answers, 64) X(idesc_answer_bad, 64)                           \
+    X(idesc_answer_bad_sig, 64) X(idesc_answer_refused[IDESC_OTHER_KEY], 64)                      \
+    X(idesc_answer_refused[IDESC_EXPIRED], 64) X(idesc_answer_refused[IDESC_FUTURE], 64)          \
+    X(idesc_answer_refused[IDESC_STALE], 64)
 /* clang-format on */
 /* clang-format off */
 #define DIR_BOOT_STATS(X)                                                                          \
     X(reports_in, 64) X(reports_probed, 64) X(reg.relays, 32) X(reg.endpoints, 32)                 \
     X(reg.chains, 32) X(reg.registered, 64) X(reg.dropped, 64) X(reg.chains_generated, 64)         \
-    X(reg.chains_cached, 64) X(reg.chains_evicted, 64) X(lists_built, 64)
+    X(reg.chains_cached, 64) X(reg.chains_evicted, 64) X(lists_built, 64) X(idescs, 32)             \
+    X(idesc_accepted, 64) X(idesc_bad, 64) X(idesc_bad_sig, 64) X(idesc_relay, 64)                 \
+    X(idesc_full, 64) X(idesc_refused[IDESC_EXPIRED], 64) X(idesc_refused[IDESC_FUTURE], 64)       \
+    X(idesc_refused[IDESC_STALE], 64) X(idesc_refused[IDESC_REPLAY], 64) X(idescs_dropped, 64)
 /* clang-format on */
 #define DIR_STAT_OFF(f, bits) CTL_STAT_OFF(struct dir_stats, f, bits)
 
 static void ctl_status_dir(struct kvbuf *out, const struct dir *d, bool bootstrap)
 {
-    static const char names[] = DIR_STATS(CTL_STAT_NAME);
+    static const char names[] =
+        "requests_in\0replies_out\0bad_requests\0replies_dropped\0requests_limited\0"
+        "replies_no_room\0bad_addresses\0registrations_ok\0registrations_failed\0"
+        "heartbeats_sent\0requests_out\0replies_in\0request_timeouts\0bad_replies\0"
+        "dropped_link_closed\0reports_sent\0idesc_published\0idesc_answers\0idesc_answer_bad\0"
+        "idesc_answer_bad_sig\0idesc_answer_other_key\0idesc_answer_expired\0"
+        "idesc_answer_future\0idesc_answer_stale\0";
     static const uint16_t offs[] = {DIR_STATS(DIR_STAT_OFF)};
     static const char boot_names[] = "reports_in\0reports_probed\0relays\0endpoints\0chains\0"
                                      "nodes_registered\0nodes_dropped\0chains_generated\0"
-                                     "chains_cached\0chains_evicted\0lists_built\0";
+                                     "chains_cached\0chains_evicted\0lists_built\0idescs\0"
+                                     "idesc_accepted\0idesc_bad\0idesc_bad_sig\0idesc_relay\0"
+                                     "idesc_full\0idesc_expired\0idesc_future\0idesc_stale\0"
+                                     "idesc_replay\0idescs_dropped\0";
     static const uint16_t boot_offs[] = {DIR_BOOT_STATS(DIR_STAT_OFF)};
     struct dir_stats st;
 
