@@ -12,6 +12,12 @@
  * DELIVER_FAIL sent back to the sender. The introduction relay's bodies
  * (INTRO_ESTABLISH, INTRO_BACK) and the end of a chain's cookie go to
  * intro.c.
+ *
+ * Hidden destinations (docs/PROTOCOL.md 22.3, 22.4): a lookup that
+ * answers an inbound descriptor turns the wait into one for the link to
+ * one of the node's introduction relays (tried in turn from a random
+ * start), whose delivery ID is opened with CELL_CHAIN_INTRO(cookie); the
+ * end of that ID or link tells the sender DELIVER_FAIL(gone).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +25,7 @@
 #include "chain/relay_int.h"
 #include "core/chanmap.h"
 #include "core/link.h"
+#include "dir/idesc.h"
 #include "lib/clock.h"
 
 /* A setup parked until the link to its next hop opens. */
@@ -41,17 +48,26 @@ struct relay_qcell {
 
 /* Bits of struct relay_wait's flags. */
 enum {
-    WAITF_LOOKUP = 1u << 0, /* a dir_lookup is outstanding */
+    WAITF_LOOKUP = 1u << 0,      /* a dir_lookup is outstanding */
+    WAITF_HIDDEN = 1u << 1,      /* pk is hidden: peer is one of its introduction relays */
+    WAITF_TRIED = 1u << 2,       /* an introduction relay other than us was tried */
+    WAITF_DIAL_FAILED = 1u << 3, /* exit_link_closed: its dial closed, not acted on yet */
 };
 
 /* A node being looked up or dialed, with what waits for it. */
 struct relay_wait {
     struct relay *r;
-    struct relay_wait *next; /* r->waits */
-    uint8_t pk[OVL_ED25519_PK];
-    unsigned flags;       /* WAITF_* */
-    uint64_t dial_serial; /* the link we dialed, 0 before */
-    uint64_t deadline_ms;
+    struct relay_wait *next;        /* r->waits */
+    uint8_t pk[OVL_ED25519_PK];     /* the destination (or next hop) */
+    uint8_t peer[OVL_ED25519_PK];   /* whose link it waits for: pk, or (WAITF_HIDDEN) the
+                                       introduction relay tried now */
+    unsigned flags;                 /* WAITF_* */
+    uint64_t dial_serial;           /* the link we dialed, 0 before */
+    uint64_t start_ms, deadline_ms; /* deadline: of the current lookup and dial */
+    /* WAITF_HIDDEN: pk's introduction relays from its inbound descriptor,
+     * the one tried now, the next one and how many are left to try. */
+    struct idesc_intro intro[IDESC_MAX_INTRO];
+    uint8_t n_intro, intro_cur, intro_next, intro_left;
     struct relay_ext *exts;
     struct relay_qcell *q; /* ring of r->o.exit_queue, allocated on first use */
     unsigned q_head, q_len;
@@ -116,9 +132,7 @@ static void wait_release(struct relay_wait *w)
  * fit its queue are dropped. */
 static bool wait_stale(const struct relay_wait *w, uint64_t now)
 {
-    const struct relay_opts *o = &w->r->o;
-
-    return now + o->setup_timeout_ms >= w->deadline_ms + o->stall_timeout_ms;
+    return now >= w->start_ms + w->r->o.stall_timeout_ms;
 }
 
 /* Pause in while w's queue is nearly full: the sender's counter window
@@ -189,9 +203,28 @@ static struct relay_deliv *deliv_slot(struct relay_chain *ch, const uint8_t pk[O
     return d;
 }
 
-/* Give ch a delivery ID on out for pk; NULL (counted) when it cannot. */
+/* What a delivery's link leads to, for the relay's pauses (RPF_*): an
+ * introduction relay passes cells on down a chain, like a neighbour. */
+static unsigned deliv_pf(const struct relay_deliv *d)
+{
+    return (d->flags & DELIVF_INTRO) ? 0 : RPF_DEST;
+}
+
+/* Bind the fresh ID id on out to cookie at the introduction relay, ahead
+ * of any data on it. */
+static int deliv_intro(struct relay *r, struct link *out, uint32_t id, const uint8_t *cookie)
+{
+    struct cell c = {.chain_id = id, .cmd = CELL_CHAIN_INTRO, .len = BODY_COOKIE};
+
+    memcpy(c.payload, cookie, BODY_COOKIE);
+    return relay_send(r, NULL, out, &c, 0);
+}
+
+/* Give ch a delivery ID on out for pk; NULL (counted) when it cannot.
+ * With cookie, out leads to an introduction relay of hidden pk, and the
+ * ID opens there with chain_intro(cookie). */
 static struct relay_deliv *deliv_open(struct relay_chain *ch, const uint8_t pk[OVL_ED25519_PK],
-                                      struct link *out)
+                                      struct link *out, const uint8_t *cookie)
 {
     struct relay *r = ch->r;
     struct relay_deliv *d = deliv_slot(ch, pk);
@@ -202,8 +235,16 @@ static struct relay_deliv *deliv_open(struct relay_chain *ch, const uint8_t pk[O
         r->st.dropped[RD_LIMIT]++;
         return NULL;
     }
+    if (cookie && deliv_intro(r, out, d->id, cookie) != 0) {
+        chanmap_del(r->n, out, d->id); /* counted by relay_send; the next DELIVER tries again */
+        d->id = 0;
+        return NULL;
+    }
     d->link = out;
+    d->flags = (uint8_t)(cookie ? d->flags | DELIVF_INTRO : d->flags & ~DELIVF_INTRO);
     r->st.delivered++;
+    if (cookie)
+        r->st.hidden_delivs++;
     return d;
 }
 
@@ -220,23 +261,45 @@ static void deliv_send(struct relay_chain *ch, struct relay_deliv *d, struct lin
     struct cell c = {.chain_id = d->id, .cmd = CELL_CHAIN_DELIVER, .len = len};
 
     memcpy(c.payload, data, len);
-    if (relay_send(ch->r, in, d->link, &c, RPF_DEST) == 0)
+    if (relay_send(ch->r, in, d->link, &c, deliv_pf(d)) == 0)
         ch->r->st.delivered_cells++;
+}
+
+/* Tell the sender DELIVER_FAIL(d's destination, reason), once per chain. */
+static void deliver_tell(struct relay_chain *ch, struct relay_deliv *d, uint8_t reason)
+{
+    uint8_t args[OVL_ED25519_PK + 1];
+
+    if (d->flags & DELIVF_FAIL_SENT)
+        return;
+    d->flags |= DELIVF_FAIL_SENT;
+    memcpy(args, d->pk, OVL_ED25519_PK);
+    args[OVL_ED25519_PK] = reason;
+    (void)relay_originate(ch, BODY_DELIVER_FAIL, args, sizeof(args));
 }
 
 /* Count a cell for pk as unroutable and tell the sender, once per chain. */
 static void deliver_fail(struct relay_chain *ch, const uint8_t pk[OVL_ED25519_PK], uint8_t reason)
 {
     struct relay_deliv *d = deliv_slot(ch, pk);
-    uint8_t args[OVL_ED25519_PK + 1];
 
     ch->r->st.dropped[RD_NO_ROUTE]++;
-    if (!d || (d->flags & DELIVF_FAIL_SENT))
-        return;
-    d->flags |= DELIVF_FAIL_SENT;
-    memcpy(args, pk, OVL_ED25519_PK);
-    args[OVL_ED25519_PK] = reason;
-    (void)relay_originate(ch, BODY_DELIVER_FAIL, args, sizeof(args));
+    if (d)
+        deliver_tell(ch, d, reason);
+}
+
+/* d went through an introduction relay, and that ID or link ended (d is
+ * cleared): the hidden node's introduction there is over. Its next
+ * inbound descriptor names others, so forget this one, and tell the
+ * sender to look again. */
+static void deliv_gone(struct relay_chain *ch, struct relay_deliv *d)
+{
+    struct relay *r = ch->r;
+
+    d->flags &= (uint8_t)~DELIVF_INTRO;
+    r->st.hidden_gone++;
+    dir_forget(r->n->dir, d->pk);
+    deliver_tell(ch, d, BODY_R_GONE);
 }
 
 /* ---- waits ---- */
@@ -256,14 +319,19 @@ static struct relay_chain *qcell_chain(struct relay_wait *w, unsigned i,
     return ch;
 }
 
+/* Fail everything w holds with reason, and free it. */
 static void wait_fail(struct relay_wait *w, uint8_t reason)
 {
     struct relay *r = w->r;
 
     /* A node that did not answer at its published addresses may have
-     * restarted elsewhere: ask the directory afresh next time. */
-    if (reason == BODY_R_UNREACHABLE)
+     * restarted elsewhere, and a hidden one none of whose introduction
+     * relays answered has a newer descriptor: ask the directory afresh
+     * next time. */
+    if (reason == BODY_R_UNREACHABLE || reason == BODY_R_GONE)
         dir_forget(r->n->dir, w->pk);
+    if (reason == BODY_R_GONE)
+        r->st.hidden_gone++;
 
     while (w->exts) {
         struct relay_chain *ch = w->exts->chain;
@@ -281,10 +349,11 @@ static void wait_fail(struct relay_wait *w, uint8_t reason)
     wait_free(w, true);
 }
 
-/* The link to w's node is open: release everything that waited for it. */
+/* The link to w's peer is open: release everything that waited for it. */
 static void wait_flush(struct relay_wait *w, struct link *out)
 {
     struct relay *r = w->r;
+    const uint8_t *cookie = (w->flags & WAITF_HIDDEN) ? w->intro[w->intro_cur].cookie : NULL;
 
     while (w->exts) {
         struct relay_chain *ch = w->exts->chain;
@@ -298,7 +367,7 @@ static void wait_flush(struct relay_wait *w, struct link *out)
     for (unsigned i = 0; i < w->q_len; i++) {
         const struct relay_qcell *q;
         struct relay_chain *ch = qcell_chain(w, i, &q);
-        struct relay_deliv *d = ch ? deliv_open(ch, w->pk, out) : NULL;
+        struct relay_deliv *d = ch ? deliv_open(ch, w->pk, out, cookie) : NULL;
 
         if (d)
             deliv_send(ch, d, NULL, q->data, q->len);
@@ -306,29 +375,122 @@ static void wait_flush(struct relay_wait *w, struct link *out)
     wait_free(w, true);
 }
 
+static void wait_looked_up(void *arg, int err, const struct desc *d, const struct idesc *in);
+
+/* The serial of a dial to w's peer that another wait started, or 0. */
+static uint64_t wait_dialing(const struct relay_wait *w)
+{
+    for (const struct relay_wait *o = w->r->waits; o; o = o->next)
+        if (o != w && o->dial_serial && memcmp(o->peer, w->peer, OVL_ED25519_PK) == 0)
+            return o->dial_serial;
+    return 0;
+}
+
+/* Move hidden w on to its next introduction relay that is not this relay:
+ * flush w at once to an open link, share a dial already under way, or
+ * look the relay up (its link is then dialed like a next hop's), each
+ * with a setup_timeout of its own. With none left, fail w: gone when one
+ * was tried, no_route when each one is this relay. */
+static void wait_next_intro(struct relay_wait *w)
+{
+    struct relay *r = w->r;
+    struct link *l;
+
+    if (w->flags & WAITF_LOOKUP)
+        dir_cancel(r->n->dir, w);
+    w->flags &= ~WAITF_LOOKUP;
+    w->dial_serial = 0;
+    while (w->intro_left) {
+        const struct idesc_intro *it = &w->intro[w->intro_next];
+
+        w->intro_cur = w->intro_next;
+        w->intro_next = (uint8_t)((w->intro_next + 1) % w->n_intro);
+        w->intro_left--;
+        if (ovl_equal(it->relay_pk, r->n->id.pk, OVL_ED25519_PK))
+            continue;
+        w->flags |= WAITF_TRIED;
+        memcpy(w->peer, it->relay_pk, OVL_ED25519_PK);
+        w->deadline_ms = clock_now_ms() + r->o.setup_timeout_ms;
+        if ((l = link_find(r->n, w->peer)) != NULL) {
+            wait_flush(w, l);
+            return;
+        }
+        if ((w->dial_serial = wait_dialing(w)) != 0)
+            return;
+        if (dir_lookup(r->n->dir, w->peer, wait_looked_up, w) == 0) {
+            w->flags |= WAITF_LOOKUP;
+            return;
+        }
+    }
+    wait_fail(w, (w->flags & WAITF_TRIED) ? BODY_R_GONE : BODY_R_NO_ROUTE);
+}
+
+/* w's lookup or dial failed for reason: a hidden node's wait moves on to
+ * its next introduction relay, any other fails. */
+static void wait_give_up(struct relay_wait *w, uint8_t reason)
+{
+    if (!(w->flags & WAITF_HIDDEN)) {
+        wait_fail(w, reason);
+        return;
+    }
+    if (reason == BODY_R_UNREACHABLE)
+        dir_forget(w->r->n->dir, w->peer);
+    wait_next_intro(w);
+}
+
+/* w's node is hidden, reachable through the introduction relays of in:
+ * setups parked for it fail (a chain cannot extend to a hidden node),
+ * and its cells wait for the link to one of those relays. */
+static void wait_hidden(struct relay_wait *w, const struct idesc *in)
+{
+    struct relay *r = w->r;
+    uint32_t start;
+
+    while (w->exts) {
+        struct relay_chain *ch = w->exts->chain;
+
+        ext_unlink(r, w->exts);
+        relay_setup_fail(ch, BODY_R_NO_ROUTE, RD_NO_ROUTE);
+    }
+    if (!w->q_len || !in->n_intro || in->n_intro > IDESC_MAX_INTRO) {
+        wait_fail(w, BODY_R_NO_ROUTE);
+        return;
+    }
+    memcpy(w->intro, in->intro, sizeof(w->intro));
+    w->n_intro = w->intro_left = in->n_intro;
+    ovl_random(&start, sizeof(start)); /* spread senders over the relays */
+    w->intro_next = (uint8_t)(start % w->n_intro);
+    w->flags |= WAITF_HIDDEN;
+    wait_next_intro(w);
+}
+
+/* The directory answered for w's peer: d, or for a hidden node in. */
 static void wait_looked_up(void *arg, int err, const struct desc *d, const struct idesc *in)
 {
     struct relay_wait *w = arg;
     struct relay *r = w->r;
     struct link *l;
 
-    (void)in;
     w->flags &= ~WAITF_LOOKUP;
-    if (err || !d || !ovl_equal(d->id_pk, w->pk, OVL_ED25519_PK)) {
-        wait_fail(w, BODY_R_NO_ROUTE);
+    if (!err && in && !(w->flags & WAITF_HIDDEN) && ovl_equal(in->id_pk, w->pk, OVL_ED25519_PK)) {
+        wait_hidden(w, in);
         return;
     }
-    l = link_find(r->n, w->pk);
+    if (err || !d || !ovl_equal(d->id_pk, w->peer, OVL_ED25519_PK)) {
+        wait_give_up(w, BODY_R_NO_ROUTE);
+        return;
+    }
+    l = link_find(r->n, w->peer);
     if (l) {
         wait_flush(w, l);
         return;
     }
-    if (link_dial_any(r->n, d->uris, d->n_uris < DESC_MAX_URIS ? d->n_uris : DESC_MAX_URIS, w->pk,
+    if (link_dial_any(r->n, d->uris, d->n_uris < DESC_MAX_URIS ? d->n_uris : DESC_MAX_URIS, w->peer,
                       &l) == 0) {
         w->dial_serial = l->serial;
         return;
     }
-    wait_fail(w, BODY_R_UNREACHABLE);
+    wait_give_up(w, BODY_R_UNREACHABLE);
 }
 
 /* Find or start the wait for pk. OVL_ENOMEM at the cap, else dir_lookup's
@@ -352,7 +514,9 @@ static int wait_get(struct relay *r, const uint8_t pk[OVL_ED25519_PK], struct re
         return OVL_ENOMEM;
     w->r = r;
     memcpy(w->pk, pk, OVL_ED25519_PK);
-    w->deadline_ms = clock_now_ms() + r->o.setup_timeout_ms;
+    memcpy(w->peer, pk, OVL_ED25519_PK);
+    w->start_ms = clock_now_ms();
+    w->deadline_ms = w->start_ms + r->o.setup_timeout_ms;
     rc = dir_lookup(r->n->dir, pk, wait_looked_up, w);
     if (rc) {
         free(w);
@@ -442,7 +606,7 @@ static void exit_deliver(struct relay_chain *ch, const uint8_t dest[OVL_ED25519_
     struct link *out;
 
     if (d && d->link) {
-        if (relay_room(r, ch->prev, d->link, RPF_DEST))
+        if (relay_room(r, ch->prev, d->link, deliv_pf(d)))
             deliv_send(ch, d, ch->prev, data, len);
         return;
     }
@@ -457,7 +621,7 @@ static void exit_deliver(struct relay_chain *ch, const uint8_t dest[OVL_ED25519_
     }
     if (!relay_room(r, ch->prev, out, RPF_DEST))
         return;
-    d = deliv_open(ch, dest, out);
+    d = deliv_open(ch, dest, out, NULL);
     if (d)
         deliv_send(ch, d, ch->prev, data, len);
 }
@@ -516,9 +680,12 @@ static void deliv_cell(void *obj, struct link *l, const struct cell *c)
         if (d->link != l || d->id != c->chain_id)
             continue;
         if (c->cmd == CELL_CHAIN_DESTROY) {
-            /* The destination is done with this ID. */
+            /* The destination is done with this ID; an introduction
+             * relay, with the cookie. */
             chanmap_del(r->n, l, d->id);
             deliv_clear(d);
+            if (d->flags & DELIVF_INTRO)
+                deliv_gone(ch, d);
             return;
         }
         if (c->cmd == CELL_CHAIN_DELIVER && c->len <= BODY_DATA_MAX) {
@@ -541,9 +708,15 @@ static void deliv_link_closed(void *obj, struct link *l, uint32_t id)
 {
     struct relay_chain *ch = obj;
 
-    for (unsigned i = 0; i < ch->n_deliv; i++)
-        if (ch->deliv[i].link == l && ch->deliv[i].id == id)
-            deliv_clear(&ch->deliv[i]);
+    for (unsigned i = 0; i < ch->n_deliv; i++) {
+        struct relay_deliv *d = &ch->deliv[i];
+
+        if (d->link != l || d->id != id)
+            continue;
+        deliv_clear(d);
+        if (d->flags & DELIVF_INTRO)
+            deliv_gone(ch, d); /* the hidden node's cookie is out of reach */
+    }
 }
 
 /* ch is ending (exit_hooks.chain_end): release its deliveries, its
@@ -598,7 +771,7 @@ void exit_tick(struct relay *r, uint64_t now)
     for (; w; w = next) {
         next = w->next;
         if (w->deadline_ms <= now)
-            wait_fail(w, BODY_R_UNREACHABLE);
+            wait_give_up(w, BODY_R_UNREACHABLE);
         else if (w->n_held && wait_stale(w, now))
             wait_release(w);
     }
@@ -606,22 +779,38 @@ void exit_tick(struct relay *r, uint64_t now)
 
 void exit_link_opened(struct relay *r, struct link *l)
 {
-    for (struct relay_wait *w = r->waits; w; w = w->next) {
-        if (memcmp(w->pk, l->peer_pk, OVL_ED25519_PK) == 0) {
+    struct relay_wait *w;
+
+    /* Several waits may want one link: a node's own, and those of hidden
+     * nodes it introduces. Each flush frees its wait. */
+again:
+    for (w = r->waits; w; w = w->next) {
+        if (memcmp(w->peer, l->peer_pk, OVL_ED25519_PK) == 0) {
             wait_flush(w, l);
-            return;
+            goto again;
         }
     }
 }
 
 void exit_link_closed(struct relay *r, struct link *l)
 {
-    struct relay_wait *w = r->waits, *next;
+    struct relay_wait *w;
 
-    for (; w; w = next) {
-        next = w->next;
-        if (w->dial_serial == l->serial)
-            wait_fail(w, BODY_R_UNREACHABLE);
+    /* First every wait forgets the dial, so that none moving on to
+     * another introduction relay takes it up again (wait_dialing). */
+    for (w = r->waits; w; w = w->next) {
+        if (w->dial_serial == l->serial) {
+            w->dial_serial = 0;
+            w->flags |= WAITF_DIAL_FAILED;
+        }
+    }
+again:
+    for (w = r->waits; w; w = w->next) {
+        if (w->flags & WAITF_DIAL_FAILED) {
+            w->flags &= ~WAITF_DIAL_FAILED;
+            wait_give_up(w, BODY_R_UNREACHABLE); /* w may be gone, others changed */
+            goto again;
+        }
     }
 }
 

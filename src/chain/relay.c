@@ -799,6 +799,8 @@ uint64_t relay_chains_bytes(const struct relay *r)
            (uint64_t)r->n_shares * sizeof(struct relay_share);
 }
 
+_Static_assert(RELAY_INFO_INTROS == RELAY_MAX_DELIV, "every delivery fits a chain's info");
+
 void relay_each_chain(const struct relay *r,
                       void (*fn)(void *arg, const struct relay_chain_info *ci), void *arg)
 {
@@ -822,6 +824,16 @@ void relay_each_chain(const struct relay *r,
         ci.expires_in_ms = ch->expires_ms > now ? ch->expires_ms - now : 0;
         ci.cells_fwd = ch->fwd_ctr;
         ci.cells_back = ch->back_ctr;
+        for (unsigned i = 0; i < ch->n_deliv; i++) {
+            const struct relay_deliv *d = &ch->deliv[i];
+
+            if (!d->link)
+                continue;
+            ci.delivs++;
+            /* A hidden destination shows as the relay that introduces it. */
+            if (d->flags & DELIVF_INTRO)
+                memcpy(ci.intros[ci.n_intros++], d->link->peer_pk, OVL_ED25519_PK);
+        }
         fn(arg, &ci);
     }
 }

@@ -117,6 +117,12 @@ struct relay_stats {
     uint64_t intros_refused_busy, intros_refused_limit;
     uint32_t intro_delivs_active;
     uint64_t intro_cells_down, intro_cells_up, intro_unknown;
+    /* The exit's part of hidden destinations (docs/PROTOCOL.md 22.3,
+     * 22.4): inbound descriptors passed on to bootstraps (BODY_PUBLISH) and
+     * refused by the caps; deliveries opened through an introduction
+     * relay, and those that ended with DELIVER_FAIL(gone). */
+    uint64_t publishes, publishes_refused;
+    uint64_t hidden_delivs, hidden_gone;
 };
 
 /* Fill o with the defaults documented above. */
@@ -137,7 +143,11 @@ void relay_stop(struct relay *r);
 /* Free r after the loop ended (NULL-safe); wipes keys. */
 void relay_free(struct relay *r);
 
-/* What this relay knows about one chain through it: its two neighbours. */
+#define RELAY_INFO_INTROS 8 /* RELAY_MAX_DELIV: a chain's destinations at the exit */
+
+/* What this relay knows about one chain through it: its two neighbours
+ * and, at the exit, its deliveries; never a destination's identity when
+ * an introduction relay stands for it. */
 struct relay_chain_info {
     uint8_t prev[OVL_ED25519_PK]; /* identity of the previous hop (or sender) */
     uint8_t next[OVL_ED25519_PK]; /* identity of the next hop; zero without one */
@@ -146,6 +156,9 @@ struct relay_chain_info {
     bool broken; /* waiting for the sender to name a new next hop */
     uint64_t age_ms, expires_in_ms;
     uint64_t cells_fwd, cells_back; /* forward cells peeled, backward cells sent */
+    unsigned delivs;                /* exit: destinations with an open delivery ID */
+    unsigned n_intros;              /* of those, delivered through an introduction relay: */
+    uint8_t intros[RELAY_INFO_INTROS][OVL_ED25519_PK]; /* that relay, the delivery link's peer */
 };
 
 /* Call fn for every live chain through r. */

@@ -70,12 +70,15 @@ enum relay_chain_state { RCH_NONE = 0, RCH_EXTENDING, RCH_OPEN, RCH_BROKEN, RCH_
 
 /* Bits of struct relay_chain's flags. */
 enum {
-    RCHF_EXIT = 1u << 0, /* the last hop: forward bodies end here */
+    RCHF_EXIT = 1u << 0,      /* the last hop: forward bodies end here */
+    RCHF_PUBLISHED = 1u << 1, /* exit: a BODY_PUBLISH went on, at publish_ms */
 };
 
 /* Bits of struct relay_deliv's flags. */
 enum {
     DELIVF_FAIL_SENT = 1u << 0, /* a DELIVER_FAIL for this destination went back */
+    DELIVF_INTRO = 1u << 1,     /* pk is hidden: link leads to one of its introduction
+                                   relays, and id was opened with chain_intro */
 };
 
 /* Bits of struct relay's flags. */
@@ -85,7 +88,8 @@ enum {
 
 /* One destination of a chain at the exit. link is NULL when no DELIVER
  * can be sent (never opened, or closed); the record then only remembers
- * whether a DELIVER_FAIL was sent. */
+ * whether a DELIVER_FAIL was sent. For a hidden destination (DELIVF_INTRO)
+ * link's peer is the introduction relay, not pk. */
 struct relay_deliv {
     uint8_t pk[OVL_ED25519_PK];
     struct link *link;
@@ -123,12 +127,13 @@ struct relay_chain {
     struct relay_ext *ext;                        /* while extending and waiting for a link */
     struct relay_deliv deliv[RELAY_MAX_DELIV];
     unsigned n_deliv;
-    struct xstream *xs;      /* exit: streams whose way back is this chain (xstream.c,
-                                utlist through cprev/cnext), in the order a wake pumps */
-    unsigned n_streams;      /* exit: how many are on xs */
-    struct stream_pool pool; /* exit: the chain window of those streams (xstream.c) */
+    struct xstream *xs;        /* exit: streams whose way back is this chain (xstream.c,
+                                  utlist through cprev/cnext), in the order a wake pumps */
+    unsigned n_streams;        /* exit: how many are on xs */
+    struct stream_pool pool;   /* exit: the chain window of those streams (xstream.c) */
     struct intro_point *intro; /* exit: the cookie this chain's sender holds here (intro.c) */
     uint8_t intro_tries;       /* exit: INTRO_ESTABLISH signatures checked on this chain */
+    uint64_t publish_ms;       /* exit: when its last PUBLISH went on (RCHF_PUBLISHED) */
 };
 
 /* Bits of struct relay_pause's flags. */
@@ -170,22 +175,24 @@ struct relay {
     unsigned n_waits, n_pending;
     struct relay_pause pauses[RELAY_MAX_PAUSES];
     unsigned n_pauses;
-    unsigned headroom;       /* pause the incoming link below this many free cells */
-    uv_timer_t *timer;       /* lifetimes and waits; freed in its close callback */
+    unsigned headroom;        /* pause the incoming link below this many free cells */
+    uv_timer_t *timer;        /* lifetimes and waits; freed in its close callback */
     struct stsock_env *ssenv; /* the exit's target sockets: their writes per loop turn */
-    uint64_t tick_due_ms;    /* when the tick should run next (a late one closes nothing) */
-    struct relay_seen *seen; /* ephemeral keys of accepted setups (uthash) */
+    uint64_t tick_due_ms;     /* when the tick should run next (a late one closes nothing) */
+    struct relay_seen *seen;  /* ephemeral keys of accepted setups (uthash) */
     uint32_t n_seen;
     struct relay_share *link_shares, *block_shares; /* uthash by key */
     uint32_t n_shares;
-    unsigned flags;                   /* RELAYF_* */
-    struct xstream *xstreams;         /* the exit's streams by sid (uthash; xstream.c) */
-    struct xs_refused *refused;       /* recently refused opens (XS_REFUSED, lazily) */
+    unsigned flags;             /* RELAYF_* */
+    struct xstream *xstreams;   /* the exit's streams by sid (uthash; xstream.c) */
+    struct xs_refused *refused; /* recently refused opens (XS_REFUSED, lazily) */
     unsigned refused_next;
     unsigned n_resolving, n_xblocked; /* names being resolved; streams waiting for drained() */
     struct intro_point *intros;       /* cookies held, by cookie (uthash; intro.c) */
     struct intro_link *intro_links;   /* deliveries per link, by serial (uthash; intro.c) */
     uint32_t n_intro_links;
+    uint32_t publish_tokens;    /* exit: PUBLISH bodies it may pass on now (exit.c) */
+    uint64_t publish_refill_ms; /* exit: when publish_tokens was last topped up */
 };
 
 /* ---- relay.c: the core ---- */

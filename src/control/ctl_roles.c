@@ -36,7 +36,8 @@
     X(stream_bytes_in, 64) X(stream_bytes_out, 64) X(intros_active, 32)                           \
     X(intros_established, 64) X(intros_refused_protocol, 64) X(intros_refused_expired, 64)         \
     X(intros_refused_busy, 64) X(intros_refused_limit, 64) X(intro_delivs_active, 32)              \
-    X(intro_cells_down, 64) X(intro_cells_up, 64) X(intro_unknown, 64)
+    X(intro_cells_down, 64) X(intro_cells_up, 64) X(intro_unknown, 64) X(publishes, 64)            \
+    X(publishes_refused, 64) X(hidden_delivs, 64) X(hidden_gone, 64)
 /* clang-format on */
 #define RELAY_STAT_OFF(f, bits) CTL_STAT_OFF(struct relay_stats, f, bits)
 
@@ -525,6 +526,7 @@ struct ctl_rchains {
 static void ctl_rchain_info(void *arg, const struct relay_chain_info *ci)
 {
     struct ctl_rchains *rc = arg;
+    char intros[RELAY_INFO_INTROS * (OVL_NODE_ID_LEN + 1)];
 
     kv_addu(rc->out, "chain", rc->index++);
     ctl_add_id(rc->out, "prev", ci->prev);
@@ -535,6 +537,17 @@ static void ctl_rchain_info(void *arg, const struct relay_chain_info *ci)
     kv_addu(rc->out, "expires_in_ms", ci->expires_in_ms);
     kv_addu(rc->out, "cells_fwd", ci->cells_fwd);
     kv_addu(rc->out, "cells_back", ci->cells_back);
+    kv_addu(rc->out, "delivs", ci->delivs);
+    /* Introduction relays by their IDs, comma-separated: never the hidden
+     * nodes they stand for. */
+    intros[0] = '\0';
+    for (unsigned i = 0, at = 0; i < ci->n_intros && i < RELAY_INFO_INTROS; i++) {
+        if (i)
+            intros[at++] = ',';
+        node_id_format(intros + at, ci->intros[i]);
+        at += OVL_NODE_ID_LEN;
+    }
+    kv_adds(rc->out, "intro", intros);
 }
 
 static int ctl_cmd_relay_chains(struct ctl_req *rq)
