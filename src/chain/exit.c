@@ -17,7 +17,9 @@
  * answers an inbound descriptor turns the wait into one for the link to
  * one of the node's introduction relays (tried in turn from a random
  * start), whose delivery ID is opened with CELL_CHAIN_INTRO(cookie); the
- * end of that ID or link tells the sender DELIVER_FAIL(gone).
+ * end of that ID or link tells the sender DELIVER_FAIL(gone). BODY_PUBLISH
+ * hands a hidden node's inbound descriptor to our bootstraps, within a
+ * rate per chain and per node.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,13 @@ struct relay_qcell {
     uint16_t len;
     uint8_t data[BODY_DATA_MAX];
 };
+
+/* BODY_PUBLISH: one per chain per PUBLISH_CHAIN_MS, and node-wide a
+ * bucket of PUBLISH_BURST topped up by one every PUBLISH_EVERY_MS, so that
+ * the exit cannot be made to flood its bootstraps. */
+#define PUBLISH_CHAIN_MS 2000
+#define PUBLISH_BURST    32
+#define PUBLISH_EVERY_MS 125
 
 /* Bits of struct relay_wait's flags. */
 enum {
@@ -626,6 +635,50 @@ static void exit_deliver(struct relay_chain *ch, const uint8_t dest[OVL_ED25519_
         deliv_send(ch, d, ch->prev, data, len);
 }
 
+/* True when ch may pass a PUBLISH on now: once per PUBLISH_CHAIN_MS per
+ * chain, and within the node's bucket. */
+static bool publish_admit(struct relay_chain *ch, uint64_t now)
+{
+    struct relay *r = ch->r;
+    uint64_t add = (now - r->publish_refill_ms) / PUBLISH_EVERY_MS;
+
+    if ((ch->flags & RCHF_PUBLISHED) && now < ch->publish_ms + PUBLISH_CHAIN_MS)
+        return false;
+    if (add) {
+        r->publish_refill_ms += add * PUBLISH_EVERY_MS;
+        add += r->publish_tokens;
+        r->publish_tokens = add < PUBLISH_BURST ? (uint32_t)add : PUBLISH_BURST;
+    }
+    if (!r->publish_tokens)
+        return false;
+    r->publish_tokens--;
+    ch->flags |= RCHF_PUBLISHED;
+    ch->publish_ms = now;
+    return true;
+}
+
+/* A BODY_PUBLISH of len bytes: hand the inbound descriptor to our
+ * bootstraps, which judge it, and answer PUBLISHED(how many); 0 when we
+ * have none or a cap refused it. */
+static void exit_publish(struct relay_chain *ch, const uint8_t *idesc, size_t len)
+{
+    struct relay *r = ch->r;
+    uint8_t count = 0;
+    int rc;
+
+    if (len < IDESC_MIN_LEN || len > IDESC_MAX_LEN) {
+        r->st.dropped[RD_BAD_CELL]++;
+        return;
+    }
+    if (!publish_admit(ch, clock_now_ms())) {
+        r->st.publishes_refused++;
+    } else if ((rc = dir_publish_idesc(r->n->dir, idesc, len)) > 0) {
+        count = rc > UINT8_MAX ? UINT8_MAX : (uint8_t)rc;
+        r->st.publishes++;
+    }
+    (void)relay_originate(ch, BODY_PUBLISHED, &count, 1);
+}
+
 /* Act on a forward body peeled at the exit (exit_hooks.exit_body). */
 static void exit_body(struct relay_chain *ch, const uint8_t body[ONION_BODY])
 {
@@ -661,6 +714,9 @@ static void exit_body(struct relay_chain *ch, const uint8_t body[ONION_BODY])
         break;
     case BODY_INTRO_BACK:
         intro_back(ch, body + BODY_HDR, (size_t)blen);
+        break;
+    case BODY_PUBLISH:
+        exit_publish(ch, body + BODY_HDR, (size_t)blen);
         break;
     default:
         r->st.dropped[RD_BAD_CELL]++; /* reserved or backward commands */

@@ -1,7 +1,8 @@
-/* tnet.h - the network fixture shared by test_relay.c, test_xstream.c, test_svc.c and test_intro.c:
- * nodes on one uv loop over loopback TCP, a bootstrap the others register
- * with, and a sender that is the test itself: it builds chain setups and
- * forward cells with onion.h instead of running the client role.
+/* tnet.h - the network fixture shared by test_relay.c, test_xstream.c,
+ * test_svc.c, test_intro.c and test_hidden_exit.c: nodes on one uv loop over
+ * loopback TCP, a bootstrap the others register with, and a sender that
+ * is the test itself: it builds chain setups and forward cells with
+ * onion.h instead of running the client role.
  *
  * The functions work on a test's arrays of nodes and directory contexts
  * (struct node n[], struct dir *dir[]), indexed alike; index 0 is the
