@@ -19,6 +19,10 @@ service, port 8080 of its .ovl name (Python's http.server in a thread).
   introduction relays and a hop of its other inbound chain are killed:
   every message is acknowledged and clientB holds each exactly once, and
   clientB republishes a descriptor without the dead relay.
+
+chain_cache_ttl is 2 s, as in test_chains: the bootstrap's cache of the
+chains it handed out still names the killed relays for its lifetime, and
+a client that asks again gets the same dead route until it expires.
 """
 
 import hashlib
@@ -50,7 +54,8 @@ class Ctx:
         self.httpd = sockstest.web_server(self.root)
         service = "%d=127.0.0.1:%d" % (PORT, self.httpd.server_address[1])
         self.tn = ovltest.testnet(net, relays=RELAYS, clients=2, socks=True, hidden=True,
-                                  services=[service], heartbeat=1000, ttl=5000)
+                                  services=[service], heartbeat=1000, ttl=5000,
+                                  chain_cache_ttl=2000)
         self.a, self.b = self.tn["clientA"], self.tn["clientB"]
         self.relay_ids = {r.id for r in self.tn.relays()}
 
@@ -153,7 +158,7 @@ def test_churn(ctx):
     ins = intros(b)
     victim_intro = sorted(ins)[0]
     other_serial = ins[sorted(ins)[1]][1]
-    chains = {c["serial"]: c for c in tn.ctl(b.name, "chains")}
+    chains = {c["chain"]: c for c in tn.ctl(b.name, "chains")}
     hops = chains[other_serial]["hops"] if other_serial in chains else []
     victim_hop = next((h for h in hops[:-1] if h != victim_intro), None)
     victims = [tn.name_of(victim_intro)] + ([tn.name_of(victim_hop)] if victim_hop else [])
@@ -186,8 +191,6 @@ def test_churn(ctx):
     wait_for(lambda: len(established(b)) == 2 and victim_intro not in established(b), 60.0,
              "clientB to replace its dead introduction relay")
     wait_for(lambda: b.status()["idesc_seq"] > seq0, 30.0, "clientB to republish")
-    for v in victims:
-        tn.restart(v)
 
 
 TESTS = [test_hidden_nodes, test_lookup, test_messages, test_relay_chains, test_socks, test_churn]
