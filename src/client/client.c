@@ -411,8 +411,10 @@ int client_reply(struct client *c, const uint8_t id[CLIENT_MSG_ID], const uint8_
     n = msg_frag_count(blob_len);
     l = d ? deliv_link(d) : NULL;
     rc = !l ? OVL_ECLOSED : link_can_send(l, (unsigned)n) ? 0 : OVL_EAGAIN;
-    for (i = 0; rc == 0 && i < n; i++)
+    for (i = 0; rc == 0 && i < n; i++) {
         rc = deliv_send(d, frag, msg_frag_build(frag, rid, blob, blob_len, i));
+        c->st.cells_out += DELIV_OUT(d, rc);
+    }
     free(blob);
     c->st.replies_sent += rc == 0;
     return rc;

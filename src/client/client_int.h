@@ -366,8 +366,13 @@ struct link *deliv_link(const struct deliv *d);
 
 /* Send data (len bytes, at most BODY_DATA_MAX) back on d: a
  * CELL_CHAIN_DELIVER under its ID, or an INTRO_BACK with its handle up its
- * chain. 0, OVL_ECLOSED when its way is gone, or link_send's error. */
+ * chain. 0, OVL_ECLOSED when its way is gone, or link_send's error. An
+ * INTRO_BACK is a chain cell, counted in cells_out as every chain cell is;
+ * a CELL_CHAIN_DELIVER is counted by the caller (DELIV_OUT). */
 int deliv_send(struct deliv *d, const uint8_t *data, size_t len) OVL_WUR;
+
+/* What a sent CELL_CHAIN_DELIVER on d adds to cells_out (see deliv_send). */
+#define DELIV_OUT(d, rc) ((rc) == 0 && !((d)->flags & DF_INTRO))
 
 /* Fill from with d's place among the inbox's sources. */
 void deliv_from(const struct deliv *d, struct msg_from *from);

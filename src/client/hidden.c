@@ -98,9 +98,7 @@ int deliv_send(struct deliv *d, const uint8_t *data, size_t len)
         struct cell cl = {.chain_id = d->id, .cmd = CELL_CHAIN_DELIVER, .len = (uint16_t)len};
 
         memcpy(cl.payload, data, len);
-        rc = link_send(d->l, &cl);
-        c->st.cells_out += rc == 0;
-        return rc;
+        return link_send(d->l, &cl); /* the caller counts it, or not (acknowledgements) */
     }
     ch = cchain_find(c, d->chain);
     l = ch && ch->chain_id ? link_by_serial(c->n, ch->link_serial) : NULL;

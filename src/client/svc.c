@@ -121,12 +121,15 @@ static int svc_put(struct deliv *d, struct srec *k, const uint8_t *f, size_t len
 {
     uint8_t rec[OVL_CELL_PAYLOAD];
     struct link *l = deliv_link(d);
+    int rc;
 
     if (!l)
         return OVL_ECLOSED;
     if (f[0] != SF_RESET && !link_can_send(l, SVC_HEADROOM))
         return OVL_EAGAIN; /* armed the link's drained() */
-    return deliv_send(d, rec, srec_seal(k, SREC_BACK, rec, f, len));
+    rc = deliv_send(d, rec, srec_seal(k, SREC_BACK, rec, f, len));
+    d->c->st.cells_out += DELIV_OUT(d, rc);
+    return rc;
 }
 
 static int svc_send(struct stream *s, const uint8_t *f, size_t len)
