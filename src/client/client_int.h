@@ -390,8 +390,9 @@ void deliv_from(const struct deliv *d, struct msg_from *from);
 int lines_place(struct client *c, const uint8_t *key, const struct stream_target *t,
                 struct cline **out);
 
-/* Write line's class label (CLIENT_CLASS_LABEL bytes): "default", or "k"
- * and 8 hex digits of its key. */
+/* Write line's class label (CLIENT_CLASS_LABEL bytes): "intro" for a
+ * hidden node's line to an introduction relay, "default", or "k" and 8
+ * hex digits of its key. */
 void lines_label(const struct cline *line, char *out);
 
 /* Free lines idle for chain_idle, or dead, that no stream uses. */

@@ -227,7 +227,9 @@ int lines_place(struct client *c, const uint8_t *key, const struct stream_target
 
 void lines_label(const struct cline *line, char *out)
 {
-    if (!(line->flags & CLF_KEYED) || enc_hex(out + 1, CLIENT_CLASS_LABEL - 1, line->key, 4) != 0)
+    if (line->flags & CLF_INTRO)
+        memcpy(out, "intro", sizeof("intro"));
+    else if (!(line->flags & CLF_KEYED) || enc_hex(out + 1, CLIENT_CLASS_LABEL - 1, line->key, 4) != 0)
         memcpy(out, "default", sizeof("default"));
     else
         out[0] = 'k';
