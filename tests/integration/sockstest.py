@@ -1,14 +1,19 @@
-"""What the stream tests share (test_socks, test_service, test_isolation):
-a quiet web server in a thread, a free port nobody listens on, SOCKS5
-CONNECT by hand, curl through a SOCKS port, and the main of a test module
-whose tests share one testnet."""
+"""What the stream tests share (test_socks, test_service, test_isolation,
+test_hidden): a quiet web server in a thread, random files for it to
+serve, a free port nobody listens on, SOCKS5 CONNECT by hand, curl through
+a SOCKS port, and the main of a test module whose tests share one
+testnet."""
 
+import hashlib
 import http.server
+import os
+import random
 import shutil
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 
 import ovltest
@@ -27,6 +32,21 @@ def web_server(root, cls=Quiet):
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return httpd
+
+
+def serve_files(sizes, prefix):
+    """Write random files (name -> size; OVL_TEST_SEED repeats them) into a
+    new temporary directory and serve it: (root, {name: sha256}, httpd).
+    The caller shuts httpd down and removes root."""
+    root = tempfile.mkdtemp(prefix=prefix)
+    rng = random.Random(int(os.environ.get("OVL_TEST_SEED") or 1))
+    digests = {}
+    for name, size in sizes.items():
+        data = rng.randbytes(size)
+        with open(os.path.join(root, name), "wb") as f:
+            f.write(data)
+        digests[name] = hashlib.sha256(data).hexdigest()
+    return root, digests, web_server(root)
 
 
 def closed_port():

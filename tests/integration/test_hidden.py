@@ -26,10 +26,7 @@ a client that asks again gets the same dead route until it expires.
 """
 
 import hashlib
-import os
-import random
 import shutil
-import tempfile
 import time
 
 import ovltest
@@ -43,15 +40,7 @@ BIG = 1 << 20
 
 class Ctx:
     def __init__(self, net):
-        self.root = tempfile.mkdtemp(prefix="ovl-hidden-")
-        rng = random.Random(int(os.environ.get("OVL_TEST_SEED") or 1))
-        self.files = {}
-        for name, size in (("big", BIG), ("small", 3000)):
-            data = rng.randbytes(size)
-            with open(os.path.join(self.root, name), "wb") as f:
-                f.write(data)
-            self.files[name] = hashlib.sha256(data).hexdigest()
-        self.httpd = sockstest.web_server(self.root)
+        self.root, self.files, self.httpd = sockstest.serve_files(dict((("big", BIG), ("small", 3000))), "ovl-hidden-")
         service = "%d=127.0.0.1:%d" % (PORT, self.httpd.server_address[1])
         self.tn = ovltest.testnet(net, relays=RELAYS, clients=2, socks=True, hidden=True,
                                   services=[service], heartbeat=1000, ttl=5000,

@@ -19,10 +19,8 @@ name, which is Python's http.server in a thread serving random files
 import base64
 import hashlib
 import os
-import random
 import shutil
 import subprocess
-import tempfile
 
 import ovltest
 import sockstest
@@ -34,15 +32,7 @@ PORT = 8080
 
 class Ctx:
     def __init__(self, net):
-        self.root = tempfile.mkdtemp(prefix="ovl-svc-")
-        rng = random.Random(int(os.environ.get("OVL_TEST_SEED") or 1))
-        self.files = {}
-        for name, size in (("big", BIG), ("small", 5000)):
-            data = rng.randbytes(size)
-            with open(os.path.join(self.root, name), "wb") as f:
-                f.write(data)
-            self.files[name] = hashlib.sha256(data).hexdigest()
-        self.httpd = sockstest.web_server(self.root)
+        self.root, self.files, self.httpd = sockstest.serve_files(dict((("big", BIG), ("small", 5000))), "ovl-svc-")
         service = "%d=127.0.0.1:%d" % (PORT, self.httpd.server_address[1])
         self.tn = ovltest.testnet(net, relays=3, clients=2, socks=True, services=[service])
         self.a, self.b = self.tn["clientA"], self.tn["clientB"]
