@@ -5,49 +5,20 @@
  * relays), a hidden node H and a sender S. H and S are this file, without
  * listen addresses: H opens one-hop chains to I (INTRO_ESTABLISH,
  * PUBLISH, INTRO_BACK) and S one-hop chains to X (DELIVER to H), both
- * built with onion.h from tnet.h, and each reads the bodies that come
- * back. Inbound descriptors are signed here with idesc_sign.
+ * tnet.h's chains, and each reads the bodies that come back. Inbound
+ * descriptors are signed here with idesc_sign.
  */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "chain/body.h"
-#include "chain/onion.h"
-#include "chain/relay.h"
 #include "check_main.h"
-#include "loopfix.h"
 #include "tnet.h"
-#include "core/chanmap.h"
-#include "core/link.h"
-#include "core/node_run.h"
-#include "dir/dir.h"
 #include "dir/idesc.h"
-#include "lib/bytes.h"
 #include "lib/clock.h"
 
 enum { BS = 0, IR, XR, HN, SN, N_NODES };
-#define N_CHAINS   4
-#define MAX_BODIES 16
-
-/* A backward body as its chain's sender read it. */
-struct tbody {
-    uint8_t cmd;
-    uint16_t len;
-    uint8_t args[ONION_BODY - BODY_HDR];
-};
-
-/* A one-hop chain from node `from` to relay `to`. */
-struct tchain {
-    struct net *t;
-    unsigned from, to;
-    struct onion_keys keys[1];
-    uint64_t fwd_ctr, back_next[1];
-    uint32_t id;
-    bool setup_ok;
-    struct tbody bodies[MAX_BODIES];
-    unsigned n_bodies;
-};
+#define N_CHAINS 4
 
 /* One dir_lookup's answer. */
 struct lookup {
@@ -58,116 +29,27 @@ struct lookup {
 };
 
 struct net {
-    uv_loop_t loop;
-    struct node n[N_NODES];
-    struct dir *dir[N_NODES];
+    TNET_WORLD(struct net, N_NODES);
     struct relay *relay[N_NODES]; /* IR and XR */
-    uv_timer_t deadline, poll;
-    bool (*done)(struct net *t);
-    void (*pump)(struct net *t);
-    bool timed_out;
-
-    struct tchain ch[N_CHAINS];
+    struct tnet_chain ch[N_CHAINS];
     struct lookup lk;
-    unsigned wait_k, wait_n, wait_r; /* what the waits below look for */
+    unsigned wait_n, wait_r; /* what the waits below look for */
 };
 
-LOOPFIX_DEFINE(struct net, 2)
+TNET_DEFINE(struct net)
 
 /* ---- chains ---- */
-
-static void t_cell(void *obj, struct link *l, const struct cell *c)
-{
-    struct tchain *tc = obj;
-    uint8_t body[ONION_BODY];
-    unsigned origin;
-    struct tbody *b;
-    int blen;
-
-    (void)l;
-    if (c->cmd != CELL_CHAIN_BACK)
-        return;
-    ck_assert_int_eq(onion_back_unwrap(body, &origin, tc->keys, 1, tc->back_next, c->payload), 0);
-    ck_assert_uint_eq(origin, 0);
-    blen = body_hdr_len(body);
-    ck_assert_int_ge(blen, 0);
-    if (body[0] == BODY_SETUP_OK) {
-        tc->setup_ok = true;
-        return;
-    }
-    ck_assert_uint_lt(tc->n_bodies, MAX_BODIES);
-    b = &tc->bodies[tc->n_bodies++];
-    b->cmd = body[0];
-    b->len = (uint16_t)blen;
-    memcpy(b->args, body + BODY_HDR, (size_t)blen);
-}
-
-static void t_closed(void *obj, struct link *l, uint32_t id)
-{
-    (void)l, (void)id;
-    ((struct tchain *)obj)->id = 0;
-}
-
-static const struct chain_owner t_owner = {.cell = t_cell, .link_closed = t_closed};
-
-static struct link *tc_link(struct net *t, unsigned k)
-{
-    return link_find(&t->n[t->ch[k].from], t->n[t->ch[k].to].id.pk);
-}
-
-static bool got_setup_ok(struct net *t)
-{
-    return t->ch[t->wait_k].setup_ok;
-}
-
-/* Open chain k from node from to relay to. */
-static void tc_open(struct net *t, unsigned k, unsigned from, unsigned to)
-{
-    const unsigned path[] = {to};
-    struct tchain *tc = &t->ch[k];
-
-    tc->t = t;
-    tc->from = from;
-    tc->to = to;
-    tnet_setup(t->n, t->dir, from, tc_link(t, k), path, 1, 600, tc->keys, &t_owner, tc, &tc->id);
-    t->wait_k = k;
-    ck_assert(run_until(t, got_setup_ok, 5000));
-}
-
-/* End chain k (DESTROY), as its sender. */
-static void tc_close(struct net *t, unsigned k)
-{
-    struct cell c = {.chain_id = t->ch[k].id, .cmd = CELL_CHAIN_DESTROY};
-
-    ck_assert_int_eq(link_send(tc_link(t, k), &c), 0);
-    chanmap_del(&t->n[t->ch[k].from], tc_link(t, k), t->ch[k].id);
-    t->ch[k].id = 0;
-}
 
 /* Send a forward body (cmd, args of alen bytes) on chain k. */
 static void tc_send(struct net *t, unsigned k, uint8_t cmd, const uint8_t *args, size_t alen)
 {
-    struct tchain *tc = &t->ch[k];
-    uint64_t ctr[1] = {tc->fwd_ctr};
-    struct cell c;
-
-    tnet_fwd(&c, tc->id, tc->keys, 1, ctr, cmd, args, alen);
-    ck_assert_int_eq(link_send(tc_link(t, k), &c), 0);
-    tc->fwd_ctr++;
-}
-
-static bool got_body(struct net *t)
-{
-    return t->ch[t->wait_k].n_bodies >= t->wait_n;
+    ck_assert_int_eq(tnet_chain_send(&t->ch[k], cmd, args, alen), 0);
 }
 
 /* Wait for body n (0 upwards) on chain k and return it. */
-static const struct tbody *tc_wait(struct net *t, unsigned k, unsigned n)
+static const struct tnet_body *tc_wait(struct net *t, unsigned k, unsigned n)
 {
-    t->wait_k = k;
-    t->wait_n = n + 1;
-    ck_assert(run_until(t, got_body, 10000));
-    return &t->ch[k].bodies[n];
+    return tnet_chain_wait(t, &t->ch[k], n, 10000);
 }
 
 /* Send DELIVER(dest, data of len bytes) on S's chain k. */
@@ -181,7 +63,7 @@ static void s_deliver(struct net *t, unsigned k, const uint8_t *dest, const uint
     tc_send(t, k, BODY_DELIVER, a, OVL_ED25519_PK + len);
 }
 
-static void assert_deliver_fail(const struct tbody *b, const uint8_t *dest, uint8_t reason)
+static void assert_deliver_fail(const struct tnet_body *b, const uint8_t *dest, uint8_t reason)
 {
     ck_assert_uint_eq(b->cmd, BODY_DELIVER_FAIL);
     ck_assert_uint_eq(b->len, OVL_ED25519_PK + 1);
@@ -194,16 +76,11 @@ static void assert_deliver_fail(const struct tbody *b, const uint8_t *dest, uint
 /* Establish cookie at I on H's chain k, good for ten minutes. */
 static void h_establish(struct net *t, unsigned k, const uint8_t *cookie)
 {
-    uint8_t a[BODY_INTRO_EST_LEN], msg[INTRO_SIG_MSG_LEN];
-    uint64_t exp = clock_wall_ms() + 600000;
+    uint8_t a[BODY_INTRO_EST_LEN];
     unsigned n = t->ch[k].n_bodies;
-    const struct tbody *b;
+    const struct tnet_body *b;
 
-    memcpy(a, cookie, BODY_COOKIE);
-    memcpy(a + BODY_COOKIE, t->n[HN].id.pk, OVL_ED25519_PK);
-    st_le64(a + BODY_INTRO_EXP, exp);
-    intro_sig_msg(msg, t->n[IR].id.pk, cookie, exp);
-    ck_assert_int_eq(ovl_sign(&t->n[HN].id, msg, sizeof(msg), a + BODY_INTRO_SIG), 0);
+    tnet_intro_est(a, &t->n[HN].id, cookie, t->n[IR].id.pk, clock_wall_ms() + 600000);
     tc_send(t, k, BODY_INTRO_ESTABLISH, a, sizeof(a));
     b = tc_wait(t, k, n);
     ck_assert_uint_eq(b->cmd, BODY_INTRO_OK);
@@ -289,8 +166,8 @@ static bool relays_registered(struct net *t)
 
 static bool linked(struct net *t)
 {
-    return link_find(&t->n[HN], t->n[IR].id.pk) && link_find(&t->n[SN], t->n[XR].id.pk) &&
-           link_find(&t->n[HN], t->n[BS].id.pk) && link_find(&t->n[SN], t->n[BS].id.pk);
+    return tnet_link(t->n, HN, IR) && tnet_link(t->n, SN, XR) && tnet_link(t->n, HN, BS) &&
+           tnet_link(t->n, SN, BS);
 }
 
 static void net_setup(struct net *t)
@@ -299,27 +176,23 @@ static void net_setup(struct net *t)
     struct peer_spec peer;
     struct dir_opts dopts;
     struct relay_opts ro;
-    struct link *l;
 
-    memset(t, 0, sizeof(*t));
-    ck_assert_int_eq(uv_loop_init(&t->loop), 0);
-    t->loop.data = t;
-    loopfix_init(t);
+    tnet_open(t);
     tnet_dir_opts(&dopts);
     relay_opts_defaults(&ro);
     tnet_boot(&t->loop, t->n, t->dir, &dopts, &bs, &peer);
     for (unsigned i = IR; i <= XR; i++) {
         tnet_join(&t->loop, t->n, t->dir, i, ROLE_RELAY, &dopts, &bs);
         ck_assert_int_eq(relay_init(&t->n[i], &ro, &t->relay[i]), 0);
-        ck_assert_int_eq(node_start(&t->n[i], tnet_listen, 1, &peer, 1), 0);
+        tnet_start(t->n, i, &peer);
     }
     for (unsigned i = HN; i <= SN; i++) { /* no listen address: nothing to register */
         tnet_join(&t->loop, t->n, t->dir, i, ROLE_CLIENT, &dopts, &bs);
         ck_assert_int_eq(node_start(&t->n[i], NULL, 0, &peer, 1), 0);
     }
     ck_assert(run_until(t, relays_registered, 10000));
-    ck_assert_int_eq(link_dial(&t->n[HN], t->n[IR].listen_uri[0], t->n[IR].id.pk, NULL, &l), 0);
-    ck_assert_int_eq(link_dial(&t->n[SN], t->n[XR].listen_uri[0], t->n[XR].id.pk, NULL, &l), 0);
+    tnet_dial(t->n, HN, IR);
+    tnet_dial(t->n, SN, XR);
     ck_assert(run_until(t, linked, 5000));
 }
 
@@ -327,23 +200,16 @@ static void net_teardown(struct net *t)
 {
     relay_stop(t->relay[IR]);
     relay_stop(t->relay[XR]);
-    tnet_stop(t->n, t->dir, N_NODES);
-    loopfix_close(t);
-    uv_run(&t->loop, UV_RUN_DEFAULT);
-    ck_assert_int_eq(uv_loop_close(&t->loop), 0);
+    tnet_down(t);
     relay_free(t->relay[IR]);
     relay_free(t->relay[XR]);
     tnet_free(t->n, t->dir, N_NODES);
-    for (unsigned k = 0; k < N_CHAINS; k++)
-        onion_keys_wipe(&t->ch[k].keys[0]);
+    tnet_chain_wipe(t->ch, N_CHAINS);
 }
 
 static struct relay_stats rstats(struct net *t, unsigned i)
 {
-    struct relay_stats st;
-
-    relay_stats(t->relay[i], &st);
-    return st;
+    return tnet_rstats(t->relay[i]);
 }
 
 static bool bad_cells_are(struct net *t)
@@ -369,6 +235,15 @@ static void seen_chain(void *arg, const struct relay_chain_info *ci)
         memcpy(s->intro, ci->intros[0], OVL_ED25519_PK);
 }
 
+static struct seen exit_seen(struct net *t)
+{
+    struct seen s;
+
+    memset(&s, 0, sizeof(s));
+    relay_each_chain(t->relay[XR], seen_chain, &s);
+    return s;
+}
+
 /* ---- tests ---- */
 
 /* PUBLISH of a length no inbound descriptor has is dropped; one in range
@@ -379,12 +254,12 @@ START_TEST(test_publish)
 {
     struct net *t = calloc(1, sizeof(*t));
     uint8_t buf[IDESC_MAX_LEN + 1], cookie[1][BODY_COOKIE];
-    const struct tbody *b;
+    const struct tnet_body *b;
     struct relay_stats st;
     size_t len;
 
     net_setup(t);
-    tc_open(t, 0, HN, IR);
+    tnet_chain_open(t, &t->ch[0], HN, IR);
     memset(buf, 0x33, sizeof(buf));
     tc_send(t, 0, BODY_PUBLISH, buf, IDESC_MIN_LEN - 1);
     t->wait_r = IR;
@@ -430,7 +305,7 @@ START_TEST(test_hidden_deliver)
     uint8_t buf[IDESC_MAX_LEN], relays[2][32], cookies[2][BODY_COOKIE], data[BODY_DATA_MAX + 1];
     uint8_t handle[BODY_HANDLE];
     const uint8_t *hpk;
-    const struct tbody *b;
+    const struct tnet_body *b;
     struct relay_stats st;
     struct seen seen;
     size_t len;
@@ -439,7 +314,7 @@ START_TEST(test_hidden_deliver)
     hpk = t->n[HN].id.pk;
     for (unsigned i = 0; i < sizeof(data); i++)
         data[i] = (uint8_t)(i * 7 + 3);
-    tc_open(t, 0, HN, IR);
+    tnet_chain_open(t, &t->ch[0], HN, IR);
     ovl_random(cookies, sizeof(cookies));
     ovl_random(relays[0], 32); /* no such relay */
     memcpy(relays[1], t->n[IR].id.pk, 32);
@@ -450,7 +325,7 @@ START_TEST(test_hidden_deliver)
     ck_assert_uint_eq(tc_wait(t, 0, 1)->args[0], 1);
     wait_published(t, hpk, 1);
 
-    tc_open(t, 1, SN, XR);
+    tnet_chain_open(t, &t->ch[1], SN, XR);
     s_deliver(t, 1, hpk, data, 100);
     b = tc_wait(t, 0, 2);
     ck_assert_uint_eq(b->cmd, BODY_INTRO_DELIVER);
@@ -458,8 +333,7 @@ START_TEST(test_hidden_deliver)
     ck_assert_mem_eq(b->args + BODY_HANDLE, data, 100);
     memcpy(handle, b->args, BODY_HANDLE);
 
-    memset(&seen, 0, sizeof(seen));
-    relay_each_chain(t->relay[XR], seen_chain, &seen);
+    seen = exit_seen(t);
     ck_assert_uint_eq(seen.exits, 1);
     ck_assert_uint_eq(seen.delivs, 1);
     ck_assert_uint_eq(seen.n_intros, 1);
@@ -493,18 +367,33 @@ START_TEST(test_hidden_deliver)
     ck_assert_uint_eq(st.delivered_cells, 2);
 
     /* H gives its chain up: the introduction at I ends */
-    tc_close(t, 0);
+    tnet_chain_close(&t->ch[0]);
     assert_deliver_fail(tc_wait(t, 1, 1), hpk, BODY_R_GONE);
     st = rstats(t, XR);
     ck_assert_uint_eq(st.hidden_gone, 1);
-    memset(&seen, 0, sizeof(seen));
-    relay_each_chain(t->relay[XR], seen_chain, &seen);
+    seen = exit_seen(t);
     ck_assert_uint_eq(seen.delivs, 0);
     ck_assert_uint_eq(seen.n_intros, 0);
     net_teardown(t);
     free(t);
 }
 END_TEST
+
+/* Publish from H's directory an inbound descriptor of id naming the first
+ * n of relays and cookies; S's DELIVER to id on its chain 1 gets, as its
+ * body i back, DELIVER_FAIL(id, reason). */
+static void deliver_fails(struct net *t, const struct ovl_identity *id, uint8_t (*relays)[32],
+                          uint8_t (*cookies)[BODY_COOKIE], unsigned n, unsigned i, uint8_t reason)
+{
+    uint8_t buf[IDESC_MAX_LEN], data[8] = {1};
+    size_t len = idesc_make(id, 1, (const uint8_t(*)[32])relays,
+                            (const uint8_t(*)[BODY_COOKIE])cookies, n, buf);
+
+    ck_assert_int_eq(dir_publish_idesc(t->dir[HN], buf, len), 1);
+    wait_published(t, id->pk, 1);
+    s_deliver(t, 1, id->pk, data, sizeof(data));
+    assert_deliver_fail(tc_wait(t, 1, i), id->pk, reason);
+}
 
 /* Hidden nodes X cannot reach: introduced only by X itself (no_route),
  * only by relays the directory does not know (gone), and by I under a
@@ -513,38 +402,20 @@ START_TEST(test_hidden_fail)
 {
     struct net *t = calloc(1, sizeof(*t));
     struct ovl_identity f[3];
-    uint8_t buf[IDESC_MAX_LEN], relays[2][32], cookies[2][BODY_COOKIE], data[8] = {1};
-    size_t len;
+    uint8_t relays[2][32], cookies[2][BODY_COOKIE];
 
     net_setup(t);
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(ovl_identity_generate(&f[i]), 0);
     ovl_random(cookies, sizeof(cookies));
-    tc_open(t, 1, SN, XR);
+    tnet_chain_open(t, &t->ch[1], SN, XR);
 
     memcpy(relays[0], t->n[XR].id.pk, 32);
-    len = idesc_make(&f[0], 1, (const uint8_t(*)[32])relays, (const uint8_t(*)[BODY_COOKIE])cookies,
-                     1, buf);
-    ck_assert_int_eq(dir_publish_idesc(t->dir[HN], buf, len), 1);
-    wait_published(t, f[0].pk, 1);
-    s_deliver(t, 1, f[0].pk, data, sizeof(data));
-    assert_deliver_fail(tc_wait(t, 1, 0), f[0].pk, BODY_R_NO_ROUTE);
-
+    deliver_fails(t, &f[0], relays, cookies, 1, 0, BODY_R_NO_ROUTE);
     ovl_random(relays, sizeof(relays));
-    len = idesc_make(&f[1], 1, (const uint8_t(*)[32])relays, (const uint8_t(*)[BODY_COOKIE])cookies,
-                     2, buf);
-    ck_assert_int_eq(dir_publish_idesc(t->dir[HN], buf, len), 1);
-    wait_published(t, f[1].pk, 1);
-    s_deliver(t, 1, f[1].pk, data, sizeof(data));
-    assert_deliver_fail(tc_wait(t, 1, 1), f[1].pk, BODY_R_GONE);
-
+    deliver_fails(t, &f[1], relays, cookies, 2, 1, BODY_R_GONE);
     memcpy(relays[0], t->n[IR].id.pk, 32);
-    len = idesc_make(&f[2], 1, (const uint8_t(*)[32])relays, (const uint8_t(*)[BODY_COOKIE])cookies,
-                     1, buf);
-    ck_assert_int_eq(dir_publish_idesc(t->dir[HN], buf, len), 1);
-    wait_published(t, f[2].pk, 1);
-    s_deliver(t, 1, f[2].pk, data, sizeof(data));
-    assert_deliver_fail(tc_wait(t, 1, 2), f[2].pk, BODY_R_GONE);
+    deliver_fails(t, &f[2], relays, cookies, 1, 2, BODY_R_GONE);
     ck_assert_uint_eq(rstats(t, IR).intro_unknown, 1);
     ck_assert_uint_eq(rstats(t, XR).hidden_delivs, 1);
     ck_assert_uint_eq(rstats(t, XR).hidden_gone, 2);
@@ -557,14 +428,12 @@ END_TEST
 
 static Suite *hidden_suite(void)
 {
-    Suite *s = suite_create("hidden");
-    TCase *tc = tcase_create("hidden");
+    TCase *tc;
+    Suite *s = tnet_suite("hidden", 60, &tc);
 
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_publish);
     tcase_add_test(tc, test_hidden_deliver);
     tcase_add_test(tc, test_hidden_fail);
-    suite_add_tcase(s, tc);
     return s;
 }
 

@@ -6,48 +6,20 @@
  * onion.h, sends INTRO_ESTABLISH and INTRO_BACK bodies on them and reads
  * what comes back; X owns delivery IDs on its own link to I, sends
  * chain_intro and chain_deliver on them and records what I sends there.
- * Nodes, setup headers and forward cells come from tnet.h.
+ * The world, H's chains and the bodies they read come from tnet.h.
  */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "chain/body.h"
-#include "chain/onion.h"
-#include "chain/relay.h"
 #include "check_main.h"
-#include "loopfix.h"
 #include "tnet.h"
-#include "core/chanmap.h"
-#include "core/link.h"
-#include "core/node_run.h"
-#include "dir/dir.h"
 #include "dir/idesc.h"
-#include "lib/bytes.h"
 #include "lib/clock.h"
 
 enum { BS = 0, IR, HN, XN, N_NODES };
-#define N_CHAINS   3
-#define MAX_BODIES 16
-#define MAX_XIDS   (RELAY_MAX_INTRO_DELIVS + 4)
-
-/* A backward body as H read it. */
-struct hbody {
-    uint8_t cmd;
-    uint16_t len;
-    uint8_t args[ONION_BODY - BODY_HDR];
-};
-
-/* One of H's one-hop chains to I. */
-struct hchain {
-    struct net *t;
-    struct onion_keys keys[1];
-    uint64_t fwd_ctr, back_next[1];
-    uint32_t id;
-    bool setup_ok;
-    struct hbody bodies[MAX_BODIES];
-    unsigned n_bodies;
-};
+#define N_CHAINS 3
+#define MAX_XIDS (RELAY_MAX_INTRO_DELIVS + 4)
 
 /* One of X's delivery IDs on its link to I. */
 struct xdeliv {
@@ -60,114 +32,44 @@ struct xdeliv {
 };
 
 struct net {
-    uv_loop_t loop;
-    struct node n[N_NODES];
-    struct dir *dir[N_NODES];
+    TNET_WORLD(struct net, N_NODES);
     struct relay *relay;
-    uv_timer_t deadline, poll;
-    bool (*done)(struct net *t);
-    void (*pump)(struct net *t);
-    bool timed_out;
-
-    struct hchain ch[N_CHAINS];
+    struct tnet_chain ch[N_CHAINS]; /* H's one-hop chains to I */
     struct xdeliv xd[MAX_XIDS];
     unsigned wait_k, wait_n; /* what the waits below look for */
 };
 
-LOOPFIX_DEFINE(struct net, 2)
+TNET_DEFINE(struct net)
 
 /* ---- H: the hidden node's chains ---- */
 
-static void h_cell(void *obj, struct link *l, const struct cell *c)
-{
-    struct hchain *hc = obj;
-    uint8_t body[ONION_BODY];
-    unsigned origin;
-    struct hbody *b;
-    int blen;
-
-    (void)l;
-    if (c->cmd != CELL_CHAIN_BACK)
-        return;
-    ck_assert_int_eq(onion_back_unwrap(body, &origin, hc->keys, 1, hc->back_next, c->payload), 0);
-    ck_assert_uint_eq(origin, 0);
-    blen = body_hdr_len(body);
-    ck_assert_int_ge(blen, 0);
-    if (body[0] == BODY_SETUP_OK) {
-        hc->setup_ok = true;
-        return;
-    }
-    ck_assert_uint_lt(hc->n_bodies, MAX_BODIES);
-    b = &hc->bodies[hc->n_bodies++];
-    b->cmd = body[0];
-    b->len = (uint16_t)blen;
-    memcpy(b->args, body + BODY_HDR, (size_t)blen);
-}
-
-static void h_closed(void *obj, struct link *l, uint32_t id)
-{
-    (void)l, (void)id;
-    ((struct hchain *)obj)->id = 0;
-}
-
-static const struct chain_owner h_owner = {.cell = h_cell, .link_closed = h_closed};
-
 static struct link *h_link(struct net *t)
 {
-    return link_find(&t->n[HN], t->n[IR].id.pk);
-}
-
-static bool got_setup_ok(struct net *t)
-{
-    return t->ch[t->wait_k].setup_ok;
+    return tnet_link(t->n, HN, IR);
 }
 
 /* Open a one-hop chain from H to I as H's chain k. */
 static void chain_open(struct net *t, unsigned k)
 {
-    static const unsigned path[] = {IR};
-    struct hchain *hc = &t->ch[k];
-
-    hc->t = t;
-    tnet_setup(t->n, t->dir, HN, h_link(t), path, 1, 600, hc->keys, &h_owner, hc, &hc->id);
-    t->wait_k = k;
-    ck_assert(run_until(t, got_setup_ok, 5000));
+    tnet_chain_open(t, &t->ch[k], HN, IR);
 }
 
 /* End H's chain k (DESTROY), as a hidden node that gives it up. */
 static void chain_close(struct net *t, unsigned k)
 {
-    struct cell c = {.chain_id = t->ch[k].id, .cmd = CELL_CHAIN_DESTROY};
-
-    ck_assert_int_eq(link_send(h_link(t), &c), 0);
-    chanmap_del(&t->n[HN], h_link(t), t->ch[k].id);
-    t->ch[k].id = 0;
+    tnet_chain_close(&t->ch[k]);
 }
 
 /* Send a forward body (cmd, args of alen bytes) on H's chain k. */
 static void h_send(struct net *t, unsigned k, uint8_t cmd, const uint8_t *args, size_t alen)
 {
-    struct hchain *hc = &t->ch[k];
-    uint64_t ctr[1] = {hc->fwd_ctr};
-    struct cell c;
-
-    tnet_fwd(&c, hc->id, hc->keys, 1, ctr, cmd, args, alen);
-    ck_assert_int_eq(link_send(h_link(t), &c), 0);
-    hc->fwd_ctr++;
-}
-
-static bool got_body(struct net *t)
-{
-    return t->ch[t->wait_k].n_bodies >= t->wait_n;
+    ck_assert_int_eq(tnet_chain_send(&t->ch[k], cmd, args, alen), 0);
 }
 
 /* Wait for the next body on H's chain k (after n bodies) and return it. */
-static const struct hbody *h_wait(struct net *t, unsigned k, unsigned n)
+static const struct tnet_body *h_wait(struct net *t, unsigned k, unsigned n)
 {
-    t->wait_k = k;
-    t->wait_n = n + 1;
-    ck_assert(run_until(t, got_body, 5000));
-    return &t->ch[k].bodies[n];
+    return tnet_chain_wait(t, &t->ch[k], n, 5000);
 }
 
 /* The arguments of an INTRO_ESTABLISH for cookie, expiring at exp, signed
@@ -175,17 +77,11 @@ static const struct hbody *h_wait(struct net *t, unsigned k, unsigned n)
 static void est_args(struct net *t, uint8_t a[BODY_INTRO_EST_LEN], const uint8_t *cookie,
                      const uint8_t *relay_pk, uint64_t exp)
 {
-    uint8_t msg[INTRO_SIG_MSG_LEN];
-
-    memcpy(a, cookie, BODY_COOKIE);
-    memcpy(a + BODY_COOKIE, t->n[HN].id.pk, OVL_ED25519_PK);
-    st_le64(a + BODY_INTRO_EXP, exp);
-    intro_sig_msg(msg, relay_pk, cookie, exp);
-    ck_assert_int_eq(ovl_sign(&t->n[HN].id, msg, sizeof(msg), a + BODY_INTRO_SIG), 0);
+    tnet_intro_est(a, &t->n[HN].id, cookie, relay_pk, exp);
 }
 
 /* Send INTRO_ESTABLISH args on chain k and return I's answer. */
-static const struct hbody *establish_raw(struct net *t, unsigned k, const uint8_t *a)
+static const struct tnet_body *establish_raw(struct net *t, unsigned k, const uint8_t *a)
 {
     unsigned n = t->ch[k].n_bodies;
 
@@ -194,7 +90,7 @@ static const struct hbody *establish_raw(struct net *t, unsigned k, const uint8_
 }
 
 /* Establish cookie on chain k for I, good for ten minutes; I's answer. */
-static const struct hbody *establish(struct net *t, unsigned k, const uint8_t *cookie)
+static const struct tnet_body *establish(struct net *t, unsigned k, const uint8_t *cookie)
 {
     uint8_t a[BODY_INTRO_EST_LEN];
 
@@ -202,14 +98,14 @@ static const struct hbody *establish(struct net *t, unsigned k, const uint8_t *c
     return establish_raw(t, k, a);
 }
 
-static void assert_ok(const struct hbody *b, const uint8_t *cookie)
+static void assert_ok(const struct tnet_body *b, const uint8_t *cookie)
 {
     ck_assert_uint_eq(b->cmd, BODY_INTRO_OK);
     ck_assert_uint_eq(b->len, BODY_COOKIE);
     ck_assert_mem_eq(b->args, cookie, BODY_COOKIE);
 }
 
-static void assert_fail(const struct hbody *b, const uint8_t *cookie, uint8_t reason)
+static void assert_fail(const struct tnet_body *b, const uint8_t *cookie, uint8_t reason)
 {
     ck_assert_uint_eq(b->cmd, BODY_INTRO_FAIL);
     ck_assert_uint_eq(b->len, BODY_COOKIE + 1);
@@ -256,7 +152,7 @@ static const struct chain_owner x_owner = {.cell = x_cell, .link_closed = x_clos
 
 static struct link *x_link(struct net *t)
 {
-    return link_find(&t->n[XN], t->n[IR].id.pk);
+    return tnet_link(t->n, XN, IR);
 }
 
 /* Open X's delivery j: a fresh ID on X's link and chain_intro with the
@@ -302,11 +198,6 @@ static void x_wait_destroy(struct net *t, unsigned j)
 
 /* ---- the network ---- */
 
-static bool all_registered(struct net *t)
-{
-    return tnet_registered(t->dir, N_NODES);
-}
-
 static bool linked(struct net *t)
 {
     return h_link(t) && x_link(t);
@@ -318,47 +209,36 @@ static void net_setup(struct net *t)
     struct peer_spec peer;
     struct dir_opts dopts;
     struct relay_opts ro;
-    struct link *l;
 
-    memset(t, 0, sizeof(*t));
-    ck_assert_int_eq(uv_loop_init(&t->loop), 0);
-    t->loop.data = t;
-    loopfix_init(t);
+    tnet_open(t);
     tnet_dir_opts(&dopts);
     relay_opts_defaults(&ro);
     tnet_boot(&t->loop, t->n, t->dir, &dopts, &bs, &peer);
     tnet_join(&t->loop, t->n, t->dir, IR, ROLE_RELAY, &dopts, &bs);
     ck_assert_int_eq(relay_init(&t->n[IR], &ro, &t->relay), 0);
-    ck_assert_int_eq(node_start(&t->n[IR], tnet_listen, 1, &peer, 1), 0);
+    tnet_start(t->n, IR, &peer);
     for (unsigned i = HN; i <= XN; i++) {
         tnet_join(&t->loop, t->n, t->dir, i, ROLE_CLIENT, &dopts, &bs);
-        ck_assert_int_eq(node_start(&t->n[i], tnet_listen, 1, &peer, 1), 0);
+        tnet_start(t->n, i, &peer);
     }
-    ck_assert(run_until(t, all_registered, 10000));
-    ck_assert_int_eq(link_dial(&t->n[HN], t->n[IR].listen_uri[0], t->n[IR].id.pk, NULL, &l), 0);
-    ck_assert_int_eq(link_dial(&t->n[XN], t->n[IR].listen_uri[0], t->n[IR].id.pk, NULL, &l), 0);
+    ck_assert(run_until(t, tnet_all_registered, 10000));
+    tnet_dial(t->n, HN, IR);
+    tnet_dial(t->n, XN, IR);
     ck_assert(run_until(t, linked, 5000));
 }
 
 static void net_teardown(struct net *t)
 {
     relay_stop(t->relay);
-    tnet_stop(t->n, t->dir, N_NODES);
-    loopfix_close(t);
-    uv_run(&t->loop, UV_RUN_DEFAULT);
-    ck_assert_int_eq(uv_loop_close(&t->loop), 0);
+    tnet_down(t);
     relay_free(t->relay);
     tnet_free(t->n, t->dir, N_NODES);
-    for (unsigned k = 0; k < N_CHAINS; k++)
-        onion_keys_wipe(&t->ch[k].keys[0]);
+    tnet_chain_wipe(t->ch, N_CHAINS);
 }
 
 static struct relay_stats rstats(struct net *t)
 {
-    struct relay_stats st;
-
-    relay_stats(t->relay, &st);
-    return st;
+    return tnet_rstats(t->relay);
 }
 
 static bool no_intros(struct net *t)
@@ -495,7 +375,7 @@ START_TEST(test_deliver)
 {
     struct net *t = calloc(1, sizeof(*t));
     uint8_t cookie[BODY_COOKIE], data[BODY_DATA_MAX], h0[BODY_HANDLE], h1[BODY_HANDLE];
-    const struct hbody *b;
+    const struct tnet_body *b;
     struct relay_stats st;
 
     net_setup(t);
@@ -732,7 +612,6 @@ START_TEST(test_links_closed)
 {
     struct net *t = calloc(1, sizeof(*t));
     uint8_t cookie[BODY_COOKIE];
-    struct link *l;
 
     net_setup(t);
     chain_open(t, 0);
@@ -746,7 +625,7 @@ START_TEST(test_links_closed)
     wait_delivs(t, 0);
     ck_assert_uint_eq(rstats(t).intros_active, 1);
 
-    ck_assert_int_eq(link_dial(&t->n[XN], t->n[IR].listen_uri[0], t->n[IR].id.pk, NULL, &l), 0);
+    tnet_dial(t->n, XN, IR);
     ck_assert(run_until(t, x_linked, 5000));
     x_open(t, 2, cookie, BODY_COOKIE);
     wait_delivs(t, 1);
@@ -761,10 +640,9 @@ END_TEST
 
 static Suite *intro_suite(void)
 {
-    Suite *s = suite_create("intro");
-    TCase *tc = tcase_create("intro");
+    TCase *tc;
+    Suite *s = tnet_suite("intro", 60, &tc);
 
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_establish);
     tcase_add_test(tc, test_refusals);
     tcase_add_test(tc, test_deliver);
@@ -772,7 +650,6 @@ static Suite *intro_suite(void)
     tcase_add_test(tc, test_malformed);
     tcase_add_test(tc, test_expiry);
     tcase_add_test(tc, test_links_closed);
-    suite_add_tcase(s, tc);
     return s;
 }
 

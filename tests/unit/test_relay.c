@@ -4,22 +4,14 @@
  * is no client role yet, so the sender is this file: it builds setups and
  * data cells with onion.h, owns its chain ID through chanmap and unwraps
  * what comes back. The destination counts the CELL_CHAIN_DELIVER cells.
- * Nodes, setup headers and forward cells come from tnet.h.
+ * The world, setup headers and forward cells come from tnet.h.
  */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "chain/body.h"
-#include "chain/onion.h"
-#include "chain/relay.h"
 #include "check_main.h"
-#include "loopfix.h"
 #include "tnet.h"
-#include "core/chanmap.h"
-#include "core/link.h"
-#include "core/node_run.h"
-#include "dir/dir.h"
 
 enum { BS = 0, R1, R2, R3, SND, DST, N_NODES };
 #define N_RELAYS  3
@@ -35,14 +27,8 @@ struct schain {
 };
 
 struct net {
-    uv_loop_t loop;
-    struct node n[N_NODES];
-    struct dir *dir[N_NODES];
+    TNET_WORLD(struct net, N_NODES);
     struct relay *relay[N_NODES];
-    uv_timer_t deadline, poll;
-    bool (*done)(struct net *t);
-    void (*pump)(struct net *t); /* called every poll, before done() */
-    bool timed_out;
 
     /* the sender's chain */
     struct schain c;
@@ -124,12 +110,7 @@ static void on_deliver(void *ctx, struct link *l, const struct cell *c)
 
 /* ---- the loop ---- */
 
-LOOPFIX_DEFINE(struct net, 2)
-
-static bool all_registered(struct net *t)
-{
-    return tnet_registered(t->dir, N_NODES);
-}
+TNET_DEFINE(struct net)
 
 /* Every node listens on 127.0.0.1 but DST, which is in another address
  * block (127.0.1.0/24) for whoever dials it. */
@@ -140,10 +121,8 @@ static void net_setup(struct net *t, const struct relay_opts *ro)
     struct peer_spec peer;
     struct dir_opts dopts;
 
-    memset(t, 0, sizeof(*t));
+    tnet_open(t);
     t->from = SND;
-    ck_assert_int_eq(uv_loop_init(&t->loop), 0);
-    loopfix_init(t);
     tnet_dir_opts(&dopts);
     dopts.request_timeout_ms = 2000;
 
@@ -159,17 +138,14 @@ static void net_setup(struct net *t, const struct relay_opts *ro)
                              0);
         ck_assert_int_eq(node_start(&t->n[i], i == DST ? listen_dst : tnet_listen, 1, &peer, 1), 0);
     }
-    ck_assert(run_until(t, all_registered, 10000));
+    ck_assert(run_until(t, tnet_all_registered, 10000));
 }
 
 static void net_teardown(struct net *t)
 {
     for (unsigned i = 0; i < N_NODES; i++)
         relay_stop(t->relay[i]);
-    tnet_stop(t->n, t->dir, N_NODES);
-    loopfix_close(t);
-    uv_run(&t->loop, UV_RUN_DEFAULT);
-    ck_assert_int_eq(uv_loop_close(&t->loop), 0);
+    tnet_down(t);
     for (unsigned i = 0; i < N_NODES; i++)
         relay_free(t->relay[i]);
     tnet_free(t->n, t->dir, N_NODES);
@@ -180,7 +156,7 @@ static void net_teardown(struct net *t)
 static unsigned link_to; /* the node sender_linked() waits for */
 static bool sender_linked(struct net *t)
 {
-    return link_find(&t->n[t->from], t->n[link_to].id.pk) != NULL;
+    return tnet_link(t->n, t->from, link_to) != NULL;
 }
 
 static unsigned want_back = 1;
@@ -203,14 +179,12 @@ static void chain_open(struct net *t, const unsigned *path, unsigned hops)
     for (unsigned i = 0; i < ONION_MAX_HOPS; i++)
         onion_keys_wipe(&t->c.keys[i]); /* the chain opened before, if any */
     tnet_onion(c.payload, t->n, t->dir, path, hops, 60, t->next0, t->c.keys);
-    l = link_find(&t->n[t->from], t->n[path[0]].id.pk);
+    l = tnet_link(t->n, t->from, path[0]);
     if (!l) {
-        ck_assert_int_eq(
-            link_dial(&t->n[t->from], t->n[path[0]].listen_uri[0], t->n[path[0]].id.pk, NULL, &l),
-            0);
+        tnet_dial(t->n, t->from, path[0]);
         link_to = path[0];
         ck_assert(run_until(t, sender_linked, 5000));
-        l = link_find(&t->n[t->from], t->n[path[0]].id.pk);
+        l = tnet_link(t->n, t->from, path[0]);
     }
     ck_assert_ptr_nonnull(l);
     ck_assert_int_eq(chanmap_alloc(&t->n[t->from], l, &snd_owner, t, &t->c.id), 0);
@@ -256,10 +230,7 @@ static void send_deliver(struct net *t, const uint8_t *dest, uint32_t seq, bool 
 
 static struct relay_stats rstats(struct net *t, unsigned i)
 {
-    struct relay_stats st;
-
-    relay_stats(t->relay[i], &st);
-    return st;
+    return tnet_rstats(t->relay[i]);
 }
 
 static unsigned want;
@@ -732,7 +703,7 @@ static uint8_t chain_try(struct net *t, const unsigned *path, unsigned hops, uns
         *reason = body[BODY_HDR];
     }
     if (cmd != BODY_SETUP_OK)
-        chanmap_del(&t->n[t->from], link_find(&t->n[t->from], t->n[path[0]].id.pk), t->c.id);
+        chanmap_del(&t->n[t->from], tnet_link(t->n, t->from, path[0]), t->c.id);
     return cmd;
 }
 
@@ -740,9 +711,7 @@ static uint8_t chain_try(struct net *t, const unsigned *path, unsigned hops, uns
  * sender of the next setups, over a link R1 dialed. */
 static void send_from_dst(struct net *t)
 {
-    struct link *l;
-
-    ck_assert_int_eq(link_dial(&t->n[R1], t->n[DST].listen_uri[0], t->n[DST].id.pk, NULL, &l), 0);
+    tnet_dial(t->n, R1, DST);
     t->from = DST;
     link_to = R1;
     ck_assert(run_until(t, sender_linked, 5000));
@@ -991,10 +960,9 @@ END_TEST
 
 static Suite *relay_suite(void)
 {
-    Suite *s = suite_create("relay");
-    TCase *tc = tcase_create("relay");
+    TCase *tc;
+    Suite *s = tnet_suite("relay", 30, &tc);
 
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_drop_names);
     tcase_add_test(tc, test_init_checks);
     tcase_add_test(tc, test_chain_end_to_end);
@@ -1009,7 +977,6 @@ static Suite *relay_suite(void)
     tcase_add_test(tc, test_chain_shares);
     tcase_add_test(tc, test_replay_filter_share);
     tcase_add_test(tc, test_stall);
-    suite_add_tcase(s, tc);
     return s;
 }
 

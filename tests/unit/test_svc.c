@@ -19,11 +19,7 @@
 #include "client/client.h"
 #include "client/client_int.h"
 #include "client/srec.h"
-#include "loopfix.h"
 #include "tnet.h"
-#include "core/chanmap.h"
-#include "core/link.h"
-#include "lib/bytes.h"
 #include "lib/clock.h"
 
 enum { BS = 0, B, EX, N_NODES };
@@ -62,15 +58,8 @@ struct echo_conn {
 };
 
 struct net {
-    uv_loop_t loop;
-    struct node n[N_NODES];
-    struct dir *dir[N_NODES];
+    TNET_WORLD(struct net, N_NODES);
     struct client *cl; /* B's */
-    uv_timer_t deadline, poll;
-    bool (*done)(struct net *t);
-    void (*pump)(struct net *t);
-    bool timed_out;
-
     struct way way[N_WAYS];
     struct vstream vs[MAX_VS];
     bool no_fin;           /* streams do not end once they wrote their total */
@@ -87,7 +76,7 @@ struct net {
     struct echo_conn echo[MAX_ECHO];
 };
 
-LOOPFIX_DEFINE(struct net, 2)
+TNET_DEFINE(struct net)
 
 /* ---- the target: an echo server ---- */
 
@@ -167,7 +156,7 @@ static void echo_start(struct net *t)
 
 static struct link *ex_link(struct net *t)
 {
-    return link_find(&t->n[EX], t->n[B].id.pk);
+    return tnet_link(t->n, EX, B);
 }
 
 static void vs_write(struct vstream *v)
@@ -344,11 +333,6 @@ static struct deliv *b_deliv(struct net *t, unsigned k)
 
 /* ---- the network ---- */
 
-static bool all_registered(struct net *t)
-{
-    return tnet_registered(t->dir, N_NODES);
-}
-
 static bool linked(struct net *t)
 {
     return ex_link(t) != NULL;
@@ -361,12 +345,8 @@ static void net_setup(struct net *t)
     struct dir_opts dopts;
     struct client_opts co;
     struct client_service *sv;
-    struct link *l;
 
-    memset(t, 0, sizeof(*t));
-    ck_assert_int_eq(uv_loop_init(&t->loop), 0);
-    t->loop.data = t;
-    loopfix_init(t);
+    tnet_open(t);
     echo_start(t);
     tnet_dir_opts(&dopts);
     tnet_boot(&t->loop, t->n, t->dir, &dopts, &bs, &peer);
@@ -381,12 +361,12 @@ static void net_setup(struct net *t)
     strcpy(sv->target.name, "127.0.0.1");
     tnet_join(&t->loop, t->n, t->dir, B, ROLE_CLIENT, &dopts, &bs);
     ck_assert_int_eq(client_init(&t->n[B], &co, &t->cl), 0);
-    ck_assert_int_eq(node_start(&t->n[B], tnet_listen, 1, &peer, 1), 0);
+    tnet_start(t->n, B, &peer);
 
     tnet_join(&t->loop, t->n, t->dir, EX, ROLE_CLIENT, &dopts, &bs);
-    ck_assert_int_eq(node_start(&t->n[EX], tnet_listen, 1, &peer, 1), 0);
-    ck_assert(run_until(t, all_registered, 10000));
-    ck_assert_int_eq(link_dial(&t->n[EX], t->n[B].listen_uri[0], t->n[B].id.pk, NULL, &l), 0);
+    tnet_start(t->n, EX, &peer);
+    ck_assert(run_until(t, tnet_all_registered, 10000));
+    tnet_dial(t->n, EX, B);
     ck_assert(run_until(t, linked, 5000));
     for (unsigned k = 0; k < N_WAYS; k++) {
         t->way[k].t = t;
@@ -402,14 +382,11 @@ static void net_teardown(struct net *t)
         srec_wipe(&t->vs[i].rec);
     }
     client_stop(t->cl);
-    tnet_stop(t->n, t->dir, N_NODES);
     for (unsigned i = 0; i < MAX_ECHO; i++)
         if (t->echo[i].used)
             uv_close((uv_handle_t *)&t->echo[i].tcp, NULL);
     uv_close((uv_handle_t *)&t->srv, NULL);
-    loopfix_close(t);
-    uv_run(&t->loop, UV_RUN_DEFAULT);
-    ck_assert_int_eq(uv_loop_close(&t->loop), 0);
+    tnet_down(t);
     client_free(t->cl);
     tnet_free(t->n, t->dir, N_NODES);
 }
@@ -600,13 +577,11 @@ END_TEST
 
 static Suite *svc_suite(void)
 {
-    Suite *s = suite_create("svc");
-    TCase *tc = tcase_create("svc");
+    TCase *tc;
+    Suite *s = tnet_suite("svc", 60, &tc);
 
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_echo_moves);
     tcase_add_test(tc, test_wake_turns);
-    suite_add_tcase(s, tc);
     return s;
 }
 

@@ -6,27 +6,18 @@
  * of each stream with the real stream engine (its frames wrapped in
  * BODY_STREAM bodies, BODY_STREAM_BACK bodies fed back to it), and runs
  * the targets: an echo server on 127.0.0.1, which shuts its side down
- * once the exit's FIN came. Nodes, the setup header and forward cells come
- * from tnet.h. test_wake_turns reaches into the exit's chains
+ * once the exit's FIN came. The world and the sender's chains come from
+ * tnet.h. test_wake_turns reaches into the exit's chains
  * (relay_int.h) to size their windows by hand.
  */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "chain/body.h"
-#include "chain/onion.h"
-#include "chain/relay.h"
 #include "chain/relay_int.h"
 #include "chain/stream.h"
 #include "check_main.h"
-#include "loopfix.h"
 #include "tnet.h"
-#include "core/chanmap.h"
-#include "core/link.h"
-#include "core/node_run.h"
-#include "dir/dir.h"
-#include "lib/bytes.h"
 #include "lib/clock.h"
 
 enum { BS = 0, EX, SND, N_NODES };
@@ -54,27 +45,10 @@ struct echo_conn {
     bool used;
 };
 
-/* One of the sender's one-hop chains to the exit. */
-struct snd_chain {
-    struct net *t;
-    struct onion_keys keys[1];
-    uint64_t fwd_ctr, back_next[1];
-    uint32_t id;
-    bool setup_ok;
-};
-
 struct net {
-    uv_loop_t loop;
-    struct node n[N_NODES];
-    struct dir *dir[N_NODES];
+    TNET_WORLD(struct net, N_NODES);
     struct relay *relay;
-    uv_timer_t deadline, poll;
-    bool (*done)(struct net *t);
-    void (*pump)(struct net *t);
-    bool timed_out;
-
-    struct snd_chain chain[2]; /* the sender's chains; most tests use only the first */
-    unsigned opening;          /* the chain chain_open_on waits for */
+    struct tnet_chain chain[2]; /* the sender's chains to the exit; most tests use the first */
 
     struct cstream cs[MAX_CS];
     bool no_fin;           /* streams do not end once they wrote their total */
@@ -98,7 +72,7 @@ struct net {
     unsigned echo_eofs;
 };
 
-LOOPFIX_DEFINE(struct net, 2)
+TNET_DEFINE(struct net)
 
 /* ---- the target: an echo server ---- */
 
@@ -203,27 +177,10 @@ static uint16_t closed_port(struct net *t)
 
 /* ---- the sender: chain and stream ends ---- */
 
-static struct link *snd_link(struct net *t)
-{
-    return link_find(&t->n[SND], t->n[EX].id.pk);
-}
-
 /* Carry one frame to the exit on chain k in a body of command cmd. */
 static int snd_frame_on(struct net *t, unsigned k, uint8_t cmd, const uint8_t *f, size_t len)
 {
-    struct snd_chain *sc = &t->chain[k];
-    struct link *l = snd_link(t);
-    struct cell c;
-    uint64_t ctr[1] = {sc->fwd_ctr};
-    int rc;
-
-    if (!l || !sc->id)
-        return OVL_ECLOSED;
-    tnet_fwd(&c, sc->id, sc->keys, 1, ctr, cmd, f, len);
-    rc = link_send(l, &c);
-    if (rc == 0)
-        sc->fwd_ctr++;
-    return rc;
+    return tnet_chain_send(&t->chain[k], cmd, f, len);
 }
 
 static int snd_frame(struct net *t, uint8_t cmd, const uint8_t *f, size_t len)
@@ -382,43 +339,18 @@ static void snd_stream_back(struct net *t, const uint8_t *f, size_t len)
     t->resets[t->n_resets++].reason = f[STREAM_HDR];
 }
 
-static void snd_cell(void *obj, struct link *l, const struct cell *c)
+/* A backward body on one of the sender's chains: frames to their streams. */
+static void snd_body(struct tnet_chain *c, uint8_t cmd, const uint8_t *args, size_t len)
 {
-    struct snd_chain *sc = obj;
-    uint8_t body[ONION_BODY];
-    unsigned origin;
-    int blen;
-
-    (void)l;
-    if (c->cmd != CELL_CHAIN_BACK)
-        return;
-    ck_assert_int_eq(onion_back_unwrap(body, &origin, sc->keys, 1, sc->back_next, c->payload), 0);
-    blen = body_hdr_len(body);
-    ck_assert_int_ge(blen, 0);
-    if (body[0] == BODY_SETUP_OK)
-        sc->setup_ok = true;
-    else if (body[0] == BODY_STREAM_BACK)
-        snd_stream_back(sc->t, body + BODY_HDR, (size_t)blen);
+    if (cmd == BODY_STREAM_BACK)
+        snd_stream_back(c->ctx, args, len);
 }
-
-static void snd_closed(void *obj, struct link *l, uint32_t id)
-{
-    (void)l, (void)id;
-    ((struct snd_chain *)obj)->id = 0;
-}
-
-static const struct chain_owner snd_owner = {.cell = snd_cell, .link_closed = snd_closed};
 
 /* ---- the network ---- */
 
-static bool all_registered(struct net *t)
-{
-    return tnet_registered(t->dir, N_NODES);
-}
-
 static bool linked(struct net *t)
 {
-    return snd_link(t) != NULL;
+    return tnet_link(t->n, SND, EX) != NULL;
 }
 
 /* policy NULL: the exit has none. */
@@ -427,12 +359,8 @@ static void net_setup(struct net *t, const char *policy, const struct relay_opts
     struct dir_bootstrap_spec bs;
     struct peer_spec peer;
     struct dir_opts dopts, xopts;
-    struct link *l;
 
-    memset(t, 0, sizeof(*t));
-    ck_assert_int_eq(uv_loop_init(&t->loop), 0);
-    t->loop.data = t;
-    loopfix_init(t);
+    tnet_open(t);
     tnet_dir_opts(&dopts);
     xopts = dopts;
     if (policy)
@@ -441,33 +369,24 @@ static void net_setup(struct net *t, const char *policy, const struct relay_opts
     tnet_boot(&t->loop, t->n, t->dir, &dopts, &bs, &peer);
     tnet_join(&t->loop, t->n, t->dir, EX, ROLE_RELAY, &xopts, &bs);
     ck_assert_int_eq(relay_init(&t->n[EX], ro, &t->relay), 0);
-    ck_assert_int_eq(node_start(&t->n[EX], tnet_listen, 1, &peer, 1), 0);
+    tnet_start(t->n, EX, &peer);
     tnet_join(&t->loop, t->n, t->dir, SND, ROLE_CLIENT, &dopts, &bs);
-    ck_assert_int_eq(node_start(&t->n[SND], tnet_listen, 1, &peer, 1), 0);
-    ck_assert(run_until(t, all_registered, 10000));
-    ck_assert_int_eq(link_dial(&t->n[SND], t->n[EX].listen_uri[0], t->n[EX].id.pk, NULL, &l), 0);
+    tnet_start(t->n, SND, &peer);
+    ck_assert(run_until(t, tnet_all_registered, 10000));
+    tnet_dial(t->n, SND, EX);
     ck_assert(run_until(t, linked, 5000));
     echo_start(t);
+    for (unsigned k = 0; k < 2; k++) {
+        t->chain[k].ctx = t;
+        t->chain[k].on_body = snd_body;
+    }
 }
 
-static bool got_setup_ok(struct net *t)
-{
-    return t->chain[t->opening].setup_ok;
-}
-
-/* Open a one-hop chain to the exit as the sender's chain k. */
+/* Open a one-hop chain to the exit as the sender's chain k (again, after
+ * the one before ended). */
 static void chain_open_on(struct net *t, unsigned k)
 {
-    static const unsigned path[] = {EX};
-    struct snd_chain *sc = &t->chain[k];
-
-    sc->t = t;
-    sc->fwd_ctr = sc->back_next[0] = 0;
-    sc->setup_ok = false;
-    onion_keys_wipe(&sc->keys[0]); /* the chain opened before, if any */
-    tnet_setup(t->n, t->dir, SND, snd_link(t), path, 1, 600, sc->keys, &snd_owner, sc, &sc->id);
-    t->opening = k;
-    ck_assert(run_until(t, got_setup_ok, 5000));
+    tnet_chain_open(t, &t->chain[k], SND, EX);
 }
 
 /* Open the sender's first chain (the one most tests use). */
@@ -479,11 +398,7 @@ static void chain_open(struct net *t)
 /* End the sender's first chain (DESTROY), as a client whose chain failed. */
 static void chain_close(struct net *t)
 {
-    struct cell c = {.chain_id = t->chain[0].id, .cmd = CELL_CHAIN_DESTROY};
-
-    ck_assert_int_eq(link_send(snd_link(t), &c), 0);
-    chanmap_del(&t->n[SND], snd_link(t), t->chain[0].id);
-    t->chain[0].id = 0;
+    tnet_chain_close(&t->chain[0]);
 }
 
 static void net_teardown(struct net *t)
@@ -491,26 +406,19 @@ static void net_teardown(struct net *t)
     for (unsigned i = 0; i < MAX_CS; i++)
         stream_free(t->cs[i].s);
     relay_stop(t->relay);
-    tnet_stop(t->n, t->dir, N_NODES);
     for (unsigned i = 0; i < MAX_ECHO; i++)
         if (t->echo[i].used)
             uv_close((uv_handle_t *)&t->echo[i].tcp, NULL);
     uv_close((uv_handle_t *)&t->srv, NULL);
-    loopfix_close(t);
-    uv_run(&t->loop, UV_RUN_DEFAULT);
-    ck_assert_int_eq(uv_loop_close(&t->loop), 0);
+    tnet_down(t);
     relay_free(t->relay);
     tnet_free(t->n, t->dir, N_NODES);
-    for (unsigned k = 0; k < 2; k++)
-        onion_keys_wipe(&t->chain[k].keys[0]);
+    tnet_chain_wipe(t->chain, 2);
 }
 
 static struct relay_stats xstats(struct net *t)
 {
-    struct relay_stats st;
-
-    relay_stats(t->relay, &st);
-    return st;
+    return tnet_rstats(t->relay);
 }
 
 static unsigned want;
@@ -920,10 +828,9 @@ END_TEST
 
 static Suite *xstream_suite(void)
 {
-    Suite *s = suite_create("xstream");
-    TCase *tc = tcase_create("xstream");
+    TCase *tc;
+    Suite *s = tnet_suite("xstream", 60, &tc);
 
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_echo);
     tcase_add_test(tc, test_name);
@@ -933,7 +840,6 @@ static Suite *xstream_suite(void)
     tcase_add_test(tc, test_new_chain);
     tcase_add_test(tc, test_stop);
     tcase_add_test(tc, test_wake_turns);
-    suite_add_tcase(s, tc);
     return s;
 }
 
