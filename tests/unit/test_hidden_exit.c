@@ -29,8 +29,7 @@ struct lookup {
 };
 
 struct net {
-    TNET_WORLD(struct net, N_NODES);
-    struct relay *relay[N_NODES]; /* IR and XR */
+    TNET_WORLD(struct net, N_NODES); /* relays IR and XR */
     struct tnet_chain ch[N_CHAINS];
     struct lookup lk;
     unsigned wait_n, wait_r; /* what the waits below look for */
@@ -181,11 +180,8 @@ static void net_setup(struct net *t)
     tnet_dir_opts(&dopts);
     relay_opts_defaults(&ro);
     tnet_boot(&t->loop, t->n, t->dir, &dopts, &bs, &peer);
-    for (unsigned i = IR; i <= XR; i++) {
-        tnet_join(&t->loop, t->n, t->dir, i, ROLE_RELAY, &dopts, &bs);
-        ck_assert_int_eq(relay_init(&t->n[i], &ro, &t->relay[i]), 0);
-        tnet_start(t->n, i, &peer);
-    }
+    for (unsigned i = IR; i <= XR; i++)
+        tnet_relay(t, i, &dopts, &bs, &peer, &ro);
     for (unsigned i = HN; i <= SN; i++) { /* no listen address: nothing to register */
         tnet_join(&t->loop, t->n, t->dir, i, ROLE_CLIENT, &dopts, &bs);
         ck_assert_int_eq(node_start(&t->n[i], NULL, 0, &peer, 1), 0);
@@ -198,12 +194,8 @@ static void net_setup(struct net *t)
 
 static void net_teardown(struct net *t)
 {
-    relay_stop(t->relay[IR]);
-    relay_stop(t->relay[XR]);
     tnet_down(t);
-    relay_free(t->relay[IR]);
-    relay_free(t->relay[XR]);
-    tnet_free(t->n, t->dir, N_NODES);
+    tnet_release(t);
     tnet_chain_wipe(t->ch, N_CHAINS);
 }
 

@@ -33,7 +33,6 @@ struct xdeliv {
 
 struct net {
     TNET_WORLD(struct net, N_NODES);
-    struct relay *relay;
     struct tnet_chain ch[N_CHAINS]; /* H's one-hop chains to I */
     struct xdeliv xd[MAX_XIDS];
     unsigned wait_k, wait_n; /* what the waits below look for */
@@ -214,13 +213,9 @@ static void net_setup(struct net *t)
     tnet_dir_opts(&dopts);
     relay_opts_defaults(&ro);
     tnet_boot(&t->loop, t->n, t->dir, &dopts, &bs, &peer);
-    tnet_join(&t->loop, t->n, t->dir, IR, ROLE_RELAY, &dopts, &bs);
-    ck_assert_int_eq(relay_init(&t->n[IR], &ro, &t->relay), 0);
-    tnet_start(t->n, IR, &peer);
-    for (unsigned i = HN; i <= XN; i++) {
-        tnet_join(&t->loop, t->n, t->dir, i, ROLE_CLIENT, &dopts, &bs);
-        tnet_start(t->n, i, &peer);
-    }
+    tnet_relay(t, IR, &dopts, &bs, &peer, &ro);
+    for (unsigned i = HN; i <= XN; i++)
+        tnet_client(t, i, &dopts, &bs, &peer);
     ck_assert(run_until(t, tnet_all_registered, 10000));
     tnet_dial(t->n, HN, IR);
     tnet_dial(t->n, XN, IR);
@@ -229,16 +224,14 @@ static void net_setup(struct net *t)
 
 static void net_teardown(struct net *t)
 {
-    relay_stop(t->relay);
     tnet_down(t);
-    relay_free(t->relay);
-    tnet_free(t->n, t->dir, N_NODES);
+    tnet_release(t);
     tnet_chain_wipe(t->ch, N_CHAINS);
 }
 
 static struct relay_stats rstats(struct net *t)
 {
-    return tnet_rstats(t->relay);
+    return tnet_rstats(t->relay[IR]);
 }
 
 static bool no_intros(struct net *t)

@@ -27,8 +27,7 @@ struct schain {
 };
 
 struct net {
-    TNET_WORLD(struct net, N_NODES);
-    struct relay *relay[N_NODES];
+    TNET_WORLD(struct net, N_NODES); /* relays R1, R2 and R3 */
 
     /* the sender's chain */
     struct schain c;
@@ -127,15 +126,11 @@ static void net_setup(struct net *t, const struct relay_opts *ro)
     dopts.request_timeout_ms = 2000;
 
     tnet_boot(&t->loop, t->n, t->dir, &dopts, &bs, &peer);
-    for (unsigned i = R1; i < N_NODES; i++) {
-        bool relay = i <= R3;
-
-        tnet_join(&t->loop, t->n, t->dir, i, relay ? ROLE_RELAY : ROLE_CLIENT, &dopts, &bs);
-        if (relay)
-            ck_assert_int_eq(relay_init(&t->n[i], ro, &t->relay[i]), 0);
-        if (i == DST || i == SND)
-            ck_assert_int_eq(chanmap_register_opener(&t->n[i], CELL_CHAIN_DELIVER, on_deliver, t),
-                             0);
+    for (unsigned i = R1; i <= R3; i++)
+        tnet_relay(t, i, &dopts, &bs, &peer, ro);
+    for (unsigned i = SND; i <= DST; i++) {
+        tnet_join(&t->loop, t->n, t->dir, i, ROLE_CLIENT, &dopts, &bs);
+        ck_assert_int_eq(chanmap_register_opener(&t->n[i], CELL_CHAIN_DELIVER, on_deliver, t), 0);
         ck_assert_int_eq(node_start(&t->n[i], i == DST ? listen_dst : tnet_listen, 1, &peer, 1), 0);
     }
     ck_assert(run_until(t, tnet_all_registered, 10000));
@@ -143,12 +138,8 @@ static void net_setup(struct net *t, const struct relay_opts *ro)
 
 static void net_teardown(struct net *t)
 {
-    for (unsigned i = 0; i < N_NODES; i++)
-        relay_stop(t->relay[i]);
     tnet_down(t);
-    for (unsigned i = 0; i < N_NODES; i++)
-        relay_free(t->relay[i]);
-    tnet_free(t->n, t->dir, N_NODES);
+    tnet_release(t);
     for (unsigned i = 0; i < ONION_MAX_HOPS; i++)
         onion_keys_wipe(&t->c.keys[i]);
 }

@@ -6,8 +6,8 @@
  * of each stream with the real stream engine (its frames wrapped in
  * BODY_STREAM bodies, BODY_STREAM_BACK bodies fed back to it), and runs
  * the targets: an echo server on 127.0.0.1, which shuts its side down
- * once the exit's FIN came. The world and the sender's chains come from
- * tnet.h. test_wake_turns reaches into the exit's chains
+ * once the exit's FIN came. The world, the sender's chains, the streams'
+ * ends and the echo server come from tnet.h. test_wake_turns reaches into the exit's chains
  * (relay_int.h) to size their windows by hand.
  */
 #include <check.h>
@@ -21,143 +21,24 @@
 #include "lib/clock.h"
 
 enum { BS = 0, EX, SND, N_NODES };
-#define MAX_CS    8
 #define MAX_RESET 8
-#define MAX_ECHO  8
-#define MAX_LOG   64
-
-/* One stream as its client (this file) holds it. */
-struct cstream {
-    struct net *t;
-    struct stream *s;
-    unsigned chain;        /* the sender's chain it goes on (t->chain) */
-    uint64_t seen;         /* while t->capture: the end of the new bytes the exit sent */
-    uint32_t total;        /* bytes to write, then FIN */
-    uint32_t written, got; /* written into the stream; echoed bytes read back */
-    uint8_t sid[STREAM_SID];
-    bool opened, eof, closed, bad;
-    uint8_t reason;
-};
-
-struct echo_conn {
-    uv_tcp_t tcp;
-    uv_shutdown_t sh;
-    bool used;
-};
 
 struct net {
-    TNET_WORLD(struct net, N_NODES);
-    struct relay *relay;
-    struct tnet_chain chain[2]; /* the sender's chains to the exit; most tests use the first */
+    TNET_WORLD(struct net, N_NODES); /* the exit EX is the one relay */
+    struct tnet_chain chain[2];      /* the sender's chains to the exit; most tests use the first */
 
-    struct cstream cs[MAX_CS];
-    bool no_fin;           /* streams do not end once they wrote their total */
-    bool capture;          /* frames back are logged (cs[].seen), not taken */
-    unsigned log[MAX_LOG]; /* while capture: the stream of each frame with new bytes */
-    unsigned n_log;
-    uint64_t captured;    /* new bytes logged */
-    struct cstream *grab; /* its next frame goes to grabbed, not to the exit */
-    uint8_t grabbed[STREAM_FRAME_MAX];
-    size_t grabbed_len;
+    struct tnet_ends ends; /* the client's ends of streams; way is the chain */
     struct {
         uint8_t sid[STREAM_SID], reason;
     } resets[MAX_RESET]; /* for sids without a stream */
     unsigned n_resets;
 
-    /* the target */
-    uv_tcp_t srv;
-    uint16_t port;
-    struct echo_conn echo[MAX_ECHO];
-    uint64_t echo_bytes;
-    unsigned echo_eofs;
+    struct tnet_echo echo; /* the target */
 };
 
 TNET_DEFINE(struct net)
 
-/* ---- the target: an echo server ---- */
-
-struct echo_wr {
-    uv_write_t req;
-    char *buf;
-};
-
-static void echo_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
-{
-    (void)h, (void)hint;
-    b->base = malloc(65536);
-    b->len = b->base ? 65536 : 0;
-}
-
-static void echo_wrote(uv_write_t *req, int status)
-{
-    struct echo_wr *w = (struct echo_wr *)req;
-
-    (void)status;
-    free(w->buf);
-    free(w);
-}
-
-static void echo_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
-{
-    struct echo_conn *e = st->data;
-    struct net *t = e->tcp.loop->data;
-    struct echo_wr *w;
-
-    if (n > 0 && (w = malloc(sizeof(*w)))) {
-        uv_buf_t ob = uv_buf_init(b->base, (unsigned)n);
-
-        w->buf = b->base;
-        t->echo_bytes += (uint64_t)n;
-        ck_assert_int_eq(uv_write(&w->req, st, &ob, 1, echo_wrote), 0);
-        return;
-    }
-    free(b->base);
-    if (n == UV_EOF) {
-        t->echo_eofs++;
-        (void)uv_shutdown(&e->sh, st, NULL); /* after the echoes queued before it */
-    }
-}
-
-static void echo_conn_cb(uv_stream_t *srv, int status)
-{
-    struct net *t = srv->loop->data;
-
-    ck_assert_int_eq(status, 0);
-    for (unsigned i = 0; i < MAX_ECHO; i++) {
-        struct echo_conn *e = &t->echo[i];
-
-        if (e->used)
-            continue;
-        e->used = true;
-        uv_tcp_init(&t->loop, &e->tcp);
-        e->tcp.data = e;
-        ck_assert_int_eq(uv_accept(srv, (uv_stream_t *)&e->tcp), 0);
-        ck_assert_int_eq(uv_read_start((uv_stream_t *)&e->tcp, echo_alloc, echo_read), 0);
-        return;
-    }
-    ck_abort_msg("too many connections to the target");
-}
-
-/* Listen on 127.0.0.1:0; t->port is the port. */
-static uint16_t tcp_port(uv_tcp_t *h)
-{
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-
-    ck_assert_int_eq(uv_tcp_getsockname(h, (struct sockaddr *)&ss, &len), 0);
-    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-}
-
-static void echo_start(struct net *t)
-{
-    struct sockaddr_in sa;
-
-    uv_ip4_addr("127.0.0.1", 0, &sa);
-    uv_tcp_init(&t->loop, &t->srv);
-    ck_assert_int_eq(uv_tcp_bind(&t->srv, (struct sockaddr *)&sa, 0), 0);
-    ck_assert_int_eq(uv_listen((uv_stream_t *)&t->srv, 8, echo_conn_cb), 0);
-    t->port = tcp_port(&t->srv);
-}
+/* ---- the target ---- */
 
 /* A port on 127.0.0.1 where nothing listens. */
 static uint16_t closed_port(struct net *t)
@@ -169,7 +50,7 @@ static uint16_t closed_port(struct net *t)
     uv_ip4_addr("127.0.0.1", 0, &sa);
     uv_tcp_init(&t->loop, &h);
     ck_assert_int_eq(uv_tcp_bind(&h, (struct sockaddr *)&sa, 0), 0);
-    port = tcp_port(&h);
+    port = tnet_tcp_port(&h);
     uv_close((uv_handle_t *)&h, NULL);
     uv_run(&t->loop, UV_RUN_NOWAIT);
     return port;
@@ -188,95 +69,23 @@ static int snd_frame(struct net *t, uint8_t cmd, const uint8_t *f, size_t len)
     return snd_frame_on(t, 0, cmd, f, len);
 }
 
-static void cs_write(struct cstream *c)
+/* tnet_ends' put: a stream's frame in a BODY_STREAM body on its chain. */
+static int snd_put(struct tnet_ends *ends, struct tnet_end *e, const uint8_t *f, size_t len)
 {
-    uint8_t *p;
-    size_t n;
-
-    while (c->written < c->total && (n = stream_wbuf(c->s, &p)) > 0) {
-        if (n > c->total - c->written)
-            n = c->total - c->written;
-        for (size_t i = 0; i < n; i++)
-            p[i] = (uint8_t)((c->written + i) * 7 + 1);
-        c->written += (uint32_t)n;
-        stream_wrote(c->s, n);
-        if (!c->s)
-            return;
-    }
-    if (c->written == c->total && !c->t->no_fin)
-        stream_shutdown(c->s);
+    return snd_frame_on(ends->ctx, e->way, BODY_STREAM, f, len);
 }
-
-static int cs_send(struct stream *s, const uint8_t *f, size_t len)
-{
-    struct cstream *c = s->ctx;
-
-    if (c->t->grab == c) {
-        memcpy(c->t->grabbed, f, len);
-        c->t->grabbed_len = len;
-        c->t->grab = NULL;
-        return 0;
-    }
-    return snd_frame_on(c->t, c->chain, BODY_STREAM, f, len);
-}
-
-static void cs_event(struct stream *s, enum stream_event ev)
-{
-    struct cstream *c = s->ctx;
-    const uint8_t *p;
-    size_t n;
-
-    switch (ev) {
-    case SE_OPENED:
-        c->opened = true;
-        break;
-    case SE_READABLE:
-        while ((n = stream_rbuf(s, &p)) > 0) {
-            for (size_t i = 0; i < n; i++)
-                if (p[i] != (uint8_t)((c->got + i) * 7 + 1))
-                    c->bad = true;
-            c->got += (uint32_t)n;
-            stream_consumed(s, n);
-            if (c->closed)
-                return;
-        }
-        c->eof = stream_eof(s);
-        break;
-    case SE_WRITABLE:
-        cs_write(c);
-        break;
-    case SE_CLOSED:
-        c->closed = true;
-        c->reason = s->reason;
-        stream_free(s);
-        c->s = NULL;
-        break;
-    }
-}
-
-static const struct stream_ops cs_ops = {.send = cs_send, .event = cs_event};
 
 /* Open stream i with sid to target on the sender's chain t->chain[k]
- * (writing total bytes, then FIN unless t->no_fin). */
+ * (writing total bytes, then FIN unless t->ends.no_fin). */
 static void cs_open_on(struct net *t, unsigned k, unsigned i, const struct stream_target *tg,
                        uint32_t total, const uint8_t sid_in[STREAM_SID])
 {
-    struct cstream *c = &t->cs[i];
-    uint8_t sid[STREAM_SID], args[4 + 255];
+    uint8_t args[4 + 255];
     int alen = stream_target_put(args, tg);
 
     ck_assert_int_gt(alen, 0);
-    memcpy(sid, sid_in, STREAM_SID);
-    memset(c, 0, sizeof(*c));
-    c->t = t;
-    c->chain = k;
-    c->total = total;
-    memcpy(c->sid, sid, STREAM_SID);
-    ck_assert_int_eq(stream_new(&t->loop, &cs_ops, c, sid, args, (size_t)alen,
-                                ONION_BODY - BODY_HDR, 30000, &c->s),
-                     0);
-    cs_write(c);
-    stream_pump(c->s);
+    tnet_end_open(&t->ends, &t->loop, i, k, total, sid_in, args, (size_t)alen,
+                  ONION_BODY - BODY_HDR);
 }
 
 static void cs_open_sid(struct net *t, unsigned i, const struct stream_target *tg, uint32_t total,
@@ -302,36 +111,16 @@ static struct stream_target target4(const char *ip, uint16_t port)
     return tg;
 }
 
-/* While t->capture: log a frame of stream i that carries bytes past those
- * seen before; true when the frame is not to be taken (no ack goes back). */
-static bool snd_capture(struct net *t, unsigned i, const uint8_t *f, size_t len)
-{
-    struct cstream *c = &t->cs[i];
-    uint64_t end = ld_le64(f + 10) + (len - STREAM_HDR);
-
-    if (!t->capture || (f[0] != SF_DATA && f[0] != SF_OPENED))
-        return false;
-    if (end > c->seen) {
-        ck_assert_uint_lt(t->n_log, MAX_LOG);
-        t->log[t->n_log++] = i;
-        t->captured += end - c->seen;
-        c->seen = end;
-    }
-    return true;
-}
-
 /* A BODY_STREAM_BACK frame: to its stream, or recorded. */
 static void snd_stream_back(struct net *t, const uint8_t *f, size_t len)
 {
-    ck_assert_uint_ge(len, STREAM_HDR);
-    for (unsigned i = 0; i < MAX_CS; i++) {
-        struct cstream *c = &t->cs[i];
+    int i;
 
-        if (c->t && memcmp(c->sid, f + 2, STREAM_SID) == 0) {
-            if (c->s && !snd_capture(t, i, f, len))
-                ck_assert_int_eq(stream_input(c->s, f, len), 0);
-            return; /* else a late frame of a stream this end let go of */
-        }
+    ck_assert_uint_ge(len, STREAM_HDR);
+    i = tnet_end_find(&t->ends, f + 2);
+    if (i >= 0) {
+        tnet_end_input(&t->ends, (unsigned)i, f, len); /* or a late frame, let go of */
+        return;
     }
     ck_assert_uint_eq(f[0], SF_RESET);
     ck_assert_uint_lt(t->n_resets, MAX_RESET);
@@ -367,15 +156,14 @@ static void net_setup(struct net *t, const char *policy, const struct relay_opts
         ck_assert_int_eq(exit_policy_parse(&xopts.exit_policy, policy, NULL, NULL), 0);
 
     tnet_boot(&t->loop, t->n, t->dir, &dopts, &bs, &peer);
-    tnet_join(&t->loop, t->n, t->dir, EX, ROLE_RELAY, &xopts, &bs);
-    ck_assert_int_eq(relay_init(&t->n[EX], ro, &t->relay), 0);
-    tnet_start(t->n, EX, &peer);
-    tnet_join(&t->loop, t->n, t->dir, SND, ROLE_CLIENT, &dopts, &bs);
-    tnet_start(t->n, SND, &peer);
+    tnet_relay(t, EX, &xopts, &bs, &peer, ro);
+    tnet_client(t, SND, &dopts, &bs, &peer);
     ck_assert(run_until(t, tnet_all_registered, 10000));
     tnet_dial(t->n, SND, EX);
     ck_assert(run_until(t, linked, 5000));
-    echo_start(t);
+    tnet_echo_start(&t->loop, &t->echo);
+    t->ends.ctx = t;
+    t->ends.put = snd_put;
     for (unsigned k = 0; k < 2; k++) {
         t->chain[k].ctx = t;
         t->chain[k].on_body = snd_body;
@@ -403,32 +191,22 @@ static void chain_close(struct net *t)
 
 static void net_teardown(struct net *t)
 {
-    for (unsigned i = 0; i < MAX_CS; i++)
-        stream_free(t->cs[i].s);
-    relay_stop(t->relay);
-    for (unsigned i = 0; i < MAX_ECHO; i++)
-        if (t->echo[i].used)
-            uv_close((uv_handle_t *)&t->echo[i].tcp, NULL);
-    uv_close((uv_handle_t *)&t->srv, NULL);
+    tnet_ends_free(&t->ends);
+    tnet_echo_close(&t->echo);
     tnet_down(t);
-    relay_free(t->relay);
-    tnet_free(t->n, t->dir, N_NODES);
+    tnet_release(t);
     tnet_chain_wipe(t->chain, 2);
 }
 
 static struct relay_stats xstats(struct net *t)
 {
-    return tnet_rstats(t->relay);
+    return tnet_rstats(t->relay[EX]);
 }
 
 static unsigned want;
 static bool n_closed(struct net *t)
 {
-    unsigned n = 0;
-
-    for (unsigned i = 0; i < MAX_CS; i++)
-        n += t->cs[i].closed;
-    return n >= want;
+    return tnet_ends_closed(&t->ends) >= want;
 }
 
 static bool n_resets(struct net *t)
@@ -438,11 +216,7 @@ static bool n_resets(struct net *t)
 
 static bool n_opened(struct net *t)
 {
-    unsigned n = 0;
-
-    for (unsigned i = 0; i < MAX_CS; i++)
-        n += t->cs[i].opened;
-    return n >= want;
+    return tnet_ends_opened(&t->ends) >= want;
 }
 
 static bool none_active(struct net *t)
@@ -465,17 +239,17 @@ START_TEST(test_echo)
     relay_opts_defaults(&ro);
     net_setup(t, POLICY, &ro);
     chain_open(t);
-    tg = target4("127.0.0.1", t->port);
+    tg = target4("127.0.0.1", t->echo.port);
     cs_open(t, 0, &tg, total);
     want = 1;
     ck_assert(run_until(t, n_closed, 20000));
-    ck_assert_uint_eq(t->cs[0].reason, SR_DONE);
-    ck_assert(t->cs[0].opened);
-    ck_assert(t->cs[0].eof);
-    ck_assert(!t->cs[0].bad);
-    ck_assert_uint_eq(t->cs[0].got, total);
-    ck_assert_uint_eq(t->echo_bytes, total);
-    ck_assert_uint_eq(t->echo_eofs, 1);
+    ck_assert_uint_eq(t->ends.end[0].reason, SR_DONE);
+    ck_assert(t->ends.end[0].opened);
+    ck_assert(t->ends.end[0].eof);
+    ck_assert(!t->ends.end[0].bad);
+    ck_assert_uint_eq(t->ends.end[0].got, total);
+    ck_assert_uint_eq(t->echo.bytes, total);
+    ck_assert_uint_eq(t->echo.eofs, 1);
     ck_assert(run_until(t, none_active, 10000)); /* the exit's linger ends too */
     st = xstats(t);
     ck_assert_uint_eq(st.streams_opened, 1);
@@ -498,7 +272,7 @@ START_TEST(test_name)
     relay_opts_defaults(&ro);
     net_setup(t, POLICY, &ro);
     chain_open(t);
-    tg.port = t->port;
+    tg.port = t->echo.port;
     strcpy(tg.name, "localhost");
     cs_open(t, 0, &tg, 1000);
     tg.port = 1;
@@ -506,9 +280,9 @@ START_TEST(test_name)
     cs_open(t, 1, &tg, 10);
     want = 2;
     ck_assert(run_until(t, n_closed, 30000));
-    ck_assert_uint_eq(t->cs[0].reason, SR_DONE);
-    ck_assert_uint_eq(t->cs[0].got, 1000);
-    ck_assert(t->cs[1].reason == SR_HOST_UNREACH || t->cs[1].reason == SR_TIMEOUT);
+    ck_assert_uint_eq(t->ends.end[0].reason, SR_DONE);
+    ck_assert_uint_eq(t->ends.end[0].got, 1000);
+    ck_assert(t->ends.end[1].reason == SR_HOST_UNREACH || t->ends.end[1].reason == SR_TIMEOUT);
     ck_assert_uint_eq(xstats(t).streams_opened, 1);
     ck_assert_uint_eq(xstats(t).streams_failed_connect, 1);
     net_teardown(t);
@@ -528,14 +302,14 @@ START_TEST(test_refused)
     relay_opts_defaults(&ro);
     net_setup(t, POLICY, &ro);
     chain_open(t);
-    tg = target4("127.0.0.2", t->port); /* the policy takes 127.0.0.1 only */
+    tg = target4("127.0.0.2", t->echo.port); /* the policy takes 127.0.0.1 only */
     cs_open(t, 0, &tg, 10);
     tg = target4("127.0.0.1", closed_port(t));
     cs_open(t, 1, &tg, 10);
     want = 2;
     ck_assert(run_until(t, n_closed, 10000));
-    ck_assert_uint_eq(t->cs[0].reason, SR_POLICY);
-    ck_assert_uint_eq(t->cs[1].reason, SR_REFUSED);
+    ck_assert_uint_eq(t->ends.end[0].reason, SR_POLICY);
+    ck_assert_uint_eq(t->ends.end[1].reason, SR_REFUSED);
 
     /* DATA for a sid the exit does not have; a RESET is never answered. */
     memset(f, 0, sizeof(f));
@@ -573,11 +347,11 @@ START_TEST(test_not_exit)
     relay_opts_defaults(&ro);
     net_setup(t, NULL, &ro);
     chain_open(t);
-    tg = target4("127.0.0.1", t->port);
+    tg = target4("127.0.0.1", t->echo.port);
     cs_open(t, 0, &tg, 10);
     want = 1;
     ck_assert(run_until(t, n_closed, 10000));
-    ck_assert_uint_eq(t->cs[0].reason, SR_POLICY);
+    ck_assert_uint_eq(t->ends.end[0].reason, SR_POLICY);
     ck_assert_uint_eq(xstats(t).streams_refused_policy, 1);
     net_teardown(t);
     free(t);
@@ -597,38 +371,38 @@ START_TEST(test_limits)
     ro.max_streams = 3;
     net_setup(t, POLICY, &ro);
     chain_open(t);
-    tg = target4("127.0.0.1", t->port);
+    tg = target4("127.0.0.1", t->echo.port);
     for (unsigned i = 0; i < 3; i++)
         cs_open(t, i, &tg, 0x7fffffff); /* they stay open */
     want = 2;
     ck_assert(run_until(t, n_opened, 10000));
     want = 1;
     ck_assert(run_until(t, n_closed, 10000));
-    ck_assert(t->cs[2].closed);
-    ck_assert_uint_eq(t->cs[2].reason, SR_LIMIT);
+    ck_assert(t->ends.end[2].closed);
+    ck_assert_uint_eq(t->ends.end[2].reason, SR_LIMIT);
     /* A new chain: one more stream fits node-wide, the next does not. The
      * first chain ended: its two streams wait for a client that is gone. */
     for (unsigned i = 0; i < 2; i++) {
-        stream_free(t->cs[i].s);
-        t->cs[i].s = NULL;
+        stream_free(t->ends.end[i].s);
+        t->ends.end[i].s = NULL;
     }
     chain_close(t);
     chain_open(t);
     /* A copy of the refused open (its RESET lost) finds room now, but gets
      * the first answer: it must not open a second connection. */
-    memcpy(sid, t->cs[2].sid, STREAM_SID);
-    memset(t->cs[2].sid, 0, STREAM_SID); /* answers to that sid go to the copy */
+    memcpy(sid, t->ends.end[2].sid, STREAM_SID);
+    memset(t->ends.end[2].sid, 0, STREAM_SID); /* answers to that sid go to the copy */
     cs_open_sid(t, 5, &tg, 10, sid);
     want = 2;
     ck_assert(run_until(t, n_closed, 10000));
-    ck_assert(t->cs[5].closed);
-    ck_assert_uint_eq(t->cs[5].reason, SR_LIMIT);
+    ck_assert(t->ends.end[5].closed);
+    ck_assert_uint_eq(t->ends.end[5].reason, SR_LIMIT);
     ck_assert_uint_eq(xstats(t).streams_refused_limit, 1);
     cs_open(t, 3, &tg, 10);
     cs_open(t, 4, &tg, 10);
     want = 3;
     ck_assert(run_until(t, n_closed, 10000));
-    ck_assert_uint_eq(t->cs[4].reason, SR_LIMIT);
+    ck_assert_uint_eq(t->ends.end[4].reason, SR_LIMIT);
     ck_assert_uint_eq(xstats(t).streams_refused_limit, 2);
     net_teardown(t);
     free(t);
@@ -637,7 +411,7 @@ END_TEST
 
 static bool echo_got(struct net *t)
 {
-    return t->echo_bytes >= want;
+    return t->echo.bytes >= want;
 }
 
 /* The chain ends mid-stream; the client comes back on a new chain and the
@@ -647,13 +421,13 @@ START_TEST(test_new_chain)
     struct net *t = calloc(1, sizeof(*t));
     struct relay_opts ro;
     struct stream_target tg;
-    struct cstream *c = &t->cs[0];
+    struct tnet_end *c = &t->ends.end[0];
     const uint32_t total = 300000;
 
     relay_opts_defaults(&ro);
     net_setup(t, POLICY, &ro);
     chain_open(t);
-    tg = target4("127.0.0.1", t->port);
+    tg = target4("127.0.0.1", t->echo.port);
     cs_open(t, 0, &tg, total);
     want = 50000;
     ck_assert(run_until(t, echo_got, 10000));
@@ -665,7 +439,7 @@ START_TEST(test_new_chain)
     ck_assert_uint_eq(c->reason, SR_DONE);
     ck_assert(!c->bad);
     ck_assert_uint_eq(c->got, total);
-    ck_assert_uint_eq(t->echo_bytes, total);
+    ck_assert_uint_eq(t->echo.bytes, total);
     ck_assert_uint_eq(xstats(t).streams_opened, 1);
     net_teardown(t);
     free(t);
@@ -682,7 +456,7 @@ START_TEST(test_stop)
     relay_opts_defaults(&ro);
     net_setup(t, "accept *:*", &ro);
     chain_open(t);
-    tg = target4("127.0.0.1", t->port);
+    tg = target4("127.0.0.1", t->echo.port);
     cs_open(t, 0, &tg, 0x7fffffff);
     want = 1;
     ck_assert(run_until(t, n_opened, 10000));
@@ -715,7 +489,7 @@ static struct relay_chain *exit_chain(struct net *t, unsigned n_streams)
 {
     struct relay_chain *ch, *tmp;
 
-    HASH_ITER(hh, t->relay->chains, ch, tmp)
+    HASH_ITER(hh, t->relay[EX]->chains, ch, tmp)
     {
         if (ch->n_streams == n_streams)
             return ch;
@@ -729,14 +503,14 @@ static bool wake_ready(struct net *t)
     if (xstats(t).stream_bytes_in < 4 * WAKE_DATA)
         return false;
     for (unsigned i = 0; i < W_N; i++)
-        if (i != W_IDLE && t->cs[i].s->una < WAKE_DATA)
+        if (i != W_IDLE && t->ends.end[i].s->una < WAKE_DATA)
             return false;
     return true;
 }
 
 static bool captured(struct net *t)
 {
-    return t->captured >= want;
+    return t->ends.captured >= want;
 }
 
 START_TEST(test_wake_turns)
@@ -752,8 +526,8 @@ START_TEST(test_wake_turns)
     net_setup(t, POLICY, &ro);
     chain_open_on(t, 0);
     chain_open_on(t, 1);
-    tg = target4("127.0.0.1", t->port);
-    t->no_fin = true;
+    tg = target4("127.0.0.1", t->echo.port);
+    t->ends.no_fin = true;
     for (unsigned i = 0; i < W_N; i++) {
         ovl_random(sid, sizeof(sid));
         cs_open_on(t, i == W_OTHER, i, &tg, 0, sid);
@@ -769,8 +543,8 @@ START_TEST(test_wake_turns)
     x->pool.cap = y->pool.cap = 0; /* no room: what the targets send waits */
     for (unsigned i = 0; i < W_N; i++) {
         if (i != W_IDLE) {
-            t->cs[i].total = WAKE_DATA;
-            cs_write(&t->cs[i]);
+            t->ends.end[i].total = WAKE_DATA;
+            tnet_end_write(&t->ends.end[i]);
         }
     }
     ck_assert(run_until(t, wake_ready, 10000));
@@ -778,23 +552,23 @@ START_TEST(test_wake_turns)
     ck_assert(y->pool.flags & SPF_WAIT);
     ck_assert_uint_eq(x->pool.used + y->pool.used, 0);
 
-    t->grab = &t->cs[W_IDLE]; /* the ack each round gives the exit */
-    stream_rewind(t->cs[W_IDLE].s);
-    ck_assert_ptr_null(t->grab);
+    t->ends.grab = &t->ends.end[W_IDLE]; /* the ack each round gives the exit */
+    stream_rewind(t->ends.end[W_IDLE].s);
+    ck_assert_ptr_null(t->ends.grab);
     for (unsigned i = 0; i < W_N; i++)
-        t->cs[i].seen = t->cs[i].got;
-    t->capture = true;
+        t->ends.end[i].seen = t->ends.end[i].got;
+    t->ends.capture = true;
     for (unsigned k = 0; k < WAKE_ROUNDS; k++) {
         x->pool.cap += WAKE_ROOM;
         y->pool.cap = WAKE_ROOM; /* room only a wake of y may hand out */
-        xstream_input(x, t->grabbed, t->grabbed_len);
+        xstream_input(x, t->ends.grabbed, t->ends.grabbed_len);
         ck_assert_uint_eq(x->pool.used, x->pool.cap); /* one stream took it all */
         ck_assert_uint_eq(y->pool.used, 0);
         y->pool.cap = 0;
         want = (k + 1) * WAKE_ROOM;
         ck_assert(run_until(t, captured, 10000));
-        ck_assert_uint_eq(t->n_log, k + 1); /* in one frame */
-        served[k] = t->log[k];
+        ck_assert_uint_eq(t->ends.n_log, k + 1); /* in one frame */
+        served[k] = t->ends.log[k];
         ck_assert_uint_le(served[k], W_C);
         ck_assert(k < 3 || served[k] == served[k - 3]);
     }
@@ -803,13 +577,13 @@ START_TEST(test_wake_turns)
 
     /* y's stream was waiting all along: its own chain's wake serves it. */
     y->pool.cap = WAKE_ROOM;
-    xstream_tick(t->relay, clock_now_ms());
+    xstream_tick(t->relay[EX], clock_now_ms());
     ck_assert_uint_eq(y->pool.used, WAKE_ROOM);
     ck_assert_uint_eq(x->pool.used, WAKE_ROUNDS * WAKE_ROOM);
     want = (WAKE_ROUNDS + 1) * WAKE_ROOM;
     ck_assert(run_until(t, captured, 10000));
-    ck_assert_uint_eq(t->log[WAKE_ROUNDS], W_OTHER);
-    t->capture = false;
+    ck_assert_uint_eq(t->ends.log[WAKE_ROUNDS], W_OTHER);
+    t->ends.capture = false;
     net_teardown(t);
     free(t);
 }

@@ -2,22 +2,31 @@
  * test_svc.c, test_intro.c and test_hidden_exit.c: nodes on one uv loop over
  * loopback TCP, a bootstrap the others register with, and a sender that
  * is the test itself: it builds chain setups and forward cells with
- * onion.h instead of running the client role.
+ * onion.h instead of running the client role. Beside the world it holds
+ * the sender's one-hop chains (struct tnet_chain: test_intro.c,
+ * test_hidden_exit.c, test_xstream.c), and for tests of streams an echo
+ * server as their target (struct tnet_echo) and the opener's ends of
+ * streams through the real stream engine (struct tnet_ends: test_xstream.c,
+ * test_svc.c).
  *
  * A test's world is its own struct T that begins with TNET_WORLD(T, N)
- * (the loop, loopfix.h's timers, N nodes and their directory contexts,
- * indexed alike; index 0 is the bootstrap) and is followed by
+ * (the loop, loopfix.h's timers, N nodes with their directory and relay
+ * contexts, indexed alike; index 0 is the bootstrap) and is followed by
  * TNET_DEFINE(T) once, which defines loopfix.h's functions for T and:
  *     tnet_open(t)           zero *t, start its loop and loopfix's timers
- *     tnet_down(t)           stop the nodes, run the loop out, close it
+ *     tnet_relay(t, i, ...)  join node i as a relay and start it
+ *     tnet_client(t, i, ...) join node i as a client and start it
  *     tnet_all_registered(t) condition: every node but 0 registered
+ *     tnet_down(t)           stop relays and nodes, run the loop out, close it
+ *     tnet_release(t)        free the relays and nodes tnet_down stopped
  *     tnet_chain_open(t, c, from, to)    open tnet_chain c, wait SETUP_OK
  *     tnet_chain_wait(t, c, i, ms)       wait for c's backward body i
- * A test brings its net up with tnet_open(), tnet_boot() and tnet_join()
- * for each other node (adding its roles' contexts before tnet_start), and
- * takes it down by stopping its roles' contexts, tnet_down(), freeing the
- * contexts and tnet_free(). The roles' contexts are the test's: tnet.h
- * never stops or frees them.
+ * A test brings its net up with tnet_open(), tnet_boot() and, for each
+ * other node, tnet_relay(), tnet_client() or tnet_join() (adding other
+ * roles' contexts, then tnet_start()). It takes it down by stopping those
+ * other contexts, tnet_down(), freeing them and tnet_release(). The relays'
+ * contexts in t->relay[] are the world's; other roles' are the test's, and
+ * tnet.h never stops or frees them.
  *
  * The functions that take (n, dir) work on those arrays directly, so a
  * test may use them on any nodes it holds.
@@ -29,11 +38,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "chain/body.h"
 #include "chain/onion.h"
 #include "chain/relay.h"
+#include "chain/stream.h"
 #include "core/chanmap.h"
 #include "core/link.h"
 #include "core/node_run.h"
@@ -343,6 +354,327 @@ static inline void tnet_chain_wipe(struct tnet_chain *c, unsigned count)
         onion_keys_wipe(&c[k].keys[0]);
 }
 
+/* ---- a target: an echo server ---- */
+
+#define TNET_MAX_ECHO 8
+
+struct tnet_echo;
+
+/* One connection the echo server took. */
+struct tnet_echo_conn {
+    struct tnet_echo *echo;
+    uv_tcp_t tcp;
+    uv_shutdown_t sh;
+    bool used;
+};
+
+/* A TCP echo server on 127.0.0.1, a stream's target: it writes back what
+ * it reads and, once the peer's FIN came, shuts its side down after the
+ * echoes queued before. The struct is the test's (in its world, which
+ * must not move); tnet_echo_start opens it, tnet_echo_close closes its
+ * handles, and the loop run that follows ends them. */
+struct tnet_echo {
+    uv_tcp_t srv;
+    uint16_t port;
+    struct tnet_echo_conn conn[TNET_MAX_ECHO];
+    uint64_t bytes; /* read, and so echoed */
+    unsigned eofs;  /* FINs read */
+};
+
+/* An echo's write: its request and the buffer it writes. */
+struct tnet_echo_wr {
+    uv_write_t req;
+    char *buf;
+};
+
+static inline void tnet_echo_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    (void)h, (void)hint;
+    b->base = malloc(65536);
+    b->len = b->base ? 65536 : 0;
+}
+
+static inline void tnet_echo_wrote(uv_write_t *req, int status)
+{
+    struct tnet_echo_wr *w = (struct tnet_echo_wr *)req;
+
+    (void)status;
+    free(w->buf);
+    free(w);
+}
+
+/* Write back what came, the read buffer going with the write; at the
+ * peer's FIN, shut down. */
+static inline void tnet_echo_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    struct tnet_echo_conn *c = st->data;
+    struct tnet_echo_wr *w;
+
+    if (n > 0 && (w = malloc(sizeof(*w)))) {
+        uv_buf_t ob = uv_buf_init(b->base, (unsigned)n);
+
+        w->buf = b->base;
+        c->echo->bytes += (uint64_t)n;
+        ck_assert_int_eq(uv_write(&w->req, st, &ob, 1, tnet_echo_wrote), 0);
+        return;
+    }
+    free(b->base);
+    if (n == UV_EOF) {
+        c->echo->eofs++;
+        (void)uv_shutdown(&c->sh, st, NULL); /* after the echoes queued before it */
+    }
+}
+
+static inline void tnet_echo_conn_cb(uv_stream_t *srv, int status)
+{
+    struct tnet_echo *e = srv->data;
+
+    ck_assert_int_eq(status, 0);
+    for (unsigned i = 0; i < TNET_MAX_ECHO; i++) {
+        struct tnet_echo_conn *c = &e->conn[i];
+
+        if (c->used)
+            continue;
+        c->used = true;
+        c->echo = e;
+        uv_tcp_init(srv->loop, &c->tcp);
+        c->tcp.data = c;
+        ck_assert_int_eq(uv_accept(srv, (uv_stream_t *)&c->tcp), 0);
+        ck_assert_int_eq(uv_read_start((uv_stream_t *)&c->tcp, tnet_echo_alloc, tnet_echo_read), 0);
+        return;
+    }
+    ck_abort_msg("too many connections to the target");
+}
+
+/* The port TCP handle h is bound to. */
+static inline uint16_t tnet_tcp_port(uv_tcp_t *h)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+
+    ck_assert_int_eq(uv_tcp_getsockname(h, (struct sockaddr *)&ss, &len), 0);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* Listen on 127.0.0.1:0 on loop; e->port is the port. */
+static inline void tnet_echo_start(uv_loop_t *loop, struct tnet_echo *e)
+{
+    struct sockaddr_in sa;
+
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    uv_tcp_init(loop, &e->srv);
+    e->srv.data = e;
+    ck_assert_int_eq(uv_tcp_bind(&e->srv, (struct sockaddr *)&sa, 0), 0);
+    ck_assert_int_eq(uv_listen((uv_stream_t *)&e->srv, 8, tnet_echo_conn_cb), 0);
+    e->port = tnet_tcp_port(&e->srv);
+}
+
+/* Close the server and its connections; run the loop afterwards. */
+static inline void tnet_echo_close(struct tnet_echo *e)
+{
+    for (unsigned i = 0; i < TNET_MAX_ECHO; i++)
+        if (e->conn[i].used)
+            uv_close((uv_handle_t *)&e->conn[i].tcp, NULL);
+    uv_close((uv_handle_t *)&e->srv, NULL);
+}
+
+/* ---- the opener's ends of streams ---- */
+
+#define TNET_MAX_ENDS 8
+#define TNET_MAX_LOG  64
+
+struct tnet_ends;
+
+/* One stream as its opener (the test) holds it, through the real stream
+ * engine; byte i it writes, and expects back, is (uint8_t)(i * 7 + 1). */
+struct tnet_end {
+    struct tnet_ends *ends;
+    struct stream *s;      /* NULL once closed and freed */
+    unsigned way;          /* the test's chain or way it goes on */
+    uint32_t total;        /* bytes to write, then FIN unless ends->no_fin */
+    uint32_t written, got; /* written into the stream; echoed bytes read back */
+    uint64_t seen;         /* while ends->capture: the end of the new bytes the far end sent */
+    uint8_t sid[STREAM_SID];
+    bool opened, eof, closed, bad;
+    uint8_t reason; /* once closed */
+};
+
+/* A test's stream ends, its frames carried by the test's put(). The struct
+ * is the test's (in its world, which must not move): it sets ctx and put,
+ * opens ends with tnet_end_open, hands the frames that come back to
+ * tnet_end_input, and frees the streams left with tnet_ends_free. */
+struct tnet_ends {
+    void *ctx; /* the test's, for put */
+    /* Carry frame f (len bytes) of end e on e->way; 0 or an error. */
+    int (*put)(struct tnet_ends *ends, struct tnet_end *e, const uint8_t *f, size_t len);
+    struct tnet_end end[TNET_MAX_ENDS];
+    bool no_fin;                /* streams do not end once they wrote their total */
+    bool capture;               /* frames back are logged (end[].seen), not taken */
+    unsigned log[TNET_MAX_LOG]; /* while capture: the end of each frame with new bytes */
+    unsigned n_log;
+    uint64_t captured;     /* new bytes logged */
+    struct tnet_end *grab; /* its next frame goes to grabbed, not to put */
+    uint8_t grabbed[STREAM_FRAME_MAX];
+    size_t grabbed_len;
+};
+
+/* Write what e has room for, up to its total; then FIN unless no_fin. */
+static inline void tnet_end_write(struct tnet_end *e)
+{
+    uint8_t *p;
+    size_t n;
+
+    while (e->written < e->total && (n = stream_wbuf(e->s, &p)) > 0) {
+        if (n > e->total - e->written)
+            n = e->total - e->written;
+        for (size_t i = 0; i < n; i++)
+            p[i] = (uint8_t)((e->written + i) * 7 + 1);
+        e->written += (uint32_t)n;
+        stream_wrote(e->s, n);
+        if (!e->s)
+            return;
+    }
+    if (e->written == e->total && !e->ends->no_fin)
+        stream_shutdown(e->s);
+}
+
+static inline int tnet_end_send(struct stream *s, const uint8_t *f, size_t len)
+{
+    struct tnet_end *e = s->ctx;
+    struct tnet_ends *ends = e->ends;
+
+    if (ends->grab == e) {
+        memcpy(ends->grabbed, f, len);
+        ends->grabbed_len = len;
+        ends->grab = NULL;
+        return 0;
+    }
+    return ends->put(ends, e, f, len);
+}
+
+static inline void tnet_end_event(struct stream *s, enum stream_event ev)
+{
+    struct tnet_end *e = s->ctx;
+    const uint8_t *p;
+    size_t n;
+
+    switch (ev) {
+    case SE_OPENED:
+        e->opened = true;
+        break;
+    case SE_READABLE:
+        while ((n = stream_rbuf(s, &p)) > 0) {
+            for (size_t i = 0; i < n; i++)
+                if (p[i] != (uint8_t)((e->got + i) * 7 + 1))
+                    e->bad = true;
+            e->got += (uint32_t)n;
+            stream_consumed(s, n);
+            if (e->closed)
+                return;
+        }
+        e->eof = stream_eof(s);
+        break;
+    case SE_WRITABLE:
+        tnet_end_write(e);
+        break;
+    case SE_CLOSED:
+        e->closed = true;
+        e->reason = s->reason;
+        stream_free(s);
+        e->s = NULL;
+        break;
+    }
+}
+
+static const struct stream_ops tnet_end_ops = {.send = tnet_end_send, .event = tnet_end_event};
+
+/* Open end i with sid and open args (alen bytes) on loop, on the test's
+ * way, carrying frames of up to mtu bytes and writing total bytes. */
+static inline void tnet_end_open(struct tnet_ends *ends, uv_loop_t *loop, unsigned i, unsigned way,
+                                 uint32_t total, const uint8_t sid[STREAM_SID], const uint8_t *args,
+                                 size_t alen, size_t mtu)
+{
+    struct tnet_end *e = &ends->end[i];
+    uint8_t id[STREAM_SID];
+
+    memcpy(id, sid, STREAM_SID); /* sid may be e->sid, cleared below */
+    memset(e, 0, sizeof(*e));
+    e->ends = ends;
+    e->way = way;
+    e->total = total;
+    memcpy(e->sid, id, STREAM_SID);
+    ck_assert_int_eq(stream_new(loop, &tnet_end_ops, e, id, args, alen, mtu, 30000, &e->s), 0);
+    tnet_end_write(e);
+    stream_pump(e->s);
+}
+
+/* While capture: log a frame of end i that carries bytes past those seen
+ * before; true when the frame is not to be taken (no ack goes back). */
+static inline bool tnet_end_capture(struct tnet_ends *ends, unsigned i, const uint8_t *f,
+                                    size_t len)
+{
+    struct tnet_end *e = &ends->end[i];
+    uint64_t end = ld_le64(f + 10) + (len - STREAM_HDR);
+
+    if (!ends->capture || (f[0] != SF_DATA && f[0] != SF_OPENED))
+        return false;
+    if (end > e->seen) {
+        ck_assert_uint_lt(ends->n_log, TNET_MAX_LOG);
+        ends->log[ends->n_log++] = i;
+        ends->captured += end - e->seen;
+        e->seen = end;
+    }
+    return true;
+}
+
+/* The end that opened sid, or -1: a frame back for it. */
+static inline int tnet_end_find(const struct tnet_ends *ends, const uint8_t *sid)
+{
+    for (unsigned i = 0; i < TNET_MAX_ENDS; i++)
+        if (ends->end[i].ends && memcmp(ends->end[i].sid, sid, STREAM_SID) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Frame f (len bytes, a whole header at least) back for end i: to its
+ * stream, unless captured or the stream is gone (a late frame). */
+static inline void tnet_end_input(struct tnet_ends *ends, unsigned i, const uint8_t *f, size_t len)
+{
+    struct tnet_end *e = &ends->end[i];
+
+    ck_assert_uint_ge(len, STREAM_HDR);
+    if (e->s && !tnet_end_capture(ends, i, f, len))
+        ck_assert_int_eq(stream_input(e->s, f, len), 0);
+}
+
+/* How many ends are closed; how many were opened. */
+static inline unsigned tnet_ends_closed(const struct tnet_ends *ends)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < TNET_MAX_ENDS; i++)
+        n += ends->end[i].closed;
+    return n;
+}
+
+static inline unsigned tnet_ends_opened(const struct tnet_ends *ends)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < TNET_MAX_ENDS; i++)
+        n += ends->end[i].opened;
+    return n;
+}
+
+/* Free the streams still open. */
+static inline void tnet_ends_free(struct tnet_ends *ends)
+{
+    for (unsigned i = 0; i < TNET_MAX_ENDS; i++) {
+        stream_free(ends->end[i].s);
+        ends->end[i].s = NULL;
+    }
+}
+
 /* ---- relays and bodies ---- */
 
 /* Relay r's counters, by value, for one check. */
@@ -384,8 +716,9 @@ static inline Suite *tnet_suite(const char *name, unsigned timeout_s, TCase **tc
 /* ---- the world ---- */
 
 /* The fields a test's world struct T begins with, for N nodes (see the
- * top of this file): loopfix.h's, the nodes, their directory contexts, and
- * what tnet_chain_open and tnet_chain_wait wait for. */
+ * top of this file): loopfix.h's, the nodes, their directory and relay
+ * contexts (NULL but for relays), and what tnet_chain_open and
+ * tnet_chain_wait wait for. */
 #define TNET_WORLD(T, N)                                                                           \
     uv_loop_t loop;                                                                                \
     uv_timer_t deadline, poll;                                                                     \
@@ -394,6 +727,7 @@ static inline Suite *tnet_suite(const char *name, unsigned timeout_s, TCase **tc
     bool timed_out;                                                                                \
     struct node n[N];                                                                              \
     struct dir *dir[N];                                                                            \
+    struct relay *relay[N];                                                                        \
     struct tnet_chain *tnet_wait_chain;                                                            \
     unsigned tnet_wait_bodies
 
@@ -413,12 +747,38 @@ static inline Suite *tnet_suite(const char *name, unsigned timeout_s, TCase **tc
         loopfix_init(t);                                                                           \
     }                                                                                              \
                                                                                                    \
+    static inline void tnet_relay(T *t, unsigned i, const struct dir_opts *o,                      \
+                                  const struct dir_bootstrap_spec *bs,                             \
+                                  const struct peer_spec *peer, const struct relay_opts *ro)       \
+    {                                                                                              \
+        tnet_join(&t->loop, t->n, t->dir, i, ROLE_RELAY, o, bs);                                   \
+        ck_assert_int_eq(relay_init(&t->n[i], ro, &t->relay[i]), 0);                               \
+        tnet_start(t->n, i, peer);                                                                 \
+    }                                                                                              \
+                                                                                                   \
+    static inline void tnet_client(T *t, unsigned i, const struct dir_opts *o,                     \
+                                   const struct dir_bootstrap_spec *bs,                            \
+                                   const struct peer_spec *peer)                                   \
+    {                                                                                              \
+        tnet_join(&t->loop, t->n, t->dir, i, ROLE_CLIENT, o, bs);                                  \
+        tnet_start(t->n, i, peer);                                                                 \
+    }                                                                                              \
+                                                                                                   \
     static inline void tnet_down(T *t)                                                             \
     {                                                                                              \
+        for (unsigned i = 0; i < TNET_NODES(t); i++)                                               \
+            relay_stop(t->relay[i]);                                                               \
         tnet_stop(t->n, t->dir, TNET_NODES(t));                                                    \
         loopfix_close(t);                                                                          \
         uv_run(&t->loop, UV_RUN_DEFAULT);                                                          \
         ck_assert_int_eq(uv_loop_close(&t->loop), 0);                                              \
+    }                                                                                              \
+                                                                                                   \
+    static inline void tnet_release(T *t)                                                          \
+    {                                                                                              \
+        for (unsigned i = 0; i < TNET_NODES(t); i++)                                               \
+            relay_free(t->relay[i]);                                                               \
+        tnet_free(t->n, t->dir, TNET_NODES(t));                                                    \
     }                                                                                              \
                                                                                                    \
     static inline bool tnet_all_registered(T *t)                                                   \
