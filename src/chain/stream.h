@@ -226,8 +226,33 @@ void stream_reset(struct stream *s, enum stream_reason why);
 void stream_set_pool(struct stream *s, struct stream_pool *p);
 
 /* True once after a stream of p was held back for room and room came
- * back: the owner then pumps every stream of p. */
+ * back: the owner then pumps every stream of p (STREAM_POOL_PUMP). */
 bool stream_pool_wake(struct stream_pool *p);
+
+/* When stream_pool_wake(pool) says so, pump each stream of the owner's
+ * list head once: a utlist of elements of type T linked through PREV and
+ * NEXT, each with its stream in member S, all charged to pool. Those that
+ * took room move to the tail in the order they took it, behind those that
+ * found none, so the next wake serves another stream first and no stream
+ * takes the freed room every time. Pumping only sends: nothing closes, so
+ * the list stays whole. The owners' lists differ in their types and link
+ * names, hence a macro (utlist.h must be included). */
+#define STREAM_POOL_PUMP(pool, head, T, S, PREV, NEXT)                                             \
+    do {                                                                                           \
+        T *sp_el_, *sp_next_, *sp_last_;                                                           \
+        if (!stream_pool_wake(pool) || !(head))                                                    \
+            break;                                                                                 \
+        sp_last_ = (head)->PREV; /* the tail: each stream is pumped once */                        \
+        for (sp_el_ = (head); sp_el_; sp_el_ = sp_next_) {                                         \
+            uint64_t sp_used_ = (pool)->used;                                                      \
+            sp_next_ = sp_el_ == sp_last_ ? NULL : sp_el_->NEXT;                                   \
+            stream_pump(sp_el_->S);                                                                \
+            if ((pool)->used > sp_used_) {                                                         \
+                DL_DELETE2(head, sp_el_, PREV, NEXT);                                              \
+                DL_APPEND2(head, sp_el_, PREV, NEXT);                                              \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
 
 /* Bytes s holds now: its record and the rings it has allocated. */
 size_t stream_held(const struct stream *s);

@@ -85,27 +85,11 @@ static void xs_attach(struct xstream *x, struct relay_chain *ch)
     stream_set_pool(x->s, &ch->pool);
 }
 
-/* Pump every stream whose way back is ch once ch's window has room for
- * one held back. Those that took room go to the tail in the order they
- * took it, behind those that found none: the next wake serves another
- * stream first, so no stream of the chain takes the freed room every time. */
+/* Pump the streams whose way back is ch, in turn, once ch's window has
+ * room for one held back. */
 static void xs_wake(struct relay_chain *ch)
 {
-    struct xstream *x, *next, *last;
-
-    if (!stream_pool_wake(&ch->pool) || !ch->xs)
-        return;
-    last = ch->xs->cprev; /* the tail: each stream is pumped once */
-    for (x = ch->xs; x; x = next) {
-        uint64_t used = ch->pool.used;
-
-        next = x == last ? NULL : x->cnext;
-        stream_pump(x->s); /* sends only: nothing closes, the list stays */
-        if (ch->pool.used > used) {
-            DL_DELETE2(ch->xs, x, cprev, cnext);
-            DL_APPEND2(ch->xs, x, cprev, cnext);
-        }
-    }
+    STREAM_POOL_PUMP(&ch->pool, ch->xs, struct xstream, s, cprev, cnext);
 }
 
 /* The stream closed (SE_CLOSED): count its bytes, let go of everything. */

@@ -464,27 +464,11 @@ static void on_socks_conn(uv_stream_t *server, int status)
 
 /* ---- the chain's side ---- */
 
-/* Pump every stream of line once its window has room for one held back.
- * Those that took room go to the tail in the order they took it, behind
- * those that found none: the next wake serves another stream first, so no
- * stream of the line takes the freed room every time. */
+/* Pump the streams of line, in turn, once its window has room for one
+ * held back. */
 static void line_wake(struct cline *line)
 {
-    struct socks_conn *sc, *next, *last;
-
-    if (!stream_pool_wake(&line->pool) || !line->conns)
-        return;
-    last = line->conns->lprev; /* the tail: each stream is pumped once */
-    for (sc = line->conns; sc; sc = next) {
-        uint64_t used = line->pool.used;
-
-        next = sc == last ? NULL : sc->lnext;
-        stream_pump(sc->s); /* sends only: nothing closes, the list stays */
-        if (line->pool.used > used) {
-            DL_DELETE2(line->conns, sc, lprev, lnext);
-            DL_APPEND2(line->conns, sc, lprev, lnext);
-        }
-    }
+    STREAM_POOL_PUMP(&line->pool, line->conns, struct socks_conn, s, lprev, lnext);
 }
 
 void socks_back(struct cchain *ch, const uint8_t *f, size_t len)

@@ -73,27 +73,11 @@ static void svc_attach(struct svc_stream *v, struct deliv *d)
     stream_set_pool(v->s, &d->pool);
 }
 
-/* Pump every stream whose way back is d once d's window has room for one
- * held back. Those that took room go to the tail in the order they took
- * it, behind those that found none: the next wake serves another stream
- * first, so no stream of the way takes the freed room every time. */
+/* Pump the streams whose way back is d, in turn, once d's window has room
+ * for one held back. */
 static void svc_wake(struct deliv *d)
 {
-    struct svc_stream *v, *next, *last;
-
-    if (!stream_pool_wake(&d->pool) || !d->svcs)
-        return;
-    last = d->svcs->wprev; /* the tail: each stream is pumped once */
-    for (v = d->svcs; v; v = next) {
-        uint64_t used = d->pool.used;
-
-        next = v == last ? NULL : v->wnext;
-        stream_pump(v->s); /* sends only: nothing closes, the list stays */
-        if (d->pool.used > used) {
-            DL_DELETE2(d->svcs, v, wprev, wnext);
-            DL_APPEND2(d->svcs, v, wprev, wnext);
-        }
-    }
+    STREAM_POOL_PUMP(&d->pool, d->svcs, struct svc_stream, s, wprev, wnext);
 }
 
 static void svc_end(struct svc_stream *v)
