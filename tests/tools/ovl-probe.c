@@ -2,6 +2,7 @@
  *
  *   ovl-probe MODE HOST PORT [PEER_NODE_ID] [--timeout-ms N] [--rekey-cells N]
  *   ovl-probe chain-tamper HOST PORT RELAY_ID BS_HOST BS_PORT BS_ID
+ *   ovl-probe idesc HOST PORT BS_ID [--relay-key FILE]
  *
  * chain-tamper is the one well-behaved mode: it looks the relay's onion key
  * up at the bootstrap, opens a one-hop chain through the relay at
@@ -9,6 +10,10 @@
  * one valid cover cell, one with a flipped bit and a replay of the first;
  * the test then reads the relay's counters. It exits 0 once the relay has
  * processed all three (a ping round trip after them).
+ *
+ * idesc, in probe_idesc.c, is well-behaved at the link layer too: it asks
+ * the bootstrap at HOST:PORT to hold inbound descriptors, good and bad,
+ * and prints each answer's status (one line per request, not one in all).
  *
  * It speaks just enough of the link protocol (docs/PROTOCOL.md) to break it
  * in one chosen way, then checks that the peer closes the connection. This
@@ -43,24 +48,11 @@
 #include "lib/crypto.h"
 #include "lib/encode.h"
 #include "lib/err.h"
+#include "probe.h"
 
 #define PROBE_REKEY_DEFAULT (1u << 20)
 #define PROBE_HALFWAY_BYTES 50
 #define PROBE_OVERSIZE_TAIL 64
-
-enum probe_mode {
-    M_RANDOM,
-    M_HALFWAY,
-    M_OVERSIZE,
-    M_HS_REPLAY,
-    M_HELLO,
-    M_GARBAGE,
-    M_REPLAY,
-    M_REORDER,
-    M_TAMPER,
-    M_DELIVER_FLOOD,
-    M_CHAIN_TAMPER
-};
 
 static const struct {
     const char *name;
@@ -78,28 +70,7 @@ static const struct {
     {"tamper", M_TAMPER, true},
     {"deliver-flood", M_DELIVER_FLOOD, true},
     {"chain-tamper", M_CHAIN_TAMPER, true},
-};
-
-/* One direction of sealed cells: key generation and next counter. */
-struct probe_dir {
-    uint8_t key[OVL_AEAD_KEY];
-    struct ovl_aead aead;
-    uint64_t epoch, ctr;
-};
-
-struct probe {
-    enum probe_mode mode;
-    const char *host, *port;
-    uint64_t random_len;
-    uint8_t peer_pk[OVL_ED25519_PK];
-    uint64_t timeout_ms, rekey_cells;
-    uint64_t deadline, t0; /* monotonic ms */
-    int fd;
-    struct ovl_identity id;
-    enum ovl_aead_suite suite;
-    struct probe_dir tx, rx;
-    const char *bs_host, *bs_port; /* chain-tamper: the bootstrap */
-    uint8_t bs_pk[OVL_ED25519_PK];
+    {"idesc", M_IDESC, true},
 };
 
 static uint64_t mono_ms(void)
@@ -409,8 +380,8 @@ static int seal_cell(struct probe *p, uint32_t chain_id, uint8_t cmd, const uint
 }
 
 /* Seal and send a cell of chain chain_id with the next counter. */
-static int send_chain_cell(struct probe *p, uint32_t chain_id, uint8_t cmd, const uint8_t *payload,
-                           uint16_t len)
+int send_chain_cell(struct probe *p, uint32_t chain_id, uint8_t cmd, const uint8_t *payload,
+                    uint16_t len)
 {
     uint8_t frame[FRAME_CELL_LEN];
     int rc = seal_cell(p, chain_id, cmd, payload, len, p->tx.ctr, frame);
@@ -514,8 +485,8 @@ static int mode_deliver_flood(struct probe *p)
 /* ---- chain-tamper ---------------------------------------------------- */
 
 /* Connect to host:port expecting pk, complete the handshake, send HELLO. */
-static int probe_open(struct probe *p, const char *host, const char *port,
-                      const uint8_t pk[OVL_ED25519_PK])
+int probe_open(struct probe *p, const char *host, const char *port,
+               const uint8_t pk[OVL_ED25519_PK])
 {
     uint8_t frame[FRAME_CELL_LEN];
     int rc;
@@ -535,7 +506,7 @@ static int probe_open(struct probe *p, const char *host, const char *port,
 }
 
 /* Receive cells until one with cmd (and chain_id) arrives. */
-static int recv_cmd(struct probe *p, uint8_t cmd, uint32_t chain_id, struct cell *c)
+int recv_cmd(struct probe *p, uint8_t cmd, uint32_t chain_id, struct cell *c)
 {
     int rc;
 
@@ -777,6 +748,8 @@ static int probe_run(struct probe *p)
 
     if (p->mode == M_CHAIN_TAMPER)
         return mode_chain_tamper(p);
+    if (p->mode == M_IDESC)
+        return mode_idesc(p);
     if (probe_connect(p) != 0)
         return 1;
     p->t0 = mono_ms();
@@ -821,12 +794,14 @@ static int probe_run(struct probe *p)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: ovl-probe MODE HOST PORT [PEER_NODE_ID] [--timeout-ms N] [--rekey-cells N]\n"
-            "modes: random N | halfway | oversize | hs-replay | hello | garbage | replay | reorder\n"
-            "       | tamper | deliver-flood N\n"
-            "       chain-tamper (then BS_HOST BS_PORT BS_ID after PEER_NODE_ID)\n"
-            "(every mode but random and oversize needs PEER_NODE_ID)\n");
+    fprintf(
+        stderr,
+        "usage: ovl-probe MODE HOST PORT [PEER_NODE_ID] [--timeout-ms N] [--rekey-cells N]\n"
+        "modes: random N | halfway | oversize | hs-replay | hello | garbage | replay | reorder\n"
+        "       | tamper | deliver-flood N\n"
+        "       chain-tamper (then BS_HOST BS_PORT BS_ID after PEER_NODE_ID)\n"
+        "       idesc [--relay-key FILE] (PEER_NODE_ID: the bootstrap's)\n"
+        "(every mode but random and oversize needs PEER_NODE_ID)\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out)
@@ -854,6 +829,10 @@ static bool parse_args(struct probe *p, int argc, char **argv)
             if (i + 1 >= argc || !parse_u64(argv[i + 1], dst) || *dst == 0)
                 return false;
             i++;
+        } else if (strcmp(argv[i], "--relay-key") == 0) {
+            if (i + 1 >= argc)
+                return false;
+            p->relay_key = argv[++i];
         } else if (npos < 7) {
             pos[npos++] = argv[i];
         } else {
@@ -868,6 +847,8 @@ static bool parse_args(struct probe *p, int argc, char **argv)
     if (m == sizeof(probe_modes) / sizeof(probe_modes[0]))
         return false;
     p->mode = probe_modes[m].mode;
+    if (p->relay_key && p->mode != M_IDESC)
+        return false;
     i = 1;
     if ((p->mode == M_RANDOM || p->mode == M_DELIVER_FLOOD) &&
         (npos < 2 || !parse_u64(pos[i++], &p->random_len)))

@@ -1,0 +1,71 @@
+/* probe.h - what ovl-probe's modes share across its files.
+ *
+ * ovl-probe.c holds the link layer (connect, handshake, sealed cells) and
+ * the misbehaviours on it; modes that need more room live in files of
+ * their own (probe_idesc.c) and use the link through the functions below.
+ * Every call is bounded by the probe's deadline (p->deadline).
+ */
+#ifndef OVL_TESTS_PROBE_H
+#define OVL_TESTS_PROBE_H
+
+#include <stdint.h>
+
+#include "core/cell.h"
+#include "lib/crypto.h"
+
+enum probe_mode {
+    M_RANDOM,
+    M_HALFWAY,
+    M_OVERSIZE,
+    M_HS_REPLAY,
+    M_HELLO,
+    M_GARBAGE,
+    M_REPLAY,
+    M_REORDER,
+    M_TAMPER,
+    M_DELIVER_FLOOD,
+    M_CHAIN_TAMPER,
+    M_IDESC
+};
+
+/* One direction of sealed cells: key generation and next counter. */
+struct probe_dir {
+    uint8_t key[OVL_AEAD_KEY];
+    struct ovl_aead aead;
+    uint64_t epoch, ctr;
+};
+
+struct probe {
+    enum probe_mode mode;
+    const char *host, *port;
+    uint64_t random_len;
+    uint8_t peer_pk[OVL_ED25519_PK];
+    uint64_t timeout_ms, rekey_cells;
+    uint64_t deadline, t0; /* monotonic ms */
+    int fd;
+    struct ovl_identity id;
+    enum ovl_aead_suite suite;
+    struct probe_dir tx, rx;
+    const char *bs_host, *bs_port; /* chain-tamper: the bootstrap */
+    uint8_t bs_pk[OVL_ED25519_PK];
+    const char *relay_key; /* idesc: a relay's identity.key file, or NULL */
+};
+
+/* Connect to host:port expecting pk, complete the handshake, send HELLO.
+ * 0 or a negative enum ovl_err (already printed). */
+int probe_open(struct probe *p, const char *host, const char *port,
+               const uint8_t pk[OVL_ED25519_PK]);
+
+/* Seal and send a cell of chain chain_id with the next counter. */
+int send_chain_cell(struct probe *p, uint32_t chain_id, uint8_t cmd, const uint8_t *payload,
+                    uint16_t len);
+
+/* Receive cells until one with cmd and chain_id arrives, into *c;
+ * OVL_ETIMEDOUT at the deadline, OVL_ECLOSED when the peer closes. */
+int recv_cmd(struct probe *p, uint8_t cmd, uint32_t chain_id, struct cell *c);
+
+/* idesc: DIR_IDESC requests at the bootstrap p->host:p->port (p->peer_pk),
+ * one line per reply; returns the exit status (0: every reply came). */
+int mode_idesc(struct probe *p);
+
+#endif
