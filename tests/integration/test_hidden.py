@@ -15,6 +15,10 @@ service, port 8080 of its .ovl name (Python's http.server in a thread).
 - no relay's relay-chains names either client, the exits name the
   introduction relays they deliver through;
 - curl fetches files from clientB's service through clientA's SOCKS port;
+- inbound descriptors handed to the bootstrap by ovl-probe idesc: the
+  expired, replayed, older, future, wrongly signed, malformed and
+  relay-keyed ones are refused with their statuses and counted once each,
+  and a lookup answers the newest one held;
 - while clientA streams messages to clientB, one of clientB's
   introduction relays and a hop of its other inbound chain are killed:
   every message is acknowledged and clientB holds each exactly once, and
@@ -26,12 +30,13 @@ a client that asks again gets the same dead route until it expires.
 """
 
 import hashlib
+import os
 import shutil
 import time
 
 import ovltest
 import sockstest
-from ovltest import wait_for
+from ovltest import OVL_PROBE, wait_for
 
 PORT = 8080
 RELAYS = 6
@@ -137,6 +142,72 @@ def test_socks(ctx):
     assert ctx.b.status()["client_service_streams_opened"] >= 2
 
 
+# What the bootstrap answers each of ovl-probe idesc's requests (status
+# byte, docs/PROTOCOL.md 15.3) and the counter it moves (22.3).
+IDESC_WANT = {
+    "fresh": (0, "dir_idesc_accepted"),
+    "replay": (5, "dir_idesc_replay"),
+    "stale": (5, "dir_idesc_stale"),
+    "newer": (0, "dir_idesc_accepted"),
+    "expired": (1, "dir_idesc_expired"),
+    "future": (1, "dir_idesc_future"),
+    "badsig": (1, "dir_idesc_bad_sig"),
+    "malformed": (1, "dir_idesc_bad"),
+    "relay": (5, "dir_idesc_relay"),
+}
+IDESC_COUNTERS = sorted({c for _, c in IDESC_WANT.values()})
+
+
+def idesc_probe(ctx):
+    """Run ovl-probe idesc at the bootstrap, with relay1's key for the
+    relay case; return ({name: status}, the hidden ID, counter deltas), or
+    None when an exit passed a descriptor on meanwhile (a hidden client
+    republishing moves the same counters)."""
+    tn, boot = ctx.tn, ctx.tn["boot"]
+    host, port = boot.listen.split("://")[-1].rsplit(":", 1)
+    key = os.path.join(tn.relays()[0].data_dir, "identity.key")
+
+    def passed():
+        return sum(r.status().get("dir_idesc_published", 0) for r in tn.relays())
+
+    p0, before = passed(), boot.status()
+    r = ovltest.run([OVL_PROBE, "idesc", host, port, boot.id, "--relay-key", key,
+                     "--timeout-ms", "30000"], timeout=60)
+    after, p1 = boot.status(), passed()
+    print("  ovl-probe idesc: exit %d:\n%s%s" % (r.returncode, r.stdout, r.stderr))
+    assert r.returncode == 0, "ovl-probe idesc did not get every reply"
+    lines = dict(line.split(" ", 1) for line in r.stdout.splitlines())
+    if p1 != p0:
+        return None
+    got = {k: int(v) for k, v in lines.items() if k != "id"}
+    return got, lines["id"], {c: after[c] - before[c] for c in IDESC_COUNTERS}
+
+
+def test_bad_descriptors(ctx):
+    """Inbound descriptors handed to the live bootstrap as a chain's exit
+    hands them on (ovl-probe idesc): a fresh one and a newer one are held;
+    the same one again, an older one, an expired one, one from the future,
+    a wrongly signed one, a malformed one and one of a relay's key are
+    refused, each with its status and counted once; a lookup then answers
+    the newer one. An answer for another key than the one looked up is
+    refused by the node looking up: no honest bootstrap serves one, so the
+    unit tests cover it (tests/unit/test_dir.c, test_idesc.c)."""
+    res = None
+    for _ in range(3):
+        res = idesc_probe(ctx)
+        if res:
+            break
+        print("  a hidden client published meanwhile: again")
+    assert res, "hidden clients kept publishing during every run"
+    got, hid, delta = res
+    assert got == {k: s for k, (s, _) in IDESC_WANT.items()}, got
+    want = {c: sum(1 for _, cc in IDESC_WANT.values() if cc == c) for c in IDESC_COUNTERS}
+    assert delta == want, "counter deltas %r, want %r" % (delta, want)
+    d = ctx.tn.ctl(ctx.a.name, "lookup", hid)
+    assert d["kind"] == "hidden" and d["id"] == hid, d
+    assert int(d["seq"]) == 11 and d["uris"] == [], d
+
+
 def test_churn(ctx):
     """Kill one introduction relay of clientB and a hop of its other
     inbound chain while clientA sends: nothing acknowledged is lost,
@@ -182,7 +253,8 @@ def test_churn(ctx):
     wait_for(lambda: b.status()["idesc_seq"] > seq0, 30.0, "clientB to republish")
 
 
-TESTS = [test_hidden_nodes, test_lookup, test_messages, test_relay_chains, test_socks, test_churn]
+TESTS = [test_hidden_nodes, test_lookup, test_messages, test_relay_chains, test_socks,
+         test_bad_descriptors, test_churn]
 
 if __name__ == "__main__":
     sockstest.main("test_hidden", TESTS, Ctx)
