@@ -265,7 +265,7 @@ static int establish_check(struct relay_chain *ch, const uint8_t *a, uint64_t ex
         return INTRO_R_PROTOCOL;
     if (exp <= now || exp - now > IDESC_MAX_LIFE_MS)
         return INTRO_R_EXPIRED;
-    if (r->st.intros_active >= RELAY_MAX_INTROS || ch->intro_tries >= INTRO_MAX_TRIES)
+    if (r->st.intros_active >= r->o.max_intros || ch->intro_tries >= INTRO_MAX_TRIES)
         return INTRO_R_LIMIT;
     ch->intro_tries++;
     intro_sig_msg(msg, r->n->id.pk, a, exp);

@@ -41,8 +41,8 @@
  *    hidden node); another node's CELL_CHAIN_INTRO binds a delivery ID to
  *    that cookie, whose CELL_CHAIN_DELIVER cells go down the chain as
  *    BODY_INTRO_DELIVER and whose answers (BODY_INTRO_BACK) come back on
- *    it. At most RELAY_MAX_INTROS cookies, RELAY_MAX_INTRO_DELIVS
- *    deliveries per cookie.
+ *    it. At most max_intros cookies (RELAY_MAX_INTROS by default),
+ *    RELAY_MAX_INTRO_DELIVS deliveries per cookie.
  * No public-key operation and no allocation per data cell.
  */
 #ifndef OVL_CHAIN_RELAY_H
@@ -55,7 +55,7 @@
 #include "dir/dir.h"
 #include "lib/err.h"
 
-#define RELAY_MAX_INTROS       4096 /* cookies held by the node (introduction relay) */
+#define RELAY_MAX_INTROS       4096 /* cookies held by the node: max_intros's default */
 #define RELAY_MAX_INTRO_DELIVS 64   /* deliveries bound to one cookie */
 
 struct relay_opts {
@@ -71,6 +71,9 @@ struct relay_opts {
     uint32_t max_streams;           /* [exit] max_streams: node-wide, default 1024 */
     uint32_t max_streams_per_chain; /* [exit] max_streams_per_chain, default 256 */
     uint32_t stream_idle_ms;        /* [exit] stream_idle_timeout, default 300000 */
+    /* Cookies the node holds at once as an introduction relay: default
+     * RELAY_MAX_INTROS, no config key (tests lower it). */
+    uint32_t max_intros;
 };
 
 enum relay_drop {

@@ -46,6 +46,7 @@ void relay_opts_defaults(struct relay_opts *o)
     o->max_streams = 1024;
     o->max_streams_per_chain = 256;
     o->stream_idle_ms = 300000;
+    o->max_intros = RELAY_MAX_INTROS;
 }
 
 static void relay_tick(uv_timer_t *t)
