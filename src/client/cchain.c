@@ -702,6 +702,7 @@ static bool chain_splice(struct cchain *ch, unsigned o)
     log_info(&c->n->log, "client: chain %u: hop %u lost its next hop, repairing from there",
              ch->serial, o);
     cchain_set_state(ch, CCH_REPAIR);
+    ch->splices++;
     line->current = NULL;
     if (!line->building)
         line->building = ch;

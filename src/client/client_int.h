@@ -78,6 +78,8 @@ struct cchain {
     uint64_t deadline_ms; /* the state's deadline (setup, retiring), set with the state */
     uint64_t setup_us;    /* setup cell sent (clock_now_us) */
     uint64_t cells_out, cells_in, messages;
+    uint32_t splices; /* times its hops from a lost one on were set up anew (chain_splice):
+                         its exit then holds a new chain, without what the old one held */
 };
 
 enum out_state { OM_WAIT, OM_LOOKUP, OM_READY };

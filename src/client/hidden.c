@@ -35,6 +35,8 @@ struct hid_slot {
     struct cline *line; /* NULL until a relay is picked */
     uint32_t held;      /* serial of the chain whose cookie the relay took; 0: none */
     uint32_t asking;    /* serial of the chain an INTRO_ESTABLISH went on; 0: none */
+    uint32_t held_splices, ask_splices; /* those chains' splices then: one more, and the
+                                           relay's end is new, without the cookie */
     uint8_t cookie[IDESC_COOKIE_LEN], ask_cookie[IDESC_COOKIE_LEN];
 };
 
@@ -191,12 +193,13 @@ static void hid_slot_check(struct client *c, struct hid_slot *s)
         s->line = NULL; /* another relay is picked */
     }
     ch = s->held ? cchain_find(c, s->held) : NULL;
-    if (s->held && (!s->line || !ch || (ch->state != CCH_READY && ch->state != CCH_RETIRING))) {
+    if (s->held && (!s->line || !ch || (ch->state != CCH_READY && ch->state != CCH_RETIRING) ||
+                    ch->splices != s->held_splices)) {
         s->held = 0;
         h->flags |= HF_DIRTY;
     }
     ch = s->asking ? cchain_find(c, s->asking) : NULL;
-    if (s->asking && (!s->line || !ch || ch->state != CCH_READY))
+    if (s->asking && (!s->line || !ch || ch->state != CCH_READY || ch->splices != s->ask_splices))
         s->asking = 0;
 }
 
@@ -221,8 +224,10 @@ static void hid_establish(struct client *c, struct hid_slot *s, struct cchain *c
     st_le64(a + BODY_INTRO_EXP, exp);
     intro_sig_msg(msg, s->line->exit.id_pk, s->ask_cookie, exp);
     if (ovl_sign(&c->n->id, msg, sizeof(msg), a + BODY_INTRO_SIG) == 0 &&
-        cchain_fwd_send(ch, l, ch->length, body) == 0)
+        cchain_fwd_send(ch, l, ch->length, body) == 0) {
         s->asking = ch->serial;
+        s->ask_splices = ch->splices;
+    }
 }
 
 /* Make and sign the descriptor naming the cookies held now into out;
@@ -310,7 +315,7 @@ void hidden_tick(struct client *c, uint64_t now)
             need = true;
             continue;
         }
-        cur = s->line->current;
+        cur = s->line->current; /* a chain spliced since cleared held and asking above */
         if (cur && cur->state == CCH_READY && cur->serial != s->held &&
             cur->serial != s->asking)
             hid_establish(c, s, cur);
@@ -343,11 +348,12 @@ bool hidden_body(struct cchain *ch, uint8_t cmd, const uint8_t *args, size_t len
         return false;
     switch (cmd) {
     case BODY_INTRO_OK:
-        if (len != BODY_COOKIE || s->asking != ch->serial ||
+        if (len != BODY_COOKIE || s->asking != ch->serial || ch->splices != s->ask_splices ||
             !ovl_equal(args, s->ask_cookie, BODY_COOKIE))
             return false;
         memcpy(s->cookie, s->ask_cookie, BODY_COOKIE);
         s->held = ch->serial;
+        s->held_splices = s->ask_splices;
         s->asking = 0;
         h->flags |= HF_DIRTY; /* this chain's cookie replaces the last one's */
         c->st.intros_established++;
