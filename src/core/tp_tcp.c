@@ -67,6 +67,9 @@ struct tcp_conn {
     struct tcp_conn *dnext, **dprev; /* the dirty list, while TCP_F_DIRTY */
     size_t rlen;                     /* bytes in tail */
     uint8_t tail[TCP_WIRE_MAX];      /* a frame the last read ended in */
+    uint8_t *held;                   /* read but not delivered: the owner paused us
+                                        mid-read (malloc'd, at most TCP_RBUF_SIZE) */
+    size_t held_len;
 };
 
 struct tcp_listener {
@@ -173,6 +176,7 @@ static void tcp_conn_free(struct tcp_conn *c)
     tcp_shared_release(c->base.env);
     free(c->pend.buf);
     free(c->fly.buf);
+    free(c->held);
     free(c);
 }
 
@@ -254,15 +258,17 @@ static void tcp_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = TCP_RBUF_SIZE - c->rlen;
 }
 
-/* Hand every complete frame of the len bytes in the shared buffer to the
- * owner, then keep the partial tail. A pause does not cut the batch short
- * (the contract allows that): the buffer is lent to the next read, so
- * frames left in it would be lost. */
-static void tcp_deliver(struct tcp_conn *c, size_t len)
+/* Hand the complete frames of the len bytes at buf to the owner until it
+ * pauses us; keep what is left: after a pause all of it (in c->held,
+ * delivered once resumed, before anything is read again), else the
+ * partial tail. A pause stops delivery at once, so a relay that pauses a
+ * link because the next one is full gets no more of its cells to drop:
+ * a run of dropped cells would put the chains' counters out of step. */
+static void tcp_deliver(struct tcp_conn *c, const uint8_t *buf, size_t len)
 {
-    const uint8_t *rbuf = c->base.env->tcp->rbuf;
-    size_t used;
-    int err = tp_deframe(&c->base, rbuf, len, 0, &used);
+    size_t used, left;
+    uint8_t *keep;
+    int err = tp_deframe(&c->base, buf, len, TP_F_PAUSED, &used);
 
     if (err) {
         tcp_shutdown(c, err);
@@ -270,9 +276,26 @@ static void tcp_deliver(struct tcp_conn *c, size_t len)
     }
     if (tp_is_closing(&c->base))
         return;
-    /* Not closing, so every whole frame went out: less than one is left. */
-    c->rlen = len - used;
-    memcpy(c->tail, rbuf + used, c->rlen);
+    left = len - used;
+    if ((c->base.flags & TP_F_PAUSED) && left > 0) {
+        keep = buf == c->held ? c->held : malloc(left);
+        if (!keep) {
+            tcp_shutdown(c, OVL_ENOMEM);
+            return;
+        }
+        memmove(keep, buf + used, left);
+        c->held = keep;
+        c->held_len = left;
+        return;
+    }
+    /* Not paused, so every whole frame went out: less than one is left. */
+    c->rlen = left;
+    memcpy(c->tail, buf + used, left);
+    if (buf == c->held) {
+        free(c->held);
+        c->held = NULL;
+        c->held_len = 0;
+    }
 }
 
 static void tcp_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -287,7 +310,7 @@ static void tcp_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread > 0)
-        tcp_deliver(c, c->rlen + (size_t)nread);
+        tcp_deliver(c, c->base.env->tcp->rbuf, c->rlen + (size_t)nread);
 }
 
 static void tcp_read_start(struct tcp_conn *c)
@@ -295,8 +318,9 @@ static void tcp_read_start(struct tcp_conn *c)
     int err;
 
     if ((c->base.flags & (TP_F_CLOSING | TP_F_PAUSED | TCP_F_READING | TP_F_ESTABLISHED)) !=
-        TP_F_ESTABLISHED)
-        return;
+            TP_F_ESTABLISHED ||
+        c->held)
+        return; /* what was held back goes first (tcp_flush) */
     err = uv_read_start((uv_stream_t *)&c->handle, tcp_on_alloc, tcp_on_read);
     if (err) {
         tcp_shutdown(c, err);
@@ -319,8 +343,13 @@ static void tcp_pause(struct transport *t)
 
 static void tcp_resume(struct transport *t)
 {
-    if (tp_mark_paused(t, false))
-        tcp_read_start(tcp_conn_of(t));
+    struct tcp_conn *c = tcp_conn_of(t);
+
+    if (!tp_mark_paused(t, false))
+        return;
+    if (c->held && !(c->base.flags & TCP_F_DIRTY))
+        tcp_mark_dirty(c); /* delivered before the loop polls, never inside the resume */
+    tcp_read_start(c);
 }
 
 /* ---- writing ---------------------------------------------------------- */
@@ -351,6 +380,12 @@ static void tcp_write_start(struct tcp_conn *c, size_t off)
 static void tcp_flush(struct tcp_conn *c)
 {
     tcp_unmark_dirty(c);
+    if (c->held && !(c->base.flags & TP_F_PAUSED)) {
+        tcp_deliver(c, c->held, c->held_len);
+        if (tp_is_closing(&c->base))
+            return;
+        tcp_read_start(c); /* nothing, while paused again with some still held */
+    }
     while (c->pend.len > 0 && (c->base.flags & (TP_F_CLOSING | TCP_F_WRITING | TP_F_ESTABLISHED)) ==
                                   TP_F_ESTABLISHED) {
         uv_buf_t b = {.base = (char *)c->pend.buf, .len = (unsigned int)c->pend.len};

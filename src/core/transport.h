@@ -25,8 +25,11 @@
  * Backpressure: tp_send() queues up to env->sendq_max bytes; past that it
  * returns OVL_EAGAIN without queueing and calls drain() once the queue falls
  * below half. tp_pause() stops reading from the peer (so a peer that outruns
- * us is held back by the kernel's flow control) until tp_resume(); frames
- * already read in the current batch may still be delivered. A sendq_max
+ * us is held back by the kernel's flow control) until tp_resume(), and
+ * stops delivering at once: frames already read wait in the transport
+ * (bounded by one read) and come first after tp_resume(), from the loop,
+ * never inside it. A relay pausing a link because the next one is full
+ * thus gets no more cells it would have to drop. A sendq_max
  * below one frame plus its framing acts as that minimum.
  *
  * The contract is kept once, in transport.c, and every transport builds on
