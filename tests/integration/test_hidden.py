@@ -20,7 +20,8 @@ service, port 8080 of its .ovl name (Python's http.server in a thread).
   relay-keyed ones are refused with their statuses and counted once each,
   and a lookup answers the newest one held;
 - while clientA streams messages to clientB, one of clientB's
-  introduction relays and a hop of its other inbound chain are killed:
+  introduction relays and the middle hop of its other inbound chain (which
+  is then spliced: its relay's end is new, without the cookie) are killed:
   every message is acknowledged and clientB holds each exactly once, and
   clientB republishes a descriptor without the dead relay.
 
@@ -49,7 +50,7 @@ class Ctx:
         service = "%d=127.0.0.1:%d" % (PORT, self.httpd.server_address[1])
         self.tn = ovltest.testnet(net, relays=RELAYS, clients=2, socks=True, hidden=True,
                                   services=[service], heartbeat=1000, ttl=5000,
-                                  chain_cache_ttl=2000)
+                                  chain_cache_ttl=2000, log_level=os.environ.get("OVL_LOG", "info"))
         self.a, self.b = self.tn["clientA"], self.tn["clientB"]
         self.relay_ids = {r.id for r in self.tn.relays()}
 
@@ -208,6 +209,25 @@ def test_bad_descriptors(ctx):
     assert int(d["seq"]) == 11 and d["uris"] == [], d
 
 
+def explain(ctx):
+    """What the relays and clientB counted of introductions, for a failure."""
+    keys = ("relay_intros_active", "relay_intro_delivs_active", "relay_intro_cells_down",
+            "relay_intro_cells_up", "relay_intro_unknown", "relay_hidden_delivs",
+            "relay_hidden_gone", "relay_publishes", "relay_dropped_auth", "relay_dropped_queue_full")
+    for r in ctx.tn.relays():
+        try:
+            st = r.status()
+        except Exception as e:  # noqa: BLE001 - a killed relay
+            print("%s: %s" % (r.name, e))
+            continue
+        print("%s: %s" % (r.name, " ".join("%s=%s" % (k[6:], st.get(k)) for k in keys)))
+    st = ctx.b.status()
+    print("clientB: intro_relays=%s idesc_seq=%s intro_cells_in=%s published=%s auth=%s" % (
+        st.get("intro_relays"), st.get("idesc_seq"), st.get("client_intro_cells_in"),
+        st.get("client_idesc_published"), st.get("client_dropped_auth")))
+    print("lookup at clientA: %r" % ctx.tn.ctl(ctx.a.name, "lookup", ctx.b.id))
+
+
 def test_churn(ctx):
     """Kill one introduction relay of clientB and a hop of its other
     inbound chain while clientA sends: nothing acknowledged is lost,
@@ -220,7 +240,9 @@ def test_churn(ctx):
     other_serial = ins[sorted(ins)[1]][1]
     chains = {c["chain"]: c for c in tn.ctl(b.name, "chains")}
     hops = chains[other_serial]["hops"] if other_serial in chains else []
-    victim_hop = next((h for h in hops[:-1] if h != victim_intro), None)
+    # A middle hop: the hop before it splices new hops in up to the
+    # introduction relay, which then holds a new chain without the cookie.
+    victim_hop = next((h for h in hops[1:-1] + hops[:1] if h != victim_intro), None)
     victims = [tn.name_of(victim_intro)] + ([tn.name_of(victim_hop)] if victim_hop else [])
     failed0 = a.status()["client_messages_failed"]
     sent, got = [], {}
@@ -246,7 +268,11 @@ def test_churn(ctx):
         assert st["client_messages_failed"] == failed0, "messages failed: %r" % st
         return st["client_send_queued"] == 0 and set(sent) <= set(got)
 
-    wait_for(settled, 90.0, "every message acknowledged and received")
+    try:
+        wait_for(settled, 90.0, "every message acknowledged and received")
+    except AssertionError:
+        explain(ctx)
+        raise
     assert set(got) == set(sent), "unexpected ids arrived"
     wait_for(lambda: len(established(b)) == 2 and victim_intro not in established(b), 60.0,
              "clientB to replace its dead introduction relay")
