@@ -431,7 +431,10 @@ static void wait_next_intro(struct relay_wait *w)
             return;
         }
     }
-    wait_fail(w, (w->flags & WAITF_TRIED) ? BODY_R_GONE : BODY_R_NO_ROUTE);
+    /* None worked, or every one is this relay: a descriptor that names
+     * only us is most likely one the node has replaced since (its other
+     * relay died); either way it is forgotten and the sender told "gone". */
+    wait_fail(w, BODY_R_GONE);
 }
 
 /* w's lookup or dial failed for reason: a hidden node's wait moves on to

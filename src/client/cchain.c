@@ -472,6 +472,10 @@ static void on_dir_chain(void *arg, int err, const struct dir_chain *route)
 {
     struct cchain *ch = arg;
 
+    if (err == OVL_ENOENT && ch->has_avoid) {
+        chain_avoid_failed(ch); /* too few relays once the bootstrap left it out */
+        return;
+    }
     if (err) {
         cchain_fail(ch, ovl_strerror(err), false);
         return;
@@ -544,8 +548,12 @@ static void chain_build(struct cline *line)
         if (rc == 0)
             chain_connect(ch);
     } else {
+        /* The bootstrap leaves one relay out: the line's exit (it follows),
+         * or the one this build must avoid, or else ourselves. */
         rc = dir_request_chain(c->n->dir, route_asked(ch), c->o.backups,
-                               (line->flags & CLF_EXIT) ? line->exit.id_pk : c->n->id.pk,
+                               (line->flags & CLF_EXIT) ? line->exit.id_pk
+                               : ch->has_avoid          ? ch->avoid
+                                                        : c->n->id.pk,
                                on_dir_chain, ch);
     }
     if (rc)

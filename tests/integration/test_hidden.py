@@ -226,6 +226,15 @@ def explain(ctx):
         st.get("intro_relays"), st.get("idesc_seq"), st.get("client_intro_cells_in"),
         st.get("client_idesc_published"), st.get("client_dropped_auth")))
     print("lookup at clientA: %r" % ctx.tn.ctl(ctx.a.name, "lookup", ctx.b.id))
+    boot = ctx.tn["boot"].status()
+    print("boot: %s" % " ".join("%s=%s" % (k, v) for k, v in sorted(boot.items())
+                                if k.startswith("dir_idesc")))
+    for r in ctx.tn.relays():
+        try:
+            d = ctx.tn.ctl(r.name, "lookup", ctx.b.id)
+            print("lookup at %s: seq %s intros %s" % (r.name, d.get("seq"), d.get("intros")))
+        except Exception as e:  # noqa: BLE001 - a killed relay
+            print("lookup at %s: %s" % (r.name, e))
 
 
 def test_churn(ctx):
