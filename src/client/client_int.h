@@ -89,8 +89,6 @@ struct out_msg {
     struct out_msg *prev, *next; /* c->queue */
     uint8_t id[CLIENT_MSG_ID];
     uint8_t dest[OVL_ED25519_PK];
-    uint8_t via[IDESC_MAX_INTRO][OVL_ED25519_PK]; /* a hidden dest's introduction relays */
-    unsigned n_via;
     bool reply;
     enum out_state state;
     uint8_t *data; /* plaintext until sealed */

@@ -109,36 +109,19 @@ static int send_frag(struct cchain *ch, struct link *l, struct out_msg *m)
     return 0;
 }
 
-/* The relay ch must leave out for m, or NULL: m's destination when it is
- * one of ch's relays (it would see the route and the delivery both), or
- * ch's exit when it introduces m's hidden destination (it would hand the
- * cells to itself, and see the neighbours of both chains). */
-static const uint8_t *send_avoid(const struct cchain *ch, const struct out_msg *m)
-{
-    const uint8_t *x = cchain_exit(ch)->id_pk;
-
-    if (cchain_crosses(ch, m->dest))
-        return m->dest;
-    for (unsigned i = 0; i < m->n_via; i++)
-        if (memcmp(m->via[i], x, OVL_ED25519_PK) == 0)
-            return x;
-    return NULL;
-}
-
 /* Send the next fragment of the first message if it is ready: 1 when a
  * cell left, 0 when there was nothing to send, else the error. */
 static int send_next(struct client *c, struct cchain *ch, struct link *l)
 {
     struct out_msg *m = c->queue;
-    const uint8_t *avoid;
     int rc;
 
     if (!m || m->state != OM_READY)
         return 0;
-    if ((avoid = send_avoid(ch, m)) != NULL) {
-        /* It waits for a chain without that relay; so does the queue
+    if (cchain_crosses(ch, m->dest)) {
+        /* It waits for a chain without its destination; so does the queue
          * behind it, as order is kept. */
-        cchain_avoid(&c->main, avoid);
+        cchain_avoid(&c->main, m->dest);
         return 0;
     }
     if (m->next_frag < m->nfrags) {

@@ -271,8 +271,6 @@ void sendq_looked_up(struct out_msg *m, int err, const struct desc *d, const str
         sendq_fail(m, err ? ovl_strerror(err) : "destination is not an endpoint");
         return;
     }
-    for (m->n_via = 0; in && m->n_via < in->n_intro && m->n_via < IDESC_MAX_INTRO; m->n_via++)
-        memcpy(m->via[m->n_via], in->intro[m->n_via].relay_pk, OVL_ED25519_PK);
     rc = msg_seal(&m->blob, &m->blob_len, d ? d->onion_pk : in->onion_pk, m->id, m->reply ? c->n->id.pk : NULL,
                   m->data, m->len, wall, m->ack, rkey);
     if (rc == 0) /* kept past the acknowledgement, to open the replies */
