@@ -909,6 +909,27 @@ static bool down_drained(struct net *t)
            t->h_got == passed;
 }
 
+/* One round of a pause test: `stopped`, the link of node `full` (H or X)
+ * to I, stops reading while the two other nodes pump cells toward it
+ * (pump): I must hold both back for good, with the link toward `full`
+ * the one that is full and not itself held; once `stopped` reads again
+ * everything drains (drained) and I dropped at least one cell. */
+static void pause_round(struct net *t, struct link *stopped, unsigned full, unsigned held0,
+                        void (*pump)(struct net *), bool (*drained)(struct net *))
+{
+    link_pause(stopped);
+    t->held[0] = held0;
+    t->held[1] = YN;
+    t->pump = pump;
+    ck_assert(run_until(t, held_for_good, 30000));
+    t->pump = NULL;
+    ck_assert(!link_can_send(ir_link(t, full), 1));
+    ck_assert(!ir_holds(t, full));
+    link_resume(stopped);
+    ck_assert(run_until(t, drained, 30000));
+    ck_assert_uint_ge(full_since(t), 1);
+}
+
 /* X and Y deliver to H's cookie while H does not read: I's link toward H
  * fills, a chain_deliver that finds no room is dropped and counted, and
  * the links of both are held until H reads again; then every cell that
@@ -940,18 +961,7 @@ START_TEST(test_pause_down)
     t->base_cells = st.intro_cells_down;
     t->base_full = st.dropped[RD_QUEUE_FULL];
 
-    link_pause(h_link(t));
-    t->held[0] = XN;
-    t->held[1] = YN;
-    t->pump = pump_down;
-    ck_assert(run_until(t, held_for_good, 30000));
-    t->pump = NULL;
-    ck_assert(!link_can_send(ir_link(t, HN), 1)); /* the link toward H is what is full */
-    ck_assert(!ir_holds(t, HN));
-
-    link_resume(h_link(t));
-    ck_assert(run_until(t, down_drained, 30000));
-    ck_assert_uint_ge(full_since(t), 1);
+    pause_round(t, h_link(t), HN, XN, pump_down, down_drained);
     ck_assert_uint_gt(t->h_got, 0);
     /* X's next cell reaches H */
     got = t->h_got;
@@ -1034,18 +1044,7 @@ START_TEST(test_pause_up)
     t->base_cells = st.intro_cells_up;
     t->base_full = st.dropped[RD_QUEUE_FULL];
 
-    link_pause(x_link(t));
-    t->held[0] = HN;
-    t->held[1] = YN;
-    t->pump = pump_up;
-    ck_assert(run_until(t, held_for_good, 30000));
-    t->pump = NULL;
-    ck_assert(!link_can_send(ir_link(t, XN), 1)); /* the link toward X is what is full */
-    ck_assert(!ir_holds(t, XN));
-
-    link_resume(x_link(t));
-    ck_assert(run_until(t, up_drained, 30000));
-    ck_assert_uint_ge(full_since(t), 1);
+    pause_round(t, x_link(t), XN, HN, pump_up, up_drained);
     ck_assert_uint_gt(t->xd[0].n_cells + t->xd[1].n_cells, 0);
     /* H's next answer reaches X */
     got = t->xd[0].n_cells;
