@@ -308,7 +308,7 @@ static int stream_emit(struct stream *s, uint8_t *f, size_t len)
 }
 
 /* The open frame, again from offset 0: args and what data fits. */
-static int send_open(struct stream *s)
+static int stream_send_open(struct stream *s)
 {
     uint8_t f[STREAM_FRAME_MAX];
     size_t room = s->mtu - STREAM_HDR - 1 - s->alen, n = s->snd.len;
@@ -378,7 +378,7 @@ void stream_pump(struct stream *s)
     if (!(s->flags & (STF_OPENER | STF_OPENED)))
         goto out; /* the far end says nothing before the owner takes it */
     if ((s->flags & (STF_OPENER | STF_OPENED | STF_OPEN_SENT)) == STF_OPENER) {
-        if (send_open(s))
+        if (stream_send_open(s))
             goto out;
         s->flags |= STF_OPEN_SENT;
         sent = true;
