@@ -516,34 +516,53 @@ int recv_cmd(struct probe *p, uint8_t cmd, uint32_t chain_id, struct cell *c)
     return rc;
 }
 
+/* One directory request and its reply (probe.h). */
+int probe_dir_ask(struct probe *p, uint32_t req_id, const uint8_t *msg, size_t len, uint8_t *out,
+                  size_t cap, size_t *out_len)
+{
+    struct dirmsg_rx rx = {0};
+    const uint8_t *rep = NULL;
+    struct cell c;
+    uint32_t id = 0;
+    uint16_t count = 0;
+    size_t rep_len = 0;
+    int rc = dirmsg_fragment(&c, CELL_DIR_REQUEST, req_id, msg, len, 0, &count);
+
+    if (rc == 0 && count != 1)
+        rc = OVL_ETOOBIG;
+    if (rc == 0)
+        rc = send_chain_cell(p, 0, c.cmd, c.payload, c.len);
+    while (rc == 0 && (rc = recv_cmd(p, CELL_DIR_REPLY, 0, &c)) == 0) {
+        rc = dirmsg_rx_feed(&rx, &c, DIRMSG_MAX_LEN, &id, &rep, &rep_len);
+        if (rc == 1 && id == req_id) {
+            rc = rep_len <= cap ? 0 : OVL_ETOOBIG;
+            if (rc == 0)
+                memcpy(out, rep, rep_len);
+            *out_len = rep_len;
+            break;
+        }
+        if (rc == 1)
+            rc = 0; /* a whole reply, but not to this request */
+    }
+    dirmsg_rx_free(&rx);
+    return rc;
+}
+
 /* Ask the bootstrap for the relay's descriptor (DIR_LOOKUP). */
 static int lookup_relay(struct probe *p, const uint8_t relay_pk[OVL_ED25519_PK], struct desc *d)
 {
-    uint8_t req[1 + OVL_ED25519_PK];
-    struct dirmsg_rx rx = {0};
-    const uint8_t *msg = NULL;
-    struct cell c;
-    uint32_t req_id = 0;
-    uint16_t count = 0;
+    uint8_t req[1 + OVL_ED25519_PK], rep[2 + DESC_MAX_LEN];
     size_t len = 0;
     int rc = probe_open(p, p->bs_host, p->bs_port, p->bs_pk);
 
     req[0] = DIR_LOOKUP;
     memcpy(req + 1, relay_pk, OVL_ED25519_PK);
     if (rc == 0)
-        rc = dirmsg_fragment(&c, CELL_DIR_REQUEST, 1, req, sizeof(req), 0, &count);
+        rc = probe_dir_ask(p, 1, req, sizeof(req), rep, sizeof(rep), &len);
     if (rc == 0)
-        rc = send_chain_cell(p, 0, c.cmd, c.payload, c.len);
-    while (rc == 0 && (rc = recv_cmd(p, CELL_DIR_REPLY, 0, &c)) == 0) {
-        rc = dirmsg_rx_feed(&rx, &c, DIRMSG_MAX_LEN, &req_id, &msg, &len);
-        if (rc == 1) {
-            rc = len > 2 && msg[0] == DIR_LOOKUP && msg[1] == DIR_STATUS_OK
-                     ? desc_parse(d, msg + 2, len - 2)
-                     : OVL_ENOENT;
-            break;
-        }
-    }
-    dirmsg_rx_free(&rx);
+        rc = len > 2 && rep[0] == DIR_LOOKUP && rep[1] == DIR_STATUS_OK
+                 ? desc_parse(d, rep + 2, len - 2)
+                 : OVL_ENOENT;
     if (rc == 0 && !ovl_equal(d->id_pk, relay_pk, OVL_ED25519_PK))
         rc = OVL_EPROTO;
     if (rc != 0)

@@ -64,6 +64,13 @@ int send_chain_cell(struct probe *p, uint32_t chain_id, uint8_t cmd, const uint8
  * OVL_ETIMEDOUT at the deadline, OVL_ECLOSED when the peer closes. */
 int recv_cmd(struct probe *p, uint8_t cmd, uint32_t chain_id, struct cell *c);
 
+/* Send msg (len bytes) as one directory request numbered req_id and copy
+ * the reply to that request (op, status, result) into out (cap bytes;
+ * OVL_ETOOBIG past it, with *out_len the reply's length); replies to other
+ * requests are skipped. */
+int probe_dir_ask(struct probe *p, uint32_t req_id, const uint8_t *msg, size_t len, uint8_t *out,
+                  size_t cap, size_t *out_len);
+
 /* idesc: DIR_IDESC requests at the bootstrap p->host:p->port (p->peer_pk),
  * one line per reply; returns the exit status (0: every reply came). */
 int mode_idesc(struct probe *p);

@@ -141,38 +141,21 @@ static int idesc_build(const struct idesc_run *r, enum idesc_kind k, uint8_t *ou
 }
 
 /* Send raw (len bytes) as one DIR_IDESC request and wait for its reply's
- * status. A reply to another request ID is skipped. */
+ * status. */
 static int idesc_ask(struct probe *p, uint32_t req_id, const uint8_t *raw, size_t len,
                      uint8_t *status)
 {
-    uint8_t msg[1 + IDESC_MAX_LEN];
-    struct dirmsg_rx rx = {0};
-    const uint8_t *rep = NULL;
-    struct cell c;
-    uint32_t id = 0;
-    uint16_t count = 0;
+    uint8_t msg[1 + IDESC_MAX_LEN], rep[64];
     size_t rep_len = 0;
     int rc;
 
     msg[0] = DIR_IDESC;
     memcpy(msg + 1, raw, len);
-    rc = dirmsg_fragment(&c, CELL_DIR_REQUEST, req_id, msg, 1 + len, 0, &count);
-    if (rc == 0 && count != 1)
-        rc = OVL_ETOOBIG;
+    rc = probe_dir_ask(p, req_id, msg, 1 + len, rep, sizeof(rep), &rep_len);
     if (rc == 0)
-        rc = send_chain_cell(p, 0, c.cmd, c.payload, c.len);
-    while (rc == 0 && (rc = recv_cmd(p, CELL_DIR_REPLY, 0, &c)) == 0) {
-        rc = dirmsg_rx_feed(&rx, &c, DIRMSG_MAX_LEN, &id, &rep, &rep_len);
-        if (rc == 1 && id == req_id) {
-            rc = rep_len >= 2 && rep[0] == DIR_IDESC ? 0 : OVL_EPROTO;
-            if (rc == 0)
-                *status = rep[1];
-            break;
-        }
-        if (rc == 1)
-            rc = 0; /* a whole reply, but not to this request */
-    }
-    dirmsg_rx_free(&rx);
+        rc = rep_len >= 2 && rep[0] == DIR_IDESC ? 0 : OVL_EPROTO;
+    if (rc == 0)
+        *status = rep[1];
     return rc;
 }
 
