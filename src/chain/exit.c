@@ -59,8 +59,7 @@ struct relay_qcell {
 enum {
     WAITF_LOOKUP = 1u << 0,      /* a dir_lookup is outstanding */
     WAITF_HIDDEN = 1u << 1,      /* pk is hidden: peer is one of its introduction relays */
-    WAITF_TRIED = 1u << 2,       /* an introduction relay other than us was tried */
-    WAITF_DIAL_FAILED = 1u << 3, /* exit_link_closed: its dial closed, not acted on yet */
+    WAITF_DIAL_FAILED = 1u << 2, /* exit_link_closed: its dial closed, not acted on yet */
 };
 
 /* A node being looked up or dialed, with what waits for it. */
@@ -398,8 +397,7 @@ static uint64_t wait_dialing(const struct relay_wait *w)
 /* Move hidden w on to its next introduction relay that is not this relay:
  * flush w at once to an open link, share a dial already under way, or
  * look the relay up (its link is then dialed like a next hop's), each
- * with a setup_timeout of its own. With none left, fail w: gone when one
- * was tried, no_route when each one is this relay. */
+ * with a setup_timeout of its own. With none left, fail w: gone. */
 static void wait_next_intro(struct relay_wait *w)
 {
     struct relay *r = w->r;
@@ -417,7 +415,6 @@ static void wait_next_intro(struct relay_wait *w)
         w->intro_left--;
         if (ovl_equal(it->relay_pk, r->n->id.pk, OVL_ED25519_PK))
             continue;
-        w->flags |= WAITF_TRIED;
         memcpy(w->peer, it->relay_pk, OVL_ED25519_PK);
         w->deadline_ms = clock_now_ms() + r->o.setup_timeout_ms;
         if ((l = link_find(r->n, w->peer)) != NULL) {

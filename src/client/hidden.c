@@ -76,14 +76,16 @@ void hidden_free(struct client *c)
 
 /* ---- the way back of deliveries ---- */
 
+/* The first-hop link ch's cells leave on, or NULL: none (ch is NULL, or
+ * lost its slot) or closed. */
+static struct link *hid_link(const struct cchain *ch)
+{
+    return ch && ch->chain_id ? link_by_serial(ch->c->n, ch->link_serial) : NULL;
+}
+
 struct link *deliv_link(const struct deliv *d)
 {
-    const struct cchain *ch;
-
-    if (!(d->flags & DF_INTRO))
-        return d->l;
-    ch = cchain_find(d->c, d->chain);
-    return ch && ch->chain_id ? link_by_serial(d->c->n, ch->link_serial) : NULL;
+    return (d->flags & DF_INTRO) ? hid_link(cchain_find(d->c, d->chain)) : d->l;
 }
 
 int deliv_send(struct deliv *d, const uint8_t *data, size_t len)
@@ -103,7 +105,7 @@ int deliv_send(struct deliv *d, const uint8_t *data, size_t len)
         return link_send(d->l, &cl); /* the caller counts it, or not (acknowledgements) */
     }
     ch = cchain_find(c, d->chain);
-    l = ch && ch->chain_id ? link_by_serial(c->n, ch->link_serial) : NULL;
+    l = hid_link(ch);
     if (!l)
         return OVL_ECLOSED;
     memset(body, 0, sizeof(body));
@@ -210,9 +212,9 @@ static void hid_establish(struct client *c, struct hid_slot *s, struct cchain *c
     uint8_t body[ONION_BODY], msg[INTRO_SIG_MSG_LEN];
     uint8_t *a = body + BODY_HDR;
     uint64_t exp = clock_wall_ms() + c->o.lifetime_ms + c->o.idesc_life_ms;
-    struct link *l = link_by_serial(c->n, ch->link_serial);
+    struct link *l = hid_link(ch);
 
-    if (!l || !ch->chain_id)
+    if (!l)
         return;
     if (exp > clock_wall_ms() + IDESC_MAX_LIFE_MS)
         exp = clock_wall_ms() + IDESC_MAX_LIFE_MS;
@@ -288,7 +290,7 @@ static void hid_publish(struct client *c, uint64_t now)
     body_hdr_put(body, BODY_PUBLISH, (uint16_t)len);
     for (unsigned i = 0; i < c->o.intros; i++) {
         struct cchain *ch = h->slot[i].held ? cchain_find(c, h->slot[i].held) : NULL;
-        struct link *l = ch && ch->chain_id ? link_by_serial(c->n, ch->link_serial) : NULL;
+        struct link *l = hid_link(ch);
 
         sent += l && cchain_fwd_send(ch, l, ch->length, body) == 0;
     }
