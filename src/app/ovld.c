@@ -234,6 +234,7 @@ static int run(struct ovld *o, struct ovl_identity *id)
     int rc;
 
     uv_loop_init(&o->loop);
+    o->cfg.opts.state_dir = o->cfg.data_dir;
     rc = node_init(n, &o->loop, &o->cfg.opts, id, o->cfg.roles);
     ovl_identity_wipe(id);
     if (rc) {

@@ -53,6 +53,8 @@ struct node_opts {
     uint32_t padding_max_ms; /* but upkeep; padding_max_ms 0 = no link padding */
     uint32_t cover_budget;   /* most cover (padding, chain cover) in % of cells sent */
     unsigned flags;          /* enum node_opt_flag */
+    const char *state_dir;   /* [node] data_dir: where roles keep state across restarts
+                                (lib/statefile.h); NULL keeps nothing. Lent: outlives the node */
 };
 
 /* Bits of struct node_opts's flags. */
