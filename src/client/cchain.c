@@ -574,7 +574,8 @@ static bool line_wants(struct client *c, struct cline *line, uint64_t now)
                 now >= line->current->ready_ms + REPLACE_AT(c->o.lifetime_ms));
     return line->streams > 0 || intro ||
            (main && (c->n_queue > 0 || c->hidden ||
-                     ((c->n->roles & ROLE_CLIENT) && dir_registered(c->n->dir))));
+                     (((c->n->roles & ROLE_CLIENT) || (c->flags & CF_COVER)) &&
+                      dir_registered(c->n->dir))));
 }
 
 void cchain_maybe_build(struct client *c)

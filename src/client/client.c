@@ -244,9 +244,19 @@ static void on_tick(uv_timer_t *t)
         send_pump(c);
 }
 
+/* A cover-only client (a relay's loop cover) has loop cover and nothing
+ * that would make it an endpoint or send anything else. */
+static bool cover_only_valid(const struct client_opts *o)
+{
+    return !(o->flags & CLIENT_O_COVER_ONLY) ||
+           (o->loop_interval_ms > 0 && !o->cover_interval_ms && !o->constant_rate && !o->n_socks &&
+            !o->n_services && !o->intros);
+}
+
 static bool opts_valid(const struct client_opts *o)
 {
-    return o->retransmit_ms > 0 && o->deadline_ms > 0 &&
+    return !(o->flags & ~(unsigned)CLIENT_O_COVER_ONLY) && cover_only_valid(o) &&
+           o->retransmit_ms > 0 && o->deadline_ms > 0 &&
            (o->source == CHAIN_SOURCE_BOOTSTRAP || o->source == CHAIN_SOURCE_LOCAL) &&
            o->length >= 1 && o->length <= ONION_MAX_HOPS && o->backups <= DIR_MAX_BACKUPS &&
            o->lifetime_ms >= 1000 && o->setup_timeout_ms > 0 && o->max_message > 0 &&
@@ -303,6 +313,8 @@ int client_init(struct node *n, const struct client_opts *o, struct client **out
         return OVL_ENOMEM;
     c->n = n;
     c->o = *o;
+    if (o->flags & CLIENT_O_COVER_ONLY)
+        c->flags |= CF_COVER;
     cchain_line_add(c, &c->main);
     ovl_random(c->class_secret, sizeof(c->class_secret));
     c->chain_ready_cb = send_pump;
@@ -326,7 +338,8 @@ int client_init(struct node *n, const struct client_opts *o, struct client **out
     rc = node_observe_links(n, &obs);
     if (rc)
         goto fail;
-    rc = chanmap_register_opener(n, CELL_CHAIN_DELIVER, on_deliver, c);
+    /* Nothing is delivered to a relay's loop cover: it takes no IDs. */
+    rc = (c->flags & CF_COVER) ? 0 : chanmap_register_opener(n, CELL_CHAIN_DELIVER, on_deliver, c);
     if (rc)
         goto fail_observer;
     rc = socks_start(c);
@@ -396,6 +409,8 @@ int client_reply(struct client *c, const uint8_t id[CLIENT_MSG_ID], const uint8_
     size_t blob_len, n, i;
     int rc;
 
+    if (c->flags & CF_COVER)
+        return OVL_EPERM; /* it took no message to answer */
     if (len > CLIENT_REPLY_MAX || len > c->o.max_message)
         return OVL_ETOOBIG;
     rc = msg_reply_seal(&c->rx, id, msg, len, rid, &blob, &blob_len, &path);

@@ -33,6 +33,10 @@
  * chain failed, and fails at deadline_ms (which must stay below the
  * receiver's reassembly_timeout, so a late copy still finds its tombstone).
  *
+ * A relay's loop cover runs the same code with CLIENT_O_COVER_ONLY: the
+ * main line's chains, kept ready once our descriptor is registered, and
+ * loop cover on them, nothing else (docs/PROTOCOL.md 19.11).
+ *
  * Chains: built on demand and kept ready; from the bootstrap's generator
  * (chain_source bootstrap) or picked uniformly from the signed relay list
  * (local). Setup is one CELL_CHAIN_SETUP to the first hop and one
@@ -70,6 +74,17 @@
 
 enum client_chain_source { CHAIN_SOURCE_BOOTSTRAP = 0, CHAIN_SOURCE_LOCAL = 1 };
 
+/* struct client_opts's flags. */
+enum client_opt_flag {
+    /* A relay's loop cover ([relay] loop_interval, docs/PROTOCOL.md 19.11):
+     * the client only builds its main line's chains and sends loop cover
+     * on them. No messages (client_send and client_reply refuse with
+     * OVL_EPERM), no deliveries taken, no SOCKS, no services, not hidden;
+     * so loop_interval_ms > 0 and cover_interval_ms, constant_rate,
+     * n_socks, n_services and intros are 0, or client_init refuses. */
+    CLIENT_O_COVER_ONLY = 1u << 0,
+};
+
 /* A [service.NAME]: streams to port of our <node id>.ovl name reach target. */
 struct client_service {
     char name[CLIENT_SERVICE_NAME];
@@ -78,6 +93,7 @@ struct client_service {
 };
 
 struct client_opts {
+    unsigned flags;                  /* enum client_opt_flag; 0 by default */
     enum client_chain_source source; /* [chain] source, default bootstrap */
     uint32_t length;                 /* [chain] length, 1..8, default 3 */
     uint32_t backups;                /* [chain] backups, 0..4, default 2 */
@@ -234,7 +250,8 @@ void client_free(struct client *c);
 /* Queue msg (len bytes, copied) for node dest; id receives the message id.
  * With reply set the receiver learns our node ID. OVL_ETOOBIG above
  * max_message, OVL_ENOMEM when the send queue is full, OVL_EINVAL for a
- * bad destination (ourselves, empty message). Delivery is asynchronous. */
+ * bad destination (ourselves, empty message), OVL_EPERM for a client made
+ * with CLIENT_O_COVER_ONLY. Delivery is asynchronous. */
 int client_send(struct client *c, const uint8_t dest[OVL_ED25519_PK], const uint8_t *msg,
                 size_t len, bool reply, uint8_t id[CLIENT_MSG_ID]) OVL_WUR;
 
@@ -249,8 +266,9 @@ int client_send_cb(struct client *c, const uint8_t dest[OVL_ED25519_PK], const u
  * rid receives the reply's ID. Sent at once and not acknowledged:
  * OVL_EINVAL for an empty reply, OVL_ETOOBIG above CLIENT_REPLY_MAX or
  * max_message, OVL_ENOENT for an unknown id, OVL_EPERM for a reply (it
- * has no path back), OVL_ECLOSED when the path is gone (the sender's chain
- * or the link to its exit ended), OVL_EAGAIN when that link has no room. */
+ * has no path back, and for every id with CLIENT_O_COVER_ONLY), OVL_ECLOSED
+ * when the path is gone (the sender's chain or the link to its exit
+ * ended), OVL_EAGAIN when that link has no room. */
 int client_reply(struct client *c, const uint8_t id[CLIENT_MSG_ID], const uint8_t *msg, size_t len,
                  uint8_t rid[CLIENT_MSG_ID]) OVL_WUR;
 

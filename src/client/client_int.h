@@ -110,6 +110,8 @@ struct out_msg {
 enum client_flag {
     CF_STOPPED = 1u << 0, /* client_stop ran */
     CF_VIEW = 1u << 2,    /* the relay list for c->exits is being fetched */
+    CF_COVER = 1u << 3,   /* CLIENT_O_COVER_ONLY: a relay's loop cover, no messages; the
+                             main line keeps a chain while our descriptor is registered */
 };
 
 /* struct deliv's flags. */

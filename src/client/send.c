@@ -307,6 +307,8 @@ int client_send_cb(struct client *c, const uint8_t dest[OVL_ED25519_PK], const u
         return OVL_EINVAL;
     if (c->flags & CF_STOPPED)
         return OVL_ECLOSED;
+    if (c->flags & CF_COVER)
+        return OVL_EPERM; /* a relay's loop cover sends nothing else */
     if (len > c->o.max_message)
         return OVL_ETOOBIG;
     if (c->n_queue >= c->o.send_queue)

@@ -62,8 +62,9 @@ static bool net_registered(struct net *w)
     return true;
 }
 
-static size_t net_sendq;       /* A's per-link send queue; 0 = default */
-static bool net_relay_clients; /* R1..R3 are clients (endpoints) as well */
+static size_t net_sendq;                       /* A's per-link send queue; 0 = default */
+static bool net_relay_clients;                 /* R1..R3 are clients (endpoints) as well */
+static const struct client_opts *net_r1_cover; /* R1 runs a relay's loop cover with these */
 
 static void net_up(struct net *w, const struct client_opts *co)
 {
@@ -100,6 +101,8 @@ static void net_up(struct net *w, const struct client_opts *co)
             dir_init(&w->n[i], &dopts, i == BS ? NULL : &bs, i == BS ? 0 : 1, &w->dir[i]), 0);
         if (roles & ROLE_RELAY)
             ck_assert_int_eq(relay_init(&w->n[i], &ro, &w->relay[i]), 0);
+        if (i == R1 && net_r1_cover)
+            ck_assert_int_eq(client_init(&w->n[i], net_r1_cover, &w->cl[i]), 0);
         if (roles & ROLE_CLIENT) {
             struct client_opts loop_co = *co;
 
@@ -821,6 +824,74 @@ START_TEST(net_delivery_idle)
 }
 END_TEST
 
+/* ---- a relay's loop cover ---- */
+
+static bool r1_looped(struct net *w)
+{
+    struct client_stats st;
+
+    client_stats(w->cl[R1], &st);
+    return st.loops_in >= 20;
+}
+
+static void hop_not_r1(void *arg, const struct client_chain_info *ci)
+{
+    const struct net *w = arg;
+
+    for (unsigned i = 0; i < ci->length; i++)
+        ck_assert_mem_ne(ci->hops[i], w->n[R1].id.pk, OVL_ED25519_PK);
+}
+
+/* CLIENT_O_COVER_ONLY, as ovld runs it for [relay] loop_interval: R1, a
+ * relay without the client role, builds chains of the other relays as soon
+ * as it is registered (it has no message to send) and its loops come home
+ * on them; it sends and answers nothing else and takes no delivery ID, and
+ * A's messages still cross the relays. */
+START_TEST(net_relay_loops)
+{
+    struct net w;
+    struct client_opts co, rco, bad;
+    struct client_stats st;
+    struct client *x;
+    uint8_t id[CLIENT_MSG_ID] = {0}, rid[CLIENT_MSG_ID];
+
+    client_opts_defaults(&co);
+    co.length = 2; /* the relays but R1 */
+    co.backups = 0;
+    rco = co;
+    rco.flags = CLIENT_O_COVER_ONLY;
+    rco.loop_interval_ms = 10;
+    rco.distinct_subnets = false;
+    net_r1_cover = &rco;
+    net_up(&w, &co);
+    net_r1_cover = NULL;
+    ck_assert_uint_eq(w.n[R1].roles, ROLE_RELAY);
+    ck_assert_ptr_null(w.n[R1].chain_open.h[CELL_CHAIN_DELIVER].fn);
+    /* Cover only means loop cover and nothing else. */
+    bad = rco;
+    bad.loop_interval_ms = 0;
+    ck_assert_int_eq(client_init(&w.n[R2], &bad, &x), OVL_EINVAL);
+    bad = rco;
+    bad.cover_interval_ms = 20;
+    ck_assert_int_eq(client_init(&w.n[R2], &bad, &x), OVL_EINVAL);
+    bad = rco;
+    bad.flags = 1u << 5;
+    ck_assert_int_eq(client_init(&w.n[R2], &bad, &x), OVL_EINVAL);
+    ck_assert_msg(run_until(&w, r1_looped, 15000), "R1's loops did not come home");
+    client_each_chain(w.cl[R1], hop_not_r1, &w);
+    ck_assert_int_eq(client_send(w.cl[R1], w.n[CB].id.pk, id, 1, false, id), OVL_EPERM);
+    ck_assert_int_eq(client_reply(w.cl[R1], id, id, 1, rid), OVL_EPERM);
+    ck_assert(run_until(&w, a_any_ready, 15000));
+    a_to_b(&w);
+    client_stats(w.cl[R1], &st);
+    ck_assert_uint_le(st.loops_in, st.loops_out);
+    ck_assert_uint_eq(st.cover_out, st.loops_out);
+    ck_assert_uint_eq(st.messages_sent + st.fragments_in + st.deliveries, 0);
+    ck_assert_uint_eq(st.dropped_auth + st.dropped_bad, 0);
+    net_down(&w);
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
     Suite *s = suite_create("client");
@@ -842,6 +913,7 @@ static Suite *client_suite(void)
     tcase_add_test(tc, net_receiver_on_every_route);
     tcase_add_test(tc, net_delivery_ids);
     tcase_add_test(tc, net_delivery_idle);
+    tcase_add_test(tc, net_relay_loops);
     suite_add_tcase(s, tc);
     return s;
 }
