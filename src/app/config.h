@@ -16,7 +16,8 @@
  *   [client]   max_message, inbox_messages, inbox_bytes, send_queue,
  *              reassembly_timeout, retransmit, deadline, cover_interval,
  *              loop_interval, constant_rate
- *   [relay]    max_chains, setup_timeout, max_lifetime, exit_queue, capacity
+ *   [relay]    max_chains, setup_timeout, max_lifetime, exit_queue, capacity,
+ *              loop_interval
  *   [exit]     policy (relays only; may repeat, each line adds rules)
  *   [service.NAME] port, target (a service of the client's .ovl name)
  *   [service]  max_streams, max_streams_per_chain, stream_idle_timeout
@@ -60,8 +61,9 @@ struct ovl_config {
     struct client_opts client; /* [chain] and [client] */
     struct dir_bootstrap_spec bootstraps[DIR_MAX_BOOTSTRAPS];
     unsigned n_bootstraps;
-    bool hidden;     /* [node] hidden; unset: on for a client alone with no listen */
-    uint32_t intros; /* [node] intros, 1..4, default 2: client.intros when hidden */
+    bool hidden;            /* [node] hidden; unset: on for a client alone with no listen */
+    uint32_t intros;        /* [node] intros, 1..4, default 2: client.intros when hidden */
+    uint32_t relay_loop_ms; /* [relay] loop_interval: mean gap of a relay's loop cover, 0 off */
 };
 
 /* Fill c with the documented defaults (no peers, no listen address). */

@@ -617,6 +617,8 @@ _Static_assert(sizeof(struct ovl_config) <= UINT16_MAX, "key_def.off is 16 bits"
     X(RELAY, stall_timeout, .set = KS_UINT, .min = 100, .max = 600000,                             \
         CFG_FIELD(relay.stall_timeout_ms))                                                         \
     X(RELAY, capacity, .set = KS_UINT, .min = 0, .max = 10000000, CFG_FIELD(dir.capacity_kib))     \
+    X(RELAY, loop_interval, .set = KS_UINT, .zero_ok = 1, .min = 10, .max = 3600000,               \
+        CFG_FIELD(relay_loop_ms))                                                                  \
     /* [exit] */                                                                                   \
     X(EXIT, policy, .set = KS_POLICY, .repeat = 1)                                                 \
     X(EXIT, max_streams, .set = KS_UINT, .min = 1, .max = 1000000, CFG_FIELD(relay.max_streams))   \

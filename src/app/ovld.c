@@ -150,14 +150,25 @@ static int load_identity(struct ovld *o, struct ovl_identity *id)
     return rc ? EXIT_RUNTIME : 0;
 }
 
-/* A client needs a directory to ask for chains and descriptors. A relay
- * without one is only warned about: it still relays for whoever dials it,
- * but no directory lists it (and link-only test nodes run that way). */
+/* A client needs a directory to ask for chains and descriptors, and so
+ * does a relay's loop cover, which only a relay sends. A relay without one
+ * is only warned about: it still relays for whoever dials it, but no
+ * directory lists it (and link-only test nodes run that way). */
 static int check_roles(const struct ovl_config *c, char *err, size_t errlen)
 {
-    if (c->n_bootstraps > 0 || !(c->roles & ROLE_CLIENT))
+    const char *why = NULL;
+
+    if (c->relay_loop_ms && !(c->roles & ROLE_RELAY))
+        why = "[relay] loop_interval needs the relay role (roles has no relay)";
+    else if (c->n_bootstraps > 0)
         return 0;
-    snprintf(err, errlen, "%s: a client needs at least one [bootstrap.NAME]", c->path);
+    else if (c->roles & ROLE_CLIENT)
+        why = "a client needs at least one [bootstrap.NAME]";
+    else if (c->relay_loop_ms)
+        why = "[relay] loop_interval needs at least one [bootstrap.NAME]";
+    if (!why)
+        return 0;
+    snprintf(err, errlen, "%s: %s", c->path, why);
     return OVL_EINVAL;
 }
 
@@ -174,24 +185,66 @@ static int role_failed(struct node *n, const char *role, int rc)
     return rc;
 }
 
+/* The mean gap of two Poisson processes of mean gaps a and b merged into
+ * one (their rates add); 0 stands for none. */
+static uint32_t loop_merge(uint32_t a, uint32_t b)
+{
+    uint64_t s = (uint64_t)a + b;
+
+    return !a || !b ? a | b : (uint32_t)(((uint64_t)a * b + s / 2) / s);
+}
+
+/* Fill co with the options of the client code this node runs, if any
+ * (false: none). A relay's loop cover ([relay] loop_interval) is that code
+ * in cover-only mode: the [chain] settings, loop cover alone, no message,
+ * SOCKS, service or hidden side, and no client role, so the relay is never
+ * published as an endpoint. On a node that is a client as well, the relay's
+ * loops join the client's: one Poisson process at the sum of both rates. */
+static bool client_opts_of(const struct ovl_config *c, struct client_opts *co)
+{
+    *co = c->client;
+    if (!(c->roles & ROLE_RELAY) || !c->relay_loop_ms)
+        return (c->roles & ROLE_CLIENT) != 0;
+    if (c->roles & ROLE_CLIENT) {
+        co->loop_interval_ms = loop_merge(co->loop_interval_ms, c->relay_loop_ms);
+        return true;
+    }
+    co->flags |= CLIENT_O_COVER_ONLY;
+    co->loop_interval_ms = c->relay_loop_ms;
+    co->cover_interval_ms = 0;
+    co->constant_rate = 0;
+    co->n_socks = 0;
+    co->n_services = 0;
+    co->intros = 0;
+    return true;
+}
+
 /* Create the directory on every node, then the relay and client roles
- * that are configured; each sets its pointer in n. */
+ * that are configured (the client's code also for a relay's loop cover);
+ * each sets its pointer in n. */
 static int start_roles(struct ovld *o)
 {
     struct node *n = &o->node;
     const struct ovl_config *c = &o->cfg;
+    struct client_opts *co;
     struct dir *d;
     struct relay *r;
     struct client *cl;
-    int rc;
+    int rc = 0;
 
     if ((rc = dir_init(n, &c->dir, c->bootstraps, c->n_bootstraps, &d)) != 0)
         return role_failed(n, "directory", rc);
     if ((n->roles & ROLE_RELAY) && (rc = relay_init(n, &c->relay, &r)) != 0)
         return role_failed(n, "relay role", rc);
-    if ((n->roles & ROLE_CLIENT) && (rc = client_init(n, &c->client, &cl)) != 0)
-        return role_failed(n, "client role", rc);
-    return 0;
+    if (!(co = malloc(sizeof(*co)))) /* large: its services */
+        return role_failed(n, "client role", OVL_ENOMEM);
+    if (client_opts_of(c, co))
+        rc = client_init(n, co, &cl);
+    if (rc)
+        role_failed(n, (co->flags & CLIENT_O_COVER_ONLY) ? "relay's loop cover" : "client role",
+                    rc);
+    free(co);
+    return rc;
 }
 
 /* Open the control socket, then listen and dial peers and bootstraps. */

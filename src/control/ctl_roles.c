@@ -182,12 +182,30 @@ static void ctl_status_dir(struct kvbuf *out, const struct dir *d, bool bootstra
         ctl_add_stats(out, "dir_", boot_names, boot_offs, &st);
 }
 
+/* A relay's loop cover ([relay] loop_interval): the counters of the
+ * cover-only client that sends it, when the node runs no client role (with
+ * one, the relay's loops are the client's: client_loops_*); 0 when off. */
+static void ctl_status_relay_loops(struct kvbuf *out, const struct node *n)
+{
+    struct client_stats st;
+
+    client_stats((n->roles & ROLE_CLIENT) ? NULL : n->client, &st); /* NULL: zeros */
+    kv_addu(out, "relay_loops_out", st.loops_out);
+    kv_addu(out, "relay_loops_in", st.loops_in);
+    kv_addu(out, "relay_loops_skipped", st.cover_skipped);
+    kv_addu(out, "relay_loop_chains", st.chains);
+    kv_addu(out, "relay_loop_chains_built", st.chains_built);
+    kv_addu(out, "relay_loop_chains_failed", st.chains_failed);
+}
+
 /* Add the counters of every role this node runs. */
 void ctl_status_roles(struct kvbuf *out, const struct node *n)
 {
-    if (n->relay)
+    if (n->relay) {
         ctl_status_relay(out, n->relay);
-    if (n->client)
+        ctl_status_relay_loops(out, n);
+    }
+    if (n->client && (n->roles & ROLE_CLIENT))
         ctl_status_client(out, n->client);
     if (n->dir)
         ctl_status_dir(out, n->dir, (n->roles & ROLE_BOOTSTRAP) != 0);
@@ -206,6 +224,15 @@ static int ctl_needs(struct ctl_req *rq, const char *role)
 static int ctl_no_client(struct ctl_req *rq)
 {
     return ctl_needs(rq, "client role");
+}
+
+/* The client that sends and receives messages, or NULL: a relay's loop
+ * cover runs the client's code without the client role, and takes none. */
+static struct client *ctl_msg_client(const struct ctl_req *rq)
+{
+    const struct node *n = rq->ctl->node;
+
+    return (n->roles & ROLE_CLIENT) ? n->client : NULL;
 }
 
 /* Parse a decimal in lo..hi (digits only). */
@@ -371,7 +398,7 @@ static int ctl_add_hex(struct ctl_req *rq, const uint8_t id[CLIENT_MSG_ID])
 
 static int ctl_cmd_send(struct ctl_req *rq)
 {
-    struct client *c = rq->ctl->node->client;
+    struct client *c = ctl_msg_client(rq);
     uint8_t dest[OVL_ED25519_PK], id[CLIENT_MSG_ID], *buf;
     const uint8_t *msg;
     const char *w = kvmsg_get(rq->m, "wait");
@@ -399,7 +426,7 @@ static int ctl_cmd_send(struct ctl_req *rq)
 /* reply id=ID (text= | data= | length=): answer a received message. */
 static int ctl_cmd_reply(struct ctl_req *rq)
 {
-    struct client *c = rq->ctl->node->client;
+    struct client *c = ctl_msg_client(rq);
     const char *s = kvmsg_get(rq->m, "id"), *why;
     uint8_t id[CLIENT_MSG_ID], rid[CLIENT_MSG_ID], *buf;
     const uint8_t *msg;
@@ -431,7 +458,7 @@ static int ctl_cmd_subscribe(struct ctl_req *rq)
 {
     const char *ev = kvmsg_get(rq->m, "events");
 
-    if (!rq->ctl->node->client)
+    if (!ctl_msg_client(rq))
         return ctl_no_client(rq);
     if (!ev || strcmp(ev, "messages") != 0)
         return ctl_fail(rq, -EINVAL, "subscribe needs events=messages");
@@ -443,7 +470,7 @@ static int ctl_cmd_subscribe(struct ctl_req *rq)
 
 static int ctl_cmd_recv(struct ctl_req *rq)
 {
-    struct client *c = rq->ctl->node->client;
+    struct client *c = ctl_msg_client(rq);
     const char *s = kvmsg_get(rq->m, "max");
     struct client_msg **msgs;
     unsigned max = CTL_RECV_DEFAULT;

@@ -1,10 +1,12 @@
 /* test_indist.c - cover cells look like real ones (suite "anonymity").
  *
- * A drop-cover cell and a data cell are wrapped by the same onion code;
- * on the wire, and at every hop but the exit, both are 1016-byte cells of
+ * A cover cell and a data cell are wrapped by the same onion code; on the
+ * wire, and at every hop but the exit, both are 1016-byte cells of
  * ciphertext. This test wraps 4,000 real bodies (DELIVER with a fragment
- * of a message) and 4,000 cover bodies (DROP, all zero past the command)
- * for a 3-hop chain, and checks that their sizes are equal and that the
+ * of a message) and 4,000 cover bodies (DROP and LOOP in turn, all zero
+ * past the command: a client's drop and loop cover, and a relay's loops,
+ * which the client's code sends in its cover-only mode) for a 3-hop
+ * chain, and checks that their sizes are equal and that the
  * distributions of their bytes cannot be told apart (chi-square two-sample
  * test over the 256 byte values, p > 0.01). The same test on the bodies
  * themselves (before wrapping) tells them apart at once: it can fail.
@@ -79,10 +81,10 @@ static void real_body(uint8_t body[ONION_BODY])
     ovl_random(body + BODY_HDR, len);
 }
 
-static void cover_body(uint8_t body[ONION_BODY])
+static void cover_body(uint8_t body[ONION_BODY], uint8_t cmd)
 {
     memset(body, 0, ONION_BODY);
-    body[0] = BODY_DROP;
+    body[0] = cmd;
 }
 
 static void count(uint64_t h[256], const uint8_t *p, size_t n)
@@ -102,7 +104,7 @@ static void draw(struct onion_keys keys[HOPS], double *p, double *p_pt)
         bool is_cover = i % 2;
 
         if (is_cover)
-            cover_body(body);
+            cover_body(body, i % 4 == 1 ? BODY_DROP : BODY_LOOP);
         else
             real_body(body);
         count(is_cover ? cover_pt : real_pt, body, ONION_BODY);

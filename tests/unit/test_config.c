@@ -160,6 +160,8 @@ static void assert_defaults(const struct ovl_config *c)
     ck_assert_int_eq(c->client.source, CHAIN_SOURCE_BOOTSTRAP);
     ck_assert(!c->client.by_capacity && !c->dir.by_capacity);
     ck_assert_uint_eq(c->dir.capacity_kib, 0);
+    ck_assert_uint_eq(c->relay_loop_ms, 0);
+    ck_assert_uint_eq(c->client.flags, 0);
     ck_assert_uint_eq(c->client.length, 3);
     ck_assert_uint_eq(c->client.backups, 2);
     ck_assert_uint_eq(c->client.lifetime_ms, 600000);
@@ -878,6 +880,11 @@ static const struct {
     {"relay", "capacity", "10000001", false},
     {"relay", "capacity", "4294967296", false},
     {"relay", "capacity", "-1", false},
+    {"relay", "loop_interval", "0", true},
+    {"relay", "loop_interval", "9", false},
+    {"relay", "loop_interval", "10", true},
+    {"relay", "loop_interval", "3600000", true},
+    {"relay", "loop_interval", "3600001", false},
 };
 
 START_TEST(test_role_ranges)
