@@ -9,7 +9,10 @@
  *              reconnect_min, reconnect_max
  *   [peer.NAME] address, id     (one section per peer to dial)
  *   [dir]      heartbeat, ttl, chain_cache_ttl, max_nodes, max_cached_chains,
- *              onion_rotate, onion_overlap, request_timeout
+ *              onion_rotate, onion_overlap, request_timeout, request_rate,
+ *              request_burst, allow_private_addresses, chain_refresh,
+ *              block_request_rate, block_request_burst, block_chain_rate,
+ *              block_chain_burst, max_nodes_per_block
  *   [bootstrap.NAME] address, id (a directory server; also dialed as a peer)
  *   [chain]    source, distinct_subnets, weighting, length, backups, lifetime,
  *              setup_timeout

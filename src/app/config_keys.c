@@ -565,6 +565,18 @@ _Static_assert(sizeof(struct ovl_config) <= UINT16_MAX, "key_def.off is 16 bits"
     X(DIR, request_rate, .set = KS_UINT, .min = 1, .max = 1000, CFG_FIELD(dir.request_rate))       \
     X(DIR, request_burst, .set = KS_UINT, .min = 1, .max = 100000, CFG_FIELD(dir.request_burst))   \
     X(DIR, allow_private_addresses, .set = KS_BOOL, CFG_FIELD(dir.allow_private))                  \
+    X(DIR, chain_refresh, .set = KS_UINT, .zero_ok = 1, .min = 1000, .max = U32_MAX_MS,            \
+        CFG_FIELD(dir.chain_refresh_ms))                                                           \
+    X(DIR, block_request_rate, .set = KS_UINT, .zero_ok = 1, .min = 1, .max = 1000000,             \
+        CFG_FIELD(dir.block_request_rate))                                                         \
+    X(DIR, block_request_burst, .set = KS_UINT, .min = 1, .max = 1000000,                          \
+        CFG_FIELD(dir.block_request_burst))                                                        \
+    X(DIR, block_chain_rate, .set = KS_UINT, .zero_ok = 1, .min = 1, .max = 1000000,               \
+        CFG_FIELD(dir.block_chain_rate))                                                           \
+    X(DIR, block_chain_burst, .set = KS_UINT, .min = 1, .max = 1000000,                            \
+        CFG_FIELD(dir.block_chain_burst))                                                          \
+    X(DIR, max_nodes_per_block, .set = KS_UINT, .zero_ok = 1, .min = 1, .max = 1000000,            \
+        CFG_FIELD(dir.max_nodes_per_block))                                                        \
     /* [chain] */                                                                                  \
     X(CHAIN, source, .set = KS_SOURCE)                                                             \
     X(CHAIN, distinct_subnets, .set = KS_SUBNETS)                                                  \

@@ -151,7 +151,9 @@ static void ctl_status_client(struct kvbuf *out, const struct client *c)
     X(reg.chains_cached, 64) X(reg.chains_evicted, 64) X(lists_built, 64) X(idescs, 32)             \
     X(idesc_accepted, 64) X(idesc_bad, 64) X(idesc_bad_sig, 64) X(idesc_relay, 64)                 \
     X(idesc_full, 64) X(idesc_refused[IDESC_EXPIRED], 64) X(idesc_refused[IDESC_FUTURE], 64)       \
-    X(idesc_refused[IDESC_STALE], 64) X(idesc_refused[IDESC_REPLAY], 64) X(idescs_dropped, 64)
+    X(idesc_refused[IDESC_STALE], 64) X(idesc_refused[IDESC_REPLAY], 64) X(idescs_dropped, 64)   \
+    X(reg.chains_refreshed, 64) X(requests_limited_block, 64) X(chains_limited_block, 64)         \
+    X(chains_held_block, 64) X(registrations_full_block, 64) X(blocks, 32)
 /* clang-format on */
 #define DIR_STAT_OFF(f, bits) CTL_STAT_OFF(struct dir_stats, f, bits)
 
@@ -170,7 +172,9 @@ static void ctl_status_dir(struct kvbuf *out, const struct dir *d, bool bootstra
                                      "chains_cached\0chains_evicted\0lists_built\0idescs\0"
                                      "idesc_accepted\0idesc_bad\0idesc_bad_sig\0idesc_relay\0"
                                      "idesc_full\0idesc_expired\0idesc_future\0idesc_stale\0"
-                                     "idesc_replay\0idescs_dropped\0";
+                                     "idesc_replay\0idescs_dropped\0chains_refreshed\0"
+                                     "requests_limited_block\0chains_limited_block\0"
+                                     "chains_held_block\0registrations_full_block\0blocks\0";
     static const uint16_t boot_offs[] = {DIR_BOOT_STATS(DIR_STAT_OFF)};
     struct dir_stats st;
 

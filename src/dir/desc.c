@@ -245,9 +245,22 @@ static bool doc_shape_ok(uint8_t kind, uint8_t length, uint8_t backups, const ui
         return false;
     if (kind == DOC_LIST)
         return length == 0 && backups == 0 && (!ref || all_zero(ref, 16));
-    if (kind == DOC_CHAIN)
+    if (kind == DOC_CHAIN || kind == DOC_CHAIN_SET)
         return length >= 1 && length <= DOC_MAX_HOPS && backups <= DOC_MAX_BACKUPS;
     return false;
+}
+
+/* Whether count entries fit kind's shape: one chain, or 1..DOC_MAX_SET of
+ * them; anything for a list. */
+static bool doc_count_ok(uint8_t kind, uint8_t length, uint8_t backups, unsigned count)
+{
+    unsigned per = length * (1u + backups);
+
+    if (kind == DOC_CHAIN)
+        return count == per;
+    if (kind == DOC_CHAIN_SET)
+        return per && count % per == 0 && count / per >= 1 && count / per <= DOC_MAX_SET;
+    return true;
 }
 
 /* Start a document of kind into a buffer of cap bytes. */
@@ -305,7 +318,7 @@ int doc_finish(struct doc_builder *b, const struct ovl_identity *id, uint8_t **o
         *len = 0;
     if (!b || !b->buf || !id || !out || !len)
         return OVL_EINVAL;
-    if (b->buf[1] == DOC_CHAIN && b->count != b->buf[2] * (1 + b->buf[3]))
+    if (!doc_count_ok(b->buf[1], b->buf[2], b->buf[3], b->count))
         return OVL_EINVAL;
     st_le16(b->buf + DOC_OFF_COUNT, b->count);
     rc = ovl_sign(id, b->buf, b->len, b->buf + b->len);
@@ -349,9 +362,10 @@ static int doc_walk(const uint8_t *in, size_t body, uint16_t count, struct doc_e
 }
 
 /* Decode and verify every entry into doc->descs; a chain holds distinct
- * relays only. */
+ * relays only (in a set: each chain of it, from its first entry). */
 static int doc_check_entries(struct doc *doc)
 {
+    unsigned per = doc->length * (1u + doc->backups);
     int rc;
 
     for (unsigned i = 0; i < doc->count; i++) {
@@ -360,11 +374,11 @@ static int doc_check_entries(struct doc *doc)
         rc = desc_parse(d, doc->entries[i].desc, doc->entries[i].len);
         if (rc != 0)
             return rc;
-        if (doc->kind != DOC_CHAIN)
+        if (doc->kind != DOC_CHAIN && doc->kind != DOC_CHAIN_SET)
             continue;
         if (!(d->flags & DESC_RELAY))
             return OVL_EPROTO;
-        for (unsigned j = 0; j < i; j++) {
+        for (unsigned j = i - i % per; j < i; j++) {
             if (memcmp(doc->descs[j].id_pk, d->id_pk, OVL_ED25519_PK) == 0)
                 return OVL_EPROTO;
         }
@@ -399,7 +413,7 @@ int doc_parse(struct doc *doc, const uint8_t *in, size_t len, const uint8_t bs_p
     if (in[0] != DOC_VERSION || !doc_shape_ok(doc->kind, doc->length, doc->backups, doc->ref,
                                               doc->published_ms, doc->expires_ms))
         goto fail;
-    if (doc->kind == DOC_CHAIN && doc->count != doc->length * (1 + doc->backups))
+    if (!doc_count_ok(doc->kind, doc->length, doc->backups, doc->count))
         goto fail;
     /* A dry walk first: count is now known to be backed by bytes. */
     rc = doc_walk(in, body, doc->count, NULL);
@@ -420,6 +434,16 @@ fail:
     doc_free(doc);
     memset(doc, 0, sizeof(*doc));
     return rc;
+}
+
+/* Return how many chains doc holds. */
+unsigned doc_chains(const struct doc *doc)
+{
+    unsigned per = doc ? doc->length * (1u + doc->backups) : 0;
+
+    if (!doc || !per || (doc->kind != DOC_CHAIN && doc->kind != DOC_CHAIN_SET))
+        return 0;
+    return doc->count / per;
 }
 
 /* Free what doc_parse allocated. */

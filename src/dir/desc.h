@@ -13,7 +13,8 @@
  * capacity: what the node claims to forward, in KiB/s (0: no claim); any
  * value is accepted, and relay selection caps it (select.h).
  *
- * Document, signed by a bootstrap (a relay list or a generated chain):
+ * Document, signed by a bootstrap (a relay list, a generated chain or a
+ * set of them):
  *   version(1)=1 | kind(1) | length(1) | backups(1) | ref(16) |
  *   published_ms(8) | expires_ms(8) | count(2) |
  *   count x (len(2) | descriptor) | sig(64) over every byte before it
@@ -21,12 +22,16 @@
  * kind DOC_CHAIN: count = length * (1 + backups) descriptors, position-major
  * (position 0's primary, its backups, position 1's primary, ...); ref
  * names the generated chain (the same ref means the same cached chain).
+ * kind DOC_CHAIN_SET: k chains of one shape (1 <= k <= DOC_MAX_SET), count
+ * = k * length * (1 + backups), chain-major, each chain position-major as
+ * above; ref names the set. An identity appears at most once within one
+ * chain, and may appear in several chains.
  *
  * Times are wall-clock milliseconds since the Unix epoch. Decoders check
  * every length against the buffer, the version, the flags, that URIs are
  * printable and parse, and the signature; they never trust a count.
  * A URI is 1..255 bytes of 0x21..0x7e that uri_parse() accepts, port not 0.
- * A chain document holds DESC_RELAY descriptors of distinct identities.
+ * A chain (or set) document holds DESC_RELAY descriptors only.
  */
 #ifndef OVL_DIR_DESC_H
 #define OVL_DIR_DESC_H
@@ -48,6 +53,7 @@
     (DESC_FIXED_LEN + DESC_MAX_URIS * (1 + OVL_URI_MAX) + 1 + DESC_POLICY_MAX + OVL_SIG_LEN)
 #define DOC_HDR_LEN (4 + 16 + 8 + 8 + 2)
 #define DOC_MAX_LEN (256 * 1024) /* caps a relay list at roughly 1,000 relays */
+#define DOC_MAX_SET 8            /* chains in a DOC_CHAIN_SET */
 
 enum desc_flags {
     DESC_RELAY = 1u << 0,
@@ -58,6 +64,7 @@ enum desc_flags {
 enum doc_kind {
     DOC_LIST = 1,
     DOC_CHAIN = 2,
+    DOC_CHAIN_SET = 4, /* 3 is DOC_SYNC's */
 };
 
 /* A decoded (and, once verified, trusted) descriptor. */
@@ -140,7 +147,8 @@ int doc_add(struct doc_builder *b, const uint8_t *desc, size_t len) OVL_WUR;
 
 /* Sign with the bootstrap identity; on success *out (malloc'd, the
  * caller's) and *len hold the document and the builder is empty.
- * OVL_EINVAL for a chain whose count is not length * (1 + backups). */
+ * OVL_EINVAL for a chain whose count is not length * (1 + backups), or a
+ * set whose count is not 1..DOC_MAX_SET times that. */
 int doc_finish(struct doc_builder *b, const struct ovl_identity *id, uint8_t **out,
                size_t *len) OVL_WUR;
 
@@ -151,9 +159,15 @@ void doc_builder_free(struct doc_builder *b);
  * entry's descriptor is checked with desc_parse too. On success
  * doc->entries and doc->descs are allocated (both NULL when count is 0;
  * free with doc_free). OVL_EPROTO / OVL_ECRYPTO as desc_parse. For
- * DOC_CHAIN, count must equal length * (1 + backups). */
+ * DOC_CHAIN, count must equal length * (1 + backups); for DOC_CHAIN_SET,
+ * a multiple k of it, 1 <= k <= DOC_MAX_SET. */
 int doc_parse(struct doc *doc, const uint8_t *in, size_t len,
               const uint8_t bs_pk[OVL_ED25519_PK]) OVL_WUR;
+
+/* Return how many chains doc holds: 1 for DOC_CHAIN, k for
+ * DOC_CHAIN_SET (chain i's entries start at i * length * (1 + backups)),
+ * 0 for any other kind. */
+unsigned doc_chains(const struct doc *doc);
 
 /* Free what doc_parse allocated and the caller did not take (NULL-safe). */
 void doc_free(struct doc *doc);

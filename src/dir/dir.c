@@ -89,6 +89,7 @@ static void dir_req_finish(struct dir *d, struct dir_req *r, int err)
     if (err) {
         free(r->chain);
         r->chain = NULL;
+        r->n_chains = 0;
         free(r->descs);
         r->descs = NULL;
         r->n_descs = 0;
@@ -328,7 +329,10 @@ static void dir_fire(struct dir_req *r)
 {
     switch (r->op) {
     case DIR_CHAIN:
-        r->cb.chain(r->arg, r->err, r->err ? NULL : r->chain);
+        if (r->many)
+            r->cb.chains(r->arg, r->err, r->err ? NULL : r->chain, r->err ? 0 : r->n_chains);
+        else
+            r->cb.chain(r->arg, r->err, r->err ? NULL : r->chain);
         break;
     case DIR_LIST:
         r->cb.list(r->arg, r->err, r->err ? NULL : r->descs, r->err ? 0 : r->n_descs);
@@ -417,6 +421,12 @@ void dir_opts_defaults(struct dir_opts *o)
     memset(o, 0, sizeof(*o));
     o->onion_overlap_ms = 600000;
     o->distinct_subnets = true;
+    o->chain_refresh_ms = 60000;
+    o->block_request_rate = 100;
+    o->block_request_burst = 1000;
+    o->block_chain_rate = 2;
+    o->block_chain_burst = 60;
+    o->max_nodes_per_block = 64;
     dir_opts_fill(o);
 }
 
@@ -506,6 +516,7 @@ int dir_init(struct node *n, const struct dir_opts *o, const struct dir_bootstra
                                    .max_chains = d->o.max_chains,
                                    .ttl_ms = d->o.ttl_ms,
                                    .chain_ttl_ms = d->o.chain_cache_ttl_ms,
+                                   .chain_refresh_ms = d->o.chain_refresh_ms,
                                    .distinct_subnets = d->o.distinct_subnets,
                                    .by_capacity = d->o.by_capacity,
                                    .allow_private = d->o.allow_private};
@@ -514,6 +525,9 @@ int dir_init(struct node *n, const struct dir_opts *o, const struct dir_bootstra
         if (rc)
             goto fail_timers;
         rc = ihold_new(d->o.max_nodes, &d->hold);
+        if (rc)
+            goto fail_registry;
+        rc = dblocks_new(DBLOCK_MAX, &d->blocks);
         if (rc)
             goto fail_registry;
     }
@@ -530,6 +544,7 @@ int dir_init(struct node *n, const struct dir_opts *o, const struct dir_bootstra
     *out = d;
     return 0;
 fail_registry:
+    dblocks_free(d->blocks);
     ihold_free(d->hold);
     registry_free(d->reg);
 fail_timers:
@@ -579,11 +594,46 @@ void dir_free(struct dir *d)
     DL_FOREACH_SAFE(d->done, r, tmp) dir_req_free(r);
     registry_free(d->reg);
     ihold_free(d->hold);
+    dblocks_free(d->blocks);
     free(d->list_doc);
     if (d->n->dir == d)
         d->n->dir = NULL;
     ovl_wipe(d->onion, sizeof(d->onion));
     free(d);
+}
+
+/* Start a chain request: the 34-byte form for one chain without flags (what
+ * every bootstrap understands), else with count and flags. */
+static int dir_chain_req(struct dir *d, unsigned length, unsigned backups, unsigned count,
+                         unsigned flags, const uint8_t exclude[OVL_ED25519_PK], void *arg,
+                         struct dir_req **out)
+{
+    struct dir_req *r;
+    int rc;
+
+    if (length < 1 || length > DIR_MAX_HOPS || backups > DIR_MAX_BACKUPS || count < 1 ||
+        count > DIR_MAX_CHOICES || (flags & ~DIR_CHAIN_FRESH))
+        return OVL_EINVAL;
+    rc = dir_req_new(d, DIR_CHAIN, arg, &r);
+    if (rc)
+        return rc;
+    r->length = length;
+    r->backups = backups;
+    r->count = count;
+    r->msg[1] = (uint8_t)length;
+    r->msg[2] = (uint8_t)backups;
+    if (exclude) {
+        memcpy(r->msg + 3, exclude, OVL_ED25519_PK);
+        memcpy(r->pk, exclude, OVL_ED25519_PK);
+        r->has_pk = true;
+    }
+    r->msg_len = 3 + OVL_ED25519_PK;
+    if (count > 1 || flags) {
+        r->msg[r->msg_len++] = (uint8_t)count;
+        r->msg[r->msg_len++] = (uint8_t)flags;
+    }
+    *out = r;
+    return 0;
 }
 
 /* Ask for a chain. */
@@ -593,22 +643,31 @@ int dir_request_chain(struct dir *d, unsigned length, unsigned backups,
     struct dir_req *r;
     int rc;
 
-    if (!cb || length < 1 || length > DIR_MAX_HOPS || backups > DIR_MAX_BACKUPS)
+    if (!cb)
         return OVL_EINVAL;
-    rc = dir_req_new(d, DIR_CHAIN, arg, &r);
+    rc = dir_chain_req(d, length, backups, 1, 0, exclude, arg, &r);
     if (rc)
         return rc;
     r->cb.chain = cb;
-    r->length = length;
-    r->backups = backups;
-    r->msg[1] = (uint8_t)length;
-    r->msg[2] = (uint8_t)backups;
-    if (exclude) {
-        memcpy(r->msg + 3, exclude, OVL_ED25519_PK);
-        memcpy(r->pk, exclude, OVL_ED25519_PK);
-        r->has_pk = true;
-    }
-    r->msg_len = 3 + OVL_ED25519_PK;
+    dir_req_try(d, r, true);
+    return 0;
+}
+
+/* Ask for count chains at once. */
+int dir_request_chains(struct dir *d, unsigned length, unsigned backups, unsigned count,
+                       unsigned flags, const uint8_t exclude[OVL_ED25519_PK], dir_chains_cb cb,
+                       void *arg)
+{
+    struct dir_req *r;
+    int rc;
+
+    if (!cb)
+        return OVL_EINVAL;
+    rc = dir_chain_req(d, length, backups, count, flags, exclude, arg, &r);
+    if (rc)
+        return rc;
+    r->cb.chains = cb;
+    r->many = true;
     dir_req_try(d, r, true);
     return 0;
 }
@@ -732,6 +791,7 @@ void dir_stats(const struct dir *d, struct dir_stats *st)
     memset(&st->reg, 0, sizeof(st->reg));
     if (d->reg)
         registry_stats(d->reg, &st->reg);
+    st->blocks = dblocks_count(d->blocks);
     st->idescs = ihold_count(d->hold);
 }
 

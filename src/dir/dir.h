@@ -53,6 +53,10 @@
 #define DIR_MAX_ONION      3 /* current + previous keys kept for the overlap */
 #define DIR_MAX_HOPS       8 /* = ONION_MAX_HOPS */
 #define DIR_MAX_BACKUPS    4
+#define DIR_MAX_CHOICES    8 /* chains in one answer of dir_request_chains (= DOC_MAX_SET) */
+
+/* Flags of dir_request_chains (the request's flags byte, docs/PROTOCOL.md 15.3). */
+#define DIR_CHAIN_FRESH 1u /* a new draw, once the cached one is [dir] chain_refresh old */
 
 struct dir_opts {
     uint32_t heartbeat_ms;       /* [dir] heartbeat, default 5000 */
@@ -71,6 +75,12 @@ struct dir_opts {
     uint32_t request_burst;      /* [dir] request_burst, default 40 */
     bool allow_private;          /* [dir] allow_private_addresses, default false */
     struct exit_policy exit_policy; /* [exit] policy, published by a relay; no rules: no exit */
+
+    /* [dir] keys of the same names (docs/CONFIG.md); 0 = off but chain_refresh (0 = always) */
+    uint32_t chain_refresh_ms; /* FRESH honoured once a set is this old, default 60000 */
+    uint32_t block_request_rate, block_request_burst; /* per address block, 100 and 1000 */
+    uint32_t block_chain_rate, block_chain_burst;     /* chain draws per block, 2 and 60 */
+    uint32_t max_nodes_per_block;                     /* new identities per block, 64 */
 };
 
 /* A configured bootstrap ([bootstrap.NAME] address, id). */
@@ -108,6 +118,12 @@ struct dir_stats {
     uint64_t reports_in;          /* bootstrap: DIR_REPORTs accepted */
     uint64_t reports_probed;      /* bootstrap: of those, probes sent to the named relay */
     struct registry_stats reg;    /* bootstrap only */
+    /* Bootstrap: per address block (docs/PROTOCOL.md 16.8). */
+    uint64_t requests_limited_block;   /* answered BUSY: over the block's request rate */
+    uint64_t chains_limited_block;     /* chain draws refused: the block's chain bucket empty */
+    uint64_t chains_held_block;        /* ... of those, answered the cached set, not BUSY */
+    uint64_t registrations_full_block; /* new identities refused: max_nodes_per_block */
+    uint32_t blocks;                   /* address blocks held (dblock.h) */
 
     /* Hidden destinations (docs/PROTOCOL.md 22.3). Every node: */
     uint64_t idesc_published;      /* DIR_IDESCs we sent (one per bootstrap) */
@@ -127,6 +143,9 @@ struct dir_stats {
 struct dir;
 
 typedef void (*dir_chain_cb)(void *arg, int err, const struct dir_chain *chain);
+/* chains: n (1..count asked) chains on success, NULL and 0 on failure;
+ * lent for the call. */
+typedef void (*dir_chains_cb)(void *arg, int err, const struct dir_chain *chains, unsigned n);
 /* A lookup's answer: on success exactly one of d (a node's descriptor:
  * relays, bootstraps, and nodes that publish their address) and in (a
  * hidden node's inbound descriptor, verified and accepted by idesc_accept
@@ -161,6 +180,18 @@ uint64_t dir_onion_expiry(const struct dir *d, const struct dir_onion *k);
  * excluding exclude (may be NULL). */
 int dir_request_chain(struct dir *d, unsigned length, unsigned backups,
                       const uint8_t exclude[OVL_ED25519_PK], dir_chain_cb cb, void *arg) OVL_WUR;
+
+/* Ask for count (1..DIR_MAX_CHOICES) chains of one shape at once, each
+ * drawn on its own, so that the caller can pick one the bootstrap does not
+ * learn (docs/PROTOCOL.md 16.5). flags: DIR_CHAIN_FRESH asks a new draw
+ * rather than the set the bootstrap cached for this request (honoured once
+ * that one is [dir] chain_refresh old). The answer may hold fewer chains
+ * than asked (a set that would not fit one document); the chains of a set
+ * share its ref but for the last byte, XORed with their index. OVL_EINVAL
+ * for a bad shape, count or flag. */
+int dir_request_chains(struct dir *d, unsigned length, unsigned backups, unsigned count,
+                       unsigned flags, const uint8_t exclude[OVL_ED25519_PK], dir_chains_cb cb,
+                       void *arg) OVL_WUR;
 
 /* Fetch the signed list of live relays (cached for heartbeat_ms). */
 int dir_request_list(struct dir *d, dir_list_cb cb, void *arg) OVL_WUR;

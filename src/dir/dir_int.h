@@ -11,7 +11,8 @@
  *   dirpub.c    publishing ourselves: onion keys, our descriptor,
  *               registering with bootstraps, heartbeats, key rotation;
  *   dirsrv.c    the bootstrap serving requests from its registry and its
- *               hold of inbound descriptors (ihold.c), and expiring silent
+ *               hold of inbound descriptors (ihold.c), within what each
+ *               address block may cost it (dblock.c), and expiring silent
  *               nodes and expired inbound descriptors.
  * Once dir_init has set it up and until dir_free, each group of fields in
  * struct dir is written only by the file that heads it, except the
@@ -31,6 +32,7 @@
 
 #include "lib/htab.h"
 #include "dir/dir.h"
+#include "dir/dblock.h"
 #include "dir/dirmsg.h"
 #include "dir/ihold.h"
 
@@ -60,15 +62,18 @@ struct dir_req {
     struct dir_req *prev, *next; /* utlist */
     uint32_t id;
     uint8_t op;
-    uint8_t msg[3 + OVL_ED25519_PK]; /* the whole request message */
+    uint8_t msg[5 + OVL_ED25519_PK]; /* the whole request message */
     size_t msg_len;
     union {
         dir_chain_cb chain;
+        dir_chains_cb chains; /* with many */
         dir_lookup_cb lookup;
         dir_list_cb list;
     } cb;
     void *arg;
     unsigned length, backups;
+    unsigned count;             /* chains asked: 1..DIR_MAX_CHOICES */
+    bool many;                  /* dir_request_chains: cb.chains */
     uint8_t pk[OVL_ED25519_PK]; /* lookup target or chain exclude */
     bool has_pk;
     uint64_t deadline; /* monotonic: end of the current attempt or wait */
@@ -77,6 +82,7 @@ struct dir_req {
     uint32_t tried;    /* bootstraps that failed it (bit per index) */
     int err;           /* the result once done, else the last failure */
     struct dir_chain *chain;
+    unsigned n_chains;
     struct desc *descs;
     unsigned n_descs;
     struct idesc *in; /* lookup: a hidden node's inbound descriptor, instead of descs */
@@ -149,6 +155,8 @@ struct dir {
     /* dirsrv.c: bootstrap only */
     struct registry *reg;
     struct ihold *hold; /* hidden nodes' inbound descriptors */
+
+    struct dblocks *blocks; /* per address block buckets (dblock.h) */
     uv_timer_t *expire;
     uint8_t *list_doc; /* the signed relay list last built, or NULL */
     size_t list_doc_len;

@@ -295,12 +295,41 @@ fail:
     return rc;
 }
 
+/* The document's kind and shape against the request: one chain for a
+ * request of one, else a set of at most the count asked. */
 static int dir_chain_check(const struct dir_req *r, const struct doc *doc, uint64_t wall)
 {
-    /* The bootstrap may give fewer backups than asked when relays are few. */
-    if (doc->kind != DOC_CHAIN || doc->length != r->length || doc->backups > r->backups ||
-        doc->expires_ms <= wall)
+    uint8_t kind = r->count > 1 ? DOC_CHAIN_SET : DOC_CHAIN;
+
+    /* The bootstrap may give fewer backups than asked when relays are few,
+     * and fewer chains than asked when a set would not fit one document. */
+    if (doc->kind != kind || doc->length != r->length || doc->backups > r->backups ||
+        doc_chains(doc) < 1 || doc_chains(doc) > r->count || doc->expires_ms <= wall)
         return OVL_EPROTO;
+    return 0;
+}
+
+/* Fill ch, chain i of doc, from its entries; OVL_EPROTO when a hop is one
+ * we must not use (doc_parse saw to the rest: relays only, each once in
+ * a chain). */
+static int dir_chain_fill(struct dir *d, const struct dir_req *r, const struct doc *doc, unsigned i,
+                          uint64_t wall, struct dir_chain *ch)
+{
+    unsigned per = doc->backups + 1u, first = i * doc->length * per;
+
+    for (unsigned j = 0; j < doc->length * per; j++) {
+        const struct desc *h = &doc->descs[first + j];
+
+        if (desc_expired(h, wall) || memcmp(h->id_pk, d->n->id.pk, OVL_ED25519_PK) == 0 ||
+            (r->has_pk && memcmp(h->id_pk, r->pk, OVL_ED25519_PK) == 0) || !dir_addresses_ok(d, h))
+            return OVL_EPROTO;
+        ch->hops[j / per][j % per] = *h;
+    }
+    memcpy(ch->ref, doc->ref, sizeof(ch->ref));
+    ch->ref[sizeof(ch->ref) - 1] ^= (uint8_t)i;
+    ch->length = doc->length;
+    ch->backups = doc->backups;
+    ch->expires_ms = doc->expires_ms;
     return 0;
 }
 
@@ -310,35 +339,27 @@ static int dir_parse_chain(struct dir *d, struct dir_req *r, const uint8_t *in, 
     uint64_t wall = clock_wall_ms();
     struct doc doc;
     struct dir_chain *ch = NULL;
-    unsigned per;
+    unsigned k;
     int rc = doc_parse(&doc, in, len, bs_pk);
 
     if (rc)
         return rc;
     rc = dir_chain_check(r, &doc, wall);
-    per = doc.backups + 1u;
     if (rc)
         goto fail;
+    k = doc_chains(&doc);
     rc = OVL_ENOMEM;
-    ch = calloc(1, sizeof(*ch));
+    ch = calloc(k, sizeof(*ch)); /* large: never on the stack */
     if (!ch)
         goto fail;
-    rc = OVL_EPROTO;
-    for (unsigned i = 0; i < doc.count; i++) {
-        const struct desc *h = &doc.descs[i];
-
-        /* doc_parse saw to the rest: relays only, each once. */
-        if (desc_expired(h, wall) || memcmp(h->id_pk, d->n->id.pk, OVL_ED25519_PK) == 0 ||
-            (r->has_pk && memcmp(h->id_pk, r->pk, OVL_ED25519_PK) == 0) || !dir_addresses_ok(d, h))
-            goto fail;
-        ch->hops[i / per][i % per] = *h;
-    }
-    memcpy(ch->ref, doc.ref, sizeof(ch->ref));
-    ch->length = doc.length;
-    ch->backups = doc.backups;
-    ch->expires_ms = doc.expires_ms;
+    rc = 0;
+    for (unsigned i = 0; i < k && rc == 0; i++)
+        rc = dir_chain_fill(d, r, &doc, i, wall, &ch[i]);
+    if (rc)
+        goto fail;
     doc_free(&doc);
     r->chain = ch;
+    r->n_chains = k;
     return 0;
 fail:
     free(ch);

@@ -11,11 +11,16 @@
  * whole reply the link cannot queue now, is answered BUSY before any work,
  * and the relay list (up to DOC_MAX_LEN signed) is built once and served
  * from that copy until the registry changes, so a flood of one-cell
- * requests buys neither signatures nor a growing queue.
+ * requests buys neither signatures nor a growing queue. What one address
+ * block may cost it (dblock.h): every request but heartbeats takes a token
+ * of its block's request bucket, every chain draw one of its chain bucket,
+ * and a block holds at most max_nodes_per_block registered identities:
+ * link identities are free to mint, addresses are not.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/admit.h"
 #include "core/link.h"
 #include "dir/dir_int.h"
 
@@ -125,6 +130,61 @@ static int dir_srv_list(struct dir *d, struct link *l, uint8_t **res, size_t *re
     return DIR_STATUS_OK;
 }
 
+/* The address block of l's peer (admit.h), 0 when unknown or for
+ * ourselves. */
+static uint64_t dir_block_of(const struct link *l)
+{
+    if (!l)
+        return 0;
+    return l->block ? l->block : admit_block_of(l->remote);
+}
+
+/* The set for a chain request, charging a draw to the block of l's peer:
+ * a cached set needs no token; a draw (none cached, or FRESH honoured)
+ * takes one, and without one the cached set is the answer if there is
+ * one, else busy (OVL_EAGAIN). Refused draws are counted. */
+static int dir_srv_draw(struct dir *d, struct link *l, const uint8_t peer[OVL_ED25519_PK],
+                        const uint8_t *in, const uint8_t *excl, unsigned count, unsigned flags,
+                        const struct reg_chain **ch)
+{
+    uint64_t now = clock_now_ms();
+    unsigned reg_flags = flags & DIR_CHAIN_FRESH ? REG_FRESH : 0;
+    int rc =
+        registry_chains(d->reg, peer, in[0], in[1], excl, count, reg_flags | REG_NO_DRAW, now, ch);
+
+    if (rc != OVL_EAGAIN)
+        return rc;
+    if (dblocks_take(d->blocks, dir_block_of(l), DBLOCK_CHAINS, d->o.block_chain_rate,
+                     d->o.block_chain_burst, now))
+        return registry_chains(d->reg, peer, in[0], in[1], excl, count, reg_flags, now, ch);
+    d->st.chains_limited_block++;
+    rc = registry_chains(d->reg, peer, in[0], in[1], excl, count, REG_NO_DRAW, now, ch);
+    d->st.chains_held_block += rc == 0;
+    return rc;
+}
+
+/* How many of the set's k chains fit one document, and its size
+ * through *need. */
+static unsigned dir_set_fit(const struct reg_chain *ch, size_t *need)
+{
+    unsigned per = ch->length * (1u + ch->backups), k;
+
+    *need = DOC_HDR_LEN + OVL_SIG_LEN;
+    for (k = 0; k < ch->count; k++) {
+        size_t more = 0;
+
+        for (unsigned i = 0; i < per; i++)
+            more += 2 + ch->nodes[k * per + i]->raw_len;
+        if (*need + more > DOC_MAX_LEN)
+            break;
+        *need += more;
+    }
+    return k;
+}
+
+/* DIR_CHAIN: length | backups | exclude, then count | flags (both
+ * optional: one chain, no flags). One chain is answered as DOC_CHAIN, a
+ * request of more as DOC_CHAIN_SET of as many of them as fit. */
 static int dir_srv_chain(struct dir *d, struct link *l, const uint8_t peer[OVL_ED25519_PK],
                          const uint8_t *in, size_t len, uint8_t **res, size_t *res_len)
 {
@@ -132,28 +192,32 @@ static int dir_srv_chain(struct dir *d, struct link *l, const uint8_t peer[OVL_E
     const struct reg_chain *ch;
     struct doc_builder b;
     uint64_t now = clock_now_ms(), wall = clock_wall_ms(), left;
-    size_t need = DOC_HDR_LEN + OVL_SIG_LEN;
-    unsigned count, i;
+    unsigned count = len > 2 + OVL_ED25519_PK ? in[2 + OVL_ED25519_PK] : 1;
+    unsigned flags = len > 2 + OVL_ED25519_PK ? in[3 + OVL_ED25519_PK] : 0, k;
+    size_t need;
     int rc;
 
-    if (len != 2 + OVL_ED25519_PK)
+    if ((len != 2 + OVL_ED25519_PK && len != 4 + OVL_ED25519_PK) || count < 1 ||
+        count > DIR_MAX_CHOICES || (flags & ~DIR_CHAIN_FRESH))
         return DIR_STATUS_BAD;
-    rc = registry_chain(d->reg, peer, in[0], in[1],
-                        memcmp(in + 2, zero, OVL_ED25519_PK) ? in + 2 : NULL, now, &ch);
+    rc = dir_srv_draw(d, l, peer, in, memcmp(in + 2, zero, OVL_ED25519_PK) ? in + 2 : NULL, count,
+                      flags, &ch);
     if (rc)
         return rc == OVL_EINVAL   ? DIR_STATUS_BAD
                : rc == OVL_ENOENT ? DIR_STATUS_NO_RELAYS
+               : rc == OVL_EAGAIN ? DIR_STATUS_BUSY
                                   : DIR_STATUS_FULL;
-    count = ch->length * (1u + ch->backups);
-    for (i = 0; i < count; i++)
-        need += 2 + ch->nodes[i]->raw_len;
+    k = dir_set_fit(ch, &need);
+    if (k == 0)
+        return DIR_STATUS_FULL;
     if (!dir_room(d, l, need))
         return DIR_STATUS_BUSY;
     left = ch->expires_ms > now ? ch->expires_ms - now : 0;
-    rc = doc_begin(&b, DOC_CHAIN, ch->length, ch->backups, ch->ref, wall, wall + left, need);
+    rc = doc_begin(&b, count > 1 ? DOC_CHAIN_SET : DOC_CHAIN, ch->length, ch->backups, ch->ref,
+                   wall, wall + left, need);
     if (rc)
         return rc;
-    for (i = 0; i < count && rc == 0; i++)
+    for (unsigned i = 0; i < k * ch->length * (1u + ch->backups) && rc == 0; i++)
         rc = doc_add(&b, ch->nodes[i]->raw, ch->nodes[i]->raw_len);
     if (rc == 0)
         rc = doc_finish(&b, &d->n->id, res, res_len);
@@ -275,6 +339,27 @@ static int dir_srv_report(struct dir *d, const uint8_t peer[OVL_ED25519_PK], con
     return DIR_STATUS_OK;
 }
 
+/* A registration, within the cap of identities of l's peer's address
+ * block: a new identity past it is refused (full) and counted; one
+ * accepted counts against the block until it is dropped. */
+static int dir_srv_register_block(struct dir *d, struct link *l, const uint8_t peer[OVL_ED25519_PK],
+                                  const uint8_t *in, size_t len)
+{
+    uint64_t block = dir_block_of(l);
+    bool known = registry_lookup(d->reg, peer) != NULL;
+    int status;
+
+    if (!known && block && d->o.max_nodes_per_block &&
+        registry_block_nodes(d->reg, block) >= d->o.max_nodes_per_block) {
+        d->st.registrations_full_block++;
+        return DIR_STATUS_FULL;
+    }
+    status = dir_srv_register(d, peer, in, len);
+    if (status == DIR_STATUS_OK && !known && registry_set_block(d->reg, peer, block) != 0)
+        log_warn(&d->n->log, "bootstrap: out of memory counting %s's address block", l->peer_id);
+    return status;
+}
+
 static int dir_srv_op(struct dir *d, struct link *l, const uint8_t *msg, size_t len, uint8_t **res,
                       size_t *res_len)
 {
@@ -284,7 +369,7 @@ static int dir_srv_op(struct dir *d, struct link *l, const uint8_t *msg, size_t 
         return DIR_STATUS_REFUSED;
     switch (msg[0]) {
     case DIR_REGISTER:
-        return dir_srv_register(d, peer, msg + 1, len - 1);
+        return dir_srv_register_block(d, l, peer, msg + 1, len - 1);
     case DIR_HEARTBEAT:
         if (len != 1)
             return DIR_STATUS_BAD;
@@ -347,6 +432,22 @@ static bool dir_take_token(const struct dir *d, uint64_t *tat)
     return true;
 }
 
+/* Whether a request from l may be looked at: a token of l's bucket, then
+ * one of its address block's request bucket; the missing one counted. */
+static bool dir_admit(struct dir *d, struct link *l, struct dir_rx *rx)
+{
+    if (!dir_take_token(d, &rx->tat_ms)) {
+        d->st.requests_limited++;
+        return false;
+    }
+    if (!dblocks_take(d->blocks, dir_block_of(l), DBLOCK_REQUESTS, d->o.block_request_rate,
+                      d->o.block_request_burst, clock_now_ms())) {
+        d->st.requests_limited_block++;
+        return false;
+    }
+    return true;
+}
+
 /* Answer request id from l, BUSY over its rate, or drop and count the reply. */
 void dir_serve(struct dir *d, struct link *l, struct dir_rx *rx, uint32_t id, const uint8_t *msg,
                size_t len)
@@ -357,10 +458,8 @@ void dir_serve(struct dir *d, struct link *l, struct dir_rx *rx, uint32_t id, co
 
     /* A heartbeat costs a hash lookup: never refused, or a busy link could
      * cost its node its registration. */
-    if (msg[0] == DIR_HEARTBEAT || dir_take_token(d, &rx->tat_ms))
+    if (msg[0] == DIR_HEARTBEAT || dir_admit(d, l, rx))
         rc = dir_answer(d, l, msg, len, &rep, &rep_len);
-    else
-        d->st.requests_limited++;
     if (rc == 0)
         rc = dirmsg_send(l, CELL_DIR_REPLY, id, rep, rep_len);
     if (rc) {

@@ -7,7 +7,9 @@
  * insertion order, so the head of the chain table is always the oldest
  * cached chain: evicting it at the cap costs O(1). Chains point at nodes;
  * a node is only freed after every chain that points at it is gone
- * (registry_expire sweeps chains first).
+ * (registry_expire sweeps chains first). A set of chains is one entry of
+ * the chain table, dropped whole when any of its members is. Address
+ * blocks with live nodes are hashed by block, each counting its nodes.
  */
 #include "lib/htab.h"
 #include "dir/registry.h"
@@ -24,6 +26,14 @@
 struct rnode {
     struct reg_node pub; /* first: chains hold &pub and cast back */
     bool dropping;
+    uint64_t block; /* the address block it counts against, 0: none */
+    UT_hash_handle hh;
+};
+
+/* An address block with live nodes. */
+struct rblock {
+    uint64_t key;
+    uint32_t nodes;
     UT_hash_handle hh;
 };
 
@@ -39,7 +49,8 @@ struct registry {
     struct registry_opts o;
     struct rnode *nodes;
     struct rchain *chains;
-    uint64_t registered, dropped, generated, cached, evicted;
+    struct rblock *blocks;
+    uint64_t registered, dropped, generated, cached, evicted, refreshed;
 };
 
 static struct rnode *rnode_of(const struct reg_node *n)
@@ -72,8 +83,11 @@ static void chain_free(struct registry *r, struct rchain *c)
     free(c);
 }
 
+static void block_unref(struct registry *r, struct rnode *n);
+
 static void node_free(struct registry *r, struct rnode *n)
 {
+    block_unref(r, n);
     HASH_DEL(r->nodes, n);
     free(n->pub.raw);
     free(n);
@@ -100,7 +114,7 @@ void registry_free(struct registry *r)
 
 static bool chain_has_dropping(const struct rchain *c)
 {
-    unsigned total = c->pub.length * (1u + c->pub.backups);
+    unsigned total = c->pub.count * c->pub.length * (1u + c->pub.backups);
 
     for (unsigned i = 0; i < total; i++) {
         if (rnode_of(c->pub.nodes[i])->dropping)
@@ -286,19 +300,23 @@ static const uint8_t *chain_exclude(const struct registry *r, const uint8_t req[
 
 _Static_assert(offsetof(struct reg_node, d) == 0, "a reg_node is its descriptor first");
 
-/* Draw a chain for req (never req itself nor excl, which may be NULL) into
- * c with select_relays (select.h): each pick uniform (or weighted) among
- * the eligible relays the rules still allow. */
+/* Draw c->pub.count chains for req (never req itself nor excl, which may
+ * be NULL) into c with select_relays (select.h): each pick uniform (or
+ * weighted) among the eligible relays the rules still allow, each chain on
+ * its own. Every chain of a set gets the backups the poorest draw allows,
+ * so that the set has one shape. */
 static int chain_draw(struct registry *r, struct rchain *c, const uint8_t req[OVL_ED25519_PK],
                       const uint8_t excl[OVL_ED25519_PK], unsigned length, unsigned backups)
 {
-    const struct reg_node **cand;
+    const struct reg_node **cand, **picks;
     struct rnode *n, *tmp;
-    uint32_t m = 0, total, eff;
+    unsigned k = c->pub.count, want = length * (1 + backups), got[REGISTRY_MAX_SET];
+    uint32_t m = 0, eff = backups, per;
 
     cand = malloc(sizeof(*cand) * (HASH_COUNT(r->nodes) + 1));
-    if (!cand)
-        return OVL_ENOMEM;
+    picks = malloc(sizeof(*picks) * k * want);
+    if (!cand || !picks)
+        goto nomem;
     HASH_ITER(hh, r->nodes, n, tmp)
     {
         if (!(n->pub.d.flags & DESC_RELAY) || memcmp(n->pub.d.id_pk, req, OVL_ED25519_PK) == 0)
@@ -307,37 +325,64 @@ static int chain_draw(struct registry *r, struct rchain *c, const uint8_t req[OV
             continue;
         cand[m++] = &n->pub;
     }
-    /* Descriptors come first in reg_node, so the array serves both. */
-    m = select_relays((const struct desc **)cand, m, length * (1 + backups), r->o.distinct_subnets,
-                      r->o.by_capacity);
-    if (m < length) {
-        free(cand);
-        return OVL_ENOENT;
+    for (unsigned i = 0; i < k; i++) {
+        /* Descriptors come first in reg_node, so the array serves both. */
+        got[i] = select_relays((const struct desc **)cand, m, want, r->o.distinct_subnets,
+                               r->o.by_capacity);
+        if (got[i] < length) {
+            free(cand);
+            free(picks);
+            return OVL_ENOENT;
+        }
+        memcpy(picks + i * want, cand, sizeof(*cand) * got[i]);
+        eff = (got[i] - length) / length < eff ? (got[i] - length) / length : eff;
     }
-    eff = (m - length) / length;
-    total = length * (1 + eff);
-    /* a chain keeps only its members, not the candidate array */
-    c->pub.nodes = malloc(sizeof(*cand) * total);
-    if (c->pub.nodes)
-        memcpy(c->pub.nodes, cand, sizeof(*cand) * total);
     free(cand);
+    per = length * (1 + eff);
+    /* a set keeps only its members, not the candidate array */
+    c->pub.nodes = malloc(sizeof(*picks) * k * per);
     if (!c->pub.nodes)
-        return OVL_ENOMEM;
+        goto nomem;
+    for (unsigned i = 0; i < k; i++)
+        memcpy(c->pub.nodes + i * per, picks + i * want, sizeof(*picks) * per);
+    free(picks);
     c->pub.length = (uint8_t)length;
     c->pub.backups = (uint8_t)eff;
     return 0;
+nomem:
+    free(cand);
+    free(picks);
+    return OVL_ENOMEM;
 }
 
-/* Find the requester's chain for (length, backups, excl) among its slots
- * (key = requester | slot; the slot is set here): 1 with *c, unexpired.
- * Else 0, key naming the slot a new chain takes and *c the chain to evict
- * once it is drawn (NULL: none): an expired match, else the requester's
- * oldest when all its slots are taken or the table is full and it holds
- * one, else at the cap the table's oldest. Nothing is evicted here, so a
- * request that draws nothing costs nobody a chain. */
+/* Whether cached set e answers (length, backups, excl, count). */
+static bool chain_matches(const struct rchain *e, unsigned length, unsigned backups,
+                          const uint8_t excl[OVL_ED25519_PK], unsigned count)
+{
+    return e->pub.length == length && e->want_backups == backups && e->pub.count == count &&
+           memcmp(e->excl, excl, OVL_ED25519_PK) == 0;
+}
+
+/* Whether the cached set e is to be drawn anew at now_ms: past its TTL, or
+ * asked fresh once it is chain_refresh_ms old. */
+static bool chain_stale(const struct registry *r, const struct rchain *e, unsigned flags,
+                        uint64_t now_ms)
+{
+    if (now_ms >= e->pub.expires_ms)
+        return true;
+    return (flags & REG_FRESH) && now_ms - e->pub.created_ms >= r->o.chain_refresh_ms;
+}
+
+/* Find the requester's set for (length, backups, excl, count) among its
+ * slots (key = requester | slot; the slot is set here): 1 with *c, to be
+ * answered. Else 0, key naming the slot a new set takes and *c the set to
+ * evict once it is drawn (NULL: none): a stale match, else the
+ * requester's oldest when all its slots are taken or the table is full
+ * and it holds one, else at the cap the table's oldest. Nothing is
+ * evicted here, so a request that draws nothing costs nobody a set. */
 static int chain_find(struct registry *r, uint8_t key[REG_KEY_LEN], unsigned length,
-                      unsigned backups, const uint8_t excl[OVL_ED25519_PK], uint64_t now_ms,
-                      struct rchain **c)
+                      unsigned backups, const uint8_t excl[OVL_ED25519_PK], unsigned count,
+                      unsigned flags, uint64_t now_ms, struct rchain **c)
 {
     struct rchain *e, *oldest = NULL;
     unsigned held = 0, slot = REGISTRY_CHAINS_PER_REQUESTER;
@@ -350,12 +395,9 @@ static int chain_find(struct registry *r, uint8_t key[REG_KEY_LEN], unsigned len
             slot = slot < s ? slot : s;
             continue;
         }
-        if (e->pub.length == length && e->want_backups == backups &&
-            memcmp(e->excl, excl, OVL_ED25519_PK) == 0) {
+        if (chain_matches(e, length, backups, excl, count)) {
             *c = e;
-            if (now_ms < e->pub.expires_ms)
-                return 1;
-            return 0; /* expired: replaced in its own slot */
+            return chain_stale(r, e, flags, now_ms) ? 0 : 1; /* stale: replaced in its slot */
         }
         held++;
         if (!oldest || e->pub.created_ms < oldest->pub.created_ms)
@@ -370,10 +412,42 @@ static int chain_find(struct registry *r, uint8_t key[REG_KEY_LEN], unsigned len
     return 0;
 }
 
-/* Return the cached chain for this request or generate one. */
-int registry_chain(struct registry *r, const uint8_t requester[OVL_ED25519_PK], unsigned length,
-                   unsigned backups, const uint8_t exclude[OVL_ED25519_PK], uint64_t now_ms,
-                   const struct reg_chain **out)
+/* Draw a set into c and put it in the table in place of victim (may be
+ * NULL). */
+static int chain_add(struct registry *r, struct rchain *c, struct rchain *victim,
+                     const uint8_t requester[OVL_ED25519_PK], const uint8_t *exclude,
+                     unsigned backups, uint64_t now_ms)
+{
+    int rc = chain_draw(r, c, requester, exclude, c->pub.length, backups);
+
+    if (rc != 0)
+        return rc;
+    ovl_random(c->pub.ref, sizeof(c->pub.ref));
+    c->pub.created_ms = now_ms;
+    c->pub.expires_ms = now_ms + r->o.chain_ttl_ms;
+    if (victim) {
+        /* a match drawn anew before its TTL was asked fresh, not evicted */
+        if (now_ms < victim->pub.expires_ms && memcmp(victim->key, c->key, REG_KEY_LEN) == 0 &&
+            chain_matches(victim, c->pub.length, backups, c->excl, c->pub.count))
+            r->refreshed++;
+        else
+            r->evicted++;
+        chain_free(r, victim);
+    }
+    unsigned before = HASH_COUNT(r->chains);
+    HASH_ADD(hh, r->chains, key, REG_KEY_LEN, c);
+    if (HASH_COUNT(r->chains) == before) {
+        free(c->pub.nodes);
+        return OVL_ENOMEM;
+    }
+    r->generated++;
+    return 0;
+}
+
+/* Return the cached set for this request or draw one. */
+int registry_chains(struct registry *r, const uint8_t requester[OVL_ED25519_PK], unsigned length,
+                    unsigned backups, const uint8_t exclude[OVL_ED25519_PK], unsigned count,
+                    unsigned flags, uint64_t now_ms, const struct reg_chain **out)
 {
     uint8_t key[REG_KEY_LEN], excl[OVL_ED25519_PK] = {0};
     struct rchain *c, *victim;
@@ -383,45 +457,104 @@ int registry_chain(struct registry *r, const uint8_t requester[OVL_ED25519_PK], 
         *out = NULL;
     if (!r || !requester || !out)
         return OVL_EINVAL;
-    if (length < 1 || length > REG_MAX_HOPS || backups > REG_MAX_BACKUPS)
+    if (length < 1 || length > REG_MAX_HOPS || backups > REG_MAX_BACKUPS || count < 1 ||
+        count > REGISTRY_MAX_SET || (flags & ~(unsigned)(REG_FRESH | REG_NO_DRAW)))
         return OVL_EINVAL;
     exclude = exclude ? chain_exclude(r, requester, exclude) : NULL;
     if (exclude)
         memcpy(excl, exclude, OVL_ED25519_PK);
     memcpy(key, requester, OVL_ED25519_PK);
-    if (chain_find(r, key, length, backups, excl, now_ms, &victim)) {
+    if (chain_find(r, key, length, backups, excl, count, flags, now_ms, &victim)) {
         r->cached++;
         *out = &victim->pub;
         return 0;
     }
+    if (flags & REG_NO_DRAW)
+        return OVL_EAGAIN;
     c = calloc(1, sizeof(*c));
     if (!c)
         return OVL_ENOMEM;
     memcpy(c->key, key, REG_KEY_LEN);
     memcpy(c->excl, excl, OVL_ED25519_PK);
     c->want_backups = (uint8_t)backups;
-    rc = chain_draw(r, c, requester, exclude, length, backups);
+    c->pub.length = (uint8_t)length;
+    c->pub.count = (uint8_t)count;
+    rc = chain_add(r, c, victim, requester, exclude, backups, now_ms);
     if (rc != 0) {
         free(c);
         return rc;
     }
-    ovl_random(c->pub.ref, sizeof(c->pub.ref));
-    c->pub.created_ms = now_ms;
-    c->pub.expires_ms = now_ms + r->o.chain_ttl_ms;
-    if (victim) {
-        chain_free(r, victim);
-        r->evicted++;
-    }
-    unsigned before = HASH_COUNT(r->chains);
-    HASH_ADD(hh, r->chains, key, REG_KEY_LEN, c);
-    if (HASH_COUNT(r->chains) == before) {
-        free(c->pub.nodes);
-        free(c);
-        return OVL_ENOMEM;
-    }
-    r->generated++;
     *out = &c->pub;
     return 0;
+}
+
+/* Return the cached chain for this request or generate one. */
+int registry_chain(struct registry *r, const uint8_t requester[OVL_ED25519_PK], unsigned length,
+                   unsigned backups, const uint8_t exclude[OVL_ED25519_PK], uint64_t now_ms,
+                   const struct reg_chain **out)
+{
+    return registry_chains(r, requester, length, backups, exclude, 1, 0, now_ms, out);
+}
+
+static struct rblock *block_find(const struct registry *r, uint64_t block)
+{
+    struct rblock *b;
+
+    HASH_FIND(hh, r->blocks, &block, sizeof(block), b);
+    return b;
+}
+
+/* n no longer counts against its block (dropped, or tagged anew). */
+static void block_unref(struct registry *r, struct rnode *n)
+{
+    struct rblock *b = n->block ? block_find(r, n->block) : NULL;
+
+    n->block = 0;
+    if (!b || --b->nodes)
+        return;
+    HASH_DEL(r->blocks, b);
+    free(b);
+}
+
+/* Tag node pk with the address block it registered from. */
+int registry_set_block(struct registry *r, const uint8_t pk[OVL_ED25519_PK], uint64_t block)
+{
+    struct rnode *n;
+    struct rblock *b;
+
+    if (!r || !pk)
+        return OVL_EINVAL;
+    HASH_FIND(hh, r->nodes, pk, OVL_ED25519_PK, n);
+    if (!n)
+        return OVL_ENOENT;
+    if (n->block == block)
+        return 0;
+    block_unref(r, n);
+    if (!block)
+        return 0;
+    b = block_find(r, block);
+    if (!b) {
+        b = calloc(1, sizeof(*b));
+        if (!b)
+            return OVL_ENOMEM;
+        b->key = block;
+        HASH_ADD(hh, r->blocks, key, sizeof(b->key), b);
+        if (!b->hh.tbl) {
+            free(b);
+            return OVL_ENOMEM;
+        }
+    }
+    b->nodes++;
+    n->block = block;
+    return 0;
+}
+
+/* Return how many live nodes count against block. */
+uint32_t registry_block_nodes(const struct registry *r, uint64_t block)
+{
+    const struct rblock *b = r && block ? block_find(r, block) : NULL;
+
+    return b ? b->nodes : 0;
 }
 
 /* Return a number that changes whenever a node is registered or dropped. */
@@ -453,4 +586,5 @@ void registry_stats(const struct registry *r, struct registry_stats *st)
     st->chains_generated = r->generated;
     st->chains_cached = r->cached;
     st->chains_evicted = r->evicted;
+    st->chains_refreshed = r->refreshed;
 }

@@ -23,6 +23,19 @@
  * only a requester holding none evicts the oldest chain of the table. So one requester (however
  * it varies its requests) can push out at most one other requester's chain.
  *
+ * Sets: registry_chains asks for count (1..REGISTRY_MAX_SET) chains at once, each drawn on its
+ * own like the one above (one relay may be in several; never twice in one), cached as one entry
+ * under (requester, length, backups, exclude, count). REG_FRESH draws the set anew, but only once
+ * the cached one is chain_refresh_ms old (0: always); before that the cached set is the answer.
+ * REG_NO_DRAW answers only a cached set (OVL_EAGAIN where one would be drawn), so that the caller
+ * can charge each draw to something a requester cannot mint for free (dirsrv.c: its address
+ * block).
+ *
+ * Address blocks: a node may be tagged with the address block it registered from
+ * (registry_set_block), and counts against that block until it is dropped
+ * (registry_block_nodes): the bootstrap's cap of nodes per block. The table of blocks holds only
+ * blocks with a live node, so it is bounded by max_nodes.
+ *
  * Registration refuses a descriptor naming an address that is not public
  * (desc_addresses_ok) unless allow_private.
  */
@@ -36,6 +49,13 @@
 #include "lib/err.h"
 
 #define REGISTRY_CHAINS_PER_REQUESTER 4
+#define REGISTRY_MAX_SET              8 /* chains in one set */
+
+/* Flags of registry_chains. */
+enum registry_chain_flags {
+    REG_FRESH = 1u << 0,   /* draw anew if the cached set is at least chain_refresh_ms old */
+    REG_NO_DRAW = 1u << 1, /* never draw: OVL_EAGAIN where a set would be drawn */
+};
 
 struct registry_opts {
     uint32_t max_nodes;  /* relays and endpoints together */
@@ -45,6 +65,8 @@ struct registry_opts {
     bool distinct_subnets; /* select.h: no two relays of a chain in one /16 or /32 */
     bool by_capacity;      /* select.h: picks weighted by capped advertised capacity */
     bool allow_private;    /* accept descriptors naming non-public addresses (desc.h) */
+
+    uint32_t chain_refresh_ms; /* REG_FRESH is honoured once a set is this old; 0: always */
 };
 
 /* One registered node. */
@@ -56,10 +78,12 @@ struct reg_node {
     uint64_t heartbeats;
 };
 
-/* A generated chain: length * (1 + backups) nodes, position-major. */
+/* A generated chain, or a set of count chains of one shape: count * length *
+ * (1 + backups) nodes, chain-major, each chain position-major. */
 struct reg_chain {
     uint8_t ref[16];
     uint8_t length, backups;
+    uint8_t count; /* chains: 1 from registry_chain, 1..REGISTRY_MAX_SET from registry_chains */
     uint64_t created_ms, expires_ms; /* monotonic */
     const struct reg_node **nodes;
 };
@@ -112,6 +136,21 @@ int registry_chain(struct registry *r, const uint8_t requester[OVL_ED25519_PK], 
                    unsigned backups, const uint8_t exclude[OVL_ED25519_PK], uint64_t now_ms,
                    const struct reg_chain **out) OVL_WUR;
 
+/* Return the cached set of count chains for this request, or draw one (see above; flags:
+ * enum registry_chain_flags). OVL_EINVAL also for count outside 1..REGISTRY_MAX_SET or unknown
+ * flags, OVL_EAGAIN with REG_NO_DRAW when a set would be drawn, else as registry_chain. */
+int registry_chains(struct registry *r, const uint8_t requester[OVL_ED25519_PK], unsigned length,
+                    unsigned backups, const uint8_t exclude[OVL_ED25519_PK], unsigned count,
+                    unsigned flags, uint64_t now_ms, const struct reg_chain **out) OVL_WUR;
+
+/* Tag the registered node pk with the address block it registered from (block 0: none), which
+ * it counts against until it is dropped. OVL_ENOENT if pk is not registered, OVL_ENOMEM. */
+int registry_set_block(struct registry *r, const uint8_t pk[OVL_ED25519_PK],
+                       uint64_t block) OVL_WUR;
+
+/* Return how many live nodes count against address block block (0 for block 0). */
+uint32_t registry_block_nodes(const struct registry *r, uint64_t block);
+
 /* Return a number that changes whenever a node is registered (again) or
  * dropped: what a relay list built from r depends on. */
 uint64_t registry_version(const struct registry *r);
@@ -120,6 +159,7 @@ uint64_t registry_version(const struct registry *r);
 struct registry_stats {
     uint32_t relays, endpoints, chains;
     uint64_t registered, dropped, chains_generated, chains_cached, chains_evicted;
+    uint64_t chains_refreshed; /* sets drawn anew for REG_FRESH (also in chains_generated) */
 };
 void registry_stats(const struct registry *r, struct registry_stats *st);
 

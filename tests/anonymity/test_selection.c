@@ -45,7 +45,13 @@ typedef void (*ip_fn)(unsigned i, char *out, size_t n);
 static void pool_make_n(struct pool *p, unsigned n, bool distinct, ip_fn ip, const uint32_t *caps,
                         bool weighted)
 {
-    struct registry_opts o = {RELAYS + 1, CHAINS + 1, 3600000, 3600000, distinct, weighted, true};
+    struct registry_opts o = {.max_nodes = RELAYS + 1,
+                              .max_chains = CHAINS + 1,
+                              .ttl_ms = 3600000,
+                              .chain_ttl_ms = 3600000,
+                              .distinct_subnets = distinct,
+                              .by_capacity = weighted,
+                              .allow_private = true};
 
     memset(p, 0, sizeof(*p));
     p->n = n;

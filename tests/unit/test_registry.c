@@ -56,7 +56,11 @@ static void tnode_make(struct tnode *t, unsigned seed, uint8_t flags, uint64_t l
 
 static struct registry *reg_make(uint32_t max_nodes, uint32_t max_chains, uint32_t chain_ttl)
 {
-    struct registry_opts o = {max_nodes, max_chains, TTL, chain_ttl, false, false, true};
+    struct registry_opts o = {.max_nodes = max_nodes,
+                              .max_chains = max_chains,
+                              .ttl_ms = TTL,
+                              .chain_ttl_ms = chain_ttl,
+                              .allow_private = true};
     struct registry *r = NULL;
 
     ck_assert_int_eq(registry_new(&o, &r), 0);
@@ -146,7 +150,8 @@ START_TEST(register_private)
     static const char *const refused[] = {"tcp://127.0.0.1:7000", "tcp://10.1.2.3:7000",
                                           "quic://[fe80::1]:7000", "tcp://relay.example:7000",
                                           "tcp://[::ffff:192.168.0.1]:7000"};
-    struct registry_opts o = {MAX_NODES, 16, TTL, CHAIN_TTL, false, false, false};
+    struct registry_opts o = {
+        .max_nodes = MAX_NODES, .max_chains = 16, .ttl_ms = TTL, .chain_ttl_ms = CHAIN_TTL};
     struct registry *r = NULL;
     struct registry_stats st;
     struct tnode a;
@@ -593,7 +598,7 @@ START_TEST(each_relay_and_args)
 {
     struct tnode t[4], req;
     struct registry *r = relays_make(4, 16, CHAIN_TTL, t, &req);
-    struct registry_opts bad = {0, 1, 1, 1, false, false, false};
+    struct registry_opts bad = {.max_nodes = 0, .max_chains = 1, .ttl_ms = 1, .chain_ttl_ms = 1};
     struct registry *r2 = (void *)1;
     unsigned k = 0;
 
