@@ -683,6 +683,123 @@ START_TEST(doc_bad)
 }
 END_TEST
 
+/* A set of three chains of length 2, no backups: one relay may be in
+ * several chains, never twice in one; doc_chains counts them. */
+START_TEST(doc_roundtrip_set)
+{
+    static const uint8_t seeds[] = {10, 11, 11, 12, 10, 12};
+    struct ovl_identity bs;
+    struct doc doc;
+    size_t len;
+
+    make_id(&bs, 0x77);
+    uint8_t *buf = make_doc(&bs, DOC_CHAIN_SET, 2, 0, seeds, 6, &len);
+    ck_assert_int_eq(doc_parse(&doc, buf, len, bs.pk), 0);
+    ck_assert_uint_eq(doc.kind, DOC_CHAIN_SET);
+    ck_assert_uint_eq(doc.count, 6);
+    ck_assert_uint_eq(doc_chains(&doc), 3);
+    for (unsigned i = 0; i < 6; i++) {
+        struct ovl_identity id;
+        make_id(&id, seeds[i]);
+        ck_assert_int_eq(memcmp(doc.descs[i].id_pk, id.pk, 32), 0); /* chain-major, in order */
+    }
+    doc_free(&doc);
+    free(buf);
+    /* one chain is a set too, and a chain document counts one */
+    buf = make_doc(&bs, DOC_CHAIN_SET, 3, 1, chain_seeds, 6, &len);
+    ck_assert_int_eq(doc_parse(&doc, buf, len, bs.pk), 0);
+    ck_assert_uint_eq(doc_chains(&doc), 1);
+    doc_free(&doc);
+    free(buf);
+    buf = make_doc(&bs, DOC_CHAIN, 3, 1, chain_seeds, 6, &len);
+    ck_assert_int_eq(doc_parse(&doc, buf, len, bs.pk), 0);
+    ck_assert_uint_eq(doc_chains(&doc), 1);
+    doc_free(&doc);
+    free(buf);
+    buf = make_doc(&bs, DOC_LIST, 0, 0, chain_seeds, 2, &len);
+    ck_assert_int_eq(doc_parse(&doc, buf, len, bs.pk), 0);
+    ck_assert_uint_eq(doc_chains(&doc), 0);
+    doc_free(&doc);
+    free(buf);
+}
+END_TEST
+
+/* Sets signed by the bootstrap, but wrong inside (length 2, no backups,
+ * six entries: three chains, before the change). */
+static const struct {
+    const char *what;
+    int off, val, count;
+    uint8_t seeds[6];
+} bad_sets[] = {
+    {"twice in one chain", -1, 0, -1, {10, 11, 12, 12, 13, 14}},
+    {"twice in the last chain", -1, 0, -1, {10, 11, 12, 13, 14, 14}},
+    {"endpoint in a set", -1, 0, -1, {10, 11, 12, 0xe1, 13, 14}},
+    {"count not a multiple", -1, 0, 5, {10, 11, 12, 13, 14, 15}},
+    {"length 4: count not a multiple", 2, 4, -1, {10, 11, 12, 13, 14, 15}},
+    {"length 0", 2, 0, -1, {10, 11, 12, 13, 14, 15}},
+    {"backups 5", 3, 5, -1, {10, 11, 12, 13, 14, 15}},
+};
+
+START_TEST(doc_bad_set)
+{
+    struct ovl_identity bs;
+    struct doc doc;
+    size_t len;
+
+    make_id(&bs, 0x77);
+    uint8_t *buf = make_doc(&bs, DOC_CHAIN_SET, 2, 0, bad_sets[_i].seeds, 6, &len);
+    if (bad_sets[_i].off >= 0)
+        buf[bad_sets[_i].off] = (uint8_t)bad_sets[_i].val;
+    if (bad_sets[_i].count >= 0) {
+        buf[36] = (uint8_t)bad_sets[_i].count;
+        buf[37] = 0;
+    }
+    resign(buf, len, &bs);
+    ck_assert_msg(doc_parse(&doc, buf, len, bs.pk) == OVL_EPROTO, "%s", bad_sets[_i].what);
+    ck_assert_ptr_null(doc.entries);
+    free(buf);
+}
+END_TEST
+
+/* Nine chains are one too many; eight are fine. */
+START_TEST(doc_set_max)
+{
+    uint8_t seeds[9];
+    struct ovl_identity bs;
+    struct doc_builder b;
+    struct doc doc;
+    size_t len;
+    uint8_t *out = NULL;
+
+    for (unsigned i = 0; i < 9; i++)
+        seeds[i] = (uint8_t)(10 + i);
+    make_id(&bs, 0x77);
+    uint8_t *buf = make_doc(&bs, DOC_CHAIN_SET, 1, 0, seeds, DOC_MAX_SET, &len);
+    ck_assert_int_eq(doc_parse(&doc, buf, len, bs.pk), 0);
+    ck_assert_uint_eq(doc_chains(&doc), DOC_MAX_SET);
+    doc_free(&doc);
+    free(buf);
+    /* the builder refuses nine, and an empty set */
+    for (unsigned n = 0; n <= 9; n += 9) {
+        ck_assert_int_eq(doc_begin(&b, DOC_CHAIN_SET, 1, 0, NULL, NOW, NOW + 1, DOC_MAX_LEN), 0);
+        for (unsigned i = 0; i < n; i++) {
+            struct signed_desc s;
+            make_signed(&s, seeds[i], DESC_RELAY);
+            ck_assert_int_eq(doc_add(&b, s.buf, s.len), 0);
+        }
+        ck_assert_int_eq(doc_finish(&b, &bs, &out, &len), OVL_EINVAL);
+        doc_builder_free(&b);
+    }
+    /* and a parser refuses nine signed anyway: count 8 of length 1 made 9 */
+    buf = make_doc(&bs, DOC_LIST, 0, 0, seeds, 9, &len);
+    buf[1] = DOC_CHAIN_SET;
+    buf[2] = 1;
+    resign(buf, len, &bs);
+    ck_assert_int_eq(doc_parse(&doc, buf, len, bs.pk), OVL_EPROTO);
+    free(buf);
+}
+END_TEST
+
 /* An entry whose own signature fails spoils the whole document. */
 START_TEST(doc_bad_entry)
 {
@@ -871,6 +988,9 @@ static Suite *desc_suite(void)
     tcase_add_test(tc, doc_tampered);
     tcase_add_loop_test(tc, doc_bad, 0, (int)ARRAY_LEN(bad_docs));
     tcase_add_test(tc, doc_bad_entry);
+    tcase_add_test(tc, doc_roundtrip_set);
+    tcase_add_loop_test(tc, doc_bad_set, 0, (int)ARRAY_LEN(bad_sets));
+    tcase_add_test(tc, doc_set_max);
     tcase_add_test(tc, doc_builder_limits);
     suite_add_tcase(s, tc);
     return s;

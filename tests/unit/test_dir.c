@@ -373,6 +373,165 @@ START_TEST(test_chain_excludes)
 }
 END_TEST
 
+/* What a dir_request_chains callback got: its chains copied (heap). */
+struct set_res {
+    unsigned calls, n;
+    int err;
+    struct dir_chain *chains;
+};
+
+static void chains_cb(void *arg, int err, const struct dir_chain *chains, unsigned n)
+{
+    struct set_res *r = arg;
+
+    r->calls++;
+    r->err = err;
+    r->n = n;
+    ck_assert(err ? chains == NULL && n == 0 : chains != NULL && n > 0);
+    free(r->chains);
+    r->chains = NULL;
+    if (n) {
+        r->chains = malloc(n * sizeof(*chains));
+        ck_assert_ptr_nonnull(r->chains);
+        memcpy(r->chains, chains, n * sizeof(*chains));
+    }
+}
+
+static struct set_res *set_waiting;
+
+static bool set_called(struct net *w)
+{
+    (void)w;
+    return set_waiting->calls > 0;
+}
+
+/* Ask node i for count chains of length 1 with flags; wait for the answer. */
+static void ask_set(struct net *w, unsigned i, unsigned count, unsigned flags, struct set_res *r)
+{
+    free(r->chains);
+    memset(r, 0, sizeof(*r));
+    ck_assert_int_eq(dir_request_chains(w->dirs[i], 1, 0, count, flags, NULL, chains_cb, r), 0);
+    ck_assert_uint_eq(r->calls, 0); /* never from inside the call */
+    set_waiting = r;
+    ck_assert(run_until(w, set_called, 5000));
+    ck_assert_uint_eq(r->calls, 1);
+}
+
+/* A set of chains: count of them, each its own draw, refs told apart;
+ * cached as one, FRESH draws anew (chain_refresh 0 here), the one-chain
+ * request is another entry; bad arguments refused at once. */
+START_TEST(test_chain_set)
+{
+    struct dir_opts o;
+    struct set_res a = {0}, b = {0};
+    struct dir_stats st;
+    struct net *w;
+
+    test_opts(&o);
+    w = net_up(&o);
+    ask_set(w, CLI, 5, 0, &a);
+    ck_assert_int_eq(a.err, 0);
+    ck_assert_uint_eq(a.n, 5);
+    for (unsigned k = 0; k < 5; k++) {
+        const uint8_t *id = a.chains[k].hops[0][0].id_pk;
+
+        ck_assert_uint_eq(a.chains[k].length, 1);
+        ck_assert(memcmp(id, pk_of(w, R1), 32) == 0 || memcmp(id, pk_of(w, R2), 32) == 0);
+        ck_assert_mem_eq(a.chains[k].ref, a.chains[0].ref, 15);
+        ck_assert_uint_eq(a.chains[k].ref[15], a.chains[0].ref[15] ^ k);
+    }
+    ask_set(w, CLI, 5, 0, &b); /* cached */
+    ck_assert_int_eq(b.err, 0);
+    ck_assert_mem_eq(b.chains[0].ref, a.chains[0].ref, 16);
+    ask_set(w, CLI, 5, DIR_CHAIN_FRESH, &b); /* drawn anew */
+    ck_assert_int_eq(b.err, 0);
+    ck_assert_uint_eq(b.n, 5);
+    ck_assert_mem_ne(b.chains[0].ref, a.chains[0].ref, 16);
+    ask_set(w, CLI, 1, DIR_CHAIN_FRESH, &b); /* one chain, with flags: a DOC_CHAIN */
+    ck_assert_int_eq(b.err, 0);
+    ck_assert_uint_eq(b.n, 1);
+    ask_set(w, BOOT, 3, 0, &b); /* a bootstrap answers itself */
+    ck_assert_int_eq(b.err, 0);
+    ck_assert_uint_eq(b.n, 3);
+    dir_stats(w->dirs[BOOT], &st);
+    ck_assert_uint_eq(st.reg.chains_refreshed, 1);
+    ck_assert_uint_eq(st.chains_limited_block, 0); /* off in test_opts */
+    ck_assert_int_eq(dir_request_chains(w->dirs[CLI], 1, 0, 0, 0, NULL, chains_cb, &b), OVL_EINVAL);
+    ck_assert_int_eq(
+        dir_request_chains(w->dirs[CLI], 1, 0, DIR_MAX_CHOICES + 1, 0, NULL, chains_cb, &b),
+        OVL_EINVAL);
+    ck_assert_int_eq(dir_request_chains(w->dirs[CLI], 1, 0, 2, 2, NULL, chains_cb, &b), OVL_EINVAL);
+    ck_assert_int_eq(dir_request_chains(w->dirs[CLI], 1, 0, 2, 0, NULL, NULL, &b), OVL_EINVAL);
+    free(a.chains);
+    free(b.chains);
+    net_down(w);
+}
+END_TEST
+
+/* The request's bytes a bootstrap refuses: a count or flag out of range,
+ * a length that is neither form. */
+START_TEST(test_chain_request_bad)
+{
+    static const struct {
+        size_t len;
+        uint8_t count, flags, status;
+    } cases[] = {
+        {36, 1, 0, DIR_STATUS_OK},     {36, 8, 1, DIR_STATUS_OK},  {34, 0, 0, DIR_STATUS_OK},
+        {36, 0, 0, DIR_STATUS_BAD},    {36, 9, 0, DIR_STATUS_BAD}, {36, 2, 2, DIR_STATUS_BAD},
+        {36, 2, 0x81, DIR_STATUS_BAD}, {35, 2, 0, DIR_STATUS_BAD}, {37, 2, 0, DIR_STATUS_BAD},
+    };
+    uint8_t msg[1 + 36 + 1] = {DIR_CHAIN, 1, 0}, *rep;
+    struct dir_opts o;
+    size_t rep_len;
+    struct net *w;
+
+    test_opts(&o);
+    w = net_up(&o);
+    for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        msg[35] = cases[i].count;
+        msg[36] = cases[i].flags;
+        ck_assert_int_eq(dir_answer(w->dirs[BOOT], NULL, msg, 1 + cases[i].len, &rep, &rep_len), 0);
+        ck_assert_msg(rep[1] == cases[i].status, "case %u: status %u", i, rep[1]);
+        free(rep);
+    }
+    net_down(w);
+}
+END_TEST
+
+/* Every node is in 127.0.0.0/24: with one chain draw per block at a time
+ * (and a second's refill), the first set is drawn, a FRESH request past
+ * chain_refresh gets the cached set back instead of a draw, and another
+ * requester of the block, with nothing cached, gets busy; each counted. */
+START_TEST(test_chain_block_bucket)
+{
+    struct dir_opts o;
+    struct set_res a = {0}, b = {0};
+    struct dir_stats st;
+    struct net *w;
+
+    test_opts(&o);
+    o.block_chain_rate = 1;
+    o.block_chain_burst = 1;
+    w = net_up(&o);
+    ask_set(w, CLI, 3, 0, &a);
+    ck_assert_int_eq(a.err, 0);
+    /* within the second: no token for the fresh draw */
+    ask_set(w, CLI, 3, DIR_CHAIN_FRESH, &b);
+    ck_assert_int_eq(b.err, 0);
+    ck_assert_mem_eq(b.chains[0].ref, a.chains[0].ref, 16);
+    ask_set(w, R1, 2, 0, &b);
+    ck_assert_int_eq(b.err, OVL_EAGAIN);
+    dir_stats(w->dirs[BOOT], &st);
+    ck_assert_uint_eq(st.chains_limited_block, 2);
+    ck_assert_uint_eq(st.chains_held_block, 1);
+    ck_assert_uint_eq(st.reg.chains_generated, 1);
+    ck_assert_uint_ge(st.blocks, 1);
+    free(a.chains);
+    free(b.chains);
+    net_down(w);
+}
+END_TEST
+
 START_TEST(test_list_and_lookup)
 {
     struct dir_opts o;
@@ -762,6 +921,64 @@ START_TEST(test_request_flood)
     dir_stats(w->dirs[BOOT], &st0);
     ck_assert_uint_eq(st0.requests_limited, st.requests_limited);
     free(r);
+    net_down(w);
+}
+END_TEST
+
+static bool r1_alone(struct net *w)
+{
+    struct dir_stats st;
+
+    dir_stats(w->dirs[BOOT], &st);
+    return dir_registered(w->dirs[R1]) && st.reg.relays == 1;
+}
+
+static bool block_full(struct net *w)
+{
+    struct dir_stats st;
+
+    dir_stats(w->dirs[BOOT], &st);
+    return st.registrations_full_block >= 1 && st.reg.relays + st.reg.endpoints == 2;
+}
+
+/* At most two identities from one block: R1, then one of R2 and the
+ * client; the other is refused full and counted. And a flood of lists
+ * from R1 (within its link's bucket) runs into the block's request
+ * bucket, counted apart from the link's. */
+START_TEST(test_block_caps)
+{
+    static const uint8_t list_req[1] = {DIR_LIST};
+    struct dir_bootstrap_spec bs;
+    struct dir_stats st, st0;
+    struct dir_opts o;
+    struct net *w = calloc(1, sizeof(*w));
+    uint64_t t0, allowed;
+
+    test_opts(&o);
+    o.max_nodes_per_block = 2;
+    o.block_request_rate = 1;
+    o.block_request_burst = 10;
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(uv_loop_init(&w->loop), 0);
+    loopfix_init(w);
+    add_node(w, BOOT, ROLE_BOOTSTRAP, &o, NULL);
+    boot_spec(w, &bs);
+    add_node(w, R1, ROLE_RELAY, &o, &bs);
+    ck_assert(run_until(w, r1_alone, 5000));
+    add_node(w, R2, ROLE_RELAY, &o, &bs);
+    add_node(w, CLI, ROLE_CLIENT, &o, &bs);
+    ck_assert(run_until(w, block_full, 5000));
+    dir_stats(w->dirs[BOOT], &st0);
+    t0 = clock_now_ms();
+    raw_requests(w, R1, list_req, sizeof(list_req), 30);
+    want_requests_in = st0.requests_in + 30;
+    ck_assert(run_until(w, boot_heard, 5000));
+    dir_stats(w->dirs[BOOT], &st);
+    /* the bucket's burst at most, and what refilled since */
+    allowed = o.block_request_burst + (clock_now_ms() - t0) / 1000 + 1;
+    ck_assert_uint_ge(st.requests_limited_block - st0.requests_limited_block, 30 - allowed);
+    ck_assert_uint_eq(st.requests_limited, st0.requests_limited); /* the link had tokens */
+    ck_assert_uint_eq(st.reg.relays + st.reg.endpoints, 2);
     net_down(w);
 }
 END_TEST
@@ -1187,6 +1404,9 @@ static Suite *dir_suite(void)
     tcase_add_test(tc, test_silent_node_dropped);
     tcase_add_test(tc, test_chain);
     tcase_add_test(tc, test_chain_excludes);
+    tcase_add_test(tc, test_chain_set);
+    tcase_add_test(tc, test_chain_request_bad);
+    tcase_add_test(tc, test_chain_block_bucket);
     tcase_add_test(tc, test_list_and_lookup);
     tcase_add_test(tc, test_cancel);
     tcase_add_test(tc, test_no_bootstrap_times_out);
@@ -1194,6 +1414,7 @@ static Suite *dir_suite(void)
     tcase_add_test(tc, test_onion_rotation);
     tcase_add_test(tc, test_bootstrap_that_relays);
     tcase_add_test(tc, test_request_flood);
+    tcase_add_test(tc, test_block_caps);
     tcase_add_test(tc, test_reply_room);
     tcase_add_test(tc, test_private_addresses);
     tcase_add_test(tc, test_idesc_publish);

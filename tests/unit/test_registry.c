@@ -1,10 +1,13 @@
 /* test_registry.c - the bootstrap's registry: nodes, heartbeats, expiry,
- * chain generation and its cache. Time is injected. */
+ * chain generation and its cache, sets of chains and fresh draws, nodes per
+ * address block; and the buckets per address block (dblock.h). Time is
+ * injected. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dir/dblock.h"
 #include "dir/registry.h"
 
 #include "check_main.h"
@@ -611,6 +614,219 @@ START_TEST(each_relay_and_args)
 }
 END_TEST
 
+/* A set: count chains of one shape, each valid on its own (distinct within
+ * itself, never the requester or the exclude), cached as one under its
+ * count; relays may repeat across chains. */
+START_TEST(chain_set)
+{
+    struct tnode t[10], req;
+    struct registry *r = relays_make(10, 16, CHAIN_TTL, t, &req);
+    const struct reg_chain *c, *c1;
+    struct registry_stats st;
+    uint8_t ref[16];
+    bool across = false;
+
+    ck_assert_int_eq(registry_chains(r, req.id.pk, 3, 1, t[1].id.pk, 8, 0, 100, &c), 0);
+    ck_assert_uint_eq(c->count, 8);
+    ck_assert_uint_eq(c->length, 3);
+    ck_assert_uint_eq(c->backups, 1);
+    for (unsigned k = 0; k < 8; k++) {
+        struct reg_chain one = *c;
+
+        one.nodes = c->nodes + k * 6;
+        check_chain(&one, req.id.pk, t[1].id.pk);
+        for (unsigned i = 0; k && i < 6; i++)
+            across |= in_chain(&one, c->nodes[i]->d.id_pk);
+    }
+    ck_assert(across); /* 8 chains of 6 among 9 relays must share some */
+    memcpy(ref, c->ref, 16);
+    /* the same request is the same set; another count another entry */
+    ck_assert_int_eq(registry_chains(r, req.id.pk, 3, 1, t[1].id.pk, 8, 0, 200, &c), 0);
+    ck_assert_int_eq(memcmp(c->ref, ref, 16), 0);
+    ck_assert_int_eq(registry_chains(r, req.id.pk, 3, 1, t[1].id.pk, 2, 0, 200, &c1), 0);
+    ck_assert_int_ne(memcmp(c1->ref, ref, 16), 0);
+    ck_assert_uint_eq(c1->count, 2);
+    /* registry_chain is the set of one */
+    ck_assert_int_eq(registry_chain(r, req.id.pk, 3, 1, t[1].id.pk, 200, &c1), 0);
+    ck_assert_uint_eq(c1->count, 1);
+    registry_stats(r, &st);
+    ck_assert_uint_eq(st.chains, 3);
+    ck_assert_uint_eq(st.chains_generated, 3);
+    /* backups as the poorest draw allows: 4 relays, length 2, 1 backup */
+    registry_free(r);
+    r = relays_make(4, 16, CHAIN_TTL, t, &req);
+    ck_assert_int_eq(registry_chains(r, req.id.pk, 2, 4, NULL, 3, 0, 0, &c), 0);
+    ck_assert_uint_eq(c->backups, 1);
+    ck_assert_int_eq(registry_chains(r, req.id.pk, 5, 0, NULL, 3, 0, 0, &c), OVL_ENOENT);
+    /* arguments */
+    ck_assert_int_eq(registry_chains(r, req.id.pk, 2, 0, NULL, 0, 0, 0, &c), OVL_EINVAL);
+    ck_assert_ptr_null(c);
+    ck_assert_int_eq(registry_chains(r, req.id.pk, 2, 0, NULL, 9, 0, 0, &c), OVL_EINVAL);
+    ck_assert_int_eq(registry_chains(r, req.id.pk, 2, 0, NULL, 1, 4, 0, &c), OVL_EINVAL);
+    registry_free(r);
+}
+END_TEST
+
+/* A dropped member drops the whole set. */
+START_TEST(chain_set_drop)
+{
+    struct tnode t[10], req;
+    struct registry *r = relays_make(10, 16, CHAIN_TTL, t, &req);
+    const struct reg_chain *c;
+    uint8_t ref[16], pk[32];
+
+    ck_assert_int_eq(registry_chains(r, req.id.pk, 2, 0, NULL, 4, 0, 0, &c), 0);
+    memcpy(ref, c->ref, 16);
+    memcpy(pk, c->nodes[7]->d.id_pk, 32); /* the last chain's exit */
+    ck_assert_uint_eq(registry_drop(r, pk, 10), 1);
+    ck_assert_int_eq(registry_chains(r, req.id.pk, 2, 0, NULL, 4, REG_NO_DRAW, 20, &c), OVL_EAGAIN);
+    ck_assert_int_eq(registry_chains(r, req.id.pk, 2, 0, NULL, 4, 0, 20, &c), 0);
+    ck_assert_int_ne(memcmp(c->ref, ref, 16), 0);
+    for (unsigned i = 0; i < 8; i++)
+        ck_assert_int_ne(memcmp(c->nodes[i]->d.id_pk, pk, 32), 0);
+    registry_free(r);
+}
+END_TEST
+
+/* FRESH draws anew only once the cached set is chain_refresh_ms old;
+ * REG_NO_DRAW never draws. */
+START_TEST(chain_fresh)
+{
+    struct registry_opts o = {.max_nodes = MAX_NODES,
+                              .max_chains = 16,
+                              .ttl_ms = 1000000,
+                              .chain_ttl_ms = CHAIN_TTL,
+                              .allow_private = true,
+                              .chain_refresh_ms = 1000};
+    struct registry *r = NULL;
+    struct registry_stats st;
+    const struct reg_chain *c;
+    struct tnode t[6], req;
+    uint8_t ref[16];
+
+    ck_assert_int_eq(registry_new(&o, &r), 0);
+    tnode_make(&req, 1, DESC_ENDPOINT, 3600000, 1);
+    reg_add(r, &req, 0);
+    for (unsigned i = 0; i < 6; i++) {
+        tnode_make(&t[i], 100 + i, DESC_RELAY, 3600000, 1);
+        reg_add(r, &t[i], 0);
+    }
+    /* nothing cached: REG_NO_DRAW draws nothing */
+    ck_assert_int_eq(registry_chains(r, req.id.pk, 2, 0, NULL, 3, REG_NO_DRAW, 100, &c),
+                     OVL_EAGAIN);
+    ck_assert_ptr_null(c);
+    ck_assert_int_eq(registry_chains(r, req.id.pk, 2, 0, NULL, 3, REG_FRESH, 100, &c), 0);
+    memcpy(ref, c->ref, 16);
+    /* too young: the cached set, with or without REG_NO_DRAW */
+    ck_assert_int_eq(registry_chains(r, req.id.pk, 2, 0, NULL, 3, REG_FRESH, 1099, &c), 0);
+    ck_assert_int_eq(memcmp(c->ref, ref, 16), 0);
+    ck_assert_int_eq(
+        registry_chains(r, req.id.pk, 2, 0, NULL, 3, REG_FRESH | REG_NO_DRAW, 1099, &c), 0);
+    ck_assert_int_eq(memcmp(c->ref, ref, 16), 0);
+    /* old enough: REG_NO_DRAW says a draw is due, without FRESH the cached set stays */
+    ck_assert_int_eq(
+        registry_chains(r, req.id.pk, 2, 0, NULL, 3, REG_FRESH | REG_NO_DRAW, 1100, &c),
+        OVL_EAGAIN);
+    ck_assert_int_eq(registry_chains(r, req.id.pk, 2, 0, NULL, 3, REG_NO_DRAW, 1100, &c), 0);
+    ck_assert_int_eq(memcmp(c->ref, ref, 16), 0);
+    ck_assert_int_eq(registry_chains(r, req.id.pk, 2, 0, NULL, 3, 0, 1100, &c), 0);
+    ck_assert_int_eq(memcmp(c->ref, ref, 16), 0);
+    /* FRESH: a new set in the same slot, counted refreshed, not evicted */
+    ck_assert_int_eq(registry_chains(r, req.id.pk, 2, 0, NULL, 3, REG_FRESH, 1100, &c), 0);
+    ck_assert_int_ne(memcmp(c->ref, ref, 16), 0);
+    ck_assert_uint_eq(c->created_ms, 1100);
+    registry_stats(r, &st);
+    ck_assert_uint_eq(st.chains, 1);
+    ck_assert_uint_eq(st.chains_generated, 2);
+    ck_assert_uint_eq(st.chains_refreshed, 1);
+    ck_assert_uint_eq(st.chains_evicted, 0);
+    registry_free(r);
+    /* chain_refresh 0: every FRESH draws */
+    o.chain_refresh_ms = 0;
+    ck_assert_int_eq(registry_new(&o, &r), 0);
+    reg_add(r, &req, 0);
+    for (unsigned i = 0; i < 6; i++)
+        reg_add(r, &t[i], 0);
+    ck_assert_int_eq(registry_chains(r, req.id.pk, 2, 0, NULL, 1, REG_FRESH, 5, &c), 0);
+    memcpy(ref, c->ref, 16);
+    ck_assert_int_eq(registry_chains(r, req.id.pk, 2, 0, NULL, 1, REG_FRESH, 5, &c), 0);
+    ck_assert_int_ne(memcmp(c->ref, ref, 16), 0);
+    registry_free(r);
+}
+END_TEST
+
+/* Nodes count against the block they were tagged with until dropped. */
+START_TEST(nodes_per_block)
+{
+    struct registry *r = reg_make(MAX_NODES, 16, CHAIN_TTL);
+    struct tnode t[3];
+
+    for (unsigned i = 0; i < 3; i++) {
+        tnode_make(&t[i], 10 + i, DESC_RELAY, 3600000, 1);
+        reg_add(r, &t[i], 0);
+    }
+    ck_assert_int_eq(registry_set_block(r, t[0].id.pk, 7), 0);
+    ck_assert_int_eq(registry_set_block(r, t[1].id.pk, 7), 0);
+    ck_assert_int_eq(registry_set_block(r, t[1].id.pk, 7), 0); /* again: no change */
+    ck_assert_int_eq(registry_set_block(r, t[2].id.pk, 8), 0);
+    ck_assert_uint_eq(registry_block_nodes(r, 7), 2);
+    ck_assert_uint_eq(registry_block_nodes(r, 8), 1);
+    ck_assert_uint_eq(registry_block_nodes(r, 9), 0);
+    ck_assert_uint_eq(registry_block_nodes(r, 0), 0);
+    /* re-registering keeps the tag; dropping frees it */
+    reg_add(r, &t[0], 100);
+    ck_assert_uint_eq(registry_block_nodes(r, 7), 2);
+    ck_assert_uint_eq(registry_drop(r, t[0].id.pk, 100), 1);
+    ck_assert_uint_eq(registry_block_nodes(r, 7), 1);
+    ck_assert_uint_eq(registry_expire(r, 100 + TTL, WALL), 2);
+    ck_assert_uint_eq(registry_block_nodes(r, 7), 0);
+    ck_assert_uint_eq(registry_block_nodes(r, 8), 0);
+    /* moved to block 0: counts nowhere */
+    reg_add(r, &t[0], 5000);
+    ck_assert_int_eq(registry_set_block(r, t[0].id.pk, 7), 0);
+    ck_assert_int_eq(registry_set_block(r, t[0].id.pk, 0), 0);
+    ck_assert_uint_eq(registry_block_nodes(r, 7), 0);
+    ck_assert_int_eq(registry_set_block(r, t[1].id.pk, 7), OVL_ENOENT);
+    registry_free(r); /* frees the block table with the nodes */
+}
+END_TEST
+
+/* Buckets per block: a burst, then one token per 1000 / rate ms; blocks
+ * apart; block 0 and rate 0 unlimited; a full table of live blocks
+ * refuses a new one until they refill. */
+START_TEST(block_buckets)
+{
+    struct dblocks *t = NULL;
+
+    ck_assert_int_eq(dblocks_new(0, &t), OVL_EINVAL);
+    ck_assert_int_eq(dblocks_new(DBLOCK_MAX + 1, &t), OVL_EINVAL);
+    ck_assert_int_eq(dblocks_new(2, &t), 0);
+    for (unsigned i = 0; i < 3; i++)
+        ck_assert(dblocks_take(t, 1, DBLOCK_CHAINS, 2, 3, 1000));
+    ck_assert(!dblocks_take(t, 1, DBLOCK_CHAINS, 2, 3, 1000));
+    ck_assert(!dblocks_take(t, 1, DBLOCK_CHAINS, 2, 3, 1499));
+    ck_assert(dblocks_take(t, 1, DBLOCK_CHAINS, 2, 3, 1500)); /* 500 ms a token */
+    ck_assert(!dblocks_take(t, 1, DBLOCK_CHAINS, 2, 3, 1500));
+    /* the other bucket of the block, and another block, are their own */
+    ck_assert(dblocks_take(t, 1, DBLOCK_REQUESTS, 2, 1, 1500));
+    ck_assert(!dblocks_take(t, 1, DBLOCK_REQUESTS, 2, 1, 1500));
+    ck_assert(dblocks_take(t, 2, DBLOCK_CHAINS, 2, 3, 1500));
+    ck_assert_uint_eq(dblocks_count(t), 2);
+    for (unsigned i = 0; i < 10; i++) {
+        ck_assert(dblocks_take(t, 0, DBLOCK_CHAINS, 2, 1, 1500));
+        ck_assert(dblocks_take(t, 1, DBLOCK_CHAINS, 0, 1, 1500));
+    }
+    /* full of live blocks: a third is refused */
+    ck_assert(!dblocks_take(t, 3, DBLOCK_CHAINS, 2, 3, 1500));
+    ck_assert_uint_eq(dblocks_count(t), 2);
+    /* once both are full again they are forgotten and 3 gets a bucket */
+    ck_assert(dblocks_take(t, 3, DBLOCK_CHAINS, 2, 3, 4000));
+    ck_assert_uint_eq(dblocks_count(t), 1);
+    dblocks_free(t);
+    dblocks_free(NULL);
+}
+END_TEST
+
 static Suite *registry_suite(void)
 {
     Suite *s = suite_create("registry");
@@ -633,6 +849,14 @@ static Suite *registry_suite(void)
     tcase_add_test(tc, chain_cap_fair);
     tcase_add_test(tc, drop_now);
     tcase_add_test(tc, chain_uniform);
+    tcase_add_test(tc, chain_set);
+    tcase_add_test(tc, chain_set_drop);
+    tcase_add_test(tc, chain_fresh);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("blocks");
+    tcase_add_test(tc, nodes_per_block);
+    tcase_add_test(tc, block_buckets);
     suite_add_tcase(s, tc);
     return s;
 }
