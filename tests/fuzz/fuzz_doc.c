@@ -14,7 +14,8 @@
  *     and that identity's signature over the entry.
  *
  * Properties: with both bits no input fails on a signature; a document
- * that parses has count entries that each parse as a descriptor, and one
+ * that parses has count entries that each parse as a descriptor, a chain
+ * set 1..DOC_MAX_SET whole chains of its shape, and one
  * the harness signed is rebuilt byte for byte by doc_begin, doc_add and
  * doc_finish from what doc_parse returned.
  */
@@ -23,7 +24,7 @@
 #include "dir/desc.h"
 #include "fuzz.h"
 
-#define N_RELAYS 40 /* the most a chain document holds: 8 hops x (1 + 4) */
+#define N_RELAYS 40 /* the most one chain holds: 8 hops x (1 + 4); a set repeats them */
 #define ID_OFF   20 /* id_pk's offset in a descriptor */
 
 static struct ovl_identity bs, relays[N_RELAYS];
@@ -73,10 +74,10 @@ static size_t make_desc(uint8_t *out, unsigned i)
     return len;
 }
 
-/* Write the seed mode | document (the signature dropped when mode says
- * the harness signs). */
-static void doc_seed(const char *dir, const char *name, uint8_t mode, uint8_t kind, uint8_t length,
-                     uint8_t backups, unsigned n)
+/* Write the seed mode | document of n entries, entry i relay i % wrap's
+ * (the signature dropped when mode says the harness signs). */
+static void doc_seed_wrap(const char *dir, const char *name, uint8_t mode, uint8_t kind,
+                          uint8_t length, uint8_t backups, unsigned n, unsigned wrap)
 {
     static struct fuzz_seed s;
     static const uint8_t ref[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
@@ -84,11 +85,11 @@ static void doc_seed(const char *dir, const char *name, uint8_t mode, uint8_t ki
     uint8_t d[DESC_MAX_LEN], *out;
     size_t len;
 
-    if (doc_begin(&b, kind, length, backups, kind == DOC_CHAIN ? ref : NULL, 1700000000000ull,
+    if (doc_begin(&b, kind, length, backups, kind != DOC_LIST ? ref : NULL, 1700000000000ull,
                   1700000600000ull, 16384) != 0)
         abort();
     for (unsigned i = 0; i < n; i++) {
-        size_t dl = make_desc(d, i);
+        size_t dl = make_desc(d, i % wrap);
         if (doc_add(&b, d, dl) != 0)
             abort();
     }
@@ -101,6 +102,12 @@ static void doc_seed(const char *dir, const char *name, uint8_t mode, uint8_t ki
     free(out);
 }
 
+static void doc_seed(const char *dir, const char *name, uint8_t mode, uint8_t kind, uint8_t length,
+                     uint8_t backups, unsigned n)
+{
+    doc_seed_wrap(dir, name, mode, kind, length, backups, n, N_RELAYS);
+}
+
 static void seeds(const char *dir)
 {
     doc_seed(dir, "raw-list-3", 0, DOC_LIST, 0, 0, 3);
@@ -108,6 +115,10 @@ static void seeds(const char *dir)
     doc_seed(dir, "signed-list-empty", 1, DOC_LIST, 0, 0, 0);
     doc_seed(dir, "signed-chain-2x2", 3, DOC_CHAIN, 2, 1, 4);
     doc_seed(dir, "signed-chain-3x1", 3, DOC_CHAIN, 3, 0, 3);
+    /* sets: relays repeat across chains, never within one */
+    doc_seed_wrap(dir, "signed-set-3x2x1", 3, DOC_CHAIN_SET, 2, 1, 12, 4);
+    doc_seed_wrap(dir, "signed-set-8x1", 3, DOC_CHAIN_SET, 1, 0, 8, 3);
+    doc_seed_wrap(dir, "raw-set-2x3", 0, DOC_CHAIN_SET, 3, 0, 6, 3);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -175,6 +186,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_ASSERT(doc.entries[i].desc >= buf && doc.entries[i].desc < buf + len);
             FUZZ_ASSERT(desc_parse(&d, doc.entries[i].desc, doc.entries[i].len) == 0);
         }
+        if (doc.kind == DOC_CHAIN_SET)
+            FUZZ_ASSERT(doc_chains(&doc) >= 1 && doc_chains(&doc) <= DOC_MAX_SET &&
+                        doc.count == doc_chains(&doc) * doc.length * (1u + doc.backups));
         if (sign)
             check_rebuild(&doc, buf, len);
     } else {

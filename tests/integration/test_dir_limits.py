@@ -5,6 +5,16 @@ chain requests ([dir] request_rate / request_burst on the bootstrap); past
 its burst it is answered BUSY (dir_requests_limited), while clientB, asking
 on its own link at the same time, is served.
 
+test_block_flood_limited: ovl-probe dir-flood speaks from other address
+blocks (127.0.7.1, 127.0.8.1: loopback too, but other /24s than the
+testnet's 127.0.0.1). From one, ten fresh identities register (past [dir]
+max_nodes_per_block: refused full, dir_registrations_full_block) and ask
+for fresh sets of chains (past block_chain_burst: busy, counted
+dir_chains_limited_block; minting identities bought no more draws); from
+the other, two links flood lookups within their own link buckets but past
+the block's (busy, dir_requests_limited_block, dir_requests_limited
+unmoved). clientB, in the testnet's block, is served meanwhile.
+
 test_private_addresses_refused: a bootstrap without [dir]
 allow_private_addresses refuses a relay whose descriptor names 127.0.0.1
 (dir_bad_addresses, status ADDRESS in the relay's log), and a relay without
@@ -67,6 +77,67 @@ def test_flood_leaves_others_served(net):
     assert tn["boot"].status()["dir_endpoints"] == 2
 
 
+BLOCK_NODES, CHAIN_BURST, REQ_BURST = 6, 4, 40
+
+
+def flood(boot, bind, *args):
+    """Run ovl-probe dir-flood at the bootstrap from source address bind;
+    return {(op, status): count}."""
+    host, port = boot.listen.split("://")[-1].rsplit(":", 1)
+    r = ovltest.run([ovltest.OVL_PROBE, "dir-flood", host, port, boot.id, "--bind", bind,
+                     "--timeout-ms", "60000"] + list(args), timeout=90)
+    print("  ovl-probe dir-flood %s: exit %d:\n%s%s" % (" ".join(args), r.returncode,
+                                                       r.stdout, r.stderr))
+    assert r.returncode == 0, "ovl-probe dir-flood did not get every reply"
+    seen = {}
+    for line in r.stdout.splitlines():
+        op, status, count = line.split()
+        seen[(op, int(status))] = int(count)
+    return seen
+
+
+def test_block_flood_limited(net):
+    extra = [("bootstrap", "dir", "max_nodes_per_block", str(BLOCK_NODES)),
+             ("bootstrap", "dir", "block_chain_rate", "1"),
+             ("bootstrap", "dir", "block_chain_burst", str(CHAIN_BURST)),
+             ("bootstrap", "dir", "block_request_rate", "1"),
+             ("bootstrap", "dir", "block_request_burst", str(REQ_BURST))]
+    tn = ovltest.testnet(net, relays=3, clients=2, chain_length=2, extra=extra)
+    boot, b = tn["boot"], tn["clientB"]
+    st0 = boot.status()
+    # the testnet's own block (3 relays, 2 clients) is under every cap
+    assert st0["dir_registrations_full_block"] == 0, st0
+    t0 = time.monotonic()
+    seen = flood(boot, "127.0.7.1", "--links", "10", "--register", "--chains", "2")
+    refill = int(time.monotonic() - t0) + 1
+    st = boot.status()
+    assert seen.get(("register", 0), 0) == BLOCK_NODES, seen
+    assert seen.get(("register", 3), 0) == 10 - BLOCK_NODES, seen  # full
+    assert st["dir_registrations_full_block"] - st0["dir_registrations_full_block"] == \
+        10 - BLOCK_NODES, st
+    # ten requesters, one per identity, each needing a draw: the block's
+    # burst (and its refill) drew sets; the rest were busy, none held
+    # (a requester's second FRESH within chain_refresh is its cached set)
+    ok, busy = seen.get(("chain", 0), 0), seen.get(("chain", 6), 0)
+    assert ok <= 2 * (CHAIN_BURST + refill), seen
+    assert busy >= 2 * (10 - CHAIN_BURST - refill), seen
+    assert ok + busy == 20, seen
+    assert st["dir_chains_limited_block"] - st0["dir_chains_limited_block"] >= busy, st
+    # another block: lookups past the block's bucket, within each link's
+    st1, t1 = boot.status(), time.monotonic()
+    seen = flood(boot, "127.0.8.1", "--links", "2", "--lookups", "30")
+    refill = int(time.monotonic() - t1) + 1
+    st = boot.status()
+    limited = st["dir_requests_limited_block"] - st1["dir_requests_limited_block"]
+    assert seen.get(("lookup", 6), 0) == limited, (seen, st)
+    assert limited >= 60 - REQ_BURST - refill, (limited, st)
+    assert st["dir_requests_limited"] == st1["dir_requests_limited"], st
+    # clientB, in the testnet's block, is served a fresh chain
+    ch = tn.ctl(b.name, "dir-chain", "--length", "1")
+    assert ch["length"] == 1, ch
+    assert b.status()["dir_registered"] == 1
+
+
 def test_private_addresses_refused(net):
     b = net.node("b", roles="bootstrap").start()
     boot = "[bootstrap.b]\naddress = %s\nid = %s\n" % (b.addr, b.id)
@@ -89,5 +160,6 @@ def test_private_addresses_refused(net):
 if __name__ == "__main__":
     ovltest.run_tests("test_dir_limits", [
         test_flood_leaves_others_served,
+        test_block_flood_limited,
         test_private_addresses_refused,
     ])

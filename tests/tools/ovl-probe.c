@@ -3,6 +3,8 @@
  *   ovl-probe MODE HOST PORT [PEER_NODE_ID] [--timeout-ms N] [--rekey-cells N]
  *   ovl-probe chain-tamper HOST PORT RELAY_ID BS_HOST BS_PORT BS_ID
  *   ovl-probe idesc HOST PORT BS_ID [--relay-key FILE]
+ *   ovl-probe dir-flood HOST PORT BS_ID [--bind ADDR] [--links N] [--register]
+ *                       [--chains M] [--lookups M]
  *
  * chain-tamper is the one well-behaved mode: it looks the relay's onion key
  * up at the bootstrap, opens a one-hop chain through the relay at
@@ -10,6 +12,10 @@
  * one valid cover cell, one with a flipped bit and a replay of the first;
  * the test then reads the relay's counters. It exits 0 once the relay has
  * processed all three (a ping round trip after them).
+ *
+ * dir-flood, in probe_flood.c, is well-behaved too: many links of one
+ * address block (--bind) registering and asking for chains and lookups,
+ * each reply's status counted.
  *
  * idesc, in probe_idesc.c, is well-behaved at the link layer too: it asks
  * the bootstrap at HOST:PORT to hold inbound descriptors, good and bad,
@@ -71,6 +77,7 @@ static const struct {
     {"deliver-flood", M_DELIVER_FLOOD, true},
     {"chain-tamper", M_CHAIN_TAMPER, true},
     {"idesc", M_IDESC, true},
+    {"dir-flood", M_DIR_FLOOD, true},
 };
 
 static uint64_t mono_ms(void)
@@ -235,6 +242,23 @@ static int wait_close(struct probe *p)
     }
 }
 
+/* Bind p->fd to the source address p->bind (port 0); -1 with errno set. */
+static int probe_bind(struct probe *p, int family)
+{
+    struct addrinfo hints = {
+        .ai_family = family, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
+    struct addrinfo *res = NULL;
+    int rc;
+
+    if (getaddrinfo(p->bind, "0", &hints, &res) != 0 || !res) {
+        errno = EINVAL;
+        return -1;
+    }
+    rc = bind(p->fd, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return rc;
+}
+
 /* Try one resolved address with a non-blocking connect bounded by the deadline. */
 static int connect_one(struct probe *p, const struct addrinfo *ai)
 {
@@ -250,6 +274,8 @@ static int connect_one(struct probe *p, const struct addrinfo *ai)
     /* Small frames back to back: without this Nagle holds the second one
      * until the first is acknowledged, adding ~40 ms to every run. */
     if (setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int)) != 0)
+        goto fail_errno;
+    if (p->bind && probe_bind(p, ai->ai_family) != 0)
         goto fail_errno;
     if (connect(p->fd, ai->ai_addr, ai->ai_addrlen) == 0)
         return 0;
@@ -769,6 +795,8 @@ static int probe_run(struct probe *p)
         return mode_chain_tamper(p);
     if (p->mode == M_IDESC)
         return mode_idesc(p);
+    if (p->mode == M_DIR_FLOOD)
+        return mode_dir_flood(p);
     if (probe_connect(p) != 0)
         return 1;
     p->t0 = mono_ms();
@@ -820,6 +848,9 @@ static void usage(void)
         "       | tamper | deliver-flood N\n"
         "       chain-tamper (then BS_HOST BS_PORT BS_ID after PEER_NODE_ID)\n"
         "       idesc [--relay-key FILE] (PEER_NODE_ID: the bootstrap's)\n"
+        "       dir-flood [--links N] [--register] [--chains M] [--lookups M]\n"
+        "       (PEER_NODE_ID: the bootstrap's)\n"
+        "any mode: --bind ADDR connects from source address ADDR\n"
         "(every mode but random and oversize needs PEER_NODE_ID)\n");
 }
 
@@ -852,6 +883,21 @@ static bool parse_args(struct probe *p, int argc, char **argv)
             if (i + 1 >= argc)
                 return false;
             p->relay_key = argv[++i];
+        } else if (strcmp(argv[i], "--bind") == 0) {
+            if (i + 1 >= argc)
+                return false;
+            p->bind = argv[++i];
+        } else if (strcmp(argv[i], "--register") == 0) {
+            p->flood_register = true;
+        } else if (strcmp(argv[i], "--links") == 0 || strcmp(argv[i], "--chains") == 0 ||
+                   strcmp(argv[i], "--lookups") == 0) {
+            uint64_t *dst = argv[i][3] == 'i'   ? &p->links
+                            : argv[i][3] == 'h' ? &p->flood_chains
+                                                : &p->flood_lookups;
+
+            if (i + 1 >= argc || !parse_u64(argv[i + 1], dst))
+                return false;
+            i++;
         } else if (npos < 7) {
             pos[npos++] = argv[i];
         } else {
@@ -892,9 +938,22 @@ static bool parse_args(struct probe *p, int argc, char **argv)
     return true;
 }
 
+/* Close p's connection and wipe its keys. */
+void probe_close(struct probe *p)
+{
+    if (p->fd >= 0)
+        close(p->fd);
+    p->fd = -1;
+    ovl_aead_wipe(&p->tx.aead);
+    ovl_aead_wipe(&p->rx.aead);
+    ovl_wipe(&p->tx, sizeof(p->tx));
+    ovl_wipe(&p->rx, sizeof(p->rx));
+}
+
 int main(int argc, char **argv)
 {
-    struct probe p = {.fd = -1, .timeout_ms = 10000, .rekey_cells = PROBE_REKEY_DEFAULT};
+    struct probe p = {
+        .fd = -1, .timeout_ms = 10000, .rekey_cells = PROBE_REKEY_DEFAULT, .links = 1};
     int status;
 
     if (!parse_args(&p, argc, argv)) {

@@ -8,6 +8,7 @@
 #ifndef OVL_TESTS_PROBE_H
 #define OVL_TESTS_PROBE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/cell.h"
@@ -25,7 +26,8 @@ enum probe_mode {
     M_TAMPER,
     M_DELIVER_FLOOD,
     M_CHAIN_TAMPER,
-    M_IDESC
+    M_IDESC,
+    M_DIR_FLOOD
 };
 
 /* One direction of sealed cells: key generation and next counter. */
@@ -49,6 +51,9 @@ struct probe {
     const char *bs_host, *bs_port; /* chain-tamper: the bootstrap */
     uint8_t bs_pk[OVL_ED25519_PK];
     const char *relay_key; /* idesc: a relay's identity.key file, or NULL */
+    const char *bind;      /* --bind: the source address to connect from, or NULL */
+    uint64_t links, flood_chains, flood_lookups; /* dir-flood: --links, --chains, --lookups */
+    bool flood_register;                         /* dir-flood: --register */
 };
 
 /* Connect to host:port expecting pk, complete the handshake, send HELLO.
@@ -70,6 +75,13 @@ int recv_cmd(struct probe *p, uint8_t cmd, uint32_t chain_id, struct cell *c);
  * requests are skipped. */
 int probe_dir_ask(struct probe *p, uint32_t req_id, const uint8_t *msg, size_t len, uint8_t *out,
                   size_t cap, size_t *out_len);
+
+/* Close p's connection and wipe its keys (the identity stays). */
+void probe_close(struct probe *p);
+
+/* dir-flood, in probe_flood.c: many links of one address block flooding a
+ * bootstrap; returns the exit status (0: every request was answered). */
+int mode_dir_flood(struct probe *p);
 
 /* idesc: DIR_IDESC requests at the bootstrap p->host:p->port (p->peer_pk),
  * one line per reply; returns the exit status (0: every reply came). */
