@@ -156,6 +156,14 @@ static void ctl_status_client(struct kvbuf *out, const struct client *c)
     X(chains_held_block, 64) X(registrations_full_block, 64) X(blocks, 32)
 /* clang-format on */
 #define DIR_STAT_OFF(f, bits) CTL_STAT_OFF(struct dir_stats, f, bits)
+/* clang-format off */
+#define DIR_SYNC_STATS(X)                                                                          \
+    X(reg.replicated_relays, 32) X(reg.replicated_endpoints, 32) X(syncs_sent, 64)                 \
+    X(syncs_ok, 64) X(syncs_failed, 64) X(syncs_served, 64) X(syncs_refused, 64)                   \
+    X(sync_added, 64) X(sync_bad, 64) X(sync_full, 64) X(reg.replicated_kept, 64)                  \
+    X(reg.replicated_ceded, 64) X(reg.full, 64) X(registry_loaded, 64) X(registry_skipped, 64)     \
+    X(registry_saves, 64)
+/* clang-format on */
 
 static void ctl_status_dir(struct kvbuf *out, const struct dir *d, bool bootstrap)
 {
@@ -176,14 +184,22 @@ static void ctl_status_dir(struct kvbuf *out, const struct dir *d, bool bootstra
                                      "requests_limited_block\0chains_limited_block\0"
                                      "chains_held_block\0registrations_full_block\0blocks\0";
     static const uint16_t boot_offs[] = {DIR_BOOT_STATS(DIR_STAT_OFF)};
+    static const char sync_names[] = "relays_replicated\0endpoints_replicated\0syncs_sent\0"
+                                     "syncs_ok\0syncs_failed\0syncs_served\0syncs_refused\0"
+                                     "sync_added\0sync_bad\0sync_full\0replicated_kept\0"
+                                     "replicated_ceded\0registry_full\0registry_loaded\0"
+                                     "registry_skipped\0registry_saves\0";
+    static const uint16_t sync_offs[] = {DIR_SYNC_STATS(DIR_STAT_OFF)};
     struct dir_stats st;
 
     memset(&st, 0, sizeof st);
     dir_stats(d, &st);
     kv_addu(out, "dir_registered", dir_registered(d) ? 1 : 0);
     ctl_add_stats(out, "dir_", names, offs, &st);
-    if (bootstrap)
+    if (bootstrap) {
         ctl_add_stats(out, "dir_", boot_names, boot_offs, &st);
+        ctl_add_stats(out, "dir_", sync_names, sync_offs, &st);
+    }
 }
 
 /* A relay's loop cover ([relay] loop_interval): the counters of the
@@ -623,6 +639,8 @@ static void ctl_relay_info(void *arg, const struct reg_node *rn)
     kv_addu(r->out, "age_ms", ctl_since(r->now, rn->registered_ms));
     kv_addu(r->out, "last_seen_ms", ctl_since(r->now, rn->last_seen_ms));
     kv_addu(r->out, "heartbeats", rn->heartbeats);
+    if (rn->flags & REG_NODE_REPLICATED) /* held from another bootstrap's DOC_SYNC */
+        ctl_add_id(r->out, "origin", rn->origin);
 }
 
 static int ctl_cmd_relays(struct ctl_req *rq)

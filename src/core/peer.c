@@ -44,8 +44,8 @@ static void peer_schedule(struct peer *p)
     if (span > 0)
         delay = delay - span / 2 + ovl_random_uniform(span + 1);
     uv_timer_start(p->timer, peer_timer_cb, delay, 0);
-    p->backoff_ms = p->backoff_ms * 2 > o->reconnect_max_ms ? o->reconnect_max_ms
-                                                            : p->backoff_ms * 2;
+    p->backoff_ms =
+        p->backoff_ms * 2 > o->reconnect_max_ms ? o->reconnect_max_ms : p->backoff_ms * 2;
 }
 
 /* The link observer: a peer's own link opened or closed. */
@@ -97,8 +97,11 @@ int peer_start_all(struct node *n, const struct peer_spec *specs, unsigned count
     if (rc)
         goto fail;
     for (i = 0; i < count; i++) {
-        struct peer *p = &n->peers[i];
+        struct peer *p = &n->peers[n->n_peers];
 
+        /* One config may name every bootstrap of a set, us among them. */
+        if (ovl_equal(specs[i].pk, n->id.pk, OVL_ED25519_PK))
+            continue;
         p->timer = timer_new(n->loop, p);
         if (!p->timer) {
             rc = OVL_ENOMEM;
@@ -109,7 +112,7 @@ int peer_start_all(struct node *n, const struct peer_spec *specs, unsigned count
         p->backoff_ms = n->opts.reconnect_min_ms;
         n->n_peers++;
     }
-    for (i = 0; i < count; i++)
+    for (i = 0; i < n->n_peers; i++)
         peer_dial(&n->peers[i]);
     return 0;
 fail_timers:

@@ -42,7 +42,9 @@ struct peer {
     enum link_close_reason last_reason;
 };
 
-/* Copy specs into n->peers, watch links for them and dial each one. */
+/* Copy specs into n->peers (but one naming our own identity: a config may
+ * list every bootstrap of a set, us among them), watch links for them and
+ * dial each one. */
 int peer_start_all(struct node *n, const struct peer_spec *specs, unsigned count) OVL_WUR;
 
 /* Stop watching links and close every reconnect timer (the array is freed

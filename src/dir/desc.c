@@ -13,8 +13,7 @@
 
 #include "lib/bytes.h"
 
-#define DESC_URI_LEN_MAX  255                                /* one length byte */
-#define DESC_MIN_LEN      (DESC_FIXED_LEN + 2 + OVL_SIG_LEN) /* one URI of one byte */
+#define DESC_URI_LEN_MAX  255 /* one length byte */
 #define DOC_MAX_HOPS      8
 #define DOC_MAX_BACKUPS   4
 #define DOC_VERSION       1
@@ -243,7 +242,7 @@ static bool doc_shape_ok(uint8_t kind, uint8_t length, uint8_t backups, const ui
 {
     if (expires_ms <= published_ms)
         return false;
-    if (kind == DOC_LIST)
+    if (kind == DOC_LIST || kind == DOC_SYNC)
         return length == 0 && backups == 0 && (!ref || all_zero(ref, 16));
     if (kind == DOC_CHAIN || kind == DOC_CHAIN_SET)
         return length >= 1 && length <= DOC_MAX_HOPS && backups <= DOC_MAX_BACKUPS;
@@ -421,11 +420,12 @@ int doc_parse(struct doc *doc, const uint8_t *in, size_t len, const uint8_t bs_p
         goto done;
     rc = OVL_ENOMEM;
     doc->entries = calloc(doc->count, sizeof(*doc->entries));
-    doc->descs = calloc(doc->count, sizeof(*doc->descs));
-    if (!doc->entries || !doc->descs)
+    if (doc->kind != DOC_SYNC) /* a sync's reader verifies only what is new to it */
+        doc->descs = calloc(doc->count, sizeof(*doc->descs));
+    if (!doc->entries || (!doc->descs && doc->kind != DOC_SYNC))
         goto fail;
     rc = doc_walk(in, body, doc->count, doc->entries);
-    if (rc == 0)
+    if (rc == 0 && doc->kind != DOC_SYNC)
         rc = doc_check_entries(doc);
 done:
     if (rc == 0)

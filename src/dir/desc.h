@@ -26,6 +26,10 @@
  * = k * length * (1 + backups), chain-major, each chain position-major as
  * above; ref names the set. An identity appears at most once within one
  * chain, and may appear in several chains.
+ * kind DOC_SYNC: the nodes registered directly with one bootstrap, for the
+ * other bootstraps of its set (docs/PROTOCOL.md 16.9); shaped like a list.
+ * doc_parse only walks its entries (descs stays NULL): the reader verifies
+ * each one it does not hold already (registry_replicate).
  *
  * Times are wall-clock milliseconds since the Unix epoch. Decoders check
  * every length against the buffer, the version, the flags, that URIs are
@@ -51,6 +55,8 @@
 #define DESC_POLICY_MAX 255 /* encoded exit policy, one length byte */
 #define DESC_MAX_LEN                                                                               \
     (DESC_FIXED_LEN + DESC_MAX_URIS * (1 + OVL_URI_MAX) + 1 + DESC_POLICY_MAX + OVL_SIG_LEN)
+#define DESC_MIN_LEN (DESC_FIXED_LEN + 2 + OVL_SIG_LEN) /* one URI of one byte */
+#define DESC_ID_OFF  20 /* id_pk's offset: version, flags, suites, n_uris, published, expires */
 #define DOC_HDR_LEN (4 + 16 + 8 + 8 + 2)
 #define DOC_MAX_LEN (256 * 1024) /* caps a relay list at roughly 1,000 relays */
 #define DOC_MAX_SET 8            /* chains in a DOC_CHAIN_SET */
@@ -64,7 +70,8 @@ enum desc_flags {
 enum doc_kind {
     DOC_LIST = 1,
     DOC_CHAIN = 2,
-    DOC_CHAIN_SET = 4, /* 3 is DOC_SYNC's */
+    DOC_SYNC = 3,
+    DOC_CHAIN_SET = 4,
 };
 
 /* A decoded (and, once verified, trusted) descriptor. */
@@ -160,7 +167,8 @@ void doc_builder_free(struct doc_builder *b);
  * doc->entries and doc->descs are allocated (both NULL when count is 0;
  * free with doc_free). OVL_EPROTO / OVL_ECRYPTO as desc_parse. For
  * DOC_CHAIN, count must equal length * (1 + backups); for DOC_CHAIN_SET,
- * a multiple k of it, 1 <= k <= DOC_MAX_SET. */
+ * a multiple k of it, 1 <= k <= DOC_MAX_SET.
+ * For DOC_SYNC the entries are only walked, not decoded: descs is NULL. */
 int doc_parse(struct doc *doc, const uint8_t *in, size_t len,
               const uint8_t bs_pk[OVL_ED25519_PK]) OVL_WUR;
 

@@ -273,6 +273,8 @@ static void dir_on_reply(void *ctx, struct link *l, const struct cell *c)
         return;
     }
     d->st.replies_in++;
+    if (dsync_on_reply(d, (unsigned)i, id, msg, len))
+        return;
     DL_FOREACH(d->pending, r)
     if (r->id == id && r->serial == l->serial) {
         dir_req_reply(d, r, msg, len, d->bs[i].spec.pk);
@@ -302,6 +304,7 @@ static void dir_link_opened(void *ctx, struct link *l)
     if (dir_stopping(d) || i < 0)
         return;
     dir_register_with(d, (unsigned)i, l);
+    dsync_linked(d, (unsigned)i, l);
     dir_retry_waiting(d);
 }
 
@@ -413,6 +416,8 @@ static void dir_opts_fill(struct dir_opts *o)
     }
     if (!o->desc_lifetime_ms)
         o->desc_lifetime_ms = 3 * o->onion_rotate_ms;
+    if (!o->list_lifetime_ms)
+        o->list_lifetime_ms = 3 * 3600000; /* 3 h */
 }
 
 /* Fill o with the documented defaults. */
@@ -438,6 +443,7 @@ static void dir_timers_close(struct dir *d)
     timer_close(&d->heartbeat);
     timer_close(&d->rotate);
     timer_close(&d->expire);
+    timer_close(&d->sync_timer);
 }
 
 /* Allocate the role's timers (dir_int.h: each file starts its own). */
@@ -450,7 +456,8 @@ static int dir_timers_new(struct dir *d)
     d->heartbeat = timer_new(loop, d);
     d->rotate = timer_new(loop, d);
     d->expire = timer_new(loop, d);
-    if (d->kick && d->tick && d->heartbeat && d->rotate && d->expire)
+    d->sync_timer = timer_new(loop, d);
+    if (d->kick && d->tick && d->heartbeat && d->rotate && d->expire && d->sync_timer)
         return 0;
     dir_timers_close(d);
     return OVL_ENOMEM;
@@ -504,9 +511,9 @@ int dir_init(struct node *n, const struct dir_opts *o, const struct dir_bootstra
     d->n = n;
     d->o = *o;
     dir_opts_fill(&d->o);
-    for (unsigned i = 0; i < n_bs; i++)
-        d->bs[i].spec = bs[i];
-    d->n_bs = n_bs;
+    for (unsigned i = 0; i < n_bs; i++) /* one config may list every bootstrap, us among them */
+        if (!ovl_equal(bs[i].pk, n->id.pk, OVL_ED25519_PK))
+            d->bs[d->n_bs++].spec = bs[i];
     ovl_random(&d->next_id, sizeof(d->next_id));
     rc = dir_timers_new(d);
     if (rc)
@@ -525,6 +532,8 @@ int dir_init(struct node *n, const struct dir_opts *o, const struct dir_bootstra
         if (rc)
             goto fail_timers;
         rc = ihold_new(d->o.max_nodes, &d->hold);
+        if (rc == 0)
+            rc = dsync_init(d);
         if (rc)
             goto fail_registry;
         rc = dblocks_new(DBLOCK_MAX, &d->blocks);
@@ -540,11 +549,13 @@ int dir_init(struct node *n, const struct dir_opts *o, const struct dir_bootstra
     uv_timer_start(d->tick, dir_tick_cb, tick, tick);
     dir_publish_start(d);
     dir_serve_start(d);
+    dsync_start(d);
     n->dir = d;
     *out = d;
     return 0;
 fail_registry:
     dblocks_free(d->blocks);
+    dsync_free(d);
     ihold_free(d->hold);
     registry_free(d->reg);
 fail_timers:
@@ -566,6 +577,8 @@ void dir_stop(struct dir *d)
     dir_unhandle(d);
     while (d->pending)
         dir_req_finish(d, d->pending, OVL_ECLOSED);
+    dsync_stop(d);
+    timer_close(&d->sync_timer);
     timer_close(&d->tick);
     timer_close(&d->heartbeat);
     timer_close(&d->rotate);
@@ -596,6 +609,7 @@ void dir_free(struct dir *d)
     ihold_free(d->hold);
     dblocks_free(d->blocks);
     free(d->list_doc);
+    dsync_free(d);
     if (d->n->dir == d)
         d->n->dir = NULL;
     ovl_wipe(d->onion, sizeof(d->onion));

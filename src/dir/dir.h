@@ -23,6 +23,12 @@
  *    exit_policy has rules) to every configured bootstrap as soon as
  *    the link to it opens, then heartbeats every heartbeat_ms. It re-registers
  *    when the onion key rotates or the bootstrap answers "unknown".
+ *  - A bootstrap with other bootstraps configured asks each linked one for
+ *    its directly registered nodes every heartbeat (DIR_SYNC) and holds
+ *    them as replicated; it answers DIR_SYNC only to them. It keeps its
+ *    direct nodes in <data_dir>/registry (node opts state_dir) and loads
+ *    them at start (docs/PROTOCOL.md 16.9). A configured bootstrap whose
+ *    id is our own is ignored.
  *  - It serves the other roles' requests (chains, relay lists, lookups),
  *    asking the first bootstrap whose link is open and the next one when a
  *    request fails or times out. Everything a bootstrap signs is verified
@@ -73,6 +79,7 @@ struct dir_opts {
     uint32_t capacity_kib;       /* [relay] capacity, KiB/s in our descriptor; 0 none */
     uint32_t request_rate;       /* [dir] request_rate: requests a second per link, default 20 */
     uint32_t request_burst;      /* [dir] request_burst, default 40 */
+    uint32_t list_lifetime_ms;   /* [dir] list_lifetime: relay list expiry after signing, 3 h */
     bool allow_private;          /* [dir] allow_private_addresses, default false */
     struct exit_policy exit_policy; /* [exit] policy, published by a relay; no rules: no exit */
 
@@ -138,6 +145,20 @@ struct dir_stats {
     uint64_t idesc_refused[IDESC_VERDICTS]; /* refused by idesc_accept, per verdict */
     uint64_t idescs_dropped;                /* held ones dropped when they expired */
     uint32_t idescs;                        /* inbound descriptors held now */
+
+    /* Several bootstraps and the registry on disk (docs/PROTOCOL.md 16.9),
+     * bootstrap only: */
+    uint64_t syncs_sent;       /* DIR_SYNCs we asked of the other bootstraps */
+    uint64_t syncs_ok;         /* DOC_SYNC documents taken */
+    uint64_t syncs_failed;     /* answered otherwise than OK, or with a bad document */
+    uint64_t syncs_served;     /* DOC_SYNC documents sent to the other bootstraps */
+    uint64_t syncs_refused;    /* DIR_SYNCs from a peer that is not one of our bootstraps */
+    uint64_t sync_added;       /* entries new here, held as replicated */
+    uint64_t sync_bad;         /* entries refused: malformed, badly signed, expired, address */
+    uint64_t sync_full;        /* entries refused: max_nodes, or their origin's share */
+    uint64_t registry_loaded;  /* entries taken from <data_dir>/registry at start */
+    uint64_t registry_skipped; /* entries there that no longer held (expired, ...) */
+    uint64_t registry_saves;   /* writes of <data_dir>/registry asked for */
 };
 
 struct dir;
@@ -238,8 +259,9 @@ bool dir_registered(const struct dir *d);
 /* Return the counters (and registry counts on a bootstrap). */
 void dir_stats(const struct dir *d, struct dir_stats *st);
 
-/* Bootstrap only: call fn for every live relay (for "ovlctl relays");
- * OVL_EUNSUPP on other nodes. */
+/* Bootstrap only: call fn for every live relay (for "ovlctl relays"),
+ * replicated ones included (REG_NODE_REPLICATED); OVL_EUNSUPP on other
+ * nodes. */
 int dir_each_registered(const struct dir *d, void (*fn)(void *arg, const struct reg_node *n),
                         void *arg) OVL_WUR;
 

@@ -13,7 +13,11 @@
  *   dirsrv.c    the bootstrap serving requests from its registry and its
  *               hold of inbound descriptors (ihold.c), within what each
  *               address block may cost it (dblock.c), and expiring silent
- *               nodes and expired inbound descriptors.
+ *               nodes and expired inbound descriptors;
+ *   dsync.c     a bootstrap among several: DIR_SYNC asked of and answered
+ *               to the other configured bootstraps, the registry on disk,
+ *               the warning when the registry is full (called by dir.c and
+ *               dirsrv.c, calling neither).
  * Once dir_init has set it up and until dir_free, each group of fields in
  * struct dir is written only by the file that heads it, except the
  * counters (st: by whoever does what they count) and next_id
@@ -31,6 +35,7 @@
 #include <uv.h>
 
 #include "lib/htab.h"
+#include "lib/statefile.h"
 #include "dir/dir.h"
 #include "dir/dblock.h"
 #include "dir/dirmsg.h"
@@ -162,6 +167,20 @@ struct dir {
     size_t list_doc_len;
     uint64_t list_version; /* registry_version() it was built from */
     uint64_t list_built_ms;
+
+    /* dsync.c: bootstrap only */
+    struct dir_sync_ask {
+        uint32_t id;      /* outstanding DIR_SYNC to bootstrap i, 0 if none */
+        uint64_t sent_ms; /* monotonic */
+    } sync[DIR_MAX_BOOTSTRAPS];
+    uv_timer_t *sync_timer;
+    uint8_t *sync_doc; /* the DOC_SYNC signed last, or NULL */
+    size_t sync_doc_len;
+    uint64_t sync_version; /* registry_direct_version() it was built from */
+    uint64_t sync_built_ms;
+    struct statefile regfile; /* <data_dir>/registry */
+    uint64_t reg_saved;       /* registry_direct_version() written last */
+    uint64_t full_warned_ms;  /* when "registry full" was logged last, 0 never */
 };
 
 /* True once dir_stop ran. */
@@ -230,5 +249,36 @@ void dir_serve(struct dir *d, struct link *l, struct dir_rx *rx, uint32_t id, co
 /* A link closed (after it had opened): on a bootstrap, drop its peer if no
  * other link to it remains. */
 void dir_serve_link_closed(struct dir *d, struct link *l);
+
+/* ---- dsync.c ----------------------------------------------------------- */
+
+/* Bootstrap only: prepare <data_dir>/registry and load what it holds into
+ * d->reg (before the loop runs). OVL_ENOMEM; a missing or bad file is no
+ * error (logged). */
+int dsync_init(struct dir *d) OVL_WUR;
+
+/* Start the sync timer (every heartbeat: ask, and save the registry). */
+void dsync_start(struct dir *d);
+
+/* dir_stop: write the registry if it changed since the last write. */
+void dsync_stop(struct dir *d);
+
+/* Free the cached document and the state file (dir_free). */
+void dsync_free(struct dir *d);
+
+/* A link to bootstrap i opened: ask it for its nodes now. */
+void dsync_linked(struct dir *d, unsigned i, struct link *l);
+
+/* If id is our DIR_SYNC to bootstrap i, take its reply msg (len bytes)
+ * and return true; else false. */
+bool dsync_on_reply(struct dir *d, unsigned i, uint32_t id, const uint8_t *msg, size_t len);
+
+/* Answer DIR_SYNC (arg_len bytes after the op) from l's peer (NULL: from
+ * ourselves): a DIR_STATUS_* with *res (malloc'd) the DOC_SYNC on OK. */
+int dsync_serve(struct dir *d, struct link *l, size_t arg_len, uint8_t **res,
+                size_t *res_len) OVL_WUR;
+
+/* A registration was refused at max_nodes: warn, once a minute at most. */
+void dsync_registry_full(struct dir *d);
 
 #endif

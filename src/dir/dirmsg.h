@@ -23,6 +23,8 @@
  *                  of the hidden node's chain    rep: - (BAD: malformed,
  *                  badly signed, expired or future; REFUSED: a relay's,
  *                  or not newer than the one held; FULL: a cap)
+ *   DIR_SYNC       req: -                        rep: DOC_SYNC document (REFUSED:
+ *                  the requester is not one of our configured bootstraps)
  * A DIR_LOOKUP of a hidden node answers its inbound descriptor instead of
  * a descriptor (told apart by the first byte, the version: 1, where a
  * descriptor has 2).
@@ -59,6 +61,7 @@ enum dirmsg_op {
     DIR_LOOKUP = 5,
     DIR_REPORT = 6,
     DIR_IDESC = 7,
+    DIR_SYNC = 8, /* req: -  rep: DOC_SYNC; only between configured bootstraps */
 };
 
 enum dirmsg_status {

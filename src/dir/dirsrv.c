@@ -35,6 +35,8 @@ static int dir_srv_register(struct dir *d, const uint8_t peer[OVL_ED25519_PK], c
     if (rc) {
         log_debug(&d->n->log, "bootstrap: registration of %s refused: %s", id, ovl_strerror(rc));
         d->st.bad_addresses += rc == OVL_EUNSUPP;
+        if (rc == OVL_ENOMEM)
+            dsync_registry_full(d);
         return rc == OVL_EPERM     ? DIR_STATUS_REFUSED
                : rc == OVL_ENOMEM  ? DIR_STATUS_FULL
                : rc == OVL_EUNSUPP ? DIR_STATUS_ADDRESS
@@ -89,7 +91,7 @@ static int dir_list_build(struct dir *d, uint64_t now)
     memset(&c, 0, sizeof(c));
     registry_each_relay(d->reg, dir_list_size, &c);
     cap = DOC_HDR_LEN + c.need + OVL_SIG_LEN;
-    rc = doc_begin(&c.b, DOC_LIST, 0, 0, zero, wall, wall + d->o.ttl_ms,
+    rc = doc_begin(&c.b, DOC_LIST, 0, 0, zero, wall, wall + d->o.list_lifetime_ms,
                    cap > DOC_MAX_LEN ? DOC_MAX_LEN : cap);
     if (rc)
         return rc;
@@ -114,7 +116,7 @@ static int dir_srv_list(struct dir *d, struct link *l, uint8_t **res, size_t *re
     uint64_t now = clock_now_ms(), age = now - d->list_built_ms;
     int rc;
 
-    if (!d->list_doc || age >= d->o.ttl_ms / 2 ||
+    if (!d->list_doc || age >= d->o.ttl_ms / 2 || age >= d->o.list_lifetime_ms / 2 ||
         (age >= d->o.heartbeat_ms / 2 && registry_version(d->reg) != d->list_version)) {
         rc = dir_list_build(d, now);
         if (rc)
@@ -346,7 +348,8 @@ static int dir_srv_register_block(struct dir *d, struct link *l, const uint8_t p
                                   const uint8_t *in, size_t len)
 {
     uint64_t block = dir_block_of(l);
-    bool known = registry_lookup(d->reg, peer) != NULL;
+    const struct reg_node *rn = registry_lookup(d->reg, peer);
+    bool known = rn && !(rn->flags & REG_NODE_REPLICATED); /* a copy counts nowhere yet */
     int status;
 
     if (!known && block && d->o.max_nodes_per_block &&
@@ -385,6 +388,8 @@ static int dir_srv_op(struct dir *d, struct link *l, const uint8_t *msg, size_t 
         return dir_srv_report(d, peer, msg + 1, len - 1);
     case DIR_IDESC:
         return dir_srv_idesc(d, peer, msg + 1, len - 1);
+    case DIR_SYNC:
+        return dsync_serve(d, l, len - 1, res, res_len);
     default:
         return DIR_STATUS_BAD;
     }

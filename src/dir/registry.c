@@ -10,7 +10,13 @@
  * (registry_expire sweeps chains first). A set of chains is one entry of
  * the chain table, dropped whole when any of its members is. Address
  * blocks with live nodes are hashed by block, each counting its nodes.
+ *
+ * Replicated nodes (from other bootstraps' DOC_SYNC) sit in the same
+ * table with REG_NODE_REPLICATED set; a small array counts them per
+ * origin for the share cap. The direct nodes also survive restarts
+ * through registry_save / registry_restore.
  */
+#include "lib/bytes.h"
 #include "lib/htab.h"
 #include "dir/registry.h"
 #include "dir/select.h"
@@ -45,12 +51,22 @@ struct rchain {
     UT_hash_handle hh;
 };
 
+struct reg_origin {
+    uint8_t pk[OVL_ED25519_PK];
+    uint32_t held; /* replicated nodes from it now */
+};
+
 struct registry {
     struct registry_opts o;
     struct rnode *nodes;
     struct rchain *chains;
     struct rblock *blocks;
     uint64_t registered, dropped, generated, cached, evicted, refreshed;
+    uint64_t full, kept, ceded;
+    uint64_t repl_changes;   /* replicated nodes added or given newer bytes */
+    uint64_t direct_changes; /* direct nodes registered (again) or dropped */
+    struct reg_origin origins[REGISTRY_MAX_ORIGINS];
+    unsigned n_origins;
 };
 
 static struct rnode *rnode_of(const struct reg_node *n)
@@ -85,8 +101,34 @@ static void chain_free(struct registry *r, struct rchain *c)
 
 static void block_unref(struct registry *r, struct rnode *n);
 
+static struct reg_origin *origin_find(struct registry *r, const uint8_t pk[OVL_ED25519_PK])
+{
+    for (unsigned i = 0; i < r->n_origins; i++)
+        if (memcmp(r->origins[i].pk, pk, OVL_ED25519_PK) == 0)
+            return &r->origins[i];
+    return NULL;
+}
+
+/* n stops being replicated (dropped, or registered directly): its origin
+ * holds one fewer. */
+static void node_unreplicate(struct registry *r, struct rnode *n)
+{
+    struct reg_origin *o;
+
+    if (!(n->pub.flags & REG_NODE_REPLICATED))
+        return;
+    o = origin_find(r, n->pub.origin);
+    if (o && o->held)
+        o->held--;
+    n->pub.flags &= ~REG_NODE_REPLICATED;
+    memset(n->pub.origin, 0, OVL_ED25519_PK);
+}
+
 static void node_free(struct registry *r, struct rnode *n)
 {
+    if (!(n->pub.flags & REG_NODE_REPLICATED))
+        r->direct_changes++;
+    node_unreplicate(r, n);
     block_unref(r, n);
     HASH_DEL(r->nodes, n);
     free(n->pub.raw);
@@ -138,6 +180,26 @@ static void sweep_chains(struct registry *r, uint64_t now_ms, bool by_time)
     }
 }
 
+/* At max_nodes, drop one replicated node (and its chains) to make room
+ * for a direct one: false when every node is direct. */
+static bool registry_cede(struct registry *r, uint64_t now_ms)
+{
+    struct rnode *n, *tmp;
+
+    HASH_ITER(hh, r->nodes, n, tmp)
+    {
+        if (!(n->pub.flags & REG_NODE_REPLICATED))
+            continue;
+        n->dropping = true;
+        sweep_chains(r, now_ms, false);
+        node_free(r, n);
+        r->dropped++;
+        r->ceded++;
+        return true;
+    }
+    return false;
+}
+
 /* Add or replace the node whose signed descriptor is raw. */
 int registry_register(struct registry *r, const uint8_t peer_pk[OVL_ED25519_PK], const uint8_t *raw,
                       size_t len, uint64_t now_ms, uint64_t wall_ms)
@@ -159,15 +221,19 @@ int registry_register(struct registry *r, const uint8_t peer_pk[OVL_ED25519_PK],
     if (!desc_addresses_ok(&d, r->o.allow_private))
         return OVL_EUNSUPP;
     HASH_FIND(hh, r->nodes, d.id_pk, OVL_ED25519_PK, n);
-    if (!n && HASH_COUNT(r->nodes) >= r->o.max_nodes)
+    if (!n && HASH_COUNT(r->nodes) >= r->o.max_nodes && !registry_cede(r, now_ms)) {
+        r->full++;
         return OVL_ENOMEM;
+    }
     copy = malloc(len);
     if (!copy)
         return OVL_ENOMEM;
     memcpy(copy, raw, len);
+    r->direct_changes++;
 
     if (n) {
         bool was_relay = n->pub.d.flags & DESC_RELAY;
+        node_unreplicate(r, n); /* a direct registration supersedes a copy */
         free(n->pub.raw);
         n->pub.d = d;
         n->pub.raw = copy;
@@ -211,7 +277,8 @@ int registry_heartbeat(struct registry *r, const uint8_t pk[OVL_ED25519_PK], uin
     if (!r || !pk)
         return OVL_EINVAL;
     HASH_FIND(hh, r->nodes, pk, OVL_ED25519_PK, n);
-    if (!n)
+    /* A copy from another bootstrap: the node must register here itself. */
+    if (!n || (n->pub.flags & REG_NODE_REPLICATED))
         return OVL_ENOENT;
     if (now_ms > n->pub.last_seen_ms)
         n->pub.last_seen_ms = now_ms;
@@ -254,6 +321,10 @@ unsigned registry_drop(struct registry *r, const uint8_t pk[OVL_ED25519_PK], uin
     HASH_FIND(hh, r->nodes, pk, OVL_ED25519_PK, n);
     if (!n)
         return 0;
+    if (n->pub.flags & REG_NODE_REPLICATED) { /* its link to us says nothing of it */
+        r->kept++;
+        return 0;
+    }
     n->dropping = true;
     sweep_chains(r, now_ms, false);
     node_free(r, n);
@@ -560,7 +631,7 @@ uint32_t registry_block_nodes(const struct registry *r, uint64_t block)
 /* Return a number that changes whenever a node is registered or dropped. */
 uint64_t registry_version(const struct registry *r)
 {
-    return r ? r->registered + r->dropped : 0;
+    return r ? r->registered + r->dropped + r->repl_changes : 0;
 }
 
 /* Fill st with the current counts and counters. */
@@ -575,11 +646,19 @@ void registry_stats(const struct registry *r, struct registry_stats *st)
         return;
     HASH_ITER(hh, r->nodes, n, tmp)
     {
-        if (n->pub.d.flags & DESC_RELAY)
+        bool repl = n->pub.flags & REG_NODE_REPLICATED;
+
+        if (n->pub.d.flags & DESC_RELAY) {
             st->relays++;
-        else
+            st->replicated_relays += repl;
+        } else {
             st->endpoints++;
+            st->replicated_endpoints += repl;
+        }
     }
+    st->full = r->full;
+    st->replicated_kept = r->kept;
+    st->replicated_ceded = r->ceded;
     st->chains = HASH_COUNT(r->chains);
     st->registered = r->registered;
     st->dropped = r->dropped;
@@ -587,4 +666,216 @@ void registry_stats(const struct registry *r, struct registry_stats *st)
     st->chains_cached = r->cached;
     st->chains_evicted = r->evicted;
     st->chains_refreshed = r->refreshed;
+}
+
+/* ---- several bootstraps: replicated nodes, the registry on disk -------- */
+
+/* The origin entry of pk, made if there is room; NULL past
+ * REGISTRY_MAX_ORIGINS. */
+static struct reg_origin *origin_get(struct registry *r, const uint8_t pk[OVL_ED25519_PK])
+{
+    struct reg_origin *o = origin_find(r, pk);
+
+    if (o || r->n_origins == REGISTRY_MAX_ORIGINS)
+        return o;
+    o = &r->origins[r->n_origins++];
+    memcpy(o->pk, pk, OVL_ED25519_PK);
+    o->held = 0;
+    return o;
+}
+
+/* Verify raw as a descriptor a node may be listed with. */
+static int replica_check(const struct registry *r, struct desc *d, const uint8_t *raw, size_t len,
+                         uint64_t wall_ms)
+{
+    int rc = desc_parse(d, raw, len);
+
+    if (rc)
+        return rc;
+    if (desc_expired(d, wall_ms))
+        return OVL_ETIMEDOUT;
+    return desc_addresses_ok(d, r->o.allow_private) ? 0 : OVL_EUNSUPP;
+}
+
+/* n, held as replicated, was named again: alive, and newer bytes taken
+ * (verified first; the same bytes need no second look). */
+static int replica_refresh(struct registry *r, struct rnode *n, const uint8_t *raw, size_t len,
+                           uint64_t now_ms, uint64_t wall_ms)
+{
+    struct desc d;
+    uint8_t *copy;
+    int rc;
+
+    if (n->pub.raw_len != len || memcmp(n->pub.raw, raw, len) != 0) {
+        rc = replica_check(r, &d, raw, len, wall_ms);
+        if (rc)
+            return rc;
+        if (d.published_ms <= n->pub.d.published_ms)
+            goto alive; /* an older copy: the origin lags; ours stands */
+        if (!(copy = malloc(len)))
+            return OVL_ENOMEM;
+        memcpy(copy, raw, len);
+        if ((n->pub.d.flags & DESC_RELAY) && !(d.flags & DESC_RELAY)) {
+            n->dropping = true; /* carries no chains any more: as registry_register */
+            sweep_chains(r, now_ms, false);
+            n->dropping = false;
+        }
+        free(n->pub.raw);
+        n->pub.raw = copy;
+        n->pub.raw_len = len;
+        n->pub.d = d;
+        r->repl_changes++;
+    }
+alive:
+    if (now_ms > n->pub.last_seen_ms)
+        n->pub.last_seen_ms = now_ms;
+    return REG_SYNC_REFRESHED;
+}
+
+/* Add a node no one registered here, as a copy from origin. */
+static int replica_add(struct registry *r, const uint8_t origin[OVL_ED25519_PK], const uint8_t *raw,
+                       size_t len, uint64_t now_ms, uint64_t wall_ms)
+{
+    uint32_t share = r->o.max_nodes / 2 ? r->o.max_nodes / 2 : 1;
+    struct reg_origin *o;
+    struct rnode *n;
+    unsigned before;
+    int rc;
+
+    o = origin_get(r, origin);
+    if (!o || o->held >= share || HASH_COUNT(r->nodes) >= r->o.max_nodes)
+        return OVL_ENOMEM;
+    n = calloc(1, sizeof(*n));
+    if (!n)
+        return OVL_ENOMEM;
+    rc = replica_check(r, &n->pub.d, raw, len, wall_ms);
+    if (rc == 0 && !(n->pub.raw = malloc(len)))
+        rc = OVL_ENOMEM;
+    if (rc) {
+        free(n);
+        return rc;
+    }
+    memcpy(n->pub.raw, raw, len);
+    n->pub.raw_len = len;
+    n->pub.registered_ms = n->pub.last_seen_ms = now_ms;
+    n->pub.flags = REG_NODE_REPLICATED;
+    memcpy(n->pub.origin, origin, OVL_ED25519_PK);
+    before = HASH_COUNT(r->nodes);
+    HASH_ADD(hh, r->nodes, pub.d.id_pk, OVL_ED25519_PK, n);
+    if (HASH_COUNT(r->nodes) == before) {
+        free(n->pub.raw);
+        free(n);
+        return OVL_ENOMEM;
+    }
+    o->held++;
+    r->repl_changes++;
+    return REG_SYNC_ADDED;
+}
+
+/* Hold raw as a copy from origin's DOC_SYNC. */
+int registry_replicate(struct registry *r, const uint8_t origin[OVL_ED25519_PK], const uint8_t *raw,
+                       size_t len, uint64_t now_ms, uint64_t wall_ms)
+{
+    struct rnode *n;
+
+    if (!r || !origin || !raw)
+        return OVL_EINVAL;
+    /* The identity sits at a fixed offset: found before anything is
+     * verified, so that bytes already held cost a comparison only. */
+    if (len < DESC_MIN_LEN || len > DESC_MAX_LEN)
+        return OVL_EPROTO;
+    HASH_FIND(hh, r->nodes, raw + DESC_ID_OFF, OVL_ED25519_PK, n);
+    if (n && !(n->pub.flags & REG_NODE_REPLICATED))
+        return REG_SYNC_DIRECT;
+    if (n)
+        return replica_refresh(r, n, raw, len, now_ms, wall_ms);
+    return replica_add(r, origin, raw, len, now_ms, wall_ms);
+}
+
+/* Call fn for every node registered directly. */
+void registry_each_direct(const struct registry *r, void (*fn)(void *arg, const struct reg_node *n),
+                          void *arg)
+{
+    struct rnode *n, *tmp;
+
+    if (!r || !fn)
+        return;
+    HASH_ITER(hh, r->nodes, n, tmp)
+    {
+        if (!(n->pub.flags & REG_NODE_REPLICATED))
+            fn(arg, &n->pub);
+    }
+}
+
+/* Return a number that changes with the direct nodes. */
+uint64_t registry_direct_version(const struct registry *r)
+{
+    return r ? r->direct_changes : 0;
+}
+
+#define REG_FILE_VERSION 1
+#define REG_FILE_HDR     5 /* version(1) | count(4) */
+
+/* Serialise the direct nodes' descriptors. */
+int registry_save(const struct registry *r, uint8_t **out, size_t *len)
+{
+    struct rnode *n, *tmp;
+    size_t need = REG_FILE_HDR, pos = REG_FILE_HDR;
+    uint32_t count = 0;
+    uint8_t *buf;
+
+    *out = NULL;
+    *len = 0;
+    HASH_ITER(hh, r->nodes, n, tmp)
+    {
+        if (!(n->pub.flags & REG_NODE_REPLICATED))
+            need += 2 + n->pub.raw_len;
+    }
+    buf = malloc(need);
+    if (!buf)
+        return OVL_ENOMEM;
+    HASH_ITER(hh, r->nodes, n, tmp)
+    {
+        if (n->pub.flags & REG_NODE_REPLICATED)
+            continue;
+        st_le16(buf + pos, (uint16_t)n->pub.raw_len);
+        memcpy(buf + pos + 2, n->pub.raw, n->pub.raw_len);
+        pos += 2 + n->pub.raw_len;
+        count++;
+    }
+    buf[0] = REG_FILE_VERSION;
+    st_le32(buf + 1, count);
+    *out = buf;
+    *len = pos;
+    return 0;
+}
+
+/* Register directly what registry_save wrote, where it still holds. */
+int registry_restore(struct registry *r, const uint8_t *buf, size_t len, uint64_t now_ms,
+                     uint64_t wall_ms, unsigned *loaded, unsigned *skipped)
+{
+    size_t pos = REG_FILE_HDR;
+    uint32_t count;
+
+    *loaded = *skipped = 0;
+    if (!r || !buf || len < REG_FILE_HDR || buf[0] != REG_FILE_VERSION)
+        return OVL_EPROTO;
+    count = ld_le32(buf + 1);
+    for (uint32_t i = 0; i < count; i++) {
+        size_t elen;
+
+        if (len - pos < 2)
+            return OVL_EPROTO;
+        elen = ld_le16(buf + pos);
+        pos += 2;
+        if (elen < DESC_MIN_LEN || elen > len - pos)
+            return OVL_EPROTO;
+        /* Its own identity as the peer: the descriptor is signed by it. */
+        if (registry_register(r, buf + pos + DESC_ID_OFF, buf + pos, elen, now_ms, wall_ms) == 0)
+            (*loaded)++;
+        else
+            (*skipped)++;
+        pos += elen;
+    }
+    return pos == len ? 0 : OVL_EPROTO;
 }

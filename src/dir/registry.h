@@ -38,6 +38,18 @@
  *
  * Registration refuses a descriptor naming an address that is not public
  * (desc_addresses_ok) unless allow_private.
+ *
+ * Several bootstraps (docs/PROTOCOL.md 16.9): a node registered directly
+ * here is *direct*; one another bootstrap's DOC_SYNC named is *replicated*
+ * (registry_replicate), remembering that bootstrap as its origin. A
+ * replicated node is listed, drawn and looked up like a direct one, lives
+ * until ttl_ms after the last sync that named it, is never dropped by
+ * registry_drop (its link to us means nothing: it may have none), and is
+ * superseded by a direct registration of its identity. It counts against
+ * max_nodes, and at most half of max_nodes (at least one) are held from
+ * any one origin; a new direct node at max_nodes takes the place of a
+ * replicated one. Only direct nodes are exported (registry_each_direct)
+ * and kept across restarts (registry_save, registry_restore).
  */
 #ifndef OVL_DIR_REGISTRY_H
 #define OVL_DIR_REGISTRY_H
@@ -69,13 +81,22 @@ struct registry_opts {
     uint32_t chain_refresh_ms; /* REG_FRESH is honoured once a set is this old; 0: always */
 };
 
+#define REGISTRY_MAX_ORIGINS 8 /* bootstraps replicated from (= DIR_MAX_BOOTSTRAPS) */
+
+/* Bits of struct reg_node's flags. */
+enum reg_node_flag {
+    REG_NODE_REPLICATED = 1u << 0, /* from another bootstrap's DOC_SYNC, not registered here */
+};
+
 /* One registered node. */
 struct reg_node {
     struct desc d;
     uint8_t *raw; /* the signed descriptor as received */
     size_t raw_len;
-    uint64_t registered_ms, last_seen_ms; /* monotonic */
+    uint64_t registered_ms, last_seen_ms; /* monotonic; replicated: the last sync naming it */
     uint64_t heartbeats;
+    unsigned flags;                 /* REG_NODE_* */
+    uint8_t origin[OVL_ED25519_PK]; /* replicated: the bootstrap it came from; else zero */
 };
 
 /* A generated chain, or a set of count chains of one shape: count * length *
@@ -117,7 +138,7 @@ unsigned registry_expire(struct registry *r, uint64_t now_ms, uint64_t wall_ms);
 
 /* Drop the node pk at once, and the cached chains that hold it (its link
  * to us closed: dead, or unreachable from here). Returns 1 if it was
- * registered, else 0. */
+ * registered, else 0; a replicated node is kept (and counted: kept). */
 unsigned registry_drop(struct registry *r, const uint8_t pk[OVL_ED25519_PK], uint64_t now_ms);
 
 /* Return the node with identity pk, or NULL. */
@@ -160,7 +181,52 @@ struct registry_stats {
     uint32_t relays, endpoints, chains;
     uint64_t registered, dropped, chains_generated, chains_cached, chains_evicted;
     uint64_t chains_refreshed; /* sets drawn anew for REG_FRESH (also in chains_generated) */
+    uint32_t replicated_relays, replicated_endpoints; /* of relays and endpoints: replicated */
+    uint64_t full;                                    /* new direct nodes refused at max_nodes */
+    uint64_t replicated_kept;  /* registry_drop of a replicated node, which stays */
+    uint64_t replicated_ceded; /* replicated nodes dropped for a new direct one at max_nodes */
 };
 void registry_stats(const struct registry *r, struct registry_stats *st);
+
+/* What registry_replicate did with a descriptor. */
+enum reg_sync_result {
+    REG_SYNC_ADDED = 1,     /* a new identity, held as replicated */
+    REG_SYNC_REFRESHED = 2, /* held as replicated already: alive again, newer bytes taken */
+    REG_SYNC_DIRECT = 3,    /* registered directly here: left alone */
+};
+
+/* Hold the node whose signed descriptor is raw (len bytes) as replicated
+ * from origin, a configured bootstrap whose DOC_SYNC named it at now_ms.
+ * Bytes equal to those held are not verified again; others are verified
+ * (desc_parse) and taken only when published later than the held ones.
+ * Returns an enum reg_sync_result, or OVL_EPROTO / OVL_ECRYPTO for a bad
+ * descriptor, OVL_ETIMEDOUT when expired at wall_ms, OVL_EUNSUPP for an
+ * address that is not public (unless allow_private), OVL_ENOMEM at
+ * max_nodes or at origin's share, or with more than REGISTRY_MAX_ORIGINS
+ * origins. */
+int registry_replicate(struct registry *r, const uint8_t origin[OVL_ED25519_PK], const uint8_t *raw,
+                       size_t len, uint64_t now_ms, uint64_t wall_ms) OVL_WUR;
+
+/* Call fn for every node registered directly (relays and endpoints). */
+void registry_each_direct(const struct registry *r, void (*fn)(void *arg, const struct reg_node *n),
+                          void *arg);
+
+/* Return a number that changes whenever the direct nodes or their
+ * descriptors change: what a DOC_SYNC built from r depends on. */
+uint64_t registry_direct_version(const struct registry *r);
+
+/* Serialise the direct nodes' descriptors into *out (malloc'd, the
+ * caller's): version(1) = 1 | count(4, LE) | count x (len(2, LE) | raw).
+ * OVL_ENOMEM. */
+int registry_save(const struct registry *r, uint8_t **out, size_t *len) OVL_WUR;
+
+/* Register directly every descriptor of what registry_save wrote (buf, len
+ * bytes) that still holds: it verifies, has not expired at wall_ms, names
+ * only addresses allowed; each is live as if it had registered at now_ms.
+ * *loaded receives how many were taken, *skipped how many were not.
+ * OVL_EPROTO when buf is not such a file (what came before the fault is
+ * kept). */
+int registry_restore(struct registry *r, const uint8_t *buf, size_t len, uint64_t now_ms,
+                     uint64_t wall_ms, unsigned *loaded, unsigned *skipped) OVL_WUR;
 
 #endif
