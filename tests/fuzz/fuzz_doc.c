@@ -15,13 +15,17 @@
  *
  * Properties: with both bits no input fails on a signature; a document
  * that parses has count entries that each parse as a descriptor, a chain
- * set 1..DOC_MAX_SET whole chains of its shape, and one
+ * set 1..DOC_MAX_SET whole chains of its shape (a DOC_SYNC's entries are
+ * left to its reader: a registry takes each as a copy or refuses it, the
+ * same again is taken as the same, and none of them is ever saved as
+ * registered there), and one
  * the harness signed is rebuilt byte for byte by doc_begin, doc_add and
  * doc_finish from what doc_parse returned.
  */
 #include <string.h>
 
 #include "dir/desc.h"
+#include "dir/registry.h"
 #include "fuzz.h"
 
 #define N_RELAYS 40 /* the most one chain holds: 8 hops x (1 + 4); a set repeats them */
@@ -85,7 +89,8 @@ static void doc_seed_wrap(const char *dir, const char *name, uint8_t mode, uint8
     uint8_t d[DESC_MAX_LEN], *out;
     size_t len;
 
-    if (doc_begin(&b, kind, length, backups, kind != DOC_LIST ? ref : NULL, 1700000000000ull,
+    if (doc_begin(&b, kind, length, backups,
+                  kind == DOC_CHAIN || kind == DOC_CHAIN_SET ? ref : NULL, 1700000000000ull,
                   1700000600000ull, 16384) != 0)
         abort();
     for (unsigned i = 0; i < n; i++) {
@@ -119,6 +124,8 @@ static void seeds(const char *dir)
     doc_seed_wrap(dir, "signed-set-3x2x1", 3, DOC_CHAIN_SET, 2, 1, 12, 4);
     doc_seed_wrap(dir, "signed-set-8x1", 3, DOC_CHAIN_SET, 1, 0, 8, 3);
     doc_seed_wrap(dir, "raw-set-2x3", 0, DOC_CHAIN_SET, 3, 0, 6, 3);
+    doc_seed(dir, "signed-sync-3", 3, DOC_SYNC, 0, 0, 3);
+    doc_seed(dir, "raw-sync-2", 0, DOC_SYNC, 0, 0, 2);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -131,6 +138,38 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fuzz_identity(&relays[i], 100 + i);
     fuzz_seeds(seeds);
     return 0;
+}
+
+/* Merge a DOC_SYNC's entries into a small registry as a bootstrap of a
+ * set does: each is a copy or refused; the same again changes nothing
+ * but its liveness; copies are never saved as registered here. */
+static void check_sync_merge(const struct doc *doc)
+{
+    static const uint8_t origin[OVL_ED25519_PK] = {7};
+    struct registry_opts o = {
+        .max_nodes = 8, .max_chains = 1, .ttl_ms = 1000, .chain_ttl_ms = 1, .allow_private = true};
+    struct registry_stats st;
+    struct registry *r = NULL;
+    uint8_t *saved;
+    size_t saved_len;
+
+    FUZZ_ASSERT(registry_new(&o, &r) == 0);
+    for (unsigned i = 0; i < doc->count; i++) {
+        const struct doc_entry *e = &doc->entries[i];
+        int rc = registry_replicate(r, origin, e->desc, e->len, 1, 1700000000000ull);
+        int again = registry_replicate(r, origin, e->desc, e->len, 2, 1700000000000ull);
+
+        FUZZ_ASSERT(rc == REG_SYNC_ADDED || rc == REG_SYNC_REFRESHED || rc < 0);
+        if (rc >= 0)
+            FUZZ_ASSERT(again == REG_SYNC_REFRESHED);
+    }
+    registry_stats(r, &st);
+    FUZZ_ASSERT(st.relays + st.endpoints <= o.max_nodes / 2);
+    FUZZ_ASSERT(st.relays == st.replicated_relays && st.endpoints == st.replicated_endpoints);
+    FUZZ_ASSERT(registry_save(r, &saved, &saved_len) == 0);
+    FUZZ_ASSERT(saved_len == 5 && saved[1] == 0);
+    free(saved);
+    registry_free(r);
 }
 
 /* Rebuild a parsed document with the builder; it must come out as buf. */
@@ -184,11 +223,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             struct desc d;
 
             FUZZ_ASSERT(doc.entries[i].desc >= buf && doc.entries[i].desc < buf + len);
-            FUZZ_ASSERT(desc_parse(&d, doc.entries[i].desc, doc.entries[i].len) == 0);
+            if (doc.kind != DOC_SYNC)
+                FUZZ_ASSERT(desc_parse(&d, doc.entries[i].desc, doc.entries[i].len) == 0);
+            else if (sign_all)
+                FUZZ_ASSERT(desc_parse(&d, doc.entries[i].desc, doc.entries[i].len) != OVL_ECRYPTO);
         }
         if (doc.kind == DOC_CHAIN_SET)
             FUZZ_ASSERT(doc_chains(&doc) >= 1 && doc_chains(&doc) <= DOC_MAX_SET &&
                         doc.count == doc_chains(&doc) * doc.length * (1u + doc.backups));
+        if (doc.kind == DOC_SYNC)
+            check_sync_merge(&doc);
         if (sign)
             check_rebuild(&doc, buf, len);
     } else {

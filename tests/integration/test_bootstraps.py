@@ -1,0 +1,129 @@
+"""Three bootstraps, one directory (docs/PROTOCOL.md 16.9).
+
+Every node names all three bootstraps; relays and clients register with
+each, and each bootstrap pulls the others' registrations (DIR_SYNC).
+While clientA streams messages to clientB, two bootstraps are killed:
+every message arrives, every relay and client stays registered with the
+survivor, and a new chain is built through it. Then one killed bootstrap
+comes back with its data directory: it has loaded its registry from
+disk (dir_registry_loaded), lists the relays at once, and syncs with the
+survivor again.
+"""
+
+import os
+import struct
+import time
+
+import ovltest
+from ovltest import wait_for
+
+RELAYS, CLIENTS = 5, 2
+
+
+def direct(st):
+    """(relays, endpoints) registered with this bootstrap itself, not copies."""
+    return (st["dir_relays"] - st["dir_relays_replicated"],
+            st["dir_endpoints"] - st["dir_endpoints_replicated"])
+
+
+def registry_file_count(node):
+    """How many descriptors node's data_dir/registry holds (0 if none yet)."""
+    try:
+        with open(os.path.join(node.data_dir, "registry"), "rb") as f:
+            head = f.read(5)
+    except FileNotFoundError:
+        return 0
+    return struct.unpack("<I", head[1:5])[0] if len(head) == 5 and head[0] == 1 else 0
+
+
+def ready_chains(tn, name):
+    return [c for c in tn.ctl(name, "chains") if c["state"] == "ready"]
+
+
+def test_bootstraps(net):
+    tn = ovltest.testnet(net, relays=RELAYS, clients=CLIENTS, bootstraps=3, chain_length=3)
+    a, b = tn["clientA"], tn["clientB"]
+    boots = tn.bootstraps()
+    assert [n.name for n in boots] == ["boot", "boot2", "boot3"]
+    # The first configured bootstraps die; the last one, which every node
+    # asks only after the others, survives.
+    victims, survivor = boots[:2], boots[2]
+
+    wait_for(lambda: all(direct(n.status()) == (RELAYS, CLIENTS) for n in boots), 30.0,
+             "every relay and client to register with every bootstrap")
+    wait_for(lambda: all(n.status()["dir_syncs_ok"] >= 2 and n.status()["dir_syncs_served"] >= 2
+                         for n in boots), 30.0, "every bootstrap to sync with the others")
+    for n in boots:
+        st = n.status()
+        assert st["dir_syncs_refused"] == 0 and st["dir_syncs_failed"] == 0, st
+        assert st["peers_configured"] == 2, st  # its own entry is no peer
+    wait_for(lambda: registry_file_count(victims[0]) == RELAYS + CLIENTS, 30.0,
+             "boot to write its registry to disk")
+    wait_for(lambda: ready_chains(tn, a.name), 30.0, "clientA to have a ready chain")
+
+    failed0 = a.status()["client_messages_failed"]
+    served0 = survivor.status()["dir_requests_in"]
+    sent, got = [], {}
+
+    def drain():
+        for m in tn.ctl(b.name, "recv", "--max", "1000"):
+            assert m["id"] not in got, "message %s delivered twice" % m["id"]
+            got[m["id"]] = m
+
+    for i in range(60):
+        if i == 15:
+            for v in victims:
+                tn.kill(v.name)
+            print("  killed %s while streaming" % " ".join(v.name for v in victims))
+        sent.append(tn.ctl(a.name, "send", "--to", b.id, "through the survivor %d" % i)["id"])
+        if i % 10 == 9:
+            drain()
+        time.sleep(0.05)
+
+    def settled():
+        drain()
+        st = a.status()
+        assert st["client_messages_failed"] == failed0, "messages failed: %r" % st
+        return st["client_send_queued"] == 0 and set(sent) <= set(got)
+
+    wait_for(settled, 90.0, "every message acknowledged and received")
+    assert set(got) == set(sent), "unexpected ids arrived"
+
+    # Relays and clients are registered with the survivor, and still
+    # count as registered; nothing is held there as a copy of the dead.
+    wait_for(lambda: direct(survivor.status()) == (RELAYS, CLIENTS), 30.0,
+             "every relay and client registered with %s" % survivor.name)
+    for n in tn.relays() + tn.clients():
+        assert n.status()["dir_registered"] == 1, n.name
+
+    # A new chain is built through the survivor's directory.
+    last = max(c["chain"] for c in ready_chains(tn, a.name))
+    gen0 = survivor.status()["dir_chains_generated"]
+    wait_for(lambda: tn.ctl_run(a.name, "new-chain").returncode == 0, 10.0,
+             "clientA to take new-chain (not busy building one)")
+    wait_for(lambda: [c for c in ready_chains(tn, a.name) if c["chain"] > last], 60.0,
+             "a new chain on clientA")
+    st = survivor.status()
+    assert st["dir_requests_in"] > served0, st
+    assert st["dir_chains_generated"] > gen0 or st["dir_chains_cached"] > 0, st
+    out = tn.ctl(a.name, "send", "--wait", "--to", b.id, "on the new chain")
+    assert out.get("result") == "delivered", out
+
+    # The first bootstrap comes back from its data directory.
+    back = victims[0]
+    saves0 = survivor.status()["dir_syncs_served"]
+    tn.restart(back.name)
+    st = wait_for(back.status, 30.0, "%s to answer" % back.name)
+    assert st["dir_registry_loaded"] == RELAYS + CLIENTS, st
+    listed = {r["id"] for r in tn.ctl(back.name, "relays")}
+    assert {n.id for n in tn.relays()} <= listed, listed
+    wait_for(lambda: back.status()["dir_syncs_ok"] > 0, 30.0,
+             "%s to sync with %s" % (back.name, survivor.name))
+    wait_for(lambda: survivor.status()["dir_syncs_served"] > saves0, 30.0,
+             "%s to answer %s's sync" % (survivor.name, back.name))
+    wait_for(lambda: direct(back.status()) == (RELAYS, CLIENTS), 30.0,
+             "every relay and client to register with %s again" % back.name)
+
+
+if __name__ == "__main__":
+    ovltest.run_tests("test_bootstraps", [test_bootstraps])
