@@ -241,6 +241,17 @@ void dir_serve_start(struct dir *d);
 int dir_answer(struct dir *d, struct link *l, const uint8_t *msg, size_t len, uint8_t **out,
                size_t *out_len) OVL_WUR;
 
+/* A registry walk: registry_each_relay or registry_each_direct. */
+typedef void (*dir_each_fn)(const struct registry *r,
+                            void (*fn)(void *arg, const struct reg_node *n), void *arg);
+
+/* Sign the nodes each walks (their descriptors as registered) into a
+ * document of kind, expiring life_ms after now on the wall clock, in place
+ * of *doc (freed; malloc'd anew, the caller's). Past DOC_MAX_LEN the
+ * document is cut short. 0, OVL_ENOMEM or a signing error. */
+int dir_sign_nodes(struct dir *d, enum doc_kind kind, dir_each_fn each, uint32_t life_ms,
+                   uint8_t **doc, size_t *len) OVL_WUR;
+
 /* Answer request id from l (rx: l's state): BUSY over l's request rate,
  * dropping (and counting) the reply if l is full. */
 void dir_serve(struct dir *d, struct link *l, struct dir_rx *rx, uint32_t id, const uint8_t *msg,

@@ -203,48 +203,12 @@ bool dsync_on_reply(struct dir *d, unsigned i, uint32_t id, const uint8_t *msg, 
 
 /* ---- answering them ---------------------------------------------------- */
 
-struct dsync_build {
-    struct doc_builder b;
-    size_t need;
-    bool full;
-};
-
-static void dsync_size(void *arg, const struct reg_node *rn)
-{
-    struct dsync_build *c = arg;
-
-    c->need += 2 + rn->raw_len;
-}
-
-static void dsync_add(void *arg, const struct reg_node *rn)
-{
-    struct dsync_build *c = arg;
-
-    /* Past DOC_MAX_LEN the document is cut short, as the relay list is. */
-    if (!c->full && doc_add(&c->b, rn->raw, rn->raw_len) != 0)
-        c->full = true;
-}
-
 /* Sign the direct nodes into d->sync_doc, expiring ttl after signing. */
 static int dsync_build(struct dir *d, uint64_t now)
 {
-    struct dsync_build c;
-    uint64_t wall = clock_wall_ms();
-    size_t cap;
-    int rc;
+    int rc = dir_sign_nodes(d, DOC_SYNC, registry_each_direct, d->o.ttl_ms, &d->sync_doc,
+                            &d->sync_doc_len);
 
-    memset(&c, 0, sizeof(c));
-    registry_each_direct(d->reg, dsync_size, &c);
-    cap = DOC_HDR_LEN + c.need + OVL_SIG_LEN;
-    rc = doc_begin(&c.b, DOC_SYNC, 0, 0, NULL, wall, wall + d->o.ttl_ms,
-                   cap > DOC_MAX_LEN ? DOC_MAX_LEN : cap);
-    if (rc)
-        return rc;
-    registry_each_direct(d->reg, dsync_add, &c);
-    free(d->sync_doc);
-    d->sync_doc = NULL;
-    rc = doc_finish(&c.b, &d->n->id, &d->sync_doc, &d->sync_doc_len);
-    doc_builder_free(&c.b);
     if (rc)
         return rc;
     d->sync_version = registry_direct_version(d->reg);
