@@ -353,6 +353,37 @@ class Net:
         return problems
 
 
+def stream_through(tn, a, b, label, during, count=60, at=15):
+    """Send count messages from node a to node b (testnet tn), calling
+    during() before message at; wait until every one is acknowledged and
+    arrived exactly once, with no message failed on a. Returns the ids."""
+    failed0 = a.status()["client_messages_failed"]
+    sent, got = [], {}
+
+    def drain():
+        for m in tn.ctl(b.name, "recv", "--max", "1000"):
+            assert m["id"] not in got, "message %s delivered twice" % m["id"]
+            got[m["id"]] = m
+
+    for i in range(count):
+        if i == at:
+            during()
+        sent.append(tn.ctl(a.name, "send", "--to", b.id, "%s %d" % (label, i))["id"])
+        if i % 10 == 9:
+            drain()
+        time.sleep(0.05)
+
+    def settled():
+        drain()
+        st = a.status()
+        assert st["client_messages_failed"] == failed0, "messages failed: %r" % st
+        return st["client_send_queued"] == 0 and set(sent) <= set(got)
+
+    wait_for(settled, 90.0, "every message acknowledged and received")
+    assert set(got) == set(sent), "unexpected ids arrived"
+    return sent
+
+
 def require_quic():
     """Exit 77 (meson's "skipped") unless ovld was built with QUIC."""
     r = run([OVLD, "--version"])
