@@ -50,11 +50,11 @@ static bool uri_ok(const char *s, size_t len)
 /* Checks on the decoded fields that both desc_sign and desc_parse apply. */
 static bool desc_fields_ok(const struct desc *d)
 {
-    if (d->flags & ~(DESC_RELAY | DESC_ENDPOINT | DESC_EXIT))
+    if (d->flags & ~(DESC_RELAY | DESC_ENDPOINT | DESC_EXIT | DESC_FAMILY))
         return false;
     if ((d->flags & (DESC_RELAY | DESC_ENDPOINT)) == 0)
         return false;
-    if ((d->flags & DESC_EXIT) && !(d->flags & DESC_RELAY))
+    if ((d->flags & (DESC_EXIT | DESC_FAMILY)) && !(d->flags & DESC_RELAY))
         return false;
     if (d->suites == 0 || (d->suites & ~OVL_AEAD_ALL))
         return false;
@@ -75,6 +75,24 @@ static bool desc_policy_ok(const struct desc *d)
     return d->policy_len && exit_policy_decode(&ep, d->policy, d->policy_len) == 0;
 }
 
+/* A family names 1..DESC_FAMILY_MAX identities, none twice and never d's
+ * own (a relay is trivially its own family); without the flag, none. */
+static bool desc_family_ok(const struct desc *d)
+{
+    if (!(d->flags & DESC_FAMILY))
+        return d->n_family == 0;
+    if (d->n_family < 1 || d->n_family > DESC_FAMILY_MAX)
+        return false;
+    for (unsigned i = 0; i < d->n_family; i++) {
+        if (memcmp(d->family[i], d->id_pk, OVL_ED25519_PK) == 0)
+            return false;
+        for (unsigned j = 0; j < i; j++)
+            if (memcmp(d->family[i], d->family[j], OVL_ED25519_PK) == 0)
+                return false;
+    }
+    return true;
+}
+
 /* Encode d, sign it with id and write it into out (cap bytes). */
 int desc_sign(const struct desc *d, const struct ovl_identity *id, uint8_t *out, size_t cap,
               size_t *len)
@@ -84,7 +102,7 @@ int desc_sign(const struct desc *d, const struct ovl_identity *id, uint8_t *out,
 
     if (len)
         *len = 0;
-    if (!d || !id || !out || !len || !desc_fields_ok(d) || !desc_policy_ok(d))
+    if (!d || !id || !out || !len || !desc_fields_ok(d) || !desc_policy_ok(d) || !desc_family_ok(d))
         return OVL_EINVAL;
     if (!ovl_equal(d->id_pk, id->pk, OVL_ED25519_PK))
         return OVL_EINVAL;
@@ -96,6 +114,8 @@ int desc_sign(const struct desc *d, const struct ovl_identity *id, uint8_t *out,
     }
     if (d->flags & DESC_EXIT)
         need += 1 + d->policy_len;
+    if (d->flags & DESC_FAMILY)
+        need += 1 + (size_t)d->n_family * OVL_ED25519_PK;
     if (need > cap)
         return OVL_ETOOBIG;
 
@@ -119,6 +139,11 @@ int desc_sign(const struct desc *d, const struct ovl_identity *id, uint8_t *out,
         memcpy(out + pos, d->policy, d->policy_len);
         pos += d->policy_len;
     }
+    if (d->flags & DESC_FAMILY) {
+        out[pos++] = d->n_family;
+        memcpy(out + pos, d->family, (size_t)d->n_family * OVL_ED25519_PK);
+        pos += (size_t)d->n_family * OVL_ED25519_PK;
+    }
     rc = ovl_sign(id, out, pos, out + pos);
     if (rc != 0)
         return rc;
@@ -126,7 +151,8 @@ int desc_sign(const struct desc *d, const struct ovl_identity *id, uint8_t *out,
     return 0;
 }
 
-/* Decode the URI list and the policy of in[DESC_FIXED_LEN .. body) into d. */
+/* Decode the URI list, the policy and the family of in[DESC_FIXED_LEN ..
+ * body) into d. */
 static int desc_parse_tail(struct desc *d, const uint8_t *in, size_t body)
 {
     size_t pos = DESC_FIXED_LEN;
@@ -146,8 +172,15 @@ static int desc_parse_tail(struct desc *d, const uint8_t *in, size_t body)
         memcpy(d->policy, in + pos, d->policy_len);
         pos += d->policy_len;
     }
-    /* no policy where one is due, or trailing bytes before the signature */
-    return pos == body && desc_policy_ok(d) ? 0 : OVL_EPROTO;
+    if ((d->flags & DESC_FAMILY) && pos < body && in[pos] >= 1 && in[pos] <= DESC_FAMILY_MAX &&
+        (size_t)in[pos] * OVL_ED25519_PK <= body - pos - 1) {
+        d->n_family = in[pos++];
+        memcpy(d->family, in + pos, (size_t)d->n_family * OVL_ED25519_PK);
+        pos += (size_t)d->n_family * OVL_ED25519_PK;
+    }
+    /* no policy or family where one is due, or trailing bytes before the
+     * signature */
+    return pos == body && desc_policy_ok(d) && desc_family_ok(d) ? 0 : OVL_EPROTO;
 }
 
 /* Decode and verify one descriptor of exactly len bytes. */
@@ -228,6 +261,15 @@ bool desc_addresses_ok(const struct desc *d, bool allow_private)
         if (!desc_uri_public(d->uris[i]))
             return false;
     return true;
+}
+
+/* Return true when d's family field names pk. */
+bool desc_names_family(const struct desc *d, const uint8_t pk[OVL_ED25519_PK])
+{
+    for (unsigned i = 0; i < d->n_family && i < DESC_FAMILY_MAX; i++)
+        if (memcmp(d->family[i], pk, OVL_ED25519_PK) == 0)
+            return true;
+    return false;
 }
 
 /* Return true when d has expired at wall-clock time now_ms. */

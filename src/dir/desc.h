@@ -6,10 +6,14 @@
  *   version(1)=2 | flags(1) | suites(1) | n_uris(1) | published_ms(8) |
  *   expires_ms(8) | id_pk(32) | onion_pk(32) | capacity(4) |
  *   n_uris x (len(1) | uri) | [policy_len(1) | policy] |
- *   sig(64) over every byte before it
+ *   [n_family(1) | n_family x id(32)] | sig(64) over every byte before it
  * flags: DESC_RELAY (carries chains), DESC_ENDPOINT (receives messages),
  * DESC_EXIT (an exit: only with DESC_RELAY, and then the policy field is
- * there: 1..DESC_POLICY_MAX bytes that exit_policy_decode accepts).
+ * there: 1..DESC_POLICY_MAX bytes that exit_policy_decode accepts),
+ * DESC_FAMILY (only with DESC_RELAY: the family field is there, naming
+ * 1..DESC_FAMILY_MAX other relays' identities, none twice, never the
+ * descriptor's own; two relays are one family only when each names the
+ * other, select.h).
  * capacity: what the node claims to forward, in KiB/s (0: no claim); any
  * value is accepted, and relay selection caps it (select.h).
  *
@@ -53,18 +57,21 @@
 #define DESC_MAX_URIS   4
 #define DESC_FIXED_LEN  (4 + 8 + 8 + 32 + 32 + 4)
 #define DESC_POLICY_MAX 255 /* encoded exit policy, one length byte */
+#define DESC_FAMILY_MAX 8   /* identities a relay's family field names */
 #define DESC_MAX_LEN                                                                               \
-    (DESC_FIXED_LEN + DESC_MAX_URIS * (1 + OVL_URI_MAX) + 1 + DESC_POLICY_MAX + OVL_SIG_LEN)
+    (DESC_FIXED_LEN + DESC_MAX_URIS * (1 + OVL_URI_MAX) + 1 + DESC_POLICY_MAX + 1 +                \
+     DESC_FAMILY_MAX * OVL_ED25519_PK + OVL_SIG_LEN)
 #define DESC_MIN_LEN (DESC_FIXED_LEN + 2 + OVL_SIG_LEN) /* one URI of one byte */
 #define DESC_ID_OFF  20 /* id_pk's offset: version, flags, suites, n_uris, published, expires */
-#define DOC_HDR_LEN (4 + 16 + 8 + 8 + 2)
-#define DOC_MAX_LEN (256 * 1024) /* caps a relay list at roughly 1,000 relays */
-#define DOC_MAX_SET 8            /* chains in a DOC_CHAIN_SET */
+#define DOC_HDR_LEN  (4 + 16 + 8 + 8 + 2)
+#define DOC_MAX_LEN  (256 * 1024) /* caps a relay list at roughly 1,000 relays */
+#define DOC_MAX_SET  8            /* chains in a DOC_CHAIN_SET */
 
 enum desc_flags {
     DESC_RELAY = 1u << 0,
     DESC_ENDPOINT = 1u << 1,
     DESC_EXIT = 1u << 2,
+    DESC_FAMILY = 1u << 3,
 };
 
 enum doc_kind {
@@ -87,6 +94,8 @@ struct desc {
     char uris[DESC_MAX_URIS][OVL_URI_MAX];
     uint8_t policy[DESC_POLICY_MAX]; /* the exit policy, encoded (policy.h);
                                       * exit_policy_decode when needed */
+    uint8_t n_family;                /* identities in family: 0 unless DESC_FAMILY */
+    uint8_t family[DESC_FAMILY_MAX][OVL_ED25519_PK]; /* relays it declares its family */
 };
 
 /* Encode d and sign it with id (whose pk must equal d->id_pk) into out
@@ -99,6 +108,9 @@ int desc_sign(const struct desc *d, const struct ovl_identity *id, uint8_t *out,
  * malformed one, OVL_ECRYPTO for a bad signature. Expiry is the caller's
  * business (desc_expired). */
 int desc_parse(struct desc *d, const uint8_t *in, size_t len) OVL_WUR;
+
+/* True when d's family field names pk. */
+bool desc_names_family(const struct desc *d, const uint8_t pk[OVL_ED25519_PK]);
 
 /* True when d has expired at wall-clock time now_ms. */
 bool desc_expired(const struct desc *d, uint64_t now_ms);

@@ -165,6 +165,20 @@ static bool chain_has_dropping(const struct rchain *c)
     return false;
 }
 
+/* Whether a node's descriptor now, replacing was, makes the cached chains
+ * that hold it unusable: it no longer carries chains, or it names a family
+ * member was did not (it may now be one family with a relay of the chain,
+ * select.h). */
+static bool replacement_spoils(const struct desc *was, const struct desc *now)
+{
+    if ((was->flags & DESC_RELAY) && !(now->flags & DESC_RELAY))
+        return true;
+    for (unsigned i = 0; i < now->n_family; i++)
+        if (!desc_names_family(was, now->family[i]))
+            return true;
+    return false;
+}
+
 /* Evict chains holding a node marked dropping, and with by_time those past
  * their TTL at now_ms. */
 static void sweep_chains(struct registry *r, uint64_t now_ms, bool by_time)
@@ -232,15 +246,15 @@ int registry_register(struct registry *r, const uint8_t peer_pk[OVL_ED25519_PK],
     r->direct_changes++;
 
     if (n) {
-        bool was_relay = n->pub.d.flags & DESC_RELAY;
+        bool spoils = replacement_spoils(&n->pub.d, &d);
+
         node_unreplicate(r, n); /* a direct registration supersedes a copy */
         free(n->pub.raw);
         n->pub.d = d;
         n->pub.raw = copy;
         n->pub.raw_len = len;
         n->pub.last_seen_ms = now_ms;
-        if (was_relay && !(d.flags & DESC_RELAY)) {
-            /* no longer carries chains: those that hold it are unusable */
+        if (spoils) {
             n->dropping = true;
             sweep_chains(r, 0, false);
             n->dropping = false;
@@ -715,8 +729,8 @@ static int replica_refresh(struct registry *r, struct rnode *n, const uint8_t *r
         if (!(copy = malloc(len)))
             return OVL_ENOMEM;
         memcpy(copy, raw, len);
-        if ((n->pub.d.flags & DESC_RELAY) && !(d.flags & DESC_RELAY)) {
-            n->dropping = true; /* carries no chains any more: as registry_register */
+        if (replacement_spoils(&n->pub.d, &d)) {
+            n->dropping = true; /* as registry_register */
             sweep_chains(r, now_ms, false);
             n->dropping = false;
         }

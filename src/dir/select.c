@@ -1,5 +1,5 @@
 /* select.c - uniform or capacity-weighted relay selection with the subnet
- * rule (select.h). */
+ * and family rules (select.h). */
 #include <netinet/in.h>
 #include <string.h>
 
@@ -41,6 +41,18 @@ bool select_same_subnet(const struct desc *a, const struct desc *b)
             if (ka[i] == kb[j])
                 return true;
     return false;
+}
+
+/* Return true when each of a and b names the other as family. */
+bool select_same_family(const struct desc *a, const struct desc *b)
+{
+    return desc_names_family(a, b->id_pk) && desc_names_family(b, a->id_pk);
+}
+
+/* Return true when a and b may not share a chain (select.h). */
+bool select_related(const struct desc *a, const struct desc *b, bool distinct_subnets)
+{
+    return select_same_family(a, b) || (distinct_subnets && select_same_subnet(a, b));
 }
 
 /* A uniform integer in [0, bound), bound > 0: randombytes_uniform's method
@@ -114,8 +126,8 @@ unsigned select_relays(const struct desc **cand, unsigned n, unsigned want, bool
         const struct desc *t = cand[j];
         bool clash = false;
 
-        for (unsigned i = 0; distinct_subnets && i < got && !clash; i++)
-            clash = select_same_subnet(cand[i], t);
+        for (unsigned i = 0; i < got && !clash; i++)
+            clash = select_related(cand[i], t, distinct_subnets);
         if (clash) {
             /* Set it aside for good: it clashes with a pick that stays. */
             cand[j] = cand[n - 1];

@@ -16,6 +16,13 @@
  * is set aside, so one operator's block of addresses cannot fill a chain.
  * Loopback test networks must turn the rule off: every node there is
  * 127.0.0.1.
+ *
+ * Always (not a setting), a candidate of one family with a relay already
+ * picked is set aside the same way. Two relays are one family only when
+ * each one's signed descriptor names the other (DESC_FAMILY, desc.h): a
+ * relay cannot pull another into its family by naming it, so it cannot
+ * keep honest relays out of the chains it is in. An operator who declares
+ * no family is not caught (docs/ANONYMITY.md).
  */
 #ifndef OVL_DIR_SELECT_H
 #define OVL_DIR_SELECT_H
@@ -32,5 +39,13 @@ unsigned select_relays(const struct desc **cand, unsigned n, unsigned want, bool
 
 /* True when a and b share an IPv4 /16 or an IPv6 /32 (IP-literal URIs only). */
 bool select_same_subnet(const struct desc *a, const struct desc *b);
+
+/* True when a and b are one family: each one's descriptor names the other. */
+bool select_same_family(const struct desc *a, const struct desc *b);
+
+/* True when select_relays would never put a and b in one chain: one
+ * family, or, with distinct_subnets, one subnet. For callers that filter
+ * relays of their own against picks (a pinned exit, a guard). */
+bool select_related(const struct desc *a, const struct desc *b, bool distinct_subnets);
 
 #endif

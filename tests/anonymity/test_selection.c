@@ -40,10 +40,12 @@ struct pool {
 
 typedef void (*ip_fn)(unsigned i, char *out, size_t n);
 
-/* n relays, relay i at address ip(i) advertising caps[i] (caps NULL: 0),
- * signed and registered with a generator weighting by capacity or not. */
-static void pool_make_n(struct pool *p, unsigned n, bool distinct, ip_fn ip, const uint32_t *caps,
-                        bool weighted)
+/* n relays, relay i at address ip(i) advertising caps[i] (caps NULL: 0)
+ * and naming as its family relay j for each bit j of names[i] (names NULL:
+ * none), signed and registered with a generator weighting by capacity or
+ * not. */
+static void pool_make_fam(struct pool *p, unsigned n, bool distinct, ip_fn ip, const uint32_t *caps,
+                          bool weighted, const uint32_t *names)
 {
     struct registry_opts o = {.max_nodes = RELAYS + 1,
                               .max_chains = CHAINS + 1,
@@ -52,32 +54,47 @@ static void pool_make_n(struct pool *p, unsigned n, bool distinct, ip_fn ip, con
                               .distinct_subnets = distinct,
                               .by_capacity = weighted,
                               .allow_private = true};
+    struct ovl_identity ids[RELAYS];
 
     memset(p, 0, sizeof(*p));
     p->n = n;
     ck_assert_int_eq(registry_new(&o, &p->r), 0);
     for (unsigned i = 0; i < n; i++) {
-        struct ovl_identity id;
-        uint8_t raw[DESC_MAX_LEN], seed[OVL_ED25519_SEED] = {(uint8_t)i, 0x5e, 0x1e};
+        uint8_t seed[OVL_ED25519_SEED] = {(uint8_t)i, 0x5e, 0x1e};
+
+        ck_assert_int_eq(ovl_identity_from_seed(&ids[i], seed), 0);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        struct ovl_identity *id = &ids[i];
+        uint8_t raw[DESC_MAX_LEN];
         char host[64];
         size_t len;
         struct desc *d = &p->d[i];
 
-        ck_assert_int_eq(ovl_identity_from_seed(&id, seed), 0);
-        d->flags = DESC_RELAY;
+        for (unsigned j = 0; names && j < n; j++)
+            if (names[i] >> j & 1)
+                memcpy(d->family[d->n_family++], ids[j].pk, OVL_ED25519_PK);
+        d->flags = DESC_RELAY | (d->n_family ? DESC_FAMILY : 0);
         d->suites = OVL_AEAD_ALL;
         d->n_uris = 1;
         d->published_ms = WALL;
         d->expires_ms = WALL + 3600000;
-        memcpy(d->id_pk, id.pk, OVL_ED25519_PK);
+        memcpy(d->id_pk, id->pk, OVL_ED25519_PK);
         memset(d->onion_pk, 1, OVL_X25519_LEN);
         d->capacity = caps ? caps[i] : 0;
         ip(i, host, sizeof(host));
         snprintf(d->uris[0], sizeof(d->uris[0]), "tcp://%s:7000", host);
-        ck_assert_int_eq(desc_sign(d, &id, raw, sizeof(raw), &len), 0);
-        ck_assert_int_eq(registry_register(p->r, id.pk, raw, len, 0, WALL), 0);
-        ovl_identity_wipe(&id);
+        ck_assert_int_eq(desc_sign(d, id, raw, sizeof(raw), &len), 0);
+        ck_assert_int_eq(registry_register(p->r, id->pk, raw, len, 0, WALL), 0);
     }
+    for (unsigned i = 0; i < n; i++)
+        ovl_identity_wipe(&ids[i]);
+}
+
+static void pool_make_n(struct pool *p, unsigned n, bool distinct, ip_fn ip, const uint32_t *caps,
+                        bool weighted)
+{
+    pool_make_fam(p, n, distinct, ip, caps, weighted, NULL);
 }
 
 static void pool_make(struct pool *p, bool distinct, ip_fn ip)
@@ -308,8 +325,7 @@ static void enumerate(struct exact *x, unsigned *picked, unsigned depth, double 
     for (unsigned i = 0; i < SMALL; i++) {
         ok[i] = true;
         for (unsigned j = 0; j < depth && ok[i]; j++)
-            ok[i] = picked[j] != i &&
-                    !(x->subnets && select_same_subnet(&x->p->d[i], &x->p->d[picked[j]]));
+            ok[i] = picked[j] != i && !select_related(&x->p->d[i], &x->p->d[picked[j]], x->subnets);
         sum += ok[i] ? x->w[i] : 0;
     }
     ck_assert(sum > 0); /* both layouts always fill every position */
@@ -468,6 +484,90 @@ START_TEST(test_weighted_local)
 }
 END_TEST
 
+/* ---- families ------------------------------------------------------------ */
+
+/* Bit j of fam_*[i]: relay i names relay j as its family. Mixed: 0, 1 and
+ * 2 name each other (one family of three), so do 3 and 4; 5 names 6 and 7
+ * names 0, neither named back. One-sided: each relay names the next and
+ * none is named back, so there is no family at all. */
+static const uint32_t fam_mixed[SMALL] = {0x06, 0x05, 0x03, 0x10, 0x08, 0x40, 0, 0x01};
+static const uint32_t fam_one_sided[SMALL] = {0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0x01};
+
+/* Draw CHAINS chains of positions picks (the generator's, or local ones)
+ * and check that none holds two relays of one family; return how many
+ * hold both a and b. */
+static unsigned family_draws(struct pool *p, bool local, unsigned positions, unsigned a, unsigned b)
+{
+    const struct desc *pick[SMALL]; /* local: every candidate, the picks first */
+    unsigned together = 0;
+
+    for (unsigned c = 0; c < CHAINS; c++) {
+        unsigned has = 0;
+
+        if (local) {
+            for (unsigned i = 0; i < SMALL; i++)
+                pick[i] = &p->d[i];
+            ck_assert_uint_eq(select_relays(pick, SMALL, positions, true, false), positions);
+        } else {
+            uint8_t req[OVL_ED25519_PK];
+            const struct reg_chain *ch;
+
+            ovl_random(req, sizeof(req));
+            ck_assert_int_eq(registry_chain(p->r, req, LENGTH, BACKUPS, NULL, 0, &ch), 0);
+            ck_assert_uint_eq(ch->length * (1u + ch->backups), positions);
+            for (unsigned i = 0; i < positions; i++)
+                pick[i] = &ch->nodes[i]->d;
+        }
+        for (unsigned i = 0; i < positions; i++) {
+            unsigned k = index_of(p, pick[i]);
+
+            has |= (k == a) | (k == b) << 1;
+            for (unsigned j = 0; j < i; j++)
+                ck_assert_msg(!select_same_family(pick[i], pick[j]),
+                              "relays %u and %u share a chain", k, index_of(p, pick[j]));
+        }
+        together += has == 3;
+    }
+    return together;
+}
+
+/* No chain holds two relays of one family, from the generator (_i even)
+ * or the local choice (odd); a declaration not made back changes nothing:
+ * each relay's chance at each position is exactly that of uniform picks
+ * among the relays neither rule sets aside (chi-square, p > 0.01), and the
+ * one-sided pair shares chains. Mixed layout: at most 5 picks (a relay of
+ * 0-2, one of 3-4, 5, 6, 7), so 3 positions; one-sided: 8, so 6. */
+START_TEST(test_families)
+{
+    static const uint32_t *const names[] = {fam_mixed, fam_one_sided};
+    static const unsigned positions[] = {LENGTH, POS_MAX}, pair[][2] = {{5, 6}, {0, 1}};
+    const uint32_t *fam = names[_i / 2];
+    unsigned pos = positions[_i / 2], together;
+    bool local = _i % 2;
+    uint64_t counts[POS_MAX][SMALL];
+    struct pool p;
+    struct exact x;
+    double pv;
+
+    pool_make_fam(&p, SMALL, true, ip_distinct, NULL, false, fam);
+    exact_make(&x, &p, caps_none, true, pos);
+    pv = draw_exact(&p, &x, local ? draw_local : draw_generator, counts);
+    together = family_draws(&p, local, pos, pair[_i / 2][0], pair[_i / 2][1]);
+    printf("families (%s, %s): p = %.3f, one-sided pair together in %u chains\n",
+           _i / 2 ? "one-sided only" : "mixed", local ? "local" : "generator", pv, together);
+    ck_assert_msg(pv > 0.01, "picks with families do not follow the law: p = %g", pv);
+    ck_assert_uint_gt(together, CHAINS / 20);
+    for (unsigned i = 0; i < SMALL; i++)
+        for (unsigned j = 0; j < SMALL; j++) /* one family: each names the other */
+            ck_assert(select_same_family(&p.d[i], &p.d[j]) ==
+                      ((fam[i] >> j & 1) && (fam[j] >> i & 1)));
+    ck_assert(select_same_family(&p.d[1], &p.d[2]) == (_i < 2));
+    ck_assert(!select_same_family(&p.d[5], &p.d[6]) && !select_same_family(&p.d[7], &p.d[0]));
+    ck_assert(select_related(&p.d[3], &p.d[4], false) == (_i < 2));
+    registry_free(p.r);
+}
+END_TEST
+
 static Suite *selection_suite(void)
 {
     Suite *s = suite_create("selection");
@@ -481,6 +581,7 @@ static Suite *selection_suite(void)
     tcase_add_loop_test(tc, test_weighted_generator, 0, 2);
     tcase_add_test(tc, test_weighting_matters);
     tcase_add_loop_test(tc, test_weighted_local, 0, 3);
+    tcase_add_loop_test(tc, test_families, 0, 4);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -13,8 +13,10 @@
  *
  * Properties: a signed input never fails on the signature; a descriptor
  * that parses signs (desc_sign) back to exactly its bytes, is expired at
- * its expiry time but not when published, and has a policy that decodes
- * when it is an exit (DESC_EXIT, a relay) and none otherwise.
+ * its expiry time but not when published, has a policy that decodes
+ * when it is an exit (DESC_EXIT, a relay) and none otherwise, and a family
+ * of 1..DESC_FAMILY_MAX distinct identities other than its own when it
+ * declares one (DESC_FAMILY, a relay) and none otherwise.
  */
 #include <string.h>
 
@@ -25,8 +27,10 @@
 
 static struct ovl_identity id;
 
+/* A descriptor of the fixed identity; a family of n_family made-up keys
+ * when n_family is not 0. */
 static size_t make_desc(uint8_t *out, uint8_t flags, const char *const *uris, unsigned n,
-                        uint32_t capacity, const char *policy)
+                        uint32_t capacity, const char *policy, unsigned n_family)
 {
     struct exit_policy ep;
     struct desc d;
@@ -50,6 +54,11 @@ static size_t make_desc(uint8_t *out, uint8_t flags, const char *const *uris, un
     d.capacity = capacity;
     for (unsigned i = 0; i < n; i++)
         snprintf(d.uris[i], sizeof(d.uris[i]), "%s", uris[i]);
+    d.n_family = (uint8_t)n_family;
+    for (unsigned i = 0; i < n_family; i++)
+        memset(d.family[i], 0xf0 + (int)i, OVL_ED25519_PK);
+    if (n_family)
+        d.flags |= DESC_FAMILY;
     if (desc_sign(&d, &id, out, DESC_MAX_LEN, &len) != 0)
         abort();
     return len;
@@ -64,7 +73,7 @@ static void seeds(const char *dir)
     uint8_t d[DESC_MAX_LEN];
     size_t len;
 
-    len = make_desc(d, DESC_RELAY, one, 1, 0, NULL);
+    len = make_desc(d, DESC_RELAY, one, 1, 0, NULL, 0);
     s.len = 0;
     seed_u8(&s, 0);
     seed_put(&s, d, len);
@@ -73,18 +82,30 @@ static void seeds(const char *dir)
     seed_u8(&s, 1);
     seed_put(&s, d, len - OVL_SIG_LEN);
     fuzz_write_seed(dir, "signed-relay", s.buf, s.len);
-    len = make_desc(d, DESC_RELAY | DESC_ENDPOINT, four, 4, 12345, NULL);
+    len = make_desc(d, DESC_RELAY | DESC_ENDPOINT, four, 4, 12345, NULL, 0);
     s.len = 0;
     seed_u8(&s, 1);
     seed_put(&s, d, len - OVL_SIG_LEN);
     fuzz_write_seed(dir, "signed-endpoint-4-uris", s.buf, s.len);
     len = make_desc(d, DESC_RELAY | DESC_EXIT, one, 1, 0,
                     "reject 10.0.0.0/8:*, reject [fc00::]/7:*, accept *:80, accept *:443, "
-                    "accept [2001:db8::1]:6660-6669, reject *:*");
+                    "accept [2001:db8::1]:6660-6669, reject *:*",
+                    0);
     s.len = 0;
     seed_u8(&s, 1);
     seed_put(&s, d, len - OVL_SIG_LEN);
     fuzz_write_seed(dir, "signed-exit-policy", s.buf, s.len);
+    len = make_desc(d, DESC_RELAY, one, 1, 0, NULL, 2);
+    s.len = 0;
+    seed_u8(&s, 1);
+    seed_put(&s, d, len - OVL_SIG_LEN);
+    fuzz_write_seed(dir, "signed-family", s.buf, s.len);
+    len = make_desc(d, DESC_RELAY | DESC_EXIT, four, 4, 0, "accept *:443, reject *:*",
+                    DESC_FAMILY_MAX);
+    s.len = 0;
+    seed_u8(&s, 1);
+    seed_put(&s, d, len - OVL_SIG_LEN);
+    fuzz_write_seed(dir, "signed-exit-family-8", s.buf, s.len);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -118,6 +139,16 @@ static void check_parsed(const struct desc *d, const uint8_t *buf, size_t len)
                     exit_policy_decode(&ep, d->policy, d->policy_len) == 0);
     } else {
         FUZZ_ASSERT(d->policy_len == 0);
+    }
+    if (d->flags & DESC_FAMILY) {
+        FUZZ_ASSERT((d->flags & DESC_RELAY) && d->n_family >= 1 && d->n_family <= DESC_FAMILY_MAX);
+        for (unsigned i = 0; i < d->n_family; i++) {
+            FUZZ_ASSERT(memcmp(d->family[i], d->id_pk, OVL_ED25519_PK) != 0);
+            for (unsigned j = 0; j < i; j++)
+                FUZZ_ASSERT(memcmp(d->family[i], d->family[j], OVL_ED25519_PK) != 0);
+        }
+    } else {
+        FUZZ_ASSERT(d->n_family == 0);
     }
     /* Only the fixed identity can sign it again; a raw input that parsed
      * carried someone else's valid signature. */

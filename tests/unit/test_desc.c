@@ -186,7 +186,8 @@ static const struct {
     const char *uri; /* replaces the only URI when set */
 } bad_fields[] = {
     {"no flags", 0, -1, -1, 0, false, NULL},
-    {"unknown flag", DESC_RELAY | 8, -1, -1, 0, false, NULL},
+    {"unknown flag", DESC_RELAY | 16, -1, -1, 0, false, NULL},
+    {"family without a family", DESC_RELAY | DESC_FAMILY, -1, -1, 0, false, NULL},
     {"exit without a policy", DESC_RELAY | DESC_EXIT, -1, -1, 0, false, NULL},
     {"exit without relay", DESC_ENDPOINT | DESC_EXIT, -1, -1, 0, false, NULL},
     {"high flag", 0x80 | DESC_ENDPOINT, -1, -1, 0, false, NULL},
@@ -370,21 +371,12 @@ START_TEST(desc_policy)
 }
 END_TEST
 
-/* The largest descriptor: four 255-byte URIs and a 255-byte policy. */
-START_TEST(desc_policy_max)
+/* Give d (an exit) the longest policy, 255 bytes. */
+static void max_policy(struct desc *d)
 {
-    struct ovl_identity id;
-    struct desc d, back;
     struct exit_policy ep;
-    uint8_t buf[DESC_MAX_LEN];
-    const char *uris[DESC_MAX_URIS];
-    size_t len = 0, plen = 0;
+    size_t plen = 0;
 
-    fill_long_uri();
-    for (unsigned i = 0; i < DESC_MAX_URIS; i++)
-        uris[i] = long_uri;
-    make_id(&id, 9);
-    make_desc(&d, &id, DESC_RELAY | DESC_EXIT, uris, DESC_MAX_URIS);
     /* 11 x 22 + 10 + 3 = 255 bytes */
     memset(&ep, 0, sizeof(ep));
     for (unsigned i = 0; i < 13; i++) {
@@ -397,9 +389,26 @@ START_TEST(desc_policy_max)
         r->lo = 80;
         r->hi = i == 12 ? 80 : 90;
     }
-    ck_assert_int_eq(exit_policy_encode(&ep, d.policy, sizeof(d.policy), &plen), 0);
+    ck_assert_int_eq(exit_policy_encode(&ep, d->policy, sizeof(d->policy), &plen), 0);
     ck_assert_uint_eq(plen, DESC_POLICY_MAX);
-    d.policy_len = (uint8_t)plen;
+    d->policy_len = (uint8_t)plen;
+}
+
+/* The largest descriptor: four 255-byte URIs and a 255-byte policy. */
+START_TEST(desc_policy_max)
+{
+    struct ovl_identity id;
+    struct desc d, back;
+    uint8_t buf[DESC_MAX_LEN];
+    const char *uris[DESC_MAX_URIS];
+    size_t len = 0;
+
+    fill_long_uri();
+    for (unsigned i = 0; i < DESC_MAX_URIS; i++)
+        uris[i] = long_uri;
+    make_id(&id, 9);
+    make_desc(&d, &id, DESC_RELAY | DESC_EXIT, uris, DESC_MAX_URIS);
+    max_policy(&d);
     ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), 0);
     ck_assert_uint_le(len, DESC_MAX_LEN);
     ck_assert_uint_eq(len, DESC_FIXED_LEN + 4 * 256 + 256 + OVL_SIG_LEN);
@@ -458,6 +467,182 @@ START_TEST(desc_policy_bad)
     ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), OVL_EINVAL);
     d.policy[0] = 0x00;
     ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), 0);
+}
+END_TEST
+
+/* ---- families ------------------------------------------------------------ */
+
+/* Give d a family of the identities seeded first .. first + n - 1. */
+static void set_family(struct desc *d, uint8_t first, unsigned n)
+{
+    struct ovl_identity m;
+
+    d->flags |= DESC_FAMILY;
+    d->n_family = (uint8_t)n;
+    for (unsigned i = 0; i < n; i++) {
+        make_id(&m, (uint8_t)(first + i));
+        memcpy(d->family[i], m.pk, OVL_ED25519_PK);
+    }
+}
+
+/* A relay's family follows its policy, or its URIs without one: it
+ * round-trips, sits where PROTOCOL.md 15.1 says, and no byte of it can be
+ * changed unnoticed. */
+START_TEST(desc_family)
+{
+    static const char *const one[] = {"tcp://127.0.0.1:7001"};
+    struct ovl_identity id;
+    struct desc d, back;
+    uint8_t buf[DESC_MAX_LEN];
+    size_t len = 0, at;
+
+    make_id(&id, 11);
+    make_desc(&d, &id, DESC_RELAY | DESC_EXIT, one, 1);
+    d.policy_len = 1; /* reject *:* */
+    set_family(&d, 12, 2);
+    ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), 0);
+    ck_assert_uint_eq(len, DESC_FIXED_LEN + 1 + strlen(one[0]) + 2 + 1 + 64 + OVL_SIG_LEN);
+    ck_assert_int_eq(desc_parse(&back, buf, len), 0);
+    ck_assert_mem_eq(&back, &d, sizeof(d));
+    at = len - OVL_SIG_LEN - 64 - 1;
+    ck_assert_uint_eq(buf[at - 2], 1); /* the policy's length and its one byte first */
+    ck_assert_uint_eq(buf[at], 2);
+    ck_assert_mem_eq(buf + at + 1, d.family, 64);
+    ck_assert(desc_names_family(&back, d.family[1]));
+    ck_assert(!desc_names_family(&back, id.pk));
+    ck_assert_int_eq(desc_sign(&d, &id, buf, len - 1, &len), OVL_ETOOBIG);
+
+    ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), 0);
+    for (size_t i = at; i < at + 65; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            buf[i] ^= (uint8_t)(1u << bit);
+            int rc = desc_parse(&back, buf, len);
+            ck_assert_msg(rc == OVL_EPROTO || rc == OVL_ECRYPTO, "byte %zu bit %d", i, bit);
+            buf[i] ^= (uint8_t)(1u << bit);
+        }
+    }
+
+    /* Not an exit: right after the URIs. */
+    d.flags = DESC_RELAY | DESC_ENDPOINT | DESC_FAMILY;
+    d.policy_len = 0;
+    ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), 0);
+    ck_assert_uint_eq(buf[DESC_FIXED_LEN + 1 + strlen(one[0])], 2);
+    ck_assert_int_eq(desc_parse(&back, buf, len), 0);
+    ck_assert_mem_eq(&back, &d, sizeof(d));
+}
+END_TEST
+
+/* The largest descriptor: four 255-byte URIs, a 255-byte policy and a
+ * family of 8: 1,689 bytes, within DESC_MAX_LEN (1,869, PROTOCOL.md 15.1),
+ * and a document takes it. */
+START_TEST(desc_family_max)
+{
+    struct ovl_identity id;
+    struct desc d, back;
+    struct doc doc;
+    struct doc_builder b;
+    uint8_t buf[DESC_MAX_LEN + 1], *out;
+    const char *uris[DESC_MAX_URIS];
+    size_t len = 0, dlen = 0;
+
+    ck_assert_uint_eq(DESC_MAX_LEN, 1869);
+    fill_long_uri();
+    for (unsigned i = 0; i < DESC_MAX_URIS; i++)
+        uris[i] = long_uri;
+    make_id(&id, 11);
+    make_desc(&d, &id, DESC_RELAY | DESC_EXIT, uris, DESC_MAX_URIS);
+    max_policy(&d);
+    set_family(&d, 12, DESC_FAMILY_MAX);
+    ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), 0);
+    ck_assert_uint_eq(len, DESC_FIXED_LEN + 4 * 256 + 256 + 1 + 8 * 32 + OVL_SIG_LEN);
+    ck_assert_uint_eq(len, 1689);
+    ck_assert_int_eq(desc_parse(&back, buf, len), 0);
+    ck_assert_mem_eq(&back, &d, sizeof(d));
+    ck_assert_int_eq(doc_begin(&b, DOC_LIST, 0, 0, NULL, NOW, NOW + 1, DOC_MAX_LEN), 0);
+    ck_assert_int_eq(doc_add(&b, buf, len), 0);
+    ck_assert_int_eq(doc_finish(&b, &id, &out, &dlen), 0);
+    ck_assert_int_eq(doc_parse(&doc, out, dlen, id.pk), 0);
+    ck_assert_uint_eq(doc.count, 1);
+    ck_assert_mem_eq(doc.descs[0].family, d.family, sizeof(d.family));
+    doc_free(&doc);
+    free(out);
+    memset(buf, 0, sizeof(buf));
+    ck_assert_int_eq(desc_parse(&back, buf, DESC_MAX_LEN + 1), OVL_EPROTO);
+}
+END_TEST
+
+/* Family fields desc_sign refuses, and damage desc_parse refuses under a
+ * valid signature. */
+START_TEST(desc_family_bad)
+{
+    static const char *const one[] = {"tcp://127.0.0.1:7001"};
+    enum { OTHER, SELF, NONE };
+    static const struct {
+        const char *what;
+        uint8_t flags;
+        int count;         /* the count byte; -1: no field */
+        unsigned n, extra; /* ids after it (OTHER ones unless self/twice), then zero bytes */
+        int kind;          /* the second id: OTHER, SELF, or NONE (the first again) */
+    } tails[] = {
+        {"family flag, no field", DESC_RELAY | DESC_FAMILY, -1, 0, 0, OTHER},
+        {"family of 0", DESC_RELAY | DESC_FAMILY, 0, 0, 0, OTHER},
+        {"family of 9", DESC_RELAY | DESC_FAMILY, 9, 9, 0, OTHER},
+        {"family cut short", DESC_RELAY | DESC_FAMILY, 2, 1, 0, OTHER},
+        {"id cut short", DESC_RELAY | DESC_FAMILY, 1, 0, 31, OTHER},
+        {"byte after the family", DESC_RELAY | DESC_FAMILY, 1, 1, 1, OTHER},
+        {"names itself", DESC_RELAY | DESC_FAMILY, 2, 2, 0, SELF},
+        {"names one twice", DESC_RELAY | DESC_FAMILY, 2, 2, 0, NONE},
+        {"family without the flag", DESC_RELAY, 1, 1, 0, OTHER},
+        {"family without relay", DESC_ENDPOINT | DESC_FAMILY, 1, 1, 0, OTHER},
+    };
+    struct ovl_identity id, m;
+    struct desc d, back;
+    uint8_t buf[DESC_MAX_LEN], tail[1 + 9 * 32 + 32];
+    size_t len = 0, n;
+
+    make_id(&id, 11);
+    make_desc(&d, &id, DESC_RELAY | DESC_FAMILY, one, 1);
+    for (size_t i = 0; i < ARRAY_LEN(tails); i++) {
+        n = 0;
+        if (tails[i].count >= 0)
+            tail[n++] = (uint8_t)tails[i].count;
+        for (unsigned k = 0; k < tails[i].n; k++, n += 32) {
+            make_id(&m, (uint8_t)(12 + (k == 1 && tails[i].kind == NONE ? 0 : k)));
+            memcpy(tail + n, k == 1 && tails[i].kind == SELF ? id.pk : m.pk, 32);
+        }
+        memset(tail + n, 0, tails[i].extra);
+        n += tails[i].extra;
+        d.flags = tails[i].flags;
+        len = add_tail(buf, raw_sign(&d, one, 1, &id, buf), tail, n, &id);
+        ck_assert_msg(desc_parse(&back, buf, len) == OVL_EPROTO, "%s", tails[i].what);
+        ck_assert_uint_eq(back.n_family, 0);
+    }
+    /* The shape is right: "names itself" with another id. */
+    d.flags = DESC_RELAY | DESC_FAMILY;
+    tail[0] = 2;
+    make_id(&m, 12);
+    memcpy(tail + 1, m.pk, 32);
+    make_id(&m, 13);
+    memcpy(tail + 33, m.pk, 32);
+    len = add_tail(buf, raw_sign(&d, one, 1, &id, buf), tail, 1 + 64, &id);
+    ck_assert_int_eq(desc_parse(&back, buf, len), 0);
+
+    set_family(&d, 12, 2);
+    ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), 0);
+    d.n_family = 0;
+    ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), OVL_EINVAL);
+    d.n_family = DESC_FAMILY_MAX + 1;
+    ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), OVL_EINVAL);
+    d.n_family = 2;
+    memcpy(d.family[1], id.pk, 32);
+    ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), OVL_EINVAL);
+    memcpy(d.family[1], d.family[0], 32);
+    ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), OVL_EINVAL);
+    set_family(&d, 12, 2);
+    d.flags = DESC_RELAY;
+    ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), OVL_EINVAL);
+    d.flags = DESC_ENDPOINT | DESC_FAMILY;
+    ck_assert_int_eq(desc_sign(&d, &id, buf, sizeof(buf), &len), OVL_EINVAL);
 }
 END_TEST
 
@@ -978,6 +1163,9 @@ static Suite *desc_suite(void)
     tcase_add_test(tc, desc_policy);
     tcase_add_test(tc, desc_policy_max);
     tcase_add_test(tc, desc_policy_bad);
+    tcase_add_test(tc, desc_family);
+    tcase_add_test(tc, desc_family_max);
+    tcase_add_test(tc, desc_family_bad);
     tcase_add_loop_test(tc, desc_public_addresses, 0, (int)ARRAY_LEN(addr_cases));
     tcase_add_test(tc, desc_addresses_all);
     suite_add_tcase(s, tc);

@@ -399,6 +399,50 @@ START_TEST(chain_evicted_on_drop)
 }
 END_TEST
 
+/* Register t (seed 100 + i, a relay) again naming fam as its family. */
+static void reg_family(struct registry *r, struct tnode *t, unsigned i, const struct tnode *fam,
+                       uint64_t now)
+{
+    struct desc d;
+
+    ck_assert_int_eq(desc_parse(&d, t->raw, t->len), 0);
+    d.flags |= DESC_FAMILY;
+    d.n_family = 1;
+    memcpy(d.family[0], fam->id.pk, 32);
+    d.onion_pk[0] ^= (uint8_t)(1 + i); /* a new descriptor */
+    ck_assert_int_eq(desc_sign(&d, &t->id, t->raw, sizeof(t->raw), &t->len), 0);
+    reg_add(r, t, now);
+}
+
+/* A relay that names a new family member spoils the cached chains it is
+ * in (a chain may now hold two of one family); a chain drawn after both
+ * name each other never holds the two. */
+START_TEST(chain_evicted_on_family)
+{
+    struct tnode t[3], req;
+    struct registry *r = relays_make(3, 16, 1000000, t, &req);
+    const struct reg_chain *c;
+    struct registry_stats st;
+
+    ck_assert_int_eq(registry_chain(r, req.id.pk, 3, 0, NULL, 0, &c), 0);
+    reg_family(r, &t[0], 0, &t[1], 10); /* one-sided: no family yet */
+    registry_stats(r, &st);
+    ck_assert_uint_eq(st.chains, 0);
+    ck_assert_uint_eq(st.chains_evicted, 1);
+    ck_assert_int_eq(registry_chain(r, req.id.pk, 3, 0, NULL, 20, &c), 0);
+    reg_family(r, &t[0], 0, &t[1], 30); /* the same family again: the chain stays */
+    registry_stats(r, &st);
+    ck_assert_uint_eq(st.chains, 1);
+    reg_family(r, &t[1], 1, &t[0], 40);
+    registry_stats(r, &st);
+    ck_assert_uint_eq(st.chains, 0);
+    ck_assert_int_eq(registry_chain(r, req.id.pk, 3, 0, NULL, 50, &c), OVL_ENOENT);
+    ck_assert_int_eq(registry_chain(r, req.id.pk, 2, 0, NULL, 50, &c), 0);
+    ck_assert(in_chain(c, t[2].id.pk));
+    registry_free(r);
+}
+END_TEST
+
 /* A node whose link closed is dropped at once, with the chains naming it. */
 START_TEST(drop_now)
 {
@@ -843,6 +887,7 @@ static Suite *registry_suite(void)
     tcase_add_test(tc, chain_not_enough);
     tcase_add_test(tc, chain_cache);
     tcase_add_test(tc, chain_evicted_on_drop);
+    tcase_add_test(tc, chain_evicted_on_family);
     tcase_add_test(tc, chain_cap);
     tcase_add_test(tc, chain_exclude_unknown);
     tcase_add_test(tc, chain_per_requester);
