@@ -455,6 +455,11 @@ static void cfg_finish(struct cfg_parse *p)
                  "[exit] policy needs the relay role (roles has no relay)");
         return;
     }
+    if (c->dir.n_family && !(c->roles & ROLE_RELAY)) {
+        cfg_fail(p, p->key_line[cfg_key_find(SECT_RELAY, "family") - cfg_keys],
+                 "[relay] family needs the relay role (roles has no relay)");
+        return;
+    }
     if (c->client.n_socks && !(c->roles & ROLE_CLIENT)) {
         cfg_fail(p, p->socks_line[0], "[socks] listen needs the client role (roles has no client)");
         return;

@@ -58,7 +58,7 @@ struct ovl_config {
     struct node_opts opts;                  /* [link] and aead */
     struct peer_spec peers[NODE_MAX_PEERS]; /* the [peer.NAME] sections only */
     unsigned n_peers;
-    struct dir_opts dir;       /* [dir], [relay] capacity, [exit] policy;
+    struct dir_opts dir;       /* [dir], [relay] capacity and family, [exit] policy;
                                 * desc_lifetime_ms = 3 x onion_rotate */
     struct relay_opts relay;   /* [relay] */
     struct client_opts client; /* [chain] and [client] */

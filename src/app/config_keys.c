@@ -335,6 +335,37 @@ static int set_policy(struct cfg_parse *p, const struct key_def *k, const char *
     return 0;
 }
 
+/* [relay] family = ID ID ...: node IDs (ovld --print-id), separated by
+ * blanks or commas, added to those of earlier lines; at most
+ * DESC_FAMILY_MAX, none twice (our own is refused by dir_init, which
+ * knows it). */
+static int set_family(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    struct dir_opts *o = &p->c->dir;
+    const char *s = v + strspn(v, " \t,");
+    char id[OVL_NODE_ID_LEN + 1];
+    size_t n;
+
+    (void)k;
+    if (*s == '\0')
+        return cfg_fail(p, p->line, "%s is empty (expected node IDs)", p->key);
+    for (; *s; s += n, s += strspn(s, " \t,")) {
+        n = strcspn(s, " \t,");
+        if (o->n_family == DESC_FAMILY_MAX)
+            return cfg_fail(p, p->line, "%s names over %d relays", p->key, DESC_FAMILY_MAX);
+        snprintf(id, sizeof(id), "%.*s", (int)(n < OVL_NODE_ID_LEN ? n : OVL_NODE_ID_LEN), s);
+        if (n != OVL_NODE_ID_LEN || node_id_parse(o->family[o->n_family], id) != 0)
+            return cfg_fail(p, p->line,
+                            "%s: bad id '%.*s' (expected %d characters, as ovld --print-id prints)",
+                            p->key, (int)n, s, OVL_NODE_ID_LEN);
+        for (unsigned i = 0; i < o->n_family; i++)
+            if (memcmp(o->family[i], o->family[o->n_family], OVL_ED25519_PK) == 0)
+                return cfg_fail(p, p->line, "%s names %s twice", p->key, id);
+        o->n_family++;
+    }
+    return 0;
+}
+
 /* [socks] listen = HOST:PORT: an IP literal; beyond loopback only with
  * allow_remote (checked in cfg_finish, which sees the whole file). */
 static int set_socks(struct cfg_parse *p, const struct key_def *k, const char *v)
@@ -451,6 +482,7 @@ enum key_set {
     KS_PEER_ADDRESS,
     KS_PEER_ID,
     KS_POLICY,
+    KS_FAMILY,
     KS_SOCKS,
     KS_SERVICE,
     KS_POW2,
@@ -473,6 +505,7 @@ static const key_setter cfg_setters[] = {
     [KS_PEER_ADDRESS] = set_peer_address,
     [KS_PEER_ID] = set_peer_id,
     [KS_POLICY] = set_policy,
+    [KS_FAMILY] = set_family,
     [KS_SOCKS] = set_socks,
     [KS_SERVICE] = set_service,
     [KS_POW2] = set_pow2,
@@ -633,6 +666,7 @@ _Static_assert(sizeof(struct ovl_config) <= UINT16_MAX, "key_def.off is 16 bits"
     X(RELAY, capacity, .set = KS_UINT, .min = 0, .max = 10000000, CFG_FIELD(dir.capacity_kib))     \
     X(RELAY, loop_interval, .set = KS_UINT, .zero_ok = 1, .min = 10, .max = 3600000,               \
         CFG_FIELD(relay_loop_ms))                                                                  \
+    X(RELAY, family, .set = KS_FAMILY, .repeat = 1)                                                \
     /* [exit] */                                                                                   \
     X(EXIT, policy, .set = KS_POLICY, .repeat = 1)                                                 \
     X(EXIT, max_streams, .set = KS_UINT, .min = 1, .max = 1000000, CFG_FIELD(relay.max_streams))   \

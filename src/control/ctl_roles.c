@@ -613,6 +613,22 @@ struct ctl_relays {
     uint64_t now;
 };
 
+/* The relays d names its family, "ID,ID,...", when it names any. */
+static void ctl_add_family(struct kvbuf *out, const struct desc *d)
+{
+    char list[DESC_FAMILY_MAX * (OVL_NODE_ID_LEN + 1)], *at = list;
+    unsigned n = d->n_family < DESC_FAMILY_MAX ? d->n_family : DESC_FAMILY_MAX;
+
+    if (!n)
+        return;
+    for (unsigned i = 0; i < n; i++, at += OVL_NODE_ID_LEN + 1) {
+        node_id_format(at, d->family[i]);
+        at[OVL_NODE_ID_LEN] = ',';
+    }
+    at[-1] = '\0';
+    kv_adds(out, "family", list);
+}
+
 static void ctl_relay_info(void *arg, const struct reg_node *rn)
 {
     struct ctl_relays *r = arg;
@@ -632,6 +648,7 @@ static void ctl_relay_info(void *arg, const struct reg_node *rn)
     for (i = 0; i < d->n_uris && i < DESC_MAX_URIS; i++)
         ctl_add_fixed(r->out, "uri", d->uris[i], OVL_URI_MAX - 1);
     kv_addu(r->out, "capacity", d->capacity);
+    ctl_add_family(r->out, d);
     /* One line: a policy too long for it is cut after a whole rule, " ..." */
     if ((d->flags & DESC_EXIT) && exit_policy_decode(&ep, d->policy, d->policy_len) == 0 &&
         exit_policy_format(&ep, policy, sizeof(policy)) != OVL_EINVAL)

@@ -503,7 +503,7 @@ int dir_init(struct node *n, const struct dir_opts *o, const struct dir_bootstra
     int rc;
 
     *out = NULL;
-    if (n_bs > DIR_MAX_BOOTSTRAPS || (n_bs && !bs))
+    if (n_bs > DIR_MAX_BOOTSTRAPS || (n_bs && !bs) || !dir_family_ok(n, o))
         return OVL_EINVAL;
     d = calloc(1, sizeof(*d));
     if (!d)

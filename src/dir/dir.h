@@ -20,7 +20,8 @@
  *    onion_rotate_ms; the previous keys stay usable for onion_overlap_ms),
  *    and publishes a signed descriptor (DESC_RELAY for relays, DESC_ENDPOINT
  *    for clients, both for both; DESC_EXIT and the policy for a relay whose
- *    exit_policy has rules) to every configured bootstrap as soon as
+ *    exit_policy has rules; DESC_FAMILY and the family for a relay that
+ *    declares one) to every configured bootstrap as soon as
  *    the link to it opens, then heartbeats every heartbeat_ms. It re-registers
  *    when the onion key rotates or the bootstrap answers "unknown".
  *  - A bootstrap with other bootstraps configured asks each linked one for
@@ -88,6 +89,9 @@ struct dir_opts {
     uint32_t block_request_rate, block_request_burst; /* per address block, 100 and 1000 */
     uint32_t block_chain_rate, block_chain_burst;     /* chain draws per block, 2 and 60 */
     uint32_t max_nodes_per_block;                     /* new identities per block, 64 */
+
+    uint8_t n_family; /* [relay] family: relays we declare ours, never us */
+    uint8_t family[DESC_FAMILY_MAX][OVL_ED25519_PK];
 };
 
 /* A configured bootstrap ([bootstrap.NAME] address, id). */

@@ -215,6 +215,10 @@ void dir_caches_free(struct dir *d);
 /* Make a new current onion key; the previous one starts its overlap. */
 void dir_onion_new(struct dir *d);
 
+/* False (and logged) when o's family names node n itself: dir_init
+ * refuses such options, as desc_sign would refuse our descriptor. */
+bool dir_family_ok(struct node *n, const struct dir_opts *o);
+
 /* Start the heartbeat and rotation timers. */
 void dir_publish_start(struct dir *d);
 

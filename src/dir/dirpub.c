@@ -66,6 +66,38 @@ uint64_t dir_onion_expiry(const struct dir *d, const struct dir_onion *k)
     return k->created_ms + d->o.onion_rotate_ms + d->o.onion_overlap_ms;
 }
 
+/* Return false, logged, when o's family names n itself or one relay
+ * twice, or is too long: desc_sign would refuse our descriptor. */
+bool dir_family_ok(struct node *n, const struct dir_opts *o)
+{
+    if (o->n_family > DESC_FAMILY_MAX)
+        return false;
+    for (unsigned i = 0; i < o->n_family; i++) {
+        const char *why =
+            memcmp(o->family[i], n->id.pk, OVL_ED25519_PK) == 0 ? "this node itself" : NULL;
+
+        for (unsigned j = 0; j < i && !why; j++)
+            if (memcmp(o->family[i], o->family[j], OVL_ED25519_PK) == 0)
+                why = "one relay twice";
+        if (why) {
+            log_error(&n->log, "directory: [relay] family names %s", why);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Our family, when we relay and declare one (select.h: it counts only
+ * with the relays that name us too). */
+static void dir_desc_family(const struct dir *d, struct desc *ds)
+{
+    if (!(ds->flags & DESC_RELAY) || !d->o.n_family)
+        return;
+    ds->flags |= DESC_FAMILY;
+    ds->n_family = d->o.n_family;
+    memcpy(ds->family, d->o.family, (size_t)d->o.n_family * OVL_ED25519_PK);
+}
+
 /* Build and sign our descriptor; OVL_ENOENT when we have nothing to publish. */
 static int dir_build_desc(struct dir *d)
 {
@@ -105,6 +137,7 @@ static int dir_build_desc(struct dir *d)
         ds.policy_len = (uint8_t)plen;
         ds.flags |= DESC_EXIT;
     }
+    dir_desc_family(d, &ds);
     if (rc == 0)
         rc = desc_sign(&ds, &n->id, d->desc_raw + 1, sizeof(d->desc_raw) - 1, &d->desc_len);
     if (rc) {

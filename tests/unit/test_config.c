@@ -423,6 +423,12 @@ static const struct bad_case bad_cases[] = {
     {"policy before roles", "[exit]\npolicy = accept *:*\n[node]\nroles = bootstrap\n", 2,
      "needs the relay role"},
     {"unknown exit key", "[exit]\naccept = *:*\n", 2, "unknown key 'accept' in [exit]"},
+    {"bad family id", "[relay]\nfamily = @ID@ abc\n", 2, "family: bad id 'abc' (expected 52"},
+    {"family id cut", "[relay]\nfamily = @ID@x\n", 2, "family: bad id"},
+    {"empty family", "[relay]\nfamily = ,\n", 2, "family is empty"},
+    {"family twice", "[relay]\nfamily = @ID@\n\nfamily = @ID@\n", 4, "family names"},
+    {"family on a client", "[node]\nroles = client\n[relay]\nfamily = @ID@\n", 4,
+     "[relay] family needs the relay role"},
 };
 
 /* Cases whose outcome depends on whether QUIC is compiled in. */
@@ -1096,6 +1102,39 @@ START_TEST(test_policy_limits)
 }
 END_TEST
 
+/* [relay] family: IDs apart by blanks or commas (three fit a line), lines
+ * added up, at most 8. */
+START_TEST(test_family)
+{
+    struct ovl_config c;
+    char err[CONFIG_ERR_MAX], text[1024] = "[relay]\nfamily = ";
+    char ids[9][OVL_NODE_ID_LEN + 1], *last = text;
+    uint8_t pk[9][OVL_ED25519_PK];
+
+    for (unsigned i = 0; i < 9; i++) {
+        memset(pk[i], (int)i + 1, sizeof(pk[i]));
+        node_id_format(ids[i], pk[i]);
+    }
+    snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s %s,%s\nfamily=%s\t, %s\n",
+             ids[0], ids[1], ids[2], ids[3], ids[4]);
+    ck_assert_msg(parse(&c, text, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_uint_eq(c.dir.n_family, 5);
+    for (unsigned i = 0; i < 5; i++)
+        ck_assert_mem_eq(c.dir.family[i], pk[i], OVL_ED25519_PK);
+    for (unsigned i = 5; i < 9; i++) {
+        last = text + strlen(text);
+        snprintf(last, sizeof(text) - strlen(text), "family = %s\n", ids[i]);
+    }
+    ck_assert_int_eq(parse(&c, text, err, sizeof(err)), OVL_EINVAL);
+    ck_assert_msg(strstr(err, NAME ":7: family names over 8 relays"), "%s", err);
+    *last = '\0'; /* up to ids[7]: 8 */
+    ck_assert_msg(parse(&c, text, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_uint_eq(c.dir.n_family, 8);
+    ck_assert_int_eq(parse(&c, "[relay]\n", err, sizeof(err)), 0);
+    ck_assert_uint_eq(c.dir.n_family, 0);
+}
+END_TEST
+
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* [service] and [service.NAME]: ports, targets of every kind, caps. */
@@ -1210,6 +1249,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_dial_peers);
     tcase_add_loop_test(tc, test_policy, 0, N(policy_cases));
     tcase_add_test(tc, test_policy_limits);
+    tcase_add_test(tc, test_family);
     tcase_add_test(tc, test_services);
     tcase_add_loop_test(tc, test_service_bad, 0, N(service_bad_cases));
     tcase_add_test(tc, test_service_limit);
