@@ -94,8 +94,11 @@ def lifetime_at_first_hop(tn, sender):
     first = next(n for n in tn.relays() if n.id == ch["hops"][0])
     recs = [c for c in tn.ctl(first.name, "relay-chains")
             if c["prev"] == sender.id and c["next"] == ch["hops"][1]]
-    assert len(recs) == 1, recs
-    return recs[0]["age_ms"] + recs[0]["expires_in_ms"], recs[0]
+    # A second chain on the same two hops (one being built beside the
+    # ready one) asked for the same lifetime: the busiest is the ready one.
+    assert recs, tn.ctl(first.name, "relay-chains")
+    rec = max(recs, key=lambda c: c["cells_fwd"])
+    return rec["age_ms"] + rec["expires_in_ms"], rec
 
 
 def test_setup_like_a_client(net):
