@@ -85,6 +85,9 @@ static void dir_req_finish(struct dir *d, struct dir_req *r, int err)
 {
     DL_DELETE(d->pending, r);
     d->n_pending--;
+    /* No bootstrap gave a list: the last good one, while it lasts. */
+    if (err && err != OVL_ECLOSED && r->op == DIR_LIST && dir_list_fallback(d, r))
+        err = 0;
     r->err = err;
     if (err) {
         free(r->chain);
@@ -463,6 +466,29 @@ static int dir_timers_new(struct dir *d)
     return OVL_ENOMEM;
 }
 
+/* Read the relay list kept on disk, if any, as the fallback list: a node
+ * with bootstraps that is not one keeps the last good list it got. */
+static void dir_list_load(struct dir *d)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (d->reg || d->n_bs == 0)
+        return;
+    rc = dir_store_open(d, &buf, &len);
+    if (rc == 0)
+        rc = dir_list_restore(d, buf, len);
+    if (rc == 0)
+        log_info(&d->n->log, "directory: %u relays listed on disk, kept as the fallback",
+                 d->n_list);
+    else if (rc == OVL_EPROTO) /* expired, most likely: the node was down long */
+        log_info(&d->n->log, "directory: the relay list on disk is not used: %s", ovl_strerror(rc));
+    else if (rc != OVL_ENOENT)
+        log_warn(&d->n->log, "directory: the relay list on disk is not used: %s", ovl_strerror(rc));
+    free(buf);
+}
+
 /* Register the directory's cell handlers and link observer; on failure
  * undo what was registered. */
 static int dir_handlers(struct dir *d)
@@ -543,6 +569,7 @@ int dir_init(struct node *n, const struct dir_opts *o, const struct dir_bootstra
     rc = dir_handlers(d);
     if (rc)
         goto fail_registry;
+    dir_list_load(d);
     dir_onion_new(d);
     uv_timer_start(d->kick, dir_kick_cb, 0, 0);
     tick = d->o.request_timeout_ms / 8 ? d->o.request_timeout_ms / 8 : 1;
@@ -608,6 +635,7 @@ void dir_free(struct dir *d)
     registry_free(d->reg);
     ihold_free(d->hold);
     dblocks_free(d->blocks);
+    dir_store_free(d);
     free(d->list_doc);
     dsync_free(d);
     if (d->n->dir == d)

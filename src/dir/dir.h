@@ -128,6 +128,10 @@ struct dir_stats {
     uint64_t reports_sent;        /* DIR_REPORTs we sent (one per bootstrap) */
     uint64_t reports_in;          /* bootstrap: DIR_REPORTs accepted */
     uint64_t reports_probed;      /* bootstrap: of those, probes sent to the named relay */
+    uint64_t list_fallbacks;      /* relay lists answered from the last good one: no
+                                     bootstrap answered (docs/PROTOCOL.md 16.7) */
+    uint64_t lists_saved;         /* relay lists written to <data_dir>/relays */
+    uint64_t list_restored;       /* 1 when the list on disk was taken at start */
     struct registry_stats reg;    /* bootstrap only */
     /* Bootstrap: per address block (docs/PROTOCOL.md 16.8). */
     uint64_t requests_limited_block;   /* answered BUSY: over the block's request rate */
@@ -218,7 +222,10 @@ int dir_request_chains(struct dir *d, unsigned length, unsigned backups, unsigne
                        unsigned flags, const uint8_t exclude[OVL_ED25519_PK], dir_chains_cb cb,
                        void *arg) OVL_WUR;
 
-/* Fetch the signed list of live relays (cached for heartbeat_ms). */
+/* Fetch the signed list of live relays (cached for heartbeat_ms). When
+ * no bootstrap answers, the last verified list (kept on disk under
+ * [node] data_dir, read at start) answers instead until its document
+ * expires. */
 int dir_request_list(struct dir *d, dir_list_cb cb, void *arg) OVL_WUR;
 
 /* Look up the descriptor of node pk, or its inbound descriptor when it is

@@ -17,7 +17,10 @@
  *   dsync.c     a bootstrap among several: DIR_SYNC asked of and answered
  *               to the other configured bootstraps, the registry on disk,
  *               the warning when the registry is full (called by dir.c and
- *               dirsrv.c, calling neither).
+ *               dirsrv.c, calling neither);
+ *   dirstore.c  the last good relay list on disk (<data_dir>/relays):
+ *               read at start, written when a newer one came (called by
+ *               dir.c and dirreply.c, calls none of them).
  * Once dir_init has set it up and until dir_free, each group of fields in
  * struct dir is written only by the file that heads it, except the
  * counters (st: by whoever does what they count) and next_id
@@ -143,9 +146,10 @@ struct dir {
     /* dirreply.c: the caches */
     struct dir_cache_ent *lookups;   /* in insertion order: oldest first */
     struct dir_icache_ent *ilookups; /* likewise, for hidden nodes */
-    struct desc *list;               /* cached relay list */
+    struct desc *list;               /* the last verified relay list (live descriptors) */
     unsigned n_list;
-    uint64_t list_until;
+    uint64_t list_until;   /* monotonic: answered from the cache until then */
+    uint64_t list_expires; /* wall clock: its document's expiry; the fallback until then */
 
     /* dirpub.c: bootstraps, onion keys, our descriptor */
     struct dir_bs bs[DIR_MAX_BOOTSTRAPS];
@@ -156,6 +160,11 @@ struct dir {
     size_t desc_len;                    /* descriptor bytes, 0 if none */
     uint64_t desc_expires_ms;           /* wall clock */
     uv_timer_t *heartbeat, *rotate;
+
+    /* dirstore.c: the relay list on disk (store.path NULL: none kept) */
+    struct statefile store;
+    uint64_t store_saved_ms;     /* monotonic: last write asked for; 0 none */
+    uint64_t store_published_ms; /* wall: publication time of the list written last (or read) */
 
     /* dirsrv.c: bootstrap only */
     struct registry *reg;
@@ -210,6 +219,16 @@ int dir_cache_answer(struct dir *d, struct dir_req *r);
 /* Empty the caches (dir_free). */
 void dir_caches_free(struct dir *d);
 
+/* Take the relay list read from disk (raw: len bytes, lent) if one of the
+ * configured bootstraps signed it and it has not expired: it is then the
+ * fallback list (dir_list_fallback), not a fresh one. 0, or why not. */
+int dir_list_restore(struct dir *d, const uint8_t *raw, size_t len) OVL_WUR;
+
+/* Answer list request r, which no bootstrap answered, from the last
+ * verified list while its document has not expired (its expired
+ * descriptors left out): 1 with r->descs set (counted), else 0. */
+int dir_list_fallback(struct dir *d, struct dir_req *r);
+
 /* ---- dirpub.c ---------------------------------------------------------- */
 
 /* Make a new current onion key; the previous one starts its overlap. */
@@ -233,6 +252,21 @@ void dir_on_reg_reply(struct dir *d, unsigned i, struct link *l, uint32_t id, ui
 
 /* Our last link to bootstrap i closed: it must hear our descriptor again. */
 void dir_bs_unlinked(struct dir *d, unsigned i);
+
+/* ---- dirstore.c -------------------------------------------------------- */
+
+/* Prepare <state_dir>/relays and read it into *buf (malloc'd, *len bytes):
+ * 0, OVL_ENOENT when there is none (or no state_dir), or the read's error. */
+int dir_store_open(struct dir *d, uint8_t **buf, size_t *len) OVL_WUR;
+
+/* Write the relay list raw (len bytes, verified; published_ms and
+ * expires_ms from its document) when it is newer than the one on disk and
+ * the last write is old enough (dirstore.c says how old). */
+void dir_store_save(struct dir *d, const uint8_t *raw, size_t len, uint64_t published_ms,
+                    uint64_t expires_ms);
+
+/* Free the file's state once the loop has ended (NULL-safe inside). */
+void dir_store_free(struct dir *d);
 
 /* ---- dirsrv.c ---------------------------------------------------------- */
 

@@ -7,7 +7,11 @@
  * hidden node's own signed inbound descriptor, judged by idesc_accept.
  * Verified lookups and the relay list are cached, so that the next request
  * is answered without asking (dir_cache_answer); the caller's copies are
- * always its own, since the caches change under it.
+ * always its own, since the caches change under it. The last verified
+ * relay list stays after its heartbeat of freshness, and one read from
+ * disk at start (dirstore.c) takes its place: either answers a list
+ * request no bootstrap answered, until its document expires
+ * (dir_list_fallback).
  *
  * Unless allow_private, a descriptor naming an address that is not public
  * (desc_addresses_ok) is never used, whoever signed the document: a relay
@@ -238,6 +242,7 @@ void dir_caches_free(struct dir *d)
     free(d->list);
     d->list = NULL;
     d->n_list = 0;
+    d->list_expires = 0;
 }
 
 /* ---- checking replies -------------------------------------------------- */
@@ -251,48 +256,102 @@ static bool dir_addresses_ok(struct dir *d, const struct desc *ds)
     return false;
 }
 
-static int dir_parse_list(struct dir *d, struct dir_req *r, const uint8_t *in, size_t len,
-                          const uint8_t bs_pk[OVL_ED25519_PK])
+/* Check a relay list document (in: len bytes) against bs_pk and the clock,
+ * and leave in doc->descs the live descriptors we may dial, n of them. */
+static int dir_list_doc(struct dir *d, struct doc *doc, const uint8_t *in, size_t len,
+                        const uint8_t bs_pk[OVL_ED25519_PK], unsigned *n)
 {
     uint64_t wall = clock_wall_ms();
-    struct doc doc;
-    struct desc *v;
     unsigned k = 0;
-    int rc = doc_parse(&doc, in, len, bs_pk);
+    int rc = doc_parse(doc, in, len, bs_pk);
 
     if (rc)
         return rc;
-    rc = OVL_EPROTO;
-    if (doc.kind != DOC_LIST || doc.expires_ms <= wall)
-        goto fail;
-    for (unsigned i = 0; i < doc.count; i++) {
-        if (!(doc.descs[i].flags & DESC_RELAY))
-            goto fail;
+    if (doc->kind != DOC_LIST || doc->expires_ms <= wall) {
+        doc_free(doc);
+        return OVL_EPROTO;
+    }
+    for (unsigned i = 0; i < doc->count; i++) {
+        if (!(doc->descs[i].flags & DESC_RELAY)) {
+            doc_free(doc);
+            return OVL_EPROTO;
+        }
         /* keep the live ones we may dial, in order */
-        if (!desc_expired(&doc.descs[i], wall) && dir_addresses_ok(d, &doc.descs[i]))
-            doc.descs[k++] = doc.descs[i];
+        if (!desc_expired(&doc->descs[i], wall) && dir_addresses_ok(d, &doc->descs[i]))
+            doc->descs[k++] = doc->descs[i];
     }
-    rc = OVL_ENOMEM;
-    v = doc.descs ? doc.descs : calloc(1, sizeof(*v)); /* an empty list is still an array */
-    if (!v)
-        goto fail;
-    doc.descs = NULL; /* taken: r's now */
-    doc_free(&doc);
-    free(d->list);
-    d->n_list = 0;
-    d->list_until = 0;
-    r->descs = v;
-    r->n_descs = k;
-    /* Keep a copy: the caller's array is lent only for its callback. */
-    d->list = descs_dup(v, k);
-    if (d->list) {
-        d->n_list = k;
-        d->list_until = clock_now_ms() + d->o.heartbeat_ms;
-    }
+    *n = k;
     return 0;
-fail:
+}
+
+/* Make doc's first n descriptors the cached list, fresh (answered from the
+ * cache for a heartbeat) or only the fallback; its array is taken. */
+static void dir_list_keep(struct dir *d, struct doc *doc, unsigned n, bool fresh)
+{
+    free(d->list);
+    d->list = doc->descs ? doc->descs : calloc(1, sizeof(*d->list));
+    doc->descs = NULL;
+    d->n_list = d->list ? n : 0;
+    d->list_until = d->list && fresh ? clock_now_ms() + d->o.heartbeat_ms : 0;
+    d->list_expires = d->list ? doc->expires_ms : 0;
+}
+
+static int dir_parse_list(struct dir *d, struct dir_req *r, const uint8_t *in, size_t len,
+                          const uint8_t bs_pk[OVL_ED25519_PK])
+{
+    struct doc doc;
+    unsigned k = 0;
+    int rc = dir_list_doc(d, &doc, in, len, bs_pk, &k);
+
+    if (rc)
+        return rc;
+    /* The caller's copy is lent only for its callback: ours is the cache. */
+    r->descs = descs_dup(doc.descs, k);
+    if (!r->descs) {
+        doc_free(&doc);
+        return OVL_ENOMEM;
+    }
+    r->n_descs = k;
+    dir_list_keep(d, &doc, k, true);
+    if (!d->reg) /* a bootstrap's own list is its registry: nothing to keep */
+        dir_store_save(d, in, len, doc.published_ms, doc.expires_ms);
     doc_free(&doc);
-    return rc;
+    return 0;
+}
+
+int dir_list_restore(struct dir *d, const uint8_t *raw, size_t len)
+{
+    struct doc doc;
+    unsigned k = 0;
+    int rc = OVL_ENOENT;
+
+    for (unsigned i = 0; i < d->n_bs; i++) {
+        rc = dir_list_doc(d, &doc, raw, len, d->bs[i].spec.pk, &k);
+        if (rc == 0)
+            break;
+    }
+    if (rc)
+        return rc;
+    dir_list_keep(d, &doc, k, false);
+    d->store_published_ms = doc.published_ms; /* written already */
+    doc_free(&doc);
+    d->st.list_restored = d->list != NULL;
+    return d->list ? 0 : OVL_ENOMEM;
+}
+
+int dir_list_fallback(struct dir *d, struct dir_req *r)
+{
+    uint64_t wall = clock_wall_ms();
+    unsigned k = 0;
+
+    if (!d->list || wall >= d->list_expires || !(r->descs = descs_dup(d->list, d->n_list)))
+        return 0;
+    for (unsigned i = 0; i < d->n_list; i++)
+        if (!desc_expired(&r->descs[i], wall))
+            r->descs[k++] = r->descs[i];
+    r->n_descs = k;
+    d->st.list_fallbacks++;
+    return 1;
 }
 
 /* The document's kind and shape against the request: one chain for a
