@@ -623,6 +623,7 @@ _Static_assert(sizeof(struct ovl_config) <= UINT16_MAX, "key_def.off is 16 bits"
         CFG_FIELD(client.lifetime_ms))                                                             \
     X(CHAIN, setup_timeout, .set = KS_UINT, .min = 100, .max = 600000,                             \
         CFG_FIELD(client.setup_timeout_ms))                                                        \
+    X(CHAIN, choices, .set = KS_UINT, .min = 1, .max = 8, CFG_FIELD(client.choices))               \
     /* [client] */                                                                                 \
     X(CLIENT, max_message, .set = KS_UINT, .min = 1, .max = 67108864,                              \
         CFG_FIELD(client.max_message))                                                             \
@@ -650,6 +651,11 @@ _Static_assert(sizeof(struct ovl_config) <= UINT16_MAX, "key_def.off is 16 bits"
     X(CLIENT, max_chains, .set = KS_UINT, .min = 1, .max = 256, CFG_FIELD(client.max_chains))     \
     X(CLIENT, chain_idle, .set = KS_UINT, .min = 1000, .max = 3600000,                             \
         CFG_FIELD(client.chain_idle_ms))                                                           \
+    X(CLIENT, guards, .set = KS_UINT, .zero_ok = 1, .min = 1, .max = 8, CFG_FIELD(client.guards))  \
+    X(CLIENT, guard_down, .set = KS_UINT, .min = 60000, .max = 1, .max_shift = 36,                 \
+        CFG_FIELD(client.guard_down_ms))                                                           \
+    X(CLIENT, guard_lifetime, .set = KS_UINT, .min = 60000, .max = 1, .max_shift = 36,             \
+        CFG_FIELD(client.guard_life_ms))                                                           \
     /* [relay] */                                                                                  \
     X(RELAY, max_chains, .set = KS_UINT, .min = 1, .max = 10000000, CFG_FIELD(relay.max_chains))   \
     X(RELAY, setup_timeout, .set = KS_UINT, .min = 100, .max = 600000,                             \

@@ -25,13 +25,15 @@
 #include "core/chanmap.h"
 #include "dir/select.h"
 
-#define BACKOFF_MAX_MS       2000 /* well inside a message's deadline */
-#define LINE_FAILS_MAX       8    /* failed builds in a row that end a stream line */
-#define RETIRE_GRACE_MS      2000 /* a replaced chain lingers for late backward cells */
-#define INTRO_GRACE_MS       15000 /* and a replaced chain to an introduction relay keeps its
-                                      cookie while senders' exits learn the new one */
+#define BACKOFF_MAX_MS  2000 /* well inside a message's deadline */
+#define LINE_FAILS_MAX  8    /* failed builds in a row that end a stream line */
+#define RETIRE_GRACE_MS 2000 /* a replaced chain lingers for late backward cells */
+#define INTRO_GRACE_MS                                                                             \
+    15000 /* and a replaced chain to an introduction relay keeps its                               \
+             cookie while senders' exits learn the new one */
 #define NO_DESTROY           (-1)
 #define REPLACE_AT(lifetime) ((lifetime) / 5 * 4)
+#define GUARD_LIST_MS        60000 /* the guards' relay list is fetched again after this */
 
 static void chain_cell(void *obj, struct link *l, const struct cell *cl);
 static void chain_link_closed(void *obj, struct link *l, uint32_t id);
@@ -78,8 +80,8 @@ static void cchain_set_state(struct cchain *ch, enum cchain_state to)
         ch->deadline_ms = clock_now_ms() + ch->c->o.setup_timeout_ms;
         break;
     case CCH_RETIRING:
-        ch->deadline_ms = clock_now_ms() +
-                          ((ch->line->flags & CLF_INTRO) ? INTRO_GRACE_MS : RETIRE_GRACE_MS);
+        ch->deadline_ms =
+            clock_now_ms() + ((ch->line->flags & CLF_INTRO) ? INTRO_GRACE_MS : RETIRE_GRACE_MS);
         break;
     default:
         ch->deadline_ms = 0;
@@ -94,105 +96,12 @@ const char *cchain_state_name(enum cchain_state s)
 
 /* ---- routes ---- */
 
-/* Remove entry k of position p (avail[p] > 0 when k is 0): a backup, or
- * with k = 0 the hop in use, whose place its first backup takes. */
-static void route_drop(struct dir_chain *route, uint8_t avail[ONION_MAX_HOPS], unsigned p,
-                       unsigned k)
-{
-    memmove(&route->hops[p][k], &route->hops[p][k + 1], (avail[p] - k) * sizeof(route->hops[p][k]));
-    avail[p]--;
-}
-
 bool cchain_crosses(const struct cchain *ch, const uint8_t pk[OVL_ED25519_PK])
 {
     for (unsigned p = 0; p < ch->length; p++)
         if (memcmp(ch->route.hops[p][0].id_pk, pk, OVL_ED25519_PK) == 0)
             return true;
     return false;
-}
-
-/* Whether d is the relay pk or, with near, shares its subnet. */
-static bool route_hits(const struct desc *d, const uint8_t *pk, const struct desc *near)
-{
-    return memcmp(d->id_pk, pk, OVL_ED25519_PK) == 0 || (near && select_same_subnet(d, near));
-}
-
-/* Leave pk (and with near, relays of its subnet) out of the first length
- * positions of route r: drop it from every position's backups, and move a
- * backup into a position it holds. OVL_ENOENT when none is left. */
-static int route_avoid(struct dir_chain *r, uint8_t avail[ONION_MAX_HOPS], unsigned length,
-                       const uint8_t *pk, const struct desc *near)
-{
-    for (unsigned p = 0; p < length; p++) {
-        for (unsigned k = avail[p]; k > 0; k--)
-            if (route_hits(&r->hops[p][k], pk, near))
-                route_drop(r, avail, p, k);
-        if (route_hits(&r->hops[p][0], pk, near)) {
-            if (avail[p] == 0)
-                return OVL_ENOENT;
-            route_drop(r, avail, p, 0);
-        }
-    }
-    return 0;
-}
-
-/* The line's exit, with the subnet rule, or NULL: a line without one. */
-static const struct desc *line_exit(const struct cline *line, const struct desc **near)
-{
-    bool ex = line->flags & CLF_EXIT;
-
-    *near = ex && line->c->o.distinct_subnets ? &line->exit : NULL;
-    return ex ? &line->exit : NULL;
-}
-
-/* A route from the bootstrap for an exit line, one hop short (asked for
- * without the exit): the exit follows, without backups. */
-static int route_put_exit(struct cchain *ch)
-{
-    const struct cline *line = ch->line;
-    unsigned last = ch->length;
-
-    if (!(line->flags & CLF_EXIT))
-        return 0;
-    if (last >= ONION_MAX_HOPS || route_avoid(&ch->route, ch->avail, last, line->exit.id_pk, NULL))
-        return OVL_ENOENT;
-    ch->route.hops[last][0] = line->exit;
-    ch->avail[last] = 0;
-    ch->route.length = ch->length = last + 1;
-    return 0;
-}
-
-/* Pick ch->length distinct relays from list by select.h (never ourselves,
- * only relays we share an AEAD suite with); the line's exit, if it has
- * one, is the last. */
-static int route_pick(struct cchain *ch, const struct desc *relays, unsigned count)
-{
-    struct client *c = ch->c;
-    const struct desc **cand, *near, *x = line_exit(ch->line, &near);
-    unsigned n = 0, i, want = c->o.length - (x != NULL);
-
-    cand = calloc(count ? count : 1, sizeof(*cand));
-    if (!cand)
-        return OVL_ENOMEM;
-    for (i = 0; i < count; i++)
-        if ((relays[i].flags & DESC_RELAY) &&
-            memcmp(relays[i].id_pk, c->n->id.pk, OVL_ED25519_PK) != 0 &&
-            (!ch->has_avoid || memcmp(relays[i].id_pk, ch->avoid, OVL_ED25519_PK) != 0) &&
-            (!x || !route_hits(&relays[i], x->id_pk, near)) &&
-            (relays[i].suites & c->n->opts.aead_suites))
-            cand[n++] = &relays[i];
-    if (select_relays(cand, n, want, c->o.distinct_subnets, c->o.by_capacity) < want) {
-        free(cand);
-        return OVL_ENOENT;
-    }
-    memset(&ch->route, 0, sizeof(ch->route));
-    for (i = 0; i < want; i++)
-        ch->route.hops[i][0] = *cand[i];
-    if (x)
-        ch->route.hops[want][0] = *x;
-    free(cand);
-    ch->route.length = ch->length = c->o.length;
-    return 0;
 }
 
 struct cchain *cchain_find(struct client *c, uint32_t serial)
@@ -210,6 +119,16 @@ struct cchain *cchain_find(struct client *c, uint32_t serial)
 const struct desc *cchain_exit(const struct cchain *ch)
 {
     return &ch->route.hops[ch->length ? ch->length - 1 : 0][0];
+}
+
+/* The first hop of ch could not be reached: if it is a guard, it waits
+ * for its retry time (a backup guard serves meanwhile). */
+static void chain_first_failed(struct cchain *ch)
+{
+    struct client *c = ch->c;
+
+    if (c->guards && ch->length)
+        guard_failed(c->guards, ch->route.hops[0][0].id_pk, clock_wall_ms());
 }
 
 /* ---- teardown ---- */
@@ -312,6 +231,7 @@ static void chain_plan_repair(struct cchain *ch)
     if (!line->repair && !(line->repair = malloc(sizeof(*line->repair))))
         return; /* a fresh chain instead */
     *line->repair = ch->route;
+    line->repair_lead = ch->lead;
     memcpy(line->repair_avail, ch->avail, sizeof(line->repair_avail));
     route_drop(line->repair, line->repair_avail, p, 0);
     line->flags |= CLF_REPAIR;
@@ -356,9 +276,11 @@ void cchain_tick(struct client *c, uint64_t now)
     DL_FOREACH_SAFE(c->chains, ch, tmp)
     {
         if ((ch->state == CCH_CONNECTING || ch->state == CCH_SETUP || ch->state == CCH_REPAIR) &&
-            now >= ch->deadline_ms)
+            now >= ch->deadline_ms) {
+            if (ch->state == CCH_CONNECTING) /* its first hop's link never opened */
+                chain_first_failed(ch);
             cchain_fail(ch, "setup timed out", ch->state != CCH_CONNECTING);
-        else if (ch->state == CCH_READY && now >= ch->expires_ms)
+        } else if (ch->state == CCH_READY && now >= ch->expires_ms)
             chain_destroy(ch, DESTROY_R_EXPIRED); /* no replacement came in time */
         else if (ch->state == CCH_RETIRING && (now >= ch->deadline_ms || now >= ch->expires_ms))
             chain_destroy(ch, DESTROY_R_NONE);
@@ -456,37 +378,16 @@ static void chain_connect(struct cchain *ch)
     rc = link_dial_any(n, d0->uris, d0->n_uris < DESC_MAX_URIS ? d0->n_uris : DESC_MAX_URIS,
                        d0->id_pk, &l);
     if (rc) {
+        chain_first_failed(ch);
         cchain_fail(ch, "cannot dial the first hop", false);
         return;
     }
     ch->link_serial = l->serial; /* cchain_link_opened continues */
 }
 
-/* The hops to ask the bootstrap for: all but the line's exit, if any. */
-static unsigned route_asked(const struct cchain *ch)
+/* The middle hops are known: the exit follows, then the onion. */
+static void route_done(struct cchain *ch)
 {
-    return ch->c->o.length - ((ch->line->flags & CLF_EXIT) != 0);
-}
-
-static void on_dir_chain(void *arg, int err, const struct dir_chain *route)
-{
-    struct cchain *ch = arg;
-
-    if (err == OVL_ENOENT && ch->has_avoid) {
-        chain_avoid_failed(ch); /* too few relays once the bootstrap left it out */
-        return;
-    }
-    if (err) {
-        cchain_fail(ch, ovl_strerror(err), false);
-        return;
-    }
-    if (route->length != route_asked(ch) || route->backups > DIR_MAX_BACKUPS) {
-        cchain_fail(ch, "the bootstrap sent a chain of the wrong shape", false);
-        return;
-    }
-    ch->route = *route;
-    ch->length = route->length;
-    memset(ch->avail, (int)route->backups, sizeof(ch->avail));
     if (route_put_exit(ch) != 0) {
         cchain_fail(ch, "no route leaves room for the exit", false);
         return;
@@ -499,19 +400,114 @@ static void on_dir_list(void *arg, int err, const struct desc *relays, unsigned 
     struct cchain *ch = arg;
     int rc = err ? err : route_pick(ch, relays, count);
 
-    if (rc == OVL_ENOENT && ch->has_avoid)
+    if (rc == OVL_ENOENT && ch->has_avoid) {
         chain_avoid_failed(ch);
-    else if (rc)
+    } else if (rc) {
         cchain_fail(ch, rc == OVL_ENOENT ? "not enough relays" : ovl_strerror(rc), false);
-    else
-        chain_connect(ch);
+    } else {
+        ch->c->st.routes_local++;
+        route_done(ch);
+    }
+}
+
+/* Pick the middle hops from the relay list (the last good one when no
+ * bootstrap answers). */
+static void route_local(struct cchain *ch)
+{
+    int rc = dir_request_list(ch->c->n->dir, on_dir_list, ch);
+
+    if (rc)
+        cchain_fail(ch, ovl_strerror(rc), false);
+}
+
+/* The bootstrap's offers of middle hops (n, or err): one that fits, taken
+ * in private, or else a local pick. */
+static void on_dir_chains(void *arg, int err, const struct dir_chain *offers, unsigned n)
+{
+    struct cchain *ch = arg;
+    int k;
+
+    if (err == OVL_ECLOSED) {
+        cchain_fail(ch, ovl_strerror(err), false);
+        return;
+    }
+    k = err ? -1 : route_choose(ch, offers, n);
+    if (k < 0) {
+        route_local(ch); /* no bootstrap answered, or nothing it offered fits */
+        return;
+    }
+    ch->c->st.routes_chosen++;
+    route_take(ch, &offers[k]);
+    route_done(ch);
+}
+
+static void on_dir_chain(void *arg, int err, const struct dir_chain *route)
+{
+    on_dir_chains(arg, err, route, route ? 1 : 0);
+}
+
+/* The guard is placed: ask for the middle hops. */
+static void route_middles(struct cchain *ch)
+{
+    struct client *c = ch->c;
+    int rc = 0;
+
+    if (route_middle(ch) == 0) /* the guard and the exit are the whole route */
+        route_done(ch);
+    else if (c->o.source == CHAIN_SOURCE_LOCAL)
+        route_local(ch);
+    else /* nothing excluded but ourselves: the bootstrap learns no guard, no exit */
+        rc = dir_request_chain(c->n->dir, route_middle(ch), c->o.backups, c->n->id.pk, on_dir_chain,
+                               ch);
+    if (rc)
+        cchain_fail(ch, ovl_strerror(rc), false);
+}
+
+/* Place the guard (when there are guards), then the rest. */
+static void route_start(struct cchain *ch)
+{
+    if (route_put_guard(ch) != 0) {
+        cchain_fail(ch, "no entry guard is usable", false);
+        return;
+    }
+    route_middles(ch);
+}
+
+/* A relay list for the guards (or err): they learn which are listed and
+ * with which descriptors; then the route. */
+static void on_guard_list(void *arg, int err, const struct desc *relays, unsigned count)
+{
+    struct cchain *ch = arg;
+    struct client *c = ch->c;
+
+    if (!err) {
+        guard_update(c->guards, relays, count, clock_wall_ms());
+        c->guards_ms = clock_now_ms();
+    }
+    route_start(ch);
+}
+
+/* Start ch's route: with guards, the relay list first when the guards'
+ * view of it is older than GUARD_LIST_MS (their descriptors carry the
+ * onion keys, which rotate). */
+static void route_begin(struct cchain *ch)
+{
+    struct client *c = ch->c;
+    int rc;
+
+    if (!c->guards || (c->guards->have_list && clock_now_ms() - c->guards_ms < GUARD_LIST_MS)) {
+        route_start(ch);
+        return;
+    }
+    rc = dir_request_list(c->n->dir, on_guard_list, ch);
+    if (rc)
+        cchain_fail(ch, ovl_strerror(rc), false);
 }
 
 static void chain_build(struct cline *line)
 {
     struct client *c = line->c;
     struct cchain *ch = calloc(1, sizeof(*ch));
-    int rc;
 
     if (!ch) {
         line->next_build_ms = clock_now_ms() + line->backoff_ms;
@@ -536,28 +532,13 @@ static void chain_build(struct cline *line)
         c->st.chains_repaired++;
         ch->route = *line->repair;
         ch->length = line->repair->length;
+        ch->lead = line->repair_lead;
         memcpy(ch->avail, line->repair_avail, sizeof(ch->avail));
         log_info(&c->n->log, "client: chain %u: repairing with a backup relay", ch->serial);
         chain_connect(ch);
         return;
     }
-    if (c->o.source == CHAIN_SOURCE_LOCAL) {
-        rc = dir_request_list(c->n->dir, on_dir_list, ch);
-    } else if (route_asked(ch) == 0) { /* only the exit: nothing to ask */
-        rc = route_put_exit(ch);
-        if (rc == 0)
-            chain_connect(ch);
-    } else {
-        /* The bootstrap leaves one relay out: the line's exit (it follows),
-         * or the one this build must avoid, or else ourselves. */
-        rc = dir_request_chain(c->n->dir, route_asked(ch), c->o.backups,
-                               (line->flags & CLF_EXIT) ? line->exit.id_pk
-                               : ch->has_avoid          ? ch->avoid
-                                                        : c->n->id.pk,
-                               on_dir_chain, ch);
-    }
-    if (rc)
-        cchain_fail(ch, ovl_strerror(rc), false);
+    route_begin(ch);
 }
 
 /* Whether line wants a chain built now. A stream line wants one only
@@ -637,8 +618,10 @@ void cchain_link_closed(struct client *c, struct link *l)
      * ones still waiting for the link to open. */
     DL_FOREACH_SAFE(c->chains, ch, tmp)
     {
-        if (ch->state == CCH_CONNECTING && ch->link_serial == l->serial)
+        if (ch->state == CCH_CONNECTING && ch->link_serial == l->serial) {
+            chain_first_failed(ch);
             cchain_fail(ch, "cannot reach the first hop", false);
+        }
     }
 }
 
@@ -661,6 +644,8 @@ static void chain_ready(struct cchain *ch)
         if (ch->setup_us)
             samples_add(&c->setup_us, (uint32_t)(clock_now_us() - ch->setup_us));
         c->st.chains_built++;
+        if (c->guards)
+            guard_succeeded(c->guards, ch->route.hops[0][0].id_pk);
         log_info(&c->n->log, "client: chain %u ready (%u hops)", ch->serial, ch->length);
     }
     cchain_set_state(ch, CCH_READY);
@@ -867,6 +852,8 @@ static void chain_link_closed(void *obj, struct link *l, uint32_t id)
     ch->chain_id = 0; /* the slot is gone already */
     if (ch->state == CCH_READY)
         ch->broken = 1; /* the first hop: rebuild with its backup */
-    if (!(ch->c->flags & CF_STOPPED))
+    if (!(ch->c->flags & CF_STOPPED)) {
+        chain_first_failed(ch);
         cchain_fail(ch, "first-hop link closed", false);
+    }
 }

@@ -253,6 +253,44 @@ static bool cover_only_valid(const struct client_opts *o)
             !o->n_services && !o->intros);
 }
 
+/* Set up the entry guards ([client] guards > 0) from <data_dir>/guards:
+ * 0 or OVL_ENOMEM; a file that cannot be used is logged and replaced. */
+static int guards_init(struct client *c)
+{
+    struct node *n = c->n;
+    struct guard_opts go = {.want = c->o.guards,
+                            .down_ms = c->o.guard_down_ms,
+                            .life_ms = c->o.guard_life_ms,
+                            .distinct_subnets = c->o.distinct_subnets,
+                            .by_capacity = c->o.by_capacity,
+                            .suites = (uint8_t)n->opts.aead_suites};
+    int rc;
+
+    if (!c->o.guards)
+        return 0;
+    c->guards = malloc(sizeof(*c->guards));
+    if (!c->guards)
+        return OVL_ENOMEM;
+    memcpy(go.self, n->id.pk, OVL_ED25519_PK);
+    guard_init(c->guards, &go);
+    rc = guard_open(c->guards, n->loop, n->opts.state_dir);
+    if (rc == 0)
+        log_info(&n->log, "client: %u entry guards read from disk", c->guards->n);
+    else if (rc != OVL_ENOENT)
+        log_warn(&n->log, "client: the guards on disk are not used: %s", ovl_strerror(rc));
+    return 0;
+}
+
+/* Free the guards (after the loop ended: their file's last write is done). */
+static void guards_free(struct client *c)
+{
+    if (c->guards) {
+        guard_close(c->guards);
+        free(c->guards);
+        c->guards = NULL;
+    }
+}
+
 static bool opts_valid(const struct client_opts *o)
 {
     return !(o->flags & ~(unsigned)CLIENT_O_COVER_ONLY) && cover_only_valid(o) &&
@@ -266,7 +304,9 @@ static bool opts_valid(const struct client_opts *o)
            o->max_chains > 0 && o->chain_idle_ms > 0 && o->n_services <= CLIENT_MAX_SERVICES &&
            o->svc_max_streams > 0 && o->svc_max_per_chain > 0 && o->svc_idle_ms > 0 &&
            o->intros <= IDESC_MAX_INTRO && o->idesc_life_ms >= 10000 &&
-           o->idesc_life_ms <= IDESC_MAX_LIFE_MS;
+           o->idesc_life_ms <= IDESC_MAX_LIFE_MS && o->guards <= GUARD_WANT_MAX &&
+           o->guard_down_ms >= 1000 && o->guard_life_ms >= 1000 && o->choices >= 1 &&
+           o->choices <= CLIENT_MAX_CHOICES;
 }
 
 void client_opts_defaults(struct client_opts *o)
@@ -293,6 +333,10 @@ void client_opts_defaults(struct client_opts *o)
     o->svc_max_per_chain = 256;
     o->svc_idle_ms = 300000;
     o->idesc_life_ms = 600000;
+    o->guards = 3;
+    o->guard_down_ms = 20ull * 86400000;
+    o->guard_life_ms = 30ull * 86400000;
+    o->choices = 4;
 }
 
 int client_init(struct node *n, const struct client_opts *o, struct client **out)
@@ -324,6 +368,9 @@ int client_init(struct node *n, const struct client_opts *o, struct client **out
     c->unreach_cb = socks_unreachable;
     c->intro_cb = client_intro_body;
     rc = hidden_init(c);
+    if (rc)
+        goto fail;
+    rc = guards_init(c);
     if (rc)
         goto fail;
     rc = msg_rx_init(&c->rx, o, &c->st);
@@ -361,6 +408,7 @@ fail:
     stsock_env_close(&c->ssenv);
     msg_rx_free(&c->rx);
     hidden_free(c);
+    guards_free(c);
     free(c);
     return rc;
 }
@@ -394,6 +442,7 @@ void client_free(struct client *c)
      * never touch the node (it may be gone already). */
     msg_rx_free(&c->rx);
     hidden_free(c);
+    guards_free(c);
     ovl_wipe(c, sizeof(*c));
     free(c);
 }
@@ -478,6 +527,32 @@ void client_each_chain(const struct client *c,
     }
 }
 
+void client_each_guard(const struct client *c,
+                       void (*fn)(void *arg, const struct client_guard_info *gi), void *arg)
+{
+    const struct guard *first = NULL;
+    uint64_t now = clock_wall_ms();
+
+    if (!c || !c->guards)
+        return;
+    (void)guard_usable(c->guards, now, NULL, NULL, &first, 1);
+    for (unsigned i = 0; i < c->guards->n; i++) {
+        const struct guard *g = &c->guards->g[i];
+        struct client_guard_info gi;
+
+        memset(&gi, 0, sizeof(gi));
+        memcpy(gi.id, g->id, OVL_ED25519_PK);
+        gi.state = !c->guards->have_list                          ? "unknown"
+                   : !(g->flags & GF_LISTED)                      ? "unlisted"
+                   : (g->flags & GF_FAILING) && now < g->retry_ms ? "failing"
+                                                                  : "up";
+        gi.age_ms = now > g->added_ms ? now - g->added_ms : 0;
+        gi.bad_ms = g->bad_since_ms && now > g->bad_since_ms ? now - g->bad_since_ms : 0;
+        gi.first = g == first;
+        fn(arg, &gi);
+    }
+}
+
 void client_stats(const struct client *c, struct client_stats *st)
 {
     const struct cchain *ch;
@@ -487,6 +562,14 @@ void client_stats(const struct client *c, struct client_stats *st)
     if (!c)
         return;
     *st = c->st;
+    if (c->guards) {
+        st->guards_sampled = c->guards->st.sampled;
+        st->guards_dropped_down = c->guards->st.dropped_down;
+        st->guards_dropped_old = c->guards->st.dropped_old;
+        st->guard_failures = c->guards->st.failures;
+        st->guards_loaded = c->guards->st.loaded;
+        st->guards = c->guards->n;
+    }
     st->inbox_messages = c->rx.in_count;
     st->inbox_bytes = c->rx.in_bytes;
     st->send_queued = c->n_queue;

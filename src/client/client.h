@@ -71,6 +71,7 @@
 #define CLIENT_CLASS_LABEL     12    /* "default" or "k" and 8 hex digits, and a NUL */
 #define CLIENT_MAX_SERVICES    16    /* [service.NAME] sections */
 #define CLIENT_SERVICE_NAME    32    /* a service's NAME, including NUL */
+#define CLIENT_MAX_CHOICES     8     /* [chain] choices: offers of middle hops asked at once */
 
 enum client_chain_source { CHAIN_SOURCE_BOOTSTRAP = 0, CHAIN_SOURCE_LOCAL = 1 };
 
@@ -126,6 +127,14 @@ struct client_opts {
     uint32_t intros;            /* [node] intros when [node] hidden: introduction relays,
                                    1..4; 0: not hidden (the default) */
     uint32_t idesc_life_ms;     /* inbound descriptor lifetime, default 600000 */
+    uint32_t guards;            /* [client] guards: entry guards kept, 0..8, default 3;
+                                   0: hop 0 drawn like the other hops */
+    uint64_t guard_down_ms;     /* [client] guard_down: a guard unlisted or failing this
+                                   long is replaced, default 20 days */
+    uint64_t guard_life_ms;     /* [client] guard_lifetime: a guard is kept a random time
+                                   in [this, twice this], default 30 days */
+    uint32_t choices;           /* [chain] choices: chains asked of the bootstrap at once,
+                                   one kept in private, 1..8, default 4 */
 };
 
 /* What became of a message: 0 delivered (acknowledged by the destination),
@@ -217,6 +226,18 @@ struct client_stats {
     uint64_t idesc_unpublished;       /* hidden: publishes no bootstrap took (PUBLISHED(0)) */
     uint64_t hidden_gone;             /* as sender: a hidden destination's introduction
                                          ended (DELIVER_FAIL gone): sent again */
+    uint64_t routes_offered;          /* chains offered by the bootstrap (choices asked) */
+    uint64_t routes_chosen;           /* routes taken from those offers */
+    uint64_t routes_local;            /* routes picked from the relay list: [chain] source =
+                                         local, or no offer fitted, or no bootstrap answered */
+    uint64_t routes_unfit;            /* offers set aside: a guard, the pinned last hop or the
+                                         destination on them, or a relay related to those */
+    uint64_t guards_sampled;          /* relays taken as guards */
+    uint64_t guards_dropped_down;     /* guards replaced after guard_down unlisted or failing */
+    uint64_t guards_dropped_old;      /* guards replaced at the end of their lifetime */
+    uint64_t guard_failures;          /* chains that could not reach their guard */
+    uint64_t guards_loaded;           /* guards read from <data_dir>/guards at start */
+    uint32_t guards;                  /* guards held now */
     uint32_t streams_active;          /* streams open now */
     uint32_t service_streams_active;  /* streams to our services open now */
     uint32_t setup_us_p50, setup_us_p90, setup_samples; /* SETUP sent -> SETUP_OK, recent chains */
@@ -302,6 +323,19 @@ int client_hidden(const struct client *c, struct client_hidden_info *hi) OVL_WUR
  * was asked for) into out as tcp://host:port; OVL_ENOENT when there is
  * none. */
 int client_socks_addr(const struct client *c, unsigned i, char *out, size_t len);
+
+/* One entry guard as "ovlctl status" shows it. */
+struct client_guard_info {
+    uint8_t id[OVL_ED25519_PK];
+    const char *state; /* "up", "failing", "unlisted", "unknown" (no list since start) */
+    uint64_t age_ms;   /* since it was sampled (wall clock) */
+    uint64_t bad_ms;   /* how long it has been unlisted or failing; 0 while good */
+    bool first;        /* the one hop 0 uses now */
+};
+
+/* Call fn for each entry guard, in order. */
+void client_each_guard(const struct client *c,
+                       void (*fn)(void *arg, const struct client_guard_info *gi), void *arg);
 
 /* Fill st. */
 void client_stats(const struct client *c, struct client_stats *st);

@@ -4,6 +4,8 @@
  * those before it, never of those after):
  *     msg.c     end-to-end encryption, fragments, reassembly, the inbox
  *     sendq.c   the send queue: messages until acknowledged or failed
+ *     route.c   a chain's route: the guard, the middle hops (one of the
+ *               bootstrap's offers, or picked locally), the line's exit
  *     cchain.c  chains: the state machine, building, setup, repair,
  *               retiring, the cells coming back; each chain serves a line
  *     hidden.c  a hidden node's side: lines of chains to introduction
@@ -16,7 +18,8 @@
  *     socks.c   the SOCKS5 front end and its streams
  *     svc.c     our end of streams to our services
  *     client.c  the role: init and stop, the tick, link events, delivery
- * (srec.c, the sealing of stream records, and socks5.c call none of them.)
+ * (srec.c, the sealing of stream records, socks5.c and guard.c, the entry
+ * guards' rules, call none of them.)
  * The ways back up are callbacks, not calls by name: a chain becoming
  * current runs c->chain_ready_cb, which client_init points at send_pump,
  * and the exits' policies arriving run c->view_cb (socks_view); frames
@@ -36,6 +39,7 @@
 #include "chain/stream.h"
 #include "chain/stsock.h"
 #include "client/client.h"
+#include "client/guard.h"
 #include "client/lines.h"
 #include "client/msg.h"
 #include "core/link.h"
@@ -64,6 +68,7 @@ struct cchain {
     uint32_t serial;
     enum cchain_state state;
     unsigned length;
+    unsigned lead;                 /* 1 when hops[0] is a guard (its backups the next ones) */
     struct dir_chain route;        /* hops[p][0] in use, hops[p][1..avail[p]] its backups */
     uint8_t avail[ONION_MAX_HOPS]; /* backups left per position */
     unsigned broken;               /* 1 + the position a hop reported lost, or 0 */
@@ -172,6 +177,7 @@ struct cline {
     struct cchain *building;   /* at most one chain of a line is built at a time */
     struct dir_chain *repair;  /* with CLF_REPAIR: the next build's route (allocated) */
     uint8_t repair_avail[ONION_MAX_HOPS];
+    unsigned repair_lead;          /* its lead (1: a guard in position 0) */
     uint32_t backoff_ms;           /* the wait after the next failed build */
     uint64_t next_build_ms;        /* no build before this (monotonic) */
     unsigned fails;                /* builds failed since its last ready chain */
@@ -206,9 +212,11 @@ struct client {
     uint32_t n_queue;        /* both lists */
     unsigned n_lookups;
     struct msg_rx rx;
-    struct deliv *delivs; /* client.c: delivery IDs exits opened to us */
-    uint32_t next_deliv;  /* client.c: numbers of introduction relays' deliveries */
-    struct hidden *hidden; /* hidden.c: the hidden node's side, NULL when not hidden */
+    struct deliv *delivs;     /* client.c: delivery IDs exits opened to us */
+    uint32_t next_deliv;      /* client.c: numbers of introduction relays' deliveries */
+    struct hidden *hidden;    /* hidden.c: the hidden node's side, NULL when not hidden */
+    struct guard_set *guards; /* cchain.c: the entry guards, NULL when [client] guards = 0 */
+    uint64_t guards_ms;       /* cchain.c: when a relay list last updated them (monotonic) */
     struct client_stats st;
     struct samples setup_us, rtt_us; /* recent setup round trips and message round trips */
     uint64_t busy_from_us;           /* since when messages are waiting or in flight; 0: none */
@@ -288,6 +296,48 @@ void sendq_back(struct cchain *ch, const uint8_t *dest, const uint8_t *rec, size
 
 /* Return the bytes the send queue holds (messages not done yet). */
 uint64_t sendq_bytes(const struct client *c);
+
+/* ---- route.c: a chain's route ---- */
+
+/* Remove entry k of position p (avail[p] > 0 when k is 0): a backup, or
+ * with k = 0 the hop in use, whose place its first backup takes. */
+void route_drop(struct dir_chain *route, uint8_t avail[ONION_MAX_HOPS], unsigned p, unsigned k);
+
+/* Leave pk (and with near, relays of its subnet) out of the first length
+ * positions of route r: drop it from every position's backups, and move a
+ * backup into a position it holds. OVL_ENOENT when none is left. */
+int route_avoid(struct dir_chain *r, uint8_t avail[ONION_MAX_HOPS], unsigned length,
+                const uint8_t *pk, const struct desc *near);
+
+/* Start ch's route afresh: with guards, the first usable guard that may
+ * precede the line's exit and is not the destination to avoid in
+ * position 0, the next ones (up to [chain] backups) as its backups
+ * (ch->lead 1). 0, or OVL_ENOENT when no guard is usable. */
+int route_put_guard(struct cchain *ch);
+
+/* Return how many middle hops ch needs: all but the guard and the exit. */
+unsigned route_middle(const struct cchain *ch);
+
+/* Choose among the bootstrap's n offers of middle hops, uniformly among
+ * those that fit (none names ourselves, the destination to avoid, the
+ * guard or the line's exit, or a relay related to those, not even as a
+ * backup), preferring one
+ * other than the line's current route; the offer's index, or -1 when
+ * none fits. Counted in c->st. */
+int route_choose(struct cchain *ch, const struct dir_chain *offers, unsigned n);
+
+/* Put offer o's hops (one route_choose chose) after the guard. */
+void route_take(struct cchain *ch, const struct dir_chain *o);
+
+/* Pick the middle hops from the relay list (count descriptors) by the
+ * selection rule, among the relays route_choose would let through;
+ * OVL_ENOENT when too few are left. */
+int route_pick(struct cchain *ch, const struct desc *relays, unsigned count);
+
+/* Append the line's exit, if it has one, without backups (leaving it out
+ * of the positions before it); OVL_ENOENT when no room or no backup is
+ * left. */
+int route_put_exit(struct cchain *ch);
 
 /* ---- cchain.c: chains ---- */
 

@@ -13,6 +13,7 @@
 
 #include "chain/relay.h"
 #include "client/client.h"
+#include "client/guard.h" /* GUARD_MAX */
 #include "control/ctl_int.h"
 #include "dir/dir.h"
 #include "lib/crypto.h"
@@ -78,7 +79,10 @@ static void ctl_status_relay(struct kvbuf *out, const struct relay *r)
     X(service_streams_opened, 64) X(service_streams_refused, 64) X(service_streams_failed, 64)     \
     X(service_streams_active, 32) X(service_records_bad, 64) X(service_replays, 64)             \
     X(intros_established, 64) X(intros_refused, 64) X(intro_cells_in, 64)                         \
-    X(idesc_published, 64) X(idesc_unpublished, 64) X(hidden_gone, 64)
+    X(idesc_published, 64) X(idesc_unpublished, 64) X(hidden_gone, 64) X(routes_offered, 64)     \
+    X(routes_chosen, 64) X(routes_local, 64) X(routes_unfit, 64) X(guards, 32)                    \
+    X(guards_sampled, 64) X(guards_dropped_down, 64) X(guards_dropped_old, 64)                    \
+    X(guard_failures, 64) X(guards_loaded, 64)
 /* clang-format on */
 #define CLIENT_STAT_OFF(f, bits) CTL_STAT_OFF(struct client_stats, f, bits)
 
@@ -108,6 +112,37 @@ static void ctl_status_hidden(struct kvbuf *out, const struct client *c)
     kv_addu(out, "idesc_expires_in_ms", hi.expires_in_ms);
 }
 
+/* The entry guards, in order, "ID:state" each, and the one in use. */
+struct ctl_guards {
+    char list[GUARD_MAX * (OVL_NODE_ID_LEN + 12)];
+    size_t n;
+    char first[OVL_NODE_ID_LEN + 1];
+};
+
+static void ctl_guard_one(void *arg, const struct client_guard_info *gi)
+{
+    struct ctl_guards *g = arg;
+    char id[OVL_NODE_ID_LEN + 1];
+    int w;
+
+    node_id_format(id, gi->id);
+    if (gi->first)
+        memcpy(g->first, id, sizeof(id));
+    w = snprintf(g->list + g->n, sizeof(g->list) - g->n, "%s%s:%s", g->n ? " " : "", id, gi->state);
+    if (w > 0 && (size_t)w < sizeof(g->list) - g->n)
+        g->n += (size_t)w;
+}
+
+static void ctl_status_guards(struct kvbuf *out, const struct client *c)
+{
+    struct ctl_guards g;
+
+    memset(&g, 0, sizeof(g));
+    client_each_guard(c, ctl_guard_one, &g);
+    kv_adds(out, "guards", g.list);
+    kv_adds(out, "guard", g.first);
+}
+
 static void ctl_status_client(struct kvbuf *out, const struct client *c)
 {
     static const char names[] = CLIENT_STATS(CTL_STAT_NAME);
@@ -128,6 +163,7 @@ static void ctl_status_client(struct kvbuf *out, const struct client *c)
         n += strlen(addrs + n);
     }
     kv_adds(out, "socks", addrs);
+    ctl_status_guards(out, c);
     ctl_status_hidden(out, c);
 }
 
