@@ -179,7 +179,7 @@ static void ctl_status_client(struct kvbuf *out, const struct client *c)
     X(idesc_answer_bad_sig, 64) X(idesc_answer_refused[IDESC_OTHER_KEY], 64)                      \
     X(idesc_answer_refused[IDESC_EXPIRED], 64) X(idesc_answer_refused[IDESC_FUTURE], 64)          \
     X(idesc_answer_refused[IDESC_STALE], 64) X(list_fallbacks, 64) X(lists_saved, 64)             \
-    X(list_restored, 64)
+    X(list_restored, 64) X(lookup_fallbacks, 64) X(list_relays, 32)
 /* clang-format on */
 /* clang-format off */
 #define DIR_BOOT_STATS(X)                                                                          \
@@ -210,7 +210,8 @@ static void ctl_status_dir(struct kvbuf *out, const struct dir *d, bool bootstra
         "heartbeats_sent\0requests_out\0replies_in\0request_timeouts\0bad_replies\0"
         "dropped_link_closed\0reports_sent\0idesc_published\0idesc_answers\0idesc_answer_bad\0"
         "idesc_answer_bad_sig\0idesc_answer_other_key\0idesc_answer_expired\0"
-        "idesc_answer_future\0idesc_answer_stale\0list_fallbacks\0lists_saved\0list_restored\0";
+        "idesc_answer_future\0idesc_answer_stale\0list_fallbacks\0lists_saved\0list_"
+        "restored\0lookup_fallbacks\0list_relays\0";
     static const uint16_t offs[] = {DIR_STATS(DIR_STAT_OFF)};
     static const char boot_names[] = "reports_in\0reports_probed\0relays\0endpoints\0chains\0"
                                      "nodes_registered\0nodes_dropped\0chains_generated\0"

@@ -85,8 +85,10 @@ static void dir_req_finish(struct dir *d, struct dir_req *r, int err)
 {
     DL_DELETE(d->pending, r);
     d->n_pending--;
-    /* No bootstrap gave a list: the last good one, while it lasts. */
-    if (err && err != OVL_ECLOSED && r->op == DIR_LIST && dir_list_fallback(d, r))
+    /* No bootstrap answered: the last good relay list, while it lasts. */
+    if (err && dir_unanswered(d, err) &&
+        ((r->op == DIR_LIST && dir_list_fallback(d, r)) ||
+         (r->op == DIR_LOOKUP && dir_lookup_fallback(d, r))))
         err = 0;
     r->err = err;
     if (err) {
@@ -378,11 +380,24 @@ static void dir_kick_cb(uv_timer_t *t)
         timer_close(&d->kick);
 }
 
+/* The relay list fetched to keep the last good one fresh: dirreply.c
+ * kept it, nothing else to do. */
+static void dir_list_kept(void *arg, int err, const struct desc *relays, unsigned n)
+{
+    (void)arg;
+    (void)err;
+    (void)relays;
+    (void)n;
+}
+
 static void dir_tick_cb(uv_timer_t *t)
 {
     struct dir *d = t->data;
     uint64_t now = clock_now_ms();
     struct dir_req *r, *tmp;
+
+    if (dir_list_due(d, now) && dir_request_list(d, dir_list_kept, d) != 0)
+        log_debug(&d->n->log, "directory: no relay list asked for now");
 
     DL_FOREACH_SAFE(d->pending, r, tmp)
     {
@@ -835,6 +850,7 @@ void dir_stats(const struct dir *d, struct dir_stats *st)
         registry_stats(d->reg, &st->reg);
     st->blocks = dblocks_count(d->blocks);
     st->idescs = ihold_count(d->hold);
+    st->list_relays = d->n_list;
 }
 
 /* Return the exit policy, or NULL when there is none. */

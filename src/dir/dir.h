@@ -132,6 +132,8 @@ struct dir_stats {
                                      bootstrap answered (docs/PROTOCOL.md 16.7) */
     uint64_t lists_saved;         /* relay lists written to <data_dir>/relays */
     uint64_t list_restored;       /* 1 when the list on disk was taken at start */
+    uint64_t lookup_fallbacks;    /* lookups answered from the last good relay list */
+    uint32_t list_relays;         /* relays in the last good relay list we hold */
     struct registry_stats reg;    /* bootstrap only */
     /* Bootstrap: per address block (docs/PROTOCOL.md 16.8). */
     uint64_t requests_limited_block;   /* answered BUSY: over the block's request rate */

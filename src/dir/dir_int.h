@@ -150,6 +150,7 @@ struct dir {
     unsigned n_list;
     uint64_t list_until;   /* monotonic: answered from the cache until then */
     uint64_t list_expires; /* wall clock: its document's expiry; the fallback until then */
+    uint64_t list_next_ms; /* monotonic: when the list is fetched again (dir_list_due) */
 
     /* dirpub.c: bootstraps, onion keys, our descriptor */
     struct dir_bs bs[DIR_MAX_BOOTSTRAPS];
@@ -224,10 +225,30 @@ void dir_caches_free(struct dir *d);
  * fallback list (dir_list_fallback), not a fresh one. 0, or why not. */
 int dir_list_restore(struct dir *d, const uint8_t *raw, size_t len) OVL_WUR;
 
+/* Whether a request that failed with err found no bootstrap that
+ * answered it (timed out, link closed, bad or busy reply), rather than one
+ * that said no: then the last good relay list may answer it. */
+static inline bool dir_unanswered(const struct dir *d, int err)
+{
+    return !dir_stopping(d) && (err == OVL_ETIMEDOUT || err == OVL_ECLOSED || err == OVL_EPROTO ||
+                                err == OVL_ECRYPTO || err == OVL_EAGAIN);
+}
+
 /* Answer list request r, which no bootstrap answered, from the last
  * verified list while its document has not expired (its expired
  * descriptors left out): 1 with r->descs set (counted), else 0. */
 int dir_list_fallback(struct dir *d, struct dir_req *r);
+
+/* Answer lookup r, which no bootstrap answered, from the last verified
+ * relay list while it lasts, when it lists r->pk unexpired: 1 with
+ * r->descs set (counted), else 0. */
+int dir_lookup_fallback(struct dir *d, struct dir_req *r);
+
+/* True when a node with bootstraps (not one itself) should fetch the
+ * relay list now, to keep its last good one fresh: every
+ * DIR_LIST_REFRESH_MS (10 min), or half the time its list has left if
+ * sooner, but not more than once every 30 s. Schedules the next one. */
+bool dir_list_due(struct dir *d, uint64_t now);
 
 /* ---- dirpub.c ---------------------------------------------------------- */
 

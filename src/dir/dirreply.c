@@ -24,8 +24,10 @@
 
 #include "dir/dir_int.h"
 
-#define DIR_LOOKUP_CACHE_MAX 4096
-#define DIR_LOOKUP_CACHE_MS  60000u
+#define DIR_LOOKUP_CACHE_MAX    4096
+#define DIR_LOOKUP_CACHE_MS     60000u
+#define DIR_LIST_REFRESH_MS     600000u /* a node fetches the relay list at least this often */
+#define DIR_LIST_REFRESH_MIN_MS 30000u  /* and at most this often by itself */
 
 /* Return the error a reply status stands for: a table of the codes'
  * distances below OVL_ERR_BASE, shorter than a switch. */
@@ -337,6 +339,48 @@ int dir_list_restore(struct dir *d, const uint8_t *raw, size_t len)
     doc_free(&doc);
     d->st.list_restored = d->list != NULL;
     return d->list ? 0 : OVL_ENOMEM;
+}
+
+int dir_lookup_fallback(struct dir *d, struct dir_req *r)
+{
+    uint64_t wall = clock_wall_ms();
+
+    if (!d->list || wall >= d->list_expires)
+        return 0;
+    for (unsigned i = 0; i < d->n_list; i++) {
+        const struct desc *e = &d->list[i];
+
+        if (memcmp(e->id_pk, r->pk, OVL_ED25519_PK) != 0 || desc_expired(e, wall))
+            continue;
+        r->descs = descs_dup(e, 1);
+        if (!r->descs)
+            return 0;
+        r->n_descs = 1;
+        d->st.lookup_fallbacks++;
+        return 1;
+    }
+    return 0;
+}
+
+bool dir_list_due(struct dir *d, uint64_t now)
+{
+    uint64_t wall = clock_wall_ms(), wait = DIR_LIST_REFRESH_MS;
+
+    if (d->reg || d->n_bs == 0)
+        return false;
+    if (!d->list_next_ms) /* the first after a while: roles that need one ask at once */
+        d->list_next_ms = now + DIR_LIST_REFRESH_MIN_MS;
+    if (now < d->list_next_ms)
+        return false;
+    /* Half of what the list we hold has left, between
+     * DIR_LIST_REFRESH_MIN_MS and DIR_LIST_REFRESH_MS: fresh enough to
+     * fall back on, and never a load on the bootstraps. */
+    if (d->list && d->list_expires > wall && (d->list_expires - wall) / 2 < wait)
+        wait = (d->list_expires - wall) / 2;
+    if (!d->list || wait < DIR_LIST_REFRESH_MIN_MS)
+        wait = DIR_LIST_REFRESH_MIN_MS;
+    d->list_next_ms = now + wait;
+    return true;
 }
 
 int dir_list_fallback(struct dir *d, struct dir_req *r)
