@@ -553,10 +553,12 @@ static bool line_wants(struct client *c, struct cline *line, uint64_t now)
         return (line->flags & CLF_AVOID) ||
                ((main || intro || line->streams) &&
                 now >= line->current->ready_ms + REPLACE_AT(c->o.lifetime_ms));
+    /* A client keeps its main chain ready once registered, or while it
+     * holds a relay list (its bootstraps may all be down). */
     return line->streams > 0 || intro ||
            (main && (c->n_queue > 0 || c->hidden ||
                      (((c->n->roles & ROLE_CLIENT) || (c->flags & CF_COVER)) &&
-                      dir_registered(c->n->dir))));
+                      (dir_registered(c->n->dir) || dir_has_list(c->n->dir)))));
 }
 
 void cchain_maybe_build(struct client *c)

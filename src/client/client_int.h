@@ -142,10 +142,10 @@ struct deliv {
     uint32_t chain;            /* with DF_INTRO: serial of our chain to the relay */
     uint8_t handle[8];         /* with DF_INTRO: the relay's name for it (BODY_HANDLE) */
     uint64_t last_ms;          /* its last cell (monotonic) */
-    struct svc_stream *svcs; /* streams to our services whose way back it is (svc.c,
-                                utlist through wprev/wnext), in the order a wake pumps */
-    unsigned n_streams;      /* how many are on svcs */
-    struct stream_pool pool; /* the chain window of those streams (svc.c) */
+    struct svc_stream *svcs;   /* streams to our services whose way back it is (svc.c,
+                                  utlist through wprev/wnext), in the order a wake pumps */
+    unsigned n_streams;        /* how many are on svcs */
+    struct stream_pool pool;   /* the chain window of those streams (svc.c) */
 };
 
 struct socks_conn;
@@ -321,9 +321,9 @@ unsigned route_middle(const struct cchain *ch);
 /* Choose among the bootstrap's n offers of middle hops, uniformly among
  * those that fit (none names ourselves, the destination to avoid, the
  * guard or the line's exit, or a relay related to those, not even as a
- * backup), preferring one
- * other than the line's current route; the offer's index, or -1 when
- * none fits. Counted in c->st. */
+ * backup) and are not the line's current route; the offer's index, or -1
+ * when none is left (then the hops are picked locally). Counted in
+ * c->st. */
 int route_choose(struct cchain *ch, const struct dir_chain *offers, unsigned n);
 
 /* Put offer o's hops (one route_choose chose) after the guard. */

@@ -131,7 +131,7 @@ static bool route_same(const struct cchain *cur, const struct dir_chain *o)
 int route_choose(struct cchain *ch, const struct dir_chain *offers, unsigned n)
 {
     struct client *c = ch->c;
-    unsigned fit[CLIENT_MAX_CHOICES], other[CLIENT_MAX_CHOICES], nf = 0, no = 0;
+    unsigned other[CLIENT_MAX_CHOICES], no = 0;
 
     for (unsigned i = 0; i < n && i < CLIENT_MAX_CHOICES; i++) {
         c->st.routes_offered++;
@@ -139,15 +139,13 @@ int route_choose(struct cchain *ch, const struct dir_chain *offers, unsigned n)
             c->st.routes_unfit++;
             continue;
         }
-        fit[nf++] = i;
         if (!route_same(ch->line->current, &offers[i]))
             other[no++] = i;
     }
-    if (nf == 0)
-        return -1;
-    /* A route other than the one in use, when there is one: a cached set
-     * (asked again within [dir] chain_refresh) still moves the line on. */
-    return no ? (int)other[ovl_random_uniform(no)] : (int)fit[ovl_random_uniform(nf)];
+    /* A route other than the one in use: a set the bootstrap answers
+     * again from its cache still moves the line on; when every offer that
+     * fits is the current route, the hops are picked locally instead. */
+    return no ? (int)other[ovl_random_uniform(no)] : -1;
 }
 
 /* A backup guard that is a middle hop of ch would meet itself there if

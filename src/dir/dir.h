@@ -266,6 +266,10 @@ const struct exit_policy *dir_exit_policy(const struct dir *d);
 /* True when [dir] allow_private_addresses is on (loopback testnets). */
 bool dir_allow_private(const struct dir *d);
 
+/* True while we hold a relay list whose document has not expired (one
+ * fetched, or the one kept on disk): chains can be picked from it. */
+bool dir_has_list(const struct dir *d);
+
 /* True once our descriptor was accepted by at least one bootstrap. */
 bool dir_registered(const struct dir *d);
 

@@ -362,6 +362,11 @@ int dir_lookup_fallback(struct dir *d, struct dir_req *r)
     return 0;
 }
 
+bool dir_has_list(const struct dir *d)
+{
+    return d && d->list && clock_wall_ms() < d->list_expires;
+}
+
 bool dir_list_due(struct dir *d, uint64_t now)
 {
     uint64_t wall = clock_wall_ms(), wait = DIR_LIST_REFRESH_MS;
