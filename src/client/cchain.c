@@ -441,11 +441,6 @@ static void on_dir_chains(void *arg, int err, const struct dir_chain *offers, un
     route_done(ch);
 }
 
-static void on_dir_chain(void *arg, int err, const struct dir_chain *route)
-{
-    on_dir_chains(arg, err, route, route ? 1 : 0);
-}
-
 /* The guard is placed: ask for the middle hops. */
 static void route_middles(struct cchain *ch)
 {
@@ -456,9 +451,10 @@ static void route_middles(struct cchain *ch)
         route_done(ch);
     else if (c->o.source == CHAIN_SOURCE_LOCAL)
         route_local(ch);
-    else /* nothing excluded but ourselves: the bootstrap learns no guard, no exit */
-        rc = dir_request_chain(c->n->dir, route_middle(ch), c->o.backups, c->n->id.pk, on_dir_chain,
-                               ch);
+    else /* nothing excluded but ourselves: the bootstrap learns no guard, no exit;
+            a fresh draw, so a replacement or new-chain gets a new route */
+        rc = dir_request_chains(c->n->dir, route_middle(ch), c->o.backups, c->o.choices,
+                                DIR_CHAIN_FRESH, c->n->id.pk, on_dir_chains, ch);
     if (rc)
         cchain_fail(ch, ovl_strerror(rc), false);
 }

@@ -71,7 +71,7 @@
 #define CLIENT_CLASS_LABEL     12    /* "default" or "k" and 8 hex digits, and a NUL */
 #define CLIENT_MAX_SERVICES    16    /* [service.NAME] sections */
 #define CLIENT_SERVICE_NAME    32    /* a service's NAME, including NUL */
-#define CLIENT_MAX_CHOICES     8     /* [chain] choices: offers of middle hops asked at once */
+#define CLIENT_MAX_CHOICES     8     /* [chain] choices at most (= DIR_MAX_CHOICES) */
 
 enum client_chain_source { CHAIN_SOURCE_BOOTSTRAP = 0, CHAIN_SOURCE_LOCAL = 1 };
 

@@ -16,7 +16,7 @@
 bool guard_related(const struct desc *a, const struct desc *b, bool distinct_subnets)
 {
     return memcmp(a->id_pk, b->id_pk, OVL_ED25519_PK) == 0 ||
-           (distinct_subnets && select_same_subnet(a, b));
+           select_related(a, b, distinct_subnets);
 }
 
 void guard_init(struct guard_set *gs, const struct guard_opts *o)
@@ -182,8 +182,8 @@ static bool guard_candidate(const struct guard_set *gs, const struct desc *d)
         return false;
     for (unsigned i = 0; i < gs->n; i++)
         if (memcmp(gs->g[i].id, d->id_pk, OVL_ED25519_PK) == 0 ||
-            ((gs->g[i].flags & GF_LISTED) && gs->o.distinct_subnets &&
-             select_same_subnet(&gs->g[i].d, d)))
+            ((gs->g[i].flags & GF_LISTED) &&
+             select_related(&gs->g[i].d, d, gs->o.distinct_subnets)))
             return false;
     return true;
 }

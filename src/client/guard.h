@@ -88,8 +88,8 @@ struct guard_set {
     struct statefile file; /* file.path NULL: nothing kept */
 };
 
-/* Whether relays a and b may not share a chain: one is the other, or
- * (with the subnet rule) they share a subnet. */
+/* Whether relays a and b may not share a chain: one is the other, they
+ * are one family, or (with the subnet rule) they share a subnet. */
 bool guard_related(const struct desc *a, const struct desc *b, bool distinct_subnets);
 
 /* Set gs up empty with o; nothing is kept on disk until guard_open. */

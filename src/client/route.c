@@ -21,6 +21,8 @@
 #include "client/guard.h"
 #include "dir/select.h"
 
+_Static_assert(CLIENT_MAX_CHOICES == DIR_MAX_CHOICES, "[chain] choices is one request's count");
+
 void route_drop(struct dir_chain *route, uint8_t avail[ONION_MAX_HOPS], unsigned p, unsigned k)
 {
     memmove(&route->hops[p][k], &route->hops[p][k + 1], (avail[p] - k) * sizeof(route->hops[p][k]));

@@ -17,9 +17,7 @@ from ovltest import wait_for
 RELAYS = 6
 GUARDS = 3
 HEARTBEAT_MS = 1000
-# The bootstrap signs lists that expire ttl after signing: long enough for
-# the copy on disk to outlive the bootstrap while the test runs.
-TTL_MS = 120000
+TTL_MS = 5000
 
 
 class Ctx:

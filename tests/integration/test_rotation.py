@@ -9,9 +9,10 @@ the subnet rule off on loopback, the guard left out). So:
 - consecutive routes (the ordered middle hops) are equal no more often
   than chance: a binomial tail at p = 1/20 a step bounds the count.
 
-The bootstrap caches chains per request for chain_cache_ttl (1 s, the
-least it takes); a new-chain answered from that cache with the route in
-use picks its hops locally, so rotation holds whatever the cache says.
+The bootstrap draws a new set of [chain] choices offers at every request
+([dir] chain_refresh = 0); an offer that is the route in use is never
+taken, and when none is left the hops are picked locally, so rotation
+holds whatever the bootstrap answers.
 """
 
 import itertools
@@ -29,8 +30,9 @@ def fixture(net):
     # No backups: an offer then names two relays, and most leave the guard
     # out, so the bootstrap's offers are used as well as local picks.
     return ovltest.testnet(net, relays=RELAYS, clients=1, heartbeat=1000, ttl=5000,
-                           chain_cache_ttl=1000, chain_length=3, chain_backups=0,
-                           extra=[("client", "client", "guards", 3)])
+                           chain_length=3, chain_backups=0,
+                           extra=[("client", "client", "guards", 3),
+                                  ("bootstrap", "dir", "chain_refresh", 0)])
 
 
 def chi2_sf(x, k):
@@ -98,6 +100,7 @@ def test_rotation(tn):
     assert p_value > ALPHA, "middle hops are not drawn uniformly: chi2 %.2f, p %.5f" % (
         chi2, p_value)
     assert tail > ALPHA, "%d consecutive routes equal: more than chance (P %.5f)" % (same, tail)
+    assert st["client_routes_chosen"] > ROUNDS // 2, "the bootstrap's offers were seldom used"
 
 
 if __name__ == "__main__":
