@@ -240,7 +240,8 @@ static inline bool dir_unanswered(const struct dir *d, int err)
 int dir_list_fallback(struct dir *d, struct dir_req *r);
 
 /* Answer lookup r, which no bootstrap answered, from the last verified
- * relay list while it lasts, when it lists r->pk unexpired: 1 with
+ * relay list while it lasts, when it lists r->pk unexpired, else from the
+ * lookup cache past its 60 s while the descriptor has not expired: 1 with
  * r->descs set (counted), else 0. */
 int dir_lookup_fallback(struct dir *d, struct dir_req *r);
 

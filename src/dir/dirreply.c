@@ -100,11 +100,22 @@ static const struct desc *dir_cache_get(struct dir *d, const uint8_t pk[OVL_ED25
     HASH_FIND(hh, d->lookups, pk, OVL_ED25519_PK, e);
     if (!e)
         return NULL;
-    if (clock_now_ms() >= e->until_ms || desc_expired(&e->d, clock_wall_ms())) {
+    if (desc_expired(&e->d, clock_wall_ms())) {
         dir_cache_del(d, e, false);
         return NULL;
     }
-    return &e->d;
+    /* Past its 60 s it is asked again, but kept until its descriptor
+     * expires: the answer when no bootstrap answers (dir_lookup_fallback). */
+    return clock_now_ms() < e->until_ms ? &e->d : NULL;
+}
+
+/* pk's cached descriptor however old, while it has not expired. */
+static const struct desc *dir_cache_stale(struct dir *d, const uint8_t pk[OVL_ED25519_PK])
+{
+    struct dir_cache_ent *e;
+
+    HASH_FIND(hh, d->lookups, pk, OVL_ED25519_PK, e);
+    return e && !desc_expired(&e->d, clock_wall_ms()) ? &e->d : NULL;
 }
 
 /* ---- the cache of hidden nodes' inbound descriptors ---------------------- */
@@ -344,22 +355,23 @@ int dir_list_restore(struct dir *d, const uint8_t *raw, size_t len)
 int dir_lookup_fallback(struct dir *d, struct dir_req *r)
 {
     uint64_t wall = clock_wall_ms();
+    const struct desc *hit = NULL;
 
-    if (!d->list || wall >= d->list_expires)
-        return 0;
-    for (unsigned i = 0; i < d->n_list; i++) {
+    for (unsigned i = 0; d->list && wall < d->list_expires && i < d->n_list; i++) {
         const struct desc *e = &d->list[i];
 
-        if (memcmp(e->id_pk, r->pk, OVL_ED25519_PK) != 0 || desc_expired(e, wall))
-            continue;
-        r->descs = descs_dup(e, 1);
-        if (!r->descs)
-            return 0;
-        r->n_descs = 1;
-        d->st.lookup_fallbacks++;
-        return 1;
+        if (memcmp(e->id_pk, r->pk, OVL_ED25519_PK) == 0 && !desc_expired(e, wall)) {
+            hit = e;
+            break;
+        }
     }
-    return 0;
+    if (!hit) /* not a listed relay: the node's last answer, while it lasts */
+        hit = dir_cache_stale(d, r->pk);
+    if (!hit || !(r->descs = descs_dup(hit, 1)))
+        return 0;
+    r->n_descs = 1;
+    d->st.lookup_fallbacks++;
+    return 1;
 }
 
 bool dir_has_list(const struct dir *d)

@@ -365,6 +365,8 @@ def stream_through(tn, a, b, label, during, count=60, at=15):
             assert m["id"] not in got, "message %s delivered twice" % m["id"]
             got[m["id"]] = m
 
+    drain()  # what b holds from before is not ours
+    got.clear()
     for i in range(count):
         if i == at:
             during()

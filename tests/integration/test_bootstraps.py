@@ -7,7 +7,8 @@ every message arrives, every relay and client stays registered with the
 survivor, and a new chain is built through it. Then one killed bootstrap
 comes back with its data directory: it has loaded its registry from
 disk (dir_registry_loaded), lists the relays at once, and syncs with the
-survivor again.
+survivor again. Last every bootstrap is killed, and clientA restarted:
+it builds its chains from the relay list it kept on disk.
 """
 
 import os
@@ -103,6 +104,21 @@ def test_bootstraps(net):
              "%s to answer %s's sync" % (survivor.name, back.name))
     wait_for(lambda: direct(back.status()) == (RELAYS, CLIENTS), 30.0,
              "every relay and client to register with %s again" % back.name)
+
+    # Every bootstrap down: a client restarted then builds its chains from
+    # the relay list it kept on disk (docs/PROTOCOL.md 16.7).
+    wait_for(lambda: a.status()["dir_lists_saved"] >= 1, 60.0, "clientA to keep a relay list")
+    for v in (back, survivor, a):
+        tn.kill(v.name)
+    print("  killed every bootstrap, and clientA")
+    tn.restart(a.name)
+    st = wait_for(a.status, 30.0, "clientA to answer after its restart")
+    assert st["dir_list_restored"] == 1, st
+    wait_for(lambda: ready_chains(tn, a.name), 60.0, "clientA to build a chain with no bootstrap")
+    st = a.status()
+    assert st["dir_list_fallbacks"] >= 1 and st["client_routes_local"] >= 1, st
+    print("  clientA after its restart: %d lists from disk or memory, %d routes picked locally" % (
+        st["dir_list_fallbacks"], st["client_routes_local"]))
 
 
 if __name__ == "__main__":

@@ -280,6 +280,86 @@ START_TEST(test_round_trip)
 }
 END_TEST
 
+struct look {
+    unsigned calls;
+    int err;
+    uint8_t id[OVL_ED25519_PK];
+};
+
+static void look_cb(void *arg, int err, const struct desc *d, const struct idesc *in)
+{
+    struct look *r = arg;
+
+    (void)in;
+    r->calls++;
+    r->err = err;
+    if (d)
+        memcpy(r->id, d->id_pk, OVL_ED25519_PK);
+}
+
+static bool looked(struct net *w)
+{
+    return ((struct look *)w->want)->calls > 0;
+}
+
+static void ask_lookup(struct net *w, unsigned i, const uint8_t pk[OVL_ED25519_PK],
+                       struct look *r)
+{
+    memset(r, 0, sizeof(*r));
+    ck_assert_int_eq(dir_lookup(w->dirs[i], pk, look_cb, r), 0);
+    w->want = (struct res *)r;
+    ck_assert(run_until(w, looked, 10000));
+    ck_assert_uint_eq(r->calls, 1);
+}
+
+static bool endpoint_known(struct net *w)
+{
+    return dir_registered(w->dirs[R1]) && dir_registered(w->dirs[CLI]);
+}
+
+/* A node's last answer for another node outlives its 60 s in the lookup
+ * cache: asked again then, it answers when no bootstrap does, while the
+ * descriptor lasts. */
+START_TEST(test_stale_lookup)
+{
+    struct ovl_identity boot;
+    struct dir_bootstrap_spec bs;
+    struct dir_stats st;
+    struct look r;
+    struct net *w;
+
+    ck_assert_int_eq(ovl_identity_generate(&boot), 0);
+    w = net_new();
+    add_node(w, BOOT, ROLE_BOOTSTRAP, &boot, NULL, NULL);
+    memset(&bs, 0, sizeof(bs));
+    snprintf(bs.name, sizeof(bs.name), "boot");
+    snprintf(bs.uri, sizeof(bs.uri), "%s", w->nodes[BOOT].listen_uri[0]);
+    memcpy(bs.pk, boot.pk, OVL_ED25519_PK);
+    add_node(w, R1, ROLE_CLIENT, NULL, NULL, &bs); /* an endpoint: in no relay list */
+    add_node(w, CLI, ROLE_CLIENT, NULL, NULL, &bs);
+    ck_assert(run_until(w, endpoint_known, 5000));
+    ask_lookup(w, CLI, w->nodes[R1].id.pk, &r);
+    ck_assert_int_eq(r.err, 0);
+
+    /* Its 60 s over, with the bootstrap gone. */
+    w->dirs[CLI]->lookups->until_ms = 0;
+    dir_stop(w->dirs[BOOT]);
+    node_stop(&w->nodes[BOOT]);
+    ask_lookup(w, CLI, w->nodes[R1].id.pk, &r);
+    ck_assert_int_eq(r.err, 0);
+    ck_assert_mem_eq(r.id, w->nodes[R1].id.pk, OVL_ED25519_PK);
+    dir_stats(w->dirs[CLI], &st);
+    ck_assert_uint_eq(st.lookup_fallbacks, 1);
+
+    /* Forgotten (its addresses did not answer): nothing to fall back on. */
+    dir_forget(w->dirs[CLI], w->nodes[R1].id.pk);
+    ask_lookup(w, CLI, w->nodes[R1].id.pk, &r);
+    ck_assert_int_ne(r.err, 0);
+    net_free(w);
+    ovl_identity_wipe(&boot);
+}
+END_TEST
+
 /* The file is believed only when a configured bootstrap signed it, it is
  * whole and it has not expired. */
 START_TEST(test_restore_rules)
@@ -355,6 +435,7 @@ static Suite *dirstore_suite(void)
     TCase *tc = tcase_create("core");
 
     tcase_add_test(tc, test_round_trip);
+    tcase_add_test(tc, test_stale_lookup);
     tcase_add_test(tc, test_restore_rules);
     tcase_add_test(tc, test_no_state_dir);
     suite_add_tcase(s, tc);
