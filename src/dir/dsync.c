@@ -16,6 +16,9 @@
  * The direct nodes are also written to <data_dir>/registry (statefile.h)
  * at most once a heartbeat when they changed, and at stop; at start the
  * ones that still hold are loaded, live for ttl unless they heartbeat.
+ *
+ * dir_sign_nodes, which signs DOC_SYNC, also signs the relay list
+ * (dirsrv.c): one walk, sizing and cut for both documents.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +205,52 @@ bool dsync_on_reply(struct dir *d, unsigned i, uint32_t id, const uint8_t *msg, 
 }
 
 /* ---- answering them ---------------------------------------------------- */
+
+struct dir_sign_ctx {
+    struct doc_builder b;
+    size_t need;
+    bool full;
+};
+
+static void dir_sign_size(void *arg, const struct reg_node *rn)
+{
+    struct dir_sign_ctx *c = arg;
+
+    c->need += 2 + rn->raw_len;
+}
+
+static void dir_sign_add(void *arg, const struct reg_node *rn)
+{
+    struct dir_sign_ctx *c = arg;
+
+    /* Past DOC_MAX_LEN the document is cut short rather than not sent. */
+    if (!c->full && doc_add(&c->b, rn->raw, rn->raw_len) != 0)
+        c->full = true;
+}
+
+int dir_sign_nodes(struct dir *d, enum doc_kind kind, dir_each_fn each, uint32_t life_ms,
+                   uint8_t **doc, size_t *len)
+{
+    static const uint8_t zero[16];
+    struct dir_sign_ctx c;
+    uint64_t wall = clock_wall_ms();
+    size_t cap;
+    int rc;
+
+    memset(&c, 0, sizeof(c));
+    each(d->reg, dir_sign_size, &c);
+    cap = DOC_HDR_LEN + c.need + OVL_SIG_LEN;
+    rc = doc_begin(&c.b, kind, 0, 0, zero, wall, wall + life_ms,
+                   cap > DOC_MAX_LEN ? DOC_MAX_LEN : cap);
+    if (rc)
+        return rc;
+    each(d->reg, dir_sign_add, &c);
+    free(*doc);
+    *doc = NULL;
+    rc = doc_finish(&c.b, &d->n->id, doc, len);
+    doc_builder_free(&c.b);
+    return rc;
+}
 
 /* Sign the direct nodes into d->sync_doc, expiring ttl after signing. */
 static int dsync_build(struct dir *d, uint64_t now)
