@@ -121,5 +121,42 @@ def test_bootstraps(net):
         st["dir_list_fallbacks"], st["client_routes_local"]))
 
 
+def relays_of(tn, boot):
+    return {r["id"]: r for r in tn.ctl(boot.name, "relays")}
+
+
+def test_replication(net):
+    """relay4 and clientB name only boot2, clientA only boot: boot holds
+    them as copies from boot2, lists relay4 and draws it into clientA's
+    chains, and answers clientA's side with clientB's descriptor, so a
+    message arrives; relay4 killed, boot's copy goes within a ttl."""
+    tn = ovltest.testnet(net, relays=4, clients=2, bootstraps=2, chain_length=3,
+                         chain_backups=0, bootstraps_of={"relay4": ["boot2"],
+                                                         "clientB": ["boot2"],
+                                                         "clientA": ["boot"]})
+    boot, boot2 = tn["boot"], tn["boot2"]
+    a, b, r4 = tn["clientA"], tn["clientB"], tn["relay4"]
+    wait_for(lambda: relays_of(tn, boot).get(r4.id, {}).get("origin") == boot2.id, 30.0,
+             "boot to hold relay4 as a copy from boot2")
+    assert "origin" not in relays_of(tn, boot2)[r4.id]  # registered there: no copy
+    st = boot.status()
+    assert st["dir_relays_replicated"] == 1 and st["dir_endpoints_replicated"] == 1, st
+
+    out = tn.ctl(a.name, "send", "--wait", "--to", b.id, "to a node boot knows by its copy")
+    assert out.get("result") == "delivered", out
+
+    def drawn():
+        hops = {h for c in ready_chains(tn, a.name) for h in c["hops"]}
+        if r4.id in hops:
+            return True
+        tn.ctl_run(a.name, "new-chain")  # busy building: the next poll asks again
+        return False
+
+    wait_for(drawn, 60.0, "relay4, known to boot as a copy, in a chain of clientA's")
+
+    tn.kill(r4.name)
+    wait_for(lambda: r4.id not in relays_of(tn, boot), 30.0, "boot to drop its copy of relay4")
+
+
 if __name__ == "__main__":
-    ovltest.run_tests("test_bootstraps", [test_bootstraps])
+    ovltest.run_tests("test_bootstraps", [test_bootstraps, test_replication])
