@@ -9,6 +9,9 @@ comes back with its data directory: it has loaded its registry from
 disk (dir_registry_loaded), lists the relays at once, and syncs with the
 survivor again. Last every bootstrap is killed, and clientA restarted:
 it builds its chains from the relay list it kept on disk.
+
+test_replication: nodes that name only one of two bootstraps are known to
+the other as copies pulled from it (DIR_SYNC): listed, drawn, reached.
 """
 
 import os
