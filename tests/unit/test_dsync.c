@@ -12,7 +12,7 @@
 #include "core/link.h"
 #include "core/node_run.h"
 #include "dir/dir.h"
-#include "dir/dir_int.h" /* dir_answer: DIR_SYNC from ourselves */
+#include "dir/dir_int.h" /* dir_answer: DIR_SYNC from ourselves; the registry file */
 #include "dir/registry.h"
 #include "check_main.h"
 #include "loopfix.h"
@@ -387,7 +387,9 @@ static bool has_relay(struct net *w)
 
 static bool relay_saved(struct net *w)
 {
-    return has_relay(w) && stats_of(w, w->watch).registry_saves > 0;
+    /* written, not only asked for: the next start reads the file */
+    return has_relay(w) && stats_of(w, w->watch).registry_saves > 0 &&
+           w->dirs[w->watch]->regfile.writes > 0;
 }
 
 /* The watched slot holds the relay, registered elsewhere, as a copy. */
