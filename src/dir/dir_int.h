@@ -121,10 +121,11 @@ enum dir_state {
     DIR_STOPPING, /* dir_stop ran: no new requests, timers closing */
 };
 
-/* Bits of struct dir's flags (both dirpub.c's). */
+/* Bits of struct dir's flags (the first two dirpub.c's, the last dirreply.c's). */
 enum {
     DIR_F_REGISTERED = 1u << 0,   /* a bootstrap (or our own registry) accepted us */
     DIR_F_SAID_NO_DESC = 1u << 1, /* "not publishing a descriptor" was logged */
+    DIR_F_LIST_ASKED = 1u << 2,   /* the relay list was asked for once registered */
 };
 
 struct dir {

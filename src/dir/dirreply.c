@@ -385,6 +385,14 @@ bool dir_list_due(struct dir *d, uint64_t now)
 
     if (d->reg || d->n_bs == 0)
         return false;
+    /* Registered and holding no list: ask now. A relay reaches the next
+     * hop of a chain it has no link to through the list while no
+     * bootstrap answers, so it must hold one before they fail. */
+    if (!d->list && (d->flags & (DIR_F_REGISTERED | DIR_F_LIST_ASKED)) == DIR_F_REGISTERED) {
+        d->flags |= DIR_F_LIST_ASKED;
+        d->list_next_ms = now + DIR_LIST_REFRESH_MIN_MS;
+        return true;
+    }
     if (!d->list_next_ms) /* the first after a while: roles that need one ask at once */
         d->list_next_ms = now + DIR_LIST_REFRESH_MIN_MS;
     if (now < d->list_next_ms)

@@ -111,6 +111,9 @@ def test_bootstraps(net):
     # Every bootstrap down: a client restarted then builds its chains from
     # the relay list it kept on disk (docs/PROTOCOL.md 16.7).
     wait_for(lambda: a.status()["dir_lists_saved"] >= 1, 60.0, "clientA to keep a relay list")
+    # Relays reach next hops they have no link to through theirs.
+    wait_for(lambda: all(r.status()["dir_list_relays"] > 0 for r in tn.relays()), 60.0,
+             "every relay to hold a relay list")
     for v in (back, survivor, a):
         tn.kill(v.name)
     print("  killed every bootstrap, and clientA")

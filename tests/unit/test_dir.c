@@ -133,6 +133,11 @@ static bool all_registered(struct net *w)
 }
 
 /* A bootstrap (with boot_roles), two relays and a client, all registered. */
+static bool lists_held(struct net *w)
+{
+    return dir_has_list(w->dirs[R1]) && dir_has_list(w->dirs[R2]) && dir_has_list(w->dirs[CLI]);
+}
+
 static struct net *net_up_roles(const struct dir_opts *o, unsigned boot_roles)
 {
     struct dir_bootstrap_spec bs;
@@ -148,6 +153,9 @@ static struct net *net_up_roles(const struct dir_opts *o, unsigned boot_roles)
     add_node(w, R2, ROLE_RELAY, o, &bs);
     add_node(w, CLI, ROLE_CLIENT, o, &bs);
     ck_assert(run_until(w, all_registered, 5000));
+    /* each asks for the relay list once registered: done before a test
+     * counts the bootstrap's requests */
+    ck_assert(run_until(w, lists_held, 5000));
     return w;
 }
 
