@@ -459,14 +459,24 @@ static void route_middles(struct cchain *ch)
         cchain_fail(ch, ovl_strerror(rc), false);
 }
 
-/* Place the guard (when there are guards), then the rest. */
+static void on_guard_list(void *arg, int err, const struct desc *relays, unsigned count);
+
+/* Place the guard (when there are guards), then the rest. With no guard
+ * usable (killed, unreachable), the relay list once more: guard_update
+ * then adds guards, up to twice [client] guards, rather than the line
+ * waiting for the next list. */
 static void route_start(struct cchain *ch)
 {
-    if (route_put_guard(ch) != 0) {
-        cchain_fail(ch, "no entry guard is usable", false);
+    if (route_put_guard(ch) == 0) {
+        route_middles(ch);
         return;
     }
-    route_middles(ch);
+    if (!(ch->flags & CCF_GUARD_LIST) &&
+        dir_request_list(ch->c->n->dir, on_guard_list, ch) == 0) {
+        ch->flags |= CCF_GUARD_LIST;
+        return;
+    }
+    cchain_fail(ch, "no entry guard is usable", false);
 }
 
 /* A relay list for the guards (or err): they learn which are listed and

@@ -59,6 +59,11 @@
  * leaves any state by being destroyed. */
 enum cchain_state { CCH_DIR, CCH_CONNECTING, CCH_SETUP, CCH_READY, CCH_RETIRING, CCH_REPAIR };
 
+/* Bits of struct cchain's flags. */
+enum cchain_flag {
+    CCF_GUARD_LIST = 1u << 0, /* the relay list was asked for because no guard was usable */
+};
+
 struct cline;
 
 struct cchain {
@@ -85,6 +90,7 @@ struct cchain {
     uint64_t cells_out, cells_in, messages;
     uint32_t splices; /* times its hops from a lost one on were set up anew (chain_splice):
                          its exit then holds a new chain, without what the old one held */
+    unsigned flags;   /* enum cchain_flag */
 };
 
 enum out_state { OM_WAIT, OM_LOOKUP, OM_READY };
