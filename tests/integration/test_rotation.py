@@ -32,7 +32,12 @@ def fixture(net):
     return ovltest.testnet(net, relays=RELAYS, clients=1, heartbeat=1000, ttl=5000,
                            chain_length=3, chain_backups=0,
                            extra=[("client", "client", "guards", 3),
-                                  ("bootstrap", "dir", "chain_refresh", 0)])
+                                  ("bootstrap", "dir", "chain_refresh", 0),
+                                  # 200 new chains in a row ask faster than a
+                                  # link may: a busy answer would send the
+                                  # client to its relay list instead
+                                  ("bootstrap", "dir", "request_rate", 1000),
+                                  ("bootstrap", "dir", "request_burst", 2000)])
 
 
 def chi2_sf(x, k):
@@ -71,6 +76,10 @@ def test_rotation(tn):
     assert len(others) == RELAYS - 1
     wait_for(lambda: [c for c in tn.ctl("clientA", "chains") if c["state"] == "ready"] or None,
              30.0, "clientA's first chain")
+    # Local picks come from the relay list clientA holds: every relay in it.
+    # (one fetched before every relay registered is fetched again 30 s on)
+    wait_for(lambda: tn["clientA"].status()["dir_list_relays"] == RELAYS, 60.0,
+             "clientA to list every relay")
     last = max(c["chain"] for c in tn.ctl("clientA", "chains"))
     routes = []
     for _ in range(ROUNDS):
