@@ -175,8 +175,12 @@ unsigned guard_usable(const struct guard_set *gs, uint64_t now, const struct des
 
 /* Whether relay d may be sampled: a relay sharing a suite with us, not
  * us, not a guard already nor (with the subnet rule) in a guard's subnet. */
-static bool guard_candidate(const struct guard_set *gs, const struct desc *d)
+static bool guard_candidate(const struct guard_set *gs, const struct desc *d,
+                            const uint8_t (*gone)[OVL_ED25519_PK], unsigned n_gone)
 {
+    for (unsigned i = 0; i < n_gone; i++) /* replaced just now: not taken back */
+        if (memcmp(gone[i], d->id_pk, OVL_ED25519_PK) == 0)
+            return false;
     if (!(d->flags & DESC_RELAY) || !(d->suites & gs->o.suites) ||
         memcmp(d->id_pk, gs->o.self, OVL_ED25519_PK) == 0)
         return false;
@@ -191,7 +195,8 @@ static bool guard_candidate(const struct guard_set *gs, const struct desc *d)
 /* Sample up to want more guards from relays (n) by the selection rule;
  * returns how many were added. */
 static unsigned guard_sample(struct guard_set *gs, const struct desc *relays, unsigned n,
-                             unsigned want, uint64_t now)
+                             unsigned want, uint64_t now, const uint8_t (*gone)[OVL_ED25519_PK],
+                             unsigned n_gone)
 {
     const struct desc **cand = calloc(n ? n : 1, sizeof(*cand));
     unsigned k = 0, got;
@@ -199,7 +204,7 @@ static unsigned guard_sample(struct guard_set *gs, const struct desc *relays, un
     if (!cand)
         return 0;
     for (unsigned i = 0; i < n; i++)
-        if (guard_candidate(gs, &relays[i]))
+        if (guard_candidate(gs, &relays[i], gone, n_gone))
             cand[k++] = &relays[i];
     if (want > GUARD_MAX - gs->n)
         want = GUARD_MAX - gs->n;
@@ -252,20 +257,24 @@ static bool guard_mark(struct guard_set *gs, const struct desc *relays, unsigned
 }
 
 /* Drop the guards bad for down_ms or past their lifetime, keeping the
- * order of the others; true when any went. */
-static bool guard_drop(struct guard_set *gs, uint64_t now)
+ * order of the others; gone receives their ids (*n_gone of them). */
+static void guard_drop(struct guard_set *gs, uint64_t now, uint8_t (*gone)[OVL_ED25519_PK],
+                       unsigned *n_gone)
 {
     unsigned k = 0, n = gs->n;
 
+    *n_gone = 0;
     for (unsigned i = 0; i < n; i++) {
         const struct guard *g = &gs->g[i];
+        bool down =
+            g->bad_since_ms && now >= g->bad_since_ms && now - g->bad_since_ms >= gs->o.down_ms;
 
-        if (g->bad_since_ms && now >= g->bad_since_ms && now - g->bad_since_ms >= gs->o.down_ms) {
-            gs->st.dropped_down++;
-            continue;
-        }
-        if (now >= g->expires_ms) {
-            gs->st.dropped_old++;
+        if (down || now >= g->expires_ms) {
+            if (down)
+                gs->st.dropped_down++;
+            else
+                gs->st.dropped_old++;
+            memcpy(gone[(*n_gone)++], g->id, OVL_ED25519_PK);
             continue;
         }
         if (k != i)
@@ -273,23 +282,26 @@ static bool guard_drop(struct guard_set *gs, uint64_t now)
         k++;
     }
     gs->n = k;
-    return k != n;
 }
 
 void guard_update(struct guard_set *gs, const struct desc *relays, unsigned n, uint64_t now)
 {
     const struct guard *first;
+    uint8_t gone[GUARD_MAX][OVL_ED25519_PK]; /* dropped now: not sampled again at once */
+    unsigned n_gone;
     bool changed = guard_mark(gs, relays, n, now);
 
-    changed |= guard_drop(gs, now);
+    guard_drop(gs, now, gone, &n_gone);
+    changed |= n_gone > 0;
     gs->have_list = true;
     if (gs->n < gs->o.want)
-        changed |= guard_sample(gs, relays, n, gs->o.want - gs->n, now) > 0;
+        changed |= guard_sample(gs, relays, n, gs->o.want - gs->n, now,
+                                (const uint8_t(*)[OVL_ED25519_PK])gone, n_gone) > 0;
     /* None usable: one more, and again, up to twice want (so a client
      * whose own network is down does not sample half the list). */
     while (gs->n < 2 * gs->o.want && gs->n < GUARD_MAX &&
            guard_usable(gs, now, NULL, NULL, &first, 1) == 0 &&
-           guard_sample(gs, relays, n, 1, now) == 1)
+           guard_sample(gs, relays, n, 1, now, (const uint8_t(*)[OVL_ED25519_PK])gone, n_gone) == 1)
         changed = true;
     if (changed)
         guard_save(gs);
