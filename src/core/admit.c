@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/bucket.h"
 #include "lib/clock.h"
 #include "lib/htab.h"
 #include "lib/uri.h"
@@ -117,18 +118,6 @@ static bool seen_has(const struct admit *a, uint64_t fp)
     return false;
 }
 
-/* GCRA: one token per 1000/rate ms, burst tokens at most. */
-static bool bucket_take(struct admit_block *b, uint32_t rate, uint32_t burst, uint64_t now)
-{
-    uint64_t step = 1000 / rate ? 1000 / rate : 1;
-    uint64_t tat = b->tat_ms > now ? b->tat_ms : now;
-
-    if (tat - now > step * (burst ? burst - 1 : 0))
-        return false;
-    b->tat_ms = tat + step;
-    return true;
-}
-
 int admit_handshake(struct node *n, admit_key k, const uint8_t eph[32])
 {
     struct admit *a = n->admit;
@@ -141,7 +130,8 @@ int admit_handshake(struct node *n, admit_key k, const uint8_t eph[32])
     if (k && n->opts.hs_rate_per_block) {
         struct admit_block *b = block_get(a, k, now);
 
-        if (!b || !bucket_take(b, n->opts.hs_rate_per_block, n->opts.hs_burst_per_block, now)) {
+        if (!b || !ovl_bucket_take(&b->tat_ms, n->opts.hs_rate_per_block,
+                                   n->opts.hs_burst_per_block, now)) {
             n->ctr.hs_limited++;
             return OVL_EAGAIN;
         }

@@ -1,6 +1,7 @@
 /* dblock.c - token buckets per address block, hashed by block. */
 #include <stdlib.h>
 
+#include "lib/bucket.h"
 #include "lib/htab.h"
 #include "dir/dblock.h"
 
@@ -103,19 +104,13 @@ bool dblocks_take(struct dblocks *t, uint64_t block, enum dblock_bucket which, u
                   uint32_t burst, uint64_t now_ms)
 {
     struct dblock *b;
-    uint64_t step, tat;
 
     if (!block || !rate || !t || which >= DBLOCK_BUCKETS)
         return true;
     b = dblocks_get(t, block, now_ms);
     if (!b)
         return false;
-    step = 1000 / rate ? 1000 / rate : 1;
-    tat = b->tat_ms[which] > now_ms ? b->tat_ms[which] : now_ms;
-    if (tat - now_ms > step * (burst ? burst - 1 : 0))
-        return false;
-    b->tat_ms[which] = tat + step;
-    return true;
+    return ovl_bucket_take(&b->tat_ms[which], rate, burst, now_ms);
 }
 
 /* Return how many blocks are held. */

@@ -23,6 +23,7 @@
 #include "core/admit.h"
 #include "core/link.h"
 #include "dir/dir_int.h"
+#include "lib/bucket.h"
 
 static int dir_srv_register(struct dir *d, const uint8_t peer[OVL_ED25519_PK], const uint8_t *in,
                             size_t len)
@@ -391,14 +392,7 @@ int dir_answer(struct dir *d, struct link *l, const uint8_t *msg, size_t len, ui
  * ms, request_burst at most); false when there is none. */
 static bool dir_take_token(const struct dir *d, uint64_t *tat)
 {
-    uint64_t now = clock_now_ms(), step = 1000 / d->o.request_rate, t;
-
-    step = step ? step : 1;
-    t = *tat > now ? *tat : now;
-    if (t - now > step * (d->o.request_burst - 1))
-        return false;
-    *tat = t + step;
-    return true;
+    return ovl_bucket_take(tat, d->o.request_rate, d->o.request_burst, clock_now_ms());
 }
 
 /* Whether a request from l may be looked at: a token of l's bucket, then
