@@ -110,11 +110,15 @@ static void format_time(char *out, size_t outlen)
              sod / 60 % 60, sod % 60, (unsigned)(ms % 1000));
 }
 
-/* Write one line "TIMESTAMP ident[pid]: LEVEL: message" to stderr (and syslog). */
+/* Write one line "TIMESTAMP ident[pid]: LEVEL: message" to stderr (and syslog)
+ * when lg prints messages at level. */
 void log_msg(const struct ovl_log *lg, enum ovl_log_level level, const char *fmt, ...)
 {
     char msg[OVL_LOG_LINE_MAX];
     va_list ap;
+
+    if (!log_enabled(lg, level))
+        return; /* the macros of log.h call us whatever the level */
     va_start(ap, fmt);
     int n = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
