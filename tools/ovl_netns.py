@@ -3,11 +3,11 @@ namespace per node, links with a delay, a loss rate and a bandwidth.
 
 The layout (SUB is 10.S.0.0/16, S picked free on this host, under a lock):
 
-    root namespace            hub namespace "ovlS-hub"        node namespaces
-    ovlS (10.S.0.1) -- veth -- h  \
-                                   br0 (a bridge)
-                      veth -- n0 /  ...  n0 -- veth -- eth0 (10.S.0.2) "ovlS-boot"
-                                         n1 -- veth -- eth0 (10.S.0.3) "ovlS-relay1" ...
+    root namespace             hub namespace "ovlS-hub"     node namespaces
+    ovlS (10.S.0.1) --veth-- hport --+
+                                     br0 (a bridge)
+                                     +-- p0 --veth-- eth0 (10.S.0.2) "ovlS-boot"
+                                     +-- p1 --veth-- eth0 (10.S.0.3) "ovlS-relay1" ...
 
 Every node has its own address on one bridge, which lives in a namespace
 of its own (nothing of it touches the host's interfaces), and the host
@@ -104,8 +104,8 @@ def nfqueue_missing():
 
 def find_shaper(build=None):
     """The ovl-shaper binary: $OVL_SHAPER, BUILD/tests/ovl-shaper, build/'s,
-    or compiled into ~/.cache-free RUN_DIR from tests/tools/ovl-shaper.c
-    (a release build has no tests/)."""
+    or compiled into RUN_DIR from tests/tools/ovl-shaper.c (a release
+    build has no tests/)."""
     cands = [os.environ.get("OVL_SHAPER")]
     cands += [os.path.join(b, "tests", "ovl-shaper") for b in (build, os.path.join(REPO, "build"))
               if b]
