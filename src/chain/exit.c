@@ -205,6 +205,8 @@ static struct relay_deliv *deliv_slot(struct relay_chain *ch, const uint8_t pk[O
 
     if (d || ch->n_deliv >= RELAY_MAX_DELIV)
         return d;
+    if (!ch->deliv && !(ch->deliv = calloc(RELAY_MAX_DELIV, sizeof(*ch->deliv))))
+        return NULL; /* made with the first destination: most chains have none */
     d = &ch->deliv[ch->n_deliv++];
     memset(d, 0, sizeof(*d));
     memcpy(d->pk, pk, OVL_ED25519_PK);

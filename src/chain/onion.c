@@ -120,21 +120,60 @@ static int derive_aead(struct ovl_aead *a, const uint8_t prk[KEY_LEN], const cha
     return rc;
 }
 
-/* Fill k with the data keys of one hop; k is wiped on failure. */
-static int derive_data(struct onion_keys *k, const uint8_t prk[KEY_LEN], enum ovl_aead_suite suite)
+enum { LAYER_FWD, LAYER_BACK, LAYER_ORIG };
+static const char *const layer_label[3] = {"fwd", "back", "orig"};
+
+/* Fill k with the data keys of one hop: the sender's contexts at once
+ * (keep false), a hop's layer keys for contexts made on first use (keep
+ * true). k is wiped on failure. */
+static int derive_data(struct onion_keys *k, const uint8_t prk[KEY_LEN], enum ovl_aead_suite suite,
+                       bool keep)
 {
-    int rc;
+    int rc = 0;
+
     memset(k, 0, sizeof(*k));
     k->suite = suite;
-    if ((rc = derive_aead(&k->fwd, prk, "fwd", suite)) != 0 ||
-        (rc = derive_aead(&k->back, prk, "back", suite)) != 0 ||
-        (rc = derive_aead(&k->orig, prk, "orig", suite)) != 0) {
+    if (keep) {
+        for (unsigned i = 0; i < 3; i++)
+            ovl_kdf_label(k->layer[i], prk, layer_label[i]);
+    } else if ((rc = derive_aead(&k->fwd, prk, "fwd", suite)) != 0 ||
+               (rc = derive_aead(&k->back, prk, "back", suite)) != 0 ||
+               (rc = derive_aead(&k->orig, prk, "orig", suite)) != 0) {
         onion_keys_wipe(k);
         return rc;
     }
     ovl_kdf_label(k->fwd_ks, prk, "fwd stream");
     ovl_kdf_label(k->back_ks, prk, "back stream");
     return 0;
+}
+
+/* The context of layer i at a hop, made from its kept key on first use
+ * (after onion_keys_idle too): NULL only when the suite cannot be run. */
+static const struct ovl_aead *hop_aead(struct onion_keys *k, unsigned i)
+{
+    struct ovl_aead *a = i == LAYER_FWD ? &k->fwd : i == LAYER_BACK ? &k->back : &k->orig;
+
+    if (a->suite == 0 && ovl_aead_init(a, k->suite, k->layer[i]) != 0)
+        return NULL;
+    return a;
+}
+
+/* Give back the contexts a hop can make again. */
+void onion_keys_idle(struct onion_keys *k)
+{
+    if (!k || sodium_is_zero(k->layer[0], sizeof(k->layer[0])))
+        return;
+    ovl_aead_wipe(&k->fwd);
+    ovl_aead_wipe(&k->back);
+    ovl_aead_wipe(&k->orig);
+}
+
+/* What the made contexts hold: only AES-256-GCM's hold anything. */
+size_t onion_keys_heap(const struct onion_keys *k)
+{
+    size_t made = (k->fwd.suite != 0) + (k->back.suite != 0) + (k->orig.suite != 0);
+
+    return k->suite == OVL_AEAD_AES256GCM ? made * OVL_AEAD_HEAP : 0;
 }
 
 /* Wipe k, releasing what its AEAD contexts hold. */
@@ -239,7 +278,7 @@ static int build_hop(struct hop_setup *hs, uint8_t eph_pk[OVL_X25519_LEN], struc
         return rc;
     derive_setup(hs, s, eph_pk, onion_pk);
     ovl_wipe(s, sizeof(s));
-    return derive_data(k, hs->prk, suite);
+    return derive_data(k, hs->prk, suite, false);
 }
 
 static int build_check(const struct onion_hop_info *info, unsigned n)
@@ -327,7 +366,7 @@ int onion_setup_peel(uint8_t hdr[ONION_HDR_LEN], const uint8_t onion_pk[OVL_X255
     info_decode(&in, plain);
     if ((rc = info_check(&in)) != 0)
         goto fail;
-    if ((rc = derive_data(keys, hs.prk, (enum ovl_aead_suite)in.suite)) != 0)
+    if ((rc = derive_data(keys, hs.prk, (enum ovl_aead_suite)in.suite, true)) != 0)
         goto fail;
     hdr_stream(ks, hs.k_hdr);
     memmove(hdr, hdr + ONION_SLOT_LEN, HDR_REST);
@@ -428,19 +467,22 @@ int onion_fwd_wrap(uint8_t out[OVL_CELL_PAYLOAD], const struct onion_keys *keys,
 }
 
 /* Remove one forward layer in place, trying the counter window. */
-int onion_fwd_peel(uint8_t cell[OVL_CELL_PAYLOAD], const struct onion_keys *k, uint64_t *next)
+int onion_fwd_peel(uint8_t cell[OVL_CELL_PAYLOAD], struct onion_keys *k, uint64_t *next)
 {
     uint8_t plain[ONION_BODY], nonce[OVL_AEAD_NONCE];
+    const struct ovl_aead *fwd;
 
     if (!cell || !k || !next)
         return OVL_EINVAL;
+    if (!(fwd = hop_aead(k, LAYER_FWD)))
+        return OVL_ECRYPTO;
     for (unsigned w = 0; w < ONION_WINDOW; w++) {
         uint64_t c;
 
         if (!window_ctr(*next, w, &c))
             break;
         ctr_nonce(nonce, c, NONCE_LAYER);
-        if (ovl_aead_open_detached(&k->fwd, plain, cell + OFF_CT, ONION_BODY, cell, cell + OFF_JUNK,
+        if (ovl_aead_open_detached(fwd, plain, cell + OFF_CT, ONION_BODY, cell, cell + OFF_JUNK,
                                    ONION_JUNK, nonce) == 0) {
             fwd_shift(cell, plain, k->fwd_ks, nonce);
             *next = c + 1;
@@ -456,20 +498,22 @@ int onion_fwd_peel(uint8_t cell[OVL_CELL_PAYLOAD], const struct onion_keys *k, u
 
 /* Seal a new backward cell with k->orig. Its junk is keystream, not random,
  * so that the sender can check every junk byte that reaches it. */
-int onion_back_originate(uint8_t out[OVL_CELL_PAYLOAD], const struct onion_keys *k, uint64_t *ctr,
+int onion_back_originate(uint8_t out[OVL_CELL_PAYLOAD], struct onion_keys *k, uint64_t *ctr,
                          const uint8_t body[ONION_BODY])
 {
     uint8_t nonce[OVL_AEAD_NONCE];
+    const struct ovl_aead *orig;
     int rc;
 
     if (!out || !k || !ctr || !body || *ctr == UINT64_MAX)
         return OVL_EINVAL;
+    if (!(orig = hop_aead(k, LAYER_ORIG)))
+        return OVL_ECRYPTO;
     memmove(out + OFF_CT, body, ONION_BODY);
     ctr_nonce(nonce, *ctr, NONCE_ORIG);
     keystream(out + OFF_JUNK, ONION_JUNK, nonce, k->back_ks);
     ctr_nonce(nonce, *ctr, NONCE_LAYER);
-    rc = ovl_aead_seal_detached(&k->orig, out + OFF_CT, out, out + OFF_CT, ONION_BODY, NULL, 0,
-                                nonce);
+    rc = ovl_aead_seal_detached(orig, out + OFF_CT, out, out + OFF_CT, ONION_BODY, NULL, 0, nonce);
     if (rc != 0) {
         ovl_wipe(out, OVL_CELL_PAYLOAD);
         return rc;
@@ -483,19 +527,22 @@ int onion_back_originate(uint8_t out[OVL_CELL_PAYLOAD], const struct onion_keys 
  * No associated data: the sender cannot rebuild the junk a hop sees (each
  * layer drops its last block), so it checks the junk once it knows the
  * origin instead (onion_back_unwrap). */
-int onion_back_add(uint8_t cell[OVL_CELL_PAYLOAD], const struct onion_keys *k, uint64_t *ctr)
+int onion_back_add(uint8_t cell[OVL_CELL_PAYLOAD], struct onion_keys *k, uint64_t *ctr)
 {
     uint8_t nonce[OVL_AEAD_NONCE], t[ONION_JUNK], tag[ONION_TAG];
+    const struct ovl_aead *back;
     int rc;
 
     if (!cell || !k || !ctr || *ctr == UINT64_MAX)
         return OVL_EINVAL;
+    if (!(back = hop_aead(k, LAYER_BACK)))
+        return OVL_ECRYPTO;
     ctr_nonce(nonce, *ctr, NONCE_LAYER);
     memcpy(t, cell, ONION_TAG);
     memcpy(t + ONION_TAG, cell + OFF_JUNK, ONION_JUNK - ONION_TAG);
     stream_xor(t, BACK_KS_LEN, nonce, k->back_ks);
-    rc = ovl_aead_seal_detached(&k->back, cell + OFF_CT, tag, cell + OFF_CT, ONION_BODY, NULL, 0,
-                                nonce);
+    rc =
+        ovl_aead_seal_detached(back, cell + OFF_CT, tag, cell + OFF_CT, ONION_BODY, NULL, 0, nonce);
     if (rc != 0)
         return rc; /* only for a bad suite, before anything is written */
     memcpy(cell, tag, ONION_TAG);

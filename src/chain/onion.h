@@ -81,16 +81,25 @@ struct onion_hop_info {
 
 /* The data-phase keys of one hop, held by that hop and by the sender.
  * Its AEAD contexts may hold memory (crypto.h): keys are moved, never
- * copied, and every filled struct ends in onion_keys_wipe. Secret. */
+ * copied, and every filled struct ends in onion_keys_wipe. Secret.
+ *
+ * At a hop (onion_setup_peel) the three layer keys are kept and each
+ * context is made on its first use, so an idle chain holds none of the
+ * memory a context may hold (768 bytes each for AES-256-GCM with GnuTLS),
+ * and onion_keys_idle gives them back again: a relay's idle chains are
+ * small. The sender's contexts (onion_setup_build) are made at once and
+ * its layer keys are not kept. */
 struct onion_keys {
     enum ovl_aead_suite suite;
-    struct ovl_aead fwd;  /* forward layer */
+    struct ovl_aead fwd;  /* forward layer (suite 0 while not made) */
     struct ovl_aead back; /* backward layer added to relayed cells */
     struct ovl_aead orig; /* backward layer of cells this hop originates */
     uint8_t fwd_ks[32];   /* ChaCha20 key of the forward junk stream */
     uint8_t back_ks[32];  /* ChaCha20 key of the backward junk stream */
     uint8_t junk_ks[32];  /* sender only (random; zero at a relay): ChaCha20 key of the
                            * junk a forward cell ending at this hop carries */
+    uint8_t layer[3][32]; /* hop only: the keys of fwd, back and orig; all zero at
+                           * the sender, whose contexts are never given back */
 };
 
 /* Sender: build a setup header for n hops (1..ONION_MAX_HOPS). onion_pk[i]
@@ -125,18 +134,16 @@ int onion_fwd_wrap(uint8_t out[OVL_CELL_PAYLOAD], const struct onion_keys *keys,
  * *next + ONION_WINDOW - 1; on success *next moves past the one that opened.
  * OVL_ECRYPTO (cell unchanged) when none does: tampered, replayed or
  * foreign. An exit then reads the body at cell + ONION_BODY_OFF. */
-int onion_fwd_peel(uint8_t cell[OVL_CELL_PAYLOAD], const struct onion_keys *k,
-                   uint64_t *next) OVL_WUR;
+int onion_fwd_peel(uint8_t cell[OVL_CELL_PAYLOAD], struct onion_keys *k, uint64_t *next) OVL_WUR;
 
 /* Hop: make a new backward cell carrying body, sealed with k->orig under
  * counter *ctr (then incremented). */
-int onion_back_originate(uint8_t out[OVL_CELL_PAYLOAD], const struct onion_keys *k, uint64_t *ctr,
+int onion_back_originate(uint8_t out[OVL_CELL_PAYLOAD], struct onion_keys *k, uint64_t *ctr,
                          const uint8_t body[ONION_BODY]) OVL_WUR;
 
 /* Hop: add its backward layer to a cell received from the next hop, in
  * place, under counter *ctr (then incremented). */
-int onion_back_add(uint8_t cell[OVL_CELL_PAYLOAD], const struct onion_keys *k,
-                   uint64_t *ctr) OVL_WUR;
+int onion_back_add(uint8_t cell[OVL_CELL_PAYLOAD], struct onion_keys *k, uint64_t *ctr) OVL_WUR;
 
 /* Sender: remove every layer of a backward cell. next[i] is the next
  * expected backward counter of hop i (advanced for each hop the cell
@@ -145,6 +152,14 @@ int onion_back_add(uint8_t cell[OVL_CELL_PAYLOAD], const struct onion_keys *k,
  * verify (counters then unchanged). */
 int onion_back_unwrap(uint8_t body[ONION_BODY], unsigned *origin, const struct onion_keys *keys,
                       unsigned n, uint64_t *next, const uint8_t cell[OVL_CELL_PAYLOAD]) OVL_WUR;
+
+/* Hop: give back what k's AEAD contexts hold; the next cell makes them
+ * again from the kept keys (one key schedule, no public-key work). A
+ * sender's keys, whose layer keys are not kept, are left as they are. */
+void onion_keys_idle(struct onion_keys *k);
+
+/* Return the bytes k's contexts hold now besides struct onion_keys. */
+size_t onion_keys_heap(const struct onion_keys *k);
 
 /* Wipe k and release what it holds; a zeroed or NULL k is fine. */
 void onion_keys_wipe(struct onion_keys *k);

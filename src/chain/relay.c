@@ -241,6 +241,7 @@ int relay_originate_in(struct relay_chain *ch, struct link *in, uint8_t cmd, con
     body_hdr_put(body, cmd, (uint16_t)alen);
     if (alen)
         memcpy(body + BODY_HDR, args, alen);
+    ch->flags |= RCHF_USED;
     rc = onion_back_originate(c.payload, &ch->keys, &ch->back_ctr, body);
     ovl_wipe(body, sizeof(body));
     if (rc)
@@ -336,6 +337,7 @@ static void chain_free(struct relay *r, struct relay_chain *ch)
 {
     HASH_DEL(r->chains, ch);
     onion_keys_wipe(&ch->keys);
+    free(ch->deliv);
     ovl_wipe(ch, sizeof(*ch));
     free(ch);
 }
@@ -656,6 +658,7 @@ static void chain_fwd(struct relay_chain *ch, const struct cell *c)
     if (!ends_here && !relay_room(r, ch->prev, ch->next, 0))
         return;
     memcpy(out.payload, c->payload, OVL_CELL_PAYLOAD);
+    ch->flags |= RCHF_USED;
     if (onion_fwd_peel(out.payload, &ch->keys, &ch->fwd_ctr) != 0) {
         r->st.dropped[RD_AUTH]++;
         return;
@@ -686,6 +689,7 @@ static void chain_back(struct relay_chain *ch, const struct cell *c)
     if (!relay_room(r, ch->next, ch->prev, 0))
         return;
     memcpy(out.payload, c->payload, OVL_CELL_PAYLOAD);
+    ch->flags |= RCHF_USED;
     if (onion_back_add(out.payload, &ch->keys, &ch->back_ctr) != 0) {
         r->st.dropped[RD_BAD_CELL]++;
         return;
@@ -753,12 +757,19 @@ static void chain_link_closed(void *obj, struct link *l, uint32_t id)
 
 /* ---- the chain table as a whole ---- */
 
+/* Chains that carried no cell since the last tick give back what their
+ * AEAD contexts hold (onion_keys_idle); the next cell makes them again. So
+ * an idle chain costs its struct and its table entries, and a busy one a
+ * key schedule per tick at most, never a malloc per cell. */
 void relay_chains_tick(struct relay *r, uint64_t now)
 {
     struct relay_chain *ch, *tmp;
 
     HASH_ITER(hh, r->chains, ch, tmp)
     {
+        if (!(ch->flags & RCHF_USED))
+            onion_keys_idle(&ch->keys);
+        ch->flags &= ~RCHF_USED;
         if (ch->expires_ms <= now) {
             r->st.dropped[RD_EXPIRED]++;
             relay_chain_end(ch, DESTROY_R_EXPIRED, true, true);
@@ -794,7 +805,15 @@ void relay_chains_free(struct relay *r)
 
 uint64_t relay_chains_bytes(const struct relay *r)
 {
-    return (uint64_t)r->st.chains * (sizeof(struct relay_chain) + 3 * OVL_AEAD_HEAP) +
+    const struct relay_chain *ch, *tmp;
+    uint64_t heap = 0;
+
+    HASH_ITER(hh, r->chains, ch, tmp)
+    {
+        heap += onion_keys_heap(&ch->keys) +
+                (ch->deliv ? RELAY_MAX_DELIV * sizeof(struct relay_deliv) : 0);
+    }
+    return heap + (uint64_t)r->st.chains * sizeof(struct relay_chain) +
            (uint64_t)r->n_seen * sizeof(struct relay_seen) +
            (uint64_t)r->n_shares * sizeof(struct relay_share);
 }

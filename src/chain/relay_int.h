@@ -72,6 +72,7 @@ enum relay_chain_state { RCH_NONE = 0, RCH_EXTENDING, RCH_OPEN, RCH_BROKEN, RCH_
 enum {
     RCHF_EXIT = 1u << 0,      /* the last hop: forward bodies end here */
     RCHF_PUBLISHED = 1u << 1, /* exit: a BODY_PUBLISH went on, at publish_ms */
+    RCHF_USED = 1u << 2,      /* its keys sealed or opened a cell since the last tick */
 };
 
 /* Bits of struct relay_deliv's flags. */
@@ -125,7 +126,7 @@ struct relay_chain {
     uint64_t created_ms, expires_ms, broken_ms;
     struct relay_share *link_share, *block_share; /* what the setup's link and block hold */
     struct relay_ext *ext;                        /* while extending and waiting for a link */
-    struct relay_deliv deliv[RELAY_MAX_DELIV];
+    struct relay_deliv *deliv; /* exit: RELAY_MAX_DELIV records, made with the first */
     unsigned n_deliv;
     struct xstream *xs;        /* exit: streams whose way back is this chain (xstream.c,
                                   utlist through cprev/cnext), in the order a wake pumps */

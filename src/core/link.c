@@ -202,8 +202,8 @@ static void link_live_cb(uv_timer_t *t)
     struct cell ping = {.cmd = CELL_PING}, pad = {.cmd = CELL_PADDING};
     enum link_close_reason reason = LC_NONE;
     uint64_t next = 0;
-    unsigned due = link_timers_due(&l->lt, n, (l->flags & LINK_F_PAUSED) != 0, clock_now_ms(),
-                                   &next, &reason);
+    unsigned due =
+        link_timers_due(&l->lt, n, (l->flags & LINK_F_PAUSED) != 0, clock_now_ms(), &next, &reason);
 
     if (due & LT_CLOSE) {
         link_close(l, reason);
@@ -211,13 +211,14 @@ static void link_live_cb(uv_timer_t *t)
     }
     if ((due & LT_PING) && link_can_send(l, 1) && link_send(l, &ping) == 0)
         n->ctr.heartbeats++;
-    if ((due & LT_PAD) && link_can_send(l, 1) && node_cover_allowed(n) &&
-        link_send(l, &pad) == 0) {
+    if ((due & LT_PAD) && link_can_send(l, 1) && node_cover_allowed(n) && link_send(l, &pad) == 0) {
         n->ctr.padding_out++;
         n->ctr.cover_out++;
     }
     if (l->state == LINK_OPEN) /* else a cell could not be sealed or sent */
         uv_timer_start(t, link_live_cb, next, 0);
+    if (l->tp && !tp_is_closing(l->tp))
+        tp_trim(l->tp); /* what a burst left behind, once a heartbeat or so later */
 }
 
 int link_probe(struct link *l, uint32_t within_ms)
@@ -754,16 +755,15 @@ static void link_on_closed(struct transport *t, int err)
         if (l->state == LINK_HANDSHAKE && r == LC_BAD_FRAME)
             r = LC_HS_MALFORMED;
     }
-    if ((l->flags & (LINK_F_HS_STARTED | LINK_F_WAS_OPEN)) == LINK_F_HS_STARTED &&
-        r != LC_SHUTDOWN)
+    if ((l->flags & (LINK_F_HS_STARTED | LINK_F_WAS_OPEN)) == LINK_F_HS_STARTED && r != LC_SHUTDOWN)
         n->ctr.handshakes_failed++;
     n->ctr.link_closed[r]++;
     if (r == LC_SHUTDOWN || r == LC_PEER_CLOSED)
         log_debug(&n->log, "link %s %s closed: %s", link_is_initiator(l) ? "to" : "from", l->remote,
                   link_close_reason_name(r));
     else
-        log_info(&n->log, "link %s %s closed: %s (%s)", link_is_initiator(l) ? "to" : "from", l->remote,
-                 link_close_reason_name(r), err ? ovl_strerror(err) : "local");
+        log_info(&n->log, "link %s %s closed: %s (%s)", link_is_initiator(l) ? "to" : "from",
+                 l->remote, link_close_reason_name(r), err ? ovl_strerror(err) : "local");
     l->tp = NULL;
     l->reason = r;
     l->close_err = err;

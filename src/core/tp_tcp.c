@@ -3,14 +3,18 @@
  * System calls are the cost that counts on the data path, so each one
  * carries as much as it can. Reads go into one 64 KiB buffer that the
  * node's connections share (libuv reads, then calls back, one connection
- * at a time); a connection keeps only the partial frame a read ended in.
+ * at a time); a connection keeps only the partial frame a read ended in,
+ * in a buffer it holds only while there is one.
  * Sent frames collect in "pend" and are written once per turn of the loop,
  * just before it polls (a prepare handle, also shared), with
  * uv_try_write: a write the socket takes whole needs no request, so libuv
  * queues no callback and changes nothing in the poller. Only what the
  * socket does not take goes to a uv_write ("fly"), which waits for room;
- * new frames collect in pend meanwhile. Everything is freed in the close
- * callbacks, the shared part with the last connection. Admission,
+ * new frames collect in pend meanwhile. A small write gives its buffer
+ * back at once and tp_trim() (the link's timer, on a quiet link) the
+ * buffers a burst left, so an idle connection holds no buffer at all.
+ * Everything is freed in the close callbacks, the shared part with the
+ * last connection. Admission,
  * deframing and the callbacks are the contract's common steps
  * (transport.c); this file keeps the socket, its buffers and its own flags.
  */
@@ -66,7 +70,8 @@ struct tcp_conn {
     struct tcp_sbuf pend, fly;
     struct tcp_conn *dnext, **dprev; /* the dirty list, while TCP_F_DIRTY */
     size_t rlen;                     /* bytes in tail */
-    uint8_t tail[TCP_WIRE_MAX];      /* a frame the last read ended in */
+    uint8_t *tail;                   /* a frame the last read ended in (TCP_WIRE_MAX
+                                        bytes, malloc'd while rlen > 0) */
     uint8_t *held;                   /* read but not delivered: the owner paused us
                                         mid-read (malloc'd, at most TCP_RBUF_SIZE) */
     size_t held_len;
@@ -177,6 +182,7 @@ static void tcp_conn_free(struct tcp_conn *c)
     free(c->pend.buf);
     free(c->fly.buf);
     free(c->held);
+    free(c->tail);
     free(c);
 }
 
@@ -253,7 +259,8 @@ static void tcp_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     uint8_t *rbuf = c->base.env->tcp->rbuf;
 
     (void)suggested;
-    memcpy(rbuf, c->tail, c->rlen);
+    if (c->rlen)
+        memcpy(rbuf, c->tail, c->rlen);
     buf->base = (char *)rbuf + c->rlen;
     buf->len = TCP_RBUF_SIZE - c->rlen;
 }
@@ -288,9 +295,20 @@ static void tcp_deliver(struct tcp_conn *c, const uint8_t *buf, size_t len)
         c->held_len = left;
         return;
     }
-    /* Not paused, so every whole frame went out: less than one is left. */
+    /* Not paused, so every whole frame went out: less than one is left,
+     * kept in a buffer made for it (one malloc per read at most, never
+     * per frame) and given back once a read ends on a frame's end. */
+    if (left > 0 && !c->tail && !(c->tail = malloc(TCP_WIRE_MAX))) {
+        tcp_shutdown(c, OVL_ENOMEM);
+        return;
+    }
     c->rlen = left;
-    memcpy(c->tail, buf + used, left);
+    if (left > 0) {
+        memcpy(c->tail, buf + used, left);
+    } else {
+        free(c->tail);
+        c->tail = NULL;
+    }
     if (buf == c->held) {
         free(c->held);
         c->held = NULL;
@@ -356,6 +374,12 @@ static void tcp_resume(struct transport *t)
 
 static void tcp_on_write(uv_write_t *req, int status);
 
+static void tcp_sbuf_release(struct tcp_sbuf *b)
+{
+    free(b->buf);
+    *b = (struct tcp_sbuf){0};
+}
+
 /* Hand pend from byte off on to one uv_write; fly must be empty. */
 static void tcp_write_start(struct tcp_conn *c, size_t off)
 {
@@ -402,6 +426,10 @@ static void tcp_flush(struct tcp_conn *c)
             return;
         }
         c->pend.len = 0;
+        /* A write of a few frames (a round trip, upkeep) is not a burst:
+         * give the buffer back rather than hold it while the link idles. */
+        if ((size_t)n < TCP_SBUF_MIN)
+            tcp_sbuf_release(&c->pend);
         /* The owner may queue more from drain(): the loop writes it too. */
         tp_emit_drain(&c->base, 0, tcp_sendq_max(c));
     }
@@ -465,6 +493,17 @@ static int tcp_send(struct transport *t, const uint8_t *frame, size_t len)
     if ((t->flags & (TP_F_ESTABLISHED | TCP_F_WRITING | TCP_F_DIRTY)) == TP_F_ESTABLISHED)
         tcp_mark_dirty(c);
     return 0;
+}
+
+/* Give back the send buffers that hold nothing now. */
+static void tcp_trim(struct transport *t)
+{
+    struct tcp_conn *c = tcp_conn_of(t);
+
+    if (c->pend.len == 0)
+        tcp_sbuf_release(&c->pend);
+    if (c->fly.len == 0 && !(c->base.flags & TCP_F_WRITING))
+        tcp_sbuf_release(&c->fly);
 }
 
 static size_t tcp_queued(const struct transport *t)
@@ -715,6 +754,7 @@ const struct tp_ops tp_tcp_ops = {
     .pause = tcp_pause,
     .resume = tcp_resume,
     .queued = tcp_queued,
+    .trim = tcp_trim,
     .peer_uri = tcp_peer_uri,
     .listener_uri = tcp_listener_uri,
     .listener_close = tcp_listener_close,

@@ -55,7 +55,7 @@
 #include "lib/uri.h"
 
 #ifndef container_of
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 #endif
 
 struct tcp_shared;
@@ -64,7 +64,7 @@ struct tcp_shared;
 struct tp_env {
     uv_loop_t *loop;
     const struct ovl_log *log;
-    size_t sendq_max;  /* bytes queued per connection before OVL_EAGAIN */
+    size_t sendq_max;         /* bytes queued per connection before OVL_EAGAIN */
     uint32_t idle_timeout_ms; /* QUIC: peer silent this long = gone (0: 30 s) */
     /* QUIC: key for retry tokens and stateless resets. The node derives it
      * from its identity so resets still match after a restart; all zero
@@ -111,6 +111,7 @@ struct tp_ops {
     void (*pause)(struct transport *t);
     void (*resume)(struct transport *t);
     size_t (*queued)(const struct transport *t);
+    void (*trim)(struct transport *t); /* NULL: the transport keeps nothing to give back */
     int (*peer_uri)(const struct transport *t, char *out, size_t outlen);
     int (*listener_uri)(const struct tp_listener *l, char *out, size_t outlen);
     void (*listener_close)(struct tp_listener *l);
@@ -226,6 +227,15 @@ static inline void tp_want_drain(struct transport *t)
 static inline size_t tp_queued(const struct transport *t)
 {
     return t->ops->queued(t);
+}
+
+/* Give back the buffers the transport holds but does not need now (its
+ * owner calls it on a quiet connection); they are made again when data
+ * flows. Changes nothing the owner can see. */
+static inline void tp_trim(struct transport *t)
+{
+    if (t->ops->trim)
+        t->ops->trim(t);
 }
 
 /* Write the peer's address as a URI into out. */

@@ -335,7 +335,11 @@ static void enumerate(struct exact *x, unsigned *picked, unsigned depth, double 
     bool ok[SMALL];
     double sum = 0;
 
-    if (depth == x->positions)
+    /* positions <= POS_MAX, but gcc 12 inlining the recursion at -O3 does
+     * not know it and warns of e[] and picked[] past their end
+     * (-Warray-bounds): the second bound, never the one that ends the walk,
+     * shows it the arrays' size. */
+    if (depth >= x->positions || depth >= POS_MAX)
         return;
     for (unsigned i = 0; i < SMALL; i++) {
         ok[i] = true;

@@ -78,6 +78,7 @@ static const struct {
     {"chain-tamper", M_CHAIN_TAMPER, true},
     {"idesc", M_IDESC, true},
     {"dir-flood", M_DIR_FLOOD, true},
+    {"hold", M_HOLD, true},
 };
 
 static uint64_t mono_ms(void)
@@ -433,7 +434,7 @@ static int send_cell(struct probe *p, uint8_t cmd, const uint8_t *payload, uint1
 }
 
 /* Receive and open the next cell, enforcing the receive rules. */
-static int recv_cell(struct probe *p, struct cell *c)
+int recv_cell(struct probe *p, struct cell *c)
 {
     uint8_t frame[OVL_FRAME_MAX], raw[OVL_CELL_LEN];
     size_t len = 0;
@@ -575,7 +576,7 @@ int probe_dir_ask(struct probe *p, uint32_t req_id, const uint8_t *msg, size_t l
 }
 
 /* Ask the bootstrap for the relay's descriptor (DIR_LOOKUP). */
-static int lookup_relay(struct probe *p, const uint8_t relay_pk[OVL_ED25519_PK], struct desc *d)
+int lookup_relay(struct probe *p, const uint8_t relay_pk[OVL_ED25519_PK], struct desc *d)
 {
     uint8_t req[1 + OVL_ED25519_PK], rep[2 + DESC_MAX_LEN];
     size_t len = 0;
@@ -597,9 +598,10 @@ static int lookup_relay(struct probe *p, const uint8_t relay_pk[OVL_ED25519_PK],
 }
 
 /* Open a one-hop chain through the relay (the exit) and wait for SETUP_OK. */
-static int open_chain(struct probe *p, const struct desc *d, uint32_t id, struct onion_keys *k)
+int open_chain(struct probe *p, const struct desc *d, uint32_t id, uint32_t lifetime_s,
+               struct onion_keys *k)
 {
-    struct onion_hop_info info = {.type = ONION_HOP_EXIT, .lifetime_s = 60};
+    struct onion_hop_info info = {.type = ONION_HOP_EXIT, .lifetime_s = lifetime_s};
     uint8_t hdr[ONION_HDR_LEN], body[ONION_BODY];
     uint64_t back_next = 0;
     unsigned origin = 0;
@@ -641,7 +643,7 @@ static int mode_chain_tamper(struct probe *p)
     if (lookup_relay(p, relay_pk, &d) != 0 || probe_open(p, host, port, relay_pk) != 0)
         return 1;
     memset(&k, 0, sizeof(k));
-    if (open_chain(p, &d, id, &k) != 0) {
+    if (open_chain(p, &d, id, 60, &k) != 0) {
         onion_keys_wipe(&k);
         return 1;
     }
@@ -797,6 +799,8 @@ static int probe_run(struct probe *p)
         return mode_idesc(p);
     if (p->mode == M_DIR_FLOOD)
         return mode_dir_flood(p);
+    if (p->mode == M_HOLD)
+        return mode_hold(p);
     if (probe_connect(p) != 0)
         return 1;
     p->t0 = mono_ms();
@@ -850,6 +854,8 @@ static void usage(void)
         "       idesc [--relay-key FILE] (PEER_NODE_ID: the bootstrap's)\n"
         "       dir-flood [--links N] [--register] [--chains M] [--lookups M]\n"
         "       (PEER_NODE_ID: the bootstrap's)\n"
+        "       hold [--links N] [--chains M] [--steps S] (then BS_HOST BS_PORT BS_ID\n"
+        "       after PEER_NODE_ID)\n"
         "any mode: --bind ADDR connects from source address ADDR\n"
         "(every mode but random and oversize needs PEER_NODE_ID)\n");
 }
@@ -887,6 +893,10 @@ static bool parse_args(struct probe *p, int argc, char **argv)
             if (i + 1 >= argc)
                 return false;
             p->bind = argv[++i];
+        } else if (strcmp(argv[i], "--steps") == 0) {
+            if (i + 1 >= argc || !parse_u64(argv[i + 1], &p->steps) || p->steps == 0)
+                return false;
+            i++;
         } else if (strcmp(argv[i], "--register") == 0) {
             p->flood_register = true;
         } else if (strcmp(argv[i], "--links") == 0 || strcmp(argv[i], "--chains") == 0 ||
@@ -918,7 +928,8 @@ static bool parse_args(struct probe *p, int argc, char **argv)
     if ((p->mode == M_RANDOM || p->mode == M_DELIVER_FLOOD) &&
         (npos < 2 || !parse_u64(pos[i++], &p->random_len)))
         return false;
-    need = i + 2 + (probe_modes[m].needs_peer ? 1 : 0) + (p->mode == M_CHAIN_TAMPER ? 3 : 0);
+    need = i + 2 + (probe_modes[m].needs_peer ? 1 : 0) +
+           (p->mode == M_CHAIN_TAMPER || p->mode == M_HOLD ? 3 : 0);
     if (npos != need && !(npos == need + 1 && !probe_modes[m].needs_peer))
         return false;
     p->host = pos[i];
@@ -927,7 +938,7 @@ static bool parse_args(struct probe *p, int argc, char **argv)
         fprintf(stderr, "ovl-probe: bad node ID: %s\n", pos[i + 2]);
         return false;
     }
-    if (p->mode == M_CHAIN_TAMPER) {
+    if (p->mode == M_CHAIN_TAMPER || p->mode == M_HOLD) {
         p->bs_host = pos[i + 3];
         p->bs_port = pos[i + 4];
         if (node_id_parse(p->bs_pk, pos[i + 5]) != 0) {
@@ -953,7 +964,7 @@ void probe_close(struct probe *p)
 int main(int argc, char **argv)
 {
     struct probe p = {
-        .fd = -1, .timeout_ms = 10000, .rekey_cells = PROBE_REKEY_DEFAULT, .links = 1};
+        .fd = -1, .timeout_ms = 10000, .rekey_cells = PROBE_REKEY_DEFAULT, .links = 1, .steps = 1};
     int status;
 
     if (!parse_args(&p, argc, argv)) {

@@ -27,7 +27,8 @@ enum probe_mode {
     M_DELIVER_FLOOD,
     M_CHAIN_TAMPER,
     M_IDESC,
-    M_DIR_FLOOD
+    M_DIR_FLOOD,
+    M_HOLD
 };
 
 /* One direction of sealed cells: key generation and next counter. */
@@ -54,6 +55,7 @@ struct probe {
     const char *bind;      /* --bind: the source address to connect from, or NULL */
     uint64_t links, flood_chains, flood_lookups; /* dir-flood: --links, --chains, --lookups */
     bool flood_register;                         /* dir-flood: --register */
+    uint64_t steps;                              /* hold: --steps */
 };
 
 /* Connect to host:port expecting pk, complete the handshake, send HELLO.
@@ -75,6 +77,25 @@ int recv_cmd(struct probe *p, uint8_t cmd, uint32_t chain_id, struct cell *c);
  * requests are skipped. */
 int probe_dir_ask(struct probe *p, uint32_t req_id, const uint8_t *msg, size_t len, uint8_t *out,
                   size_t cap, size_t *out_len);
+
+/* Receive and open the next cell into *c (the receive rules enforced). */
+int recv_cell(struct probe *p, struct cell *c);
+
+struct desc;
+struct onion_keys;
+
+/* Ask the bootstrap p->bs_host:p->bs_port (p->bs_pk) for relay_pk's
+ * descriptor on p's connection, which is replaced by one to it. */
+int lookup_relay(struct probe *p, const uint8_t relay_pk[OVL_ED25519_PK], struct desc *d);
+
+/* Open a one-hop chain id of lifetime_s through the relay d on p's link
+ * (d the exit) and wait for its SETUP_OK; k receives its keys. */
+int open_chain(struct probe *p, const struct desc *d, uint32_t id, uint32_t lifetime_s,
+               struct onion_keys *k);
+
+/* hold, in probe_hold.c: links and chains held open and idle, in steps;
+ * returns the exit status. */
+int mode_hold(struct probe *p);
 
 /* Close p's connection and wipe its keys (the identity stays). */
 void probe_close(struct probe *p);

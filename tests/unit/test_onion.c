@@ -91,7 +91,7 @@ static int wrap_at(uint8_t *cell, const struct onion_keys *keys, unsigned n, uin
 }
 
 /* Push one forward cell through every hop; returns the exit's cell. */
-static void fwd_through(const struct tchain *c, uint64_t ctr, uint64_t *next, uint8_t *cell,
+static void fwd_through(struct tchain *c, uint64_t ctr, uint64_t *next, uint8_t *cell,
                         const uint8_t *body)
 {
     ck_assert_int_eq(wrap_at(cell, c->snd, c->n, ctr, body), 0);
@@ -103,7 +103,7 @@ static void fwd_through(const struct tchain *c, uint64_t ctr, uint64_t *next, ui
 }
 
 /* Originate a backward cell at hop j and relay it to hop 0. */
-static void back_from(const struct tchain *c, unsigned j, uint64_t *hctr, uint8_t *cell,
+static void back_from(struct tchain *c, unsigned j, uint64_t *hctr, uint8_t *cell,
                       const uint8_t *body)
 {
     ck_assert_int_eq(onion_back_originate(cell, &c->hop[j], &hctr[j], body), 0);
@@ -317,7 +317,7 @@ START_TEST(fwd_roundtrip)
 END_TEST
 
 /* Flip a bit at every byte of the cell hop `at` receives. */
-static void tamper_fwd_at(const struct tchain *c, unsigned at, uint64_t ctr)
+static void tamper_fwd_at(struct tchain *c, unsigned at, uint64_t ctr)
 {
     uint8_t body[ONION_BODY], cell[OVL_CELL_PAYLOAD], bad[OVL_CELL_PAYLOAD];
     uint64_t next[ONION_MAX_HOPS], nx;
@@ -421,7 +421,7 @@ START_TEST(back_roundtrip)
 END_TEST
 
 /* Flip a bit at every byte of a backward cell from hop j. */
-static void tamper_back(const struct tchain *c, unsigned j)
+static void tamper_back(struct tchain *c, unsigned j)
 {
     uint8_t body[ONION_BODY], got[ONION_BODY], cell[OVL_CELL_PAYLOAD];
     uint64_t hctr[ONION_MAX_HOPS] = {0}, next[ONION_MAX_HOPS] = {0};
@@ -649,6 +649,43 @@ START_TEST(bad_args)
 }
 END_TEST
 
+/* A hop's contexts are made on first use and given back when idle; the
+ * keys kept make them again, so cells keep opening in both directions. */
+START_TEST(hop_keys_idle)
+{
+    enum ovl_aead_suite s = suites[_i];
+    struct tchain c;
+    uint8_t body[ONION_BODY], got[ONION_BODY], cell[OVL_CELL_PAYLOAD];
+    uint64_t next[ONION_MAX_HOPS] = {0}, hctr[ONION_MAX_HOPS] = {0}, bnext[ONION_MAX_HOPS] = {0};
+    unsigned origin;
+
+    if (!suite_ok(s))
+        return;
+    make_chain(&c, 3, s);
+    for (unsigned i = 0; i < 3; i++) {
+        ck_assert_uint_eq(c.hop[i].fwd.suite | c.hop[i].back.suite | c.hop[i].orig.suite, 0);
+        ck_assert_uint_eq(onion_keys_heap(&c.hop[i]), 0);
+    }
+    for (unsigned round = 0; round < 3; round++) {
+        ovl_random(body, sizeof(body));
+        fwd_through(&c, round, next, cell, body);
+        back_from(&c, 2, hctr, cell, body);
+        ck_assert_int_eq(onion_back_unwrap(got, &origin, c.snd, 3, bnext, cell), 0);
+        ck_assert_uint_eq(origin, 2);
+        ck_assert_mem_eq(got, body, sizeof(body));
+        ck_assert_uint_ne(c.hop[2].fwd.suite, 0);
+        for (unsigned i = 0; i < 3; i++)
+            onion_keys_idle(&c.hop[i]);
+        ck_assert_uint_eq(c.hop[2].fwd.suite | c.hop[2].orig.suite | c.hop[1].back.suite, 0);
+        ck_assert_uint_eq(onion_keys_heap(&c.hop[2]), 0);
+    }
+    /* The sender's contexts are never given back: it keeps no layer keys. */
+    onion_keys_idle(&c.snd[0]);
+    ck_assert_uint_eq(c.snd[0].fwd.suite, s);
+    drop_chain(&c);
+}
+END_TEST
+
 static Suite *onion_suite(void)
 {
     Suite *s = suite_create("onion");
@@ -673,6 +710,7 @@ static Suite *onion_suite(void)
     tcase_add_test(tc, unlinkable);
     tcase_add_test(tc, cell_bounds);
     tcase_add_test(tc, bad_args);
+    tcase_add_loop_test(tc, hop_keys_idle, 0, N_SUITES);
     suite_add_tcase(s, tc);
     return s;
 }
