@@ -506,6 +506,13 @@ static void tcp_trim(struct transport *t)
         tcp_sbuf_release(&c->fly);
 }
 
+size_t tp_tcp_held(const struct transport *t)
+{
+    const struct tcp_conn *c = tcp_conn_of(t);
+
+    return c->pend.cap + c->fly.cap + (c->tail ? TCP_WIRE_MAX : 0) + (c->held ? c->held_len : 0);
+}
+
 static size_t tcp_queued(const struct transport *t)
 {
     const struct tcp_conn *c = tcp_conn_of(t);

@@ -142,6 +142,108 @@ START_TEST(test_raw_peer)
 }
 END_TEST
 
+/* ---- buffers lent and given back -------------------------------------- */
+
+/* A raw peer that writes each frame in two parts, the second only once the
+ * server has read the first: the server keeps the partial frame in a buffer
+ * made for it, delivers the frame whole and intact once the rest comes, and
+ * then holds no receive buffer. Sending, a write of a few frames gives its
+ * buffer back at once, a burst's buffer stays until tp_trim. */
+static void dribble_connected(uv_connect_t *req, int status)
+{
+    struct raw *r = req->data;
+
+    ck_assert_int_eq(status, 0);
+    r->len = 1; /* connected */
+    ck_assert_int_eq(uv_read_start((uv_stream_t *)&r->h, raw_alloc, raw_read), 0);
+    fx_check(r->fx);
+}
+
+static bool done_dribble_up(struct fx *fx)
+{
+    return fx->srv.t && fx->raw->len == 1;
+}
+
+static size_t dribble_want;
+
+static bool done_partial_read(struct fx *fx)
+{
+    return tp_tcp_held(fx->srv.t) > 0;
+}
+
+static bool done_frames(struct fx *fx)
+{
+    return fx->srv.rx == dribble_want;
+}
+
+static bool done_idle(struct fx *fx)
+{
+    return tp_queued(fx->srv.t) == 0;
+}
+
+static void raw_put(struct raw *r, const uint8_t *b, size_t len)
+{
+    uv_buf_t buf = uv_buf_init((char *)b, (unsigned int)len);
+
+    ck_assert_int_eq(uv_try_write((uv_stream_t *)&r->h, &buf, 1), (int)len);
+}
+
+START_TEST(test_partial_frames_lent)
+{
+    uint8_t wire[OVL_FRAME_MAX + OVL_FRAME_LENHDR];
+    struct fx fx;
+    struct raw r;
+    struct ovl_uri u;
+    struct sockaddr_storage ss;
+
+    fx_init(&fx, 64 * 1024);
+    ck_assert_int_eq(fx_listen(&fx, "tcp://127.0.0.1:0"), 0);
+    memset(&r, 0, sizeof(r));
+    r.fx = &fx;
+    fx.raw = &r;
+    ck_assert_int_eq(uri_parse(&u, fx.lst_uri), 0);
+    ck_assert_int_eq(uri_sockaddr(&u, &ss), 0);
+    ck_assert_int_eq(uv_tcp_init(&fx.loop, &r.h), 0);
+    r.h.data = &r;
+    r.creq.data = &r;
+    ck_assert_int_eq(uv_tcp_connect(&r.creq, &r.h, (struct sockaddr *)&ss, dribble_connected), 0);
+    fx.done = done_dribble_up;
+    fx_run(&fx);
+    ck_assert_uint_eq(tp_tcp_held(fx.srv.t), 0);
+    for (uint32_t i = 0; i < 40; i++) {
+        size_t len = pat_len(fx.srv.peer_seed, i), cut = 1 + (i * 37u) % (len + 1);
+
+        st_be16(wire, (uint16_t)len);
+        pat_fill(wire + OVL_FRAME_LENHDR, len, fx.srv.peer_seed, i);
+        raw_put(&r, wire, cut); /* the prefix alone, or part of it, or more */
+        fx.done = done_partial_read;
+        fx_run(&fx);
+        raw_put(&r, wire + cut, len + OVL_FRAME_LENHDR - cut);
+        dribble_want = i + 1;
+        fx.done = done_frames;
+        fx_run(&fx);
+        ck_assert_uint_eq(tp_tcp_held(fx.srv.t), 0);
+    }
+    ck_assert_uint_eq(fx.srv.bad, 0);
+    /* One small frame: its buffer goes once written. */
+    memset(wire, 0x5a, 64);
+    ck_assert_int_eq(tp_send(fx.srv.t, wire, 64), 0);
+    ck_assert_uint_gt(tp_tcp_held(fx.srv.t), 0);
+    fx.done = done_idle;
+    fx_run(&fx);
+    ck_assert_uint_eq(tp_tcp_held(fx.srv.t), 0);
+    /* A burst keeps its buffer for the next one, until trimmed. */
+    for (unsigned i = 0; i < 16; i++)
+        ck_assert_int_eq(tp_send(fx.srv.t, wire, OVL_FRAME_MAX), 0);
+    fx_run(&fx);
+    ck_assert_uint_gt(tp_tcp_held(fx.srv.t), 0);
+    tp_trim(fx.srv.t);
+    ck_assert_uint_eq(tp_tcp_held(fx.srv.t), 0);
+    uv_close((uv_handle_t *)&r.h, NULL);
+    fx_finish(&fx);
+}
+END_TEST
+
 #define ANY_ERR 1 /* the exact code is the kernel's business */
 
 struct bad_case {
@@ -278,6 +380,7 @@ static Suite *tp_tcp_suite(void)
     tcase_add_test(tc, test_frame_limits);
     tcase_add_loop_test(tc, test_raw_peer, 0, (int)(sizeof(raw_cases) / sizeof(raw_cases[0])));
     tcase_add_test(tc, test_backpressure);
+    tcase_add_test(tc, test_partial_frames_lent);
     tcase_add_test(tc, test_dial_refused);
     tcase_add_loop_test(tc, test_dial_bad, 0, (int)(sizeof(bad_dials) / sizeof(bad_dials[0])));
     tcase_add_test(tc, test_listen_bad);
