@@ -9,6 +9,12 @@ OVL_DEBUG_OPTS=(--wrap-mode=nodownload)
 # shellcheck disable=SC2034
 OVL_RELEASE_OPTS=(--wrap-mode=nodownload --buildtype=minsize -Db_lto=true -Dstrip=true
                   -Dtests=false)
+# -O3 (meson's release buildtype), tests included: compiled by tools/check
+# and never run, so that gcc's warnings at the highest level (which see
+# more after inlining, and -Werror makes fatal) stop the check, not a
+# packager who builds for speed.
+# shellcheck disable=SC2034
+OVL_O3_OPTS=(--wrap-mode=nodownload --buildtype=release)
 
 # True when every option in "$@" (--name=value or -Dname=value) already has
 # that value in the configured build tree $dir.
