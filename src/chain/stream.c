@@ -11,16 +11,19 @@
 #define ACK_DELAY_MS 20u    /* an ack waits this long for data to ride on */
 #define OPEN_MS      30000u /* the far end must take a stream within this */
 #define LINGER_MS    3000u  /* a finished stream still acks resends (our last ack may be lost) */
+#define ACK_BYTES    (128u << 10) /* at most this much taken or freed before an ack */
 
 static void stream_arm(struct stream *s);
 
 /* Growth of windows in the process (STREAM_GROWN_MAX): one loop, one count. */
 static uint64_t grown_total;
 
-/* Bytes taken or consumed that call for an ack at once: a quarter window. */
+/* Bytes taken or consumed that call for an ack at once: a quarter window,
+ * at most ACK_BYTES, so a large window still gets acks (and round trip
+ * samples) often enough for its sender to keep its pipe full. */
 static uint32_t ack_every(const struct stream *s)
 {
-    return s->rcv.cap / 4;
+    return s->rcv.cap / 4 < ACK_BYTES ? s->rcv.cap / 4 : ACK_BYTES;
 }
 
 /* ---- rings ---- */
@@ -91,13 +94,13 @@ static bool ring_resize(struct stream_ring *r, uint32_t cap)
 }
 
 /* Grow ring r of s to want bytes (a power of two, at most
- * STREAM_WINDOW_MAX) if the pool and the process have room for the
+ * STREAM_WINDOW_RTT_MAX) if the pool and the process have room for the
  * growth; the growth is charged to both. */
 static void stream_grow(struct stream *s, struct stream_ring *r, uint32_t want)
 {
     uint32_t more = want - r->cap;
 
-    if (want <= r->cap || grown_total + more > STREAM_GROWN_MAX ||
+    if (want <= r->cap || want > STREAM_WINDOW_RTT_MAX || grown_total + more > STREAM_GROWN_MAX ||
         (s->pool && s->pool->grown + more > STREAM_POOL_GROWN) || !ring_resize(r, want))
         return;
     grown_total += more;
@@ -159,6 +162,73 @@ void stream_set_pool(struct stream *s, struct stream_pool *p)
         p->used += n;
         p->grown += stream_grown(s); /* may pass STREAM_POOL_GROWN: it then grows nothing more */
     }
+}
+
+/* The window's step in steady state: a thirty-second of it, at least a
+ * stream window. */
+static uint32_t pool_step(const struct stream_pool *p)
+{
+    return p->cap / 32 > STREAM_WINDOW ? p->cap / 32 : STREAM_WINDOW;
+}
+
+static void pool_set(struct stream_pool *p, uint64_t cap)
+{
+    if (cap < STREAM_POOL_CAP)
+        cap = STREAM_POOL_CAP;
+    if (cap > STREAM_POOL_MAX)
+        cap = STREAM_POOL_MAX;
+    p->cap = (uint32_t)cap;
+}
+
+/* A round is over: move the window by what queued along the path. */
+static void pool_round(struct stream_pool *p)
+{
+    uint64_t queued = (uint64_t)p->cap * (p->rtt_round - p->rtt_min) / p->rtt_round;
+    bool full = p->flags & SPF_FULL;
+
+    if (queued > STREAM_CC_DELTA) {
+        p->flags |= SPF_STEADY;
+        pool_set(p, p->cap - queued); /* drain all that queued */
+    } else if (!(p->flags & SPF_STEADY)) {
+        if (queued > STREAM_CC_GAMMA) {
+            p->flags |= SPF_STEADY; /* the path is full: back to what it carries */
+            pool_set(p, p->cap - queued);
+        } else if (full) {
+            pool_set(p, 2ull * p->cap);
+        }
+    } else if (queued > STREAM_CC_BETA) {
+        pool_set(p, p->cap - pool_step(p));
+    } else if (queued < STREAM_CC_ALPHA && full) {
+        pool_set(p, (uint64_t)p->cap + pool_step(p));
+    }
+    p->flags &= (uint8_t)~SPF_FULL;
+}
+
+void stream_pool_sample(struct stream_pool *p, uint32_t rtt, uint64_t now_us)
+{
+    if (!p || rtt == 0 || p->cap < STREAM_POOL_CAP)
+        return; /* a window its owner set smaller stays as it is */
+    if (!p->rtt_min || rtt < p->rtt_min)
+        p->rtt_min = rtt;
+    if (!p->rtt_round || rtt < p->rtt_round)
+        p->rtt_round = rtt;
+    if (!p->round_end) {
+        p->round_end = now_us + p->rtt_round; /* the first round starts */
+        return;
+    }
+    if (now_us < p->round_end)
+        return;
+    pool_round(p);
+    p->round_end = now_us + p->rtt_round;
+    p->rtt_round = 0;
+}
+
+void stream_pool_loss(struct stream_pool *p)
+{
+    if (!p || p->cap <= STREAM_POOL_CAP)
+        return;
+    p->flags |= SPF_STEADY;
+    pool_set(p, p->cap / 2);
 }
 
 bool stream_pool_wake(struct stream_pool *p)
@@ -260,6 +330,7 @@ static void stream_close(struct stream *s, enum stream_reason why)
  * FIN if it is not acknowledged, goes again. */
 static void go_back(struct stream *s)
 {
+    s->rtt_off = 0; /* an ack may now answer either copy: no sample */
     s->nxt = s->una;
     if (s->una <= s->snd.base + s->snd.len)
         s->flags &= (uint16_t)~STF_FIN_SENT;
@@ -294,6 +365,12 @@ static void put_hdr(struct stream *s, uint8_t *f, uint8_t type, uint8_t flags, u
     st_le64(f + 18, ack);
     st_le64(f + 26, s->rcv.base + s->rcv.cap);
     s->ack_sent = ack;
+    if (s->rcv.base + s->rcv.cap > s->lim_sent && !s->mark_off && s->lim_sent) {
+        /* The sender cannot fill this credit before it hears of it: the
+         * time until it is filled is a round trip or more. */
+        s->mark_off = s->rcv.base + s->rcv.cap;
+        s->mark_us = clock_now_us();
+    }
     s->lim_sent = s->rcv.base + s->rcv.cap;
 }
 
@@ -358,6 +435,10 @@ static int send_data(struct stream *s, uint8_t type, uint8_t flags)
     s->nxt += n + ((flags & SF_FIN) ? 1 : 0);
     if (flags & SF_FIN)
         s->flags |= STF_FIN_SENT;
+    if (s->nxt > s->max && !s->rtt_off && s->pool) {
+        s->rtt_off = s->nxt; /* time these new bytes to their ack */
+        s->rtt_us = clock_now_us();
+    }
     pool_sent(s, s->nxt);
     return 0;
 }
@@ -391,7 +472,7 @@ void stream_pump(struct stream *s)
 
         if (data && s->nxt >= s->max && !pool_room(s)) {
             data = false; /* new data waits for the chain window */
-            s->pool->flags |= SPF_WAIT;
+            s->pool->flags |= SPF_WAIT | SPF_FULL;
         }
 
         if ((s->flags & (STF_OPENER | STF_TAKEN)) == STF_TAKEN)
@@ -416,6 +497,10 @@ void stream_rewind(struct stream *s)
         return;
     go_back(s);
     s->rewound_ms = clock_now_ms();
+    s->mark_off = 0; /* a new path: its round trips are yet to be seen */
+    s->rcv_rtt = 0;
+    if (s->pool)
+        s->pool->rtt_min = 0;
     s->flags &= (uint16_t)~STF_OPEN_SENT; /* the open goes again first, if unanswered */
     s->flags |= STF_ACK_NOW;
     stream_pump(s);
@@ -497,6 +582,26 @@ static bool stream_done(const struct stream *s)
            s->una == s->snd.base + s->snd.len + 1;
 }
 
+/* Past STREAM_WINDOW_MAX: once per rcv_rtt, double the window when the
+ * application consumed more than half of it in that time (the window,
+ * not the reader, may be what holds the sender back). */
+static void rcv_autotune(struct stream *s)
+{
+    uint64_t now = clock_now_us();
+
+    if (!s->drs_us || now - s->drs_us < s->rcv_rtt) {
+        if (!s->drs_us) {
+            s->drs_us = now;
+            s->drs_base = s->rcv.base;
+        }
+        return;
+    }
+    if (2 * (s->rcv.base - s->drs_base) > s->rcv.cap)
+        stream_grow(s, &s->rcv, 2u * s->rcv.cap);
+    s->drs_us = now;
+    s->drs_base = s->rcv.base;
+}
+
 void stream_consumed(struct stream *s, size_t n)
 {
     if (s->flags & (STF_CLOSED | STF_DEAD) || n == 0 || n > s->rcv.len)
@@ -510,6 +615,8 @@ void stream_consumed(struct stream *s, size_t n)
         s->rcv.cap < STREAM_WINDOW_MAX) {
         stream_grow(s, &s->rcv, 2u * s->rcv.cap);
         s->grow_mark = s->rcv.base;
+    } else if (s->rcv_rtt && s->rcv.cap >= STREAM_WINDOW_MAX) {
+        rcv_autotune(s);
     }
     /* Give credit back once a quarter of the window is free again. */
     if (s->rcv.base + s->rcv.cap - s->lim_sent >= ack_every(s))
@@ -521,12 +628,31 @@ void stream_consumed(struct stream *s, size_t n)
 
 /* ---- receiving ---- */
 
-/* Acks and credit from the peer; true when the send ring got room. */
-static bool take_ack(struct stream *s, uint64_t ack, uint64_t lim, uint8_t flags, uint64_t now)
+/* How far the send ring may grow: STREAM_WINDOW_MAX, and past it twice
+ * the pool's window (so new data waits there, and the window's controller
+ * sees it is what holds the stream back), which only our own round trips
+ * open: a peer's credit alone never grows the ring past STREAM_WINDOW_MAX. */
+static uint32_t snd_limit(const struct stream *s)
 {
-    uint64_t end = s->snd.base + s->snd.len;
+    uint32_t lim = STREAM_WINDOW_MAX;
+
+    while (s->pool && lim < STREAM_WINDOW_RTT_MAX && lim < 2ull * s->pool->cap)
+        lim *= 2;
+    return lim;
+}
+
+/* Acks and credit from the peer; true when the send ring got room. */
+static bool take_ack(struct stream *s, uint64_t ack, uint64_t lim, uint8_t flags, uint64_t now_us)
+{
+    uint64_t end = s->snd.base + s->snd.len, now = now_us / 1000;
     bool room = false;
 
+    if (s->rtt_off && ack >= s->rtt_off && ack <= s->max) {
+        uint64_t rtt = now_us - s->rtt_us;
+
+        s->rtt_off = 0;
+        stream_pool_sample(s->pool, rtt < UINT32_MAX ? (uint32_t)rtt : UINT32_MAX, now_us);
+    }
     if (ack > s->una && ack <= s->max) {
         if (ack > s->snd.base)
             ring_drop(&s->snd, (uint32_t)((ack < end ? ack : end) - s->snd.base));
@@ -537,20 +663,22 @@ static bool take_ack(struct stream *s, uint64_t ack, uint64_t lim, uint8_t flags
         s->rto_due_ms = 0;
         room = true;
     }
-    if (lim > s->peer_lim && lim <= s->una + 2 * (uint64_t)STREAM_WINDOW_MAX) {
+    if (lim > s->peer_lim && lim <= s->una + 2 * (uint64_t)STREAM_WINDOW_RTT_MAX) {
         s->peer_lim = lim;
         room = true;
-        /* The peer takes more than our ring holds: its window grew. */
-        while (s->peer_lim - s->snd.base > s->snd.cap && s->snd.cap < STREAM_WINDOW_MAX) {
-            uint32_t cap = s->snd.cap;
+    }
+    /* The peer takes more than our ring holds: its window grew. */
+    while (s->peer_lim - s->snd.base > s->snd.cap && s->snd.cap < snd_limit(s)) {
+        uint32_t cap = s->snd.cap;
 
-            stream_grow(s, &s->snd, 2u * cap);
-            if (s->snd.cap == cap)
-                break; /* no room for it */
-        }
+        stream_grow(s, &s->snd, 2u * cap);
+        if (s->snd.cap == cap)
+            break; /* no room for it */
+        room = true;
     }
     if ((flags & SF_GAP) && s->nxt > s->una && (room || now - s->rewound_ms >= RTO_MIN_MS / 4)) {
         go_back(s); /* the peer missed a frame */
+        stream_pool_loss(s->pool);
         s->rewound_ms = now;
         s->retransmits++;
     }
@@ -563,8 +691,9 @@ static bool take_ack(struct stream *s, uint64_t ack, uint64_t lim, uint8_t flags
  * Returns 1 when bytes or the FIN were taken, 0 when not, -1 when the
  * frame broke the rules (the stream was reset). */
 static int take_data(struct stream *s, const uint8_t *f, size_t n, uint64_t off, bool fin,
-                     uint64_t now)
+                     uint64_t now_us)
 {
+    uint64_t now = now_us / 1000;
     uint64_t nx = rcv_nxt(s), top = nx + ((s->flags & STF_FIN_IN) ? 1 : 0);
     size_t skip;
 
@@ -597,6 +726,13 @@ static int take_data(struct stream *s, const uint8_t *f, size_t n, uint64_t off,
             return -1;
         }
         ring_put(&s->rcv, f + skip, n);
+        if (s->mark_off && rcv_nxt(s) >= s->mark_off) {
+            uint64_t t = now_us - s->mark_us; /* a credit given was filled */
+
+            if (t && (!s->rcv_rtt || t < s->rcv_rtt))
+                s->rcv_rtt = t < UINT32_MAX ? (uint32_t)t : UINT32_MAX;
+            s->mark_off = 0;
+        }
     }
     if (fin)
         s->flags |= STF_FIN_IN | STF_ACK_NOW;
@@ -611,7 +747,7 @@ static int take_data(struct stream *s, const uint8_t *f, size_t n, uint64_t off,
 
 int stream_input(struct stream *s, const uint8_t *f, size_t len)
 {
-    uint64_t now = clock_now_ms();
+    uint64_t now_us = clock_now_us(), now = now_us / 1000;
     size_t d = STREAM_HDR;
     bool room;
     int got, why;
@@ -644,7 +780,7 @@ int stream_input(struct stream *s, const uint8_t *f, size_t len)
         return OVL_EPROTO;
     }
     s->last_rx_ms = now;
-    room = take_ack(s, ld_le64(f + 18), ld_le64(f + 26), f[1], now);
+    room = take_ack(s, ld_le64(f + 18), ld_le64(f + 26), f[1], now_us);
     if ((s->flags & (STF_OPENER | STF_OPENED)) == STF_OPENER && f[0] != SF_OPEN) {
         /* OPENED, or data that only comes after it (it may have been lost) */
         s->flags |= STF_OPENED;
@@ -653,7 +789,7 @@ int stream_input(struct stream *s, const uint8_t *f, size_t len)
         if (!stream_tell(s, SE_OPENED) || (s->flags & STF_CLOSED))
             return 0;
     }
-    got = take_data(s, f + d, len - d, ld_le64(f + 10), (f[1] & SF_FIN) != 0, now);
+    got = take_data(s, f + d, len - d, ld_le64(f + 10), (f[1] & SF_FIN) != 0, now_us);
     if (got < 0)
         return 0;
     if (got && (!stream_tell(s, SE_READABLE) || (s->flags & STF_CLOSED)))
@@ -699,6 +835,7 @@ static void stream_timer_cb(uv_timer_t *t)
         s->rto_due_ms = 0;
         if (stream_outstanding(s) && s->nxt > s->una) {
             go_back(s);
+            stream_pool_loss(s->pool);
             s->retransmits++;
         }
         if ((s->flags & (STF_OPENER | STF_OPENED)) == STF_OPENER) {

@@ -29,19 +29,30 @@
  * they have sent and not yet had acknowledged, together: new data waits
  * for room there as it waits for the peer's credit; retransmissions and a
  * FIN never wait. The owner polls stream_pool_wake() after stream_input()
- * and pumps the pool's other streams when it says so.
+ * and pumps the pool's other streams when it says so. The pool's size is
+ * a congestion window that the round trips its streams measure open and
+ * close (stream_pool_sample), so a chain over a long path keeps its
+ * bandwidth-delay product in flight without filling the relays' queues.
  *
  * Memory: two rings, each allocated when the first byte goes in and freed
  * when it empties, so an idle stream holds about 200 bytes. Each ring
  * starts at STREAM_WINDOW bytes, which is also the credit a receiver
  * first gives. A receiver whose application consumed a whole window and
  * caught up with everything that came doubles its window, up to
- * STREAM_WINDOW_MAX; a sender grows its send ring to hold the credit it is
- * given. A stream that one path's latency would hold back thus opens up,
- * and one whose reader stalls stays at the window it had. Grown windows
- * are charged to the stream's pool (at most STREAM_POOL_GROWN bytes of
- * growth each) and to the process (STREAM_GROWN_MAX): past either, a
- * window stays as it is. A stalled reader pins at most two rings.
+ * STREAM_WINDOW_MAX. Past that it grows only as the round trip asks, as
+ * Linux's receive autotuning does: it times how long the sender takes to
+ * fill a window it was given (the least such time is rcv_rtt, a round
+ * trip when the window is what holds the sender back), and doubles the
+ * window, up to STREAM_WINDOW_RTT_MAX, when the application consumed more
+ * than half of it within one rcv_rtt. A sender grows its send ring to hold
+ * the credit it is given, past STREAM_WINDOW_MAX only as far as its
+ * pool's window reaches too (which its own round trips opened), so a
+ * peer's word alone never grows it that far. A stream that one path's
+ * latency would hold back thus opens up, and one whose reader stalls
+ * stays at the window it had. Grown windows are charged to the stream's
+ * pool (at most STREAM_POOL_GROWN bytes of growth each) and to the
+ * process (STREAM_GROWN_MAX): past either, a window stays as it is. A
+ * stalled reader pins at most two rings.
  * Frames are built on the stack; nothing is allocated per frame.
  *
  * Ownership: the owner creates a stream with stream_new() and ends it with
@@ -62,9 +73,13 @@
 #define STREAM_SID        8
 #define STREAM_HDR        34
 #define STREAM_WINDOW     65536  /* a ring's first size and credit, a power of two */
-#define STREAM_WINDOW_MAX 524288 /* what a window may grow to, a power of two */
-#define STREAM_FRAME_MAX  888    /* the largest frame an owner may carry */
-#define STREAM_ARGS_MAX   255
+#define STREAM_WINDOW_MAX 524288 /* what a window grows to with use alone, a power of two */
+/* What a window grows to when the measured round trip asks for it (the
+ * bandwidth-delay product: 8 MiB carries 100 MB/s over 80 ms), a power of
+ * two. */
+#define STREAM_WINDOW_RTT_MAX (8u << 20)
+#define STREAM_FRAME_MAX      888 /* the largest frame an owner may carry */
+#define STREAM_ARGS_MAX       255
 
 enum stream_frame_type { SF_OPEN = 1, SF_DATA = 2, SF_RESET = 3, SF_OPENED = 4 };
 
@@ -121,23 +136,40 @@ enum {
     STF_LINGER = 1u << 12,    /* done both ways; still acks the peer's resends */
 };
 
-#define STREAM_POOL_CAP   (8u * STREAM_WINDOW)     /* a pool's default window */
-#define STREAM_POOL_GROWN (2u * STREAM_WINDOW_MAX) /* growth of windows one pool may hold */
-#define STREAM_GROWN_MAX  (32u << 20)              /* growth of windows in the process */
+#define STREAM_POOL_CAP   (8u * STREAM_WINDOW)         /* a pool's first and least window */
+#define STREAM_POOL_MAX   (2u * STREAM_WINDOW_RTT_MAX) /* the most its controller opens it to */
+#define STREAM_POOL_GROWN (2u * STREAM_WINDOW_RTT_MAX) /* growth of windows one pool may hold */
+#define STREAM_GROWN_MAX  (64u << 20)                  /* growth of windows in the process */
+
+/* The chain window's controller (stream_pool_sample), in bytes the path
+ * holds in its queues beyond what its round trip needs: grow below ALPHA,
+ * shrink above BETA, leave slow start above GAMMA, drop the whole excess
+ * above DELTA. Every relay's link queue holds 1 MiB by default: a chain
+ * keeps well under a quarter of one. */
+#define STREAM_CC_ALPHA (64u << 10)
+#define STREAM_CC_BETA  (192u << 10)
+#define STREAM_CC_GAMMA (128u << 10)
+#define STREAM_CC_DELTA (512u << 10)
 
 /* Bits of struct stream_pool's flags. */
 enum {
-    SPF_WAIT = 1u << 0, /* a stream has new data held back for room */
+    SPF_WAIT = 1u << 0,   /* a stream has new data held back for room */
+    SPF_FULL = 1u << 1,   /* new data was held back for room during this round */
+    SPF_STEADY = 1u << 2, /* slow start is over: the window moves by steps */
 };
 
 /* A window shared by streams on one path, owned by the owner, which keeps
  * it alive while a stream is charged to it. A zeroed pool is ready: its
- * first stream sets cap to STREAM_POOL_CAP. */
+ * first stream sets cap to STREAM_POOL_CAP. cap is a congestion window
+ * driven by the round trips its streams measure (stream_pool_sample). */
 struct stream_pool {
-    uint64_t used;  /* bytes sent, not yet acknowledged (max - una), all streams */
-    uint32_t cap;   /* new data goes only while used < cap */
-    uint32_t grown; /* its streams' rings past STREAM_WINDOW, together */
-    uint8_t flags;  /* SPF_* */
+    uint64_t used;      /* bytes sent, not yet acknowledged (max - una), all streams */
+    uint32_t cap;       /* new data goes only while used < cap */
+    uint32_t grown;     /* its streams' rings past STREAM_WINDOW, together */
+    uint32_t rtt_min;   /* the least round trip seen, us: the path without queues */
+    uint32_t rtt_round; /* the least round trip of this round, us */
+    uint64_t round_end; /* us: the round (one round trip) ends, the window moves */
+    uint8_t flags;      /* SPF_* */
 };
 
 struct stream_ring {
@@ -161,6 +193,13 @@ struct stream {
     struct stream_ring snd; /* [snd.base = una, snd.base + len = end) */
     struct stream_ring rcv; /* received, not yet consumed: [rcv.base, rcv_nxt) */
     uint64_t grow_mark;     /* rcv.base when the receive window last grew */
+    uint64_t rtt_off;       /* sender: an ack past this ends the round trip timed, 0: none */
+    uint64_t rtt_us;        /* when the byte before rtt_off left */
+    uint64_t mark_off;      /* receiver: the credit end when rcv_rtt's timing began, 0: none */
+    uint64_t mark_us;       /* when it began */
+    uint64_t drs_base;      /* rcv.base when the current receive round began */
+    uint64_t drs_us;        /* when it began */
+    uint32_t rcv_rtt;       /* receiver: the least time a window took to fill, us */
     uint64_t una;           /* the peer acked everything below (a FIN takes one) */
     uint64_t nxt, max;      /* next offset to send; highest sent + 1 */
     uint64_t peer_lim;      /* the peer takes data below this offset */
@@ -224,6 +263,21 @@ void stream_reset(struct stream *s, enum stream_reason why);
  * pool, which may then have room, and count in p, which may then be over
  * its cap until acks come. Nothing for a freed stream. */
 void stream_set_pool(struct stream *s, struct stream_pool *p);
+
+/* The chain window's controller: one round trip sample of rtt us at
+ * now_us. Once a round (a round trip) is over, it compares the round's
+ * least round trip with the least ever seen, as TCP Vegas does: the
+ * difference times the window is what queues along the path. While
+ * that stays under STREAM_CC_GAMMA the window doubles each round (slow
+ * start), then grows by a step when under STREAM_CC_ALPHA and shrinks by
+ * one over STREAM_CC_BETA; it grows only in a round where new data found
+ * no room (SPF_FULL). Between STREAM_POOL_CAP and STREAM_POOL_MAX; a
+ * window its owner set below STREAM_POOL_CAP stays as it is. */
+void stream_pool_sample(struct stream_pool *p, uint32_t rtt, uint64_t now_us);
+
+/* A frame of p's path was lost (a go-back): halve the window, leave slow
+ * start. */
+void stream_pool_loss(struct stream_pool *p);
 
 /* True once after a stream of p was held back for room and room came
  * back: the owner then pumps every stream of p (STREAM_POOL_PUMP). */

@@ -14,9 +14,11 @@
  * Properties, from stream.h: every frame the stream sends is at least
  * STREAM_HDR and at most its MTU bytes, of a known type, and never carries
  * data past the credit the peer gave; the rings never hold more than their
- * size, which never passes STREAM_WINDOW_MAX; nothing is acknowledged that was not sent; once
- * closed, a stream says nothing more; a target that stream_target_get
- * accepts is put back to the same bytes.
+ * size, which never passes STREAM_WINDOW_RTT_MAX, nor STREAM_WINDOW_MAX for
+ * the send ring of a stream without a pool (no round trips of its own
+ * opened a window: the peer's credit alone grows it no further); nothing is acknowledged that was
+ * not sent; once closed, a stream says nothing more; a target that stream_target_get accepts is put
+ * back to the same bytes.
  */
 #include <string.h>
 #include <uv.h>
@@ -186,7 +188,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (closed)
             break;
         FUZZ_ASSERT(s->snd.len <= s->snd.cap && s->rcv.len <= s->rcv.cap);
-        FUZZ_ASSERT(s->snd.cap <= STREAM_WINDOW_MAX && s->rcv.cap <= STREAM_WINDOW_MAX);
+        FUZZ_ASSERT(s->snd.cap <= STREAM_WINDOW_MAX && s->rcv.cap <= STREAM_WINDOW_RTT_MAX);
         FUZZ_ASSERT(s->una <= s->max && s->nxt <= s->max + 1);
         FUZZ_ASSERT(s->snd.base <= s->una || s->una + 1 >= s->snd.base);
     }
