@@ -15,6 +15,13 @@
 
 static void stream_arm(struct stream *s);
 
+/* The loop's time, ms: read once per loop turn, so a frame costs no clock
+ * read. Round trips are timed with clock_now_us(), once per sample. */
+static uint64_t stream_now(const struct stream *s)
+{
+    return uv_now(s->timer.loop);
+}
+
 /* Growth of windows in the process (STREAM_GROWN_MAX): one loop, one count. */
 static uint64_t grown_total;
 
@@ -288,7 +295,7 @@ int stream_new(uv_loop_t *loop, const struct stream_ops *ops, void *ctx,
     s->snd.cap = s->rcv.cap = STREAM_WINDOW;
     s->rto_ms = RTO_MIN_MS;
     s->idle_ms = idle_ms;
-    s->last_rx_ms = clock_now_ms();
+    s->last_rx_ms = stream_now(s);
     *out = s;
     return 0;
 }
@@ -496,7 +503,7 @@ void stream_rewind(struct stream *s)
     if (!s || (s->flags & (STF_CLOSED | STF_DEAD)))
         return;
     go_back(s);
-    s->rewound_ms = clock_now_ms();
+    s->rewound_ms = stream_now(s);
     s->mark_off = 0; /* a new path: its round trips are yet to be seen */
     s->rcv_rtt = 0;
     if (s->pool)
@@ -642,13 +649,13 @@ static uint32_t snd_limit(const struct stream *s)
 }
 
 /* Acks and credit from the peer; true when the send ring got room. */
-static bool take_ack(struct stream *s, uint64_t ack, uint64_t lim, uint8_t flags, uint64_t now_us)
+static bool take_ack(struct stream *s, uint64_t ack, uint64_t lim, uint8_t flags, uint64_t now)
 {
-    uint64_t end = s->snd.base + s->snd.len, now = now_us / 1000;
+    uint64_t end = s->snd.base + s->snd.len;
     bool room = false;
 
     if (s->rtt_off && ack >= s->rtt_off && ack <= s->max) {
-        uint64_t rtt = now_us - s->rtt_us;
+        uint64_t now_us = clock_now_us(), rtt = now_us - s->rtt_us;
 
         s->rtt_off = 0;
         stream_pool_sample(s->pool, rtt < UINT32_MAX ? (uint32_t)rtt : UINT32_MAX, now_us);
@@ -691,9 +698,8 @@ static bool take_ack(struct stream *s, uint64_t ack, uint64_t lim, uint8_t flags
  * Returns 1 when bytes or the FIN were taken, 0 when not, -1 when the
  * frame broke the rules (the stream was reset). */
 static int take_data(struct stream *s, const uint8_t *f, size_t n, uint64_t off, bool fin,
-                     uint64_t now_us)
+                     uint64_t now)
 {
-    uint64_t now = now_us / 1000;
     uint64_t nx = rcv_nxt(s), top = nx + ((s->flags & STF_FIN_IN) ? 1 : 0);
     size_t skip;
 
@@ -727,7 +733,7 @@ static int take_data(struct stream *s, const uint8_t *f, size_t n, uint64_t off,
         }
         ring_put(&s->rcv, f + skip, n);
         if (s->mark_off && rcv_nxt(s) >= s->mark_off) {
-            uint64_t t = now_us - s->mark_us; /* a credit given was filled */
+            uint64_t t = clock_now_us() - s->mark_us; /* a credit given was filled */
 
             if (t && (!s->rcv_rtt || t < s->rcv_rtt))
                 s->rcv_rtt = t < UINT32_MAX ? (uint32_t)t : UINT32_MAX;
@@ -747,7 +753,7 @@ static int take_data(struct stream *s, const uint8_t *f, size_t n, uint64_t off,
 
 int stream_input(struct stream *s, const uint8_t *f, size_t len)
 {
-    uint64_t now_us = clock_now_us(), now = now_us / 1000;
+    uint64_t now = stream_now(s);
     size_t d = STREAM_HDR;
     bool room;
     int got, why;
@@ -780,7 +786,7 @@ int stream_input(struct stream *s, const uint8_t *f, size_t len)
         return OVL_EPROTO;
     }
     s->last_rx_ms = now;
-    room = take_ack(s, ld_le64(f + 18), ld_le64(f + 26), f[1], now_us);
+    room = take_ack(s, ld_le64(f + 18), ld_le64(f + 26), f[1], now);
     if ((s->flags & (STF_OPENER | STF_OPENED)) == STF_OPENER && f[0] != SF_OPEN) {
         /* OPENED, or data that only comes after it (it may have been lost) */
         s->flags |= STF_OPENED;
@@ -789,7 +795,7 @@ int stream_input(struct stream *s, const uint8_t *f, size_t len)
         if (!stream_tell(s, SE_OPENED) || (s->flags & STF_CLOSED))
             return 0;
     }
-    got = take_data(s, f + d, len - d, ld_le64(f + 10), (f[1] & SF_FIN) != 0, now_us);
+    got = take_data(s, f + d, len - d, ld_le64(f + 10), (f[1] & SF_FIN) != 0, now);
     if (got < 0)
         return 0;
     if (got && (!stream_tell(s, SE_READABLE) || (s->flags & STF_CLOSED)))
@@ -825,7 +831,7 @@ static void stream_linger_cb(uv_timer_t *t)
 static void stream_timer_cb(uv_timer_t *t)
 {
     struct stream *s = t->data;
-    uint64_t now = clock_now_ms();
+    uint64_t now = stream_now(s);
 
     if (now >= stream_idle_due(s)) {
         stream_reset(s, SR_TIMEOUT);
@@ -861,7 +867,7 @@ static void stream_timer_cb(uv_timer_t *t)
 /* Run the timer at the earliest of: retransmission, a late ack, idleness. */
 static void stream_arm(struct stream *s)
 {
-    uint64_t now = clock_now_ms(), due;
+    uint64_t now = stream_now(s), due;
 
     if (s->flags & (STF_CLOSED | STF_DEAD | STF_LINGER))
         return;
@@ -878,7 +884,12 @@ static void stream_arm(struct stream *s)
      * again in the same pass, before any I/O, so an ack owed while the
      * path is full (it stays full until the loop reads and writes) would
      * spin here until the idle timeout. */
-    uv_timer_start(&s->timer, stream_timer_cb, due > now ? due - now : 1, 0);
+    if (due <= now)
+        due = now + 1;
+    if (due == s->arm_ms && uv_is_active((uv_handle_t *)&s->timer))
+        return; /* armed for that already: a frame costs no timer heap work */
+    s->arm_ms = due;
+    uv_timer_start(&s->timer, stream_timer_cb, due - now, 0);
 }
 
 /* ---- frames without a stream ---- */

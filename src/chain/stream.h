@@ -205,6 +205,7 @@ struct stream {
     uint64_t peer_lim;      /* the peer takes data below this offset */
     uint64_t ack_sent, lim_sent;
     uint64_t last_rx_ms, rto_due_ms, ack_due_ms, rewound_ms;
+    uint64_t arm_ms; /* the loop time its timer is set for */
     uint32_t rto_ms, idle_ms;
     uint64_t retransmits; /* frames sent again */
 };
