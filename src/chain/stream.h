@@ -80,6 +80,11 @@
 #define STREAM_WINDOW_RTT_MAX (8u << 20)
 #define STREAM_FRAME_MAX      888 /* the largest frame an owner may carry */
 #define STREAM_ARGS_MAX       255
+/* Round trips a sender times at once, one per STREAM_RTT_GAP bytes sent:
+ * most acks then end one begun just before the bytes they cover, whose
+ * time is the round trip plus little of the receiver's wait to ack. */
+#define STREAM_RTT_SAMPLES 4
+#define STREAM_RTT_GAP     16384
 
 enum stream_frame_type { SF_OPEN = 1, SF_DATA = 2, SF_RESET = 3, SF_OPENED = 4 };
 
@@ -144,8 +149,10 @@ enum {
 /* The chain window's controller (stream_pool_sample), in bytes the path
  * holds in its queues beyond what its round trip needs: grow below ALPHA,
  * shrink above BETA, leave slow start above GAMMA, drop the whole excess
- * above DELTA. Every relay's link queue holds 1 MiB by default: a chain
- * keeps well under a quarter of one. */
+ * above DELTA. Each is the larger of the bytes below and a share of the
+ * window (1/8, 1/4, 1/6, 1/2): round trips on a busy host jitter by a
+ * tenth or more, which a large window would read as that much queued.
+ * Every relay's link queue holds 1 MiB by default. */
 #define STREAM_CC_ALPHA (64u << 10)
 #define STREAM_CC_BETA  (192u << 10)
 #define STREAM_CC_GAMMA (128u << 10)
@@ -187,22 +194,24 @@ struct stream {
     uint8_t sid[STREAM_SID];
     uint16_t flags;
     uint16_t mtu;   /* largest frame the path carries */
+    uint8_t rtt_n;  /* samples in rtt_off */
     uint8_t reason; /* enum stream_reason, once closed */
     uint8_t alen;   /* open args kept until SE_OPENED (opener) */
     uint8_t *args;
     struct stream_ring snd; /* [snd.base = una, snd.base + len = end) */
     struct stream_ring rcv; /* received, not yet consumed: [rcv.base, rcv_nxt) */
     uint64_t grow_mark;     /* rcv.base when the receive window last grew */
-    uint64_t rtt_off;       /* sender: an ack past this ends the round trip timed, 0: none */
-    uint64_t rtt_us;        /* when the byte before rtt_off left */
-    uint64_t mark_off;      /* receiver: the credit end when rcv_rtt's timing began, 0: none */
-    uint64_t mark_us;       /* when it began */
-    uint64_t drs_base;      /* rcv.base when the current receive round began */
-    uint64_t drs_us;        /* when it began */
-    uint32_t rcv_rtt;       /* receiver: the least time a window took to fill, us */
-    uint64_t una;           /* the peer acked everything below (a FIN takes one) */
-    uint64_t nxt, max;      /* next offset to send; highest sent + 1 */
-    uint64_t peer_lim;      /* the peer takes data below this offset */
+    /* Sender: ranges of new bytes being timed to their ack, oldest first:
+     * an ack at or past rtt_off[i] ends sample i, sent at rtt_at[i]. */
+    uint64_t rtt_off[STREAM_RTT_SAMPLES], rtt_at[STREAM_RTT_SAMPLES];
+    uint64_t mark_off; /* receiver: the credit end when rcv_rtt's timing began, 0: none */
+    uint64_t mark_us;  /* when it began */
+    uint64_t drs_base; /* rcv.base when the current receive round began */
+    uint64_t drs_us;   /* when it began */
+    uint32_t rcv_rtt;  /* receiver: the least time a window took to fill, us */
+    uint64_t una;      /* the peer acked everything below (a FIN takes one) */
+    uint64_t nxt, max; /* next offset to send; highest sent + 1 */
+    uint64_t peer_lim; /* the peer takes data below this offset */
     uint64_t ack_sent, lim_sent;
     uint64_t last_rx_ms, rto_due_ms, ack_due_ms, rewound_ms;
     uint64_t arm_ms; /* the loop time its timer is set for */
@@ -270,8 +279,9 @@ void stream_set_pool(struct stream *s, struct stream_pool *p);
  * least round trip with the least ever seen, as TCP Vegas does: the
  * difference times the window is what queues along the path. While
  * that stays under STREAM_CC_GAMMA the window doubles each round (slow
- * start), then grows by a step when under STREAM_CC_ALPHA and shrinks by
- * one over STREAM_CC_BETA; it grows only in a round where new data found
+ * start), then grows by a step (an eighth) when under STREAM_CC_ALPHA and
+ * shrinks by one over STREAM_CC_BETA (each scaled up with the window, as
+ * above); it grows only in a round where new data found
  * no room (SPF_FULL). Between STREAM_POOL_CAP and STREAM_POOL_MAX; a
  * window its owner set below STREAM_POOL_CAP stays as it is. */
 void stream_pool_sample(struct stream_pool *p, uint32_t rtt, uint64_t now_us);
