@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,8 +30,9 @@
 #include "core/tp_quic_int.h"
 #include "lib/bytes.h"
 
-#define QUIC_BURST        64 /* datagrams per write pass before yielding to the loop */
-#define QUIC_GSO_MAX      16 /* datagrams one sendmsg carries (UDP GSO) */
+#define QUIC_BURST        64    /* datagrams per write pass before yielding to the loop */
+#define QUIC_GSO_MAX      48    /* datagrams one sendmsg carries (UDP GSO: 64 at most) */
+#define QUIC_BATCH        65000 /* bytes one sendmsg carries (a UDP datagram's most) */
 #define QUIC_IDLE_DEFAULT 30000
 #define QUIC_WIRE_MAX     (OVL_FRAME_MAX + OVL_FRAME_LENHDR)
 #define QUIC_PRIORITY     "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE"
@@ -67,7 +69,10 @@ static void quic_free(struct quic_conn *c)
         nb = b->next;
         free(b);
     }
-    free(c->spare);
+    for (b = c->spare; b; b = nb) {
+        nb = b->next;
+        free(b);
+    }
     free(c->rbuf);
     if (c->qc)
         ngtcp2_conn_del(c->qc);
@@ -100,6 +105,23 @@ void quic_rx_release(struct tp_env *env)
     if (--env->quic_rx_users == 0) {
         free(env->quic_rx);
         env->quic_rx = NULL;
+    }
+}
+
+void quic_udp_df(uv_udp_t *u, int family)
+{
+    uv_os_fd_t fd;
+    int v;
+
+    if (uv_fileno((uv_handle_t *)u, &fd) != 0)
+        return;
+    /* Best effort: without DF a probe may pass fragmented, no worse. */
+    if (family == AF_INET6) {
+        v = IPV6_PMTUDISC_PROBE;
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v, sizeof(v));
+    } else {
+        v = IP_PMTUDISC_PROBE;
+        (void)setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof(v));
     }
 }
 
@@ -224,7 +246,10 @@ static int quic_append(struct quic_conn *c, const uint8_t *p, size_t n)
 
             if (!nb)
                 return OVL_ENOMEM;
-            c->spare = NULL;
+            if (c->spare) {
+                c->spare = nb->next;
+                c->nspare--;
+            }
             nb->next = NULL;
             nb->len = 0;
             if (b)
@@ -287,7 +312,11 @@ static void quic_advance(struct quic_conn *c, size_t n)
     }
 }
 
-/* The peer acknowledged everything below off: release whole blocks. */
+/* The peer acknowledged everything below off: release whole blocks. A
+ * few stay as spares while bytes are in flight: freeing and allocating
+ * 16 KiB blocks at the top of the heap made glibc shrink and grow it
+ * (brk, a TLB flush, page faults) several times per window. Once all is
+ * acknowledged, an idle link gives them back. */
 static void quic_acked(struct quic_conn *c, uint64_t off)
 {
     if (off <= c->acked)
@@ -301,10 +330,20 @@ static void quic_acked(struct quic_conn *c, uint64_t off)
         c->head_off += QUIC_BLK;
         if (!c->head)
             c->tail = NULL;
-        if (!c->spare)
+        if (c->nspare < QUIC_SPARES) {
+            b->next = c->spare;
             c->spare = b;
-        else
+            c->nspare++;
+        } else {
             free(b);
+        }
+    }
+    while (c->acked == c->end && c->spare) {
+        struct quic_blk *b = c->spare;
+
+        c->spare = b->next;
+        c->nspare--;
+        free(b);
     }
 }
 
@@ -448,6 +487,12 @@ static void quic_path(struct quic_conn *c, ngtcp2_path *path, const struct socka
     path->user_data = NULL;
 }
 
+/* Datagram sizes Path MTU Discovery tries, in turn, above QUIC's 1200:
+ * Ethernet's (IPv6), then what loopback and jumbo frames take. Fewer,
+ * larger packets cost less per byte, as TCP's segments do. A size the
+ * path drops (the socket sets DF) is simply not used. */
+static const uint16_t quic_probes[] = {1452, 4096, 8192, QUIC_PKT_MAX};
+
 void quic_conn_config(struct quic_conn *c, ngtcp2_settings *s, ngtcp2_transport_params *p,
                       ngtcp2_path *path, ngtcp2_callbacks *cb)
 {
@@ -463,6 +508,9 @@ void quic_conn_config(struct quic_conn *c, ngtcp2_settings *s, ngtcp2_transport_
     s->initial_ts = quic_now();
     s->max_window = QUIC_MAX_WIN;
     s->max_stream_window = QUIC_MAX_WIN;
+    s->max_tx_udp_payload_size = QUIC_PKT_MAX;
+    s->pmtud_probes = quic_probes;
+    s->pmtud_probeslen = sizeof(quic_probes) / sizeof(quic_probes[0]);
     s->handshake_timeout = (uint64_t)quic_idle_ms(c) * NGTCP2_MILLISECONDS;
     if (tp_is_inbound(&c->base))
         c->deadline = s->initial_ts + s->handshake_timeout;
@@ -561,6 +609,10 @@ static int quic_send_dgrams(struct quic_conn *c, const struct sockaddr *to, cons
         rc = uv_udp_try_send(u, &d, 1, to);
         rc = rc < 0 ? rc : 0;
     }
+    /* A datagram the path cannot take (a PMTUD probe over the interface's
+     * MTU; the socket sets DF) is lost as on the wire: not an error. */
+    if (rc == UV_EMSGSIZE)
+        rc = 0;
     /* A refused earlier datagram surfaces here on a connected socket. */
     if (rc == UV_ECONNREFUSED && !c->lis_udp && !tp_is_closing(&c->base))
         quic_conn_shutdown(c, rc, true);
@@ -569,28 +621,36 @@ static int quic_send_dgrams(struct quic_conn *c, const struct sockaddr *to, cons
 
 /* Write packets until ngtcp2 has nothing more or a burst is done. They
  * collect in a batch of equal sizes (only the last may be shorter) that
- * leaves in one quic_send_dgrams. */
+ * leaves in one quic_send_dgrams, at most QUIC_BATCH bytes: what one UDP
+ * GSO send carries. */
 static void quic_flush(struct quic_conn *c)
 {
-    uint8_t pkt[QUIC_GSO_MAX * QUIC_PKT_MAX];
+    uint8_t pkt[QUIC_BATCH];
     ngtcp2_path_storage ps;
     ngtcp2_tstamp now = quic_now();
+    const struct sockaddr *to;
     bool blocked = false;
     unsigned burst = 0, in_batch = 0;
     size_t used = 0, seg = 0;
     int rc = 0;
 
     ngtcp2_path_storage_zero(&ps);
+    to = (const struct sockaddr *)ps.path.remote.addr;
     while (burst < QUIC_BURST) {
         ngtcp2_vec v[2];
         size_t cnt = (c->sid >= 0 && !blocked) ? quic_unsent(c, v) : 0;
         bool open = c->sid >= 0 && !(c->base.flags & (QUIC_F_ANNOUNCED | TP_F_INBOUND)) && !blocked;
         int64_t sid = (cnt || open) ? c->sid : -1;
-        ngtcp2_ssize nd = -1;
-        ngtcp2_ssize n =
-            ngtcp2_conn_writev_stream(c->qc, &ps.path, NULL, pkt + used, QUIC_PKT_MAX, &nd,
-                                      NGTCP2_WRITE_STREAM_FLAG_MORE, sid, v, cnt, now);
+        ngtcp2_ssize nd = -1, n;
 
+        if (in_batch > 0 && used + QUIC_PKT_MAX > sizeof(pkt)) { /* no room for one more */
+            rc = quic_send_dgrams(c, to, pkt, used, seg);
+            used = in_batch = 0;
+            if (rc || tp_is_closing(&c->base))
+                break;
+        }
+        n = ngtcp2_conn_writev_stream(c->qc, &ps.path, NULL, pkt + used, QUIC_PKT_MAX, &nd,
+                                      NGTCP2_WRITE_STREAM_FLAG_MORE, sid, v, cnt, now);
         if (nd >= 0 && sid >= 0) {
             c->base.flags |= QUIC_F_ANNOUNCED;
             quic_advance(c, (size_t)nd);
@@ -610,7 +670,7 @@ static void quic_flush(struct quic_conn *c)
             break;
         burst++;
         if (in_batch > 0 && (size_t)n > seg) { /* longer than the batch's: it starts the next */
-            rc = quic_send_dgrams(c, (const struct sockaddr *)ps.path.remote.addr, pkt, used, seg);
+            rc = quic_send_dgrams(c, to, pkt, used, seg);
             memmove(pkt, pkt + used, (size_t)n);
             used = in_batch = 0;
         }
@@ -618,7 +678,7 @@ static void quic_flush(struct quic_conn *c)
             seg = (size_t)n;
         used += (size_t)n;
         if (rc == 0 && ((size_t)n < seg || in_batch == QUIC_GSO_MAX)) {
-            rc = quic_send_dgrams(c, (const struct sockaddr *)ps.path.remote.addr, pkt, used, seg);
+            rc = quic_send_dgrams(c, to, pkt, used, seg);
             used = in_batch = 0;
         }
         if (tp_is_closing(&c->base))
@@ -627,7 +687,7 @@ static void quic_flush(struct quic_conn *c)
             break; /* lost as on a congested network; ngtcp2 recovers */
     }
     if (rc == 0 && used > 0 && !tp_is_closing(&c->base))
-        (void)quic_send_dgrams(c, (const struct sockaddr *)ps.path.remote.addr, pkt, used, seg);
+        (void)quic_send_dgrams(c, to, pkt, used, seg);
     if (tp_is_closing(&c->base))
         return;
     ngtcp2_conn_update_pkt_tx_time(c->qc, now);
@@ -866,6 +926,8 @@ static int quic_cli_start(struct quic_conn *c, const struct sockaddr *sa)
     int rc;
 
     rc = uv_udp_connect(&c->udp, sa);
+    if (!rc)
+        quic_udp_df(&c->udp, sa->sa_family);
     if (!rc) {
         c->locallen = sizeof(c->local);
         rc = uv_udp_getsockname(&c->udp, (struct sockaddr *)&c->local, &c->locallen);

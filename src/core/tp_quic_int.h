@@ -27,9 +27,10 @@
 
 #define QUIC_CID_LEN  18             /* every connection ID we issue */
 #define QUIC_SECRET   32             /* retry-token and stateless-reset secret */
-#define QUIC_PKT_MAX  1452           /* largest datagram we write */
-#define QUIC_RX_BUF   2048           /* largest datagram we accept (advertised) */
+#define QUIC_PKT_MAX  16384          /* largest datagram we write (once PMTUD allows) */
+#define QUIC_RX_BUF   QUIC_PKT_MAX   /* largest datagram we accept (advertised) */
 #define QUIC_BLK      16384          /* send-buffer block: data stays put until acked */
+#define QUIC_SPARES   4              /* free blocks a connection keeps while sending */
 #define QUIC_WINDOW   (256u * 1024)  /* initial flow-control window */
 #define QUIC_MAX_WIN  (1024u * 1024) /* autotuning stops here; bounds rbuf */
 #define QUIC_MAX_CIDS 12             /* CIDs one server connection may hold in the map */
@@ -97,8 +98,9 @@ struct quic_conn {
 
     /* Send buffer: stream bytes [acked, end) in blocks head..tail; the next
      * unsent byte is at sblk->data[spos]. */
-    struct quic_blk *head, *tail, *sblk, *spare;
+    struct quic_blk *head, *tail, *sblk, *spare; /* spare: a list of nspare */
     size_t spos;
+    unsigned nspare;
     uint64_t head_off, acked, sent, end;
 
     /* Receive buffer: stream bytes not yet handed over as frames. */
@@ -129,6 +131,10 @@ int quic_conn_new(struct tp_env *env, const struct tp_ops *ops, struct quic_conn
 /* Init u for env's loop, reading many datagrams a call, and hold the
  * receive buffer; OVL_ENOMEM or libuv's error, nothing held, on failure. */
 int quic_udp_init(struct tp_env *env, uv_udp_t *u) OVL_WUR;
+
+/* Set DF on u's datagrams (bound or connected, of family), so that Path
+ * MTU Discovery's probes are dropped where too large, never fragmented. */
+void quic_udp_df(uv_udp_t *u, int family);
 
 /* Give back a hold of quic_udp_init (once u's close callback ran). */
 void quic_rx_release(struct tp_env *env);
