@@ -30,10 +30,10 @@
 #include "core/tp_quic_int.h"
 #include "lib/bytes.h"
 
-#define QUIC_BURST        64    /* datagrams per write pass before yielding to the loop */
-#define QUIC_GSO_MAX      48    /* datagrams one sendmsg carries (UDP GSO: 64 at most) */
-#define QUIC_BATCH        65000 /* bytes one sendmsg carries (a UDP datagram's most) */
+#define QUIC_BURST        64 /* datagrams per write pass before yielding to the loop */
+#define QUIC_GSO_MAX      48 /* datagrams one sendmsg carries (UDP GSO: 64 at most) */
 #define QUIC_IDLE_DEFAULT 30000
+#define QUIC_IDLE_FREE    NGTCP2_SECONDS /* send blocks of a link quiet this long are freed */
 #define QUIC_WIRE_MAX     (OVL_FRAME_MAX + OVL_FRAME_LENHDR)
 #define QUIC_PRIORITY     "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE"
 
@@ -45,6 +45,12 @@ static struct quic_conn *quic_of(const struct transport *t)
 }
 
 static void quic_on_timer(uv_timer_t *t);
+
+/* Set our one priority string on a session that has no shared cache. */
+static int quic_priority_set(gnutls_session_t s)
+{
+    return gnutls_priority_set_direct(s, QUIC_PRIORITY, NULL) < 0 ? OVL_ECRYPTO : 0;
+}
 static int quic_send_dgrams(struct quic_conn *c, const struct sockaddr *to, const uint8_t *b,
                             size_t len, size_t seg);
 
@@ -91,7 +97,7 @@ int quic_udp_init(struct tp_env *env, uv_udp_t *u)
 {
     int rc;
 
-    if (!env->quic_rx && !(env->quic_rx = malloc(QUIC_RX_SIZE)))
+    if (!env->quic_rx && !(env->quic_rx = malloc(QUIC_RX_SIZE + QUIC_BATCH)))
         return OVL_ENOMEM;
     env->quic_rx_users++;
     rc = uv_udp_init_ex(env->loop, u, AF_UNSPEC | UV_UDP_RECVMMSG);
@@ -164,7 +170,7 @@ int quic_conn_new(struct tp_env *env, const struct tp_ops *ops, struct quic_conn
 /* Send a CONNECTION_CLOSE carrying ccerr, best effort. */
 static void quic_send_close(struct quic_conn *c, const ngtcp2_ccerr *ccerr)
 {
-    uint8_t pkt[QUIC_PKT_MAX];
+    uint8_t pkt[QUIC_CTL_MAX];
     ngtcp2_path_storage ps;
     ngtcp2_ssize n;
 
@@ -347,6 +353,24 @@ static void quic_acked(struct quic_conn *c, uint64_t off)
     }
 }
 
+/* Give the send blocks back once everything sent was acknowledged and
+ * nothing was queued for QUIC_IDLE_FREE: an idle link then holds no
+ * 16 KiB block, yet a busy one allocates none per frame. */
+static void quic_idle_blocks(struct quic_conn *c, ngtcp2_tstamp now)
+{
+    struct quic_blk *b, *nb;
+
+    if (!c->head || c->acked != c->end || now - c->queued_at < QUIC_IDLE_FREE)
+        return;
+    for (b = c->head; b; b = nb) {
+        nb = b->next;
+        free(b);
+    }
+    c->head = c->tail = c->sblk = NULL;
+    c->spos = 0;
+    c->head_off = c->end;
+}
+
 /* ---- ngtcp2 callbacks: record only ------------------------------------- */
 
 static int quic_cb_recv_stream(ngtcp2_conn *qc, uint32_t flags, int64_t sid, uint64_t off,
@@ -360,7 +384,7 @@ static int quic_cb_recv_stream(ngtcp2_conn *qc, uint32_t flags, int64_t sid, uin
     if (sid != c->sid)
         return 0;
     if (c->rlen + len > c->rcap) {
-        size_t cap = c->rcap ? c->rcap : 4096;
+        size_t cap = c->rcap ? c->rcap : 2048; /* a largest frame fits */
         uint8_t *nb;
 
         while (cap < c->rlen + len)
@@ -491,7 +515,7 @@ static void quic_path(struct quic_conn *c, ngtcp2_path *path, const struct socka
  * Ethernet's (IPv6), then what loopback and jumbo frames take. Fewer,
  * larger packets cost less per byte, as TCP's segments do. A size the
  * path drops (the socket sets DF) is simply not used. */
-static const uint16_t quic_probes[] = {1452, 4096, 8192, QUIC_PKT_MAX};
+static const uint16_t quic_probes[] = {1452, 4096, QUIC_PKT_MAX};
 
 void quic_conn_config(struct quic_conn *c, ngtcp2_settings *s, ngtcp2_transport_params *p,
                       ngtcp2_path *path, ngtcp2_callbacks *cb)
@@ -625,7 +649,7 @@ static int quic_send_dgrams(struct quic_conn *c, const struct sockaddr *to, cons
  * GSO send carries. */
 static void quic_flush(struct quic_conn *c)
 {
-    uint8_t pkt[QUIC_BATCH];
+    uint8_t *pkt = c->base.env->quic_rx + QUIC_RX_SIZE; /* QUIC_BATCH bytes */
     ngtcp2_path_storage ps;
     ngtcp2_tstamp now = quic_now();
     const struct sockaddr *to;
@@ -643,7 +667,7 @@ static void quic_flush(struct quic_conn *c)
         int64_t sid = (cnt || open) ? c->sid : -1;
         ngtcp2_ssize nd = -1, n;
 
-        if (in_batch > 0 && used + QUIC_PKT_MAX > sizeof(pkt)) { /* no room for one more */
+        if (in_batch > 0 && used + QUIC_PKT_MAX > QUIC_BATCH) { /* no room for one more */
             rc = quic_send_dgrams(c, to, pkt, used, seg);
             used = in_batch = 0;
             if (rc || tp_is_closing(&c->base))
@@ -776,6 +800,7 @@ static void quic_on_timer(uv_timer_t *t)
             return;
         }
     }
+    quic_idle_blocks(c, now);
     quic_run(c);
 }
 
@@ -817,6 +842,7 @@ int quic_send(struct transport *t, const uint8_t *frame, size_t len)
         return OVL_ENOMEM;
     }
     tp_count_sent(t, len);
+    c->queued_at = quic_now();
     if (c->qc)
         quic_kick(c);
     return 0;
@@ -863,7 +889,8 @@ int quic_peer_uri(const struct transport *t, char *out, size_t outlen)
 
 /* TLS here only carries QUIC's keys: who the peer is gets proven by the
  * link handshake inside, so the client checks no certificate. */
-int quic_tls_session(struct quic_conn *c, bool server, gnutls_certificate_credentials_t cred)
+int quic_tls_session(struct quic_conn *c, bool server, gnutls_certificate_credentials_t cred,
+                     gnutls_priority_t prio)
 {
     int rc;
 
@@ -881,10 +908,20 @@ int quic_tls_session(struct quic_conn *c, bool server, gnutls_certificate_creden
     gnutls_session_set_ptr(c->tls, &c->cref);
     rc = server ? ngtcp2_crypto_gnutls_configure_server_session(c->tls)
                 : ngtcp2_crypto_gnutls_configure_client_session(c->tls);
-    if (rc || gnutls_priority_set_direct(c->tls, QUIC_PRIORITY, NULL) < 0 ||
-        gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, cred) < 0 ||
+    if (!rc)
+        rc = prio ? gnutls_priority_set(c->tls, prio) : quic_priority_set(c->tls);
+    if (rc || gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, cred) < 0 ||
         gnutls_alpn_set_protocols(c->tls, &quic_alpn, 1, GNUTLS_ALPN_MANDATORY) < 0)
         return OVL_ECRYPTO;
+    return 0;
+}
+
+int quic_priority_new(gnutls_priority_t *out)
+{
+    if (gnutls_priority_init2(out, QUIC_PRIORITY, NULL, 0) < 0) {
+        *out = NULL;
+        return OVL_ECRYPTO;
+    }
     return 0;
 }
 
@@ -940,7 +977,7 @@ static int quic_cli_start(struct quic_conn *c, const struct sockaddr *sa)
         rc = uv_udp_recv_start(&c->udp, quic_cli_alloc, quic_cli_read);
     if (rc)
         return rc;
-    rc = quic_tls_session(c, false, NULL);
+    rc = quic_tls_session(c, false, NULL, NULL);
     if (rc)
         return rc;
     dcid.datalen = QUIC_CID_LEN;

@@ -27,8 +27,9 @@
 
 #define QUIC_CID_LEN  18             /* every connection ID we issue */
 #define QUIC_SECRET   32             /* retry-token and stateless-reset secret */
-#define QUIC_PKT_MAX  16384          /* largest datagram we write (once PMTUD allows) */
+#define QUIC_PKT_MAX  8192           /* largest datagram we write (once PMTUD allows) */
 #define QUIC_RX_BUF   QUIC_PKT_MAX   /* largest datagram we accept (advertised) */
+#define QUIC_CTL_MAX  1452           /* buffer of a Retry, reset, VN or close we write */
 #define QUIC_BLK      16384          /* send-buffer block: data stays put until acked */
 #define QUIC_SPARES   4              /* free blocks a connection keeps while sending */
 #define QUIC_WINDOW   (256u * 1024)  /* initial flow-control window */
@@ -102,6 +103,7 @@ struct quic_conn {
     size_t spos;
     unsigned nspare;
     uint64_t head_off, acked, sent, end;
+    ngtcp2_tstamp queued_at; /* when the last frame was queued */
 
     /* Receive buffer: stream bytes not yet handed over as frames. */
     uint8_t *rbuf;
@@ -124,9 +126,14 @@ int quic_conn_new(struct tp_env *env, const struct tp_ops *ops, struct quic_conn
 /* Every QUIC socket of a node reads into one buffer, env->quic_rx: libuv
  * gives recvmmsg 64 KiB a datagram, reads one socket at a time and calls
  * back before it reads the next. A socket is made (udp_init) and freed
- * with a hold and a release of it; the last release frees it. */
+ * with a hold and a release of it; the last release frees it. Behind the
+ * receive buffer lies the write pass's batch (QUIC_BATCH bytes): a write
+ * pass never runs inside a read callback, and a buffer on the heap keeps
+ * only the pages it used, where the stack (probed page by page against
+ * stack clashes) would keep all 64 KiB for good. */
 #define QUIC_RX_DGRAMS 20 /* datagrams one recvmmsg takes (libuv's most) */
 #define QUIC_RX_SIZE   (QUIC_RX_DGRAMS * 65536)
+#define QUIC_BATCH     65000 /* bytes one sendmsg carries (UDP GSO; a datagram's most) */
 
 /* Init u for env's loop, reading many datagrams a call, and hold the
  * receive buffer; OVL_ENOMEM or libuv's error, nothing held, on failure. */
@@ -160,9 +167,14 @@ void quic_conn_config(struct quic_conn *c, ngtcp2_settings *s, ngtcp2_transport_
 /* Attach c's TLS session to its ngtcp2 connection and start keep-alives. */
 void quic_conn_ready(struct quic_conn *c);
 
-/* Make c's TLS session (server with cred, or client with its own). */
-int quic_tls_session(struct quic_conn *c, bool server,
-                     gnutls_certificate_credentials_t cred) OVL_WUR;
+/* Make c's TLS session (server with cred, or client with its own), with
+ * prio when given (a listener's, shared by its sessions: parsing the
+ * priority string per session cost 8 KiB each), else its own. */
+int quic_tls_session(struct quic_conn *c, bool server, gnutls_certificate_credentials_t cred,
+                     gnutls_priority_t prio) OVL_WUR;
+
+/* Parse QUIC's TLS priorities into *out; OVL_ECRYPTO on failure. */
+int quic_priority_new(gnutls_priority_t *out) OVL_WUR;
 
 /* The connection half of tp_quic_ops; quic_dial makes connections using ops. */
 int quic_dial(const struct tp_ops *ops, struct tp_env *env, const struct ovl_uri *uri,

@@ -39,6 +39,7 @@ struct quic_listener {
     uv_udp_t udp;
     struct tp_env *env;
     gnutls_certificate_credentials_t cred;
+    gnutls_priority_t prio; /* TLS priorities, parsed once for every session */
     uint8_t secret[QUIC_SECRET];
     struct quic_cid *cids;          /* uthash: connection ID -> connection */
     struct quic_conn *conns;        /* registered connections (server side) */
@@ -262,7 +263,7 @@ static int quic_addrlen(const struct sockaddr *sa)
 static void quic_srv_retry(struct quic_listener *l, const ngtcp2_pkt_hd *hd,
                            const struct sockaddr *from)
 {
-    uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN], pkt[QUIC_PKT_MAX];
+    uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN], pkt[QUIC_CTL_MAX];
     ngtcp2_cid scid;
     ngtcp2_ssize tl, n = -1;
 
@@ -283,7 +284,7 @@ static void quic_srv_retry(struct quic_listener *l, const ngtcp2_pkt_hd *hd,
 static void quic_srv_reset(struct quic_listener *l, const ngtcp2_version_cid *vc,
                            const struct sockaddr *from, size_t len)
 {
-    uint8_t pkt[QUIC_PKT_MAX], token[NGTCP2_STATELESS_RESET_TOKENLEN], rnd[64];
+    uint8_t pkt[QUIC_CTL_MAX], token[NGTCP2_STATELESS_RESET_TOKENLEN], rnd[64];
     uint64_t now = uv_now(l->env->loop);
     size_t rl = len > 1 + NGTCP2_STATELESS_RESET_TOKENLEN + 1
                     ? len - 1 - NGTCP2_STATELESS_RESET_TOKENLEN - 1
@@ -315,7 +316,7 @@ static void quic_srv_vneg(struct quic_listener *l, const ngtcp2_version_cid *vc,
                           const struct sockaddr *from, size_t len)
 {
     static const uint32_t versions[] = {NGTCP2_PROTO_VER_V1};
-    uint8_t pkt[QUIC_PKT_MAX], r;
+    uint8_t pkt[QUIC_CTL_MAX], r;
 
     /* Only a full-size Initial earns an answer: no amplification. */
     if (len < NGTCP2_MAX_UDP_PAYLOAD_SIZE) {
@@ -355,7 +356,7 @@ static int quic_srv_conn(struct quic_conn *c, const ngtcp2_pkt_hd *hd, const ngt
     p.stateless_reset_token_present = 1;
     rc = quic_reset_token(l, &scid, p.stateless_reset_token);
     if (!rc)
-        rc = quic_tls_session(c, true, l->cred);
+        rc = quic_tls_session(c, true, l->cred, l->prio);
     if (rc)
         return rc;
     rc = ngtcp2_conn_server_new(&c->qc, &hd->scid, &scid, &path, hd->version, &cb, &s, &p, NULL, c);
@@ -498,6 +499,8 @@ static void quic_listener_unref(struct quic_listener *l)
         return;
     if (l->cred)
         gnutls_certificate_free_credentials(l->cred);
+    if (l->prio)
+        gnutls_priority_deinit(l->prio);
     sodium_memzero(l->secret, sizeof(l->secret));
     quic_rx_release(l->env);
     free(l);
@@ -551,8 +554,12 @@ static int quic_listen(struct tp_env *env, const struct ovl_uri *uri, const stru
         free(l);
         return rc;
     }
-    rc = quic_udp_init(env, &l->udp);
+    rc = quic_priority_new(&l->prio);
+    if (!rc)
+        rc = quic_udp_init(env, &l->udp);
     if (rc) {
+        if (l->prio)
+            gnutls_priority_deinit(l->prio);
         gnutls_certificate_free_credentials(l->cred);
         sodium_memzero(l->secret, sizeof(l->secret));
         free(l);
