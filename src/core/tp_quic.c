@@ -45,12 +45,6 @@ static struct quic_conn *quic_of(const struct transport *t)
 }
 
 static void quic_on_timer(uv_timer_t *t);
-
-/* Set our one priority string on a session that has no shared cache. */
-static int quic_priority_set(gnutls_session_t s)
-{
-    return gnutls_priority_set_direct(s, QUIC_PRIORITY, NULL) < 0 ? OVL_ECRYPTO : 0;
-}
 static int quic_send_dgrams(struct quic_conn *c, const struct sockaddr *to, const uint8_t *b,
                             size_t len, size_t seg);
 
@@ -84,8 +78,6 @@ static void quic_free(struct quic_conn *c)
         ngtcp2_conn_del(c->qc);
     if (c->tls)
         gnutls_deinit(c->tls);
-    if (c->cred)
-        gnutls_certificate_free_credentials(c->cred);
     if (c->lops)
         c->lops->release(c);
     if (c->base.flags & QUIC_F_RX)
@@ -97,8 +89,13 @@ int quic_udp_init(struct tp_env *env, uv_udp_t *u)
 {
     int rc;
 
-    if (!env->quic_rx && !(env->quic_rx = malloc(QUIC_RX_SIZE + QUIC_BATCH)))
-        return OVL_ENOMEM;
+    if (!env->quic_rx) {
+        _Static_assert((QUIC_RX_SIZE + QUIC_BATCH) % _Alignof(struct quic_shared) == 0, "align");
+        env->quic_rx = malloc(QUIC_RX_SIZE + QUIC_BATCH + sizeof(struct quic_shared));
+        if (!env->quic_rx)
+            return OVL_ENOMEM;
+        memset(quic_shared(env), 0, sizeof(struct quic_shared));
+    }
     env->quic_rx_users++;
     rc = uv_udp_init_ex(env->loop, u, AF_UNSPEC | UV_UDP_RECVMMSG);
     if (rc)
@@ -109,6 +106,12 @@ int quic_udp_init(struct tp_env *env, uv_udp_t *u)
 void quic_rx_release(struct tp_env *env)
 {
     if (--env->quic_rx_users == 0) {
+        struct quic_shared *sh = quic_shared(env);
+
+        if (sh->prio)
+            gnutls_priority_deinit(sh->prio);
+        if (sh->cred)
+            gnutls_certificate_free_credentials(sh->cred);
         free(env->quic_rx);
         env->quic_rx = NULL;
     }
@@ -895,11 +898,16 @@ int quic_tls_session(struct quic_conn *c, bool server, gnutls_certificate_creden
     int rc;
 
     if (!server) {
-        if (gnutls_certificate_allocate_credentials(&c->cred) < 0) {
-            c->cred = NULL;
+        struct quic_shared *sh = quic_shared(c->base.env);
+
+        if (!sh->cred && gnutls_certificate_allocate_credentials(&sh->cred) < 0) {
+            sh->cred = NULL;
             return OVL_ENOMEM;
         }
-        cred = c->cred;
+        if (!sh->prio && quic_priority_new(&sh->prio) != 0)
+            return OVL_ECRYPTO;
+        cred = sh->cred;
+        prio = sh->prio;
     }
     if (gnutls_init(&c->tls, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NO_TICKETS) < 0) {
         c->tls = NULL;
@@ -908,9 +916,8 @@ int quic_tls_session(struct quic_conn *c, bool server, gnutls_certificate_creden
     gnutls_session_set_ptr(c->tls, &c->cref);
     rc = server ? ngtcp2_crypto_gnutls_configure_server_session(c->tls)
                 : ngtcp2_crypto_gnutls_configure_client_session(c->tls);
-    if (!rc)
-        rc = prio ? gnutls_priority_set(c->tls, prio) : quic_priority_set(c->tls);
-    if (rc || gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, cred) < 0 ||
+    if (rc || gnutls_priority_set(c->tls, prio) < 0 ||
+        gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, cred) < 0 ||
         gnutls_alpn_set_protocols(c->tls, &quic_alpn, 1, GNUTLS_ALPN_MANDATORY) < 0)
         return OVL_ECRYPTO;
     return 0;

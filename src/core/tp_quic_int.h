@@ -13,8 +13,10 @@
  * connection-ID map; every server-side connection holds a reference on its
  * listener (released through lops) so the credentials outlive each TLS
  * session, and the listener is freed when its socket is closed and the last
- * connection is gone. A dialed connection owns its own connected UDP socket
- * and credentials. All memory is released in uv close callbacks.
+ * connection is gone. A dialed connection owns its own connected UDP socket;
+ * its TLS credentials and priorities are the node's dialers' (quic_shared),
+ * freed with the receive buffer, which the socket holds. All memory is
+ * released in uv close callbacks.
  */
 #ifndef OVL_CORE_TP_QUIC_INT_H
 #define OVL_CORE_TP_QUIC_INT_H
@@ -87,7 +89,6 @@ struct quic_conn {
 
     ngtcp2_conn *qc;
     gnutls_session_t tls;
-    gnutls_certificate_credentials_t cred; /* dial side only; else the listener's */
     ngtcp2_crypto_conn_ref cref;
     uv_timer_t timer; /* ngtcp2's expiry, and "write soon" */
     uv_udp_t udp;     /* dial side only: a connected socket */
@@ -135,6 +136,18 @@ int quic_conn_new(struct tp_env *env, const struct tp_ops *ops, struct quic_conn
 #define QUIC_RX_SIZE   (QUIC_RX_DGRAMS * 65536)
 #define QUIC_BATCH     65000 /* bytes one sendmsg carries (UDP GSO; a datagram's most) */
 
+/* Behind the batch: what every dialed connection's TLS session shares,
+ * made at the first dial (each session's own cost 14 KiB a link). */
+struct quic_shared {
+    gnutls_certificate_credentials_t cred;
+    gnutls_priority_t prio;
+};
+
+static inline struct quic_shared *quic_shared(const struct tp_env *env)
+{
+    return (struct quic_shared *)(env->quic_rx + QUIC_RX_SIZE + QUIC_BATCH);
+}
+
 /* Init u for env's loop, reading many datagrams a call, and hold the
  * receive buffer; OVL_ENOMEM or libuv's error, nothing held, on failure. */
 int quic_udp_init(struct tp_env *env, uv_udp_t *u) OVL_WUR;
@@ -167,9 +180,8 @@ void quic_conn_config(struct quic_conn *c, ngtcp2_settings *s, ngtcp2_transport_
 /* Attach c's TLS session to its ngtcp2 connection and start keep-alives. */
 void quic_conn_ready(struct quic_conn *c);
 
-/* Make c's TLS session (server with cred, or client with its own), with
- * prio when given (a listener's, shared by its sessions: parsing the
- * priority string per session cost 8 KiB each), else its own. */
+/* Make c's TLS session: a server's with cred and prio (its listener's),
+ * a client's with those of quic_shared(), made when missing. */
 int quic_tls_session(struct quic_conn *c, bool server, gnutls_certificate_credentials_t cred,
                      gnutls_priority_t prio) OVL_WUR;
 
