@@ -33,7 +33,8 @@
 #define QUIC_BURST        64 /* datagrams per write pass before yielding to the loop */
 #define QUIC_GSO_MAX      48 /* datagrams one sendmsg carries (UDP GSO: 64 at most) */
 #define QUIC_IDLE_DEFAULT 30000
-#define QUIC_IDLE_FREE    NGTCP2_SECONDS /* send blocks of a link quiet this long are freed */
+#define QUIC_SOCK_BUF     (2 * 1024 * 1024) /* socket receive buffer asked for */
+#define QUIC_IDLE_FREE    NGTCP2_SECONDS    /* send blocks of a link quiet this long are freed */
 #define QUIC_WIRE_MAX     (OVL_FRAME_MAX + OVL_FRAME_LENHDR)
 #define QUIC_PRIORITY     "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE"
 
@@ -117,13 +118,18 @@ void quic_rx_release(struct tp_env *env)
     }
 }
 
-void quic_udp_df(uv_udp_t *u, int family)
+void quic_udp_opts(uv_udp_t *u, int family)
 {
     uv_os_fd_t fd;
     int v;
 
     if (uv_fileno((uv_handle_t *)u, &fd) != 0)
         return;
+    /* The default (208 KiB on Linux) overflowed under a window's burst of
+     * 8 KiB datagrams on a busy host: real loss, and congestion control
+     * backing off for it. The kernel caps it at net.core.rmem_max. */
+    v = QUIC_SOCK_BUF;
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
     /* Best effort: without DF a probe may pass fragmented, no worse. */
     if (family == AF_INET6) {
         v = IPV6_PMTUDISC_PROBE;
@@ -971,7 +977,7 @@ static int quic_cli_start(struct quic_conn *c, const struct sockaddr *sa)
 
     rc = uv_udp_connect(&c->udp, sa);
     if (!rc)
-        quic_udp_df(&c->udp, sa->sa_family);
+        quic_udp_opts(&c->udp, sa->sa_family);
     if (!rc) {
         c->locallen = sizeof(c->local);
         rc = uv_udp_getsockname(&c->udp, (struct sockaddr *)&c->local, &c->locallen);

@@ -153,8 +153,9 @@ static inline struct quic_shared *quic_shared(const struct tp_env *env)
 int quic_udp_init(struct tp_env *env, uv_udp_t *u) OVL_WUR;
 
 /* Set DF on u's datagrams (bound or connected, of family), so that Path
- * MTU Discovery's probes are dropped where too large, never fragmented. */
-void quic_udp_df(uv_udp_t *u, int family);
+ * MTU Discovery's probes are dropped where too large, never fragmented;
+ * and give u a receive buffer that holds a window's burst. */
+void quic_udp_opts(uv_udp_t *u, int family);
 
 /* Give back a hold of quic_udp_init (once u's close callback ran). */
 void quic_rx_release(struct tp_env *env);

@@ -572,7 +572,7 @@ static int quic_listen(struct tp_env *env, const struct ovl_uri *uri, const stru
     if (!rc)
         rc = uv_udp_getsockname(&l->udp, (struct sockaddr *)&l->local, &l->locallen);
     if (!rc)
-        quic_udp_df(&l->udp, ss.ss_family);
+        quic_udp_opts(&l->udp, ss.ss_family);
     if (!rc)
         rc = uv_udp_recv_start(&l->udp, quic_srv_alloc, quic_srv_read);
     if (rc) {
