@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dir/desc.h"
+#include "dir/dirmsg.h"
 #include "lib/bytes.h"
 
 #include "check_main.h"
@@ -1149,6 +1150,51 @@ START_TEST(desc_addresses_all)
 }
 END_TEST
 
+/* The relay list of a 1,000-relay network (docs/PROTOCOL.md: a list is
+ * one document, at most DOC_MAX_LEN, carried as one directory message):
+ * relays listening on an IPv4 and an IPv6 address with the longest ports
+ * and a short exit policy fit, parse back whole, and fit the message. */
+START_TEST(doc_list_1000)
+{
+    static const char *const uris[] = {"tcp://203.0.113.254:65535", "quic://[2001:db8::1]:65535"};
+    enum { N = 1000 };
+    struct ovl_identity bs, id;
+    struct doc_builder b;
+    struct doc doc;
+    struct desc d;
+    struct exit_policy ep;
+    uint8_t raw[DESC_MAX_LEN], seed[OVL_ED25519_SEED] = {0}, *out = NULL, policy[DESC_POLICY_MAX];
+    size_t len, dlen, plen;
+    unsigned bad;
+
+    make_id(&bs, 0x77);
+    memset(&ep, 0, sizeof(ep));
+    ck_assert_int_eq(exit_policy_parse(&ep, "accept *:80, accept *:443, reject *:*", &bad, NULL),
+                     0);
+    ck_assert_int_eq(exit_policy_encode(&ep, policy, sizeof(policy), &plen), 0);
+    ck_assert_int_eq(doc_begin(&b, DOC_LIST, 0, 0, NULL, NOW, NOW + 60000, DOC_MAX_LEN), 0);
+    for (unsigned i = 0; i < N; i++) {
+        st_le32(seed, i + 1);
+        ck_assert_int_eq(ovl_identity_from_seed(&id, seed), 0);
+        make_desc(&d, &id, DESC_RELAY | DESC_ENDPOINT | DESC_EXIT, uris, 2);
+        d.policy_len = (uint8_t)plen;
+        memcpy(d.policy, policy, plen);
+        ck_assert_int_eq(desc_sign(&d, &id, raw, sizeof(raw), &len), 0);
+        ck_assert_int_eq(doc_add(&b, raw, len), 0);
+    }
+    ck_assert_int_eq(doc_finish(&b, &bs, &out, &dlen), 0);
+    doc_builder_free(&b);
+    ck_assert_uint_le(dlen, DOC_MAX_LEN);
+    ck_assert_uint_le(2 + dlen, DIRMSG_MAX_LEN); /* op | status | document */
+    ck_assert_int_eq(doc_parse(&doc, out, dlen, bs.pk), 0);
+    ck_assert_uint_eq(doc.count, N);
+    ck_assert_uint_eq(doc.descs[N - 1].policy_len, plen);
+    ck_assert_str_eq(doc.descs[N - 1].uris[1], uris[1]);
+    doc_free(&doc);
+    free(out);
+}
+END_TEST
+
 static Suite *desc_suite(void)
 {
     Suite *s = suite_create("desc");
@@ -1180,6 +1226,7 @@ static Suite *desc_suite(void)
     tcase_add_loop_test(tc, doc_bad_set, 0, (int)ARRAY_LEN(bad_sets));
     tcase_add_test(tc, doc_set_max);
     tcase_add_test(tc, doc_builder_limits);
+    tcase_add_test(tc, doc_list_1000);
     suite_add_tcase(s, tc);
     return s;
 }
