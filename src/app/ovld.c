@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "app/config.h"
@@ -279,6 +280,28 @@ static void free_roles(struct node *n)
     n->dir = NULL;
 }
 
+#define NOFILE_SPARE 64 /* descriptors besides links: listeners, control clients, files */
+
+/* Raise the soft RLIMIT_NOFILE toward what max_links needs (at most the
+ * hard limit), and say so when that is not enough: past it accepts fail
+ * with EMFILE ("too many open files") and dials fail, on a bootstrap the
+ * links of its nodes. */
+static void fit_nofile(struct ovld *o)
+{
+    rlim_t need = (rlim_t)o->cfg.opts.max_links + NOFILE_SPARE;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
+        return;
+    rl.rlim_cur = rl.rlim_max < need ? rl.rlim_max : need;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < need)
+        log_warn(&o->node.log,
+                 "[link] max_links = %u needs %lu file descriptors, and RLIMIT_NOFILE allows "
+                 "%lu: links past that will fail (raise the limit: ulimit -n, LimitNOFILE=)",
+                 o->cfg.opts.max_links, (unsigned long)need,
+                 (unsigned long)(getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 0));
+}
+
 /* Bring the node up on the loop and run until stopped. */
 static int run(struct ovld *o, struct ovl_identity *id)
 {
@@ -286,6 +309,7 @@ static int run(struct ovld *o, struct ovl_identity *id)
     char roles[64];
     int rc;
 
+    fit_nofile(o);
     uv_loop_init(&o->loop);
     o->cfg.opts.state_dir = o->cfg.data_dir;
     rc = node_init(n, &o->loop, &o->cfg.opts, id, o->cfg.roles);
