@@ -30,7 +30,8 @@ Shaping, node to node only (the host's packets pass untouched):
 Everything made is named in D/netns.json before it is made, and in
 /run/ovl-testnet/S (which testnet holds subnet S), so that `down` (and
 Netns.down) removes it however the driver ended, and so does the next
-`up` of any testnet once every process of the old one is gone. Deleting a
+`up` of any testnet once the old one's driver and nodes are gone (its
+shaper, which never ends by itself, is then stopped). Deleting a
 namespace takes its veths, addresses, qdiscs and iptables rules with it.
 """
 
@@ -352,8 +353,9 @@ class Netns:
 
 
 def _sweep(reg):
-    """Remove the testnet registered in reg when none of its processes
-    runs any more (its driver was killed); True when the subnet is free."""
+    """Remove the testnet registered in reg when neither its driver nor
+    any of its nodes runs any more (the driver was killed; the shaper is
+    stopped here); True when the subnet is free."""
     try:
         with open(reg, encoding="utf-8") as f:
             root = f.read().strip()
@@ -370,7 +372,9 @@ def _sweep(reg):
             return False  # its driver still runs (maybe still making it)
     except (OSError, ValueError):
         pass
-    pids = [n.shaper_pid] if n.shaper_pid else []
+    # Not the shaper's pid: it never ends by itself, and down() stops it;
+    # counted, it would hold the subnet of a killed driver for good.
+    pids = []
     try:
         with open(os.path.join(root, "nodes.json"), encoding="utf-8") as f:
             pids += [x["pid"] for x in json.load(f)["nodes"] if x.get("pid")]
