@@ -58,7 +58,7 @@ import subprocess
 import sys
 import time
 
-import ovl_netns  # noqa: E402 - the namespace mode of ovl-testnet, beside this file
+import ovl_netns  # the namespace mode of ovl-testnet, beside this file
 
 POLL_S = 0.1
 # Every tor listens on 127.0.0.2, the servers tor exits to on 127.0.0.1. A
@@ -214,6 +214,7 @@ class TorNet:
             raise TorNetError("no tor or tor-gencert in PATH (apt-get install tor)")
         self.tor, self.gencert = bins
         self.root, self.exit_ports = os.path.abspath(root), tuple(exit_ports)
+        root = self.root
         self.nodes = [TorNode(root, "auth%d" % i, "auth") for i in range(1, authorities + 1)]
         self.nodes += [TorNode(root, "relay%d" % i, "relay") for i in range(1, relays + 1)]
         self.nodes += [TorNode(root, "exit%d" % i, "exit") for i in range(1, exits + 1)]
