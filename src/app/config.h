@@ -12,7 +12,7 @@
  *              onion_rotate, onion_overlap, request_timeout, request_rate,
  *              request_burst, allow_private_addresses, chain_refresh,
  *              block_request_rate, block_request_burst, block_chain_rate,
- *              block_chain_burst, max_nodes_per_block
+ *              block_chain_burst, max_nodes_per_block, list_lifetime, list_rate
  *   [bootstrap.NAME] address, id (a directory server; also dialed as a peer)
  *   [chain]    source, distinct_subnets, weighting, length, backups, lifetime,
  *              setup_timeout

@@ -612,6 +612,8 @@ _Static_assert(sizeof(struct ovl_config) <= UINT16_MAX, "key_def.off is 16 bits"
         CFG_FIELD(dir.max_nodes_per_block))                                                        \
     X(DIR, list_lifetime, .set = KS_UINT, .min = 10000, .max = U32_MAX_MS,                         \
         CFG_FIELD(dir.list_lifetime_ms))                                                           \
+    X(DIR, list_rate, .set = KS_UINT, .zero_ok = 1, .min = 64, .max = 4194304,                     \
+        CFG_FIELD(dir.list_rate))                                                                  \
     /* [chain] */                                                                                  \
     X(CHAIN, source, .set = KS_SOURCE)                                                             \
     X(CHAIN, distinct_subnets, .set = KS_SUBNETS)                                                  \

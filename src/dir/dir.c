@@ -382,12 +382,20 @@ static void dir_kick_cb(uv_timer_t *t)
 
 /* The relay list fetched to keep the last good one fresh: dirreply.c
  * kept it, nothing else to do. */
+#define DIR_LIST_BUSY_MS 2000u /* a list answered busy is asked again after 2 to 6 s */
+
+/* The list fetched by the tick: kept by dirreply.c. One a bootstrap was
+ * too busy to send ([dir] list_rate) is asked again within seconds, not
+ * DIR_LIST_REFRESH_MIN_MS later, and at spread times, not all at once. */
 static void dir_list_kept(void *arg, int err, const struct desc *relays, unsigned n)
 {
-    (void)arg;
-    (void)err;
+    struct dir *d = arg;
+    uint64_t soon = clock_now_ms() + DIR_LIST_BUSY_MS + ovl_random_uniform(2 * DIR_LIST_BUSY_MS);
+
     (void)relays;
     (void)n;
+    if (err == OVL_EAGAIN && !d->list && soon < d->list_next_ms)
+        d->list_next_ms = soon;
 }
 
 static void dir_tick_cb(uv_timer_t *t)
@@ -450,6 +458,7 @@ void dir_opts_defaults(struct dir_opts *o)
     o->block_chain_rate = 2;
     o->block_chain_burst = 60;
     o->max_nodes_per_block = 64;
+    o->list_rate = 8192;
     dir_opts_fill(o);
 }
 

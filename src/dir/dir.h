@@ -8,7 +8,8 @@
  *    request over that, or whose whole reply the link cannot take now, is
  *    answered DIR_STATUS_BUSY without doing the work. The signed relay
  *    list is built at most once per half heartbeat (and only when the
- *    registry changed, or half its ttl passed) and served from that copy.
+ *    registry changed, or half its ttl passed) and served from that copy,
+ *    to all links together list_rate KiB a second at most (BUSY past it).
  *    It holds hidden nodes' inbound descriptors passed on by exits
  *    (DIR_IDESC, ihold.h) and answers them to lookups of those nodes.
  *  - Unless allow_private, no descriptor naming an address that is not a
@@ -89,6 +90,7 @@ struct dir_opts {
     uint32_t block_request_rate, block_request_burst; /* per address block, 100 and 1000 */
     uint32_t block_chain_rate, block_chain_burst;     /* chain draws per block, 2 and 60 */
     uint32_t max_nodes_per_block;                     /* new identities per block, 64 */
+    uint32_t list_rate; /* KiB a second of relay lists to all links together, 8192 */
 
     uint8_t n_family; /* [relay] family: relays we declare ours, never us */
     uint8_t family[DESC_FAMILY_MAX][OVL_ED25519_PK];
@@ -121,6 +123,7 @@ struct dir_stats {
     uint64_t requests_limited; /* answered BUSY: over the link's request_rate */
     uint64_t replies_no_room;  /* answered BUSY: the whole reply did not fit the link now */
     uint64_t lists_built;      /* bootstrap: relay lists signed (each served many times) */
+    uint64_t lists_limited;    /* bootstrap: lists answered BUSY: over [dir] list_rate */
     uint64_t bad_addresses;    /* descriptors refused for a non-public address */
     uint64_t registrations_ok, registrations_failed, heartbeats_sent;
     uint64_t requests_out, replies_in, request_timeouts, bad_replies;

@@ -178,6 +178,7 @@ struct dir {
     size_t list_doc_len;
     uint64_t list_version; /* registry_version() it was built from */
     uint64_t list_built_ms;
+    uint64_t list_tat_us; /* the list budget (dirsrv.c): full again from then, 0 full */
 
     /* dsync.c: bootstrap only */
     struct dir_sync_ask {

@@ -16,6 +16,9 @@
  * of its block's request bucket, every chain draw one of its chain bucket,
  * and a block holds at most max_nodes_per_block registered identities:
  * link identities are free to mint, addresses are not.
+ * What all peers together may cost it: relay lists of list_rate KiB a
+ * second (a quarter second's worth at once), or one loop turn answering
+ * hundreds of links' lists would hold the loop for seconds.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +75,23 @@ static int dir_list_build(struct dir *d, uint64_t now)
     return 0;
 }
 
+#define DIR_LIST_BURST_US 250000u /* the list budget's bucket: this long of list_rate */
+
+/* Take len bytes of the relay list budget at now (us), shared by every
+ * link (GCRA: list_rate KiB a second, DIR_LIST_BURST_US of it at most at
+ * once, a list past the bucket when it is full); false when it is spent. */
+static bool dir_list_budget(struct dir *d, size_t len, uint64_t now)
+{
+    uint64_t t = d->list_tat_us > now ? d->list_tat_us : now;
+
+    if (!d->o.list_rate)
+        return true;
+    if (t - now > DIR_LIST_BURST_US)
+        return false;
+    d->list_tat_us = t + (uint64_t)len * 1000000u / ((uint64_t)d->o.list_rate * 1024u);
+    return true;
+}
+
 /* The relay list: the copy signed last, rebuilt once half its ttl has
  * passed, or half a heartbeat after the last build when the registry
  * changed since. So it is signed at most twice a heartbeat whatever is
@@ -89,6 +109,10 @@ static int dir_srv_list(struct dir *d, struct link *l, uint8_t **res, size_t *re
     }
     if (!dir_room(d, l, d->list_doc_len))
         return DIR_STATUS_BUSY;
+    if (l && !dir_list_budget(d, d->list_doc_len, clock_now_us())) {
+        d->st.lists_limited++;
+        return DIR_STATUS_BUSY;
+    }
     *res = malloc(d->list_doc_len);
     if (!*res)
         return OVL_ENOMEM;

@@ -1025,6 +1025,48 @@ START_TEST(test_reply_room)
 }
 END_TEST
 
+#define BUDGET_LISTS 150
+
+/* Two links ask for the relay list at once, each well within its own
+ * bucket: all links together get list_rate KiB a second (a quarter
+ * second of it at once); past it the lists are answered BUSY and
+ * counted, and the links stay open. */
+START_TEST(test_list_budget)
+{
+    static const uint8_t list_req[1] = {DIR_LIST};
+    struct dir_opts o;
+    struct dir_stats st, st0;
+    uint64_t t0, served, allowed;
+    struct net *w;
+
+    test_opts(&o);
+    o.ttl_ms = 60000;
+    o.request_rate = 1000; /* no link runs out of its own tokens */
+    o.request_burst = 1000;
+    o.list_rate = 64;
+    w = net_up(&o);
+    dir_stats(w->dirs[BOOT], &st0);
+    t0 = clock_now_ms();
+    raw_requests(w, R1, list_req, sizeof(list_req), BUDGET_LISTS);
+    raw_requests(w, CLI, list_req, sizeof(list_req), BUDGET_LISTS);
+    want_requests_in = st0.requests_in + 2 * BUDGET_LISTS;
+    ck_assert(run_until(w, boot_heard, 10000));
+    dir_stats(w->dirs[BOOT], &st);
+    ck_assert_uint_eq(st.requests_limited, st0.requests_limited);
+    ck_assert_uint_ge(st.lists_limited, 1);
+    ck_assert_uint_gt(w->dirs[BOOT]->list_doc_len, 0);
+    served = 2 * BUDGET_LISTS - (st.lists_limited - st0.lists_limited) -
+             (st.replies_no_room - st0.replies_no_room);
+    /* the bucket, what refilled since, and the list that found it full */
+    allowed =
+        64 * 1024 / 4 + (clock_now_ms() - t0 + 1) * 64 * 1024 / 1000 + w->dirs[BOOT]->list_doc_len;
+    ck_assert_uint_le(served * w->dirs[BOOT]->list_doc_len, allowed);
+    ck_assert_ptr_nonnull(link_find(&w->nodes[R1], pk_of(w, BOOT)));
+    ck_assert_ptr_nonnull(link_find(&w->nodes[CLI], pk_of(w, BOOT)));
+    net_down(w);
+}
+END_TEST
+
 /* ---- addresses ---------------------------------------------------------- */
 
 static bool r1_refused(struct net *w)
@@ -1424,6 +1466,7 @@ static Suite *dir_suite(void)
     tcase_add_test(tc, test_request_flood);
     tcase_add_test(tc, test_block_caps);
     tcase_add_test(tc, test_reply_room);
+    tcase_add_test(tc, test_list_budget);
     tcase_add_test(tc, test_private_addresses);
     tcase_add_test(tc, test_idesc_publish);
     tcase_add_test(tc, test_idesc_reply_checked);
