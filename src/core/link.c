@@ -9,6 +9,7 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "lib/bytes.h"
 #include "core/link.h"
@@ -97,9 +98,19 @@ static const unsigned link_next_states[LINK_STATE_COUNT] = {
 };
 #endif
 
+/* Take l off the node's queue of unauthenticated inbound links, if on it. */
+static void link_unqueue(struct link *l)
+{
+    if (!(l->flags & LINK_F_UNAUTH_IN))
+        return;
+    l->flags &= ~LINK_F_UNAUTH_IN;
+    DL_DELETE2(l->node->unauth_in, l, unauth_prev, unauth_next);
+}
+
 /* Give back the inbound slot l holds, if any (closing or never started). */
 static void link_release_slot(struct link *l)
 {
+    link_unqueue(l);
     if (!(l->flags & LINK_F_INBOUND))
         return;
     l->flags &= ~LINK_F_INBOUND;
@@ -113,6 +124,8 @@ static void link_set_state(struct link *l, enum link_state to)
 {
     assert(to < LINK_STATE_COUNT && (link_next_states[l->state] & LS(to)));
     l->state = to;
+    if (to == LINK_OPEN)
+        link_unqueue(l);
     if (to == LINK_CLOSING) {
         l->node->n_closing++;
         link_release_slot(l);
@@ -123,12 +136,8 @@ static void link_set_state(struct link *l, enum link_state to)
  * to make room for another; false when there is none. */
 static bool link_evict(struct node *n)
 {
-    struct link *l, *oldest = NULL;
+    struct link *oldest = n->unauth_in; /* the queue's head: no walk over every link */
 
-    for (l = n->links; l; l = l->next)
-        if ((l->flags & LINK_F_INBOUND) &&
-            (l->state == LINK_HANDSHAKE || l->state == LINK_CONFIRMING))
-            oldest = l; /* the list is newest first */
     if (!oldest)
         return false;
     n->ctr.links_evicted++;
@@ -392,7 +401,8 @@ void link_accept(struct node *n, struct transport *tp)
         admit_inbound_gone(n, block);
         goto refuse;
     }
-    l->flags |= LINK_F_INBOUND; /* its slot is given back however it ends */
+    l->flags |= LINK_F_INBOUND | LINK_F_UNAUTH_IN; /* its slot is given back however it ends */
+    DL_APPEND2(n->unauth_in, l, unauth_prev, unauth_next);
     l->block = block;
     n->n_links_in++;
     l->hs = calloc(1, sizeof(*l->hs));

@@ -51,19 +51,21 @@ enum link_state {
 #define LINK_F_WAS_OPEN   (1u << 2) /* reached LINK_OPEN at some point */
 #define LINK_F_PAUSED     (1u << 3) /* we stopped reading: silence is ours, not the peer's */
 #define LINK_F_INBOUND    (1u << 4) /* holds an inbound slot (n_links_in, its block's share) */
+#define LINK_F_UNAUTH_IN  (1u << 5) /* on node->unauth_in: inbound, not authenticated yet */
 
 struct link {
     struct node *node;
     struct transport *tp;
-    struct link *prev, *next; /* node->links */
-    uint64_t serial;          /* unique per node; never reused */
-    struct peer *peer;        /* configured peer that dialed this, or NULL (peer.h) */
-    struct link_alts *alts;   /* addresses still to try while connecting, or NULL */
-    struct chanmap_slot *chan_slots; /* chains on this link (chanmap.c's list) */
-    enum link_state state;    /* written by link_set_state only */
-    unsigned flags;           /* LINK_F_* */
+    struct link *prev, *next;               /* node->links */
+    struct link *unauth_prev, *unauth_next; /* node->unauth_in (utlist DL) */
+    uint64_t serial;                        /* unique per node; never reused */
+    struct peer *peer;                      /* configured peer that dialed this, or NULL (peer.h) */
+    struct link_alts *alts;                 /* addresses still to try while connecting, or NULL */
+    struct chanmap_slot *chan_slots;        /* chains on this link (chanmap.c's list) */
+    enum link_state state;                  /* written by link_set_state only */
+    unsigned flags;                         /* LINK_F_* */
     enum link_close_reason reason;
-    int close_err; /* the transport's error when it closed (0: ours), for observers */
+    int close_err;   /* the transport's error when it closed (0: ours), for observers */
     admit_key block; /* inbound: the peer's address block (admit.h); 0 otherwise */
 
     struct handshake *hs; /* only during the handshake */
@@ -78,8 +80,8 @@ struct link {
     uint8_t peer_pk[OVL_ED25519_PK]; /* expected (outbound) or learnt */
     char peer_id[OVL_NODE_ID_LEN + 1];
     char remote[OVL_URI_MAX];
-    uint64_t opened_ms; /* clock_now_ms() when the link was created */
-    struct link_timers lt; /* liveness: heartbeat, dead, idle, probe, padding */
+    uint64_t opened_ms;          /* clock_now_ms() when the link was created */
+    struct link_timers lt;       /* liveness: heartbeat, dead, idle, probe, padding */
     uint64_t tx_epoch, rx_epoch; /* key generation: counter >> rekey_log2 */
     uint64_t cells_in, cells_out;
 };

@@ -35,16 +35,16 @@ enum node_role {
 struct node_opts {
     uint32_t aead_suites; /* acceptable AEAD suites (mask) */
     uint32_t handshake_timeout_ms;
-    uint32_t idle_timeout_ms;  /* 0 = never */
-    uint32_t heartbeat_ms;     /* PING an open link quiet this long; 0 = never */
-    uint32_t heartbeat_misses; /* dead after this many intervals with no cell */
-    uint32_t max_links;             /* links, inbound and outbound; inbound get 7/8 */
-    uint32_t max_links_per_block;   /* inbound links from one /24 or /48; 0 = no limit */
-    uint32_t hs_rate_per_block;     /* handshakes per second from one block; 0 = no limit */
-    uint32_t hs_burst_per_block;    /* and how many at once */
-    size_t sendq_max;     /* per-link send queue, bytes */
-    uint64_t max_queued;  /* all links' send queues together, bytes; 0 = no budget */
-    uint64_t rekey_cells; /* ratchet each direction's key after this many cells */
+    uint32_t idle_timeout_ms;     /* 0 = never */
+    uint32_t heartbeat_ms;        /* PING an open link quiet this long; 0 = never */
+    uint32_t heartbeat_misses;    /* dead after this many intervals with no cell */
+    uint32_t max_links;           /* links, inbound and outbound; inbound get 7/8 */
+    uint32_t max_links_per_block; /* inbound links from one /24 or /48; 0 = no limit */
+    uint32_t hs_rate_per_block;   /* handshakes per second from one block; 0 = no limit */
+    uint32_t hs_burst_per_block;  /* and how many at once */
+    size_t sendq_max;             /* per-link send queue, bytes */
+    uint64_t max_queued;          /* all links' send queues together, bytes; 0 = no budget */
+    uint64_t rekey_cells;         /* ratchet each direction's key after this many cells */
     uint32_t reconnect_min_ms;
     uint32_t reconnect_max_ms;
     unsigned transports;     /* tp_bit() mask a node may dial and listen on; 0 = all */
@@ -85,8 +85,8 @@ struct link_observer {
 
 struct node_counters {
     uint64_t links_accepted, links_dialed;
-    uint64_t links_evicted;       /* unauthenticated inbound links closed to make room */
-    uint64_t links_limited_block; /* inbound links refused: their block was at its share */
+    uint64_t links_evicted;          /* unauthenticated inbound links closed to make room */
+    uint64_t links_limited_block;    /* inbound links refused: their block was at its share */
     uint64_t hs_limited, hs_replays; /* message 1 refused: over the block's rate, seen before */
     uint64_t handshakes_ok, handshakes_failed;
     uint64_t link_closed[LC_REASON_COUNT];
@@ -129,10 +129,11 @@ struct node {
     char listen_uri[NODE_MAX_LISTEN][OVL_URI_MAX]; /* bound addresses */
     unsigned n_listeners;
 
-    struct link *links; /* doubly linked list of every link, newest first */
+    struct link *links;     /* doubly linked list of every link, newest first */
+    struct link *unauth_in; /* inbound links still in their handshake, oldest first */
     uint32_t n_links;
-    uint32_t n_closing; /* of those, closing (they hold no slot) */
-    uint32_t n_links_in; /* inbound links not closing */
+    uint32_t n_closing;       /* of those, closing (they hold no slot) */
+    uint32_t n_links_in;      /* inbound links not closing */
     uv_timer_t *memcap_timer; /* memcap_check, while started */
 
     struct peer *peers;

@@ -506,6 +506,8 @@ START_TEST(test_link_slots)
     struct node_opts oa, ob;
     int fds[8];
     struct link *l;
+    uint64_t first = 0;
+    unsigned queued = 0;
 
     node_opts_defaults(&oa);
     node_opts_defaults(&ob);
@@ -518,12 +520,20 @@ START_TEST(test_link_slots)
         fds[i] = silent_conn(&p);
         want_accepted = 2 + (unsigned)i;
         ck_assert(run_until(&p, b_accepted, 5000));
+        if (i == 0) /* the oldest silent one, first in B's queue of them */
+            first = p.b.unauth_in->serial;
     }
     ck_assert_uint_eq(p.b.ctr.links_evicted, 0);
     fds[6] = silent_conn(&p);
     want_accepted = 8;
     ck_assert(run_until(&p, b_accepted, 5000));
     ck_assert_uint_eq(p.b.ctr.links_evicted, 1);
+    for (l = p.b.unauth_in; l; l = l->unauth_next, queued++)
+        ck_assert_uint_ne(l->serial, first);
+    ck_assert_uint_eq(queued, 6); /* A's link left the queue when it opened */
+    for (l = p.b.links; l; l = l->next)
+        if (l->serial == first)
+            ck_assert_int_eq(l->state, LINK_CLOSING);
     ck_assert_uint_eq(p.b.ctr.link_closed[LC_LIMIT], 0);
     ck_assert_ptr_nonnull(link_find(&p.b, p.a.id.pk));
     /* The eighth slot is B's: a dial goes out (to A, which does not listen:
