@@ -115,6 +115,20 @@ static void stream_grow(struct stream *s, struct stream_ring *r, uint32_t want)
         s->pool->grown += more;
 }
 
+/* Give back growth of ring r of s: make it cap bytes (a smaller power of
+ * two, at least STREAM_WINDOW, that holds what r holds); the pool and the
+ * process get the difference back. Without memory for the copy r stays. */
+static void stream_shrink(struct stream *s, struct stream_ring *r, uint32_t cap)
+{
+    uint32_t less = r->cap - cap;
+
+    if (cap >= r->cap || cap < STREAM_WINDOW || r->len > cap || !ring_resize(r, cap))
+        return;
+    grown_total -= less;
+    if (s->pool)
+        s->pool->grown -= less;
+}
+
 /* How far s's rings have grown past their first size. */
 static uint32_t stream_grown(const struct stream *s)
 {
@@ -543,17 +557,30 @@ void stream_reset(struct stream *s, enum stream_reason why)
 
 /* ---- the application's side ---- */
 
+/* The most the application may have written: the peer's credit and one
+ * first window beyond it, so a sender whose peer stopped reading holds
+ * little more than a window of its own (the rest waits in the
+ * application's socket) and its ring can shrink (snd_fit). */
+static uint64_t snd_top(const struct stream *s)
+{
+    return s->peer_lim + STREAM_WINDOW;
+}
+
 size_t stream_wbuf(struct stream *s, uint8_t **p)
 {
+    uint64_t end = s->snd.base + s->snd.len;
     size_t at, room;
 
     *p = NULL;
-    if (s->flags & (STF_FIN_OUT | STF_CLOSED | STF_DEAD) || !ring_alloc(&s->snd))
+    if (s->flags & (STF_FIN_OUT | STF_CLOSED | STF_DEAD) || end >= snd_top(s) ||
+        !ring_alloc(&s->snd))
         return 0;
-    at = (size_t)((s->snd.base + s->snd.len) & (s->snd.cap - 1u));
+    at = (size_t)(end & (s->snd.cap - 1u));
     room = s->snd.cap - s->snd.len;
     if (room > s->snd.cap - at)
         room = s->snd.cap - at;
+    if (room > snd_top(s) - end)
+        room = (size_t)(snd_top(s) - end);
     *p = s->snd.buf + at;
     return room;
 }
@@ -612,7 +639,13 @@ static void rcv_autotune(struct stream *s)
         }
         return;
     }
-    if (2 * (s->rcv.base - s->drs_base) > s->rcv.cap)
+    /* More than half the window per round trip (the time since the round
+     * began may be many round trips: a busy loop consumes in bursts), and
+     * the application has caught up (the ring is empty: nothing is copied,
+     * and a reader that lags, or filled a socket buffer and stopped, keeps
+     * the window it has). */
+    if (s->rcv.len == 0 &&
+        2 * (s->rcv.base - s->drs_base) * s->rcv_rtt > (uint64_t)s->rcv.cap * (now - s->drs_us))
         stream_grow(s, &s->rcv, 2u * s->rcv.cap);
     s->drs_us = now;
     s->drs_base = s->rcv.base;
@@ -657,6 +690,25 @@ static uint32_t snd_limit(const struct stream *s)
     return lim;
 }
 
+/* The send ring holds far more than the peer's credit calls for (its
+ * reader stalled or slowed, and we wrote only up to snd_top): give the
+ * growth back, down to what it holds and the credit left plus one window.
+ * Only at a quarter or less, so a ring does not go up and down with each
+ * ack; the peer's next credit grows it again. */
+static void snd_fit(struct stream *s)
+{
+    uint64_t need = (s->peer_lim > s->snd.base ? s->peer_lim - s->snd.base : 0) + STREAM_WINDOW;
+    uint32_t cap = s->snd.cap;
+
+    if (need < s->snd.len)
+        need = s->snd.len;
+    if (need > s->snd.cap / 4)
+        return;
+    while (cap / 2 >= need && cap / 2 >= STREAM_WINDOW)
+        cap /= 2;
+    stream_shrink(s, &s->snd, cap);
+}
+
 /* Acks and credit from the peer; true when the send ring got room. */
 static bool take_ack(struct stream *s, uint64_t ack, uint64_t lim, uint8_t flags, uint64_t now)
 {
@@ -698,6 +750,7 @@ static bool take_ack(struct stream *s, uint64_t ack, uint64_t lim, uint8_t flags
             break; /* no room for it */
         room = true;
     }
+    snd_fit(s);
     if ((flags & SF_GAP) && s->nxt > s->una && (room || now - s->rewound_ms >= RTO_MIN_MS / 4)) {
         go_back(s); /* the peer missed a frame */
         stream_pool_loss(s->pool);

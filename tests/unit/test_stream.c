@@ -449,6 +449,53 @@ START_TEST(window_grows)
 }
 END_TEST
 
+static bool read_1m(struct net *net)
+{
+    return net->e[1].got >= (1u << 20);
+}
+
+/* Everything the far end was given is acked, and the sender wrote all
+ * that the credit lets it write. */
+static bool sender_settled(struct net *net)
+{
+    struct stream *s = net->e[0].s;
+    uint8_t *p;
+
+    return s && net->n[0] == 0 && net->n[1] == 0 && s->una == s->peer_lim &&
+           stream_wbuf(s, &p) == 0;
+}
+
+/* A reader that kept up (its window and the sender's ring grew to
+ * STREAM_WINDOW_MAX) and then stops: the sender writes only one window
+ * past the credit and gives its ring's growth back, so it holds at most
+ * its first two rings; the receiver holds no more than its window. When
+ * the reader comes back, everything arrives. */
+START_TEST(stalled_gives_back)
+{
+    struct net net;
+    size_t held;
+
+    net_init(&net, 4u << 20, 0);
+    net_open(&net);
+    ck_assert(net_run(&net, read_1m));
+    ck_assert_uint_eq(net.e[0].snd_cap, STREAM_WINDOW_MAX);
+    net.e[1].stalled = true;
+    ck_assert(net_run(&net, sender_settled));
+    ck_assert_uint_le(net.e[0].s->snd.len, STREAM_WINDOW);
+    ck_assert_uint_le(net.e[0].s->snd.cap, 2 * STREAM_WINDOW);
+    held = stream_held(net.e[0].s);
+    ck_assert_uint_le(held, sizeof(struct stream) + 3 * STREAM_WINDOW);
+    ck_assert_uint_le(net.e[1].s->rcv.len, net.e[1].s->rcv.cap);
+    ck_assert_uint_le(stream_held(net.e[1].s), sizeof(struct stream) + STREAM_WINDOW_RTT_MAX);
+    net.e[1].stalled = false;
+    end_read(&net.e[1]);
+    ck_assert(net_run(&net, both_closed));
+    check_clean(&net);
+    ck_assert_uint_eq(stream_grown_total(), 0);
+    net_free(&net);
+}
+END_TEST
+
 /* The pool pays for growth: a pool with room for one step lets the window
  * double once; a full one keeps it at its first size. Both give it back. */
 START_TEST(window_growth_capped)
@@ -969,6 +1016,7 @@ static Suite *stream_suite(void)
     tcase_add_test(tc, flow_control);
     tcase_add_test(tc, window_grows);
     tcase_add_test(tc, window_growth_capped);
+    tcase_add_test(tc, stalled_gives_back);
     tcase_add_test(tc, refused);
     tcase_add_test(tc, bad_frames);
     tcase_add_test(tc, targets);
