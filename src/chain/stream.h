@@ -44,14 +44,13 @@
  * fill a window it was given (the least such time is rcv_rtt, a round
  * trip when the window is what holds the sender back), and doubles the
  * window, up to STREAM_WINDOW_RTT_MAX, when the application consumed more
- * than half of it within one rcv_rtt. A sender grows its send ring to hold
- * the credit it is given, past STREAM_WINDOW_MAX only as far as its
- * pool's window reaches too (which its own round trips opened), so a
- * peer's word alone never grows it that far. A stream that one path's
- * latency would hold back thus opens up, and one whose reader stalls
- * stays at the window it had. Grown windows are charged to the stream's
- * pool (at most STREAM_POOL_GROWN bytes of growth each) and to the
- * process (STREAM_GROWN_MAX): past either, a window stays as it is. A
+ * than half of it per rcv_rtt and caught up (its ring is empty). A sender grows its send ring to
+ * hold the credit it is given, past STREAM_WINDOW_MAX only as far as its pool's window reaches too
+ * (which its own round trips opened), so a peer's word alone never grows it that far. A stream that
+ * one path's latency would hold back thus opens up; one whose reader stalls keeps its receive
+ * window, and its sender writes at most one STREAM_WINDOW past the credit and gives its send ring's
+ * growth back. Grown windows are charged to the stream's pool (at most STREAM_POOL_GROWN bytes of
+ * growth each) and to the process (STREAM_GROWN_MAX): past either, a window stays as it is. A
  * stalled reader pins at most two rings.
  * Frames are built on the stack; nothing is allocated per frame.
  *
