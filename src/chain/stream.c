@@ -1,6 +1,9 @@
 /* stream.c - reliable ordered byte streams over lossy frames (stream.h). */
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "chain/stream.h"
 #include "lib/bytes.h"
@@ -127,6 +130,12 @@ static void stream_shrink(struct stream *s, struct stream_ring *r, uint32_t cap)
     grown_total -= less;
     if (s->pool)
         s->pool->grown -= less;
+#ifdef __GLIBC__
+    /* glibc keeps the freed ring in its heap (its mmap threshold rose when
+     * a grown ring was freed): hand the free pages back. Once per shrink,
+     * which a stream does once per stall. */
+    malloc_trim(0);
+#endif
 }
 
 /* How far s's rings have grown past their first size. */
