@@ -28,6 +28,11 @@ static uint64_t stream_now(const struct stream *s)
 /* Growth of windows in the process (STREAM_GROWN_MAX): one loop, one count. */
 static uint64_t grown_total;
 
+#ifdef __GLIBC__
+#define TRIM_EVERY_MS 1000u /* malloc_trim walks the heap: at most once a second */
+static uint64_t trimmed_at; /* loop time of the last malloc_trim; one loop */
+#endif
+
 /* Bytes taken or consumed that call for an ack at once: a quarter window,
  * at most ACK_BYTES, so a large window still gets acks (and round trip
  * samples) often enough for its sender to keep its pipe full. */
@@ -132,9 +137,16 @@ static void stream_shrink(struct stream *s, struct stream_ring *r, uint32_t cap)
         s->pool->grown -= less;
 #ifdef __GLIBC__
     /* glibc keeps the freed ring in its heap (its mmap threshold rose when
-     * a grown ring was freed): hand the free pages back. Once per shrink,
-     * which a stream does once per stall. */
-    malloc_trim(0);
+     * a grown ring was freed): hand the free pages back. A stream shrinks
+     * once per stall, but a peer whose reader stalls and resumes over and
+     * over must not make every ack walk the heap: once a second at most
+     * (what a later shrink frees waits for the next). */
+    uint64_t now = stream_now(s);
+
+    if (!trimmed_at || now - trimmed_at >= TRIM_EVERY_MS) {
+        trimmed_at = now ? now : 1;
+        malloc_trim(0);
+    }
 #endif
 }
 
