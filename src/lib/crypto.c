@@ -296,13 +296,21 @@ static int aes_init(struct ovl_aead *a, const uint8_t key[OVL_AEAD_KEY])
     return 0;
 }
 
-/* GnuTLS works in place when the tag lies apart: the data moves first. */
+/* The contiguous calls (data || tag) skip the iovec walk of the v2 calls and
+ * read in where out lies apart (crypto.h: in == out or apart), so that a
+ * framed cell is not copied first. The v2 calls, which work in place, serve a
+ * tag that lies apart from the data. */
 static int aes_seal(const struct ovl_aead *a, uint8_t *out, uint8_t *tag, const uint8_t *in,
                     size_t len, const uint8_t *ad, size_t adlen, const uint8_t *nonce)
 {
     giovec_t d = {.iov_base = out, .iov_len = len}, x = {.iov_base = (void *)ad, .iov_len = adlen};
     size_t tlen = OVL_AEAD_TAG;
 
+    if (tag == out + len) {
+        tlen += len;
+        return gnutls_aead_cipher_encrypt(a->u.gt, nonce, OVL_AEAD_NONCE, ad, adlen, OVL_AEAD_TAG,
+                                          in, len, out, &tlen);
+    }
     if (out != in && len)
         memmove(out, in, len);
     return gnutls_aead_cipher_encryptv2(a->u.gt, nonce, OVL_AEAD_NONCE, &x, adlen ? 1 : 0, &d, 1,
@@ -313,7 +321,11 @@ static int aes_open(const struct ovl_aead *a, uint8_t *out, const uint8_t *in, s
                     const uint8_t *tag, const uint8_t *ad, size_t adlen, const uint8_t *nonce)
 {
     giovec_t d = {.iov_base = out, .iov_len = len}, x = {.iov_base = (void *)ad, .iov_len = adlen};
+    size_t plen = len;
 
+    if (tag == in + len)
+        return gnutls_aead_cipher_decrypt(a->u.gt, nonce, OVL_AEAD_NONCE, ad, adlen, OVL_AEAD_TAG,
+                                          in, len + OVL_AEAD_TAG, out, &plen);
     if (out != in && len)
         memmove(out, in, len);
     return gnutls_aead_cipher_decryptv2(a->u.gt, nonce, OVL_AEAD_NONCE, &x, adlen ? 1 : 0, &d, 1,
