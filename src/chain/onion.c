@@ -446,7 +446,8 @@ int onion_fwd_wrap(uint8_t out[OVL_CELL_PAYLOAD], const struct onion_keys *keys,
         ctr_nonce(nonce[i], ctr[i], NONCE_LAYER);
         keystream(ks[i], FWD_KS_LEN, nonce[i], keys[i].fwd_ks);
     }
-    memmove(out + OFF_CT, body, ONION_BODY);
+    if (body != out + OFF_CT)
+        memmove(out + OFF_CT, body, ONION_BODY);
     fwd_filler(out + OFF_JUNK, (const uint8_t(*)[FWD_KS_LEN])ks, n, keys[n - 1].junk_ks,
                ctr[n - 1]);
     rc = ovl_aead_seal_detached(&keys[n - 1].fwd, out + OFF_CT, out, out + OFF_CT, ONION_BODY,
@@ -509,7 +510,8 @@ int onion_back_originate(uint8_t out[OVL_CELL_PAYLOAD], struct onion_keys *k, ui
         return OVL_EINVAL;
     if (!(orig = hop_aead(k, LAYER_ORIG)))
         return OVL_ECRYPTO;
-    memmove(out + OFF_CT, body, ONION_BODY);
+    if (body != out + OFF_CT)
+        memmove(out + OFF_CT, body, ONION_BODY);
     ctr_nonce(nonce, *ctr, NONCE_ORIG);
     keystream(out + OFF_JUNK, ONION_JUNK, nonce, k->back_ks);
     ctr_nonce(nonce, *ctr, NONCE_LAYER);

@@ -137,7 +137,8 @@ int onion_fwd_wrap(uint8_t out[OVL_CELL_PAYLOAD], const struct onion_keys *keys,
 int onion_fwd_peel(uint8_t cell[OVL_CELL_PAYLOAD], struct onion_keys *k, uint64_t *next) OVL_WUR;
 
 /* Hop: make a new backward cell carrying body, sealed with k->orig under
- * counter *ctr (then incremented). */
+ * counter *ctr (then incremented). body may lie at out + ONION_BODY_OFF,
+ * where it is sealed without a copy (and wiped with out on failure). */
 int onion_back_originate(uint8_t out[OVL_CELL_PAYLOAD], struct onion_keys *k, uint64_t *ctr,
                          const uint8_t body[ONION_BODY]) OVL_WUR;
 

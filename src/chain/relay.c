@@ -231,19 +231,28 @@ int relay_originate_in(struct relay_chain *ch, struct link *in, uint8_t cmd, con
                        size_t alen)
 {
     struct relay *r = ch->r;
-    struct cell c = {.chain_id = ch->prev_id, .cmd = CELL_CHAIN_BACK, .len = OVL_CELL_PAYLOAD};
-    uint8_t body[ONION_BODY];
+    struct cell c; /* every byte written below: no initialiser clearing 1 KB */
+    uint8_t *body = c.payload + ONION_BODY_OFF;
     int rc;
 
     if (!ch->prev || alen > ONION_BODY - BODY_HDR)
         return OVL_EINVAL;
-    memset(body, 0, sizeof(body));
+    c.chain_id = ch->prev_id;
+    c.cmd = CELL_CHAIN_BACK;
+    c.flags = 0;
+    c.len = OVL_CELL_PAYLOAD;
+    /* The body is built where onion_back_originate seals it in place (it
+     * writes the tag and junk around it), and only the padding is zeroed.
+     * Nothing is wiped: the body holds what
+     * args holds (a stream's bytes or a control answer, no key), the
+     * caller keeps args, and the seal leaves ciphertext (or zeros, when
+     * it fails) in c. */
     body_hdr_put(body, cmd, (uint16_t)alen);
     if (alen)
         memcpy(body + BODY_HDR, args, alen);
+    memset(body + BODY_HDR + alen, 0, ONION_BODY - BODY_HDR - alen);
     ch->flags |= RCHF_USED;
     rc = onion_back_originate(c.payload, &ch->keys, &ch->back_ctr, body);
-    ovl_wipe(body, sizeof(body));
     if (rc)
         return rc;
     rc = relay_send(r, in, ch->prev, &c, 0);
