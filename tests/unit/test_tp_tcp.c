@@ -83,6 +83,27 @@ static void raw_connected(uv_connect_t *req, int status)
     ck_assert_int_eq(uv_read_start((uv_stream_t *)&r->h, raw_alloc, raw_read), 0);
 }
 
+/* Start fixture *fx listening on loopback and dial it with raw peer *r,
+ * zeroed first; on_connected runs once the dial completes. */
+static void raw_dial(struct fx *fx, struct raw *r, uv_connect_cb on_connected)
+{
+    struct ovl_uri u;
+    struct sockaddr_storage ss;
+
+    fx_init(fx, 64 * 1024);
+    ck_assert_int_eq(fx_listen(fx, "tcp://127.0.0.1:0"), 0);
+    memset(r, 0, sizeof(*r));
+    r->fx = fx;
+    fx->raw = r;
+    ck_assert_int_eq(uri_parse(&u, fx->lst_uri), 0);
+    ck_assert_int_eq(uri_sockaddr(&u, &ss), 0);
+    ck_assert_int_eq(uv_tcp_init(&fx->loop, &r->h), 0);
+    r->h.data = r;
+    r->creq.data = r;
+    r->wreq.data = r;
+    ck_assert_int_eq(uv_tcp_connect(&r->creq, &r->h, (struct sockaddr *)&ss, on_connected), 0);
+}
+
 static bool done_raw(struct fx *fx)
 {
     return fx->srv.closed == 1 && fx->raw->closed == 1;
@@ -112,24 +133,12 @@ START_TEST(test_raw_peer)
     const struct raw_case *rc = &raw_cases[_i];
     struct fx fx;
     struct raw r;
-    struct ovl_uri u;
-    struct sockaddr_storage ss;
 
-    fx_init(&fx, 64 * 1024);
-    ck_assert_int_eq(fx_listen(&fx, "tcp://127.0.0.1:0"), 0);
-    memset(&r, 0, sizeof(r));
-    r.fx = &fx;
+    /* raw_connected reads these only once the loop runs. */
+    raw_dial(&fx, &r, raw_connected);
     r.data = rc->bytes;
     r.len = rc->len;
     r.eof = rc->eof;
-    fx.raw = &r;
-    ck_assert_int_eq(uri_parse(&u, fx.lst_uri), 0);
-    ck_assert_int_eq(uri_sockaddr(&u, &ss), 0);
-    ck_assert_int_eq(uv_tcp_init(&fx.loop, &r.h), 0);
-    r.h.data = &r;
-    r.creq.data = &r;
-    r.wreq.data = &r;
-    ck_assert_int_eq(uv_tcp_connect(&r.creq, &r.h, (struct sockaddr *)&ss, raw_connected), 0);
     fx.done = done_raw;
     fx_run(&fx);
     ck_assert_msg(fx.srv.closed == 1, "%s: server not closed", rc->name);
@@ -193,20 +202,8 @@ START_TEST(test_partial_frames_lent)
     uint8_t wire[OVL_FRAME_MAX + OVL_FRAME_LENHDR];
     struct fx fx;
     struct raw r;
-    struct ovl_uri u;
-    struct sockaddr_storage ss;
 
-    fx_init(&fx, 64 * 1024);
-    ck_assert_int_eq(fx_listen(&fx, "tcp://127.0.0.1:0"), 0);
-    memset(&r, 0, sizeof(r));
-    r.fx = &fx;
-    fx.raw = &r;
-    ck_assert_int_eq(uri_parse(&u, fx.lst_uri), 0);
-    ck_assert_int_eq(uri_sockaddr(&u, &ss), 0);
-    ck_assert_int_eq(uv_tcp_init(&fx.loop, &r.h), 0);
-    r.h.data = &r;
-    r.creq.data = &r;
-    ck_assert_int_eq(uv_tcp_connect(&r.creq, &r.h, (struct sockaddr *)&ss, dribble_connected), 0);
+    raw_dial(&fx, &r, dribble_connected);
     fx.done = done_dribble_up;
     fx_run(&fx);
     ck_assert_uint_eq(tp_tcp_held(fx.srv.t), 0);
