@@ -428,6 +428,8 @@ static void cfg_finish(struct cfg_parse *p)
     struct ovl_config *c = p->c;
     unsigned dial;
 
+    if (p->key_line[cfg_key_find(SECT_NODE, "data_dir") - cfg_keys])
+        c->flags |= CFG_F_DATA_DIR;
     if (!cfg_named_complete(p, SECT_PEER, c->n_peers) ||
         !cfg_named_complete(p, SECT_BOOTSTRAP, c->n_bootstraps) ||
         !cfg_named_complete(p, SECT_SVC, c->client.n_services) || !cfg_services(p))

@@ -46,8 +46,14 @@
 
 #define CONFIG_ERR_MAX 512
 
+/* What the file said, beyond the values (struct ovl_config's flags). */
+enum config_flag {
+    CFG_F_DATA_DIR = 1u << 0, /* [node] data_dir was given (not the default) */
+};
+
 struct ovl_config {
     char path[PATH_MAX];
+    unsigned flags; /* enum config_flag bits */
     unsigned roles; /* enum node_role bits; default relay */
     char data_dir[PATH_MAX];
     char control_socket[PATH_MAX];

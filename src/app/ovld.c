@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "app/config.h"
+#include "app/sdnotify.h"
 #include "chain/relay.h"
 #include "client/client.h"
 #include "control/control.h"
@@ -30,6 +31,7 @@ struct ovld {
     uv_signal_t sig[3];
     unsigned n_sig;
     struct control *ctl;
+    struct sdnotify sd; /* the service manager, when one waits for READY=1 */
     bool stopping;
 };
 
@@ -57,6 +59,8 @@ static void ovld_stop(struct node *n)
         return;
     o->stopping = true;
     log_info(&n->log, "shutting down");
+    (void)sdnotify_send(&o->sd, "STOPPING=1");
+    sdnotify_watchdog_stop(&o->sd);
     for (i = 0; i < o->n_sig; i++)
         uv_close((uv_handle_t *)&o->sig[i], NULL);
     /* Users of a role first, so each stop still finds what it relies on. */
@@ -94,7 +98,9 @@ static void on_signal(uv_signal_t *h, int signum)
     struct ovld *o = h->data;
 
     if (signum == SIGHUP) {
+        (void)sdnotify_send(&o->sd, "RELOADING=1");
         reload_log_level(o);
+        (void)sdnotify_send(&o->sd, "READY=1");
         return;
     }
     log_info(&o->node.log, "received %s", signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -302,6 +308,23 @@ static void fit_nofile(struct ovld *o)
                  (unsigned long)(getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 0));
 }
 
+#define NOTIFY_FAILED "cannot notify the service manager (NOTIFY_SOCKET): %s"
+
+/* Tell the service manager, if one waits, that the node is up, and start
+ * the watchdog it asked for. */
+static void tell_ready(struct ovld *o, const char *roles)
+{
+    char msg[160];
+    int rc;
+
+    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=node %s, roles %s", o->node.node_id, roles);
+    rc = sdnotify_send(&o->sd, msg);
+    if (rc == 0)
+        rc = sdnotify_watchdog_start(&o->sd, &o->loop);
+    if (rc)
+        log_warn(&o->node.log, NOTIFY_FAILED, ovl_strerror(rc));
+}
+
 /* Bring the node up on the loop and run until stopped. */
 static int run(struct ovld *o, struct ovl_identity *id)
 {
@@ -320,6 +343,10 @@ static int run(struct ovld *o, struct ovl_identity *id)
     }
     n->app = o;
     n->app_stop = ovld_stop;
+    rc = sdnotify_open(&o->sd, getenv("NOTIFY_SOCKET"), getenv("WATCHDOG_USEC"),
+                       getenv("WATCHDOG_PID"));
+    if (rc)
+        log_warn(&n->log, NOTIFY_FAILED, ovl_strerror(rc));
     warn_roles(o);
     rc = start_signals(o);
     if (rc == 0)
@@ -330,16 +357,35 @@ static int run(struct ovld *o, struct ovl_identity *id)
         node_roles_format(roles, sizeof(roles), n->roles);
         log_info(&n->log, "ovld %s started: node %s, roles %s, control %s", OVL_VERSION, n->node_id,
                  roles, o->cfg.control_socket);
+        tell_ready(o, roles);
     } else {
         log_error(&n->log, "start-up failed: %s", ovl_strerror(rc));
         ovld_stop(n);
     }
     uv_run(&o->loop, UV_RUN_DEFAULT);
+    sdnotify_close(&o->sd);
     if (uv_loop_close(&o->loop) != 0)
         log_warn(&n->log, "handles still open at exit");
     free_roles(n);
     node_free(n);
     return rc ? EXIT_RUNTIME : 0;
+}
+
+/* Under systemd's StateDirectory=, the data directory is the one it made
+ * (the first of STATE_DIRECTORY's paths) unless the file names one. */
+static void use_state_directory(struct ovl_config *c)
+{
+    const char *sd = getenv("STATE_DIRECTORY");
+    size_t n = 0;
+
+    if ((c->flags & CFG_F_DATA_DIR) || !sd || sd[0] != '/')
+        return;
+    while (sd[n] && sd[n] != ':')
+        n++;
+    if (n < sizeof(c->data_dir)) {
+        memcpy(c->data_dir, sd, n);
+        c->data_dir[n] = '\0';
+    }
 }
 
 /* getopt_long's table, filled in at start-up from the names and letters
@@ -406,6 +452,7 @@ int main(int argc, char **argv)
         free(o);
         return EXIT_USAGE;
     }
+    use_state_directory(&o->cfg);
     if (!print_id && check_roles(&o->cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "ovld: %s\n", err);
         free(o);

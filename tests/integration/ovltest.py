@@ -115,9 +115,10 @@ def wait_for(pred, timeout=10.0, what="condition"):
         time.sleep(POLL_S)
 
 
-def run(argv, input=None, timeout=CMD_TIMEOUT):
-    """Run a command to completion, capturing text output."""
-    return subprocess.run(argv, input=input, capture_output=True, text=True,
+def run(argv, input=None, timeout=CMD_TIMEOUT, env=None):
+    """Run a command to completion (in env, a whole environment, when
+    given), capturing text output."""
+    return subprocess.run(argv, input=input, capture_output=True, text=True, env=env,
                           timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
 
 
@@ -198,13 +199,15 @@ class Node:
     def addr(self):
         return "tcp://127.0.0.1:%d" % self.port
 
-    def start(self, wait=True):
-        """Start ovld; with wait, poll until its control socket answers."""
+    def start(self, wait=True, env=None):
+        """Start ovld (with env added to the environment); with wait, poll
+        until its control socket answers."""
         assert self.proc is None or self.proc.poll() is not None, "%s already running" % self.name
         self.write_config()
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([OVLD, "-c", self.conf], stdin=subprocess.DEVNULL,
-                                     stdout=log, stderr=subprocess.STDOUT)
+                                     stdout=log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **env) if env else None)
         log.close()
         _procs.append(self.proc)
         self.exit_expected = False

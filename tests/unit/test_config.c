@@ -87,6 +87,7 @@ START_TEST(test_full)
     char err[CONFIG_ERR_MAX] = "x";
 
     ck_assert_int_eq(parse(&c, full_conf, err, sizeof(err)), 0);
+    ck_assert(c.flags & CFG_F_DATA_DIR);
     ck_assert_str_eq(err, "");
     ck_assert_str_eq(c.path, NAME);
     ck_assert_uint_eq(c.roles, ROLE_BOOTSTRAP | ROLE_CLIENT);
@@ -125,6 +126,7 @@ static void assert_defaults(const struct ovl_config *c)
     ck_assert_uint_eq(c->roles, ROLE_RELAY);
     ck_assert_str_eq(c->data_dir, OVL_DEFAULT_DATA_DIR);
     ck_assert_str_eq(c->control_socket, OVL_DEFAULT_SOCKET);
+    ck_assert(!(c->flags & CFG_F_DATA_DIR));
     ck_assert_uint_eq(c->n_listen, 0);
     ck_assert_uint_eq(c->n_peers, 0);
     ck_assert_int_eq(c->log_level, OVL_LOG_INFO);
