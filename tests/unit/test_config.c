@@ -127,6 +127,10 @@ static void assert_defaults(const struct ovl_config *c)
     ck_assert_str_eq(c->data_dir, OVL_DEFAULT_DATA_DIR);
     ck_assert_str_eq(c->control_socket, OVL_DEFAULT_SOCKET);
     ck_assert(!(c->flags & CFG_F_DATA_DIR));
+    /* Never taken from the working directory (meson.build makes them absolute). */
+    ck_assert_int_eq(OVL_DEFAULT_CONFIG[0], '/');
+    ck_assert_int_eq(OVL_DEFAULT_DATA_DIR[0], '/');
+    ck_assert_int_eq(OVL_DEFAULT_SOCKET[0], '/');
     ck_assert_uint_eq(c->n_listen, 0);
     ck_assert_uint_eq(c->n_peers, 0);
     ck_assert_int_eq(c->log_level, OVL_LOG_INFO);
