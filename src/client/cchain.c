@@ -649,8 +649,12 @@ static void chain_ready(struct cchain *ch)
     } else {
         ch->ready_ms = now;
         ch->expires_ms = now + c->o.lifetime_ms;
-        if (ch->setup_us)
-            samples_add(&c->setup_us, (uint32_t)(clock_now_us() - ch->setup_us));
+        if (ch->setup_us) {
+            uint64_t us = clock_now_us() - ch->setup_us;
+
+            samples_add(&c->setup_us, (uint32_t)us);
+            hist_add(&c->setup_hist, us);
+        }
         c->st.chains_built++;
         if (c->guards)
             guard_succeeded(c->guards, ch->route.hops[0][0].id_pk);

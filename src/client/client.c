@@ -553,6 +553,12 @@ void client_each_guard(const struct client *c,
     }
 }
 
+void client_hists(const struct client *c, const struct hist **setup, const struct hist **rtt)
+{
+    *setup = &c->setup_hist;
+    *rtt = &c->rtt_hist;
+}
+
 void client_stats(const struct client *c, struct client_stats *st)
 {
     const struct cchain *ch;

@@ -58,6 +58,7 @@
 #include "chain/stream.h"
 #include "core/node.h"
 #include "lib/err.h"
+#include "lib/hist.h"
 
 #define CLIENT_MSG_ID          16
 #define CLIENT_F_REPLY         0x01
@@ -339,5 +340,10 @@ void client_each_guard(const struct client *c,
 
 /* Fill st. */
 void client_stats(const struct client *c, struct client_stats *st);
+
+/* Point *setup and *rtt at c's histograms, kept since start: chain setup
+ * (SETUP sent to SETUP_OK, as setup_us_p50) and message round trips (first
+ * send to acknowledgement, messages sent once, as rtt_us_p50). */
+void client_hists(const struct client *c, const struct hist **setup, const struct hist **rtt);
 
 #endif

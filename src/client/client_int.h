@@ -44,6 +44,7 @@
 #include "client/msg.h"
 #include "core/link.h"
 #include "dir/dir.h"
+#include "lib/hist.h"
 #include "lib/samples.h"
 
 #define LOOKUPS_MAX    16   /* destination lookups in flight */
@@ -225,6 +226,7 @@ struct client {
     uint64_t guards_ms;       /* cchain.c: when a relay list last updated them (monotonic) */
     struct client_stats st;
     struct samples setup_us, rtt_us; /* recent setup round trips and message round trips */
+    struct hist setup_hist, rtt_hist; /* the same, every one since start (the metrics) */
     uint64_t busy_from_us;           /* since when messages are waiting or in flight; 0: none */
     /* Handles by core/timer.h: each NULL when off or closed. */
     uv_timer_t *tick;            /* client.c: every deadline */

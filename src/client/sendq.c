@@ -249,8 +249,12 @@ void sendq_back(struct cchain *ch, const uint8_t *dest, const uint8_t *rec, size
             /* A copy still queued must not go out after this. */
             c->st.acks_in++;
             c->st.bytes_acked += m->len;
-            if (m->sent_us && !m->resent) /* Karn: a resent one's ack may answer either */
-                samples_add(&c->rtt_us, (uint32_t)(clock_now_us() - m->sent_us));
+            if (m->sent_us && !m->resent) { /* Karn: a resent one's ack may answer either */
+                uint64_t us = clock_now_us() - m->sent_us;
+
+                samples_add(&c->rtt_us, (uint32_t)us);
+                hist_add(&c->rtt_hist, us);
+            }
             msg_done(m, 0);
             return;
         }

@@ -431,6 +431,7 @@ static int link_send_raw(struct link *l, const uint8_t *frame, size_t len)
     if (rc == 0) {
         l->node->ctr.frames_out++;
         l->node->ctr.bytes_out += len;
+        l->node->ctr.tp_bytes_out[tp_index(l->tp)] += len;
     }
     return rc;
 }
@@ -690,6 +691,7 @@ static void link_on_frame(struct transport *t, const uint8_t *frame, size_t len)
 
     l->node->ctr.frames_in++;
     l->node->ctr.bytes_in += len;
+    l->node->ctr.tp_bytes_in[tp_index(t)] += len;
     switch (l->state) {
     case LINK_HANDSHAKE:
         if (link_is_initiator(l))

@@ -93,6 +93,7 @@ struct node_counters {
     uint64_t cells_in, cells_out, cells_unhandled;
     uint64_t frames_in, frames_out;
     uint64_t bytes_in, bytes_out;
+    uint64_t tp_bytes_in[TP_MAX], tp_bytes_out[TP_MAX]; /* the same by transport (tp_index) */
     uint64_t rekeys;
     uint64_t chain_unknown;         /* chain-level cells for an ID nobody owns */
     uint64_t dial_fallbacks;        /* dials retried on a relay's next address */

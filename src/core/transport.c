@@ -59,6 +59,17 @@ unsigned tp_all_bits(void)
     return (1u << (sizeof(tp_registry) / sizeof(tp_registry[0]))) - 1;
 }
 
+_Static_assert(sizeof(tp_registry) / sizeof(tp_registry[0]) <= TP_MAX, "TP_MAX names them all");
+
+/* A transport's place in the registry; a type outside it (none in ovld) counts as tcp. */
+unsigned tp_index(const struct transport *t)
+{
+    for (unsigned i = 1; i < sizeof(tp_registry) / sizeof(tp_registry[0]); i++)
+        if (tp_registry[i] == t->ops)
+            return i;
+    return 0;
+}
+
 /* Parse text and find its transport; shared by dial and listen. */
 static int tp_resolve(const char *text, struct ovl_uri *uri, const struct tp_ops **ops)
 {

@@ -162,6 +162,13 @@ unsigned tp_bit(const char *scheme);
 /* Return the mask of every compiled-in transport. */
 unsigned tp_all_bits(void);
 
+/* The transports ovl knows, compiled in or not: tcp is 0, quic 1. */
+#define TP_MAX 2
+
+/* Return the place of t's transport in tp_names() (the log2 of its
+ * tp_bit()), below TP_MAX. */
+unsigned tp_index(const struct transport *t);
+
 /* Parse uri and dial it with the matching transport (see the lifecycle above).
  * OVL_EINVAL for a bad URI or port 0, OVL_EUNSUPP for an unknown scheme. */
 int tp_dial(struct tp_env *env, const char *uri, const struct tp_cb *cb, void *udata,
