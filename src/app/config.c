@@ -37,6 +37,7 @@ static const char *const sect_names[] = {
     [SECT_EXIT] = "exit",
     [SECT_SOCKS] = "socks",
     [SECT_SERVICE] = "service",
+    [SECT_METRICS] = "metrics",
     [SECT_PEER] = "peer",
     [SECT_BOOTSTRAP] = "bootstrap",
     [SECT_SVC] = "service",

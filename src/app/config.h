@@ -24,6 +24,7 @@
  *   [exit]     policy (relays only; may repeat, each line adds rules)
  *   [service.NAME] port, target (a service of the client's .ovl name)
  *   [service]  max_streams, max_streams_per_chain, stream_idle_timeout
+ *   [metrics]  listen (the HTTP listener of the metrics; off when unset)
  *
  * Unknown sections or keys, bad values and duplicates are rejected with a
  * "file:line: message" error. The reader is config.c, the table of keys and
@@ -73,6 +74,7 @@ struct ovl_config {
     bool hidden;            /* [node] hidden; unset: on for a client alone with no listen */
     uint32_t intros;        /* [node] intros, 1..4, default 2: client.intros when hidden */
     uint32_t relay_loop_ms; /* [relay] loop_interval: mean gap of a relay's loop cover, 0 off */
+    char metrics_listen[64]; /* [metrics] listen: IP:PORT, "" for none */
 };
 
 /* Fill c with the documented defaults (no peers, no listen address). */

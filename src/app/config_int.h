@@ -18,7 +18,7 @@
 #include "app/config.h"
 
 #define CFG_SECT_NAME_MAX 64
-#define CFG_KEY_COUNT     96 /* rows of cfg_keys[]; config_keys.c asserts it */
+#define CFG_KEY_COUNT     97 /* rows of cfg_keys[]; config_keys.c asserts it */
 
 /* Plain sections first, then the named ones ([peer.NAME], [bootstrap.NAME],
  * [service.NAME]). */
@@ -34,6 +34,7 @@ enum cfg_sect {
     SECT_EXIT,
     SECT_SOCKS,
     SECT_SERVICE,
+    SECT_METRICS,
     SECT_PEER,
     SECT_BOOTSTRAP,
     SECT_SVC /* [service.NAME] */

@@ -366,23 +366,34 @@ static int set_family(struct cfg_parse *p, const struct key_def *k, const char *
     return 0;
 }
 
+/* Parse v, IP:PORT or [IPv6]:PORT of at most max - 1 bytes, into sa;
+ * sect names the section in the message. */
+static int parse_ip_port(struct cfg_parse *p, const char *sect, const char *v, size_t max,
+                         struct sockaddr_storage *sa)
+{
+    char uri[OVL_URI_MAX];
+    struct ovl_uri u;
+
+    snprintf(uri, sizeof(uri), "tcp://%s", v);
+    if (strlen(v) >= max || uri_parse(&u, uri) != 0 || uri_sockaddr(&u, sa) != 0)
+        return cfg_fail(p, p->line, "bad [%s] %s '%s' (expected IP:PORT, [IPv6]:PORT)", sect,
+                        p->key, v);
+    return 0;
+}
+
 /* [socks] listen = HOST:PORT: an IP literal; beyond loopback only with
  * allow_remote (checked in cfg_finish, which sees the whole file). */
 static int set_socks(struct cfg_parse *p, const struct key_def *k, const char *v)
 {
     struct client_opts *o = &p->c->client;
     struct sockaddr_storage sa;
-    char uri[OVL_URI_MAX];
-    struct ovl_uri u;
     unsigned i = o->n_socks;
 
     (void)k;
     if (i >= CLIENT_MAX_SOCKS)
         return cfg_fail(p, p->line, "too many %s addresses (at most %d)", p->key, CLIENT_MAX_SOCKS);
-    snprintf(uri, sizeof(uri), "tcp://%s", v);
-    if (strlen(v) >= CLIENT_SOCKS_ADDR || uri_parse(&u, uri) != 0 || uri_sockaddr(&u, &sa) != 0)
-        return cfg_fail(p, p->line, "bad [socks] %s '%s' (expected IP:PORT, [IPv6]:PORT)", p->key,
-                        v);
+    if (parse_ip_port(p, "socks", v, CLIENT_SOCKS_ADDR, &sa) != 0)
+        return OVL_EINVAL;
     if (sa.ss_family == AF_INET
             ? ((const uint8_t *)&((struct sockaddr_in *)&sa)->sin_addr)[0] != 127
             : !IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&sa)->sin6_addr))
@@ -390,6 +401,19 @@ static int set_socks(struct cfg_parse *p, const struct key_def *k, const char *v
     p->socks_line[i] = p->line;
     snprintf(o->socks[i], CLIENT_SOCKS_ADDR, "%s", v);
     o->n_socks++;
+    return 0;
+}
+
+/* [metrics] listen = IP:PORT: an IP literal; ovld warns at start about
+ * one that is not a loopback address. */
+static int set_metrics(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    struct sockaddr_storage sa;
+
+    (void)k;
+    if (parse_ip_port(p, "metrics", v, sizeof(p->c->metrics_listen), &sa) != 0)
+        return OVL_EINVAL;
+    memcpy(p->c->metrics_listen, v, strlen(v) + 1);
     return 0;
 }
 
@@ -478,6 +502,7 @@ enum key_set {
     KS_BOOL,
     KS_LEVEL,
     KS_LISTEN,
+    KS_METRICS,
     KS_PATH,
     KS_PEER_ADDRESS,
     KS_PEER_ID,
@@ -501,6 +526,7 @@ static const key_setter cfg_setters[] = {
     [KS_BOOL] = set_bool,
     [KS_LEVEL] = set_level,
     [KS_LISTEN] = set_listen,
+    [KS_METRICS] = set_metrics,
     [KS_PATH] = set_path,
     [KS_PEER_ADDRESS] = set_peer_address,
     [KS_PEER_ID] = set_peer_id,
@@ -693,7 +719,9 @@ _Static_assert(sizeof(struct ovl_config) <= UINT16_MAX, "key_def.off is 16 bits"
     X(SERVICE, stream_idle_timeout, .set = KS_UINT, .min = 1000, .max = 86400000,                  \
         CFG_FIELD(client.svc_idle_ms))                                                             \
     X(SVC, port, .set = KS_SERVICE)                                                                \
-    X(SVC, target, .set = KS_SERVICE)
+    X(SVC, target, .set = KS_SERVICE)                                                              \
+    /* [metrics] */                                                                                \
+    X(METRICS, listen, .set = KS_METRICS)
 /* clang-format on */
 #define KEY_NAME(s, n, ...) #n "\0"
 #define KEY_ROW(s, n, ...)  {.sect = SECT_##s, __VA_ARGS__},

@@ -644,6 +644,55 @@ static int new_chain_main(struct opts *o, int argc, char **argv)
     return plain_main(o, argc, argv, "new-chain");
 }
 
+/* The exposition's samples as one JSON object: each sample as written
+ * (name and labels) to its value, a number where it is one. */
+static cJSON *json_metrics(const struct kvmsg *m)
+{
+    cJSON *obj = cJSON_CreateObject();
+
+    for (size_t i = 0; obj && i < m->n; i++) {
+        const char *v = m->pairs[i].value, *sp = strrchr(v, ' ');
+        char *name = NULL;
+        cJSON *num;
+
+        if (strcmp(m->pairs[i].key, "line") != 0 || v[0] == '#' || !sp)
+            continue;
+        /* Seconds have a fraction; counts are integers, kept exact. */
+        num = strchr(sp, '.') ? cJSON_CreateNumber(strtod(sp + 1, NULL)) : json_value(sp + 1);
+        if (!num || !(name = strndup(v, (size_t)(sp - v)))) {
+            cJSON_Delete(num);
+            free(name);
+            cJSON_Delete(obj);
+            return NULL;
+        }
+        cJSON_AddItemToObject(obj, name, num);
+        free(name);
+    }
+    return obj;
+}
+
+/* metrics: the Prometheus exposition as the daemon wrote it. */
+static int metrics_main(struct opts *o, int argc, char **argv)
+{
+    struct kvmsg m = {0};
+    struct reply r;
+    int rc;
+
+    if ((rc = no_args(argc, argv)) != 0)
+        return rc;
+    if ((rc = request(o, "metrics", NULL, NULL, &m, &r)) != 0)
+        return rc;
+    if (o->json)
+        rc = json_print(json_metrics(&m));
+    else
+        for (size_t i = 0; i < m.n; i++)
+            if (strcmp(m.pairs[i].key, "line") == 0)
+                printf("%s\n", m.pairs[i].value);
+    kvmsg_free(&m);
+    free(r.data);
+    return rc;
+}
+
 /* Read all of stdin (at most REPLY_MAX bytes) into r. */
 static int read_stdin(struct reply *r)
 {
@@ -718,6 +767,7 @@ static const struct subcommand subcommands[] = {
     {"version", version_main, "", "show the daemon's version and protocols"},
     {"log-level", log_level_main, " [LEVEL]", "show or set the log level"},
     {"shutdown", shutdown_main, "", "stop the daemon"},
+    {"metrics", metrics_main, "", "print every counter in the Prometheus text format"},
     {"raw", raw_main, "", "send a request read from stdin, print the raw reply"},
     {"send", send_main, " --to ID [--reply] (--file F | TEXT...)",
      "send a message (client); prints its id"},

@@ -15,6 +15,7 @@
 #include "chain/relay.h"
 #include "client/client.h"
 #include "control/control.h"
+#include "control/mhttp.h"
 #include "core/node_run.h"
 #include "core/transport.h"
 #include "dir/dir.h"
@@ -32,6 +33,7 @@ struct ovld {
     unsigned n_sig;
     struct control *ctl;
     struct sdnotify sd; /* the service manager, when one waits for READY=1 */
+    struct mhttp *mh;   /* [metrics] listen, when set */
     bool stopping;
 };
 
@@ -70,6 +72,8 @@ static void ovld_stop(struct node *n)
         relay_stop(n->relay);
     if (n->dir)
         dir_stop(n->dir);
+    mhttp_stop(o->mh);
+    o->mh = NULL;
     control_stop(o->ctl);
     o->ctl = NULL;
     node_stop(n);
@@ -254,7 +258,8 @@ static int start_roles(struct ovld *o)
     return rc;
 }
 
-/* Open the control socket, then listen and dial peers and bootstraps. */
+/* Open the control socket and the metrics listener, then listen and dial
+ * peers and bootstraps. */
 static int start_node(struct ovld *o)
 {
     struct node *n = &o->node;
@@ -266,6 +271,8 @@ static int start_node(struct ovld *o)
     if (rc)
         return rc;
     control_set_client_opts(o->ctl, &o->cfg.client);
+    if (o->cfg.metrics_listen[0] && (rc = mhttp_start(o->ctl, o->cfg.metrics_listen, &o->mh)) != 0)
+        return rc;
     dial = calloc(NODE_MAX_PEERS, sizeof(*dial));
     if (!dial)
         return OVL_ENOMEM;

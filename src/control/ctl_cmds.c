@@ -11,10 +11,8 @@
 #include "core/link.h"
 #include "core/memcap.h"
 #include "core/peer.h"
-#include "ovl_config.h"
-#if OVL_HAVE_QUIC
 #include "core/tp_quic.h"
-#endif
+#include "ovl_config.h"
 
 /* The suites of mask, AES-256-GCM first, separated by commas. */
 static void ctl_suites_format(char *out, size_t outlen, uint32_t mask)
@@ -86,6 +84,31 @@ static void ctl_status_counters(struct kvbuf *out, const struct node *n)
     }
 }
 
+/* Sum every QUIC listener's counters. */
+void ctl_quic_sum(const struct node *n, struct tp_quic_stats *sum)
+{
+    memset(sum, 0, sizeof *sum);
+#if OVL_HAVE_QUIC
+    for (unsigned i = 0; i < n->n_listeners; i++) {
+        struct tp_quic_stats st;
+
+        if (tp_quic_listener_stats(n->listeners[i], &st) != 0)
+            continue;
+        sum->datagrams += st.datagrams;
+        sum->dropped += st.dropped;
+        sum->refused += st.refused;
+        sum->refused_block += st.refused_block;
+        sum->retries += st.retries;
+        sum->resets += st.resets;
+        sum->vneg += st.vneg;
+        sum->handshakes += st.handshakes;
+        sum->conns += st.conns;
+    }
+#else
+    (void)n;
+#endif
+}
+
 /* What the QUIC listeners did with datagrams of no connection, summed. */
 static void ctl_status_quic(struct kvbuf *out, const struct node *n)
 {
@@ -98,19 +121,9 @@ static void ctl_status_quic(struct kvbuf *out, const struct node *n)
 #define QUIC_STAT_OFF(f, bits) CTL_STAT_OFF(struct tp_quic_stats, f, bits)
     static const char names[] = QUIC_STATS(CTL_STAT_NAME);
     static const uint16_t offs[] = {QUIC_STATS(QUIC_STAT_OFF)};
-    struct tp_quic_stats st, sum = {0};
-    uint64_t a, b;
+    struct tp_quic_stats sum;
 
-    for (unsigned i = 0; i < n->n_listeners; i++) {
-        if (tp_quic_listener_stats(n->listeners[i], &st) != 0)
-            continue;
-        for (size_t j = 0; j < sizeof offs / sizeof offs[0]; j++) {
-            memcpy(&a, (char *)&sum + offs[j], sizeof a);
-            memcpy(&b, (char *)&st + offs[j], sizeof b);
-            a += b;
-            memcpy((char *)&sum + offs[j], &a, sizeof a);
-        }
-    }
+    ctl_quic_sum(n, &sum);
     ctl_add_stats(out, "quic_", names, offs, &sum);
 #else
     (void)out, (void)n;
@@ -131,6 +144,7 @@ static int ctl_cmd_status(struct ctl_req *rq)
     ctl_status_quic(rq->out, rq->ctl->node);
     ctl_status_roles(rq->out, rq->ctl->node);
     ctl_add_stats(rq->out, "control_", names, offs, &rq->ctl->st);
+    kv_adds(rq->out, "metrics_listen", rq->ctl->http_uri);
     return 0;
 }
 
@@ -212,11 +226,12 @@ static int ctl_cmd_shutdown(struct ctl_req *rq)
     return 0;
 }
 
-static const ctl_cmd_fn ctl_node_fns[] = {ctl_cmd_status, ctl_cmd_peers, ctl_cmd_version,
-                                          ctl_cmd_log_level, ctl_cmd_shutdown};
+static const ctl_cmd_fn ctl_node_fns[] = {ctl_cmd_status,    ctl_cmd_peers,    ctl_cmd_version,
+                                          ctl_cmd_log_level, ctl_cmd_shutdown, ctl_cmd_metrics};
 const struct ctl_cmd_table ctl_node_table = {"status\0"
                                              "peers\0"
                                              "version\0"
                                              "log-level level\0"
-                                             "shutdown\0",
+                                             "shutdown\0"
+                                             "metrics\0",
                                              ctl_node_fns};

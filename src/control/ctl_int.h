@@ -23,8 +23,11 @@
 #include <sys/un.h>
 
 #include "control/control.h"
+#include "control/mhttp.h"
+#include "core/tp_quic.h"
 #include "lib/crypto.h"
 #include "lib/kvmsg.h"
+#include "lib/uri.h"
 
 #define CTL_ERR_MAX 160
 #define CTL_B64     sodium_base64_VARIANT_ORIGINAL
@@ -50,6 +53,8 @@ struct control {
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     const struct ctl_cmd_table *const *tables; /* the commands, by name */
     unsigned n_tables;
+    struct mhttp_stats http;    /* the metrics listener's counters (mhttp.c writes them) */
+    char http_uri[OVL_URI_MAX]; /* and its bound address; "" while none runs */
 };
 
 /* One request being answered. The pairs of m point into the client's
@@ -143,5 +148,11 @@ uint64_t ctl_since(uint64_t now, uint64_t then);
 /* Add the role counters of status (relay_*, client_*, dir_*) for the roles
  * this node runs. */
 void ctl_status_roles(struct kvbuf *out, const struct node *n);
+
+/* Sum the counters of n's QUIC listeners into sum (zeros without QUIC). */
+void ctl_quic_sum(const struct node *n, struct tp_quic_stats *sum);
+
+/* The command "metrics" (metrics.c): the exposition, one line= per line. */
+int ctl_cmd_metrics(struct ctl_req *rq);
 
 #endif

@@ -65,6 +65,8 @@ static void seeds(const char *dir)
     fuzz_write_seed(dir, "bom-crlf", "\xEF\xBB\xBF[node]\r\nroles = relay\r\n\r\n",
                     strlen("\xEF\xBB\xBF[node]\r\nroles = relay\r\n\r\n"));
     fuzz_write_seed(dir, "bad-line", "[log]\nlevel = loud\n", strlen("[log]\nlevel = loud\n"));
+    fuzz_write_seed(dir, "metrics", "[metrics]\nlisten = [::1]:9101\n",
+                    strlen("[metrics]\nlisten = [::1]:9101\n"));
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -110,6 +112,15 @@ static void check_config(const struct ovl_config *c)
     for (unsigned i = 0; i < c->n_bootstraps; i++)
         FUZZ_ASSERT(str_in(c->bootstraps[i].name, PEER_NAME_MAX) &&
                     uri_parse(&u, c->bootstraps[i].uri) == 0);
+    /* The metrics listener's address: none, or an IP literal and a port. */
+    FUZZ_ASSERT(str_in(c->metrics_listen, sizeof(c->metrics_listen)));
+    if (c->metrics_listen[0]) {
+        char uri[OVL_URI_MAX];
+        struct sockaddr_storage sa;
+
+        snprintf(uri, sizeof(uri), "tcp://%s", c->metrics_listen);
+        FUZZ_ASSERT(uri_parse(&u, uri) == 0 && uri_sockaddr(&u, &sa) == 0);
+    }
     FUZZ_ASSERT(node_opts_ok(&c->opts));
     FUZZ_ASSERT(c->dir.exit_policy.n == 0 ||
                 ((c->roles & ROLE_RELAY) &&

@@ -66,6 +66,7 @@ static void seeds(const char *dir)
     SEED("errors", "ovl-control=2\ncommand=status\n\nnot a line\n\n"
                    "ovl-control=1\ncommand=nope\n\novl-control=1\ncommand=recv\nmax=0\nmax=1\n\n");
     SEED("dir-chain", "ovl-control=1\ncommand=dir-chain\nlength=2\nbackups=1\n\n");
+    SEED("metrics", "ovl-control=1\ncommand=metrics\n\novl-control=1\ncommand=metrics\nx=1\n\n");
     SEED("new-chain-shutdown", "ovl-control=1\ncommand=new-chain\n\n"
                                "ovl-control=1\ncommand=shutdown\n\n");
     SEED("reply-subscribe", "ovl-control=1\ncommand=reply\nid=000102030405060708090a0b0c0d0e0f\n"
