@@ -24,10 +24,15 @@ hold, past the caps; some send garbage, half a head, nothing, or reset
 at once, 200 in all): the caps and timeouts count them, the relay keeps
 carrying clientA's messages meanwhile, and afterwards it answers a
 scrape as before.
+
+test_dashboard_names: every series the example dashboard
+(docs/grafana-ovl.json) draws is in the nodes' expositions.
 """
 
+import json
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -313,7 +318,31 @@ def test_bad_burst(ctx):
     assert value(fams, "ovl_role", role="relay") == 1
 
 
-TESTS = [test_scrape_parses, test_counters_move, test_http_refusals, test_bad_burst]
+def test_dashboard_names(ctx):
+    """Every series docs/grafana-ovl.json asks for is in the exposition of
+    some node of the testnet, with the labels its expression groups by."""
+    labels = {}
+    for node in ctx.tn.nodes:
+        for f in scrape(ctx, node).values():
+            for s in f.samples:
+                labels.setdefault(s.name, set()).update(s.labels)
+    with open(os.path.join(ovltest.REPO, "docs", "grafana-ovl.json"), encoding="utf-8") as fp:
+        dash = json.load(fp)
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", ())]
+    exprs.append(dash["templating"]["list"][0]["definition"])
+    assert len(exprs) > 20, exprs
+    for e in exprs:
+        names = re.findall(r"\b(ovl_[a-z0-9_]+)", e)
+        assert names, e
+        for name in names:
+            assert name in labels, "%s: no sample %s in any node's exposition" % (e, name)
+        for group in re.findall(r"by \(([^)]*)\)", e):
+            for lab in (x.strip() for x in group.split(",")):
+                assert lab == "instance" or any(lab in labels[n] for n in names), (e, lab)
+
+
+TESTS = [test_scrape_parses, test_counters_move, test_http_refusals, test_bad_burst,
+         test_dashboard_names]
 
 if __name__ == "__main__":
     ovltest.run_tests("test_metrics", TESTS, fixture=fixture)
