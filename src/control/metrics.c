@@ -68,8 +68,9 @@ struct mx_node {
 #define IN  "direction=\"in\""
 #define OUT "direction=\"out\""
 
-/* Every row: source, field, its bits, flags, name (without ovl_ and
- * _total; "" for the family above), labels, help ("" likewise). */
+/* Every row: source, field, its bits, flags, name (without ovl_, the
+ * source's prefix (mx_prefix) and _total; "" for the family above),
+ * labels, help ("" likewise). */
 /* clang-format off */
 #define MX_ROWS(M)                                                                                 \
     M(NODE, links_accepted, 64, 0, "links_created", IN, "Links made: accepted (in), dialed (out)") \
@@ -106,198 +107,198 @@ struct mx_node {
     M(NODE, cover_skipped, 64, 0, "cover_cells_skipped", "", "Cover cells not sent: over cover_budget") \
     M(NODEG, uptime_ms, 64, G | MX_MS, "uptime_seconds", "", "Time since the node started")       \
     M(NODEG, rss, 64, G, "resident_memory_bytes", "", "Resident memory of the process")            \
-    M(QUIC, datagrams, 64, 0, "quic_datagrams", "", "Datagrams the QUIC listeners received")       \
-    M(QUIC, dropped, 64, 0, "quic_datagrams_dropped", "", "Of those, dropped as unusable")         \
-    M(QUIC, refused, 64, 0, "quic_initials_refused", "reason=\"slots\"", "Initials refused without state: no slot, or the block's share") \
+    M(QUIC, datagrams, 64, 0, "datagrams", "", "Datagrams the QUIC listeners received")       \
+    M(QUIC, dropped, 64, 0, "datagrams_dropped", "", "Of those, dropped as unusable")         \
+    M(QUIC, refused, 64, 0, "initials_refused", "reason=\"slots\"", "Initials refused without state: no slot, or the block's share") \
     M(QUIC, refused_block, 64, 0, "", "reason=\"block\"", "")                                      \
-    M(QUIC, retries, 64, 0, "quic_retries", "", "Retry packets sent")                              \
-    M(QUIC, resets, 64, 0, "quic_resets", "", "Stateless resets sent")                             \
-    M(QUIC, vneg, 64, 0, "quic_version_negotiations", "", "Version negotiations sent")            \
-    M(QUIC, handshakes, 64, 0, "quic_accepted", "", "Connections the QUIC listeners handed on")    \
-    M(QUIC, conns, 32, G, "quic_connections", "", "Connections of the QUIC listeners now")         \
-    M(CTL, requests, 64, 0, "control_requests", "", "Control requests answered")                  \
-    M(CTL, errors, 64, 0, "control_errors", "", "Control error replies")                           \
-    M(CTL, clients_refused, 64, 0, "control_clients_refused", "", "Control clients turned away at the cap") \
-    M(CTL, clients_dropped, 64, 0, "control_clients_dropped", "", "Control clients closed for idling") \
-    M(HTTP, accepted, 64, 0, "metrics_http_connections", "", "Connections the metrics listener took") \
-    M(HTTP, open, 32, G, "metrics_http_connections_open", "", "Its connections now")              \
-    M(HTTP, refused, 64, 0, "metrics_http_refused", "", "Its connections closed at once: over a cap") \
-    M(HTTP, timeouts, 64, 0, "metrics_http_timeouts", "", "Its connections closed for want of a request or of reading") \
-    M(HTTP, answers[0], 64, 0, "metrics_http_answers", "code=\"200\"", "Its answers, by status")   \
+    M(QUIC, retries, 64, 0, "retries", "", "Retry packets sent")                              \
+    M(QUIC, resets, 64, 0, "resets", "", "Stateless resets sent")                             \
+    M(QUIC, vneg, 64, 0, "version_negotiations", "", "Version negotiations sent")            \
+    M(QUIC, handshakes, 64, 0, "accepted", "", "Connections the QUIC listeners handed on")    \
+    M(QUIC, conns, 32, G, "connections", "", "Connections of the QUIC listeners now")         \
+    M(CTL, requests, 64, 0, "requests", "", "Control requests answered")                  \
+    M(CTL, errors, 64, 0, "errors", "", "Control error replies")                           \
+    M(CTL, clients_refused, 64, 0, "clients_refused", "", "Control clients turned away at the cap") \
+    M(CTL, clients_dropped, 64, 0, "clients_dropped", "", "Control clients closed for idling") \
+    M(HTTP, accepted, 64, 0, "connections", "", "Connections the metrics listener took") \
+    M(HTTP, open, 32, G, "connections_open", "", "Its connections now")              \
+    M(HTTP, refused, 64, 0, "refused", "", "Its connections closed at once: over a cap") \
+    M(HTTP, timeouts, 64, 0, "timeouts", "", "Its connections closed for want of a request or of reading") \
+    M(HTTP, answers[0], 64, 0, "answers", "code=\"200\"", "Its answers, by status")   \
     M(HTTP, answers[1], 64, 0, "", "code=\"400\"", "")                                             \
     M(HTTP, answers[2], 64, 0, "", "code=\"404\"", "")                                             \
     M(HTTP, answers[3], 64, 0, "", "code=\"405\"", "")                                             \
     M(HTTP, answers[4], 64, 0, "", "code=\"431\"", "")                                             \
     M(HTTP, answers[5], 64, 0, "", "code=\"505\"", "")                                             \
-    M(RELAY, chains, 32, G, "relay_chains", "", "Chains through this relay now")                   \
-    M(RELAY, setups_in, 64, 0, "relay_setups_received", "", "Chain setups received")               \
-    M(RELAY, setups_ok, 64, 0, "relay_setups", "result=\"ok\"", "Chain setups done, by result")    \
+    M(RELAY, chains, 32, G, "chains", "", "Chains through this relay now")                   \
+    M(RELAY, setups_in, 64, 0, "setups_received", "", "Chain setups received")               \
+    M(RELAY, setups_ok, 64, 0, "setups", "result=\"ok\"", "Chain setups done, by result")    \
     M(RELAY, setups_failed, 64, 0, "", "result=\"failed\"", "")                                    \
-    M(RELAY, cells_fwd_in, 64, 0, "relay_forward_cells_received", "", "Forward cells received")    \
-    M(RELAY, cells_peeled, 64, 0, "relay_forward_cells_peeled", "", "Forward cells whose layer was removed") \
-    M(RELAY, cells_forwarded, 64, 0, "relay_forward_cells_sent", "", "Forward cells passed to the next hop") \
-    M(RELAY, cells_back_in, 64, 0, "relay_backward_cells_received", "", "Backward cells from the next hop") \
-    M(RELAY, cells_back_out, 64, 0, "relay_backward_cells_sent", "", "Backward cells sent to the previous hop") \
-    M(RELAY, cells_originated, 64, 0, "relay_cells_originated", "", "Backward cells this relay made") \
-    M(RELAY, delivered, 64, 0, "relay_deliveries", "", "Delivery IDs an exit opened")              \
-    M(RELAY, delivered_cells, 64, 0, "relay_delivered_cells", "", "Cells an exit handed to their destination") \
-    M(RELAY, delivered_back, 64, 0, "relay_delivered_back_cells", "", "Cells destinations sent back") \
-    M(RELAY, dropped_cover, 64, 0, "relay_cover_cells_dropped", "", "Drop cover discarded as intended") \
-    M(RELAY, broken, 64, 0, "relay_chains_broken", "", "Chains whose next hop this relay lost")   \
-    M(RELAY, reextended, 64, 0, "relay_chains_reextended", "", "Of those, extended to a replacement") \
-    M(RELAY, stalled, 64, 0, "relay_links_stalled", "", "Outgoing links closed for holding others back") \
-    M(RELAY, bytes_held, 64, G, "relay_held_bytes", "", "Memory the relay holds: chains, setups, waiting cells, streams") \
-    M(RELAY, streams_active, 32, G, "relay_exit_streams", "", "Exit streams now")                  \
-    M(RELAY, streams_opened, 64, 0, "relay_exit_streams_opened", "", "Exit streams whose target connection opened") \
-    M(RELAY, streams_refused_policy, 64, 0, "relay_exit_streams_refused", "reason=\"policy\"", "Exit stream opens refused, by reason") \
+    M(RELAY, cells_fwd_in, 64, 0, "forward_cells_received", "", "Forward cells received")    \
+    M(RELAY, cells_peeled, 64, 0, "forward_cells_peeled", "", "Forward cells whose layer was removed") \
+    M(RELAY, cells_forwarded, 64, 0, "forward_cells_sent", "", "Forward cells passed to the next hop") \
+    M(RELAY, cells_back_in, 64, 0, "backward_cells_received", "", "Backward cells from the next hop") \
+    M(RELAY, cells_back_out, 64, 0, "backward_cells_sent", "", "Backward cells sent to the previous hop") \
+    M(RELAY, cells_originated, 64, 0, "cells_originated", "", "Backward cells this relay made") \
+    M(RELAY, delivered, 64, 0, "deliveries", "", "Delivery IDs an exit opened")              \
+    M(RELAY, delivered_cells, 64, 0, "delivered_cells", "", "Cells an exit handed to their destination") \
+    M(RELAY, delivered_back, 64, 0, "delivered_back_cells", "", "Cells destinations sent back") \
+    M(RELAY, dropped_cover, 64, 0, "cover_cells_dropped", "", "Drop cover discarded as intended") \
+    M(RELAY, broken, 64, 0, "chains_broken", "", "Chains whose next hop this relay lost")   \
+    M(RELAY, reextended, 64, 0, "chains_reextended", "", "Of those, extended to a replacement") \
+    M(RELAY, stalled, 64, 0, "links_stalled", "", "Outgoing links closed for holding others back") \
+    M(RELAY, bytes_held, 64, G, "held_bytes", "", "Memory the relay holds: chains, setups, waiting cells, streams") \
+    M(RELAY, streams_active, 32, G, "exit_streams", "", "Exit streams now")                  \
+    M(RELAY, streams_opened, 64, 0, "exit_streams_opened", "", "Exit streams whose target connection opened") \
+    M(RELAY, streams_refused_policy, 64, 0, "exit_streams_refused", "reason=\"policy\"", "Exit stream opens refused, by reason") \
     M(RELAY, streams_refused_limit, 64, 0, "", "reason=\"limit\"", "")                             \
-    M(RELAY, streams_failed_connect, 64, 0, "relay_exit_streams_failed", "", "Exit streams that did not resolve or connect") \
-    M(RELAY, streams_unknown, 64, 0, "relay_exit_frames_unknown", "", "Frames for no stream of the exit") \
-    M(RELAY, stream_bytes_in, 64, 0, "relay_exit_stream_bytes", IN, "Bytes the exit read from (in) and wrote to (out) targets") \
+    M(RELAY, streams_failed_connect, 64, 0, "exit_streams_failed", "", "Exit streams that did not resolve or connect") \
+    M(RELAY, streams_unknown, 64, 0, "exit_frames_unknown", "", "Frames for no stream of the exit") \
+    M(RELAY, stream_bytes_in, 64, 0, "exit_stream_bytes", IN, "Bytes the exit read from (in) and wrote to (out) targets") \
     M(RELAY, stream_bytes_out, 64, 0, "", OUT, "")                                                 \
-    M(RELAY, intros_active, 32, G, "relay_intro_cookies", "", "Introduction cookies held now")     \
-    M(RELAY, intros_established, 64, 0, "relay_intro_cookies_taken", "", "Introduction cookies taken") \
-    M(RELAY, intros_refused_protocol, 64, 0, "relay_intro_cookies_refused", "reason=\"protocol\"", "Introduction cookies refused, by reason") \
+    M(RELAY, intros_active, 32, G, "intro_cookies", "", "Introduction cookies held now")     \
+    M(RELAY, intros_established, 64, 0, "intro_cookies_taken", "", "Introduction cookies taken") \
+    M(RELAY, intros_refused_protocol, 64, 0, "intro_cookies_refused", "reason=\"protocol\"", "Introduction cookies refused, by reason") \
     M(RELAY, intros_refused_expired, 64, 0, "", "reason=\"expired\"", "")                          \
     M(RELAY, intros_refused_busy, 64, 0, "", "reason=\"busy\"", "")                                \
     M(RELAY, intros_refused_limit, 64, 0, "", "reason=\"limit\"", "")                              \
-    M(RELAY, intro_delivs_active, 32, G, "relay_intro_deliveries", "", "Deliveries bound to cookies now") \
-    M(RELAY, intro_cells_down, 64, 0, "relay_intro_cells", "direction=\"down\"", "Cells passed down to hidden nodes and back up") \
+    M(RELAY, intro_delivs_active, 32, G, "intro_deliveries", "", "Deliveries bound to cookies now") \
+    M(RELAY, intro_cells_down, 64, 0, "intro_cells", "direction=\"down\"", "Cells passed down to hidden nodes and back up") \
     M(RELAY, intro_cells_up, 64, 0, "", "direction=\"up\"", "")                                    \
-    M(RELAY, intro_unknown, 64, 0, "relay_intro_unknown", "", "Introduction cells for no cookie or handle held") \
-    M(RELAY, publishes, 64, 0, "relay_publishes", "", "Inbound descriptors passed on to bootstraps") \
-    M(RELAY, publishes_refused, 64, 0, "relay_publishes_refused", "", "Publishes refused by the caps") \
-    M(RELAY, hidden_delivs, 64, 0, "relay_hidden_deliveries", "", "Deliveries to hidden nodes opened") \
-    M(RELAY, hidden_gone, 64, 0, "relay_hidden_gone", "", "Introductions that ended or reached no relay") \
-    M(LOOP, loops_out, 64, 0, "relay_loop_cells", OUT, "The relay's loop cover: cells sent (out) and come back (in)") \
+    M(RELAY, intro_unknown, 64, 0, "intro_unknown", "", "Introduction cells for no cookie or handle held") \
+    M(RELAY, publishes, 64, 0, "publishes", "", "Inbound descriptors passed on to bootstraps") \
+    M(RELAY, publishes_refused, 64, 0, "publishes_refused", "", "Publishes refused by the caps") \
+    M(RELAY, hidden_delivs, 64, 0, "hidden_deliveries", "", "Deliveries to hidden nodes opened") \
+    M(RELAY, hidden_gone, 64, 0, "hidden_gone", "", "Introductions that ended or reached no relay") \
+    M(LOOP, loops_out, 64, 0, "cells", OUT, "The relay's loop cover: cells sent (out) and come back (in)") \
     M(LOOP, loops_in, 64, 0, "", IN, "")                                                           \
-    M(LOOP, cover_skipped, 64, 0, "relay_loop_cells_skipped", "", "Loop cells not sent: over cover_budget") \
-    M(LOOP, chains, 32, G, "relay_loop_chains", "", "Chains kept for loop cover now")              \
-    M(LOOP, chains_built, 64, 0, "relay_loop_chains_built", "", "Loop chains built")               \
-    M(LOOP, chains_failed, 64, 0, "relay_loop_chains_failed", "", "Loop chains failed or broken")  \
-    M(CLIENT, messages_sent, 64, 0, "client_messages_sent", "", "Messages sent in full")           \
-    M(CLIENT, messages_failed, 64, 0, "client_messages_failed", "", "Messages given up")           \
-    M(CLIENT, messages_received, 64, 0, "client_messages_received", "", "Messages put in the inbox") \
-    M(CLIENT, cells_out, 64, 0, "client_cells", OUT, "Chain cells sent and received")              \
+    M(LOOP, cover_skipped, 64, 0, "cells_skipped", "", "Loop cells not sent: over cover_budget") \
+    M(LOOP, chains, 32, G, "chains", "", "Chains kept for loop cover now")              \
+    M(LOOP, chains_built, 64, 0, "chains_built", "", "Loop chains built")               \
+    M(LOOP, chains_failed, 64, 0, "chains_failed", "", "Loop chains failed or broken")  \
+    M(CLIENT, messages_sent, 64, 0, "messages_sent", "", "Messages sent in full")           \
+    M(CLIENT, messages_failed, 64, 0, "messages_failed", "", "Messages given up")           \
+    M(CLIENT, messages_received, 64, 0, "messages_received", "", "Messages put in the inbox") \
+    M(CLIENT, cells_out, 64, 0, "cells", OUT, "Chain cells sent and received")              \
     M(CLIENT, cells_in, 64, 0, "", IN, "")                                                         \
-    M(CLIENT, fragments_in, 64, 0, "client_fragments_received", "", "Message fragments received") \
-    M(CLIENT, chains, 32, G, "client_chains", "", "Live chains: building, ready, repairing or retiring") \
-    M(CLIENT, chains_built, 64, 0, "client_chains_built", "", "Chains set up")                     \
-    M(CLIENT, chains_failed, 64, 0, "client_chains_failed", "", "Chains failed")                   \
-    M(CLIENT, chains_replaced, 64, 0, "client_chains_replaced", "", "Chains replaced before their end") \
-    M(CLIENT, chains_repaired, 64, 0, "client_chains_repaired", "", "Chains repaired with a backup") \
-    M(CLIENT, avoid_builds, 64, 0, "client_chains_avoiding", "", "Chains built to leave a destination out") \
-    M(CLIENT, bytes_acked, 64, 0, "client_acked_bytes", "", "Message bytes acknowledged")          \
-    M(CLIENT, busy_us, 64, MX_US, "client_busy_seconds", "", "Time with a message queued or unacknowledged") \
-    M(CLIENT, send_queued, 32, G, "client_send_queued_messages", "", "Messages queued or waiting for their acknowledgement") \
-    M(CLIENT, bytes_held, 64, G, "client_held_bytes", "", "Memory the client holds: messages, inbox, chains, streams") \
-    M(CLIENT, inbox_messages, 32, G, "client_inbox_messages", "", "Messages waiting for recv")     \
-    M(CLIENT, inbox_bytes, 64, G, "client_inbox_bytes", "", "Bytes waiting for recv")              \
-    M(CLIENT, dropped_auth, 64, 0, "client_received_dropped", "reason=\"auth\"", "Received data dropped, by reason") \
+    M(CLIENT, fragments_in, 64, 0, "fragments_received", "", "Message fragments received") \
+    M(CLIENT, chains, 32, G, "chains", "", "Live chains: building, ready, repairing or retiring") \
+    M(CLIENT, chains_built, 64, 0, "chains_built", "", "Chains set up")                     \
+    M(CLIENT, chains_failed, 64, 0, "chains_failed", "", "Chains failed")                   \
+    M(CLIENT, chains_replaced, 64, 0, "chains_replaced", "", "Chains replaced before their end") \
+    M(CLIENT, chains_repaired, 64, 0, "chains_repaired", "", "Chains repaired with a backup") \
+    M(CLIENT, avoid_builds, 64, 0, "chains_avoiding", "", "Chains built to leave a destination out") \
+    M(CLIENT, bytes_acked, 64, 0, "acked_bytes", "", "Message bytes acknowledged")          \
+    M(CLIENT, busy_us, 64, MX_US, "busy_seconds", "", "Time with a message queued or unacknowledged") \
+    M(CLIENT, send_queued, 32, G, "send_queued_messages", "", "Messages queued or waiting for their acknowledgement") \
+    M(CLIENT, bytes_held, 64, G, "held_bytes", "", "Memory the client holds: messages, inbox, chains, streams") \
+    M(CLIENT, inbox_messages, 32, G, "inbox_messages", "", "Messages waiting for recv")     \
+    M(CLIENT, inbox_bytes, 64, G, "inbox_bytes", "", "Bytes waiting for recv")              \
+    M(CLIENT, dropped_auth, 64, 0, "received_dropped", "reason=\"auth\"", "Received data dropped, by reason") \
     M(CLIENT, dropped_bad, 64, 0, "", "reason=\"bad\"", "")                                        \
     M(CLIENT, dropped_reassembly, 64, 0, "", "reason=\"reassembly\"", "")                          \
     M(CLIENT, dropped_inbox_full, 64, 0, "", "reason=\"inbox_full\"", "")                          \
     M(CLIENT, dropped_stale, 64, 0, "", "reason=\"stale\"", "")                                    \
     M(CLIENT, refused_tombstones, 64, 0, "", "reason=\"tombstones\"", "")                          \
     M(CLIENT, refused_share, 64, 0, "", "reason=\"share\"", "")                                    \
-    M(CLIENT, refused_ids, 64, 0, "client_deliver_refused", "", "Delivery cells refused for their ID") \
-    M(CLIENT, deliveries, 32, G, "client_deliveries", "", "Delivery IDs open now")                 \
-    M(CLIENT, tombstones, 32, G, "client_tombstones", "", "Delivered messages remembered")         \
-    M(CLIENT, duplicates, 64, 0, "client_duplicates", "", "Copies of messages already delivered")  \
-    M(CLIENT, retransmits, 64, 0, "client_retransmits", "", "Messages sent again")                 \
-    M(CLIENT, acks_sent, 64, 0, "client_acks", OUT, "Acknowledgements sent (out) and accepted (in)") \
+    M(CLIENT, refused_ids, 64, 0, "deliver_refused", "", "Delivery cells refused for their ID") \
+    M(CLIENT, deliveries, 32, G, "deliveries", "", "Delivery IDs open now")                 \
+    M(CLIENT, tombstones, 32, G, "tombstones", "", "Delivered messages remembered")         \
+    M(CLIENT, duplicates, 64, 0, "duplicates", "", "Copies of messages already delivered")  \
+    M(CLIENT, retransmits, 64, 0, "retransmits", "", "Messages sent again")                 \
+    M(CLIENT, acks_sent, 64, 0, "acks", OUT, "Acknowledgements sent (out) and accepted (in)") \
     M(CLIENT, acks_in, 64, 0, "", IN, "")                                                          \
-    M(CLIENT, replies_sent, 64, 0, "client_replies", OUT, "Replies sent (out) and received (in)")  \
+    M(CLIENT, replies_sent, 64, 0, "replies", OUT, "Replies sent (out) and received (in)")  \
     M(CLIENT, replies_in, 64, 0, "", IN, "")                                                       \
-    M(CLIENT, reply_keys_dropped, 64, 0, "client_reply_keys_dropped", "", "Keys of sent messages forgotten early") \
-    M(CLIENT, cover_out, 64, 0, "client_cover_cells", "", "Cover cells sent")                      \
-    M(CLIENT, cover_skipped, 64, 0, "client_cover_cells_skipped", "", "Cover cells not sent: over cover_budget") \
-    M(CLIENT, rate_missed, 64, 0, "client_rate_slots_missed", "", "Constant-rate slots with no chain or room") \
-    M(CLIENT, loops_out, 64, 0, "client_loop_cells", OUT, "Loop cover cells sent (out) and come back (in)") \
+    M(CLIENT, reply_keys_dropped, 64, 0, "reply_keys_dropped", "", "Keys of sent messages forgotten early") \
+    M(CLIENT, cover_out, 64, 0, "cover_cells", "", "Cover cells sent")                      \
+    M(CLIENT, cover_skipped, 64, 0, "cover_cells_skipped", "", "Cover cells not sent: over cover_budget") \
+    M(CLIENT, rate_missed, 64, 0, "rate_slots_missed", "", "Constant-rate slots with no chain or room") \
+    M(CLIENT, loops_out, 64, 0, "loop_cells", OUT, "Loop cover cells sent (out) and come back (in)") \
     M(CLIENT, loops_in, 64, 0, "", IN, "")                                                         \
-    M(CLIENT, streams_active, 32, G, "client_streams", "", "SOCKS streams open now")               \
-    M(CLIENT, streams_opened, 64, 0, "client_streams_opened", "", "SOCKS streams the far end took") \
-    M(CLIENT, streams_failed, 64, 0, "client_streams_failed", "", "SOCKS streams that did not finish both ways") \
-    M(CLIENT, streams_no_exit, 64, 0, "client_streams_no_exit", "", "SOCKS streams no exit's policy takes") \
-    M(CLIENT, socks_refused, 64, 0, "client_socks_refused", "", "SOCKS connections refused")       \
-    M(CLIENT, stream_cells_out, 64, 0, "client_stream_cells", OUT, "Stream frames sent (out) and taken back (in)") \
+    M(CLIENT, streams_active, 32, G, "streams", "", "SOCKS streams open now")               \
+    M(CLIENT, streams_opened, 64, 0, "streams_opened", "", "SOCKS streams the far end took") \
+    M(CLIENT, streams_failed, 64, 0, "streams_failed", "", "SOCKS streams that did not finish both ways") \
+    M(CLIENT, streams_no_exit, 64, 0, "streams_no_exit", "", "SOCKS streams no exit's policy takes") \
+    M(CLIENT, socks_refused, 64, 0, "socks_refused", "", "SOCKS connections refused")       \
+    M(CLIENT, stream_cells_out, 64, 0, "stream_cells", OUT, "Stream frames sent (out) and taken back (in)") \
     M(CLIENT, stream_cells_in, 64, 0, "", IN, "")                                                  \
-    M(CLIENT, stream_unknown, 64, 0, "client_stream_frames_unknown", "", "Stream frames for no stream of ours") \
-    M(CLIENT, service_streams_active, 32, G, "client_service_streams", "", "Streams to our services now") \
-    M(CLIENT, service_streams_opened, 64, 0, "client_service_streams_opened", "", "Streams to our services connected") \
-    M(CLIENT, service_streams_refused, 64, 0, "client_service_streams_refused", "", "Streams to our services refused") \
-    M(CLIENT, service_streams_failed, 64, 0, "client_service_streams_failed", "", "Streams to our services failed") \
-    M(CLIENT, service_records_bad, 64, 0, "client_service_records_bad", "", "Stream records dropped as bad") \
-    M(CLIENT, service_replays, 64, 0, "client_service_replays", "", "Stream opens dropped as replays") \
-    M(CLIENT, intros_established, 64, 0, "client_intros_established", "", "Cookies introduction relays took") \
-    M(CLIENT, intros_refused, 64, 0, "client_intros_refused", "", "Cookies introduction relays refused") \
-    M(CLIENT, intro_cells_in, 64, 0, "client_intro_cells", "", "Cells introduction relays handed down") \
-    M(CLIENT, idesc_published, 64, 0, "client_idesc_published", "", "Inbound descriptors published") \
-    M(CLIENT, idesc_unpublished, 64, 0, "client_idesc_unpublished", "", "Inbound descriptors no bootstrap took") \
-    M(CLIENT, hidden_gone, 64, 0, "client_hidden_gone", "", "Introductions to hidden destinations that ended") \
-    M(CLIENT, routes_offered, 64, 0, "client_routes_offered", "", "Routes the bootstraps offered") \
-    M(CLIENT, routes_chosen, 64, 0, "client_routes_chosen", "", "Routes taken from those offers")  \
-    M(CLIENT, routes_unfit, 64, 0, "client_routes_unfit", "", "Offers set aside as unfit")         \
-    M(CLIENT, routes_local, 64, 0, "client_routes_local", "", "Routes picked from the relay list") \
-    M(CLIENT, guards, 32, G, "client_guards", "", "Entry guards held now")                         \
-    M(CLIENT, guards_sampled, 64, 0, "client_guards_sampled", "", "Relays sampled as guards")      \
-    M(CLIENT, guards_loaded, 64, 0, "client_guards_loaded", "", "Guards read at start")            \
-    M(CLIENT, guards_dropped_down, 64, 0, "client_guards_dropped", "reason=\"down\"", "Guards replaced, by reason") \
+    M(CLIENT, stream_unknown, 64, 0, "stream_frames_unknown", "", "Stream frames for no stream of ours") \
+    M(CLIENT, service_streams_active, 32, G, "service_streams", "", "Streams to our services now") \
+    M(CLIENT, service_streams_opened, 64, 0, "service_streams_opened", "", "Streams to our services connected") \
+    M(CLIENT, service_streams_refused, 64, 0, "service_streams_refused", "", "Streams to our services refused") \
+    M(CLIENT, service_streams_failed, 64, 0, "service_streams_failed", "", "Streams to our services failed") \
+    M(CLIENT, service_records_bad, 64, 0, "service_records_bad", "", "Stream records dropped as bad") \
+    M(CLIENT, service_replays, 64, 0, "service_replays", "", "Stream opens dropped as replays") \
+    M(CLIENT, intros_established, 64, 0, "intros_established", "", "Cookies introduction relays took") \
+    M(CLIENT, intros_refused, 64, 0, "intros_refused", "", "Cookies introduction relays refused") \
+    M(CLIENT, intro_cells_in, 64, 0, "intro_cells", "", "Cells introduction relays handed down") \
+    M(CLIENT, idesc_published, 64, 0, "idesc_published", "", "Inbound descriptors published") \
+    M(CLIENT, idesc_unpublished, 64, 0, "idesc_unpublished", "", "Inbound descriptors no bootstrap took") \
+    M(CLIENT, hidden_gone, 64, 0, "hidden_gone", "", "Introductions to hidden destinations that ended") \
+    M(CLIENT, routes_offered, 64, 0, "routes_offered", "", "Routes the bootstraps offered") \
+    M(CLIENT, routes_chosen, 64, 0, "routes_chosen", "", "Routes taken from those offers")  \
+    M(CLIENT, routes_unfit, 64, 0, "routes_unfit", "", "Offers set aside as unfit")         \
+    M(CLIENT, routes_local, 64, 0, "routes_local", "", "Routes picked from the relay list") \
+    M(CLIENT, guards, 32, G, "guards", "", "Entry guards held now")                         \
+    M(CLIENT, guards_sampled, 64, 0, "guards_sampled", "", "Relays sampled as guards")      \
+    M(CLIENT, guards_loaded, 64, 0, "guards_loaded", "", "Guards read at start")            \
+    M(CLIENT, guards_dropped_down, 64, 0, "guards_dropped", "reason=\"down\"", "Guards replaced, by reason") \
     M(CLIENT, guards_dropped_old, 64, 0, "", "reason=\"old\"", "")                                 \
-    M(CLIENT, guard_failures, 64, 0, "client_guard_failures", "", "Chains that could not reach their guard") \
+    M(CLIENT, guard_failures, 64, 0, "guard_failures", "", "Chains that could not reach their guard") \
     M(NODEG, registered, 64, G, "dir_registered", "", "1 once a bootstrap accepted our descriptor") \
-    M(DIR, requests_out, 64, 0, "dir_requests_sent", "", "Our requests to bootstraps")             \
-    M(DIR, replies_in, 64, 0, "dir_replies_received", "", "Answers to them")                       \
-    M(DIR, request_timeouts, 64, 0, "dir_request_timeouts", "", "Our requests no bootstrap answered in time") \
-    M(DIR, bad_replies, 64, 0, "dir_replies_bad", "", "Answers refused")                           \
-    M(DIR, registrations_ok, 64, 0, "dir_registrations", "result=\"ok\"", "Our registrations, by result") \
+    M(DIR, requests_out, 64, 0, "requests_sent", "", "Our requests to bootstraps")             \
+    M(DIR, replies_in, 64, 0, "replies_received", "", "Answers to them")                       \
+    M(DIR, request_timeouts, 64, 0, "request_timeouts", "", "Our requests no bootstrap answered in time") \
+    M(DIR, bad_replies, 64, 0, "replies_bad", "", "Answers refused")                           \
+    M(DIR, registrations_ok, 64, 0, "registrations", "result=\"ok\"", "Our registrations, by result") \
     M(DIR, registrations_failed, 64, 0, "", "result=\"failed\"", "")                               \
-    M(DIR, heartbeats_sent, 64, 0, "dir_heartbeats_sent", "", "Heartbeats sent to bootstraps")     \
-    M(DIR, reports_sent, 64, 0, "dir_reports_sent", "", "Relays reported to bootstraps as failed") \
-    M(DIR, idesc_published, 64, 0, "dir_idesc_published", "", "Inbound descriptors passed on to bootstraps") \
-    M(DIR, idesc_answers, 64, 0, "dir_idesc_answers", "", "Lookups answered by an inbound descriptor taken") \
-    M(DIR, idesc_answer_bad, 64, 0, "dir_idesc_answers_refused", "reason=\"bad\"", "Lookups answered by an inbound descriptor refused, by reason") \
+    M(DIR, heartbeats_sent, 64, 0, "heartbeats_sent", "", "Heartbeats sent to bootstraps")     \
+    M(DIR, reports_sent, 64, 0, "reports_sent", "", "Relays reported to bootstraps as failed") \
+    M(DIR, idesc_published, 64, 0, "idesc_published", "", "Inbound descriptors passed on to bootstraps") \
+    M(DIR, idesc_answers, 64, 0, "idesc_answers", "", "Lookups answered by an inbound descriptor taken") \
+    M(DIR, idesc_answer_bad, 64, 0, "idesc_answers_refused", "reason=\"bad\"", "Lookups answered by an inbound descriptor refused, by reason") \
     M(DIR, idesc_answer_bad_sig, 64, 0, "", "reason=\"bad_sig\"", "")                              \
     M(DIR, idesc_answer_refused[IDESC_OTHER_KEY], 64, 0, "", "reason=\"other_key\"", "")          \
     M(DIR, idesc_answer_refused[IDESC_EXPIRED], 64, 0, "", "reason=\"expired\"", "")              \
     M(DIR, idesc_answer_refused[IDESC_FUTURE], 64, 0, "", "reason=\"future\"", "")                \
     M(DIR, idesc_answer_refused[IDESC_STALE], 64, 0, "", "reason=\"stale\"", "")                  \
-    M(DIR, list_relays, 32, G, "dir_list_relays", "", "Relays in the last good relay list")        \
-    M(DIR, list_restored, 64, G, "dir_list_restored", "", "1 when the relay list on disk was taken at start") \
-    M(DIR, list_fallbacks, 64, 0, "dir_list_fallbacks", "", "Relay lists answered from the last good one") \
-    M(DIR, lookup_fallbacks, 64, 0, "dir_lookup_fallbacks", "", "Lookups answered without a bootstrap") \
-    M(DIR, lists_saved, 64, 0, "dir_lists_saved", "", "Relay lists written to disk")               \
-    M(DIR, requests_in, 64, 0, "dir_requests_received", "", "Directory requests received")         \
-    M(DIR, replies_out, 64, 0, "dir_replies_sent", "", "Directory requests answered")              \
-    M(DIR, bad_requests, 64, 0, "dir_requests_bad", "", "Malformed directory requests")            \
-    M(DIR, replies_dropped, 64, 0, "dir_replies_dropped", "", "Answers without room to send")      \
-    M(DIR, requests_limited, 64, 0, "dir_requests_busy", "reason=\"rate\"", "Requests answered busy: over the link's rate, or no room") \
+    M(DIR, list_relays, 32, G, "list_relays", "", "Relays in the last good relay list")        \
+    M(DIR, list_restored, 64, G, "list_restored", "", "1 when the relay list on disk was taken at start") \
+    M(DIR, list_fallbacks, 64, 0, "list_fallbacks", "", "Relay lists answered from the last good one") \
+    M(DIR, lookup_fallbacks, 64, 0, "lookup_fallbacks", "", "Lookups answered without a bootstrap") \
+    M(DIR, lists_saved, 64, 0, "lists_saved", "", "Relay lists written to disk")               \
+    M(DIR, requests_in, 64, 0, "requests_received", "", "Directory requests received")         \
+    M(DIR, replies_out, 64, 0, "replies_sent", "", "Directory requests answered")              \
+    M(DIR, bad_requests, 64, 0, "requests_bad", "", "Malformed directory requests")            \
+    M(DIR, replies_dropped, 64, 0, "replies_dropped", "", "Answers without room to send")      \
+    M(DIR, requests_limited, 64, 0, "requests_busy", "reason=\"rate\"", "Requests answered busy: over the link's rate, or no room") \
     M(DIR, replies_no_room, 64, 0, "", "reason=\"no_room\"", "")                                   \
-    M(DIR, bad_addresses, 64, 0, "dir_descriptors_bad_address", "", "Descriptors refused for an address that is not public") \
-    M(DIR, dropped_link_closed, 64, 0, "dir_nodes_dropped_link_closed", "", "Registered nodes dropped when their link closed") \
-    M(BOOT, reg.relays, 32, G, "dir_relays", "", "Registered relays now")                          \
-    M(BOOT, reg.endpoints, 32, G, "dir_endpoints", "", "Registered endpoints now")                 \
-    M(BOOT, reg.replicated_relays, 32, G, "dir_relays_replicated", "", "Of those relays, held from other bootstraps") \
-    M(BOOT, reg.replicated_endpoints, 32, G, "dir_endpoints_replicated", "", "Of those endpoints, held from other bootstraps") \
-    M(BOOT, reg.registered, 64, 0, "dir_nodes_registered", "", "Nodes registered")                 \
-    M(BOOT, reg.dropped, 64, 0, "dir_nodes_dropped", "", "Nodes dropped")                          \
-    M(BOOT, reg.full, 64, 0, "dir_registrations_full", "", "Registrations refused at max_nodes")   \
-    M(BOOT, registrations_full_block, 64, 0, "dir_registrations_full_block", "", "New identities refused at max_nodes_per_block") \
-    M(BOOT, reports_in, 64, 0, "dir_reports_received", "", "Reports of listed relays")             \
-    M(BOOT, reports_probed, 64, 0, "dir_reports_probed", "", "Probes those reports caused")       \
-    M(BOOT, reg.chains, 32, G, "dir_cached_chains", "", "Chains cached now")                       \
-    M(BOOT, reg.chains_generated, 64, 0, "dir_chains_generated", "", "Chains generated")           \
-    M(BOOT, reg.chains_refreshed, 64, 0, "dir_chains_refreshed", "", "Chain sets drawn anew for a fresh request") \
-    M(BOOT, reg.chains_cached, 64, 0, "dir_chains_from_cache", "", "Chain answers served from the cache") \
-    M(BOOT, reg.chains_evicted, 64, 0, "dir_chains_evicted", "", "Cached chains evicted")          \
-    M(BOOT, lists_built, 64, 0, "dir_lists_built", "", "Relay lists signed")                       \
-    M(BOOT, lists_limited, 64, 0, "dir_lists_limited", "", "Relay lists answered busy: over list_rate") \
-    M(BOOT, requests_limited_block, 64, 0, "dir_requests_limited_block", "", "Requests answered busy: over the block's rate") \
-    M(BOOT, chains_limited_block, 64, 0, "dir_chains_limited_block", "", "Chain draws refused: over the block's rate") \
-    M(BOOT, chains_held_block, 64, 0, "dir_chains_held_block", "", "Of those, answered with the cached set") \
-    M(BOOT, blocks, 32, G, "dir_blocks", "", "Address blocks whose buckets are held")              \
-    M(BOOT, idescs, 32, G, "dir_idescs", "", "Inbound descriptors held now")                       \
-    M(BOOT, idesc_accepted, 64, 0, "dir_idesc_received", "outcome=\"accepted\"", "Inbound descriptors judged, by outcome") \
+    M(DIR, bad_addresses, 64, 0, "descriptors_bad_address", "", "Descriptors refused for an address that is not public") \
+    M(DIR, dropped_link_closed, 64, 0, "nodes_dropped_link_closed", "", "Registered nodes dropped when their link closed") \
+    M(BOOT, reg.relays, 32, G, "relays", "", "Registered relays now")                          \
+    M(BOOT, reg.endpoints, 32, G, "endpoints", "", "Registered endpoints now")                 \
+    M(BOOT, reg.replicated_relays, 32, G, "relays_replicated", "", "Of those relays, held from other bootstraps") \
+    M(BOOT, reg.replicated_endpoints, 32, G, "endpoints_replicated", "", "Of those endpoints, held from other bootstraps") \
+    M(BOOT, reg.registered, 64, 0, "nodes_registered", "", "Nodes registered")                 \
+    M(BOOT, reg.dropped, 64, 0, "nodes_dropped", "", "Nodes dropped")                          \
+    M(BOOT, reg.full, 64, 0, "registrations_full", "", "Registrations refused at max_nodes")   \
+    M(BOOT, registrations_full_block, 64, 0, "registrations_full_block", "", "New identities refused at max_nodes_per_block") \
+    M(BOOT, reports_in, 64, 0, "reports_received", "", "Reports of listed relays")             \
+    M(BOOT, reports_probed, 64, 0, "reports_probed", "", "Probes those reports caused")       \
+    M(BOOT, reg.chains, 32, G, "cached_chains", "", "Chains cached now")                       \
+    M(BOOT, reg.chains_generated, 64, 0, "chains_generated", "", "Chains generated")           \
+    M(BOOT, reg.chains_refreshed, 64, 0, "chains_refreshed", "", "Chain sets drawn anew for a fresh request") \
+    M(BOOT, reg.chains_cached, 64, 0, "chains_from_cache", "", "Chain answers served from the cache") \
+    M(BOOT, reg.chains_evicted, 64, 0, "chains_evicted", "", "Cached chains evicted")          \
+    M(BOOT, lists_built, 64, 0, "lists_built", "", "Relay lists signed")                       \
+    M(BOOT, lists_limited, 64, 0, "lists_limited", "", "Relay lists answered busy: over list_rate") \
+    M(BOOT, requests_limited_block, 64, 0, "requests_limited_block", "", "Requests answered busy: over the block's rate") \
+    M(BOOT, chains_limited_block, 64, 0, "chains_limited_block", "", "Chain draws refused: over the block's rate") \
+    M(BOOT, chains_held_block, 64, 0, "chains_held_block", "", "Of those, answered with the cached set") \
+    M(BOOT, blocks, 32, G, "blocks", "", "Address blocks whose buckets are held")              \
+    M(BOOT, idescs, 32, G, "idescs", "", "Inbound descriptors held now")                       \
+    M(BOOT, idesc_accepted, 64, 0, "idesc_received", "outcome=\"accepted\"", "Inbound descriptors judged, by outcome") \
     M(BOOT, idesc_bad, 64, 0, "", "outcome=\"bad\"", "")                                           \
     M(BOOT, idesc_bad_sig, 64, 0, "", "outcome=\"bad_sig\"", "")                                   \
     M(BOOT, idesc_relay, 64, 0, "", "outcome=\"relay\"", "")                                       \
@@ -306,20 +307,20 @@ struct mx_node {
     M(BOOT, idesc_refused[IDESC_FUTURE], 64, 0, "", "outcome=\"future\"", "")                     \
     M(BOOT, idesc_refused[IDESC_STALE], 64, 0, "", "outcome=\"stale\"", "")                       \
     M(BOOT, idesc_refused[IDESC_REPLAY], 64, 0, "", "outcome=\"replay\"", "")                     \
-    M(BOOT, idescs_dropped, 64, 0, "dir_idescs_expired", "", "Held inbound descriptors dropped when they expired") \
-    M(BOOT, syncs_sent, 64, 0, "dir_syncs_sent", "", "Sync requests to the other bootstraps")      \
-    M(BOOT, syncs_ok, 64, 0, "dir_sync_answers", "result=\"ok\"", "Sync answers, by result")       \
+    M(BOOT, idescs_dropped, 64, 0, "idescs_expired", "", "Held inbound descriptors dropped when they expired") \
+    M(BOOT, syncs_sent, 64, 0, "syncs_sent", "", "Sync requests to the other bootstraps")      \
+    M(BOOT, syncs_ok, 64, 0, "sync_answers", "result=\"ok\"", "Sync answers, by result")       \
     M(BOOT, syncs_failed, 64, 0, "", "result=\"failed\"", "")                                      \
-    M(BOOT, syncs_served, 64, 0, "dir_syncs_served", "", "Sync documents sent to the other bootstraps") \
-    M(BOOT, syncs_refused, 64, 0, "dir_syncs_refused", "", "Sync requests from a peer not ours")   \
-    M(BOOT, sync_added, 64, 0, "dir_sync_entries", "result=\"added\"", "Entries of sync documents, by result") \
+    M(BOOT, syncs_served, 64, 0, "syncs_served", "", "Sync documents sent to the other bootstraps") \
+    M(BOOT, syncs_refused, 64, 0, "syncs_refused", "", "Sync requests from a peer not ours")   \
+    M(BOOT, sync_added, 64, 0, "sync_entries", "result=\"added\"", "Entries of sync documents, by result") \
     M(BOOT, sync_bad, 64, 0, "", "result=\"bad\"", "")                                             \
     M(BOOT, sync_full, 64, 0, "", "result=\"full\"", "")                                           \
-    M(BOOT, reg.replicated_kept, 64, 0, "dir_replicated_kept", "", "Replicated nodes kept on a close or report") \
-    M(BOOT, reg.replicated_ceded, 64, 0, "dir_replicated_ceded", "", "Replicated nodes dropped to make room") \
-    M(BOOT, registry_loaded, 64, 0, "dir_registry_loaded", "", "Nodes read from the registry file at start") \
-    M(BOOT, registry_skipped, 64, 0, "dir_registry_skipped", "", "Entries of that file no longer valid") \
-    M(BOOT, registry_saves, 64, 0, "dir_registry_saves", "", "Writes of the registry file")
+    M(BOOT, reg.replicated_kept, 64, 0, "replicated_kept", "", "Replicated nodes kept on a close or report") \
+    M(BOOT, reg.replicated_ceded, 64, 0, "replicated_ceded", "", "Replicated nodes dropped to make room") \
+    M(BOOT, registry_loaded, 64, 0, "registry_loaded", "", "Nodes read from the registry file at start") \
+    M(BOOT, registry_skipped, 64, 0, "registry_skipped", "", "Entries of that file no longer valid") \
+    M(BOOT, registry_saves, 64, 0, "registry_saves", "", "Writes of the registry file")
 /* clang-format on */
 
 struct mx_row {
@@ -422,13 +423,25 @@ static uint64_t mx_value(const void *base, uint16_t off)
     return v;
 }
 
+/* The prefix of the names of source src's rows (in the order of enum mx_src). */
+static const char *mx_prefix(unsigned src)
+{
+    static const char prefixes[] = "\0\0quic_\0control_\0metrics_http_\0relay_\0relay_loop_\0"
+                                   "client_\0dir_\0dir_";
+    const char *p = prefixes;
+
+    while (src--)
+        p += strlen(p) + 1;
+    return p;
+}
+
 /* Every row whose source is there (base[src] not NULL). */
 static void mx_rows(struct kvbuf *b, const void *const base[MX_SRCS])
 {
     static const struct mx_row rows[] = {MX_ROWS(MX_ROW)};
     static const char text[] = MX_ROWS(MX_TEXT);
-    const char *s = text, *name = "";
-    char val[32];
+    const char *s = text;
+    char name[96] = "", val[32];
 
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const char *nm = s, *lab = nm + strlen(nm) + 1, *help = lab + strlen(lab) + 1;
@@ -436,7 +449,8 @@ static void mx_rows(struct kvbuf *b, const void *const base[MX_SRCS])
         uint64_t v;
 
         s = help + strlen(help) + 1;
-        name = *nm ? nm : name;
+        if (*nm)
+            snprintf(name, sizeof name, "%s%s", mx_prefix(r->src), nm);
         if (!base[r->src])
             continue;
         if (*help)
