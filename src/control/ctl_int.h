@@ -138,6 +138,9 @@ int ctl_add_msg(struct kvbuf *out, size_t index, const struct client_msg *m);
 #define CTL_STAT_NAME(f, bits)   #f "\0"
 #define CTL_STAT_OFF(T, f, bits) (uint16_t)(offsetof(T, f) | ((bits) == 32 ? CTL_U32 : 0)),
 
+/* Return the counter at offset off (as in offs) of base. */
+uint64_t ctl_stat(const void *base, uint16_t off);
+
 /* Add PREFIX + NAME=value for each counter of names and offs in base. */
 void ctl_add_stats(struct kvbuf *out, const char *prefix, const char *names, const uint16_t *offs,
                    const void *base);

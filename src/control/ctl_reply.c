@@ -73,6 +73,21 @@ int ctl_add_msg(struct kvbuf *out, size_t index, const struct client_msg *m)
     return 0;
 }
 
+/* Read the counter at off in base: a uint64_t, or a uint32_t with CTL_U32. */
+uint64_t ctl_stat(const void *base, uint16_t off)
+{
+    const uint8_t *f = (const uint8_t *)base + (off & ~CTL_U32);
+    uint32_t v32;
+    uint64_t v;
+
+    if (off & CTL_U32) {
+        memcpy(&v32, f, sizeof v32);
+        return v32;
+    }
+    memcpy(&v, f, sizeof v);
+    return v;
+}
+
 /* Add PREFIX + NAME for each name of names with the value at offs[i] in
  * base; see ctl_int.h. */
 void ctl_add_stats(struct kvbuf *out, const char *prefix, const char *names, const uint16_t *offs,
@@ -81,17 +96,7 @@ void ctl_add_stats(struct kvbuf *out, const char *prefix, const char *names, con
     char key[KV_KEY_MAX + 1];
 
     for (; *names; names += strlen(names) + 1, offs++) {
-        const uint8_t *f = (const uint8_t *)base + (*offs & ~CTL_U32);
-        uint32_t v32;
-        uint64_t v;
-
-        if (*offs & CTL_U32) {
-            memcpy(&v32, f, sizeof v32);
-            v = v32;
-        } else {
-            memcpy(&v, f, sizeof v);
-        }
         snprintf(key, sizeof key, "%s%s", prefix, names);
-        kv_addu(out, key, v);
+        kv_addu(out, key, ctl_stat(base, *offs));
     }
 }

@@ -408,21 +408,6 @@ void metrics_hist(struct kvbuf *b, const char *name, const char *help, const str
             name, c, name, le, name, c);
 }
 
-/* The value at off in base (a uint32_t with CTL_U32). */
-static uint64_t mx_value(const void *base, uint16_t off)
-{
-    const uint8_t *f = (const uint8_t *)base + (off & ~CTL_U32);
-    uint32_t v32;
-    uint64_t v;
-
-    if (off & CTL_U32) {
-        memcpy(&v32, f, sizeof v32);
-        return v32;
-    }
-    memcpy(&v, f, sizeof v);
-    return v;
-}
-
 /* The prefix of the names of source src's rows (in the order of enum mx_src). */
 static const char *mx_prefix(unsigned src)
 {
@@ -455,7 +440,7 @@ static void mx_rows(struct kvbuf *b, const void *const base[MX_SRCS])
             continue;
         if (*help)
             mx_head(b, name, (r->flags & MX_GAUGE) ? "gauge" : "counter", help);
-        v = mx_value(base[r->src], r->off);
+        v = ctl_stat(base[r->src], r->off);
         if (r->flags & (MX_MS | MX_US))
             mx_secs(val, (r->flags & MX_MS) ? v * 1000 : v);
         else
