@@ -156,6 +156,8 @@ int relay_send(struct relay *r, struct link *in, struct link *out, const struct 
 {
     int rc = link_send(out, c);
 
+    if (rc == 0)
+        bw_relay_out(&r->n->tp_env, in ? in->tp : NULL); /* may hold in: backpressure */
     if (rc == OVL_EAGAIN) {
         relay_full(r, in, out, pf);
     } else if (rc) {
@@ -587,6 +589,8 @@ static void setup_opened(struct relay_chain *ch, const struct onion_hop_info *in
     ch->expires_ms = ch->created_ms + (uint64_t)life * 1000u;
     if (r->st.chains > r->o.max_chains) {
         relay_setup_fail(ch, BODY_R_LIMIT, RD_LIMIT);
+    } else if (bw_dormant(&r->n->bw)) {
+        relay_setup_fail(ch, BODY_R_LIMIT, RD_DORMANT); /* the period's bytes are spent */
     } else if (ch->link_share->chains > r->o.max_chains_per_link ||
                ch->block_share->chains > r->o.max_chains_per_block) {
         relay_setup_fail(ch, BODY_R_LIMIT, RD_SHARE); /* others keep their room */
@@ -660,6 +664,7 @@ static void chain_fwd(struct relay_chain *ch, const struct cell *c)
     bool ends_here = (ch->flags & RCHF_EXIT) || ch->state == RCH_BROKEN;
 
     r->st.cells_fwd_in++;
+    bw_relay_in(&r->n->tp_env, ch->prev->tp);
     if (c->len != OVL_CELL_PAYLOAD || ch->state == RCH_EXTENDING) {
         r->st.dropped[RD_BAD_CELL]++;
         return;
@@ -691,6 +696,7 @@ static void chain_back(struct relay_chain *ch, const struct cell *c)
     struct cell out = {.chain_id = ch->prev_id, .cmd = CELL_CHAIN_BACK, .len = OVL_CELL_PAYLOAD};
 
     r->st.cells_back_in++;
+    bw_relay_in(&r->n->tp_env, ch->next->tp);
     if (c->len != OVL_CELL_PAYLOAD) {
         r->st.dropped[RD_BAD_CELL]++;
         return;

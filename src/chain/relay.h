@@ -36,6 +36,11 @@
  *    DESTROY(protocol), counted RD_SHARE too, when the block's part of the
  *    setup-replay filter (twice its chain share) is full. The filter is
  *    one table for all links, so a replay is refused wherever it comes.
+ *  - Bandwidth (core/bw.h): every cell read on a chain and every one sent
+ *    is charged to the relay's scope of the node's meter; a link whose
+ *    cell leaves it in debt stops reading until tokens come back. While
+ *    accounting's bytes are spent (bw_dormant) a setup is refused with
+ *    SETUP_FAIL(limit), counted RD_DORMANT; chains already up go on.
  *  - Introduction relay (intro.c, docs/PROTOCOL.md 22.2): a chain's exit
  *    takes a cookie for its sender (BODY_INTRO_ESTABLISH, signed by the
  *    hidden node); another node's CELL_CHAIN_INTRO binds a delivery ID to
@@ -86,6 +91,7 @@ enum relay_drop {
     RD_EXPIRED,           /* chain lifetime over */
     RD_REPLAY,            /* a setup header accepted before */
     RD_SHARE,             /* a setup over its link's or address block's share */
+    RD_DORMANT,           /* a setup while accounting's bytes are spent (core/bw.h) */
     RD_COUNT
 };
 

@@ -26,6 +26,7 @@ static const char *const drop_names[RD_COUNT] = {
     [RD_LIMIT] = "limit",
     [RD_EXPIRED] = "expired",
     [RD_SHARE] = "share",
+    [RD_DORMANT] = "dormant",
 };
 
 const char *relay_drop_name(enum relay_drop d)

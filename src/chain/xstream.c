@@ -115,7 +115,8 @@ static void xs_end(struct xstream *x)
 }
 
 /* stream_ops.send: one frame back on the way back. A RESET may use the
- * link's last room; other frames leave the headroom to relayed cells. */
+ * link's last room; other frames leave the headroom to relayed cells, and
+ * wait for the relay's bandwidth (core/bw.h) as for room. */
 static int xs_send(struct stream *s, const uint8_t *f, size_t len)
 {
     struct xstream *x = s->ctx;
@@ -124,7 +125,9 @@ static int xs_send(struct stream *s, const uint8_t *f, size_t len)
 
     if (!ch || !ch->prev)
         return OVL_ECLOSED; /* the sender comes back on another chain, or not */
-    if (f[0] == SF_RESET || link_can_send(ch->prev, x->r->headroom))
+    /* The bandwidth limit too: its tokens back bring the drained(). */
+    if (f[0] == SF_RESET || (link_can_send(ch->prev, x->r->headroom) &&
+                             bw_relay_may_send(&x->r->n->tp_env, ch->prev->tp)))
         rc = relay_originate(ch, BODY_STREAM_BACK, f, len);
     if (rc == OVL_EAGAIN && !(x->flags & XSF_BLOCKED)) {
         x->flags |= XSF_BLOCKED; /* refused room armed the link's drained() */

@@ -210,9 +210,17 @@ static void link_live_cb(uv_timer_t *t)
     struct node *n = l->node;
     struct cell ping = {.cmd = CELL_PING}, pad = {.cmd = CELL_PADDING};
     enum link_close_reason reason = LC_NONE;
-    uint64_t next = 0;
-    unsigned due =
-        link_timers_due(&l->lt, n, (l->flags & LINK_F_PAUSED) != 0, clock_now_ms(), &next, &reason);
+    uint64_t next = 0, now = clock_now_ms();
+    bool paused = (l->flags & LINK_F_PAUSED) != 0;
+    unsigned due;
+
+    if (!paused && l->tp && tp_is_throttled(l->tp)) {
+        /* The bandwidth limit holds our reads: the silence is ours, and
+         * the peer gets a whole window once we read again. */
+        link_timers_resumed(&l->lt, now);
+        paused = true;
+    }
+    due = link_timers_due(&l->lt, n, paused, now, &next, &reason);
 
     if (due & LT_CLOSE) {
         link_close(l, reason);

@@ -13,6 +13,7 @@
 
 #include <uv.h>
 
+#include "core/bw.h"
 #include "core/dispatch.h"
 #include "core/link_reason.h"
 #include "core/transport.h"
@@ -55,6 +56,7 @@ struct node_opts {
     unsigned flags;          /* enum node_opt_flag */
     const char *state_dir;   /* [node] data_dir: where roles keep state across restarts
                                 (lib/statefile.h); NULL keeps nothing. Lent: outlives the node */
+    struct bw_opts bw;       /* [node] and [relay] rate and burst, accounting (bw.h) */
 };
 
 /* Bits of struct node_opts's flags. */
@@ -142,6 +144,7 @@ struct node {
 
     struct node_counters ctr;
     struct node_budget budget;
+    struct bw bw; /* bandwidth limits and accounting; change them with bw_apply */
     uint64_t started_ms;
     bool stopping;
 

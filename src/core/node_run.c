@@ -39,7 +39,11 @@ int node_init(struct node *n, uv_loop_t *loop, const struct node_opts *opts,
     dispatch_init(&n->disp);
     n->started_ms = clock_now_ms();
     n->budget.start_ms = n->started_ms;
-    rc = admit_init(n);
+    rc = bw_init(&n->bw, &n->tp_env, &n->log, opts->state_dir);
+    if (rc == 0)
+        rc = bw_apply(&n->bw, &opts->bw);
+    if (rc == 0)
+        rc = admit_init(n);
     if (rc == 0)
         rc = link_register_handlers(n);
     if (rc == 0)
@@ -116,10 +120,12 @@ void node_stop(struct node *n)
         next = l->next; /* link_close never frees synchronously, but stay safe */
         link_close(l, LC_SHUTDOWN);
     }
+    bw_stop(&n->bw); /* after the links: closing, they wait for nothing */
 }
 
 void node_free(struct node *n)
 {
+    bw_free(&n->bw);
     chanmap_free(n);
     admit_free(n);
     free(n->peers);

@@ -866,18 +866,18 @@ void quic_close(struct transport *t)
     quic_conn_shutdown(quic_of(t), 0, false);
 }
 
-/* Stop handing frames over (tp_pause); the window does the rest. */
+/* Stop handing frames over (tp_hold): the flag does it, the window the rest. */
 void quic_pause(struct transport *t)
 {
-    (void)tp_mark_paused(t, true);
+    (void)t;
 }
 
-/* Hand frames over again (tp_resume). */
+/* Hand frames over again (tp_hold). */
 void quic_resume(struct transport *t)
 {
     struct quic_conn *c = quic_of(t);
 
-    if (tp_mark_paused(t, false) && c->qc)
+    if (c->qc)
         quic_kick(c); /* deliver what waited, from the loop, not from here */
 }
 

@@ -275,7 +275,7 @@ static void tcp_deliver(struct tcp_conn *c, const uint8_t *buf, size_t len)
 {
     size_t used, left;
     uint8_t *keep;
-    int err = tp_deframe(&c->base, buf, len, TP_F_PAUSED, &used);
+    int err = tp_deframe(&c->base, buf, len, TP_F_HOLD, &used);
 
     if (err) {
         tcp_shutdown(c, err);
@@ -284,7 +284,7 @@ static void tcp_deliver(struct tcp_conn *c, const uint8_t *buf, size_t len)
     if (tp_is_closing(&c->base))
         return;
     left = len - used;
-    if ((c->base.flags & TP_F_PAUSED) && left > 0) {
+    if ((c->base.flags & TP_F_HOLD) && left > 0) {
         keep = buf == c->held ? c->held : malloc(left);
         if (!keep) {
             tcp_shutdown(c, OVL_ENOMEM);
@@ -335,7 +335,7 @@ static void tcp_read_start(struct tcp_conn *c)
 {
     int err;
 
-    if ((c->base.flags & (TP_F_CLOSING | TP_F_PAUSED | TCP_F_READING | TP_F_ESTABLISHED)) !=
+    if ((c->base.flags & (TP_F_CLOSING | TP_F_HOLD | TCP_F_READING | TP_F_ESTABLISHED)) !=
             TP_F_ESTABLISHED ||
         c->held)
         return; /* what was held back goes first (tcp_flush) */
@@ -347,24 +347,22 @@ static void tcp_read_start(struct tcp_conn *c)
     c->base.flags |= TCP_F_READING;
 }
 
+/* Stop reading (tp_hold: the first reason came). */
 static void tcp_pause(struct transport *t)
 {
     struct tcp_conn *c = tcp_conn_of(t);
 
-    if (!tp_mark_paused(t, true))
-        return;
     if (c->base.flags & TCP_F_READING) {
         (void)uv_read_stop((uv_stream_t *)&c->handle);
         c->base.flags &= ~TCP_F_READING;
     }
 }
 
+/* Read again (tp_hold: the last reason went). */
 static void tcp_resume(struct transport *t)
 {
     struct tcp_conn *c = tcp_conn_of(t);
 
-    if (!tp_mark_paused(t, false))
-        return;
     if (c->held && !(c->base.flags & TCP_F_DIRTY))
         tcp_mark_dirty(c); /* delivered before the loop polls, never inside the resume */
     tcp_read_start(c);
@@ -404,7 +402,7 @@ static void tcp_write_start(struct tcp_conn *c, size_t off)
 static void tcp_flush(struct tcp_conn *c)
 {
     tcp_unmark_dirty(c);
-    if (c->held && !(c->base.flags & TP_F_PAUSED)) {
+    if (c->held && !(c->base.flags & TP_F_HOLD)) {
         tcp_deliver(c, c->held, c->held_len);
         if (tp_is_closing(&c->base))
             return;

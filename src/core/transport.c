@@ -5,6 +5,7 @@
 #include "ovl_config.h"
 
 #include "core/cell.h"
+#include "core/tp_meter.h"
 #include "core/tp_tcp.h"
 #include "core/transport.h"
 #include "lib/bytes.h"
@@ -129,14 +130,6 @@ int tp_listen(struct tp_env *env, const char *uri, const struct tp_listen_cb *cb
 
 /* ---- the contract's common steps --------------------------------------- */
 
-/* Caps below one framed frame would refuse every send forever. */
-size_t tp_sendq_max(const struct transport *t)
-{
-    const size_t min = OVL_FRAME_MAX + OVL_FRAME_LENHDR;
-
-    return t->env->sendq_max < min ? min : t->env->sendq_max;
-}
-
 /* The ladder in the order tp_send() documents its errors. */
 int tp_admit(struct transport *t, const uint8_t *frame, size_t len, size_t queued, size_t max)
 {
@@ -154,13 +147,23 @@ int tp_admit(struct transport *t, const uint8_t *frame, size_t len, size_t queue
     return 0;
 }
 
-/* The owner may close t from frame(): check before every next frame. */
+/* The meter counts what the transport queued, framing included. */
+void tp_count_sent(struct transport *t, size_t len)
+{
+    t->stats.frames_out++;
+    t->stats.bytes_out += len;
+    if (t->env->meter)
+        tp_meter_sent(t->env->meter, len + OVL_FRAME_LENHDR);
+}
+
+/* The owner may close or pause t from frame(), and the meter hold it:
+ * check before every next frame. */
 int tp_deframe(struct transport *t, const uint8_t *buf, size_t len, unsigned stop, size_t *used)
 {
     size_t off = 0;
     int err = 0;
 
-    stop |= TP_F_CLOSING;
+    stop |= TP_F_CLOSING | TP_F_HOLD;
     while (!(t->flags & stop) && len - off >= OVL_FRAME_LENHDR) {
         size_t flen = ld_be16(buf + off);
 
@@ -172,9 +175,11 @@ int tp_deframe(struct transport *t, const uint8_t *buf, size_t len, unsigned sto
             break;
         t->stats.frames_in++;
         t->stats.bytes_in += flen;
-        if (t->cb && t->cb->frame)
-            t->cb->frame(t, buf + off + OVL_FRAME_LENHDR, flen);
         off += OVL_FRAME_LENHDR + flen;
+        if (t->cb && t->cb->frame)
+            t->cb->frame(t, buf + off - flen, flen);
+        if (t->env->meter && !(t->flags & TP_F_CLOSING))
+            tp_meter_frame(t->env->meter, t, OVL_FRAME_LENHDR + flen);
     }
     *used = off;
     return err;
@@ -187,15 +192,8 @@ bool tp_begin_close(struct transport *t, int reason)
         return false;
     t->flags |= TP_F_CLOSING;
     t->reason = reason;
-    return true;
-}
-
-/* A closing transport reads nothing either way, so it needs no change. */
-bool tp_mark_paused(struct transport *t, bool pause)
-{
-    if ((t->flags & TP_F_CLOSING) || !(t->flags & TP_F_PAUSED) == !pause)
-        return false;
-    t->flags ^= TP_F_PAUSED;
+    if (t->env->meter)
+        tp_meter_forget(t->env->meter, t); /* waits for nothing any more */
     return true;
 }
 
@@ -217,16 +215,6 @@ bool tp_emit_accept(struct tp_listener *l, struct transport *t)
         return false;
     }
     return true;
-}
-
-/* Half the cap, so a sender woken by drain() has room for a burst. */
-void tp_emit_drain(struct transport *t, size_t queued, size_t max)
-{
-    if ((t->flags & (TP_F_CLOSING | TP_F_WANT_DRAIN)) != TP_F_WANT_DRAIN || queued > max / 2)
-        return;
-    t->flags &= ~TP_F_WANT_DRAIN;
-    if (t->cb && t->cb->drain)
-        t->cb->drain(t);
 }
 
 /* The last callback; the transport frees t right after. */

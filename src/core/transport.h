@@ -32,14 +32,23 @@
  * thus gets no more cells it would have to drop. A sendq_max
  * below one frame plus its framing acts as that minimum.
  *
+ * Bandwidth: with env->meter set (tp_meter.h), every frame delivered and
+ * queued is counted, and the meter stops a transport's reads the same way
+ * (TP_F_THROTTLED, a reason of its own beside the owner's TP_F_PAUSED:
+ * the transport reads only when neither holds it) until its tokens come
+ * back. The owner sees nothing of it but time.
+ *
  * The contract is kept once, in transport.c, and every transport builds on
  * it (as Redis's connhelpers.h does): the send-admission ladder (tp_admit),
  * u16-length deframing that calls the owner and stops once the owner closed
  * the transport (tp_deframe), the drain threshold (tp_emit_drain), the queue
- * cap (tp_sendq_max), closing exactly once (tp_begin_close) and the other
- * callbacks (tp_emit_*). Their state lives in struct transport: one flags
- * word (TP_F_*, like libuv's UV_HANDLE_* bits) whose high bits each
- * transport type names for itself. A transport keeps only its own I/O.
+ * cap (tp_sendq_max), closing exactly once (tp_begin_close), the reasons
+ * to stop reading (tp_hold: the transport's pause and resume operations
+ * only stop and start its reads, when the first reason comes and the last
+ * goes) and the other callbacks (tp_emit_*). Their state lives in struct
+ * transport: one flags word (TP_F_*, like libuv's UV_HANDLE_* bits) whose
+ * high bits each transport type names for itself. A transport keeps only
+ * its own I/O.
  */
 #ifndef OVL_CORE_TRANSPORT_H
 #define OVL_CORE_TRANSPORT_H
@@ -50,6 +59,7 @@
 
 #include <uv.h>
 
+#include "core/cell.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/uri.h"
@@ -59,6 +69,7 @@
 #endif
 
 struct tcp_shared;
+struct tp_meter;
 
 /* Shared settings and loop for every transport of a node. Owned by the node. */
 struct tp_env {
@@ -77,6 +88,9 @@ struct tp_env {
      * none is open. */
     uint8_t *quic_rx;
     unsigned quic_rx_users;
+    /* The node's bandwidth meter (tp_meter.h), or NULL: nothing counted,
+     * nothing held. */
+    struct tp_meter *meter;
 };
 
 /* Per-connection counters. */
@@ -108,8 +122,8 @@ struct tp_ops {
                 struct transport **out);
     int (*send)(struct transport *t, const uint8_t *frame, size_t len);
     void (*close)(struct transport *t);
-    void (*pause)(struct transport *t);
-    void (*resume)(struct transport *t);
+    void (*pause)(struct transport *t);  /* stop reading (tp_hold says when) */
+    void (*resume)(struct transport *t); /* read again: what was held first, from the loop */
     size_t (*queued)(const struct transport *t);
     void (*trim)(struct transport *t); /* NULL: the transport keeps nothing to give back */
     int (*peer_uri)(const struct transport *t, char *out, size_t outlen);
@@ -117,9 +131,10 @@ struct tp_ops {
     void (*listener_close)(struct tp_listener *l);
 };
 
-/* Bits of transport.flags. The low byte is the contract's, kept by the
- * helpers in transport.c; bits from TP_F_PRIVATE up belong to the transport
- * type, which names them for itself (TCP_F_*, QUIC_F_*). */
+/* Bits of transport.flags. The low byte is the contract's, kept by its
+ * common steps in transport.c and transport.h; bits from TP_F_PRIVATE up
+ * belong to the transport type, which names them for itself (TCP_F_*,
+ * QUIC_F_*). */
 enum {
     TP_F_CLOSING = 1u << 0,     /* closing has begun: deliver nothing more */
     TP_F_INBOUND = 1u << 1,     /* accepted rather than dialed */
@@ -129,8 +144,12 @@ enum {
                                  * or nobody took an accepted transport */
     TP_F_ESTABLISHED = 1u << 5, /* up: connected() or accept() is done or due */
     TP_F_RESOLVING = 1u << 6,   /* a name lookup is out; it keeps the memory alive */
+    TP_F_THROTTLED = 1u << 7,   /* the bandwidth meter holds our reads (tp_meter.h) */
     TP_F_PRIVATE = 1u << 8,     /* the first bit a transport type may use */
 };
+
+/* Either reason stops a transport's reads. */
+#define TP_F_HOLD (TP_F_PAUSED | TP_F_THROTTLED)
 
 /* The transport-independent head of every connection. */
 struct transport {
@@ -141,6 +160,11 @@ struct transport {
     struct tp_stats stats;
     unsigned flags; /* TP_F_* and the transport type's own bits */
     int reason;     /* handed to closed(); set when closing begins */
+    /* The meter's (tp_meter.c's alone): its list of transports waiting for
+     * tokens, the bytes this one may still take of its share, TPM_T_*. */
+    struct transport *mprev, *mnext;
+    int64_t mshare;
+    unsigned mflags;
 };
 
 /* The transport-independent head of every listener. */
@@ -211,16 +235,41 @@ static inline void tp_close(struct transport *t)
     t->ops->close(t);
 }
 
+/* Set (on) or clear the reason bit (TP_F_PAUSED, TP_F_THROTTLED) to stop
+ * reading, and start or stop the reads when that changed whether an open
+ * transport reads at all. */
+static inline void tp_hold(struct transport *t, unsigned bit, bool on)
+{
+    bool was = (t->flags & TP_F_HOLD) != 0;
+
+    if (t->flags & TP_F_CLOSING)
+        return; /* reads nothing either way */
+    t->flags = on ? t->flags | bit : t->flags & ~bit;
+    if (was != ((t->flags & TP_F_HOLD) != 0)) {
+        if (was)
+            t->ops->resume(t);
+        else
+            t->ops->pause(t);
+    }
+}
+
 /* Stop reading from the peer. */
 static inline void tp_pause(struct transport *t)
 {
-    t->ops->pause(t);
+    tp_hold(t, TP_F_PAUSED, true);
 }
 
-/* Resume reading from the peer. */
+/* Resume reading from the peer (unless the meter holds it: then once it
+ * lets it go). */
 static inline void tp_resume(struct transport *t)
 {
-    t->ops->resume(t);
+    tp_hold(t, TP_F_PAUSED, false);
+}
+
+/* Return true while the bandwidth meter holds t's reads. */
+static inline bool tp_is_throttled(const struct transport *t)
+{
+    return (t->flags & TP_F_THROTTLED) != 0;
 }
 
 /* Ask for one drain() once the queue falls below half, as after an
@@ -267,8 +316,14 @@ static inline void tp_listener_close(struct tp_listener *l)
  * Owners never call these. Each keeps one promise of the header comment
  * above, so that every transport keeps it the same way. */
 
-/* Return the send-queue cap: env->sendq_max, at least one framed frame. */
-size_t tp_sendq_max(const struct transport *t);
+/* Return the send-queue cap: env->sendq_max, at least one framed frame
+ * (caps below it would refuse every send forever). */
+static inline size_t tp_sendq_max(const struct transport *t)
+{
+    const size_t min = OVL_FRAME_MAX + OVL_FRAME_LENHDR;
+
+    return t->env->sendq_max < min ? min : t->env->sendq_max;
+}
 
 /* Admit a frame of len bytes to a queue holding queued of at most max bytes
  * (framing included): 0, or OVL_ECLOSED once closing, OVL_ETOOBIG above
@@ -277,12 +332,9 @@ size_t tp_sendq_max(const struct transport *t);
 int tp_admit(struct transport *t, const uint8_t *frame, size_t len, size_t queued,
              size_t max) OVL_WUR;
 
-/* Count a frame of len bytes that tp_admit let in and the transport queued. */
-static inline void tp_count_sent(struct transport *t, size_t len)
-{
-    t->stats.frames_out++;
-    t->stats.bytes_out += len;
-}
+/* Count a frame of len bytes that tp_admit let in and the transport
+ * queued (and charge the meter). */
+void tp_count_sent(struct transport *t, size_t len);
 
 /* Hand each whole u16-length frame of buf[0, len) to the owner's frame(),
  * counted, and stop early once closing or any flag in stop is set (so an
@@ -296,10 +348,6 @@ int tp_deframe(struct transport *t, const uint8_t *buf, size_t len, unsigned sto
 /* Begin closing with reason for closed(); false when it had begun already. */
 bool tp_begin_close(struct transport *t, int reason);
 
-/* Set (pause) or clear TP_F_PAUSED; true when that changed an open
- * transport, so the caller stops or starts reading. */
-bool tp_mark_paused(struct transport *t, bool pause);
-
 /* Call the owner's connected(). */
 void tp_emit_connected(struct transport *t);
 
@@ -309,8 +357,16 @@ void tp_emit_connected(struct transport *t);
 bool tp_emit_accept(struct tp_listener *l, struct transport *t);
 
 /* Call drain() once if it was asked for, the queue (queued bytes) is down
- * to half of max and t is not closing. */
-void tp_emit_drain(struct transport *t, size_t queued, size_t max);
+ * to half of max (half, so a sender woken has room for a burst) and t is
+ * not closing. */
+static inline void tp_emit_drain(struct transport *t, size_t queued, size_t max)
+{
+    if ((t->flags & (TP_F_CLOSING | TP_F_WANT_DRAIN)) != TP_F_WANT_DRAIN || queued > max / 2)
+        return;
+    t->flags &= ~TP_F_WANT_DRAIN;
+    if (t->cb && t->cb->drain)
+        t->cb->drain(t);
+}
 
 /* Call the owner's closed(t, t->reason), unless TP_F_SILENT. */
 void tp_emit_closed(struct transport *t);

@@ -899,6 +899,7 @@ START_TEST(test_drop_names)
         {RD_EXPIRED, "expired"},
         {RD_REPLAY, "replay"},
         {RD_SHARE, "share"},
+        {RD_DORMANT, "dormant"},
         {RD_COUNT, "unknown"},
     };
 

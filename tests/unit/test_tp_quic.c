@@ -212,6 +212,30 @@ START_TEST(test_dns_close_while_resolving)
 }
 END_TEST
 
+START_TEST(test_meter_rate)
+{
+    tpt_meter_rate("quic");
+}
+END_TEST
+
+START_TEST(test_meter_pause)
+{
+    tpt_meter_pause("quic");
+}
+END_TEST
+
+START_TEST(test_meter_close_held)
+{
+    tpt_meter_close_held("quic");
+}
+END_TEST
+
+START_TEST(test_meter_may_send)
+{
+    tpt_meter_may_send("quic");
+}
+END_TEST
+
 /* ---- QUIC only --------------------------------------------------------- */
 
 static bool done_n_each(struct fx *fx)
@@ -667,6 +691,10 @@ static Suite *tp_quic_suite(void)
     tcase_add_test(tc, test_accept_ignored);
     tcase_add_test(tc, test_dns_localhost);
     tcase_add_test(tc, test_dns_close_while_resolving);
+    tcase_add_test(tc, test_meter_rate);
+    tcase_add_test(tc, test_meter_pause);
+    tcase_add_test(tc, test_meter_close_held);
+    tcase_add_test(tc, test_meter_may_send);
     tcase_add_test(tc, test_reconnect);
     tcase_add_test(tc, test_lossy);
     tcase_add_test(tc, test_idle_vanish);

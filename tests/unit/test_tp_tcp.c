@@ -367,6 +367,30 @@ START_TEST(test_dns_close_while_resolving)
 }
 END_TEST
 
+START_TEST(test_meter_rate)
+{
+    tpt_meter_rate("tcp");
+}
+END_TEST
+
+START_TEST(test_meter_pause)
+{
+    tpt_meter_pause("tcp");
+}
+END_TEST
+
+START_TEST(test_meter_close_held)
+{
+    tpt_meter_close_held("tcp");
+}
+END_TEST
+
+START_TEST(test_meter_may_send)
+{
+    tpt_meter_may_send("tcp");
+}
+END_TEST
+
 static Suite *tp_tcp_suite(void)
 {
     Suite *s = suite_create("tp_tcp");
@@ -386,6 +410,10 @@ static Suite *tp_tcp_suite(void)
     tcase_add_test(tc, test_accept_ignored);
     tcase_add_test(tc, test_dns_localhost);
     tcase_add_test(tc, test_dns_close_while_resolving);
+    tcase_add_test(tc, test_meter_rate);
+    tcase_add_test(tc, test_meter_pause);
+    tcase_add_test(tc, test_meter_close_held);
+    tcase_add_test(tc, test_meter_may_send);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/cell.h"
+#include "core/tp_meter.h"
 #include "core/transport.h"
 #include "lib/bytes.h"
 
@@ -596,6 +597,200 @@ static inline void tpt_dns_close_while_resolving(const char *sch)
     ck_assert_int_eq(fx.cli.closed_err, 0);
     ck_assert_int_eq(fx.cli.connected, 0);
     fx_finish(&fx);
+}
+
+/* ---- the bandwidth meter (tp_meter.h) --------------------------------- */
+
+#define MT_RATE   (1024u * 1024u) /* bytes per second */
+#define MT_BURST  (64u * 1024u)
+#define MT_FRAMES 800 /* each way: about 500 KB, as many frames of the pattern */
+
+struct mt {
+    struct fx fx; /* first: done() gets it */
+    struct tp_meter m;
+    uint32_t other_rx; /* frames the slower direction had when the faster was done */
+    bool first_done;
+};
+
+static inline void mt_setup(struct mt *mt, const char *sch, uint64_t rate, uint64_t burst)
+{
+    char uri[OVL_URI_MAX];
+
+    memset(mt, 0, sizeof(*mt));
+    fx_init(&mt->fx, 64 * 1024);
+    ck_assert_int_eq(tp_meter_init(&mt->m, &mt->fx.loop), 0);
+    tp_meter_set(&mt->m, TPM_NODE, rate, burst);
+    mt->fx.env.meter = &mt->m;
+    fx_uri(uri, sch, "127.0.0.1:0");
+    ck_assert_int_eq(fx_listen(&mt->fx, uri), 0);
+}
+
+/* The meter's timer must be closed before the loop. */
+static inline void mt_finish(struct mt *mt)
+{
+    tp_meter_close(&mt->m);
+    mt->fx.env.meter = NULL;
+    fx_finish(&mt->fx);
+}
+
+static inline bool done_meter(struct fx *fx)
+{
+    struct mt *mt = (struct mt *)fx;
+    bool srv = fx->srv.rx == fx->cli.tx_total, cli = fx->cli.rx == fx->srv.tx_total;
+
+    if ((srv || cli) && !mt->first_done) {
+        mt->first_done = true;
+        mt->other_rx = srv ? fx->cli.rx : fx->srv.rx;
+    }
+    return srv && cli;
+}
+
+/* Both ends send as fast as they can through one meter: every frame
+ * arrives, in order; the frames read cannot have come faster than the
+ * rate after the burst (a bound on the loop's clock that load only
+ * widens); the meter's own measure of its limited time agrees; and
+ * neither direction starved the other (equal shares). */
+static inline void tpt_meter_rate(const char *sch)
+{
+    struct mt mt;
+    struct fx *fx = &mt.fx;
+    const struct tp_meter_stats *st;
+    uint64_t t0, elapsed, in;
+
+    mt_setup(&mt, sch, MT_RATE, MT_BURST);
+    fx->srv.tx_total = fx->cli.tx_total = MT_FRAMES;
+    fx->cli.pump_on_connect = true;
+    fx->done = done_meter;
+    t0 = uv_now(&fx->loop);
+    fx_dial(fx, fx->lst_uri);
+    fx_run(fx);
+    elapsed = uv_now(&fx->loop) - t0;
+    st = &mt.m.st[TPM_NODE];
+    in = st->bytes[TPM_IN];
+    ck_assert_uint_eq(fx->srv.rx, MT_FRAMES);
+    ck_assert_uint_eq(fx->cli.rx, MT_FRAMES);
+    ck_assert_uint_eq(fx->srv.bad + fx->cli.bad, 0);
+    ck_assert_uint_eq(in, fx->srv.t->stats.bytes_in + fx->cli.t->stats.bytes_in +
+                              2u * MT_FRAMES * OVL_FRAME_LENHDR);
+    ck_assert_uint_eq(st->bytes[TPM_OUT], in);
+    ck_assert_uint_gt(st->holds, 0);
+    /* At most a frame each in debt, and a quantum's rounding. */
+    ck_assert_msg(elapsed * MT_RATE / 1000 + MT_BURST + 4 * OVL_FRAME_MAX >= in,
+                  "%llu bytes in %llu ms", (unsigned long long)in, (unsigned long long)elapsed);
+    ck_assert_uint_gt(st->limited_ms, 0);
+    ck_assert_msg(st->limited_bytes[TPM_IN] * 1000 <=
+                      st->limited_ms * (MT_RATE + MT_RATE / 10) + (uint64_t)TPM_QUANTUM_MIN * 2000,
+                  "%llu bytes in %llu limited ms", (unsigned long long)st->limited_bytes[TPM_IN],
+                  (unsigned long long)st->limited_ms);
+    ck_assert_msg(mt.other_rx * 10 >= MT_FRAMES * 4, "the other way had %u of %u", mt.other_rx,
+                  MT_FRAMES);
+    ck_assert_uint_eq(tp_meter_waiting(&mt.m), 0);
+    mt_finish(&mt);
+}
+
+static inline bool done_held(struct fx *fx)
+{
+    return fx->srv.t && tp_is_throttled(fx->srv.t);
+}
+
+static inline bool done_let_go(struct fx *fx)
+{
+    return fx->srv.t && !tp_is_throttled(fx->srv.t);
+}
+
+static inline bool done_srv_all(struct fx *fx)
+{
+    return fx->srv.rx == fx->cli.tx_total;
+}
+
+/* The owner's pause and the meter's hold are two reasons: the meter
+ * letting go of a paused transport does not make it read, the owner's
+ * resume then does, and nothing is lost. */
+static inline void tpt_meter_pause(const char *sch)
+{
+    struct mt mt;
+    struct fx *fx = &mt.fx;
+    uint32_t rx;
+
+    mt_setup(&mt, sch, 256 * 1024, 4096);
+    fx->cli.tx_total = 200;
+    fx->cli.pump_on_connect = true;
+    fx->done = done_held;
+    fx_dial(fx, fx->lst_uri);
+    fx_run(fx);
+    tp_pause(fx->srv.t);
+    rx = fx->srv.rx;
+    fx->done = done_let_go;
+    fx_run(fx);
+    ck_assert(!tp_is_throttled(fx->srv.t));
+    ck_assert(fx->srv.t->flags & TP_F_PAUSED);
+    ck_assert_uint_eq(fx->srv.rx, rx); /* let go, but paused: nothing read */
+    tp_resume(fx->srv.t);
+    fx->done = done_srv_all;
+    fx_run(fx);
+    ck_assert_uint_eq(fx->srv.rx, 200);
+    ck_assert_uint_eq(fx->srv.bad, 0);
+    mt_finish(&mt);
+}
+
+static inline bool done_srv_closed(struct fx *fx)
+{
+    return fx->srv.closed == 1;
+}
+
+/* A transport closed while the meter holds it leaves the wait list. */
+static inline void tpt_meter_close_held(const char *sch)
+{
+    struct mt mt;
+    struct fx *fx = &mt.fx;
+
+    mt_setup(&mt, sch, 64 * 1024, 4096);
+    fx->cli.tx_total = 200;
+    fx->cli.pump_on_connect = true;
+    fx->done = done_held;
+    fx_dial(fx, fx->lst_uri);
+    fx_run(fx);
+    ck_assert_uint_eq(tp_meter_waiting(&mt.m), 1);
+    tp_close(fx->srv.t);
+    ck_assert_uint_eq(tp_meter_waiting(&mt.m), 0);
+    fx->done = done_srv_closed;
+    fx_run(fx);
+    ck_assert_uint_eq(tp_meter_waiting(&mt.m), 0);
+    mt_finish(&mt);
+}
+
+static inline bool done_cli_drained(struct fx *fx)
+{
+    return fx->cli.drains > 0;
+}
+
+/* A sender refused for the outgoing bucket gets its drain() once the
+ * bucket holds tokens again. */
+static inline void tpt_meter_may_send(const char *sch)
+{
+    struct mt mt;
+    struct fx *fx = &mt.fx;
+    uint8_t frame[OVL_FRAME_MAX];
+    unsigned sent = 0;
+
+    mt_setup(&mt, sch, 64 * 1024, 8192);
+    fx->done = done_up;
+    fx_dial(fx, fx->lst_uri);
+    fx_run(fx);
+    memset(frame, 0x5a, sizeof(frame));
+    while (tp_meter_may_send(&mt.m, fx->cli.t, 1u << TPM_NODE)) {
+        ck_assert_int_eq(tp_send(fx->cli.t, frame, sizeof(frame)), 0);
+        ck_assert_uint_lt(++sent, 100);
+    }
+    ck_assert_uint_ge(sent * (OVL_FRAME_MAX + OVL_FRAME_LENHDR), 8192);
+    ck_assert_uint_eq(tp_meter_waiting(&mt.m), 1);
+    ck_assert_int_eq(fx->cli.drains, 0);
+    fx->done = done_cli_drained;
+    fx_run(fx);
+    ck_assert_int_eq(fx->cli.drains, 1);
+    ck_assert(tp_meter_may_send(&mt.m, fx->cli.t, 1u << TPM_NODE));
+    ck_assert(!(fx->cli.t->mflags & TPM_T_LISTED)); /* (the server may wait: it read them) */
+    mt_finish(&mt);
 }
 
 #endif
