@@ -424,6 +424,31 @@ static bool cfg_transports(struct cfg_parse *p)
 }
 
 /* Checks that need the whole file: required peer keys, cross-key limits. */
+/* A burst needs its rate, and [relay]'s keys the relay role. */
+static bool cfg_bandwidth(struct cfg_parse *p)
+{
+    static const char *const relay_keys[] = {"rate", "burst", "max_per_day", "max_per_month",
+                                             "accounting_start"};
+    const struct bw_opts *o = &p->c->opts.bw;
+
+    for (unsigned s = 0; s < TPM_SCOPES; s++) {
+        enum cfg_sect sect = s == TPM_NODE ? SECT_NODE : SECT_RELAY;
+
+        if (o->burst[s] && !o->rate[s])
+            return cfg_fail(p, p->key_line[cfg_key_find(sect, "burst") - cfg_keys],
+                            "[%s] burst needs [%s] rate", s == TPM_NODE ? "node" : "relay",
+                            s == TPM_NODE ? "node" : "relay") == 0;
+    }
+    for (size_t i = 0; i < sizeof(relay_keys) / sizeof(relay_keys[0]); i++) {
+        unsigned line = p->key_line[cfg_key_find(SECT_RELAY, relay_keys[i]) - cfg_keys];
+
+        if (line && !(p->c->roles & ROLE_RELAY))
+            return cfg_fail(p, line, "[relay] %s needs the relay role (roles has no relay)",
+                            relay_keys[i]) == 0;
+    }
+    return true;
+}
+
 static void cfg_finish(struct cfg_parse *p)
 {
     struct ovl_config *c = p->c;
@@ -451,7 +476,7 @@ static void cfg_finish(struct cfg_parse *p)
                  c->n_peers, dial - c->n_peers, NODE_MAX_PEERS);
         return;
     }
-    if (!cfg_transports(p) || !cfg_hidden(p))
+    if (!cfg_transports(p) || !cfg_hidden(p) || !cfg_bandwidth(p))
         return;
     if (c->dir.exit_policy.n && !(c->roles & ROLE_RELAY)) {
         cfg_fail(p, p->key_line[cfg_key_find(SECT_EXIT, "policy") - cfg_keys],

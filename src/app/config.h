@@ -1,7 +1,7 @@
 /* config.h - ovld's INI configuration (reference: docs/CONFIG.md).
  *
  *   [node]     roles, data_dir, listen, control_socket, aead, transports, prefer,
- *              cover_budget
+ *              cover_budget, max_queued, hidden, intros, rate, burst
  *   [log]      level, syslog
  *   [link]     handshake_timeout, idle_timeout, heartbeat, heartbeat_misses,
  *              padding_min, padding_max, max_links, max_links_per_block,
@@ -20,7 +20,8 @@
  *              reassembly_timeout, retransmit, deadline, cover_interval,
  *              loop_interval, constant_rate
  *   [relay]    max_chains, setup_timeout, max_lifetime, exit_queue, capacity,
- *              loop_interval
+ *              loop_interval, family, rate, burst, max_per_day, max_per_month,
+ *              accounting_start
  *   [exit]     policy (relays only; may repeat, each line adds rules)
  *   [service.NAME] port, target (a service of the client's .ovl name)
  *   [service]  max_streams, max_streams_per_chain, stream_idle_timeout
@@ -62,7 +63,7 @@ struct ovl_config {
     unsigned n_listen;
     enum ovl_log_level log_level;           /* default info */
     bool syslog;                            /* default false */
-    struct node_opts opts;                  /* [link] and aead */
+    struct node_opts opts;                  /* [link], aead, rates and accounting (opts.bw) */
     struct peer_spec peers[NODE_MAX_PEERS]; /* the [peer.NAME] sections only */
     unsigned n_peers;
     struct dir_opts dir;       /* [dir], [relay] capacity and family, [exit] policy;

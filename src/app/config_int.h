@@ -18,7 +18,7 @@
 #include "app/config.h"
 
 #define CFG_SECT_NAME_MAX 64
-#define CFG_KEY_COUNT     97 /* rows of cfg_keys[]; config_keys.c asserts it */
+#define CFG_KEY_COUNT     104 /* rows of cfg_keys[]; config_keys.c asserts it */
 
 /* Plain sections first, then the named ones ([peer.NAME], [bootstrap.NAME],
  * [service.NAME]). */

@@ -243,6 +243,88 @@ static int set_uint(struct cfg_parse *p, const struct key_def *k, const char *v)
     return 0;
 }
 
+/* A number of bytes: digits, then optionally blanks and a unit, any case:
+ * B; K, KB, M, MB, G, GB, T, TB (powers of 1000); KiB, MiB, GiB, TiB
+ * (powers of 1024). OVL_EINVAL for anything else or more than 2^64 - 1. */
+static int parse_size(const char *s, uint64_t *out)
+{
+    static const char units[] = "kmgt";
+    const char *u = s + strspn(s, "0123456789"), *pos;
+    char num[24];
+    uint64_t n, mul = 1, base = 1000;
+    size_t digits = (size_t)(u - s);
+
+    if (digits == 0 || digits >= sizeof(num))
+        return OVL_EINVAL;
+    memcpy(num, s, digits);
+    num[digits] = '\0';
+    if (parse_decimal(num, &n) != 0)
+        return OVL_EINVAL;
+    u += strspn(u, " \t");
+    if (*u && (pos = strchr(units, u[0] | 0x20)) != NULL) {
+        u++;
+        if ((u[0] | 0x20) == 'i') {
+            base = 1024;
+            u++;
+            if ((u[0] | 0x20) != 'b')
+                return OVL_EINVAL; /* KiB, never Ki */
+        }
+        for (const char *q = units; q <= pos; q++)
+            mul *= base;
+    }
+    if ((u[0] | 0x20) == 'b')
+        u++;
+    if (*u != '\0' || (n && mul > UINT64_MAX / n))
+        return OVL_EINVAL;
+    *out = n * mul;
+    return 0;
+}
+
+/* A number of bytes (parse_size) within the key's bounds, stored as set_uint. */
+static int set_size(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    char digits[24];
+    uint64_t n;
+
+    if (parse_size(v, &n) != 0)
+        return cfg_fail(p, p->line,
+                        "bad size '%s' for %s (expected bytes, or a number with B, KB, MB, GB, TB, "
+                        "KiB, MiB, GiB or TiB)",
+                        v, p->key);
+    if ((n < k->min || n > key_max(k)) && !(k->zero_ok && n == 0))
+        return cfg_fail(p, p->line, "%s = %s is out of range (%s%" PRIu64 "..%" PRIu64 " bytes)",
+                        p->key, v, k->zero_ok ? "0 or " : "", (uint64_t)k->min, key_max(k));
+    snprintf(digits, sizeof(digits), "%" PRIu64, n);
+    return set_uint(p, k, digits);
+}
+
+/* [relay] accounting_start = [D ]HH:MM: the time of day (UTC) periods
+ * start, and the day of the month (1..28, default 1) months start. */
+static int set_acct_start(struct cfg_parse *p, const struct key_def *k, const char *v)
+{
+    struct acct_opts *o = &p->c->opts.bw.acct;
+    unsigned d = 1, hh, mm;
+    char tail;
+    int n = sscanf(v, "%u %u:%u%c", &d, &hh, &mm, &tail);
+
+    (void)k;
+    if (n != 3) {
+        bool digits = strspn(v, "0123456789:") == strlen(v);
+
+        d = 1;
+        n = digits && sscanf(v, "%u:%u%c", &hh, &mm, &tail) == 2 ? 3 : 0;
+    } else if (strspn(v, "0123456789 :") != strlen(v)) {
+        n = 0;
+    }
+    if (n != 3 || d < 1 || d > 28 || hh > 23 || mm > 59)
+        return cfg_fail(p, p->line,
+                        "bad %s '%s' (expected HH:MM, or D HH:MM with D from 1 to 28; UTC)", p->key,
+                        v);
+    o->start_min = hh * 60 + mm;
+    o->start_mday = d;
+    return 0;
+}
+
 /* An integer as set_uint that must also be a power of two (it is sent as log2). */
 static int set_pow2(struct cfg_parse *p, const struct key_def *k, const char *v)
 {
@@ -510,6 +592,8 @@ enum key_set {
     KS_FAMILY,
     KS_SOCKS,
     KS_SERVICE,
+    KS_SIZE,
+    KS_ACCT_START,
     KS_POW2,
     KS_ROLES,
     KS_SOURCE,
@@ -534,6 +618,8 @@ static const key_setter cfg_setters[] = {
     [KS_FAMILY] = set_family,
     [KS_SOCKS] = set_socks,
     [KS_SERVICE] = set_service,
+    [KS_SIZE] = set_size,
+    [KS_ACCT_START] = set_acct_start,
     [KS_POW2] = set_pow2,
     [KS_ROLES] = set_roles,
     [KS_SOURCE] = set_source,
@@ -574,6 +660,10 @@ _Static_assert(sizeof(struct ovl_config) <= UINT16_MAX, "key_def.off is 16 bits"
     X(NODE, cover_budget, .set = KS_UINT, .min = 0, .max = 100, OPT_FIELD(cover_budget))           \
     X(NODE, hidden, .set = KS_BOOL, CFG_FIELD(hidden))                                             \
     X(NODE, intros, .set = KS_UINT, .min = 1, .max = 4, CFG_FIELD(intros))                         \
+    X(NODE, rate, .set = KS_SIZE, .zero_ok = 1, .min = 8192, .max = 1, .max_shift = 40,            \
+        OPT_FIELD(bw.rate[TPM_NODE]))                                                              \
+    X(NODE, burst, .set = KS_SIZE, .zero_ok = 1, .min = 8192, .max = 1, .max_shift = 40,           \
+        OPT_FIELD(bw.burst[TPM_NODE]))                                                             \
     /* [log] */                                                                                    \
     X(LOG, level, .set = KS_LEVEL)                                                                 \
     X(LOG, syslog, .set = KS_SYSLOG)                                                               \
@@ -701,6 +791,15 @@ _Static_assert(sizeof(struct ovl_config) <= UINT16_MAX, "key_def.off is 16 bits"
     X(RELAY, loop_interval, .set = KS_UINT, .zero_ok = 1, .min = 10, .max = 3600000,               \
         CFG_FIELD(relay_loop_ms))                                                                  \
     X(RELAY, family, .set = KS_FAMILY, .repeat = 1)                                                \
+    X(RELAY, rate, .set = KS_SIZE, .zero_ok = 1, .min = 8192, .max = 1, .max_shift = 40,           \
+        OPT_FIELD(bw.rate[TPM_RELAY]))                                                             \
+    X(RELAY, burst, .set = KS_SIZE, .zero_ok = 1, .min = 8192, .max = 1, .max_shift = 40,          \
+        OPT_FIELD(bw.burst[TPM_RELAY]))                                                            \
+    X(RELAY, max_per_day, .set = KS_SIZE, .zero_ok = 1, .min = 1048576, .max = 1, .max_shift = 50, \
+        OPT_FIELD(bw.acct.max[ACCT_DAY]))                                                          \
+    X(RELAY, max_per_month, .set = KS_SIZE, .zero_ok = 1, .min = 1048576, .max = 1,                \
+        .max_shift = 50, OPT_FIELD(bw.acct.max[ACCT_MONTH]))                                       \
+    X(RELAY, accounting_start, .set = KS_ACCT_START)                                               \
     /* [exit] */                                                                                   \
     X(EXIT, policy, .set = KS_POLICY, .repeat = 1)                                                 \
     X(EXIT, max_streams, .set = KS_UINT, .min = 1, .max = 1000000, CFG_FIELD(relay.max_streams))   \

@@ -130,6 +130,53 @@ static void ctl_status_quic(struct kvbuf *out, const struct node *n)
 #endif
 }
 
+/* Bandwidth limits and accounting (core/bw.h): the settings, what each
+ * scope counted and held back, the accounting periods. */
+static void ctl_status_bw(struct kvbuf *out, const struct node *n)
+{
+    static const char *const scopes[TPM_SCOPES] = {"node", "relay"};
+    static const char *const periods[ACCT_PERIODS] = {"day", "month"};
+    const struct bw *b = &n->bw;
+    const struct acct *a = &b->acct;
+    char key[KV_KEY_MAX + 1];
+
+    for (unsigned s = 0; s < TPM_SCOPES; s++) {
+        const struct tp_meter_stats *st = &b->meter.st[s];
+        const struct {
+            const char *name;
+            uint64_t v;
+        } kv[] = {
+            {"rate", b->o.rate[s]},
+            {"burst", b->o.burst[s] ? b->o.burst[s] : b->o.rate[s]},
+            {"bytes_in", st->bytes[TPM_IN]},
+            {"bytes_out", st->bytes[TPM_OUT]},
+            {"holds", st->holds},
+            {"limited_ms", st->limited_ms},
+            {"limited_bytes_in", st->limited_bytes[TPM_IN]},
+            {"limited_bytes_out", st->limited_bytes[TPM_OUT]},
+        };
+
+        for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
+            snprintf(key, sizeof(key), "bw_%s_%s", scopes[s], kv[i].name);
+            kv_addu(out, key, kv[i].v);
+        }
+    }
+    kv_addu(out, "bw_waiting", (b->flags & BW_F_METER) ? tp_meter_waiting(&b->meter) : 0);
+    kv_adds(out, "acct_state", !acct_on(&b->o.acct) ? "off" : bw_dormant(b) ? "dormant" : "awake");
+    kv_addu(out, "acct_dormant_count", b->dormant_count);
+    kv_addu(out, "acct_wake_ms", bw_dormant(b) ? acct_wake_ms(a) : 0);
+    for (unsigned p = 0; p < ACCT_PERIODS; p++) {
+        snprintf(key, sizeof(key), "acct_max_per_%s", periods[p]);
+        kv_addu(out, key, b->o.acct.max[p]);
+        snprintf(key, sizeof(key), "acct_%s_start_ms", periods[p]);
+        kv_addu(out, key, a->start_ms[p]);
+        snprintf(key, sizeof(key), "acct_%s_bytes_in", periods[p]);
+        kv_addu(out, key, a->used[p][0]);
+        snprintf(key, sizeof(key), "acct_%s_bytes_out", periods[p]);
+        kv_addu(out, key, a->used[p][1]);
+    }
+}
+
 /* The control server's counters of status, in their order. */
 #define CONTROL_STATS(X)          X(requests, 64) X(errors, 64) X(clients_refused, 64) X(clients_dropped, 64)
 #define CONTROL_STAT_OFF(f, bits) CTL_STAT_OFF(struct control_stats, f, bits)
@@ -142,6 +189,7 @@ static int ctl_cmd_status(struct ctl_req *rq)
     ctl_status_node(rq->out, rq->ctl->node);
     ctl_status_counters(rq->out, rq->ctl->node);
     ctl_status_quic(rq->out, rq->ctl->node);
+    ctl_status_bw(rq->out, rq->ctl->node);
     ctl_status_roles(rq->out, rq->ctl->node);
     ctl_add_stats(rq->out, "control_", names, offs, &rq->ctl->st);
     kv_adds(rq->out, "metrics_listen", rq->ctl->http_uri);

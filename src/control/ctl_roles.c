@@ -191,7 +191,7 @@ static void ctl_status_client(struct kvbuf *out, const struct client *c)
     X(idesc_refused[IDESC_STALE], 64) X(idesc_refused[IDESC_REPLAY], 64) X(idescs_dropped, 64)   \
     X(reg.chains_refreshed, 64) X(requests_limited_block, 64) X(chains_limited_block, 64)         \
     X(chains_held_block, 64) X(registrations_full_block, 64) X(blocks, 32)                        \
-    X(lists_limited, 64)
+    X(lists_limited, 64) X(reg.dormant, 32)
 /* clang-format on */
 #define DIR_STAT_OFF(f, bits) CTL_STAT_OFF(struct dir_stats, f, bits)
 /* clang-format off */
@@ -222,7 +222,7 @@ static void ctl_status_dir(struct kvbuf *out, const struct dir *d, bool bootstra
                                      "idesc_replay\0idescs_dropped\0chains_refreshed\0"
                                      "requests_limited_block\0chains_limited_block\0"
                                      "chains_held_block\0registrations_full_block\0blocks\0"
-                                     "lists_limited\0";
+                                     "lists_limited\0relays_dormant\0";
     static const uint16_t boot_offs[] = {DIR_BOOT_STATS(DIR_STAT_OFF)};
     static const char sync_names[] = "relays_replicated\0endpoints_replicated\0syncs_sent\0"
                                      "syncs_ok\0syncs_failed\0syncs_served\0syncs_refused\0"
@@ -678,11 +678,11 @@ static void ctl_relay_info(void *arg, const struct reg_node *rn)
     struct exit_policy ep;
     unsigned i;
 
-    snprintf(flags, sizeof(flags), "%s%s%s", relay ? "relay" : "",
+    snprintf(flags, sizeof(flags), "%s%s%s%s", relay ? "relay" : "",
              !(d->flags & DESC_ENDPOINT) ? ""
              : relay                     ? ",endpoint"
                                          : "endpoint",
-             d->flags & DESC_EXIT ? ",exit" : "");
+             d->flags & DESC_EXIT ? ",exit" : "", d->flags & DESC_DORMANT ? ",dormant" : "");
     ctl_add_id(r->out, "relay", d->id_pk);
     kv_adds(r->out, "flags", flags);
     for (i = 0; i < d->n_uris && i < DESC_MAX_URIS; i++)

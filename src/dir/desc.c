@@ -50,11 +50,11 @@ static bool uri_ok(const char *s, size_t len)
 /* Checks on the decoded fields that both desc_sign and desc_parse apply. */
 static bool desc_fields_ok(const struct desc *d)
 {
-    if (d->flags & ~(DESC_RELAY | DESC_ENDPOINT | DESC_EXIT | DESC_FAMILY))
+    if (d->flags & ~(DESC_RELAY | DESC_ENDPOINT | DESC_EXIT | DESC_FAMILY | DESC_DORMANT))
         return false;
     if ((d->flags & (DESC_RELAY | DESC_ENDPOINT)) == 0)
         return false;
-    if ((d->flags & (DESC_EXIT | DESC_FAMILY)) && !(d->flags & DESC_RELAY))
+    if ((d->flags & (DESC_EXIT | DESC_FAMILY | DESC_DORMANT)) && !(d->flags & DESC_RELAY))
         return false;
     if (d->suites == 0 || (d->suites & ~OVL_AEAD_ALL))
         return false;

@@ -13,9 +13,13 @@
  * DESC_FAMILY (only with DESC_RELAY: the family field is there, naming
  * 1..DESC_FAMILY_MAX other relays' identities, none twice, never the
  * descriptor's own; two relays are one family only when each names the
- * other, select.h).
+ * other, select.h), DESC_DORMANT (only with DESC_RELAY: the relay's
+ * accounting period's bytes are spent; it carries the chains it has and
+ * takes no new ones, so bootstraps list it nowhere and draw no chain
+ * through it until a descriptor without the flag comes).
  * capacity: what the node claims to forward, in KiB/s (0: no claim); any
- * value is accepted, and relay selection caps it (select.h).
+ * value is accepted, and relay selection caps it (select.h). A node puts
+ * [relay] capacity there, or its bandwidth limit when that is lower.
  *
  * Document, signed by a bootstrap (a relay list, a generated chain or a
  * set of them):
@@ -72,6 +76,7 @@ enum desc_flags {
     DESC_ENDPOINT = 1u << 1,
     DESC_EXIT = 1u << 2,
     DESC_FAMILY = 1u << 3,
+    DESC_DORMANT = 1u << 4,
 };
 
 enum doc_kind {
@@ -111,6 +116,12 @@ int desc_parse(struct desc *d, const uint8_t *in, size_t len) OVL_WUR;
 
 /* True when d's family field names pk. */
 bool desc_names_family(const struct desc *d, const uint8_t pk[OVL_ED25519_PK]);
+
+/* True when d is a relay that takes new chains: a relay, not dormant. */
+static inline bool desc_takes_chains(const struct desc *d)
+{
+    return (d->flags & (DESC_RELAY | DESC_DORMANT)) == DESC_RELAY;
+}
 
 /* True when d has expired at wall-clock time now_ms. */
 bool desc_expired(const struct desc *d, uint64_t now_ms);

@@ -161,6 +161,8 @@ struct dir {
     uint8_t desc_raw[1 + DESC_MAX_LEN]; /* DIR_REGISTER | our signed descriptor */
     size_t desc_len;                    /* descriptor bytes, 0 if none */
     uint64_t desc_expires_ms;           /* wall clock */
+    uint32_t desc_capacity;             /* what it claims, KiB/s (dir_desc_state) */
+    uint8_t desc_dormant;               /* whether it says DORMANT */
     uv_timer_t *heartbeat, *rotate;
 
     /* dirstore.c: the relay list on disk (store.path NULL: none kept) */

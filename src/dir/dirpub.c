@@ -98,6 +98,27 @@ static void dir_desc_family(const struct dir *d, struct desc *ds)
     memcpy(ds->family, d->o.family, (size_t)d->o.n_family * OVL_ED25519_PK);
 }
 
+/* What our descriptor claims: [relay] capacity, or the bandwidth limit
+ * when that is lower (KiB/s, at least 1); and whether the relay is
+ * dormant (core/bw.h). The heartbeat compares them with the published
+ * ones: a reload or an accounting period tells the bootstraps at once. */
+static uint32_t dir_desc_capacity(const struct dir *d)
+{
+    uint64_t cap = d->o.capacity_kib, rate = bw_cap_rate(&d->n->bw);
+
+    if (rate) {
+        rate = rate / 1024 ? rate / 1024 : 1;
+        cap = cap && cap < rate ? cap : rate;
+    }
+    return cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+}
+
+static bool dir_desc_stale(const struct dir *d)
+{
+    return d->desc_len && (d->desc_capacity != dir_desc_capacity(d) ||
+                           d->desc_dormant != (uint8_t)bw_dormant(&d->n->bw));
+}
+
 /* Build and sign our descriptor; OVL_ENOENT when we have nothing to publish. */
 static int dir_build_desc(struct dir *d)
 {
@@ -128,7 +149,9 @@ static int dir_build_desc(struct dir *d)
     ds.expires_ms = ds.published_ms + d->o.desc_lifetime_ms;
     memcpy(ds.id_pk, n->id.pk, OVL_ED25519_PK);
     memcpy(ds.onion_pk, d->onion[0].pk, OVL_X25519_LEN);
-    ds.capacity = d->o.capacity_kib;
+    ds.capacity = dir_desc_capacity(d);
+    if ((ds.flags & DESC_RELAY) && bw_dormant(&n->bw))
+        ds.flags |= DESC_DORMANT;
     rc = 0;
     if ((ds.flags & DESC_RELAY) && d->o.exit_policy.n) {
         size_t plen = 0;
@@ -147,17 +170,20 @@ static int dir_build_desc(struct dir *d)
     }
     d->desc_raw[0] = DIR_REGISTER; /* kept ready as a whole DIR_REGISTER request */
     d->desc_expires_ms = ds.expires_ms;
+    d->desc_capacity = ds.capacity;
+    d->desc_dormant = (ds.flags & DESC_DORMANT) != 0;
     return 0;
 }
 
-/* Make sure d->desc_raw holds a descriptor that is not close to expiry:
- * 0 if it did, 1 if a new one was built, else an error. */
+/* Make sure d->desc_raw holds a descriptor that is not close to expiry
+ * and says what is true now: 0 if it did, 1 if a new one was built, else
+ * an error. */
 static int dir_ensure_desc(struct dir *d)
 {
     uint64_t margin = 2ull * d->o.heartbeat_ms;
     int rc;
 
-    if (d->desc_len && clock_wall_ms() + margin < d->desc_expires_ms)
+    if (d->desc_len && clock_wall_ms() + margin < d->desc_expires_ms && !dir_desc_stale(d))
         return 0;
     d->desc_len = 0;
     rc = dir_build_desc(d);
@@ -259,7 +285,7 @@ static void dir_heartbeat_cb(uv_timer_t *t)
     rc = dir_ensure_desc(d);
     if (rc < 0)
         return;
-    fresh = rc > 0; /* the old descriptor was about to expire */
+    fresh = rc > 0; /* the old descriptor was about to expire, or says what is no more */
     dir_self_register(d, fresh);
     for (unsigned i = 0; i < d->n_bs; i++) {
         struct dir_bs *b = &d->bs[i];

@@ -64,7 +64,7 @@ static bool dir_room(struct dir *d, struct link *l, size_t len)
 /* Sign the list of live relays into d->list_doc. */
 static int dir_list_build(struct dir *d, uint64_t now)
 {
-    int rc = dir_sign_nodes(d, DOC_LIST, registry_each_relay, d->o.list_lifetime_ms, &d->list_doc,
+    int rc = dir_sign_nodes(d, DOC_LIST, registry_each_listed, d->o.list_lifetime_ms, &d->list_doc,
                             &d->list_doc_len);
 
     if (rc)

@@ -171,7 +171,7 @@ static bool chain_has_dropping(const struct rchain *c)
  * select.h). */
 static bool replacement_spoils(const struct desc *was, const struct desc *now)
 {
-    if ((was->flags & DESC_RELAY) && !(now->flags & DESC_RELAY))
+    if (desc_takes_chains(was) && !desc_takes_chains(now))
         return true;
     for (unsigned i = 0; i < now->n_family; i++)
         if (!desc_names_family(was, now->family[i]))
@@ -372,6 +372,21 @@ void registry_each_relay(const struct registry *r, void (*fn)(void *arg, const s
     }
 }
 
+/* Call fn for every live relay that takes chains (the relay list's). */
+void registry_each_listed(const struct registry *r, void (*fn)(void *arg, const struct reg_node *n),
+                          void *arg)
+{
+    struct rnode *n, *tmp;
+
+    if (!r || !fn)
+        return;
+    HASH_ITER(hh, r->nodes, n, tmp)
+    {
+        if (desc_takes_chains(&n->pub.d))
+            fn(arg, &n->pub);
+    }
+}
+
 /* The relay excl names, or NULL: an exclude that names no registered relay
  * (or the requester, never drawn anyway) changes nothing about the draw, and
  * must not make another request of the same (so another cached chain). */
@@ -380,7 +395,7 @@ static const uint8_t *chain_exclude(const struct registry *r, const uint8_t req[
 {
     const struct reg_node *n = registry_lookup(r, excl);
 
-    return n && (n->d.flags & DESC_RELAY) && memcmp(excl, req, OVL_ED25519_PK) ? excl : NULL;
+    return n && desc_takes_chains(&n->d) && memcmp(excl, req, OVL_ED25519_PK) ? excl : NULL;
 }
 
 _Static_assert(offsetof(struct reg_node, d) == 0, "a reg_node is its descriptor first");
@@ -404,7 +419,7 @@ static int chain_draw(struct registry *r, struct rchain *c, const uint8_t req[OV
         goto nomem;
     HASH_ITER(hh, r->nodes, n, tmp)
     {
-        if (!(n->pub.d.flags & DESC_RELAY) || memcmp(n->pub.d.id_pk, req, OVL_ED25519_PK) == 0)
+        if (!desc_takes_chains(&n->pub.d) || memcmp(n->pub.d.id_pk, req, OVL_ED25519_PK) == 0)
             continue;
         if (excl && memcmp(n->pub.d.id_pk, excl, OVL_ED25519_PK) == 0)
             continue;
@@ -664,6 +679,7 @@ void registry_stats(const struct registry *r, struct registry_stats *st)
 
         if (n->pub.d.flags & DESC_RELAY) {
             st->relays++;
+            st->dormant += !desc_takes_chains(&n->pub.d);
             st->replicated_relays += repl;
         } else {
             st->endpoints++;

@@ -148,6 +148,11 @@ const struct reg_node *registry_lookup(const struct registry *r, const uint8_t p
 void registry_each_relay(const struct registry *r, void (*fn)(void *arg, const struct reg_node *n),
                          void *arg);
 
+/* Call fn for every live relay that takes chains (not DESC_DORMANT): what
+ * the relay list holds and chains are drawn from. */
+void registry_each_listed(const struct registry *r, void (*fn)(void *arg, const struct reg_node *n),
+                          void *arg);
+
 /* Return the cached chain for this request or generate one. exclude may be
  * NULL; 32 zero bytes, or any key but a registered relay's, ask the same (see above).
  * OVL_EINVAL for length outside 1..8 or
@@ -179,6 +184,7 @@ uint64_t registry_version(const struct registry *r);
 /* Counts for status. */
 struct registry_stats {
     uint32_t relays, endpoints, chains;
+    uint32_t dormant; /* of relays: dormant (DESC_DORMANT), in no list or chain */
     uint64_t registered, dropped, chains_generated, chains_cached, chains_evicted;
     uint64_t chains_refreshed; /* sets drawn anew for REG_FRESH (also in chains_generated) */
     uint32_t replicated_relays, replicated_endpoints; /* of relays and endpoints: replicated */

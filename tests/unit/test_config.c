@@ -664,6 +664,8 @@ END_TEST
 /* Every key of the role sections, each away from its default. */
 static const char roles_conf[] = "[node]\n"
                                  "roles = relay, client\n"
+                                 "rate = 10 MB\n"
+                                 "burst = 20MiB\n"
                                  "[dir]\n"
                                  "heartbeat = 2000\n"
                                  "ttl = 7000\n"
@@ -702,6 +704,11 @@ static const char roles_conf[] = "[node]\n"
                                  "max_chains_per_block = 400\n"
                                  "stall_timeout = 600000\n"
                                  "capacity = 10000000\n"
+                                 "rate = 1048576\n"
+                                 "burst = 2 mib\n"
+                                 "max_per_day = 100 GB\n"
+                                 "max_per_month = 2TiB\n"
+                                 "accounting_start = 15 04:30\n"
                                  "[bootstrap.b1]\n"
                                  "address = tcp://192.0.2.1:7001\n"
                                  "id = @ID@\n";
@@ -748,6 +755,14 @@ START_TEST(test_roles_full)
     ck_assert_uint_eq(c.relay.max_chains_per_link, 100);
     ck_assert_uint_eq(c.relay.max_chains_per_block, 400);
     ck_assert_uint_eq(c.relay.stall_timeout_ms, 600000);
+    ck_assert_uint_eq(c.opts.bw.rate[TPM_NODE], 10000000);
+    ck_assert_uint_eq(c.opts.bw.burst[TPM_NODE], 20u << 20);
+    ck_assert_uint_eq(c.opts.bw.rate[TPM_RELAY], 1048576);
+    ck_assert_uint_eq(c.opts.bw.burst[TPM_RELAY], 2u << 20);
+    ck_assert_uint_eq(c.opts.bw.acct.max[ACCT_DAY], 100000000000ull);
+    ck_assert_uint_eq(c.opts.bw.acct.max[ACCT_MONTH], 2ull << 40);
+    ck_assert_uint_eq(c.opts.bw.acct.start_mday, 15);
+    ck_assert_uint_eq(c.opts.bw.acct.start_min, 4 * 60 + 30);
     ck_assert_uint_eq(c.n_bootstraps, 1);
     ck_assert_str_eq(c.bootstraps[0].name, "b1");
     ck_assert_str_eq(c.bootstraps[0].uri, "tcp://192.0.2.1:7001");
@@ -897,6 +912,39 @@ static const struct {
     {"relay", "loop_interval", "10", true},
     {"relay", "loop_interval", "3600000", true},
     {"relay", "loop_interval", "3600001", false},
+    {"node", "rate", "0", true},
+    {"node", "rate", "8191", false},
+    {"node", "rate", "8192", true},
+    {"node", "rate", "8 KiB", true},
+    {"node", "rate", "8 KB", false},
+    {"node", "rate", "1 TiB", true},
+    {"node", "rate", "1099511627777", false},
+    {"node", "rate", "1 TB", true},
+    {"node", "rate", "2TB", false},
+    {"relay", "rate", "1 MB", true},
+    {"relay", "rate", "1.5 MB", false},
+    {"relay", "rate", "1 Mb/s", false},
+    {"relay", "rate", "MB", false},
+    {"relay", "rate", "-1", false},
+    {"relay", "rate", "1 Ki", false},
+    {"relay", "rate", "99999999999999999999", false},
+    {"relay", "rate", "18446744073709551615 TiB", false},
+    {"relay", "max_per_day", "0", true},
+    {"relay", "max_per_day", "1MiB", true},
+    {"relay", "max_per_day", "1MB", false},
+    {"relay", "max_per_month", "1024 TiB", true},
+    {"relay", "max_per_month", "1025 TiB", false},
+    {"relay", "accounting_start", "00:00", true},
+    {"relay", "accounting_start", "23:59", true},
+    {"relay", "accounting_start", "28 23:59", true},
+    {"relay", "accounting_start", "24:00", false},
+    {"relay", "accounting_start", "12:60", false},
+    {"relay", "accounting_start", "29 00:00", false},
+    {"relay", "accounting_start", "0 00:00", false},
+    {"relay", "accounting_start", "-1 00:00", false},
+    {"relay", "accounting_start", "1 00:00 x", false},
+    {"relay", "accounting_start", "noon", false},
+    {"relay", "accounting_start", "", false},
 };
 
 START_TEST(test_role_ranges)
@@ -963,6 +1011,13 @@ static const struct bad_case role_bad_cases[] = {
     {"bootstrap bad name", "[bootstrap.a:b]\n", 1, "bad bootstrap name 'a:b'"},
     {"bootstrap empty name", "[bootstrap.]\n", 1, "bad bootstrap name ''"},
     {"bootstrap unknown key", "[bootstrap.a]\nttl = 5\n", 2, "unknown key 'ttl' in [bootstrap.a]"},
+    {"burst without rate", "[node]\nburst = 1 MB\n", 2, "[node] burst needs [node] rate"},
+    {"relay burst without rate", "[relay]\nburst = 1 MB\n", 2, "[relay] burst needs [relay] rate"},
+    {"relay rate without relay", "[node]\nroles = client\n[relay]\nrate = 1 MB\n", 4,
+     "[relay] rate needs the relay role"},
+    {"accounting without relay", "[node]\nroles = client\n[relay]\nmax_per_day = 1 GB\n", 4,
+     "[relay] max_per_day needs the relay role"},
+    {"bad size", "[node]\nrate = 5 parsecs\n", 2, "bad size '5 parsecs' for rate"},
     {"bootstraps with one id",
      "[bootstrap.a]\naddress = tcp://127.0.0.1:1\nid = @ID@\n"
      "[bootstrap.b]\naddress = tcp://127.0.0.1:2\nid = @ID@\n",

@@ -187,7 +187,8 @@ static const struct {
     const char *uri; /* replaces the only URI when set */
 } bad_fields[] = {
     {"no flags", 0, -1, -1, 0, false, NULL},
-    {"unknown flag", DESC_RELAY | 16, -1, -1, 0, false, NULL},
+    {"unknown flag", DESC_RELAY | 32, -1, -1, 0, false, NULL},
+    {"dormant without relay", DESC_ENDPOINT | DESC_DORMANT, -1, -1, 0, false, NULL},
     {"family without a family", DESC_RELAY | DESC_FAMILY, -1, -1, 0, false, NULL},
     {"exit without a policy", DESC_RELAY | DESC_EXIT, -1, -1, 0, false, NULL},
     {"exit without relay", DESC_ENDPOINT | DESC_EXIT, -1, -1, 0, false, NULL},

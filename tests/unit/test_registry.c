@@ -443,6 +443,68 @@ START_TEST(chain_evicted_on_family)
 }
 END_TEST
 
+static void count_relay(void *arg, const struct reg_node *n);
+
+/* Re-sign t with its flags changed (a new descriptor) and register it. */
+static void reg_flags(struct registry *r, struct tnode *t, uint8_t flags, uint64_t now)
+{
+    struct desc d;
+
+    ck_assert_int_eq(desc_parse(&d, t->raw, t->len), 0);
+    d.flags = flags;
+    d.onion_pk[1] ^= 0x5a;
+    ck_assert_int_eq(desc_sign(&d, &t->id, t->raw, sizeof(t->raw), &t->len), 0);
+    reg_add(r, t, now);
+}
+
+static void count_listed(void *arg, const struct reg_node *n)
+{
+    unsigned *k = arg;
+
+    ck_assert(desc_takes_chains(&n->d));
+    (*k)++;
+}
+
+/* A dormant relay (its accounting spent) stays registered and counted,
+ * but spoils the cached chains it is in, is in no list and no chain, and
+ * takes chains again once its descriptor drops the flag. */
+START_TEST(chain_dormant)
+{
+    struct tnode t[3], req;
+    struct registry *r = relays_make(3, 16, 1000000, t, &req);
+    const struct reg_chain *c;
+    struct registry_stats st;
+    unsigned all = 0, listed = 0;
+
+    ck_assert_int_eq(registry_chain(r, req.id.pk, 3, 0, NULL, 0, &c), 0);
+    reg_flags(r, &t[0], DESC_RELAY | DESC_DORMANT, 10);
+    registry_stats(r, &st);
+    ck_assert_uint_eq(st.relays, 3);
+    ck_assert_uint_eq(st.dormant, 1);
+    ck_assert_uint_eq(st.chains, 0);
+    registry_each_relay(r, count_relay, &all);
+    registry_each_listed(r, count_listed, &listed);
+    ck_assert_uint_eq(all, 3);
+    ck_assert_uint_eq(listed, 2);
+    ck_assert_int_eq(registry_chain(r, req.id.pk, 3, 0, NULL, 20, &c), OVL_ENOENT);
+    ck_assert_int_eq(registry_chain(r, req.id.pk, 2, 0, NULL, 20, &c), 0);
+    ck_assert(!in_chain(c, t[0].id.pk));
+    /* Excluding it changes nothing: the same cached chain. */
+    {
+        const struct reg_chain *c2;
+
+        ck_assert_int_eq(registry_chain(r, req.id.pk, 2, 0, t[0].id.pk, 20, &c2), 0);
+        ck_assert_ptr_eq(c2, c);
+    }
+    reg_flags(r, &t[0], DESC_RELAY, 30);
+    registry_stats(r, &st);
+    ck_assert_uint_eq(st.dormant, 0);
+    ck_assert_int_eq(registry_chain(r, req.id.pk, 3, 0, NULL, 40, &c), 0);
+    ck_assert(in_chain(c, t[0].id.pk));
+    registry_free(r);
+}
+END_TEST
+
 /* A node whose link closed is dropped at once, with the chains naming it. */
 START_TEST(drop_now)
 {
@@ -892,6 +954,7 @@ static Suite *registry_suite(void)
     tcase_add_test(tc, chain_exclude_unknown);
     tcase_add_test(tc, chain_per_requester);
     tcase_add_test(tc, chain_cap_fair);
+    tcase_add_test(tc, chain_dormant);
     tcase_add_test(tc, drop_now);
     tcase_add_test(tc, chain_uniform);
     tcase_add_test(tc, chain_set);
