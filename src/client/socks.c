@@ -179,6 +179,8 @@ static int conn_send(struct stream *s, const uint8_t *f, size_t len)
     }
     if (c->o.constant_rate && !c->stream_slots)
         return OVL_EAGAIN; /* the rate timer's next free slot pumps again */
+    if (!bw_node_may_send(&c->n->tp_env, l->tp))
+        return OVL_EAGAIN; /* [node] rate: the tokens back bring the link's drained() */
     memset(body, 0, sizeof(body));
     if (sc->rec) {
         len = srec_seal(sc->rec, SREC_FWD, body + BODY_HDR + OVL_ED25519_PK, f, len);

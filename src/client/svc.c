@@ -109,8 +109,9 @@ static int svc_put(struct deliv *d, struct srec *k, const uint8_t *f, size_t len
 
     if (!l)
         return OVL_ECLOSED;
-    if (f[0] != SF_RESET && !link_can_send(l, SVC_HEADROOM))
-        return OVL_EAGAIN; /* armed the link's drained() */
+    if (f[0] != SF_RESET &&
+        (!link_can_send(l, SVC_HEADROOM) || !bw_node_may_send(&d->c->n->tp_env, l->tp)))
+        return OVL_EAGAIN; /* armed the link's drained() ([node] rate's too) */
     rc = deliv_send(d, rec, srec_seal(k, SREC_BACK, rec, f, len));
     d->c->st.cells_out += DELIV_OUT(d, rc);
     return rc;

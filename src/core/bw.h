@@ -15,7 +15,8 @@
  * bucket of its scope in debt stops reading until the meter's timer lets
  * it go, each link with an equal share of the tokens; an exit's stream
  * asks bw_relay_may_send before it sends and waits for the link's
- * drained() when refused. Nothing is dropped.
+ * drained() when refused, and so do the node's own streams (the SOCKS
+ * front end's, a service's: bw_node_may_send). Nothing is dropped.
  *
  * Accounting (acct.h): with max_per_day or max_per_month the relay counts
  * its relay scope's bytes per period. Once the larger direction reaches a
@@ -126,7 +127,15 @@ static inline void bw_relay_out(struct tp_env *env, struct transport *from)
  * now; else t's drained() comes when it may. */
 static inline bool bw_relay_may_send(struct tp_env *env, struct transport *t)
 {
-    return !env->meter || tp_meter_may_send(env->meter, t, (1u << TPM_RELAY) | (1u << TPM_NODE));
+    return !env->meter || !t ||
+           tp_meter_may_send(env->meter, t, (1u << TPM_RELAY) | (1u << TPM_NODE));
+}
+
+/* The same for the node's own streams (its SOCKS front end, services):
+ * true when the node may send a cell on t now. */
+static inline bool bw_node_may_send(struct tp_env *env, struct transport *t)
+{
+    return !env->meter || !t || tp_meter_may_send(env->meter, t, 1u << TPM_NODE);
 }
 
 #endif

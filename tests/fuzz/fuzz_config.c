@@ -67,6 +67,11 @@ static void seeds(const char *dir)
     fuzz_write_seed(dir, "bad-line", "[log]\nlevel = loud\n", strlen("[log]\nlevel = loud\n"));
     fuzz_write_seed(dir, "metrics", "[metrics]\nlisten = [::1]:9101\n",
                     strlen("[metrics]\nlisten = [::1]:9101\n"));
+    n = snprintf(text, sizeof(text),
+                 "[node]\nroles = relay\nrate = 10 MB\nburst = 20MiB\n\n"
+                 "[relay]\nrate = 1048576\nburst = 2 mib\nmax_per_day = 100 GB\n"
+                 "max_per_month = 2TiB\naccounting_start = 15 04:30\n");
+    fuzz_write_seed(dir, "bandwidth", text, (size_t)n);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

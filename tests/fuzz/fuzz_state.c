@@ -1,21 +1,27 @@
 /* fuzz_state.c - the state files a node reads at start: a client's guards
- * (src/client/guard.h: guard_decode) and a bootstrap's registry
- * (src/dir/registry.h: registry_restore). Both are files the node wrote
- * itself, but a disk, a crash or an operator can hand back anything.
+ * (src/client/guard.h: guard_decode), a bootstrap's registry
+ * (src/dir/registry.h: registry_restore) and a relay's accounting
+ * (src/core/acct.h: acct_decode). All are files the node wrote itself,
+ * but a disk, a crash or an operator can hand back anything.
  *
  * Input: mode(1), then the file's bytes.
- *   mode bit 0 clear: a guards file, decoded at a fixed time.
- *   mode bit 0 set: a registry file, restored into an empty registry.
+ *   mode bit 1 set: an accounting file, decoded at a fixed time under
+ *     options of mode's high bits.
+ *   else mode bit 0 clear: a guards file, decoded at a fixed time.
+ *   else: a registry file, restored into an empty registry.
  *
  * Properties: guards decode to at most GUARD_MAX distinct guards, none
  * past its lifetime, that encode (guard_encode) to a file decoding to the
  * same guards; a registry restore takes and skips no more entries than
  * the file can hold, and the nodes it holds then save (registry_save) to
- * a file that restores exactly those again.
+ * a file that restores exactly those again; accounting decodes only to
+ * the periods holding the time, keeps counts only when it read a file,
+ * and encodes to text that decodes to the same periods and counts.
  */
 #include <string.h>
 
 #include "client/guard.h"
+#include "core/acct.h"
 #include "dir/registry.h"
 #include "fuzz.h"
 
@@ -94,6 +100,29 @@ static void check_registry(const uint8_t *buf, size_t len)
     registry_free(r);
 }
 
+static void check_acct(uint8_t mode, const uint8_t *buf, size_t len)
+{
+    struct acct a = {.o = {.max = {1000, 0},
+                           .start_min = (uint32_t)(mode >> 2) * 22u,
+                           .start_mday = 1u + (mode >> 2) % 28u}},
+                b;
+    char out[ACCT_FILE_MAX];
+    int rc = acct_decode(&a, buf, len, NOW), n;
+
+    for (unsigned p = 0; p < ACCT_PERIODS; p++) {
+        FUZZ_ASSERT(a.start_ms[p] == acct_start(&a.o, (enum acct_period)p, NOW));
+        FUZZ_ASSERT(a.start_ms[p] <= NOW &&
+                    acct_end(&a.o, (enum acct_period)p, a.start_ms[p]) > NOW);
+        FUZZ_ASSERT(rc == 0 || (a.used[p][0] == 0 && a.used[p][1] == 0));
+    }
+    n = acct_encode(&a, out, sizeof(out));
+    FUZZ_ASSERT(n > 0);
+    b.o = a.o;
+    FUZZ_ASSERT(acct_decode(&b, (const uint8_t *)out, (size_t)n, NOW) == 0);
+    FUZZ_ASSERT(memcmp(a.start_ms, b.start_ms, sizeof(a.start_ms)) == 0);
+    FUZZ_ASSERT(memcmp(a.used, b.used, sizeof(a.used)) == 0);
+}
+
 /* A signed relay descriptor of relays[i], valid at NOW. */
 static size_t make_desc(uint8_t *out, unsigned i)
 {
@@ -127,7 +156,11 @@ static void seeds(const char *dir)
     uint8_t d[DESC_MAX_LEN], *saved;
     size_t saved_len;
 
+    static const char acct[] = "\2ovl-accounting 1\nday 1699920000000 5 7\n"
+                               "month 1698796800000 5 7\n";
+
     fuzz_write_seed(dir, "guards-2", guards, sizeof(guards) - 1);
+    fuzz_write_seed(dir, "accounting-1", acct, sizeof(acct) - 1);
     for (unsigned i = 0; i < N_RELAYS; i++) {
         size_t len = make_desc(d, i);
 
@@ -163,7 +196,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_begin();
     mode = fz_u8(&in);
     len = fz_take(&in, &file, size);
-    if (mode & 1)
+    if (mode & 2)
+        check_acct(mode, file, len);
+    else if (mode & 1)
         check_registry(file, len);
     else
         check_guards(file, len);

@@ -7,6 +7,8 @@ docs/CONFIG.md [relay] rate, burst, max_per_day; src/core/bw.h).
   (held back by pausing its links' reads): every byte arrives (sha256),
   no relay drops a cell, and the rate it let through is 1 MB/s +- 10 %;
   over TCP, and again over QUIC.
+- A client with [node] rate = 2 MB (every frame its links carry) gets
+  the same download at 2 MB/s +- 10 %.
 - A relay whose max_per_day is spent goes dormant: the download that
   spent it finishes on its chain, the bootstrap lists the relay as
   dormant and draws no chain through it, its state survives a restart,
@@ -108,9 +110,11 @@ def relay_bytes(st):
     return st["bw_relay_bytes_in"], st["bw_relay_bytes_out"]
 
 
-def capped_download(tn, node, src, port):
-    """Download src through clientA's SOCKS port to port; judge node's cap."""
+def capped_download(tn, node, src, port, scope="relay", rate=RATE):
+    """Download src through clientA's SOCKS port to port; judge node's cap
+    of scope ("relay": its relayed cells; "node": every frame it carries)."""
     a = tn["clientA"]
+    key = "bw_%s_" % scope
     before = node.status()
     t0 = time.monotonic()
     body = socks_get(a.socks, port)
@@ -119,22 +123,22 @@ def capped_download(tn, node, src, port):
     assert len(body) == len(src.blob), "got %d of %d bytes" % (len(body), len(src.blob))
     assert hashlib.sha256(body).hexdigest() == src.digest, "the body differs"
     d = {k: after[k] - before[k] for k in after if isinstance(after[k], int)}
-    moved = max(d["bw_relay_bytes_in"], d["bw_relay_bytes_out"])
+    moved = max(d[key + "bytes_in"], d[key + "bytes_out"])
     assert moved >= len(body) // 818 * CELL * 9 // 10, d  # the stream went through it
-    assert d["relay_dropped_queue_full"] == 0 and d["relay_dropped_auth"] == 0, d
+    assert d.get("relay_dropped_queue_full", 0) == 0 and d.get("relay_dropped_auth", 0) == 0, d
     # Too fast: the wall clock, which load only lengthens.
     fast = (moved - BURST) / elapsed
-    assert fast <= 1.1 * RATE, "%d bytes in %.2f s after the burst: %.0f B/s" % (
+    assert fast <= 1.1 * rate, "%d bytes in %.2f s after the burst: %.0f B/s" % (
         moved, elapsed, fast)
-    # Too slow: the relay's own clock while it held links back.
-    assert d["bw_relay_holds"] > 0, d
-    limited = max(d["bw_relay_limited_bytes_in"], d["bw_relay_limited_bytes_out"])
-    assert d["bw_relay_limited_ms"] * RATE / 1000 >= (moved - BURST) / 2, d  # the cap ruled
-    rate = limited * 1000 / d["bw_relay_limited_ms"]
-    assert 0.9 * RATE <= rate <= 1.1 * RATE, "%.0f B/s while limited (%s)" % (rate, d)
-    print("  %s: %d bytes of cells in %.2f s (%.0f B/s after the burst), %.0f B/s while "
-          "limited over %d ms, %d holds" % (node.name, moved, elapsed, fast, rate,
-                                            d["bw_relay_limited_ms"], d["bw_relay_holds"]))
+    # Too slow: the node's own clock while it held links back.
+    assert d[key + "holds"] > 0, d
+    limited = max(d[key + "limited_bytes_in"], d[key + "limited_bytes_out"])
+    assert d[key + "limited_ms"] * rate / 1000 >= (moved - BURST) / 2, d  # the cap ruled
+    got = limited * 1000 / d[key + "limited_ms"]
+    assert 0.9 * rate <= got <= 1.1 * rate, "%.0f B/s while limited (%s)" % (got, d)
+    print("  %s (%s): %d bytes in %.2f s (%.0f B/s after the burst), %.0f B/s while "
+          "limited over %d ms, %d holds" % (node.name, scope, moved, elapsed, fast, got,
+                                            d[key + "limited_ms"], d[key + "holds"]))
 
 
 def capped(net, transport):
@@ -168,6 +172,17 @@ def capped(net, transport):
 
 def test_capped(net):
     capped(net, "tcp")
+
+
+def test_node_rate(net):
+    """[node] rate on the client: every frame its links read and write,
+    the download's cells among them, at 2 MB/s."""
+    src = Source(BULK)
+    net.on_close(lambda failed: src.close() or [])
+    extra = [("clientA", "node", "rate", "2 MB"), ("clientA", "node", "burst", "1 MB"),
+             ("relay", "exit", "policy", policy(src.port))]
+    tn = ovltest.testnet(net, relays=3, clients=1, socks=True, chain_length=3, extra=extra)
+    capped_download(tn, tn["clientA"], src, src.port, scope="node", rate=2 * RATE)
 
 
 def test_capped_quic(net):
@@ -258,4 +273,5 @@ def test_accounting(net):
 
 
 if __name__ == "__main__":
-    ovltest.run_tests("test_bandwidth", [test_capped, test_capped_quic, test_accounting])
+    ovltest.run_tests("test_bandwidth", [test_capped, test_capped_quic, test_node_rate,
+                                         test_accounting])
