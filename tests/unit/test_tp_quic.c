@@ -236,6 +236,12 @@ START_TEST(test_meter_may_send)
 }
 END_TEST
 
+START_TEST(test_meter_lifted)
+{
+    tpt_meter_lifted("quic");
+}
+END_TEST
+
 /* ---- QUIC only --------------------------------------------------------- */
 
 static bool done_n_each(struct fx *fx)
@@ -695,6 +701,7 @@ static Suite *tp_quic_suite(void)
     tcase_add_test(tc, test_meter_pause);
     tcase_add_test(tc, test_meter_close_held);
     tcase_add_test(tc, test_meter_may_send);
+    tcase_add_test(tc, test_meter_lifted);
     tcase_add_test(tc, test_reconnect);
     tcase_add_test(tc, test_lossy);
     tcase_add_test(tc, test_idle_vanish);

@@ -391,6 +391,12 @@ START_TEST(test_meter_may_send)
 }
 END_TEST
 
+START_TEST(test_meter_lifted)
+{
+    tpt_meter_lifted("tcp");
+}
+END_TEST
+
 static Suite *tp_tcp_suite(void)
 {
     Suite *s = suite_create("tp_tcp");
@@ -414,6 +420,7 @@ static Suite *tp_tcp_suite(void)
     tcase_add_test(tc, test_meter_pause);
     tcase_add_test(tc, test_meter_close_held);
     tcase_add_test(tc, test_meter_may_send);
+    tcase_add_test(tc, test_meter_lifted);
     suite_add_tcase(s, tc);
     return s;
 }

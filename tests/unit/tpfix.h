@@ -793,4 +793,33 @@ static inline void tpt_meter_may_send(const char *sch)
     mt_finish(&mt);
 }
 
+/* A limit changed at run time (a reload: bw_apply, tp_meter_set): a
+ * lower rate holds at once, and a limit lifted lets the held transport
+ * read again on the next turn, with nothing lost. */
+static inline void tpt_meter_lifted(const char *sch)
+{
+    struct mt mt;
+    struct fx *fx = &mt.fx;
+
+    mt_setup(&mt, sch, 0, 0);
+    fx->cli.tx_total = 400;
+    fx->cli.pump_on_connect = true;
+    fx->done = done_up;
+    fx_dial(fx, fx->lst_uri);
+    fx_run(fx);
+    ck_assert_uint_eq(mt.m.limited, 0); /* counting only */
+    tp_meter_set(&mt.m, TPM_NODE, 16 * 1024, 8192);
+    fx->done = done_held;
+    fx_run(fx);
+    ck_assert_uint_lt(fx->srv.rx, 400);
+    tp_meter_set(&mt.m, TPM_NODE, 0, 0);
+    fx->done = done_srv_all;
+    fx_run(fx);
+    ck_assert_uint_eq(fx->srv.rx, 400);
+    ck_assert_uint_eq(fx->srv.bad, 0);
+    ck_assert(!tp_is_throttled(fx->srv.t));
+    ck_assert_uint_eq(tp_meter_waiting(&mt.m), 0);
+    mt_finish(&mt);
+}
+
 #endif
