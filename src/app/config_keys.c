@@ -660,7 +660,7 @@ _Static_assert(sizeof(struct ovl_config) <= UINT16_MAX, "key_def.off is 16 bits"
     X(NODE, cover_budget, .set = KS_UINT, .min = 0, .max = 100, OPT_FIELD(cover_budget))           \
     X(NODE, hidden, .set = KS_BOOL, CFG_FIELD(hidden))                                             \
     X(NODE, intros, .set = KS_UINT, .min = 1, .max = 4, CFG_FIELD(intros))                         \
-    X(NODE, rate, .set = KS_SIZE, .zero_ok = 1, .min = 8192, .max = 1, .max_shift = 40,            \
+    X(NODE, rate, .set = KS_SIZE, .zero_ok = 1, .min = 65536, .max = 1, .max_shift = 40,           \
         OPT_FIELD(bw.rate[TPM_NODE]))                                                              \
     X(NODE, burst, .set = KS_SIZE, .zero_ok = 1, .min = 8192, .max = 1, .max_shift = 40,           \
         OPT_FIELD(bw.burst[TPM_NODE]))                                                             \
@@ -791,7 +791,7 @@ _Static_assert(sizeof(struct ovl_config) <= UINT16_MAX, "key_def.off is 16 bits"
     X(RELAY, loop_interval, .set = KS_UINT, .zero_ok = 1, .min = 10, .max = 3600000,               \
         CFG_FIELD(relay_loop_ms))                                                                  \
     X(RELAY, family, .set = KS_FAMILY, .repeat = 1)                                                \
-    X(RELAY, rate, .set = KS_SIZE, .zero_ok = 1, .min = 8192, .max = 1, .max_shift = 40,           \
+    X(RELAY, rate, .set = KS_SIZE, .zero_ok = 1, .min = 65536, .max = 1, .max_shift = 40,          \
         OPT_FIELD(bw.rate[TPM_RELAY]))                                                             \
     X(RELAY, burst, .set = KS_SIZE, .zero_ok = 1, .min = 8192, .max = 1, .max_shift = 40,          \
         OPT_FIELD(bw.burst[TPM_RELAY]))                                                            \
