@@ -107,6 +107,26 @@ static inline unsigned tp_meter_waiting(const struct tp_meter *m)
     return m->n_wait;
 }
 
+/* For a transport's reads: how many of room bytes t should read now, so
+ * that little waits in it once the meter holds it (a byte stream that
+ * reads more than it may deliver must keep the rest): what the incoming
+ * buckets of the limited scopes and t's share allow, at least one whole
+ * frame. No refill: a stale count only makes a read smaller. */
+static inline size_t tp_meter_read_room(const struct tp_meter *m, const struct transport *t,
+                                        size_t room)
+{
+    int64_t may = INT64_MAX;
+
+    for (unsigned s = 0; s < TPM_SCOPES; s++)
+        if ((m->limited & (1u << s)) && m->b[s][TPM_IN].tokens < may)
+            may = m->b[s][TPM_IN].tokens;
+    if ((t->mflags & TPM_T_SHARE) && t->mshare < may)
+        may = t->mshare;
+    if (may < (int64_t)(OVL_FRAME_MAX + OVL_FRAME_LENHDR))
+        may = OVL_FRAME_MAX + OVL_FRAME_LENHDR;
+    return (uint64_t)may < room ? (size_t)may : room;
+}
+
 /* For transport.c: t delivered a frame of n bytes (framing included). */
 void tp_meter_frame(struct tp_meter *m, struct transport *t, size_t n);
 

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "core/cell.h"
+#include "core/tp_meter.h"
 #include "core/tp_tcp.h"
 #include "lib/bytes.h"
 
@@ -252,17 +253,22 @@ static int tcp_conn_new(struct tp_env *env, struct tcp_conn **out)
 /* ---- reading ---------------------------------------------------------- */
 
 /* Lend the shared buffer, with the frame the last read ended in in front.
- * libuv calls back right after the read, before any other connection's. */
+ * libuv calls back right after the read, before any other connection's.
+ * Under a bandwidth limit only what the meter may let through is read, so
+ * that a hold keeps about a frame here, not a whole buffer per link. */
 static void tcp_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct tcp_conn *c = h->data;
     uint8_t *rbuf = c->base.env->tcp->rbuf;
+    size_t room = TCP_RBUF_SIZE - c->rlen;
 
     (void)suggested;
     if (c->rlen)
         memcpy(rbuf, c->tail, c->rlen);
+    if (c->base.env->meter)
+        room = tp_meter_read_room(c->base.env->meter, &c->base, room);
     buf->base = (char *)rbuf + c->rlen;
-    buf->len = TCP_RBUF_SIZE - c->rlen;
+    buf->len = room;
 }
 
 /* Hand the complete frames of the len bytes at buf to the owner until it
