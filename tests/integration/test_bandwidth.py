@@ -78,25 +78,44 @@ class Source:
         self.sock.close()
 
 
-def socks_get(addr, port, timeout=60.0):
-    """Everything 127.0.0.1:port sends, through the SOCKS5 port addr."""
+def socks_open(addr, port, timeout=60.0):
+    """A SOCKS5 CONNECT to 127.0.0.1:port through addr: (reply code, socket)."""
     h, p = addr.rsplit(":", 1)
     s = socket.create_connection((h, int(p)), timeout=timeout * ovltest.SLACK)
+    s.sendall(b"\x05\x01\x00\x05\x01\x00\x01" + socket.inet_aton("127.0.0.1") +
+              struct.pack(">H", port))
+    rep = b""
+    while len(rep) < 12:
+        d = s.recv(12 - len(rep))
+        assert d, "the SOCKS reply was cut short"
+        rep += d
+    assert rep[:2] == b"\x05\x00", "SOCKS refused: %r" % rep
+    return rep[3], s
+
+
+def socks_get(addr, port, before=None):
+    """Everything 127.0.0.1:port sends through the SOCKS5 port addr, and
+    what before() returned just before the CONNECT that was taken. Reply
+    0x02 (no exit takes it) is tried again: a client's view of the exits
+    is a relay list the bootstrap signed, which may have been signed just
+    before the last relay registered; the client fetches it again a minute
+    later (src/client/lines.c VIEW_AGE_MS)."""
+    deadline = time.monotonic() + 90.0 * ovltest.SLACK
+    while True:
+        mark = before() if before else None
+        code, s = socks_open(addr, port)
+        if code != 0x02 or time.monotonic() >= deadline:
+            break
+        s.close()
+        time.sleep(0.5)  # a poll: the next try finds a newer view or not
     try:
-        s.sendall(b"\x05\x01\x00\x05\x01\x00\x01" + socket.inet_aton("127.0.0.1") +
-                  struct.pack(">H", port))
-        rep = b""
-        while len(rep) < 12:
-            d = s.recv(12 - len(rep))
-            assert d, "the SOCKS reply was cut short"
-            rep += d
-        assert rep[:2] == b"\x05\x00" and rep[3] == 0, "SOCKS refused: %r" % rep
+        assert code == 0, "SOCKS reply %#x" % code
         body = bytearray()
         buf = bytearray(1 << 20)
         while True:
             n = s.recv_into(buf)
             if not n:
-                return bytes(body)
+                return bytes(body), mark
             body += buf[:n]
     finally:
         s.close()
@@ -115,9 +134,7 @@ def capped_download(tn, node, src, port, scope="relay", rate=RATE):
     of scope ("relay": its relayed cells; "node": every frame it carries)."""
     a = tn["clientA"]
     key = "bw_%s_" % scope
-    before = node.status()
-    t0 = time.monotonic()
-    body = socks_get(a.socks, port)
+    body, (before, t0) = socks_get(a.socks, port, lambda: (node.status(), time.monotonic()))
     elapsed = time.monotonic() - t0
     after = node.status()
     assert len(body) == len(src.blob), "got %d of %d bytes" % (len(body), len(src.blob))
@@ -234,7 +251,7 @@ def test_accounting(net):
         w = threading.Thread(target=watch, daemon=True)
         w.start()
         try:
-            body = socks_get(tn["clientA"].socks, src.port)  # spends the day on its chain
+            body, _ = socks_get(tn["clientA"].socks, src.port)  # spends the day on its chain
         finally:
             done.set()
             w.join()
