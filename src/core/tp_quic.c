@@ -29,6 +29,7 @@
 #include "core/cell.h"
 #include "core/tp_quic_int.h"
 #include "lib/bytes.h"
+#include "lib/crypto.h"
 
 #define QUIC_BURST        64 /* datagrams per write pass before yielding to the loop */
 #define QUIC_GSO_MAX      48 /* datagrams one sendmsg carries (UDP GSO: 64 at most) */
@@ -898,6 +899,27 @@ int quic_peer_uri(const struct transport *t, char *out, size_t outlen)
 }
 
 /* ---- TLS sessions ------------------------------------------------------ */
+
+/* The exporter's label (RFC 5705, RFC 8446 7.5): ours alone, so that no
+ * other use of the session's exporter gives the same value. */
+#define QUIC_EXPORTER "EXPORTER-ovl-link"
+
+/* Write the TLS exporter of c's session (tp_binding). QUIC's packet keys
+ * and the exporter both come from this one TLS 1.3 handshake, so the
+ * value belongs to this connection's protection and to no other's. */
+int quic_binding(const struct transport *t, uint8_t out[TP_BINDING_LEN])
+{
+    const struct quic_conn *c = quic_of(t);
+
+    if (!c->tls || !(t->flags & QUIC_F_HS_DONE))
+        return OVL_EINVAL;
+    if (gnutls_prf_rfc5705(c->tls, sizeof(QUIC_EXPORTER) - 1, QUIC_EXPORTER, 0, NULL,
+                           TP_BINDING_LEN, (char *)out) < 0) {
+        ovl_wipe(out, TP_BINDING_LEN);
+        return OVL_ECRYPTO;
+    }
+    return 0;
+}
 
 /* TLS here only carries QUIC's keys: who the peer is gets proven by the
  * link handshake inside, so the client checks no certificate. */

@@ -635,6 +635,7 @@ const struct tp_ops tp_quic_ops = {
     .resume = quic_resume,
     .queued = quic_queued,
     .peer_uri = quic_peer_uri,
+    .binding = quic_binding,
     .listener_uri = quic_listener_uri,
     .listener_close = quic_listener_close,
 };

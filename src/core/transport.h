@@ -71,6 +71,10 @@
 struct tcp_shared;
 struct tp_meter;
 
+/* Bytes of the value a protecting transport binds its connection to
+ * (tp_binding). */
+#define TP_BINDING_LEN 32
+
 /* Shared settings and loop for every transport of a node. Owned by the node. */
 struct tp_env {
     uv_loop_t *loop;
@@ -126,6 +130,8 @@ struct tp_ops {
     void (*resume)(struct transport *t); /* read again: what was held first, from the loop */
     size_t (*queued)(const struct transport *t);
     void (*trim)(struct transport *t); /* NULL: the transport keeps nothing to give back */
+    /* NULL: the transport protects nothing the link may rely on (tp_binding) */
+    int (*binding)(const struct transport *t, uint8_t out[TP_BINDING_LEN]);
     int (*peer_uri)(const struct transport *t, char *out, size_t outlen);
     int (*listener_uri)(const struct tp_listener *l, char *out, size_t outlen);
     void (*listener_close)(struct tp_listener *l);
@@ -292,6 +298,21 @@ static inline void tp_trim(struct transport *t)
 {
     if (t->ops->trim)
         t->ops->trim(t);
+}
+
+/* Ask whether t protects the frames it carries itself, and to what: 0 and
+ * out filled when t gives every frame confidentiality, integrity, order
+ * and exactly-once delivery under keys that only the two ends of this one
+ * connection hold, and out is a secret value of those keys that both ends
+ * compute alike (QUIC: a TLS exporter). Anyone who terminates the
+ * connection in the middle holds two connections with two values, so a
+ * handshake that mixes out into what both ends authenticate fails through
+ * such a middlebox (docs/PROTOCOL.md 8.3). OVL_EUNSUPP when t protects
+ * nothing (TCP), OVL_EINVAL before it is connected. out is secret: the
+ * caller wipes it. */
+static inline int tp_binding(const struct transport *t, uint8_t out[TP_BINDING_LEN])
+{
+    return t->ops->binding ? t->ops->binding(t, out) : OVL_EUNSUPP;
 }
 
 /* Write the peer's address as a URI into out. */

@@ -194,6 +194,12 @@ START_TEST(test_local_close)
 }
 END_TEST
 
+START_TEST(test_binding)
+{
+    tpt_binding("quic", true);
+}
+END_TEST
+
 START_TEST(test_accept_ignored)
 {
     tpt_accept_ignored("quic");
@@ -695,6 +701,7 @@ static Suite *tp_quic_suite(void)
     tcase_add_test(tc, test_close_in_frame);
     tcase_add_test(tc, test_local_close);
     tcase_add_test(tc, test_accept_ignored);
+    tcase_add_test(tc, test_binding);
     tcase_add_test(tc, test_dns_localhost);
     tcase_add_test(tc, test_dns_close_while_resolving);
     tcase_add_test(tc, test_meter_rate);

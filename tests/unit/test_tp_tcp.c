@@ -349,6 +349,12 @@ START_TEST(test_peer_eof)
 }
 END_TEST
 
+START_TEST(test_binding)
+{
+    tpt_binding("tcp", false);
+}
+END_TEST
+
 START_TEST(test_accept_ignored)
 {
     tpt_accept_ignored("tcp");
@@ -414,6 +420,7 @@ static Suite *tp_tcp_suite(void)
     tcase_add_test(tc, test_close_in_frame);
     tcase_add_test(tc, test_peer_eof);
     tcase_add_test(tc, test_accept_ignored);
+    tcase_add_test(tc, test_binding);
     tcase_add_test(tc, test_dns_localhost);
     tcase_add_test(tc, test_dns_close_while_resolving);
     tcase_add_test(tc, test_meter_rate);

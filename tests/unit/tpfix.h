@@ -526,6 +526,46 @@ static inline void tpt_local_close(const char *sch)
     fx_finish(&fx);
 }
 
+/* ---- binding ----------------------------------------------------------- */
+
+/* tp_binding: a transport that protects its frames (binds) gives both ends
+ * of a connection one value, another connection another; one that does
+ * not says OVL_EUNSUPP at either end. */
+static inline void tpt_binding(const char *sch, bool binds)
+{
+    struct fx fx;
+    char uri[OVL_URI_MAX];
+    uint8_t x[3][TP_BINDING_LEN], zero[TP_BINDING_LEN] = {0};
+
+    fx_init(&fx, 64 * 1024);
+    fx_uri(uri, sch, "127.0.0.1:0");
+    ck_assert_int_eq(fx_listen(&fx, uri), 0);
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            tp_close(fx.cli.t);
+            fx.done = done_both_closed;
+            fx_run(&fx);
+            memset(&fx.srv, 0, sizeof(fx.srv));
+            memset(&fx.cli, 0, sizeof(fx.cli));
+            fx.srv.fx = fx.cli.fx = &fx;
+        }
+        fx_dial(&fx, fx.lst_uri);
+        /* Not connected yet: nothing to bind to. */
+        ck_assert_int_eq(tp_binding(fx.cli.t, x[0]), binds ? OVL_EINVAL : OVL_EUNSUPP);
+        fx.done = done_up;
+        fx_run(&fx);
+        ck_assert_int_eq(tp_binding(fx.cli.t, x[round]), binds ? 0 : OVL_EUNSUPP);
+        ck_assert_int_eq(tp_binding(fx.srv.t, x[2]), binds ? 0 : OVL_EUNSUPP);
+        if (binds) {
+            ck_assert_mem_eq(x[round], x[2], TP_BINDING_LEN);
+            ck_assert(memcmp(x[round], zero, TP_BINDING_LEN) != 0);
+        }
+    }
+    if (binds)
+        ck_assert(memcmp(x[0], x[1], TP_BINDING_LEN) != 0);
+    fx_finish(&fx);
+}
+
 static inline void tpt_accept_ignored(const char *sch)
 {
     struct fx fx;
