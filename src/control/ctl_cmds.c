@@ -204,7 +204,7 @@ static void ctl_peer_link(struct kvbuf *out, const struct link *l, uint64_t now)
     ctl_add_fixed(out, "remote", l->remote, sizeof l->remote);
     ctl_add_fixed(out, "name", l->peer ? l->peer->spec.name : "", PEER_NAME_MAX);
     if (l->state == LINK_OPEN)
-        kv_adds(out, "suite", ovl_aead_name(l->suite));
+        kv_adds(out, "suite", link_cipher_name(l));
     kv_addu(out, "age_ms", ctl_since(now, l->opened_ms));
     kv_addu(out, "cells_in", l->cells_in);
     kv_addu(out, "cells_out", l->cells_out);

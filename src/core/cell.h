@@ -5,11 +5,14 @@
  *   FRAME_HS_INIT  handshake message 1 (initiator -> responder), see handshake.h
  *   FRAME_HS_RESP  handshake message 2 (responder -> initiator)
  *   FRAME_CELL     one sealed cell:  type(1) | counter(8, LE) | AEAD(cell, 1024) | tag(16)
+ *   FRAME_CELL_BOUND  one cell as it is: type(1) | cell(1024), only on a link
+ *                  bound to a transport that protects it (handshake.h, hs_bind)
  *
  * The AEAD binds type and counter as associated data and uses the counter as
  * its nonce, so replayed, reordered and tampered frames are told apart. A
  * cell is always OVL_CELL_LEN bytes before sealing, whatever it carries, so
- * every sealed frame on every link is FRAME_CELL_LEN bytes long. Stream
+ * every sealed frame on every link is FRAME_CELL_LEN bytes long, and every
+ * cell frame of a bound link FRAME_BOUND_LEN. Stream
  * transports (TCP) prefix each frame with a 16-bit big-endian length;
  * datagram transports (QUIC DATAGRAM) carry one frame per datagram.
  * docs/PROTOCOL.md is the normative description.
@@ -36,10 +39,12 @@ enum frame_type {
     FRAME_HS_INIT = 1,
     FRAME_HS_RESP = 2,
     FRAME_CELL = 3,
+    FRAME_CELL_BOUND = 4,
 };
 
 #define FRAME_CELL_AD 9 /* type + counter: the associated data */
 #define FRAME_CELL_LEN (FRAME_CELL_AD + OVL_CELL_LEN + OVL_AEAD_TAG) /* 1049 */
+#define FRAME_BOUND_LEN (1 + OVL_CELL_LEN)                         /* 1025 */
 #define OVL_FRAME_MAX 1280 /* no frame may be longer; longer ones close the link */
 #define OVL_FRAME_LENHDR 2 /* length prefix on stream transports */
 
@@ -105,5 +110,12 @@ int frame_counter(const uint8_t *frame, size_t len, uint64_t *counter) OVL_WUR;
  * OVL_ECRYPTO if the tag fails. */
 int frame_open(uint8_t cell[OVL_CELL_LEN], const struct ovl_aead *key, const uint8_t *frame,
                size_t len) OVL_WUR;
+
+/* Return the cell bytes of a FRAME_CELL_BOUND frame, or NULL unless len is
+ * FRAME_BOUND_LEN and the type byte FRAME_CELL_BOUND. */
+static inline const uint8_t *frame_bound_cell(const uint8_t *frame, size_t len)
+{
+    return frame && len == FRAME_BOUND_LEN && frame[0] == FRAME_CELL_BOUND ? frame + 1 : NULL;
+}
 
 #endif

@@ -127,6 +127,17 @@ int hs_set_rekey(struct handshake *hs, unsigned log2)
     return 0;
 }
 
+/* Mix the transport's binding into h, once, before any message. */
+int hs_bind(struct handshake *hs, const uint8_t binding[HS_BIND_LEN])
+{
+    if (hs == NULL || binding == NULL || (hs->flags & HS_F_BOUND) ||
+        (hs->state != HS_START && hs->state != HS_WAIT_INIT))
+        return OVL_EINVAL;
+    hs_mix_hash(hs, binding, HS_BIND_LEN);
+    hs->flags |= HS_F_BOUND;
+    return 0;
+}
+
 /* Read the ratchet interval from a payload's flags word; 0 if out of range. */
 static uint8_t hs_payload_rekey(const uint8_t payload[HS_PAYLOAD_LEN])
 {
@@ -304,6 +315,11 @@ static void hs_split(struct handshake *hs, struct hs_keys *keys, enum ovl_aead_s
     keys->rekey_log2 = rekey_log2;
     memcpy(keys->peer_pk, hs->rs_ed, sizeof(keys->peer_pk));
     memcpy(keys->hash, hs->h, sizeof(keys->hash));
+    keys->flags = hs->flags & HS_F_BOUND;
+    /* From the key only the initiator and the responder derive (h is no
+     * secret: anyone who saw the messages and knows the binding has it). */
+    if (keys->flags & HS_F_BOUND)
+        ovl_kdf_label(keys->confirm, k1, "ovl-link confirm");
     ovl_wipe(k1, sizeof(k1));
     ovl_wipe(k2, sizeof(k2));
     hs->state = HS_DONE;

@@ -14,6 +14,12 @@
  * initiator confirms its keys with its first sealed cell (CELL_HELLO); the
  * responder treats the peer as authenticated only then, so a replayed
  * message 1 gains an attacker nothing. docs/PROTOCOL.md specifies each step.
+ *
+ * Over a transport that protects the frames itself (QUIC), both ends bind
+ * the handshake to the transport's connection (hs_bind: its TLS exporter
+ * mixed into the handshake hash) and the link then sends its cells
+ * unsealed; the initiator confirms its keys with a HELLO that carries
+ * hs_keys.confirm instead (docs/PROTOCOL.md 8.3).
  */
 #ifndef OVL_CORE_HANDSHAKE_H
 #define OVL_CORE_HANDSHAKE_H
@@ -33,7 +39,12 @@
 #define HS_REKEY_LOG2_DEFAULT 20
 #define HS_INIT_LEN                                                                                \
     (HS_HDR_LEN + 32 + (32 + OVL_AEAD_TAG) + (HS_PAYLOAD_LEN + OVL_AEAD_TAG)) /* 116 */
-#define HS_RESP_LEN (HS_HDR_LEN + 32 + (HS_PAYLOAD_LEN + OVL_AEAD_TAG))       /* 68 */
+#define HS_RESP_LEN    (HS_HDR_LEN + 32 + (HS_PAYLOAD_LEN + OVL_AEAD_TAG))    /* 68 */
+#define HS_BIND_LEN    32 /* the transport's binding (tp_binding) */
+#define HS_CONFIRM_LEN OVL_HASH_LEN
+
+/* Bits of handshake.flags and hs_keys.flags. */
+#define HS_F_BOUND (1u << 0) /* bound to the transport's connection (hs_bind) */
 
 enum hs_role { HS_INITIATOR = 1, HS_RESPONDER = 2 };
 
@@ -54,6 +65,10 @@ struct hs_keys {
     uint8_t rekey_log2;              /* agreed ratchet interval: 2^rekey_log2 cells */
     uint8_t peer_pk[OVL_ED25519_PK]; /* the authenticated peer identity */
     uint8_t hash[OVL_HASH_LEN];      /* handshake hash, for channel binding */
+    unsigned flags;                  /* HS_F_BOUND when both ends bound it */
+    /* Bound only: KDF_LABEL(initiator's sending key, "ovl-link confirm"),
+     * what the initiator's HELLO carries; all zero otherwise. */
+    uint8_t confirm[HS_CONFIRM_LEN];
 };
 
 /* Handshake state. Everything in it is secret until HS_DONE. */
@@ -69,6 +84,7 @@ struct handshake {
     uint8_t rs_x[OVL_X25519_LEN];  /* peer static, X25519 form */
     uint32_t peer_suites;
     uint8_t rekey_log2, peer_rekey_log2;
+    unsigned flags; /* HS_F_* */
     uint8_t h[OVL_HASH_LEN], ck[OVL_HASH_LEN];
 };
 
@@ -88,6 +104,16 @@ int hs_start_responder(struct handshake *hs, const struct ovl_identity *self,
  * before the first message is written or read; OVL_EINVAL outside
  * HS_REKEY_LOG2_MIN..HS_REKEY_LOG2_MAX or in a later state. */
 int hs_set_rekey(struct handshake *hs, unsigned log2) OVL_WUR;
+
+/* Bind the handshake to the transport connection it runs on, before the
+ * first message is written or read: h = H(h || binding), where binding is
+ * the value the transport gave (tp_binding). Every message is then
+ * authenticated under it, so the handshake succeeds only when the peer
+ * bound it to the same value: an end that did not bind, or that holds
+ * another connection (a middlebox in between), fails it with OVL_ECRYPTO.
+ * The keys handed out carry HS_F_BOUND and the initiator's confirmation.
+ * OVL_EINVAL in a later state or when bound already. */
+int hs_bind(struct handshake *hs, const uint8_t binding[HS_BIND_LEN]) OVL_WUR;
 
 /* Initiator: write message 1 (HS_INIT_LEN bytes) into out. */
 int hs_write_init(struct handshake *hs, uint8_t out[HS_INIT_LEN]) OVL_WUR;

@@ -1,7 +1,10 @@
 /* link.c - authenticated, encrypted links: handshake, sealing, life cycle.
  *
  * The data path per received frame is: transport -> link_on_frame ->
- * (handshake | link_recv_cell) -> dispatch_cell. No allocation and no
+ * (handshake | link_recv_cell) -> dispatch_cell. A link whose transport
+ * protects the frames itself (tp_binding) binds its handshake to the
+ * transport's connection and neither seals nor opens a cell (LINK_F_BOUND):
+ * the transport's protection is what an observer sees. No allocation and no
  * public-key operation happens per cell; cells live on the stack. A
  * cell's receipt and send are stamped with the loop's copy of the clock
  * (uv_now, at most one loop turn old), not a clock read each.
@@ -25,11 +28,12 @@ static unsigned link_rekey_log2(const struct node *n)
     return b;
 }
 
-static int link_seal(struct link *l, const struct cell *c);
+static int link_put_cell(struct link *l, const struct cell *c);
 static void link_on_connected(struct transport *t);
 static void link_on_frame(struct transport *t, const uint8_t *frame, size_t len);
 static void link_on_drain(struct transport *t);
 static void link_on_closed(struct transport *t, int err);
+static int link_bind(struct link *l);
 
 static const struct tp_cb link_tp_cb = {
     .connected = link_on_connected,
@@ -77,6 +81,11 @@ static const char *const reason_names[LC_REASON_COUNT] = {
     [LC_MEMORY] = "memory",
     [LC_STALLED] = "stalled",
 };
+
+const char *link_cipher_name(const struct link *l)
+{
+    return (l->flags & LINK_F_BOUND) ? "bound" : ovl_aead_name(l->suite);
+}
 
 const char *link_close_reason_name(enum link_close_reason r)
 {
@@ -315,6 +324,7 @@ static void link_free(struct link *l)
     ovl_aead_wipe(&l->rx);
     ovl_wipe(l->tx_key, sizeof(l->tx_key));
     ovl_wipe(l->rx_key, sizeof(l->rx_key));
+    ovl_wipe(l->confirm, sizeof(l->confirm));
     free(l);
 }
 
@@ -413,13 +423,13 @@ void link_accept(struct node *n, struct transport *tp)
     DL_APPEND2(n->unauth_in, l, unauth_prev, unauth_next);
     l->block = block;
     n->n_links_in++;
+    l->tp = tp;
     l->hs = calloc(1, sizeof(*l->hs));
     if (!l->hs || hs_start_responder(l->hs, &n->link_id, n->opts.aead_suites) != 0 ||
-        hs_set_rekey(l->hs, link_rekey_log2(n)) != 0) {
+        hs_set_rekey(l->hs, link_rekey_log2(n)) != 0 || link_bind(l) != 0) {
         link_free(l);
         goto refuse;
     }
-    l->tp = tp;
     link_set_state(l, LINK_HANDSHAKE);
     l->flags |= LINK_F_HS_STARTED;
     tp_set_cb(tp, &link_tp_cb, l);
@@ -431,7 +441,24 @@ refuse:
     tp_close(tp);
 }
 
-/* Send a frame outside the sealed-cell path (handshake messages). */
+/* Bind l's handshake to its transport's connection when the transport
+ * protects the frames itself (tp_binding); 0, binding nothing, when it
+ * does not. */
+static int link_bind(struct link *l)
+{
+    uint8_t x[TP_BINDING_LEN];
+    int rc = tp_binding(l->tp, x);
+
+    _Static_assert(TP_BINDING_LEN == HS_BIND_LEN, "one binding length");
+    if (rc == OVL_EUNSUPP)
+        return 0;
+    if (rc == 0)
+        rc = hs_bind(l->hs, x);
+    ovl_wipe(x, sizeof(x));
+    return rc;
+}
+
+/* Send a frame outside the cell path (handshake messages). */
 static int link_send_raw(struct link *l, const uint8_t *frame, size_t len)
 {
     int rc = tp_send(l->tp, frame, len);
@@ -457,6 +484,8 @@ static void link_on_connected(struct transport *t)
         rc = hs_start_initiator(l->hs, &l->node->link_id, l->peer_pk, l->node->opts.aead_suites);
     if (rc == 0)
         rc = hs_set_rekey(l->hs, link_rekey_log2(l->node));
+    if (rc == 0)
+        rc = link_bind(l);
     if (rc == 0)
         rc = hs_write_init(l->hs, msg);
     if (rc == 0)
@@ -531,18 +560,24 @@ static enum link_close_reason hs_reason(int rc)
     }
 }
 
-/* Install the transport keys and forget the handshake. */
+/* Install the transport keys (bound: the HELLO's confirmation alone) and
+ * forget the handshake. */
 static int link_set_keys(struct link *l, struct hs_keys *k)
 {
-    int rc;
+    int rc = 0;
 
     l->suite = k->suite;
     l->rekey_log2 = k->rekey_log2;
-    memcpy(l->tx_key, k->tx, sizeof(l->tx_key));
-    memcpy(l->rx_key, k->rx, sizeof(l->rx_key));
-    rc = ovl_aead_init(&l->tx, k->suite, l->tx_key);
-    if (rc == 0)
-        rc = ovl_aead_init(&l->rx, k->suite, l->rx_key);
+    if (k->flags & HS_F_BOUND) {
+        l->flags |= LINK_F_BOUND;
+        memcpy(l->confirm, k->confirm, sizeof(l->confirm));
+    } else {
+        memcpy(l->tx_key, k->tx, sizeof(l->tx_key));
+        memcpy(l->rx_key, k->rx, sizeof(l->rx_key));
+        rc = ovl_aead_init(&l->tx, k->suite, l->tx_key);
+        if (rc == 0)
+            rc = ovl_aead_init(&l->rx, k->suite, l->rx_key);
+    }
     if (!link_is_initiator(l)) {
         memcpy(l->peer_pk, k->peer_pk, OVL_ED25519_PK);
         node_id_format(l->peer_id, k->peer_pk);
@@ -572,7 +607,7 @@ static void link_opened(struct link *l)
             uv_timer_start(l->timer, link_live_cb, 0, 0);
     }
     log_info(&n->log, "link %s %s (%s) open, %s", link_is_initiator(l) ? "to" : "from", l->peer_id,
-             l->remote, ovl_aead_name(l->suite));
+             l->remote, link_cipher_name(l));
     for (unsigned i = 0; i < n->n_observers && l->state == LINK_OPEN; i++)
         if (n->observers[i].opened)
             n->observers[i].opened(n->observers[i].ctx, l);
@@ -583,6 +618,7 @@ static void link_handshake_initiator(struct link *l, const uint8_t *frame, size_
     struct hs_keys keys;
     struct cell hello = {.cmd = CELL_HELLO};
     int rc = hs_read_resp(l->hs, frame, len, &keys);
+    bool bound;
 
     if (rc) {
         log_info(&l->node->log, "link to %s: handshake failed: %s", l->remote, ovl_strerror(rc));
@@ -593,7 +629,16 @@ static void link_handshake_initiator(struct link *l, const uint8_t *frame, size_
         link_close(l, LC_HS_SUITE);
         return;
     }
-    if (link_seal(l, &hello) != 0) { /* the first sealed cell: the link opens with it */
+    /* Bound, nothing is sealed: the HELLO proves our keys by what it carries. */
+    if ((bound = (l->flags & LINK_F_BOUND) != 0)) {
+        hello.len = HS_CONFIRM_LEN;
+        memcpy(hello.payload, l->confirm, HS_CONFIRM_LEN);
+        ovl_wipe(l->confirm, sizeof(l->confirm));
+    }
+    rc = link_put_cell(l, &hello); /* the first cell: the link opens with it */
+    if (bound)
+        ovl_wipe(hello.payload, HS_CONFIRM_LEN);
+    if (rc != 0) {
         link_close(l, LC_IO_ERROR);
         return;
     }
@@ -654,38 +699,65 @@ static int link_ratchet(struct link *l, struct ovl_aead *a, uint8_t key[OVL_AEAD
     return ovl_aead_init(a, l->suite, key);
 }
 
-/* Check, open and dispatch one sealed cell. */
+/* Check and open one sealed frame into raw: LC_NONE, or why it fails. */
+static enum link_close_reason link_open_sealed(struct link *l, const uint8_t *frame, size_t len,
+                                               uint8_t raw[OVL_CELL_LEN])
+{
+    uint64_t ctr;
+
+    if (frame_counter(frame, len, &ctr) != 0)
+        return LC_BAD_FRAME;
+    if (ctr != l->rx_ctr)
+        return ctr < l->rx_ctr ? LC_REPLAY : LC_REORDER;
+    if (link_ratchet(l, &l->rx, l->rx_key, &l->rx_epoch, ctr) != 0 ||
+        frame_open(raw, &l->rx, frame, len) != 0)
+        return LC_TAMPERED;
+    l->rx_ctr++;
+    return LC_NONE;
+}
+
+/* The responder's first cell: the initiator's HELLO, which on a bound link
+ * must carry the confirmation only the holder of its keys derives. */
+static enum link_close_reason link_check_hello(struct link *l, const struct cell *c)
+{
+    bool ok;
+
+    if (c->cmd != CELL_HELLO || c->chain_id != 0)
+        return LC_HS_UNCONFIRMED;
+    if (!(l->flags & LINK_F_BOUND))
+        return LC_NONE;
+    ok = c->len == HS_CONFIRM_LEN && ovl_equal(c->payload, l->confirm, HS_CONFIRM_LEN);
+    ovl_wipe(l->confirm, sizeof(l->confirm));
+    return ok ? LC_NONE : LC_HS_AUTH;
+}
+
+/* Check, open (unless bound) and dispatch one cell. */
 static void link_recv_cell(struct link *l, const uint8_t *frame, size_t len)
 {
     struct node *n = l->node;
+    enum link_close_reason r = LC_NONE;
     uint8_t raw[OVL_CELL_LEN];
+    const uint8_t *in = raw;
     struct cell c;
-    uint64_t ctr;
 
-    if (frame_counter(frame, len, &ctr) != 0) {
-        link_close(l, LC_BAD_FRAME);
-        return;
+    if (l->flags & LINK_F_BOUND) {
+        if ((in = frame_bound_cell(frame, len)) == NULL)
+            r = LC_BAD_FRAME;
+    } else {
+        r = link_open_sealed(l, frame, len, raw);
     }
-    if (ctr != l->rx_ctr) {
-        link_close(l, ctr < l->rx_ctr ? LC_REPLAY : LC_REORDER);
-        return;
-    }
-    if (link_ratchet(l, &l->rx, l->rx_key, &l->rx_epoch, ctr) != 0 ||
-        frame_open(raw, &l->rx, frame, len) != 0) {
-        link_close(l, LC_TAMPERED);
-        return;
-    }
-    l->rx_ctr++;
-    if (cell_decode(&c, raw) != 0) {
-        link_close(l, LC_BAD_CELL);
+    if (r == LC_NONE && cell_decode(&c, in) != 0)
+        r = LC_BAD_CELL;
+    if (r != LC_NONE) {
+        link_close(l, r);
         return;
     }
     l->cells_in++;
     n->ctr.cells_in++;
     link_timers_received(&l->lt, uv_now(n->loop));
     if (l->state == LINK_CONFIRMING) {
-        if (c.cmd != CELL_HELLO || c.chain_id != 0) {
-            link_close(l, LC_HS_UNCONFIRMED);
+        if ((r = link_check_hello(l, &c)) != LC_NONE) {
+            link_close(l, r);
             return;
         }
         link_opened(l);
@@ -720,25 +792,33 @@ int link_send(struct link *l, const struct cell *c)
 {
     if (l->state != LINK_OPEN)
         return OVL_ECLOSED;
-    return link_seal(l, c);
+    return link_put_cell(l, c);
 }
 
 /* Seal c under the next counter and queue it; the keys are installed. The
- * cell is encoded where its ciphertext goes and sealed in place. */
-static int link_seal(struct link *l, const struct cell *c)
+ * cell is encoded where its ciphertext goes and sealed in place. A bound
+ * link queues the encoded cell as it is. */
+static int link_put_cell(struct link *l, const struct cell *c)
 {
     struct node *n = l->node;
     uint8_t frame[FRAME_CELL_LEN];
+    size_t len = FRAME_BOUND_LEN;
     int rc;
 
-    rc = cell_encode(frame + FRAME_CELL_AD, c);
-    if (rc)
-        return rc;
-    rc = link_ratchet(l, &l->tx, l->tx_key, &l->tx_epoch, l->tx_ctr);
+    _Static_assert(FRAME_BOUND_LEN <= FRAME_CELL_LEN, "one buffer");
+    if (l->flags & LINK_F_BOUND) {
+        frame[0] = FRAME_CELL_BOUND;
+        rc = cell_encode(frame + 1, c);
+    } else {
+        len = FRAME_CELL_LEN;
+        rc = cell_encode(frame + FRAME_CELL_AD, c);
+        if (rc == 0)
+            rc = link_ratchet(l, &l->tx, l->tx_key, &l->tx_epoch, l->tx_ctr);
+        if (rc == 0)
+            rc = frame_seal(frame, &l->tx, l->tx_ctr, frame + FRAME_CELL_AD);
+    }
     if (rc == 0)
-        rc = frame_seal(frame, &l->tx, l->tx_ctr, frame + FRAME_CELL_AD);
-    if (rc == 0)
-        rc = link_send_raw(l, frame, sizeof(frame));
+        rc = link_send_raw(l, frame, len);
     if (rc)
         return rc;
     l->tx_ctr++;

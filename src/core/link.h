@@ -3,7 +3,12 @@
  * A link owns one transport. It runs the handshake (handshake.h), then
  * seals every cell with the directional keys and a per-direction counter,
  * ratcheting each key forward every 2^rekey_log2 cells (the smaller of the
- * two ends' opts.rekey_cells, agreed in the handshake). Received cells
+ * two ends' opts.rekey_cells, agreed in the handshake). Over a transport
+ * that protects the frames itself and names the connection they are bound
+ * to (tp_binding: QUIC), the link binds the handshake to that connection
+ * instead and sends its cells unsealed inside the transport's protection
+ * (LINK_F_BOUND; docs/PROTOCOL.md 8.3); which transport it is, the link
+ * neither knows nor asks. Received cells
  * go to the node's dispatcher. Any protocol violation closes the link and
  * counts the reason (enum link_close_reason in link_reason.h).
  *
@@ -52,6 +57,7 @@ enum link_state {
 #define LINK_F_PAUSED     (1u << 3) /* we stopped reading: silence is ours, not the peer's */
 #define LINK_F_INBOUND    (1u << 4) /* holds an inbound slot (n_links_in, its block's share) */
 #define LINK_F_UNAUTH_IN  (1u << 5) /* on node->unauth_in: inbound, not authenticated yet */
+#define LINK_F_BOUND      (1u << 6) /* cells unsealed: the transport protects them (hs_bind) */
 
 struct link {
     struct node *node;
@@ -73,9 +79,12 @@ struct link {
 
     enum ovl_aead_suite suite;
     uint8_t rekey_log2; /* agreed in the handshake: 2^rekey_log2 cells per key */
+    /* Sealed links only (not LINK_F_BOUND): */
     struct ovl_aead tx, rx;
     uint8_t tx_key[OVL_AEAD_KEY], rx_key[OVL_AEAD_KEY]; /* for the ratchet */
     uint64_t tx_ctr, rx_ctr;                            /* next counter to send / expect */
+    /* Bound responder while confirming: what the initiator's HELLO must carry. */
+    uint8_t confirm[HS_CONFIRM_LEN];
 
     uint8_t peer_pk[OVL_ED25519_PK]; /* expected (outbound) or learnt */
     char peer_id[OVL_NODE_ID_LEN + 1];
@@ -100,6 +109,10 @@ static inline bool link_was_open(const struct link *l)
 
 /* Return the snake_case name of a close reason ("hs_timeout", ...). */
 const char *link_close_reason_name(enum link_close_reason r);
+
+/* Return the name of what protects l's cells: its AEAD suite
+ * ("aes256gcm", ...), or "bound" when the transport's protection does. */
+const char *link_cipher_name(const struct link *l);
 
 /* Return the name of a link state ("open", ...). */
 const char *link_state_name(enum link_state s);

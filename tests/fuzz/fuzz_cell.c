@@ -1,9 +1,11 @@
-/* fuzz_cell.c - cells and sealed FRAME_CELL frames (src/core/cell.h).
+/* fuzz_cell.c - cells, sealed FRAME_CELL frames and the unsealed
+ * FRAME_CELL_BOUND frames of bound links (src/core/cell.h).
  *
  * Input: mode(1), then
  *   mode bit 0 clear (raw): the rest is a frame as a peer would send it;
- *     frame_counter and frame_open (fixed key) read it, and its first
- *     OVL_CELL_LEN bytes (zero-padded) go to cell_decode;
+ *     frame_counter and frame_open (fixed key) read it, frame_bound_cell
+ *     reads it as a bound link does (its cell to cell_decode), and its
+ *     first OVL_CELL_LEN bytes (zero-padded) go to cell_decode;
  *   mode bit 0 set (sealed): counter(8) | flip_at(2) | flip_xor(1) | cell
  *     bytes (zero-padded to OVL_CELL_LEN); the harness seals them under
  *     the fixed key, changes one byte when flip_xor is not zero, and opens
@@ -36,6 +38,12 @@ static void seeds(const char *dir)
     seed_u8(&s, 0);
     seed_put(&s, frame, sizeof(frame));
     fuzz_write_seed(dir, "raw-ping-frame", s.buf, s.len);
+    /* The same ping as a bound link sends it. */
+    s.len = 0;
+    seed_u8(&s, 0);
+    seed_u8(&s, FRAME_CELL_BOUND);
+    seed_put(&s, cell, sizeof(cell));
+    fuzz_write_seed(dir, "raw-bound-ping-frame", s.buf, s.len);
     /* A chain setup cell to seal, intact and with one byte changed. */
     s.len = 0;
     seed_u8(&s, 1);
@@ -84,6 +92,7 @@ static void check_cell(const uint8_t in[OVL_CELL_LEN])
 static void raw(struct fuzz_in *in, const struct ovl_aead *key)
 {
     uint8_t cell[OVL_CELL_LEN];
+    const uint8_t *bound;
     uint64_t ctr;
     /* An exact-size copy, so that ASan sees any read past the frame. */
     uint8_t *frame = malloc(in->n ? in->n : 1);
@@ -96,6 +105,10 @@ static void raw(struct fuzz_in *in, const struct ovl_aead *key)
         FUZZ_ASSERT(len == FRAME_CELL_LEN && frame[0] == FRAME_CELL);
     if (frame_open(cell, key, frame, len) == 0)
         check_cell(cell);
+    if ((bound = frame_bound_cell(frame, len)) != NULL) {
+        FUZZ_ASSERT(len == FRAME_BOUND_LEN && frame[0] == FRAME_CELL_BOUND && bound == frame + 1);
+        check_cell(bound);
+    }
     memset(cell, 0, sizeof(cell));
     memcpy(cell, frame, len < OVL_CELL_LEN ? len : OVL_CELL_LEN);
     check_cell(cell);

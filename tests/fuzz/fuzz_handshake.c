@@ -7,14 +7,17 @@
  *   2: a real exchange between the fixed initiator and responder, with
  *      n(1) x (which(1) | at(1) | xor(1)) byte changes applied to the
  *      messages on the way; mode bit 2 makes the initiator expect another
- *      identity than the responder's.
+ *      identity than the responder's, bit 3 binds the initiator to a
+ *      transport's value (hs_bind), bit 4 the responder, and bit 5 gives
+ *      the responder another value than the initiator's (a middlebox).
  * Suites are masks (low two bits); a rekey of 0 keeps the default, others
  * go to hs_set_rekey as they are.
  *
  * Properties (mode 2): the exchange completes exactly when nothing was
- * changed, the initiator dialled the right identity and a suite is shared;
- * then both sides hold matching keys, the responder's choice of suite and
- * the smaller ratchet interval. Message 1 carries a wall-clock time (not
+ * changed, the initiator dialled the right identity, a suite is shared and
+ * both ends bound to one value or neither bound; then both sides hold
+ * matching keys, the responder's choice of suite, the smaller ratchet
+ * interval and, bound, one confirmation. Message 1 carries a wall-clock time (not
  * checked by the reader), so its bytes differ between runs; the path an
  * input takes does not.
  */
@@ -61,6 +64,17 @@ static void seeds(const char *dir)
     s.len = 0;
     seed_put(&s, (const uint8_t[]){5, 3, 3, 0, 0, 0}, 6);
     fuzz_write_seed(dir, "exchange-wrong-peer", s.buf, s.len);
+    /* Bound: both ends to one value, to two values, one end only (bits 6
+     * and 7 only bring the mode back to 2 modulo 3). */
+    s.len = 0;
+    seed_put(&s, (const uint8_t[]){2 | 8 | 16, 3, 3, 0, 0, 0}, 6);
+    fuzz_write_seed(dir, "exchange-bound", s.buf, s.len);
+    s.len = 0;
+    seed_put(&s, (const uint8_t[]){2 | 8 | 16 | 32 | 64, 3, 3, 0, 0, 0}, 6);
+    fuzz_write_seed(dir, "exchange-bound-two-values", s.buf, s.len);
+    s.len = 0;
+    seed_put(&s, (const uint8_t[]){2 | 16 | 128, 3, 3, 0, 0, 0}, 6);
+    fuzz_write_seed(dir, "exchange-bound-responder-only", s.buf, s.len);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -168,8 +182,20 @@ static bool tamper(struct fuzz_in *in, unsigned which, uint8_t *m, size_t len)
     return memcmp(orig, m, len) != 0;
 }
 
-static void exchange(struct fuzz_in *in, const struct hs_args *a, bool wrong_peer)
+/* Bind hs to the fixed value, changed in its last byte when other. */
+static void bind(struct handshake *hs, bool other)
 {
+    uint8_t x[HS_BIND_LEN];
+
+    memset(x, 0xa5, sizeof(x));
+    x[HS_BIND_LEN - 1] ^= other;
+    FUZZ_ASSERT(hs_bind(hs, x) == 0);
+}
+
+static void exchange(struct fuzz_in *in, const struct hs_args *a, uint8_t mode)
+{
+    bool wrong_peer = (mode & 4) != 0, bind_i = (mode & 8) != 0, bind_r = (mode & 16) != 0;
+    bool agree = bind_i == bind_r && !(bind_i && (mode & 32));
     struct handshake hi, hr;
     struct hs_keys ki, kr;
     uint8_t m1[HS_INIT_LEN], m2[HS_RESP_LEN];
@@ -184,10 +210,14 @@ static void exchange(struct fuzz_in *in, const struct hs_args *a, bool wrong_pee
     memset(&kr, 0, sizeof(kr));
     if (!ok_i || !ok_r)
         goto out;
+    if (bind_i)
+        bind(&hi, false);
+    if (bind_r)
+        bind(&hr, (mode & 32) != 0);
     FUZZ_ASSERT(hs_write_init(&hi, m1) == 0);
     changed = tamper(in, 0, m1, sizeof(m1));
     rc = hs_read_init(&hr, m1, sizeof(m1));
-    FUZZ_ASSERT((rc == 0) == (!changed && !wrong_peer && (si & sr) != 0));
+    FUZZ_ASSERT((rc == 0) == (!changed && !wrong_peer && (si & sr) != 0 && agree));
     if (rc != 0)
         goto out;
     FUZZ_ASSERT(memcmp(hr.rs_ed, ini.pk, OVL_ED25519_PK) == 0);
@@ -204,6 +234,8 @@ static void exchange(struct fuzz_in *in, const struct hs_args *a, bool wrong_pee
     FUZZ_ASSERT(ki.suite == kr.suite && ki.suite == ovl_aead_pick(si & sr));
     FUZZ_ASSERT(ki.rekey_log2 == kr.rekey_log2);
     FUZZ_ASSERT(ki.rekey_log2 == (want_rekey_i < want_rekey_r ? want_rekey_i : want_rekey_r));
+    FUZZ_ASSERT(ki.flags == kr.flags && ki.flags == (bind_i ? HS_F_BOUND : 0u));
+    FUZZ_ASSERT(memcmp(ki.confirm, kr.confirm, HS_CONFIRM_LEN) == 0);
 out:
     hs_keys_wipe(&ki);
     hs_keys_wipe(&kr);
@@ -231,7 +263,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         read_resp(&in, &a);
         break;
     default:
-        exchange(&in, &a, (mode & 4) != 0);
+        exchange(&in, &a, mode);
         break;
     }
     return 0;

@@ -256,6 +256,17 @@ def link_scheme(tn, a, b):
 def test_links_transport(ctx):
     tn, a, b = ctx.tn, ctx.a, ctx.b
     by_id = {n.id: n for n in tn.nodes}
+    # A QUIC link is bound to its connection and seals nothing; a TCP link
+    # seals every cell (docs/PROTOCOL.md 8.3).
+    opened = 0
+    for n in tn.nodes:
+        for p in tn.ctl(n.name, "peers"):
+            if p.get("state") == "open":
+                bound = p["remote"].startswith("quic://")
+                assert (p["suite"] == "bound") == bound, "%s -> %s: suite %s" % (
+                    n.name, p["remote"], p["suite"])
+                opened += 1
+    assert opened > 0, "no open links"
     if TRANSPORT != "mixed":
         for n in tn.nodes:
             schemes = {p["remote"].split("://", 1)[0] for p in tn.ctl(n.name, "peers")}

@@ -481,21 +481,27 @@ static void spec_dh(struct spec_state *st, uint8_t *k, const uint8_t *sk, const 
     ovl_kdf2(st->ck, k, st->ck, dh, sizeof(dh));
 }
 
+/* An initiator built from the primitives against the real responder;
+ * _i = 1 binds both to a transport's value (h = H(h || binding) after the
+ * responder's static key). */
 START_TEST(test_matches_spec)
 {
     struct pair p;
     struct spec_state st;
-    uint8_t rs_x[32], s_x[32], e_sk[32], e_pk[32], k[32], k1[32], k2[32];
-    uint8_t pl[HS_PAYLOAD_LEN], pl2[HS_PAYLOAD_LEN], m1[HS_INIT_LEN];
+    uint8_t rs_x[32], s_x[32], e_sk[32], e_pk[32], k[32], k1[32], k2[32], confirm[32];
+    uint8_t pl[HS_PAYLOAD_LEN], pl2[HS_PAYLOAD_LEN], m1[HS_INIT_LEN], binding[HS_BIND_LEN];
     const uint8_t prologue[4] = {'o', 'v', 'l', 1};
 
     pair_new(&p);
+    memset(binding, 0xb1, sizeof(binding));
     ck_assert_int_eq(crypto_sign_ed25519_pk_to_curve25519(rs_x, p.b.pk), 0);
     ck_assert_int_eq(crypto_sign_ed25519_sk_to_curve25519(s_x, p.a.sk), 0);
     ovl_hash2(st.h, (const uint8_t *)"ovl-link-v1", 11, NULL, 0);
     memcpy(st.ck, st.h, 32);
     spec_mix(&st, prologue, 4);
     spec_mix(&st, rs_x, 32);
+    if (_i)
+        spec_mix(&st, binding, sizeof(binding));
     m1[0] = FRAME_HS_INIT;
     m1[1] = 1;
     m1[2] = 0;
@@ -514,6 +520,8 @@ START_TEST(test_matches_spec)
     spec_enc(&st, m1 + 84, k, pl, sizeof(pl));
 
     ck_assert_int_eq(hs_start_responder(&p.hr, &p.b, OVL_AEAD_ALL), 0);
+    if (_i)
+        ck_assert_int_eq(hs_bind(&p.hr, binding), 0);
     ck_assert_int_eq(hs_read_init(&p.hr, m1, sizeof(m1)), 0);
     ck_assert_int_eq(hs_write_resp(&p.hr, p.m2, &p.kr), 0);
 
@@ -537,6 +545,63 @@ START_TEST(test_matches_spec)
     ck_assert_mem_eq(p.kr.tx, k2, 32);
     ck_assert_mem_eq(p.kr.hash, st.h, 32);
     ck_assert_mem_eq(p.kr.peer_pk, p.a.pk, 32);
+    ck_assert_uint_eq(p.kr.flags, _i ? HS_F_BOUND : 0);
+    memset(confirm, 0, sizeof(confirm));
+    if (_i)
+        ovl_kdf_label(confirm, k1, "ovl-link confirm");
+    ck_assert_mem_eq(p.kr.confirm, confirm, 32);
+}
+END_TEST
+
+/* Both ends bind to a transport's value, or one, or neither; the values
+ * are equal or differ (a middlebox holding two connections). */
+static const struct {
+    bool bind_i, bind_r, differ;
+    int rc; /* from hs_read_init */
+} bind_cases[] = {
+    {false, false, false, 0},          {true, true, false, 0},
+    {true, true, true, OVL_ECRYPTO}, /* two connections: two exporters */
+    {true, false, false, OVL_ECRYPTO}, {false, true, false, OVL_ECRYPTO},
+};
+
+START_TEST(test_bound)
+{
+    struct pair p;
+    uint8_t xi[HS_BIND_LEN], xr[HS_BIND_LEN], confirm[HS_CONFIRM_LEN];
+    bool bound = bind_cases[_i].bind_i;
+
+    pair_new(&p);
+    randombytes_buf(xi, sizeof(xi));
+    memcpy(xr, xi, sizeof(xr));
+    if (bind_cases[_i].differ)
+        xr[HS_BIND_LEN - 1] ^= 1;
+    ck_assert_int_eq(hs_start_initiator(&p.hi, &p.a, p.b.pk, OVL_AEAD_ALL), 0);
+    ck_assert_int_eq(hs_start_responder(&p.hr, &p.b, OVL_AEAD_ALL), 0);
+    if (bind_cases[_i].bind_i) {
+        ck_assert_int_eq(hs_bind(&p.hi, xi), 0);
+        ck_assert_int_eq(hs_bind(&p.hi, xi), OVL_EINVAL); /* once */
+    }
+    if (bind_cases[_i].bind_r)
+        ck_assert_int_eq(hs_bind(&p.hr, xr), 0);
+    ck_assert_int_eq(hs_write_init(&p.hi, p.m1), 0);
+    ck_assert_int_eq(hs_bind(&p.hi, xi), OVL_EINVAL); /* too late */
+    ck_assert_int_eq(hs_read_init(&p.hr, p.m1, sizeof(p.m1)), bind_cases[_i].rc);
+    if (bind_cases[_i].rc != 0) {
+        ck_assert_int_eq(p.hr.state, HS_FAILED);
+        return;
+    }
+    ck_assert_int_eq(hs_write_resp(&p.hr, p.m2, &p.kr), 0);
+    ck_assert_int_eq(hs_read_resp(&p.hi, p.m2, sizeof(p.m2), &p.ki), 0);
+    assert_keys_match(&p);
+    ck_assert_uint_eq(p.ki.flags, bound ? HS_F_BOUND : 0);
+    ck_assert_uint_eq(p.kr.flags, p.ki.flags);
+    ck_assert_mem_eq(p.ki.confirm, p.kr.confirm, HS_CONFIRM_LEN);
+    ck_assert(all_zero(p.ki.confirm, HS_CONFIRM_LEN) == !bound);
+    if (bound) { /* from the initiator's sending key, and not that key */
+        ovl_kdf_label(confirm, p.ki.tx, "ovl-link confirm");
+        ck_assert_mem_eq(p.ki.confirm, confirm, HS_CONFIRM_LEN);
+        ck_assert(!ovl_equal(p.ki.confirm, p.ki.tx, HS_CONFIRM_LEN));
+    }
 }
 END_TEST
 
@@ -668,7 +733,8 @@ static Suite *handshake_suite(void)
     tcase_add_test(tc, test_start_errors);
     tcase_add_test(tc, test_replay_m1);
     tcase_add_loop_test(tc, test_rekey_agreed, 0, sizeof(rekey_cases) / sizeof(rekey_cases[0]));
-    tcase_add_test(tc, test_matches_spec);
+    tcase_add_loop_test(tc, test_matches_spec, 0, 2);
+    tcase_add_loop_test(tc, test_bound, 0, sizeof(bind_cases) / sizeof(bind_cases[0]));
     tcase_add_loop_test(tc, test_matches_spec_responder, 0,
                         sizeof(spec_resp_cases) / sizeof(spec_resp_cases[0]));
     suite_add_tcase(s, tc);
