@@ -970,7 +970,7 @@ static void quic_cli_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     struct quic_conn *c = h->data;
 
     (void)suggested;
-    quic_rx_buf(c->base.env, buf);
+    quic_rx_buf(c->base.env, &c->rx, buf);
 }
 
 static void quic_cli_read(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct sockaddr *addr,
@@ -978,7 +978,7 @@ static void quic_cli_read(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const str
 {
     struct quic_conn *c = u->data;
 
-    if (tp_is_closing(&c->base))
+    if (quic_rx_skip(&c->rx, n, flags) || tp_is_closing(&c->base))
         return;
     if (n < 0) {
         quic_conn_shutdown(c, (int)n, true); /* e.g. ICMP port unreachable */

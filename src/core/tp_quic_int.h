@@ -42,6 +42,13 @@ struct quic_conn;
 struct quic_listener; /* tp_quic_srv.c */
 struct quic_cid;      /* tp_quic_srv.c: an entry of the connection-ID map */
 
+/* What a socket's reads saw (quic_rx_buf, quic_rx_skip): datagrams of the
+ * recvmmsg under way, and whether the last one left the socket empty. */
+struct quic_rx {
+    unsigned got;
+    bool drained;
+};
+
 /* How a server-side connection reaches its listener; tp_quic_srv.c fills it
  * in. Each entry is called from tp_quic.c at the moment its comment names. */
 struct quic_lis_ops {
@@ -90,8 +97,9 @@ struct quic_conn {
     ngtcp2_conn *qc;
     gnutls_session_t tls;
     ngtcp2_crypto_conn_ref cref;
-    uv_timer_t timer; /* ngtcp2's expiry, and "write soon" */
-    uv_udp_t udp;     /* dial side only: a connected socket */
+    uv_timer_t timer;  /* ngtcp2's expiry, and "write soon" */
+    uv_udp_t udp;      /* dial side only: a connected socket */
+    struct quic_rx rx; /* dial side only: its reads */
     uv_getaddrinfo_t gai;
     struct sockaddr_storage local, remote;
     int locallen, remotelen;
@@ -164,10 +172,36 @@ void quic_udp_opts(uv_udp_t *u, int family);
 /* Give back a hold of quic_udp_init (once u's close callback ran). */
 void quic_rx_release(struct tp_env *env);
 
-/* Point buf at the receive buffer (the alloc callback of every socket). */
-static inline void quic_rx_buf(const struct tp_env *env, uv_buf_t *buf)
+/* Point buf at the receive buffer (the alloc callback of every socket),
+ * or at nothing once the socket's last recvmmsg took fewer datagrams than
+ * it had room for: the socket was empty then, and libuv's read loop ends
+ * here (calling back with UV_ENOBUFS, which quic_rx_skip takes) instead
+ * of asking the kernel again only to hear EAGAIN, one system call on the
+ * way of every datagram that crosses a hop. The loop polls its sockets
+ * level-triggered: a datagram that came meanwhile wakes it once more. */
+static inline void quic_rx_buf(const struct tp_env *env, struct quic_rx *rx, uv_buf_t *buf)
 {
+    if (rx->drained) {
+        rx->drained = false;
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
     *buf = uv_buf_init((char *)env->quic_rx, QUIC_RX_SIZE);
+}
+
+/* Count what a receive callback brings (flags and n as libuv gives them);
+ * true when it carries no datagram to read: the end of a recvmmsg, or the
+ * stop of quic_rx_buf. */
+static inline bool quic_rx_skip(struct quic_rx *rx, ssize_t n, unsigned flags)
+{
+    if (flags & UV_UDP_MMSG_FREE) {
+        rx->drained = rx->got < QUIC_RX_DGRAMS;
+        rx->got = 0;
+        return true;
+    }
+    if (flags & UV_UDP_MMSG_CHUNK)
+        rx->got++;
+    return n == UV_ENOBUFS;
 }
 
 /* Feed one datagram from remote to c, then run what it made due. */

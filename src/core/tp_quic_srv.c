@@ -37,6 +37,7 @@ struct quic_cid {
 struct quic_listener {
     struct tp_listener base; /* first: struct tp_listener * downcasts to this */
     uv_udp_t udp;
+    struct quic_rx rx; /* its reads */
     struct tp_env *env;
     gnutls_certificate_credentials_t cred;
     gnutls_priority_t prio; /* TLS priorities, parsed once for every session */
@@ -455,7 +456,7 @@ static void quic_srv_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     struct quic_listener *l = h->data;
 
     (void)suggested;
-    quic_rx_buf(l->env, buf);
+    quic_rx_buf(l->env, &l->rx, buf);
 }
 
 static void quic_srv_read(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct sockaddr *from,
@@ -467,7 +468,7 @@ static void quic_srv_read(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const str
     struct quic_conn *c;
     int rc;
 
-    if (l->closing || n <= 0 || !from)
+    if (quic_rx_skip(&l->rx, n, flags) || l->closing || n <= 0 || !from)
         return;
     l->stats.datagrams++;
     if ((flags & UV_UDP_PARTIAL) || n > QUIC_RX_BUF) { /* longer than we advertise */
