@@ -12,7 +12,9 @@
  * frame queued in one loop iteration leaves in one write pass; a received
  * datagram only goes into ngtcp2 and arms the same timer, so that the
  * owner gets the frames of every datagram of the turn at once and the
- * peer one acknowledgement for them, not one per datagram.
+ * peer one acknowledgement for them, not one per datagram. The
+ * acknowledgement of a lone datagram waits a little longer for the
+ * owner's answer to take it along (quic_ack_held).
  */
 #include <errno.h>
 #include <netdb.h>
@@ -38,6 +40,10 @@
 #define QUIC_IDLE_FREE    NGTCP2_SECONDS    /* send blocks of a link quiet this long are freed */
 #define QUIC_WIRE_MAX     (OVL_FRAME_MAX + OVL_FRAME_LENHDR)
 #define QUIC_PRIORITY     "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE"
+
+/* A lone datagram's ACK waits this long for an answer (tp_env.ack_hold_ms);
+ * it must stay well below the max_ack_delay we advertise (ngtcp2's 25 ms). */
+#define QUIC_ACK_HOLD_MS 1
 
 static const gnutls_datum_t quic_alpn = {(unsigned char *)"ovl/1", 5};
 
@@ -393,6 +399,7 @@ static int quic_cb_recv_stream(ngtcp2_conn *qc, uint32_t flags, int64_t sid, uin
         c->sid = sid;
     if (sid != c->sid)
         return 0;
+    c->rx_data = true;
     if (c->rlen + len > c->rcap) {
         size_t cap = c->rcap ? c->rcap : 2048; /* a largest frame fits */
         uint8_t *nb;
@@ -570,11 +577,14 @@ void quic_conn_ready(struct quic_conn *c)
 
 /* ---- driving ngtcp2 ---------------------------------------------------- */
 
-static void quic_arm(struct quic_conn *c)
+/* Aim the timer at ngtcp2's next expiry, or at not_before when later. */
+static void quic_arm(struct quic_conn *c, ngtcp2_tstamp not_before)
 {
     ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(c->qc), now = quic_now();
     uint64_t ms = 0;
 
+    if (exp < not_before)
+        exp = not_before;
     /* A connection that finished TLS but never opened its stream must not
      * hold one of the listener's few handshake slots for ever. */
     if (!(c->base.flags & TP_F_ESTABLISHED) && c->deadline && c->deadline < exp)
@@ -656,6 +666,14 @@ static int quic_send_dgrams(struct quic_conn *c, const struct sockaddr *to, cons
     return rc;
 }
 
+/* When an acknowledgement held back from now must leave. */
+static ngtcp2_tstamp quic_hold_end(const struct quic_conn *c, ngtcp2_tstamp now)
+{
+    uint32_t ms = c->base.env->ack_hold_ms ? c->base.env->ack_hold_ms : QUIC_ACK_HOLD_MS;
+
+    return now + ms * NGTCP2_MILLISECONDS;
+}
+
 /* Write packets until ngtcp2 has nothing more or a burst is done. They
  * collect in a batch of equal sizes (only the last may be shorter) that
  * leaves in one quic_send_dgrams, at most QUIC_BATCH bytes: what one UDP
@@ -666,7 +684,7 @@ static void quic_flush(struct quic_conn *c)
     ngtcp2_path_storage ps;
     ngtcp2_tstamp now = quic_now();
     const struct sockaddr *to;
-    bool blocked = false;
+    bool blocked = false, wrote = false;
     unsigned burst = 0, in_batch = 0;
     size_t used = 0, seg = 0;
     int rc = 0;
@@ -691,6 +709,7 @@ static void quic_flush(struct quic_conn *c)
         if (nd >= 0 && sid >= 0) {
             c->base.flags |= QUIC_F_ANNOUNCED;
             quic_advance(c, (size_t)nd);
+            wrote = wrote || nd > 0;
         }
         if (n == NGTCP2_ERR_WRITE_MORE)
             continue;
@@ -728,10 +747,45 @@ static void quic_flush(struct quic_conn *c)
     if (tp_is_closing(&c->base))
         return;
     ngtcp2_conn_update_pkt_tx_time(c->qc, now);
+    /* Acknowledgements due went out. One not due yet when ngtcp2 wrote our
+     * data (it takes one along only once due) may still be waiting: held
+     * as a lone one's from now, it leaves with the next packet, or alone
+     * when the hold ends. */
+    c->rx_lone = wrote && c->rx_lone ? 1 : 0;
+    c->hold = c->rx_lone ? quic_hold_end(c, now) : 0;
     if (burst == QUIC_BURST)
         quic_kick(c);
     else
-        quic_arm(c);
+        quic_arm(c, 0);
+}
+
+/* A lone datagram of stream data came since the last write pass, and we
+ * have nothing to send: hold its acknowledgement back for up to
+ * QUIC_ACK_HOLD_MS instead of sending it alone at once, as ngtcp2 would (it
+ * waits an eighth of the round trip, microseconds on loopback). An answer
+ * the owner sends meanwhile, as a relay's backward cell or a PONG, takes
+ * it along; otherwise it leaves when the hold ends. A packet on its own
+ * costs both ends a system call, and its receiver a wakeup of its loop,
+ * which a request crossing several relays on one busy host waits for:
+ * TCP's kernel acknowledges without waking anyone. Two datagrams or more
+ * are acknowledged at once as before (bulk flows, loss recovery), and the
+ * hold stays far inside the max_ack_delay we advertise (25 ms), which the
+ * peer allows for before it takes a packet for lost. True when holding,
+ * the timer aimed at the hold's end. */
+static bool quic_ack_held(struct quic_conn *c)
+{
+    ngtcp2_tstamp now;
+
+    if (c->rx_lone != 1 || c->sent != c->end || !(c->base.flags & TP_F_ESTABLISHED) ||
+        !(c->base.flags & (QUIC_F_ANNOUNCED | TP_F_INBOUND)))
+        return false;
+    now = quic_now();
+    if (!c->hold)
+        c->hold = quic_hold_end(c, now);
+    if (now >= c->hold)
+        return false;
+    quic_arm(c, c->hold);
+    return true;
 }
 
 /* Hand every complete frame to the owner; credit what was consumed. A
@@ -790,7 +844,7 @@ static void quic_run(struct quic_conn *c)
         c->rlen < OVL_FRAME_LENHDR)
         quic_conn_shutdown(c, OVL_ECLOSED, false);
     tp_emit_drain(t, (size_t)(c->end - c->acked), tp_sendq_max(t));
-    if (!tp_is_closing(t))
+    if (!tp_is_closing(t) && !quic_ack_held(c))
         quic_flush(c);
 }
 
@@ -829,11 +883,18 @@ void quic_conn_input(struct quic_conn *c, const struct sockaddr *remote, const u
     quic_path(c, &path, remote,
               remote->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                             : sizeof(struct sockaddr_in));
+    c->rx_data = false;
     rc = ngtcp2_conn_read_pkt(c->qc, &path, &pi, data, len, quic_now());
     if (rc) {
         quic_fail(c, rc);
         return;
     }
+    /* Count datagrams of stream data: the acknowledgements we hold back.
+     * Others (an acknowledgement, a PING, a probe) are answered with them:
+     * counted, two lone acknowledgements crossing would answer each other
+     * for ever, each one making the other end flush. */
+    if (c->rx_data && c->rx_lone < 2)
+        c->rx_lone++;
     quic_kick(c);
 }
 

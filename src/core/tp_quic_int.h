@@ -114,6 +114,14 @@ struct quic_conn {
     uint64_t head_off, acked, sent, end;
     ngtcp2_tstamp queued_at; /* when the last frame was queued */
 
+    /* Acknowledgements held back (quic_ack_held): datagrams of stream data
+     * read since the last write pass (2: two or more), whether the one
+     * read last carried stream data, and when a held acknowledgement must
+     * leave (0: none held). */
+    unsigned rx_lone;
+    bool rx_data;
+    ngtcp2_tstamp hold;
+
     /* Receive buffer: stream bytes not yet handed over as frames. */
     uint8_t *rbuf;
     size_t rlen, rcap;

@@ -81,6 +81,9 @@ struct tp_env {
     const struct ovl_log *log;
     size_t sendq_max;         /* bytes queued per connection before OVL_EAGAIN */
     uint32_t idle_timeout_ms; /* QUIC: peer silent this long = gone (0: 30 s) */
+    /* QUIC: a lone datagram's acknowledgement waits this long for an answer
+     * to take it along (0: 1 ms; tp_quic.c, quic_ack_held) */
+    uint32_t ack_hold_ms;
     /* QUIC: key for retry tokens and stateless resets. The node derives it
      * from its identity so resets still match after a restart; all zero
      * means "draw a random one per listener". Wiped by the owner. */

@@ -314,6 +314,76 @@ START_TEST(test_lossy)
 }
 END_TEST
 
+/* ---- acknowledgements ride on answers ---------------------------------- */
+
+struct pingpong {
+    unsigned k, answered;
+    uint8_t frame[512];
+};
+
+static void pp_echo(struct transport *t, const uint8_t *frame, size_t len)
+{
+    ck_assert_int_eq(tp_send(t, frame, len), 0);
+}
+
+/* An answer came: ask again until k were answered. */
+static void pp_answer(struct transport *t, const uint8_t *frame, size_t len)
+{
+    struct pingpong *p = t->udata;
+
+    (void)frame, (void)len;
+    if (++p->answered < p->k)
+        ck_assert_int_eq(tp_send(t, p->frame, sizeof(p->frame)), 0);
+}
+
+static void pp_closed(struct transport *t, int err)
+{
+    (void)t, (void)err;
+}
+
+static const struct tp_cb pp_srv_cb = {.frame = pp_echo, .closed = pp_closed};
+static const struct tp_cb pp_cli_cb = {.frame = pp_answer, .closed = pp_closed};
+static struct pingpong pp;
+
+static bool done_pp(struct fx *fx)
+{
+    (void)fx;
+    return pp.answered == pp.k;
+}
+
+/* Request and answer, one at a time: each side's acknowledgement of the
+ * other's lone datagram waits for its own next datagram and rides on it,
+ * so an exchange costs two datagrams, not four. The hold never ends here
+ * (a minute), so the count decides on events alone: an acknowledgement
+ * sent on its own at ngtcp2's pace (an eighth of the round trip) would
+ * show as one more datagram each. */
+START_TEST(test_ack_rides_answer)
+{
+    struct fx fx;
+    struct relay r;
+    uint64_t before;
+
+    fx_init(&fx, 256 * 1024);
+    fx.env.ack_hold_ms = 60000;
+    ck_assert_int_eq(fx_listen(&fx, "quic://127.0.0.1:0"), 0);
+    relay_start(&r, &fx.loop, fx.lst_uri, "127.0.0.1");
+    exchange_once(&fx, r.uri, 10);
+    memset(&pp, 0, sizeof(pp));
+    pp.k = 300;
+    tp_set_cb(fx.srv.t, &pp_srv_cb, &pp);
+    tp_set_cb(fx.cli.t, &pp_cli_cb, &pp);
+    before = r.passed;
+    ck_assert_int_eq(tp_send(fx.cli.t, pp.frame, sizeof(pp.frame)), 0);
+    fx.done = done_pp;
+    fx_run(&fx);
+    /* A few more for Path MTU Discovery's probes and their answers. */
+    ck_assert_msg(r.passed - before <= 2 * pp.k + 16, "%" PRIu64 " datagrams for %u exchanges",
+                  r.passed - before, pp.k);
+    uv_close((uv_handle_t *)&r.sock, NULL);
+    fx_finish(&fx);
+}
+END_TEST
+
 static void quiet_cb(uv_timer_t *t)
 {
     uv_stop(t->loop);
@@ -711,6 +781,7 @@ static Suite *tp_quic_suite(void)
     tcase_add_test(tc, test_meter_lifted);
     tcase_add_test(tc, test_reconnect);
     tcase_add_test(tc, test_lossy);
+    tcase_add_test(tc, test_ack_rides_answer);
     tcase_add_test(tc, test_idle_vanish);
     tcase_add_test(tc, test_reset_after_restart);
     tcase_add_test(tc, test_garbage);
