@@ -40,7 +40,14 @@ enum mx_src {
     MX_CLIENT, /* the client role's */
     MX_DIR,    /* every node's directory */
     MX_BOOT,   /* a bootstrap's */
+    MX_BW,     /* the bandwidth meter (core/tp_meter.h) */
+    MX_ACCT,   /* accounting (core/bw.h), struct mx_acct */
     MX_SRCS
+};
+
+/* Accounting, as gauges (core/acct.h): the current periods. */
+struct mx_acct {
+    uint64_t dormant, dormant_count, max[ACCT_PERIODS], used[ACCT_PERIODS][2];
 };
 
 /* The node's gauges that are no field of a stats structure. */
@@ -58,6 +65,8 @@ struct mx_node {
 #define MX_T_CLIENT struct client_stats
 #define MX_T_DIR    struct dir_stats
 #define MX_T_BOOT   struct dir_stats
+#define MX_T_BW     struct tp_meter
+#define MX_T_ACCT   struct mx_acct
 
 /* Bits of a row's flags. */
 #define MX_GAUGE 1u /* else a counter, named ..._total */
@@ -320,7 +329,32 @@ struct mx_node {
     M(BOOT, reg.replicated_ceded, 64, 0, "replicated_ceded", "", "Replicated nodes dropped to make room") \
     M(BOOT, registry_loaded, 64, 0, "registry_loaded", "", "Nodes read from the registry file at start") \
     M(BOOT, registry_skipped, 64, 0, "registry_skipped", "", "Entries of that file no longer valid") \
-    M(BOOT, registry_saves, 64, 0, "registry_saves", "", "Writes of the registry file")
+    M(BOOT, registry_saves, 64, 0, "registry_saves", "", "Writes of the registry file") \
+    M(BW, b[TPM_NODE][0].rate, 64, G, "limit_bytes_per_second", "scope=\"node\"", "The limits in force, each way: [node] rate, [relay] rate (0: none)") \
+    M(BW, b[TPM_RELAY][0].rate, 64, G, "", "scope=\"relay\"", "")                                  \
+    M(BW, b[TPM_NODE][0].burst, 64, G, "burst_bytes", "scope=\"node\"", "What may pass at once after a quiet spell") \
+    M(BW, b[TPM_RELAY][0].burst, 64, G, "", "scope=\"relay\"", "")                                 \
+    M(BW, st[TPM_NODE].bytes[TPM_IN], 64, 0, "bytes", "scope=\"node\"," IN, "Bytes counted: every link frame (node), relayed cells (relay)") \
+    M(BW, st[TPM_NODE].bytes[TPM_OUT], 64, 0, "", "scope=\"node\"," OUT, "")                      \
+    M(BW, st[TPM_RELAY].bytes[TPM_IN], 64, 0, "", "scope=\"relay\"," IN, "")                      \
+    M(BW, st[TPM_RELAY].bytes[TPM_OUT], 64, 0, "", "scope=\"relay\"," OUT, "")                    \
+    M(BW, st[TPM_NODE].holds, 64, 0, "holds", "scope=\"node\"", "Links stopped (or streams held) for the limit") \
+    M(BW, st[TPM_RELAY].holds, 64, 0, "", "scope=\"relay\"", "")                                   \
+    M(BW, st[TPM_NODE].limited_ms, 64, MX_MS, "limited_seconds", "scope=\"node\"", "Time the limit held some link back") \
+    M(BW, st[TPM_RELAY].limited_ms, 64, MX_MS, "", "scope=\"relay\"", "")                          \
+    M(BW, st[TPM_NODE].limited_bytes[TPM_IN], 64, 0, "limited_bytes", "scope=\"node\"," IN, "Bytes counted meanwhile") \
+    M(BW, st[TPM_NODE].limited_bytes[TPM_OUT], 64, 0, "", "scope=\"node\"," OUT, "")              \
+    M(BW, st[TPM_RELAY].limited_bytes[TPM_IN], 64, 0, "", "scope=\"relay\"," IN, "")              \
+    M(BW, st[TPM_RELAY].limited_bytes[TPM_OUT], 64, 0, "", "scope=\"relay\"," OUT, "")            \
+    M(BW, n_wait, 32, G, "links_waiting", "", "Links waiting for tokens now")                  \
+    M(ACCT, dormant, 64, G, "dormant", "", "1 while a period's bytes are spent: no new chains") \
+    M(ACCT, dormant_count, 64, 0, "dormant_periods", "", "Times the relay went dormant")       \
+    M(ACCT, max[ACCT_DAY], 64, G, "max_bytes", "period=\"day\"", "[relay] max_per_day, max_per_month (0: none)") \
+    M(ACCT, max[ACCT_MONTH], 64, G, "", "period=\"month\"", "")                                    \
+    M(ACCT, used[ACCT_DAY][0], 64, G, "period_bytes", "period=\"day\"," IN, "Relayed bytes counted in the current period") \
+    M(ACCT, used[ACCT_DAY][1], 64, G, "", "period=\"day\"," OUT, "")                               \
+    M(ACCT, used[ACCT_MONTH][0], 64, G, "", "period=\"month\"," IN, "")                            \
+    M(ACCT, used[ACCT_MONTH][1], 64, G, "", "period=\"month\"," OUT, "")
 /* clang-format on */
 
 struct mx_row {
@@ -412,7 +446,7 @@ void metrics_hist(struct kvbuf *b, const char *name, const char *help, const str
 static const char *mx_prefix(unsigned src)
 {
     static const char prefixes[] = "\0\0quic_\0control_\0metrics_http_\0relay_\0relay_loop_\0"
-                                   "client_\0dir_\0dir_";
+                                   "client_\0dir_\0dir_\0bandwidth_\0accounting_";
     const char *p = prefixes;
 
     while (src--)
@@ -528,9 +562,14 @@ void metrics_build(struct kvbuf *b, const struct node *n, const struct control *
     struct relay_stats rs;
     struct dir_stats ds;
     struct mx_node g;
+    struct mx_acct a = {.dormant = bw_dormant(&n->bw), .dormant_count = n->bw.dormant_count};
     const void *base[MX_SRCS] = {&k, &g};
     const struct hist *setup, *rtt;
 
+    memcpy(a.max, n->bw.o.acct.max, sizeof a.max);
+    memcpy(a.used, n->bw.acct.used, sizeof a.used);
+    base[MX_BW] = &n->bw.meter; /* zeros while no limit was ever set */
+    base[MX_ACCT] = &a;
     k.cells_unhandled += n->disp.unhandled;
     mx_node_gauges(n, &g);
 #if OVL_HAVE_QUIC

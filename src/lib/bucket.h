@@ -47,7 +47,7 @@ static inline bool ovl_bucket_take(uint64_t *tat, uint32_t rate, uint32_t burst,
 struct ovl_tbucket {
     int64_t tokens;   /* bytes; below 0 what is owed */
     uint64_t rate;    /* bytes per second; 0 = no limit */
-    uint64_t burst;   /* most tokens held, at least 1 */
+    uint64_t burst;   /* most tokens held, at least 1 (0 with no limit) */
     uint64_t last_ms; /* when the tokens were last counted */
     uint32_t part;    /* thousandths of a byte carried to the next refill */
 };
@@ -100,6 +100,7 @@ static inline void ovl_tb_set(struct ovl_tbucket *b, uint64_t rate, uint64_t bur
     if (!b->rate) {
         b->tokens = 0;
         b->part = 0;
+        b->burst = 0; /* no limit holds nothing */
         return;
     }
     if (!was) {

@@ -180,6 +180,10 @@ def capped(net, transport):
     assert st["bw_relay_rate"] == RATE and st["bw_relay_burst"] == BURST, st
     capped_download(tn, tn["relay2"], src_exit, src_exit.port)
     capped_download(tn, tn["relay2"], src_hop, src_hop.port)
+    st = tn["relay2"].status()
+    assert metric(tn, "relay2", 'ovl_bandwidth_bytes_total{scope="relay",direction="out"}') == \
+        st["bw_relay_bytes_out"], st
+    assert metric(tn, "relay2", 'ovl_bandwidth_limit_bytes_per_second{scope="relay"}') == RATE
     # The other relays have no limit: the meter stays off, nothing counted.
     for name in ("relay1", "relay3"):
         st = tn[name].status()
@@ -208,6 +212,17 @@ def test_capped_quic(net):
     if "quic" not in r.stdout:
         raise ovltest.Skip("ovld was built without QUIC")
     capped(net, "quic")
+
+
+def metric(tn, name, series):
+    """The value of one series of name's metrics (ovlctl metrics)."""
+    r = tn.ctl_run(name, "metrics")
+    assert r.returncode == 0, r.stderr
+    for line in r.stdout.splitlines():
+        key, _, value = line.rpartition(" ")
+        if key == series:
+            return float(value)
+    raise AssertionError("no %s in the metrics of %s" % (series, name))
 
 
 def listed(tn, name):
@@ -264,6 +279,7 @@ def test_accounting(net):
         assert st["acct_dormant_count"] == 1 and st["acct_wake_ms"] > st["acct_day_start_ms"]
         wait_for(lambda: "dormant" in listed(tn, "relay2")["flags"], 15.0, "boot lists it dormant")
         assert tn["boot"].status()["dir_relays_dormant"] == 1
+        assert metric(tn, "relay2", "ovl_accounting_dormant") == 1
         # New chains go around it.
         for _ in range(3):
             chain = tn.ctl("clientA", "dir-chain", "--length", "3")

@@ -133,6 +133,7 @@ START_TEST(test_no_limit)
     struct ovl_tbucket b = {0};
 
     ovl_tb_set(&b, 0, 0, 0);
+    ck_assert_uint_eq(b.burst, 0);
     ovl_tb_charge(&b, UINT64_MAX);
     ck_assert(!ovl_tb_empty(&b));
     ck_assert_int_eq(b.tokens, 0);
