@@ -10,7 +10,8 @@
  *  - relay (TPM_RELAY): the cells of chains through this relay, each
  *    counted once as it is read (forward or backward, bw_relay_in) and
  *    once as it is sent (forwarded, or a cell the exit sends back of its
- *    own: bw_relay_out), FRAME_CELL_LEN + 2 bytes each.
+ *    own: bw_relay_out), FRAME_CELL_LEN + 2 bytes each (the unit over
+ *    QUIC too, where a cell's frame is FRAME_BOUND_LEN + 2).
  * Enforced by backpressure alone (tp_meter.h): a link whose cell finds a
  * bucket of its scope in debt stops reading until the meter's timer lets
  * it go, each link with an equal share of the tokens; an exit's stream
