@@ -145,6 +145,10 @@ def test_replication(net):
     wait_for(lambda: relays_of(tn, boot).get(r4.id, {}).get("origin") == boot2.id, 30.0,
              "boot to hold relay4 as a copy from boot2")
     assert "origin" not in relays_of(tn, boot2)[r4.id]  # registered there: no copy
+    # clientB may register with boot2 after relay4 did: its copy comes with
+    # a later sync, so wait for it too before counting.
+    wait_for(lambda: boot.status()["dir_endpoints_replicated"] >= 1, 30.0,
+             "boot to hold clientB as a copy from boot2")
     st = boot.status()
     assert st["dir_relays_replicated"] == 1 and st["dir_endpoints_replicated"] == 1, st
 
