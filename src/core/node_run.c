@@ -12,15 +12,23 @@
 #include "core/peer.h"
 #include "core/timer.h"
 
+/* False for options a node cannot run with. */
+static bool node_opts_valid(const struct node_opts *opts)
+{
+    return opts->aead_suites && opts->rekey_cells >= 16 &&
+           opts->rekey_cells <= (UINT64_C(1) << 32) &&
+           (opts->rekey_cells & (opts->rekey_cells - 1)) == 0 && opts->max_links &&
+           opts->cover_budget <= 100 &&
+           !(opts->padding_max_ms && opts->padding_min_ms > opts->padding_max_ms) &&
+           opts->reconnect_min_ms <= opts->reconnect_max_ms;
+}
+
 int node_init(struct node *n, uv_loop_t *loop, const struct node_opts *opts,
               const struct ovl_identity *id, unsigned roles)
 {
     int rc;
 
-    if (!opts->aead_suites || opts->rekey_cells < 16 || opts->rekey_cells > (UINT64_C(1) << 32) ||
-        (opts->rekey_cells & (opts->rekey_cells - 1)) != 0 || !opts->max_links ||
-        opts->cover_budget > 100 ||
-        (opts->padding_max_ms && opts->padding_min_ms > opts->padding_max_ms))
+    if (!node_opts_valid(opts))
         return OVL_EINVAL;
     n->loop = loop;
     n->opts = *opts;
@@ -101,6 +109,38 @@ int node_start(struct node *n, const char (*uris)[OVL_URI_MAX], unsigned n_uris,
 fail:
     node_stop(n);
     return rc;
+}
+
+/* Take the settings of o a running node may change; see node_run.h. */
+int node_reconfigure(struct node *n, const struct node_opts *o)
+{
+    struct node_opts *cur = &n->opts;
+
+    if (!node_opts_valid(o) || n->stopping)
+        return OVL_EINVAL;
+    if (o->max_queued && !n->memcap_timer) {
+        n->memcap_timer = timer_new(n->loop, n);
+        if (!n->memcap_timer)
+            return OVL_ENOMEM;
+        uv_timer_start(n->memcap_timer, node_memcap_cb, MEMCAP_CHECK_MS, MEMCAP_CHECK_MS);
+    }
+    cur->handshake_timeout_ms = o->handshake_timeout_ms;
+    cur->idle_timeout_ms = o->idle_timeout_ms;
+    cur->heartbeat_ms = o->heartbeat_ms;
+    cur->heartbeat_misses = o->heartbeat_misses;
+    cur->max_links = o->max_links;
+    cur->max_links_per_block = o->max_links_per_block;
+    cur->hs_rate_per_block = o->hs_rate_per_block;
+    cur->hs_burst_per_block = o->hs_burst_per_block;
+    cur->max_queued = o->max_queued; /* 0: memcap_check does nothing */
+    cur->rekey_cells = o->rekey_cells;
+    cur->reconnect_min_ms = o->reconnect_min_ms;
+    cur->reconnect_max_ms = o->reconnect_max_ms;
+    cur->padding_min_ms = o->padding_min_ms;
+    cur->padding_max_ms = o->padding_max_ms;
+    cur->cover_budget = o->cover_budget;
+    n->tp_env.idle_timeout_ms = o->idle_timeout_ms;
+    return 0;
 }
 
 void node_stop(struct node *n)

@@ -23,6 +23,16 @@ int node_init(struct node *n, uv_loop_t *loop, const struct node_opts *opts,
 int node_start(struct node *n, const char (*uris)[OVL_URI_MAX], unsigned n_uris,
                const struct peer_spec *peers, unsigned n_peers) OVL_WUR;
 
+/* Take from o the settings a running node may change, for every link
+ * from now on (each open link at its next timer: heartbeat, idle, padding):
+ * timeouts, heartbeats, padding, link caps and handshake rates, max_queued,
+ * rekey_cells (links set up from now on), reconnect backoff and
+ * cover_budget. The rest of o is left as node_init took it: the AEAD
+ * suites, transports, prefer, flags, sendq_max and state_dir. 0, or
+ * OVL_EINVAL (options node_init would refuse) / OVL_ENOMEM with nothing
+ * changed. */
+int node_reconfigure(struct node *n, const struct node_opts *o) OVL_WUR;
+
 /* Close every listener, link and timer; the loop ends once their close
  * callbacks have run. Safe to call twice. */
 void node_stop(struct node *n);

@@ -76,14 +76,27 @@ static void peer_link_closed(void *ctx, struct link *l)
     peer_schedule(p);
 }
 
+/* The peers' observer context: one for the node's life, whatever array
+ * n->peers is (peer_reconfigure replaces it). */
+static const char peer_ctx;
+
 static const struct link_observer peer_observer = {
     .opened = peer_link_opened,
     .closed = peer_link_closed,
+    .ctx = (void *)&peer_ctx,
 };
+
+/* Watch links for the peers, once. */
+static int peer_observe(struct node *n)
+{
+    for (unsigned i = 0; i < n->n_observers; i++)
+        if (n->observers[i].ctx == &peer_ctx)
+            return 0;
+    return node_observe_links(n, &peer_observer);
+}
 
 int peer_start_all(struct node *n, const struct peer_spec *specs, unsigned count)
 {
-    struct link_observer obs = peer_observer;
     unsigned i;
     int rc;
 
@@ -92,8 +105,7 @@ int peer_start_all(struct node *n, const struct peer_spec *specs, unsigned count
     n->peers = calloc(count, sizeof(*n->peers));
     if (!n->peers)
         return OVL_ENOMEM;
-    obs.ctx = n->peers;
-    rc = node_observe_links(n, &obs);
+    rc = peer_observe(n);
     if (rc)
         goto fail;
     for (i = 0; i < count; i++) {
@@ -126,8 +138,105 @@ fail:
 
 void peer_stop_all(struct node *n)
 {
-    if (n->peers)
-        node_unobserve_links(n, n->peers);
+    node_unobserve_links(n, &peer_ctx);
     for (unsigned i = 0; i < n->n_peers; i++)
         timer_close(&n->peers[i].timer);
+}
+
+/* Return the index of the running peer with spec s's id and address, or -1. */
+static int peer_find(const struct node *n, const struct peer_spec *s)
+{
+    for (unsigned i = 0; i < n->n_peers; i++)
+        if (ovl_equal(n->peers[i].spec.pk, s->pk, OVL_ED25519_PK) &&
+            strcmp(n->peers[i].spec.uri, s->uri) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Move the running peer old into place p: its timer and link follow. */
+static void peer_move(struct peer *p, struct peer *old, const struct peer_spec *s)
+{
+    *p = *old;
+    p->spec = *s; /* the name may have changed */
+    p->timer->data = p;
+    if (p->link)
+        p->link->peer = p;
+    old->timer = NULL;
+}
+
+/* Stop the running peer p: no more dials; its link, if any, stays open as
+ * a link of no peer. */
+static void peer_drop(struct peer *p)
+{
+    timer_close(&p->timer);
+    if (p->link)
+        p->link->peer = NULL;
+    p->link = NULL;
+}
+
+/* Fill np with the peers of specs (want[i]: index of the running peer
+ * kept for specs[i], or -1 for a new one with a fresh timer); return how
+ * many, or OVL_ENOMEM with nothing changed. */
+static int peer_plan(struct node *n, const struct peer_spec *specs, unsigned count, struct peer *np,
+                     int *want)
+{
+    unsigned k = 0;
+
+    for (unsigned i = 0; i < count; i++) {
+        if (ovl_equal(specs[i].pk, n->id.pk, OVL_ED25519_PK))
+            continue;
+        want[k] = peer_find(n, &specs[i]);
+        for (unsigned j = 0; j < k && want[k] >= 0; j++)
+            if (want[j] == want[k])
+                want[k] = -1; /* named twice: one keeps the running peer */
+        np[k].spec = specs[i];
+        if (want[k] < 0 && !(np[k].timer = timer_new(n->loop, &np[k]))) {
+            for (unsigned j = 0; j < k; j++)
+                if (want[j] < 0)
+                    timer_close(&np[j].timer);
+            return OVL_ENOMEM;
+        }
+        k++;
+    }
+    return (int)k;
+}
+
+/* Make specs the node's peers; see peer.h. */
+int peer_reconfigure(struct node *n, const struct peer_spec *specs, unsigned count)
+{
+    struct peer *np = NULL;
+    int want[NODE_MAX_PEERS];
+    int k, rc;
+
+    if (count > NODE_MAX_PEERS || (count && !specs) || n->stopping)
+        return OVL_EINVAL;
+    if (count && !(np = calloc(count, sizeof(*np))))
+        return OVL_ENOMEM;
+    k = peer_plan(n, specs, count, np, want);
+    rc = k > 0 ? peer_observe(n) : k;
+    if (rc) {
+        for (int j = 0; j < k; j++)
+            if (want[j] < 0)
+                timer_close(&np[j].timer);
+        free(np);
+        return rc;
+    }
+    for (int j = 0; j < k; j++) {
+        if (want[j] >= 0) {
+            peer_move(&np[j], &n->peers[want[j]], &np[j].spec);
+        } else {
+            np[j].node = n;
+            np[j].backoff_ms = n->opts.reconnect_min_ms;
+        }
+    }
+    for (unsigned i = 0; i < n->n_peers; i++)
+        if (n->peers[i].timer) /* not moved: no longer configured */
+            peer_drop(&n->peers[i]);
+    free(n->peers);
+    n->peers = k ? np : (free(np), NULL);
+    n->n_peers = (unsigned)k;
+    for (int j = 0; j < k; j++)
+        if (want[j] < 0)
+            peer_dial(&n->peers[j]);
+    return 0;
 }

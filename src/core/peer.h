@@ -47,6 +47,15 @@ struct peer {
  * dial each one. */
 int peer_start_all(struct node *n, const struct peer_spec *specs, unsigned count) OVL_WUR;
 
+/* Make specs (count of them) the configured peers of a running node, as
+ * peer_start_all would, keeping every running peer whose id and address
+ * are still there (its link, backoff and counters; a renamed one takes
+ * its new name), dialing the new ones, and dropping the rest: a dropped
+ * peer is no longer dialed, and its link, if any, stays open as any
+ * link does until it closes. 0, or OVL_ENOMEM / OVL_EINVAL with nothing
+ * changed. */
+int peer_reconfigure(struct node *n, const struct peer_spec *specs, unsigned count) OVL_WUR;
+
 /* Stop watching links and close every reconnect timer (the array is freed
  * by node_free). */
 void peer_stop_all(struct node *n);
