@@ -668,6 +668,90 @@ void dir_free(struct dir *d)
     free(d);
 }
 
+/* ---- reconfiguring ------------------------------------------------------ */
+
+/* Move the pending requests' bootstrap indexes from the old ones to
+ * their new places (map[old]: new index, or -1 for a bootstrap no longer
+ * configured). A request in flight to one of those is retried, since its
+ * reply would now be unsolicited. */
+static void dir_req_remap(struct dir *d, const int *map, unsigned n_old)
+{
+    struct dir_req *r, *tmp;
+
+    DL_FOREACH_SAFE(d->pending, r, tmp)
+    {
+        uint32_t tried = 0;
+
+        for (unsigned i = 0; i < n_old; i++)
+            if ((r->tried & (1u << i)) && map[i] >= 0)
+                tried |= 1u << map[i];
+        r->tried = tried;
+        if (r->bs >= 0 && map[r->bs] >= 0) {
+            r->bs = map[r->bs];
+        } else if (r->bs >= 0) {
+            r->bs = -1;
+            r->serial = 0; /* dir_retry_waiting sends it again */
+        }
+    }
+}
+
+/* Make bs the configured bootstraps, keeping the state of those still
+ * there (by id): registrations, syncs, requests in flight. */
+static void dir_bs_reconfigure(struct dir *d, const struct dir_bootstrap_spec *bs, unsigned n_bs)
+{
+    struct dir_bootstrap_spec keep[DIR_MAX_BOOTSTRAPS];
+    int map[DIR_MAX_BOOTSTRAPS], from[DIR_MAX_BOOTSTRAPS];
+    unsigned n = 0, n_old = d->n_bs;
+    struct link *l;
+
+    for (unsigned i = 0; i < n_bs; i++) /* us among them: left out, as dir_init does */
+        if (!ovl_equal(bs[i].pk, d->n->id.pk, OVL_ED25519_PK)) {
+            from[n] = dir_bs_index(d, bs[i].pk);
+            keep[n++] = bs[i];
+        }
+    for (unsigned i = 0; i < n_old; i++)
+        map[i] = -1;
+    for (unsigned i = 0; i < n; i++)
+        if (from[i] >= 0)
+            map[from[i]] = (int)i;
+    dir_req_remap(d, map, n_old);
+    dsync_remap(d, from, n);
+    dir_bs_replace(d, keep, n, from);
+    for (unsigned i = 0; i < n; i++)
+        if (from[i] < 0 && (l = link_find(d->n, d->bs[i].spec.pk)) != NULL) {
+            dir_register_with(d, i, l); /* linked already: as a relay, or a peer */
+            dsync_linked(d, i, l);
+        }
+    dir_retry_waiting(d);
+}
+
+/* Take o's settings that may change while the role runs; see dir.h. */
+int dir_reconfigure(struct dir *d, const struct dir_opts *o, const struct dir_bootstrap_spec *bs,
+                    unsigned n_bs)
+{
+    bool publish;
+
+    if (!d || !o || n_bs > DIR_MAX_BOOTSTRAPS || (n_bs && !bs) || dir_stopping(d) ||
+        !dir_family_ok(d->n, o))
+        return OVL_EINVAL;
+    publish = d->o.capacity_kib != o->capacity_kib ||
+              memcmp(&d->o.exit_policy, &o->exit_policy, sizeof(o->exit_policy)) != 0 ||
+              d->o.n_family != o->n_family ||
+              memcmp(d->o.family, o->family, sizeof(o->family)) != 0;
+    d->o.distinct_subnets = o->distinct_subnets;
+    d->o.by_capacity = o->by_capacity;
+    if (d->reg)
+        registry_set_selection(d->reg, o->distinct_subnets, o->by_capacity);
+    d->o.capacity_kib = o->capacity_kib;
+    d->o.exit_policy = o->exit_policy;
+    d->o.n_family = o->n_family;
+    memcpy(d->o.family, o->family, sizeof(o->family));
+    dir_bs_reconfigure(d, bs, n_bs);
+    if (publish && d->state == DIR_RUNNING)
+        dir_publish_again(d);
+    return 0;
+}
+
 /* Start a chain request: the 34-byte form for one chain without flags (what
  * every bootstrap understands), else with count and flags. */
 static int dir_chain_req(struct dir *d, unsigned length, unsigned backups, unsigned count,

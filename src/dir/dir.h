@@ -196,6 +196,20 @@ void dir_opts_defaults(struct dir_opts *o);
 int dir_init(struct node *n, const struct dir_opts *o, const struct dir_bootstrap_spec *bs,
              unsigned n_bs, struct dir **out) OVL_WUR;
 
+/* Take from o, bs and n_bs what may change while the role runs: the
+ * configured bootstraps (those still named keep their registration and
+ * the requests in flight to them; a new one whose link is open already
+ * hears our descriptor at once; a removed one is no longer asked or
+ * published to, and a request in flight to it goes to another), the
+ * chain selection rules (distinct_subnets, by_capacity: also the
+ * bootstrap's generator), and what our descriptor says (capacity_kib,
+ * exit_policy, the family): when that changed, a new descriptor is signed
+ * and registered at once. The rest of o is kept as dir_init took it.
+ * 0, or OVL_EINVAL (a family naming us, too many bootstraps) with
+ * nothing changed. */
+int dir_reconfigure(struct dir *d, const struct dir_opts *o, const struct dir_bootstrap_spec *bs,
+                    unsigned n_bs) OVL_WUR;
+
 /* Stop timers and fail pending requests with OVL_ECLOSED (callbacks run
  * from the loop). Safe to call twice. */
 void dir_stop(struct dir *d);

@@ -279,6 +279,15 @@ void dir_on_reg_reply(struct dir *d, unsigned i, struct link *l, uint32_t id, ui
 /* Our last link to bootstrap i closed: it must hear our descriptor again. */
 void dir_bs_unlinked(struct dir *d, unsigned i);
 
+/* Sign a new descriptor now (its contents changed: dir_reconfigure) and
+ * register it with every linked bootstrap and our own registry. */
+void dir_publish_again(struct dir *d);
+
+/* Make bs (n of them) the bootstraps; from[i] is the index among the old
+ * ones of the same bootstrap, whose registration state it keeps, or -1. */
+void dir_bs_replace(struct dir *d, const struct dir_bootstrap_spec *bs, unsigned n,
+                    const int *from);
+
 /* ---- dirstore.c -------------------------------------------------------- */
 
 /* Prepare <state_dir>/relays and read it into *buf (malloc'd, *len bytes):
@@ -343,6 +352,10 @@ void dsync_free(struct dir *d);
 
 /* A link to bootstrap i opened: ask it for its nodes now. */
 void dsync_linked(struct dir *d, unsigned i, struct link *l);
+
+/* The bootstraps are being replaced (dir_bs_replace): the sync asked of
+ * new bootstrap i is what was asked of old one from[i] (nothing when -1). */
+void dsync_remap(struct dir *d, const int *from, unsigned n);
 
 /* If id is our DIR_SYNC to bootstrap i, take its reply msg (len bytes)
  * and return true; else false. */

@@ -303,20 +303,44 @@ static void dir_heartbeat_cb(uv_timer_t *t)
     }
 }
 
-static void dir_rotate_cb(uv_timer_t *t)
+/* Sign a new descriptor now and register it everywhere. */
+void dir_publish_again(struct dir *d)
 {
-    struct dir *d = t->data;
     struct link *l;
 
-    dir_onion_prune(d, clock_now_ms());
-    dir_onion_new(d);
-    log_info(&d->n->log, "directory: rotated our onion key");
+    d->desc_len = 0;
     if (dir_ensure_desc(d) < 0)
         return;
     dir_self_register(d, true);
     for (unsigned i = 0; i < d->n_bs; i++)
         if ((l = link_find(d->n, d->bs[i].spec.pk)) != NULL)
             dir_register_with(d, i, l);
+}
+
+static void dir_rotate_cb(uv_timer_t *t)
+{
+    struct dir *d = t->data;
+
+    dir_onion_prune(d, clock_now_ms());
+    dir_onion_new(d);
+    log_info(&d->n->log, "directory: rotated our onion key");
+    dir_publish_again(d);
+}
+
+/* Make bs (n of them) the bootstraps; from[i]: the index of bs[i] among
+ * the old ones, whose registration state it keeps, or -1. */
+void dir_bs_replace(struct dir *d, const struct dir_bootstrap_spec *bs, unsigned n, const int *from)
+{
+    struct dir_bs nb[DIR_MAX_BOOTSTRAPS];
+
+    memset(nb, 0, sizeof(nb));
+    for (unsigned i = 0; i < n; i++) {
+        if (from[i] >= 0)
+            nb[i] = d->bs[from[i]];
+        nb[i].spec = bs[i];
+    }
+    memcpy(d->bs, nb, sizeof(nb));
+    d->n_bs = n;
 }
 
 /* Start the heartbeat and rotation timers. */

@@ -120,6 +120,19 @@ static void dsync_tick_cb(uv_timer_t *t)
     }
 }
 
+/* The bootstraps are being replaced: ask i keeps what old ask from[i] had
+ * (or nothing, from[i] < 0). */
+void dsync_remap(struct dir *d, const int *from, unsigned n)
+{
+    struct dir_sync_ask ns[DIR_MAX_BOOTSTRAPS];
+
+    memset(ns, 0, sizeof(ns));
+    for (unsigned i = 0; i < n; i++)
+        if (from[i] >= 0)
+            ns[i] = d->sync[from[i]];
+    memcpy(d->sync, ns, sizeof(ns));
+}
+
 /* Start the sync timer on a bootstrap. */
 void dsync_start(struct dir *d)
 {

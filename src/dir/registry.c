@@ -92,6 +92,12 @@ int registry_new(const struct registry_opts *o, struct registry **out)
     return 0;
 }
 
+void registry_set_selection(struct registry *r, bool distinct_subnets, bool by_capacity)
+{
+    r->o.distinct_subnets = distinct_subnets;
+    r->o.by_capacity = by_capacity;
+}
+
 static void chain_free(struct registry *r, struct rchain *c)
 {
     HASH_DEL(r->chains, c);

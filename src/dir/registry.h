@@ -115,6 +115,10 @@ struct registry;
  * max_nodes or max_chains is 0. */
 int registry_new(const struct registry_opts *o, struct registry **out) OVL_WUR;
 
+/* Change the rules chains are drawn by (registry_opts distinct_subnets
+ * and by_capacity) from the next draw on; cached chains stay. */
+void registry_set_selection(struct registry *r, bool distinct_subnets, bool by_capacity);
+
 /* Free r and everything in it (NULL-safe). */
 void registry_free(struct registry *r);
 
