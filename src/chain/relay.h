@@ -146,6 +146,15 @@ struct relay;
  * Needs node->dir. Call after dir_init and before node_start. */
 int relay_init(struct node *n, const struct relay_opts *o, struct relay **out) OVL_WUR;
 
+/* Take o's settings while the role runs, for what comes from now on:
+ * max_chains and the shares (new setups), setup_timeout, max_lifetime (a
+ * chain set up from now on), stall_timeout, and the exit's stream caps and
+ * idle timeout (new streams). Chains and streams through the relay stay;
+ * none is closed for being over a new cap. exit_queue (the size of the
+ * rings of cells waiting for a dial) and max_intros are kept. 0, or
+ * OVL_EINVAL (options relay_init refuses) with nothing changed. */
+int relay_reconfigure(struct relay *r, const struct relay_opts *o) OVL_WUR;
+
 /* Tear down every chain and stop timers. Safe to call twice. */
 void relay_stop(struct relay *r);
 

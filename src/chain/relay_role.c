@@ -93,6 +93,23 @@ static void on_link_drained(void *ctx, struct link *l)
     xstream_drained(ctx, l);
 }
 
+/* The tick's period: it also times out dials and stalls, so it is at
+ * most a quarter of either. */
+static uint64_t relay_tick_ms(const struct relay_opts *o)
+{
+    uint64_t tick =
+        o->setup_timeout_ms < o->stall_timeout_ms ? o->setup_timeout_ms : o->stall_timeout_ms;
+
+    tick = tick / 4 < RELAY_TICK_MS ? tick / 4 : RELAY_TICK_MS;
+    return tick ? tick : 1;
+}
+
+static bool relay_opts_valid(const struct relay_opts *o)
+{
+    return o->max_chains && o->setup_timeout_ms && o->max_lifetime_s && o->exit_queue &&
+           o->stall_timeout_ms;
+}
+
 int relay_init(struct node *n, const struct relay_opts *o, struct relay **out)
 {
     struct link_observer obs = {
@@ -105,8 +122,7 @@ int relay_init(struct node *n, const struct relay_opts *o, struct relay **out)
     int rc = OVL_ENOMEM;
 
     *out = NULL;
-    if (!n->dir || !o->max_chains || !o->setup_timeout_ms || !o->max_lifetime_s || !o->exit_queue ||
-        !o->stall_timeout_ms)
+    if (!n->dir || !relay_opts_valid(o))
         return OVL_EINVAL;
     r = calloc(1, sizeof(*r));
     if (!r)
@@ -130,11 +146,7 @@ int relay_init(struct node *n, const struct relay_opts *o, struct relay **out)
     rc = node_observe_links(n, &obs);
     if (rc)
         goto fail_intro;
-    /* The tick also times out dials and stalls, so it is at most a quarter
-     * of either. */
-    tick = o->setup_timeout_ms < o->stall_timeout_ms ? o->setup_timeout_ms : o->stall_timeout_ms;
-    tick = tick / 4 < RELAY_TICK_MS ? tick / 4 : RELAY_TICK_MS;
-    tick = tick ? tick : 1;
+    tick = relay_tick_ms(o);
     r->tick_due_ms = clock_now_ms() + tick;
     uv_timer_start(r->timer, relay_tick, tick, tick);
     n->relay = r;
@@ -149,6 +161,26 @@ fail:
     stsock_env_close(&r->ssenv);
     free(r);
     return rc;
+}
+
+/* Take o's settings that may change while the role runs; see relay.h. */
+int relay_reconfigure(struct relay *r, const struct relay_opts *o)
+{
+    struct relay_opts no = *o;
+    uint64_t tick;
+
+    if (!r || !relay_opts_valid(o) || (r->flags & RELAYF_STOPPED))
+        return OVL_EINVAL;
+    relay_opts_shares(&no);
+    no.exit_queue = r->o.exit_queue; /* sizes the rings of waiting cells */
+    no.max_intros = r->o.max_intros;
+    tick = relay_tick_ms(&no);
+    if (tick != relay_tick_ms(&r->o)) {
+        r->tick_due_ms = clock_now_ms() + tick;
+        uv_timer_start(r->timer, relay_tick, tick, tick);
+    }
+    r->o = no;
+    return 0;
 }
 
 void relay_stop(struct relay *r)
