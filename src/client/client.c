@@ -413,6 +413,66 @@ fail:
     return rc;
 }
 
+/* Take the chain, sending, service and guard settings of o (those the
+ * plans do not: client_reconfigure). */
+static void client_take(struct client *c, const struct client_opts *o)
+{
+    struct client_opts *cur = &c->o;
+
+    cur->source = o->source;
+    cur->length = o->length;
+    cur->backups = o->backups;
+    cur->lifetime_ms = o->lifetime_ms;
+    cur->setup_timeout_ms = o->setup_timeout_ms;
+    cur->choices = o->choices;
+    cur->distinct_subnets = o->distinct_subnets;
+    cur->by_capacity = o->by_capacity;
+    cur->send_queue = o->send_queue;
+    cur->retransmit_ms = o->retransmit_ms;
+    cur->deadline_ms = o->deadline_ms;
+    cur->max_chains = o->max_chains;
+    cur->chain_idle_ms = o->chain_idle_ms;
+    cur->guard_down_ms = o->guard_down_ms;
+    cur->guard_life_ms = o->guard_life_ms;
+    memcpy(cur->services, o->services, sizeof(o->services));
+    cur->n_services = o->n_services;
+    cur->svc_max_streams = o->svc_max_streams;
+    cur->svc_max_per_chain = o->svc_max_per_chain;
+    cur->svc_idle_ms = o->svc_idle_ms;
+    if (c->guards) {
+        c->guards->o.down_ms = o->guard_down_ms;
+        c->guards->o.life_ms = o->guard_life_ms;
+        c->guards->o.distinct_subnets = o->distinct_subnets;
+        c->guards->o.by_capacity = o->by_capacity;
+    }
+}
+
+/* Take o's settings that may change while the role runs; see client.h. */
+int client_reconfigure(struct client *c, const struct client_opts *o)
+{
+    struct socks_lis *nl[CLIENT_MAX_SOCKS];
+    struct send_plan sp;
+    unsigned fresh;
+    int rc;
+
+    if (!c || !o || !opts_valid(o) || (c->flags & CF_STOPPED) ||
+        (o->flags & CLIENT_O_COVER_ONLY) != (c->o.flags & CLIENT_O_COVER_ONLY) ||
+        o->deadline_ms >= c->o.reassembly_timeout_ms)
+        return OVL_EINVAL;
+    rc = socks_plan(c, o, nl, &fresh);
+    if (rc)
+        return rc;
+    rc = send_plan(c, o, &sp);
+    if (rc) {
+        socks_unplan(nl, fresh);
+        return rc;
+    }
+    socks_commit(c, o, nl, fresh);
+    client_take(c, o);
+    send_commit(c, o, &sp);
+    return 0;
+}
+
 void client_stop(struct client *c)
 {
     if (!c || (c->flags & CF_STOPPED))

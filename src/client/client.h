@@ -261,6 +261,21 @@ void client_opts_defaults(struct client_opts *o);
  * Needs node->dir. Call after dir_init and before node_start. */
 int client_init(struct node *n, const struct client_opts *o, struct client **out) OVL_WUR;
 
+/* Take o's settings while the role runs, for what comes from now on:
+ * [chain] (chains built from now on; the ready ones serve until their
+ * lifetime ends, as they would have), send_queue, retransmit and deadline
+ * (below the running reassembly_timeout), max_chains and chain_idle,
+ * cover_interval, loop_interval and constant_rate (at once), guard_down
+ * and guard_lifetime, the [socks] listeners (a new address is listened on,
+ * a removed one closed: the connections it took go on until they end),
+ * the [service.NAME] sections and the [service] caps (new streams; those
+ * open go on). The rest of o is kept as client_init took it: flags, the
+ * inbox and reassembly settings, max_message, tombstones, guards,
+ * intros. 0, or OVL_EINVAL (options client_init refuses, another
+ * CLIENT_O_COVER_ONLY), OVL_ENOMEM or a listen's error, with nothing
+ * changed. */
+int client_reconfigure(struct client *c, const struct client_opts *o) OVL_WUR;
+
 /* Destroy chains, fail queued messages, stop timers. Safe to call twice. */
 void client_stop(struct client *c);
 

@@ -475,6 +475,26 @@ void send_start(struct client *c);
 /* Close the send handles (NULL-safe, each once). */
 void send_close(struct client *c);
 
+/* Timers client_reconfigure may need (send_plan), until send_commit takes
+ * them or send_unplan frees them. */
+struct send_plan {
+    uv_timer_t *cover, *loop, *rate;
+};
+
+/* Allocate into p the timers o's cover and constant rate need that are
+ * not running: 0, or OVL_ENOMEM with p empty. */
+int send_plan(struct client *c, const struct client_opts *o, struct send_plan *p) OVL_WUR;
+
+/* Free what p still holds. */
+void send_unplan(struct send_plan *p);
+
+/* Take o's cover_interval, loop_interval and constant_rate, with p's
+ * timers: a timer no longer needed closes, a new one or one whose mean
+ * changed is armed afresh (a gap drawn for the old mean is dropped; the
+ * gaps stay exponential), constant rate starts its slots again from now,
+ * and turned off lets the pump send what waited for slots. */
+void send_commit(struct client *c, const struct client_opts *o, struct send_plan *p);
+
 /* Send what can be sent: messages on the main chain, then streams. */
 void send_pump(struct client *c);
 
@@ -485,6 +505,23 @@ int socks_start(struct client *c);
 
 /* Close the listeners, reset every stream and close every connection. */
 void socks_stop(struct client *c);
+
+/* Fill nl (CLIENT_MAX_SOCKS) with a listener for each of o's [socks]
+ * listen addresses, in o's order: the running one of the same address
+ * (the text as configured), else a new one, whose bit is set in *fresh.
+ * 0, or the error of a listen that failed (logged), with the new ones
+ * closed again and nothing changed. */
+int socks_plan(struct client *c, const struct client_opts *o, struct socks_lis **nl,
+               unsigned *fresh) OVL_WUR;
+
+/* Close the listeners of nl that socks_plan opened (bits of fresh). */
+void socks_unplan(struct socks_lis **nl, unsigned fresh);
+
+/* Make nl o's listeners, closing the running ones not among them: a
+ * closed listener takes no more connections, and those it took go on
+ * until they end. Takes o's addresses and allow_remote. */
+void socks_commit(struct client *c, const struct client_opts *o, struct socks_lis **nl,
+                  unsigned fresh);
 
 /* A stream frame (len bytes, hostile) from ch's exit. */
 void socks_back(struct cchain *ch, const uint8_t *f, size_t len);

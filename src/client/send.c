@@ -284,6 +284,75 @@ void send_start(struct client *c)
     }
 }
 
+/* Allocate the timers o needs that are not there yet; see client_int.h. */
+int send_plan(struct client *c, const struct client_opts *o, struct send_plan *p)
+{
+    uv_loop_t *loop = c->n->loop;
+
+    *p = (struct send_plan){0};
+    if ((o->cover_interval_ms && !c->cover && !(p->cover = timer_new(loop, c))) ||
+        (o->loop_interval_ms && !c->loop && !(p->loop = timer_new(loop, c))) ||
+        (o->constant_rate && !c->rate && !(p->rate = timer_new(loop, c)))) {
+        send_unplan(p);
+        return OVL_ENOMEM;
+    }
+    return 0;
+}
+
+/* Free what send_plan allocated and send_commit did not take. */
+void send_unplan(struct send_plan *p)
+{
+    timer_close(&p->cover);
+    timer_close(&p->loop);
+    timer_close(&p->rate);
+}
+
+/* Put timer *t (planned: *plan) in place for a mean of mean ms, 0 off:
+ * closed when off, re-armed when new or when the mean changed. */
+static void cover_set(struct client *c, uv_timer_t **t, uv_timer_t **plan, uint32_t mean,
+                      uint32_t was)
+{
+    if (!mean) {
+        timer_close(t);
+        return;
+    }
+    if (*plan) {
+        *t = *plan;
+        *plan = NULL;
+    } else if (mean == was) {
+        return; /* running with the same mean: its next gap stands */
+    }
+    cover_arm(c, *t);
+}
+
+/* Take o's cover and constant rate with the timers of p; see client_int.h. */
+void send_commit(struct client *c, const struct client_opts *o, struct send_plan *p)
+{
+    uint32_t cover = c->o.cover_interval_ms, loop = c->o.loop_interval_ms;
+    uint32_t rate = c->o.constant_rate;
+
+    c->o.cover_interval_ms = o->cover_interval_ms;
+    c->o.loop_interval_ms = o->loop_interval_ms;
+    c->o.constant_rate = o->constant_rate;
+    cover_set(c, &c->cover, &p->cover, o->cover_interval_ms, cover);
+    cover_set(c, &c->loop, &p->loop, o->loop_interval_ms, loop);
+    if (!o->constant_rate) {
+        timer_close(&c->rate);
+        if (rate)
+            send_pump(c); /* what waited for slots goes as the links take it */
+    } else if (p->rate || rate != o->constant_rate) {
+        uint64_t period = 1000 / o->constant_rate;
+
+        if (p->rate) {
+            c->rate = p->rate;
+            p->rate = NULL;
+        }
+        c->rate_t0 = clock_now_ms();
+        c->rate_sent = 0;
+        uv_timer_start(c->rate, on_rate, period ? period : 1, period ? period : 1);
+    }
+}
+
 void send_close(struct client *c)
 {
     idle_close(&c->pump);

@@ -688,6 +688,70 @@ int socks_start(struct client *c)
     return 0;
 }
 
+/* Listeners for o's addresses into nl (index as in o->socks): the open
+ * one of each address kept, the others opened; see client_int.h. */
+int socks_plan(struct client *c, const struct client_opts *o, struct socks_lis **nl,
+               unsigned *fresh)
+{
+    unsigned used = 0;
+    int rc;
+
+    *fresh = 0;
+    for (unsigned i = 0; i < CLIENT_MAX_SOCKS; i++)
+        nl[i] = NULL;
+    for (unsigned i = 0; i < o->n_socks; i++) {
+        for (unsigned j = 0; j < c->o.n_socks && !nl[i]; j++)
+            if (!(used & (1u << j)) && c->socks_lis[j] && strcmp(c->o.socks[j], o->socks[i]) == 0) {
+                nl[i] = c->socks_lis[j];
+                used |= 1u << j;
+            }
+        if (nl[i])
+            continue;
+        rc = lis_open(c, o->socks[i], &nl[i]);
+        if (rc) {
+            socks_unplan(nl, *fresh);
+            return rc;
+        }
+        *fresh |= 1u << i;
+    }
+    return 0;
+}
+
+/* Close the listeners socks_plan opened (bits of fresh). */
+void socks_unplan(struct socks_lis **nl, unsigned fresh)
+{
+    for (unsigned i = 0; i < CLIENT_MAX_SOCKS; i++)
+        if ((fresh & (1u << i)) && nl[i]) {
+            uv_close((uv_handle_t *)&nl[i]->tcp, lis_closed);
+            nl[i] = NULL;
+        }
+}
+
+/* Make nl the listeners of o's addresses: the old ones not among them
+ * close (their connections go on), the fresh ones are logged. */
+void socks_commit(struct client *c, const struct client_opts *o, struct socks_lis **nl,
+                  unsigned fresh)
+{
+    for (unsigned j = 0; j < CLIENT_MAX_SOCKS; j++) {
+        bool kept = false;
+
+        for (unsigned i = 0; i < o->n_socks && !kept; i++)
+            kept = c->socks_lis[j] && nl[i] == c->socks_lis[j];
+        if (c->socks_lis[j] && !kept) {
+            log_info(&c->n->log, "socks: no longer listening on %s", c->o.socks[j]);
+            uv_close((uv_handle_t *)&c->socks_lis[j]->tcp, lis_closed);
+        }
+    }
+    for (unsigned i = 0; i < CLIENT_MAX_SOCKS; i++) {
+        c->socks_lis[i] = nl[i];
+        if (fresh & (1u << i))
+            log_info(&c->n->log, "socks: listening on %s", o->socks[i]);
+    }
+    memcpy(c->o.socks, o->socks, sizeof(o->socks));
+    c->o.n_socks = o->n_socks;
+    c->o.socks_remote = o->socks_remote;
+}
+
 int client_socks_addr(const struct client *c, unsigned i, char *out, size_t len)
 {
     struct sockaddr_storage sa;
