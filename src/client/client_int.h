@@ -507,8 +507,9 @@ int socks_start(struct client *c);
 void socks_stop(struct client *c);
 
 /* Fill nl (CLIENT_MAX_SOCKS) with a listener for each of o's [socks]
- * listen addresses, in o's order: the running one of the same address
- * (the text as configured), else a new one, whose bit is set in *fresh.
+ * listen addresses, in o's order: a running one bound to that IP and
+ * port, else one listed with the same text, else for port 0 one bound to
+ * that IP, else a new one, whose bit is set in *fresh.
  * 0, or the error of a listen that failed (logged), with the new ones
  * closed again and nothing changed. */
 int socks_plan(struct client *c, const struct client_opts *o, struct socks_lis **nl,

@@ -688,8 +688,54 @@ int socks_start(struct client *c)
     return 0;
 }
 
-/* Listeners for o's addresses into nl (index as in o->socks): the open
- * one of each address kept, the others opened; see client_int.h. */
+/* Whether running listener sl serves address addr ("IP:PORT" as
+ * configured): bound to that IP and port, or with any set, to that IP
+ * and any port when PORT is 0. */
+static bool lis_serves(const struct socks_lis *sl, const char *addr, bool any)
+{
+    struct sockaddr_storage want, have;
+    char uri[OVL_URI_MAX];
+    struct ovl_uri u;
+    int n = sizeof(have);
+
+    snprintf(uri, sizeof(uri), "tcp://%s", addr);
+    if (uri_parse(&u, uri) != 0 || uri_sockaddr(&u, &want) != 0 || (u.port == 0) != any ||
+        uv_tcp_getsockname(&sl->tcp, (struct sockaddr *)&have, &n) != 0 ||
+        want.ss_family != have.ss_family)
+        return false;
+    if (want.ss_family == AF_INET) {
+        const struct sockaddr_in *w = (const void *)&want, *h = (const void *)&have;
+
+        return w->sin_addr.s_addr == h->sin_addr.s_addr && (any || w->sin_port == h->sin_port);
+    }
+    const struct sockaddr_in6 *w = (const void *)&want, *h = (const void *)&have;
+
+    return memcmp(&w->sin6_addr, &h->sin6_addr, sizeof(w->sin6_addr)) == 0 &&
+           (any || w->sin6_port == h->sin6_port);
+}
+
+/* Find for each of o's addresses a running listener (used: bits of
+ * c->socks_lis taken): first one bound to its IP and port, then one of
+ * the same text, then, for a port 0, one bound to its IP. */
+static void socks_match(struct client *c, const struct client_opts *o, struct socks_lis **nl,
+                        unsigned *used)
+{
+    for (int pass = 0; pass < 3; pass++)
+        for (unsigned i = 0; i < o->n_socks; i++)
+            for (unsigned j = 0; j < c->o.n_socks && !nl[i]; j++) {
+                if ((*used & (1u << j)) || !c->socks_lis[j])
+                    continue;
+                if (pass == 1 ? strcmp(c->o.socks[j], o->socks[i]) == 0
+                              : lis_serves(c->socks_lis[j], o->socks[i], pass == 2)) {
+                    nl[i] = c->socks_lis[j];
+                    *used |= 1u << j;
+                }
+            }
+}
+
+/* Listeners for o's addresses into nl (index as in o->socks): a running
+ * one kept for each address it serves, the others opened; see
+ * client_int.h. */
 int socks_plan(struct client *c, const struct client_opts *o, struct socks_lis **nl,
                unsigned *fresh)
 {
@@ -699,12 +745,8 @@ int socks_plan(struct client *c, const struct client_opts *o, struct socks_lis *
     *fresh = 0;
     for (unsigned i = 0; i < CLIENT_MAX_SOCKS; i++)
         nl[i] = NULL;
+    socks_match(c, o, nl, &used);
     for (unsigned i = 0; i < o->n_socks; i++) {
-        for (unsigned j = 0; j < c->o.n_socks && !nl[i]; j++)
-            if (!(used & (1u << j)) && c->socks_lis[j] && strcmp(c->o.socks[j], o->socks[i]) == 0) {
-                nl[i] = c->socks_lis[j];
-                used |= 1u << j;
-            }
         if (nl[i])
             continue;
         rc = lis_open(c, o->socks[i], &nl[i]);
