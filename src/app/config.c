@@ -43,6 +43,12 @@ static const char *const sect_names[] = {
     [SECT_SVC] = "service",
 };
 
+/* Return the name of section kind sect. */
+const char *cfg_sect_name(enum cfg_sect sect)
+{
+    return (unsigned)sect <= SECT_SVC ? sect_names[sect] : "";
+}
+
 /* Record the first error of the parse; see config_int.h. */
 int cfg_fail(struct cfg_parse *p, unsigned line, const char *fmt, ...)
 {
@@ -632,4 +638,55 @@ int config_parse_string(struct ovl_config *c, const char *name, const char *text
     }
     p.text = text;
     return cfg_run(&p, name, err, errlen);
+}
+
+/* Check what the roles need beyond the file; see config.h. A relay with
+ * no bootstrap is only warned about (ovld): it still relays for whoever
+ * dials it, but no directory lists it (and link-only test nodes run that
+ * way). */
+int config_check_roles(const struct ovl_config *c, char *err, size_t errlen)
+{
+    const char *why = NULL;
+
+    if (c->relay_loop_ms && !(c->roles & ROLE_RELAY))
+        why = "[relay] loop_interval needs the relay role (roles has no relay)";
+    else if (c->n_bootstraps > 0)
+        return 0;
+    else if (c->roles & ROLE_CLIENT)
+        why = "a client needs at least one [bootstrap.NAME]";
+    else if (c->relay_loop_ms)
+        why = "[relay] loop_interval needs at least one [bootstrap.NAME]";
+    if (!why)
+        return 0;
+    set_err(err, errlen, "%s: %s", c->path, why);
+    return OVL_EINVAL;
+}
+
+/* The mean gap of two Poisson processes of mean gaps a and b merged into
+ * one (their rates add); 0 stands for none. */
+static uint32_t loop_merge(uint32_t a, uint32_t b)
+{
+    uint64_t s = (uint64_t)a + b;
+
+    return !a || !b ? a | b : (uint32_t)(((uint64_t)a * b + s / 2) / s);
+}
+
+/* Fill co with the options of the client code c runs; see config.h. */
+bool config_client_opts(const struct ovl_config *c, struct client_opts *co)
+{
+    *co = c->client;
+    if (!(c->roles & ROLE_RELAY) || !c->relay_loop_ms)
+        return (c->roles & ROLE_CLIENT) != 0;
+    if (c->roles & ROLE_CLIENT) {
+        co->loop_interval_ms = loop_merge(co->loop_interval_ms, c->relay_loop_ms);
+        return true;
+    }
+    co->flags |= CLIENT_O_COVER_ONLY;
+    co->loop_interval_ms = c->relay_loop_ms;
+    co->cover_interval_ms = 0;
+    co->constant_rate = 0;
+    co->n_socks = 0;
+    co->n_services = 0;
+    co->intros = 0;
+    return true;
 }

@@ -90,6 +90,21 @@ int config_load(struct ovl_config *c, const char *path, char *err, size_t errlen
 int config_parse_string(struct ovl_config *c, const char *name, const char *text, char *err,
                         size_t errlen) OVL_WUR;
 
+/* Check what the roles need that config_load leaves to the daemon (ovld
+ * --print-id runs without it): a client, or a relay's loop cover, needs a
+ * [bootstrap.NAME], and [relay] loop_interval the relay role. 0, or
+ * OVL_EINVAL with "path: message" in err. */
+int config_check_roles(const struct ovl_config *c, char *err, size_t errlen) OVL_WUR;
+
+/* Fill co with the options of the client code a node of c runs, and
+ * return true, or false when it runs none. A relay's loop cover ([relay]
+ * loop_interval) is that code in cover-only mode (CLIENT_O_COVER_ONLY):
+ * the [chain] settings, loop cover alone, no message, SOCKS, service or
+ * hidden side, and no client role, so the relay is never published as an
+ * endpoint. On a node that is a client as well, the relay's loops join
+ * the client's: one Poisson process at the sum of both rates. */
+bool config_client_opts(const struct ovl_config *c, struct client_opts *co);
+
 /* Write into out (NODE_MAX_PEERS entries) the peers the node dials: every
  * [peer.NAME], then every [bootstrap.NAME] whose id no [peer.NAME] has.
  * Return how many; config_load guarantees they fit. */

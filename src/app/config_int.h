@@ -45,11 +45,28 @@ struct key_def;
 
 typedef int (*key_setter)(struct cfg_parse *p, const struct key_def *k, const char *v);
 
+/* What a reload does with a key whose value changed (the bits of
+ * key_def.reload; reload.c has one step per bit but RL_RESTART, run in
+ * this order, the order of the layers). A key is either RL_RESTART or
+ * names the steps that apply it, and every key is one or the other
+ * (test_reload checks it). */
+enum cfg_reload {
+    RL_RESTART = 1u << 0, /* takes a restart: the running value is kept, with a warning */
+    RL_LOG = 1u << 1,     /* the node's log: level, syslog */
+    RL_NODE = 1u << 2,    /* node_reconfigure and peer_reconfigure (core) */
+    RL_DIR = 1u << 3,     /* dir_reconfigure */
+    RL_RELAY = 1u << 4,   /* relay_reconfigure */
+    RL_CLIENT = 1u << 5,  /* client_reconfigure, and control's defaults of its commands */
+    RL_APP = 1u << 6,     /* the app's own listeners */
+};
+
 /* One key of one section; its name is cfg_key_name(). Integer and path
  * keys store into struct ovl_config at off/width; a path takes at most max
- * bytes. The fields are as narrow as their values allow and there is no
- * pointer: the table lives in the binary, one 16-byte row a key (the size
- * budget). */
+ * bytes. Every key names its field there (the span of an array and its
+ * count, for keys that fill one), which a reload compares and, for a key
+ * that takes a restart, keeps. The fields are as narrow as their values
+ * allow and there is no pointer: the table lives in the binary, one
+ * 16-byte row a key (the size budget). */
 struct key_def {
     uint32_t max; /* the largest value is max << max_shift */
     uint32_t min;
@@ -60,6 +77,7 @@ struct key_def {
     unsigned repeat : 1;    /* may be given more than once (listen) */
     unsigned zero_ok : 1;   /* 0 is accepted besides min..max (idle_timeout) */
     unsigned max_shift : 6; /* for maxima past 32 bits (max_queued) */
+    unsigned reload : 8;    /* enum cfg_reload bits: what a reload does when it changed */
 };
 
 /* Check and store v for key k with the key's setter; 0 or negative. */
@@ -107,6 +125,9 @@ struct cfg_parse {
  * OVL_EINVAL. */
 int cfg_fail(struct cfg_parse *p, unsigned line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Return the name of section kind sect ("node", "peer", ...). */
+const char *cfg_sect_name(enum cfg_sect sect);
 
 /* Return the scheme ("tcp", "quic") whose tp_bit() is bit, or "?". */
 const char *cfg_tp_scheme(unsigned bit);

@@ -637,7 +637,12 @@ static const key_setter cfg_setters[] = {
     .off = (uint16_t)offsetof(struct ovl_config, f),                                               \
     .width = (uint16_t)sizeof(((struct ovl_config *)0)->f)
 #define OPT_FIELD(f) CFG_FIELD(opts.f)
-#define U32_MAX_MS   86400000u
+/* The fields from a through b (an array and its count, in either order). */
+#define CFG_SPAN(a, b)                                                                             \
+    .off = (uint16_t)offsetof(struct ovl_config, a),                                               \
+    .width = (uint16_t)(offsetof(struct ovl_config, b) + sizeof(((struct ovl_config *)0)->b) -     \
+                        offsetof(struct ovl_config, a))
+#define U32_MAX_MS 86400000u
 _Static_assert(sizeof(struct ovl_config) <= UINT16_MAX, "key_def.off is 16 bits");
 
 /* Every key: its section and name, the setter that checks and stores its
@@ -648,185 +653,219 @@ _Static_assert(sizeof(struct ovl_config) <= UINT16_MAX, "key_def.off is 16 bits"
 /* clang-format off */
 #define CFG_KEYS(X)                                                                                \
     /* [node] */                                                                                   \
-    X(NODE, roles, .set = KS_ROLES)                                                                \
-    X(NODE, data_dir, .set = KS_PATH, .max = PATH_MAX - 1, CFG_FIELD(data_dir))                    \
-    X(NODE, listen, .set = KS_LISTEN, .repeat = 1)                                                 \
-    X(NODE, control_socket, .set = KS_PATH, .max = SUN_PATH_MAX, CFG_FIELD(control_socket))        \
-    X(NODE, aead, .set = KS_AEAD)                                                                  \
-    X(NODE, transports, .set = KS_TRANSPORTS)                                                      \
-    X(NODE, prefer, .set = KS_TRANSPORTS)                                                          \
+    X(NODE, roles, .set = KS_ROLES, .reload = RL_RESTART, CFG_FIELD(roles))                        \
+    X(NODE, data_dir, .set = KS_PATH, .max = PATH_MAX - 1, .reload = RL_RESTART,                   \
+        CFG_FIELD(data_dir))                                                                       \
+    X(NODE, listen, .set = KS_LISTEN, .repeat = 1, .reload = RL_RESTART,                           \
+        CFG_SPAN(listen, n_listen))                                                                \
+    X(NODE, control_socket, .set = KS_PATH, .max = SUN_PATH_MAX, .reload = RL_RESTART,             \
+        CFG_FIELD(control_socket))                                                                 \
+    X(NODE, aead, .set = KS_AEAD, .reload = RL_RESTART, OPT_FIELD(aead_suites))                    \
+    X(NODE, transports, .set = KS_TRANSPORTS, .reload = RL_RESTART, OPT_FIELD(transports))         \
+    X(NODE, prefer, .set = KS_TRANSPORTS, .reload = RL_RESTART, OPT_FIELD(prefer))                 \
     X(NODE, max_queued, .set = KS_UINT, .zero_ok = 1, .min = 1048576, .max = 1, .max_shift = 40,   \
-        OPT_FIELD(max_queued))                                                                     \
-    X(NODE, cover_budget, .set = KS_UINT, .min = 0, .max = 100, OPT_FIELD(cover_budget))           \
-    X(NODE, hidden, .set = KS_BOOL, CFG_FIELD(hidden))                                             \
-    X(NODE, intros, .set = KS_UINT, .min = 1, .max = 4, CFG_FIELD(intros))                         \
+        .reload = RL_NODE, OPT_FIELD(max_queued))                                                  \
+    X(NODE, cover_budget, .set = KS_UINT, .min = 0, .max = 100, .reload = RL_NODE,                 \
+        OPT_FIELD(cover_budget))                                                                   \
+    X(NODE, hidden, .set = KS_BOOL, .reload = RL_RESTART, CFG_FIELD(hidden))                       \
+    X(NODE, intros, .set = KS_UINT, .min = 1, .max = 4, .reload = RL_RESTART, CFG_FIELD(intros))   \
     X(NODE, rate, .set = KS_SIZE, .zero_ok = 1, .min = 65536, .max = 1, .max_shift = 40,           \
-        OPT_FIELD(bw.rate[TPM_NODE]))                                                              \
+        .reload = RL_NODE, OPT_FIELD(bw.rate[TPM_NODE]))                                           \
     X(NODE, burst, .set = KS_SIZE, .zero_ok = 1, .min = 8192, .max = 1, .max_shift = 40,           \
-        OPT_FIELD(bw.burst[TPM_NODE]))                                                             \
+        .reload = RL_NODE, OPT_FIELD(bw.burst[TPM_NODE]))                                          \
     /* [log] */                                                                                    \
-    X(LOG, level, .set = KS_LEVEL)                                                                 \
-    X(LOG, syslog, .set = KS_SYSLOG)                                                               \
+    X(LOG, level, .set = KS_LEVEL, .reload = RL_LOG, CFG_FIELD(log_level))                         \
+    X(LOG, syslog, .set = KS_SYSLOG, .reload = RL_LOG, CFG_FIELD(syslog))                          \
     /* [link] */                                                                                   \
-    X(LINK, handshake_timeout, .set = KS_UINT, .min = 100, .max = 600000,                          \
+    X(LINK, handshake_timeout, .set = KS_UINT, .min = 100, .max = 600000, .reload = RL_NODE,       \
         OPT_FIELD(handshake_timeout_ms))                                                           \
     X(LINK, idle_timeout, .set = KS_UINT, .zero_ok = 1, .min = 1000, .max = 86400000,              \
-        OPT_FIELD(idle_timeout_ms))                                                                \
-    X(LINK, heartbeat, .set = KS_UINT, .zero_ok = 1, .min = 100, .max = 600000,                    \
+        .reload = RL_NODE, OPT_FIELD(idle_timeout_ms))                                             \
+    X(LINK, heartbeat, .set = KS_UINT, .zero_ok = 1, .min = 100, .max = 600000, .reload = RL_NODE, \
         OPT_FIELD(heartbeat_ms))                                                                   \
-    X(LINK, heartbeat_misses, .set = KS_UINT, .min = 1, .max = 1000, OPT_FIELD(heartbeat_misses))  \
-    X(LINK, padding_min, .set = KS_UINT, .min = 10, .max = 3600000, OPT_FIELD(padding_min_ms))     \
+    X(LINK, heartbeat_misses, .set = KS_UINT, .min = 1, .max = 1000, .reload = RL_NODE,            \
+        OPT_FIELD(heartbeat_misses))                                                               \
+    X(LINK, padding_min, .set = KS_UINT, .min = 10, .max = 3600000, .reload = RL_NODE,             \
+        OPT_FIELD(padding_min_ms))                                                                 \
     X(LINK, padding_max, .set = KS_UINT, .zero_ok = 1, .min = 10, .max = 3600000,                  \
-        OPT_FIELD(padding_max_ms))                                                                 \
-    X(LINK, max_links, .set = KS_UINT, .min = 1, .max = 65536, OPT_FIELD(max_links))               \
+        .reload = RL_NODE, OPT_FIELD(padding_max_ms))                                              \
+    X(LINK, max_links, .set = KS_UINT, .min = 1, .max = 65536, .reload = RL_NODE,                  \
+        OPT_FIELD(max_links))                                                                      \
     X(LINK, max_links_per_block, .set = KS_UINT, .zero_ok = 1, .min = 1, .max = 65536,             \
-        OPT_FIELD(max_links_per_block))                                                            \
+        .reload = RL_NODE, OPT_FIELD(max_links_per_block))                                         \
     X(LINK, handshake_rate, .set = KS_UINT, .zero_ok = 1, .min = 1, .max = 1000000,                \
-        OPT_FIELD(hs_rate_per_block))                                                              \
-    X(LINK, handshake_burst, .set = KS_UINT, .min = 1, .max = 1000000,                             \
+        .reload = RL_NODE, OPT_FIELD(hs_rate_per_block))                                           \
+    X(LINK, handshake_burst, .set = KS_UINT, .min = 1, .max = 1000000, .reload = RL_NODE,          \
         OPT_FIELD(hs_burst_per_block))                                                             \
-    X(LINK, send_queue, .set = KS_UINT, .min = 16384, .max = 67108864, OPT_FIELD(sendq_max))       \
-    X(LINK, rekey_cells, .set = KS_POW2, .min = 16, .max = 1, .max_shift = 32,                     \
+    X(LINK, send_queue, .set = KS_UINT, .min = 16384, .max = 67108864, .reload = RL_RESTART,       \
+        OPT_FIELD(sendq_max))                                                                      \
+    X(LINK, rekey_cells, .set = KS_POW2, .min = 16, .max = 1, .max_shift = 32, .reload = RL_NODE,  \
         OPT_FIELD(rekey_cells))                                                                    \
-    X(LINK, reconnect_min, .set = KS_UINT, .min = 100, .max = 600000,                              \
+    X(LINK, reconnect_min, .set = KS_UINT, .min = 100, .max = 600000, .reload = RL_NODE,           \
         OPT_FIELD(reconnect_min_ms))                                                               \
-    X(LINK, reconnect_max, .set = KS_UINT, .min = 1000, .max = 3600000,                            \
+    X(LINK, reconnect_max, .set = KS_UINT, .min = 1000, .max = 3600000, .reload = RL_NODE,         \
         OPT_FIELD(reconnect_max_ms))                                                               \
     /* [peer.NAME] and [bootstrap.NAME] */                                                         \
-    X(PEER, address, .set = KS_PEER_ADDRESS)                                                       \
-    X(PEER, id, .set = KS_PEER_ID)                                                                 \
-    X(BOOTSTRAP, address, .set = KS_PEER_ADDRESS)                                                  \
-    X(BOOTSTRAP, id, .set = KS_PEER_ID)                                                            \
+    X(PEER, address, .set = KS_PEER_ADDRESS, .reload = RL_NODE, CFG_SPAN(peers, n_peers))          \
+    X(PEER, id, .set = KS_PEER_ID, .reload = RL_NODE, CFG_SPAN(peers, n_peers))                    \
+    X(BOOTSTRAP, address, .set = KS_PEER_ADDRESS, .reload = RL_NODE | RL_DIR,                      \
+        CFG_SPAN(bootstraps, n_bootstraps))                                                        \
+    X(BOOTSTRAP, id, .set = KS_PEER_ID, .reload = RL_NODE | RL_DIR,                                \
+        CFG_SPAN(bootstraps, n_bootstraps))                                                        \
     /* [dir] */                                                                                    \
-    X(DIR, heartbeat, .set = KS_UINT, .min = 1000, .max = 600000, CFG_FIELD(dir.heartbeat_ms))     \
-    X(DIR, ttl, .set = KS_UINT, .min = 1000, .max = U32_MAX_MS, CFG_FIELD(dir.ttl_ms))             \
-    X(DIR, chain_cache_ttl, .set = KS_UINT, .min = 1000, .max = U32_MAX_MS,                        \
+    X(DIR, heartbeat, .set = KS_UINT, .min = 1000, .max = 600000, .reload = RL_RESTART,            \
+        CFG_FIELD(dir.heartbeat_ms))                                                               \
+    X(DIR, ttl, .set = KS_UINT, .min = 1000, .max = U32_MAX_MS, .reload = RL_RESTART,              \
+        CFG_FIELD(dir.ttl_ms))                                                                     \
+    X(DIR, chain_cache_ttl, .set = KS_UINT, .min = 1000, .max = U32_MAX_MS, .reload = RL_RESTART,  \
         CFG_FIELD(dir.chain_cache_ttl_ms))                                                         \
-    X(DIR, max_nodes, .set = KS_UINT, .min = 1, .max = 1000000, CFG_FIELD(dir.max_nodes))          \
-    X(DIR, max_cached_chains, .set = KS_UINT, .min = 1, .max = 1000000,                            \
+    X(DIR, max_nodes, .set = KS_UINT, .min = 1, .max = 1000000, .reload = RL_RESTART,              \
+        CFG_FIELD(dir.max_nodes))                                                                  \
+    X(DIR, max_cached_chains, .set = KS_UINT, .min = 1, .max = 1000000, .reload = RL_RESTART,      \
         CFG_FIELD(dir.max_chains))                                                                 \
-    X(DIR, onion_rotate, .set = KS_UINT, .min = 60000, .max = 604800000,                           \
+    X(DIR, onion_rotate, .set = KS_UINT, .min = 60000, .max = 604800000, .reload = RL_RESTART,     \
         CFG_FIELD(dir.onion_rotate_ms))                                                            \
-    X(DIR, onion_overlap, .set = KS_UINT, .min = 0, .max = U32_MAX_MS,                             \
+    X(DIR, onion_overlap, .set = KS_UINT, .min = 0, .max = U32_MAX_MS, .reload = RL_RESTART,       \
         CFG_FIELD(dir.onion_overlap_ms))                                                           \
-    X(DIR, request_timeout, .set = KS_UINT, .min = 100, .max = 600000,                             \
+    X(DIR, request_timeout, .set = KS_UINT, .min = 100, .max = 600000, .reload = RL_RESTART,       \
         CFG_FIELD(dir.request_timeout_ms))                                                         \
-    X(DIR, request_rate, .set = KS_UINT, .min = 1, .max = 1000, CFG_FIELD(dir.request_rate))       \
-    X(DIR, request_burst, .set = KS_UINT, .min = 1, .max = 100000, CFG_FIELD(dir.request_burst))   \
-    X(DIR, allow_private_addresses, .set = KS_BOOL, CFG_FIELD(dir.allow_private))                  \
+    X(DIR, request_rate, .set = KS_UINT, .min = 1, .max = 1000, .reload = RL_RESTART,              \
+        CFG_FIELD(dir.request_rate))                                                               \
+    X(DIR, request_burst, .set = KS_UINT, .min = 1, .max = 100000, .reload = RL_RESTART,           \
+        CFG_FIELD(dir.request_burst))                                                              \
+    X(DIR, allow_private_addresses, .set = KS_BOOL, .reload = RL_RESTART,                          \
+        CFG_FIELD(dir.allow_private))                                                              \
     X(DIR, chain_refresh, .set = KS_UINT, .zero_ok = 1, .min = 1000, .max = U32_MAX_MS,            \
-        CFG_FIELD(dir.chain_refresh_ms))                                                           \
+        .reload = RL_RESTART, CFG_FIELD(dir.chain_refresh_ms))                                     \
     X(DIR, block_request_rate, .set = KS_UINT, .zero_ok = 1, .min = 1, .max = 1000000,             \
-        CFG_FIELD(dir.block_request_rate))                                                         \
-    X(DIR, block_request_burst, .set = KS_UINT, .min = 1, .max = 1000000,                          \
+        .reload = RL_RESTART, CFG_FIELD(dir.block_request_rate))                                   \
+    X(DIR, block_request_burst, .set = KS_UINT, .min = 1, .max = 1000000, .reload = RL_RESTART,    \
         CFG_FIELD(dir.block_request_burst))                                                        \
     X(DIR, block_chain_rate, .set = KS_UINT, .zero_ok = 1, .min = 1, .max = 1000000,               \
-        CFG_FIELD(dir.block_chain_rate))                                                           \
-    X(DIR, block_chain_burst, .set = KS_UINT, .min = 1, .max = 1000000,                            \
+        .reload = RL_RESTART, CFG_FIELD(dir.block_chain_rate))                                     \
+    X(DIR, block_chain_burst, .set = KS_UINT, .min = 1, .max = 1000000, .reload = RL_RESTART,      \
         CFG_FIELD(dir.block_chain_burst))                                                          \
     X(DIR, max_nodes_per_block, .set = KS_UINT, .zero_ok = 1, .min = 1, .max = 1000000,            \
-        CFG_FIELD(dir.max_nodes_per_block))                                                        \
-    X(DIR, list_lifetime, .set = KS_UINT, .min = 10000, .max = U32_MAX_MS,                         \
+        .reload = RL_RESTART, CFG_FIELD(dir.max_nodes_per_block))                                  \
+    X(DIR, list_lifetime, .set = KS_UINT, .min = 10000, .max = U32_MAX_MS, .reload = RL_RESTART,   \
         CFG_FIELD(dir.list_lifetime_ms))                                                           \
     X(DIR, list_rate, .set = KS_UINT, .zero_ok = 1, .min = 64, .max = 4194304,                     \
-        CFG_FIELD(dir.list_rate))                                                                  \
+        .reload = RL_RESTART, CFG_FIELD(dir.list_rate))                                            \
     /* [chain] */                                                                                  \
-    X(CHAIN, source, .set = KS_SOURCE)                                                             \
-    X(CHAIN, distinct_subnets, .set = KS_SUBNETS)                                                  \
-    X(CHAIN, weighting, .set = KS_WEIGHTING)                                                       \
-    X(CHAIN, length, .set = KS_UINT, .min = 1, .max = DIR_MAX_HOPS, CFG_FIELD(client.length))      \
-    X(CHAIN, backups, .set = KS_UINT, .min = 0, .max = DIR_MAX_BACKUPS,                            \
+    X(CHAIN, source, .set = KS_SOURCE, .reload = RL_CLIENT, CFG_FIELD(client.source))              \
+    X(CHAIN, distinct_subnets, .set = KS_SUBNETS, .reload = RL_DIR | RL_CLIENT,                    \
+        CFG_FIELD(client.distinct_subnets))                                                        \
+    X(CHAIN, weighting, .set = KS_WEIGHTING, .reload = RL_DIR | RL_CLIENT,                         \
+        CFG_FIELD(client.by_capacity))                                                             \
+    X(CHAIN, length, .set = KS_UINT, .min = 1, .max = DIR_MAX_HOPS, .reload = RL_CLIENT,           \
+        CFG_FIELD(client.length))                                                                  \
+    X(CHAIN, backups, .set = KS_UINT, .min = 0, .max = DIR_MAX_BACKUPS, .reload = RL_CLIENT,       \
         CFG_FIELD(client.backups))                                                                 \
-    X(CHAIN, lifetime, .set = KS_UINT, .min = 10000, .max = U32_MAX_MS,                            \
+    X(CHAIN, lifetime, .set = KS_UINT, .min = 10000, .max = U32_MAX_MS, .reload = RL_CLIENT,       \
         CFG_FIELD(client.lifetime_ms))                                                             \
-    X(CHAIN, setup_timeout, .set = KS_UINT, .min = 100, .max = 600000,                             \
+    X(CHAIN, setup_timeout, .set = KS_UINT, .min = 100, .max = 600000, .reload = RL_CLIENT,        \
         CFG_FIELD(client.setup_timeout_ms))                                                        \
-    X(CHAIN, choices, .set = KS_UINT, .min = 1, .max = 8, CFG_FIELD(client.choices))               \
+    X(CHAIN, choices, .set = KS_UINT, .min = 1, .max = 8, .reload = RL_CLIENT,                     \
+        CFG_FIELD(client.choices))                                                                 \
     /* [client] */                                                                                 \
-    X(CLIENT, max_message, .set = KS_UINT, .min = 1, .max = 67108864,                              \
+    X(CLIENT, max_message, .set = KS_UINT, .min = 1, .max = 67108864, .reload = RL_RESTART,        \
         CFG_FIELD(client.max_message))                                                             \
-    X(CLIENT, inbox_messages, .set = KS_UINT, .min = 1, .max = 1000000,                            \
+    X(CLIENT, inbox_messages, .set = KS_UINT, .min = 1, .max = 1000000, .reload = RL_RESTART,      \
         CFG_FIELD(client.inbox_messages))                                                          \
     X(CLIENT, inbox_bytes, .set = KS_UINT, .min = 1024, .max = 1, .max_shift = 32,                 \
-        CFG_FIELD(client.inbox_bytes))                                                             \
-    X(CLIENT, send_queue, .set = KS_UINT, .min = 1, .max = 100000, CFG_FIELD(client.send_queue))   \
+        .reload = RL_RESTART, CFG_FIELD(client.inbox_bytes))                                       \
+    X(CLIENT, send_queue, .set = KS_UINT, .min = 1, .max = 100000, .reload = RL_CLIENT,            \
+        CFG_FIELD(client.send_queue))                                                              \
     X(CLIENT, reassembly_timeout, .set = KS_UINT, .min = 1000, .max = 3600000,                     \
-        CFG_FIELD(client.reassembly_timeout_ms))                                                   \
-    X(CLIENT, retransmit, .set = KS_UINT, .min = 100, .max = 600000,                               \
+        .reload = RL_RESTART, CFG_FIELD(client.reassembly_timeout_ms))                             \
+    X(CLIENT, retransmit, .set = KS_UINT, .min = 100, .max = 600000, .reload = RL_CLIENT,          \
         CFG_FIELD(client.retransmit_ms))                                                           \
-    X(CLIENT, deadline, .set = KS_UINT, .min = 1000, .max = 3600000,                               \
+    X(CLIENT, deadline, .set = KS_UINT, .min = 1000, .max = 3600000, .reload = RL_CLIENT,          \
         CFG_FIELD(client.deadline_ms))                                                             \
     X(CLIENT, cover_interval, .set = KS_UINT, .zero_ok = 1, .min = 10, .max = 3600000,             \
-        CFG_FIELD(client.cover_interval_ms))                                                       \
+        .reload = RL_CLIENT, CFG_FIELD(client.cover_interval_ms))                                  \
     X(CLIENT, loop_interval, .set = KS_UINT, .zero_ok = 1, .min = 10, .max = 3600000,              \
-        CFG_FIELD(client.loop_interval_ms))                                                        \
+        .reload = RL_CLIENT, CFG_FIELD(client.loop_interval_ms))                                   \
     X(CLIENT, constant_rate, .set = KS_UINT, .zero_ok = 1, .min = 1, .max = 10000,                 \
-        CFG_FIELD(client.constant_rate))                                                           \
+        .reload = RL_CLIENT, CFG_FIELD(client.constant_rate))                                      \
     X(CLIENT, replay_window, .set = KS_UINT, .min = 10000, .max = U32_MAX_MS,                      \
-        CFG_FIELD(client.replay_window_ms))                                                        \
-    X(CLIENT, tombstones, .set = KS_UINT, .min = 16, .max = 10000000,                              \
+        .reload = RL_RESTART, CFG_FIELD(client.replay_window_ms))                                  \
+    X(CLIENT, tombstones, .set = KS_UINT, .min = 16, .max = 10000000, .reload = RL_RESTART,        \
         CFG_FIELD(client.tombstones))                                                              \
-    X(CLIENT, max_chains, .set = KS_UINT, .min = 1, .max = 256, CFG_FIELD(client.max_chains))     \
-    X(CLIENT, chain_idle, .set = KS_UINT, .min = 1000, .max = 3600000,                             \
+    X(CLIENT, max_chains, .set = KS_UINT, .min = 1, .max = 256, .reload = RL_CLIENT,               \
+        CFG_FIELD(client.max_chains))                                                              \
+    X(CLIENT, chain_idle, .set = KS_UINT, .min = 1000, .max = 3600000, .reload = RL_CLIENT,        \
         CFG_FIELD(client.chain_idle_ms))                                                           \
-    X(CLIENT, guards, .set = KS_UINT, .zero_ok = 1, .min = 1, .max = 8, CFG_FIELD(client.guards))  \
+    X(CLIENT, guards, .set = KS_UINT, .zero_ok = 1, .min = 1, .max = 8, .reload = RL_RESTART,      \
+        CFG_FIELD(client.guards))                                                                  \
     X(CLIENT, guard_down, .set = KS_UINT, .min = 60000, .max = 1, .max_shift = 36,                 \
-        CFG_FIELD(client.guard_down_ms))                                                           \
+        .reload = RL_CLIENT, CFG_FIELD(client.guard_down_ms))                                      \
     X(CLIENT, guard_lifetime, .set = KS_UINT, .min = 60000, .max = 1, .max_shift = 36,             \
-        CFG_FIELD(client.guard_life_ms))                                                           \
+        .reload = RL_CLIENT, CFG_FIELD(client.guard_life_ms))                                      \
     /* [relay] */                                                                                  \
-    X(RELAY, max_chains, .set = KS_UINT, .min = 1, .max = 10000000, CFG_FIELD(relay.max_chains))   \
-    X(RELAY, setup_timeout, .set = KS_UINT, .min = 100, .max = 600000,                             \
+    X(RELAY, max_chains, .set = KS_UINT, .min = 1, .max = 10000000, .reload = RL_RELAY,            \
+        CFG_FIELD(relay.max_chains))                                                               \
+    X(RELAY, setup_timeout, .set = KS_UINT, .min = 100, .max = 600000, .reload = RL_RELAY,         \
         CFG_FIELD(relay.setup_timeout_ms))                                                         \
-    X(RELAY, max_lifetime, .set = KS_UINT, .min = 10, .max = 86400,                                \
+    X(RELAY, max_lifetime, .set = KS_UINT, .min = 10, .max = 86400, .reload = RL_RELAY,            \
         CFG_FIELD(relay.max_lifetime_s))                                                           \
-    X(RELAY, exit_queue, .set = KS_UINT, .min = 1, .max = 65536, CFG_FIELD(relay.exit_queue))      \
-    X(RELAY, max_chains_per_link, .set = KS_UINT, .min = 0, .max = 10000000,                       \
+    X(RELAY, exit_queue, .set = KS_UINT, .min = 1, .max = 65536, .reload = RL_RESTART,             \
+        CFG_FIELD(relay.exit_queue))                                                               \
+    X(RELAY, max_chains_per_link, .set = KS_UINT, .min = 0, .max = 10000000, .reload = RL_RELAY,   \
         CFG_FIELD(relay.max_chains_per_link))                                                      \
-    X(RELAY, max_chains_per_block, .set = KS_UINT, .min = 0, .max = 10000000,                      \
+    X(RELAY, max_chains_per_block, .set = KS_UINT, .min = 0, .max = 10000000, .reload = RL_RELAY,  \
         CFG_FIELD(relay.max_chains_per_block))                                                     \
-    X(RELAY, stall_timeout, .set = KS_UINT, .min = 100, .max = 600000,                             \
+    X(RELAY, stall_timeout, .set = KS_UINT, .min = 100, .max = 600000, .reload = RL_RELAY,         \
         CFG_FIELD(relay.stall_timeout_ms))                                                         \
-    X(RELAY, capacity, .set = KS_UINT, .min = 0, .max = 10000000, CFG_FIELD(dir.capacity_kib))     \
+    X(RELAY, capacity, .set = KS_UINT, .min = 0, .max = 10000000, .reload = RL_DIR,                \
+        CFG_FIELD(dir.capacity_kib))                                                               \
     X(RELAY, loop_interval, .set = KS_UINT, .zero_ok = 1, .min = 10, .max = 3600000,               \
-        CFG_FIELD(relay_loop_ms))                                                                  \
-    X(RELAY, family, .set = KS_FAMILY, .repeat = 1)                                                \
+        .reload = RL_CLIENT, CFG_FIELD(relay_loop_ms))                                             \
+    X(RELAY, family, .set = KS_FAMILY, .repeat = 1, .reload = RL_DIR,                              \
+        CFG_SPAN(dir.n_family, dir.family))                                                        \
     X(RELAY, rate, .set = KS_SIZE, .zero_ok = 1, .min = 65536, .max = 1, .max_shift = 40,          \
-        OPT_FIELD(bw.rate[TPM_RELAY]))                                                             \
+        .reload = RL_NODE, OPT_FIELD(bw.rate[TPM_RELAY]))                                          \
     X(RELAY, burst, .set = KS_SIZE, .zero_ok = 1, .min = 8192, .max = 1, .max_shift = 40,          \
-        OPT_FIELD(bw.burst[TPM_RELAY]))                                                            \
+        .reload = RL_NODE, OPT_FIELD(bw.burst[TPM_RELAY]))                                         \
     X(RELAY, max_per_day, .set = KS_SIZE, .zero_ok = 1, .min = 1048576, .max = 1, .max_shift = 50, \
-        OPT_FIELD(bw.acct.max[ACCT_DAY]))                                                          \
+        .reload = RL_NODE, OPT_FIELD(bw.acct.max[ACCT_DAY]))                                       \
     X(RELAY, max_per_month, .set = KS_SIZE, .zero_ok = 1, .min = 1048576, .max = 1,                \
-        .max_shift = 50, OPT_FIELD(bw.acct.max[ACCT_MONTH]))                                       \
-    X(RELAY, accounting_start, .set = KS_ACCT_START)                                               \
+        .max_shift = 50, .reload = RL_NODE, OPT_FIELD(bw.acct.max[ACCT_MONTH]))                    \
+    X(RELAY, accounting_start, .set = KS_ACCT_START, .reload = RL_NODE,                            \
+        CFG_SPAN(opts.bw.acct.start_min, opts.bw.acct.start_mday))                                 \
     /* [exit] */                                                                                   \
-    X(EXIT, policy, .set = KS_POLICY, .repeat = 1)                                                 \
-    X(EXIT, max_streams, .set = KS_UINT, .min = 1, .max = 1000000, CFG_FIELD(relay.max_streams))   \
-    X(EXIT, max_streams_per_chain, .set = KS_UINT, .min = 1, .max = 1000000,                       \
+    X(EXIT, policy, .set = KS_POLICY, .repeat = 1, .reload = RL_DIR, CFG_FIELD(dir.exit_policy))   \
+    X(EXIT, max_streams, .set = KS_UINT, .min = 1, .max = 1000000, .reload = RL_RELAY,             \
+        CFG_FIELD(relay.max_streams))                                                              \
+    X(EXIT, max_streams_per_chain, .set = KS_UINT, .min = 1, .max = 1000000, .reload = RL_RELAY,   \
         CFG_FIELD(relay.max_streams_per_chain))                                                    \
-    X(EXIT, stream_idle_timeout, .set = KS_UINT, .min = 1000, .max = 86400000,                     \
+    X(EXIT, stream_idle_timeout, .set = KS_UINT, .min = 1000, .max = 86400000, .reload = RL_RELAY, \
         CFG_FIELD(relay.stream_idle_ms))                                                           \
     /* [socks] */                                                                                  \
-    X(SOCKS, listen, .set = KS_SOCKS, .repeat = 1)                                                 \
-    X(SOCKS, allow_remote, .set = KS_BOOL, CFG_FIELD(client.socks_remote))                         \
+    X(SOCKS, listen, .set = KS_SOCKS, .repeat = 1, .reload = RL_CLIENT,                            \
+        CFG_SPAN(client.socks, client.n_socks))                                                    \
+    X(SOCKS, allow_remote, .set = KS_BOOL, .reload = RL_CLIENT, CFG_FIELD(client.socks_remote))    \
     /* [service] and [service.NAME] */                                                             \
-    X(SERVICE, max_streams, .set = KS_UINT, .min = 1, .max = 1000000,                              \
+    X(SERVICE, max_streams, .set = KS_UINT, .min = 1, .max = 1000000, .reload = RL_CLIENT,         \
         CFG_FIELD(client.svc_max_streams))                                                         \
     X(SERVICE, max_streams_per_chain, .set = KS_UINT, .min = 1, .max = 1000000,                    \
-        CFG_FIELD(client.svc_max_per_chain))                                                       \
+        .reload = RL_CLIENT, CFG_FIELD(client.svc_max_per_chain))                                  \
     X(SERVICE, stream_idle_timeout, .set = KS_UINT, .min = 1000, .max = 86400000,                  \
-        CFG_FIELD(client.svc_idle_ms))                                                             \
-    X(SVC, port, .set = KS_SERVICE)                                                                \
-    X(SVC, target, .set = KS_SERVICE)                                                              \
+        .reload = RL_CLIENT, CFG_FIELD(client.svc_idle_ms))                                        \
+    X(SVC, port, .set = KS_SERVICE, .reload = RL_CLIENT,                                           \
+        CFG_SPAN(client.services, client.n_services))                                              \
+    X(SVC, target, .set = KS_SERVICE, .reload = RL_CLIENT,                                         \
+        CFG_SPAN(client.services, client.n_services))                                              \
     /* [metrics] */                                                                                \
-    X(METRICS, listen, .set = KS_METRICS)
+    X(METRICS, listen, .set = KS_METRICS, .reload = RL_APP, CFG_FIELD(metrics_listen))
 /* clang-format on */
 #define KEY_NAME(s, n, ...) #n "\0"
 #define KEY_ROW(s, n, ...)  {.sect = SECT_##s, __VA_ARGS__},
 
 static const char cfg_key_names[] = CFG_KEYS(KEY_NAME);
 const struct key_def cfg_keys[] = {CFG_KEYS(KEY_ROW)};
+
+_Static_assert(sizeof(struct key_def) == 16, "one 16-byte row a key");
 
 /* The parse state's arrays of key lines are CFG_KEY_COUNT long. */
 _Static_assert(sizeof cfg_keys / sizeof cfg_keys[0] == CFG_KEY_COUNT,

@@ -639,6 +639,54 @@ static int shutdown_main(struct opts *o, int argc, char **argv)
     return plain_main(o, argc, argv, "shutdown");
 }
 
+/* The reload's report as JSON: config, and an array for each kind of line. */
+static cJSON *json_reload(const struct kvmsg *m)
+{
+    static const char kinds[] = "changed\0restart\0failed\0failure";
+    cJSON *obj = cJSON_CreateObject();
+    const char *cfg = kvmsg_get(m, "config");
+
+    if (!obj || !cJSON_AddStringToObject(obj, "config", cfg ? cfg : ""))
+        goto fail;
+    for (const char *k = kinds; k < kinds + sizeof(kinds); k += strlen(k) + 1) {
+        cJSON *arr = cJSON_AddArrayToObject(obj, k);
+
+        for (size_t i = 0; arr && i < m->n; i++)
+            if (strcmp(m->pairs[i].key, k) == 0 &&
+                !cJSON_AddItemToArray(arr, cJSON_CreateString(m->pairs[i].value)))
+                goto fail;
+        if (!arr)
+            goto fail;
+    }
+    return obj;
+fail:
+    cJSON_Delete(obj);
+    return NULL;
+}
+
+/* Have the daemon read its configuration again; exit 1 when a part of it
+ * could not be applied. */
+static int reload_main(struct opts *o, int argc, char **argv)
+{
+    struct kvmsg m = {0};
+    struct reply r;
+    int rc;
+
+    if ((rc = no_args(argc, argv)) != 0)
+        return rc;
+    if ((rc = request(o, "reload", NULL, NULL, &m, &r)) != 0)
+        return rc;
+    if (o->json)
+        rc = json_print(json_reload(&m));
+    else
+        print_pairs(&m);
+    if (rc == 0 && kvmsg_get(&m, "failed"))
+        rc = EXIT_DAEMON;
+    kvmsg_free(&m);
+    free(r.data);
+    return rc;
+}
+
 static int new_chain_main(struct opts *o, int argc, char **argv)
 {
     return plain_main(o, argc, argv, "new-chain");
@@ -768,6 +816,8 @@ static const struct subcommand subcommands[] = {
     {"log-level", log_level_main, " [LEVEL]", "show or set the log level"},
     {"shutdown", shutdown_main, "", "stop the daemon"},
     {"metrics", metrics_main, "", "print every counter in the Prometheus text format"},
+    {"reload", reload_main, "",
+     "read the configuration file again and apply it; print what changed"},
     {"raw", raw_main, "", "send a request read from stdin, print the raw reply"},
     {"send", send_main, " --to ID [--reply] (--file F | TEXT...)",
      "send a message (client); prints its id"},

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "app/config.h"
+#include "app/ovld.h"
 #include "app/sdnotify.h"
 #include "chain/relay.h"
 #include "client/client.h"
@@ -23,19 +24,6 @@
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE   2
-
-/* Everything the daemon owns; one per process, on the heap. */
-struct ovld {
-    uv_loop_t loop;
-    struct node node;
-    struct ovl_config cfg;
-    uv_signal_t sig[3];
-    unsigned n_sig;
-    struct control *ctl;
-    struct sdnotify sd; /* the service manager, when one waits for READY=1 */
-    struct mhttp *mh;   /* [metrics] listen, when set */
-    bool stopping;
-};
 
 static void usage(FILE *f)
 {
@@ -79,32 +67,14 @@ static void ovld_stop(struct node *n)
     node_stop(n);
 }
 
-static void reload_log_level(struct ovld *o)
-{
-    struct ovl_config *tmp = malloc(sizeof(*tmp));
-    char err[CONFIG_ERR_MAX];
-
-    if (!tmp) {
-        log_error(&o->node.log, "SIGHUP: out of memory");
-        return;
-    }
-    if (config_load(tmp, o->cfg.path, err, sizeof(err)) != 0) {
-        log_error(&o->node.log, "SIGHUP: keeping the old log level: %s", err);
-    } else {
-        o->node.log.level = tmp->log_level;
-        log_info(&o->node.log, "SIGHUP: log level is now %s", log_level_name(tmp->log_level));
-    }
-    free(tmp);
-}
-
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct ovld *o = h->data;
 
     if (signum == SIGHUP) {
-        (void)sdnotify_send(&o->sd, "RELOADING=1");
-        reload_log_level(o);
-        (void)sdnotify_send(&o->sd, "READY=1");
+        const char *err;
+
+        (void)ovld_reload(o, NULL, &err); /* it logs what it did, or why not */
         return;
     }
     log_info(&o->node.log, "received %s", signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -161,28 +131,6 @@ static int load_identity(struct ovld *o, struct ovl_identity *id)
     return rc ? EXIT_RUNTIME : 0;
 }
 
-/* A client needs a directory to ask for chains and descriptors, and so
- * does a relay's loop cover, which only a relay sends. A relay without one
- * is only warned about: it still relays for whoever dials it, but no
- * directory lists it (and link-only test nodes run that way). */
-static int check_roles(const struct ovl_config *c, char *err, size_t errlen)
-{
-    const char *why = NULL;
-
-    if (c->relay_loop_ms && !(c->roles & ROLE_RELAY))
-        why = "[relay] loop_interval needs the relay role (roles has no relay)";
-    else if (c->n_bootstraps > 0)
-        return 0;
-    else if (c->roles & ROLE_CLIENT)
-        why = "a client needs at least one [bootstrap.NAME]";
-    else if (c->relay_loop_ms)
-        why = "[relay] loop_interval needs at least one [bootstrap.NAME]";
-    if (!why)
-        return 0;
-    snprintf(err, errlen, "%s: %s", c->path, why);
-    return OVL_EINVAL;
-}
-
 static void warn_roles(const struct ovld *o)
 {
     if (o->cfg.n_bootstraps == 0 && (o->cfg.roles & ROLE_RELAY))
@@ -194,40 +142,6 @@ static int role_failed(struct node *n, const char *role, int rc)
 {
     log_error(&n->log, "cannot start the %s: %s", role, ovl_strerror(rc));
     return rc;
-}
-
-/* The mean gap of two Poisson processes of mean gaps a and b merged into
- * one (their rates add); 0 stands for none. */
-static uint32_t loop_merge(uint32_t a, uint32_t b)
-{
-    uint64_t s = (uint64_t)a + b;
-
-    return !a || !b ? a | b : (uint32_t)(((uint64_t)a * b + s / 2) / s);
-}
-
-/* Fill co with the options of the client code this node runs, if any
- * (false: none). A relay's loop cover ([relay] loop_interval) is that code
- * in cover-only mode: the [chain] settings, loop cover alone, no message,
- * SOCKS, service or hidden side, and no client role, so the relay is never
- * published as an endpoint. On a node that is a client as well, the relay's
- * loops join the client's: one Poisson process at the sum of both rates. */
-static bool client_opts_of(const struct ovl_config *c, struct client_opts *co)
-{
-    *co = c->client;
-    if (!(c->roles & ROLE_RELAY) || !c->relay_loop_ms)
-        return (c->roles & ROLE_CLIENT) != 0;
-    if (c->roles & ROLE_CLIENT) {
-        co->loop_interval_ms = loop_merge(co->loop_interval_ms, c->relay_loop_ms);
-        return true;
-    }
-    co->flags |= CLIENT_O_COVER_ONLY;
-    co->loop_interval_ms = c->relay_loop_ms;
-    co->cover_interval_ms = 0;
-    co->constant_rate = 0;
-    co->n_socks = 0;
-    co->n_services = 0;
-    co->intros = 0;
-    return true;
 }
 
 /* Create the directory on every node, then the relay and client roles
@@ -249,13 +163,19 @@ static int start_roles(struct ovld *o)
         return role_failed(n, "relay role", rc);
     if (!(co = malloc(sizeof(*co)))) /* large: its services */
         return role_failed(n, "client role", OVL_ENOMEM);
-    if (client_opts_of(c, co))
+    if (config_client_opts(c, co))
         rc = client_init(n, co, &cl);
     if (rc)
         role_failed(n, (co->flags & CLIENT_O_COVER_ONLY) ? "relay's loop cover" : "client role",
                     rc);
     free(co);
     return rc;
+}
+
+/* "ovlctl reload": ovld_reload. */
+static int ovld_reload_cb(void *arg, struct kvbuf *out, const char **err)
+{
+    return ovld_reload(arg, out, err);
 }
 
 /* Open the control socket and the metrics listener, then listen and dial
@@ -271,6 +191,7 @@ static int start_node(struct ovld *o)
     if (rc)
         return rc;
     control_set_client_opts(o->ctl, &o->cfg.client);
+    control_on_reload(o->ctl, ovld_reload_cb, o);
     if (o->cfg.metrics_listen[0] && (rc = mhttp_start(o->ctl, o->cfg.metrics_listen, &o->mh)) != 0)
         return rc;
     dial = calloc(NODE_MAX_PEERS, sizeof(*dial));
@@ -299,9 +220,9 @@ static void free_roles(struct node *n)
  * hard limit), and say so when that is not enough: past it accepts fail
  * with EMFILE ("too many open files") and dials fail, on a bootstrap the
  * links of its nodes. */
-static void fit_nofile(struct ovld *o)
+void ovld_fit_nofile(struct ovld *o, uint32_t max_links)
 {
-    rlim_t need = (rlim_t)o->cfg.opts.max_links + NOFILE_SPARE;
+    rlim_t need = (rlim_t)max_links + NOFILE_SPARE;
     struct rlimit rl;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
@@ -311,7 +232,7 @@ static void fit_nofile(struct ovld *o)
         log_warn(&o->node.log,
                  "[link] max_links = %u needs %lu file descriptors, and RLIMIT_NOFILE allows "
                  "%lu: links past that will fail (raise the limit: ulimit -n, LimitNOFILE=)",
-                 o->cfg.opts.max_links, (unsigned long)need,
+                 max_links, (unsigned long)need,
                  (unsigned long)(getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 0));
 }
 
@@ -339,7 +260,7 @@ static int run(struct ovld *o, struct ovl_identity *id)
     char roles[64];
     int rc;
 
-    fit_nofile(o);
+    ovld_fit_nofile(o, o->cfg.opts.max_links);
     uv_loop_init(&o->loop);
     o->cfg.opts.state_dir = o->cfg.data_dir;
     rc = node_init(n, &o->loop, &o->cfg.opts, id, o->cfg.roles);
@@ -380,7 +301,7 @@ static int run(struct ovld *o, struct ovl_identity *id)
 
 /* Under systemd's StateDirectory=, the data directory is the one it made
  * (the first of STATE_DIRECTORY's paths) unless the file names one. */
-static void use_state_directory(struct ovl_config *c)
+void ovld_state_directory(struct ovl_config *c)
 {
     const char *sd = getenv("STATE_DIRECTORY");
     size_t n = 0;
@@ -459,8 +380,8 @@ int main(int argc, char **argv)
         free(o);
         return EXIT_USAGE;
     }
-    use_state_directory(&o->cfg);
-    if (!print_id && check_roles(&o->cfg, err, sizeof(err)) != 0) {
+    ovld_state_directory(&o->cfg);
+    if (!print_id && config_check_roles(&o->cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "ovld: %s\n", err);
         free(o);
         return EXIT_USAGE;

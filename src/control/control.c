@@ -965,6 +965,14 @@ void control_set_client_opts(struct control *c, const struct client_opts *o)
     c->chain_backups = o->backups;
 }
 
+void control_on_reload(struct control *c, control_reload_fn fn, void *arg)
+{
+    if (!c)
+        return;
+    c->reload = fn;
+    c->reload_arg = arg;
+}
+
 /* Return the byte cap of a send request for messages of max_message bytes. */
 uint64_t control_send_max(uint64_t max_message)
 {

@@ -51,6 +51,18 @@ void control_stop(struct control *c);
  * backups). Without it: max_message 1048576, length 3, backups 2. */
 void control_set_client_opts(struct control *c, const struct client_opts *o);
 
+struct kvbuf;
+
+/* The application's reload behind "reload": re-read the configuration
+ * and apply it, adding what it did to out as key=value pairs; 0, or a
+ * negative error with *err saying why (a string fn keeps until its next
+ * call). */
+typedef int (*control_reload_fn)(void *arg, struct kvbuf *out, const char **err);
+
+/* Have "reload" call fn(arg, ...); without it "reload" answers that the
+ * process cannot reload. */
+void control_on_reload(struct control *c, control_reload_fn fn, void *arg);
+
 /* Return the largest "send" request accepted for a max_message cap M:
  * 4*ceil(M/3) base64 characters, 6 bytes per CONTROL_DATA_CHUNK characters
  * for "data=" and the newline, plus 64 KiB for everything else. */

@@ -1,5 +1,5 @@
 /* ctl_cmds.c - the control commands about the node itself: status, peers,
- * version, log-level, shutdown (reference: docs/CONTROL.md). */
+ * version, log-level, shutdown, reload (reference: docs/CONTROL.md). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -60,7 +60,8 @@ static void ctl_status_node(struct kvbuf *out, const struct node *n)
     X(bytes_in, 64) X(bytes_out, 64) X(rekeys, 64) X(dial_fallbacks, 64) X(heartbeats, 64)         \
     X(pongs_skipped, 64) X(memory_closed, 64) X(probes, 64) X(probes_failed, 64)                   \
     X(dead_detect_ms_last, 64) X(dead_detect_ms_max, 64) X(padding_in, 64) X(padding_out, 64)      \
-    X(cover_out, 64) X(cover_skipped, 64) X(chain_unknown, 64)
+    X(cover_out, 64) X(cover_skipped, 64) X(chain_unknown, 64) X(reloads, 64)                     \
+    X(reloads_refused, 64) X(reload_failures, 64)
 /* clang-format on */
 #define NODE_STAT_OFF(f, bits) CTL_STAT_OFF(struct node_counters, f, bits)
 
@@ -274,12 +275,26 @@ static int ctl_cmd_shutdown(struct ctl_req *rq)
     return 0;
 }
 
+/* Re-read the configuration file and apply it (the app's reload). */
+static int ctl_cmd_reload(struct ctl_req *rq)
+{
+    struct control *c = rq->ctl;
+
+    if (!c->reload) {
+        rq->err = "reload is not available in this process";
+        return -EOPNOTSUPP;
+    }
+    return c->reload(c->reload_arg, rq->out, &rq->err);
+}
+
 static const ctl_cmd_fn ctl_node_fns[] = {ctl_cmd_status,    ctl_cmd_peers,    ctl_cmd_version,
-                                          ctl_cmd_log_level, ctl_cmd_shutdown, ctl_cmd_metrics};
+                                          ctl_cmd_log_level, ctl_cmd_shutdown, ctl_cmd_metrics,
+                                          ctl_cmd_reload};
 const struct ctl_cmd_table ctl_node_table = {"status\0"
                                              "peers\0"
                                              "version\0"
                                              "log-level level\0"
                                              "shutdown\0"
-                                             "metrics\0",
+                                             "metrics\0"
+                                             "reload\0",
                                              ctl_node_fns};

@@ -50,6 +50,8 @@ struct control {
     uint64_t max_message;                 /* [client] max_message: caps send */
     uint64_t send_max;                    /* control_send_max(max_message) */
     unsigned chain_length, chain_backups; /* dir-chain defaults from [chain] */
+    control_reload_fn reload;             /* "reload" (control_on_reload), or NULL */
+    void *reload_arg;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     const struct ctl_cmd_table *const *tables; /* the commands, by name */
     unsigned n_tables;

@@ -107,6 +107,10 @@ struct node_counters {
     uint64_t padding_in, padding_out; /* link padding cells (padding_out is in cover_out) */
     uint64_t cover_out;     /* cover cells sent: link padding and the client's chain cover */
     uint64_t cover_skipped; /* cover cells not sent: over cover_budget */
+    /* Reloads of the configuration (SIGHUP, ovlctl reload; the app counts
+     * them): files taken, files refused (nothing changed), and steps that
+     * failed to apply (their settings kept as they ran). */
+    uint64_t reloads, reloads_refused, reload_failures;
 };
 
 /* The cover budget's window: counters where it starts (node_cover_allowed). */

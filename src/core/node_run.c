@@ -124,6 +124,15 @@ int node_reconfigure(struct node *n, const struct node_opts *o)
             return OVL_ENOMEM;
         uv_timer_start(n->memcap_timer, node_memcap_cb, MEMCAP_CHECK_MS, MEMCAP_CHECK_MS);
     }
+    /* Last of what may fail: the timer above runs harmlessly on the old
+     * max_queued when this does. */
+    if (memcmp(&o->bw, &cur->bw, sizeof(o->bw)) != 0) {
+        int rc = bw_apply(&n->bw, &o->bw);
+
+        if (rc)
+            return rc;
+        cur->bw = o->bw;
+    }
     cur->handshake_timeout_ms = o->handshake_timeout_ms;
     cur->idle_timeout_ms = o->idle_timeout_ms;
     cur->heartbeat_ms = o->heartbeat_ms;

@@ -26,8 +26,10 @@ int node_start(struct node *n, const char (*uris)[OVL_URI_MAX], unsigned n_uris,
 /* Take from o the settings a running node may change, for every link
  * from now on (each open link at its next timer: heartbeat, idle, padding):
  * timeouts, heartbeats, padding, link caps and handshake rates, max_queued,
- * rekey_cells (links set up from now on), reconnect backoff and
- * cover_budget. The rest of o is left as node_init took it: the AEAD
+ * rekey_cells (links set up from now on), reconnect backoff,
+ * cover_budget, and the bandwidth limits and accounting (bw_apply: at
+ * once, the buckets keeping what they hold within the new burst). The
+ * rest of o is left as node_init took it: the AEAD
  * suites, transports, prefer, flags, sendq_max and state_dir. 0, or
  * OVL_EINVAL (options node_init would refuse) / OVL_ENOMEM with nothing
  * changed. */
