@@ -156,8 +156,10 @@ static int peer_find(const struct node *n, const struct peer_spec *s)
 /* Move the running peer old into place p: its timer and link follow. */
 static void peer_move(struct peer *p, struct peer *old, const struct peer_spec *s)
 {
+    struct peer_spec spec = *s; /* s may be p's own: the name may have changed */
+
     *p = *old;
-    p->spec = *s; /* the name may have changed */
+    p->spec = spec;
     p->timer->data = p;
     if (p->link)
         p->link->peer = p;

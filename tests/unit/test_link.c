@@ -851,6 +851,115 @@ START_TEST(test_dial_fallback)
 }
 END_TEST
 
+/* ---- reconfiguring a running node --------------------------------------- */
+
+static struct peer_spec rc_specs[2]; /* b as a peer, and c: nobody listens there */
+static uint64_t rc_attempts;         /* c's dial attempts when the wait began */
+
+static bool c_dialed_twice_more(struct pair *p)
+{
+    for (unsigned i = 0; i < p->a.n_peers; i++)
+        if (strcmp(p->a.peers[i].spec.name, "c") == 0)
+            return p->a.peers[i].attempts >= rc_attempts + 2;
+    return false;
+}
+
+static bool b_link_gone(struct pair *p)
+{
+    return !link_find(&p->a, p->b.id.pk);
+}
+
+static uint64_t c_attempts(const struct node *n)
+{
+    for (unsigned i = 0; i < n->n_peers; i++)
+        if (strcmp(n->peers[i].spec.name, "c") == 0)
+            return n->peers[i].attempts;
+    return 0;
+}
+
+/* Peers kept keep their link and redial as before (their state moved);
+ * a new one is dialed; a removed one's link stays, and is not dialed
+ * again once it closes. */
+START_TEST(test_peer_reconfigure)
+{
+    struct node_opts o;
+    struct link *l;
+    struct pair p;
+
+    node_opts_defaults(&o);
+    o.reconnect_min_ms = 100;
+    o.reconnect_max_ms = 1000;
+    pair_setup(&p, &o, &o);
+    pair_dial(&p, NULL);
+    ck_assert(run_until(&p, both_open, 5000));
+    l = p.a.peers[0].link;
+    rc_specs[0] = p.a.peers[0].spec;
+    snprintf(rc_specs[0].name, sizeof(rc_specs[0].name), "b2"); /* renamed: kept */
+    memset(&rc_specs[1], 0, sizeof(rc_specs[1]));
+    snprintf(rc_specs[1].name, sizeof(rc_specs[1].name), "c");
+    snprintf(rc_specs[1].uri, OVL_URI_MAX, "tcp://127.0.0.1:%u", fb_port(&p.loop, false, NULL));
+    ovl_random(rc_specs[1].pk, sizeof(rc_specs[1].pk));
+    ck_assert_int_eq(peer_reconfigure(&p.a, rc_specs, 2), 0);
+    ck_assert_uint_eq(p.a.n_peers, 2);
+    ck_assert_ptr_eq(p.a.peers[0].link, l);
+    ck_assert_ptr_eq(l->peer, &p.a.peers[0]);
+    ck_assert_str_eq(p.a.peers[0].spec.name, "b2");
+    ck_assert_uint_eq(p.a.peers[1].attempts, 1); /* dialed at once */
+    link_close(p.b.links, LC_SHUTDOWN);          /* b's link closes: the moved peer redials */
+    ck_assert(run_until(&p, a_has_link, 5000));
+    ck_assert_uint_eq(p.a.ctr.handshakes_ok, 2);
+    l = p.a.peers[0].link;
+    ck_assert_int_eq(peer_reconfigure(&p.a, &rc_specs[1], 1), 0); /* b2 goes */
+    ck_assert_uint_eq(p.a.n_peers, 1);
+    ck_assert_ptr_eq(link_find(&p.a, p.b.id.pk), l); /* its link stays, no peer's */
+    ck_assert_ptr_null(l->peer);
+    link_close(p.b.links, LC_SHUTDOWN);
+    ck_assert(run_until(&p, b_link_gone, 5000));
+    rc_attempts = c_attempts(&p.a);
+    ck_assert(run_until(&p, c_dialed_twice_more, 10000)); /* time enough for a redial */
+    ck_assert_ptr_null(link_find(&p.a, p.b.id.pk));
+    ck_assert_uint_eq(p.a.ctr.handshakes_ok, 2);
+    ck_assert_int_eq(peer_reconfigure(&p.a, NULL, 0), 0);
+    ck_assert_uint_eq(p.a.n_peers, 0);
+    ck_assert_ptr_null(p.a.peers);
+    pair_teardown(&p);
+}
+END_TEST
+
+/* node_reconfigure takes what may change, refuses what node_init would. */
+START_TEST(test_node_reconfigure)
+{
+    struct node_opts o, n2;
+    struct pair p;
+
+    node_opts_defaults(&o);
+    o.max_queued = 0;
+    pair_setup(&p, &o, &o);
+    pair_dial(&p, NULL);
+    ck_assert(run_until(&p, both_open, 5000));
+    ck_assert_ptr_null(p.a.memcap_timer);
+    n2 = o;
+    n2.padding_min_ms = 500;
+    n2.padding_max_ms = 400; /* below min: refused, nothing changed */
+    n2.heartbeat_ms = 250;
+    ck_assert_int_eq(node_reconfigure(&p.a, &n2), OVL_EINVAL);
+    ck_assert_uint_eq(p.a.opts.heartbeat_ms, o.heartbeat_ms);
+    n2.padding_max_ms = 600;
+    n2.max_queued = 1u << 20;
+    n2.aead_suites = OVL_AEAD_CHACHA20POLY1305; /* needs a restart: kept */
+    n2.sendq_max = 20000;
+    ck_assert_int_eq(node_reconfigure(&p.a, &n2), 0);
+    ck_assert_uint_eq(p.a.opts.heartbeat_ms, 250);
+    ck_assert_uint_eq(p.a.opts.padding_max_ms, 600);
+    ck_assert_uint_eq(p.a.opts.max_queued, 1u << 20);
+    ck_assert_ptr_nonnull(p.a.memcap_timer); /* the budget is checked from now on */
+    ck_assert_uint_eq(p.a.opts.aead_suites, o.aead_suites);
+    ck_assert_uint_eq(p.a.opts.sendq_max, o.sendq_max);
+    ck_assert(both_open(&p));
+    pair_teardown(&p);
+}
+END_TEST
+
 static Suite *link_suite(void)
 {
     Suite *s = suite_create("link");
@@ -858,6 +967,8 @@ static Suite *link_suite(void)
 
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, test_open_chacha);
+    tcase_add_test(tc, test_peer_reconfigure);
+    tcase_add_test(tc, test_node_reconfigure);
     tcase_add_test(tc, test_open_aes);
     tcase_add_test(tc, test_wrong_key_refused);
     tcase_add_test(tc, test_handshake_timeout);
