@@ -16,10 +16,15 @@ Each change is made twice, once applied by `kill -HUP <pid>` and once by
   messages sent while the reload happens arrive, each once;
 - a reload of an unchanged file changes nothing and says so; a changed
   key that takes a restart ([node] data_dir) is reported and kept;
+- a new SOCKS address another process holds fails the client step, which
+  changes nothing, while the log step applies; ovlctl reload exits 1;
+- a bootstrap removed from clientA's config is no longer dialed nor told
+  of clientA (its link stays), and added again hears of it at once;
 - a file with a syntax error or a bad value is refused with file:line,
   counted, and the node runs on with its settings.
 """
 
+import json
 import os
 import re
 import shutil
@@ -295,6 +300,31 @@ def test_restart_key(ctx):
     assert ctl_reload(tn, "clientA")["restart"] == []
 
 
+def test_failed_step(ctx):
+    """A new SOCKS address another process holds: the client step fails
+    and changes nothing (its keys keep their running values), the log
+    step still applies, and ovlctl reload exits 1."""
+    tn, a = ctx.tn, ctx.a
+    st0 = a.status()
+    level = "debug" if st0["log_level"] != "debug" else "info"
+    tn.configure("clientA", "socks", "listen", [a.socks, "127.0.0.1:%d" % ctx.web])
+    tn.configure("clientA", "client", "retransmit", "1700")
+    tn.configure("clientA", "log", "level", level)
+    r = tn.ctl_run("clientA", "--json", "reload")
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    rep = json.loads(r.stdout)
+    assert rep["changed"] == ["log.level"], rep
+    assert sorted(rep["failed"]) == ["client.retransmit", "socks.listen"], rep
+    assert len(rep["failure"]) == 1 and rep["failure"][0].startswith("client: "), rep
+    st = a.status()
+    assert st["log_level"] == level and st["socks"] == st0["socks"], st
+    assert st["reload_failures"] == st0["reload_failures"] + 1, st
+    tn.configure("clientA", "socks", "listen", a.socks)
+    rep = ctl_reload(tn, "clientA")  # what failed is applied once it can be
+    assert "client.retransmit" in rep["changed"] and rep["failed"] == [], rep
+    assert a.status()["socks"] == st0["socks"]
+
+
 def direct_endpoints(ctx, boot):
     """The endpoints registered with boot itself (not replicated)."""
     st = ctx.tn[boot].status()
@@ -308,7 +338,8 @@ def test_bootstrap(ctx):
     clientA registers with it at once over the link still open."""
     tn, b2 = ctx.tn, ctx.tn["boot2"]
     conf = open(ctx.a.config, encoding="utf-8").read()
-    n0 = ctx.a.status()["peers_configured"]
+    st0 = ctx.a.status()
+    n0 = st0["peers_configured"]
     wait_for(lambda: direct_endpoints(ctx, "boot2") == 2, 10.0, "both clients at boot2")
     tn.configure("clientA", "bootstrap.boot2", "address", None)
     tn.configure("clientA", "bootstrap.boot2", "id", None)
@@ -323,7 +354,8 @@ def test_bootstrap(ctx):
     tn.extra = [e for e in tn.extra if e[1] != "bootstrap.boot2"]
     reload_keeping(ctx, "clientA", "hup")
     st = ctx.a.status()
-    assert st["peers_configured"] == n0 and st["reload_failures"] == 0, st
+    assert st["peers_configured"] == n0, st
+    assert st["reload_failures"] == st0["reload_failures"], st
     wait_for(lambda: direct_endpoints(ctx, "boot2") == 2, 10.0, "clientA registered with boot2")
     assert ctx.a.status()["dir_registrations_ok"] > reg0
     assert ctl_reload(tn, "clientA")["changed"] == []
@@ -363,4 +395,4 @@ def test_broken_config(ctx):
 if __name__ == "__main__":
     sockstest.main("test_reload", [test_nothing_changed, test_changes_by_hup,
                                    test_changes_by_ovlctl, test_restart_key,
-                                   test_bootstrap, test_broken_config], Ctx)
+                                   test_failed_step, test_bootstrap, test_broken_config], Ctx)
