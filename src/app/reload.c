@@ -226,6 +226,7 @@ static void reload_apply(struct ovld *o, struct ovl_config *next, struct kvbuf *
     unsigned failed, later, kept;
     struct cfg_diff d;
 
+    o->cfg.log_level = lg->level; /* what runs: ovlctl log-level may have set it */
     cfg_diff(&o->cfg, next, &d);
     if (out)
         kv_adds(out, "config", o->cfg.path);

@@ -176,6 +176,17 @@ def check_log_level(ctx, how):
         assert rep["changed"] == ["log.level"] and rep["restart"] == [], rep
 
 
+def test_log_level_override(ctx):
+    """ovlctl log-level lasts until a reload puts back the file's level."""
+    tn = ctx.tn
+    level = ctx.a.status()["log_level"]
+    other = "error" if level != "error" else "info"
+    tn.ctl("clientA", "log-level", other)
+    rep = ctl_reload(tn, "clientA")
+    assert rep["changed"] == ["log.level"], rep
+    assert ctx.a.status()["log_level"] == level
+
+
 def check_cover(ctx, how):
     """Drop cover at a 20 ms mean gap: cells go; then off: none goes while a
     message is sent and acknowledged."""
@@ -395,4 +406,5 @@ def test_broken_config(ctx):
 if __name__ == "__main__":
     sockstest.main("test_reload", [test_nothing_changed, test_changes_by_hup,
                                    test_changes_by_ovlctl, test_restart_key,
-                                   test_failed_step, test_bootstrap, test_broken_config], Ctx)
+                                   test_failed_step, test_log_level_override, test_bootstrap,
+                                   test_broken_config], Ctx)
