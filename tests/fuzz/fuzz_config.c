@@ -8,18 +8,21 @@
  * message" error; an accepted one stays within its arrays, every address
  * in it parses as a URI, its link options are ones node_init accepts
  * (the daemon must not accept a config it then cannot start with), the
- * peers to dial fit NODE_MAX_PEERS, as config.h promises, and an exit
- * policy is a relay's and fits its descriptor.
+ * peers to dial fit NODE_MAX_PEERS, as config.h promises, an exit
+ * policy is a relay's and fits its descriptor, and the same text read
+ * again differs from it in no key (a reload of an unchanged file changes
+ * nothing: config_diff.h).
  */
 #include <string.h>
 
 #include "app/config.h"
+#include "app/config_diff.h"
 #include "fuzz.h"
 #include "lib/encode.h"
 
 #define NAME "fuzz.conf"
 
-static struct ovl_config *cfg;
+static struct ovl_config *cfg, *again;
 static struct peer_spec dial[NODE_MAX_PEERS];
 
 static void seeds(const char *dir)
@@ -81,7 +84,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fuzz_init();
     fuzz_seeds(seeds);
     cfg = malloc(sizeof(*cfg));
-    if (!cfg)
+    again = malloc(sizeof(*again));
+    if (!cfg || !again)
         abort();
     return 0;
 }
@@ -96,7 +100,8 @@ static bool node_opts_ok(const struct node_opts *o)
 {
     return o->aead_suites && o->rekey_cells >= 16 && o->rekey_cells <= (UINT64_C(1) << 32) &&
            (o->rekey_cells & (o->rekey_cells - 1)) == 0 && o->max_links && o->cover_budget <= 100 &&
-           !(o->padding_max_ms && o->padding_min_ms > o->padding_max_ms);
+           !(o->padding_max_ms && o->padding_min_ms > o->padding_max_ms) &&
+           o->reconnect_min_ms <= o->reconnect_max_ms;
 }
 
 static void check_config(const struct ovl_config *c)
@@ -147,8 +152,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = config_parse_string(cfg, NAME, text, err, sizeof(err));
     FUZZ_ASSERT(str_in(err, sizeof(err)));
     if (rc == 0) {
+        struct cfg_diff d;
+
         FUZZ_ASSERT(err[0] == '\0');
         check_config(cfg);
+        FUZZ_ASSERT(config_parse_string(again, NAME, text, err, sizeof(err)) == 0);
+        cfg_diff(cfg, again, &d);
+        FUZZ_ASSERT(d.n_changed == 0 && d.steps == 0);
     } else {
         FUZZ_ASSERT(rc == OVL_EINVAL && strncmp(err, NAME ":", sizeof(NAME)) == 0);
     }
