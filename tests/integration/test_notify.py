@@ -1,13 +1,15 @@
 """ovld under a service manager (systemd's Type=notify, without systemd):
 READY=1 once the control socket answers, WATCHDOG=1 again and again when
 WATCHDOG_USEC asks for it, RELOADING=1 and READY=1 around SIGHUP,
-STOPPING=1 at shutdown, on an abstract socket and on a path; a bad or
-absent NOTIFY_SOCKET changes nothing but a warning; STATE_DIRECTORY is the
-data directory unless the config names one."""
+and ovlctl reload, STOPPING=1 at shutdown, on an abstract socket and on a
+path; a bad or absent NOTIFY_SOCKET changes nothing but a warning;
+STATE_DIRECTORY is the data directory unless the config names one, at
+start and on a reload."""
 
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -62,6 +64,10 @@ def test_abstract_ready_watchdog_reload_stop(net):
         for _ in range(3):
             m.next("WATCHDOG=1")
         n.send_signal(signal.SIGHUP)
+        m.next("RELOADING=1")
+        m.next("READY=1")
+        r = n.ctl_run("reload")  # the same reload as SIGHUP's, the same frame
+        assert r.returncode == 0, r.stderr
         m.next("RELOADING=1")
         m.next("READY=1")
         n.send_signal(signal.SIGTERM)
@@ -120,6 +126,19 @@ def test_state_directory(net):
     assert not os.path.exists(os.path.join(net.dir, "other"))
     r2 = run([OVLD, "-c", bare, "--print-id"], env=env)
     assert r2.stdout == r.stdout and r.stdout.strip() != n.id, (r.stdout, r2.stdout)
+    # A reload reads the data directory the same way: nothing to restart.
+    log = open(os.path.join(net.dir, "bare.log"), "wb")
+    p = subprocess.Popen([OVLD, "-c", bare], env=env, stdin=subprocess.DEVNULL, stdout=log,
+                         stderr=subprocess.STDOUT)
+    log.close()
+    ovltest._procs.append(p)
+    try:
+        ovltest.wait_for(lambda: n.ctl("status")["pid"] == p.pid, START_TIMEOUT, "bare ovld")
+        rep = n.ctl("reload")
+        assert rep["changed"] == [] and rep["restart"] == [], rep
+    finally:
+        p.terminate()
+        p.wait(ovltest.STOP_TIMEOUT)
 
 
 if __name__ == "__main__":
