@@ -114,6 +114,9 @@ struct mx_node {
     M(NODE, chain_unknown, 64, 0, "chain_cells_unknown", "", "Chain cells for an ID nobody owns")  \
     M(NODE, cover_out, 64, 0, "cover_cells", "", "Cover cells sent: link padding and chain cover") \
     M(NODE, cover_skipped, 64, 0, "cover_cells_skipped", "", "Cover cells not sent: over cover_budget") \
+    M(NODE, reloads, 64, 0, "config_reloads", "result=\"taken\"", "Config files read again (SIGHUP, ovlctl reload), by result") \
+    M(NODE, reloads_refused, 64, 0, "", "result=\"refused\"", "")                                \
+    M(NODE, reload_failures, 64, 0, "config_reload_steps_failed", "", "Reload steps that could not apply their keys") \
     M(NODEG, uptime_ms, 64, G | MX_MS, "uptime_seconds", "", "Time since the node started")       \
     M(NODEG, rss, 64, G, "resident_memory_bytes", "", "Resident memory of the process")            \
     M(QUIC, datagrams, 64, 0, "datagrams", "", "Datagrams the QUIC listeners received")       \

@@ -18,6 +18,8 @@ Each change is made twice, once applied by `kill -HUP <pid>` and once by
   key that takes a restart ([node] data_dir) is reported and kept;
 - a new SOCKS address another process holds fails the client step, which
   changes nothing, while the log step applies; ovlctl reload exits 1;
+- [metrics] listen set, moved, refused (the old listener comes back) and
+  removed;
 - a bootstrap removed from clientA's config is no longer dialed nor told
   of clientA (its link stays), and added again hears of it at once;
 - a file with a syntax error or a bad value is refused with file:line,
@@ -32,6 +34,7 @@ import signal
 import socket
 import tempfile
 import threading
+import urllib.request
 
 import ovltest
 import sockstest
@@ -336,6 +339,41 @@ def test_failed_step(ctx):
     assert a.status()["socks"] == st0["socks"]
 
 
+def metrics_addr(ctx):
+    uri = ctx.a.status().get("metrics_listen", "")
+    return uri[len("tcp://"):] if uri.startswith("tcp://") else uri
+
+
+def scrape(addr):
+    host, port = addr.rsplit(":", 1)
+    with urllib.request.urlopen("http://%s:%s/metrics" % (host, port), timeout=10) as r:
+        assert r.status == 200
+        return r.read().decode()
+
+
+def test_metrics_listen(ctx):
+    """[metrics] listen set, moved, refused (the old listener opens again)
+    and removed by reloads."""
+    tn, a = ctx.tn, ctx.a
+    tn.configure("clientA", "metrics", "listen", "127.0.0.1:0")
+    assert ctl_reload(tn, "clientA")["changed"] == ["metrics.listen"]
+    first = metrics_addr(ctx)
+    assert first and "ovl_config_reloads_total{" in scrape(first), first
+    port = sockstest.closed_port()
+    tn.configure("clientA", "metrics", "listen", "127.0.0.1:%d" % port)
+    assert ctl_reload(tn, "clientA")["changed"] == ["metrics.listen"]
+    assert metrics_addr(ctx) == "127.0.0.1:%d" % port
+    scrape(metrics_addr(ctx))
+    tn.configure("clientA", "metrics", "listen", "127.0.0.1:%d" % ctx.web)  # taken
+    r = tn.ctl_run("clientA", "--json", "reload")
+    assert r.returncode == 1 and json.loads(r.stdout)["failed"] == ["metrics.listen"], r.stdout
+    assert metrics_addr(ctx) == "127.0.0.1:%d" % port  # the old one again
+    scrape(metrics_addr(ctx))
+    tn.configure("clientA", "metrics", "listen", None)
+    assert ctl_reload(tn, "clientA")["changed"] == ["metrics.listen"]
+    assert metrics_addr(ctx) == ""
+
+
 def direct_endpoints(ctx, boot):
     """The endpoints registered with boot itself (not replicated)."""
     st = ctx.tn[boot].status()
@@ -406,5 +444,5 @@ def test_broken_config(ctx):
 if __name__ == "__main__":
     sockstest.main("test_reload", [test_nothing_changed, test_changes_by_hup,
                                    test_changes_by_ovlctl, test_restart_key,
-                                   test_failed_step, test_log_level_override, test_bootstrap,
-                                   test_broken_config], Ctx)
+                                   test_failed_step, test_log_level_override, test_metrics_listen,
+                                   test_bootstrap, test_broken_config], Ctx)
