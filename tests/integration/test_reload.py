@@ -18,6 +18,8 @@ Each change is made twice, once applied by `kill -HUP <pid>` and once by
   key that takes a restart ([node] data_dir) is reported and kept;
 - a new SOCKS address another process holds fails the client step, which
   changes nothing, while the log step applies; ovlctl reload exits 1;
+- a relay's [relay] rate and clientA's [node] rate set and lifted, in
+  force at once with chains and links kept;
 - [metrics] listen set, moved, refused (the old listener comes back) and
   removed;
 - a bootstrap removed from clientA's config is no longer dialed nor told
@@ -339,6 +341,23 @@ def test_failed_step(ctx):
     assert a.status()["socks"] == st0["socks"]
 
 
+def test_rates(ctx):
+    """[relay] rate on a relay of the chain and [node] rate on clientA,
+    set and lifted by reloads: in force at once (status), chains and
+    links kept, messages across each reload arriving once."""
+    tn = ctx.tn
+    hop = [r for r in tn.relays() if tn.ctl(r.name, "relay-chains")][0]
+    for how, rate, want in (("hup", "1 MB", 1000000), ("ctl", None, 0)):
+        tn.configure(hop.name, "relay", "rate", rate)
+        rep = reload_keeping(ctx, hop.name, how)
+        assert rep is None or rep["changed"] == ["relay.rate"], rep
+        assert hop.status()["bw_relay_rate"] == want, hop.status()
+        tn.configure("clientA", "node", "rate", rate)
+        rep = reload_keeping(ctx, "clientA", how)
+        assert rep is None or rep["changed"] == ["node.rate"], rep
+        assert ctx.a.status()["bw_node_rate"] == want
+
+
 def metrics_addr(ctx):
     uri = ctx.a.status().get("metrics_listen", "")
     return uri[len("tcp://"):] if uri.startswith("tcp://") else uri
@@ -444,5 +463,5 @@ def test_broken_config(ctx):
 if __name__ == "__main__":
     sockstest.main("test_reload", [test_nothing_changed, test_changes_by_hup,
                                    test_changes_by_ovlctl, test_restart_key,
-                                   test_failed_step, test_log_level_override, test_metrics_listen,
-                                   test_bootstrap, test_broken_config], Ctx)
+                                   test_failed_step, test_log_level_override, test_rates,
+                                   test_metrics_listen, test_bootstrap, test_broken_config], Ctx)
