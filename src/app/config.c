@@ -605,21 +605,35 @@ static int cfg_start(struct ovl_config *c, struct cfg_parse *p, const char *name
     return 0;
 }
 
+/* The parser's state (35 KiB) lives on the heap: on the stack its pages
+ * would stay the daemon's for good, where the heap reuses them. */
+static struct cfg_parse *cfg_alloc(char *err, size_t errlen)
+{
+    struct cfg_parse *p = malloc(sizeof(*p));
+
+    if (!p)
+        set_err(err, errlen, "config: out of memory");
+    return p;
+}
+
 /* Read path into c, defaults first; see config.h for the errors. */
 int config_load(struct ovl_config *c, const char *path, char *err, size_t errlen)
 {
-    struct cfg_parse p;
-    int rc = cfg_start(c, &p, path, err, errlen);
+    struct cfg_parse *p = cfg_alloc(err, errlen);
+    int rc = p ? cfg_start(c, p, path, err, errlen) : OVL_ENOMEM;
 
     if (rc)
-        return rc;
-    p.fp = fopen(path, "r");
-    if (!p.fp) {
+        goto out;
+    p->fp = fopen(path, "r");
+    if (!p->fp) {
         set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return OVL_ENOENT;
+        rc = OVL_ENOENT;
+        goto out;
     }
-    rc = cfg_run(&p, path, err, errlen);
-    fclose(p.fp);
+    rc = cfg_run(p, path, err, errlen);
+    fclose(p->fp);
+out:
+    free(p);
     return rc;
 }
 
@@ -627,17 +641,21 @@ int config_load(struct ovl_config *c, const char *path, char *err, size_t errlen
 int config_parse_string(struct ovl_config *c, const char *name, const char *text, char *err,
                         size_t errlen)
 {
-    struct cfg_parse p;
-    int rc = cfg_start(c, &p, name, err, errlen);
+    struct cfg_parse *p = cfg_alloc(err, errlen);
+    int rc = p ? cfg_start(c, p, name, err, errlen) : OVL_ENOMEM;
 
     if (rc)
-        return rc;
+        goto out;
     if (!text) {
         set_err(err, errlen, "%s: no text", name);
-        return OVL_EINVAL;
+        rc = OVL_EINVAL;
+        goto out;
     }
-    p.text = text;
-    return cfg_run(&p, name, err, errlen);
+    p->text = text;
+    rc = cfg_run(p, name, err, errlen);
+out:
+    free(p);
+    return rc;
 }
 
 /* Check what the roles need beyond the file; see config.h. A relay with

@@ -82,8 +82,8 @@ struct ovl_config {
 void config_defaults(struct ovl_config *c);
 
 /* Read path into c (defaults first). On failure return OVL_EINVAL (or
- * OVL_ENOENT when the file cannot be opened) with "path:line: message" in
- * err; c is then unspecified. */
+ * OVL_ENOENT when the file cannot be opened, OVL_ENOMEM without memory for
+ * the parser) with "path:line: message" in err; c is then unspecified. */
 int config_load(struct ovl_config *c, const char *path, char *err, size_t errlen) OVL_WUR;
 
 /* Parse a config held in memory (name is used in messages); for tests. */
