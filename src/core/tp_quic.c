@@ -23,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 #include <sodium.h>
@@ -37,7 +39,9 @@
 #define QUIC_GSO_MAX      48 /* datagrams one sendmsg carries (UDP GSO: 64 at most) */
 #define QUIC_IDLE_DEFAULT 30000
 #define QUIC_SOCK_BUF     (2 * 1024 * 1024) /* socket receive buffer asked for */
-#define QUIC_IDLE_FREE    NGTCP2_SECONDS    /* send blocks of a link quiet this long are freed */
+#define QUIC_SMALL        4096 /* an exchange up to this size keeps no send block once acked */
+#define QUIC_TRIM_MS      1000 /* quic_rx_trim at most this often */
+#define QUIC_MAP_LEN      (QUIC_RX_SIZE + QUIC_BATCH + sizeof(struct quic_shared))
 #define QUIC_WIRE_MAX     (OVL_FRAME_MAX + OVL_FRAME_LENHDR)
 #define QUIC_PRIORITY     "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE"
 
@@ -53,6 +57,7 @@ static struct quic_conn *quic_of(const struct transport *t)
 }
 
 static void quic_on_timer(uv_timer_t *t);
+static void quic_free_blocks(struct quic_conn *c);
 static int quic_send_dgrams(struct quic_conn *c, const struct sockaddr *to, const uint8_t *b,
                             size_t len, size_t seg);
 
@@ -71,16 +76,7 @@ static void quic_kick(struct quic_conn *c)
 
 static void quic_free(struct quic_conn *c)
 {
-    struct quic_blk *b, *nb;
-
-    for (b = c->head; b; b = nb) {
-        nb = b->next;
-        free(b);
-    }
-    for (b = c->spare; b; b = nb) {
-        nb = b->next;
-        free(b);
-    }
+    quic_free_blocks(c);
     free(c->rbuf);
     if (c->qc)
         ngtcp2_conn_del(c->qc);
@@ -98,11 +94,13 @@ int quic_udp_init(struct tp_env *env, uv_udp_t *u)
     int rc;
 
     if (!env->quic_rx) {
+        void *m =
+            mmap(NULL, QUIC_MAP_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
         _Static_assert((QUIC_RX_SIZE + QUIC_BATCH) % _Alignof(struct quic_shared) == 0, "align");
-        env->quic_rx = malloc(QUIC_RX_SIZE + QUIC_BATCH + sizeof(struct quic_shared));
-        if (!env->quic_rx)
+        if (m == MAP_FAILED)
             return OVL_ENOMEM;
-        memset(quic_shared(env), 0, sizeof(struct quic_shared));
+        env->quic_rx = m; /* zero filled: quic_shared() too */
     }
     env->quic_rx_users++;
     rc = uv_udp_init_ex(env->loop, u, AF_UNSPEC | UV_UDP_RECVMMSG);
@@ -120,9 +118,28 @@ void quic_rx_release(struct tp_env *env)
             gnutls_priority_deinit(sh->prio);
         if (sh->cred)
             gnutls_certificate_free_credentials(sh->cred);
-        free(env->quic_rx);
+        munmap(env->quic_rx, QUIC_MAP_LEN);
         env->quic_rx = NULL;
     }
+}
+
+/* Give back the pages of the receive buffer and the batch, at most once
+ * every QUIC_TRIM_MS: between two read callbacks and outside a write
+ * pass nothing in them is in use, and the kernel hands zeroed pages back
+ * when they are touched again (a busy node faults in some 40 pages a
+ * second). quic_shared(), in the last page, stays. */
+static void quic_rx_trim(struct tp_env *env)
+{
+    struct quic_shared *sh = quic_shared(env);
+    uint64_t now = uv_now(env->loop);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+    if (now - sh->trimmed_ms < QUIC_TRIM_MS)
+        return;
+    sh->trimmed_ms = now;
+#ifdef MADV_DONTNEED
+    (void)madvise(env->quic_rx, (QUIC_RX_SIZE + QUIC_BATCH) / page * page, MADV_DONTNEED);
+#endif
 }
 
 void quic_udp_opts(uv_udp_t *u, int family)
@@ -334,11 +351,34 @@ static void quic_advance(struct quic_conn *c, size_t n)
     }
 }
 
+/* Free every send block; only once all was acknowledged. */
+static void quic_free_blocks(struct quic_conn *c)
+{
+    struct quic_blk *b, *nb;
+
+    for (b = c->head; b; b = nb) {
+        nb = b->next;
+        free(b);
+    }
+    for (b = c->spare; b; b = nb) {
+        nb = b->next;
+        free(b);
+    }
+    c->head = c->tail = c->sblk = c->spare = NULL;
+    c->spos = 0;
+    c->nspare = 0;
+    c->head_off = c->end;
+}
+
 /* The peer acknowledged everything below off: release whole blocks. A
  * few stay as spares while bytes are in flight: freeing and allocating
  * 16 KiB blocks at the top of the heap made glibc shrink and grow it
  * (brk, a TLB flush, page faults) several times per window. Once all is
- * acknowledged, an idle link gives them back. */
+ * acknowledged, the spares go; and when what was queued since the queue
+ * was last empty is a few frames (a heartbeat, a round trip: not a
+ * burst), every block goes, as TCP gives back the buffer of a small
+ * write, so that a quiet link holds none. A burst's blocks stay for the
+ * next one until such an exchange or tp_trim(). */
 static void quic_acked(struct quic_conn *c, uint64_t off)
 {
     if (off <= c->acked)
@@ -360,6 +400,10 @@ static void quic_acked(struct quic_conn *c, uint64_t off)
             free(b);
         }
     }
+    if (c->acked == c->end && c->end - c->busy_from <= QUIC_SMALL) {
+        quic_free_blocks(c);
+        return;
+    }
     while (c->acked == c->end && c->spare) {
         struct quic_blk *b = c->spare;
 
@@ -367,24 +411,6 @@ static void quic_acked(struct quic_conn *c, uint64_t off)
         c->nspare--;
         free(b);
     }
-}
-
-/* Give the send blocks back once everything sent was acknowledged and
- * nothing was queued for QUIC_IDLE_FREE: an idle link then holds no
- * 16 KiB block, yet a busy one allocates none per frame. */
-static void quic_idle_blocks(struct quic_conn *c, ngtcp2_tstamp now)
-{
-    struct quic_blk *b, *nb;
-
-    if (!c->head || c->acked != c->end || now - c->queued_at < QUIC_IDLE_FREE)
-        return;
-    for (b = c->head; b; b = nb) {
-        nb = b->next;
-        free(b);
-    }
-    c->head = c->tail = c->sblk = NULL;
-    c->spos = 0;
-    c->head_off = c->end;
 }
 
 /* ---- ngtcp2 callbacks: record only ------------------------------------- */
@@ -867,7 +893,6 @@ static void quic_on_timer(uv_timer_t *t)
             return;
         }
     }
-    quic_idle_blocks(c, now);
     quic_run(c);
 }
 
@@ -909,6 +934,8 @@ int quic_send(struct transport *t, const uint8_t *frame, size_t len)
 
     if (err)
         return err;
+    if (c->acked == c->end)
+        c->busy_from = c->end;
     st_be16(hdr, (uint16_t)len);
     /* A frame cut short by ENOMEM would corrupt the stream: close. */
     if (quic_append(c, hdr, sizeof(hdr)) != 0 || quic_append(c, frame, len) != 0) {
@@ -916,7 +943,6 @@ int quic_send(struct transport *t, const uint8_t *frame, size_t len)
         return OVL_ENOMEM;
     }
     tp_count_sent(t, len);
-    c->queued_at = quic_now();
     if (c->qc)
         quic_kick(c);
     return 0;
@@ -941,6 +967,36 @@ void quic_resume(struct transport *t)
 
     if (c->qc)
         quic_kick(c); /* deliver what waited, from the loop, not from here */
+}
+
+/* Give back what a quiet connection holds (tp_trim): the send blocks once
+ * all was acknowledged, the receive buffer once it holds no partial
+ * frame, and the node's shared buffers' pages (quic_rx_trim). Never
+ * called inside a read callback or a write pass (the link's timer calls
+ * it), and what deframing reads stays: rlen is not 0 meanwhile. */
+void quic_trim(struct transport *t)
+{
+    struct quic_conn *c = quic_of(t);
+
+    if (c->acked == c->end)
+        quic_free_blocks(c);
+    if (c->rlen == 0) {
+        free(c->rbuf);
+        c->rbuf = NULL;
+        c->rcap = 0;
+    }
+    if (t->env->quic_rx)
+        quic_rx_trim(t->env);
+}
+
+size_t tp_quic_held(const struct transport *t)
+{
+    const struct quic_conn *c = quic_of(t);
+    size_t n = c->rcap;
+
+    for (const struct quic_blk *b = c->head; b; b = b->next)
+        n += sizeof(*b);
+    return n + c->nspare * sizeof(struct quic_blk);
 }
 
 /* Return the stream bytes not yet acknowledged (tp_queued). */
@@ -982,11 +1038,21 @@ int quic_binding(const struct transport *t, uint8_t out[TP_BINDING_LEN])
     return 0;
 }
 
+gnutls_priority_t quic_shared_prio(struct tp_env *env)
+{
+    struct quic_shared *sh = quic_shared(env);
+
+    if (!sh->prio && gnutls_priority_init2(&sh->prio, QUIC_PRIORITY, NULL, 0) < 0)
+        sh->prio = NULL;
+    return sh->prio;
+}
+
 /* TLS here only carries QUIC's keys: who the peer is gets proven by the
  * link handshake inside, so the client checks no certificate. */
-int quic_tls_session(struct quic_conn *c, bool server, gnutls_certificate_credentials_t cred,
-                     gnutls_priority_t prio)
+int quic_tls_session(struct quic_conn *c, gnutls_certificate_credentials_t cred)
 {
+    gnutls_priority_t prio = quic_shared_prio(c->base.env);
+    bool server = cred != NULL;
     int rc;
 
     if (!server) {
@@ -996,11 +1062,10 @@ int quic_tls_session(struct quic_conn *c, bool server, gnutls_certificate_creden
             sh->cred = NULL;
             return OVL_ENOMEM;
         }
-        if (!sh->prio && quic_priority_new(&sh->prio) != 0)
-            return OVL_ECRYPTO;
         cred = sh->cred;
-        prio = sh->prio;
     }
+    if (!prio)
+        return OVL_ECRYPTO;
     if (gnutls_init(&c->tls, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NO_TICKETS) < 0) {
         c->tls = NULL;
         return OVL_ENOMEM;
@@ -1012,15 +1077,6 @@ int quic_tls_session(struct quic_conn *c, bool server, gnutls_certificate_creden
         gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, cred) < 0 ||
         gnutls_alpn_set_protocols(c->tls, &quic_alpn, 1, GNUTLS_ALPN_MANDATORY) < 0)
         return OVL_ECRYPTO;
-    return 0;
-}
-
-int quic_priority_new(gnutls_priority_t *out)
-{
-    if (gnutls_priority_init2(out, QUIC_PRIORITY, NULL, 0) < 0) {
-        *out = NULL;
-        return OVL_ECRYPTO;
-    }
     return 0;
 }
 
@@ -1076,7 +1132,7 @@ static int quic_cli_start(struct quic_conn *c, const struct sockaddr *sa)
         rc = uv_udp_recv_start(&c->udp, quic_cli_alloc, quic_cli_read);
     if (rc)
         return rc;
-    rc = quic_tls_session(c, false, NULL, NULL);
+    rc = quic_tls_session(c, NULL);
     if (rc)
         return rc;
     dcid.datalen = QUIC_CID_LEN;

@@ -14,9 +14,10 @@
  * listener (released through lops) so the credentials outlive each TLS
  * session, and the listener is freed when its socket is closed and the last
  * connection is gone. A dialed connection owns its own connected UDP socket;
- * its TLS credentials and priorities are the node's dialers' (quic_shared),
- * freed with the receive buffer, which the socket holds. All memory is
- * released in uv close callbacks.
+ * its TLS credentials are the node's dialers' (quic_shared), and the TLS
+ * priorities every session's, listeners' included: both are freed with the
+ * receive buffer, which each socket holds. All memory is released in uv
+ * close callbacks.
  */
 #ifndef OVL_CORE_TP_QUIC_INT_H
 #define OVL_CORE_TP_QUIC_INT_H
@@ -112,7 +113,7 @@ struct quic_conn {
     size_t spos;
     unsigned nspare;
     uint64_t head_off, acked, sent, end;
-    ngtcp2_tstamp queued_at; /* when the last frame was queued */
+    uint64_t busy_from; /* stream offset where the queue was last empty */
 
     /* Acknowledgements held back (quic_ack_held): datagrams of stream data
      * read since the last write pass (2: two or more), whether the one
@@ -145,9 +146,10 @@ int quic_conn_new(struct tp_env *env, const struct tp_ops *ops, struct quic_conn
  * back before it reads the next. A socket is made (udp_init) and freed
  * with a hold and a release of it; the last release frees it. Behind the
  * receive buffer lies the write pass's batch (QUIC_BATCH bytes): a write
- * pass never runs inside a read callback, and a buffer on the heap keeps
- * only the pages it used, where the stack (probed page by page against
- * stack clashes) would keep all 64 KiB for good. */
+ * pass never runs inside a read callback. The whole is one mapping of its
+ * own, which keeps only the pages used; quic_rx_trim() gives those back at
+ * most once a second (stack memory, probed page by page against stack
+ * clashes, would keep all 64 KiB of the batch for good). */
 /* Datagrams one recvmmsg takes (libuv's most is 20). Each lands at the
  * start of its own 64 KiB slot, and every page a datagram touched stays
  * resident: 8 slots of datagrams up to 8 KiB keep at most 72 KiB, and one
@@ -159,8 +161,9 @@ int quic_conn_new(struct tp_env *env, const struct tp_ops *ops, struct quic_conn
 /* Behind the batch: what every dialed connection's TLS session shares,
  * made at the first dial (each session's own cost 14 KiB a link). */
 struct quic_shared {
-    gnutls_certificate_credentials_t cred;
-    gnutls_priority_t prio;
+    gnutls_certificate_credentials_t cred; /* the dialers' */
+    gnutls_priority_t prio;                /* every session's, listeners' too */
+    uint64_t trimmed_ms;                   /* the loop's time of the last quic_rx_trim */
 };
 
 static inline struct quic_shared *quic_shared(const struct tp_env *env)
@@ -179,6 +182,10 @@ void quic_udp_opts(uv_udp_t *u, int family);
 
 /* Give back a hold of quic_udp_init (once u's close callback ran). */
 void quic_rx_release(struct tp_env *env);
+
+/* Return the TLS priorities every session of env shares, parsed at the
+ * first call; NULL when that fails. Needs a hold of quic_udp_init. */
+gnutls_priority_t quic_shared_prio(struct tp_env *env);
 
 /* Point buf at the receive buffer (the alloc callback of every socket),
  * or at nothing once the socket's last recvmmsg took fewer datagrams than
@@ -227,13 +234,10 @@ void quic_conn_config(struct quic_conn *c, ngtcp2_settings *s, ngtcp2_transport_
 /* Attach c's TLS session to its ngtcp2 connection and start keep-alives. */
 void quic_conn_ready(struct quic_conn *c);
 
-/* Make c's TLS session: a server's with cred and prio (its listener's),
- * a client's with those of quic_shared(), made when missing. */
-int quic_tls_session(struct quic_conn *c, bool server, gnutls_certificate_credentials_t cred,
-                     gnutls_priority_t prio) OVL_WUR;
-
-/* Parse QUIC's TLS priorities into *out; OVL_ECRYPTO on failure. */
-int quic_priority_new(gnutls_priority_t *out) OVL_WUR;
+/* Make c's TLS session: a server's with cred (its listener's), a client's
+ * (cred NULL) with the dialers' of quic_shared(), made when missing; both
+ * with quic_shared_prio(). */
+int quic_tls_session(struct quic_conn *c, gnutls_certificate_credentials_t cred) OVL_WUR;
 
 /* The connection half of tp_quic_ops; quic_dial makes connections using ops. */
 int quic_dial(const struct tp_ops *ops, struct tp_env *env, const struct ovl_uri *uri,
@@ -243,6 +247,7 @@ void quic_close(struct transport *t);
 void quic_pause(struct transport *t);
 void quic_resume(struct transport *t);
 size_t quic_queued(const struct transport *t);
+void quic_trim(struct transport *t);
 int quic_peer_uri(const struct transport *t, char *out, size_t outlen);
 int quic_binding(const struct transport *t, uint8_t out[TP_BINDING_LEN]);
 

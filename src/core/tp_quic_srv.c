@@ -40,7 +40,6 @@ struct quic_listener {
     struct quic_rx rx; /* its reads */
     struct tp_env *env;
     gnutls_certificate_credentials_t cred;
-    gnutls_priority_t prio; /* TLS priorities, parsed once for every session */
     uint8_t secret[QUIC_SECRET];
     struct quic_cid *cids;          /* uthash: connection ID -> connection */
     struct quic_conn *conns;        /* registered connections (server side) */
@@ -357,7 +356,7 @@ static int quic_srv_conn(struct quic_conn *c, const ngtcp2_pkt_hd *hd, const ngt
     p.stateless_reset_token_present = 1;
     rc = quic_reset_token(l, &scid, p.stateless_reset_token);
     if (!rc)
-        rc = quic_tls_session(c, true, l->cred, l->prio);
+        rc = quic_tls_session(c, l->cred);
     if (rc)
         return rc;
     rc = ngtcp2_conn_server_new(&c->qc, &hd->scid, &scid, &path, hd->version, &cb, &s, &p, NULL, c);
@@ -500,8 +499,6 @@ static void quic_listener_unref(struct quic_listener *l)
         return;
     if (l->cred)
         gnutls_certificate_free_credentials(l->cred);
-    if (l->prio)
-        gnutls_priority_deinit(l->prio);
     sodium_memzero(l->secret, sizeof(l->secret));
     quic_rx_release(l->env);
     free(l);
@@ -555,12 +552,8 @@ static int quic_listen(struct tp_env *env, const struct ovl_uri *uri, const stru
         free(l);
         return rc;
     }
-    rc = quic_priority_new(&l->prio);
-    if (!rc)
-        rc = quic_udp_init(env, &l->udp);
+    rc = quic_udp_init(env, &l->udp);
     if (rc) {
-        if (l->prio)
-            gnutls_priority_deinit(l->prio);
         gnutls_certificate_free_credentials(l->cred);
         sodium_memzero(l->secret, sizeof(l->secret));
         free(l);
@@ -572,6 +565,8 @@ static int quic_listen(struct tp_env *env, const struct ovl_uri *uri, const stru
     l->locallen = sizeof(l->local);
     if (!rc)
         rc = uv_udp_getsockname(&l->udp, (struct sockaddr *)&l->local, &l->locallen);
+    if (!rc && !quic_shared_prio(env)) /* parsed now, or every session would fail */
+        rc = OVL_ECRYPTO;
     if (!rc)
         quic_udp_opts(&l->udp, ss.ss_family);
     if (!rc)
@@ -635,6 +630,7 @@ const struct tp_ops tp_quic_ops = {
     .pause = quic_pause,
     .resume = quic_resume,
     .queued = quic_queued,
+    .trim = quic_trim,
     .peer_uri = quic_peer_uri,
     .binding = quic_binding,
     .listener_uri = quic_listener_uri,

@@ -384,6 +384,48 @@ START_TEST(test_ack_rides_answer)
 }
 END_TEST
 
+static bool done_cli_sent(struct fx *fx)
+{
+    return fx->srv.rx == fx->cli.tx_total && tp_queued(fx->cli.t) == 0;
+}
+
+/* What a connection holds of its own: a small exchange, once acknowledged,
+ * leaves no send block; a burst's blocks stay until the next small one or
+ * tp_trim; the receive buffer stays until tp_trim. */
+START_TEST(test_held)
+{
+    struct fx fx;
+
+    fx_init(&fx, 256 * 1024);
+    ck_assert_int_eq(fx_listen(&fx, "quic://127.0.0.1:0"), 0);
+    exchange_once(&fx, fx.lst_uri, 0);
+    fx.cli.tx_total = 1; /* one frame, at most OVL_FRAME_MAX bytes */
+    end_pump(&fx.cli);
+    fx.done = done_cli_sent;
+    fx_run(&fx);
+    ck_assert_uint_eq(tp_quic_held(fx.cli.t), 0);
+    ck_assert_uint_gt(tp_quic_held(fx.srv.t), 0);
+    tp_trim(fx.srv.t);
+    ck_assert_uint_eq(tp_quic_held(fx.srv.t), 0);
+    fx.cli.tx_total = 65; /* a burst: 64 frames, 40 KB or so */
+    end_pump(&fx.cli);
+    fx_run(&fx);
+    ck_assert_uint_gt(tp_quic_held(fx.cli.t), 0);
+    tp_trim(fx.cli.t);
+    ck_assert_uint_eq(tp_quic_held(fx.cli.t), 0);
+    fx.cli.tx_total = 129;
+    end_pump(&fx.cli);
+    fx_run(&fx);
+    ck_assert_uint_gt(tp_quic_held(fx.cli.t), 0);
+    fx.cli.tx_total = 130; /* a small exchange after a burst */
+    end_pump(&fx.cli);
+    fx_run(&fx);
+    ck_assert_uint_eq(tp_quic_held(fx.cli.t), 0);
+    ck_assert_uint_eq(fx.srv.bad, 0);
+    fx_finish(&fx);
+}
+END_TEST
+
 static void quiet_cb(uv_timer_t *t)
 {
     uv_stop(t->loop);
@@ -782,6 +824,7 @@ static Suite *tp_quic_suite(void)
     tcase_add_test(tc, test_reconnect);
     tcase_add_test(tc, test_lossy);
     tcase_add_test(tc, test_ack_rides_answer);
+    tcase_add_test(tc, test_held);
     tcase_add_test(tc, test_idle_vanish);
     tcase_add_test(tc, test_reset_after_restart);
     tcase_add_test(tc, test_garbage);
