@@ -869,7 +869,7 @@ static void quic_run(struct quic_conn *c)
     if ((t->flags & (TP_F_CLOSING | QUIC_F_PEER_GONE)) == QUIC_F_PEER_GONE &&
         c->rlen < OVL_FRAME_LENHDR)
         quic_conn_shutdown(c, OVL_ECLOSED, false);
-    tp_emit_drain(t, (size_t)(c->end - c->acked), tp_sendq_max(t));
+    tp_emit_drain(t, quic_queued(t), tp_sendq_max(t));
     if (!tp_is_closing(t) && !quic_ack_held(c))
         quic_flush(c);
 }
@@ -930,7 +930,7 @@ int quic_send(struct transport *t, const uint8_t *frame, size_t len)
 {
     struct quic_conn *c = quic_of(t);
     uint8_t hdr[OVL_FRAME_LENHDR];
-    int err = tp_admit(t, frame, len, (size_t)(c->end - c->acked), tp_sendq_max(t));
+    int err = tp_admit(t, frame, len, quic_queued(t), tp_sendq_max(t));
 
     if (err)
         return err;
@@ -989,7 +989,7 @@ void quic_trim(struct transport *t)
         quic_rx_trim(t->env);
 }
 
-size_t tp_quic_held(const struct transport *t)
+size_t tp_quic_buffers(const struct transport *t)
 {
     const struct quic_conn *c = quic_of(t);
     size_t n = c->rcap;
@@ -999,8 +999,23 @@ size_t tp_quic_held(const struct transport *t)
     return n + c->nspare * sizeof(struct quic_blk);
 }
 
-/* Return the stream bytes not yet acknowledged (tp_queued). */
+/* Return what counts against sendq_max (tp_queued): the bytes not yet
+ * sent, as TCP counts what its kernel has not taken; and past QUIC_FLIGHT
+ * bytes sent and unacknowledged (where an honest peer's window ends), the
+ * excess too. So a link keeps a window in flight beside its queue, as a
+ * TCP socket's buffer does, and a peer that grants credit and acknowledges
+ * nothing pins at most sendq_max + QUIC_FLIGHT bytes. */
 size_t quic_queued(const struct transport *t)
+{
+    const struct quic_conn *c = quic_of(t);
+    uint64_t held = c->end - c->acked, unsent = c->end - c->sent;
+
+    return (size_t)(held > unsent + QUIC_FLIGHT ? held - QUIC_FLIGHT : unsent);
+}
+
+/* Return every stream byte not yet acknowledged (tp_held): the queue and
+ * what is in flight, all of it in our send blocks. */
+size_t quic_held(const struct transport *t)
 {
     const struct quic_conn *c = quic_of(t);
 

@@ -43,7 +43,7 @@ struct tp_quic_stats {
 /* Return the bytes t (a QUIC connection) holds in buffers of its own: send
  * blocks and the receive buffer; 0 for a quiet connection after tp_trim,
  * or once a small exchange was acknowledged, for the send side. */
-size_t tp_quic_held(const struct transport *t);
+size_t tp_quic_buffers(const struct transport *t);
 
 /* Copy l's counters into out; OVL_EINVAL when l is not a QUIC listener. */
 int tp_quic_listener_stats(const struct tp_listener *l, struct tp_quic_stats *out);

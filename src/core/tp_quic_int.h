@@ -28,16 +28,17 @@
 
 #include "core/tp_quic.h"
 
-#define QUIC_CID_LEN  18             /* every connection ID we issue */
-#define QUIC_SECRET   32             /* retry-token and stateless-reset secret */
-#define QUIC_PKT_MAX  8192           /* largest datagram we write (once PMTUD allows) */
-#define QUIC_RX_BUF   QUIC_PKT_MAX   /* largest datagram we accept (advertised) */
-#define QUIC_CTL_MAX  1452           /* buffer of a Retry, reset, VN or close we write */
-#define QUIC_BLK      16384          /* send-buffer block: data stays put until acked */
-#define QUIC_SPARES   4              /* free blocks a connection keeps while sending */
-#define QUIC_WINDOW   (256u * 1024)  /* initial flow-control window */
-#define QUIC_MAX_WIN  (1024u * 1024) /* autotuning stops here; bounds rbuf */
-#define QUIC_MAX_CIDS 12             /* CIDs one server connection may hold in the map */
+#define QUIC_CID_LEN  18                 /* every connection ID we issue */
+#define QUIC_SECRET   32                 /* retry-token and stateless-reset secret */
+#define QUIC_PKT_MAX  8192               /* largest datagram we write (once PMTUD allows) */
+#define QUIC_RX_BUF   QUIC_PKT_MAX       /* largest datagram we accept (advertised) */
+#define QUIC_CTL_MAX  1452               /* buffer of a Retry, reset, VN or close we write */
+#define QUIC_BLK      16384              /* send-buffer block: data stays put until acked */
+#define QUIC_SPARES   4                  /* free blocks a connection keeps while sending */
+#define QUIC_WINDOW   (256u * 1024)      /* initial flow-control window */
+#define QUIC_MAX_WIN  (4u * 1024 * 1024) /* autotuning stops here; bounds rbuf */
+#define QUIC_FLIGHT   QUIC_MAX_WIN       /* sent, unacknowledged bytes beside the queue */
+#define QUIC_MAX_CIDS 12                 /* CIDs one server connection may hold in the map */
 
 struct quic_conn;
 struct quic_listener; /* tp_quic_srv.c */
@@ -247,6 +248,7 @@ void quic_close(struct transport *t);
 void quic_pause(struct transport *t);
 void quic_resume(struct transport *t);
 size_t quic_queued(const struct transport *t);
+size_t quic_held(const struct transport *t);
 void quic_trim(struct transport *t);
 int quic_peer_uri(const struct transport *t, char *out, size_t outlen);
 int quic_binding(const struct transport *t, uint8_t out[TP_BINDING_LEN]);

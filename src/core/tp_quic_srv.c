@@ -630,6 +630,7 @@ const struct tp_ops tp_quic_ops = {
     .pause = quic_pause,
     .resume = quic_resume,
     .queued = quic_queued,
+    .held = quic_held,
     .trim = quic_trim,
     .peer_uri = quic_peer_uri,
     .binding = quic_binding,

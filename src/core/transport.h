@@ -132,6 +132,7 @@ struct tp_ops {
     void (*pause)(struct transport *t);  /* stop reading (tp_hold says when) */
     void (*resume)(struct transport *t); /* read again: what was held first, from the loop */
     size_t (*queued)(const struct transport *t);
+    size_t (*held)(const struct transport *t); /* NULL: what queued() says */
     void (*trim)(struct transport *t); /* NULL: the transport keeps nothing to give back */
     /* NULL: the transport protects nothing the link may rely on (tp_binding) */
     int (*binding)(const struct transport *t, uint8_t out[TP_BINDING_LEN]);
@@ -288,10 +289,19 @@ static inline void tp_want_drain(struct transport *t)
     t->flags |= TP_F_WANT_DRAIN;
 }
 
-/* Return the bytes queued for sending. */
+/* Return the bytes queued for sending: what counts against sendq_max. */
 static inline size_t tp_queued(const struct transport *t)
 {
     return t->ops->queued(t);
+}
+
+/* Return every byte the transport keeps for its peer's sake in our memory:
+ * the queue, and what was sent but must stay until acknowledged where the
+ * transport itself retransmits (QUIC; TCP's kernel does its own). What
+ * the node's max_queued budget adds up. */
+static inline size_t tp_held(const struct transport *t)
+{
+    return t->ops->held ? t->ops->held(t) : t->ops->queued(t);
 }
 
 /* Give back the buffers the transport holds but does not need now (its
