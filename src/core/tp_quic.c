@@ -830,6 +830,14 @@ static void quic_deliver(struct quic_conn *c)
         return;
     memmove(c->rbuf, c->rbuf + used, c->rlen - used);
     c->rlen -= used;
+    /* A few frames (a heartbeat, a round trip) leave no buffer behind, as
+     * TCP's buffer of a partial frame goes once a read ends on a frame's
+     * end; a burst's stays for the next one, until tp_trim. */
+    if (c->rlen == 0 && c->rcap <= QUIC_SMALL) {
+        free(c->rbuf);
+        c->rbuf = NULL;
+        c->rcap = 0;
+    }
     if (ngtcp2_conn_extend_max_stream_offset(c->qc, c->sid, used) != 0) {
         quic_conn_shutdown(c, OVL_EPROTO, false);
         return;
