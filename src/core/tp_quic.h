@@ -45,6 +45,19 @@ struct tp_quic_stats {
  * or once a small exchange was acknowledged, for the send side. */
 size_t tp_quic_buffers(const struct transport *t);
 
+/* What ngtcp2 knows of a connection's path now (ngtcp2_conn_info), and the
+ * packets carrying the link's stream it declared lost so far. */
+struct tp_quic_info {
+    uint64_t cwnd;      /* congestion window, bytes */
+    uint64_t in_flight; /* bytes sent and not yet acknowledged or lost */
+    uint64_t srtt_us, min_rtt_us;
+    uint64_t lost; /* packets of the stream declared lost (spurious ones too) */
+};
+
+/* Fill out for t; OVL_EINVAL when t is no QUIC connection or its stream is
+ * not open yet. */
+int tp_quic_info(const struct transport *t, struct tp_quic_info *out);
+
 /* Copy l's counters into out; OVL_EINVAL when l is not a QUIC listener. */
 int tp_quic_listener_stats(const struct tp_listener *l, struct tp_quic_stats *out);
 

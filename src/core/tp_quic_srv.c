@@ -614,6 +614,25 @@ int tp_quic_listener_stats(const struct tp_listener *tl, struct tp_quic_stats *o
     return 0;
 }
 
+int tp_quic_info(const struct transport *t, struct tp_quic_info *out)
+{
+    const struct quic_conn *c;
+    ngtcp2_conn_info ci;
+
+    if (!t || t->ops != &tp_quic_ops || !out)
+        return OVL_EINVAL;
+    c = container_of(t, struct quic_conn, base);
+    if (!c->qc || c->sid < 0 || tp_is_closing(t))
+        return OVL_EINVAL;
+    ngtcp2_conn_get_conn_info(c->qc, &ci);
+    out->cwnd = ci.cwnd;
+    out->in_flight = ci.bytes_in_flight;
+    out->srtt_us = ci.smoothed_rtt / NGTCP2_MICROSECONDS;
+    out->min_rtt_us = ci.min_rtt / NGTCP2_MICROSECONDS;
+    out->lost = ngtcp2_conn_get_stream_loss_count(c->qc, c->sid);
+    return 0;
+}
+
 /* Dial with this table as the connection's: tp_quic.c never names it. */
 static int quic_dial_op(struct tp_env *env, const struct ovl_uri *uri, const struct tp_cb *cb,
                         void *udata, struct transport **out)
