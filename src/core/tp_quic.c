@@ -1070,23 +1070,25 @@ gnutls_priority_t quic_shared_prio(struct tp_env *env)
     return sh->prio;
 }
 
+gnutls_certificate_credentials_t quic_shared_cred(struct tp_env *env)
+{
+    struct quic_shared *sh = quic_shared(env);
+
+    if (!sh->cred && gnutls_certificate_allocate_credentials(&sh->cred) < 0)
+        sh->cred = NULL;
+    return sh->cred;
+}
+
 /* TLS here only carries QUIC's keys: who the peer is gets proven by the
  * link handshake inside, so the client checks no certificate. */
-int quic_tls_session(struct quic_conn *c, gnutls_certificate_credentials_t cred)
+int quic_tls_session(struct quic_conn *c, bool server)
 {
     gnutls_priority_t prio = quic_shared_prio(c->base.env);
-    bool server = cred != NULL;
+    gnutls_certificate_credentials_t cred = quic_shared_cred(c->base.env);
     int rc;
 
-    if (!server) {
-        struct quic_shared *sh = quic_shared(c->base.env);
-
-        if (!sh->cred && gnutls_certificate_allocate_credentials(&sh->cred) < 0) {
-            sh->cred = NULL;
-            return OVL_ENOMEM;
-        }
-        cred = sh->cred;
-    }
+    if (!cred)
+        return OVL_ENOMEM;
     if (!prio)
         return OVL_ECRYPTO;
     if (gnutls_init(&c->tls, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NO_TICKETS) < 0) {
@@ -1155,7 +1157,7 @@ static int quic_cli_start(struct quic_conn *c, const struct sockaddr *sa)
         rc = uv_udp_recv_start(&c->udp, quic_cli_alloc, quic_cli_read);
     if (rc)
         return rc;
-    rc = quic_tls_session(c, NULL);
+    rc = quic_tls_session(c, false);
     if (rc)
         return rc;
     dcid.datalen = QUIC_CID_LEN;

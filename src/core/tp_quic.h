@@ -2,8 +2,9 @@
  *
  * Frames ride one bidirectional stream per connection, each as a u16
  * big-endian length and the bytes, as on TCP. TLS authenticates nothing
- * here: each listener makes a throwaway self-signed certificate and dialers
- * do not check it; the link handshake on top proves who the peer is, as on
+ * here: a node's first listener makes a throwaway self-signed certificate
+ * that all its listeners show, and dialers do not check it; the link
+ * handshake on top proves who the peer is, as on
  * every transport. A listener answers a new client with a Retry first, so
  * no state is kept for an address that has not shown it receives; packets
  * for unknown connections get a rate-limited stateless reset; anything

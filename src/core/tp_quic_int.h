@@ -9,15 +9,14 @@
  * tp_quic.c never names tp_quic_ops either: each connection gets its ops
  * table from whoever makes it.
  *
- * Ownership: a listener owns its UDP socket, its TLS credentials and the
- * connection-ID map; every server-side connection holds a reference on its
- * listener (released through lops) so the credentials outlive each TLS
- * session, and the listener is freed when its socket is closed and the last
- * connection is gone. A dialed connection owns its own connected UDP socket;
- * its TLS credentials are the node's dialers' (quic_shared), and the TLS
- * priorities every session's, listeners' included: both are freed with the
- * receive buffer, which each socket holds. All memory is released in uv
- * close callbacks.
+ * Ownership: a listener owns its UDP socket and the connection-ID map;
+ * every server-side connection holds a reference on its listener (released
+ * through lops), and the listener is freed when its socket is closed and
+ * the last connection is gone. A dialed connection owns its own connected
+ * UDP socket. The TLS credentials and priorities are the node's, every
+ * session's (quic_shared): freed with the receive buffer, which every
+ * socket holds, so they outlive each TLS session. All memory is released
+ * in uv close callbacks.
  */
 #ifndef OVL_CORE_TP_QUIC_INT_H
 #define OVL_CORE_TP_QUIC_INT_H
@@ -162,10 +161,13 @@ int quic_conn_new(struct tp_env *env, const struct tp_ops *ops, struct quic_conn
 /* Behind the batch: what every dialed connection's TLS session shares,
  * made at the first dial (each session's own cost 14 KiB a link). */
 struct quic_shared {
-    gnutls_certificate_credentials_t cred; /* the dialers' */
-    gnutls_priority_t prio;                /* every session's, listeners' too */
+    gnutls_certificate_credentials_t cred; /* every session's: listeners' and dialers' */
+    gnutls_priority_t prio;                /* every session's */
     uint64_t trimmed_ms;                   /* the loop's time of the last quic_rx_trim */
+    unsigned flags;                        /* QUIC_SH_* */
 };
+
+#define QUIC_SH_CERT (1u << 0) /* cred holds a listener's certificate */
 
 static inline struct quic_shared *quic_shared(const struct tp_env *env)
 {
@@ -187,6 +189,11 @@ void quic_rx_release(struct tp_env *env);
 /* Return the TLS priorities every session of env shares, parsed at the
  * first call; NULL when that fails. Needs a hold of quic_udp_init. */
 gnutls_priority_t quic_shared_prio(struct tp_env *env);
+
+/* Return the TLS credentials every session of env shares, made at the
+ * first call (a listener adds its certificate); NULL without memory.
+ * Needs a hold of quic_udp_init. */
+gnutls_certificate_credentials_t quic_shared_cred(struct tp_env *env);
 
 /* Point buf at the receive buffer (the alloc callback of every socket),
  * or at nothing once the socket's last recvmmsg took fewer datagrams than
@@ -235,10 +242,9 @@ void quic_conn_config(struct quic_conn *c, ngtcp2_settings *s, ngtcp2_transport_
 /* Attach c's TLS session to its ngtcp2 connection and start keep-alives. */
 void quic_conn_ready(struct quic_conn *c);
 
-/* Make c's TLS session: a server's with cred (its listener's), a client's
- * (cred NULL) with the dialers' of quic_shared(), made when missing; both
- * with quic_shared_prio(). */
-int quic_tls_session(struct quic_conn *c, gnutls_certificate_credentials_t cred) OVL_WUR;
+/* Make c's TLS session, a server's or a client's, with quic_shared_cred()
+ * and quic_shared_prio(). */
+int quic_tls_session(struct quic_conn *c, bool server) OVL_WUR;
 
 /* The connection half of tp_quic_ops; quic_dial makes connections using ops. */
 int quic_dial(const struct tp_ops *ops, struct tp_env *env, const struct ovl_uri *uri,

@@ -1,14 +1,14 @@
 /* tp_quic_srv.c - QUIC listeners: one UDP socket serving many connections
  * through a connection-ID map, Retry before any state, pending handshakes
  * shared out by address block, stateless resets, version negotiation; the
- * listener's TLS credentials; and tp_quic_ops, which puts the connections
- * of tp_quic.c and the listeners together.
+ * certificate of the node's TLS credentials; and tp_quic_ops, which puts
+ * the connections of tp_quic.c and the listeners together.
  *
  * This file builds on tp_quic.c and not the other way round: the
  * connections it makes reach back only through quic_srv_lis_ops.
  *
  * TLS here only carries QUIC's keys: the certificate is self-signed and
- * thrown away with the listener, and dialers check nothing. Who the peer
+ * thrown away with the node's QUIC state, and dialers check nothing. Who the peer
  * is gets proven by the link handshake inside (docs/PROTOCOL.md, QUIC).
  */
 #include <string.h>
@@ -39,7 +39,6 @@ struct quic_listener {
     uv_udp_t udp;
     struct quic_rx rx; /* its reads */
     struct tp_env *env;
-    gnutls_certificate_credentials_t cred;
     uint8_t secret[QUIC_SECRET];
     struct quic_cid *cids;          /* uthash: connection ID -> connection */
     struct quic_conn *conns;        /* registered connections (server side) */
@@ -63,8 +62,8 @@ static struct quic_listener *quic_lis_of(const struct tp_listener *l)
 
 /* ---- TLS --------------------------------------------------------------- */
 
-/* Make a fresh P-256 key and a self-signed certificate for it. */
-static int quic_make_cred(gnutls_certificate_credentials_t *out)
+/* Give cred a fresh P-256 key and a self-signed certificate for it. */
+static int quic_make_cert(gnutls_certificate_credentials_t cred)
 {
     gnutls_x509_privkey_t key = NULL;
     gnutls_x509_crt_t crt = NULL;
@@ -72,7 +71,6 @@ static int quic_make_cred(gnutls_certificate_credentials_t *out)
     time_t now = (time_t)(clock_wall_ms() / 1000);
     int rc;
 
-    *out = NULL;
     randombytes_buf(serial, sizeof(serial));
     serial[0] &= 0x7f; /* a positive serial */
     rc = gnutls_x509_privkey_init(&key);
@@ -96,20 +94,31 @@ static int quic_make_cred(gnutls_certificate_credentials_t *out)
     if (!rc)
         rc = gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0);
     if (!rc)
-        rc = gnutls_certificate_allocate_credentials(out);
-    if (!rc)
-        rc = gnutls_certificate_set_x509_key(*out, &crt, 1, key);
+        rc = gnutls_certificate_set_x509_key(cred, &crt, 1, key);
     if (crt)
         gnutls_x509_crt_deinit(crt);
     if (key)
         gnutls_x509_privkey_deinit(key);
-    if (rc < 0) {
-        if (*out)
-            gnutls_certificate_free_credentials(*out);
-        *out = NULL;
-        return OVL_ECRYPTO;
-    }
-    return 0;
+    return rc < 0 ? OVL_ECRYPTO : 0;
+}
+
+/* The node's TLS credentials (quic_shared_cred), with a certificate from
+ * the first listener on: every listener and dialer of a node shares them,
+ * and the certificate, thrown away with them, proves nothing anyway. */
+static int quic_listener_cred(struct tp_env *env)
+{
+    struct quic_shared *sh = quic_shared(env);
+    gnutls_certificate_credentials_t cred = quic_shared_cred(env);
+    int rc;
+
+    if (!cred)
+        return OVL_ENOMEM;
+    if (sh->flags & QUIC_SH_CERT)
+        return 0;
+    rc = quic_make_cert(cred);
+    if (!rc)
+        sh->flags |= QUIC_SH_CERT;
+    return rc;
 }
 
 /* Fill token with the stateless-reset token for cid under l's secret. */
@@ -356,7 +365,7 @@ static int quic_srv_conn(struct quic_conn *c, const ngtcp2_pkt_hd *hd, const ngt
     p.stateless_reset_token_present = 1;
     rc = quic_reset_token(l, &scid, p.stateless_reset_token);
     if (!rc)
-        rc = quic_tls_session(c, l->cred);
+        rc = quic_tls_session(c, true);
     if (rc)
         return rc;
     rc = ngtcp2_conn_server_new(&c->qc, &hd->scid, &scid, &path, hd->version, &cb, &s, &p, NULL, c);
@@ -497,14 +506,12 @@ static void quic_listener_unref(struct quic_listener *l)
 {
     if (--l->refs > 0)
         return;
-    if (l->cred)
-        gnutls_certificate_free_credentials(l->cred);
     sodium_memzero(l->secret, sizeof(l->secret));
     quic_rx_release(l->env);
     free(l);
 }
 
-/* lops->release: c is being freed; it no longer needs our credentials. */
+/* lops->release: c is being freed, its TLS session gone. */
 static void quic_conn_release(struct quic_conn *c)
 {
     quic_listener_unref(c->lis);
@@ -547,21 +554,17 @@ static int quic_listen(struct tp_env *env, const struct ovl_uri *uri, const stru
     memcpy(l->secret, env->secret, sizeof(l->secret));
     if (sodium_is_zero(l->secret, sizeof(l->secret)))
         randombytes_buf(l->secret, sizeof(l->secret));
-    rc = quic_make_cred(&l->cred);
-    if (rc) {
-        free(l);
-        return rc;
-    }
     rc = quic_udp_init(env, &l->udp);
     if (rc) {
-        gnutls_certificate_free_credentials(l->cred);
         sodium_memzero(l->secret, sizeof(l->secret));
         free(l);
         return rc;
     }
     l->udp.data = l;
-    rc = uv_udp_bind(&l->udp, (const struct sockaddr *)&ss,
-                     ss.ss_family == AF_INET6 ? UV_UDP_IPV6ONLY : 0);
+    rc = quic_listener_cred(env);
+    if (!rc)
+        rc = uv_udp_bind(&l->udp, (const struct sockaddr *)&ss,
+                         ss.ss_family == AF_INET6 ? UV_UDP_IPV6ONLY : 0);
     l->locallen = sizeof(l->local);
     if (!rc)
         rc = uv_udp_getsockname(&l->udp, (struct sockaddr *)&l->local, &l->locallen);
