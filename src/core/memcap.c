@@ -9,7 +9,7 @@ uint64_t memcap_queued(const struct node *n)
 
     for (const struct link *l = n->links; l; l = l->next)
         if (l->tp && l->state != LINK_CLOSING)
-            sum += tp_held(l->tp);
+            sum += tp_outstanding(l->tp);
     return sum;
 }
 
@@ -20,7 +20,7 @@ static struct link *memcap_worst(struct node *n)
     size_t most = 0;
 
     for (struct link *l = n->links; l; l = l->next) {
-        size_t q = l->tp && l->state != LINK_CLOSING ? tp_held(l->tp) : 0;
+        size_t q = l->tp && l->state != LINK_CLOSING ? tp_outstanding(l->tp) : 0;
 
         if (q > most) {
             most = q;
@@ -46,7 +46,7 @@ unsigned memcap_check(struct node *n)
 
         if (!l)
             break;
-        q = tp_held(l->tp);
+        q = tp_outstanding(l->tp);
         link_close(l, LC_MEMORY); /* its queue is freed with its transport */
         n->ctr.memory_closed++;
         sum -= q < sum ? q : sum;

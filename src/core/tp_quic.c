@@ -1021,9 +1021,9 @@ size_t quic_queued(const struct transport *t)
     return (size_t)(held > unsent + QUIC_FLIGHT ? held - QUIC_FLIGHT : unsent);
 }
 
-/* Return every stream byte not yet acknowledged (tp_held): the queue and
+/* Return every stream byte not yet acknowledged (tp_outstanding): the queue and
  * what is in flight, all of it in our send blocks. */
-size_t quic_held(const struct transport *t)
+size_t quic_outstanding(const struct transport *t)
 {
     const struct quic_conn *c = quic_of(t);
 

@@ -254,7 +254,7 @@ void quic_close(struct transport *t);
 void quic_pause(struct transport *t);
 void quic_resume(struct transport *t);
 size_t quic_queued(const struct transport *t);
-size_t quic_held(const struct transport *t);
+size_t quic_outstanding(const struct transport *t);
 void quic_trim(struct transport *t);
 int quic_peer_uri(const struct transport *t, char *out, size_t outlen);
 int quic_binding(const struct transport *t, uint8_t out[TP_BINDING_LEN]);

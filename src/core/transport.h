@@ -132,7 +132,8 @@ struct tp_ops {
     void (*pause)(struct transport *t);  /* stop reading (tp_hold says when) */
     void (*resume)(struct transport *t); /* read again: what was held first, from the loop */
     size_t (*queued)(const struct transport *t);
-    size_t (*held)(const struct transport *t); /* NULL: what queued() says */
+    /* NULL: what queued() says (tp_outstanding) */
+    size_t (*outstanding)(const struct transport *t);
     void (*trim)(struct transport *t); /* NULL: the transport keeps nothing to give back */
     /* NULL: the transport protects nothing the link may rely on (tp_binding) */
     int (*binding)(const struct transport *t, uint8_t out[TP_BINDING_LEN]);
@@ -299,9 +300,9 @@ static inline size_t tp_queued(const struct transport *t)
  * the queue, and what was sent but must stay until acknowledged where the
  * transport itself retransmits (QUIC; TCP's kernel does its own). What
  * the node's max_queued budget adds up. */
-static inline size_t tp_held(const struct transport *t)
+static inline size_t tp_outstanding(const struct transport *t)
 {
-    return t->ops->held ? t->ops->held(t) : t->ops->queued(t);
+    return t->ops->outstanding ? t->ops->outstanding(t) : t->ops->queued(t);
 }
 
 /* Give back the buffers the transport holds but does not need now (its

@@ -386,7 +386,7 @@ END_TEST
 
 static bool done_cli_acked(struct fx *fx)
 {
-    return fx->srv.rx == fx->cli.tx_total && tp_held(fx->cli.t) == 0;
+    return fx->srv.rx == fx->cli.tx_total && tp_outstanding(fx->cli.t) == 0;
 }
 
 /* What a connection holds of its own: a small exchange, once acknowledged,
@@ -445,7 +445,7 @@ static void run_for(struct fx *fx, uint64_t ms)
 }
 
 /* The send queue counts what is not sent yet (as TCP's does); what is in
- * flight is held beside it, and counted by tp_held. */
+ * flight is held beside it, and counted by tp_outstanding. */
 START_TEST(test_flight_held)
 {
     struct fx fx;
@@ -461,8 +461,8 @@ START_TEST(test_flight_held)
     run_for(&fx, 300);
     ck_assert_int_gt(fx.cli.eagains, 0);
     ck_assert_uint_le(tp_queued(fx.cli.t), 64 * 1024);
-    ck_assert_uint_gt(tp_held(fx.cli.t), tp_queued(fx.cli.t));
-    ck_assert_uint_le(tp_held(fx.cli.t), tp_queued(fx.cli.t) + 4 * 1024 * 1024);
+    ck_assert_uint_gt(tp_outstanding(fx.cli.t), tp_queued(fx.cli.t));
+    ck_assert_uint_le(tp_outstanding(fx.cli.t), tp_queued(fx.cli.t) + 4 * 1024 * 1024);
     uv_close((uv_handle_t *)&r.sock, NULL);
     fx_finish(&fx);
 }
