@@ -1,6 +1,6 @@
-/* tp_quic.c - QUIC connections: the stream carrying frames, the timer
- * that drives ngtcp2, TLS sessions and the dial side. Listeners live in
- * tp_quic_srv.c, which builds on this file; a server-side connection calls
+/* tp_quic.c - QUIC connections: the stream carrying frames and the timer
+ * that drives ngtcp2. TLS sessions and the dial side live in
+ * tp_quic_cli.c, listeners in tp_quic_srv.c; both build on this file; a server-side connection calls
  * its listener only through c->lops (tp_quic_int.h). Admission, deframing
  * and the owner's callbacks are the contract's common steps (transport.c).
  *
@@ -43,18 +43,11 @@
 #define QUIC_TRIM_MS      1000 /* quic_rx_trim at most this often */
 #define QUIC_MAP_LEN      (QUIC_RX_SIZE + QUIC_BATCH + sizeof(struct quic_shared))
 #define QUIC_WIRE_MAX     (OVL_FRAME_MAX + OVL_FRAME_LENHDR)
-#define QUIC_PRIORITY     "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE"
 
 /* A lone datagram's ACK waits this long for an answer (tp_env.ack_hold_ms);
  * it must stay well below the max_ack_delay we advertise (ngtcp2's 25 ms). */
 #define QUIC_ACK_HOLD_MS 1
 
-static const gnutls_datum_t quic_alpn = {(unsigned char *)"ovl/1", 5};
-
-static struct quic_conn *quic_of(const struct transport *t)
-{
-    return container_of(t, struct quic_conn, base);
-}
 
 static void quic_on_timer(uv_timer_t *t);
 static void quic_free_blocks(struct quic_conn *c);
@@ -64,7 +57,7 @@ static int quic_send_dgrams(struct quic_conn *c, const struct sockaddr *to, cons
 /* Ask for a write pass (and expiry handling) on the next loop turn. A
  * pass already asked for takes every frame queued meanwhile: restarting
  * the timer for each (once per cell) would only move it in libuv's heap. */
-static void quic_kick(struct quic_conn *c)
+void quic_kick(struct quic_conn *c)
 {
     if (tp_is_closing(&c->base) ||
         (uv_is_active((uv_handle_t *)&c->timer) && uv_timer_get_due_in(&c->timer) == 0))
@@ -74,7 +67,7 @@ static void quic_kick(struct quic_conn *c)
 
 /* ---- lifetime ---------------------------------------------------------- */
 
-static void quic_free(struct quic_conn *c)
+void quic_free(struct quic_conn *c)
 {
     quic_free_blocks(c);
     free(c->rbuf);
@@ -1036,209 +1029,4 @@ int quic_peer_uri(const struct transport *t, char *out, size_t outlen)
     const struct quic_conn *c = quic_of(t);
 
     return uri_from_sockaddr(out, outlen, "quic", (const struct sockaddr *)&c->remote);
-}
-
-/* ---- TLS sessions ------------------------------------------------------ */
-
-/* The exporter's label (RFC 5705, RFC 8446 7.5): ours alone, so that no
- * other use of the session's exporter gives the same value. */
-#define QUIC_EXPORTER "EXPORTER-ovl-link"
-
-/* Write the TLS exporter of c's session (tp_binding). QUIC's packet keys
- * and the exporter both come from this one TLS 1.3 handshake, so the
- * value belongs to this connection's protection and to no other's. */
-int quic_binding(const struct transport *t, uint8_t out[TP_BINDING_LEN])
-{
-    const struct quic_conn *c = quic_of(t);
-
-    if (!c->tls || !(t->flags & QUIC_F_HS_DONE))
-        return OVL_EINVAL;
-    if (gnutls_prf_rfc5705(c->tls, sizeof(QUIC_EXPORTER) - 1, QUIC_EXPORTER, 0, NULL,
-                           TP_BINDING_LEN, (char *)out) < 0) {
-        ovl_wipe(out, TP_BINDING_LEN);
-        return OVL_ECRYPTO;
-    }
-    return 0;
-}
-
-gnutls_priority_t quic_shared_prio(struct tp_env *env)
-{
-    struct quic_shared *sh = quic_shared(env);
-
-    if (!sh->prio && gnutls_priority_init2(&sh->prio, QUIC_PRIORITY, NULL, 0) < 0)
-        sh->prio = NULL;
-    return sh->prio;
-}
-
-gnutls_certificate_credentials_t quic_shared_cred(struct tp_env *env)
-{
-    struct quic_shared *sh = quic_shared(env);
-
-    if (!sh->cred && gnutls_certificate_allocate_credentials(&sh->cred) < 0)
-        sh->cred = NULL;
-    return sh->cred;
-}
-
-/* TLS here only carries QUIC's keys: who the peer is gets proven by the
- * link handshake inside, so the client checks no certificate. */
-int quic_tls_session(struct quic_conn *c, bool server)
-{
-    gnutls_priority_t prio = quic_shared_prio(c->base.env);
-    gnutls_certificate_credentials_t cred = quic_shared_cred(c->base.env);
-    int rc;
-
-    if (!cred)
-        return OVL_ENOMEM;
-    if (!prio)
-        return OVL_ECRYPTO;
-    if (gnutls_init(&c->tls, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NO_TICKETS) < 0) {
-        c->tls = NULL;
-        return OVL_ENOMEM;
-    }
-    gnutls_session_set_ptr(c->tls, &c->cref);
-    rc = server ? ngtcp2_crypto_gnutls_configure_server_session(c->tls)
-                : ngtcp2_crypto_gnutls_configure_client_session(c->tls);
-    if (rc || gnutls_priority_set(c->tls, prio) < 0 ||
-        gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, cred) < 0 ||
-        gnutls_alpn_set_protocols(c->tls, &quic_alpn, 1, GNUTLS_ALPN_MANDATORY) < 0)
-        return OVL_ECRYPTO;
-    return 0;
-}
-
-/* ---- dialing ----------------------------------------------------------- */
-
-static void quic_cli_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    struct quic_conn *c = h->data;
-
-    (void)suggested;
-    quic_rx_buf(c->base.env, &c->rx, buf);
-}
-
-static void quic_cli_read(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct sockaddr *addr,
-                          unsigned flags)
-{
-    struct quic_conn *c = u->data;
-
-    if (quic_rx_skip(&c->rx, n, flags) || tp_is_closing(&c->base))
-        return;
-    if (n < 0) {
-        quic_conn_shutdown(c, (int)n, true); /* e.g. ICMP port unreachable */
-        return;
-    }
-    /* Longer than we advertise (QUIC_RX_BUF): not ours to read. */
-    if (n == 0 || n > QUIC_RX_BUF || !addr || (flags & UV_UDP_PARTIAL))
-        return;
-    quic_conn_input(c, addr, (const uint8_t *)buf->base, (size_t)n);
-}
-
-/* Connect the socket to sa and start the QUIC client. */
-static int quic_cli_start(struct quic_conn *c, const struct sockaddr *sa)
-{
-    ngtcp2_settings s;
-    ngtcp2_transport_params p;
-    ngtcp2_path path;
-    ngtcp2_callbacks cb;
-    ngtcp2_cid dcid, scid;
-    int rc;
-
-    rc = uv_udp_connect(&c->udp, sa);
-    if (!rc)
-        quic_udp_opts(&c->udp, sa->sa_family);
-    if (!rc) {
-        c->locallen = sizeof(c->local);
-        rc = uv_udp_getsockname(&c->udp, (struct sockaddr *)&c->local, &c->locallen);
-    }
-    if (!rc) {
-        c->remotelen = sizeof(c->remote);
-        rc = uv_udp_getpeername(&c->udp, (struct sockaddr *)&c->remote, &c->remotelen);
-    }
-    if (!rc)
-        rc = uv_udp_recv_start(&c->udp, quic_cli_alloc, quic_cli_read);
-    if (rc)
-        return rc;
-    rc = quic_tls_session(c, false);
-    if (rc)
-        return rc;
-    dcid.datalen = QUIC_CID_LEN;
-    scid.datalen = QUIC_CID_LEN;
-    randombytes_buf(dcid.data, dcid.datalen);
-    randombytes_buf(scid.data, scid.datalen);
-    quic_conn_config(c, &s, &p, &path, &cb);
-    rc = ngtcp2_conn_client_new(&c->qc, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb, &s, &p, NULL,
-                                c);
-    if (rc)
-        return rc == NGTCP2_ERR_NOMEM ? OVL_ENOMEM : OVL_EINVAL;
-    quic_conn_ready(c);
-    quic_kick(c); /* the Initial leaves from the loop, never inside tp_dial */
-    return 0;
-}
-
-static void quic_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
-{
-    struct quic_conn *c = container_of(req, struct quic_conn, gai);
-    struct sockaddr_storage ss;
-    int rc;
-
-    c->base.flags &= ~TP_F_RESOLVING;
-    if (tp_is_closing(&c->base)) {
-        uv_freeaddrinfo(res);
-        if (c->handles == 0)
-            quic_free(c); /* the close callbacks left the freeing to us */
-        return;
-    }
-    if (status < 0 || !res || res->ai_addrlen > sizeof(ss)) {
-        uv_freeaddrinfo(res);
-        quic_conn_shutdown(c, status < 0 ? status : OVL_ENOENT, true);
-        return;
-    }
-    memset(&ss, 0, sizeof(ss));
-    memcpy(&ss, res->ai_addr, res->ai_addrlen);
-    uv_freeaddrinfo(res);
-    rc = quic_cli_start(c, (const struct sockaddr *)&ss);
-    if (rc)
-        quic_conn_shutdown(c, rc, true);
-}
-
-/* Dial uri (tp_quic_ops.dial), the connection using ops. */
-int quic_dial(const struct tp_ops *ops, struct tp_env *env, const struct ovl_uri *uri,
-              const struct tp_cb *cb, void *udata, struct transport **out)
-{
-    struct quic_conn *c;
-    struct sockaddr_storage ss;
-    struct addrinfo hints;
-    char port[8];
-    int rc;
-
-    *out = NULL;
-    rc = quic_conn_new(env, ops, &c);
-    if (rc)
-        return rc;
-    tp_set_cb(&c->base, cb, udata);
-    rc = quic_udp_init(env, &c->udp);
-    if (!rc) {
-        c->udp.data = c;
-        c->base.flags |= QUIC_F_UDP_OPEN | QUIC_F_RX;
-        if (uri->is_literal) {
-            rc = uri_sockaddr(uri, &ss);
-            if (!rc)
-                rc = quic_cli_start(c, (const struct sockaddr *)&ss);
-        } else {
-            memset(&hints, 0, sizeof(hints));
-            hints.ai_family = AF_UNSPEC;
-            hints.ai_socktype = SOCK_DGRAM;
-            hints.ai_flags = AI_NUMERICSERV;
-            snprintf(port, sizeof(port), "%u", (unsigned)uri->port);
-            rc = uv_getaddrinfo(env->loop, &c->gai, quic_on_resolved, uri->host, port, &hints);
-            if (!rc)
-                c->base.flags |= TP_F_RESOLVING;
-        }
-    }
-    if (rc) {
-        c->base.flags |= TP_F_SILENT; /* the starting call failed: no callback fires */
-        quic_conn_shutdown(c, rc, true);
-        return rc;
-    }
-    *out = &c->base;
-    return 0;
 }

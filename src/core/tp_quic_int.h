@@ -136,10 +136,22 @@ static inline ngtcp2_tstamp quic_now(void)
     return uv_hrtime();
 }
 
-/* ---- tp_quic.c: connections, for tp_quic_srv.c to build on ---- */
+static inline struct quic_conn *quic_of(const struct transport *t)
+{
+    return container_of(t, struct quic_conn, base);
+}
+
+/* ---- tp_quic.c: connections, for tp_quic_cli.c and tp_quic_srv.c ---- */
 
 /* Allocate a connection using ops, its timer initialised. */
 int quic_conn_new(struct tp_env *env, const struct tp_ops *ops, struct quic_conn **out) OVL_WUR;
+
+/* Free c and what it holds, once its handles are closed (or were never
+ * opened). */
+void quic_free(struct quic_conn *c);
+
+/* Ask for a write pass (and expiry handling) on the next loop turn. */
+void quic_kick(struct quic_conn *c);
 
 /* Every QUIC socket of a node reads into one buffer, env->quic_rx: libuv
  * gives recvmmsg 64 KiB a datagram, reads one socket at a time and calls
@@ -241,6 +253,8 @@ void quic_conn_config(struct quic_conn *c, ngtcp2_settings *s, ngtcp2_transport_
 
 /* Attach c's TLS session to its ngtcp2 connection and start keep-alives. */
 void quic_conn_ready(struct quic_conn *c);
+
+/* ---- tp_quic_cli.c: TLS sessions and dialing ---- */
 
 /* Make c's TLS session, a server's or a client's, with quic_shared_cred()
  * and quic_shared_prio(). */
