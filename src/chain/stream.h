@@ -31,7 +31,7 @@
  * FIN never wait. The owner polls stream_pool_wake() after stream_input()
  * and pumps the pool's other streams when it says so. The pool's size is
  * a congestion window that the round trips its streams measure open and
- * close (stream_pool_sample), so a chain over a long path keeps its
+ * close (stream_pool_sample, in stream_cc.c), so a chain over a long path keeps its
  * bandwidth-delay product in flight without filling the relays' queues.
  *
  * Memory: two rings, each allocated when the first byte goes in and freed
