@@ -468,7 +468,7 @@ void stream_rewind(struct stream *s)
     s->mark_off = 0; /* a new path: its round trips are yet to be seen */
     s->rcv_rtt = 0;
     if (s->pool)
-        s->pool->rtt_min = 0;
+        s->pool->rtt_min = s->pool->rtt_last = 0;
     s->flags &= (uint16_t)~STF_OPEN_SENT; /* the open goes again first, if unanswered */
     s->flags |= STF_ACK_NOW;
     stream_pump(s);

@@ -172,8 +172,9 @@ struct stream_pool {
     uint64_t used;      /* bytes sent, not yet acknowledged (max - una), all streams */
     uint32_t cap;       /* new data goes only while used < cap */
     uint32_t grown;     /* its streams' rings past STREAM_WINDOW, together */
-    uint32_t rtt_min;   /* the least round trip seen, us: the path without queues */
+    uint32_t rtt_min;   /* the least round trip seen with the window full, us */
     uint32_t rtt_round; /* the least round trip of this round, us */
+    uint32_t rtt_last;  /* the least round trip of the last round, us (0: none) */
     uint64_t round_end; /* us: the round (one round trip) ends, the window moves */
     uint8_t flags;      /* SPF_* */
 };
@@ -274,8 +275,9 @@ void stream_reset(struct stream *s, enum stream_reason why);
 void stream_set_pool(struct stream *s, struct stream_pool *p);
 
 /* The chain window's controller: one round trip sample of rtt us at
- * now_us. Once a round (a round trip) is over, it compares the round's
- * least round trip with the least ever seen, as TCP Vegas does: the
+ * now_us. Once a round (a round trip) is over, it compares the least
+ * round trip of that round and the one before with the least ever seen in
+ * a round where the window was full (SPF_FULL), as TCP Vegas does: the
  * difference times the window is what queues along the path. While
  * that stays under STREAM_CC_GAMMA the window doubles each round (slow
  * start), then grows by a step (an eighth) when under STREAM_CC_ALPHA and

@@ -31,7 +31,11 @@ static uint64_t pool_mark(const struct stream_pool *p, uint32_t least, unsigned 
 /* A round is over: move the window by what queued along the path. */
 static void pool_round(struct stream_pool *p)
 {
-    uint64_t queued = (uint64_t)p->cap * (p->rtt_round - p->rtt_min) / p->rtt_round;
+    /* Judged on the least round trip of this round and the last: what our
+     * window queues stays there round after round, while a busy host
+     * delays a round now and then (a hop not scheduled for a few ms). */
+    uint32_t rtt = p->rtt_last && p->rtt_last < p->rtt_round ? p->rtt_last : p->rtt_round;
+    uint64_t queued = rtt > p->rtt_min ? (uint64_t)p->cap * (rtt - p->rtt_min) / rtt : 0;
     bool full = p->flags & SPF_FULL;
 
     if (queued > pool_mark(p, STREAM_CC_DELTA, 2)) {
@@ -56,7 +60,12 @@ void stream_pool_sample(struct stream_pool *p, uint32_t rtt, uint64_t now_us)
 {
     if (!p || rtt == 0 || p->cap < STREAM_POOL_CAP)
         return; /* a window its owner set smaller stays as it is */
-    if (!p->rtt_min || rtt < p->rtt_min)
+    /* The least round trip of the path is taken in rounds where the window
+     * held its streams back (new data waited for room), so with the window
+     * full: where the hops take turns on one busy host, the round trip grows
+     * with what is in flight, and a least one seen while a stream's first
+     * credit held the sender would read every window above as queued. */
+    if ((p->flags & SPF_FULL) && (!p->rtt_min || rtt < p->rtt_min))
         p->rtt_min = rtt;
     if (!p->rtt_round || rtt < p->rtt_round)
         p->rtt_round = rtt;
@@ -66,8 +75,10 @@ void stream_pool_sample(struct stream_pool *p, uint32_t rtt, uint64_t now_us)
     }
     if (now_us < p->round_end)
         return;
-    pool_round(p);
+    if (p->rtt_min) /* else no round filled the window yet: nothing to judge */
+        pool_round(p);
     p->round_end = now_us + p->rtt_round;
+    p->rtt_last = p->rtt_round;
     p->rtt_round = 0;
 }
 
