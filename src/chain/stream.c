@@ -332,9 +332,14 @@ static void put_hdr(struct stream *s, uint8_t *f, uint8_t type, uint8_t flags, u
     st_le64(f + 18, ack);
     st_le64(f + 26, s->rcv.base + s->rcv.cap);
     s->ack_sent = ack;
-    if (s->rcv.base + s->rcv.cap > s->lim_sent && !s->mark_off && s->lim_sent) {
+    if (s->rcv.base + s->rcv.cap > s->lim_sent && !s->mark_off && s->lim_sent &&
+        s->rcv.cap >= STREAM_WINDOW_MAX) {
         /* The sender cannot fill this credit before it hears of it: the
-         * time until it is filled is a round trip or more. */
+         * time until it is filled is a round trip or more. Timed only with
+         * a window of STREAM_WINDOW_MAX, the least that grows with the
+         * round trip: where the hops take turns on one busy host, the
+         * round trip grows with what is in flight, and that of a 64 KiB
+         * window says nothing of a larger one's. */
         s->mark_off = s->rcv.base + s->rcv.cap;
         s->mark_us = clock_now_us();
     }
@@ -579,14 +584,17 @@ static void rcv_autotune(struct stream *s)
     }
     /* More than half the window per round trip (the time since the round
      * began may be many round trips: a busy loop consumes in bursts), and
-     * the application has caught up (the ring is empty: nothing is copied,
-     * and a reader that lags, or filled a socket buffer and stopped, keeps
-     * the window it has). */
-    if (s->rcv.len == 0 &&
+     * the application caught up with all that came at least once in the
+     * round (a reader that lags, or filled a socket buffer and stopped,
+     * keeps the window it has; one whose socket takes a write in parts
+     * empties the ring only after the last, when the round may have just
+     * been judged on the first). */
+    if ((s->flags & STF_CAUGHT) &&
         2 * (s->rcv.base - s->drs_base) * s->rcv_rtt > (uint64_t)s->rcv.cap * (now - s->drs_us))
         stream_grow(s, &s->rcv, 2u * s->rcv.cap);
     s->drs_us = now;
     s->drs_base = s->rcv.base;
+    s->flags &= (uint16_t)~STF_CAUGHT;
 }
 
 void stream_consumed(struct stream *s, size_t n)
@@ -594,6 +602,8 @@ void stream_consumed(struct stream *s, size_t n)
     if (s->flags & (STF_CLOSED | STF_DEAD) || n == 0 || n > s->rcv.len)
         return;
     ring_drop(&s->rcv, (uint32_t)n);
+    if (s->rcv.len == 0)
+        s->flags |= STF_CAUGHT; /* the application caught up with all that came */
     /* A whole window consumed since the last growth, and the application
      * has caught up with all that came: the window, not the reader, may
      * be what holds the stream back. The ring is empty (freed), so growing

@@ -138,6 +138,7 @@ enum {
     STF_TAKEN = 1u << 10,     /* far end: the owner accepted; OPENED not yet sent */
     STF_OPEN_SENT = 1u << 11, /* opener: SF_OPEN left since the last go-back */
     STF_LINGER = 1u << 12,    /* done both ways; still acks the peer's resends */
+    STF_CAUGHT = 1u << 13,    /* its application read all that came, in this receive round */
 };
 
 #define STREAM_POOL_CAP   (8u * STREAM_WINDOW)         /* a pool's first and least window */

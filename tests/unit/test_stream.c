@@ -13,6 +13,7 @@
 
 #include "chain/stream.h"
 #include "lib/bytes.h"
+#include "lib/clock.h"
 #include "check_main.h"
 
 #define QCAP 64
@@ -30,6 +31,7 @@ struct end {
     struct stream *s;
     uint64_t to_send, sent, got;
     bool stalled;              /* the application does not read */
+    bool split;                /* it takes what came in two steps, the last 100 bytes apart */
     uint32_t snd_cap, rcv_cap; /* the largest ring sizes seen */
     bool closed, opened, eof, want_pump;
     int reason, bad;
@@ -46,6 +48,8 @@ struct net {
     unsigned sent_dir[2];
     bool down, take, refuse, lose_opened;
     bool block[2];                /* frames toward side d are refused (OVL_EAGAIN), for good */
+    uint64_t rate;                /* bytes per second toward side 1 (0: as fast as the loop) */
+    uint64_t tokens, tok_us;      /* what rate lets through now, and since when */
     struct stream_pool *far_pool; /* the far end's stream is charged to it */
 };
 
@@ -90,6 +94,14 @@ static void end_read(struct end *e)
             if (p[i] != pat(!e->side, e->got + i))
                 e->bad++;
         e->got += n;
+        if (e->split && n > 100) {
+            /* As a socket write that completes later: most of it first,
+             * the rest at once after. */
+            stream_consumed(e->s, n - 100);
+            if (!e->s)
+                break;
+            n = 100;
+        }
         stream_consumed(e->s, n);
     }
     if (e->s && stream_eof(e->s))
@@ -193,6 +205,24 @@ static void far_open(struct net *net, const struct frame *fr)
     }
 }
 
+/* With a rate, true when a frame of len bytes may go toward side 1 now
+ * (its tokens taken); 16 KiB may go at once. */
+static bool net_paced(struct net *net, size_t len)
+{
+    uint64_t now = clock_now_us();
+
+    if (!net->rate)
+        return true;
+    net->tokens += (now - net->tok_us) * net->rate / 1000000;
+    net->tok_us = now;
+    if (net->tokens > 16384)
+        net->tokens = 16384;
+    if (net->tokens < len)
+        return false;
+    net->tokens -= len;
+    return true;
+}
+
 static void deliver_cb(uv_idle_t *h)
 {
     struct net *net = h->data;
@@ -203,9 +233,11 @@ static void deliver_cb(uv_idle_t *h)
             struct frame fr = net->q[d][net->head[d]];
             struct end *e = &net->e[d];
 
+            any = true; /* the idle stays on while frames wait for the rate */
+            if (d == 1 && !net_paced(net, fr.len))
+                break;
             net->head[d] = (net->head[d] + 1) % QCAP;
             net->n[d]--;
-            any = true;
             if (!e->s && d == 1 && !e->closed)
                 far_open(net, &fr);
             else if (e->s)
@@ -446,6 +478,36 @@ START_TEST(window_grows)
     ck_assert_uint_eq(net.e[0].rcv_cap, STREAM_WINDOW); /* 1000 bytes opened nothing */
     ck_assert_uint_eq(stream_grown_total(), 0);
     net_free(&net);
+}
+END_TEST
+
+/* Past STREAM_WINDOW_MAX a window grows as the round trip asks, measured
+ * with at least that much credit out: on a path whose round trip grows with
+ * what is in flight (here the path's frame queue, as hops taking turns on
+ * one busy host), the round trip of a 64 KiB window says nothing of a
+ * 512 KiB one, and a reader that keeps up sees its window grow past it
+ * (the sender's ring, with no pool, holds 512 KiB in flight: the window
+ * stops at twice that). A reader that takes what came in two steps (a
+ * socket's write completing in parts: the ring empty only after the
+ * second) still caught up in the round, and its window grows too. */
+START_TEST(window_grows_past_max)
+{
+    for (int split = 0; split < 2; split++) {
+        struct net net;
+
+        net_init(&net, 6u << 20, 0);
+        net.rate = 10000000; /* 64 KiB take 6.5 ms to come, 512 KiB 52 ms */
+        net.tok_us = clock_now_us();
+        net.e[1].split = split;
+        net_open(&net);
+        ck_assert(net_run(&net, both_closed));
+        check_clean(&net);
+        ck_assert_msg(net.e[1].rcv_cap > STREAM_WINDOW_MAX, "split %d: window %u", split,
+                      net.e[1].rcv_cap);
+        ck_assert_uint_le(net.e[1].rcv_cap, 8 * STREAM_WINDOW_MAX);
+        ck_assert_uint_eq(stream_grown_total(), 0);
+        net_free(&net);
+    }
 }
 END_TEST
 
@@ -1068,6 +1130,7 @@ static Suite *stream_suite(void)
     tcase_add_test(tc, flow_control);
     tcase_add_test(tc, window_grows);
     tcase_add_test(tc, window_growth_capped);
+    tcase_add_test(tc, window_grows_past_max);
     tcase_add_test(tc, stalled_gives_back);
     tcase_add_test(tc, refused);
     tcase_add_test(tc, bad_frames);
