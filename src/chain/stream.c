@@ -28,6 +28,16 @@ static uint64_t stream_now(const struct stream *s)
 /* Growth of windows in the process (STREAM_GROWN_MAX): one loop, one count. */
 static uint64_t grown_total;
 
+/* Bytes received and not yet read, past the first window of each ring
+ * (STREAM_UNREAD_MAX): what readers that stall or lag hold. */
+static uint64_t unread_total;
+
+/* What a receive ring holding len bytes counts in unread_total. */
+static uint32_t unread_of(uint32_t len)
+{
+    return len > STREAM_WINDOW ? len - STREAM_WINDOW : 0;
+}
+
 #ifdef __GLIBC__
 #define TRIM_EVERY_MS 1000u /* malloc_trim walks the heap: at most once a second */
 static uint64_t trimmed_at; /* loop time of the last malloc_trim; one loop */
@@ -116,6 +126,7 @@ static void stream_grow(struct stream *s, struct stream_ring *r, uint32_t want)
     uint32_t more = want - r->cap;
 
     if (want <= r->cap || want > STREAM_WINDOW_RTT_MAX || grown_total + more > STREAM_GROWN_MAX ||
+        (r == &s->rcv && unread_total > STREAM_UNREAD_MAX) ||
         (s->pool && s->pool->grown + more > STREAM_POOL_GROWN) || !ring_resize(r, want))
         return;
     grown_total += more;
@@ -216,6 +227,11 @@ uint64_t stream_grown_total(void)
     return grown_total;
 }
 
+uint64_t stream_unread_total(void)
+{
+    return unread_total;
+}
+
 /* ---- life ---- */
 
 static void stream_freed(uv_handle_t *h)
@@ -266,6 +282,7 @@ void stream_free(struct stream *s)
         return;
     stream_set_pool(s, NULL);
     grown_total -= stream_grown(s);
+    unread_total -= unread_of(s->rcv.len);
     s->flags |= STF_DEAD;
     free(s->snd.buf);
     free(s->rcv.buf);
@@ -597,13 +614,34 @@ static void rcv_autotune(struct stream *s)
     s->flags &= (uint16_t)~STF_CAUGHT;
 }
 
+/* Readers that stall or lag hold more than STREAM_UNREAD_MAX unread, and
+ * this one is still more than a first window behind after its application
+ * read: shrink its window to the least power of two, at least
+ * STREAM_WINDOW, that holds the credit already given, so that the credit
+ * it gives back as its reader goes on is less (the growth goes back to the
+ * process). */
+static void rcv_give_back(struct stream *s)
+{
+    uint64_t need = s->lim_sent > s->rcv.base ? s->lim_sent - s->rcv.base : 0;
+    uint32_t cap = s->rcv.cap;
+
+    if (need < s->rcv.len)
+        need = s->rcv.len;
+    while (cap / 2 >= need && cap / 2 >= STREAM_WINDOW)
+        cap /= 2;
+    stream_shrink(s, &s->rcv, cap);
+}
+
 void stream_consumed(struct stream *s, size_t n)
 {
     if (s->flags & (STF_CLOSED | STF_DEAD) || n == 0 || n > s->rcv.len)
         return;
+    unread_total -= unread_of(s->rcv.len) - unread_of(s->rcv.len - (uint32_t)n);
     ring_drop(&s->rcv, (uint32_t)n);
     if (s->rcv.len == 0)
         s->flags |= STF_CAUGHT; /* the application caught up with all that came */
+    else if (unread_total > STREAM_UNREAD_MAX && s->rcv.len > STREAM_WINDOW)
+        rcv_give_back(s);
     /* A whole window consumed since the last growth, and the application
      * has caught up with all that came: the window, not the reader, may
      * be what holds the stream back. The ring is empty (freed), so growing
@@ -747,6 +785,7 @@ static int take_data(struct stream *s, const uint8_t *f, size_t n, uint64_t off,
             stream_reset(s, SR_LIMIT);
             return -1;
         }
+        unread_total += unread_of(s->rcv.len + (uint32_t)n) - unread_of(s->rcv.len);
         ring_put(&s->rcv, f + skip, n);
         if (s->mark_off && rcv_nxt(s) >= s->mark_off) {
             uint64_t t = clock_now_us() - s->mark_us; /* a credit given was filled */

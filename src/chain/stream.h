@@ -51,7 +51,8 @@
  * window, and its sender writes at most one STREAM_WINDOW past the credit and gives its send ring's
  * growth back. Grown windows are charged to the stream's pool (at most STREAM_POOL_GROWN bytes of
  * growth each) and to the process (STREAM_GROWN_MAX): past either, a window stays as it is. A
- * stalled reader pins at most two rings.
+ * stalled reader pins at most two rings; what readers that stall or lag leave unread is paid for
+ * as well (STREAM_UNREAD_MAX): past it no receive window grows, and one still behind shrinks.
  * Frames are built on the stack; nothing is allocated per frame.
  *
  * Ownership: the owner creates a stream with stream_new() and ends it with
@@ -145,6 +146,10 @@ enum {
 #define STREAM_POOL_MAX   (2u * STREAM_WINDOW_RTT_MAX) /* the most its controller opens it to */
 #define STREAM_POOL_GROWN (2u * STREAM_WINDOW_RTT_MAX) /* growth of windows one pool may hold */
 #define STREAM_GROWN_MAX  (64u << 20)                  /* growth of windows in the process */
+/* Bytes the receive rings of the process hold unread past their first
+ * window (readers that stall or lag): past it no receive window grows,
+ * and one whose reader is still behind gives its growth back. */
+#define STREAM_UNREAD_MAX (8u << 20)
 
 /* The chain window's controller (stream_pool_sample), in bytes the path
  * holds in its queues beyond what its round trip needs: grow below ALPHA,
@@ -326,6 +331,10 @@ size_t stream_held(const struct stream *s);
 
 /* Bytes of window growth held by every stream of the process. */
 uint64_t stream_grown_total(void);
+
+/* Bytes the receive rings of the process hold unread past their first
+ * window each (STREAM_UNREAD_MAX). */
+uint64_t stream_unread_total(void);
 
 /* Targets, in SF_OPEN's args: atyp(1) | port(2, BE) | addr, where addr
  * is 4 bytes (STA_IPV4), 16 (STA_IPV6), or len(1) | name (STA_NAME, 1 to

@@ -558,6 +558,80 @@ START_TEST(stalled_gives_back)
 }
 END_TEST
 
+static bool rcv_full(struct net *net)
+{
+    return net->e[1].s && net->e[1].s->rcv.len == net->e[1].s->rcv.cap && net->n[1] == 0;
+}
+
+/* The far end read everything (the streams then linger 3 s before they
+ * close: not waited for). */
+static bool read_all(struct net *net)
+{
+    return net->e[1].got == net->e[0].to_send && net->e[1].eof;
+}
+
+/* Many readers that kept up and then stalled, each holding its grown window
+ * of 512 KiB unread, spend the process's budget of unread bytes
+ * (STREAM_UNREAD_MAX): then a new reader that keeps up stays at its first
+ * window, and a stalled one that reads part of what it holds gives its
+ * growth back (a window of 512 KiB with 212 KiB still given shrinks to
+ * 256 KiB). Everything arrives once they read again, and the budget is
+ * free once they are gone. */
+START_TEST(unread_budget)
+{
+    enum { N = STREAM_UNREAD_MAX / (STREAM_WINDOW_MAX - STREAM_WINDOW) + 1 };
+    struct net *nets = calloc(N + 1, sizeof(*nets));
+    struct net *late = &nets[N];
+
+    ck_assert_ptr_nonnull(nets);
+    for (int i = 0; i < N; i++) {
+        struct net *net = &nets[i];
+
+        net_init(net, 2u << 20, 0);
+        net_open(net);
+        ck_assert(net_run(net, read_1m));
+        net->e[1].stalled = true;
+        ck_assert(net_run(net, rcv_full));
+        ck_assert_uint_eq(net->e[1].s->rcv.cap, STREAM_WINDOW_MAX);
+    }
+    ck_assert_uint_gt(stream_unread_total(), STREAM_UNREAD_MAX);
+    net_init(late, 2u << 20, 0);
+    net_open(late);
+    ck_assert(net_run(late, read_all));
+    ck_assert_int_eq(late->e[1].bad, 0);
+    ck_assert_uint_eq(late->e[1].rcv_cap, STREAM_WINDOW);
+    net_free(late);
+    /* The first reads 300 KiB: 212 KiB of its credit are still out. */
+    {
+        struct end *e = &nets[0].e[1];
+        const uint8_t *q;
+        uint64_t want = e->got + 300 * 1024;
+
+        while (e->got < want) {
+            size_t n = stream_rbuf(e->s, &q);
+
+            if (n > want - e->got)
+                n = (size_t)(want - e->got);
+            for (size_t k = 0; k < n; k++)
+                ck_assert_uint_eq(q[k], pat(0, e->got + k));
+            e->got += n;
+            stream_consumed(e->s, n);
+        }
+        ck_assert_uint_eq(e->s->rcv.cap, STREAM_WINDOW_MAX / 2);
+    }
+    for (int i = 0; i < N; i++) {
+        nets[i].e[1].stalled = false;
+        end_read(&nets[i].e[1]);
+        ck_assert(net_run(&nets[i], read_all));
+        ck_assert_int_eq(nets[i].e[1].bad, 0);
+        net_free(&nets[i]);
+    }
+    ck_assert_uint_eq(stream_unread_total(), 0);
+    ck_assert_uint_eq(stream_grown_total(), 0);
+    free(nets);
+}
+END_TEST
+
 /* The pool pays for growth: a pool with room for one step lets the window
  * double once; a full one keeps it at its first size. Both give it back. */
 START_TEST(window_growth_capped)
@@ -1131,6 +1205,7 @@ static Suite *stream_suite(void)
     tcase_add_test(tc, window_grows);
     tcase_add_test(tc, window_growth_capped);
     tcase_add_test(tc, window_grows_past_max);
+    tcase_add_test(tc, unread_budget);
     tcase_add_test(tc, stalled_gives_back);
     tcase_add_test(tc, refused);
     tcase_add_test(tc, bad_frames);
