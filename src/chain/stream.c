@@ -232,6 +232,13 @@ uint64_t stream_unread_total(void)
     return unread_total;
 }
 
+void stream_stats(struct stream_stats *st)
+{
+    stream_cc_stats(st);
+    st->grown = grown_total;
+    st->unread = unread_total;
+}
+
 /* ---- life ---- */
 
 static void stream_freed(uv_handle_t *h)

@@ -336,6 +336,28 @@ uint64_t stream_grown_total(void);
  * window each (STREAM_UNREAD_MAX). */
 uint64_t stream_unread_total(void);
 
+/* What the streams of the process did and hold, for status: the chain
+ * windows' rounds and the last one judged (where a bulk transfer's window
+ * stands), and the windows' growth and unread bytes. */
+struct stream_stats {
+    uint64_t cc_rounds;       /* rounds the chain windows judged */
+    uint64_t cc_opened;       /* of them, rounds that opened a window */
+    uint64_t cc_closed;       /* of them, rounds that closed a window for what queued */
+    uint64_t cc_losses;       /* go-backs that halved a window */
+    uint64_t grown;           /* stream_grown_total() */
+    uint64_t unread;          /* stream_unread_total() */
+    uint32_t cc_window;       /* the window after the last round judged, bytes */
+    uint32_t cc_rtt_us;       /* that round's round trip (the least of it and the last) */
+    uint32_t cc_rtt_least_us; /* that window's least round trip (a full window, no queue) */
+    uint32_t cc_queued;       /* what that round found queued, bytes */
+};
+
+/* Fill st. */
+void stream_stats(struct stream_stats *st);
+
+/* The chain windows' part of st (stream_cc.c). */
+void stream_cc_stats(struct stream_stats *st);
+
 /* Targets, in SF_OPEN's args: atyp(1) | port(2, BE) | addr, where addr
  * is 4 bytes (STA_IPV4), 16 (STA_IPV6), or len(1) | name (STA_NAME, 1 to
  * 255 bytes, no NUL): the SOCKS5 address types. */

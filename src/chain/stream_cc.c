@@ -4,6 +4,10 @@
  * stream.c charges and releases the window and samples the round trips. */
 #include "chain/stream.h"
 
+/* The controller's counters and its last round (stream_cc_stats): one
+ * loop per process, one set. */
+static struct stream_stats cc;
+
 /* The window's step in steady state: an eighth of it (a path of 80 ms
  * opens from 1 to 5 MB in about a second), at least a stream window. */
 static uint32_t pool_step(const struct stream_pool *p)
@@ -37,6 +41,7 @@ static void pool_round(struct stream_pool *p)
     uint32_t rtt = p->rtt_last && p->rtt_last < p->rtt_round ? p->rtt_last : p->rtt_round;
     uint64_t queued = rtt > p->rtt_min ? (uint64_t)p->cap * (rtt - p->rtt_min) / rtt : 0;
     bool full = p->flags & SPF_FULL;
+    uint32_t was = p->cap;
 
     if (queued > pool_mark(p, STREAM_CC_DELTA, 2)) {
         p->flags |= SPF_STEADY;
@@ -54,6 +59,13 @@ static void pool_round(struct stream_pool *p)
         pool_set(p, (uint64_t)p->cap + pool_step(p));
     }
     p->flags &= (uint8_t)~SPF_FULL;
+    cc.cc_rounds++;
+    cc.cc_opened += p->cap > was;
+    cc.cc_closed += p->cap < was;
+    cc.cc_window = p->cap;
+    cc.cc_rtt_us = rtt;
+    cc.cc_rtt_least_us = p->rtt_min;
+    cc.cc_queued = queued < UINT32_MAX ? (uint32_t)queued : UINT32_MAX;
 }
 
 void stream_pool_sample(struct stream_pool *p, uint32_t rtt, uint64_t now_us)
@@ -88,6 +100,7 @@ void stream_pool_loss(struct stream_pool *p)
         return;
     p->flags |= SPF_STEADY;
     pool_set(p, p->cap / 2);
+    cc.cc_losses++;
 }
 
 bool stream_pool_wake(struct stream_pool *p)
@@ -96,4 +109,9 @@ bool stream_pool_wake(struct stream_pool *p)
         return false;
     p->flags &= (uint8_t)~SPF_WAIT;
     return true;
+}
+
+void stream_cc_stats(struct stream_stats *st)
+{
+    *st = cc;
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "chain/relay.h"
+#include "chain/stream.h"
 #include "client/client.h"
 #include "client/guard.h" /* GUARD_MAX */
 #include "control/ctl_int.h"
@@ -259,6 +260,24 @@ static void ctl_status_relay_loops(struct kvbuf *out, const struct node *n)
 }
 
 /* Add the counters of every role this node runs. */
+/* The streams' counters of status (the exit's and the client's alike). */
+/* clang-format off */
+#define STREAM_STATS(X)                                                                            \
+    X(cc_rounds, 64) X(cc_opened, 64) X(cc_closed, 64) X(cc_losses, 64) X(cc_window, 32)           \
+    X(cc_rtt_us, 32) X(cc_rtt_least_us, 32) X(cc_queued, 32) X(grown, 64) X(unread, 64)
+/* clang-format on */
+#define STREAM_STAT_OFF(f, bits) CTL_STAT_OFF(struct stream_stats, f, bits)
+
+static void ctl_status_streams(struct kvbuf *out)
+{
+    static const char names[] = STREAM_STATS(CTL_STAT_NAME);
+    static const uint16_t offs[] = {STREAM_STATS(STREAM_STAT_OFF)};
+    struct stream_stats st;
+
+    stream_stats(&st);
+    ctl_add_stats(out, "stream_", names, offs, &st);
+}
+
 void ctl_status_roles(struct kvbuf *out, const struct node *n)
 {
     if (n->relay) {
@@ -267,6 +286,8 @@ void ctl_status_roles(struct kvbuf *out, const struct node *n)
     }
     if (n->client && (n->roles & ROLE_CLIENT))
         ctl_status_client(out, n->client);
+    if (n->relay || (n->client && (n->roles & ROLE_CLIENT)))
+        ctl_status_streams(out);
     if (n->dir)
         ctl_status_dir(out, n->dir, (n->roles & ROLE_BOOTSTRAP) != 0);
 }
