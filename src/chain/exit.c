@@ -749,10 +749,19 @@ static void deliv_cell(void *obj, struct link *l, const struct cell *c)
         if (c->cmd == CELL_CHAIN_DELIVER && c->len <= BODY_DATA_MAX) {
             uint8_t args[OVL_ED25519_PK + BODY_DATA_MAX];
 
-            /* Sent back to the chain's sender, who alone can read it. */
+            /* Sent back to the chain's sender, who alone can read it.
+             * No room on the way back: the destination's link waits
+             * (relay_room and relay_originate_in hold it back), and the
+             * cell is dropped and counted before it takes a backward
+             * counter; the ends retransmit. A cell sealed and then
+             * dropped would use up the sender's counter window
+             * (ONION_WINDOW): past it, nothing more back on the chain
+             * opens. */
+            if (!ch->prev || !relay_room(r, l, ch->prev, 0))
+                return;
             memcpy(args, d->pk, OVL_ED25519_PK);
             memcpy(args + OVL_ED25519_PK, c->payload, c->len);
-            if (relay_originate(ch, BODY_DELIVER_BACK, args, OVL_ED25519_PK + c->len) == 0)
+            if (relay_originate_in(ch, l, BODY_DELIVER_BACK, args, OVL_ED25519_PK + c->len) == 0)
                 r->st.delivered_back++;
             return;
         }

@@ -45,6 +45,12 @@ struct net {
     /* the destination; DELIVER cells that reach the sender are counted apart */
     unsigned n_deliv, n_deliv_bad, n_deliv_snd;
     uint32_t deliv_id;
+
+    /* the way back: while count_back, the sender opens every back cell
+     * and counts the DELIVER_BACK bodies that open and the cells that do
+     * not */
+    bool count_back;
+    unsigned n_back_ok, n_back_bad;
 };
 
 /* ---- sender chain owner ---- */
@@ -52,9 +58,19 @@ struct net {
 static void snd_cell(void *obj, struct link *l, const struct cell *c)
 {
     struct net *t = obj;
+    uint8_t body[ONION_BODY];
+    unsigned origin;
 
     (void)l;
-    if (c->cmd == CELL_CHAIN_BACK && c->len == OVL_CELL_PAYLOAD && t->n_back < MAX_BACK)
+    if (c->cmd == CELL_CHAIN_BACK && t->count_back) {
+        if (c->len == OVL_CELL_PAYLOAD &&
+            onion_back_unwrap(body, &origin, t->c.keys, t->c.hops, t->c.back_next, c->payload) ==
+                0 &&
+            body[0] == BODY_DELIVER_BACK && origin == t->c.hops - 1)
+            t->n_back_ok++;
+        else
+            t->n_back_bad++;
+    } else if (c->cmd == CELL_CHAIN_BACK && c->len == OVL_CELL_PAYLOAD && t->n_back < MAX_BACK)
         memcpy(t->back[t->n_back++], c->payload, OVL_CELL_PAYLOAD);
     else if (c->cmd == CELL_CHAIN_DESTROY) {
         t->n_destroy++;
@@ -673,6 +689,99 @@ START_TEST(test_exit_burst)
 }
 END_TEST
 
+/* The destination's link to the exit, R3. */
+static struct link *dst_link(struct net *t)
+{
+    struct link *l = link_find(&t->n[DST], t->n[R3].id.pk);
+
+    ck_assert_ptr_nonnull(l);
+    return l;
+}
+
+/* The destination sends full DELIVER cells back on its delivery ID while
+ * its link to the exit has room. */
+static void pump_back(struct net *t)
+{
+    struct cell c = {.chain_id = t->deliv_id, .cmd = CELL_CHAIN_DELIVER, .len = BODY_DATA_MAX};
+    struct link *l = dst_link(t);
+    unsigned burst = 0;
+
+    while (t->sent < t->total && burst++ < 256 && link_can_send(l, 1 + SND_SPARE)) {
+        fill_data(c.payload, BODY_DATA_MAX, t->sent++);
+        ck_assert_int_eq(link_send(l, &c), 0);
+    }
+    if (t->sent < t->total && !link_can_send(l, 1 + SND_SPARE)) {
+        if (!t->blocked_since)
+            t->blocked_since = clock_now_ms();
+    } else {
+        t->blocked_since = 0;
+    }
+}
+
+/* Every cell the destination sent back reached the sender or was dropped. */
+static bool all_back(struct net *t)
+{
+    return t->sent == t->total && t->n_back_ok + t->n_back_bad + queue_drops(t) >= t->total;
+}
+
+/* The sender stops reading while the destination sends back: R1's queue
+ * toward the sender fills and the hold travels up to the exit, which
+ * holds the destination's link back before its queue toward R2 is full;
+ * a cell the exit still finds no room for is dropped before it is sealed.
+ * Once the sender reads again every cell that was not dropped opens, and
+ * so does the next: a cell the exit sealed and then dropped would have
+ * used up the sender's counter window (more than ONION_WINDOW of them in
+ * a row and nothing more back on the chain opens). */
+START_TEST(test_exit_back_backpressure)
+{
+    static const unsigned path[] = {R1, R2, R3};
+    struct relay_opts ro;
+    struct net *t = calloc(1, sizeof(*t));
+    struct link *stalled;
+    uint8_t body[ONION_BODY];
+    unsigned origin = 99, ok;
+    bool held;
+
+    relay_opts_test(&ro);
+    ro.stall_timeout_ms = 600000; /* holding, not closing, is tested here (test_stall) */
+    net_setup(t, &ro);
+    chain_open(t, path, 3);
+    ck_assert(run_until(t, got_back, 8000));
+    ck_assert_uint_eq(back_cmd(t, 0, &origin, body), BODY_SETUP_OK);
+    send_deliver(t, t->n[DST].id.pk, 0, false); /* the exit's delivery ID to DST */
+    want = 1;
+    ck_assert(run_until(t, delivered, 5000));
+    ck_assert_uint_ne(t->deliv_id, 0);
+    t->count_back = true;
+    stalled = sender_link(t);
+    link_pause(stalled);
+
+    t->total = 60000;
+    t->pump = pump_back;
+    ck_assert(run_until(t, sender_stalled, 20000));
+    held = t->sent < t->total;
+    link_resume(stalled);
+    ck_assert(run_until(t, all_back, 30000));
+    t->pump = NULL;
+    ck_assert_uint_eq(t->n_back_bad, 0);
+    /* the chain still carries cells back */
+    ok = t->n_back_ok;
+    t->total++;
+    pump_back(t);
+    ck_assert(run_until(t, all_back, 5000));
+    ck_assert_uint_eq(t->n_back_bad, 0);
+    ck_assert_uint_eq(t->n_back_ok, ok + 1);
+    ck_assert(held); /* the destination was held back */
+    ck_assert_uint_eq(t->n_back_ok + rstats(t, R3).dropped[RD_QUEUE_FULL], t->total);
+    ck_assert_uint_eq(rstats(t, R1).dropped[RD_QUEUE_FULL] + rstats(t, R2).dropped[RD_QUEUE_FULL],
+                      0);
+    for (unsigned i = R1; i <= R3; i++)
+        ck_assert_uint_eq(rstats(t, i).dropped[RD_AUTH], 0);
+    net_teardown(t);
+    free(t);
+}
+END_TEST
+
 static bool answered(struct net *t)
 {
     return t->n_back >= 1 || t->n_destroy > 0;
@@ -965,6 +1074,7 @@ static Suite *relay_suite(void)
     tcase_add_test(tc, test_backpressure);
     tcase_add_test(tc, test_exit_backpressure);
     tcase_add_test(tc, test_exit_burst);
+    tcase_add_test(tc, test_exit_back_backpressure);
     tcase_add_test(tc, test_setup_replay);
     tcase_add_test(tc, test_chain_shares);
     tcase_add_test(tc, test_replay_filter_share);
