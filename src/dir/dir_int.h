@@ -176,7 +176,8 @@ struct dir {
 
     struct dblocks *blocks; /* per address block buckets (dblock.h) */
     uv_timer_t *expire;
-    uint8_t *list_doc; /* the signed relay list last built, or NULL */
+    uint64_t expire_prev_ms; /* monotonic: the expiry check before, 0 none yet */
+    uint8_t *list_doc;       /* the signed relay list last built, or NULL */
     size_t list_doc_len;
     uint64_t list_version; /* registry_version() it was built from */
     uint64_t list_built_ms;

@@ -4,8 +4,9 @@
  * (registry.h): registrations and heartbeats of the link's authenticated
  * peer, the signed relay list, generated chains, lookups, and reports of
  * relays that failed someone. Any other node refuses (DIR_STATUS_REFUSED).
- * It drops nodes silent for ttl_ms (checked every half heartbeat) and, at
- * once, nodes whose last link to it closed.
+ * It drops nodes silent for ttl_ms (checked every half heartbeat, judged
+ * as of the check before: dir_expire_cb) and, at once, nodes whose last
+ * link to it closed.
  *
  * What one peer may cost it: a request over the link's bucket, or whose
  * whole reply the link cannot queue now, is answered BUSY before any work,
@@ -477,13 +478,22 @@ static void dir_find_stale(void *arg, const struct reg_node *rn)
         memcpy(s->pk[s->n++], rn->d.id_pk, OVL_ED25519_PK);
 }
 
+/* Silence is judged as of the previous check, not now: the loop has read
+ * its sockets since then, so a heartbeat that arrived while the loop was
+ * held up (the host busy, the process stopped) counts before the node is
+ * judged. Judged now, a timer that fires after such a pause, before any
+ * read, would drop every node whose heartbeat waits in its socket. */
 static void dir_expire_cb(uv_timer_t *t)
 {
     struct dir *d = t->data;
-    struct dir_stale s = {.now = clock_now_ms(), .wall = clock_wall_ms(), .ttl = d->o.ttl_ms};
+    uint64_t now = clock_now_ms();
+    struct dir_stale s = {.now = d->expire_prev_ms, .wall = clock_wall_ms(), .ttl = d->o.ttl_ms};
     unsigned dropped, logged = 0;
     char id[OVL_NODE_ID_LEN + 1];
 
+    d->expire_prev_ms = now;
+    if (!s.now) /* the first check: nothing read before it to judge by */
+        return;
     /* The registry only counts its drops: note the likely ones first to name them. */
     registry_each_relay(d->reg, dir_find_stale, &s);
     dropped = registry_expire(d->reg, s.now, s.wall);
