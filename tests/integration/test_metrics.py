@@ -130,9 +130,18 @@ def send_messages(ctx, n):
         assert out.get("result") == "delivered", out
 
 
+def ready_chain(ctx, node):
+    """Wait until client node holds a ready chain: a testnet is ready once
+    its nodes registered, and a client's first chain may still be set up."""
+    wait_for(lambda: any(c["state"] == "ready" for c in ctx.tn.ctl(node.name, "chains")),
+             30.0, "a ready chain on %s" % node.name)
+
+
 def test_scrape_parses(ctx):
     tn = ctx.tn
     for node in tn.nodes:
+        if node.role == "client":
+            ready_chain(ctx, node)  # its setup is counted once it is ready
         status, headers, body = curl(ctx, node)
         assert status == 200, (node.name, status)
         assert headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8", headers
