@@ -180,9 +180,9 @@ def capped(net, transport):
     assert st["bw_relay_rate"] == RATE and st["bw_relay_burst"] == BURST, st
     capped_download(tn, tn["relay2"], src_exit, src_exit.port)
     capped_download(tn, tn["relay2"], src_hop, src_hop.port)
-    st = tn["relay2"].status()
-    assert metric(tn, "relay2", 'ovl_bandwidth_bytes_total{scope="relay",direction="out"}') == \
-        st["bw_relay_bytes_out"], st
+    st, out = still_metric(tn, "relay2", "bw_relay_bytes_out",
+                           'ovl_bandwidth_bytes_total{scope="relay",direction="out"}')
+    assert out == st["bw_relay_bytes_out"], (out, st)
     assert metric(tn, "relay2", 'ovl_bandwidth_limit_bytes_per_second{scope="relay"}') == RATE
     # The other relays have no limit: the meter stays off, nothing counted.
     for name in ("relay1", "relay3"):
@@ -223,6 +223,24 @@ def metric(tn, name, series):
         if key == series:
             return float(value)
     raise AssertionError("no %s in the metrics of %s" % (series, name))
+
+
+def still_metric(tn, name, key, series):
+    """name's status and the value of series, its metric of status key,
+    read while the counter stood still. Cells the relay holds back still
+    move after a download ends (bw_waiting > 0), so one read of each can
+    differ: each try reads the status, the metrics, the status again, and
+    the metric must lie between the two reads of key; it is taken once
+    both reads agree and no link waits for tokens."""
+    def read():
+        a = tn[name].status()
+        v = metric(tn, name, series)
+        b = tn[name].status()
+        assert a[key] <= v <= b[key], "%s: %d, then %s %d, then %d" % (key, a[key], series, v,
+                                                                       b[key])
+        return (b, v) if a[key] == b[key] and b["bw_waiting"] == 0 else None
+
+    return wait_for(read, 30.0, "%s of %s to stand still" % (key, name))
 
 
 def listed(tn, name):
