@@ -6,7 +6,7 @@
  *
  * ngtcp2 forbids calling most of its API from inside its callbacks, and our
  * owners may call tp_send/tp_close from inside theirs, so the two never
- * nest: ngtcp2 callbacks only record (bytes into rbuf, flags), and
+ * nest: ngtcp2 callbacks only record (bytes into the streams' receive buffers, flags), and
  * quic_run() hands frames, connected() and drain() to the owner after
  * ngtcp2 returns. tp_send only queues and arms the timer at 0, so every
  * frame queued in one loop iteration leaves in one write pass; a received
@@ -39,10 +39,8 @@
 #define QUIC_GSO_MAX      48 /* datagrams one sendmsg carries (UDP GSO: 64 at most) */
 #define QUIC_IDLE_DEFAULT 30000
 #define QUIC_SOCK_BUF     (2 * 1024 * 1024) /* socket receive buffer asked for */
-#define QUIC_SMALL        4096 /* an exchange up to this size keeps no send block once acked */
 #define QUIC_TRIM_MS      1000 /* quic_rx_trim at most this often */
 #define QUIC_MAP_LEN      (QUIC_RX_SIZE + QUIC_BATCH + sizeof(struct quic_shared))
-#define QUIC_WIRE_MAX     (OVL_FRAME_MAX + OVL_FRAME_LENHDR)
 
 /* A lone datagram's ACK waits this long for an answer (tp_env.ack_hold_ms);
  * it must stay well below the max_ack_delay we advertise (ngtcp2's 25 ms). */
@@ -50,7 +48,6 @@
 
 
 static void quic_on_timer(uv_timer_t *t);
-static void quic_free_blocks(struct quic_conn *c);
 static int quic_send_dgrams(struct quic_conn *c, const struct sockaddr *to, const uint8_t *b,
                             size_t len, size_t seg);
 
@@ -69,8 +66,8 @@ void quic_kick(struct quic_conn *c)
 
 void quic_free(struct quic_conn *c)
 {
-    quic_free_blocks(c);
-    free(c->rbuf);
+    quic_free_blocks(c, true);
+    quic_in_free(c, true);
     if (c->qc)
         ngtcp2_conn_del(c->qc);
     if (c->tls)
@@ -183,7 +180,8 @@ int quic_conn_new(struct tp_env *env, const struct tp_ops *ops, struct quic_conn
         return OVL_ENOMEM;
     c->base.ops = ops;
     c->base.env = env;
-    c->sid = -1;
+    for (unsigned i = 0; i < QUIC_STREAMS; i++)
+        c->tx[i].sid = -1;
     c->cref.get_conn = quic_get_conn;
     c->cref.user_data = c;
     uv_timer_init(env->loop, &c->timer);
@@ -263,183 +261,21 @@ static void quic_fail(struct quic_conn *c, int liberr)
     quic_conn_shutdown(c, reason, true);
 }
 
-/* ---- the send buffer --------------------------------------------------- */
-
-/* Append n bytes at the end of the stream; blocks never move once written
- * because ngtcp2 keeps pointers into them until they are acknowledged. */
-static int quic_append(struct quic_conn *c, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        struct quic_blk *b = c->tail;
-        size_t room;
-
-        if (!b || b->len == QUIC_BLK) {
-            struct quic_blk *nb = c->spare ? c->spare : malloc(sizeof(*nb));
-
-            if (!nb)
-                return OVL_ENOMEM;
-            if (c->spare) {
-                c->spare = nb->next;
-                c->nspare--;
-            }
-            nb->next = NULL;
-            nb->len = 0;
-            if (b)
-                b->next = nb;
-            else
-                c->head = nb;
-            if (!c->sblk || (c->sblk == b && c->spos == QUIC_BLK)) {
-                c->sblk = nb;
-                c->spos = 0;
-            }
-            c->tail = b = nb;
-        }
-        room = QUIC_BLK - b->len;
-        if (room > n)
-            room = n;
-        memcpy(b->data + b->len, p, room);
-        b->len += room;
-        c->end += room;
-        p += room;
-        n -= room;
-    }
-    return 0;
-}
-
-/* Point v at the unsent bytes (at most two blocks); return the count. */
-static size_t quic_unsent(const struct quic_conn *c, ngtcp2_vec v[2])
-{
-    const struct quic_blk *b = c->sblk;
-    size_t cnt = 0, pos = c->spos;
-
-    while (b && cnt < 2) {
-        if (b->len > pos) {
-            v[cnt].base = (uint8_t *)b->data + pos;
-            v[cnt].len = b->len - pos;
-            cnt++;
-        }
-        b = b->next;
-        pos = 0;
-    }
-    return cnt;
-}
-
-/* n more bytes went into packets. */
-static void quic_advance(struct quic_conn *c, size_t n)
-{
-    c->sent += n;
-    while (n > 0 && c->sblk) {
-        size_t left = c->sblk->len - c->spos;
-
-        if (n < left) {
-            c->spos += n;
-            return;
-        }
-        n -= left;
-        c->spos += left;
-        if (c->sblk->next) {
-            c->sblk = c->sblk->next;
-            c->spos = 0;
-        }
-    }
-}
-
-/* Free every send block; only once all was acknowledged. */
-static void quic_free_blocks(struct quic_conn *c)
-{
-    struct quic_blk *b, *nb;
-
-    for (b = c->head; b; b = nb) {
-        nb = b->next;
-        free(b);
-    }
-    for (b = c->spare; b; b = nb) {
-        nb = b->next;
-        free(b);
-    }
-    c->head = c->tail = c->sblk = c->spare = NULL;
-    c->spos = 0;
-    c->nspare = 0;
-    c->head_off = c->end;
-}
-
-/* The peer acknowledged everything below off: release whole blocks. A
- * few stay as spares while bytes are in flight: freeing and allocating
- * 16 KiB blocks at the top of the heap made glibc shrink and grow it
- * (brk, a TLB flush, page faults) several times per window. Once all is
- * acknowledged, the spares go; and when what was queued since the queue
- * was last empty is a few frames (a heartbeat, a round trip: not a
- * burst), every block goes, as TCP gives back the buffer of a small
- * write, so that a quiet link holds none. A burst's blocks stay for the
- * next one until such an exchange or tp_trim(). */
-static void quic_acked(struct quic_conn *c, uint64_t off)
-{
-    if (off <= c->acked)
-        return;
-    c->acked = off;
-    while (c->head && c->head->len == QUIC_BLK && c->head_off + QUIC_BLK <= off &&
-           c->head != c->sblk) {
-        struct quic_blk *b = c->head;
-
-        c->head = b->next;
-        c->head_off += QUIC_BLK;
-        if (!c->head)
-            c->tail = NULL;
-        if (c->nspare < QUIC_SPARES) {
-            b->next = c->spare;
-            c->spare = b;
-            c->nspare++;
-        } else {
-            free(b);
-        }
-    }
-    if (c->acked == c->end && c->end - c->busy_from <= QUIC_SMALL) {
-        quic_free_blocks(c);
-        return;
-    }
-    while (c->acked == c->end && c->spare) {
-        struct quic_blk *b = c->spare;
-
-        c->spare = b->next;
-        c->nspare--;
-        free(b);
-    }
-}
-
 /* ---- ngtcp2 callbacks: record only ------------------------------------- */
 
 static int quic_cb_recv_stream(ngtcp2_conn *qc, uint32_t flags, int64_t sid, uint64_t off,
                                const uint8_t *data, size_t len, void *ud, void *sud)
 {
     struct quic_conn *c = ud;
+    int rc;
 
     (void)qc, (void)off, (void)sud;
-    if (c->sid < 0 && tp_is_inbound(&c->base) && (sid & 3) == 0)
-        c->sid = sid;
-    if (sid != c->sid)
-        return 0;
-    c->rx_data = true;
-    if (c->rlen + len > c->rcap) {
-        size_t cap = c->rcap ? c->rcap : 2048; /* a largest frame fits */
-        uint8_t *nb;
-
-        while (cap < c->rlen + len)
-            cap *= 2;
-        /* Flow control keeps an honest peer under the window. */
-        if (cap > QUIC_MAX_WIN + QUIC_WIRE_MAX)
-            return NGTCP2_ERR_CALLBACK_FAILURE;
-        nb = realloc(c->rbuf, cap);
-        if (!nb)
-            return NGTCP2_ERR_CALLBACK_FAILURE;
-        c->rbuf = nb;
-        c->rcap = cap;
-    }
-    if (len)
-        memcpy(c->rbuf + c->rlen, data, len);
-    c->rlen += len;
-    if (flags & NGTCP2_STREAM_DATA_FLAG_FIN)
+    if (c->tx[0].sid < 0 && tp_is_inbound(&c->base) && (sid & 3) == 0)
+        c->tx[0].sid = sid;
+    rc = quic_in_put(c, sid, data, len);
+    if (rc == 0 && (flags & NGTCP2_STREAM_DATA_FLAG_FIN))
         c->base.flags |= QUIC_F_PEER_GONE;
-    return 0;
+    return rc;
 }
 
 static int quic_cb_acked(ngtcp2_conn *qc, int64_t sid, uint64_t off, uint64_t len, void *ud,
@@ -448,8 +284,7 @@ static int quic_cb_acked(ngtcp2_conn *qc, int64_t sid, uint64_t off, uint64_t le
     struct quic_conn *c = ud;
 
     (void)qc, (void)sud;
-    if (sid == c->sid)
-        quic_acked(c, off + len);
+    quic_acked(c, sid, off + len);
     return 0;
 }
 
@@ -458,8 +293,8 @@ static int quic_cb_stream_open(ngtcp2_conn *qc, int64_t sid, void *ud)
     struct quic_conn *c = ud;
 
     (void)qc;
-    if (c->sid < 0 && tp_is_inbound(&c->base) && (sid & 3) == 0)
-        c->sid = sid;
+    if (c->tx[0].sid < 0 && tp_is_inbound(&c->base) && (sid & 3) == 0)
+        c->tx[0].sid = sid;
     return 0;
 }
 
@@ -469,7 +304,7 @@ static int quic_cb_stream_close(ngtcp2_conn *qc, uint32_t flags, int64_t sid, ui
     struct quic_conn *c = ud;
 
     (void)qc, (void)flags, (void)code, (void)sud;
-    if (sid == c->sid)
+    if (sid == c->tx[0].sid)
         c->base.flags |= QUIC_F_PEER_GONE;
     return 0;
 }
@@ -703,8 +538,8 @@ static void quic_flush(struct quic_conn *c)
     ngtcp2_path_storage ps;
     ngtcp2_tstamp now = quic_now();
     const struct sockaddr *to;
-    bool blocked = false, wrote = false;
-    unsigned burst = 0, in_batch = 0;
+    bool wrote = false;
+    unsigned burst = 0, in_batch = 0, blocked = 0, full = 0, slot = 0;
     size_t used = 0, seg = 0;
     int rc = 0;
 
@@ -712,9 +547,8 @@ static void quic_flush(struct quic_conn *c)
     to = (const struct sockaddr *)ps.path.remote.addr;
     while (burst < QUIC_BURST) {
         ngtcp2_vec v[2];
-        size_t cnt = (c->sid >= 0 && !blocked) ? quic_unsent(c, v) : 0;
-        bool open = c->sid >= 0 && !(c->base.flags & (QUIC_F_ANNOUNCED | TP_F_INBOUND)) && !blocked;
-        int64_t sid = (cnt || open) ? c->sid : -1;
+        size_t cnt = 0;
+        int64_t sid = quic_next_stream(c, blocked | full, &slot, v, &cnt);
         ngtcp2_ssize nd = -1, n;
 
         if (in_batch > 0 && used + QUIC_PKT_MAX > QUIC_BATCH) { /* no room for one more */
@@ -726,15 +560,18 @@ static void quic_flush(struct quic_conn *c)
         n = ngtcp2_conn_writev_stream(c->qc, &ps.path, NULL, pkt + used, QUIC_PKT_MAX, &nd,
                                       NGTCP2_WRITE_STREAM_FLAG_MORE, sid, v, cnt, now);
         if (nd >= 0 && sid >= 0) {
-            c->base.flags |= QUIC_F_ANNOUNCED;
-            quic_advance(c, (size_t)nd);
+            c->base.flags |= slot == 0 ? QUIC_F_ANNOUNCED : 0;
+            quic_advance(c, &c->tx[slot], (size_t)nd);
+            c->rr = (slot + 1) % QUIC_STREAMS; /* the next stream first: round robin */
             wrote = wrote || nd > 0;
         }
-        if (n == NGTCP2_ERR_WRITE_MORE)
+        if (n == NGTCP2_ERR_WRITE_MORE) {
+            full |= nd <= 0 && sid >= 0 ? 1u << slot : 0; /* no room in this packet */
             continue;
+        }
         if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR ||
             n == NGTCP2_ERR_STREAM_NOT_FOUND) {
-            blocked = true;
+            blocked |= 1u << slot;
             continue;
         }
         if (n < 0) {
@@ -744,6 +581,7 @@ static void quic_flush(struct quic_conn *c)
         if (n == 0)
             break;
         burst++;
+        full = 0;
         if (in_batch > 0 && (size_t)n > seg) { /* longer than the batch's: it starts the next */
             rc = quic_send_dgrams(c, to, pkt, used, seg);
             memmove(pkt, pkt + used, (size_t)n);
@@ -807,49 +645,18 @@ static bool quic_ack_held(struct quic_conn *c)
     return true;
 }
 
-/* Hand every complete frame to the owner; credit what was consumed. A
- * pause stops the batch: the rest waits in rbuf uncredited, so the peer's
- * window closes behind it, until quic_resume() kicks the next run. */
-static void quic_deliver(struct quic_conn *c)
-{
-    size_t used;
-    int err = tp_deframe(&c->base, c->rbuf, c->rlen, TP_F_PAUSED, &used);
-
-    if (err) {
-        quic_conn_shutdown(c, err, false);
-        return;
-    }
-    if (used == 0 || tp_is_closing(&c->base))
-        return;
-    memmove(c->rbuf, c->rbuf + used, c->rlen - used);
-    c->rlen -= used;
-    /* A few frames (a heartbeat, a round trip) leave no buffer behind, as
-     * TCP's buffer of a partial frame goes once a read ends on a frame's
-     * end; a burst's stays for the next one, until tp_trim. */
-    if (c->rlen == 0 && c->rcap <= QUIC_SMALL) {
-        free(c->rbuf);
-        c->rbuf = NULL;
-        c->rcap = 0;
-    }
-    if (ngtcp2_conn_extend_max_stream_offset(c->qc, c->sid, used) != 0) {
-        quic_conn_shutdown(c, OVL_EPROTO, false);
-        return;
-    }
-    ngtcp2_conn_extend_max_offset(c->qc, used);
-}
-
 /* The handshake finished: open or await the stream, tell the owner. */
 static void quic_establish(struct quic_conn *c)
 {
-    if (!tp_is_inbound(&c->base) && c->sid < 0) {
-        int rc = ngtcp2_conn_open_bidi_stream(c->qc, &c->sid, NULL);
+    if (!tp_is_inbound(&c->base) && c->tx[0].sid < 0) {
+        int rc = ngtcp2_conn_open_bidi_stream(c->qc, &c->tx[0].sid, NULL);
 
         if (rc) {
             quic_fail(c, rc);
             return;
         }
     }
-    if (c->sid < 0)
+    if (c->tx[0].sid < 0)
         return; /* server: the dialer's first STREAM frame names it */
     c->base.flags |= TP_F_ESTABLISHED;
     if (c->lops)
@@ -868,7 +675,7 @@ static void quic_run(struct quic_conn *c)
     if ((t->flags & (TP_F_CLOSING | TP_F_ESTABLISHED)) == TP_F_ESTABLISHED)
         quic_deliver(c);
     if ((t->flags & (TP_F_CLOSING | QUIC_F_PEER_GONE)) == QUIC_F_PEER_GONE &&
-        c->rlen < OVL_FRAME_LENHDR)
+        c->in[0].len < OVL_FRAME_LENHDR)
         quic_conn_shutdown(c, OVL_ECLOSED, false);
     tp_emit_drain(t, quic_queued(t), tp_sendq_max(t));
     if (!tp_is_closing(t) && !quic_ack_held(c))
@@ -930,16 +737,12 @@ void quic_conn_input(struct quic_conn *c, const struct sockaddr *remote, const u
 int quic_send(struct transport *t, const uint8_t *frame, size_t len)
 {
     struct quic_conn *c = quic_of(t);
-    uint8_t hdr[OVL_FRAME_LENHDR];
     int err = tp_admit(t, frame, len, quic_queued(t), tp_sendq_max(t));
 
     if (err)
         return err;
-    if (c->acked == c->end)
-        c->busy_from = c->end;
-    st_be16(hdr, (uint16_t)len);
     /* A frame cut short by ENOMEM would corrupt the stream: close. */
-    if (quic_append(c, hdr, sizeof(hdr)) != 0 || quic_append(c, frame, len) != 0) {
+    if (quic_queue_frame(c, frame, len) != 0) {
         quic_conn_shutdown(c, OVL_ENOMEM, false);
         return OVL_ENOMEM;
     }
@@ -974,18 +777,13 @@ void quic_resume(struct transport *t)
  * all was acknowledged, the receive buffer once it holds no partial
  * frame, and the node's shared buffers' pages (quic_rx_trim). Never
  * called inside a read callback or a write pass (the link's timer calls
- * it), and what deframing reads stays: rlen is not 0 meanwhile. */
+ * it), and what deframing reads stays: its length is not 0 meanwhile. */
 void quic_trim(struct transport *t)
 {
     struct quic_conn *c = quic_of(t);
 
-    if (c->acked == c->end)
-        quic_free_blocks(c);
-    if (c->rlen == 0) {
-        free(c->rbuf);
-        c->rbuf = NULL;
-        c->rcap = 0;
-    }
+    quic_free_blocks(c, false);
+    quic_in_free(c, false);
     if (t->env->quic_rx)
         quic_rx_trim(t->env);
 }
@@ -993,10 +791,13 @@ void quic_trim(struct transport *t)
 size_t tp_quic_buffers(const struct transport *t)
 {
     const struct quic_conn *c = quic_of(t);
-    size_t n = c->rcap;
+    size_t n = 0;
 
-    for (const struct quic_blk *b = c->head; b; b = b->next)
-        n += sizeof(*b);
+    for (unsigned i = 0; i < QUIC_STREAMS; i++) {
+        n += c->in[i].cap;
+        for (const struct quic_blk *b = c->tx[i].head; b; b = b->next)
+            n += sizeof(*b);
+    }
     return n + c->nspare * sizeof(struct quic_blk);
 }
 

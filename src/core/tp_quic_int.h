@@ -38,6 +38,10 @@
 #define QUIC_MAX_WIN  (4u * 1024 * 1024) /* autotuning stops here; bounds rbuf */
 #define QUIC_FLIGHT   QUIC_MAX_WIN       /* sent, unacknowledged bytes beside the queue */
 #define QUIC_MAX_CIDS 12                 /* CIDs one server connection may hold in the map */
+#define QUIC_LANES    4                  /* unidirectional streams of cells each end may open */
+#define QUIC_STREAMS  (1 + QUIC_LANES)   /* the link's stream, then the lanes */
+#define QUIC_SMALL    4096 /* an exchange up to this size keeps no buffer once done */
+#define QUIC_WIRE_MAX (OVL_FRAME_MAX + OVL_FRAME_LENHDR)
 
 struct quic_conn;
 struct quic_listener; /* tp_quic_srv.c */
@@ -72,6 +76,27 @@ struct quic_blk {
     uint8_t data[QUIC_BLK];
 };
 
+/* What we send on one stream: its bytes [acked, end) in blocks
+ * head..tail; the next unsent byte is at sblk->data[spos]. Slot 0 of a
+ * connection's is the link's bidirectional stream, the others our lanes,
+ * each opened when it first carries a cell (sid -1 until then). */
+struct quic_tx {
+    int64_t sid;
+    struct quic_blk *head, *tail, *sblk;
+    size_t spos;
+    uint64_t head_off, acked, sent, end;
+    uint64_t busy_from; /* stream offset where this stream's queue was last empty */
+};
+
+/* What we received on one stream and did not hand over yet: slot 0 the
+ * link's stream, slot 1 + k the peer's k-th lane (its unidirectional
+ * stream of ordinal k). Allocated when bytes come, freed once a few frames
+ * were handed over or by tp_trim. */
+struct quic_in {
+    uint8_t *buf;
+    size_t len, cap;
+};
+
 /* QUIC's own bits of transport.flags. TP_F_ESTABLISHED means the stream is
  * known and connected()/accept() is done or due. */
 enum {
@@ -104,16 +129,17 @@ struct quic_conn {
     uv_getaddrinfo_t gai;
     struct sockaddr_storage local, remote;
     int locallen, remotelen;
-    int64_t sid;            /* the link's bidirectional stream, -1 until known */
     ngtcp2_tstamp deadline; /* server: hand over by then, or close */
 
-    /* Send buffer: stream bytes [acked, end) in blocks head..tail; the next
-     * unsent byte is at sblk->data[spos]. */
-    struct quic_blk *head, *tail, *sblk, *spare; /* spare: a list of nspare */
-    size_t spos;
+    /* The streams: tx[0].sid is the link's bidirectional stream, -1 until
+     * known. end, sent and acked add up every tx's: the link's queue. */
+    struct quic_tx tx[QUIC_STREAMS];
+    struct quic_in in[QUIC_STREAMS];
+    struct quic_blk *spare; /* free blocks, a list of nspare, every stream's */
     unsigned nspare;
-    uint64_t head_off, acked, sent, end;
-    uint64_t busy_from; /* stream offset where the queue was last empty */
+    uint64_t end, sent, acked;
+    unsigned lanes; /* lanes we send cells on (0: every frame on stream 0) */
+    unsigned rr;    /* the tx slot a write pass serves first */
 
     /* Acknowledgements held back (quic_ack_held): datagrams of stream data
      * read since the last write pass (2: two or more), whether the one
@@ -122,10 +148,6 @@ struct quic_conn {
     unsigned rx_lone;
     bool rx_data;
     ngtcp2_tstamp hold;
-
-    /* Receive buffer: stream bytes not yet handed over as frames. */
-    uint8_t *rbuf;
-    size_t rlen, rcap;
 
     unsigned handles; /* uv handles still open; freed when 0 */
 };
@@ -253,6 +275,44 @@ void quic_conn_config(struct quic_conn *c, ngtcp2_settings *s, ngtcp2_transport_
 
 /* Attach c's TLS session to its ngtcp2 connection and start keep-alives. */
 void quic_conn_ready(struct quic_conn *c);
+
+/* ---- tp_quic_lane.c: the streams' buffers, and lanes ---- */
+
+/* Queue one frame of len bytes (framed) on the stream it belongs to;
+ * OVL_ENOMEM (part of it may be queued: the caller closes). */
+int quic_queue_frame(struct quic_conn *c, const uint8_t *frame, size_t len) OVL_WUR;
+
+/* Point v at s's unsent bytes (at most two blocks); return the count. */
+size_t quic_unsent(const struct quic_tx *s, ngtcp2_vec v[2]);
+
+/* The stream a write pass serves next: the first slot from c->rr on that
+ * has bytes to send and no bit in skip (blocked, or this packet took
+ * nothing of it); its slot in *slot, its bytes in v (*cnt of them). Else
+ * stream 0 without bytes while the dialer has not announced it, or -1. */
+int64_t quic_next_stream(struct quic_conn *c, unsigned skip, unsigned *slot, ngtcp2_vec v[2],
+                         size_t *cnt);
+
+/* n more bytes of s went into packets. */
+void quic_advance(struct quic_conn *c, struct quic_tx *s, size_t n);
+
+/* The peer acknowledged the bytes of stream sid below off. */
+void quic_acked(struct quic_conn *c, int64_t sid, uint64_t off);
+
+/* Free the blocks of every stream whose bytes were all acknowledged, and
+ * the spares once all were; everything when all is true (c is freed). */
+void quic_free_blocks(struct quic_conn *c, bool all);
+
+/* Store stream sid's bytes data[0, len) for delivery: 0, or an ngtcp2
+ * error to return from its callback (no memory, over a window). Bytes of a
+ * stream that is no link's are ignored. */
+int quic_in_put(struct quic_conn *c, int64_t sid, const uint8_t *data, size_t len);
+
+/* Hand the owner every complete frame received, stream 0's first, then
+ * the lanes' once tp_lanes allowed them; credit what was consumed. */
+void quic_deliver(struct quic_conn *c);
+
+/* Free the receive buffers that hold nothing (tp_trim), or all of them. */
+void quic_in_free(struct quic_conn *c, bool all);
 
 /* ---- tp_quic_cli.c: TLS sessions and dialing ---- */
 

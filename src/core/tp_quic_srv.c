@@ -617,6 +617,17 @@ int tp_quic_listener_stats(const struct tp_listener *tl, struct tp_quic_stats *o
     return 0;
 }
 
+/* Packets carrying any of c's streams that ngtcp2 declared lost. */
+static uint64_t quic_lost(const struct quic_conn *c)
+{
+    uint64_t n = 0;
+
+    for (unsigned i = 0; i < QUIC_STREAMS; i++)
+        if (c->tx[i].sid >= 0)
+            n += ngtcp2_conn_get_stream_loss_count(c->qc, c->tx[i].sid);
+    return n;
+}
+
 int tp_quic_info(const struct transport *t, struct tp_quic_info *out)
 {
     const struct quic_conn *c;
@@ -625,14 +636,14 @@ int tp_quic_info(const struct transport *t, struct tp_quic_info *out)
     if (!t || t->ops != &tp_quic_ops || !out)
         return OVL_EINVAL;
     c = container_of(t, struct quic_conn, base);
-    if (!c->qc || c->sid < 0 || tp_is_closing(t))
+    if (!c->qc || c->tx[0].sid < 0 || tp_is_closing(t))
         return OVL_EINVAL;
     ngtcp2_conn_get_conn_info(c->qc, &ci);
     out->cwnd = ci.cwnd;
     out->in_flight = ci.bytes_in_flight;
     out->srtt_us = ci.smoothed_rtt / NGTCP2_MICROSECONDS;
     out->min_rtt_us = ci.min_rtt / NGTCP2_MICROSECONDS;
-    out->lost = ngtcp2_conn_get_stream_loss_count(c->qc, c->sid);
+    out->lost = quic_lost(c);
     return 0;
 }
 
