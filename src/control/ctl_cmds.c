@@ -103,6 +103,7 @@ void ctl_quic_sum(const struct node *n, struct tp_quic_stats *sum)
         sum->resets += st.resets;
         sum->vneg += st.vneg;
         sum->handshakes += st.handshakes;
+        sum->streams_refused += st.streams_refused;
         sum->conns += st.conns;
     }
 #else
@@ -117,7 +118,7 @@ static void ctl_status_quic(struct kvbuf *out, const struct node *n)
 /* clang-format off */
 #define QUIC_STATS(X)                                                                              \
     X(datagrams, 64) X(dropped, 64) X(refused, 64) X(refused_block, 64) X(retries, 64)             \
-    X(resets, 64) X(vneg, 64)
+    X(resets, 64) X(vneg, 64) X(streams_refused, 64)
 /* clang-format on */
 #define QUIC_STAT_OFF(f, bits) CTL_STAT_OFF(struct tp_quic_stats, f, bits)
     static const char names[] = QUIC_STATS(CTL_STAT_NAME);

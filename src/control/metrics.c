@@ -127,6 +127,7 @@ struct mx_node {
     M(QUIC, resets, 64, 0, "resets", "", "Stateless resets sent")                             \
     M(QUIC, vneg, 64, 0, "version_negotiations", "", "Version negotiations sent")            \
     M(QUIC, handshakes, 64, 0, "accepted", "", "Connections the QUIC listeners handed on")    \
+    M(QUIC, streams_refused, 64, 0, "streams_refused", "", "Connections closed: their peer opened streams past the lanes") \
     M(QUIC, conns, 32, G, "connections", "", "Connections of the QUIC listeners now")         \
     M(CTL, requests, 64, 0, "requests", "", "Control requests answered")                  \
     M(CTL, errors, 64, 0, "errors", "", "Control error replies")                           \

@@ -596,6 +596,8 @@ static void link_opened(struct link *l)
 
     link_set_state(l, LINK_OPEN);
     l->flags |= LINK_F_WAS_OPEN;
+    if (l->flags & LINK_F_BOUND)
+        tp_lanes(l->tp); /* after our HELLO, or the peer's: cells of chains may spread */
     free(l->alts);
     l->alts = NULL;
     n->ctr.handshakes_ok++;

@@ -237,6 +237,8 @@ static void quic_fail(struct quic_conn *c, int liberr)
     ngtcp2_ccerr ccerr;
     int reason = OVL_EPROTO;
 
+    if (liberr == NGTCP2_ERR_CALLBACK_FAILURE && (c->base.flags & QUIC_F_BAD_STREAM))
+        liberr = NGTCP2_ERR_STREAM_LIMIT; /* quic_stream_opened refused it */
     switch (liberr) {
     case NGTCP2_ERR_DRAINING:
         reason = OVL_ECLOSED; /* the peer closed, or reset us */
@@ -250,6 +252,10 @@ static void quic_fail(struct quic_conn *c, int liberr)
         break;
     case NGTCP2_ERR_CRYPTO:
         reason = OVL_ECRYPTO;
+        break;
+    case NGTCP2_ERR_STREAM_LIMIT: /* a stream past what we allow: ngtcp2 saw it first */
+        if (c->lops)
+            c->lops->bad_stream(c);
         break;
     }
     if (liberr != NGTCP2_ERR_DRAINING && liberr != NGTCP2_ERR_IDLE_CLOSE &&
@@ -295,7 +301,7 @@ static int quic_cb_stream_open(ngtcp2_conn *qc, int64_t sid, void *ud)
     (void)qc;
     if (c->tx[0].sid < 0 && tp_is_inbound(&c->base) && (sid & 3) == 0)
         c->tx[0].sid = sid;
-    return 0;
+    return quic_stream_opened(c, sid);
 }
 
 static int quic_cb_stream_close(ngtcp2_conn *qc, uint32_t flags, int64_t sid, uint64_t code,
@@ -304,8 +310,8 @@ static int quic_cb_stream_close(ngtcp2_conn *qc, uint32_t flags, int64_t sid, ui
     struct quic_conn *c = ud;
 
     (void)qc, (void)flags, (void)code, (void)sud;
-    if (sid == c->tx[0].sid)
-        c->base.flags |= QUIC_F_PEER_GONE;
+    (void)sid; /* none ends but with the link: stream 0 or a lane, the peer left */
+    c->base.flags |= QUIC_F_PEER_GONE;
     return 0;
 }
 
@@ -416,9 +422,10 @@ void quic_conn_config(struct quic_conn *c, ngtcp2_settings *s, ngtcp2_transport_
     p->initial_max_stream_data_bidi_local = QUIC_WINDOW;
     p->initial_max_stream_data_bidi_remote = QUIC_WINDOW;
     p->initial_max_data = QUIC_WINDOW;
-    /* One stream per connection, opened by the dialer. */
+    /* The link's stream, opened by the dialer, and each end's lanes. */
     p->initial_max_streams_bidi = tp_is_inbound(&c->base) ? 1 : 0;
-    p->initial_max_streams_uni = 0;
+    p->initial_max_streams_uni = QUIC_LANES;
+    p->initial_max_stream_data_uni = QUIC_WINDOW;
     p->max_idle_timeout = (uint64_t)quic_idle_ms(c) * NGTCP2_MILLISECONDS;
     p->max_udp_payload_size = QUIC_RX_BUF;
 }
@@ -742,9 +749,9 @@ int quic_send(struct transport *t, const uint8_t *frame, size_t len)
     if (err)
         return err;
     /* A frame cut short by ENOMEM would corrupt the stream: close. */
-    if (quic_queue_frame(c, frame, len) != 0) {
-        quic_conn_shutdown(c, OVL_ENOMEM, false);
-        return OVL_ENOMEM;
+    if ((err = quic_queue_frame(c, frame, len)) != 0) {
+        quic_conn_shutdown(c, err, false);
+        return err;
     }
     tp_count_sent(t, len);
     if (c->qc)

@@ -1,7 +1,10 @@
 /* tp_quic.h - the QUIC transport (ngtcp2 + GnuTLS), scheme "quic".
  *
  * Frames ride one bidirectional stream per connection, each as a u16
- * big-endian length and the bytes, as on TCP. TLS authenticates nothing
+ * big-endian length and the bytes, as on TCP; once the owner calls
+ * tp_lanes, the cells of chains ride up to four unidirectional streams
+ * each way (lanes, one per chain, docs/PROTOCOL.md 4.1), so that a lost
+ * packet stalls only the chains of its lane. TLS authenticates nothing
  * here: a node's first listener makes a throwaway self-signed certificate
  * that all its listeners show, and dialers do not check it; the link
  * handshake on top proves who the peer is, as on
@@ -30,15 +33,16 @@ extern const struct tp_ops tp_quic_ops;
 
 /* What a QUIC listener did with datagrams that were not for a connection. */
 struct tp_quic_stats {
-    uint64_t datagrams;     /* every datagram received */
-    uint64_t dropped;       /* unusable: garbage, truncated, bad token, over a rate */
-    uint64_t refused;       /* Initials refused: every pending slot taken */
-    uint64_t refused_block; /* Initials refused: their block had its share */
-    uint64_t retries;       /* Retry packets sent */
-    uint64_t resets;        /* stateless resets sent */
-    uint64_t vneg;          /* version negotiations sent */
-    uint64_t handshakes;    /* connections handed to accept() */
-    unsigned conns;         /* connections alive now (handshaking or not) */
+    uint64_t datagrams;       /* every datagram received */
+    uint64_t dropped;         /* unusable: garbage, truncated, bad token, over a rate */
+    uint64_t refused;         /* Initials refused: every pending slot taken */
+    uint64_t refused_block;   /* Initials refused: their block had its share */
+    uint64_t retries;         /* Retry packets sent */
+    uint64_t resets;          /* stateless resets sent */
+    uint64_t vneg;            /* version negotiations sent */
+    uint64_t handshakes;      /* connections handed to accept() */
+    uint64_t streams_refused; /* connections closed: their peer opened streams past the lanes */
+    unsigned conns;           /* connections alive now (handshaking or not) */
 };
 
 /* Return the bytes t (a QUIC connection) holds in buffers of its own: send
@@ -52,7 +56,10 @@ struct tp_quic_info {
     uint64_t cwnd;      /* congestion window, bytes */
     uint64_t in_flight; /* bytes sent and not yet acknowledged or lost */
     uint64_t srtt_us, min_rtt_us;
-    uint64_t lost; /* packets of the stream declared lost (spurious ones too) */
+    uint64_t lost;      /* packets of the streams declared lost (spurious ones too) */
+    unsigned lanes;     /* lanes we send cells on (0 before tp_lanes, or a peer allowing none) */
+    unsigned lanes_out; /* of those, opened: they carried a cell */
+    unsigned lanes_in;  /* lanes of the peer that brought bytes */
 };
 
 /* Fill out for t; OVL_EINVAL when t is no QUIC connection or its stream is

@@ -40,7 +40,7 @@
 #define QUIC_MAX_CIDS 12                 /* CIDs one server connection may hold in the map */
 #define QUIC_LANES    4                  /* unidirectional streams of cells each end may open */
 #define QUIC_STREAMS  (1 + QUIC_LANES)   /* the link's stream, then the lanes */
-#define QUIC_SMALL    4096 /* an exchange up to this size keeps no buffer once done */
+#define QUIC_SMALL    4096               /* an exchange up to this size keeps no buffer once done */
 #define QUIC_WIRE_MAX (OVL_FRAME_MAX + OVL_FRAME_LENHDR)
 
 struct quic_conn;
@@ -63,6 +63,8 @@ struct quic_lis_ops {
     void (*cid_del)(struct quic_conn *c, const ngtcp2_cid *cid);
     /* c is up (stream known): hand it to the listener's owner. */
     void (*accept)(struct quic_conn *c);
+    /* c's peer opened a stream past the lanes: count it (c is closed). */
+    void (*bad_stream)(struct quic_conn *c);
     /* c began closing: take it out of the map and the listener's list. */
     void (*unlink)(struct quic_conn *c);
     /* c is being freed, its TLS session gone: drop its listener reference. */
@@ -100,13 +102,15 @@ struct quic_in {
 /* QUIC's own bits of transport.flags. TP_F_ESTABLISHED means the stream is
  * known and connected()/accept() is done or due. */
 enum {
-    QUIC_F_LINKED = TP_F_PRIVATE << 0,    /* the listener's: in its list and CID map */
-    QUIC_F_UDP_OPEN = TP_F_PRIVATE << 1,  /* udp was initialised (dial side) */
-    QUIC_F_HS_DONE = TP_F_PRIVATE << 2,   /* TLS handshake completed (set inside ngtcp2) */
-    QUIC_F_ANNOUNCED = TP_F_PRIVATE << 3, /* dial side: the stream was opened on the wire */
-    QUIC_F_PEER_GONE = TP_F_PRIVATE << 4, /* the peer ended the stream */
-    QUIC_F_NO_GSO = TP_F_PRIVATE << 5,    /* UDP GSO failed: one datagram per send */
-    QUIC_F_RX = TP_F_PRIVATE << 6,        /* dial side: holds the receive buffer */
+    QUIC_F_LINKED = TP_F_PRIVATE << 0,     /* the listener's: in its list and CID map */
+    QUIC_F_UDP_OPEN = TP_F_PRIVATE << 1,   /* udp was initialised (dial side) */
+    QUIC_F_HS_DONE = TP_F_PRIVATE << 2,    /* TLS handshake completed (set inside ngtcp2) */
+    QUIC_F_ANNOUNCED = TP_F_PRIVATE << 3,  /* dial side: the stream was opened on the wire */
+    QUIC_F_PEER_GONE = TP_F_PRIVATE << 4,  /* the peer ended the stream */
+    QUIC_F_NO_GSO = TP_F_PRIVATE << 5,     /* UDP GSO failed: one datagram per send */
+    QUIC_F_RX = TP_F_PRIVATE << 6,         /* dial side: holds the receive buffer */
+    QUIC_F_LANES = TP_F_PRIVATE << 7,      /* tp_lanes came: the peer's lanes are delivered */
+    QUIC_F_BAD_STREAM = TP_F_PRIVATE << 8, /* the peer opened a stream past its lanes */
 };
 
 struct quic_conn {
@@ -138,8 +142,10 @@ struct quic_conn {
     struct quic_blk *spare; /* free blocks, a list of nspare, every stream's */
     unsigned nspare;
     uint64_t end, sent, acked;
-    unsigned lanes; /* lanes we send cells on (0: every frame on stream 0) */
-    unsigned rr;    /* the tx slot a write pass serves first */
+    unsigned lanes;    /* lanes we send cells on (0: every frame on stream 0) */
+    unsigned rr;       /* the tx slot a write pass serves first */
+    unsigned rr_in;    /* the lane quic_deliver serves first */
+    unsigned lanes_in; /* a bit per lane of the peer that brought bytes */
 
     /* Acknowledgements held back (quic_ack_held): datagrams of stream data
      * read since the last write pass (2: two or more), whether the one
@@ -279,7 +285,8 @@ void quic_conn_ready(struct quic_conn *c);
 /* ---- tp_quic_lane.c: the streams' buffers, and lanes ---- */
 
 /* Queue one frame of len bytes (framed) on the stream it belongs to;
- * OVL_ENOMEM (part of it may be queued: the caller closes). */
+ * OVL_ENOMEM (part of it may be queued) or OVL_EPROTO (its lane could
+ * not be opened): the caller closes. */
 int quic_queue_frame(struct quic_conn *c, const uint8_t *frame, size_t len) OVL_WUR;
 
 /* Point v at s's unsent bytes (at most two blocks); return the count. */
@@ -313,6 +320,14 @@ void quic_deliver(struct quic_conn *c);
 
 /* Free the receive buffers that hold nothing (tp_trim), or all of them. */
 void quic_in_free(struct quic_conn *c, bool all);
+
+/* A stream of the peer's opened (ngtcp2's stream_open): 0, or
+ * NGTCP2_ERR_CALLBACK_FAILURE for one past the lanes (QUIC_F_BAD_STREAM
+ * set: quic_fail closes with STREAM_LIMIT_ERROR and counts it). */
+int quic_stream_opened(struct quic_conn *c, int64_t sid);
+
+/* tp_lanes: count the lanes the peer lets us open, deliver its own. */
+void quic_lanes(struct transport *t);
 
 /* ---- tp_quic_cli.c: TLS sessions and dialing ---- */
 

@@ -74,8 +74,10 @@ int quic_queue_frame(struct quic_conn *c, const uint8_t *frame, size_t len)
     struct quic_tx *s = &c->tx[quic_lane_of(c, frame, len)];
     uint8_t hdr[OVL_FRAME_LENHDR];
 
+    /* Cannot fail: quic_lanes counted what the peer allows. Were it to,
+     * no other stream would keep the chain's order: the link closes. */
     if (s->sid < 0 && s != &c->tx[0] && ngtcp2_conn_open_uni_stream(c->qc, &s->sid, NULL) != 0)
-        s = &c->tx[0]; /* cannot happen: tp_lanes counted what the peer allows */
+        return OVL_EPROTO;
     if (s->acked == s->end)
         s->busy_from = s->end;
     st_be16(hdr, (uint16_t)len);
@@ -224,12 +226,59 @@ void quic_acked(struct quic_conn *c, int64_t sid, uint64_t off)
 
 /* ---- receiving --------------------------------------------------------- */
 
-/* The receive slot of stream sid, or NULL when sid is no stream of ours. */
+/* The low bits of the peer's unidirectional streams' IDs (RFC 9000 2.1):
+ * a dialer's are 2, a listener's 3. */
+static int64_t quic_peer_uni(const struct quic_conn *c)
+{
+    return tp_is_inbound(&c->base) ? 2 : 3;
+}
+
+/* The lanes a peer may open. */
+static unsigned quic_lanes_max(const struct quic_conn *c)
+{
+    unsigned n = c->base.env->quic_lanes_max;
+
+    return n && n < QUIC_LANES ? n : QUIC_LANES;
+}
+
+/* The ID of the peer's lane in receive slot k >= 1. */
+static int64_t quic_in_sid(const struct quic_conn *c, unsigned k)
+{
+    return (int64_t)(k - 1) << 2 | quic_peer_uni(c);
+}
+
+/* The receive slot of stream sid, or NULL when sid is no stream of ours:
+ * slot 0 the link's stream, slot 1 + k the peer's lane of ordinal k. */
 static struct quic_in *quic_in_of(struct quic_conn *c, int64_t sid)
 {
     if (sid == c->tx[0].sid)
         return &c->in[0];
+    if ((sid & 3) == quic_peer_uni(c) && (sid >> 2) < (int64_t)quic_lanes_max(c))
+        return &c->in[1 + (sid >> 2)];
     return NULL;
+}
+
+int quic_stream_opened(struct quic_conn *c, int64_t sid)
+{
+    if ((sid & 3) != quic_peer_uni(c) || quic_in_of(c, sid))
+        return 0; /* bidirectional ones past stream 0 ngtcp2 refuses itself */
+    log_info(c->base.env->log, "quic: peer opened stream %lld, past its %u lanes", (long long)sid,
+             quic_lanes_max(c));
+    c->base.flags |= QUIC_F_BAD_STREAM;
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+}
+
+void quic_lanes(struct transport *t)
+{
+    struct quic_conn *c = quic_of(t);
+    uint64_t left;
+
+    if (!c->qc || (t->flags & QUIC_F_LANES))
+        return;
+    left = ngtcp2_conn_get_streams_uni_left(c->qc);
+    c->lanes = left < QUIC_LANES ? (unsigned)left : QUIC_LANES;
+    t->flags |= QUIC_F_LANES;
+    quic_kick(c); /* what the peer's lanes brought meanwhile, from the loop */
 }
 
 int quic_in_put(struct quic_conn *c, int64_t sid, const uint8_t *data, size_t len)
@@ -239,6 +288,7 @@ int quic_in_put(struct quic_conn *c, int64_t sid, const uint8_t *data, size_t le
     if (!s)
         return 0;
     c->rx_data = true;
+    c->lanes_in |= 1u << (s - c->in);
     if (s->len + len > s->cap) {
         size_t cap = s->cap ? s->cap : 2048; /* a largest frame fits */
         uint8_t *nb;
@@ -306,8 +356,20 @@ static bool quic_in_deliver(struct quic_conn *c, struct quic_in *s, int64_t sid)
     return true;
 }
 
+/* Stream 0 first (what came before tp_lanes), then each lane, from a
+ * different one each run, so that a pause that keeps falling in one lane's
+ * batch does not starve the others. */
 void quic_deliver(struct quic_conn *c)
 {
-    if (c->in[0].len)
-        (void)quic_in_deliver(c, &c->in[0], c->tx[0].sid);
+    if (c->in[0].len && !quic_in_deliver(c, &c->in[0], c->tx[0].sid))
+        return;
+    if (!(c->base.flags & QUIC_F_LANES))
+        return;
+    for (unsigned i = 0; i < QUIC_LANES && !(c->base.flags & TP_F_PAUSED); i++) {
+        unsigned k = 1 + (c->rr_in + i) % QUIC_LANES;
+
+        if (c->in[k].len && !quic_in_deliver(c, &c->in[k], quic_in_sid(c, k)))
+            return;
+    }
+    c->rr_in = (c->rr_in + 1) % QUIC_LANES;
 }

@@ -517,7 +517,14 @@ static void quic_conn_release(struct quic_conn *c)
     quic_listener_unref(c->lis);
 }
 
+/* lops->bad_stream: c's peer opened a stream past the lanes. */
+static void quic_conn_bad_stream(struct quic_conn *c)
+{
+    c->lis->stats.streams_refused++;
+}
+
 static const struct quic_lis_ops quic_srv_lis_ops = {
+    .bad_stream = quic_conn_bad_stream,
     .cid_new = quic_cid_new,
     .cid_del = quic_cid_del,
     .accept = quic_listener_accept,
@@ -644,6 +651,12 @@ int tp_quic_info(const struct transport *t, struct tp_quic_info *out)
     out->srtt_us = ci.smoothed_rtt / NGTCP2_MICROSECONDS;
     out->min_rtt_us = ci.min_rtt / NGTCP2_MICROSECONDS;
     out->lost = quic_lost(c);
+    out->lanes = c->lanes;
+    out->lanes_out = out->lanes_in = 0;
+    for (unsigned i = 1; i < QUIC_STREAMS; i++) {
+        out->lanes_out += c->tx[i].sid >= 0;
+        out->lanes_in += (c->lanes_in >> i) & 1;
+    }
     return 0;
 }
 
@@ -667,6 +680,7 @@ const struct tp_ops tp_quic_ops = {
     .trim = quic_trim,
     .peer_uri = quic_peer_uri,
     .binding = quic_binding,
+    .lanes = quic_lanes,
     .listener_uri = quic_listener_uri,
     .listener_close = quic_listener_close,
 };

@@ -98,6 +98,10 @@ struct tp_env {
     /* The node's bandwidth meter (tp_meter.h), or NULL: nothing counted,
      * nothing held. */
     struct tp_meter *meter;
+    /* QUIC: lanes a peer may open (0: QUIC_LANES, what every node allows
+     * it). Only tests set fewer, to play a node that takes fewer than it
+     * advertised and see a peer that opens more closed and counted. */
+    unsigned quic_lanes_max;
 };
 
 /* Per-connection counters. */
@@ -137,6 +141,7 @@ struct tp_ops {
     void (*trim)(struct transport *t); /* NULL: the transport keeps nothing to give back */
     /* NULL: the transport protects nothing the link may rely on (tp_binding) */
     int (*binding)(const struct transport *t, uint8_t out[TP_BINDING_LEN]);
+    void (*lanes)(struct transport *t); /* NULL: one ordered flow of frames (tp_lanes) */
     int (*peer_uri)(const struct transport *t, char *out, size_t outlen);
     int (*listener_uri)(const struct tp_listener *l, char *out, size_t outlen);
     void (*listener_close)(struct tp_listener *l);
@@ -316,9 +321,10 @@ static inline void tp_trim(struct transport *t)
 
 /* Ask whether t protects the frames it carries itself, and to what: 0 and
  * out filled when t gives every frame confidentiality, integrity, order
- * and exactly-once delivery under keys that only the two ends of this one
- * connection hold, and out is a secret value of those keys that both ends
- * compute alike (QUIC: a TLS exporter). Anyone who terminates the
+ * (after tp_lanes: within each chain) and exactly-once delivery under
+ * keys that only the two ends of this one connection hold, and out is a
+ * secret value of those keys that both ends compute alike (QUIC: a TLS
+ * exporter). Anyone who terminates the
  * connection in the middle holds two connections with two values, so a
  * handshake that mixes out into what both ends authenticate fails through
  * such a middlebox (docs/PROTOCOL.md 8.3). OVL_EUNSUPP when t protects
@@ -327,6 +333,21 @@ static inline void tp_trim(struct transport *t)
 static inline int tp_binding(const struct transport *t, uint8_t out[TP_BINDING_LEN])
 {
     return t->ops->binding ? t->ops->binding(t, out) : OVL_EUNSUPP;
+}
+
+/* Tell t that from now on its frames, both ways, are the cells of a bound
+ * link (FRAME_CELL_BOUND, docs/PROTOCOL.md 8.3), which need no order
+ * between chains: a transport with several streams (QUIC's lanes, 4.1)
+ * may then carry the cells of different chains on different streams and
+ * deliver them in another order than sent, but keeps every chain's cells
+ * in order, and every other frame in order with the frames sent before
+ * it. Frames the peer sent on its lanes are held until this call, so that
+ * none overtakes the HELLO (6.5). The link calls it once it opens; no-op
+ * where the transport has one stream. */
+static inline void tp_lanes(struct transport *t)
+{
+    if (t->ops->lanes)
+        t->ops->lanes(t);
 }
 
 /* Write the peer's address as a URI into out. */

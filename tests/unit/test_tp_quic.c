@@ -314,6 +314,211 @@ START_TEST(test_lossy)
 }
 END_TEST
 
+/* ---- lanes: one chain's cells in order, several chains on several streams */
+
+#define LANE_CHAINS 16   /* chain IDs 0 (link-level cells: stream 0) to 15 */
+#define LANE_CELLS  3000 /* cells the dialer sends, chain i % LANE_CHAINS */
+
+/* Both ends of a link whose cells are bound (FRAME_CELL_BOUND), the way
+ * a link drives them: the dialer calls tp_lanes after its first cell (the
+ * HELLO), the listener's end when that first cell comes. */
+struct lanes {
+    struct fx fx;
+    uint32_t next, sent[LANE_CHAINS], got[LANE_CHAINS];
+    uint32_t rx, disorder, bad, first_chain;
+    bool early; /* the dialer opens its lanes at once and sends chains' cells first, */
+    bool acked; /* and the rest once those were acknowledged */
+};
+
+static void lane_pump(struct transport *t)
+{
+    struct lanes *ln = t->udata;
+
+    while (ln->next < LANE_CELLS && !tp_is_closing(t) &&
+           !(ln->early && !ln->acked && ln->next == LANE_CHAINS - 1)) {
+        uint8_t f[FRAME_BOUND_LEN] = {FRAME_CELL_BOUND};
+        uint32_t id = (ln->next + ln->early) % LANE_CHAINS;
+        int err;
+
+        st_be32(f + 1, id);                          /* the cell's chain_id */
+        f[5] = id ? CELL_CHAIN_FWD : CELL_PING;      /* cmd */
+        st_be16(f + 7, 4);                           /* len */
+        st_be32(f + 1 + OVL_CELL_HDR, ln->sent[id]); /* this chain's sequence */
+        err = tp_send(t, f, sizeof(f));
+        if (err == OVL_EAGAIN)
+            return;
+        ck_assert_int_eq(err, 0);
+        ln->sent[id]++;
+        if (ln->next++ == 0)
+            tp_lanes(t); /* after the HELLO */
+    }
+}
+
+static void lane_connected(struct transport *t)
+{
+    if (((struct lanes *)t->udata)->early)
+        tp_lanes(t);
+    lane_pump(t);
+}
+
+static void lane_frame(struct transport *t, const uint8_t *frame, size_t len)
+{
+    struct lanes *ln = t->udata;
+    const uint8_t *cell = frame_bound_cell(frame, len);
+    uint32_t id = cell ? ld_be32(cell) : LANE_CHAINS;
+
+    if (id >= LANE_CHAINS) {
+        ln->bad++;
+        return;
+    }
+    if (ln->rx++ == 0) {
+        ln->first_chain = id;
+        tp_lanes(t); /* the responder, at the HELLO */
+    }
+    if (ld_be32(cell + OVL_CELL_HDR) != ln->got[id])
+        ln->disorder++;
+    ln->got[id] = ld_be32(cell + OVL_CELL_HDR) + 1;
+    fx_check(&ln->fx);
+}
+
+static void lane_closed(struct transport *t, int err)
+{
+    struct lanes *ln = t->udata;
+    struct end *e = tp_is_inbound(t) ? &ln->fx.srv : &ln->fx.cli;
+
+    e->closed++;
+    e->closed_err = err;
+    fx_check(&ln->fx);
+}
+
+static const struct tp_cb lane_cb = {
+    .connected = lane_connected,
+    .frame = lane_frame,
+    .drain = lane_pump,
+    .closed = lane_closed,
+};
+
+static void lane_accept(struct tp_listener *l, struct transport *t)
+{
+    struct lanes *ln = l->udata;
+
+    ln->fx.srv.t = t;
+    tp_set_cb(t, &lane_cb, ln);
+}
+
+static const struct tp_listen_cb lane_lst_cb = {.accept = lane_accept};
+
+static void lanes_start(struct lanes *ln, struct relay *r, unsigned drop_pct, unsigned lanes_max)
+{
+    memset(ln, 0, sizeof(*ln));
+    fx_init(&ln->fx, 256 * 1024);
+    ln->fx.env.quic_lanes_max = lanes_max;
+    ck_assert_int_eq(tp_listen(&ln->fx.env, "quic://127.0.0.1:0", &lane_lst_cb, ln, &ln->fx.lst),
+                     0);
+    ck_assert_int_eq(tp_listener_uri(ln->fx.lst, ln->fx.lst_uri, sizeof(ln->fx.lst_uri)), 0);
+    relay_start(r, &ln->fx.loop, ln->fx.lst_uri, "127.0.0.1");
+    r->drop_pct = drop_pct;
+    ck_assert_int_eq(tp_dial(&ln->fx.env, r->uri, &lane_cb, ln, &ln->fx.cli.t), 0);
+}
+
+static bool done_lanes(struct fx *fx)
+{
+    struct lanes *ln = (struct lanes *)fx;
+
+    return ln->rx == LANE_CELLS || fx->cli.closed;
+}
+
+/* Through a relay that drops 5 % of the datagrams, so that the streams'
+ * data arrive out of order: every cell arrives, each chain's in order, the
+ * link-level cells (chain 0) and the first one on stream 0 before any
+ * lane's; the dialer spread the chains over all four lanes, and the
+ * listener's end got bytes on each. */
+START_TEST(test_lanes_order)
+{
+    struct lanes ln;
+    struct relay r;
+    struct tp_quic_info ci, si;
+
+    lanes_start(&ln, &r, 5, 0);
+    ln.fx.done = done_lanes;
+    fx_run(&ln.fx);
+    ck_assert_uint_eq(ln.rx, LANE_CELLS);
+    ck_assert_uint_eq(ln.bad, 0);
+    ck_assert_uint_eq(ln.disorder, 0);
+    ck_assert_uint_eq(ln.first_chain, 0);
+    ck_assert_uint_gt(r.dropped, 0);
+    ck_assert_int_eq(tp_quic_info(ln.fx.cli.t, &ci), 0);
+    ck_assert_int_eq(tp_quic_info(ln.fx.srv.t, &si), 0);
+    ck_assert_uint_eq(ci.lanes, 4);
+    ck_assert_uint_eq(ci.lanes_out, 4);
+    ck_assert_uint_eq(si.lanes_in, 4);
+    ck_assert_uint_eq(si.lanes_out, 0); /* it sent nothing */
+    ck_assert_uint_eq(lst_stats(&ln.fx).streams_refused, 0);
+    uv_close((uv_handle_t *)&r.sock, NULL);
+    fx_finish(&ln.fx);
+}
+END_TEST
+
+static bool done_lanes_held(struct fx *fx)
+{
+    struct lanes *ln = (struct lanes *)fx;
+
+    if (!ln->acked && ln->next == LANE_CHAINS - 1 && tp_outstanding(fx->cli.t) == 0) {
+        ln->acked = true;
+        lane_pump(fx->cli.t);
+    }
+    return done_lanes(fx);
+}
+
+/* The dialer's lanes carry cells, acknowledged, before its stream 0
+ * carries any: the listener's end holds them until it calls tp_lanes, at
+ * its first frame, which is therefore stream 0's (chain 0), as a
+ * responder's is the HELLO. */
+START_TEST(test_lanes_held)
+{
+    struct lanes ln;
+    struct relay r;
+
+    lanes_start(&ln, &r, 0, 0);
+    ln.early = true;
+    ln.fx.done = done_lanes_held;
+    fx_run(&ln.fx);
+    ck_assert_uint_eq(ln.rx, LANE_CELLS);
+    ck_assert_uint_eq(ln.first_chain, 0);
+    ck_assert_uint_eq(ln.disorder, 0);
+    ck_assert_uint_eq(ln.bad, 0);
+    uv_close((uv_handle_t *)&r.sock, NULL);
+    fx_finish(&ln.fx);
+}
+END_TEST
+
+static bool done_refused(struct fx *fx)
+{
+    return fx->cli.closed && lst_stats(fx).streams_refused > 0;
+}
+
+/* A listener that takes 2 lanes though it advertised 4: the dialer's
+ * third lane is a stream past what it takes, which closes the connection
+ * (STREAM_LIMIT_ERROR to the dialer) and is counted. */
+START_TEST(test_lanes_too_many)
+{
+    struct lanes ln;
+    struct relay r;
+
+    lanes_start(&ln, &r, 0, 2);
+    ln.fx.done = done_refused;
+    fx_run(&ln.fx);
+    ck_assert_uint_eq(lst_stats(&ln.fx).streams_refused, 1);
+    ck_assert_int_eq(ln.fx.cli.closed, 1);
+    ck_assert_uint_lt(ln.rx, LANE_CELLS);
+    ck_assert_uint_eq(ln.disorder, 0);
+    if (ln.fx.srv.t)
+        ck_assert_int_eq(ln.fx.srv.closed_err, OVL_EPROTO);
+    uv_close((uv_handle_t *)&r.sock, NULL);
+    fx_finish(&ln.fx);
+}
+END_TEST
+
 /* ---- acknowledgements ride on answers ---------------------------------- */
 
 struct pingpong {
@@ -847,6 +1052,9 @@ static Suite *tp_quic_suite(void)
     tcase_add_test(tc, test_meter_lifted);
     tcase_add_test(tc, test_reconnect);
     tcase_add_test(tc, test_lossy);
+    tcase_add_test(tc, test_lanes_order);
+    tcase_add_test(tc, test_lanes_held);
+    tcase_add_test(tc, test_lanes_too_many);
     tcase_add_test(tc, test_ack_rides_answer);
     tcase_add_test(tc, test_held);
     tcase_add_test(tc, test_flight_held);
