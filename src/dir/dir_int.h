@@ -169,6 +169,7 @@ struct dir {
     struct statefile store;
     uint64_t store_saved_ms;     /* monotonic: last write asked for; 0 none */
     uint64_t store_published_ms; /* wall: publication time of the list written last (or read) */
+    unsigned store_relays;       /* relays that list names */
 
     /* dirsrv.c: bootstrap only */
     struct registry *reg;
@@ -296,10 +297,11 @@ void dir_bs_replace(struct dir *d, const struct dir_bootstrap_spec *bs, unsigned
 int dir_store_open(struct dir *d, uint8_t **buf, size_t *len) OVL_WUR;
 
 /* Write the relay list raw (len bytes, verified; published_ms and
- * expires_ms from its document) when it is newer than the one on disk and
- * the last write is old enough (dirstore.c says how old). */
+ * expires_ms from its document, naming relays relays) when it is newer
+ * than the one on disk and the last write is old enough (dirstore.c says
+ * how old), or names more relays than it. */
 void dir_store_save(struct dir *d, const uint8_t *raw, size_t len, uint64_t published_ms,
-                    uint64_t expires_ms);
+                    uint64_t expires_ms, unsigned relays);
 
 /* Free the file's state once the loop has ended (NULL-safe inside). */
 void dir_store_free(struct dir *d);

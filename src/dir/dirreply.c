@@ -327,7 +327,7 @@ static int dir_parse_list(struct dir *d, struct dir_req *r, const uint8_t *in, s
     r->n_descs = k;
     dir_list_keep(d, &doc, k, true);
     if (!d->reg) /* a bootstrap's own list is its registry: nothing to keep */
-        dir_store_save(d, in, len, doc.published_ms, doc.expires_ms);
+        dir_store_save(d, in, len, doc.published_ms, doc.expires_ms, k);
     doc_free(&doc);
     return 0;
 }
@@ -347,6 +347,7 @@ int dir_list_restore(struct dir *d, const uint8_t *raw, size_t len)
         return rc;
     dir_list_keep(d, &doc, k, false);
     d->store_published_ms = doc.published_ms; /* written already */
+    d->store_relays = k;
     doc_free(&doc);
     d->st.list_restored = d->list != NULL;
     return d->list ? 0 : OVL_ENOMEM;

@@ -35,9 +35,13 @@ int dir_store_open(struct dir *d, uint8_t **buf, size_t *len)
 }
 
 /* Keep raw on disk if it is newer than what is there and the last write
- * is old enough. */
+ * is old enough, or if it names more relays: a node's first list may have
+ * been signed before the last relays registered, and the fallback must not
+ * stay that thin for a minute (a restart with every bootstrap down would
+ * find too few relays for a chain). Writes stay bounded: each one that
+ * comes inside the gap needs a list longer than the last one written. */
 void dir_store_save(struct dir *d, const uint8_t *raw, size_t len, uint64_t published_ms,
-                    uint64_t expires_ms)
+                    uint64_t expires_ms, unsigned relays)
 {
     uint64_t now = clock_now_ms(), gap = DIR_STORE_GAP_MS;
 
@@ -45,12 +49,13 @@ void dir_store_save(struct dir *d, const uint8_t *raw, size_t len, uint64_t publ
         return; /* nothing kept (no data_dir), or nothing newer */
     if (expires_ms > published_ms && (expires_ms - published_ms) / 4 < gap)
         gap = (expires_ms - published_ms) / 4;
-    if (d->store_saved_ms && now - d->store_saved_ms < gap)
+    if (d->store_saved_ms && now - d->store_saved_ms < gap && relays <= d->store_relays)
         return;
     if (statefile_write(&d->store, raw, len) != 0)
         return; /* out of memory: a later list tries again */
     d->store_saved_ms = now;
     d->store_published_ms = published_ms;
+    d->store_relays = relays;
     d->st.lists_saved++;
 }
 

@@ -110,7 +110,10 @@ def test_bootstraps(net):
 
     # Every bootstrap down: a client restarted then builds its chains from
     # the relay list it kept on disk (docs/PROTOCOL.md 16.7).
-    wait_for(lambda: a.status()["dir_lists_saved"] >= 1, 60.0, "clientA to keep a relay list")
+    # The list on disk is the one it holds once that names every relay (a
+    # longer list is written at once).
+    wait_for(lambda: a.status()["dir_list_relays"] == RELAYS and a.status()["dir_lists_saved"] >= 1,
+             60.0, "clientA to keep a relay list naming every relay")
     # Relays reach next hops they have no link to through theirs.
     wait_for(lambda: all(r.status()["dir_list_relays"] > 0 for r in tn.relays()), 60.0,
              "every relay to hold a relay list")

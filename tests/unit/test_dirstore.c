@@ -16,7 +16,7 @@
 #include "check_main.h"
 #include "loopfix.h"
 
-enum { BOOT = 0, R1 = 1, CLI = 2, NNODES = 3 };
+enum { BOOT = 0, R1 = 1, CLI = 2, R2 = 3, NNODES = 4 };
 
 struct res {
     unsigned calls;
@@ -280,6 +280,68 @@ START_TEST(test_round_trip)
 }
 END_TEST
 
+static bool never(struct net *w)
+{
+    (void)w;
+    return false;
+}
+
+static bool two_relays_listed(struct net *w)
+{
+    unsigned k = 0;
+
+    ck_assert_int_eq(dir_each_registered(w->dirs[BOOT], count_relay, &k), 0);
+    return k == 2;
+}
+
+/* A list naming more relays than the one on disk is written at once, not a
+ * minute later: a client's first list may be thinner than the network,
+ * and a restart with the bootstrap gone would find too few relays. */
+START_TEST(test_longer_list_written_at_once)
+{
+    struct ovl_identity boot;
+    struct dir_bootstrap_spec bs;
+    struct dir_stats st;
+    struct res r;
+    struct net *w;
+
+    mkdir_tmp();
+    ck_assert_int_eq(ovl_identity_generate(&boot), 0);
+    w = net_new();
+    add_node(w, BOOT, ROLE_BOOTSTRAP, &boot, NULL, NULL);
+    memset(&bs, 0, sizeof(bs));
+    snprintf(bs.name, sizeof(bs.name), "boot");
+    snprintf(bs.uri, sizeof(bs.uri), "%s", w->nodes[BOOT].listen_uri[0]);
+    memcpy(bs.pk, boot.pk, OVL_ED25519_PK);
+    add_node(w, R1, ROLE_RELAY, NULL, NULL, &bs);
+    add_node(w, CLI, ROLE_CLIENT, NULL, dir_path, &bs);
+    ck_assert(run_until(w, relay_listed, 5000));
+    ask_list(w, CLI, &r);
+    ck_assert_uint_eq(r.n, 1);
+    ck_assert(run_until(w, list_written, 5000));
+    add_node(w, R2, ROLE_RELAY, NULL, NULL, &bs);
+    ck_assert(run_until(w, two_relays_listed, 5000));
+    /* The bootstrap signs the longer list half a heartbeat (50 ms) after
+     * its last one: ask until it names both, for up to 10 s. */
+    for (int tries = 0; tries < 200; tries++) {
+        ask_list(w, CLI, &r);
+        if (r.n == 2)
+            break;
+        (void)run_until(w, never, 50);
+    }
+    ck_assert_uint_eq(r.n, 2);
+    dir_stats(w->dirs[CLI], &st);
+    ck_assert_uint_eq(st.lists_saved, 2);
+    net_free(w);
+
+    lone_client(boot.pk, &r, &st);
+    ck_assert_int_eq(r.err, 0);
+    ck_assert_uint_eq(r.n, 2);
+    ovl_identity_wipe(&boot);
+    rm_tmp();
+}
+END_TEST
+
 struct look {
     unsigned calls;
     int err;
@@ -435,6 +497,7 @@ static Suite *dirstore_suite(void)
     TCase *tc = tcase_create("core");
 
     tcase_add_test(tc, test_round_trip);
+    tcase_add_test(tc, test_longer_list_written_at_once);
     tcase_add_test(tc, test_stale_lookup);
     tcase_add_test(tc, test_restore_rules);
     tcase_add_test(tc, test_no_state_dir);
