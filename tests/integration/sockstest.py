@@ -1,5 +1,6 @@
 """What the stream tests share (test_socks, test_service, test_isolation,
-test_hidden): a quiet web server in a thread, random files for it to
+test_hidden, test_reload, test_bandwidth): a quiet web server in a thread,
+a TCP server with a handler per connection, random files for it to
 serve, a free port nobody listens on, SOCKS5 CONNECT by hand, curl through
 a SOCKS port, and the main of a test module whose tests share one
 testnet."""
@@ -10,6 +11,7 @@ import os
 import random
 import shutil
 import socket
+import socketserver
 import struct
 import subprocess
 import sys
@@ -32,6 +34,28 @@ def web_server(root, cls=Quiet):
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return httpd
+
+
+class TcpServer(socketserver.ThreadingTCPServer):
+    """A TCP server on 127.0.0.1 (a free port, .port) that calls handle(sock)
+    for each connection in a thread of its own, then closes it; close()
+    stops it."""
+
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(self, handle):
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                handle(self.request)
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.shutdown()
+        self.server_close()
 
 
 def serve_files(sizes, prefix):

@@ -39,6 +39,7 @@ import threading
 import time
 
 import ovltest
+import sockstest
 from ovltest import wait_for
 
 RATE = 1000000
@@ -53,29 +54,17 @@ class Source:
     def __init__(self, size):
         self.blob = os.urandom(size)
         self.digest = hashlib.sha256(self.blob).hexdigest()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._send, args=(c,), daemon=True).start()
+        self.srv = sockstest.TcpServer(self._send)
+        self.port = self.srv.port
 
     def _send(self, c):
-        with c:
-            try:
-                c.sendall(self.blob)
-            except OSError:
-                pass
+        try:
+            c.sendall(self.blob)
+        except OSError:
+            pass
 
     def close(self):
-        self.sock.close()
+        self.srv.close()
 
 
 def socks_open(addr, port, timeout=60.0):

@@ -34,8 +34,6 @@ import re
 import shutil
 import signal
 import socket
-import tempfile
-import threading
 import urllib.request
 
 import ovltest
@@ -45,38 +43,16 @@ from ovltest import wait_for
 RELAYS = 3
 
 
-class Echo:
-    """A TCP echo server on 127.0.0.1 in a thread."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
-
-    @staticmethod
-    def _echo(c):
-        with c:
-            while True:
-                try:
-                    b = c.recv(65536)
-                except OSError:
-                    return
-                if not b:
-                    return
-                c.sendall(b)
-
-    def close(self):
-        self.sock.close()
+def echo(c):
+    """A TCP echo server's connection (sockstest.TcpServer)."""
+    while True:
+        try:
+            b = c.recv(65536)
+        except OSError:
+            return
+        if not b:
+            return
+        c.sendall(b)
 
 
 def echo_once(s, data):
@@ -94,7 +70,7 @@ class Ctx:
     def __init__(self, net):
         self.root, self.files, self.httpd = sockstest.serve_files({"f": 100000}, "ovl-rl-")
         self.web = self.httpd.server_address[1]
-        self.echo = Echo()
+        self.echo = sockstest.TcpServer(echo)
         self.policy_open = "accept 127.0.0.1:%d, accept 127.0.0.1:%d, reject *:*" % (
             self.web, self.echo.port)
         self.policy_closed = "accept 127.0.0.1:%d, reject *:*" % self.web
@@ -373,7 +349,7 @@ def scrape(addr):
 def test_metrics_listen(ctx):
     """[metrics] listen set, moved, refused (the old listener opens again)
     and removed by reloads."""
-    tn, a = ctx.tn, ctx.a
+    tn = ctx.tn
     tn.configure("clientA", "metrics", "listen", "127.0.0.1:0")
     assert ctl_reload(tn, "clientA")["changed"] == ["metrics.listen"]
     first = metrics_addr(ctx)
