@@ -226,17 +226,53 @@ static void count_relay(void *arg, const struct reg_node *n)
     *(unsigned *)arg += (n->d.flags & DESC_RELAY) != 0;
 }
 
-static bool relay_listed(struct net *w)
+/* Relays registered with the bootstrap. */
+static unsigned relays_registered(struct net *w)
 {
     unsigned k = 0;
 
     ck_assert_int_eq(dir_each_registered(w->dirs[BOOT], count_relay, &k), 0);
-    return k == 1 && dir_registered(w->dirs[CLI]);
+    return k;
+}
+
+static bool relay_listed(struct net *w)
+{
+    return relays_registered(w) == 1 && dir_registered(w->dirs[CLI]);
+}
+
+static bool two_relays_listed(struct net *w)
+{
+    return relays_registered(w) == 2;
 }
 
 static bool list_written(struct net *w)
 {
     return w->dirs[CLI]->store.writes >= 1;
+}
+
+/* A bootstrap (boot, named in *bs), relay R1 and a client keeping its
+ * list in dir_path: up once the client wrote the list it asked for, which
+ * names R1 alone. */
+static struct net *net_list_written(struct ovl_identity *boot, struct dir_bootstrap_spec *bs)
+{
+    struct net *w;
+    struct res r;
+
+    ck_assert_int_eq(ovl_identity_generate(boot), 0);
+    w = net_new();
+    add_node(w, BOOT, ROLE_BOOTSTRAP, boot, NULL, NULL);
+    memset(bs, 0, sizeof(*bs));
+    snprintf(bs->name, sizeof(bs->name), "boot");
+    snprintf(bs->uri, sizeof(bs->uri), "%s", w->nodes[BOOT].listen_uri[0]);
+    memcpy(bs->pk, boot->pk, OVL_ED25519_PK);
+    add_node(w, R1, ROLE_RELAY, NULL, NULL, bs);
+    add_node(w, CLI, ROLE_CLIENT, NULL, dir_path, bs);
+    ck_assert(run_until(w, relay_listed, 5000));
+    ask_list(w, CLI, &r);
+    ck_assert_int_eq(r.err, 0);
+    ck_assert_uint_eq(r.n, 1);
+    ck_assert(run_until(w, list_written, 5000));
+    return w;
 }
 
 /* A list from a live bootstrap reaches the disk; a client restarted with
@@ -250,20 +286,7 @@ START_TEST(test_round_trip)
     struct net *w;
 
     mkdir_tmp();
-    ck_assert_int_eq(ovl_identity_generate(&boot), 0);
-    w = net_new();
-    add_node(w, BOOT, ROLE_BOOTSTRAP, &boot, NULL, NULL);
-    memset(&bs, 0, sizeof(bs));
-    snprintf(bs.name, sizeof(bs.name), "boot");
-    snprintf(bs.uri, sizeof(bs.uri), "%s", w->nodes[BOOT].listen_uri[0]);
-    memcpy(bs.pk, boot.pk, OVL_ED25519_PK);
-    add_node(w, R1, ROLE_RELAY, NULL, NULL, &bs);
-    add_node(w, CLI, ROLE_CLIENT, NULL, dir_path, &bs);
-    ck_assert(run_until(w, relay_listed, 5000));
-    ask_list(w, CLI, &r);
-    ck_assert_int_eq(r.err, 0);
-    ck_assert_uint_eq(r.n, 1);
-    ck_assert(run_until(w, list_written, 5000));
+    w = net_list_written(&boot, &bs);
     dir_stats(w->dirs[CLI], &st);
     ck_assert_uint_eq(st.lists_saved, 1);
     ck_assert_uint_eq(st.list_fallbacks, 0);
@@ -286,14 +309,6 @@ static bool never(struct net *w)
     return false;
 }
 
-static bool two_relays_listed(struct net *w)
-{
-    unsigned k = 0;
-
-    ck_assert_int_eq(dir_each_registered(w->dirs[BOOT], count_relay, &k), 0);
-    return k == 2;
-}
-
 /* A list naming more relays than the one on disk is written at once, not a
  * minute later: a client's first list may be thinner than the network,
  * and a restart with the bootstrap gone would find too few relays. */
@@ -306,19 +321,7 @@ START_TEST(test_longer_list_written_at_once)
     struct net *w;
 
     mkdir_tmp();
-    ck_assert_int_eq(ovl_identity_generate(&boot), 0);
-    w = net_new();
-    add_node(w, BOOT, ROLE_BOOTSTRAP, &boot, NULL, NULL);
-    memset(&bs, 0, sizeof(bs));
-    snprintf(bs.name, sizeof(bs.name), "boot");
-    snprintf(bs.uri, sizeof(bs.uri), "%s", w->nodes[BOOT].listen_uri[0]);
-    memcpy(bs.pk, boot.pk, OVL_ED25519_PK);
-    add_node(w, R1, ROLE_RELAY, NULL, NULL, &bs);
-    add_node(w, CLI, ROLE_CLIENT, NULL, dir_path, &bs);
-    ck_assert(run_until(w, relay_listed, 5000));
-    ask_list(w, CLI, &r);
-    ck_assert_uint_eq(r.n, 1);
-    ck_assert(run_until(w, list_written, 5000));
+    w = net_list_written(&boot, &bs);
     add_node(w, R2, ROLE_RELAY, NULL, NULL, &bs);
     ck_assert(run_until(w, two_relays_listed, 5000));
     /* The bootstrap signs the longer list half a heartbeat (50 ms) after

@@ -527,6 +527,18 @@ END_TEST
  * (LC_QUEUE_FULL), which would end the test early. */
 #define SND_SPARE 8
 
+/* After a pump on l: since when l has had no room for the cells still to
+ * send (0 while it has, or all were sent). */
+static void note_blocked(struct net *t, struct link *l)
+{
+    if (t->sent < t->total && !link_can_send(l, 1 + SND_SPARE)) {
+        if (!t->blocked_since)
+            t->blocked_since = clock_now_ms();
+    } else {
+        t->blocked_since = 0;
+    }
+}
+
 /* Send data cells while the sender's link has room. */
 static void pump(struct net *t)
 {
@@ -535,12 +547,7 @@ static void pump(struct net *t)
 
     while (t->sent < t->total && burst++ < 256 && link_can_send(l, 1 + SND_SPARE))
         send_deliver(t, t->n[DST].id.pk, t->sent++, false);
-    if (t->sent < t->total && !link_can_send(l, 1 + SND_SPARE)) {
-        if (!t->blocked_since)
-            t->blocked_since = clock_now_ms();
-    } else {
-        t->blocked_since = 0;
-    }
+    note_blocked(t, l);
 }
 
 static bool sender_stalled(struct net *t)
@@ -710,12 +717,7 @@ static void pump_back(struct net *t)
         fill_data(c.payload, BODY_DATA_MAX, t->sent++);
         ck_assert_int_eq(link_send(l, &c), 0);
     }
-    if (t->sent < t->total && !link_can_send(l, 1 + SND_SPARE)) {
-        if (!t->blocked_since)
-            t->blocked_since = clock_now_ms();
-    } else {
-        t->blocked_since = 0;
-    }
+    note_blocked(t, l);
 }
 
 /* Every cell the destination sent back reached the sender or was dropped. */
