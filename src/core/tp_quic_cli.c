@@ -4,8 +4,6 @@
  * connections are.
  */
 #include <netdb.h>
-#include <stdio.h>
-#include <string.h>
 
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 #include <sodium.h>
@@ -157,24 +155,15 @@ static void quic_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo 
 {
     struct quic_conn *c = container_of(req, struct quic_conn, gai);
     struct sockaddr_storage ss;
-    int rc;
+    int rc = tp_name_resolved(&c->base, status, res, &ss);
 
-    c->base.flags &= ~TP_F_RESOLVING;
-    if (tp_is_closing(&c->base)) {
-        uv_freeaddrinfo(res);
+    if (rc == TP_RESOLVED_CLOSING) {
         if (c->handles == 0)
             quic_free(c); /* the close callbacks left the freeing to us */
         return;
     }
-    if (status < 0 || !res || res->ai_addrlen > sizeof(ss)) {
-        uv_freeaddrinfo(res);
-        quic_conn_shutdown(c, status < 0 ? status : OVL_ENOENT, true);
-        return;
-    }
-    memset(&ss, 0, sizeof(ss));
-    memcpy(&ss, res->ai_addr, res->ai_addrlen);
-    uv_freeaddrinfo(res);
-    rc = quic_cli_start(c, (const struct sockaddr *)&ss);
+    if (!rc)
+        rc = quic_cli_start(c, (const struct sockaddr *)&ss);
     if (rc)
         quic_conn_shutdown(c, rc, true);
 }
@@ -185,8 +174,6 @@ int quic_dial(const struct tp_ops *ops, struct tp_env *env, const struct ovl_uri
 {
     struct quic_conn *c;
     struct sockaddr_storage ss;
-    struct addrinfo hints;
-    char port[8];
     int rc;
 
     *out = NULL;
@@ -203,14 +190,7 @@ int quic_dial(const struct tp_ops *ops, struct tp_env *env, const struct ovl_uri
             if (!rc)
                 rc = quic_cli_start(c, (const struct sockaddr *)&ss);
         } else {
-            memset(&hints, 0, sizeof(hints));
-            hints.ai_family = AF_UNSPEC;
-            hints.ai_socktype = SOCK_DGRAM;
-            hints.ai_flags = AI_NUMERICSERV;
-            snprintf(port, sizeof(port), "%u", (unsigned)uri->port);
-            rc = uv_getaddrinfo(env->loop, &c->gai, quic_on_resolved, uri->host, port, &hints);
-            if (!rc)
-                c->base.flags |= TP_F_RESOLVING;
+            rc = tp_resolve_name(&c->base, &c->gai, uri, SOCK_DGRAM, quic_on_resolved);
         }
     }
     if (rc) {

@@ -561,46 +561,18 @@ static void tcp_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *
 {
     struct tcp_conn *c = container_of(req, struct tcp_conn, gai_req);
     struct sockaddr_storage ss;
-    int err;
+    int err = tp_name_resolved(&c->base, status, res, &ss);
 
-    c->base.flags &= ~TP_F_RESOLVING;
-    if (tp_is_closing(&c->base)) {
-        uv_freeaddrinfo(res);
+    if (err == TP_RESOLVED_CLOSING) {
         /* The close callback already ran and left the freeing to us. */
         if (c->base.flags & TCP_F_HANDLE_CLOSED)
             tcp_conn_free(c);
         return;
     }
-    if (status < 0 || !res || res->ai_addrlen > sizeof(ss)) {
-        uv_freeaddrinfo(res);
-        tcp_shutdown(c, status < 0 ? status : OVL_ENOENT);
-        return;
-    }
-    memset(&ss, 0, sizeof(ss));
-    memcpy(&ss, res->ai_addr, res->ai_addrlen);
-    uv_freeaddrinfo(res);
-    err = tcp_connect_addr(c, (const struct sockaddr *)&ss);
+    if (!err)
+        err = tcp_connect_addr(c, (const struct sockaddr *)&ss);
     if (err)
         tcp_shutdown(c, err);
-}
-
-static int tcp_resolve(struct tcp_conn *c, const struct ovl_uri *uri)
-{
-    struct addrinfo hints;
-    char port[8];
-    int err;
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_protocol = IPPROTO_TCP;
-    hints.ai_flags = AI_NUMERICSERV;
-    snprintf(port, sizeof(port), "%u", (unsigned)uri->port);
-    err = uv_getaddrinfo(c->base.env->loop, &c->gai_req, tcp_on_resolved, uri->host, port, &hints);
-    if (err)
-        return err;
-    c->base.flags |= TP_F_RESOLVING;
-    return 0;
 }
 
 static int tcp_dial(struct tp_env *env, const struct ovl_uri *uri, const struct tp_cb *cb,
@@ -622,7 +594,7 @@ static int tcp_dial(struct tp_env *env, const struct ovl_uri *uri, const struct 
         if (!err)
             err = tcp_connect_addr(c, (const struct sockaddr *)&ss);
     } else {
-        err = tcp_resolve(c, uri);
+        err = tp_resolve_name(&c->base, &c->gai_req, uri, SOCK_STREAM, tcp_on_resolved);
     }
     if (err) {
         tcp_abort(c);

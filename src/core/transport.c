@@ -1,6 +1,10 @@
 /* transport.c - the registry of compiled-in transports, the URI front
  * door, and the steps of the contract every transport shares (transport.h). */
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "ovl_config.h"
 
@@ -215,6 +219,45 @@ bool tp_emit_accept(struct tp_listener *l, struct transport *t)
         return false;
     }
     return true;
+}
+
+int tp_resolve_name(struct transport *t, uv_getaddrinfo_t *req, const struct ovl_uri *uri,
+                    int socktype, uv_getaddrinfo_cb cb)
+{
+    struct addrinfo hints;
+    char port[8];
+    int rc;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = socktype;
+    hints.ai_protocol = socktype == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP;
+    hints.ai_flags = AI_NUMERICSERV;
+    snprintf(port, sizeof(port), "%u", (unsigned)uri->port);
+    rc = uv_getaddrinfo(t->env->loop, req, cb, uri->host, port, &hints);
+    if (!rc)
+        t->flags |= TP_F_RESOLVING;
+    return rc;
+}
+
+int tp_name_resolved(struct transport *t, int status, struct addrinfo *res,
+                      struct sockaddr_storage *ss)
+{
+    int rc = 0;
+
+    t->flags &= ~TP_F_RESOLVING;
+    if (tp_is_closing(t))
+        rc = TP_RESOLVED_CLOSING;
+    else if (status < 0)
+        rc = status;
+    else if (!res || res->ai_addrlen > sizeof(*ss))
+        rc = OVL_ENOENT;
+    if (!rc) {
+        memset(ss, 0, sizeof(*ss));
+        memcpy(ss, res->ai_addr, res->ai_addrlen);
+    }
+    uv_freeaddrinfo(res);
+    return rc;
 }
 
 /* The last callback; the transport frees t right after. */

@@ -427,4 +427,20 @@ static inline void tp_emit_drain(struct transport *t, size_t queued, size_t max)
 /* Call the owner's closed(t, t->reason), unless TP_F_SILENT. */
 void tp_emit_closed(struct transport *t);
 
+/* A dial of a name, not a literal address: look uri's host and port up
+ * for sockets of socktype (SOCK_STREAM, SOCK_DGRAM) with req, cb called
+ * on the loop. Sets TP_F_RESOLVING, which keeps t's memory alive until
+ * then. Returns 0 or libuv's error (nothing is out then). */
+int tp_resolve_name(struct transport *t, uv_getaddrinfo_t *req, const struct ovl_uri *uri,
+                    int socktype, uv_getaddrinfo_cb cb) OVL_WUR;
+
+/* In that cb, with its status and res (freed here): clear TP_F_RESOLVING
+ * and copy the first address into *ss. Returns 0 with *ss set;
+ * TP_RESOLVED_CLOSING when t began closing meanwhile (the transport frees
+ * t if its handles are closed already); or a negative error, for which the
+ * transport closes t. */
+#define TP_RESOLVED_CLOSING 1
+int tp_name_resolved(struct transport *t, int status, struct addrinfo *res,
+                      struct sockaddr_storage *ss) OVL_WUR;
+
 #endif
